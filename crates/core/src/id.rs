@@ -1,0 +1,53 @@
+//! Random identifiers and secrets. All randomness comes from aws-lc-rs'
+//! system RNG so the whole project has one crypto library.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // The system RNG failing is unrecoverable: better to stop than to mint
+    // guessable identifiers.
+    #[allow(clippy::expect_used)]
+    aws_lc_rs::rand::fill(&mut buf).expect("system random number generator failed");
+    buf
+}
+
+/// A random UUID v4 in its hyphenated form, as Keycloak uses for every id.
+pub fn uuid() -> String {
+    let mut b = random::<16>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// 256 bits of randomness, base64url: codes, secrets, session handles.
+pub fn token() -> String {
+    URL_SAFE_NO_PAD.encode(random::<32>())
+}
+
+/// Raw random bytes (salts, keys).
+pub fn bytes<const N: usize>() -> [u8; N] {
+    random::<N>()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuid_is_v4_shaped_and_unique() {
+        let a = super::uuid();
+        let b = super::uuid();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+    }
+}

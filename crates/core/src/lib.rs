@@ -1,0 +1,11 @@
+//! Gatehouse's domain model: realms, clients, users, groups, roles, sessions
+//! and events, with no I/O. Every other crate speaks these types; wire formats
+//! (Keycloak JSON) are converted at the HTTP edge, storage rows in the store.
+
+pub mod error;
+pub mod id;
+pub mod model;
+pub mod password;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,372 @@
+//! The domain entities. Field names follow Keycloak's concepts so that the
+//! admin representations map one to one, but these are not wire types: the
+//! identity provider converts them at its edge.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Multi-valued attributes, Keycloak's `Map<String, List<String>>`.
+pub type Attributes = BTreeMap<String, Vec<String>>;
+
+/// A realm: a tenant with its own users, clients, keys and token settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Realm {
+    pub id: String,
+    pub name: String,
+    pub display_name: Option<String>,
+    pub enabled: bool,
+    /// Access token lifetime in seconds (Keycloak default 300).
+    pub access_token_lifespan: i64,
+    /// SSO session idle timeout in seconds (Keycloak default 1800).
+    pub sso_session_idle_timeout: i64,
+    /// SSO session maximum lifetime in seconds (Keycloak default 36000).
+    pub sso_session_max_lifespan: i64,
+    /// Offline session idle timeout (Keycloak default 30 days).
+    pub offline_session_idle_timeout: i64,
+    /// Keycloak's "revoke refresh token": a refresh token may be used once.
+    pub revoke_refresh_token: bool,
+    /// Signing algorithm of new keys and tokens: RS256, ES256 or EdDSA.
+    pub default_signature_algorithm: String,
+    pub brute_force_protected: bool,
+    pub failure_factor: i64,
+    pub wait_increment_seconds: i64,
+    pub max_failure_wait_seconds: i64,
+    pub max_delta_time_seconds: i64,
+    pub events_enabled: bool,
+    pub admin_events_enabled: bool,
+    /// Anything else from the representation, kept so a round trip loses nothing.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Realm {
+    /// A realm with Keycloak's defaults.
+    pub fn new(name: &str) -> Self {
+        Realm {
+            id: crate::id::uuid(),
+            name: name.to_owned(),
+            display_name: None,
+            enabled: true,
+            access_token_lifespan: 300,
+            sso_session_idle_timeout: 1800,
+            sso_session_max_lifespan: 36000,
+            offline_session_idle_timeout: 2_592_000,
+            revoke_refresh_token: false,
+            default_signature_algorithm: "RS256".into(),
+            brute_force_protected: false,
+            failure_factor: 30,
+            wait_increment_seconds: 60,
+            max_failure_wait_seconds: 900,
+            max_delta_time_seconds: 43200,
+            events_enabled: true,
+            admin_events_enabled: true,
+            extra: Default::default(),
+        }
+    }
+}
+
+/// A protocol mapper: turns user, role or fixed data into a token claim.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProtocolMapper {
+    pub id: String,
+    pub name: String,
+    pub protocol: String,
+    /// Keycloak's mapper type id, e.g. `oidc-audience-mapper`.
+    pub protocol_mapper: String,
+    pub config: BTreeMap<String, String>,
+}
+
+/// An OAuth client (Keycloak's "client"): an application that asks for tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Client {
+    pub id: String,
+    pub realm_id: String,
+    pub client_id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub public_client: bool,
+    pub bearer_only: bool,
+    /// Confidential clients' secret; readable through the admin API as in Keycloak.
+    pub secret: Option<String>,
+    /// Previous secret during a rotation grace period, and when it stops working.
+    pub rotated_secret: Option<String>,
+    pub rotated_secret_expires_at: Option<i64>,
+    pub redirect_uris: Vec<String>,
+    pub web_origins: Vec<String>,
+    pub standard_flow_enabled: bool,
+    pub direct_access_grants_enabled: bool,
+    pub service_accounts_enabled: bool,
+    pub implicit_flow_enabled: bool,
+    pub full_scope_allowed: bool,
+    pub attributes: BTreeMap<String, String>,
+    pub protocol_mappers: Vec<ProtocolMapper>,
+    pub default_client_scopes: Vec<String>,
+    pub optional_client_scopes: Vec<String>,
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Client {
+    /// A confidential client with Keycloak's defaults.
+    pub fn new(realm_id: &str, client_id: &str) -> Self {
+        Client {
+            id: crate::id::uuid(),
+            realm_id: realm_id.to_owned(),
+            client_id: client_id.to_owned(),
+            name: None,
+            description: None,
+            enabled: true,
+            public_client: false,
+            bearer_only: false,
+            secret: None,
+            rotated_secret: None,
+            rotated_secret_expires_at: None,
+            redirect_uris: vec![],
+            web_origins: vec![],
+            standard_flow_enabled: true,
+            direct_access_grants_enabled: false,
+            service_accounts_enabled: false,
+            implicit_flow_enabled: false,
+            full_scope_allowed: true,
+            attributes: Default::default(),
+            protocol_mappers: vec![],
+            default_client_scopes: vec![
+                "web-origins".into(),
+                "acr".into(),
+                "profile".into(),
+                "roles".into(),
+                "basic".into(),
+                "email".into(),
+            ],
+            optional_client_scopes: vec![
+                "address".into(),
+                "phone".into(),
+                "offline_access".into(),
+                "microprofile-jwt".into(),
+            ],
+            extra: Default::default(),
+        }
+    }
+
+    /// Per-client override of the access token lifespan (Keycloak attribute).
+    pub fn access_token_lifespan(&self) -> Option<i64> {
+        self.attributes
+            .get("access.token.lifespan")
+            .and_then(|v| v.parse().ok())
+            .filter(|v: &i64| *v > 0)
+    }
+
+    /// Whether `uri` is a registered redirect URI: exact match, or Keycloak's
+    /// trailing-`*` prefix form. Nothing else (no substring, no host-only).
+    pub fn redirect_uri_allowed(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|pattern| {
+            if let Some(prefix) = pattern.strip_suffix('*') {
+                // The prefix form must not let a query or fragment sneak past
+                // a path boundary, and never match a different authority.
+                uri.starts_with(prefix) && !uri.contains('#') && same_authority(prefix, uri)
+            } else {
+                pattern == uri
+            }
+        })
+    }
+}
+
+fn same_authority(prefix: &str, uri: &str) -> bool {
+    fn authority(s: &str) -> Option<&str> {
+        let rest = s.split_once("://")?.1;
+        Some(rest.split(['/', '?', '#']).next().unwrap_or(rest))
+    }
+    match (authority(prefix), authority(uri)) {
+        // A prefix that stops inside the authority ("https://a.com*") must
+        // not match "https://a.com.evil.net".
+        (Some(p), Some(u)) => {
+            prefix.len() > prefix.find("://").unwrap_or(0) + 3 + p.len() || p == u
+        }
+        _ => true,
+    }
+}
+
+/// A user account.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct User {
+    pub id: String,
+    pub realm_id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub enabled: bool,
+    pub attributes: Attributes,
+    pub created_timestamp: i64,
+    /// Set when this is the service-account user of a client.
+    pub service_account_client_id: Option<String>,
+    pub required_actions: Vec<String>,
+}
+
+impl User {
+    /// A new enabled user. Keycloak lower-cases usernames; so do we.
+    pub fn new(realm_id: &str, username: &str) -> Self {
+        User {
+            id: crate::id::uuid(),
+            realm_id: realm_id.to_owned(),
+            username: username.to_lowercase(),
+            email: None,
+            email_verified: false,
+            first_name: None,
+            last_name: None,
+            enabled: true,
+            attributes: Default::default(),
+            created_timestamp: crate::time::now_millis(),
+            service_account_client_id: None,
+            required_actions: vec![],
+        }
+    }
+}
+
+/// A stored credential in Keycloak's own shape, so export and import are lossless.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Credential {
+    pub id: String,
+    pub user_id: String,
+    /// `password` (the only type supported so far).
+    pub kind: String,
+    pub created_date: i64,
+    /// Keycloak's `credentialData` JSON string (algorithm, iterations, parameters).
+    pub credential_data: String,
+    /// Keycloak's `secretData` JSON string (value, salt).
+    pub secret_data: String,
+}
+
+/// A group; groups nest through `parent_id`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Group {
+    pub id: String,
+    pub realm_id: String,
+    pub parent_id: Option<String>,
+    pub name: String,
+    pub attributes: Attributes,
+}
+
+/// A realm role (`client_id` None) or a client role.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Role {
+    pub id: String,
+    pub realm_id: String,
+    /// Internal id of the owning client for client roles.
+    pub client_id: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    pub attributes: Attributes,
+}
+
+/// An SSO user session: what a login creates and logout ends. Tokens carry its
+/// id as `sid`, so revoking it revokes every token of the login.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Session {
+    pub id: String,
+    pub realm_id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub ip: Option<String>,
+    pub started: i64,
+    pub last_access: i64,
+    pub offline: bool,
+    /// The one refresh-token id currently valid when refresh tokens rotate.
+    pub refresh_token_id: Option<String>,
+    /// Whether refresh-token reuse is checked for this session.
+    pub rotate_refresh: bool,
+    /// Space-separated scope granted at login.
+    pub scope: String,
+    /// Authentication time (OIDC `auth_time`).
+    pub auth_time: i64,
+}
+
+/// The effective identity that goes into a token.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EffectiveRoles {
+    pub realm: Vec<String>,
+    /// client_id (public id) -> role names.
+    pub clients: BTreeMap<String, Vec<String>>,
+}
+
+/// A user or admin event, written to the outbox with the change it describes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub realm_id: String,
+    /// `user` or `admin`.
+    pub category: String,
+    /// Keycloak's event type (`LOGIN`, `CODE_TO_TOKEN`...) or admin operation type.
+    pub kind: String,
+    pub time: i64,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub ip_address: Option<String>,
+    pub error: Option<String>,
+    pub details: BTreeMap<String, String>,
+    /// Admin events: the resource path and type.
+    pub resource_path: Option<String>,
+    pub resource_type: Option<String>,
+    pub representation: Option<String>,
+}
+
+impl Event {
+    /// A user event of `kind` now.
+    pub fn user(realm_id: &str, kind: &str) -> Self {
+        Event {
+            id: crate::id::uuid(),
+            realm_id: realm_id.to_owned(),
+            category: "user".into(),
+            kind: kind.to_owned(),
+            time: crate::time::now_millis(),
+            client_id: None,
+            user_id: None,
+            session_id: None,
+            ip_address: None,
+            error: None,
+            details: Default::default(),
+            resource_path: None,
+            resource_type: None,
+            representation: None,
+        }
+    }
+
+    /// An admin event of operation `kind` on `resource_type` at `resource_path`.
+    pub fn admin(realm_id: &str, kind: &str, resource_type: &str, resource_path: &str) -> Self {
+        let mut e = Event::user(realm_id, kind);
+        e.category = "admin".into();
+        e.resource_type = Some(resource_type.into());
+        e.resource_path = Some(resource_path.into());
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_match_exactly_or_by_trailing_star() {
+        let mut c = Client::new("r", "app");
+        c.redirect_uris = vec![
+            "https://app.example/cb".into(),
+            "https://x.example/app/*".into(),
+        ];
+        assert!(c.redirect_uri_allowed("https://app.example/cb"));
+        assert!(!c.redirect_uri_allowed("https://app.example/cb/"));
+        assert!(!c.redirect_uri_allowed("https://app.example/cb?x=1"));
+        assert!(!c.redirect_uri_allowed("https://app.example/c"));
+        assert!(c.redirect_uri_allowed("https://x.example/app/deep/path"));
+        assert!(!c.redirect_uri_allowed("https://x.example/other"));
+        assert!(!c.redirect_uri_allowed("https://x.example/app/#frag"));
+    }
+
+    #[test]
+    fn star_inside_authority_does_not_match_other_hosts() {
+        let mut c = Client::new("r", "app");
+        c.redirect_uris = vec!["https://a.com*".into()];
+        assert!(c.redirect_uri_allowed("https://a.com/cb"));
+        assert!(!c.redirect_uri_allowed("https://a.com.evil.net/cb"));
+    }
+}

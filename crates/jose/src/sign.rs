@@ -1,0 +1,61 @@
+//! Compact JWS creation.
+
+use crate::keys::SigningKey;
+use crate::{Error, Result};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+
+/// Signs `claims` as a compact JWS with `typ` in the header (`JWT`, or
+/// Keycloak's `Bearer`/`ID`/`Refresh` go in the claims, not here).
+pub fn sign<T: Serialize>(key: &SigningKey, claims: &T) -> Result<String> {
+    let header = serde_json::json!({"alg": key.alg().as_str(), "typ": "JWT", "kid": key.kid()});
+    let h = serde_json::to_vec(&header).map_err(|_| Error::Sign)?;
+    let c = serde_json::to_vec(claims).map_err(|_| Error::Sign)?;
+    let mut out = String::with_capacity((h.len() + c.len()) * 4 / 3 + 400);
+    URL_SAFE_NO_PAD.encode_string(&h, &mut out);
+    out.push('.');
+    URL_SAFE_NO_PAD.encode_string(&c, &mut out);
+    let sig = key.sign_raw(out.as_bytes())?;
+    out.push('.');
+    URL_SAFE_NO_PAD.encode_string(&sig, &mut out);
+    Ok(out)
+}
+
+/// HS512 JWS with a symmetric secret. Used only for tokens Gatehouse alone
+/// reads (refresh tokens, as Keycloak does), so they never need a published key.
+pub fn sign_hs512<T: Serialize>(secret: &[u8], kid: &str, claims: &T) -> Result<String> {
+    let header = serde_json::json!({"alg": "HS512", "typ": "JWT", "kid": kid});
+    let h = serde_json::to_vec(&header).map_err(|_| Error::Sign)?;
+    let c = serde_json::to_vec(claims).map_err(|_| Error::Sign)?;
+    let mut out = String::new();
+    URL_SAFE_NO_PAD.encode_string(&h, &mut out);
+    out.push('.');
+    URL_SAFE_NO_PAD.encode_string(&c, &mut out);
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA512, secret);
+    let tag = aws_lc_rs::hmac::sign(&k, out.as_bytes());
+    out.push('.');
+    URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut out);
+    Ok(out)
+}
+
+/// Verifies an HS512 token made by [`sign_hs512`] and returns its claims.
+/// Expiry is the caller's business (refresh tokens carry session rules).
+pub fn verify_hs512(secret: &[u8], token: &str) -> Result<serde_json::Value> {
+    let mut parts = token.splitn(3, '.');
+    let (Some(h), Some(c), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(Error::Malformed);
+    };
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|_| Error::Malformed)?)
+            .map_err(|_| Error::Malformed)?;
+    if header.get("alg").and_then(|a| a.as_str()) != Some("HS512") {
+        return Err(Error::Algorithm);
+    }
+    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| Error::Malformed)?;
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA512, secret);
+    let signing_input = &token[..h.len() + 1 + c.len()];
+    aws_lc_rs::hmac::verify(&k, signing_input.as_bytes(), &sig).map_err(|_| Error::BadSignature)?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).map_err(|_| Error::Malformed)?)
+        .map_err(|_| Error::Malformed)
+}

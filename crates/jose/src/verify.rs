@@ -1,0 +1,209 @@
+//! Verification of JWTs from any issuer against a JWKS. Only asymmetric
+//! algorithms are ever accepted, and a key is used only with the algorithm
+//! family of its `kty`, so `alg: none` and HMAC-signed-with-the-public-key
+//! tokens are rejected by construction, whatever the configuration says.
+
+use crate::{Error, Result};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use std::collections::HashMap;
+
+/// Every algorithm a verifier can be allowed to accept.
+pub const ASYMMETRIC: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// Parses an algorithm name, refusing anything symmetric or unknown.
+pub fn parse_alg(name: &str) -> Result<Algorithm> {
+    let alg: Algorithm = name
+        .parse()
+        .map_err(|_| Error::UnsupportedAlgorithm(name.to_owned()))?;
+    if ASYMMETRIC.contains(&alg) {
+        Ok(alg)
+    } else {
+        Err(Error::UnsupportedAlgorithm(name.to_owned()))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Rsa,
+    Ec,
+    Okp,
+}
+
+fn family(alg: Algorithm) -> Option<Family> {
+    match alg {
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => Some(Family::Rsa),
+        Algorithm::ES256 | Algorithm::ES384 => Some(Family::Ec),
+        Algorithm::EdDSA => Some(Family::Okp),
+        _ => None,
+    }
+}
+
+struct Entry {
+    key: DecodingKey,
+    family: Family,
+    /// The JWK's own `alg`, when it names one: then only that algorithm.
+    alg: Option<Algorithm>,
+}
+
+/// A parsed JWKS, indexed by `kid`.
+#[derive(Default)]
+pub struct KeySet {
+    by_kid: HashMap<String, Entry>,
+    /// Keys published without a `kid` (allowed when a JWKS has exactly one).
+    anonymous: Vec<Entry>,
+}
+
+impl KeySet {
+    /// Parses a JWKS document, skipping keys that are not asymmetric signing
+    /// keys (encryption keys, `oct` keys, unknown types).
+    pub fn from_jwks_json(body: &[u8]) -> Result<KeySet> {
+        let set: JwkSet = serde_json::from_slice(body).map_err(|e| Error::Key(e.to_string()))?;
+        let mut ks = KeySet::default();
+        for jwk in &set.keys {
+            if matches!(
+                jwk.common.public_key_use,
+                Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+            ) {
+                continue;
+            }
+            let fam = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Family::Rsa,
+                AlgorithmParameters::EllipticCurve(_) => Family::Ec,
+                AlgorithmParameters::OctetKeyPair(_) => Family::Okp,
+                _ => continue,
+            };
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
+            let alg = jwk
+                .common
+                .key_algorithm
+                .and_then(|a| a.to_string().parse::<Algorithm>().ok());
+            let entry = Entry {
+                key,
+                family: fam,
+                alg,
+            };
+            match &jwk.common.key_id {
+                Some(kid) => {
+                    ks.by_kid.insert(kid.clone(), entry);
+                }
+                None => ks.anonymous.push(entry),
+            }
+        }
+        Ok(ks)
+    }
+
+    /// Whether a key with this kid is present.
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
+    }
+
+    /// Number of usable keys.
+    pub fn len(&self) -> usize {
+        self.by_kid.len() + self.anonymous.len()
+    }
+
+    /// Whether the set has no usable key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Verifies `token` and returns its claims.
+    pub fn verify(&self, token: &str, rules: &Rules) -> Result<serde_json::Value> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Error::Malformed)?;
+        if !rules.algorithms.contains(&header.alg) {
+            return Err(Error::Algorithm);
+        }
+        let fam = family(header.alg).ok_or(Error::Algorithm)?;
+        let entry = match &header.kid {
+            Some(kid) => self.by_kid.get(kid).ok_or(Error::UnknownKid)?,
+            None if self.anonymous.len() + self.by_kid.len() == 1 => self
+                .anonymous
+                .first()
+                .or_else(|| self.by_kid.values().next())
+                .ok_or(Error::UnknownKid)?,
+            None => return Err(Error::UnknownKid),
+        };
+        if entry.family != fam || entry.alg.is_some_and(|a| a != header.alg) {
+            return Err(Error::Algorithm);
+        }
+        let mut v = Validation::new(header.alg);
+        v.algorithms = vec![header.alg];
+        v.leeway = rules.leeway;
+        v.validate_nbf = true;
+        v.set_required_spec_claims(&["exp"]);
+        match &rules.issuer {
+            Some(iss) => v.set_issuer(&[iss]),
+            None => v.iss = None,
+        }
+        if rules.audiences.is_empty() {
+            v.validate_aud = false;
+        } else {
+            v.set_audience(&rules.audiences);
+        }
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &entry.key, &v).map_err(
+            |e| match e.kind() {
+                ErrorKind::ExpiredSignature => Error::Expired,
+                ErrorKind::ImmatureSignature => Error::NotYetValid,
+                ErrorKind::InvalidIssuer => Error::Issuer,
+                ErrorKind::InvalidAudience => Error::Audience,
+                ErrorKind::InvalidSignature => Error::BadSignature,
+                ErrorKind::InvalidAlgorithm => Error::Algorithm,
+                ErrorKind::MissingRequiredClaim(c) => Error::Invalid(format!("missing {c}")),
+                ErrorKind::Base64(_)
+                | ErrorKind::Json(_)
+                | ErrorKind::Utf8(_)
+                | ErrorKind::InvalidToken => Error::Malformed,
+                _ => Error::Invalid("rejected".into()),
+            },
+        )?;
+        Ok(data.claims)
+    }
+}
+
+/// What a verifier checks besides the signature.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Required `iss`; None skips the check (only for tokens whose keys
+    /// already pin the issuer).
+    pub issuer: Option<String>,
+    /// Accepted audiences (any one); empty skips the check.
+    pub audiences: Vec<String>,
+    /// Accepted algorithms (asymmetric only).
+    pub algorithms: Vec<Algorithm>,
+    /// Clock leeway in seconds.
+    pub leeway: u64,
+}
+
+impl Rules {
+    /// Rules for an issuer with every asymmetric algorithm and 30 s leeway.
+    pub fn for_issuer(issuer: &str) -> Rules {
+        Rules {
+            issuer: Some(issuer.to_owned()),
+            audiences: vec![],
+            algorithms: ASYMMETRIC.to_vec(),
+            leeway: 30,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

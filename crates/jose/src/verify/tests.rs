@@ -1,0 +1,112 @@
+use super::*;
+use crate::keys::{Alg, SigningKey};
+use crate::sign::sign;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+
+fn now() -> i64 {
+    gatehouse_core::time::now()
+}
+
+fn setup(alg: Alg) -> (SigningKey, KeySet) {
+    crate::install_crypto_provider();
+    let (k, _) = SigningKey::generate(alg).expect("gen");
+    let doc = crate::jwks::document([k.public_jwk()]);
+    let ks = KeySet::from_jwks_json(doc.to_string().as_bytes()).expect("jwks");
+    (k, ks)
+}
+
+#[test]
+fn each_algorithm_signs_and_verifies() {
+    for alg in [Alg::RS256, Alg::ES256, Alg::EdDSA] {
+        let (k, ks) = setup(alg);
+        let t = sign(
+            &k,
+            &json!({"iss": "i", "aud": "a", "exp": now() + 60, "sub": "u"}),
+        )
+        .expect("sign");
+        let mut r = Rules::for_issuer("i");
+        r.audiences = vec!["a".into()];
+        let c = ks.verify(&t, &r).expect("verify");
+        assert_eq!(c["sub"], "u");
+    }
+}
+
+#[test]
+fn negative_matrix() {
+    let (k, ks) = setup(Alg::RS256);
+    let r = Rules::for_issuer("i");
+    let good = sign(&k, &json!({"iss": "i", "exp": now() + 60})).expect("sign");
+    let parts: Vec<&str> = good.split('.').collect();
+    // alg none
+    let none_h = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": k.kid()}).to_string());
+    assert!(ks.verify(&format!("{none_h}.{}.", parts[1]), &r).is_err());
+    // HS256 signed with the public key's modulus bytes
+    let hs_h = URL_SAFE_NO_PAD.encode(json!({"alg": "HS256", "kid": k.kid()}).to_string());
+    let input = format!("{hs_h}.{}", parts[1]);
+    let key = aws_lc_rs::hmac::Key::new(
+        aws_lc_rs::hmac::HMAC_SHA256,
+        k.public_jwk().to_string().as_bytes(),
+    );
+    let tag = URL_SAFE_NO_PAD.encode(aws_lc_rs::hmac::sign(&key, input.as_bytes()).as_ref());
+    assert!(matches!(
+        ks.verify(&format!("{input}.{tag}"), &r),
+        Err(Error::Algorithm)
+    ));
+    // expired, not yet valid, wrong issuer
+    let exp = sign(&k, &json!({"iss": "i", "exp": now() - 120})).expect("s");
+    assert!(matches!(ks.verify(&exp, &r), Err(Error::Expired)));
+    let nbf = sign(
+        &k,
+        &json!({"iss": "i", "exp": now() + 600, "nbf": now() + 300}),
+    )
+    .expect("s");
+    assert!(matches!(ks.verify(&nbf, &r), Err(Error::NotYetValid)));
+    let iss = sign(&k, &json!({"iss": "evil", "exp": now() + 60})).expect("s");
+    assert!(matches!(ks.verify(&iss, &r), Err(Error::Issuer)));
+    // tampered payload, stripped signature, garbage
+    let tampered_payload =
+        URL_SAFE_NO_PAD.encode(json!({"iss": "i", "exp": now() + 60, "admin": true}).to_string());
+    assert!(
+        ks.verify(
+            &format!("{}.{}.{}", parts[0], tampered_payload, parts[2]),
+            &r
+        )
+        .is_err()
+    );
+    assert!(
+        ks.verify(&format!("{}.{}.", parts[0], parts[1]), &r)
+            .is_err()
+    );
+    assert!(ks.verify("!!!.@@@.###", &r).is_err());
+    assert!(ks.verify("", &r).is_err());
+    // unknown kid
+    let (other, _) = SigningKey::generate(Alg::RS256).expect("gen");
+    let t = sign(&other, &json!({"iss": "i", "exp": now() + 60})).expect("s");
+    assert!(matches!(ks.verify(&t, &r), Err(Error::UnknownKid)));
+    // algorithm not in the allowed list
+    let es_only = Rules {
+        algorithms: vec![Algorithm::ES256],
+        ..r.clone()
+    };
+    assert!(matches!(ks.verify(&good, &es_only), Err(Error::Algorithm)));
+    // missing exp
+    let noexp = sign(&k, &json!({"iss": "i"})).expect("s");
+    assert!(ks.verify(&noexp, &r).is_err());
+}
+
+#[test]
+fn symmetric_algorithms_cannot_be_configured() {
+    assert!(parse_alg("HS256").is_err());
+    assert!(parse_alg("none").is_err());
+    assert!(parse_alg("RS256").is_ok());
+}
+
+#[test]
+fn hs512_refresh_tokens_roundtrip() {
+    let t = crate::sign::sign_hs512(b"secret", "k", &json!({"x": 1})).expect("sign");
+    assert_eq!(crate::sign::verify_hs512(b"secret", &t).expect("v")["x"], 1);
+    assert!(crate::sign::verify_hs512(b"other", &t).is_err());
+    assert!(crate::sign::verify_hs512(b"secret", "a.b").is_err());
+}

@@ -1,0 +1,240 @@
+//! Persistence behind one trait. Business logic never writes SQL: the
+//! identity provider holds an `Arc<dyn Store>`, and each backend (SQLite now,
+//! PostgreSQL next) implements the same trait with its own migrations.
+//!
+//! Rows keep their searchable fields as columns and the full entity as a JSON
+//! `data` column. That keeps the two backends' schemas identical in shape and
+//! lets Keycloak representation fields we do not model survive a round trip.
+//!
+//! Every method that changes state takes the events describing the change and
+//! writes them to the outbox in the same transaction: a change is never seen
+//! without its event, nor an event without its change.
+
+pub mod error;
+pub mod sqlite;
+
+pub use error::{Error, Result};
+
+use gatehouse_core::model::{Client, Credential, Event, Group, Realm, Role, Session, User};
+
+/// A stored signing key, private half sealed under the master key.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub kid: String,
+    pub realm_id: String,
+    pub alg: String,
+    /// When the key starts signing (published before that).
+    pub sign_from: i64,
+    /// When the key stops being published; None while it may still sign.
+    pub retire_at: Option<i64>,
+    pub created: i64,
+    pub private_sealed: Vec<u8>,
+    pub public_jwk: String,
+}
+
+/// A single-use authorization or device code with its JSON payload.
+#[derive(Debug, Clone)]
+pub struct CodeRecord {
+    pub code: String,
+    pub realm_id: String,
+    pub data: String,
+    pub expires: i64,
+}
+
+/// Brute-force bookkeeping for one user.
+#[derive(Debug, Clone, Default)]
+pub struct LoginFailures {
+    pub failures: i64,
+    pub last_failure: i64,
+    pub last_ip: Option<String>,
+}
+
+/// Which users a search returns (Keycloak's `GET /users` query).
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Free text over username, email, first and last name.
+    pub search: Option<String>,
+    /// Exact match instead of substring for the fields above.
+    pub exact: bool,
+    pub enabled: Option<bool>,
+    /// Include service-account users (Keycloak hides them from listings).
+    pub include_service_accounts: bool,
+    pub first: i64,
+    pub max: i64,
+}
+
+/// Which events a listing returns (Keycloak's events query parameters).
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub category: String,
+    pub kinds: Vec<String>,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub date_from_ms: Option<i64>,
+    pub date_to_ms: Option<i64>,
+    pub first: i64,
+    pub max: i64,
+}
+
+/// The storage contract. Implementations must make each method one
+/// transaction and must not leave partial writes on error.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- realms
+    async fn create_realm(&self, realm: &Realm, ev: &[Event]) -> Result<()>;
+    async fn realm_by_name(&self, name: &str) -> Result<Option<Realm>>;
+    async fn realms(&self) -> Result<Vec<Realm>>;
+    async fn update_realm(&self, realm: &Realm, ev: &[Event]) -> Result<()>;
+    async fn delete_realm(&self, realm_id: &str, ev: &[Event]) -> Result<()>;
+
+    // --- clients
+    async fn create_client(&self, client: &Client, ev: &[Event]) -> Result<()>;
+    async fn client(&self, realm_id: &str, id: &str) -> Result<Option<Client>>;
+    async fn client_by_client_id(&self, realm_id: &str, client_id: &str) -> Result<Option<Client>>;
+    async fn clients(&self, realm_id: &str) -> Result<Vec<Client>>;
+    async fn update_client(&self, client: &Client, ev: &[Event]) -> Result<()>;
+    async fn delete_client(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
+
+    // --- users and credentials
+    async fn create_user(
+        &self,
+        user: &User,
+        password: Option<&Credential>,
+        ev: &[Event],
+    ) -> Result<()>;
+    async fn user(&self, realm_id: &str, id: &str) -> Result<Option<User>>;
+    async fn user_by_username(&self, realm_id: &str, username: &str) -> Result<Option<User>>;
+    async fn user_by_email(&self, realm_id: &str, email: &str) -> Result<Option<User>>;
+    async fn service_account_user(
+        &self,
+        realm_id: &str,
+        client_internal_id: &str,
+    ) -> Result<Option<User>>;
+    async fn users(&self, realm_id: &str, q: &UserQuery) -> Result<Vec<User>>;
+    async fn count_users(&self, realm_id: &str, q: &UserQuery) -> Result<i64>;
+    async fn update_user(&self, user: &User, ev: &[Event]) -> Result<()>;
+    async fn delete_user(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
+    /// Replaces the user's password credential.
+    async fn set_password(&self, cred: &Credential, ev: &[Event]) -> Result<()>;
+    async fn password(&self, user_id: &str) -> Result<Option<Credential>>;
+
+    // --- groups
+    async fn create_group(&self, group: &Group, ev: &[Event]) -> Result<()>;
+    async fn group(&self, realm_id: &str, id: &str) -> Result<Option<Group>>;
+    async fn groups(&self, realm_id: &str) -> Result<Vec<Group>>;
+    async fn update_group(&self, group: &Group, ev: &[Event]) -> Result<()>;
+    /// Deletes the group and its subgroups.
+    async fn delete_group(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
+    async fn join_group(&self, user_id: &str, group_id: &str, ev: &[Event]) -> Result<()>;
+    async fn leave_group(&self, user_id: &str, group_id: &str, ev: &[Event]) -> Result<()>;
+    async fn user_groups(&self, user_id: &str) -> Result<Vec<Group>>;
+    async fn group_members(&self, group_id: &str, first: i64, max: i64) -> Result<Vec<User>>;
+
+    // --- roles
+    async fn create_role(&self, role: &Role, ev: &[Event]) -> Result<()>;
+    async fn role(&self, realm_id: &str, id: &str) -> Result<Option<Role>>;
+    /// A realm role (`client` None) or a client role by name.
+    async fn role_by_name(
+        &self,
+        realm_id: &str,
+        client: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Role>>;
+    async fn roles(&self, realm_id: &str, client: Option<&str>) -> Result<Vec<Role>>;
+    async fn update_role(&self, role: &Role, ev: &[Event]) -> Result<()>;
+    async fn delete_role(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
+    async fn add_composites(
+        &self,
+        parent_id: &str,
+        child_ids: &[String],
+        ev: &[Event],
+    ) -> Result<()>;
+    async fn remove_composites(
+        &self,
+        parent_id: &str,
+        child_ids: &[String],
+        ev: &[Event],
+    ) -> Result<()>;
+    async fn composites(&self, parent_id: &str) -> Result<Vec<Role>>;
+    /// `holder` is `user` or `group`.
+    async fn grant_roles(
+        &self,
+        holder: Holder<'_>,
+        role_ids: &[String],
+        ev: &[Event],
+    ) -> Result<()>;
+    async fn revoke_roles(
+        &self,
+        holder: Holder<'_>,
+        role_ids: &[String],
+        ev: &[Event],
+    ) -> Result<()>;
+    async fn granted_roles(&self, holder: Holder<'_>) -> Result<Vec<Role>>;
+    /// Every role the user holds directly, through its groups and their
+    /// ancestors, and through composites, transitively.
+    async fn effective_roles(&self, user_id: &str) -> Result<Vec<Role>>;
+
+    // --- sessions and codes
+    async fn create_session(&self, s: &Session, ev: &[Event]) -> Result<()>;
+    async fn session(&self, id: &str) -> Result<Option<Session>>;
+    /// Compare-and-set of the current refresh-token id: succeeds only if the
+    /// stored id is still `expected` (so two refreshes cannot both win).
+    async fn rotate_refresh(
+        &self,
+        id: &str,
+        expected: Option<&str>,
+        next: &str,
+        now: i64,
+        ev: &[Event],
+    ) -> Result<bool>;
+    async fn touch_session(&self, id: &str, now: i64) -> Result<()>;
+    async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<bool>;
+    async fn user_sessions(&self, user_id: &str) -> Result<Vec<Session>>;
+    async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<u64>;
+    async fn put_code(&self, c: &CodeRecord) -> Result<()>;
+    /// Removes and returns the code: a second take of the same code gets None.
+    async fn take_code(&self, code: &str) -> Result<Option<CodeRecord>>;
+    async fn update_code(&self, c: &CodeRecord) -> Result<()>;
+    async fn code(&self, code: &str) -> Result<Option<CodeRecord>>;
+
+    // --- keys and secrets
+    async fn keys(&self, realm_id: &str) -> Result<Vec<KeyRecord>>;
+    async fn insert_key(&self, k: &KeyRecord, ev: &[Event]) -> Result<()>;
+    async fn retire_key(&self, kid: &str, retire_at: i64) -> Result<()>;
+    async fn delete_key(&self, kid: &str) -> Result<()>;
+    async fn secret(&self, realm_id: &str, name: &str) -> Result<Option<Vec<u8>>>;
+    async fn put_secret(&self, realm_id: &str, name: &str, sealed: &[u8]) -> Result<()>;
+
+    // --- revocation and brute force
+    async fn revoke_token(&self, realm_id: &str, jti: &str, exp: i64, ev: &[Event]) -> Result<()>;
+    async fn is_revoked(&self, jti: &str) -> Result<bool>;
+    async fn login_failures(&self, user_id: &str) -> Result<LoginFailures>;
+    async fn record_login_failure(
+        &self,
+        realm_id: &str,
+        user_id: &str,
+        now: i64,
+        ip: Option<&str>,
+        ev: &[Event],
+    ) -> Result<LoginFailures>;
+    async fn clear_login_failures(&self, user_id: &str) -> Result<()>;
+
+    // --- events
+    async fn append_events(&self, ev: &[Event]) -> Result<()>;
+    async fn events(&self, realm_id: &str, q: &EventQuery) -> Result<Vec<Event>>;
+
+    /// Deletes expired codes, sessions past their max lifetime, revocation
+    /// entries past their token's expiry. Called on a timer.
+    async fn purge_expired(&self, now: i64) -> Result<u64>;
+}
+
+/// Who a role mapping belongs to.
+#[derive(Debug, Clone, Copy)]
+pub enum Holder<'a> {
+    User(&'a str),
+    Group(&'a str),
+}

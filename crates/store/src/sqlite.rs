@@ -1,0 +1,1148 @@
+//! The embedded SQLite backend: WAL journal, foreign keys on, one writer at a
+//! time (SQLite's own rule) with readers in parallel.
+
+use crate::{
+    CodeRecord, Error, EventQuery, Holder, KeyRecord, LoginFailures, Result, Store, UserQuery,
+};
+use gatehouse_core::model::{Client, Credential, Event, Group, Realm, Role, Session, User};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Migrations, applied in order, each once, each in its own transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn j<T: Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn data<T: DeserializeOwned>(row: &SqliteRow) -> Result<T> {
+    let s: String = row.try_get("data")?;
+    Ok(serde_json::from_str(&s)?)
+}
+
+fn all<T: DeserializeOwned>(rows: &[SqliteRow]) -> Result<Vec<T>> {
+    rows.iter().map(data).collect()
+}
+
+type Tx = Transaction<'static, Sqlite>;
+
+async fn write_events(tx: &mut Tx, ev: &[Event]) -> Result<()> {
+    for e in ev {
+        sqlx::query(
+            "INSERT INTO events (id, realm_id, category, kind, time, client_id, user_id, data) VALUES (?,?,?,?,?,?,?,?)",
+        )
+        .bind(&e.id)
+        .bind(&e.realm_id)
+        .bind(&e.category)
+        .bind(&e.kind)
+        .bind(e.time)
+        .bind(&e.client_id)
+        .bind(&e.user_id)
+        .bind(j(e)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+fn like(s: &str) -> String {
+    let escaped = s
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or
+    /// `sqlite::memory:`) and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(opts)
+            .await?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)")
+            .execute(&self.pool)
+            .await?;
+        for (version, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM _migrations WHERE version = ?")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if done.is_none() {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO _migrations (version, applied) VALUES (?, ?)")
+                    .bind(version)
+                    .bind(gatehouse_core::time::now())
+                    .execute(&mut *tx)
+                    .await?;
+                tracing::info!(version, "applied migration");
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Runs `sql` with one bound id, then writes events, in one transaction;
+    /// fails with NotFound when no row was touched.
+    async fn exec_one(&self, sql: &'static str, binds: &[&str], ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        let n = q.execute(&mut *tx).await?.rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound);
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fetch_all<T: DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        binds: &[&str],
+    ) -> Result<Vec<T>> {
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        all(&q.fetch_all(&self.pool).await?)
+    }
+
+    async fn fetch_opt<T: DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        binds: &[&str],
+    ) -> Result<Option<T>> {
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        q.fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(data)
+            .transpose()
+    }
+
+    fn user_filter(q: &UserQuery) -> (String, Vec<String>) {
+        let mut sql = String::from(" FROM users WHERE realm_id = ?");
+        let mut binds = vec![];
+        let field = |sql: &mut String, binds: &mut Vec<String>, col: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                if q.exact {
+                    sql.push_str(&format!(" AND lower({col}) = ?"));
+                    binds.push(v.to_lowercase());
+                } else {
+                    sql.push_str(&format!(" AND lower({col}) LIKE ? ESCAPE '\\'"));
+                    binds.push(like(v));
+                }
+            }
+        };
+        field(&mut sql, &mut binds, "username", &q.username);
+        field(&mut sql, &mut binds, "email", &q.email);
+        field(&mut sql, &mut binds, "first_name", &q.first_name);
+        field(&mut sql, &mut binds, "last_name", &q.last_name);
+        if let Some(s) = q
+            .search
+            .as_deref()
+            .map(|s| s.trim_matches('*'))
+            .filter(|s| !s.is_empty())
+        {
+            sql.push_str(" AND (lower(username) LIKE ? ESCAPE '\\' OR lower(email) LIKE ? ESCAPE '\\' OR lower(first_name) LIKE ? ESCAPE '\\' OR lower(last_name) LIKE ? ESCAPE '\\')");
+            for _ in 0..4 {
+                binds.push(like(s));
+            }
+        }
+        if let Some(e) = q.enabled {
+            sql.push_str(if e {
+                " AND enabled = 1"
+            } else {
+                " AND enabled = 0"
+            });
+        }
+        if !q.include_service_accounts {
+            sql.push_str(" AND service_account_client_id IS NULL");
+        }
+        (sql, binds)
+    }
+}
+
+async fn upsert_user_row(tx: &mut Tx, u: &User, insert: bool) -> Result<u64> {
+    let sql = if insert {
+        "INSERT INTO users (realm_id, username, email, first_name, last_name, enabled, service_account_client_id, created, data, id) VALUES (?,?,?,?,?,?,?,?,?,?)"
+    } else {
+        "UPDATE users SET realm_id = ?, username = ?, email = ?, first_name = ?, last_name = ?, enabled = ?, service_account_client_id = ?, created = ?, data = ? WHERE id = ?"
+    };
+    Ok(sqlx::query(sql)
+        .bind(&u.realm_id)
+        .bind(&u.username)
+        .bind(u.email.as_ref().map(|e| e.to_lowercase()))
+        .bind(&u.first_name)
+        .bind(&u.last_name)
+        .bind(u.enabled)
+        .bind(&u.service_account_client_id)
+        .bind(u.created_timestamp)
+        .bind(j(u)?)
+        .bind(&u.id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
+
+fn key_from_row(r: &SqliteRow) -> Result<KeyRecord> {
+    Ok(KeyRecord {
+        kid: r.try_get("kid")?,
+        realm_id: r.try_get("realm_id")?,
+        alg: r.try_get("alg")?,
+        sign_from: r.try_get("sign_from")?,
+        retire_at: r.try_get("retire_at")?,
+        created: r.try_get("created")?,
+        private_sealed: r.try_get("private_sealed")?,
+        public_jwk: r.try_get("public_jwk")?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn create_realm(&self, realm: &Realm, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO realms (id, name, data) VALUES (?,?,?)")
+            .bind(&realm.id)
+            .bind(&realm.name)
+            .bind(j(realm)?)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn realm_by_name(&self, name: &str) -> Result<Option<Realm>> {
+        self.fetch_opt("SELECT data FROM realms WHERE name = ?", &[name])
+            .await
+    }
+
+    async fn realms(&self) -> Result<Vec<Realm>> {
+        self.fetch_all("SELECT data FROM realms ORDER BY name", &[])
+            .await
+    }
+
+    async fn update_realm(&self, realm: &Realm, ev: &[Event]) -> Result<()> {
+        let d = j(realm)?;
+        self.exec_one(
+            "UPDATE realms SET name = ?, data = ? WHERE id = ?",
+            &[&realm.name, &d, &realm.id],
+            ev,
+        )
+        .await
+    }
+
+    async fn delete_realm(&self, realm_id: &str, ev: &[Event]) -> Result<()> {
+        self.exec_one("DELETE FROM realms WHERE id = ?", &[realm_id], ev)
+            .await
+    }
+
+    async fn create_client(&self, c: &Client, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO clients (id, realm_id, client_id, data) VALUES (?,?,?,?)")
+            .bind(&c.id)
+            .bind(&c.realm_id)
+            .bind(&c.client_id)
+            .bind(j(c)?)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn client(&self, realm_id: &str, id: &str) -> Result<Option<Client>> {
+        self.fetch_opt(
+            "SELECT data FROM clients WHERE realm_id = ? AND id = ?",
+            &[realm_id, id],
+        )
+        .await
+    }
+
+    async fn client_by_client_id(&self, realm_id: &str, client_id: &str) -> Result<Option<Client>> {
+        self.fetch_opt(
+            "SELECT data FROM clients WHERE realm_id = ? AND client_id = ?",
+            &[realm_id, client_id],
+        )
+        .await
+    }
+
+    async fn clients(&self, realm_id: &str) -> Result<Vec<Client>> {
+        self.fetch_all(
+            "SELECT data FROM clients WHERE realm_id = ? ORDER BY client_id",
+            &[realm_id],
+        )
+        .await
+    }
+
+    async fn update_client(&self, c: &Client, ev: &[Event]) -> Result<()> {
+        let d = j(c)?;
+        self.exec_one(
+            "UPDATE clients SET client_id = ?, data = ? WHERE id = ? AND realm_id = ?",
+            &[&c.client_id, &d, &c.id, &c.realm_id],
+            ev,
+        )
+        .await
+    }
+
+    async fn delete_client(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        // Client roles reference the client by key, not by foreign key.
+        sqlx::query("DELETE FROM roles WHERE realm_id = ? AND client_key = ?")
+            .bind(realm_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM clients WHERE realm_id = ? AND id = ?")
+            .bind(realm_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound);
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_user(
+        &self,
+        u: &User,
+        password: Option<&Credential>,
+        ev: &[Event],
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        upsert_user_row(&mut tx, u, true).await?;
+        if let Some(c) = password {
+            sqlx::query("INSERT INTO credentials (id, user_id, kind, data) VALUES (?,?,?,?)")
+                .bind(&c.id)
+                .bind(&u.id)
+                .bind(&c.kind)
+                .bind(j(c)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user(&self, realm_id: &str, id: &str) -> Result<Option<User>> {
+        self.fetch_opt(
+            "SELECT data FROM users WHERE realm_id = ? AND id = ?",
+            &[realm_id, id],
+        )
+        .await
+    }
+
+    async fn user_by_username(&self, realm_id: &str, username: &str) -> Result<Option<User>> {
+        let u = username.to_lowercase();
+        self.fetch_opt(
+            "SELECT data FROM users WHERE realm_id = ? AND username = ?",
+            &[realm_id, &u],
+        )
+        .await
+    }
+
+    async fn user_by_email(&self, realm_id: &str, email: &str) -> Result<Option<User>> {
+        let e = email.to_lowercase();
+        self.fetch_opt(
+            "SELECT data FROM users WHERE realm_id = ? AND email = ? LIMIT 1",
+            &[realm_id, &e],
+        )
+        .await
+    }
+
+    async fn service_account_user(
+        &self,
+        realm_id: &str,
+        client_internal_id: &str,
+    ) -> Result<Option<User>> {
+        self.fetch_opt(
+            "SELECT data FROM users WHERE realm_id = ? AND service_account_client_id = ?",
+            &[realm_id, client_internal_id],
+        )
+        .await
+    }
+
+    async fn users(&self, realm_id: &str, q: &UserQuery) -> Result<Vec<User>> {
+        let (filter, binds) = Self::user_filter(q);
+        let sql = format!("SELECT data{filter} ORDER BY username LIMIT ? OFFSET ?");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(realm_id);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let max = if q.max <= 0 { 100 } else { q.max };
+        let rows = query
+            .bind(max)
+            .bind(q.first.max(0))
+            .fetch_all(&self.pool)
+            .await?;
+        all(&rows)
+    }
+
+    async fn count_users(&self, realm_id: &str, q: &UserQuery) -> Result<i64> {
+        let (filter, binds) = Self::user_filter(q);
+        let sql = format!("SELECT count(*){filter}");
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(realm_id);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        Ok(query.fetch_one(&self.pool).await?)
+    }
+
+    async fn update_user(&self, u: &User, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        if upsert_user_row(&mut tx, u, false).await? == 0 {
+            return Err(Error::NotFound);
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()> {
+        self.exec_one(
+            "DELETE FROM users WHERE realm_id = ? AND id = ?",
+            &[realm_id, id],
+            ev,
+        )
+        .await
+    }
+
+    async fn set_password(&self, c: &Credential, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM credentials WHERE user_id = ? AND kind = ?")
+            .bind(&c.user_id)
+            .bind(&c.kind)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO credentials (id, user_id, kind, data) VALUES (?,?,?,?)")
+            .bind(&c.id)
+            .bind(&c.user_id)
+            .bind(&c.kind)
+            .bind(j(c)?)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn password(&self, user_id: &str) -> Result<Option<Credential>> {
+        self.fetch_opt(
+            "SELECT data FROM credentials WHERE user_id = ? AND kind = 'password'",
+            &[user_id],
+        )
+        .await
+    }
+
+    async fn create_group(&self, g: &Group, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO groups (id, realm_id, parent_id, name, parent_key, data) VALUES (?,?,?,?,?,?)")
+            .bind(&g.id)
+            .bind(&g.realm_id)
+            .bind(&g.parent_id)
+            .bind(&g.name)
+            .bind(g.parent_id.as_deref().unwrap_or(""))
+            .bind(j(g)?)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn group(&self, realm_id: &str, id: &str) -> Result<Option<Group>> {
+        self.fetch_opt(
+            "SELECT data FROM groups WHERE realm_id = ? AND id = ?",
+            &[realm_id, id],
+        )
+        .await
+    }
+
+    async fn groups(&self, realm_id: &str) -> Result<Vec<Group>> {
+        self.fetch_all(
+            "SELECT data FROM groups WHERE realm_id = ? ORDER BY name",
+            &[realm_id],
+        )
+        .await
+    }
+
+    async fn update_group(&self, g: &Group, ev: &[Event]) -> Result<()> {
+        let d = j(g)?;
+        let parent = g.parent_id.clone().unwrap_or_default();
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("UPDATE groups SET name = ?, parent_id = ?, parent_key = ?, data = ? WHERE id = ? AND realm_id = ?")
+            .bind(&g.name)
+            .bind(&g.parent_id)
+            .bind(&parent)
+            .bind(&d)
+            .bind(&g.id)
+            .bind(&g.realm_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound);
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_group(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()> {
+        self.exec_one(
+            "DELETE FROM groups WHERE realm_id = ? AND id = ?",
+            &[realm_id, id],
+            ev,
+        )
+        .await
+    }
+
+    async fn join_group(&self, user_id: &str, group_id: &str, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT OR IGNORE INTO user_groups (user_id, group_id) VALUES (?,?)")
+            .bind(user_id)
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn leave_group(&self, user_id: &str, group_id: &str, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM user_groups WHERE user_id = ? AND group_id = ?")
+            .bind(user_id)
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user_groups(&self, user_id: &str) -> Result<Vec<Group>> {
+        self.fetch_all(
+            "SELECT g.data FROM groups g JOIN user_groups ug ON ug.group_id = g.id WHERE ug.user_id = ? ORDER BY g.name",
+            &[user_id],
+        )
+        .await
+    }
+
+    async fn group_members(&self, group_id: &str, first: i64, max: i64) -> Result<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT u.data FROM users u JOIN user_groups ug ON ug.user_id = u.id WHERE ug.group_id = ? ORDER BY u.username LIMIT ? OFFSET ?",
+        )
+        .bind(group_id)
+        .bind(if max <= 0 { 100 } else { max })
+        .bind(first.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows)
+    }
+
+    async fn create_role(&self, r: &Role, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO roles (id, realm_id, client_key, name, data) VALUES (?,?,?,?,?)")
+            .bind(&r.id)
+            .bind(&r.realm_id)
+            .bind(r.client_id.as_deref().unwrap_or(""))
+            .bind(&r.name)
+            .bind(j(r)?)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn role(&self, realm_id: &str, id: &str) -> Result<Option<Role>> {
+        self.fetch_opt(
+            "SELECT data FROM roles WHERE realm_id = ? AND id = ?",
+            &[realm_id, id],
+        )
+        .await
+    }
+
+    async fn role_by_name(
+        &self,
+        realm_id: &str,
+        client: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Role>> {
+        self.fetch_opt(
+            "SELECT data FROM roles WHERE realm_id = ? AND client_key = ? AND name = ?",
+            &[realm_id, client.unwrap_or(""), name],
+        )
+        .await
+    }
+
+    async fn roles(&self, realm_id: &str, client: Option<&str>) -> Result<Vec<Role>> {
+        self.fetch_all(
+            "SELECT data FROM roles WHERE realm_id = ? AND client_key = ? ORDER BY name",
+            &[realm_id, client.unwrap_or("")],
+        )
+        .await
+    }
+
+    async fn update_role(&self, r: &Role, ev: &[Event]) -> Result<()> {
+        let d = j(r)?;
+        self.exec_one(
+            "UPDATE roles SET name = ?, data = ? WHERE id = ? AND realm_id = ?",
+            &[&r.name, &d, &r.id, &r.realm_id],
+            ev,
+        )
+        .await
+    }
+
+    async fn delete_role(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()> {
+        self.exec_one(
+            "DELETE FROM roles WHERE realm_id = ? AND id = ?",
+            &[realm_id, id],
+            ev,
+        )
+        .await
+    }
+
+    async fn add_composites(
+        &self,
+        parent_id: &str,
+        child_ids: &[String],
+        ev: &[Event],
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for c in child_ids {
+            sqlx::query("INSERT OR IGNORE INTO role_composites (parent_id, child_id) VALUES (?,?)")
+                .bind(parent_id)
+                .bind(c)
+                .execute(&mut *tx)
+                .await?;
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remove_composites(
+        &self,
+        parent_id: &str,
+        child_ids: &[String],
+        ev: &[Event],
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for c in child_ids {
+            sqlx::query("DELETE FROM role_composites WHERE parent_id = ? AND child_id = ?")
+                .bind(parent_id)
+                .bind(c)
+                .execute(&mut *tx)
+                .await?;
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn composites(&self, parent_id: &str) -> Result<Vec<Role>> {
+        self.fetch_all(
+            "SELECT r.data FROM roles r JOIN role_composites c ON c.child_id = r.id WHERE c.parent_id = ? ORDER BY r.name",
+            &[parent_id],
+        )
+        .await
+    }
+
+    async fn grant_roles(
+        &self,
+        holder: Holder<'_>,
+        role_ids: &[String],
+        ev: &[Event],
+    ) -> Result<()> {
+        let (sql, id) = match holder {
+            Holder::User(u) => (
+                "INSERT OR IGNORE INTO user_roles (user_id, role_id) VALUES (?,?)",
+                u,
+            ),
+            Holder::Group(g) => (
+                "INSERT OR IGNORE INTO group_roles (group_id, role_id) VALUES (?,?)",
+                g,
+            ),
+        };
+        let mut tx = self.begin().await?;
+        for r in role_ids {
+            sqlx::query(sql).bind(id).bind(r).execute(&mut *tx).await?;
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_roles(
+        &self,
+        holder: Holder<'_>,
+        role_ids: &[String],
+        ev: &[Event],
+    ) -> Result<()> {
+        let (sql, id) = match holder {
+            Holder::User(u) => (
+                "DELETE FROM user_roles WHERE user_id = ? AND role_id = ?",
+                u,
+            ),
+            Holder::Group(g) => (
+                "DELETE FROM group_roles WHERE group_id = ? AND role_id = ?",
+                g,
+            ),
+        };
+        let mut tx = self.begin().await?;
+        for r in role_ids {
+            sqlx::query(sql).bind(id).bind(r).execute(&mut *tx).await?;
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn granted_roles(&self, holder: Holder<'_>) -> Result<Vec<Role>> {
+        match holder {
+            Holder::User(u) => {
+                self.fetch_all(
+                    "SELECT r.data FROM roles r JOIN user_roles m ON m.role_id = r.id WHERE m.user_id = ? ORDER BY r.name",
+                    &[u],
+                )
+                .await
+            }
+            Holder::Group(g) => {
+                self.fetch_all(
+                    "SELECT r.data FROM roles r JOIN group_roles m ON m.role_id = r.id WHERE m.group_id = ? ORDER BY r.name",
+                    &[g],
+                )
+                .await
+            }
+        }
+    }
+
+    async fn effective_roles(&self, user_id: &str) -> Result<Vec<Role>> {
+        self.fetch_all(
+            "WITH RECURSIVE
+               g(id) AS (
+                 SELECT group_id FROM user_groups WHERE user_id = ?1
+                 UNION
+                 SELECT groups.parent_id FROM groups JOIN g ON groups.id = g.id WHERE groups.parent_id IS NOT NULL),
+               r(id) AS (
+                 SELECT role_id FROM user_roles WHERE user_id = ?1
+                 UNION
+                 SELECT role_id FROM group_roles WHERE group_id IN (SELECT id FROM g)
+                 UNION
+                 SELECT role_composites.child_id FROM role_composites JOIN r ON role_composites.parent_id = r.id)
+             SELECT data FROM roles WHERE id IN (SELECT id FROM r) ORDER BY name",
+            &[user_id],
+        )
+        .await
+    }
+
+    async fn create_session(&self, s: &Session, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO sessions (id, realm_id, user_id, refresh_token_id, last_access, data) VALUES (?,?,?,?,?,?)")
+            .bind(&s.id)
+            .bind(&s.realm_id)
+            .bind(&s.user_id)
+            .bind(&s.refresh_token_id)
+            .bind(s.last_access)
+            .bind(j(s)?)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<Session>> {
+        let row =
+            sqlx::query("SELECT data, refresh_token_id, last_access FROM sessions WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut s: Session = data(&row)?;
+        // The columns are authoritative for the fields updated in place.
+        s.refresh_token_id = row.try_get("refresh_token_id")?;
+        s.last_access = row.try_get("last_access")?;
+        Ok(Some(s))
+    }
+
+    async fn rotate_refresh(
+        &self,
+        id: &str,
+        expected: Option<&str>,
+        next: &str,
+        now: i64,
+        ev: &[Event],
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE sessions SET refresh_token_id = ?, last_access = ? WHERE id = ? AND refresh_token_id IS ?",
+        )
+        .bind(next)
+        .bind(now)
+        .bind(id)
+        .bind(expected)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            write_events(&mut tx, ev).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn touch_session(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_access = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM sessions WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn user_sessions(&self, user_id: &str) -> Result<Vec<Session>> {
+        let rows = sqlx::query("SELECT data, refresh_token_id, last_access FROM sessions WHERE user_id = ? ORDER BY last_access DESC")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let mut s: Session = data(row)?;
+                s.refresh_token_id = row.try_get("refresh_token_id")?;
+                s.last_access = row.try_get("last_access")?;
+                Ok(s)
+            })
+            .collect()
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn put_code(&self, c: &CodeRecord) -> Result<()> {
+        sqlx::query("INSERT INTO codes (code, realm_id, data, expires) VALUES (?,?,?,?)")
+            .bind(&c.code)
+            .bind(&c.realm_id)
+            .bind(&c.data)
+            .bind(c.expires)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn take_code(&self, code: &str) -> Result<Option<CodeRecord>> {
+        let row =
+            sqlx::query("DELETE FROM codes WHERE code = ? RETURNING code, realm_id, data, expires")
+                .bind(code)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(CodeRecord {
+                code: r.try_get("code")?,
+                realm_id: r.try_get("realm_id")?,
+                data: r.try_get("data")?,
+                expires: r.try_get("expires")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn update_code(&self, c: &CodeRecord) -> Result<()> {
+        sqlx::query("UPDATE codes SET data = ?, expires = ? WHERE code = ?")
+            .bind(&c.data)
+            .bind(c.expires)
+            .bind(&c.code)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn code(&self, code: &str) -> Result<Option<CodeRecord>> {
+        let row = sqlx::query("SELECT code, realm_id, data, expires FROM codes WHERE code = ?")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(CodeRecord {
+                code: r.try_get("code")?,
+                realm_id: r.try_get("realm_id")?,
+                data: r.try_get("data")?,
+                expires: r.try_get("expires")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn keys(&self, realm_id: &str) -> Result<Vec<KeyRecord>> {
+        let rows = sqlx::query("SELECT * FROM keys WHERE realm_id = ? ORDER BY sign_from")
+            .bind(realm_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn insert_key(&self, k: &KeyRecord, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO keys (kid, realm_id, alg, sign_from, retire_at, created, private_sealed, public_jwk) VALUES (?,?,?,?,?,?,?,?)")
+            .bind(&k.kid)
+            .bind(&k.realm_id)
+            .bind(&k.alg)
+            .bind(k.sign_from)
+            .bind(k.retire_at)
+            .bind(k.created)
+            .bind(&k.private_sealed)
+            .bind(&k.public_jwk)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retire_key(&self, kid: &str, retire_at: i64) -> Result<()> {
+        sqlx::query("UPDATE keys SET retire_at = ? WHERE kid = ?")
+            .bind(retire_at)
+            .bind(kid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_key(&self, kid: &str) -> Result<()> {
+        sqlx::query("DELETE FROM keys WHERE kid = ?")
+            .bind(kid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn secret(&self, realm_id: &str, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT sealed FROM secrets WHERE realm_id = ? AND name = ?")
+                .bind(realm_id)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn put_secret(&self, realm_id: &str, name: &str, sealed: &[u8]) -> Result<()> {
+        sqlx::query("INSERT OR REPLACE INTO secrets (realm_id, name, sealed) VALUES (?,?,?)")
+            .bind(realm_id)
+            .bind(name)
+            .bind(sealed)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn revoke_token(&self, realm_id: &str, jti: &str, exp: i64, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT OR IGNORE INTO revoked_tokens (jti, realm_id, exp) VALUES (?,?,?)")
+            .bind(jti)
+            .bind(realm_id)
+            .bind(exp)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn is_revoked(&self, jti: &str) -> Result<bool> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE jti = ?")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(n.is_some())
+    }
+
+    async fn login_failures(&self, user_id: &str) -> Result<LoginFailures> {
+        let row = sqlx::query(
+            "SELECT failures, last_failure, last_ip FROM login_failures WHERE user_id = ?",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => LoginFailures {
+                failures: r.try_get("failures")?,
+                last_failure: r.try_get("last_failure")?,
+                last_ip: r.try_get("last_ip")?,
+            },
+            None => LoginFailures::default(),
+        })
+    }
+
+    async fn record_login_failure(
+        &self,
+        _realm_id: &str,
+        user_id: &str,
+        now: i64,
+        ip: Option<&str>,
+        ev: &[Event],
+    ) -> Result<LoginFailures> {
+        let mut tx = self.begin().await?;
+        let r = sqlx::query(
+            "INSERT INTO login_failures (user_id, failures, last_failure, last_ip) VALUES (?, 1, ?, ?)
+             ON CONFLICT(user_id) DO UPDATE SET failures = failures + 1, last_failure = excluded.last_failure, last_ip = excluded.last_ip
+             RETURNING failures, last_failure, last_ip",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(ip)
+        .fetch_one(&mut *tx)
+        .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(LoginFailures {
+            failures: r.try_get("failures")?,
+            last_failure: r.try_get("last_failure")?,
+            last_ip: r.try_get("last_ip")?,
+        })
+    }
+
+    async fn clear_login_failures(&self, user_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM login_failures WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn append_events(&self, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn events(&self, realm_id: &str, q: &EventQuery) -> Result<Vec<Event>> {
+        let mut sql = String::from("SELECT data FROM events WHERE realm_id = ? AND category = ?");
+        let mut binds: Vec<String> = vec![];
+        if !q.kinds.is_empty() {
+            sql.push_str(" AND kind IN (");
+            sql.push_str(&vec!["?"; q.kinds.len()].join(","));
+            sql.push(')');
+            binds.extend(q.kinds.iter().cloned());
+        }
+        if let Some(c) = &q.client_id {
+            sql.push_str(" AND client_id = ?");
+            binds.push(c.clone());
+        }
+        if let Some(u) = &q.user_id {
+            sql.push_str(" AND user_id = ?");
+            binds.push(u.clone());
+        }
+        sql.push_str(" AND time >= ? AND time <= ? ORDER BY time DESC, seq DESC LIMIT ? OFFSET ?");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(realm_id)
+            .bind(&q.category);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let rows = query
+            .bind(q.date_from_ms.unwrap_or(0))
+            .bind(q.date_to_ms.unwrap_or(i64::MAX))
+            .bind(if q.max <= 0 { 100 } else { q.max })
+            .bind(q.first.max(0))
+            .fetch_all(&self.pool)
+            .await?;
+        all(&rows)
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64> {
+        let mut n = 0;
+        n += sqlx::query("DELETE FROM codes WHERE expires < ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM revoked_tokens WHERE exp < ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM keys WHERE retire_at IS NOT NULL AND retire_at < ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;

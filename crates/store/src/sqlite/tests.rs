@@ -1,0 +1,152 @@
+use super::*;
+
+async fn store() -> SqliteStore {
+    SqliteStore::open("sqlite::memory:").await.expect("open")
+}
+
+#[tokio::test]
+async fn effective_roles_through_groups_parents_and_composites() {
+    let s = store().await;
+    let realm = Realm::new("r");
+    s.create_realm(&realm, &[]).await.expect("realm");
+    let mk = |n: &str| Role {
+        id: gatehouse_core::id::uuid(),
+        realm_id: realm.id.clone(),
+        client_id: None,
+        name: n.into(),
+        description: None,
+        attributes: Default::default(),
+    };
+    let (direct, parent_role, composite, child) =
+        (mk("direct"), mk("parent"), mk("comp"), mk("child"));
+    for r in [&direct, &parent_role, &composite, &child] {
+        s.create_role(r, &[]).await.expect("role");
+    }
+    s.add_composites(&composite.id, &[child.id.clone()], &[])
+        .await
+        .expect("comp");
+    let user = User::new(&realm.id, "Alice");
+    s.create_user(&user, None, &[]).await.expect("user");
+    let top = Group {
+        id: gatehouse_core::id::uuid(),
+        realm_id: realm.id.clone(),
+        parent_id: None,
+        name: "top".into(),
+        attributes: Default::default(),
+    };
+    let sub = Group {
+        id: gatehouse_core::id::uuid(),
+        parent_id: Some(top.id.clone()),
+        name: "sub".into(),
+        ..top.clone()
+    };
+    s.create_group(&top, &[]).await.expect("g");
+    s.create_group(&sub, &[]).await.expect("g");
+    s.join_group(&user.id, &sub.id, &[]).await.expect("join");
+    s.grant_roles(
+        Holder::User(&user.id),
+        &[direct.id.clone(), composite.id.clone()],
+        &[],
+    )
+    .await
+    .expect("grant");
+    s.grant_roles(Holder::Group(&top.id), &[parent_role.id.clone()], &[])
+        .await
+        .expect("grant");
+    let names: Vec<String> = s
+        .effective_roles(&user.id)
+        .await
+        .expect("eff")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, vec!["child", "comp", "direct", "parent"]);
+    // Usernames are stored lower-cased and unique per realm.
+    assert!(
+        s.user_by_username(&realm.id, "ALICE")
+            .await
+            .expect("q")
+            .is_some()
+    );
+    let dup = User::new(&realm.id, "alice");
+    assert!(matches!(
+        s.create_user(&dup, None, &[]).await,
+        Err(Error::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn writes_and_their_events_commit_together() {
+    let s = store().await;
+    let realm = Realm::new("r");
+    let ev = Event::admin(&realm.id, "CREATE", "REALM", "r");
+    s.create_realm(&realm, std::slice::from_ref(&ev))
+        .await
+        .expect("realm");
+    // A failing write (duplicate) must not leave its event behind.
+    let dup_ev = Event::admin(&realm.id, "CREATE", "REALM", "again");
+    assert!(s.create_realm(&realm, &[dup_ev]).await.is_err());
+    let q = EventQuery {
+        category: "admin".into(),
+        ..Default::default()
+    };
+    let got = s.events(&realm.id, &q).await.expect("events");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, ev.id);
+}
+
+#[tokio::test]
+async fn codes_are_single_use_and_refresh_rotation_is_compare_and_set() {
+    let s = store().await;
+    let realm = Realm::new("r");
+    s.create_realm(&realm, &[]).await.expect("realm");
+    let c = CodeRecord {
+        code: "c1".into(),
+        realm_id: realm.id.clone(),
+        data: "{}".into(),
+        expires: 10,
+    };
+    s.put_code(&c).await.expect("put");
+    assert!(s.take_code("c1").await.expect("take").is_some());
+    assert!(s.take_code("c1").await.expect("take").is_none());
+
+    let user = User::new(&realm.id, "bob");
+    s.create_user(&user, None, &[]).await.expect("user");
+    let sess = Session {
+        id: "s1".into(),
+        realm_id: realm.id.clone(),
+        user_id: user.id.clone(),
+        client_id: "app".into(),
+        ip: None,
+        started: 1,
+        last_access: 1,
+        offline: false,
+        refresh_token_id: Some("r1".into()),
+        rotate_refresh: true,
+        scope: "openid".into(),
+        auth_time: 1,
+    };
+    s.create_session(&sess, &[]).await.expect("sess");
+    assert!(
+        s.rotate_refresh("s1", Some("r1"), "r2", 2, &[])
+            .await
+            .expect("rot")
+    );
+    assert!(
+        !s.rotate_refresh("s1", Some("r1"), "r3", 3, &[])
+            .await
+            .expect("rot")
+    );
+    assert_eq!(
+        s.session("s1")
+            .await
+            .expect("s")
+            .expect("some")
+            .refresh_token_id
+            .as_deref(),
+        Some("r2")
+    );
+    // Deleting the user ends its sessions (foreign key cascade).
+    s.delete_user(&realm.id, &user.id, &[]).await.expect("del");
+    assert!(s.session("s1").await.expect("s").is_none());
+}
