@@ -279,6 +279,10 @@ pub struct Session {
     pub scope: String,
     /// Authentication time (OIDC `auth_time`).
     pub auth_time: i64,
+    /// For a client session made by a code exchange: the browser SSO session
+    /// it came from. Ending the SSO session ends it too.
+    #[serde(default)]
+    pub sso_session_id: Option<String>,
 }
 
 /// The effective identity that goes into a token.

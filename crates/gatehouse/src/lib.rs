@@ -1,1 +1,111 @@
-//! stub
+//! Wiring: configuration (TOML + `GATEHOUSE_*` environment), the master key,
+//! the store, bootstrap, and the listeners. The binary and the integration
+//! tests start Gatehouse through [`start`].
+
+pub mod config;
+pub mod master_key;
+
+use anyhow::Context;
+use gatehouse_idp::Idp;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// A running Gatehouse.
+pub struct Running {
+    /// Where the identity listener is bound (useful with port 0).
+    pub identity_addr: SocketAddr,
+    pub idp: Arc<Idp>,
+    /// The admin password when bootstrap generated one.
+    pub generated_admin_password: Option<String>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits for the server task (returns when the listener fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.server.await.context("server task")
+    }
+
+    /// Stops serving.
+    pub fn abort(&self) {
+        self.server.abort();
+    }
+}
+
+/// Opens the store and the master key, bootstraps realm `master`.
+pub async fn open_idp(cfg: &config::Config) -> anyhow::Result<(Arc<Idp>, Option<String>)> {
+    open_idp_at(cfg, &cfg.public_url()).await
+}
+
+async fn open_idp_at(
+    cfg: &config::Config,
+    public_url: &str,
+) -> anyhow::Result<(Arc<Idp>, Option<String>)> {
+    std::fs::create_dir_all(&cfg.server.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.server.data_dir.display()))?;
+    let key = master_key::load(cfg)?;
+    let db = cfg.database_url();
+    if !db.starts_with("sqlite:") {
+        anyhow::bail!("unsupported database URL (only sqlite:// is available so far): {db}");
+    }
+    let store = gatehouse_store::sqlite::SqliteStore::open(&db)
+        .await
+        .with_context(|| format!("opening database {db}"))?;
+    let idp = Arc::new(Idp::new(
+        Arc::new(store),
+        key,
+        public_url,
+        cfg.password_cost(),
+    ));
+    let b = gatehouse_idp::bootstrap::ensure_master(
+        &idp,
+        &cfg.admin_user,
+        cfg.admin_password.as_deref(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("bootstrap: {}", e.message))?;
+    if let Some(u) = &b.admin_user {
+        tracing::info!(username = %u, "created bootstrap admin in realm master");
+    }
+    Ok((idp, b.generated_password))
+}
+
+/// Starts the identity listener and background jobs.
+pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
+    gatehouse_jose::install_crypto_provider();
+    let listener = TcpListener::bind(&cfg.server.identity_listen)
+        .await
+        .with_context(|| format!("binding identity listener {}", cfg.server.identity_listen))?;
+    let identity_addr = listener.local_addr()?;
+    // With port 0 (tests) the issuer must name the port actually bound.
+    let public_url = cfg
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{identity_addr}"));
+    let (idp, generated) = open_idp_at(cfg, &public_url).await?;
+    let app = gatehouse_idp::router(idp.clone());
+    let purge_store = idp.store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = purge_store.purge_expired(gatehouse_core::time::now()).await {
+                tracing::warn!(error = %e, "purge of expired rows failed");
+            }
+        }
+    });
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "identity listener stopped");
+        }
+    });
+    tracing::info!(%identity_addr, "identity listener ready");
+    Ok(Running {
+        identity_addr,
+        idp,
+        generated_admin_password: generated,
+        server,
+    })
+}

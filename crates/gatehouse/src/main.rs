@@ -1,1 +1,129 @@
-fn main() {}
+//! `gatehouse`: identity provider (and, soon, API gateway) in one binary.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gatehouse::config::Config;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "OpenID Connect identity provider and identity-aware API gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database URL (sqlite://PATH); env GATEHOUSE_DB.
+        #[arg(long)]
+        db: Option<String>,
+    },
+    /// Import a Keycloak realm export JSON file.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Signing key operations.
+    Keys {
+        #[command(subcommand)]
+        op: KeysOp,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysOp {
+    /// Publish a new key for REALM; it signs after --publish-ahead seconds.
+    Rotate {
+        realm: String,
+        #[arg(long, default_value_t = 0)]
+        publish_ahead: i64,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(config: Option<&std::path::Path>, db: Option<String>) -> anyhow::Result<Config> {
+    let mut cfg = Config::load(config)?;
+    if db.is_some() {
+        cfg.db = db;
+    }
+    Ok(cfg)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .init();
+    gatehouse_jose::install_crypto_provider();
+    match Cli::parse().cmd {
+        Cmd::Serve { config, db } => {
+            let cfg = load(config.as_deref(), db)?;
+            let running = gatehouse::start(&cfg).await?;
+            if let Some(pw) = &running.generated_admin_password {
+                // Printed once, to the terminal only; never logged.
+                println!(
+                    "Bootstrap admin '{}' created with generated password: {pw}",
+                    cfg.admin_user
+                );
+            }
+            println!(
+                "Gatehouse identity provider listening on http://{}",
+                running.identity_addr
+            );
+            tokio::select! {
+                r = running.wait() => r?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Cmd::Import { file, config } => {
+            let cfg = load(config.as_deref(), None)?;
+            let (idp, _) = gatehouse::open_idp(&cfg).await?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let rep: serde_json::Value =
+                serde_json::from_str(&text).context("realm file is not JSON")?;
+            let realm = gatehouse_idp::admin::realms::create_realm(&idp, &rep, vec![])
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            gatehouse_idp::import::contents(&idp, &realm, &rep)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            println!("imported realm {}", realm.name);
+        }
+        Cmd::Keys {
+            op:
+                KeysOp::Rotate {
+                    realm,
+                    publish_ahead,
+                    config,
+                },
+        } => {
+            let cfg = load(config.as_deref(), None)?;
+            let (idp, _) = gatehouse::open_idp(&cfg).await?;
+            let r = idp
+                .store
+                .realm_by_name(&realm)
+                .await?
+                .context("no such realm")?;
+            let kid = gatehouse_idp::keyring::rotate(&idp, &r, None, publish_ahead)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.description))?;
+            println!("new key {kid} published; signs from now + {publish_ahead}s");
+        }
+    }
+    Ok(())
+}

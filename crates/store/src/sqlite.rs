@@ -854,11 +854,13 @@ impl Store for SqliteStore {
 
     async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query("DELETE FROM sessions WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "DELETE FROM sessions WHERE id = ?1 OR json_extract(data, '$.sso_session_id') = ?1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
         Ok(n > 0)

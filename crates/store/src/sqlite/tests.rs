@@ -22,7 +22,7 @@ async fn effective_roles_through_groups_parents_and_composites() {
     for r in [&direct, &parent_role, &composite, &child] {
         s.create_role(r, &[]).await.expect("role");
     }
-    s.add_composites(&composite.id, &[child.id.clone()], &[])
+    s.add_composites(&composite.id, std::slice::from_ref(&child.id), &[])
         .await
         .expect("comp");
     let user = User::new(&realm.id, "Alice");
@@ -50,9 +50,13 @@ async fn effective_roles_through_groups_parents_and_composites() {
     )
     .await
     .expect("grant");
-    s.grant_roles(Holder::Group(&top.id), &[parent_role.id.clone()], &[])
-        .await
-        .expect("grant");
+    s.grant_roles(
+        Holder::Group(&top.id),
+        std::slice::from_ref(&parent_role.id),
+        &[],
+    )
+    .await
+    .expect("grant");
     let names: Vec<String> = s
         .effective_roles(&user.id)
         .await
@@ -125,6 +129,7 @@ async fn codes_are_single_use_and_refresh_rotation_is_compare_and_set() {
         rotate_refresh: true,
         scope: "openid".into(),
         auth_time: 1,
+        sso_session_id: None,
     };
     s.create_session(&sess, &[]).await.expect("sess");
     assert!(

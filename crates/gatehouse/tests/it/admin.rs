@@ -1,0 +1,577 @@
+//! Admin REST API end to end: auth, CRUD, role mappings into tokens,
+//! secret rotation with grace, events, and import of a Keycloak export.
+
+use crate::support::{claims, start};
+use base64::Engine;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn admin_api_needs_a_master_admin_token() {
+    let s = start().await;
+    let r = s
+        .http
+        .get(format!("{}/admin/realms", s.base))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = s
+        .http
+        .get(format!("{}/admin/realms", s.base))
+        .bearer_auth("garbage")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    s.demo_realm().await;
+    // A demo-realm user's token is not an admin token.
+    let t: Value = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let r = s
+        .http
+        .get(format!("{}/admin/realms", s.base))
+        .bearer_auth(t["access_token"].as_str().expect("at"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let admin = s.admin_token().await;
+    let (st, realms) = s.admin_get(&admin, "").await;
+    assert_eq!(st, 200);
+    let names: Vec<&str> = realms
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|r| r["realm"].as_str())
+        .collect();
+    assert_eq!(names, vec!["demo", "master"]);
+    // Malformed JSON is a 400, a duplicate a 409.
+    let r = s
+        .http
+        .post(format!("{}/admin/realms", s.base))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        s.admin_post(&admin, "", &json!({"realm": "demo"})).await.0,
+        409
+    );
+}
+
+#[tokio::test]
+async fn users_groups_and_roles_shape_the_token() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    // Users: search, count, paging, conflict.
+    for i in 0..5 {
+        let (st, loc) = s
+            .admin_post(
+                &t,
+                "/demo/users",
+                &json!({"username": format!("user{i}"), "email": format!("u{i}@x.io")}),
+            )
+            .await;
+        assert_eq!(st, 201);
+        assert!(loc.expect("location").contains("/admin/realms/demo/users/"));
+    }
+    assert_eq!(
+        s.admin_post(&t, "/demo/users", &json!({"username": "USER1"}))
+            .await
+            .0,
+        409
+    );
+    let (_, n) = s.admin_get(&t, "/demo/users/count").await;
+    assert_eq!(n, 6);
+    let (_, page) = s
+        .admin_get(&t, "/demo/users?search=user&first=1&max=2")
+        .await;
+    let names: Vec<&str> = page
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|u| u["username"].as_str())
+        .collect();
+    assert_eq!(names, vec!["user1", "user2"]);
+    let (_, byemail) = s.admin_get(&t, "/demo/users?email=u3@x.io").await;
+    assert_eq!(byemail[0]["username"], "user3");
+
+    // Realm role `manager` composite of `reader`; granted to group `sales`
+    // whose child `emea` alice joins; client role `orders-api:write` to alice.
+    assert_eq!(
+        s.admin_post(&t, "/demo/roles", &json!({"name": "reader"}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        s.admin_post(&t, "/demo/roles", &json!({"name": "manager"}))
+            .await
+            .0,
+        201
+    );
+    let (_, reader) = s.admin_get(&t, "/demo/roles/reader").await;
+    assert_eq!(
+        s.admin_post(&t, "/demo/roles/manager/composites", &json!([reader]))
+            .await
+            .0,
+        204
+    );
+    let (_, groups) = s.admin_get(&t, "/demo/groups").await;
+    let sales = groups[0]["id"].as_str().expect("sales").to_owned();
+    let (_, manager) = s.admin_get(&t, "/demo/roles/manager").await;
+    assert_eq!(
+        s.admin_post(
+            &t,
+            &format!("/demo/groups/{sales}/role-mappings/realm"),
+            &json!([manager])
+        )
+        .await
+        .0,
+        204
+    );
+    let (st, loc) = s
+        .admin_post(
+            &t,
+            &format!("/demo/groups/{sales}/children"),
+            &json!({"name": "emea"}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let emea = loc.expect("loc").rsplit('/').next().expect("id").to_owned();
+    let (_, api) = s
+        .admin_post(
+            &t,
+            "/demo/clients",
+            &json!({"clientId": "orders-api", "bearerOnly": true}),
+        )
+        .await;
+    let api_id = api.expect("loc").rsplit('/').next().expect("id").to_owned();
+    assert_eq!(
+        s.admin_post(
+            &t,
+            &format!("/demo/clients/{api_id}/roles"),
+            &json!({"name": "write"})
+        )
+        .await
+        .0,
+        201
+    );
+    let (_, write) = s
+        .admin_get(&t, &format!("/demo/clients/{api_id}/roles/write"))
+        .await;
+    let (_, alice) = s
+        .admin_get(&t, "/demo/users?username=alice&exact=true")
+        .await;
+    let alice_id = alice[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        s.admin_post(
+            &t,
+            &format!("/demo/users/{alice_id}/role-mappings/clients/{api_id}"),
+            &json!([write])
+        )
+        .await
+        .0,
+        204
+    );
+    let r = s
+        .http
+        .put(format!(
+            "{}/admin/realms/demo/users/{alice_id}/groups/{emea}",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    let (_, eff) = s
+        .admin_get(
+            &t,
+            &format!("/demo/users/{alice_id}/role-mappings/realm/composite"),
+        )
+        .await;
+    let eff: Vec<&str> = eff
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(
+        eff.contains(&"manager") && eff.contains(&"reader"),
+        "{eff:?}"
+    );
+
+    let tok: Value = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let c = claims(tok["access_token"].as_str().expect("at"));
+    let roles = c["realm_access"]["roles"].as_array().expect("roles");
+    assert!(roles.iter().any(|r| r == "manager") && roles.iter().any(|r| r == "reader"));
+    assert_eq!(
+        c["resource_access"]["orders-api"]["roles"],
+        json!(["write"])
+    );
+    assert_eq!(
+        c["aud"], "orders-api",
+        "audience resolved from client roles"
+    );
+    let mut g: Vec<&str> = c["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    g.sort();
+    assert_eq!(g, vec!["emea", "sales"]);
+
+    // Protocol mappers: full group paths under a custom claim, a hardcoded claim.
+    let (_, apps) = s.admin_get(&t, "/demo/clients?clientId=app").await;
+    let app_id = apps[0]["id"].as_str().expect("id").to_owned();
+    for m in [
+        json!({"name": "groups", "protocol": "openid-connect", "protocolMapper": "oidc-group-membership-mapper", "config": {"claim.name": "grp", "full.path": "true"}}),
+        json!({"name": "tier", "protocol": "openid-connect", "protocolMapper": "oidc-hardcoded-claim-mapper", "config": {"claim.name": "org.tier", "claim.value": "3", "jsonType.label": "int"}}),
+    ] {
+        assert_eq!(
+            s.admin_post(
+                &t,
+                &format!("/demo/clients/{app_id}/protocol-mappers/models"),
+                &m
+            )
+            .await
+            .0,
+            201
+        );
+    }
+    let tok: Value = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let c = claims(tok["access_token"].as_str().expect("at"));
+    assert_eq!(c["org"]["tier"], 3);
+    assert!(
+        c["grp"]
+            .as_array()
+            .expect("grp")
+            .iter()
+            .any(|p| p == "/sales/emea")
+    );
+    // RFC 8707: resource narrows the audience; an unknown one is refused.
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "app"),
+            ("client_secret", "app-secret"),
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("resource", "billing"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "invalid_target"
+    );
+
+    // Admin events were written with each change.
+    let (_, ae) = s
+        .admin_get(&t, "/demo/admin-events?operationTypes=CREATE")
+        .await;
+    assert!(
+        ae.as_array()
+            .expect("list")
+            .iter()
+            .any(|e| e["resourceType"] == "REALM_ROLE_MAPPING")
+    );
+    assert!(ae.as_array().expect("list").iter().all(|e| {
+        !e["representation"]
+            .as_str()
+            .unwrap_or("")
+            .contains("alice-pw")
+    }));
+}
+
+#[tokio::test]
+async fn client_secret_rotation_with_grace_period() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let (_, apps) = s.admin_get(&t, "/demo/clients?clientId=app").await;
+    let id = apps[0]["id"].as_str().expect("id").to_owned();
+    let (_, sec) = s
+        .admin_get(&t, &format!("/demo/clients/{id}/client-secret"))
+        .await;
+    assert_eq!(sec["value"], "app-secret");
+    let r = s
+        .http
+        .post(format!(
+            "{}/admin/realms/demo/clients/{id}/client-secret?gracePeriod=60",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("send");
+    let new: Value = r.json().await.expect("json");
+    let new = new["value"].as_str().expect("new").to_owned();
+    let cc = |secret: String| {
+        let s = &s;
+        async move {
+            s.http
+                .post(s.token_url("demo"))
+                .basic_auth("app", Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(cc(new.clone()).await, 200);
+    assert_eq!(
+        cc("app-secret".into()).await,
+        200,
+        "old secret works during the grace period"
+    );
+    let r = s
+        .http
+        .delete(format!(
+            "{}/admin/realms/demo/clients/{id}/client-secret/rotated",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    assert_eq!(cc("app-secret".into()).await, 401);
+    assert_eq!(cc(new).await, 200);
+}
+
+#[tokio::test]
+async fn key_rotation_publishes_before_signing() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let certs = format!("{}/realms/demo/protocol/openid-connect/certs", s.base);
+    let before: Value = s
+        .http
+        .get(&certs)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let old_kid = before["keys"][0]["kid"].as_str().expect("kid").to_owned();
+    let r = s
+        .http
+        .post(format!(
+            "{}/admin/realms/demo/keys/rotate?publish_ahead=3600&algorithm=ES256",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("send");
+    let new_kid = r.json::<Value>().await.expect("json")["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    s.running.idp.forget_keyring(
+        &s.running
+            .idp
+            .store
+            .realm_by_name("demo")
+            .await
+            .expect("q")
+            .expect("realm")
+            .id,
+    );
+    let after: Value = s
+        .http
+        .get(&certs)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let kids: Vec<&str> = after["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()));
+    // Still signed by the old key until the new one's time comes.
+    let tok: Value = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let header = tok["access_token"]
+        .as_str()
+        .expect("at")
+        .split('.')
+        .next()
+        .expect("h")
+        .to_owned();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(header["kid"], old_kid.as_str());
+    // Immediate rotation: the newest key signs now, the old stays published.
+    let r = s
+        .http
+        .post(format!("{}/admin/realms/demo/keys/rotate", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("send");
+    let now_kid = r.json::<Value>().await.expect("json")["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    let tok: Value = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let h = tok["access_token"]
+        .as_str()
+        .expect("at")
+        .split('.')
+        .next()
+        .expect("h")
+        .to_owned();
+    let h: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(h)
+            .expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(h["kid"], now_kid.as_str());
+    let after: Value = s
+        .http
+        .get(&certs)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        after["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["kid"] == old_kid.as_str())
+    );
+}
+
+#[tokio::test]
+async fn keycloak_realm_export_imports_and_pbkdf2_users_log_in() {
+    let s = start().await;
+    let t = s.admin_token().await;
+    // A hand-written Keycloak export: pbkdf2-sha256 hash computed here the
+    // way Keycloak does (27500 rounds, 64-byte key, base64 salt and value).
+    let salt = b"saltsaltsaltsalt";
+    let mut dk = [0u8; 64];
+    aws_lc_rs::pbkdf2::derive(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(27500).expect("nz"),
+        salt,
+        b"legacy-pw",
+        &mut dk,
+    );
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let export = json!({
+        "realm": "legacy", "enabled": true, "accessTokenLifespan": 120,
+        "roles": {"realm": [{"name": "staff"}], "client": {"legacy-app": [{"name": "viewer"}]}},
+        "groups": [{"name": "ops", "realmRoles": ["staff"], "subGroups": [{"name": "oncall"}]}],
+        "clients": [{"clientId": "legacy-app", "secret": "s3", "directAccessGrantsEnabled": true, "publicClient": false,
+                     "someUnknownField": {"kept": true}}],
+        "users": [{
+            "username": "bob", "enabled": true, "email": "bob@legacy.io",
+            "credentials": [{"type": "password", "createdDate": 1700000000000_i64,
+                "secretData": json!({"value": b64.encode(dk), "salt": b64.encode(salt), "additionalParameters": {}}).to_string(),
+                "credentialData": json!({"hashIterations": 27500, "algorithm": "pbkdf2-sha256", "additionalParameters": {}}).to_string()}],
+            "realmRoles": ["staff"], "clientRoles": {"legacy-app": ["viewer"]}, "groups": ["/ops/oncall"],
+        }],
+    });
+    assert_eq!(s.admin_post(&t, "", &export).await.0, 201);
+    let login = || s.password_grant("legacy", "legacy-app", Some("s3"), "bob", "legacy-pw", None);
+    let r = login().await;
+    assert_eq!(r.status(), 200);
+    let tok: Value = r.json().await.expect("json");
+    assert_eq!(tok["expires_in"], 120);
+    let c = claims(tok["access_token"].as_str().expect("at"));
+    assert!(
+        c["realm_access"]["roles"]
+            .as_array()
+            .expect("roles")
+            .iter()
+            .any(|r| r == "staff")
+    );
+    assert_eq!(
+        c["resource_access"]["legacy-app"]["roles"],
+        json!(["viewer"])
+    );
+    assert_eq!(c["groups"], json!(["oncall"]));
+    // The hash was upgraded to argon2id on that login, and still verifies.
+    let realm = s
+        .running
+        .idp
+        .store
+        .realm_by_name("legacy")
+        .await
+        .expect("q")
+        .expect("realm");
+    let bob = s
+        .running
+        .idp
+        .store
+        .user_by_username(&realm.id, "bob")
+        .await
+        .expect("q")
+        .expect("bob");
+    let cred = s
+        .running
+        .idp
+        .store
+        .password(&bob.id)
+        .await
+        .expect("q")
+        .expect("cred");
+    assert!(cred.credential_data.contains("argon2"));
+    assert_eq!(login().await.status(), 200);
+    assert_eq!(
+        s.password_grant("legacy", "legacy-app", Some("s3"), "bob", "wrong", None)
+            .await
+            .status(),
+        400
+    );
+    // Unknown fields survive a round trip.
+    let (_, cl) = s.admin_get(&t, "/legacy/clients?clientId=legacy-app").await;
+    assert_eq!(cl[0]["someUnknownField"]["kept"], true);
+}

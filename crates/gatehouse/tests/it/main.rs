@@ -1,0 +1,7 @@
+//! The one integration-test binary: each module starts the real server on
+//! an ephemeral loopback port with a temporary SQLite database and talks
+//! HTTP to it.
+
+mod admin;
+mod oidc;
+mod support;

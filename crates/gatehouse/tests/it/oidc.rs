@@ -1,0 +1,780 @@
+//! OIDC / OAuth 2.0 endpoints end to end.
+
+use crate::support::{claims, start};
+use base64::Engine;
+use serde_json::Value;
+
+async fn verify_with_jwks(s: &crate::support::Server, realm: &str, token: &str) -> Value {
+    let jwks = s
+        .http
+        .get(format!(
+            "{}/realms/{realm}/protocol/openid-connect/certs",
+            s.base
+        ))
+        .send()
+        .await
+        .expect("certs")
+        .bytes()
+        .await
+        .expect("body");
+    let ks = gatehouse_jose::verify::KeySet::from_jwks_json(&jwks).expect("jwks");
+    let rules = gatehouse_jose::verify::Rules::for_issuer(&format!("{}/realms/{realm}", s.base));
+    ks.verify(token, &rules)
+        .expect("token verifies against published JWKS")
+}
+
+#[tokio::test]
+async fn discovery_and_password_grant_with_keycloak_claims() {
+    let s = start().await;
+    s.demo_realm().await;
+    let d: Value = s
+        .http
+        .get(format!(
+            "{}/realms/demo/.well-known/openid-configuration",
+            s.base
+        ))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(d["issuer"], format!("{}/realms/demo", s.base));
+    assert_eq!(
+        d["token_endpoint"],
+        format!("{}/realms/demo/protocol/openid-connect/token", s.base)
+    );
+    assert_eq!(d["code_challenge_methods_supported"][0], "S256");
+
+    let r = s
+        .password_grant(
+            "demo",
+            "app",
+            Some("app-secret"),
+            "alice",
+            "alice-pw",
+            Some("openid"),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let t: Value = r.json().await.expect("json");
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 300);
+    let c = verify_with_jwks(&s, "demo", t["access_token"].as_str().expect("at")).await;
+    assert_eq!(c["azp"], "app");
+    assert_eq!(c["typ"], "Bearer");
+    assert_eq!(c["preferred_username"], "alice");
+    assert_eq!(c["email"], "alice@example.com");
+    assert_eq!(c["groups"], serde_json::json!(["sales"]));
+    assert!(
+        c["realm_access"]["roles"]
+            .as_array()
+            .expect("roles")
+            .iter()
+            .any(|r| r == "offline_access")
+    );
+    assert!(c["sid"].is_string() && c["jti"].is_string());
+    let id = claims(t["id_token"].as_str().expect("id token"));
+    assert_eq!(id["aud"], "app");
+    assert_eq!(id["typ"], "ID");
+    assert!(id["at_hash"].is_string());
+
+    // userinfo with the access token
+    let ui: Value = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/userinfo",
+            s.base
+        ))
+        .bearer_auth(t["access_token"].as_str().expect("at"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ui["sub"], c["sub"]);
+    assert_eq!(ui["preferred_username"], "alice");
+    let bad = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/userinfo",
+            s.base
+        ))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad.status(), 401);
+    assert!(
+        bad.headers()["www-authenticate"]
+            .to_str()
+            .expect("h")
+            .contains("invalid_token")
+    );
+}
+
+#[tokio::test]
+async fn token_endpoint_errors_follow_rfc6749() {
+    let s = start().await;
+    s.demo_realm().await;
+    let err = |r: reqwest::Response| async move {
+        let st = r.status().as_u16();
+        let v: Value = r.json().await.expect("json error body");
+        (st, v["error"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(
+        err(s
+            .password_grant("demo", "app", Some("wrong"), "alice", "alice-pw", None)
+            .await)
+        .await,
+        (401, "invalid_client".into())
+    );
+    assert_eq!(
+        err(s
+            .password_grant("demo", "app", Some("app-secret"), "alice", "nope", None)
+            .await)
+        .await,
+        (400, "invalid_grant".into())
+    );
+    assert_eq!(
+        err(s
+            .password_grant("demo", "app", Some("app-secret"), "nobody", "nope", None)
+            .await)
+        .await,
+        (400, "invalid_grant".into())
+    );
+    assert_eq!(
+        err(s
+            .password_grant("demo", "nope", None, "alice", "alice-pw", None)
+            .await)
+        .await,
+        (401, "invalid_client".into())
+    );
+    assert_eq!(
+        err(s
+            .password_grant(
+                "demo",
+                "app",
+                Some("app-secret"),
+                "alice",
+                "alice-pw",
+                Some("bogus")
+            )
+            .await)
+        .await,
+        (400, "invalid_scope".into())
+    );
+    let url = s.token_url("demo");
+    let r = s
+        .http
+        .post(&url)
+        .form(&[("grant_type", "magic"), ("client_id", "spa")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(err(r).await, (400, "unsupported_grant_type".into()));
+    let r = s
+        .http
+        .post(&url)
+        .form(&[("client_id", "spa")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(err(r).await, (400, "invalid_request".into()));
+    let r = s
+        .http
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=password&grant_type=password&client_id=spa")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(err(r).await, (400, "invalid_request".into()));
+    let r = s
+        .http
+        .post(&url)
+        .json(&serde_json::json!({"grant_type": "password"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(err(r).await, (400, "invalid_request".into()));
+    // Basic auth with a wrong secret says how to authenticate.
+    let r = s
+        .http
+        .post(&url)
+        .basic_auth("app", Some("wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .expect("h")
+            .starts_with("Basic")
+    );
+    // Unknown realm
+    let r = s.password_grant("nope", "app", None, "a", "b", None).await;
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn client_credentials_uses_the_service_account() {
+    let s = start().await;
+    s.demo_realm().await;
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.expect("json");
+    assert!(t.get("refresh_token").is_none());
+    let c = verify_with_jwks(&s, "demo", t["access_token"].as_str().expect("at")).await;
+    assert_eq!(c["preferred_username"], "service-account-app");
+    assert_eq!(c["client_id"], "app");
+    // The public client may not use it.
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", "spa")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn refresh_rotation_and_reuse_revokes_the_session() {
+    let s = start().await;
+    s.demo_realm().await;
+    let t: Value = s
+        .password_grant("demo", "spa", None, "alice", "alice-pw", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let r1 = t["refresh_token"].as_str().expect("rt").to_owned();
+    let refresh = |rt: String| {
+        let s = &s;
+        async move {
+            s.http
+                .post(s.token_url("demo"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "spa"),
+                    ("refresh_token", &rt),
+                ])
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    let resp = refresh(r1.clone()).await;
+    assert_eq!(resp.status(), 200);
+    let t2: Value = resp.json().await.expect("json");
+    let r2 = t2["refresh_token"].as_str().expect("rt2").to_owned();
+    assert_ne!(r1, r2);
+    // Reusing the spent token fails and ends the session, so r2 dies too.
+    let reuse = refresh(r1).await;
+    assert_eq!(reuse.status(), 400);
+    assert_eq!(
+        reuse.json::<Value>().await.expect("json")["error"],
+        "invalid_grant"
+    );
+    assert_eq!(refresh(r2).await.status(), 400);
+    // A confidential client's refresh token cannot be used by another client.
+    let t: Value = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "spa"),
+            ("refresh_token", t["refresh_token"].as_str().expect("rt")),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn introspection_before_and_after_revocation() {
+    let s = start().await;
+    s.demo_realm().await;
+    let t: Value = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let at = t["access_token"].as_str().expect("at");
+    let introspect = |tok: String| {
+        let s = &s;
+        async move {
+            s.http
+                .post(format!(
+                    "{}/realms/demo/protocol/openid-connect/token/introspect",
+                    s.base
+                ))
+                .basic_auth("app", Some("app-secret"))
+                .form(&[("token", tok.as_str())])
+                .send()
+                .await
+                .expect("send")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let i = introspect(at.to_owned()).await;
+    assert_eq!(i["active"], true);
+    assert_eq!(i["username"], "alice");
+    assert_eq!(
+        introspect("garbage".into()).await,
+        serde_json::json!({"active": false})
+    );
+    let r = s
+        .http
+        .post(format!(
+            "{}/realms/demo/protocol/openid-connect/revoke",
+            s.base
+        ))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[("token", at), ("token_type_hint", "access_token")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(introspect(at.to_owned()).await["active"], false);
+    // Revoking the refresh token ends the session: a new access token of the
+    // same session is no longer active either.
+    let rt = t["refresh_token"].as_str().expect("rt");
+    assert_eq!(introspect(rt.to_owned()).await["active"], true);
+    let t2: Value = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let at2 = t2["access_token"].as_str().expect("at2").to_owned();
+    assert_eq!(introspect(at2.clone()).await["active"], true);
+    let r = s
+        .http
+        .post(format!(
+            "{}/realms/demo/protocol/openid-connect/revoke",
+            s.base
+        ))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[("token", rt)])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(introspect(at2).await["active"], false);
+    // Public clients cannot introspect.
+    let r = s
+        .http
+        .post(format!(
+            "{}/realms/demo/protocol/openid-connect/token/introspect",
+            s.base
+        ))
+        .form(&[("token", "x"), ("client_id", "spa")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+}
+
+fn pkce() -> (String, String) {
+    let verifier = gatehouse_core::id::token();
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    (
+        verifier,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref()),
+    )
+}
+
+fn between<'a>(s: &'a str, a: &str, b: &str) -> &'a str {
+    let i = s.find(a).expect("start marker") + a.len();
+    let j = s[i..].find(b).expect("end marker") + i;
+    &s[i..j]
+}
+
+fn query_param(location: &str, key: &str) -> Option<String> {
+    let u = url::Url::parse(location).expect("url");
+    u.query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test]
+async fn authorization_code_flow_with_pkce_login_page_and_sso() {
+    let s = start().await;
+    s.demo_realm().await;
+    let (verifier, challenge) = pkce();
+    let auth = format!(
+        "{}/realms/demo/protocol/openid-connect/auth?response_type=code&client_id=spa&redirect_uri=http%3A%2F%2F127.0.0.1%2Fspa%2Fcb&scope=openid&state=st4te&nonce=n0nce&code_challenge={challenge}&code_challenge_method=S256",
+        s.base
+    );
+    let page = s.http.get(&auth).send().await.expect("send");
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let csrf_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("GATEHOUSE_CSRF="))
+        .expect("csrf cookie")
+        .split(';')
+        .next()
+        .expect("kv")
+        .to_owned();
+    let html = page.text().await.expect("html");
+    assert!(html.contains("name=\"username\"") && html.contains("name=\"password\""));
+    let action = between(&html, "action=\"", "\"").replace("&amp;", "&");
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"").to_owned();
+    let post = |pw: &'static str, with_cookie: bool| {
+        let (s, action, csrf, cookie) = (&s, action.clone(), csrf.clone(), csrf_cookie.clone());
+        async move {
+            let mut r = s.http.post(format!("{}{}", s.base, action)).form(&[
+                ("username", "alice"),
+                ("password", pw),
+                ("csrf", &csrf),
+            ]);
+            if with_cookie {
+                r = r.header("cookie", cookie);
+            }
+            r.send().await.expect("send")
+        }
+    };
+    // Without the CSRF cookie the form is refused.
+    assert_eq!(post("alice-pw", false).await.status(), 403);
+    // Wrong password: the form again, with an error.
+    let wrong = post("nope", true).await;
+    assert_eq!(wrong.status(), 200);
+    assert!(
+        wrong
+            .text()
+            .await
+            .expect("t")
+            .contains("Invalid username or password.")
+    );
+    let ok = post("alice-pw", true).await;
+    assert_eq!(ok.status(), 302);
+    let loc = ok.headers()["location"].to_str().expect("loc").to_owned();
+    assert!(loc.starts_with("http://127.0.0.1/spa/cb?"));
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("st4te"));
+    assert_eq!(
+        query_param(&loc, "iss"),
+        Some(format!("{}/realms/demo", s.base))
+    );
+    let sso_cookie = ok
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("GATEHOUSE_IDENTITY="))
+        .expect("sso")
+        .split(';')
+        .next()
+        .expect("kv")
+        .to_owned();
+    let code = query_param(&loc, "code").expect("code");
+    let exchange = |code: String, verifier: String| {
+        let s = &s;
+        async move {
+            s.http
+                .post(s.token_url("demo"))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", "spa"),
+                    ("code", &code),
+                    ("redirect_uri", "http://127.0.0.1/spa/cb"),
+                    ("code_verifier", &verifier),
+                ])
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    // Wrong verifier first: the code is spent by the failed attempt too.
+    let (other_verifier, _) = pkce();
+    assert_eq!(exchange(code.clone(), other_verifier).await.status(), 400);
+    assert_eq!(
+        exchange(code, verifier.clone()).await.status(),
+        400,
+        "a code is single-use"
+    );
+
+    // SSO: a second authorization skips the login page.
+    let (verifier, challenge) = pkce();
+    let auth2 = auth.replace(between(&auth, "code_challenge=", "&"), &challenge);
+    let r = s
+        .http
+        .get(&auth2)
+        .header("cookie", &sso_cookie)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 302, "SSO session skips the login page");
+    let code = query_param(r.headers()["location"].to_str().expect("loc"), "code").expect("code");
+    let t = exchange(code, verifier).await;
+    assert_eq!(t.status(), 200);
+    let t: Value = t.json().await.expect("json");
+    let id = claims(t["id_token"].as_str().expect("id"));
+    assert_eq!(id["nonce"], "n0nce");
+    // prompt=login forces the page; prompt=none without a session redirects an error.
+    let r = s
+        .http
+        .get(format!("{auth2}&prompt=login"))
+        .header("cookie", &sso_cookie)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let r = s
+        .http
+        .get(format!("{auth2}&prompt=none"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        query_param(r.headers()["location"].to_str().expect("loc"), "error").as_deref(),
+        Some("login_required")
+    );
+
+    // RP-initiated logout ends the SSO session and redirects only to a registered URI.
+    let logout = format!("{}/realms/demo/protocol/openid-connect/logout", s.base);
+    let r = s
+        .http
+        .get(&logout)
+        .query(&[
+            ("id_token_hint", t["id_token"].as_str().expect("id")),
+            ("post_logout_redirect_uri", "https://evil.example/"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let r = s
+        .http
+        .get(&logout)
+        .header("cookie", &sso_cookie)
+        .query(&[
+            ("id_token_hint", t["id_token"].as_str().expect("id")),
+            ("post_logout_redirect_uri", "http://127.0.0.1/spa/bye"),
+            ("state", "x"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "http://127.0.0.1/spa/bye?state=x");
+    let r = s
+        .http
+        .get(format!("{auth2}&prompt=none"))
+        .header("cookie", &sso_cookie)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        query_param(r.headers()["location"].to_str().expect("loc"), "error").as_deref(),
+        Some("login_required")
+    );
+    let rt = t["refresh_token"].as_str().expect("rt");
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "spa"),
+            ("refresh_token", rt),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400, "logout ended the client session too");
+}
+
+#[tokio::test]
+async fn authorization_endpoint_refuses_bad_requests_safely() {
+    let s = start().await;
+    s.demo_realm().await;
+    let base = format!("{}/realms/demo/protocol/openid-connect/auth", s.base);
+    // Unregistered redirect URI: an error page, never a redirect.
+    let r = s
+        .http
+        .get(&base)
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "app"),
+            ("redirect_uri", "https://evil.example/cb"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    let r = s
+        .http
+        .get(&base)
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "ghost"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    // Public client without PKCE: redirected error.
+    let r = s
+        .http
+        .get(&base)
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "spa"),
+            ("redirect_uri", "http://127.0.0.1/spa/x"),
+            ("state", "s"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().expect("loc");
+    assert_eq!(
+        query_param(loc, "error").as_deref(),
+        Some("invalid_request")
+    );
+    assert_eq!(query_param(loc, "state").as_deref(), Some("s"));
+    // plain PKCE is refused
+    let r = s
+        .http
+        .get(&base)
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "spa"),
+            ("redirect_uri", "http://127.0.0.1/spa/x"),
+            ("code_challenge", "abc"),
+            ("code_challenge_method", "plain"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        query_param(r.headers()["location"].to_str().expect("loc"), "error").as_deref(),
+        Some("invalid_request")
+    );
+    // implicit flow is not offered
+    let r = s
+        .http
+        .get(&base)
+        .query(&[
+            ("response_type", "token"),
+            ("client_id", "app"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        query_param(r.headers()["location"].to_str().expect("loc"), "error").as_deref(),
+        Some("unsupported_response_type")
+    );
+}
+
+#[tokio::test]
+async fn disabled_and_locked_users_cannot_log_in() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    // Brute-force protection: lock after 2 failures.
+    let r = s.http.put(format!("{}/admin/realms/demo", s.base)).bearer_auth(&t)
+        .json(&serde_json::json!({"bruteForceProtected": true, "failureFactor": 2, "waitIncrementSeconds": 60})).send().await.expect("send");
+    assert_eq!(r.status(), 204);
+    for _ in 0..2 {
+        assert_eq!(
+            s.password_grant("demo", "app", Some("app-secret"), "alice", "bad", None)
+                .await
+                .status(),
+            400
+        );
+    }
+    let locked = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await;
+    assert_eq!(locked.status(), 400, "locked even with the right password");
+    // Disabled user.
+    let (_, users) = s
+        .admin_get(&t, "/demo/users?username=alice&exact=true")
+        .await;
+    let id = users[0]["id"].as_str().expect("id").to_owned();
+    let r = s
+        .http
+        .put(format!(
+            "{}/admin/realms/demo/users/{id}/reset-password",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"type": "password", "value": "new-pw", "temporary": false}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        s.password_grant("demo", "app", Some("app-secret"), "alice", "new-pw", None)
+            .await
+            .status(),
+        200,
+        "reset clears the lockout"
+    );
+    let r = s
+        .http
+        .put(format!("{}/admin/realms/demo/users/{id}", s.base))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"enabled": false}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    let r = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "new-pw", None)
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error_description"],
+        "Account disabled"
+    );
+    // Events recorded the story.
+    let (_, ev) = s.admin_get(&t, "/demo/events?type=LOGIN_ERROR").await;
+    let errors: Vec<&str> = ev
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["error"].as_str())
+        .collect();
+    assert!(
+        errors.contains(&"user_temporarily_disabled")
+            && errors.contains(&"invalid_user_credentials")
+            && errors.contains(&"user_disabled"),
+        "{errors:?}"
+    );
+}

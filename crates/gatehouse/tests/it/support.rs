@@ -1,0 +1,187 @@
+//! Start a real Gatehouse on port 0 and talk to it.
+
+use gatehouse::config::Config;
+use serde_json::{Value, json};
+
+pub const ADMIN_PASSWORD: &str = "admin-pass-1";
+
+pub struct Server {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub running: gatehouse::Running,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.running.abort();
+    }
+}
+
+pub async fn start() -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = Config::default();
+    cfg.server.identity_listen = "127.0.0.1:0".into();
+    cfg.server.data_dir = dir.path().to_owned();
+    // Cheap hashes keep the suite fast; the cost is a setting, not a branch.
+    cfg.server.password_memory_kib = 64;
+    cfg.server.password_iterations = 1;
+    cfg.admin_user = "admin".into();
+    cfg.admin_password = Some(ADMIN_PASSWORD.into());
+    let running = gatehouse::start(&cfg).await.expect("start");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    Server {
+        base: format!("http://{}", running.identity_addr),
+        http,
+        running,
+        _dir: dir,
+    }
+}
+
+impl Server {
+    pub fn token_url(&self, realm: &str) -> String {
+        format!("{}/realms/{realm}/protocol/openid-connect/token", self.base)
+    }
+
+    pub async fn admin_token(&self) -> String {
+        let r: Value = self
+            .http
+            .post(self.token_url("master"))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", "admin"),
+                ("password", ADMIN_PASSWORD),
+            ])
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        r["access_token"].as_str().expect("admin token").to_owned()
+    }
+
+    /// POSTs admin JSON and returns (status, Location).
+    pub async fn admin_post(&self, token: &str, path: &str, body: &Value) -> (u16, Option<String>) {
+        let r = self
+            .http
+            .post(format!("{}/admin/realms{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("send");
+        let loc = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (r.status().as_u16(), loc)
+    }
+
+    pub async fn admin_get(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}/admin/realms{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("send");
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Realm `demo` with confidential client `app` (secret `app-secret`,
+    /// direct grants, service account, redirect http://127.0.0.1/cb), public
+    /// client `spa`, user `alice` (password `alice-pw`) in group `sales`.
+    pub async fn demo_realm(&self) -> String {
+        let t = self.admin_token().await;
+        assert_eq!(
+            self.admin_post(&t, "", &json!({"realm": "demo", "enabled": true}))
+                .await
+                .0,
+            201
+        );
+        let (s, _) = self
+            .admin_post(
+                &t,
+                "/demo/clients",
+                &json!({
+                    "clientId": "app", "secret": "app-secret", "directAccessGrantsEnabled": true,
+                    "serviceAccountsEnabled": true, "redirectUris": ["http://127.0.0.1/cb"],
+                    "optionalClientScopes": ["offline_access", "orders:read"],
+                }),
+            )
+            .await;
+        assert_eq!(s, 201);
+        let (s, _) = self
+            .admin_post(
+                &t,
+                "/demo/clients",
+                &json!({
+                    "clientId": "spa", "publicClient": true, "directAccessGrantsEnabled": true,
+                    "redirectUris": ["http://127.0.0.1/spa/*"],
+                }),
+            )
+            .await;
+        assert_eq!(s, 201);
+        let (s, _) = self
+            .admin_post(&t, "/demo/groups", &json!({"name": "sales"}))
+            .await;
+        assert_eq!(s, 201);
+        let (s, _) = self
+            .admin_post(&t, "/demo/users", &json!({
+                "username": "alice", "email": "alice@example.com", "firstName": "Alice", "enabled": true,
+                "credentials": [{"type": "password", "value": "alice-pw", "temporary": false}],
+                "groups": ["/sales"],
+            }))
+            .await;
+        assert_eq!(s, 201);
+        t
+    }
+
+    pub async fn password_grant(
+        &self,
+        realm: &str,
+        client: &str,
+        secret: Option<&str>,
+        user: &str,
+        pw: &str,
+        scope: Option<&str>,
+    ) -> reqwest::Response {
+        let mut form = vec![
+            ("grant_type", "password"),
+            ("client_id", client),
+            ("username", user),
+            ("password", pw),
+        ];
+        if let Some(s) = secret {
+            form.push(("client_secret", s));
+        }
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        self.http
+            .post(self.token_url(realm))
+            .form(&form)
+            .send()
+            .await
+            .expect("send")
+    }
+}
+
+/// Decodes a JWT's payload without verifying (the tests verify separately).
+pub fn claims(jwt: &str) -> Value {
+    use base64::Engine;
+    let p = jwt.split('.').nth(1).expect("payload");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(p)
+            .expect("b64"),
+    )
+    .expect("json")
+}

@@ -1,0 +1,112 @@
+//! `/admin/realms/...`: Keycloak's admin REST API. Every call needs a bearer
+//! token from realm `master` whose user holds the realm role `admin`.
+
+pub mod clients;
+pub mod events;
+pub mod groups;
+pub mod realms;
+pub mod roles;
+pub mod users;
+
+use crate::error::AdminError;
+use crate::state::Idp;
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::model::{Event, Realm};
+use std::sync::Arc;
+
+/// Who is calling the admin API (for admin events).
+pub struct AdminCaller {
+    pub user_id: String,
+    pub client_id: String,
+}
+
+/// Checks the caller's token: master realm, active, realm role `admin`.
+pub async fn guard(idp: &Idp, headers: &HeaderMap) -> Result<AdminCaller, AdminError> {
+    let unauthorized = || AdminError::new(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized");
+    let token = crate::oidc::userinfo::bearer(headers).ok_or_else(unauthorized)?;
+    let master = idp
+        .store
+        .realm_by_name("master")
+        .await?
+        .ok_or_else(unauthorized)?;
+    let active = crate::oidc::userinfo::active_access_token(idp, &master, token)
+        .await?
+        .ok_or_else(unauthorized)?;
+    let is_admin = active.claims["realm_access"]["roles"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|x| x.as_str() == Some("admin")));
+    // The token's roles are a snapshot: confirm against the store so a
+    // revoked admin role takes effect at once.
+    let still = idp
+        .store
+        .effective_roles(&active.user.id)
+        .await?
+        .iter()
+        .any(|r| r.client_id.is_none() && r.name == "admin");
+    if !is_admin || !still {
+        return Err(AdminError::new(StatusCode::FORBIDDEN, "HTTP 403 Forbidden"));
+    }
+    Ok(AdminCaller {
+        user_id: active.user.id,
+        client_id: active.claims["azp"].as_str().unwrap_or_default().to_owned(),
+    })
+}
+
+/// Loads a realm by name for the admin API (404 in Keycloak's words).
+pub async fn realm(idp: &Idp, name: &str) -> Result<Realm, AdminError> {
+    idp.store
+        .realm_by_name(name)
+        .await?
+        .ok_or_else(|| AdminError::not_found("Realm"))
+}
+
+/// An admin event for a write.
+pub fn event(
+    realm: &Realm,
+    caller: &AdminCaller,
+    op: &str,
+    rtype: &str,
+    path: &str,
+    repr: Option<&serde_json::Value>,
+) -> Event {
+    let mut e = Event::admin(&realm.id, op, rtype, path);
+    e.user_id = Some(caller.user_id.clone());
+    e.client_id = Some(caller.client_id.clone());
+    e.representation = repr.map(|r| r.to_string());
+    e
+}
+
+/// 201 with the `Location` Keycloak's clients read the new id from.
+pub fn created(location: String) -> Response {
+    let mut r = StatusCode::CREATED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Parses a JSON body; malformed JSON is a 400, never a 500.
+pub fn json_body(body: &[u8]) -> Result<serde_json::Value, AdminError> {
+    serde_json::from_slice(body).map_err(|_| AdminError::bad_request("Malformed JSON body"))
+}
+
+/// Paging parameters `first` and `max` as Keycloak reads them.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Paging {
+    pub first: Option<i64>,
+    pub max: Option<i64>,
+}
+
+/// Every admin route.
+pub fn routes() -> Router<Arc<Idp>> {
+    Router::new()
+        .merge(realms::routes())
+        .merge(clients::routes())
+        .merge(users::routes())
+        .merge(groups::routes())
+        .merge(roles::routes())
+        .merge(roles::mapping_routes())
+        .merge(events::routes())
+}

@@ -1,0 +1,472 @@
+//! `/admin/realms/{realm}/clients...`: clients, their secrets (read,
+//! regenerate with an optional grace period for the previous one), service
+//! accounts and protocol mappers.
+
+use super::{created, event, guard, json_body, realm};
+use crate::error::{AdminError, OAuthError};
+use crate::repr;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use gatehouse_core::model::{Client, Realm, User};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Client routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    const C: &str = "/admin/realms/{realm}/clients";
+    Router::new()
+        .route(C, get(list).post(create))
+        .route(&format!("{C}/{{id}}"), get(one).put(update).delete(remove))
+        .route(
+            &format!("{C}/{{id}}/client-secret"),
+            get(secret).post(regenerate),
+        )
+        .route(
+            &format!("{C}/{{id}}/client-secret/rotated"),
+            get(rotated).delete(drop_rotated),
+        )
+        .route(
+            &format!("{C}/{{id}}/service-account-user"),
+            get(service_account),
+        )
+        .route(
+            &format!("{C}/{{id}}/protocol-mappers/models"),
+            get(mappers).post(add_mapper),
+        )
+        .route(
+            &format!("{C}/{{id}}/protocol-mappers/models/{{mid}}"),
+            get(one_mapper).put(put_mapper).delete(del_mapper),
+        )
+}
+
+/// The service-account user of a client, created on first need.
+pub async fn ensure_service_account(
+    idp: &Idp,
+    realm: &Realm,
+    client: &Client,
+) -> Result<User, OAuthError> {
+    if let Some(u) = idp
+        .store
+        .service_account_user(&realm.id, &client.id)
+        .await?
+    {
+        return Ok(u);
+    }
+    let mut u = User::new(&realm.id, &format!("service-account-{}", client.client_id));
+    u.service_account_client_id = Some(client.id.clone());
+    idp.store.create_user(&u, None, &[]).await?;
+    if let Some(d) = idp
+        .store
+        .role_by_name(&realm.id, None, &format!("default-roles-{}", realm.name))
+        .await?
+    {
+        idp.store
+            .grant_roles(gatehouse_store::Holder::User(&u.id), &[d.id], &[])
+            .await?;
+    }
+    Ok(u)
+}
+
+async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Client, AdminError> {
+    idp.store
+        .client(&realm.id, id)
+        .await?
+        .ok_or_else(|| AdminError::not_found("Could not find client"))
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    #[serde(rename = "clientId")]
+    client_id: Option<String>,
+    search: Option<bool>,
+    first: Option<i64>,
+    max: Option<i64>,
+}
+
+async fn list(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let all = idp.store.clients(&realm.id).await?;
+    let filtered = all.iter().filter(|c| match &q.client_id {
+        None => true,
+        Some(id) if q.search.unwrap_or(false) => {
+            c.client_id.to_lowercase().contains(&id.to_lowercase())
+        }
+        Some(id) => &c.client_id == id,
+    });
+    let first = q.first.unwrap_or(0).max(0) as usize;
+    let max = q.max.filter(|m| *m >= 0).unwrap_or(i64::MAX) as usize;
+    Ok(Json(json!(
+        filtered
+            .skip(first)
+            .take(max)
+            .map(|c| repr::client(c, true))
+            .collect::<Vec<_>>()
+    )))
+}
+
+/// Creates a client from a representation (admin API and import).
+pub async fn create_client(
+    idp: &Idp,
+    realm: &Realm,
+    rep: &Value,
+    ev: Vec<gatehouse_core::model::Event>,
+) -> Result<Client, AdminError> {
+    let client_id = rep
+        .get("clientId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AdminError::bad_request("clientId is required"))?;
+    let mut c = Client::new(&realm.id, client_id);
+    if let Some(id) = rep.get("id").and_then(Value::as_str) {
+        c.id = id.to_owned();
+    }
+    repr::apply_client(&mut c, rep).map_err(AdminError::bad_request)?;
+    if idp
+        .store
+        .client_by_client_id(&realm.id, &c.client_id)
+        .await?
+        .is_some()
+    {
+        return Err(AdminError::conflict(format!(
+            "Client {} already exists",
+            c.client_id
+        )));
+    }
+    idp.store.create_client(&c, &ev).await?;
+    if c.service_accounts_enabled {
+        ensure_service_account(idp, realm, &c).await?;
+    }
+    Ok(c)
+}
+
+async fn create(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let ev = event(&realm, &caller, "CREATE", "CLIENT", "clients", Some(&rep));
+    let c = create_client(&idp, &realm, &rep, vec![ev]).await?;
+    Ok(created(format!(
+        "{}/admin/realms/{}/clients/{}",
+        idp.public_url, realm.name, c.id
+    )))
+}
+
+async fn one(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    Ok(Json(repr::client(&load(&idp, &realm, &id).await?, true)))
+}
+
+async fn update(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let mut c = load(&idp, &realm, &id).await?;
+    let old_id = c.client_id.clone();
+    repr::apply_client(&mut c, &rep).map_err(AdminError::bad_request)?;
+    if c.client_id != old_id
+        && idp
+            .store
+            .client_by_client_id(&realm.id, &c.client_id)
+            .await?
+            .is_some()
+    {
+        return Err(AdminError::conflict(format!(
+            "Client {} already exists",
+            c.client_id
+        )));
+    }
+    let ev = event(
+        &realm,
+        &caller,
+        "UPDATE",
+        "CLIENT",
+        &format!("clients/{id}"),
+        Some(&rep),
+    );
+    idp.store.update_client(&c, &[ev]).await?;
+    if c.service_accounts_enabled {
+        ensure_service_account(&idp, &realm, &c).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let c = load(&idp, &realm, &id).await?;
+    if realm.name == "master" && c.client_id == "admin-cli" {
+        return Err(AdminError::bad_request(
+            "Cannot delete the admin-cli client of master",
+        ));
+    }
+    let ev = event(
+        &realm,
+        &caller,
+        "DELETE",
+        "CLIENT",
+        &format!("clients/{id}"),
+        None,
+    );
+    idp.store.delete_client(&realm.id, &id, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn secret(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let c = load(&idp, &realm, &id).await?;
+    Ok(Json(json!({"type": "secret", "value": c.secret})))
+}
+
+#[derive(serde::Deserialize)]
+struct RegenQuery {
+    /// Seconds the previous secret keeps working (Gatehouse extension;
+    /// Keycloak configures this through a client policy).
+    #[serde(rename = "gracePeriod")]
+    grace_period: Option<i64>,
+}
+
+async fn regenerate(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    Query(q): Query<RegenQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let mut c = load(&idp, &realm, &id).await?;
+    if c.public_client {
+        return Err(AdminError::bad_request("Public clients have no secret"));
+    }
+    let grace = q
+        .grace_period
+        .or_else(|| {
+            c.attributes
+                .get("client.secret.rotation.grace.seconds")
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0);
+    if grace > 0 {
+        c.rotated_secret = c.secret.clone();
+        c.rotated_secret_expires_at = Some(gatehouse_core::time::now() + grace);
+    }
+    c.secret = Some(gatehouse_core::id::token());
+    let ev = event(
+        &realm,
+        &caller,
+        "ACTION",
+        "CLIENT",
+        &format!("clients/{id}/client-secret"),
+        None,
+    );
+    idp.store.update_client(&c, &[ev]).await?;
+    Ok(Json(json!({"type": "secret", "value": c.secret})))
+}
+
+async fn rotated(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let c = load(&idp, &realm, &id).await?;
+    let live = c
+        .rotated_secret_expires_at
+        .is_some_and(|t| t > gatehouse_core::time::now());
+    match (&c.rotated_secret, live) {
+        (Some(s), true) => Ok(Json(json!({"type": "secret", "value": s}))),
+        _ => Err(AdminError::not_found("No rotated secret")),
+    }
+}
+
+async fn drop_rotated(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let mut c = load(&idp, &realm, &id).await?;
+    c.rotated_secret = None;
+    c.rotated_secret_expires_at = None;
+    let ev = event(
+        &realm,
+        &caller,
+        "DELETE",
+        "CLIENT",
+        &format!("clients/{id}/client-secret/rotated"),
+        None,
+    );
+    idp.store.update_client(&c, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn service_account(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let c = load(&idp, &realm, &id).await?;
+    if !c.service_accounts_enabled {
+        return Err(AdminError::bad_request(
+            "Service account not enabled for the client",
+        ));
+    }
+    Ok(Json(repr::user(
+        &ensure_service_account(&idp, &realm, &c).await?,
+    )))
+}
+
+async fn mappers(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let c = load(&idp, &realm, &id).await?;
+    Ok(Json(json!(
+        c.protocol_mappers
+            .iter()
+            .map(repr::mapper)
+            .collect::<Vec<_>>()
+    )))
+}
+
+async fn add_mapper(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let mut c = load(&idp, &realm, &id).await?;
+    let m = repr::parse_mapper(&rep).map_err(AdminError::bad_request)?;
+    if c.protocol_mappers.iter().any(|x| x.name == m.name) {
+        return Err(AdminError::conflict(
+            "Protocol mapper exists with same name".to_string(),
+        ));
+    }
+    let mid = m.id.clone();
+    c.protocol_mappers.push(m);
+    let ev = event(
+        &realm,
+        &caller,
+        "CREATE",
+        "PROTOCOL_MAPPER",
+        &format!("clients/{id}/protocol-mappers/models/{mid}"),
+        Some(&rep),
+    );
+    idp.store.update_client(&c, &[ev]).await?;
+    Ok(created(format!(
+        "{}/admin/realms/{}/clients/{}/protocol-mappers/models/{}",
+        idp.public_url, realm.name, id, mid
+    )))
+}
+
+async fn one_mapper(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, mid)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let c = load(&idp, &realm, &id).await?;
+    c.protocol_mappers
+        .iter()
+        .find(|m| m.id == mid)
+        .map(|m| Json(repr::mapper(m)))
+        .ok_or_else(|| AdminError::not_found("Model"))
+}
+
+async fn put_mapper(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, mid)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let mut c = load(&idp, &realm, &id).await?;
+    let mut m = repr::parse_mapper(&rep).map_err(AdminError::bad_request)?;
+    m.id = mid.clone();
+    let slot = c
+        .protocol_mappers
+        .iter_mut()
+        .find(|x| x.id == mid)
+        .ok_or_else(|| AdminError::not_found("Model"))?;
+    *slot = m;
+    let ev = event(
+        &realm,
+        &caller,
+        "UPDATE",
+        "PROTOCOL_MAPPER",
+        &format!("clients/{id}/protocol-mappers/models/{mid}"),
+        Some(&rep),
+    );
+    idp.store.update_client(&c, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn del_mapper(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, mid)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let mut c = load(&idp, &realm, &id).await?;
+    let before = c.protocol_mappers.len();
+    c.protocol_mappers.retain(|m| m.id != mid);
+    if c.protocol_mappers.len() == before {
+        return Err(AdminError::not_found("Model"));
+    }
+    let ev = event(
+        &realm,
+        &caller,
+        "DELETE",
+        "PROTOCOL_MAPPER",
+        &format!("clients/{id}/protocol-mappers/models/{mid}"),
+        None,
+    );
+    idp.store.update_client(&c, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,124 @@
+//! `GET /admin/realms/{realm}/events` and `/admin-events`, with Keycloak's
+//! filters (`type`/`operationTypes`, `client`, `user`, `dateFrom`, `dateTo`,
+//! `first`, `max`).
+
+use super::{guard, realm};
+use crate::error::AdminError;
+use crate::state::Idp;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use gatehouse_store::EventQuery;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Event routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    Router::new()
+        .route("/admin/realms/{realm}/events", get(user_events))
+        .route("/admin/realms/{realm}/admin-events", get(admin_events))
+}
+
+fn date_ms(s: &str, end_of_day: bool) -> Option<i64> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Some(ms);
+    }
+    // yyyy-MM-dd, as Keycloak accepts.
+    let mut it = s.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (it.next()??, it.next()??, it.next()??);
+    let days = days_from_civil(y, m, d);
+    Some(days * 86_400_000 + if end_of_day { 86_399_999 } else { 0 })
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn query(raw: Option<String>, category: &str, kinds_key: &str) -> Result<EventQuery, AdminError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&raw.unwrap_or_default())
+        .map_err(|_| AdminError::bad_request("Malformed query"))?;
+    let mut q = EventQuery {
+        category: category.into(),
+        max: 100,
+        ..Default::default()
+    };
+    for (k, v) in pairs {
+        match k.as_str() {
+            k if k == kinds_key => q.kinds.push(v),
+            "client" | "authClient" => q.client_id = Some(v),
+            "user" | "authUser" => q.user_id = Some(v),
+            "dateFrom" => q.date_from_ms = date_ms(&v, false),
+            "dateTo" => q.date_to_ms = date_ms(&v, true),
+            "first" => q.first = v.parse().map_err(|_| AdminError::bad_request("first"))?,
+            "max" => q.max = v.parse().map_err(|_| AdminError::bad_request("max"))?,
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
+fn details(e: &gatehouse_core::model::Event) -> Value {
+    json!(e.details)
+}
+
+async fn user_events(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let q = query(raw, "user", "type")?;
+    let events = idp.store.events(&realm.id, &q).await?;
+    Ok(Json(json!(events.iter().map(|e| json!({
+        "id": e.id, "time": e.time, "type": e.kind, "realmId": realm.id, "clientId": e.client_id,
+        "userId": e.user_id, "sessionId": e.session_id, "ipAddress": e.ip_address, "error": e.error,
+        "details": details(e),
+    })).collect::<Vec<_>>())))
+}
+
+async fn admin_events(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let mut q = query(raw.clone(), "admin", "operationTypes")?;
+    let resource_types: Vec<String> =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&raw.unwrap_or_default())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k == "resourceTypes")
+            .map(|(_, v)| v)
+            .collect();
+    if !resource_types.is_empty() {
+        q.max = i64::MAX / 2;
+    }
+    let events = idp.store.events(&realm.id, &q).await?;
+    Ok(Json(json!(events.iter().filter(|e| resource_types.is_empty() || e.resource_type.as_ref().is_some_and(|t| resource_types.contains(t))).map(|e| json!({
+        "id": e.id, "time": e.time, "realmId": realm.id, "operationType": e.kind,
+        "resourceType": e.resource_type, "resourcePath": e.resource_path,
+        "representation": e.representation, "error": e.error,
+        "authDetails": {"realmId": "master", "clientId": e.client_id, "userId": e.user_id, "ipAddress": e.ip_address},
+    })).collect::<Vec<_>>())))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_parse_as_keycloak_accepts() {
+        assert_eq!(super::date_ms("1970-01-02", false), Some(86_400_000));
+        assert_eq!(super::date_ms("2024-03-01", false), Some(1_709_251_200_000));
+        assert_eq!(super::date_ms("garbage", false), None);
+    }
+}

@@ -1,0 +1,276 @@
+//! `/admin/realms/{realm}/groups...`: nested groups and their members.
+
+use super::{Paging, created, event, guard, json_body, realm};
+use crate::error::AdminError;
+use crate::repr;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use gatehouse_core::model::{Event, Group, Realm};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Group routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    const G: &str = "/admin/realms/{realm}/groups";
+    Router::new()
+        .route(G, get(list).post(create_top))
+        .route(&format!("{G}/count"), get(count))
+        .route(&format!("{G}/{{id}}"), get(one).put(update).delete(remove))
+        .route(
+            &format!("{G}/{{id}}/children"),
+            get(children).post(create_child),
+        )
+        .route(&format!("{G}/{{id}}/members"), get(members))
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    search: Option<String>,
+    first: Option<i64>,
+    max: Option<i64>,
+}
+
+async fn list(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let all = idp.store.groups(&realm.id).await?;
+    let needle = q.search.as_deref().map(str::to_lowercase);
+    let top = all
+        .iter()
+        .filter(|g| g.parent_id.is_none())
+        .filter(|g| match &needle {
+            None => true,
+            Some(n) => subtree_matches(&all, g, n),
+        });
+    let first = q.first.unwrap_or(0).max(0) as usize;
+    let max = q.max.filter(|m| *m >= 0).unwrap_or(i64::MAX) as usize;
+    Ok(Json(json!(
+        top.skip(first)
+            .take(max)
+            .map(|g| repr::group(g, &all, true))
+            .collect::<Vec<_>>()
+    )))
+}
+
+fn subtree_matches(all: &[Group], g: &Group, needle: &str) -> bool {
+    g.name.to_lowercase().contains(needle)
+        || all
+            .iter()
+            .filter(|c| c.parent_id.as_deref() == Some(&g.id))
+            .any(|c| subtree_matches(all, c, needle))
+}
+
+async fn count(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let n = idp
+        .store
+        .groups(&realm.id)
+        .await?
+        .iter()
+        .filter(|g| g.parent_id.is_none())
+        .count();
+    Ok(Json(json!({"count": n})))
+}
+
+/// Creates a group under `parent` (admin API and import).
+pub async fn create_group(
+    idp: &Idp,
+    realm: &Realm,
+    parent: Option<&str>,
+    rep: &Value,
+    ev: Vec<Event>,
+) -> Result<Group, AdminError> {
+    let name = rep
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| AdminError::bad_request("Group name is missing"))?;
+    repr::valid_name(name).map_err(AdminError::bad_request)?;
+    let all = idp.store.groups(&realm.id).await?;
+    if all
+        .iter()
+        .any(|g| g.name == name && g.parent_id.as_deref() == parent)
+    {
+        return Err(AdminError::conflict(format!(
+            "Top level group named '{name}' already exists."
+        )));
+    }
+    let g = Group {
+        id: rep
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(gatehouse_core::id::uuid),
+        realm_id: realm.id.clone(),
+        parent_id: parent.map(str::to_owned),
+        name: name.to_owned(),
+        attributes: repr::attributes(rep).unwrap_or_default(),
+    };
+    idp.store.create_group(&g, &ev).await?;
+    Ok(g)
+}
+
+async fn create_top(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let ev = event(&realm, &caller, "CREATE", "GROUP", "groups", Some(&rep));
+    let g = create_group(&idp, &realm, None, &rep, vec![ev]).await?;
+    Ok(created(format!(
+        "{}/admin/realms/{}/groups/{}",
+        idp.public_url, realm.name, g.id
+    )))
+}
+
+async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Group, AdminError> {
+    idp.store
+        .group(&realm.id, id)
+        .await?
+        .ok_or_else(|| AdminError::not_found("Could not find group by id"))
+}
+
+async fn one(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let g = load(&idp, &realm, &id).await?;
+    let all = idp.store.groups(&realm.id).await?;
+    Ok(Json(repr::group(&g, &all, true)))
+}
+
+async fn update(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let mut g = load(&idp, &realm, &id).await?;
+    if let Some(n) = rep.get("name").and_then(Value::as_str) {
+        repr::valid_name(n).map_err(AdminError::bad_request)?;
+        g.name = n.to_owned();
+    }
+    if let Some(a) = repr::attributes(&rep) {
+        g.attributes = a;
+    }
+    let ev = event(
+        &realm,
+        &caller,
+        "UPDATE",
+        "GROUP",
+        &format!("groups/{id}"),
+        Some(&rep),
+    );
+    idp.store.update_group(&g, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
+    let ev = event(
+        &realm,
+        &caller,
+        "DELETE",
+        "GROUP",
+        &format!("groups/{id}"),
+        None,
+    );
+    idp.store.delete_group(&realm.id, &id, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn children(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    Query(q): Query<Paging>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
+    let all = idp.store.groups(&realm.id).await?;
+    let first = q.first.unwrap_or(0).max(0) as usize;
+    let max = q.max.filter(|m| *m >= 0).unwrap_or(i64::MAX) as usize;
+    let kids = all
+        .iter()
+        .filter(|g| g.parent_id.as_deref() == Some(&id))
+        .skip(first)
+        .take(max);
+    Ok(Json(json!(
+        kids.map(|g| repr::group(g, &all, false))
+            .collect::<Vec<_>>()
+    )))
+}
+
+async fn create_child(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
+    let rep = json_body(&body)?;
+    let ev = event(
+        &realm,
+        &caller,
+        "CREATE",
+        "GROUP",
+        &format!("groups/{id}/children"),
+        Some(&rep),
+    );
+    let g = create_group(&idp, &realm, Some(&id), &rep, vec![ev]).await?;
+    Ok(created(format!(
+        "{}/admin/realms/{}/groups/{}",
+        idp.public_url, realm.name, g.id
+    )))
+}
+
+async fn members(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    Query(q): Query<Paging>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
+    let users = idp
+        .store
+        .group_members(&id, q.first.unwrap_or(0), q.max.unwrap_or(100))
+        .await?;
+    Ok(Json(json!(
+        users.iter().map(repr::user).collect::<Vec<_>>()
+    )))
+}

@@ -1,0 +1,183 @@
+//! `/admin/realms` and `/admin/realms/{realm}` (+ `/keys`, `/keys/rotate`).
+
+use super::{created, event, guard, json_body, realm};
+use crate::error::AdminError;
+use crate::repr;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gatehouse_core::model::Realm;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Realm routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    Router::new()
+        .route("/admin/realms", get(list).post(create))
+        .route("/admin/realms/{realm}", get(one).put(update).delete(remove))
+        .route("/admin/realms/{realm}/keys", get(keys))
+        .route("/admin/realms/{realm}/keys/rotate", post(rotate))
+}
+
+async fn list(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let all = idp.store.realms().await?;
+    Ok(Json(json!(all.iter().map(repr::realm).collect::<Vec<_>>())))
+}
+
+/// Creates a realm with its defaults (default roles, offline_access); also
+/// used by bootstrap and import.
+pub async fn create_realm(
+    idp: &Idp,
+    rep: &Value,
+    ev: Vec<gatehouse_core::model::Event>,
+) -> Result<Realm, AdminError> {
+    let name = rep
+        .get("realm")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AdminError::bad_request("Realm name is required"))?;
+    let mut realm = Realm::new(name);
+    if let Some(id) = rep.get("id").and_then(Value::as_str) {
+        realm.id = id.to_owned();
+    }
+    repr::apply_realm(&mut realm, rep).map_err(AdminError::bad_request)?;
+    if idp.store.realm_by_name(&realm.name).await?.is_some() {
+        return Err(AdminError::conflict(
+            "Conflict detected. See logs for details".to_string(),
+        ));
+    }
+    let mut ev = ev;
+    for e in &mut ev {
+        e.realm_id = realm.id.clone();
+    }
+    idp.store.create_realm(&realm, &ev).await?;
+    crate::bootstrap::realm_defaults(idp, &realm).await?;
+    Ok(realm)
+}
+
+async fn create(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let rep = json_body(&body)?;
+    let placeholder = Realm::new("_");
+    let ev = event(&placeholder, &caller, "CREATE", "REALM", "", Some(&rep));
+    let realm = create_realm(&idp, &rep, vec![ev]).await?;
+    if rep.get("users").is_some()
+        || rep.get("clients").is_some()
+        || rep.get("roles").is_some()
+        || rep.get("groups").is_some()
+    {
+        crate::import::contents(&idp, &realm, &rep).await?;
+    }
+    Ok(created(format!(
+        "{}/admin/realms/{}",
+        idp.public_url, realm.name
+    )))
+}
+
+async fn one(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    Ok(Json(repr::realm(&realm(&idp, &name).await?)))
+}
+
+async fn update(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let rep = json_body(&body)?;
+    let mut r = realm(&idp, &name).await?;
+    repr::apply_realm(&mut r, &rep).map_err(AdminError::bad_request)?;
+    if r.name != name && idp.store.realm_by_name(&r.name).await?.is_some() {
+        return Err(AdminError::conflict("Realm with same name exists"));
+    }
+    let ev = event(&r, &caller, "UPDATE", "REALM", "", Some(&rep));
+    idp.store.update_realm(&r, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    if name == "master" {
+        return Err(AdminError::bad_request("Can't delete master realm"));
+    }
+    let r = realm(&idp, &name).await?;
+    let ev = event(&r, &caller, "DELETE", "REALM", "", None);
+    idp.store.delete_realm(&r.id, &[ev]).await?;
+    idp.forget_keyring(&r.id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn keys(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let r = realm(&idp, &name).await?;
+    let now = gatehouse_core::time::now();
+    let ring = idp.keyring(&r).await?;
+    let active_kid = ring.current_signer(now).map(|k| k.kid().to_owned());
+    let mut out = vec![];
+    let mut active = serde_json::Map::new();
+    for k in idp.store.keys(&r.id).await? {
+        let status = if Some(&k.kid) == active_kid.as_ref() {
+            "ACTIVE"
+        } else if k.sign_from > now {
+            "PASSIVE"
+        } else {
+            "DISABLED"
+        };
+        if status == "ACTIVE" {
+            active.insert(k.alg.clone(), json!(k.kid));
+        }
+        let jwk: Value = serde_json::from_str(&k.public_jwk).unwrap_or(Value::Null);
+        out.push(json!({
+            "kid": k.kid, "algorithm": k.alg, "type": jwk["kty"], "use": "SIG", "status": status,
+            "providerId": "gatehouse", "providerPriority": k.sign_from, "validTo": k.retire_at.map(|t| t * 1000),
+        }));
+    }
+    Ok(Json(json!({"active": active, "keys": out})))
+}
+
+#[derive(serde::Deserialize)]
+struct RotateQuery {
+    algorithm: Option<String>,
+    /// Seconds the new key is published before it signs.
+    publish_ahead: Option<i64>,
+}
+
+async fn rotate(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<RotateQuery>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let r = realm(&idp, &name).await?;
+    let alg = match q.algorithm.as_deref() {
+        Some(a) => Some(
+            gatehouse_jose::keys::Alg::parse(a)
+                .map_err(|e| AdminError::bad_request(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let kid = crate::keyring::rotate(&idp, &r, alg, q.publish_ahead.unwrap_or(0)).await?;
+    Ok(Json(json!({"kid": kid})))
+}

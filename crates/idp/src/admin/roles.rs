@@ -1,0 +1,711 @@
+//! Realm roles (`/roles`), client roles (`/clients/{id}/roles`), composites,
+//! `/roles-by-id`, and role mappings of users and groups
+//! (`/users/{id}/role-mappings...`, `/groups/{id}/role-mappings...`).
+
+use super::{created, event, guard, json_body, realm};
+use crate::error::AdminError;
+use crate::repr;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use gatehouse_core::model::{Realm, Role};
+use gatehouse_store::Holder;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Role routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    const R: &str = "/admin/realms/{realm}";
+    Router::new()
+        .route(
+            &format!("{R}/roles"),
+            get(list_realm).post(create_realm_role),
+        )
+        .route(
+            &format!("{R}/roles/{{name}}"),
+            get(get_realm_role)
+                .put(put_realm_role)
+                .delete(del_realm_role),
+        )
+        .route(
+            &format!("{R}/roles/{{name}}/composites"),
+            get(composites).post(add_composites).delete(del_composites),
+        )
+        .route(&format!("{R}/roles-by-id/{{id}}"), get(by_id))
+        .route(
+            &format!("{R}/clients/{{cid}}/roles"),
+            get(list_client).post(create_client_role),
+        )
+        .route(
+            &format!("{R}/clients/{{cid}}/roles/{{name}}"),
+            get(get_client_role)
+                .put(put_client_role)
+                .delete(del_client_role),
+        )
+}
+
+/// Role-mapping routes for `users` and `groups`; `kind` is passed as state
+/// of the path so one handler serves both.
+pub fn mapping_routes() -> Router<Arc<Idp>> {
+    let mut r = Router::new();
+    for kind in ["users", "groups"] {
+        let base = format!("/admin/realms/{{realm}}/{kind}/{{id}}/role-mappings");
+        r = r
+            .route(&base, get(all_mappings))
+            .route(
+                &format!("{base}/realm"),
+                get(realm_mappings)
+                    .post(add_realm_mappings)
+                    .delete(del_realm_mappings),
+            )
+            .route(&format!("{base}/realm/composite"), get(effective_realm))
+            .route(
+                &format!("{base}/clients/{{cid}}"),
+                get(client_mappings)
+                    .post(add_client_mappings)
+                    .delete(del_client_mappings),
+            );
+    }
+    r
+}
+
+async fn container(idp: &Idp, realm: &Realm, cid: Option<&str>) -> Result<String, AdminError> {
+    match cid {
+        None => Ok(realm.id.clone()),
+        Some(c) => Ok(idp
+            .store
+            .client(&realm.id, c)
+            .await?
+            .ok_or_else(|| AdminError::not_found("Could not find client"))?
+            .id),
+    }
+}
+
+async fn render(idp: &Idp, r: &Role, realm: &Realm) -> Result<Value, AdminError> {
+    let composite = !idp.store.composites(&r.id).await?.is_empty();
+    Ok(repr::role(
+        r,
+        composite,
+        r.client_id.as_deref().unwrap_or(&realm.id),
+    ))
+}
+
+async fn render_all(idp: &Idp, roles: &[Role], realm: &Realm) -> Result<Json<Value>, AdminError> {
+    let mut out = vec![];
+    for r in roles {
+        out.push(render(idp, r, realm).await?);
+    }
+    Ok(Json(json!(out)))
+}
+
+async fn find(idp: &Idp, realm: &Realm, cid: Option<&str>, name: &str) -> Result<Role, AdminError> {
+    let client = match cid {
+        Some(c) => Some(container(idp, realm, Some(c)).await?),
+        None => None,
+    };
+    idp.store
+        .role_by_name(&realm.id, client.as_deref(), name)
+        .await?
+        .ok_or_else(|| AdminError::not_found("Could not find role"))
+}
+
+/// Creates a role from a RoleRepresentation (admin API and import).
+pub async fn create_role(
+    idp: &Idp,
+    realm: &Realm,
+    client: Option<String>,
+    rep: &Value,
+    ev: Vec<gatehouse_core::model::Event>,
+) -> Result<Role, AdminError> {
+    let name = rep
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| AdminError::bad_request("Role name is required"))?;
+    if idp
+        .store
+        .role_by_name(&realm.id, client.as_deref(), name)
+        .await?
+        .is_some()
+    {
+        return Err(AdminError::conflict(format!(
+            "Role with name {name} already exists"
+        )));
+    }
+    let role = Role {
+        id: rep
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(gatehouse_core::id::uuid),
+        realm_id: realm.id.clone(),
+        client_id: client,
+        name: name.to_owned(),
+        description: rep
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        attributes: repr::attributes(rep).unwrap_or_default(),
+    };
+    idp.store.create_role(&role, &ev).await?;
+    Ok(role)
+}
+
+async fn list_realm(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let roles = idp.store.roles(&realm.id, None).await?;
+    render_all(&idp, &roles, &realm).await
+}
+
+async fn list_client(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, cid)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let c = container(&idp, &realm, Some(&cid)).await?;
+    let roles = idp.store.roles(&realm.id, Some(&c)).await?;
+    render_all(&idp, &roles, &realm).await
+}
+
+async fn create_any(
+    idp: &Idp,
+    h: &HeaderMap,
+    r: &str,
+    cid: Option<&str>,
+    body: &[u8],
+) -> Result<axum::response::Response, AdminError> {
+    let caller = guard(idp, h).await?;
+    let realm = realm(idp, r).await?;
+    let rep = json_body(body)?;
+    let client = match cid {
+        Some(c) => Some(container(idp, &realm, Some(c)).await?),
+        None => None,
+    };
+    let path = match cid {
+        Some(c) => format!("clients/{c}/roles"),
+        None => "roles".into(),
+    };
+    let ev = event(
+        &realm,
+        &caller,
+        "CREATE",
+        if cid.is_some() {
+            "CLIENT_ROLE"
+        } else {
+            "REALM_ROLE"
+        },
+        &path,
+        Some(&rep),
+    );
+    let role = create_role(idp, &realm, client, &rep, vec![ev]).await?;
+    let enc = percent_encoding::utf8_percent_encode(&role.name, percent_encoding::NON_ALPHANUMERIC);
+    Ok(created(format!(
+        "{}/admin/realms/{}/{}/{}",
+        idp.public_url, realm.name, path, enc
+    )))
+}
+
+async fn create_realm_role(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    create_any(&idp, &h, &r, None, &body).await
+}
+
+async fn create_client_role(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, cid)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    create_any(&idp, &h, &r, Some(&cid), &body).await
+}
+
+async fn get_realm_role(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, name)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let role = find(&idp, &realm, None, &name).await?;
+    Ok(Json(render(&idp, &role, &realm).await?))
+}
+
+async fn get_client_role(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, cid, name)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let role = find(&idp, &realm, Some(&cid), &name).await?;
+    Ok(Json(render(&idp, &role, &realm).await?))
+}
+
+async fn by_id(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let role = idp
+        .store
+        .role(&realm.id, &id)
+        .await?
+        .ok_or_else(|| AdminError::not_found("Could not find role"))?;
+    Ok(Json(render(&idp, &role, &realm).await?))
+}
+
+async fn put_any(
+    idp: &Idp,
+    h: &HeaderMap,
+    r: &str,
+    cid: Option<&str>,
+    name: &str,
+    body: &[u8],
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(idp, h).await?;
+    let realm = realm(idp, r).await?;
+    let rep = json_body(body)?;
+    let mut role = find(idp, &realm, cid, name).await?;
+    if let Some(n) = rep
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        role.name = n.to_owned();
+    }
+    if rep.get("description").is_some() {
+        role.description = rep
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+    }
+    if let Some(a) = repr::attributes(&rep) {
+        role.attributes = a;
+    }
+    let ev = event(
+        &realm,
+        &caller,
+        "UPDATE",
+        "REALM_ROLE",
+        &format!("roles/{name}"),
+        Some(&rep),
+    );
+    idp.store.update_role(&role, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn put_realm_role(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    put_any(&idp, &h, &r, None, &name, &body).await
+}
+
+async fn put_client_role(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, cid, name)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    put_any(&idp, &h, &r, Some(&cid), &name, &body).await
+}
+
+async fn del_any(
+    idp: &Idp,
+    h: &HeaderMap,
+    r: &str,
+    cid: Option<&str>,
+    name: &str,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(idp, h).await?;
+    let realm = realm(idp, r).await?;
+    let role = find(idp, &realm, cid, name).await?;
+    if cid.is_none() && role.name == format!("default-roles-{}", realm.name) {
+        return Err(AdminError::bad_request("You cannot delete a default role"));
+    }
+    let ev = event(
+        &realm,
+        &caller,
+        "DELETE",
+        "REALM_ROLE",
+        &format!("roles/{name}"),
+        None,
+    );
+    idp.store.delete_role(&realm.id, &role.id, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn del_realm_role(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, name)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    del_any(&idp, &h, &r, None, &name).await
+}
+
+async fn del_client_role(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, cid, name)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    del_any(&idp, &h, &r, Some(&cid), &name).await
+}
+
+/// Resolves a list of RoleRepresentations (by id, else by name) to role ids.
+async fn role_ids(
+    idp: &Idp,
+    realm: &Realm,
+    client: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<String>, AdminError> {
+    let rep = json_body(body)?;
+    let list = rep
+        .as_array()
+        .ok_or_else(|| AdminError::bad_request("Expected a list of roles"))?;
+    let mut ids = vec![];
+    for r in list {
+        let role = match (
+            r.get("id").and_then(Value::as_str),
+            r.get("name").and_then(Value::as_str),
+        ) {
+            (Some(id), _) => idp.store.role(&realm.id, id).await?,
+            (None, Some(n)) => idp.store.role_by_name(&realm.id, client, n).await?,
+            _ => None,
+        };
+        let role = role.ok_or_else(|| AdminError::not_found("Could not find role"))?;
+        if role.client_id.as_deref() != client {
+            return Err(AdminError::not_found("Could not find role"));
+        }
+        ids.push(role.id);
+    }
+    Ok(ids)
+}
+
+async fn composites(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, name)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let role = find(&idp, &realm, None, &name).await?;
+    let c = idp.store.composites(&role.id).await?;
+    render_all(&idp, &c, &realm).await
+}
+
+async fn add_composites(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let role = find(&idp, &realm, None, &name).await?;
+    let rep = json_body(&body)?;
+    let mut ids = vec![];
+    for x in rep
+        .as_array()
+        .ok_or_else(|| AdminError::bad_request("Expected a list of roles"))?
+    {
+        let found = match (
+            x.get("id").and_then(Value::as_str),
+            x.get("name").and_then(Value::as_str),
+        ) {
+            (Some(id), _) => idp.store.role(&realm.id, id).await?,
+            (None, Some(n)) => idp.store.role_by_name(&realm.id, None, n).await?,
+            _ => None,
+        };
+        let c = found.ok_or_else(|| AdminError::not_found("Could not find composite role"))?;
+        if c.id == role.id {
+            return Err(AdminError::bad_request("A role cannot contain itself"));
+        }
+        ids.push(c.id);
+    }
+    let ev = event(
+        &realm,
+        &caller,
+        "CREATE",
+        "REALM_ROLE",
+        &format!("roles/{name}/composites"),
+        Some(&rep),
+    );
+    idp.store.add_composites(&role.id, &ids, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn del_composites(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let role = find(&idp, &realm, None, &name).await?;
+    let rep = json_body(&body)?;
+    let ids: Vec<String> = rep
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.get("id").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ev = event(
+        &realm,
+        &caller,
+        "DELETE",
+        "REALM_ROLE",
+        &format!("roles/{name}/composites"),
+        Some(&rep),
+    );
+    idp.store.remove_composites(&role.id, &ids, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn holder_check(idp: &Idp, realm: &Realm, kind: &str, id: &str) -> Result<(), AdminError> {
+    match kind {
+        "users" => {
+            idp.store
+                .user(&realm.id, id)
+                .await?
+                .ok_or_else(|| AdminError::not_found("User"))?;
+        }
+        "groups" => {
+            idp.store
+                .group(&realm.id, id)
+                .await?
+                .ok_or_else(|| AdminError::not_found("Could not find group by id"))?;
+        }
+        _ => return Err(AdminError::not_found("Resource")),
+    }
+    Ok(())
+}
+
+fn holder<'a>(kind: &str, id: &'a str) -> Holder<'a> {
+    if kind == "groups" {
+        Holder::Group(id)
+    } else {
+        Holder::User(id)
+    }
+}
+
+async fn all_mappings(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let kind = kind_of(&uri);
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    holder_check(&idp, &realm, &kind, &id).await?;
+    let roles = idp.store.granted_roles(holder(&kind, &id)).await?;
+    let mut realm_roles = vec![];
+    let mut clients = serde_json::Map::new();
+    for role in &roles {
+        let v = render(&idp, role, &realm).await?;
+        match &role.client_id {
+            None => realm_roles.push(v),
+            Some(c) => {
+                let client = idp.store.client(&realm.id, c).await?;
+                let name = client
+                    .as_ref()
+                    .map(|c| c.client_id.clone())
+                    .unwrap_or_default();
+                let entry = clients
+                    .entry(name.clone())
+                    .or_insert_with(|| json!({"id": c, "client": name, "mappings": []}));
+                if let Some(m) = entry.get_mut("mappings").and_then(Value::as_array_mut) {
+                    m.push(v);
+                }
+            }
+        }
+    }
+    let mut out = json!({"realmMappings": realm_roles});
+    if !clients.is_empty() {
+        out["clientMappings"] = Value::Object(clients);
+    }
+    Ok(Json(out))
+}
+
+async fn realm_mappings(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let kind = kind_of(&uri);
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    holder_check(&idp, &realm, &kind, &id).await?;
+    let roles: Vec<Role> = idp
+        .store
+        .granted_roles(holder(&kind, &id))
+        .await?
+        .into_iter()
+        .filter(|r| r.client_id.is_none())
+        .collect();
+    render_all(&idp, &roles, &realm).await
+}
+
+async fn effective_realm(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let kind = kind_of(&uri);
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    holder_check(&idp, &realm, &kind, &id).await?;
+    if kind != "users" {
+        return realm_mappings(State(idp), h, uri, Path((r, id))).await;
+    }
+    let roles: Vec<Role> = idp
+        .store
+        .effective_roles(&id)
+        .await?
+        .into_iter()
+        .filter(|r| r.client_id.is_none())
+        .collect();
+    render_all(&idp, &roles, &realm).await
+}
+
+async fn client_mappings(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path((r, id, cid)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let kind = kind_of(&uri);
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    holder_check(&idp, &realm, &kind, &id).await?;
+    let c = container(&idp, &realm, Some(&cid)).await?;
+    let roles: Vec<Role> = idp
+        .store
+        .granted_roles(holder(&kind, &id))
+        .await?
+        .into_iter()
+        .filter(|r| r.client_id.as_deref() == Some(c.as_str()))
+        .collect();
+    render_all(&idp, &roles, &realm).await
+}
+
+/// One body for the four mapping routes (add/remove x realm/client).
+#[allow(clippy::too_many_arguments)]
+async fn change(
+    idp: &Idp,
+    h: &HeaderMap,
+    r: &str,
+    kind: &str,
+    id: &str,
+    cid: Option<&str>,
+    body: &[u8],
+    add: bool,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(idp, h).await?;
+    let realm = realm(idp, r).await?;
+    holder_check(idp, &realm, kind, id).await?;
+    let client = match cid {
+        Some(c) => Some(container(idp, &realm, Some(c)).await?),
+        None => None,
+    };
+    let ids = role_ids(idp, &realm, client.as_deref(), body).await?;
+    let path = format!(
+        "{kind}/{id}/role-mappings/{}",
+        cid.map(|c| format!("clients/{c}"))
+            .unwrap_or_else(|| "realm".into())
+    );
+    let rtype = if cid.is_some() {
+        "CLIENT_ROLE_MAPPING"
+    } else {
+        "REALM_ROLE_MAPPING"
+    };
+    let ev = event(
+        &realm,
+        &caller,
+        if add { "CREATE" } else { "DELETE" },
+        rtype,
+        &path,
+        None,
+    );
+    if add {
+        idp.store.grant_roles(holder(kind, id), &ids, &[ev]).await?;
+    } else {
+        idp.store
+            .revoke_roles(holder(kind, id), &ids, &[ev])
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn add_realm_mappings(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let kind = kind_of(&uri);
+    change(&idp, &h, &r, &kind, &id, None, &body, true).await
+}
+async fn del_realm_mappings(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let kind = kind_of(&uri);
+    change(&idp, &h, &r, &kind, &id, None, &body, false).await
+}
+async fn add_client_mappings(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path((r, id, cid)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let kind = kind_of(&uri);
+    change(&idp, &h, &r, &kind, &id, Some(&cid), &body, true).await
+}
+async fn del_client_mappings(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path((r, id, cid)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let kind = kind_of(&uri);
+    change(&idp, &h, &r, &kind, &id, Some(&cid), &body, false).await
+}
+
+fn kind_of(uri: &axum::http::Uri) -> String {
+    let groups = uri.path().split('/').nth(4) == Some("groups");
+    if groups {
+        "groups".into()
+    } else {
+        "users".into()
+    }
+}

@@ -1,0 +1,480 @@
+//! `/admin/realms/{realm}/users...`: users, their passwords, groups,
+//! sessions. Role mappings live in `roles.rs`.
+
+use super::{created, event, guard, json_body, realm};
+use crate::error::AdminError;
+use crate::repr;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use gatehouse_core::model::{Event, Realm, User};
+use gatehouse_store::UserQuery;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// User routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    const U: &str = "/admin/realms/{realm}/users";
+    Router::new()
+        .route(U, get(list).post(create))
+        .route(&format!("{U}/count"), get(count))
+        .route(&format!("{U}/{{id}}"), get(one).put(update).delete(remove))
+        .route(&format!("{U}/{{id}}/reset-password"), put(reset_password))
+        .route(&format!("{U}/{{id}}/groups"), get(groups))
+        .route(
+            &format!("{U}/{{id}}/groups/{{gid}}"),
+            put(join).delete(leave),
+        )
+        .route(&format!("{U}/{{id}}/sessions"), get(sessions))
+        .route(&format!("{U}/{{id}}/logout"), post(logout))
+        .route(
+            "/admin/realms/{realm}/sessions/{sid}",
+            axum::routing::delete(delete_session),
+        )
+}
+
+/// Loads a user of the realm or 404 "User not found".
+pub async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<User, AdminError> {
+    idp.store
+        .user(&realm.id, id)
+        .await?
+        .ok_or_else(|| AdminError::not_found("User"))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct SearchQuery {
+    username: Option<String>,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    search: Option<String>,
+    exact: Option<bool>,
+    enabled: Option<bool>,
+    first: Option<i64>,
+    max: Option<i64>,
+}
+
+impl SearchQuery {
+    fn to_query(&self) -> UserQuery {
+        UserQuery {
+            username: self.username.clone(),
+            email: self.email.clone(),
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            search: self.search.clone(),
+            exact: self.exact.unwrap_or(false),
+            enabled: self.enabled,
+            include_service_accounts: false,
+            first: self.first.unwrap_or(0),
+            max: self.max.unwrap_or(100),
+        }
+    }
+}
+
+async fn list(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let users = idp.store.users(&realm.id, &q.to_query()).await?;
+    Ok(Json(json!(
+        users.iter().map(repr::user).collect::<Vec<_>>()
+    )))
+}
+
+async fn count(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    Ok(Json(json!(
+        idp.store.count_users(&realm.id, &q.to_query()).await?
+    )))
+}
+
+/// Validates a CredentialRepresentation of type password and returns the
+/// password and whether it is temporary.
+fn password_of(cred: &Value) -> Result<(String, bool), AdminError> {
+    if cred
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("password")
+        != "password"
+    {
+        return Err(AdminError::bad_request(
+            "Only password credentials are supported",
+        ));
+    }
+    let v = cred
+        .get("value")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| AdminError::bad_request("Password value is required"))?;
+    Ok((
+        v.to_owned(),
+        cred.get("temporary")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    ))
+}
+
+/// Creates a user from a UserRepresentation (admin API and import): the
+/// plain-text `credentials` are hashed; imported hashed credentials kept.
+pub async fn create_user(
+    idp: &Idp,
+    realm: &Realm,
+    rep: &Value,
+    ev: Vec<Event>,
+) -> Result<User, AdminError> {
+    let username = rep
+        .get("username")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AdminError::bad_request("User name is missing"))?;
+    let mut u = User::new(&realm.id, username);
+    if let Some(id) = rep.get("id").and_then(Value::as_str) {
+        u.id = id.to_owned();
+    }
+    if let Some(t) = rep.get("createdTimestamp").and_then(Value::as_i64) {
+        u.created_timestamp = t;
+    }
+    repr::apply_user(&mut u, rep).map_err(AdminError::bad_request)?;
+    if idp
+        .store
+        .user_by_username(&realm.id, &u.username)
+        .await?
+        .is_some()
+    {
+        return Err(AdminError::conflict("User exists with same username"));
+    }
+    if let Some(e) = &u.email
+        && idp.store.user_by_email(&realm.id, e).await?.is_some()
+    {
+        return Err(AdminError::conflict("User exists with same email"));
+    }
+    let mut cred = None;
+    if let Some(c) = rep
+        .get("credentials")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+    {
+        if let (Some(cd), Some(sd)) = (
+            c.get("credentialData").and_then(Value::as_str),
+            c.get("secretData").and_then(Value::as_str),
+        ) {
+            // An imported Keycloak hash, verified as-is and rehashed on first login.
+            cred = Some(gatehouse_core::model::Credential {
+                id: gatehouse_core::id::uuid(),
+                user_id: u.id.clone(),
+                kind: "password".into(),
+                created_date: c
+                    .get("createdDate")
+                    .and_then(Value::as_i64)
+                    .unwrap_or_else(gatehouse_core::time::now_millis),
+                credential_data: cd.to_owned(),
+                secret_data: sd.to_owned(),
+            });
+        } else {
+            let (pw, temporary) = password_of(c)?;
+            cred = Some(crate::login::new_password(idp, &u.id, &pw).await?);
+            if temporary && !u.required_actions.iter().any(|a| a == "UPDATE_PASSWORD") {
+                u.required_actions.push("UPDATE_PASSWORD".into());
+            }
+        }
+    }
+    idp.store.create_user(&u, cred.as_ref(), &ev).await?;
+    if let Some(d) = idp
+        .store
+        .role_by_name(&realm.id, None, &format!("default-roles-{}", realm.name))
+        .await?
+    {
+        idp.store
+            .grant_roles(gatehouse_store::Holder::User(&u.id), &[d.id], &[])
+            .await?;
+    }
+    Ok(u)
+}
+
+async fn create(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let ev_rep = {
+        let mut v = rep.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("credentials");
+        }
+        v
+    };
+    let ev = event(&realm, &caller, "CREATE", "USER", "users", Some(&ev_rep));
+    let u = create_user(&idp, &realm, &rep, vec![ev]).await?;
+    if let Some(gs) = rep.get("groups").and_then(Value::as_array).cloned() {
+        let all = idp.store.groups(&realm.id).await?;
+        for gp in gs.iter().filter_map(Value::as_str) {
+            if let Some(g) = all
+                .iter()
+                .find(|g| repr::group_path(&all, &g.id) == gp || g.name == gp)
+            {
+                idp.store.join_group(&u.id, &g.id, &[]).await?;
+            }
+        }
+    }
+    Ok(created(format!(
+        "{}/admin/realms/{}/users/{}",
+        idp.public_url, realm.name, u.id
+    )))
+}
+
+async fn one(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    Ok(Json(repr::user(&load(&idp, &realm, &id).await?)))
+}
+
+async fn update(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let mut u = load(&idp, &realm, &id).await?;
+    let (old_name, old_email) = (u.username.clone(), u.email.clone());
+    repr::apply_user(&mut u, &rep).map_err(AdminError::bad_request)?;
+    if u.username != old_name
+        && idp
+            .store
+            .user_by_username(&realm.id, &u.username)
+            .await?
+            .is_some()
+    {
+        return Err(AdminError::conflict("User exists with same username"));
+    }
+    if u.email != old_email
+        && let Some(e) = &u.email
+        && idp
+            .store
+            .user_by_email(&realm.id, e)
+            .await?
+            .is_some_and(|x| x.id != u.id)
+    {
+        return Err(AdminError::conflict("User exists with same email"));
+    }
+    let ev = event(
+        &realm,
+        &caller,
+        "UPDATE",
+        "USER",
+        &format!("users/{id}"),
+        Some(&rep),
+    );
+    idp.store.update_user(&u, &[ev]).await?;
+    if !u.enabled {
+        // A disabled user's sessions end now, so refresh and the gateway's
+        // revocation check stop them at once.
+        idp.store.delete_user_sessions(&u.id, &[]).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
+    let ev = event(
+        &realm,
+        &caller,
+        "DELETE",
+        "USER",
+        &format!("users/{id}"),
+        None,
+    );
+    idp.store.delete_user(&realm.id, &id, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn reset_password(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let mut u = load(&idp, &realm, &id).await?;
+    let (pw, temporary) = password_of(&rep)?;
+    let cred = crate::login::new_password(&idp, &u.id, &pw).await?;
+    let ev = event(
+        &realm,
+        &caller,
+        "ACTION",
+        "USER",
+        &format!("users/{id}/reset-password"),
+        None,
+    );
+    idp.store.set_password(&cred, &[ev]).await?;
+    let had = u.required_actions.iter().any(|a| a == "UPDATE_PASSWORD");
+    if temporary != had {
+        if temporary {
+            u.required_actions.push("UPDATE_PASSWORD".into());
+        } else {
+            u.required_actions.retain(|a| a != "UPDATE_PASSWORD");
+        }
+        idp.store.update_user(&u, &[]).await?;
+    }
+    idp.store.clear_login_failures(&u.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn groups(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
+    let all = idp.store.groups(&realm.id).await?;
+    let mine = idp.store.user_groups(&id).await?;
+    Ok(Json(json!(
+        mine.iter()
+            .map(|g| repr::group(g, &all, false))
+            .collect::<Vec<_>>()
+    )))
+}
+
+async fn join(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, gid)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
+    idp.store
+        .group(&realm.id, &gid)
+        .await?
+        .ok_or_else(|| AdminError::not_found("Group"))?;
+    let ev = event(
+        &realm,
+        &caller,
+        "CREATE",
+        "GROUP_MEMBERSHIP",
+        &format!("users/{id}/groups/{gid}"),
+        None,
+    );
+    idp.store.join_group(&id, &gid, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn leave(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, gid)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
+    let ev = event(
+        &realm,
+        &caller,
+        "DELETE",
+        "GROUP_MEMBERSHIP",
+        &format!("users/{id}/groups/{gid}"),
+        None,
+    );
+    idp.store.leave_group(&id, &gid, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn sessions(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let u = load(&idp, &realm, &id).await?;
+    let list: Vec<Value> = idp
+        .store
+        .user_sessions(&id)
+        .await?
+        .into_iter()
+        .filter(|s| !s.offline)
+        .map(|s| {
+            let clients = if s.client_id.is_empty() { json!({}) } else { json!({ s.client_id.clone(): s.client_id }) };
+            json!({"id": s.id, "username": u.username, "userId": u.id, "ipAddress": s.ip.unwrap_or_default(),
+                   "start": s.started * 1000, "lastAccess": s.last_access * 1000, "clients": clients})
+        })
+        .collect();
+    Ok(Json(json!(list)))
+}
+
+async fn logout(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
+    let ev = event(
+        &realm,
+        &caller,
+        "ACTION",
+        "USER",
+        &format!("users/{id}/logout"),
+        None,
+    );
+    idp.store.delete_user_sessions(&id, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_session(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, sid)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    match idp.store.session(&sid).await? {
+        Some(s) if s.realm_id == realm.id => {
+            let ev = event(
+                &realm,
+                &caller,
+                "DELETE",
+                "USER_SESSION",
+                &format!("sessions/{sid}"),
+                None,
+            );
+            idp.store.delete_session(&sid, &[ev]).await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        _ => Err(AdminError::not_found("Session")),
+    }
+}

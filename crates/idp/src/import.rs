@@ -1,0 +1,199 @@
+//! The contents of a Keycloak realm export (`roles`, `clients`, `groups`,
+//! `users` with credentials, role mappings and group memberships), loaded
+//! into an existing realm. Used by `gatehouse import` and by
+//! `POST /admin/realms` with a full representation.
+
+use crate::error::AdminError;
+use crate::state::Idp;
+use gatehouse_core::model::Realm;
+use gatehouse_store::Holder;
+use serde_json::Value;
+
+fn arr<'a>(v: &'a Value, k: &str) -> impl Iterator<Item = &'a Value> {
+    v.get(k).and_then(Value::as_array).into_iter().flatten()
+}
+
+async fn import_groups(
+    idp: &Idp,
+    realm: &Realm,
+    parent: Option<&str>,
+    list: &[Value],
+) -> Result<(), AdminError> {
+    for g in list {
+        let created = Box::pin(crate::admin::groups::create_group(
+            idp,
+            realm,
+            parent,
+            g,
+            vec![],
+        ))
+        .await?;
+        let mut ids = vec![];
+        for name in arr(g, "realmRoles").filter_map(Value::as_str) {
+            if let Some(r) = idp.store.role_by_name(&realm.id, None, name).await? {
+                ids.push(r.id);
+            }
+        }
+        if let Some(cr) = g.get("clientRoles").and_then(Value::as_object) {
+            for (client_id, names) in cr {
+                if let Some(c) = idp.store.client_by_client_id(&realm.id, client_id).await? {
+                    for n in names
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                    {
+                        if let Some(r) = idp.store.role_by_name(&realm.id, Some(&c.id), n).await? {
+                            ids.push(r.id);
+                        }
+                    }
+                }
+            }
+        }
+        idp.store
+            .grant_roles(Holder::Group(&created.id), &ids, &[])
+            .await?;
+        let subs: Vec<Value> = arr(g, "subGroups").cloned().collect();
+        Box::pin(import_groups(idp, realm, Some(&created.id), &subs)).await?;
+    }
+    Ok(())
+}
+
+/// Loads roles, clients, groups and users from a RealmRepresentation.
+pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), AdminError> {
+    // Clients first: client roles need their client.
+    for c in arr(rep, "clients") {
+        let cid = c.get("clientId").and_then(Value::as_str).unwrap_or("");
+        if idp
+            .store
+            .client_by_client_id(&realm.id, cid)
+            .await?
+            .is_none()
+        {
+            crate::admin::clients::create_client(idp, realm, c, vec![]).await?;
+        }
+    }
+    let roles = rep.get("roles");
+    let realm_roles: Vec<Value> = roles
+        .map(|r| arr(r, "realm").cloned().collect())
+        .unwrap_or_default();
+    for r in &realm_roles {
+        let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+        if idp
+            .store
+            .role_by_name(&realm.id, None, name)
+            .await?
+            .is_none()
+        {
+            crate::admin::roles::create_role(idp, realm, None, r, vec![]).await?;
+        }
+    }
+    if let Some(cr) = roles
+        .and_then(|r| r.get("client"))
+        .and_then(Value::as_object)
+    {
+        for (client_id, list) in cr {
+            let Some(c) = idp.store.client_by_client_id(&realm.id, client_id).await? else {
+                continue;
+            };
+            for r in list.as_array().into_iter().flatten() {
+                let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+                if idp
+                    .store
+                    .role_by_name(&realm.id, Some(&c.id), name)
+                    .await?
+                    .is_none()
+                {
+                    crate::admin::roles::create_role(idp, realm, Some(c.id.clone()), r, vec![])
+                        .await?;
+                }
+            }
+        }
+    }
+    // Composites of realm roles.
+    for r in &realm_roles {
+        let Some(parent) = idp
+            .store
+            .role_by_name(
+                &realm.id,
+                None,
+                r.get("name").and_then(Value::as_str).unwrap_or(""),
+            )
+            .await?
+        else {
+            continue;
+        };
+        let mut ids = vec![];
+        if let Some(comp) = r.get("composites") {
+            for n in arr(comp, "realm").filter_map(Value::as_str) {
+                if let Some(c) = idp.store.role_by_name(&realm.id, None, n).await? {
+                    ids.push(c.id);
+                }
+            }
+            if let Some(cc) = comp.get("client").and_then(Value::as_object) {
+                for (client_id, names) in cc {
+                    if let Some(cl) = idp.store.client_by_client_id(&realm.id, client_id).await? {
+                        for n in names
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                        {
+                            if let Some(c) =
+                                idp.store.role_by_name(&realm.id, Some(&cl.id), n).await?
+                            {
+                                ids.push(c.id);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !ids.is_empty() {
+            idp.store.add_composites(&parent.id, &ids, &[]).await?;
+        }
+    }
+    let groups: Vec<Value> = arr(rep, "groups").cloned().collect();
+    import_groups(idp, realm, None, &groups).await?;
+    let all_groups = idp.store.groups(&realm.id).await?;
+    for u in arr(rep, "users") {
+        if u.get("serviceAccountClientId").is_some() {
+            continue; // created with their client
+        }
+        let user = crate::admin::users::create_user(idp, realm, u, vec![]).await?;
+        let mut ids = vec![];
+        for n in arr(u, "realmRoles").filter_map(Value::as_str) {
+            if let Some(r) = idp.store.role_by_name(&realm.id, None, n).await? {
+                ids.push(r.id);
+            }
+        }
+        if let Some(cr) = u.get("clientRoles").and_then(Value::as_object) {
+            for (client_id, names) in cr {
+                if let Some(c) = idp.store.client_by_client_id(&realm.id, client_id).await? {
+                    for n in names
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                    {
+                        if let Some(r) = idp.store.role_by_name(&realm.id, Some(&c.id), n).await? {
+                            ids.push(r.id);
+                        }
+                    }
+                }
+            }
+        }
+        idp.store
+            .grant_roles(Holder::User(&user.id), &ids, &[])
+            .await?;
+        for gp in arr(u, "groups").filter_map(Value::as_str) {
+            if let Some(g) = all_groups
+                .iter()
+                .find(|g| crate::repr::group_path(&all_groups, &g.id) == gp)
+            {
+                idp.store.join_group(&user.id, &g.id, &[]).await?;
+            }
+        }
+    }
+    Ok(())
+}

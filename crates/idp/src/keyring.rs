@@ -1,0 +1,148 @@
+//! A realm's signing keys in memory, and rotation.
+//!
+//! Rotation rule (design.md): a new key is published in the JWKS before it
+//! signs, and an old key stays published until the last token it signed has
+//! expired. A rotated-in key gets `sign_from = now + publish_ahead`; the
+//! keys it replaces get `retire_at = sign_from + longest token lifetime`.
+
+use crate::error::OAuthError;
+use crate::state::Idp;
+use gatehouse_core::model::{Event, Realm};
+use gatehouse_jose::keys::{Alg, SigningKey};
+use gatehouse_jose::verify::KeySet;
+use gatehouse_store::KeyRecord;
+use std::sync::Arc;
+
+/// Name of the realm secret that signs refresh tokens and SSO cookies (HS512,
+/// never published, as Keycloak does for refresh tokens).
+const REFRESH_SECRET: &str = "hs512";
+
+/// A realm's keys, parsed.
+pub struct KeyRing {
+    pub loaded_at: i64,
+    /// (sign_from, retire_at, key), oldest first.
+    signers: Vec<(i64, Option<i64>, Arc<SigningKey>)>,
+    /// The published JWKS document.
+    pub jwks: serde_json::Value,
+    /// Verifier over the published keys, for our own tokens.
+    pub verifier: KeySet,
+    /// Secret for refresh tokens and SSO cookies.
+    pub hs_secret: Vec<u8>,
+}
+
+impl KeyRing {
+    /// The key that signs now: the newest whose `sign_from` has passed.
+    pub fn current_signer(&self, now: i64) -> Option<&Arc<SigningKey>> {
+        self.signers
+            .iter()
+            .rev()
+            .find(|(from, retire, _)| *from <= now && retire.is_none_or(|r| r > now))
+            .map(|(_, _, k)| k)
+    }
+
+    /// The signer or a 500.
+    pub fn signer(&self) -> Result<&Arc<SigningKey>, OAuthError> {
+        self.current_signer(gatehouse_core::time::now())
+            .ok_or_else(|| OAuthError::internal("realm has no signing key"))
+    }
+
+    /// Loads (and if needed creates) a realm's keys.
+    pub async fn load(idp: &Idp, realm: &Realm) -> Result<KeyRing, OAuthError> {
+        let now = gatehouse_core::time::now();
+        let mut records = idp.store.keys(&realm.id).await?;
+        if !records
+            .iter()
+            .any(|k| k.sign_from <= now && k.retire_at.is_none_or(|t| t > now))
+        {
+            let alg = Alg::parse(&realm.default_signature_algorithm).unwrap_or(Alg::RS256);
+            let rec = new_key(idp, realm, alg, now)?;
+            idp.store.insert_key(&rec, &[]).await?;
+            records.push(rec);
+        }
+        let mut signers = Vec::new();
+        let mut jwks = Vec::new();
+        for r in records
+            .iter()
+            .filter(|r| r.retire_at.is_none_or(|t| t > now))
+        {
+            let der = idp.master_key.open(&r.private_sealed, r.kid.as_bytes())?;
+            let alg = Alg::parse(&r.alg)?;
+            let key = SigningKey::from_pkcs8(alg, &r.kid, &der)?;
+            jwks.push(key.public_jwk().clone());
+            signers.push((r.sign_from, r.retire_at, Arc::new(key)));
+        }
+        signers.sort_by_key(|(from, _, _)| *from);
+        let jwks = gatehouse_jose::jwks::document(jwks.iter());
+        let verifier = KeySet::from_jwks_json(jwks.to_string().as_bytes())?;
+        let hs_secret = match idp.store.secret(&realm.id, REFRESH_SECRET).await? {
+            Some(sealed) => idp.master_key.open(&sealed, realm.id.as_bytes())?,
+            None => {
+                let s = gatehouse_core::id::bytes::<64>().to_vec();
+                let sealed = idp.master_key.seal(&s, realm.id.as_bytes())?;
+                idp.store
+                    .put_secret(&realm.id, REFRESH_SECRET, &sealed)
+                    .await?;
+                s
+            }
+        };
+        Ok(KeyRing {
+            loaded_at: now,
+            signers,
+            jwks,
+            verifier,
+            hs_secret,
+        })
+    }
+}
+
+fn new_key(idp: &Idp, realm: &Realm, alg: Alg, sign_from: i64) -> Result<KeyRecord, OAuthError> {
+    let (key, der) = SigningKey::generate(alg)?;
+    let sealed = idp.master_key.seal(&der, key.kid().as_bytes())?;
+    Ok(KeyRecord {
+        kid: key.kid().to_owned(),
+        realm_id: realm.id.clone(),
+        alg: alg.as_str().to_owned(),
+        sign_from,
+        retire_at: None,
+        created: gatehouse_core::time::now(),
+        private_sealed: sealed,
+        public_jwk: key.public_jwk().to_string(),
+    })
+}
+
+/// Rotates a realm's signing key: the new key is published now and signs
+/// from `now + publish_ahead_secs`. Returns the new kid.
+pub async fn rotate(
+    idp: &Idp,
+    realm: &Realm,
+    alg: Option<Alg>,
+    publish_ahead_secs: i64,
+) -> Result<String, OAuthError> {
+    let now = gatehouse_core::time::now();
+    let alg = match alg {
+        Some(a) => a,
+        None => Alg::parse(&realm.default_signature_algorithm)?,
+    };
+    let sign_from = now + publish_ahead_secs.max(0);
+    // The longest-lived token an old key may have signed: the realm's access
+    // token lifespan or any client override (ID tokens share it).
+    let mut longest = realm.access_token_lifespan;
+    for c in idp.store.clients(&realm.id).await? {
+        if let Some(l) = c.access_token_lifespan() {
+            longest = longest.max(l);
+        }
+    }
+    let retire_at = sign_from + longest + 60;
+    for old in idp.store.keys(&realm.id).await? {
+        if old.retire_at.is_none() {
+            idp.store.retire_key(&old.kid, retire_at).await?;
+        }
+    }
+    let rec = new_key(idp, realm, alg, sign_from)?;
+    let kid = rec.kid.clone();
+    let mut ev = Event::admin(&realm.id, "CREATE", "COMPONENT", &format!("keys/{kid}"));
+    ev.details.insert("algorithm".into(), alg.as_str().into());
+    idp.store.insert_key(&rec, &[ev]).await?;
+    idp.forget_keyring(&realm.id);
+    Ok(kid)
+}

@@ -1,0 +1,200 @@
+//! Checking a user's password, shared by the login form and the password
+//! grant, with Keycloak's brute-force detection: after every
+//! `failureFactor` failures the account is locked for a wait that grows by
+//! `waitIncrementSeconds` up to `maxFailureWaitSeconds`; failures older than
+//! `maxDeltaTimeSeconds` are forgotten. While locked, even the right
+//! password fails, with the same answer as a wrong one.
+
+use crate::error::OAuthError;
+use crate::state::Idp;
+use gatehouse_core::model::{Credential, Event, Realm, User};
+
+/// Why a login failed; the caller maps each to the same generic text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// Unknown user or wrong password (Keycloak: `invalid_user_credentials`).
+    InvalidCredentials,
+    /// Account disabled by an admin (`user_disabled`).
+    Disabled,
+    /// Locked by brute-force detection (`user_temporarily_disabled`).
+    Locked,
+}
+
+impl LoginFailure {
+    /// Keycloak's event error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoginFailure::InvalidCredentials => "invalid_user_credentials",
+            LoginFailure::Disabled => "user_disabled",
+            LoginFailure::Locked => "user_temporarily_disabled",
+        }
+    }
+}
+
+/// Seconds the user is still locked out for, 0 when not locked.
+fn locked_for(realm: &Realm, failures: i64, last: i64, now: i64) -> i64 {
+    if !realm.brute_force_protected || failures < realm.failure_factor || realm.failure_factor <= 0
+    {
+        return 0;
+    }
+    let steps = failures / realm.failure_factor;
+    let wait = (realm.wait_increment_seconds * steps).min(realm.max_failure_wait_seconds);
+    (last + wait - now).max(0)
+}
+
+/// Checks `username` (or email) and `password` in `realm`. Writes LOGIN_ERROR
+/// events for failures; the caller writes the success event with the session.
+pub async fn check_password(
+    idp: &Idp,
+    realm: &Realm,
+    client_id: &str,
+    username: &str,
+    password: &str,
+    ip: Option<&str>,
+) -> Result<Result<User, LoginFailure>, OAuthError> {
+    let now = gatehouse_core::time::now();
+    let user = match idp.store.user_by_username(&realm.id, username).await? {
+        Some(u) => Some(u),
+        None if username.contains('@') => idp.store.user_by_email(&realm.id, username).await?,
+        None => None,
+    };
+    let error_event = |user_id: Option<&str>, failure: &LoginFailure| {
+        let mut e = Event::user(&realm.id, "LOGIN_ERROR");
+        e.client_id = Some(client_id.to_owned());
+        e.user_id = user_id.map(str::to_owned);
+        e.ip_address = ip.map(str::to_owned);
+        e.error = Some(failure.code().into());
+        e.details.insert("username".into(), username.to_owned());
+        e
+    };
+    let Some(user) = user.filter(|u| u.service_account_client_id.is_none()) else {
+        // Spend the same time as a real check so that timing does not tell
+        // which usernames exist.
+        let cost = idp.password_cost;
+        let _ =
+            tokio::task::spawn_blocking(move || gatehouse_core::password::hash("x", cost)).await;
+        idp.store
+            .append_events(&[error_event(None, &LoginFailure::InvalidCredentials)])
+            .await?;
+        return Ok(Err(LoginFailure::InvalidCredentials));
+    };
+    let mut lf = idp.store.login_failures(&user.id).await?;
+    if lf.failures > 0 && now - lf.last_failure > realm.max_delta_time_seconds {
+        idp.store.clear_login_failures(&user.id).await?;
+        lf = Default::default();
+    }
+    if locked_for(realm, lf.failures, lf.last_failure, now) > 0 {
+        idp.store
+            .append_events(&[error_event(Some(&user.id), &LoginFailure::Locked)])
+            .await?;
+        return Ok(Err(LoginFailure::Locked));
+    }
+    let cred = idp.store.password(&user.id).await?;
+    let ok = match &cred {
+        Some(c) => verify(idp, c, password).await?,
+        None => false,
+    };
+    if !ok {
+        let failure = LoginFailure::InvalidCredentials;
+        let ev = error_event(Some(&user.id), &failure);
+        if realm.brute_force_protected {
+            idp.store
+                .record_login_failure(&realm.id, &user.id, now, ip, &[ev])
+                .await?;
+        } else {
+            idp.store.append_events(&[ev]).await?;
+        }
+        return Ok(Err(failure));
+    }
+    if !user.enabled {
+        idp.store
+            .append_events(&[error_event(Some(&user.id), &LoginFailure::Disabled)])
+            .await?;
+        return Ok(Err(LoginFailure::Disabled));
+    }
+    if lf.failures > 0 {
+        idp.store.clear_login_failures(&user.id).await?;
+    }
+    Ok(Ok(user))
+}
+
+/// Verifies on a blocking thread (argon2 is deliberately slow) and rehashes
+/// imported or outdated hashes after a success.
+async fn verify(idp: &Idp, cred: &Credential, password: &str) -> Result<bool, OAuthError> {
+    let cost = idp.password_cost;
+    let (cd, sd, pw) = (
+        cred.credential_data.clone(),
+        cred.secret_data.clone(),
+        password.to_owned(),
+    );
+    let result = tokio::task::spawn_blocking(move || {
+        let v = gatehouse_core::password::verify(&pw, &cd, &sd, cost);
+        let rehash = match &v {
+            Ok(v) if v.ok && v.needs_rehash => gatehouse_core::password::hash(&pw, cost).ok(),
+            _ => None,
+        };
+        (v, rehash)
+    })
+    .await
+    .map_err(OAuthError::internal)?;
+    match result {
+        (Ok(v), rehash) => {
+            if let Some((cd, sd)) = rehash {
+                let mut c = cred.clone();
+                c.credential_data = cd;
+                c.secret_data = sd;
+                c.id = gatehouse_core::id::uuid();
+                idp.store.set_password(&c, &[]).await?;
+                tracing::info!(user_id = %cred.user_id, "password rehashed to current argon2id cost");
+            }
+            Ok(v.ok)
+        }
+        (Err(e), _) => {
+            tracing::warn!(user_id = %cred.user_id, error = %e, "stored credential unusable");
+            Ok(false)
+        }
+    }
+}
+
+/// Creates a password credential for a user at the configured cost.
+pub async fn new_password(
+    idp: &Idp,
+    user_id: &str,
+    password: &str,
+) -> Result<Credential, OAuthError> {
+    let cost = idp.password_cost;
+    let pw = password.to_owned();
+    let (cd, sd) = tokio::task::spawn_blocking(move || gatehouse_core::password::hash(&pw, cost))
+        .await
+        .map_err(OAuthError::internal)?
+        .map_err(OAuthError::internal)?;
+    Ok(Credential {
+        id: gatehouse_core::id::uuid(),
+        user_id: user_id.to_owned(),
+        kind: "password".into(),
+        created_date: gatehouse_core::time::now_millis(),
+        credential_data: cd,
+        secret_data: sd,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockout_grows_and_is_capped() {
+        let mut r = Realm::new("r");
+        r.brute_force_protected = true;
+        r.failure_factor = 3;
+        r.wait_increment_seconds = 60;
+        r.max_failure_wait_seconds = 150;
+        assert_eq!(locked_for(&r, 2, 100, 100), 0);
+        assert_eq!(locked_for(&r, 3, 100, 100), 60);
+        assert_eq!(locked_for(&r, 6, 100, 100), 120);
+        assert_eq!(locked_for(&r, 9, 100, 100), 150);
+        assert_eq!(locked_for(&r, 3, 100, 200), 0);
+        r.brute_force_protected = false;
+        assert_eq!(locked_for(&r, 30, 100, 100), 0);
+    }
+}

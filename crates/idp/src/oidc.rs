@@ -1,0 +1,45 @@
+//! `/realms/{realm}/...`: the OpenID Connect and OAuth 2.0 endpoints, one
+//! file per URL.
+
+pub mod auth;
+pub mod certs;
+pub mod client_auth;
+pub mod discovery;
+pub mod form;
+pub mod introspect;
+pub mod logout;
+pub mod revoke;
+pub mod token;
+pub mod userinfo;
+
+use crate::state::Idp;
+use axum::Router;
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// The OIDC routes, Keycloak's paths.
+pub fn routes() -> Router<Arc<Idp>> {
+    const P: &str = "/realms/{realm}/protocol/openid-connect";
+    Router::new()
+        .route(
+            "/realms/{realm}/.well-known/openid-configuration",
+            get(discovery::get),
+        )
+        .route(&format!("{P}/certs"), get(certs::get))
+        .route(&format!("{P}/token"), post(token::post))
+        .route(
+            &format!("{P}/userinfo"),
+            get(userinfo::handle).post(userinfo::handle),
+        )
+        .route(&format!("{P}/token/introspect"), post(introspect::post))
+        .route(&format!("{P}/revoke"), post(revoke::post))
+        .route(
+            &format!("{P}/logout"),
+            get(logout::handle).post(logout::handle),
+        )
+        .route(&format!("{P}/auth"), get(auth::get))
+        .route(
+            "/realms/{realm}/login-actions/authenticate",
+            post(auth::post),
+        )
+}

@@ -1,0 +1,516 @@
+//! `GET /realms/{realm}/protocol/openid-connect/auth`: the authorization
+//! endpoint (code flow) with its login page, and
+//! `POST /realms/{realm}/login-actions/authenticate`: the login form's target.
+//!
+//! Errors that cannot be trusted to go back to the client (unknown client,
+//! unregistered redirect URI) are shown as a page, never redirected. Every
+//! other error is redirected with `error`, `state` and `iss` (RFC 9207).
+
+use crate::error::OAuthError;
+use crate::login::check_password;
+use crate::oidc::form::Form;
+use crate::oidc::token::CodeData;
+use crate::state::Idp;
+use crate::tokens::granted_scope;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::model::{Client, Event, Realm, Session};
+use gatehouse_store::CodeRecord;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Seconds an authorization code lives (Keycloak's default: 60).
+const CODE_LIFESPAN: i64 = 60;
+/// Seconds a login page stays usable.
+const LOGIN_LIFESPAN: i64 = 1800;
+const SSO_COOKIE: &str = "GATEHOUSE_IDENTITY";
+const CSRF_COOKIE: &str = "GATEHOUSE_CSRF";
+
+/// A validated authorization request, kept server-side while the user logs in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AuthRequest {
+    client_id: String,
+    redirect_uri: String,
+    scope: String,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    csrf: String,
+}
+
+/// Escapes text for HTML element and attribute content.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// An HTML page with the security headers every page gets.
+pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}label{{display:block;margin-top:1rem}}input{{width:100%;padding:.5rem;box-sizing:border-box}}button{{margin-top:1.5rem;padding:.6rem 1.2rem}}.error{{color:#a00}}</style></head><body><main>{body}</main></body></html>",
+        t = esc(title)
+    );
+    let mut r = (status, html).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, must-revalidate, max-age=0"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    r
+}
+
+fn error_page(msg: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Error",
+        &format!(
+            "<h1>We are sorry...</h1><p class=\"error\" role=\"alert\">{}</p>",
+            esc(msg)
+        ),
+    )
+}
+
+fn redirect(to: &str) -> Response {
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn with_params(base: &str, params: &[(&str, &str)]) -> String {
+    let mut u = base.to_owned();
+    let mut sep = if base.contains('?') { '&' } else { '?' };
+    for (k, v) in params {
+        u.push(sep);
+        sep = '&';
+        u.push_str(k);
+        u.push('=');
+        u.push_str(
+            &percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        );
+    }
+    u
+}
+
+fn error_redirect(
+    idp: &Idp,
+    realm: &Realm,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    desc: &str,
+) -> Response {
+    let iss = idp.issuer(&realm.name);
+    let mut p = vec![("error", error), ("error_description", desc)];
+    if let Some(s) = state {
+        p.push(("state", s));
+    }
+    p.push(("iss", &iss));
+    redirect(&with_params(redirect_uri, &p))
+}
+
+/// Reads a cookie value.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn set_cookie(idp: &Idp, realm: &Realm, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if idp.secure_cookies { "; Secure" } else { "" };
+    let v = format!(
+        "{name}={value}; Path=/realms/{}/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        realm.name
+    );
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("x=; Max-Age=0"))
+}
+
+/// The SSO session named by the browser's cookie, if still valid.
+pub async fn sso_session(
+    idp: &Idp,
+    realm: &Realm,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, OAuthError> {
+    let Some(c) = cookie(headers, SSO_COOKIE) else {
+        return Ok(None);
+    };
+    let ring = idp.keyring(realm).await?;
+    let Ok(claims) = gatehouse_jose::sign::verify_hs512(&ring.hs_secret, c) else {
+        return Ok(None);
+    };
+    let now = gatehouse_core::time::now();
+    if claims["typ"].as_str() != Some("SSO") || claims["exp"].as_i64().is_none_or(|e| e < now) {
+        return Ok(None);
+    }
+    let Some(sid) = claims["sid"].as_str() else {
+        return Ok(None);
+    };
+    let s = idp.store.session(sid).await?;
+    Ok(s.filter(|s| {
+        now - s.last_access <= realm.sso_session_idle_timeout
+            && now - s.started <= realm.sso_session_max_lifespan
+    }))
+}
+
+/// Clears the SSO cookie.
+pub fn clear_sso_cookie(idp: &Idp, realm: &Realm) -> HeaderValue {
+    set_cookie(idp, realm, SSO_COOKIE, "", 0)
+}
+
+async fn issue_code(
+    idp: &Idp,
+    realm: &Realm,
+    req: &AuthRequest,
+    session: &Session,
+) -> Result<Response, OAuthError> {
+    let code = gatehouse_core::id::token();
+    let data = CodeData {
+        client_id: req.client_id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        session_id: session.id.clone(),
+        user_id: session.user_id.clone(),
+        scope: req.scope.clone(),
+        nonce: req.nonce.clone(),
+        code_challenge: req.code_challenge.clone(),
+        code_challenge_method: req.code_challenge.as_ref().map(|_| "S256".to_owned()),
+    };
+    idp.store
+        .put_code(&CodeRecord {
+            code: format!("code:{code}"),
+            realm_id: realm.id.clone(),
+            data: serde_json::to_string(&data).map_err(OAuthError::internal)?,
+            expires: gatehouse_core::time::now() + CODE_LIFESPAN,
+        })
+        .await?;
+    let iss = idp.issuer(&realm.name);
+    let mut p = vec![("code", code.as_str())];
+    if let Some(s) = &req.state {
+        p.push(("state", s));
+    }
+    p.push(("session_state", &session.id));
+    p.push(("iss", &iss));
+    Ok(redirect(&with_params(&req.redirect_uri, &p)))
+}
+
+fn login_form(
+    realm: &Realm,
+    req_id: &str,
+    csrf: &str,
+    error: Option<&str>,
+    username: &str,
+) -> Response {
+    let title = realm
+        .display_name
+        .clone()
+        .unwrap_or_else(|| realm.name.clone());
+    let err = error
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"input-error\">{}</p>",
+                esc(e)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Sign in to {t}</h1>{err}<form id=\"kc-form-login\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={id}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<label for=\"username\">Username or email</label><input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autofocus required value=\"{u}\">\
+<label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+<button type=\"submit\" id=\"kc-login\">Sign In</button></form>",
+        t = esc(&title),
+        r = esc(&realm.name),
+        id = esc(req_id),
+        csrf = esc(csrf),
+        u = esc(username),
+    );
+    page(StatusCode::OK, &format!("Sign in to {title}"), &body)
+}
+
+async fn validate_client(
+    idp: &Idp,
+    realm: &Realm,
+    q: &Form,
+) -> Result<Result<(Client, String), Response>, OAuthError> {
+    let Some(client_id) = q.get("client_id") else {
+        return Ok(Err(error_page("Missing parameter: client_id")));
+    };
+    let Some(client) = idp
+        .store
+        .client_by_client_id(&realm.id, client_id)
+        .await?
+        .filter(|c| c.enabled)
+    else {
+        return Ok(Err(error_page("Client not found.")));
+    };
+    let redirect_uri = match q.get("redirect_uri") {
+        Some(r) => r.to_owned(),
+        None if client.redirect_uris.len() == 1 && !client.redirect_uris[0].ends_with('*') => {
+            client.redirect_uris[0].clone()
+        }
+        None => return Ok(Err(error_page("Invalid parameter: redirect_uri"))),
+    };
+    if !client.redirect_uri_allowed(&redirect_uri) {
+        return Ok(Err(error_page("Invalid parameter: redirect_uri")));
+    }
+    Ok(Ok((client, redirect_uri)))
+}
+
+/// The authorization endpoint.
+pub async fn get(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let Ok(realm) = idp.realm(&realm).await else {
+        return Ok(page(
+            StatusCode::NOT_FOUND,
+            "Error",
+            "<h1>Realm does not exist</h1>",
+        ));
+    };
+    let q = match Form::parse_query(query.unwrap_or_default().as_bytes()) {
+        Ok(q) => q,
+        Err(e) => return Ok(error_page(&e.description)),
+    };
+    let (client, redirect_uri) = match validate_client(&idp, &realm, &q).await? {
+        Ok(v) => v,
+        Err(page) => return Ok(page),
+    };
+    let state = q.get("state");
+    let fail = |e: &str, d: &str| error_redirect(&idp, &realm, &redirect_uri, state, e, d);
+    if q.get("response_type") != Some("code") {
+        return Ok(fail(
+            "unsupported_response_type",
+            "Only the code flow is supported",
+        ));
+    }
+    if !client.standard_flow_enabled || client.bearer_only {
+        return Ok(fail(
+            "unauthorized_client",
+            "Client is not allowed to initiate browser login",
+        ));
+    }
+    if q.get("request").is_some() || q.get("request_uri").is_some() {
+        return Ok(fail(
+            "request_not_supported",
+            "Request objects are not supported",
+        ));
+    }
+    let challenge = q.get("code_challenge");
+    match (challenge, q.get("code_challenge_method")) {
+        (Some(c), Some("S256")) if c.len() == 43 => {}
+        (Some(_), Some("S256")) => {
+            return Ok(fail("invalid_request", "Invalid parameter: code_challenge"));
+        }
+        (Some(_), None) | (Some(_), Some(_)) => {
+            return Ok(fail(
+                "invalid_request",
+                "Invalid parameter: code challenge method is not supported",
+            ));
+        }
+        (None, _) if client.public_client => {
+            return Ok(fail("invalid_request", "Missing parameter: code_challenge"));
+        }
+        (None, _) => {}
+    }
+    let scope = match granted_scope(&client, q.get("scope")) {
+        Ok(s) => s,
+        Err(e) => return Ok(fail(e.error, &e.description)),
+    };
+    let prompt = q.get("prompt").unwrap_or("");
+    let max_age: Option<i64> = match q.get("max_age").map(str::parse) {
+        None => None,
+        Some(Ok(m)) if m >= 0 => Some(m),
+        Some(_) => return Ok(fail("invalid_request", "Invalid parameter: max_age")),
+    };
+    let req = AuthRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri: redirect_uri.clone(),
+        scope,
+        state: state.map(str::to_owned),
+        nonce: q.get("nonce").map(str::to_owned),
+        code_challenge: challenge.map(str::to_owned),
+        csrf: gatehouse_core::id::token(),
+    };
+    let now = gatehouse_core::time::now();
+    if prompt != "login"
+        && let Some(s) = sso_session(&idp, &realm, &headers).await?
+    {
+        let fresh = max_age.is_none_or(|m| now - s.auth_time <= m);
+        if fresh
+            && idp
+                .store
+                .user(&realm.id, &s.user_id)
+                .await?
+                .is_some_and(|u| u.enabled)
+        {
+            idp.store.touch_session(&s.id, now).await?;
+            return issue_code(&idp, &realm, &req, &s).await;
+        }
+    }
+    if prompt == "none" {
+        return Ok(fail("login_required", "User must log in"));
+    }
+    let req_id = gatehouse_core::id::token();
+    idp.store
+        .put_code(&CodeRecord {
+            code: format!("authreq:{req_id}"),
+            realm_id: realm.id.clone(),
+            data: serde_json::to_string(&req).map_err(OAuthError::internal)?,
+            expires: now + LOGIN_LIFESPAN,
+        })
+        .await?;
+    let mut r = login_form(&realm, &req_id, &req.csrf, None, "");
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&idp, &realm, CSRF_COOKIE, &req.csrf, LOGIN_LIFESPAN),
+    );
+    Ok(r)
+}
+
+/// The login form's POST target.
+pub async fn post(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let Ok(realm) = idp.realm(&realm).await else {
+        return Ok(page(
+            StatusCode::NOT_FOUND,
+            "Error",
+            "<h1>Realm does not exist</h1>",
+        ));
+    };
+    let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let expired =
+        || error_page("Your login attempt timed out. Login will start from the beginning.");
+    let Some(req_id) = q.get("session_code") else {
+        return Ok(expired());
+    };
+    let Some(rec) = idp.store.code(&format!("authreq:{req_id}")).await? else {
+        return Ok(expired());
+    };
+    let now = gatehouse_core::time::now();
+    if rec.expires < now || rec.realm_id != realm.id {
+        return Ok(expired());
+    }
+    let req: AuthRequest = serde_json::from_str(&rec.data).map_err(OAuthError::internal)?;
+    let form = match Form::parse(&headers, &body) {
+        Ok(f) => f,
+        Err(e) => return Ok(error_page(&e.description)),
+    };
+    let csrf_ok =
+        |v: Option<&str>| v.is_some_and(|v| bool::from(v.as_bytes().ct_eq(req.csrf.as_bytes())));
+    if !csrf_ok(form.get("csrf")) || !csrf_ok(cookie(&headers, CSRF_COOKIE)) {
+        return Ok(page(
+            StatusCode::FORBIDDEN,
+            "Error",
+            "<h1>Invalid request</h1><p class=\"error\" role=\"alert\">The login form could not be verified. Please start again.</p>",
+        ));
+    }
+    let username = form.get("username").unwrap_or("");
+    let password = form.get("password").unwrap_or("");
+    let result = if username.is_empty() || password.is_empty() {
+        Err(crate::login::LoginFailure::InvalidCredentials)
+    } else {
+        check_password(&idp, &realm, &req.client_id, username, password, None).await?
+    };
+    let user = match result {
+        Ok(u) => u,
+        Err(f) => {
+            let msg = match f {
+                crate::login::LoginFailure::Disabled => {
+                    "Account is disabled, contact your administrator."
+                }
+                _ => "Invalid username or password.",
+            };
+            return Ok(login_form(&realm, req_id, &req.csrf, Some(msg), username));
+        }
+    };
+    // The request is spent: a replayed POST cannot log in again.
+    idp.store.take_code(&format!("authreq:{req_id}")).await?;
+    let session = Session {
+        id: gatehouse_core::id::uuid(),
+        realm_id: realm.id.clone(),
+        user_id: user.id.clone(),
+        client_id: String::new(),
+        ip: None,
+        started: now,
+        last_access: now,
+        offline: false,
+        refresh_token_id: None,
+        rotate_refresh: false,
+        scope: String::new(),
+        auth_time: now,
+        sso_session_id: None,
+    };
+    let mut ev = Event::user(&realm.id, "LOGIN");
+    ev.client_id = Some(req.client_id.clone());
+    ev.user_id = Some(user.id.clone());
+    ev.session_id = Some(session.id.clone());
+    ev.details
+        .insert("auth_method".into(), "openid-connect".into());
+    ev.details.insert("username".into(), user.username.clone());
+    ev.details
+        .insert("redirect_uri".into(), req.redirect_uri.clone());
+    idp.store.create_session(&session, &[ev]).await?;
+    let ring = idp.keyring(&realm).await?;
+    let sso = gatehouse_jose::sign::sign_hs512(
+        &ring.hs_secret,
+        &realm.id,
+        &serde_json::json!({"typ": "SSO", "sid": session.id, "exp": now + realm.sso_session_max_lifespan}),
+    )?;
+    let mut r = issue_code(&idp, &realm, &req, &session).await?;
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            &idp,
+            &realm,
+            SSO_COOKIE,
+            &sso,
+            realm.sso_session_max_lifespan,
+        ),
+    );
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&idp, &realm, CSRF_COOKIE, "", 0),
+    );
+    Ok(r)
+}

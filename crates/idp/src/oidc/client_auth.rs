@@ -1,0 +1,103 @@
+//! Client authentication at the token, introspection and revocation
+//! endpoints: `client_secret_basic`, `client_secret_post`, or a public
+//! client naming itself. Secrets compare in constant time; during a secret
+//! rotation's grace period the previous secret also works.
+
+use crate::error::OAuthError;
+use crate::oidc::form::Form;
+use crate::state::Idp;
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use gatehouse_core::model::{Client, Realm};
+use subtle::ConstantTimeEq;
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+fn pct_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Authenticates the calling client. Returns 401 `invalid_client` on any
+/// failure, with `WWW-Authenticate: Basic` when Basic was attempted.
+pub async fn authenticate(
+    idp: &Idp,
+    realm: &Realm,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Client, OAuthError> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("basic")
+                .then(|| rest.trim().to_owned())
+        });
+    let (client_id, secret, used_basic) = match basic {
+        Some(b64) => {
+            if form.get("client_secret").is_some() {
+                return Err(OAuthError::invalid_request(
+                    "Multiple client authentication methods used",
+                ));
+            }
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| OAuthError::invalid_client("Invalid client credentials"))?;
+            let (id, sec) = raw
+                .split_once(':')
+                .ok_or_else(|| OAuthError::invalid_client("Invalid client credentials"))?;
+            let id = pct_decode(id);
+            if let Some(form_id) = form.get("client_id")
+                && form_id != id
+            {
+                return Err(OAuthError::invalid_request("client_id mismatch"));
+            }
+            (id, Some(pct_decode(sec)), true)
+        }
+        None => (
+            form.get("client_id")
+                .ok_or_else(|| OAuthError::invalid_client("Missing client_id"))?
+                .to_owned(),
+            form.get("client_secret").map(str::to_owned),
+            false,
+        ),
+    };
+    let fail = |msg: &str| {
+        let mut e = OAuthError::invalid_client(msg);
+        if used_basic {
+            e.www_authenticate = Some(format!("Basic realm=\"{}\"", realm.name));
+        }
+        e
+    };
+    let Some(client) = idp.store.client_by_client_id(&realm.id, &client_id).await? else {
+        return Err(fail("Invalid client or Invalid client credentials"));
+    };
+    if !client.enabled {
+        return Err(fail("Invalid client or Invalid client credentials"));
+    }
+    if client.public_client {
+        return Ok(client);
+    }
+    let Some(given) = secret else {
+        return Err(fail("Invalid client or Invalid client credentials"));
+    };
+    let now = gatehouse_core::time::now();
+    let current_ok = client.secret.as_deref().is_some_and(|s| ct_eq(s, &given));
+    let rotated_ok = client
+        .rotated_secret
+        .as_deref()
+        .is_some_and(|s| ct_eq(s, &given))
+        && client.rotated_secret_expires_at.is_some_and(|t| t > now);
+    if current_ok || rotated_ok {
+        Ok(client)
+    } else {
+        Err(fail("Invalid client or Invalid client credentials"))
+    }
+}

@@ -1,0 +1,53 @@
+//! `GET /realms/{realm}/.well-known/openid-configuration`: OIDC Discovery
+//! 1.0 metadata, with the fields Keycloak publishes.
+
+use crate::error::OAuthError;
+use crate::state::Idp;
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The discovery document.
+pub async fn get(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+) -> Result<Json<Value>, OAuthError> {
+    let realm = idp.realm(&realm).await?;
+    let iss = idp.issuer(&realm.name);
+    let p = format!("{iss}/protocol/openid-connect");
+    let algs = ["RS256", "ES256", "EdDSA"];
+    Ok(Json(json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{p}/auth"),
+        "token_endpoint": format!("{p}/token"),
+        "introspection_endpoint": format!("{p}/token/introspect"),
+        "userinfo_endpoint": format!("{p}/userinfo"),
+        "end_session_endpoint": format!("{p}/logout"),
+        "revocation_endpoint": format!("{p}/revoke"),
+        "device_authorization_endpoint": format!("{p}/auth/device"),
+        "jwks_uri": format!("{p}/certs"),
+        "frontchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": false,
+        "backchannel_logout_supported": false,
+        "grant_types_supported": ["authorization_code", "client_credentials", "password", "refresh_token"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "userinfo_signing_alg_values_supported": ["none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access", "roles", "web-origins", "acr", "basic"],
+        "claims_supported": ["aud", "sub", "iss", "auth_time", "name", "given_name", "family_name",
+            "preferred_username", "email", "email_verified", "acr", "azp", "sid", "groups"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": true,
+        "tls_client_certificate_bound_access_tokens": false,
+        "authorization_response_iss_parameter_supported": true,
+    })))
+}

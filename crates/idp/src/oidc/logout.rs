@@ -1,0 +1,139 @@
+//! `GET|POST /realms/{realm}/protocol/openid-connect/logout`.
+//!
+//! Two forms, as in Keycloak: RP-initiated logout from a browser
+//! (`id_token_hint`, `post_logout_redirect_uri`, `state`), which ends the SSO
+//! session and redirects only to a URI registered for the client; and the
+//! adapters' back-channel form (POST with `refresh_token` and client
+//! credentials), answered with 204.
+
+use crate::error::OAuthError;
+use crate::oidc::auth::{clear_sso_cookie, cookie, esc, page, sso_session};
+use crate::oidc::client_auth;
+use crate::oidc::form::Form;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::model::Event;
+use std::sync::Arc;
+
+/// The logout endpoint.
+pub async fn handle(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let realm = idp.realm(&realm).await?;
+    let params = if body.is_empty() {
+        Form::parse_query(query.unwrap_or_default().as_bytes())?
+    } else {
+        Form::parse(&headers, &body)?
+    };
+    let ring = idp.keyring(&realm).await?;
+
+    // Back-channel logout by refresh token.
+    if let Some(rt) = params.get("refresh_token") {
+        let client = client_auth::authenticate(&idp, &realm, &headers, &params).await?;
+        let c = gatehouse_jose::sign::verify_hs512(&ring.hs_secret, rt)
+            .map_err(|_| OAuthError::invalid_grant("Invalid refresh token"))?;
+        if c["azp"].as_str() != Some(client.client_id.as_str()) {
+            return Err(OAuthError::invalid_grant("Invalid refresh token"));
+        }
+        if let Some(sid) = c["sid"].as_str() {
+            let mut ev = Event::user(&realm.id, "LOGOUT");
+            ev.client_id = Some(client.client_id.clone());
+            ev.session_id = Some(sid.to_owned());
+            ev.user_id = c["sub"].as_str().map(str::to_owned);
+            idp.store.delete_session(sid, &[ev]).await?;
+        }
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+
+    // RP-initiated logout.
+    let mut client_id = params.get("client_id").map(str::to_owned);
+    let mut sid_from_hint = None;
+    if let Some(hint) = params.get("id_token_hint") {
+        let mut rules = gatehouse_jose::verify::Rules::for_issuer(&idp.issuer(&realm.name));
+        // An expired ID token is still a valid hint (ten years of leeway).
+        rules.leeway = 315_360_000;
+        match ring.verifier.verify(hint, &rules) {
+            Ok(c) if c["typ"].as_str() == Some("ID") => {
+                let aud = c["azp"].as_str().or(c["aud"].as_str()).map(str::to_owned);
+                if client_id.is_some() && aud != client_id {
+                    return Ok(error("Invalid parameter: id_token_hint"));
+                }
+                client_id = aud;
+                sid_from_hint = c["sid"].as_str().map(str::to_owned);
+            }
+            _ => return Ok(error("Invalid parameter: id_token_hint")),
+        }
+    }
+    let redirect = match params.get("post_logout_redirect_uri") {
+        None => None,
+        Some(uri) => {
+            let Some(cid) = &client_id else {
+                return Ok(error(
+                    "Either the parameter client_id or id_token_hint is required when post_logout_redirect_uri is used.",
+                ));
+            };
+            let Some(client) = idp.store.client_by_client_id(&realm.id, cid).await? else {
+                return Ok(error("Invalid redirect uri"));
+            };
+            let allowed = match client.attributes.get("post.logout.redirect.uris") {
+                Some(list) if list != "+" => list.split("##").any(|p| {
+                    p == uri || (p.ends_with('*') && uri.starts_with(p.trim_end_matches('*')))
+                }),
+                _ => client.redirect_uri_allowed(uri),
+            };
+            if !allowed {
+                return Ok(error("Invalid redirect uri"));
+            }
+            Some(uri.to_owned())
+        }
+    };
+    let sso = sso_session(&idp, &realm, &headers).await?;
+    for sid in [sid_from_hint, sso.map(|s| s.id)].into_iter().flatten() {
+        let mut ev = Event::user(&realm.id, "LOGOUT");
+        ev.client_id = client_id.clone();
+        ev.session_id = Some(sid.clone());
+        idp.store.delete_session(&sid, &[ev]).await?;
+    }
+    let mut resp = match redirect {
+        Some(uri) => {
+            let mut u = uri;
+            if let Some(s) = params.get("state") {
+                u.push(if u.contains('?') { '&' } else { '?' });
+                u.push_str("state=");
+                u.push_str(
+                    &percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                        .to_string(),
+                );
+            }
+            let mut r = StatusCode::FOUND.into_response();
+            if let Ok(v) = HeaderValue::from_str(&u) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        None => page(StatusCode::OK, "Logged out", "<h1>You are logged out</h1>"),
+    };
+    if cookie(&headers, "GATEHOUSE_IDENTITY").is_some() {
+        resp.headers_mut()
+            .append(header::SET_COOKIE, clear_sso_cookie(&idp, &realm));
+    }
+    Ok(resp)
+}
+
+fn error(msg: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Error",
+        &format!(
+            "<h1>We are sorry...</h1><p class=\"error\" role=\"alert\">{}</p>",
+            esc(msg)
+        ),
+    )
+}

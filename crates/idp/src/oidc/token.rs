@@ -1,0 +1,487 @@
+//! `POST /realms/{realm}/protocol/openid-connect/token`: the grants
+//! `authorization_code` (+PKCE), `client_credentials`, `password` and
+//! `refresh_token` (rotation and reuse detection).
+
+use crate::error::OAuthError;
+use crate::login::{LoginFailure, check_password};
+use crate::oidc::client_auth;
+use crate::oidc::form::Form;
+use crate::state::Idp;
+use crate::tokens::{Grant, granted_scope, issue};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::model::{Client, Event, Realm, Session, User};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// What an authorization code stands for (stored server-side, single use).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CodeData {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub session_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+}
+
+/// The token endpoint.
+pub async fn post(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match handle(&idp, &realm, &headers, &body).await {
+        Ok(v) => {
+            let mut r = Json(v).into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut()
+                .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(
+    idp: &Idp,
+    realm: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, OAuthError> {
+    let realm = idp.realm(realm).await?;
+    let form = Form::parse(headers, body)?;
+    let grant_type = form.require("grant_type")?.to_owned();
+    let client = client_auth::authenticate(idp, &realm, headers, &form).await?;
+    if client.bearer_only {
+        return Err(OAuthError::unauthorized_client(
+            "Bearer-only clients cannot obtain tokens",
+        ));
+    }
+    match grant_type.as_str() {
+        "password" => password(idp, &realm, &client, &form).await,
+        "client_credentials" => client_credentials(idp, &realm, &client, &form).await,
+        "refresh_token" => refresh(idp, &realm, &client, &form).await,
+        "authorization_code" => code(idp, &realm, &client, &form).await,
+        _ => Err(OAuthError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Unsupported grant_type",
+        )),
+    }
+}
+
+fn resources(form: &Form) -> Result<Vec<String>, OAuthError> {
+    let Some(r) = form.get("resource") else {
+        return Ok(vec![]);
+    };
+    r.split(' ')
+        .map(|s| {
+            // RFC 8707 §2: an absolute URI without a fragment. Keycloak-style
+            // client ids are accepted too, since gateways match audiences by id.
+            if s.contains('#') {
+                Err(OAuthError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "invalid_target",
+                    "resource must not contain a fragment",
+                ))
+            } else {
+                Ok(s.to_owned())
+            }
+        })
+        .collect()
+}
+
+fn wants_offline(scope: &str) -> bool {
+    scope.split(' ').any(|s| s == "offline_access")
+}
+
+/// Starts a session (SSO or offline) for a direct grant.
+pub fn new_session(
+    realm: &Realm,
+    client: &Client,
+    user: &User,
+    scope: &str,
+    auth_time: i64,
+) -> Session {
+    let now = gatehouse_core::time::now();
+    Session {
+        id: gatehouse_core::id::uuid(),
+        realm_id: realm.id.clone(),
+        user_id: user.id.clone(),
+        client_id: client.client_id.clone(),
+        ip: None,
+        started: now,
+        last_access: now,
+        offline: wants_offline(scope),
+        refresh_token_id: Some(gatehouse_core::id::uuid()),
+        rotate_refresh: realm.revoke_refresh_token || client.public_client,
+        scope: scope.to_owned(),
+        auth_time,
+        sso_session_id: None,
+    }
+}
+
+async fn check_offline_allowed(
+    idp: &Idp,
+    realm: &Realm,
+    user: &User,
+    scope: &str,
+) -> Result<(), OAuthError> {
+    if !wants_offline(scope) {
+        return Ok(());
+    }
+    let roles = idp.store.effective_roles(&user.id).await?;
+    if roles
+        .iter()
+        .any(|r| r.client_id.is_none() && r.name == "offline_access")
+    {
+        Ok(())
+    } else {
+        let _ = realm;
+        Err(OAuthError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "Offline tokens not allowed for the user or client",
+        ))
+    }
+}
+
+async fn password(
+    idp: &Idp,
+    realm: &Realm,
+    client: &Client,
+    form: &Form,
+) -> Result<Value, OAuthError> {
+    if !client.direct_access_grants_enabled {
+        return Err(OAuthError::unauthorized_client(
+            "Client not allowed for direct access grants",
+        ));
+    }
+    let username = form.require("username")?;
+    let pw = form.require("password")?;
+    let scope = granted_scope(client, form.get("scope"))?;
+    let resources = resources(form)?;
+    let user = match check_password(idp, realm, &client.client_id, username, pw, None).await? {
+        Ok(u) => u,
+        Err(LoginFailure::Disabled) => return Err(OAuthError::invalid_grant("Account disabled")),
+        Err(_) => return Err(OAuthError::invalid_grant("Invalid user credentials")),
+    };
+    if !user.required_actions.is_empty() {
+        return Err(OAuthError::invalid_grant("Account is not fully set up"));
+    }
+    check_offline_allowed(idp, realm, &user, &scope).await?;
+    let now = gatehouse_core::time::now();
+    let session = new_session(realm, client, &user, &scope, now);
+    let ring = idp.keyring(realm).await?;
+    let out = issue(
+        idp,
+        &ring,
+        &Grant {
+            realm,
+            client,
+            user: &user,
+            session: Some(&session),
+            scope: scope.clone(),
+            nonce: None,
+            resources,
+            refresh: true,
+        },
+    )
+    .await?;
+    let mut ev = Event::user(&realm.id, "LOGIN");
+    ev.client_id = Some(client.client_id.clone());
+    ev.user_id = Some(user.id.clone());
+    ev.session_id = Some(session.id.clone());
+    ev.details.insert("grant_type".into(), "password".into());
+    ev.details.insert("username".into(), user.username.clone());
+    ev.details
+        .insert("auth_method".into(), "openid-connect".into());
+    idp.store.create_session(&session, &[ev]).await?;
+    Ok(out)
+}
+
+async fn client_credentials(
+    idp: &Idp,
+    realm: &Realm,
+    client: &Client,
+    form: &Form,
+) -> Result<Value, OAuthError> {
+    if client.public_client {
+        return Err(OAuthError::unauthorized_client(
+            "Public client not allowed to retrieve service account",
+        ));
+    }
+    if !client.service_accounts_enabled {
+        return Err(OAuthError::unauthorized_client(
+            "Client not enabled to retrieve service account",
+        ));
+    }
+    let scope = granted_scope(client, form.get("scope"))?;
+    let resources = resources(form)?;
+    let user = crate::admin::clients::ensure_service_account(idp, realm, client).await?;
+    if !user.enabled {
+        return Err(OAuthError::invalid_grant("Account disabled"));
+    }
+    let ring = idp.keyring(realm).await?;
+    let out = issue(
+        idp,
+        &ring,
+        &Grant {
+            realm,
+            client,
+            user: &user,
+            session: None,
+            scope,
+            nonce: None,
+            resources,
+            refresh: false,
+        },
+    )
+    .await?;
+    let mut ev = Event::user(&realm.id, "CLIENT_LOGIN");
+    ev.client_id = Some(client.client_id.clone());
+    ev.user_id = Some(user.id.clone());
+    ev.details
+        .insert("grant_type".into(), "client_credentials".into());
+    idp.store.append_events(&[ev]).await?;
+    Ok(out)
+}
+
+async fn refresh(
+    idp: &Idp,
+    realm: &Realm,
+    client: &Client,
+    form: &Form,
+) -> Result<Value, OAuthError> {
+    let token = form.require("refresh_token")?;
+    let ring = idp.keyring(realm).await?;
+    let now = gatehouse_core::time::now();
+    let invalid = || OAuthError::invalid_grant("Invalid refresh token");
+    let claims =
+        gatehouse_jose::sign::verify_hs512(&ring.hs_secret, token).map_err(|_| invalid())?;
+    let typ = claims["typ"].as_str().unwrap_or("");
+    if (typ != "Refresh" && typ != "Offline")
+        || claims["iss"].as_str() != Some(&idp.issuer(&realm.name))
+    {
+        return Err(invalid());
+    }
+    if claims["exp"].as_i64().is_none_or(|e| e < now) {
+        return Err(OAuthError::invalid_grant("Token is not active"));
+    }
+    if claims["azp"].as_str() != Some(client.client_id.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "Invalid refresh token. Token client and authorized client don't match",
+        ));
+    }
+    let sid = claims["sid"].as_str().unwrap_or("");
+    let jti = claims["jti"].as_str().unwrap_or("");
+    let Some(mut session) = idp.store.session(sid).await? else {
+        return Err(OAuthError::invalid_grant("Session not active"));
+    };
+    let expired = if session.offline {
+        now - session.last_access > realm.offline_session_idle_timeout
+    } else {
+        now - session.last_access > realm.sso_session_idle_timeout
+            || now - session.started > realm.sso_session_max_lifespan
+    };
+    if expired {
+        idp.store.delete_session(&session.id, &[]).await?;
+        return Err(OAuthError::invalid_grant("Session not active"));
+    }
+    let Some(user) = idp
+        .store
+        .user(&realm.id, &session.user_id)
+        .await?
+        .filter(|u| u.enabled)
+    else {
+        return Err(OAuthError::invalid_grant("User disabled or not found"));
+    };
+    let scope = match form.get("scope") {
+        Some(asked) => {
+            let have: Vec<&str> = session.scope.split(' ').collect();
+            if asked.split_whitespace().any(|s| !have.contains(&s)) {
+                return Err(OAuthError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    "Scope not granted to the refresh token",
+                ));
+            }
+            asked.split_whitespace().collect::<Vec<_>>().join(" ")
+        }
+        None => session.scope.clone(),
+    };
+    let mut ev = Event::user(&realm.id, "REFRESH_TOKEN");
+    ev.client_id = Some(client.client_id.clone());
+    ev.user_id = Some(user.id.clone());
+    ev.session_id = Some(session.id.clone());
+    if session.rotate_refresh {
+        let next = gatehouse_core::id::uuid();
+        if !idp
+            .store
+            .rotate_refresh(
+                &session.id,
+                Some(jti),
+                &next,
+                now,
+                std::slice::from_ref(&ev),
+            )
+            .await?
+        {
+            // A spent refresh token came back: whoever holds it is not the
+            // legitimate client, or the client lost a race. End the session.
+            let mut bad = Event::user(&realm.id, "REFRESH_TOKEN_ERROR");
+            bad.client_id = Some(client.client_id.clone());
+            bad.user_id = Some(user.id.clone());
+            bad.session_id = Some(session.id.clone());
+            bad.error = Some("invalid_token".into());
+            bad.details
+                .insert("reason".into(), "refresh token reuse".into());
+            idp.store.delete_session(&session.id, &[bad]).await?;
+            return Err(OAuthError::invalid_grant(
+                "Maximum allowed refresh token reuse exceeded",
+            ));
+        }
+        session.refresh_token_id = Some(next);
+    } else {
+        idp.store.touch_session(&session.id, now).await?;
+        idp.store.append_events(&[ev]).await?;
+        session.refresh_token_id = None;
+    }
+    session.last_access = now;
+    issue(
+        idp,
+        &ring,
+        &Grant {
+            realm,
+            client,
+            user: &user,
+            session: Some(&session),
+            scope,
+            nonce: None,
+            resources: resources(form)?,
+            refresh: true,
+        },
+    )
+    .await
+}
+
+/// PKCE S256 check, constant time (RFC 7636 §4.6).
+pub fn pkce_ok(verifier: &str, challenge: &str) -> bool {
+    use base64::Engine;
+    if verifier.len() < 43
+        || verifier.len() > 128
+        || !verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
+        return false;
+    }
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref());
+    computed.as_bytes().ct_eq(challenge.as_bytes()).into()
+}
+
+async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<Value, OAuthError> {
+    let code = form.require("code")?;
+    let now = gatehouse_core::time::now();
+    let bad = || OAuthError::invalid_grant("Code not valid");
+    let rec = idp
+        .store
+        .take_code(&format!("code:{code}"))
+        .await?
+        .ok_or_else(bad)?;
+    if rec.expires < now || rec.realm_id != realm.id {
+        return Err(bad());
+    }
+    let data: CodeData = serde_json::from_str(&rec.data).map_err(OAuthError::internal)?;
+    if data.client_id != client.client_id {
+        return Err(bad());
+    }
+    if form.get("redirect_uri") != Some(data.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant("Incorrect redirect_uri"));
+    }
+    match (&data.code_challenge, form.get("code_verifier")) {
+        (Some(ch), Some(v)) => {
+            if !pkce_ok(v, ch) {
+                return Err(OAuthError::invalid_grant(
+                    "PKCE verification failed: Code mismatch",
+                ));
+            }
+        }
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_grant(
+                "PKCE code verifier not specified",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "PKCE code verifier specified but challenge not present in authorization",
+            ));
+        }
+        (None, None) => {}
+    }
+    let Some(sso) = idp.store.session(&data.session_id).await? else {
+        return Err(OAuthError::invalid_grant("Session not active"));
+    };
+    let Some(user) = idp
+        .store
+        .user(&realm.id, &data.user_id)
+        .await?
+        .filter(|u| u.enabled)
+    else {
+        return Err(OAuthError::invalid_grant("User disabled or not found"));
+    };
+    // The browser's SSO session serves every client; each code exchange
+    // gets its own client session (its own refresh-token rotation), linked
+    // to the SSO session so that ending that one ends this one.
+    let mut session = new_session(realm, client, &user, &data.scope, sso.auth_time);
+    session.sso_session_id = Some(sso.id.clone());
+    let mut ev = Event::user(&realm.id, "CODE_TO_TOKEN");
+    ev.client_id = Some(client.client_id.clone());
+    ev.user_id = Some(user.id.clone());
+    ev.session_id = Some(session.id.clone());
+    idp.store.create_session(&session, &[ev]).await?;
+    let ring = idp.keyring(realm).await?;
+    issue(
+        idp,
+        &ring,
+        &Grant {
+            realm,
+            client,
+            user: &user,
+            session: Some(&session),
+            scope: data.scope.clone(),
+            nonce: data.nonce.clone(),
+            resources: resources(form)?,
+            refresh: true,
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pkce_s256_matches_an_independent_implementation() {
+        // Challenge computed with Python hashlib: b64url(sha256(verifier)).
+        assert!(super::pkce_ok(
+            "dBjftJeZ4CZP-0-3BFY2lvTxtQM4xBNFAzFlY3x3eHp",
+            "RgCMY5gNyXvW39aiG-99_RlAsH1KORBbJittGzDbDNY"
+        ));
+        assert!(!super::pkce_ok(
+            "dBjftJeZ4CZP-0-3BFY2lvTxtQM4xBNFAzFlY3x3eHq",
+            "RgCMY5gNyXvW39aiG-99_RlAsH1KORBbJittGzDbDNY"
+        ));
+        assert!(!super::pkce_ok("short", "x"));
+    }
+}

@@ -1,0 +1,108 @@
+//! `GET|POST /realms/{realm}/protocol/openid-connect/userinfo` (OIDC Core
+//! §5.3), and the check every endpoint uses to decide whether one of our
+//! access tokens is still active.
+
+use crate::error::OAuthError;
+use crate::state::Idp;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use gatehouse_core::model::{Realm, User};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// An active access token of this realm: its claims and its user.
+pub struct Active {
+    pub claims: Value,
+    pub user: User,
+}
+
+/// Checks signature, issuer, expiry, type, revocation, session and user.
+/// None means "not active" for any reason (the reason is logged at debug).
+pub async fn active_access_token(
+    idp: &Idp,
+    realm: &Realm,
+    token: &str,
+) -> Result<Option<Active>, OAuthError> {
+    if token.len() > 16 * 1024 {
+        return Ok(None);
+    }
+    let ring = idp.keyring(realm).await?;
+    let rules = gatehouse_jose::verify::Rules::for_issuer(&idp.issuer(&realm.name));
+    let claims = match ring.verifier.verify(token, &rules) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(reason = %e, "token not active");
+            return Ok(None);
+        }
+    };
+    if claims["typ"].as_str() != Some("Bearer") {
+        return Ok(None);
+    }
+    if let Some(jti) = claims["jti"].as_str()
+        && idp.store.is_revoked(jti).await?
+    {
+        return Ok(None);
+    }
+    if let Some(sid) = claims["sid"].as_str()
+        && idp.store.session(sid).await?.is_none()
+    {
+        return Ok(None);
+    }
+    let Some(sub) = claims["sub"].as_str() else {
+        return Ok(None);
+    };
+    match idp.store.user(&realm.id, sub).await? {
+        Some(user) if user.enabled => Ok(Some(Active { claims, user })),
+        _ => Ok(None),
+    }
+}
+
+/// Extracts a bearer token from `Authorization`.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, tok) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| tok.trim())
+}
+
+/// The userinfo endpoint. The token comes in the header or, for POST, as
+/// the `access_token` form field (RFC 6750 §2.2).
+pub async fn handle(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, OAuthError> {
+    let realm = idp.realm(&realm).await?;
+    let form_token = if body.is_empty() {
+        None
+    } else {
+        crate::oidc::form::Form::parse(&headers, &body)
+            .ok()
+            .and_then(|f| f.get("access_token").map(str::to_owned))
+    };
+    let unauthorized = |code: &'static str, desc: &str| {
+        let mut e = OAuthError::new(StatusCode::UNAUTHORIZED, code, desc);
+        e.www_authenticate = Some(format!(
+            "Bearer realm=\"{}\", error=\"{code}\", error_description=\"{desc}\"",
+            realm.name
+        ));
+        e
+    };
+    let token = match (bearer(&headers), form_token.as_deref()) {
+        (Some(t), None) | (None, Some(t)) => t,
+        (Some(_), Some(_)) => return Err(OAuthError::invalid_request("Token given twice")),
+        (None, None) => return Err(unauthorized("invalid_request", "Missing bearer token")),
+    };
+    let Some(active) = active_access_token(&idp, &realm, token).await? else {
+        return Err(unauthorized("invalid_token", "Token verification failed"));
+    };
+    let azp = active.claims["azp"].as_str().unwrap_or_default();
+    let Some(client) = idp.store.client_by_client_id(&realm.id, azp).await? else {
+        return Err(unauthorized("invalid_token", "Client not found"));
+    };
+    let scope = active.claims["scope"].as_str().unwrap_or_default();
+    let v = crate::tokens::userinfo(&idp, &realm, &client, &active.user, scope).await?;
+    Ok(Json(v))
+}

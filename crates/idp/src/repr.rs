@@ -1,0 +1,424 @@
+//! Keycloak's JSON representations (RealmRepresentation, ClientRepresentation,
+//! UserRepresentation, GroupRepresentation, RoleRepresentation...) and their
+//! conversion to and from the domain model. Updates are partial, as in
+//! Keycloak: a field absent from the JSON keeps its value; fields we do not
+//! model are kept in `extra` and returned unchanged.
+
+use gatehouse_core::model::{Attributes, Client, Group, ProtocolMapper, Realm, Role, User};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+fn s(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_owned)
+}
+fn b(v: &Value, k: &str) -> Option<bool> {
+    v.get(k).and_then(Value::as_bool)
+}
+fn i(v: &Value, k: &str) -> Option<i64> {
+    v.get(k).and_then(Value::as_i64)
+}
+fn strings(v: &Value, k: &str) -> Option<Vec<String>> {
+    v.get(k).and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+/// Keycloak attributes: `{"k": ["v", ...]}`; a bare string value is accepted.
+pub fn attributes(v: &Value) -> Option<Attributes> {
+    let o = v.get("attributes")?.as_object()?;
+    let mut out = Attributes::new();
+    for (k, val) in o {
+        let list = match val {
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            Value::String(s) => vec![s.clone()],
+            _ => continue,
+        };
+        out.insert(k.clone(), list);
+    }
+    Some(out)
+}
+
+const REALM_FIELDS: &[&str] = &[
+    "id",
+    "realm",
+    "displayName",
+    "enabled",
+    "accessTokenLifespan",
+    "ssoSessionIdleTimeout",
+    "ssoSessionMaxLifespan",
+    "offlineSessionIdleTimeout",
+    "revokeRefreshToken",
+    "defaultSignatureAlgorithm",
+    "bruteForceProtected",
+    "failureFactor",
+    "waitIncrementSeconds",
+    "maxFailureWaitSeconds",
+    "maxDeltaTimeSeconds",
+    "eventsEnabled",
+    "adminEventsEnabled",
+    "users",
+    "clients",
+    "groups",
+    "roles",
+    "refreshTokenMaxReuse",
+];
+
+/// RealmRepresentation of a realm.
+pub fn realm(r: &Realm) -> Value {
+    let mut o = r.extra.clone();
+    let base = json!({
+        "id": r.id, "realm": r.name, "displayName": r.display_name, "enabled": r.enabled,
+        "accessTokenLifespan": r.access_token_lifespan,
+        "ssoSessionIdleTimeout": r.sso_session_idle_timeout,
+        "ssoSessionMaxLifespan": r.sso_session_max_lifespan,
+        "offlineSessionIdleTimeout": r.offline_session_idle_timeout,
+        "revokeRefreshToken": r.revoke_refresh_token, "refreshTokenMaxReuse": 0,
+        "defaultSignatureAlgorithm": r.default_signature_algorithm,
+        "bruteForceProtected": r.brute_force_protected, "failureFactor": r.failure_factor,
+        "waitIncrementSeconds": r.wait_increment_seconds,
+        "maxFailureWaitSeconds": r.max_failure_wait_seconds,
+        "maxDeltaTimeSeconds": r.max_delta_time_seconds,
+        "eventsEnabled": r.events_enabled, "adminEventsEnabled": r.admin_events_enabled,
+        "sslRequired": "external", "registrationAllowed": false, "loginWithEmailAllowed": true,
+    });
+    if let Value::Object(b) = base {
+        for (k, v) in b {
+            o.insert(k, v);
+        }
+    }
+    if r.display_name.is_none() {
+        o.remove("displayName");
+    }
+    Value::Object(o)
+}
+
+/// Applies a (partial) RealmRepresentation.
+pub fn apply_realm(r: &mut Realm, v: &Value) -> Result<(), String> {
+    if let Some(n) = s(v, "realm") {
+        valid_name(&n)?;
+        r.name = n;
+    }
+    if v.get("displayName").is_some() {
+        r.display_name = s(v, "displayName");
+    }
+    r.enabled = b(v, "enabled").unwrap_or(r.enabled);
+    let pos = |k: &str, cur: i64| -> Result<i64, String> {
+        match i(v, k) {
+            Some(x) if x <= 0 => Err(format!("{k} must be positive")),
+            Some(x) => Ok(x),
+            None => Ok(cur),
+        }
+    };
+    r.access_token_lifespan = pos("accessTokenLifespan", r.access_token_lifespan)?;
+    r.sso_session_idle_timeout = pos("ssoSessionIdleTimeout", r.sso_session_idle_timeout)?;
+    r.sso_session_max_lifespan = pos("ssoSessionMaxLifespan", r.sso_session_max_lifespan)?;
+    r.offline_session_idle_timeout =
+        pos("offlineSessionIdleTimeout", r.offline_session_idle_timeout)?;
+    r.revoke_refresh_token = b(v, "revokeRefreshToken").unwrap_or(r.revoke_refresh_token);
+    if let Some(a) = s(v, "defaultSignatureAlgorithm") {
+        gatehouse_jose::keys::Alg::parse(&a).map_err(|e| e.to_string())?;
+        r.default_signature_algorithm = a;
+    }
+    r.brute_force_protected = b(v, "bruteForceProtected").unwrap_or(r.brute_force_protected);
+    r.failure_factor = pos("failureFactor", r.failure_factor)?;
+    r.wait_increment_seconds = pos("waitIncrementSeconds", r.wait_increment_seconds)?;
+    r.max_failure_wait_seconds = pos("maxFailureWaitSeconds", r.max_failure_wait_seconds)?;
+    r.max_delta_time_seconds = pos("maxDeltaTimeSeconds", r.max_delta_time_seconds)?;
+    r.events_enabled = b(v, "eventsEnabled").unwrap_or(r.events_enabled);
+    r.admin_events_enabled = b(v, "adminEventsEnabled").unwrap_or(r.admin_events_enabled);
+    if let Some(o) = v.as_object() {
+        for (k, val) in o {
+            if !REALM_FIELDS.contains(&k.as_str()) {
+                r.extra.insert(k.clone(), val.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Realm, client and user names end up in URLs and claims: keep them sane.
+pub fn valid_name(n: &str) -> Result<(), String> {
+    if n.is_empty()
+        || n.len() > 255
+        || n.contains(['/', '\\', '?', '#', '%'])
+        || n.chars().any(char::is_control)
+    {
+        Err("invalid name".into())
+    } else {
+        Ok(())
+    }
+}
+
+const CLIENT_FIELDS: &[&str] = &[
+    "id",
+    "clientId",
+    "name",
+    "description",
+    "enabled",
+    "publicClient",
+    "bearerOnly",
+    "secret",
+    "redirectUris",
+    "webOrigins",
+    "standardFlowEnabled",
+    "directAccessGrantsEnabled",
+    "serviceAccountsEnabled",
+    "implicitFlowEnabled",
+    "fullScopeAllowed",
+    "attributes",
+    "protocolMappers",
+    "defaultClientScopes",
+    "optionalClientScopes",
+    "protocol",
+    "clientAuthenticatorType",
+];
+
+/// ClientRepresentation. The secret is included only when asked (admin GET
+/// of a single client, as Keycloak does for confidential clients).
+pub fn client(c: &Client, with_secret: bool) -> Value {
+    let mut o = c.extra.clone();
+    let base = json!({
+        "id": c.id, "clientId": c.client_id, "name": c.name, "description": c.description,
+        "enabled": c.enabled, "publicClient": c.public_client, "bearerOnly": c.bearer_only,
+        "redirectUris": c.redirect_uris, "webOrigins": c.web_origins,
+        "standardFlowEnabled": c.standard_flow_enabled,
+        "directAccessGrantsEnabled": c.direct_access_grants_enabled,
+        "serviceAccountsEnabled": c.service_accounts_enabled,
+        "implicitFlowEnabled": c.implicit_flow_enabled, "fullScopeAllowed": c.full_scope_allowed,
+        "attributes": c.attributes, "protocol": "openid-connect",
+        "clientAuthenticatorType": "client-secret",
+        "protocolMappers": c.protocol_mappers.iter().map(mapper).collect::<Vec<_>>(),
+        "defaultClientScopes": c.default_client_scopes,
+        "optionalClientScopes": c.optional_client_scopes,
+    });
+    if let Value::Object(b) = base {
+        for (k, v) in b {
+            if !v.is_null() {
+                o.insert(k, v);
+            }
+        }
+    }
+    if with_secret
+        && !c.public_client
+        && let Some(sec) = &c.secret
+    {
+        o.insert("secret".into(), json!(sec));
+    }
+    Value::Object(o)
+}
+
+/// ProtocolMapperRepresentation.
+pub fn mapper(m: &ProtocolMapper) -> Value {
+    json!({"id": m.id, "name": m.name, "protocol": m.protocol, "protocolMapper": m.protocol_mapper, "config": m.config})
+}
+
+/// Parses a ProtocolMapperRepresentation.
+pub fn parse_mapper(v: &Value) -> Result<ProtocolMapper, String> {
+    let name = s(v, "name").ok_or("mapper name required")?;
+    let kind = s(v, "protocolMapper").ok_or("protocolMapper required")?;
+    let config: BTreeMap<String, String> = v
+        .get("config")
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ProtocolMapper {
+        id: s(v, "id").unwrap_or_else(gatehouse_core::id::uuid),
+        name,
+        protocol: s(v, "protocol").unwrap_or_else(|| "openid-connect".into()),
+        protocol_mapper: kind,
+        config,
+    })
+}
+
+/// Applies a (partial) ClientRepresentation.
+pub fn apply_client(c: &mut Client, v: &Value) -> Result<(), String> {
+    if let Some(id) = s(v, "clientId") {
+        if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
+            return Err("invalid clientId".into());
+        }
+        c.client_id = id;
+    }
+    if v.get("name").is_some() {
+        c.name = s(v, "name");
+    }
+    if v.get("description").is_some() {
+        c.description = s(v, "description");
+    }
+    c.enabled = b(v, "enabled").unwrap_or(c.enabled);
+    c.public_client = b(v, "publicClient").unwrap_or(c.public_client);
+    c.bearer_only = b(v, "bearerOnly").unwrap_or(c.bearer_only);
+    if let Some(sec) = s(v, "secret").filter(|s| !s.is_empty()) {
+        c.secret = Some(sec);
+    }
+    if let Some(r) = strings(v, "redirectUris") {
+        c.redirect_uris = r;
+    }
+    if let Some(r) = strings(v, "webOrigins") {
+        c.web_origins = r;
+    }
+    c.standard_flow_enabled = b(v, "standardFlowEnabled").unwrap_or(c.standard_flow_enabled);
+    c.direct_access_grants_enabled =
+        b(v, "directAccessGrantsEnabled").unwrap_or(c.direct_access_grants_enabled);
+    c.service_accounts_enabled =
+        b(v, "serviceAccountsEnabled").unwrap_or(c.service_accounts_enabled);
+    c.implicit_flow_enabled = b(v, "implicitFlowEnabled").unwrap_or(c.implicit_flow_enabled);
+    c.full_scope_allowed = b(v, "fullScopeAllowed").unwrap_or(c.full_scope_allowed);
+    if let Some(a) = v.get("attributes").and_then(Value::as_object) {
+        for (k, val) in a {
+            let sv = val
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| val.to_string());
+            c.attributes.insert(k.clone(), sv);
+        }
+    }
+    if let Some(ms) = v.get("protocolMappers").and_then(Value::as_array) {
+        c.protocol_mappers = ms.iter().map(parse_mapper).collect::<Result<_, _>>()?;
+    }
+    if let Some(d) = strings(v, "defaultClientScopes") {
+        c.default_client_scopes = d;
+    }
+    if let Some(d) = strings(v, "optionalClientScopes") {
+        c.optional_client_scopes = d;
+    }
+    if let Some(o) = v.as_object() {
+        for (k, val) in o {
+            if !CLIENT_FIELDS.contains(&k.as_str()) {
+                c.extra.insert(k.clone(), val.clone());
+            }
+        }
+    }
+    if c.public_client {
+        c.secret = None;
+    } else if c.secret.is_none() && !c.bearer_only {
+        c.secret = Some(gatehouse_core::id::token());
+    }
+    Ok(())
+}
+
+/// UserRepresentation.
+pub fn user(u: &User) -> Value {
+    let mut o = Map::new();
+    o.insert("id".into(), json!(u.id));
+    o.insert("username".into(), json!(u.username));
+    if let Some(e) = &u.email {
+        o.insert("email".into(), json!(e));
+    }
+    if let Some(f) = &u.first_name {
+        o.insert("firstName".into(), json!(f));
+    }
+    if let Some(l) = &u.last_name {
+        o.insert("lastName".into(), json!(l));
+    }
+    o.insert("emailVerified".into(), json!(u.email_verified));
+    o.insert("enabled".into(), json!(u.enabled));
+    o.insert("createdTimestamp".into(), json!(u.created_timestamp));
+    o.insert("totp".into(), json!(false));
+    o.insert("requiredActions".into(), json!(u.required_actions));
+    o.insert("notBefore".into(), json!(0));
+    if !u.attributes.is_empty() {
+        o.insert("attributes".into(), json!(u.attributes));
+    }
+    if let Some(c) = &u.service_account_client_id {
+        o.insert("serviceAccountClientId".into(), json!(c));
+    }
+    o.insert(
+        "access".into(),
+        json!({"manageGroupMembership": true, "view": true, "mapRoles": true, "impersonate": false, "manage": true}),
+    );
+    Value::Object(o)
+}
+
+/// Applies a (partial) UserRepresentation.
+pub fn apply_user(u: &mut User, v: &Value) -> Result<(), String> {
+    if let Some(n) = s(v, "username") {
+        valid_name(&n)?;
+        u.username = n.to_lowercase();
+    }
+    if v.get("email").is_some() {
+        u.email = s(v, "email").filter(|e| !e.is_empty());
+        if let Some(e) = &u.email
+            && (!e.contains('@') || e.len() > 254)
+        {
+            return Err("invalid email".into());
+        }
+    }
+    if v.get("firstName").is_some() {
+        u.first_name = s(v, "firstName");
+    }
+    if v.get("lastName").is_some() {
+        u.last_name = s(v, "lastName");
+    }
+    u.email_verified = b(v, "emailVerified").unwrap_or(u.email_verified);
+    u.enabled = b(v, "enabled").unwrap_or(u.enabled);
+    if let Some(a) = attributes(v) {
+        u.attributes = a;
+    }
+    if let Some(r) = strings(v, "requiredActions") {
+        u.required_actions = r;
+    }
+    Ok(())
+}
+
+/// RoleRepresentation.
+pub fn role(r: &Role, composite: bool, container: &str) -> Value {
+    json!({
+        "id": r.id, "name": r.name, "description": r.description, "composite": composite,
+        "clientRole": r.client_id.is_some(), "containerId": container, "attributes": r.attributes,
+    })
+}
+
+/// The `/a/b` path of a group among all of a realm's groups.
+pub fn group_path(all: &[Group], id: &str) -> String {
+    let mut parts = vec![];
+    let mut cur = all.iter().find(|g| g.id == id);
+    let mut guard = 0;
+    while let Some(g) = cur {
+        parts.push(g.name.clone());
+        guard += 1;
+        if guard > 100 {
+            break;
+        }
+        cur = g
+            .parent_id
+            .as_ref()
+            .and_then(|p| all.iter().find(|x| &x.id == p));
+    }
+    parts.reverse();
+    format!("/{}", parts.join("/"))
+}
+
+/// GroupRepresentation, with `subGroups` filled from `all` when `deep`.
+pub fn group(g: &Group, all: &[Group], deep: bool) -> Value {
+    let children: Vec<&Group> = all
+        .iter()
+        .filter(|c| c.parent_id.as_deref() == Some(&g.id))
+        .collect();
+    let mut o = json!({
+        "id": g.id, "name": g.name, "path": group_path(all, &g.id),
+        "attributes": g.attributes, "realmRoles": [], "clientRoles": {},
+        "subGroupCount": children.len(),
+        "subGroups": if deep { children.iter().map(|c| group(c, all, true)).collect::<Vec<_>>() } else { vec![] },
+    });
+    if let (Some(p), Some(obj)) = (&g.parent_id, o.as_object_mut()) {
+        obj.insert("parentId".into(), json!(p));
+    }
+    o
+}

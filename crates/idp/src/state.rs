@@ -1,0 +1,90 @@
+//! The identity provider's shared state: store, master key, issuer base,
+//! per-realm key rings, and a realm cache.
+
+use crate::error::OAuthError;
+use crate::keyring::KeyRing;
+use gatehouse_core::model::Realm;
+use gatehouse_core::password::Argon2Cost;
+use gatehouse_jose::seal::MasterKey;
+use gatehouse_store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// How long a cached key ring is trusted before it is reloaded from the
+/// store, so that a rotation made by another node shows up here too.
+const KEYRING_TTL_SECS: i64 = 30;
+
+/// State shared by every identity handler.
+pub struct Idp {
+    pub store: Arc<dyn Store>,
+    pub master_key: MasterKey,
+    /// Base URL for issuers: `{public_url}/realms/{realm}`. Never derived
+    /// from the request's Host header.
+    pub public_url: String,
+    /// Cost of new password hashes.
+    pub password_cost: Argon2Cost,
+    /// Whether cookies get the `Secure` flag (public URL is https).
+    pub secure_cookies: bool,
+    rings: RwLock<HashMap<String, Arc<KeyRing>>>,
+}
+
+impl Idp {
+    /// Builds the state.
+    pub fn new(
+        store: Arc<dyn Store>,
+        master_key: MasterKey,
+        public_url: &str,
+        password_cost: Argon2Cost,
+    ) -> Self {
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        Idp {
+            store,
+            master_key,
+            secure_cookies: public_url.starts_with("https://"),
+            public_url,
+            password_cost,
+            rings: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The issuer of a realm's tokens.
+    pub fn issuer(&self, realm: &str) -> String {
+        format!("{}/realms/{}", self.public_url, realm)
+    }
+
+    /// Loads an enabled realm or answers 404 in OAuth form.
+    pub async fn realm(&self, name: &str) -> Result<Realm, OAuthError> {
+        match self.store.realm_by_name(name).await? {
+            Some(r) if r.enabled => Ok(r),
+            _ => Err(OAuthError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "invalid_request",
+                "Realm does not exist",
+            )),
+        }
+    }
+
+    /// The realm's key ring, creating the first key if the realm has none.
+    pub async fn keyring(&self, realm: &Realm) -> Result<Arc<KeyRing>, OAuthError> {
+        let now = gatehouse_core::time::now();
+        if let Ok(map) = self.rings.read()
+            && let Some(r) = map.get(&realm.id)
+            && now - r.loaded_at < KEYRING_TTL_SECS
+            && r.current_signer(now).is_some()
+        {
+            return Ok(r.clone());
+        }
+        let ring = Arc::new(KeyRing::load(self, realm).await?);
+        if let Ok(mut map) = self.rings.write() {
+            map.insert(realm.id.clone(), ring.clone());
+        }
+        Ok(ring)
+    }
+
+    /// Drops a cached key ring (after rotation).
+    pub fn forget_keyring(&self, realm_id: &str) {
+        if let Ok(mut map) = self.rings.write() {
+            map.remove(realm_id);
+        }
+    }
+}
