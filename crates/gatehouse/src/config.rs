@@ -18,6 +18,12 @@ pub struct Server {
     pub password_memory_kib: u32,
     /// argon2id iterations (Keycloak: 5).
     pub password_iterations: u32,
+    /// Keycloak realm exports to import at start when their realm does not
+    /// exist yet (paths relative to the config file), like Keycloak's
+    /// `--import-realm`.
+    pub import_realms: Vec<PathBuf>,
+    /// Seconds between checks of the config file for changes (0: only SIGHUP).
+    pub reload_poll_seconds: u64,
 }
 
 impl Default for Server {
@@ -29,6 +35,8 @@ impl Default for Server {
             public_url: None,
             password_memory_kib: DEFAULT_COST.memory_kib,
             password_iterations: DEFAULT_COST.iterations,
+            import_realms: vec![],
+            reload_poll_seconds: 1,
         }
     }
 }
@@ -47,6 +55,9 @@ pub struct Config {
     pub admin_password: Option<String>,
     #[serde(skip)]
     pub master_key: Option<String>,
+    /// The file this configuration came from (reload reads it again).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
     /// Sections of later issues (`authorizers`, `routes`) are read by their
     /// own modules; kept here so the file validates today.
     #[serde(flatten)]
@@ -64,6 +75,23 @@ impl Config {
             }
             None => Config::default(),
         };
+        for key in cfg.rest.keys() {
+            if !matches!(key.as_str(), "gateway" | "authorizers" | "routes") {
+                anyhow::bail!("unknown section or key `{key}` at the top level of the config file");
+            }
+        }
+        if let Some(p) = path {
+            // Validate the gateway part now, so a bad file fails at start.
+            gatehouse_gateway::config::GatewayFile::parse(&std::fs::read_to_string(p)?)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            let dir = p.parent().map(Path::to_owned).unwrap_or_default();
+            for r in &mut cfg.server.import_realms {
+                if r.is_relative() {
+                    *r = dir.join(&*r);
+                }
+            }
+            cfg.source = Some(p.to_owned());
+        }
         cfg.apply_env(|k| std::env::var(k).ok())?;
         Ok(cfg)
     }

@@ -3,6 +3,7 @@
 //! tests start Gatehouse through [`start`].
 
 pub mod config;
+pub mod gateway;
 pub mod master_key;
 
 use anyhow::Context;
@@ -15,6 +16,11 @@ use tokio::net::TcpListener;
 pub struct Running {
     /// Where the identity listener is bound (useful with port 0).
     pub identity_addr: SocketAddr,
+    /// Where the gateway listener is bound.
+    pub gateway_addr: SocketAddr,
+    pub gateway: Arc<gatehouse_gateway::server::Gateway>,
+    pub config: config::Config,
+    gateway_task: tokio::task::JoinHandle<()>,
     pub idp: Arc<Idp>,
     /// The admin password when bootstrap generated one.
     pub generated_admin_password: Option<String>,
@@ -30,6 +36,13 @@ impl Running {
     /// Stops serving.
     pub fn abort(&self) {
         self.server.abort();
+        self.gateway_task.abort();
+    }
+
+    /// Reloads the gateway configuration from the config file now (what
+    /// SIGHUP does).
+    pub fn reload(&self) -> anyhow::Result<()> {
+        gateway::reload(&self.config, &self.gateway)
     }
 }
 
@@ -68,7 +81,32 @@ async fn open_idp_at(
     if let Some(u) = &b.admin_user {
         tracing::info!(username = %u, "created bootstrap admin in realm master");
     }
+    for path in &cfg.server.import_realms {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let rep: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        let name = rep
+            .get("realm")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        if idp.store.realm_by_name(name).await?.is_none() {
+            import_realm(&idp, &rep).await?;
+            tracing::info!(realm = %name, file = %path.display(), "imported realm");
+        }
+    }
     Ok((idp, b.generated_password))
+}
+
+/// Imports a Keycloak realm export into a new realm.
+pub async fn import_realm(idp: &Idp, rep: &serde_json::Value) -> anyhow::Result<()> {
+    let realm = gatehouse_idp::admin::realms::create_realm(idp, rep, vec![])
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    gatehouse_idp::import::contents(idp, &realm, rep)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    Ok(())
 }
 
 /// Starts the identity listener and background jobs.
@@ -102,8 +140,18 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
         }
     });
     tracing::info!(%identity_addr, "identity listener ready");
+    let (gateway_addr, gateway, gateway_task) = gateway::start(
+        cfg,
+        idp.revocations.clone(),
+        format!("{public_url}/realms/"),
+    )
+    .await?;
     Ok(Running {
         identity_addr,
+        gateway_addr,
+        gateway,
+        gateway_task,
+        config: cfg.clone(),
         idp,
         generated_admin_password: generated,
         server,

@@ -84,6 +84,10 @@ async fn main() -> anyhow::Result<()> {
                 "Gatehouse identity provider listening on http://{}",
                 running.identity_addr
             );
+            println!(
+                "Gatehouse gateway listening on http://{}",
+                running.gateway_addr
+            );
             tokio::select! {
                 r = running.wait() => r?,
                 _ = tokio::signal::ctrl_c() => {}
@@ -96,13 +100,13 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", file.display()))?;
             let rep: serde_json::Value =
                 serde_json::from_str(&text).context("realm file is not JSON")?;
-            let realm = gatehouse_idp::admin::realms::create_realm(&idp, &rep, vec![])
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-            gatehouse_idp::import::contents(&idp, &realm, &rep)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-            println!("imported realm {}", realm.name);
+            gatehouse::import_realm(&idp, &rep).await?;
+            println!(
+                "imported realm {}",
+                rep.get("realm")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+            );
         }
         Cmd::Keys {
             op:

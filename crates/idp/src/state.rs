@@ -26,6 +26,8 @@ pub struct Idp {
     /// Whether cookies get the `Secure` flag (public URL is https).
     pub secure_cookies: bool,
     rings: RwLock<HashMap<String, Arc<KeyRing>>>,
+    /// What this IdP revoked, shared with an in-process gateway.
+    pub revocations: Arc<gatehouse_core::revocation::Revocations>,
 }
 
 impl Idp {
@@ -44,6 +46,7 @@ impl Idp {
             public_url,
             password_cost,
             rings: RwLock::new(HashMap::new()),
+            revocations: Default::default(),
         }
     }
 
@@ -79,6 +82,21 @@ impl Idp {
             map.insert(realm.id.clone(), ring.clone());
         }
         Ok(ring)
+    }
+
+    /// Records ended sessions for the gateway. Kept two days: longer than
+    /// any access token of theirs can live.
+    pub fn sessions_revoked(&self, ids: &[String]) {
+        let until = gatehouse_core::time::now() + 2 * 86_400;
+        for id in ids {
+            self.revocations.session(id, until);
+        }
+    }
+
+    /// Records that every token of `user_id` issued until now is revoked.
+    pub fn user_revoked(&self, user_id: &str) {
+        let now = gatehouse_core::time::now();
+        self.revocations.user(user_id, now, now + 2 * 86_400);
     }
 
     /// Drops a cached key ring (after rotation).

@@ -192,9 +192,11 @@ pub trait Store: Send + Sync + 'static {
         ev: &[Event],
     ) -> Result<bool>;
     async fn touch_session(&self, id: &str, now: i64) -> Result<()>;
-    async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<bool>;
+    /// Deletes the session and the client sessions made from it; returns
+    /// every deleted id (the gateway's revocation list needs them all).
+    async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<Vec<String>>;
     async fn user_sessions(&self, user_id: &str) -> Result<Vec<Session>>;
-    async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<u64>;
+    async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<Vec<String>>;
     async fn put_code(&self, c: &CodeRecord) -> Result<()>;
     /// Removes and returns the code: a second take of the same code gets None.
     async fn take_code(&self, code: &str) -> Result<Option<CodeRecord>>;

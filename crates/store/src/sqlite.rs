@@ -852,18 +852,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<bool> {
+    async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<Vec<String>> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query(
-            "DELETE FROM sessions WHERE id = ?1 OR json_extract(data, '$.sso_session_id') = ?1",
+        let ids: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE id = ?1 OR json_extract(data, '$.sso_session_id') = ?1 RETURNING id",
         )
         .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_all(&mut *tx)
+        .await?;
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
-        Ok(n > 0)
+        Ok(ids)
     }
 
     async fn user_sessions(&self, user_id: &str) -> Result<Vec<Session>> {
@@ -881,16 +880,16 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<u64> {
+    async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<Vec<String>> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query("DELETE FROM sessions WHERE user_id = ?")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let ids: Vec<String> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = ? RETURNING id")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await?;
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
-        Ok(n)
+        Ok(ids)
     }
 
     async fn put_code(&self, c: &CodeRecord) -> Result<()> {

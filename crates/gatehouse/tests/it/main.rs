@@ -3,5 +3,7 @@
 //! HTTP to it.
 
 mod admin;
+mod gateway;
 mod oidc;
+mod peers;
 mod support;

@@ -7,6 +7,8 @@ pub const ADMIN_PASSWORD: &str = "admin-pass-1";
 
 pub struct Server {
     pub base: String,
+    /// The gateway listener's base URL.
+    pub gw: String,
     pub http: reqwest::Client,
     pub running: gatehouse::Running,
     _dir: tempfile::TempDir,
@@ -20,8 +22,17 @@ impl Drop for Server {
 
 pub async fn start() -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = Config::default();
+    let cfg_path = dir.path().join("gatehouse.toml");
+    let audit = dir.path().join("audit.log");
+    std::fs::write(
+        &cfg_path,
+        format!("[gateway]\naudit_log = {:?}\n", audit.display().to_string()),
+    )
+    .expect("write config");
+    let mut cfg = Config::load(Some(&cfg_path)).expect("config");
     cfg.server.identity_listen = "127.0.0.1:0".into();
+    cfg.server.gateway_listen = "127.0.0.1:0".into();
+    cfg.server.reload_poll_seconds = 0;
     cfg.server.data_dir = dir.path().to_owned();
     // Cheap hashes keep the suite fast; the cost is a setting, not a branch.
     cfg.server.password_memory_kib = 64;
@@ -35,6 +46,7 @@ pub async fn start() -> Server {
         .expect("client");
     Server {
         base: format!("http://{}", running.identity_addr),
+        gw: format!("http://{}", running.gateway_addr),
         http,
         running,
         _dir: dir,
@@ -42,6 +54,28 @@ pub async fn start() -> Server {
 }
 
 impl Server {
+    /// Writes `toml` as the config file and reloads the gateway from it.
+    pub fn configure(&self, toml: &str) -> anyhow::Result<()> {
+        let path = self.running.config.source.clone().expect("config file");
+        std::fs::write(&path, toml).expect("write config");
+        self.running.reload()
+    }
+
+    /// Audit lines written so far (the config must set `audit_log`).
+    pub async fn audit(&self) -> Vec<Value> {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        std::fs::read_to_string(self.audit_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Where a test config should send audit lines.
+    pub fn audit_path(&self) -> String {
+        self._dir.path().join("audit.log").display().to_string()
+    }
+
     pub fn token_url(&self, realm: &str) -> String {
         format!("{}/realms/{realm}/protocol/openid-connect/token", self.base)
     }

@@ -292,7 +292,9 @@ async fn update(
     if !u.enabled {
         // A disabled user's sessions end now, so refresh and the gateway's
         // revocation check stop them at once.
-        idp.store.delete_user_sessions(&u.id, &[]).await?;
+        let ids = idp.store.delete_user_sessions(&u.id, &[]).await?;
+        idp.sessions_revoked(&ids);
+        idp.user_revoked(&u.id);
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -314,6 +316,7 @@ async fn remove(
         None,
     );
     idp.store.delete_user(&realm.id, &id, &[ev]).await?;
+    idp.user_revoked(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -451,7 +454,9 @@ async fn logout(
         &format!("users/{id}/logout"),
         None,
     );
-    idp.store.delete_user_sessions(&id, &[ev]).await?;
+    let ids = idp.store.delete_user_sessions(&id, &[ev]).await?;
+    idp.sessions_revoked(&ids);
+    idp.user_revoked(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -472,7 +477,8 @@ async fn delete_session(
                 &format!("sessions/{sid}"),
                 None,
             );
-            idp.store.delete_session(&sid, &[ev]).await?;
+            let ids = idp.store.delete_session(&sid, &[ev]).await?;
+            idp.sessions_revoked(&ids);
             Ok(StatusCode::NO_CONTENT)
         }
         _ => Err(AdminError::not_found("Session")),

@@ -46,7 +46,8 @@ pub async fn post(
         if let Some(sid) = c["sid"].as_str() {
             ev.session_id = Some(sid.to_owned());
             ev.user_id = c["sub"].as_str().map(str::to_owned);
-            idp.store.delete_session(sid, &[ev]).await?;
+            let ids = idp.store.delete_session(sid, &[ev]).await?;
+            idp.sessions_revoked(&ids);
         }
         return Ok(StatusCode::OK);
     }
@@ -61,6 +62,7 @@ pub async fn post(
             ev.user_id = c["sub"].as_str().map(str::to_owned);
             ev.details.insert("token_id".into(), jti.to_owned());
             idp.store.revoke_token(&realm.id, jti, exp, &[ev]).await?;
+            idp.revocations.token(jti, exp);
         }
     }
     Ok(StatusCode::OK)

@@ -295,7 +295,8 @@ async fn refresh(
             || now - session.started > realm.sso_session_max_lifespan
     };
     if expired {
-        idp.store.delete_session(&session.id, &[]).await?;
+        let ids = idp.store.delete_session(&session.id, &[]).await?;
+        idp.sessions_revoked(&ids);
         return Err(OAuthError::invalid_grant("Session not active"));
     }
     let Some(user) = idp
@@ -346,7 +347,8 @@ async fn refresh(
             bad.error = Some("invalid_token".into());
             bad.details
                 .insert("reason".into(), "refresh token reuse".into());
-            idp.store.delete_session(&session.id, &[bad]).await?;
+            let ids = idp.store.delete_session(&session.id, &[bad]).await?;
+            idp.sessions_revoked(&ids);
             return Err(OAuthError::invalid_grant(
                 "Maximum allowed refresh token reuse exceeded",
             ));

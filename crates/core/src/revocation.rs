@@ -1,0 +1,92 @@
+//! What the identity provider has revoked, for the gateway: sessions ended,
+//! access tokens revoked, users disabled or logged out everywhere. The
+//! gateway consults it on every request, cache hit or not, so a revoked
+//! credential of Gatehouse's own issuer is refused at once, although the JWT
+//! itself is still validly signed and unexpired.
+//!
+//! In one process this is a shared in-memory list; entries are kept only as
+//! long as a token they concern can live, then pruned.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+#[derive(Default)]
+struct Inner {
+    /// id -> forget after (unix seconds)
+    sessions: HashMap<String, i64>,
+    jtis: HashMap<String, i64>,
+    /// user id -> (tokens issued at or before this time are revoked, forget after)
+    users: HashMap<String, (i64, i64)>,
+}
+
+/// The shared revocation list.
+#[derive(Default)]
+pub struct Revocations {
+    inner: RwLock<Inner>,
+}
+
+impl Revocations {
+    /// Tokens of session `sid` are revoked; remember until `until`.
+    pub fn session(&self, sid: &str, until: i64) {
+        if let Ok(mut i) = self.inner.write() {
+            i.sessions.insert(sid.to_owned(), until);
+        }
+    }
+
+    /// The access token `jti` is revoked until it expires at `exp`.
+    pub fn token(&self, jti: &str, exp: i64) {
+        if let Ok(mut i) = self.inner.write() {
+            i.jtis.insert(jti.to_owned(), exp);
+        }
+    }
+
+    /// Every token of `user_id` issued at or before `at` is revoked.
+    pub fn user(&self, user_id: &str, at: i64, until: i64) {
+        if let Ok(mut i) = self.inner.write() {
+            i.users.insert(user_id.to_owned(), (at, until));
+        }
+    }
+
+    /// Whether a token with these claims is revoked.
+    pub fn is_revoked(&self, sid: Option<&str>, jti: Option<&str>, sub: &str, iat: i64) -> bool {
+        let Ok(i) = self.inner.read() else {
+            // A poisoned lock means a writer panicked: fail closed.
+            return true;
+        };
+        sid.is_some_and(|s| i.sessions.contains_key(s))
+            || jti.is_some_and(|j| i.jtis.contains_key(j))
+            || i.users.get(sub).is_some_and(|(at, _)| iat <= *at)
+    }
+
+    /// Drops entries that can no longer concern a live token.
+    pub fn prune(&self, now: i64) {
+        if let Ok(mut i) = self.inner.write() {
+            i.sessions.retain(|_, until| *until >= now);
+            i.jtis.retain(|_, until| *until >= now);
+            i.users.retain(|_, (_, until)| *until >= now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocations_match_and_prune() {
+        let r = Revocations::default();
+        r.session("s1", 100);
+        r.token("j1", 100);
+        r.user("u1", 50, 100);
+        assert!(r.is_revoked(Some("s1"), None, "x", 0));
+        assert!(r.is_revoked(None, Some("j1"), "x", 0));
+        assert!(r.is_revoked(None, None, "u1", 50));
+        assert!(
+            !r.is_revoked(None, None, "u1", 51),
+            "tokens issued after the cut-off stay valid"
+        );
+        assert!(!r.is_revoked(Some("s2"), Some("j2"), "u2", 0));
+        r.prune(101);
+        assert!(!r.is_revoked(Some("s1"), Some("j1"), "u1", 0));
+    }
+}

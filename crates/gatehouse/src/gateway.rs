@@ -1,0 +1,136 @@
+//! Starting the gateway listener and reloading its configuration: on SIGHUP
+//! and when the config file changes (polled, so editors that replace the
+//! file are seen too). A config that does not validate is refused with its
+//! message and the running snapshot keeps serving.
+
+use crate::config::Config;
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use gatehouse_gateway::audit::AuditSink;
+use gatehouse_gateway::config::{GatewayFile, Snapshot};
+use gatehouse_gateway::server::Gateway;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::net::TcpListener;
+
+/// Reads and validates the gateway part of `cfg.source`.
+pub fn load_file(cfg: &Config) -> anyhow::Result<GatewayFile> {
+    match &cfg.source {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            GatewayFile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+        }
+        None => Ok(GatewayFile::default()),
+    }
+}
+
+/// Re-reads the config file and swaps the snapshot if it validates.
+pub fn reload(cfg: &Config, gw: &Gateway) -> anyhow::Result<()> {
+    let file = load_file(cfg)?;
+    let prev = gw.snapshot.load();
+    if file == prev.file {
+        return Ok(());
+    }
+    let snap = Snapshot::build(file, Some(&prev), &gw.http).map_err(|e| anyhow::anyhow!("{e}"))?;
+    gw.snapshot.store(Arc::new(snap));
+    tracing::info!("gateway configuration reloaded");
+    Ok(())
+}
+
+/// Binds the gateway listener and starts serving and watching.
+pub async fn start(
+    cfg: &Config,
+    revocations: Arc<gatehouse_core::revocation::Revocations>,
+    own_issuer_prefix: String,
+) -> anyhow::Result<(
+    std::net::SocketAddr,
+    Arc<Gateway>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let file = load_file(cfg)?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .context("HTTP client")?;
+    let listener = TcpListener::bind(&cfg.server.gateway_listen)
+        .await
+        .with_context(|| format!("binding gateway listener {}", cfg.server.gateway_listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = file
+        .gateway
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let audit = AuditSink::spawn(file.gateway.audit_log.clone());
+    let snap = Snapshot::build(file, None, &http).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let gw = Arc::new(Gateway {
+        snapshot: ArcSwap::from_pointee(snap),
+        audit,
+        revocations: Some(revocations.clone()),
+        own_issuer_prefix: Some(own_issuer_prefix),
+        public_url: public_url.trim_end_matches('/').to_owned(),
+        http,
+        metrics: Default::default(),
+        serve_metrics: false,
+    });
+    let server = tokio::spawn(gatehouse_gateway::server::serve(gw.clone(), listener));
+    watch(cfg.clone(), gw.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            revocations.prune(gatehouse_core::time::now());
+        }
+    });
+    tracing::info!(%addr, "gateway listener ready");
+    Ok((addr, gw, server))
+}
+
+fn mtime(cfg: &Config) -> Option<SystemTime> {
+    cfg.source
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok()?.modified().ok())
+}
+
+fn watch(cfg: Config, gw: Arc<Gateway>) {
+    let Some(_) = &cfg.source else { return };
+    let poll = cfg.server.reload_poll_seconds;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(4);
+    #[cfg(unix)]
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let _ = tx.send(()).await;
+            }
+        });
+    }
+    if poll > 0 {
+        let cfg = cfg.clone();
+        tokio::spawn(async move {
+            let mut last = mtime(&cfg);
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(poll)).await;
+                let now = mtime(&cfg);
+                if now.is_some() && now != last {
+                    last = now;
+                    if tx.send(()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            if let Err(e) = reload(&cfg, &gw) {
+                tracing::error!(error = %e, "configuration reload refused; the previous configuration keeps serving");
+            }
+        }
+    });
+}

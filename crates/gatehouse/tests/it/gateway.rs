@@ -1,0 +1,636 @@
+//! The gateway end to end: a real upstream, a foreign issuer and
+//! Gatehouse's own identity provider.
+
+use crate::peers::{issuer, upstream};
+use crate::support::{Server, start};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn foreign_config(s: &Server, issuer: &str, upstream: &str) -> String {
+    format!(
+        r#"
+[gateway]
+audit_log = "{audit}"
+
+[authorizers.partner]
+type = "jwt"
+issuer = "{issuer}"
+audiences = ["orders-api"]
+
+[[routes]]
+name = "orders"
+path = "/orders"
+upstream = "{upstream}"
+authorizers = ["partner"]
+scopes_any = ["orders:read"]
+
+[[routes]]
+name = "sales-only"
+path = "/sales"
+upstream = "{upstream}"
+authorizers = ["partner"]
+groups_any = ["sales"]
+claims = {{ department = ["sales", "support"] }}
+
+[[routes]]
+name = "status"
+path = "/status"
+upstream = "{upstream}"
+public = true
+strip_prefix = true
+"#,
+        audit = s.audit_path()
+    )
+}
+
+#[tokio::test]
+async fn every_bad_token_is_401_and_never_forwarded() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    s.configure(&foreign_config(&s, &iss.url, &up.url))
+        .expect("config");
+    let now = gatehouse_core::time::now();
+    let good = iss.sign(&iss.claims(json!({})));
+    let parts: Vec<&str> = good.split('.').collect();
+    let kid = iss.key.kid().to_owned();
+
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
+        parts[1]
+    );
+    let hs_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "HS256", "kid": kid}).to_string()),
+        parts[1]
+    );
+    let hmac_key = aws_lc_rs::hmac::Key::new(
+        aws_lc_rs::hmac::HMAC_SHA256,
+        iss.key.public_jwk().to_string().as_bytes(),
+    );
+    let hs = format!(
+        "{hs_input}.{}",
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::hmac::sign(&hmac_key, hs_input.as_bytes()).as_ref())
+    );
+    let (stranger, _) =
+        gatehouse_jose::keys::SigningKey::generate(gatehouse_jose::keys::Alg::RS256).expect("key");
+    let unknown_kid = gatehouse_jose::sign::sign(&stranger, &iss.claims(json!({}))).expect("sign");
+    let expired = iss.sign(&iss.claims(json!({"exp": now - 120})));
+    let not_yet = iss.sign(&iss.claims(json!({"nbf": now + 600})));
+    let wrong_iss = iss.sign(&iss.claims(json!({"iss": "https://evil.example"})));
+    let wrong_aud = iss.sign(&iss.claims(json!({"aud": "billing"})));
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(iss.claims(json!({"sub": "admin"})).to_string()),
+        parts[2]
+    );
+    let stripped = format!("{}.{}.", parts[0], parts[1]);
+    let bad_b64 = "eyJ!!!.@@@.###".to_owned();
+    let huge = format!("{}.{}.{}", parts[0], "A".repeat(100 * 1024), parts[2]);
+    let cases = [
+        ("alg none", none),
+        ("HS256 with the public key", hs),
+        ("unknown kid", unknown_kid),
+        ("expired", expired),
+        ("not yet valid", not_yet),
+        ("wrong issuer", wrong_iss),
+        ("wrong audience", wrong_aud),
+        ("tampered payload", tampered),
+        ("stripped signature", stripped),
+        ("malformed base64", bad_b64),
+        ("100 KB token", huge),
+    ];
+    for (name, token) in &cases {
+        let r = s
+            .http
+            .get(format!("{}/orders/1", s.gw))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("send");
+        let status = r.status().as_u16();
+        // 431 is the right answer for a head too large to read.
+        assert!(
+            status == 401 || (status == 431 && *name == "100 KB token"),
+            "{name}: {status}"
+        );
+        if status == 401 {
+            let w = r.headers()["www-authenticate"]
+                .to_str()
+                .expect("h")
+                .to_owned();
+            assert!(
+                w.starts_with("Bearer ")
+                    && w.contains("error=\"invalid_token\"")
+                    && w.contains("resource_metadata="),
+                "{name}: {w}"
+            );
+            assert_eq!(
+                r.text().await.expect("body"),
+                "{\"message\":\"Unauthorized\"}",
+                "{name}: generic body"
+            );
+        }
+    }
+    // No token at all: 401 without an error code (RFC 6750 §3.1).
+    let r = s
+        .http
+        .get(format!("{}/orders", s.gw))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    assert!(
+        !r.headers()["www-authenticate"]
+            .to_str()
+            .expect("h")
+            .contains("error=")
+    );
+    assert_eq!(up.hits(), 0, "nothing unauthenticated reached the upstream");
+    // The good token passes.
+    let r = s
+        .http
+        .get(format!("{}/orders/1", s.gw))
+        .bearer_auth(&good)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(up.hits(), 1);
+    let audit = s.audit().await;
+    let reasons: Vec<&str> = audit.iter().filter_map(|l| l["reason"].as_str()).collect();
+    for expected in [
+        "algorithm not allowed",
+        "unknown signing key",
+        "token expired",
+        "token not yet valid",
+        "wrong issuer",
+        "wrong audience",
+        "bad signature",
+        "malformed token",
+        "no credentials",
+    ] {
+        assert!(
+            reasons.contains(&expected),
+            "audit should name '{expected}': {reasons:?}"
+        );
+    }
+    let all = serde_json::to_string(&audit).expect("json");
+    assert!(!all.contains(&good), "the audit log never holds a token");
+}
+
+#[tokio::test]
+async fn identity_reaches_the_upstream_and_forgeries_do_not() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    s.configure(&foreign_config(&s, &iss.url, &up.url))
+        .expect("config");
+    let tok = iss.sign(&iss.claims(json!({"groups": ["sales", "a,b"], "department": "support"})));
+    let r = s
+        .http
+        .get(format!("{}/sales/report?x=1", s.gw))
+        .bearer_auth(&tok)
+        .header("x-gatehouse-subject", "forged")
+        .header("x-gatehouse-groups", "admins")
+        .header("x-forwarded-for", "10.9.9.9")
+        .header("x-request-id", "req-123")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "secret")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "req-123");
+    let body: Value = r.json().await.expect("json");
+    let h = &body["headers"];
+    assert_eq!(body["path"], "/sales/report");
+    assert_eq!(body["query"], "x=1");
+    assert_eq!(h["x-gatehouse-subject"], "user-1");
+    assert_eq!(h["x-gatehouse-username"], "carol");
+    assert_eq!(h["x-gatehouse-client"], "cli");
+    assert_eq!(h["x-gatehouse-groups"], "sales, a%2Cb");
+    assert_eq!(h["x-gatehouse-scopes"], "orders:read");
+    assert!(
+        h.get("authorization").is_none(),
+        "the caller's token is not forwarded by default"
+    );
+    assert!(
+        h.get("x-hop").is_none(),
+        "headers named in Connection are hop-by-hop"
+    );
+    assert_eq!(h["x-forwarded-for"], "10.9.9.9, 127.0.0.1");
+    assert_eq!(h["x-request-id"], "req-123");
+    // Public route with prefix stripping; forged identity headers removed there too.
+    let r = s
+        .http
+        .get(format!("{}/status/health", s.gw))
+        .header("x-gatehouse-subject", "forged")
+        .send()
+        .await
+        .expect("send");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["path"], "/health");
+    assert!(body["headers"].get("x-gatehouse-subject").is_none());
+}
+
+#[tokio::test]
+async fn authorization_rules_answer_403_and_the_audit_names_the_caller() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    s.configure(&foreign_config(&s, &iss.url, &up.url))
+        .expect("config");
+    let no_scope = iss.sign(&iss.claims(json!({"scope": "profile"})));
+    let r = s
+        .http
+        .get(format!("{}/orders", s.gw))
+        .bearer_auth(&no_scope)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    let w = r.headers()["www-authenticate"]
+        .to_str()
+        .expect("h")
+        .to_owned();
+    assert!(
+        w.contains("error=\"insufficient_scope\"") && w.contains("scope=\"orders:read\""),
+        "{w}"
+    );
+    let wrong_group = iss.sign(&iss.claims(json!({"groups": ["ops"], "department": "sales"})));
+    let r = s
+        .http
+        .get(format!("{}/sales", s.gw))
+        .bearer_auth(&wrong_group)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.text().await.expect("t"), "{\"message\":\"Forbidden\"}");
+    let wrong_dept = iss.sign(&iss.claims(json!({"department": "finance"})));
+    assert_eq!(
+        s.http
+            .get(format!("{}/sales", s.gw))
+            .bearer_auth(&wrong_dept)
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        403
+    );
+    assert_eq!(up.hits(), 0);
+    let audit = s.audit().await;
+    let denies: Vec<&Value> = audit.iter().filter(|l| l["decision"] == "deny").collect();
+    assert_eq!(denies.len(), 3);
+    for d in &denies {
+        assert_eq!(d["username"], "carol");
+        assert_eq!(d["client_id"], "cli");
+        assert_eq!(d["subject"], "user-1");
+    }
+    let rules: Vec<&str> = denies.iter().filter_map(|d| d["rule"].as_str()).collect();
+    assert_eq!(rules, vec!["scopes_any", "groups_any", "claims.department"]);
+}
+
+#[tokio::test]
+async fn protected_resource_metadata_and_config_reload() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    s.configure(&foreign_config(&s, &iss.url, &up.url))
+        .expect("config");
+    let m: Value = s
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-protected-resource/orders",
+            s.gw
+        ))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(m["resource"], format!("{}/orders", s.gw));
+    assert_eq!(m["authorization_servers"], json!([iss.url]));
+    assert_eq!(m["scopes_supported"], json!(["orders:read"]));
+    // A config that leaves a route open by accident is refused; the old one keeps serving.
+    let bad = format!(
+        "{}\n[[routes]]\nname = \"oops\"\npath = \"/oops\"\nupstream = \"{}\"\n",
+        foreign_config(&s, &iss.url, &up.url),
+        up.url
+    );
+    let err = s.configure(&bad).expect_err("refused");
+    assert!(
+        err.to_string().contains("route 'oops': no authorizer"),
+        "{err}"
+    );
+    assert_eq!(
+        s.http
+            .get(format!("{}/oops", s.gw))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        404
+    );
+    assert_eq!(
+        s.http
+            .get(format!("{}/status", s.gw))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    // A typo is refused with its line.
+    let typo = foreign_config(&s, &iss.url, &up.url).replace("groups_any", "group_any");
+    let err = s.configure(&typo).expect_err("refused");
+    assert!(err.to_string().contains("line"), "{err}");
+    // A valid change applies.
+    let good = format!(
+        "{}\n[[routes]]\nname = \"new\"\npath = \"/new\"\nupstream = \"{}\"\npublic = true\n",
+        foreign_config(&s, &iss.url, &up.url),
+        up.url
+    );
+    s.configure(&good).expect("applied");
+    assert_eq!(
+        s.http
+            .get(format!("{}/new", s.gw))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn reload_under_load_drops_nothing() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    let cfg = foreign_config(&s, &iss.url, &up.url);
+    s.configure(&cfg).expect("config");
+    let tok = iss.sign(&iss.claims(json!({})));
+    let mut tasks = vec![];
+    for _ in 0..8 {
+        let (http, url, tok) = (s.http.clone(), format!("{}/orders/x", s.gw), tok.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut codes = vec![];
+            for _ in 0..60 {
+                codes.push(
+                    http.get(&url)
+                        .bearer_auth(&tok)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0),
+                );
+            }
+            codes
+        }));
+    }
+    for i in 0..20 {
+        // Alternate between two valid configurations while requests flow.
+        let next = if i % 2 == 0 {
+            format!(
+                "{cfg}\n# v{i}\n[[routes]]\nname = \"r{i}\"\npath = \"/r{i}\"\nupstream = \"{}\"\npublic = true\n",
+                up.url
+            )
+        } else {
+            cfg.clone()
+        };
+        s.configure(&next).expect("reload");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for t in tasks {
+        let codes = t.await.expect("task");
+        assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    }
+}
+
+async fn raw(addr: &str, request: &[u8]) -> String {
+    let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    c.write_all(request).await.expect("write");
+    // Read until the server closes (or 3 s pass, which would mean it kept
+    // the connection open).
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), c.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn malformed_requests_get_clean_4xx_and_upstream_failures_5xx() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    let cfg = format!(
+        "{}\n[[routes]]\nname = \"down\"\npath = \"/down\"\nupstream = \"http://127.0.0.1:9\"\npublic = true\n\n[[routes]]\nname = \"slow\"\npath = \"/slow\"\nupstream = \"{}\"\npublic = true\ntimeout_ms = 300\n",
+        foreign_config(&s, &iss.url, &up.url),
+        up.url
+    );
+    s.configure(&cfg).expect("config");
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    // Conflicting Content-Length / Transfer-Encoding (RFC 9112 §6.1): the
+    // first request is answered with `connection: close` and the connection
+    // closed, so the request smuggled behind it is never read.
+    let smuggle = raw(&addr, b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /status/admin HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(smuggle.matches("HTTP/1.1 ").count(), 1, "{smuggle}");
+    assert!(
+        smuggle.starts_with("HTTP/1.1 401") && smuggle.contains("connection: close"),
+        "{smuggle}"
+    );
+    // Oversized header block: 431.
+    let big = format!(
+        "GET /status HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let resp = raw(&addr, big.as_bytes()).await;
+    assert!(
+        resp.is_empty() || resp.starts_with("HTTP/1.1 431"),
+        "{resp}"
+    );
+    // Invalid UTF-8 in a header value and a bearer token: 401, no panic.
+    let resp = raw(
+        &addr,
+        b"GET /orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+    assert_eq!(up.hits(), 0);
+    // Unknown route 404; upstream down 502; upstream too slow 504.
+    assert_eq!(
+        s.http
+            .get(format!("{}/nowhere", s.gw))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        404
+    );
+    assert_eq!(
+        s.http
+            .get(format!("{}/down", s.gw))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        502
+    );
+    assert_eq!(
+        s.http
+            .get(format!("{}/slow", s.gw))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        504
+    );
+    // The gateway still serves.
+    assert_eq!(
+        s.http
+            .get(format!("{}/status", s.gw))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+}
+
+fn own_config(s: &Server, up: &str) -> String {
+    format!(
+        r#"
+[authorizers.gatehouse]
+type = "jwt"
+issuer = "{}/realms/demo"
+
+[[routes]]
+name = "sales"
+path = "/api"
+upstream = "{up}"
+authorizers = ["gatehouse"]
+groups_any = ["sales"]
+"#,
+        s.base
+    )
+}
+
+#[tokio::test]
+async fn gatehouse_tokens_and_revocation_that_takes_effect() {
+    let s = start().await;
+    let admin = s.demo_realm().await;
+    let up = upstream().await;
+    s.configure(&own_config(&s, &up.url)).expect("config");
+    assert_eq!(
+        s.admin_post(
+            &admin,
+            "/demo/users",
+            &json!({"username": "bob", "credentials": [{"type": "password", "value": "bob-pw"}]})
+        )
+        .await
+        .0,
+        201
+    );
+    let token = |user: &'static str, pw: &'static str| {
+        let s = &s;
+        async move {
+            let t: Value = s
+                .password_grant("demo", "app", Some("app-secret"), user, pw, None)
+                .await
+                .json()
+                .await
+                .expect("json");
+            (
+                t["access_token"].as_str().expect("at").to_owned(),
+                t["refresh_token"].as_str().expect("rt").to_owned(),
+            )
+        }
+    };
+    let get = |tok: String| {
+        let s = &s;
+        async move {
+            s.http
+                .get(format!("{}/api/x", s.gw))
+                .bearer_auth(tok)
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        }
+    };
+    let (alice, alice_rt) = token("alice", "alice-pw").await;
+    let (bob, _) = token("bob", "bob-pw").await;
+    assert_eq!(get(alice.clone()).await, 200);
+    assert_eq!(get(alice.clone()).await, 200, "second call is a cache hit");
+    assert_eq!(get(bob).await, 403, "bob is not in group sales");
+    // Revoking the access token at the IdP stops it at the gateway at once,
+    // although the JWT is still validly signed and cached.
+    let r = s
+        .http
+        .post(format!(
+            "{}/realms/demo/protocol/openid-connect/revoke",
+            s.base
+        ))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[("token", alice.as_str())])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(alice).await, 401);
+    // Logging out the session (refresh token revocation) stops its access tokens.
+    let t2: Value = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", alice_rt.as_str()),
+        ])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let a2 = t2["access_token"].as_str().expect("at").to_owned();
+    assert_eq!(get(a2.clone()).await, 200);
+    let r = s
+        .http
+        .post(format!(
+            "{}/realms/demo/protocol/openid-connect/logout",
+            s.base
+        ))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[("refresh_token", t2["refresh_token"].as_str().expect("rt"))])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    assert_eq!(get(a2).await, 401);
+    // Disabling the user stops every token of theirs.
+    let (a3, _) = token("alice", "alice-pw").await;
+    assert_eq!(get(a3.clone()).await, 200);
+    let (_, users) = s
+        .admin_get(&admin, "/demo/users?username=alice&exact=true")
+        .await;
+    let id = users[0]["id"].as_str().expect("id").to_owned();
+    let r = s
+        .http
+        .put(format!("{}/admin/realms/demo/users/{id}", s.base))
+        .bearer_auth(&admin)
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    assert_eq!(get(a3).await, 401);
+    assert_eq!(up.hits(), 4);
+}

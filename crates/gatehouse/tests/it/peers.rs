@@ -1,0 +1,118 @@
+//! Real peers started inside the tests: an upstream API that echoes what it
+//! received and counts requests, and a foreign OIDC issuer with its own keys,
+//! discovery document and JWKS.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::routing::get;
+use gatehouse_jose::keys::{Alg, SigningKey};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+async fn serve(app: Router) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// An upstream that answers every request with its method, path, query and
+/// headers, and counts the requests that reached it.
+pub struct Upstream {
+    pub url: String,
+    pub hits: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn echo(
+    State(hits): State<Arc<AtomicUsize>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> axum::Json<Value> {
+    hits.fetch_add(1, Ordering::SeqCst);
+    let h: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                json!(v.to_str().unwrap_or("<binary>")),
+            )
+        })
+        .collect();
+    axum::Json(json!({"path": uri.path(), "query": uri.query(), "headers": h}))
+}
+
+async fn slow(State(hits): State<Arc<AtomicUsize>>) -> &'static str {
+    hits.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    "late"
+}
+
+pub async fn upstream() -> Upstream {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route("/slow", get(slow))
+        .fallback(echo)
+        .with_state(hits.clone());
+    Upstream {
+        url: serve(app).await,
+        hits,
+    }
+}
+
+/// A foreign issuer (think Okta or Entra ID) with an RS256 key.
+pub struct Issuer {
+    pub url: String,
+    pub key: SigningKey,
+}
+
+impl Issuer {
+    pub fn sign(&self, claims: &Value) -> String {
+        gatehouse_jose::sign::sign(&self.key, claims).expect("sign")
+    }
+
+    /// Standard claims for this issuer, audience `orders-api`, valid 5 min.
+    pub fn claims(&self, extra: Value) -> Value {
+        let now = gatehouse_core::time::now();
+        let mut c = json!({"iss": self.url, "sub": "user-1", "aud": "orders-api", "exp": now + 300,
+            "iat": now, "preferred_username": "carol", "azp": "cli", "scope": "orders:read", "groups": ["sales"]});
+        if let (Some(o), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        c
+    }
+}
+
+pub async fn issuer() -> Issuer {
+    gatehouse_jose::install_crypto_provider();
+    let (key, _) = SigningKey::generate(Alg::RS256).expect("key");
+    let jwks = gatehouse_jose::jwks::document([key.public_jwk()]);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/keys")});
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { axum::Json(discovery) }),
+        )
+        .route("/keys", get(move || async move { axum::Json(jwks) }));
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    Issuer { url, key }
+}

@@ -1,0 +1,301 @@
+//! The `jwt` authorizer: tokens from any OIDC issuer, verified against the
+//! issuer's JWKS.
+//!
+//! Keys come from discovery (`issuer + /.well-known/openid-configuration`),
+//! an explicit `jwks_uri`, or a local file; they are refreshed in the
+//! background, refetched on an unknown `kid` at most once per
+//! [`REFETCH_INTERVAL`], and the last good keys keep serving while the
+//! issuer is down. A verified token is cached by its SHA-256 until the
+//! earlier of its expiry and [`CACHE_TTL`], so a repeated token costs a hash
+//! lookup; expiry is still checked on every hit.
+
+use crate::authn::Reject;
+use crate::config::AuthorizerConfig;
+use crate::identity::{Identity, from_claims};
+use crate::{Error, Result};
+use arc_swap::ArcSwap;
+use gatehouse_jose::verify::{KeySet, Rules};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// Minimum time between two JWKS fetches triggered by unknown kids.
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+/// Background JWKS refresh period.
+pub const REFRESH_PERIOD: Duration = Duration::from_secs(300);
+/// Longest time a verified token stays cached.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// A configured JWT authorizer.
+pub struct JwtAuthorizer {
+    name: String,
+    cfg: AuthorizerConfig,
+    rules: Rules,
+    http: reqwest::Client,
+    keys: ArcSwap<KeySet>,
+    jwks_uri: ArcSwap<Option<String>>,
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    cache: moka::sync::Cache<[u8; 32], Arc<Identity>>,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub jwks_fetches: AtomicU64,
+    pub jwks_failures: AtomicU64,
+}
+
+impl std::fmt::Debug for JwtAuthorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtAuthorizer")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl JwtAuthorizer {
+    /// Validates the configuration. Keys are fetched on first use and by
+    /// [`JwtAuthorizer::start_background`].
+    pub fn new(name: &str, cfg: AuthorizerConfig, http: reqwest::Client) -> Result<Self> {
+        let at = |m: String| Error::Config(format!("authorizer '{name}': {m}"));
+        if cfg.kind != "jwt" {
+            return Err(at(format!(
+                "unsupported type '{}' (supported: jwt)",
+                cfg.kind
+            )));
+        }
+        if cfg.issuer.is_none() && cfg.jwks_uri.is_none() && cfg.jwks_file.is_none() {
+            return Err(at("needs `issuer`, `jwks_uri` or `jwks_file`".into()));
+        }
+        if cfg.token_header.is_some() && cfg.token_cookie.is_some() {
+            return Err(at("`token_header` and `token_cookie` are exclusive".into()));
+        }
+        let algorithms = if cfg.algorithms.is_empty() {
+            gatehouse_jose::verify::ASYMMETRIC.to_vec()
+        } else {
+            cfg.algorithms
+                .iter()
+                .map(|a| gatehouse_jose::verify::parse_alg(a).map_err(|e| at(e.to_string())))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let rules = Rules {
+            issuer: cfg.issuer.clone(),
+            audiences: cfg.audiences.clone(),
+            algorithms,
+            leeway: cfg.leeway_seconds,
+        };
+        Ok(JwtAuthorizer {
+            name: name.to_owned(),
+            jwks_uri: ArcSwap::from_pointee(cfg.jwks_uri.clone()),
+            cfg,
+            rules,
+            http,
+            keys: ArcSwap::from_pointee(KeySet::default()),
+            last_fetch: tokio::sync::Mutex::new(None),
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            jwks_fetches: AtomicU64::new(0),
+            jwks_failures: AtomicU64::new(0),
+        })
+    }
+
+    /// The configuration this authorizer was built from.
+    pub fn config(&self) -> &AuthorizerConfig {
+        &self.cfg
+    }
+
+    /// The authorizer's name in the config.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The issuer, if configured (for RFC 9728 metadata).
+    pub fn issuer(&self) -> Option<&str> {
+        self.cfg.issuer.as_deref()
+    }
+
+    /// Fetches keys now and refreshes them periodically while the
+    /// authorizer is alive (a reload that drops it stops the task).
+    pub fn start_background(self: &Arc<Self>) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        tokio::spawn(async move {
+            loop {
+                let Some(me) = weak.upgrade() else { break };
+                me.refresh(true).await;
+                drop(me);
+                tokio::time::sleep(REFRESH_PERIOD).await;
+            }
+        });
+    }
+
+    /// Extracts this authorizer's credential from the request headers.
+    pub fn token<'a>(&self, headers: &'a http::HeaderMap) -> Option<&'a str> {
+        if let Some(c) = &self.cfg.token_cookie {
+            return headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|kv| kv.trim().split_once('='))
+                .find(|(k, _)| k == c)
+                .map(|(_, v)| v);
+        }
+        let header = self.cfg.token_header.as_deref().unwrap_or("authorization");
+        let v = headers.get(header)?.to_str().ok()?.trim();
+        match v.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => Some(t.trim()),
+            Some(_) => None,
+            None if self.cfg.token_header.is_some() => Some(v),
+            None => None,
+        }
+    }
+
+    /// Verifies `token` (cached) and returns the caller.
+    pub async fn authenticate(&self, token: &str) -> std::result::Result<Arc<Identity>, Reject> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(Reject::Invalid("malformed token"));
+        }
+        let key: [u8; 32] = {
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+            let mut k = [0u8; 32];
+            k.copy_from_slice(d.as_ref());
+            k
+        };
+        let now = gatehouse_core::time::now();
+        if let Some(id) = self.cache.get(&key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return if now <= id.exp + self.rules.leeway as i64 {
+                Ok(id)
+            } else {
+                self.cache.invalidate(&key);
+                Err(Reject::Invalid("token expired"))
+            };
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        if self.keys.load().is_empty() {
+            self.refresh(false).await;
+        }
+        let mut result = self.keys.load().verify(token, &self.rules);
+        if matches!(result, Err(gatehouse_jose::Error::UnknownKid)) && self.refresh(false).await {
+            result = self.keys.load().verify(token, &self.rules);
+        }
+        let claims = result.map_err(|e| Reject::Invalid(reason(&e)))?;
+        let id = Arc::new(
+            from_claims(&self.cfg, &self.name, claims)
+                .ok_or(Reject::Invalid("token has no subject"))?,
+        );
+        self.cache.insert(key, id.clone());
+        Ok(id)
+    }
+
+    /// Fetches keys. Unless `force`, at most once per [`REFETCH_INTERVAL`];
+    /// concurrent callers wait for one fetch. Returns whether new keys were
+    /// loaded. On failure the previous keys stay.
+    pub async fn refresh(&self, force: bool) -> bool {
+        let mut last = self.last_fetch.lock().await;
+        if !force && last.is_some_and(|t| t.elapsed() < REFETCH_INTERVAL) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        self.jwks_fetches.fetch_add(1, Ordering::Relaxed);
+        match self.fetch().await {
+            Ok(ks) => {
+                self.keys.store(Arc::new(ks));
+                true
+            }
+            Err(e) => {
+                self.jwks_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(authorizer = %self.name, error = %e, "JWKS fetch failed; keeping the last good keys");
+                false
+            }
+        }
+    }
+
+    async fn fetch(&self) -> std::result::Result<KeySet, String> {
+        if let Some(path) = &self.cfg.jwks_file {
+            let body = tokio_read(path).await?;
+            return KeySet::from_jwks_json(&body).map_err(|e| e.to_string());
+        }
+        let uri = match self.jwks_uri.load().as_ref().clone() {
+            Some(u) => u,
+            None => {
+                let issuer = self.cfg.issuer.as_deref().ok_or("no issuer")?;
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    issuer.trim_end_matches('/')
+                );
+                let doc: serde_json::Value = self.get_json(&url).await?;
+                // OIDC Discovery §4.3: the document must name the same issuer.
+                if doc.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
+                    return Err(format!("discovery at {url} names a different issuer"));
+                }
+                let u = doc
+                    .get("jwks_uri")
+                    .and_then(|v| v.as_str())
+                    .ok_or("discovery has no jwks_uri")?
+                    .to_owned();
+                self.jwks_uri.store(Arc::new(Some(u.clone())));
+                u
+            }
+        };
+        let resp = self
+            .http
+            .get(&uri)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| format!("GET {uri}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("GET {uri}: {}", resp.status()));
+        }
+        let body = resp.bytes().await.map_err(|e| e.to_string())?;
+        let ks = KeySet::from_jwks_json(&body).map_err(|e| e.to_string())?;
+        if ks.is_empty() {
+            return Err(format!("{uri} has no usable signing keys"));
+        }
+        Ok(ks)
+    }
+
+    async fn get_json(&self, url: &str) -> std::result::Result<serde_json::Value, String> {
+        let r = self
+            .http
+            .get(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("GET {url}: {}", r.status()));
+        }
+        r.json().await.map_err(|e| format!("GET {url}: {e}"))
+    }
+}
+
+async fn tokio_read(path: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
+    let p = path.to_owned();
+    tokio::task::spawn_blocking(move || std::fs::read(&p))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn reason(e: &gatehouse_jose::Error) -> &'static str {
+    use gatehouse_jose::Error as E;
+    match e {
+        E::Malformed => "malformed token",
+        E::UnknownKid => "unknown signing key",
+        E::BadSignature => "bad signature",
+        E::Expired => "token expired",
+        E::NotYetValid => "token not yet valid",
+        E::Issuer => "wrong issuer",
+        E::Audience => "wrong audience",
+        E::Algorithm => "algorithm not allowed",
+        _ => "invalid token",
+    }
+}

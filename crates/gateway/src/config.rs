@@ -1,0 +1,366 @@
+//! Gateway configuration: the `[authorizers.*]` and `[[routes]]` sections of
+//! the config file (design.md §Config file), parsed with unknown keys refused
+//! (so a typo is an error with its line, not a silently open route), then
+//! validated into an immutable [`Snapshot`].
+
+use crate::authn::jwt::JwtAuthorizer;
+use crate::{Error, Result};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+/// The built-in echo upstream's name.
+pub const ECHO: &str = "builtin:echo";
+
+fn default_leeway() -> u64 {
+    30
+}
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+fn default_groups_claims() -> Vec<String> {
+    strings(&["groups", "cognito:groups"])
+}
+fn default_roles_claims() -> Vec<String> {
+    strings(&["realm_access.roles", "roles"])
+}
+fn default_scope_claims() -> Vec<String> {
+    strings(&["scope", "scp"])
+}
+fn default_username_claims() -> Vec<String> {
+    strings(&[
+        "preferred_username",
+        "cognito:username",
+        "username",
+        "upn",
+        "email",
+    ])
+}
+fn default_client_claims() -> Vec<String> {
+    strings(&["azp", "client_id", "appid"])
+}
+
+/// `[authorizers.NAME]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizerConfig {
+    /// `jwt` (API keys come with a later slice).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Expected `iss`; also where discovery is fetched from.
+    pub issuer: Option<String>,
+    /// Skip discovery and fetch keys here.
+    pub jwks_uri: Option<String>,
+    /// Read keys from a local JWKS file instead.
+    pub jwks_file: Option<PathBuf>,
+    /// Accepted audiences (any one). Empty accepts any audience.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Accepted algorithms; default every asymmetric one. HMAC and `none`
+    /// cannot be configured.
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+    /// Read the token from this header (raw token, or `Bearer ...`) instead
+    /// of `Authorization`.
+    pub token_header: Option<String>,
+    /// Read the token from this cookie.
+    pub token_cookie: Option<String>,
+    /// Claims (dotted paths) whose values become the caller's groups.
+    #[serde(default = "default_groups_claims")]
+    pub groups_claims: Vec<String>,
+    /// Claims whose values become roles; `resource_access.CLIENT.roles` works.
+    #[serde(default = "default_roles_claims")]
+    pub roles_claims: Vec<String>,
+    /// Claims holding scopes (space-separated string or array).
+    #[serde(default = "default_scope_claims")]
+    pub scope_claims: Vec<String>,
+    #[serde(default = "default_username_claims")]
+    pub username_claims: Vec<String>,
+    #[serde(default = "default_client_claims")]
+    pub client_claims: Vec<String>,
+}
+
+/// `[[routes]]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Prefix, matched on segment boundaries (`/orders` matches `/orders/1`,
+    /// not `/ordersx`).
+    pub path: String,
+    /// One upstream base URL (`http://host:port[/base]`), or `builtin:echo`
+    /// for the built-in echo upstream that answers with what it received...
+    pub upstream: Option<String>,
+    /// ...or several, used round robin.
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+    #[serde(default)]
+    pub authorizers: Vec<String>,
+    /// Required to leave a route without authorizer.
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub scopes_any: Vec<String>,
+    #[serde(default)]
+    pub scopes_all: Vec<String>,
+    #[serde(default)]
+    pub groups_any: Vec<String>,
+    #[serde(default)]
+    pub roles_any: Vec<String>,
+    /// Claim conditions: the claim (dotted path) must have one of the values.
+    #[serde(default)]
+    pub claims: BTreeMap<String, Vec<String>>,
+    /// Remove the route's path prefix before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Forward the caller's bearer token upstream (off: a leaked token
+    /// should not travel further than it must).
+    #[serde(default)]
+    pub forward_token: bool,
+    /// Only tokens whose audience includes this resource (RFC 8707).
+    pub audience: Option<String>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default)]
+    pub add_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove_headers: Vec<String>,
+}
+
+/// `[gateway]`: listener-wide settings.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Base URL callers use (for RFC 9728 `resource`); default
+    /// `http://<gateway_listen>`.
+    pub public_url: Option<String>,
+    /// Append audit lines to this file instead of standard output.
+    pub audit_log: Option<PathBuf>,
+}
+
+/// The gateway's part of the config file; other sections are ignored here.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+pub struct GatewayFile {
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    #[serde(default)]
+    pub authorizers: BTreeMap<String, AuthorizerConfig>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+impl GatewayFile {
+    /// Parses the config file text. Syntax and unknown-key errors carry the
+    /// line and column.
+    pub fn parse(text: &str) -> Result<GatewayFile> {
+        toml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+}
+
+/// A validated route.
+pub struct Route {
+    pub cfg: RouteConfig,
+    /// Path prefix without a trailing slash (empty for `/`).
+    pub prefix: String,
+    pub upstreams: Vec<url::Url>,
+    pub next: AtomicUsize,
+    pub authorizers: Vec<Arc<JwtAuthorizer>>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub remove_headers: Vec<http::HeaderName>,
+    /// Answer with the built-in echo instead of forwarding.
+    pub echo: bool,
+    /// Pooled connections to this route's upstreams.
+    pub client: crate::proxy::UpstreamClient,
+}
+
+impl Route {
+    /// Whether `path` falls under this route.
+    pub fn matches(&self, path: &str) -> bool {
+        match path.strip_prefix(self.prefix.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/') || self.prefix.is_empty(),
+            None => false,
+        }
+    }
+}
+
+/// The immutable, validated configuration a request reads.
+pub struct Snapshot {
+    /// Longest prefix first, so the most specific route wins.
+    pub routes: Vec<Arc<Route>>,
+    pub authorizers: HashMap<String, Arc<JwtAuthorizer>>,
+    pub settings: GatewaySettings,
+    pub file: GatewayFile,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.routes.iter().map(|r| r.cfg.name.as_str()).collect();
+        f.debug_struct("Snapshot").field("routes", &names).finish()
+    }
+}
+
+impl Snapshot {
+    /// An empty snapshot: every request gets 404.
+    pub fn empty() -> Snapshot {
+        Snapshot {
+            routes: vec![],
+            authorizers: HashMap::new(),
+            settings: GatewaySettings::default(),
+            file: GatewayFile::default(),
+        }
+    }
+
+    /// Validates `file`. Authorizers whose configuration is unchanged are
+    /// taken over from `previous`, keeping their key and token caches warm.
+    pub fn build(
+        file: GatewayFile,
+        previous: Option<&Snapshot>,
+        http: &reqwest::Client,
+    ) -> Result<Snapshot> {
+        let mut authorizers = HashMap::new();
+        for (name, a) in &file.authorizers {
+            let reuse = previous
+                .and_then(|p| p.authorizers.get(name))
+                .filter(|old| old.config() == a)
+                .cloned();
+            let authz = match reuse {
+                Some(old) => old,
+                None => {
+                    let fresh = Arc::new(JwtAuthorizer::new(name, a.clone(), http.clone())?);
+                    fresh.start_background();
+                    fresh
+                }
+            };
+            authorizers.insert(name.clone(), authz);
+        }
+        let mut routes = vec![];
+        let mut names = std::collections::HashSet::new();
+        for r in &file.routes {
+            let at = |msg: &str| Error::Config(format!("route '{}': {msg}", r.name));
+            if !names.insert(r.name.clone()) {
+                return Err(at("duplicate route name"));
+            }
+            if !r.path.starts_with('/') {
+                return Err(at("path must start with '/'"));
+            }
+            if r.authorizers.is_empty() && !r.public {
+                return Err(at(
+                    "no authorizer: name one in `authorizers`, or say `public = true` to leave it open on purpose",
+                ));
+            }
+            if !r.authorizers.is_empty() && r.public {
+                return Err(at(
+                    "`public = true` and `authorizers` contradict each other",
+                ));
+            }
+            let has_rules = !r.scopes_any.is_empty()
+                || !r.scopes_all.is_empty()
+                || !r.groups_any.is_empty()
+                || !r.roles_any.is_empty()
+                || !r.claims.is_empty()
+                || r.audience.is_some();
+            if r.public && has_rules {
+                return Err(at("a public route cannot have authorization rules"));
+            }
+            let mut route_authz = vec![];
+            for a in &r.authorizers {
+                route_authz.push(
+                    authorizers
+                        .get(a)
+                        .cloned()
+                        .ok_or_else(|| at(&format!("unknown authorizer '{a}'")))?,
+                );
+            }
+            let mut targets: Vec<String> = r.upstreams.clone();
+            if let Some(u) = &r.upstream {
+                targets.insert(0, u.clone());
+            }
+            if targets.is_empty() {
+                return Err(at("no `upstream`"));
+            }
+            let echo = targets.iter().any(|t| t == ECHO);
+            if echo && targets.len() > 1 {
+                return Err(at("`builtin:echo` cannot be mixed with other upstreams"));
+            }
+            let mut upstreams = vec![];
+            for t in targets.into_iter().filter(|t| t != ECHO) {
+                let u = url::Url::parse(&t).map_err(|e| at(&format!("upstream '{t}': {e}")))?;
+                if u.scheme() != "http" {
+                    return Err(at(&format!(
+                        "upstream '{t}': only http:// upstreams are supported so far"
+                    )));
+                }
+                if u.host_str().is_none() || u.query().is_some() || u.fragment().is_some() {
+                    return Err(at(&format!(
+                        "upstream '{t}': must be scheme://host[:port][/path]"
+                    )));
+                }
+                upstreams.push(u);
+            }
+            let mut add_headers = vec![];
+            for (k, v) in &r.add_headers {
+                let name = http::HeaderName::try_from(k.as_str())
+                    .map_err(|_| at(&format!("bad header name '{k}'")))?;
+                let value = http::HeaderValue::try_from(v.as_str())
+                    .map_err(|_| at(&format!("bad header value for '{k}'")))?;
+                if crate::identity_headers::is_identity_header(&name) {
+                    return Err(at(&format!("'{k}' is set by the gateway itself")));
+                }
+                add_headers.push((name, value));
+            }
+            let mut remove_headers = vec![];
+            for k in &r.remove_headers {
+                remove_headers.push(
+                    http::HeaderName::try_from(k.as_str())
+                        .map_err(|_| at(&format!("bad header name '{k}'")))?,
+                );
+            }
+            if r.timeout_ms == 0 || r.connect_timeout_ms == 0 {
+                return Err(at("timeouts must be positive"));
+            }
+            routes.push(Arc::new(Route {
+                prefix: r.path.trim_end_matches('/').to_owned(),
+                cfg: r.clone(),
+                upstreams,
+                next: AtomicUsize::new(0),
+                authorizers: route_authz,
+                timeout: Duration::from_millis(r.timeout_ms),
+                connect_timeout: Duration::from_millis(r.connect_timeout_ms),
+                add_headers,
+                remove_headers,
+                echo,
+                client: crate::proxy::client(Duration::from_millis(r.connect_timeout_ms)),
+            }));
+        }
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        Ok(Snapshot {
+            routes,
+            authorizers,
+            settings: file.gateway.clone(),
+            file,
+        })
+    }
+
+    /// The route for `path`, most specific first.
+    pub fn route(&self, path: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|r| r.matches(path))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,45 @@
+use super::*;
+
+fn build(text: &str) -> Result<Snapshot> {
+    Snapshot::build(GatewayFile::parse(text)?, None, &reqwest::Client::new())
+}
+
+const AUTHZ: &str =
+    "[authorizers.corp]\ntype = \"jwt\"\nissuer = \"http://127.0.0.1:1/realms/x\"\n";
+
+#[test]
+fn unprotected_routes_are_refused_unless_public() {
+    let e = build("[[routes]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:9\"\n")
+        .expect_err("must refuse");
+    assert!(e.to_string().contains("route 'a': no authorizer"), "{e}");
+    build("[[routes]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:9\"\npublic = true\n").expect("public ok");
+    let e = build(&format!("{AUTHZ}[[routes]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:9\"\nauthorizers = [\"nope\"]\n")).expect_err("unknown");
+    assert!(e.to_string().contains("unknown authorizer 'nope'"));
+}
+
+#[test]
+fn typos_are_errors_with_a_line_number() {
+    let e = build(&format!("{AUTHZ}[[routes]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:9\"\nauthorizers = [\"corp\"]\ngroup_any = [\"x\"]\n")).expect_err("typo");
+    let msg = e.to_string();
+    assert!(msg.contains("group_any") && msg.contains("line 9"), "{msg}");
+}
+
+#[test]
+fn longest_prefix_wins_on_segment_boundaries() {
+    let s = build("[[routes]]\nname = \"root\"\npath = \"/\"\nupstream = \"http://127.0.0.1:9\"\npublic = true\n[[routes]]\nname = \"o\"\npath = \"/orders\"\nupstream = \"http://127.0.0.1:9\"\npublic = true\n").expect("ok");
+    assert_eq!(s.route("/orders/1").map(|r| r.cfg.name.as_str()), Some("o"));
+    assert_eq!(s.route("/orders").map(|r| r.cfg.name.as_str()), Some("o"));
+    assert_eq!(
+        s.route("/ordersx").map(|r| r.cfg.name.as_str()),
+        Some("root")
+    );
+    assert_eq!(s.route("/").map(|r| r.cfg.name.as_str()), Some("root"));
+}
+
+#[test]
+fn symmetric_algorithms_are_refused() {
+    let e =
+        build("[authorizers.c]\ntype = \"jwt\"\nissuer = \"http://x\"\nalgorithms = [\"HS256\"]\n")
+            .expect_err("hs");
+    assert!(e.to_string().contains("HS256"));
+}

@@ -1,0 +1,148 @@
+//! The caller's identity as the gateway sees it, with claims of any issuer's
+//! shape (Gatehouse, Keycloak, Entra ID, Okta, Cognito) flattened into lists.
+
+use serde_json::Value;
+
+/// A verified caller.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: String,
+    pub username: Option<String>,
+    pub client_id: Option<String>,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub exp: i64,
+    pub iat: i64,
+    pub sid: Option<String>,
+    pub jti: Option<String>,
+    /// Every claim, for claim conditions.
+    pub claims: Value,
+    /// Which authorizer accepted the caller.
+    pub authorizer: String,
+}
+
+/// Looks a claim up by name, or by dotted path (`realm_access.roles`) when
+/// no claim has that literal name.
+pub fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    let mut cur = claims;
+    for part in path.split('.') {
+        cur = cur.get(part)?;
+    }
+    Some(cur)
+}
+
+/// A claim as a list of strings: arrays as they are, a string split on
+/// whitespace when `split` (scopes), else as one item.
+pub fn claim_strings(claims: &Value, path: &str, split: bool) -> Vec<String> {
+    match claim(claims, path) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::String(s)) if split => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Bool(b)) => vec![b.to_string()],
+        Some(Value::Number(n)) => vec![n.to_string()],
+        _ => vec![],
+    }
+}
+
+fn union(claims: &Value, paths: &[String], split: bool) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for p in paths {
+        for v in claim_strings(claims, p, split) {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// Builds an identity from verified claims with an authorizer's mapping.
+pub fn from_claims(
+    cfg: &crate::config::AuthorizerConfig,
+    authorizer: &str,
+    claims: Value,
+) -> Option<Identity> {
+    let subject = claims.get("sub").and_then(Value::as_str)?.to_owned();
+    let first = |paths: &[String]| {
+        paths
+            .iter()
+            .find_map(|p| claim(&claims, p).and_then(Value::as_str).map(str::to_owned))
+    };
+    Some(Identity {
+        issuer: claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        subject,
+        username: first(&cfg.username_claims),
+        client_id: first(&cfg.client_claims),
+        groups: union(&claims, &cfg.groups_claims, false),
+        roles: union(&claims, &cfg.roles_claims, false),
+        scopes: union(&claims, &cfg.scope_claims, true),
+        audiences: claim_strings(&claims, "aud", false),
+        exp: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
+        iat: claims.get("iat").and_then(Value::as_i64).unwrap_or(0),
+        sid: claims.get("sid").and_then(Value::as_str).map(str::to_owned),
+        jti: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
+        claims,
+        authorizer: authorizer.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg() -> crate::config::AuthorizerConfig {
+        crate::config::GatewayFile::parse(
+            "[authorizers.a]\ntype = \"jwt\"\nissuer = \"http://x\"\n",
+        )
+        .expect("parse")
+        .authorizers
+        .remove("a")
+        .expect("a")
+    }
+
+    #[test]
+    fn token_shapes_of_common_issuers_flatten() {
+        let kc = json!({"sub": "1", "scope": "openid orders:read", "groups": ["sales"],
+            "realm_access": {"roles": ["admin"]}, "preferred_username": "alice", "azp": "app"});
+        let i = from_claims(&cfg(), "a", kc).expect("id");
+        assert_eq!(i.scopes, vec!["openid", "orders:read"]);
+        assert_eq!(
+            (i.groups, i.roles),
+            (vec!["sales".to_owned()], vec!["admin".to_owned()])
+        );
+        assert_eq!(
+            (i.username.as_deref(), i.client_id.as_deref()),
+            (Some("alice"), Some("app"))
+        );
+        let entra = json!({"sub": "2", "scp": "Orders.Read", "roles": ["Writer"], "appid": "c1", "upn": "bob@x"});
+        let i = from_claims(&cfg(), "a", entra).expect("id");
+        assert_eq!(
+            (i.scopes, i.roles),
+            (vec!["Orders.Read".to_owned()], vec!["Writer".to_owned()])
+        );
+        let cognito =
+            json!({"sub": "3", "cognito:groups": ["ops"], "client_id": "c2", "scope": "x/y"});
+        let i = from_claims(&cfg(), "a", cognito).expect("id");
+        assert_eq!(i.groups, vec!["ops"]);
+        let okta = json!({"sub": "4", "scp": ["a", "b"]});
+        assert_eq!(
+            from_claims(&cfg(), "a", okta).expect("id").scopes,
+            vec!["a", "b"]
+        );
+        assert!(from_claims(&cfg(), "a", json!({"no": "sub"})).is_none());
+    }
+}

@@ -1,0 +1,104 @@
+//! The caller's identity for the upstream (design.md §Gateway). Incoming
+//! headers of these names (any `x-gatehouse-*`) are always removed first, so
+//! a caller can never forge them. Lists are RFC 9110 lists (`a, b`), each
+//! item percent-encoded where it holds `,`, `%` or anything but visible
+//! ASCII, so a group name can never split or merge.
+
+use crate::identity::Identity;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+pub const SUBJECT: HeaderName = HeaderName::from_static("x-gatehouse-subject");
+pub const USERNAME: HeaderName = HeaderName::from_static("x-gatehouse-username");
+pub const GROUPS: HeaderName = HeaderName::from_static("x-gatehouse-groups");
+pub const SCOPES: HeaderName = HeaderName::from_static("x-gatehouse-scopes");
+pub const ROLES: HeaderName = HeaderName::from_static("x-gatehouse-roles");
+pub const CLIENT: HeaderName = HeaderName::from_static("x-gatehouse-client");
+
+/// Whether the gateway owns this header name.
+pub fn is_identity_header(name: &HeaderName) -> bool {
+    name.as_str().starts_with("x-gatehouse-")
+}
+
+/// Removes every `x-gatehouse-*` header.
+pub fn strip(headers: &mut HeaderMap) {
+    let owned: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_identity_header(k))
+        .cloned()
+        .collect();
+    for k in owned {
+        headers.remove(&k);
+    }
+}
+
+fn encode_item(s: &str, out: &mut String) {
+    for b in s.bytes() {
+        if b == b',' || b == b'%' || !(0x21..=0x7e).contains(&b) {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+}
+
+fn value(s: &str) -> Option<HeaderValue> {
+    let mut out = String::with_capacity(s.len());
+    encode_item(s, &mut out);
+    HeaderValue::from_str(&out).ok()
+}
+
+fn list(items: &[String]) -> Option<HeaderValue> {
+    let mut out = String::new();
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        encode_item(s, &mut out);
+    }
+    HeaderValue::from_str(&out).ok()
+}
+
+/// Sets the identity headers for `id`.
+pub fn inject(headers: &mut HeaderMap, id: &Identity) {
+    if let Some(v) = value(&id.subject) {
+        headers.insert(SUBJECT, v);
+    }
+    if let Some(v) = id.username.as_deref().and_then(value) {
+        headers.insert(USERNAME, v);
+    }
+    if let Some(v) = id.client_id.as_deref().and_then(value) {
+        headers.insert(CLIENT, v);
+    }
+    for (name, items) in [
+        (GROUPS, &id.groups),
+        (SCOPES, &id.scopes),
+        (ROLES, &id.roles),
+    ] {
+        if let Some(v) = list(items) {
+            headers.insert(name, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_stay_lists_and_forged_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert("x-gatehouse-subject", HeaderValue::from_static("forged"));
+        h.insert("x-gatehouse-anything", HeaderValue::from_static("forged"));
+        strip(&mut h);
+        assert!(h.is_empty());
+        let id = Identity {
+            subject: "u1".into(),
+            groups: vec!["sales".into(), "a,b".into(), "Ünïcode team".into()],
+            ..Default::default()
+        };
+        inject(&mut h, &id);
+        assert_eq!(h[GROUPS], "sales, a%2Cb, %C3%9Cn%C3%AFcode%20team");
+        assert_eq!(h[SUBJECT], "u1");
+        assert!(h.get(USERNAME).is_none());
+    }
+}

@@ -1,0 +1,23 @@
+//! The gateway data plane: the front door for upstream APIs.
+//!
+//! A request goes through one pipeline, composed in [`pipeline::handle`]:
+//! route match -> CORS preflight -> authenticate (authorizers, first that
+//! accepts wins) -> authorize (route rules) -> forward with identity headers
+//! -> audit line. Configuration is an immutable [`config::Snapshot`] in an
+//! `ArcSwap`; a request reads one snapshot from start to finish, and reload
+//! swaps it atomically.
+
+pub mod audit;
+pub mod authn;
+pub mod authz;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod identity_headers;
+pub mod metadata;
+pub mod metrics;
+pub mod pipeline;
+pub mod proxy;
+pub mod server;
+
+pub use error::{Error, Result};

@@ -1,0 +1,324 @@
+//! The request pipeline, composed in one function: route -> authenticate
+//! -> revocation -> authorize -> forward -> audit. Each stage lives in its
+//! own module; this file only orders them and turns their outcomes into
+//! responses with generic bodies (the reason goes to the audit line).
+
+use crate::audit::AuditLine;
+use crate::authn::Reject;
+use crate::authz::rules::{self, Deny};
+use crate::config::Route;
+use crate::identity::Identity;
+use crate::proxy::{self, Body, BoxError, ProxyError};
+use crate::server::Gateway;
+use crate::{identity_headers, metadata};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A small JSON response with the headers every gateway answer gets.
+fn json(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|e| -> BoxError { match e {} })
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn json_owned(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|e| -> BoxError { match e {} })
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A request id: the caller's if it is short and plain, else a new one.
+fn request_id(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(gatehouse_core::id::uuid)
+}
+
+fn www_authenticate(
+    gw: &Gateway,
+    route: &Route,
+    error: Option<(&str, Option<&str>)>,
+) -> HeaderValue {
+    let mut v = format!(
+        "Bearer realm=\"gatehouse\", resource_metadata=\"{}\"",
+        metadata::url_for(&gw.public_url, route)
+    );
+    if let Some((code, scope)) = error {
+        v.push_str(&format!(", error=\"{code}\""));
+        if let Some(s) = scope {
+            v.push_str(&format!(", scope=\"{s}\""));
+        }
+    }
+    HeaderValue::from_str(&v)
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"gatehouse\""))
+}
+
+/// Handles one request.
+pub async fn handle(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+) -> Response<Body> {
+    let started = Instant::now();
+    let snap = gw.snapshot.load_full();
+    let rid = request_id(&req);
+    let mut line = AuditLine {
+        ts: gatehouse_core::time::now_millis(),
+        request_id: rid.clone(),
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+        client_ip: remote.ip().to_string(),
+        ..Default::default()
+    };
+    let mut resp = run(&gw, &snap, req, remote, &rid, &mut line).await;
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    line.status = resp.status().as_u16();
+    line.total_ms = started.elapsed().as_secs_f64() * 1000.0;
+    gw.metrics.observe(
+        line.route.as_deref(),
+        line.status,
+        line.decision,
+        line.total_ms,
+    );
+    gw.audit.record(line);
+    resp
+}
+
+async fn run(
+    gw: &Gateway,
+    snap: &crate::config::Snapshot,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+    rid: &str,
+    line: &mut AuditLine,
+) -> Response<Body> {
+    let path = req.uri().path();
+    if let Some(rest) = path.strip_prefix(metadata::PATH) {
+        line.decision = "public";
+        return match metadata::document(snap, &gw.public_url, rest) {
+            Some(doc) => json_owned(StatusCode::OK, doc.to_string()),
+            None => json(StatusCode::NOT_FOUND, "{\"message\":\"Not Found\"}"),
+        };
+    }
+    if path == "/metrics" && gw.serve_metrics {
+        line.decision = "public";
+        return json_owned(StatusCode::OK, gw.metrics.render(snap));
+    }
+    let Some(route) = snap.route(path).cloned() else {
+        line.decision = "no_route";
+        return json(StatusCode::NOT_FOUND, "{\"message\":\"Not Found\"}");
+    };
+    line.route = Some(route.cfg.name.clone());
+
+    // Authenticate: the first authorizer that accepts wins.
+    let identity: Option<Arc<Identity>> = if route.cfg.public {
+        line.decision = "public";
+        None
+    } else {
+        let mut presented = false;
+        let mut last = Reject::Missing;
+        let mut found = None;
+        for a in &route.authorizers {
+            let Some(token) = a.token(req.headers()) else {
+                continue;
+            };
+            presented = true;
+            match a.authenticate(token).await {
+                Ok(id) => {
+                    found = Some(id);
+                    break;
+                }
+                Err(r) => last = r,
+            }
+        }
+        let Some(id) = found else {
+            line.decision = "unauthenticated";
+            line.reason = Some(last.reason().to_owned());
+            let mut r = json(StatusCode::UNAUTHORIZED, "{\"message\":\"Unauthorized\"}");
+            let err = presented.then_some(("invalid_token", None));
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, www_authenticate(gw, &route, err));
+            return r;
+        };
+        line.authorizer = Some(id.authorizer.clone());
+        line.subject = Some(id.subject.clone());
+        line.username = id.username.clone();
+        line.client_id = id.client_id.clone();
+        // Gatehouse's own tokens: revoked sessions, tokens and users are
+        // refused even while the JWT itself is still valid.
+        if let (Some(rev), Some(prefix)) = (&gw.revocations, &gw.own_issuer_prefix)
+            && id.issuer.starts_with(prefix.as_str())
+            && rev.is_revoked(id.sid.as_deref(), id.jti.as_deref(), &id.subject, id.iat)
+        {
+            line.decision = "unauthenticated";
+            line.reason = Some("token revoked".into());
+            let mut r = json(StatusCode::UNAUTHORIZED, "{\"message\":\"Unauthorized\"}");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                www_authenticate(gw, &route, Some(("invalid_token", None))),
+            );
+            return r;
+        }
+        match rules::check(&route.cfg, &id) {
+            Ok(rule) => {
+                line.decision = "allow";
+                line.rule = Some(rule.to_owned());
+            }
+            Err(deny) => {
+                line.decision = "deny";
+                line.rule = Some(deny.rule());
+                let mut r = json(StatusCode::FORBIDDEN, "{\"message\":\"Forbidden\"}");
+                if let Deny::Scope { needed, .. } = &deny {
+                    let scope = needed.join(" ");
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        www_authenticate(gw, &route, Some(("insufficient_scope", Some(&scope)))),
+                    );
+                }
+                return r;
+            }
+        }
+        Some(id)
+    };
+
+    // Forward.
+    let (mut parts, body) = req.into_parts();
+    if route.echo {
+        return echo(&route, &mut parts, identity.as_deref(), line);
+    }
+    let (uri, authority) = match proxy::target_uri(&route, &parts.uri) {
+        Ok(v) => v,
+        Err(_) => {
+            line.decision = "error";
+            line.reason = Some("unmappable path".into());
+            return json(StatusCode::BAD_REQUEST, "{\"message\":\"Bad Request\"}");
+        }
+    };
+    line.upstream = Some(authority.clone());
+    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let h = &mut parts.headers;
+    proxy::strip_hop_by_hop(h);
+    identity_headers::strip(h);
+    if identity.is_some() && !route.cfg.forward_token {
+        h.remove(header::AUTHORIZATION);
+    }
+    for name in &route.remove_headers {
+        h.remove(name);
+    }
+    for (k, v) in &route.add_headers {
+        h.insert(k.clone(), v.clone());
+    }
+    proxy::forwarded(h, &remote.ip().to_string(), original_host, "http");
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        h.insert("x-request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&authority) {
+        h.insert(header::HOST, v);
+    }
+    if let Some(id) = &identity {
+        identity_headers::inject(h, id);
+    }
+    parts.uri = uri;
+    parts.version = http::Version::HTTP_11;
+    let up_start = Instant::now();
+    let result = proxy::send(&route.client, &route, Request::from_parts(parts, body)).await;
+    line.upstream_ms = Some(up_start.elapsed().as_secs_f64() * 1000.0);
+    match result {
+        Ok(r) => r,
+        Err(ProxyError::Timeout) => {
+            line.decision = "error";
+            line.reason = Some("upstream timeout".into());
+            json(
+                StatusCode::GATEWAY_TIMEOUT,
+                "{\"message\":\"Gateway Timeout\"}",
+            )
+        }
+        Err(ProxyError::Upstream(e)) => {
+            line.decision = "error";
+            line.reason = Some(format!("upstream: {e}"));
+            json(StatusCode::BAD_GATEWAY, "{\"message\":\"Bad Gateway\"}")
+        }
+        Err(ProxyError::BadRequest(e)) => {
+            line.decision = "error";
+            line.reason = Some(e);
+            json(StatusCode::BAD_REQUEST, "{\"message\":\"Bad Request\"}")
+        }
+    }
+}
+
+/// The built-in echo upstream: answers with the request line and the
+/// identity headers an upstream would receive, after the same header hygiene
+/// as a real forward. Used by the quickstart to show what upstreams get.
+fn echo(
+    route: &Route,
+    parts: &mut http::request::Parts,
+    identity: Option<&Identity>,
+    line: &mut AuditLine,
+) -> Response<Body> {
+    line.upstream = Some(crate::config::ECHO.to_owned());
+    let h = &mut parts.headers;
+    proxy::strip_hop_by_hop(h);
+    identity_headers::strip(h);
+    if let Some(id) = identity {
+        identity_headers::inject(h, id);
+    }
+    for (k, v) in &route.add_headers {
+        h.insert(k.clone(), v.clone());
+    }
+    let headers: serde_json::Map<String, serde_json::Value> = h
+        .iter()
+        .filter(|(k, _)| identity_headers::is_identity_header(k))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                serde_json::json!(v.to_str().unwrap_or_default()),
+            )
+        })
+        .collect();
+    let body = serde_json::json!({
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "route": route.cfg.name,
+        "identity_headers": headers,
+        "authorization_forwarded": h.contains_key(header::AUTHORIZATION) && route.cfg.forward_token,
+    });
+    json_owned(StatusCode::OK, body.to_string())
+}

@@ -1,0 +1,156 @@
+//! Forwarding to the upstream: target choice (round robin), path
+//! rewriting, hop-by-hop and identity header hygiene, `X-Forwarded-*`,
+//! streaming bodies both ways (never buffered), and timeouts. Errors say
+//! which side failed so the gateway answers 502/504, never a 500.
+
+use crate::config::Route;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, header};
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Boxed error type of response bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of every gateway response.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// The pooled upstream client.
+pub type UpstreamClient = Client<HttpConnector, Incoming>;
+
+/// Builds a pooled HTTP/1.1 client with a connect timeout.
+pub fn client(connect_timeout: Duration) -> UpstreamClient {
+    let mut c = HttpConnector::new();
+    c.set_connect_timeout(Some(connect_timeout));
+    c.set_nodelay(true);
+    c.enforce_http(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build(c)
+}
+
+/// Why forwarding failed.
+#[derive(Debug)]
+pub enum ProxyError {
+    /// Could not connect or the upstream broke the exchange (502).
+    Upstream(String),
+    /// The upstream took longer than the route's timeout (504).
+    Timeout,
+    /// The request could not be mapped to the upstream (400).
+    BadRequest(String),
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including those named in `Connection`.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::try_from(n.trim()).ok())
+        .collect();
+    for n in listed {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(*n);
+    }
+}
+
+/// The upstream URI for a request path + query on `route`.
+pub fn target_uri(route: &Route, uri: &Uri) -> Result<(Uri, String), ProxyError> {
+    let n = route.upstreams.len();
+    if n == 0 {
+        return Err(ProxyError::BadRequest("route has no upstream".into()));
+    }
+    let idx = route.next.fetch_add(1, Ordering::Relaxed) % n;
+    let base = &route.upstreams[idx];
+    let path = uri.path();
+    let rest = if route.cfg.strip_prefix {
+        let r = path.strip_prefix(route.prefix.as_str()).unwrap_or(path);
+        if r.is_empty() { "/" } else { r }
+    } else {
+        path
+    };
+    let base_path = base.path().trim_end_matches('/');
+    let mut s = format!(
+        "{}://{}{}{}",
+        base.scheme(),
+        base.host_str().unwrap_or_default(),
+        base.port().map(|p| format!(":{p}")).unwrap_or_default(),
+        base_path
+    );
+    s.push_str(rest);
+    if let Some(q) = uri.query() {
+        s.push('?');
+        s.push_str(q);
+    }
+    let authority = format!(
+        "{}{}",
+        base.host_str().unwrap_or_default(),
+        base.port().map(|p| format!(":{p}")).unwrap_or_default()
+    );
+    let u: Uri = s
+        .parse()
+        .map_err(|_| ProxyError::BadRequest("unmappable path".into()))?;
+    Ok((u, authority))
+}
+
+/// Sends `req` (already rewritten) upstream with the route's timeout.
+pub async fn send(
+    client: &UpstreamClient,
+    route: &Route,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    match tokio::time::timeout(route.timeout, client.request(req)).await {
+        Err(_) => Err(ProxyError::Timeout),
+        Ok(Err(e)) => Err(ProxyError::Upstream(e.to_string())),
+        Ok(Ok(resp)) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Ok(Response::from_parts(
+                parts,
+                body.map_err(|e| Box::new(e) as BoxError).boxed(),
+            ))
+        }
+    }
+}
+
+/// Appends the client address to `X-Forwarded-For` and sets the other
+/// forwarding headers.
+pub fn forwarded(
+    h: &mut HeaderMap,
+    client_ip: &str,
+    host: Option<HeaderValue>,
+    proto: &'static str,
+) {
+    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {client_ip}"),
+        None => client_ip.to_owned(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    if let Some(host) = host {
+        h.insert("x-forwarded-host", host);
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+}
