@@ -634,3 +634,74 @@ async fn gatehouse_tokens_and_revocation_that_takes_effect() {
     assert_eq!(get(a3).await, 401);
     assert_eq!(up.hits(), 4);
 }
+
+#[tokio::test]
+async fn the_quickstart_example_works_as_the_readme_says() {
+    let s = start().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
+    // The example config is valid as shipped.
+    gatehouse::config::Config::load(Some(&root.join("gatehouse.toml")))
+        .expect("example config loads");
+    let realm: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("demo-realm.json")).expect("read"))
+            .expect("json");
+    gatehouse::import_realm(&s.running.idp, &realm)
+        .await
+        .expect("import demo realm");
+    // Same routes, with the issuer at this test server's port.
+    let cfg = std::fs::read_to_string(root.join("gatehouse.toml"))
+        .expect("read")
+        .replace("http://127.0.0.1:8080", &s.base)
+        .replace("import_realms = [\"demo-realm.json\"]", "");
+    let gateway_part = &cfg[cfg.find("[authorizers.demo]").expect("authorizer")..];
+    s.configure(gateway_part).expect("config");
+    let tok = |user: &'static str| {
+        let s = &s;
+        async move {
+            let t: Value = s
+                .http
+                .post(s.token_url("demo"))
+                .form(&[
+                    ("grant_type", "password"),
+                    ("client_id", "demo-cli"),
+                    ("username", user),
+                    ("password", &format!("{user}-password")),
+                ])
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("json");
+            t["access_token"].as_str().expect("token").to_owned()
+        }
+    };
+    assert_eq!(
+        s.http
+            .get(format!("{}/orders", s.gw))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        401
+    );
+    let r = s
+        .http
+        .get(format!("{}/orders/42", s.gw))
+        .bearer_auth(tok("alice").await)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["identity_headers"]["x-gatehouse-username"], "alice");
+    assert_eq!(body["identity_headers"]["x-gatehouse-groups"], "sales");
+    let r = s
+        .http
+        .get(format!("{}/orders/42", s.gw))
+        .bearer_auth(tok("bob").await)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+}
