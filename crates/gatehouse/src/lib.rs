@@ -123,7 +123,10 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
         .clone()
         .unwrap_or_else(|| format!("http://{identity_addr}"));
     let (idp, generated) = open_idp_at(cfg, &public_url).await?;
-    let app = gatehouse_idp::router(idp.clone());
+    let app = tower::util::MapRequest::new(
+        gatehouse_idp::router(idp.clone()),
+        gatehouse_idp::trim_trailing_slash,
+    );
     let purge_store = idp.store.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -135,7 +138,8 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
         }
     });
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let svc = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+        if let Err(e) = axum::serve(listener, svc).await {
             tracing::error!(error = %e, "identity listener stopped");
         }
     });

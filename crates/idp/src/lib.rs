@@ -19,7 +19,30 @@ pub use error::{AdminError, OAuthError};
 pub use state::Idp;
 
 use axum::Router;
+use axum::extract::Request;
 use std::sync::Arc;
+
+/// Removes one trailing slash from the path (not from `/` itself), as
+/// Keycloak's JAX-RS routing tolerates it and Keycloak's own admin client
+/// sends `/admin/realms/` for the realm list. Must run before routing.
+pub fn trim_trailing_slash(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let new = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_owned(),
+        };
+        if let Ok(pq) = new.parse::<axum::http::uri::PathAndQuery>() {
+            let mut parts = req.uri().clone().into_parts();
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
 
 /// Every identity-listener route: OIDC under `/realms`, admin under
 /// `/admin/realms`, health probes.

@@ -121,6 +121,7 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the user's password credential.
     async fn set_password(&self, cred: &Credential, ev: &[Event]) -> Result<()>;
     async fn password(&self, user_id: &str) -> Result<Option<Credential>>;
+    async fn delete_credential(&self, user_id: &str, id: &str, ev: &[Event]) -> Result<()>;
 
     // --- groups
     async fn create_group(&self, group: &Group, ev: &[Event]) -> Result<()>;
@@ -177,6 +178,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every role the user holds directly, through its groups and their
     /// ancestors, and through composites, transitively.
     async fn effective_roles(&self, user_id: &str) -> Result<Vec<Role>>;
+    /// Users granted the role directly (Keycloak's `/roles/{name}/users`).
+    async fn role_members(&self, role_id: &str, first: i64, max: i64) -> Result<Vec<User>>;
 
     // --- sessions and codes
     async fn create_session(&self, s: &Session, ev: &[Event]) -> Result<()>;

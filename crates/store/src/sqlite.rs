@@ -483,6 +483,15 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn delete_credential(&self, user_id: &str, id: &str, ev: &[Event]) -> Result<()> {
+        self.exec_one(
+            "DELETE FROM credentials WHERE user_id = ? AND id = ?",
+            &[user_id, id],
+            ev,
+        )
+        .await
+    }
+
     async fn create_group(&self, g: &Group, ev: &[Event]) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO groups (id, realm_id, parent_id, name, parent_key, data) VALUES (?,?,?,?,?,?)")
@@ -785,6 +794,18 @@ impl Store for SqliteStore {
             &[user_id],
         )
         .await
+    }
+
+    async fn role_members(&self, role_id: &str, first: i64, max: i64) -> Result<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT u.data FROM users u JOIN user_roles m ON m.user_id = u.id WHERE m.role_id = ? ORDER BY u.username LIMIT ? OFFSET ?",
+        )
+        .bind(role_id)
+        .bind(if max <= 0 { 100 } else { max })
+        .bind(first.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows)
     }
 
     async fn create_session(&self, s: &Session, ev: &[Event]) -> Result<()> {

@@ -25,6 +25,10 @@ pub fn routes() -> Router<Arc<Idp>> {
             get(children).post(create_child),
         )
         .route(&format!("{G}/{{id}}/members"), get(members))
+        .route(
+            &format!("{G}/{{id}}/members/{{uid}}"),
+            axum::routing::put(add_member).delete(remove_member),
+        )
 }
 
 #[derive(serde::Deserialize)]
@@ -273,4 +277,52 @@ async fn members(
     Ok(Json(json!(
         users.iter().map(repr::user).collect::<Vec<_>>()
     )))
+}
+
+async fn change_member(
+    idp: &Idp,
+    h: &HeaderMap,
+    r: &str,
+    gid: &str,
+    uid: &str,
+    join: bool,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(idp, h).await?;
+    let realm = realm(idp, r).await?;
+    load(idp, &realm, gid).await?;
+    idp.store
+        .user(&realm.id, uid)
+        .await?
+        .ok_or_else(|| AdminError::not_found("User"))?;
+    let op = if join { "CREATE" } else { "DELETE" };
+    let ev = event(
+        &realm,
+        &caller,
+        op,
+        "GROUP_MEMBERSHIP",
+        &format!("users/{uid}/groups/{gid}"),
+        None,
+    );
+    if join {
+        idp.store.join_group(uid, gid, &[ev]).await?;
+    } else {
+        idp.store.leave_group(uid, gid, &[ev]).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn add_member(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, gid, uid)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    change_member(&idp, &h, &r, &gid, &uid, true).await
+}
+
+async fn remove_member(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, gid, uid)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    change_member(&idp, &h, &r, &gid, &uid, false).await
 }

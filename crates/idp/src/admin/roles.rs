@@ -7,7 +7,7 @@ use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -34,7 +34,29 @@ pub fn routes() -> Router<Arc<Idp>> {
             &format!("{R}/roles/{{name}}/composites"),
             get(composites).post(add_composites).delete(del_composites),
         )
-        .route(&format!("{R}/roles-by-id/{{id}}"), get(by_id))
+        .route(
+            &format!("{R}/roles-by-id/{{id}}"),
+            get(by_id).put(put_by_id).delete(del_by_id),
+        )
+        .route(
+            &format!("{R}/roles-by-id/{{id}}/composites"),
+            get(composites_by_id)
+                .post(add_composites_by_id)
+                .delete(del_composites_by_id),
+        )
+        .route(
+            &format!("{R}/roles-by-id/{{id}}/composites/realm"),
+            get(realm_composites_by_id),
+        )
+        .route(
+            &format!("{R}/roles-by-id/{{id}}/composites/clients/{{cid}}"),
+            get(client_composites_by_id),
+        )
+        .route(&format!("{R}/roles/{{name}}/users"), get(realm_role_users))
+        .route(
+            &format!("{R}/clients/{{cid}}/roles/{{name}}/users"),
+            get(client_role_users),
+        )
         .route(
             &format!("{R}/clients/{{cid}}/roles"),
             get(list_client).post(create_client_role),
@@ -270,23 +292,58 @@ async fn by_id(
     Ok(Json(render(&idp, &role, &realm).await?))
 }
 
+/// A role named by URL: by name in the realm or a client, or by id.
+enum RoleRef<'a> {
+    Name(Option<&'a str>, &'a str),
+    Id(&'a str),
+}
+
+async fn resolve(idp: &Idp, realm: &Realm, r: &RoleRef<'_>) -> Result<Role, AdminError> {
+    match r {
+        RoleRef::Name(cid, name) => find(idp, realm, *cid, name).await,
+        RoleRef::Id(id) => idp
+            .store
+            .role(&realm.id, id)
+            .await?
+            .ok_or_else(|| AdminError::not_found("Could not find role")),
+    }
+}
+
+fn role_path(r: &RoleRef<'_>) -> String {
+    match r {
+        RoleRef::Name(Some(c), n) => format!("clients/{c}/roles/{n}"),
+        RoleRef::Name(None, n) => format!("roles/{n}"),
+        RoleRef::Id(id) => format!("roles-by-id/{id}"),
+    }
+}
+
 async fn put_any(
     idp: &Idp,
     h: &HeaderMap,
     r: &str,
-    cid: Option<&str>,
-    name: &str,
+    which: RoleRef<'_>,
     body: &[u8],
 ) -> Result<StatusCode, AdminError> {
     let caller = guard(idp, h).await?;
     let realm = realm(idp, r).await?;
     let rep = json_body(body)?;
-    let mut role = find(idp, &realm, cid, name).await?;
+    let mut role = resolve(idp, &realm, &which).await?;
     if let Some(n) = rep
         .get("name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
     {
+        if n != role.name
+            && idp
+                .store
+                .role_by_name(&realm.id, role.client_id.as_deref(), n)
+                .await?
+                .is_some()
+        {
+            return Err(AdminError::conflict(format!(
+                "Role with name {n} already exists"
+            )));
+        }
         role.name = n.to_owned();
     }
     if rep.get("description").is_some() {
@@ -298,12 +355,17 @@ async fn put_any(
     if let Some(a) = repr::attributes(&rep) {
         role.attributes = a;
     }
+    let rtype = if role.client_id.is_some() {
+        "CLIENT_ROLE"
+    } else {
+        "REALM_ROLE"
+    };
     let ev = event(
         &realm,
         &caller,
         "UPDATE",
-        "REALM_ROLE",
-        &format!("roles/{name}"),
+        rtype,
+        &role_path(&which),
         Some(&rep),
     );
     idp.store.update_role(&role, &[ev]).await?;
@@ -316,7 +378,7 @@ async fn put_realm_role(
     Path((r, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    put_any(&idp, &h, &r, None, &name, &body).await
+    put_any(&idp, &h, &r, RoleRef::Name(None, &name), &body).await
 }
 
 async fn put_client_role(
@@ -325,30 +387,36 @@ async fn put_client_role(
     Path((r, cid, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    put_any(&idp, &h, &r, Some(&cid), &name, &body).await
+    put_any(&idp, &h, &r, RoleRef::Name(Some(&cid), &name), &body).await
+}
+
+async fn put_by_id(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    put_any(&idp, &h, &r, RoleRef::Id(&id), &body).await
 }
 
 async fn del_any(
     idp: &Idp,
     h: &HeaderMap,
     r: &str,
-    cid: Option<&str>,
-    name: &str,
+    which: RoleRef<'_>,
 ) -> Result<StatusCode, AdminError> {
     let caller = guard(idp, h).await?;
     let realm = realm(idp, r).await?;
-    let role = find(idp, &realm, cid, name).await?;
-    if cid.is_none() && role.name == format!("default-roles-{}", realm.name) {
+    let role = resolve(idp, &realm, &which).await?;
+    if role.client_id.is_none() && role.name == format!("default-roles-{}", realm.name) {
         return Err(AdminError::bad_request("You cannot delete a default role"));
     }
-    let ev = event(
-        &realm,
-        &caller,
-        "DELETE",
-        "REALM_ROLE",
-        &format!("roles/{name}"),
-        None,
-    );
+    let rtype = if role.client_id.is_some() {
+        "CLIENT_ROLE"
+    } else {
+        "REALM_ROLE"
+    };
+    let ev = event(&realm, &caller, "DELETE", rtype, &role_path(&which), None);
     idp.store.delete_role(&realm.id, &role.id, &[ev]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -358,7 +426,7 @@ async fn del_realm_role(
     h: HeaderMap,
     Path((r, name)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    del_any(&idp, &h, &r, None, &name).await
+    del_any(&idp, &h, &r, RoleRef::Name(None, &name)).await
 }
 
 async fn del_client_role(
@@ -366,7 +434,15 @@ async fn del_client_role(
     h: HeaderMap,
     Path((r, cid, name)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    del_any(&idp, &h, &r, Some(&cid), &name).await
+    del_any(&idp, &h, &r, RoleRef::Name(Some(&cid), &name)).await
+}
+
+async fn del_by_id(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    del_any(&idp, &h, &r, RoleRef::Id(&id)).await
 }
 
 /// Resolves a list of RoleRepresentations (by id, else by name) to role ids.
@@ -399,33 +475,60 @@ async fn role_ids(
     Ok(ids)
 }
 
-async fn composites(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, name)): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let role = find(&idp, &realm, None, &name).await?;
-    let c = idp.store.composites(&role.id).await?;
-    render_all(&idp, &c, &realm).await
+/// Which composites a listing shows.
+#[derive(Clone, Copy)]
+enum CompositeFilter<'a> {
+    All,
+    Realm,
+    Client(&'a str),
 }
 
-async fn add_composites(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, name)): Path<(String, String)>,
-    body: Bytes,
+async fn list_composites(
+    idp: &Idp,
+    h: &HeaderMap,
+    r: &str,
+    which: RoleRef<'_>,
+    filter: CompositeFilter<'_>,
+) -> Result<Json<Value>, AdminError> {
+    guard(idp, h).await?;
+    let realm = realm(idp, r).await?;
+    let role = resolve(idp, &realm, &which).await?;
+    let client = match filter {
+        CompositeFilter::Client(c) => Some(container(idp, &realm, Some(c)).await?),
+        _ => None,
+    };
+    let list: Vec<Role> = idp
+        .store
+        .composites(&role.id)
+        .await?
+        .into_iter()
+        .filter(|c| match filter {
+            CompositeFilter::All => true,
+            CompositeFilter::Realm => c.client_id.is_none(),
+            CompositeFilter::Client(_) => c.client_id == client,
+        })
+        .collect();
+    render_all(idp, &list, &realm).await
+}
+
+async fn change_composites(
+    idp: &Idp,
+    h: &HeaderMap,
+    r: &str,
+    which: RoleRef<'_>,
+    body: &[u8],
+    add: bool,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let role = find(&idp, &realm, None, &name).await?;
-    let rep = json_body(&body)?;
+    let caller = guard(idp, h).await?;
+    let realm = realm(idp, r).await?;
+    let role = resolve(idp, &realm, &which).await?;
+    let rep = json_body(body)?;
     let mut ids = vec![];
     for x in rep
         .as_array()
         .ok_or_else(|| AdminError::bad_request("Expected a list of roles"))?
     {
+        // Composites may mix realm and client roles: look up by id first.
         let found = match (
             x.get("id").and_then(Value::as_str),
             x.get("name").and_then(Value::as_str),
@@ -440,16 +543,45 @@ async fn add_composites(
         }
         ids.push(c.id);
     }
+    let path = format!("{}/composites", role_path(&which));
     let ev = event(
         &realm,
         &caller,
-        "CREATE",
+        if add { "CREATE" } else { "DELETE" },
         "REALM_ROLE",
-        &format!("roles/{name}/composites"),
+        &path,
         Some(&rep),
     );
-    idp.store.add_composites(&role.id, &ids, &[ev]).await?;
+    if add {
+        idp.store.add_composites(&role.id, &ids, &[ev]).await?;
+    } else {
+        idp.store.remove_composites(&role.id, &ids, &[ev]).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn composites(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, name)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    list_composites(
+        &idp,
+        &h,
+        &r,
+        RoleRef::Name(None, &name),
+        CompositeFilter::All,
+    )
+    .await
+}
+
+async fn add_composites(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    change_composites(&idp, &h, &r, RoleRef::Name(None, &name), &body, true).await
 }
 
 async fn del_composites(
@@ -458,28 +590,99 @@ async fn del_composites(
     Path((r, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let role = find(&idp, &realm, None, &name).await?;
-    let rep = json_body(&body)?;
-    let ids: Vec<String> = rep
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.get("id").and_then(Value::as_str).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let ev = event(
-        &realm,
-        &caller,
-        "DELETE",
-        "REALM_ROLE",
-        &format!("roles/{name}/composites"),
-        Some(&rep),
-    );
-    idp.store.remove_composites(&role.id, &ids, &[ev]).await?;
-    Ok(StatusCode::NO_CONTENT)
+    change_composites(&idp, &h, &r, RoleRef::Name(None, &name), &body, false).await
+}
+
+async fn composites_by_id(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    list_composites(&idp, &h, &r, RoleRef::Id(&id), CompositeFilter::All).await
+}
+
+async fn realm_composites_by_id(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    list_composites(&idp, &h, &r, RoleRef::Id(&id), CompositeFilter::Realm).await
+}
+
+async fn client_composites_by_id(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, cid)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    list_composites(
+        &idp,
+        &h,
+        &r,
+        RoleRef::Id(&id),
+        CompositeFilter::Client(&cid),
+    )
+    .await
+}
+
+async fn add_composites_by_id(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    change_composites(&idp, &h, &r, RoleRef::Id(&id), &body, true).await
+}
+
+async fn del_composites_by_id(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    change_composites(&idp, &h, &r, RoleRef::Id(&id), &body, false).await
+}
+
+#[derive(serde::Deserialize)]
+struct Paging {
+    first: Option<i64>,
+    max: Option<i64>,
+}
+
+async fn members_any(
+    idp: &Idp,
+    h: &HeaderMap,
+    r: &str,
+    which: RoleRef<'_>,
+    q: Paging,
+) -> Result<Json<Value>, AdminError> {
+    guard(idp, h).await?;
+    let realm = realm(idp, r).await?;
+    let role = resolve(idp, &realm, &which).await?;
+    let users = idp
+        .store
+        .role_members(&role.id, q.first.unwrap_or(0), q.max.unwrap_or(100))
+        .await?;
+    Ok(Json(json!(
+        users.iter().map(repr::user).collect::<Vec<_>>()
+    )))
+}
+
+async fn realm_role_users(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, name)): Path<(String, String)>,
+    Query(q): Query<Paging>,
+) -> Result<Json<Value>, AdminError> {
+    members_any(&idp, &h, &r, RoleRef::Name(None, &name), q).await
+}
+
+async fn client_role_users(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, cid, name)): Path<(String, String, String)>,
+    Query(q): Query<Paging>,
+) -> Result<Json<Value>, AdminError> {
+    members_any(&idp, &h, &r, RoleRef::Name(Some(&cid), &name), q).await
 }
 
 async fn holder_check(idp: &Idp, realm: &Realm, kind: &str, id: &str) -> Result<(), AdminError> {

@@ -24,6 +24,12 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route(&format!("{U}/{{id}}"), get(one).put(update).delete(remove))
         .route(&format!("{U}/{{id}}/reset-password"), put(reset_password))
         .route(&format!("{U}/{{id}}/groups"), get(groups))
+        .route(&format!("{U}/{{id}}/groups/count"), get(groups_count))
+        .route(&format!("{U}/{{id}}/credentials"), get(credentials))
+        .route(
+            &format!("{U}/{{id}}/credentials/{{cid}}"),
+            axum::routing::delete(delete_credential),
+        )
         .route(
             &format!("{U}/{{id}}/groups/{{gid}}"),
             put(join).delete(leave),
@@ -483,4 +489,59 @@ async fn delete_session(
         }
         _ => Err(AdminError::not_found("Session")),
     }
+}
+
+async fn groups_count(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
+    Ok(Json(
+        json!({"count": idp.store.user_groups(&id).await?.len()}),
+    ))
+}
+
+/// CredentialRepresentation list: metadata only, never the secret half.
+async fn credentials(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
+    let list: Vec<Value> = idp
+        .store
+        .password(&id)
+        .await?
+        .into_iter()
+        .map(|c| json!({"id": c.id, "type": c.kind, "createdDate": c.created_date, "credentialData": c.credential_data}))
+        .collect();
+    Ok(Json(json!(list)))
+}
+
+async fn delete_credential(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, cid)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
+    let ev = event(
+        &realm,
+        &caller,
+        "ACTION",
+        "USER",
+        &format!("users/{id}/credentials/{cid}"),
+        None,
+    );
+    idp.store
+        .delete_credential(&id, &cid, &[ev])
+        .await
+        .map_err(|_| AdminError::not_found("Credential"))?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,185 @@
+// Drives Gatehouse with Keycloak's official admin client
+// (@keycloak/keycloak-admin-client, pinned in package.json) through the
+// operations Gatehouse supports. Starts the real binary on ephemeral ports
+// with a temporary data directory.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import KcAdminClient from "@keycloak/keycloak-admin-client";
+
+const BIN = process.env.GATEHOUSE_BIN ?? new URL("../../target/debug/gatehouse", import.meta.url).pathname;
+let proc, dir, baseUrl, kc;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "gatehouse-compat-"));
+  proc = spawn(BIN, ["serve"], {
+    env: {
+      ...process.env,
+      GATEHOUSE_SERVER_DATA_DIR: dir,
+      GATEHOUSE_SERVER_IDENTITY_LISTEN: "127.0.0.1:0",
+      GATEHOUSE_SERVER_GATEWAY_LISTEN: "127.0.0.1:0",
+      GATEHOUSE_SERVER_PASSWORD_MEMORY_KIB: "64",
+      GATEHOUSE_SERVER_PASSWORD_ITERATIONS: "1",
+      GATEHOUSE_ADMIN_PASSWORD: "compat-admin",
+      GATEHOUSE_LOG: "warn",
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  baseUrl = await new Promise((resolve, reject) => {
+    let out = "";
+    proc.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/identity provider listening on (http:\/\/[0-9.:]+)/);
+      if (m) resolve(m[1]);
+    });
+    proc.on("exit", (c) => reject(new Error(`gatehouse exited with ${c}: ${out}`)));
+    setTimeout(() => reject(new Error("gatehouse did not start")), 20000).unref();
+  });
+  kc = new KcAdminClient({ baseUrl, realmName: "master" });
+  await kc.auth({ username: "admin", password: "compat-admin", grantType: "password", clientId: "admin-cli" });
+});
+
+after(() => {
+  proc?.kill();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test("realms", async () => {
+  await kc.realms.create({ realm: "compat", enabled: true, displayName: "Compat", accessTokenLifespan: 120 });
+  const r = await kc.realms.findOne({ realm: "compat" });
+  assert.equal(r.realm, "compat");
+  assert.equal(r.accessTokenLifespan, 120);
+  await kc.realms.update({ realm: "compat" }, { displayName: "Compat 2", bruteForceProtected: true });
+  assert.equal((await kc.realms.findOne({ realm: "compat" })).displayName, "Compat 2");
+  const all = await kc.realms.find();
+  assert.ok(all.some((x) => x.realm === "compat") && all.some((x) => x.realm === "master"));
+  assert.equal((await kc.realms.findOne({ realm: "nope" })) ?? null, null, "not found is null");
+  const keys = await kc.realms.getKeys({ realm: "compat" });
+  assert.ok(keys.keys.length >= 1);
+  await kc.realms.create({ realm: "doomed" });
+  await kc.realms.del({ realm: "doomed" });
+  assert.equal((await kc.realms.findOne({ realm: "doomed" })) ?? null, null, "not found is null");
+});
+
+test("clients, secrets, service accounts, mappers, client roles", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const { id } = await kc.clients.create({ clientId: "api", secret: "s3cret", serviceAccountsEnabled: true, directAccessGrantsEnabled: true, redirectUris: ["https://app.example/cb"] });
+  assert.ok(id);
+  const [c] = await kc.clients.find({ clientId: "api" });
+  assert.equal(c.id, id);
+  assert.equal((await kc.clients.findOne({ id })).clientId, "api");
+  await kc.clients.update({ id }, { ...c, description: "the API" });
+  assert.equal((await kc.clients.findOne({ id })).description, "the API");
+  assert.equal((await kc.clients.getClientSecret({ id })).value, "s3cret");
+  const fresh = await kc.clients.generateNewClientSecret({ id });
+  assert.notEqual(fresh.value, "s3cret");
+  const sa = await kc.clients.getServiceAccountUser({ id });
+  assert.equal(sa.username, "service-account-api");
+  await kc.clients.addProtocolMapper({ id }, { name: "aud", protocol: "openid-connect", protocolMapper: "oidc-audience-mapper", config: { "included.custom.audience": "orders", "access.token.claim": "true" } });
+  const mappers = await kc.clients.listProtocolMappers({ id });
+  assert.equal(mappers.length, 1);
+  await kc.clients.createRole({ id, name: "writer", description: "writes" });
+  const roles = await kc.clients.listRoles({ id });
+  assert.deepEqual(roles.map((r) => r.name), ["writer"]);
+  assert.equal((await kc.clients.findRole({ id, roleName: "writer" })).description, "writes");
+  await kc.clients.updateRole({ id, roleName: "writer" }, { name: "writer", description: "writes more" });
+  assert.equal((await kc.clients.findRole({ id, roleName: "writer" })).description, "writes more");
+  const { id: tmp } = await kc.clients.create({ clientId: "tmp", publicClient: true });
+  await kc.clients.del({ id: tmp });
+  assert.equal((await kc.clients.find({ clientId: "tmp" })).length, 0);
+});
+
+test("users: create with credentials, search, count, update, reset password, delete", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const { id } = await kc.users.create({ username: "dana", email: "dana@x.io", firstName: "Dana", enabled: true, credentials: [{ type: "password", value: "pw-1", temporary: false }] });
+  for (let i = 0; i < 4; i++) await kc.users.create({ username: `user${i}`, enabled: true });
+  assert.equal((await kc.users.find({ username: "dana", exact: true }))[0].id, id);
+  assert.equal((await kc.users.find({ email: "dana@x.io" }))[0].username, "dana");
+  assert.deepEqual((await kc.users.find({ search: "user", first: 1, max: 2 })).map((u) => u.username), ["user1", "user2"]);
+  assert.equal(await kc.users.count(), 5);
+  await kc.users.update({ id }, { firstName: "Dana J." });
+  assert.equal((await kc.users.findOne({ id })).firstName, "Dana J.");
+  await kc.users.resetPassword({ id, credential: { type: "password", value: "pw-2", temporary: false } });
+  const creds = await kc.users.getCredentials({ id });
+  assert.equal(creds[0].type, "password");
+  await assert.rejects(kc.users.create({ username: "dana" }), (e) => e.response?.status === 409);
+  const { id: gone } = await kc.users.create({ username: "gone" });
+  await kc.users.del({ id: gone });
+  assert.equal((await kc.users.findOne({ id: gone })) ?? null, null, "not found is null");
+});
+
+test("groups, subgroups, members", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const { id: sales } = await kc.groups.create({ name: "sales" });
+  const { id: emea } = await kc.groups.createChildGroup({ id: sales }, { name: "emea" });
+  const groups = await kc.groups.find();
+  assert.equal(groups.find((g) => g.name === "sales").id, sales);
+  assert.equal((await kc.groups.findOne({ id: emea })).path, "/sales/emea");
+  assert.equal((await kc.groups.listSubGroups({ parentId: sales })).length, 1);
+  const [dana] = await kc.users.find({ username: "dana", exact: true });
+  await kc.users.addToGroup({ id: dana.id, groupId: emea });
+  assert.deepEqual((await kc.users.listGroups({ id: dana.id })).map((g) => g.name), ["emea"]);
+  assert.deepEqual((await kc.groups.listMembers({ id: emea })).map((u) => u.username), ["dana"]);
+  assert.equal((await kc.users.countGroups({ id: dana.id })).count, 1);
+  await kc.groups.update({ id: sales }, { name: "sales-team" });
+  assert.equal((await kc.groups.findOne({ id: sales })).name, "sales-team");
+  await kc.users.delFromGroup({ id: dana.id, groupId: emea });
+  assert.equal((await kc.users.listGroups({ id: dana.id })).length, 0);
+  assert.equal((await kc.groups.count()).count, 1);
+});
+
+test("realm roles, composites, user and group role mappings", async () => {
+  kc.setConfig({ realmName: "compat" });
+  await kc.roles.create({ name: "reader" });
+  await kc.roles.create({ name: "manager", description: "manages" });
+  const reader = await kc.roles.findOneByName({ name: "reader" });
+  const manager = await kc.roles.findOneByName({ name: "manager" });
+  assert.equal(manager.description, "manages");
+  await kc.roles.createComposite({ roleId: manager.id }, [reader]);
+  assert.deepEqual((await kc.roles.getCompositeRoles({ id: manager.id })).map((r) => r.name), ["reader"]);
+  assert.equal((await kc.roles.findOneById({ id: manager.id })).name, "manager");
+  await kc.roles.updateByName({ name: "manager" }, { name: "manager", description: "manages a lot" });
+  assert.equal((await kc.roles.findOneByName({ name: "manager" })).description, "manages a lot");
+  const [dana] = await kc.users.find({ username: "dana", exact: true });
+  await kc.users.addRealmRoleMappings({ id: dana.id, roles: [{ id: manager.id, name: manager.name }] });
+  assert.ok((await kc.users.listRealmRoleMappings({ id: dana.id })).some((r) => r.name === "manager"));
+  const effective = (await kc.users.listCompositeRealmRoleMappings({ id: dana.id })).map((r) => r.name);
+  assert.ok(effective.includes("reader") && effective.includes("manager"));
+  assert.deepEqual((await kc.roles.findUsersWithRole({ name: "manager" })).map((u) => u.username), ["dana"]);
+  const [api] = await kc.clients.find({ clientId: "api" });
+  const writer = await kc.clients.findRole({ id: api.id, roleName: "writer" });
+  await kc.users.addClientRoleMappings({ id: dana.id, clientUniqueId: api.id, roles: [{ id: writer.id, name: writer.name }] });
+  assert.deepEqual((await kc.users.listClientRoleMappings({ id: dana.id, clientUniqueId: api.id })).map((r) => r.name), ["writer"]);
+  const all = await kc.users.listRoleMappings({ id: dana.id });
+  assert.ok(all.realmMappings.some((r) => r.name === "manager"));
+  assert.ok(all.clientMappings.api.mappings.some((r) => r.name === "writer"));
+  await kc.users.delRealmRoleMappings({ id: dana.id, roles: [{ id: manager.id, name: manager.name }] });
+  assert.ok(!(await kc.users.listRealmRoleMappings({ id: dana.id })).some((r) => r.name === "manager"));
+  const [sales] = await kc.groups.find({ search: "sales" });
+  await kc.groups.addRealmRoleMappings({ id: sales.id, roles: [{ id: reader.id, name: reader.name }] });
+  assert.deepEqual((await kc.groups.listRealmRoleMappings({ id: sales.id })).map((r) => r.name), ["reader"]);
+  await kc.roles.delByName({ name: "reader" });
+  assert.equal((await kc.roles.findOneByName({ name: "reader" })) ?? null, null, "not found is null");
+});
+
+test("sessions and events", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const res = await fetch(`${baseUrl}/realms/compat/protocol/openid-connect/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "password", client_id: "api", client_secret: (await kc.clients.getClientSecret({ id: (await kc.clients.find({ clientId: "api" }))[0].id })).value, username: "dana", password: "pw-2" }),
+  });
+  assert.equal(res.status, 200);
+  const [dana] = await kc.users.find({ username: "dana", exact: true });
+  const sessions = await kc.users.listSessions({ id: dana.id });
+  assert.equal(sessions.length, 1);
+  await kc.users.logout({ id: dana.id });
+  assert.equal((await kc.users.listSessions({ id: dana.id })).length, 0);
+  const events = await kc.realms.findEvents({ realm: "compat", type: "LOGIN" });
+  assert.ok(events.some((e) => e.userId === dana.id));
+  const adminEvents = await kc.realms.findAdminEvents({ realm: "compat" });
+  assert.ok(adminEvents.length > 0);
+});
