@@ -73,14 +73,21 @@ pub async fn start(
         http,
         metrics: Default::default(),
         serve_metrics: false,
+        limiter: Box::new(gatehouse_gateway::ratelimit::LocalLimiter::default()),
     });
     let server = tokio::spawn(gatehouse_gateway::server::serve(gw.clone(), listener));
     watch(cfg.clone(), gw.clone());
+    let pruner = gw.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
             revocations.prune(gatehouse_core::time::now());
+            let now_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i128)
+                .unwrap_or(0);
+            pruner.limiter.prune(now_ns);
         }
     });
     tracing::info!(%addr, "gateway listener ready");

@@ -138,6 +138,10 @@ pub struct RouteConfig {
     pub add_headers: BTreeMap<String, String>,
     #[serde(default)]
     pub remove_headers: Vec<String>,
+    /// Throttling per caller (GCRA token bucket).
+    pub rate_limit: Option<crate::ratelimit::RateLimitConfig>,
+    /// CORS; preflights are answered before authentication.
+    pub cors: Option<crate::cors::CorsConfig>,
 }
 
 /// `[gateway]`: listener-wide settings.
@@ -182,6 +186,7 @@ pub struct Route {
     pub connect_timeout: Duration,
     pub add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub remove_headers: Vec<http::HeaderName>,
+    pub rate_limit: Option<crate::ratelimit::Policy>,
     /// Answer with the built-in echo instead of forwarding.
     pub echo: bool,
     /// Pooled connections to this route's upstreams.
@@ -330,6 +335,13 @@ impl Snapshot {
                         .map_err(|_| at(&format!("bad header name '{k}'")))?,
                 );
             }
+            let rate_limit = match &r.rate_limit {
+                Some(rl) => Some(rl.policy(r.public).map_err(|e| at(&e))?),
+                None => None,
+            };
+            if let Some(c) = &r.cors {
+                c.validate().map_err(|e| at(&e))?;
+            }
             if r.timeout_ms == 0 || r.connect_timeout_ms == 0 {
                 return Err(at("timeouts must be positive"));
             }
@@ -343,6 +355,7 @@ impl Snapshot {
                 connect_timeout: Duration::from_millis(r.connect_timeout_ms),
                 add_headers,
                 remove_headers,
+                rate_limit,
                 echo,
                 client: crate::proxy::client(Duration::from_millis(r.connect_timeout_ms)),
             }));

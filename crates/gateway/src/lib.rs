@@ -11,6 +11,7 @@ pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod identity;
 pub mod identity_headers;
@@ -18,6 +19,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;
+pub mod ratelimit;
 pub mod server;
 
 pub use error::{Error, Result};

@@ -7,8 +7,10 @@ use crate::audit::AuditLine;
 use crate::authn::Reject;
 use crate::authz::rules::{self, Deny};
 use crate::config::Route;
+use crate::cors::CorsConfig;
 use crate::identity::Identity;
 use crate::proxy::{self, Body, BoxError, ProxyError};
+use crate::ratelimit::{Decision, KeyKind, Policy};
 use crate::server::Gateway;
 use crate::{identity_headers, metadata};
 use bytes::Bytes;
@@ -142,7 +144,56 @@ async fn run(
         return json(StatusCode::NOT_FOUND, "{\"message\":\"Not Found\"}");
     };
     line.route = Some(route.cfg.name.clone());
+    let Some(cors) = &route.cfg.cors else {
+        return run_route(gw, route, req, remote, rid, line).await;
+    };
+    if CorsConfig::is_preflight(req.method(), req.headers()) {
+        line.decision = "public";
+        line.rule = Some("cors_preflight".into());
+        return match cors.preflight(req.headers()) {
+            Some(h) => {
+                let mut r = Response::new(
+                    Full::new(Bytes::new())
+                        .map_err(|e| -> BoxError { match e {} })
+                        .boxed(),
+                );
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r.headers_mut().extend(h);
+                r
+            }
+            None => {
+                line.reason = Some("origin, method or header not allowed".into());
+                json(StatusCode::FORBIDDEN, "{\"message\":\"Forbidden\"}")
+            }
+        };
+    }
+    let allow = cors.response_headers(req.headers());
+    let mut resp = run_route(gw, route, req, remote, rid, line).await;
+    resp.headers_mut().extend(allow);
+    resp
+}
 
+fn rate_headers(h: &mut http::HeaderMap, p: &Policy, d: &Decision) {
+    let mut put = |k: &'static str, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    };
+    put("ratelimit-limit", p.burst.to_string());
+    put("ratelimit-remaining", d.remaining.to_string());
+    put("ratelimit-reset", d.reset_s.to_string());
+    put("ratelimit-policy", format!("{};w={}", p.rate, p.window_s));
+}
+
+/// Authenticate, authorize, throttle and forward, for a matched route.
+async fn run_route(
+    gw: &Gateway,
+    route: Arc<Route>,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+    rid: &str,
+    line: &mut AuditLine,
+) -> Response<Body> {
     // Authenticate: the first authorizer that accepts wins.
     let identity: Option<Arc<Identity>> = if route.cfg.public {
         line.decision = "public";
@@ -214,10 +265,42 @@ async fn run(
         Some(id)
     };
 
+    // Throttle.
+    let mut limited = None;
+    if let Some(p) = &route.rate_limit {
+        let who = match (p.key, &identity) {
+            (KeyKind::Subject, Some(id)) => id.subject.clone(),
+            (KeyKind::Client, Some(id)) => {
+                id.client_id.clone().unwrap_or_else(|| id.subject.clone())
+            }
+            _ => remote.ip().to_string(),
+        };
+        let key = format!("{}\u{0}{who}", route.cfg.name);
+        let d = gw.limiter.check(&key, p, now_ns());
+        if !d.allowed {
+            line.decision = "throttled";
+            line.rule = Some("rate_limit".into());
+            let mut r = json(
+                StatusCode::TOO_MANY_REQUESTS,
+                "{\"message\":\"Too Many Requests\"}",
+            );
+            rate_headers(r.headers_mut(), p, &d);
+            if let Ok(v) = HeaderValue::from_str(&d.retry_after_s.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
+        limited = Some((*p, d));
+    }
+
     // Forward.
     let (mut parts, body) = req.into_parts();
     if route.echo {
-        return echo(&route, &mut parts, identity.as_deref(), line);
+        let mut r = echo(&route, &mut parts, identity.as_deref(), line);
+        if let Some((p, d)) = &limited {
+            rate_headers(r.headers_mut(), p, d);
+        }
+        return r;
     }
     let (uri, authority) = match proxy::target_uri(&route, &parts.uri) {
         Ok(v) => v,
@@ -262,7 +345,12 @@ async fn run(
     let result = proxy::send(&route.client, &route, Request::from_parts(parts, body)).await;
     line.upstream_ms = Some(up_start.elapsed().as_secs_f64() * 1000.0);
     match result {
-        Ok(r) => r,
+        Ok(mut r) => {
+            if let Some((p, d)) = &limited {
+                rate_headers(r.headers_mut(), p, d);
+            }
+            r
+        }
         Err(ProxyError::Timeout) => {
             line.decision = "error";
             line.reason = Some("upstream timeout".into());
@@ -321,4 +409,11 @@ fn echo(
         "authorization_forwarded": h.contains_key(header::AUTHORIZATION) && route.cfg.forward_token,
     });
     json_owned(StatusCode::OK, body.to_string())
+}
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
 }

@@ -705,3 +705,113 @@ async fn the_quickstart_example_works_as_the_readme_says() {
         .expect("send");
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn throttling_per_subject_and_cors_before_authentication() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    let cfg = format!(
+        r#"
+[authorizers.partner]
+type = "jwt"
+issuer = "{iss}"
+
+[[routes]]
+name = "limited"
+path = "/limited"
+upstream = "{up}"
+authorizers = ["partner"]
+rate_limit = {{ rate = 1, per = "minute", burst = 2, key = "subject" }}
+cors = {{ allow_origins = ["https://app.example"], allow_credentials = true, expose_headers = ["x-request-id"] }}
+"#,
+        iss = iss.url,
+        up = up.url
+    );
+    s.configure(&cfg).expect("config");
+    let a = iss.sign(&iss.claims(json!({"sub": "a"})));
+    let b = iss.sign(&iss.claims(json!({"sub": "b"})));
+    let call = |tok: String| {
+        let s = &s;
+        async move {
+            s.http
+                .get(format!("{}/limited", s.gw))
+                .bearer_auth(tok)
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    let r1 = call(a.clone()).await;
+    assert_eq!(r1.status(), 200);
+    assert_eq!(r1.headers()["ratelimit-limit"], "2");
+    assert_eq!(r1.headers()["ratelimit-remaining"], "1");
+    assert_eq!(r1.headers()["ratelimit-policy"], "1;w=60");
+    assert_eq!(call(a.clone()).await.status(), 200);
+    let r3 = call(a.clone()).await;
+    assert_eq!(r3.status(), 429);
+    let retry: u64 = r3.headers()["retry-after"]
+        .to_str()
+        .expect("h")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(r3.headers()["ratelimit-remaining"], "0");
+    assert_eq!(
+        call(b).await.status(),
+        200,
+        "another subject has its own bucket"
+    );
+    assert_eq!(up.hits(), 3);
+
+    // CORS preflight: answered before authentication, never forwarded.
+    let pre = s
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/limited", s.gw))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "Authorization, Content-Type",
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(pre.status(), 204);
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(pre.headers()["access-control-allow-credentials"], "true");
+    assert!(
+        pre.headers()["access-control-allow-methods"]
+            .to_str()
+            .expect("h")
+            .contains("POST")
+    );
+    let evil = s
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/limited", s.gw))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(evil.status(), 403);
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+    // A refused actual request still carries the CORS headers, so the page can read the 401.
+    let r = s
+        .http
+        .get(format!("{}/limited", s.gw))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(r.headers()["vary"], "Origin");
+    assert_eq!(up.hits(), 3);
+}
