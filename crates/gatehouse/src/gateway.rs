@@ -74,6 +74,8 @@ pub async fn start(
         metrics: Default::default(),
         serve_metrics: false,
         limiter: Box::new(gatehouse_gateway::ratelimit::LocalLimiter::default()),
+        asserter: gatehouse_gateway::assertion::Asserter::generate()
+            .map_err(|e| anyhow::anyhow!("assertion key: {e}"))?,
     });
     let server = tokio::spawn(gatehouse_gateway::server::serve(gw.clone(), listener));
     watch(cfg.clone(), gw.clone());

@@ -138,6 +138,9 @@ pub struct RouteConfig {
     pub add_headers: BTreeMap<String, String>,
     #[serde(default)]
     pub remove_headers: Vec<String>,
+    /// Send the signed `X-Gatehouse-Assertion` upstream.
+    #[serde(default)]
+    pub assertion: bool,
     /// Throttling per caller (GCRA token bucket).
     pub rate_limit: Option<crate::ratelimit::RateLimitConfig>,
     /// CORS; preflights are answered before authentication.
@@ -279,6 +282,9 @@ impl Snapshot {
                 || !r.roles_any.is_empty()
                 || !r.claims.is_empty()
                 || r.audience.is_some();
+            if r.public && r.assertion {
+                return Err(at("a public route has no caller to assert"));
+            }
             if r.public && has_rules {
                 return Err(at("a public route cannot have authorization rules"));
             }

@@ -13,6 +13,7 @@ pub const GROUPS: HeaderName = HeaderName::from_static("x-gatehouse-groups");
 pub const SCOPES: HeaderName = HeaderName::from_static("x-gatehouse-scopes");
 pub const ROLES: HeaderName = HeaderName::from_static("x-gatehouse-roles");
 pub const CLIENT: HeaderName = HeaderName::from_static("x-gatehouse-client");
+pub const ASSERTION: HeaderName = HeaderName::from_static("x-gatehouse-assertion");
 
 /// Whether the gateway owns this header name.
 pub fn is_identity_header(name: &HeaderName) -> bool {

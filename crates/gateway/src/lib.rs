@@ -7,6 +7,7 @@
 //! `ArcSwap`; a request reads one snapshot from start to finish, and reload
 //! swaps it atomically.
 
+pub mod assertion;
 pub mod audit;
 pub mod authn;
 pub mod authz;

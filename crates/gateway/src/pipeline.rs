@@ -135,6 +135,10 @@ async fn run(
             None => json(StatusCode::NOT_FOUND, "{\"message\":\"Not Found\"}"),
         };
     }
+    if path == "/.well-known/jwks.json" {
+        line.decision = "public";
+        return json_owned(StatusCode::OK, gw.asserter.jwks().to_owned());
+    }
     if path == "/metrics" && gw.serve_metrics {
         line.decision = "public";
         return json_owned(StatusCode::OK, gw.metrics.render(snap));
@@ -338,6 +342,16 @@ async fn run_route(
     }
     if let Some(id) = &identity {
         identity_headers::inject(h, id);
+        if route.cfg.assertion {
+            let aud = metadata::resource(&gw.public_url, &route);
+            if let Some(v) = gw
+                .asserter
+                .assert(&gw.public_url, &aud, id)
+                .and_then(|a| HeaderValue::from_str(&a).ok())
+            {
+                h.insert(identity_headers::ASSERTION, v);
+            }
+        }
     }
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;

@@ -34,6 +34,8 @@ pub struct Gateway {
     pub metrics: crate::metrics::Metrics,
     /// Serve `/metrics` on the gateway listener too.
     pub serve_metrics: bool,
+    /// Signs `X-Gatehouse-Assertion`.
+    pub asserter: crate::assertion::Asserter,
     /// Rate-limit buckets; they outlive configuration reloads.
     pub limiter: Box<dyn crate::ratelimit::Limiter>,
 }

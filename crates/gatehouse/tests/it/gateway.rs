@@ -815,3 +815,62 @@ cors = {{ allow_origins = ["https://app.example"], allow_credentials = true, exp
     assert_eq!(r.headers()["vary"], "Origin");
     assert_eq!(up.hits(), 3);
 }
+
+#[tokio::test]
+async fn signed_assertion_verifies_against_the_gateway_jwks() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    let cfg = format!(
+        "[authorizers.partner]\ntype = \"jwt\"\nissuer = \"{}\"\n\n[[routes]]\nname = \"signed\"\npath = \"/signed\"\nupstream = \"{}\"\nauthorizers = [\"partner\"]\nassertion = true\n",
+        iss.url, up.url
+    );
+    s.configure(&cfg).expect("config");
+    let tok = iss.sign(&iss.claims(json!({})));
+    let r = s
+        .http
+        .get(format!("{}/signed", s.gw))
+        .bearer_auth(&tok)
+        .header("x-gatehouse-assertion", "forged")
+        .send()
+        .await
+        .expect("send");
+    let body: Value = r.json().await.expect("json");
+    let assertion = body["headers"]["x-gatehouse-assertion"]
+        .as_str()
+        .expect("assertion")
+        .to_owned();
+    assert_ne!(assertion, "forged");
+    let jwks = s
+        .http
+        .get(format!("{}/.well-known/jwks.json", s.gw))
+        .send()
+        .await
+        .expect("send")
+        .bytes()
+        .await
+        .expect("b");
+    let ks = gatehouse_jose::verify::KeySet::from_jwks_json(&jwks).expect("jwks");
+    let mut rules = gatehouse_jose::verify::Rules::for_issuer(&s.gw);
+    rules.audiences = vec![format!("{}/signed", s.gw)];
+    let c = ks.verify(&assertion, &rules).expect("assertion verifies");
+    assert_eq!(c["sub"], "user-1");
+    assert_eq!(c["orig_iss"], iss.url.as_str());
+    assert_eq!(c["groups"], json!(["sales"]));
+    assert!(c["exp"].as_i64().expect("exp") - c["iat"].as_i64().expect("iat") <= 60);
+    // A route that does not ask for it gets none, even if the caller sends one.
+    let cfg2 = cfg.replace("assertion = true\n", "");
+    s.configure(&cfg2).expect("config");
+    let body: Value = s
+        .http
+        .get(format!("{}/signed", s.gw))
+        .bearer_auth(&tok)
+        .header("x-gatehouse-assertion", "forged")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(body["headers"].get("x-gatehouse-assertion").is_none());
+}
