@@ -2,6 +2,7 @@
 //! the store, bootstrap, and the listeners. The binary and the integration
 //! tests start Gatehouse through [`start`].
 
+pub mod bench_crypto;
 pub mod config;
 pub mod gateway;
 pub mod master_key;

@@ -32,6 +32,22 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Write a realm as a Keycloak realm export JSON (to stdout or --out).
+    Export {
+        realm: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Measure this machine's raw crypto rates (the baseline the benchmark
+    /// reports token issuance and logins against), over all cores.
+    BenchCrypto {
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Signing key operations.
     Keys {
         #[command(subcommand)]
@@ -107,6 +123,29 @@ async fn main() -> anyhow::Result<()> {
                     .and_then(|v| v.as_str())
                     .unwrap_or_default()
             );
+        }
+        Cmd::Export { realm, out, config } => {
+            let cfg = load(config.as_deref(), None)?;
+            let (idp, _) = gatehouse::open_idp(&cfg).await?;
+            let r = idp
+                .store
+                .realm_by_name(&realm)
+                .await?
+                .context("no such realm")?;
+            let v = gatehouse_idp::export::realm(&idp, &r)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let text = serde_json::to_string_pretty(&v)?;
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?
+                }
+                None => println!("{text}"),
+            }
+        }
+        Cmd::BenchCrypto { seconds, config } => {
+            let cfg = load(config.as_deref(), None)?;
+            gatehouse::bench_crypto::run(&cfg, seconds)?;
         }
         Cmd::Keys {
             op:

@@ -153,14 +153,33 @@ pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Admin
             idp.store.add_composites(&parent.id, &ids, &[]).await?;
         }
     }
+    // Keycloak's default roles, where the export did not bring them.
+    crate::bootstrap::realm_defaults(idp, realm).await?;
     let groups: Vec<Value> = arr(rep, "groups").cloned().collect();
     import_groups(idp, realm, None, &groups).await?;
     let all_groups = idp.store.groups(&realm.id).await?;
     for u in arr(rep, "users") {
-        if u.get("serviceAccountClientId").is_some() {
-            continue; // created with their client
-        }
-        let user = crate::admin::users::create_user(idp, realm, u, vec![]).await?;
+        let user = match u.get("serviceAccountClientId").and_then(Value::as_str) {
+            Some(cid) => {
+                // The client's import made a fresh service account: replace
+                // it with the exported one, so its id and mappings survive.
+                let Some(client) = idp.store.client_by_client_id(&realm.id, cid).await? else {
+                    continue;
+                };
+                if let Some(existing) = idp
+                    .store
+                    .service_account_user(&realm.id, &client.id)
+                    .await?
+                {
+                    idp.store.delete_user(&realm.id, &existing.id, &[]).await?;
+                }
+                let mut user = crate::admin::users::create_user(idp, realm, u, vec![]).await?;
+                user.service_account_client_id = Some(client.id.clone());
+                idp.store.update_user(&user, &[]).await?;
+                user
+            }
+            None => crate::admin::users::create_user(idp, realm, u, vec![]).await?,
+        };
         let mut ids = vec![];
         for n in arr(u, "realmRoles").filter_map(Value::as_str) {
             if let Some(r) = idp.store.role_by_name(&realm.id, None, n).await? {

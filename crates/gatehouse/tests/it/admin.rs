@@ -575,3 +575,98 @@ async fn keycloak_realm_export_imports_and_pbkdf2_users_log_in() {
     let (_, cl) = s.admin_get(&t, "/legacy/clients?clientId=legacy-app").await;
     assert_eq!(cl[0]["someUnknownField"]["kept"], true);
 }
+
+#[tokio::test]
+async fn export_then_import_into_a_fresh_server_is_lossless() {
+    let a = start().await;
+    let t = a.demo_realm().await;
+    assert_eq!(
+        a.admin_post(&t, "/demo/roles", &json!({"name": "reader"}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        a.admin_post(&t, "/demo/roles", &json!({"name": "manager"}))
+            .await
+            .0,
+        201
+    );
+    let (_, reader) = a.admin_get(&t, "/demo/roles/reader").await;
+    assert_eq!(
+        a.admin_post(&t, "/demo/roles/manager/composites", &json!([reader]))
+            .await
+            .0,
+        204
+    );
+    let (_, groups) = a.admin_get(&t, "/demo/groups").await;
+    let sales = groups[0]["id"].as_str().expect("id").to_owned();
+    let (_, manager) = a.admin_get(&t, "/demo/roles/manager").await;
+    assert_eq!(
+        a.admin_post(
+            &t,
+            &format!("/demo/groups/{sales}/role-mappings/realm"),
+            &json!([manager])
+        )
+        .await
+        .0,
+        204
+    );
+    let realm = a
+        .running
+        .idp
+        .store
+        .realm_by_name("demo")
+        .await
+        .expect("q")
+        .expect("realm");
+    let export = gatehouse_idp::export::realm(&a.running.idp, &realm)
+        .await
+        .expect("export");
+    assert!(
+        export["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .any(|u| u["credentials"][0]["secretData"].is_string())
+    );
+
+    let b = start().await;
+    gatehouse::import_realm(&b.running.idp, &export)
+        .await
+        .expect("import");
+    let tok: Value = b
+        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let c = claims(
+        tok["access_token"]
+            .as_str()
+            .expect("token after round trip"),
+    );
+    let roles = c["realm_access"]["roles"].as_array().expect("roles");
+    assert!(
+        roles.iter().any(|r| r == "manager") && roles.iter().any(|r| r == "reader"),
+        "{roles:?}"
+    );
+    assert_eq!(c["groups"], json!(["sales"]));
+    let again = gatehouse_idp::export::realm(
+        &b.running.idp,
+        &b.running
+            .idp
+            .store
+            .realm_by_name("demo")
+            .await
+            .expect("q")
+            .expect("r"),
+    )
+    .await
+    .expect("export");
+    assert_eq!(
+        export["users"], again["users"],
+        "users, credentials and mappings survive a round trip"
+    );
+    assert_eq!(export["roles"], again["roles"]);
+}

@@ -54,7 +54,11 @@ pub async fn create_realm(
         e.realm_id = realm.id.clone();
     }
     idp.store.create_realm(&realm, &ev).await?;
-    crate::bootstrap::realm_defaults(idp, &realm).await?;
+    // A full representation brings its own default roles (with their ids):
+    // then the defaults are completed after its contents are imported.
+    if rep.get("roles").is_none() {
+        crate::bootstrap::realm_defaults(idp, &realm).await?;
+    }
     Ok(realm)
 }
 

@@ -179,7 +179,11 @@ pub async fn create_user(
         ) {
             // An imported Keycloak hash, verified as-is and rehashed on first login.
             cred = Some(gatehouse_core::model::Credential {
-                id: gatehouse_core::id::uuid(),
+                id: c
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .unwrap_or_else(gatehouse_core::id::uuid),
                 user_id: u.id.clone(),
                 kind: "password".into(),
                 created_date: c

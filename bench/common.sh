@@ -1,0 +1,39 @@
+# Shared helpers for the benchmarks: install the load generator and nginx
+# when missing, build the release binary, wait for ports.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$ROOT/target/release/gatehouse"
+
+need() {
+  local missing=()
+  for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  if ((${#missing[@]})); then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk nginx-light >/dev/null
+  fi
+}
+
+wait_http() { # url
+  for _ in $(seq 1 200); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.05
+  done
+  echo "timeout waiting for $1" >&2
+  return 1
+}
+
+# wrk_run URL [extra wrk args...] -> "rps p50_ms p99_ms"
+wrk_run() {
+  local url=$1; shift
+  local out
+  out=$(wrk -t1 -c"${CONNS:-32}" -d"${DURATION:-8}s" --latency "$@" "$url")
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers from $url" >&2; grep Non-2xx <<<"$out" >&2; fi
+  echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
+}
+
+to_ms() { # wrk latency like 512.00us / 1.20ms / 2.00s -> ms
+  awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Gateway benchmark: wrk on loopback against, alternating in one run,
+#   upstream direct | nginx plain reverse proxy | Gatehouse public route |
+#   Gatehouse JWT route (RS256) | Gatehouse JWT + rules route
+# and prints requests/s, p50, p99, each as a ratio to the nginx row.
+# Usage: bash bench/gateway.sh  (env: DURATION=8 CONNS=32 ROUNDS=2)
+source "$(dirname "$0")/common.sh"
+need wrk nginx
+(cd "$ROOT" && cargo build --release --quiet)
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; nginx -p "$WORK" -c nginx.conf -s stop 2>/dev/null; rm -rf "$WORK"' EXIT
+
+cat >"$WORK/nginx.conf" <<NGINX
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server 127.0.0.1:18081; keepalive 64; }
+  server { listen 127.0.0.1:18081; location / { return 200 "ok\n"; } }
+  server {
+    listen 127.0.0.1:18082;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+nginx -p "$WORK" -c nginx.conf
+
+cat >"$WORK/realm.json" <<'JSON'
+{"realm": "bench", "enabled": true, "accessTokenLifespan": 3600,
+ "clients": [{"clientId": "bench-cli", "publicClient": true, "directAccessGrantsEnabled": true,
+   "optionalClientScopes": ["orders:read"],
+   "protocolMappers": [{"name": "aud", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+     "config": {"included.custom.audience": "orders-api"}}]}],
+ "groups": [{"name": "sales"}],
+ "users": [{"username": "u1", "enabled": true, "credentials": [{"type": "password", "value": "pw"}], "groups": ["/sales"]}]}
+JSON
+cat >"$WORK/gatehouse.toml" <<TOML
+[server]
+identity_listen = "127.0.0.1:18080"
+gateway_listen = "127.0.0.1:18000"
+data_dir = "$WORK/data"
+import_realms = ["realm.json"]
+
+[gateway]
+audit_log = "$WORK/audit.log"
+
+[authorizers.bench]
+type = "jwt"
+issuer = "http://127.0.0.1:18080/realms/bench"
+audiences = ["orders-api"]
+algorithms = ["RS256"]
+
+[[routes]]
+name = "public"
+path = "/public"
+upstream = "http://127.0.0.1:18081"
+public = true
+
+[[routes]]
+name = "jwt"
+path = "/jwt"
+upstream = "http://127.0.0.1:18081"
+authorizers = ["bench"]
+
+[[routes]]
+name = "rules"
+path = "/rules"
+upstream = "http://127.0.0.1:18081"
+authorizers = ["bench"]
+scopes_any = ["orders:read"]
+groups_any = ["sales"]
+claims = { azp = ["bench-cli"] }
+TOML
+GATEHOUSE_LOG=warn "$BIN" serve --config "$WORK/gatehouse.toml" >"$WORK/gatehouse.out" 2>&1 &
+wait_http http://127.0.0.1:18080/health/ready
+TOKEN=$(curl -s -d grant_type=password -d client_id=bench-cli -d username=u1 -d password=pw -d scope=orders:read \
+  http://127.0.0.1:18080/realms/bench/protocol/openid-connect/token | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+AUTH=(-H "Authorization: Bearer $TOKEN")
+for u in http://127.0.0.1:18000/public http://127.0.0.1:18000/jwt http://127.0.0.1:18000/rules; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" "$u"); [[ $code == 200 ]] || { echo "$u answered $code" >&2; exit 1; }
+done
+
+declare -A RPS P50 P99
+rows=(direct nginx public jwt rules)
+for round in $(seq 1 "${ROUNDS:-2}"); do
+  for row in "${rows[@]}"; do
+    case $row in
+      direct) r=$(wrk_run http://127.0.0.1:18081/) ;;
+      nginx)  r=$(wrk_run http://127.0.0.1:18082/) ;;
+      public) r=$(wrk_run http://127.0.0.1:18000/public) ;;
+      jwt)    r=$(wrk_run http://127.0.0.1:18000/jwt "${AUTH[@]}") ;;
+      rules)  r=$(wrk_run http://127.0.0.1:18000/rules "${AUTH[@]}") ;;
+    esac
+    read -r rps p50 p99 <<<"$r"
+    # keep the best round of each row (alternation evens out drift)
+    if [[ -z ${RPS[$row]:-} ]] || awk -v a="$rps" -v b="${RPS[$row]}" 'BEGIN{exit !(a>b)}'; then
+      RPS[$row]=$rps; P50[$row]=$p50; P99[$row]=$p99
+    fi
+  done
+done
+
+echo "| target | requests/s | p50 ms | p99 ms | rps / nginx | added p50 vs direct (µs) |"
+echo "|---|---:|---:|---:|---:|---:|"
+for row in "${rows[@]}"; do
+  awk -v n="$row" -v r="${RPS[$row]}" -v a="${P50[$row]}" -v b="${P99[$row]}" -v ng="${RPS[nginx]}" -v d="${P50[direct]}" \
+    'BEGIN { printf "| %s | %.0f | %.3f | %.3f | %.2f | %.0f |\n", n, r, a, b, r/ng, (a-d)*1000 }'
+done
+echo
+echo "wrk: 1 thread, ${CONNS:-32} connections, ${DURATION:-8}s per row, best of ${ROUNDS:-2} alternating rounds; $(nproc) cores shared by wrk, nginx and gatehouse."

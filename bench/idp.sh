@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Identity provider benchmark: client-credentials, refresh-token and
+# password grants per second on loopback (wrk), each as a ratio to the raw
+# crypto rate measured in the same run (`gatehouse bench-crypto`: RS256
+# signatures/s, argon2id hashes/s at the default cost = Keycloak's), plus
+# time from start to ready and idle RSS.
+# Usage: bash bench/idp.sh  (env: DURATION=8)
+source "$(dirname "$0")/common.sh"
+need wrk
+(cd "$ROOT" && cargo build --release --quiet)
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+
+cat >"$WORK/realm.json" <<'JSON'
+{"realm": "bench", "enabled": true,
+ "clients": [{"clientId": "cc", "secret": "cc-secret", "serviceAccountsEnabled": true, "directAccessGrantsEnabled": true}],
+ "users": [{"username": "u1", "enabled": true, "credentials": [{"type": "password", "value": "pw"}]}]}
+JSON
+cat >"$WORK/gatehouse.toml" <<TOML
+[server]
+identity_listen = "127.0.0.1:18090"
+gateway_listen = "127.0.0.1:18091"
+data_dir = "$WORK/data"
+import_realms = ["realm.json"]
+TOML
+
+# Start-to-ready and idle RSS, on a first start (creates the database) and a restart.
+measure_start() {
+  python3 - "$BIN" "$WORK/gatehouse.toml" <<'PY'
+import subprocess, sys, time, urllib.request, os
+t0 = time.perf_counter()
+p = subprocess.Popen([sys.argv[1], "serve", "--config", sys.argv[2]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     env={**os.environ, "GATEHOUSE_LOG": "warn", "GATEHOUSE_ADMIN_PASSWORD": "bench-admin"})
+while True:
+    try:
+        urllib.request.urlopen("http://127.0.0.1:18090/health/ready", timeout=1)
+        break
+    except Exception:
+        time.sleep(0.002)
+ready_ms = (time.perf_counter() - t0) * 1000
+time.sleep(1)
+rss = [l for l in open(f"/proc/{p.pid}/status") if l.startswith("VmRSS")][0].split()[1]
+print(f"{ready_ms:.0f} {int(rss)/1024:.1f}")
+p.terminate(); p.wait()
+PY
+}
+read -r first_ms first_rss <<<"$(measure_start)"
+read -r again_ms again_rss <<<"$(measure_start)"
+
+GATEHOUSE_LOG=warn "$BIN" serve --config "$WORK/gatehouse.toml" >"$WORK/out" 2>&1 &
+wait_http http://127.0.0.1:18090/health/ready
+TOKEN_URL=http://127.0.0.1:18090/realms/bench/protocol/openid-connect/token
+RT=$(curl -s -d grant_type=password -d client_id=cc -d client_secret=cc-secret -d username=u1 -d password=pw "$TOKEN_URL" \
+  | sed 's/.*"refresh_token":"\([^"]*\)".*/\1/')
+lua() { # body -> script file
+  local f="$WORK/$RANDOM.lua"
+  printf 'wrk.method = "POST"\nwrk.body = "%s"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n' "$1" >"$f"
+  echo "$f"
+}
+CC=$(lua "grant_type=client_credentials&client_id=cc&client_secret=cc-secret")
+RF=$(lua "grant_type=refresh_token&client_id=cc&client_secret=cc-secret&refresh_token=$RT")
+PW=$(lua "grant_type=password&client_id=cc&client_secret=cc-secret&username=u1&password=pw")
+for s in "$CC" "$RF" "$PW"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/x-www-form-urlencoded' --data "$(sed -n 's/^wrk.body = "\(.*\)"$/\1/p' "$s")" "$TOKEN_URL")
+  [[ $code == 200 ]] || { echo "grant in $s answered $code" >&2; exit 1; }
+done
+read -r cc_rps cc_p50 cc_p99 <<<"$(CONNS=16 wrk_run "$TOKEN_URL" -s "$CC")"
+read -r rf_rps rf_p50 rf_p99 <<<"$(CONNS=16 wrk_run "$TOKEN_URL" -s "$RF")"
+read -r pw_rps pw_p50 pw_p99 <<<"$(CONNS=4 wrk_run "$TOKEN_URL" -s "$PW")"
+kill %1 2>/dev/null || true
+wait 2>/dev/null || true
+
+# The raw crypto on the same machine, same cores, right after.
+CRYPTO=$("$BIN" bench-crypto --seconds 3 --config "$WORK/gatehouse.toml")
+rsa=$(awk '$1=="sign_RS256" {print $2}' <<<"$CRYPTO")
+argon=$(awk '$1 ~ /^argon2id/ {print $2}' <<<"$CRYPTO")
+cores=$(nproc)
+
+echo "| measure | Gatehouse | raw crypto baseline | ratio | Keycloak (published, per vCPU) |"
+echo "|---|---:|---:|---:|---:|"
+awk -v r="$cc_rps" -v b="$rsa" -v c="$cores" 'BEGIN { printf "| client-credentials grants/s | %.0f (%.0f per core) | %.0f RS256 signs/s | %.2f | 120 |\n", r, r/c, b, r/b }'
+awk -v r="$rf_rps" -v b="$rsa" -v c="$cores" 'BEGIN { printf "| refresh-token grants/s | %.0f (%.0f per core) | %.0f RS256 signs/s | %.2f | 120 |\n", r, r/c, b, r/b }'
+awk -v r="$pw_rps" -v b="$argon" -v c="$cores" 'BEGIN { printf "| password grants/s (argon2id 5 it, 7 MiB) | %.1f (%.1f per core) | %.1f hashes/s | %.2f | 15 |\n", r, r/c, b, r/b }'
+echo "| start to ready, first start / restart | ${first_ms} ms / ${again_ms} ms | | | 10 000 to 26 000 ms |"
+echo "| RSS after start, first start / restart | ${first_rss} MB / ${again_rss} MB | | | about 1250 MB |"
+echo
+echo "p50/p99 ms: client credentials $cc_p50/$cc_p99, refresh $rf_p50/$rf_p99, password $pw_p50/$pw_p99."
+echo "wrk: 1 thread, 16 connections (4 for password), ${DURATION:-8}s; $cores cores shared by wrk and gatehouse."
+echo "Keycloak figures: keycloak.org, 'Concepts for sizing CPU and memory resources'."
