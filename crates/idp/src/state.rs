@@ -26,6 +26,9 @@ pub struct Idp {
     /// Whether cookies get the `Secure` flag (public URL is https).
     pub secure_cookies: bool,
     rings: RwLock<HashMap<String, Arc<KeyRing>>>,
+    /// Serializes key-ring loads, so two first requests to a new realm
+    /// cannot both create its first key.
+    ring_load: tokio::sync::Mutex<()>,
     /// What this IdP revoked, shared with an in-process gateway.
     pub revocations: Arc<gatehouse_core::revocation::Revocations>,
 }
@@ -46,6 +49,7 @@ impl Idp {
             public_url,
             password_cost,
             rings: RwLock::new(HashMap::new()),
+            ring_load: tokio::sync::Mutex::new(()),
             revocations: Default::default(),
         }
     }
@@ -69,19 +73,26 @@ impl Idp {
 
     /// The realm's key ring, creating the first key if the realm has none.
     pub async fn keyring(&self, realm: &Realm) -> Result<Arc<KeyRing>, OAuthError> {
-        let now = gatehouse_core::time::now();
-        if let Ok(map) = self.rings.read()
-            && let Some(r) = map.get(&realm.id)
-            && now - r.loaded_at < KEYRING_TTL_SECS
-            && r.current_signer(now).is_some()
-        {
-            return Ok(r.clone());
+        if let Some(r) = self.cached_ring(&realm.id) {
+            return Ok(r);
+        }
+        let _guard = self.ring_load.lock().await;
+        // Someone may have loaded it while we waited.
+        if let Some(r) = self.cached_ring(&realm.id) {
+            return Ok(r);
         }
         let ring = Arc::new(KeyRing::load(self, realm).await?);
         if let Ok(mut map) = self.rings.write() {
             map.insert(realm.id.clone(), ring.clone());
         }
         Ok(ring)
+    }
+
+    fn cached_ring(&self, realm_id: &str) -> Option<Arc<KeyRing>> {
+        let now = gatehouse_core::time::now();
+        let map = self.rings.read().ok()?;
+        let r = map.get(realm_id)?;
+        (now - r.loaded_at < KEYRING_TTL_SECS && r.current_signer(now).is_some()).then(|| r.clone())
     }
 
     /// Records ended sessions for the gateway. Kept two days: longer than

@@ -778,3 +778,40 @@ async fn disabled_and_locked_users_cannot_log_in() {
         "{errors:?}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_first_requests_create_one_realm_key() {
+    let s = start().await;
+    s.demo_realm().await;
+    // The JWKS and a token requested at once on a realm that has no key yet.
+    let certs = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/certs",
+            s.base
+        ))
+        .send();
+    let token = s.password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None);
+    let (certs, token) = tokio::join!(certs, token);
+    let jwks: Value = certs.expect("certs").json().await.expect("json");
+    let t: Value = token.json().await.expect("json");
+    assert_eq!(
+        jwks["keys"].as_array().expect("keys").len(),
+        1,
+        "exactly one first key"
+    );
+    let h: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(
+                t["access_token"]
+                    .as_str()
+                    .expect("at")
+                    .split('.')
+                    .next()
+                    .expect("h"),
+            )
+            .expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(h["kid"], jwks["keys"][0]["kid"]);
+}
