@@ -8,24 +8,35 @@ source "$(dirname "$0")/common.sh"
 need wrk nginx
 (cd "$ROOT" && cargo build --release --quiet)
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; nginx -p "$WORK" -c nginx.conf -s stop 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; for d in up px; do nginx -p "$WORK/$d" -c nginx.conf -s stop 2>/dev/null; done; rm -rf "$WORK"' EXIT
 
-cat >"$WORK/nginx.conf" <<NGINX
+# The upstream and the nginx proxy are separate nginx instances with one
+# worker each, so every proxied row pays the same process hop to the
+# upstream; Gatehouse runs with one runtime worker to match.
+mkdir -p "$WORK/up" "$WORK/px"
+cat >"$WORK/up/nginx.conf" <<NGINX
 worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
+pid $WORK/up/nginx.pid;
+error_log $WORK/up/error.log;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:18081; location / { return 200 "ok\n"; } } }
+NGINX
+cat >"$WORK/px/nginx.conf" <<NGINX
+worker_processes 1;
+pid $WORK/px/nginx.pid;
+error_log $WORK/px/error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
   upstream backend { server 127.0.0.1:18081; keepalive 64; }
-  server { listen 127.0.0.1:18081; location / { return 200 "ok\n"; } }
   server {
     listen 127.0.0.1:18082;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
 NGINX
-nginx -p "$WORK" -c nginx.conf
+nginx -p "$WORK/up" -c nginx.conf
+nginx -p "$WORK/px" -c nginx.conf
 
 cat >"$WORK/realm.json" <<'JSON'
 {"realm": "bench", "enabled": true, "accessTokenLifespan": 3600,
@@ -38,6 +49,7 @@ cat >"$WORK/realm.json" <<'JSON'
 JSON
 cat >"$WORK/gatehouse.toml" <<TOML
 [server]
+worker_threads = 1
 identity_listen = "127.0.0.1:18080"
 gateway_listen = "127.0.0.1:18000"
 data_dir = "$WORK/data"
@@ -108,4 +120,5 @@ for row in "${rows[@]}"; do
     'BEGIN { printf "| %s | %.0f | %.3f | %.3f | %.2f | %.0f |\n", n, r, a, b, r/ng, (a-d)*1000 }'
 done
 echo
-echo "wrk: 1 thread, ${CONNS:-32} connections, ${DURATION:-8}s per row, best of ${ROUNDS:-2} alternating rounds; $(nproc) cores shared by wrk, nginx and gatehouse."
+echo "wrk: 1 thread, ${CONNS:-32} connections, ${DURATION:-8}s per row, best of ${ROUNDS:-2} alternating rounds."
+echo "$(nproc) cores shared by wrk, the upstream (nginx, 1 worker), the nginx proxy (1 worker) and gatehouse (1 runtime worker, audit log on)."

@@ -24,6 +24,8 @@ pub struct Server {
     pub import_realms: Vec<PathBuf>,
     /// Seconds between checks of the config file for changes (0: only SIGHUP).
     pub reload_poll_seconds: u64,
+    /// Runtime worker threads; default one per core.
+    pub worker_threads: Option<usize>,
 }
 
 impl Default for Server {
@@ -37,6 +39,7 @@ impl Default for Server {
             password_iterations: DEFAULT_COST.iterations,
             import_realms: vec![],
             reload_poll_seconds: 1,
+            worker_threads: None,
         }
     }
 }
@@ -117,6 +120,9 @@ impl Config {
         }
         if let Some(v) = get("GATEHOUSE_SERVER_PASSWORD_ITERATIONS") {
             s.password_iterations = v.parse().context("GATEHOUSE_SERVER_PASSWORD_ITERATIONS")?;
+        }
+        if let Some(v) = get("GATEHOUSE_SERVER_WORKER_THREADS") {
+            s.worker_threads = Some(v.parse().context("GATEHOUSE_SERVER_WORKER_THREADS")?);
         }
         if let Some(v) = get("GATEHOUSE_DB") {
             self.db = Some(v);

@@ -75,8 +75,28 @@ fn load(config: Option<&std::path::Path>, db: Option<String>) -> anyhow::Result<
     Ok(cfg)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let threads = match &cli.cmd {
+        Cmd::Serve { config, .. } => Config::load(config.as_deref())?.server.worker_threads,
+        _ => None,
+    };
+    // One worker: a current-thread runtime, like one nginx worker, without
+    // the work-stealing scheduler's synchronization.
+    let mut rt = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    rt.enable_all();
+    if let Some(n) = threads.filter(|n| *n > 1) {
+        rt.worker_threads(n);
+    }
+    rt.build()
+        .context("starting the async runtime")?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
@@ -85,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
         .with_target(false)
         .init();
     gatehouse_jose::install_crypto_provider();
-    match Cli::parse().cmd {
+    match cli.cmd {
         Cmd::Serve { config, db } => {
             let cfg = load(config.as_deref(), db)?;
             let running = gatehouse::start(&cfg).await?;

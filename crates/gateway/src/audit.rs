@@ -6,7 +6,6 @@ use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
 
 /// One audit record.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -33,11 +32,16 @@ pub struct AuditLine {
     pub total_ms: f64,
 }
 
-/// Where audit lines go.
+/// Where audit lines go. Sending never wakes the writer: it drains the
+/// queue every [`DRAIN_EVERY`], so the request path pays for a queue push,
+/// not a thread wake-up and a write system call.
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: mpsc::UnboundedSender<AuditLine>,
+    tx: std::sync::mpsc::Sender<AuditLine>,
 }
+
+/// How often the writer drains the queue.
+pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Lines kept in memory (tests, and the last lines for operators later).
 pub type Memory = Arc<Mutex<Vec<AuditLine>>>;
@@ -45,39 +49,48 @@ pub type Memory = Arc<Mutex<Vec<AuditLine>>>;
 impl AuditSink {
     /// Lines to standard output, or appended to `file`.
     pub fn spawn(file: Option<PathBuf>) -> AuditSink {
-        let (tx, mut rx) = mpsc::unbounded_channel::<AuditLine>();
-        tokio::task::spawn_blocking(move || {
+        let (tx, rx) = std::sync::mpsc::channel::<AuditLine>();
+        let spawned = std::thread::Builder::new().name("audit".into()).spawn(move || {
             let mut out: Box<dyn Write + Send> = match &file {
-                Some(p) => match std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                {
-                    Ok(f) => Box::new(std::io::BufWriter::new(f)),
+                Some(p) => match std::fs::OpenOptions::new().create(true).append(true).open(p) {
+                    Ok(f) => Box::new(std::io::BufWriter::with_capacity(64 * 1024, f)),
                     Err(e) => {
                         tracing::error!(path = %p.display(), error = %e, "cannot open audit log; using stdout");
-                        Box::new(std::io::stdout())
+                        Box::new(std::io::BufWriter::new(std::io::stdout()))
                     }
                 },
-                None => Box::new(std::io::stdout()),
+                None => Box::new(std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())),
             };
-            while let Some(line) = rx.blocking_recv() {
-                if let Ok(s) = serde_json::to_string(&line) {
-                    let _ = writeln!(out, "{s}");
+            loop {
+                std::thread::sleep(DRAIN_EVERY);
+                loop {
+                    match rx.try_recv() {
+                        Ok(line) => {
+                            if let Ok(s) = serde_json::to_string(&line) {
+                                let _ = writeln!(out, "{s}");
+                            }
+                        }
+                        Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                            let _ = out.flush();
+                            return;
+                        }
+                    }
                 }
-                if rx.is_empty() {
-                    let _ = out.flush();
-                }
+                let _ = out.flush();
             }
         });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the audit writer");
+        }
         AuditSink { tx }
     }
 
     /// Lines into `memory`.
     pub fn memory(memory: Memory) -> AuditSink {
-        let (tx, mut rx) = mpsc::unbounded_channel::<AuditLine>();
-        tokio::spawn(async move {
-            while let Some(line) = rx.recv().await {
+        let (tx, rx) = std::sync::mpsc::channel::<AuditLine>();
+        std::thread::spawn(move || {
+            while let Ok(line) = rx.recv() {
                 if let Ok(mut m) = memory.lock() {
                     m.push(line);
                 }

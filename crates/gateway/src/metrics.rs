@@ -4,7 +4,7 @@
 //! in the text exposition format.
 
 use crate::config::Snapshot;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
@@ -15,7 +15,7 @@ const BUCKETS_MS: &[f64] = &[
 
 #[derive(Default)]
 struct Inner {
-    requests: BTreeMap<(String, u16, &'static str), u64>,
+    requests: BTreeMap<String, HashMap<(u16, &'static str), u64>>,
     buckets: Vec<u64>,
     sum_ms: f64,
     count: u64,
@@ -31,9 +31,15 @@ impl Metrics {
     /// Records one finished request.
     pub fn observe(&self, route: Option<&str>, status: u16, decision: &'static str, ms: f64) {
         if let Ok(mut i) = self.inner.lock() {
-            *i.requests
-                .entry((route.unwrap_or("").to_owned(), status, decision))
-                .or_default() += 1;
+            let route = route.unwrap_or("");
+            match i.requests.get_mut(route) {
+                Some(m) => *m.entry((status, decision)).or_default() += 1,
+                None => {
+                    let mut m = HashMap::new();
+                    m.insert((status, decision), 1);
+                    i.requests.insert(route.to_owned(), m);
+                }
+            }
             if i.buckets.is_empty() {
                 i.buckets = vec![0; BUCKETS_MS.len()];
             }
@@ -52,11 +58,13 @@ impl Metrics {
         let mut out = String::new();
         if let Ok(i) = self.inner.lock() {
             out.push_str("# TYPE gatehouse_gateway_requests_total counter\n");
-            for ((route, status, decision), n) in &i.requests {
-                let _ = writeln!(
-                    out,
-                    "gatehouse_gateway_requests_total{{route=\"{route}\",status=\"{status}\",decision=\"{decision}\"}} {n}"
-                );
+            for (route, per) in &i.requests {
+                for ((status, decision), n) in per {
+                    let _ = writeln!(
+                        out,
+                        "gatehouse_gateway_requests_total{{route=\"{route}\",status=\"{status}\",decision=\"{decision}\"}} {n}"
+                    );
+                }
             }
             out.push_str("# TYPE gatehouse_gateway_request_duration_ms histogram\n");
             for (n, b) in BUCKETS_MS.iter().enumerate() {
