@@ -73,8 +73,7 @@ pub async fn check_password(
         let cost = idp.password_cost;
         let _ =
             tokio::task::spawn_blocking(move || gatehouse_core::password::hash("x", cost)).await;
-        idp.store
-            .append_events(&[error_event(None, &LoginFailure::InvalidCredentials)])
+        idp.record(error_event(None, &LoginFailure::InvalidCredentials))
             .await?;
         return Ok(Err(LoginFailure::InvalidCredentials));
     };
@@ -84,8 +83,7 @@ pub async fn check_password(
         lf = Default::default();
     }
     if locked_for(realm, lf.failures, lf.last_failure, now) > 0 {
-        idp.store
-            .append_events(&[error_event(Some(&user.id), &LoginFailure::Locked)])
+        idp.record(error_event(Some(&user.id), &LoginFailure::Locked))
             .await?;
         return Ok(Err(LoginFailure::Locked));
     }
@@ -102,13 +100,12 @@ pub async fn check_password(
                 .record_login_failure(&realm.id, &user.id, now, ip, &[ev])
                 .await?;
         } else {
-            idp.store.append_events(&[ev]).await?;
+            idp.record(ev).await?;
         }
         return Ok(Err(failure));
     }
     if !user.enabled {
-        idp.store
-            .append_events(&[error_event(Some(&user.id), &LoginFailure::Disabled)])
+        idp.record(error_event(Some(&user.id), &LoginFailure::Disabled))
             .await?;
         return Ok(Err(LoginFailure::Disabled));
     }

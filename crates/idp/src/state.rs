@@ -10,6 +10,22 @@ use gatehouse_store::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+/// How long a cached realm or client is trusted before it is read again, so
+/// that a change made through another node shows up. Changes made through
+/// this node invalidate the cache at once.
+const ENTITY_TTL_SECS: i64 = 5;
+
+/// Standalone events (no state change of their own, e.g. CLIENT_LOGIN,
+/// LOGIN_ERROR) are group-committed: one transaction per batch instead of
+/// one per grant. Events that accompany a change are still written in that
+/// change's transaction.
+pub enum EventMsg {
+    Event(Box<gatehouse_core::model::Event>),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+type Cached<T> = RwLock<HashMap<String, (T, i64)>>;
+
 /// How long a cached key ring is trusted before it is reloaded from the
 /// store, so that a rotation made by another node shows up here too.
 const KEYRING_TTL_SECS: i64 = 30;
@@ -29,6 +45,9 @@ pub struct Idp {
     /// Serializes key-ring loads, so two first requests to a new realm
     /// cannot both create its first key.
     ring_load: tokio::sync::Mutex<()>,
+    realms: Cached<Realm>,
+    clients: Cached<gatehouse_core::model::Client>,
+    events: Option<tokio::sync::mpsc::UnboundedSender<EventMsg>>,
     /// What this IdP revoked, shared with an in-process gateway.
     pub revocations: Arc<gatehouse_core::revocation::Revocations>,
 }
@@ -42,7 +61,13 @@ impl Idp {
         password_cost: Argon2Cost,
     ) -> Self {
         let public_url = public_url.trim_end_matches('/').to_owned();
+        let events = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|_| spawn_event_writer(store.clone()));
         Idp {
+            realms: Default::default(),
+            clients: Default::default(),
+            events,
             store,
             master_key,
             secure_cookies: public_url.starts_with("https://"),
@@ -61,7 +86,23 @@ impl Idp {
 
     /// Loads an enabled realm or answers 404 in OAuth form.
     pub async fn realm(&self, name: &str) -> Result<Realm, OAuthError> {
-        match self.store.realm_by_name(name).await? {
+        let now = gatehouse_core::time::now();
+        let cached = self.realms.read().ok().and_then(|m| {
+            m.get(name)
+                .filter(|(_, t)| now - t < ENTITY_TTL_SECS)
+                .map(|(r, _)| r.clone())
+        });
+        let found = match cached {
+            Some(r) => Some(r),
+            None => {
+                let r = self.store.realm_by_name(name).await?;
+                if let (Some(r), Ok(mut m)) = (&r, self.realms.write()) {
+                    m.insert(name.to_owned(), (r.clone(), now));
+                }
+                r
+            }
+        };
+        match found {
             Some(r) if r.enabled => Ok(r),
             _ => Err(OAuthError::new(
                 axum::http::StatusCode::NOT_FOUND,
@@ -110,10 +151,99 @@ impl Idp {
         self.revocations.user(user_id, now, now + 2 * 86_400);
     }
 
+    /// A client by its public id, cached.
+    pub async fn client(
+        &self,
+        realm: &Realm,
+        client_id: &str,
+    ) -> Result<Option<gatehouse_core::model::Client>, OAuthError> {
+        let now = gatehouse_core::time::now();
+        let key = format!("{}\u{0}{client_id}", realm.id);
+        if let Some(c) = self.clients.read().ok().and_then(|m| {
+            m.get(&key)
+                .filter(|(_, t)| now - t < ENTITY_TTL_SECS)
+                .map(|(c, _)| c.clone())
+        }) {
+            return Ok(Some(c));
+        }
+        let c = self.store.client_by_client_id(&realm.id, client_id).await?;
+        if let (Some(c), Ok(mut m)) = (&c, self.clients.write()) {
+            m.insert(key, (c.clone(), now));
+        }
+        Ok(c)
+    }
+
+    /// Forgets cached realms and clients after a write through this node.
+    pub fn invalidate(&self) {
+        if let Ok(mut m) = self.realms.write() {
+            m.clear();
+        }
+        if let Ok(mut m) = self.clients.write() {
+            m.clear();
+        }
+    }
+
+    /// Records a standalone event (group-committed).
+    pub async fn record(&self, ev: gatehouse_core::model::Event) -> Result<(), OAuthError> {
+        match &self.events {
+            Some(tx) => {
+                if let Err(e) = tx.send(EventMsg::Event(Box::new(ev)))
+                    && let EventMsg::Event(ev) = e.0
+                {
+                    self.store.append_events(&[*ev]).await?;
+                }
+                Ok(())
+            }
+            None => Ok(self.store.append_events(&[ev]).await?),
+        }
+    }
+
+    /// Waits until every recorded event is in the store (before listings).
+    pub async fn flush_events(&self) {
+        if let Some(tx) = &self.events {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if tx.send(EventMsg::Flush(done)).is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+
     /// Drops a cached key ring (after rotation).
     pub fn forget_keyring(&self, realm_id: &str) {
         if let Ok(mut map) = self.rings.write() {
             map.remove(realm_id);
         }
     }
+}
+
+fn spawn_event_writer(store: Arc<dyn Store>) -> tokio::sync::mpsc::UnboundedSender<EventMsg> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<EventMsg>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![];
+            let mut waiters = vec![];
+            let mut push = |m: EventMsg, batch: &mut Vec<gatehouse_core::model::Event>| match m {
+                EventMsg::Event(e) => batch.push(*e),
+                EventMsg::Flush(w) => waiters.push(w),
+            };
+            push(first, &mut batch);
+            // Let a burst gather, then take all that is queued.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            while batch.len() < 1000 {
+                match rx.try_recv() {
+                    Ok(m) => push(m, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty()
+                && let Err(e) = store.append_events(&batch).await
+            {
+                tracing::error!(error = %e, count = batch.len(), "writing events failed");
+            }
+            for w in waiters {
+                let _ = w.send(());
+            }
+        }
+    });
+    tx
 }

@@ -208,6 +208,7 @@ async fn update(
         Some(&rep),
     );
     idp.store.update_client(&c, &[ev]).await?;
+    idp.invalidate();
     if c.service_accounts_enabled {
         ensure_service_account(&idp, &realm, &c).await?;
     }
@@ -236,6 +237,7 @@ async fn remove(
         None,
     );
     idp.store.delete_client(&realm.id, &id, &[ev]).await?;
+    idp.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -292,6 +294,7 @@ async fn regenerate(
         None,
     );
     idp.store.update_client(&c, &[ev]).await?;
+    idp.invalidate();
     Ok(Json(json!({"type": "secret", "value": c.secret})))
 }
 
@@ -331,6 +334,7 @@ async fn drop_rotated(
         None,
     );
     idp.store.update_client(&c, &[ev]).await?;
+    idp.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -395,6 +399,7 @@ async fn add_mapper(
         Some(&rep),
     );
     idp.store.update_client(&c, &[ev]).await?;
+    idp.invalidate();
     Ok(created(format!(
         "{}/admin/realms/{}/clients/{}/protocol-mappers/models/{}",
         idp.public_url, realm.name, id, mid
@@ -443,6 +448,7 @@ async fn put_mapper(
         Some(&rep),
     );
     idp.store.update_client(&c, &[ev]).await?;
+    idp.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -468,5 +474,6 @@ async fn del_mapper(
         None,
     );
     idp.store.update_client(&c, &[ev]).await?;
+    idp.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }

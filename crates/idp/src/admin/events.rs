@@ -76,6 +76,7 @@ async fn user_events(
 ) -> Result<Json<Value>, AdminError> {
     guard(&idp, &h).await?;
     let realm = realm(&idp, &r).await?;
+    idp.flush_events().await;
     let q = query(raw, "user", "type")?;
     let events = idp.store.events(&realm.id, &q).await?;
     Ok(Json(json!(events.iter().map(|e| json!({

@@ -109,6 +109,7 @@ async fn update(
     }
     let ev = event(&r, &caller, "UPDATE", "REALM", "", Some(&rep));
     idp.store.update_realm(&r, &[ev]).await?;
+    idp.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -124,6 +125,7 @@ async fn remove(
     let r = realm(&idp, &name).await?;
     let ev = event(&r, &caller, "DELETE", "REALM", "", None);
     idp.store.delete_realm(&r.id, &[ev]).await?;
+    idp.invalidate();
     idp.forget_keyring(&r.id);
     Ok(StatusCode::NO_CONTENT)
 }

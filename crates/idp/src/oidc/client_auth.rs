@@ -76,7 +76,7 @@ pub async fn authenticate(
         }
         e
     };
-    let Some(client) = idp.store.client_by_client_id(&realm.id, &client_id).await? else {
+    let Some(client) = idp.client(realm, &client_id).await? else {
         return Err(fail("Invalid client or Invalid client credentials"));
     };
     if !client.enabled {

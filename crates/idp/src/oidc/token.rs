@@ -253,7 +253,7 @@ async fn client_credentials(
     ev.user_id = Some(user.id.clone());
     ev.details
         .insert("grant_type".into(), "client_credentials".into());
-    idp.store.append_events(&[ev]).await?;
+    idp.record(ev).await?;
     Ok(out)
 }
 
@@ -356,7 +356,7 @@ async fn refresh(
         session.refresh_token_id = Some(next);
     } else {
         idp.store.touch_session(&session.id, now).await?;
-        idp.store.append_events(&[ev]).await?;
+        idp.record(ev).await?;
         session.refresh_token_id = None;
     }
     session.last_access = now;
