@@ -6,4 +6,5 @@ mod admin;
 mod gateway;
 mod oidc;
 mod peers;
+mod rp;
 mod support;
