@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod certs;
 pub mod client_auth;
+pub mod device;
 pub mod discovery;
 pub mod form;
 pub mod introspect;
@@ -38,6 +39,11 @@ pub fn routes() -> Router<Arc<Idp>> {
             get(logout::handle).post(logout::handle),
         )
         .route(&format!("{P}/auth"), get(auth::get))
+        .route(&format!("{P}/auth/device"), post(device::start))
+        .route(
+            "/realms/{realm}/device",
+            get(device::page_get).post(device::page_post),
+        )
         .route(
             "/realms/{realm}/login-actions/authenticate",
             post(auth::post),

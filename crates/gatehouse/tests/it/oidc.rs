@@ -815,3 +815,154 @@ async fn concurrent_first_requests_create_one_realm_key() {
     .expect("json");
     assert_eq!(h["kid"], jwks["keys"][0]["kid"]);
 }
+
+#[tokio::test]
+async fn device_authorization_grant_rfc8628() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let device_url = format!("{}/realms/demo/protocol/openid-connect/auth/device", s.base);
+    // Not enabled for the client: refused.
+    let r = s
+        .http
+        .post(&device_url)
+        .form(&[("client_id", "spa")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "unauthorized_client"
+    );
+    let (_, spa) = s.admin_get(&t, "/demo/clients?clientId=spa").await;
+    let id = spa[0]["id"].as_str().expect("id").to_owned();
+    let r = s.http.put(format!("{}/admin/realms/demo/clients/{id}", s.base)).bearer_auth(&t)
+        .json(&serde_json::json!({"attributes": {"oauth2.device.authorization.grant.enabled": "true"}})).send().await.expect("send");
+    assert_eq!(r.status(), 204);
+
+    let start_device = || {
+        let (s, url) = (&s, device_url.clone());
+        async move {
+            s.http
+                .post(url)
+                .form(&[("client_id", "spa"), ("scope", "openid")])
+                .send()
+                .await
+                .expect("send")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let d = start_device().await;
+    let device_code = d["device_code"].as_str().expect("device_code").to_owned();
+    let user_code = d["user_code"].as_str().expect("user_code").to_owned();
+    assert_eq!(d["interval"], 5);
+    assert!(
+        d["verification_uri_complete"]
+            .as_str()
+            .expect("uri")
+            .ends_with(&user_code)
+    );
+    let poll = |code: String| {
+        let s = &s;
+        async move {
+            let r = s
+                .http
+                .post(s.token_url("demo"))
+                .form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("client_id", "spa"),
+                    ("device_code", &code),
+                ])
+                .send()
+                .await
+                .expect("send");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        }
+    };
+    assert_eq!(
+        poll(device_code.clone()).await.1["error"],
+        "authorization_pending"
+    );
+    assert_eq!(poll(device_code.clone()).await.1["error"], "slow_down");
+
+    // The user opens the verification page, enters the code and signs in.
+    let approve = |code: String, action: &'static str| {
+        let s = &s;
+        async move {
+            let page = s
+                .http
+                .get(format!("{}/realms/demo/device?user_code={code}", s.base))
+                .send()
+                .await
+                .expect("send");
+            let cookie = page
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|c| c.starts_with("GATEHOUSE_DEVICE_CSRF="))
+                .expect("cookie")
+                .split(';')
+                .next()
+                .expect("kv")
+                .to_owned();
+            let html = page.text().await.expect("html");
+            assert!(html.contains(&code), "the code is prefilled");
+            let csrf = between(&html, "name=\"csrf\" value=\"", "\"").to_owned();
+            s.http
+                .post(format!("{}/realms/demo/device", s.base))
+                .header("cookie", cookie)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("user_code", &code.to_lowercase()),
+                    ("username", "alice"),
+                    ("password", "alice-pw"),
+                    ("action", action),
+                ])
+                .send()
+                .await
+                .expect("send")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    assert!(
+        approve(user_code.clone(), "approve")
+            .await
+            .contains("Device connected")
+    );
+    let (status, tokens) = poll(device_code.clone()).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(
+        claims(tokens["access_token"].as_str().expect("at"))["preferred_username"],
+        "alice"
+    );
+    assert!(tokens["id_token"].is_string() && tokens["refresh_token"].is_string());
+    assert_eq!(
+        poll(device_code).await.1["error"],
+        "invalid_grant",
+        "a device code is single-use"
+    );
+    let again = approve(user_code, "approve").await;
+    assert!(
+        again.contains("role=\"alert\"") && !again.contains("Device connected"),
+        "a spent user code is refused"
+    );
+
+    // Denied by the user.
+    let d = start_device().await;
+    assert!(
+        approve(d["user_code"].as_str().expect("uc").to_owned(), "deny")
+            .await
+            .contains("Access denied")
+    );
+    assert_eq!(
+        poll(d["device_code"].as_str().expect("dc").to_owned())
+            .await
+            .1["error"],
+        "access_denied"
+    );
+}

@@ -72,6 +72,14 @@ async fn handle(
         "client_credentials" => client_credentials(idp, &realm, &client, &form).await,
         "refresh_token" => refresh(idp, &realm, &client, &form).await,
         "authorization_code" => code(idp, &realm, &client, &form).await,
+        "urn:ietf:params:oauth:grant-type:device_code" => {
+            if !crate::oidc::device::enabled(&client) {
+                return Err(OAuthError::unauthorized_client(
+                    "Client is not allowed to use the device grant",
+                ));
+            }
+            crate::oidc::device::token(idp, &realm, &client, &form).await
+        }
         _ => Err(OAuthError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
