@@ -6,6 +6,7 @@ pub mod error;
 pub mod id;
 pub mod model;
 pub mod password;
+pub mod ratelimit;
 pub mod revocation;
 pub mod time;
 

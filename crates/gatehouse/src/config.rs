@@ -26,6 +26,9 @@ pub struct Server {
     pub reload_poll_seconds: u64,
     /// Runtime worker threads; default one per core.
     pub worker_threads: Option<usize>,
+    /// Failed logins allowed per client IP and minute (burst of the same
+    /// size); over it, logins from that IP get 429. 0 disables.
+    pub login_failures_per_minute_per_ip: u64,
 }
 
 impl Default for Server {
@@ -40,6 +43,7 @@ impl Default for Server {
             import_realms: vec![],
             reload_poll_seconds: 1,
             worker_threads: None,
+            login_failures_per_minute_per_ip: 30,
         }
     }
 }
@@ -123,6 +127,11 @@ impl Config {
         }
         if let Some(v) = get("GATEHOUSE_SERVER_WORKER_THREADS") {
             s.worker_threads = Some(v.parse().context("GATEHOUSE_SERVER_WORKER_THREADS")?);
+        }
+        if let Some(v) = get("GATEHOUSE_SERVER_LOGIN_FAILURES_PER_MINUTE_PER_IP") {
+            s.login_failures_per_minute_per_ip = v
+                .parse()
+                .context("GATEHOUSE_SERVER_LOGIN_FAILURES_PER_MINUTE_PER_IP")?;
         }
         if let Some(v) = get("GATEHOUSE_DB") {
             self.db = Some(v);

@@ -66,12 +66,10 @@ async fn open_idp_at(
     let store = gatehouse_store::sqlite::SqliteStore::open(&db)
         .await
         .with_context(|| format!("opening database {db}"))?;
-    let idp = Arc::new(Idp::new(
-        Arc::new(store),
-        key,
-        public_url,
-        cfg.password_cost(),
-    ));
+    let mut idp = Idp::new(Arc::new(store), key, public_url, cfg.password_cost());
+    idp.login_ip_policy =
+        gatehouse_idp::state::login_policy(cfg.server.login_failures_per_minute_per_ip);
+    let idp = Arc::new(idp);
     let b = gatehouse_idp::bootstrap::ensure_master(
         &idp,
         &cfg.admin_user,
@@ -99,6 +97,31 @@ async fn open_idp_at(
     Ok((idp, b.generated_password))
 }
 
+/// `/metrics` on the identity listener (Prometheus text format): the
+/// gateway's request counters, latency histogram, JWKS and token-cache
+/// counters, and process figures.
+fn metrics_routes(gw: Arc<gatehouse_gateway::server::Gateway>) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let gw = gw.clone();
+            async move {
+                let mut out = gw.metrics.render(&gw.snapshot.load());
+                if let Some(rss) = std::fs::read_to_string("/proc/self/status")
+                    .ok()
+                    .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+                {
+                    out.push_str(&format!("# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n", rss * 1024));
+                }
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    out,
+                )
+            }
+        }),
+    )
+}
+
 /// Imports a Keycloak realm export into a new realm.
 pub async fn import_realm(idp: &Idp, rep: &serde_json::Value) -> anyhow::Result<()> {
     let realm = gatehouse_idp::admin::realms::create_realm(idp, rep, vec![])
@@ -124,8 +147,15 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
         .clone()
         .unwrap_or_else(|| format!("http://{identity_addr}"));
     let (idp, generated) = open_idp_at(cfg, &public_url).await?;
+    tracing::info!(%identity_addr, "identity listener ready");
+    let (gateway_addr, gateway, gateway_task) = gateway::start(
+        cfg,
+        idp.revocations.clone(),
+        format!("{public_url}/realms/"),
+    )
+    .await?;
     let app = tower::util::MapRequest::new(
-        gatehouse_idp::router(idp.clone()),
+        gatehouse_idp::router(idp.clone()).merge(metrics_routes(gateway.clone())),
         gatehouse_idp::trim_trailing_slash,
     );
     let purge_store = idp.store.clone();
@@ -139,18 +169,13 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
         }
     });
     let server = tokio::spawn(async move {
-        let svc = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+        let svc = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            SocketAddr,
+        >(app);
         if let Err(e) = axum::serve(listener, svc).await {
             tracing::error!(error = %e, "identity listener stopped");
         }
     });
-    tracing::info!(%identity_addr, "identity listener ready");
-    let (gateway_addr, gateway, gateway_task) = gateway::start(
-        cfg,
-        idp.revocations.clone(),
-        format!("{public_url}/realms/"),
-    )
-    .await?;
     Ok(Running {
         identity_addr,
         gateway_addr,

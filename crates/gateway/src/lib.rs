@@ -20,7 +20,8 @@ pub mod metadata;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;
-pub mod ratelimit;
+/// Throttling lives in `core` (the identity provider uses it too).
+pub use gatehouse_core::ratelimit;
 pub mod server;
 
 pub use error::{Error, Result};

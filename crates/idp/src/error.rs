@@ -16,6 +16,8 @@ pub struct OAuthError {
     pub description: String,
     /// `WWW-Authenticate` to send (401 invalid_client with Basic, userinfo).
     pub www_authenticate: Option<String>,
+    /// `Retry-After` seconds (429).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -26,6 +28,7 @@ impl OAuthError {
             error,
             description: description.into(),
             www_authenticate: None,
+            retry_after: None,
         }
     }
     /// 400 invalid_request.
@@ -82,6 +85,9 @@ impl IntoResponse for OAuthError {
             .and_then(|w| HeaderValue::from_str(&w).ok())
         {
             h.insert(header::WWW_AUTHENTICATE, w);
+        }
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         r
     }

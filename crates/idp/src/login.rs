@@ -8,6 +8,7 @@
 use crate::error::OAuthError;
 use crate::state::Idp;
 use gatehouse_core::model::{Credential, Event, Realm, User};
+use gatehouse_core::ratelimit::Limiter;
 
 /// Why a login failed; the caller maps each to the same generic text.
 #[derive(Debug, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub enum LoginFailure {
     Disabled,
     /// Locked by brute-force detection (`user_temporarily_disabled`).
     Locked,
+    /// Too many failed logins from this IP; retry after that many seconds.
+    Throttled(u64),
 }
 
 impl LoginFailure {
@@ -27,6 +30,7 @@ impl LoginFailure {
             LoginFailure::InvalidCredentials => "invalid_user_credentials",
             LoginFailure::Disabled => "user_disabled",
             LoginFailure::Locked => "user_temporarily_disabled",
+            LoginFailure::Throttled(_) => "too_many_attempts_from_ip",
         }
     }
 }
@@ -53,6 +57,32 @@ pub async fn check_password(
     ip: Option<&str>,
 ) -> Result<Result<User, LoginFailure>, OAuthError> {
     let now = gatehouse_core::time::now();
+    if let (Some(ip), Some(p)) = (ip, &idp.login_ip_policy) {
+        let wait = idp
+            .login_ip_limiter
+            .blocked_for(ip, p, crate::state::now_ns());
+        if wait > 0 {
+            return Ok(Err(LoginFailure::Throttled(wait)));
+        }
+    }
+    let result = check(idp, realm, client_id, username, password, ip, now).await?;
+    if let (Err(LoginFailure::InvalidCredentials | LoginFailure::Locked), Some(ip), Some(p)) =
+        (&result, ip, &idp.login_ip_policy)
+    {
+        idp.login_ip_limiter.check(ip, p, crate::state::now_ns());
+    }
+    Ok(result)
+}
+
+async fn check(
+    idp: &Idp,
+    realm: &Realm,
+    client_id: &str,
+    username: &str,
+    password: &str,
+    ip: Option<&str>,
+    now: i64,
+) -> Result<Result<User, LoginFailure>, OAuthError> {
     let user = match idp.store.user_by_username(&realm.id, username).await? {
         Some(u) => Some(u),
         None if username.contains('@') => idp.store.user_by_email(&realm.id, username).await?,

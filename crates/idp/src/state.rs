@@ -48,6 +48,9 @@ pub struct Idp {
     realms: Cached<Realm>,
     clients: Cached<gatehouse_core::model::Client>,
     events: Option<tokio::sync::mpsc::UnboundedSender<EventMsg>>,
+    /// Failed logins per client IP (GCRA); None disables the limit.
+    pub login_ip_policy: Option<gatehouse_core::ratelimit::Policy>,
+    pub login_ip_limiter: gatehouse_core::ratelimit::LocalLimiter,
     /// What this IdP revoked, shared with an in-process gateway.
     pub revocations: Arc<gatehouse_core::revocation::Revocations>,
 }
@@ -67,6 +70,8 @@ impl Idp {
         Idp {
             realms: Default::default(),
             clients: Default::default(),
+            login_ip_policy: login_policy(30),
+            login_ip_limiter: Default::default(),
             events,
             store,
             master_key,
@@ -246,4 +251,28 @@ fn spawn_event_writer(store: Arc<dyn Store>) -> tokio::sync::mpsc::UnboundedSend
         }
     });
     tx
+}
+
+/// The per-IP failed-login policy: `per_minute` failures at once, then one
+/// every `60 / per_minute` seconds. 0 disables it.
+pub fn login_policy(per_minute: u64) -> Option<gatehouse_core::ratelimit::Policy> {
+    if per_minute == 0 {
+        return None;
+    }
+    gatehouse_core::ratelimit::RateLimitConfig {
+        rate: per_minute,
+        per: "minute".into(),
+        burst: Some(per_minute),
+        key: Some("ip".into()),
+    }
+    .policy(true)
+    .ok()
+}
+
+/// Nanoseconds since the epoch, for the limiter.
+pub fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
 }

@@ -966,3 +966,40 @@ async fn device_authorization_grant_rfc8628() {
         "access_denied"
     );
 }
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_ip() {
+    let s = crate::support::start_with(|c| c.server.login_failures_per_minute_per_ip = 3).await;
+    s.demo_realm().await;
+    for _ in 0..3 {
+        let r = s
+            .password_grant("demo", "app", Some("app-secret"), "alice", "wrong", None)
+            .await;
+        assert_eq!(r.status(), 400);
+    }
+    // The budget of this address is spent: even the right password waits.
+    let r = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("h")
+        .parse()
+        .expect("secs");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "temporarily_unavailable"
+    );
+    // Other grants from the address are not logins and keep working.
+    let cc = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(cc.status(), 200);
+}

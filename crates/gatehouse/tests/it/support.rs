@@ -21,6 +21,11 @@ impl Drop for Server {
 }
 
 pub async fn start() -> Server {
+    start_with(|_| {}).await
+}
+
+/// Starts a server after `tune` adjusts its configuration.
+pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg_path = dir.path().join("gatehouse.toml");
     let audit = dir.path().join("audit.log");
@@ -39,6 +44,7 @@ pub async fn start() -> Server {
     cfg.server.password_iterations = 1;
     cfg.admin_user = "admin".into();
     cfg.admin_password = Some(ADMIN_PASSWORD.into());
+    tune(&mut cfg);
     let running = gatehouse::start(&cfg).await.expect("start");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -408,6 +408,7 @@ pub async fn post(
     State(idp): State<Arc<Idp>>,
     Path(realm): Path<String>,
     RawQuery(query): RawQuery,
+    ext: axum::http::Extensions,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
@@ -450,7 +451,16 @@ pub async fn post(
     let result = if username.is_empty() || password.is_empty() {
         Err(crate::login::LoginFailure::InvalidCredentials)
     } else {
-        check_password(&idp, &realm, &req.client_id, username, password, None).await?
+        let ip = crate::oidc::form::client_ip(&ext);
+        check_password(
+            &idp,
+            &realm,
+            &req.client_id,
+            username,
+            password,
+            ip.as_deref(),
+        )
+        .await?
     };
     let user = match result {
         Ok(u) => u,
@@ -458,6 +468,9 @@ pub async fn post(
             let msg = match f {
                 crate::login::LoginFailure::Disabled => {
                     "Account is disabled, contact your administrator."
+                }
+                crate::login::LoginFailure::Throttled(_) => {
+                    "Too many failed login attempts from your network. Please wait a minute and try again."
                 }
                 _ => "Invalid username or password.",
             };

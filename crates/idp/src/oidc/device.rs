@@ -168,6 +168,7 @@ pub async fn page_get(
 pub async fn page_post(
     State(idp): State<Arc<Idp>>,
     Path(realm): Path<String>,
+    ext: axum::http::Extensions,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
@@ -235,13 +236,18 @@ pub async fn page_post(
         &data.client_id,
         form.get("username").unwrap_or(""),
         form.get("password").unwrap_or(""),
-        None,
+        crate::oidc::form::client_ip(&ext).as_deref(),
     )
     .await?
     {
         Ok(u) => u,
         Err(LoginFailure::Disabled) => {
             return Ok(retry("Account is disabled, contact your administrator."));
+        }
+        Err(LoginFailure::Throttled(_)) => {
+            return Ok(retry(
+                "Too many failed login attempts from your network. Please wait a minute and try again.",
+            ));
         }
         Err(_) => return Ok(retry("Invalid username or password.")),
     };

@@ -5,6 +5,24 @@ use crate::error::OAuthError;
 use axum::http::{HeaderMap, header};
 use std::collections::HashMap;
 
+/// The caller's IP address, from the listener's connection info (absent
+/// when the router runs without it, e.g. in-process tests).
+pub fn client_ip(ext: &axum::http::Extensions) -> Option<String> {
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+/// The 429 answer for a throttled login.
+pub fn throttled(retry_after: u64) -> OAuthError {
+    let mut e = OAuthError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+        "Too many failed login attempts from this address; retry later",
+    );
+    e.retry_after = Some(retry_after);
+    e
+}
+
 /// A parsed OAuth form: each parameter once; empty values count as absent.
 #[derive(Debug, Default)]
 pub struct Form(pub HashMap<String, String>);

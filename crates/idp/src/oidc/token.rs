@@ -36,10 +36,12 @@ pub struct CodeData {
 pub async fn post(
     State(idp): State<Arc<Idp>>,
     Path(realm): Path<String>,
+    ext: axum::http::Extensions,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match handle(&idp, &realm, &headers, &body).await {
+    let ip = crate::oidc::form::client_ip(&ext);
+    match handle(&idp, &realm, &headers, &body, ip.as_deref()).await {
         Ok(v) => {
             let mut r = Json(v).into_response();
             r.headers_mut()
@@ -57,6 +59,7 @@ async fn handle(
     realm: &str,
     headers: &HeaderMap,
     body: &[u8],
+    ip: Option<&str>,
 ) -> Result<Value, OAuthError> {
     let realm = idp.realm(realm).await?;
     let form = Form::parse(headers, body)?;
@@ -68,7 +71,7 @@ async fn handle(
         ));
     }
     match grant_type.as_str() {
-        "password" => password(idp, &realm, &client, &form).await,
+        "password" => password(idp, &realm, &client, &form, ip).await,
         "client_credentials" => client_credentials(idp, &realm, &client, &form).await,
         "refresh_token" => refresh(idp, &realm, &client, &form).await,
         "authorization_code" => code(idp, &realm, &client, &form).await,
@@ -169,6 +172,7 @@ async fn password(
     realm: &Realm,
     client: &Client,
     form: &Form,
+    ip: Option<&str>,
 ) -> Result<Value, OAuthError> {
     if !client.direct_access_grants_enabled {
         return Err(OAuthError::unauthorized_client(
@@ -179,9 +183,10 @@ async fn password(
     let pw = form.require("password")?;
     let scope = granted_scope(client, form.get("scope"))?;
     let resources = resources(form)?;
-    let user = match check_password(idp, realm, &client.client_id, username, pw, None).await? {
+    let user = match check_password(idp, realm, &client.client_id, username, pw, ip).await? {
         Ok(u) => u,
         Err(LoginFailure::Disabled) => return Err(OAuthError::invalid_grant("Account disabled")),
+        Err(LoginFailure::Throttled(s)) => return Err(crate::oidc::form::throttled(s)),
         Err(_) => return Err(OAuthError::invalid_grant("Invalid user credentials")),
     };
     if !user.required_actions.is_empty() {

@@ -110,6 +110,9 @@ pub trait Limiter: Send + Sync {
     fn check(&self, key: &str, policy: &Policy, now_ns: i128) -> Decision;
     /// Forgets buckets that are full again (called on a timer).
     fn prune(&self, now_ns: i128);
+    /// Seconds until `key` may make a request, without counting one; 0 when
+    /// it may now.
+    fn blocked_for(&self, key: &str, policy: &Policy, now_ns: i128) -> u64;
 }
 
 const SHARDS: usize = 16;
@@ -180,6 +183,17 @@ impl Limiter for LocalLimiter {
         }
     }
 
+    fn blocked_for(&self, key: &str, p: &Policy, now: i128) -> u64 {
+        let tau = p.interval_ns * (p.burst as i128 - 1);
+        let Ok(map) = self.shards[shard_of(key)].lock() else {
+            return 0;
+        };
+        match map.get(key) {
+            Some(tat) if *tat - now > tau => ceil_s(*tat - now - tau).max(1),
+            _ => 0,
+        }
+    }
+
     fn prune(&self, now: i128) {
         for s in &self.shards {
             if let Ok(mut m) = s.lock() {
@@ -224,6 +238,8 @@ mod tests {
         assert!(!l.check("k", &p, t0 + 100_000_000).allowed);
         // Other keys are independent.
         assert!(l.check("other", &p, t0).allowed);
+        assert!(l.blocked_for("k", &p, t0 + 100_000_000) >= 1);
+        assert_eq!(l.blocked_for("other", &p, t0), 0);
         // After a long pause the bucket is full and pruning forgets it.
         l.prune(t0 + 10_000_000_000);
         assert_eq!(l.check("k", &p, t0 + 10_000_000_000).remaining, 2);
