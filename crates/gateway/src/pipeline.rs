@@ -193,7 +193,7 @@ fn rate_headers(h: &mut http::HeaderMap, p: &Policy, d: &Decision) {
 async fn run_route(
     gw: &Gateway,
     route: Arc<Route>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     remote: SocketAddr,
     rid: &str,
     line: &mut AuditLine,
@@ -298,6 +298,10 @@ async fn run_route(
     }
 
     // Forward.
+    // An upgrade (WebSocket and others): keep the intent across the
+    // hop-by-hop stripping, and take the client side of the connection.
+    let upgrade = proxy::upgrade_protocol(req.headers());
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     if route.echo {
         let mut r = echo(&route, &mut parts, identity.as_deref(), line);
@@ -356,7 +360,24 @@ async fn run_route(
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
     let up_start = Instant::now();
-    let result = proxy::send(&route.client, &route, Request::from_parts(parts, body)).await;
+    if let Some(proto) = &upgrade {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, proto.clone());
+    }
+    let result = match client_upgrade {
+        Some(client_side) => {
+            proxy::send_upgrade(
+                &route.client,
+                &route,
+                Request::from_parts(parts, body),
+                client_side,
+            )
+            .await
+        }
+        None => proxy::send(&route.client, &route, Request::from_parts(parts, body)).await,
+    };
     line.upstream_ms = Some(up_start.elapsed().as_secs_f64() * 1000.0);
     match result {
         Ok(mut r) => {

@@ -154,3 +154,64 @@ pub fn forwarded(
     }
     h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
 }
+
+/// The protocol a request asks to upgrade to, if it does (`Connection`
+/// lists `upgrade` and `Upgrade` names a protocol).
+pub fn upgrade_protocol(h: &HeaderMap) -> Option<HeaderValue> {
+    let wants = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if wants {
+        h.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Sends an upgrade request; on `101 Switching Protocols` joins the client's
+/// and the upstream's upgraded connections with a bidirectional copy that
+/// lives until either side closes. Any other answer is passed on as usual.
+pub async fn send_upgrade(
+    client: &UpstreamClient,
+    route: &Route,
+    req: Request<Incoming>,
+    client_side: hyper::upgrade::OnUpgrade,
+) -> Result<Response<Body>, ProxyError> {
+    let mut resp = match tokio::time::timeout(route.timeout, client.request(req)).await {
+        Err(_) => return Err(ProxyError::Timeout),
+        Ok(Err(e)) => return Err(ProxyError::Upstream(e.to_string())),
+        Ok(Ok(r)) => r,
+    };
+    if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        return Ok(Response::from_parts(
+            parts,
+            body.map_err(|e| Box::new(e) as BoxError).boxed(),
+        ));
+    }
+    let upstream_side = hyper::upgrade::on(&mut resp);
+    tokio::spawn(async move {
+        match tokio::try_join!(client_side, upstream_side) {
+            Ok((c, u)) => {
+                let mut c = hyper_util::rt::TokioIo::new(c);
+                let mut u = hyper_util::rt::TokioIo::new(u);
+                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                    tracing::debug!(error = %e, "upgraded connection ended");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+    // Keep Connection/Upgrade on the 101: they are the handshake.
+    let (parts, _) = resp.into_parts();
+    Ok(Response::from_parts(
+        parts,
+        http_body_util::Empty::<Bytes>::new()
+            .map_err(|e| -> BoxError { match e {} })
+            .boxed(),
+    ))
+}

@@ -874,3 +874,47 @@ async fn signed_assertion_verifies_against_the_gateway_jwks() {
         .expect("json");
     assert!(body["headers"].get("x-gatehouse-assertion").is_none());
 }
+
+#[tokio::test]
+async fn upgrades_pass_through_after_authentication() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = crate::peers::upgrade_upstream().await;
+    let cfg = format!(
+        "[authorizers.partner]\ntype = \"jwt\"\nissuer = \"{}\"\n\n[[routes]]\nname = \"ws\"\npath = \"/ws\"\nupstream = \"{up}\"\nauthorizers = [\"partner\"]\n",
+        iss.url
+    );
+    s.configure(&cfg).expect("config");
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    // Without a token the upgrade never happens.
+    let refused = raw(
+        &addr,
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let tok = iss.sign(&iss.claims(json!({})));
+    let mut c = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    c.write_all(format!("GET /ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n").as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .expect("101 in time")
+        .expect("read");
+    let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    assert!(
+        head.starts_with("http/1.1 101") && head.contains("upgrade: echo"),
+        "{head}"
+    );
+    for msg in [&b"ping"[..], b"second message"] {
+        c.write_all(msg).await.expect("write");
+        let mut got = vec![0u8; msg.len()];
+        tokio::time::timeout(std::time::Duration::from_secs(5), c.read_exact(&mut got))
+            .await
+            .expect("echo in time")
+            .expect("read");
+        assert_eq!(got, msg);
+    }
+}

@@ -116,3 +116,47 @@ pub async fn issuer() -> Issuer {
     });
     Issuer { url, key }
 }
+
+/// An upstream that accepts `Upgrade: echo` with 101 and then echoes every
+/// byte on the upgraded connection (what a WebSocket server does, minus
+/// the framing).
+pub async fn upgrade_upstream() -> String {
+    use hyper::service::service_fn;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(
+                    |mut req: hyper::Request<hyper::body::Incoming>| async move {
+                        let upgraded = hyper::upgrade::on(&mut req);
+                        tokio::spawn(async move {
+                            if let Ok(io) = upgraded.await {
+                                let mut io = hyper_util::rt::TokioIo::new(io);
+                                let (mut r, mut w) = tokio::io::split(&mut io);
+                                let _ = tokio::io::copy(&mut r, &mut w).await;
+                            }
+                        });
+                        let resp = hyper::Response::builder()
+                            .status(101)
+                            .header("connection", "upgrade")
+                            .header("upgrade", "echo")
+                            .body(http_body_util::Empty::<bytes::Bytes>::new())
+                            .expect("response");
+                        Ok::<_, std::convert::Infallible>(resp)
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    url
+}
