@@ -260,3 +260,51 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod random {
+    #[test]
+    fn random_credential_json_is_an_error_not_a_panic() {
+        let algs = [
+            "argon2",
+            "pbkdf2-sha256",
+            "pbkdf2-sha512",
+            "pbkdf2",
+            "md5",
+            "",
+        ];
+        let nums = ["0", "1", "-1", "99999999999", "7168", "\"x\"", "null", "5"];
+        let vals = ["\"\"", "\"AAAA\"", "\"!!\"", "null", "1", "\"c2FsdA==\""];
+        let mut x: u64 = 0x853c49e6748fea9b;
+        let mut pick = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for _ in 0..400 {
+            let cd = format!(
+                r#"{{"hashIterations":{},"algorithm":"{}","additionalParameters":{{"memory":[{}],"parallelism":[{}],"type":["{}"]}}}}"#,
+                nums[pick(nums.len())],
+                algs[pick(algs.len())],
+                nums[pick(nums.len())],
+                nums[pick(nums.len())],
+                ["id", "i", "d", "x"][pick(4)]
+            );
+            let sd = format!(
+                r#"{{"value":{},"salt":{}}}"#,
+                vals[pick(vals.len())],
+                vals[pick(vals.len())]
+            );
+            let cheap = super::Argon2Cost {
+                memory_kib: 8,
+                iterations: 1,
+                parallelism: 1,
+                hash_len: 16,
+            };
+            if let Ok(v) = super::verify("pw", &cd, &sd, cheap) {
+                assert!(!v.ok, "a random credential never verifies: {cd} {sd}");
+            }
+        }
+    }
+}

@@ -43,3 +43,39 @@ fn symmetric_algorithms_are_refused() {
             .expect_err("hs");
     assert!(e.to_string().contains("HS256"));
 }
+
+#[test]
+fn random_config_text_is_refused_cleanly() {
+    let pieces = [
+        "[[routes]]\n",
+        "name = \"a\"\n",
+        "path = \"/a\"\n",
+        "upstream = \"http://127.0.0.1:9\"\n",
+        "public = true\n",
+        "authorizers = [\"x\"]\n",
+        "[authorizers.x]\n",
+        "type = \"jwt\"\n",
+        "issuer = \"http://i\"\n",
+        "rate_limit = { rate = 0 }\n",
+        "cors = { allow_origins = [] }\n",
+        "timeout_ms = 0\n",
+        "\u{0}",
+        "=\n",
+        "[gateway]\n",
+        "path = 7\n",
+        "algorithms = [\"none\"]\n",
+    ];
+    let mut x: u64 = 0xdeadbeefcafef00d;
+    let http = reqwest::Client::new();
+    for _ in 0..2000 {
+        let mut text = String::new();
+        for _ in 0..(x % 9) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            text.push_str(pieces[(x % pieces.len() as u64) as usize]);
+        }
+        // Either a valid snapshot or an error; never a panic.
+        let _ = GatewayFile::parse(&text).and_then(|f| Snapshot::build(f, None, &http));
+    }
+}

@@ -109,3 +109,29 @@ mod tests {
         let _ = Form::parse(&h, &[0xff, 0xfe, b'=', b'%', b'z']);
     }
 }
+
+#[cfg(test)]
+mod random {
+    use super::*;
+
+    #[test]
+    fn random_bytes_never_panic_the_form_parser() {
+        let mut x: u64 = 0x2545f4914f6cdd1d;
+        let alphabet = b"a=&%+ 0Fz\xff\xc3\x28;#";
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 40) as usize;
+            let body: Vec<u8> = (0..len)
+                .map(|i| alphabet[((x >> (i % 50)) as usize + i) % alphabet.len()])
+                .collect();
+            if let Ok(f) = Form::parse_query(&body) {
+                // Every parsed value is retrievable without surprises.
+                for k in f.0.keys() {
+                    let _ = f.get(k);
+                }
+            }
+        }
+    }
+}

@@ -110,3 +110,54 @@ fn hs512_refresh_tokens_roundtrip() {
     assert!(crate::sign::verify_hs512(b"other", &t).is_err());
     assert!(crate::sign::verify_hs512(b"secret", "a.b").is_err());
 }
+
+/// A seeded xorshift generator: reproducible random inputs without a
+/// dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_and_random_tokens_are_errors_not_panics() {
+    let (k, ks) = setup(Alg::ES256);
+    let r = Rules::for_issuer("i");
+    let good = sign(&k, &json!({"iss": "i", "exp": now() + 60, "sub": "s"})).expect("sign");
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let alphabet = b"ABCxyz019-_.=+/ {}\"\\\x00\xff";
+    for _ in 0..3000 {
+        let mut t = good.clone().into_bytes();
+        match rng.below(4) {
+            0 => {
+                // flip bytes
+                for _ in 0..1 + rng.below(4) {
+                    let i = rng.below(t.len());
+                    t[i] = alphabet[rng.below(alphabet.len())];
+                }
+            }
+            1 => t.truncate(rng.below(t.len())),
+            2 => {
+                let i = rng.below(t.len());
+                t.insert(i, b'.');
+            }
+            _ => {
+                t = (0..rng.below(300))
+                    .map(|_| alphabet[rng.below(alphabet.len())])
+                    .collect()
+            }
+        }
+        let s = String::from_utf8_lossy(&t);
+        if s != good {
+            assert!(ks.verify(&s, &r).is_err(), "mutation accepted: {s}");
+        }
+        let _ = crate::sign::verify_hs512(b"k", &s);
+    }
+}
