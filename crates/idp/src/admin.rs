@@ -92,6 +92,14 @@ pub fn json_body(body: &[u8]) -> Result<serde_json::Value, AdminError> {
     serde_json::from_slice(body).map_err(|_| AdminError::bad_request("Malformed JSON body"))
 }
 
+/// A boolean query parameter read as Java's `Boolean.parseBoolean` does:
+/// `true` in any case is true, anything else false (python-keycloak sends
+/// `True`).
+pub fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    let s: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(s.map(|v| v.eq_ignore_ascii_case("true")))
+}
+
 /// Paging parameters `first` and `max` as Keycloak reads them.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct Paging {

@@ -82,6 +82,7 @@ async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Client, AdminError> 
 struct ListQuery {
     #[serde(rename = "clientId")]
     client_id: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     search: Option<bool>,
     first: Option<i64>,
     max: Option<i64>,

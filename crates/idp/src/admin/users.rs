@@ -58,7 +58,9 @@ struct SearchQuery {
     first_name: Option<String>,
     last_name: Option<String>,
     search: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     exact: Option<bool>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     enabled: Option<bool>,
     first: Option<i64>,
     max: Option<i64>,

@@ -1,0 +1,89 @@
+"""Drives Gatehouse with python-keycloak (pinned in requirements.txt):
+admin operations through KeycloakAdmin, token operations through
+KeycloakOpenID. Starts the real binary on ephemeral ports."""
+import os, re, shutil, subprocess, sys, tempfile, unittest
+
+from keycloak import KeycloakAdmin, KeycloakOpenID, KeycloakOpenIDConnection
+from keycloak.exceptions import KeycloakError
+
+BIN = os.environ.get("GATEHOUSE_BIN") or os.path.join(os.path.dirname(__file__), "../../target/debug/gatehouse")
+
+
+class PythonKeycloak(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="gatehouse-py-")
+        env = dict(os.environ, GATEHOUSE_SERVER_DATA_DIR=cls.dir, GATEHOUSE_SERVER_IDENTITY_LISTEN="127.0.0.1:0",
+                   GATEHOUSE_SERVER_GATEWAY_LISTEN="127.0.0.1:0", GATEHOUSE_SERVER_PASSWORD_MEMORY_KIB="64",
+                   GATEHOUSE_SERVER_PASSWORD_ITERATIONS="1", GATEHOUSE_ADMIN_PASSWORD="py-admin", GATEHOUSE_LOG="warn")
+        cls.proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.PIPE, text=True)
+        for line in cls.proc.stdout:
+            m = re.search(r"identity provider listening on (http://[0-9.:]+)", line)
+            if m:
+                cls.base = m.group(1)
+                break
+        conn = KeycloakOpenIDConnection(server_url=cls.base, username="admin", password="py-admin",
+                                        realm_name="master", user_realm_name="master", client_id="admin-cli")
+        cls.admin = KeycloakAdmin(connection=conn)
+        cls.admin.create_realm(payload={"realm": "py", "enabled": True}, skip_exists=False)
+        cls.admin.change_current_realm("py")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_1_clients_users_groups_roles(self):
+        a = self.admin
+        cid = a.create_client({"clientId": "py-app", "secret": "py-secret", "directAccessGrantsEnabled": True,
+                               "serviceAccountsEnabled": True})
+        self.assertEqual(a.get_client_id("py-app"), cid)
+        self.assertEqual(a.get_client_secrets(cid)["value"], "py-secret")
+        uid = a.create_user({"username": "pat", "email": "pat@py.io", "enabled": True,
+                             "credentials": [{"type": "password", "value": "pat-pw", "temporary": False}]})
+        self.assertEqual(a.get_user_id("pat"), uid)
+        self.assertEqual(a.users_count(), 1)
+        self.assertEqual(a.get_users({"email": "pat@py.io"})[0]["username"], "pat")
+        a.update_user(uid, {"firstName": "Pat"})
+        self.assertEqual(a.get_user(uid)["firstName"], "Pat")
+        with self.assertRaises(KeycloakError):
+            a.create_user({"username": "pat"}, exist_ok=False)
+        gid = a.create_group({"name": "ops"})
+        a.group_user_add(uid, gid)
+        self.assertEqual([u["username"] for u in a.get_group_members(gid)], ["pat"])
+        a.create_realm_role({"name": "operator"})
+        role = a.get_realm_role("operator")
+        a.assign_realm_roles(uid, [role])
+        self.assertIn("operator", [r["name"] for r in a.get_realm_roles_of_user(uid)])
+        a.create_client_role(cid, {"name": "viewer"})
+        a.assign_client_role(uid, cid, [a.get_client_role(cid, "viewer")])
+        self.assertEqual([r["name"] for r in a.get_client_roles_of_user(uid, cid)], ["viewer"])
+        a.set_user_password(uid, "pat-pw-2", temporary=False)
+
+    def test_2_tokens_introspection_userinfo_logout(self):
+        oidc = KeycloakOpenID(server_url=self.base, realm_name="py", client_id="py-app", client_secret_key="py-secret")
+        self.assertEqual(oidc.well_known()["issuer"], f"{self.base}/realms/py")
+        tok = oidc.token("pat", "pat-pw-2")
+        self.assertIn("access_token", tok)
+        info = oidc.userinfo(tok["access_token"])
+        self.assertEqual(info["preferred_username"], "pat")
+        self.assertTrue(oidc.introspect(tok["access_token"])["active"])
+        fresh = oidc.refresh_token(tok["refresh_token"])
+        oidc.logout(fresh["refresh_token"])
+        self.assertFalse(oidc.introspect(fresh["access_token"])["active"])
+        decoded = oidc.decode_token(fresh["access_token"], validate=True)
+        self.assertEqual(decoded["azp"], "py-app")
+        self.assertTrue(oidc.token(grant_type="client_credentials")["access_token"])
+
+    def test_3_delete(self):
+        a = self.admin
+        uid = a.get_user_id("pat")
+        a.delete_user(uid)
+        self.assertIsNone(a.get_user_id("pat"))
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False, verbosity=2).result
+    print(f"{result.testsRun - len(result.failures) - len(result.errors)} passed, {len(result.failures) + len(result.errors)} failed")
+    sys.exit(0 if result.wasSuccessful() else 1)
