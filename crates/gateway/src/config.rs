@@ -21,6 +21,12 @@ fn default_leeway() -> u64 {
 fn default_timeout_ms() -> u64 {
     30_000
 }
+fn default_eject_after() -> u32 {
+    3
+}
+fn default_eject_seconds() -> u64 {
+    30
+}
 fn default_connect_timeout_ms() -> u64 {
     5_000
 }
@@ -134,6 +140,13 @@ pub struct RouteConfig {
     pub timeout_ms: u64,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Consecutive failures (connect errors, 502/503/504 from it, timeouts)
+    /// after which a target is taken out of rotation; 0 never ejects.
+    #[serde(default = "default_eject_after")]
+    pub eject_after: u32,
+    /// Seconds an ejected target stays out.
+    #[serde(default = "default_eject_seconds")]
+    pub eject_seconds: u64,
     #[serde(default)]
     pub add_headers: BTreeMap<String, String>,
     #[serde(default)]
@@ -177,12 +190,48 @@ impl GatewayFile {
     }
 }
 
+/// Passive health of one upstream target.
+#[derive(Default)]
+pub struct TargetHealth {
+    failures: std::sync::atomic::AtomicU32,
+    /// Unix milliseconds until which the target is out of rotation.
+    ejected_until: std::sync::atomic::AtomicI64,
+}
+
+impl TargetHealth {
+    /// Whether the target is in rotation at `now_ms`.
+    pub fn available(&self, now_ms: i64) -> bool {
+        self.ejected_until
+            .load(std::sync::atomic::Ordering::Relaxed)
+            <= now_ms
+    }
+
+    /// Records an outcome; returns true when this failure ejected it.
+    pub fn record(&self, ok: bool, after: u32, for_s: u64, now_ms: i64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        if ok {
+            self.failures.store(0, Relaxed);
+            return false;
+        }
+        let n = self.failures.fetch_add(1, Relaxed) + 1;
+        if after > 0 && n >= after {
+            self.failures.store(0, Relaxed);
+            self.ejected_until
+                .store(now_ms + (for_s as i64) * 1000, Relaxed);
+            return true;
+        }
+        false
+    }
+}
+
 /// A validated route.
 pub struct Route {
     pub cfg: RouteConfig,
     /// Path prefix without a trailing slash (empty for `/`).
     pub prefix: String,
     pub upstreams: Vec<url::Url>,
+    /// Passive health per upstream (same order).
+    pub health: Vec<TargetHealth>,
     pub next: AtomicUsize,
     pub authorizers: Vec<Arc<JwtAuthorizer>>,
     pub timeout: Duration,
@@ -354,6 +403,7 @@ impl Snapshot {
             routes.push(Arc::new(Route {
                 prefix: r.path.trim_end_matches('/').to_owned(),
                 cfg: r.clone(),
+                health: upstreams.iter().map(|_| TargetHealth::default()).collect(),
                 upstreams,
                 next: AtomicUsize::new(0),
                 authorizers: route_authz,

@@ -310,7 +310,8 @@ async fn run_route(
         }
         return r;
     }
-    let (uri, authority) = match proxy::target_uri(&route, &parts.uri) {
+    let target = proxy::pick(&route).unwrap_or(0);
+    let (uri, authority) = match proxy::target_uri(&route, target, &parts.uri) {
         Ok(v) => v,
         Err(_) => {
             line.decision = "error";
@@ -379,6 +380,21 @@ async fn run_route(
         None => proxy::send(&route.client, &route, Request::from_parts(parts, body)).await,
     };
     line.upstream_ms = Some(up_start.elapsed().as_secs_f64() * 1000.0);
+    let healthy = match &result {
+        Ok(r) => !matches!(r.status().as_u16(), 502..=504),
+        Err(ProxyError::BadRequest(_)) => true,
+        Err(_) => false,
+    };
+    if let Some(h) = route.health.get(target)
+        && h.record(
+            healthy,
+            route.cfg.eject_after,
+            route.cfg.eject_seconds,
+            gatehouse_core::time::now_millis(),
+        )
+    {
+        tracing::warn!(route = %route.cfg.name, upstream = %authority, "upstream target ejected after consecutive failures");
+    }
     match result {
         Ok(mut r) => {
             if let Some((p, d)) = &limited {

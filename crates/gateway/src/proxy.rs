@@ -75,14 +75,27 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// The upstream URI for a request path + query on `route`.
-pub fn target_uri(route: &Route, uri: &Uri) -> Result<(Uri, String), ProxyError> {
+/// Picks the next target in rotation (round robin over the ones not
+/// ejected; if all are ejected, the next one anyway rather than none).
+pub fn pick(route: &Route) -> Option<usize> {
     let n = route.upstreams.len();
     if n == 0 {
-        return Err(ProxyError::BadRequest("route has no upstream".into()));
+        return None;
     }
-    let idx = route.next.fetch_add(1, Ordering::Relaxed) % n;
-    let base = &route.upstreams[idx];
+    let now_ms = gatehouse_core::time::now_millis();
+    let start = route.next.fetch_add(1, Ordering::Relaxed);
+    (0..n)
+        .map(|k| (start + k) % n)
+        .find(|i| route.health[*i].available(now_ms))
+        .or(Some(start % n))
+}
+
+/// The upstream URI for a request path + query on `route`'s target `idx`.
+pub fn target_uri(route: &Route, idx: usize, uri: &Uri) -> Result<(Uri, String), ProxyError> {
+    let base = route
+        .upstreams
+        .get(idx)
+        .ok_or_else(|| ProxyError::BadRequest("route has no upstream".into()))?;
     let path = uri.path();
     let rest = if route.cfg.strip_prefix {
         let r = path.strip_prefix(route.prefix.as_str()).unwrap_or(path);

@@ -918,3 +918,33 @@ async fn upgrades_pass_through_after_authentication() {
         assert_eq!(got, msg);
     }
 }
+
+#[tokio::test]
+async fn failing_targets_are_ejected_and_round_robin_continues() {
+    let s = start().await;
+    let up = upstream().await;
+    // The first target refuses connections; the second works.
+    let cfg = format!(
+        "[[routes]]\nname = \"pool\"\npath = \"/pool\"\nupstreams = [\"http://127.0.0.1:9\", \"{}\"]\npublic = true\neject_after = 1\neject_seconds = 60\n",
+        up.url
+    );
+    s.configure(&cfg).expect("config");
+    let mut codes = vec![];
+    for _ in 0..6 {
+        codes.push(
+            s.http
+                .get(format!("{}/pool", s.gw))
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(codes[0], 502, "round robin starts at the dead target");
+    assert!(
+        codes[1..].iter().all(|c| *c == 200),
+        "after ejection only the live target is used: {codes:?}"
+    );
+    assert_eq!(up.hits(), 5);
+}
