@@ -24,6 +24,9 @@ pub struct Server {
     pub import_realms: Vec<PathBuf>,
     /// Seconds between checks of the config file for changes (0: only SIGHUP).
     pub reload_poll_seconds: u64,
+    /// PEM certificate chain and private key: HTTPS on both listeners.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Runtime worker threads; default one per core.
     pub worker_threads: Option<usize>,
     /// Failed logins allowed per client IP and minute (burst of the same
@@ -43,6 +46,8 @@ impl Default for Server {
             import_realms: vec![],
             reload_poll_seconds: 1,
             worker_threads: None,
+            tls_cert: None,
+            tls_key: None,
             login_failures_per_minute_per_ip: 30,
         }
     }
@@ -125,6 +130,15 @@ impl Config {
         if let Some(v) = get("GATEHOUSE_SERVER_PASSWORD_ITERATIONS") {
             s.password_iterations = v.parse().context("GATEHOUSE_SERVER_PASSWORD_ITERATIONS")?;
         }
+        if let Some(v) = get("GATEHOUSE_SERVER_TLS_CERT") {
+            s.tls_cert = Some(v.into());
+        }
+        if let Some(v) = get("GATEHOUSE_SERVER_TLS_KEY") {
+            s.tls_key = Some(v.into());
+        }
+        if s.tls_cert.is_some() != s.tls_key.is_some() {
+            anyhow::bail!("tls_cert and tls_key go together");
+        }
         if let Some(v) = get("GATEHOUSE_SERVER_WORKER_THREADS") {
             s.worker_threads = Some(v.parse().context("GATEHOUSE_SERVER_WORKER_THREADS")?);
         }
@@ -155,12 +169,32 @@ impl Config {
         })
     }
 
-    /// The issuer base: `public_url`, else `http://<identity_listen>`.
+    /// The issuer base: `public_url`, else `http(s)://<identity_listen>`.
     pub fn public_url(&self) -> String {
         self.server
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.server.identity_listen))
+            .unwrap_or_else(|| format!("{}://{}", self.scheme(), self.server.identity_listen))
+    }
+
+    /// `https` when TLS is configured.
+    pub fn scheme(&self) -> &'static str {
+        if self.server.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The listeners' TLS configuration, if any.
+    pub fn tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(c), Some(k)) => Ok(Some(
+                gatehouse_gateway::tls::server_config(c, k)
+                    .map_err(|e| anyhow::anyhow!("TLS: {e}"))?,
+            )),
+            _ => Ok(None),
+        }
     }
 
     /// Cost of new password hashes.

@@ -61,7 +61,7 @@ pub async fn start(
         .gateway
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{}://{addr}", cfg.scheme()));
     let audit = AuditSink::spawn(file.gateway.audit_log.clone());
     let snap = Snapshot::build(file, None, &http).map_err(|e| anyhow::anyhow!("{e}"))?;
     let gw = Arc::new(Gateway {
@@ -77,7 +77,11 @@ pub async fn start(
         asserter: gatehouse_gateway::assertion::Asserter::generate()
             .map_err(|e| anyhow::anyhow!("assertion key: {e}"))?,
     });
-    let server = tokio::spawn(gatehouse_gateway::server::serve(gw.clone(), listener));
+    let server = tokio::spawn(gatehouse_gateway::server::serve(
+        gw.clone(),
+        listener,
+        cfg.tls()?,
+    ));
     watch(cfg.clone(), gw.clone());
     let pruner = gw.clone();
     tokio::spawn(async move {

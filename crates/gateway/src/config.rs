@@ -68,6 +68,9 @@ pub struct AuthorizerConfig {
     pub jwks_uri: Option<String>,
     /// Read keys from a local JWKS file instead.
     pub jwks_file: Option<PathBuf>,
+    /// Extra trusted root certificates (PEM) for discovery and JWKS, for
+    /// issuers behind a private CA.
+    pub ca_file: Option<PathBuf>,
     /// Accepted audiences (any one). Empty accepts any audience.
     #[serde(default)]
     pub audiences: Vec<String>,

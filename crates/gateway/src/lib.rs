@@ -23,5 +23,6 @@ pub mod proxy;
 /// Throttling lives in `core` (the identity provider uses it too).
 pub use gatehouse_core::ratelimit;
 pub mod server;
+pub mod tls;
 
 pub use error::{Error, Result};

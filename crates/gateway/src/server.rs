@@ -40,8 +40,14 @@ pub struct Gateway {
     pub limiter: Box<dyn crate::ratelimit::Limiter>,
 }
 
-/// Accepts connections until the listener fails.
-pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) {
+/// Accepts connections until the listener fails; with `tls`, every
+/// connection is a TLS handshake first (ALPN picks h2 or HTTP/1.1).
+pub async fn serve(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(v) => v,
@@ -53,6 +59,7 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) {
         };
         let _ = stream.set_nodelay(true);
         let gw = gw.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let gw = gw.clone();
@@ -62,22 +69,47 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) {
                     )
                 }
             });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_buf_size(MAX_HEAD);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_header_list_size(MAX_HEAD as u32);
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                .await
-            {
-                tracing::debug!(error = %e, "connection ended with an error");
+            match acceptor {
+                Some(a) => {
+                    match tokio::time::timeout(HEADER_READ_TIMEOUT, a.accept(stream)).await {
+                        Ok(Ok(tls)) => serve_connection(TokioIo::new(tls), svc).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+                None => serve_connection(TokioIo::new(stream), svc).await,
             }
         });
+    }
+}
+
+/// Serves one connection (HTTP/1.1 or HTTP/2, upgrades allowed) with the
+/// listener's limits.
+pub async fn serve_connection<I, S, B>(io: I, svc: S)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD as u32);
+    if let Err(e) = builder.serve_connection_with_upgrades(io, svc).await {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }

@@ -948,3 +948,121 @@ async fn failing_targets_are_ejected_and_round_robin_continues() {
     );
     assert_eq!(up.hits(), 5);
 }
+
+#[tokio::test]
+async fn tls_on_both_listeners_with_h2_by_alpn() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "keyUsage=digitalSignature",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let s = crate::support::start_with(|c| {
+        c.server.tls_cert = Some(cert.clone());
+        c.server.tls_key = Some(key.clone());
+    })
+    .await;
+    assert!(s.base.starts_with("https://") && s.gw.starts_with("https://"));
+    let pem = std::fs::read(&cert).expect("cert");
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")])
+        .build()
+        .expect("client");
+    let d: Value = https
+        .get(format!(
+            "{}/realms/master/.well-known/openid-configuration",
+            s.base
+        ))
+        .send()
+        .await
+        .expect("https identity")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        d["issuer"],
+        format!("{}/realms/master", s.base),
+        "the issuer is https"
+    );
+    let tok: Value = https
+        .post(format!(
+            "{}/realms/master/protocol/openid-connect/token",
+            s.base
+        ))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "admin-cli"),
+            ("username", "admin"),
+            ("password", crate::support::ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let at = tok["access_token"].as_str().expect("token");
+    s.configure(&format!("[authorizers.own]\ntype = \"jwt\"\nissuer = \"{}/realms/master\"\n\n[[routes]]\nname = \"echo\"\npath = \"/echo\"\nupstream = \"builtin:echo\"\nauthorizers = [\"own\"]\n", s.base)).expect("config");
+    // The gateway fetches the JWKS over https from the identity listener,
+    // trusting the system roots only: so here it must refuse, and that is
+    // a 401, not a crash. (Production certificates chain to a system root.)
+    let r = https
+        .get(format!("{}/echo", s.gw))
+        .bearer_auth(at)
+        .send()
+        .await
+        .expect("https gateway");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN negotiated h2");
+    assert_eq!(r.status(), 401);
+    // With the private CA named, discovery and JWKS over https work.
+    s.configure(&format!("[authorizers.own]\ntype = \"jwt\"\nissuer = \"{}/realms/master\"\nca_file = {:?}\n\n[[routes]]\nname = \"echo\"\npath = \"/echo\"\nupstream = \"builtin:echo\"\nauthorizers = [\"own\"]\n", s.base, cert.display().to_string())).expect("config");
+    let r = https
+        .get(format!("{}/echo", s.gw))
+        .bearer_auth(at)
+        .send()
+        .await
+        .expect("https gateway");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["identity_headers"]["x-gatehouse-username"],
+        "admin"
+    );
+    // A plain-HTTP client cannot talk to a TLS listener.
+    assert!(
+        reqwest::get(format!(
+            "http://{}/echo",
+            s.gw.trim_start_matches("https://")
+        ))
+        .await
+        .is_err()
+    );
+}

@@ -51,8 +51,8 @@ pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Server {
         .build()
         .expect("client");
     Server {
-        base: format!("http://{}", running.identity_addr),
-        gw: format!("http://{}", running.gateway_addr),
+        base: format!("{}://{}", running.config.scheme(), running.identity_addr),
+        gw: format!("{}://{}", running.config.scheme(), running.gateway_addr),
         http,
         running,
         _dir: dir,

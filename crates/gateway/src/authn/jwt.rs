@@ -77,6 +77,20 @@ impl JwtAuthorizer {
                 .map(|a| gatehouse_jose::verify::parse_alg(a).map_err(|e| at(e.to_string())))
                 .collect::<Result<Vec<_>>>()?
         };
+        let http = match &cfg.ca_file {
+            None => http,
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| at(format!("ca_file {}: {e}", path.display())))?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| at(format!("ca_file {}: {e}", path.display())))?;
+                reqwest::Client::builder()
+                    .tls_certs_merge(certs)
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| at(format!("ca_file {}: {e}", path.display())))?
+            }
+        };
         let rules = Rules {
             issuer: cfg.issuer.clone(),
             audiences: cfg.audiences.clone(),
