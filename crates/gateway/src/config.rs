@@ -21,6 +21,9 @@ fn default_leeway() -> u64 {
 fn default_timeout_ms() -> u64 {
     30_000
 }
+fn default_upstream_protocol() -> String {
+    "http1".into()
+}
 fn default_eject_after() -> u32 {
     3
 }
@@ -143,6 +146,9 @@ pub struct RouteConfig {
     pub timeout_ms: u64,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// `http1` (default) or `h2c` (HTTP/2 with prior knowledge, for gRPC).
+    #[serde(default = "default_upstream_protocol")]
+    pub upstream_protocol: String,
     /// Consecutive failures (connect errors, 502/503/504 from it, timeouts)
     /// after which a target is taken out of rotation; 0 never ejects.
     #[serde(default = "default_eject_after")]
@@ -400,6 +406,15 @@ impl Snapshot {
             if let Some(c) = &r.cors {
                 c.validate().map_err(|e| at(&e))?;
             }
+            let h2c = match r.upstream_protocol.as_str() {
+                "http1" => false,
+                "h2c" => true,
+                other => {
+                    return Err(at(&format!(
+                        "upstream_protocol '{other}': use http1 or h2c"
+                    )));
+                }
+            };
             if r.timeout_ms == 0 || r.connect_timeout_ms == 0 {
                 return Err(at("timeouts must be positive"));
             }
@@ -416,7 +431,7 @@ impl Snapshot {
                 remove_headers,
                 rate_limit,
                 echo,
-                client: crate::proxy::client(Duration::from_millis(r.connect_timeout_ms)),
+                client: crate::proxy::client(Duration::from_millis(r.connect_timeout_ms), h2c),
             }));
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));

@@ -23,16 +23,20 @@ pub type Body = BoxBody<Bytes, BoxError>;
 /// The pooled upstream client.
 pub type UpstreamClient = Client<HttpConnector, Incoming>;
 
-/// Builds a pooled HTTP/1.1 client with a connect timeout.
-pub fn client(connect_timeout: Duration) -> UpstreamClient {
+/// Builds a pooled client with a connect timeout: HTTP/1.1, or HTTP/2 with
+/// prior knowledge (`h2c`, what gRPC upstreams speak).
+pub fn client(connect_timeout: Duration, h2c: bool) -> UpstreamClient {
     let mut c = HttpConnector::new();
     c.set_connect_timeout(Some(connect_timeout));
     c.set_nodelay(true);
     c.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .build(c)
+    let mut b = Client::builder(TokioExecutor::new());
+    b.pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256);
+    if h2c {
+        b.http2_only(true).timer(hyper_util::rt::TokioTimer::new());
+    }
+    b.build(c)
 }
 
 /// Why forwarding failed.
@@ -59,7 +63,16 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
+/// `TE: trailers` survives: HTTP/2 allows exactly that value, and gRPC
+/// servers use it to detect proxies that would drop trailers.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let te_trailers = h
+        .get(header::TE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
     let listed: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -72,6 +85,9 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
     for n in HOP_BY_HOP {
         h.remove(*n);
+    }
+    if te_trailers {
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 

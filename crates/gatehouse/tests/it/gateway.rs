@@ -1066,3 +1066,44 @@ async fn tls_on_both_listeners_with_h2_by_alpn() {
         .is_err()
     );
 }
+
+#[tokio::test]
+async fn grpc_passes_through_over_h2c_with_trailers() {
+    use http_body_util::BodyExt;
+    let s = start().await;
+    let up = crate::peers::grpc_upstream().await;
+    s.configure(&format!("[[routes]]\nname = \"grpc\"\npath = \"/orders.v1.Orders\"\nupstream = \"{up}\"\nupstream_protocol = \"h2c\"\npublic = true\n")).expect("config");
+    let tcp = tokio::net::TcpStream::connect(s.gw.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2c handshake");
+    tokio::spawn(conn);
+    let req = hyper::Request::post(format!("{}/orders.v1.Orders/Get", s.gw))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"\x00\x00\x00\x00\x02hi",
+        )))
+        .expect("request");
+    let resp = send.send_request(req).await.expect("response");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    let collected = resp.into_body().collect().await.expect("body");
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("trailers reach the client");
+    assert_eq!(
+        trailers["grpc-status"], "0",
+        "te: trailers reached the upstream: {trailers:?}"
+    );
+    assert_eq!(
+        &collected.to_bytes()[..],
+        b"/orders.v1.Orders/Get:\x00\x00\x00\x00\x02hi"
+    );
+}

@@ -160,3 +160,76 @@ pub async fn upgrade_upstream() -> String {
     });
     url
 }
+
+/// A gRPC-shaped HTTP/2 (h2c) upstream: requires `te: trailers`, echoes
+/// the request body and ends with `grpc-status`/`grpc-message` trailers.
+pub async fn grpc_upstream() -> String {
+    use http_body_util::BodyExt;
+    use hyper::body::Frame;
+    use hyper::service::service_fn;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let te_ok = req.headers().get("te").is_some_and(|v| v == "trailers");
+                    let path = req.uri().path().to_owned();
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
+                    let mut trailers = http::HeaderMap::new();
+                    let (status, msg) = if te_ok {
+                        ("0", "ok")
+                    } else {
+                        ("13", "te trailers missing")
+                    };
+                    trailers.insert("grpc-status", status.parse().expect("h"));
+                    trailers.insert("grpc-message", msg.parse().expect("h"));
+                    let frames = Frames(
+                        [
+                            Frame::data(bytes::Bytes::from(format!(
+                                "{path}:{}",
+                                String::from_utf8_lossy(&body)
+                            ))),
+                            Frame::trailers(trailers),
+                        ]
+                        .into(),
+                    );
+                    let resp = hyper::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(frames)
+                        .expect("response");
+                    Ok::<_, std::convert::Infallible>(resp)
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+            });
+        }
+    });
+    url
+}
+
+/// A response body made of a fixed list of frames (data, then trailers).
+pub struct Frames(pub std::collections::VecDeque<hyper::body::Frame<bytes::Bytes>>);
+
+impl hyper::body::Body for Frames {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(Ok))
+    }
+}
