@@ -374,3 +374,36 @@ mod tests {
         assert!(!c.redirect_uri_allowed("https://a.com.evil.net/cb"));
     }
 }
+
+/// A usage plan: how much an API key may call.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct UsagePlan {
+    /// Sustained requests per second (GCRA), with `burst`.
+    pub rate_per_second: Option<u64>,
+    pub burst: Option<u64>,
+    /// Requests per UTC day and per UTC month.
+    pub quota_per_day: Option<u64>,
+    pub quota_per_month: Option<u64>,
+}
+
+/// An API key of a consumer. The key itself is never stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: String,
+    pub realm_id: String,
+    /// A label for people ("mobile app, production").
+    pub name: String,
+    /// Who calls with it; becomes the caller's username at the gateway.
+    pub consumer: String,
+    /// The first characters of the key, to recognise it in lists.
+    pub prefix: String,
+    pub enabled: bool,
+    pub created_timestamp: i64,
+    #[serde(default)]
+    pub plan: UsagePlan,
+    /// Scopes the key grants (checked by routes' `scopes_any`/`scopes_all`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}

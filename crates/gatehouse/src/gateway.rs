@@ -7,11 +7,40 @@ use crate::config::Config;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use gatehouse_gateway::audit::AuditSink;
+use gatehouse_gateway::authn::apikey::ApiKeyLookup;
 use gatehouse_gateway::config::{GatewayFile, Snapshot};
 use gatehouse_gateway::server::Gateway;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::net::TcpListener;
+
+/// API-key lookups for the gateway, over the store.
+struct StoreKeys(Arc<dyn gatehouse_store::Store>);
+
+impl ApiKeyLookup for StoreKeys {
+    fn lookup<'a>(
+        &'a self,
+        key_hash: &'a str,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Option<(gatehouse_core::model::ApiKey, String)>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let key = self.0.api_key_by_hash(key_hash).await.ok()??;
+            let realm = self
+                .0
+                .realms()
+                .await
+                .ok()?
+                .into_iter()
+                .find(|r| r.id == key.realm_id)?;
+            Some((key, realm.name))
+        })
+    }
+}
 
 /// Reads and validates the gateway part of `cfg.source`.
 pub fn load_file(cfg: &Config) -> anyhow::Result<GatewayFile> {
@@ -32,7 +61,8 @@ pub fn reload(cfg: &Config, gw: &Gateway) -> anyhow::Result<()> {
     if file == prev.file {
         return Ok(());
     }
-    let snap = Snapshot::build(file, Some(&prev), &gw.http).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let snap = Snapshot::build(file, Some(&prev), &gw.http, gw.apikeys.as_ref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     gw.snapshot.store(Arc::new(snap));
     tracing::info!("gateway configuration reloaded");
     Ok(())
@@ -43,11 +73,13 @@ pub async fn start(
     cfg: &Config,
     revocations: Arc<gatehouse_core::revocation::Revocations>,
     own_issuer_prefix: String,
+    store: Arc<dyn gatehouse_store::Store>,
 ) -> anyhow::Result<(
     std::net::SocketAddr,
     Arc<Gateway>,
     tokio::task::JoinHandle<()>,
 )> {
+    let apikeys: Arc<dyn ApiKeyLookup> = Arc::new(StoreKeys(store));
     let file = load_file(cfg)?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
@@ -63,7 +95,8 @@ pub async fn start(
         .clone()
         .unwrap_or_else(|| format!("{}://{addr}", cfg.scheme()));
     let audit = AuditSink::spawn(file.gateway.audit_log.clone());
-    let snap = Snapshot::build(file, None, &http).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let snap =
+        Snapshot::build(file, None, &http, Some(&apikeys)).map_err(|e| anyhow::anyhow!("{e}"))?;
     let gw = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(snap),
         audit,
@@ -74,6 +107,8 @@ pub async fn start(
         metrics: Default::default(),
         serve_metrics: false,
         limiter: Box::new(gatehouse_gateway::ratelimit::LocalLimiter::default()),
+        quotas: Default::default(),
+        apikeys: Some(apikeys),
         asserter: gatehouse_gateway::assertion::Asserter::generate()
             .map_err(|e| anyhow::anyhow!("assertion key: {e}"))?,
     });

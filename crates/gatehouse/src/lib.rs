@@ -193,6 +193,7 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
         cfg,
         idp.revocations.clone(),
         format!("{public_url}/realms/"),
+        idp.store.clone(),
     )
     .await?;
     let app = tower::util::MapRequest::new(

@@ -2,6 +2,7 @@
 //! One module per authorizer type; a route tries its authorizers in order
 //! and the first that accepts wins.
 
+pub mod apikey;
 pub mod jwt;
 
 /// Why a credential was not accepted. Reasons go to the audit log only;
@@ -21,5 +22,47 @@ impl Reject {
             Reject::Missing => "no credentials",
             Reject::Invalid(r) => r,
         }
+    }
+}
+
+/// A configured authorizer of any type.
+pub enum Authorizer {
+    Jwt(Box<jwt::JwtAuthorizer>),
+    ApiKey(apikey::ApiKeyAuthorizer),
+}
+
+impl Authorizer {
+    /// The JWT authorizer, if this is one.
+    pub fn as_jwt(&self) -> Option<&jwt::JwtAuthorizer> {
+        match self {
+            Authorizer::Jwt(j) => Some(j),
+            Authorizer::ApiKey(_) => None,
+        }
+    }
+
+    /// The issuer, for RFC 9728 metadata (JWT authorizers only).
+    pub fn issuer(&self) -> Option<&str> {
+        self.as_jwt().and_then(|j| j.issuer())
+    }
+}
+
+impl Authorizer {
+    /// JWT authorizers fetch keys now and refresh them periodically while
+    /// the authorizer is alive (a reload that drops it stops the task).
+    pub fn start_background(self: &std::sync::Arc<Self>) {
+        if self.as_jwt().is_none() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let weak = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(me) = weak.upgrade() else { break };
+                if let Some(j) = me.as_jwt() {
+                    j.refresh(true).await;
+                }
+                drop(me);
+                tokio::time::sleep(jwt::REFRESH_PERIOD).await;
+            }
+        });
     }
 }

@@ -3,6 +3,8 @@
 //! (so a typo is an error with its line, not a silently open route), then
 //! validated into an immutable [`Snapshot`].
 
+use crate::authn::Authorizer;
+use crate::authn::apikey::{ApiKeyAuthorizer, ApiKeyLookup};
 use crate::authn::jwt::JwtAuthorizer;
 use crate::{Error, Result};
 use serde::Deserialize;
@@ -62,9 +64,13 @@ fn default_client_claims() -> Vec<String> {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizerConfig {
-    /// `jwt` (API keys come with a later slice).
+    /// `jwt` or `apikey`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// `apikey`: the realm whose keys are accepted.
+    pub realm: Option<String>,
+    /// `apikey`: the header carrying the key (default `x-api-key`).
+    pub header: Option<String>,
     /// Expected `iss`; also where discovery is fetched from.
     pub issuer: Option<String>,
     /// Skip discovery and fetch keys here.
@@ -233,6 +239,43 @@ impl TargetHealth {
     }
 }
 
+fn new_authorizer(
+    name: &str,
+    a: &AuthorizerConfig,
+    http: &reqwest::Client,
+    apikeys: Option<&Arc<dyn ApiKeyLookup>>,
+) -> Result<Authorizer> {
+    let at = |m: &str| Error::Config(format!("authorizer '{name}': {m}"));
+    match a.kind.as_str() {
+        "jwt" => {
+            if a.realm.is_some() || a.header.is_some() {
+                return Err(at("`realm` and `header` belong to apikey authorizers"));
+            }
+            let j = JwtAuthorizer::new(name, a.clone(), http.clone())?;
+            Ok(Authorizer::Jwt(Box::new(j)))
+        }
+        "apikey" => {
+            let realm = a
+                .realm
+                .as_deref()
+                .ok_or_else(|| at("`realm` is required"))?;
+            let lookup =
+                apikeys.ok_or_else(|| at("API keys need the identity provider in this process"))?;
+            let header = http::HeaderName::try_from(a.header.as_deref().unwrap_or("x-api-key"))
+                .map_err(|_| at("bad `header` name"))?;
+            Ok(Authorizer::ApiKey(ApiKeyAuthorizer::new(
+                name,
+                realm,
+                header,
+                lookup.clone(),
+            )))
+        }
+        other => Err(at(&format!(
+            "unsupported type '{other}' (supported: jwt, apikey)"
+        ))),
+    }
+}
+
 /// A validated route.
 pub struct Route {
     pub cfg: RouteConfig,
@@ -242,7 +285,7 @@ pub struct Route {
     /// Passive health per upstream (same order).
     pub health: Vec<TargetHealth>,
     pub next: AtomicUsize,
-    pub authorizers: Vec<Arc<JwtAuthorizer>>,
+    pub authorizers: Vec<Arc<Authorizer>>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
@@ -268,7 +311,7 @@ impl Route {
 pub struct Snapshot {
     /// Longest prefix first, so the most specific route wins.
     pub routes: Vec<Arc<Route>>,
-    pub authorizers: HashMap<String, Arc<JwtAuthorizer>>,
+    pub authorizers: HashMap<String, Arc<Authorizer>>,
     pub settings: GatewaySettings,
     pub file: GatewayFile,
 }
@@ -297,17 +340,24 @@ impl Snapshot {
         file: GatewayFile,
         previous: Option<&Snapshot>,
         http: &reqwest::Client,
+        apikeys: Option<&Arc<dyn ApiKeyLookup>>,
     ) -> Result<Snapshot> {
         let mut authorizers = HashMap::new();
         for (name, a) in &file.authorizers {
+            // Unchanged authorizers are carried over with their caches.
             let reuse = previous
-                .and_then(|p| p.authorizers.get(name))
-                .filter(|old| old.config() == a)
+                .and_then(|p| {
+                    p.file
+                        .authorizers
+                        .get(name)
+                        .filter(|old| *old == a)
+                        .and(p.authorizers.get(name))
+                })
                 .cloned();
             let authz = match reuse {
                 Some(old) => old,
                 None => {
-                    let fresh = Arc::new(JwtAuthorizer::new(name, a.clone(), http.clone())?);
+                    let fresh = Arc::new(new_authorizer(name, a, http, apikeys)?);
                     fresh.start_background();
                     fresh
                 }

@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;
+pub mod quota;
 /// Throttling lives in `core` (the identity provider uses it too).
 pub use gatehouse_core::ratelimit;
 pub mod server;

@@ -91,7 +91,11 @@ impl Metrics {
             );
         }
         out.push_str("# TYPE gatehouse_gateway_jwks_fetches_total counter\n# TYPE gatehouse_gateway_jwks_failures_total counter\n# TYPE gatehouse_gateway_token_cache_hits_total counter\n# TYPE gatehouse_gateway_token_cache_misses_total counter\n");
-        for (name, a) in &snap.authorizers {
+        for (name, a) in snap
+            .authorizers
+            .iter()
+            .filter_map(|(n, a)| a.as_jwt().map(|j| (n, j)))
+        {
             for (metric, v) in [
                 ("jwks_fetches_total", &a.jwks_fetches),
                 ("jwks_failures_total", &a.jwks_failures),

@@ -4,6 +4,7 @@
 //! responses with generic bodies (the reason goes to the audit line).
 
 use crate::audit::AuditLine;
+use crate::authn::Authorizer;
 use crate::authn::Reject;
 use crate::authz::rules::{self, Deny};
 use crate::config::Route;
@@ -14,6 +15,7 @@ use crate::ratelimit::{Decision, KeyKind, Policy};
 use crate::server::Gateway;
 use crate::{identity_headers, metadata};
 use bytes::Bytes;
+use gatehouse_core::model::UsagePlan;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -199,6 +201,7 @@ async fn run_route(
     line: &mut AuditLine,
 ) -> Response<Body> {
     // Authenticate: the first authorizer that accepts wins.
+    let mut plan: Option<(String, UsagePlan)> = None;
     let identity: Option<Arc<Identity>> = if route.cfg.public {
         line.decision = "public";
         None
@@ -207,13 +210,28 @@ async fn run_route(
         let mut last = Reject::Missing;
         let mut found = None;
         for a in &route.authorizers {
-            let Some(token) = a.token(req.headers()) else {
-                continue;
+            let outcome = match a.as_ref() {
+                Authorizer::Jwt(j) => {
+                    let Some(token) = j.token(req.headers()) else {
+                        continue;
+                    };
+                    presented = true;
+                    j.authenticate(token).await.map(|id| (id, None))
+                }
+                Authorizer::ApiKey(k) => {
+                    let Some(key) = k.token(req.headers()) else {
+                        continue;
+                    };
+                    presented = true;
+                    k.authenticate(key)
+                        .await
+                        .map(|c| (c.0.clone(), Some((c.1.clone(), c.2.clone()))))
+                }
             };
-            presented = true;
-            match a.authenticate(token).await {
-                Ok(id) => {
+            match outcome {
+                Ok((id, p)) => {
                     found = Some(id);
+                    plan = p;
                     break;
                 }
                 Err(r) => last = r,
@@ -235,7 +253,7 @@ async fn run_route(
         // Gatehouse's own tokens: revoked sessions, tokens and users are
         // refused even while the JWT itself is still valid.
         if let (Some(rev), Some(prefix)) = (&gw.revocations, &gw.own_issuer_prefix)
-            && id.issuer.starts_with(prefix.as_str())
+            && (id.issuer.starts_with(prefix.as_str()) || id.issuer.starts_with("apikey:"))
             && rev.is_revoked(id.sid.as_deref(), id.jti.as_deref(), &id.subject, id.iat)
         {
             line.decision = "unauthenticated";
@@ -268,6 +286,51 @@ async fn run_route(
         }
         Some(id)
     };
+
+    // Usage plan of an API key: rate, then daily/monthly quota.
+    if let Some((key_id, p)) = &plan {
+        if let Some(rate) = p.rate_per_second {
+            let cfg = crate::ratelimit::RateLimitConfig {
+                rate,
+                per: "second".into(),
+                burst: p.burst,
+                key: Some("client".into()),
+            };
+            if let Ok(policy) = cfg.policy(false) {
+                let d = gw
+                    .limiter
+                    .check(&format!("plan\u{0}{key_id}"), &policy, now_ns());
+                if !d.allowed {
+                    line.decision = "throttled";
+                    line.rule = Some("usage_plan.rate".into());
+                    let mut r = json(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "{\"message\":\"Too Many Requests\"}",
+                    );
+                    rate_headers(r.headers_mut(), &policy, &d);
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_s));
+                    return r;
+                }
+            }
+        }
+        if let Err(wait) = gw.quotas.take(
+            key_id,
+            p.quota_per_day,
+            p.quota_per_month,
+            gatehouse_core::time::now(),
+        ) {
+            line.decision = "throttled";
+            line.rule = Some("usage_plan.quota".into());
+            let mut r = json(
+                StatusCode::TOO_MANY_REQUESTS,
+                "{\"message\":\"Limit Exceeded\"}",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return r;
+        }
+    }
 
     // Throttle.
     let mut limited = None;
@@ -331,6 +394,13 @@ async fn run_route(
     identity_headers::strip(h);
     if identity.is_some() && !route.cfg.forward_token {
         h.remove(header::AUTHORIZATION);
+    }
+    if !route.cfg.forward_token {
+        for a in &route.authorizers {
+            if let Authorizer::ApiKey(k) = a.as_ref() {
+                h.remove(&k.header);
+            }
+        }
     }
     for name in &route.remove_headers {
         h.remove(name);

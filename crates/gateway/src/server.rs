@@ -36,6 +36,10 @@ pub struct Gateway {
     pub serve_metrics: bool,
     /// Signs `X-Gatehouse-Assertion`.
     pub asserter: crate::assertion::Asserter,
+    /// Usage-plan quotas of API keys.
+    pub quotas: crate::quota::Quotas,
+    /// How `apikey` authorizers find keys (None without an in-process IdP).
+    pub apikeys: Option<Arc<dyn crate::authn::apikey::ApiKeyLookup>>,
     /// Rate-limit buckets; they outlive configuration reloads.
     pub limiter: Box<dyn crate::ratelimit::Limiter>,
 }

@@ -1,6 +1,7 @@
 //! `/admin/realms/...`: Keycloak's admin REST API. Every call needs a bearer
 //! token from realm `master` whose user holds the realm role `admin`.
 
+pub mod api_keys;
 pub mod clients;
 pub mod events;
 pub mod groups;
@@ -111,6 +112,7 @@ pub struct Paging {
 pub fn routes() -> Router<Arc<Idp>> {
     Router::new()
         .merge(realms::routes())
+        .merge(api_keys::routes())
         .merge(clients::routes())
         .merge(users::routes())
         .merge(groups::routes())

@@ -15,7 +15,7 @@ pub mod sqlite;
 
 pub use error::{Error, Result};
 
-use gatehouse_core::model::{Client, Credential, Event, Group, Realm, Role, Session, User};
+use gatehouse_core::model::{ApiKey, Client, Credential, Event, Group, Realm, Role, Session, User};
 
 /// A stored signing key, private half sealed under the master key.
 #[derive(Debug, Clone)]
@@ -231,6 +231,12 @@ pub trait Store: Send + Sync + 'static {
     // --- events
     async fn append_events(&self, ev: &[Event]) -> Result<()>;
     async fn events(&self, realm_id: &str, q: &EventQuery) -> Result<Vec<Event>>;
+
+    // --- API keys (the gateway's `apikey` authorizer)
+    async fn create_api_key(&self, key: &ApiKey, key_hash: &str, ev: &[Event]) -> Result<()>;
+    async fn api_keys(&self, realm_id: &str) -> Result<Vec<ApiKey>>;
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>>;
+    async fn delete_api_key(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
 
     /// Deletes expired codes, sessions past their max lifetime, revocation
     /// entries past their token's expiry. Called on a timer.

@@ -4,7 +4,7 @@
 use crate::{
     CodeRecord, Error, EventQuery, Holder, KeyRecord, LoginFailures, Result, Store, UserQuery,
 };
-use gatehouse_core::model::{Client, Credential, Event, Group, Realm, Role, Session, User};
+use gatehouse_core::model::{ApiKey, Client, Credential, Event, Group, Realm, Role, Session, User};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::{
@@ -16,7 +16,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Migrations, applied in order, each once, each in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_api_keys.sql")),
+];
 
 /// The SQLite store.
 #[derive(Clone)]
@@ -1143,6 +1146,42 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         all(&rows)
+    }
+
+    async fn create_api_key(&self, key: &ApiKey, key_hash: &str, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO api_keys (id, realm_id, key_hash, data) VALUES (?,?,?,?)")
+            .bind(&key.id)
+            .bind(&key.realm_id)
+            .bind(key_hash)
+            .bind(j(key)?)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn api_keys(&self, realm_id: &str) -> Result<Vec<ApiKey>> {
+        self.fetch_all(
+            "SELECT data FROM api_keys WHERE realm_id = ? ORDER BY id",
+            &[realm_id],
+        )
+        .await
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        self.fetch_opt("SELECT data FROM api_keys WHERE key_hash = ?", &[key_hash])
+            .await
+    }
+
+    async fn delete_api_key(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()> {
+        self.exec_one(
+            "DELETE FROM api_keys WHERE realm_id = ? AND id = ?",
+            &[realm_id, id],
+            ev,
+        )
+        .await
     }
 
     async fn purge_expired(&self, now: i64) -> Result<u64> {

@@ -1107,3 +1107,106 @@ async fn grpc_passes_through_over_h2c_with_trailers() {
         b"/orders.v1.Orders/Get:\x00\x00\x00\x00\x02hi"
     );
 }
+
+#[tokio::test]
+async fn api_keys_with_usage_plans_and_immediate_revocation() {
+    let s = start().await;
+    let admin = s.demo_realm().await;
+    let up = upstream().await;
+    let create = |body: Value| {
+        let (s, admin) = (&s, admin.clone());
+        async move {
+            let r = s
+                .http
+                .post(format!("{}/admin/realms/demo/api-keys", s.base))
+                .bearer_auth(admin)
+                .json(&body)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 201);
+            assert!(r.headers().get("location").is_some());
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    let limited = create(json!({"name": "mobile", "consumer": "acme", "scopes": ["orders:read"], "plan": {"quotaPerDay": 3}})).await;
+    let other =
+        create(json!({"name": "batch", "consumer": "globex", "scopes": ["orders:read"]})).await;
+    let key = limited["key"].as_str().expect("key shown once").to_owned();
+    assert!(key.starts_with("ghk_"));
+    let (_, list) = s.admin_get(&admin, "/demo/api-keys").await;
+    assert!(
+        list.as_array()
+            .expect("list")
+            .iter()
+            .all(|k| k.get("key").is_none()),
+        "keys are never listed"
+    );
+    s.configure(&format!(
+        "[authorizers.keys]\ntype = \"apikey\"\nrealm = \"demo\"\n\n[[routes]]\nname = \"orders\"\npath = \"/orders\"\nupstream = \"{}\"\nauthorizers = [\"keys\"]\nscopes_any = [\"orders:read\"]\n",
+        up.url
+    ))
+    .expect("config");
+    let call = |k: String| {
+        let s = &s;
+        async move {
+            s.http
+                .get(format!("{}/orders", s.gw))
+                .header("x-api-key", k)
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    let r = call(key.clone()).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["headers"]["x-gatehouse-username"], "acme");
+    assert_eq!(body["headers"]["x-gatehouse-client"], "mobile");
+    assert!(
+        body["headers"].get("x-api-key").is_none(),
+        "the key is a credential: not forwarded"
+    );
+    assert_eq!(call(key.clone()).await.status(), 200);
+    assert_eq!(call(key.clone()).await.status(), 200);
+    let over = call(key.clone()).await;
+    assert_eq!(over.status(), 429, "the daily quota of 3 is spent");
+    let wait: u64 = over.headers()["retry-after"]
+        .to_str()
+        .expect("h")
+        .parse()
+        .expect("secs");
+    assert!((1..=86_400).contains(&wait));
+    assert_eq!(call("ghk_not-a-key".into()).await.status(), 401);
+    assert_eq!(
+        s.http
+            .get(format!("{}/orders", s.gw))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        401
+    );
+    // Revocation takes effect at once, though the lookup is cached.
+    let other_key = other["key"].as_str().expect("key").to_owned();
+    assert_eq!(call(other_key.clone()).await.status(), 200);
+    let r = s
+        .http
+        .delete(format!(
+            "{}/admin/realms/demo/api-keys/{}",
+            s.base,
+            other["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    assert_eq!(call(other_key).await.status(), 401);
+    let audit = s.audit().await;
+    assert!(
+        audit
+            .iter()
+            .any(|l| l["rule"] == "usage_plan.quota" && l["username"] == "acme")
+    );
+}

@@ -15,8 +15,8 @@ use crate::identity::{Identity, from_claims};
 use crate::{Error, Result};
 use arc_swap::ArcSwap;
 use gatehouse_jose::verify::{KeySet, Rules};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// Minimum time between two JWKS fetches triggered by unknown kids.
@@ -54,7 +54,7 @@ impl std::fmt::Debug for JwtAuthorizer {
 
 impl JwtAuthorizer {
     /// Validates the configuration. Keys are fetched on first use and by
-    /// [`JwtAuthorizer::start_background`].
+    /// `Authorizer::start_background`.
     pub fn new(name: &str, cfg: AuthorizerConfig, http: reqwest::Client) -> Result<Self> {
         let at = |m: String| Error::Config(format!("authorizer '{name}': {m}"));
         if cfg.kind != "jwt" {
@@ -129,23 +129,6 @@ impl JwtAuthorizer {
     /// The issuer, if configured (for RFC 9728 metadata).
     pub fn issuer(&self) -> Option<&str> {
         self.cfg.issuer.as_deref()
-    }
-
-    /// Fetches keys now and refreshes them periodically while the
-    /// authorizer is alive (a reload that drops it stops the task).
-    pub fn start_background(self: &Arc<Self>) {
-        let weak: Weak<Self> = Arc::downgrade(self);
-        if tokio::runtime::Handle::try_current().is_err() {
-            return;
-        }
-        tokio::spawn(async move {
-            loop {
-                let Some(me) = weak.upgrade() else { break };
-                me.refresh(true).await;
-                drop(me);
-                tokio::time::sleep(REFRESH_PERIOD).await;
-            }
-        });
     }
 
     /// Extracts this authorizer's credential from the request headers.

@@ -1,7 +1,12 @@
 use super::*;
 
 fn build(text: &str) -> Result<Snapshot> {
-    Snapshot::build(GatewayFile::parse(text)?, None, &reqwest::Client::new())
+    Snapshot::build(
+        GatewayFile::parse(text)?,
+        None,
+        &reqwest::Client::new(),
+        None,
+    )
 }
 
 const AUTHZ: &str =
@@ -76,6 +81,6 @@ fn random_config_text_is_refused_cleanly() {
             text.push_str(pieces[(x % pieces.len() as u64) as usize]);
         }
         // Either a valid snapshot or an error; never a panic.
-        let _ = GatewayFile::parse(&text).and_then(|f| Snapshot::build(f, None, &http));
+        let _ = GatewayFile::parse(&text).and_then(|f| Snapshot::build(f, None, &http, None));
     }
 }

@@ -1,0 +1,110 @@
+//! Usage-plan quotas per API key: requests per UTC day and per UTC month,
+//! counted in memory on this node (a shared counter comes with Redis).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// (year, month) of a day number.
+fn civil_month(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m)
+}
+
+/// Counters per key and period.
+#[derive(Default)]
+pub struct Quotas {
+    counts: Mutex<HashMap<(String, char, i64), u64>>,
+}
+
+impl Quotas {
+    /// Counts one request of `key`; when a quota is exhausted returns the
+    /// seconds until its period ends (and does not count it).
+    pub fn take(
+        &self,
+        key: &str,
+        per_day: Option<u64>,
+        per_month: Option<u64>,
+        now: i64,
+    ) -> Result<(), u64> {
+        let day = now.div_euclid(86_400);
+        let (y, m) = civil_month(day);
+        let month_id = y * 12 + m;
+        let next_month = if m == 12 {
+            days_from_civil(y + 1, 1, 1)
+        } else {
+            days_from_civil(y, m + 1, 1)
+        };
+        let Ok(mut c) = self.counts.lock() else {
+            return Ok(());
+        };
+        let d = c.get(&(key.to_owned(), 'd', day)).copied().unwrap_or(0);
+        let mo = c
+            .get(&(key.to_owned(), 'm', month_id))
+            .copied()
+            .unwrap_or(0);
+        if per_day.is_some_and(|q| d >= q) {
+            return Err(((day + 1) * 86_400 - now) as u64);
+        }
+        if per_month.is_some_and(|q| mo >= q) {
+            return Err((next_month * 86_400 - now) as u64);
+        }
+        if per_day.is_some() {
+            c.insert((key.to_owned(), 'd', day), d + 1);
+        }
+        if per_month.is_some() {
+            c.insert((key.to_owned(), 'm', month_id), mo + 1);
+        }
+        // Forget past periods.
+        c.retain(|(_, kind, p), _| {
+            if *kind == 'd' {
+                *p >= day
+            } else {
+                *p >= month_id
+            }
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_and_monthly_quotas() {
+        let q = Quotas::default();
+        let t = 1_706_745_599; // 2024-01-31 23:59:59 UTC
+        assert!(q.take("k", Some(2), None, t).is_ok());
+        assert!(q.take("k", Some(2), None, t).is_ok());
+        assert_eq!(
+            q.take("k", Some(2), None, t),
+            Err(1),
+            "one second to midnight"
+        );
+        assert!(q.take("k", Some(2), None, t + 1).is_ok(), "a new day");
+        let q = Quotas::default();
+        assert!(q.take("m", None, Some(1), t).is_ok());
+        assert_eq!(
+            q.take("m", None, Some(1), t),
+            Err(1),
+            "the month ends at midnight too"
+        );
+        assert_eq!(civil_month(days_from_civil(2024, 2, 29)), (2024, 2));
+    }
+}
