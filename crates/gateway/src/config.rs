@@ -166,6 +166,10 @@ pub struct RouteConfig {
     pub add_headers: BTreeMap<String, String>,
     #[serde(default)]
     pub remove_headers: Vec<String>,
+    /// Cedar policy text for this route (evaluated after the rules).
+    pub cedar: Option<String>,
+    /// A file of Cedar policies (relative to the working directory).
+    pub cedar_file: Option<PathBuf>,
     /// Send the signed `X-Gatehouse-Assertion` upstream.
     #[serde(default)]
     pub assertion: bool,
@@ -291,6 +295,7 @@ pub struct Route {
     pub add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub remove_headers: Vec<http::HeaderName>,
     pub rate_limit: Option<crate::ratelimit::Policy>,
+    pub cedar: Option<crate::authz::cedar::CedarPolicy>,
     /// Answer with the built-in echo instead of forwarding.
     pub echo: bool,
     /// Pooled connections to this route's upstreams.
@@ -384,7 +389,20 @@ impl Snapshot {
                     "`public = true` and `authorizers` contradict each other",
                 ));
             }
-            let has_rules = !r.scopes_any.is_empty()
+            let cedar = match (&r.cedar, &r.cedar_file) {
+                (Some(_), Some(_)) => return Err(at("`cedar` and `cedar_file` are exclusive")),
+                (Some(src), None) => {
+                    Some(crate::authz::cedar::CedarPolicy::parse(src).map_err(|e| at(&e))?)
+                }
+                (None, Some(p)) => {
+                    let src = std::fs::read_to_string(p)
+                        .map_err(|e| at(&format!("cedar_file {}: {e}", p.display())))?;
+                    Some(crate::authz::cedar::CedarPolicy::parse(&src).map_err(|e| at(&e))?)
+                }
+                (None, None) => None,
+            };
+            let has_rules = cedar.is_some()
+                || !r.scopes_any.is_empty()
                 || !r.scopes_all.is_empty()
                 || !r.groups_any.is_empty()
                 || !r.roles_any.is_empty()
@@ -480,6 +498,7 @@ impl Snapshot {
                 add_headers,
                 remove_headers,
                 rate_limit,
+                cedar,
                 echo,
                 client: crate::proxy::client(Duration::from_millis(r.connect_timeout_ms), h2c),
             }));

@@ -269,6 +269,25 @@ async fn run_route(
             Ok(rule) => {
                 line.decision = "allow";
                 line.rule = Some(rule.to_owned());
+                if let Some(policy) = &route.cedar {
+                    let verdict = policy.allows(
+                        &route.cfg.name,
+                        req.method().as_str(),
+                        req.uri().path(),
+                        &id,
+                        remote.ip(),
+                        gatehouse_core::time::now(),
+                    );
+                    line.rule = Some("cedar".into());
+                    if !matches!(verdict, Ok(true)) {
+                        // An evaluation error denies too (fail closed).
+                        line.decision = "deny";
+                        if let Err(e) = verdict {
+                            line.reason = Some(format!("cedar: {e}"));
+                        }
+                        return json(StatusCode::FORBIDDEN, "{\"message\":\"Forbidden\"}");
+                    }
+                }
             }
             Err(deny) => {
                 line.decision = "deny";
