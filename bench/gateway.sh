@@ -84,18 +84,29 @@ authorizers = ["bench"]
 scopes_any = ["orders:read"]
 groups_any = ["sales"]
 claims = { azp = ["bench-cli"] }
+
+[[routes]]
+name = "cedar"
+path = "/cedar"
+upstream = "http://127.0.0.1:18081"
+authorizers = ["bench"]
+cedar = """
+permit(principal in Group::"sales", action == Action::"GET", resource == Route::"cedar")
+  when { principal.scopes.contains("orders:read") };
+forbid(principal, action, resource) when { context.ip.isInRange(ip("10.0.0.0/8")) };
+"""
 TOML
 GATEHOUSE_LOG=warn "$BIN" serve --config "$WORK/gatehouse.toml" >"$WORK/gatehouse.out" 2>&1 &
 wait_http http://127.0.0.1:18080/health/ready
 TOKEN=$(curl -s -d grant_type=password -d client_id=bench-cli -d username=u1 -d password=pw -d scope=orders:read \
   http://127.0.0.1:18080/realms/bench/protocol/openid-connect/token | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
 AUTH=(-H "Authorization: Bearer $TOKEN")
-for u in http://127.0.0.1:18000/public http://127.0.0.1:18000/jwt http://127.0.0.1:18000/rules; do
+for u in http://127.0.0.1:18000/public http://127.0.0.1:18000/jwt http://127.0.0.1:18000/rules http://127.0.0.1:18000/cedar; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" "$u"); [[ $code == 200 ]] || { echo "$u answered $code" >&2; exit 1; }
 done
 
 declare -A RPS P50 P99
-rows=(direct nginx public jwt rules)
+rows=(direct nginx public jwt rules cedar)
 for round in $(seq 1 "${ROUNDS:-2}"); do
   for row in "${rows[@]}"; do
     case $row in
@@ -104,6 +115,7 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
       public) r=$(wrk_run http://127.0.0.1:18000/public) ;;
       jwt)    r=$(wrk_run http://127.0.0.1:18000/jwt "${AUTH[@]}") ;;
       rules)  r=$(wrk_run http://127.0.0.1:18000/rules "${AUTH[@]}") ;;
+      cedar)  r=$(wrk_run http://127.0.0.1:18000/cedar "${AUTH[@]}") ;;
     esac
     read -r rps p50 p99 <<<"$r"
     # keep the best round of each row (alternation evens out drift)

@@ -23,6 +23,9 @@ use std::str::FromStr;
 /// A parsed policy set.
 pub struct CedarPolicy {
     set: PolicySet,
+    /// Built once: constructing an authorizer per request costs more than
+    /// evaluating the policies.
+    authorizer: Authorizer,
 }
 
 impl std::fmt::Debug for CedarPolicy {
@@ -65,7 +68,10 @@ impl CedarPolicy {
         if set.policies().next().is_none() {
             return Err("cedar: no policy (nothing would be permitted)".into());
         }
-        Ok(CedarPolicy { set })
+        Ok(CedarPolicy {
+            set,
+            authorizer: Authorizer::new(),
+        })
     }
 
     /// Whether `id` may do `method` on `path` of `route` from `ip` at `now`.
@@ -147,7 +153,9 @@ impl CedarPolicy {
         .map_err(|e| e.to_string())?;
         let request = Request::new(principal, uid("Action", method)?, resource, context, None)
             .map_err(|e| e.to_string())?;
-        let answer = Authorizer::new().is_authorized(&request, &self.set, &entities);
+        let answer = self
+            .authorizer
+            .is_authorized(&request, &self.set, &entities);
         Ok(answer.decision() == Decision::Allow)
     }
 }
