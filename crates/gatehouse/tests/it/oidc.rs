@@ -764,6 +764,11 @@ async fn disabled_and_locked_users_cannot_log_in() {
         "Account disabled"
     );
     // Events recorded the story.
+    let (_, logins) = s.admin_get(&t, "/demo/events?type=LOGIN").await;
+    assert_eq!(
+        logins[0]["ipAddress"], "127.0.0.1",
+        "events carry the client address"
+    );
     let (_, ev) = s.admin_get(&t, "/demo/events?type=LOGIN_ERROR").await;
     let errors: Vec<&str> = ev
         .as_array()

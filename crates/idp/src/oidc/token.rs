@@ -215,6 +215,7 @@ async fn password(
     ev.client_id = Some(client.client_id.clone());
     ev.user_id = Some(user.id.clone());
     ev.session_id = Some(session.id.clone());
+    ev.ip_address = ip.map(str::to_owned);
     ev.details.insert("grant_type".into(), "password".into());
     ev.details.insert("username".into(), user.username.clone());
     ev.details
