@@ -6,10 +6,14 @@
 //!   `issuer`, `scopes`, `groups`, `roles` (sets of strings) and `claims`
 //!   (the token's top-level strings, numbers, booleans and string lists);
 //! - action `Action::"<METHOD>"`;
-//! - resource `Route::"<route name>"` with attribute `path`;
+//! - resource `Route::"<route name>"`;
 //! - context `ip` (an `ipaddr`), `time` (Unix seconds), `path`, `method`.
 //!
 //! Anything not permitted is denied, and a `forbid` wins over a `permit`.
+//!
+//! The entities depend only on the verified token and the route, so they
+//! are built once per token and cached (like the token itself, at most
+//! 60 s); per request only the context is built.
 
 use crate::identity::Identity;
 use cedar_policy::{
@@ -23,9 +27,10 @@ use std::str::FromStr;
 /// A parsed policy set.
 pub struct CedarPolicy {
     set: PolicySet,
-    /// Built once: constructing an authorizer per request costs more than
-    /// evaluating the policies.
+    /// Built once and reused.
     authorizer: Authorizer,
+    /// Entities per digest of the identity and route.
+    entities: moka::sync::Cache<String, std::sync::Arc<Entities>>,
 }
 
 impl std::fmt::Debug for CedarPolicy {
@@ -71,19 +76,14 @@ impl CedarPolicy {
         Ok(CedarPolicy {
             set,
             authorizer: Authorizer::new(),
+            entities: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
         })
     }
 
-    /// Whether `id` may do `method` on `path` of `route` from `ip` at `now`.
-    pub fn allows(
-        &self,
-        route: &str,
-        method: &str,
-        path: &str,
-        id: &Identity,
-        ip: std::net::IpAddr,
-        now: i64,
-    ) -> Result<bool, String> {
+    fn build_entities(route: &str, id: &Identity) -> Result<Entities, String> {
         let principal = uid("User", &id.subject)?;
         let mut parents = HashSet::new();
         let mut others = vec![];
@@ -123,18 +123,45 @@ impl CedarPolicy {
             "claims".into(),
             RestrictedExpression::new_record(claims).map_err(|e| e.to_string())?,
         );
-        let user = Entity::new(principal.clone(), attrs, parents).map_err(|e| e.to_string())?;
-        let resource = uid("Route", route)?;
-        let mut rattrs = HashMap::new();
-        rattrs.insert(
-            "path".into(),
-            RestrictedExpression::new_string(path.to_owned()),
-        );
-        let route_entity =
-            Entity::new(resource.clone(), rattrs, HashSet::new()).map_err(|e| e.to_string())?;
-        others.push(user);
-        others.push(route_entity);
-        let entities = Entities::from_entities(others, None).map_err(|e| e.to_string())?;
+        others.push(Entity::new(principal, attrs, parents).map_err(|e| e.to_string())?);
+        others.push(Entity::new_no_attrs(uid("Route", route)?, HashSet::new()));
+        Entities::from_entities(others, None).map_err(|e| e.to_string())
+    }
+
+    /// Whether `id` may do `method` on `path` of `route` from `ip` at `now`.
+    pub fn allows(
+        &self,
+        route: &str,
+        method: &str,
+        path: &str,
+        id: &Identity,
+        ip: std::net::IpAddr,
+        now: i64,
+    ) -> Result<bool, String> {
+        // Keyed by a digest of everything the entities are built from, so
+        // two identities share entities only if they would build the same.
+        let material = serde_json::json!([
+            route,
+            id.issuer,
+            id.subject,
+            id.username,
+            id.client_id,
+            id.groups,
+            id.roles,
+            id.scopes,
+            id.claims
+        ])
+        .to_string();
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, material.as_bytes());
+        let key: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let entities = match self.entities.get(&key) {
+            Some(e) => e,
+            None => {
+                let e = std::sync::Arc::new(Self::build_entities(route, id)?);
+                self.entities.insert(key, e.clone());
+                e
+            }
+        };
         let context = Context::from_pairs([
             (
                 "ip".to_owned(),
@@ -151,8 +178,14 @@ impl CedarPolicy {
             ),
         ])
         .map_err(|e| e.to_string())?;
-        let request = Request::new(principal, uid("Action", method)?, resource, context, None)
-            .map_err(|e| e.to_string())?;
+        let request = Request::new(
+            uid("User", &id.subject)?,
+            uid("Action", method)?,
+            uid("Route", route)?,
+            context,
+            None,
+        )
+        .map_err(|e| e.to_string())?;
         let answer = self
             .authorizer
             .is_authorized(&request, &self.set, &entities);
