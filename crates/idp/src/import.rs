@@ -13,6 +13,35 @@ fn arr<'a>(v: &'a Value, k: &str) -> impl Iterator<Item = &'a Value> {
     v.get(k).and_then(Value::as_array).into_iter().flatten()
 }
 
+/// Role ids named by a representation's `realmRoles` and `clientRoles`
+/// (unknown names are skipped, as Keycloak's import does).
+async fn mapped_role_ids(idp: &Idp, realm: &Realm, rep: &Value) -> Result<Vec<String>, AdminError> {
+    let mut ids = vec![];
+    for name in arr(rep, "realmRoles").filter_map(Value::as_str) {
+        if let Some(r) = idp.store.role_by_name(&realm.id, None, name).await? {
+            ids.push(r.id);
+        }
+    }
+    if let Some(cr) = rep.get("clientRoles").and_then(Value::as_object) {
+        for (client_id, names) in cr {
+            let Some(c) = idp.store.client_by_client_id(&realm.id, client_id).await? else {
+                continue;
+            };
+            for n in names
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                if let Some(r) = idp.store.role_by_name(&realm.id, Some(&c.id), n).await? {
+                    ids.push(r.id);
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
+
 async fn import_groups(
     idp: &Idp,
     realm: &Realm,
@@ -28,28 +57,7 @@ async fn import_groups(
             vec![],
         ))
         .await?;
-        let mut ids = vec![];
-        for name in arr(g, "realmRoles").filter_map(Value::as_str) {
-            if let Some(r) = idp.store.role_by_name(&realm.id, None, name).await? {
-                ids.push(r.id);
-            }
-        }
-        if let Some(cr) = g.get("clientRoles").and_then(Value::as_object) {
-            for (client_id, names) in cr {
-                if let Some(c) = idp.store.client_by_client_id(&realm.id, client_id).await? {
-                    for n in names
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                    {
-                        if let Some(r) = idp.store.role_by_name(&realm.id, Some(&c.id), n).await? {
-                            ids.push(r.id);
-                        }
-                    }
-                }
-            }
-        }
+        let ids = mapped_role_ids(idp, realm, g).await?;
         idp.store
             .grant_roles(Holder::Group(&created.id), &ids, &[])
             .await?;
@@ -180,28 +188,7 @@ pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Admin
             }
             None => crate::admin::users::create_user(idp, realm, u, vec![]).await?,
         };
-        let mut ids = vec![];
-        for n in arr(u, "realmRoles").filter_map(Value::as_str) {
-            if let Some(r) = idp.store.role_by_name(&realm.id, None, n).await? {
-                ids.push(r.id);
-            }
-        }
-        if let Some(cr) = u.get("clientRoles").and_then(Value::as_object) {
-            for (client_id, names) in cr {
-                if let Some(c) = idp.store.client_by_client_id(&realm.id, client_id).await? {
-                    for n in names
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                    {
-                        if let Some(r) = idp.store.role_by_name(&realm.id, Some(&c.id), n).await? {
-                            ids.push(r.id);
-                        }
-                    }
-                }
-            }
-        }
+        let ids = mapped_role_ids(idp, realm, u).await?;
         idp.store
             .grant_roles(Holder::User(&user.id), &ids, &[])
             .await?;
