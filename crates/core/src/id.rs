@@ -18,7 +18,6 @@ pub fn uuid() -> String {
     let mut b = random::<16>();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(36);
     for (i, x) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
@@ -26,6 +25,20 @@ pub fn uuid() -> String {
         }
         out.push(HEX[(x >> 4) as usize] as char);
         out.push(HEX[(x & 0xf) as usize] as char);
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Lower-case hex of the SHA-256 of `data`: how API keys are stored and
+/// looked up, and how derived cache keys are made.
+pub fn sha256_hex(data: &[u8]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = String::with_capacity(64);
+    for b in d.as_ref() {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 0xf) as usize] as char);
     }
     out
 }
@@ -42,6 +55,14 @@ pub fn bytes<const N: usize>() -> [u8; N] {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sha256_hex_matches_the_known_vector() {
+        assert_eq!(
+            super::sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
     #[test]
     fn uuid_is_v4_shaped_and_unique() {
         let a = super::uuid();

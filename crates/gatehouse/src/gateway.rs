@@ -124,11 +124,7 @@ pub async fn start(
         loop {
             tick.tick().await;
             revocations.prune(gatehouse_core::time::now());
-            let now_ns = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as i128)
-                .unwrap_or(0);
-            pruner.limiter.prune(now_ns);
+            pruner.limiter.prune(gatehouse_core::time::now_nanos());
         }
     });
     tracing::info!(%addr, "gateway listener ready");

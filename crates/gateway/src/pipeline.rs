@@ -316,9 +316,11 @@ async fn run_route(
                 key: Some("client".into()),
             };
             if let Ok(policy) = cfg.policy(false) {
-                let d = gw
-                    .limiter
-                    .check(&format!("plan\u{0}{key_id}"), &policy, now_ns());
+                let d = gw.limiter.check(
+                    &format!("plan\u{0}{key_id}"),
+                    &policy,
+                    gatehouse_core::time::now_nanos(),
+                );
                 if !d.allowed {
                     line.decision = "throttled";
                     line.rule = Some("usage_plan.rate".into());
@@ -362,7 +364,7 @@ async fn run_route(
             _ => remote.ip().to_string(),
         };
         let key = format!("{}\u{0}{who}", route.cfg.name);
-        let d = gw.limiter.check(&key, p, now_ns());
+        let d = gw.limiter.check(&key, p, gatehouse_core::time::now_nanos());
         if !d.allowed {
             line.decision = "throttled";
             line.rule = Some("rate_limit".into());
@@ -385,8 +387,23 @@ async fn run_route(
     let upgrade = proxy::upgrade_protocol(req.headers());
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    upstream_headers(
+        gw,
+        &route,
+        &mut parts.headers,
+        identity.as_deref(),
+        remote,
+        rid,
+        original_host,
+    );
     if route.echo {
-        let mut r = echo(&route, &mut parts, identity.as_deref(), line);
+        let mut r = echo(&route, &parts, line);
         if let Some((p, d)) = &limited {
             rate_headers(r.headers_mut(), p, d);
         }
@@ -401,52 +418,10 @@ async fn run_route(
             return json(StatusCode::BAD_REQUEST, "{\"message\":\"Bad Request\"}");
         }
     };
-    line.upstream = Some(authority.clone());
-    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    let h = &mut parts.headers;
-    proxy::strip_hop_by_hop(h);
-    identity_headers::strip(h);
-    if identity.is_some() && !route.cfg.forward_token {
-        h.remove(header::AUTHORIZATION);
-    }
-    if !route.cfg.forward_token {
-        for a in &route.authorizers {
-            if let Authorizer::ApiKey(k) = a.as_ref() {
-                h.remove(&k.header);
-            }
-        }
-    }
-    for name in &route.remove_headers {
-        h.remove(name);
-    }
-    for (k, v) in &route.add_headers {
-        h.insert(k.clone(), v.clone());
-    }
-    proxy::forwarded(h, &remote.ip().to_string(), original_host, "http");
-    if let Ok(v) = HeaderValue::from_str(rid) {
-        h.insert("x-request-id", v);
-    }
     if let Ok(v) = HeaderValue::from_str(&authority) {
-        h.insert(header::HOST, v);
+        parts.headers.insert(header::HOST, v);
     }
-    if let Some(id) = &identity {
-        identity_headers::inject(h, id);
-        if route.cfg.assertion {
-            let aud = metadata::resource(&gw.public_url, &route);
-            if let Some(v) = gw
-                .asserter
-                .assert(&gw.public_url, &aud, id)
-                .and_then(|a| HeaderValue::from_str(&a).ok())
-            {
-                h.insert(identity_headers::ASSERTION, v);
-            }
-        }
-    }
+    line.upstream = Some(authority.clone());
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
     let up_start = Instant::now();
@@ -512,26 +487,65 @@ async fn run_route(
     }
 }
 
-/// The built-in echo upstream: answers with the request line and the
-/// identity headers an upstream would receive, after the same header hygiene
-/// as a real forward. Used by the quickstart to show what upstreams get.
-fn echo(
+/// What every upstream receives, echo included: hop-by-hop and incoming
+/// `X-Gatehouse-*` headers removed, the caller's credential removed unless
+/// the route forwards it, the route's header edits, `X-Forwarded-*`,
+/// `X-Request-Id`, and the caller's identity (plus the signed assertion
+/// when the route asks for it).
+fn upstream_headers(
+    gw: &Gateway,
     route: &Route,
-    parts: &mut http::request::Parts,
+    h: &mut http::HeaderMap,
     identity: Option<&Identity>,
-    line: &mut AuditLine,
-) -> Response<Body> {
-    line.upstream = Some(crate::config::ECHO.to_owned());
-    let h = &mut parts.headers;
+    remote: SocketAddr,
+    rid: &str,
+    original_host: Option<HeaderValue>,
+) {
     proxy::strip_hop_by_hop(h);
     identity_headers::strip(h);
-    if let Some(id) = identity {
-        identity_headers::inject(h, id);
+    if !route.cfg.forward_token {
+        if identity.is_some() {
+            h.remove(header::AUTHORIZATION);
+        }
+        for a in &route.authorizers {
+            if let Authorizer::ApiKey(k) = a.as_ref() {
+                h.remove(&k.header);
+            }
+        }
+    }
+    for name in &route.remove_headers {
+        h.remove(name);
     }
     for (k, v) in &route.add_headers {
         h.insert(k.clone(), v.clone());
     }
-    let headers: serde_json::Map<String, serde_json::Value> = h
+    proxy::forwarded(h, &remote.ip().to_string(), original_host, "http");
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        h.insert("x-request-id", v);
+    }
+    if let Some(id) = identity {
+        identity_headers::inject(h, id);
+        if route.cfg.assertion {
+            let aud = metadata::resource(&gw.public_url, route);
+            if let Some(v) = gw
+                .asserter
+                .assert(&gw.public_url, &aud, id)
+                .and_then(|a| HeaderValue::from_str(&a).ok())
+            {
+                h.insert(identity_headers::ASSERTION, v);
+            }
+        }
+    }
+}
+
+/// The built-in echo upstream: answers with the request line and the
+/// identity headers an upstream would receive (prepared by
+/// [`upstream_headers`], as for a real upstream). The quickstart uses it to
+/// show what upstreams get.
+fn echo(route: &Route, parts: &http::request::Parts, line: &mut AuditLine) -> Response<Body> {
+    line.upstream = Some(crate::config::ECHO.to_owned());
+    let headers: serde_json::Map<String, serde_json::Value> = parts
+        .headers
         .iter()
         .filter(|(k, _)| identity_headers::is_identity_header(k))
         .map(|(k, v)| {
@@ -546,14 +560,7 @@ fn echo(
         "path": parts.uri.path(),
         "route": route.cfg.name,
         "identity_headers": headers,
-        "authorization_forwarded": h.contains_key(header::AUTHORIZATION) && route.cfg.forward_token,
+        "authorization_forwarded": parts.headers.contains_key(header::AUTHORIZATION),
     });
     json_owned(StatusCode::OK, body.to_string())
-}
-
-fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
 }

@@ -143,24 +143,33 @@ pub fn target_uri(route: &Route, idx: usize, uri: &Uri) -> Result<(Uri, String),
     Ok((u, authority))
 }
 
+/// One upstream exchange under the route's timeout, errors sorted by side.
+async fn request(
+    client: &UpstreamClient,
+    route: &Route,
+    req: Request<Incoming>,
+) -> Result<Response<Incoming>, ProxyError> {
+    match tokio::time::timeout(route.timeout, client.request(req)).await {
+        Err(_) => Err(ProxyError::Timeout),
+        Ok(Err(e)) => Err(ProxyError::Upstream(e.to_string())),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// The upstream's answer as the gateway's, hop-by-hop headers removed.
+fn relay(resp: Response<Incoming>) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
+}
+
 /// Sends `req` (already rewritten) upstream with the route's timeout.
 pub async fn send(
     client: &UpstreamClient,
     route: &Route,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
-    match tokio::time::timeout(route.timeout, client.request(req)).await {
-        Err(_) => Err(ProxyError::Timeout),
-        Ok(Err(e)) => Err(ProxyError::Upstream(e.to_string())),
-        Ok(Ok(resp)) => {
-            let (mut parts, body) = resp.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            Ok(Response::from_parts(
-                parts,
-                body.map_err(|e| Box::new(e) as BoxError).boxed(),
-            ))
-        }
-    }
+    request(client, route, req).await.map(relay)
 }
 
 /// Appends the client address to `X-Forwarded-For` and sets the other
@@ -209,18 +218,9 @@ pub async fn send_upgrade(
     req: Request<Incoming>,
     client_side: hyper::upgrade::OnUpgrade,
 ) -> Result<Response<Body>, ProxyError> {
-    let mut resp = match tokio::time::timeout(route.timeout, client.request(req)).await {
-        Err(_) => return Err(ProxyError::Timeout),
-        Ok(Err(e)) => return Err(ProxyError::Upstream(e.to_string())),
-        Ok(Ok(r)) => r,
-    };
+    let mut resp = request(client, route, req).await?;
     if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-        let (mut parts, body) = resp.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        return Ok(Response::from_parts(
-            parts,
-            body.map_err(|e| Box::new(e) as BoxError).boxed(),
-        ));
+        return Ok(relay(resp));
     }
     let upstream_side = hyper::upgrade::on(&mut resp);
     tokio::spawn(async move {

@@ -1,18 +1,9 @@
 //! Usage-plan quotas per API key: requests per UTC day and per UTC month,
 //! counted in memory on this node (a shared counter comes with Redis).
 
+use gatehouse_core::time::days_from_civil;
 use std::collections::HashMap;
 use std::sync::Mutex;
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
 
 /// (year, month) of a day number.
 fn civil_month(days: i64) -> (i64, i64) {

@@ -60,7 +60,7 @@ pub async fn check_password(
     if let (Some(ip), Some(p)) = (ip, &idp.login_ip_policy) {
         let wait = idp
             .login_ip_limiter
-            .blocked_for(ip, p, crate::state::now_ns());
+            .blocked_for(ip, p, gatehouse_core::time::now_nanos());
         if wait > 0 {
             return Ok(Err(LoginFailure::Throttled(wait)));
         }
@@ -69,7 +69,8 @@ pub async fn check_password(
     if let (Err(LoginFailure::InvalidCredentials | LoginFailure::Locked), Some(ip), Some(p)) =
         (&result, ip, &idp.login_ip_policy)
     {
-        idp.login_ip_limiter.check(ip, p, crate::state::now_ns());
+        idp.login_ip_limiter
+            .check(ip, p, gatehouse_core::time::now_nanos());
     }
     Ok(result)
 }
@@ -107,7 +108,12 @@ async fn check(
             .await?;
         return Ok(Err(LoginFailure::InvalidCredentials));
     };
-    let mut lf = idp.store.login_failures(&user.id).await?;
+    // Brute-force bookkeeping costs a query per login: only where it is on.
+    let mut lf = if realm.brute_force_protected {
+        idp.store.login_failures(&user.id).await?
+    } else {
+        Default::default()
+    };
     if lf.failures > 0 && now - lf.last_failure > realm.max_delta_time_seconds {
         idp.store.clear_login_failures(&user.id).await?;
         lf = Default::default();

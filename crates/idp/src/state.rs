@@ -268,11 +268,3 @@ pub fn login_policy(per_minute: u64) -> Option<gatehouse_core::ratelimit::Policy
     .policy(true)
     .ok()
 }
-
-/// Nanoseconds since the epoch, for the limiter.
-pub fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
-}

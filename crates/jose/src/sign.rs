@@ -7,36 +7,41 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
 /// Signs `claims` as a compact JWS with `typ` in the header (`JWT`, or
-/// Keycloak's `Bearer`/`ID`/`Refresh` go in the claims, not here).
-pub fn sign<T: Serialize>(key: &SigningKey, claims: &T) -> Result<String> {
-    let header = serde_json::json!({"alg": key.alg().as_str(), "typ": "JWT", "kid": key.kid()});
+/// A compact JWS: `header.payload` encoded once, then `sign` over it.
+fn compact<T: Serialize>(
+    alg: &str,
+    kid: &str,
+    claims: &T,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<String> {
+    let header = serde_json::json!({"alg": alg, "typ": "JWT", "kid": kid});
     let h = serde_json::to_vec(&header).map_err(|_| Error::Sign)?;
     let c = serde_json::to_vec(claims).map_err(|_| Error::Sign)?;
     let mut out = String::with_capacity((h.len() + c.len()) * 4 / 3 + 400);
     URL_SAFE_NO_PAD.encode_string(&h, &mut out);
     out.push('.');
     URL_SAFE_NO_PAD.encode_string(&c, &mut out);
-    let sig = key.sign_raw(out.as_bytes())?;
+    let sig = sign(out.as_bytes())?;
     out.push('.');
     URL_SAFE_NO_PAD.encode_string(&sig, &mut out);
     Ok(out)
 }
 
+/// Signs `claims` as a compact JWS with the realm key (`typ: JWT`;
+/// Keycloak's `Bearer`/`ID` token types go in the claims).
+pub fn sign<T: Serialize>(key: &SigningKey, claims: &T) -> Result<String> {
+    compact(key.alg().as_str(), key.kid(), claims, |input| {
+        key.sign_raw(input)
+    })
+}
+
 /// HS512 JWS with a symmetric secret. Used only for tokens Gatehouse alone
 /// reads (refresh tokens, as Keycloak does), so they never need a published key.
 pub fn sign_hs512<T: Serialize>(secret: &[u8], kid: &str, claims: &T) -> Result<String> {
-    let header = serde_json::json!({"alg": "HS512", "typ": "JWT", "kid": kid});
-    let h = serde_json::to_vec(&header).map_err(|_| Error::Sign)?;
-    let c = serde_json::to_vec(claims).map_err(|_| Error::Sign)?;
-    let mut out = String::new();
-    URL_SAFE_NO_PAD.encode_string(&h, &mut out);
-    out.push('.');
-    URL_SAFE_NO_PAD.encode_string(&c, &mut out);
     let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA512, secret);
-    let tag = aws_lc_rs::hmac::sign(&k, out.as_bytes());
-    out.push('.');
-    URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut out);
-    Ok(out)
+    compact("HS512", kid, claims, |input| {
+        Ok(aws_lc_rs::hmac::sign(&k, input).as_ref().to_vec())
+    })
 }
 
 /// Verifies an HS512 token made by [`sign_hs512`] and returns its claims.

@@ -26,8 +26,7 @@ pub trait ApiKeyLookup: Send + Sync {
 
 /// The SHA-256 (hex) an API key is stored and looked up by.
 pub fn key_hash(key: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    gatehouse_core::id::sha256_hex(key.as_bytes())
 }
 
 /// The revocation-list id of an API key.

@@ -152,8 +152,7 @@ impl CedarPolicy {
             id.claims
         ])
         .to_string();
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, material.as_bytes());
-        let key: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let key = gatehouse_core::id::sha256_hex(material.as_bytes());
         let entities = match self.entities.get(&key) {
             Some(e) => e,
             None => {

@@ -22,11 +22,6 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route("/admin/realms/{realm}/api-keys/{id}", delete(remove))
 }
 
-fn key_hash(key: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn repr(k: &ApiKey) -> Value {
     json!({"id": k.id, "name": k.name, "consumer": k.consumer, "prefix": k.prefix, "enabled": k.enabled,
            "createdTimestamp": k.created_timestamp, "plan": k.plan, "scopes": k.scopes})
@@ -101,7 +96,9 @@ async fn create(
         &format!("api-keys/{}", k.id),
         Some(&repr(&k)),
     );
-    idp.store.create_api_key(&k, &key_hash(&key), &[ev]).await?;
+    idp.store
+        .create_api_key(&k, &gatehouse_core::id::sha256_hex(key.as_bytes()), &[ev])
+        .await?;
     let mut out = repr(&k);
     out["key"] = json!(key);
     let location = created(format!(

@@ -27,18 +27,8 @@ fn date_ms(s: &str, end_of_day: bool) -> Option<i64> {
     // yyyy-MM-dd, as Keycloak accepts.
     let mut it = s.split('-').map(|p| p.parse::<i64>().ok());
     let (y, m, d) = (it.next()??, it.next()??, it.next()??);
-    let days = days_from_civil(y, m, d);
+    let days = gatehouse_core::time::days_from_civil(y, m, d);
     Some(days * 86_400_000 + if end_of_day { 86_399_999 } else { 0 })
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 fn query(raw: Option<String>, category: &str, kinds_key: &str) -> Result<EventQuery, AdminError> {

@@ -142,12 +142,7 @@ pub fn new_session(
     }
 }
 
-async fn check_offline_allowed(
-    idp: &Idp,
-    realm: &Realm,
-    user: &User,
-    scope: &str,
-) -> Result<(), OAuthError> {
+async fn check_offline_allowed(idp: &Idp, user: &User, scope: &str) -> Result<(), OAuthError> {
     if !wants_offline(scope) {
         return Ok(());
     }
@@ -158,7 +153,6 @@ async fn check_offline_allowed(
     {
         Ok(())
     } else {
-        let _ = realm;
         Err(OAuthError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "invalid_scope",
@@ -192,7 +186,7 @@ async fn password(
     if !user.required_actions.is_empty() {
         return Err(OAuthError::invalid_grant("Account is not fully set up"));
     }
-    check_offline_allowed(idp, realm, &user, &scope).await?;
+    check_offline_allowed(idp, &user, &scope).await?;
     let now = gatehouse_core::time::now();
     let session = new_session(realm, client, &user, &scope, now);
     let ring = idp.keyring(realm).await?;
