@@ -106,7 +106,7 @@ for u in http://127.0.0.1:18000/public http://127.0.0.1:18000/jwt http://127.0.0
 done
 
 declare -A RPS P50 P99
-rows=(direct nginx public jwt rules cedar)
+read -r -a rows <<<"${ROWS:-direct nginx public jwt rules cedar}"
 for round in $(seq 1 "${ROUNDS:-2}"); do
   for row in "${rows[@]}"; do
     case $row in
@@ -128,8 +128,8 @@ done
 echo "| target | requests/s | p50 ms | p99 ms | rps / nginx | added p50 vs direct (µs) |"
 echo "|---|---:|---:|---:|---:|---:|"
 for row in "${rows[@]}"; do
-  awk -v n="$row" -v r="${RPS[$row]}" -v a="${P50[$row]}" -v b="${P99[$row]}" -v ng="${RPS[nginx]}" -v d="${P50[direct]}" \
-    'BEGIN { printf "| %s | %.0f | %.3f | %.3f | %.2f | %.0f |\n", n, r, a, b, r/ng, (a-d)*1000 }'
+  awk -v n="$row" -v r="${RPS[$row]}" -v a="${P50[$row]}" -v b="${P99[$row]}" -v ng="${RPS[nginx]:-0}" -v d="${P50[direct]:-0}" \
+    'BEGIN { printf "| %s | %.0f | %.3f | %.3f | %.2f | %.0f |\n", n, r, a, b, (ng > 0 ? r/ng : 0), (a-d)*1000 }'
 done
 echo
 echo "wrk: 1 thread, ${CONNS:-32} connections, ${DURATION:-8}s per row, best of ${ROUNDS:-2} alternating rounds."

@@ -31,12 +31,20 @@ pub fn uuid() -> String {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The SHA-256 of `data`, as bytes: cache keys on the request path, where
+/// a hex string would be an allocation per request.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// Lower-case hex of the SHA-256 of `data`: how API keys are stored and
 /// looked up, and how derived cache keys are made.
 pub fn sha256_hex(data: &[u8]) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
     let mut out = String::with_capacity(64);
-    for b in d.as_ref() {
+    for b in sha256(data) {
         out.push(HEX[(b >> 4) as usize] as char);
         out.push(HEX[(b & 0xf) as usize] as char);
     }

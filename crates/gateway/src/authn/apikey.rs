@@ -93,6 +93,13 @@ impl ApiKeyAuthorizer {
                             exp: i64::MAX,
                             jti: Some(revocation_id(&k.id)),
                             authorizer: self.name.clone(),
+                            // Everything the identity is made of: an edited
+                            // key (new scopes) is a new identity to caches.
+                            credential: gatehouse_core::id::sha256(
+                                serde_json::json!([hash, k.id, k.consumer, k.name, k.scopes])
+                                    .to_string()
+                                    .as_bytes(),
+                            ),
                             ..Default::default()
                         };
                         Arc::new((Arc::new(id), k.id.clone(), k.plan.clone()))

@@ -158,12 +158,7 @@ impl JwtAuthorizer {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(Reject::Invalid("malformed token"));
         }
-        let key: [u8; 32] = {
-            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-            let mut k = [0u8; 32];
-            k.copy_from_slice(d.as_ref());
-            k
-        };
+        let key = gatehouse_core::id::sha256(token.as_bytes());
         let now = gatehouse_core::time::now();
         if let Some(id) = self.cache.get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -184,7 +179,7 @@ impl JwtAuthorizer {
         }
         let claims = result.map_err(|e| Reject::Invalid(reason(&e)))?;
         let id = Arc::new(
-            from_claims(&self.cfg, &self.name, claims)
+            from_claims(&self.cfg, &self.name, key, claims)
                 .ok_or(Reject::Invalid("token has no subject"))?,
         );
         self.cache.insert(key, id.clone());
