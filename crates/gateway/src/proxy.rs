@@ -66,6 +66,10 @@ const HOP_BY_HOP: &[&str] = &[
 /// `TE: trailers` survives: HTTP/2 allows exactly that value, and gRPC
 /// servers use it to detect proxies that would drop trailers.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Most requests carry none: one pass over the names, no lookups.
+    if !h.keys().any(|k| HOP_BY_HOP.contains(&k.as_str())) {
+        return;
+    }
     let te_trailers = h
         .get(header::TE)
         .and_then(|v| v.to_str().ok())
