@@ -41,6 +41,7 @@ nginx -p "$WORK/px" -c nginx.conf
 
 cat >"$WORK/realm.json" <<'JSON'
 {"realm": "bench", "enabled": true, "accessTokenLifespan": 3600,
+ "clientScopes": [{"name": "orders:read", "protocol": "openid-connect"}],
  "clients": [{"clientId": "bench-cli", "publicClient": true, "directAccessGrantsEnabled": true,
    "optionalClientScopes": ["orders:read"],
    "protocolMappers": [{"name": "aud", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",

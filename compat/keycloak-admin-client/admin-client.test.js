@@ -92,6 +92,41 @@ test("clients, secrets, service accounts, mappers, client roles", async () => {
   assert.equal((await kc.clients.find({ clientId: "tmp" })).length, 0);
 });
 
+test("client scopes, their mappers, client and realm default scopes", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const builtin = await kc.clientScopes.find();
+  for (const n of ["profile", "email", "roles", "offline_access"]) assert.ok(builtin.some((s) => s.name === n), n);
+  const { id } = await kc.clientScopes.create({ name: "reports", protocol: "openid-connect", attributes: { "include.in.token.scope": "true" } });
+  assert.ok(id);
+  assert.equal((await kc.clientScopes.findOneByName({ name: "reports" })).id, id);
+  await kc.clientScopes.addProtocolMapper({ id }, { name: "aud", protocol: "openid-connect", protocolMapper: "oidc-audience-mapper", config: { "included.custom.audience": "reports-api", "access.token.claim": "true" } });
+  await kc.clientScopes.addMultipleProtocolMappers({ id }, [
+    { name: "tier", protocol: "openid-connect", protocolMapper: "oidc-hardcoded-claim-mapper", config: { "claim.name": "tier", "claim.value": "gold" } },
+  ]);
+  const mappers = await kc.clientScopes.listProtocolMappers({ id });
+  assert.deepEqual(mappers.map((m) => m.name).sort(), ["aud", "tier"]);
+  const tier = await kc.clientScopes.findProtocolMapperByName({ id, name: "tier" });
+  await kc.clientScopes.delProtocolMapper({ id, mapperId: tier.id });
+  assert.equal((await kc.clientScopes.listProtocolMappers({ id })).length, 1);
+  await kc.clientScopes.update({ id }, { name: "reports", description: "monthly reports" });
+  assert.equal((await kc.clientScopes.findOne({ id })).description, "monthly reports");
+
+  const { id: client } = await kc.clients.create({ clientId: "reporter", publicClient: true });
+  await kc.clients.addOptionalClientScope({ id: client, clientScopeId: id });
+  assert.ok((await kc.clients.listOptionalClientScopes({ id: client })).some((s) => s.id === id));
+  await kc.clients.delOptionalClientScope({ id: client, clientScopeId: id });
+  await kc.clients.addDefaultClientScope({ id: client, clientScopeId: id });
+  assert.ok((await kc.clients.listDefaultClientScopes({ id: client })).some((s) => s.name === "reports"));
+
+  await kc.clientScopes.addDefaultOptionalClientScope({ id });
+  assert.ok((await kc.clientScopes.listDefaultOptionalClientScopes()).some((s) => s.id === id));
+  await kc.clientScopes.delDefaultOptionalClientScope({ id });
+  assert.ok(!(await kc.clientScopes.listDefaultOptionalClientScopes()).some((s) => s.id === id));
+  assert.ok((await kc.clientScopes.listDefaultClientScopes()).some((s) => s.name === "profile"));
+  await kc.clientScopes.del({ id });
+  assert.ok(!(await kc.clients.listDefaultClientScopes({ id: client })).some((s) => s.id === id), "deletion unlinks");
+});
+
 test("users: create with credentials, search, count, update, reset password, delete", async () => {
   kc.setConfig({ realmName: "compat" });
   const { id } = await kc.users.create({ username: "dana", email: "dana@x.io", firstName: "Dana", enabled: true, credentials: [{ type: "password", value: "pw-1", temporary: false }] });

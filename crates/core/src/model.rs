@@ -34,8 +34,28 @@ pub struct Realm {
     pub max_delta_time_seconds: i64,
     pub events_enabled: bool,
     pub admin_events_enabled: bool,
+    /// Names of the client scopes a new client gets as default scopes.
+    #[serde(default = "default_default_scopes")]
+    pub default_default_client_scopes: Vec<String>,
+    /// Names of the client scopes a new client gets as optional scopes.
+    #[serde(default = "default_optional_scopes")]
+    pub default_optional_client_scopes: Vec<String>,
     /// Anything else from the representation, kept so a round trip loses nothing.
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Keycloak's realm default "default client scopes".
+pub fn default_default_scopes() -> Vec<String> {
+    ["web-origins", "acr", "profile", "roles", "basic", "email"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Keycloak's realm default "optional client scopes".
+pub fn default_optional_scopes() -> Vec<String> {
+    ["address", "phone", "offline_access", "microprofile-jwt"]
+        .map(String::from)
+        .to_vec()
 }
 
 impl Realm {
@@ -59,6 +79,8 @@ impl Realm {
             max_delta_time_seconds: 43200,
             events_enabled: true,
             admin_events_enabled: true,
+            default_default_client_scopes: default_default_scopes(),
+            default_optional_client_scopes: default_optional_scopes(),
             extra: Default::default(),
         }
     }
@@ -73,6 +95,255 @@ pub struct ProtocolMapper {
     /// Keycloak's mapper type id, e.g. `oidc-audience-mapper`.
     pub protocol_mapper: String,
     pub config: BTreeMap<String, String>,
+}
+
+impl ProtocolMapper {
+    /// An `openid-connect` mapper with a fresh id.
+    pub fn oidc(name: &str, kind: &str, config: &[(&str, &str)]) -> Self {
+        ProtocolMapper {
+            id: crate::id::uuid(),
+            name: name.to_owned(),
+            protocol: "openid-connect".into(),
+            protocol_mapper: kind.to_owned(),
+            config: config
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+}
+
+/// A client scope (Keycloak's "client scope"): a named set of protocol
+/// mappers that clients take as default scopes (always applied) or
+/// optional ones (applied when the `scope` parameter asks for them).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClientScope {
+    pub id: String,
+    pub realm_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub protocol: String,
+    /// `include.in.token.scope`, `display.on.consent.screen`...
+    pub attributes: BTreeMap<String, String>,
+    pub protocol_mappers: Vec<ProtocolMapper>,
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ClientScope {
+    /// An empty `openid-connect` scope.
+    pub fn new(realm_id: &str, name: &str) -> Self {
+        ClientScope {
+            id: crate::id::uuid(),
+            realm_id: realm_id.to_owned(),
+            name: name.to_owned(),
+            description: None,
+            protocol: "openid-connect".into(),
+            attributes: BTreeMap::new(),
+            protocol_mappers: vec![],
+            extra: Default::default(),
+        }
+    }
+
+    /// Whether the scope's name appears in the token's `scope` claim
+    /// (Keycloak's default is yes; `roles`, `acr`... say no).
+    pub fn include_in_token_scope(&self) -> bool {
+        self.attributes
+            .get("include.in.token.scope")
+            .is_none_or(|v| v != "false")
+    }
+
+    fn with(mut self, include: bool, desc: &str, mappers: Vec<ProtocolMapper>) -> Self {
+        self.description = Some(desc.to_owned());
+        self.attributes
+            .insert("include.in.token.scope".into(), include.to_string());
+        self.attributes
+            .insert("display.on.consent.screen".into(), include.to_string());
+        self.protocol_mappers = mappers;
+        self
+    }
+}
+
+/// Keycloak's built-in client scopes of a new realm, with their mappers:
+/// what puts `preferred_username`, `email`, `realm_access`,
+/// `resource_access`, `allowed-origins` and `acr` into tokens.
+pub fn builtin_client_scopes(realm_id: &str) -> Vec<ClientScope> {
+    const A: (&str, &str) = ("access.token.claim", "true");
+    const I: (&str, &str) = ("id.token.claim", "true");
+    const U: (&str, &str) = ("userinfo.token.claim", "true");
+    const N: (&str, &str) = ("introspection.token.claim", "true");
+    let prop = |name: &str, attr: &str, claim: &str, ty: &str| {
+        ProtocolMapper::oidc(
+            name,
+            "oidc-usermodel-property-mapper",
+            &[
+                ("user.attribute", attr),
+                ("claim.name", claim),
+                ("jsonType.label", ty),
+                A,
+                I,
+                U,
+                N,
+            ],
+        )
+    };
+    let attr = |name: &str, attr: &str, claim: &str, ty: &str| {
+        ProtocolMapper::oidc(
+            name,
+            "oidc-usermodel-attribute-mapper",
+            &[
+                ("user.attribute", attr),
+                ("claim.name", claim),
+                ("jsonType.label", ty),
+                A,
+                I,
+                U,
+                N,
+            ],
+        )
+    };
+    let scope = |name: &str| ClientScope::new(realm_id, name);
+    vec![
+        scope("profile").with(
+            true,
+            "OpenID Connect built-in scope: profile",
+            vec![
+                prop("username", "username", "preferred_username", "String"),
+                ProtocolMapper::oidc("full name", "oidc-full-name-mapper", &[A, I, U, N]),
+                prop("given name", "firstName", "given_name", "String"),
+                prop("family name", "lastName", "family_name", "String"),
+                attr("middle name", "middleName", "middle_name", "String"),
+                attr("nickname", "nickname", "nickname", "String"),
+                attr("profile", "profile", "profile", "String"),
+                attr("picture", "picture", "picture", "String"),
+                attr("website", "website", "website", "String"),
+                attr("gender", "gender", "gender", "String"),
+                attr("birthdate", "birthdate", "birthdate", "String"),
+                attr("zoneinfo", "zoneinfo", "zoneinfo", "String"),
+                attr("locale", "locale", "locale", "String"),
+            ],
+        ),
+        scope("email").with(
+            true,
+            "OpenID Connect built-in scope: email",
+            vec![
+                prop("email", "email", "email", "String"),
+                prop("email verified", "emailVerified", "email_verified", "boolean"),
+            ],
+        ),
+        scope("address").with(
+            true,
+            "OpenID Connect built-in scope: address",
+            vec![ProtocolMapper::oidc(
+                "address",
+                "oidc-address-mapper",
+                &[A, I, U, N],
+            )],
+        ),
+        scope("phone").with(
+            true,
+            "OpenID Connect built-in scope: phone",
+            vec![
+                attr("phone number", "phoneNumber", "phone_number", "String"),
+                attr(
+                    "phone number verified",
+                    "phoneNumberVerified",
+                    "phone_number_verified",
+                    "boolean",
+                ),
+            ],
+        ),
+        scope("roles").with(
+            false,
+            "OpenID Connect scope for add user roles to the access token",
+            vec![
+                ProtocolMapper::oidc(
+                    "realm roles",
+                    "oidc-usermodel-realm-role-mapper",
+                    &[
+                        ("claim.name", "realm_access.roles"),
+                        ("multivalued", "true"),
+                        ("jsonType.label", "String"),
+                        A,
+                        N,
+                    ],
+                ),
+                ProtocolMapper::oidc(
+                    "client roles",
+                    "oidc-usermodel-client-role-mapper",
+                    &[
+                        ("claim.name", "resource_access.${client_id}.roles"),
+                        ("multivalued", "true"),
+                        ("jsonType.label", "String"),
+                        A,
+                        N,
+                    ],
+                ),
+                ProtocolMapper::oidc(
+                    "audience resolve",
+                    "oidc-audience-resolve-mapper",
+                    &[A, N],
+                ),
+            ],
+        ),
+        scope("web-origins").with(
+            false,
+            "OpenID Connect scope for add allowed web origins to the access token",
+            vec![ProtocolMapper::oidc(
+                "allowed web origins",
+                "oidc-allowed-origins-mapper",
+                &[A, N],
+            )],
+        ),
+        scope("acr").with(
+            false,
+            "OpenID Connect scope for add acr (authentication context class reference) to the token",
+            vec![ProtocolMapper::oidc(
+                "acr loa level",
+                "oidc-acr-mapper",
+                &[A, I, N],
+            )],
+        ),
+        scope("basic").with(
+            false,
+            "OpenID Connect scope for add all basic claims to the token",
+            vec![
+                ProtocolMapper::oidc("sub", "oidc-sub-mapper", &[A, N]),
+                ProtocolMapper::oidc(
+                    "auth_time",
+                    "oidc-usersessionmodel-note-mapper",
+                    &[
+                        ("user.session.note", "AUTH_TIME"),
+                        ("claim.name", "auth_time"),
+                        ("jsonType.label", "long"),
+                        A,
+                        I,
+                        N,
+                    ],
+                ),
+            ],
+        ),
+        scope("offline_access").with(true, "OpenID Connect built-in scope: offline_access", vec![]),
+        scope("microprofile-jwt").with(
+            true,
+            "Microprofile - JWT built-in scope",
+            vec![
+                prop("upn", "username", "upn", "String"),
+                ProtocolMapper::oidc(
+                    "groups",
+                    "oidc-usermodel-realm-role-mapper",
+                    &[
+                        ("claim.name", "groups"),
+                        ("multivalued", "true"),
+                        ("jsonType.label", "String"),
+                        A,
+                        I,
+                        U,
+                        N,
+                    ],
+                ),
+            ],
+        ),
+    ]
 }
 
 /// An OAuth client (Keycloak's "client"): an application that asks for tokens.

@@ -2,9 +2,11 @@
 //! token from realm `master` whose user holds the realm role `admin`.
 
 pub mod api_keys;
+pub mod client_scopes;
 pub mod clients;
 pub mod events;
 pub mod groups;
+pub mod mappers;
 pub mod realms;
 pub mod roles;
 pub mod users;
@@ -114,6 +116,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(realms::routes())
         .merge(api_keys::routes())
         .merge(clients::routes())
+        .merge(client_scopes::routes())
         .merge(users::routes())
         .merge(groups::routes())
         .merge(roles::routes())

@@ -72,7 +72,8 @@ pub async fn ensure_master(
             let mut r = Realm::new("master");
             r.display_name = Some("Gatehouse".into());
             r.access_token_lifespan = 60;
-            idp.store.create_realm(&r, &[]).await?;
+            let scopes = gatehouse_core::model::builtin_client_scopes(&r.id);
+            idp.store.create_realm(&r, &scopes, &[]).await?;
             r
         }
     };

@@ -76,6 +76,14 @@ async fn group_rep(
 /// The export of `realm`.
 pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
     let mut out = repr::realm(realm);
+    out["clientScopes"] = json!(
+        idp.store
+            .client_scopes(&realm.id)
+            .await?
+            .iter()
+            .map(repr::client_scope)
+            .collect::<Vec<_>>()
+    );
     let clients = idp.store.clients(&realm.id).await?;
     let client_ids: BTreeMap<String, String> = clients
         .iter()

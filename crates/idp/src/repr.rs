@@ -4,7 +4,9 @@
 //! Keycloak: a field absent from the JSON keeps its value; fields we do not
 //! model are kept in `extra` and returned unchanged.
 
-use gatehouse_core::model::{Attributes, Client, Group, ProtocolMapper, Realm, Role, User};
+use gatehouse_core::model::{
+    Attributes, Client, ClientScope, Group, ProtocolMapper, Realm, Role, User,
+};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -67,6 +69,9 @@ const REALM_FIELDS: &[&str] = &[
     "groups",
     "roles",
     "refreshTokenMaxReuse",
+    "clientScopes",
+    "defaultDefaultClientScopes",
+    "defaultOptionalClientScopes",
 ];
 
 /// RealmRepresentation of a realm.
@@ -85,6 +90,8 @@ pub fn realm(r: &Realm) -> Value {
         "maxFailureWaitSeconds": r.max_failure_wait_seconds,
         "maxDeltaTimeSeconds": r.max_delta_time_seconds,
         "eventsEnabled": r.events_enabled, "adminEventsEnabled": r.admin_events_enabled,
+        "defaultDefaultClientScopes": r.default_default_client_scopes,
+        "defaultOptionalClientScopes": r.default_optional_client_scopes,
         "sslRequired": "external", "registrationAllowed": false, "loginWithEmailAllowed": true,
     });
     if let Value::Object(b) = base {
@@ -132,6 +139,12 @@ pub fn apply_realm(r: &mut Realm, v: &Value) -> Result<(), String> {
     r.max_delta_time_seconds = pos("maxDeltaTimeSeconds", r.max_delta_time_seconds)?;
     r.events_enabled = b(v, "eventsEnabled").unwrap_or(r.events_enabled);
     r.admin_events_enabled = b(v, "adminEventsEnabled").unwrap_or(r.admin_events_enabled);
+    if let Some(d) = strings(v, "defaultDefaultClientScopes") {
+        r.default_default_client_scopes = d;
+    }
+    if let Some(d) = strings(v, "defaultOptionalClientScopes") {
+        r.default_optional_client_scopes = d;
+    }
     if let Some(o) = v.as_object() {
         for (k, val) in o {
             if !REALM_FIELDS.contains(&k.as_str()) {
@@ -245,6 +258,79 @@ pub fn parse_mapper(v: &Value) -> Result<ProtocolMapper, String> {
         protocol_mapper: kind,
         config,
     })
+}
+
+const CLIENT_SCOPE_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "protocol",
+    "attributes",
+    "protocolMappers",
+];
+
+/// ClientScopeRepresentation.
+pub fn client_scope(c: &ClientScope) -> Value {
+    let mut o = c.extra.clone();
+    o.insert("id".into(), json!(c.id));
+    o.insert("name".into(), json!(c.name));
+    if let Some(d) = &c.description {
+        o.insert("description".into(), json!(d));
+    }
+    o.insert("protocol".into(), json!(c.protocol));
+    o.insert("attributes".into(), json!(c.attributes));
+    if !c.protocol_mappers.is_empty() {
+        o.insert(
+            "protocolMappers".into(),
+            Value::Array(c.protocol_mappers.iter().map(mapper).collect()),
+        );
+    }
+    Value::Object(o)
+}
+
+/// Applies a (partial) ClientScopeRepresentation. Its mappers are replaced
+/// only when the representation lists them (Keycloak manages them through
+/// their own endpoints otherwise).
+pub fn apply_client_scope(c: &mut ClientScope, v: &Value) -> Result<(), String> {
+    if let Some(n) = s(v, "name") {
+        if n.is_empty() || n.len() > 255 || n.chars().any(|ch| ch.is_control() || ch == ' ') {
+            return Err("invalid client scope name".into());
+        }
+        c.name = n;
+    }
+    if v.get("description").is_some() {
+        c.description = s(v, "description");
+    }
+    if let Some(p) = s(v, "protocol") {
+        if p != "openid-connect" && p != "saml" {
+            return Err(format!("unsupported protocol {p}"));
+        }
+        c.protocol = p;
+    }
+    if let Some(a) = v.get("attributes").and_then(Value::as_object) {
+        c.attributes = a
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .collect();
+    }
+    if let Some(ms) = v.get("protocolMappers").and_then(Value::as_array) {
+        c.protocol_mappers = ms.iter().map(parse_mapper).collect::<Result<_, _>>()?;
+    }
+    if let Some(o) = v.as_object() {
+        for (k, val) in o {
+            if !CLIENT_SCOPE_FIELDS.contains(&k.as_str()) {
+                c.extra.insert(k.clone(), val.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Applies a (partial) ClientRepresentation.

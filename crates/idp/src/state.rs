@@ -47,6 +47,8 @@ pub struct Idp {
     ring_load: tokio::sync::Mutex<()>,
     realms: Cached<Realm>,
     clients: Cached<gatehouse_core::model::Client>,
+    /// Client scopes per realm id (every grant applies their mappers).
+    client_scopes: Cached<Arc<Vec<gatehouse_core::model::ClientScope>>>,
     events: Option<tokio::sync::mpsc::UnboundedSender<EventMsg>>,
     /// Failed logins per client IP (GCRA); None disables the limit.
     pub login_ip_policy: Option<gatehouse_core::ratelimit::Policy>,
@@ -70,6 +72,7 @@ impl Idp {
         Idp {
             realms: Default::default(),
             clients: Default::default(),
+            client_scopes: Default::default(),
             login_ip_policy: login_policy(30),
             login_ip_limiter: Default::default(),
             events,
@@ -178,8 +181,32 @@ impl Idp {
         Ok(c)
     }
 
-    /// Forgets cached realms and clients after a write through this node.
+    /// A realm's client scopes, cached like realms and clients.
+    pub async fn client_scopes(
+        &self,
+        realm: &Realm,
+    ) -> Result<Arc<Vec<gatehouse_core::model::ClientScope>>, OAuthError> {
+        let now = gatehouse_core::time::now();
+        if let Some(c) = self.client_scopes.read().ok().and_then(|m| {
+            m.get(&realm.id)
+                .filter(|(_, t)| now - t < ENTITY_TTL_SECS)
+                .map(|(c, _)| c.clone())
+        }) {
+            return Ok(c);
+        }
+        let c = Arc::new(self.store.client_scopes(&realm.id).await?);
+        if let Ok(mut m) = self.client_scopes.write() {
+            m.insert(realm.id.clone(), (c.clone(), now));
+        }
+        Ok(c)
+    }
+
+    /// Forgets cached realms, clients and client scopes after a write
+    /// through this node.
     pub fn invalidate(&self) {
+        if let Ok(mut m) = self.client_scopes.write() {
+            m.clear();
+        }
         if let Ok(mut m) = self.realms.write() {
             m.clear();
         }

@@ -6,24 +6,28 @@ use crate::error::OAuthError;
 use crate::keyring::KeyRing;
 use crate::state::Idp;
 use axum::http::StatusCode;
-use gatehouse_core::model::{Client, Realm, Session, User};
+use gatehouse_core::model::{Client, ClientScope, ProtocolMapper, Realm, Session, User};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Default client scopes that Keycloak does not list in the `scope` claim.
-const SILENT_SCOPES: &[&str] = &["web-origins", "acr", "roles", "basic"];
-
 /// Resolves the `scope` a client gets: `openid` when asked, the client's
-/// default scopes, and the asked-for optional ones. An unknown scope is an
-/// `invalid_scope` error, as in Keycloak.
-pub fn granted_scope(client: &Client, requested: Option<&str>) -> Result<String, OAuthError> {
+/// default scopes, and the asked-for optional ones; only scopes whose
+/// `include.in.token.scope` is on are listed (Keycloak leaves out `roles`,
+/// `acr`, `basic`, `web-origins`). An unknown scope, or one the client does
+/// not have, is an `invalid_scope` error, as in Keycloak.
+pub fn granted_scope(
+    client: &Client,
+    scopes: &[ClientScope],
+    requested: Option<&str>,
+) -> Result<String, OAuthError> {
+    let by_name = |n: &str| scopes.iter().find(|s| s.name == n);
     let mut out: Vec<String> = Vec::new();
     let asked: Vec<&str> = requested.unwrap_or("").split_whitespace().collect();
     if asked.contains(&"openid") {
         out.push("openid".into());
     }
     for d in &client.default_client_scopes {
-        if !SILENT_SCOPES.contains(&d.as_str()) && !out.contains(d) {
+        if by_name(d).is_some_and(ClientScope::include_in_token_scope) && !out.contains(d) {
             out.push(d.clone());
         }
     }
@@ -32,10 +36,17 @@ pub fn granted_scope(client: &Client, requested: Option<&str>) -> Result<String,
         if a == "openid" || out.iter().any(|o| o == a) {
             continue;
         }
-        if client.optional_client_scopes.iter().any(|o| o == a)
-            || client.default_client_scopes.iter().any(|o| o == a)
-        {
-            out.push(a.to_owned());
+        let Some(found) = by_name(a) else {
+            invalid.push(a);
+            continue;
+        };
+        if client.default_client_scopes.iter().any(|o| o == a) {
+            continue;
+        }
+        if client.optional_client_scopes.iter().any(|o| o == a) {
+            if found.include_in_token_scope() {
+                out.push(a.to_owned());
+            }
         } else {
             invalid.push(a);
         }
@@ -48,6 +59,23 @@ pub fn granted_scope(client: &Client, requested: Option<&str>) -> Result<String,
         ));
     }
     Ok(out.join(" "))
+}
+
+/// The client scopes in effect for a grant: the client's default scopes
+/// and the optional ones its `scope` names.
+pub fn effective_scopes<'a>(
+    client: &Client,
+    scopes: &'a [ClientScope],
+    scope: &str,
+) -> Vec<&'a ClientScope> {
+    scopes
+        .iter()
+        .filter(|s| {
+            client.default_client_scopes.contains(&s.name)
+                || (client.optional_client_scopes.contains(&s.name)
+                    && scope.split(' ').any(|x| x == s.name))
+        })
+        .collect()
 }
 
 /// Everything the tokens say about the user, resolved once per issuance.
@@ -175,121 +203,201 @@ fn typed(value: &str, json_type: Option<&String>) -> Value {
     }
 }
 
-/// Claims every token kind shares about the user.
-fn profile_claims(c: &mut Map<String, Value>, user: &User, scope: &str) {
-    let has = |s: &str| scope.split(' ').any(|x| x == s);
-    c.insert("preferred_username".into(), json!(user.username));
-    if has("email") {
-        if let Some(e) = &user.email {
-            c.insert("email".into(), json!(e));
-        }
-        c.insert("email_verified".into(), json!(user.email_verified));
-    }
-    if has("profile") {
-        let name = [user.first_name.as_deref(), user.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
-        if !name.is_empty() {
-            c.insert("name".into(), json!(name));
-        }
-        if let Some(f) = &user.first_name {
-            c.insert("given_name".into(), json!(f));
-        }
-        if let Some(l) = &user.last_name {
-            c.insert("family_name".into(), json!(l));
-        }
+/// A user property by Keycloak's property name (`username`, `email`,
+/// `firstName`, `lastName`, `emailVerified`, `createdTimestamp`...), else
+/// a user attribute of that name.
+fn user_values(user: &User, attr: &str) -> Vec<String> {
+    match attr {
+        "username" => vec![user.username.clone()],
+        "email" => user.email.clone().into_iter().collect(),
+        "firstName" => user.first_name.clone().into_iter().collect(),
+        "lastName" => user.last_name.clone().into_iter().collect(),
+        "emailVerified" => vec![user.email_verified.to_string()],
+        "enabled" => vec![user.enabled.to_string()],
+        "createdTimestamp" => vec![user.created_timestamp.to_string()],
+        "id" => vec![user.id.clone()],
+        other => user.attributes.get(other).cloned().unwrap_or_default(),
     }
 }
 
-fn apply_mappers(
+fn with_prefix(roles: &[String], cfg: &BTreeMap<String, String>, key: &str) -> Vec<String> {
+    match cfg.get(key).filter(|p| !p.is_empty()) {
+        Some(p) => roles.iter().map(|r| format!("{p}{r}")).collect(),
+        None => roles.to_vec(),
+    }
+}
+
+/// Applies one protocol mapper (Keycloak's mapper types by id). Unknown
+/// types are skipped, as Keycloak skips mappers of a missing provider.
+fn apply_mapper(
+    m: &ProtocolMapper,
     c: &mut Map<String, Value>,
     aud: &mut BTreeSet<String>,
     g: &Grant<'_>,
     id: &Identity,
     target: Target,
 ) {
-    let default_groups = json!(id.group_names);
-    c.insert("groups".into(), default_groups);
-    for m in &g.client.protocol_mappers {
-        let cfg = &m.config;
-        let applies = match target {
-            Target::Access => flag(cfg, "access.token.claim", true),
-            Target::Id => flag(
-                cfg,
-                "id.token.claim",
-                m.protocol_mapper != "oidc-audience-mapper",
-            ),
-            Target::UserInfo => flag(
-                cfg,
-                "userinfo.token.claim",
-                m.protocol_mapper != "oidc-audience-mapper",
-            ),
-        };
-        if !applies {
-            continue;
+    let cfg = &m.config;
+    let applies = match target {
+        Target::Access => flag(cfg, "access.token.claim", true),
+        Target::Id => flag(
+            cfg,
+            "id.token.claim",
+            m.protocol_mapper != "oidc-audience-mapper",
+        ),
+        Target::UserInfo => flag(
+            cfg,
+            "userinfo.token.claim",
+            m.protocol_mapper != "oidc-audience-mapper",
+        ),
+    };
+    if !applies {
+        return;
+    }
+    let claim = cfg.get("claim.name").filter(|n| !n.is_empty()).cloned();
+    let jt = cfg.get("jsonType.label");
+    match m.protocol_mapper.as_str() {
+        "oidc-audience-mapper" if target == Target::Access => {
+            for k in ["included.client.audience", "included.custom.audience"] {
+                if let Some(a) = cfg.get(k).filter(|a| !a.is_empty()) {
+                    aud.insert(a.clone());
+                }
+            }
         }
-        let claim = cfg.get("claim.name").cloned();
-        let jt = cfg.get("jsonType.label");
-        match m.protocol_mapper.as_str() {
-            "oidc-audience-mapper" if target == Target::Access => {
-                for k in ["included.client.audience", "included.custom.audience"] {
-                    if let Some(a) = cfg.get(k).filter(|a| !a.is_empty()) {
-                        aud.insert(a.clone());
-                    }
+        // Clients whose roles the user holds are audiences (Keycloak's
+        // "audience resolve" in the `roles` scope).
+        "oidc-audience-resolve-mapper" if target == Target::Access => {
+            for (cid, roles) in &id.client_roles {
+                if cid != &g.client.client_id && !roles.is_empty() {
+                    aud.insert(cid.clone());
                 }
             }
-            "oidc-group-membership-mapper" => {
-                let v = if flag(cfg, "full.path", false) {
-                    json!(id.group_paths)
-                } else {
-                    json!(id.group_names)
-                };
-                let name = claim.unwrap_or_else(|| "groups".into());
-                c.remove("groups");
-                set_claim(c, &name, v);
-            }
-            "oidc-usermodel-attribute-mapper" | "oidc-usermodel-property-mapper" => {
-                let Some(attr) = cfg.get("user.attribute") else {
-                    continue;
-                };
-                let values: Vec<String> = match attr.as_str() {
-                    "username" => vec![g.user.username.clone()],
-                    "email" => g.user.email.clone().into_iter().collect(),
-                    "firstName" => g.user.first_name.clone().into_iter().collect(),
-                    "lastName" => g.user.last_name.clone().into_iter().collect(),
-                    other => g.user.attributes.get(other).cloned().unwrap_or_default(),
-                };
-                if values.is_empty() {
-                    continue;
-                }
-                let v = if flag(cfg, "multivalued", false) {
-                    Value::Array(values.iter().map(|s| typed(s, jt)).collect())
-                } else {
-                    typed(&values[0], jt)
-                };
-                set_claim(c, &claim.unwrap_or_else(|| attr.clone()), v);
-            }
-            "oidc-hardcoded-claim-mapper" => {
-                if let (Some(name), Some(value)) = (claim, cfg.get("claim.value")) {
-                    set_claim(c, &name, typed(value, jt));
-                }
-            }
-            "oidc-usermodel-realm-role-mapper" => {
-                let name = claim.unwrap_or_else(|| "realm_access.roles".into());
-                set_claim(c, &name, json!(id.realm_roles));
-            }
-            "oidc-usermodel-client-role-mapper" => {
-                let Some(cid) = cfg.get("usermodel.clientRoleMapping.clientId") else {
-                    continue;
-                };
-                let roles = id.client_roles.get(cid).cloned().unwrap_or_default();
-                let name = claim.unwrap_or_else(|| format!("resource_access.{cid}.roles"));
-                set_claim(c, &name, json!(roles));
-            }
-            _ => {}
         }
+        "oidc-group-membership-mapper" => {
+            let v = if flag(cfg, "full.path", false) {
+                json!(id.group_paths)
+            } else {
+                json!(id.group_names)
+            };
+            let name = claim.unwrap_or_else(|| "groups".into());
+            c.remove("groups");
+            set_claim(c, &name, v);
+        }
+        "oidc-usermodel-attribute-mapper" | "oidc-usermodel-property-mapper" => {
+            let Some(attr) = cfg.get("user.attribute") else {
+                return;
+            };
+            let values = user_values(g.user, attr);
+            let Some(first) = values.first() else {
+                return;
+            };
+            let v = if flag(cfg, "multivalued", false) {
+                Value::Array(values.iter().map(|s| typed(s, jt)).collect())
+            } else {
+                typed(first, jt)
+            };
+            set_claim(c, &claim.unwrap_or_else(|| attr.clone()), v);
+        }
+        "oidc-full-name-mapper" => {
+            let name = [g.user.first_name.as_deref(), g.user.last_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            if !name.is_empty() {
+                c.insert("name".into(), json!(name));
+            }
+        }
+        "oidc-address-mapper" => {
+            let mut addr = Map::new();
+            for (attr, field) in [
+                ("formatted", "formatted"),
+                ("street", "street_address"),
+                ("locality", "locality"),
+                ("region", "region"),
+                ("postal_code", "postal_code"),
+                ("country", "country"),
+            ] {
+                if let Some(v) = user_values(g.user, attr).first() {
+                    addr.insert(field.into(), json!(v));
+                }
+            }
+            if !addr.is_empty() {
+                c.insert("address".into(), Value::Object(addr));
+            }
+        }
+        "oidc-hardcoded-claim-mapper" => {
+            if let (Some(name), Some(value)) = (claim, cfg.get("claim.value")) {
+                set_claim(c, &name, typed(value, jt));
+            }
+        }
+        "oidc-usermodel-realm-role-mapper" if !id.realm_roles.is_empty() => {
+            let roles = with_prefix(
+                &id.realm_roles,
+                cfg,
+                "usermodel.realmRoleMapping.rolePrefix",
+            );
+            let name = claim.unwrap_or_else(|| "realm_access.roles".into());
+            set_claim(c, &name, json!(roles));
+        }
+        "oidc-usermodel-client-role-mapper" => {
+            // One client, or every client when none is named; the claim
+            // name may hold `${client_id}`.
+            let name = claim.unwrap_or_else(|| "resource_access.${client_id}.roles".into());
+            let only = cfg
+                .get("usermodel.clientRoleMapping.clientId")
+                .filter(|c| !c.is_empty());
+            for (cid, roles) in &id.client_roles {
+                if only.is_some_and(|o| o != cid) || roles.is_empty() {
+                    continue;
+                }
+                let roles = with_prefix(roles, cfg, "usermodel.clientRoleMapping.rolePrefix");
+                set_claim(c, &name.replace("${client_id}", cid), json!(roles));
+            }
+        }
+        "oidc-allowed-origins-mapper"
+            if target == Target::Access && !g.client.web_origins.is_empty() =>
+        {
+            c.insert("allowed-origins".into(), json!(g.client.web_origins));
+        }
+        "oidc-acr-mapper" => {
+            c.insert("acr".into(), json!("1"));
+        }
+        "oidc-usersessionmodel-note-mapper" => {
+            if cfg.get("user.session.note").map(String::as_str) == Some("AUTH_TIME")
+                && let Some(s) = g.session
+            {
+                set_claim(
+                    c,
+                    &claim.unwrap_or_else(|| "auth_time".into()),
+                    json!(s.auth_time),
+                );
+            }
+        }
+        // `sub` is always set; Keycloak's "sub" mapper only exists so it can be removed.
+        _ => {}
+    }
+}
+
+/// Applies the mappers of the grant's client scopes, then the client's
+/// own (so a client mapper wins over a scope mapper of the same claim).
+fn apply_mappers(
+    c: &mut Map<String, Value>,
+    aud: &mut BTreeSet<String>,
+    g: &Grant<'_>,
+    scopes: &[&ClientScope],
+    id: &Identity,
+    target: Target,
+) {
+    // design.md: `groups` is always there, a flat list of names.
+    c.insert("groups".into(), json!(id.group_names));
+    for m in scopes
+        .iter()
+        .filter(|s| s.protocol == "openid-connect")
+        .flat_map(|s| &s.protocol_mappers)
+        .chain(&g.client.protocol_mappers)
+    {
+        apply_mapper(m, c, aud, g, id, target);
     }
 }
 
@@ -302,12 +410,9 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
         .client
         .access_token_lifespan()
         .unwrap_or(g.realm.access_token_lifespan);
-    let mut aud: BTreeSet<String> = id
-        .client_roles
-        .keys()
-        .filter(|c| *c != &g.client.client_id)
-        .cloned()
-        .collect();
+    let all_scopes = idp.client_scopes(g.realm).await?;
+    let scopes = effective_scopes(g.client, &all_scopes, &g.scope);
+    let mut aud: BTreeSet<String> = BTreeSet::new();
 
     let mut at = Map::new();
     let jti = gatehouse_core::id::uuid();
@@ -320,27 +425,12 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
     at.insert("azp".into(), json!(g.client.client_id));
     if let Some(s) = g.session {
         at.insert("sid".into(), json!(s.id));
-        at.insert("auth_time".into(), json!(s.auth_time));
-    }
-    at.insert("acr".into(), json!("1"));
-    if !g.client.web_origins.is_empty() {
-        at.insert("allowed-origins".into(), json!(g.client.web_origins));
-    }
-    at.insert("realm_access".into(), json!({"roles": id.realm_roles}));
-    let ra: Map<String, Value> = id
-        .client_roles
-        .iter()
-        .map(|(k, v)| (k.clone(), json!({"roles": v})))
-        .collect();
-    if !ra.is_empty() {
-        at.insert("resource_access".into(), Value::Object(ra));
     }
     at.insert("scope".into(), json!(g.scope));
-    profile_claims(&mut at, g.user, &g.scope);
     if g.user.service_account_client_id.is_some() {
         at.insert("client_id".into(), json!(g.client.client_id));
     }
-    apply_mappers(&mut at, &mut aud, g, &id, Target::Access);
+    apply_mappers(&mut at, &mut aud, g, &scopes, &id, Target::Access);
     if !g.resources.is_empty() {
         let not_allowed: Vec<&String> = g.resources.iter().filter(|r| !aud.contains(*r)).collect();
         if !not_allowed.is_empty() {
@@ -386,16 +476,13 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
         }
         if let Some(s) = g.session {
             it.insert("sid".into(), json!(s.id));
-            it.insert("auth_time".into(), json!(s.auth_time));
         }
         it.insert(
             "at_hash".into(),
             json!(at_hash(signer.alg(), &access_token)),
         );
-        it.insert("acr".into(), json!("1"));
-        profile_claims(&mut it, g.user, &g.scope);
         let mut ignored = BTreeSet::new();
-        apply_mappers(&mut it, &mut ignored, g, &id, Target::Id);
+        apply_mappers(&mut it, &mut ignored, g, &scopes, &id, Target::Id);
         out.insert(
             "id_token".into(),
             json!(gatehouse_jose::sign::sign(signer.as_ref(), &it)?),
@@ -437,9 +524,10 @@ pub async fn userinfo(
     scope: &str,
 ) -> Result<Value, OAuthError> {
     let id = Identity::resolve(idp, realm, user).await?;
+    let all_scopes = idp.client_scopes(realm).await?;
+    let scopes = effective_scopes(client, &all_scopes, scope);
     let mut c = Map::new();
     c.insert("sub".into(), json!(user.id));
-    profile_claims(&mut c, user, scope);
     let g = Grant {
         realm,
         client,
@@ -451,7 +539,7 @@ pub async fn userinfo(
         refresh: false,
     };
     let mut ignored = BTreeSet::new();
-    apply_mappers(&mut c, &mut ignored, &g, &id, Target::UserInfo);
+    apply_mappers(&mut c, &mut ignored, &g, &scopes, &id, Target::UserInfo);
     Ok(Value::Object(c))
 }
 
@@ -482,19 +570,35 @@ mod tests {
 
     #[test]
     fn scope_resolution_follows_client_scopes() {
+        let mut scopes = gatehouse_core::model::builtin_client_scopes("r");
+        scopes.push(ClientScope::new("r", "orders:read"));
+        scopes.push(ClientScope::new("r", "not-on-client"));
         let mut c = Client::new("r", "app");
         c.optional_client_scopes.push("orders:read".into());
         assert_eq!(
-            granted_scope(&c, Some("openid")).expect("ok"),
+            granted_scope(&c, &scopes, Some("openid")).expect("ok"),
             "openid profile email"
         );
         assert_eq!(
-            granted_scope(&c, Some("openid orders:read")).expect("ok"),
+            granted_scope(&c, &scopes, Some("openid orders:read roles")).expect("ok"),
             "openid profile email orders:read"
         );
-        assert_eq!(
-            granted_scope(&c, Some("nope")).expect_err("bad").error,
-            "invalid_scope"
-        );
+        for bad in ["nope", "not-on-client"] {
+            assert_eq!(
+                granted_scope(&c, &scopes, Some(bad))
+                    .expect_err("bad")
+                    .error,
+                "invalid_scope"
+            );
+        }
+        let names = |scope: &str| -> Vec<String> {
+            effective_scopes(&c, &scopes, scope)
+                .iter()
+                .map(|s| s.name.clone())
+                .collect()
+        };
+        assert!(names("openid profile email").contains(&"roles".to_owned()));
+        assert!(!names("openid profile email").contains(&"orders:read".to_owned()));
+        assert!(names("openid orders:read").contains(&"orders:read".to_owned()));
     }
 }

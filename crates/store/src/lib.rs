@@ -15,7 +15,9 @@ pub mod sqlite;
 
 pub use error::{Error, Result};
 
-use gatehouse_core::model::{ApiKey, Client, Credential, Event, Group, Realm, Role, Session, User};
+use gatehouse_core::model::{
+    ApiKey, Client, ClientScope, Credential, Event, Group, Realm, Role, Session, User,
+};
 
 /// A stored signing key, private half sealed under the master key.
 #[derive(Debug, Clone)]
@@ -85,7 +87,10 @@ pub struct EventQuery {
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     // --- realms
-    async fn create_realm(&self, realm: &Realm, ev: &[Event]) -> Result<()>;
+    /// Creates a realm with its client scopes (Keycloak's built-in set, or
+    /// an import's own) in one transaction.
+    async fn create_realm(&self, realm: &Realm, scopes: &[ClientScope], ev: &[Event])
+    -> Result<()>;
     async fn realm_by_name(&self, name: &str) -> Result<Option<Realm>>;
     async fn realms(&self) -> Result<Vec<Realm>>;
     async fn update_realm(&self, realm: &Realm, ev: &[Event]) -> Result<()>;
@@ -98,6 +103,17 @@ pub trait Store: Send + Sync + 'static {
     async fn clients(&self, realm_id: &str) -> Result<Vec<Client>>;
     async fn update_client(&self, client: &Client, ev: &[Event]) -> Result<()>;
     async fn delete_client(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
+
+    // --- client scopes (referred to by name from clients and the realm)
+    async fn create_client_scope(&self, scope: &ClientScope, ev: &[Event]) -> Result<()>;
+    async fn client_scope(&self, realm_id: &str, id: &str) -> Result<Option<ClientScope>>;
+    async fn client_scopes(&self, realm_id: &str) -> Result<Vec<ClientScope>>;
+    /// Saves `scope`; a new name is carried into every client's and the
+    /// realm's default/optional lists in the same transaction.
+    async fn update_client_scope(&self, scope: &ClientScope, ev: &[Event]) -> Result<()>;
+    /// Deletes the scope and its name from every client's and the realm's
+    /// default/optional lists, in one transaction.
+    async fn delete_client_scope(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
 
     // --- users and credentials
     async fn create_user(

@@ -4,7 +4,9 @@
 use crate::{
     CodeRecord, Error, EventQuery, Holder, KeyRecord, LoginFailures, Result, Store, UserQuery,
 };
-use gatehouse_core::model::{ApiKey, Client, Credential, Event, Group, Realm, Role, Session, User};
+use gatehouse_core::model::{
+    ApiKey, Client, ClientScope, Credential, Event, Group, Realm, Role, Session, User,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::{
@@ -19,6 +21,10 @@ use std::time::Duration;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_api_keys.sql")),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_client_scopes.sql"),
+    ),
 ];
 
 /// The SQLite store.
@@ -41,6 +47,60 @@ fn all<T: DeserializeOwned>(rows: &[SqliteRow]) -> Result<Vec<T>> {
 }
 
 type Tx = Transaction<'static, Sqlite>;
+
+/// Renames (`to = Some`) or drops (`to = None`) a client scope name in the
+/// realm's and every client's default/optional lists, inside `tx`.
+async fn rewrite_scope_refs(
+    tx: &mut Tx,
+    realm_id: &str,
+    from: &str,
+    to: Option<&str>,
+) -> Result<()> {
+    fn fix(list: &mut Vec<String>, from: &str, to: Option<&str>) -> bool {
+        let before = list.clone();
+        match to {
+            Some(to) => list
+                .iter_mut()
+                .filter(|n| *n == from)
+                .for_each(|n| *n = to.to_owned()),
+            None => list.retain(|n| n != from),
+        }
+        *list != before
+    }
+    let row = sqlx::query("SELECT data FROM realms WHERE id = ?")
+        .bind(realm_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(row) = row {
+        let mut realm: Realm = data(&row)?;
+        let a = fix(&mut realm.default_default_client_scopes, from, to);
+        let b = fix(&mut realm.default_optional_client_scopes, from, to);
+        if a || b {
+            sqlx::query("UPDATE realms SET data = ? WHERE id = ?")
+                .bind(j(&realm)?)
+                .bind(realm_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    let rows = sqlx::query("SELECT data FROM clients WHERE realm_id = ?")
+        .bind(realm_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    for row in rows {
+        let mut c: Client = data(&row)?;
+        let a = fix(&mut c.default_client_scopes, from, to);
+        let b = fix(&mut c.optional_client_scopes, from, to);
+        if a || b {
+            sqlx::query("UPDATE clients SET data = ? WHERE id = ?")
+                .bind(j(&c)?)
+                .bind(&c.id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
 
 async fn write_events(tx: &mut Tx, ev: &[Event]) -> Result<()> {
     for e in ev {
@@ -246,7 +306,12 @@ fn key_from_row(r: &SqliteRow) -> Result<KeyRecord> {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn create_realm(&self, realm: &Realm, ev: &[Event]) -> Result<()> {
+    async fn create_realm(
+        &self,
+        realm: &Realm,
+        scopes: &[ClientScope],
+        ev: &[Event],
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO realms (id, name, data) VALUES (?,?,?)")
             .bind(&realm.id)
@@ -254,6 +319,15 @@ impl Store for SqliteStore {
             .bind(j(realm)?)
             .execute(&mut *tx)
             .await?;
+        for c in scopes {
+            sqlx::query("INSERT INTO client_scopes (id, realm_id, name, data) VALUES (?,?,?,?)")
+                .bind(&c.id)
+                .bind(&realm.id)
+                .bind(&c.name)
+                .bind(j(c)?)
+                .execute(&mut *tx)
+                .await?;
+        }
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
         Ok(())
@@ -349,6 +423,82 @@ impl Store for SqliteStore {
         if n == 0 {
             return Err(Error::NotFound);
         }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_client_scope(&self, c: &ClientScope, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO client_scopes (id, realm_id, name, data) VALUES (?,?,?,?)")
+            .bind(&c.id)
+            .bind(&c.realm_id)
+            .bind(&c.name)
+            .bind(j(c)?)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn client_scope(&self, realm_id: &str, id: &str) -> Result<Option<ClientScope>> {
+        self.fetch_opt(
+            "SELECT data FROM client_scopes WHERE realm_id = ? AND id = ?",
+            &[realm_id, id],
+        )
+        .await
+    }
+
+    async fn client_scopes(&self, realm_id: &str) -> Result<Vec<ClientScope>> {
+        self.fetch_all(
+            "SELECT data FROM client_scopes WHERE realm_id = ? ORDER BY name",
+            &[realm_id],
+        )
+        .await
+    }
+
+    async fn update_client_scope(&self, c: &ClientScope, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let old: Option<String> =
+            sqlx::query_scalar("SELECT name FROM client_scopes WHERE id = ? AND realm_id = ?")
+                .bind(&c.id)
+                .bind(&c.realm_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(old) = old else {
+            return Err(Error::NotFound);
+        };
+        sqlx::query("UPDATE client_scopes SET name = ?, data = ? WHERE id = ?")
+            .bind(&c.name)
+            .bind(j(c)?)
+            .bind(&c.id)
+            .execute(&mut *tx)
+            .await?;
+        if old != c.name {
+            rewrite_scope_refs(&mut tx, &c.realm_id, &old, Some(&c.name)).await?;
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_client_scope(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let name: Option<String> =
+            sqlx::query_scalar("SELECT name FROM client_scopes WHERE id = ? AND realm_id = ?")
+                .bind(id)
+                .bind(realm_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(name) = name else {
+            return Err(Error::NotFound);
+        };
+        sqlx::query("DELETE FROM client_scopes WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        rewrite_scope_refs(&mut tx, realm_id, &name, None).await?;
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
         Ok(())

@@ -669,4 +669,297 @@ async fn export_then_import_into_a_fresh_server_is_lossless() {
         "users, credentials and mappings survive a round trip"
     );
     assert_eq!(export["roles"], again["roles"]);
+    assert_eq!(
+        export["clientScopes"], again["clientScopes"],
+        "client scopes (ids, mappers) survive a round trip"
+    );
+    assert!(
+        again["clientScopes"]
+            .as_array()
+            .expect("scopes")
+            .iter()
+            .any(|c| c["name"] == "orders:read")
+    );
+    let ok = b
+        .password_grant(
+            "demo",
+            "app",
+            Some("app-secret"),
+            "alice",
+            "alice-pw",
+            Some("orders:read"),
+        )
+        .await;
+    assert_eq!(ok.status(), 200, "an imported custom scope is grantable");
+}
+
+/// Client scopes as Keycloak has them: built-in ones in a new realm, custom
+/// ones with mappers linked to a client as optional scopes, renamed and
+/// deleted with the client's links following, and realm defaults for new
+/// clients.
+#[tokio::test]
+async fn client_scopes_carry_mappers_into_tokens() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let send = |m: reqwest::Method, path: String, body: Option<Value>| {
+        let mut r = s
+            .http
+            .request(m, format!("{}/admin/realms/demo{path}", s.base))
+            .bearer_auth(&t);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move { r.send().await.expect("send").status().as_u16() }
+    };
+    let (_, all) = s.admin_get(&t, "/demo/client-scopes").await;
+    let names: Vec<&str> = all
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    for n in [
+        "profile",
+        "email",
+        "roles",
+        "web-origins",
+        "offline_access",
+        "orders:read",
+    ] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let email_scope = all
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["name"] == "email")
+        .expect("email")
+        .clone();
+
+    // A custom scope with a hardcoded claim and an audience.
+    let (st, loc) = s
+        .admin_post(
+            &t,
+            "/demo/client-scopes",
+            &json!({"name": "billing", "protocol": "openid-connect"}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let scope_id = loc
+        .expect("location")
+        .rsplit('/')
+        .next()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        s.admin_post(&t, "/demo/client-scopes", &json!({"name": "billing"}))
+            .await
+            .0,
+        409
+    );
+    let (st, _) = s
+        .admin_post(
+            &t,
+            &format!("/demo/client-scopes/{scope_id}/protocol-mappers/models"),
+            &json!({"name": "tier", "protocol": "openid-connect",
+                "protocolMapper": "oidc-hardcoded-claim-mapper",
+                "config": {"claim.name": "billing.tier", "claim.value": "gold",
+                    "access.token.claim": "true", "id.token.claim": "false"}}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let (st, _) = s
+        .admin_post(
+            &t,
+            &format!("/demo/client-scopes/{scope_id}/protocol-mappers/models"),
+            &json!({"name": "aud", "protocol": "openid-connect",
+                "protocolMapper": "oidc-audience-mapper",
+                "config": {"included.custom.audience": "billing-api", "access.token.claim": "true"}}),
+        )
+        .await;
+    assert_eq!(st, 201);
+
+    // Not linked yet: asking for it is invalid_scope.
+    let r = s
+        .password_grant(
+            "demo",
+            "app",
+            Some("app-secret"),
+            "alice",
+            "alice-pw",
+            Some("billing"),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let (_, clients) = s.admin_get(&t, "/demo/clients?clientId=app").await;
+    let app = clients[0]["id"].as_str().expect("id").to_owned();
+    let link = format!("/clients/{app}/optional-client-scopes/{scope_id}");
+    assert_eq!(send(reqwest::Method::PUT, link.clone(), None).await, 204);
+    let (_, linked) = s
+        .admin_get(&t, &format!("/demo/clients/{app}/optional-client-scopes"))
+        .await;
+    assert!(
+        linked
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|l| l["id"] == scope_id && l["name"] == "billing")
+    );
+
+    let token = |scope: Option<&'static str>| {
+        let s = &s;
+        async move {
+            let r = s
+                .password_grant(
+                    "demo",
+                    "app",
+                    Some("app-secret"),
+                    "alice",
+                    "alice-pw",
+                    scope,
+                )
+                .await;
+            let st = r.status().as_u16();
+            let body: Value = r.json().await.expect("json");
+            (st, body)
+        }
+    };
+    let (st, body) = token(Some("openid billing")).await;
+    assert_eq!(st, 200, "{body}");
+    let at = claims(body["access_token"].as_str().expect("at"));
+    assert_eq!(at["billing"]["tier"], "gold");
+    assert!(
+        at["aud"] == "billing-api"
+            || at["aud"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!("billing-api"))),
+        "{at}"
+    );
+    assert!(
+        at["scope"]
+            .as_str()
+            .expect("scope")
+            .split(' ')
+            .any(|x| x == "billing")
+    );
+    assert_eq!(at["email"], "alice@example.com");
+    let idt = claims(body["id_token"].as_str().expect("id token"));
+    assert!(idt.get("billing").is_none(), "id.token.claim=false");
+    let (_, body) = token(None).await;
+    let at = claims(body["access_token"].as_str().expect("at"));
+    assert!(
+        at.get("billing").is_none(),
+        "optional scope only when asked"
+    );
+
+    // Rename: the client's link follows the scope.
+    assert_eq!(
+        send(
+            reqwest::Method::PUT,
+            format!("/client-scopes/{scope_id}"),
+            Some(json!({"name": "invoices"}))
+        )
+        .await,
+        204
+    );
+    assert_eq!(token(Some("invoices")).await.0, 200);
+    assert_eq!(token(Some("billing")).await.0, 400);
+
+    // A built-in scope's mapper removed: its claim goes.
+    let email_id = email_scope["id"].as_str().expect("id");
+    let mapper = email_scope["protocolMappers"]
+        .as_array()
+        .expect("mappers")
+        .iter()
+        .find(|m| m["name"] == "email")
+        .expect("email mapper");
+    assert_eq!(
+        send(
+            reqwest::Method::DELETE,
+            format!(
+                "/client-scopes/{email_id}/protocol-mappers/models/{}",
+                mapper["id"].as_str().expect("mid")
+            ),
+            None
+        )
+        .await,
+        204
+    );
+    let at = claims(token(None).await.1["access_token"].as_str().expect("at"));
+    assert!(at.get("email").is_none(), "{at}");
+    assert_eq!(at["preferred_username"], "alice");
+
+    // Deleting the scope unlinks it.
+    assert_eq!(
+        send(
+            reqwest::Method::DELETE,
+            format!("/client-scopes/{scope_id}"),
+            None
+        )
+        .await,
+        204
+    );
+    assert_eq!(token(Some("invoices")).await.0, 400);
+    let (_, linked) = s
+        .admin_get(&t, &format!("/demo/clients/{app}/optional-client-scopes"))
+        .await;
+    assert!(
+        !linked
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|l| l["id"] == scope_id)
+    );
+
+    // Realm defaults decide what a new client gets.
+    let (_, all) = s.admin_get(&t, "/demo/client-scopes").await;
+    let orders = all
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["name"] == "orders:read")
+        .expect("orders")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        send(
+            reqwest::Method::PUT,
+            format!("/default-default-client-scopes/{orders}"),
+            None
+        )
+        .await,
+        204
+    );
+    let (_, defaults) = s.admin_get(&t, "/demo/default-default-client-scopes").await;
+    assert!(
+        defaults
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|d| d["name"] == "orders:read")
+    );
+    assert_eq!(
+        s.admin_post(&t, "/demo/clients", &json!({"clientId": "fresh"}))
+            .await
+            .0,
+        201
+    );
+    let (_, fresh) = s.admin_get(&t, "/demo/clients?clientId=fresh").await;
+    assert!(
+        fresh[0]["defaultClientScopes"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("orders:read"))
+    );
+    assert!(
+        !fresh[0]["optionalClientScopes"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("orders:read"))
+    );
+    assert_eq!(
+        send(reqwest::Method::GET, "/client-scopes/nope".into(), None).await,
+        404
+    );
 }

@@ -149,6 +149,15 @@ impl Server {
         let (s, _) = self
             .admin_post(
                 &t,
+                "/demo/client-scopes",
+                &json!({"name": "orders:read", "protocol": "openid-connect",
+                    "attributes": {"include.in.token.scope": "true"}}),
+            )
+            .await;
+        assert_eq!(s, 201);
+        let (s, _) = self
+            .admin_post(
+                &t,
                 "/demo/clients",
                 &json!({
                     "clientId": "app", "secret": "app-secret", "directAccessGrantsEnabled": true,

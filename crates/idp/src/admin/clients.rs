@@ -9,7 +9,7 @@ use crate::state::Idp;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use gatehouse_core::model::{Client, Realm, User};
 use serde_json::{Value, json};
@@ -40,6 +40,11 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route(
             &format!("{C}/{{id}}/protocol-mappers/models/{{mid}}"),
             get(one_mapper).put(put_mapper).delete(del_mapper),
+        )
+        .route(&format!("{C}/{{id}}/{{kind}}"), get(linked_scopes))
+        .route(
+            &format!("{C}/{{id}}/{{kind}}/{{scope}}"),
+            put(link_scope).delete(link_scope),
         )
 }
 
@@ -130,7 +135,14 @@ pub async fn create_client(
     if let Some(id) = rep.get("id").and_then(Value::as_str) {
         c.id = id.to_owned();
     }
+    c.default_client_scopes = realm.default_default_client_scopes.clone();
+    c.optional_client_scopes = realm.default_optional_client_scopes.clone();
     repr::apply_client(&mut c, rep).map_err(AdminError::bad_request)?;
+    // As Keycloak: names of scopes the realm does not have are dropped.
+    let scopes = idp.store.client_scopes(&realm.id).await?;
+    let known = |n: &String| scopes.iter().any(|s| &s.name == n);
+    c.default_client_scopes.retain(known);
+    c.optional_client_scopes.retain(known);
     if idp
         .store
         .client_by_client_id(&realm.id, &c.client_id)
@@ -365,12 +377,7 @@ async fn mappers(
     guard(&idp, &h).await?;
     let realm = realm(&idp, &r).await?;
     let c = load(&idp, &realm, &id).await?;
-    Ok(Json(json!(
-        c.protocol_mappers
-            .iter()
-            .map(repr::mapper)
-            .collect::<Vec<_>>()
-    )))
+    Ok(Json(super::mappers::list(&c.protocol_mappers)))
 }
 
 async fn add_mapper(
@@ -383,27 +390,21 @@ async fn add_mapper(
     let realm = realm(&idp, &r).await?;
     let rep = json_body(&body)?;
     let mut c = load(&idp, &realm, &id).await?;
-    let m = repr::parse_mapper(&rep).map_err(AdminError::bad_request)?;
-    if c.protocol_mappers.iter().any(|x| x.name == m.name) {
-        return Err(AdminError::conflict(
-            "Protocol mapper exists with same name".to_string(),
-        ));
-    }
-    let mid = m.id.clone();
-    c.protocol_mappers.push(m);
+    let mid = super::mappers::add(&mut c.protocol_mappers, &rep)?;
+    let path = format!("clients/{id}/protocol-mappers/models/{mid}");
     let ev = event(
         &realm,
         &caller,
         "CREATE",
         "PROTOCOL_MAPPER",
-        &format!("clients/{id}/protocol-mappers/models/{mid}"),
+        &path,
         Some(&rep),
     );
     idp.store.update_client(&c, &[ev]).await?;
     idp.invalidate();
     Ok(created(format!(
-        "{}/admin/realms/{}/clients/{}/protocol-mappers/models/{}",
-        idp.public_url, realm.name, id, mid
+        "{}/admin/realms/{}/{path}",
+        idp.public_url, realm.name
     )))
 }
 
@@ -415,11 +416,7 @@ async fn one_mapper(
     guard(&idp, &h).await?;
     let realm = realm(&idp, &r).await?;
     let c = load(&idp, &realm, &id).await?;
-    c.protocol_mappers
-        .iter()
-        .find(|m| m.id == mid)
-        .map(|m| Json(repr::mapper(m)))
-        .ok_or_else(|| AdminError::not_found("Model"))
+    super::mappers::find(&c.protocol_mappers, &mid).map(Json)
 }
 
 async fn put_mapper(
@@ -432,20 +429,14 @@ async fn put_mapper(
     let realm = realm(&idp, &r).await?;
     let rep = json_body(&body)?;
     let mut c = load(&idp, &realm, &id).await?;
-    let mut m = repr::parse_mapper(&rep).map_err(AdminError::bad_request)?;
-    m.id = mid.clone();
-    let slot = c
-        .protocol_mappers
-        .iter_mut()
-        .find(|x| x.id == mid)
-        .ok_or_else(|| AdminError::not_found("Model"))?;
-    *slot = m;
+    super::mappers::replace(&mut c.protocol_mappers, &mid, &rep)?;
+    let path = format!("clients/{id}/protocol-mappers/models/{mid}");
     let ev = event(
         &realm,
         &caller,
         "UPDATE",
         "PROTOCOL_MAPPER",
-        &format!("clients/{id}/protocol-mappers/models/{mid}"),
+        &path,
         Some(&rep),
     );
     idp.store.update_client(&c, &[ev]).await?;
@@ -461,17 +452,69 @@ async fn del_mapper(
     let caller = guard(&idp, &h).await?;
     let realm = realm(&idp, &r).await?;
     let mut c = load(&idp, &realm, &id).await?;
-    let before = c.protocol_mappers.len();
-    c.protocol_mappers.retain(|m| m.id != mid);
-    if c.protocol_mappers.len() == before {
-        return Err(AdminError::not_found("Model"));
+    super::mappers::remove(&mut c.protocol_mappers, &mid)?;
+    let path = format!("clients/{id}/protocol-mappers/models/{mid}");
+    let ev = event(&realm, &caller, "DELETE", "PROTOCOL_MAPPER", &path, None);
+    idp.store.update_client(&c, &[ev]).await?;
+    idp.invalidate();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `default` or `optional`: which of a client's scope lists a URL edits.
+fn scope_list<'a>(c: &'a mut Client, kind: &str) -> Result<&'a mut Vec<String>, AdminError> {
+    match kind {
+        "default-client-scopes" => Ok(&mut c.default_client_scopes),
+        "optional-client-scopes" => Ok(&mut c.optional_client_scopes),
+        _ => Err(AdminError::not_found("Resource")),
     }
+}
+
+/// `GET .../clients/{id}/{default|optional}-client-scopes`: `[{id, name}]`.
+async fn linked_scopes(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, kind)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let mut c = load(&idp, &realm, &id).await?;
+    let names = scope_list(&mut c, &kind)?.clone();
+    let all = idp.store.client_scopes(&realm.id).await?;
+    Ok(Json(super::client_scopes::links(&all, &names)))
+}
+
+/// `PUT .../clients/{id}/{default|optional}-client-scopes/{scope}` links a
+/// scope (moving it from the other list if it was there); `DELETE` unlinks.
+async fn link_scope(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    method: axum::http::Method,
+    Path((r, id, kind, scope_id)): Path<(String, String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let mut c = load(&idp, &realm, &id).await?;
+    let scope = idp
+        .store
+        .client_scope(&realm.id, &scope_id)
+        .await?
+        .ok_or_else(|| AdminError::not_found("Client scope"))?;
+    scope_list(&mut c, &kind)?;
+    c.default_client_scopes.retain(|n| n != &scope.name);
+    c.optional_client_scopes.retain(|n| n != &scope.name);
+    let op = if method == axum::http::Method::PUT {
+        scope_list(&mut c, &kind)?.push(scope.name.clone());
+        "CREATE"
+    } else {
+        "DELETE"
+    };
+    let path = format!("clients/{id}/{kind}/{scope_id}");
     let ev = event(
         &realm,
         &caller,
-        "DELETE",
-        "PROTOCOL_MAPPER",
-        &format!("clients/{id}/protocol-mappers/models/{mid}"),
+        op,
+        "CLIENT_SCOPE_CLIENT_MAPPING",
+        &path,
         None,
     );
     idp.store.update_client(&c, &[ev]).await?;

@@ -53,7 +53,57 @@ pub async fn create_realm(
     for e in &mut ev {
         e.realm_id = realm.id.clone();
     }
-    idp.store.create_realm(&realm, &ev).await?;
+    // Keycloak: a representation without `clientScopes` gets the built-in
+    // set; one with them (an export) brings its own.
+    let scopes = match rep.get("clientScopes").and_then(Value::as_array) {
+        None => gatehouse_core::model::builtin_client_scopes(&realm.id),
+        Some(list) => {
+            let mut out: Vec<gatehouse_core::model::ClientScope> = vec![];
+            for v in list {
+                let mut c = gatehouse_core::model::ClientScope::new(&realm.id, "");
+                if let Some(id) = v.get("id").and_then(Value::as_str) {
+                    c.id = id.to_owned();
+                }
+                repr::apply_client_scope(&mut c, v).map_err(AdminError::bad_request)?;
+                if c.name.is_empty() || out.iter().any(|o| o.name == c.name) {
+                    return Err(AdminError::bad_request(
+                        "client scopes need distinct, non-empty names",
+                    ));
+                }
+                out.push(c);
+            }
+            // A hand-written file may list only its own scopes: the
+            // built-in ones that the realm or a client still names are
+            // added (a Keycloak export lists every scope it names, so this
+            // adds nothing to one).
+            let mut named: Vec<String> = realm.default_default_client_scopes.clone();
+            named.extend(realm.default_optional_client_scopes.iter().cloned());
+            for c in rep
+                .get("clients")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for k in ["defaultClientScopes", "optionalClientScopes"] {
+                    named.extend(
+                        c.get(k)
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned),
+                    );
+                }
+            }
+            for b in gatehouse_core::model::builtin_client_scopes(&realm.id) {
+                if named.contains(&b.name) && !out.iter().any(|o| o.name == b.name) {
+                    out.push(b);
+                }
+            }
+            out
+        }
+    };
+    idp.store.create_realm(&realm, &scopes, &ev).await?;
     // A full representation brings its own default roles (with their ids):
     // then the defaults are completed after its contents are imported.
     if rep.get("roles").is_none() {

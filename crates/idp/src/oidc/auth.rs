@@ -348,7 +348,7 @@ pub async fn get(
         }
         (None, _) => {}
     }
-    let scope = match granted_scope(&client, q.get("scope")) {
+    let scope = match granted_scope(&client, &idp.client_scopes(&realm).await?, q.get("scope")) {
         Ok(s) => s,
         Err(e) => return Ok(fail(e.error, &e.description)),
     };

@@ -82,7 +82,11 @@ pub async fn start(
             "Client is not allowed to initiate OAuth 2.0 Device Authorization Grant",
         ));
     }
-    let scope = granted_scope(&client, form.get("scope"))?;
+    let scope = granted_scope(
+        &client,
+        &idp.client_scopes(&realm).await?,
+        form.get("scope"),
+    )?;
     let device_code = gatehouse_core::id::token();
     let code = user_code();
     let now = gatehouse_core::time::now();

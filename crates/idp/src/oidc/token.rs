@@ -175,7 +175,7 @@ async fn password(
     }
     let username = form.require("username")?;
     let pw = form.require("password")?;
-    let scope = granted_scope(client, form.get("scope"))?;
+    let scope = granted_scope(client, &idp.client_scopes(realm).await?, form.get("scope"))?;
     let resources = resources(form)?;
     let user = match check_password(idp, realm, &client.client_id, username, pw, ip).await? {
         Ok(u) => u,
@@ -234,7 +234,7 @@ async fn client_credentials(
             "Client not enabled to retrieve service account",
         ));
     }
-    let scope = granted_scope(client, form.get("scope"))?;
+    let scope = granted_scope(client, &idp.client_scopes(realm).await?, form.get("scope"))?;
     let resources = resources(form)?;
     let user = crate::admin::clients::ensure_service_account(idp, realm, client).await?;
     if !user.enabled {

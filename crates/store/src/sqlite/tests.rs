@@ -8,7 +8,7 @@ async fn store() -> SqliteStore {
 async fn effective_roles_through_groups_parents_and_composites() {
     let s = store().await;
     let realm = Realm::new("r");
-    s.create_realm(&realm, &[]).await.expect("realm");
+    s.create_realm(&realm, &[], &[]).await.expect("realm");
     let mk = |n: &str| Role {
         id: gatehouse_core::id::uuid(),
         realm_id: realm.id.clone(),
@@ -84,12 +84,12 @@ async fn writes_and_their_events_commit_together() {
     let s = store().await;
     let realm = Realm::new("r");
     let ev = Event::admin(&realm.id, "CREATE", "REALM", "r");
-    s.create_realm(&realm, std::slice::from_ref(&ev))
+    s.create_realm(&realm, &[], std::slice::from_ref(&ev))
         .await
         .expect("realm");
     // A failing write (duplicate) must not leave its event behind.
     let dup_ev = Event::admin(&realm.id, "CREATE", "REALM", "again");
-    assert!(s.create_realm(&realm, &[dup_ev]).await.is_err());
+    assert!(s.create_realm(&realm, &[], &[dup_ev]).await.is_err());
     let q = EventQuery {
         category: "admin".into(),
         ..Default::default()
@@ -103,7 +103,7 @@ async fn writes_and_their_events_commit_together() {
 async fn codes_are_single_use_and_refresh_rotation_is_compare_and_set() {
     let s = store().await;
     let realm = Realm::new("r");
-    s.create_realm(&realm, &[]).await.expect("realm");
+    s.create_realm(&realm, &[], &[]).await.expect("realm");
     let c = CodeRecord {
         code: "c1".into(),
         realm_id: realm.id.clone(),

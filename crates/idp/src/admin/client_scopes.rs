@@ -1,0 +1,328 @@
+//! `/admin/realms/{realm}/client-scopes...`: client scopes and their
+//! protocol mappers; and `/admin/realms/{realm}/default-default-client-scopes`
+//! / `default-optional-client-scopes`: the scopes a new client gets.
+
+use super::{created, event, guard, json_body, realm};
+use crate::error::AdminError;
+use crate::repr;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use gatehouse_core::model::{ClientScope, Realm};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Client-scope routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    const S: &str = "/admin/realms/{realm}/client-scopes";
+    Router::new()
+        .route(S, get(list).post(create))
+        .route(&format!("{S}/{{id}}"), get(one).put(update).delete(remove))
+        .route(
+            &format!("{S}/{{id}}/protocol-mappers/models"),
+            get(mappers).post(add_mapper),
+        )
+        .route(
+            &format!("{S}/{{id}}/protocol-mappers/add-models"),
+            axum::routing::post(add_mappers),
+        )
+        .route(
+            &format!("{S}/{{id}}/protocol-mappers/models/{{mid}}"),
+            get(one_mapper).put(put_mapper).delete(del_mapper),
+        )
+        .route("/admin/realms/{realm}/{kind}", get(realm_defaults))
+        .route(
+            "/admin/realms/{realm}/{kind}/{id}",
+            put(link_default).delete(link_default),
+        )
+}
+
+/// `[{id, name}]` for the scopes named in `names` that exist, as Keycloak
+/// lists a client's or realm's linked scopes.
+pub fn links(all: &[ClientScope], names: &[String]) -> Value {
+    json!(
+        all.iter()
+            .filter(|s| names.contains(&s.name))
+            .map(|s| json!({"id": s.id, "name": s.name}))
+            .collect::<Vec<_>>()
+    )
+}
+
+async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<ClientScope, AdminError> {
+    idp.store
+        .client_scope(&realm.id, id)
+        .await?
+        .ok_or_else(|| AdminError::not_found("Could not find client scope"))
+}
+
+fn taken(all: &[ClientScope], c: &ClientScope) -> Result<(), AdminError> {
+    if all.iter().any(|o| o.name == c.name && o.id != c.id) {
+        return Err(AdminError::conflict(format!(
+            "Client Scope {} already exists",
+            c.name
+        )));
+    }
+    Ok(())
+}
+
+async fn list(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let all = idp.store.client_scopes(&realm.id).await?;
+    Ok(Json(json!(
+        all.iter().map(repr::client_scope).collect::<Vec<_>>()
+    )))
+}
+
+async fn create(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let mut c = ClientScope::new(&realm.id, "");
+    if let Some(id) = rep.get("id").and_then(Value::as_str) {
+        c.id = id.to_owned();
+    }
+    repr::apply_client_scope(&mut c, &rep).map_err(AdminError::bad_request)?;
+    if c.name.is_empty() {
+        return Err(AdminError::bad_request(
+            "Unexpected name \"\" for ClientScope",
+        ));
+    }
+    taken(&idp.store.client_scopes(&realm.id).await?, &c)?;
+    let path = format!("client-scopes/{}", c.id);
+    let ev = event(&realm, &caller, "CREATE", "CLIENT_SCOPE", &path, Some(&rep));
+    idp.store.create_client_scope(&c, &[ev]).await?;
+    idp.invalidate();
+    Ok(created(format!(
+        "{}/admin/realms/{}/{path}",
+        idp.public_url, realm.name
+    )))
+}
+
+async fn one(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    Ok(Json(repr::client_scope(&load(&idp, &realm, &id).await?)))
+}
+
+async fn update(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let mut c = load(&idp, &realm, &id).await?;
+    repr::apply_client_scope(&mut c, &rep).map_err(AdminError::bad_request)?;
+    taken(&idp.store.client_scopes(&realm.id).await?, &c)?;
+    let path = format!("client-scopes/{id}");
+    let ev = event(&realm, &caller, "UPDATE", "CLIENT_SCOPE", &path, Some(&rep));
+    idp.store.update_client_scope(&c, &[ev]).await?;
+    idp.invalidate();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let path = format!("client-scopes/{id}");
+    let ev = event(&realm, &caller, "DELETE", "CLIENT_SCOPE", &path, None);
+    idp.store.delete_client_scope(&realm.id, &id, &[ev]).await?;
+    idp.invalidate();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn mappers(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let c = load(&idp, &realm, &id).await?;
+    Ok(Json(super::mappers::list(&c.protocol_mappers)))
+}
+
+/// Saves a scope after a mapper edit, with its admin event.
+async fn save_mapper_edit(
+    idp: &Idp,
+    realm: &Realm,
+    caller: &super::AdminCaller,
+    c: &ClientScope,
+    op: &str,
+    mid: &str,
+    rep: Option<&Value>,
+) -> Result<String, AdminError> {
+    let path = format!("client-scopes/{}/protocol-mappers/models/{mid}", c.id);
+    let ev = event(realm, caller, op, "PROTOCOL_MAPPER", &path, rep);
+    idp.store.update_client_scope(c, &[ev]).await?;
+    idp.invalidate();
+    Ok(path)
+}
+
+async fn add_mapper(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let mut c = load(&idp, &realm, &id).await?;
+    let mid = super::mappers::add(&mut c.protocol_mappers, &rep)?;
+    let path = save_mapper_edit(&idp, &realm, &caller, &c, "CREATE", &mid, Some(&rep)).await?;
+    Ok(created(format!(
+        "{}/admin/realms/{}/{path}",
+        idp.public_url, realm.name
+    )))
+}
+
+/// `POST .../protocol-mappers/add-models`: several mappers, all or none.
+async fn add_mappers(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let list = rep
+        .as_array()
+        .ok_or_else(|| AdminError::bad_request("Expected an array of protocol mappers"))?;
+    let mut c = load(&idp, &realm, &id).await?;
+    for m in list {
+        super::mappers::add(&mut c.protocol_mappers, m)?;
+    }
+    let path = format!("client-scopes/{id}/protocol-mappers/add-models");
+    let ev = event(
+        &realm,
+        &caller,
+        "CREATE",
+        "PROTOCOL_MAPPER",
+        &path,
+        Some(&rep),
+    );
+    idp.store.update_client_scope(&c, &[ev]).await?;
+    idp.invalidate();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn one_mapper(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, mid)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let c = load(&idp, &realm, &id).await?;
+    super::mappers::find(&c.protocol_mappers, &mid).map(Json)
+}
+
+async fn put_mapper(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, mid)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = json_body(&body)?;
+    let mut c = load(&idp, &realm, &id).await?;
+    super::mappers::replace(&mut c.protocol_mappers, &mid, &rep)?;
+    save_mapper_edit(&idp, &realm, &caller, &c, "UPDATE", &mid, Some(&rep)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn del_mapper(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, mid)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let mut c = load(&idp, &realm, &id).await?;
+    super::mappers::remove(&mut c.protocol_mappers, &mid)?;
+    save_mapper_edit(&idp, &realm, &caller, &c, "DELETE", &mid, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn realm_list<'a>(r: &'a mut Realm, kind: &str) -> Result<&'a mut Vec<String>, AdminError> {
+    match kind {
+        "default-default-client-scopes" => Ok(&mut r.default_default_client_scopes),
+        "default-optional-client-scopes" => Ok(&mut r.default_optional_client_scopes),
+        _ => Err(AdminError::not_found("Resource")),
+    }
+}
+
+/// `GET /admin/realms/{realm}/default-{default|optional}-client-scopes`.
+async fn realm_defaults(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, kind)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let mut realm = realm(&idp, &r).await?;
+    let names = realm_list(&mut realm, &kind)?.clone();
+    let all = idp.store.client_scopes(&realm.id).await?;
+    Ok(Json(links(&all, &names)))
+}
+
+/// `PUT|DELETE /admin/realms/{realm}/default-{default|optional}-client-scopes/{id}`.
+async fn link_default(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    method: Method,
+    Path((r, kind, id)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let mut realm = realm(&idp, &r).await?;
+    realm_list(&mut realm, &kind)?;
+    let scope = load(&idp, &realm, &id).await?;
+    realm
+        .default_default_client_scopes
+        .retain(|n| n != &scope.name);
+    realm
+        .default_optional_client_scopes
+        .retain(|n| n != &scope.name);
+    let op = if method == Method::PUT {
+        realm_list(&mut realm, &kind)?.push(scope.name.clone());
+        "CREATE"
+    } else {
+        "DELETE"
+    };
+    let ev = event(
+        &realm,
+        &caller,
+        op,
+        "REALM_SCOPE_MAPPING",
+        &format!("{kind}/{id}"),
+        None,
+    );
+    idp.store.update_realm(&realm, &[ev]).await?;
+    idp.invalidate();
+    Ok(StatusCode::NO_CONTENT)
+}
