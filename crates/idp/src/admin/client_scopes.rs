@@ -21,18 +21,7 @@ pub fn routes() -> Router<Arc<Idp>> {
     Router::new()
         .route(S, get(list).post(create))
         .route(&format!("{S}/{{id}}"), get(one).put(update).delete(remove))
-        .route(
-            &format!("{S}/{{id}}/protocol-mappers/models"),
-            get(mappers).post(add_mapper),
-        )
-        .route(
-            &format!("{S}/{{id}}/protocol-mappers/add-models"),
-            axum::routing::post(add_mappers),
-        )
-        .route(
-            &format!("{S}/{{id}}/protocol-mappers/models/{{mid}}"),
-            get(one_mapper).put(put_mapper).delete(del_mapper),
-        )
+        .merge(super::mappers::routes::<ClientScope>())
         .route("/admin/realms/{realm}/{kind}", get(realm_defaults))
         .route(
             "/admin/realms/{realm}/{kind}/{id}",
@@ -154,120 +143,17 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn mappers(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let c = load(&idp, &realm, &id).await?;
-    Ok(Json(super::mappers::list(&c.protocol_mappers)))
-}
-
-/// Saves a scope after a mapper edit, with its admin event.
-async fn save_mapper_edit(
-    idp: &Idp,
-    realm: &Realm,
-    caller: &super::AdminCaller,
-    c: &ClientScope,
-    op: &str,
-    mid: &str,
-    rep: Option<&Value>,
-) -> Result<String, AdminError> {
-    let path = format!("client-scopes/{}/protocol-mappers/models/{mid}", c.id);
-    let ev = event(realm, caller, op, "PROTOCOL_MAPPER", &path, rep);
-    idp.store.update_client_scope(c, &[ev]).await?;
-    idp.invalidate();
-    Ok(path)
-}
-
-async fn add_mapper(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<axum::response::Response, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let rep = json_body(&body)?;
-    let mut c = load(&idp, &realm, &id).await?;
-    let mid = super::mappers::add(&mut c.protocol_mappers, &rep)?;
-    let path = save_mapper_edit(&idp, &realm, &caller, &c, "CREATE", &mid, Some(&rep)).await?;
-    Ok(created(format!(
-        "{}/admin/realms/{}/{path}",
-        idp.public_url, realm.name
-    )))
-}
-
-/// `POST .../protocol-mappers/add-models`: several mappers, all or none.
-async fn add_mappers(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let rep = json_body(&body)?;
-    let list = rep
-        .as_array()
-        .ok_or_else(|| AdminError::bad_request("Expected an array of protocol mappers"))?;
-    let mut c = load(&idp, &realm, &id).await?;
-    for m in list {
-        super::mappers::add(&mut c.protocol_mappers, m)?;
+impl super::mappers::Owner for ClientScope {
+    const SEGMENT: &'static str = "client-scopes";
+    async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Self, AdminError> {
+        load(idp, realm, id).await
     }
-    let path = format!("client-scopes/{id}/protocol-mappers/add-models");
-    let ev = event(
-        &realm,
-        &caller,
-        "CREATE",
-        "PROTOCOL_MAPPER",
-        &path,
-        Some(&rep),
-    );
-    idp.store.update_client_scope(&c, &[ev]).await?;
-    idp.invalidate();
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn one_mapper(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, mid)): Path<(String, String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let c = load(&idp, &realm, &id).await?;
-    super::mappers::find(&c.protocol_mappers, &mid).map(Json)
-}
-
-async fn put_mapper(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, mid)): Path<(String, String, String)>,
-    body: Bytes,
-) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let rep = json_body(&body)?;
-    let mut c = load(&idp, &realm, &id).await?;
-    super::mappers::replace(&mut c.protocol_mappers, &mid, &rep)?;
-    save_mapper_edit(&idp, &realm, &caller, &c, "UPDATE", &mid, Some(&rep)).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn del_mapper(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, mid)): Path<(String, String, String)>,
-) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let mut c = load(&idp, &realm, &id).await?;
-    super::mappers::remove(&mut c.protocol_mappers, &mid)?;
-    save_mapper_edit(&idp, &realm, &caller, &c, "DELETE", &mid, None).await?;
-    Ok(StatusCode::NO_CONTENT)
+    fn mappers(&mut self) -> &mut Vec<gatehouse_core::model::ProtocolMapper> {
+        &mut self.protocol_mappers
+    }
+    async fn save(&self, idp: &Idp, ev: gatehouse_core::model::Event) -> Result<(), AdminError> {
+        Ok(idp.store.update_client_scope(self, &[ev]).await?)
+    }
 }
 
 fn realm_list<'a>(r: &'a mut Realm, kind: &str) -> Result<&'a mut Vec<String>, AdminError> {

@@ -33,14 +33,7 @@ pub fn routes() -> Router<Arc<Idp>> {
             &format!("{C}/{{id}}/service-account-user"),
             get(service_account),
         )
-        .route(
-            &format!("{C}/{{id}}/protocol-mappers/models"),
-            get(mappers).post(add_mapper),
-        )
-        .route(
-            &format!("{C}/{{id}}/protocol-mappers/models/{{mid}}"),
-            get(one_mapper).put(put_mapper).delete(del_mapper),
-        )
+        .merge(super::mappers::routes::<Client>())
         .route(&format!("{C}/{{id}}/{{kind}}"), get(linked_scopes))
         .route(
             &format!("{C}/{{id}}/{{kind}}/{{scope}}"),
@@ -369,95 +362,17 @@ async fn service_account(
     )))
 }
 
-async fn mappers(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let c = load(&idp, &realm, &id).await?;
-    Ok(Json(super::mappers::list(&c.protocol_mappers)))
-}
-
-async fn add_mapper(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<axum::response::Response, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let rep = json_body(&body)?;
-    let mut c = load(&idp, &realm, &id).await?;
-    let mid = super::mappers::add(&mut c.protocol_mappers, &rep)?;
-    let path = format!("clients/{id}/protocol-mappers/models/{mid}");
-    let ev = event(
-        &realm,
-        &caller,
-        "CREATE",
-        "PROTOCOL_MAPPER",
-        &path,
-        Some(&rep),
-    );
-    idp.store.update_client(&c, &[ev]).await?;
-    idp.invalidate();
-    Ok(created(format!(
-        "{}/admin/realms/{}/{path}",
-        idp.public_url, realm.name
-    )))
-}
-
-async fn one_mapper(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, mid)): Path<(String, String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let c = load(&idp, &realm, &id).await?;
-    super::mappers::find(&c.protocol_mappers, &mid).map(Json)
-}
-
-async fn put_mapper(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, mid)): Path<(String, String, String)>,
-    body: Bytes,
-) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let rep = json_body(&body)?;
-    let mut c = load(&idp, &realm, &id).await?;
-    super::mappers::replace(&mut c.protocol_mappers, &mid, &rep)?;
-    let path = format!("clients/{id}/protocol-mappers/models/{mid}");
-    let ev = event(
-        &realm,
-        &caller,
-        "UPDATE",
-        "PROTOCOL_MAPPER",
-        &path,
-        Some(&rep),
-    );
-    idp.store.update_client(&c, &[ev]).await?;
-    idp.invalidate();
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn del_mapper(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, mid)): Path<(String, String, String)>,
-) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let mut c = load(&idp, &realm, &id).await?;
-    super::mappers::remove(&mut c.protocol_mappers, &mid)?;
-    let path = format!("clients/{id}/protocol-mappers/models/{mid}");
-    let ev = event(&realm, &caller, "DELETE", "PROTOCOL_MAPPER", &path, None);
-    idp.store.update_client(&c, &[ev]).await?;
-    idp.invalidate();
-    Ok(StatusCode::NO_CONTENT)
+impl super::mappers::Owner for Client {
+    const SEGMENT: &'static str = "clients";
+    async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Self, AdminError> {
+        load(idp, realm, id).await
+    }
+    fn mappers(&mut self) -> &mut Vec<gatehouse_core::model::ProtocolMapper> {
+        &mut self.protocol_mappers
+    }
+    async fn save(&self, idp: &Idp, ev: gatehouse_core::model::Event) -> Result<(), AdminError> {
+        Ok(idp.store.update_client(self, &[ev]).await?)
+    }
 }
 
 /// `default` or `optional`: which of a client's scope lists a URL edits.

@@ -1,29 +1,58 @@
-//! Protocol-mapper list edits shared by clients
-//! (`/clients/{id}/protocol-mappers/...`) and client scopes
-//! (`/client-scopes/{id}/protocol-mappers/...`): both own a list of mappers
-//! with the same rules (unique names, ids kept on update).
+//! `.../protocol-mappers/...` under clients (`/clients/{id}`) and client
+//! scopes (`/client-scopes/{id}`): both own a list of mappers with the same
+//! rules (unique names, ids kept on update), so the handlers are written
+//! once, generic over the [`Owner`].
 
+use super::{AdminCaller, created, event, guard, json_body, realm};
 use crate::error::AdminError;
 use crate::repr;
-use gatehouse_core::model::ProtocolMapper;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gatehouse_core::model::{Event, ProtocolMapper, Realm};
 use serde_json::{Value, json};
+use std::future::Future;
+use std::sync::Arc;
 
-/// The list as Keycloak returns it.
-pub fn list(ms: &[ProtocolMapper]) -> Value {
-    json!(ms.iter().map(repr::mapper).collect::<Vec<_>>())
+/// Something with protocol mappers, stored as a whole.
+pub trait Owner: Sized + Send + Sync + 'static {
+    /// The URL segment before the owner's id (`clients`, `client-scopes`).
+    const SEGMENT: &'static str;
+    fn load(
+        idp: &Idp,
+        realm: &Realm,
+        id: &str,
+    ) -> impl Future<Output = Result<Self, AdminError>> + Send;
+    fn mappers(&mut self) -> &mut Vec<ProtocolMapper>;
+    /// Writes the owner with its admin event, in one transaction.
+    fn save(&self, idp: &Idp, ev: Event) -> impl Future<Output = Result<(), AdminError>> + Send;
 }
 
-/// One mapper, or Keycloak's 404.
-pub fn find(ms: &[ProtocolMapper], mid: &str) -> Result<Value, AdminError> {
-    ms.iter()
-        .find(|m| m.id == mid)
-        .map(repr::mapper)
-        .ok_or_else(|| AdminError::not_found("Model"))
+/// The mapper routes of an owner type.
+pub fn routes<O: Owner>() -> Router<Arc<Idp>> {
+    let base = format!(
+        "/admin/realms/{{realm}}/{}/{{id}}/protocol-mappers",
+        O::SEGMENT
+    );
+    Router::new()
+        .route(&format!("{base}/models"), get(list::<O>).post(add::<O>))
+        .route(&format!("{base}/add-models"), post(add_many::<O>))
+        .route(
+            &format!("{base}/models/{{mid}}"),
+            get(one::<O>).put(replace::<O>).delete(remove::<O>),
+        )
+        .route(
+            &format!("{base}/protocol/{{protocol}}"),
+            get(by_protocol::<O>),
+        )
 }
 
 /// Adds a mapper from its representation; a taken name is a 409.
 /// Returns the new mapper's id.
-pub fn add(ms: &mut Vec<ProtocolMapper>, rep: &Value) -> Result<String, AdminError> {
+pub fn push(ms: &mut Vec<ProtocolMapper>, rep: &Value) -> Result<String, AdminError> {
     let m = repr::parse_mapper(rep).map_err(AdminError::bad_request)?;
     if ms.iter().any(|x| x.name == m.name || x.id == m.id) {
         return Err(AdminError::conflict(
@@ -35,24 +64,148 @@ pub fn add(ms: &mut Vec<ProtocolMapper>, rep: &Value) -> Result<String, AdminErr
     Ok(id)
 }
 
-/// Replaces mapper `mid` (its id stays).
-pub fn replace(ms: &mut [ProtocolMapper], mid: &str, rep: &Value) -> Result<(), AdminError> {
-    let mut m = repr::parse_mapper(rep).map_err(AdminError::bad_request)?;
-    m.id = mid.to_owned();
-    let slot = ms
+async fn open<O: Owner>(
+    idp: &Idp,
+    h: &HeaderMap,
+    r: &str,
+    id: &str,
+) -> Result<(AdminCaller, Realm, O), AdminError> {
+    let caller = guard(idp, h).await?;
+    let realm = realm(idp, r).await?;
+    let owner = O::load(idp, &realm, id).await?;
+    Ok((caller, realm, owner))
+}
+
+/// Saves `owner` after a mapper edit, with its admin event; returns the
+/// mapper's path below the realm.
+async fn commit<O: Owner>(
+    idp: &Idp,
+    (caller, realm, owner): (&AdminCaller, &Realm, &O),
+    op: &str,
+    tail: &str,
+    rep: Option<&Value>,
+) -> Result<String, AdminError> {
+    let path = tail.to_owned();
+    owner
+        .save(idp, event(realm, caller, op, "PROTOCOL_MAPPER", &path, rep))
+        .await?;
+    idp.invalidate();
+    Ok(path)
+}
+
+fn mapper_path<O: Owner>(id: &str, mid: &str) -> String {
+    format!("{}/{id}/protocol-mappers/models/{mid}", O::SEGMENT)
+}
+
+async fn list<O: Owner>(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let (_, _, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    Ok(Json(json!(
+        o.mappers().iter().map(repr::mapper).collect::<Vec<_>>()
+    )))
+}
+
+async fn by_protocol<O: Owner>(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, protocol)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let (_, _, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    Ok(Json(json!(
+        o.mappers()
+            .iter()
+            .filter(|m| m.protocol == protocol)
+            .map(repr::mapper)
+            .collect::<Vec<_>>()
+    )))
+}
+
+async fn one<O: Owner>(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, mid)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let (_, _, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    o.mappers()
+        .iter()
+        .find(|m| m.id == mid)
+        .map(|m| Json(repr::mapper(m)))
+        .ok_or_else(|| AdminError::not_found("Model"))
+}
+
+async fn add<O: Owner>(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    let (caller, realm, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    let rep = json_body(&body)?;
+    let mid = push(o.mappers(), &rep)?;
+    let tail = mapper_path::<O>(&id, &mid);
+    let path = commit(&idp, (&caller, &realm, &o), "CREATE", &tail, Some(&rep)).await?;
+    Ok(created(format!(
+        "{}/admin/realms/{}/{path}",
+        idp.public_url, realm.name
+    )))
+}
+
+/// `POST .../protocol-mappers/add-models`: several mappers, all or none.
+async fn add_many<O: Owner>(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let (caller, realm, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    let rep = json_body(&body)?;
+    let list = rep
+        .as_array()
+        .ok_or_else(|| AdminError::bad_request("Expected an array of protocol mappers"))?;
+    for m in list {
+        push(o.mappers(), m)?;
+    }
+    let tail = format!("{}/{id}/protocol-mappers/add-models", O::SEGMENT);
+    commit(&idp, (&caller, &realm, &o), "CREATE", &tail, Some(&rep)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn replace<O: Owner>(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, mid)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let (caller, realm, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    let rep = json_body(&body)?;
+    let mut m = repr::parse_mapper(&rep).map_err(AdminError::bad_request)?;
+    m.id = mid.clone();
+    let slot = o
+        .mappers()
         .iter_mut()
         .find(|x| x.id == mid)
         .ok_or_else(|| AdminError::not_found("Model"))?;
     *slot = m;
-    Ok(())
+    let tail = mapper_path::<O>(&id, &mid);
+    commit(&idp, (&caller, &realm, &o), "UPDATE", &tail, Some(&rep)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
-/// Removes mapper `mid`, or Keycloak's 404.
-pub fn remove(ms: &mut Vec<ProtocolMapper>, mid: &str) -> Result<(), AdminError> {
-    let before = ms.len();
-    ms.retain(|m| m.id != mid);
-    if ms.len() == before {
+async fn remove<O: Owner>(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id, mid)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let (caller, realm, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    let before = o.mappers().len();
+    o.mappers().retain(|m| m.id != mid);
+    if o.mappers().len() == before {
         return Err(AdminError::not_found("Model"));
     }
-    Ok(())
+    let tail = mapper_path::<O>(&id, &mid);
+    commit(&idp, (&caller, &realm, &o), "DELETE", &tail, None).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
