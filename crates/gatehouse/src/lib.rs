@@ -122,46 +122,6 @@ fn metrics_routes(gw: Arc<gatehouse_gateway::server::Gateway>) -> axum::Router {
     )
 }
 
-/// The identity listener over TLS: a handshake per connection, then the
-/// same connection handling as the gateway (HTTP/1.1 or h2 by ALPN).
-async fn serve_identity_tls<S>(listener: TcpListener, app: S, tls: Arc<rustls::ServerConfig>)
-where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let Ok((stream, remote)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
-        tokio::spawn(async move {
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream))
-                    .await
-            else {
-                return;
-            };
-            let svc =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let mut req = req.map(axum::body::Body::new);
-                    req.extensions_mut()
-                        .insert(axum::extract::ConnectInfo(remote));
-                    tower::ServiceExt::oneshot(app.clone(), req)
-                });
-            gatehouse_gateway::server::serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                .await;
-        });
-    }
-}
-
 /// Imports a Keycloak realm export into a new realm.
 pub async fn import_realm(idp: &Idp, rep: &serde_json::Value) -> anyhow::Result<()> {
     let realm = gatehouse_idp::admin::realms::create_realm(idp, rep, vec![])
@@ -210,18 +170,22 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
             }
         }
     });
-    let server = match tls {
-        None => tokio::spawn(async move {
-            let svc =
-                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                    SocketAddr,
-                >(app);
-            if let Err(e) = axum::serve(listener, svc).await {
-                tracing::error!(error = %e, "identity listener stopped");
-            }
-        }),
-        Some(tls) => tokio::spawn(serve_identity_tls(listener, app, tls)),
-    };
+    // The identity listener shares the gateway's accept loop: the same
+    // slowloris and handshake timeouts, TLS by ALPN when configured.
+    let server = tokio::spawn(gatehouse_gateway::server::accept_loop(
+        listener,
+        tls,
+        || gatehouse_gateway::server::HEADER_READ_TIMEOUT,
+        move |remote: SocketAddr| {
+            let app = app.clone();
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
+                tower::ServiceExt::oneshot(app.clone(), req)
+            })
+        },
+    ));
     Ok(Running {
         identity_addr,
         gateway_addr,

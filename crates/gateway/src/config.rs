@@ -188,6 +188,17 @@ pub struct GatewaySettings {
     pub public_url: Option<String>,
     /// Append audit lines to this file instead of standard output.
     pub audit_log: Option<PathBuf>,
+    /// How long a client may take to send a request head (and, on a new
+    /// connection, its first byte or TLS handshake) before the connection
+    /// is closed: the slowloris defence. Default 10 000.
+    pub header_read_timeout_ms: Option<u64>,
+}
+
+impl GatewaySettings {
+    /// The header read timeout in effect.
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.header_read_timeout_ms.unwrap_or(10_000).max(1))
+    }
 }
 
 /// The gateway's part of the config file; other sections are ignored here.

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// How long a client may take to send its request head.
+/// How long a client may take to send its request head, unless the
+/// `[gateway]` section says otherwise.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head accepted (bytes).
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -44,13 +45,56 @@ pub struct Gateway {
     pub limiter: Box<dyn crate::ratelimit::Limiter>,
 }
 
-/// Accepts connections until the listener fails; with `tls`, every
-/// connection is a TLS handshake first (ALPN picks h2 or HTTP/1.1).
+/// Accepts gateway connections until the listener fails.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
+    let timeouts = gw.clone();
+    accept_loop(
+        listener,
+        tls,
+        move || timeouts.snapshot.load().file.gateway.header_read_timeout(),
+        move |remote| {
+            let gw = gw.clone();
+            service_fn(move |req| {
+                let gw = gw.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        crate::pipeline::handle(gw, req, remote).await,
+                    )
+                }
+            })
+        },
+    )
+    .await
+}
+
+/// The accept loop of both listeners (gateway and identity): with `tls`,
+/// every connection is a TLS handshake first (ALPN picks h2 or HTTP/1.1).
+/// A connection must send its first byte, finish its handshake and send
+/// each request head within `header_timeout()`, or it is closed: idle and
+/// slow-drip (slowloris) clients cannot hold sockets.
+pub async fn accept_loop<T, F, S, B>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    header_timeout: T,
+    make_service: F,
+) where
+    T: Fn() -> Duration,
+    F: Fn(std::net::SocketAddr) -> S,
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -62,26 +106,27 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let gw = gw.clone();
+        let timeout = header_timeout();
+        let svc = make_service(remote);
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let gw = gw.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(
-                        crate::pipeline::handle(gw, req, remote).await,
-                    )
-                }
-            });
+            // hyper's header timer starts with a request: a connection that
+            // never sends a byte would otherwise wait in protocol detection
+            // forever.
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(timeout, stream.peek(&mut first)).await,
+                Ok(Ok(1..))
+            ) {
+                return;
+            }
             match acceptor {
-                Some(a) => {
-                    match tokio::time::timeout(HEADER_READ_TIMEOUT, a.accept(stream)).await {
-                        Ok(Ok(tls)) => serve_connection(TokioIo::new(tls), svc).await,
-                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                }
-                None => serve_connection(TokioIo::new(stream), svc).await,
+                Some(a) => match tokio::time::timeout(timeout, a.accept(stream)).await {
+                    Ok(Ok(tls)) => serve_connection(TokioIo::new(tls), svc, timeout).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                },
+                None => serve_connection(TokioIo::new(stream), svc, timeout).await,
             }
         });
     }
@@ -89,7 +134,7 @@ pub async fn serve(
 
 /// Serves one connection (HTTP/1.1 or HTTP/2, upgrades allowed) with the
 /// listener's limits.
-pub async fn serve_connection<I, S, B>(io: I, svc: S)
+pub async fn serve_connection<I, S, B>(io: I, svc: S, header_timeout: Duration)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<
@@ -107,7 +152,7 @@ where
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .max_buf_size(MAX_HEAD);
     builder
         .http2()

@@ -1315,3 +1315,66 @@ forbid(principal, action, resource) when {{ principal.claims.department == "cont
     let err = s.configure(&bad).expect_err("refused");
     assert!(err.to_string().contains("route 'reports': cedar"), "{err}");
 }
+
+/// Slowloris: a client that connects and sends nothing, or drips its
+/// request head a byte at a time, is disconnected after the header read
+/// timeout, and the gateway keeps serving everyone else.
+#[tokio::test]
+async fn slow_clients_are_cut_off_at_the_header_timeout() {
+    let s = start().await;
+    let up = upstream().await;
+    s.configure(&format!(
+        "[gateway]\nheader_read_timeout_ms = 800\n\n[[routes]]\nname = \"status\"\npath = \"/status\"\nupstream = \"{}\"\npublic = true\n",
+        up.url
+    ))
+    .expect("config");
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    let closed_within = |mut c: tokio::net::TcpStream, drip: bool| async move {
+        let started = std::time::Instant::now();
+        let head = b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        let mut buf = [0u8; 1024];
+        for i in 0..60 {
+            if drip {
+                // A byte every 200 ms: each write alone is "activity".
+                if c.write_all(&head[i % head.len()..][..1]).await.is_err() {
+                    return started.elapsed();
+                }
+            }
+            match tokio::time::timeout(std::time::Duration::from_millis(200), c.read(&mut buf))
+                .await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+                Ok(Ok(_)) => {
+                    // A 408 is fine too; the close must follow.
+                }
+                Err(_) => {}
+            }
+        }
+        started.elapsed()
+    };
+    let mut waits = vec![];
+    for drip in [false, true] {
+        let c = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        waits.push(tokio::spawn(closed_within(c, drip)));
+    }
+    // Meanwhile normal requests are served.
+    assert_eq!(
+        s.http
+            .get(format!("{}/status", s.gw))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    for (w, what) in waits.into_iter().zip(["silent", "dripping"]) {
+        let took = w.await.expect("task");
+        assert!(
+            took < std::time::Duration::from_secs(4),
+            "{what} client held its connection for {took:?}"
+        );
+    }
+    assert_eq!(up.hits(), 1);
+}
