@@ -6,6 +6,7 @@ use crate::support::{Server, start};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn foreign_config(s: &Server, issuer: &str, upstream: &str) -> String {
@@ -1377,4 +1378,110 @@ async fn slow_clients_are_cut_off_at_the_header_timeout() {
         );
     }
     assert_eq!(up.hits(), 1);
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A 1 GiB upload streams through the gateway to the upstream without
+/// growing the gateway process: Gatehouse runs as its own process here, so
+/// its resident memory is measured alone while the body passes.
+#[tokio::test]
+async fn a_1_gib_upload_streams_with_bounded_memory() {
+    use tokio::io::AsyncBufReadExt;
+    let sink = crate::peers::sink_upstream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nidentity_listen = \"127.0.0.1:0\"\ngateway_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n[[routes]]\nname = \"upload\"\npath = \"/upload\"\nupstream = \"{sink}\"\npublic = true\ntimeout_ms = 120000\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("write config");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("GATEHOUSE_ADMIN_PASSWORD", "unused-admin-pw")
+        .env("GATEHOUSE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn gatehouse");
+    let pid = child.id().expect("pid");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let gw = loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("gatehouse starts")
+            .expect("read")
+            .expect("a line");
+        if let Some(url) = line.strip_prefix("Gatehouse gateway listening on http://") {
+            break url.to_owned();
+        }
+    };
+    // Warm up (pools, first allocations), then take the baseline.
+    let warm = raw(
+        &gw,
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    )
+    .await;
+    assert!(
+        warm.starts_with("HTTP/1.1 200") && warm.ends_with('5'),
+        "{warm}"
+    );
+    let before = rss_kib(pid);
+
+    const TOTAL: u64 = 1 << 30;
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let mut c = tokio::net::TcpStream::connect(&gw).await.expect("connect");
+    c.write_all(
+        format!("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {TOTAL}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .expect("head");
+    let chunk = vec![b'x'; 256 * 1024];
+    let mut sent = 0;
+    while sent < TOTAL {
+        c.write_all(&chunk).await.expect("body");
+        sent += chunk.len() as u64;
+    }
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).await.expect("answer");
+    sampler.abort();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.ends_with(&TOTAL.to_string()),
+        "upstream got it all: {answer}"
+    );
+    let grew_mib = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(before)
+        / 1024;
+    assert!(
+        grew_mib < 32,
+        "gateway grew by {grew_mib} MiB while streaming 1 GiB (baseline {} MiB)",
+        before / 1024
+    );
 }

@@ -233,3 +233,39 @@ impl hyper::body::Body for Frames {
         std::task::Poll::Ready(self.0.pop_front().map(Ok))
     }
 }
+
+/// An upstream that reads request bodies to the end without keeping them
+/// and answers with the number of bytes it received.
+pub async fn sink_upstream() -> String {
+    use http_body_util::BodyExt;
+    use hyper::service::service_fn;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let mut body = req.into_body();
+                    let mut n: u64 = 0;
+                    while let Some(Ok(f)) = body.frame().await {
+                        if let Some(d) = f.data_ref() {
+                            n += d.len() as u64;
+                        }
+                    }
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from(n.to_string())),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    url
+}
