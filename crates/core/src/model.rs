@@ -644,6 +644,57 @@ mod tests {
         assert!(c.redirect_uri_allowed("https://a.com/cb"));
         assert!(!c.redirect_uri_allowed("https://a.com.evil.net/cb"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The authority as a browser reads it: after `://`, up to the first
+        /// `/`, `?` or `#`.
+        fn authority(u: &str) -> Option<&str> {
+            let rest = u.split_once("://")?.1;
+            rest.split(['/', '?', '#']).next()
+        }
+
+        fn candidates() -> impl Strategy<Value = String> {
+            prop_oneof![
+                ".{0,60}",
+                (
+                    prop_oneof![
+                        Just("https://app.example/cb"),
+                        Just("https://x.example/app/"),
+                        Just("https://x.example"),
+                        Just("https://a.com"),
+                    ],
+                    "[a-z0-9./:@#?%&=_-]{0,24}"
+                )
+                    .prop_map(|(p, s)| format!("{p}{s}")),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
+            /// An accepted redirect URI is a registered one exactly, or lies
+            /// under a `*` pattern on the same authority with no fragment.
+            #[test]
+            fn accepted_uris_stay_on_registered_authorities(uri in candidates()) {
+                let mut c = Client::new("r", "app");
+                c.redirect_uris = vec![
+                    "https://app.example/cb".into(),
+                    "https://x.example/app/*".into(),
+                    "https://a.com*".into(),
+                ];
+                if c.redirect_uri_allowed(&uri) {
+                    let exact = uri == "https://app.example/cb";
+                    let under_app = uri.starts_with("https://x.example/app/")
+                        && authority(&uri) == Some("x.example");
+                    let under_a = uri.starts_with("https://a.com") && authority(&uri) == Some("a.com");
+                    prop_assert!(exact || ((under_app || under_a) && !uri.contains('#')), "{uri}");
+                }
+            }
+        }
+    }
 }
 
 /// A usage plan: how much an API key may call.

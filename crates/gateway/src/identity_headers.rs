@@ -102,4 +102,41 @@ mod tests {
         assert_eq!(h[SUBJECT], "u1");
         assert!(h.get(USERNAME).is_none());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn decode(item: &str) -> String {
+            let b = item.as_bytes();
+            let mut out = vec![];
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' && i + 2 < b.len() {
+                    let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("hex");
+                    out.push(u8::from_str_radix(hex, 16).expect("hex"));
+                    i += 3;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).expect("utf-8")
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            /// Any list of group names (commas, spaces, `%`, any Unicode)
+            /// arrives as the same list: never split, never merged.
+            #[test]
+            fn lists_survive_any_names(groups in proptest::collection::vec(".{0,16}", 1..6)) {
+                let mut h = HeaderMap::new();
+                inject(&mut h, &Identity { subject: "s".into(), groups: groups.clone(), ..Default::default() });
+                let v = h[GROUPS].to_str().expect("visible ascii");
+                let back: Vec<String> = v.split(", ").map(decode).collect();
+                prop_assert_eq!(back, groups);
+            }
+        }
+    }
 }

@@ -84,3 +84,40 @@ fn random_config_text_is_refused_cleanly() {
         let _ = GatewayFile::parse(&text).and_then(|f| Snapshot::build(f, None, &http, None));
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const BASE: &str = "[authorizers.corp]\ntype = \"jwt\"\nissuer = \"http://127.0.0.1:1/realms/x\"\naudiences = [\"api\"]\n\n[[routes]]\nname = \"orders\"\npath = \"/orders\"\nupstream = \"http://127.0.0.1:9\"\nauthorizers = [\"corp\"]\nscopes_any = [\"orders:read\"]\n\n[[routes]]\nname = \"health\"\npath = \"/health\"\nupstream = \"http://127.0.0.1:9\"\npublic = true\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any text is parsed or refused with a message, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,300}") {
+            let _ = build(&text);
+        }
+
+        /// Typos of a valid file (a character dropped or replaced): whatever
+        /// still loads leaves no route without an authorizer unless it says
+        /// `public = true`.
+        #[test]
+        fn no_typo_leaves_a_route_open_by_accident(pos in any::<prop::sample::Index>(), with in proptest::option::of("[a-z\"=\\[\\]. \n_0-9]")) {
+            let i = pos.index(BASE.len());
+            let mut text = BASE.to_owned();
+            match with {
+                Some(c) => text.replace_range(i..i + 1, &c),
+                None => {
+                    text.remove(i);
+                }
+            }
+            if let Ok(snap) = build(&text) {
+                for r in &snap.routes {
+                    prop_assert!(r.cfg.public || !r.authorizers.is_empty(), "{text}");
+                }
+            }
+        }
+    }
+}

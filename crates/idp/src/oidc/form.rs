@@ -111,27 +111,44 @@ mod tests {
 }
 
 #[cfg(test)]
-mod random {
+mod properties {
     use super::*;
+    use proptest::prelude::*;
 
-    #[test]
-    fn random_bytes_never_panic_the_form_parser() {
-        let mut x: u64 = 0x2545f4914f6cdd1d;
-        let alphabet = b"a=&%+ 0Fz\xff\xc3\x28;#";
-        for _ in 0..5000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let len = (x % 40) as usize;
-            let body: Vec<u8> = (0..len)
-                .map(|i| alphabet[((x >> (i % 50)) as usize + i) % alphabet.len()])
-                .collect();
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Any body is parsed or refused with an OAuth error, never a panic.
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
             if let Ok(f) = Form::parse_query(&body) {
-                // Every parsed value is retrievable without surprises.
                 for k in f.0.keys() {
                     let _ = f.get(k);
                 }
             }
+        }
+
+        /// What a client encodes is what the endpoint reads: any keys and
+        /// values (any Unicode, `&`, `=`, `+`, `%`) survive the encoding.
+        #[test]
+        fn encoded_parameters_round_trip(
+            params in proptest::collection::btree_map("[a-z_]{1,12}", ".{0,40}", 0..8)
+        ) {
+            prop_assume!(!params.contains_key("resource"));
+            let body = serde_urlencoded::to_string(&params).expect("encode");
+            let f = Form::parse_query(body.as_bytes()).expect("parse");
+            for (k, v) in &params {
+                prop_assert_eq!(f.get(k), Some(v.as_str()).filter(|v| !v.is_empty()));
+            }
+            prop_assert_eq!(f.0.len(), params.len());
+        }
+
+        /// A repeated parameter (other than `resource`) is always refused.
+        #[test]
+        fn repeated_parameters_are_refused(k in "[a-z_]{1,12}", a in ".{0,10}", b in ".{0,10}") {
+            prop_assume!(k != "resource");
+            let body = serde_urlencoded::to_string([(&k, &a), (&k, &b)]).expect("encode");
+            prop_assert!(Form::parse_query(body.as_bytes()).is_err());
         }
     }
 }

@@ -161,3 +161,70 @@ fn mutated_and_random_tokens_are_errors_not_panics() {
         let _ = crate::sign::verify_hs512(b"k", &s);
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn b64(v: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(v)
+    }
+
+    /// One key per algorithm for all cases (RSA generation is slow).
+    fn shared(alg: Alg) -> &'static (SigningKey, KeySet) {
+        static RS: std::sync::OnceLock<(SigningKey, KeySet)> = std::sync::OnceLock::new();
+        static ES: std::sync::OnceLock<(SigningKey, KeySet)> = std::sync::OnceLock::new();
+        match alg {
+            Alg::RS256 => RS.get_or_init(|| setup(Alg::RS256)),
+            _ => ES.get_or_init(|| setup(Alg::ES256)),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary text is never a valid token, and never a panic.
+        #[test]
+        fn arbitrary_strings_are_refused(token in ".{0,400}") {
+            let (_, ks) = shared(Alg::RS256);
+            prop_assert!(ks.verify(&token, &Rules::for_issuer("i")).is_err());
+        }
+
+        /// Well-formed JWS shapes with any header (alg none, HS256, unknown
+        /// kid...), any payload and any signature bytes are refused.
+        #[test]
+        fn forged_shapes_are_refused(
+            alg in prop_oneof!["none", "HS256", "HS512", "RS256", "ES256", "EdDSA", "PS256", "[A-Za-z0-9]{0,8}"],
+            kid in proptest::option::of("[a-z0-9-]{0,12}"),
+            payload in proptest::collection::vec(any::<u8>(), 0..200),
+            sig in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let (_, ks) = shared(Alg::RS256);
+            let mut header = json!({"alg": alg, "typ": "JWT"});
+            if let Some(k) = kid {
+                header["kid"] = json!(k);
+            }
+            let token = format!("{}.{}.{}", b64(header.to_string().as_bytes()), b64(&payload), b64(&sig));
+            prop_assert!(ks.verify(&token, &Rules::for_issuer("i")).is_err());
+        }
+
+        /// Changing any single character of a valid token makes it invalid.
+        #[test]
+        fn any_tampered_character_is_refused(pos in any::<prop::sample::Index>(), with in "[A-Za-z0-9_-]") {
+            let (k, ks) = shared(Alg::ES256);
+            let good = sign(k, &json!({"iss": "i", "sub": "u", "exp": now() + 60})).expect("sign");
+            let i = pos.index(good.len());
+            let c = with.chars().next().expect("char");
+            prop_assume!(good.as_bytes()[i] != b'.' && good.as_bytes()[i] as char != c);
+            let mut bad = good.clone();
+            bad.replace_range(i..i + 1, &c.to_string());
+            // The last base64url character of a segment may carry unused
+            // bits: only a change that alters the decoded bytes must fail.
+            let decoded = |t: &str| -> Vec<Vec<u8>> {
+                t.split('.').map(|p| URL_SAFE_NO_PAD.decode(p).unwrap_or_default()).collect()
+            };
+            prop_assume!(decoded(&bad) != decoded(&good));
+            prop_assert!(ks.verify(&bad, &Rules::for_issuer("i")).is_err());
+        }
+    }
+}
