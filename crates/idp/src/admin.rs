@@ -110,6 +110,23 @@ pub struct Paging {
     pub max: Option<i64>,
 }
 
+/// After any admin write (success or not: a failed one may still have
+/// changed something before failing validation elsewhere), this node's
+/// entity caches are dropped, so the next grant sees the change: roles,
+/// groups, users, clients, scopes, realm settings.
+pub async fn invalidate_after_writes(
+    axum::extract::State(idp): axum::extract::State<Arc<Idp>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let write = req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD;
+    let resp = next.run(req).await;
+    if write {
+        idp.invalidate();
+    }
+    resp
+}
+
 /// Every admin route.
 pub fn routes() -> Router<Arc<Idp>> {
     Router::new()

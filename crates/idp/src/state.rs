@@ -21,10 +21,32 @@ const ENTITY_TTL_SECS: i64 = 5;
 /// change's transaction.
 pub enum EventMsg {
     Event(Box<gatehouse_core::model::Event>),
+    /// A session was used at this time (refresh, SSO login).
+    Touch(String, i64),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 type Cached<T> = RwLock<HashMap<String, (T, i64)>>;
+
+/// A cached entry younger than [`ENTITY_TTL_SECS`].
+fn fresh<T: Clone>(c: &Cached<T>, key: &str) -> Option<T> {
+    let now = gatehouse_core::time::now();
+    c.read().ok().and_then(|m| {
+        m.get(key)
+            .filter(|(_, t)| now - t < ENTITY_TTL_SECS)
+            .map(|(v, _)| v.clone())
+    })
+}
+
+fn remember<T>(c: &Cached<T>, key: &str, v: T) {
+    if let Ok(mut m) = c.write() {
+        // Bounded: a burst of distinct keys cannot grow it without limit.
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        m.insert(key.to_owned(), (v, gatehouse_core::time::now()));
+    }
+}
 
 /// How long a cached key ring is trusted before it is reloaded from the
 /// store, so that a rotation made by another node shows up here too.
@@ -49,6 +71,13 @@ pub struct Idp {
     clients: Cached<gatehouse_core::model::Client>,
     /// Client scopes per realm id (every grant applies their mappers).
     client_scopes: Cached<Arc<Vec<gatehouse_core::model::ClientScope>>>,
+    /// Effective roles and groups per user id: the store queries every
+    /// grant would otherwise repeat.
+    identities: Cached<Arc<crate::tokens::Identity>>,
+    /// Service-account users per client (internal id).
+    service_accounts: Cached<gatehouse_core::model::User>,
+    /// Users by id (refresh grants).
+    users: Cached<gatehouse_core::model::User>,
     events: Option<tokio::sync::mpsc::UnboundedSender<EventMsg>>,
     /// Failed logins per client IP (GCRA); None disables the limit.
     pub login_ip_policy: Option<gatehouse_core::ratelimit::Policy>,
@@ -73,6 +102,9 @@ impl Idp {
             realms: Default::default(),
             clients: Default::default(),
             client_scopes: Default::default(),
+            identities: Default::default(),
+            service_accounts: Default::default(),
+            users: Default::default(),
             login_ip_policy: login_policy(30),
             login_ip_limiter: Default::default(),
             events,
@@ -94,18 +126,12 @@ impl Idp {
 
     /// Loads an enabled realm or answers 404 in OAuth form.
     pub async fn realm(&self, name: &str) -> Result<Realm, OAuthError> {
-        let now = gatehouse_core::time::now();
-        let cached = self.realms.read().ok().and_then(|m| {
-            m.get(name)
-                .filter(|(_, t)| now - t < ENTITY_TTL_SECS)
-                .map(|(r, _)| r.clone())
-        });
-        let found = match cached {
+        let found = match fresh(&self.realms, name) {
             Some(r) => Some(r),
             None => {
                 let r = self.store.realm_by_name(name).await?;
-                if let (Some(r), Ok(mut m)) = (&r, self.realms.write()) {
-                    m.insert(name.to_owned(), (r.clone(), now));
+                if let Some(r) = &r {
+                    remember(&self.realms, name, r.clone());
                 }
                 r
             }
@@ -165,18 +191,13 @@ impl Idp {
         realm: &Realm,
         client_id: &str,
     ) -> Result<Option<gatehouse_core::model::Client>, OAuthError> {
-        let now = gatehouse_core::time::now();
         let key = format!("{}\u{0}{client_id}", realm.id);
-        if let Some(c) = self.clients.read().ok().and_then(|m| {
-            m.get(&key)
-                .filter(|(_, t)| now - t < ENTITY_TTL_SECS)
-                .map(|(c, _)| c.clone())
-        }) {
+        if let Some(c) = fresh(&self.clients, &key) {
             return Ok(Some(c));
         }
         let c = self.store.client_by_client_id(&realm.id, client_id).await?;
-        if let (Some(c), Ok(mut m)) = (&c, self.clients.write()) {
-            m.insert(key, (c.clone(), now));
+        if let Some(c) = &c {
+            remember(&self.clients, &key, c.clone());
         }
         Ok(c)
     }
@@ -186,19 +207,36 @@ impl Idp {
         &self,
         realm: &Realm,
     ) -> Result<Arc<Vec<gatehouse_core::model::ClientScope>>, OAuthError> {
-        let now = gatehouse_core::time::now();
-        if let Some(c) = self.client_scopes.read().ok().and_then(|m| {
-            m.get(&realm.id)
-                .filter(|(_, t)| now - t < ENTITY_TTL_SECS)
-                .map(|(c, _)| c.clone())
-        }) {
+        if let Some(c) = fresh(&self.client_scopes, &realm.id) {
             return Ok(c);
         }
         let c = Arc::new(self.store.client_scopes(&realm.id).await?);
-        if let Ok(mut m) = self.client_scopes.write() {
-            m.insert(realm.id.clone(), (c.clone(), now));
-        }
+        remember(&self.client_scopes, &realm.id, c.clone());
         Ok(c)
+    }
+
+    /// A user's effective roles and groups, cached like realms.
+    pub async fn identity(
+        &self,
+        realm: &Realm,
+        user: &gatehouse_core::model::User,
+    ) -> Result<Arc<crate::tokens::Identity>, OAuthError> {
+        if let Some(i) = fresh(&self.identities, &user.id) {
+            return Ok(i);
+        }
+        let i = Arc::new(crate::tokens::Identity::resolve(self, realm, user).await?);
+        remember(&self.identities, &user.id, i.clone());
+        Ok(i)
+    }
+
+    /// A client's service-account user, cached like clients.
+    pub fn cached_service_account(&self, client_key: &str) -> Option<gatehouse_core::model::User> {
+        fresh(&self.service_accounts, client_key)
+    }
+
+    /// Remembers a client's service-account user.
+    pub fn remember_service_account(&self, client_key: &str, user: &gatehouse_core::model::User) {
+        remember(&self.service_accounts, client_key, user.clone());
     }
 
     /// Forgets cached realms, clients and client scopes after a write
@@ -207,12 +245,51 @@ impl Idp {
         if let Ok(mut m) = self.client_scopes.write() {
             m.clear();
         }
+        if let Ok(mut m) = self.identities.write() {
+            m.clear();
+        }
+        if let Ok(mut m) = self.service_accounts.write() {
+            m.clear();
+        }
+        if let Ok(mut m) = self.users.write() {
+            m.clear();
+        }
         if let Ok(mut m) = self.realms.write() {
             m.clear();
         }
         if let Ok(mut m) = self.clients.write() {
             m.clear();
         }
+    }
+
+    /// Records that session `id` was used at `at` (group-committed with
+    /// the standalone events).
+    pub async fn touch(&self, id: &str, at: i64) -> Result<(), OAuthError> {
+        let direct = match &self.events {
+            Some(tx) => tx.send(EventMsg::Touch(id.to_owned(), at)).is_err(),
+            None => true,
+        };
+        if direct {
+            self.store.touch_sessions(&[(id.to_owned(), at)], &[]).await?;
+        }
+        Ok(())
+    }
+
+    /// A user by id, cached like realms (the refresh grant's check that
+    /// the user still exists and is enabled).
+    pub async fn user(
+        &self,
+        realm: &Realm,
+        id: &str,
+    ) -> Result<Option<gatehouse_core::model::User>, OAuthError> {
+        if let Some(u) = fresh(&self.users, id) {
+            return Ok(Some(u));
+        }
+        let u = self.store.user(&realm.id, id).await?;
+        if let Some(u) = &u {
+            remember(&self.users, id, u.clone());
+        }
+        Ok(u)
     }
 
     /// Records a standalone event (group-committed).
@@ -254,8 +331,13 @@ fn spawn_event_writer(store: Arc<dyn Store>) -> tokio::sync::mpsc::UnboundedSend
         while let Some(first) = rx.recv().await {
             let mut batch = vec![];
             let mut waiters = vec![];
+            let mut touches: HashMap<String, i64> = HashMap::new();
             let mut push = |m: EventMsg, batch: &mut Vec<gatehouse_core::model::Event>| match m {
                 EventMsg::Event(e) => batch.push(*e),
+                EventMsg::Touch(id, at) => {
+                    let t = touches.entry(id).or_insert(at);
+                    *t = (*t).max(at);
+                }
                 EventMsg::Flush(w) => waiters.push(w),
             };
             push(first, &mut batch);
@@ -267,10 +349,11 @@ fn spawn_event_writer(store: Arc<dyn Store>) -> tokio::sync::mpsc::UnboundedSend
                     Err(_) => break,
                 }
             }
-            if !batch.is_empty()
-                && let Err(e) = store.append_events(&batch).await
+            let touches: Vec<(String, i64)> = touches.into_iter().collect();
+            if (!batch.is_empty() || !touches.is_empty())
+                && let Err(e) = store.touch_sessions(&touches, &batch).await
             {
-                tracing::error!(error = %e, count = batch.len(), "writing events failed");
+                tracing::error!(error = %e, count = batch.len(), "writing events and session touches failed");
             }
             for w in waiters {
                 let _ = w.send(());

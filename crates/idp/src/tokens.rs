@@ -404,7 +404,7 @@ fn apply_mappers(
 /// The JSON a token endpoint returns.
 pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OAuthError> {
     let now = gatehouse_core::time::now();
-    let id = Identity::resolve(idp, g.realm, g.user).await?;
+    let id = idp.identity(g.realm, g.user).await?;
     let issuer = idp.issuer(&g.realm.name);
     let lifespan = g
         .client
@@ -523,7 +523,7 @@ pub async fn userinfo(
     user: &User,
     scope: &str,
 ) -> Result<Value, OAuthError> {
-    let id = Identity::resolve(idp, realm, user).await?;
+    let id = idp.identity(realm, user).await?;
     let all_scopes = idp.client_scopes(realm).await?;
     let scopes = effective_scopes(client, &all_scopes, scope);
     let mut c = Map::new();

@@ -210,7 +210,9 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         ev: &[Event],
     ) -> Result<bool>;
-    async fn touch_session(&self, id: &str, now: i64) -> Result<()>;
+    /// Records sessions' last access times (a batch of `(id, time)`) and
+    /// `ev`, in one transaction: refreshes are group-committed.
+    async fn touch_sessions(&self, touches: &[(String, i64)], ev: &[Event]) -> Result<()>;
     /// Deletes the session and the client sessions made from it; returns
     /// every deleted id (the gateway's revocation list needs them all).
     async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<Vec<String>>;

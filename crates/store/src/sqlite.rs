@@ -1017,12 +1017,18 @@ impl Store for SqliteStore {
         Ok(n == 1)
     }
 
-    async fn touch_session(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE sessions SET last_access = ? WHERE id = ?")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    async fn touch_sessions(&self, touches: &[(String, i64)], ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for (id, at) in touches {
+            // Never move a session's clock backwards.
+            sqlx::query("UPDATE sessions SET last_access = ?1 WHERE id = ?2 AND last_access < ?1")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -47,11 +47,15 @@ pub async fn ensure_service_account(
     realm: &Realm,
     client: &Client,
 ) -> Result<User, OAuthError> {
+    if let Some(u) = idp.cached_service_account(&client.id) {
+        return Ok(u);
+    }
     if let Some(u) = idp
         .store
         .service_account_user(&realm.id, &client.id)
         .await?
     {
+        idp.remember_service_account(&client.id, &u);
         return Ok(u);
     }
     let mut u = User::new(&realm.id, &format!("service-account-{}", client.client_id));

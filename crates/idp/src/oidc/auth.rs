@@ -379,7 +379,7 @@ pub async fn get(
                 .await?
                 .is_some_and(|u| u.enabled)
         {
-            idp.store.touch_session(&s.id, now).await?;
+            idp.touch(&s.id, now).await?;
             return issue_code(&idp, &realm, &req, &s).await;
         }
     }

@@ -308,8 +308,7 @@ async fn refresh(
         return Err(OAuthError::invalid_grant("Session not active"));
     }
     let Some(user) = idp
-        .store
-        .user(&realm.id, &session.user_id)
+        .user(realm, &session.user_id)
         .await?
         .filter(|u| u.enabled)
     else {
@@ -363,7 +362,7 @@ async fn refresh(
         }
         session.refresh_token_id = Some(next);
     } else {
-        idp.store.touch_session(&session.id, now).await?;
+        idp.touch(&session.id, now).await?;
         idp.record(ev).await?;
         session.refresh_token_id = None;
     }
