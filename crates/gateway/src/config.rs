@@ -296,7 +296,10 @@ pub struct Route {
     pub cfg: RouteConfig,
     /// Path prefix without a trailing slash (empty for `/`).
     pub prefix: String,
-    pub upstreams: Vec<url::Url>,
+    /// The route's name, shared with every audit line.
+    pub name: Arc<str>,
+    /// Where requests go, parsed once.
+    pub upstreams: Vec<Target>,
     /// Passive health per upstream (same order).
     pub health: Vec<TargetHealth>,
     pub next: AtomicUsize,
@@ -311,6 +314,37 @@ pub struct Route {
     pub echo: bool,
     /// Pooled connections to this route's upstreams.
     pub client: crate::proxy::UpstreamClient,
+}
+
+/// One upstream target, with what each request needs precomputed.
+#[derive(Debug)]
+pub struct Target {
+    /// `scheme://host[:port]` plus the base path without trailing slash:
+    /// the request path is appended to it.
+    pub base: String,
+    /// `host[:port]`, for audit lines.
+    pub authority: Arc<str>,
+    /// The `Host` header the upstream receives.
+    pub host: http::HeaderValue,
+}
+
+impl Target {
+    fn new(u: &url::Url) -> Option<Target> {
+        let host = u.host_str()?;
+        let authority = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
+        Some(Target {
+            base: format!(
+                "{}://{authority}{}",
+                u.scheme(),
+                u.path().trim_end_matches('/')
+            ),
+            host: http::HeaderValue::from_str(&authority).ok()?,
+            authority: authority.into(),
+        })
+    }
 }
 
 impl Route {
@@ -453,12 +487,14 @@ impl Snapshot {
                         "upstream '{t}': only http:// upstreams are supported so far"
                     )));
                 }
-                if u.host_str().is_none() || u.query().is_some() || u.fragment().is_some() {
-                    return Err(at(&format!(
-                        "upstream '{t}': must be scheme://host[:port][/path]"
-                    )));
-                }
-                upstreams.push(u);
+                let target = Target::new(&u)
+                    .filter(|_| u.query().is_none() && u.fragment().is_none())
+                    .ok_or_else(|| {
+                        at(&format!(
+                            "upstream '{t}': must be scheme://host[:port][/path]"
+                        ))
+                    })?;
+                upstreams.push(target);
             }
             let mut add_headers = vec![];
             for (k, v) in &r.add_headers {
@@ -499,6 +535,7 @@ impl Snapshot {
             }
             routes.push(Arc::new(Route {
                 prefix: r.path.trim_end_matches('/').to_owned(),
+                name: r.name.as_str().into(),
                 cfg: r.clone(),
                 health: upstreams.iter().map(|_| TargetHealth::default()).collect(),
                 upstreams,

@@ -97,16 +97,16 @@ pub async fn handle(
     let started = Instant::now();
     let snap = gw.snapshot.load_full();
     let rid = request_id(&req);
-    let mut line = AuditLine {
-        ts: gatehouse_core::time::now_millis(),
-        request_id: rid.clone(),
-        method: req.method().to_string(),
-        path: req.uri().path().to_owned(),
-        client_ip: remote.ip().to_string(),
-        ..Default::default()
-    };
-    let mut resp = run(&gw, &snap, req, remote, &rid, &mut line).await;
-    if let Ok(v) = HeaderValue::from_str(&rid) {
+    let rid_value = HeaderValue::from_str(&rid).ok();
+    let mut line = AuditLine::new(
+        gatehouse_core::time::now_millis(),
+        rid,
+        req.method().clone(),
+        req.uri().clone(),
+        remote.ip(),
+    );
+    let mut resp = run(&gw, &snap, req, remote, rid_value.as_ref(), &mut line).await;
+    if let Some(v) = rid_value {
         resp.headers_mut().insert("x-request-id", v);
     }
     line.status = resp.status().as_u16();
@@ -117,7 +117,7 @@ pub async fn handle(
         line.decision,
         line.total_ms,
     );
-    gw.audit.record(line);
+    gw.audit.record(&line);
     resp
 }
 
@@ -126,7 +126,7 @@ async fn run(
     snap: &crate::config::Snapshot,
     req: Request<Incoming>,
     remote: SocketAddr,
-    rid: &str,
+    rid: Option<&HeaderValue>,
     line: &mut AuditLine,
 ) -> Response<Body> {
     let path = req.uri().path();
@@ -149,7 +149,7 @@ async fn run(
         line.decision = "no_route";
         return json(StatusCode::NOT_FOUND, "{\"message\":\"Not Found\"}");
     };
-    line.route = Some(route.cfg.name.clone());
+    line.route = Some(route.name.clone());
     let Some(cors) = &route.cfg.cors else {
         return run_route(gw, route, req, remote, rid, line).await;
     };
@@ -197,7 +197,7 @@ async fn run_route(
     route: Arc<Route>,
     mut req: Request<Incoming>,
     remote: SocketAddr,
-    rid: &str,
+    rid: Option<&HeaderValue>,
     line: &mut AuditLine,
 ) -> Response<Body> {
     // Authenticate: the first authorizer that accepts wins.
@@ -239,17 +239,14 @@ async fn run_route(
         }
         let Some(id) = found else {
             line.decision = "unauthenticated";
-            line.reason = Some(last.reason().to_owned());
+            line.reason = Some(last.reason().into());
             let mut r = json(StatusCode::UNAUTHORIZED, "{\"message\":\"Unauthorized\"}");
             let err = presented.then_some(("invalid_token", None));
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, www_authenticate(gw, &route, err));
             return r;
         };
-        line.authorizer = Some(id.authorizer.clone());
-        line.subject = Some(id.subject.clone());
-        line.username = id.username.clone();
-        line.client_id = id.client_id.clone();
+        line.identity = Some(id.clone());
         // Gatehouse's own tokens: revoked sessions, tokens and users are
         // refused even while the JWT itself is still valid.
         if let (Some(rev), Some(prefix)) = (&gw.revocations, &gw.own_issuer_prefix)
@@ -268,7 +265,7 @@ async fn run_route(
         match rules::check(&route.cfg, &id) {
             Ok(rule) => {
                 line.decision = "allow";
-                line.rule = Some(rule.to_owned());
+                line.rule = Some(rule.into());
                 if let Some(policy) = &route.cedar {
                     let verdict = policy.allows(
                         &route.cfg.name,
@@ -283,7 +280,7 @@ async fn run_route(
                         // An evaluation error denies too (fail closed).
                         line.decision = "deny";
                         if let Err(e) = verdict {
-                            line.reason = Some(format!("cedar: {e}"));
+                            line.reason = Some(format!("cedar: {e}").into());
                         }
                         return json(StatusCode::FORBIDDEN, "{\"message\":\"Forbidden\"}");
                     }
@@ -291,7 +288,7 @@ async fn run_route(
             }
             Err(deny) => {
                 line.decision = "deny";
-                line.rule = Some(deny.rule());
+                line.rule = Some(deny.rule().into());
                 let mut r = json(StatusCode::FORBIDDEN, "{\"message\":\"Forbidden\"}");
                 if let Deny::Scope { needed, .. } = &deny {
                     let scope = needed.join(" ");
@@ -410,7 +407,7 @@ async fn run_route(
         return r;
     }
     let target = proxy::pick(&route).unwrap_or(0);
-    let (uri, authority) = match proxy::target_uri(&route, target, &parts.uri) {
+    let (uri, up) = match proxy::target_uri(&route, target, &parts.uri) {
         Ok(v) => v,
         Err(_) => {
             line.decision = "error";
@@ -418,10 +415,8 @@ async fn run_route(
             return json(StatusCode::BAD_REQUEST, "{\"message\":\"Bad Request\"}");
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&authority) {
-        parts.headers.insert(header::HOST, v);
-    }
-    line.upstream = Some(authority.clone());
+    parts.headers.insert(header::HOST, up.host.clone());
+    line.upstream = Some(up.authority.clone());
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
     let up_start = Instant::now();
@@ -457,7 +452,7 @@ async fn run_route(
             gatehouse_core::time::now_millis(),
         )
     {
-        tracing::warn!(route = %route.cfg.name, upstream = %authority, "upstream target ejected after consecutive failures");
+        tracing::warn!(route = %route.cfg.name, upstream = %up.authority, "upstream target ejected after consecutive failures");
     }
     match result {
         Ok(mut r) => {
@@ -476,12 +471,12 @@ async fn run_route(
         }
         Err(ProxyError::Upstream(e)) => {
             line.decision = "error";
-            line.reason = Some(format!("upstream: {e}"));
+            line.reason = Some(format!("upstream: {e}").into());
             json(StatusCode::BAD_GATEWAY, "{\"message\":\"Bad Gateway\"}")
         }
         Err(ProxyError::BadRequest(e)) => {
             line.decision = "error";
-            line.reason = Some(e);
+            line.reason = Some(e.into());
             json(StatusCode::BAD_REQUEST, "{\"message\":\"Bad Request\"}")
         }
     }
@@ -498,7 +493,7 @@ fn upstream_headers(
     h: &mut http::HeaderMap,
     identity: Option<&Identity>,
     remote: SocketAddr,
-    rid: &str,
+    rid: Option<&HeaderValue>,
     original_host: Option<HeaderValue>,
 ) {
     proxy::strip_hop_by_hop(h);
@@ -520,8 +515,8 @@ fn upstream_headers(
         h.insert(k.clone(), v.clone());
     }
     proxy::forwarded(h, &remote.ip().to_string(), original_host, "http");
-    if let Ok(v) = HeaderValue::from_str(rid) {
-        h.insert("x-request-id", v);
+    if let Some(v) = rid {
+        h.insert("x-request-id", v.clone());
     }
     if let Some(id) = identity {
         identity_headers::inject(h, id);
@@ -543,7 +538,7 @@ fn upstream_headers(
 /// [`upstream_headers`], as for a real upstream). The quickstart uses it to
 /// show what upstreams get.
 fn echo(route: &Route, parts: &http::request::Parts, line: &mut AuditLine) -> Response<Body> {
-    line.upstream = Some(crate::config::ECHO.to_owned());
+    line.upstream = Some(crate::config::ECHO.into());
     let headers: serde_json::Map<String, serde_json::Value> = parts
         .headers
         .iter()

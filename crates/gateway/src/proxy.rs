@@ -110,9 +110,14 @@ pub fn pick(route: &Route) -> Option<usize> {
         .or(Some(start % n))
 }
 
-/// The upstream URI for a request path + query on `route`'s target `idx`.
-pub fn target_uri(route: &Route, idx: usize, uri: &Uri) -> Result<(Uri, String), ProxyError> {
-    let base = route
+/// The upstream URI for a request path + query on `route`'s target `idx`,
+/// and that target.
+pub fn target_uri<'r>(
+    route: &'r Route,
+    idx: usize,
+    uri: &Uri,
+) -> Result<(Uri, &'r crate::config::Target), ProxyError> {
+    let target = route
         .upstreams
         .get(idx)
         .ok_or_else(|| ProxyError::BadRequest("route has no upstream".into()))?;
@@ -123,28 +128,19 @@ pub fn target_uri(route: &Route, idx: usize, uri: &Uri) -> Result<(Uri, String),
     } else {
         path
     };
-    let base_path = base.path().trim_end_matches('/');
-    let mut s = format!(
-        "{}://{}{}{}",
-        base.scheme(),
-        base.host_str().unwrap_or_default(),
-        base.port().map(|p| format!(":{p}")).unwrap_or_default(),
-        base_path
-    );
+    let query = uri.query();
+    let mut s =
+        String::with_capacity(target.base.len() + rest.len() + query.map_or(0, |q| q.len() + 1));
+    s.push_str(&target.base);
     s.push_str(rest);
-    if let Some(q) = uri.query() {
+    if let Some(q) = query {
         s.push('?');
         s.push_str(q);
     }
-    let authority = format!(
-        "{}{}",
-        base.host_str().unwrap_or_default(),
-        base.port().map(|p| format!(":{p}")).unwrap_or_default()
-    );
     let u: Uri = s
         .parse()
         .map_err(|_| ProxyError::BadRequest("unmappable path".into()))?;
-    Ok((u, authority))
+    Ok((u, target))
 }
 
 /// One upstream exchange under the route's timeout, errors sorted by side.

@@ -50,10 +50,12 @@ pub fn trim_trailing_slash(mut req: Request) -> Request {
 pub fn router(idp: Arc<Idp>) -> Router {
     Router::new()
         .merge(oidc::routes())
-        .merge(admin::routes().route_layer(axum::middleware::from_fn_with_state(
-            idp.clone(),
-            admin::invalidate_after_writes,
-        )))
+        .merge(
+            admin::routes().route_layer(axum::middleware::from_fn_with_state(
+                idp.clone(),
+                admin::invalidate_after_writes,
+            )),
+        )
         .merge(health::routes())
         .with_state(idp)
 }

@@ -270,7 +270,9 @@ impl Idp {
             None => true,
         };
         if direct {
-            self.store.touch_sessions(&[(id.to_owned(), at)], &[]).await?;
+            self.store
+                .touch_sessions(&[(id.to_owned(), at)], &[])
+                .await?;
         }
         Ok(())
     }
