@@ -53,9 +53,10 @@ impl Revocations {
             // A poisoned lock means a writer panicked: fail closed.
             return true;
         };
-        sid.is_some_and(|s| i.sessions.contains_key(s))
-            || jti.is_some_and(|j| i.jtis.contains_key(j))
-            || i.users.get(sub).is_some_and(|(at, _)| iat <= *at)
+        // Empty maps are the common case: skip hashing the keys.
+        (!i.sessions.is_empty() && sid.is_some_and(|s| i.sessions.contains_key(s)))
+            || (!i.jtis.is_empty() && jti.is_some_and(|j| i.jtis.contains_key(j)))
+            || (!i.users.is_empty() && i.users.get(sub).is_some_and(|(at, _)| iat <= *at))
     }
 
     /// Drops entries that can no longer concern a live token.

@@ -27,6 +27,8 @@ pub struct Identity {
     /// per-caller caches (Cedar decisions) key on 32 bytes instead of
     /// hashing every claim on each request.
     pub credential: [u8; 32],
+    /// The `X-Gatehouse-*` headers for upstreams, encoded on first use.
+    pub headers: std::sync::OnceLock<Vec<(http::HeaderName, http::HeaderValue)>>,
 }
 
 /// Looks a claim up by name, or by dotted path (`realm_access.roles`) when
@@ -103,6 +105,7 @@ pub fn from_claims(
         claims,
         authorizer: authorizer.to_owned(),
         credential,
+        headers: Default::default(),
     })
 }
 

@@ -59,16 +59,17 @@ fn list(items: &[String]) -> Option<HeaderValue> {
     HeaderValue::from_str(&out).ok()
 }
 
-/// Sets the identity headers for `id`.
-pub fn inject(headers: &mut HeaderMap, id: &Identity) {
+/// The identity headers of `id`, encoded.
+fn encode(id: &Identity) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::with_capacity(6);
     if let Some(v) = value(&id.subject) {
-        headers.insert(SUBJECT, v);
+        out.push((SUBJECT, v));
     }
     if let Some(v) = id.username.as_deref().and_then(value) {
-        headers.insert(USERNAME, v);
+        out.push((USERNAME, v));
     }
     if let Some(v) = id.client_id.as_deref().and_then(value) {
-        headers.insert(CLIENT, v);
+        out.push((CLIENT, v));
     }
     for (name, items) in [
         (GROUPS, &id.groups),
@@ -76,8 +77,18 @@ pub fn inject(headers: &mut HeaderMap, id: &Identity) {
         (ROLES, &id.roles),
     ] {
         if let Some(v) = list(items) {
-            headers.insert(name, v);
+            out.push((name, v));
         }
+    }
+    out
+}
+
+/// Sets the identity headers for `id`. They are encoded once per identity
+/// (identities are cached per token), then cloned: a reference count, not
+/// a copy, per request.
+pub fn inject(headers: &mut HeaderMap, id: &Identity) {
+    for (k, v) in id.headers.get_or_init(|| encode(id)) {
+        headers.insert(k.clone(), v.clone());
     }
 }
 
