@@ -54,10 +54,33 @@ fn json_owned(status: StatusCode, body: String) -> Response<Body> {
     r
 }
 
+/// `x-request-id`.
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// A new request id: a random per-process prefix and a counter. Unique,
+/// not secret, so it costs no random bytes per request (a UUID drew from
+/// the DRBG every time).
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let b: [u8; 6] = gatehouse_core::id::bytes();
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut s = String::with_capacity(prefix.len() + 17);
+    s.push_str(prefix);
+    s.push('-');
+    let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{n:016x}"));
+    s
+}
+
 /// A request id: the caller's if it is short and plain, else a new one.
 fn request_id(req: &Request<Incoming>) -> String {
     req.headers()
-        .get("x-request-id")
+        .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
             !v.is_empty()
@@ -66,7 +89,7 @@ fn request_id(req: &Request<Incoming>) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map(str::to_owned)
-        .unwrap_or_else(gatehouse_core::id::uuid)
+        .unwrap_or_else(new_request_id)
 }
 
 fn www_authenticate(
@@ -107,7 +130,7 @@ pub async fn handle(
     );
     let mut resp = run(&gw, &snap, req, remote, rid_value.as_ref(), &mut line).await;
     if let Some(v) = rid_value {
-        resp.headers_mut().insert("x-request-id", v);
+        resp.headers_mut().insert(REQUEST_ID, v);
     }
     line.status = resp.status().as_u16();
     line.total_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -516,7 +539,7 @@ fn upstream_headers(
     }
     proxy::forwarded(h, &remote.ip().to_string(), original_host, "http");
     if let Some(v) = rid {
-        h.insert("x-request-id", v.clone());
+        h.insert(REQUEST_ID, v.clone());
     }
     if let Some(id) = identity {
         identity_headers::inject(h, id);

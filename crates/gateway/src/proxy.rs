@@ -50,24 +50,28 @@ pub enum ProxyError {
     BadRequest(String),
 }
 
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
 /// `TE: trailers` survives: HTTP/2 allows exactly that value, and gRPC
 /// servers use it to detect proxies that would drop trailers.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Most requests carry none: one pass over the names, no lookups.
-    if !h.keys().any(|k| HOP_BY_HOP.contains(&k.as_str())) {
+    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
         return;
     }
     let te_trailers = h
@@ -87,8 +91,8 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     for n in listed {
         h.remove(n);
     }
-    for n in HOP_BY_HOP {
-        h.remove(*n);
+    for n in &HOP_BY_HOP {
+        h.remove(n);
     }
     if te_trailers {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -180,17 +184,17 @@ pub fn forwarded(
     host: Option<HeaderValue>,
     proto: &'static str,
 ) {
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {client_ip}"),
         None => client_ip.to_owned(),
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert("x-forwarded-for", v);
+        h.insert(X_FORWARDED_FOR, v);
     }
     if let Some(host) = host {
-        h.insert("x-forwarded-host", host);
+        h.insert(X_FORWARDED_HOST, host);
     }
-    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
 }
 
 /// The protocol a request asks to upgrade to, if it does (`Connection`
