@@ -64,16 +64,27 @@ for s in "$CC" "$RF" "$PW"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/x-www-form-urlencoded' --data "$(sed -n 's/^wrk.body = "\(.*\)"$/\1/p' "$s")" "$TOKEN_URL")
   [[ $code == 200 ]] || { echo "grant in $s answered $code" >&2; exit 1; }
 done
-read -r cc_rps cc_p50 cc_p99 <<<"$(CONNS=16 wrk_run "$TOKEN_URL" -s "$CC")"
-read -r rf_rps rf_p50 rf_p99 <<<"$(CONNS=16 wrk_run "$TOKEN_URL" -s "$RF")"
-read -r pw_rps pw_p50 pw_p99 <<<"$(CONNS=4 wrk_run "$TOKEN_URL" -s "$PW")"
+# The raw baseline before and after the load, and the load twice,
+# alternating: each figure is the best of its runs (the machine's speed
+# drifts; best-of-each compares like with like).
+crypto() { "$BIN" bench-crypto --seconds 3 --config "$WORK/gatehouse.toml"; }
+best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
+C1=$(crypto)
+cc_rps=0; rf_rps=0; pw_rps=0
+for round in 1 2; do
+  read -r r p50 p99 <<<"$(CONNS=16 wrk_run "$TOKEN_URL" -s "$CC")"
+  if awk -v a="$r" -v b="$cc_rps" 'BEGIN{exit !(a>b)}'; then cc_rps=$r; cc_p50=$p50; cc_p99=$p99; fi
+  read -r r p50 p99 <<<"$(CONNS=16 wrk_run "$TOKEN_URL" -s "$RF")"
+  if awk -v a="$r" -v b="$rf_rps" 'BEGIN{exit !(a>b)}'; then rf_rps=$r; rf_p50=$p50; rf_p99=$p99; fi
+  read -r r p50 p99 <<<"$(CONNS=4 wrk_run "$TOKEN_URL" -s "$PW")"
+  if awk -v a="$r" -v b="$pw_rps" 'BEGIN{exit !(a>b)}'; then pw_rps=$r; pw_p50=$p50; pw_p99=$p99; fi
+done
 kill %1 2>/dev/null || true
 wait 2>/dev/null || true
 
-# The raw crypto on the same machine, same cores, right after.
-CRYPTO=$("$BIN" bench-crypto --seconds 3 --config "$WORK/gatehouse.toml")
-rsa=$(awk '$1=="sign_RS256" {print $2}' <<<"$CRYPTO")
-argon=$(awk '$1 ~ /^argon2id/ {print $2}' <<<"$CRYPTO")
+C2=$(crypto)
+rsa=$(best "$(awk '$1=="sign_RS256" {print $2}' <<<"$C1")" "$(awk '$1=="sign_RS256" {print $2}' <<<"$C2")")
+argon=$(best "$(awk '$1 ~ /^argon2id/ {print $2}' <<<"$C1")" "$(awk '$1 ~ /^argon2id/ {print $2}' <<<"$C2")")
 cores=$(nproc)
 
 echo "| measure | Gatehouse | raw crypto baseline | ratio | Keycloak (published, per vCPU) |"
@@ -85,5 +96,6 @@ echo "| start to ready, first start / restart | ${first_ms} ms / ${again_ms} ms 
 echo "| RSS after start, first start / restart | ${first_rss} MB / ${again_rss} MB | | | about 1250 MB |"
 echo
 echo "p50/p99 ms: client credentials $cc_p50/$cc_p99, refresh $rf_p50/$rf_p99, password $pw_p50/$pw_p99."
-echo "wrk: 1 thread, 16 connections (4 for password), ${DURATION:-8}s; $cores cores shared by wrk and gatehouse."
+echo "wrk: 1 thread, 16 connections (4 for password), ${DURATION:-8}s, best of 2 rounds; baseline: best of"
+echo "gatehouse bench-crypto before and after the load (all $cores cores); $cores cores shared by wrk and gatehouse."
 echo "Keycloak figures: keycloak.org, 'Concepts for sizing CPU and memory resources'."

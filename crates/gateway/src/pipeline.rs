@@ -61,8 +61,8 @@ const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id
 /// not secret, so it costs no random bytes per request (a UUID drew from
 /// the DRBG every time).
 fn new_request_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
     static PREFIX: OnceLock<String> = OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| {

@@ -103,20 +103,25 @@ async fn rewrite_scope_refs(
 }
 
 async fn write_events(tx: &mut Tx, ev: &[Event]) -> Result<()> {
-    for e in ev {
-        sqlx::query(
-            "INSERT INTO events (id, realm_id, category, kind, time, client_id, user_id, data) VALUES (?,?,?,?,?,?,?,?)",
-        )
-        .bind(&e.id)
-        .bind(&e.realm_id)
-        .bind(&e.category)
-        .bind(&e.kind)
-        .bind(e.time)
-        .bind(&e.client_id)
-        .bind(&e.user_id)
-        .bind(j(e)?)
-        .execute(&mut **tx)
-        .await?;
+    // One multi-row INSERT per 500 events (8 parameters each, well under
+    // SQLite's limit): each statement is a round trip to sqlx's SQLite
+    // thread, and group-committed batches hold dozens of events.
+    for chunk in ev.chunks(500) {
+        let data: Vec<String> = chunk.iter().map(j).collect::<Result<_>>()?;
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (id, realm_id, category, kind, time, client_id, user_id, data) ",
+        );
+        q.push_values(chunk.iter().zip(&data), |mut b, (e, d)| {
+            b.push_bind(&e.id)
+                .push_bind(&e.realm_id)
+                .push_bind(&e.category)
+                .push_bind(&e.kind)
+                .push_bind(e.time)
+                .push_bind(&e.client_id)
+                .push_bind(&e.user_id)
+                .push_bind(d);
+        });
+        q.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -1019,13 +1024,16 @@ impl Store for SqliteStore {
 
     async fn touch_sessions(&self, touches: &[(String, i64)], ev: &[Event]) -> Result<()> {
         let mut tx = self.begin().await?;
-        for (id, at) in touches {
-            // Never move a session's clock backwards.
-            sqlx::query("UPDATE sessions SET last_access = ?1 WHERE id = ?2 AND last_access < ?1")
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        // One statement per 1000 sessions; never moves a clock backwards.
+        for chunk in touches.chunks(1000) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+                "UPDATE sessions SET last_access = v.column2 FROM (",
+            );
+            q.push_values(chunk, |mut b, (id, at)| {
+                b.push_bind(id).push_bind(at);
+            });
+            q.push(") AS v WHERE sessions.id = v.column1 AND sessions.last_access < v.column2");
+            q.build().execute(&mut *tx).await?;
         }
         write_events(&mut tx, ev).await?;
         tx.commit().await?;

@@ -151,6 +151,27 @@ async fn codes_are_single_use_and_refresh_rotation_is_compare_and_set() {
             .as_deref(),
         Some("r2")
     );
+    // Batched touches move last_access forward only; a batch of events
+    // larger than one statement's chunk commits with them.
+    let evs: Vec<Event> = (0..1203)
+        .map(|_| Event::user(&realm.id, "REFRESH_TOKEN"))
+        .collect();
+    s.touch_sessions(&[("s1".into(), 50), ("nope".into(), 60)], &evs)
+        .await
+        .expect("touch");
+    s.touch_sessions(&[("s1".into(), 40)], &[])
+        .await
+        .expect("touch");
+    assert_eq!(
+        s.session("s1").await.expect("s").expect("some").last_access,
+        50
+    );
+    let q = EventQuery {
+        category: "user".into(),
+        max: 5000,
+        ..Default::default()
+    };
+    assert_eq!(s.events(&realm.id, &q).await.expect("events").len(), 1203);
     // Deleting the user ends its sessions (foreign key cascade).
     s.delete_user(&realm.id, &user.id, &[]).await.expect("del");
     assert!(s.session("s1").await.expect("s").is_none());
