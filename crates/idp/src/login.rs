@@ -102,8 +102,9 @@ async fn check(
         // Spend the same time as a real check so that timing does not tell
         // which usernames exist.
         let cost = idp.password_cost;
-        let _ =
-            tokio::task::spawn_blocking(move || gatehouse_core::password::hash("x", cost)).await;
+        let _ = idp
+            .password_work(move || gatehouse_core::password::hash("x", cost))
+            .await;
         idp.record(error_event(None, &LoginFailure::InvalidCredentials))
             .await?;
         return Ok(Err(LoginFailure::InvalidCredentials));
@@ -160,16 +161,16 @@ async fn verify(idp: &Idp, cred: &Credential, password: &str) -> Result<bool, OA
         cred.secret_data.clone(),
         password.to_owned(),
     );
-    let result = tokio::task::spawn_blocking(move || {
-        let v = gatehouse_core::password::verify(&pw, &cd, &sd, cost);
-        let rehash = match &v {
-            Ok(v) if v.ok && v.needs_rehash => gatehouse_core::password::hash(&pw, cost).ok(),
-            _ => None,
-        };
-        (v, rehash)
-    })
-    .await
-    .map_err(OAuthError::internal)?;
+    let result = idp
+        .password_work(move || {
+            let v = gatehouse_core::password::verify(&pw, &cd, &sd, cost);
+            let rehash = match &v {
+                Ok(v) if v.ok && v.needs_rehash => gatehouse_core::password::hash(&pw, cost).ok(),
+                _ => None,
+            };
+            (v, rehash)
+        })
+        .await?;
     match result {
         (Ok(v), rehash) => {
             if let Some((cd, sd)) = rehash {
@@ -197,9 +198,9 @@ pub async fn new_password(
 ) -> Result<Credential, OAuthError> {
     let cost = idp.password_cost;
     let pw = password.to_owned();
-    let (cd, sd) = tokio::task::spawn_blocking(move || gatehouse_core::password::hash(&pw, cost))
-        .await
-        .map_err(OAuthError::internal)?
+    let (cd, sd) = idp
+        .password_work(move || gatehouse_core::password::hash(&pw, cost))
+        .await?
         .map_err(OAuthError::internal)?;
     Ok(Credential {
         id: gatehouse_core::id::uuid(),

@@ -84,6 +84,10 @@ pub struct Idp {
     pub login_ip_limiter: gatehouse_core::ratelimit::LocalLimiter,
     /// What this IdP revoked, shared with an in-process gateway.
     pub revocations: Arc<gatehouse_core::revocation::Revocations>,
+    /// One permit per core for password hashing: more concurrent argon2
+    /// runs than cores only thrash caches, and each holds its memory cost
+    /// (7 MiB by default), so a login flood must queue, not allocate.
+    password_slots: tokio::sync::Semaphore,
 }
 
 impl Idp {
@@ -116,7 +120,26 @@ impl Idp {
             rings: RwLock::new(HashMap::new()),
             ring_load: tokio::sync::Mutex::new(()),
             revocations: Default::default(),
+            password_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
         }
+    }
+
+    /// Runs password hashing work (`f`) on the blocking pool, at most one
+    /// job per core at a time.
+    pub async fn password_work<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, OAuthError> {
+        let _permit = self
+            .password_slots
+            .acquire()
+            .await
+            .map_err(OAuthError::internal)?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(OAuthError::internal)
     }
 
     /// The issuer of a realm's tokens.

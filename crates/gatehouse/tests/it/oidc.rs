@@ -1008,3 +1008,32 @@ async fn failed_logins_are_throttled_per_ip() {
         .expect("send");
     assert_eq!(cc.status(), 200);
 }
+
+/// Password hashing runs at most one job per core at a time: a login flood
+/// queues instead of allocating argon2's memory cost per request.
+#[tokio::test]
+async fn password_hashing_is_bounded_by_the_number_of_cores() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let s = crate::support::start().await;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let now = std::sync::Arc::new(AtomicUsize::new(0));
+    let peak = std::sync::Arc::new(AtomicUsize::new(0));
+    let mut jobs = vec![];
+    for _ in 0..cores * 4 {
+        let (idp, now, peak) = (s.running.idp.clone(), now.clone(), peak.clone());
+        jobs.push(tokio::spawn(async move {
+            idp.password_work(move || {
+                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(n, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                now.fetch_sub(1, Ordering::SeqCst);
+            })
+            .await
+        }));
+    }
+    for j in jobs {
+        j.await.expect("join").expect("work");
+    }
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak >= 1 && peak <= cores, "peak {peak} with {cores} cores");
+}
