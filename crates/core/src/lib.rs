@@ -2,6 +2,7 @@
 //! and events, with no I/O. Every other crate speaks these types; wire formats
 //! (Keycloak JSON) are converted at the HTTP edge, storage rows in the store.
 
+pub mod client_ip;
 pub mod error;
 pub mod id;
 pub mod model;

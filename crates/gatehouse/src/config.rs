@@ -32,6 +32,17 @@ pub struct Server {
     /// Failed logins allowed per client IP and minute (burst of the same
     /// size); over it, logins from that IP get 429. 0 disables.
     pub login_failures_per_minute_per_ip: u64,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
+    /// names the client, for login throttling, events, rate limits, Cedar
+    /// and audit lines. Empty: the header is ignored.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Server {
+    /// The parsed `trusted_proxies` (validated when the config loads).
+    pub fn trusted(&self) -> gatehouse_core::client_ip::TrustedProxies {
+        gatehouse_core::client_ip::TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default()
+    }
 }
 
 impl Default for Server {
@@ -49,6 +60,7 @@ impl Default for Server {
             tls_cert: None,
             tls_key: None,
             login_failures_per_minute_per_ip: 30,
+            trusted_proxies: vec![],
         }
     }
 }
@@ -147,6 +159,15 @@ impl Config {
                 .parse()
                 .context("GATEHOUSE_SERVER_LOGIN_FAILURES_PER_MINUTE_PER_IP")?;
         }
+        if let Some(v) = get("GATEHOUSE_SERVER_TRUSTED_PROXIES") {
+            s.trusted_proxies = v
+                .split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect();
+        }
+        gatehouse_core::client_ip::TrustedProxies::parse(&s.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!(e))?;
         if let Some(v) = get("GATEHOUSE_DB") {
             self.db = Some(v);
         }

@@ -69,6 +69,7 @@ async fn open_idp_at(
     let mut idp = Idp::new(Arc::new(store), key, public_url, cfg.password_cost());
     idp.login_ip_policy =
         gatehouse_idp::state::login_policy(cfg.server.login_failures_per_minute_per_ip);
+    idp.trusted_proxies = cfg.server.trusted();
     let idp = Arc::new(idp);
     let b = gatehouse_idp::bootstrap::ensure_master(
         &idp,

@@ -121,12 +121,19 @@ pub async fn handle(
     let snap = gw.snapshot.load_full();
     let rid = request_id(&req);
     let rid_value = HeaderValue::from_str(&rid).ok();
+    let client_ip = gw.trusted_proxies.client_ip(
+        remote.ip(),
+        req.headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
     let mut line = AuditLine::new(
         gatehouse_core::time::now_millis(),
         rid,
         req.method().clone(),
         req.uri().clone(),
-        remote.ip(),
+        client_ip,
     );
     let mut resp = run(&gw, &snap, req, remote, rid_value.as_ref(), &mut line).await;
     if let Some(v) = rid_value {
@@ -295,7 +302,7 @@ async fn run_route(
                         req.method().as_str(),
                         req.uri().path(),
                         &id,
-                        remote.ip(),
+                        line.client_ip,
                         gatehouse_core::time::now(),
                     );
                     line.rule = Some("cedar".into());
@@ -381,7 +388,7 @@ async fn run_route(
             (KeyKind::Client, Some(id)) => {
                 id.client_id.clone().unwrap_or_else(|| id.subject.clone())
             }
-            _ => remote.ip().to_string(),
+            _ => line.client_ip.to_string(),
         };
         let key = format!("{}\u{0}{who}", route.cfg.name);
         let d = gw.limiter.check(&key, p, gatehouse_core::time::now_nanos());

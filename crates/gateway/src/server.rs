@@ -43,6 +43,9 @@ pub struct Gateway {
     pub apikeys: Option<Arc<dyn crate::authn::apikey::ApiKeyLookup>>,
     /// Rate-limit buckets; they outlive configuration reloads.
     pub limiter: Box<dyn crate::ratelimit::Limiter>,
+    /// Proxies in front of the gateway whose `X-Forwarded-For` names the
+    /// client (for rate limits, Cedar's `context.ip` and audit lines).
+    pub trusted_proxies: gatehouse_core::client_ip::TrustedProxies,
 }
 
 /// Accepts gateway connections until the listener fails.

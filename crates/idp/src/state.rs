@@ -84,6 +84,8 @@ pub struct Idp {
     pub login_ip_limiter: gatehouse_core::ratelimit::LocalLimiter,
     /// What this IdP revoked, shared with an in-process gateway.
     pub revocations: Arc<gatehouse_core::revocation::Revocations>,
+    /// Proxies whose `X-Forwarded-For` names the client (none by default).
+    pub trusted_proxies: gatehouse_core::client_ip::TrustedProxies,
     /// One permit per core for password hashing: more concurrent argon2
     /// runs than cores only thrash caches, and each holds its memory cost
     /// (7 MiB by default), so a login flood must queue, not allocate.
@@ -120,6 +122,7 @@ impl Idp {
             rings: RwLock::new(HashMap::new()),
             ring_load: tokio::sync::Mutex::new(()),
             revocations: Default::default(),
+            trusted_proxies: Default::default(),
             password_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),

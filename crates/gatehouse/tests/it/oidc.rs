@@ -136,14 +136,14 @@ async fn token_endpoint_errors_follow_rfc6749() {
             .password_grant("demo", "app", Some("app-secret"), "alice", "nope", None)
             .await)
         .await,
-        (400, "invalid_grant".into())
+        (401, "invalid_grant".into())
     );
     assert_eq!(
         err(s
             .password_grant("demo", "app", Some("app-secret"), "nobody", "nope", None)
             .await)
         .await,
-        (400, "invalid_grant".into())
+        (401, "invalid_grant".into())
     );
     assert_eq!(
         err(s
@@ -715,13 +715,14 @@ async fn disabled_and_locked_users_cannot_log_in() {
             s.password_grant("demo", "app", Some("app-secret"), "alice", "bad", None)
                 .await
                 .status(),
-            400
+            401
         );
     }
     let locked = s
         .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
         .await;
-    assert_eq!(locked.status(), 400, "locked even with the right password");
+    // Keycloak: a locked account looks like wrong credentials (401).
+    assert_eq!(locked.status(), 401, "locked even with the right password");
     // Disabled user.
     let (_, users) = s
         .admin_get(&t, "/demo/users?username=alice&exact=true")
@@ -980,7 +981,7 @@ async fn failed_logins_are_throttled_per_ip() {
         let r = s
             .password_grant("demo", "app", Some("app-secret"), "alice", "wrong", None)
             .await;
-        assert_eq!(r.status(), 400);
+        assert_eq!(r.status(), 401);
     }
     // The budget of this address is spent: even the right password waits.
     let r = s
@@ -1036,4 +1037,57 @@ async fn password_hashing_is_bounded_by_the_number_of_cores() {
     }
     let peak = peak.load(Ordering::SeqCst);
     assert!(peak >= 1 && peak <= cores, "peak {peak} with {cores} cores");
+}
+
+/// Behind a trusted reverse proxy, the client is the X-Forwarded-For entry
+/// the proxy vouches for (events, login throttling, gateway audit and
+/// limits); without one, the header is ignored.
+#[tokio::test]
+async fn forwarded_client_ips_count_only_behind_trusted_proxies() {
+    for trusted in [false, true] {
+        let s = crate::support::start_with(|c| {
+            if trusted {
+                c.server.trusted_proxies = vec!["127.0.0.1".into()];
+            }
+        })
+        .await;
+        let t = s.demo_realm().await;
+        let r = s
+            .http
+            .post(s.token_url("demo"))
+            .header("x-forwarded-for", "6.6.6.6, 198.51.100.7")
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "app"),
+                ("client_secret", "app-secret"),
+                ("username", "alice"),
+                ("password", "wrong"),
+            ])
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 401);
+        s.running.idp.flush_events().await;
+        let (_, ev) = s.admin_get(&t, "/demo/events?type=LOGIN_ERROR").await;
+        let want = if trusted { "198.51.100.7" } else { "127.0.0.1" };
+        assert_eq!(ev[0]["ipAddress"], want, "trusted={trusted}");
+
+        s.configure(&format!(
+            "[gateway]\naudit_log = {:?}\n\n[[routes]]\nname = \"echo\"\npath = \"/echo\"\nupstream = \"builtin:echo\"\npublic = true\n",
+            s.audit_path()
+        ))
+        .expect("config");
+        let r = s
+            .http
+            .get(format!("{}/echo", s.gw))
+            .header("x-forwarded-for", "198.51.100.8")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+        let lines = s.audit().await;
+        let last = lines.last().expect("audit line");
+        let want = if trusted { "198.51.100.8" } else { "127.0.0.1" };
+        assert_eq!(last["client_ip"], want, "trusted={trusted}");
+    }
 }

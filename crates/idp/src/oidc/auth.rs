@@ -451,7 +451,7 @@ pub async fn post(
     let result = if username.is_empty() || password.is_empty() {
         Err(crate::login::LoginFailure::InvalidCredentials)
     } else {
-        let ip = crate::oidc::form::client_ip(&ext);
+        let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);
         check_password(
             &idp,
             &realm,

@@ -240,7 +240,7 @@ pub async fn page_post(
         &data.client_id,
         form.get("username").unwrap_or(""),
         form.get("password").unwrap_or(""),
-        crate::oidc::form::client_ip(&ext).as_deref(),
+        crate::oidc::form::client_ip(&idp, &ext, &headers).as_deref(),
     )
     .await?
     {

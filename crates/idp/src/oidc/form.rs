@@ -5,11 +5,24 @@ use crate::error::OAuthError;
 use axum::http::{HeaderMap, header};
 use std::collections::HashMap;
 
-/// The caller's IP address, from the listener's connection info (absent
-/// when the router runs without it, e.g. in-process tests).
-pub fn client_ip(ext: &axum::http::Extensions) -> Option<String> {
-    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+/// The caller's IP address: the connection's peer, or, when that peer is a
+/// trusted proxy (`[server] trusted_proxies`), the `X-Forwarded-For` entry
+/// it vouches for. Absent when the router runs without connection info
+/// (in-process tests).
+pub fn client_ip(
+    idp: &crate::state::Idp,
+    ext: &axum::http::Extensions,
+    headers: &HeaderMap,
+) -> Option<String> {
+    let peer = ext
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?
+        .0
+        .ip();
+    let xff = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    Some(idp.trusted_proxies.client_ip(peer, xff).to_string())
 }
 
 /// The 429 answer for a throttled login.

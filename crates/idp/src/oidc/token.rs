@@ -40,7 +40,7 @@ pub async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ip = crate::oidc::form::client_ip(&ext);
+    let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);
     match handle(&idp, &realm, &headers, &body, ip.as_deref()).await {
         Ok(v) => {
             let mut r = Json(v).into_response();
@@ -181,7 +181,15 @@ async fn password(
         Ok(u) => u,
         Err(LoginFailure::Disabled) => return Err(OAuthError::invalid_grant("Account disabled")),
         Err(LoginFailure::Throttled(s)) => return Err(crate::oidc::form::throttled(s)),
-        Err(_) => return Err(OAuthError::invalid_grant("Invalid user credentials")),
+        // Keycloak answers a wrong password (or unknown or locked user)
+        // with 401, a disabled account with 400.
+        Err(_) => {
+            return Err(OAuthError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "invalid_grant",
+                "Invalid user credentials",
+            ));
+        }
     };
     if !user.required_actions.is_empty() {
         return Err(OAuthError::invalid_grant("Account is not fully set up"));
