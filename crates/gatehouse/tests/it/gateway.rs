@@ -1485,3 +1485,52 @@ async fn a_1_gib_upload_streams_with_bounded_memory() {
         before / 1024
     );
 }
+
+/// Prometheus metrics on the identity listener: requests by route, status
+/// and decision, the latency histogram, token-cache hits and misses.
+#[tokio::test]
+async fn metrics_count_requests_by_route_status_and_decision() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    s.configure(&foreign_config(&s, &iss.url, &up.url))
+        .expect("config");
+    let tok = iss.sign(&iss.claims(json!({"groups": ["sales"]})));
+    let get = |auth: Option<String>| {
+        let mut r = s.http.get(format!("{}/orders/1", s.gw));
+        if let Some(t) = auth {
+            r = r.bearer_auth(t);
+        }
+        async move { r.send().await.expect("send").status().as_u16() }
+    };
+    assert_eq!(get(None).await, 401);
+    for _ in 0..3 {
+        assert_eq!(get(Some(tok.clone())).await, 200);
+    }
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "gatehouse_gateway_requests_total{route=\"orders\",status=\"200\",decision=\"allow\"} 3",
+        "gatehouse_gateway_requests_total{route=\"orders\",status=\"401\",decision=\"unauthenticated\"} 1",
+        "gatehouse_gateway_request_duration_ms_bucket{le=\"+Inf\"} 4",
+        "gatehouse_gateway_request_duration_ms_count 4",
+        "gatehouse_gateway_token_cache_hits_total{authorizer=\"partner\"} 2",
+        "gatehouse_gateway_token_cache_misses_total{authorizer=\"partner\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    // Buckets are cumulative: each is at most the next.
+    let buckets: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("gatehouse_gateway_request_duration_ms_bucket"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+}
