@@ -185,11 +185,38 @@ fn argon2_raw(password: &[u8], salt: &[u8], cost: Argon2Cost, variant: &str) -> 
         Some(cost.hash_len),
     )
     .map_err(|e| Error::Credential(e.to_string()))?;
+    let blocks = params.block_count();
     let a = argon2::Argon2::new(alg, argon2::Version::V0x13, params);
     let mut out = vec![0u8; cost.hash_len];
-    a.hash_password_into(password, salt, &mut out)
-        .map_err(|e| Error::Credential(e.to_string()))?;
+    with_memory(blocks, |memory| {
+        a.hash_password_into_with_memory(password, salt, &mut out, memory)
+    })
+    .map_err(|e| Error::Credential(e.to_string()))?;
     Ok(out)
+}
+
+/// argon2's working memory (7 MiB at the default cost), kept for reuse:
+/// allocating it per hash meant an mmap and ~1800 page faults per login,
+/// about a third of a hash's own time. At most one buffer per core is
+/// kept (hashing runs one job per core); argon2 writes every block before
+/// reading it, so a reused buffer needs no clearing.
+static MEMORY: std::sync::Mutex<Vec<Vec<argon2::Block>>> = std::sync::Mutex::new(Vec::new());
+
+fn with_memory<R>(blocks: usize, f: impl FnOnce(&mut [argon2::Block]) -> R) -> R {
+    let mut buf = MEMORY
+        .lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .unwrap_or_default();
+    buf.resize(blocks, argon2::Block::default());
+    let r = f(&mut buf);
+    let keep = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Ok(mut pool) = MEMORY.lock()
+        && pool.len() < keep
+    {
+        pool.push(buf);
+    }
+    r
 }
 
 #[cfg(test)]
