@@ -86,7 +86,15 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::try_from(n.trim()).ok())
+        .map(str::trim)
+        // The usual values name no header (or one removed below anyway):
+        // the common `Connection: keep-alive` costs no parse, no allocation.
+        .filter(|n| {
+            !n.eq_ignore_ascii_case("keep-alive")
+                && !n.eq_ignore_ascii_case("close")
+                && !n.eq_ignore_ascii_case("upgrade")
+        })
+        .filter_map(|n| HeaderName::try_from(n).ok())
         .collect();
     for n in listed {
         h.remove(n);
