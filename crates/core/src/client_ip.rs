@@ -34,14 +34,17 @@ impl TrustedProxies {
     }
 
     /// The caller's address for a request from `peer` carrying these
-    /// `X-Forwarded-For` values (in header order).
-    pub fn client_ip<'a>(&self, peer: IpAddr, xff: impl Iterator<Item = &'a str>) -> IpAddr {
+    /// `X-Forwarded-For` values (in header order; read from the right).
+    pub fn client_ip<'a>(
+        &self,
+        peer: IpAddr,
+        xff: impl DoubleEndedIterator<Item = &'a str>,
+    ) -> IpAddr {
         if self.0.is_empty() || !self.trusts(peer) {
             return peer;
         }
-        let entries: Vec<&str> = xff.flat_map(|v| v.split(',')).collect();
         let mut caller = peer;
-        for e in entries.iter().rev() {
+        for e in xff.rev().flat_map(|v| v.rsplit(',')) {
             let Ok(ip) = e.trim().parse::<IpAddr>() else {
                 // Garbage where an address should be: stop at the last
                 // hop we could verify.
@@ -53,6 +56,11 @@ impl TrustedProxies {
             }
         }
         caller
+    }
+
+    /// Whether no proxy is trusted (the header is then never read).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

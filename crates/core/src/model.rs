@@ -171,35 +171,24 @@ pub fn builtin_client_scopes(realm_id: &str) -> Vec<ClientScope> {
     const I: (&str, &str) = ("id.token.claim", "true");
     const U: (&str, &str) = ("userinfo.token.claim", "true");
     const N: (&str, &str) = ("introspection.token.claim", "true");
+    // A user property or attribute into a claim, in every token kind.
+    let user = |kind: &str, name: &str, attr: &str, claim: &str, ty: &str| {
+        let config = [
+            ("user.attribute", attr),
+            ("claim.name", claim),
+            ("jsonType.label", ty),
+            A,
+            I,
+            U,
+            N,
+        ];
+        ProtocolMapper::oidc(name, kind, &config)
+    };
     let prop = |name: &str, attr: &str, claim: &str, ty: &str| {
-        ProtocolMapper::oidc(
-            name,
-            "oidc-usermodel-property-mapper",
-            &[
-                ("user.attribute", attr),
-                ("claim.name", claim),
-                ("jsonType.label", ty),
-                A,
-                I,
-                U,
-                N,
-            ],
-        )
+        user("oidc-usermodel-property-mapper", name, attr, claim, ty)
     };
     let attr = |name: &str, attr: &str, claim: &str, ty: &str| {
-        ProtocolMapper::oidc(
-            name,
-            "oidc-usermodel-attribute-mapper",
-            &[
-                ("user.attribute", attr),
-                ("claim.name", claim),
-                ("jsonType.label", ty),
-                A,
-                I,
-                U,
-                N,
-            ],
-        )
+        user("oidc-usermodel-attribute-mapper", name, attr, claim, ty)
     };
     let scope = |name: &str| ClientScope::new(realm_id, name);
     vec![

@@ -39,9 +39,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// The parsed `trusted_proxies` (validated when the config loads).
-    pub fn trusted(&self) -> gatehouse_core::client_ip::TrustedProxies {
-        gatehouse_core::client_ip::TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default()
+    /// The parsed `trusted_proxies`.
+    pub fn trusted(&self) -> anyhow::Result<gatehouse_core::client_ip::TrustedProxies> {
+        gatehouse_core::client_ip::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!(e))
     }
 }
 
@@ -166,8 +167,7 @@ impl Config {
                 .filter(|x| !x.is_empty())
                 .collect();
         }
-        gatehouse_core::client_ip::TrustedProxies::parse(&s.trusted_proxies)
-            .map_err(|e| anyhow::anyhow!(e))?;
+        s.trusted()?;
         if let Some(v) = get("GATEHOUSE_DB") {
             self.db = Some(v);
         }

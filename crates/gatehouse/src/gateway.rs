@@ -107,7 +107,7 @@ pub async fn start(
         metrics: Default::default(),
         serve_metrics: false,
         limiter: Box::new(gatehouse_gateway::ratelimit::LocalLimiter::default()),
-        trusted_proxies: cfg.server.trusted(),
+        trusted_proxies: cfg.server.trusted()?,
         quotas: Default::default(),
         apikeys: Some(apikeys),
         asserter: gatehouse_gateway::assertion::Asserter::generate()

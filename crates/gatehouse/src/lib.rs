@@ -69,7 +69,7 @@ async fn open_idp_at(
     let mut idp = Idp::new(Arc::new(store), key, public_url, cfg.password_cost());
     idp.login_ip_policy =
         gatehouse_idp::state::login_policy(cfg.server.login_failures_per_minute_per_ip);
-    idp.trusted_proxies = cfg.server.trusted();
+    idp.trusted_proxies = cfg.server.trusted()?;
     let idp = Arc::new(idp);
     let b = gatehouse_idp::bootstrap::ensure_master(
         &idp,
@@ -128,10 +128,11 @@ pub async fn import_realm(idp: &Idp, rep: &serde_json::Value) -> anyhow::Result<
     let realm = gatehouse_idp::admin::realms::create_realm(idp, rep, vec![])
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    gatehouse_idp::import::contents(idp, &realm, rep)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    Ok(())
+    let imported = gatehouse_idp::import::contents(idp, &realm, rep).await;
+    // Outside the admin router (whose middleware does it): drop the
+    // entity caches so a running server sees what was imported.
+    idp.invalidate();
+    imported.map_err(|e| anyhow::anyhow!("{}", e.message))
 }
 
 /// Starts the identity listener and background jobs.

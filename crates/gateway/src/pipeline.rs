@@ -121,13 +121,13 @@ pub async fn handle(
     let snap = gw.snapshot.load_full();
     let rid = request_id(&req);
     let rid_value = HeaderValue::from_str(&rid).ok();
-    let client_ip = gw.trusted_proxies.client_ip(
-        remote.ip(),
-        req.headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
+    let client_ip = if gw.trusted_proxies.is_empty() {
+        remote.ip()
+    } else {
+        let xff = req.headers().get_all(proxy::X_FORWARDED_FOR);
+        gw.trusted_proxies
+            .client_ip(remote.ip(), xff.iter().filter_map(|v| v.to_str().ok()))
+    };
     let mut line = AuditLine::new(
         gatehouse_core::time::now_millis(),
         rid,

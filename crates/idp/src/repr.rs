@@ -231,26 +231,26 @@ pub fn mapper(m: &ProtocolMapper) -> Value {
     json!({"id": m.id, "name": m.name, "protocol": m.protocol, "protocolMapper": m.protocol_mapper, "config": m.config})
 }
 
+/// A JSON object as Keycloak's `Map<String, String>` (mapper config, scope
+/// attributes): strings as they are, other values as their JSON text.
+fn string_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    let s = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    (k.clone(), s)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Parses a ProtocolMapperRepresentation.
 pub fn parse_mapper(v: &Value) -> Result<ProtocolMapper, String> {
     let name = s(v, "name").ok_or("mapper name required")?;
     let kind = s(v, "protocolMapper").ok_or("protocolMapper required")?;
-    let config: BTreeMap<String, String> = v
-        .get("config")
-        .and_then(Value::as_object)
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let config = v.get("config").map(string_map).unwrap_or_default();
     Ok(ProtocolMapper {
         id: s(v, "id").unwrap_or_else(gatehouse_core::id::uuid),
         name,
@@ -307,18 +307,8 @@ pub fn apply_client_scope(c: &mut ClientScope, v: &Value) -> Result<(), String> 
         }
         c.protocol = p;
     }
-    if let Some(a) = v.get("attributes").and_then(Value::as_object) {
-        c.attributes = a
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_string()),
-                )
-            })
-            .collect();
+    if let Some(a) = v.get("attributes").filter(|a| a.is_object()) {
+        c.attributes = string_map(a);
     }
     if let Some(ms) = v.get("protocolMappers").and_then(Value::as_array) {
         c.protocol_mappers = ms.iter().map(parse_mapper).collect::<Result<_, _>>()?;

@@ -38,6 +38,12 @@ fn fresh<T: Clone>(c: &Cached<T>, key: &str) -> Option<T> {
     })
 }
 
+fn forget<T>(c: &Cached<T>) {
+    if let Ok(mut m) = c.write() {
+        m.clear();
+    }
+}
+
 fn remember<T>(c: &Cached<T>, key: &str, v: T) {
     if let Ok(mut m) = c.write() {
         // Bounded: a burst of distinct keys cannot grow it without limit.
@@ -265,27 +271,15 @@ impl Idp {
         remember(&self.service_accounts, client_key, user.clone());
     }
 
-    /// Forgets cached realms, clients and client scopes after a write
-    /// through this node.
+    /// Forgets every cached entity after a write through this node (the
+    /// admin router's middleware and imports call it).
     pub fn invalidate(&self) {
-        if let Ok(mut m) = self.client_scopes.write() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.identities.write() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.service_accounts.write() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.users.write() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.realms.write() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.clients.write() {
-            m.clear();
-        }
+        forget(&self.realms);
+        forget(&self.clients);
+        forget(&self.client_scopes);
+        forget(&self.users);
+        forget(&self.service_accounts);
+        forget(&self.identities);
     }
 
     /// Records that session `id` was used at `at` (group-committed with

@@ -57,15 +57,16 @@ async fn rewrite_scope_refs(
     to: Option<&str>,
 ) -> Result<()> {
     fn fix(list: &mut Vec<String>, from: &str, to: Option<&str>) -> bool {
-        let before = list.clone();
+        let Some(i) = list.iter().position(|n| n == from) else {
+            return false;
+        };
         match to {
-            Some(to) => list
-                .iter_mut()
-                .filter(|n| *n == from)
-                .for_each(|n| *n = to.to_owned()),
-            None => list.retain(|n| n != from),
+            Some(to) => list[i] = to.to_owned(),
+            None => {
+                list.remove(i);
+            }
         }
-        *list != before
+        true
     }
     let row = sqlx::query("SELECT data FROM realms WHERE id = ?")
         .bind(realm_id)
@@ -100,6 +101,27 @@ async fn rewrite_scope_refs(
         }
     }
     Ok(())
+}
+
+async fn insert_scope(tx: &mut Tx, c: &ClientScope) -> Result<()> {
+    sqlx::query("INSERT INTO client_scopes (id, realm_id, name, data) VALUES (?,?,?,?)")
+        .bind(&c.id)
+        .bind(&c.realm_id)
+        .bind(&c.name)
+        .bind(j(c)?)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The stored name of client scope `id` of `realm_id`, or NotFound.
+async fn scope_name(tx: &mut Tx, realm_id: &str, id: &str) -> Result<String> {
+    sqlx::query_scalar("SELECT name FROM client_scopes WHERE id = ? AND realm_id = ?")
+        .bind(id)
+        .bind(realm_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(Error::NotFound)
 }
 
 async fn write_events(tx: &mut Tx, ev: &[Event]) -> Result<()> {
@@ -325,13 +347,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         for c in scopes {
-            sqlx::query("INSERT INTO client_scopes (id, realm_id, name, data) VALUES (?,?,?,?)")
-                .bind(&c.id)
-                .bind(&realm.id)
-                .bind(&c.name)
-                .bind(j(c)?)
-                .execute(&mut *tx)
-                .await?;
+            insert_scope(&mut tx, c).await?;
         }
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
@@ -435,13 +451,7 @@ impl Store for SqliteStore {
 
     async fn create_client_scope(&self, c: &ClientScope, ev: &[Event]) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO client_scopes (id, realm_id, name, data) VALUES (?,?,?,?)")
-            .bind(&c.id)
-            .bind(&c.realm_id)
-            .bind(&c.name)
-            .bind(j(c)?)
-            .execute(&mut *tx)
-            .await?;
+        insert_scope(&mut tx, c).await?;
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
         Ok(())
@@ -465,15 +475,7 @@ impl Store for SqliteStore {
 
     async fn update_client_scope(&self, c: &ClientScope, ev: &[Event]) -> Result<()> {
         let mut tx = self.begin().await?;
-        let old: Option<String> =
-            sqlx::query_scalar("SELECT name FROM client_scopes WHERE id = ? AND realm_id = ?")
-                .bind(&c.id)
-                .bind(&c.realm_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(old) = old else {
-            return Err(Error::NotFound);
-        };
+        let old = scope_name(&mut tx, &c.realm_id, &c.id).await?;
         sqlx::query("UPDATE client_scopes SET name = ?, data = ? WHERE id = ?")
             .bind(&c.name)
             .bind(j(c)?)
@@ -490,15 +492,7 @@ impl Store for SqliteStore {
 
     async fn delete_client_scope(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()> {
         let mut tx = self.begin().await?;
-        let name: Option<String> =
-            sqlx::query_scalar("SELECT name FROM client_scopes WHERE id = ? AND realm_id = ?")
-                .bind(id)
-                .bind(realm_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(name) = name else {
-            return Err(Error::NotFound);
-        };
+        let name = scope_name(&mut tx, realm_id, id).await?;
         sqlx::query("DELETE FROM client_scopes WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)

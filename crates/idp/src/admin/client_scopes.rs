@@ -93,7 +93,6 @@ async fn create(
     let path = format!("client-scopes/{}", c.id);
     let ev = event(&realm, &caller, "CREATE", "CLIENT_SCOPE", &path, Some(&rep));
     idp.store.create_client_scope(&c, &[ev]).await?;
-    idp.invalidate();
     Ok(created(format!(
         "{}/admin/realms/{}/{path}",
         idp.public_url, realm.name
@@ -125,7 +124,6 @@ async fn update(
     let path = format!("client-scopes/{id}");
     let ev = event(&realm, &caller, "UPDATE", "CLIENT_SCOPE", &path, Some(&rep));
     idp.store.update_client_scope(&c, &[ev]).await?;
-    idp.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -139,7 +137,6 @@ async fn remove(
     let path = format!("client-scopes/{id}");
     let ev = event(&realm, &caller, "DELETE", "CLIENT_SCOPE", &path, None);
     idp.store.delete_client_scope(&realm.id, &id, &[ev]).await?;
-    idp.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -156,13 +153,37 @@ impl super::mappers::Owner for ClientScope {
     }
 }
 
-fn realm_list<'a>(r: &'a mut Realm, kind: &str) -> Result<&'a mut Vec<String>, AdminError> {
+/// Whether a URL's list segment names the default list (`true`) or the
+/// optional one (`false`); anything else is Keycloak's 404.
+pub fn is_default_list(kind: &str, default: &str, optional: &str) -> Result<bool, AdminError> {
     match kind {
-        "default-default-client-scopes" => Ok(&mut r.default_default_client_scopes),
-        "default-optional-client-scopes" => Ok(&mut r.default_optional_client_scopes),
+        k if k == default => Ok(true),
+        k if k == optional => Ok(false),
         _ => Err(AdminError::not_found("Resource")),
     }
 }
+
+/// Links scope `name` into the default or optional list (it leaves the
+/// other one: a scope is one or the other), or unlinks it from both.
+/// Returns the admin event's operation.
+pub fn relink(
+    default: &mut Vec<String>,
+    optional: &mut Vec<String>,
+    into_default: bool,
+    link: bool,
+    name: &str,
+) -> &'static str {
+    default.retain(|n| n != name);
+    optional.retain(|n| n != name);
+    if !link {
+        return "DELETE";
+    }
+    if into_default { default } else { optional }.push(name.to_owned());
+    "CREATE"
+}
+
+const REALM_DEFAULT: &str = "default-default-client-scopes";
+const REALM_OPTIONAL: &str = "default-optional-client-scopes";
 
 /// `GET /admin/realms/{realm}/default-{default|optional}-client-scopes`.
 async fn realm_defaults(
@@ -171,10 +192,14 @@ async fn realm_defaults(
     Path((r, kind)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
     guard(&idp, &h).await?;
-    let mut realm = realm(&idp, &r).await?;
-    let names = realm_list(&mut realm, &kind)?.clone();
+    let realm = realm(&idp, &r).await?;
+    let names = if is_default_list(&kind, REALM_DEFAULT, REALM_OPTIONAL)? {
+        &realm.default_default_client_scopes
+    } else {
+        &realm.default_optional_client_scopes
+    };
     let all = idp.store.client_scopes(&realm.id).await?;
-    Ok(Json(links(&all, &names)))
+    Ok(Json(links(&all, names)))
 }
 
 /// `PUT|DELETE /admin/realms/{realm}/default-{default|optional}-client-scopes/{id}`.
@@ -186,20 +211,15 @@ async fn link_default(
 ) -> Result<StatusCode, AdminError> {
     let caller = guard(&idp, &h).await?;
     let mut realm = realm(&idp, &r).await?;
-    realm_list(&mut realm, &kind)?;
+    let into_default = is_default_list(&kind, REALM_DEFAULT, REALM_OPTIONAL)?;
     let scope = load(&idp, &realm, &id).await?;
-    realm
-        .default_default_client_scopes
-        .retain(|n| n != &scope.name);
-    realm
-        .default_optional_client_scopes
-        .retain(|n| n != &scope.name);
-    let op = if method == Method::PUT {
-        realm_list(&mut realm, &kind)?.push(scope.name.clone());
-        "CREATE"
-    } else {
-        "DELETE"
-    };
+    let op = relink(
+        &mut realm.default_default_client_scopes,
+        &mut realm.default_optional_client_scopes,
+        into_default,
+        method == Method::PUT,
+        &scope.name,
+    );
     let ev = event(
         &realm,
         &caller,
@@ -209,6 +229,5 @@ async fn link_default(
         None,
     );
     idp.store.update_realm(&realm, &[ev]).await?;
-    idp.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }

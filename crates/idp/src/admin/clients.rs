@@ -218,7 +218,6 @@ async fn update(
         Some(&rep),
     );
     idp.store.update_client(&c, &[ev]).await?;
-    idp.invalidate();
     if c.service_accounts_enabled {
         ensure_service_account(&idp, &realm, &c).await?;
     }
@@ -247,7 +246,6 @@ async fn remove(
         None,
     );
     idp.store.delete_client(&realm.id, &id, &[ev]).await?;
-    idp.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -304,7 +302,6 @@ async fn regenerate(
         None,
     );
     idp.store.update_client(&c, &[ev]).await?;
-    idp.invalidate();
     Ok(Json(json!({"type": "secret", "value": c.secret})))
 }
 
@@ -344,7 +341,6 @@ async fn drop_rotated(
         None,
     );
     idp.store.update_client(&c, &[ev]).await?;
-    idp.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -379,14 +375,8 @@ impl super::mappers::Owner for Client {
     }
 }
 
-/// `default` or `optional`: which of a client's scope lists a URL edits.
-fn scope_list<'a>(c: &'a mut Client, kind: &str) -> Result<&'a mut Vec<String>, AdminError> {
-    match kind {
-        "default-client-scopes" => Ok(&mut c.default_client_scopes),
-        "optional-client-scopes" => Ok(&mut c.optional_client_scopes),
-        _ => Err(AdminError::not_found("Resource")),
-    }
-}
+const CLIENT_DEFAULT: &str = "default-client-scopes";
+const CLIENT_OPTIONAL: &str = "optional-client-scopes";
 
 /// `GET .../clients/{id}/{default|optional}-client-scopes`: `[{id, name}]`.
 async fn linked_scopes(
@@ -396,10 +386,14 @@ async fn linked_scopes(
 ) -> Result<Json<Value>, AdminError> {
     guard(&idp, &h).await?;
     let realm = realm(&idp, &r).await?;
-    let mut c = load(&idp, &realm, &id).await?;
-    let names = scope_list(&mut c, &kind)?.clone();
+    let c = load(&idp, &realm, &id).await?;
+    let names = if super::client_scopes::is_default_list(&kind, CLIENT_DEFAULT, CLIENT_OPTIONAL)? {
+        &c.default_client_scopes
+    } else {
+        &c.optional_client_scopes
+    };
     let all = idp.store.client_scopes(&realm.id).await?;
-    Ok(Json(super::client_scopes::links(&all, &names)))
+    Ok(Json(super::client_scopes::links(&all, names)))
 }
 
 /// `PUT .../clients/{id}/{default|optional}-client-scopes/{scope}` links a
@@ -412,21 +406,21 @@ async fn link_scope(
 ) -> Result<StatusCode, AdminError> {
     let caller = guard(&idp, &h).await?;
     let realm = realm(&idp, &r).await?;
+    let into_default =
+        super::client_scopes::is_default_list(&kind, CLIENT_DEFAULT, CLIENT_OPTIONAL)?;
     let mut c = load(&idp, &realm, &id).await?;
     let scope = idp
         .store
         .client_scope(&realm.id, &scope_id)
         .await?
         .ok_or_else(|| AdminError::not_found("Client scope"))?;
-    scope_list(&mut c, &kind)?;
-    c.default_client_scopes.retain(|n| n != &scope.name);
-    c.optional_client_scopes.retain(|n| n != &scope.name);
-    let op = if method == axum::http::Method::PUT {
-        scope_list(&mut c, &kind)?.push(scope.name.clone());
-        "CREATE"
-    } else {
-        "DELETE"
-    };
+    let op = super::client_scopes::relink(
+        &mut c.default_client_scopes,
+        &mut c.optional_client_scopes,
+        into_default,
+        method == axum::http::Method::PUT,
+        &scope.name,
+    );
     let path = format!("clients/{id}/{kind}/{scope_id}");
     let ev = event(
         &realm,
@@ -437,6 +431,5 @@ async fn link_scope(
         None,
     );
     idp.store.update_client(&c, &[ev]).await?;
-    idp.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }

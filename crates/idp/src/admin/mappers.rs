@@ -76,21 +76,17 @@ async fn open<O: Owner>(
     Ok((caller, realm, owner))
 }
 
-/// Saves `owner` after a mapper edit, with its admin event; returns the
-/// mapper's path below the realm.
+/// Saves `owner` after a mapper edit, with its admin event for `path`.
 async fn commit<O: Owner>(
     idp: &Idp,
     (caller, realm, owner): (&AdminCaller, &Realm, &O),
     op: &str,
-    tail: &str,
+    path: &str,
     rep: Option<&Value>,
-) -> Result<String, AdminError> {
-    let path = tail.to_owned();
+) -> Result<(), AdminError> {
     owner
-        .save(idp, event(realm, caller, op, "PROTOCOL_MAPPER", &path, rep))
-        .await?;
-    idp.invalidate();
-    Ok(path)
+        .save(idp, event(realm, caller, op, "PROTOCOL_MAPPER", path, rep))
+        .await
 }
 
 fn mapper_path<O: Owner>(id: &str, mid: &str) -> String {
@@ -146,9 +142,9 @@ async fn add<O: Owner>(
     let rep = json_body(&body)?;
     let mid = push(o.mappers(), &rep)?;
     let tail = mapper_path::<O>(&id, &mid);
-    let path = commit(&idp, (&caller, &realm, &o), "CREATE", &tail, Some(&rep)).await?;
+    commit(&idp, (&caller, &realm, &o), "CREATE", &tail, Some(&rep)).await?;
     Ok(created(format!(
-        "{}/admin/realms/{}/{path}",
+        "{}/admin/realms/{}/{tail}",
         idp.public_url, realm.name
     )))
 }

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gatehouse_core::model::Realm;
+use gatehouse_core::model::{ClientScope, Realm, builtin_client_scopes};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -26,6 +26,57 @@ async fn list(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<Value>, 
     guard(&idp, &h).await?;
     let all = idp.store.realms().await?;
     Ok(Json(json!(all.iter().map(repr::realm).collect::<Vec<_>>())))
+}
+
+/// The client scopes a new realm starts with. As in Keycloak, a
+/// representation without `clientScopes` gets the built-in set and one with
+/// them (an export) brings its own; a hand-written file that lists only its
+/// own scopes also gets the built-ins that the realm or a client still
+/// names (a Keycloak export lists every scope it names, so this adds
+/// nothing to one).
+fn initial_scopes(realm: &Realm, rep: &Value) -> Result<Vec<ClientScope>, AdminError> {
+    let Some(list) = rep.get("clientScopes").and_then(Value::as_array) else {
+        return Ok(builtin_client_scopes(&realm.id));
+    };
+    let mut out: Vec<ClientScope> = vec![];
+    for v in list {
+        let mut c = ClientScope::new(&realm.id, "");
+        if let Some(id) = v.get("id").and_then(Value::as_str) {
+            c.id = id.to_owned();
+        }
+        repr::apply_client_scope(&mut c, v).map_err(AdminError::bad_request)?;
+        if c.name.is_empty() || out.iter().any(|o| o.name == c.name) {
+            return Err(AdminError::bad_request(
+                "client scopes need distinct, non-empty names",
+            ));
+        }
+        out.push(c);
+    }
+    let clients = rep
+        .get("clients")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    let named_by_clients = clients.flat_map(|c| {
+        ["defaultClientScopes", "optionalClientScopes"]
+            .into_iter()
+            .filter_map(|k| c.get(k).and_then(Value::as_array))
+            .flatten()
+            .filter_map(Value::as_str)
+    });
+    let named: Vec<&str> = realm
+        .default_default_client_scopes
+        .iter()
+        .chain(&realm.default_optional_client_scopes)
+        .map(String::as_str)
+        .chain(named_by_clients)
+        .collect();
+    for b in builtin_client_scopes(&realm.id) {
+        if named.contains(&b.name.as_str()) && !out.iter().any(|o| o.name == b.name) {
+            out.push(b);
+        }
+    }
+    Ok(out)
 }
 
 /// Creates a realm with its defaults (default roles, offline_access); also
@@ -53,56 +104,7 @@ pub async fn create_realm(
     for e in &mut ev {
         e.realm_id = realm.id.clone();
     }
-    // Keycloak: a representation without `clientScopes` gets the built-in
-    // set; one with them (an export) brings its own.
-    let scopes = match rep.get("clientScopes").and_then(Value::as_array) {
-        None => gatehouse_core::model::builtin_client_scopes(&realm.id),
-        Some(list) => {
-            let mut out: Vec<gatehouse_core::model::ClientScope> = vec![];
-            for v in list {
-                let mut c = gatehouse_core::model::ClientScope::new(&realm.id, "");
-                if let Some(id) = v.get("id").and_then(Value::as_str) {
-                    c.id = id.to_owned();
-                }
-                repr::apply_client_scope(&mut c, v).map_err(AdminError::bad_request)?;
-                if c.name.is_empty() || out.iter().any(|o| o.name == c.name) {
-                    return Err(AdminError::bad_request(
-                        "client scopes need distinct, non-empty names",
-                    ));
-                }
-                out.push(c);
-            }
-            // A hand-written file may list only its own scopes: the
-            // built-in ones that the realm or a client still names are
-            // added (a Keycloak export lists every scope it names, so this
-            // adds nothing to one).
-            let mut named: Vec<String> = realm.default_default_client_scopes.clone();
-            named.extend(realm.default_optional_client_scopes.iter().cloned());
-            for c in rep
-                .get("clients")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                for k in ["defaultClientScopes", "optionalClientScopes"] {
-                    named.extend(
-                        c.get(k)
-                            .and_then(Value::as_array)
-                            .into_iter()
-                            .flatten()
-                            .filter_map(Value::as_str)
-                            .map(str::to_owned),
-                    );
-                }
-            }
-            for b in gatehouse_core::model::builtin_client_scopes(&realm.id) {
-                if named.contains(&b.name) && !out.iter().any(|o| o.name == b.name) {
-                    out.push(b);
-                }
-            }
-            out
-        }
-    };
+    let scopes = initial_scopes(&realm, rep)?;
     idp.store.create_realm(&realm, &scopes, &ev).await?;
     // A full representation brings its own default roles (with their ids):
     // then the defaults are completed after its contents are imported.
@@ -159,7 +161,6 @@ async fn update(
     }
     let ev = event(&r, &caller, "UPDATE", "REALM", "", Some(&rep));
     idp.store.update_realm(&r, &[ev]).await?;
-    idp.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -175,7 +176,6 @@ async fn remove(
     let r = realm(&idp, &name).await?;
     let ev = event(&r, &caller, "DELETE", "REALM", "", None);
     idp.store.delete_realm(&r.id, &[ev]).await?;
-    idp.invalidate();
     idp.forget_keyring(&r.id);
     Ok(StatusCode::NO_CONTENT)
 }
