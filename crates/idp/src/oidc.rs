@@ -38,7 +38,7 @@ pub fn routes() -> Router<Arc<Idp>> {
             &format!("{P}/logout"),
             get(logout::handle).post(logout::handle),
         )
-        .route(&format!("{P}/auth"), get(auth::get))
+        .route(&format!("{P}/auth"), get(auth::get).post(auth::post_form))
         .route(&format!("{P}/auth/device"), post(device::start))
         .route(
             "/realms/{realm}/device",

@@ -1091,3 +1091,149 @@ async fn forwarded_client_ips_count_only_behind_trusted_proxies() {
         assert_eq!(last["client_ip"], want, "trusted={trusted}");
     }
 }
+
+/// Logs `alice` in through the login page served for `first` (the
+/// authorization endpoint's answer) and returns the login POST's answer.
+async fn log_in_from_page(
+    s: &crate::support::Server,
+    first: reqwest::Response,
+) -> reqwest::Response {
+    assert_eq!(first.status(), 200);
+    let cookie = first
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("GATEHOUSE_CSRF="))
+        .expect("csrf cookie")
+        .split(';')
+        .next()
+        .expect("kv")
+        .to_owned();
+    let html = first.text().await.expect("html");
+    let action = between(&html, "action=\"", "\"").replace("&amp;", "&");
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"").to_owned();
+    s.http
+        .post(format!("{}{}", s.base, action))
+        .header("cookie", cookie)
+        .form(&[
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .expect("send")
+}
+
+#[tokio::test]
+async fn authorization_endpoint_takes_post_response_modes_and_login_hint() {
+    let s = start().await;
+    s.demo_realm().await;
+    let base = format!("{}/realms/demo/protocol/openid-connect/auth", s.base);
+    let params = |mode: &'static str| {
+        vec![
+            ("response_type", "code"),
+            ("client_id", "app"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("scope", "openid"),
+            ("state", "st<a>te"),
+            ("response_mode", mode),
+            ("login_hint", "alice\"><script>"),
+        ]
+    };
+    // OIDC Core §3.1.2.1: the parameters may come as a POSTed form.
+    let first = s
+        .http
+        .post(&base)
+        .form(&params("form_post"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(first.status(), 200);
+    let login_page = first.text().await.expect("html");
+    assert!(
+        login_page.contains("value=\"alice&quot;&gt;&lt;script&gt;\""),
+        "login_hint fills the username field, escaped"
+    );
+    let first = s
+        .http
+        .post(&base)
+        .form(&params("form_post"))
+        .send()
+        .await
+        .expect("send");
+    let done = log_in_from_page(&s, first).await;
+    // form_post: a 200 page that POSTs code, state and iss to the redirect URI.
+    assert_eq!(done.status(), 200);
+    let csp = done.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(csp.contains("script-src 'sha256-"), "{csp}");
+    let html = done.text().await.expect("html");
+    assert!(
+        html.contains("<form method=\"post\" action=\"http://127.0.0.1/cb\">"),
+        "{html}"
+    );
+    assert!(html.contains("name=\"state\" value=\"st&lt;a&gt;te\""));
+    assert!(html.contains(&format!("name=\"iss\" value=\"{}/realms/demo\"", s.base)));
+    let code = between(&html, "name=\"code\" value=\"", "\"").to_owned();
+    let t = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(t.status(), 200, "the form_post code redeems");
+
+    // fragment: the same parameters after '#', none in the query.
+    let first = s
+        .http
+        .get(&base)
+        .query(&params("fragment"))
+        .send()
+        .await
+        .expect("send");
+    let done = log_in_from_page(&s, first).await;
+    assert_eq!(done.status(), 302);
+    let loc = done.headers()["location"].to_str().expect("loc");
+    let u = url::Url::parse(loc).expect("url");
+    assert_eq!(u.query(), None);
+    let frag: std::collections::HashMap<_, _> =
+        url::form_urlencoded::parse(u.fragment().expect("fragment").as_bytes()).collect();
+    assert_eq!(frag["state"], "st<a>te");
+    assert!(frag.contains_key("code"));
+
+    // An unknown response mode and prompt=none with another value are
+    // refused by redirect, in the default (query) mode.
+    for (k, v) in [("response_mode", "query.jwt"), ("prompt", "none login")] {
+        let mut p = params("query");
+        p.retain(|(n, _)| *n != k);
+        p.push((k, v));
+        let r = s.http.get(&base).query(&p).send().await.expect("send");
+        assert_eq!(r.status(), 302, "{k}={v}");
+        let loc = r.headers()["location"].to_str().expect("loc");
+        assert_eq!(
+            query_param(loc, "error").as_deref(),
+            Some("invalid_request"),
+            "{k}={v}"
+        );
+    }
+    // A POST that is not a form is an error page, never a redirect.
+    let r = s
+        .http
+        .post(&base)
+        .json(&serde_json::json!({"client_id": "app"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+}

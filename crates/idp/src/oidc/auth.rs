@@ -5,6 +5,9 @@
 //! Errors that cannot be trusted to go back to the client (unknown client,
 //! unregistered redirect URI) are shown as a page, never redirected. Every
 //! other error is redirected with `error`, `state` and `iss` (RFC 9207).
+//! Parameters come from the query (GET) or a form body (POST), as OIDC Core
+//! §3.1.2.1 requires; the answer goes back in the `response_mode` asked for
+//! (`query`, `fragment` or `form_post`, Keycloak's set for the code flow).
 
 use crate::error::OAuthError;
 use crate::login::check_password;
@@ -39,7 +42,37 @@ struct AuthRequest {
     nonce: Option<String>,
     code_challenge: Option<String>,
     csrf: String,
+    #[serde(default)]
+    response_mode: ResponseMode,
 }
+
+/// How the authorization response travels back to the client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    /// `?code=...` on the redirect URI (the code flow's default).
+    #[default]
+    Query,
+    /// `#code=...`: the parameters never reach the client's server logs.
+    Fragment,
+    /// An auto-submitting HTML form POSTed to the redirect URI (OAuth 2.0
+    /// Form Post Response Mode): nothing in URLs or Referer headers.
+    FormPost,
+}
+
+impl ResponseMode {
+    fn parse(v: Option<&str>) -> Option<ResponseMode> {
+        match v {
+            None | Some("query") => Some(ResponseMode::Query),
+            Some("fragment") => Some(ResponseMode::Fragment),
+            Some("form_post") => Some(ResponseMode::FormPost),
+            Some(_) => None,
+        }
+    }
+}
+
+/// The script of the form_post page, allowed by its hash alone.
+const FORM_POST_SCRIPT: &str = "document.forms[0].submit();";
 
 /// Escapes text for HTML element and attribute content.
 pub fn esc(s: &str) -> String {
@@ -106,8 +139,12 @@ fn redirect(to: &str) -> Response {
 }
 
 fn with_params(base: &str, params: &[(&str, &str)]) -> String {
+    with_params_in(base, params, if base.contains('?') { '&' } else { '?' })
+}
+
+fn with_params_in(base: &str, params: &[(&str, &str)], first: char) -> String {
     let mut u = base.to_owned();
-    let mut sep = if base.contains('?') { '&' } else { '?' };
+    let mut sep = first;
     for (k, v) in params {
         u.push(sep);
         sep = '&';
@@ -121,10 +158,47 @@ fn with_params(base: &str, params: &[(&str, &str)]) -> String {
     u
 }
 
+/// Sends the authorization response (`params`) to `redirect_uri` the way
+/// `mode` says.
+fn respond(mode: ResponseMode, redirect_uri: &str, params: &[(&str, &str)]) -> Response {
+    match mode {
+        ResponseMode::Query => redirect(&with_params(redirect_uri, params)),
+        ResponseMode::Fragment => redirect(&with_params_in(redirect_uri, params, '#')),
+        ResponseMode::FormPost => form_post(redirect_uri, params),
+    }
+}
+
+fn form_post(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
+    let mut inputs = String::new();
+    for (k, v) in params {
+        inputs.push_str(&format!(
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            esc(k),
+            esc(v)
+        ));
+    }
+    let body = format!(
+        "<form method=\"post\" action=\"{}\">{inputs}<noscript><p>JavaScript is off: press the button to continue.</p><button type=\"submit\">Continue</button></noscript></form><script>{FORM_POST_SCRIPT}</script>",
+        esc(redirect_uri)
+    );
+    let mut r = page(StatusCode::OK, "Submit This Form", &body);
+    // The page's CSP forbids scripts; this one script is allowed by hash.
+    let hash = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        gatehouse_core::id::sha256(FORM_POST_SCRIPT.as_bytes()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'"
+    )) {
+        r.headers_mut().insert("content-security-policy", v);
+    }
+    r
+}
+
 fn error_redirect(
     idp: &Idp,
     realm: &Realm,
-    redirect_uri: &str,
+    to: (&str, ResponseMode),
     state: Option<&str>,
     error: &str,
     desc: &str,
@@ -135,7 +209,7 @@ fn error_redirect(
         p.push(("state", s));
     }
     p.push(("iss", &iss));
-    redirect(&with_params(redirect_uri, &p))
+    respond(to.1, to.0, &p)
 }
 
 /// Reads a cookie value.
@@ -223,7 +297,7 @@ async fn issue_code(
     }
     p.push(("session_state", &session.id));
     p.push(("iss", &iss));
-    Ok(redirect(&with_params(&req.redirect_uri, &p)))
+    Ok(respond(req.response_mode, &req.redirect_uri, &p))
 }
 
 fn login_form(
@@ -289,30 +363,62 @@ async fn validate_client(
     Ok(Ok((client, redirect_uri)))
 }
 
-/// The authorization endpoint.
+/// The authorization endpoint, parameters in the query.
 pub async fn get(
     State(idp): State<Arc<Idp>>,
     Path(realm): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let Ok(realm) = idp.realm(&realm).await else {
+    let q = Form::parse_query(query.unwrap_or_default().as_bytes());
+    authorize(&idp, &realm, q, &headers).await
+}
+
+/// The authorization endpoint, parameters in a form body.
+pub async fn post_form(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let q = Form::parse(&headers, &body);
+    authorize(&idp, &realm, q, &headers).await
+}
+
+async fn authorize(
+    idp: &Idp,
+    realm: &str,
+    q: Result<Form, OAuthError>,
+    headers: &HeaderMap,
+) -> Result<Response, OAuthError> {
+    let Ok(realm) = idp.realm(realm).await else {
         return Ok(page(
             StatusCode::NOT_FOUND,
             "Error",
             "<h1>Realm does not exist</h1>",
         ));
     };
-    let q = match Form::parse_query(query.unwrap_or_default().as_bytes()) {
+    let q = match q {
         Ok(q) => q,
         Err(e) => return Ok(error_page(&e.description)),
     };
-    let (client, redirect_uri) = match validate_client(&idp, &realm, &q).await? {
+    let (client, redirect_uri) = match validate_client(idp, &realm, &q).await? {
         Ok(v) => v,
         Err(page) => return Ok(page),
     };
     let state = q.get("state");
-    let fail = |e: &str, d: &str| error_redirect(&idp, &realm, &redirect_uri, state, e, d);
+    let Some(response_mode) = ResponseMode::parse(q.get("response_mode")) else {
+        return Ok(error_redirect(
+            idp,
+            &realm,
+            (&redirect_uri, ResponseMode::Query),
+            state,
+            "invalid_request",
+            "Invalid parameter: response_mode",
+        ));
+    };
+    let fail =
+        |e: &str, d: &str| error_redirect(idp, &realm, (&redirect_uri, response_mode), state, e, d);
     if q.get("response_type") != Some("code") {
         return Ok(fail(
             "unsupported_response_type",
@@ -353,6 +459,10 @@ pub async fn get(
         Err(e) => return Ok(fail(e.error, &e.description)),
     };
     let prompt = q.get("prompt").unwrap_or("");
+    // OIDC Core §3.1.2.1: `none` with any other value is an error.
+    if prompt.split(' ').any(|p| p == "none") && prompt.split(' ').count() > 1 {
+        return Ok(fail("invalid_request", "Invalid parameter: prompt"));
+    }
     let max_age: Option<i64> = match q.get("max_age").map(str::parse) {
         None => None,
         Some(Ok(m)) if m >= 0 => Some(m),
@@ -366,11 +476,11 @@ pub async fn get(
         nonce: q.get("nonce").map(str::to_owned),
         code_challenge: challenge.map(str::to_owned),
         csrf: gatehouse_core::id::token(),
+        response_mode,
     };
     let now = gatehouse_core::time::now();
-    if prompt != "login"
-        && let Some(s) = sso_session(&idp, &realm, &headers).await?
-    {
+    let force_login = prompt.split(' ').any(|p| p == "login");
+    if !force_login && let Some(s) = sso_session(idp, &realm, headers).await? {
         let fresh = max_age.is_none_or(|m| now - s.auth_time <= m);
         if fresh
             && idp
@@ -380,7 +490,7 @@ pub async fn get(
                 .is_some_and(|u| u.enabled)
         {
             idp.touch(&s.id, now).await?;
-            return issue_code(&idp, &realm, &req, &s).await;
+            return issue_code(idp, &realm, &req, &s).await;
         }
     }
     if prompt == "none" {
@@ -395,10 +505,12 @@ pub async fn get(
             expires: now + LOGIN_LIFESPAN,
         })
         .await?;
-    let mut r = login_form(&realm, &req_id, &req.csrf, None, "");
+    // Keycloak fills the username field from `login_hint`.
+    let hint = q.get("login_hint").unwrap_or("");
+    let mut r = login_form(&realm, &req_id, &req.csrf, None, hint);
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&idp, &realm, CSRF_COOKIE, &req.csrf, LOGIN_LIFESPAN),
+        set_cookie(idp, &realm, CSRF_COOKIE, &req.csrf, LOGIN_LIFESPAN),
     );
     Ok(r)
 }

@@ -33,7 +33,7 @@ pub async fn get(
         "grant_types_supported": ["authorization_code", "client_credentials", "password", "refresh_token",
             "urn:ietf:params:oauth:grant-type:device_code"],
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": ["none"],
