@@ -111,12 +111,35 @@ fn www_authenticate(
         .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"gatehouse\""))
 }
 
+/// The connection a request arrived on, with its address already in
+/// header form: formatting an IP costs more than the rest of
+/// `X-Forwarded-For` handling, so it is done once per connection.
+#[derive(Clone)]
+pub struct Peer {
+    /// The TCP peer.
+    pub addr: SocketAddr,
+    /// `addr`'s IP as text.
+    pub ip_text: HeaderValue,
+}
+
+impl Peer {
+    /// Describes a freshly accepted connection.
+    pub fn new(addr: SocketAddr) -> Peer {
+        Peer {
+            addr,
+            ip_text: ip_header(addr.ip()),
+        }
+    }
+}
+
+fn ip_header(ip: std::net::IpAddr) -> HeaderValue {
+    // An IP address's text is always a valid header value.
+    HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
 /// Handles one request.
-pub async fn handle(
-    gw: Arc<Gateway>,
-    req: Request<Incoming>,
-    remote: SocketAddr,
-) -> Response<Body> {
+pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+    let remote = peer.addr;
     let started = Instant::now();
     let snap = gw.snapshot.load_full();
     let rid = request_id(&req);
@@ -128,14 +151,19 @@ pub async fn handle(
         gw.trusted_proxies
             .client_ip(remote.ip(), xff.iter().filter_map(|v| v.to_str().ok()))
     };
+    let client_ip_text = if client_ip == remote.ip() {
+        peer.ip_text.clone()
+    } else {
+        ip_header(client_ip)
+    };
     let mut line = AuditLine::new(
         gatehouse_core::time::now_millis(),
         rid,
         req.method().clone(),
         req.uri().clone(),
-        client_ip,
+        (client_ip, client_ip_text),
     );
-    let mut resp = run(&gw, &snap, req, remote, rid_value.as_ref(), &mut line).await;
+    let mut resp = run(&gw, &snap, req, &peer, rid_value.as_ref(), &mut line).await;
     if let Some(v) = rid_value {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
@@ -155,7 +183,7 @@ async fn run(
     gw: &Gateway,
     snap: &crate::config::Snapshot,
     req: Request<Incoming>,
-    remote: SocketAddr,
+    peer: &Peer,
     rid: Option<&HeaderValue>,
     line: &mut AuditLine,
 ) -> Response<Body> {
@@ -181,7 +209,7 @@ async fn run(
     };
     line.route = Some(route.name.clone());
     let Some(cors) = &route.cfg.cors else {
-        return run_route(gw, route, req, remote, rid, line).await;
+        return run_route(gw, route, req, peer, rid, line).await;
     };
     if CorsConfig::is_preflight(req.method(), req.headers()) {
         line.decision = "public";
@@ -204,7 +232,7 @@ async fn run(
         };
     }
     let allow = cors.response_headers(req.headers());
-    let mut resp = run_route(gw, route, req, remote, rid, line).await;
+    let mut resp = run_route(gw, route, req, peer, rid, line).await;
     resp.headers_mut().extend(allow);
     resp
 }
@@ -226,7 +254,7 @@ async fn run_route(
     gw: &Gateway,
     route: Arc<Route>,
     mut req: Request<Incoming>,
-    remote: SocketAddr,
+    peer: &Peer,
     rid: Option<&HeaderValue>,
     line: &mut AuditLine,
 ) -> Response<Body> {
@@ -388,7 +416,7 @@ async fn run_route(
             (KeyKind::Client, Some(id)) => {
                 id.client_id.clone().unwrap_or_else(|| id.subject.clone())
             }
-            _ => line.client_ip.to_string(),
+            _ => line.client_ip_text().to_owned(),
         };
         let key = format!("{}\u{0}{who}", route.cfg.name);
         let d = gw.limiter.check(&key, p, gatehouse_core::time::now_nanos());
@@ -425,7 +453,7 @@ async fn run_route(
         &route,
         &mut parts.headers,
         identity.as_deref(),
-        remote,
+        peer,
         rid,
         original_host,
     );
@@ -522,7 +550,7 @@ fn upstream_headers(
     route: &Route,
     h: &mut http::HeaderMap,
     identity: Option<&Identity>,
-    remote: SocketAddr,
+    peer: &Peer,
     rid: Option<&HeaderValue>,
     original_host: Option<HeaderValue>,
 ) {
@@ -544,7 +572,7 @@ fn upstream_headers(
     for (k, v) in &route.add_headers {
         h.insert(k.clone(), v.clone());
     }
-    proxy::forwarded(h, &remote.ip().to_string(), original_host, "http");
+    proxy::forwarded(h, &peer.ip_text, original_host, "http");
     if let Some(v) = rid {
         h.insert(REQUEST_ID, v.clone());
     }
