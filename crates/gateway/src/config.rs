@@ -312,8 +312,11 @@ pub struct Route {
     pub cedar: Option<crate::authz::cedar::CedarPolicy>,
     /// Answer with the built-in echo instead of forwarding.
     pub echo: bool,
-    /// Pooled connections to this route's upstreams.
+    /// Pooled connections to this route's upstreams: upgrades and h2c.
     pub client: crate::proxy::UpstreamClient,
+    /// Kept-alive HTTP/1.1 connections, one pool per target (empty for
+    /// h2c routes).
+    pub pools: Vec<Arc<crate::h1pool::H1Pool>>,
 }
 
 /// One upstream target, with what each request needs precomputed.
@@ -326,6 +329,11 @@ pub struct Target {
     pub authority: Arc<str>,
     /// The `Host` header the upstream receives.
     pub host: http::HeaderValue,
+    /// Where in `base` the path starts: `base[origin_at..]` is the
+    /// origin-form prefix of the request target.
+    pub origin_at: usize,
+    /// `host:port` (default port filled in) to connect to.
+    pub connect_addr: String,
 }
 
 impl Target {
@@ -335,7 +343,10 @@ impl Target {
             Some(p) => format!("{host}:{p}"),
             None => host.to_owned(),
         };
+        let port = u.port_or_known_default()?;
         Some(Target {
+            origin_at: u.scheme().len() + 3 + authority.len(),
+            connect_addr: format!("{host}:{port}"),
             base: format!(
                 "{}://{authority}{}",
                 u.scheme(),
@@ -538,6 +549,19 @@ impl Snapshot {
                 name: r.name.as_str().into(),
                 cfg: r.clone(),
                 health: upstreams.iter().map(|_| TargetHealth::default()).collect(),
+                pools: if h2c {
+                    vec![]
+                } else {
+                    upstreams
+                        .iter()
+                        .map(|t| {
+                            Arc::new(crate::h1pool::H1Pool::new(
+                                t.connect_addr.clone(),
+                                Duration::from_millis(r.connect_timeout_ms),
+                            ))
+                        })
+                        .collect()
+                },
                 upstreams,
                 next: AtomicUsize::new(0),
                 authorizers: route_authz,

@@ -14,6 +14,7 @@ pub mod authz;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod h1pool;
 pub mod identity;
 pub mod identity_headers;
 pub mod metadata;

@@ -465,7 +465,10 @@ async fn run_route(
         return r;
     }
     let target = proxy::pick(&route).unwrap_or(0);
-    let (uri, up) = match proxy::target_uri(&route, target, &parts.uri) {
+    // Plain requests ride the target's own connections; upgrades and h2c
+    // go through hyper-util's client.
+    let pool = route.pools.get(target).filter(|_| client_upgrade.is_none());
+    let (uri, up) = match proxy::target_uri(&route, target, &parts.uri, pool.is_some()) {
         Ok(v) => v,
         Err(_) => {
             line.decision = "error";
@@ -494,7 +497,13 @@ async fn run_route(
             )
             .await
         }
-        None => proxy::send(&route.client, &route, Request::from_parts(parts, body)).await,
+        None => {
+            let req = Request::from_parts(parts, body);
+            match pool {
+                Some(pool) => proxy::send_pooled(pool, &route, req).await,
+                None => proxy::send(&route.client, &route, req).await,
+            }
+        }
     };
     line.upstream_ms = Some(up_start.elapsed().as_secs_f64() * 1000.0);
     let healthy = match &result {

@@ -123,12 +123,13 @@ pub fn pick(route: &Route) -> Option<usize> {
         .or(Some(start % n))
 }
 
-/// The upstream URI for a request path + query on `route`'s target `idx`,
-/// and that target.
+/// The upstream URI for a request path + query on `route`'s target `idx`
+/// (absolute, or origin-form for a connection of our own), and that target.
 pub fn target_uri<'r>(
     route: &'r Route,
     idx: usize,
     uri: &Uri,
+    origin_form: bool,
 ) -> Result<(Uri, &'r crate::config::Target), ProxyError> {
     let target = route
         .upstreams
@@ -142,9 +143,13 @@ pub fn target_uri<'r>(
         path
     };
     let query = uri.query();
-    let mut s =
-        String::with_capacity(target.base.len() + rest.len() + query.map_or(0, |q| q.len() + 1));
-    s.push_str(&target.base);
+    let base = if origin_form {
+        &target.base[target.origin_at..]
+    } else {
+        &target.base
+    };
+    let mut s = String::with_capacity(base.len() + rest.len() + query.map_or(0, |q| q.len() + 1));
+    s.push_str(base);
     s.push_str(rest);
     if let Some(q) = query {
         s.push('?');
@@ -174,6 +179,28 @@ fn relay(resp: Response<Incoming>) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
+}
+
+/// Sends `req` (already rewritten, origin-form) on one of the target's
+/// own kept-alive connections, with the route's timeout.
+pub async fn send_pooled(
+    pool: &std::sync::Arc<crate::h1pool::H1Pool>,
+    route: &Route,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    match tokio::time::timeout(route.timeout, pool.send(req)).await {
+        Err(_) => Err(ProxyError::Timeout),
+        Ok(Err(crate::h1pool::PoolError::ConnectTimeout(_))) => Err(ProxyError::Timeout),
+        Ok(Err(e)) => Err(ProxyError::Upstream(e.to_string())),
+        Ok(Ok(resp)) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Ok(Response::from_parts(
+                parts,
+                body.map_err(|e| Box::new(e) as BoxError).boxed(),
+            ))
+        }
+    }
 }
 
 /// Sends `req` (already rewritten) upstream with the route's timeout.

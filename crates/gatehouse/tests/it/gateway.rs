@@ -1534,3 +1534,59 @@ async fn metrics_count_requests_by_route_status_and_decision() {
         .collect();
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
 }
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_never_reused_broken() {
+    let s = start().await;
+    let up = crate::peers::conn_counting_upstream().await;
+    let cfg = format!(
+        "[[routes]]\nname = \"kept\"\npath = \"/kept\"\nupstream = \"{}\"\npublic = true\nstrip_prefix = true\n",
+        up.url
+    );
+    s.configure(&cfg).expect("config");
+    let get = |path: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .http
+                .get(format!("{}/kept{path}", s.gw))
+                .send()
+                .await
+                .expect("send");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    // Sequential requests share one upstream connection.
+    for _ in 0..20 {
+        assert_eq!(get("/").await, (200, "ok".to_owned()));
+    }
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // An upstream that closes after answering: its connection is not
+    // reused, and the next request still succeeds on a new one.
+    assert_eq!(get("/close").await, (200, "bye".to_owned()));
+    assert_eq!(get("/").await, (200, "ok".to_owned()));
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // A client that walks away mid-body: that connection is dropped, never
+    // handed to the next request with half a body still in it.
+    let mut big = s
+        .http
+        .get(format!("{}/kept/big", s.gw))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(big.status(), 200);
+    assert!(big.chunk().await.expect("chunk").is_some());
+    drop(big);
+    for _ in 0..5 {
+        assert_eq!(get("/").await, (200, "ok".to_owned()));
+    }
+    // A complete large body returns its connection for reuse.
+    let (code, body) = get("/big").await;
+    assert_eq!((code, body.len()), (200, 128 * 64 * 1024));
+    let before = up.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(get("/").await, (200, "ok".to_owned()));
+    assert_eq!(
+        up.connections.load(std::sync::atomic::Ordering::SeqCst),
+        before
+    );
+}

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::routing::get;
 use gatehouse_jose::keys::{Alg, SigningKey};
 use serde_json::{Value, json};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -268,4 +269,88 @@ pub async fn sink_upstream() -> String {
         }
     });
     url
+}
+
+/// An upstream that counts the TCP connections it accepted. `/close`
+/// answers with `Connection: close`; `/big` streams 8 MiB slowly enough
+/// that a client can walk away halfway; anything else answers `ok`.
+pub struct ConnCounting {
+    pub url: String,
+    pub connections: Arc<AtomicUsize>,
+}
+
+pub async fn conn_counting_upstream() -> ConnCounting {
+    use hyper::service::service_fn;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = l.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let resp = match req.uri().path() {
+                        "/close" => hyper::Response::builder()
+                            .header("connection", "close")
+                            .body(http_body_util::Either::Left(http_body_util::Full::new(
+                                bytes::Bytes::from_static(b"bye"),
+                            ))),
+                        "/big" => {
+                            let chunks = SlowChunks {
+                                left: 128,
+                                size: 64 * 1024,
+                                tick: None,
+                            };
+                            hyper::Response::builder().body(http_body_util::Either::Right(chunks))
+                        }
+                        _ => hyper::Response::builder().body(http_body_util::Either::Left(
+                            http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                        )),
+                    };
+                    Ok::<_, std::convert::Infallible>(resp.expect("response"))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    ConnCounting { url, connections }
+}
+
+/// A body of `left` chunks of `size` bytes, one per millisecond.
+pub struct SlowChunks {
+    left: usize,
+    size: usize,
+    tick: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl hyper::body::Body for SlowChunks {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let tick = self.tick.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep(std::time::Duration::from_millis(1)))
+        });
+        if tick.as_mut().poll(cx).is_pending() {
+            return std::task::Poll::Pending;
+        }
+        self.tick = None;
+        self.left -= 1;
+        let chunk = bytes::Bytes::from(vec![b'x'; self.size]);
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+    }
 }
