@@ -76,7 +76,7 @@ for round in 1 2; do
   if awk -v a="$r" -v b="$cc_rps" 'BEGIN{exit !(a>b)}'; then cc_rps=$r; cc_p50=$p50; cc_p99=$p99; fi
   read -r r p50 p99 <<<"$(CONNS=16 wrk_run "$TOKEN_URL" -s "$RF")"
   if awk -v a="$r" -v b="$rf_rps" 'BEGIN{exit !(a>b)}'; then rf_rps=$r; rf_p50=$p50; rf_p99=$p99; fi
-  read -r r p50 p99 <<<"$(CONNS=4 wrk_run "$TOKEN_URL" -s "$PW")"
+  read -r r p50 p99 <<<"$(CONNS=8 wrk_run "$TOKEN_URL" -s "$PW")"
   if awk -v a="$r" -v b="$pw_rps" 'BEGIN{exit !(a>b)}'; then pw_rps=$r; pw_p50=$p50; pw_p99=$p99; fi
 done
 kill %1 2>/dev/null || true
@@ -96,6 +96,6 @@ echo "| start to ready, first start / restart | ${first_ms} ms / ${again_ms} ms 
 echo "| RSS after start, first start / restart | ${first_rss} MB / ${again_rss} MB | | | about 1250 MB |"
 echo
 echo "p50/p99 ms: client credentials $cc_p50/$cc_p99, refresh $rf_p50/$rf_p99, password $pw_p50/$pw_p99."
-echo "wrk: 1 thread, 16 connections (4 for password), ${DURATION:-8}s, best of 2 rounds; baseline: best of"
+echo "wrk: 1 thread, 16 connections (8 for password), ${DURATION:-8}s, best of 2 rounds; baseline: best of"
 echo "gatehouse bench-crypto before and after the load (all $cores cores); $cores cores shared by wrk and gatehouse."
 echo "Keycloak figures: keycloak.org, 'Concepts for sizing CPU and memory resources'."
