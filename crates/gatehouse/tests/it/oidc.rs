@@ -1,6 +1,6 @@
 //! OIDC / OAuth 2.0 endpoints end to end.
 
-use crate::support::{claims, start};
+use crate::support::{between, claims, set_cookie, start};
 use base64::Engine;
 use serde_json::Value;
 
@@ -412,12 +412,6 @@ fn pkce() -> (String, String) {
     )
 }
 
-fn between<'a>(s: &'a str, a: &str, b: &str) -> &'a str {
-    let i = s.find(a).expect("start marker") + a.len();
-    let j = s[i..].find(b).expect("end marker") + i;
-    &s[i..j]
-}
-
 fn query_param(location: &str, key: &str) -> Option<String> {
     let u = url::Url::parse(location).expect("url");
     u.query_pairs()
@@ -437,17 +431,7 @@ async fn authorization_code_flow_with_pkce_login_page_and_sso() {
     let page = s.http.get(&auth).send().await.expect("send");
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["x-frame-options"], "DENY");
-    let csrf_cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("GATEHOUSE_CSRF="))
-        .expect("csrf cookie")
-        .split(';')
-        .next()
-        .expect("kv")
-        .to_owned();
+    let csrf_cookie = set_cookie(&page, "GATEHOUSE_CSRF");
     let html = page.text().await.expect("html");
     assert!(html.contains("name=\"username\"") && html.contains("name=\"password\""));
     let action = between(&html, "action=\"", "\"").replace("&amp;", "&");
@@ -487,17 +471,7 @@ async fn authorization_code_flow_with_pkce_login_page_and_sso() {
         query_param(&loc, "iss"),
         Some(format!("{}/realms/demo", s.base))
     );
-    let sso_cookie = ok
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("GATEHOUSE_IDENTITY="))
-        .expect("sso")
-        .split(';')
-        .next()
-        .expect("kv")
-        .to_owned();
+    let sso_cookie = set_cookie(&ok, "GATEHOUSE_IDENTITY");
     let code = query_param(&loc, "code").expect("code");
     let exchange = |code: String, verifier: String| {
         let s = &s;
@@ -1092,40 +1066,6 @@ async fn forwarded_client_ips_count_only_behind_trusted_proxies() {
     }
 }
 
-/// Logs `alice` in through the login page served for `first` (the
-/// authorization endpoint's answer) and returns the login POST's answer.
-async fn log_in_from_page(
-    s: &crate::support::Server,
-    first: reqwest::Response,
-) -> reqwest::Response {
-    assert_eq!(first.status(), 200);
-    let cookie = first
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("GATEHOUSE_CSRF="))
-        .expect("csrf cookie")
-        .split(';')
-        .next()
-        .expect("kv")
-        .to_owned();
-    let html = first.text().await.expect("html");
-    let action = between(&html, "action=\"", "\"").replace("&amp;", "&");
-    let csrf = between(&html, "name=\"csrf\" value=\"", "\"").to_owned();
-    s.http
-        .post(format!("{}{}", s.base, action))
-        .header("cookie", cookie)
-        .form(&[
-            ("username", "alice"),
-            ("password", "alice-pw"),
-            ("csrf", &csrf),
-        ])
-        .send()
-        .await
-        .expect("send")
-}
-
 #[tokio::test]
 async fn authorization_endpoint_takes_post_response_modes_and_login_hint() {
     let s = start().await;
@@ -1163,7 +1103,7 @@ async fn authorization_endpoint_takes_post_response_modes_and_login_hint() {
         .send()
         .await
         .expect("send");
-    let done = log_in_from_page(&s, first).await;
+    let done = s.log_in_alice(first).await;
     // form_post: a 200 page that POSTs code, state and iss to the redirect URI.
     assert_eq!(done.status(), 200);
     let csp = done.headers()["content-security-policy"]
@@ -1201,7 +1141,7 @@ async fn authorization_endpoint_takes_post_response_modes_and_login_hint() {
         .send()
         .await
         .expect("send");
-    let done = log_in_from_page(&s, first).await;
+    let done = s.log_in_alice(first).await;
     assert_eq!(done.status(), 302);
     let loc = done.headers()["location"].to_str().expect("loc");
     let u = url::Url::parse(loc).expect("url");

@@ -35,12 +35,6 @@ async fn http(
     Ok(out.body(bytes).unwrap_or_default())
 }
 
-fn between<'a>(s: &'a str, a: &str, b: &str) -> &'a str {
-    let i = s.find(a).expect("start marker") + a.len();
-    let j = s[i..].find(b).expect("end marker") + i;
-    &s[i..j]
-}
-
 #[tokio::test]
 async fn openidconnect_relying_party_completes_the_code_flow() {
     let s = start().await;
@@ -65,33 +59,7 @@ async fn openidconnect_relying_party_completes_the_code_flow() {
 
     // The browser part: the login page and its form.
     let page = s.http.get(url.as_str()).send().await.expect("auth");
-    assert_eq!(page.status(), 200);
-    let cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("GATEHOUSE_CSRF="))
-        .expect("csrf cookie")
-        .split(';')
-        .next()
-        .expect("kv")
-        .to_owned();
-    let html = page.text().await.expect("html");
-    let action = between(&html, "action=\"", "\"").replace("&amp;", "&");
-    let form_csrf = between(&html, "name=\"csrf\" value=\"", "\"").to_owned();
-    let done = s
-        .http
-        .post(format!("{}{}", s.base, action))
-        .header("cookie", cookie)
-        .form(&[
-            ("username", "alice"),
-            ("password", "alice-pw"),
-            ("csrf", &form_csrf),
-        ])
-        .send()
-        .await
-        .expect("login");
+    let done = s.log_in_alice(page).await;
     assert_eq!(done.status(), 302);
     let location = url::Url::parse(done.headers()["location"].to_str().expect("loc")).expect("url");
     let param = |k: &str| {

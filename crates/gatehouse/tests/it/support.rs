@@ -224,6 +224,50 @@ impl Server {
 }
 
 /// Decodes a JWT's payload without verifying (the tests verify separately).
+/// The text between markers `a` and `b` in `s`.
+pub fn between<'a>(s: &'a str, a: &str, b: &str) -> &'a str {
+    let i = s.find(a).expect("start marker") + a.len();
+    let j = s[i..].find(b).expect("end marker") + i;
+    &s[i..j]
+}
+
+/// `name=value` of the cookie `name` that `r` sets.
+pub fn set_cookie(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .split(';')
+        .next()
+        .expect("kv")
+        .to_owned()
+}
+
+impl Server {
+    /// Logs `alice` in through the login page `first` (the authorization
+    /// endpoint's answer) and returns the login POST's answer.
+    pub async fn log_in_alice(&self, first: reqwest::Response) -> reqwest::Response {
+        assert_eq!(first.status(), 200);
+        let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
+        let html = first.text().await.expect("html");
+        let action = between(&html, "action=\"", "\"").replace("&amp;", "&");
+        let csrf = between(&html, "name=\"csrf\" value=\"", "\"").to_owned();
+        self.http
+            .post(format!("{}{}", self.base, action))
+            .header("cookie", cookie)
+            .form(&[
+                ("username", "alice"),
+                ("password", "alice-pw"),
+                ("csrf", &csrf),
+            ])
+            .send()
+            .await
+            .expect("send")
+    }
+}
+
 pub fn claims(jwt: &str) -> Value {
     use base64::Engine;
     let p = jwt.split('.').nth(1).expect("payload");
