@@ -1177,3 +1177,81 @@ async fn authorization_endpoint_takes_post_response_modes_and_login_hint() {
     assert_eq!(r.status(), 400);
     assert!(r.headers().get("location").is_none());
 }
+
+#[tokio::test]
+async fn a_reused_code_revokes_the_tokens_it_gave() {
+    let s = start().await;
+    s.demo_realm().await;
+    let first = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/auth",
+            s.base
+        ))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "app"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    let done = s.log_in_alice(first).await;
+    let code =
+        query_param(done.headers()["location"].to_str().expect("loc"), "code").expect("code");
+    let exchange = || {
+        s.http
+            .post(s.token_url("demo"))
+            .basic_auth("app", Some("app-secret"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", "http://127.0.0.1/cb"),
+            ])
+            .send()
+    };
+    let t: Value = exchange().await.expect("send").json().await.expect("json");
+    let at = t["access_token"].as_str().expect("at").to_owned();
+    let rt = t["refresh_token"].as_str().expect("rt").to_owned();
+    let introspect = |token: String| {
+        let s = &s;
+        async move {
+            let v: Value = s
+                .http
+                .post(format!(
+                    "{}/realms/demo/protocol/openid-connect/token/introspect",
+                    s.base
+                ))
+                .basic_auth("app", Some("app-secret"))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("json");
+            v["active"].as_bool()
+        }
+    };
+    assert_eq!(introspect(at.clone()).await, Some(true));
+    // The replay is refused ...
+    let again = exchange().await.expect("send");
+    assert_eq!(again.status(), 400);
+    let e: Value = again.json().await.expect("json");
+    assert_eq!(e["error"], "invalid_grant");
+    // ... and what the first exchange gave is revoked (RFC 6749 §4.1.2).
+    assert_eq!(introspect(at).await, Some(false));
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt.as_str()),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+}

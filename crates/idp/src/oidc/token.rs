@@ -14,6 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::model::{Client, Event, Realm, Session, User};
+use gatehouse_store::CodeRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -412,11 +413,10 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
     let code = form.require("code")?;
     let now = gatehouse_core::time::now();
     let bad = || OAuthError::invalid_grant("Code not valid");
-    let rec = idp
-        .store
-        .take_code(&format!("code:{code}"))
-        .await?
-        .ok_or_else(bad)?;
+    let Some(rec) = idp.store.take_code(&format!("code:{code}")).await? else {
+        code_reused(idp, realm, client, code, now).await?;
+        return Err(bad());
+    };
     if rec.expires < now || rec.realm_id != realm.id {
         return Err(bad());
     }
@@ -468,6 +468,16 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
     ev.user_id = Some(user.id.clone());
     ev.session_id = Some(session.id.clone());
     idp.store.create_session(&session, &[ev]).await?;
+    // Remember which session this code started, so that a replay of the
+    // code can end it (below).
+    idp.store
+        .put_code(&CodeRecord {
+            code: format!("spent:{code}"),
+            realm_id: realm.id.clone(),
+            data: session.id.clone(),
+            expires: rec.expires + SPENT_CODE_MEMORY,
+        })
+        .await?;
     let ring = idp.keyring(realm).await?;
     issue(
         idp,
@@ -484,6 +494,37 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
         },
     )
     .await
+}
+
+/// Seconds past a code's expiry during which a replay of it still ends
+/// the session it started.
+const SPENT_CODE_MEMORY: i64 = 300;
+
+/// RFC 6749 §4.1.2: a code used twice is refused, and the tokens already
+/// issued from it are revoked (the code leaked; Keycloak detaches that
+/// client session too). Ends the session the code started, if it did.
+async fn code_reused(
+    idp: &Idp,
+    realm: &Realm,
+    client: &Client,
+    code: &str,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let Some(spent) = idp.store.take_code(&format!("spent:{code}")).await? else {
+        return Ok(());
+    };
+    if spent.realm_id != realm.id || spent.expires < now {
+        return Ok(());
+    }
+    let mut ev = Event::user(&realm.id, "CODE_TO_TOKEN_ERROR");
+    ev.client_id = Some(client.client_id.clone());
+    ev.session_id = Some(spent.data.clone());
+    ev.error = Some("invalid_code".into());
+    ev.details
+        .insert("reason".into(), "authorization code reused".into());
+    let ids = idp.store.delete_session(&spent.data, &[ev]).await?;
+    idp.sessions_revoked(&ids);
+    Ok(())
 }
 
 #[cfg(test)]
