@@ -218,3 +218,25 @@ test("sessions and events", async () => {
   const adminEvents = await kc.realms.findAdminEvents({ realm: "compat" });
   assert.ok(adminEvents.length > 0);
 });
+
+test("attack detection: a locked user's status, unlock one, unlock all", async () => {
+  kc.setConfig({ realmName: "compat" });
+  await kc.realms.update({ realm: "compat" }, { bruteForceProtected: true, failureFactor: 2, waitIncrementSeconds: 60 });
+  const [dana] = await kc.users.find({ username: "dana", exact: true });
+  const secret = (await kc.clients.getClientSecret({ id: (await kc.clients.find({ clientId: "api" }))[0].id })).value;
+  const login = (password) => fetch(`${baseUrl}/realms/compat/protocol/openid-connect/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "password", client_id: "api", client_secret: secret, username: "dana", password }),
+  });
+  for (let i = 0; i < 2; i++) assert.equal((await login("wrong")).status, 401);
+  const status = await kc.attackDetection.findOne({ id: dana.id });
+  assert.equal(status.disabled, true);
+  assert.ok(status.numFailures >= 2);
+  assert.equal((await login("pw-2")).status, 401, "locked");
+  await kc.attackDetection.del({ id: dana.id });
+  assert.equal((await kc.attackDetection.findOne({ id: dana.id })).numFailures, 0);
+  assert.equal((await login("pw-2")).status, 200);
+  await kc.attackDetection.delAll();
+  await kc.realms.update({ realm: "compat" }, { bruteForceProtected: false });
+});

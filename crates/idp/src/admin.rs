@@ -2,6 +2,7 @@
 //! token from realm `master` whose user holds the realm role `admin`.
 
 pub mod api_keys;
+pub mod attack_detection;
 pub mod client_scopes;
 pub mod clients;
 pub mod events;
@@ -132,6 +133,7 @@ pub fn routes() -> Router<Arc<Idp>> {
     Router::new()
         .merge(realms::routes())
         .merge(api_keys::routes())
+        .merge(attack_detection::routes())
         .merge(clients::routes())
         .merge(client_scopes::routes())
         .merge(users::routes())

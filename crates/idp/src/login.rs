@@ -36,7 +36,7 @@ impl LoginFailure {
 }
 
 /// Seconds the user is still locked out for, 0 when not locked.
-fn locked_for(realm: &Realm, failures: i64, last: i64, now: i64) -> i64 {
+pub fn locked_for(realm: &Realm, failures: i64, last: i64, now: i64) -> i64 {
     if !realm.brute_force_protected || failures < realm.failure_factor || realm.failure_factor <= 0
     {
         return 0;

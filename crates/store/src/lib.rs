@@ -245,6 +245,14 @@ pub trait Store: Send + Sync + 'static {
         ev: &[Event],
     ) -> Result<LoginFailures>;
     async fn clear_login_failures(&self, user_id: &str) -> Result<()>;
+    /// The admin's unlock: clears the failures of one user of the realm, or
+    /// of all its users, with the admin event in the same transaction.
+    async fn reset_login_failures(
+        &self,
+        realm_id: &str,
+        user_id: Option<&str>,
+        ev: &[Event],
+    ) -> Result<()>;
 
     // --- events
     async fn append_events(&self, ev: &[Event]) -> Result<()>;

@@ -1265,6 +1265,27 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn reset_login_failures(
+        &self,
+        realm_id: &str,
+        user_id: Option<&str>,
+        ev: &[Event],
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "DELETE FROM login_failures WHERE user_id IN \
+             (SELECT id FROM users WHERE realm_id = ? AND (? IS NULL OR id = ?))",
+        )
+        .bind(realm_id)
+        .bind(user_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn append_events(&self, ev: &[Event]) -> Result<()> {
         let mut tx = self.begin().await?;
         write_events(&mut tx, ev).await?;

@@ -1255,3 +1255,88 @@ async fn a_reused_code_revokes_the_tokens_it_gave() {
         .expect("send");
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn attack_detection_shows_and_unlocks_a_locked_user() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let r = s
+        .http
+        .put(format!("{}/admin/realms/demo", s.base))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"bruteForceProtected": true, "failureFactor": 2, "waitIncrementSeconds": 60}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    let (_, users) = s
+        .admin_get(&t, "/demo/users?username=alice&exact=true")
+        .await;
+    let id = users[0]["id"].as_str().expect("id").to_owned();
+    let path = format!("/demo/attack-detection/brute-force/users/{id}");
+    let (code, st) = s.admin_get(&t, &path).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (st["numFailures"].as_i64(), st["disabled"].as_bool()),
+        (Some(0), Some(false))
+    );
+    for _ in 0..2 {
+        s.password_grant("demo", "app", Some("app-secret"), "alice", "bad", None)
+            .await;
+    }
+    let login = || s.password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None);
+    assert_eq!(login().await.status(), 401, "locked");
+    let (_, st) = s.admin_get(&t, &path).await;
+    assert_eq!(st["disabled"], true, "{st}");
+    assert!(st["numFailures"].as_i64() >= Some(2), "{st}");
+    assert_eq!(st["lastIPFailure"], "127.0.0.1");
+    assert!(
+        st["lastFailure"].as_i64() > Some(1_700_000_000_000),
+        "milliseconds"
+    );
+    assert!(st["failedLoginNotBefore"].as_i64() > Some(0));
+    // Unknown users read as clean, like Keycloak.
+    let (code, ghost) = s
+        .admin_get(&t, "/demo/attack-detection/brute-force/users/nobody")
+        .await;
+    assert_eq!((code, ghost["numFailures"].as_i64()), (200, Some(0)));
+    // Without an admin token: 401, nothing unlocked.
+    let url = format!("{}/admin/realms{path}", s.base);
+    assert_eq!(
+        s.http.delete(&url).send().await.expect("send").status(),
+        401
+    );
+    assert_eq!(login().await.status(), 401, "still locked");
+    // The admin unlocks: the right password works at once.
+    let r = s
+        .http
+        .delete(&url)
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    assert_eq!(login().await.status(), 200);
+    let (_, st) = s.admin_get(&t, &path).await;
+    assert_eq!(st["numFailures"], 0);
+    // Unlock everyone; both writes are admin events.
+    let r = s
+        .http
+        .delete(format!(
+            "{}/admin/realms/demo/attack-detection/brute-force/users",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    let (_, ev) = s.admin_get(&t, "/demo/admin-events").await;
+    let n = ev
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["resourceType"] == "USER_LOGIN_FAILURE" && e["operationType"] == "DELETE")
+        .count();
+    assert_eq!(n, 2);
+}

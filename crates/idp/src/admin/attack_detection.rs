@@ -1,0 +1,99 @@
+//! `/admin/realms/{realm}/attack-detection/brute-force/users[/{id}]`:
+//! Keycloak's view of brute-force detection, so an administrator can see
+//! why a user cannot log in and unlock them before the wait runs out.
+
+use crate::admin::{event, guard, realm};
+use crate::error::AdminError;
+use crate::state::Idp;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    const B: &str = "/admin/realms/{realm}/attack-detection/brute-force/users";
+    Router::new()
+        .route(B, delete(unlock_all))
+        .route(&format!("{B}/{{id}}"), get(status).delete(unlock))
+}
+
+/// A user's brute-force status, in Keycloak's shape. Like Keycloak, an
+/// unknown user or a realm without brute-force protection reads as
+/// "no failures", not as an error.
+async fn status(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let mut v = json!({
+        "disabled": false, "numFailures": 0, "numSecondaryAuthFailures": 0,
+        "numTemporaryLockouts": 0, "lastFailure": 0, "lastIPFailure": "n/a",
+        "failedLoginNotBefore": 0,
+    });
+    if !realm.brute_force_protected || idp.store.user(&realm.id, &id).await?.is_none() {
+        return Ok(Json(v));
+    }
+    let lf = idp.store.login_failures(&id).await?;
+    if lf.failures == 0 {
+        return Ok(Json(v));
+    }
+    let now = gatehouse_core::time::now();
+    let wait = crate::login::locked_for(&realm, lf.failures, lf.last_failure, now);
+    v["numFailures"] = json!(lf.failures);
+    v["lastFailure"] = json!(lf.last_failure * 1000);
+    v["lastIPFailure"] = json!(lf.last_ip.as_deref().unwrap_or("n/a"));
+    if wait > 0 {
+        v["disabled"] = json!(true);
+        v["failedLoginNotBefore"] = json!(now + wait);
+    }
+    Ok(Json(v))
+}
+
+/// Clears one user's failures: the next login is checked normally.
+async fn unlock(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let ev = event(
+        &realm,
+        &caller,
+        "DELETE",
+        "USER_LOGIN_FAILURE",
+        &format!("attack-detection/brute-force/users/{id}"),
+        None,
+    );
+    idp.store
+        .reset_login_failures(&realm.id, Some(&id), &[ev])
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Clears the failures of every user of the realm.
+async fn unlock_all(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let ev = event(
+        &realm,
+        &caller,
+        "DELETE",
+        "USER_LOGIN_FAILURE",
+        "attack-detection/brute-force/users",
+        None,
+    );
+    idp.store
+        .reset_login_failures(&realm.id, None, &[ev])
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
