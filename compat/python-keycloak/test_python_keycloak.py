@@ -76,6 +76,24 @@ class PythonKeycloak(unittest.TestCase):
         self.assertEqual(decoded["azp"], "py-app")
         self.assertTrue(oidc.token(grant_type="client_credentials")["access_token"])
 
+    def test_2b_brute_force_status_and_unlock(self):
+        a = self.admin
+        a.update_realm("py", {"bruteForceProtected": True, "failureFactor": 2, "waitIncrementSeconds": 60})
+        uid = a.get_user_id("pat")
+        oidc = KeycloakOpenID(server_url=self.base, realm_name="py", client_id="py-app", client_secret_key="py-secret")
+        for _ in range(2):
+            with self.assertRaises(KeycloakError):
+                oidc.token("pat", "wrong")
+        status = a.get_bruteforce_detection_status(uid)
+        self.assertTrue(status["disabled"])
+        with self.assertRaises(KeycloakError):
+            oidc.token("pat", "pat-pw-2")
+        a.clear_bruteforce_attempts_for_user(uid)
+        self.assertEqual(a.get_bruteforce_detection_status(uid)["numFailures"], 0)
+        self.assertIn("access_token", oidc.token("pat", "pat-pw-2"))
+        a.clear_all_bruteforce_attempts()
+        a.update_realm("py", {"bruteForceProtected": False})
+
     def test_3_delete(self):
         a = self.admin
         uid = a.get_user_id("pat")
