@@ -211,12 +211,18 @@ test("sessions and events", async () => {
   const [dana] = await kc.users.find({ username: "dana", exact: true });
   const sessions = await kc.users.listSessions({ id: dana.id });
   assert.equal(sessions.length, 1);
+  const api = (await kc.clients.find({ clientId: "api" }))[0];
+  assert.equal((await kc.clients.listSessions({ id: api.id }))[0].username, "dana");
+  assert.equal((await kc.clients.getSessionCount({ id: api.id })).count, 1);
+  const stats = await kc.realms.getClientSessionStats({ realm: "compat" });
+  assert.equal(stats.find((r) => r.clientId === "api").active, "1");
   await kc.users.logout({ id: dana.id });
   assert.equal((await kc.users.listSessions({ id: dana.id })).length, 0);
   const events = await kc.realms.findEvents({ realm: "compat", type: "LOGIN" });
   assert.ok(events.some((e) => e.userId === dana.id));
   const adminEvents = await kc.realms.findAdminEvents({ realm: "compat" });
   assert.ok(adminEvents.length > 0);
+  await kc.realms.logoutAll({ realm: "compat" });
 });
 
 test("attack detection: a locked user's status, unlock one, unlock all", async () => {

@@ -10,6 +10,7 @@ pub mod groups;
 pub mod mappers;
 pub mod realms;
 pub mod roles;
+pub mod sessions;
 pub mod users;
 
 use crate::error::AdminError;
@@ -137,6 +138,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(clients::routes())
         .merge(client_scopes::routes())
         .merge(users::routes())
+        .merge(sessions::routes())
         .merge(groups::routes())
         .merge(roles::routes())
         .merge(roles::mapping_routes())

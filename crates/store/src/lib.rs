@@ -218,6 +218,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<Vec<String>>;
     async fn user_sessions(&self, user_id: &str) -> Result<Vec<Session>>;
     async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<Vec<String>>;
+    /// Every session of a realm, most recently used first (admin views:
+    /// per-client session lists and counts).
+    async fn realm_sessions(&self, realm_id: &str) -> Result<Vec<Session>>;
+    /// Ends every session of a realm; returns the ids ended.
+    async fn delete_realm_sessions(&self, realm_id: &str, ev: &[Event]) -> Result<Vec<String>>;
     async fn put_code(&self, c: &CodeRecord) -> Result<()>;
     /// Removes and returns the code: a second take of the same code gets None.
     async fn take_code(&self, code: &str) -> Result<Option<CodeRecord>>;

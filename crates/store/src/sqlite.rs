@@ -331,6 +331,19 @@ fn key_from_row(r: &SqliteRow) -> Result<KeyRecord> {
     })
 }
 
+/// Sessions from rows of `data, refresh_token_id, last_access` (the two
+/// columns are kept outside the JSON because they change on every refresh).
+fn sessions_from(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<Session>> {
+    rows.iter()
+        .map(|row| {
+            let mut s: Session = data(row)?;
+            s.refresh_token_id = row.try_get("refresh_token_id")?;
+            s.last_access = row.try_get("last_access")?;
+            Ok(s)
+        })
+        .collect()
+}
+
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn create_realm(
@@ -1052,14 +1065,27 @@ impl Store for SqliteStore {
             .bind(user_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let mut s: Session = data(row)?;
-                s.refresh_token_id = row.try_get("refresh_token_id")?;
-                s.last_access = row.try_get("last_access")?;
-                Ok(s)
-            })
-            .collect()
+        sessions_from(&rows)
+    }
+
+    async fn realm_sessions(&self, realm_id: &str) -> Result<Vec<Session>> {
+        let rows = sqlx::query("SELECT data, refresh_token_id, last_access FROM sessions WHERE realm_id = ? ORDER BY last_access DESC")
+            .bind(realm_id)
+            .fetch_all(&self.pool)
+            .await?;
+        sessions_from(&rows)
+    }
+
+    async fn delete_realm_sessions(&self, realm_id: &str, ev: &[Event]) -> Result<Vec<String>> {
+        let mut tx = self.begin().await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE realm_id = ? RETURNING id")
+                .bind(realm_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<Vec<String>> {

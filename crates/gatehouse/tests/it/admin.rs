@@ -963,3 +963,92 @@ async fn client_scopes_carry_mappers_into_tokens() {
         404
     );
 }
+
+#[tokio::test]
+async fn client_sessions_stats_and_logout_all() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let mut refresh = vec![];
+    for _ in 0..2 {
+        let r = s
+            .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+            .await;
+        let v: Value = r.json().await.expect("json");
+        refresh.push(v["refresh_token"].as_str().expect("rt").to_owned());
+    }
+    let (_, clients) = s.admin_get(&t, "/demo/clients?clientId=app").await;
+    let app = clients[0]["id"].as_str().expect("id").to_owned();
+    let (code, list) = s
+        .admin_get(&t, &format!("/demo/clients/{app}/user-sessions"))
+        .await;
+    assert_eq!(code, 200);
+    let list = list.as_array().expect("list").clone();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["username"], "alice");
+    assert_eq!(
+        list[0]["clients"][&app], "app",
+        "clients maps the client's id to its clientId"
+    );
+    let (_, page) = s
+        .admin_get(
+            &t,
+            &format!("/demo/clients/{app}/user-sessions?first=1&max=5"),
+        )
+        .await;
+    assert_eq!(page.as_array().map(Vec::len), Some(1));
+    let (_, n) = s
+        .admin_get(&t, &format!("/demo/clients/{app}/session-count"))
+        .await;
+    assert_eq!(n["count"], 2);
+    let (_, n) = s
+        .admin_get(&t, &format!("/demo/clients/{app}/offline-session-count"))
+        .await;
+    assert_eq!(n["count"], 0);
+    let (_, stats) = s.admin_get(&t, "/demo/client-session-stats").await;
+    let row = stats
+        .as_array()
+        .expect("stats")
+        .iter()
+        .find(|r| r["clientId"] == "app")
+        .expect("app row")
+        .clone();
+    assert_eq!(
+        (row["id"].as_str(), row["active"].as_str()),
+        (Some(app.as_str()), Some("2"))
+    );
+    let (code, _) = s
+        .admin_get(&t, "/demo/clients/no-such-client/session-count")
+        .await;
+    assert_eq!(code, 404);
+    // Log everyone out: the sessions and their refresh tokens are gone.
+    let r = s
+        .http
+        .post(format!("{}/admin/realms/demo/logout-all", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body, json!({"successRequests": [], "failedRequests": []}));
+    let (_, n) = s
+        .admin_get(&t, &format!("/demo/clients/{app}/session-count"))
+        .await;
+    assert_eq!(n["count"], 0);
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "app"),
+            ("client_secret", "app-secret"),
+            ("refresh_token", refresh[0].as_str()),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    // The admin of another realm's sessions is untouched: master's token works.
+    let (code, _) = s.admin_get(&t, "/demo/client-session-stats").await;
+    assert_eq!(code, 200);
+}

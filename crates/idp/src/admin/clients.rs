@@ -73,7 +73,8 @@ pub async fn ensure_service_account(
     Ok(u)
 }
 
-async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Client, AdminError> {
+/// Loads a client of the realm by its id, or 404 in Keycloak's words.
+pub async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Client, AdminError> {
     idp.store
         .client(&realm.id, id)
         .await?

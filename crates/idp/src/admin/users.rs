@@ -441,11 +441,7 @@ async fn sessions(
         .await?
         .into_iter()
         .filter(|s| !s.offline)
-        .map(|s| {
-            let clients = if s.client_id.is_empty() { json!({}) } else { json!({ s.client_id.clone(): s.client_id }) };
-            json!({"id": s.id, "username": u.username, "userId": u.id, "ipAddress": s.ip.unwrap_or_default(),
-                   "start": s.started * 1000, "lastAccess": s.last_access * 1000, "clients": clients})
-        })
+        .map(|s| super::sessions::repr(&s, &u.username, None))
         .collect();
     Ok(Json(json!(list)))
 }

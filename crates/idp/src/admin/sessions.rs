@@ -1,0 +1,178 @@
+//! Realm-wide session administration at Keycloak's paths:
+//! `POST /admin/realms/{realm}/logout-all`,
+//! `GET /admin/realms/{realm}/client-session-stats`, and per client
+//! `GET .../clients/{id}/user-sessions|session-count|offline-sessions|offline-session-count`.
+//! (A user's own sessions live in `users.rs`.)
+
+use super::{Paging, event, guard, realm};
+use crate::error::AdminError;
+use crate::state::Idp;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gatehouse_core::model::Session;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    const C: &str = "/admin/realms/{realm}/clients/{id}";
+    Router::new()
+        .route("/admin/realms/{realm}/logout-all", post(logout_all))
+        .route("/admin/realms/{realm}/client-session-stats", get(stats))
+        .route(&format!("{C}/user-sessions"), get(online))
+        .route(&format!("{C}/offline-sessions"), get(offline))
+        .route(&format!("{C}/session-count"), get(online_count))
+        .route(&format!("{C}/offline-session-count"), get(offline_count))
+}
+
+/// Keycloak's `UserSessionRepresentation`.
+pub fn repr(s: &Session, username: &str, client_uuid: Option<&str>) -> Value {
+    let clients = match client_uuid {
+        Some(id) if !s.client_id.is_empty() => json!({ id: s.client_id }),
+        _ if !s.client_id.is_empty() => json!({ s.client_id.clone(): s.client_id }),
+        _ => json!({}),
+    };
+    json!({"id": s.id, "username": username, "userId": s.user_id,
+           "ipAddress": s.ip.clone().unwrap_or_default(), "start": s.started * 1000,
+           "lastAccess": s.last_access * 1000, "clients": clients})
+}
+
+/// Ends every session of the realm. Keycloak answers with the outcome of
+/// pushing the logout to clients' admin URLs; Gatehouse pushes to none.
+async fn logout_all(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let ev = event(&realm, &caller, "ACTION", "REALM", "logout-all", None);
+    let ids = idp.store.delete_realm_sessions(&realm.id, &[ev]).await?;
+    idp.sessions_revoked(&ids);
+    Ok(Json(json!({"successRequests": [], "failedRequests": []})))
+}
+
+/// Active and offline session counts per client that has any, with
+/// Keycloak's string-valued counts.
+async fn stats(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for s in idp.store.realm_sessions(&realm.id).await? {
+        if s.client_id.is_empty() {
+            continue;
+        }
+        let c = counts.entry(s.client_id).or_default();
+        if s.offline {
+            c.1 += 1;
+        } else {
+            c.0 += 1;
+        }
+    }
+    let mut out = vec![];
+    for (client_id, (active, offline)) in counts {
+        let Some(c) = idp.store.client_by_client_id(&realm.id, &client_id).await? else {
+            continue;
+        };
+        out.push(json!({"id": c.id, "clientId": client_id,
+                        "active": active.to_string(), "offline": offline.to_string()}));
+    }
+    Ok(Json(json!(out)))
+}
+
+async fn client_sessions(
+    idp: &Idp,
+    r: &str,
+    id: &str,
+    offline: bool,
+) -> Result<(Vec<Session>, String, gatehouse_core::model::Realm), AdminError> {
+    let realm = realm(idp, r).await?;
+    let client = super::clients::load(idp, &realm, id).await?;
+    let list = idp
+        .store
+        .realm_sessions(&realm.id)
+        .await?
+        .into_iter()
+        .filter(|s| s.client_id == client.client_id && s.offline == offline)
+        .collect();
+    Ok((list, client.id, realm))
+}
+
+async fn listed(
+    idp: &Idp,
+    h: &HeaderMap,
+    (r, id): (String, String),
+    paging: Paging,
+    offline: bool,
+) -> Result<Json<Value>, AdminError> {
+    guard(idp, h).await?;
+    let (list, client_uuid, realm) = client_sessions(idp, &r, &id, offline).await?;
+    let first = paging.first.unwrap_or(0).max(0) as usize;
+    let max = paging
+        .max
+        .filter(|m| *m >= 0)
+        .map_or(usize::MAX, |m| m as usize);
+    let mut out = vec![];
+    for s in list.iter().skip(first).take(max) {
+        let username = idp
+            .store
+            .user(&realm.id, &s.user_id)
+            .await?
+            .map(|u| u.username)
+            .unwrap_or_default();
+        out.push(repr(s, &username, Some(&client_uuid)));
+    }
+    Ok(Json(json!(out)))
+}
+
+async fn online(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(p): Path<(String, String)>,
+    Query(paging): Query<Paging>,
+) -> Result<Json<Value>, AdminError> {
+    listed(&idp, &h, p, paging, false).await
+}
+
+async fn offline(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(p): Path<(String, String)>,
+    Query(paging): Query<Paging>,
+) -> Result<Json<Value>, AdminError> {
+    listed(&idp, &h, p, paging, true).await
+}
+
+async fn counted(
+    idp: &Idp,
+    h: &HeaderMap,
+    (r, id): (String, String),
+    offline: bool,
+) -> Result<Json<Value>, AdminError> {
+    guard(idp, h).await?;
+    let (list, _, _) = client_sessions(idp, &r, &id, offline).await?;
+    Ok(Json(json!({"count": list.len()})))
+}
+
+async fn online_count(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(p): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    counted(&idp, &h, p, false).await
+}
+
+async fn offline_count(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(p): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    counted(&idp, &h, p, true).await
+}
