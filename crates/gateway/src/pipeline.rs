@@ -120,14 +120,18 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// `addr`'s IP as text.
     pub ip_text: HeaderValue,
+    /// `https` on a TLS listener, else `http`: the upstream's
+    /// `X-Forwarded-Proto`, so that the links it builds keep the scheme.
+    pub proto: &'static str,
 }
 
 impl Peer {
     /// Describes a freshly accepted connection.
-    pub fn new(addr: SocketAddr) -> Peer {
+    pub fn new(addr: SocketAddr, tls: bool) -> Peer {
         Peer {
             addr,
             ip_text: ip_header(addr.ip()),
+            proto: if tls { "https" } else { "http" },
         }
     }
 }
@@ -581,7 +585,7 @@ fn upstream_headers(
     for (k, v) in &route.add_headers {
         h.insert(k.clone(), v.clone());
     }
-    proxy::forwarded(h, &peer.ip_text, original_host, "http");
+    proxy::forwarded(h, &peer.ip_text, original_host, peer.proto);
     if let Some(v) = rid {
         h.insert(REQUEST_ID, v.clone());
     }

@@ -55,13 +55,14 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
     let timeouts = gw.clone();
+    let tls_on = tls.is_some();
     accept_loop(
         listener,
         tls,
         move || timeouts.snapshot.load().file.gateway.header_read_timeout(),
         move |remote| {
             let gw = gw.clone();
-            let peer = crate::pipeline::Peer::new(remote);
+            let peer = crate::pipeline::Peer::new(remote, tls_on);
             service_fn(move |req| {
                 let gw = gw.clone();
                 // The pipeline's future is ~4 KB; hyper moves the service

@@ -225,6 +225,7 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not() {
         "headers named in Connection are hop-by-hop"
     );
     assert_eq!(h["x-forwarded-for"], "10.9.9.9, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-request-id"], "req-123");
     // Public route with prefix stripping; forged identity headers removed there too.
     let r = s
@@ -1057,6 +1058,21 @@ async fn tls_on_both_listeners_with_h2_by_alpn() {
         r.json::<Value>().await.expect("json")["identity_headers"]["x-gatehouse-username"],
         "admin"
     );
+    // The upstream learns that the client spoke https.
+    let up = upstream().await;
+    s.configure(&format!(
+        "[[routes]]\nname = \"up\"\npath = \"/up\"\nupstream = \"{}\"\npublic = true\n",
+        up.url
+    ))
+    .expect("config");
+    let r = https
+        .get(format!("{}/up", s.gw))
+        .send()
+        .await
+        .expect("https gateway");
+    assert_eq!(r.status(), 200);
+    let seen: Value = r.json().await.expect("json");
+    assert_eq!(seen["headers"]["x-forwarded-proto"], "https");
     // A plain-HTTP client cannot talk to a TLS listener.
     assert!(
         reqwest::get(format!(
