@@ -72,16 +72,12 @@ impl AuditLine {
             total_ms: 0.0,
         }
     }
-}
 
-impl AuditLine {
     /// The client's IP as text.
     pub fn client_ip_text(&self) -> &str {
         self.client_ip_text.to_str().unwrap_or_default()
     }
-}
 
-impl AuditLine {
     /// Appends the line as one JSON object. Written by hand rather than
     /// through serde: most fields are short ASCII that needs no escaping, and
     /// this runs on every request (measured: a third of serde_json's cost).

@@ -175,7 +175,10 @@ async fn request(
 }
 
 /// The upstream's answer as the gateway's, hop-by-hop headers removed.
-fn relay(resp: Response<Incoming>) -> Response<Body> {
+fn relay<B>(resp: Response<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Sync + 'static,
+{
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
@@ -192,14 +195,7 @@ pub async fn send_pooled(
         Err(_) => Err(ProxyError::Timeout),
         Ok(Err(crate::h1pool::PoolError::ConnectTimeout(_))) => Err(ProxyError::Timeout),
         Ok(Err(e)) => Err(ProxyError::Upstream(e.to_string())),
-        Ok(Ok(resp)) => {
-            let (mut parts, body) = resp.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            Ok(Response::from_parts(
-                parts,
-                body.map_err(|e| Box::new(e) as BoxError).boxed(),
-            ))
-        }
+        Ok(Ok(resp)) => Ok(relay(resp)),
     }
 }
 

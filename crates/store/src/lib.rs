@@ -226,6 +226,11 @@ pub trait Store: Send + Sync + 'static {
     async fn put_code(&self, c: &CodeRecord) -> Result<()>;
     /// Removes and returns the code: a second take of the same code gets None.
     async fn take_code(&self, code: &str) -> Result<Option<CodeRecord>>;
+    /// Like [`Store::take_code`], and, when the code was there, stores
+    /// `leave` in its place in the same transaction (a spent code's
+    /// tombstone: one write per exchange, not two).
+    async fn take_code_leaving(&self, code: &str, leave: &CodeRecord)
+    -> Result<Option<CodeRecord>>;
     async fn update_code(&self, c: &CodeRecord) -> Result<()>;
     async fn code(&self, code: &str) -> Result<Option<CodeRecord>>;
 

@@ -331,6 +331,48 @@ fn key_from_row(r: &SqliteRow) -> Result<KeyRecord> {
     })
 }
 
+const TAKE_CODE: &str = "DELETE FROM codes WHERE code = ? RETURNING code, realm_id, data, expires";
+
+fn code_from_row(r: &SqliteRow) -> Result<CodeRecord> {
+    Ok(CodeRecord {
+        code: r.try_get("code")?,
+        realm_id: r.try_get("realm_id")?,
+        data: r.try_get("data")?,
+        expires: r.try_get("expires")?,
+    })
+}
+
+async fn insert_code<'e, E: sqlx::SqliteExecutor<'e>>(e: E, c: &CodeRecord) -> Result<()> {
+    sqlx::query("INSERT INTO codes (code, realm_id, data, expires) VALUES (?,?,?,?)")
+        .bind(&c.code)
+        .bind(&c.realm_id)
+        .bind(&c.data)
+        .bind(c.expires)
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Runs `sql` (a `DELETE FROM sessions ... RETURNING id` with one
+    /// parameter) and the events in one transaction; returns the ids.
+    async fn delete_sessions_where(
+        &self,
+        sql: &'static str,
+        param: &str,
+        ev: &[Event],
+    ) -> Result<Vec<String>> {
+        let mut tx = self.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar(sql)
+            .bind(param)
+            .fetch_all(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+}
+
 /// Sessions from rows of `data, refresh_token_id, last_access` (the two
 /// columns are kept outside the JSON because they change on every refresh).
 fn sessions_from(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<Session>> {
@@ -1077,55 +1119,51 @@ impl Store for SqliteStore {
     }
 
     async fn delete_realm_sessions(&self, realm_id: &str, ev: &[Event]) -> Result<Vec<String>> {
-        let mut tx = self.begin().await?;
-        let ids: Vec<String> =
-            sqlx::query_scalar("DELETE FROM sessions WHERE realm_id = ? RETURNING id")
-                .bind(realm_id)
-                .fetch_all(&mut *tx)
-                .await?;
-        write_events(&mut tx, ev).await?;
-        tx.commit().await?;
-        Ok(ids)
+        self.delete_sessions_where(
+            "DELETE FROM sessions WHERE realm_id = ? RETURNING id",
+            realm_id,
+            ev,
+        )
+        .await
     }
 
     async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<Vec<String>> {
-        let mut tx = self.begin().await?;
-        let ids: Vec<String> =
-            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = ? RETURNING id")
-                .bind(user_id)
-                .fetch_all(&mut *tx)
-                .await?;
-        write_events(&mut tx, ev).await?;
-        tx.commit().await?;
-        Ok(ids)
+        self.delete_sessions_where(
+            "DELETE FROM sessions WHERE user_id = ? RETURNING id",
+            user_id,
+            ev,
+        )
+        .await
     }
 
     async fn put_code(&self, c: &CodeRecord) -> Result<()> {
-        sqlx::query("INSERT INTO codes (code, realm_id, data, expires) VALUES (?,?,?,?)")
-            .bind(&c.code)
-            .bind(&c.realm_id)
-            .bind(&c.data)
-            .bind(c.expires)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        insert_code(&self.pool, c).await
     }
 
     async fn take_code(&self, code: &str) -> Result<Option<CodeRecord>> {
-        let row =
-            sqlx::query("DELETE FROM codes WHERE code = ? RETURNING code, realm_id, data, expires")
-                .bind(code)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|r| {
-            Ok(CodeRecord {
-                code: r.try_get("code")?,
-                realm_id: r.try_get("realm_id")?,
-                data: r.try_get("data")?,
-                expires: r.try_get("expires")?,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(TAKE_CODE)
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(code_from_row).transpose()
+    }
+
+    async fn take_code_leaving(
+        &self,
+        code: &str,
+        leave: &CodeRecord,
+    ) -> Result<Option<CodeRecord>> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(TAKE_CODE)
+            .bind(code)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(taken) = row.as_ref().map(code_from_row).transpose()? else {
+            return Ok(None);
+        };
+        insert_code(&mut *tx, leave).await?;
+        tx.commit().await?;
+        Ok(Some(taken))
     }
 
     async fn update_code(&self, c: &CodeRecord) -> Result<()> {

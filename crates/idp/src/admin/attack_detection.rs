@@ -60,20 +60,7 @@ async fn unlock(
     h: HeaderMap,
     Path((r, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let ev = event(
-        &realm,
-        &caller,
-        "DELETE",
-        "USER_LOGIN_FAILURE",
-        &format!("attack-detection/brute-force/users/{id}"),
-        None,
-    );
-    idp.store
-        .reset_login_failures(&realm.id, Some(&id), &[ev])
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    reset(&idp, &h, &r, Some(&id)).await
 }
 
 /// Clears the failures of every user of the realm.
@@ -82,18 +69,24 @@ async fn unlock_all(
     h: HeaderMap,
     Path(r): Path<String>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    let ev = event(
-        &realm,
-        &caller,
-        "DELETE",
-        "USER_LOGIN_FAILURE",
-        "attack-detection/brute-force/users",
-        None,
-    );
+    reset(&idp, &h, &r, None).await
+}
+
+async fn reset(
+    idp: &Idp,
+    h: &HeaderMap,
+    r: &str,
+    user: Option<&str>,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(idp, h).await?;
+    let realm = realm(idp, r).await?;
+    let path = match user {
+        Some(id) => format!("attack-detection/brute-force/users/{id}"),
+        None => "attack-detection/brute-force/users".to_owned(),
+    };
+    let ev = event(&realm, &caller, "DELETE", "USER_LOGIN_FAILURE", &path, None);
     idp.store
-        .reset_login_failures(&realm.id, None, &[ev])
+        .reset_login_failures(&realm.id, user, &[ev])
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

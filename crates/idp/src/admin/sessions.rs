@@ -22,10 +22,10 @@ pub fn routes() -> Router<Arc<Idp>> {
     Router::new()
         .route("/admin/realms/{realm}/logout-all", post(logout_all))
         .route("/admin/realms/{realm}/client-session-stats", get(stats))
-        .route(&format!("{C}/user-sessions"), get(online))
-        .route(&format!("{C}/offline-sessions"), get(offline))
-        .route(&format!("{C}/session-count"), get(online_count))
-        .route(&format!("{C}/offline-session-count"), get(offline_count))
+        .route(&format!("{C}/user-sessions"), get(listed::<false>))
+        .route(&format!("{C}/offline-sessions"), get(listed::<true>))
+        .route(&format!("{C}/session-count"), get(counted::<false>))
+        .route(&format!("{C}/offline-session-count"), get(counted::<true>))
 }
 
 /// Keycloak's `UserSessionRepresentation`.
@@ -78,7 +78,7 @@ async fn stats(
     }
     let mut out = vec![];
     for (client_id, (active, offline)) in counts {
-        let Some(c) = idp.store.client_by_client_id(&realm.id, &client_id).await? else {
+        let Some(c) = idp.client(&realm, &client_id).await? else {
             continue;
         };
         out.push(json!({"id": c.id, "clientId": client_id,
@@ -87,33 +87,32 @@ async fn stats(
     Ok(Json(json!(out)))
 }
 
-async fn client_sessions(
+/// The client's sessions of the kind asked for (`OFFLINE` or online).
+async fn client_sessions<const OFFLINE: bool>(
     idp: &Idp,
-    r: &str,
-    id: &str,
-    offline: bool,
+    h: &HeaderMap,
+    (r, id): (String, String),
 ) -> Result<(Vec<Session>, String, gatehouse_core::model::Realm), AdminError> {
-    let realm = realm(idp, r).await?;
-    let client = super::clients::load(idp, &realm, id).await?;
+    guard(idp, h).await?;
+    let realm = realm(idp, &r).await?;
+    let client = super::clients::load(idp, &realm, &id).await?;
     let list = idp
         .store
         .realm_sessions(&realm.id)
         .await?
         .into_iter()
-        .filter(|s| s.client_id == client.client_id && s.offline == offline)
+        .filter(|s| s.client_id == client.client_id && s.offline == OFFLINE)
         .collect();
     Ok((list, client.id, realm))
 }
 
-async fn listed(
-    idp: &Idp,
-    h: &HeaderMap,
-    (r, id): (String, String),
-    paging: Paging,
-    offline: bool,
+async fn listed<const OFFLINE: bool>(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(p): Path<(String, String)>,
+    Query(paging): Query<Paging>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(idp, h).await?;
-    let (list, client_uuid, realm) = client_sessions(idp, &r, &id, offline).await?;
+    let (list, client_uuid, realm) = client_sessions::<OFFLINE>(&idp, &h, p).await?;
     let first = paging.first.unwrap_or(0).max(0) as usize;
     let max = paging
         .max
@@ -122,57 +121,20 @@ async fn listed(
     let mut out = vec![];
     for s in list.iter().skip(first).take(max) {
         let username = idp
-            .store
-            .user(&realm.id, &s.user_id)
+            .user(&realm, &s.user_id)
             .await?
-            .map(|u| u.username)
+            .map(|u| u.username.clone())
             .unwrap_or_default();
         out.push(repr(s, &username, Some(&client_uuid)));
     }
     Ok(Json(json!(out)))
 }
 
-async fn online(
+async fn counted<const OFFLINE: bool>(
     State(idp): State<Arc<Idp>>,
     h: HeaderMap,
     Path(p): Path<(String, String)>,
-    Query(paging): Query<Paging>,
 ) -> Result<Json<Value>, AdminError> {
-    listed(&idp, &h, p, paging, false).await
-}
-
-async fn offline(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(p): Path<(String, String)>,
-    Query(paging): Query<Paging>,
-) -> Result<Json<Value>, AdminError> {
-    listed(&idp, &h, p, paging, true).await
-}
-
-async fn counted(
-    idp: &Idp,
-    h: &HeaderMap,
-    (r, id): (String, String),
-    offline: bool,
-) -> Result<Json<Value>, AdminError> {
-    guard(idp, h).await?;
-    let (list, _, _) = client_sessions(idp, &r, &id, offline).await?;
+    let (list, _, _) = client_sessions::<OFFLINE>(&idp, &h, p).await?;
     Ok(Json(json!({"count": list.len()})))
-}
-
-async fn online_count(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(p): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    counted(&idp, &h, p, false).await
-}
-
-async fn offline_count(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(p): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    counted(&idp, &h, p, true).await
 }

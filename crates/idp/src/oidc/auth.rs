@@ -26,7 +26,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// Seconds an authorization code lives (Keycloak's default: 60).
-const CODE_LIFESPAN: i64 = 60;
+pub const CODE_LIFESPAN: i64 = 60;
 /// Seconds a login page stays usable.
 const LOGIN_LIFESPAN: i64 = 1800;
 const SSO_COOKIE: &str = "GATEHOUSE_IDENTITY";
@@ -183,14 +183,18 @@ fn form_post(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
     );
     let mut r = page(StatusCode::OK, "Submit This Form", &body);
     // The page's CSP forbids scripts; this one script is allowed by hash.
-    let hash = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        gatehouse_core::id::sha256(FORM_POST_SCRIPT.as_bytes()),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'"
-    )) {
-        r.headers_mut().insert("content-security-policy", v);
+    static CSP: std::sync::LazyLock<Option<HeaderValue>> = std::sync::LazyLock::new(|| {
+        let hash = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            gatehouse_core::id::sha256(FORM_POST_SCRIPT.as_bytes()),
+        );
+        HeaderValue::from_str(&format!(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'"
+        ))
+        .ok()
+    });
+    if let Some(v) = CSP.as_ref() {
+        r.headers_mut().insert("content-security-policy", v.clone());
     }
     r
 }
@@ -458,9 +462,10 @@ async fn authorize(
         Ok(s) => s,
         Err(e) => return Ok(fail(e.error, &e.description)),
     };
-    let prompt = q.get("prompt").unwrap_or("");
+    let prompt: Vec<&str> = q.get("prompt").unwrap_or("").split_whitespace().collect();
+    let prompt_none = prompt.contains(&"none");
     // OIDC Core §3.1.2.1: `none` with any other value is an error.
-    if prompt.split(' ').any(|p| p == "none") && prompt.split(' ').count() > 1 {
+    if prompt_none && prompt.len() > 1 {
         return Ok(fail("invalid_request", "Invalid parameter: prompt"));
     }
     let max_age: Option<i64> = match q.get("max_age").map(str::parse) {
@@ -479,8 +484,9 @@ async fn authorize(
         response_mode,
     };
     let now = gatehouse_core::time::now();
-    let force_login = prompt.split(' ').any(|p| p == "login");
-    if !force_login && let Some(s) = sso_session(idp, &realm, headers).await? {
+    if !prompt.contains(&"login")
+        && let Some(s) = sso_session(idp, &realm, headers).await?
+    {
         let fresh = max_age.is_none_or(|m| now - s.auth_time <= m);
         if fresh
             && idp
@@ -493,7 +499,7 @@ async fn authorize(
             return issue_code(idp, &realm, &req, &s).await;
         }
     }
-    if prompt == "none" {
+    if prompt_none {
         return Ok(fail("login_required", "User must log in"));
     }
     let req_id = gatehouse_core::id::token();

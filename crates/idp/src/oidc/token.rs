@@ -413,7 +413,20 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
     let code = form.require("code")?;
     let now = gatehouse_core::time::now();
     let bad = || OAuthError::invalid_grant("Code not valid");
-    let Some(rec) = idp.store.take_code(&format!("code:{code}")).await? else {
+    // The code is spent and, in the same write, leaves a tombstone naming
+    // the session this exchange will start, so that a replay can end it.
+    let session_id = gatehouse_core::id::uuid();
+    let tombstone = CodeRecord {
+        code: format!("spent:{code}"),
+        realm_id: realm.id.clone(),
+        data: session_id.clone(),
+        expires: now + CODE_LIFESPAN_BOUND + SPENT_CODE_MEMORY,
+    };
+    let Some(rec) = idp
+        .store
+        .take_code_leaving(&format!("code:{code}"), &tombstone)
+        .await?
+    else {
         code_reused(idp, realm, client, code, now).await?;
         return Err(bad());
     };
@@ -462,22 +475,13 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
     // gets its own client session (its own refresh-token rotation), linked
     // to the SSO session so that ending that one ends this one.
     let mut session = new_session(realm, client, &user, &data.scope, sso.auth_time);
+    session.id = session_id;
     session.sso_session_id = Some(sso.id.clone());
     let mut ev = Event::user(&realm.id, "CODE_TO_TOKEN");
     ev.client_id = Some(client.client_id.clone());
     ev.user_id = Some(user.id.clone());
     ev.session_id = Some(session.id.clone());
     idp.store.create_session(&session, &[ev]).await?;
-    // Remember which session this code started, so that a replay of the
-    // code can end it (below).
-    idp.store
-        .put_code(&CodeRecord {
-            code: format!("spent:{code}"),
-            realm_id: realm.id.clone(),
-            data: session.id.clone(),
-            expires: rec.expires + SPENT_CODE_MEMORY,
-        })
-        .await?;
     let ring = idp.keyring(realm).await?;
     issue(
         idp,
@@ -499,6 +503,9 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
 /// Seconds past a code's expiry during which a replay of it still ends
 /// the session it started.
 const SPENT_CODE_MEMORY: i64 = 300;
+/// The longest a code lives (the authorization endpoint's lifespan): the
+/// tombstone outlives any code it can stand for.
+const CODE_LIFESPAN_BOUND: i64 = crate::oidc::auth::CODE_LIFESPAN;
 
 /// RFC 6749 §4.1.2: a code used twice is refused, and the tokens already
 /// issued from it are revoked (the code leaked; Keycloak detaches that

@@ -113,6 +113,28 @@ async fn codes_are_single_use_and_refresh_rotation_is_compare_and_set() {
     s.put_code(&c).await.expect("put");
     assert!(s.take_code("c1").await.expect("take").is_some());
     assert!(s.take_code("c1").await.expect("take").is_none());
+    // Taking a code can leave a tombstone in the same write; a missing
+    // code leaves none.
+    s.put_code(&c).await.expect("put");
+    let stone = CodeRecord {
+        code: "spent:c1".into(),
+        data: "session-1".into(),
+        ..c.clone()
+    };
+    let taken = s.take_code_leaving("c1", &stone).await.expect("take");
+    assert_eq!(taken.map(|t| t.data).as_deref(), Some("{}"));
+    assert!(
+        s.take_code_leaving("c1", &stone)
+            .await
+            .expect("take")
+            .is_none()
+    );
+    let left = s
+        .take_code("spent:c1")
+        .await
+        .expect("take")
+        .expect("tombstone");
+    assert_eq!(left.data, "session-1");
 
     let user = User::new(&realm.id, "bob");
     s.create_user(&user, None, &[]).await.expect("user");
