@@ -19,6 +19,7 @@ pub mod identity;
 pub mod identity_headers;
 pub mod metadata;
 pub mod metrics;
+pub mod path;
 pub mod pipeline;
 pub mod proxy;
 pub mod quota;

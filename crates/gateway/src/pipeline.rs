@@ -186,11 +186,26 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Peer) -> Res
 async fn run(
     gw: &Gateway,
     snap: &crate::config::Snapshot,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: &Peer,
     rid: Option<&HeaderValue>,
     line: &mut AuditLine,
 ) -> Response<Body> {
+    match crate::path::normalize(req.uri().path()) {
+        Ok(None) => {}
+        Ok(Some(normal)) => {
+            if with_path(req.uri_mut(), &normal).is_err() {
+                line.decision = "error";
+                line.reason = Some("unmappable path".into());
+                return json(StatusCode::BAD_REQUEST, "{\"message\":\"Bad Request\"}");
+            }
+        }
+        Err(why) => {
+            line.decision = "error";
+            line.reason = Some(why.reason().into());
+            return json(StatusCode::BAD_REQUEST, "{\"message\":\"Bad Request\"}");
+        }
+    }
     let path = req.uri().path();
     if let Some(rest) = path.strip_prefix(metadata::PATH) {
         line.decision = "public";
@@ -239,6 +254,19 @@ async fn run(
     let mut resp = run_route(gw, route, req, peer, rid, line).await;
     resp.headers_mut().extend(allow);
     resp
+}
+
+/// Replaces `uri`'s path, keeping its query (and scheme and authority in
+/// absolute form).
+fn with_path(uri: &mut http::Uri, path: &str) -> Result<(), http::Error> {
+    let pq = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    let mut parts = std::mem::take(uri).into_parts();
+    parts.path_and_query = Some(pq.parse()?);
+    *uri = http::Uri::from_parts(parts)?;
+    Ok(())
 }
 
 fn rate_headers(h: &mut http::HeaderMap, p: &Policy, d: &Decision) {

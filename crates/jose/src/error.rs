@@ -28,6 +28,10 @@ pub enum Error {
     Audience,
     #[error("algorithm not allowed")]
     Algorithm,
+    /// A `crit` header (RFC 7515 §4.1.11): it names extensions the
+    /// signature's meaning depends on, and Gatehouse understands none.
+    #[error("critical header extension not understood")]
+    Critical,
     #[error("invalid token: {0}")]
     Invalid(String),
 }

@@ -6,7 +6,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
-/// Signs `claims` as a compact JWS with `typ` in the header (`JWT`, or
 /// A compact JWS: `header.payload` encoded once, then `sign` over it.
 fn compact<T: Serialize>(
     alg: &str,
@@ -56,6 +55,9 @@ pub fn verify_hs512(secret: &[u8], token: &str) -> Result<serde_json::Value> {
             .map_err(|_| Error::Malformed)?;
     if header.get("alg").and_then(|a| a.as_str()) != Some("HS512") {
         return Err(Error::Algorithm);
+    }
+    if header.get("crit").is_some() {
+        return Err(Error::Critical);
     }
     let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| Error::Malformed)?;
     let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA512, secret);

@@ -129,6 +129,9 @@ impl KeySet {
     /// Verifies `token` and returns its claims.
     pub fn verify(&self, token: &str, rules: &Rules) -> Result<serde_json::Value> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| Error::Malformed)?;
+        if header.crit.is_some() {
+            return Err(Error::Critical);
+        }
         if !rules.algorithms.contains(&header.alg) {
             return Err(Error::Algorithm);
         }

@@ -90,6 +90,16 @@ async fn every_bad_token_is_401_and_never_forwarded() {
         parts[2]
     );
     let stripped = format!("{}.{}.", parts[0], parts[1]);
+    let crit_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD
+            .encode(json!({"alg": "RS256", "kid": kid, "crit": ["b64"], "b64": false}).to_string()),
+        parts[1]
+    );
+    let crit = format!(
+        "{crit_input}.{}",
+        URL_SAFE_NO_PAD.encode(iss.key.sign_raw(crit_input.as_bytes()).expect("sign"))
+    );
     let bad_b64 = "eyJ!!!.@@@.###".to_owned();
     let huge = format!("{}.{}.{}", parts[0], "A".repeat(100 * 1024), parts[2]);
     let cases = [
@@ -102,6 +112,7 @@ async fn every_bad_token_is_401_and_never_forwarded() {
         ("wrong audience", wrong_aud),
         ("tampered payload", tampered),
         ("stripped signature", stripped),
+        ("unknown critical header", crit),
         ("malformed base64", bad_b64),
         ("100 KB token", huge),
     ];
@@ -173,6 +184,7 @@ async fn every_bad_token_is_401_and_never_forwarded() {
         "wrong audience",
         "bad signature",
         "malformed token",
+        "critical header not understood",
         "no credentials",
     ] {
         assert!(
@@ -182,6 +194,59 @@ async fn every_bad_token_is_401_and_never_forwarded() {
     }
     let all = serde_json::to_string(&audit).expect("json");
     assert!(!all.contains(&good), "the audit log never holds a token");
+}
+
+/// `/status` is public and `/orders` is not: no spelling of a path may
+/// route through the first into the second (the upstream resolves dot
+/// segments and merges slashes; the gateway must route on what it serves).
+#[tokio::test]
+async fn dot_segments_and_encodings_cannot_route_around_authorization() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    s.configure(&foreign_config(&s, &iss.url, &up.url))
+        .expect("config");
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    for p in [
+        "/status/../orders/1",
+        "/status/%2e%2e/orders/1",
+        "/status/.%2E/orders/1",
+        "/status/./../orders/1",
+        "//orders/1",
+        "/status/x/../../orders",
+        "/%6Frders/1",
+    ] {
+        let r = raw(&addr, get(p).as_bytes()).await;
+        assert!(r.starts_with("HTTP/1.1 401"), "{p}: {r}");
+    }
+    for p in [
+        "/status/..%2Forders/1",
+        "/status/..%2forders/1",
+        "/status/..%5Corders/1",
+        "/status/..;/orders/1",
+        "/status/%zz",
+        "/status/a%00",
+        "/status\\..\\orders",
+    ] {
+        let r = raw(&addr, get(p).as_bytes()).await;
+        assert!(r.starts_with("HTTP/1.1 400"), "{p}: {r}");
+    }
+    assert_eq!(up.hits(), 0, "nothing reached the upstream");
+    // A public path reaches the upstream in its normal form, query intact.
+    let r = raw(&addr, get("/status/a/./b/../c%7E?q=%2e%2e/x").as_bytes()).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.contains(r#""path":"/a/c~""#), "{r}");
+    assert!(r.contains(r#""query":"q=%2e%2e/x""#), "{r}");
+    let audit = s.audit().await;
+    let reasons: Vec<&str> = audit.iter().filter_map(|l| l["reason"].as_str()).collect();
+    for expected in [
+        "path: encoded slash or backslash",
+        "path: dot segment with parameters",
+        "path: malformed percent-encoding",
+    ] {
+        assert!(reasons.contains(&expected), "{expected}: {reasons:?}");
+    }
 }
 
 #[tokio::test]

@@ -1166,6 +1166,26 @@ async fn authorization_endpoint_takes_post_response_modes_and_login_hint() {
             "{k}={v}"
         );
     }
+    // Request objects: each parameter has its own error (OIDC Core §3.1.2.6).
+    for (k, v, want) in [
+        (
+            "request",
+            "eyJhbGciOiJub25lIn0.e30.",
+            "request_not_supported",
+        ),
+        (
+            "request_uri",
+            "https://rp.example/r",
+            "request_uri_not_supported",
+        ),
+    ] {
+        let mut p = params("query");
+        p.push((k, v));
+        let r = s.http.get(&base).query(&p).send().await.expect("send");
+        assert_eq!(r.status(), 302, "{k}");
+        let loc = r.headers()["location"].to_str().expect("loc");
+        assert_eq!(query_param(loc, "error").as_deref(), Some(want), "{k}");
+    }
     // A POST that is not a form is an error page, never a redirect.
     let r = s
         .http

@@ -288,6 +288,7 @@ fn reason(e: &gatehouse_jose::Error) -> &'static str {
         E::Issuer => "wrong issuer",
         E::Audience => "wrong audience",
         E::Algorithm => "algorithm not allowed",
+        E::Critical => "critical header not understood",
         _ => "invalid token",
     }
 }

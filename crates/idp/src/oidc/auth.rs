@@ -435,7 +435,14 @@ async fn authorize(
             "Client is not allowed to initiate browser login",
         ));
     }
-    if q.get("request").is_some() || q.get("request_uri").is_some() {
+    // OIDC Core §3.1.2.6: each parameter has its own error code.
+    if q.get("request_uri").is_some() {
+        return Ok(fail(
+            "request_uri_not_supported",
+            "Request objects by reference are not supported",
+        ));
+    }
+    if q.get("request").is_some() {
         return Ok(fail(
             "request_not_supported",
             "Request objects are not supported",

@@ -96,6 +96,39 @@ fn negative_matrix() {
     assert!(ks.verify(&noexp, &r).is_err());
 }
 
+/// A validly signed token whose header carries `crit` (RFC 7515 §4.1.11)
+/// is refused: the extensions it names change what the signature means.
+#[test]
+fn critical_header_extensions_are_refused() {
+    let (k, ks) = setup(Alg::RS256);
+    let r = Rules::for_issuer("i");
+    let claims = json!({"iss": "i", "exp": now() + 60});
+    for crit in [json!(["b64"]), json!(["exp"]), json!([])] {
+        let h = json!({"alg": "RS256", "kid": k.kid(), "crit": crit, "b64": true});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(h.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let sig = k.sign_raw(input.as_bytes()).expect("sign");
+        let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
+        assert!(matches!(ks.verify(&t, &r), Err(Error::Critical)), "{crit}");
+    }
+    let h = json!({"alg": "HS512", "kid": "k", "crit": ["x"], "x": 1});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(h.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA512, b"secret");
+    let sig = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+    let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()));
+    assert!(matches!(
+        crate::sign::verify_hs512(b"secret", &t),
+        Err(Error::Critical)
+    ));
+}
+
 #[test]
 fn symmetric_algorithms_cannot_be_configured() {
     assert!(parse_alg("HS256").is_err());
