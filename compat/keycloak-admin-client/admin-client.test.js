@@ -246,3 +246,34 @@ test("attack detection: a locked user's status, unlock one, unlock all", async (
   await kc.attackDetection.delAll();
   await kc.realms.update({ realm: "compat" }, { bruteForceProtected: false });
 });
+
+test("server info, default groups, events config, effective and available role mappings", async () => {
+  const info = await kc.serverInfo.find();
+  assert.equal(info.systemInfo.version, "26.0.0");
+  kc.setConfig({ realmName: "compat" });
+  const { id: ops } = await kc.groups.create({ name: "ops" });
+  await kc.realms.addDefaultGroup({ realm: "compat", id: ops });
+  assert.deepEqual((await kc.realms.getDefaultGroups({ realm: "compat" })).map((g) => g.path), ["/ops"]);
+  const { id: fresh } = await kc.users.create({ username: "fresh", enabled: true });
+  assert.deepEqual((await kc.users.listGroups({ id: fresh })).map((g) => g.name), ["ops"]);
+  await kc.realms.removeDefaultGroup({ realm: "compat", id: ops });
+  assert.equal((await kc.realms.getDefaultGroups({ realm: "compat" })).length, 0);
+
+  await kc.realms.updateConfigEvents({ realm: "compat" }, { eventsEnabled: true, enabledEventTypes: ["LOGIN"], adminEventsEnabled: true });
+  const cfg = await kc.realms.getConfigEvents({ realm: "compat" });
+  assert.equal(cfg.eventsEnabled, true);
+  assert.deepEqual(cfg.enabledEventTypes, ["LOGIN"]);
+
+  await kc.roles.create({ name: "pager" });
+  const pager = await kc.roles.findOneByName({ name: "pager" });
+  await kc.groups.addRealmRoleMappings({ id: ops, roles: [{ id: pager.id, name: "pager" }] });
+  assert.ok((await kc.groups.listCompositeRealmRoleMappings({ id: ops })).some((r) => r.name === "pager"));
+  assert.ok((await kc.users.listCompositeRealmRoleMappings({ id: fresh })).some((r) => r.name === "pager"));
+  assert.ok(!(await kc.users.listAvailableRealmRoleMappings({ id: fresh })).some((r) => r.name === "pager"));
+  const api = (await kc.clients.find({ clientId: "api" }))[0];
+  const clientRoles = (await kc.clients.listRoles({ id: api.id })).map((r) => r.name).sort();
+  const available = (await kc.users.listAvailableClientRoleMappings({ id: fresh, clientUniqueId: api.id })).map((r) => r.name).sort();
+  assert.deepEqual(available, clientRoles);
+  assert.deepEqual(await kc.users.listCompositeClientRoleMappings({ id: fresh, clientUniqueId: api.id }), []);
+  await kc.users.del({ id: fresh });
+});

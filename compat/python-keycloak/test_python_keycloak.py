@@ -60,6 +60,13 @@ class PythonKeycloak(unittest.TestCase):
         a.assign_client_role(uid, cid, [a.get_client_role(cid, "viewer")])
         self.assertEqual([r["name"] for r in a.get_client_roles_of_user(uid, cid)], ["viewer"])
         a.set_user_password(uid, "pat-pw-2", temporary=False)
+        # Lookups scripts make first: server version, a group by its path,
+        # what a user has through composites and what is left to grant.
+        self.assertEqual(a.get_server_info()["systemInfo"]["version"], "26.0.0")
+        self.assertEqual(a.get_group_by_path("/ops")["id"], gid)
+        self.assertIn("operator", [r["name"] for r in a.get_composite_realm_roles_of_user(uid)])
+        self.assertNotIn("operator", [r["name"] for r in a.get_available_realm_roles_of_user(uid)])
+        self.assertEqual(a.get_available_client_roles_of_user(uid, cid), [])
 
     def test_2_tokens_introspection_userinfo_logout(self):
         oidc = KeycloakOpenID(server_url=self.base, realm_name="py", client_id="py-app", client_secret_key="py-secret")

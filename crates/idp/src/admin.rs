@@ -10,6 +10,7 @@ pub mod groups;
 pub mod mappers;
 pub mod realms;
 pub mod roles;
+pub mod server_info;
 pub mod sessions;
 pub mod users;
 
@@ -143,4 +144,5 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(roles::routes())
         .merge(roles::mapping_routes())
         .merge(events::routes())
+        .merge(server_info::routes())
 }

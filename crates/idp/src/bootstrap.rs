@@ -145,7 +145,7 @@ pub async fn ensure_master(
         }
         None => {
             let rep = json!({"username": username, "enabled": true, "credentials": [{"type": "password", "value": pw}]});
-            crate::admin::users::create_user(idp, &master, &rep, vec![]).await?
+            crate::admin::users::create_user(idp, &master, &rep, vec![], true).await?
         }
     };
     idp.store

@@ -165,7 +165,6 @@ pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Admin
     crate::bootstrap::realm_defaults(idp, realm).await?;
     let groups: Vec<Value> = arr(rep, "groups").cloned().collect();
     import_groups(idp, realm, None, &groups).await?;
-    let all_groups = idp.store.groups(&realm.id).await?;
     for u in arr(rep, "users") {
         let user = match u.get("serviceAccountClientId").and_then(Value::as_str) {
             Some(cid) => {
@@ -181,25 +180,26 @@ pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Admin
                 {
                     idp.store.delete_user(&realm.id, &existing.id, &[]).await?;
                 }
-                let mut user = crate::admin::users::create_user(idp, realm, u, vec![]).await?;
+                let mut user =
+                    crate::admin::users::create_user(idp, realm, u, vec![], false).await?;
                 user.service_account_client_id = Some(client.id.clone());
                 idp.store.update_user(&user, &[]).await?;
                 user
             }
-            None => crate::admin::users::create_user(idp, realm, u, vec![]).await?,
+            None => crate::admin::users::create_user(idp, realm, u, vec![], false).await?,
         };
-        let ids = mapped_role_ids(idp, realm, u).await?;
+        // The user's own mappings, and the realm's default role even where
+        // a hand-written realm file leaves it out (its groups came with
+        // `create_user`; default groups are not applied to an import).
+        let mut ids = mapped_role_ids(idp, realm, u).await?;
+        ids.extend(
+            crate::admin::users::default_memberships(idp, realm)
+                .await?
+                .roles,
+        );
         idp.store
             .grant_roles(Holder::User(&user.id), &ids, &[])
             .await?;
-        for gp in arr(u, "groups").filter_map(Value::as_str) {
-            if let Some(g) = all_groups
-                .iter()
-                .find(|g| crate::repr::group_path(&all_groups, &g.id) == gp)
-            {
-                idp.store.join_group(&user.id, &g.id, &[]).await?;
-            }
-        }
     }
     Ok(())
 }

@@ -105,6 +105,21 @@ pub fn realm(r: &Realm) -> Value {
     Value::Object(o)
 }
 
+/// The realm's default groups (`defaultGroups`, paths), kept with the
+/// representation's other fields.
+pub fn default_group_paths(r: &Realm) -> Vec<String> {
+    r.extra
+        .get("defaultGroups")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Applies a (partial) RealmRepresentation.
 pub fn apply_realm(r: &mut Realm, v: &Value) -> Result<(), String> {
     if let Some(n) = s(v, "realm") {

@@ -116,10 +116,13 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_client_scope(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
 
     // --- users and credentials
+    /// Creates the user with its password, group memberships and role
+    /// grants in one transaction, so a failure leaves no half-made user.
     async fn create_user(
         &self,
         user: &User,
         password: Option<&Credential>,
+        links: &Memberships,
         ev: &[Event],
     ) -> Result<()>;
     async fn user(&self, realm_id: &str, id: &str) -> Result<Option<User>>;
@@ -277,6 +280,14 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes expired codes, sessions past their max lifetime, revocation
     /// entries past their token's expiry. Called on a timer.
     async fn purge_expired(&self, now: i64) -> Result<u64>;
+}
+
+/// What a new user belongs to from its first moment: group ids and
+/// (realm or client) role ids.
+#[derive(Debug, Clone, Default)]
+pub struct Memberships {
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
 }
 
 /// Who a role mapping belongs to.

@@ -2,7 +2,8 @@
 //! time (SQLite's own rule) with readers in parallel.
 
 use crate::{
-    CodeRecord, Error, EventQuery, Holder, KeyRecord, LoginFailures, Result, Store, UserQuery,
+    CodeRecord, Error, EventQuery, Holder, KeyRecord, LoginFailures, Memberships, Result, Store,
+    UserQuery,
 };
 use gatehouse_core::model::{
     ApiKey, Client, ClientScope, Credential, Event, Group, Realm, Role, Session, User,
@@ -562,6 +563,7 @@ impl Store for SqliteStore {
         &self,
         u: &User,
         password: Option<&Credential>,
+        links: &Memberships,
         ev: &[Event],
     ) -> Result<()> {
         let mut tx = self.begin().await?;
@@ -572,6 +574,20 @@ impl Store for SqliteStore {
                 .bind(&u.id)
                 .bind(&c.kind)
                 .bind(j(c)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for g in &links.groups {
+            sqlx::query("INSERT OR IGNORE INTO user_groups (user_id, group_id) VALUES (?,?)")
+                .bind(&u.id)
+                .bind(g)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for r in &links.roles {
+            sqlx::query("INSERT OR IGNORE INTO user_roles (user_id, role_id) VALUES (?,?)")
+                .bind(&u.id)
+                .bind(r)
                 .execute(&mut *tx)
                 .await?;
         }

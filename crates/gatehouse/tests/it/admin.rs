@@ -1052,3 +1052,214 @@ async fn client_sessions_stats_and_logout_all() {
     let (code, _) = s.admin_get(&t, "/demo/client-session-stats").await;
     assert_eq!(code, 200);
 }
+
+/// Default groups, group-by-path, effective and available role mappings,
+/// server info and the events config, as Keycloak's admin clients and
+/// Terraform's provider use them; a user whose group does not exist is
+/// refused whole.
+#[tokio::test]
+async fn default_groups_paths_available_roles_serverinfo_and_events_config() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let put = |path: String| {
+        s.http
+            .put(format!("{}/admin/realms{path}", s.base))
+            .bearer_auth(&t)
+    };
+    // A subgroup by path, then made a default group.
+    let (_, sales) = s.admin_get(&t, "/demo/group-by-path/sales").await;
+    let sales_id = sales["id"].as_str().expect("id").to_owned();
+    assert_eq!(sales["path"], "/sales");
+    let (code, _) = s
+        .admin_post(
+            &t,
+            &format!("/demo/groups/{sales_id}/children"),
+            &json!({"name": "emea"}),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let (code, emea) = s.admin_get(&t, "/demo/group-by-path/sales/emea").await;
+    assert_eq!(code, 200);
+    assert_eq!(emea["path"], "/sales/emea");
+    let emea_id = emea["id"].as_str().expect("id").to_owned();
+    assert_eq!(s.admin_get(&t, "/demo/group-by-path/nope").await.0, 404);
+    let r = put(format!("/demo/default-groups/{emea_id}"))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+    let (_, defaults) = s.admin_get(&t, "/demo/default-groups").await;
+    assert_eq!(defaults[0]["path"], "/sales/emea");
+    let (_, realm) = s.admin_get(&t, "/demo").await;
+    assert_eq!(realm["defaultGroups"], json!(["/sales/emea"]));
+
+    // A new user joins it; a user naming a missing group is not created at all.
+    let (code, loc) = s
+        .admin_post(
+            &t,
+            "/demo/users",
+            &json!({"username": "dora", "enabled": true}),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let dora = loc.expect("loc").rsplit('/').next().expect("id").to_owned();
+    let (_, groups) = s.admin_get(&t, &format!("/demo/users/{dora}/groups")).await;
+    assert_eq!(groups[0]["path"], "/sales/emea");
+    let (code, _) = s
+        .admin_post(
+            &t,
+            "/demo/users",
+            &json!({"username": "eve", "groups": ["/ghosts"]}),
+        )
+        .await;
+    assert_eq!(code, 400);
+    let (_, found) = s.admin_get(&t, "/demo/users?username=eve&exact=true").await;
+    assert_eq!(found, json!([]), "no half-made user");
+
+    // Renaming the group keeps it a default group.
+    let r = put(format!("/demo/groups/{emea_id}"))
+        .json(&json!({"name": "europe"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+    let (_, realm) = s.admin_get(&t, "/demo").await;
+    assert_eq!(realm["defaultGroups"], json!(["/sales/europe"]));
+
+    // Effective and available role mappings: a role granted to the parent
+    // group reaches the subgroup's view and the member's.
+    let (code, _) = s
+        .admin_post(&t, "/demo/roles", &json!({"name": "auditor"}))
+        .await;
+    assert_eq!(code, 201);
+    let (_, auditor) = s.admin_get(&t, "/demo/roles/auditor").await;
+    let (code, _) = s
+        .admin_post(
+            &t,
+            &format!("/demo/groups/{sales_id}/role-mappings/realm"),
+            &json!([auditor]),
+        )
+        .await;
+    assert_eq!(code, 204);
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .expect("list")
+            .iter()
+            .map(|r| r["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    for holder in [format!("groups/{emea_id}"), format!("users/{dora}")] {
+        let (_, eff) = s
+            .admin_get(&t, &format!("/demo/{holder}/role-mappings/realm/composite"))
+            .await;
+        assert!(
+            names(&eff).contains(&"auditor".to_owned()),
+            "{holder}: {eff}"
+        );
+        let (_, avail) = s
+            .admin_get(&t, &format!("/demo/{holder}/role-mappings/realm/available"))
+            .await;
+        assert!(
+            !names(&avail).contains(&"auditor".to_owned()),
+            "{holder}: {avail}"
+        );
+    }
+    let (_, avail) = s
+        .admin_get(
+            &t,
+            &format!("/demo/users/{dora}/role-mappings/realm/available"),
+        )
+        .await;
+    // offline_access comes through the default-roles composite: had, so not available.
+    assert!(
+        !names(&avail).contains(&"offline_access".to_owned()),
+        "{avail}"
+    );
+    let (_, all_roles) = s.admin_get(&t, "/demo/roles").await;
+    assert!(names(&all_roles).contains(&"offline_access".to_owned()));
+    let (_, clients) = s.admin_get(&t, "/demo/clients?clientId=app").await;
+    let app = clients[0]["id"].as_str().expect("id").to_owned();
+    let (code, _) = s
+        .admin_post(
+            &t,
+            &format!("/demo/clients/{app}/roles"),
+            &json!({"name": "reader"}),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let (_, avail) = s
+        .admin_get(
+            &t,
+            &format!("/demo/users/{dora}/role-mappings/clients/{app}/available"),
+        )
+        .await;
+    assert_eq!(names(&avail), ["reader"]);
+    let (_, eff) = s
+        .admin_get(
+            &t,
+            &format!("/demo/users/{dora}/role-mappings/clients/{app}/composite"),
+        )
+        .await;
+    assert_eq!(eff, json!([]));
+
+    // Deleting the default group drops it from the defaults.
+    let r = s
+        .http
+        .delete(format!("{}/admin/realms/demo/groups/{sales_id}", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 204);
+    let (_, defaults) = s.admin_get(&t, "/demo/default-groups").await;
+    assert_eq!(defaults, json!([]));
+
+    // Server info, for the tools that read the version first.
+    let r = s
+        .http
+        .get(format!("{}/admin/serverinfo", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    let info: Value = r.json().await.expect("json");
+    assert_eq!(info["systemInfo"]["version"], "26.0.0");
+    assert!(
+        info["systemInfo"]["serverTime"]
+            .as_str()
+            .expect("time")
+            .ends_with('Z')
+    );
+    assert!(
+        info["protocolMapperTypes"]["openid-connect"]
+            .as_array()
+            .expect("mappers")
+            .iter()
+            .any(|m| m["id"] == "oidc-audience-mapper")
+    );
+    let anon = s
+        .http
+        .get(format!("{}/admin/serverinfo", s.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(anon.status(), 401);
+
+    // Events config round trip.
+    let r = put("/demo/events/config".into())
+        .json(
+            &json!({"eventsEnabled": true, "enabledEventTypes": ["LOGIN", "LOGIN_ERROR"],
+            "adminEventsEnabled": true, "adminEventsDetailsEnabled": true, "realm": "ignored"}),
+        )
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+    let (_, cfg) = s.admin_get(&t, "/demo/events/config").await;
+    assert_eq!(cfg["eventsEnabled"], true);
+    assert_eq!(cfg["enabledEventTypes"], json!(["LOGIN", "LOGIN_ERROR"]));
+    assert_eq!(cfg["adminEventsDetailsEnabled"], true);
+    let (code, _) = s.admin_get(&t, "/demo").await;
+    assert_eq!(code, 200, "the realm kept its name");
+}

@@ -60,16 +60,8 @@ pub async fn ensure_service_account(
     }
     let mut u = User::new(&realm.id, &format!("service-account-{}", client.client_id));
     u.service_account_client_id = Some(client.id.clone());
-    idp.store.create_user(&u, None, &[]).await?;
-    if let Some(d) = idp
-        .store
-        .role_by_name(&realm.id, None, &format!("default-roles-{}", realm.name))
-        .await?
-    {
-        idp.store
-            .grant_roles(gatehouse_store::Holder::User(&u.id), &[d.id], &[])
-            .await?;
-    }
+    let links = super::users::default_memberships(idp, realm).await?;
+    idp.store.create_user(&u, None, &links, &[]).await?;
     Ok(u)
 }
 

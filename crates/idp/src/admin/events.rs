@@ -18,6 +18,78 @@ pub fn routes() -> Router<Arc<Idp>> {
     Router::new()
         .route("/admin/realms/{realm}/events", get(user_events))
         .route("/admin/realms/{realm}/admin-events", get(admin_events))
+        .route(
+            "/admin/realms/{realm}/events/config",
+            get(config).put(put_config),
+        )
+}
+
+/// The RealmEventsConfigRepresentation fields (the same names as in the
+/// realm representation, where they are kept).
+const CONFIG_FIELDS: &[&str] = &[
+    "eventsEnabled",
+    "eventsExpiration",
+    "eventsListeners",
+    "enabledEventTypes",
+    "adminEventsEnabled",
+    "adminEventsDetailsEnabled",
+];
+
+/// `GET /admin/realms/{realm}/events/config`.
+async fn config(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let rep = crate::repr::realm(&realm);
+    let mut out = json!({
+        "eventsEnabled": realm.events_enabled,
+        "eventsListeners": ["jboss-logging"],
+        "enabledEventTypes": [],
+        "adminEventsEnabled": realm.admin_events_enabled,
+        "adminEventsDetailsEnabled": false,
+    });
+    for k in CONFIG_FIELDS {
+        if let Some(v) = rep.get(*k) {
+            out[*k] = v.clone();
+        }
+    }
+    Ok(Json(out))
+}
+
+/// `PUT /admin/realms/{realm}/events/config`: only the config's own fields
+/// are read, anything else in the body is ignored.
+async fn put_config(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<axum::http::StatusCode, AdminError> {
+    let caller = guard(&idp, &h).await?;
+    let mut realm = realm(&idp, &r).await?;
+    let rep = super::json_body(&body)?;
+    let Some(obj) = rep.as_object() else {
+        return Err(AdminError::bad_request("Malformed JSON body"));
+    };
+    let part: serde_json::Map<String, Value> = obj
+        .iter()
+        .filter(|(k, _)| CONFIG_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    crate::repr::apply_realm(&mut realm, &Value::Object(part.clone()))
+        .map_err(AdminError::bad_request)?;
+    let ev = super::event(
+        &realm,
+        &caller,
+        "UPDATE",
+        "REALM",
+        "events/config",
+        Some(&Value::Object(part)),
+    );
+    idp.store.update_realm(&realm, &[ev]).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 fn date_ms(s: &str, end_of_day: bool) -> Option<i64> {

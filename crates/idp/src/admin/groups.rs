@@ -25,6 +25,12 @@ pub fn routes() -> Router<Arc<Idp>> {
             get(children).post(create_child),
         )
         .route(&format!("{G}/{{id}}/members"), get(members))
+        .route("/admin/realms/{realm}/group-by-path/{*path}", get(by_path))
+        .route("/admin/realms/{realm}/default-groups", get(default_groups))
+        .route(
+            "/admin/realms/{realm}/default-groups/{id}",
+            axum::routing::put(add_default).delete(remove_default),
+        )
         .route(
             &format!("{G}/{{id}}/members/{{uid}}"),
             axum::routing::put(add_member).delete(remove_member),
@@ -189,7 +195,132 @@ async fn update(
         &format!("groups/{id}"),
         Some(&rep),
     );
+    let all = idp.store.groups(&realm.id).await?;
+    let old_path = repr::group_path(&all, &id);
     idp.store.update_group(&g, &[ev]).await?;
+    let all = idp.store.groups(&realm.id).await?;
+    repath_defaults(
+        &idp,
+        &realm.name,
+        &old_path,
+        Some(&repr::group_path(&all, &id)),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Keeps the realm's default groups (kept by path, as Keycloak's
+/// representation has them) pointing at a renamed group and its subgroups,
+/// and drops a deleted one.
+async fn repath_defaults(
+    idp: &Idp,
+    realm_name: &str,
+    old: &str,
+    new: Option<&str>,
+) -> Result<(), AdminError> {
+    let mut realm = realm(idp, realm_name).await?;
+    let paths = repr::default_group_paths(&realm);
+    let mut changed = false;
+    let mut next = Vec::with_capacity(paths.len());
+    for p in paths {
+        let under = p == old || p.strip_prefix(old).is_some_and(|r| r.starts_with('/'));
+        match (under, new) {
+            (false, _) => next.push(p),
+            (true, Some(n)) => {
+                changed |= n != old;
+                next.push(format!("{n}{}", &p[old.len()..]));
+            }
+            (true, None) => changed = true,
+        }
+    }
+    if changed {
+        realm.extra.insert("defaultGroups".into(), json!(next));
+        idp.store.update_realm(&realm, &[]).await?;
+    }
+    Ok(())
+}
+
+/// `GET /admin/realms/{realm}/group-by-path/{path}`.
+async fn by_path(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, path)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let all = idp.store.groups(&realm.id).await?;
+    let g = super::users::group_by_path(&all, &path)
+        .ok_or_else(|| AdminError::not_found("Group path does not exist"))?;
+    Ok(Json(repr::group(g, &all, true)))
+}
+
+/// `GET /admin/realms/{realm}/default-groups`: the groups every new user joins.
+async fn default_groups(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(r): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    guard(&idp, &h).await?;
+    let realm = realm(&idp, &r).await?;
+    let all = idp.store.groups(&realm.id).await?;
+    Ok(Json(json!(
+        repr::default_group_paths(&realm)
+            .iter()
+            .filter_map(|p| super::users::group_by_path(&all, p))
+            .map(|g| repr::group(g, &all, false))
+            .collect::<Vec<_>>()
+    )))
+}
+
+async fn add_default(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    set_default(&idp, &h, &r, &id, true).await
+}
+
+async fn remove_default(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    set_default(&idp, &h, &r, &id, false).await
+}
+
+/// `PUT|DELETE /admin/realms/{realm}/default-groups/{id}`.
+async fn set_default(
+    idp: &Idp,
+    h: &HeaderMap,
+    r: &str,
+    id: &str,
+    on: bool,
+) -> Result<StatusCode, AdminError> {
+    let caller = guard(idp, h).await?;
+    let mut realm = realm(idp, r).await?;
+    load(idp, &realm, id).await?;
+    let all = idp.store.groups(&realm.id).await?;
+    let path = repr::group_path(&all, id);
+    let mut paths = repr::default_group_paths(&realm);
+    let had = paths.contains(&path);
+    if on == had {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    if on {
+        paths.push(path);
+    } else {
+        paths.retain(|p| *p != path);
+    }
+    realm.extra.insert("defaultGroups".into(), json!(paths));
+    let ev = event(
+        &realm,
+        &caller,
+        if on { "CREATE" } else { "DELETE" },
+        "GROUP",
+        &format!("default-groups/{id}"),
+        None,
+    );
+    idp.store.update_realm(&realm, &[ev]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -209,7 +340,10 @@ async fn remove(
         &format!("groups/{id}"),
         None,
     );
+    let all = idp.store.groups(&realm.id).await?;
+    let old_path = repr::group_path(&all, &id);
     idp.store.delete_group(&realm.id, &id, &[ev]).await?;
+    repath_defaults(&idp, &realm.name, &old_path, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -84,6 +84,15 @@ pub fn mapping_routes() -> Router<Arc<Idp>> {
                     .delete(del_realm_mappings),
             )
             .route(&format!("{base}/realm/composite"), get(effective_realm))
+            .route(&format!("{base}/realm/available"), get(available_realm))
+            .route(
+                &format!("{base}/clients/{{cid}}/composite"),
+                get(effective_client),
+            )
+            .route(
+                &format!("{base}/clients/{{cid}}/available"),
+                get(available_client),
+            )
             .route(
                 &format!("{base}/clients/{{cid}}"),
                 get(client_mappings)
@@ -771,27 +780,114 @@ async fn realm_mappings(
     render_all(&idp, &roles, &realm).await
 }
 
+/// Every role `id` has, as Keycloak's `hasRole` answers: for a user through
+/// groups and composites; for a group its own, its ancestors' and their
+/// composites.
+async fn effective(
+    idp: &Idp,
+    realm: &Realm,
+    kind: &str,
+    id: &str,
+) -> Result<Vec<Role>, AdminError> {
+    if kind == "users" {
+        return Ok(idp.store.effective_roles(id).await?);
+    }
+    let mut roles = vec![];
+    let mut seen_groups = std::collections::HashSet::new();
+    let mut next = Some(id.to_owned());
+    while let Some(g) = next.filter(|g| seen_groups.insert(g.clone())) {
+        roles.extend(idp.store.granted_roles(Holder::Group(&g)).await?);
+        next = idp
+            .store
+            .group(&realm.id, &g)
+            .await?
+            .and_then(|g| g.parent_id);
+    }
+    let mut seen: std::collections::HashSet<String> = roles.iter().map(|r| r.id.clone()).collect();
+    let mut i = 0;
+    while i < roles.len() {
+        for c in idp.store.composites(&roles[i].id).await? {
+            if seen.insert(c.id.clone()) {
+                roles.push(c);
+            }
+        }
+        i += 1;
+    }
+    Ok(roles)
+}
+
+/// The effective (`available == false`) or not-yet-had (`available`)
+/// roles of one container (`cid` None: the realm's).
+async fn effective_or_available(
+    idp: &Idp,
+    h: &HeaderMap,
+    uri: &axum::http::Uri,
+    r: &str,
+    id: &str,
+    cid: Option<&str>,
+    available: bool,
+) -> Result<Json<Value>, AdminError> {
+    let kind = kind_of(uri);
+    guard(idp, h).await?;
+    let realm = realm(idp, r).await?;
+    holder_check(idp, &realm, &kind, id).await?;
+    let owner = match cid {
+        Some(c) => Some(container(idp, &realm, Some(c)).await?),
+        None => None,
+    };
+    let has: Vec<Role> = effective(idp, &realm, &kind, id)
+        .await?
+        .into_iter()
+        .filter(|r| r.client_id == owner)
+        .collect();
+    let roles = if available {
+        let had: std::collections::HashSet<&str> = has.iter().map(|r| r.id.as_str()).collect();
+        idp.store
+            .roles(&realm.id, owner.as_deref())
+            .await?
+            .into_iter()
+            .filter(|r| !had.contains(r.id.as_str()))
+            .collect()
+    } else {
+        has
+    };
+    render_all(idp, &roles, &realm).await
+}
+
 async fn effective_realm(
     State(idp): State<Arc<Idp>>,
     h: HeaderMap,
     uri: axum::http::Uri,
     Path((r, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    let kind = kind_of(&uri);
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    holder_check(&idp, &realm, &kind, &id).await?;
-    if kind != "users" {
-        return realm_mappings(State(idp), h, uri, Path((r, id))).await;
-    }
-    let roles: Vec<Role> = idp
-        .store
-        .effective_roles(&id)
-        .await?
-        .into_iter()
-        .filter(|r| r.client_id.is_none())
-        .collect();
-    render_all(&idp, &roles, &realm).await
+    effective_or_available(&idp, &h, &uri, &r, &id, None, false).await
+}
+
+async fn available_realm(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path((r, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    effective_or_available(&idp, &h, &uri, &r, &id, None, true).await
+}
+
+async fn effective_client(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path((r, id, cid)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    effective_or_available(&idp, &h, &uri, &r, &id, Some(&cid), false).await
+}
+
+async fn available_client(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path((r, id, cid)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    effective_or_available(&idp, &h, &uri, &r, &id, Some(&cid), true).await
 }
 
 async fn client_mappings(

@@ -10,8 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use gatehouse_core::model::{Event, Realm, User};
-use gatehouse_store::UserQuery;
+use gatehouse_core::model::{Event, Group, Realm, User};
+use gatehouse_store::{Memberships, UserQuery};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -137,12 +137,15 @@ fn password_of(cred: &Value) -> Result<(String, bool), AdminError> {
 }
 
 /// Creates a user from a UserRepresentation (admin API and import): the
-/// plain-text `credentials` are hashed; imported hashed credentials kept.
+/// plain-text `credentials` are hashed; imported hashed credentials kept;
+/// `groups` (paths) joined; with `defaults`, the realm's default role and
+/// groups too (an import carries its own). One transaction.
 pub async fn create_user(
     idp: &Idp,
     realm: &Realm,
     rep: &Value,
     ev: Vec<Event>,
+    defaults: bool,
 ) -> Result<User, AdminError> {
     let username = rep
         .get("username")
@@ -203,17 +206,61 @@ pub async fn create_user(
             }
         }
     }
-    idp.store.create_user(&u, cred.as_ref(), &ev).await?;
+    let mut links = if defaults {
+        default_memberships(idp, realm).await?
+    } else {
+        Memberships::default()
+    };
+    if let Some(paths) = rep.get("groups").and_then(Value::as_array) {
+        let all = idp.store.groups(&realm.id).await?;
+        for p in paths.iter().filter_map(Value::as_str) {
+            let g = group_by_path(&all, p)
+                .ok_or_else(|| AdminError::bad_request(format!("Group {p} not found")))?;
+            links.groups.push(g.id.clone());
+        }
+    }
+    idp.store
+        .create_user(&u, cred.as_ref(), &links, &ev)
+        .await?;
+    Ok(u)
+}
+
+/// The group a Keycloak group path (`/parent/child`; a top-level name
+/// without the slash is accepted too) names.
+pub fn group_by_path<'a>(all: &'a [Group], path: &str) -> Option<&'a Group> {
+    let want = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+    all.iter().find(|g| repr::group_path(all, &g.id) == want)
+}
+
+/// What every new user of `realm` starts with, as in Keycloak: the
+/// `default-roles-{realm}` composite and the realm's default groups.
+pub async fn default_memberships(
+    idp: &Idp,
+    realm: &Realm,
+) -> Result<Memberships, gatehouse_store::Error> {
+    let mut links = Memberships::default();
     if let Some(d) = idp
         .store
         .role_by_name(&realm.id, None, &format!("default-roles-{}", realm.name))
         .await?
     {
-        idp.store
-            .grant_roles(gatehouse_store::Holder::User(&u.id), &[d.id], &[])
-            .await?;
+        links.roles.push(d.id);
     }
-    Ok(u)
+    let paths = crate::repr::default_group_paths(realm);
+    if !paths.is_empty() {
+        let all = idp.store.groups(&realm.id).await?;
+        links.groups.extend(
+            paths
+                .iter()
+                .filter_map(|p| group_by_path(&all, p))
+                .map(|g| g.id.clone()),
+        );
+    }
+    Ok(links)
 }
 
 async fn create(
@@ -233,18 +280,7 @@ async fn create(
         v
     };
     let ev = event(&realm, &caller, "CREATE", "USER", "users", Some(&ev_rep));
-    let u = create_user(&idp, &realm, &rep, vec![ev]).await?;
-    if let Some(gs) = rep.get("groups").and_then(Value::as_array).cloned() {
-        let all = idp.store.groups(&realm.id).await?;
-        for gp in gs.iter().filter_map(Value::as_str) {
-            if let Some(g) = all
-                .iter()
-                .find(|g| repr::group_path(&all, &g.id) == gp || g.name == gp)
-            {
-                idp.store.join_group(&u.id, &g.id, &[]).await?;
-            }
-        }
-    }
+    let u = create_user(&idp, &realm, &rep, vec![ev], true).await?;
     Ok(created(format!(
         "{}/admin/realms/{}/users/{}",
         idp.public_url, realm.name, u.id

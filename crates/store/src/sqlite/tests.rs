@@ -26,7 +26,9 @@ async fn effective_roles_through_groups_parents_and_composites() {
         .await
         .expect("comp");
     let user = User::new(&realm.id, "Alice");
-    s.create_user(&user, None, &[]).await.expect("user");
+    s.create_user(&user, None, &Memberships::default(), &[])
+        .await
+        .expect("user");
     let top = Group {
         id: gatehouse_core::id::uuid(),
         realm_id: realm.id.clone(),
@@ -74,7 +76,8 @@ async fn effective_roles_through_groups_parents_and_composites() {
     );
     let dup = User::new(&realm.id, "alice");
     assert!(matches!(
-        s.create_user(&dup, None, &[]).await,
+        s.create_user(&dup, None, &Memberships::default(), &[])
+            .await,
         Err(Error::Conflict(_))
     ));
 }
@@ -137,7 +140,9 @@ async fn codes_are_single_use_and_refresh_rotation_is_compare_and_set() {
     assert_eq!(left.data, "session-1");
 
     let user = User::new(&realm.id, "bob");
-    s.create_user(&user, None, &[]).await.expect("user");
+    s.create_user(&user, None, &Memberships::default(), &[])
+        .await
+        .expect("user");
     let sess = Session {
         id: "s1".into(),
         realm_id: realm.id.clone(),
