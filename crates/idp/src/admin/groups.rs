@@ -29,7 +29,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route("/admin/realms/{realm}/default-groups", get(default_groups))
         .route(
             "/admin/realms/{realm}/default-groups/{id}",
-            axum::routing::put(add_default).delete(remove_default),
+            axum::routing::put(set_default).delete(set_default),
         )
         .route(
             &format!("{G}/{{id}}/members/{{uid}}"),
@@ -272,35 +272,19 @@ async fn default_groups(
     )))
 }
 
-async fn add_default(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
-) -> Result<StatusCode, AdminError> {
-    set_default(&idp, &h, &r, &id, true).await
-}
-
-async fn remove_default(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
-) -> Result<StatusCode, AdminError> {
-    set_default(&idp, &h, &r, &id, false).await
-}
-
 /// `PUT|DELETE /admin/realms/{realm}/default-groups/{id}`.
 async fn set_default(
-    idp: &Idp,
-    h: &HeaderMap,
-    r: &str,
-    id: &str,
-    on: bool,
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    method: axum::http::Method,
+    Path((r, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(idp, h).await?;
-    let mut realm = realm(idp, r).await?;
-    load(idp, &realm, id).await?;
+    let on = method == axum::http::Method::PUT;
+    let caller = guard(&idp, &h).await?;
+    let mut realm = realm(&idp, &r).await?;
+    load(&idp, &realm, &id).await?;
     let all = idp.store.groups(&realm.id).await?;
-    let path = repr::group_path(&all, id);
+    let path = repr::group_path(&all, &id);
     let mut paths = repr::default_group_paths(&realm);
     let had = paths.contains(&path);
     if on == had {
