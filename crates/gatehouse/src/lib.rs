@@ -181,10 +181,20 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
         move |remote: SocketAddr| {
             let app = app.clone();
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let mut req = req.map(axum::body::Body::new);
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(remote));
-                tower::ServiceExt::oneshot(app.clone(), req)
+                let app = app.clone();
+                async move {
+                    if !gatehouse_gateway::server::host_is_valid(req.version(), req.headers()) {
+                        let mut bad = axum::response::Response::new(axum::body::Body::from(
+                            "Bad Request: missing, repeated or malformed Host",
+                        ));
+                        *bad.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+                        return Ok(bad);
+                    }
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(remote));
+                    tower::ServiceExt::oneshot(app, req).await
+                }
             })
         },
     ));

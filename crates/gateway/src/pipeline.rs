@@ -167,7 +167,13 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Peer) -> Res
         req.uri().clone(),
         (client_ip, client_ip_text),
     );
-    let mut resp = run(&gw, &snap, req, &peer, rid_value.as_ref(), &mut line).await;
+    let mut resp = if crate::server::host_is_valid(req.version(), req.headers()) {
+        run(&gw, &snap, req, &peer, rid_value.as_ref(), &mut line).await
+    } else {
+        line.decision = "error";
+        line.reason = Some("missing, repeated or malformed Host".into());
+        json(StatusCode::BAD_REQUEST, "{\"message\":\"Bad Request\"}")
+    };
     if let Some(v) = rid_value {
         resp.headers_mut().insert(REQUEST_ID, v);
     }

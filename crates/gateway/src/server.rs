@@ -137,6 +137,19 @@ pub async fn accept_loop<T, F, S, B>(
     }
 }
 
+/// Whether the request's `Host` is as RFC 9112 §3.2 requires: exactly one,
+/// a valid authority, on HTTP/1.1 (at most one elsewhere; HTTP/2 carries
+/// `:authority`). A server MUST answer 400 otherwise: two hosts are how a
+/// request is made to mean one thing to the gateway and another upstream.
+pub fn host_is_valid(version: hyper::Version, headers: &http::HeaderMap) -> bool {
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => false,
+        (None, _) => version != hyper::Version::HTTP_11,
+        (Some(h), None) => http::uri::Authority::try_from(h.as_bytes()).is_ok(),
+    }
+}
+
 /// Serves one connection (HTTP/1.1 or HTTP/2, upgrades allowed) with the
 /// listener's limits.
 pub async fn serve_connection<I, S, B>(io: I, svc: S, header_timeout: Duration)

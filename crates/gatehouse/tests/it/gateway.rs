@@ -530,6 +530,32 @@ async fn malformed_requests_get_clean_4xx_and_upstream_failures_5xx() {
     .await;
     assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
     assert_eq!(up.hits(), 0);
+    // Host (RFC 9112 §3.2): an HTTP/1.1 request without one, with two, or
+    // with one that is no authority is a 400, on both listeners, even on a
+    // public route; HTTP/1.0 may omit it.
+    let idp_addr = s.base.trim_start_matches("http://").to_owned();
+    for head in [
+        "GET /status HTTP/1.1\r\n",
+        "GET /status HTTP/1.1\r\nHost: a\r\nHost: b\r\n",
+        "GET /status HTTP/1.1\r\nHost: a b\r\n",
+    ] {
+        let req = format!("{head}Connection: close\r\n\r\n");
+        let resp = raw(&addr, req.as_bytes()).await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{head}: {resp}");
+        let idp_req = req.replace("/status", "/realms/master/.well-known/openid-configuration");
+        let resp = raw(&idp_addr, idp_req.as_bytes()).await;
+        assert!(
+            resp.starts_with("HTTP/1.1 400"),
+            "identity listener, {head}: {resp}"
+        );
+    }
+    assert_eq!(up.hits(), 0);
+    let resp = raw(&addr, b"GET /status HTTP/1.0\r\n\r\n").await;
+    assert!(
+        resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"),
+        "{resp}"
+    );
+    assert_eq!(up.hits(), 1);
     // Unknown route 404; upstream down 502; upstream too slow 504.
     assert_eq!(
         s.http
