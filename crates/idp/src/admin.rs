@@ -60,6 +60,41 @@ pub async fn guard(idp: &Idp, headers: &HeaderMap) -> Result<AdminCaller, AdminE
     })
 }
 
+/// An authorized admin call on one realm, extracted before the handler
+/// runs: the caller's token checked as [`guard`] does (401/403 first) and
+/// the `{realm}` of the path loaded (404 in Keycloak's words). Every
+/// `/admin/realms/{realm}/...` handler starts from it, so none can forget
+/// either check.
+pub struct RealmAdmin {
+    pub idp: Arc<Idp>,
+    pub caller: AdminCaller,
+    pub realm: Realm,
+}
+
+impl axum::extract::FromRequestParts<Arc<Idp>> for RealmAdmin {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        idp: &Arc<Idp>,
+    ) -> Result<Self, AdminError> {
+        let caller = guard(idp, &parts.headers).await?;
+        let params = axum::extract::RawPathParams::from_request_parts(parts, idp)
+            .await
+            .map_err(|_| AdminError::not_found("Realm"))?;
+        let name = params
+            .iter()
+            .find_map(|(k, v)| (k == "realm").then_some(v))
+            .ok_or_else(|| AdminError::not_found("Realm"))?;
+        let realm = realm(idp, name).await?;
+        Ok(RealmAdmin {
+            idp: idp.clone(),
+            caller,
+            realm,
+        })
+    }
+}
+
 /// Loads a realm by name for the admin API (404 in Keycloak's words).
 pub async fn realm(idp: &Idp, name: &str) -> Result<Realm, AdminError> {
     idp.store

@@ -3,11 +3,11 @@
 //! creation; only its SHA-256 is stored. Deleting a key revokes it at the
 //! in-process gateway at once.
 
-use super::{created, event, guard, json_body, realm};
+use super::{RealmAdmin, created, event, json_body};
 use crate::error::AdminError;
 use crate::state::Idp;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -27,25 +27,15 @@ fn repr(k: &ApiKey) -> Value {
            "createdTimestamp": k.created_timestamp, "plan": k.plan, "scopes": k.scopes})
 }
 
-async fn list(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
+async fn list(RealmAdmin { idp, realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
     let keys = idp.store.api_keys(&realm.id).await?;
     Ok(Json(json!(keys.iter().map(repr).collect::<Vec<_>>())))
 }
 
 async fn create(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     body: Bytes,
 ) -> Result<(StatusCode, HeaderMap, Json<Value>), AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let rep = json_body(&body)?;
     let name = rep
         .get("name")
@@ -109,12 +99,9 @@ async fn create(
 }
 
 async fn remove(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let ev = event(
         &realm,
         &caller,

@@ -2,6 +2,7 @@
 //! Keycloak's view of brute-force detection, so an administrator can see
 //! why a user cannot log in and unlock them before the wait runs out.
 
+use super::RealmAdmin;
 use crate::admin::{event, guard, realm};
 use crate::error::AdminError;
 use crate::state::Idp;
@@ -24,12 +25,9 @@ pub fn routes() -> Router<Arc<Idp>> {
 /// unknown user or a realm without brute-force protection reads as
 /// "no failures", not as an error.
 async fn status(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let mut v = json!({
         "disabled": false, "numFailures": 0, "numSecondaryAuthFailures": 0,
         "numTemporaryLockouts": 0, "lastFailure": 0, "lastIPFailure": "n/a",

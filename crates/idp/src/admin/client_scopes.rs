@@ -2,13 +2,13 @@
 //! protocol mappers; and `/admin/realms/{realm}/default-default-client-scopes`
 //! / `default-optional-client-scopes`: the scopes a new client gets.
 
-use super::{created, event, guard, json_body, realm};
+use super::{RealmAdmin, created, event, json_body};
 use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::Path;
+use axum::http::{Method, StatusCode};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use gatehouse_core::model::{ClientScope, Realm};
@@ -57,13 +57,7 @@ fn taken(all: &[ClientScope], c: &ClientScope) -> Result<(), AdminError> {
     Ok(())
 }
 
-async fn list(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
+async fn list(RealmAdmin { idp, realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
     let all = idp.store.client_scopes(&realm.id).await?;
     Ok(Json(json!(
         all.iter().map(repr::client_scope).collect::<Vec<_>>()
@@ -71,13 +65,9 @@ async fn list(
 }
 
 async fn create(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let rep = json_body(&body)?;
     let mut c = ClientScope::new(&realm.id, "");
     if let Some(id) = rep.get("id").and_then(Value::as_str) {
@@ -100,23 +90,17 @@ async fn create(
 }
 
 async fn one(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     Ok(Json(repr::client_scope(&load(&idp, &realm, &id).await?)))
 }
 
 async fn update(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let rep = json_body(&body)?;
     let mut c = load(&idp, &realm, &id).await?;
     repr::apply_client_scope(&mut c, &rep).map_err(AdminError::bad_request)?;
@@ -128,12 +112,9 @@ async fn update(
 }
 
 async fn remove(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let path = format!("client-scopes/{id}");
     let ev = event(&realm, &caller, "DELETE", "CLIENT_SCOPE", &path, None);
     idp.store.delete_client_scope(&realm.id, &id, &[ev]).await?;
@@ -187,12 +168,9 @@ const REALM_OPTIONAL: &str = "default-optional-client-scopes";
 
 /// `GET /admin/realms/{realm}/default-{default|optional}-client-scopes`.
 async fn realm_defaults(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, kind)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, kind)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let names = if is_default_list(&kind, REALM_DEFAULT, REALM_OPTIONAL)? {
         &realm.default_default_client_scopes
     } else {
@@ -204,13 +182,14 @@ async fn realm_defaults(
 
 /// `PUT|DELETE /admin/realms/{realm}/default-{default|optional}-client-scopes/{id}`.
 async fn link_default(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
+    RealmAdmin {
+        idp,
+        caller,
+        mut realm,
+    }: RealmAdmin,
     method: Method,
-    Path((r, kind, id)): Path<(String, String, String)>,
+    Path((_, kind, id)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let mut realm = realm(&idp, &r).await?;
     let into_default = is_default_list(&kind, REALM_DEFAULT, REALM_OPTIONAL)?;
     let scope = load(&idp, &realm, &id).await?;
     let op = relink(

@@ -2,13 +2,13 @@
 //! regenerate with an optional grace period for the previous one), service
 //! accounts and protocol mappers.
 
-use super::{created, event, guard, json_body, realm};
+use super::{RealmAdmin, created, event, json_body};
 use crate::error::{AdminError, OAuthError};
 use crate::repr;
 use crate::state::Idp;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use gatehouse_core::model::{Client, Realm, User};
@@ -84,13 +84,9 @@ struct ListQuery {
 }
 
 async fn list(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let all = idp.store.clients(&realm.id).await?;
     let filtered = all.iter().filter(|c| match &q.client_id {
         None => true,
@@ -152,13 +148,9 @@ pub async fn create_client(
 }
 
 async fn create(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let rep = json_body(&body)?;
     let ev = event(&realm, &caller, "CREATE", "CLIENT", "clients", Some(&rep));
     let c = create_client(&idp, &realm, &rep, vec![ev]).await?;
@@ -169,23 +161,17 @@ async fn create(
 }
 
 async fn one(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     Ok(Json(repr::client(&load(&idp, &realm, &id).await?, true)))
 }
 
 async fn update(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let rep = json_body(&body)?;
     let mut c = load(&idp, &realm, &id).await?;
     let old_id = c.client_id.clone();
@@ -218,12 +204,9 @@ async fn update(
 }
 
 async fn remove(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let c = load(&idp, &realm, &id).await?;
     if realm.name == "master" && c.client_id == "admin-cli" {
         return Err(AdminError::bad_request(
@@ -243,12 +226,9 @@ async fn remove(
 }
 
 async fn secret(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let c = load(&idp, &realm, &id).await?;
     Ok(Json(json!({"type": "secret", "value": c.secret})))
 }
@@ -262,13 +242,10 @@ struct RegenQuery {
 }
 
 async fn regenerate(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     Query(q): Query<RegenQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let mut c = load(&idp, &realm, &id).await?;
     if c.public_client {
         return Err(AdminError::bad_request("Public clients have no secret"));
@@ -299,12 +276,9 @@ async fn regenerate(
 }
 
 async fn rotated(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let c = load(&idp, &realm, &id).await?;
     let live = c
         .rotated_secret_expires_at
@@ -316,12 +290,9 @@ async fn rotated(
 }
 
 async fn drop_rotated(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let mut c = load(&idp, &realm, &id).await?;
     c.rotated_secret = None;
     c.rotated_secret_expires_at = None;
@@ -338,12 +309,9 @@ async fn drop_rotated(
 }
 
 async fn service_account(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let c = load(&idp, &realm, &id).await?;
     if !c.service_accounts_enabled {
         return Err(AdminError::bad_request(
@@ -373,12 +341,9 @@ const CLIENT_OPTIONAL: &str = "optional-client-scopes";
 
 /// `GET .../clients/{id}/{default|optional}-client-scopes`: `[{id, name}]`.
 async fn linked_scopes(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, kind)): Path<(String, String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id, kind)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let c = load(&idp, &realm, &id).await?;
     let names = if super::client_scopes::is_default_list(&kind, CLIENT_DEFAULT, CLIENT_OPTIONAL)? {
         &c.default_client_scopes
@@ -392,13 +357,10 @@ async fn linked_scopes(
 /// `PUT .../clients/{id}/{default|optional}-client-scopes/{scope}` links a
 /// scope (moving it from the other list if it was there); `DELETE` unlinks.
 async fn link_scope(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     method: axum::http::Method,
-    Path((r, id, kind, scope_id)): Path<(String, String, String, String)>,
+    Path((_, id, kind, scope_id)): Path<(String, String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let into_default =
         super::client_scopes::is_default_list(&kind, CLIENT_DEFAULT, CLIENT_OPTIONAL)?;
     let mut c = load(&idp, &realm, &id).await?;

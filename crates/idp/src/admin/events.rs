@@ -2,11 +2,10 @@
 //! filters (`type`/`operationTypes`, `client`, `user`, `dateFrom`, `dateTo`,
 //! `first`, `max`).
 
-use super::{guard, realm};
+use super::RealmAdmin;
 use crate::error::AdminError;
 use crate::state::Idp;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::RawQuery;
 use axum::routing::get;
 use axum::{Json, Router};
 use gatehouse_store::EventQuery;
@@ -36,13 +35,7 @@ const CONFIG_FIELDS: &[&str] = &[
 ];
 
 /// `GET /admin/realms/{realm}/events/config`.
-async fn config(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
+async fn config(RealmAdmin { idp: _, realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
     let rep = crate::repr::realm(&realm);
     let mut out = json!({
         "eventsEnabled": realm.events_enabled,
@@ -62,13 +55,13 @@ async fn config(
 /// `PUT /admin/realms/{realm}/events/config`: only the config's own fields
 /// are read, anything else in the body is ignored.
 async fn put_config(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin {
+        idp,
+        caller,
+        mut realm,
+    }: RealmAdmin,
     body: axum::body::Bytes,
 ) -> Result<axum::http::StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let mut realm = realm(&idp, &r).await?;
     let rep = super::json_body(&body)?;
     let Some(obj) = rep.as_object() else {
         return Err(AdminError::bad_request("Malformed JSON body"));
@@ -131,13 +124,9 @@ fn details(e: &gatehouse_core::model::Event) -> Value {
 }
 
 async fn user_events(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     idp.flush_events().await;
     let q = query(raw, "user", "type")?;
     let events = idp.store.events(&realm.id, &q).await?;
@@ -149,13 +138,9 @@ async fn user_events(
 }
 
 async fn admin_events(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let mut q = query(raw.clone(), "admin", "operationTypes")?;
     let resource_types: Vec<String> =
         serde_urlencoded::from_str::<Vec<(String, String)>>(&raw.unwrap_or_default())

@@ -1,6 +1,6 @@
 //! `/admin/realms/{realm}/groups...`: nested groups and their members.
 
-use super::{Paging, created, event, guard, json_body, realm};
+use super::{Paging, RealmAdmin, created, event, guard, json_body, realm};
 use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
@@ -45,13 +45,9 @@ struct ListQuery {
 }
 
 async fn list(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let all = idp.store.groups(&realm.id).await?;
     let needle = q.search.as_deref().map(str::to_lowercase);
     let top = all
@@ -79,13 +75,7 @@ fn subtree_matches(all: &[Group], g: &Group, needle: &str) -> bool {
             .any(|c| subtree_matches(all, c, needle))
 }
 
-async fn count(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
+async fn count(RealmAdmin { idp, realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
     let n = idp
         .store
         .groups(&realm.id)
@@ -135,13 +125,9 @@ pub async fn create_group(
 }
 
 async fn create_top(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let rep = json_body(&body)?;
     let ev = event(&realm, &caller, "CREATE", "GROUP", "groups", Some(&rep));
     let g = create_group(&idp, &realm, None, &rep, vec![ev]).await?;
@@ -159,25 +145,19 @@ async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Group, AdminError> {
 }
 
 async fn one(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let g = load(&idp, &realm, &id).await?;
     let all = idp.store.groups(&realm.id).await?;
     Ok(Json(repr::group(&g, &all, true)))
 }
 
 async fn update(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let rep = json_body(&body)?;
     let mut g = load(&idp, &realm, &id).await?;
     if let Some(n) = rep.get("name").and_then(Value::as_str) {
@@ -242,12 +222,9 @@ async fn repath_defaults(
 
 /// `GET /admin/realms/{realm}/group-by-path/{path}`.
 async fn by_path(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, path)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, path)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let all = idp.store.groups(&realm.id).await?;
     let g = super::users::group_by_path(&all, &path)
         .ok_or_else(|| AdminError::not_found("Group path does not exist"))?;
@@ -256,12 +233,8 @@ async fn by_path(
 
 /// `GET /admin/realms/{realm}/default-groups`: the groups every new user joins.
 async fn default_groups(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let all = idp.store.groups(&realm.id).await?;
     Ok(Json(json!(
         repr::default_group_paths(&realm)
@@ -309,12 +282,9 @@ async fn set_default(
 }
 
 async fn remove(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     let ev = event(
         &realm,
@@ -332,13 +302,10 @@ async fn remove(
 }
 
 async fn children(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     Query(q): Query<Paging>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     let all = idp.store.groups(&realm.id).await?;
     let first = q.first.unwrap_or(0).max(0) as usize;
@@ -355,13 +322,10 @@ async fn children(
 }
 
 async fn create_child(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     let rep = json_body(&body)?;
     let ev = event(
@@ -380,13 +344,10 @@ async fn create_child(
 }
 
 async fn members(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     Query(q): Query<Paging>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     let users = idp
         .store

@@ -1,6 +1,6 @@
 //! `/admin/realms` and `/admin/realms/{realm}` (+ `/keys`, `/keys/rotate`).
 
-use super::{created, event, guard, json_body, realm};
+use super::{RealmAdmin, created, event, guard, json_body, realm};
 use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
@@ -137,24 +137,20 @@ async fn create(
     )))
 }
 
-async fn one(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    Ok(Json(repr::realm(&realm(&idp, &name).await?)))
+async fn one(RealmAdmin { realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
+    Ok(Json(repr::realm(&realm)))
 }
 
 async fn update(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(name): Path<String>,
+    RealmAdmin {
+        idp,
+        caller,
+        realm: mut r,
+    }: RealmAdmin,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
     let rep = json_body(&body)?;
-    let mut r = realm(&idp, &name).await?;
+    let name = r.name.clone();
     repr::apply_realm(&mut r, &rep).map_err(AdminError::bad_request)?;
     if r.name != name && idp.store.realm_by_name(&r.name).await?.is_some() {
         return Err(AdminError::conflict("Realm with same name exists"));
@@ -180,13 +176,7 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn keys(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let r = realm(&idp, &name).await?;
+async fn keys(RealmAdmin { idp, realm: r, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
     let now = gatehouse_core::time::now();
     let ring = idp.keyring(&r).await?;
     let active_kid = ring.current_signer(now).map(|k| k.kid().to_owned());
@@ -220,13 +210,9 @@ struct RotateQuery {
 }
 
 async fn rotate(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(name): Path<String>,
+    RealmAdmin { idp, realm: r, .. }: RealmAdmin,
     Query(q): Query<RotateQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let r = realm(&idp, &name).await?;
     let alg = match q.algorithm.as_deref() {
         Some(a) => Some(
             gatehouse_jose::keys::Alg::parse(a)

@@ -2,13 +2,13 @@
 //! `/roles-by-id`, and role mappings of users and groups
 //! (`/users/{id}/role-mappings...`, `/groups/{id}/role-mappings...`).
 
-use super::{created, event, guard, json_body, realm};
+use super::{RealmAdmin, created, event, guard, json_body, realm};
 use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use gatehouse_core::model::{Realm, Role};
@@ -79,25 +79,27 @@ pub fn mapping_routes() -> Router<Arc<Idp>> {
             .route(&base, get(all_mappings))
             .route(
                 &format!("{base}/realm"),
-                get(realm_mappings)
-                    .post(add_realm_mappings)
-                    .delete(del_realm_mappings),
+                get(direct_mappings).post(change).delete(change),
             )
-            .route(&format!("{base}/realm/composite"), get(effective_realm))
-            .route(&format!("{base}/realm/available"), get(available_realm))
+            .route(
+                &format!("{base}/realm/composite"),
+                get(effective_or_available),
+            )
+            .route(
+                &format!("{base}/realm/available"),
+                get(effective_or_available),
+            )
             .route(
                 &format!("{base}/clients/{{cid}}/composite"),
-                get(effective_client),
+                get(effective_or_available),
             )
             .route(
                 &format!("{base}/clients/{{cid}}/available"),
-                get(available_client),
+                get(effective_or_available),
             )
             .route(
                 &format!("{base}/clients/{{cid}}"),
-                get(client_mappings)
-                    .post(add_client_mappings)
-                    .delete(del_client_mappings),
+                get(direct_mappings).post(change).delete(change),
             );
     }
     r
@@ -185,24 +187,15 @@ pub async fn create_role(
     Ok(role)
 }
 
-async fn list_realm(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
+async fn list_realm(RealmAdmin { idp, realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
     let roles = idp.store.roles(&realm.id, None).await?;
     render_all(&idp, &roles, &realm).await
 }
 
 async fn list_client(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, cid)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, cid)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let c = container(&idp, &realm, Some(&cid)).await?;
     let roles = idp.store.roles(&realm.id, Some(&c)).await?;
     render_all(&idp, &roles, &realm).await
@@ -265,34 +258,25 @@ async fn create_client_role(
 }
 
 async fn get_realm_role(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, name)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let role = find(&idp, &realm, None, &name).await?;
     Ok(Json(render(&idp, &role, &realm).await?))
 }
 
 async fn get_client_role(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, cid, name)): Path<(String, String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, cid, name)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let role = find(&idp, &realm, Some(&cid), &name).await?;
     Ok(Json(render(&idp, &role, &realm).await?))
 }
 
 async fn by_id(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let role = idp
         .store
         .role(&realm.id, &id)
@@ -721,21 +705,81 @@ fn holder<'a>(kind: &str, id: &'a str) -> Holder<'a> {
     }
 }
 
-async fn all_mappings(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path((r, id)): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    let kind = kind_of(&uri);
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    holder_check(&idp, &realm, &kind, &id).await?;
-    let roles = idp.store.granted_roles(holder(&kind, &id)).await?;
+/// The holder of a `.../{users|groups}/{id}/role-mappings[/clients/{cid}]`
+/// call, checked before the handler runs: the admin and realm as
+/// [`RealmAdmin`], the user or group found (404 otherwise), the client
+/// (`cid`) resolved to its roles' container.
+struct Mapping {
+    admin: RealmAdmin,
+    kind: &'static str,
+    id: String,
+    /// The client whose roles the call is about; None: the realm's.
+    container: Option<String>,
+}
+
+impl Mapping {
+    fn holder(&self) -> Holder<'_> {
+        holder(self.kind, &self.id)
+    }
+
+    /// The roles granted directly to the holder, of this call's container.
+    async fn direct(&self) -> Result<Vec<Role>, AdminError> {
+        Ok(self
+            .admin
+            .idp
+            .store
+            .granted_roles(self.holder())
+            .await?
+            .into_iter()
+            .filter(|r| r.client_id == self.container)
+            .collect())
+    }
+}
+
+impl axum::extract::FromRequestParts<Arc<Idp>> for Mapping {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<Idp>,
+    ) -> Result<Self, AdminError> {
+        let admin = RealmAdmin::from_request_parts(parts, state).await?;
+        let kind = if parts.uri.path().split('/').nth(4) == Some("groups") {
+            "groups"
+        } else {
+            "users"
+        };
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AdminError::not_found("Resource"))?;
+        let param = |name: &str| {
+            params
+                .iter()
+                .find_map(|(k, v)| (k == name).then(|| v.to_owned()))
+        };
+        let id = param("id").ok_or_else(|| AdminError::not_found("Resource"))?;
+        holder_check(&admin.idp, &admin.realm, kind, &id).await?;
+        let container = match param("cid") {
+            Some(c) => Some(container(&admin.idp, &admin.realm, Some(&c)).await?),
+            None => None,
+        };
+        Ok(Mapping {
+            admin,
+            kind,
+            id,
+            container,
+        })
+    }
+}
+
+/// `GET .../role-mappings`: realm and per-client mappings in one document.
+async fn all_mappings(m: Mapping) -> Result<Json<Value>, AdminError> {
+    let (idp, realm) = (&m.admin.idp, &m.admin.realm);
+    let roles = idp.store.granted_roles(m.holder()).await?;
     let mut realm_roles = vec![];
     let mut clients = serde_json::Map::new();
     for role in &roles {
-        let v = render(&idp, role, &realm).await?;
+        let v = render(idp, role, realm).await?;
         match &role.client_id {
             None => realm_roles.push(v),
             Some(c) => {
@@ -760,24 +804,10 @@ async fn all_mappings(
     Ok(Json(out))
 }
 
-async fn realm_mappings(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path((r, id)): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    let kind = kind_of(&uri);
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    holder_check(&idp, &realm, &kind, &id).await?;
-    let roles: Vec<Role> = idp
-        .store
-        .granted_roles(holder(&kind, &id))
-        .await?
-        .into_iter()
-        .filter(|r| r.client_id.is_none())
-        .collect();
-    render_all(&idp, &roles, &realm).await
+/// `GET .../role-mappings/realm` and `.../clients/{cid}`: direct mappings.
+async fn direct_mappings(m: Mapping) -> Result<Json<Value>, AdminError> {
+    let roles = m.direct().await?;
+    render_all(&m.admin.idp, &roles, &m.admin.realm).await
 }
 
 /// Every role `id` has, as Keycloak's `hasRole` answers: for a user through
@@ -816,34 +846,22 @@ async fn effective(
     Ok(roles)
 }
 
-/// The effective (`available == false`) or not-yet-had (`available`)
-/// roles of one container (`cid` None: the realm's).
+/// `GET .../composite` (effective roles) and `.../available` (the
+/// container's roles the holder does not have yet).
 async fn effective_or_available(
-    idp: &Idp,
-    h: &HeaderMap,
-    uri: &axum::http::Uri,
-    r: &str,
-    id: &str,
-    cid: Option<&str>,
-    available: bool,
+    m: Mapping,
+    uri: axum::http::Uri,
 ) -> Result<Json<Value>, AdminError> {
-    let kind = kind_of(uri);
-    guard(idp, h).await?;
-    let realm = realm(idp, r).await?;
-    holder_check(idp, &realm, &kind, id).await?;
-    let owner = match cid {
-        Some(c) => Some(container(idp, &realm, Some(c)).await?),
-        None => None,
-    };
-    let has: Vec<Role> = effective(idp, &realm, &kind, id)
+    let (idp, realm) = (&m.admin.idp, &m.admin.realm);
+    let has: Vec<Role> = effective(idp, realm, m.kind, &m.id)
         .await?
         .into_iter()
-        .filter(|r| r.client_id == owner)
+        .filter(|r| r.client_id == m.container)
         .collect();
-    let roles = if available {
+    let roles = if uri.path().ends_with("/available") {
         let had: std::collections::HashSet<&str> = has.iter().map(|r| r.id.as_str()).collect();
         idp.store
-            .roles(&realm.id, owner.as_deref())
+            .roles(&realm.id, m.container.as_deref())
             .await?
             .into_iter()
             .filter(|r| !had.contains(r.id.as_str()))
@@ -851,160 +869,38 @@ async fn effective_or_available(
     } else {
         has
     };
-    render_all(idp, &roles, &realm).await
+    render_all(idp, &roles, realm).await
 }
 
-async fn effective_realm(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path((r, id)): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    effective_or_available(&idp, &h, &uri, &r, &id, None, false).await
-}
-
-async fn available_realm(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path((r, id)): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    effective_or_available(&idp, &h, &uri, &r, &id, None, true).await
-}
-
-async fn effective_client(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path((r, id, cid)): Path<(String, String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    effective_or_available(&idp, &h, &uri, &r, &id, Some(&cid), false).await
-}
-
-async fn available_client(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path((r, id, cid)): Path<(String, String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    effective_or_available(&idp, &h, &uri, &r, &id, Some(&cid), true).await
-}
-
-async fn client_mappings(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path((r, id, cid)): Path<(String, String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    let kind = kind_of(&uri);
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
-    holder_check(&idp, &realm, &kind, &id).await?;
-    let c = container(&idp, &realm, Some(&cid)).await?;
-    let roles: Vec<Role> = idp
-        .store
-        .granted_roles(holder(&kind, &id))
-        .await?
-        .into_iter()
-        .filter(|r| r.client_id.as_deref() == Some(c.as_str()))
-        .collect();
-    render_all(&idp, &roles, &realm).await
-}
-
-/// One body for the four mapping routes (add/remove x realm/client).
-#[allow(clippy::too_many_arguments)]
-async fn change(
-    idp: &Idp,
-    h: &HeaderMap,
-    r: &str,
-    kind: &str,
-    id: &str,
-    cid: Option<&str>,
-    body: &[u8],
-    add: bool,
-) -> Result<StatusCode, AdminError> {
-    let caller = guard(idp, h).await?;
-    let realm = realm(idp, r).await?;
-    holder_check(idp, &realm, kind, id).await?;
-    let client = match cid {
-        Some(c) => Some(container(idp, &realm, Some(c)).await?),
-        None => None,
-    };
-    let ids = role_ids(idp, &realm, client.as_deref(), body).await?;
-    let path = format!(
-        "{kind}/{id}/role-mappings/{}",
-        cid.map(|c| format!("clients/{c}"))
-            .unwrap_or_else(|| "realm".into())
-    );
-    let rtype = if cid.is_some() {
-        "CLIENT_ROLE_MAPPING"
+/// `POST|DELETE .../role-mappings/realm` and `.../clients/{cid}`: grant or
+/// revoke the roles of the body.
+async fn change(m: Mapping, method: Method, body: Bytes) -> Result<StatusCode, AdminError> {
+    let add = method == Method::POST;
+    let (idp, realm) = (&m.admin.idp, &m.admin.realm);
+    let ids = role_ids(idp, realm, m.container.as_deref(), &body).await?;
+    let (path, rtype) = if let Some(cid) = &m.container {
+        (
+            format!("{}/{}/role-mappings/clients/{cid}", m.kind, m.id),
+            "CLIENT_ROLE_MAPPING",
+        )
     } else {
-        "REALM_ROLE_MAPPING"
+        (
+            format!("{}/{}/role-mappings/realm", m.kind, m.id),
+            "REALM_ROLE_MAPPING",
+        )
     };
     let ev = event(
-        &realm,
-        &caller,
+        realm,
+        &m.admin.caller,
         if add { "CREATE" } else { "DELETE" },
         rtype,
         &path,
         None,
     );
     if add {
-        idp.store.grant_roles(holder(kind, id), &ids, &[ev]).await?;
+        idp.store.grant_roles(m.holder(), &ids, &[ev]).await?;
     } else {
-        idp.store
-            .revoke_roles(holder(kind, id), &ids, &[ev])
-            .await?;
+        idp.store.revoke_roles(m.holder(), &ids, &[ev]).await?;
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn add_realm_mappings(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path((r, id)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<StatusCode, AdminError> {
-    let kind = kind_of(&uri);
-    change(&idp, &h, &r, &kind, &id, None, &body, true).await
-}
-async fn del_realm_mappings(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path((r, id)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<StatusCode, AdminError> {
-    let kind = kind_of(&uri);
-    change(&idp, &h, &r, &kind, &id, None, &body, false).await
-}
-async fn add_client_mappings(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path((r, id, cid)): Path<(String, String, String)>,
-    body: Bytes,
-) -> Result<StatusCode, AdminError> {
-    let kind = kind_of(&uri);
-    change(&idp, &h, &r, &kind, &id, Some(&cid), &body, true).await
-}
-async fn del_client_mappings(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    uri: axum::http::Uri,
-    Path((r, id, cid)): Path<(String, String, String)>,
-    body: Bytes,
-) -> Result<StatusCode, AdminError> {
-    let kind = kind_of(&uri);
-    change(&idp, &h, &r, &kind, &id, Some(&cid), &body, false).await
-}
-
-fn kind_of(uri: &axum::http::Uri) -> String {
-    let groups = uri.path().split('/').nth(4) == Some("groups");
-    if groups {
-        "groups".into()
-    } else {
-        "users".into()
-    }
 }

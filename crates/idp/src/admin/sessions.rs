@@ -4,7 +4,7 @@
 //! `GET .../clients/{id}/user-sessions|session-count|offline-sessions|offline-session-count`.
 //! (A user's own sessions live in `users.rs`.)
 
-use super::{Paging, event, guard, realm};
+use super::{Paging, RealmAdmin, event, guard, realm};
 use crate::error::AdminError;
 use crate::state::Idp;
 use axum::extract::{Path, Query, State};
@@ -43,12 +43,8 @@ pub fn repr(s: &Session, username: &str, client_uuid: Option<&str>) -> Value {
 /// Ends every session of the realm. Keycloak answers with the outcome of
 /// pushing the logout to clients' admin URLs; Gatehouse pushes to none.
 async fn logout_all(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
 ) -> Result<Json<Value>, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let ev = event(&realm, &caller, "ACTION", "REALM", "logout-all", None);
     let ids = idp.store.delete_realm_sessions(&realm.id, &[ev]).await?;
     idp.sessions_revoked(&ids);
@@ -57,13 +53,7 @@ async fn logout_all(
 
 /// Active and offline session counts per client that has any, with
 /// Keycloak's string-valued counts.
-async fn stats(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
-) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
+async fn stats(RealmAdmin { idp, realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
     let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for s in idp.store.realm_sessions(&realm.id).await? {
         if s.client_id.is_empty() {

@@ -1,13 +1,13 @@
 //! `/admin/realms/{realm}/users...`: users, their passwords, groups,
 //! sessions. Role mappings live in `roles.rs`.
 
-use super::{created, event, guard, json_body, realm};
+use super::{RealmAdmin, created, event, json_body};
 use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use gatehouse_core::model::{Event, Group, Realm, User};
@@ -84,13 +84,9 @@ impl SearchQuery {
 }
 
 async fn list(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let users = idp.store.users(&realm.id, &q.to_query()).await?;
     Ok(Json(json!(
         users.iter().map(repr::user).collect::<Vec<_>>()
@@ -98,13 +94,9 @@ async fn list(
 }
 
 async fn count(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     Ok(Json(json!(
         idp.store.count_users(&realm.id, &q.to_query()).await?
     )))
@@ -264,13 +256,9 @@ pub async fn default_memberships(
 }
 
 async fn create(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let rep = json_body(&body)?;
     let ev_rep = {
         let mut v = rep.clone();
@@ -288,23 +276,17 @@ async fn create(
 }
 
 async fn one(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     Ok(Json(repr::user(&load(&idp, &realm, &id).await?)))
 }
 
 async fn update(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let rep = json_body(&body)?;
     let mut u = load(&idp, &realm, &id).await?;
     let (old_name, old_email) = (u.username.clone(), u.email.clone());
@@ -348,12 +330,9 @@ async fn update(
 }
 
 async fn remove(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     let ev = event(
         &realm,
@@ -369,13 +348,10 @@ async fn remove(
 }
 
 async fn reset_password(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let rep = json_body(&body)?;
     let mut u = load(&idp, &realm, &id).await?;
     let (pw, temporary) = password_of(&rep)?;
@@ -403,12 +379,9 @@ async fn reset_password(
 }
 
 async fn groups(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     let all = idp.store.groups(&realm.id).await?;
     let mine = idp.store.user_groups(&id).await?;
@@ -420,12 +393,9 @@ async fn groups(
 }
 
 async fn join(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, gid)): Path<(String, String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id, gid)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     idp.store
         .group(&realm.id, &gid)
@@ -444,12 +414,9 @@ async fn join(
 }
 
 async fn leave(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, gid)): Path<(String, String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id, gid)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     let ev = event(
         &realm,
@@ -464,12 +431,9 @@ async fn leave(
 }
 
 async fn sessions(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     let u = load(&idp, &realm, &id).await?;
     let list: Vec<Value> = idp
         .store
@@ -483,12 +447,9 @@ async fn sessions(
 }
 
 async fn logout(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     let ev = event(
         &realm,
@@ -505,12 +466,9 @@ async fn logout(
 }
 
 async fn delete_session(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, sid)): Path<(String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, sid)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     match idp.store.session(&sid).await? {
         Some(s) if s.realm_id == realm.id => {
             let ev = event(
@@ -530,12 +488,9 @@ async fn delete_session(
 }
 
 async fn groups_count(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     Ok(Json(
         json!({"count": idp.store.user_groups(&id).await?.len()}),
@@ -544,12 +499,9 @@ async fn groups_count(
 
 /// CredentialRepresentation list: metadata only, never the secret half.
 async fn credentials(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     let list: Vec<Value> = idp
         .store
@@ -562,12 +514,9 @@ async fn credentials(
 }
 
 async fn delete_credential(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, cid)): Path<(String, String, String)>,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id, cid)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    let realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     let ev = event(
         &realm,
