@@ -140,7 +140,7 @@ pub async fn ensure_master(
     let user = match idp.store.user_by_username(&master.id, username).await? {
         Some(u) => {
             let cred = crate::login::new_password(idp, &u.id, &pw).await?;
-            idp.store.set_password(&cred, &[]).await?;
+            idp.store.set_password(&cred, None, &[]).await?;
             u
         }
         None => {

@@ -178,7 +178,7 @@ async fn verify(idp: &Idp, cred: &Credential, password: &str) -> Result<bool, OA
                 c.credential_data = cd;
                 c.secret_data = sd;
                 c.id = gatehouse_core::id::uuid();
-                idp.store.set_password(&c, &[]).await?;
+                idp.store.set_password(&c, None, &[]).await?;
                 tracing::info!(user_id = %cred.user_id, "password rehashed to current argon2id cost");
             }
             Ok(v.ok)

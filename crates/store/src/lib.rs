@@ -137,8 +137,14 @@ pub trait Store: Send + Sync + 'static {
     async fn count_users(&self, realm_id: &str, q: &UserQuery) -> Result<i64>;
     async fn update_user(&self, user: &User, ev: &[Event]) -> Result<()>;
     async fn delete_user(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
-    /// Replaces the user's password credential.
-    async fn set_password(&self, cred: &Credential, ev: &[Event]) -> Result<()>;
+    /// Replaces the user's password credential and, when given, saves the
+    /// user in the same transaction (its required actions change with it).
+    async fn set_password(
+        &self,
+        cred: &Credential,
+        user: Option<&User>,
+        ev: &[Event],
+    ) -> Result<()>;
     async fn password(&self, user_id: &str) -> Result<Option<Credential>>;
     async fn delete_credential(&self, user_id: &str, id: &str, ev: &[Event]) -> Result<()>;
 

@@ -679,8 +679,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_password(&self, c: &Credential, ev: &[Event]) -> Result<()> {
+    async fn set_password(&self, c: &Credential, user: Option<&User>, ev: &[Event]) -> Result<()> {
         let mut tx = self.begin().await?;
+        if let Some(u) = user
+            && upsert_user_row(&mut tx, u, false).await? == 0
+        {
+            return Err(Error::NotFound);
+        }
         sqlx::query("DELETE FROM credentials WHERE user_id = ? AND kind = ?")
             .bind(&c.user_id)
             .bind(&c.kind)

@@ -1360,3 +1360,155 @@ async fn attack_detection_shows_and_unlocks_a_locked_user() {
         .count();
     assert_eq!(n, 2);
 }
+
+/// A temporary password (admin reset with `temporary: true`) logs in only
+/// after the user picks a new one on the update-password page, as with
+/// Keycloak's UPDATE_PASSWORD required action; the password grant refuses
+/// it meanwhile; a required action with no page here stops the login.
+#[tokio::test]
+async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let (_, users) = s
+        .admin_get(&t, "/demo/users?username=alice&exact=true")
+        .await;
+    let alice = users[0]["id"].as_str().expect("id").to_owned();
+    let r = s
+        .http
+        .put(format!(
+            "{}/admin/realms/demo/users/{alice}/reset-password",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"type": "password", "value": "temp-pw", "temporary": true}))
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(r.status(), 204);
+    let r = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "temp-pw", None)
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.expect("json")["error_description"],
+        "Account is not fully set up"
+    );
+
+    let auth = format!("{}/realms/demo/protocol/openid-connect/auth", s.base);
+    let params = [
+        ("response_type", "code"),
+        ("client_id", "app"),
+        ("redirect_uri", "http://127.0.0.1/cb"),
+        ("scope", "openid"),
+        ("state", "st"),
+    ];
+    let first = s.http.get(&auth).query(&params).send().await.expect("get");
+    let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
+    let html = first.text().await.expect("html");
+    let action = format!(
+        "{}{}",
+        s.base,
+        between(&html, "action=\"", "\"").replace("&amp;", "&")
+    );
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"").to_owned();
+    let post = |fields: Vec<(&'static str, String)>| {
+        let mut f = fields;
+        f.push(("csrf", csrf.clone()));
+        s.http
+            .post(&action)
+            .header("cookie", &cookie)
+            .form(&f)
+            .send()
+    };
+    let r = post(vec![
+        ("username", "alice".into()),
+        ("password", "temp-pw".into()),
+    ])
+    .await
+    .expect("login");
+    assert_eq!(r.status(), 200, "no code yet");
+    let page = r.text().await.expect("html");
+    assert!(
+        page.contains("name=\"password-new\"") && page.contains("name=\"password-confirm\""),
+        "{page}"
+    );
+    let r = post(vec![
+        ("password-new", "n3w-pw".into()),
+        ("password-confirm", "other".into()),
+    ])
+    .await
+    .expect("mismatch");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("Passwords don&#39;t match.")
+    );
+    let r = post(vec![
+        ("password-new", "n3w-pw".into()),
+        ("password-confirm", "n3w-pw".into()),
+    ])
+    .await
+    .expect("update");
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().expect("loc").to_owned();
+    assert!(query_param(&loc, "code").is_some(), "{loc}");
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("st"));
+    // Spent: the same update cannot be replayed.
+    let r = post(vec![
+        ("password-new", "x".into()),
+        ("password-confirm", "x".into()),
+    ])
+    .await
+    .expect("replay");
+    assert!(r.text().await.expect("html").contains("timed out"));
+    assert_eq!(
+        s.password_grant("demo", "app", Some("app-secret"), "alice", "n3w-pw", None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        s.password_grant("demo", "app", Some("app-secret"), "alice", "temp-pw", None)
+            .await
+            .status(),
+        401
+    );
+    let (_, ev) = s.admin_get(&t, "/demo/events?type=UPDATE_PASSWORD").await;
+    assert_eq!(ev[0]["userId"], alice.as_str());
+
+    // A required action without a page here: the login stops, no code.
+    let r = s
+        .http
+        .put(format!("{}/admin/realms/demo/users/{alice}", s.base))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"requiredActions": ["VERIFY_EMAIL"]}))
+        .send()
+        .await
+        .expect("update");
+    assert_eq!(r.status(), 204);
+    let first = s.http.get(&auth).query(&params).send().await.expect("get");
+    let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
+    let html = first.text().await.expect("html");
+    let action = format!(
+        "{}{}",
+        s.base,
+        between(&html, "action=\"", "\"").replace("&amp;", "&")
+    );
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"").to_owned();
+    let r = s
+        .http
+        .post(&action)
+        .header("cookie", &cookie)
+        .form(&[
+            ("username", "alice"),
+            ("password", "n3w-pw"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await.expect("html").contains("not fully set up"));
+}

@@ -364,16 +364,14 @@ async fn reset_password(
         &format!("users/{id}/reset-password"),
         None,
     );
-    idp.store.set_password(&cred, &[ev]).await?;
     let had = u.required_actions.iter().any(|a| a == "UPDATE_PASSWORD");
-    if temporary != had {
-        if temporary {
-            u.required_actions.push("UPDATE_PASSWORD".into());
-        } else {
-            u.required_actions.retain(|a| a != "UPDATE_PASSWORD");
-        }
-        idp.store.update_user(&u, &[]).await?;
+    if temporary && !had {
+        u.required_actions.push("UPDATE_PASSWORD".into());
+    } else if !temporary {
+        u.required_actions.retain(|a| a != "UPDATE_PASSWORD");
     }
+    let changed = (temporary != had).then_some(&u);
+    idp.store.set_password(&cred, changed, &[ev]).await?;
     idp.store.clear_login_failures(&u.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

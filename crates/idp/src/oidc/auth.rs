@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gatehouse_core::model::{Client, Event, Realm, Session};
+use gatehouse_core::model::{Client, Event, Realm, Session, User};
 use gatehouse_store::CodeRecord;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -571,6 +571,10 @@ pub async fn post(
             "<h1>Invalid request</h1><p class=\"error\" role=\"alert\">The login form could not be verified. Please start again.</p>",
         ));
     }
+    let pending_key = format!("pwupdate:{req_id}");
+    if form.get("password-new").is_some() {
+        return update_password(&idp, &realm, req_id, &req, &form, &pending_key, now).await;
+    }
     let username = form.get("username").unwrap_or("");
     let password = form.get("password").unwrap_or("");
     let result = if username.is_empty() || password.is_empty() {
@@ -602,6 +606,135 @@ pub async fn post(
             return Ok(login_form(&realm, req_id, &req.csrf, Some(msg), username));
         }
     };
+    match required_step(&user) {
+        RequiredStep::None => {}
+        RequiredStep::UpdatePassword => {
+            // The password was right but is temporary: a new one first, as
+            // Keycloak's UPDATE_PASSWORD required action asks.
+            idp.store
+                .put_code(&CodeRecord {
+                    code: pending_key,
+                    realm_id: realm.id.clone(),
+                    data: user.id.clone(),
+                    expires: rec.expires,
+                })
+                .await?;
+            return Ok(update_password_form(&realm, req_id, &req.csrf, None));
+        }
+        RequiredStep::Unsupported => {
+            return Ok(error_page(
+                "Account is not fully set up. Contact your administrator.",
+            ));
+        }
+    }
+    log_in(&idp, &realm, req_id, &req, &user, now).await
+}
+
+/// What a user must do before a login completes.
+enum RequiredStep {
+    None,
+    UpdatePassword,
+    /// A required action this server has no page for (`VERIFY_EMAIL`,
+    /// `CONFIGURE_TOTP`...): refused rather than skipped.
+    Unsupported,
+}
+
+fn required_step(user: &User) -> RequiredStep {
+    match user.required_actions.as_slice() {
+        [] => RequiredStep::None,
+        [a] if a == "UPDATE_PASSWORD" => RequiredStep::UpdatePassword,
+        _ => RequiredStep::Unsupported,
+    }
+}
+
+/// The second step of a login with a temporary password: `password-new`
+/// and `password-confirm` (Keycloak's field names) replace it, in one
+/// transaction with the cleared required action, and the login completes.
+async fn update_password(
+    idp: &Idp,
+    realm: &Realm,
+    req_id: &str,
+    req: &AuthRequest,
+    form: &Form,
+    pending_key: &str,
+    now: i64,
+) -> Result<Response, OAuthError> {
+    let expired =
+        || error_page("Your login attempt timed out. Login will start from the beginning.");
+    let Some(pending) = idp.store.code(pending_key).await? else {
+        return Ok(expired());
+    };
+    if pending.expires < now || pending.realm_id != realm.id {
+        return Ok(expired());
+    }
+    let Some(mut user) = idp
+        .store
+        .user(&realm.id, &pending.data)
+        .await?
+        .filter(|u| u.enabled)
+    else {
+        return Ok(expired());
+    };
+    let new = form.get("password-new").unwrap_or("");
+    let again = form.get("password-confirm").unwrap_or("");
+    let problem = if new.is_empty() {
+        Some("Please specify password.")
+    } else if new != again {
+        Some("Passwords don't match.")
+    } else {
+        None
+    };
+    if let Some(p) = problem {
+        return Ok(update_password_form(realm, req_id, &req.csrf, Some(p)));
+    }
+    let cred = crate::login::new_password(idp, &user.id, new).await?;
+    user.required_actions.retain(|a| a != "UPDATE_PASSWORD");
+    let mut ev = Event::user(&realm.id, "UPDATE_PASSWORD");
+    ev.client_id = Some(req.client_id.clone());
+    ev.user_id = Some(user.id.clone());
+    idp.store.set_password(&cred, Some(&user), &[ev]).await?;
+    idp.store.take_code(pending_key).await?;
+    match required_step(&user) {
+        RequiredStep::None => log_in(idp, realm, req_id, req, &user, now).await,
+        _ => Ok(error_page(
+            "Account is not fully set up. Contact your administrator.",
+        )),
+    }
+}
+
+fn update_password_form(realm: &Realm, req_id: &str, csrf: &str, error: Option<&str>) -> Response {
+    let err = error
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"input-error\">{}</p>",
+                esc(e)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Update password</h1><p>You need to change your password to activate your account.</p>{err}\
+<form id=\"kc-passwd-update-form\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={id}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<label for=\"password-new\">New Password</label><input id=\"password-new\" name=\"password-new\" type=\"password\" autocomplete=\"new-password\" autofocus required>\
+<label for=\"password-confirm\">Confirm password</label><input id=\"password-confirm\" name=\"password-confirm\" type=\"password\" autocomplete=\"new-password\" required>\
+<button type=\"submit\">Submit</button></form>",
+        r = esc(&realm.name),
+        id = esc(req_id),
+        csrf = esc(csrf),
+    );
+    page(StatusCode::OK, "Update password", &body)
+}
+
+/// Completes a login: the authorization request is spent, an SSO session
+/// starts (cookie) and the client gets its code.
+async fn log_in(
+    idp: &Idp,
+    realm: &Realm,
+    req_id: &str,
+    req: &AuthRequest,
+    user: &User,
+    now: i64,
+) -> Result<Response, OAuthError> {
     // The request is spent: a replayed POST cannot log in again.
     idp.store.take_code(&format!("authreq:{req_id}")).await?;
     let session = Session {
@@ -629,26 +762,20 @@ pub async fn post(
     ev.details
         .insert("redirect_uri".into(), req.redirect_uri.clone());
     idp.store.create_session(&session, &[ev]).await?;
-    let ring = idp.keyring(&realm).await?;
+    let ring = idp.keyring(realm).await?;
     let sso = gatehouse_jose::sign::sign_hs512(
         &ring.hs_secret,
         &realm.id,
         &serde_json::json!({"typ": "SSO", "sid": session.id, "exp": now + realm.sso_session_max_lifespan}),
     )?;
-    let mut r = issue_code(&idp, &realm, &req, &session).await?;
+    let mut r = issue_code(idp, realm, req, &session).await?;
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(
-            &idp,
-            &realm,
-            SSO_COOKIE,
-            &sso,
-            realm.sso_session_max_lifespan,
-        ),
+        set_cookie(idp, realm, SSO_COOKIE, &sso, realm.sso_session_max_lifespan),
     );
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&idp, &realm, CSRF_COOKIE, "", 0),
+        set_cookie(idp, realm, CSRF_COOKIE, "", 0),
     );
     Ok(r)
 }

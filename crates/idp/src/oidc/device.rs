@@ -255,6 +255,13 @@ pub async fn page_post(
         }
         Err(_) => return Ok(retry("Invalid username or password.")),
     };
+    if !user.required_actions.is_empty() {
+        // A temporary password or another pending action: finished in a
+        // browser login first, never skipped here.
+        return Ok(retry(
+            "Account is not fully set up: sign in to an application in a browser first.",
+        ));
+    }
     let Some(client) = idp.client(&realm, &data.client_id).await? else {
         return Ok(retry("This code has expired or was already used."));
     };
