@@ -8,16 +8,27 @@
 //! checkout pops the most recently used connection, and the response body
 //! hands its connection back the moment it has been read to the end.
 //! Upgrades and HTTP/2 (h2c) upstreams still go through hyper-util.
+//!
+//! A request without a body goes further: on connections of their own it
+//! is written and its answer read by [`crate::h1wire`] directly, without
+//! hyper's connection task and channels; requests with bodies keep
+//! hyper's client, which streams the body while watching for an early
+//! answer.
 
-use bytes::Bytes;
-use http::{Request, Response};
+use crate::h1wire::{self, ChunkedDecoder, Decoded, Framing, WireError};
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long an unused connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,6 +41,15 @@ pub struct H1Pool {
     addr: String,
     connect_timeout: Duration,
     idle: Mutex<Vec<(SendRequest<Incoming>, Instant)>>,
+    /// Idle connections of the bodyless path (never shared with hyper's).
+    raw_idle: Mutex<Vec<(RawConn, Instant)>>,
+}
+
+/// A connection of the bodyless path and the bytes read past the last
+/// answer (none when it is idle).
+pub struct RawConn {
+    stream: TcpStream,
+    buf: BytesMut,
 }
 
 /// Why an exchange failed.
@@ -44,6 +64,22 @@ pub enum PoolError {
     /// The HTTP exchange failed.
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    /// Reading or writing the connection failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The upstream's answer broke HTTP/1.1.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+/// How an exchange on a kept-alive connection went wrong.
+enum Attempt {
+    /// The connection was dead before any answer: `sent` says whether the
+    /// request may have reached the upstream.
+    Stale {
+        sent: bool,
+    },
+    Failed(PoolError),
 }
 
 impl H1Pool {
@@ -53,6 +89,7 @@ impl H1Pool {
             addr,
             connect_timeout,
             idle: Mutex::new(Vec::new()),
+            raw_idle: Mutex::new(Vec::new()),
         }
     }
 
@@ -77,7 +114,48 @@ impl H1Pool {
         }
     }
 
+    /// The most recently used idle connection. With `probe`, one the
+    /// upstream has closed meanwhile (or sent stray bytes on) is skipped
+    /// first, at the cost of one non-blocking read: for requests that
+    /// cannot be repeated once sent.
+    fn checkout_raw(&self, probe: bool) -> Option<RawConn> {
+        let mut idle = self.raw_idle.lock().ok()?;
+        while let Some((c, since)) = idle.pop() {
+            if since.elapsed() >= IDLE_TIMEOUT {
+                continue;
+            }
+            if probe {
+                let mut one = [0u8; 1];
+                match c.stream.try_read(&mut one) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    _ => continue,
+                }
+            }
+            return Some(c);
+        }
+        None
+    }
+
+    fn put_raw(&self, c: RawConn) {
+        if let Ok(mut idle) = self.raw_idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push((c, Instant::now()));
+        }
+    }
+
     async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
+        let stream = self.dial().await?;
+        let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(tx)
+    }
+
+    async fn dial(&self) -> Result<TcpStream, PoolError> {
         let stream = match tokio::time::timeout(
             self.connect_timeout,
             tokio::net::TcpStream::connect(&self.addr),
@@ -89,13 +167,74 @@ impl H1Pool {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
-        let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
+        Ok(stream)
+    }
+
+    /// The bodyless path: the request head on a kept-alive connection of
+    /// our own, or a new one when that one turns out to be closed (only
+    /// when the request cannot have been processed, or repeating it is
+    /// harmless: RFC 9110 §9.2.2).
+    async fn send_raw(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<PooledBody>, PoolError> {
+        let mut head = Vec::with_capacity(256 + req.headers().len() * 32);
+        h1wire::encode_head(&req, &mut head);
+        let method = req.method();
+        let idempotent = matches!(
+            *method,
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        );
+        while let Some(conn) = self.checkout_raw(!idempotent) {
+            match exchange(conn, &head, method).await {
+                Ok((resp, conn)) => return Ok(self.raw_response(resp, conn)),
+                Err(Attempt::Stale { sent }) if !sent || idempotent => continue,
+                Err(Attempt::Stale { .. }) => return Err(WireError::Eof.into()),
+                Err(Attempt::Failed(e)) => return Err(e),
             }
-        });
-        Ok(tx)
+        }
+        let conn = RawConn {
+            stream: self.dial().await?,
+            buf: BytesMut::with_capacity(8 * 1024),
+        };
+        match exchange(conn, &head, method).await {
+            Ok((resp, conn)) => Ok(self.raw_response(resp, conn)),
+            Err(Attempt::Stale { .. }) => Err(WireError::Eof.into()),
+            Err(Attempt::Failed(e)) => Err(e),
+        }
+    }
+
+    /// The answer with its body; a body already read whole gives its
+    /// connection back at once.
+    fn raw_response(
+        self: &Arc<Self>,
+        head: h1wire::Head,
+        mut conn: RawConn,
+    ) -> Response<PooledBody> {
+        let pool = head.reusable.then(|| self.clone());
+        let state = match head.framing {
+            Framing::Empty => RawState::Full(None),
+            Framing::Length(n) if conn.buf.len() as u64 >= n => {
+                RawState::Full(Some(conn.buf.split_to(n as usize).freeze()))
+            }
+            Framing::Length(n) => RawState::Length(n),
+            Framing::Chunked => RawState::Chunked(ChunkedDecoder::default()),
+            Framing::Close => RawState::Close,
+        };
+        let mut body = RawBody {
+            state,
+            conn: Some(conn),
+            pool,
+        };
+        if matches!(body.state, RawState::Full(_)) {
+            body.release();
+        }
+        head.response.map(|()| PooledBody::Raw(body))
     }
 
     /// Sends `req` (origin-form URI, `Host` set) on an idle connection, or
@@ -105,6 +244,9 @@ impl H1Pool {
         self: &Arc<Self>,
         mut req: Request<Incoming>,
     ) -> Result<Response<PooledBody>, PoolError> {
+        if h1wire::bodyless(&req) {
+            return self.send_raw(req).await;
+        }
         while let Some(mut tx) = self.checkout() {
             if tx.ready().await.is_err() {
                 continue;
@@ -128,27 +270,191 @@ impl H1Pool {
         tx: SendRequest<Incoming>,
     ) -> Response<PooledBody> {
         resp.map(|body| {
-            let mut b = PooledBody {
+            let mut b = HyperBody {
                 body,
                 conn: Some((tx, self.clone())),
             };
             if b.body.is_end_stream() {
                 b.release();
             }
-            b
+            PooledBody::Hyper(b)
         })
+    }
+}
+
+/// Writes `head` and reads the answer's head on `conn`.
+async fn exchange(
+    mut conn: RawConn,
+    head: &[u8],
+    method: &Method,
+) -> Result<(h1wire::Head, RawConn), Attempt> {
+    if conn.stream.write_all(head).await.is_err() {
+        return Err(Attempt::Stale { sent: false });
+    }
+    loop {
+        if let Some(h) =
+            h1wire::parse_head(&mut conn.buf, method).map_err(|e| Attempt::Failed(e.into()))?
+        {
+            return Ok((h, conn));
+        }
+        if conn.buf.capacity() - conn.buf.len() < 1024 {
+            conn.buf.reserve(8 * 1024);
+        }
+        match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) if conn.buf.is_empty() => return Err(Attempt::Stale { sent: true }),
+            Ok(0) => return Err(Attempt::Failed(WireError::Eof.into())),
+            Ok(_) => {}
+            Err(e) if conn.buf.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Err(Attempt::Stale { sent: true });
+            }
+            Err(e) => return Err(Attempt::Failed(e.into())),
+        }
+    }
+}
+
+/// Where a bodyless-path answer's body is.
+enum RawState {
+    /// Read whole already (or empty).
+    Full(Option<Bytes>),
+    /// This many bytes still to come.
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    /// Until the upstream closes.
+    Close,
+    Done,
+}
+
+/// The body of an answer on the bodyless path, read from its connection
+/// as the client takes it (one buffer's worth at a time: memory stays
+/// bounded whatever the size).
+pub struct RawBody {
+    state: RawState,
+    conn: Option<RawConn>,
+    /// Where the connection goes back to, when it may be reused.
+    pool: Option<Arc<H1Pool>>,
+}
+
+impl RawBody {
+    /// The body is complete: a reusable connection with nothing unread goes
+    /// back to the pool, any other is closed.
+    fn release(&mut self) {
+        if matches!(self.state, RawState::Full(None) | RawState::Length(0)) {
+            self.state = RawState::Done;
+        }
+        if let (Some(conn), Some(pool)) = (self.conn.take(), self.pool.take())
+            && conn.buf.is_empty()
+        {
+            pool.put_raw(conn);
+        }
+    }
+
+    fn fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, BoxError>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(Err(WireError::Eof.into()));
+        };
+        if conn.buf.capacity() - conn.buf.len() < 1024 {
+            conn.buf.reserve(16 * 1024);
+        }
+        loop {
+            ready!(conn.stream.poll_read_ready(cx))?;
+            match conn.stream.try_read_buf(&mut conn.buf) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+    }
+
+    fn poll_raw(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            let buffered = self.conn.as_ref().map_or(0, |c| c.buf.len());
+            match &mut self.state {
+                RawState::Done => return Poll::Ready(None),
+                RawState::Full(b) => {
+                    let b = b.take();
+                    self.state = RawState::Done;
+                    return Poll::Ready(b.map(|b| Ok(Frame::data(b))));
+                }
+                RawState::Length(left) if buffered > 0 => {
+                    let n = buffered.min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    *left -= n as u64;
+                    let done = *left == 0;
+                    let data = match self.conn.as_mut() {
+                        Some(c) => c.buf.split_to(n).freeze(),
+                        None => return Poll::Ready(Some(Err(WireError::Eof.into()))),
+                    };
+                    if done {
+                        self.release();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                RawState::Chunked(d) => {
+                    let Some(conn) = self.conn.as_mut() else {
+                        return Poll::Ready(Some(Err(WireError::Eof.into())));
+                    };
+                    match d.decode(&mut conn.buf) {
+                        Ok(Decoded::Data(b)) => return Poll::Ready(Some(Ok(Frame::data(b)))),
+                        Ok(Decoded::Done(trailers)) => {
+                            self.state = RawState::Done;
+                            self.release();
+                            return Poll::Ready(
+                                (!trailers.is_empty()).then(|| Ok(Frame::trailers(trailers))),
+                            );
+                        }
+                        Ok(Decoded::NeedMore) => {}
+                        Err(e) => {
+                            self.conn = None;
+                            return Poll::Ready(Some(Err(e.into())));
+                        }
+                    }
+                }
+                RawState::Close if buffered > 0 => {
+                    let data = match self.conn.as_mut() {
+                        Some(c) => c.buf.split().freeze(),
+                        None => return Poll::Ready(None),
+                    };
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                RawState::Length(_) | RawState::Close => {}
+            }
+            match ready!(self.fill(cx)) {
+                Ok(0) if matches!(self.state, RawState::Close) => {
+                    self.state = RawState::Done;
+                    self.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    self.conn = None;
+                    self.state = RawState::Done;
+                    return Poll::Ready(Some(Err(WireError::Eof.into())));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.conn = None;
+                    self.state = RawState::Done;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
     }
 }
 
 /// A response body that returns its connection to the pool once read to
 /// the end. Dropped early (the client went away), it takes the connection
-/// with it: hyper closes a connection whose body was not drained.
-pub struct PooledBody {
+/// with it: hyper closes a connection whose body was not drained, and a
+/// bodyless-path connection is simply dropped.
+pub enum PooledBody {
+    Hyper(HyperBody),
+    Raw(RawBody),
+}
+
+/// A hyper client answer's body and the connection it came on.
+pub struct HyperBody {
     body: Incoming,
     conn: Option<(SendRequest<Incoming>, Arc<H1Pool>)>,
 }
 
-impl PooledBody {
+impl HyperBody {
     fn release(&mut self) {
         if let Some((tx, pool)) = self.conn.take() {
             pool.put(tx);
@@ -158,28 +464,43 @@ impl PooledBody {
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.body).poll_frame(cx);
-        match &r {
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
-            Poll::Ready(Some(Err(_))) => this.conn = None,
-            _ => {}
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            PooledBody::Raw(b) => b.poll_raw(cx),
+            PooledBody::Hyper(this) => {
+                let r = ready!(Pin::new(&mut this.body).poll_frame(cx));
+                match &r {
+                    None => this.release(),
+                    Some(Ok(_)) if this.body.is_end_stream() => this.release(),
+                    Some(Err(_)) => this.conn = None,
+                    _ => {}
+                }
+                Poll::Ready(r.map(|f| f.map_err(BoxError::from)))
+            }
         }
-        r
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match self {
+            PooledBody::Hyper(b) => b.body.is_end_stream(),
+            PooledBody::Raw(b) => matches!(b.state, RawState::Done | RawState::Full(None)),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match self {
+            PooledBody::Hyper(b) => b.body.size_hint(),
+            PooledBody::Raw(b) => match &b.state {
+                RawState::Done | RawState::Full(None) => SizeHint::with_exact(0),
+                RawState::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
+                RawState::Length(n) => SizeHint::with_exact(*n),
+                _ => SizeHint::default(),
+            },
+        }
     }
 }

@@ -71,8 +71,16 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 /// `TE: trailers` survives: HTTP/2 allows exactly that value, and gRPC
 /// servers use it to detect proxies that would drop trailers.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Most requests carry none: one pass over the names, no lookups.
-    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
+    // One pass over the names finds which hop-by-hop ones are there (most
+    // requests carry none; most answers only `Connection`): only those are
+    // looked up and removed.
+    let mut present = 0u32;
+    for k in h.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
     let te_trailers = h
@@ -100,8 +108,10 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     for n in listed {
         h.remove(n);
     }
-    for n in &HOP_BY_HOP {
-        h.remove(n);
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            h.remove(n);
+        }
     }
     if te_trailers {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -177,11 +187,12 @@ async fn request(
 /// The upstream's answer as the gateway's, hop-by-hop headers removed.
 fn relay<B>(resp: Response<B>) -> Response<Body>
 where
-    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Sync + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
 {
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
+    Response::from_parts(parts, body.map_err(Into::into).boxed())
 }
 
 /// Sends `req` (already rewritten, origin-form) on one of the target's

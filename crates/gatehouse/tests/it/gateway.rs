@@ -1697,3 +1697,154 @@ async fn upstream_connections_are_kept_alive_and_never_reused_broken() {
         before
     );
 }
+
+/// An upstream that answers each request head with the bytes scripted for
+/// its path, written in pieces with pauses, then keeps the connection or
+/// (path ending in `-then-close`) closes it without saying so.
+async fn scripted_upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let mut tmp = [0u8; 4096];
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match c.read(&mut tmp).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end + 4);
+                    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                    let pieces: Vec<Vec<u8>> = match path.trim_end_matches("-then-close") {
+                        "/interim" => vec![
+                            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </s.css>\r\n\r\n".to_vec(),
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal".to_vec(),
+                        ],
+                        "/split" => vec![
+                            b"HTTP/1.1 200 OK\r\ncontent-le".to_vec(),
+                            b"ngth: 11\r\n\r\nhello".to_vec(),
+                            b" world".to_vec(),
+                        ],
+                        "/chunked" => vec![
+                            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel".to_vec(),
+                            b"lo\r\n6;x=y\r\n world\r\n0\r\nx-trailer: t\r\n\r\n".to_vec(),
+                        ],
+                        "/eof" => vec![b"HTTP/1.1 200 OK\r\n\r\nuntil the end".to_vec()],
+                        "/bad-length" => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 3, 4\r\n\r\nabc".to_vec()],
+                        "/garbage" => vec![b"SMTP ready\r\n\r\n".to_vec()],
+                        "/short" => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\ntoo short".to_vec()],
+                        "/head" => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n".to_vec()],
+                        _ => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec()],
+                    };
+                    for p in pieces {
+                        if c.write_all(&p).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                    if path.ends_with("-then-close") || path == "/eof" || path == "/short" {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, conns)
+}
+
+/// Bodyless requests go over the gateway's own HTTP/1.1 wire path: every
+/// framing of RFC 9112 §6.3, interim answers, heads split across reads,
+/// trailers, and upstreams that break the protocol or close kept-alive
+/// connections without warning.
+#[tokio::test]
+async fn bodyless_requests_handle_every_upstream_framing() {
+    let s = start().await;
+    let (up, conns) = scripted_upstream().await;
+    s.configure(&format!(
+        "[[routes]]\nname = \"raw\"\npath = \"/raw\"\nupstream = \"{up}\"\npublic = true\nstrip_prefix = true\n"
+    ))
+    .expect("config");
+    let get = |path: &str| {
+        let url = format!("{}/raw{path}", s.gw);
+        let http = s.http.clone();
+        async move {
+            let r = http.get(url).send().await.expect("send");
+            (
+                r.status().as_u16(),
+                r.text().await.unwrap_or_else(|e| format!("<{e}>")),
+            )
+        }
+    };
+    assert_eq!(get("/interim").await, (200, "final".into()));
+    assert_eq!(get("/split").await, (200, "hello world".into()));
+    assert_eq!(get("/chunked").await, (200, "hello world".into()));
+    assert_eq!(get("/eof").await, (200, "until the end".into()));
+    assert_eq!(get("/bad-length").await.0, 502);
+    assert_eq!(get("/garbage").await.0, 502);
+    let (code, body) = get("/short").await;
+    assert_eq!(code, 200, "the head was fine");
+    assert_ne!(
+        body, "too short",
+        "a truncated body is not passed off as complete"
+    );
+    let r = s
+        .http
+        .head(format!("{}/raw/head", s.gw))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.headers()["content-length"].to_str().ok()
+        ),
+        (200, Some("50"))
+    );
+    // Kept alive across all of the well-framed ones.
+    let before = conns.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..5 {
+        assert_eq!(get("/").await, (200, "ok".into()));
+    }
+    assert_eq!(
+        conns.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "one connection reused"
+    );
+    // An upstream that drops idle connections silently: the next GET is
+    // retried on a new connection, and an empty POST (not repeatable) finds
+    // the dead one by probing before it sends.
+    assert_eq!(get("/x-then-close").await, (200, "ok".into()));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(get("/").await, (200, "ok".into()));
+    assert_eq!(get("/y-then-close").await, (200, "ok".into()));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let r = s
+        .http
+        .post(format!("{}/raw/", s.gw))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.expect("body")),
+        (200, "ok".into())
+    );
+    // The audit line names the broken upstream's failure.
+    let audit = s.audit().await;
+    assert!(
+        audit
+            .iter()
+            .filter_map(|l| l["reason"].as_str())
+            .any(|r| r.contains("Content-Length")),
+        "{audit:?}"
+    );
+}
