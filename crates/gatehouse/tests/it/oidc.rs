@@ -1452,6 +1452,7 @@ async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
     .await
     .expect("update");
     assert_eq!(r.status(), 302);
+    let sso = set_cookie(&r, "GATEHOUSE_IDENTITY");
     let loc = r.headers()["location"].to_str().expect("loc").to_owned();
     assert!(query_param(&loc, "code").is_some(), "{loc}");
     assert_eq!(query_param(&loc, "state").as_deref(), Some("st"));
@@ -1477,6 +1478,18 @@ async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
     );
     let (_, ev) = s.admin_get(&t, "/demo/events?type=UPDATE_PASSWORD").await;
     assert_eq!(ev[0]["userId"], alice.as_str());
+    let with_sso = || {
+        s.http
+            .get(&auth)
+            .query(&params)
+            .header("cookie", &sso)
+            .send()
+    };
+    assert_eq!(
+        with_sso().await.expect("sso").status(),
+        302,
+        "SSO skips the page"
+    );
 
     // A required action without a page here: the login stops, no code.
     let r = s
@@ -1488,6 +1501,13 @@ async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
         .await
         .expect("update");
     assert_eq!(r.status(), 204);
+    // ...until a required action is set: then the SSO session no longer
+    // skips the login.
+    assert_eq!(
+        with_sso().await.expect("sso").status(),
+        200,
+        "login page again"
+    );
     let first = s.http.get(&auth).query(&params).send().await.expect("get");
     let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
     let html = first.text().await.expect("html");

@@ -500,7 +500,9 @@ async fn authorize(
                 .store
                 .user(&realm.id, &s.user_id)
                 .await?
-                .is_some_and(|u| u.enabled)
+                // A required action set since (a temporary password) is
+                // done at a fresh login, not skipped by the SSO session.
+                .is_some_and(|u| u.enabled && u.required_actions.is_empty())
         {
             idp.touch(&s.id, now).await?;
             return issue_code(idp, &realm, &req, &s).await;
