@@ -277,3 +277,22 @@ test("server info, default groups, events config, effective and available role m
   assert.deepEqual(await kc.users.listCompositeClientRoleMappings({ id: fresh, clientUniqueId: api.id }), []);
   await kc.users.del({ id: fresh });
 });
+
+test("partial import (skip existing) and partial export", async () => {
+  const res = await kc.realms.partialImport({
+    realm: "compat",
+    rep: {
+      ifResourceExists: "SKIP",
+      users: [{ username: "dana" }, { username: "imported-user", enabled: true }],
+      roles: { realm: [{ name: "imported-role" }] },
+    },
+  });
+  assert.equal(res.added, 2);
+  assert.equal(res.skipped, 1);
+  assert.ok(res.results.some((r) => r.resourceName === "imported-user" && r.action === "ADDED"));
+  const exported = await kc.realms.export({ realm: "compat", exportClients: true, exportGroupsAndRoles: true });
+  assert.equal(exported.realm, "compat");
+  assert.equal(exported.users, undefined);
+  assert.ok(exported.roles.realm.some((r) => r.name === "imported-role"));
+  assert.ok(exported.clients.every((c) => c.secret === undefined || c.secret === "**********"));
+});

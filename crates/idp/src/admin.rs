@@ -8,6 +8,7 @@ pub mod clients;
 pub mod events;
 pub mod groups;
 pub mod mappers;
+pub mod partial;
 pub mod realms;
 pub mod roles;
 pub mod server_info;
@@ -180,4 +181,5 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(roles::mapping_routes())
         .merge(events::routes())
         .merge(server_info::routes())
+        .merge(partial::routes())
 }

@@ -1263,3 +1263,150 @@ async fn default_groups_paths_available_roles_serverinfo_and_events_config() {
     let (code, _) = s.admin_get(&t, "/demo").await;
     assert_eq!(code, 200, "the realm kept its name");
 }
+
+/// Partial import with each `ifResourceExists` policy (FAIL writes nothing
+/// at all), and partial export without users and with masked secrets.
+#[tokio::test]
+async fn partial_import_policies_and_partial_export() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let import = |body: Value| {
+        s.http
+            .post(format!("{}/admin/realms/demo/partialImport", s.base))
+            .bearer_auth(&t)
+            .json(&body)
+            .send()
+    };
+    let payload = |policy: &str| {
+        json!({
+            "ifResourceExists": policy,
+            "users": [
+                {"username": "alice", "firstName": "Overwritten", "enabled": true},
+                {"username": "zed", "enabled": true, "groups": ["/imported"],
+                 "credentials": [{"type": "password", "value": "zed-pw"}]},
+            ],
+            "clients": [{"clientId": "imported-cli", "publicClient": true}],
+            "groups": [{"name": "imported"}],
+            "roles": {"realm": [{"name": "imported-role"}],
+                      "client": {"imported-cli": [{"name": "reader"}]}},
+        })
+    };
+    // FAIL (the default): alice exists, so nothing is written.
+    let r = import(payload("FAIL")).await.expect("import");
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.expect("body").contains("alice"));
+    let (_, zed) = s.admin_get(&t, "/demo/users?username=zed&exact=true").await;
+    assert_eq!(zed, json!([]), "nothing imported");
+    let (_, c) = s.admin_get(&t, "/demo/clients?clientId=imported-cli").await;
+    assert_eq!(c, json!([]));
+    assert_eq!(
+        import(json!({"ifResourceExists": "MERGE"}))
+            .await
+            .expect("x")
+            .status(),
+        400
+    );
+
+    // SKIP: alice is left alone, the rest is added.
+    let r = import(payload("SKIP")).await.expect("import");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        (
+            v["added"].as_i64(),
+            v["skipped"].as_i64(),
+            v["overwritten"].as_i64()
+        ),
+        (Some(5), Some(1), Some(0))
+    );
+    let skipped = v["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|x| x["action"] == "SKIPPED")
+        .cloned();
+    assert_eq!(skipped.expect("one")["resourceName"], "alice");
+    let (_, alice) = s
+        .admin_get(&t, "/demo/users?username=alice&exact=true")
+        .await;
+    assert_eq!(alice[0]["firstName"], "Alice");
+    let zed_id = v["results"]
+        .as_array()
+        .expect("r")
+        .iter()
+        .find(|x| x["resourceName"] == "zed")
+        .expect("zed")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (_, groups) = s
+        .admin_get(&t, &format!("/demo/users/{zed_id}/groups"))
+        .await;
+    assert_eq!(groups[0]["path"], "/imported");
+    let (code, _) = s.admin_get(&t, "/demo/roles/imported-role").await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        s.password_grant("demo", "app", Some("app-secret"), "zed", "zed-pw", None)
+            .await
+            .status(),
+        200,
+        "an imported user logs in"
+    );
+
+    // OVERWRITE: existing ones are replaced by the representation.
+    let r = import(payload("OVERWRITE")).await.expect("import");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        (v["added"].as_i64(), v["overwritten"].as_i64()),
+        (Some(0), Some(6))
+    );
+    let (_, alice) = s
+        .admin_get(&t, "/demo/users?username=alice&exact=true")
+        .await;
+    assert_eq!(alice[0]["firstName"], "Overwritten");
+
+    // Partial export: never users; clients and groups/roles only when asked;
+    // secrets masked.
+    let export = |q: &str| {
+        s.http
+            .post(format!("{}/admin/realms/demo/partial-export{q}", s.base))
+            .bearer_auth(&t)
+            .send()
+    };
+    let bare: Value = export("")
+        .await
+        .expect("export")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(bare["realm"], "demo");
+    assert!(
+        bare.get("users").is_none()
+            && bare.get("clients").is_none()
+            && bare.get("groups").is_none()
+    );
+    let full: Value = export("?exportClients=true&exportGroupsAndRoles=true")
+        .await
+        .expect("export")
+        .json()
+        .await
+        .expect("json");
+    assert!(full.get("users").is_none());
+    let app = full["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .find(|c| c["clientId"] == "app")
+        .cloned()
+        .expect("app");
+    assert_eq!(app["secret"], "**********");
+    assert!(
+        full["roles"]["realm"]
+            .as_array()
+            .expect("roles")
+            .iter()
+            .any(|r| r["name"] == "imported-role")
+    );
+    assert!(!full.to_string().contains("app-secret"));
+}
