@@ -698,22 +698,8 @@ async fn disabled_and_locked_users_cannot_log_in() {
     // Keycloak: a locked account looks like wrong credentials (401).
     assert_eq!(locked.status(), 401, "locked even with the right password");
     // Disabled user.
-    let (_, users) = s
-        .admin_get(&t, "/demo/users?username=alice&exact=true")
-        .await;
-    let id = users[0]["id"].as_str().expect("id").to_owned();
-    let r = s
-        .http
-        .put(format!(
-            "{}/admin/realms/demo/users/{id}/reset-password",
-            s.base
-        ))
-        .bearer_auth(&t)
-        .json(&serde_json::json!({"type": "password", "value": "new-pw", "temporary": false}))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 204);
+    let id = s.user_id(&t, "demo", "alice").await;
+    s.reset_password(&t, "demo", &id, "new-pw", false).await;
     assert_eq!(
         s.password_grant("demo", "app", Some("app-secret"), "alice", "new-pw", None)
             .await
@@ -1369,22 +1355,8 @@ async fn attack_detection_shows_and_unlocks_a_locked_user() {
 async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
     let s = start().await;
     let t = s.demo_realm().await;
-    let (_, users) = s
-        .admin_get(&t, "/demo/users?username=alice&exact=true")
-        .await;
-    let alice = users[0]["id"].as_str().expect("id").to_owned();
-    let r = s
-        .http
-        .put(format!(
-            "{}/admin/realms/demo/users/{alice}/reset-password",
-            s.base
-        ))
-        .bearer_auth(&t)
-        .json(&serde_json::json!({"type": "password", "value": "temp-pw", "temporary": true}))
-        .send()
-        .await
-        .expect("reset");
-    assert_eq!(r.status(), 204);
+    let alice = s.user_id(&t, "demo", "alice").await;
+    s.reset_password(&t, "demo", &alice, "temp-pw", true).await;
     let r = s
         .password_grant("demo", "app", Some("app-secret"), "alice", "temp-pw", None)
         .await;

@@ -193,6 +193,40 @@ impl Server {
         t
     }
 
+    /// The id of `username` in `realm`, through the admin API.
+    pub async fn user_id(&self, token: &str, realm: &str, username: &str) -> String {
+        let (_, users) = self
+            .admin_get(
+                token,
+                &format!("/{realm}/users?username={username}&exact=true"),
+            )
+            .await;
+        users[0]["id"].as_str().expect("user id").to_owned()
+    }
+
+    /// Sets a user's password through the admin API (`temporary` as Keycloak's).
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        realm: &str,
+        id: &str,
+        pw: &str,
+        temporary: bool,
+    ) {
+        let r = self
+            .http
+            .put(format!(
+                "{}/admin/realms/{realm}/users/{id}/reset-password",
+                self.base
+            ))
+            .bearer_auth(token)
+            .json(&json!({"type": "password", "value": pw, "temporary": temporary}))
+            .send()
+            .await
+            .expect("reset-password");
+        assert_eq!(r.status(), 204);
+    }
+
     pub async fn password_grant(
         &self,
         realm: &str,

@@ -315,14 +315,7 @@ fn login_form(
         .display_name
         .clone()
         .unwrap_or_else(|| realm.name.clone());
-    let err = error
-        .map(|e| {
-            format!(
-                "<p class=\"error\" role=\"alert\" id=\"input-error\">{}</p>",
-                esc(e)
-            )
-        })
-        .unwrap_or_default();
+    let err = alert(error);
     let body = format!(
         "<h1>Sign in to {t}</h1>{err}<form id=\"kc-form-login\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={id}\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
@@ -704,15 +697,20 @@ async fn update_password(
     }
 }
 
-fn update_password_form(realm: &Realm, req_id: &str, csrf: &str, error: Option<&str>) -> Response {
-    let err = error
+/// A form's error line, announced to screen readers (`role="alert"`).
+fn alert(error: Option<&str>) -> String {
+    error
         .map(|e| {
             format!(
                 "<p class=\"error\" role=\"alert\" id=\"input-error\">{}</p>",
                 esc(e)
             )
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn update_password_form(realm: &Realm, req_id: &str, csrf: &str, error: Option<&str>) -> Response {
+    let err = alert(error);
     let body = format!(
         "<h1>Update password</h1><p>You need to change your password to activate your account.</p>{err}\
 <form id=\"kc-passwd-update-form\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={id}\">\
