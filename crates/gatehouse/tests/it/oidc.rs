@@ -1,6 +1,6 @@
 //! OIDC / OAuth 2.0 endpoints end to end.
 
-use crate::support::{between, claims, set_cookie, start};
+use crate::support::{LoginPage, between, claims, set_cookie, start};
 use base64::Engine;
 use serde_json::Value;
 
@@ -1375,41 +1375,19 @@ async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
         ("state", "st"),
     ];
     let first = s.http.get(&auth).query(&params).send().await.expect("get");
-    let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
-    let html = first.text().await.expect("html");
-    let action = format!(
-        "{}{}",
-        s.base,
-        between(&html, "action=\"", "\"").replace("&amp;", "&")
-    );
-    let csrf = between(&html, "name=\"csrf\" value=\"", "\"").to_owned();
-    let post = |fields: Vec<(&'static str, String)>| {
-        let mut f = fields;
-        f.push(("csrf", csrf.clone()));
-        s.http
-            .post(&action)
-            .header("cookie", &cookie)
-            .form(&f)
-            .send()
-    };
-    let r = post(vec![
-        ("username", "alice".into()),
-        ("password", "temp-pw".into()),
-    ])
-    .await
-    .expect("login");
+    let page = LoginPage::read(&s, first).await;
+    let r = page
+        .post(&[("username", "alice"), ("password", "temp-pw")])
+        .await;
     assert_eq!(r.status(), 200, "no code yet");
-    let page = r.text().await.expect("html");
+    let html = r.text().await.expect("html");
     assert!(
-        page.contains("name=\"password-new\"") && page.contains("name=\"password-confirm\""),
-        "{page}"
+        html.contains("name=\"password-new\"") && html.contains("name=\"password-confirm\""),
+        "{html}"
     );
-    let r = post(vec![
-        ("password-new", "n3w-pw".into()),
-        ("password-confirm", "other".into()),
-    ])
-    .await
-    .expect("mismatch");
+    let r = page
+        .post(&[("password-new", "n3w-pw"), ("password-confirm", "other")])
+        .await;
     assert_eq!(r.status(), 200);
     assert!(
         r.text()
@@ -1417,24 +1395,18 @@ async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
             .expect("html")
             .contains("Passwords don&#39;t match.")
     );
-    let r = post(vec![
-        ("password-new", "n3w-pw".into()),
-        ("password-confirm", "n3w-pw".into()),
-    ])
-    .await
-    .expect("update");
+    let r = page
+        .post(&[("password-new", "n3w-pw"), ("password-confirm", "n3w-pw")])
+        .await;
     assert_eq!(r.status(), 302);
     let sso = set_cookie(&r, "GATEHOUSE_IDENTITY");
     let loc = r.headers()["location"].to_str().expect("loc").to_owned();
     assert!(query_param(&loc, "code").is_some(), "{loc}");
     assert_eq!(query_param(&loc, "state").as_deref(), Some("st"));
     // Spent: the same update cannot be replayed.
-    let r = post(vec![
-        ("password-new", "x".into()),
-        ("password-confirm", "x".into()),
-    ])
-    .await
-    .expect("replay");
+    let r = page
+        .post(&[("password-new", "x"), ("password-confirm", "x")])
+        .await;
     assert!(r.text().await.expect("html").contains("timed out"));
     assert_eq!(
         s.password_grant("demo", "app", Some("app-secret"), "alice", "n3w-pw", None)
@@ -1481,26 +1453,10 @@ async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
         "login page again"
     );
     let first = s.http.get(&auth).query(&params).send().await.expect("get");
-    let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
-    let html = first.text().await.expect("html");
-    let action = format!(
-        "{}{}",
-        s.base,
-        between(&html, "action=\"", "\"").replace("&amp;", "&")
-    );
-    let csrf = between(&html, "name=\"csrf\" value=\"", "\"").to_owned();
-    let r = s
-        .http
-        .post(&action)
-        .header("cookie", &cookie)
-        .form(&[
-            ("username", "alice"),
-            ("password", "n3w-pw"),
-            ("csrf", &csrf),
-        ])
-        .send()
+    let r = LoginPage::read(&s, first)
         .await
-        .expect("login");
+        .post(&[("username", "alice"), ("password", "n3w-pw")])
+        .await;
     assert!(r.headers().get("location").is_none());
     assert!(r.text().await.expect("html").contains("not fully set up"));
 }

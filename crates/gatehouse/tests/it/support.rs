@@ -284,18 +284,47 @@ impl Server {
     /// endpoint's answer) and returns the login POST's answer.
     pub async fn log_in_alice(&self, first: reqwest::Response) -> reqwest::Response {
         assert_eq!(first.status(), 200);
+        LoginPage::read(self, first)
+            .await
+            .post(&[("username", "alice"), ("password", "alice-pw")])
+            .await
+    }
+}
+
+/// A login page as a browser holds it: where its form posts, its CSRF
+/// field and cookie.
+pub struct LoginPage {
+    http: reqwest::Client,
+    action: String,
+    csrf: String,
+    cookie: String,
+}
+
+impl LoginPage {
+    /// Reads the page the authorization endpoint answered with.
+    pub async fn read(s: &Server, first: reqwest::Response) -> LoginPage {
         let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
         let html = first.text().await.expect("html");
-        let action = between(&html, "action=\"", "\"").replace("&amp;", "&");
-        let csrf = between(&html, "name=\"csrf\" value=\"", "\"").to_owned();
+        LoginPage {
+            http: s.http.clone(),
+            action: format!(
+                "{}{}",
+                s.base,
+                between(&html, "action=\"", "\"").replace("&amp;", "&")
+            ),
+            csrf: between(&html, "name=\"csrf\" value=\"", "\"").to_owned(),
+            cookie,
+        }
+    }
+
+    /// Submits the form with `fields` (and the CSRF token).
+    pub async fn post(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut f = fields.to_vec();
+        f.push(("csrf", &self.csrf));
         self.http
-            .post(format!("{}{}", self.base, action))
-            .header("cookie", cookie)
-            .form(&[
-                ("username", "alice"),
-                ("password", "alice-pw"),
-                ("csrf", &csrf),
-            ])
+            .post(&self.action)
+            .header("cookie", &self.cookie)
+            .form(&f)
             .send()
             .await
             .expect("send")
