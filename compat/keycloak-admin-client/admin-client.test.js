@@ -296,3 +296,17 @@ test("partial import (skip existing) and partial export", async () => {
   assert.ok(exported.roles.realm.some((r) => r.name === "imported-role"));
   assert.ok(exported.clients.every((c) => c.secret === undefined || c.secret === "**********"));
 });
+
+test("role scope mappings of a client without full scope", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const api = (await kc.clients.find({ clientId: "api" }))[0];
+  await kc.clients.update({ id: api.id }, { fullScopeAllowed: false });
+  await kc.roles.create({ name: "scoped-role" });
+  const role = await kc.roles.findOneByName({ name: "scoped-role" });
+  await kc.clients.addRealmScopeMappings({ id: api.id }, [{ id: role.id, name: role.name }]);
+  assert.deepEqual((await kc.clients.listRealmScopeMappings({ id: api.id })).map((r) => r.name), ["scoped-role"]);
+  assert.equal((await kc.clients.listScopeMappings({ id: api.id })).realmMappings.length, 1);
+  await kc.clients.delRealmScopeMappings({ id: api.id }, [{ id: role.id, name: role.name }]);
+  assert.equal((await kc.clients.listRealmScopeMappings({ id: api.id })).length, 0);
+  await kc.clients.update({ id: api.id }, { fullScopeAllowed: true });
+});

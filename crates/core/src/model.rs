@@ -358,6 +358,11 @@ pub struct Client {
     pub service_accounts_enabled: bool,
     pub implicit_flow_enabled: bool,
     pub full_scope_allowed: bool,
+    /// Role scope mappings (Keycloak's `scope-mappings`): with
+    /// `full_scope_allowed` off, the only roles (besides the client's own)
+    /// its tokens may carry, composites included.
+    #[serde(default)]
+    pub scope_role_ids: Vec<String>,
     pub attributes: BTreeMap<String, String>,
     pub protocol_mappers: Vec<ProtocolMapper>,
     pub default_client_scopes: Vec<String>,
@@ -387,6 +392,7 @@ impl Client {
             service_accounts_enabled: false,
             implicit_flow_enabled: false,
             full_scope_allowed: true,
+            scope_role_ids: vec![],
             attributes: Default::default(),
             protocol_mappers: vec![],
             default_client_scopes: vec![

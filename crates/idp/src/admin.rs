@@ -11,6 +11,7 @@ pub mod mappers;
 pub mod partial;
 pub mod realms;
 pub mod roles;
+pub mod scope_mappings;
 pub mod server_info;
 pub mod sessions;
 pub mod users;
@@ -182,4 +183,5 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(events::routes())
         .merge(server_info::routes())
         .merge(partial::routes())
+        .merge(scope_mappings::routes())
 }

@@ -117,6 +117,38 @@ pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
     }
     out["groups"] = json!(tops);
 
+    // Role scope mappings, in Keycloak's two lists.
+    let mut realm_scope = vec![];
+    let mut client_scope: Map<String, Value> = Map::new();
+    for c in &clients {
+        let mut realm_names = vec![];
+        let mut by_owner: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for rid in &c.scope_role_ids {
+            let Some(r) = idp.store.role(&realm.id, rid).await? else {
+                continue;
+            };
+            match r.client_id.as_ref().and_then(|o| client_ids.get(o)) {
+                Some(owner) => by_owner.entry(owner.clone()).or_default().push(r.name),
+                None if r.client_id.is_none() => realm_names.push(r.name),
+                None => {}
+            }
+        }
+        if !realm_names.is_empty() {
+            realm_scope.push(json!({"client": c.client_id, "roles": realm_names}));
+        }
+        for (owner, names) in by_owner {
+            if let Some(list) = client_scope
+                .entry(owner)
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+            {
+                list.push(json!({"client": c.client_id, "roles": names}));
+            }
+        }
+    }
+    out["scopeMappings"] = json!(realm_scope);
+    out["clientScopeMappings"] = Value::Object(client_scope);
+
     let mut users = vec![];
     let mut first = 0;
     loop {

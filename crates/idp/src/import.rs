@@ -67,6 +67,48 @@ async fn import_groups(
     Ok(())
 }
 
+/// Keycloak's `scopeMappings` (realm roles) and `clientScopeMappings`
+/// (roles of the client named by the key) for clients; entries for client
+/// scopes are not kept (scope mappings live on clients here).
+async fn scope_mappings(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), AdminError> {
+    let mut lists: Vec<(Option<String>, &Value)> =
+        arr(rep, "scopeMappings").map(|m| (None, m)).collect();
+    if let Some(by_owner) = rep.get("clientScopeMappings").and_then(Value::as_object) {
+        for (owner, list) in by_owner {
+            for m in list.as_array().into_iter().flatten() {
+                lists.push((Some(owner.clone()), m));
+            }
+        }
+    }
+    for (owner, m) in lists {
+        let Some(cid) = m.get("client").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(mut client) = idp.store.client_by_client_id(&realm.id, cid).await? else {
+            continue;
+        };
+        let container = match &owner {
+            Some(o) => match idp.store.client_by_client_id(&realm.id, o).await? {
+                Some(c) => Some(c.id),
+                None => continue,
+            },
+            None => None,
+        };
+        for name in arr(m, "roles").filter_map(Value::as_str) {
+            if let Some(r) = idp
+                .store
+                .role_by_name(&realm.id, container.as_deref(), name)
+                .await?
+                && !client.scope_role_ids.contains(&r.id)
+            {
+                client.scope_role_ids.push(r.id);
+            }
+        }
+        idp.store.update_client(&client, &[]).await?;
+    }
+    Ok(())
+}
+
 /// Loads roles, clients, groups and users from a RealmRepresentation.
 pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), AdminError> {
     // Clients first: client roles need their client.
@@ -163,6 +205,7 @@ pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Admin
     }
     // Keycloak's default roles, where the export did not bring them.
     crate::bootstrap::realm_defaults(idp, realm).await?;
+    scope_mappings(idp, realm, rep).await?;
     let groups: Vec<Value> = arr(rep, "groups").cloned().collect();
     import_groups(idp, realm, None, &groups).await?;
     for u in arr(rep, "users") {

@@ -72,6 +72,8 @@ const REALM_FIELDS: &[&str] = &[
     "clientScopes",
     "defaultDefaultClientScopes",
     "defaultOptionalClientScopes",
+    "scopeMappings",
+    "clientScopeMappings",
 ];
 
 /// RealmRepresentation of a realm.

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use gatehouse_core::model::{Client, ClientScope, ProtocolMapper, Realm, Session, User};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Resolves the `scope` a client gets: `openid` when asked, the client's
 /// default scopes, and the asked-for optional ones; only scopes whose
@@ -88,6 +89,76 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// What a client may see of this identity: everything with Keycloak's
+    /// `fullScopeAllowed` (the default); otherwise only the roles in its
+    /// scope mappings (composites expanded) and its own client roles, so a
+    /// token for a narrow client does not carry the user's every role.
+    pub async fn scoped_to(
+        self: Arc<Self>,
+        idp: &Idp,
+        realm: &Realm,
+        client: &Client,
+    ) -> Result<Arc<Identity>, OAuthError> {
+        if client.full_scope_allowed {
+            return Ok(self);
+        }
+        let mut allowed: BTreeSet<(Option<String>, String)> = BTreeSet::new();
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut todo = client.scope_role_ids.clone();
+        while let Some(rid) = todo.pop() {
+            if !seen.insert(rid.clone()) {
+                continue;
+            }
+            let Some(role) = idp.store.role(&realm.id, &rid).await? else {
+                continue;
+            };
+            let owner = match &role.client_id {
+                Some(internal) => idp
+                    .store
+                    .client(&realm.id, internal)
+                    .await?
+                    .map(|c| c.client_id),
+                None => None,
+            };
+            if role.client_id.is_none() || owner.is_some() {
+                allowed.insert((owner, role.name.clone()));
+            }
+            todo.extend(
+                idp.store
+                    .composites(&role.id)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.id),
+            );
+        }
+        let realm_roles = self
+            .realm_roles
+            .iter()
+            .filter(|n| allowed.contains(&(None, (*n).clone())))
+            .cloned()
+            .collect();
+        let client_roles = self
+            .client_roles
+            .iter()
+            .map(|(cid, names)| {
+                let own = *cid == client.client_id;
+                let keep: Vec<String> = names
+                    .iter()
+                    .filter(|n| own || allowed.contains(&(Some(cid.clone()), (*n).clone())))
+                    .cloned()
+                    .collect();
+                (cid.clone(), keep)
+            })
+            .filter(|(_, names)| !names.is_empty())
+            .collect();
+        Ok(Arc::new(Identity {
+            realm_roles,
+            client_roles,
+            group_names: self.group_names.clone(),
+            group_paths: self.group_paths.clone(),
+        }))
+    }
+
     /// Resolves effective roles (direct, via groups and parents, composites)
     /// and group memberships.
     pub async fn resolve(idp: &Idp, realm: &Realm, user: &User) -> Result<Identity, OAuthError> {
@@ -404,7 +475,11 @@ fn apply_mappers(
 /// The JSON a token endpoint returns.
 pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OAuthError> {
     let now = gatehouse_core::time::now();
-    let id = idp.identity(g.realm, g.user).await?;
+    let id = idp
+        .identity(g.realm, g.user)
+        .await?
+        .scoped_to(idp, g.realm, g.client)
+        .await?;
     let issuer = idp.issuer(&g.realm.name);
     let lifespan = g
         .client
@@ -523,7 +598,11 @@ pub async fn userinfo(
     user: &User,
     scope: &str,
 ) -> Result<Value, OAuthError> {
-    let id = idp.identity(realm, user).await?;
+    let id = idp
+        .identity(realm, user)
+        .await?
+        .scoped_to(idp, realm, client)
+        .await?;
     let all_scopes = idp.client_scopes(realm).await?;
     let scopes = effective_scopes(client, &all_scopes, scope);
     let mut c = Map::new();

@@ -1410,3 +1410,173 @@ async fn partial_import_policies_and_partial_export() {
     );
     assert!(!full.to_string().contains("app-secret"));
 }
+
+/// A client with `fullScopeAllowed: false` gets only the roles of its scope
+/// mappings (composites included) and its own client roles into tokens.
+#[tokio::test]
+async fn scope_mappings_limit_the_roles_of_a_narrow_client() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    for r in ["reader", "admin-ish", "bundle", "inside-bundle"] {
+        assert_eq!(
+            s.admin_post(&t, "/demo/roles", &json!({"name": r})).await.0,
+            201
+        );
+    }
+    let role = |n: &'static str| {
+        let s = &s;
+        let t = &t;
+        async move { s.admin_get(t, &format!("/demo/roles/{n}")).await.1 }
+    };
+    let (bundle, inside) = (role("bundle").await, role("inside-bundle").await);
+    let (code, _) = s
+        .admin_post(&t, "/demo/roles/bundle/composites", &json!([inside]))
+        .await;
+    assert_eq!(code, 204);
+    let alice = s.user_id(&t, "demo", "alice").await;
+    let all = json!([role("reader").await, role("admin-ish").await, bundle]);
+    let (code, _) = s
+        .admin_post(
+            &t,
+            &format!("/demo/users/{alice}/role-mappings/realm"),
+            &all,
+        )
+        .await;
+    assert_eq!(code, 204);
+    let (_, clients) = s.admin_get(&t, "/demo/clients?clientId=app").await;
+    let app = clients[0]["id"].as_str().expect("id").to_owned();
+    let (code, _) = s
+        .admin_post(
+            &t,
+            &format!("/demo/clients/{app}/roles"),
+            &json!({"name": "own"}),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let (code, _) = s
+        .admin_post(
+            &t,
+            &format!("/demo/users/{alice}/role-mappings/clients/{app}"),
+            &json!([{"name": "own"}]),
+        )
+        .await;
+    assert_eq!(code, 204);
+    let roles_in_token = || async {
+        let v: Value = s
+            .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+            .await
+            .json()
+            .await
+            .expect("json");
+        let c = crate::support::claims(v["access_token"].as_str().expect("at"));
+        let mut realm: Vec<String> = c["realm_access"]["roles"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        realm.sort();
+        (realm, c["resource_access"]["app"]["roles"].clone())
+    };
+    // Full scope (the default): every role.
+    let (realm, own) = roles_in_token().await;
+    assert!(realm.contains(&"admin-ish".to_owned()) && realm.contains(&"reader".to_owned()));
+    assert_eq!(own, json!(["own"]));
+
+    // Narrowed: only the mapped role, a mapped composite's children, and the
+    // client's own roles.
+    let r = s
+        .http
+        .put(format!("{}/admin/realms/demo/clients/{app}", s.base))
+        .bearer_auth(&t)
+        .json(&json!({"fullScopeAllowed": false}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+    let (realm, own) = roles_in_token().await;
+    assert!(realm.is_empty(), "no scope mappings yet: {realm:?}");
+    assert_eq!(own, json!(["own"]));
+    let (code, _) = s
+        .admin_post(
+            &t,
+            &format!("/demo/clients/{app}/scope-mappings/realm"),
+            &json!([{"name": "reader"}, {"name": "bundle"}]),
+        )
+        .await;
+    assert_eq!(code, 204);
+    let (_, listed) = s
+        .admin_get(&t, &format!("/demo/clients/{app}/scope-mappings/realm"))
+        .await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+    let (_, all) = s
+        .admin_get(&t, &format!("/demo/clients/{app}/scope-mappings"))
+        .await;
+    assert_eq!(all["realmMappings"].as_array().map(Vec::len), Some(2));
+    let (realm, _) = roles_in_token().await;
+    assert_eq!(realm, ["bundle", "inside-bundle", "reader"]);
+    let r = s
+        .http
+        .delete(format!(
+            "{}/admin/realms/demo/clients/{app}/scope-mappings/realm",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .json(&json!([{"name": "bundle"}]))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 204);
+    let (realm, _) = roles_in_token().await;
+    assert_eq!(realm, ["reader"]);
+    // Exported in Keycloak's shape, and imported back into a fresh realm.
+    let r = s
+        .http
+        .post(format!(
+            "{}/admin/realms/demo/partial-export?exportClients=true&exportGroupsAndRoles=true",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("export");
+    let mut exported: Value = r.json().await.expect("json");
+    assert_eq!(
+        exported["scopeMappings"],
+        json!([{"client": "app", "roles": ["reader"]}])
+    );
+    // Into another realm of the same server: without the ids, which are
+    // unique server-wide (as in Keycloak).
+    fn drop_ids(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                o.remove("id");
+                o.values_mut().for_each(drop_ids);
+            }
+            Value::Array(a) => a.iter_mut().for_each(drop_ids),
+            _ => {}
+        }
+    }
+    drop_ids(&mut exported);
+    exported["realm"] = json!("demo2");
+    let (code, _) = s.admin_post(&t, "", &exported).await;
+    assert_eq!(code, 201);
+    let (_, c2) = s.admin_get(&t, "/demo2/clients?clientId=app").await;
+    let app2 = c2[0]["id"].as_str().expect("id").to_owned();
+    let (_, listed) = s
+        .admin_get(&t, &format!("/demo2/clients/{app2}/scope-mappings/realm"))
+        .await;
+    assert_eq!(listed[0]["name"], "reader");
+    assert_eq!(c2[0]["fullScopeAllowed"], false);
+    // Unknown role: 404, nothing changed.
+    let (code, _) = s
+        .admin_post(
+            &t,
+            &format!("/demo/clients/{app}/scope-mappings/realm"),
+            &json!([{"name": "nope"}]),
+        )
+        .await;
+    assert_eq!(code, 404);
+}

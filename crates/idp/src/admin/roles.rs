@@ -117,7 +117,7 @@ async fn container(idp: &Idp, realm: &Realm, cid: Option<&str>) -> Result<String
     }
 }
 
-async fn render(idp: &Idp, r: &Role, realm: &Realm) -> Result<Value, AdminError> {
+pub(super) async fn render(idp: &Idp, r: &Role, realm: &Realm) -> Result<Value, AdminError> {
     let composite = !idp.store.composites(&r.id).await?.is_empty();
     Ok(repr::role(
         r,
@@ -126,7 +126,11 @@ async fn render(idp: &Idp, r: &Role, realm: &Realm) -> Result<Value, AdminError>
     ))
 }
 
-async fn render_all(idp: &Idp, roles: &[Role], realm: &Realm) -> Result<Json<Value>, AdminError> {
+pub(super) async fn render_all(
+    idp: &Idp,
+    roles: &[Role],
+    realm: &Realm,
+) -> Result<Json<Value>, AdminError> {
     let mut out = vec![];
     for r in roles {
         out.push(render(idp, r, realm).await?);
@@ -439,7 +443,7 @@ async fn del_by_id(
 }
 
 /// Resolves a list of RoleRepresentations (by id, else by name) to role ids.
-async fn role_ids(
+pub(super) async fn role_ids(
     idp: &Idp,
     realm: &Realm,
     client: Option<&str>,

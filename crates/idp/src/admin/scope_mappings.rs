@@ -1,0 +1,160 @@
+//! `/admin/realms/{realm}/clients/{id}/scope-mappings...`: the roles a
+//! client with `fullScopeAllowed: false` may put in its tokens (Keycloak's
+//! role scope mappings). Without them such a client's tokens carry only its
+//! own client roles.
+
+use super::roles::{render, render_all, role_ids};
+use super::{RealmAdmin, event};
+use crate::error::AdminError;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::{Method, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use gatehouse_core::model::{Client, Role};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Scope-mapping routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    const B: &str = "/admin/realms/{realm}/clients/{id}/scope-mappings";
+    Router::new()
+        .route(B, get(all))
+        .route(
+            &format!("{B}/realm"),
+            get(listed).post(change).delete(change),
+        )
+        .route(
+            &format!("{B}/clients/{{other}}"),
+            get(listed).post(change).delete(change),
+        )
+}
+
+/// The client's mapped roles that still exist.
+async fn mapped(a: &RealmAdmin, c: &Client) -> Result<Vec<Role>, AdminError> {
+    let mut out = vec![];
+    for id in &c.scope_role_ids {
+        if let Some(r) = a.idp.store.role(&a.realm.id, id).await? {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// `GET .../scope-mappings`: realm and per-client mappings in one document.
+async fn all(
+    a: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let c = super::clients::load(&a.idp, &a.realm, &id).await?;
+    let mut realm_roles = vec![];
+    let mut clients = serde_json::Map::new();
+    for r in mapped(&a, &c).await? {
+        let v = render(&a.idp, &r, &a.realm).await?;
+        match &r.client_id {
+            None => realm_roles.push(v),
+            Some(owner) => {
+                let name = a
+                    .idp
+                    .store
+                    .client(&a.realm.id, owner)
+                    .await?
+                    .map(|o| o.client_id)
+                    .unwrap_or_default();
+                let entry = clients
+                    .entry(name.clone())
+                    .or_insert_with(|| json!({"id": owner, "client": name, "mappings": []}));
+                if let Some(m) = entry.get_mut("mappings").and_then(Value::as_array_mut) {
+                    m.push(v);
+                }
+            }
+        }
+    }
+    let mut out = json!({"realmMappings": realm_roles});
+    if !clients.is_empty() {
+        out["clientMappings"] = Value::Object(clients);
+    }
+    Ok(Json(out))
+}
+
+/// `(client, the container whose roles the call is about)`: None for the
+/// realm's roles, else the other client's id.
+async fn target(
+    a: &RealmAdmin,
+    id: &str,
+    other: Option<&str>,
+) -> Result<(Client, Option<String>), AdminError> {
+    let c = super::clients::load(&a.idp, &a.realm, id).await?;
+    let owner = match other {
+        Some(o) => Some(super::clients::load(&a.idp, &a.realm, o).await?.id),
+        None => None,
+    };
+    Ok((c, owner))
+}
+
+/// `GET .../scope-mappings/realm` and `.../clients/{other}`.
+async fn listed(
+    a: RealmAdmin,
+    Path(p): Path<Vec<(String, String)>>,
+) -> Result<Json<Value>, AdminError> {
+    let id = param(&p, "id");
+    let (c, owner) = target(&a, &id, opt(&p, "other").as_deref()).await?;
+    let roles: Vec<Role> = mapped(&a, &c)
+        .await?
+        .into_iter()
+        .filter(|r| r.client_id == owner)
+        .collect();
+    render_all(&a.idp, &roles, &a.realm).await
+}
+
+/// `POST|DELETE .../scope-mappings/realm` and `.../clients/{other}`: add
+/// or remove the roles of the body.
+async fn change(
+    a: RealmAdmin,
+    method: Method,
+    Path(p): Path<Vec<(String, String)>>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let id = param(&p, "id");
+    let other = opt(&p, "other");
+    let (mut c, owner) = target(&a, &id, other.as_deref()).await?;
+    let ids = role_ids(&a.idp, &a.realm, owner.as_deref(), &body).await?;
+    let add = method == Method::POST;
+    if add {
+        for r in ids {
+            if !c.scope_role_ids.contains(&r) {
+                c.scope_role_ids.push(r);
+            }
+        }
+    } else {
+        c.scope_role_ids.retain(|r| !ids.contains(r));
+    }
+    let path = match &other {
+        Some(o) => format!("clients/{id}/scope-mappings/clients/{o}"),
+        None => format!("clients/{id}/scope-mappings/realm"),
+    };
+    let rtype = if other.is_some() {
+        "CLIENT_SCOPE_MAPPING"
+    } else {
+        "REALM_SCOPE_MAPPING"
+    };
+    let ev = event(
+        &a.realm,
+        &a.caller,
+        if add { "CREATE" } else { "DELETE" },
+        rtype,
+        &path,
+        None,
+    );
+    a.idp.store.update_client(&c, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn opt(p: &[(String, String)], name: &str) -> Option<String> {
+    p.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+fn param(p: &[(String, String)], name: &str) -> String {
+    opt(p, name).unwrap_or_default()
+}
