@@ -236,8 +236,7 @@ async fn users_groups_and_roles_shape_the_token() {
     assert_eq!(g, vec!["emea", "sales"]);
 
     // Protocol mappers: full group paths under a custom claim, a hardcoded claim.
-    let (_, apps) = s.admin_get(&t, "/demo/clients?clientId=app").await;
-    let app_id = apps[0]["id"].as_str().expect("id").to_owned();
+    let app_id = s.client_uuid(&t, "demo", "app").await;
     for m in [
         json!({"name": "groups", "protocol": "openid-connect", "protocolMapper": "oidc-group-membership-mapper", "config": {"claim.name": "grp", "full.path": "true"}}),
         json!({"name": "tier", "protocol": "openid-connect", "protocolMapper": "oidc-hardcoded-claim-mapper", "config": {"claim.name": "org.tier", "claim.value": "3", "jsonType.label": "int"}}),
@@ -310,8 +309,7 @@ async fn users_groups_and_roles_shape_the_token() {
 async fn client_secret_rotation_with_grace_period() {
     let s = start().await;
     let t = s.demo_realm().await;
-    let (_, apps) = s.admin_get(&t, "/demo/clients?clientId=app").await;
-    let id = apps[0]["id"].as_str().expect("id").to_owned();
+    let id = s.client_uuid(&t, "demo", "app").await;
     let (_, sec) = s
         .admin_get(&t, &format!("/demo/clients/{id}/client-secret"))
         .await;
@@ -791,8 +789,7 @@ async fn client_scopes_carry_mappers_into_tokens() {
         )
         .await;
     assert_eq!(r.status(), 400);
-    let (_, clients) = s.admin_get(&t, "/demo/clients?clientId=app").await;
-    let app = clients[0]["id"].as_str().expect("id").to_owned();
+    let app = s.client_uuid(&t, "demo", "app").await;
     let link = format!("/clients/{app}/optional-client-scopes/{scope_id}");
     assert_eq!(send(reqwest::Method::PUT, link.clone(), None).await, 204);
     let (_, linked) = s
@@ -976,8 +973,7 @@ async fn client_sessions_stats_and_logout_all() {
         let v: Value = r.json().await.expect("json");
         refresh.push(v["refresh_token"].as_str().expect("rt").to_owned());
     }
-    let (_, clients) = s.admin_get(&t, "/demo/clients?clientId=app").await;
-    let app = clients[0]["id"].as_str().expect("id").to_owned();
+    let app = s.client_uuid(&t, "demo", "app").await;
     let (code, list) = s
         .admin_get(&t, &format!("/demo/clients/{app}/user-sessions"))
         .await;
@@ -1177,8 +1173,7 @@ async fn default_groups_paths_available_roles_serverinfo_and_events_config() {
     );
     let (_, all_roles) = s.admin_get(&t, "/demo/roles").await;
     assert!(names(&all_roles).contains(&"offline_access".to_owned()));
-    let (_, clients) = s.admin_get(&t, "/demo/clients?clientId=app").await;
-    let app = clients[0]["id"].as_str().expect("id").to_owned();
+    let app = s.client_uuid(&t, "demo", "app").await;
     let (code, _) = s
         .admin_post(
             &t,
@@ -1443,8 +1438,7 @@ async fn scope_mappings_limit_the_roles_of_a_narrow_client() {
         )
         .await;
     assert_eq!(code, 204);
-    let (_, clients) = s.admin_get(&t, "/demo/clients?clientId=app").await;
-    let app = clients[0]["id"].as_str().expect("id").to_owned();
+    let app = s.client_uuid(&t, "demo", "app").await;
     let (code, _) = s
         .admin_post(
             &t,
@@ -1563,13 +1557,13 @@ async fn scope_mappings_limit_the_roles_of_a_narrow_client() {
     exported["realm"] = json!("demo2");
     let (code, _) = s.admin_post(&t, "", &exported).await;
     assert_eq!(code, 201);
-    let (_, c2) = s.admin_get(&t, "/demo2/clients?clientId=app").await;
-    let app2 = c2[0]["id"].as_str().expect("id").to_owned();
+    let app2 = s.client_uuid(&t, "demo2", "app").await;
     let (_, listed) = s
         .admin_get(&t, &format!("/demo2/clients/{app2}/scope-mappings/realm"))
         .await;
     assert_eq!(listed[0]["name"], "reader");
-    assert_eq!(c2[0]["fullScopeAllowed"], false);
+    let (_, c2) = s.admin_get(&t, &format!("/demo2/clients/{app2}")).await;
+    assert_eq!(c2["fullScopeAllowed"], false);
     // Unknown role: 404, nothing changed.
     let (code, _) = s
         .admin_post(

@@ -800,8 +800,7 @@ async fn device_authorization_grant_rfc8628() {
         r.json::<Value>().await.expect("json")["error"],
         "unauthorized_client"
     );
-    let (_, spa) = s.admin_get(&t, "/demo/clients?clientId=spa").await;
-    let id = spa[0]["id"].as_str().expect("id").to_owned();
+    let id = s.client_uuid(&t, "demo", "spa").await;
     let r = s.http.put(format!("{}/admin/realms/demo/clients/{id}", s.base)).bearer_auth(&t)
         .json(&serde_json::json!({"attributes": {"oauth2.device.authorization.grant.enabled": "true"}})).send().await.expect("send");
     assert_eq!(r.status(), 204);

@@ -193,6 +193,14 @@ impl Server {
         t
     }
 
+    /// The internal id of the client `client_id` in `realm`.
+    pub async fn client_uuid(&self, token: &str, realm: &str, client_id: &str) -> String {
+        let (_, clients) = self
+            .admin_get(token, &format!("/{realm}/clients?clientId={client_id}"))
+            .await;
+        clients[0]["id"].as_str().expect("client id").to_owned()
+    }
+
     /// The id of `username` in `realm`, through the admin API.
     pub async fn user_id(&self, token: &str, realm: &str, username: &str) -> String {
         let (_, users) = self

@@ -778,11 +778,22 @@ impl axum::extract::FromRequestParts<Arc<Idp>> for Mapping {
 
 /// `GET .../role-mappings`: realm and per-client mappings in one document.
 async fn all_mappings(m: Mapping) -> Result<Json<Value>, AdminError> {
-    let (idp, realm) = (&m.admin.idp, &m.admin.realm);
-    let roles = idp.store.granted_roles(m.holder()).await?;
+    let roles = m.admin.idp.store.granted_roles(m.holder()).await?;
+    Ok(Json(
+        mappings_document(&m.admin.idp, &m.admin.realm, &roles).await?,
+    ))
+}
+
+/// Keycloak's MappingsRepresentation of `roles`: `realmMappings`, and
+/// `clientMappings` by clientId (only when there are some).
+pub(super) async fn mappings_document(
+    idp: &Idp,
+    realm: &Realm,
+    roles: &[Role],
+) -> Result<Value, AdminError> {
     let mut realm_roles = vec![];
     let mut clients = serde_json::Map::new();
-    for role in &roles {
+    for role in roles {
         let v = render(idp, role, realm).await?;
         match &role.client_id {
             None => realm_roles.push(v),
@@ -805,7 +816,7 @@ async fn all_mappings(m: Mapping) -> Result<Json<Value>, AdminError> {
     if !clients.is_empty() {
         out["clientMappings"] = Value::Object(clients);
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 /// `GET .../role-mappings/realm` and `.../clients/{cid}`: direct mappings.

@@ -3,7 +3,7 @@
 //! role scope mappings). Without them such a client's tokens carry only its
 //! own client roles.
 
-use super::roles::{render, render_all, role_ids};
+use super::roles::{mappings_document, render_all, role_ids};
 use super::{RealmAdmin, event};
 use crate::error::AdminError;
 use crate::state::Idp;
@@ -13,7 +13,7 @@ use axum::http::{Method, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use gatehouse_core::model::{Client, Role};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// Scope-mapping routes.
@@ -48,34 +48,8 @@ async fn all(
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
     let c = super::clients::load(&a.idp, &a.realm, &id).await?;
-    let mut realm_roles = vec![];
-    let mut clients = serde_json::Map::new();
-    for r in mapped(&a, &c).await? {
-        let v = render(&a.idp, &r, &a.realm).await?;
-        match &r.client_id {
-            None => realm_roles.push(v),
-            Some(owner) => {
-                let name = a
-                    .idp
-                    .store
-                    .client(&a.realm.id, owner)
-                    .await?
-                    .map(|o| o.client_id)
-                    .unwrap_or_default();
-                let entry = clients
-                    .entry(name.clone())
-                    .or_insert_with(|| json!({"id": owner, "client": name, "mappings": []}));
-                if let Some(m) = entry.get_mut("mappings").and_then(Value::as_array_mut) {
-                    m.push(v);
-                }
-            }
-        }
-    }
-    let mut out = json!({"realmMappings": realm_roles});
-    if !clients.is_empty() {
-        out["clientMappings"] = Value::Object(clients);
-    }
-    Ok(Json(out))
+    let roles = mapped(&a, &c).await?;
+    Ok(Json(mappings_document(&a.idp, &a.realm, &roles).await?))
 }
 
 /// `(client, the container whose roles the call is about)`: None for the
