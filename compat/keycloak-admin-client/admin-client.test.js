@@ -310,3 +310,16 @@ test("role scope mappings of a client without full scope", async () => {
   assert.equal((await kc.clients.listRealmScopeMappings({ id: api.id })).length, 0);
   await kc.clients.update({ id: api.id }, { fullScopeAllowed: true });
 });
+
+test("scope mapping listings: composite and available", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const api = (await kc.clients.find({ clientId: "api" }))[0];
+  assert.equal((await kc.clients.listAvailableRealmScopeMappings({ id: api.id })).length, 0, "full scope: nothing left to map");
+  await kc.clients.update({ id: api.id }, { fullScopeAllowed: false });
+  const role = await kc.roles.findOneByName({ name: "scoped-role" });
+  await kc.clients.addRealmScopeMappings({ id: api.id }, [{ id: role.id, name: role.name }]);
+  assert.deepEqual((await kc.clients.listCompositeRealmScopeMappings({ id: api.id })).map((r) => r.name), ["scoped-role"]);
+  assert.ok(!(await kc.clients.listAvailableRealmScopeMappings({ id: api.id })).some((r) => r.name === "scoped-role"));
+  await kc.clients.delRealmScopeMappings({ id: api.id }, [{ id: role.id, name: role.name }]);
+  await kc.clients.update({ id: api.id }, { fullScopeAllowed: true });
+});

@@ -88,6 +88,35 @@ pub struct Identity {
     pub group_paths: Vec<String>,
 }
 
+/// The roles `ids` name and, through composites, every role they contain
+/// (each once; ids of deleted roles are skipped).
+pub async fn expand_roles(
+    idp: &Idp,
+    realm: &Realm,
+    ids: &[String],
+) -> Result<Vec<gatehouse_core::model::Role>, gatehouse_store::Error> {
+    let mut out = vec![];
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut todo = ids.to_vec();
+    while let Some(rid) = todo.pop() {
+        if !seen.insert(rid.clone()) {
+            continue;
+        }
+        let Some(role) = idp.store.role(&realm.id, &rid).await? else {
+            continue;
+        };
+        todo.extend(
+            idp.store
+                .composites(&role.id)
+                .await?
+                .into_iter()
+                .map(|r| r.id),
+        );
+        out.push(role);
+    }
+    Ok(out)
+}
+
 impl Identity {
     /// What a client may see of this identity: everything with Keycloak's
     /// `fullScopeAllowed` (the default); otherwise only the roles in its
@@ -103,15 +132,7 @@ impl Identity {
             return Ok(self);
         }
         let mut allowed: BTreeSet<(Option<String>, String)> = BTreeSet::new();
-        let mut seen: BTreeSet<String> = BTreeSet::new();
-        let mut todo = client.scope_role_ids.clone();
-        while let Some(rid) = todo.pop() {
-            if !seen.insert(rid.clone()) {
-                continue;
-            }
-            let Some(role) = idp.store.role(&realm.id, &rid).await? else {
-                continue;
-            };
+        for role in expand_roles(idp, realm, &client.scope_role_ids).await? {
             let owner = match &role.client_id {
                 Some(internal) => idp
                     .store
@@ -121,15 +142,8 @@ impl Identity {
                 None => None,
             };
             if role.client_id.is_none() || owner.is_some() {
-                allowed.insert((owner, role.name.clone()));
+                allowed.insert((owner, role.name));
             }
-            todo.extend(
-                idp.store
-                    .composites(&role.id)
-                    .await?
-                    .into_iter()
-                    .map(|r| r.id),
-            );
         }
         let realm_roles = self
             .realm_roles

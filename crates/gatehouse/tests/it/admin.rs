@@ -1511,6 +1511,33 @@ async fn scope_mappings_limit_the_roles_of_a_narrow_client() {
     assert_eq!(all["realmMappings"].as_array().map(Vec::len), Some(2));
     let (realm, _) = roles_in_token().await;
     assert_eq!(realm, ["bundle", "inside-bundle", "reader"]);
+    let names = |v: Value| -> Vec<String> {
+        let mut n: Vec<String> = v
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|r| r["name"].as_str().map(str::to_owned))
+            .collect();
+        n.sort();
+        n
+    };
+    let (_, composite) = s
+        .admin_get(
+            &t,
+            &format!("/demo/clients/{app}/scope-mappings/realm/composite"),
+        )
+        .await;
+    assert_eq!(names(composite), ["bundle", "inside-bundle", "reader"]);
+    let (_, available) = s
+        .admin_get(
+            &t,
+            &format!("/demo/clients/{app}/scope-mappings/realm/available"),
+        )
+        .await;
+    let available = names(available);
+    assert!(
+        available.contains(&"admin-ish".to_owned()) && !available.contains(&"reader".to_owned())
+    );
     let r = s
         .http
         .delete(format!(

@@ -25,9 +25,19 @@ pub fn routes() -> Router<Arc<Idp>> {
             &format!("{B}/realm"),
             get(listed).post(change).delete(change),
         )
+        .route(&format!("{B}/realm/available"), get(effective_or_available))
+        .route(&format!("{B}/realm/composite"), get(effective_or_available))
         .route(
             &format!("{B}/clients/{{other}}"),
             get(listed).post(change).delete(change),
+        )
+        .route(
+            &format!("{B}/clients/{{other}}/available"),
+            get(effective_or_available),
+        )
+        .route(
+            &format!("{B}/clients/{{other}}/composite"),
+            get(effective_or_available),
         )
 }
 
@@ -78,6 +88,34 @@ async fn listed(
         .await?
         .into_iter()
         .filter(|r| r.client_id == owner)
+        .collect();
+    render_all(&a.idp, &roles, &a.realm).await
+}
+
+/// `GET .../composite`: the container's roles the client's tokens may carry
+/// (all of them with full scope; else the mapped ones and their composites);
+/// `.../available`: the container's roles not among those yet.
+async fn effective_or_available(
+    a: RealmAdmin,
+    uri: axum::http::Uri,
+    Path(p): Path<Vec<(String, String)>>,
+) -> Result<Json<Value>, AdminError> {
+    let id = param(&p, "id");
+    let (c, owner) = target(&a, &id, opt(&p, "other").as_deref()).await?;
+    let all = a.idp.store.roles(&a.realm.id, owner.as_deref()).await?;
+    let in_scope: Vec<String> = if c.full_scope_allowed {
+        all.iter().map(|r| r.id.clone()).collect()
+    } else {
+        crate::tokens::expand_roles(&a.idp, &a.realm, &c.scope_role_ids)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    let available = uri.path().ends_with("/available");
+    let roles: Vec<Role> = all
+        .into_iter()
+        .filter(|r| in_scope.contains(&r.id) != available)
         .collect();
     render_all(&a.idp, &roles, &a.realm).await
 }
