@@ -52,6 +52,22 @@ pub struct RawConn {
     buf: BytesMut,
 }
 
+impl RawConn {
+    fn new(stream: TcpStream) -> RawConn {
+        RawConn {
+            stream,
+            buf: BytesMut::with_capacity(8 * 1024),
+        }
+    }
+
+    /// At least 1 KiB free for the next read (grown by `by` when short).
+    fn make_room(&mut self, by: usize) {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(by);
+        }
+    }
+}
+
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -190,22 +206,18 @@ impl H1Pool {
                 | Method::PUT
                 | Method::DELETE
         );
-        while let Some(conn) = self.checkout_raw(!idempotent) {
+        loop {
+            // A kept-alive connection first; a new one when none is left.
+            let (conn, reused) = match self.checkout_raw(!idempotent) {
+                Some(c) => (c, true),
+                None => (RawConn::new(self.dial().await?), false),
+            };
             match exchange(conn, &head, method).await {
                 Ok((resp, conn)) => return Ok(self.raw_response(resp, conn)),
-                Err(Attempt::Stale { sent }) if !sent || idempotent => continue,
+                Err(Attempt::Stale { sent }) if reused && (!sent || idempotent) => {}
                 Err(Attempt::Stale { .. }) => return Err(WireError::Eof.into()),
                 Err(Attempt::Failed(e)) => return Err(e),
             }
-        }
-        let conn = RawConn {
-            stream: self.dial().await?,
-            buf: BytesMut::with_capacity(8 * 1024),
-        };
-        match exchange(conn, &head, method).await {
-            Ok((resp, conn)) => Ok(self.raw_response(resp, conn)),
-            Err(Attempt::Stale { .. }) => Err(WireError::Eof.into()),
-            Err(Attempt::Failed(e)) => Err(e),
         }
     }
 
@@ -244,7 +256,9 @@ impl H1Pool {
         self: &Arc<Self>,
         mut req: Request<Incoming>,
     ) -> Result<Response<PooledBody>, PoolError> {
-        if h1wire::bodyless(&req) {
+        // Hop-by-hop headers (Transfer-Encoding, Upgrade) are gone by now
+        // and upgrades take another path: no body is all this path needs.
+        if req.body().is_end_stream() {
             return self.send_raw(req).await;
         }
         while let Some(mut tx) = self.checkout() {
@@ -297,9 +311,7 @@ async fn exchange(
         {
             return Ok((h, conn));
         }
-        if conn.buf.capacity() - conn.buf.len() < 1024 {
-            conn.buf.reserve(8 * 1024);
-        }
+        conn.make_room(8 * 1024);
         match conn.stream.read_buf(&mut conn.buf).await {
             Ok(0) if conn.buf.is_empty() => return Err(Attempt::Stale { sent: true }),
             Ok(0) => return Err(Attempt::Failed(WireError::Eof.into())),
@@ -338,9 +350,6 @@ impl RawBody {
     /// The body is complete: a reusable connection with nothing unread goes
     /// back to the pool, any other is closed.
     fn release(&mut self) {
-        if matches!(self.state, RawState::Full(None) | RawState::Length(0)) {
-            self.state = RawState::Done;
-        }
         if let (Some(conn), Some(pool)) = (self.conn.take(), self.pool.take())
             && conn.buf.is_empty()
         {
@@ -352,9 +361,7 @@ impl RawBody {
         let Some(conn) = self.conn.as_mut() else {
             return Poll::Ready(Err(WireError::Eof.into()));
         };
-        if conn.buf.capacity() - conn.buf.len() < 1024 {
-            conn.buf.reserve(16 * 1024);
-        }
+        conn.make_room(16 * 1024);
         loop {
             ready!(conn.stream.poll_read_ready(cx))?;
             match conn.stream.try_read_buf(&mut conn.buf) {
@@ -384,6 +391,7 @@ impl RawBody {
                         None => return Poll::Ready(Some(Err(WireError::Eof.into()))),
                     };
                     if done {
+                        self.state = RawState::Done;
                         self.release();
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));

@@ -40,12 +40,21 @@ pub enum WireError {
     Eof,
 }
 
-/// Whether this request can go on the wire path: no body, no upgrade.
-pub fn bodyless<B: hyper::body::Body>(req: &Request<B>) -> bool {
-    req.body().is_end_stream()
-        && !req.headers().contains_key(TRANSFER_ENCODING)
-        && !req.headers().contains_key(http::header::UPGRADE)
-        && req.version() == Version::HTTP_11
+/// The items of a comma-separated header (RFC 9110 §5.6.1), over all of
+/// its lines, trimmed, empty ones skipped (`Connection`, `TE`,
+/// `Transfer-Encoding`).
+pub fn list(h: &HeaderMap, name: HeaderName) -> impl DoubleEndedIterator<Item = &str> {
+    h.get_all(name)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether `list(h, name)` holds `token` (case-insensitive).
+pub fn lists(h: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    list(h, name).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// Writes the request head (origin-form target) into `out`.
@@ -150,12 +159,7 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, W
         }
         buf.advance(n);
         let (framing, clean) = framing(&map, status, method)?;
-        let close_asked = map
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("close"));
+        let close_asked = lists(&map, CONNECTION, "close");
         let reusable =
             clean && version == Version::HTTP_11 && !close_asked && framing != Framing::Close;
         let mut response = Response::new(());
@@ -186,14 +190,7 @@ fn framing(
     }
     let has_length = h.contains_key(CONTENT_LENGTH);
     if h.contains_key(TRANSFER_ENCODING) {
-        let last = h
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|t| !t.is_empty());
-        return Ok(match last {
+        return Ok(match list(h, TRANSFER_ENCODING).next_back() {
             Some(t) if t.eq_ignore_ascii_case("chunked") => (Framing::Chunked, !has_length),
             _ => (Framing::Close, false),
         });

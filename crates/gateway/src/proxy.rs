@@ -83,19 +83,8 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     if present == 0 {
         return;
     }
-    let te_trailers = h
-        .get(header::TE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        });
-    let listed: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+    let te_trailers = crate::h1wire::lists(h, header::TE, "trailers");
+    let listed: Vec<HeaderName> = crate::h1wire::list(h, header::CONNECTION)
         // The usual values name no header (or one removed below anyway):
         // the common `Connection: keep-alive` costs no parse, no allocation.
         .filter(|n| {
@@ -249,13 +238,7 @@ pub fn forwarded(
 /// The protocol a request asks to upgrade to, if it does (`Connection`
 /// lists `upgrade` and `Upgrade` names a protocol).
 pub fn upgrade_protocol(h: &HeaderMap) -> Option<HeaderValue> {
-    let wants = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if wants {
+    if crate::h1wire::lists(h, header::CONNECTION, "upgrade") {
         h.get(header::UPGRADE).cloned()
     } else {
         None
