@@ -498,6 +498,17 @@ pub fn group_path(all: &[Group], id: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// The group a Keycloak group path (`/parent/child`; a top-level name
+/// without the slash is accepted too) names.
+pub fn group_by_path<'a>(all: &'a [Group], path: &str) -> Option<&'a Group> {
+    let want = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+    all.iter().find(|g| group_path(all, &g.id) == want)
+}
+
 /// GroupRepresentation, with `subGroups` filled from `all` when `deep`.
 pub fn group(g: &Group, all: &[Group], deep: bool) -> Value {
     let children: Vec<&Group> = all

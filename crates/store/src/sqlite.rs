@@ -297,6 +297,26 @@ impl SqliteStore {
     }
 }
 
+const JOIN_GROUP: &str = "INSERT OR IGNORE INTO user_groups (user_id, group_id) VALUES (?,?)";
+const GRANT_USER_ROLE: &str = "INSERT OR IGNORE INTO user_roles (user_id, role_id) VALUES (?,?)";
+
+/// Runs a two-column link insert (`sql`) for `owner` and each of `ids`.
+async fn link_all(
+    tx: &mut Transaction<'_, Sqlite>,
+    sql: &'static str,
+    owner: &str,
+    ids: &[String],
+) -> Result<()> {
+    for id in ids {
+        sqlx::query(sql)
+            .bind(owner)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn upsert_user_row(tx: &mut Tx, u: &User, insert: bool) -> Result<u64> {
     let sql = if insert {
         "INSERT INTO users (realm_id, username, email, first_name, last_name, enabled, service_account_client_id, created, data, id) VALUES (?,?,?,?,?,?,?,?,?,?)"
@@ -577,20 +597,8 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        for g in &links.groups {
-            sqlx::query("INSERT OR IGNORE INTO user_groups (user_id, group_id) VALUES (?,?)")
-                .bind(&u.id)
-                .bind(g)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for r in &links.roles {
-            sqlx::query("INSERT OR IGNORE INTO user_roles (user_id, role_id) VALUES (?,?)")
-                .bind(&u.id)
-                .bind(r)
-                .execute(&mut *tx)
-                .await?;
-        }
+        link_all(&mut tx, JOIN_GROUP, &u.id, &links.groups).await?;
+        link_all(&mut tx, GRANT_USER_ROLE, &u.id, &links.roles).await?;
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
         Ok(())
@@ -785,11 +793,7 @@ impl Store for SqliteStore {
 
     async fn join_group(&self, user_id: &str, group_id: &str, ev: &[Event]) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT OR IGNORE INTO user_groups (user_id, group_id) VALUES (?,?)")
-            .bind(user_id)
-            .bind(group_id)
-            .execute(&mut *tx)
-            .await?;
+        link_all(&mut tx, JOIN_GROUP, user_id, &[group_id.to_owned()]).await?;
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
         Ok(())
@@ -943,19 +947,14 @@ impl Store for SqliteStore {
         ev: &[Event],
     ) -> Result<()> {
         let (sql, id) = match holder {
-            Holder::User(u) => (
-                "INSERT OR IGNORE INTO user_roles (user_id, role_id) VALUES (?,?)",
-                u,
-            ),
+            Holder::User(u) => (GRANT_USER_ROLE, u),
             Holder::Group(g) => (
                 "INSERT OR IGNORE INTO group_roles (group_id, role_id) VALUES (?,?)",
                 g,
             ),
         };
         let mut tx = self.begin().await?;
-        for r in role_ids {
-            sqlx::query(sql).bind(id).bind(r).execute(&mut *tx).await?;
-        }
+        link_all(&mut tx, sql, id, role_ids).await?;
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
         Ok(())

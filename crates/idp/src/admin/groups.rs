@@ -175,17 +175,12 @@ async fn update(
         &format!("groups/{id}"),
         Some(&rep),
     );
-    let all = idp.store.groups(&realm.id).await?;
-    let old_path = repr::group_path(&all, &id);
+    let old_path = repr::group_path(&idp.store.groups(&realm.id).await?, &id);
     idp.store.update_group(&g, &[ev]).await?;
-    let all = idp.store.groups(&realm.id).await?;
-    repath_defaults(
-        &idp,
-        &realm.name,
-        &old_path,
-        Some(&repr::group_path(&all, &id)),
-    )
-    .await?;
+    // Only the last segment changes: the parent's path stays.
+    let parent = old_path.rsplit_once('/').map_or("", |(p, _)| p);
+    let new_path = format!("{parent}/{}", g.name);
+    repath_defaults(&idp, realm, &old_path, Some(&new_path)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -194,11 +189,10 @@ async fn update(
 /// and drops a deleted one.
 async fn repath_defaults(
     idp: &Idp,
-    realm_name: &str,
+    mut realm: Realm,
     old: &str,
     new: Option<&str>,
 ) -> Result<(), AdminError> {
-    let mut realm = realm(idp, realm_name).await?;
     let paths = repr::default_group_paths(&realm);
     let mut changed = false;
     let mut next = Vec::with_capacity(paths.len());
@@ -226,7 +220,7 @@ async fn by_path(
     Path((_, path)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
     let all = idp.store.groups(&realm.id).await?;
-    let g = super::users::group_by_path(&all, &path)
+    let g = repr::group_by_path(&all, &path)
         .ok_or_else(|| AdminError::not_found("Group path does not exist"))?;
     Ok(Json(repr::group(g, &all, true)))
 }
@@ -239,7 +233,7 @@ async fn default_groups(
     Ok(Json(json!(
         repr::default_group_paths(&realm)
             .iter()
-            .filter_map(|p| super::users::group_by_path(&all, p))
+            .filter_map(|p| repr::group_by_path(&all, p))
             .map(|g| repr::group(g, &all, false))
             .collect::<Vec<_>>()
     )))
@@ -247,14 +241,15 @@ async fn default_groups(
 
 /// `PUT|DELETE /admin/realms/{realm}/default-groups/{id}`.
 async fn set_default(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
+    RealmAdmin {
+        idp,
+        caller,
+        mut realm,
+    }: RealmAdmin,
     method: axum::http::Method,
-    Path((r, id)): Path<(String, String)>,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
     let on = method == axum::http::Method::PUT;
-    let caller = guard(&idp, &h).await?;
-    let mut realm = realm(&idp, &r).await?;
     load(&idp, &realm, &id).await?;
     let all = idp.store.groups(&realm.id).await?;
     let path = repr::group_path(&all, &id);
@@ -297,7 +292,7 @@ async fn remove(
     let all = idp.store.groups(&realm.id).await?;
     let old_path = repr::group_path(&all, &id);
     idp.store.delete_group(&realm.id, &id, &[ev]).await?;
-    repath_defaults(&idp, &realm.name, &old_path, None).await?;
+    repath_defaults(&idp, realm, &old_path, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -112,7 +112,7 @@ async fn server_info(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<V
         "systemInfo": {
             "version": KEYCLOAK_API_LEVEL,
             "gatehouseVersion": env!("CARGO_PKG_VERSION"),
-            "serverTime": httpdate_now(),
+            "serverTime": rfc3339_now(),
             "uptime": uptime_text(up),
             "uptimeMillis": up as u64,
             "osName": std::env::consts::OS,
@@ -143,7 +143,7 @@ async fn server_info(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<V
 }
 
 /// The current time as Keycloak prints `serverTime` (RFC 3339, UTC).
-fn httpdate_now() -> String {
+fn rfc3339_now() -> String {
     let ms = gatehouse_core::time::now_millis();
     let secs = ms.div_euclid(1000);
     let (y, m, d) = gatehouse_core::time::civil_from_days(secs.div_euclid(86_400));

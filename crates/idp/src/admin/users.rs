@@ -10,7 +10,7 @@ use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use gatehouse_core::model::{Event, Group, Realm, User};
+use gatehouse_core::model::{Event, Realm, User};
 use gatehouse_store::{Memberships, UserQuery};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -206,7 +206,7 @@ pub async fn create_user(
     if let Some(paths) = rep.get("groups").and_then(Value::as_array) {
         let all = idp.store.groups(&realm.id).await?;
         for p in paths.iter().filter_map(Value::as_str) {
-            let g = group_by_path(&all, p)
+            let g = repr::group_by_path(&all, p)
                 .ok_or_else(|| AdminError::bad_request(format!("Group {p} not found")))?;
             links.groups.push(g.id.clone());
         }
@@ -215,17 +215,6 @@ pub async fn create_user(
         .create_user(&u, cred.as_ref(), &links, &ev)
         .await?;
     Ok(u)
-}
-
-/// The group a Keycloak group path (`/parent/child`; a top-level name
-/// without the slash is accepted too) names.
-pub fn group_by_path<'a>(all: &'a [Group], path: &str) -> Option<&'a Group> {
-    let want = if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    };
-    all.iter().find(|g| repr::group_path(all, &g.id) == want)
 }
 
 /// What every new user of `realm` starts with, as in Keycloak: the
@@ -248,7 +237,7 @@ pub async fn default_memberships(
         links.groups.extend(
             paths
                 .iter()
-                .filter_map(|p| group_by_path(&all, p))
+                .filter_map(|p| repr::group_by_path(&all, p))
                 .map(|g| g.id.clone()),
         );
     }

@@ -540,17 +540,15 @@ pub async fn post(
         ));
     };
     let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    let expired =
-        || error_page("Your login attempt timed out. Login will start from the beginning.");
     let Some(req_id) = q.get("session_code") else {
-        return Ok(expired());
+        return Ok(expired_page());
     };
     let Some(rec) = idp.store.code(&format!("authreq:{req_id}")).await? else {
-        return Ok(expired());
+        return Ok(expired_page());
     };
     let now = gatehouse_core::time::now();
     if rec.expires < now || rec.realm_id != realm.id {
-        return Ok(expired());
+        return Ok(expired_page());
     }
     let req: AuthRequest = serde_json::from_str(&rec.data).map_err(OAuthError::internal)?;
     let form = match Form::parse(&headers, &body) {
@@ -654,13 +652,11 @@ async fn update_password(
     pending_key: &str,
     now: i64,
 ) -> Result<Response, OAuthError> {
-    let expired =
-        || error_page("Your login attempt timed out. Login will start from the beginning.");
     let Some(pending) = idp.store.code(pending_key).await? else {
-        return Ok(expired());
+        return Ok(expired_page());
     };
     if pending.expires < now || pending.realm_id != realm.id {
-        return Ok(expired());
+        return Ok(expired_page());
     }
     let Some(mut user) = idp
         .store
@@ -668,7 +664,7 @@ async fn update_password(
         .await?
         .filter(|u| u.enabled)
     else {
-        return Ok(expired());
+        return Ok(expired_page());
     };
     let new = form.get("password-new").unwrap_or("");
     let again = form.get("password-confirm").unwrap_or("");
@@ -707,6 +703,11 @@ fn alert(error: Option<&str>) -> String {
             )
         })
         .unwrap_or_default()
+}
+
+/// The page for a login attempt that is spent, unknown or too old.
+fn expired_page() -> Response {
+    error_page("Your login attempt timed out. Login will start from the beginning.")
 }
 
 fn update_password_form(realm: &Realm, req_id: &str, csrf: &str, error: Option<&str>) -> Response {
