@@ -323,3 +323,153 @@ test("scope mapping listings: composite and available", async () => {
   await kc.clients.delRealmScopeMappings({ id: api.id }, [{ id: role.id, name: role.name }]);
   await kc.clients.update({ id: api.id }, { fullScopeAllowed: true });
 });
+
+// The expectations below follow Keycloak's own admin-client test suite
+// (users.spec, groups.spec, roles.spec, realms.spec), which the client's
+// maintainers run against a real Keycloak.
+test("user profile: read, enable unmanaged attributes, hide them again", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const profile = await kc.users.getProfile();
+  assert.deepEqual(profile.attributes.slice(0, 4).map((a) => a.name), ["username", "email", "firstName", "lastName"]);
+  const { id } = await kc.users.create({ username: "profiled", email: "p@x.io", enabled: true, attributes: { key: "value", department: "sales" } });
+  const current = await kc.users.findOne({ id });
+  assert.deepEqual(current.attributes, { key: ["value"], department: ["sales"] });
+  // Attribute search (`q`), custom and built-in, equals what findOne shows.
+  const { access, ...shown } = current;
+  assert.ok(access);
+  assert.deepEqual((await kc.users.find({ q: "key:VALUE" })).map((u) => u.id), [id]);
+  assert.deepEqual((({ access: _, ...rest }) => rest)((await kc.users.find({ q: "key:value" }))[0]), shown);
+  assert.deepEqual(Object.keys((await kc.users.find({ q: "key:value" }))[0]).sort(), Object.keys(current).sort());
+  assert.deepEqual((await kc.users.find({ q: `email:${current.email}` })).map((u) => u.id), [id]);
+  assert.equal((await kc.users.find({ q: "key:other" })).length, 0);
+  assert.equal(await kc.users.count({ email: "p@x.io" }), 1);
+  await assert.rejects(kc.users.find({ q: "novalue" }), (e) => e.response?.status === 400);
+
+  // Only `department` declared, no policy: undeclared attributes are hidden and kept.
+  const declared = { ...profile, attributes: [...profile.attributes, { name: "department", displayName: "Department", permissions: { view: ["admin"], edit: ["admin"] } }] };
+  delete declared.unmanagedAttributePolicy;
+  const stored = await kc.users.updateProfile(declared);
+  assert.equal(stored.unmanagedAttributePolicy, undefined);
+  assert.deepEqual((await kc.users.findOne({ id })).attributes, { department: ["sales"] });
+  await kc.users.update({ id }, { attributes: { department: ["support"], key: ["changed"] } });
+  assert.ok((await kc.users.getProfileMetadata()).attributes.some((a) => a.name === "department" && a.readOnly === false));
+  const updated = await kc.users.updateProfile({ ...declared, unmanagedAttributePolicy: "ENABLED" });
+  assert.equal(updated.unmanagedAttributePolicy, "ENABLED");
+  assert.deepEqual((await kc.users.findOne({ id })).attributes, { department: ["support"], key: ["value"] }, "a hidden attribute is not written");
+  await assert.rejects(kc.users.updateProfile({ attributes: [{ name: "username" }] }), (e) => e.response?.status === 400);
+  await kc.users.del({ id });
+});
+
+test("user credentials, groups, consents and sessions as Keycloak's users spec uses them", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const [dana] = await kc.users.find({ username: "dana", exact: true });
+  const [cred] = await kc.users.getCredentials({ id: dana.id });
+  await kc.users.updateCredentialLabel({ id: dana.id, credentialId: cred.id }, "New user label");
+  assert.deepEqual((await kc.users.getCredentials({ id: dana.id })).map((c) => c.userLabel), ["New user label"]);
+  assert.deepEqual(await kc.users.getUserStorageCredentialTypes({ id: dana.id }), []);
+  assert.deepEqual(await kc.users.listFederatedIdentities({ id: dana.id }), []);
+
+  const { id: g1 } = await kc.groups.create({ name: "cool-group", description: "cool people" });
+  assert.equal((await kc.groups.findOne({ id: g1 })).description, "cool people");
+  assert.equal((await kc.groups.count({ search: "fake-group" })).count, 0);
+  assert.equal((await kc.groups.count({ search: "cool" })).count, 1);
+  await kc.users.addToGroup({ id: dana.id, groupId: g1 });
+  assert.equal((await kc.users.countGroups({ id: dana.id, search: "cool-group" })).count, 1);
+  assert.equal((await kc.users.countGroups({ id: dana.id, search: "fake-group" })).count, 0);
+  assert.deepEqual((await kc.users.listGroups({ id: dana.id, search: "cool" })).map((g) => g.name), ["cool-group"]);
+  await assert.rejects(kc.users.delFromGroup({ id: dana.id, groupId: "fake-group-id" }), (e) => e.response?.status === 404);
+  await kc.users.delFromGroup({ id: dana.id, groupId: g1 });
+  await kc.groups.del({ id: g1 });
+
+  // An offline token is a grant Keycloak lists with the consents; revoking it ends the offline session.
+  const api = (await kc.clients.find({ clientId: "api" }))[0];
+  const secret = (await kc.clients.getClientSecret({ id: api.id })).value;
+  const res = await fetch(`${baseUrl}/realms/compat/protocol/openid-connect/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "password", client_id: "api", client_secret: secret, username: "dana", password: "pw-2", scope: "offline_access" }),
+  });
+  assert.equal(res.status, 200);
+  const offline = (await res.json()).refresh_token;
+  assert.equal((await kc.users.listOfflineSessions({ id: dana.id, clientId: api.id })).length, 1);
+  const consents = await kc.users.listConsents({ id: dana.id });
+  assert.deepEqual(consents.map((c) => [c.clientId, c.additionalGrants[0].key]), [["api", "Offline Token"]]);
+  await kc.users.revokeConsent({ id: dana.id, clientId: "api" });
+  assert.equal((await kc.users.listOfflineSessions({ id: dana.id, clientId: api.id })).length, 0);
+  const again = await fetch(`${baseUrl}/realms/compat/protocol/openid-connect/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "refresh_token", client_id: "api", client_secret: secret, refresh_token: offline }),
+  });
+  assert.equal(again.status, 400, "the revoked offline token is refused");
+  await assert.rejects(kc.users.revokeConsent({ id: dana.id, clientId: "api" }), (e) => e.response?.status === 404);
+});
+
+test("roles spec: created name from Location, brief listings, composite search", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const created = await kc.roles.create({ name: "cool-role" });
+  assert.equal(created.roleName, "cool-role");
+  const role = await kc.roles.findOneByName({ name: "cool-role" });
+  assert.deepEqual(role.attributes, {});
+  await kc.roles.create({ name: "compositeRole" });
+  const child = await kc.roles.findOneByName({ name: "compositeRole" });
+  await kc.roles.createComposite({ roleId: role.id }, [child]);
+  const { attributes, ...brief } = child;
+  assert.ok(attributes);
+  assert.deepEqual(await kc.roles.getCompositeRoles({ id: role.id }), [brief]);
+  assert.deepEqual(await kc.roles.getCompositeRoles({ id: role.id, search: "not" }), []);
+  assert.deepEqual((await kc.roles.find({ search: "cool", briefRepresentation: false })).map((r) => [r.name, !!r.attributes]), [["cool-role", true]]);
+  const [dana] = await kc.users.find({ username: "dana", exact: true });
+  await kc.users.addRealmRoleMappings({ id: dana.id, roles: [{ id: role.id, name: role.name }] });
+  assert.ok((await kc.users.listRealmRoleMappings({ id: dana.id })).some((r) => JSON.stringify(r) === JSON.stringify({ ...brief, id: role.id, name: role.name, composite: true })));
+  await kc.users.delRealmRoleMappings({ id: dana.id, roles: [{ id: role.id, name: role.name }] });
+  await kc.roles.delByName({ name: "compositeRole" });
+  await kc.roles.delByName({ name: "cool-role" });
+});
+
+test("realms spec: whoami, events clearing, management permissions, adapter config", async () => {
+  kc.setConfig({ realmName: "master" });
+  const me = await kc.whoAmI.find({ currentRealm: "compat" });
+  assert.equal(me.realm, "master");
+  assert.equal(me.createRealm, true);
+  assert.ok(me.realm_access.compat.includes("manage-users"));
+  assert.ok((await kc.users.listAvailableRealmRoleMappings({ id: me.userId })).length === 0, "admin holds create-realm through admin");
+  kc.setConfig({ realmName: "compat" });
+  assert.ok((await kc.realms.findEvents({ realm: "compat" })).length > 0);
+  await kc.realms.clearEvents({ realm: "compat" });
+  await kc.realms.clearAdminEvents({ realm: "compat" });
+  assert.deepEqual(await kc.realms.findEvents({ realm: "compat" }), []);
+  assert.deepEqual(await kc.realms.findAdminEvents({ realm: "compat" }), []);
+  assert.deepEqual(await kc.realms.getUsersManagementPermissions({ realm: "compat" }), { enabled: false });
+  const api = (await kc.clients.find({ clientId: "api" }))[0];
+  const json = JSON.parse(await kc.clients.getInstallationProviders({ id: api.id, providerId: "keycloak-oidc-keycloak-json" }).then((x) => (typeof x === "string" ? x : JSON.stringify(x))));
+  assert.equal(json.resource, "api");
+  assert.equal(json.realm, "compat");
+  assert.equal(json.credentials.secret, (await kc.clients.getClientSecret({ id: api.id })).value);
+  const xml = await kc.clients.getInstallationProviders({ id: api.id, providerId: "keycloak-oidc-jboss-subsystem" });
+  assert.equal(typeof xml, "string");
+  assert.ok(xml.includes("<resource>api</resource>"));
+});
+
+test("client scope evaluation: mappers, granted roles, example tokens", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const api = (await kc.clients.find({ clientId: "api" }))[0];
+  const [dana] = await kc.users.find({ username: "dana", exact: true });
+  const mappers = await kc.clients.evaluateListProtocolMapper({ id: api.id, scope: "openid" });
+  assert.ok(mappers.some((m) => m.mapperName === "aud" && m.containerType === "client"), "the client's own mapper");
+  assert.ok(mappers.some((m) => m.containerName === "profile" && m.containerType === "client-scope"));
+  const granted = await kc.clients.evaluatePermission({ id: api.id, roleContainer: "compat", type: "granted", scope: "openid" });
+  assert.ok(granted.some((r) => r.name === "offline_access"), "full scope: every realm role");
+  const at = await kc.clients.evaluateGenerateAccessToken({ id: api.id, userId: dana.id, scope: "openid" });
+  assert.equal(at.sub, dana.id);
+  assert.equal(at.azp, "api");
+  assert.equal(at.aud, "orders", "the audience mapper applies");
+  assert.equal(at.preferred_username, "dana");
+  const idt = await kc.clients.evaluateGenerateIdToken({ id: api.id, userId: dana.id, scope: "openid" });
+  assert.equal(idt.typ, "ID");
+  assert.equal(idt.aud, "api");
+  const ui = await kc.clients.evaluateGenerateUserInfo({ id: api.id, userId: dana.id, scope: "openid" });
+  assert.equal(ui.sub, dana.id);
+  assert.equal(ui.preferred_username, "dana");
+  await assert.rejects(kc.clients.evaluateGenerateAccessToken({ id: api.id, userId: dana.id, scope: "no-such-scope" }), (e) => e.response?.status === 400);
+});

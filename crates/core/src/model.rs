@@ -501,6 +501,9 @@ pub struct Credential {
     pub credential_data: String,
     /// Keycloak's `secretData` JSON string (value, salt).
     pub secret_data: String,
+    /// The label an admin gave it (Keycloak's `userLabel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_label: Option<String>,
 }
 
 /// A group; groups nest through `parent_id`.
@@ -510,6 +513,9 @@ pub struct Group {
     pub realm_id: String,
     pub parent_id: Option<String>,
     pub name: String,
+    /// Keycloak 26's group description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub attributes: Attributes,
 }
 

@@ -5,8 +5,10 @@ pub mod api_keys;
 pub mod attack_detection;
 pub mod client_scopes;
 pub mod clients;
+pub mod evaluate;
 pub mod events;
 pub mod groups;
+pub mod installation;
 pub mod mappers;
 pub mod partial;
 pub mod realms;
@@ -14,7 +16,9 @@ pub mod roles;
 pub mod scope_mappings;
 pub mod server_info;
 pub mod sessions;
+pub mod user_profile;
 pub mod users;
+pub mod whoami;
 
 use crate::error::AdminError;
 use crate::state::Idp;
@@ -32,6 +36,17 @@ pub struct AdminCaller {
 
 /// Checks the caller's token: master realm, active, realm role `admin`.
 pub async fn guard(idp: &Idp, headers: &HeaderMap) -> Result<AdminCaller, AdminError> {
+    guard_role(idp, headers, "admin").await
+}
+
+/// Checks the caller's token: master realm, active, holding master realm
+/// role `role` (directly or through a composite) both in the token and,
+/// still, in the store.
+pub async fn guard_role(
+    idp: &Idp,
+    headers: &HeaderMap,
+    role: &str,
+) -> Result<AdminCaller, AdminError> {
     let unauthorized = || AdminError::new(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized");
     let token = crate::oidc::userinfo::bearer(headers).ok_or_else(unauthorized)?;
     let master = idp
@@ -44,7 +59,7 @@ pub async fn guard(idp: &Idp, headers: &HeaderMap) -> Result<AdminCaller, AdminE
         .ok_or_else(unauthorized)?;
     let is_admin = active.claims["realm_access"]["roles"]
         .as_array()
-        .is_some_and(|r| r.iter().any(|x| x.as_str() == Some("admin")));
+        .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(role)));
     // The token's roles are a snapshot: confirm against the store so a
     // revoked admin role takes effect at once.
     let still = idp
@@ -52,7 +67,7 @@ pub async fn guard(idp: &Idp, headers: &HeaderMap) -> Result<AdminCaller, AdminE
         .effective_roles(&active.user.id)
         .await?
         .iter()
-        .any(|r| r.client_id.is_none() && r.name == "admin");
+        .any(|r| r.client_id.is_none() && r.name == role);
     if !is_admin || !still {
         return Err(AdminError::new(StatusCode::FORBIDDEN, "HTTP 403 Forbidden"));
     }
@@ -174,14 +189,18 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(api_keys::routes())
         .merge(attack_detection::routes())
         .merge(clients::routes())
+        .merge(installation::routes())
+        .merge(evaluate::routes())
         .merge(client_scopes::routes())
         .merge(users::routes())
+        .merge(user_profile::routes())
         .merge(sessions::routes())
         .merge(groups::routes())
         .merge(roles::routes())
         .merge(roles::mapping_routes())
         .merge(events::routes())
         .merge(server_info::routes())
+        .merge(whoami::routes())
         .merge(partial::routes())
         .merge(scope_mappings::routes())
 }

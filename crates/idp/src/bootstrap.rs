@@ -93,6 +93,27 @@ pub async fn ensure_master(
             r
         }
     };
+    // As in Keycloak, `admin` contains `create-realm` (whoever may create
+    // realms without administering them all holds it alone).
+    if idp
+        .store
+        .role_by_name(&master.id, None, "create-realm")
+        .await?
+        .is_none()
+    {
+        let r = Role {
+            id: gatehouse_core::id::uuid(),
+            realm_id: master.id.clone(),
+            client_id: None,
+            name: "create-realm".into(),
+            description: Some("${role_create-realm}".into()),
+            attributes: Default::default(),
+        };
+        idp.store.create_role(&r, &[]).await?;
+        idp.store
+            .add_composites(&admin_role.id, std::slice::from_ref(&r.id), &[])
+            .await?;
+    }
     if idp
         .store
         .client_by_client_id(&master.id, "admin-cli")

@@ -174,6 +174,9 @@ pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
             if let Some(c) = idp.store.password(&u.id).await? {
                 v["credentials"] = json!([{"id": c.id, "type": c.kind, "createdDate": c.created_date,
                     "secretData": c.secret_data, "credentialData": c.credential_data}]);
+                if let Some(l) = &c.user_label {
+                    v["credentials"][0]["userLabel"] = json!(l);
+                }
             }
             let (rr, cr) = names(
                 &idp.store.granted_roles(Holder::User(&u.id)).await?,

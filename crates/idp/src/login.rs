@@ -209,6 +209,7 @@ pub async fn new_password(
         created_date: gatehouse_core::time::now_millis(),
         credential_data: cd,
         secret_data: sd,
+        user_label: None,
     })
 }
 

@@ -472,10 +472,24 @@ pub fn apply_user(u: &mut User, v: &Value) -> Result<(), String> {
 
 /// RoleRepresentation.
 pub fn role(r: &Role, composite: bool, container: &str) -> Value {
-    json!({
-        "id": r.id, "name": r.name, "description": r.description, "composite": composite,
+    let mut v = json!({
+        "id": r.id, "name": r.name, "composite": composite,
         "clientRole": r.client_id.is_some(), "containerId": container, "attributes": r.attributes,
-    })
+    });
+    // Keycloak leaves out what is null.
+    if let Some(d) = &r.description {
+        v["description"] = json!(d);
+    }
+    v
+}
+
+/// The brief RoleRepresentation of listings and mappings (no attributes).
+pub fn role_brief(r: &Role, composite: bool, container: &str) -> Value {
+    let mut v = role(r, composite, container);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("attributes");
+    }
+    v
 }
 
 /// The `/a/b` path of a group among all of a realm's groups.
@@ -523,6 +537,9 @@ pub fn group(g: &Group, all: &[Group], deep: bool) -> Value {
     });
     if let (Some(p), Some(obj)) = (&g.parent_id, o.as_object_mut()) {
         obj.insert("parentId".into(), json!(p));
+    }
+    if let (Some(d), Some(obj)) = (&g.description, o.as_object_mut()) {
+        obj.insert("description".into(), json!(d));
     }
     o
 }

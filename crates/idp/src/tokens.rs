@@ -486,9 +486,25 @@ fn apply_mappers(
     }
 }
 
-/// The JSON a token endpoint returns.
-pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OAuthError> {
-    let now = gatehouse_core::time::now();
+/// The claims of a grant's tokens, before signing.
+pub struct Claims {
+    pub access: Map<String, Value>,
+    /// The ID token's claims (without `at_hash`, which needs the signed
+    /// access token), when asked for.
+    pub id: Option<Map<String, Value>>,
+    /// Access (and ID) token lifetime, seconds.
+    pub lifespan: i64,
+}
+
+/// Builds the claims `g` gives at `now`: the access token's always, the ID
+/// token's when `with_id` (the token endpoint asks for them when the scope
+/// has `openid`; the admin API's example tokens always).
+pub async fn claims(
+    idp: &Idp,
+    g: &Grant<'_>,
+    now: i64,
+    with_id: bool,
+) -> Result<Claims, OAuthError> {
     let id = idp
         .identity(g.realm, g.user)
         .await?
@@ -504,10 +520,9 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
     let mut aud: BTreeSet<String> = BTreeSet::new();
 
     let mut at = Map::new();
-    let jti = gatehouse_core::id::uuid();
     at.insert("exp".into(), json!(now + lifespan));
     at.insert("iat".into(), json!(now));
-    at.insert("jti".into(), json!(jti));
+    at.insert("jti".into(), json!(gatehouse_core::id::uuid()));
     at.insert("iss".into(), json!(issuer));
     at.insert("sub".into(), json!(g.user.id));
     at.insert("typ".into(), json!("Bearer"));
@@ -540,17 +555,8 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
             at.insert("aud".into(), json!(aud));
         }
     }
-    let signer = ring.signer()?;
-    let access_token = gatehouse_jose::sign::sign(signer.as_ref(), &at)?;
 
-    let mut out = Map::new();
-    out.insert("access_token".into(), json!(access_token));
-    out.insert("expires_in".into(), json!(lifespan));
-    out.insert("token_type".into(), json!("Bearer"));
-    out.insert("not-before-policy".into(), json!(0));
-    out.insert("scope".into(), json!(g.scope));
-
-    if g.scope.split(' ').any(|s| s == "openid") {
+    let id_claims = with_id.then(|| {
         let mut it = Map::new();
         it.insert("exp".into(), json!(now + lifespan));
         it.insert("iat".into(), json!(now));
@@ -566,12 +572,42 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
         if let Some(s) = g.session {
             it.insert("sid".into(), json!(s.id));
         }
+        let mut ignored = BTreeSet::new();
+        apply_mappers(&mut it, &mut ignored, g, &scopes, &id, Target::Id);
+        it
+    });
+    Ok(Claims {
+        access: at,
+        id: id_claims,
+        lifespan,
+    })
+}
+
+/// The JSON a token endpoint returns.
+pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OAuthError> {
+    let now = gatehouse_core::time::now();
+    let wants_id = g.scope.split(' ').any(|s| s == "openid");
+    let Claims {
+        access,
+        id,
+        lifespan,
+    } = claims(idp, g, now, wants_id).await?;
+    let issuer = idp.issuer(&g.realm.name);
+    let signer = ring.signer()?;
+    let access_token = gatehouse_jose::sign::sign(signer.as_ref(), &access)?;
+
+    let mut out = Map::new();
+    out.insert("access_token".into(), json!(access_token));
+    out.insert("expires_in".into(), json!(lifespan));
+    out.insert("token_type".into(), json!("Bearer"));
+    out.insert("not-before-policy".into(), json!(0));
+    out.insert("scope".into(), json!(g.scope));
+
+    if let Some(mut it) = id {
         it.insert(
             "at_hash".into(),
             json!(at_hash(signer.alg(), &access_token)),
         );
-        let mut ignored = BTreeSet::new();
-        apply_mappers(&mut it, &mut ignored, g, &scopes, &id, Target::Id);
         out.insert(
             "id_token".into(),
             json!(gatehouse_jose::sign::sign(signer.as_ref(), &it)?),

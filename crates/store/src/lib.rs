@@ -63,6 +63,9 @@ pub struct UserQuery {
     /// Exact match instead of substring for the fields above.
     pub exact: bool,
     pub enabled: Option<bool>,
+    /// Custom attributes that must hold a value (Keycloak's `q=key:value`),
+    /// compared without regard to case as Keycloak does.
+    pub attributes: Vec<(String, String)>,
     /// Include service-account users (Keycloak hides them from listings).
     pub include_service_accounts: bool,
     pub first: i64,
@@ -276,6 +279,10 @@ pub trait Store: Send + Sync + 'static {
     // --- events
     async fn append_events(&self, ev: &[Event]) -> Result<()>;
     async fn events(&self, realm_id: &str, q: &EventQuery) -> Result<Vec<Event>>;
+    /// Deletes a realm's stored events of one category (`user` or `admin`),
+    /// Keycloak's "clear events"; `ev` (say, the admin event recording the
+    /// clearing) is written after the deletion in the same transaction.
+    async fn clear_events(&self, realm_id: &str, category: &str, ev: &[Event]) -> Result<()>;
 
     // --- API keys (the gateway's `apikey` authorizer)
     async fn create_api_key(&self, key: &ApiKey, key_hash: &str, ev: &[Event]) -> Result<()>;

@@ -283,6 +283,14 @@ impl SqliteStore {
                 binds.push(like(s));
             }
         }
+        for (k, v) in &q.attributes {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM json_each(users.data, '$.attributes') a, json_each(a.value) v \
+                 WHERE a.key = ? AND lower(v.value) = ?)",
+            );
+            binds.push(k.clone());
+            binds.push(v.to_lowercase());
+        }
         if let Some(e) = q.enabled {
             sql.push_str(if e {
                 " AND enabled = 1"
@@ -1372,6 +1380,18 @@ impl Store for SqliteStore {
 
     async fn append_events(&self, ev: &[Event]) -> Result<()> {
         let mut tx = self.begin().await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn clear_events(&self, realm_id: &str, category: &str, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM events WHERE realm_id = ? AND category = ?")
+            .bind(realm_id)
+            .bind(category)
+            .execute(&mut *tx)
+            .await?;
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
         Ok(())

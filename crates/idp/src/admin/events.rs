@@ -15,8 +15,14 @@ use std::sync::Arc;
 /// Event routes.
 pub fn routes() -> Router<Arc<Idp>> {
     Router::new()
-        .route("/admin/realms/{realm}/events", get(user_events))
-        .route("/admin/realms/{realm}/admin-events", get(admin_events))
+        .route(
+            "/admin/realms/{realm}/events",
+            get(user_events).delete(clear_user_events),
+        )
+        .route(
+            "/admin/realms/{realm}/admin-events",
+            get(admin_events).delete(clear_admin_events),
+        )
         .route(
             "/admin/realms/{realm}/events/config",
             get(config).put(put_config),
@@ -159,6 +165,25 @@ async fn admin_events(
         "representation": e.representation, "error": e.error,
         "authDetails": {"realmId": "master", "clientId": e.client_id, "userId": e.user_id, "ipAddress": e.ip_address},
     })).collect::<Vec<_>>())))
+}
+
+/// `DELETE /admin/realms/{realm}/events`: Keycloak's "clear events"
+/// (no admin event records it, as in Keycloak). Events still waiting in
+/// this node's batch are written first, so none lands after the clearing.
+async fn clear_user_events(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+) -> Result<axum::http::StatusCode, AdminError> {
+    idp.flush_events().await;
+    idp.store.clear_events(&realm.id, "user", &[]).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /admin/realms/{realm}/admin-events`.
+async fn clear_admin_events(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+) -> Result<axum::http::StatusCode, AdminError> {
+    idp.store.clear_events(&realm.id, "admin", &[]).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

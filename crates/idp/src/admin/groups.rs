@@ -75,15 +75,34 @@ fn subtree_matches(all: &[Group], g: &Group, needle: &str) -> bool {
             .any(|c| subtree_matches(all, c, needle))
 }
 
-async fn count(RealmAdmin { idp, realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
-    let n = idp
-        .store
-        .groups(&realm.id)
-        .await?
-        .iter()
-        .filter(|g| g.parent_id.is_none())
-        .count();
-    Ok(Json(json!({"count": n})))
+/// `search` and `top` of Keycloak's group count.
+#[derive(serde::Deserialize)]
+struct CountQuery {
+    search: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
+    top: Option<bool>,
+}
+
+/// `GET /groups/count`: top-level groups, or with `search` the groups
+/// whose name matches (at any depth, as Keycloak counts them), unless
+/// `top=true` counts only the top-level groups with a match below them.
+async fn count(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Query(q): Query<CountQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let all = idp.store.groups(&realm.id).await?;
+    let n = match q.search.as_deref().map(str::to_lowercase) {
+        None => all.iter().filter(|g| g.parent_id.is_none()).count(),
+        Some(s) if q.top == Some(true) => all
+            .iter()
+            .filter(|g| g.parent_id.is_none() && subtree_matches(&all, g, &s))
+            .count(),
+        Some(s) => all
+            .iter()
+            .filter(|g| g.name.to_lowercase().contains(&s))
+            .count(),
+    };
+    Ok(Json(json!({ "count": n })))
 }
 
 /// Creates a group under `parent` (admin API and import).
@@ -118,6 +137,10 @@ pub async fn create_group(
         realm_id: realm.id.clone(),
         parent_id: parent.map(str::to_owned),
         name: name.to_owned(),
+        description: rep
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         attributes: repr::attributes(rep).unwrap_or_default(),
     };
     idp.store.create_group(&g, &ev).await?;
@@ -163,6 +186,9 @@ async fn update(
     if let Some(n) = rep.get("name").and_then(Value::as_str) {
         repr::valid_name(n).map_err(AdminError::bad_request)?;
         g.name = n.to_owned();
+    }
+    if let Some(d) = rep.get("description") {
+        g.description = d.as_str().filter(|d| !d.is_empty()).map(str::to_owned);
     }
     if let Some(a) = repr::attributes(&rep) {
         g.attributes = a;

@@ -20,12 +20,33 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route("/admin/realms/{realm}", get(one).put(update).delete(remove))
         .route("/admin/realms/{realm}/keys", get(keys))
         .route("/admin/realms/{realm}/keys/rotate", post(rotate))
+        .route(
+            "/admin/realms/{realm}/users-management-permissions",
+            get(users_management_permissions),
+        )
 }
 
 async fn list(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<Value>, AdminError> {
     guard(&idp, &h).await?;
     let all = idp.store.realms().await?;
-    Ok(Json(json!(all.iter().map(repr::realm).collect::<Vec<_>>())))
+    Ok(Json(json!(all.iter().map(shown).collect::<Vec<_>>())))
+}
+
+/// A RealmRepresentation as `GET /admin/realms` shows it: Keycloak keeps
+/// components (user profile, key providers) out of it; export has them.
+fn shown(realm: &Realm) -> Value {
+    let mut v = repr::realm(realm);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("components");
+    }
+    v
+}
+
+/// `GET /admin/realms/{realm}/users-management-permissions`: fine-grained
+/// admin permissions do not exist in Gatehouse (the realm's admins manage
+/// its users), so they read as off.
+async fn users_management_permissions(RealmAdmin { .. }: RealmAdmin) -> Json<Value> {
+    Json(json!({"enabled": false}))
 }
 
 /// The client scopes a new realm starts with. As in Keycloak, a
@@ -119,7 +140,8 @@ async fn create(
     h: HeaderMap,
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
-    let caller = guard(&idp, &h).await?;
+    // Keycloak's `create-realm` role (part of `admin`) is what this needs.
+    let caller = super::guard_role(&idp, &h, "create-realm").await?;
     let rep = json_body(&body)?;
     let placeholder = Realm::new("_");
     let ev = event(&placeholder, &caller, "CREATE", "REALM", "", Some(&rep));
@@ -138,7 +160,7 @@ async fn create(
 }
 
 async fn one(RealmAdmin { realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
-    Ok(Json(repr::realm(&realm)))
+    Ok(Json(shown(&realm)))
 }
 
 async fn update(

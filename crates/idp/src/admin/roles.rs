@@ -117,25 +117,74 @@ async fn container(idp: &Idp, realm: &Realm, cid: Option<&str>) -> Result<String
     }
 }
 
+/// The full RoleRepresentation (a single role's GET).
 pub(super) async fn render(idp: &Idp, r: &Role, realm: &Realm) -> Result<Value, AdminError> {
-    let composite = !idp.store.composites(&r.id).await?.is_empty();
-    Ok(repr::role(
-        r,
-        composite,
-        r.client_id.as_deref().unwrap_or(&realm.id),
-    ))
+    render_as(idp, r, realm, false).await
 }
 
+async fn render_as(idp: &Idp, r: &Role, realm: &Realm, brief: bool) -> Result<Value, AdminError> {
+    let composite = !idp.store.composites(&r.id).await?.is_empty();
+    let container = r.client_id.as_deref().unwrap_or(&realm.id);
+    Ok(if brief {
+        repr::role_brief(r, composite, container)
+    } else {
+        repr::role(r, composite, container)
+    })
+}
+
+/// Brief representations, as Keycloak lists roles, mappings and composites.
 pub(super) async fn render_all(
     idp: &Idp,
     roles: &[Role],
     realm: &Realm,
 ) -> Result<Json<Value>, AdminError> {
+    render_list(idp, roles, realm, true).await
+}
+
+async fn render_list(
+    idp: &Idp,
+    roles: &[Role],
+    realm: &Realm,
+    brief: bool,
+) -> Result<Json<Value>, AdminError> {
     let mut out = vec![];
     for r in roles {
-        out.push(render(idp, r, realm).await?);
+        out.push(render_as(idp, r, realm, brief).await?);
     }
     Ok(Json(json!(out)))
+}
+
+/// `search`, `first`, `max` and `briefRepresentation` of role listings.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RoleListQuery {
+    search: Option<String>,
+    first: Option<i64>,
+    max: Option<i64>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
+    brief_representation: Option<bool>,
+}
+
+impl RoleListQuery {
+    /// The page of `roles` (by name) that matches.
+    fn page(&self, mut roles: Vec<Role>) -> Vec<Role> {
+        roles.sort_by(|a, b| a.name.cmp(&b.name));
+        let needle = self.search.as_deref().map(str::to_lowercase);
+        roles
+            .into_iter()
+            .filter(|r| {
+                needle
+                    .as_deref()
+                    .is_none_or(|n| r.name.to_lowercase().contains(n))
+            })
+            .skip(self.first.unwrap_or(0).max(0) as usize)
+            .take(
+                self.max
+                    .filter(|m| *m >= 0)
+                    .map_or(usize::MAX, |m| m as usize),
+            )
+            .collect()
+    }
 }
 
 async fn find(idp: &Idp, realm: &Realm, cid: Option<&str>, name: &str) -> Result<Role, AdminError> {
@@ -191,18 +240,22 @@ pub async fn create_role(
     Ok(role)
 }
 
-async fn list_realm(RealmAdmin { idp, realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
-    let roles = idp.store.roles(&realm.id, None).await?;
-    render_all(&idp, &roles, &realm).await
+async fn list_realm(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Query(q): Query<RoleListQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let roles = q.page(idp.store.roles(&realm.id, None).await?);
+    render_list(&idp, &roles, &realm, q.brief_representation != Some(false)).await
 }
 
 async fn list_client(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, cid)): Path<(String, String)>,
+    Query(q): Query<RoleListQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let c = container(&idp, &realm, Some(&cid)).await?;
-    let roles = idp.store.roles(&realm.id, Some(&c)).await?;
-    render_all(&idp, &roles, &realm).await
+    let roles = q.page(idp.store.roles(&realm.id, Some(&c)).await?);
+    render_list(&idp, &roles, &realm, q.brief_representation != Some(false)).await
 }
 
 async fn create_any(
@@ -236,7 +289,14 @@ async fn create_any(
         Some(&rep),
     );
     let role = create_role(idp, &realm, client, &rep, vec![ev]).await?;
-    let enc = percent_encoding::utf8_percent_encode(&role.name, percent_encoding::NON_ALPHANUMERIC);
+    // A path segment: RFC 3986's unreserved characters stay as they are
+    // (clients read the role name back from the last segment).
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let enc = percent_encoding::utf8_percent_encode(&role.name, SEGMENT);
     Ok(created(format!(
         "{}/admin/realms/{}/{}/{}",
         idp.public_url, realm.name, path, enc
@@ -480,12 +540,22 @@ enum CompositeFilter<'a> {
     Client(&'a str),
 }
 
+/// `search` (any case, within the name), `first` and `max` of Keycloak's
+/// `roles-by-id/{id}/composites` listing.
+#[derive(serde::Deserialize, Default)]
+struct CompositeSearch {
+    search: Option<String>,
+    first: Option<i64>,
+    max: Option<i64>,
+}
+
 async fn list_composites(
     idp: &Idp,
     h: &HeaderMap,
     r: &str,
     which: RoleRef<'_>,
     filter: CompositeFilter<'_>,
+    page: &CompositeSearch,
 ) -> Result<Json<Value>, AdminError> {
     guard(idp, h).await?;
     let realm = realm(idp, r).await?;
@@ -504,6 +574,17 @@ async fn list_composites(
             CompositeFilter::Realm => c.client_id.is_none(),
             CompositeFilter::Client(_) => c.client_id == client,
         })
+        .filter(|c| {
+            page.search
+                .as_deref()
+                .is_none_or(|s| c.name.to_lowercase().contains(&s.to_lowercase()))
+        })
+        .skip(page.first.unwrap_or(0).max(0) as usize)
+        .take(
+            page.max
+                .filter(|m| *m >= 0)
+                .map_or(usize::MAX, |m| m as usize),
+        )
         .collect();
     render_all(idp, &list, &realm).await
 }
@@ -568,6 +649,7 @@ async fn composites(
         &r,
         RoleRef::Name(None, &name),
         CompositeFilter::All,
+        &CompositeSearch::default(),
     )
     .await
 }
@@ -594,8 +676,9 @@ async fn composites_by_id(
     State(idp): State<Arc<Idp>>,
     h: HeaderMap,
     Path((r, id)): Path<(String, String)>,
+    Query(page): Query<CompositeSearch>,
 ) -> Result<Json<Value>, AdminError> {
-    list_composites(&idp, &h, &r, RoleRef::Id(&id), CompositeFilter::All).await
+    list_composites(&idp, &h, &r, RoleRef::Id(&id), CompositeFilter::All, &page).await
 }
 
 async fn realm_composites_by_id(
@@ -603,7 +686,15 @@ async fn realm_composites_by_id(
     h: HeaderMap,
     Path((r, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    list_composites(&idp, &h, &r, RoleRef::Id(&id), CompositeFilter::Realm).await
+    list_composites(
+        &idp,
+        &h,
+        &r,
+        RoleRef::Id(&id),
+        CompositeFilter::Realm,
+        &CompositeSearch::default(),
+    )
+    .await
 }
 
 async fn client_composites_by_id(
@@ -617,6 +708,7 @@ async fn client_composites_by_id(
         &r,
         RoleRef::Id(&id),
         CompositeFilter::Client(&cid),
+        &CompositeSearch::default(),
     )
     .await
 }
@@ -794,7 +886,7 @@ pub(super) async fn mappings_document(
     let mut realm_roles = vec![];
     let mut clients = serde_json::Map::new();
     for role in roles {
-        let v = render(idp, role, realm).await?;
+        let v = render_as(idp, role, realm, true).await?;
         match &role.client_id {
             None => realm_roles.push(v),
             Some(c) => {

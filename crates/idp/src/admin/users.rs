@@ -1,6 +1,7 @@
 //! `/admin/realms/{realm}/users...`: users, their passwords, groups,
 //! sessions. Role mappings live in `roles.rs`.
 
+use super::user_profile::{Policy, Unmanaged};
 use super::{RealmAdmin, created, event, json_body};
 use crate::error::AdminError;
 use crate::repr;
@@ -35,6 +36,27 @@ pub fn routes() -> Router<Arc<Idp>> {
             put(join).delete(leave),
         )
         .route(&format!("{U}/{{id}}/sessions"), get(sessions))
+        .route(
+            &format!("{U}/{{id}}/offline-sessions/{{cid}}"),
+            get(offline_sessions),
+        )
+        .route(&format!("{U}/{{id}}/consents"), get(consents))
+        .route(
+            &format!("{U}/{{id}}/consents/{{client}}"),
+            axum::routing::delete(revoke_consent),
+        )
+        .route(
+            &format!("{U}/{{id}}/credentials/{{cid}}/userLabel"),
+            put(credential_label),
+        )
+        .route(
+            &format!("{U}/{{id}}/configured-user-storage-credential-types"),
+            get(storage_credential_types),
+        )
+        .route(
+            &format!("{U}/{{id}}/federated-identity"),
+            get(federated_identities),
+        )
         .route(&format!("{U}/{{id}}/logout"), post(logout))
         .route(
             "/admin/realms/{realm}/sessions/{sid}",
@@ -58,6 +80,9 @@ struct SearchQuery {
     first_name: Option<String>,
     last_name: Option<String>,
     search: Option<String>,
+    /// `key:value key2:"a value"`: custom attributes, or the built-in
+    /// fields under their representation names.
+    q: Option<String>,
     #[serde(default, deserialize_with = "super::lenient_bool")]
     exact: Option<bool>,
     #[serde(default, deserialize_with = "super::lenient_bool")]
@@ -67,8 +92,8 @@ struct SearchQuery {
 }
 
 impl SearchQuery {
-    fn to_query(&self) -> UserQuery {
-        UserQuery {
+    fn to_query(&self) -> Result<UserQuery, AdminError> {
+        let mut q = UserQuery {
             username: self.username.clone(),
             email: self.email.clone(),
             first_name: self.first_name.clone(),
@@ -76,20 +101,73 @@ impl SearchQuery {
             search: self.search.clone(),
             exact: self.exact.unwrap_or(false),
             enabled: self.enabled,
+            attributes: vec![],
             include_service_accounts: false,
             first: self.first.unwrap_or(0),
             max: self.max.unwrap_or(100),
+        };
+        for (k, v) in attribute_query(self.q.as_deref().unwrap_or(""))
+            .ok_or_else(|| AdminError::bad_request("Invalid query q"))?
+        {
+            let field = match k.as_str() {
+                "username" => &mut q.username,
+                "email" => &mut q.email,
+                "firstName" => &mut q.first_name,
+                "lastName" => &mut q.last_name,
+                _ => {
+                    q.attributes.push((k, v));
+                    continue;
+                }
+            };
+            field.get_or_insert(v);
+        }
+        Ok(q)
+    }
+}
+
+/// Reads Keycloak's `q` search: space-separated `key:value` pairs, where a
+/// key or value with spaces is written in double quotes. None when a pair
+/// has no colon or a quote is left open.
+fn attribute_query(q: &str) -> Option<Vec<(String, String)>> {
+    fn token<'a>(s: &'a str, stop: &[char]) -> Option<(String, &'a str)> {
+        match s.strip_prefix('"') {
+            Some(rest) => {
+                let end = rest.find('"')?;
+                Some((rest[..end].to_owned(), &rest[end + 1..]))
+            }
+            None => {
+                let end = s.find(stop).unwrap_or(s.len());
+                Some((s[..end].to_owned(), &s[end..]))
+            }
         }
     }
+    let mut out = vec![];
+    let mut rest = q.trim_start();
+    while !rest.is_empty() {
+        let (k, after) = token(rest, &[':', ' '])?;
+        let after = after.strip_prefix(':')?;
+        // A value runs to the next space (it may hold colons: URLs).
+        let (v, after) = token(after, &[' '])?;
+        if k.is_empty() {
+            return None;
+        }
+        out.push((k, v));
+        rest = after.trim_start();
+    }
+    Some(out)
 }
 
 async fn list(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    let users = idp.store.users(&realm.id, &q.to_query()).await?;
+    let users = idp.store.users(&realm.id, &q.to_query()?).await?;
+    let policy = Policy::of(&realm);
     Ok(Json(json!(
-        users.iter().map(repr::user).collect::<Vec<_>>()
+        users
+            .iter()
+            .map(|u| admin_view(u, &policy))
+            .collect::<Vec<_>>()
     )))
 }
 
@@ -98,7 +176,7 @@ async fn count(
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<Value>, AdminError> {
     Ok(Json(json!(
-        idp.store.count_users(&realm.id, &q.to_query()).await?
+        idp.store.count_users(&realm.id, &q.to_query()?).await?
     )))
 }
 
@@ -189,6 +267,10 @@ pub async fn create_user(
                     .unwrap_or_else(gatehouse_core::time::now_millis),
                 credential_data: cd.to_owned(),
                 secret_data: sd.to_owned(),
+                user_label: c
+                    .get("userLabel")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             });
         } else {
             let (pw, temporary) = password_of(c)?;
@@ -257,6 +339,14 @@ async fn create(
         v
     };
     let ev = event(&realm, &caller, "CREATE", "USER", "users", Some(&ev_rep));
+    let mut rep = rep;
+    let policy = Policy::of(&realm);
+    if policy.unmanaged != Unmanaged::Edit
+        && let Some(asked) = repr::attributes(&rep)
+    {
+        // Undeclared attributes the admin API may not write are dropped.
+        rep["attributes"] = json!(policy.written(asked, &Default::default()));
+    }
     let u = create_user(&idp, &realm, &rep, vec![ev], true).await?;
     Ok(created(format!(
         "{}/admin/realms/{}/users/{}",
@@ -268,7 +358,8 @@ async fn one(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    Ok(Json(repr::user(&load(&idp, &realm, &id).await?)))
+    let u = load(&idp, &realm, &id).await?;
+    Ok(Json(admin_view(&u, &Policy::of(&realm))))
 }
 
 async fn update(
@@ -279,7 +370,9 @@ async fn update(
     let rep = json_body(&body)?;
     let mut u = load(&idp, &realm, &id).await?;
     let (old_name, old_email) = (u.username.clone(), u.email.clone());
+    let old_attributes = u.attributes.clone();
     repr::apply_user(&mut u, &rep).map_err(AdminError::bad_request)?;
+    u.attributes = Policy::of(&realm).written(std::mem::take(&mut u.attributes), &old_attributes);
     if u.username != old_name
         && idp
             .store
@@ -365,15 +458,46 @@ async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `search`, `first` and `max` of a user's group listing and count.
+#[derive(serde::Deserialize, Default)]
+struct GroupSearch {
+    search: Option<String>,
+    first: Option<i64>,
+    max: Option<i64>,
+}
+
+/// The user's groups whose name contains `search` (any case), by name.
+async fn my_groups(
+    idp: &Idp,
+    id: &str,
+    search: Option<&str>,
+) -> Result<Vec<gatehouse_core::model::Group>, AdminError> {
+    let needle = search.map(str::to_lowercase).unwrap_or_default();
+    let mut mine: Vec<_> = idp
+        .store
+        .user_groups(id)
+        .await?
+        .into_iter()
+        .filter(|g| g.name.to_lowercase().contains(&needle))
+        .collect();
+    mine.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(mine)
+}
+
 async fn groups(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
+    Query(q): Query<GroupSearch>,
 ) -> Result<Json<Value>, AdminError> {
     load(&idp, &realm, &id).await?;
     let all = idp.store.groups(&realm.id).await?;
-    let mine = idp.store.user_groups(&id).await?;
+    let mine = my_groups(&idp, &id, q.search.as_deref()).await?;
+    let first = q.first.unwrap_or(0).max(0) as usize;
+    let max = q.max.filter(|m| *m >= 0).unwrap_or(100) as usize;
     Ok(Json(json!(
         mine.iter()
+            .skip(first)
+            .take(max)
             .map(|g| repr::group(g, &all, false))
             .collect::<Vec<_>>()
     )))
@@ -405,6 +529,10 @@ async fn leave(
     Path((_, id, gid)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
     load(&idp, &realm, &id).await?;
+    idp.store
+        .group(&realm.id, &gid)
+        .await?
+        .ok_or_else(|| AdminError::not_found("Group"))?;
     let ev = event(
         &realm,
         &caller,
@@ -477,11 +605,150 @@ async fn delete_session(
 async fn groups_count(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
+    Query(q): Query<GroupSearch>,
 ) -> Result<Json<Value>, AdminError> {
     load(&idp, &realm, &id).await?;
-    Ok(Json(
-        json!({"count": idp.store.user_groups(&id).await?.len()}),
-    ))
+    let n = my_groups(&idp, &id, q.search.as_deref()).await?.len();
+    Ok(Json(json!({ "count": n })))
+}
+
+/// `GET /users/{id}/offline-sessions/{client uuid}`.
+async fn offline_sessions(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id, cid)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let u = load(&idp, &realm, &id).await?;
+    let client = super::clients::load(&idp, &realm, &cid).await?;
+    let list: Vec<Value> = idp
+        .store
+        .user_sessions(&id)
+        .await?
+        .into_iter()
+        .filter(|s| s.offline && s.client_id == client.client_id)
+        .map(|s| super::sessions::repr(&s, &u.username, Some(&client.id)))
+        .collect();
+    Ok(Json(json!(list)))
+}
+
+/// The user's offline sessions per client id, oldest first.
+async fn offline_by_client(
+    idp: &Idp,
+    user_id: &str,
+) -> Result<std::collections::BTreeMap<String, Vec<gatehouse_core::model::Session>>, AdminError> {
+    let mut by_client = std::collections::BTreeMap::<String, Vec<_>>::new();
+    for s in idp.store.user_sessions(user_id).await? {
+        if s.offline {
+            by_client.entry(s.client_id.clone()).or_default().push(s);
+        }
+    }
+    Ok(by_client)
+}
+
+/// `GET /users/{id}/consents`: Gatehouse has no consent screen, so the
+/// grants listed are the ones Keycloak lists beside consents: clients
+/// holding an offline token of the user.
+async fn consents(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    load(&idp, &realm, &id).await?;
+    let list: Vec<Value> = offline_by_client(&idp, &id)
+        .await?
+        .into_iter()
+        .map(|(client, sessions)| {
+            let created = sessions.iter().map(|s| s.started).min().unwrap_or(0);
+            let updated = sessions.iter().map(|s| s.last_access).max().unwrap_or(0);
+            json!({"clientId": client, "grantedClientScopes": [], "createdDate": created * 1000,
+                   "lastUpdatedDate": updated * 1000,
+                   "additionalGrants": [{"client": "Offline Token", "key": "Offline Token"}]})
+        })
+        .collect();
+    Ok(Json(json!(list)))
+}
+
+/// `DELETE /users/{id}/consents/{client id}`: revokes the client's offline
+/// tokens of the user; 404 when there is none, in Keycloak's words.
+async fn revoke_consent(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id, client)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    load(&idp, &realm, &id).await?;
+    let sessions = offline_by_client(&idp, &id)
+        .await?
+        .remove(&client)
+        .unwrap_or_default();
+    if sessions.is_empty() {
+        return Err(AdminError::not_found("Consent nor offline token"));
+    }
+    let ev = event(
+        &realm,
+        &caller,
+        "ACTION",
+        "USER",
+        &format!("users/{id}/consents/{client}"),
+        None,
+    );
+    let mut ev = Some(ev);
+    for s in sessions {
+        let ids = idp.store.delete_session(&s.id, ev.as_slice()).await?;
+        ev = None;
+        idp.sessions_revoked(&ids);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /users/{id}/credentials/{cid}/userLabel` (the label as plain text).
+async fn credential_label(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id, cid)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    load(&idp, &realm, &id).await?;
+    let mut cred = idp
+        .store
+        .password(&id)
+        .await?
+        .filter(|c| c.id == cid)
+        .ok_or_else(|| AdminError::not_found("Credential"))?;
+    let label = std::str::from_utf8(&body)
+        .map_err(|_| AdminError::bad_request("The label must be UTF-8 text"))?
+        .trim();
+    if label.chars().count() > 255 {
+        return Err(AdminError::bad_request(
+            "The label is longer than 255 characters",
+        ));
+    }
+    cred.user_label = (!label.is_empty()).then(|| label.to_owned());
+    let ev = event(
+        &realm,
+        &caller,
+        "ACTION",
+        "USER",
+        &format!("users/{id}/credentials/{cid}/userLabel"),
+        None,
+    );
+    idp.store.set_password(&cred, None, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Credential types a user-storage federation provider manages for the
+/// user: Gatehouse's users live in its own store, so none.
+async fn storage_credential_types(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    load(&idp, &realm, &id).await?;
+    Ok(Json(json!([])))
+}
+
+/// Links to external identity providers: Gatehouse does not broker
+/// logins through other providers yet, so a user has none.
+async fn federated_identities(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    load(&idp, &realm, &id).await?;
+    Ok(Json(json!([])))
 }
 
 /// CredentialRepresentation list: metadata only, never the secret half.
@@ -495,7 +762,13 @@ async fn credentials(
         .password(&id)
         .await?
         .into_iter()
-        .map(|c| json!({"id": c.id, "type": c.kind, "createdDate": c.created_date, "credentialData": c.credential_data}))
+        .map(|c| {
+            let mut v = json!({"id": c.id, "type": c.kind, "createdDate": c.created_date, "credentialData": c.credential_data});
+            if let Some(l) = c.user_label {
+                v["userLabel"] = json!(l);
+            }
+            v
+        })
         .collect();
     Ok(Json(json!(list)))
 }
@@ -518,4 +791,49 @@ async fn delete_credential(
         .await
         .map_err(|_| AdminError::not_found("Credential"))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A UserRepresentation as the admin API shows it: attributes the realm's
+/// user profile hides are left out.
+fn admin_view(u: &User, policy: &Policy) -> Value {
+    let mut v = repr::user(u);
+    let shown = policy.visible(&u.attributes);
+    if let Some(o) = v.as_object_mut() {
+        if shown.is_empty() {
+            o.remove("attributes");
+        } else {
+            o.insert("attributes".into(), json!(shown));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attribute_query;
+
+    fn pairs(v: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
+        Some(
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn keycloak_q_searches_parse() {
+        assert_eq!(attribute_query(""), pairs(&[]));
+        assert_eq!(
+            attribute_query("key:value  email:a@b.c"),
+            pairs(&[("key", "value"), ("email", "a@b.c")])
+        );
+        assert_eq!(
+            attribute_query("\"full name\":\"Ada L\" url:https://x.io/a"),
+            pairs(&[("full name", "Ada L"), ("url", "https://x.io/a")])
+        );
+        assert_eq!(attribute_query("key:"), pairs(&[("key", "")]));
+        assert_eq!(attribute_query("novalue"), None);
+        assert_eq!(attribute_query(":v"), None);
+        assert_eq!(attribute_query("k:\"open"), None);
+    }
 }

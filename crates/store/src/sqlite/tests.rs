@@ -34,12 +34,14 @@ async fn effective_roles_through_groups_parents_and_composites() {
         realm_id: realm.id.clone(),
         parent_id: None,
         name: "top".into(),
+        description: None,
         attributes: Default::default(),
     };
     let sub = Group {
         id: gatehouse_core::id::uuid(),
         parent_id: Some(top.id.clone()),
         name: "sub".into(),
+        description: None,
         ..top.clone()
     };
     s.create_group(&top, &[]).await.expect("g");
