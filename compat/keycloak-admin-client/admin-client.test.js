@@ -473,3 +473,28 @@ test("client scope evaluation: mappers, granted roles, example tokens", async ()
   assert.equal(ui.preferred_username, "dana");
   await assert.rejects(kc.clients.evaluateGenerateAccessToken({ id: api.id, userId: dana.id, scope: "no-such-scope" }), (e) => e.response?.status === 400);
 });
+
+test("client scope scope mappings, as Keycloak's clientScopes spec uses them", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const { id } = await kc.clientScopes.create({ name: "best-of-the-bests-scope", protocol: "openid-connect" });
+  const scope = await kc.clientScopes.findOneByName({ name: "best-of-the-bests-scope" });
+  assert.deepEqual(await kc.clientScopes.findOne({ id }), scope);
+  assert.equal(await kc.clientScopes.findOneByName({ name: "I do not exist" }), undefined);
+  const { id: clientUniqueId } = await kc.clients.create({ clientId: "scopeMappings-dummy" });
+  await kc.clients.createRole({ id: clientUniqueId, name: "scopeMappingsRole-dummy" });
+  const available = (await kc.clientScopes.listAvailableClientScopeMappings({ id, client: clientUniqueId })).filter((r) => !r.composite);
+  assert.deepEqual(available.map((r) => r.name), ["scopeMappingsRole-dummy"]);
+  await kc.clientScopes.addClientScopeMappings({ id, client: clientUniqueId }, available);
+  assert.deepEqual(await kc.clientScopes.listClientScopeMappings({ id, client: clientUniqueId }), available);
+  assert.equal((await kc.clientScopes.listCompositeClientScopeMappings({ id, client: clientUniqueId })).length, 1);
+  assert.equal((await kc.clientScopes.listScopeMappings({ id })).clientMappings["scopeMappings-dummy"].mappings.length, 1);
+  await kc.clientScopes.delClientScopeMappings({ id, client: clientUniqueId }, available);
+  assert.deepEqual(await kc.clientScopes.listClientScopeMappings({ id, client: clientUniqueId }), []);
+  const realmAvailable = await kc.clientScopes.listAvailableRealmScopeMappings({ id });
+  await kc.clientScopes.addRealmScopeMappings({ id }, realmAvailable);
+  assert.deepEqual((await kc.clientScopes.listRealmScopeMappings({ id })).map((r) => r.name).sort(), realmAvailable.map((r) => r.name).sort());
+  await kc.clientScopes.delRealmScopeMappings({ id }, await kc.clientScopes.listRealmScopeMappings({ id }));
+  assert.deepEqual(await kc.clientScopes.listRealmScopeMappings({ id }), []);
+  await kc.clients.del({ id: clientUniqueId });
+  await kc.clientScopes.delByName({ name: "best-of-the-bests-scope" });
+});

@@ -126,6 +126,10 @@ pub struct ClientScope {
     /// `include.in.token.scope`, `display.on.consent.screen`...
     pub attributes: BTreeMap<String, String>,
     pub protocol_mappers: Vec<ProtocolMapper>,
+    /// Role scope mappings: for a client without full scope, the roles
+    /// this scope, when in effect, lets its tokens carry.
+    #[serde(default)]
+    pub scope_role_ids: Vec<String>,
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -140,6 +144,7 @@ impl ClientScope {
             protocol: "openid-connect".into(),
             attributes: BTreeMap::new(),
             protocol_mappers: vec![],
+            scope_role_ids: vec![],
             extra: Default::default(),
         }
     }

@@ -117,13 +117,23 @@ pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
     }
     out["groups"] = json!(tops);
 
-    // Role scope mappings, in Keycloak's two lists.
+    // Role scope mappings of clients and client scopes, in Keycloak's two
+    // lists, each entry naming its holder as `client` or `clientScope`.
     let mut realm_scope = vec![];
     let mut client_scope: Map<String, Value> = Map::new();
-    for c in &clients {
+    let scopes = idp.store.client_scopes(&realm.id).await?;
+    let holders = clients
+        .iter()
+        .map(|c| ("client", &c.client_id, &c.scope_role_ids))
+        .chain(
+            scopes
+                .iter()
+                .map(|s| ("clientScope", &s.name, &s.scope_role_ids)),
+        );
+    for (key, holder, role_ids) in holders {
         let mut realm_names = vec![];
         let mut by_owner: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for rid in &c.scope_role_ids {
+        for rid in role_ids {
             let Some(r) = idp.store.role(&realm.id, rid).await? else {
                 continue;
             };
@@ -134,7 +144,7 @@ pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
             }
         }
         if !realm_names.is_empty() {
-            realm_scope.push(json!({"client": c.client_id, "roles": realm_names}));
+            realm_scope.push(json!({ key: holder, "roles": realm_names }));
         }
         for (owner, names) in by_owner {
             if let Some(list) = client_scope
@@ -142,7 +152,7 @@ pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
                 .or_insert_with(|| json!([]))
                 .as_array_mut()
             {
-                list.push(json!({"client": c.client_id, "roles": names}));
+                list.push(json!({ key: holder, "roles": names }));
             }
         }
     }

@@ -68,8 +68,8 @@ async fn import_groups(
 }
 
 /// Keycloak's `scopeMappings` (realm roles) and `clientScopeMappings`
-/// (roles of the client named by the key) for clients; entries for client
-/// scopes are not kept (scope mappings live on clients here).
+/// (roles of the client named by the key), for the client (`client`) or
+/// client scope (`clientScope`) each entry names.
 async fn scope_mappings(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), AdminError> {
     let mut lists: Vec<(Option<String>, &Value)> =
         arr(rep, "scopeMappings").map(|m| (None, m)).collect();
@@ -81,12 +81,6 @@ async fn scope_mappings(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Adm
         }
     }
     for (owner, m) in lists {
-        let Some(cid) = m.get("client").and_then(Value::as_str) else {
-            continue;
-        };
-        let Some(mut client) = idp.store.client_by_client_id(&realm.id, cid).await? else {
-            continue;
-        };
         let container = match &owner {
             Some(o) => match idp.store.client_by_client_id(&realm.id, o).await? {
                 Some(c) => Some(c.id),
@@ -94,17 +88,39 @@ async fn scope_mappings(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Adm
             },
             None => None,
         };
+        let mut ids = vec![];
         for name in arr(m, "roles").filter_map(Value::as_str) {
             if let Some(r) = idp
                 .store
                 .role_by_name(&realm.id, container.as_deref(), name)
                 .await?
-                && !client.scope_role_ids.contains(&r.id)
             {
-                client.scope_role_ids.push(r.id);
+                ids.push(r.id);
             }
         }
-        idp.store.update_client(&client, &[]).await?;
+        let add = |mapped: &mut Vec<String>| {
+            for id in &ids {
+                if !mapped.contains(id) {
+                    mapped.push(id.clone());
+                }
+            }
+        };
+        if let Some(cid) = m.get("client").and_then(Value::as_str) {
+            if let Some(mut client) = idp.store.client_by_client_id(&realm.id, cid).await? {
+                add(&mut client.scope_role_ids);
+                idp.store.update_client(&client, &[]).await?;
+            }
+        } else if let Some(name) = m.get("clientScope").and_then(Value::as_str)
+            && let Some(mut scope) = idp
+                .store
+                .client_scopes(&realm.id)
+                .await?
+                .into_iter()
+                .find(|s| s.name == name)
+        {
+            add(&mut scope.scope_role_ids);
+            idp.store.update_client_scope(&scope, &[]).await?;
+        }
     }
     Ok(())
 }

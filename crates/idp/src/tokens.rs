@@ -120,19 +120,25 @@ pub async fn expand_roles(
 impl Identity {
     /// What a client may see of this identity: everything with Keycloak's
     /// `fullScopeAllowed` (the default); otherwise only the roles in its
-    /// scope mappings (composites expanded) and its own client roles, so a
+    /// scope mappings and in those of the client scopes in effect
+    /// (`scopes`), composites expanded, and its own client roles, so a
     /// token for a narrow client does not carry the user's every role.
     pub async fn scoped_to(
         self: Arc<Self>,
         idp: &Idp,
         realm: &Realm,
         client: &Client,
+        scopes: &[&ClientScope],
     ) -> Result<Arc<Identity>, OAuthError> {
         if client.full_scope_allowed {
             return Ok(self);
         }
+        let mut mapped = client.scope_role_ids.clone();
+        for s in scopes {
+            mapped.extend(s.scope_role_ids.iter().cloned());
+        }
         let mut allowed: BTreeSet<(Option<String>, String)> = BTreeSet::new();
-        for role in expand_roles(idp, realm, &client.scope_role_ids).await? {
+        for role in expand_roles(idp, realm, &mapped).await? {
             let owner = match &role.client_id {
                 Some(internal) => idp
                     .store
@@ -505,18 +511,18 @@ pub async fn claims(
     now: i64,
     with_id: bool,
 ) -> Result<Claims, OAuthError> {
+    let all_scopes = idp.client_scopes(g.realm).await?;
+    let scopes = effective_scopes(g.client, &all_scopes, &g.scope);
     let id = idp
         .identity(g.realm, g.user)
         .await?
-        .scoped_to(idp, g.realm, g.client)
+        .scoped_to(idp, g.realm, g.client, &scopes)
         .await?;
     let issuer = idp.issuer(&g.realm.name);
     let lifespan = g
         .client
         .access_token_lifespan()
         .unwrap_or(g.realm.access_token_lifespan);
-    let all_scopes = idp.client_scopes(g.realm).await?;
-    let scopes = effective_scopes(g.client, &all_scopes, &g.scope);
     let mut aud: BTreeSet<String> = BTreeSet::new();
 
     let mut at = Map::new();
@@ -648,13 +654,13 @@ pub async fn userinfo(
     user: &User,
     scope: &str,
 ) -> Result<Value, OAuthError> {
+    let all_scopes = idp.client_scopes(realm).await?;
+    let scopes = effective_scopes(client, &all_scopes, scope);
     let id = idp
         .identity(realm, user)
         .await?
-        .scoped_to(idp, realm, client)
+        .scoped_to(idp, realm, client, &scopes)
         .await?;
-    let all_scopes = idp.client_scopes(realm).await?;
-    let scopes = effective_scopes(client, &all_scopes, scope);
     let mut c = Map::new();
     c.insert("sub".into(), json!(user.id));
     let g = Grant {

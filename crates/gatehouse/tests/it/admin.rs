@@ -1601,3 +1601,162 @@ async fn scope_mappings_limit_the_roles_of_a_narrow_client() {
         .await;
     assert_eq!(code, 404);
 }
+
+/// A client scope's role scope mappings widen a narrow client's tokens
+/// only while the scope is in effect (here an optional scope, when the
+/// request asks for it), and travel through export and import.
+#[tokio::test]
+async fn client_scope_mappings_apply_while_the_scope_is_in_effect() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    assert_eq!(
+        s.admin_post(&t, "/demo/roles", &json!({"name": "reader"}))
+            .await
+            .0,
+        201
+    );
+    let alice = s.user_id(&t, "demo", "alice").await;
+    let (code, _) = s
+        .admin_post(
+            &t,
+            &format!("/demo/users/{alice}/role-mappings/realm"),
+            &json!([{"name": "reader"}]),
+        )
+        .await;
+    assert_eq!(code, 204);
+    let (code, _) = s
+        .admin_post(
+            &t,
+            "/demo/client-scopes",
+            &json!({"name": "orders", "protocol": "openid-connect"}),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let (_, scopes) = s.admin_get(&t, "/demo/client-scopes").await;
+    let orders = scopes
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == "orders"))
+        .and_then(|x| x["id"].as_str())
+        .expect("scope id")
+        .to_owned();
+    let app = s.client_uuid(&t, "demo", "app").await;
+    for (url, body) in [
+        (
+            format!("/demo/clients/{app}/optional-client-scopes/{orders}"),
+            None,
+        ),
+        (
+            format!("/demo/clients/{app}"),
+            Some(json!({"fullScopeAllowed": false})),
+        ),
+    ] {
+        let mut req = s
+            .http
+            .put(format!("{}/admin/realms{url}", s.base))
+            .bearer_auth(&t);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        assert_eq!(req.send().await.expect("put").status(), 204, "{url}");
+    }
+    let (code, _) = s
+        .admin_post(
+            &t,
+            &format!("/demo/client-scopes/{orders}/scope-mappings/realm"),
+            &json!([{"name": "reader"}]),
+        )
+        .await;
+    assert_eq!(code, 204);
+    let (_, listed) = s
+        .admin_get(
+            &t,
+            &format!("/demo/client-scopes/{orders}/scope-mappings/realm"),
+        )
+        .await;
+    assert_eq!(listed[0]["name"], "reader");
+    let (_, composite) = s
+        .admin_get(
+            &t,
+            &format!("/demo/client-scopes/{orders}/scope-mappings/realm/composite"),
+        )
+        .await;
+    assert_eq!(composite.as_array().map(Vec::len), Some(1));
+    let realm_roles = |scope: Option<&'static str>| {
+        let s = &s;
+        async move {
+            let v: Value = s
+                .password_grant(
+                    "demo",
+                    "app",
+                    Some("app-secret"),
+                    "alice",
+                    "alice-pw",
+                    scope,
+                )
+                .await
+                .json()
+                .await
+                .expect("json");
+            let c = crate::support::claims(v["access_token"].as_str().expect("at"));
+            c["realm_access"]["roles"].clone()
+        }
+    };
+    assert_eq!(realm_roles(None).await, Value::Null, "scope not asked for");
+    assert_eq!(realm_roles(Some("orders")).await, json!(["reader"]));
+
+    let r = s
+        .http
+        .post(format!(
+            "{}/admin/realms/demo/partial-export?exportClients=true&exportGroupsAndRoles=true",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("export");
+    let exported: Value = r.json().await.expect("json");
+    assert_eq!(
+        exported["scopeMappings"],
+        json!([{"clientScope": "orders", "roles": ["reader"]}])
+    );
+    // A Keycloak export's client-scope entries are imported onto the scope.
+    let (code, _) = s
+        .admin_post(
+            &t,
+            "",
+            &json!({"realm": "demo3", "roles": {"realm": [{"name": "reader"}]},
+                    "clientScopes": [{"name": "orders", "protocol": "openid-connect"}],
+                    "scopeMappings": [{"clientScope": "orders", "roles": ["reader"]}]}),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let (_, scopes3) = s.admin_get(&t, "/demo3/client-scopes").await;
+    let orders3 = scopes3
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == "orders"))
+        .and_then(|x| x["id"].as_str())
+        .expect("imported scope")
+        .to_owned();
+    let (_, listed3) = s
+        .admin_get(
+            &t,
+            &format!("/demo3/client-scopes/{orders3}/scope-mappings/realm"),
+        )
+        .await;
+    assert_eq!(listed3[0]["name"], "reader");
+
+    // Removing the mapping narrows the tokens again.
+    let r = s
+        .http
+        .delete(format!(
+            "{}/admin/realms/demo/client-scopes/{orders}/scope-mappings/realm",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .json(&json!([{"name": "reader"}]))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 204);
+    assert_eq!(realm_roles(Some("orders")).await, Value::Null);
+}

@@ -95,12 +95,13 @@ async fn mappers(
 }
 
 /// The roles of `container` (a realm's name or id, or a client's id) and
-/// which of them the client's tokens may carry.
+/// which of them the client's tokens may carry with `scope` asked.
 async fn split_roles(
     idp: &crate::state::Idp,
     realm: &Realm,
     client: &Client,
     container: &str,
+    scope: Option<&str>,
 ) -> Result<(Vec<Role>, Vec<Role>), AdminError> {
     let owner = if container == realm.name || container == realm.id {
         None
@@ -111,7 +112,13 @@ async fn split_roles(
     if client.full_scope_allowed || owner.as_deref() == Some(client.id.as_str()) {
         return Ok((roles, vec![]));
     }
-    let allowed: BTreeSet<String> = tokens::expand_roles(idp, realm, &client.scope_role_ids)
+    let granted = scope_of(idp, realm, client, scope).await?;
+    let all = idp.client_scopes(realm).await?;
+    let mut mapped = client.scope_role_ids.clone();
+    for s in tokens::effective_scopes(client, &all, &granted) {
+        mapped.extend(s.scope_role_ids.iter().cloned());
+    }
+    let allowed: BTreeSet<String> = tokens::expand_roles(idp, realm, &mapped)
         .await?
         .into_iter()
         .map(|r| r.id)
@@ -124,9 +131,10 @@ async fn split_roles(
 async fn granted(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, id, container)): Path<(String, String, String)>,
+    Query(q): Query<EvalQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let client = super::clients::load(&idp, &realm, &id).await?;
-    let (yes, _) = split_roles(&idp, &realm, &client, &container).await?;
+    let (yes, _) = split_roles(&idp, &realm, &client, &container, q.scope.as_deref()).await?;
     super::roles::render_all(&idp, &yes, &realm).await
 }
 
@@ -134,9 +142,10 @@ async fn granted(
 async fn not_granted(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, id, container)): Path<(String, String, String)>,
+    Query(q): Query<EvalQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let client = super::clients::load(&idp, &realm, &id).await?;
-    let (_, no) = split_roles(&idp, &realm, &client, &container).await?;
+    let (_, no) = split_roles(&idp, &realm, &client, &container, q.scope.as_deref()).await?;
     super::roles::render_all(&idp, &no, &realm).await
 }
 
