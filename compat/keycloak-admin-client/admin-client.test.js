@@ -498,3 +498,23 @@ test("client scope scope mappings, as Keycloak's clientScopes spec uses them", a
   await kc.clients.del({ id: clientUniqueId });
   await kc.clientScopes.delByName({ name: "best-of-the-bests-scope" });
 });
+
+test("group user integration, as Keycloak's groupUser spec checks it", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const group = await kc.groups.create({ name: "group-user-spec" });
+  const currentGroup = await kc.groups.findOne({ id: group.id });
+  const user = await kc.users.create({ username: "group-user-spec", email: "gus@keycloak.org", enabled: true });
+  const currentUser = await kc.users.findOne({ id: user.id });
+  assert.deepEqual(await kc.users.listGroups({ id: currentUser.id }), []);
+  await kc.users.addToGroup({ id: currentUser.id, groupId: currentGroup.id });
+  const { id, name, path } = currentGroup;
+  assert.deepEqual((await kc.users.listGroups({ id: currentUser.id }))[0], { id, name, path });
+  assert.ok("subGroupCount" in (await kc.users.listGroups({ id: currentUser.id, briefRepresentation: false }))[0]);
+  const { access, ...withoutAccess } = currentUser;
+  assert.ok(access);
+  assert.deepEqual((await kc.groups.listMembers({ id: currentGroup.id }))[0], withoutAccess);
+  await kc.users.delFromGroup({ id: currentUser.id, groupId: currentGroup.id });
+  assert.deepEqual(await kc.users.listGroups({ id: currentUser.id }), []);
+  await kc.groups.del({ id: currentGroup.id });
+  await kc.users.del({ id: currentUser.id });
+});

@@ -523,6 +523,19 @@ pub fn group_by_path<'a>(all: &'a [Group], path: &str) -> Option<&'a Group> {
     all.iter().find(|g| group_path(all, &g.id) == want)
 }
 
+/// The brief GroupRepresentation of a user's group listing: id, name,
+/// path (and parent and description when there are some).
+pub fn group_brief(g: &Group, all: &[Group]) -> Value {
+    let mut o = json!({"id": g.id, "name": g.name, "path": group_path(all, &g.id)});
+    if let Some(p) = &g.parent_id {
+        o["parentId"] = json!(p);
+    }
+    if let Some(d) = &g.description {
+        o["description"] = json!(d);
+    }
+    o
+}
+
 /// GroupRepresentation, with `subGroups` filled from `all` when `deep`.
 pub fn group(g: &Group, all: &[Group], deep: bool) -> Value {
     let children: Vec<&Group> = all

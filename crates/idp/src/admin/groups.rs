@@ -374,8 +374,20 @@ async fn members(
         .store
         .group_members(&id, q.first.unwrap_or(0), q.max.unwrap_or(100))
         .await?;
+    // As Keycloak lists members: the admin view of each user, without the
+    // caller's `access` flags.
+    let policy = super::user_profile::Policy::of(&realm);
     Ok(Json(json!(
-        users.iter().map(repr::user).collect::<Vec<_>>()
+        users
+            .iter()
+            .map(|u| {
+                let mut v = super::users::admin_view(u, &policy);
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("access");
+                }
+                v
+            })
+            .collect::<Vec<_>>()
     )))
 }
 

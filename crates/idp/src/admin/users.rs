@@ -458,12 +458,16 @@ async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `search`, `first` and `max` of a user's group listing and count.
+/// `search`, `first`, `max` and `briefRepresentation` of a user's group
+/// listing and count.
 #[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 struct GroupSearch {
     search: Option<String>,
     first: Option<i64>,
     max: Option<i64>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
+    brief_representation: Option<bool>,
 }
 
 /// The user's groups whose name contains `search` (any case), by name.
@@ -494,11 +498,16 @@ async fn groups(
     let mine = my_groups(&idp, &id, q.search.as_deref()).await?;
     let first = q.first.unwrap_or(0).max(0) as usize;
     let max = q.max.filter(|m| *m >= 0).unwrap_or(100) as usize;
+    let brief = q.brief_representation != Some(false);
     Ok(Json(json!(
         mine.iter()
             .skip(first)
             .take(max)
-            .map(|g| repr::group(g, &all, false))
+            .map(|g| if brief {
+                repr::group_brief(g, &all)
+            } else {
+                repr::group(g, &all, false)
+            })
             .collect::<Vec<_>>()
     )))
 }
@@ -795,7 +804,7 @@ async fn delete_credential(
 
 /// A UserRepresentation as the admin API shows it: attributes the realm's
 /// user profile hides are left out.
-fn admin_view(u: &User, policy: &Policy) -> Value {
+pub fn admin_view(u: &User, policy: &Policy) -> Value {
     let mut v = repr::user(u);
     let shown = policy.visible(&u.attributes);
     if let Some(o) = v.as_object_mut() {
