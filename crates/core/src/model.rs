@@ -363,6 +363,12 @@ pub struct Client {
     pub service_accounts_enabled: bool,
     pub implicit_flow_enabled: bool,
     pub full_scope_allowed: bool,
+    /// How a confidential client authenticates (Keycloak's
+    /// `clientAuthenticatorType`): `client-secret` (Basic or form post),
+    /// `client-secret-jwt` (RFC 7523 assertion signed with the secret) or
+    /// `client-jwt` (assertion signed with the client's own key).
+    #[serde(default = "default_authenticator")]
+    pub client_authenticator_type: String,
     /// Role scope mappings (Keycloak's `scope-mappings`): with
     /// `full_scope_allowed` off, the only roles (besides the client's own)
     /// its tokens may carry, composites included.
@@ -374,6 +380,13 @@ pub struct Client {
     pub optional_client_scopes: Vec<String>,
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+
+fn default_authenticator() -> String {
+    "client-secret".into()
+}
+
+/// The client authenticators Gatehouse implements (Keycloak's ids).
+pub const CLIENT_AUTHENTICATORS: [&str; 3] = ["client-secret", "client-secret-jwt", "client-jwt"];
 
 impl Client {
     /// A confidential client with Keycloak's defaults.
@@ -397,6 +410,7 @@ impl Client {
             service_accounts_enabled: false,
             implicit_flow_enabled: false,
             full_scope_allowed: true,
+            client_authenticator_type: default_authenticator(),
             scope_role_ids: vec![],
             attributes: Default::default(),
             protocol_mappers: vec![],

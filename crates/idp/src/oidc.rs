@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod certs;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod device;
 pub mod discovery;

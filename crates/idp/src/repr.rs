@@ -222,7 +222,7 @@ pub fn client(c: &Client, with_secret: bool) -> Value {
         "serviceAccountsEnabled": c.service_accounts_enabled,
         "implicitFlowEnabled": c.implicit_flow_enabled, "fullScopeAllowed": c.full_scope_allowed,
         "attributes": c.attributes, "protocol": "openid-connect",
-        "clientAuthenticatorType": "client-secret",
+        "clientAuthenticatorType": c.client_authenticator_type,
         "protocolMappers": c.protocol_mappers.iter().map(mapper).collect::<Vec<_>>(),
         "defaultClientScopes": c.default_client_scopes,
         "optionalClientScopes": c.optional_client_scopes,
@@ -373,6 +373,12 @@ pub fn apply_client(c: &mut Client, v: &Value) -> Result<(), String> {
         b(v, "serviceAccountsEnabled").unwrap_or(c.service_accounts_enabled);
     c.implicit_flow_enabled = b(v, "implicitFlowEnabled").unwrap_or(c.implicit_flow_enabled);
     c.full_scope_allowed = b(v, "fullScopeAllowed").unwrap_or(c.full_scope_allowed);
+    if let Some(t) = s(v, "clientAuthenticatorType") {
+        if !gatehouse_core::model::CLIENT_AUTHENTICATORS.contains(&t.as_str()) {
+            return Err(format!("unsupported clientAuthenticatorType {t}"));
+        }
+        c.client_authenticator_type = t;
+    }
     if let Some(a) = v.get("attributes").and_then(Value::as_object) {
         for (k, val) in a {
             let sv = val

@@ -96,6 +96,10 @@ pub struct Idp {
     /// runs than cores only thrash caches, and each holds its memory cost
     /// (7 MiB by default), so a login flood must queue, not allocate.
     password_slots: tokio::sync::Semaphore,
+    /// Used client-assertion ids and fetched client keys.
+    pub assertions: crate::oidc::client_assertion::AssertionState,
+    /// Fetches clients' `jwks.url` (short timeouts: a login waits on it).
+    pub http: reqwest::Client,
 }
 
 impl Idp {
@@ -129,6 +133,12 @@ impl Idp {
             ring_load: tokio::sync::Mutex::new(()),
             revocations: Default::default(),
             trusted_proxies: Default::default(),
+            assertions: Default::default(),
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(3))
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
             password_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),

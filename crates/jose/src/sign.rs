@@ -46,6 +46,13 @@ pub fn sign_hs512<T: Serialize>(secret: &[u8], kid: &str, claims: &T) -> Result<
 /// Verifies an HS512 token made by [`sign_hs512`] and returns its claims.
 /// Expiry is the caller's business (refresh tokens carry session rules).
 pub fn verify_hs512(secret: &[u8], token: &str) -> Result<serde_json::Value> {
+    verify_hmac(secret, token, &["HS512"])
+}
+
+/// Verifies a JWS signed with HMAC over `secret`, with one of the `allowed`
+/// algorithms (`HS256`, `HS384`, `HS512`), and returns its claims. The
+/// claims' own checks (expiry, audience...) are the caller's.
+pub fn verify_hmac(secret: &[u8], token: &str, allowed: &[&str]) -> Result<serde_json::Value> {
     let mut parts = token.splitn(3, '.');
     let (Some(h), Some(c), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(Error::Malformed);
@@ -53,14 +60,21 @@ pub fn verify_hs512(secret: &[u8], token: &str) -> Result<serde_json::Value> {
     let header: serde_json::Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|_| Error::Malformed)?)
             .map_err(|_| Error::Malformed)?;
-    if header.get("alg").and_then(|a| a.as_str()) != Some("HS512") {
+    let alg = header.get("alg").and_then(|a| a.as_str()).unwrap_or("");
+    if !allowed.contains(&alg) {
         return Err(Error::Algorithm);
     }
+    let digest = match alg {
+        "HS256" => aws_lc_rs::hmac::HMAC_SHA256,
+        "HS384" => aws_lc_rs::hmac::HMAC_SHA384,
+        "HS512" => aws_lc_rs::hmac::HMAC_SHA512,
+        _ => return Err(Error::Algorithm),
+    };
     if header.get("crit").is_some() {
         return Err(Error::Critical);
     }
     let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| Error::Malformed)?;
-    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA512, secret);
+    let k = aws_lc_rs::hmac::Key::new(digest, secret);
     let signing_input = &token[..h.len() + 1 + c.len()];
     aws_lc_rs::hmac::verify(&k, signing_input.as_bytes(), &sig).map_err(|_| Error::BadSignature)?;
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).map_err(|_| Error::Malformed)?)

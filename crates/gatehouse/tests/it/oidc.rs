@@ -1459,3 +1459,191 @@ async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
     assert!(r.headers().get("location").is_none());
     assert!(r.text().await.expect("html").contains("not fully set up"));
 }
+
+/// An HS256 JWS over `claims` with `secret` (as a client_secret_jwt client
+/// signs its assertion).
+fn hs256(secret: &str, claims: &Value) -> String {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let input = format!(
+        "{}.{}",
+        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(claims.to_string().as_bytes())
+    );
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    let sig = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+    format!("{input}.{}", b64(sig.as_ref()))
+}
+
+/// `client_secret_jwt` and `private_key_jwt` (RFC 7523): a client
+/// configured for one authenticates with a signed assertion, each assertion
+/// works once, and the other methods are refused for it.
+#[tokio::test]
+async fn signed_jwt_client_authentication() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let issuer = crate::peers::issuer().await;
+    for rep in [
+        serde_json::json!({"clientId": "hs", "secret": "hs-secret-that-is-long-enough-000",
+            "clientAuthenticatorType": "client-secret-jwt", "serviceAccountsEnabled": true}),
+        serde_json::json!({"clientId": "pk", "clientAuthenticatorType": "client-jwt",
+            "serviceAccountsEnabled": true,
+            "attributes": {"use.jwks.url": "true", "jwks.url": format!("{}/keys", issuer.url)}}),
+    ] {
+        assert_eq!(s.admin_post(&t, "/demo/clients", &rep).await.0, 201);
+    }
+    let (code, _) = s
+        .admin_post(
+            &t,
+            "/demo/clients",
+            &serde_json::json!({"clientId": "x", "clientAuthenticatorType": "client-x509"}),
+        )
+        .await;
+    assert_eq!(code, 400, "an authenticator Gatehouse lacks is refused");
+    let token_url = s.token_url("demo");
+    let ac = |client: &str, aud: &str, jti: &str| {
+        let now = gatehouse_core::time::now();
+        serde_json::json!({"iss": client, "sub": client, "aud": aud, "exp": now + 60,
+                           "iat": now, "jti": jti})
+    };
+    let grant = |assertion: String| {
+        let s = &s;
+        let url = token_url.clone();
+        async move {
+            s.http
+                .post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                ])
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    let err = |r: reqwest::Response| async move {
+        let code = r.status().as_u16();
+        let v: Value = r.json().await.expect("json");
+        (code, v["error"].as_str().unwrap_or_default().to_owned())
+    };
+
+    // client_secret_jwt
+    let a = hs256(
+        "hs-secret-that-is-long-enough-000",
+        &ac("hs", &token_url, "j1"),
+    );
+    let r = grant(a.clone()).await;
+    assert_eq!(r.status(), 200);
+    let at: Value = r.json().await.expect("json");
+    assert_eq!(
+        claims(at["access_token"].as_str().expect("at"))["azp"],
+        "hs"
+    );
+    assert_eq!(
+        err(grant(a).await).await,
+        (401, "invalid_client".into()),
+        "replay"
+    );
+    let wrong_key = hs256("another-secret", &ac("hs", &token_url, "j2"));
+    assert_eq!(err(grant(wrong_key).await).await.0, 401);
+    let wrong_aud = hs256(
+        "hs-secret-that-is-long-enough-000",
+        &ac("hs", "https://elsewhere.example/token", "j3"),
+    );
+    assert_eq!(err(grant(wrong_aud).await).await.0, 401);
+    let mut expired = ac("hs", &token_url, "j4");
+    expired["exp"] = serde_json::json!(gatehouse_core::time::now() - 120);
+    let expired = hs256("hs-secret-that-is-long-enough-000", &expired);
+    assert_eq!(err(grant(expired).await).await.0, 401);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none"}"#),
+        b64(ac("hs", &token_url, "j5").to_string().as_bytes())
+    );
+    assert_eq!(err(grant(none).await).await.0, 401);
+    // Its secret alone is not how this client authenticates.
+    let r = s
+        .http
+        .post(&token_url)
+        .basic_auth("hs", Some("hs-secret-that-is-long-enough-000"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(err(r).await, (401, "invalid_client".into()));
+
+    // private_key_jwt, keys fetched from the client's jwks.url.
+    let a = issuer.sign(&ac("pk", &s.token_url("demo"), "k1"));
+    assert_eq!(grant(a.clone()).await.status(), 200);
+    assert_eq!(err(grant(a).await).await.0, 401, "replay");
+    let issuer_aud = format!("{}/realms/demo", s.base);
+    assert_eq!(
+        grant(issuer.sign(&ac("pk", &issuer_aud, "k2")))
+            .await
+            .status(),
+        200,
+        "the issuer is an accepted audience"
+    );
+    // Signed by someone else's key, or claiming another client.
+    let other = crate::peers::issuer().await;
+    assert_eq!(
+        err(grant(other.sign(&ac("pk", &token_url, "k3"))).await)
+            .await
+            .0,
+        401
+    );
+    let mut lying = ac("pk", &token_url, "k4");
+    lying["iss"] = serde_json::json!("hs");
+    assert_eq!(err(grant(issuer.sign(&lying)).await).await.0, 401);
+    // The secret-JWT client cannot present a key-signed assertion either.
+    assert_eq!(
+        err(grant(issuer.sign(&ac("hs", &token_url, "k5"))).await)
+            .await
+            .0,
+        401
+    );
+    // Mixing methods is a bad request.
+    let r = s
+        .http
+        .post(&token_url)
+        .basic_auth("pk", Some("x"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            (
+                "client_assertion",
+                &issuer.sign(&ac("pk", &token_url, "k6")),
+            ),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(err(r).await, (400, "invalid_request".into()));
+    // Discovery says so.
+    let d: Value = s
+        .http
+        .get(format!(
+            "{}/realms/demo/.well-known/openid-configuration",
+            s.base
+        ))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        d["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|m| m == "private_key_jwt")
+    );
+}

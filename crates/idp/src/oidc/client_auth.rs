@@ -1,7 +1,10 @@
 //! Client authentication at the token, introspection and revocation
-//! endpoints: `client_secret_basic`, `client_secret_post`, or a public
-//! client naming itself. Secrets compare in constant time; during a secret
-//! rotation's grace period the previous secret also works.
+//! endpoints: `client_secret_basic`, `client_secret_post`, a signed JWT
+//! (`client_secret_jwt`, `private_key_jwt`: [`super::client_assertion`]),
+//! or a public client naming itself. A confidential client may use only the
+//! method its `clientAuthenticatorType` names. Secrets compare in constant
+//! time; during a secret rotation's grace period the previous secret also
+//! works.
 
 use crate::error::OAuthError;
 use crate::oidc::form::Form;
@@ -38,6 +41,21 @@ pub async fn authenticate(
                 .eq_ignore_ascii_case("basic")
                 .then(|| rest.trim().to_owned())
         });
+    if let Some(a) = super::client_assertion::from_form(form)? {
+        if basic.is_some() || form.get("client_secret").is_some() {
+            return Err(OAuthError::invalid_request(
+                "Multiple client authentication methods used",
+            ));
+        }
+        let denied = || OAuthError::invalid_client("Invalid client or Invalid client credentials");
+        let client = idp
+            .client(realm, &a.client_id)
+            .await?
+            .filter(|c| c.enabled && !c.public_client)
+            .ok_or_else(denied)?;
+        super::client_assertion::verify(idp, realm, &client, &a).await?;
+        return Ok(client);
+    }
     let (client_id, secret, used_basic) = match basic {
         Some(b64) => {
             if form.get("client_secret").is_some() {
@@ -88,6 +106,12 @@ pub async fn authenticate(
     let Some(given) = secret else {
         return Err(fail("Invalid client or Invalid client credentials"));
     };
+    if client.client_authenticator_type != "client-secret" {
+        // Configured for a signed JWT: its secret alone is not enough.
+        return Err(fail(
+            "Client authentication method not allowed for this client",
+        ));
+    }
     let now = gatehouse_core::time::now();
     let current_ok = client.secret.as_deref().is_some_and(|s| ct_eq(s, &given));
     let rotated_ok = client

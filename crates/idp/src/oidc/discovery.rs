@@ -17,6 +17,16 @@ pub async fn get(
     let iss = idp.issuer(&realm.name);
     let p = format!("{iss}/protocol/openid-connect");
     let algs = ["RS256", "ES256", "EdDSA"];
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "client_secret_jwt",
+        "private_key_jwt",
+    ];
+    let assertion_algs = [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
+        "HS384", "HS512",
+    ];
     Ok(Json(json!({
         "issuer": iss,
         "authorization_endpoint": format!("{p}/auth"),
@@ -37,9 +47,12 @@ pub async fn get(
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": ["none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["openid", "profile", "email", "offline_access", "roles", "web-origins", "acr", "basic"],
         "claims_supported": ["aud", "sub", "iss", "auth_time", "name", "given_name", "family_name",
