@@ -79,7 +79,9 @@ fn main() {
 
     let auth = median_ns(20_000, || {
         let t = jwt.token(black_box(&headers)).expect("token");
-        let id = rt.block_on(jwt.authenticate(t)).expect("cached");
+        let id = rt
+            .block_on(jwt.authenticate(t.expect("one token")))
+            .expect("cached");
         black_box(rules::check(&route.cfg, &id).expect("allowed"));
     });
     let cedar_ns = median_ns(2_000, || {

@@ -15,6 +15,21 @@ pub enum Reject {
     Invalid(&'static str),
 }
 
+/// The one value of a credential header: None when absent, a rejection
+/// when sent more than once (which one would the upstream or another proxy
+/// read? RFC 9110 §5.3: these fields are not lists).
+pub fn single(
+    headers: &http::HeaderMap,
+    name: impl http::header::AsHeaderName,
+) -> Option<Result<&http::HeaderValue, Reject>> {
+    let mut all = headers.get_all(name).iter();
+    let first = all.next()?;
+    Some(match all.next() {
+        None => Ok(first),
+        Some(_) => Err(Reject::Invalid("credential header sent more than once")),
+    })
+}
+
 impl Reject {
     /// The reason for the audit log.
     pub fn reason(&self) -> &'static str {

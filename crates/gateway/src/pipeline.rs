@@ -312,16 +312,23 @@ async fn run_route(
                         continue;
                     };
                     presented = true;
-                    j.authenticate(token).await.map(|id| (id, None))
+                    match token {
+                        Ok(t) => j.authenticate(t).await.map(|id| (id, None)),
+                        Err(r) => Err(r),
+                    }
                 }
                 Authorizer::ApiKey(k) => {
                     let Some(key) = k.token(req.headers()) else {
                         continue;
                     };
                     presented = true;
-                    k.authenticate(key)
-                        .await
-                        .map(|c| (c.0.clone(), Some((c.1.clone(), c.2.clone()))))
+                    match key {
+                        Ok(key) => k
+                            .authenticate(key)
+                            .await
+                            .map(|c| (c.0.clone(), Some((c.1.clone(), c.2.clone())))),
+                        Err(r) => Err(r),
+                    }
                 }
             };
             match outcome {

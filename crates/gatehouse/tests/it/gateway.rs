@@ -162,6 +162,19 @@ async fn every_bad_token_is_401_and_never_forwarded() {
             .expect("h")
             .contains("error=")
     );
+    // The good token twice, or beside a bad one: which one counts would be
+    // a guess (and another hop might guess differently), so neither does.
+    for second in [good.as_str(), "garbage"] {
+        let r = s
+            .http
+            .get(format!("{}/orders/1", s.gw))
+            .header("authorization", format!("Bearer {good}"))
+            .header("authorization", format!("Bearer {second}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 401, "two Authorization headers");
+    }
     assert_eq!(up.hits(), 0, "nothing unauthenticated reached the upstream");
     // The good token passes.
     let r = s
@@ -185,6 +198,7 @@ async fn every_bad_token_is_401_and_never_forwarded() {
         "bad signature",
         "malformed token",
         "critical header not understood",
+        "credential header sent more than once",
         "no credentials",
     ] {
         assert!(
@@ -1266,6 +1280,16 @@ async fn api_keys_with_usage_plans_and_immediate_revocation() {
                 .expect("send")
         }
     };
+    // The key twice is ambiguous: refused (and not counted on the quota).
+    let r = s
+        .http
+        .get(format!("{}/orders", s.gw))
+        .header("x-api-key", &key)
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
     let r = call(key.clone()).await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.expect("json");

@@ -64,13 +64,16 @@ impl ApiKeyAuthorizer {
     }
 
     /// The key in the request, if any.
-    pub fn token<'a>(&self, headers: &'a http::HeaderMap) -> Option<&'a str> {
-        headers
-            .get(&self.header)?
-            .to_str()
-            .ok()
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
+    pub fn token<'a>(&self, headers: &'a http::HeaderMap) -> Option<Result<&'a str, Reject>> {
+        match super::single(headers, &self.header)? {
+            Ok(v) => v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(Ok),
+            Err(r) => Some(Err(r)),
+        }
     }
 
     /// The caller behind `key`, with the key id and usage plan.

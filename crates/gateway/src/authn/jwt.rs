@@ -132,23 +132,34 @@ impl JwtAuthorizer {
     }
 
     /// Extracts this authorizer's credential from the request headers.
-    pub fn token<'a>(&self, headers: &'a http::HeaderMap) -> Option<&'a str> {
+    /// None when the request carries no credential of this kind; a
+    /// rejection when it carries more than one (two headers, or a cookie
+    /// named twice), since which one counts would be a guess.
+    pub fn token<'a>(&self, headers: &'a http::HeaderMap) -> Option<Result<&'a str, Reject>> {
         if let Some(c) = &self.cfg.token_cookie {
-            return headers
+            let mut found = headers
                 .get_all(http::header::COOKIE)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(';'))
                 .filter_map(|kv| kv.trim().split_once('='))
-                .find(|(k, _)| k == c)
+                .filter(|(k, _)| k == c)
                 .map(|(_, v)| v);
+            let first = found.next()?;
+            return Some(match found.next() {
+                None => Ok(first),
+                Some(_) => Err(Reject::Invalid("token cookie sent more than once")),
+            });
         }
         let header = self.cfg.token_header.as_deref().unwrap_or("authorization");
-        let v = headers.get(header)?.to_str().ok()?.trim();
+        let v = match super::single(headers, header)? {
+            Ok(v) => v.to_str().ok()?.trim(),
+            Err(r) => return Some(Err(r)),
+        };
         match v.split_once(' ') {
-            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => Some(t.trim()),
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => Some(Ok(t.trim())),
             Some(_) => None,
-            None if self.cfg.token_header.is_some() => Some(v),
+            None if self.cfg.token_header.is_some() => Some(Ok(v)),
             None => None,
         }
     }
