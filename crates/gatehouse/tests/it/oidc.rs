@@ -1460,6 +1460,145 @@ async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
     assert!(r.text().await.expect("html").contains("not fully set up"));
 }
 
+/// Keycloak's TERMS_AND_CONDITIONS and UPDATE_PROFILE required actions:
+/// after the password, one page each in Keycloak's order, no skipping
+/// ahead, each change saved with its event, then the code; declining the
+/// terms ends the login without a code.
+#[tokio::test]
+async fn terms_and_profile_required_actions_come_before_the_code() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    for (name, email) in [("bob", None), ("carl", Some("carl@x.io"))] {
+        let mut rep = serde_json::json!({"username": name, "enabled": true,
+            "requiredActions": ["UPDATE_PROFILE", "TERMS_AND_CONDITIONS"],
+            "credentials": [{"type": "password", "value": "pw", "temporary": false}]});
+        if let Some(e) = email {
+            rep["email"] = serde_json::json!(e);
+        }
+        assert_eq!(s.admin_post(&t, "/demo/users", &rep).await.0, 201);
+    }
+    let auth = format!("{}/realms/demo/protocol/openid-connect/auth", s.base);
+    let params = [
+        ("response_type", "code"),
+        ("client_id", "app"),
+        ("redirect_uri", "http://127.0.0.1/cb"),
+        ("scope", "openid"),
+        ("state", "st"),
+    ];
+    let first = s.http.get(&auth).query(&params).send().await.expect("get");
+    let login = LoginPage::read(&s, first).await;
+    let r = login.post(&[("username", "bob"), ("password", "pw")]).await;
+    assert_eq!(r.status(), 200);
+    let terms = r.text().await.expect("html");
+    assert!(
+        terms.contains("Terms and Conditions") && terms.contains("execution=TERMS_AND_CONDITIONS"),
+        "{terms}"
+    );
+    // Posting the profile page first does not skip the terms.
+    let profile_url = terms.replace("TERMS_AND_CONDITIONS", "UPDATE_PROFILE");
+    let r = login
+        .post_form(
+            &s,
+            &profile_url,
+            &[("email", "b@x.io"), ("firstName", "B"), ("lastName", "C")],
+        )
+        .await;
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("execution=TERMS_AND_CONDITIONS")
+    );
+    let r = login.post_form(&s, &terms, &[("accept", "accept")]).await;
+    let profile = r.text().await.expect("html");
+    assert!(profile.contains("execution=UPDATE_PROFILE"), "{profile}");
+    let r = login
+        .post_form(
+            &s,
+            &profile,
+            &[
+                ("email", "not-an-email"),
+                ("firstName", "Bob"),
+                ("lastName", "Builder"),
+            ],
+        )
+        .await;
+    let again = r.text().await.expect("html");
+    assert!(
+        again.contains("Invalid email address.") && again.contains("value=\"Bob\""),
+        "{again}"
+    );
+    let r = login
+        .post_form(
+            &s,
+            &again,
+            &[
+                ("email", "carl@x.io"),
+                ("firstName", "Bob"),
+                ("lastName", "Builder"),
+            ],
+        )
+        .await;
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("Email already exists.")
+    );
+    let r = login
+        .post_form(
+            &s,
+            &again,
+            &[
+                ("email", "bob@x.io"),
+                ("firstName", "Bob"),
+                ("lastName", "Builder"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().expect("loc").to_owned();
+    assert!(query_param(&loc, "code").is_some(), "{loc}");
+    let bob = s.user_id(&t, "demo", "bob").await;
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{bob}")).await;
+    assert_eq!(
+        (&u["email"], &u["firstName"], &u["lastName"]),
+        (
+            &serde_json::json!("bob@x.io"),
+            &serde_json::json!("Bob"),
+            &serde_json::json!("Builder")
+        )
+    );
+    assert_eq!(u["requiredActions"], serde_json::json!([]));
+    assert!(u["attributes"]["terms_and_conditions"][0].is_string());
+    let (_, ev) = s.admin_get(&t, "/demo/events?type=UPDATE_PROFILE").await;
+    assert_eq!(ev[0]["details"]["updated_email"], "bob@x.io");
+    let (_, ev) = s
+        .admin_get(&t, "/demo/events?type=CUSTOM_REQUIRED_ACTION")
+        .await;
+    assert_eq!(
+        ev[0]["details"]["custom_required_action"],
+        "TERMS_AND_CONDITIONS"
+    );
+
+    // Declining the terms: no code, and the action stays.
+    let first = s.http.get(&auth).query(&params).send().await.expect("get");
+    let login = LoginPage::read(&s, first).await;
+    let r = login
+        .post(&[("username", "carl"), ("password", "pw")])
+        .await;
+    let terms = r.text().await.expect("html");
+    let r = login.post_form(&s, &terms, &[("cancel", "cancel")]).await;
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await.expect("html").contains("accept the terms"));
+    let carl = s.user_id(&t, "demo", "carl").await;
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{carl}")).await;
+    assert_eq!(u["requiredActions"].as_array().map(Vec::len), Some(2));
+    // The spent login cannot continue.
+    let r = login.post_form(&s, &terms, &[("accept", "accept")]).await;
+    assert!(r.text().await.expect("html").contains("timed out"));
+}
+
 /// An HS256 JWS over `claims` with `secret` (as a client_secret_jwt client
 /// signs its assertion).
 fn hs256(secret: &str, claims: &Value) -> String {

@@ -327,10 +327,30 @@ impl LoginPage {
 
     /// Submits the form with `fields` (and the CSRF token).
     pub async fn post(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.post_to(&self.action, fields).await
+    }
+
+    /// Submits the form of a later page of the same login (`html`, say a
+    /// required action's), with this login's CSRF token and cookie.
+    pub async fn post_form(
+        &self,
+        s: &Server,
+        html: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let action = format!(
+            "{}{}",
+            s.base,
+            between(html, "action=\"", "\"").replace("&amp;", "&")
+        );
+        self.post_to(&action, fields).await
+    }
+
+    async fn post_to(&self, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let mut f = fields.to_vec();
         f.push(("csrf", &self.csrf));
         self.http
-            .post(&self.action)
+            .post(action)
             .header("cookie", &self.cookie)
             .form(&f)
             .send()

@@ -9,6 +9,8 @@
 //! §3.1.2.1 requires; the answer goes back in the `response_mode` asked for
 //! (`query`, `fragment` or `form_post`, Keycloak's set for the code flow).
 
+mod required_actions;
+
 use crate::error::OAuthError;
 use crate::login::check_password;
 use crate::oidc::form::Form;
@@ -564,9 +566,23 @@ pub async fn post(
             "<h1>Invalid request</h1><p class=\"error\" role=\"alert\">The login form could not be verified. Please start again.</p>",
         ));
     }
-    let pending_key = format!("pwupdate:{req_id}");
-    if form.get("password-new").is_some() {
-        return update_password(&idp, &realm, req_id, &req, &form, &pending_key, now).await;
+    let pending_key = format!("reqaction:{req_id}");
+    let execution = q.get("execution").or_else(|| {
+        // A password form posted to the login URL itself.
+        form.get("password-new").map(|_| "UPDATE_PASSWORD")
+    });
+    if let Some(action) = execution {
+        return required_actions::submit(
+            &idp,
+            &realm,
+            req_id,
+            &req,
+            &form,
+            action,
+            &pending_key,
+            now,
+        )
+        .await;
     }
     let username = form.get("username").unwrap_or("");
     let password = form.get("password").unwrap_or("");
@@ -599,11 +615,11 @@ pub async fn post(
             return Ok(login_form(&realm, req_id, &req.csrf, Some(msg), username));
         }
     };
-    match required_step(&user) {
-        RequiredStep::None => {}
-        RequiredStep::UpdatePassword => {
-            // The password was right but is temporary: a new one first, as
-            // Keycloak's UPDATE_PASSWORD required action asks.
+    match required_actions::next(&user) {
+        required_actions::Step::None => {}
+        required_actions::Step::Action(action) => {
+            // The password was right; the user's required actions come
+            // before the code, each on its page.
             idp.store
                 .put_code(&CodeRecord {
                     code: pending_key,
@@ -612,85 +628,17 @@ pub async fn post(
                     expires: rec.expires,
                 })
                 .await?;
-            return Ok(update_password_form(&realm, req_id, &req.csrf, None));
+            return Ok(required_actions::page_for(
+                &realm, req_id, &req.csrf, action, &user, None,
+            ));
         }
-        RequiredStep::Unsupported => {
+        required_actions::Step::Unsupported => {
             return Ok(error_page(
                 "Account is not fully set up. Contact your administrator.",
             ));
         }
     }
     log_in(&idp, &realm, req_id, &req, &user, now).await
-}
-
-/// What a user must do before a login completes.
-enum RequiredStep {
-    None,
-    UpdatePassword,
-    /// A required action this server has no page for (`VERIFY_EMAIL`,
-    /// `CONFIGURE_TOTP`...): refused rather than skipped.
-    Unsupported,
-}
-
-fn required_step(user: &User) -> RequiredStep {
-    match user.required_actions.as_slice() {
-        [] => RequiredStep::None,
-        [a] if a == "UPDATE_PASSWORD" => RequiredStep::UpdatePassword,
-        _ => RequiredStep::Unsupported,
-    }
-}
-
-/// The second step of a login with a temporary password: `password-new`
-/// and `password-confirm` (Keycloak's field names) replace it, in one
-/// transaction with the cleared required action, and the login completes.
-async fn update_password(
-    idp: &Idp,
-    realm: &Realm,
-    req_id: &str,
-    req: &AuthRequest,
-    form: &Form,
-    pending_key: &str,
-    now: i64,
-) -> Result<Response, OAuthError> {
-    let Some(pending) = idp.store.code(pending_key).await? else {
-        return Ok(expired_page());
-    };
-    if pending.expires < now || pending.realm_id != realm.id {
-        return Ok(expired_page());
-    }
-    let Some(mut user) = idp
-        .store
-        .user(&realm.id, &pending.data)
-        .await?
-        .filter(|u| u.enabled)
-    else {
-        return Ok(expired_page());
-    };
-    let new = form.get("password-new").unwrap_or("");
-    let again = form.get("password-confirm").unwrap_or("");
-    let problem = if new.is_empty() {
-        Some("Please specify password.")
-    } else if new != again {
-        Some("Passwords don't match.")
-    } else {
-        None
-    };
-    if let Some(p) = problem {
-        return Ok(update_password_form(realm, req_id, &req.csrf, Some(p)));
-    }
-    let cred = crate::login::new_password(idp, &user.id, new).await?;
-    user.required_actions.retain(|a| a != "UPDATE_PASSWORD");
-    let mut ev = Event::user(&realm.id, "UPDATE_PASSWORD");
-    ev.client_id = Some(req.client_id.clone());
-    ev.user_id = Some(user.id.clone());
-    idp.store.set_password(&cred, Some(&user), &[ev]).await?;
-    idp.store.take_code(pending_key).await?;
-    match required_step(&user) {
-        RequiredStep::None => log_in(idp, realm, req_id, req, &user, now).await,
-        _ => Ok(error_page(
-            "Account is not fully set up. Contact your administrator.",
-        )),
-    }
 }
 
 /// A form's error line, announced to screen readers (`role="alert"`).
@@ -708,22 +656,6 @@ fn alert(error: Option<&str>) -> String {
 /// The page for a login attempt that is spent, unknown or too old.
 fn expired_page() -> Response {
     error_page("Your login attempt timed out. Login will start from the beginning.")
-}
-
-fn update_password_form(realm: &Realm, req_id: &str, csrf: &str, error: Option<&str>) -> Response {
-    let err = alert(error);
-    let body = format!(
-        "<h1>Update password</h1><p>You need to change your password to activate your account.</p>{err}\
-<form id=\"kc-passwd-update-form\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={id}\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<label for=\"password-new\">New Password</label><input id=\"password-new\" name=\"password-new\" type=\"password\" autocomplete=\"new-password\" autofocus required>\
-<label for=\"password-confirm\">Confirm password</label><input id=\"password-confirm\" name=\"password-confirm\" type=\"password\" autocomplete=\"new-password\" required>\
-<button type=\"submit\">Submit</button></form>",
-        r = esc(&realm.name),
-        id = esc(req_id),
-        csrf = esc(csrf),
-    );
-    page(StatusCode::OK, "Update password", &body)
 }
 
 /// Completes a login: the authorization request is spent, an SSO session

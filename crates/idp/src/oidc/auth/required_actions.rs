@@ -1,0 +1,257 @@
+//! Keycloak's required actions in the browser login: after the password is
+//! right, a user with `requiredActions` goes through a page per action
+//! before the client gets its code, in Keycloak's default priority order:
+//! `TERMS_AND_CONDITIONS` (accept or decline), `UPDATE_PASSWORD`
+//! (`password-new`, `password-confirm`), `UPDATE_PROFILE` (`email`,
+//! `firstName`, `lastName`; the terms shown are the realm's English
+//! `termsText` localization override, as in a Keycloak export). Each page
+//! posts back to the login URL with
+//! `execution={action}` (as Keycloak's forms do); each action's change and
+//! its event are one transaction. A user holding an action this server
+//! has no page for (`VERIFY_EMAIL` needs mail, `CONFIGURE_TOTP` needs
+//! TOTP) is refused rather than let through.
+
+use super::{AuthRequest, alert, error_page, esc, expired_page, log_in, page};
+use crate::error::OAuthError;
+use crate::oidc::form::Form;
+use crate::state::Idp;
+use axum::http::StatusCode;
+use axum::response::Response;
+use gatehouse_core::model::{Event, Realm, User};
+
+/// The actions with a page here, in the order they are asked for.
+pub const SUPPORTED: [&str; 3] = ["TERMS_AND_CONDITIONS", "UPDATE_PASSWORD", "UPDATE_PROFILE"];
+
+/// What a user must do before a login completes.
+pub enum Step {
+    None,
+    Action(&'static str),
+    /// An action without a page here: the login stops.
+    Unsupported,
+}
+
+/// The user's next step.
+pub fn next(user: &User) -> Step {
+    if user
+        .required_actions
+        .iter()
+        .any(|a| !SUPPORTED.contains(&a.as_str()))
+    {
+        return Step::Unsupported;
+    }
+    SUPPORTED
+        .into_iter()
+        .find(|s| user.required_actions.iter().any(|a| a == s))
+        .map_or(Step::None, Step::Action)
+}
+
+fn not_set_up() -> Response {
+    error_page("Account is not fully set up. Contact your administrator.")
+}
+
+/// Handles a required-action form: `asked` is the page's `execution`.
+/// The user is the one the pending login names; the action must be the
+/// one due (no skipping ahead by posting another page).
+#[allow(clippy::too_many_arguments)]
+pub async fn submit(
+    idp: &Idp,
+    realm: &Realm,
+    req_id: &str,
+    req: &AuthRequest,
+    form: &Form,
+    asked: &str,
+    pending_key: &str,
+    now: i64,
+) -> Result<Response, OAuthError> {
+    let Some(pending) = idp.store.code(pending_key).await? else {
+        return Ok(expired_page());
+    };
+    if pending.expires < now || pending.realm_id != realm.id {
+        return Ok(expired_page());
+    }
+    let Some(mut user) = idp
+        .store
+        .user(&realm.id, &pending.data)
+        .await?
+        .filter(|u| u.enabled)
+    else {
+        return Ok(expired_page());
+    };
+    let due = match next(&user) {
+        Step::Action(a) => a,
+        Step::None => return Ok(expired_page()),
+        Step::Unsupported => return Ok(not_set_up()),
+    };
+    if asked != due {
+        return Ok(page_for(realm, req_id, &req.csrf, due, &user, None));
+    }
+    let mut ev = Event::user(&realm.id, due);
+    ev.client_id = Some(req.client_id.clone());
+    ev.user_id = Some(user.id.clone());
+    match due {
+        "UPDATE_PASSWORD" => {
+            let new = form.get("password-new").unwrap_or("");
+            let again = form.get("password-confirm").unwrap_or("");
+            let problem = if new.is_empty() {
+                Some("Please specify password.")
+            } else if new != again {
+                Some("Passwords don't match.")
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                return Ok(page_for(realm, req_id, &req.csrf, due, &user, Some(p)));
+            }
+            let cred = crate::login::new_password(idp, &user.id, new).await?;
+            user.required_actions.retain(|a| a != due);
+            idp.store.set_password(&cred, Some(&user), &[ev]).await?;
+        }
+        "UPDATE_PROFILE" => {
+            let field = |k: &str| form.get(k).map(str::trim).unwrap_or("").to_owned();
+            let (email, first, last) = (field("email"), field("firstName"), field("lastName"));
+            let problem = if email.is_empty() {
+                Some("Please specify email.")
+            } else if !email.contains('@') || email.len() > 254 {
+                Some("Invalid email address.")
+            } else if first.is_empty() {
+                Some("Please specify first name.")
+            } else if last.is_empty() {
+                Some("Please specify last name.")
+            } else if [&first, &last].iter().any(|n| n.chars().count() > 255) {
+                Some("The name is too long.")
+            } else {
+                None
+            };
+            let taken = problem.is_none()
+                && idp
+                    .store
+                    .user_by_email(&realm.id, &email)
+                    .await?
+                    .is_some_and(|o| o.id != user.id);
+            if let Some(p) = problem.or(taken.then_some("Email already exists.")) {
+                let mut shown = user.clone();
+                shown.email = Some(email);
+                shown.first_name = Some(first);
+                shown.last_name = Some(last);
+                return Ok(page_for(realm, req_id, &req.csrf, due, &shown, Some(p)));
+            }
+            if user.email.as_deref() != Some(email.as_str()) {
+                ev.details.insert(
+                    "previous_email".into(),
+                    user.email.clone().unwrap_or_default(),
+                );
+                ev.details.insert("updated_email".into(), email.clone());
+                user.email_verified = false;
+            }
+            user.email = Some(email);
+            user.first_name = Some(first);
+            user.last_name = Some(last);
+            user.required_actions.retain(|a| a != due);
+            idp.store.update_user(&user, &[ev]).await?;
+        }
+        "TERMS_AND_CONDITIONS" => {
+            if form.get("accept").is_none() {
+                // Declined: no login, as in Keycloak.
+                ev.kind = "CUSTOM_REQUIRED_ACTION_ERROR".into();
+                ev.error = Some("rejected_by_user".into());
+                ev.details
+                    .insert("custom_required_action".into(), due.into());
+                idp.record(ev).await?;
+                idp.store.take_code(pending_key).await?;
+                return Ok(error_page(
+                    "You need to accept the terms and conditions to log in.",
+                ));
+            }
+            ev.kind = "CUSTOM_REQUIRED_ACTION".into();
+            ev.details
+                .insert("custom_required_action".into(), due.into());
+            user.attributes
+                .insert("terms_and_conditions".into(), vec![now.to_string()]);
+            user.required_actions.retain(|a| a != due);
+            idp.store.update_user(&user, &[ev]).await?;
+        }
+        _ => return Ok(not_set_up()),
+    }
+    match next(&user) {
+        Step::None => {
+            idp.store.take_code(pending_key).await?;
+            log_in(idp, realm, req_id, req, &user, now).await
+        }
+        Step::Action(a) => Ok(page_for(realm, req_id, &req.csrf, a, &user, None)),
+        Step::Unsupported => Ok(not_set_up()),
+    }
+}
+
+/// The page of `action`, posting back with `execution={action}`.
+pub fn page_for(
+    realm: &Realm,
+    req_id: &str,
+    csrf: &str,
+    action: &str,
+    user: &User,
+    error: Option<&str>,
+) -> Response {
+    let err = alert(error);
+    let open = |id: &str| {
+        format!(
+            "<form id=\"{id}\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={s}&amp;execution={a}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{c}\">",
+            r = esc(&realm.name),
+            s = esc(req_id),
+            a = esc(action),
+            c = esc(csrf),
+        )
+    };
+    let (title, body) = match action {
+        "UPDATE_PASSWORD" => (
+            "Update password",
+            format!(
+                "<h1>Update password</h1><p>You need to change your password to activate your account.</p>{err}{form}\
+<label for=\"password-new\">New Password</label><input id=\"password-new\" name=\"password-new\" type=\"password\" autocomplete=\"new-password\" autofocus required>\
+<label for=\"password-confirm\">Confirm password</label><input id=\"password-confirm\" name=\"password-confirm\" type=\"password\" autocomplete=\"new-password\" required>\
+<button type=\"submit\">Submit</button></form>",
+                form = open("kc-passwd-update-form"),
+            ),
+        ),
+        "UPDATE_PROFILE" => {
+            let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
+            (
+                "Update Account Information",
+                format!(
+                    "<h1>Update Account Information</h1><p>You need to update your user profile to activate your account.</p>{err}{form}\
+<label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" value=\"{e}\" autofocus required>\
+<label for=\"firstName\">First name</label><input id=\"firstName\" name=\"firstName\" type=\"text\" autocomplete=\"given-name\" value=\"{f}\" required>\
+<label for=\"lastName\">Last name</label><input id=\"lastName\" name=\"lastName\" type=\"text\" autocomplete=\"family-name\" value=\"{l}\" required>\
+<button type=\"submit\">Submit</button></form>",
+                    form = open("kc-update-profile-form"),
+                    e = v(&user.email),
+                    f = v(&user.first_name),
+                    l = v(&user.last_name),
+                ),
+            )
+        }
+        _ => (
+            "Terms and Conditions",
+            format!(
+                "<h1>Terms and Conditions</h1>{err}<p>{terms}</p>{form}\
+<button type=\"submit\" name=\"accept\" value=\"accept\">Accept</button> \
+<button type=\"submit\" name=\"cancel\" value=\"cancel\">Decline</button></form>",
+                terms = esc(terms_text(realm)),
+                form = open("kc-terms-form"),
+            ),
+        ),
+    };
+    page(StatusCode::OK, title, &body)
+}
+
+/// The realm's terms: `termsText` of its English localization texts, where
+/// a Keycloak realm export keeps an override, else Keycloak's default.
+fn terms_text(realm: &Realm) -> &str {
+    realm
+        .extra
+        .get("localizationTexts")
+        .and_then(|l| l.get("en"))
+        .and_then(|en| en.get("termsText"))
+        .and_then(|t| t.as_str())
+        .unwrap_or("Terms and conditions to be defined")
+}
