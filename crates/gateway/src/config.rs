@@ -155,6 +155,10 @@ pub struct RouteConfig {
     /// `http1` (default) or `h2c` (HTTP/2 with prior knowledge, for gRPC).
     #[serde(default = "default_upstream_protocol")]
     pub upstream_protocol: String,
+    /// PEM bundle of the CAs `https://` upstreams' certificates must chain
+    /// to (for private CAs); without it, the platform's trust store.
+    #[serde(default)]
+    pub upstream_ca: Option<PathBuf>,
     /// Consecutive failures (connect errors, 502/503/504 from it, timeouts)
     /// after which a target is taken out of rotation; 0 never ejects.
     #[serde(default = "default_eject_after")]
@@ -334,6 +338,8 @@ pub struct Target {
     pub origin_at: usize,
     /// `host:port` (default port filled in) to connect to.
     pub connect_addr: String,
+    /// TLS for an `https://` target.
+    pub tls: Option<crate::upstream_tls::TlsTarget>,
 }
 
 impl Target {
@@ -354,6 +360,7 @@ impl Target {
             ),
             host: http::HeaderValue::from_str(&authority).ok()?,
             authority: authority.into(),
+            tls: None,
         })
     }
 }
@@ -490,21 +497,35 @@ impl Snapshot {
             if echo && targets.len() > 1 {
                 return Err(at("`builtin:echo` cannot be mixed with other upstreams"));
             }
+            let tls_config = crate::upstream_tls::client_config(r.upstream_ca.as_deref())
+                .map_err(|e| at(&format!("upstream_ca: {e}")))?;
             let mut upstreams = vec![];
             for t in targets.into_iter().filter(|t| t != ECHO) {
                 let u = url::Url::parse(&t).map_err(|e| at(&format!("upstream '{t}': {e}")))?;
-                if u.scheme() != "http" {
-                    return Err(at(&format!(
-                        "upstream '{t}': only http:// upstreams are supported so far"
-                    )));
-                }
-                let target = Target::new(&u)
+                let https = match u.scheme() {
+                    "http" => false,
+                    "https" => true,
+                    _ => {
+                        return Err(at(&format!(
+                            "upstream '{t}': the scheme must be http or https"
+                        )));
+                    }
+                };
+                let mut target = Target::new(&u)
                     .filter(|_| u.query().is_none() && u.fragment().is_none())
                     .ok_or_else(|| {
                         at(&format!(
                             "upstream '{t}': must be scheme://host[:port][/path]"
                         ))
                     })?;
+                if https {
+                    let name = crate::upstream_tls::server_name(&u)
+                        .ok_or_else(|| at(&format!("upstream '{t}': no name to check")))?;
+                    target.tls = Some(crate::upstream_tls::TlsTarget {
+                        config: tls_config.clone(),
+                        name,
+                    });
+                }
                 upstreams.push(target);
             }
             let mut add_headers = vec![];
@@ -541,6 +562,11 @@ impl Snapshot {
                     )));
                 }
             };
+            if h2c && upstreams.iter().any(|t| t.tls.is_some()) {
+                return Err(at(
+                    "h2c is HTTP/2 over plain TCP: an https:// upstream speaks http1 here",
+                ));
+            }
             if r.timeout_ms == 0 || r.connect_timeout_ms == 0 {
                 return Err(at("timeouts must be positive"));
             }
@@ -558,6 +584,7 @@ impl Snapshot {
                             Arc::new(crate::h1pool::H1Pool::new(
                                 t.connect_addr.clone(),
                                 Duration::from_millis(r.connect_timeout_ms),
+                                t.tls.clone(),
                             ))
                         })
                         .collect()
@@ -572,7 +599,11 @@ impl Snapshot {
                 rate_limit,
                 cedar,
                 echo,
-                client: crate::proxy::client(Duration::from_millis(r.connect_timeout_ms), h2c),
+                client: crate::proxy::client(
+                    Duration::from_millis(r.connect_timeout_ms),
+                    h2c,
+                    tls_config,
+                ),
             }));
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));

@@ -40,6 +40,9 @@ pub struct H1Pool {
     /// `host:port` to connect to.
     addr: String,
     connect_timeout: Duration,
+    /// TLS to an `https://` target (then every request takes hyper's path:
+    /// the bodyless path reads the socket itself).
+    tls: Option<crate::upstream_tls::TlsTarget>,
     idle: Mutex<Vec<(SendRequest<Incoming>, Instant)>>,
     /// Idle connections of the bodyless path (never shared with hyper's).
     raw_idle: Mutex<Vec<(RawConn, Instant)>>,
@@ -99,11 +102,16 @@ enum Attempt {
 }
 
 impl H1Pool {
-    /// A pool for `addr` (`host:port`).
-    pub fn new(addr: String, connect_timeout: Duration) -> H1Pool {
+    /// A pool for `addr` (`host:port`), over TLS when `tls` says so.
+    pub fn new(
+        addr: String,
+        connect_timeout: Duration,
+        tls: Option<crate::upstream_tls::TlsTarget>,
+    ) -> H1Pool {
         H1Pool {
             addr,
             connect_timeout,
+            tls,
             idle: Mutex::new(Vec::new()),
             raw_idle: Mutex::new(Vec::new()),
         }
@@ -162,6 +170,17 @@ impl H1Pool {
 
     async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
         let stream = self.dial().await?;
+        // The TLS handshake counts against the connect timeout too.
+        let stream = match tokio::time::timeout(
+            self.connect_timeout,
+            crate::upstream_tls::UpStream::over(stream, self.tls.as_ref()),
+        )
+        .await
+        {
+            Err(_) => return Err(PoolError::ConnectTimeout(self.addr.clone())),
+            Ok(Err(e)) => return Err(PoolError::Connect(self.addr.clone(), e)),
+            Ok(Ok(s)) => s,
+        };
         let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -258,7 +277,7 @@ impl H1Pool {
     ) -> Result<Response<PooledBody>, PoolError> {
         // Hop-by-hop headers (Transfer-Encoding, Upgrade) are gone by now
         // and upgrades take another path: no body is all this path needs.
-        if req.body().is_end_stream() {
+        if req.body().is_end_stream() && self.tls.is_none() {
             return self.send_raw(req).await;
         }
         while let Some(mut tx) = self.checkout() {

@@ -28,5 +28,6 @@ pub mod quota;
 pub use gatehouse_core::ratelimit;
 pub mod server;
 pub mod tls;
+pub mod upstream_tls;
 
 pub use error::{Error, Result};

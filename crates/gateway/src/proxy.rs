@@ -20,16 +20,23 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type of every gateway response.
 pub type Body = BoxBody<Bytes, BoxError>;
 
-/// The pooled upstream client.
-pub type UpstreamClient = Client<HttpConnector, Incoming>;
+/// The pooled upstream client (upgrades and h2c): plain TCP for `http://`
+/// targets, TLS with the route's configuration for `https://` ones.
+pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
 
 /// Builds a pooled client with a connect timeout: HTTP/1.1, or HTTP/2 with
 /// prior knowledge (`h2c`, what gRPC upstreams speak).
-pub fn client(connect_timeout: Duration, h2c: bool) -> UpstreamClient {
+pub fn client(
+    connect_timeout: Duration,
+    h2c: bool,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> UpstreamClient {
     let mut c = HttpConnector::new();
     c.set_connect_timeout(Some(connect_timeout));
     c.set_nodelay(true);
-    c.enforce_http(true);
+    // `https://` URIs reach the TCP connector through the TLS one.
+    c.enforce_http(false);
+    let c = hyper_rustls::HttpsConnector::from((c, tls));
     let mut b = Client::builder(TokioExecutor::new());
     b.pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256);

@@ -1056,10 +1056,10 @@ async fn failing_targets_are_ejected_and_round_robin_continues() {
     assert_eq!(up.hits(), 5);
 }
 
-#[tokio::test]
-async fn tls_on_both_listeners_with_h2_by_alpn() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+/// A self-signed certificate for `localhost` and 127.0.0.1 (openssl),
+/// written into `dir`: (certificate, key).
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let ok = std::process::Command::new("openssl")
         .args([
             "req",
@@ -1093,6 +1093,13 @@ async fn tls_on_both_listeners_with_h2_by_alpn() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+    (cert, key)
+}
+
+#[tokio::test]
+async fn tls_on_both_listeners_with_h2_by_alpn() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert, key) = self_signed(dir.path());
     let s = crate::support::start_with(|c| {
         c.server.tls_cert = Some(cert.clone());
         c.server.tls_key = Some(key.clone());
@@ -1187,6 +1194,98 @@ async fn tls_on_both_listeners_with_h2_by_alpn() {
         .await
         .is_err()
     );
+}
+
+/// `https://` upstreams: the certificate is verified (against the route's
+/// `upstream_ca`, or the platform's roots, which do not know a self-signed
+/// one), by name, for requests with and without bodies.
+#[tokio::test]
+async fn https_upstreams_are_verified() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert, key) = self_signed(dir.path());
+    // The upstream: a TLS gateway whose public route echoes what it got.
+    let tls_side = crate::support::start_with(|c| {
+        c.server.tls_cert = Some(cert.clone());
+        c.server.tls_key = Some(key.clone());
+    })
+    .await;
+    let up = upstream().await;
+    tls_side
+        .configure(&format!(
+            "[[routes]]\nname = \"up\"\npath = \"/up\"\nupstream = \"{}\"\npublic = true\n",
+            up.url
+        ))
+        .expect("config");
+    let port = tls_side.gw.rsplit(':').next().expect("port").to_owned();
+    let s = start().await;
+    let route = |host: &str, ca: Option<&std::path::Path>| {
+        let ca = ca
+            .map(|p| format!("upstream_ca = {:?}\n", p.display().to_string()))
+            .unwrap_or_default();
+        format!(
+            "[[routes]]\nname = \"tls\"\npath = \"/tls\"\nupstream = \"https://{host}:{port}/up\"\npublic = true\n{ca}"
+        )
+    };
+    s.configure(&route("localhost", Some(&cert)))
+        .expect("config");
+    let r = s
+        .http
+        .get(format!("{}/tls/a?b=c", s.gw))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let seen: Value = r.json().await.expect("json");
+    assert_eq!(
+        (&seen["path"], &seen["query"]),
+        (&serde_json::json!("/up/tls/a"), &serde_json::json!("b=c"))
+    );
+    assert_eq!(
+        seen["headers"]["x-forwarded-proto"], "https",
+        "the hop to the upstream gateway was TLS"
+    );
+    // A body goes the same way.
+    let r = s
+        .http
+        .post(format!("{}/tls/p", s.gw))
+        .body("hello")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    // By IP, which the certificate also names.
+    s.configure(&route("127.0.0.1", Some(&cert)))
+        .expect("config");
+    assert_eq!(
+        s.http
+            .get(format!("{}/tls/x", s.gw))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    // The platform's roots do not trust it: 502, never a plain retry.
+    s.configure(&route("localhost", None)).expect("config");
+    assert_eq!(
+        s.http
+            .get(format!("{}/tls/x", s.gw))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        502
+    );
+    // A missing CA file is refused at load with the route named.
+    let bad = route("localhost", Some(&dir.path().join("nope.pem")));
+    let err = s.configure(&bad).expect_err("refused");
+    assert!(err.to_string().contains("route 'tls'"), "{err}");
+    // h2c is plain TCP: an https upstream cannot ask for it.
+    let h2c = format!(
+        "{}upstream_protocol = \"h2c\"\n",
+        route("localhost", Some(&cert))
+    );
+    assert!(s.configure(&h2c).is_err());
 }
 
 #[tokio::test]
