@@ -23,19 +23,19 @@ pub fn routes() -> axum::Router<Arc<crate::state::Idp>> {
         .route(&format!("{E}/protocol-mappers"), get(mappers))
         .route(
             &format!("{E}/scope-mappings/{{container}}/granted"),
-            get(granted),
+            get(scope_roles::<true>),
         )
         .route(
             &format!("{E}/scope-mappings/{{container}}/not-granted"),
-            get(not_granted),
+            get(scope_roles::<false>),
         )
         .route(
             &format!("{E}/generate-example-access-token"),
-            get(example_access_token),
+            get(example_token::<false>),
         )
         .route(
             &format!("{E}/generate-example-id-token"),
-            get(example_id_token),
+            get(example_token::<true>),
         )
         .route(
             &format!("{E}/generate-example-userinfo"),
@@ -126,27 +126,16 @@ async fn split_roles(
     Ok(roles.into_iter().partition(|r| allowed.contains(&r.id)))
 }
 
-/// `scope-mappings/{container}/granted`: the container's roles the
-/// client's tokens may carry.
-async fn granted(
+/// `scope-mappings/{container}/granted` (`GRANTED`): the container's
+/// roles the client's tokens may carry; `.../not-granted`: the others.
+async fn scope_roles<const GRANTED: bool>(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, id, container)): Path<(String, String, String)>,
     Query(q): Query<EvalQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let client = super::clients::load(&idp, &realm, &id).await?;
-    let (yes, _) = split_roles(&idp, &realm, &client, &container, q.scope.as_deref()).await?;
-    super::roles::render_all(&idp, &yes, &realm).await
-}
-
-/// `scope-mappings/{container}/not-granted`: the ones they may not.
-async fn not_granted(
-    RealmAdmin { idp, realm, .. }: RealmAdmin,
-    Path((_, id, container)): Path<(String, String, String)>,
-    Query(q): Query<EvalQuery>,
-) -> Result<Json<Value>, AdminError> {
-    let client = super::clients::load(&idp, &realm, &id).await?;
-    let (_, no) = split_roles(&idp, &realm, &client, &container, q.scope.as_deref()).await?;
-    super::roles::render_all(&idp, &no, &realm).await
+    let (yes, no) = split_roles(&idp, &realm, &client, &container, q.scope.as_deref()).await?;
+    super::roles::render_all(&idp, if GRANTED { &yes } else { &no }, &realm).await
 }
 
 /// The client, user and granted scope of an example token request.
@@ -195,22 +184,14 @@ async fn example_claims(
     }))
 }
 
-/// `generate-example-access-token?scope=&userId=`.
-async fn example_access_token(
+/// `generate-example-access-token?scope=&userId=`, or with `ID` the
+/// `generate-example-id-token`.
+async fn example_token<const ID: bool>(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
     Query(q): Query<EvalQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    Ok(Json(example_claims(&idp, &realm, &id, &q, false).await?))
-}
-
-/// `generate-example-id-token?scope=&userId=`.
-async fn example_id_token(
-    RealmAdmin { idp, realm, .. }: RealmAdmin,
-    Path((_, id)): Path<(String, String)>,
-    Query(q): Query<EvalQuery>,
-) -> Result<Json<Value>, AdminError> {
-    Ok(Json(example_claims(&idp, &realm, &id, &q, true).await?))
+    Ok(Json(example_claims(&idp, &realm, &id, &q, ID).await?))
 }
 
 /// `generate-example-userinfo?scope=&userId=`.

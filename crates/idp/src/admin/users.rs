@@ -51,12 +51,9 @@ pub fn routes() -> Router<Arc<Idp>> {
         )
         .route(
             &format!("{U}/{{id}}/configured-user-storage-credential-types"),
-            get(storage_credential_types),
+            get(none_yet),
         )
-        .route(
-            &format!("{U}/{{id}}/federated-identity"),
-            get(federated_identities),
-        )
+        .route(&format!("{U}/{{id}}/federated-identity"), get(none_yet))
         .route(&format!("{U}/{{id}}/logout"), post(logout))
         .route(
             "/admin/realms/{realm}/sessions/{sid}",
@@ -740,19 +737,12 @@ async fn credential_label(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Credential types a user-storage federation provider manages for the
-/// user: Gatehouse's users live in its own store, so none.
-async fn storage_credential_types(
-    RealmAdmin { idp, realm, .. }: RealmAdmin,
-    Path((_, id)): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    load(&idp, &realm, &id).await?;
-    Ok(Json(json!([])))
-}
-
-/// Links to external identity providers: Gatehouse does not broker
-/// logins through other providers yet, so a user has none.
-async fn federated_identities(
+/// Listings of what Gatehouse's users cannot have yet, so are empty for an
+/// existing user: credential types a user-storage federation provider
+/// manages (`configured-user-storage-credential-types`: users live in
+/// Gatehouse's own store) and links to external identity providers
+/// (`federated-identity`: no brokering yet).
+async fn none_yet(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
