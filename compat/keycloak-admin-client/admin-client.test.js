@@ -518,3 +518,28 @@ test("group user integration, as Keycloak's groupUser spec checks it", async () 
   await kc.groups.del({ id: currentGroup.id });
   await kc.users.del({ id: currentUser.id });
 });
+
+test("required actions registry, as Keycloak's authenticationManagement spec drives it", async () => {
+  await kc.realms.create({ id: "ra-spec", realm: "ra-spec", enabled: true });
+  kc.setConfig({ realmName: "ra-spec" });
+  const am = kc.authenticationManagement;
+  await am.deleteRequiredAction({ alias: "UPDATE_PROFILE" });
+  const unregistered = await am.getUnregisteredRequiredActions();
+  assert.ok(unregistered.length >= 1);
+  const provider = unregistered[0];
+  assert.equal(provider.providerId, "UPDATE_PROFILE");
+  const registered = await am.registerRequiredAction({ providerId: provider.providerId, name: provider.name });
+  assert.ok(registered === "" || registered === undefined || Object.keys(registered ?? {}).length === 0);
+  assert.ok(Array.isArray(await am.getRequiredActions()));
+  const ra = await am.getRequiredActionForAlias({ alias: provider.providerId });
+  assert.equal(ra.alias, "UPDATE_PROFILE");
+  await am.updateRequiredAction({ alias: provider.providerId }, { ...ra, enabled: true, priority: 10 });
+  const before = await am.getRequiredActionForAlias({ alias: provider.providerId });
+  await am.lowerRequiredActionPriority({ alias: provider.providerId });
+  assert.ok((await am.getRequiredActionForAlias({ alias: provider.providerId })).priority > before.priority);
+  const lowered = await am.getRequiredActionForAlias({ alias: provider.providerId });
+  await am.raiseRequiredActionPriority({ alias: provider.providerId });
+  assert.ok((await am.getRequiredActionForAlias({ alias: provider.providerId })).priority < lowered.priority);
+  kc.setConfig({ realmName: "master" });
+  await kc.realms.del({ realm: "ra-spec" });
+});

@@ -12,6 +12,7 @@ pub mod installation;
 pub mod mappers;
 pub mod partial;
 pub mod realms;
+pub mod required_actions;
 pub mod roles;
 pub mod scope_mappings;
 pub mod server_info;
@@ -194,6 +195,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(client_scopes::routes())
         .merge(users::routes())
         .merge(user_profile::routes())
+        .merge(required_actions::routes())
         .merge(sessions::routes())
         .merge(groups::routes())
         .merge(roles::routes())

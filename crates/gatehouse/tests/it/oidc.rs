@@ -1468,6 +1468,27 @@ async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
 async fn terms_and_profile_required_actions_come_before_the_code() {
     let s = start().await;
     let t = s.demo_realm().await;
+    // Terms are off in a new realm, as in Keycloak: switched on here.
+    let ra = format!(
+        "{}/admin/realms/demo/authentication/required-actions",
+        s.base
+    );
+    let (_, terms) = s
+        .admin_get(
+            &t,
+            "/demo/authentication/required-actions/TERMS_AND_CONDITIONS",
+        )
+        .await;
+    assert_eq!(terms["enabled"], false);
+    let r = s
+        .http
+        .put(format!("{ra}/TERMS_AND_CONDITIONS"))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"enabled": true}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
     for (name, email) in [("bob", None), ("carl", Some("carl@x.io"))] {
         let mut rep = serde_json::json!({"username": name, "enabled": true,
             "requiredActions": ["UPDATE_PROFILE", "TERMS_AND_CONDITIONS"],
@@ -1597,6 +1618,126 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
     // The spent login cannot continue.
     let r = login.post_form(&s, &terms, &[("accept", "accept")]).await;
     assert!(r.text().await.expect("html").contains("timed out"));
+
+    // The registry decides: terms off again and the profile moved first,
+    // then carl (with both actions) sees only the profile page.
+    let put = |alias: &'static str, body: serde_json::Value| {
+        let s = &s;
+        let url = format!("{ra}/{alias}");
+        let t = t.clone();
+        async move {
+            s.http
+                .put(url)
+                .bearer_auth(&t)
+                .json(&body)
+                .send()
+                .await
+                .expect("put")
+                .status()
+        }
+    };
+    assert_eq!(
+        put(
+            "TERMS_AND_CONDITIONS",
+            serde_json::json!({"enabled": false})
+        )
+        .await,
+        204
+    );
+    let post = |path: &'static str| {
+        let s = &s;
+        let t = t.clone();
+        let url = format!("{ra}/{path}");
+        async move {
+            s.http
+                .post(url)
+                .bearer_auth(&t)
+                .send()
+                .await
+                .expect("post")
+                .status()
+        }
+    };
+    assert_eq!(post("UPDATE_PROFILE/raise-priority").await, 204);
+    let (_, list) = s
+        .admin_get(&t, "/demo/authentication/required-actions")
+        .await;
+    let order: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|a| a["alias"].as_str())
+        .collect();
+    let pos = |a: &str| order.iter().position(|x| *x == a).expect("listed");
+    assert!(pos("UPDATE_PROFILE") < pos("UPDATE_PASSWORD"), "{order:?}");
+    let first = s.http.get(&auth).query(&params).send().await.expect("get");
+    let login = LoginPage::read(&s, first).await;
+    let r = login
+        .post(&[("username", "carl"), ("password", "pw")])
+        .await;
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("execution=UPDATE_PROFILE")
+    );
+    // Disabled entirely: the action is skipped and the password grant works.
+    assert_eq!(
+        put("UPDATE_PROFILE", serde_json::json!({"enabled": false})).await,
+        204
+    );
+    assert_eq!(
+        s.password_grant("demo", "app", Some("app-secret"), "carl", "pw", None)
+            .await
+            .status(),
+        200
+    );
+    // A default action is given to users the admin API creates.
+    assert_eq!(
+        put(
+            "UPDATE_PASSWORD",
+            serde_json::json!({"enabled": true, "defaultAction": true})
+        )
+        .await,
+        204
+    );
+    assert_eq!(
+        s.admin_post(&t, "/demo/users", &serde_json::json!({"username": "dora"}))
+            .await
+            .0,
+        201
+    );
+    let dora = s.user_id(&t, "demo", "dora").await;
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{dora}")).await;
+    assert_eq!(u["requiredActions"], serde_json::json!(["UPDATE_PASSWORD"]));
+    // Unregistered actions are listed and can come back.
+    let r = s
+        .http
+        .delete(format!("{ra}/delete_account"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 204);
+    let (_, un) = s
+        .admin_get(&t, "/demo/authentication/unregistered-required-actions")
+        .await;
+    assert_eq!(
+        un,
+        serde_json::json!([{"providerId": "delete_account", "name": "Delete Account"}])
+    );
+    let (code, _) = s
+        .admin_post(
+            &t,
+            "/demo/authentication/register-required-action",
+            &serde_json::json!({"providerId": "delete_account", "name": "Delete Account"}),
+        )
+        .await;
+    assert_eq!(code, 204);
+    let (code, _) = s
+        .admin_get(&t, "/demo/authentication/required-actions/nope")
+        .await;
+    assert_eq!(code, 404);
 }
 
 /// An HS256 JWS over `claims` with `secret` (as a client_secret_jwt client

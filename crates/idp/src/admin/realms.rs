@@ -33,11 +33,13 @@ async fn list(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<Value>, 
 }
 
 /// A RealmRepresentation as `GET /admin/realms` shows it: Keycloak keeps
-/// components (user profile, key providers) out of it; export has them.
+/// components (user profile, key providers) and the required-action
+/// registry out of it; export has them.
 fn shown(realm: &Realm) -> Value {
     let mut v = repr::realm(realm);
     if let Some(o) = v.as_object_mut() {
         o.remove("components");
+        o.remove("requiredActions");
     }
     v
 }

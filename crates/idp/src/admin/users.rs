@@ -278,6 +278,12 @@ pub async fn create_user(
         }
     }
     let mut links = if defaults {
+        // As in Keycloak, the registry's default actions join those asked.
+        for a in super::required_actions::defaults(realm) {
+            if !u.required_actions.contains(&a) {
+                u.required_actions.push(a);
+            }
+        }
         default_memberships(idp, realm).await?
     } else {
         Memberships::default()

@@ -11,6 +11,16 @@
 
 mod required_actions;
 
+/// Whether `user` has a required action the realm's registry asks for
+/// (disabled or unregistered actions do not count, as in Keycloak): then
+/// only a browser login, which has the pages, may complete.
+pub fn action_pending(realm: &Realm, user: &User) -> bool {
+    !matches!(
+        required_actions::next(realm, user),
+        required_actions::Step::None
+    )
+}
+
 use crate::error::OAuthError;
 use crate::login::check_password;
 use crate::oidc::form::Form;
@@ -497,7 +507,7 @@ async fn authorize(
                 .await?
                 // A required action set since (a temporary password) is
                 // done at a fresh login, not skipped by the SSO session.
-                .is_some_and(|u| u.enabled && u.required_actions.is_empty())
+                .is_some_and(|u| u.enabled && !action_pending(&realm, &u))
         {
             idp.touch(&s.id, now).await?;
             return issue_code(idp, &realm, &req, &s).await;
@@ -615,7 +625,7 @@ pub async fn post(
             return Ok(login_form(&realm, req_id, &req.csrf, Some(msg), username));
         }
     };
-    match required_actions::next(&user) {
+    match required_actions::next(&realm, &user) {
         required_actions::Step::None => {}
         required_actions::Step::Action(action) => {
             // The password was right; the user's required actions come

@@ -255,7 +255,7 @@ pub async fn page_post(
         }
         Err(_) => return Ok(retry("Invalid username or password.")),
     };
-    if !user.required_actions.is_empty() {
+    if crate::oidc::auth::action_pending(&realm, &user) {
         // A temporary password or another pending action: finished in a
         // browser login first, never skipped here.
         return Ok(retry(

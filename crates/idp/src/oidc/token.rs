@@ -192,7 +192,7 @@ async fn password(
             ));
         }
     };
-    if !user.required_actions.is_empty() {
+    if crate::oidc::auth::action_pending(realm, &user) {
         return Err(OAuthError::invalid_grant("Account is not fully set up"));
     }
     check_offline_allowed(idp, &user, &scope).await?;

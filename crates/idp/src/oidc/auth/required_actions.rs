@@ -1,6 +1,7 @@
 //! Keycloak's required actions in the browser login: after the password is
 //! right, a user with `requiredActions` goes through a page per action
-//! before the client gets its code, in Keycloak's default priority order:
+//! before the client gets its code, in the order of the realm's registry
+//! ([`crate::admin::required_actions`]; disabled actions are skipped):
 //! `TERMS_AND_CONDITIONS` (accept or decline), `UPDATE_PASSWORD`
 //! (`password-new`, `password-confirm`), `UPDATE_PROFILE` (`email`,
 //! `firstName`, `lastName`; the terms shown are the realm's English
@@ -30,19 +31,20 @@ pub enum Step {
     Unsupported,
 }
 
-/// The user's next step.
-pub fn next(user: &User) -> Step {
-    if user
-        .required_actions
-        .iter()
-        .any(|a| !SUPPORTED.contains(&a.as_str()))
-    {
-        return Step::Unsupported;
-    }
-    SUPPORTED
+/// The user's next step: the first of the user's actions in the realm's
+/// registry order that is enabled there (disabled or unregistered ones are
+/// skipped, as in Keycloak).
+pub fn next(realm: &Realm, user: &User) -> Step {
+    let due = crate::admin::required_actions::enabled(realm)
         .into_iter()
-        .find(|s| user.required_actions.iter().any(|a| a == s))
-        .map_or(Step::None, Step::Action)
+        .find(|e| user.required_actions.iter().any(|a| a == e));
+    match due {
+        None => Step::None,
+        Some(a) => SUPPORTED
+            .into_iter()
+            .find(|s| *s == a)
+            .map_or(Step::Unsupported, Step::Action),
+    }
 }
 
 fn not_set_up() -> Response {
@@ -77,7 +79,7 @@ pub async fn submit(
     else {
         return Ok(expired_page());
     };
-    let due = match next(&user) {
+    let due = match next(realm, &user) {
         Step::Action(a) => a,
         Step::None => return Ok(expired_page()),
         Step::Unsupported => return Ok(not_set_up()),
@@ -172,7 +174,7 @@ pub async fn submit(
         }
         _ => return Ok(not_set_up()),
     }
-    match next(&user) {
+    match next(realm, &user) {
         Step::None => {
             idp.store.take_code(pending_key).await?;
             log_in(idp, realm, req_id, req, &user, now).await
