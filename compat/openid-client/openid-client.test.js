@@ -1,0 +1,181 @@
+// Drives Gatehouse's OpenID Provider with openid-client (pinned in
+// package.json), an OpenID Certified relying-party library: discovery,
+// the authorization code flow with PKCE, state and nonce, ID token and
+// userinfo validation, refresh, introspection, revocation, client
+// credentials with a secret and with private_key_jwt, and RP-initiated
+// logout. Starts the real binary on ephemeral ports.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as oidc from "openid-client";
+
+const BIN = process.env.GATEHOUSE_BIN ?? new URL("../../target/debug/gatehouse", import.meta.url).pathname;
+const REDIRECT = "http://127.0.0.1:9/cb";
+const LOGGED_OUT = "http://127.0.0.1:9/bye";
+let proc, dir, base, keys;
+
+async function adminToken() {
+  const r = await fetch(`${base}/realms/master/protocol/openid-connect/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "password", client_id: "admin-cli", username: "admin", password: "rp-admin" }),
+  });
+  assert.equal(r.status, 200);
+  return (await r.json()).access_token;
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "gatehouse-rp-"));
+  proc = spawn(BIN, ["serve"], {
+    env: {
+      ...process.env,
+      GATEHOUSE_SERVER_DATA_DIR: dir,
+      GATEHOUSE_SERVER_IDENTITY_LISTEN: "127.0.0.1:0",
+      GATEHOUSE_SERVER_GATEWAY_LISTEN: "127.0.0.1:0",
+      GATEHOUSE_SERVER_PASSWORD_MEMORY_KIB: "64",
+      GATEHOUSE_SERVER_PASSWORD_ITERATIONS: "1",
+      GATEHOUSE_ADMIN_PASSWORD: "rp-admin",
+      GATEHOUSE_LOG: "warn",
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  base = await new Promise((resolve, reject) => {
+    let out = "";
+    proc.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/identity provider listening on (http:\/\/[0-9.:]+)/);
+      if (m) resolve(m[1]);
+    });
+    proc.on("exit", (c) => reject(new Error(`gatehouse exited with ${c}: ${out}`)));
+    setTimeout(() => reject(new Error("gatehouse did not start")), 20000).unref();
+  });
+  keys = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
+  const jwk = { ...(await crypto.subtle.exportKey("jwk", keys.publicKey)), kid: "rp-key-1", alg: "ES256", use: "sig" };
+  const realm = {
+    realm: "rp", enabled: true,
+    clients: [
+      { clientId: "web", secret: "web-secret", redirectUris: [REDIRECT], serviceAccountsEnabled: true,
+        attributes: { "post.logout.redirect.uris": LOGGED_OUT } },
+      { clientId: "signer", clientAuthenticatorType: "client-jwt", serviceAccountsEnabled: true, standardFlowEnabled: false,
+        attributes: { "use.jwks.string": "true", "jwks.string": JSON.stringify({ keys: [jwk] }) } },
+    ],
+    users: [{ username: "alice", email: "alice@example.com", emailVerified: true, firstName: "Alice", lastName: "Liddell",
+      enabled: true, credentials: [{ type: "password", value: "alice-pw" }] }],
+  };
+  const r = await fetch(`${base}/admin/realms`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${await adminToken()}`, "content-type": "application/json" },
+    body: JSON.stringify(realm),
+  });
+  assert.equal(r.status, 201, await r.text());
+});
+
+after(() => {
+  proc?.kill();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const discover = (clientId, secret, auth) =>
+  oidc.discovery(new URL(`${base}/realms/rp`), clientId, secret, auth, { execute: [oidc.allowInsecureRequests] });
+
+/// What a browser does with the login page: fills it in and follows the
+/// answer's redirect, returning the callback URL the RP receives.
+async function logInAs(authorizationUrl, username, password) {
+  const page = await fetch(authorizationUrl, { redirect: "manual" });
+  assert.equal(page.status, 200);
+  const cookie = page.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+  const html = await page.text();
+  const action = html.match(/<form[^>]*action="([^"]+)"/)[1].replaceAll("&amp;", "&");
+  const csrf = html.match(/name="csrf" value="([^"]+)"/)[1];
+  const r = await fetch(new URL(action, base), {
+    method: "POST",
+    redirect: "manual",
+    headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ username, password, csrf }),
+  });
+  assert.equal(r.status, 302, await r.text());
+  return { callback: new URL(r.headers.get("location")), sso: r.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ") };
+}
+
+test("discovery names what openid-client needs", async () => {
+  const config = await discover("web", "web-secret");
+  const md = config.serverMetadata();
+  assert.equal(md.issuer, `${base}/realms/rp`);
+  assert.ok(md.code_challenge_methods_supported.includes("S256"));
+  assert.equal(md.authorization_response_iss_parameter_supported, true);
+});
+
+test("authorization code flow with PKCE, then userinfo, refresh, introspection, revocation and logout", async () => {
+  const config = await discover("web", "web-secret");
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT, scope: "openid profile email",
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256", state, nonce,
+  });
+  const { callback, sso } = await logInAs(url, "alice", "alice-pw");
+  // openid-client checks iss (RFC 9207), state, PKCE, the ID token's
+  // signature, iss, aud, azp, exp, iat, nonce and at_hash.
+  const tokens = await oidc.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
+  });
+  const claims = tokens.claims();
+  assert.equal(claims.preferred_username, "alice");
+  assert.equal(claims.email, "alice@example.com");
+  const info = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub);
+  assert.equal(info.given_name, "Alice");
+  const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token);
+  assert.equal(refreshed.claims().sub, claims.sub, "a refreshed ID token names the same user");
+  const live = await oidc.tokenIntrospection(config, refreshed.access_token);
+  assert.equal(live.active, true);
+  assert.equal(live.username, "alice");
+  await oidc.tokenRevocation(config, refreshed.access_token);
+  assert.equal((await oidc.tokenIntrospection(config, refreshed.access_token)).active, false);
+  // RP-initiated logout with id_token_hint ends the SSO session.
+  const end = oidc.buildEndSessionUrl(config, { id_token_hint: refreshed.id_token, post_logout_redirect_uri: LOGGED_OUT, state: "bye" });
+  const out = await fetch(end, { redirect: "manual", headers: { cookie: sso } });
+  assert.equal(out.status, 302);
+  const back = new URL(out.headers.get("location"));
+  assert.equal(`${back.origin}${back.pathname}`, LOGGED_OUT);
+  assert.equal(back.searchParams.get("state"), "bye");
+  await assert.rejects(oidc.refreshTokenGrant(config, refreshed.refresh_token), (e) => e.error === "invalid_grant");
+});
+
+test("a wrong PKCE verifier or a mismatched state is caught", async () => {
+  const config = await discover("web", "web-secret");
+  const verifier = oidc.randomPKCECodeVerifier();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT, scope: "openid", state: "s1",
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256",
+  });
+  const { callback } = await logInAs(url, "alice", "alice-pw");
+  await assert.rejects(oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: "other" }));
+  await assert.rejects(
+    oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: oidc.randomPKCECodeVerifier(), expectedState: "s1" }),
+    (e) => e.error === "invalid_grant",
+  );
+  // A code is single-use: once redeemed, a replay is refused and the
+  // tokens it gave are revoked (RFC 6749 §4.1.2).
+  const { callback: second } = await logInAs(url, "alice", "alice-pw");
+  const tokens = await oidc.authorizationCodeGrant(config, second, { pkceCodeVerifier: verifier, expectedState: "s1" });
+  await assert.rejects(
+    oidc.authorizationCodeGrant(config, second, { pkceCodeVerifier: verifier, expectedState: "s1" }),
+    (e) => e.error === "invalid_grant",
+  );
+  assert.equal((await oidc.tokenIntrospection(config, tokens.access_token)).active, false);
+});
+
+test("client credentials with a secret and with private_key_jwt", async () => {
+  const web = await discover("web", "web-secret");
+  const t = await oidc.clientCredentialsGrant(web);
+  assert.ok(t.access_token);
+  const signer = await discover("signer", undefined, oidc.PrivateKeyJwt({ key: keys.privateKey, kid: "rp-key-1" }));
+  const s = await oidc.clientCredentialsGrant(signer);
+  const payload = JSON.parse(Buffer.from(s.access_token.split(".")[1], "base64url").toString());
+  assert.equal(payload.azp, "signer");
+  await assert.rejects(oidc.clientCredentialsGrant(await discover("signer", "not-how-it-authenticates")));
+});
