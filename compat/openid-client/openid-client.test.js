@@ -179,3 +179,22 @@ test("client credentials with a secret and with private_key_jwt", async () => {
   assert.equal(payload.azp, "signer");
   await assert.rejects(oidc.clientCredentialsGrant(await discover("signer", "not-how-it-authenticates")));
 });
+
+test("prompt=none without a session, and max_age checked against auth_time", async () => {
+  const config = await discover("web", "web-secret");
+  const none = oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: "openid", prompt: "none", state: "n1" });
+  const r = await fetch(none, { redirect: "manual" });
+  assert.equal(r.status, 302);
+  await assert.rejects(
+    oidc.authorizationCodeGrant(config, new URL(r.headers.get("location")), { expectedState: "n1" }),
+    (e) => e.error === "login_required",
+  );
+  const verifier = oidc.randomPKCECodeVerifier();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT, scope: "openid", state: "m1", max_age: "300",
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256",
+  });
+  const { callback } = await logInAs(url, "alice", "alice-pw");
+  const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: "m1", maxAge: 300 });
+  assert.ok(Math.abs(tokens.claims().auth_time - Date.now() / 1000) < 60);
+});
