@@ -1,17 +1,50 @@
 //! The caller's address behind reverse proxies. A request's socket peer is
 //! the caller unless it is a configured trusted proxy; then the caller is
-//! the rightmost `X-Forwarded-For` entry that is not itself a trusted
-//! proxy. Entries further left were written by the client and are not
-//! believed (anyone can send `X-Forwarded-For: 1.2.3.4`). Without trusted
-//! proxies, the header is ignored entirely, as Keycloak does without
-//! `proxy-headers`.
+//! the rightmost forwarded-for entry that is not itself a trusted proxy.
+//! Entries further left were written by the client and are not believed
+//! (anyone can send `X-Forwarded-For: 1.2.3.4`). Which header the proxies
+//! write is configured, as Keycloak's `proxy-headers`: `X-Forwarded-For`
+//! (`xforwarded`, the default) or RFC 7239 `Forwarded` (`forwarded`, its
+//! `for=` parameters). Without trusted proxies, neither is read.
 
 use ipnet::IpNet;
 use std::net::IpAddr;
 
-/// The address ranges whose `X-Forwarded-For` is believed.
+/// Which header trusted proxies name the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For: client, proxy1`.
+    #[default]
+    XForwarded,
+    /// RFC 7239 `Forwarded: for=client;proto=https, for="[2001:db8::1]:443"`.
+    Forwarded,
+}
+
+impl ProxyHeader {
+    /// Parses Keycloak's `proxy-headers` values.
+    pub fn parse(s: &str) -> Result<ProxyHeader, String> {
+        match s {
+            "xforwarded" => Ok(ProxyHeader::XForwarded),
+            "forwarded" => Ok(ProxyHeader::Forwarded),
+            other => Err(format!(
+                "proxy_headers '{other}': use xforwarded or forwarded"
+            )),
+        }
+    }
+
+    /// The header's name, lower case.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxyHeader::XForwarded => "x-forwarded-for",
+            ProxyHeader::Forwarded => "forwarded",
+        }
+    }
+}
+
+/// The address ranges whose forwarding header is believed, and which
+/// header that is.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies(Vec<IpNet>, ProxyHeader);
 
 impl TrustedProxies {
     /// Parses CIDR ranges (`10.0.0.0/8`) or single addresses (`127.0.0.1`).
@@ -25,7 +58,18 @@ impl TrustedProxies {
                     .map_err(|_| format!("trusted proxy '{r}': not an address or CIDR range"))
             })
             .collect::<Result<_, _>>()
-            .map(TrustedProxies)
+            .map(|nets| TrustedProxies(nets, ProxyHeader::XForwarded))
+    }
+
+    /// The same proxies, read through `header`.
+    pub fn with_header(mut self, header: ProxyHeader) -> TrustedProxies {
+        self.1 = header;
+        self
+    }
+
+    /// The header the caller's address is read from.
+    pub fn header(&self) -> ProxyHeader {
+        self.1
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -34,18 +78,27 @@ impl TrustedProxies {
     }
 
     /// The caller's address for a request from `peer` carrying these
-    /// `X-Forwarded-For` values (in header order; read from the right).
+    /// values of [`Self::header`] (in header order; read from the right).
     pub fn client_ip<'a>(
         &self,
         peer: IpAddr,
-        xff: impl DoubleEndedIterator<Item = &'a str>,
+        values: impl DoubleEndedIterator<Item = &'a str>,
     ) -> IpAddr {
         if self.0.is_empty() || !self.trusts(peer) {
             return peer;
         }
         let mut caller = peer;
-        for e in xff.rev().flat_map(|v| v.rsplit(',')) {
-            let Ok(ip) = e.trim().parse::<IpAddr>() else {
+        let forwarded = self.1 == ProxyHeader::Forwarded;
+        for e in values
+            .rev()
+            .flat_map(|v| split_unquoted(v, b',').into_iter().rev())
+        {
+            let node = if forwarded {
+                forwarded_for(e)
+            } else {
+                Some(e.trim())
+            };
+            let Some(Ok(ip)) = node.map(str::parse::<IpAddr>) else {
                 // Garbage where an address should be: stop at the last
                 // hop we could verify.
                 return caller;
@@ -61,6 +114,45 @@ impl TrustedProxies {
     /// Whether no proxy is trusted (the header is then never read).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// `s` split at `sep` outside double-quoted strings (RFC 7230 lists of
+/// RFC 7239 elements may quote values).
+fn split_unquoted(s: &str, sep: u8) -> Vec<&str> {
+    let mut out = vec![];
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            _ if b == sep && !quoted => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// The address of a `Forwarded` element's `for=` node (RFC 7239 §6):
+/// `192.0.2.1`, `"192.0.2.1:8080"`, `"[2001:db8::1]"` or
+/// `"[2001:db8::1]:443"`; None for `unknown`, obfuscated names or none.
+fn forwarded_for(element: &str) -> Option<&str> {
+    let value = split_unquoted(element, b';').into_iter().find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("for").then(|| v.trim())
+    })?;
+    let node = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    match node.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map(|(ip, _)| ip),
+        None => Some(node.split_once(':').map_or(node, |(ip, _)| ip)),
     }
 }
 
@@ -114,5 +206,32 @@ mod tests {
             ip("127.0.0.1")
         );
         assert!(TrustedProxies::parse(&["10.0.0.0/33"]).is_err());
+    }
+
+    #[test]
+    fn rfc_7239_forwarded_for_nodes() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8"])
+            .expect("parse")
+            .with_header(ProxyHeader::Forwarded);
+        let from = |v: &[&str]| t.client_ip(ip("10.0.0.2"), v.iter().copied());
+        assert_eq!(from(&["for=198.51.100.7"]), ip("198.51.100.7"));
+        assert_eq!(
+            from(&["for=1.2.3.4, for=198.51.100.7;proto=https;by=10.0.0.2"]),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            from(&["for=\"[2001:db8:cafe::17]:4711\", For=10.1.1.1"]),
+            ip("2001:db8:cafe::17")
+        );
+        assert_eq!(from(&["for=\"198.51.100.7:8080\""]), ip("198.51.100.7"));
+        assert_eq!(from(&["proto=https;for=198.51.100.7"]), ip("198.51.100.7"));
+        // Unknown or obfuscated: the last verified hop.
+        assert_eq!(from(&["for=unknown"]), ip("10.0.0.2"));
+        assert_eq!(from(&["for=_hidden, for=10.1.1.1"]), ip("10.1.1.1"));
+        assert_eq!(from(&["proto=https"]), ip("10.0.0.2"));
+        // Commas inside quotes do not split elements.
+        assert_eq!(from(&["for=198.51.100.7;x=\"a,b\""]), ip("198.51.100.7"));
+        assert_eq!(ProxyHeader::parse("forwarded"), Ok(ProxyHeader::Forwarded));
+        assert!(ProxyHeader::parse("both").is_err());
     }
 }

@@ -36,12 +36,19 @@ pub struct Server {
     /// names the client, for login throttling, events, rate limits, Cedar
     /// and audit lines. Empty: the header is ignored.
     pub trusted_proxies: Vec<String>,
+    /// Which header those proxies write, as Keycloak's `proxy-headers`:
+    /// `xforwarded` (`X-Forwarded-For`, the default) or `forwarded`
+    /// (RFC 7239).
+    pub proxy_headers: String,
 }
 
 impl Server {
     /// The parsed `trusted_proxies`.
     pub fn trusted(&self) -> anyhow::Result<gatehouse_core::client_ip::TrustedProxies> {
+        let header = gatehouse_core::client_ip::ProxyHeader::parse(&self.proxy_headers)
+            .map_err(|e| anyhow::anyhow!(e))?;
         gatehouse_core::client_ip::TrustedProxies::parse(&self.trusted_proxies)
+            .map(|t| t.with_header(header))
             .map_err(|e| anyhow::anyhow!(e))
     }
 }
@@ -62,6 +69,7 @@ impl Default for Server {
             tls_key: None,
             login_failures_per_minute_per_ip: 30,
             trusted_proxies: vec![],
+            proxy_headers: "xforwarded".into(),
         }
     }
 }
@@ -166,6 +174,9 @@ impl Config {
                 .map(|x| x.trim().to_owned())
                 .filter(|x| !x.is_empty())
                 .collect();
+        }
+        if let Some(v) = get("GATEHOUSE_SERVER_PROXY_HEADERS") {
+            s.proxy_headers = v;
         }
         s.trusted()?;
         if let Some(v) = get("GATEHOUSE_DB") {

@@ -151,7 +151,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Peer) -> Res
     let client_ip = if gw.trusted_proxies.is_empty() {
         remote.ip()
     } else {
-        let xff = req.headers().get_all(proxy::X_FORWARDED_FOR);
+        let xff = req.headers().get_all(gw.trusted_proxies.header().name());
         gw.trusted_proxies
             .client_ip(remote.ip(), xff.iter().filter_map(|v| v.to_str().ok()))
     };

@@ -998,16 +998,23 @@ async fn password_hashing_is_bounded_by_the_number_of_cores() {
     assert!(peak >= 1 && peak <= cores, "peak {peak} with {cores} cores");
 }
 
-/// Behind a trusted reverse proxy, the client is the X-Forwarded-For entry
+/// Behind a trusted reverse proxy, the client is the forwarded-for entry
 /// the proxy vouches for (events, login throttling, gateway audit and
-/// limits); without one, the header is ignored.
+/// limits), from `X-Forwarded-For` or, with `proxy_headers = "forwarded"`,
+/// RFC 7239 `Forwarded` (the other header is then ignored); without a
+/// trusted proxy, neither is read.
 #[tokio::test]
 async fn forwarded_client_ips_count_only_behind_trusted_proxies() {
-    for trusted in [false, true] {
+    for (trusted, mode) in [
+        (false, "xforwarded"),
+        (true, "xforwarded"),
+        (true, "forwarded"),
+    ] {
         let s = crate::support::start_with(|c| {
             if trusted {
                 c.server.trusted_proxies = vec!["127.0.0.1".into()];
             }
+            c.server.proxy_headers = mode.into();
         })
         .await;
         let t = s.demo_realm().await;
@@ -1015,6 +1022,10 @@ async fn forwarded_client_ips_count_only_behind_trusted_proxies() {
             .http
             .post(s.token_url("demo"))
             .header("x-forwarded-for", "6.6.6.6, 198.51.100.7")
+            .header(
+                "forwarded",
+                "for=6.6.6.6, for=\"198.51.100.9:4711\";proto=https",
+            )
             .form(&[
                 ("grant_type", "password"),
                 ("client_id", "app"),
@@ -1028,8 +1039,12 @@ async fn forwarded_client_ips_count_only_behind_trusted_proxies() {
         assert_eq!(r.status(), 401);
         s.running.idp.flush_events().await;
         let (_, ev) = s.admin_get(&t, "/demo/events?type=LOGIN_ERROR").await;
-        let want = if trusted { "198.51.100.7" } else { "127.0.0.1" };
-        assert_eq!(ev[0]["ipAddress"], want, "trusted={trusted}");
+        let want = match (trusted, mode) {
+            (false, _) => "127.0.0.1",
+            (true, "xforwarded") => "198.51.100.7",
+            _ => "198.51.100.9",
+        };
+        assert_eq!(ev[0]["ipAddress"], want, "trusted={trusted} {mode}");
 
         s.configure(&format!(
             "[gateway]\naudit_log = {:?}\n\n[[routes]]\nname = \"echo\"\npath = \"/echo\"\nupstream = \"builtin:echo\"\npublic = true\n",
@@ -1040,14 +1055,19 @@ async fn forwarded_client_ips_count_only_behind_trusted_proxies() {
             .http
             .get(format!("{}/echo", s.gw))
             .header("x-forwarded-for", "198.51.100.8")
+            .header("forwarded", "for=\"[2001:db8::8]\"")
             .send()
             .await
             .expect("send");
         assert_eq!(r.status(), 200);
         let lines = s.audit().await;
         let last = lines.last().expect("audit line");
-        let want = if trusted { "198.51.100.8" } else { "127.0.0.1" };
-        assert_eq!(last["client_ip"], want, "trusted={trusted}");
+        let want = match (trusted, mode) {
+            (false, _) => "127.0.0.1",
+            (true, "xforwarded") => "198.51.100.8",
+            _ => "2001:db8::8",
+        };
+        assert_eq!(last["client_ip"], want, "trusted={trusted} {mode}");
     }
 }
 

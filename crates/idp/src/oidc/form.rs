@@ -19,7 +19,7 @@ pub fn client_ip(
         .0
         .ip();
     let xff = headers
-        .get_all("x-forwarded-for")
+        .get_all(idp.trusted_proxies.header().name())
         .iter()
         .filter_map(|v| v.to_str().ok());
     Some(idp.trusted_proxies.client_ip(peer, xff).to_string())
