@@ -67,6 +67,15 @@ class PythonKeycloak(unittest.TestCase):
         self.assertIn("operator", [r["name"] for r in a.get_composite_realm_roles_of_user(uid)])
         self.assertNotIn("operator", [r["name"] for r in a.get_available_realm_roles_of_user(uid)])
         self.assertEqual(a.get_available_client_roles_of_user(uid, cid), [])
+        # Which groups hold a role; attribute search; no federated logins.
+        a.assign_group_realm_roles(gid, [role])
+        self.assertEqual([g["path"] for g in a.get_realm_role_groups("operator")], ["/ops"])
+        a.assign_group_client_roles(gid, cid, [a.get_client_role(cid, "viewer")])
+        self.assertEqual([g["name"] for g in a.get_client_role_groups(cid, "viewer")], ["ops"])
+        self.assertEqual([u["username"] for u in a.get_users({"q": "email:pat@py.io"})], ["pat"])
+        self.assertEqual(a.get_user_social_logins(uid), [])
+        self.assertEqual(a.get_client_installation_provider(cid, "keycloak-oidc-keycloak-json")["resource"], "py-app")
+        self.assertIn("UPDATE_PASSWORD", [r["alias"] for r in a.get_required_actions()])
 
     def test_2_tokens_introspection_userinfo_logout(self):
         oidc = KeycloakOpenID(server_url=self.base, realm_name="py", client_id="py-app", client_secret_key="py-secret")

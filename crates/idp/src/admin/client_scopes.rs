@@ -9,7 +9,7 @@ use crate::state::Idp;
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::{Method, StatusCode};
-use axum::routing::{get, put};
+use axum::routing::get;
 use axum::{Json, Router};
 use gatehouse_core::model::{ClientScope, Realm};
 use serde_json::{Value, json};
@@ -25,8 +25,19 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route("/admin/realms/{realm}/{kind}", get(realm_defaults))
         .route(
             "/admin/realms/{realm}/{kind}/{id}",
-            put(link_default).delete(link_default),
+            get(no_get).put(link_default).delete(link_default),
         )
+}
+
+/// `GET /admin/realms/{realm}/{kind}/{id}`: the default-scope links have
+/// no GET (405), and any other two-segment path is unknown here (404, as
+/// Keycloak answers an unknown resource), not a method error.
+async fn no_get(
+    _: RealmAdmin,
+    Path((_, kind, _)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    is_default_list(&kind, REALM_DEFAULT, REALM_OPTIONAL)?;
+    Ok(StatusCode::METHOD_NOT_ALLOWED)
 }
 
 /// `[{id, name}]` for the scopes named in `names` that exist, as Keycloak

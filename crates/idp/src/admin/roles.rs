@@ -52,10 +52,21 @@ pub fn routes() -> Router<Arc<Idp>> {
             &format!("{R}/roles-by-id/{{id}}/composites/clients/{{cid}}"),
             get(client_composites_by_id),
         )
-        .route(&format!("{R}/roles/{{name}}/users"), get(realm_role_users))
+        .route(
+            &format!("{R}/roles/{{name}}/users"),
+            get(realm_role_holders::<false>),
+        )
+        .route(
+            &format!("{R}/roles/{{name}}/groups"),
+            get(realm_role_holders::<true>),
+        )
         .route(
             &format!("{R}/clients/{{cid}}/roles/{{name}}/users"),
-            get(client_role_users),
+            get(client_role_holders::<false>),
+        )
+        .route(
+            &format!("{R}/clients/{{cid}}/roles/{{name}}/groups"),
+            get(client_role_holders::<true>),
         )
         .route(
             &format!("{R}/clients/{{cid}}/roles"),
@@ -737,7 +748,9 @@ struct Paging {
     max: Option<i64>,
 }
 
-async fn members_any(
+/// Who holds a role directly: users (`.../users`), or with `GROUPS` the
+/// groups (`.../groups`, brief representations by name), paged.
+async fn holders_any<const GROUPS: bool>(
     idp: &Idp,
     h: &HeaderMap,
     r: &str,
@@ -747,31 +760,48 @@ async fn members_any(
     guard(idp, h).await?;
     let realm = realm(idp, r).await?;
     let role = resolve(idp, &realm, &which).await?;
-    let users = idp
-        .store
-        .role_members(&role.id, q.first.unwrap_or(0), q.max.unwrap_or(100))
-        .await?;
+    let (first, max) = (q.first.unwrap_or(0), q.max.unwrap_or(100));
+    if !GROUPS {
+        let users = idp.store.role_members(&role.id, first, max).await?;
+        return Ok(Json(json!(
+            users.iter().map(repr::user).collect::<Vec<_>>()
+        )));
+    }
+    let all = idp.store.groups(&realm.id).await?;
+    let mut holding = vec![];
+    for g in &all {
+        let granted = idp.store.granted_roles(Holder::Group(&g.id)).await?;
+        if granted.iter().any(|x| x.id == role.id) {
+            holding.push(g);
+        }
+    }
+    holding.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(json!(
-        users.iter().map(repr::user).collect::<Vec<_>>()
+        holding
+            .into_iter()
+            .skip(first.max(0) as usize)
+            .take(max.max(0) as usize)
+            .map(|g| repr::group_brief(g, &all))
+            .collect::<Vec<_>>()
     )))
 }
 
-async fn realm_role_users(
+async fn realm_role_holders<const GROUPS: bool>(
     State(idp): State<Arc<Idp>>,
     h: HeaderMap,
     Path((r, name)): Path<(String, String)>,
     Query(q): Query<Paging>,
 ) -> Result<Json<Value>, AdminError> {
-    members_any(&idp, &h, &r, RoleRef::Name(None, &name), q).await
+    holders_any::<GROUPS>(&idp, &h, &r, RoleRef::Name(None, &name), q).await
 }
 
-async fn client_role_users(
+async fn client_role_holders<const GROUPS: bool>(
     State(idp): State<Arc<Idp>>,
     h: HeaderMap,
     Path((r, cid, name)): Path<(String, String, String)>,
     Query(q): Query<Paging>,
 ) -> Result<Json<Value>, AdminError> {
-    members_any(&idp, &h, &r, RoleRef::Name(Some(&cid), &name), q).await
+    holders_any::<GROUPS>(&idp, &h, &r, RoleRef::Name(Some(&cid), &name), q).await
 }
 
 async fn holder_check(idp: &Idp, realm: &Realm, kind: &str, id: &str) -> Result<(), AdminError> {
