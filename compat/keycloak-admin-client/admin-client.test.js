@@ -4,48 +4,19 @@
 // with a temporary data directory.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import KcAdminClient from "@keycloak/keycloak-admin-client";
+import { startGatehouse } from "../harness.mjs";
 
-const BIN = process.env.GATEHOUSE_BIN ?? new URL("../../target/debug/gatehouse", import.meta.url).pathname;
-let proc, dir, baseUrl, kc;
+let gatehouse, baseUrl, kc;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), "gatehouse-compat-"));
-  proc = spawn(BIN, ["serve"], {
-    env: {
-      ...process.env,
-      GATEHOUSE_SERVER_DATA_DIR: dir,
-      GATEHOUSE_SERVER_IDENTITY_LISTEN: "127.0.0.1:0",
-      GATEHOUSE_SERVER_GATEWAY_LISTEN: "127.0.0.1:0",
-      GATEHOUSE_SERVER_PASSWORD_MEMORY_KIB: "64",
-      GATEHOUSE_SERVER_PASSWORD_ITERATIONS: "1",
-      GATEHOUSE_ADMIN_PASSWORD: "compat-admin",
-      GATEHOUSE_LOG: "warn",
-    },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  baseUrl = await new Promise((resolve, reject) => {
-    let out = "";
-    proc.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/identity provider listening on (http:\/\/[0-9.:]+)/);
-      if (m) resolve(m[1]);
-    });
-    proc.on("exit", (c) => reject(new Error(`gatehouse exited with ${c}: ${out}`)));
-    setTimeout(() => reject(new Error("gatehouse did not start")), 20000).unref();
-  });
+  gatehouse = await startGatehouse("compat-admin");
+  baseUrl = gatehouse.base;
   kc = new KcAdminClient({ baseUrl, realmName: "master" });
   await kc.auth({ username: "admin", password: "compat-admin", grantType: "password", clientId: "admin-cli" });
 });
 
-after(() => {
-  proc?.kill();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+after(() => gatehouse?.stop());
 
 test("realms", async () => {
   await kc.realms.create({ realm: "compat", enabled: true, displayName: "Compat", accessTokenLifespan: 120 });

@@ -6,16 +6,12 @@
 // logout. Starts the real binary on ephemeral ports.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as oidc from "openid-client";
+import { startGatehouse } from "../harness.mjs";
 
-const BIN = process.env.GATEHOUSE_BIN ?? new URL("../../target/debug/gatehouse", import.meta.url).pathname;
 const REDIRECT = "http://127.0.0.1:9/cb";
 const LOGGED_OUT = "http://127.0.0.1:9/bye";
-let proc, dir, base, keys;
+let gatehouse, base, keys;
 
 async function adminToken() {
   const r = await fetch(`${base}/realms/master/protocol/openid-connect/token`, {
@@ -28,30 +24,8 @@ async function adminToken() {
 }
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), "gatehouse-rp-"));
-  proc = spawn(BIN, ["serve"], {
-    env: {
-      ...process.env,
-      GATEHOUSE_SERVER_DATA_DIR: dir,
-      GATEHOUSE_SERVER_IDENTITY_LISTEN: "127.0.0.1:0",
-      GATEHOUSE_SERVER_GATEWAY_LISTEN: "127.0.0.1:0",
-      GATEHOUSE_SERVER_PASSWORD_MEMORY_KIB: "64",
-      GATEHOUSE_SERVER_PASSWORD_ITERATIONS: "1",
-      GATEHOUSE_ADMIN_PASSWORD: "rp-admin",
-      GATEHOUSE_LOG: "warn",
-    },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  base = await new Promise((resolve, reject) => {
-    let out = "";
-    proc.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/identity provider listening on (http:\/\/[0-9.:]+)/);
-      if (m) resolve(m[1]);
-    });
-    proc.on("exit", (c) => reject(new Error(`gatehouse exited with ${c}: ${out}`)));
-    setTimeout(() => reject(new Error("gatehouse did not start")), 20000).unref();
-  });
+  gatehouse = await startGatehouse("rp-admin");
+  base = gatehouse.base;
   keys = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
   const jwk = { ...(await crypto.subtle.exportKey("jwk", keys.publicKey)), kid: "rp-key-1", alg: "ES256", use: "sig" };
   const realm = {
@@ -73,10 +47,7 @@ before(async () => {
   assert.equal(r.status, 201, await r.text());
 });
 
-after(() => {
-  proc?.kill();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+after(() => gatehouse?.stop());
 
 const discover = (clientId, secret, auth) =>
   oidc.discovery(new URL(`${base}/realms/rp`), clientId, secret, auth, { execute: [oidc.allowInsecureRequests] });

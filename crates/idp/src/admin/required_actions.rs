@@ -103,11 +103,11 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
         )
         .route(
             &format!("{A}/required-actions/{{alias}}/raise-priority"),
-            post(raise),
+            post(shift::<true>),
         )
         .route(
             &format!("{A}/required-actions/{{alias}}/lower-priority"),
-            post(lower),
+            post(shift::<false>),
         )
         .route(
             &format!("{A}/unregistered-required-actions"),
@@ -122,14 +122,16 @@ fn position(list: &[Value], alias: &str) -> Result<usize, AdminError> {
         .ok_or_else(|| AdminError::not_found("Failed to find required action"))
 }
 
-/// Stores `list` as the realm's registry, with its admin event.
+/// Stores `list` (in priority order) as the realm's registry, with its
+/// admin event.
 async fn save(
     a: &RealmAdmin,
-    mut realm: Realm,
-    list: Vec<Value>,
+    mut list: Vec<Value>,
     op: &str,
     path: &str,
 ) -> Result<StatusCode, AdminError> {
+    list.sort_by_key(|v| v["priority"].as_i64().unwrap_or(i64::MAX));
+    let mut realm = a.realm.clone();
     realm
         .extra
         .insert("requiredActions".into(), Value::Array(list));
@@ -178,11 +180,8 @@ async fn update(
     if cur["enabled"] != true {
         cur["defaultAction"] = json!(false);
     }
-    list.sort_by_key(|v| v["priority"].as_i64().unwrap_or(i64::MAX));
-    let realm = a.realm.clone();
     save(
         &a,
-        realm,
         list,
         "UPDATE",
         &format!("authentication/required-actions/{alias}"),
@@ -197,10 +196,8 @@ async fn remove(
     let mut list = registry(&a.realm);
     let i = position(&list, &alias)?;
     list.remove(i);
-    let realm = a.realm.clone();
     save(
         &a,
-        realm,
         list,
         "DELETE",
         &format!("authentication/required-actions/{alias}"),
@@ -208,11 +205,16 @@ async fn remove(
     .await
 }
 
-/// Swaps the action's priority with its neighbour's (`by` -1: earlier).
-async fn shift(a: RealmAdmin, alias: &str, earlier: bool) -> Result<StatusCode, AdminError> {
+/// `raise-priority` (`EARLIER`) and `lower-priority`: swaps the action's
+/// priority with its neighbour's.
+async fn shift<const EARLIER: bool>(
+    a: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let alias = alias.as_str();
     let mut list = registry(&a.realm);
     let i = position(&list, alias)?;
-    let j = if earlier {
+    let j = if EARLIER {
         i.checked_sub(1)
     } else {
         Some(i + 1)
@@ -228,32 +230,15 @@ async fn shift(a: RealmAdmin, alias: &str, earlier: bool) -> Result<StatusCode, 
         let (pi, pj) = (list[i]["priority"].clone(), list[j]["priority"].clone());
         list[i]["priority"] = pj;
         list[j]["priority"] = pi;
-        list.sort_by_key(|v| v["priority"].as_i64().unwrap_or(i64::MAX));
     }
-    let realm = a.realm.clone();
-    let dir = if earlier { "raise" } else { "lower" };
+    let dir = if EARLIER { "raise" } else { "lower" };
     save(
         &a,
-        realm,
         list,
         "UPDATE",
         &format!("authentication/required-actions/{alias}/{dir}-priority"),
     )
     .await
-}
-
-async fn raise(
-    a: RealmAdmin,
-    Path((_, alias)): Path<(String, String)>,
-) -> Result<StatusCode, AdminError> {
-    shift(a, &alias, true).await
-}
-
-async fn lower(
-    a: RealmAdmin,
-    Path((_, alias)): Path<(String, String)>,
-) -> Result<StatusCode, AdminError> {
-    shift(a, &alias, false).await
 }
 
 /// Known providers the realm has not registered.
@@ -290,11 +275,8 @@ async fn register(a: RealmAdmin, body: axum::body::Bytes) -> Result<StatusCode, 
         .unwrap_or(0);
     let name = rep["name"].as_str().unwrap_or(name);
     list.push(entry(alias, name, true, last + 10));
-    list.sort_by_key(|v| v["priority"].as_i64().unwrap_or(i64::MAX));
-    let realm = a.realm.clone();
     save(
         &a,
-        realm,
         list,
         "CREATE",
         "authentication/register-required-action",
