@@ -385,8 +385,15 @@ fn default_authenticator() -> String {
     "client-secret".into()
 }
 
-/// The client authenticators Gatehouse implements (Keycloak's ids).
-pub const CLIENT_AUTHENTICATORS: [&str; 3] = ["client-secret", "client-secret-jwt", "client-jwt"];
+/// Keycloak's client authenticators. Gatehouse implements all but
+/// `client-x509` (mutual TLS): a client imported with it is kept as it is
+/// and cannot authenticate until that lands.
+pub const CLIENT_AUTHENTICATORS: [&str; 4] = [
+    "client-secret",
+    "client-secret-jwt",
+    "client-jwt",
+    "client-x509",
+];
 
 impl Client {
     /// A confidential client with Keycloak's defaults.

@@ -1795,11 +1795,34 @@ async fn signed_jwt_client_authentication() {
         .admin_post(
             &t,
             "/demo/clients",
-            &serde_json::json!({"clientId": "x", "clientAuthenticatorType": "client-x509"}),
+            &serde_json::json!({"clientId": "x", "clientAuthenticatorType": "client-bogus"}),
         )
         .await;
-    assert_eq!(code, 400, "an authenticator Gatehouse lacks is refused");
+    assert_eq!(
+        code, 400,
+        "an authenticator Keycloak does not have is refused"
+    );
+    // Keycloak's mutual-TLS authenticator is kept (a realm export with it
+    // imports), but such a client cannot authenticate here yet.
+    let (code, _) = s
+        .admin_post(
+            &t,
+            "/demo/clients",
+            &serde_json::json!({"clientId": "mtls", "secret": "mtls-secret",
+                "clientAuthenticatorType": "client-x509", "serviceAccountsEnabled": true}),
+        )
+        .await;
+    assert_eq!(code, 201);
     let token_url = s.token_url("demo");
+    let r = s
+        .http
+        .post(&token_url)
+        .basic_auth("mtls", Some("mtls-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
     let ac = |client: &str, aud: &str, jti: &str| {
         let now = gatehouse_core::time::now();
         serde_json::json!({"iss": client, "sub": client, "aud": aud, "exp": now + 60,
