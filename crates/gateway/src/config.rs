@@ -366,10 +366,18 @@ impl Target {
 }
 
 impl Route {
-    /// Whether `path` falls under this route.
+    /// Whether `path` falls under this route. A segment ends at `/` or at
+    /// `;`: servers such as Tomcat and Jetty read `/admin;x=1/users` as
+    /// `/admin/users`, so it must meet `/admin`'s rules here too, not slip
+    /// to a broader public route.
     pub fn matches(&self, path: &str) -> bool {
         match path.strip_prefix(self.prefix.as_str()) {
-            Some(rest) => rest.is_empty() || rest.starts_with('/') || self.prefix.is_empty(),
+            Some(rest) => {
+                rest.is_empty()
+                    || rest.starts_with('/')
+                    || rest.starts_with(';')
+                    || self.prefix.is_empty()
+            }
             None => false,
         }
     }

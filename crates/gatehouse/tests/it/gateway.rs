@@ -247,6 +247,22 @@ async fn dot_segments_and_encodings_cannot_route_around_authorization() {
         assert!(r.starts_with("HTTP/1.1 400"), "{p}: {r}");
     }
     assert_eq!(up.hits(), 0, "nothing reached the upstream");
+    // Path parameters (`;`) end a segment for matching, as they do for
+    // Tomcat: `/orders;x` is under `/orders`, never under a broader public
+    // route.
+    let mut with_catch_all = foreign_config(&s, &iss.url, &up.url);
+    with_catch_all.push_str(&format!(
+        "\n[[routes]]\nname = \"everything\"\npath = \"/\"\nupstream = \"{}\"\npublic = true\n",
+        up.url
+    ));
+    s.configure(&with_catch_all).expect("config");
+    for p in ["/orders;jsessionid=x/1", "/orders;x", "/orders/1;x"] {
+        let r = raw(&addr, get(p).as_bytes()).await;
+        assert!(r.starts_with("HTTP/1.1 401"), "{p}: {r}");
+    }
+    assert_eq!(up.hits(), 0, "nothing reached the upstream");
+    s.configure(&foreign_config(&s, &iss.url, &up.url))
+        .expect("config");
     // A public path reaches the upstream in its normal form, query intact.
     let r = raw(&addr, get("/status/a/./b/../c%7E?q=%2e%2e/x").as_bytes()).await;
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
