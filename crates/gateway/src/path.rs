@@ -7,7 +7,8 @@
 //! bypass. So the gateway routes on, authorizes and forwards one and the
 //! same normalized path, and refuses outright the spellings whose meaning
 //! differs from one upstream to the next (encoded `/` or `\`, a literal
-//! `\`, `..;` that Tomcat reads as `..`, NUL), as Envoy does with
+//! `\`, `..;` that Tomcat reads as `..`, NUL, escapes that are not UTF-8
+//! such as the overlong `%c0%ae`), as Envoy does with
 //! `normalize_path`, `merge_slashes` and `path_with_escaped_slashes_action:
 //! REJECT_REQUEST`.
 
@@ -24,6 +25,9 @@ pub enum Rejected {
     Nul,
     /// A dot segment with parameters (`..;x`), a dot segment on Tomcat.
     DotSegmentParams,
+    /// Escapes that decode to invalid UTF-8, such as the overlong
+    /// `%c0%ae` that old decoders read as `.`.
+    InvalidUtf8,
 }
 
 impl Rejected {
@@ -35,6 +39,7 @@ impl Rejected {
             Rejected::Backslash => "path: backslash",
             Rejected::Nul => "path: NUL",
             Rejected::DotSegmentParams => "path: dot segment with parameters",
+            Rejected::InvalidUtf8 => "path: escapes that are not UTF-8",
         }
     }
 }
@@ -92,8 +97,17 @@ fn needs_work(p: &[u8]) -> bool {
 fn decode_unreserved(path: &str) -> Result<String, Rejected> {
     let b = path.as_bytes();
     let mut out = String::with_capacity(b.len());
+    // The bytes of the current run of escapes of non-ASCII bytes: each run
+    // must be whole UTF-8 (checked when it ends).
+    let mut run: Vec<u8> = Vec::new();
     let mut i = 0;
     while i < b.len() {
+        if !run.is_empty()
+            && (b[i] != b'%' || b.get(i + 1).and_then(|c| hex(*c)).is_none_or(|h| h < 8))
+        {
+            std::str::from_utf8(&run).map_err(|_| Rejected::InvalidUtf8)?;
+            run.clear();
+        }
         match b[i] {
             b'\\' => return Err(Rejected::Backslash),
             b'%' => {
@@ -111,6 +125,9 @@ fn decode_unreserved(path: &str) -> Result<String, Rejected> {
                         out.push(c as char)
                     }
                     c => {
+                        if c >= 0x80 {
+                            run.push(c);
+                        }
                         out.push('%');
                         out.push(char::from(HEX[usize::from(c >> 4)]));
                         out.push(char::from(HEX[usize::from(c & 15)]));
@@ -130,6 +147,7 @@ fn decode_unreserved(path: &str) -> Result<String, Rejected> {
             }
         }
     }
+    std::str::from_utf8(&run).map_err(|_| Rejected::InvalidUtf8)?;
     Ok(out)
 }
 
@@ -176,6 +194,7 @@ mod tests {
             ("/%6Frders", "/orders"),
             ("/a%7e%20b", "/a~%20b"),
             ("/a%c3%a9", "/a%C3%A9"),
+            ("/%e2%82%ac%20%c3%a9", "/%E2%82%AC%20%C3%A9"),
             ("/é/../x", "/x"),
         ];
         for (raw, want) in cases {
@@ -195,6 +214,11 @@ mod tests {
             ("/a%00b", Rejected::Nul),
             ("/a%zz", Rejected::BadEscape),
             ("/a%4", Rejected::BadEscape),
+            ("/public/%c0%ae%c0%ae/orders", Rejected::InvalidUtf8),
+            ("/a%c3", Rejected::InvalidUtf8),
+            ("/a%c3/b", Rejected::InvalidUtf8),
+            ("/a%ff", Rejected::InvalidUtf8),
+            ("/a%e2%82/x", Rejected::InvalidUtf8),
         ];
         for (raw, want) in cases {
             assert_eq!(normalize(raw), Err(want), "{raw}");

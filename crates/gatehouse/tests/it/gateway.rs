@@ -242,6 +242,7 @@ async fn dot_segments_and_encodings_cannot_route_around_authorization() {
         "/status/%zz",
         "/status/a%00",
         "/status\\..\\orders",
+        "/status/%c0%ae%c0%ae/orders/1",
     ] {
         let r = raw(&addr, get(p).as_bytes()).await;
         assert!(r.starts_with("HTTP/1.1 400"), "{p}: {r}");
@@ -274,6 +275,7 @@ async fn dot_segments_and_encodings_cannot_route_around_authorization() {
         "path: encoded slash or backslash",
         "path: dot segment with parameters",
         "path: malformed percent-encoding",
+        "path: escapes that are not UTF-8",
     ] {
         assert!(reasons.contains(&expected), "{expected}: {reasons:?}");
     }
