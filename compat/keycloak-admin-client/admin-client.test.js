@@ -328,6 +328,10 @@ test("user profile: read, enable unmanaged attributes, hide them again", async (
   assert.equal(updated.unmanagedAttributePolicy, "ENABLED");
   assert.deepEqual((await kc.users.findOne({ id })).attributes, { department: ["support"], key: ["value"] }, "a hidden attribute is not written");
   await assert.rejects(kc.users.updateProfile({ attributes: [{ name: "username" }] }), (e) => e.response?.status === 400);
+  const [brief] = await kc.users.find({ username: "profiled", exact: true, briefRepresentation: true });
+  assert.equal(brief.username, "profiled");
+  assert.equal(brief.attributes, undefined, "brief: no attributes");
+  assert.equal(brief.requiredActions, undefined);
   await kc.users.del({ id });
 });
 

@@ -86,7 +86,23 @@ struct SearchQuery {
     enabled: Option<bool>,
     first: Option<i64>,
     max: Option<i64>,
+    /// Keycloak's brief form: no attributes, required actions or TOTP flag.
+    #[serde(default, deserialize_with = "super::lenient_bool")]
+    brief_representation: Option<bool>,
 }
+
+/// The fields of Keycloak's brief UserRepresentation (and `access`).
+const BRIEF_USER: [&str; 9] = [
+    "id",
+    "username",
+    "firstName",
+    "lastName",
+    "email",
+    "emailVerified",
+    "enabled",
+    "createdTimestamp",
+    "access",
+];
 
 impl SearchQuery {
     fn to_query(&self) -> Result<UserQuery, AdminError> {
@@ -160,10 +176,17 @@ async fn list(
 ) -> Result<Json<Value>, AdminError> {
     let users = idp.store.users(&realm.id, &q.to_query()?).await?;
     let policy = Policy::of(&realm);
+    let brief = q.brief_representation == Some(true);
     Ok(Json(json!(
         users
             .iter()
-            .map(|u| admin_view(u, &policy))
+            .map(|u| {
+                let mut v = admin_view(u, &policy);
+                if let (true, Some(o)) = (brief, v.as_object_mut()) {
+                    o.retain(|k, _| BRIEF_USER.contains(&k.as_str()));
+                }
+                v
+            })
             .collect::<Vec<_>>()
     )))
 }
