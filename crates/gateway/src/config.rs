@@ -20,6 +20,10 @@ pub const ECHO: &str = "builtin:echo";
 fn default_leeway() -> u64 {
     30
 }
+fn default_true() -> bool {
+    true
+}
+
 fn default_timeout_ms() -> u64 {
     30_000
 }
@@ -142,6 +146,11 @@ pub struct RouteConfig {
     /// Remove the route's path prefix before forwarding.
     #[serde(default)]
     pub strip_prefix: bool,
+    /// Match `path` without regard to ASCII case (Envoy's
+    /// `case_sensitive: false`), for upstreams that ignore case (IIS, some
+    /// Spring setups): then `/ORDERS` meets this route's rules too.
+    #[serde(default = "default_true")]
+    pub case_sensitive: bool,
     /// Forward the caller's bearer token upstream (off: a leaked token
     /// should not travel further than it must).
     #[serde(default)]
@@ -371,7 +380,7 @@ impl Route {
     /// `/admin/users`, so it must meet `/admin`'s rules here too, not slip
     /// to a broader public route.
     pub fn matches(&self, path: &str) -> bool {
-        match path.strip_prefix(self.prefix.as_str()) {
+        match self.rest(path) {
             Some(rest) => {
                 rest.is_empty()
                     || rest.starts_with('/')
@@ -380,6 +389,19 @@ impl Route {
             }
             None => false,
         }
+    }
+
+    /// `path` after this route's prefix, compared as the route says (case
+    /// folding keeps lengths, so the rest is a suffix of `path`).
+    pub fn rest<'a>(&self, path: &'a str) -> Option<&'a str> {
+        let n = self.prefix.len();
+        let head = path.get(..n)?;
+        let same = if self.cfg.case_sensitive {
+            head == self.prefix
+        } else {
+            head.eq_ignore_ascii_case(&self.prefix)
+        };
+        same.then(|| &path[n..])
     }
 }
 

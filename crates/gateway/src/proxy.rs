@@ -143,7 +143,7 @@ pub fn target_uri<'r>(
         .ok_or_else(|| ProxyError::BadRequest("route has no upstream".into()))?;
     let path = uri.path();
     let rest = if route.cfg.strip_prefix {
-        let r = path.strip_prefix(route.prefix.as_str()).unwrap_or(path);
+        let r = route.rest(path).unwrap_or(path);
         if r.is_empty() { "/" } else { r }
     } else {
         path

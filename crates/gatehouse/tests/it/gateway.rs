@@ -262,6 +262,24 @@ async fn dot_segments_and_encodings_cannot_route_around_authorization() {
         assert!(r.starts_with("HTTP/1.1 401"), "{p}: {r}");
     }
     assert_eq!(up.hits(), 0, "nothing reached the upstream");
+    // Matching is case-sensitive unless a route says otherwise (for
+    // upstreams that ignore case): then `/ORDERS` meets its rules too.
+    let r = raw(&addr, get("/ORDERS/1").as_bytes()).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "default: {r}");
+    s.configure(&with_catch_all.replace(
+        "path = \"/orders\"\n",
+        "path = \"/orders\"\ncase_sensitive = false\n",
+    ))
+    .expect("config");
+    for p in ["/ORDERS/1", "/Orders;x/1"] {
+        let r = raw(&addr, get(p).as_bytes()).await;
+        assert!(r.starts_with("HTTP/1.1 401"), "{p}: {r}");
+    }
+    assert_eq!(
+        up.hits(),
+        1,
+        "only the case-sensitive default let one through"
+    );
     s.configure(&foreign_config(&s, &iss.url, &up.url))
         .expect("config");
     // A public path reaches the upstream in its normal form, query intact.
