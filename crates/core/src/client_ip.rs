@@ -88,23 +88,19 @@ impl TrustedProxies {
             return peer;
         }
         let mut caller = peer;
-        let forwarded = self.1 == ProxyHeader::Forwarded;
-        for e in values
-            .rev()
-            .flat_map(|v| split_unquoted(v, b',').into_iter().rev())
-        {
-            let node = if forwarded {
-                forwarded_for(e)
-            } else {
-                Some(e.trim())
+        for v in values.rev() {
+            // X-Forwarded-For has no quoting: split in place, no allocation
+            // on the gateway's request path.
+            let done = match self.1 {
+                ProxyHeader::XForwarded => {
+                    self.walk(&mut caller, v.rsplit(',').map(|e| Some(e.trim())))
+                }
+                ProxyHeader::Forwarded => self.walk(
+                    &mut caller,
+                    split_unquoted(v, b',').into_iter().rev().map(forwarded_for),
+                ),
             };
-            let Some(Ok(ip)) = node.map(str::parse::<IpAddr>) else {
-                // Garbage where an address should be: stop at the last
-                // hop we could verify.
-                return caller;
-            };
-            caller = canonical(ip);
-            if !self.trusts(caller) {
+            if done {
                 return caller;
             }
         }
@@ -114,6 +110,25 @@ impl TrustedProxies {
     /// Whether no proxy is trusted (the header is then never read).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl TrustedProxies {
+    /// Walks hop addresses from the right, moving `caller` to each while it
+    /// is a trusted proxy; true once the caller is found (an untrusted
+    /// address) or an entry is not an address (then the last verified hop
+    /// stands).
+    fn walk<'a>(&self, caller: &mut IpAddr, nodes: impl Iterator<Item = Option<&'a str>>) -> bool {
+        for node in nodes {
+            let Some(Ok(ip)) = node.map(str::parse::<IpAddr>) else {
+                return true;
+            };
+            *caller = canonical(ip);
+            if !self.trusts(*caller) {
+                return true;
+            }
+        }
+        false
     }
 }
 

@@ -22,11 +22,22 @@ pub fn single(
     headers: &http::HeaderMap,
     name: impl http::header::AsHeaderName,
 ) -> Option<Result<&http::HeaderValue, Reject>> {
-    let mut all = headers.get_all(name).iter();
-    let first = all.next()?;
-    Some(match all.next() {
+    only_one(
+        headers.get_all(name).iter(),
+        "credential header sent more than once",
+    )
+}
+
+/// The one item of `found`: None when there is none, `twice` as the
+/// rejection when there are more.
+pub fn only_one<T>(
+    mut found: impl Iterator<Item = T>,
+    twice: &'static str,
+) -> Option<Result<T, Reject>> {
+    let first = found.next()?;
+    Some(match found.next() {
         None => Ok(first),
-        Some(_) => Err(Reject::Invalid("credential header sent more than once")),
+        Some(_) => Err(Reject::Invalid(twice)),
     })
 }
 

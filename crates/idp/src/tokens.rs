@@ -88,6 +88,17 @@ pub struct Identity {
     pub group_paths: Vec<String>,
 }
 
+/// The roles a client without full scope may put in tokens, before
+/// composites: its own scope mappings and those of the client scopes in
+/// effect.
+pub fn mapped_role_ids(client: &Client, scopes: &[&ClientScope]) -> Vec<String> {
+    let mut ids = client.scope_role_ids.clone();
+    for s in scopes {
+        ids.extend(s.scope_role_ids.iter().cloned());
+    }
+    ids
+}
+
 /// The roles `ids` name and, through composites, every role they contain
 /// (each once; ids of deleted roles are skipped).
 pub async fn expand_roles(
@@ -133,12 +144,8 @@ impl Identity {
         if client.full_scope_allowed {
             return Ok(self);
         }
-        let mut mapped = client.scope_role_ids.clone();
-        for s in scopes {
-            mapped.extend(s.scope_role_ids.iter().cloned());
-        }
         let mut allowed: BTreeSet<(Option<String>, String)> = BTreeSet::new();
-        for role in expand_roles(idp, realm, &mapped).await? {
+        for role in expand_roles(idp, realm, &mapped_role_ids(client, scopes)).await? {
             let owner = match &role.client_id {
                 Some(internal) => idp
                     .store
@@ -500,6 +507,8 @@ pub struct Claims {
     pub id: Option<Map<String, Value>>,
     /// Access (and ID) token lifetime, seconds.
     pub lifespan: i64,
+    /// The realm's issuer (the refresh token names it too).
+    pub issuer: String,
 }
 
 /// Builds the claims `g` gives at `now`: the access token's always, the ID
@@ -586,6 +595,7 @@ pub async fn claims(
         access: at,
         id: id_claims,
         lifespan,
+        issuer,
     })
 }
 
@@ -597,8 +607,8 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
         access,
         id,
         lifespan,
+        issuer,
     } = claims(idp, g, now, wants_id).await?;
-    let issuer = idp.issuer(&g.realm.name);
     let signer = ring.signer()?;
     let access_token = gatehouse_jose::sign::sign(signer.as_ref(), &access)?;
 

@@ -137,7 +137,7 @@ impl JwtAuthorizer {
     /// named twice), since which one counts would be a guess.
     pub fn token<'a>(&self, headers: &'a http::HeaderMap) -> Option<Result<&'a str, Reject>> {
         if let Some(c) = &self.cfg.token_cookie {
-            let mut found = headers
+            let found = headers
                 .get_all(http::header::COOKIE)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
@@ -145,11 +145,7 @@ impl JwtAuthorizer {
                 .filter_map(|kv| kv.trim().split_once('='))
                 .filter(|(k, _)| k == c)
                 .map(|(_, v)| v);
-            let first = found.next()?;
-            return Some(match found.next() {
-                None => Ok(first),
-                Some(_) => Err(Reject::Invalid("token cookie sent more than once")),
-            });
+            return super::only_one(found, "token cookie sent more than once");
         }
         let header = self.cfg.token_header.as_deref().unwrap_or("authorization");
         let v = match super::single(headers, header)? {

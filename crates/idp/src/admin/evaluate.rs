@@ -114,15 +114,13 @@ async fn split_roles(
     }
     let granted = scope_of(idp, realm, client, scope).await?;
     let all = idp.client_scopes(realm).await?;
-    let mut mapped = client.scope_role_ids.clone();
-    for s in tokens::effective_scopes(client, &all, &granted) {
-        mapped.extend(s.scope_role_ids.iter().cloned());
-    }
-    let allowed: BTreeSet<String> = tokens::expand_roles(idp, realm, &mapped)
-        .await?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let scopes = tokens::effective_scopes(client, &all, &granted);
+    let allowed: BTreeSet<String> =
+        tokens::expand_roles(idp, realm, &tokens::mapped_role_ids(client, &scopes))
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
     Ok(roles.into_iter().partition(|r| allowed.contains(&r.id)))
 }
 
