@@ -178,7 +178,33 @@ impl KeySet {
                 _ => Error::Invalid("rejected".into()),
             },
         )?;
+        // jsonwebtoken only compares `iss` and `aud` when they are present
+        // and well-formed: a token without them, with `"aud": 5` or with
+        // `"iss": ["evil", "<ours>"]` would pass its checks. RFC 7519 makes
+        // `iss` one StringOrURI and `aud` one or an array of them; anything
+        // else is refused here, and a configured check requires the claim.
+        if let Some(want) = &rules.issuer
+            && data.claims.get("iss").and_then(|v| v.as_str()) != Some(want.as_str())
+        {
+            return Err(Error::Issuer);
+        }
+        if !rules.audiences.is_empty() && !audience_ok(data.claims.get("aud"), &rules.audiences) {
+            return Err(Error::Audience);
+        }
         Ok(data.claims)
+    }
+}
+
+/// Whether `aud` (a string or an array of strings, RFC 7519 §4.1.3) names
+/// one of the accepted audiences; any other shape is refused.
+fn audience_ok(aud: Option<&serde_json::Value>, accepted: &[String]) -> bool {
+    let hit = |a: &str| accepted.iter().any(|x| x == a);
+    match aud {
+        Some(serde_json::Value::String(a)) => hit(a),
+        Some(serde_json::Value::Array(list)) => {
+            list.iter().all(|v| v.is_string()) && list.iter().filter_map(|v| v.as_str()).any(hit)
+        }
+        _ => false,
     }
 }
 

@@ -83,6 +83,17 @@ async fn every_bad_token_is_401_and_never_forwarded() {
     let not_yet = iss.sign(&iss.claims(json!({"nbf": now + 600})));
     let wrong_iss = iss.sign(&iss.claims(json!({"iss": "https://evil.example"})));
     let wrong_aud = iss.sign(&iss.claims(json!({"aud": "billing"})));
+    let without = |claim: &str| {
+        let mut c = iss.claims(json!({}));
+        if let Some(o) = c.as_object_mut() {
+            o.remove(claim);
+        }
+        iss.sign(&c)
+    };
+    let no_aud = without("aud");
+    let no_iss = without("iss");
+    let iss_list = iss.sign(&iss.claims(json!({"iss": ["https://evil.example", iss.url]})));
+    let aud_number = iss.sign(&iss.claims(json!({"aud": 5})));
     let tampered = format!(
         "{}.{}.{}",
         parts[0],
@@ -110,6 +121,10 @@ async fn every_bad_token_is_401_and_never_forwarded() {
         ("not yet valid", not_yet),
         ("wrong issuer", wrong_iss),
         ("wrong audience", wrong_aud),
+        ("no audience", no_aud),
+        ("no issuer", no_iss),
+        ("issuer as a list holding ours", iss_list),
+        ("audience as a number", aud_number),
         ("tampered payload", tampered),
         ("stripped signature", stripped),
         ("unknown critical header", crit),

@@ -96,6 +96,55 @@ fn negative_matrix() {
     assert!(ks.verify(&noexp, &r).is_err());
 }
 
+/// Validly signed tokens whose `iss` or `aud` is missing or malformed are
+/// refused when the rules name an issuer or audiences (jsonwebtoken skips
+/// its comparison for claims it cannot parse or does not find).
+#[test]
+fn missing_or_malformed_issuer_and_audience_are_refused() {
+    let (k, ks) = setup(Alg::RS256);
+    let r = Rules {
+        audiences: vec!["api".into()],
+        ..Rules::for_issuer("i")
+    };
+    let exp = now() + 60;
+    let ok = sign(&k, &json!({"iss": "i", "aud": ["x", "api"], "exp": exp})).expect("sign");
+    assert!(ks.verify(&ok, &r).is_ok());
+    for (claims, issuer_error) in [
+        (json!({"aud": "api", "exp": exp}), true),
+        (
+            json!({"iss": ["evil", "i"], "aud": "api", "exp": exp}),
+            true,
+        ),
+        (json!({"iss": ["i"], "aud": "api", "exp": exp}), true),
+        (json!({"iss": 7, "aud": "api", "exp": exp}), true),
+        (json!({"iss": null, "aud": "api", "exp": exp}), true),
+        (json!({"iss": "i", "exp": exp}), false),
+        (json!({"iss": "i", "aud": 5, "exp": exp}), false),
+        (json!({"iss": "i", "aud": {"api": true}, "exp": exp}), false),
+        (json!({"iss": "i", "aud": ["api", 5], "exp": exp}), false),
+        (json!({"iss": "i", "aud": [], "exp": exp}), false),
+        (json!({"iss": "i", "aud": null, "exp": exp}), false),
+    ] {
+        let t = sign(&k, &claims).expect("sign");
+        let got = ks.verify(&t, &r);
+        if issuer_error {
+            assert!(matches!(got, Err(Error::Issuer)), "{claims}: {got:?}");
+        } else {
+            assert!(matches!(got, Err(Error::Audience)), "{claims}: {got:?}");
+        }
+    }
+    // Time claims that are not numbers are refused, not ignored.
+    for claims in [
+        json!({"iss": "i", "aud": "api", "exp": exp.to_string()}),
+        json!({"iss": "i", "aud": "api", "exp": -1}),
+        json!({"iss": "i", "aud": "api", "exp": exp, "nbf": "0"}),
+        json!({"iss": "i", "aud": "api", "exp": exp, "nbf": now() + 3600}),
+    ] {
+        let t = sign(&k, &claims).expect("sign");
+        assert!(ks.verify(&t, &r).is_err(), "{claims}");
+    }
+}
+
 /// A validly signed token whose header carries `crit` (RFC 7515 §4.1.11)
 /// is refused: the extensions it names change what the signature means.
 #[test]
