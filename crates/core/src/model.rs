@@ -450,16 +450,73 @@ impl Client {
     /// Whether `uri` is a registered redirect URI: exact match, or Keycloak's
     /// trailing-`*` prefix form. Nothing else (no substring, no host-only).
     pub fn redirect_uri_allowed(&self, uri: &str) -> bool {
-        self.redirect_uris.iter().any(|pattern| {
-            if let Some(prefix) = pattern.strip_suffix('*') {
-                // The prefix form must not let a query or fragment sneak past
-                // a path boundary, and never match a different authority.
-                uri.starts_with(prefix) && !uri.contains('#') && same_authority(prefix, uri)
-            } else {
-                pattern == uri
-            }
-        })
+        self.redirect_uris
+            .iter()
+            .any(|p| redirect_uri_matches(p, uri))
     }
+}
+
+/// Whether `uri` matches one registered redirect URI `pattern`: exactly,
+/// or, for Keycloak's trailing-`*` form, as a prefix that stays within the
+/// pattern's authority and path (no fragment, no dot segments). Shared by
+/// login redirects and `post.logout.redirect.uris`.
+pub fn redirect_uri_matches(pattern: &str, uri: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => {
+            uri.starts_with(prefix)
+                && !uri.contains('#')
+                && same_authority(prefix, uri)
+                && !escapes_prefix(&uri[prefix.len()..])
+        }
+        None => pattern == uri,
+    }
+}
+
+/// Whether what a wildcard matched could lead a browser outside the
+/// registered prefix: a `.` or `..` segment or a backslash in the path,
+/// raw or percent-encoded (decoded up to three times), e.g.
+/// `https://app/cb/*` matching `https://app/cb/%2e%2e/admin` (the redirect
+/// URI path traversals behind CVE-2023-6927 and CVE-2024-1132).
+fn escapes_prefix(rest: &str) -> bool {
+    let path = rest.split('?').next().unwrap_or(rest);
+    let mut text = path.as_bytes().to_vec();
+    for _ in 0..4 {
+        if text.contains(&b'\\')
+            || text
+                .split(|b| *b == b'/')
+                .any(|seg| seg == b"." || seg == b"..")
+        {
+            return true;
+        }
+        if !text.contains(&b'%') {
+            return false;
+        }
+        text = percent_decode(&text);
+    }
+    // Still escaped after three rounds: nobody registers such a URI.
+    true
+}
+
+/// One round of percent-decoding; invalid escapes stay as they are.
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                s.get(i + 1).copied().and_then(hex),
+                s.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
 }
 
 fn same_authority(prefix: &str, uri: &str) -> bool {
@@ -662,6 +719,30 @@ mod tests {
         assert!(c.redirect_uri_allowed("https://x.example/app/deep/path"));
         assert!(!c.redirect_uri_allowed("https://x.example/other"));
         assert!(!c.redirect_uri_allowed("https://x.example/app/#frag"));
+    }
+
+    #[test]
+    fn wildcard_does_not_match_dot_segments_or_backslashes() {
+        let mut c = Client::new("r", "app");
+        c.redirect_uris = vec!["https://x.example/app/*".into()];
+        assert!(c.redirect_uri_allowed("https://x.example/app/cb?next=/a/../b"));
+        assert!(c.redirect_uri_allowed("https://x.example/app/v1.2/cb"));
+        assert!(c.redirect_uri_allowed("https://x.example/app/..cb"));
+        for bad in [
+            "https://x.example/app/../admin",
+            "https://x.example/app/..",
+            "https://x.example/app/./x",
+            "https://x.example/app/%2e%2e/admin",
+            "https://x.example/app/%2E%2e/admin",
+            "https://x.example/app/.%2e/admin",
+            "https://x.example/app/%252e%252e/admin",
+            "https://x.example/app/%25252e%25252e/admin",
+            "https://x.example/app/..%2fadmin",
+            "https://x.example/app/..%5cadmin",
+            "https://x.example/app/x\\..\\admin",
+        ] {
+            assert!(!c.redirect_uri_allowed(bad), "{bad}");
+        }
     }
 
     #[test]

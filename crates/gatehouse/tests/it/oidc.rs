@@ -552,6 +552,17 @@ async fn authorization_code_flow_with_pkce_login_page_and_sso() {
     let r = s
         .http
         .get(&logout)
+        .query(&[
+            ("id_token_hint", t["id_token"].as_str().expect("id")),
+            ("post_logout_redirect_uri", "http://127.0.0.1/spa/%2e%2e/admin"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let r = s
+        .http
+        .get(&logout)
         .header("cookie", &sso_cookie)
         .query(&[
             ("id_token_hint", t["id_token"].as_str().expect("id")),
@@ -608,6 +619,30 @@ async fn authorization_endpoint_refuses_bad_requests_safely() {
         .expect("send");
     assert_eq!(r.status(), 400);
     assert!(r.headers().get("location").is_none());
+    // A wildcard registration ("http://127.0.0.1/spa/*") does not stretch
+    // to a path that climbs out of it, raw or percent-encoded.
+    for escape in [
+        "http://127.0.0.1/spa/../admin",
+        "http://127.0.0.1/spa/%2e%2e/admin",
+        "http://127.0.0.1/spa/%252e%252e/admin",
+        "http://127.0.0.1/spa/..%5cadmin",
+    ] {
+        let r = s
+            .http
+            .get(&base)
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", "spa"),
+                ("redirect_uri", escape),
+                ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+                ("code_challenge_method", "S256"),
+            ])
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 400, "{escape}");
+        assert!(r.headers().get("location").is_none(), "{escape}");
+    }
     let r = s
         .http
         .get(&base)

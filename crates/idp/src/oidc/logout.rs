@@ -84,9 +84,9 @@ pub async fn handle(
                 return Ok(error("Invalid redirect uri"));
             };
             let allowed = match client.attributes.get("post.logout.redirect.uris") {
-                Some(list) if list != "+" => list.split("##").any(|p| {
-                    p == uri || (p.ends_with('*') && uri.starts_with(p.trim_end_matches('*')))
-                }),
+                Some(list) if list != "+" => list
+                    .split("##")
+                    .any(|p| gatehouse_core::model::redirect_uri_matches(p, uri)),
                 _ => client.redirect_uri_allowed(uri),
             };
             if !allowed {
