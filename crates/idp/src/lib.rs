@@ -7,6 +7,7 @@ pub mod admin;
 pub mod bootstrap;
 pub mod error;
 pub mod export;
+pub mod hashing;
 pub mod health;
 pub mod import;
 pub mod keyring;

@@ -92,10 +92,8 @@ pub struct Idp {
     pub revocations: Arc<gatehouse_core::revocation::Revocations>,
     /// Proxies whose `X-Forwarded-For` names the client (none by default).
     pub trusted_proxies: gatehouse_core::client_ip::TrustedProxies,
-    /// One permit per core for password hashing: more concurrent argon2
-    /// runs than cores only thrash caches, and each holds its memory cost
-    /// (7 MiB by default), so a login flood must queue, not allocate.
-    password_slots: tokio::sync::Semaphore,
+    /// One thread per core for password hashing.
+    hashing: crate::hashing::HashPool,
     /// Used client-assertion ids and fetched client keys.
     pub assertions: crate::oidc::client_assertion::AssertionState,
     /// Fetches clients' `jwks.url` (short timeouts: a login waits on it).
@@ -139,26 +137,22 @@ impl Idp {
                 .timeout(std::time::Duration::from_secs(5))
                 .build()
                 .unwrap_or_default(),
-            password_slots: tokio::sync::Semaphore::new(
+            hashing: crate::hashing::HashPool::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
         }
     }
 
-    /// Runs password hashing work (`f`) on the blocking pool, at most one
+    /// Runs password hashing work (`f`) on the hashing threads, at most one
     /// job per core at a time.
     pub async fn password_work<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, OAuthError> {
-        let _permit = self
-            .password_slots
-            .acquire()
+        self.hashing
+            .run(f)
             .await
-            .map_err(OAuthError::internal)?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(OAuthError::internal)
+            .ok_or_else(|| OAuthError::internal("password hashing failed"))
     }
 
     /// The issuer of a realm's tokens.

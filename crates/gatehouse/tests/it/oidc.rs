@@ -554,7 +554,10 @@ async fn authorization_code_flow_with_pkce_login_page_and_sso() {
         .get(&logout)
         .query(&[
             ("id_token_hint", t["id_token"].as_str().expect("id")),
-            ("post_logout_redirect_uri", "http://127.0.0.1/spa/%2e%2e/admin"),
+            (
+                "post_logout_redirect_uri",
+                "http://127.0.0.1/spa/%2e%2e/admin",
+            ),
         ])
         .send()
         .await
@@ -634,7 +637,10 @@ async fn authorization_endpoint_refuses_bad_requests_safely() {
                 ("response_type", "code"),
                 ("client_id", "spa"),
                 ("redirect_uri", escape),
-                ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+                (
+                    "code_challenge",
+                    "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                ),
                 ("code_challenge_method", "S256"),
             ])
             .send()
