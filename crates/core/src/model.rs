@@ -674,7 +674,7 @@ impl Event {
     /// A user event of `kind` now.
     pub fn user(realm_id: &str, kind: &str) -> Self {
         Event {
-            id: crate::id::uuid(),
+            id: crate::id::uuid_v7(),
             realm_id: realm_id.to_owned(),
             category: "user".into(),
             kind: kind.to_owned(),
