@@ -234,7 +234,9 @@ impl CedarPolicy {
         field(&mut pre, &id.credential);
         field(&mut pre, id.authorizer.as_bytes());
         field(&mut pre, route.as_bytes());
-        let entity_key = gatehouse_core::id::sha256(&pre);
+        // The entity key is this prefix; hashed only when the decision is
+        // not cached (the common request pays one hash, not two).
+        let entity_len = pre.len();
         field(&mut pre, method.as_bytes());
         let mut ip_buf = [0u8; 16];
         let ip_bytes: &[u8] = match (self.uses.ip, ip) {
@@ -256,6 +258,7 @@ impl CedarPolicy {
         if let Some(d) = self.decisions.get(&decision_key) {
             return Ok(d);
         }
+        let entity_key = gatehouse_core::id::sha256(&pre[..entity_len]);
         let entities = match self.entities.get(&entity_key) {
             Some(e) => e,
             None => {
