@@ -2,8 +2,9 @@
 // package.json), an OpenID Certified relying-party library: discovery,
 // the authorization code flow with PKCE, state and nonce, ID token and
 // userinfo validation, refresh, introspection, revocation, client
-// credentials with a secret and with private_key_jwt, and RP-initiated
-// logout. Starts the real binary on ephemeral ports.
+// credentials with a secret and with private_key_jwt, RP-initiated
+// logout, and dynamic client registration. Starts the real binary on
+// ephemeral ports.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import * as oidc from "openid-client";
@@ -168,4 +169,46 @@ test("prompt=none without a session, and max_age checked against auth_time", asy
   const { callback } = await logInAs(url, "alice", "alice-pw");
   const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: "m1", maxAge: 300 });
   assert.ok(Math.abs(tokens.claims().auth_time - Date.now() / 1000) < 60);
+});
+
+test("dynamic client registration (RFC 7591) with an initial access token, then the code flow", async () => {
+  const admin = await adminToken();
+  const r = await fetch(`${base}/admin/realms/rp/clients-initial-access`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ count: 1, expiration: 300 }),
+  });
+  const body = await r.text();
+  assert.equal(r.status, 201, body);
+  const { token } = JSON.parse(body);
+  const metadata = {
+    client_name: "registered by openid-client",
+    redirect_uris: [REDIRECT],
+    grant_types: ["authorization_code", "refresh_token", "client_credentials"],
+  };
+  const options = { initialAccessToken: token, execute: [oidc.allowInsecureRequests] };
+  const config = await oidc.dynamicClientRegistration(new URL(`${base}/realms/rp`), metadata, undefined, options);
+  const md = config.clientMetadata();
+  assert.ok(md.client_id, "a client_id was issued");
+  assert.ok(md.client_secret, "a confidential client gets a secret");
+  assert.ok(md.registration_access_token && md.registration_client_uri);
+  // The registered client authenticates (openid-client posts the secret).
+  assert.ok((await oidc.clientCredentialsGrant(config)).access_token);
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT, scope: "openid",
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256", state,
+  });
+  const { callback } = await logInAs(url, "alice", "alice-pw");
+  const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state });
+  assert.equal(tokens.claims().aud, md.client_id);
+  // The token allowed one registration.
+  await assert.rejects(
+    oidc.dynamicClientRegistration(new URL(`${base}/realms/rp`), metadata, undefined, options),
+  );
+  // RFC 7592: the registration access token reads the registration.
+  const read = await fetch(md.registration_client_uri, { headers: { authorization: `Bearer ${md.registration_access_token}` } });
+  assert.equal(read.status, 200);
+  assert.equal((await read.json()).client_id, md.client_id);
 });

@@ -817,6 +817,22 @@ pub struct UsagePlan {
     pub quota_per_month: Option<u64>,
 }
 
+/// A client initial access token's record (Keycloak's
+/// `ClientInitialAccessModel`): how many dynamic client registrations it
+/// still allows, and until when. The token itself is a JWT naming `id`;
+/// it is not stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InitialAccess {
+    pub id: String,
+    pub realm_id: String,
+    /// Creation time, seconds since the epoch.
+    pub timestamp: i64,
+    /// Lifetime in seconds from `timestamp`; 0 never expires.
+    pub expiration: i64,
+    pub count: i64,
+    pub remaining_count: i64,
+}
+
 /// An API key of a consumer. The key itself is never stored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

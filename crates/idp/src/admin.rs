@@ -8,6 +8,7 @@ pub mod clients;
 pub mod evaluate;
 pub mod events;
 pub mod groups;
+pub mod initial_access;
 pub mod installation;
 pub mod mappers;
 pub mod partial;
@@ -188,6 +189,7 @@ pub fn routes() -> Router<Arc<Idp>> {
     Router::new()
         .merge(realms::routes())
         .merge(api_keys::routes())
+        .merge(initial_access::routes())
         .merge(attack_detection::routes())
         .merge(clients::routes())
         .merge(installation::routes())

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod bootstrap;
+pub mod client_registration;
 pub mod error;
 pub mod export;
 pub mod hashing;
@@ -51,6 +52,13 @@ pub fn trim_trailing_slash(mut req: Request) -> Request {
 pub fn router(idp: Arc<Idp>) -> Router {
     Router::new()
         .merge(oidc::routes())
+        // Registration writes clients: the same cache drop as admin writes.
+        .merge(
+            client_registration::routes().route_layer(axum::middleware::from_fn_with_state(
+                idp.clone(),
+                admin::invalidate_after_writes,
+            )),
+        )
         .merge(
             admin::routes().route_layer(axum::middleware::from_fn_with_state(
                 idp.clone(),

@@ -16,7 +16,8 @@ pub mod sqlite;
 pub use error::{Error, Result};
 
 use gatehouse_core::model::{
-    ApiKey, Client, ClientScope, Credential, Event, Group, Realm, Role, Session, User,
+    ApiKey, Client, ClientScope, Credential, Event, Group, InitialAccess, Realm, Role, Session,
+    User,
 };
 
 /// A stored signing key, private half sealed under the master key.
@@ -289,6 +290,15 @@ pub trait Store: Send + Sync + 'static {
     async fn api_keys(&self, realm_id: &str) -> Result<Vec<ApiKey>>;
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>>;
     async fn delete_api_key(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
+
+    // --- client initial access tokens (dynamic client registration)
+    async fn create_initial_access(&self, ia: &InitialAccess, ev: &[Event]) -> Result<()>;
+    async fn initial_accesses(&self, realm_id: &str) -> Result<Vec<InitialAccess>>;
+    async fn delete_initial_access(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
+    /// Takes one registration from the token's remaining count, if it has
+    /// one left and has not expired at `now`; false otherwise. Atomic, so
+    /// a token for one registration allows exactly one.
+    async fn use_initial_access(&self, realm_id: &str, id: &str, now: i64) -> Result<bool>;
 
     /// Deletes expired codes, sessions past their max lifetime, revocation
     /// entries past their token's expiry. Called on a timer.

@@ -6,7 +6,8 @@ use crate::{
     UserQuery,
 };
 use gatehouse_core::model::{
-    ApiKey, Client, ClientScope, Credential, Event, Group, Realm, Role, Session, User,
+    ApiKey, Client, ClientScope, Credential, Event, Group, InitialAccess, Realm, Role, Session,
+    User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,6 +26,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../migrations/sqlite/0003_client_scopes.sql"),
+    ),
+    (
+        4,
+        include_str!("../migrations/sqlite/0004_initial_access.sql"),
     ),
 ];
 
@@ -1465,6 +1470,65 @@ impl Store for SqliteStore {
             ev,
         )
         .await
+    }
+
+    async fn create_initial_access(&self, ia: &InitialAccess, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO initial_access (id, realm_id, timestamp, expiration, count, remaining_count) VALUES (?,?,?,?,?,?)")
+            .bind(&ia.id)
+            .bind(&ia.realm_id)
+            .bind(ia.timestamp)
+            .bind(ia.expiration)
+            .bind(ia.count)
+            .bind(ia.remaining_count)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn initial_accesses(&self, realm_id: &str) -> Result<Vec<InitialAccess>> {
+        let rows = sqlx::query(
+            "SELECT id, realm_id, timestamp, expiration, count, remaining_count FROM initial_access WHERE realm_id = ? ORDER BY timestamp, id",
+        )
+        .bind(realm_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InitialAccess {
+                    id: r.try_get("id")?,
+                    realm_id: r.try_get("realm_id")?,
+                    timestamp: r.try_get("timestamp")?,
+                    expiration: r.try_get("expiration")?,
+                    count: r.try_get("count")?,
+                    remaining_count: r.try_get("remaining_count")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_initial_access(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()> {
+        self.exec_one(
+            "DELETE FROM initial_access WHERE realm_id = ? AND id = ?",
+            &[realm_id, id],
+            ev,
+        )
+        .await
+    }
+
+    async fn use_initial_access(&self, realm_id: &str, id: &str, now: i64) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE initial_access SET remaining_count = remaining_count - 1 WHERE realm_id = ? AND id = ? AND remaining_count > 0 AND (expiration = 0 OR timestamp + expiration > ?)",
+        )
+        .bind(realm_id)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
     }
 
     async fn purge_expired(&self, now: i64) -> Result<u64> {

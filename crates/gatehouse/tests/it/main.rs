@@ -6,5 +6,6 @@ mod admin;
 mod gateway;
 mod oidc;
 mod peers;
+mod registration;
 mod rp;
 mod support;

@@ -14,7 +14,7 @@ use base64::Engine;
 use gatehouse_core::model::{Client, Realm};
 use subtle::ConstantTimeEq;
 
-fn ct_eq(a: &str, b: &str) -> bool {
+pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 

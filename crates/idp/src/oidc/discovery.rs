@@ -37,6 +37,7 @@ pub async fn get(
         "revocation_endpoint": format!("{p}/revoke"),
         "device_authorization_endpoint": format!("{p}/auth/device"),
         "jwks_uri": format!("{p}/certs"),
+        "registration_endpoint": format!("{iss}/clients-registrations/openid-connect"),
         "frontchannel_logout_session_supported": true,
         "frontchannel_logout_supported": false,
         "backchannel_logout_supported": false,

@@ -205,3 +205,63 @@ async fn codes_are_single_use_and_refresh_rotation_is_compare_and_set() {
     s.delete_user(&realm.id, &user.id, &[]).await.expect("del");
     assert!(s.session("s1").await.expect("s").is_none());
 }
+
+#[tokio::test]
+async fn initial_access_counts_down_atomically_and_expires() {
+    let s = store().await;
+    let realm = Realm::new("r");
+    s.create_realm(&realm, &[], &[]).await.expect("realm");
+    let ia = InitialAccess {
+        id: "ia".into(),
+        realm_id: realm.id.clone(),
+        timestamp: 1_000,
+        expiration: 60,
+        count: 2,
+        remaining_count: 2,
+    };
+    s.create_initial_access(&ia, &[]).await.expect("create");
+    // Two registrations at once from a two-use token: both pass, a third
+    // does not, and none after expiry.
+    let (a, b) = tokio::join!(
+        s.use_initial_access(&realm.id, "ia", 1_010),
+        s.use_initial_access(&realm.id, "ia", 1_010)
+    );
+    assert!(a.expect("a") && b.expect("b"));
+    assert!(
+        !s.use_initial_access(&realm.id, "ia", 1_010)
+            .await
+            .expect("c")
+    );
+    let left = s.initial_accesses(&realm.id).await.expect("list");
+    assert_eq!(left[0].remaining_count, 0);
+    let fresh = InitialAccess {
+        id: "ib".into(),
+        remaining_count: 5,
+        count: 5,
+        ..ia
+    };
+    s.create_initial_access(&fresh, &[]).await.expect("create");
+    assert!(
+        !s.use_initial_access(&realm.id, "ib", 1_060)
+            .await
+            .expect("expired")
+    );
+    assert!(
+        !s.use_initial_access("other", "ib", 1_010)
+            .await
+            .expect("realm")
+    );
+    assert!(
+        s.use_initial_access(&realm.id, "ib", 1_059)
+            .await
+            .expect("ok")
+    );
+    s.delete_initial_access(&realm.id, "ib", &[])
+        .await
+        .expect("delete");
+    assert!(matches!(
+        s.delete_initial_access(&realm.id, "ib", &[]).await,
+        Err(Error::NotFound)
+    ));
+    assert_eq!(s.initial_accesses(&realm.id).await.expect("list").len(), 1);
+}

@@ -1,0 +1,448 @@
+//! Dynamic client registration (RFC 7591 / 7592) at Keycloak's
+//! `/realms/{realm}/clients-registrations/openid-connect`, with initial
+//! access tokens from `/admin/realms/{realm}/clients-initial-access`.
+
+use crate::support::*;
+use serde_json::{Value, json};
+
+/// Creates an initial access token through the admin API.
+async fn initial_token(s: &Server, admin: &str, count: i64, expiration: i64) -> Value {
+    let r = s
+        .http
+        .post(format!(
+            "{}/admin/realms/demo/clients-initial-access",
+            s.base
+        ))
+        .bearer_auth(admin)
+        .json(&json!({"count": count, "expiration": expiration}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 201);
+    assert!(r.headers().contains_key("location"));
+    r.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn clients_register_themselves_with_an_initial_access_token() {
+    let s = start().await;
+    s.demo_realm().await;
+    let admin = s.admin_token().await;
+    let reg_url = format!(
+        "{}/realms/demo/clients-registrations/openid-connect",
+        s.base
+    );
+    let disco: Value = s
+        .http
+        .get(format!(
+            "{}/realms/demo/.well-known/openid-configuration",
+            s.base
+        ))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(disco["registration_endpoint"], reg_url.as_str());
+
+    let ia = initial_token(&s, &admin, 1, 600).await;
+    let ia_token = ia["token"].as_str().expect("token");
+    assert_eq!(ia["remainingCount"], 1);
+    let meta = json!({
+        "client_name": "Reporting job",
+        "redirect_uris": ["https://reports.example/cb"],
+        "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_method": "client_secret_basic",
+        "post_logout_redirect_uris": ["https://reports.example/bye"],
+    });
+
+    // Without a token, with a stranger's token, with bad metadata: refused,
+    // and the initial access token is not spent by a refusal.
+    let r = s
+        .http
+        .post(&reg_url)
+        .json(&meta)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "insufficient_scope"
+    );
+    let r = s
+        .http
+        .post(&reg_url)
+        .bearer_auth("eyJhbGciOiJIUzUxMiJ9.e30.AAAA")
+        .json(&meta)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "invalid_token"
+    );
+    for (bad, error) in [
+        (
+            json!({"redirect_uris": ["https://x.example/cb#frag"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["javascript:alert(1)"]}),
+            "invalid_redirect_uri",
+        ),
+        (json!({"redirect_uris": []}), "invalid_redirect_uri"),
+        (
+            json!({"client_id": "mine", "redirect_uris": ["https://x.example/cb"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["https://x.example/cb"], "grant_types": ["implicit"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["https://x.example/cb"], "response_types": ["token"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["https://x.example/cb"], "token_endpoint_auth_method": "tls_client_auth"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": "https://x.example/cb"}),
+            "invalid_client_metadata",
+        ),
+        (json!(["not", "an", "object"]), "invalid_client_metadata"),
+    ] {
+        let r = s
+            .http
+            .post(&reg_url)
+            .bearer_auth(ia_token)
+            .json(&bad)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(
+            r.json::<Value>().await.expect("json")["error"],
+            error,
+            "{bad}"
+        );
+    }
+
+    // Registration.
+    let r = s
+        .http
+        .post(&reg_url)
+        .bearer_auth(ia_token)
+        .json(&meta)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let loc = r.headers()["location"].to_str().expect("loc").to_owned();
+    let reg: Value = r.json().await.expect("json");
+    let client_id = reg["client_id"].as_str().expect("client_id").to_owned();
+    let secret = reg["client_secret"].as_str().expect("secret").to_owned();
+    let rat = reg["registration_access_token"]
+        .as_str()
+        .expect("registration token")
+        .to_owned();
+    assert_eq!(reg["registration_client_uri"], loc.as_str());
+    assert_eq!(loc, format!("{reg_url}/{client_id}"));
+    assert_eq!(reg["client_secret_expires_at"], 0);
+    assert!(reg["client_id_issued_at"].as_i64().is_some());
+    assert_eq!(reg["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(reg["client_name"], "Reporting job");
+    assert_eq!(
+        reg["grant_types"],
+        json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    assert_eq!(
+        reg["post_logout_redirect_uris"],
+        json!(["https://reports.example/bye"])
+    );
+
+    // The token was for one registration: the next is refused.
+    let r = s
+        .http
+        .post(&reg_url)
+        .bearer_auth(ia_token)
+        .json(&meta)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let (_, list) = s.admin_get(&admin, "/demo/clients-initial-access").await;
+    assert_eq!(list[0]["remainingCount"], 0);
+    assert!(list[0].get("token").is_none());
+
+    // The new client is a real client: it gets tokens, and admins see it.
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let (status, found) = s
+        .admin_get(&admin, &format!("/demo/clients?clientId={client_id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(found[0]["name"], "Reporting job");
+    assert_eq!(
+        found[0]["redirectUris"],
+        json!(["https://reports.example/cb"])
+    );
+
+    // Read with the registration access token; a stranger's client is not
+    // readable with it, nor this one without it.
+    let r = s
+        .http
+        .get(&loc)
+        .bearer_auth(&rat)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let got: Value = r.json().await.expect("json");
+    assert_eq!(got["client_id"], client_id.as_str());
+    assert_eq!(got["client_secret"], secret.as_str());
+    let app = format!("{reg_url}/app");
+    let r = s
+        .http
+        .get(&app)
+        .bearer_auth(&rat)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = s.http.get(&loc).send().await.expect("send");
+    assert_eq!(r.status(), 401);
+    let r = s
+        .http
+        .get(&loc)
+        .bearer_auth(ia_token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+
+    // Update: the body must name the client; the token rotates.
+    let mut new_meta = meta.clone();
+    new_meta["client_id"] = json!(client_id);
+    new_meta["redirect_uris"] = json!(["https://reports.example/cb2"]);
+    new_meta["grant_types"] = json!(["authorization_code"]);
+    let r = s
+        .http
+        .put(&loc)
+        .bearer_auth(&rat)
+        .json(&json!({"client_id": "someone-else", "redirect_uris": ["https://x.example/cb"]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let r = s
+        .http
+        .put(&loc)
+        .bearer_auth(&rat)
+        .json(&new_meta)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let upd: Value = r.json().await.expect("json");
+    assert_eq!(upd["redirect_uris"], json!(["https://reports.example/cb2"]));
+    assert_eq!(upd["grant_types"], json!(["authorization_code"]));
+    let rat2 = upd["registration_access_token"]
+        .as_str()
+        .expect("rat2")
+        .to_owned();
+    assert_ne!(rat2, rat);
+    let r = s
+        .http
+        .get(&loc)
+        .bearer_auth(&rat)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401, "the rotated-out token no longer works");
+    // The update took effect at once: no more client credentials.
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "unauthorized_client"
+    );
+
+    // Delete; the client is gone for every purpose.
+    let r = s
+        .http
+        .delete(&loc)
+        .bearer_auth(&rat2)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    let r = s
+        .http
+        .get(&loc)
+        .bearer_auth(&rat2)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let (_, found) = s
+        .admin_get(&admin, &format!("/demo/clients?clientId={client_id}"))
+        .await;
+    assert_eq!(found, json!([]));
+
+    // Events record each step.
+    let (_, events) = s
+        .admin_get(&admin, &format!("/demo/events?client={client_id}"))
+        .await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["clientId"] == client_id.as_str())
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    for k in [
+        "CLIENT_REGISTER",
+        "CLIENT_INFO",
+        "CLIENT_UPDATE",
+        "CLIENT_DELETE",
+    ] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+}
+
+#[tokio::test]
+async fn public_clients_and_admin_registration_and_token_lifecycle() {
+    let s = start().await;
+    s.demo_realm().await;
+    let admin = s.admin_token().await;
+    let reg_url = format!(
+        "{}/realms/demo/clients-registrations/openid-connect",
+        s.base
+    );
+    // A master admin may register without an initial access token.
+    let r = s
+        .http
+        .post(&reg_url)
+        .bearer_auth(&admin)
+        .json(&json!({"redirect_uris": ["com.example.app:/oauth"], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 201);
+    let reg: Value = r.json().await.expect("json");
+    assert_eq!(reg["token_endpoint_auth_method"], "none");
+    assert!(reg.get("client_secret").is_none());
+    // A public client still needs PKCE at the authorization endpoint.
+    let r = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/auth",
+            s.base
+        ))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", reg["client_id"].as_str().expect("id")),
+            ("redirect_uri", "com.example.app:/oauth"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    let loc =
+        reqwest::Url::parse(r.headers()["location"].to_str().expect("location")).expect("url");
+    assert!(loc.as_str().starts_with("com.example.app:/oauth?"), "{loc}");
+    let error = loc
+        .query_pairs()
+        .find(|(k, _)| k == "error")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(error.as_deref(), Some("invalid_request"), "{loc}");
+
+    // Counts, expiry and revocation of initial access tokens.
+    let two = initial_token(&s, &admin, 2, 0).await;
+    let meta = json!({"redirect_uris": ["https://a.example/cb"]});
+    for expected in [201, 201, 401] {
+        let r = s
+            .http
+            .post(&reg_url)
+            .bearer_auth(two["token"].as_str().expect("t"))
+            .json(&meta)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), expected);
+    }
+    let revoked = initial_token(&s, &admin, 5, 0).await;
+    let r = s
+        .http
+        .delete(format!(
+            "{}/admin/realms/demo/clients-initial-access/{}",
+            s.base,
+            revoked["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    let r = s
+        .http
+        .post(&reg_url)
+        .bearer_auth(revoked["token"].as_str().expect("t"))
+        .json(&meta)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    // A refresh token of the realm (same signing secret) is not an
+    // initial access token.
+    let t: Value = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let r = s
+        .http
+        .post(&reg_url)
+        .bearer_auth(t["refresh_token"].as_str().expect("rt"))
+        .json(&meta)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    // Nor does a realm's token reach another realm's registration.
+    let r = s
+        .http
+        .post(format!(
+            "{}/realms/master/clients-registrations/openid-connect",
+            s.base
+        ))
+        .bearer_auth(two["token"].as_str().expect("t"))
+        .json(&meta)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+}

@@ -1,0 +1,119 @@
+//! `/admin/realms/{realm}/clients-initial-access`: Keycloak's client
+//! initial access tokens, which let an application register a client
+//! itself (`/realms/{realm}/clients-registrations/...`) a limited number of
+//! times, without an admin account.
+
+use super::{RealmAdmin, created, event, json_body};
+use crate::error::AdminError;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use gatehouse_core::model::{InitialAccess, Realm};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The `typ` of an initial access token (Keycloak's name).
+pub const TYP: &str = "InitialAccessToken";
+
+/// Initial access routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    const P: &str = "/admin/realms/{realm}/clients-initial-access";
+    Router::new()
+        .route(P, get(list).post(create))
+        .route(&format!("{P}/{{id}}"), delete(remove))
+}
+
+/// Keycloak's `ClientInitialAccessPresentation` (the token only at creation).
+fn repr(ia: &InitialAccess) -> Value {
+    json!({"id": ia.id, "timestamp": ia.timestamp, "expiration": ia.expiration,
+           "count": ia.count, "remainingCount": ia.remaining_count})
+}
+
+async fn list(RealmAdmin { idp, realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
+    let all = idp.store.initial_accesses(&realm.id).await?;
+    Ok(Json(json!(all.iter().map(repr).collect::<Vec<_>>())))
+}
+
+/// The token for `ia`: a JWT signed with the realm's HMAC secret, naming
+/// the record it spends from; nothing but the record is stored.
+pub async fn token(idp: &Idp, realm: &Realm, ia: &InitialAccess) -> Result<String, AdminError> {
+    let ring = idp.keyring(realm).await?;
+    let issuer = idp.issuer(&realm.name);
+    let mut claims =
+        json!({"jti": ia.id, "iat": ia.timestamp, "iss": issuer, "aud": issuer, "typ": TYP});
+    if ia.expiration > 0 {
+        claims["exp"] = json!(ia.timestamp + ia.expiration);
+    }
+    gatehouse_jose::sign::sign_hs512(&ring.hs_secret, &realm.id, &claims)
+        .map_err(|e| AdminError::from(crate::error::OAuthError::internal(e)))
+}
+
+fn non_negative(rep: &Value, field: &str, default: i64) -> Result<i64, AdminError> {
+    match rep.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
+            AdminError::bad_request(format!("{field} must be a non-negative integer"))
+        }),
+    }
+}
+
+async fn create(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    body: Bytes,
+) -> Result<(StatusCode, HeaderMap, Json<Value>), AdminError> {
+    let rep = if body.is_empty() {
+        json!({})
+    } else {
+        json_body(&body)?
+    };
+    // Keycloak's defaults: no expiry, one registration.
+    let expiration = non_negative(&rep, "expiration", 0)?;
+    let count = non_negative(&rep, "count", 1)?;
+    let ia = InitialAccess {
+        id: gatehouse_core::id::uuid(),
+        realm_id: realm.id.clone(),
+        timestamp: gatehouse_core::time::now(),
+        expiration,
+        count,
+        remaining_count: count,
+    };
+    let ev = event(
+        &realm,
+        &caller,
+        "CREATE",
+        "CLIENT_INITIAL_ACCESS_MODEL",
+        &format!("clients-initial-access/{}", ia.id),
+        Some(&repr(&ia)),
+    );
+    let token = token(&idp, &realm, &ia).await?;
+    idp.store.create_initial_access(&ia, &[ev]).await?;
+    let mut out = repr(&ia);
+    out["token"] = json!(token);
+    let location = created(format!(
+        "{}/admin/realms/{}/clients-initial-access/{}",
+        idp.public_url, realm.name, ia.id
+    ));
+    Ok((StatusCode::CREATED, location.headers().clone(), Json(out)))
+}
+
+async fn remove(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let ev = event(
+        &realm,
+        &caller,
+        "DELETE",
+        "CLIENT_INITIAL_ACCESS_MODEL",
+        &format!("clients-initial-access/{id}"),
+        None,
+    );
+    // As Keycloak: deleting a token that is gone already is not an error.
+    match idp.store.delete_initial_access(&realm.id, &id, &[ev]).await {
+        Ok(()) | Err(gatehouse_store::Error::NotFound) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,566 @@
+//! `/realms/{realm}/clients-registrations/openid-connect[/{client_id}]`:
+//! OpenID Connect Dynamic Client Registration (RFC 7591) and its
+//! management protocol (RFC 7592), at Keycloak's path, so that relying
+//! parties that register themselves work against Gatehouse.
+//!
+//! Who may register: the holder of a client initial access token (created
+//! by an admin at `/admin/realms/{realm}/clients-initial-access`, spent one
+//! registration at a time) or a master-realm admin's bearer token.
+//! Anonymous registration is refused, as Keycloak's default "Trusted Hosts"
+//! policy (with no trusted host) refuses it. Each registration answers a
+//! registration access token that reads, updates (rotating the token) and
+//! deletes that one client.
+
+use crate::admin::initial_access;
+use crate::error::OAuthError;
+use crate::oidc::client_auth::ct_eq;
+use crate::state::Idp;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{Router, post};
+use gatehouse_core::model::{Client, Event, Realm};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// The `typ` of a registration access token (Keycloak's name).
+const REGISTRATION_TYP: &str = "RegistrationAccessToken";
+/// Where a client keeps the id of its current registration access token;
+/// Keycloak's `ClientRepresentation.registrationAccessToken`.
+const TOKEN_ID: &str = "registrationAccessToken";
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// Registration routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    const P: &str = "/realms/{realm}/clients-registrations/openid-connect";
+    Router::new().route(P, post(register)).route(
+        &format!("{P}/{{client_id}}"),
+        axum::routing::get(read).put(update).delete(remove),
+    )
+}
+
+/// Who is calling, from the bearer token.
+enum Caller {
+    Anonymous,
+    /// An initial access token: the record it spends from.
+    Initial(String),
+    /// A registration access token: its id and the client it manages.
+    Registration {
+        jti: String,
+        client_id: String,
+    },
+    /// A master-realm admin.
+    Admin,
+}
+
+fn invalid_token(d: &str) -> OAuthError {
+    OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_token", d)
+}
+
+fn forbidden(d: &str) -> OAuthError {
+    OAuthError::new(StatusCode::FORBIDDEN, "insufficient_scope", d)
+}
+
+fn bad_metadata(d: impl Into<String>) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_client_metadata", d)
+}
+
+async fn caller(idp: &Idp, realm: &Realm, headers: &HeaderMap) -> Result<Caller, OAuthError> {
+    let Some(token) = crate::oidc::userinfo::bearer(headers) else {
+        return Ok(Caller::Anonymous);
+    };
+    let ring = idp.keyring(realm).await?;
+    let Ok(claims) = gatehouse_jose::sign::verify_hs512(&ring.hs_secret, token) else {
+        // Not one of ours: perhaps an admin's access token.
+        return match crate::admin::guard(idp, headers).await {
+            Ok(_) => Ok(Caller::Admin),
+            Err(_) => Err(invalid_token("Failed decode token")),
+        };
+    };
+    if claims["iss"].as_str() != Some(idp.issuer(&realm.name).as_str()) {
+        return Err(invalid_token("Invalid token issuer"));
+    }
+    let now = gatehouse_core::time::now();
+    if claims["exp"].as_i64().is_some_and(|e| e <= now) {
+        return Err(invalid_token("Expired token"));
+    }
+    let jti = claims["jti"].as_str().unwrap_or_default().to_owned();
+    match claims["typ"].as_str() {
+        Some(initial_access::TYP) => Ok(Caller::Initial(jti)),
+        Some(REGISTRATION_TYP) => Ok(Caller::Registration {
+            jti,
+            client_id: claims["azp"].as_str().unwrap_or_default().to_owned(),
+        }),
+        _ => Err(invalid_token("Invalid token type")),
+    }
+}
+
+/// A registration event (Keycloak's `CLIENT_REGISTER`, `CLIENT_INFO`...).
+fn event(realm: &Realm, kind: &str, client_id: &str) -> Event {
+    let mut e = Event::user(&realm.id, kind);
+    e.client_id = Some(client_id.to_owned());
+    e
+}
+
+async fn register(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let realm = idp.realm(&realm).await?;
+    let initial = match caller(&idp, &realm, &headers).await? {
+        Caller::Initial(id) => Some(id),
+        Caller::Admin => None,
+        Caller::Anonymous | Caller::Registration { .. } => {
+            return Err(forbidden(
+                "Anonymous client registration is not allowed: use an initial access token",
+            ));
+        }
+    };
+    let meta = metadata(&body)?;
+    if meta.contains_key("client_id") {
+        return Err(bad_metadata("Client Identifier included"));
+    }
+    let mut c = Client::new(&realm.id, &gatehouse_core::id::uuid());
+    c.default_client_scopes = realm.default_default_client_scopes.clone();
+    c.optional_client_scopes = realm.default_optional_client_scopes.clone();
+    let scopes = idp.store.client_scopes(&realm.id).await?;
+    c.default_client_scopes
+        .retain(|n| scopes.iter().any(|s| &s.name == n));
+    c.optional_client_scopes
+        .retain(|n| scopes.iter().any(|s| &s.name == n));
+    apply(&mut c, &meta)?;
+    // Spent only for metadata that is valid, as Keycloak does; atomically,
+    // so a one-use token registers one client however many try at once.
+    if let Some(id) = &initial
+        && !idp
+            .store
+            .use_initial_access(&realm.id, id, gatehouse_core::time::now())
+            .await?
+    {
+        return Err(invalid_token(
+            "Initial access token expired, spent or revoked",
+        ));
+    }
+    let (token, jti) = registration_token(&idp, &realm, &c.client_id).await?;
+    c.extra.insert(TOKEN_ID.into(), json!(jti));
+    let ev = event(&realm, "CLIENT_REGISTER", &c.client_id);
+    idp.store.create_client(&c, &[ev]).await?;
+    if c.service_accounts_enabled {
+        crate::admin::clients::ensure_service_account(&idp, &realm, &c).await?;
+    }
+    let uri = client_uri(&idp, &realm, &c.client_id);
+    let mut out = external(&c, &uri, &token);
+    out.insert(
+        "client_id_issued_at".into(),
+        json!(gatehouse_core::time::now()),
+    );
+    let mut resp = (StatusCode::CREATED, Json(Value::Object(out))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&uri) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+/// The client a registration access token (or an admin) may manage.
+async fn managed(
+    idp: &Idp,
+    realm: &Realm,
+    headers: &HeaderMap,
+    client_id: &str,
+) -> Result<Client, OAuthError> {
+    let denied = || invalid_token("Not authorized to manage this client");
+    let who = caller(idp, realm, headers).await?;
+    let client = idp.store.client_by_client_id(&realm.id, client_id).await?;
+    match who {
+        Caller::Admin => client.ok_or_else(|| {
+            OAuthError::new(StatusCode::NOT_FOUND, "invalid_request", "Client not found")
+        }),
+        Caller::Registration {
+            jti,
+            client_id: azp,
+        } => {
+            let c = client.ok_or_else(denied)?;
+            let current = c.extra.get(TOKEN_ID).and_then(Value::as_str);
+            let same = current.is_some_and(|t| ct_eq(t, &jti));
+            if azp == c.client_id && same {
+                Ok(c)
+            } else {
+                Err(denied())
+            }
+        }
+        Caller::Initial(_) => Err(invalid_token("Not initial access token allowed")),
+        Caller::Anonymous => Err(denied()),
+    }
+}
+
+async fn read(
+    State(idp): State<Arc<Idp>>,
+    Path((realm, client_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let realm = idp.realm(&realm).await?;
+    let c = managed(&idp, &realm, &headers, &client_id).await?;
+    idp.record(event(&realm, "CLIENT_INFO", &c.client_id))
+        .await?;
+    let uri = client_uri(&idp, &realm, &c.client_id);
+    // The token presented stays valid (Keycloak re-signs the same one).
+    let token = crate::oidc::userinfo::bearer(&headers).unwrap_or_default();
+    let token = match c.extra.get(TOKEN_ID).and_then(Value::as_str) {
+        Some(jti) if !token.is_empty() => resign(&idp, &realm, &c.client_id, jti)
+            .await
+            .unwrap_or_else(|_| token.to_owned()),
+        _ => token.to_owned(),
+    };
+    let mut resp = Json(Value::Object(external(&c, &uri, &token))).into_response();
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+async fn update(
+    State(idp): State<Arc<Idp>>,
+    Path((realm, client_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let realm = idp.realm(&realm).await?;
+    let mut c = managed(&idp, &realm, &headers, &client_id).await?;
+    let meta = metadata(&body)?;
+    // RFC 7592 §2.2: the body names the client it updates.
+    if meta.get("client_id").and_then(Value::as_str) != Some(c.client_id.as_str()) {
+        return Err(bad_metadata("client_id does not match the client"));
+    }
+    if let Some(s) = meta.get("client_secret").and_then(Value::as_str)
+        && c.secret.as_deref().is_some_and(|cur| !ct_eq(cur, s))
+    {
+        return Err(bad_metadata("client_secret does not match the client"));
+    }
+    apply(&mut c, &meta)?;
+    // Every update rotates the registration access token (as Keycloak).
+    let (token, jti) = registration_token(&idp, &realm, &c.client_id).await?;
+    c.extra.insert(TOKEN_ID.into(), json!(jti));
+    let ev = event(&realm, "CLIENT_UPDATE", &c.client_id);
+    idp.store.update_client(&c, &[ev]).await?;
+    if c.service_accounts_enabled {
+        crate::admin::clients::ensure_service_account(&idp, &realm, &c).await?;
+    }
+    let uri = client_uri(&idp, &realm, &c.client_id);
+    let mut resp = Json(Value::Object(external(&c, &uri, &token))).into_response();
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+async fn remove(
+    State(idp): State<Arc<Idp>>,
+    Path((realm, client_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, OAuthError> {
+    let realm = idp.realm(&realm).await?;
+    let c = managed(&idp, &realm, &headers, &client_id).await?;
+    let ev = event(&realm, "CLIENT_DELETE", &c.client_id);
+    idp.store.delete_client(&realm.id, &c.id, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn no_store(resp: &mut Response) {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+fn client_uri(idp: &Idp, realm: &Realm, client_id: &str) -> String {
+    format!(
+        "{}/clients-registrations/openid-connect/{}",
+        idp.issuer(&realm.name),
+        client_id
+    )
+}
+
+/// A new registration access token for `client_id`: (token, its id).
+async fn registration_token(
+    idp: &Idp,
+    realm: &Realm,
+    client_id: &str,
+) -> Result<(String, String), OAuthError> {
+    let jti = gatehouse_core::id::uuid();
+    Ok((resign(idp, realm, client_id, &jti).await?, jti))
+}
+
+async fn resign(
+    idp: &Idp,
+    realm: &Realm,
+    client_id: &str,
+    jti: &str,
+) -> Result<String, OAuthError> {
+    let ring = idp.keyring(realm).await?;
+    let issuer = idp.issuer(&realm.name);
+    let claims = json!({"jti": jti, "typ": REGISTRATION_TYP, "iss": issuer, "aud": issuer,
+        "iat": gatehouse_core::time::now(), "azp": client_id, "registration_auth": "authenticated"});
+    gatehouse_jose::sign::sign_hs512(&ring.hs_secret, &realm.id, &claims)
+        .map_err(OAuthError::internal)
+}
+
+fn metadata(body: &[u8]) -> Result<Map<String, Value>, OAuthError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(bad_metadata("Client metadata must be a JSON object")),
+    }
+}
+
+fn strings(meta: &Map<String, Value>, field: &str) -> Result<Option<Vec<String>>, OAuthError> {
+    match meta.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad_metadata(format!("{field} must be an array of strings")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(bad_metadata(format!("{field} must be an array of strings"))),
+    }
+}
+
+fn string<'a>(meta: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, OAuthError> {
+    match meta.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(bad_metadata(format!("{field} must be a string"))),
+    }
+}
+
+/// A redirect URI a client may register: absolute, no fragment (RFC 6749
+/// §3.1.2), `http(s)` with a host or a native app's private-use scheme
+/// (RFC 8252 §7.1); never `javascript:`/`data:`/`file:`.
+fn redirect_uri_ok(u: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(u) else {
+        return false;
+    };
+    if parsed.fragment().is_some() || u.contains('*') {
+        return false;
+    }
+    match parsed.scheme() {
+        "http" | "https" => parsed.host().is_some(),
+        "javascript" | "data" | "file" | "vbscript" | "blob" => false,
+        _ => true,
+    }
+}
+
+/// Applies RFC 7591 metadata to `c` (a new client, or the registered one
+/// on update, where the body replaces the metadata as RFC 7592 says).
+fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
+    let redirect_uris = strings(meta, "redirect_uris")?.unwrap_or_default();
+    if let Some(bad) = redirect_uris.iter().find(|u| !redirect_uri_ok(u)) {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_redirect_uri",
+            format!("Invalid redirect URI: {bad}"),
+        ));
+    }
+    let grants = strings(meta, "grant_types")?
+        .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    const KNOWN: [&str; 5] = [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "password",
+        DEVICE_GRANT,
+    ];
+    if let Some(g) = grants.iter().find(|g| !KNOWN.contains(&g.as_str())) {
+        return Err(bad_metadata(format!("Unsupported grant type: {g}")));
+    }
+    let responses = strings(meta, "response_types")?.unwrap_or_else(|| vec!["code".into()]);
+    if let Some(r) = responses.iter().find(|r| r.as_str() != "code") {
+        return Err(bad_metadata(format!("Unsupported response type: {r}")));
+    }
+    let has = |g: &str| grants.iter().any(|x| x == g);
+    if has("authorization_code") && redirect_uris.is_empty() {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_redirect_uri",
+            "redirect_uris is required for the authorization_code grant",
+        ));
+    }
+    let method = string(meta, "token_endpoint_auth_method")?.unwrap_or("client_secret_basic");
+    let (public, authenticator) = match method {
+        "none" => (true, "client-secret"),
+        "client_secret_basic" | "client_secret_post" => (false, "client-secret"),
+        "client_secret_jwt" => (false, "client-secret-jwt"),
+        "private_key_jwt" => (false, "client-jwt"),
+        other => {
+            return Err(bad_metadata(format!(
+                "Unsupported token_endpoint_auth_method: {other}"
+            )));
+        }
+    };
+    if public && has("client_credentials") {
+        return Err(bad_metadata(
+            "A public client (token_endpoint_auth_method none) cannot use client_credentials",
+        ));
+    }
+    let jwks_uri = string(meta, "jwks_uri")?;
+    let jwks = meta.get("jwks").filter(|v| !v.is_null());
+    if jwks_uri.is_some() && jwks.is_some() {
+        return Err(bad_metadata("jwks_uri and jwks are mutually exclusive"));
+    }
+    if let Some(u) = jwks_uri
+        && !url::Url::parse(u).is_ok_and(|p| p.scheme() == "https" || p.scheme() == "http")
+    {
+        return Err(bad_metadata("jwks_uri must be an http(s) URL"));
+    }
+    if let Some(j) = jwks
+        && !j.get("keys").is_some_and(Value::is_array)
+    {
+        return Err(bad_metadata("jwks must be a JWK Set"));
+    }
+    if method == "private_key_jwt" && jwks_uri.is_none() && jwks.is_none() {
+        return Err(bad_metadata("private_key_jwt needs jwks_uri or jwks"));
+    }
+    let post_logout = strings(meta, "post_logout_redirect_uris")?.unwrap_or_default();
+    if let Some(bad) = post_logout.iter().find(|u| !redirect_uri_ok(u)) {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_redirect_uri",
+            format!("Invalid post logout redirect URI: {bad}"),
+        ));
+    }
+
+    c.redirect_uris = redirect_uris;
+    c.public_client = public;
+    c.client_authenticator_type = authenticator.into();
+    if public {
+        c.secret = None;
+    } else if c.secret.is_none() {
+        c.secret = Some(gatehouse_core::id::token());
+    }
+    c.standard_flow_enabled = has("authorization_code");
+    c.direct_access_grants_enabled = has("password");
+    c.service_accounts_enabled = has("client_credentials");
+    c.implicit_flow_enabled = false;
+    let flag = |on: bool| if on { "true" } else { "false" }.to_owned();
+    c.attributes
+        .insert("use.refresh.tokens".into(), flag(has("refresh_token")));
+    c.attributes.insert(
+        "oauth2.device.authorization.grant.enabled".into(),
+        flag(has(DEVICE_GRANT)),
+    );
+    // PKCE stays required for public clients whatever they registered.
+    c.name = string(meta, "client_name")?.map(str::to_owned);
+    for (field, attr) in [
+        ("logo_uri", "logoUri"),
+        ("policy_uri", "policyUri"),
+        ("tos_uri", "tosUri"),
+    ] {
+        match string(meta, field)? {
+            Some(v) => c.attributes.insert(attr.into(), v.to_owned()),
+            None => c.attributes.remove(attr),
+        };
+    }
+    match string(meta, "client_uri")? {
+        Some(v) => c.extra.insert("baseUrl".into(), json!(v)),
+        None => c.extra.remove("baseUrl"),
+    };
+    c.attributes
+        .insert("use.jwks.url".into(), flag(jwks_uri.is_some()));
+    match jwks_uri {
+        Some(u) => c.attributes.insert("jwks.url".into(), u.to_owned()),
+        None => c.attributes.remove("jwks.url"),
+    };
+    c.attributes
+        .insert("use.jwks.string".into(), flag(jwks.is_some()));
+    match jwks {
+        Some(j) => c.attributes.insert("jwks.string".into(), j.to_string()),
+        None => c.attributes.remove("jwks.string"),
+    };
+    if post_logout.is_empty() {
+        c.attributes.remove("post.logout.redirect.uris");
+    } else {
+        c.attributes
+            .insert("post.logout.redirect.uris".into(), post_logout.join("##"));
+    }
+    Ok(())
+}
+
+/// The client as RFC 7591 §3.2.1 metadata, with its management URI and
+/// registration access token (RFC 7592 §3).
+fn external(c: &Client, uri: &str, token: &str) -> Map<String, Value> {
+    let attr = |k: &str| c.attributes.get(k).map(String::as_str);
+    let on = |k: &str| attr(k) == Some("true");
+    let mut grants = Vec::new();
+    if c.standard_flow_enabled {
+        grants.push("authorization_code");
+    }
+    if on("use.refresh.tokens") {
+        grants.push("refresh_token");
+    }
+    if c.service_accounts_enabled {
+        grants.push("client_credentials");
+    }
+    if c.direct_access_grants_enabled {
+        grants.push("password");
+    }
+    if on("oauth2.device.authorization.grant.enabled") {
+        grants.push(DEVICE_GRANT);
+    }
+    let method = match (c.public_client, c.client_authenticator_type.as_str()) {
+        (true, _) => "none",
+        (false, "client-secret-jwt") => "client_secret_jwt",
+        (false, "client-jwt") => "private_key_jwt",
+        _ => "client_secret_basic",
+    };
+    let mut m = Map::new();
+    m.insert("client_id".into(), json!(c.client_id));
+    if let (false, Some(s)) = (c.public_client, &c.secret) {
+        m.insert("client_secret".into(), json!(s));
+        m.insert("client_secret_expires_at".into(), json!(0));
+    }
+    m.insert("redirect_uris".into(), json!(c.redirect_uris));
+    m.insert("token_endpoint_auth_method".into(), json!(method));
+    m.insert("grant_types".into(), json!(grants));
+    let responses: &[&str] = if c.standard_flow_enabled {
+        &["code"]
+    } else {
+        &[]
+    };
+    m.insert("response_types".into(), json!(responses));
+    if let Some(n) = &c.name {
+        m.insert("client_name".into(), json!(n));
+    }
+    if let Some(u) = c.extra.get("baseUrl") {
+        m.insert("client_uri".into(), u.clone());
+    }
+    for (field, a) in [
+        ("logo_uri", "logoUri"),
+        ("policy_uri", "policyUri"),
+        ("tos_uri", "tosUri"),
+    ] {
+        if let Some(v) = attr(a) {
+            m.insert(field.into(), json!(v));
+        }
+    }
+    if on("use.jwks.url")
+        && let Some(u) = attr("jwks.url")
+    {
+        m.insert("jwks_uri".into(), json!(u));
+    }
+    if on("use.jwks.string")
+        && let Some(j) = attr("jwks.string").and_then(|s| serde_json::from_str::<Value>(s).ok())
+    {
+        m.insert("jwks".into(), j);
+    }
+    if let Some(p) = attr("post.logout.redirect.uris").filter(|p| *p != "+") {
+        m.insert(
+            "post_logout_redirect_uris".into(),
+            json!(p.split("##").collect::<Vec<_>>()),
+        );
+    }
+    m.insert("registration_client_uri".into(), json!(uri));
+    m.insert("registration_access_token".into(), json!(token));
+    m
+}
