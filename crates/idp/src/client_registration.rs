@@ -1,7 +1,10 @@
 //! `/realms/{realm}/clients-registrations/openid-connect[/{client_id}]`:
 //! OpenID Connect Dynamic Client Registration (RFC 7591) and its
 //! management protocol (RFC 7592), at Keycloak's path, so that relying
-//! parties that register themselves work against Gatehouse.
+//! parties that register themselves work against Gatehouse; and
+//! `/realms/{realm}/clients-registrations/default[/{client_id}]`, the same
+//! with Keycloak's ClientRepresentation, under Keycloak's default policies
+//! for what a registrant may ask (mapper types, client scopes).
 //!
 //! Who may register: the holder of a client initial access token (created
 //! by an admin at `/admin/realms/{realm}/clients-initial-access`, spent one
@@ -33,13 +36,215 @@ const TOKEN_ID: &str = "registrationAccessToken";
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-/// Registration routes.
+/// Registration routes: the OIDC provider, and Keycloak's `default`
+/// provider, which speaks Keycloak's ClientRepresentation (what Keycloak's
+/// own scripts and CLI use).
 pub fn routes() -> Router<Arc<Idp>> {
     const P: &str = "/realms/{realm}/clients-registrations/openid-connect";
-    Router::new().route(P, post(register)).route(
-        &format!("{P}/{{client_id}}"),
-        axum::routing::get(read).put(update).delete(remove),
-    )
+    const D: &str = "/realms/{realm}/clients-registrations/default";
+    Router::new()
+        .route(P, post(register))
+        .route(
+            &format!("{P}/{{client_id}}"),
+            axum::routing::get(read).put(update).delete(remove),
+        )
+        .route(D, post(register_default))
+        .route(
+            &format!("{D}/{{client_id}}"),
+            axum::routing::get(read_default)
+                .put(update_default)
+                .delete(remove),
+        )
+}
+
+/// Keycloak's default "Allowed Protocol Mapper Types" registration policy:
+/// mappers that copy the user's own data. Hardcoded claims and roles, or
+/// audience mappers, would let a registrant mint tokens an API trusts.
+const ALLOWED_MAPPERS: [&str; 8] = [
+    "oidc-usermodel-attribute-mapper",
+    "oidc-usermodel-property-mapper",
+    "oidc-full-name-mapper",
+    "oidc-address-mapper",
+    "oidc-sha256-pairwise-sub-mapper",
+    "saml-user-attribute-mapper",
+    "saml-user-property-mapper",
+    "saml-role-list-mapper",
+];
+
+/// Keycloak's default registration policies for a ClientRepresentation:
+/// only the mapper types above, and only client scopes the realm gives new
+/// clients by default ("Allowed Client Scopes"); 403 otherwise.
+fn check_policies(realm: &Realm, rep: &Value) -> Result<(), OAuthError> {
+    if let Some(ms) = rep.get("protocolMappers").and_then(Value::as_array) {
+        for m in ms {
+            let kind = m["protocolMapper"].as_str().unwrap_or_default();
+            if !ALLOWED_MAPPERS.contains(&kind) {
+                return Err(forbidden(&format!(
+                    "Policy 'Allowed Protocol Mapper Types' rejected request to client-registration service. Details: ProtocolMapper type not allowed: {kind}"
+                )));
+            }
+        }
+    }
+    for field in ["defaultClientScopes", "optionalClientScopes"] {
+        for scope in rep
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = scope.as_str().unwrap_or_default();
+            let allowed = realm
+                .default_default_client_scopes
+                .iter()
+                .chain(&realm.default_optional_client_scopes)
+                .any(|s| s == name);
+            if !allowed {
+                return Err(forbidden(&format!(
+                    "Policy 'Allowed Client Scopes' rejected request to client-registration service. Details: Not permitted to use specified clientScope: {name}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn representation_body(body: &[u8]) -> Result<Value, OAuthError> {
+    match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(bad_metadata("Client representation must be a JSON object")),
+    }
+}
+
+/// The ClientRepresentation answered by the `default` provider: with the
+/// secret and, in `registrationAccessToken`, the token itself.
+fn representation(c: &Client, token: &str) -> Value {
+    let mut rep = crate::repr::client(c, true);
+    rep["registrationAccessToken"] = json!(token);
+    rep
+}
+
+async fn register_default(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let realm = idp.realm(&realm).await?;
+    let initial = match caller(&idp, &realm, &headers).await? {
+        Caller::Initial(id) => Some(id),
+        Caller::Admin => None,
+        Caller::Anonymous | Caller::Registration { .. } => {
+            return Err(forbidden(
+                "Anonymous client registration is not allowed: use an initial access token",
+            ));
+        }
+    };
+    let mut rep = representation_body(&body)?;
+    check_policies(&realm, &rep)?;
+    if rep
+        .get("clientId")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        rep["clientId"] = json!(gatehouse_core::id::uuid());
+    }
+    // The internal id and the registration token are the server's to set.
+    if let Some(o) = rep.as_object_mut() {
+        o.remove("id");
+        o.remove(TOKEN_ID);
+    }
+    let client_id = rep["clientId"].as_str().unwrap_or_default().to_owned();
+    if idp
+        .store
+        .client_by_client_id(&realm.id, &client_id)
+        .await?
+        .is_some()
+    {
+        return Err(bad_metadata(format!(
+            "Client Identifier in use: {client_id}"
+        )));
+    }
+    if let Some(id) = &initial
+        && !idp
+            .store
+            .use_initial_access(&realm.id, id, gatehouse_core::time::now())
+            .await?
+    {
+        return Err(invalid_token(
+            "Initial access token expired, spent or revoked",
+        ));
+    }
+    let (token, jti) = registration_token(&idp, &realm, &client_id).await?;
+    rep[TOKEN_ID] = json!(jti);
+    let ev = event(&realm, "CLIENT_REGISTER", &client_id);
+    let c = crate::admin::clients::create_client(&idp, &realm, &rep, vec![ev])
+        .await
+        .map_err(|e| {
+            if e.status.is_server_error() {
+                OAuthError::internal(e.message)
+            } else {
+                bad_metadata(e.message)
+            }
+        })?;
+    let uri = format!(
+        "{}/clients-registrations/default/{}",
+        idp.issuer(&realm.name),
+        c.client_id
+    );
+    let mut resp = (StatusCode::CREATED, Json(representation(&c, &token))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&uri) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+async fn read_default(
+    State(idp): State<Arc<Idp>>,
+    Path((realm, client_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let realm = idp.realm(&realm).await?;
+    let c = managed(&idp, &realm, &headers, &client_id).await?;
+    idp.record(event(&realm, "CLIENT_INFO", &c.client_id))
+        .await?;
+    let token = match c.extra.get(TOKEN_ID).and_then(Value::as_str) {
+        Some(jti) => resign(&idp, &realm, &c.client_id, jti).await?,
+        None => String::new(),
+    };
+    let mut resp = Json(representation(&c, &token)).into_response();
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+async fn update_default(
+    State(idp): State<Arc<Idp>>,
+    Path((realm, client_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let realm = idp.realm(&realm).await?;
+    let mut c = managed(&idp, &realm, &headers, &client_id).await?;
+    let rep = representation_body(&body)?;
+    check_policies(&realm, &rep)?;
+    if rep
+        .get("clientId")
+        .and_then(Value::as_str)
+        .is_some_and(|id| id != c.client_id)
+    {
+        return Err(bad_metadata("Client Identifier modified"));
+    }
+    crate::repr::apply_client(&mut c, &rep).map_err(bad_metadata)?;
+    let (token, jti) = registration_token(&idp, &realm, &c.client_id).await?;
+    c.extra.insert(TOKEN_ID.into(), json!(jti));
+    let ev = event(&realm, "CLIENT_UPDATE", &c.client_id);
+    idp.store.update_client(&c, &[ev]).await?;
+    if c.service_accounts_enabled {
+        crate::admin::clients::ensure_service_account(&idp, &realm, &c).await?;
+    }
+    let mut resp = Json(representation(&c, &token)).into_response();
+    no_store(&mut resp);
+    Ok(resp)
 }
 
 /// Who is calling, from the bearer token.

@@ -446,3 +446,143 @@ async fn public_clients_and_admin_registration_and_token_lifecycle() {
         .expect("send");
     assert_eq!(r.status(), 401);
 }
+
+/// Keycloak's `default` provider: Keycloak's ClientRepresentation in and
+/// out, as Keycloak's own scripts use it, under its default policies.
+#[tokio::test]
+async fn keycloak_default_provider_registers_a_client_representation() {
+    let s = start().await;
+    s.demo_realm().await;
+    let admin = s.admin_token().await;
+    let url = format!("{}/realms/demo/clients-registrations/default", s.base);
+    let ia = initial_token(&s, &admin, 3, 0).await;
+    let ia_token = ia["token"].as_str().expect("token");
+
+    // Policies: no hardcoded-claim mapper (it would mint claims an API
+    // trusts), no client scope the realm does not hand out by default.
+    for (bad, what) in [
+        (
+            json!({"clientId": "sneaky", "protocolMappers": [{"name": "admin", "protocol": "openid-connect",
+                "protocolMapper": "oidc-hardcoded-claim-mapper",
+                "config": {"claim.name": "groups", "claim.value": "admins", "access.token.claim": "true"}}]}),
+            "Allowed Protocol Mapper Types",
+        ),
+        (
+            json!({"clientId": "sneaky", "defaultClientScopes": ["orders:write"]}),
+            "Allowed Client Scopes",
+        ),
+    ] {
+        let r = s
+            .http
+            .post(&url)
+            .bearer_auth(ia_token)
+            .json(&bad)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 403);
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error"], "insufficient_scope");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .expect("d")
+                .contains(what),
+            "{body}"
+        );
+    }
+    let (_, list) = s.admin_get(&admin, "/demo/clients-initial-access").await;
+    assert_eq!(list[0]["remainingCount"], 3, "refusals spend nothing");
+
+    let r = s
+        .http
+        .post(&url)
+        .bearer_auth(ia_token)
+        .json(&json!({"clientId": "billing-job", "name": "Billing", "serviceAccountsEnabled": true,
+            "protocolMappers": [{"name": "full name", "protocol": "openid-connect",
+                "protocolMapper": "oidc-full-name-mapper", "config": {"access.token.claim": "true"}}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers()["location"],
+        format!("{url}/billing-job").as_str()
+    );
+    let rep: Value = r.json().await.expect("json");
+    assert_eq!(rep["clientId"], "billing-job");
+    assert!(rep["id"].as_str().is_some_and(|id| id.len() == 36));
+    let secret = rep["secret"].as_str().expect("secret").to_owned();
+    let rat = rep["registrationAccessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("billing-job", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    // The same clientId again is refused.
+    let r = s
+        .http
+        .post(&url)
+        .bearer_auth(ia_token)
+        .json(&json!({"clientId": "billing-job"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+
+    let one = format!("{url}/billing-job");
+    let r = s
+        .http
+        .get(&one)
+        .bearer_auth(&rat)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let mut got: Value = r.json().await.expect("json");
+    assert_eq!(got["name"], "Billing");
+    got["redirectUris"] = json!(["https://billing.example/cb"]);
+    let r = s
+        .http
+        .put(&one)
+        .bearer_auth(&rat)
+        .json(&got)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let upd: Value = r.json().await.expect("json");
+    assert_eq!(upd["redirectUris"], json!(["https://billing.example/cb"]));
+    let rat2 = upd["registrationAccessToken"]
+        .as_str()
+        .expect("t")
+        .to_owned();
+    assert_ne!(rat2, rat);
+    let r = s
+        .http
+        .get(&one)
+        .bearer_auth(&rat)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = s
+        .http
+        .delete(&one)
+        .bearer_auth(&rat2)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    let (_, found) = s
+        .admin_get(&admin, "/demo/clients?clientId=billing-job")
+        .await;
+    assert_eq!(found, json!([]));
+}
