@@ -518,3 +518,28 @@ test("required actions registry, as Keycloak's authenticationManagement spec dri
   kc.setConfig({ realmName: "master" });
   await kc.realms.del({ realm: "ra-spec" });
 });
+
+test("client initial access, as Keycloak's realms spec uses it, then a registration with the token", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const created = await kc.realms.createClientsInitialAccess({ realm: "compat" }, { count: 1, expiration: 0 });
+  assert.ok(created.token && created.id);
+  assert.equal(created.remainingCount, 1);
+  const listed = await kc.realms.getClientsInitialAccess({ realm: "compat" });
+  const mine = listed.find((x) => x.id === created.id);
+  assert.equal(mine.count, 1);
+  assert.equal(mine.token, undefined, "the token is shown once");
+  // What Keycloak's scripts do with it: Keycloak's default registration provider.
+  const r = await fetch(`${baseUrl}/realms/compat/clients-registrations/default`, {
+    method: "POST",
+    headers: { authorization: `bearer ${created.token}`, "content-type": "application/json" },
+    body: JSON.stringify({ clientId: "self-registered" }),
+  });
+  const body = await r.text();
+  assert.equal(r.status, 201, body);
+  const rep = JSON.parse(body);
+  assert.ok(rep.id && rep.secret && rep.registrationAccessToken);
+  assert.equal((await kc.clients.find({ clientId: "self-registered" }))[0].id, rep.id);
+  assert.equal((await kc.realms.getClientsInitialAccess({ realm: "compat" })).find((x) => x.id === created.id).remainingCount, 0);
+  await kc.realms.delClientsInitialAccess({ realm: "compat", id: created.id });
+  assert.ok(!(await kc.realms.getClientsInitialAccess({ realm: "compat" })).some((x) => x.id === created.id));
+});
