@@ -92,6 +92,24 @@ class PythonKeycloak(unittest.TestCase):
         self.assertEqual(decoded["azp"], "py-app")
         self.assertTrue(oidc.token(grant_type="client_credentials")["access_token"])
 
+    def test_2a_initial_access_token_and_client_registration(self):
+        iat = self.admin.create_initial_access_token(count=1, expiration=60)
+        self.assertTrue(iat["token"])
+        oidc = KeycloakOpenID(server_url=self.base, realm_name="py", client_id="unused")
+        # python-keycloak speaks Keycloak's `default` registration provider.
+        reg = oidc.register_client(iat["token"], {"clientId": "py-registered", "serviceAccountsEnabled": True,
+                                                  "redirectUris": ["https://py.example/cb"]})
+        self.assertEqual(reg["clientId"], "py-registered")
+        self.assertTrue(reg["secret"] and reg["registrationAccessToken"])
+        client = KeycloakOpenID(server_url=self.base, realm_name="py", client_id="py-registered",
+                                client_secret_key=reg["secret"])
+        self.assertTrue(client.token(grant_type="client_credentials")["access_token"])
+        updated = oidc.update_client(reg["registrationAccessToken"], "py-registered",
+                                     {**reg, "redirectUris": ["https://py.example/cb2"]})
+        self.assertEqual(updated["redirectUris"], ["https://py.example/cb2"])
+        with self.assertRaises(KeycloakError):
+            oidc.register_client(iat["token"], {"clientId": "py-second"})
+
     def test_2b_brute_force_status_and_unlock(self):
         a = self.admin
         a.update_realm("py", {"bruteForceProtected": True, "failureFactor": 2, "waitIncrementSeconds": 60})
