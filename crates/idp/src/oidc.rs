@@ -27,6 +27,22 @@ pub fn routes() -> Router<Arc<Idp>> {
             "/realms/{realm}/.well-known/openid-configuration",
             get(discovery::get),
         )
+        // RFC 8414 authorization server metadata, at Keycloak's path and at
+        // the RFC's path-insertion form (`/.well-known/<name>/<issuer
+        // path>`), which OAuth clients such as MCP clients try first; the
+        // OIDC document's path-insertion twin too.
+        .route(
+            "/realms/{realm}/.well-known/oauth-authorization-server",
+            get(discovery::get),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server/realms/{realm}",
+            get(discovery::get),
+        )
+        .route(
+            "/.well-known/openid-configuration/realms/{realm}",
+            get(discovery::get),
+        )
         .route(&format!("{P}/certs"), get(certs::get))
         .route(&format!("{P}/token"), post(token::post))
         .route(

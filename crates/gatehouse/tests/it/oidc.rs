@@ -45,6 +45,31 @@ async fn discovery_and_password_grant_with_keycloak_claims() {
         format!("{}/realms/demo/protocol/openid-connect/token", s.base)
     );
     assert_eq!(d["code_challenge_methods_supported"][0], "S256");
+    // The same metadata where RFC 8414 clients look for it.
+    for path in [
+        "/realms/demo/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-authorization-server/realms/demo",
+        "/.well-known/openid-configuration/realms/demo",
+    ] {
+        let r = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.json::<Value>().await.expect("json"), d, "{path}");
+    }
+    let r = s
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server/realms/nope",
+            s.base
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
 
     let r = s
         .password_grant(
