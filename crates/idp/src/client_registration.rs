@@ -130,15 +130,7 @@ async fn register_default(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let realm = idp.realm(&realm).await?;
-    let initial = match caller(&idp, &realm, &headers).await? {
-        Caller::Initial(id) => Some(id),
-        Caller::Admin => None,
-        Caller::Anonymous | Caller::Registration { .. } => {
-            return Err(forbidden(
-                "Anonymous client registration is not allowed: use an initial access token",
-            ));
-        }
-    };
+    let initial = may_register(&idp, &realm, &headers).await?;
     let mut rep = representation_body(&body)?;
     check_policies(&realm, &rep)?;
     if rep
@@ -164,16 +156,7 @@ async fn register_default(
             "Client Identifier in use: {client_id}"
         )));
     }
-    if let Some(id) = &initial
-        && !idp
-            .store
-            .use_initial_access(&realm.id, id, gatehouse_core::time::now())
-            .await?
-    {
-        return Err(invalid_token(
-            "Initial access token expired, spent or revoked",
-        ));
-    }
+    spend(&idp, &realm, initial.as_deref()).await?;
     let (token, jti) = registration_token(&idp, &realm, &client_id).await?;
     rep[TOKEN_ID] = json!(jti);
     let ev = event(&realm, "CLIENT_REGISTER", &client_id);
@@ -191,12 +174,11 @@ async fn register_default(
         idp.issuer(&realm.name),
         c.client_id
     );
-    let mut resp = (StatusCode::CREATED, Json(representation(&c, &token))).into_response();
-    if let Ok(v) = HeaderValue::from_str(&uri) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    no_store(&mut resp);
-    Ok(resp)
+    Ok(answer(
+        StatusCode::CREATED,
+        representation(&c, &token),
+        Some(&uri),
+    ))
 }
 
 async fn read_default(
@@ -212,9 +194,7 @@ async fn read_default(
         Some(jti) => resign(&idp, &realm, &c.client_id, jti).await?,
         None => String::new(),
     };
-    let mut resp = Json(representation(&c, &token)).into_response();
-    no_store(&mut resp);
-    Ok(resp)
+    Ok(answer(StatusCode::OK, representation(&c, &token), None))
 }
 
 async fn update_default(
@@ -242,9 +222,7 @@ async fn update_default(
     if c.service_accounts_enabled {
         crate::admin::clients::ensure_service_account(&idp, &realm, &c).await?;
     }
-    let mut resp = Json(representation(&c, &token)).into_response();
-    no_store(&mut resp);
-    Ok(resp)
+    Ok(answer(StatusCode::OK, representation(&c, &token), None))
 }
 
 /// Who is calling, from the bearer token.
@@ -303,6 +281,42 @@ async fn caller(idp: &Idp, realm: &Realm, headers: &HeaderMap) -> Result<Caller,
     }
 }
 
+/// Who may create a client: an initial access token (its record's id) or
+/// an admin (None); anyone else is refused as Keycloak's default
+/// anonymous policy refuses them.
+async fn may_register(
+    idp: &Idp,
+    realm: &Realm,
+    headers: &HeaderMap,
+) -> Result<Option<String>, OAuthError> {
+    match caller(idp, realm, headers).await? {
+        Caller::Initial(id) => Ok(Some(id)),
+        Caller::Admin => Ok(None),
+        Caller::Anonymous | Caller::Registration { .. } => Err(forbidden(
+            "Anonymous client registration is not allowed: use an initial access token",
+        )),
+    }
+}
+
+/// Spends one use of the initial access token, if one was presented; only
+/// called once the request is known to be valid, as Keycloak does, and
+/// atomically, so a one-use token registers one client however many try.
+async fn spend(idp: &Idp, realm: &Realm, initial: Option<&str>) -> Result<(), OAuthError> {
+    match initial {
+        Some(id)
+            if !idp
+                .store
+                .use_initial_access(&realm.id, id, gatehouse_core::time::now())
+                .await? =>
+        {
+            Err(invalid_token(
+                "Initial access token expired, spent or revoked",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A registration event (Keycloak's `CLIENT_REGISTER`, `CLIENT_INFO`...).
 fn event(realm: &Realm, kind: &str, client_id: &str) -> Event {
     let mut e = Event::user(&realm.id, kind);
@@ -317,15 +331,7 @@ async fn register(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let realm = idp.realm(&realm).await?;
-    let initial = match caller(&idp, &realm, &headers).await? {
-        Caller::Initial(id) => Some(id),
-        Caller::Admin => None,
-        Caller::Anonymous | Caller::Registration { .. } => {
-            return Err(forbidden(
-                "Anonymous client registration is not allowed: use an initial access token",
-            ));
-        }
-    };
+    let initial = may_register(&idp, &realm, &headers).await?;
     let meta = metadata(&body)?;
     if meta.contains_key("client_id") {
         return Err(bad_metadata("Client Identifier included"));
@@ -339,18 +345,7 @@ async fn register(
     c.optional_client_scopes
         .retain(|n| scopes.iter().any(|s| &s.name == n));
     apply(&mut c, &meta)?;
-    // Spent only for metadata that is valid, as Keycloak does; atomically,
-    // so a one-use token registers one client however many try at once.
-    if let Some(id) = &initial
-        && !idp
-            .store
-            .use_initial_access(&realm.id, id, gatehouse_core::time::now())
-            .await?
-    {
-        return Err(invalid_token(
-            "Initial access token expired, spent or revoked",
-        ));
-    }
+    spend(&idp, &realm, initial.as_deref()).await?;
     let (token, jti) = registration_token(&idp, &realm, &c.client_id).await?;
     c.extra.insert(TOKEN_ID.into(), json!(jti));
     let ev = event(&realm, "CLIENT_REGISTER", &c.client_id);
@@ -364,12 +359,7 @@ async fn register(
         "client_id_issued_at".into(),
         json!(gatehouse_core::time::now()),
     );
-    let mut resp = (StatusCode::CREATED, Json(Value::Object(out))).into_response();
-    if let Ok(v) = HeaderValue::from_str(&uri) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    no_store(&mut resp);
-    Ok(resp)
+    Ok(answer(StatusCode::CREATED, Value::Object(out), Some(&uri)))
 }
 
 /// The client a registration access token (or an admin) may manage.
@@ -422,9 +412,11 @@ async fn read(
             .unwrap_or_else(|_| token.to_owned()),
         _ => token.to_owned(),
     };
-    let mut resp = Json(Value::Object(external(&c, &uri, &token))).into_response();
-    no_store(&mut resp);
-    Ok(resp)
+    Ok(answer(
+        StatusCode::OK,
+        Value::Object(external(&c, &uri, &token)),
+        None,
+    ))
 }
 
 async fn update(
@@ -455,9 +447,11 @@ async fn update(
         crate::admin::clients::ensure_service_account(&idp, &realm, &c).await?;
     }
     let uri = client_uri(&idp, &realm, &c.client_id);
-    let mut resp = Json(Value::Object(external(&c, &uri, &token))).into_response();
-    no_store(&mut resp);
-    Ok(resp)
+    Ok(answer(
+        StatusCode::OK,
+        Value::Object(external(&c, &uri, &token)),
+        None,
+    ))
 }
 
 async fn remove(
@@ -472,9 +466,16 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn no_store(resp: &mut Response) {
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+/// A registration answer: it holds credentials, so never cached (RFC
+/// 7591 §3.2.1); `location` names a new registration.
+fn answer(status: StatusCode, body: Value, location: Option<&str>) -> Response {
+    let mut resp = (status, Json(body)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(v) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        h.insert(header::LOCATION, v);
+    }
+    resp
 }
 
 fn client_uri(idp: &Idp, realm: &Realm, client_id: &str) -> String {
