@@ -5,19 +5,26 @@
 use crate::support::*;
 use serde_json::{Value, json};
 
-/// Creates an initial access token through the admin API.
-async fn initial_token(s: &Server, admin: &str, count: i64, expiration: i64) -> Value {
-    let r = s
-        .http
-        .post(format!(
-            "{}/admin/realms/demo/clients-initial-access",
-            s.base
-        ))
-        .bearer_auth(admin)
-        .json(&json!({"count": count, "expiration": expiration}))
+/// POSTs JSON with a bearer token to a registration or admin URL.
+async fn post(s: &Server, url: &str, token: &str, body: &Value) -> reqwest::Response {
+    s.http
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
         .send()
         .await
-        .expect("send");
+        .expect("send")
+}
+
+/// Creates an initial access token through the admin API.
+async fn initial_token(s: &Server, admin: &str, count: i64, expiration: i64) -> Value {
+    let r = post(
+        s,
+        &format!("{}/admin/realms/demo/clients-initial-access", s.base),
+        admin,
+        &json!({"count": count, "expiration": expiration}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert!(r.headers().contains_key("location"));
     r.json().await.expect("json")
@@ -71,14 +78,7 @@ async fn clients_register_themselves_with_an_initial_access_token() {
         r.json::<Value>().await.expect("json")["error"],
         "insufficient_scope"
     );
-    let r = s
-        .http
-        .post(&reg_url)
-        .bearer_auth("eyJhbGciOiJIUzUxMiJ9.e30.AAAA")
-        .json(&meta)
-        .send()
-        .await
-        .expect("send");
+    let r = post(&s, &reg_url, "eyJhbGciOiJIUzUxMiJ9.e30.AAAA", &meta).await;
     assert_eq!(r.status(), 401);
     assert_eq!(
         r.json::<Value>().await.expect("json")["error"],
@@ -120,14 +120,7 @@ async fn clients_register_themselves_with_an_initial_access_token() {
         ),
         (json!(["not", "an", "object"]), "invalid_client_metadata"),
     ] {
-        let r = s
-            .http
-            .post(&reg_url)
-            .bearer_auth(ia_token)
-            .json(&bad)
-            .send()
-            .await
-            .expect("send");
+        let r = post(&s, &reg_url, ia_token, &bad).await;
         assert_eq!(r.status(), 400, "{bad}");
         assert_eq!(
             r.json::<Value>().await.expect("json")["error"],
@@ -137,14 +130,7 @@ async fn clients_register_themselves_with_an_initial_access_token() {
     }
 
     // Registration.
-    let r = s
-        .http
-        .post(&reg_url)
-        .bearer_auth(ia_token)
-        .json(&meta)
-        .send()
-        .await
-        .expect("send");
+    let r = post(&s, &reg_url, ia_token, &meta).await;
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["cache-control"], "no-store");
     let loc = r.headers()["location"].to_str().expect("loc").to_owned();
@@ -171,14 +157,7 @@ async fn clients_register_themselves_with_an_initial_access_token() {
     );
 
     // The token was for one registration: the next is refused.
-    let r = s
-        .http
-        .post(&reg_url)
-        .bearer_auth(ia_token)
-        .json(&meta)
-        .send()
-        .await
-        .expect("send");
+    let r = post(&s, &reg_url, ia_token, &meta).await;
     assert_eq!(r.status(), 401);
     let (_, list) = s.admin_get(&admin, "/demo/clients-initial-access").await;
     assert_eq!(list[0]["remainingCount"], 0);
@@ -343,14 +322,13 @@ async fn public_clients_and_admin_registration_and_token_lifecycle() {
         s.base
     );
     // A master admin may register without an initial access token.
-    let r = s
-        .http
-        .post(&reg_url)
-        .bearer_auth(&admin)
-        .json(&json!({"redirect_uris": ["com.example.app:/oauth"], "token_endpoint_auth_method": "none"}))
-        .send()
-        .await
-        .expect("send");
+    let r = post(
+        &s,
+        &reg_url,
+        &admin,
+        &json!({"redirect_uris": ["com.example.app:/oauth"], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
     assert_eq!(r.status(), 201);
     let reg: Value = r.json().await.expect("json");
     assert_eq!(reg["token_endpoint_auth_method"], "none");
@@ -472,14 +450,7 @@ async fn keycloak_default_provider_registers_a_client_representation() {
             "Allowed Client Scopes",
         ),
     ] {
-        let r = s
-            .http
-            .post(&url)
-            .bearer_auth(ia_token)
-            .json(&bad)
-            .send()
-            .await
-            .expect("send");
+        let r = post(&s, &url, ia_token, &bad).await;
         assert_eq!(r.status(), 403);
         let body: Value = r.json().await.expect("json");
         assert_eq!(body["error"], "insufficient_scope");
@@ -494,16 +465,9 @@ async fn keycloak_default_provider_registers_a_client_representation() {
     let (_, list) = s.admin_get(&admin, "/demo/clients-initial-access").await;
     assert_eq!(list[0]["remainingCount"], 3, "refusals spend nothing");
 
-    let r = s
-        .http
-        .post(&url)
-        .bearer_auth(ia_token)
-        .json(&json!({"clientId": "billing-job", "name": "Billing", "serviceAccountsEnabled": true,
+    let r = post(&s, &url, ia_token, &json!({"clientId": "billing-job", "name": "Billing", "serviceAccountsEnabled": true,
             "protocolMappers": [{"name": "full name", "protocol": "openid-connect",
-                "protocolMapper": "oidc-full-name-mapper", "config": {"access.token.claim": "true"}}]}))
-        .send()
-        .await
-        .expect("send");
+                "protocolMapper": "oidc-full-name-mapper", "config": {"access.token.claim": "true"}}]})).await;
     assert_eq!(r.status(), 201);
     assert_eq!(
         r.headers()["location"],
@@ -527,14 +491,7 @@ async fn keycloak_default_provider_registers_a_client_representation() {
         .expect("send");
     assert_eq!(r.status(), 200);
     // The same clientId again is refused.
-    let r = s
-        .http
-        .post(&url)
-        .bearer_auth(ia_token)
-        .json(&json!({"clientId": "billing-job"}))
-        .send()
-        .await
-        .expect("send");
+    let r = post(&s, &url, ia_token, &json!({"clientId": "billing-job"})).await;
     assert_eq!(r.status(), 400);
 
     let one = format!("{url}/billing-job");
