@@ -187,13 +187,7 @@ async fn read_default(
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     let realm = idp.realm(&realm).await?;
-    let c = managed(&idp, &realm, &headers, &client_id).await?;
-    idp.record(event(&realm, "CLIENT_INFO", &c.client_id))
-        .await?;
-    let token = match c.extra.get(TOKEN_ID).and_then(Value::as_str) {
-        Some(jti) => resign(&idp, &realm, &c.client_id, jti).await?,
-        None => String::new(),
-    };
+    let (c, token) = view(&idp, &realm, &headers, &client_id).await?;
     Ok(answer(StatusCode::OK, representation(&c, &token), None))
 }
 
@@ -215,13 +209,7 @@ async fn update_default(
         return Err(bad_metadata("Client Identifier modified"));
     }
     crate::repr::apply_client(&mut c, &rep).map_err(bad_metadata)?;
-    let (token, jti) = registration_token(&idp, &realm, &c.client_id).await?;
-    c.extra.insert(TOKEN_ID.into(), json!(jti));
-    let ev = event(&realm, "CLIENT_UPDATE", &c.client_id);
-    idp.store.update_client(&c, &[ev]).await?;
-    if c.service_accounts_enabled {
-        crate::admin::clients::ensure_service_account(&idp, &realm, &c).await?;
-    }
+    let token = save(&idp, &realm, &mut c).await?;
     Ok(answer(StatusCode::OK, representation(&c, &token), None))
 }
 
@@ -317,6 +305,38 @@ async fn spend(idp: &Idp, realm: &Realm, initial: Option<&str>) -> Result<(), OA
     }
 }
 
+/// A managed client for reading, recorded as `CLIENT_INFO`, with its
+/// current registration access token re-signed (the token stays the same
+/// one, as Keycloak's does on a read).
+async fn view(
+    idp: &Idp,
+    realm: &Realm,
+    headers: &HeaderMap,
+    client_id: &str,
+) -> Result<(Client, String), OAuthError> {
+    let c = managed(idp, realm, headers, client_id).await?;
+    idp.record(event(realm, "CLIENT_INFO", &c.client_id))
+        .await?;
+    let token = match c.extra.get(TOKEN_ID).and_then(Value::as_str) {
+        Some(jti) => resign(idp, realm, &c.client_id, jti).await?,
+        None => String::new(),
+    };
+    Ok((c, token))
+}
+
+/// Saves an updated client with a new registration access token (every
+/// update rotates it, as Keycloak does) and returns that token.
+async fn save(idp: &Idp, realm: &Realm, c: &mut Client) -> Result<String, OAuthError> {
+    let (token, jti) = registration_token(idp, realm, &c.client_id).await?;
+    c.extra.insert(TOKEN_ID.into(), json!(jti));
+    let ev = event(realm, "CLIENT_UPDATE", &c.client_id);
+    idp.store.update_client(c, &[ev]).await?;
+    if c.service_accounts_enabled {
+        crate::admin::clients::ensure_service_account(idp, realm, c).await?;
+    }
+    Ok(token)
+}
+
 /// A registration event (Keycloak's `CLIENT_REGISTER`, `CLIENT_INFO`...).
 fn event(realm: &Realm, kind: &str, client_id: &str) -> Event {
     let mut e = Event::user(&realm.id, kind);
@@ -400,18 +420,8 @@ async fn read(
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     let realm = idp.realm(&realm).await?;
-    let c = managed(&idp, &realm, &headers, &client_id).await?;
-    idp.record(event(&realm, "CLIENT_INFO", &c.client_id))
-        .await?;
+    let (c, token) = view(&idp, &realm, &headers, &client_id).await?;
     let uri = client_uri(&idp, &realm, &c.client_id);
-    // The token presented stays valid (Keycloak re-signs the same one).
-    let token = crate::oidc::userinfo::bearer(&headers).unwrap_or_default();
-    let token = match c.extra.get(TOKEN_ID).and_then(Value::as_str) {
-        Some(jti) if !token.is_empty() => resign(&idp, &realm, &c.client_id, jti)
-            .await
-            .unwrap_or_else(|_| token.to_owned()),
-        _ => token.to_owned(),
-    };
     Ok(answer(
         StatusCode::OK,
         Value::Object(external(&c, &uri, &token)),
@@ -438,14 +448,7 @@ async fn update(
         return Err(bad_metadata("client_secret does not match the client"));
     }
     apply(&mut c, &meta)?;
-    // Every update rotates the registration access token (as Keycloak).
-    let (token, jti) = registration_token(&idp, &realm, &c.client_id).await?;
-    c.extra.insert(TOKEN_ID.into(), json!(jti));
-    let ev = event(&realm, "CLIENT_UPDATE", &c.client_id);
-    idp.store.update_client(&c, &[ev]).await?;
-    if c.service_accounts_enabled {
-        crate::admin::clients::ensure_service_account(&idp, &realm, &c).await?;
-    }
+    let token = save(&idp, &realm, &mut c).await?;
     let uri = client_uri(&idp, &realm, &c.client_id);
     Ok(answer(
         StatusCode::OK,
