@@ -53,6 +53,16 @@ async fn clients_register_themselves_with_an_initial_access_token() {
         .expect("json");
     assert_eq!(disco["registration_endpoint"], reg_url.as_str());
 
+    // Negative values are refused in Keycloak's words.
+    let url = format!("{}/admin/realms/demo/clients-initial-access", s.base);
+    for (body, error) in [
+        (json!({"count": -1}), "Invalid value for count"),
+        (json!({"expiration": -5}), "Invalid value for expiration"),
+    ] {
+        let r = post(&s, &url, &admin, &body).await;
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.json::<Value>().await.expect("json")["error"], error);
+    }
     let ia = initial_token(&s, &admin, 1, 600).await;
     let ia_token = ia["token"].as_str().expect("token");
     assert_eq!(ia["remainingCount"], 1);

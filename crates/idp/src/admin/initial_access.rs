@@ -8,7 +8,8 @@ use crate::error::AdminError;
 use crate::state::Idp;
 use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use gatehouse_core::model::{InitialAccess, Realm};
@@ -51,27 +52,44 @@ pub async fn token(idp: &Idp, realm: &Realm, ia: &InitialAccess) -> Result<Strin
         .map_err(|e| AdminError::from(crate::error::OAuthError::internal(e)))
 }
 
-fn non_negative(rep: &Value, field: &str, default: i64) -> Result<i64, AdminError> {
+/// A non-negative integer field; Keycloak answers a negative one with its
+/// OAuth2-style error body.
+fn non_negative(rep: &Value, field: &str, default: i64) -> Result<i64, Response> {
+    let invalid = |what: &str| {
+        let body = json!({"error": format!("Invalid value for {field}"),
+                          "error_description": format!("The {what} cannot be less than 0")});
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    };
     match rep.get(field) {
         None | Some(Value::Null) => Ok(default),
-        Some(v) => v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
-            AdminError::bad_request(format!("{field} must be a non-negative integer"))
-        }),
+        Some(v) => match v.as_i64() {
+            Some(n) if n >= 0 => Ok(n),
+            Some(_) if field == "expiration" => Err(invalid("expiration time interval")),
+            Some(_) => Err(invalid(field)),
+            None => {
+                Err(AdminError::bad_request(format!("{field} must be an integer")).into_response())
+            }
+        },
     }
 }
 
 async fn create(
     RealmAdmin { idp, caller, realm }: RealmAdmin,
     body: Bytes,
-) -> Result<(StatusCode, HeaderMap, Json<Value>), AdminError> {
+) -> Result<Response, AdminError> {
     let rep = if body.is_empty() {
         json!({})
     } else {
         json_body(&body)?
     };
     // Keycloak's defaults: no expiry, one registration.
-    let expiration = non_negative(&rep, "expiration", 0)?;
-    let count = non_negative(&rep, "count", 1)?;
+    let (expiration, count) = match (
+        non_negative(&rep, "expiration", 0),
+        non_negative(&rep, "count", 1),
+    ) {
+        (Ok(e), Ok(c)) => (e, c),
+        (Err(r), _) | (_, Err(r)) => return Ok(r),
+    };
     let ia = InitialAccess {
         id: gatehouse_core::id::uuid(),
         realm_id: realm.id.clone(),
@@ -99,7 +117,7 @@ async fn create(
     // Keycloak's code sets 201, but what its server sends is 200 (the
     // status set on the response is lost when the method returns the
     // entity), and python-keycloak accepts only 200; admin-client takes either.
-    Ok((StatusCode::OK, location.headers().clone(), Json(out)))
+    Ok((StatusCode::OK, location.headers().clone(), Json(out)).into_response())
 }
 
 async fn remove(
