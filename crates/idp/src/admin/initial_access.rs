@@ -52,24 +52,20 @@ pub async fn token(idp: &Idp, realm: &Realm, ia: &InitialAccess) -> Result<Strin
         .map_err(|e| AdminError::from(crate::error::OAuthError::internal(e)))
 }
 
-/// A non-negative integer field; Keycloak answers a negative one with its
-/// OAuth2-style error body.
-fn non_negative(rep: &Value, field: &str, default: i64) -> Result<i64, Response> {
-    let invalid = |what: &str| {
-        let body = json!({"error": format!("Invalid value for {field}"),
-                          "error_description": format!("The {what} cannot be less than 0")});
-        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+/// A non-negative integer field, or the body of Keycloak's answer to a
+/// bad one (its OAuth2-style error).
+fn non_negative(rep: &Value, field: &str, default: i64) -> Result<i64, Value> {
+    let what = if field == "expiration" {
+        "expiration time interval"
+    } else {
+        field
     };
     match rep.get(field) {
         None | Some(Value::Null) => Ok(default),
-        Some(v) => match v.as_i64() {
-            Some(n) if n >= 0 => Ok(n),
-            Some(_) if field == "expiration" => Err(invalid("expiration time interval")),
-            Some(_) => Err(invalid(field)),
-            None => {
-                Err(AdminError::bad_request(format!("{field} must be an integer")).into_response())
-            }
-        },
+        Some(v) => v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
+            json!({"error": format!("Invalid value for {field}"),
+                   "error_description": format!("The {what} must be an integer not less than 0")})
+        }),
     }
 }
 
@@ -88,7 +84,9 @@ async fn create(
         non_negative(&rep, "count", 1),
     ) {
         (Ok(e), Ok(c)) => (e, c),
-        (Err(r), _) | (_, Err(r)) => return Ok(r),
+        (Err(body), _) | (_, Err(body)) => {
+            return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
+        }
     };
     let ia = InitialAccess {
         id: gatehouse_core::id::uuid(),
