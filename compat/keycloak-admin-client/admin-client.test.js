@@ -539,6 +539,12 @@ test("client initial access, as Keycloak's realms spec uses it, then a registrat
   const rep = JSON.parse(body);
   assert.ok(rep.id && rep.secret && rep.registrationAccessToken);
   assert.equal((await kc.clients.find({ clientId: "self-registered" }))[0].id, rep.id);
+  const rotated = await kc.clients.generateRegistrationAccessToken({ id: rep.id });
+  assert.ok(rotated.registrationAccessToken && rotated.registrationAccessToken !== rep.registrationAccessToken);
+  const old = await fetch(`${baseUrl}/realms/compat/clients-registrations/default/self-registered`, {
+    headers: { authorization: `Bearer ${rep.registrationAccessToken}` },
+  });
+  assert.equal(old.status, 401, "the replaced registration token no longer works");
   assert.equal((await kc.realms.getClientsInitialAccess({ realm: "compat" })).find((x) => x.id === created.id).remainingCount, 0);
   await kc.realms.delClientsInitialAccess({ realm: "compat", id: created.id });
   assert.ok(!(await kc.realms.getClientsInitialAccess({ realm: "compat" })).some((x) => x.id === created.id));

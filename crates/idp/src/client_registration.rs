@@ -327,8 +327,7 @@ async fn view(
 /// Saves an updated client with a new registration access token (every
 /// update rotates it, as Keycloak does) and returns that token.
 async fn save(idp: &Idp, realm: &Realm, c: &mut Client) -> Result<String, OAuthError> {
-    let (token, jti) = registration_token(idp, realm, &c.client_id).await?;
-    c.extra.insert(TOKEN_ID.into(), json!(jti));
+    let token = rotate_registration_token(idp, realm, c).await?;
     let ev = event(realm, "CLIENT_UPDATE", &c.client_id);
     idp.store.update_client(c, &[ev]).await?;
     if c.service_accounts_enabled {
@@ -487,6 +486,19 @@ fn client_uri(idp: &Idp, realm: &Realm, client_id: &str) -> String {
         idp.issuer(&realm.name),
         client_id
     )
+}
+
+/// Gives `c` a new registration access token, which the previous one no
+/// longer matches, and returns it; the caller saves `c` (Keycloak's admin
+/// `POST /clients/{id}/registration-access-token`).
+pub async fn rotate_registration_token(
+    idp: &Idp,
+    realm: &Realm,
+    c: &mut Client,
+) -> Result<String, OAuthError> {
+    let (token, jti) = registration_token(idp, realm, &c.client_id).await?;
+    c.extra.insert(TOKEN_ID.into(), json!(jti));
+    Ok(token)
 }
 
 /// A new registration access token for `client_id`: (token, its id).

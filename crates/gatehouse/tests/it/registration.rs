@@ -279,6 +279,44 @@ async fn clients_register_themselves_with_an_initial_access_token() {
         "unauthorized_client"
     );
 
+    // An admin can issue a new registration access token (Keycloak's
+    // clients/{id}/registration-access-token); the old one stops working.
+    let uuid = s.client_uuid(&admin, "demo", &client_id).await;
+    let r = s
+        .http
+        .post(format!(
+            "{}/admin/realms/demo/clients/{uuid}/registration-access-token",
+            s.base
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let rep: Value = r.json().await.expect("json");
+    assert_eq!(rep["clientId"], client_id.as_str());
+    let rat3 = rep["registrationAccessToken"]
+        .as_str()
+        .expect("t")
+        .to_owned();
+    let r = s
+        .http
+        .get(&loc)
+        .bearer_auth(&rat2)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = s
+        .http
+        .get(&loc)
+        .bearer_auth(&rat3)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let rat2 = rat3;
+
     // Delete; the client is gone for every purpose.
     let r = s
         .http

@@ -33,6 +33,10 @@ pub fn routes() -> Router<Arc<Idp>> {
             &format!("{C}/{{id}}/service-account-user"),
             get(service_account),
         )
+        .route(
+            &format!("{C}/{{id}}/registration-access-token"),
+            axum::routing::post(registration_access_token),
+        )
         .merge(super::mappers::routes::<Client>())
         .route(&format!("{C}/{{id}}/{{kind}}"), get(linked_scopes))
         .route(
@@ -223,6 +227,29 @@ async fn remove(
     );
     idp.store.delete_client(&realm.id, &id, &[ev]).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new registration access token for the client (dynamic client
+/// registration's management token), answered in the client's
+/// representation as Keycloak does; the previous token stops working.
+async fn registration_access_token(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let mut c = load(&idp, &realm, &id).await?;
+    let token = crate::client_registration::rotate_registration_token(&idp, &realm, &mut c).await?;
+    let ev = event(
+        &realm,
+        &caller,
+        "ACTION",
+        "CLIENT",
+        &format!("clients/{id}/registration-access-token"),
+        None,
+    );
+    idp.store.update_client(&c, &[ev]).await?;
+    let mut rep = repr::client(&c, true);
+    rep["registrationAccessToken"] = json!(token);
+    Ok(Json(rep))
 }
 
 async fn secret(
