@@ -549,3 +549,14 @@ test("client initial access, as Keycloak's realms spec uses it, then a registrat
   await kc.realms.delClientsInitialAccess({ realm: "compat", id: created.id });
   assert.ok(!(await kc.realms.getClientsInitialAccess({ realm: "compat" })).some((x) => x.id === created.id));
 });
+
+test("realm localization, as Keycloak's realms spec uses it", async () => {
+  kc.setConfig({ realmName: "compat" });
+  await kc.realms.update({ realm: "compat" }, { internationalizationEnabled: true, supportedLocales: ["en", "nl", "de"] });
+  await kc.realms.addLocalization({ realm: "compat", selectedLocale: "nl", key: "theKey" }, "value");
+  assert.deepEqual(await kc.realms.getRealmSpecificLocales({ realm: "compat" }), ["nl"]);
+  const texts = await kc.realms.getRealmLocalizationTexts({ realm: "compat", selectedLocale: "nl" });
+  assert.equal(texts.theKey, "value");
+  await kc.realms.deleteRealmLocalizationTexts({ realm: "compat", selectedLocale: "nl", key: "theKey" });
+  assert.deepEqual(await kc.realms.getRealmLocalizationTexts({ realm: "compat", selectedLocale: "nl" }), {});
+});

@@ -10,6 +10,7 @@ pub mod events;
 pub mod groups;
 pub mod initial_access;
 pub mod installation;
+pub mod localization;
 pub mod mappers;
 pub mod partial;
 pub mod realms;
@@ -190,6 +191,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(realms::routes())
         .merge(api_keys::routes())
         .merge(initial_access::routes())
+        .merge(localization::routes())
         .merge(attack_detection::routes())
         .merge(clients::routes())
         .merge(installation::routes())

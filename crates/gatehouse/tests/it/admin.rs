@@ -1760,3 +1760,118 @@ async fn client_scope_mappings_apply_while_the_scope_is_in_effect() {
     assert_eq!(r.status(), 204);
     assert_eq!(realm_roles(Some("orders")).await, Value::Null);
 }
+
+/// Realm localization texts (Keycloak's `/localization` resource): list,
+/// read, set one (text/plain), import a map, delete a key and a locale;
+/// they travel in the realm export.
+#[tokio::test]
+async fn realm_localization_texts() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let base = format!("{}/admin/realms/demo/localization", s.base);
+    let (status, none) = s.admin_get(&t, "/demo/localization").await;
+    assert_eq!(status, 200);
+    assert_eq!(none, json!([]));
+    let put = |url: String, body: &'static str| {
+        s.http
+            .put(url)
+            .bearer_auth(&t)
+            .header("content-type", "text/plain")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        put(format!("{base}/nl/theKey"), "value")
+            .await
+            .expect("put")
+            .status(),
+        204
+    );
+    let r = s
+        .http
+        .post(format!("{base}/de"))
+        .bearer_auth(&t)
+        .json(&json!({"a": "eins", "b": "zwei"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        s.admin_get(&t, "/demo/localization").await.1,
+        json!(["de", "nl"])
+    );
+    assert_eq!(
+        s.admin_get(&t, "/demo/localization/de").await.1,
+        json!({"a": "eins", "b": "zwei"})
+    );
+    let r = s
+        .http
+        .get(format!("{base}/nl/theKey"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("text"), "value");
+    // Bad input: not an object of strings, an impossible locale; missing keys 404.
+    let r = s
+        .http
+        .post(format!("{base}/de"))
+        .bearer_auth(&t)
+        .json(&json!({"a": 1}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        put(format!("{base}/..%2Fx/k"), "v")
+            .await
+            .expect("put")
+            .status(),
+        400
+    );
+    for url in [format!("{base}/nl/nope"), format!("{base}/xx")] {
+        let r = s
+            .http
+            .delete(url)
+            .bearer_auth(&t)
+            .send()
+            .await
+            .expect("del");
+        assert_eq!(r.status(), 404);
+    }
+    let r = s
+        .http
+        .delete(format!("{base}/nl/theKey"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("del");
+    assert_eq!(r.status(), 204);
+    assert_eq!(s.admin_get(&t, "/demo/localization/nl").await.1, json!({}));
+    let r = s
+        .http
+        .delete(format!("{base}/de"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("del");
+    assert_eq!(r.status(), 204);
+    assert_eq!(s.admin_get(&t, "/demo/localization").await.1, json!([]));
+    assert_eq!(
+        put(format!("{base}/en/termsText"), "Terms")
+            .await
+            .expect("put")
+            .status(),
+        204
+    );
+    let r = s
+        .http
+        .post(format!("{}/admin/realms/demo/partial-export", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("export");
+    let export: Value = r.json().await.expect("json");
+    assert_eq!(export["localizationTexts"]["en"]["termsText"], "Terms");
+}

@@ -1575,6 +1575,20 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
         .await
         .expect("put");
     assert_eq!(r.status(), 204);
+    // The realm's own terms text, set through the localization API.
+    let r = s
+        .http
+        .put(format!(
+            "{}/admin/realms/demo/localization/en/termsText",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .header("content-type", "text/plain")
+        .body("Be kind to the API & its users.")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
     for (name, email) in [("bob", None), ("carl", Some("carl@x.io"))] {
         let mut rep = serde_json::json!({"username": name, "enabled": true,
             "requiredActions": ["UPDATE_PROFILE", "TERMS_AND_CONDITIONS"],
@@ -1600,6 +1614,10 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
     assert!(
         terms.contains("Terms and Conditions") && terms.contains("execution=TERMS_AND_CONDITIONS"),
         "{terms}"
+    );
+    assert!(
+        terms.contains("Be kind to the API &amp; its users."),
+        "the realm's text, escaped: {terms}"
     );
     // Posting the profile page first does not skip the terms.
     let profile_url = terms.replace("TERMS_AND_CONDITIONS", "UPDATE_PROFILE");
