@@ -456,6 +456,25 @@ impl Client {
     }
 }
 
+/// Why a redirect URI cannot be registered, in Keycloak's words (its
+/// client validation): a fragment, or a scheme that runs code where a
+/// browser is sent (`javascript:`, `data:`, `vbscript:`; with the
+/// `form_post` response mode the URI becomes a form's action on our own
+/// origin). None when it may be registered.
+pub fn redirect_uri_problem(uri: &str) -> Option<&'static str> {
+    if uri.contains('#') {
+        return Some("Redirect URIs must not contain an URI fragment");
+    }
+    let scheme = uri
+        .trim_start()
+        .split_once(':')
+        .map(|(s, _)| s.trim().to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("javascript" | "data" | "vbscript") => Some("A redirect URI uses an illegal scheme"),
+        _ => None,
+    }
+}
+
 /// Whether `uri` matches one registered redirect URI `pattern`: exactly,
 /// or, for Keycloak's trailing-`*` form, as a prefix that stays within the
 /// pattern's authority and path (no fragment, no dot segments). Shared by
@@ -742,6 +761,29 @@ mod tests {
             "https://x.example/app/x\\..\\admin",
         ] {
             assert!(!c.redirect_uri_allowed(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn code_running_schemes_and_fragments_cannot_be_registered() {
+        for bad in [
+            "javascript:alert(1)",
+            " JavaScript:alert(1)",
+            "data:text/html;base64,PHNjcmlwdD4=",
+            "vbscript:x",
+            "https://app.example/cb#frag",
+        ] {
+            assert!(redirect_uri_problem(bad).is_some(), "{bad}");
+        }
+        for good in [
+            "https://app.example/cb",
+            "http://127.0.0.1/*",
+            "com.example.app:/oauth",
+            "/relative/cb",
+            "*",
+            "+",
+        ] {
+            assert_eq!(redirect_uri_problem(good), None, "{good}");
         }
     }
 

@@ -209,6 +209,7 @@ async fn update_default(
         return Err(bad_metadata("Client Identifier modified"));
     }
     crate::repr::apply_client(&mut c, &rep).map_err(bad_metadata)?;
+    crate::admin::clients::check_uris(&c).map_err(|e| bad_metadata(e.message))?;
     let token = save(&idp, &realm, &mut c).await?;
     Ok(answer(StatusCode::OK, representation(&c, &token), None))
 }

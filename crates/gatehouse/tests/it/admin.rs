@@ -1875,3 +1875,50 @@ async fn realm_localization_texts() {
     let export: Value = r.json().await.expect("json");
     assert_eq!(export["localizationTexts"]["en"]["termsText"], "Terms");
 }
+
+/// Keycloak's client validation: a redirect URI with a fragment or a
+/// code-running scheme (`javascript:`, `data:`) is refused on create and
+/// update, so the `form_post` page can never post to one.
+#[tokio::test]
+async fn clients_cannot_register_code_running_or_fragment_redirects() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    for uri in [
+        "javascript:alert(document.domain)//",
+        "data:text/html;base64,PHNjcmlwdD4=",
+        "https://x.example/cb#f",
+    ] {
+        let (status, _) = s
+            .admin_post(
+                &t,
+                "/demo/clients",
+                &json!({"clientId": "evil", "redirectUris": [uri]}),
+            )
+            .await;
+        assert_eq!(status, 400, "{uri}");
+    }
+    let (status, _) = s
+        .admin_post(
+            &t,
+            "/demo/clients",
+            &json!({"clientId": "evil", "attributes": {"post.logout.redirect.uris": "https://ok.example/##javascript:x"}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let uuid = s.client_uuid(&t, "demo", "app").await;
+    let r = s
+        .http
+        .put(format!("{}/admin/realms/demo/clients/{uuid}", s.base))
+        .bearer_auth(&t)
+        .json(&json!({"redirectUris": ["JavaScript:alert(1)"]}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 400);
+    let (_, app) = s.admin_get(&t, &format!("/demo/clients/{uuid}")).await;
+    assert_eq!(
+        app["redirectUris"],
+        json!(["http://127.0.0.1/cb"]),
+        "nothing written"
+    );
+}

@@ -69,6 +69,26 @@ pub async fn ensure_service_account(
     Ok(u)
 }
 
+/// Keycloak's client validation of redirect URIs (also the post-logout
+/// ones): 400 for a fragment or a code-running scheme.
+pub fn check_uris(c: &Client) -> Result<(), AdminError> {
+    let post_logout = c
+        .attributes
+        .get("post.logout.redirect.uris")
+        .map(|l| l.split("##").collect::<Vec<_>>())
+        .unwrap_or_default();
+    let problem = c
+        .redirect_uris
+        .iter()
+        .map(String::as_str)
+        .chain(post_logout)
+        .find_map(gatehouse_core::model::redirect_uri_problem);
+    match problem {
+        Some(p) => Err(AdminError::bad_request(p)),
+        None => Ok(()),
+    }
+}
+
 /// Loads a client of the realm by its id, or 404 in Keycloak's words.
 pub async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Client, AdminError> {
     idp.store
@@ -128,6 +148,7 @@ pub async fn create_client(
     c.default_client_scopes = realm.default_default_client_scopes.clone();
     c.optional_client_scopes = realm.default_optional_client_scopes.clone();
     repr::apply_client(&mut c, rep).map_err(AdminError::bad_request)?;
+    check_uris(&c)?;
     // As Keycloak: names of scopes the realm does not have are dropped.
     let scopes = idp.store.client_scopes(&realm.id).await?;
     let known = |n: &String| scopes.iter().any(|s| &s.name == n);
@@ -180,6 +201,7 @@ async fn update(
     let mut c = load(&idp, &realm, &id).await?;
     let old_id = c.client_id.clone();
     repr::apply_client(&mut c, &rep).map_err(AdminError::bad_request)?;
+    check_uris(&c)?;
     if c.client_id != old_id
         && idp
             .store
