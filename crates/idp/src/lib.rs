@@ -51,7 +51,10 @@ pub fn trim_trailing_slash(mut req: Request) -> Request {
 /// `/admin/realms`, health probes.
 pub fn router(idp: Arc<Idp>) -> Router {
     Router::new()
-        .merge(oidc::routes())
+        .merge(oidc::routes().layer(axum::middleware::from_fn_with_state(
+            idp.clone(),
+            oidc::cors::layer,
+        )))
         // Registration writes clients: the same cache drop as admin writes.
         .merge(
             client_registration::routes().route_layer(axum::middleware::from_fn_with_state(

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod certs;
 pub mod client_assertion;
 pub mod client_auth;
+pub mod cors;
 pub mod device;
 pub mod discovery;
 pub mod form;

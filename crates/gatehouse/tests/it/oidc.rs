@@ -2054,3 +2054,117 @@ async fn signed_jwt_client_authentication() {
             .any(|m| m == "private_key_jwt")
     );
 }
+
+/// CORS as Keycloak answers it: preflights for any origin, the token and
+/// userinfo answers readable only from the client's web origins (`+` =
+/// its redirect URIs' origins), discovery and JWKS from anywhere.
+#[tokio::test]
+async fn cors_follows_the_clients_web_origins() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let spa = s.client_uuid(&t, "demo", "spa").await;
+    let r = s
+        .http
+        .put(format!("{}/admin/realms/demo/clients/{spa}", s.base))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"webOrigins": ["+"]}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+    let token_url = s.token_url("demo");
+    let acao = |r: &reqwest::Response| {
+        r.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap_or("?").to_owned())
+    };
+    let r = s
+        .http
+        .request(reqwest::Method::OPTIONS, &token_url)
+        .header("origin", "http://127.0.0.1")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(r.status(), 200);
+    assert_eq!(acao(&r).as_deref(), Some("http://127.0.0.1"));
+    assert!(
+        r.headers()["access-control-allow-methods"]
+            .to_str()
+            .expect("m")
+            .contains("POST")
+    );
+    let grant = |origin: &'static str, client: &'static str| {
+        s.http
+            .post(&token_url)
+            .header("origin", origin)
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", client),
+                ("username", "alice"),
+                ("password", "alice-pw"),
+            ])
+            .send()
+    };
+    let r = grant("http://127.0.0.1", "spa").await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(acao(&r).as_deref(), Some("http://127.0.0.1"));
+    assert_eq!(r.headers()["access-control-allow-credentials"], "true");
+    let at: Value = r.json().await.expect("json");
+    let r = grant("https://evil.example", "spa").await.expect("send");
+    assert_eq!(r.status(), 200, "answered, but unreadable to that page");
+    assert_eq!(acao(&r), None);
+    // `app` lists no web origins: no page may read its token answers.
+    let r = s
+        .http
+        .post(&token_url)
+        .header("origin", "http://127.0.0.1")
+        .basic_auth("app", Some("app-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(acao(&r), None);
+    // userinfo: the token's client decides.
+    let userinfo = format!("{}/realms/demo/protocol/openid-connect/userinfo", s.base);
+    for (origin, expected) in [
+        ("http://127.0.0.1", Some("http://127.0.0.1")),
+        ("https://evil.example", None),
+    ] {
+        let r = s
+            .http
+            .get(&userinfo)
+            .header("origin", origin)
+            .bearer_auth(at["access_token"].as_str().expect("at"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(acao(&r).as_deref(), expected, "{origin}");
+    }
+    // Discovery and JWKS: any origin; no Origin, no CORS headers.
+    for path in [
+        "/realms/demo/.well-known/openid-configuration",
+        "/realms/demo/protocol/openid-connect/certs",
+    ] {
+        let r = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .header("origin", "https://anyone.example")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            acao(&r).as_deref(),
+            Some("https://anyone.example"),
+            "{path}"
+        );
+        let r = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(acao(&r), None, "{path}");
+    }
+}
