@@ -12,6 +12,7 @@ pub mod form;
 pub mod introspect;
 pub mod logout;
 pub mod revoke;
+pub mod third_party_cookies;
 pub mod token;
 pub mod userinfo;
 
@@ -58,6 +59,14 @@ pub fn routes() -> Router<Arc<Idp>> {
         )
         .route(&format!("{P}/auth"), get(auth::get).post(auth::post_form))
         .route(&format!("{P}/auth/device"), post(device::start))
+        .route(
+            &format!("{P}/3p-cookies/step1.html"),
+            get(third_party_cookies::step1),
+        )
+        .route(
+            &format!("{P}/3p-cookies/step2.html"),
+            get(third_party_cookies::step2),
+        )
         .route(
             "/realms/{realm}/device",
             get(device::page_get).post(device::page_post),

@@ -2168,3 +2168,58 @@ async fn cors_follows_the_clients_web_origins() {
         assert_eq!(acao(&r), None, "{path}");
     }
 }
+
+/// keycloak-js frames `3p-cookies/step1.html` at `init()` and waits for a
+/// message; the pages answer `unsupported` (no session iframe here), may
+/// be framed, and run only their own hashed script.
+#[tokio::test]
+async fn keycloak_js_third_party_cookie_check_pages() {
+    let s = start().await;
+    s.demo_realm().await;
+    let base = format!("{}/realms/demo/protocol/openid-connect/3p-cookies", s.base);
+    let r = s
+        .http
+        .get(format!("{base}/step1.html"))
+        .send()
+        .await
+        .expect("step1");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("x-frame-options").is_none(),
+        "must be frameable"
+    );
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'sha256-") && !csp.contains("frame-ancestors"),
+        "{csp}"
+    );
+    assert!(r.text().await.expect("html").contains("step2.html"));
+    let r = s
+        .http
+        .get(format!("{base}/step2.html"))
+        .send()
+        .await
+        .expect("step2");
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("html");
+    assert!(html.contains("postMessage(\"unsupported\""), "{html}");
+    // The script's hash is the one the CSP allows.
+    let script = between(&html, "<script>", "</script>");
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(gatehouse_core::id::sha256(script.as_bytes()));
+    let r = s
+        .http
+        .get(format!("{base}/step2.html"))
+        .send()
+        .await
+        .expect("step2");
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .contains(&hash)
+    );
+}
