@@ -3,6 +3,7 @@
 //! `/realms/{realm}/protocol/openid-connect/token` is `oidc/token.rs`, the
 //! one for `/admin/realms/{realm}/users` is `admin/users.rs`.
 
+pub mod account;
 pub mod admin;
 pub mod bootstrap;
 pub mod client_registration;

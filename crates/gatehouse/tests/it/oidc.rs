@@ -2142,6 +2142,32 @@ async fn cors_follows_the_clients_web_origins() {
             .expect("send");
         assert_eq!(acao(&r).as_deref(), expected, "{origin}");
     }
+    // The account profile keycloak-js's loadUserProfile() reads: the
+    // token's own user, readable from the same origins as userinfo.
+    let account = format!("{}/realms/demo/account", s.base);
+    let r = s
+        .http
+        .get(&account)
+        .header("origin", "http://127.0.0.1")
+        .header("accept", "application/json")
+        .bearer_auth(at["access_token"].as_str().expect("at"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(acao(&r).as_deref(), Some("http://127.0.0.1"));
+    let me: Value = r.json().await.expect("json");
+    assert_eq!(me["username"], "alice");
+    assert_eq!(me["email"], "alice@example.com");
+    for bad in [None, Some("not-a-token")] {
+        let mut req = s.http.get(&account);
+        if let Some(b) = bad {
+            req = req.bearer_auth(b);
+        }
+        let r = req.send().await.expect("send");
+        assert_eq!(r.status(), 401);
+        assert!(r.headers().contains_key("www-authenticate"));
+    }
     // Discovery and JWKS: any origin; no Origin, no CORS headers.
     for path in [
         "/realms/demo/.well-known/openid-configuration",

@@ -7,7 +7,8 @@
 //! are readable from any origin; the token, revocation, introspection,
 //! logout and device endpoints allow the origins of the calling client's
 //! `webOrigins` (`+` = the origins of its redirect URIs, `*` = any); userinfo
-//! those of the client the access token was issued to. A disallowed
+//! and the account profile those of the client the access token was
+//! issued to. A disallowed
 //! origin simply gets no CORS headers, and the browser hides the answer.
 
 use crate::state::Idp;
@@ -38,6 +39,9 @@ enum Kind {
 fn kind(path: &str) -> Option<(Kind, &'static str)> {
     if path.contains("/.well-known/") || path.ends_with("/protocol/openid-connect/certs") {
         return Some((Kind::Public, "GET, OPTIONS"));
+    }
+    if path.ends_with("/account") {
+        return Some((Kind::Bearer, "GET, OPTIONS"));
     }
     let tail = path.rsplit_once("/protocol/openid-connect/")?.1;
     match tail {
