@@ -510,32 +510,11 @@ fn escapes_prefix(rest: &str) -> bool {
         if !text.contains(&b'%') {
             return false;
         }
-        text = percent_decode(&text);
+        // One round; invalid escapes stay as they are.
+        text = percent_encoding::percent_decode(&text).collect();
     }
     // Still escaped after three rounds: nobody registers such a URI.
     true
-}
-
-/// One round of percent-decoding; invalid escapes stay as they are.
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                s.get(i + 1).copied().and_then(hex),
-                s.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push(h << 4 | l);
-            i += 3;
-            continue;
-        }
-        out.push(s[i]);
-        i += 1;
-    }
-    out
 }
 
 fn same_authority(prefix: &str, uri: &str) -> bool {

@@ -14,7 +14,6 @@
 //! registration access token that reads, updates (rotating the token) and
 //! deletes that one client.
 
-use crate::admin::initial_access;
 use crate::error::OAuthError;
 use crate::oidc::client_auth::ct_eq;
 use crate::state::Idp;
@@ -24,12 +23,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{Router, post};
-use gatehouse_core::model::{Client, Event, Realm};
+use gatehouse_core::model::{Client, Event, InitialAccess, Realm};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 /// The `typ` of a registration access token (Keycloak's name).
 const REGISTRATION_TYP: &str = "RegistrationAccessToken";
+/// The `typ` of an initial access token (Keycloak's name).
+const INITIAL_TYP: &str = "InitialAccessToken";
 /// Where a client keeps the id of its current registration access token;
 /// Keycloak's `ClientRepresentation.registrationAccessToken`.
 const TOKEN_ID: &str = "registrationAccessToken";
@@ -145,30 +146,26 @@ async fn register_default(
         o.remove("id");
         o.remove(TOKEN_ID);
     }
-    let client_id = rep["clientId"].as_str().unwrap_or_default().to_owned();
+    let mut c = crate::admin::clients::client_from_rep(&realm, &rep).map_err(from_admin)?;
+    // Checked before the token is spent (insert_client checks again, in
+    // case of a race): a taken clientId must not cost a registration.
     if idp
         .store
-        .client_by_client_id(&realm.id, &client_id)
+        .client_by_client_id(&realm.id, &c.client_id)
         .await?
         .is_some()
     {
         return Err(bad_metadata(format!(
-            "Client Identifier in use: {client_id}"
+            "Client Identifier in use: {}",
+            c.client_id
         )));
     }
     spend(&idp, &realm, initial.as_deref()).await?;
-    let (token, jti) = registration_token(&idp, &realm, &client_id).await?;
-    rep[TOKEN_ID] = json!(jti);
-    let ev = event(&realm, "CLIENT_REGISTER", &client_id);
-    let c = crate::admin::clients::create_client(&idp, &realm, &rep, vec![ev])
+    let token = rotate_registration_token(&idp, &realm, &mut c).await?;
+    let ev = event(&realm, "CLIENT_REGISTER", &c.client_id);
+    let c = crate::admin::clients::insert_client(&idp, &realm, c, &[ev])
         .await
-        .map_err(|e| {
-            if e.status.is_server_error() {
-                OAuthError::internal(e.message)
-            } else {
-                bad_metadata(e.message)
-            }
-        })?;
+        .map_err(from_admin)?;
     let uri = format!(
         "{}/clients-registrations/default/{}",
         idp.issuer(&realm.name),
@@ -208,8 +205,7 @@ async fn update_default(
     {
         return Err(bad_metadata("Client Identifier modified"));
     }
-    crate::repr::apply_client(&mut c, &rep).map_err(bad_metadata)?;
-    crate::admin::clients::check_uris(&c).map_err(|e| bad_metadata(e.message))?;
+    crate::admin::clients::apply_rep(&mut c, &rep).map_err(from_admin)?;
     let token = save(&idp, &realm, &mut c).await?;
     Ok(answer(StatusCode::OK, representation(&c, &token), None))
 }
@@ -240,6 +236,15 @@ fn bad_metadata(d: impl Into<String>) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, "invalid_client_metadata", d)
 }
 
+/// An admin-side refusal (validation, a taken clientId) in RFC 7591 terms.
+fn from_admin(e: crate::error::AdminError) -> OAuthError {
+    if e.status.is_server_error() {
+        OAuthError::internal(e.message)
+    } else {
+        bad_metadata(e.message)
+    }
+}
+
 async fn caller(idp: &Idp, realm: &Realm, headers: &HeaderMap) -> Result<Caller, OAuthError> {
     let Some(token) = crate::oidc::userinfo::bearer(headers) else {
         return Ok(Caller::Anonymous);
@@ -261,7 +266,7 @@ async fn caller(idp: &Idp, realm: &Realm, headers: &HeaderMap) -> Result<Caller,
     }
     let jti = claims["jti"].as_str().unwrap_or_default().to_owned();
     match claims["typ"].as_str() {
-        Some(initial_access::TYP) => Ok(Caller::Initial(jti)),
+        Some(INITIAL_TYP) => Ok(Caller::Initial(jti)),
         Some(REGISTRATION_TYP) => Ok(Caller::Registration {
             jti,
             client_id: claims["azp"].as_str().unwrap_or_default().to_owned(),
@@ -356,23 +361,14 @@ async fn register(
     if meta.contains_key("client_id") {
         return Err(bad_metadata("Client Identifier included"));
     }
-    let mut c = Client::new(&realm.id, &gatehouse_core::id::uuid());
-    c.default_client_scopes = realm.default_default_client_scopes.clone();
-    c.optional_client_scopes = realm.default_optional_client_scopes.clone();
-    let scopes = idp.store.client_scopes(&realm.id).await?;
-    c.default_client_scopes
-        .retain(|n| scopes.iter().any(|s| &s.name == n));
-    c.optional_client_scopes
-        .retain(|n| scopes.iter().any(|s| &s.name == n));
+    let mut c = crate::admin::clients::new_client(&realm, &gatehouse_core::id::uuid());
     apply(&mut c, &meta)?;
     spend(&idp, &realm, initial.as_deref()).await?;
-    let (token, jti) = registration_token(&idp, &realm, &c.client_id).await?;
-    c.extra.insert(TOKEN_ID.into(), json!(jti));
+    let token = rotate_registration_token(&idp, &realm, &mut c).await?;
     let ev = event(&realm, "CLIENT_REGISTER", &c.client_id);
-    idp.store.create_client(&c, &[ev]).await?;
-    if c.service_accounts_enabled {
-        crate::admin::clients::ensure_service_account(&idp, &realm, &c).await?;
-    }
+    let c = crate::admin::clients::insert_client(&idp, &realm, c, &[ev])
+        .await
+        .map_err(from_admin)?;
     let uri = client_uri(&idp, &realm, &c.client_id);
     let mut out = external(&c, &uri, &token);
     out.insert(
@@ -497,31 +493,47 @@ pub async fn rotate_registration_token(
     realm: &Realm,
     c: &mut Client,
 ) -> Result<String, OAuthError> {
-    let (token, jti) = registration_token(idp, realm, &c.client_id).await?;
+    let jti = gatehouse_core::id::uuid();
+    let token = resign(idp, realm, &c.client_id, &jti).await?;
     c.extra.insert(TOKEN_ID.into(), json!(jti));
     Ok(token)
 }
 
-/// A new registration access token for `client_id`: (token, its id).
-async fn registration_token(
-    idp: &Idp,
-    realm: &Realm,
-    client_id: &str,
-) -> Result<(String, String), OAuthError> {
-    let jti = gatehouse_core::id::uuid();
-    Ok((resign(idp, realm, client_id, &jti).await?, jti))
-}
-
+/// The registration access token with id `jti` for `client_id` (signed
+/// anew each time; its id is what the client stores).
 async fn resign(
     idp: &Idp,
     realm: &Realm,
     client_id: &str,
     jti: &str,
 ) -> Result<String, OAuthError> {
+    let claims = json!({"jti": jti, "typ": REGISTRATION_TYP, "iat": gatehouse_core::time::now(),
+        "azp": client_id, "registration_auth": "authenticated"});
+    sign(idp, realm, claims).await
+}
+
+/// The initial access token for `ia`, naming the record it spends from;
+/// nothing but the record is stored.
+pub async fn initial_access_token(
+    idp: &Idp,
+    realm: &Realm,
+    ia: &InitialAccess,
+) -> Result<String, OAuthError> {
+    let mut claims = json!({"jti": ia.id, "iat": ia.timestamp, "typ": INITIAL_TYP});
+    if ia.expiration > 0 {
+        claims["exp"] = json!(ia.timestamp + ia.expiration);
+    }
+    sign(idp, realm, claims).await
+}
+
+/// Both registration tokens: JWTs of this realm's issuer, signed with its
+/// HMAC secret (the one refresh tokens use; `typ` tells them apart, and
+/// [`caller`] checks it).
+async fn sign(idp: &Idp, realm: &Realm, mut claims: Value) -> Result<String, OAuthError> {
     let ring = idp.keyring(realm).await?;
     let issuer = idp.issuer(&realm.name);
-    let claims = json!({"jti": jti, "typ": REGISTRATION_TYP, "iss": issuer, "aud": issuer,
-        "iat": gatehouse_core::time::now(), "azp": client_id, "registration_auth": "authenticated"});
+    claims["iss"] = json!(issuer);
+    claims["aud"] = json!(issuer);
     gatehouse_jose::sign::sign_hs512(&ring.hs_secret, &realm.id, &claims)
         .map_err(OAuthError::internal)
 }
@@ -561,16 +573,16 @@ fn string<'a>(meta: &'a Map<String, Value>, field: &str) -> Result<Option<&'a st
 /// §3.1.2), `http(s)` with a host or a native app's private-use scheme
 /// (RFC 8252 §7.1); never `javascript:`/`data:`/`file:`.
 fn redirect_uri_ok(u: &str) -> bool {
-    let Ok(parsed) = url::Url::parse(u) else {
-        return false;
-    };
-    if parsed.fragment().is_some() || u.contains('*') {
+    // What no client may register (fragments, code-running schemes), then
+    // what a self-registered one may not either: wildcards, local files,
+    // relative or host-less web URIs.
+    if gatehouse_core::model::redirect_uri_problem(u).is_some() || u.contains('*') {
         return false;
     }
-    match parsed.scheme() {
-        "http" | "https" => parsed.host().is_some(),
-        "javascript" | "data" | "file" | "vbscript" | "blob" => false,
-        _ => true,
+    match url::Url::parse(u) {
+        Ok(p) if matches!(p.scheme(), "http" | "https") => p.host().is_some(),
+        Ok(p) => !matches!(p.scheme(), "file" | "blob"),
+        Err(_) => false,
     }
 }
 

@@ -19,7 +19,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// only thrash caches, and each holds its memory cost (7 MiB by default),
 /// so a login flood queues here instead of allocating.
 pub struct HashPool {
-    jobs: Mutex<Sender<Job>>,
+    jobs: Sender<Job>,
 }
 
 impl HashPool {
@@ -36,9 +36,7 @@ impl HashPool {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
             }
         }
-        HashPool {
-            jobs: Mutex::new(tx),
-        }
+        HashPool { jobs: tx }
     }
 
     /// Runs `f` on a hashing thread and waits for its result without
@@ -53,7 +51,7 @@ impl HashPool {
                 let _ = tx.send(v);
             }
         });
-        self.jobs.lock().ok()?.send(job).ok()?;
+        self.jobs.send(job).ok()?;
         rx.await.ok()
     }
 }

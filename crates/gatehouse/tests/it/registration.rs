@@ -3,6 +3,7 @@
 //! access tokens from `/admin/realms/{realm}/clients-initial-access`.
 
 use crate::support::*;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 /// POSTs JSON with a bearer token to a registration or admin URL.
@@ -11,6 +12,16 @@ async fn post(s: &Server, url: &str, token: &str, body: &Value) -> reqwest::Resp
         .post(url)
         .bearer_auth(token)
         .json(body)
+        .send()
+        .await
+        .expect("send")
+}
+
+/// Sends a bodyless request with a bearer token.
+async fn send_as(s: &Server, method: Method, url: &str, token: &str) -> reqwest::Response {
+    s.http
+        .request(method, url)
+        .bearer_auth(token)
         .send()
         .await
         .expect("send")
@@ -195,35 +206,17 @@ async fn clients_register_themselves_with_an_initial_access_token() {
 
     // Read with the registration access token; a stranger's client is not
     // readable with it, nor this one without it.
-    let r = s
-        .http
-        .get(&loc)
-        .bearer_auth(&rat)
-        .send()
-        .await
-        .expect("send");
+    let r = send_as(&s, Method::GET, &loc, &rat).await;
     assert_eq!(r.status(), 200);
     let got: Value = r.json().await.expect("json");
     assert_eq!(got["client_id"], client_id.as_str());
     assert_eq!(got["client_secret"], secret.as_str());
     let app = format!("{reg_url}/app");
-    let r = s
-        .http
-        .get(&app)
-        .bearer_auth(&rat)
-        .send()
-        .await
-        .expect("send");
+    let r = send_as(&s, Method::GET, &app, &rat).await;
     assert_eq!(r.status(), 401);
     let r = s.http.get(&loc).send().await.expect("send");
     assert_eq!(r.status(), 401);
-    let r = s
-        .http
-        .get(&loc)
-        .bearer_auth(ia_token)
-        .send()
-        .await
-        .expect("send");
+    let r = send_as(&s, Method::GET, &loc, ia_token).await;
     assert_eq!(r.status(), 401);
 
     // Update: the body must name the client; the token rotates.
@@ -257,13 +250,7 @@ async fn clients_register_themselves_with_an_initial_access_token() {
         .expect("rat2")
         .to_owned();
     assert_ne!(rat2, rat);
-    let r = s
-        .http
-        .get(&loc)
-        .bearer_auth(&rat)
-        .send()
-        .await
-        .expect("send");
+    let r = send_as(&s, Method::GET, &loc, &rat).await;
     assert_eq!(r.status(), 401, "the rotated-out token no longer works");
     // The update took effect at once: no more client credentials.
     let r = s
@@ -299,40 +286,16 @@ async fn clients_register_themselves_with_an_initial_access_token() {
         .as_str()
         .expect("t")
         .to_owned();
-    let r = s
-        .http
-        .get(&loc)
-        .bearer_auth(&rat2)
-        .send()
-        .await
-        .expect("send");
+    let r = send_as(&s, Method::GET, &loc, &rat2).await;
     assert_eq!(r.status(), 401);
-    let r = s
-        .http
-        .get(&loc)
-        .bearer_auth(&rat3)
-        .send()
-        .await
-        .expect("send");
+    let r = send_as(&s, Method::GET, &loc, &rat3).await;
     assert_eq!(r.status(), 200);
     let rat2 = rat3;
 
     // Delete; the client is gone for every purpose.
-    let r = s
-        .http
-        .delete(&loc)
-        .bearer_auth(&rat2)
-        .send()
-        .await
-        .expect("send");
+    let r = send_as(&s, Method::DELETE, &loc, &rat2).await;
     assert_eq!(r.status(), 204);
-    let r = s
-        .http
-        .get(&loc)
-        .bearer_auth(&rat2)
-        .send()
-        .await
-        .expect("send");
+    let r = send_as(&s, Method::GET, &loc, &rat2).await;
     assert_eq!(r.status(), 401);
     let (_, found) = s
         .admin_get(&admin, &format!("/demo/clients?clientId={client_id}"))
@@ -510,6 +473,19 @@ async fn keycloak_default_provider_registers_a_client_representation() {
             "{body}"
         );
     }
+    // Invalid client data is refused before the token is spent.
+    let r = post(
+        &s,
+        &url,
+        ia_token,
+        &json!({"clientId": "bad-uri", "redirectUris": ["javascript:alert(1)"]}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "invalid_client_metadata"
+    );
     let (_, list) = s.admin_get(&admin, "/demo/clients-initial-access").await;
     assert_eq!(list[0]["remainingCount"], 3, "refusals spend nothing");
 
@@ -543,13 +519,7 @@ async fn keycloak_default_provider_registers_a_client_representation() {
     assert_eq!(r.status(), 400);
 
     let one = format!("{url}/billing-job");
-    let r = s
-        .http
-        .get(&one)
-        .bearer_auth(&rat)
-        .send()
-        .await
-        .expect("send");
+    let r = send_as(&s, Method::GET, &one, &rat).await;
     assert_eq!(r.status(), 200);
     let mut got: Value = r.json().await.expect("json");
     assert_eq!(got["name"], "Billing");
@@ -570,21 +540,9 @@ async fn keycloak_default_provider_registers_a_client_representation() {
         .expect("t")
         .to_owned();
     assert_ne!(rat2, rat);
-    let r = s
-        .http
-        .get(&one)
-        .bearer_auth(&rat)
-        .send()
-        .await
-        .expect("send");
+    let r = send_as(&s, Method::GET, &one, &rat).await;
     assert_eq!(r.status(), 401);
-    let r = s
-        .http
-        .delete(&one)
-        .bearer_auth(&rat2)
-        .send()
-        .await
-        .expect("send");
+    let r = send_as(&s, Method::DELETE, &one, &rat2).await;
     assert_eq!(r.status(), 204);
     let (_, found) = s
         .admin_get(&admin, "/demo/clients?clientId=billing-job")

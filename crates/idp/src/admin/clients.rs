@@ -72,16 +72,12 @@ pub async fn ensure_service_account(
 /// Keycloak's client validation of redirect URIs (also the post-logout
 /// ones): 400 for a fragment or a code-running scheme.
 pub fn check_uris(c: &Client) -> Result<(), AdminError> {
-    let post_logout = c
-        .attributes
-        .get("post.logout.redirect.uris")
-        .map(|l| l.split("##").collect::<Vec<_>>())
-        .unwrap_or_default();
+    let post_logout = c.attributes.get("post.logout.redirect.uris");
     let problem = c
         .redirect_uris
         .iter()
         .map(String::as_str)
-        .chain(post_logout)
+        .chain(post_logout.into_iter().flat_map(|l| l.split("##")))
         .find_map(gatehouse_core::model::redirect_uri_problem);
     match problem {
         Some(p) => Err(AdminError::bad_request(p)),
@@ -137,19 +133,48 @@ pub async fn create_client(
     rep: &Value,
     ev: Vec<gatehouse_core::model::Event>,
 ) -> Result<Client, AdminError> {
+    insert_client(idp, realm, client_from_rep(realm, rep)?, &ev).await
+}
+
+/// A new client of the realm from a representation, validated but not
+/// stored: the realm's default client scopes unless the representation
+/// names its own, then Keycloak's checks of its URIs.
+pub fn client_from_rep(realm: &Realm, rep: &Value) -> Result<Client, AdminError> {
     let client_id = rep
         .get("clientId")
         .and_then(Value::as_str)
         .ok_or_else(|| AdminError::bad_request("clientId is required"))?;
-    let mut c = Client::new(&realm.id, client_id);
+    let mut c = new_client(realm, client_id);
     if let Some(id) = rep.get("id").and_then(Value::as_str) {
         c.id = id.to_owned();
     }
+    apply_rep(&mut c, rep)?;
+    Ok(c)
+}
+
+/// A client with Keycloak's defaults and the realm's default client scopes.
+pub fn new_client(realm: &Realm, client_id: &str) -> Client {
+    let mut c = Client::new(&realm.id, client_id);
     c.default_client_scopes = realm.default_default_client_scopes.clone();
     c.optional_client_scopes = realm.default_optional_client_scopes.clone();
-    repr::apply_client(&mut c, rep).map_err(AdminError::bad_request)?;
-    check_uris(&c)?;
-    // As Keycloak: names of scopes the realm does not have are dropped.
+    c
+}
+
+/// Applies a representation to a client and checks the result as
+/// Keycloak's client validation does (admin update, registration update).
+pub fn apply_rep(c: &mut Client, rep: &Value) -> Result<(), AdminError> {
+    repr::apply_client(c, rep).map_err(AdminError::bad_request)?;
+    check_uris(c)
+}
+
+/// Stores a new client (unknown scope names dropped, as Keycloak does; a
+/// taken clientId is a 409) with its service-account user if it has one.
+pub async fn insert_client(
+    idp: &Idp,
+    realm: &Realm,
+    mut c: Client,
+    ev: &[gatehouse_core::model::Event],
+) -> Result<Client, AdminError> {
     let scopes = idp.store.client_scopes(&realm.id).await?;
     let known = |n: &String| scopes.iter().any(|s| &s.name == n);
     c.default_client_scopes.retain(known);
@@ -165,7 +190,7 @@ pub async fn create_client(
             c.client_id
         )));
     }
-    idp.store.create_client(&c, &ev).await?;
+    idp.store.create_client(&c, ev).await?;
     if c.service_accounts_enabled {
         ensure_service_account(idp, realm, &c).await?;
     }
@@ -200,8 +225,7 @@ async fn update(
     let rep = json_body(&body)?;
     let mut c = load(&idp, &realm, &id).await?;
     let old_id = c.client_id.clone();
-    repr::apply_client(&mut c, &rep).map_err(AdminError::bad_request)?;
-    check_uris(&c)?;
+    apply_rep(&mut c, &rep)?;
     if c.client_id != old_id
         && idp
             .store

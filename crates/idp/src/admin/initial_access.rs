@@ -12,12 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use gatehouse_core::model::{InitialAccess, Realm};
+use gatehouse_core::model::InitialAccess;
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-/// The `typ` of an initial access token (Keycloak's name).
-pub const TYP: &str = "InitialAccessToken";
 
 /// Initial access routes.
 pub fn routes() -> Router<Arc<Idp>> {
@@ -36,20 +33,6 @@ fn repr(ia: &InitialAccess) -> Value {
 async fn list(RealmAdmin { idp, realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
     let all = idp.store.initial_accesses(&realm.id).await?;
     Ok(Json(json!(all.iter().map(repr).collect::<Vec<_>>())))
-}
-
-/// The token for `ia`: a JWT signed with the realm's HMAC secret, naming
-/// the record it spends from; nothing but the record is stored.
-pub async fn token(idp: &Idp, realm: &Realm, ia: &InitialAccess) -> Result<String, AdminError> {
-    let ring = idp.keyring(realm).await?;
-    let issuer = idp.issuer(&realm.name);
-    let mut claims =
-        json!({"jti": ia.id, "iat": ia.timestamp, "iss": issuer, "aud": issuer, "typ": TYP});
-    if ia.expiration > 0 {
-        claims["exp"] = json!(ia.timestamp + ia.expiration);
-    }
-    gatehouse_jose::sign::sign_hs512(&ring.hs_secret, &realm.id, &claims)
-        .map_err(|e| AdminError::from(crate::error::OAuthError::internal(e)))
 }
 
 /// A non-negative integer field, or the body of Keycloak's answer to a
@@ -104,7 +87,7 @@ async fn create(
         &format!("clients-initial-access/{}", ia.id),
         Some(&repr(&ia)),
     );
-    let token = token(&idp, &realm, &ia).await?;
+    let token = crate::client_registration::initial_access_token(&idp, &realm, &ia).await?;
     idp.store.create_initial_access(&ia, &[ev]).await?;
     let mut out = repr(&ia);
     out["token"] = json!(token);

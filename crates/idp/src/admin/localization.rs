@@ -38,6 +38,10 @@ fn all(realm: &Realm) -> Option<&Map<String, Value>> {
     realm.extra.get(FIELD).and_then(Value::as_object)
 }
 
+fn all_mut(realm: &mut Realm) -> Option<&mut Map<String, Value>> {
+    realm.extra.get_mut(FIELD)?.as_object_mut()
+}
+
 fn locale_texts<'a>(realm: &'a Realm, locale: &str) -> Option<&'a Map<String, Value>> {
     all(realm)?.get(locale)?.as_object()
 }
@@ -77,10 +81,10 @@ async fn save(
     realm: &Realm,
     path: &str,
     rep: Option<&Value>,
-) -> Result<(), AdminError> {
+) -> Result<StatusCode, AdminError> {
     let ev = event(realm, caller, "UPDATE", "REALM_LOCALIZATION", path, rep);
     idp.store.update_realm(realm, &[ev]).await?;
-    Ok(())
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The locales that have texts of their own.
@@ -136,8 +140,7 @@ async fn import(
         &format!("localization/{locale}"),
         Some(&rep),
     )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }
 
 async fn remove_locale(
@@ -148,11 +151,7 @@ async fn remove_locale(
     }: RealmAdmin,
     Path((_, locale)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let removed = realm
-        .extra
-        .get_mut(FIELD)
-        .and_then(Value::as_object_mut)
-        .and_then(|m| m.remove(&locale));
+    let removed = all_mut(&mut realm).and_then(|m| m.remove(&locale));
     if removed.is_none() {
         return Err(AdminError::not_found(&format!(
             "No localization texts for locale {locale} found."
@@ -165,8 +164,7 @@ async fn remove_locale(
         &format!("localization/{locale}"),
         None,
     )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }
 
 async fn text(
@@ -211,8 +209,7 @@ async fn put_text(
         &format!("localization/{locale}/{key}"),
         None,
     )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }
 
 async fn remove_text(
@@ -223,13 +220,7 @@ async fn remove_text(
     }: RealmAdmin,
     Path((_, locale, key)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let gone = realm
-        .extra
-        .get_mut(FIELD)
-        .and_then(Value::as_object_mut)
-        .and_then(|m| m.get_mut(&locale))
-        .and_then(Value::as_object_mut)
-        .and_then(|m| m.remove(&key));
+    let gone = all_mut(&mut realm).and_then(|m| m.get_mut(&locale)?.as_object_mut()?.remove(&key));
     if gone.is_none() {
         return Err(AdminError::not_found(&format!(
             "Key {key} does not exist for locale {locale}"
@@ -242,6 +233,5 @@ async fn remove_text(
         &format!("localization/{locale}/{key}"),
         None,
     )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }

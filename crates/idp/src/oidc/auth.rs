@@ -86,6 +86,16 @@ impl ResponseMode {
 /// The script of the form_post page, allowed by its hash alone.
 const FORM_POST_SCRIPT: &str = "document.forms[0].submit();";
 
+/// The CSP source (`'sha256-...'`) that allows exactly this inline script:
+/// our pages run no script but the ones they name this way.
+pub fn script_source(script: &str) -> String {
+    let hash = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        gatehouse_core::id::sha256(script.as_bytes()),
+    );
+    format!("'sha256-{hash}'")
+}
+
 /// Escapes text for HTML element and attribute content.
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -196,12 +206,9 @@ fn form_post(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
     let mut r = page(StatusCode::OK, "Submit This Form", &body);
     // The page's CSP forbids scripts; this one script is allowed by hash.
     static CSP: std::sync::LazyLock<Option<HeaderValue>> = std::sync::LazyLock::new(|| {
-        let hash = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            gatehouse_core::id::sha256(FORM_POST_SCRIPT.as_bytes()),
-        );
         HeaderValue::from_str(&format!(
-            "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; style-src 'unsafe-inline'; script-src {}; frame-ancestors 'none'; base-uri 'none'",
+            script_source(FORM_POST_SCRIPT)
         ))
         .ok()
     });

@@ -24,6 +24,24 @@ fn pct_decode(s: &str) -> String {
         .into_owned()
 }
 
+/// The base64 text of `Authorization: Basic ...`, when Basic is used.
+pub(crate) fn basic_param(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
+}
+
+/// Basic credentials as (client id, secret), each form-urlencoded before
+/// base64 as RFC 6749 §2.3.1 says; None when they do not decode.
+pub(crate) fn decode_basic(b64: &str) -> Option<(String, String)> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())?;
+    let (id, sec) = raw.split_once(':')?;
+    Some((pct_decode(id), pct_decode(sec)))
+}
+
 /// Authenticates the calling client. Returns 401 `invalid_client` on any
 /// failure, with `WWW-Authenticate: Basic` when Basic was attempted.
 pub async fn authenticate(
@@ -32,15 +50,7 @@ pub async fn authenticate(
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<Client, OAuthError> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("basic")
-                .then(|| rest.trim().to_owned())
-        });
+    let basic = basic_param(headers);
     if let Some(a) = super::client_assertion::from_form(form)? {
         if basic.is_some() || form.get("client_secret").is_some() {
             return Err(OAuthError::invalid_request(
@@ -63,21 +73,14 @@ pub async fn authenticate(
                     "Multiple client authentication methods used",
                 ));
             }
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
+            let (id, sec) = decode_basic(b64)
                 .ok_or_else(|| OAuthError::invalid_client("Invalid client credentials"))?;
-            let (id, sec) = raw
-                .split_once(':')
-                .ok_or_else(|| OAuthError::invalid_client("Invalid client credentials"))?;
-            let id = pct_decode(id);
             if let Some(form_id) = form.get("client_id")
                 && form_id != id
             {
                 return Err(OAuthError::invalid_request("client_id mismatch"));
             }
-            (id, Some(pct_decode(sec)), true)
+            (id, Some(sec), true)
         }
         None => (
             form.get("client_id")

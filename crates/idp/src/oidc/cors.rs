@@ -165,21 +165,9 @@ fn form_client_id(headers: &HeaderMap, body: &Bytes) -> Option<String> {
     {
         return Some(id);
     }
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
-    let raw = String::from_utf8(raw).ok()?;
-    let id = raw.split_once(':')?.0;
-    Some(
-        percent_encoding::percent_decode_str(&id.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned(),
-    )
+    let (id, _) =
+        crate::oidc::client_auth::decode_basic(crate::oidc::client_auth::basic_param(headers)?)?;
+    Some(id)
 }
 
 /// The `azp` of a bearer token, read without verifying it: it only picks

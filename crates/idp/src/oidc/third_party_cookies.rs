@@ -35,10 +35,6 @@ fn framed_script(script: &'static str) -> Response {
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"></head><body><script>{script}</script></body></html>"
     );
-    let hash = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        gatehouse_core::id::sha256(script.as_bytes()),
-    );
     let mut r = (StatusCode::OK, html).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -50,7 +46,8 @@ fn framed_script(script: &'static str) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "default-src 'none'; script-src 'sha256-{hash}'; base-uri 'none'"
+        "default-src 'none'; script-src {}; base-uri 'none'",
+        super::auth::script_source(script)
     )) {
         h.insert("content-security-policy", v);
     }
