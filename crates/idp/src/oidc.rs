@@ -10,6 +10,7 @@ pub mod device;
 pub mod discovery;
 pub mod form;
 pub mod introspect;
+pub mod login_status_iframe;
 pub mod logout;
 pub mod revoke;
 pub mod third_party_cookies;
@@ -68,6 +69,14 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route(
             &format!("{P}/3p-cookies/step2.html"),
             get(third_party_cookies::step2),
+        )
+        .route(
+            &format!("{P}/login-status-iframe.html"),
+            get(login_status_iframe::page),
+        )
+        .route(
+            &format!("{P}/login-status-iframe.html/init"),
+            get(login_status_iframe::init),
         )
         .route(
             "/realms/{realm}/device",

@@ -2195,57 +2195,184 @@ async fn cors_follows_the_clients_web_origins() {
     }
 }
 
-/// keycloak-js frames `3p-cookies/step1.html` at `init()` and waits for a
-/// message; the pages answer `unsupported` (no session iframe here), may
-/// be framed, and run only their own hashed script.
+/// keycloak-js's start-up pages and its session-status iframe: each may
+/// be framed by any site and runs only its own hashed script; `init`
+/// admits the client's web origins (and Gatehouse's own) and nothing else;
+/// a browser login sets the script-readable session cookie, whose value
+/// the code names and the tokens' `sid` starts with; logout clears it.
 #[tokio::test]
-async fn keycloak_js_third_party_cookie_check_pages() {
+async fn keycloak_js_session_status_pages() {
     let s = start().await;
-    s.demo_realm().await;
-    let base = format!("{}/realms/demo/protocol/openid-connect/3p-cookies", s.base);
-    let r = s
-        .http
-        .get(format!("{base}/step1.html"))
-        .send()
-        .await
-        .expect("step1");
-    assert_eq!(r.status(), 200);
-    assert!(
-        r.headers().get("x-frame-options").is_none(),
-        "must be frameable"
-    );
-    let csp = r.headers()["content-security-policy"]
-        .to_str()
-        .expect("csp")
-        .to_owned();
-    assert!(
-        csp.contains("script-src 'sha256-") && !csp.contains("frame-ancestors"),
-        "{csp}"
-    );
-    assert!(r.text().await.expect("html").contains("step2.html"));
-    let r = s
-        .http
-        .get(format!("{base}/step2.html"))
-        .send()
-        .await
-        .expect("step2");
-    assert_eq!(r.status(), 200);
-    let html = r.text().await.expect("html");
-    assert!(html.contains("postMessage(\"unsupported\""), "{html}");
-    // The script's hash is the one the CSP allows.
-    let script = between(&html, "<script>", "</script>");
-    let hash = base64::engine::general_purpose::STANDARD
-        .encode(gatehouse_core::id::sha256(script.as_bytes()));
-    let r = s
-        .http
-        .get(format!("{base}/step2.html"))
-        .send()
-        .await
-        .expect("step2");
-    assert!(
-        r.headers()["content-security-policy"]
+    let t = s.demo_realm().await;
+    let base = format!("{}/realms/demo/protocol/openid-connect", s.base);
+    for (page, expect) in [
+        ("3p-cookies/step1.html", "step2.html"),
+        ("3p-cookies/step2.html", "\"supported\""),
+        ("login-status-iframe.html", "GATEHOUSE_SESSION"),
+    ] {
+        let r = s
+            .http
+            .get(format!("{base}/{page}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "{page}");
+        assert!(r.headers().get("x-frame-options").is_none(), "{page}");
+        let csp = r.headers()["content-security-policy"]
             .to_str()
             .expect("csp")
-            .contains(&hash)
+            .to_owned();
+        assert!(!csp.contains("frame-ancestors"), "{page}: {csp}");
+        let html = r.text().await.expect("html");
+        assert!(html.contains(expect), "{page}: {html}");
+        // The script's hash is the one the CSP allows, and the only script.
+        let script = between(&html, "<script>", "</script>");
+        let hash = base64::engine::general_purpose::STANDARD
+            .encode(gatehouse_core::id::sha256(script.as_bytes()));
+        assert!(
+            csp.contains(&format!("script-src 'sha256-{hash}'")),
+            "{page}: {csp}"
+        );
+        assert_eq!(html.matches("<script").count(), 1, "{page}");
+    }
+
+    let app = s.client_uuid(&t, "demo", "app").await;
+    let r = s
+        .http
+        .put(format!("{}/admin/realms/demo/clients/{app}", s.base))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"webOrigins": ["http://app.example"]}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+    let init = |q: &'static [(&'static str, &'static str)]| {
+        s.http
+            .get(format!("{base}/login-status-iframe.html/init"))
+            .query(q)
+            .send()
+    };
+    let own = s.base.clone();
+    for (q, want) in [
+        (
+            &[("client_id", "app"), ("origin", "http://app.example")][..],
+            204,
+        ),
+        (
+            &[("client_id", "app"), ("origin", "http://evil.example")][..],
+            403,
+        ),
+        (
+            &[("client_id", "nope"), ("origin", "http://app.example")][..],
+            403,
+        ),
+        (&[("client_id", "app")][..], 403),
+    ] {
+        assert_eq!(init(q).await.expect("init").status(), want, "{q:?}");
+    }
+    let r = s
+        .http
+        .get(format!("{base}/login-status-iframe.html/init"))
+        .query(&[("client_id", "app"), ("origin", own.as_str())])
+        .send()
+        .await
+        .expect("init");
+    assert_eq!(r.status(), 204, "Gatehouse's own origin");
+
+    let first = s
+        .http
+        .get(format!("{base}/auth"))
+        .query(&[
+            ("client_id", "app"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("response_type", "code"),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .expect("auth");
+    let done = s.log_in_alice(first).await;
+    assert_eq!(done.status(), 302);
+    let cookies: Vec<String> = done
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("cookie").to_owned())
+        .collect();
+    let find = |name: &str| {
+        cookies
+            .iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {cookies:?}"))
+            .clone()
+    };
+    let session_cookie = find("GATEHOUSE_SESSION");
+    assert!(!session_cookie.contains("HttpOnly"), "{session_cookie}");
+    assert!(
+        session_cookie.contains("Path=/realms/demo/"),
+        "{session_cookie}"
     );
+    assert!(find("GATEHOUSE_IDENTITY").contains("HttpOnly"));
+    let sso_id = between(&session_cookie, "GATEHOUSE_SESSION=", ";").to_owned();
+    let loc = done.headers()["location"].to_str().expect("loc").to_owned();
+    assert_eq!(
+        query_param(&loc, "session_state").as_deref(),
+        Some(sso_id.as_str())
+    );
+    let code = query_param(&loc, "code").expect("code");
+    assert!(code.ends_with(&format!(".{sso_id}")), "{code}");
+    let tokens: serde_json::Value = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+        ])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    for t in ["access_token", "id_token"] {
+        let sid = claims(tokens[t].as_str().expect("token"))["sid"]
+            .as_str()
+            .expect("sid")
+            .to_owned();
+        assert!(sid.starts_with(&format!("{sso_id}.")), "{t}: {sid}");
+    }
+    // A code naming another browser session is not a code.
+    let forged = format!("{}.other", code.rsplit_once('.').expect("dot").0);
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &forged),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+
+    let identity = between(&find("GATEHOUSE_IDENTITY"), "GATEHOUSE_IDENTITY=", ";").to_owned();
+    let r = s
+        .http
+        .get(format!("{base}/logout"))
+        .header("cookie", format!("GATEHOUSE_IDENTITY={identity}"))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 200);
+    let cleared = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.starts_with("GATEHOUSE_SESSION=;") && c.contains("Max-Age=0"));
+    assert!(cleared, "logout clears the session cookie");
 }

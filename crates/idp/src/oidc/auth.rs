@@ -41,7 +41,11 @@ use subtle::ConstantTimeEq;
 pub const CODE_LIFESPAN: i64 = 60;
 /// Seconds a login page stays usable.
 const LOGIN_LIFESPAN: i64 = 1800;
-const SSO_COOKIE: &str = "GATEHOUSE_IDENTITY";
+/// The SSO session (a signed handle; HttpOnly).
+pub const SSO_COOKIE: &str = "GATEHOUSE_IDENTITY";
+/// The SSO session's id in clear, for the session-status iframe's script
+/// (`login_status_iframe.rs`); Keycloak's `KEYCLOAK_SESSION`.
+pub const SESSION_COOKIE: &str = "GATEHOUSE_SESSION";
 const CSRF_COOKIE: &str = "GATEHOUSE_CSRF";
 
 /// A validated authorization request, kept server-side while the user logs in.
@@ -247,10 +251,41 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn set_cookie(idp: &Idp, realm: &Realm, name: &str, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if idp.secure_cookies { "; Secure" } else { "" };
+/// Who may see a cookie.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Our own pages' form posts only (the login form's CSRF token).
+    OwnPages,
+    /// Also requests from other sites' pages, over https: the SSO session
+    /// must reach the authorization endpoint from an app's hidden iframe
+    /// (keycloak-js's silent `check-sso`), so it is `SameSite=None` there,
+    /// as Keycloak's `KEYCLOAK_IDENTITY` is. Over plain http browsers refuse
+    /// `SameSite=None`, so it stays `Lax` (same-site apps still work).
+    Session,
+    /// As `Session`, and readable by script (the session-status iframe).
+    SessionScript,
+}
+
+fn set_cookie(
+    idp: &Idp,
+    realm: &Realm,
+    name: &str,
+    value: &str,
+    max_age: i64,
+    reach: Reach,
+) -> HeaderValue {
+    let http_only = if reach == Reach::SessionScript {
+        ""
+    } else {
+        "; HttpOnly"
+    };
+    let same_site = match (reach, idp.secure_cookies) {
+        (Reach::OwnPages, true) => "; SameSite=Lax; Secure",
+        (_, true) => "; SameSite=None; Secure",
+        (_, false) => "; SameSite=Lax",
+    };
     let v = format!(
-        "{name}={value}; Path=/realms/{}/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        "{name}={value}; Path=/realms/{}/; Max-Age={max_age}{http_only}{same_site}",
         realm.name
     );
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("x=; Max-Age=0"))
@@ -283,9 +318,12 @@ pub async fn sso_session(
     }))
 }
 
-/// Clears the SSO cookie.
-pub fn clear_sso_cookie(idp: &Idp, realm: &Realm) -> HeaderValue {
-    set_cookie(idp, realm, SSO_COOKIE, "", 0)
+/// Clears the SSO cookies (the session and its script-readable id).
+pub fn clear_sso_cookies(idp: &Idp, realm: &Realm) -> [HeaderValue; 2] {
+    [
+        set_cookie(idp, realm, SSO_COOKIE, "", 0, Reach::Session),
+        set_cookie(idp, realm, SESSION_COOKIE, "", 0, Reach::SessionScript),
+    ]
 }
 
 async fn issue_code(
@@ -294,7 +332,9 @@ async fn issue_code(
     req: &AuthRequest,
     session: &Session,
 ) -> Result<Response, OAuthError> {
-    let code = gatehouse_core::id::token();
+    // As Keycloak's codes do, the code names its browser session after a
+    // dot: the exchange names the client session after it (`token::code`).
+    let code = format!("{}.{}", gatehouse_core::id::token(), session.id);
     let data = CodeData {
         client_id: req.client_id.clone(),
         redirect_uri: req.redirect_uri.clone(),
@@ -537,7 +577,14 @@ async fn authorize(
     let mut r = login_form(&realm, &req_id, &req.csrf, None, hint);
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(idp, &realm, CSRF_COOKIE, &req.csrf, LOGIN_LIFESPAN),
+        set_cookie(
+            idp,
+            &realm,
+            CSRF_COOKIE,
+            &req.csrf,
+            LOGIN_LIFESPAN,
+            Reach::OwnPages,
+        ),
     );
     Ok(r)
 }
@@ -719,13 +766,20 @@ async fn log_in(
         &serde_json::json!({"typ": "SSO", "sid": session.id, "exp": now + realm.sso_session_max_lifespan}),
     )?;
     let mut r = issue_code(idp, realm, req, &session).await?;
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(idp, realm, SSO_COOKIE, &sso, realm.sso_session_max_lifespan),
-    );
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(idp, realm, CSRF_COOKIE, "", 0),
-    );
+    let life = realm.sso_session_max_lifespan;
+    for c in [
+        set_cookie(idp, realm, SSO_COOKIE, &sso, life, Reach::Session),
+        set_cookie(
+            idp,
+            realm,
+            SESSION_COOKIE,
+            &session.id,
+            life,
+            Reach::SessionScript,
+        ),
+        set_cookie(idp, realm, CSRF_COOKIE, "", 0, Reach::OwnPages),
+    ] {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
     Ok(r)
 }

@@ -34,6 +34,7 @@ pub async fn get(
         "introspection_endpoint": format!("{p}/token/introspect"),
         "userinfo_endpoint": format!("{p}/userinfo"),
         "end_session_endpoint": format!("{p}/logout"),
+        "check_session_iframe": format!("{p}/login-status-iframe.html"),
         "revocation_endpoint": format!("{p}/revoke"),
         "device_authorization_endpoint": format!("{p}/auth/device"),
         "jwks_uri": format!("{p}/certs"),

@@ -7,7 +7,7 @@
 //! credentials), answered with 204.
 
 use crate::error::OAuthError;
-use crate::oidc::auth::{clear_sso_cookie, cookie, esc, page, sso_session};
+use crate::oidc::auth::{SSO_COOKIE, clear_sso_cookies, cookie, esc, page, sso_session};
 use crate::oidc::client_auth;
 use crate::oidc::form::Form;
 use crate::state::Idp;
@@ -122,9 +122,10 @@ pub async fn handle(
         }
         None => page(StatusCode::OK, "Logged out", "<h1>You are logged out</h1>"),
     };
-    if cookie(&headers, "GATEHOUSE_IDENTITY").is_some() {
-        resp.headers_mut()
-            .append(header::SET_COOKIE, clear_sso_cookie(&idp, &realm));
+    if cookie(&headers, SSO_COOKIE).is_some() {
+        for c in clear_sso_cookies(&idp, &realm) {
+            resp.headers_mut().append(header::SET_COOKIE, c);
+        }
     }
     Ok(resp)
 }

@@ -415,7 +415,18 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
     let bad = || OAuthError::invalid_grant("Code not valid");
     // The code is spent and, in the same write, leaves a tombstone naming
     // the session this exchange will start, so that a replay can end it.
-    let session_id = gatehouse_core::id::uuid();
+    // That client session's id starts with its browser (SSO) session's,
+    // which the code names after its last dot (`auth::issue_code`): the
+    // tokens' `sid` then tells the session-status iframe which browser
+    // session they belong to (`login_status_iframe.rs`).
+    let sso_id = code.rsplit_once('.').map_or("", |(_, s)| s);
+    let session_id = format!(
+        "{sso_id}.{}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            gatehouse_core::id::bytes::<9>()
+        )
+    );
     let tombstone = CodeRecord {
         code: format!("spent:{code}"),
         realm_id: realm.id.clone(),
@@ -434,7 +445,7 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
         return Err(bad());
     }
     let data: CodeData = serde_json::from_str(&rec.data).map_err(OAuthError::internal)?;
-    if data.client_id != client.client_id {
+    if data.client_id != client.client_id || data.session_id != sso_id {
         return Err(bad());
     }
     if form.get("redirect_uri") != Some(data.redirect_uri.as_str()) {
