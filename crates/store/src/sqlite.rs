@@ -17,7 +17,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+mod inline_reads;
+use inline_reads::InlineReads;
 
 /// Migrations, applied in order, each once, each in its own transaction.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -37,6 +41,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Hot primary-key reads without the hop to sqlx's thread (None for
+    /// an in-memory database).
+    inline: Option<Arc<InlineReads>>,
 }
 
 fn j<T: Serialize>(v: &T) -> Result<String> {
@@ -154,6 +161,32 @@ async fn write_events(tx: &mut Tx, ev: &[Event]) -> Result<()> {
     Ok(())
 }
 
+/// `session` as an inline read (see `inline_reads.rs`).
+fn inline_session(inline: &InlineReads, id: &str) -> Result<Option<Session>> {
+    let row = inline.with(|c| {
+        let mut st = c.prepare_cached(
+            "SELECT data, refresh_token_id, last_access FROM sessions WHERE id = ?",
+        )?;
+        let mut rows = st.query([id])?;
+        match rows.next()? {
+            None => Ok(None),
+            Some(r) => Ok(Some((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))),
+        }
+    })?;
+    let Some((data, refresh_token_id, last_access)) = row else {
+        return Ok(None);
+    };
+    let mut s: Session = serde_json::from_str(&data)?;
+    // The columns are authoritative for the fields updated in place.
+    s.refresh_token_id = refresh_token_id;
+    s.last_access = last_access;
+    Ok(Some(s))
+}
+
 fn like(s: &str) -> String {
     let escaped = s
         .to_lowercase()
@@ -173,12 +206,13 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let inline = InlineReads::new(opts.get_filename()).map(Arc::new);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
             .connect_with(opts)
             .await?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore { pool, inline };
         store.migrate().await?;
         Ok(store)
     }
@@ -1065,6 +1099,9 @@ impl Store for SqliteStore {
     }
 
     async fn session(&self, id: &str) -> Result<Option<Session>> {
+        if let Some(inline) = &self.inline {
+            return inline_session(inline, id);
+        }
         let row =
             sqlx::query("SELECT data, refresh_token_id, last_access FROM sessions WHERE id = ?")
                 .bind(id)

@@ -106,7 +106,23 @@ async fn writes_and_their_events_commit_together() {
 
 #[tokio::test]
 async fn codes_are_single_use_and_refresh_rotation_is_compare_and_set() {
-    let s = store().await;
+    codes_and_refresh_rotation(store().await).await;
+}
+
+/// The same on a database file, where session reads take the inline path
+/// (`inline_reads.rs`): every read sees the write committed before it.
+#[tokio::test]
+async fn inline_session_reads_see_every_committed_write() {
+    let dir = std::env::temp_dir().join(format!("gatehouse-store-{}", gatehouse_core::id::uuid()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let url = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let s = SqliteStore::open(&url).await.expect("open");
+    assert!(s.inline.is_some(), "a file database reads inline");
+    codes_and_refresh_rotation(s).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+async fn codes_and_refresh_rotation(s: SqliteStore) {
     let realm = Realm::new("r");
     s.create_realm(&realm, &[], &[]).await.expect("realm");
     let c = CodeRecord {
