@@ -656,6 +656,26 @@ fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
     if method == "private_key_jwt" && jwks_uri.is_none() && jwks.is_none() {
         return Err(bad_metadata("private_key_jwt needs jwks_uri or jwks"));
     }
+    // OIDC Back-Channel Logout 1.0 §2.2: an absolute http(s) URL without
+    // a fragment, where logout tokens are posted.
+    let backchannel = string(meta, "backchannel_logout_uri")?;
+    if let Some(u) = backchannel
+        && !url::Url::parse(u)
+            .is_ok_and(|p| matches!(p.scheme(), "https" | "http") && p.fragment().is_none())
+    {
+        return Err(bad_metadata(
+            "backchannel_logout_uri must be an http(s) URL without a fragment",
+        ));
+    }
+    let backchannel_sid = match meta.get("backchannel_logout_session_required") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(bad_metadata(
+                "backchannel_logout_session_required must be a boolean",
+            ));
+        }
+    };
     let post_logout = strings(meta, "post_logout_redirect_uris")?.unwrap_or_default();
     if let Some(bad) = post_logout.iter().find(|u| !redirect_uri_ok(u)) {
         return Err(OAuthError::new(
@@ -712,6 +732,16 @@ fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
         Some(j) => c.attributes.insert("jwks.string".into(), j.to_string()),
         None => c.attributes.remove("jwks.string"),
     };
+    match backchannel {
+        Some(u) => c
+            .attributes
+            .insert("backchannel.logout.url".into(), u.to_owned()),
+        None => c.attributes.remove("backchannel.logout.url"),
+    };
+    c.attributes.insert(
+        "backchannel.logout.session.required".into(),
+        flag(backchannel_sid),
+    );
     if post_logout.is_empty() {
         c.attributes.remove("post.logout.redirect.uris");
     } else {
@@ -787,6 +817,13 @@ fn external(c: &Client, uri: &str, token: &str) -> Map<String, Value> {
         && let Some(j) = attr("jwks.string").and_then(|s| serde_json::from_str::<Value>(s).ok())
     {
         m.insert("jwks".into(), j);
+    }
+    if let Some(u) = crate::backchannel_logout::url(c) {
+        m.insert("backchannel_logout_uri".into(), json!(u));
+        m.insert(
+            "backchannel_logout_session_required".into(),
+            json!(attr("backchannel.logout.session.required") != Some("false")),
+        );
     }
     if let Some(p) = attr("post.logout.redirect.uris").filter(|p| *p != "+") {
         m.insert(

@@ -96,7 +96,8 @@ pub struct Idp {
     hashing: crate::hashing::HashPool,
     /// Used client-assertion ids and fetched client keys.
     pub assertions: crate::oidc::client_assertion::AssertionState,
-    /// Fetches clients' `jwks.url` (short timeouts: a login waits on it).
+    /// Fetches clients' `jwks.url` and posts back-channel logout tokens
+    /// (short timeouts: a login or a logout waits on it).
     pub http: reqwest::Client,
 }
 
@@ -135,6 +136,10 @@ impl Idp {
             http: reqwest::Client::builder()
                 .connect_timeout(std::time::Duration::from_secs(3))
                 .timeout(std::time::Duration::from_secs(5))
+                // A client's URL redirecting elsewhere is not followed:
+                // back-channel logout forbids it, and for jwks.url it would
+                // let a registrant point the server at internal addresses.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
             hashing: crate::hashing::HashPool::new(
@@ -208,11 +213,21 @@ impl Idp {
 
     /// Records ended sessions for the gateway. Kept two days: longer than
     /// any access token of theirs can live.
-    pub fn sessions_revoked(&self, ids: &[String]) {
+    pub fn sessions_revoked(&self, ended: &[gatehouse_core::model::Session]) {
         let until = gatehouse_core::time::now() + 2 * 86_400;
-        for id in ids {
-            self.revocations.session(id, until);
+        for s in ended {
+            self.revocations.session(&s.id, until);
         }
+    }
+
+    /// Sessions that were ended (logout, revocation, an admin): the gateway
+    /// refuses their tokens and their clients hear it on their back-channel
+    /// logout URLs (`backchannel_logout.rs`). A session found expired is
+    /// only revoked (`sessions_revoked`): Keycloak does not announce
+    /// timeouts either.
+    pub async fn sessions_ended(&self, realm: &Realm, ended: &[gatehouse_core::model::Session]) {
+        self.sessions_revoked(ended);
+        crate::backchannel_logout::notify(self, realm, ended).await;
     }
 
     /// Records that every token of `user_id` issued until now is revoked.

@@ -10,10 +10,11 @@ use serde::Serialize;
 fn compact<T: Serialize>(
     alg: &str,
     kid: &str,
+    typ: &str,
     claims: &T,
     sign: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
 ) -> Result<String> {
-    let header = serde_json::json!({"alg": alg, "typ": "JWT", "kid": kid});
+    let header = serde_json::json!({"alg": alg, "typ": typ, "kid": kid});
     let h = serde_json::to_vec(&header).map_err(|_| Error::Sign)?;
     let c = serde_json::to_vec(claims).map_err(|_| Error::Sign)?;
     let mut out = String::with_capacity((h.len() + c.len()) * 4 / 3 + 400);
@@ -29,7 +30,14 @@ fn compact<T: Serialize>(
 /// Signs `claims` as a compact JWS with the realm key (`typ: JWT`;
 /// Keycloak's `Bearer`/`ID` token types go in the claims).
 pub fn sign<T: Serialize>(key: &SigningKey, claims: &T) -> Result<String> {
-    compact(key.alg().as_str(), key.kid(), claims, |input| {
+    sign_typed(key, "JWT", claims)
+}
+
+/// Signs with an explicit header `typ`, for tokens whose type the
+/// receiver must check before anything else (a back-channel logout
+/// token is `logout+jwt`, so that it can never pass for an ID token).
+pub fn sign_typed<T: Serialize>(key: &SigningKey, typ: &str, claims: &T) -> Result<String> {
+    compact(key.alg().as_str(), key.kid(), typ, claims, |input| {
         key.sign_raw(input)
     })
 }
@@ -38,7 +46,7 @@ pub fn sign<T: Serialize>(key: &SigningKey, claims: &T) -> Result<String> {
 /// reads (refresh tokens, as Keycloak does), so they never need a published key.
 pub fn sign_hs512<T: Serialize>(secret: &[u8], kid: &str, claims: &T) -> Result<String> {
     let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA512, secret);
-    compact("HS512", kid, claims, |input| {
+    compact("HS512", kid, "JWT", claims, |input| {
         Ok(aws_lc_rs::hmac::sign(&k, input).as_ref().to_vec())
     })
 }

@@ -227,15 +227,16 @@ pub trait Store: Send + Sync + 'static {
     /// `ev`, in one transaction: refreshes are group-committed.
     async fn touch_sessions(&self, touches: &[(String, i64)], ev: &[Event]) -> Result<()>;
     /// Deletes the session and the client sessions made from it; returns
-    /// every deleted id (the gateway's revocation list needs them all).
-    async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<Vec<String>>;
+    /// every deleted session (the gateway's revocation list needs their
+    /// ids, back-channel logout their clients and users).
+    async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<Vec<Session>>;
     async fn user_sessions(&self, user_id: &str) -> Result<Vec<Session>>;
-    async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<Vec<String>>;
+    async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<Vec<Session>>;
     /// Every session of a realm, most recently used first (admin views:
     /// per-client session lists and counts).
     async fn realm_sessions(&self, realm_id: &str) -> Result<Vec<Session>>;
     /// Ends every session of a realm; returns the ids ended.
-    async fn delete_realm_sessions(&self, realm_id: &str, ev: &[Event]) -> Result<Vec<String>>;
+    async fn delete_realm_sessions(&self, realm_id: &str, ev: &[Event]) -> Result<Vec<Session>>;
     async fn put_code(&self, c: &CodeRecord) -> Result<()>;
     /// Removes and returns the code: a second take of the same code gets None.
     async fn take_code(&self, code: &str) -> Result<Option<CodeRecord>>;

@@ -422,22 +422,20 @@ async fn insert_code<'e, E: sqlx::SqliteExecutor<'e>>(e: E, c: &CodeRecord) -> R
 }
 
 impl SqliteStore {
-    /// Runs `sql` (a `DELETE FROM sessions ... RETURNING id` with one
-    /// parameter) and the events in one transaction; returns the ids.
+    /// Runs `sql` (a `DELETE FROM sessions ... RETURNING data,
+    /// refresh_token_id, last_access` with one parameter) and the events in
+    /// one transaction; returns the deleted sessions.
     async fn delete_sessions_where(
         &self,
         sql: &'static str,
         param: &str,
         ev: &[Event],
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<Session>> {
         let mut tx = self.begin().await?;
-        let ids: Vec<String> = sqlx::query_scalar(sql)
-            .bind(param)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sqlx::query(sql).bind(param).fetch_all(&mut *tx).await?;
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
-        Ok(ids)
+        sessions_from(&rows)
     }
 }
 
@@ -1159,17 +1157,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<Vec<String>> {
-        let mut tx = self.begin().await?;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "DELETE FROM sessions WHERE id = ?1 OR json_extract(data, '$.sso_session_id') = ?1 RETURNING id",
+    async fn delete_session(&self, id: &str, ev: &[Event]) -> Result<Vec<Session>> {
+        self.delete_sessions_where(
+            "DELETE FROM sessions WHERE id = ?1 OR json_extract(data, '$.sso_session_id') = ?1 RETURNING data, refresh_token_id, last_access",
+            id,
+            ev,
         )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        write_events(&mut tx, ev).await?;
-        tx.commit().await?;
-        Ok(ids)
+        .await
     }
 
     async fn user_sessions(&self, user_id: &str) -> Result<Vec<Session>> {
@@ -1188,18 +1182,18 @@ impl Store for SqliteStore {
         sessions_from(&rows)
     }
 
-    async fn delete_realm_sessions(&self, realm_id: &str, ev: &[Event]) -> Result<Vec<String>> {
+    async fn delete_realm_sessions(&self, realm_id: &str, ev: &[Event]) -> Result<Vec<Session>> {
         self.delete_sessions_where(
-            "DELETE FROM sessions WHERE realm_id = ? RETURNING id",
+            "DELETE FROM sessions WHERE realm_id = ? RETURNING data, refresh_token_id, last_access",
             realm_id,
             ev,
         )
         .await
     }
 
-    async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<Vec<String>> {
+    async fn delete_user_sessions(&self, user_id: &str, ev: &[Event]) -> Result<Vec<Session>> {
         self.delete_sessions_where(
-            "DELETE FROM sessions WHERE user_id = ? RETURNING id",
+            "DELETE FROM sessions WHERE user_id = ? RETURNING data, refresh_token_id, last_access",
             user_id,
             ev,
         )

@@ -4,6 +4,7 @@
 
 mod admin;
 mod gateway;
+mod logout;
 mod oidc;
 mod peers;
 mod registration;

@@ -354,3 +354,51 @@ impl hyper::body::Body for SlowChunks {
         std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
     }
 }
+
+/// A relying party's back-channel logout endpoint: keeps every
+/// `logout_token` posted to it; `/fail` answers 500 (a broken RP).
+pub struct LogoutReceiver {
+    pub url: String,
+    pub tokens: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl LogoutReceiver {
+    pub fn received(&self) -> Vec<String> {
+        self.tokens.lock().expect("lock").clone()
+    }
+}
+
+pub async fn logout_receiver() -> LogoutReceiver {
+    type Kept = Arc<std::sync::Mutex<Vec<String>>>;
+    async fn keep(
+        State(kept): State<Kept>,
+        uri: Uri,
+        headers: HeaderMap,
+        body: axum::body::Bytes,
+    ) -> axum::http::StatusCode {
+        let form_body = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let token = url::form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "logout_token")
+            .map(|(_, v)| v.into_owned());
+        match token {
+            Some(t) if form_body => kept.lock().expect("lock").push(t),
+            _ => return axum::http::StatusCode::BAD_REQUEST,
+        }
+        if uri.path() == "/fail" {
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            axum::http::StatusCode::OK
+        }
+    }
+    let tokens: Kept = Default::default();
+    let app = Router::new()
+        .fallback(axum::routing::post(keep))
+        .with_state(tokens.clone());
+    LogoutReceiver {
+        url: serve(app).await,
+        tokens,
+    }
+}

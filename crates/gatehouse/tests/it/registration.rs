@@ -83,6 +83,7 @@ async fn clients_register_themselves_with_an_initial_access_token() {
         "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
         "token_endpoint_auth_method": "client_secret_basic",
         "post_logout_redirect_uris": ["https://reports.example/bye"],
+        "backchannel_logout_uri": "https://reports.example/backchannel",
     });
 
     // Without a token, with a stranger's token, with bad metadata: refused,
@@ -140,6 +141,14 @@ async fn clients_register_themselves_with_an_initial_access_token() {
             "invalid_client_metadata",
         ),
         (json!(["not", "an", "object"]), "invalid_client_metadata"),
+        (
+            json!({"redirect_uris": ["https://x.example/cb"], "backchannel_logout_uri": "https://x.example/bc#f"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["https://x.example/cb"], "backchannel_logout_session_required": "yes"}),
+            "invalid_client_metadata",
+        ),
     ] {
         let r = post(&s, &reg_url, ia_token, &bad).await;
         assert_eq!(r.status(), 400, "{bad}");
@@ -176,6 +185,11 @@ async fn clients_register_themselves_with_an_initial_access_token() {
         reg["post_logout_redirect_uris"],
         json!(["https://reports.example/bye"])
     );
+    assert_eq!(
+        reg["backchannel_logout_uri"],
+        "https://reports.example/backchannel"
+    );
+    assert_eq!(reg["backchannel_logout_session_required"], true);
 
     // The token was for one registration: the next is refused.
     let r = post(&s, &reg_url, ia_token, &meta).await;
@@ -199,6 +213,10 @@ async fn clients_register_themselves_with_an_initial_access_token() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(found[0]["name"], "Reporting job");
+    assert_eq!(
+        found[0]["attributes"]["backchannel.logout.url"],
+        "https://reports.example/backchannel"
+    );
     assert_eq!(
         found[0]["redirectUris"],
         json!(["https://reports.example/cb"])

@@ -46,8 +46,8 @@ async fn logout_all(
     RealmAdmin { idp, caller, realm }: RealmAdmin,
 ) -> Result<Json<Value>, AdminError> {
     let ev = event(&realm, &caller, "ACTION", "REALM", "logout-all", None);
-    let ids = idp.store.delete_realm_sessions(&realm.id, &[ev]).await?;
-    idp.sessions_revoked(&ids);
+    let ended = idp.store.delete_realm_sessions(&realm.id, &[ev]).await?;
+    idp.sessions_ended(&realm, &ended).await;
     Ok(Json(json!({"successRequests": [], "failedRequests": []})))
 }
 

@@ -430,8 +430,8 @@ async fn update(
     if !u.enabled {
         // A disabled user's sessions end now, so refresh and the gateway's
         // revocation check stop them at once.
-        let ids = idp.store.delete_user_sessions(&u.id, &[]).await?;
-        idp.sessions_revoked(&ids);
+        let ended = idp.store.delete_user_sessions(&u.id, &[]).await?;
+        idp.sessions_ended(&realm, &ended).await;
         idp.user_revoked(&u.id);
     }
     Ok(StatusCode::NO_CONTENT)
@@ -609,8 +609,8 @@ async fn logout(
         &format!("users/{id}/logout"),
         None,
     );
-    let ids = idp.store.delete_user_sessions(&id, &[ev]).await?;
-    idp.sessions_revoked(&ids);
+    let ended = idp.store.delete_user_sessions(&id, &[ev]).await?;
+    idp.sessions_ended(&realm, &ended).await;
     idp.user_revoked(&id);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -629,8 +629,8 @@ async fn delete_session(
                 &format!("sessions/{sid}"),
                 None,
             );
-            let ids = idp.store.delete_session(&sid, &[ev]).await?;
-            idp.sessions_revoked(&ids);
+            let ended = idp.store.delete_session(&sid, &[ev]).await?;
+            idp.sessions_ended(&realm, &ended).await;
             Ok(StatusCode::NO_CONTENT)
         }
         _ => Err(AdminError::not_found("Session")),
@@ -725,9 +725,9 @@ async fn revoke_consent(
     );
     let mut ev = Some(ev);
     for s in sessions {
-        let ids = idp.store.delete_session(&s.id, ev.as_slice()).await?;
+        let ended = idp.store.delete_session(&s.id, ev.as_slice()).await?;
         ev = None;
-        idp.sessions_revoked(&ids);
+        idp.sessions_ended(&realm, &ended).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -47,8 +47,8 @@ pub async fn handle(
             ev.client_id = Some(client.client_id.clone());
             ev.session_id = Some(sid.to_owned());
             ev.user_id = c["sub"].as_str().map(str::to_owned);
-            let ids = idp.store.delete_session(sid, &[ev]).await?;
-            idp.sessions_revoked(&ids);
+            let ended = idp.store.delete_session(sid, &[ev]).await?;
+            idp.sessions_ended(&realm, &ended).await;
         }
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -100,8 +100,8 @@ pub async fn handle(
         let mut ev = Event::user(&realm.id, "LOGOUT");
         ev.client_id = client_id.clone();
         ev.session_id = Some(sid.clone());
-        let ids = idp.store.delete_session(&sid, &[ev]).await?;
-        idp.sessions_revoked(&ids);
+        let ended = idp.store.delete_session(&sid, &[ev]).await?;
+        idp.sessions_ended(&realm, &ended).await;
     }
     let mut resp = match redirect {
         Some(uri) => {

@@ -46,8 +46,8 @@ pub async fn post(
         if let Some(sid) = c["sid"].as_str() {
             ev.session_id = Some(sid.to_owned());
             ev.user_id = c["sub"].as_str().map(str::to_owned);
-            let ids = idp.store.delete_session(sid, &[ev]).await?;
-            idp.sessions_revoked(&ids);
+            let ended = idp.store.delete_session(sid, &[ev]).await?;
+            idp.sessions_ended(&realm, &ended).await;
         }
         return Ok(StatusCode::OK);
     }

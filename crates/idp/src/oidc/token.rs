@@ -312,8 +312,8 @@ async fn refresh(
             || now - session.started > realm.sso_session_max_lifespan
     };
     if expired {
-        let ids = idp.store.delete_session(&session.id, &[]).await?;
-        idp.sessions_revoked(&ids);
+        let ended = idp.store.delete_session(&session.id, &[]).await?;
+        idp.sessions_revoked(&ended);
         return Err(OAuthError::invalid_grant("Session not active"));
     }
     let Some(user) = idp
@@ -363,8 +363,8 @@ async fn refresh(
             bad.error = Some("invalid_token".into());
             bad.details
                 .insert("reason".into(), "refresh token reuse".into());
-            let ids = idp.store.delete_session(&session.id, &[bad]).await?;
-            idp.sessions_revoked(&ids);
+            let ended = idp.store.delete_session(&session.id, &[bad]).await?;
+            idp.sessions_ended(realm, &ended).await;
             return Err(OAuthError::invalid_grant(
                 "Maximum allowed refresh token reuse exceeded",
             ));
@@ -540,8 +540,8 @@ async fn code_reused(
     ev.error = Some("invalid_code".into());
     ev.details
         .insert("reason".into(), "authorization code reused".into());
-    let ids = idp.store.delete_session(&spent.data, &[ev]).await?;
-    idp.sessions_revoked(&ids);
+    let ended = idp.store.delete_session(&spent.data, &[ev]).await?;
+    idp.sessions_ended(realm, &ended).await;
     Ok(())
 }
 

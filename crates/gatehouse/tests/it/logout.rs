@@ -1,0 +1,254 @@
+//! OpenID Connect Back-Channel Logout, end to end: a relying party started
+//! in the test registers its logout URL, and every way a session ends
+//! (RP-initiated logout, an admin ending the session or the user's
+//! sessions) posts it a logout token it can verify against the realm's
+//! published keys.
+
+use crate::peers::logout_receiver;
+use crate::support::{Server, claims, start};
+use base64::Engine;
+use serde_json::{Value, json};
+
+/// Sets client `client_id`'s attributes `attrs` (the rest of the
+/// representation as it was).
+async fn set_attributes(s: &Server, t: &str, client_id: &str, attrs: Value) {
+    let id = s.client_uuid(t, "demo", client_id).await;
+    let url = format!("{}/admin/realms/demo/clients/{id}", s.base);
+    let mut rep: Value = s
+        .http
+        .get(&url)
+        .bearer_auth(t)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    for (k, v) in attrs.as_object().expect("object") {
+        rep["attributes"][k] = v.clone();
+    }
+    let r = s
+        .http
+        .put(&url)
+        .bearer_auth(t)
+        .json(&rep)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+}
+
+/// A browser login of alice at client `app` (code flow with `openid`):
+/// the SSO cookie and the tokens.
+async fn browser_login(s: &Server) -> (String, Value) {
+    let first = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/auth",
+            s.base
+        ))
+        .query(&[
+            ("client_id", "app"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("response_type", "code"),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .expect("auth");
+    let done = s.log_in_alice(first).await;
+    assert_eq!(done.status(), 302);
+    let sso = crate::support::set_cookie(&done, "GATEHOUSE_IDENTITY");
+    let loc = done.headers()["location"].to_str().expect("loc").to_owned();
+    let code = url::Url::parse(&loc)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+    let tokens: Value = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+        ])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    (sso, tokens)
+}
+
+/// Verifies a logout token as an RP must (OIDC Back-Channel Logout §2.6):
+/// signature by a published key, issuer, audience, `typ` header, the
+/// event, no nonce; returns its claims.
+async fn verify_logout_token(s: &Server, token: &str) -> Value {
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').next().expect("header"))
+            .expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(header["typ"], "logout+jwt");
+    let jwks = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/certs",
+            s.base
+        ))
+        .send()
+        .await
+        .expect("certs")
+        .bytes()
+        .await
+        .expect("body");
+    let ks = gatehouse_jose::verify::KeySet::from_jwks_json(&jwks).expect("jwks");
+    let mut rules = gatehouse_jose::verify::Rules::for_issuer(&format!("{}/realms/demo", s.base));
+    rules.audiences = vec!["app".into()];
+    let c = ks.verify(token, &rules).expect("logout token verifies");
+    assert!(
+        c["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object(),
+        "{c}"
+    );
+    assert!(c.get("nonce").is_none());
+    assert!(c["jti"].is_string() && c["iat"].is_i64());
+    assert!(c["exp"].as_i64() > c["iat"].as_i64());
+    c
+}
+
+#[tokio::test]
+async fn backchannel_logout_tells_the_client_of_every_ended_session() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let rp = logout_receiver().await;
+    set_attributes(
+        &s,
+        &t,
+        "app",
+        json!({"backchannel.logout.url": format!("{}/backchannel", rp.url)}),
+    )
+    .await;
+    let d: Value = s
+        .http
+        .get(format!(
+            "{}/realms/demo/.well-known/openid-configuration",
+            s.base
+        ))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(d["backchannel_logout_supported"], true);
+    assert_eq!(d["backchannel_logout_session_supported"], true);
+    let alice = s.user_id(&t, "demo", "alice").await;
+
+    // RP-initiated logout: the token names the session the ID token named.
+    let (sso, tokens) = browser_login(&s).await;
+    let id_token = tokens["id_token"].as_str().expect("id token");
+    let sid = claims(id_token)["sid"].as_str().expect("sid").to_owned();
+    let r = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/logout",
+            s.base
+        ))
+        .query(&[("id_token_hint", id_token)])
+        .header("cookie", &sso)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 200);
+    // Posted before the logout answered.
+    let got = rp.received();
+    assert_eq!(got.len(), 1, "one client session, one token");
+    let c = verify_logout_token(&s, &got[0]).await;
+    assert_eq!(c["sid"], sid.as_str());
+    assert_eq!(c["sub"], alice.as_str());
+    // The session is gone: its refresh token no longer works.
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                tokens["refresh_token"].as_str().expect("rt"),
+            ),
+        ])
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(r.status(), 400);
+
+    // An admin ending a session (here one of a direct grant).
+    let pw: Value = s
+        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let sid = claims(pw["access_token"].as_str().expect("at"))["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+    let r = s
+        .http
+        .delete(format!("{}/admin/realms/demo/sessions/{sid}", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 204);
+    let got = rp.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(verify_logout_token(&s, &got[1]).await["sid"], sid.as_str());
+
+    // Without `backchannel.logout.session.required` the token names the
+    // user only; a client that answers 500 does not stop the logout.
+    set_attributes(
+        &s,
+        &t,
+        "app",
+        json!({"backchannel.logout.url": format!("{}/fail", rp.url),
+            "backchannel.logout.session.required": "false"}),
+    )
+    .await;
+    browser_login(&s).await;
+    let r = s
+        .http
+        .post(format!("{}/admin/realms/demo/users/{alice}/logout", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("logout user");
+    assert_eq!(r.status(), 204);
+    let got = rp.received();
+    assert_eq!(got.len(), 3, "{got:?}");
+    let c = verify_logout_token(&s, &got[2]).await;
+    assert!(c.get("sid").is_none(), "{c}");
+    assert_eq!(c["sub"], alice.as_str());
+
+    // A client without a URL hears nothing.
+    let before = rp.received().len();
+    let r = s
+        .password_grant("demo", "spa", None, "alice", "alice-pw", None)
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = s
+        .http
+        .post(format!("{}/admin/realms/demo/users/{alice}/logout", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("logout user");
+    assert_eq!(r.status(), 204);
+    assert_eq!(rp.received().len(), before);
+}
