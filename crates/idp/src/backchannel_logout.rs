@@ -24,6 +24,8 @@ use serde_json::json;
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Seconds a logout token is valid: it is used at once or never.
 const LIFESPAN: i64 = 120;
+/// Logout posts in flight at once.
+const MAX_IN_FLIGHT: usize = 16;
 
 /// The URL a client registered for back-channel logout, if any.
 pub fn url(client: &Client) -> Option<&str> {
@@ -84,6 +86,9 @@ pub async fn notify(idp: &Idp, realm: &Realm, ended: &[Session]) {
         return;
     };
     let mut sends = tokio::task::JoinSet::new();
+    // A realm-wide logout can end thousands of sessions: a bounded number
+    // of posts are in flight at once.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     for (client, s) in targets {
         let Some(to) = url(&client) else { continue };
         let Some(token) = token(idp, realm, &ring, &client, s) else {
@@ -92,7 +97,11 @@ pub async fn notify(idp: &Idp, realm: &Realm, ended: &[Session]) {
         };
         let request = idp.http.post(to).form(&[("logout_token", token.as_str())]);
         let client_id = client.client_id.clone();
+        let slots = slots.clone();
         sends.spawn(async move {
+            let Ok(_slot) = slots.acquire().await else {
+                return;
+            };
             match request.send().await {
                 Ok(r) if r.status().is_success() => {}
                 Ok(r) => tracing::warn!(client = %client_id, status = %r.status(), "back-channel logout refused"),
