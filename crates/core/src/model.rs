@@ -575,7 +575,7 @@ impl User {
 pub struct Credential {
     pub id: String,
     pub user_id: String,
-    /// `password` (the only type supported so far).
+    /// Keycloak's credential type: `password` or `otp`.
     pub kind: String,
     pub created_date: i64,
     /// Keycloak's `credentialData` JSON string (algorithm, iterations, parameters).

@@ -161,7 +161,7 @@ pub async fn ensure_master(
     let user = match idp.store.user_by_username(&master.id, username).await? {
         Some(u) => {
             let cred = crate::login::new_password(idp, &u.id, &pw).await?;
-            idp.store.set_password(&cred, None, &[]).await?;
+            idp.store.set_credential(&cred, None, &[]).await?;
             u
         }
         None => {

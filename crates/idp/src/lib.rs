@@ -16,6 +16,7 @@ pub mod import;
 pub mod keyring;
 pub mod login;
 pub mod oidc;
+pub mod otp;
 pub mod repr;
 pub mod state;
 pub mod tokens;

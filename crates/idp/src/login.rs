@@ -124,8 +124,10 @@ async fn check(
             .await?;
         return Ok(Err(LoginFailure::Locked));
     }
-    let cred = idp.store.password(&user.id).await?;
-    let ok = match &cred {
+    let creds = idp.store.credentials(&user.id).await?;
+    let cred = creds.iter().find(|c| c.kind == "password");
+    let has_otp = creds.iter().any(|c| c.kind == crate::otp::KIND);
+    let ok = match cred {
         Some(c) => verify(idp, c, password).await?,
         None => false,
     };
@@ -146,10 +148,61 @@ async fn check(
             .await?;
         return Ok(Err(LoginFailure::Disabled));
     }
-    if lf.failures > 0 {
+    // With a second factor the failures are forgotten only once it is
+    // passed too (`check_otp`): else the right password would wipe the
+    // count of wrong codes before each new guess.
+    if lf.failures > 0 && !has_otp {
         idp.store.clear_login_failures(&user.id).await?;
     }
     Ok(Ok(user))
+}
+
+/// Checks the one-time code `given` of `user`, whose password was right,
+/// under the same brute-force detection as passwords: a wrong code counts
+/// as a failed login, and a locked account refuses even a right one.
+/// Writes the LOGIN_ERROR event of a refusal.
+pub async fn check_otp(
+    idp: &Idp,
+    realm: &Realm,
+    client_id: &str,
+    user: &User,
+    cred: &Credential,
+    given: &str,
+    ip: Option<&str>,
+) -> Result<bool, OAuthError> {
+    let now = gatehouse_core::time::now();
+    let lf = if realm.brute_force_protected {
+        idp.store.login_failures(&user.id).await?
+    } else {
+        Default::default()
+    };
+    let locked = locked_for(realm, lf.failures, lf.last_failure, now) > 0;
+    if !locked && crate::otp::verify(idp, realm, cred, given, now).await? {
+        if lf.failures > 0 {
+            idp.store.clear_login_failures(&user.id).await?;
+        }
+        return Ok(true);
+    }
+    let failure = if locked {
+        LoginFailure::Locked
+    } else {
+        LoginFailure::InvalidCredentials
+    };
+    let mut ev = Event::user(&realm.id, "LOGIN_ERROR");
+    ev.client_id = Some(client_id.to_owned());
+    ev.user_id = Some(user.id.clone());
+    ev.ip_address = ip.map(str::to_owned);
+    ev.error = Some(failure.code().into());
+    ev.details.insert("username".into(), user.username.clone());
+    ev.details.insert("credential_type".into(), "otp".into());
+    if realm.brute_force_protected && !locked {
+        idp.store
+            .record_login_failure(&realm.id, &user.id, now, ip, &[ev])
+            .await?;
+    } else {
+        idp.record(ev).await?;
+    }
+    Ok(false)
 }
 
 /// Verifies on a blocking thread (argon2 is deliberately slow) and rehashes
@@ -178,7 +231,7 @@ async fn verify(idp: &Idp, cred: &Credential, password: &str) -> Result<bool, OA
                 c.credential_data = cd;
                 c.secret_data = sd;
                 c.id = gatehouse_core::id::uuid();
-                idp.store.set_password(&c, None, &[]).await?;
+                idp.store.set_credential(&c, None, &[]).await?;
                 tracing::info!(user_id = %cred.user_id, "password rehashed to current argon2id cost");
             }
             Ok(v.ok)

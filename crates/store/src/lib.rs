@@ -120,12 +120,13 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_client_scope(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
 
     // --- users and credentials
-    /// Creates the user with its password, group memberships and role
-    /// grants in one transaction, so a failure leaves no half-made user.
+    /// Creates the user with its credentials (password, OTP), group
+    /// memberships and role grants in one transaction, so a failure leaves
+    /// no half-made user.
     async fn create_user(
         &self,
         user: &User,
-        password: Option<&Credential>,
+        credentials: &[Credential],
         links: &Memberships,
         ev: &[Event],
     ) -> Result<()>;
@@ -141,15 +142,18 @@ pub trait Store: Send + Sync + 'static {
     async fn count_users(&self, realm_id: &str, q: &UserQuery) -> Result<i64>;
     async fn update_user(&self, user: &User, ev: &[Event]) -> Result<()>;
     async fn delete_user(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
-    /// Replaces the user's password credential and, when given, saves the
-    /// user in the same transaction (its required actions change with it).
-    async fn set_password(
+    /// Replaces the user's credential of `cred.kind` (password, otp) and,
+    /// when given, saves the user in the same transaction (its required
+    /// actions change with it).
+    async fn set_credential(
         &self,
         cred: &Credential,
         user: Option<&User>,
         ev: &[Event],
     ) -> Result<()>;
     async fn password(&self, user_id: &str) -> Result<Option<Credential>>;
+    /// All of the user's credentials, password first.
+    async fn credentials(&self, user_id: &str) -> Result<Vec<Credential>>;
     async fn delete_credential(&self, user_id: &str, id: &str, ev: &[Event]) -> Result<()>;
 
     // --- groups

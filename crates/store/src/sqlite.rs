@@ -627,13 +627,13 @@ impl Store for SqliteStore {
     async fn create_user(
         &self,
         u: &User,
-        password: Option<&Credential>,
+        credentials: &[Credential],
         links: &Memberships,
         ev: &[Event],
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         upsert_user_row(&mut tx, u, true).await?;
-        if let Some(c) = password {
+        for c in credentials {
             sqlx::query("INSERT INTO credentials (id, user_id, kind, data) VALUES (?,?,?,?)")
                 .bind(&c.id)
                 .bind(&u.id)
@@ -732,7 +732,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_password(&self, c: &Credential, user: Option<&User>, ev: &[Event]) -> Result<()> {
+    async fn set_credential(
+        &self,
+        c: &Credential,
+        user: Option<&User>,
+        ev: &[Event],
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         if let Some(u) = user
             && upsert_user_row(&mut tx, u, false).await? == 0
@@ -762,6 +767,16 @@ impl Store for SqliteStore {
             &[user_id],
         )
         .await
+    }
+
+    async fn credentials(&self, user_id: &str) -> Result<Vec<Credential>> {
+        let rows = sqlx::query(
+            "SELECT data FROM credentials WHERE user_id = ? ORDER BY kind <> 'password', kind",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows)
     }
 
     async fn delete_credential(&self, user_id: &str, id: &str, ev: &[Event]) -> Result<()> {

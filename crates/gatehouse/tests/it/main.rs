@@ -6,6 +6,7 @@ mod admin;
 mod gateway;
 mod logout;
 mod oidc;
+mod otp;
 mod peers;
 mod registration;
 mod rp;

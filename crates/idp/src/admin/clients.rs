@@ -65,7 +65,7 @@ pub async fn ensure_service_account(
     let mut u = User::new(&realm.id, &format!("service-account-{}", client.client_id));
     u.service_account_client_id = Some(client.id.clone());
     let links = super::users::default_memberships(idp, realm).await?;
-    idp.store.create_user(&u, None, &links, &[]).await?;
+    idp.store.create_user(&u, &[], &links, &[]).await?;
     Ok(u)
 }
 

@@ -262,25 +262,37 @@ pub async fn create_user(
     {
         return Err(AdminError::conflict("User exists with same email"));
     }
-    let mut cred = None;
-    if let Some(c) = rep
+    let mut creds: Vec<gatehouse_core::model::Credential> = Vec::new();
+    for c in rep
         .get("credentials")
         .and_then(Value::as_array)
-        .and_then(|a| a.first())
+        .map(Vec::as_slice)
+        .unwrap_or_default()
     {
+        let kind = c.get("type").and_then(Value::as_str).unwrap_or("password");
+        if creds.iter().any(|have| have.kind == kind) {
+            // One credential per type (a second OTP device is left out).
+            continue;
+        }
         if let (Some(cd), Some(sd)) = (
             c.get("credentialData").and_then(Value::as_str),
             c.get("secretData").and_then(Value::as_str),
         ) {
-            // An imported Keycloak hash, verified as-is and rehashed on first login.
-            cred = Some(gatehouse_core::model::Credential {
+            if kind != "password" && kind != crate::otp::KIND {
+                return Err(AdminError::bad_request(format!(
+                    "Credentials of type {kind} are not supported"
+                )));
+            }
+            // An imported Keycloak credential, used as it is (a password
+            // hash is rehashed on the first login).
+            creds.push(gatehouse_core::model::Credential {
                 id: c
                     .get("id")
                     .and_then(Value::as_str)
                     .map(str::to_owned)
                     .unwrap_or_else(gatehouse_core::id::uuid),
                 user_id: u.id.clone(),
-                kind: "password".into(),
+                kind: kind.to_owned(),
                 created_date: c
                     .get("createdDate")
                     .and_then(Value::as_i64)
@@ -294,7 +306,7 @@ pub async fn create_user(
             });
         } else {
             let (pw, temporary) = password_of(c)?;
-            cred = Some(crate::login::new_password(idp, &u.id, &pw).await?);
+            creds.push(crate::login::new_password(idp, &u.id, &pw).await?);
             if temporary && !u.required_actions.iter().any(|a| a == "UPDATE_PASSWORD") {
                 u.required_actions.push("UPDATE_PASSWORD".into());
             }
@@ -319,9 +331,7 @@ pub async fn create_user(
             links.groups.push(g.id.clone());
         }
     }
-    idp.store
-        .create_user(&u, cred.as_ref(), &links, &ev)
-        .await?;
+    idp.store.create_user(&u, &creds, &links, &ev).await?;
     Ok(u)
 }
 
@@ -385,7 +395,17 @@ async fn one(
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
     let u = load(&idp, &realm, &id).await?;
-    Ok(Json(admin_view(&u, &Policy::of(&realm))))
+    let mut v = admin_view(&u, &Policy::of(&realm));
+    // Whether an authenticator app is set up (listings leave it false:
+    // a credentials read per listed user is not worth it).
+    v["totp"] = json!(
+        idp.store
+            .credentials(&u.id)
+            .await?
+            .iter()
+            .any(|c| c.kind == crate::otp::KIND)
+    );
+    Ok(Json(v))
 }
 
 async fn update(
@@ -479,7 +499,7 @@ async fn reset_password(
         u.required_actions.retain(|a| a != "UPDATE_PASSWORD");
     }
     let changed = (temporary != had).then_some(&u);
-    idp.store.set_password(&cred, changed, &[ev]).await?;
+    idp.store.set_credential(&cred, changed, &[ev]).await?;
     idp.store.clear_login_failures(&u.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -741,9 +761,10 @@ async fn credential_label(
     load(&idp, &realm, &id).await?;
     let mut cred = idp
         .store
-        .password(&id)
+        .credentials(&id)
         .await?
-        .filter(|c| c.id == cid)
+        .into_iter()
+        .find(|c| c.id == cid)
         .ok_or_else(|| AdminError::not_found("Credential"))?;
     let label = std::str::from_utf8(&body)
         .map_err(|_| AdminError::bad_request("The label must be UTF-8 text"))?
@@ -762,7 +783,7 @@ async fn credential_label(
         &format!("users/{id}/credentials/{cid}/userLabel"),
         None,
     );
-    idp.store.set_password(&cred, None, &[ev]).await?;
+    idp.store.set_credential(&cred, None, &[ev]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -787,7 +808,7 @@ async fn credentials(
     load(&idp, &realm, &id).await?;
     let list: Vec<Value> = idp
         .store
-        .password(&id)
+        .credentials(&id)
         .await?
         .into_iter()
         .map(|c| {

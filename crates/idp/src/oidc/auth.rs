@@ -9,6 +9,7 @@
 //! §3.1.2.1 requires; the answer goes back in the `response_mode` asked for
 //! (`query`, `fragment` or `form_post`, Keycloak's set for the code flow).
 
+mod otp_step;
 mod required_actions;
 
 /// Whether `user` has a required action the realm's registry asks for
@@ -635,6 +636,10 @@ pub async fn post(
         // A password form posted to the login URL itself.
         form.get("password-new").map(|_| "UPDATE_PASSWORD")
     });
+    if execution == Some(otp_step::EXECUTION) {
+        let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);
+        return otp_step::submit(&idp, &realm, req_id, &req, &form, ip.as_deref(), now).await;
+    }
     if let Some(action) = execution {
         return required_actions::submit(
             &idp,
@@ -679,21 +684,39 @@ pub async fn post(
             return Ok(login_form(&realm, req_id, &req.csrf, Some(msg), username));
         }
     };
-    match required_actions::next(&realm, &user) {
+    if crate::otp::credential(&idp, &user).await?.is_some() {
+        return otp_step::ask(&idp, &realm, req_id, &req, &user, rec.expires).await;
+    }
+    authenticated(&idp, &realm, req_id, &req, &user, rec.expires, now).await
+}
+
+/// The user is who they say (their password, and their one-time code
+/// where they have one): their required actions come next, each on its
+/// page, then the client's code.
+async fn authenticated(
+    idp: &Idp,
+    realm: &Realm,
+    req_id: &str,
+    req: &AuthRequest,
+    user: &User,
+    expires: i64,
+    now: i64,
+) -> Result<Response, OAuthError> {
+    match required_actions::next(realm, user) {
         required_actions::Step::None => {}
         required_actions::Step::Action(action) => {
-            // The password was right; the user's required actions come
-            // before the code, each on its page.
+            let pending_key = format!("reqaction:{req_id}");
+            idp.store.take_code(&pending_key).await?;
             idp.store
                 .put_code(&CodeRecord {
                     code: pending_key,
                     realm_id: realm.id.clone(),
                     data: user.id.clone(),
-                    expires: rec.expires,
+                    expires,
                 })
                 .await?;
             return Ok(required_actions::page_for(
-                &realm, req_id, &req.csrf, action, &user, None,
+                realm, req_id, &req.csrf, action, user, None,
             ));
         }
         required_actions::Step::Unsupported => {
@@ -702,7 +725,7 @@ pub async fn post(
             ));
         }
     }
-    log_in(&idp, &realm, req_id, &req, &user, now).await
+    log_in(idp, realm, req_id, req, user, now).await
 }
 
 /// A form's error line, announced to screen readers (`role="alert"`).

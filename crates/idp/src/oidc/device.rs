@@ -134,6 +134,7 @@ fn form_page(realm: &Realm, code: &str, csrf: &str, error: Option<&str>) -> Resp
 <label for=\"user_code\">Code</label><input id=\"user_code\" name=\"user_code\" required autocomplete=\"one-time-code\" value=\"{code}\">\
 <label for=\"username\">Username or email</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required>\
 <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+<label for=\"otp\">One-time code (if your account uses an authenticator app)</label><input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"off\">\
 <button type=\"submit\" name=\"action\" value=\"approve\">Sign in and allow</button> <button type=\"submit\" name=\"action\" value=\"deny\">Deny</button></form>",
         r = esc(&realm.name),
         csrf = esc(csrf),
@@ -255,6 +256,24 @@ pub async fn page_post(
         }
         Err(_) => return Ok(retry("Invalid username or password.")),
     };
+    // An account with a second factor needs its one-time code here too.
+    if let Some(otp) = crate::otp::credential(&idp, &user).await? {
+        let given = form.get("otp").unwrap_or("");
+        let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);
+        if !crate::login::check_otp(
+            &idp,
+            &realm,
+            &data.client_id,
+            &user,
+            &otp,
+            given,
+            ip.as_deref(),
+        )
+        .await?
+        {
+            return Ok(retry("Invalid username, password or one-time code."));
+        }
+    }
     if crate::oidc::auth::action_pending(&realm, &user) {
         // A temporary password or another pending action: finished in a
         // browser login first, never skipped here.

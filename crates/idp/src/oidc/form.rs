@@ -43,6 +43,11 @@ pub struct Form(pub HashMap<String, String>);
 impl Form {
     /// Parses `body`, refusing repeated parameters and non-form content types.
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
+        // No body at all is an empty form whatever the Content-Type says
+        // (a device authorization request can be nothing but Basic auth).
+        if body.is_empty() {
+            return Ok(Form::default());
+        }
         let ct = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())

@@ -192,6 +192,19 @@ async fn password(
             ));
         }
     };
+    // Keycloak's direct grant asks for the one-time code (`totp`) of a
+    // user who has one, and answers a missing or wrong one as a wrong
+    // password.
+    if let Some(otp) = crate::otp::credential(idp, &user).await? {
+        let given = form.get("totp").unwrap_or("");
+        if !crate::login::check_otp(idp, realm, &client.client_id, &user, &otp, given, ip).await? {
+            return Err(OAuthError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "invalid_grant",
+                "Invalid user credentials",
+            ));
+        }
+    }
     if crate::oidc::auth::action_pending(realm, &user) {
         return Err(OAuthError::invalid_grant("Account is not fully set up"));
     }

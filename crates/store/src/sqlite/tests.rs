@@ -26,7 +26,7 @@ async fn effective_roles_through_groups_parents_and_composites() {
         .await
         .expect("comp");
     let user = User::new(&realm.id, "Alice");
-    s.create_user(&user, None, &Memberships::default(), &[])
+    s.create_user(&user, &[], &Memberships::default(), &[])
         .await
         .expect("user");
     let top = Group {
@@ -78,8 +78,7 @@ async fn effective_roles_through_groups_parents_and_composites() {
     );
     let dup = User::new(&realm.id, "alice");
     assert!(matches!(
-        s.create_user(&dup, None, &Memberships::default(), &[])
-            .await,
+        s.create_user(&dup, &[], &Memberships::default(), &[]).await,
         Err(Error::Conflict(_))
     ));
 }
@@ -158,7 +157,7 @@ async fn codes_and_refresh_rotation(s: SqliteStore) {
     assert_eq!(left.data, "session-1");
 
     let user = User::new(&realm.id, "bob");
-    s.create_user(&user, None, &Memberships::default(), &[])
+    s.create_user(&user, &[], &Memberships::default(), &[])
         .await
         .expect("user");
     let sess = Session {

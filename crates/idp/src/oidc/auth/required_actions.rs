@@ -5,12 +5,15 @@
 //! `TERMS_AND_CONDITIONS` (accept or decline), `UPDATE_PASSWORD`
 //! (`password-new`, `password-confirm`), `UPDATE_PROFILE` (`email`,
 //! `firstName`, `lastName`; the terms shown are the realm's English
-//! `termsText` localization override, as in a Keycloak export). Each page
+//! `termsText` localization override, as in a Keycloak export),
+//! `CONFIGURE_TOTP` (a new authenticator secret shown as a key and an
+//! `otpauth://` URI, confirmed with a code: `totp`, `totpSecret`,
+//! `userLabel`, Keycloak's fields). Each page
 //! posts back to the login URL with
 //! `execution={action}` (as Keycloak's forms do); each action's change and
 //! its event are one transaction. A user holding an action this server
-//! has no page for (`VERIFY_EMAIL` needs mail, `CONFIGURE_TOTP` needs
-//! TOTP) is refused rather than let through.
+//! has no page for (`VERIFY_EMAIL` needs mail) is refused rather than let
+//! through.
 
 use super::{AuthRequest, alert, error_page, esc, expired_page, log_in, page};
 use crate::error::OAuthError;
@@ -21,7 +24,12 @@ use axum::response::Response;
 use gatehouse_core::model::{Event, Realm, User};
 
 /// The actions with a page here, in the order they are asked for.
-pub const SUPPORTED: [&str; 3] = ["TERMS_AND_CONDITIONS", "UPDATE_PASSWORD", "UPDATE_PROFILE"];
+pub const SUPPORTED: [&str; 4] = [
+    "TERMS_AND_CONDITIONS",
+    "CONFIGURE_TOTP",
+    "UPDATE_PASSWORD",
+    "UPDATE_PROFILE",
+];
 
 /// What a user must do before a login completes.
 pub enum Step {
@@ -106,7 +114,7 @@ pub async fn submit(
             }
             let cred = crate::login::new_password(idp, &user.id, new).await?;
             user.required_actions.retain(|a| a != due);
-            idp.store.set_password(&cred, Some(&user), &[ev]).await?;
+            idp.store.set_credential(&cred, Some(&user), &[ev]).await?;
         }
         "UPDATE_PROFILE" => {
             let field = |k: &str| form.get(k).map(str::trim).unwrap_or("").to_owned();
@@ -150,6 +158,35 @@ pub async fn submit(
             user.last_name = Some(last);
             user.required_actions.retain(|a| a != due);
             idp.store.update_user(&user, &[ev]).await?;
+        }
+        "CONFIGURE_TOTP" => {
+            let secret = form.get("totpSecret").unwrap_or("");
+            if secret.len() < 16
+                || secret.len() > 128
+                || !secret.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Ok(expired_page());
+            }
+            let policy = crate::otp::Policy::of(realm);
+            let cred = crate::otp::new_credential(&user, secret, &policy, form.get("userLabel"));
+            let code = form.get("totp").unwrap_or("");
+            if !crate::otp::verify(idp, realm, &cred, code, now).await? {
+                return Ok(totp_page(
+                    realm,
+                    req_id,
+                    &req.csrf,
+                    &user,
+                    secret,
+                    Some(if code.is_empty() {
+                        "Please specify authenticator code."
+                    } else {
+                        "Invalid authenticator code."
+                    }),
+                ));
+            }
+            ev.kind = "UPDATE_TOTP".into();
+            user.required_actions.retain(|a| a != due);
+            idp.store.set_credential(&cred, Some(&user), &[ev]).await?;
         }
         "TERMS_AND_CONDITIONS" => {
             if form.get("accept").is_none() {
@@ -232,6 +269,9 @@ pub fn page_for(
                 ),
             )
         }
+        "CONFIGURE_TOTP" => {
+            return totp_page(realm, req_id, csrf, user, &crate::otp::new_secret(), error);
+        }
         _ => (
             "Terms and Conditions",
             format!(
@@ -244,6 +284,41 @@ pub fn page_for(
         ),
     };
     page(StatusCode::OK, title, &body)
+}
+
+/// Keycloak's `login-config-totp` page: the secret to enter in an
+/// authenticator app (as a key and as an `otpauth://` URI), carried back
+/// in `totpSecret` with the first code (`totp`) that proves the app has it.
+fn totp_page(
+    realm: &Realm,
+    req_id: &str,
+    csrf: &str,
+    user: &User,
+    secret: &str,
+    error: Option<&str>,
+) -> Response {
+    let policy = crate::otp::Policy::of(realm);
+    let key = crate::otp::base32(secret.as_bytes());
+    let shown: String = key
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let uri = crate::otp::key_uri(realm, user, secret, &policy);
+    let body = format!(
+        "<h1>Mobile Authenticator Setup</h1>{err}<p>You need to set up Mobile Authenticator to activate your account.</p><ol><li>Install an authenticator app (FreeOTP, Google Authenticator, Microsoft Authenticator) on your mobile.</li><li>Open the application and enter the key: <code id=\"kc-totp-secret-key\">{shown}</code> (time-based, {d} digits, every {p} seconds), or open <a id=\"kc-totp-uri\" href=\"{uri}\">this link</a> on the device.</li><li>Enter the one-time code provided by the application and click Submit to finish the setup.</li></ol><form id=\"kc-totp-settings-form\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={s}&amp;execution=CONFIGURE_TOTP\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><input type=\"hidden\" id=\"totpSecret\" name=\"totpSecret\" value=\"{secret}\"><label for=\"totp\">One-time code</label><input id=\"totp\" name=\"totp\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" autofocus required><label for=\"userLabel\">Device Name</label><input id=\"userLabel\" name=\"userLabel\" type=\"text\" autocomplete=\"off\"><button type=\"submit\">Submit</button></form>",
+        err = alert(error),
+        shown = esc(&shown),
+        d = policy.digits,
+        p = policy.period,
+        uri = esc(&uri),
+        r = esc(&realm.name),
+        s = esc(req_id),
+        c = esc(csrf),
+        secret = esc(secret),
+    );
+    page(StatusCode::OK, "Mobile Authenticator Setup", &body)
 }
 
 /// The realm's terms: `termsText` of its English localization texts, where

@@ -1,0 +1,343 @@
+//! One-time passwords end to end: a Keycloak user imported with an OTP
+//! credential must give its code in the browser login, the password grant
+//! and nowhere less; codes are single use; guessing is bounded; a user
+//! with `CONFIGURE_TOTP` sets up an authenticator in the login; admins see
+//! and remove the credential; export carries it.
+
+use crate::support::{LoginPage, Server, start};
+use serde_json::{Value, json};
+
+/// Keycloak's stored form of a TOTP secret (the HMAC key is its bytes).
+const SECRET: &str = "mEz4RbVx9TqW2kLp7sNc";
+
+fn code_at(secret: &str, step: i64) -> String {
+    gatehouse_idp::otp::code(secret.as_bytes(), "HmacSHA1", 6, step as u64).expect("code")
+}
+
+fn step() -> i64 {
+    gatehouse_core::time::now() / 30
+}
+
+async fn realm_with_otp_user(s: &Server) -> String {
+    let t = s.admin_token().await;
+    let otp = json!({
+        "type": "otp", "userLabel": "phone",
+        "credentialData": json!({"subType": "totp", "digits": 6, "counter": 0, "period": 30, "algorithm": "HmacSHA1"}).to_string(),
+        "secretData": json!({"value": SECRET}).to_string(),
+    });
+    let realm = json!({
+        "realm": "otp", "enabled": true, "bruteForceProtected": false,
+        "otpPolicyType": "totp", "otpPolicyAlgorithm": "HmacSHA1", "otpPolicyDigits": 6,
+        "otpPolicyPeriod": 30, "otpPolicyLookAheadWindow": 1,
+        "clients": [{"clientId": "web", "secret": "web-secret", "redirectUris": ["http://127.0.0.1/cb"],
+            "directAccessGrantsEnabled": true,
+            "attributes": {"oauth2.device.authorization.grant.enabled": "true"}}],
+        "users": [
+            {"username": "carol", "enabled": true,
+             "credentials": [{"type": "password", "value": "carol-pw"}, otp]},
+            {"username": "bob", "enabled": true, "requiredActions": ["CONFIGURE_TOTP"],
+             "credentials": [{"type": "password", "value": "bob-pw"}]},
+        ],
+    });
+    let r = s
+        .http
+        .post(format!("{}/admin/realms", s.base))
+        .bearer_auth(&t)
+        .json(&realm)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    t
+}
+
+/// Starts a browser login at client `web` and posts the password: the
+/// answer (the OTP page, a required action, or the redirect) and the page
+/// state to post later forms with.
+async fn password_step(s: &Server, user: &str, pw: &str) -> (LoginPage, reqwest::Response) {
+    let first = s
+        .http
+        .get(format!(
+            "{}/realms/otp/protocol/openid-connect/auth",
+            s.base
+        ))
+        .query(&[
+            ("client_id", "web"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("response_type", "code"),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .expect("auth");
+    assert_eq!(first.status(), 200);
+    let page = LoginPage::read(s, first).await;
+    let r = page.post(&[("username", user), ("password", pw)]).await;
+    (page, r)
+}
+
+async fn password_grant(s: &Server, user: &str, pw: &str, totp: Option<&str>) -> u16 {
+    let mut form = vec![
+        ("grant_type", "password"),
+        ("client_id", "web"),
+        ("client_secret", "web-secret"),
+        ("username", user),
+        ("password", pw),
+    ];
+    if let Some(t) = totp {
+        form.push(("totp", t));
+    }
+    s.http
+        .post(s.token_url("otp"))
+        .form(&form)
+        .send()
+        .await
+        .expect("grant")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn an_imported_authenticator_is_asked_for_and_its_codes_are_single_use() {
+    let s = start().await;
+    let t = realm_with_otp_user(&s).await;
+    let now = step();
+
+    // The right password alone is not a login: the code page comes next.
+    let (page, r) = password_step(&s, "carol", "carol-pw").await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("html");
+    assert!(html.contains("name=\"otp\""), "{html}");
+    let wrong = page
+        .post_form(&s, &html, &[("otp", "000000")])
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(wrong.contains("Invalid authenticator code."), "{wrong}");
+    let ok = page
+        .post_form(&s, &wrong, &[("otp", &code_at(SECRET, now))])
+        .await;
+    assert_eq!(ok.status(), 302);
+    assert!(
+        ok.headers()["location"]
+            .to_str()
+            .expect("loc")
+            .contains("code=")
+    );
+
+    // The same code again, in a new login: spent.
+    let (page, r) = password_step(&s, "carol", "carol-pw").await;
+    let html = r.text().await.expect("html");
+    let replay = page
+        .post_form(&s, &html, &[("otp", &code_at(SECRET, now))])
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(replay.contains("Invalid authenticator code."), "{replay}");
+    // The next step's code is within the look-around window.
+    let ok = page
+        .post_form(&s, &replay, &[("otp", &code_at(SECRET, now + 1))])
+        .await;
+    assert_eq!(ok.status(), 302);
+
+    // The password grant wants `totp` too, answered as a wrong password.
+    assert_eq!(password_grant(&s, "carol", "carol-pw", None).await, 401);
+    assert_eq!(
+        password_grant(&s, "carol", "carol-pw", Some("123")).await,
+        401
+    );
+    assert_eq!(
+        password_grant(&s, "carol", "carol-pw", Some(&code_at(SECRET, now - 1))).await,
+        200
+    );
+
+    // Guessing is bounded: five wrong codes spend the login attempt.
+    let (page, r) = password_step(&s, "carol", "carol-pw").await;
+    let mut html = r.text().await.expect("html");
+    for i in 0..5 {
+        let r = page.post_form(&s, &html, &[("otp", "111111")]).await;
+        html = r.text().await.expect("html");
+        if i < 4 {
+            assert!(html.contains("Invalid authenticator code."), "{html}");
+        }
+    }
+    assert!(
+        html.contains("Too many invalid authenticator codes"),
+        "{html}"
+    );
+
+    // Admins see it (never its secret), and export carries it whole.
+    let carol = s.user_id(&t, "otp", "carol").await;
+    let (_, user) = s.admin_get(&t, &format!("/otp/users/{carol}")).await;
+    assert_eq!(user["totp"], true);
+    let (_, creds) = s
+        .admin_get(&t, &format!("/otp/users/{carol}/credentials"))
+        .await;
+    let types: Vec<&str> = creds
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| c["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(types, ["password", "otp"]);
+    assert!(
+        creds
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|c| c.get("secretData").is_none())
+    );
+    assert_eq!(creds[1]["userLabel"], "phone");
+    let realm = s
+        .running
+        .idp
+        .store
+        .realm_by_name("otp")
+        .await
+        .expect("q")
+        .expect("realm");
+    let export = gatehouse_idp::export::realm(&s.running.idp, &realm)
+        .await
+        .expect("export");
+    let exported = export["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["username"] == "carol")
+        .expect("carol")
+        .clone();
+    assert_eq!(exported["totp"], true);
+    let otp = exported["credentials"]
+        .as_array()
+        .expect("creds")
+        .iter()
+        .find(|c| c["type"] == "otp")
+        .expect("otp exported");
+    assert!(otp["secretData"].as_str().expect("secret").contains(SECRET));
+
+    // Removing the credential removes the step.
+    let otp_id = creds[1]["id"].as_str().expect("id");
+    let r = s
+        .http
+        .delete(format!(
+            "{}/admin/realms/otp/users/{carol}/credentials/{otp_id}",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 204);
+    let (_, r) = password_step(&s, "carol", "carol-pw").await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(password_grant(&s, "carol", "carol-pw", None).await, 200);
+}
+
+#[tokio::test]
+async fn configure_totp_sets_up_an_authenticator_during_the_login() {
+    let s = start().await;
+    let t = realm_with_otp_user(&s).await;
+    // Not set up: no password grant until the browser login did it.
+    assert_eq!(password_grant(&s, "bob", "bob-pw", None).await, 400);
+    let (page, r) = password_step(&s, "bob", "bob-pw").await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("html");
+    assert!(html.contains("Mobile Authenticator Setup"), "{html}");
+    let secret = crate::support::between(&html, "name=\"totpSecret\" value=\"", "\"").to_owned();
+    assert!(html.contains("otpauth://totp/"), "{html}");
+    let bad = page
+        .post_form(&s, &html, &[("totp", "000000"), ("totpSecret", &secret)])
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(bad.contains("Invalid authenticator code."), "{bad}");
+    let ok = page
+        .post_form(
+            &s,
+            &bad,
+            &[
+                ("totp", &code_at(&secret, step())),
+                ("totpSecret", &secret),
+                ("userLabel", "work phone"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status(), 302);
+    let bob = s.user_id(&t, "otp", "bob").await;
+    let (_, user) = s.admin_get(&t, &format!("/otp/users/{bob}")).await;
+    assert_eq!(user["totp"], true);
+    assert_eq!(user["requiredActions"], json!([]));
+    // From now on the login asks for the code.
+    let (_, r) = password_step(&s, "bob", "bob-pw").await;
+    assert!(r.text().await.expect("html").contains("name=\"otp\""));
+    assert_eq!(
+        password_grant(&s, "bob", "bob-pw", Some(&code_at(&secret, step() + 1))).await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_device_page_wants_the_code_too() {
+    let s = start().await;
+    realm_with_otp_user(&s).await;
+    let d: Value = s
+        .http
+        .post(format!(
+            "{}/realms/otp/protocol/openid-connect/auth/device",
+            s.base
+        ))
+        // Basic auth and no body at all: an empty form.
+        .basic_auth("web", Some("web-secret"))
+        .send()
+        .await
+        .expect("device")
+        .json()
+        .await
+        .expect("json");
+    let user_code = d["user_code"].as_str().expect("user code").to_owned();
+    let approve = |otp: Option<String>| {
+        let (s, user_code) = (&s, user_code.clone());
+        async move {
+            let page = s
+                .http
+                .get(format!(
+                    "{}/realms/otp/device?user_code={user_code}",
+                    s.base
+                ))
+                .send()
+                .await
+                .expect("page");
+            let cookie = crate::support::set_cookie(&page, "GATEHOUSE_DEVICE_CSRF");
+            let html = page.text().await.expect("html");
+            assert!(html.contains("name=\"otp\""));
+            let csrf = crate::support::between(&html, "name=\"csrf\" value=\"", "\"").to_owned();
+            let mut form = vec![
+                ("csrf", csrf),
+                ("user_code", user_code),
+                ("username", "carol".to_owned()),
+                ("password", "carol-pw".to_owned()),
+                ("action", "approve".to_owned()),
+            ];
+            if let Some(o) = otp {
+                form.push(("otp", o));
+            }
+            s.http
+                .post(format!("{}/realms/otp/device", s.base))
+                .header("cookie", cookie)
+                .form(&form)
+                .send()
+                .await
+                .expect("post")
+                .text()
+                .await
+                .expect("html")
+        }
+    };
+    let html = approve(None).await;
+    assert!(html.contains("one-time code"), "{html}");
+    let html = approve(Some(code_at(SECRET, step()))).await;
+    assert!(html.contains("Device connected"), "{html}");
+}
