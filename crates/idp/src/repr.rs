@@ -104,6 +104,19 @@ pub fn realm(r: &Realm) -> Value {
     if r.display_name.is_none() {
         o.remove("displayName");
     }
+    // The OTP policy as Keycloak shows it (its defaults where the realm
+    // never set one; `otp.rs` reads the same fields).
+    for (k, v) in [
+        ("otpPolicyType", json!("totp")),
+        ("otpPolicyAlgorithm", json!("HmacSHA1")),
+        ("otpPolicyInitialCounter", json!(0)),
+        ("otpPolicyDigits", json!(6)),
+        ("otpPolicyLookAheadWindow", json!(1)),
+        ("otpPolicyPeriod", json!(30)),
+        ("otpPolicyCodeReusable", json!(false)),
+    ] {
+        o.entry(k).or_insert(v);
+    }
     Value::Object(o)
 }
 
