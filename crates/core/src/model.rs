@@ -587,6 +587,19 @@ pub struct Credential {
     pub user_label: Option<String>,
 }
 
+/// What a user allowed a client that asks for consent (Keycloak's
+/// `consentRequired`): the client scopes granted, by name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Consent {
+    pub user_id: String,
+    /// The client's public id.
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// Milliseconds since the epoch, as Keycloak reports them.
+    pub created: i64,
+    pub updated: i64,
+}
+
 /// A group; groups nest through `parent_id`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Group {

@@ -234,6 +234,7 @@ pub fn client(c: &Client, with_secret: bool) -> Value {
         "directAccessGrantsEnabled": c.direct_access_grants_enabled,
         "serviceAccountsEnabled": c.service_accounts_enabled,
         "implicitFlowEnabled": c.implicit_flow_enabled, "fullScopeAllowed": c.full_scope_allowed,
+        "consentRequired": c.extra.get("consentRequired").cloned().unwrap_or(json!(false)),
         "attributes": c.attributes, "protocol": "openid-connect",
         "clientAuthenticatorType": c.client_authenticator_type,
         "protocolMappers": c.protocol_mappers.iter().map(mapper).collect::<Vec<_>>(),

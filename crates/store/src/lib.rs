@@ -16,8 +16,8 @@ pub mod sqlite;
 pub use error::{Error, Result};
 
 use gatehouse_core::model::{
-    ApiKey, Client, ClientScope, Credential, Event, Group, InitialAccess, Realm, Role, Session,
-    User,
+    ApiKey, Client, ClientScope, Consent, Credential, Event, Group, InitialAccess, Realm, Role,
+    Session, User,
 };
 
 /// A stored signing key, private half sealed under the master key.
@@ -155,6 +155,13 @@ pub trait Store: Send + Sync + 'static {
     /// All of the user's credentials, password first.
     async fn credentials(&self, user_id: &str) -> Result<Vec<Credential>>;
     async fn delete_credential(&self, user_id: &str, id: &str, ev: &[Event]) -> Result<()>;
+    /// What the user allowed clients that ask for consent.
+    async fn consents(&self, user_id: &str) -> Result<Vec<Consent>>;
+    /// Creates or replaces the user's consent to `c.client_id`.
+    async fn put_consent(&self, c: &Consent, ev: &[Event]) -> Result<()>;
+    /// Withdraws a consent; false when there was none (the events are
+    /// written either way).
+    async fn delete_consent(&self, user_id: &str, client_id: &str, ev: &[Event]) -> Result<bool>;
 
     // --- groups
     async fn create_group(&self, group: &Group, ev: &[Event]) -> Result<()>;

@@ -6,8 +6,8 @@ use crate::{
     UserQuery,
 };
 use gatehouse_core::model::{
-    ApiKey, Client, ClientScope, Credential, Event, Group, InitialAccess, Realm, Role, Session,
-    User,
+    ApiKey, Client, ClientScope, Consent, Credential, Event, Group, InitialAccess, Realm, Role,
+    Session, User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/sqlite/0004_initial_access.sql"),
     ),
+    (5, include_str!("../migrations/sqlite/0005_consents.sql")),
 ];
 
 /// The SQLite store.
@@ -777,6 +778,43 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         all(&rows)
+    }
+
+    async fn consents(&self, user_id: &str) -> Result<Vec<Consent>> {
+        let rows = sqlx::query("SELECT data FROM consents WHERE user_id = ? ORDER BY client_id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        all(&rows)
+    }
+
+    async fn put_consent(&self, c: &Consent, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, data) VALUES (?,?,?) \
+             ON CONFLICT (user_id, client_id) DO UPDATE SET data = excluded.data",
+        )
+        .bind(&c.user_id)
+        .bind(&c.client_id)
+        .bind(j(c)?)
+        .execute(&mut *tx)
+        .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_consent(&self, user_id: &str, client_id: &str, ev: &[Event]) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM consents WHERE user_id = ? AND client_id = ?")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(n > 0)
     }
 
     async fn delete_credential(&self, user_id: &str, id: &str, ev: &[Event]) -> Result<()> {

@@ -3,6 +3,7 @@
 //! HTTP to it.
 
 mod admin;
+mod consent;
 mod gateway;
 mod logout;
 mod oidc;

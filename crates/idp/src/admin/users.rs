@@ -699,42 +699,44 @@ async fn offline_by_client(
     Ok(by_client)
 }
 
-/// `GET /users/{id}/consents`: Gatehouse has no consent screen, so the
-/// grants listed are the ones Keycloak lists beside consents: clients
-/// holding an offline token of the user.
+/// `GET /users/{id}/consents`: what the user allowed clients that ask for
+/// consent (the consent screen's answers), and, as Keycloak lists them
+/// beside consents, the clients holding an offline token of the user.
 async fn consents(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
     load(&idp, &realm, &id).await?;
-    let list: Vec<Value> = offline_by_client(&idp, &id)
-        .await?
-        .into_iter()
-        .map(|(client, sessions)| {
-            let created = sessions.iter().map(|s| s.started).min().unwrap_or(0);
-            let updated = sessions.iter().map(|s| s.last_access).max().unwrap_or(0);
+    let mut offline = offline_by_client(&idp, &id).await?;
+    let mut list: Vec<Value> = Vec::new();
+    for c in idp.store.consents(&id).await? {
+        let mut v = json!({"clientId": c.client_id, "grantedClientScopes": c.scopes,
+            "createdDate": c.created, "lastUpdatedDate": c.updated});
+        if offline.remove(&c.client_id).is_some() {
+            v["additionalGrants"] = json!([{"client": "Offline Token", "key": "Offline Token"}]);
+        }
+        list.push(v);
+    }
+    for (client, sessions) in offline {
+        let created = sessions.iter().map(|s| s.started).min().unwrap_or(0);
+        let updated = sessions.iter().map(|s| s.last_access).max().unwrap_or(0);
+        list.push(
             json!({"clientId": client, "grantedClientScopes": [], "createdDate": created * 1000,
-                   "lastUpdatedDate": updated * 1000,
-                   "additionalGrants": [{"client": "Offline Token", "key": "Offline Token"}]})
-        })
-        .collect();
+               "lastUpdatedDate": updated * 1000,
+               "additionalGrants": [{"client": "Offline Token", "key": "Offline Token"}]}),
+        );
+    }
     Ok(Json(json!(list)))
 }
 
-/// `DELETE /users/{id}/consents/{client id}`: revokes the client's offline
-/// tokens of the user; 404 when there is none, in Keycloak's words.
+/// `DELETE /users/{id}/consents/{client id}`: withdraws the consent (the
+/// next login asks again) and revokes the client's offline tokens of the
+/// user; 404 when there is neither, in Keycloak's words.
 async fn revoke_consent(
     RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, id, client)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
     load(&idp, &realm, &id).await?;
-    let sessions = offline_by_client(&idp, &id)
-        .await?
-        .remove(&client)
-        .unwrap_or_default();
-    if sessions.is_empty() {
-        return Err(AdminError::not_found("Consent nor offline token"));
-    }
     let ev = event(
         &realm,
         &caller,
@@ -743,7 +745,27 @@ async fn revoke_consent(
         &format!("users/{id}/consents/{client}"),
         None,
     );
+    let had_consent = idp
+        .store
+        .consents(&id)
+        .await?
+        .iter()
+        .any(|c| c.client_id == client);
+    let sessions = offline_by_client(&idp, &id)
+        .await?
+        .remove(&client)
+        .unwrap_or_default();
+    if !had_consent && sessions.is_empty() {
+        return Err(AdminError::not_found("Consent nor offline token"));
+    }
     let mut ev = Some(ev);
+    if had_consent {
+        let mut grant = Event::user(&realm.id, "REVOKE_GRANT");
+        grant.client_id = Some(client.clone());
+        grant.user_id = Some(id.clone());
+        let events: Vec<Event> = ev.take().into_iter().chain([grant]).collect();
+        idp.store.delete_consent(&id, &client, &events).await?;
+    }
     for s in sessions {
         let ended = idp.store.delete_session(&s.id, ev.as_slice()).await?;
         ev = None;

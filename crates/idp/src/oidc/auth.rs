@@ -9,8 +9,14 @@
 //! §3.1.2.1 requires; the answer goes back in the `response_mode` asked for
 //! (`query`, `fragment` or `form_post`, Keycloak's set for the code flow).
 
+mod consent;
 mod otp_step;
 mod required_actions;
+
+/// Whether the client asks its users for consent (`consentRequired`).
+pub fn consent_required(client: &Client) -> bool {
+    consent::required(client)
+}
 
 /// Whether `user` has a required action the realm's registry asks for
 /// (disabled or unregistered actions do not count, as in Keycloak): then
@@ -61,6 +67,9 @@ struct AuthRequest {
     csrf: String,
     #[serde(default)]
     response_mode: ResponseMode,
+    /// `prompt=consent`: ask for consent even if given before.
+    #[serde(default)]
+    prompt_consent: bool,
 }
 
 /// How the authorization response travels back to the client.
@@ -542,6 +551,7 @@ async fn authorize(
         code_challenge: challenge.map(str::to_owned),
         csrf: gatehouse_core::id::token(),
         response_mode,
+        prompt_consent: prompt.contains(&"consent"),
     };
     let now = gatehouse_core::time::now();
     if !prompt.contains(&"login")
@@ -558,6 +568,30 @@ async fn authorize(
                 .is_some_and(|u| u.enabled && !action_pending(&realm, &u))
         {
             idp.touch(&s.id, now).await?;
+            if consent::needed(
+                idp,
+                &realm,
+                &client,
+                &req.scope,
+                &s.user_id,
+                req.prompt_consent,
+            )
+            .await?
+            {
+                if prompt_none {
+                    return Ok(fail("consent_required", "Consent required"));
+                }
+                let req_id = gatehouse_core::id::token();
+                return consent::ask(
+                    idp,
+                    &realm,
+                    &req_id,
+                    &req,
+                    consent::WaitingFor::Session(&s.id),
+                    now + LOGIN_LIFESPAN,
+                )
+                .await;
+            }
             return issue_code(idp, &realm, &req, &s).await;
         }
     }
@@ -636,6 +670,9 @@ pub async fn post(
         // A password form posted to the login URL itself.
         form.get("password-new").map(|_| "UPDATE_PASSWORD")
     });
+    if execution == Some(consent::EXECUTION) {
+        return consent::submit(&idp, &realm, req_id, &req, &form, now).await;
+    }
     if execution == Some(otp_step::EXECUTION) {
         let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);
         return otp_step::submit(&idp, &realm, req_id, &req, &form, ip.as_deref(), now).await;
@@ -724,6 +761,41 @@ async fn authenticated(
                 "Account is not fully set up. Contact your administrator.",
             ));
         }
+    }
+    finish(idp, realm, req_id, req, user, expires, now).await
+}
+
+/// The last step before the code: the user's consent, where the client
+/// asks for it, then the login.
+async fn finish(
+    idp: &Idp,
+    realm: &Realm,
+    req_id: &str,
+    req: &AuthRequest,
+    user: &User,
+    expires: i64,
+    now: i64,
+) -> Result<Response, OAuthError> {
+    if let Some(client) = idp.client(realm, &req.client_id).await?
+        && consent::needed(
+            idp,
+            realm,
+            &client,
+            &req.scope,
+            &user.id,
+            req.prompt_consent,
+        )
+        .await?
+    {
+        return consent::ask(
+            idp,
+            realm,
+            req_id,
+            req,
+            consent::WaitingFor::User(user),
+            expires,
+        )
+        .await;
     }
     log_in(idp, realm, req_id, req, user, now).await
 }

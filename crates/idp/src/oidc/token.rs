@@ -174,6 +174,14 @@ async fn password(
             "Client not allowed for direct access grants",
         ));
     }
+    // No page to ask on: Keycloak refuses direct grants to such clients.
+    if crate::oidc::auth::consent_required(client) {
+        return Err(OAuthError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_client",
+            "Client requires user consent",
+        ));
+    }
     let username = form.require("username")?;
     let pw = form.require("password")?;
     let scope = granted_scope(client, &idp.client_scopes(realm).await?, form.get("scope"))?;

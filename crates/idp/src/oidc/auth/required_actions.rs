@@ -15,7 +15,7 @@
 //! has no page for (`VERIFY_EMAIL` needs mail) is refused rather than let
 //! through.
 
-use super::{AuthRequest, alert, error_page, esc, expired_page, log_in, page};
+use super::{AuthRequest, alert, error_page, esc, expired_page, page};
 use crate::error::OAuthError;
 use crate::oidc::form::Form;
 use crate::state::Idp;
@@ -214,7 +214,7 @@ pub async fn submit(
     match next(realm, &user) {
         Step::None => {
             idp.store.take_code(pending_key).await?;
-            log_in(idp, realm, req_id, req, &user, now).await
+            super::finish(idp, realm, req_id, req, &user, pending.expires, now).await
         }
         Step::Action(a) => Ok(page_for(realm, req_id, &req.csrf, a, &user, None)),
         Step::Unsupported => Ok(not_set_up()),
