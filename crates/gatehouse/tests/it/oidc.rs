@@ -560,6 +560,50 @@ async fn authorization_code_flow_with_pkce_login_page_and_sso() {
         query_param(r.headers()["location"].to_str().expect("loc"), "error").as_deref(),
         Some("login_required")
     );
+    // An ID token hint: the session answers for its own user only, and a
+    // hint that is not our ID token is refused.
+    let admin = s.admin_token().await;
+    let (st, _) = s
+        .admin_post(
+            &admin,
+            "/demo/users",
+            &serde_json::json!({"username": "bob", "enabled": true,
+            "credentials": [{"type": "password", "value": "bob-pw"}]}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let bob: Value = s
+        .password_grant(
+            "demo",
+            "app",
+            Some("app-secret"),
+            "bob",
+            "bob-pw",
+            Some("openid"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    for (hint, want) in [
+        (t["id_token"].as_str().expect("id"), None),
+        (
+            bob["id_token"].as_str().expect("id"),
+            Some("login_required"),
+        ),
+        ("not-a-token", Some("invalid_request")),
+    ] {
+        let r = s
+            .http
+            .get(format!("{auth2}&prompt=none"))
+            .query(&[("id_token_hint", hint)])
+            .header("cookie", &sso_cookie)
+            .send()
+            .await
+            .expect("send");
+        let loc = r.headers()["location"].to_str().expect("loc");
+        assert_eq!(query_param(loc, "error").as_deref(), want, "{loc}");
+    }
 
     // RP-initiated logout ends the SSO session and redirects only to a registered URI.
     let logout = format!("{}/realms/demo/protocol/openid-connect/logout", s.base);

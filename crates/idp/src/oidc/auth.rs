@@ -554,8 +554,26 @@ async fn authorize(
         prompt_consent: prompt.contains(&"consent"),
     };
     let now = gatehouse_core::time::now();
+    // OIDC Core §3.1.2.1: an ID token hint names the user the client
+    // expects; the browser's session of someone else does not answer for
+    // them (with prompt=none: login_required). A hint that is not one of
+    // our ID tokens is refused.
+    let hinted = match q.get("id_token_hint") {
+        None => None,
+        Some(h) => {
+            let ring = idp.keyring(&realm).await?;
+            let mut rules = gatehouse_jose::verify::Rules::for_issuer(&idp.issuer(&realm.name));
+            // An expired ID token is still a hint.
+            rules.leeway = 315_360_000;
+            match ring.verifier.verify(h, &rules) {
+                Ok(c) if c["typ"].as_str() == Some("ID") => c["sub"].as_str().map(str::to_owned),
+                _ => return Ok(fail("invalid_request", "Invalid parameter: id_token_hint")),
+            }
+        }
+    };
     if !prompt.contains(&"login")
         && let Some(s) = sso_session(idp, &realm, headers).await?
+        && hinted.as_deref().is_none_or(|sub| sub == s.user_id)
     {
         let fresh = max_age.is_none_or(|m| now - s.auth_time <= m);
         if fresh
