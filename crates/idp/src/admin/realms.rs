@@ -20,6 +20,10 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route("/admin/realms/{realm}", get(one).put(update).delete(remove))
         .route("/admin/realms/{realm}/keys", get(keys))
         .route("/admin/realms/{realm}/keys/rotate", post(rotate))
+        .route("/admin/realms/{realm}/clear-realm-cache", post(clear_cache))
+        .route("/admin/realms/{realm}/clear-user-cache", post(clear_cache))
+        .route("/admin/realms/{realm}/clear-keys-cache", post(clear_cache))
+        .route("/admin/realms/{realm}/clear-crl-cache", post(clear_cache))
         .route(
             "/admin/realms/{realm}/users-management-permissions",
             get(users_management_permissions),
@@ -231,6 +235,18 @@ struct RotateQuery {
     algorithm: Option<String>,
     /// Seconds the new key is published before it signs.
     publish_ahead: Option<i64>,
+}
+
+/// `POST .../clear-realm-cache`, `clear-user-cache`, `clear-keys-cache`,
+/// `clear-crl-cache` (Keycloak's cache endpoints, 204): this node forgets
+/// what it cached of realms, clients, scopes, users and roles (as after
+/// any admin write) and the realm's key ring, so a change made to the
+/// database behind its back shows at once instead of within the caches'
+/// few seconds. There is no CRL cache; that one clears the rest too.
+async fn clear_cache(RealmAdmin { idp, realm: r, .. }: RealmAdmin) -> StatusCode {
+    idp.invalidate();
+    idp.forget_keyring(&r.id);
+    StatusCode::NO_CONTENT
 }
 
 async fn rotate(
