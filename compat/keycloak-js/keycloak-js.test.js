@@ -42,8 +42,16 @@ window.ready = kc.init(options).then(
 </script></body></html>`;
 }
 
+/// What the app's front-channel logout URL was called with.
+const frontchannelHits = [];
+
 function serveApp(req, res) {
   const url = new URL(req.url, "http://app");
+  if (url.pathname === "/fc-logout") {
+    frontchannelHits.push(Object.fromEntries(url.searchParams));
+    res.writeHead(200, { "content-type": "text/html" });
+    return res.end("<!doctype html><title>logged out</title>");
+  }
   if (url.pathname === "/keycloak.js") {
     res.writeHead(200, { "content-type": "text/javascript" });
     return res.end(ADAPTER);
@@ -81,8 +89,9 @@ before(async () => {
     realm: "js", enabled: true,
     clients: [
       // What Keycloak's admin console makes of a new SPA client.
-      { clientId: "spa", publicClient: true, redirectUris: [`${app}/*`], webOrigins: ["+"],
-        attributes: { "post.logout.redirect.uris": "+", "pkce.code.challenge.method": "S256" } },
+      { clientId: "spa", publicClient: true, redirectUris: [`${app}/*`], webOrigins: ["+"], frontchannelLogout: true,
+        attributes: { "post.logout.redirect.uris": "+", "pkce.code.challenge.method": "S256",
+          "frontchannel.logout.url": `${app}/fc-logout` } },
       // Redirects back to the app, but does not let the app's origin read its answers.
       { clientId: "elsewhere", publicClient: true, redirectUris: [`${app}/*`], webOrigins: ["https://other.example"] },
     ],
@@ -174,9 +183,14 @@ test("check-sso in an iframe, login, token refresh, profile, SSO on reload, logo
   assert.notEqual(sid, first.sid);
   assert.deepEqual(visited.filter((u) => !u.startsWith(app)), []);
 
+  const hitsBefore = frontchannelHits.length;
   await p.evaluate(() => void window.kc.logout({ redirectUri: `${location.origin}/silent.html` }));
   await p.waitForURL(`${app}/silent.html`);
   assert.deepEqual(await ready(p), { authenticated: false });
+  // On the way, the logout page loaded the app's front-channel logout URL
+  // for each client session of the browser session, naming it.
+  const hits = frontchannelHits.slice(hitsBefore);
+  assert.ok(hits.some((h) => h.sid === sid && h.iss === `${base}/realms/js`), JSON.stringify(hits));
   // The session is gone: the silent check on another load finds nothing either.
   await p.reload();
   assert.deepEqual(await ready(p), { authenticated: false });

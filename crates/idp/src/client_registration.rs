@@ -667,15 +667,23 @@ fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
             "backchannel_logout_uri must be an http(s) URL without a fragment",
         ));
     }
-    let backchannel_sid = match meta.get("backchannel_logout_session_required") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(bad_metadata(
-                "backchannel_logout_session_required must be a boolean",
-            ));
-        }
+    let session_required = |field: &str| match meta.get(field) {
+        None | Some(Value::Null) => Ok(true),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(bad_metadata(format!("{field} must be a boolean"))),
     };
+    let backchannel_sid = session_required("backchannel_logout_session_required")?;
+    // OIDC Front-Channel Logout 1.0 §2: the same rules for its URI.
+    let frontchannel = string(meta, "frontchannel_logout_uri")?;
+    if let Some(u) = frontchannel
+        && !url::Url::parse(u)
+            .is_ok_and(|p| matches!(p.scheme(), "https" | "http") && p.fragment().is_none())
+    {
+        return Err(bad_metadata(
+            "frontchannel_logout_uri must be an http(s) URL without a fragment",
+        ));
+    }
+    let frontchannel_sid = session_required("frontchannel_logout_session_required")?;
     let post_logout = strings(meta, "post_logout_redirect_uris")?.unwrap_or_default();
     if let Some(bad) = post_logout.iter().find(|u| !redirect_uri_ok(u)) {
         return Err(OAuthError::new(
@@ -741,6 +749,18 @@ fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
     c.attributes.insert(
         "backchannel.logout.session.required".into(),
         flag(backchannel_sid),
+    );
+    c.extra
+        .insert("frontchannelLogout".into(), json!(frontchannel.is_some()));
+    match frontchannel {
+        Some(u) => c
+            .attributes
+            .insert("frontchannel.logout.url".into(), u.to_owned()),
+        None => c.attributes.remove("frontchannel.logout.url"),
+    };
+    c.attributes.insert(
+        "frontchannel.logout.session.required".into(),
+        flag(frontchannel_sid),
     );
     if post_logout.is_empty() {
         c.attributes.remove("post.logout.redirect.uris");
@@ -823,6 +843,13 @@ fn external(c: &Client, uri: &str, token: &str) -> Map<String, Value> {
         m.insert(
             "backchannel_logout_session_required".into(),
             json!(attr("backchannel.logout.session.required") != Some("false")),
+        );
+    }
+    if let Some(u) = crate::oidc::frontchannel_logout::url(c) {
+        m.insert("frontchannel_logout_uri".into(), json!(u));
+        m.insert(
+            "frontchannel_logout_session_required".into(),
+            json!(attr("frontchannel.logout.session.required") != Some("false")),
         );
     }
     if let Some(p) = attr("post.logout.redirect.uris").filter(|p| *p != "+") {

@@ -9,6 +9,7 @@ pub mod cors;
 pub mod device;
 pub mod discovery;
 pub mod form;
+pub mod frontchannel_logout;
 pub mod introspect;
 pub mod login_status_iframe;
 pub mod logout;

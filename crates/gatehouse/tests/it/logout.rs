@@ -252,3 +252,110 @@ async fn backchannel_logout_tells_the_client_of_every_ended_session() {
     assert_eq!(r.status(), 204);
     assert_eq!(rp.received().len(), before);
 }
+
+#[tokio::test]
+async fn frontchannel_logout_frames_each_client_of_the_session() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let id = s.client_uuid(&t, "demo", "app").await;
+    let url = format!("{}/admin/realms/demo/clients/{id}", s.base);
+    let mut rep: Value = s
+        .http
+        .get(&url)
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    rep["frontchannelLogout"] = json!(true);
+    rep["attributes"]["frontchannel.logout.url"] = json!("https://app.example/fc?from=idp");
+    let r = s
+        .http
+        .put(&url)
+        .bearer_auth(&t)
+        .json(&rep)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+
+    let (sso, tokens) = browser_login(&s).await;
+    let id_token = tokens["id_token"].as_str().expect("id token");
+    let sid = claims(id_token)["sid"].as_str().expect("sid").to_owned();
+    let logout = format!("{}/realms/demo/protocol/openid-connect/logout", s.base);
+    let r = s
+        .http
+        .get(&logout)
+        .query(&[
+            ("id_token_hint", id_token),
+            ("post_logout_redirect_uri", "http://127.0.0.1/cb"),
+            ("state", "s1"),
+        ])
+        .header("cookie", &sso)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 200, "a page with the frames, not a redirect");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(csp.contains("frame-src https://app.example"), "{csp}");
+    assert!(csp.contains("script-src 'sha256-"), "{csp}");
+    let html = r.text().await.expect("html");
+    let src = crate::support::between(&html, "<iframe src=\"", "\"").replace("&amp;", "&");
+    let src = url::Url::parse(&src).expect("frame url");
+    assert_eq!(src.origin().ascii_serialization(), "https://app.example");
+    assert_eq!(src.path(), "/fc");
+    let q: std::collections::HashMap<String, String> = src.query_pairs().into_owned().collect();
+    assert_eq!(q["from"], "idp", "the URL's own query is kept");
+    assert_eq!(q["iss"], format!("{}/realms/demo", s.base));
+    assert_eq!(q["sid"], sid, "the ID token's sid");
+    assert!(
+        html.contains("href=\"http://127.0.0.1/cb?state=s1\""),
+        "{html}"
+    );
+    // The session is over all the same.
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                tokens["refresh_token"].as_str().expect("rt"),
+            ),
+        ])
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(r.status(), 400);
+
+    // A client that turned it off: the plain redirect.
+    rep["frontchannelLogout"] = json!(false);
+    let r = s
+        .http
+        .put(&url)
+        .bearer_auth(&t)
+        .json(&rep)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+    let (sso, tokens) = browser_login(&s).await;
+    let r = s
+        .http
+        .get(&logout)
+        .query(&[
+            ("id_token_hint", tokens["id_token"].as_str().expect("id")),
+            ("post_logout_redirect_uri", "http://127.0.0.1/cb"),
+        ])
+        .header("cookie", &sso)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 302);
+}

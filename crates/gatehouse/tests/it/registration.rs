@@ -84,6 +84,8 @@ async fn clients_register_themselves_with_an_initial_access_token() {
         "token_endpoint_auth_method": "client_secret_basic",
         "post_logout_redirect_uris": ["https://reports.example/bye"],
         "backchannel_logout_uri": "https://reports.example/backchannel",
+        "frontchannel_logout_uri": "https://reports.example/frontchannel",
+        "frontchannel_logout_session_required": false,
     });
 
     // Without a token, with a stranger's token, with bad metadata: refused,
@@ -190,6 +192,11 @@ async fn clients_register_themselves_with_an_initial_access_token() {
         "https://reports.example/backchannel"
     );
     assert_eq!(reg["backchannel_logout_session_required"], true);
+    assert_eq!(
+        reg["frontchannel_logout_uri"],
+        "https://reports.example/frontchannel"
+    );
+    assert_eq!(reg["frontchannel_logout_session_required"], false);
 
     // The token was for one registration: the next is refused.
     let r = post(&s, &reg_url, ia_token, &meta).await;

@@ -40,7 +40,7 @@ pub async fn get(
         "jwks_uri": format!("{p}/certs"),
         "registration_endpoint": format!("{iss}/clients-registrations/openid-connect"),
         "frontchannel_logout_session_supported": true,
-        "frontchannel_logout_supported": false,
+        "frontchannel_logout_supported": true,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "grant_types_supported": ["authorization_code", "client_credentials", "password", "refresh_token",

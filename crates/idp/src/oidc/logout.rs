@@ -10,6 +10,7 @@ use crate::error::OAuthError;
 use crate::oidc::auth::{SSO_COOKIE, clear_sso_cookies, cookie, esc, page, sso_session};
 use crate::oidc::client_auth;
 use crate::oidc::form::Form;
+use crate::oidc::frontchannel_logout;
 use crate::state::Idp;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -96,24 +97,30 @@ pub async fn handle(
         }
     };
     let sso = sso_session(&idp, &realm, &headers).await?;
+    let mut all_ended = Vec::new();
     for sid in [sid_from_hint, sso.map(|s| s.id)].into_iter().flatten() {
         let mut ev = Event::user(&realm.id, "LOGOUT");
         ev.client_id = client_id.clone();
         ev.session_id = Some(sid.clone());
         let ended = idp.store.delete_session(&sid, &[ev]).await?;
         idp.sessions_ended(&realm, &ended).await;
+        all_ended.extend(ended);
     }
+    let redirect = redirect.map(|mut u| {
+        if let Some(s) = params.get("state") {
+            u.push(if u.contains('?') { '&' } else { '?' });
+            u.push_str("state=");
+            u.push_str(
+                &percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            );
+        }
+        u
+    });
+    let frames = frontchannel_logout::frames(&idp, &realm, &all_ended).await;
     let mut resp = match redirect {
-        Some(uri) => {
-            let mut u = uri;
-            if let Some(s) = params.get("state") {
-                u.push(if u.contains('?') { '&' } else { '?' });
-                u.push_str("state=");
-                u.push_str(
-                    &percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
-                        .to_string(),
-                );
-            }
+        _ if !frames.is_empty() => frontchannel_logout::logout_page(&frames, redirect.as_deref()),
+        Some(u) => {
             let mut r = StatusCode::FOUND.into_response();
             if let Ok(v) = HeaderValue::from_str(&u) {
                 r.headers_mut().insert(header::LOCATION, v);
