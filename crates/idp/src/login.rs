@@ -46,6 +46,13 @@ pub fn locked_for(realm: &Realm, failures: i64, last: i64, now: i64) -> i64 {
     (last + wait - now).max(0)
 }
 
+/// The user whose password was right, and their one-time-password
+/// credential if they have one (then the login is not over: `check_otp`).
+pub struct Verified {
+    pub user: User,
+    pub otp: Option<Credential>,
+}
+
 /// Checks `username` (or email) and `password` in `realm`. Writes LOGIN_ERROR
 /// events for failures; the caller writes the success event with the session.
 pub async fn check_password(
@@ -55,7 +62,7 @@ pub async fn check_password(
     username: &str,
     password: &str,
     ip: Option<&str>,
-) -> Result<Result<User, LoginFailure>, OAuthError> {
+) -> Result<Result<Verified, LoginFailure>, OAuthError> {
     let now = gatehouse_core::time::now();
     if let (Some(ip), Some(p)) = (ip, &idp.login_ip_policy) {
         let wait = idp
@@ -83,7 +90,7 @@ async fn check(
     password: &str,
     ip: Option<&str>,
     now: i64,
-) -> Result<Result<User, LoginFailure>, OAuthError> {
+) -> Result<Result<Verified, LoginFailure>, OAuthError> {
     let user = match idp.store.user_by_username(&realm.id, username).await? {
         Some(u) => Some(u),
         None if username.contains('@') => idp.store.user_by_email(&realm.id, username).await?,
@@ -124,7 +131,7 @@ async fn check(
             .await?;
         return Ok(Err(LoginFailure::Locked));
     }
-    let creds = idp.store.credentials(&user.id).await?;
+    let mut creds = idp.store.credentials(&user.id).await?;
     let cred = creds.iter().find(|c| c.kind == "password");
     let has_otp = creds.iter().any(|c| c.kind == crate::otp::KIND);
     let ok = match cred {
@@ -154,7 +161,11 @@ async fn check(
     if lf.failures > 0 && !has_otp {
         idp.store.clear_login_failures(&user.id).await?;
     }
-    Ok(Ok(user))
+    let otp = creds
+        .iter()
+        .position(|c| c.kind == crate::otp::KIND)
+        .map(|i| creds.swap_remove(i));
+    Ok(Ok(Verified { user, otp }))
 }
 
 /// Checks the one-time code `given` of `user`, whose password was right,

@@ -724,8 +724,8 @@ pub async fn post(
         )
         .await?
     };
-    let user = match result {
-        Ok(u) => u,
+    let verified = match result {
+        Ok(v) => v,
         Err(f) => {
             let msg = match f {
                 crate::login::LoginFailure::Disabled => {
@@ -739,10 +739,10 @@ pub async fn post(
             return Ok(login_form(&realm, req_id, &req.csrf, Some(msg), username));
         }
     };
-    if crate::otp::credential(&idp, &user).await?.is_some() {
-        return otp_step::ask(&idp, &realm, req_id, &req, &user, rec.expires).await;
+    if verified.otp.is_some() {
+        return otp_step::ask(&idp, &realm, req_id, &req, &verified.user, rec.expires).await;
     }
-    authenticated(&idp, &realm, req_id, &req, &user, rec.expires, now).await
+    authenticated(&idp, &realm, req_id, &req, &verified.user, rec.expires, now).await
 }
 
 /// The user is who they say (their password, and their one-time code

@@ -235,7 +235,7 @@ pub async fn page_post(
             "<h1>Access denied</h1><p>The device was not connected.</p>",
         ));
     }
-    let user = match check_password(
+    let verified = match check_password(
         &idp,
         &realm,
         &data.client_id,
@@ -245,7 +245,7 @@ pub async fn page_post(
     )
     .await?
     {
-        Ok(u) => u,
+        Ok(v) => v,
         Err(LoginFailure::Disabled) => {
             return Ok(retry("Account is disabled, contact your administrator."));
         }
@@ -257,7 +257,8 @@ pub async fn page_post(
         Err(_) => return Ok(retry("Invalid username or password.")),
     };
     // An account with a second factor needs its one-time code here too.
-    if let Some(otp) = crate::otp::credential(&idp, &user).await? {
+    let crate::login::Verified { user, otp } = verified;
+    if let Some(otp) = otp {
         let given = form.get("otp").unwrap_or("");
         let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);
         if !crate::login::check_otp(

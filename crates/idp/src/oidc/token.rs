@@ -186,8 +186,8 @@ async fn password(
     let pw = form.require("password")?;
     let scope = granted_scope(client, &idp.client_scopes(realm).await?, form.get("scope"))?;
     let resources = resources(form)?;
-    let user = match check_password(idp, realm, &client.client_id, username, pw, ip).await? {
-        Ok(u) => u,
+    let verified = match check_password(idp, realm, &client.client_id, username, pw, ip).await? {
+        Ok(v) => v,
         Err(LoginFailure::Disabled) => return Err(OAuthError::invalid_grant("Account disabled")),
         Err(LoginFailure::Throttled(s)) => return Err(crate::oidc::form::throttled(s)),
         // Keycloak answers a wrong password (or unknown or locked user)
@@ -203,7 +203,8 @@ async fn password(
     // Keycloak's direct grant asks for the one-time code (`totp`) of a
     // user who has one, and answers a missing or wrong one as a wrong
     // password.
-    if let Some(otp) = crate::otp::credential(idp, &user).await? {
+    let crate::login::Verified { user, otp } = verified;
+    if let Some(otp) = otp {
         let given = form.get("totp").unwrap_or("");
         if !crate::login::check_otp(idp, realm, &client.client_id, &user, &otp, given, ip).await? {
             return Err(OAuthError::new(
