@@ -181,17 +181,8 @@ async fn consent_is_asked_once_remembered_and_withdrawn() {
     assert_eq!(yes.status(), 302);
     let loc = yes.headers()["location"].to_str().expect("loc").to_owned();
     let code = query(&loc, "code").expect("code");
-    let r = s
-        .http
-        .post(s.token_url("demo"))
-        .basic_auth("thirdparty", Some("tp-secret"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-        ])
-        .send()
-        .await
-        .expect("token");
-    assert_eq!(r.status(), 200);
+    let tokens = s
+        .redeem_code("demo", ("thirdparty", "tp-secret"), &code, REDIRECT)
+        .await;
+    assert!(tokens["access_token"].is_string());
 }

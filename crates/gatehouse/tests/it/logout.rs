@@ -12,30 +12,12 @@ use serde_json::{Value, json};
 /// Sets client `client_id`'s attributes `attrs` (the rest of the
 /// representation as it was).
 async fn set_attributes(s: &Server, t: &str, client_id: &str, attrs: Value) {
-    let id = s.client_uuid(t, "demo", client_id).await;
-    let url = format!("{}/admin/realms/demo/clients/{id}", s.base);
-    let mut rep: Value = s
-        .http
-        .get(&url)
-        .bearer_auth(t)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
-    for (k, v) in attrs.as_object().expect("object") {
-        rep["attributes"][k] = v.clone();
-    }
-    let r = s
-        .http
-        .put(&url)
-        .bearer_auth(t)
-        .json(&rep)
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), 204);
+    s.edit_client(t, "demo", client_id, |rep| {
+        for (k, v) in attrs.as_object().expect("object") {
+            rep["attributes"][k] = v.clone();
+        }
+    })
+    .await;
 }
 
 /// A browser login of alice at client `app` (code flow with `openid`):
@@ -66,21 +48,9 @@ async fn browser_login(s: &Server) -> (String, Value) {
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.into_owned())
         .expect("code");
-    let tokens: Value = s
-        .http
-        .post(s.token_url("demo"))
-        .basic_auth("app", Some("app-secret"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1/cb"),
-        ])
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let tokens = s
+        .redeem_code("demo", ("app", "app-secret"), &code, "http://127.0.0.1/cb")
+        .await;
     (sso, tokens)
 }
 
@@ -257,29 +227,11 @@ async fn backchannel_logout_tells_the_client_of_every_ended_session() {
 async fn frontchannel_logout_frames_each_client_of_the_session() {
     let s = start().await;
     let t = s.demo_realm().await;
-    let id = s.client_uuid(&t, "demo", "app").await;
-    let url = format!("{}/admin/realms/demo/clients/{id}", s.base);
-    let mut rep: Value = s
-        .http
-        .get(&url)
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
-    rep["frontchannelLogout"] = json!(true);
-    rep["attributes"]["frontchannel.logout.url"] = json!("https://app.example/fc?from=idp");
-    let r = s
-        .http
-        .put(&url)
-        .bearer_auth(&t)
-        .json(&rep)
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), 204);
+    s.edit_client(&t, "demo", "app", |rep| {
+        rep["frontchannelLogout"] = json!(true);
+        rep["attributes"]["frontchannel.logout.url"] = json!("https://app.example/fc?from=idp");
+    })
+    .await;
 
     let (sso, tokens) = browser_login(&s).await;
     let id_token = tokens["id_token"].as_str().expect("id token");
@@ -335,16 +287,10 @@ async fn frontchannel_logout_frames_each_client_of_the_session() {
     assert_eq!(r.status(), 400);
 
     // A client that turned it off: the plain redirect.
-    rep["frontchannelLogout"] = json!(false);
-    let r = s
-        .http
-        .put(&url)
-        .bearer_auth(&t)
-        .json(&rep)
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), 204);
+    s.edit_client(&t, "demo", "app", |rep| {
+        rep["frontchannelLogout"] = json!(false)
+    })
+    .await;
     let (sso, tokens) = browser_login(&s).await;
     let r = s
         .http

@@ -2365,21 +2365,9 @@ async fn keycloak_js_session_status_pages() {
     );
     let code = query_param(&loc, "code").expect("code");
     assert!(code.ends_with(&format!(".{sso_id}")), "{code}");
-    let tokens: serde_json::Value = s
-        .http
-        .post(s.token_url("demo"))
-        .basic_auth("app", Some("app-secret"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1/cb"),
-        ])
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let tokens = s
+        .redeem_code("demo", ("app", "app-secret"), &code, "http://127.0.0.1/cb")
+        .await;
     for t in ["access_token", "id_token"] {
         let sid = claims(tokens[t].as_str().expect("token"))["sid"]
             .as_str()

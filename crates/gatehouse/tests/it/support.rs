@@ -288,6 +288,64 @@ pub fn set_cookie(r: &reqwest::Response, name: &str) -> String {
 }
 
 impl Server {
+    /// Redeems an authorization code for client `client` (Basic auth) and
+    /// returns the token response.
+    pub async fn redeem_code(
+        &self,
+        realm: &str,
+        (client, secret): (&str, &str),
+        code: &str,
+        redirect_uri: &str,
+    ) -> Value {
+        let r = self
+            .http
+            .post(self.token_url(realm))
+            .basic_auth(client, Some(secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+            ])
+            .send()
+            .await
+            .expect("token");
+        assert_eq!(r.status(), 200, "code redeemed");
+        r.json().await.expect("json")
+    }
+
+    /// Changes client `client_id`'s representation with `edit` (GET, edit,
+    /// PUT, as an admin script does).
+    pub async fn edit_client(
+        &self,
+        token: &str,
+        realm: &str,
+        client_id: &str,
+        edit: impl FnOnce(&mut Value),
+    ) {
+        let id = self.client_uuid(token, realm, client_id).await;
+        let url = format!("{}/admin/realms/{realm}/clients/{id}", self.base);
+        let mut rep: Value = self
+            .http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        edit(&mut rep);
+        let r = self
+            .http
+            .put(&url)
+            .bearer_auth(token)
+            .json(&rep)
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(r.status(), 204);
+    }
+
     /// Logs `alice` in through the login page `first` (the authorization
     /// endpoint's answer) and returns the login POST's answer.
     pub async fn log_in_alice(&self, first: reqwest::Response) -> reqwest::Response {

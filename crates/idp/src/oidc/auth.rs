@@ -745,6 +745,27 @@ pub async fn post(
     authenticated(&idp, &realm, req_id, &req, &verified.user, rec.expires, now).await
 }
 
+/// Records (replacing any earlier one) what step `key` of a login waits
+/// on: the later page's post finds it there, and it dies with the login.
+async fn set_pending(
+    idp: &Idp,
+    realm: &Realm,
+    key: String,
+    data: String,
+    expires: i64,
+) -> Result<(), OAuthError> {
+    idp.store.take_code(&key).await?;
+    idp.store
+        .put_code(&CodeRecord {
+            code: key,
+            realm_id: realm.id.clone(),
+            data,
+            expires,
+        })
+        .await?;
+    Ok(())
+}
+
 /// The user is who they say (their password, and their one-time code
 /// where they have one): their required actions come next, each on its
 /// page, then the client's code.
@@ -760,16 +781,8 @@ async fn authenticated(
     match required_actions::next(realm, user) {
         required_actions::Step::None => {}
         required_actions::Step::Action(action) => {
-            let pending_key = format!("reqaction:{req_id}");
-            idp.store.take_code(&pending_key).await?;
-            idp.store
-                .put_code(&CodeRecord {
-                    code: pending_key,
-                    realm_id: realm.id.clone(),
-                    data: user.id.clone(),
-                    expires,
-                })
-                .await?;
+            let key = format!("reqaction:{req_id}");
+            set_pending(idp, realm, key, user.id.clone(), expires).await?;
             return Ok(required_actions::page_for(
                 realm, req_id, &req.csrf, action, user, None,
             ));

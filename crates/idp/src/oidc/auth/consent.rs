@@ -124,16 +124,8 @@ pub async fn ask(
             })
             .await?;
     }
-    let key = pending_key(req_id);
-    idp.store.take_code(&key).await?;
-    idp.store
-        .put_code(&CodeRecord {
-            code: key,
-            realm_id: realm.id.clone(),
-            data: serde_json::to_string(&waiting).map_err(OAuthError::internal)?,
-            expires,
-        })
-        .await?;
+    let data = serde_json::to_string(&waiting).map_err(OAuthError::internal)?;
+    super::set_pending(idp, realm, pending_key(req_id), data, expires).await?;
     let client = idp.client(realm, &req.client_id).await?;
     let name = client
         .as_ref()

@@ -6,14 +6,13 @@
 //! codes before it must start over, so the step cannot be guessed through
 //! even in a realm without brute-force detection.
 
-use super::{AuthRequest, alert, authenticated, error_page, esc, expired_page, page};
+use super::{AuthRequest, alert, authenticated, error_page, esc, expired_page, page, set_pending};
 use crate::error::OAuthError;
 use crate::oidc::form::Form;
 use crate::state::Idp;
 use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_core::model::{Realm, User};
-use gatehouse_store::CodeRecord;
 
 /// The form's `execution`.
 pub const EXECUTION: &str = "OTP";
@@ -34,16 +33,14 @@ pub async fn ask(
     user: &User,
     expires: i64,
 ) -> Result<Response, OAuthError> {
-    let key = pending_key(req_id);
-    idp.store.take_code(&key).await?;
-    idp.store
-        .put_code(&CodeRecord {
-            code: key,
-            realm_id: realm.id.clone(),
-            data: format!("{} 0", user.id),
-            expires,
-        })
-        .await?;
+    set_pending(
+        idp,
+        realm,
+        pending_key(req_id),
+        format!("{} 0", user.id),
+        expires,
+    )
+    .await?;
     Ok(otp_page(realm, req_id, &req.csrf, None))
 }
 
@@ -84,22 +81,16 @@ pub async fn submit(
         idp.store.take_code(&key).await?;
         return authenticated(idp, realm, req_id, req, &user, pending.expires, now).await;
     }
-    idp.store.take_code(&key).await?;
     if tries + 1 >= MAX_TRIES {
         // The whole attempt is spent: the next one starts at the password.
+        idp.store.take_code(&key).await?;
         idp.store.take_code(&format!("authreq:{req_id}")).await?;
         return Ok(error_page(
             "Too many invalid authenticator codes. Login will start from the beginning.",
         ));
     }
-    idp.store
-        .put_code(&CodeRecord {
-            code: key,
-            realm_id: realm.id.clone(),
-            data: format!("{user_id} {}", tries + 1),
-            expires: pending.expires,
-        })
-        .await?;
+    let data = format!("{user_id} {}", tries + 1);
+    set_pending(idp, realm, key, data, pending.expires).await?;
     Ok(otp_page(
         realm,
         req_id,
