@@ -69,16 +69,6 @@ function serveApp(req, res) {
   res.end(page(url.searchParams.get("client") ?? "spa", options));
 }
 
-async function adminToken() {
-  const r = await fetch(`${base}/realms/master/protocol/openid-connect/token`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "password", client_id: "admin-cli", username: "admin", password: "js-admin" }),
-  });
-  assert.equal(r.status, 200);
-  return (await r.json()).access_token;
-}
-
 before(async () => {
   gatehouse = await startGatehouse("js-admin");
   base = gatehouse.base;
@@ -98,12 +88,7 @@ before(async () => {
     users: [{ username: "alice", email: "alice@example.com", emailVerified: true, firstName: "Alice", lastName: "Liddell",
       enabled: true, credentials: [{ type: "password", value: "alice-pw" }] }],
   };
-  const r = await fetch(`${base}/admin/realms`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${await adminToken()}`, "content-type": "application/json" },
-    body: JSON.stringify(realm),
-  });
-  assert.equal(r.status, 201, await r.text());
+  await gatehouse.importRealm(realm);
   browser = await chromium.launch({ executablePath: CHROMIUM });
 });
 

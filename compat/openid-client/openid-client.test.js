@@ -14,16 +14,6 @@ const REDIRECT = "http://127.0.0.1:9/cb";
 const LOGGED_OUT = "http://127.0.0.1:9/bye";
 let gatehouse, base, keys;
 
-async function adminToken() {
-  const r = await fetch(`${base}/realms/master/protocol/openid-connect/token`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "password", client_id: "admin-cli", username: "admin", password: "rp-admin" }),
-  });
-  assert.equal(r.status, 200);
-  return (await r.json()).access_token;
-}
-
 before(async () => {
   gatehouse = await startGatehouse("rp-admin");
   base = gatehouse.base;
@@ -40,12 +30,7 @@ before(async () => {
     users: [{ username: "alice", email: "alice@example.com", emailVerified: true, firstName: "Alice", lastName: "Liddell",
       enabled: true, credentials: [{ type: "password", value: "alice-pw" }] }],
   };
-  const r = await fetch(`${base}/admin/realms`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${await adminToken()}`, "content-type": "application/json" },
-    body: JSON.stringify(realm),
-  });
-  assert.equal(r.status, 201, await r.text());
+  await gatehouse.importRealm(realm);
 });
 
 after(() => gatehouse?.stop());
@@ -172,7 +157,7 @@ test("prompt=none without a session, and max_age checked against auth_time", asy
 });
 
 test("dynamic client registration (RFC 7591) with an initial access token, then the code flow", async () => {
-  const admin = await adminToken();
+  const admin = await gatehouse.adminToken();
   const r = await fetch(`${base}/admin/realms/rp/clients-initial-access`, {
     method: "POST",
     headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
