@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod attack_detection;
 pub mod client_scopes;
 pub mod clients;
+pub mod components;
 pub mod evaluate;
 pub mod events;
 pub mod groups;
@@ -191,6 +192,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(realms::routes())
         .merge(api_keys::routes())
         .merge(initial_access::routes())
+        .merge(components::routes())
         .merge(localization::routes())
         .merge(attack_detection::routes())
         .merge(clients::routes())

@@ -61,7 +61,7 @@ pub fn routes() -> Router<Arc<Idp>> {
 /// Keycloak's default "Allowed Protocol Mapper Types" registration policy:
 /// mappers that copy the user's own data. Hardcoded claims and roles, or
 /// audience mappers, would let a registrant mint tokens an API trusts.
-const ALLOWED_MAPPERS: [&str; 8] = [
+pub const ALLOWED_MAPPERS: [&str; 8] = [
     "oidc-usermodel-attribute-mapper",
     "oidc-usermodel-property-mapper",
     "oidc-full-name-mapper",
@@ -72,38 +72,201 @@ const ALLOWED_MAPPERS: [&str; 8] = [
     "saml-role-list-mapper",
 ];
 
-/// Keycloak's default registration policies for a ClientRepresentation:
-/// only the mapper types above, and only client scopes the realm gives new
-/// clients by default ("Allowed Client Scopes"); 403 otherwise.
-fn check_policies(realm: &Realm, rep: &Value) -> Result<(), OAuthError> {
-    if let Some(ms) = rep.get("protocolMappers").and_then(Value::as_array) {
-        for m in ms {
-            let kind = m["protocolMapper"].as_str().unwrap_or_default();
-            if !ALLOWED_MAPPERS.contains(&kind) {
-                return Err(forbidden(&format!(
-                    "Policy 'Allowed Protocol Mapper Types' rejected request to client-registration service. Details: ProtocolMapper type not allowed: {kind}"
-                )));
-            }
+/// Who is registering, which picks the policies that apply (Keycloak's
+/// `anonymous` and `authenticated` sub-types): an initial access token
+/// (its record's id), an admin, or anyone.
+enum Registrant {
+    Initial(String),
+    Admin,
+    Anonymous,
+}
+
+impl Registrant {
+    fn sub_type(&self) -> &'static str {
+        match self {
+            Registrant::Anonymous => "anonymous",
+            _ => "authenticated",
         }
     }
-    for field in ["defaultClientScopes", "optionalClientScopes"] {
-        for scope in rep
-            .get(field)
+}
+
+fn policy_refused(name: &str, details: &str) -> OAuthError {
+    forbidden(&format!(
+        "Policy '{name}' rejected request to client-registration service. Details: {details}"
+    ))
+}
+
+/// The realm's "Allowed Protocol Mapper Types" and "Allowed Client Scopes"
+/// policies for the registrant's kind (`admin/components.rs`; Keycloak's
+/// defaults: the mapper types above, the realm's default scopes); 403
+/// naming the policy otherwise. An admin registering is not restricted.
+fn check_policies(realm: &Realm, rep: &Value, who: &Registrant) -> Result<(), OAuthError> {
+    if matches!(who, Registrant::Admin) {
+        return Ok(());
+    }
+    check_policies_of(realm, rep, who.sub_type())
+}
+
+/// The same for a policy sub-type (`authenticated` for updates made with
+/// a registration access token).
+fn check_policies_of(realm: &Realm, rep: &Value, sub_type: &str) -> Result<(), OAuthError> {
+    let policies = crate::admin::components::registration_policies(realm, sub_type);
+    for p in policies
+        .iter()
+        .filter(|p| p.provider_id == "allowed-protocol-mappers")
+    {
+        let allowed = p.values("allowed-protocol-mapper-types");
+        for m in rep
+            .get("protocolMappers")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
         {
-            let name = scope.as_str().unwrap_or_default();
-            let allowed = realm
-                .default_default_client_scopes
-                .iter()
-                .chain(&realm.default_optional_client_scopes)
-                .any(|s| s == name);
-            if !allowed {
-                return Err(forbidden(&format!(
-                    "Policy 'Allowed Client Scopes' rejected request to client-registration service. Details: Not permitted to use specified clientScope: {name}"
-                )));
+            let kind = m["protocolMapper"].as_str().unwrap_or_default();
+            if !allowed.contains(&kind) {
+                return Err(policy_refused(
+                    &p.name,
+                    &format!("ProtocolMapper type not allowed: {kind}"),
+                ));
             }
+        }
+    }
+    for p in policies
+        .iter()
+        .filter(|p| p.provider_id == "allowed-client-templates")
+    {
+        let defaults = p.value("allow-default-scopes") != Some("false");
+        let listed = p.values("allowed-client-scopes");
+        for field in ["defaultClientScopes", "optionalClientScopes"] {
+            for scope in rep
+                .get(field)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let name = scope.as_str().unwrap_or_default();
+                let is_default = realm
+                    .default_default_client_scopes
+                    .iter()
+                    .chain(&realm.default_optional_client_scopes)
+                    .any(|s| s == name);
+                let permitted = (defaults && is_default) || listed.contains(&name);
+                if !permitted {
+                    return Err(policy_refused(
+                        &p.name,
+                        &format!("Not permitted to use specified clientScope: {name}"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether trusted-host entry `entry` names `host` (a host name or IP
+/// literal): the same name, an IP in a CIDR block, or a subdomain of a
+/// `*.domain` entry.
+fn host_matches(entry: &str, host: &str) -> bool {
+    let (entry, host) = (entry.trim().to_ascii_lowercase(), host.to_ascii_lowercase());
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Some(domain) = entry.strip_prefix("*.") {
+        return host.ends_with(&format!(".{domain}"));
+    }
+    if let (Ok(net), Ok(ip)) = (
+        entry.parse::<ipnet::IpNet>(),
+        host.parse::<std::net::IpAddr>(),
+    ) {
+        return net.contains(&ip);
+    }
+    entry == host
+}
+
+/// Whether the request's address is one of the trusted hosts: an IP or
+/// CIDR entry directly, a host name by what it resolves to.
+async fn address_trusted(entries: &[&str], ip: Option<&str>) -> bool {
+    let Some(ip) = ip.and_then(|i| i.parse::<std::net::IpAddr>().ok()) else {
+        return false;
+    };
+    for e in entries {
+        if host_matches(e, &ip.to_string()) {
+            return true;
+        }
+        if e.starts_with("*.") || e.parse::<ipnet::IpNet>().is_ok() {
+            continue;
+        }
+        if let Ok(addrs) = tokio::net::lookup_host((e.trim(), 0)).await
+            && addrs.into_iter().any(|a| a.ip() == ip)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// The realm's policies for anonymous registrations, on the client about
+/// to be created: Trusted Hosts (the request's address, and every URI the
+/// client names), Max Clients Limit, and what Consent Required and Full
+/// Scope Disabled make of the client.
+async fn anonymous_policies(
+    idp: &Idp,
+    realm: &Realm,
+    ip: Option<&str>,
+    c: &mut Client,
+) -> Result<(), OAuthError> {
+    for p in crate::admin::components::registration_policies(realm, "anonymous") {
+        match p.provider_id.as_str() {
+            "trusted-hosts" => {
+                let hosts = p.values("trusted-hosts");
+                if p.value("host-sending-registration-request-must-match") != Some("false")
+                    && !address_trusted(&hosts, ip).await
+                {
+                    return Err(policy_refused(&p.name, "Host not trusted."));
+                }
+                if p.value("client-uris-must-match") != Some("false") {
+                    let mut uris: Vec<&str> = c.redirect_uris.iter().map(String::as_str).collect();
+                    for k in [
+                        "jwks.url",
+                        "backchannel.logout.url",
+                        "frontchannel.logout.url",
+                        "logoUri",
+                        "policyUri",
+                        "tosUri",
+                    ] {
+                        uris.extend(c.attributes.get(k).map(String::as_str));
+                    }
+                    let base = c.extra.get("baseUrl").and_then(Value::as_str);
+                    for u in uris.into_iter().chain(base) {
+                        let host = url::Url::parse(u.trim_end_matches('*'))
+                            .ok()
+                            .and_then(|p| p.host_str().map(str::to_owned));
+                        if !host.is_some_and(|h| hosts.iter().any(|e| host_matches(e, &h))) {
+                            return Err(policy_refused(
+                                &p.name,
+                                &format!(
+                                    "URL doesn't match any trusted host or trusted domain: {u}"
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            "max-clients" => {
+                let max: usize = p
+                    .value("max-clients")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(200);
+                if idp.store.clients(&realm.id).await?.len() >= max {
+                    return Err(policy_refused(
+                        &p.name,
+                        &format!("It's allowed to have max {max} clients per realm"),
+                    ));
+                }
+            }
+            "consent-required" => {
+                c.extra.insert("consentRequired".into(), json!(true));
+            }
+            "scope" => c.full_scope_allowed = false,
+            _ => {}
         }
     }
     Ok(())
@@ -127,13 +290,14 @@ fn representation(c: &Client, token: &str) -> Value {
 async fn register_default(
     State(idp): State<Arc<Idp>>,
     Path(realm): Path<String>,
+    ext: axum::http::Extensions,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let realm = idp.realm(&realm).await?;
-    let initial = may_register(&idp, &realm, &headers).await?;
+    let who = may_register(&idp, &realm, &headers).await?;
     let mut rep = representation_body(&body)?;
-    check_policies(&realm, &rep)?;
+    check_policies(&realm, &rep, &who)?;
     if rep
         .get("clientId")
         .and_then(Value::as_str)
@@ -160,7 +324,7 @@ async fn register_default(
             c.client_id
         )));
     }
-    spend(&idp, &realm, initial.as_deref()).await?;
+    admit(&idp, &realm, &who, &ext, &headers, &mut c).await?;
     let token = rotate_registration_token(&idp, &realm, &mut c).await?;
     let ev = event(&realm, "CLIENT_REGISTER", &c.client_id);
     let c = crate::admin::clients::insert_client(&idp, &realm, c, &[ev])
@@ -197,7 +361,9 @@ async fn update_default(
     let realm = idp.realm(&realm).await?;
     let mut c = managed(&idp, &realm, &headers, &client_id).await?;
     let rep = representation_body(&body)?;
-    check_policies(&realm, &rep)?;
+    if !matches!(caller(&idp, &realm, &headers).await?, Caller::Admin) {
+        check_policies_of(&realm, &rep, "authenticated")?;
+    }
     if rep
         .get("clientId")
         .and_then(Value::as_str)
@@ -275,29 +441,41 @@ async fn caller(idp: &Idp, realm: &Realm, headers: &HeaderMap) -> Result<Caller,
     }
 }
 
-/// Who may create a client: an initial access token (its record's id) or
-/// an admin (None); anyone else is refused as Keycloak's default
-/// anonymous policy refuses them.
+/// Who is registering; a registration access token cannot create clients.
 async fn may_register(
     idp: &Idp,
     realm: &Realm,
     headers: &HeaderMap,
-) -> Result<Option<String>, OAuthError> {
+) -> Result<Registrant, OAuthError> {
     match caller(idp, realm, headers).await? {
-        Caller::Initial(id) => Ok(Some(id)),
-        Caller::Admin => Ok(None),
-        Caller::Anonymous | Caller::Registration { .. } => Err(forbidden(
-            "Anonymous client registration is not allowed: use an initial access token",
+        Caller::Initial(id) => Ok(Registrant::Initial(id)),
+        Caller::Admin => Ok(Registrant::Admin),
+        Caller::Anonymous => Ok(Registrant::Anonymous),
+        Caller::Registration { .. } => Err(forbidden(
+            "A registration access token cannot register clients: use an initial access token",
         )),
     }
 }
 
-/// Spends one use of the initial access token, if one was presented; only
-/// called once the request is known to be valid, as Keycloak does, and
-/// atomically, so a one-use token registers one client however many try.
-async fn spend(idp: &Idp, realm: &Realm, initial: Option<&str>) -> Result<(), OAuthError> {
-    match initial {
-        Some(id)
+/// The last check before a valid registration is stored: an anonymous
+/// one passes the realm's anonymous policies (which may also shape the
+/// client); an initial access token spends one use, atomically, so a
+/// one-use token registers one client however many try (and only once
+/// the request is known to be valid, as Keycloak does).
+async fn admit(
+    idp: &Idp,
+    realm: &Realm,
+    who: &Registrant,
+    ext: &axum::http::Extensions,
+    headers: &HeaderMap,
+    c: &mut Client,
+) -> Result<(), OAuthError> {
+    match who {
+        Registrant::Anonymous => {
+            let ip = crate::oidc::form::client_ip(idp, ext, headers);
+            anonymous_policies(idp, realm, ip.as_deref(), c).await
+        }
+        Registrant::Initial(id)
             if !idp
                 .store
                 .use_initial_access(&realm.id, id, gatehouse_core::time::now())
@@ -352,18 +530,19 @@ fn event(realm: &Realm, kind: &str, client_id: &str) -> Event {
 async fn register(
     State(idp): State<Arc<Idp>>,
     Path(realm): Path<String>,
+    ext: axum::http::Extensions,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let realm = idp.realm(&realm).await?;
-    let initial = may_register(&idp, &realm, &headers).await?;
+    let who = may_register(&idp, &realm, &headers).await?;
     let meta = metadata(&body)?;
     if meta.contains_key("client_id") {
         return Err(bad_metadata("Client Identifier included"));
     }
     let mut c = crate::admin::clients::new_client(&realm, &gatehouse_core::id::uuid());
     apply(&mut c, &meta)?;
-    spend(&idp, &realm, initial.as_deref()).await?;
+    admit(&idp, &realm, &who, &ext, &headers, &mut c).await?;
     let token = rotate_registration_token(&idp, &realm, &mut c).await?;
     let ev = event(&realm, "CLIENT_REGISTER", &c.client_id);
     let c = crate::admin::clients::insert_client(&idp, &realm, c, &[ev])

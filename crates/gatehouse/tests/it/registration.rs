@@ -574,3 +574,152 @@ async fn keycloak_default_provider_registers_a_client_representation() {
         .await;
     assert_eq!(found, json!([]));
 }
+
+/// Anonymous registration (what MCP clients do) under Keycloak's
+/// client-registration policies, managed through the components API.
+#[tokio::test]
+async fn anonymous_registration_follows_the_realms_policies() {
+    let s = start().await;
+    let admin = s.demo_realm().await;
+    let reg_url = format!(
+        "{}/realms/demo/clients-registrations/openid-connect",
+        s.base
+    );
+    let anonymous = |redirect: &'static str| {
+        let (s, url) = (&s, reg_url.clone());
+        async move {
+            s.http
+                .post(url)
+                .json(&json!({"client_name": "agent", "redirect_uris": [redirect],
+                    "token_endpoint_auth_method": "none"}))
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    // Keycloak's defaults: no host is trusted, so nobody registers anonymously.
+    let r = anonymous("http://127.0.0.1/cb").await;
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "insufficient_scope");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .expect("text")
+            .contains("Trusted Hosts")
+    );
+
+    let type_q = "org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy";
+    let (st, policies) = s
+        .admin_get(&admin, &format!("/demo/components?type={type_q}"))
+        .await;
+    assert_eq!(st, 200);
+    let list = policies.as_array().expect("list").clone();
+    assert_eq!(list.len(), 8, "{policies}");
+    let find = |provider: &str, sub: &str| {
+        list.iter()
+            .find(|p| p["providerId"] == provider && p["subType"] == sub)
+            .unwrap_or_else(|| panic!("{provider}/{sub}"))
+            .clone()
+    };
+    let trusted = find("trusted-hosts", "anonymous");
+    assert_eq!(
+        find("max-clients", "anonymous")["config"]["max-clients"],
+        json!(["200"])
+    );
+    let url = |id: &Value| {
+        format!(
+            "{}/admin/realms/demo/components/{}",
+            s.base,
+            id.as_str().expect("id")
+        )
+    };
+
+    // Trust this host: the request passes, a URI elsewhere does not.
+    let mut t = trusted.clone();
+    t["config"]["trusted-hosts"] = json!(["127.0.0.1"]);
+    let r = s
+        .http
+        .put(url(&trusted["id"]))
+        .bearer_auth(&admin)
+        .json(&t)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+    let r = anonymous("https://evil.example/cb").await;
+    assert_eq!(r.status(), 403);
+    let r = anonymous("http://127.0.0.1/cb").await;
+    assert_eq!(r.status(), 201);
+    let reg: Value = r.json().await.expect("json");
+    let client_id = reg["client_id"].as_str().expect("client id");
+    // The anonymous policies shaped it: consent required, no full scope.
+    let (_, found) = s
+        .admin_get(&admin, &format!("/demo/clients?clientId={client_id}"))
+        .await;
+    assert_eq!(found[0]["consentRequired"], true);
+    assert_eq!(found[0]["fullScopeAllowed"], false);
+
+    // Without the Trusted Hosts policy anyone registers, up to the limit.
+    let r = s
+        .http
+        .delete(url(&trusted["id"]))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 204);
+    assert_eq!(anonymous("https://agent.example/cb").await.status(), 201);
+    let (_, clients) = s.admin_get(&admin, "/demo/clients").await;
+    let count = clients.as_array().expect("clients").len();
+    let mut max = find("max-clients", "anonymous");
+    max["config"]["max-clients"] = json!([count.to_string()]);
+    let r = s
+        .http
+        .put(url(&max["id"]))
+        .bearer_auth(&admin)
+        .json(&max)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+    let r = anonymous("https://agent.example/cb").await;
+    assert_eq!(r.status(), 403);
+    let (_, now) = s
+        .admin_get(&admin, &format!("/demo/components?type={type_q}"))
+        .await;
+    assert_eq!(now.as_array().expect("list").len(), 7);
+
+    // Only registration policies Gatehouse enforces can be written.
+    for bad in [
+        json!({"name": "ldap", "providerId": "ldap", "providerType": "org.keycloak.storage.UserStorageProvider"}),
+        json!({"name": "x", "providerId": "nope", "providerType": type_q, "subType": "anonymous"}),
+        json!({"name": "x", "providerId": "max-clients", "providerType": type_q, "subType": "anonymous",
+            "config": {"max-clients": ["many"]}}),
+    ] {
+        let (st, _) = s.admin_post(&admin, "/demo/components", &bad).await;
+        assert_eq!(st, 400, "{bad}");
+    }
+    let (st, loc) = s
+        .admin_post(&admin, "/demo/components", &json!({"name": "Trusted Hosts",
+            "providerId": "trusted-hosts", "providerType": type_q, "subType": "anonymous",
+            "config": {"trusted-hosts": ["*.agents.example"], "host-sending-registration-request-must-match": ["false"]}}))
+        .await;
+    assert_eq!(st, 201);
+    assert!(loc.expect("location").contains("/components/"));
+    max["config"]["max-clients"] = json!(["1000"]);
+    let r = s
+        .http
+        .put(url(&max["id"]))
+        .bearer_auth(&admin)
+        .json(&max)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+    assert_eq!(anonymous("https://a.agents.example/cb").await.status(), 201);
+    assert_eq!(
+        anonymous("https://agents.example.evil/cb").await.status(),
+        403
+    );
+}

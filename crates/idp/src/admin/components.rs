@@ -1,0 +1,449 @@
+//! `/admin/realms/{realm}/components[/{id}]`: Keycloak's components API,
+//! for the one kind of component Gatehouse acts on: client-registration
+//! policies (`providerType`
+//! `org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy`),
+//! which decide who may register a client without an admin
+//! (`client_registration.rs`). A realm starts with Keycloak's defaults:
+//! for anonymous registrations Trusted Hosts (no host trusted, so none
+//! pass), Consent Required, Full Scope Disabled, Max Clients Limit (200),
+//! Allowed Protocol Mapper Types and Allowed Client Scopes; for
+//! authenticated ones (initial access token) the last two. Deleting the
+//! anonymous Trusted Hosts policy, or trusting a host, opens anonymous
+//! registration (what MCP clients and other agents do).
+//!
+//! Components live where a Keycloak export keeps them (the realm's
+//! `components`, by provider type), so they travel with import and export.
+//! Other component types (key providers, user federation) imported from
+//! Keycloak are listed as they are, but Gatehouse does not run them, so
+//! creating or changing one is refused rather than silently ignored.
+
+use super::{RealmAdmin, created, event, json_body};
+use crate::error::AdminError;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use gatehouse_core::model::Realm;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// The provider type of client-registration policies.
+pub const POLICY_TYPE: &str =
+    "org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy";
+
+/// The policy providers Gatehouse enforces.
+const POLICY_PROVIDERS: [&str; 6] = [
+    "trusted-hosts",
+    "consent-required",
+    "scope",
+    "max-clients",
+    "allowed-protocol-mappers",
+    "allowed-client-templates",
+];
+
+/// Components routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    const P: &str = "/admin/realms/{realm}/components";
+    Router::new()
+        .route(P, get(list).post(create))
+        .route(&format!("{P}/{{id}}"), get(one).put(update).delete(remove))
+}
+
+/// One component as the admin API shows it (ComponentRepresentation).
+#[derive(Debug, Clone)]
+pub struct Component {
+    pub id: String,
+    pub name: String,
+    pub provider_id: String,
+    pub provider_type: String,
+    pub sub_type: Option<String>,
+    pub config: Map<String, Value>,
+}
+
+impl Component {
+    /// The config's values for `key` (Keycloak keeps lists of strings).
+    pub fn values(&self, key: &str) -> Vec<&str> {
+        self.config
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// The first value for `key`.
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.values(key).into_iter().next()
+    }
+
+    fn repr(&self, realm: &Realm) -> Value {
+        let mut v = json!({"id": self.id, "name": self.name, "providerId": self.provider_id,
+            "providerType": self.provider_type, "parentId": realm.id, "config": self.config});
+        if let Some(s) = &self.sub_type {
+            v["subType"] = json!(s);
+        }
+        v
+    }
+
+    /// The form a Keycloak export keeps under `components.{type}`.
+    fn stored(&self) -> Value {
+        let mut v = json!({"id": self.id, "name": self.name, "providerId": self.provider_id,
+            "subComponents": {}, "config": self.config});
+        if let Some(s) = &self.sub_type {
+            v["subType"] = json!(s);
+        }
+        v
+    }
+
+    fn from_stored(provider_type: &str, v: &Value) -> Option<Component> {
+        Some(Component {
+            id: v.get("id")?.as_str()?.to_owned(),
+            name: v
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            provider_id: v.get("providerId")?.as_str()?.to_owned(),
+            provider_type: provider_type.to_owned(),
+            sub_type: v.get("subType").and_then(Value::as_str).map(str::to_owned),
+            config: v
+                .get("config")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// A stable id for a default policy of a realm that never stored its own
+/// (the same on every node and every call).
+fn default_id(realm: &Realm, name: &str) -> String {
+    let h = gatehouse_core::id::sha256_hex(format!("{}/{name}", realm.id).as_bytes());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Keycloak's default client-registration policies.
+fn default_policies(realm: &Realm) -> Vec<Component> {
+    let mappers = json!(crate::client_registration::ALLOWED_MAPPERS);
+    let policy = |key: &str, name: &str, provider: &str, sub: &str, config: Value| Component {
+        id: default_id(realm, key),
+        name: name.to_owned(),
+        provider_id: provider.to_owned(),
+        provider_type: POLICY_TYPE.to_owned(),
+        sub_type: Some(sub.to_owned()),
+        config: config.as_object().cloned().unwrap_or_default(),
+    };
+    vec![
+        policy(
+            "anonymous/trusted-hosts",
+            "Trusted Hosts",
+            "trusted-hosts",
+            "anonymous",
+            json!({"host-sending-registration-request-must-match": ["true"],
+                   "client-uris-must-match": ["true"]}),
+        ),
+        policy(
+            "anonymous/consent-required",
+            "Consent Required",
+            "consent-required",
+            "anonymous",
+            json!({}),
+        ),
+        policy(
+            "anonymous/scope",
+            "Full Scope Disabled",
+            "scope",
+            "anonymous",
+            json!({}),
+        ),
+        policy(
+            "anonymous/max-clients",
+            "Max Clients Limit",
+            "max-clients",
+            "anonymous",
+            json!({"max-clients": ["200"]}),
+        ),
+        policy(
+            "anonymous/allowed-protocol-mappers",
+            "Allowed Protocol Mapper Types",
+            "allowed-protocol-mappers",
+            "anonymous",
+            json!({"allowed-protocol-mapper-types": mappers}),
+        ),
+        policy(
+            "anonymous/allowed-client-templates",
+            "Allowed Client Scopes",
+            "allowed-client-templates",
+            "anonymous",
+            json!({"allow-default-scopes": ["true"]}),
+        ),
+        policy(
+            "authenticated/allowed-protocol-mappers",
+            "Allowed Protocol Mapper Types",
+            "allowed-protocol-mappers",
+            "authenticated",
+            json!({"allowed-protocol-mapper-types": mappers}),
+        ),
+        policy(
+            "authenticated/allowed-client-templates",
+            "Allowed Client Scopes",
+            "allowed-client-templates",
+            "authenticated",
+            json!({"allow-default-scopes": ["true"]}),
+        ),
+    ]
+}
+
+/// Every component of the realm: what it stores, and the default
+/// registration policies if it never stored its own.
+pub fn all(realm: &Realm) -> Vec<Component> {
+    let stored = realm.extra.get("components").and_then(Value::as_object);
+    let mut out: Vec<Component> = stored
+        .into_iter()
+        .flatten()
+        .flat_map(|(t, list)| {
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(move |v| Component::from_stored(t, v))
+        })
+        .collect();
+    if !stored.is_some_and(|m| m.contains_key(POLICY_TYPE)) {
+        out.extend(default_policies(realm));
+    }
+    out
+}
+
+/// The realm's client-registration policies for `sub_type` (`anonymous`
+/// or `authenticated`).
+pub fn registration_policies(realm: &Realm, sub_type: &str) -> Vec<Component> {
+    all(realm)
+        .into_iter()
+        .filter(|c| c.provider_type == POLICY_TYPE && c.sub_type.as_deref() == Some(sub_type))
+        .collect()
+}
+
+/// Writes `policies` as the realm's registration policies (the first
+/// write stores the defaults it changes).
+fn store_policies(realm: &mut Realm, policies: &[Component]) {
+    let list: Vec<Value> = policies.iter().map(Component::stored).collect();
+    let components = realm.extra.entry("components").or_insert_with(|| json!({}));
+    if !components.is_object() {
+        *components = json!({});
+    }
+    components[POLICY_TYPE] = json!(list);
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    parent: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    name: Option<String>,
+}
+
+async fn list(RealmAdmin { realm, .. }: RealmAdmin, Query(q): Query<ListQuery>) -> Json<Value> {
+    let out: Vec<Value> = all(&realm)
+        .iter()
+        .filter(|_| {
+            q.parent
+                .as_deref()
+                .is_none_or(|p| p == realm.id || p == realm.name)
+        })
+        .filter(|c| q.kind.as_deref().is_none_or(|t| t == c.provider_type))
+        .filter(|c| q.name.as_deref().is_none_or(|n| n == c.name))
+        .map(|c| c.repr(&realm))
+        .collect();
+    Json(json!(out))
+}
+
+fn not_found() -> AdminError {
+    AdminError::not_found("Could not find component")
+}
+
+async fn one(
+    RealmAdmin { realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    all(&realm)
+        .into_iter()
+        .find(|c| c.id == id)
+        .map(|c| Json(c.repr(&realm)))
+        .ok_or_else(not_found)
+}
+
+/// A component from a ComponentRepresentation: only registration
+/// policies of the providers Gatehouse enforces.
+fn parse(rep: &Value, id: String) -> Result<Component, AdminError> {
+    let provider_type = rep
+        .get("providerType")
+        .and_then(Value::as_str)
+        .unwrap_or(POLICY_TYPE);
+    if provider_type != POLICY_TYPE {
+        return Err(AdminError::bad_request(format!(
+            "Components of type {provider_type} are not supported"
+        )));
+    }
+    let provider_id = rep
+        .get("providerId")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !POLICY_PROVIDERS.contains(&provider_id) {
+        return Err(AdminError::bad_request(format!(
+            "Unknown client registration policy provider: {provider_id}"
+        )));
+    }
+    let sub_type = rep.get("subType").and_then(Value::as_str);
+    if !matches!(sub_type, Some("anonymous" | "authenticated")) {
+        return Err(AdminError::bad_request(
+            "subType must be anonymous or authenticated",
+        ));
+    }
+    let config = match rep.get("config") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => {
+            if m.values()
+                .any(|v| !v.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
+            {
+                return Err(AdminError::bad_request(
+                    "config values must be lists of strings",
+                ));
+            }
+            m.clone()
+        }
+        Some(_) => return Err(AdminError::bad_request("config must be an object")),
+    };
+    if provider_id == "max-clients"
+        && config
+            .get("max-clients")
+            .and_then(|v| v.get(0))
+            .and_then(Value::as_str)
+            .is_some_and(|n| n.parse::<u64>().is_err())
+    {
+        return Err(AdminError::bad_request("max-clients must be a number"));
+    }
+    Ok(Component {
+        id,
+        name: rep
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(provider_id)
+            .to_owned(),
+        provider_id: provider_id.to_owned(),
+        provider_type: POLICY_TYPE.to_owned(),
+        sub_type: sub_type.map(str::to_owned),
+        config,
+    })
+}
+
+async fn save(
+    idp: &Idp,
+    realm: &mut Realm,
+    policies: &[Component],
+    ev: gatehouse_core::model::Event,
+) -> Result<(), AdminError> {
+    store_policies(realm, policies);
+    idp.store.update_realm(realm, &[ev]).await?;
+    Ok(())
+}
+
+async fn create(
+    RealmAdmin {
+        idp,
+        caller,
+        mut realm,
+    }: RealmAdmin,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    let rep = json_body(&body)?;
+    let c = parse(&rep, gatehouse_core::id::uuid())?;
+    let mut policies: Vec<Component> = all(&realm)
+        .into_iter()
+        .filter(|p| p.provider_type == POLICY_TYPE)
+        .collect();
+    policies.push(c.clone());
+    let path = format!("components/{}", c.id);
+    let ev = event(&realm, &caller, "CREATE", "COMPONENT", &path, Some(&rep));
+    save(&idp, &mut realm, &policies, ev).await?;
+    Ok(created(format!(
+        "{}/admin/realms/{}/{path}",
+        idp.public_url, realm.name
+    )))
+}
+
+async fn update(
+    RealmAdmin {
+        idp,
+        caller,
+        mut realm,
+    }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let rep = json_body(&body)?;
+    let mut policies: Vec<Component> = all(&realm)
+        .into_iter()
+        .filter(|p| p.provider_type == POLICY_TYPE)
+        .collect();
+    let Some(slot) = policies.iter_mut().find(|p| p.id == id) else {
+        return Err(if all(&realm).iter().any(|c| c.id == id) {
+            AdminError::bad_request("This component type is not supported")
+        } else {
+            not_found()
+        });
+    };
+    *slot = parse(&rep, id.clone())?;
+    let ev = event(
+        &realm,
+        &caller,
+        "UPDATE",
+        "COMPONENT",
+        &format!("components/{id}"),
+        Some(&rep),
+    );
+    save(&idp, &mut realm, &policies, ev).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove(
+    RealmAdmin {
+        idp,
+        caller,
+        mut realm,
+    }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let mut policies: Vec<Component> = all(&realm)
+        .into_iter()
+        .filter(|p| p.provider_type == POLICY_TYPE)
+        .collect();
+    let before = policies.len();
+    policies.retain(|p| p.id != id);
+    if policies.len() == before {
+        return Err(if all(&realm).iter().any(|c| c.id == id) {
+            AdminError::bad_request("This component type is not supported")
+        } else {
+            not_found()
+        });
+    }
+    let ev = event(
+        &realm,
+        &caller,
+        "DELETE",
+        "COMPONENT",
+        &format!("components/{id}"),
+        None,
+    );
+    save(&idp, &mut realm, &policies, ev).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
