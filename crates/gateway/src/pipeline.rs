@@ -392,6 +392,15 @@ async fn run_route(
             Err(deny) => {
                 line.decision = "deny";
                 line.rule = Some(deny.rule().into());
+                if matches!(deny, Deny::Audience) {
+                    line.reason = Some("token not issued for this resource".into());
+                    let mut r = json(StatusCode::UNAUTHORIZED, "{\"message\":\"Unauthorized\"}");
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        www_authenticate(gw, &route, Some(("invalid_token", None))),
+                    );
+                    return r;
+                }
                 let mut r = json(StatusCode::FORBIDDEN, "{\"message\":\"Forbidden\"}");
                 if let Deny::Scope { needed, .. } = &deny {
                     let scope = needed.join(" ");

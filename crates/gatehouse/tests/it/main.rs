@@ -6,6 +6,7 @@ mod admin;
 mod consent;
 mod gateway;
 mod logout;
+mod mcp;
 mod oidc;
 mod otp;
 mod peers;

@@ -12,6 +12,10 @@ pub enum Deny {
         rule: &'static str,
         needed: Vec<String>,
     },
+    /// The token was minted for another resource (route `audience`, RFC
+    /// 8707): answered 401 `invalid_token`, as a token that is not one for
+    /// this API at all (RFC 6750 §3.1; the MCP authorization spec).
+    Audience,
     /// Any other rule.
     Rule(&'static str),
     /// A claim condition on this claim.
@@ -23,6 +27,7 @@ impl Deny {
     pub fn rule(&self) -> String {
         match self {
             Deny::Scope { rule, .. } | Deny::Rule(rule) => (*rule).to_owned(),
+            Deny::Audience => "audience".to_owned(),
             Deny::Claim(c) => format!("claims.{c}"),
         }
     }
@@ -33,7 +38,7 @@ pub fn check(route: &RouteConfig, id: &Identity) -> Result<&'static str, Deny> {
     if let Some(aud) = &route.audience
         && !id.audiences.iter().any(|a| a == aud)
     {
-        return Err(Deny::Rule("audience"));
+        return Err(Deny::Audience);
     }
     if !route.scopes_any.is_empty() && !route.scopes_any.iter().any(|s| id.scopes.contains(s)) {
         return Err(Deny::Scope {
@@ -115,7 +120,7 @@ mod tests {
         );
         assert_eq!(
             check(&route("audience = \"billing\""), &id()),
-            Err(Deny::Rule("audience"))
+            Err(Deny::Audience)
         );
         assert_eq!(
             check(
