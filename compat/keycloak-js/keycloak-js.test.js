@@ -24,6 +24,7 @@ const PAGES = {
   "/redirect.html": { onLoad: "check-sso", pkceMethod: "S256" },
   "/required.html": { onLoad: "login-required", pkceMethod: "S256", logoutMethod: "POST" },
   "/query.html": { onLoad: "login-required", pkceMethod: "S256", responseMode: "query" },
+  "/implicit.html": { onLoad: "login-required", flow: "implicit", checkLoginIframe: false },
 };
 
 function page(clientId, options) {
@@ -82,6 +83,9 @@ before(async () => {
       { clientId: "spa", publicClient: true, redirectUris: [`${app}/*`], webOrigins: ["+"], frontchannelLogout: true,
         attributes: { "post.logout.redirect.uris": "+", "pkce.code.challenge.method": "S256",
           "frontchannel.logout.url": `${app}/fc-logout` } },
+      // An old-style SPA on the implicit flow (Keycloak's implicitFlowEnabled).
+      { clientId: "implicit-spa", publicClient: true, standardFlowEnabled: false, implicitFlowEnabled: true,
+        redirectUris: [`${app}/*`], webOrigins: ["+"] },
       // Redirects back to the app, but does not let the app's origin read its answers.
       { clientId: "elsewhere", publicClient: true, redirectUris: [`${app}/*`], webOrigins: ["https://other.example"] },
     ],
@@ -259,5 +263,22 @@ test("the session-status iframe notices a logout in another tab", async () => {
   // Tab B learns it from the iframe, without a request of its own.
   await b.waitForFunction(() => window.loggedOut > 0, null, { timeout: 10000 });
   assert.equal(await b.evaluate(() => window.kc.authenticated), false);
+  await context.close();
+});
+
+test("the implicit flow: tokens straight from the fragment, nonce checked by keycloak-js", async () => {
+  const context = await browser.newContext();
+  const p = await context.newPage();
+  await p.goto(`${app}/implicit.html?client=implicit-spa`);
+  await logIn(p, "alice", "alice-pw");
+  assert.deepEqual(await ready(p), { authenticated: true });
+  const got = await p.evaluate(() => ({
+    user: window.kc.tokenParsed.preferred_username, azp: window.kc.tokenParsed.azp,
+    nonce: window.kc.idTokenParsed.nonce, refresh: window.kc.refreshToken,
+  }));
+  assert.equal(got.user, "alice");
+  assert.equal(got.azp, "implicit-spa");
+  assert.ok(got.nonce);
+  assert.equal(got.refresh, undefined, "no refresh token from the front channel");
   await context.close();
 });

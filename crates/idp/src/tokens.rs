@@ -656,6 +656,56 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
     Ok(Value::Object(out))
 }
 
+/// What the authorization endpoint itself hands out in the implicit and
+/// hybrid flows (OIDC Core §3.2.2.5, §3.3.2.5), as fragment parameters:
+/// the access token with `token`, the ID token with `id_token` (with
+/// `at_hash` when the access token travels with it, `c_hash` for `code`,
+/// `s_hash` for `state`). Never a refresh token from the front channel.
+pub async fn front_channel(
+    idp: &Idp,
+    ring: &KeyRing,
+    g: &Grant<'_>,
+    with_token: bool,
+    with_id: bool,
+    code: Option<&str>,
+    state: Option<&str>,
+) -> Result<Vec<(&'static str, String)>, OAuthError> {
+    let now = gatehouse_core::time::now();
+    let Claims {
+        access,
+        id,
+        lifespan,
+        ..
+    } = claims(idp, g, now, with_id).await?;
+    let signer = ring.signer()?;
+    let mut out = Vec::new();
+    let access_token = if with_token {
+        let t = gatehouse_jose::sign::sign(signer.as_ref(), &access)?;
+        out.push(("access_token", t.clone()));
+        out.push(("token_type", "Bearer".to_owned()));
+        out.push(("expires_in", lifespan.to_string()));
+        Some(t)
+    } else {
+        None
+    };
+    if let Some(mut it) = id {
+        if let Some(t) = &access_token {
+            it.insert("at_hash".into(), json!(at_hash(signer.alg(), t)));
+        }
+        if let Some(c) = code {
+            it.insert("c_hash".into(), json!(at_hash(signer.alg(), c)));
+        }
+        if let Some(st) = state {
+            it.insert("s_hash".into(), json!(at_hash(signer.alg(), st)));
+        }
+        out.push((
+            "id_token",
+            gatehouse_jose::sign::sign(signer.as_ref(), &it)?,
+        ));
+    }
+    Ok(out)
+}
+
 /// The claims userinfo returns for a user and scope.
 pub async fn userinfo(
     idp: &Idp,
@@ -688,7 +738,8 @@ pub async fn userinfo(
     Ok(Value::Object(c))
 }
 
-/// OIDC `at_hash`: left half of the hash of the access token, base64url.
+/// OIDC's left-half hash of a token, code or state (`at_hash`, `c_hash`,
+/// `s_hash`) for the signing algorithm, base64url.
 fn at_hash(alg: gatehouse_jose::keys::Alg, token: &str) -> String {
     use base64::Engine;
     let d = match alg {

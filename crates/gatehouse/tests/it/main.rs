@@ -5,6 +5,7 @@
 mod admin;
 mod consent;
 mod gateway;
+mod implicit;
 mod logout;
 mod mcp;
 mod oidc;

@@ -70,6 +70,57 @@ struct AuthRequest {
     /// `prompt=consent`: ask for consent even if given before.
     #[serde(default)]
     prompt_consent: bool,
+    #[serde(default)]
+    flow: Flow,
+}
+
+/// What `response_type` asks the authorization endpoint to answer with:
+/// a code, and in the implicit and hybrid flows (OIDC Core §3.2, §3.3)
+/// an ID token and/or an access token in the fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Flow {
+    code: bool,
+    id_token: bool,
+    token: bool,
+}
+
+impl Default for Flow {
+    fn default() -> Self {
+        Flow {
+            code: true,
+            id_token: false,
+            token: false,
+        }
+    }
+}
+
+impl Flow {
+    /// `code`, `id_token`, `token` in any order, each at most once.
+    fn parse(v: Option<&str>) -> Option<Flow> {
+        let mut f = Flow {
+            code: false,
+            id_token: false,
+            token: false,
+        };
+        for part in v?.split_whitespace() {
+            let slot = match part {
+                "code" => &mut f.code,
+                "id_token" => &mut f.id_token,
+                "token" => &mut f.token,
+                _ => return None,
+            };
+            if *slot {
+                return None;
+            }
+            *slot = true;
+        }
+        (f.code || f.id_token || f.token).then_some(f)
+    }
+
+    /// Whether tokens travel in the front channel (implicit or hybrid).
+    fn front_channel(self) -> bool {
+        self.id_token || self.token
+    }
 }
 
 /// How the authorization response travels back to the client.
@@ -342,35 +393,92 @@ async fn issue_code(
     req: &AuthRequest,
     session: &Session,
 ) -> Result<Response, OAuthError> {
-    // As Keycloak's codes do, the code names its browser session after a
-    // dot: the exchange names the client session after it (`token::code`).
-    let code = format!("{}.{}", gatehouse_core::id::token(), session.id);
-    let data = CodeData {
-        client_id: req.client_id.clone(),
-        redirect_uri: req.redirect_uri.clone(),
-        session_id: session.id.clone(),
-        user_id: session.user_id.clone(),
-        scope: req.scope.clone(),
-        nonce: req.nonce.clone(),
-        code_challenge: req.code_challenge.clone(),
-        code_challenge_method: req.code_challenge.as_ref().map(|_| "S256".to_owned()),
+    let mut p: Vec<(&str, String)> = Vec::new();
+    let code = if req.flow.code {
+        // As Keycloak's codes do, the code names its browser session after
+        // a dot: the exchange names the client session after it
+        // (`token::code`).
+        let code = format!("{}.{}", gatehouse_core::id::token(), session.id);
+        let data = CodeData {
+            client_id: req.client_id.clone(),
+            redirect_uri: req.redirect_uri.clone(),
+            session_id: session.id.clone(),
+            user_id: session.user_id.clone(),
+            scope: req.scope.clone(),
+            nonce: req.nonce.clone(),
+            code_challenge: req.code_challenge.clone(),
+            code_challenge_method: req.code_challenge.as_ref().map(|_| "S256".to_owned()),
+        };
+        idp.store
+            .put_code(&CodeRecord {
+                code: format!("code:{code}"),
+                realm_id: realm.id.clone(),
+                data: serde_json::to_string(&data).map_err(OAuthError::internal)?,
+                expires: gatehouse_core::time::now() + CODE_LIFESPAN,
+            })
+            .await?;
+        p.push(("code", code.clone()));
+        Some(code)
+    } else {
+        None
     };
-    idp.store
-        .put_code(&CodeRecord {
-            code: format!("code:{code}"),
-            realm_id: realm.id.clone(),
-            data: serde_json::to_string(&data).map_err(OAuthError::internal)?,
-            expires: gatehouse_core::time::now() + CODE_LIFESPAN,
-        })
-        .await?;
-    let iss = idp.issuer(&realm.name);
-    let mut p = vec![("code", code.as_str())];
-    if let Some(s) = &req.state {
-        p.push(("state", s));
+    if req.flow.front_channel() {
+        p.extend(front_channel_tokens(idp, realm, req, session, code.as_deref()).await?);
     }
-    p.push(("session_state", &session.id));
-    p.push(("iss", &iss));
-    Ok(respond(req.response_mode, &req.redirect_uri, &p))
+    if let Some(s) = &req.state {
+        p.push(("state", s.clone()));
+    }
+    p.push(("session_state", session.id.clone()));
+    p.push(("iss", idp.issuer(&realm.name)));
+    let refs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ok(respond(req.response_mode, &req.redirect_uri, &refs))
+}
+
+/// The implicit or hybrid flow's tokens, under a client session of their
+/// own made from the browser session, as a code exchange would make it.
+async fn front_channel_tokens(
+    idp: &Idp,
+    realm: &Realm,
+    req: &AuthRequest,
+    sso: &Session,
+    code: Option<&str>,
+) -> Result<Vec<(&'static str, String)>, OAuthError> {
+    let client = idp
+        .client(realm, &req.client_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("Client not found"))?;
+    let user = idp
+        .store
+        .user(&realm.id, &sso.user_id)
+        .await?
+        .filter(|u| u.enabled)
+        .ok_or_else(|| OAuthError::invalid_request("User disabled or not found"))?;
+    let mut session =
+        crate::oidc::token::new_session(realm, &client, &user, &req.scope, sso.auth_time);
+    session.id = crate::oidc::token::client_session_id(&sso.id);
+    session.sso_session_id = Some(sso.id.clone());
+    session.refresh_token_id = None;
+    idp.store.create_session(&session, &[]).await?;
+    let ring = idp.keyring(realm).await?;
+    crate::tokens::front_channel(
+        idp,
+        &ring,
+        &crate::tokens::Grant {
+            realm,
+            client: &client,
+            user: &user,
+            session: Some(&session),
+            scope: req.scope.clone(),
+            nonce: req.nonce.clone(),
+            resources: vec![],
+            refresh: false,
+        },
+        req.flow.token,
+        req.flow.id_token,
+        code,
+        req.state.as_deref(),
+    )
+    .await
 }
 
 fn login_form(
@@ -473,7 +581,16 @@ async fn authorize(
         Err(page) => return Ok(page),
     };
     let state = q.get("state");
-    let Some(response_mode) = ResponseMode::parse(q.get("response_mode")) else {
+    let flow = Flow::parse(q.get("response_type"));
+    let front = flow.is_some_and(Flow::front_channel);
+    let mode_asked = q.get("response_mode");
+    // Tokens never travel in a query string: the implicit and hybrid
+    // flows answer in the fragment unless form_post is asked.
+    let mode_asked = match mode_asked {
+        None if front => Some("fragment"),
+        m => m,
+    };
+    let Some(response_mode) = ResponseMode::parse(mode_asked) else {
         return Ok(error_redirect(
             idp,
             &realm,
@@ -485,17 +602,34 @@ async fn authorize(
     };
     let fail =
         |e: &str, d: &str| error_redirect(idp, &realm, (&redirect_uri, response_mode), state, e, d);
-    if q.get("response_type") != Some("code") {
+    let Some(flow) = flow else {
         return Ok(fail(
             "unsupported_response_type",
-            "Only the code flow is supported",
+            "Unsupported response_type",
+        ));
+    };
+    if front && response_mode == ResponseMode::Query {
+        return Ok(fail(
+            "invalid_request",
+            "Response_mode 'query' not allowed for implicit or hybrid flow",
         ));
     }
-    if !client.standard_flow_enabled || client.bearer_only {
+    if client.bearer_only || (flow.code && !client.standard_flow_enabled) {
         return Ok(fail(
             "unauthorized_client",
             "Client is not allowed to initiate browser login",
         ));
+    }
+    if front && !client.implicit_flow_enabled {
+        return Ok(fail(
+            "unauthorized_client",
+            "Client is not allowed to initiate browser login with given response_type. Implicit flow is disabled for the client.",
+        ));
+    }
+    // OIDC Core §3.2.2.1: an ID token from the front channel must be
+    // bound to the request that asked for it.
+    if flow.id_token && q.get("nonce").is_none() {
+        return Ok(fail("invalid_request", "Missing parameter: nonce"));
     }
     // OIDC Core §3.1.2.6: each parameter has its own error code.
     if q.get("request_uri").is_some() {
@@ -522,7 +656,7 @@ async fn authorize(
                 "Invalid parameter: code challenge method is not supported",
             ));
         }
-        (None, _) if client.public_client => {
+        (None, _) if client.public_client && flow.code => {
             return Ok(fail("invalid_request", "Missing parameter: code_challenge"));
         }
         (None, _) => {}
@@ -552,6 +686,7 @@ async fn authorize(
         csrf: gatehouse_core::id::token(),
         response_mode,
         prompt_consent: prompt.contains(&"consent"),
+        flow,
     };
     let now = gatehouse_core::time::now();
     // OIDC Core §3.1.2.1: an ID token hint names the user the client

@@ -45,7 +45,9 @@ pub async fn get(
         "backchannel_logout_session_supported": true,
         "grant_types_supported": ["authorization_code", "client_credentials", "password", "refresh_token",
             "urn:ietf:params:oauth:grant-type:device_code"],
-        "response_types_supported": ["code"],
+        // The implicit and hybrid ones only for clients with implicitFlowEnabled.
+        "response_types_supported": ["code", "id_token", "token", "id_token token",
+            "code id_token", "code token", "code id_token token"],
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,

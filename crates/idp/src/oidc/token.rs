@@ -415,6 +415,18 @@ async fn refresh(
     .await
 }
 
+/// A new client session's id: its browser (SSO) session's id, a dot, a
+/// random suffix (`login_status_iframe.rs` reads the prefix).
+pub fn client_session_id(sso_id: &str) -> String {
+    format!(
+        "{sso_id}.{}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            gatehouse_core::id::bytes::<9>()
+        )
+    )
+}
+
 /// PKCE S256 check, constant time (RFC 7636 §4.6).
 pub fn pkce_ok(verifier: &str, challenge: &str) -> bool {
     use base64::Engine;
@@ -442,13 +454,7 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
     // tokens' `sid` then tells the session-status iframe which browser
     // session they belong to (`login_status_iframe.rs`).
     let sso_id = code.rsplit_once('.').map_or("", |(_, s)| s);
-    let session_id = format!(
-        "{sso_id}.{}",
-        base64::Engine::encode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            gatehouse_core::id::bytes::<9>()
-        )
-    );
+    let session_id = client_session_id(sso_id);
     let tombstone = CodeRecord {
         code: format!("spent:{code}"),
         realm_id: realm.id.clone(),
