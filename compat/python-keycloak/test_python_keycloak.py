@@ -1,7 +1,7 @@
 """Drives Gatehouse with python-keycloak (pinned in requirements.txt):
 admin operations through KeycloakAdmin, token operations through
 KeycloakOpenID. Starts the real binary on ephemeral ports."""
-import os, re, shutil, subprocess, sys, tempfile, unittest
+import hashlib, hmac, json, os, re, shutil, struct, subprocess, sys, tempfile, time, unittest
 
 from keycloak import KeycloakAdmin, KeycloakOpenID, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakError
@@ -127,6 +127,42 @@ class PythonKeycloak(unittest.TestCase):
         self.assertIn("access_token", oidc.token("pat", "pat-pw-2"))
         a.clear_all_bruteforce_attempts()
         a.update_realm("py", {"bruteForceProtected": False})
+
+    def test_2c_one_time_passwords_and_registration_policies(self):
+        """A Keycloak user with an authenticator app (credentials as Keycloak
+        exports them): the password grant wants python-keycloak's `totp`.
+        The TOTP code is computed here, independently of Gatehouse (RFC 6238)."""
+        a = self.admin
+        secret = "pyOtpSecret12345678x"
+
+        def totp(step):
+            mac = hmac.new(secret.encode(), struct.pack(">Q", step), hashlib.sha1).digest()
+            off = mac[-1] & 0x0F
+            return "%06d" % ((struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % 1000000)
+
+        otp = {"type": "otp", "userLabel": "phone",
+               "credentialData": json.dumps({"subType": "totp", "digits": 6, "counter": 0, "period": 30,
+                                             "algorithm": "HmacSHA1"}),
+               "secretData": json.dumps({"value": secret})}
+        uid = a.create_user({"username": "otto", "enabled": True,
+                             "credentials": [{"type": "password", "value": "otto-pw"}, otp]})
+        oidc = KeycloakOpenID(server_url=self.base, realm_name="py", client_id="py-app", client_secret_key="py-secret")
+        with self.assertRaises(KeycloakError):
+            oidc.token("otto", "otto-pw")
+        step = int(time.time()) // 30
+        self.assertIn("access_token", oidc.token("otto", "otto-pw", totp=totp(step)))
+        with self.assertRaises(KeycloakError):
+            oidc.token("otto", "otto-pw", totp=totp(step))  # a code works once
+        creds = a.get_credentials(uid)
+        self.assertEqual(sorted(c["type"] for c in creds), ["otp", "password"])
+        self.assertTrue(all("secretData" not in c for c in creds))
+        a.delete_credential(uid, next(c["id"] for c in creds if c["type"] == "otp"))
+        self.assertIn("access_token", oidc.token("otto", "otto-pw"))
+        policies = a.get_components(
+            query={"type": "org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy"})
+        self.assertEqual(len(policies), 8)
+        self.assertIn("trusted-hosts", [p["providerId"] for p in policies])
+        a.delete_user(uid)
 
     def test_3_delete(self):
         a = self.admin
