@@ -8,7 +8,9 @@
 //! As Keycloak does it: the token is signed with the realm's key (header
 //! `typ: logout+jwt`), names the client as audience, the user as `sub` and,
 //! unless `backchannel.logout.session.required` is `false`, the session as
-//! `sid` (the `sid` of the ID token the client got); it is POSTed as
+//! `sid` (the `sid` of the ID token the client got), and with
+//! `backchannel.logout.revoke.offline.tokens` `revoke_offline_access: true`
+//! (the user's offline sessions at that client end too); it is POSTed as
 //! `logout_token` in a form body before the logout answers, every client at
 //! once, each waiting at most the HTTP client's timeout. A client that does
 //! not answer 2xx is logged and does not stop the logout: the session is
@@ -62,8 +64,40 @@ fn token(
     if session_required {
         claims["sid"] = json!(session.id);
     }
+    if revokes_offline(client) {
+        claims["revoke_offline_access"] = json!(true);
+    }
     let signer = ring.signer().ok()?;
     gatehouse_jose::sign::sign_typed(signer.as_ref(), "logout+jwt", &claims).ok()
+}
+
+/// Keycloak's `backchannel.logout.revoke.offline.tokens`: a logout also
+/// ends the user's offline sessions at this client, and the token says so.
+fn revokes_offline(client: &Client) -> bool {
+    client
+        .attributes
+        .get("backchannel.logout.revoke.offline.tokens")
+        .is_some_and(|v| v == "true")
+}
+
+/// Ends the offline sessions of `user_id` at `client` (for
+/// [`revokes_offline`]); they are revoked at the gateway too, and the
+/// logout token already tells the client.
+async fn revoke_offline(idp: &Idp, client: &Client, user_id: &str) {
+    let Ok(sessions) = idp.store.user_sessions(user_id).await else {
+        return;
+    };
+    for s in sessions
+        .iter()
+        .filter(|s| s.offline && s.client_id == client.client_id)
+    {
+        match idp.store.delete_session(&s.id, &[]).await {
+            Ok(ended) => idp.sessions_revoked(&ended),
+            Err(e) => {
+                tracing::warn!(client = %client.client_id, error = %e, "offline session not revoked");
+            }
+        }
+    }
 }
 
 /// Tells the clients of the `ended` sessions, and waits for their answers
@@ -91,6 +125,9 @@ pub async fn notify(idp: &Idp, realm: &Realm, ended: &[Session]) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     for (client, s) in targets {
         let Some(to) = url(&client) else { continue };
+        if revokes_offline(&client) && !s.offline {
+            revoke_offline(idp, &client, &s.user_id).await;
+        }
         let Some(token) = token(idp, realm, &ring, &client, s) else {
             tracing::warn!(client = %client.client_id, "back-channel logout token could not be signed");
             continue;

@@ -305,3 +305,73 @@ async fn frontchannel_logout_frames_each_client_of_the_session() {
         .expect("logout");
     assert_eq!(r.status(), 302);
 }
+
+#[tokio::test]
+async fn backchannel_logout_can_revoke_the_clients_offline_tokens() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let rp = logout_receiver().await;
+    set_attributes(
+        &s,
+        &t,
+        "app",
+        json!({"backchannel.logout.url": format!("{}/backchannel", rp.url),
+            "backchannel.logout.revoke.offline.tokens": "true"}),
+    )
+    .await;
+    let offline: Value = s
+        .password_grant(
+            "demo",
+            "app",
+            Some("app-secret"),
+            "alice",
+            "alice-pw",
+            Some("offline_access"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let offline_rt = offline["refresh_token"].as_str().expect("offline token");
+    assert_eq!(claims(offline_rt)["typ"], "Offline");
+    let refresh = |rt: String| {
+        let s = &s;
+        async move {
+            s.http
+                .post(s.token_url("demo"))
+                .basic_auth("app", Some("app-secret"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                ])
+                .send()
+                .await
+                .expect("refresh")
+                .status()
+        }
+    };
+    assert_eq!(refresh(offline_rt.to_owned()).await, 200);
+
+    // A browser session of the same user at the same client logs out.
+    let (sso, tokens) = browser_login(&s).await;
+    let r = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/logout",
+            s.base
+        ))
+        .query(&[("id_token_hint", tokens["id_token"].as_str().expect("id"))])
+        .header("cookie", &sso)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 200);
+    let got = rp.received();
+    let c = verify_logout_token(&s, got.last().expect("a logout token")).await;
+    assert_eq!(c["revoke_offline_access"], true);
+    assert_eq!(
+        refresh(offline_rt.to_owned()).await,
+        400,
+        "the offline token died with it"
+    );
+}
