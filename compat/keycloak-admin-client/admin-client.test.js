@@ -555,6 +555,32 @@ test("client initial access, as Keycloak's realms spec uses it, then a registrat
   assert.ok(!(await kc.realms.getClientsInitialAccess({ realm: "compat" })).some((x) => x.id === created.id));
 });
 
+test("client-registration policies through the components resource, as Keycloak's admin console manages them", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const type = "org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy";
+  const policies = await kc.components.find({ type });
+  assert.equal(policies.length, 8);
+  const trusted = policies.find((p) => p.providerId === "trusted-hosts" && p.subType === "anonymous");
+  // Anonymous registration is refused until a host is trusted.
+  const register = () => fetch(`${baseUrl}/realms/compat/clients-registrations/openid-connect`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ redirect_uris: ["http://127.0.0.1/agent/cb"], token_endpoint_auth_method: "none" }),
+  });
+  assert.equal((await register()).status, 403);
+  await kc.components.update({ id: trusted.id }, { ...trusted, config: { ...trusted.config, "trusted-hosts": ["127.0.0.1"] } });
+  assert.deepEqual((await kc.components.findOne({ id: trusted.id })).config["trusted-hosts"], ["127.0.0.1"]);
+  const ok = await register();
+  assert.equal(ok.status, 201, await ok.clone().text());
+  const limit = await kc.components.create({ name: "Tight limit", providerId: "max-clients", providerType: type,
+    subType: "anonymous", config: { "max-clients": ["1"] } });
+  assert.ok(limit.id);
+  assert.equal((await register()).status, 403);
+  await kc.components.del({ id: limit.id });
+  await kc.components.del({ id: trusted.id });
+  assert.equal((await kc.components.find({ type })).length, 7);
+});
+
 test("realm localization, as Keycloak's realms spec uses it", async () => {
   kc.setConfig({ realmName: "compat" });
   await kc.realms.update({ realm: "compat" }, { internationalizationEnabled: true, supportedLocales: ["en", "nl", "de"] });
