@@ -447,6 +447,12 @@ impl Client {
             .filter(|v: &i64| *v > 0)
     }
 
+    /// A Keycloak boolean attribute (`"true"`/`"false"` strings), with the
+    /// default Keycloak gives it when unset.
+    pub fn attribute_flag(&self, key: &str, default: bool) -> bool {
+        self.attributes.get(key).map_or(default, |v| v == "true")
+    }
+
     /// Whether `uri` is a registered redirect URI: exact match, or Keycloak's
     /// trailing-`*` prefix form. Nothing else (no substring, no host-only).
     pub fn redirect_uri_allowed(&self, uri: &str) -> bool {

@@ -111,6 +111,25 @@ fn www_authenticate(
         .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"gatehouse\""))
 }
 
+/// A refusal with its RFC 6750 challenge: 401 for a missing or unusable
+/// token (`invalid_token` when one was presented), 403
+/// `insufficient_scope` naming the scopes a step-up would need.
+fn challenge(
+    gw: &Gateway,
+    route: &Route,
+    status: StatusCode,
+    error: Option<(&str, Option<&str>)>,
+) -> Response<Body> {
+    let mut r = if status == StatusCode::UNAUTHORIZED {
+        json(status, "{\"message\":\"Unauthorized\"}")
+    } else {
+        json(status, "{\"message\":\"Forbidden\"}")
+    };
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, www_authenticate(gw, route, error));
+    r
+}
+
 /// The connection a request arrived on, with its address already in
 /// header form: formatting an IP costs more than the rest of
 /// `X-Forwarded-For` handling, so it is done once per connection.
@@ -343,11 +362,8 @@ async fn run_route(
         let Some(id) = found else {
             line.decision = "unauthenticated";
             line.reason = Some(last.reason().into());
-            let mut r = json(StatusCode::UNAUTHORIZED, "{\"message\":\"Unauthorized\"}");
             let err = presented.then_some(("invalid_token", None));
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, www_authenticate(gw, &route, err));
-            return r;
+            return challenge(gw, &route, StatusCode::UNAUTHORIZED, err);
         };
         line.identity = Some(id.clone());
         // Gatehouse's own tokens: revoked sessions, tokens and users are
@@ -358,12 +374,8 @@ async fn run_route(
         {
             line.decision = "unauthenticated";
             line.reason = Some("token revoked".into());
-            let mut r = json(StatusCode::UNAUTHORIZED, "{\"message\":\"Unauthorized\"}");
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                www_authenticate(gw, &route, Some(("invalid_token", None))),
-            );
-            return r;
+            let err = Some(("invalid_token", None));
+            return challenge(gw, &route, StatusCode::UNAUTHORIZED, err);
         }
         match rules::check(&route.cfg, &id) {
             Ok(rule) => {
@@ -392,24 +404,19 @@ async fn run_route(
             Err(deny) => {
                 line.decision = "deny";
                 line.rule = Some(deny.rule().into());
-                if matches!(deny, Deny::Audience) {
-                    line.reason = Some("token not issued for this resource".into());
-                    let mut r = json(StatusCode::UNAUTHORIZED, "{\"message\":\"Unauthorized\"}");
-                    r.headers_mut().insert(
-                        header::WWW_AUTHENTICATE,
-                        www_authenticate(gw, &route, Some(("invalid_token", None))),
-                    );
-                    return r;
-                }
-                let mut r = json(StatusCode::FORBIDDEN, "{\"message\":\"Forbidden\"}");
-                if let Deny::Scope { needed, .. } = &deny {
-                    let scope = needed.join(" ");
-                    r.headers_mut().insert(
-                        header::WWW_AUTHENTICATE,
-                        www_authenticate(gw, &route, Some(("insufficient_scope", Some(&scope)))),
-                    );
-                }
-                return r;
+                return match &deny {
+                    Deny::Audience => {
+                        line.reason = Some("token not issued for this resource".into());
+                        let err = Some(("invalid_token", None));
+                        challenge(gw, &route, StatusCode::UNAUTHORIZED, err)
+                    }
+                    Deny::Scope { needed, .. } => {
+                        let scope = needed.join(" ");
+                        let err = Some(("insufficient_scope", Some(scope.as_str())));
+                        challenge(gw, &route, StatusCode::FORBIDDEN, err)
+                    }
+                    _ => json(StatusCode::FORBIDDEN, "{\"message\":\"Forbidden\"}"),
+                };
             }
         }
         Some(id)

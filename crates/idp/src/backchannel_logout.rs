@@ -57,11 +57,7 @@ fn token(
         "typ": "Logout",
         "events": { EVENT: {} },
     });
-    let session_required = client
-        .attributes
-        .get("backchannel.logout.session.required")
-        .is_none_or(|v| v != "false");
-    if session_required {
+    if client.attribute_flag("backchannel.logout.session.required", true) {
         claims["sid"] = json!(session.id);
     }
     if revokes_offline(client) {
@@ -74,10 +70,7 @@ fn token(
 /// Keycloak's `backchannel.logout.revoke.offline.tokens`: a logout also
 /// ends the user's offline sessions at this client, and the token says so.
 fn revokes_offline(client: &Client) -> bool {
-    client
-        .attributes
-        .get("backchannel.logout.revoke.offline.tokens")
-        .is_some_and(|v| v == "true")
+    client.attribute_flag("backchannel.logout.revoke.offline.tokens", false)
 }
 
 /// Ends the offline sessions of `user_id` at `client` (for

@@ -359,9 +359,11 @@ async fn update_default(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let realm = idp.realm(&realm).await?;
-    let mut c = managed(&idp, &realm, &headers, &client_id).await?;
+    let who = caller(&idp, &realm, &headers).await?;
+    let by_admin = matches!(who, Caller::Admin);
+    let mut c = managed_by(&idp, &realm, who, &client_id).await?;
     let rep = representation_body(&body)?;
-    if !matches!(caller(&idp, &realm, &headers).await?, Caller::Admin) {
+    if !by_admin {
         check_policies_of(&realm, &rep, "authenticated")?;
     }
     if rep
@@ -564,8 +566,17 @@ async fn managed(
     headers: &HeaderMap,
     client_id: &str,
 ) -> Result<Client, OAuthError> {
+    managed_by(idp, realm, caller(idp, realm, headers).await?, client_id).await
+}
+
+/// The same for a caller already known.
+async fn managed_by(
+    idp: &Idp,
+    realm: &Realm,
+    who: Caller,
+    client_id: &str,
+) -> Result<Client, OAuthError> {
     let denied = || invalid_token("Not authorized to manage this client");
-    let who = caller(idp, realm, headers).await?;
     let client = idp.store.client_by_client_id(&realm.id, client_id).await?;
     match who {
         Caller::Admin => client.ok_or_else(|| {
@@ -767,6 +778,56 @@ fn redirect_uri_ok(u: &str) -> bool {
 
 /// Applies RFC 7591 metadata to `c` (a new client, or the registered one
 /// on update, where the body replaces the metadata as RFC 7592 says).
+/// A logout channel's registration metadata and the client attributes
+/// Keycloak keeps it in (OIDC Back-Channel Logout §2.2, Front-Channel
+/// Logout §2).
+struct LogoutChannel {
+    name: &'static str,
+    url_attribute: &'static str,
+    session_attribute: &'static str,
+}
+
+/// Back-channel first, front-channel second (the order `external` reads
+/// their URLs in).
+const LOGOUT_CHANNELS: [LogoutChannel; 2] = [
+    LogoutChannel {
+        name: "backchannel",
+        url_attribute: "backchannel.logout.url",
+        session_attribute: "backchannel.logout.session.required",
+    },
+    LogoutChannel {
+        name: "frontchannel",
+        url_attribute: "frontchannel.logout.url",
+        session_attribute: "frontchannel.logout.session.required",
+    },
+];
+
+/// `{name}_logout_uri` (an absolute http(s) URL without a fragment) and
+/// `{name}_logout_session_required` (a boolean; true when omitted, as
+/// Keycloak stores it).
+fn logout_channel<'a>(
+    meta: &'a Map<String, Value>,
+    ch: &LogoutChannel,
+) -> Result<(Option<&'a str>, bool), OAuthError> {
+    let field = format!("{}_logout_uri", ch.name);
+    let uri = string(meta, &field)?;
+    if let Some(u) = uri
+        && !url::Url::parse(u)
+            .is_ok_and(|p| matches!(p.scheme(), "https" | "http") && p.fragment().is_none())
+    {
+        return Err(bad_metadata(format!(
+            "{field} must be an http(s) URL without a fragment"
+        )));
+    }
+    let field = format!("{}_logout_session_required", ch.name);
+    let session_required = match meta.get(&field) {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(bad_metadata(format!("{field} must be a boolean"))),
+    };
+    Ok((uri, session_required))
+}
+
 fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
     let redirect_uris = strings(meta, "redirect_uris")?.unwrap_or_default();
     if let Some(bad) = redirect_uris.iter().find(|u| !redirect_uri_ok(u)) {
@@ -835,34 +896,10 @@ fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
     if method == "private_key_jwt" && jwks_uri.is_none() && jwks.is_none() {
         return Err(bad_metadata("private_key_jwt needs jwks_uri or jwks"));
     }
-    // OIDC Back-Channel Logout 1.0 §2.2: an absolute http(s) URL without
-    // a fragment, where logout tokens are posted.
-    let backchannel = string(meta, "backchannel_logout_uri")?;
-    if let Some(u) = backchannel
-        && !url::Url::parse(u)
-            .is_ok_and(|p| matches!(p.scheme(), "https" | "http") && p.fragment().is_none())
-    {
-        return Err(bad_metadata(
-            "backchannel_logout_uri must be an http(s) URL without a fragment",
-        ));
-    }
-    let session_required = |field: &str| match meta.get(field) {
-        None | Some(Value::Null) => Ok(true),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(bad_metadata(format!("{field} must be a boolean"))),
-    };
-    let backchannel_sid = session_required("backchannel_logout_session_required")?;
-    // OIDC Front-Channel Logout 1.0 §2: the same rules for its URI.
-    let frontchannel = string(meta, "frontchannel_logout_uri")?;
-    if let Some(u) = frontchannel
-        && !url::Url::parse(u)
-            .is_ok_and(|p| matches!(p.scheme(), "https" | "http") && p.fragment().is_none())
-    {
-        return Err(bad_metadata(
-            "frontchannel_logout_uri must be an http(s) URL without a fragment",
-        ));
-    }
-    let frontchannel_sid = session_required("frontchannel_logout_session_required")?;
+    let logout_uris = LOGOUT_CHANNELS
+        .iter()
+        .map(|ch| logout_channel(meta, ch))
+        .collect::<Result<Vec<_>, _>>()?;
     let post_logout = strings(meta, "post_logout_redirect_uris")?.unwrap_or_default();
     if let Some(bad) = post_logout.iter().find(|u| !redirect_uri_ok(u)) {
         return Err(OAuthError::new(
@@ -919,27 +956,18 @@ fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
         Some(j) => c.attributes.insert("jwks.string".into(), j.to_string()),
         None => c.attributes.remove("jwks.string"),
     };
-    match backchannel {
-        Some(u) => c
-            .attributes
-            .insert("backchannel.logout.url".into(), u.to_owned()),
-        None => c.attributes.remove("backchannel.logout.url"),
-    };
-    c.attributes.insert(
-        "backchannel.logout.session.required".into(),
-        flag(backchannel_sid),
-    );
-    c.extra
-        .insert("frontchannelLogout".into(), json!(frontchannel.is_some()));
-    match frontchannel {
-        Some(u) => c
-            .attributes
-            .insert("frontchannel.logout.url".into(), u.to_owned()),
-        None => c.attributes.remove("frontchannel.logout.url"),
-    };
-    c.attributes.insert(
-        "frontchannel.logout.session.required".into(),
-        flag(frontchannel_sid),
+    for (ch, (uri, session_required)) in LOGOUT_CHANNELS.iter().zip(logout_uris) {
+        match uri {
+            Some(u) => c.attributes.insert(ch.url_attribute.into(), u.to_owned()),
+            None => c.attributes.remove(ch.url_attribute),
+        };
+        c.attributes
+            .insert(ch.session_attribute.into(), flag(session_required));
+    }
+    // Keycloak turns front-channel logout on per client besides the URL.
+    c.extra.insert(
+        "frontchannelLogout".into(),
+        json!(c.attributes.contains_key("frontchannel.logout.url")),
     );
     if post_logout.is_empty() {
         c.attributes.remove("post.logout.redirect.uris");
@@ -1017,19 +1045,18 @@ fn external(c: &Client, uri: &str, token: &str) -> Map<String, Value> {
     {
         m.insert("jwks".into(), j);
     }
-    if let Some(u) = crate::backchannel_logout::url(c) {
-        m.insert("backchannel_logout_uri".into(), json!(u));
-        m.insert(
-            "backchannel_logout_session_required".into(),
-            json!(attr("backchannel.logout.session.required") != Some("false")),
-        );
-    }
-    if let Some(u) = crate::oidc::frontchannel_logout::url(c) {
-        m.insert("frontchannel_logout_uri".into(), json!(u));
-        m.insert(
-            "frontchannel_logout_session_required".into(),
-            json!(attr("frontchannel.logout.session.required") != Some("false")),
-        );
+    let urls = [
+        crate::backchannel_logout::url(c),
+        crate::oidc::frontchannel_logout::url(c),
+    ];
+    for (ch, url) in LOGOUT_CHANNELS.iter().zip(urls) {
+        if let Some(u) = url {
+            m.insert(format!("{}_logout_uri", ch.name), json!(u));
+            m.insert(
+                format!("{}_logout_session_required", ch.name),
+                json!(c.attribute_flag(ch.session_attribute, true)),
+            );
+        }
     }
     if let Some(p) = attr("post.logout.redirect.uris").filter(|p| *p != "+") {
         m.insert(

@@ -183,19 +183,9 @@ pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
             }
             let creds = idp.store.credentials(&u.id).await?;
             if !creds.is_empty() {
-                let list: Vec<Value> = creds
-                    .into_iter()
-                    .map(|c| {
-                        let mut e = json!({"id": c.id, "type": c.kind, "createdDate": c.created_date,
-                            "secretData": c.secret_data, "credentialData": c.credential_data});
-                        if let Some(l) = c.user_label {
-                            e["userLabel"] = json!(l);
-                        }
-                        e
-                    })
-                    .collect();
+                let list: Vec<Value> = creds.iter().map(|c| repr::credential(c, true)).collect();
                 v["credentials"] = json!(list);
-                v["totp"] = json!(list.iter().any(|c| c["type"] == crate::otp::KIND));
+                v["totp"] = json!(creds.iter().any(|c| c.kind == crate::otp::KIND));
             }
             let (rr, cr) = names(
                 &idp.store.granted_roles(Holder::User(&u.id)).await?,

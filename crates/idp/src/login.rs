@@ -131,10 +131,15 @@ async fn check(
             .await?;
         return Ok(Err(LoginFailure::Locked));
     }
-    let mut creds = idp.store.credentials(&user.id).await?;
-    let cred = creds.iter().find(|c| c.kind == "password");
-    let has_otp = creds.iter().any(|c| c.kind == crate::otp::KIND);
-    let ok = match cred {
+    let (mut cred, mut otp) = (None, None);
+    for c in idp.store.credentials(&user.id).await? {
+        match c.kind.as_str() {
+            "password" => cred = Some(c),
+            crate::otp::KIND => otp = Some(c),
+            _ => {}
+        }
+    }
+    let ok = match &cred {
         Some(c) => verify(idp, c, password).await?,
         None => false,
     };
@@ -158,13 +163,9 @@ async fn check(
     // With a second factor the failures are forgotten only once it is
     // passed too (`check_otp`): else the right password would wipe the
     // count of wrong codes before each new guess.
-    if lf.failures > 0 && !has_otp {
+    if lf.failures > 0 && otp.is_none() {
         idp.store.clear_login_failures(&user.id).await?;
     }
-    let otp = creds
-        .iter()
-        .position(|c| c.kind == crate::otp::KIND)
-        .map(|i| creds.swap_remove(i));
     Ok(Ok(Verified { user, otp }))
 }
 

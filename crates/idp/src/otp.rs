@@ -59,6 +59,23 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The realm representation's `otpPolicy*` fields for this policy,
+    /// as Keycloak shows them (`otpPolicyInitialCounter` is HOTP's start,
+    /// always 0 here).
+    pub fn fields(&self) -> [(&'static str, Value); 7] {
+        [
+            ("otpPolicyType", json!(self.kind)),
+            ("otpPolicyAlgorithm", json!(self.algorithm)),
+            ("otpPolicyInitialCounter", json!(0)),
+            ("otpPolicyDigits", json!(self.digits)),
+            ("otpPolicyLookAheadWindow", json!(self.look_around)),
+            ("otpPolicyPeriod", json!(self.period)),
+            ("otpPolicyCodeReusable", json!(self.code_reusable)),
+        ]
+    }
+}
+
 /// RFC 4226 HOTP value of `counter`: HMAC, dynamic truncation, `digits`
 /// decimal digits. None for an unknown algorithm or digit count.
 pub fn code(secret: &[u8], algorithm: &str, digits: u32, counter: u64) -> Option<String> {

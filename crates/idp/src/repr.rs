@@ -104,17 +104,9 @@ pub fn realm(r: &Realm) -> Value {
     if r.display_name.is_none() {
         o.remove("displayName");
     }
-    // The OTP policy as Keycloak shows it (its defaults where the realm
-    // never set one; `otp.rs` reads the same fields).
-    for (k, v) in [
-        ("otpPolicyType", json!("totp")),
-        ("otpPolicyAlgorithm", json!("HmacSHA1")),
-        ("otpPolicyInitialCounter", json!(0)),
-        ("otpPolicyDigits", json!(6)),
-        ("otpPolicyLookAheadWindow", json!(1)),
-        ("otpPolicyPeriod", json!(30)),
-        ("otpPolicyCodeReusable", json!(false)),
-    ] {
+    // The OTP policy as Keycloak shows it: Keycloak's defaults where the
+    // realm never set one, from the one place that reads it (`otp.rs`).
+    for (k, v) in crate::otp::Policy::of(r).fields() {
         o.entry(k).or_insert(v);
     }
     Value::Object(o)
@@ -575,4 +567,18 @@ pub fn group(g: &Group, all: &[Group], deep: bool) -> Value {
         obj.insert("description".into(), json!(d));
     }
     o
+}
+
+/// CredentialRepresentation: `secretData` only in an export (the admin
+/// API shows the metadata alone, as Keycloak does).
+pub fn credential(c: &gatehouse_core::model::Credential, with_secret: bool) -> Value {
+    let mut v = json!({"id": c.id, "type": c.kind, "createdDate": c.created_date,
+        "credentialData": c.credential_data});
+    if with_secret {
+        v["secretData"] = json!(c.secret_data);
+    }
+    if let Some(l) = &c.user_label {
+        v["userLabel"] = json!(l);
+    }
+    v
 }

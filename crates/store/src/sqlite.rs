@@ -178,14 +178,19 @@ fn inline_session(inline: &InlineReads, id: &str) -> Result<Option<Session>> {
             ))),
         }
     })?;
-    let Some((data, refresh_token_id, last_access)) = row else {
-        return Ok(None);
-    };
-    let mut s: Session = serde_json::from_str(&data)?;
-    // The columns are authoritative for the fields updated in place.
+    row.map(|(data, refresh_token_id, last_access)| {
+        session_of(&data, refresh_token_id, last_access)
+    })
+    .transpose()
+}
+
+/// A session from its row: the JSON, and the two columns kept outside it
+/// because they change on every refresh (they are authoritative).
+fn session_of(data: &str, refresh_token_id: Option<String>, last_access: i64) -> Result<Session> {
+    let mut s: Session = serde_json::from_str(data)?;
     s.refresh_token_id = refresh_token_id;
     s.last_access = last_access;
-    Ok(Some(s))
+    Ok(s)
 }
 
 fn like(s: &str) -> String {
@@ -443,14 +448,15 @@ impl SqliteStore {
 /// Sessions from rows of `data, refresh_token_id, last_access` (the two
 /// columns are kept outside the JSON because they change on every refresh).
 fn sessions_from(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<Session>> {
-    rows.iter()
-        .map(|row| {
-            let mut s: Session = data(row)?;
-            s.refresh_token_id = row.try_get("refresh_token_id")?;
-            s.last_access = row.try_get("last_access")?;
-            Ok(s)
-        })
-        .collect()
+    rows.iter().map(session_from).collect()
+}
+
+fn session_from(row: &sqlx::sqlite::SqliteRow) -> Result<Session> {
+    session_of(
+        row.try_get("data")?,
+        row.try_get("refresh_token_id")?,
+        row.try_get("last_access")?,
+    )
 }
 
 #[async_trait::async_trait]
@@ -1158,12 +1164,7 @@ impl Store for SqliteStore {
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut s: Session = data(&row)?;
-        // The columns are authoritative for the fields updated in place.
-        s.refresh_token_id = row.try_get("refresh_token_id")?;
-        s.last_access = row.try_get("last_access")?;
-        Ok(Some(s))
+        row.as_ref().map(session_from).transpose()
     }
 
     async fn rotate_refresh(

@@ -148,26 +148,9 @@ async fn consent_is_asked_once_remembered_and_withdrawn() {
 
     // Withdrawn: prompt=none cannot ask, so consent_required; a second
     // withdrawal finds nothing.
-    let url = format!(
-        "{}/admin/realms/demo/users/{alice}/consents/thirdparty",
-        s.base
-    );
-    let r = s
-        .http
-        .delete(&url)
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("del");
-    assert_eq!(r.status(), 204);
-    let r = s
-        .http
-        .delete(&url)
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("del");
-    assert_eq!(r.status(), 404);
+    let consent = format!("/demo/users/{alice}/consents/thirdparty");
+    assert_eq!(s.admin_delete(&t, &consent).await, 204);
+    assert_eq!(s.admin_delete(&t, &consent).await, 404);
     let r = authorize(&s, Some(&sso), &[("prompt", "none")]).await;
     assert_eq!(r.status(), 302);
     let loc = r.headers()["location"].to_str().expect("loc").to_owned();

@@ -65,19 +65,7 @@ async fn verify_logout_token(s: &Server, token: &str) -> Value {
     )
     .expect("json");
     assert_eq!(header["typ"], "logout+jwt");
-    let jwks = s
-        .http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/certs",
-            s.base
-        ))
-        .send()
-        .await
-        .expect("certs")
-        .bytes()
-        .await
-        .expect("body");
-    let ks = gatehouse_jose::verify::KeySet::from_jwks_json(&jwks).expect("jwks");
+    let ks = s.realm_keys("demo").await;
     let mut rules = gatehouse_jose::verify::Rules::for_issuer(&format!("{}/realms/demo", s.base));
     rules.audiences = vec!["app".into()];
     let c = ks.verify(token, &rules).expect("logout token verifies");
@@ -142,21 +130,11 @@ async fn backchannel_logout_tells_the_client_of_every_ended_session() {
     assert_eq!(c["sid"], sid.as_str());
     assert_eq!(c["sub"], alice.as_str());
     // The session is gone: its refresh token no longer works.
-    let r = s
-        .http
-        .post(s.token_url("demo"))
-        .basic_auth("app", Some("app-secret"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            (
-                "refresh_token",
-                tokens["refresh_token"].as_str().expect("rt"),
-            ),
-        ])
-        .send()
-        .await
-        .expect("refresh");
-    assert_eq!(r.status(), 400);
+    let rt = tokens["refresh_token"].as_str().expect("rt");
+    assert_eq!(
+        s.refresh_status("demo", ("app", "app-secret"), rt).await,
+        400
+    );
 
     // An admin ending a session (here one of a direct grant).
     let pw: Value = s
@@ -270,21 +248,11 @@ async fn frontchannel_logout_frames_each_client_of_the_session() {
         "{html}"
     );
     // The session is over all the same.
-    let r = s
-        .http
-        .post(s.token_url("demo"))
-        .basic_auth("app", Some("app-secret"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            (
-                "refresh_token",
-                tokens["refresh_token"].as_str().expect("rt"),
-            ),
-        ])
-        .send()
-        .await
-        .expect("refresh");
-    assert_eq!(r.status(), 400);
+    let rt = tokens["refresh_token"].as_str().expect("rt");
+    assert_eq!(
+        s.refresh_status("demo", ("app", "app-secret"), rt).await,
+        400
+    );
 
     // A client that turned it off: the plain redirect.
     s.edit_client(&t, "demo", "app", |rep| {
@@ -334,23 +302,8 @@ async fn backchannel_logout_can_revoke_the_clients_offline_tokens() {
         .expect("json");
     let offline_rt = offline["refresh_token"].as_str().expect("offline token");
     assert_eq!(claims(offline_rt)["typ"], "Offline");
-    let refresh = |rt: String| {
-        let s = &s;
-        async move {
-            s.http
-                .post(s.token_url("demo"))
-                .basic_auth("app", Some("app-secret"))
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", rt.as_str()),
-                ])
-                .send()
-                .await
-                .expect("refresh")
-                .status()
-        }
-    };
-    assert_eq!(refresh(offline_rt.to_owned()).await, 200);
+    let app = ("app", "app-secret");
+    assert_eq!(s.refresh_status("demo", app, offline_rt).await, 200);
 
     // A browser session of the same user at the same client logs out.
     let (sso, tokens) = browser_login(&s).await;
@@ -370,7 +323,7 @@ async fn backchannel_logout_can_revoke_the_clients_offline_tokens() {
     let c = verify_logout_token(&s, got.last().expect("a logout token")).await;
     assert_eq!(c["revoke_offline_access"], true);
     assert_eq!(
-        refresh(offline_rt.to_owned()).await,
+        s.refresh_status("demo", app, offline_rt).await,
         400,
         "the offline token died with it"
     );

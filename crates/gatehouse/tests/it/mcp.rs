@@ -61,17 +61,8 @@ audience = "{resource}"
         .next()
         .expect("id")
         .to_owned();
-    let r = s
-        .http
-        .put(format!(
-            "{}/admin/realms/demo/default-default-client-scopes/{scope_id}",
-            s.base
-        ))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("default scope");
-    assert_eq!(r.status(), 204);
+    let default_scope = format!("/demo/default-default-client-scopes/{scope_id}");
+    assert_eq!(s.admin_put(&admin, &default_scope, None).await, 204);
     let type_q = "org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy";
     let (_, policies) = s
         .admin_get(&admin, &format!("/demo/components?type={type_q}"))
@@ -84,19 +75,8 @@ audience = "{resource}"
         .expect("trusted hosts")
         .clone();
     trusted["config"]["trusted-hosts"] = json!(["127.0.0.1"]);
-    let r = s
-        .http
-        .put(format!(
-            "{}/admin/realms/demo/components/{}",
-            s.base,
-            trusted["id"].as_str().expect("id")
-        ))
-        .bearer_auth(&admin)
-        .json(&trusted)
-        .send()
-        .await
-        .expect("policy");
-    assert_eq!(r.status(), 204);
+    let policy = format!("/demo/components/{}", trusted["id"].as_str().expect("id"));
+    assert_eq!(s.admin_put(&admin, &policy, Some(&trusted)).await, 204);
 
     // 1. A call without a token: 401 naming the resource metadata.
     let r = s.http.get(&resource).send().await.expect("call");

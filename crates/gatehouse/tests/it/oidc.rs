@@ -4,25 +4,6 @@ use crate::support::{LoginPage, between, claims, set_cookie, start};
 use base64::Engine;
 use serde_json::Value;
 
-async fn verify_with_jwks(s: &crate::support::Server, realm: &str, token: &str) -> Value {
-    let jwks = s
-        .http
-        .get(format!(
-            "{}/realms/{realm}/protocol/openid-connect/certs",
-            s.base
-        ))
-        .send()
-        .await
-        .expect("certs")
-        .bytes()
-        .await
-        .expect("body");
-    let ks = gatehouse_jose::verify::KeySet::from_jwks_json(&jwks).expect("jwks");
-    let rules = gatehouse_jose::verify::Rules::for_issuer(&format!("{}/realms/{realm}", s.base));
-    ks.verify(token, &rules)
-        .expect("token verifies against published JWKS")
-}
-
 #[tokio::test]
 async fn discovery_and_password_grant_with_keycloak_claims() {
     let s = start().await;
@@ -86,7 +67,9 @@ async fn discovery_and_password_grant_with_keycloak_claims() {
     let t: Value = r.json().await.expect("json");
     assert_eq!(t["token_type"], "Bearer");
     assert_eq!(t["expires_in"], 300);
-    let c = verify_with_jwks(&s, "demo", t["access_token"].as_str().expect("at")).await;
+    let c = s
+        .verified("demo", t["access_token"].as_str().expect("at"))
+        .await;
     assert_eq!(c["azp"], "app");
     assert_eq!(c["typ"], "Bearer");
     assert_eq!(c["preferred_username"], "alice");
@@ -261,7 +244,9 @@ async fn client_credentials_uses_the_service_account() {
     assert_eq!(r.status(), 200);
     let t: Value = r.json().await.expect("json");
     assert!(t.get("refresh_token").is_none());
-    let c = verify_with_jwks(&s, "demo", t["access_token"].as_str().expect("at")).await;
+    let c = s
+        .verified("demo", t["access_token"].as_str().expect("at"))
+        .await;
     assert_eq!(c["preferred_username"], "service-account-app");
     assert_eq!(c["client_id"], "app");
     // The public client may not use it.

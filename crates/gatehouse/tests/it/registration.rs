@@ -627,26 +627,15 @@ async fn anonymous_registration_follows_the_realms_policies() {
         find("max-clients", "anonymous")["config"]["max-clients"],
         json!(["200"])
     );
-    let url = |id: &Value| {
-        format!(
-            "{}/admin/realms/demo/components/{}",
-            s.base,
-            id.as_str().expect("id")
-        )
-    };
+    let path = |id: &Value| format!("/demo/components/{}", id.as_str().expect("id"));
 
     // Trust this host: the request passes, a URI elsewhere does not.
     let mut t = trusted.clone();
     t["config"]["trusted-hosts"] = json!(["127.0.0.1"]);
-    let r = s
-        .http
-        .put(url(&trusted["id"]))
-        .bearer_auth(&admin)
-        .json(&t)
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), 204);
+    assert_eq!(
+        s.admin_put(&admin, &path(&trusted["id"]), Some(&t)).await,
+        204
+    );
     let r = anonymous("https://evil.example/cb").await;
     assert_eq!(r.status(), 403);
     let r = anonymous("http://127.0.0.1/cb").await;
@@ -661,28 +650,16 @@ async fn anonymous_registration_follows_the_realms_policies() {
     assert_eq!(found[0]["fullScopeAllowed"], false);
 
     // Without the Trusted Hosts policy anyone registers, up to the limit.
-    let r = s
-        .http
-        .delete(url(&trusted["id"]))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(r.status(), 204);
+    assert_eq!(s.admin_delete(&admin, &path(&trusted["id"])).await, 204);
     assert_eq!(anonymous("https://agent.example/cb").await.status(), 201);
     let (_, clients) = s.admin_get(&admin, "/demo/clients").await;
     let count = clients.as_array().expect("clients").len();
     let mut max = find("max-clients", "anonymous");
     max["config"]["max-clients"] = json!([count.to_string()]);
-    let r = s
-        .http
-        .put(url(&max["id"]))
-        .bearer_auth(&admin)
-        .json(&max)
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), 204);
+    assert_eq!(
+        s.admin_put(&admin, &path(&max["id"]), Some(&max)).await,
+        204
+    );
     let r = anonymous("https://agent.example/cb").await;
     assert_eq!(r.status(), 403);
     let (_, now) = s
@@ -708,15 +685,10 @@ async fn anonymous_registration_follows_the_realms_policies() {
     assert_eq!(st, 201);
     assert!(loc.expect("location").contains("/components/"));
     max["config"]["max-clients"] = json!(["1000"]);
-    let r = s
-        .http
-        .put(url(&max["id"]))
-        .bearer_auth(&admin)
-        .json(&max)
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), 204);
+    assert_eq!(
+        s.admin_put(&admin, &path(&max["id"]), Some(&max)).await,
+        204
+    );
     assert_eq!(anonymous("https://a.agents.example/cb").await.status(), 201);
     assert_eq!(
         anonymous("https://agents.example.evil/cb").await.status(),

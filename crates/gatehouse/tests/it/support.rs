@@ -123,6 +123,77 @@ impl Server {
         (r.status().as_u16(), loc)
     }
 
+    /// PUTs admin JSON (`body`, or no body) and returns the status.
+    pub async fn admin_put(&self, token: &str, path: &str, body: Option<&Value>) -> u16 {
+        let mut r = self
+            .http
+            .put(format!("{}/admin/realms{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        r.send().await.expect("send").status().as_u16()
+    }
+
+    /// DELETEs an admin resource and returns the status.
+    pub async fn admin_delete(&self, token: &str, path: &str) -> u16 {
+        self.http
+            .delete(format!("{}/admin/realms{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16()
+    }
+
+    /// The realm's published signing keys (its JWKS), as a relying party
+    /// loads them to verify what the realm signs.
+    pub async fn realm_keys(&self, realm: &str) -> gatehouse_jose::verify::KeySet {
+        let jwks = self
+            .http
+            .get(format!(
+                "{}/realms/{realm}/protocol/openid-connect/certs",
+                self.base
+            ))
+            .send()
+            .await
+            .expect("certs")
+            .bytes()
+            .await
+            .expect("body");
+        gatehouse_jose::verify::KeySet::from_jwks_json(&jwks).expect("jwks")
+    }
+
+    /// `token`'s claims, verified as a relying party verifies what the
+    /// realm signs: a published key, the realm as issuer, not expired.
+    pub async fn verified(&self, realm: &str, token: &str) -> Value {
+        let rules =
+            gatehouse_jose::verify::Rules::for_issuer(&format!("{}/realms/{realm}", self.base));
+        self.realm_keys(realm)
+            .await
+            .verify(token, &rules)
+            .expect("token verifies against published JWKS")
+    }
+
+    /// A refresh grant for `client` (Basic auth); the answer's status.
+    pub async fn refresh_status(
+        &self,
+        realm: &str,
+        (client, secret): (&str, &str),
+        rt: &str,
+    ) -> u16 {
+        self.http
+            .post(self.token_url(realm))
+            .basic_auth(client, Some(secret))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
+            .send()
+            .await
+            .expect("refresh")
+            .status()
+            .as_u16()
+    }
+
     pub async fn admin_get(&self, token: &str, path: &str) -> (u16, Value) {
         let r = self
             .http

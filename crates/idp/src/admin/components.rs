@@ -227,10 +227,28 @@ pub fn all(realm: &Realm) -> Vec<Component> {
 /// The realm's client-registration policies for `sub_type` (`anonymous`
 /// or `authenticated`).
 pub fn registration_policies(realm: &Realm, sub_type: &str) -> Vec<Component> {
-    all(realm)
-        .into_iter()
-        .filter(|c| c.provider_type == POLICY_TYPE && c.sub_type.as_deref() == Some(sub_type))
-        .collect()
+    let mut out = policies(realm);
+    out.retain(|c| c.sub_type.as_deref() == Some(sub_type));
+    out
+}
+
+/// All of the realm's client-registration policies (the writable ones).
+fn policies(realm: &Realm) -> Vec<Component> {
+    let mut out = all(realm);
+    out.retain(|c| c.provider_type == POLICY_TYPE);
+    out
+}
+
+/// Where policy `id` is in `policies`; 404 for no component, 400 for a
+/// component Gatehouse only lists.
+fn position(realm: &Realm, policies: &[Component], id: &str) -> Result<usize, AdminError> {
+    policies.iter().position(|p| p.id == id).ok_or_else(|| {
+        if all(realm).iter().any(|c| c.id == id) {
+            AdminError::bad_request("This component type is not supported")
+        } else {
+            not_found()
+        }
+    })
 }
 
 /// Writes `policies` as the realm's registration policies (the first
@@ -367,10 +385,7 @@ async fn create(
 ) -> Result<Response, AdminError> {
     let rep = json_body(&body)?;
     let c = parse(&rep, gatehouse_core::id::uuid())?;
-    let mut policies: Vec<Component> = all(&realm)
-        .into_iter()
-        .filter(|p| p.provider_type == POLICY_TYPE)
-        .collect();
+    let mut policies = policies(&realm);
     policies.push(c.clone());
     let path = format!("components/{}", c.id);
     let ev = event(&realm, &caller, "CREATE", "COMPONENT", &path, Some(&rep));
@@ -391,18 +406,9 @@ async fn update(
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
     let rep = json_body(&body)?;
-    let mut policies: Vec<Component> = all(&realm)
-        .into_iter()
-        .filter(|p| p.provider_type == POLICY_TYPE)
-        .collect();
-    let Some(slot) = policies.iter_mut().find(|p| p.id == id) else {
-        return Err(if all(&realm).iter().any(|c| c.id == id) {
-            AdminError::bad_request("This component type is not supported")
-        } else {
-            not_found()
-        });
-    };
-    *slot = parse(&rep, id.clone())?;
+    let mut policies = policies(&realm);
+    let i = position(&realm, &policies, &id)?;
+    policies[i] = parse(&rep, id.clone())?;
     let ev = event(
         &realm,
         &caller,
@@ -423,19 +429,8 @@ async fn remove(
     }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let mut policies: Vec<Component> = all(&realm)
-        .into_iter()
-        .filter(|p| p.provider_type == POLICY_TYPE)
-        .collect();
-    let before = policies.len();
-    policies.retain(|p| p.id != id);
-    if policies.len() == before {
-        return Err(if all(&realm).iter().any(|c| c.id == id) {
-            AdminError::bad_request("This component type is not supported")
-        } else {
-            not_found()
-        });
-    }
+    let mut policies = policies(&realm);
+    policies.remove(position(&realm, &policies, &id)?);
     let ev = event(
         &realm,
         &caller,

@@ -745,12 +745,9 @@ async fn revoke_consent(
         &format!("users/{id}/consents/{client}"),
         None,
     );
-    let had_consent = idp
-        .store
-        .consents(&id)
+    let had_consent = crate::oidc::auth::consent::given(&idp, &id, &client)
         .await?
-        .iter()
-        .any(|c| c.client_id == client);
+        .is_some();
     let sessions = offline_by_client(&idp, &id)
         .await?
         .remove(&client)
@@ -832,14 +829,8 @@ async fn credentials(
         .store
         .credentials(&id)
         .await?
-        .into_iter()
-        .map(|c| {
-            let mut v = json!({"id": c.id, "type": c.kind, "createdDate": c.created_date, "credentialData": c.credential_data});
-            if let Some(l) = c.user_label {
-                v["userLabel"] = json!(l);
-            }
-            v
-        })
+        .iter()
+        .map(|c| repr::credential(c, false))
         .collect();
     Ok(Json(json!(list)))
 }

@@ -9,14 +9,9 @@
 //! §3.1.2.1 requires; the answer goes back in the `response_mode` asked for
 //! (`query`, `fragment` or `form_post`, Keycloak's set for the code flow).
 
-mod consent;
+pub mod consent;
 mod otp_step;
 mod required_actions;
-
-/// Whether the client asks its users for consent (`consentRequired`).
-pub fn consent_required(client: &Client) -> bool {
-    consent::required(client)
-}
 
 /// Whether `user` has a required action the realm's registry asks for
 /// (disabled or unregistered actions do not count, as in Keycloak): then
@@ -225,7 +220,8 @@ fn redirect(to: &str) -> Response {
     r
 }
 
-fn with_params(base: &str, params: &[(&str, &str)]) -> String {
+/// `base` with `params` appended to its query, percent-encoded.
+pub fn with_params(base: &str, params: &[(&str, &str)]) -> String {
     with_params_in(base, params, if base.contains('?') { '&' } else { '?' })
 }
 
@@ -298,6 +294,23 @@ fn error_redirect(
     }
     p.push(("iss", &iss));
     respond(to.1, to.0, &p)
+}
+
+/// The claims of `hint` if it is one of this realm's ID tokens, expired or
+/// not (OIDC: an ID token stays a valid hint; ten years of leeway), for
+/// the authorization endpoint's and logout's `id_token_hint`.
+pub fn id_token_hint(
+    ring: &crate::keyring::KeyRing,
+    idp: &Idp,
+    realm: &Realm,
+    hint: &str,
+) -> Option<serde_json::Value> {
+    let mut rules = gatehouse_jose::verify::Rules::for_issuer(&idp.issuer(&realm.name));
+    rules.leeway = 315_360_000;
+    ring.verifier
+        .verify(hint, &rules)
+        .ok()
+        .filter(|c| c["typ"].as_str() == Some("ID"))
 }
 
 /// Reads a cookie value.
@@ -453,10 +466,10 @@ async fn front_channel_tokens(
         .await?
         .filter(|u| u.enabled)
         .ok_or_else(|| OAuthError::invalid_request("User disabled or not found"))?;
+    let id = crate::oidc::token::client_session_id(&sso.id);
     let mut session =
-        crate::oidc::token::new_session(realm, &client, &user, &req.scope, sso.auth_time);
-    session.id = crate::oidc::token::client_session_id(&sso.id);
-    session.sso_session_id = Some(sso.id.clone());
+        crate::oidc::token::client_session(realm, &client, &user, &req.scope, sso, id);
+    // No refresh token comes from the front channel.
     session.refresh_token_id = None;
     idp.store.create_session(&session, &[]).await?;
     let ring = idp.keyring(realm).await?;
@@ -695,16 +708,10 @@ async fn authorize(
     // our ID tokens is refused.
     let hinted = match q.get("id_token_hint") {
         None => None,
-        Some(h) => {
-            let ring = idp.keyring(&realm).await?;
-            let mut rules = gatehouse_jose::verify::Rules::for_issuer(&idp.issuer(&realm.name));
-            // An expired ID token is still a hint.
-            rules.leeway = 315_360_000;
-            match ring.verifier.verify(h, &rules) {
-                Ok(c) if c["typ"].as_str() == Some("ID") => c["sub"].as_str().map(str::to_owned),
-                _ => return Ok(fail("invalid_request", "Invalid parameter: id_token_hint")),
-            }
-        }
+        Some(h) => match id_token_hint(&*idp.keyring(&realm).await?, idp, &realm, h) {
+            Some(c) => c["sub"].as_str().map(str::to_owned),
+            None => return Ok(fail("invalid_request", "Invalid parameter: id_token_hint")),
+        },
     };
     if !prompt.contains(&"login")
         && let Some(s) = sso_session(idp, &realm, headers).await?
@@ -735,15 +742,9 @@ async fn authorize(
                     return Ok(fail("consent_required", "Consent required"));
                 }
                 let req_id = gatehouse_core::id::token();
-                return consent::ask(
-                    idp,
-                    &realm,
-                    &req_id,
-                    &req,
-                    consent::WaitingFor::Session(&s.id),
-                    now + LOGIN_LIFESPAN,
-                )
-                .await;
+                let waiting = consent::Waiting::Session(s.id.clone());
+                let expires = now + LOGIN_LIFESPAN;
+                return consent::ask(idp, &realm, &req_id, &req, waiting, expires).await;
             }
             return issue_code(idp, &realm, &req, &s).await;
         }
@@ -763,18 +764,21 @@ async fn authorize(
     // Keycloak fills the username field from `login_hint`.
     let hint = q.get("login_hint").unwrap_or("");
     let mut r = login_form(&realm, &req_id, &req.csrf, None, hint);
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(
-            idp,
-            &realm,
-            CSRF_COOKIE,
-            &req.csrf,
-            LOGIN_LIFESPAN,
-            Reach::OwnPages,
-        ),
-    );
+    r.headers_mut()
+        .append(header::SET_COOKIE, csrf_cookie(idp, &realm, &req.csrf));
     Ok(r)
+}
+
+/// The login attempt's CSRF cookie, set with the first page it shows.
+fn csrf_cookie(idp: &Idp, realm: &Realm, csrf: &str) -> HeaderValue {
+    set_cookie(
+        idp,
+        realm,
+        CSRF_COOKIE,
+        csrf,
+        LOGIN_LIFESPAN,
+        Reach::OwnPages,
+    )
 }
 
 /// The login form's POST target.
@@ -953,15 +957,8 @@ async fn finish(
         )
         .await?
     {
-        return consent::ask(
-            idp,
-            realm,
-            req_id,
-            req,
-            consent::WaitingFor::User(user),
-            expires,
-        )
-        .await;
+        let waiting = consent::Waiting::User(user.id.clone());
+        return consent::ask(idp, realm, req_id, req, waiting, expires).await;
     }
     log_in(idp, realm, req_id, req, user, now).await
 }

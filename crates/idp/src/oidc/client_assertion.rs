@@ -261,12 +261,9 @@ fn check_claims(
     Ok(())
 }
 
-fn flag(client: &Client, key: &str) -> bool {
-    client.attributes.get(key).is_some_and(|v| v == "true")
-}
-
 fn client_jwks_url(client: &Client) -> Option<&str> {
-    flag(client, "use.jwks.url")
+    client
+        .attribute_flag("use.jwks.url", false)
         .then(|| client.attributes.get("jwks.url").map(String::as_str))
         .flatten()
         .filter(|u| !u.is_empty())
@@ -275,7 +272,7 @@ fn client_jwks_url(client: &Client) -> Option<&str> {
 /// The client's public keys: its inline `jwks.string`, or its `jwks.url`
 /// (cached; `refresh` fetches again unless that was done moments ago).
 async fn client_keys(idp: &Idp, client: &Client, refresh: bool) -> Result<Arc<KeySet>, OAuthError> {
-    if flag(client, "use.jwks.string") {
+    if client.attribute_flag("use.jwks.string", false) {
         let jwks = client
             .attributes
             .get("jwks.string")

@@ -286,36 +286,14 @@ pub async fn page_post(
         return Ok(retry("This code has expired or was already used."));
     };
     // "Sign in and allow" is the user's consent for a client that asks.
-    if crate::oidc::auth::consent_required(&client) {
-        let mut ev = Event::user(&realm.id, "GRANT_CONSENT");
-        ev.client_id = Some(client.client_id.clone());
-        ev.user_id = Some(user.id.clone());
-        let scopes: Vec<String> = data
+    if crate::oidc::auth::consent::required(&client) {
+        let scopes = data
             .scope
             .split_whitespace()
             .filter(|s| *s != "openid")
             .map(str::to_owned)
             .collect();
-        ev.details
-            .insert("granted_client_scopes".into(), scopes.join(" "));
-        let created = idp
-            .store
-            .consents(&user.id)
-            .await?
-            .into_iter()
-            .find(|c| c.client_id == client.client_id)
-            .map_or(now * 1000, |c| c.created);
-        idp.store
-            .put_consent(
-                &gatehouse_core::model::Consent {
-                    user_id: user.id.clone(),
-                    client_id: client.client_id.clone(),
-                    scopes,
-                    created,
-                    updated: now * 1000,
-                },
-                &[ev],
-            )
+        crate::oidc::auth::consent::grant(&idp, &realm, &user.id, &client.client_id, scopes, now)
             .await?;
     }
     let session = crate::oidc::token::new_session(&realm, &client, &user, &data.scope, now);

@@ -8,12 +8,11 @@
 //! `post_logout_redirect_uri` once every frame has loaded (or after a few
 //! seconds), and shows a link for browsers without script.
 
-use crate::oidc::auth::{esc, page, script_source};
+use crate::oidc::auth::{esc, page, script_source, with_params};
 use crate::state::Idp;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use gatehouse_core::model::{Client, Realm, Session};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 /// One application's logout frame.
@@ -56,19 +55,11 @@ pub async fn frames(idp: &Idp, realm: &Realm, ended: &[Session]) -> Vec<Frame> {
         if !matches!(parsed.scheme(), "http" | "https") {
             continue;
         }
-        let mut src = base.to_owned();
-        let session_required = client
-            .attributes
-            .get("frontchannel.logout.session.required")
-            .is_none_or(|v| v != "false");
-        if session_required {
-            src.push(if src.contains('?') { '&' } else { '?' });
-            src.push_str(&format!(
-                "iss={}&sid={}",
-                utf8_percent_encode(&iss, NON_ALPHANUMERIC),
-                utf8_percent_encode(&s.id, NON_ALPHANUMERIC)
-            ));
-        }
+        let src = if client.attribute_flag("frontchannel.logout.session.required", true) {
+            with_params(base, &[("iss", &iss), ("sid", &s.id)])
+        } else {
+            base.to_owned()
+        };
         if out.iter().any(|f| f.src == src) {
             continue;
         }

@@ -7,7 +7,9 @@
 //! credentials), answered with 204.
 
 use crate::error::OAuthError;
-use crate::oidc::auth::{SSO_COOKIE, clear_sso_cookies, cookie, esc, page, sso_session};
+use crate::oidc::auth::{
+    SSO_COOKIE, clear_sso_cookies, cookie, esc, id_token_hint, page, sso_session, with_params,
+};
 use crate::oidc::client_auth;
 use crate::oidc::form::Form;
 use crate::oidc::frontchannel_logout;
@@ -58,20 +60,15 @@ pub async fn handle(
     let mut client_id = params.get("client_id").map(str::to_owned);
     let mut sid_from_hint = None;
     if let Some(hint) = params.get("id_token_hint") {
-        let mut rules = gatehouse_jose::verify::Rules::for_issuer(&idp.issuer(&realm.name));
-        // An expired ID token is still a valid hint (ten years of leeway).
-        rules.leeway = 315_360_000;
-        match ring.verifier.verify(hint, &rules) {
-            Ok(c) if c["typ"].as_str() == Some("ID") => {
-                let aud = c["azp"].as_str().or(c["aud"].as_str()).map(str::to_owned);
-                if client_id.is_some() && aud != client_id {
-                    return Ok(error("Invalid parameter: id_token_hint"));
-                }
-                client_id = aud;
-                sid_from_hint = c["sid"].as_str().map(str::to_owned);
-            }
-            _ => return Ok(error("Invalid parameter: id_token_hint")),
+        let Some(c) = id_token_hint(&ring, &idp, &realm, hint) else {
+            return Ok(error("Invalid parameter: id_token_hint"));
+        };
+        let aud = c["azp"].as_str().or(c["aud"].as_str()).map(str::to_owned);
+        if client_id.is_some() && aud != client_id {
+            return Ok(error("Invalid parameter: id_token_hint"));
         }
+        client_id = aud;
+        sid_from_hint = c["sid"].as_str().map(str::to_owned);
     }
     let redirect = match params.get("post_logout_redirect_uri") {
         None => None,
@@ -106,16 +103,9 @@ pub async fn handle(
         idp.sessions_ended(&realm, &ended).await;
         all_ended.extend(ended);
     }
-    let redirect = redirect.map(|mut u| {
-        if let Some(s) = params.get("state") {
-            u.push(if u.contains('?') { '&' } else { '?' });
-            u.push_str("state=");
-            u.push_str(
-                &percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
-                    .to_string(),
-            );
-        }
-        u
+    let redirect = redirect.map(|u| match params.get("state") {
+        Some(s) => with_params(&u, &[("state", s)]),
+        None => u,
     });
     let frames = frontchannel_logout::frames(&idp, &realm, &all_ended).await;
     let mut resp = match redirect {

@@ -175,7 +175,7 @@ async fn password(
         ));
     }
     // No page to ask on: Keycloak refuses direct grants to such clients.
-    if crate::oidc::auth::consent_required(client) {
+    if crate::oidc::auth::consent::required(client) {
         return Err(OAuthError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "invalid_client",
@@ -415,6 +415,25 @@ async fn refresh(
     .await
 }
 
+/// A client session made from the browser's SSO session: the SSO session
+/// serves every client, and each code exchange (or implicit grant) gets
+/// its own client session (its own refresh-token rotation), linked to the
+/// SSO session so that ending that one ends this one. `id` comes from
+/// [`client_session_id`].
+pub fn client_session(
+    realm: &Realm,
+    client: &Client,
+    user: &User,
+    scope: &str,
+    sso: &Session,
+    id: String,
+) -> Session {
+    let mut session = new_session(realm, client, user, scope, sso.auth_time);
+    session.id = id;
+    session.sso_session_id = Some(sso.id.clone());
+    session
+}
+
 /// A new client session's id: its browser (SSO) session's id, a dot, a
 /// random suffix (`login_status_iframe.rs` reads the prefix).
 pub fn client_session_id(sso_id: &str) -> String {
@@ -510,12 +529,7 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
     else {
         return Err(OAuthError::invalid_grant("User disabled or not found"));
     };
-    // The browser's SSO session serves every client; each code exchange
-    // gets its own client session (its own refresh-token rotation), linked
-    // to the SSO session so that ending that one ends this one.
-    let mut session = new_session(realm, client, &user, &data.scope, sso.auth_time);
-    session.id = session_id;
-    session.sso_session_id = Some(sso.id.clone());
+    let session = client_session(realm, client, &user, &data.scope, &sso, session_id);
     let mut ev = Event::user(&realm.id, "CODE_TO_TOKEN");
     ev.client_id = Some(client.client_id.clone());
     ev.user_id = Some(user.id.clone());

@@ -11,13 +11,13 @@
 //! under the login's CSRF token, whether the user just logged in or came
 //! with an SSO session.
 
-use super::{AuthRequest, Reach, error_page, esc, expired_page, issue_code, log_in, page};
+use super::{AuthRequest, esc, expired_page, issue_code, log_in, page};
 use crate::error::OAuthError;
 use crate::oidc::form::Form;
 use crate::state::Idp;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use gatehouse_core::model::{Client, Consent, Event, Realm, User};
+use gatehouse_core::model::{Client, Consent, Event, Realm};
 use gatehouse_store::CodeRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -33,7 +33,7 @@ pub fn required(c: &Client) -> bool {
 /// Who is waiting on the consent page: a user who just logged in (the
 /// SSO session starts after the answer) or an existing SSO session.
 #[derive(Serialize, Deserialize)]
-enum Waiting {
+pub(super) enum Waiting {
     User(String),
     Session(String),
 }
@@ -84,13 +84,7 @@ pub async fn needed(
     if prompt_consent {
         return Ok(true);
     }
-    let Some(given) = idp
-        .store
-        .consents(user_id)
-        .await?
-        .into_iter()
-        .find(|c| c.client_id == client.client_id)
-    else {
+    let Some(given) = given(idp, user_id, &client.client_id).await? else {
         return Ok(true);
     };
     Ok(asked(idp, realm, scope)
@@ -99,21 +93,65 @@ pub async fn needed(
         .any(|(name, _)| !given.scopes.contains(name)))
 }
 
+/// What `user_id` allowed `client_id`, if they ever answered.
+pub async fn given(
+    idp: &Idp,
+    user_id: &str,
+    client_id: &str,
+) -> Result<Option<Consent>, OAuthError> {
+    Ok(idp
+        .store
+        .consents(user_id)
+        .await?
+        .into_iter()
+        .find(|c| c.client_id == client_id))
+}
+
+/// Records that `user_id` allowed `client_id` the client scopes `scopes`
+/// (added to what they allowed before), with its `GRANT_CONSENT` event:
+/// the consent page's "Yes", or the device page's "Sign in and allow".
+pub async fn grant(
+    idp: &Idp,
+    realm: &Realm,
+    user_id: &str,
+    client_id: &str,
+    mut scopes: Vec<String>,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let previous = given(idp, user_id, client_id).await?;
+    let created = previous.as_ref().map_or(now * 1000, |p| p.created);
+    for s in previous.into_iter().flat_map(|p| p.scopes) {
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    let mut ev = Event::user(&realm.id, "GRANT_CONSENT");
+    ev.client_id = Some(client_id.to_owned());
+    ev.user_id = Some(user_id.to_owned());
+    ev.details
+        .insert("granted_client_scopes".into(), scopes.join(" "));
+    let consent = Consent {
+        user_id: user_id.to_owned(),
+        client_id: client_id.to_owned(),
+        scopes,
+        created,
+        updated: now * 1000,
+    };
+    Ok(idp.store.put_consent(&consent, &[ev]).await?)
+}
+
 /// Keeps login `req_id` waiting for the answer and shows the page. With
 /// an SSO session the request was never stored (no login page came
 /// first), so it is stored here, with its CSRF cookie.
-pub async fn ask(
+pub(super) async fn ask(
     idp: &Idp,
     realm: &Realm,
     req_id: &str,
     req: &AuthRequest,
-    who: WaitingFor<'_>,
+    waiting: Waiting,
     expires: i64,
 ) -> Result<Response, OAuthError> {
-    let (waiting, fresh_request) = match who {
-        WaitingFor::User(u) => (Waiting::User(u.id.clone()), false),
-        WaitingFor::Session(s) => (Waiting::Session(s.to_owned()), true),
-    };
+    let fresh_request = matches!(waiting, Waiting::Session(_));
     if fresh_request {
         idp.store
             .put_code(&CodeRecord {
@@ -153,27 +191,14 @@ pub async fn ask(
     if fresh_request {
         r.headers_mut().append(
             header::SET_COOKIE,
-            super::set_cookie(
-                idp,
-                realm,
-                super::CSRF_COOKIE,
-                &req.csrf,
-                super::LOGIN_LIFESPAN,
-                Reach::OwnPages,
-            ),
+            super::csrf_cookie(idp, realm, &req.csrf),
         );
     }
     Ok(r)
 }
 
-/// Who a consent page is shown to (see [`ask`]).
-pub enum WaitingFor<'a> {
-    User(&'a User),
-    Session(&'a str),
-}
-
 /// The page's answer.
-pub async fn submit(
+pub(super) async fn submit(
     idp: &Idp,
     realm: &Realm,
     req_id: &str,
@@ -198,12 +223,11 @@ pub async fn submit(
     let Some(user) = user.filter(|u| u.enabled) else {
         return Ok(expired_page());
     };
-    let mut ev = Event::user(&realm.id, "GRANT_CONSENT");
-    ev.client_id = Some(req.client_id.clone());
-    ev.user_id = Some(user.id.clone());
     if form.get("accept").is_none() {
         idp.store.take_code(&format!("authreq:{req_id}")).await?;
-        ev.kind = "LOGIN_ERROR".into();
+        let mut ev = Event::user(&realm.id, "LOGIN_ERROR");
+        ev.client_id = Some(req.client_id.clone());
+        ev.user_id = Some(user.id.clone());
         ev.error = Some("rejected_by_user".into());
         idp.record(ev).await?;
         return Ok(super::error_redirect(
@@ -215,37 +239,12 @@ pub async fn submit(
             "Consent denied",
         ));
     }
-    let mut scopes: Vec<String> = asked(idp, realm, &req.scope)
+    let scopes = asked(idp, realm, &req.scope)
         .await?
         .into_iter()
         .map(|(name, _)| name)
         .collect();
-    let previous = idp
-        .store
-        .consents(&user.id)
-        .await?
-        .into_iter()
-        .find(|c| c.client_id == req.client_id);
-    let created = previous.as_ref().map_or(now * 1000, |p| p.created);
-    for s in previous.into_iter().flat_map(|p| p.scopes) {
-        if !scopes.contains(&s) {
-            scopes.push(s);
-        }
-    }
-    ev.details
-        .insert("granted_client_scopes".into(), scopes.join(" "));
-    idp.store
-        .put_consent(
-            &Consent {
-                user_id: user.id.clone(),
-                client_id: req.client_id.clone(),
-                scopes,
-                created,
-                updated: now * 1000,
-            },
-            &[ev],
-        )
-        .await?;
+    grant(idp, realm, &user.id, &req.client_id, scopes, now).await?;
     match session {
         None => log_in(idp, realm, req_id, req, &user, now).await,
         Some(s) => {
@@ -255,9 +254,7 @@ pub async fn submit(
                 .await?
                 .is_none()
             {
-                return Ok(error_page(
-                    "Your login attempt timed out. Login will start from the beginning.",
-                ));
+                return Ok(expired_page());
             }
             issue_code(idp, realm, req, &s).await
         }
