@@ -6,7 +6,7 @@
 
 use crate::support::{Server, claims, start};
 use base64::Engine;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashMap;
 
 const REDIRECT: &str = "http://127.0.0.1/legacy/cb";
@@ -70,18 +70,7 @@ async fn implicit_and_hybrid_flows_for_clients_that_allow_them() {
         )
         .await;
     assert_eq!(st, 201);
-    let d: Value = s
-        .http
-        .get(format!(
-            "{}/realms/demo/.well-known/openid-configuration",
-            s.base
-        ))
-        .send()
-        .await
-        .expect("discovery")
-        .json()
-        .await
-        .expect("json");
+    let d = s.discovery("demo").await;
     assert!(
         d["response_types_supported"]
             .as_array()

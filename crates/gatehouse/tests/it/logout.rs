@@ -91,18 +91,7 @@ async fn backchannel_logout_tells_the_client_of_every_ended_session() {
         json!({"backchannel.logout.url": format!("{}/backchannel", rp.url)}),
     )
     .await;
-    let d: Value = s
-        .http
-        .get(format!(
-            "{}/realms/demo/.well-known/openid-configuration",
-            s.base
-        ))
-        .send()
-        .await
-        .expect("discovery")
-        .json()
-        .await
-        .expect("json");
+    let d = s.discovery("demo").await;
     assert_eq!(d["backchannel_logout_supported"], true);
     assert_eq!(d["backchannel_logout_session_supported"], true);
     let alice = s.user_id(&t, "demo", "alice").await;

@@ -8,18 +8,7 @@ use serde_json::Value;
 async fn discovery_and_password_grant_with_keycloak_claims() {
     let s = start().await;
     s.demo_realm().await;
-    let d: Value = s
-        .http
-        .get(format!(
-            "{}/realms/demo/.well-known/openid-configuration",
-            s.base
-        ))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let d = s.discovery("demo").await;
     assert_eq!(d["issuer"], format!("{}/realms/demo", s.base));
     assert_eq!(
         d["token_endpoint"],
@@ -2065,18 +2054,7 @@ async fn signed_jwt_client_authentication() {
         .expect("send");
     assert_eq!(err(r).await, (400, "invalid_request".into()));
     // Discovery says so.
-    let d: Value = s
-        .http
-        .get(format!(
-            "{}/realms/demo/.well-known/openid-configuration",
-            s.base
-        ))
-        .send()
-        .await
-        .expect("discovery")
-        .json()
-        .await
-        .expect("json");
+    let d = s.discovery("demo").await;
     assert!(
         d["token_endpoint_auth_methods_supported"]
             .as_array()

@@ -50,18 +50,7 @@ async fn clients_register_themselves_with_an_initial_access_token() {
         "{}/realms/demo/clients-registrations/openid-connect",
         s.base
     );
-    let disco: Value = s
-        .http
-        .get(format!(
-            "{}/realms/demo/.well-known/openid-configuration",
-            s.base
-        ))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let disco = s.discovery("demo").await;
     assert_eq!(disco["registration_endpoint"], reg_url.as_str());
 
     // Negative values are refused in Keycloak's words.

@@ -176,6 +176,21 @@ impl Server {
             .expect("token verifies against published JWKS")
     }
 
+    /// The realm's OIDC discovery document.
+    pub async fn discovery(&self, realm: &str) -> Value {
+        self.http
+            .get(format!(
+                "{}/realms/{realm}/.well-known/openid-configuration",
+                self.base
+            ))
+            .send()
+            .await
+            .expect("discovery")
+            .json()
+            .await
+            .expect("json")
+    }
+
     /// A refresh grant for `client` (Basic auth); the answer's status.
     pub async fn refresh_status(
         &self,
