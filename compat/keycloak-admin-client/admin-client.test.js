@@ -167,6 +167,12 @@ test("realm roles, composites, user and group role mappings", async () => {
   const [sales] = await kc.groups.find({ search: "sales" });
   await kc.groups.addRealmRoleMappings({ id: sales.id, roles: [{ id: reader.id, name: reader.name }] });
   assert.deepEqual((await kc.groups.listRealmRoleMappings({ id: sales.id })).map((r) => r.name), ["reader"]);
+  // Composites mixing realm and client roles, listed by kind.
+  await kc.roles.createComposite({ roleId: manager.id }, [writer]);
+  assert.deepEqual((await kc.roles.getCompositeRolesForRealm({ id: manager.id })).map((r) => r.name), ["reader"]);
+  assert.deepEqual((await kc.roles.getCompositeRolesForClient({ id: manager.id, clientId: api.id })).map((r) => r.name), ["writer"]);
+  await kc.roles.delCompositeRoles({ id: manager.id }, [writer]);
+  assert.deepEqual((await kc.roles.getCompositeRoles({ id: manager.id })).map((r) => r.name), ["reader"]);
   await kc.roles.delByName({ name: "reader" });
   assert.equal((await kc.roles.findOneByName({ name: "reader" })) ?? null, null, "not found is null");
 });
@@ -327,6 +333,7 @@ test("user profile: read, enable unmanaged attributes, hide them again", async (
   const updated = await kc.users.updateProfile({ ...declared, unmanagedAttributePolicy: "ENABLED" });
   assert.equal(updated.unmanagedAttributePolicy, "ENABLED");
   assert.deepEqual((await kc.users.findOne({ id })).attributes, { department: ["support"], key: ["value"] }, "a hidden attribute is not written");
+  assert.deepEqual(await kc.users.getUnmanagedAttributes({ id }), { key: ["value"] }, "only what the profile does not declare");
   await assert.rejects(kc.users.updateProfile({ attributes: [{ name: "username" }] }), (e) => e.response?.status === 400);
   const [brief] = await kc.users.find({ username: "profiled", exact: true, briefRepresentation: true });
   assert.equal(brief.username, "profiled");
@@ -343,6 +350,15 @@ test("user credentials, groups, consents and sessions as Keycloak's users spec u
   assert.deepEqual((await kc.users.getCredentials({ id: dana.id })).map((c) => c.userLabel), ["New user label"]);
   assert.deepEqual(await kc.users.getUserStorageCredentialTypes({ id: dana.id }), []);
   assert.deepEqual(await kc.users.listFederatedIdentities({ id: dana.id }), []);
+  // A user who lost their authenticator app: removeTotp drops the OTP credential only.
+  const otp = { type: "otp", secretData: JSON.stringify({ value: "lostPhoneSecret1234" }),
+    credentialData: JSON.stringify({ subType: "totp", digits: 6, counter: 0, period: 30, algorithm: "HmacSHA1" }) };
+  const { id: lost } = await kc.users.create({ username: "lost-phone", enabled: true, credentials: [{ type: "password", value: "pw" }, otp] });
+  assert.equal((await kc.users.findOne({ id: lost })).totp, true);
+  await kc.users.removeTotp({ id: lost });
+  assert.deepEqual((await kc.users.getCredentials({ id: lost })).map((c) => c.type), ["password"]);
+  assert.equal((await kc.users.findOne({ id: lost })).totp, false);
+  await kc.users.del({ id: lost });
 
   const { id: g1 } = await kc.groups.create({ name: "cool-group", description: "cool people" });
   assert.equal((await kc.groups.findOne({ id: g1 })).description, "cool people");
@@ -522,6 +538,42 @@ test("required actions registry, as Keycloak's authenticationManagement spec dri
   assert.ok((await am.getRequiredActionForAlias({ alias: provider.providerId })).priority < lowered.priority);
   kc.setConfig({ realmName: "master" });
   await kc.realms.del({ realm: "ra-spec" });
+});
+
+test("authentication flows: make OTP mandatory the way admin scripts do, and the password grant follows", async () => {
+  await kc.realms.create({ realm: "flows", enabled: true });
+  kc.setConfig({ realmName: "flows" });
+  const am = kc.authenticationManagement;
+  const flows = await am.getFlows();
+  assert.deepEqual(flows.map((f) => f.alias).sort(), ["browser", "direct grant"]);
+  const direct = flows.find((f) => f.alias === "direct grant");
+  assert.equal((await am.getFlow({ flowId: direct.id })).description, "OpenID Connect Resource Owner Grant");
+  const executions = await am.getExecutions({ flow: "direct grant" });
+  assert.deepEqual(executions.map((e) => [e.displayName, e.level]), [
+    ["Username Validation", 0], ["Password", 0], ["Direct Grant - Conditional OTP", 0],
+    ["Condition - user configured", 1], ["OTP", 1]]);
+  const conditional = executions.find((e) => e.authenticationFlow);
+  assert.equal(conditional.requirement, "CONDITIONAL");
+
+  await kc.clients.create({ clientId: "cli", secret: "cli-secret", directAccessGrantsEnabled: true });
+  await kc.users.create({ username: "nocode", enabled: true, credentials: [{ type: "password", value: "pw", temporary: false }] });
+  const grant = () => fetch(`${baseUrl}/realms/flows/protocol/openid-connect/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "password", client_id: "cli", client_secret: "cli-secret", username: "nocode", password: "pw" }),
+  });
+  assert.equal((await grant()).status, 200);
+  await am.updateExecution({ flow: "direct grant" }, { ...conditional, requirement: "REQUIRED" });
+  assert.equal((await am.getExecutions({ flow: "direct grant" })).find((e) => e.authenticationFlow).requirement, "REQUIRED");
+  const refused = await grant();
+  assert.equal(refused.status, 401);
+  assert.equal((await refused.json()).error, "invalid_grant");
+  // A step Gatehouse does not run is refused, with the reason.
+  const kerberos = (await am.getExecutions({ flow: "browser" })).find((e) => e.providerId === "auth-spnego");
+  await assert.rejects(am.updateExecution({ flow: "browser" }, { ...kerberos, requirement: "ALTERNATIVE" }),
+    (e) => e.response?.status === 400);
+  kc.setConfig({ realmName: "master" });
+  await kc.realms.del({ realm: "flows" });
 });
 
 test("client initial access, as Keycloak's realms spec uses it, then a registration with the token", async () => {

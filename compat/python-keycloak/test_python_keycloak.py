@@ -60,6 +60,15 @@ class PythonKeycloak(unittest.TestCase):
         a.assign_client_role(uid, cid, [a.get_client_role(cid, "viewer")])
         self.assertEqual([r["name"] for r in a.get_client_roles_of_user(uid, cid)], ["viewer"])
         a.set_user_password(uid, "pat-pw-2", temporary=False)
+        # A client role made of a client role and a realm role, by name.
+        a.create_client_role(cid, {"name": "auditor"})
+        a.add_composite_client_roles_to_role(cid, "auditor", [a.get_client_role(cid, "viewer"), role])
+        self.assertEqual(sorted(r["name"] for r in a.get_composite_client_roles_of_role(cid, "auditor")),
+                         ["operator", "viewer"])
+        a.remove_composite_client_roles_from_role(cid, "auditor", [a.get_client_role(cid, "viewer")])
+        self.assertEqual([r["name"] for r in a.get_composite_client_roles_of_role(cid, "auditor")], ["operator"])
+        self.assertEqual(a.get_composite_realm_roles_of_role("operator"), [])
+        a.delete_client_role(cid, "auditor")
         # Lookups scripts make first: server version, a group by its path,
         # what a user has through composites and what is left to grant.
         self.assertEqual(a.get_server_info()["systemInfo"]["version"], "26.0.0")
@@ -157,6 +166,16 @@ class PythonKeycloak(unittest.TestCase):
         self.assertEqual(sorted(c["type"] for c in creds), ["otp", "password"])
         self.assertTrue(all("secretData" not in c for c in creds))
         a.delete_credential(uid, next(c["id"] for c in creds if c["type"] == "otp"))
+        self.assertIn("access_token", oidc.token("otto", "otto-pw"))
+        # OTP made mandatory in the realm's direct grant flow: a user without
+        # a code is refused until the flow is conditional again.
+        self.assertIn("direct grant", [f["alias"] for f in a.get_authentication_flows()])
+        rows = a.get_authentication_flow_executions("direct grant")
+        sub = next(r for r in rows if r.get("authenticationFlow"))
+        a.update_authentication_flow_executions({**sub, "requirement": "REQUIRED"}, "direct grant")
+        with self.assertRaises(KeycloakError):
+            oidc.token("otto", "otto-pw")
+        a.update_authentication_flow_executions({**sub, "requirement": "CONDITIONAL"}, "direct grant")
         self.assertIn("access_token", oidc.token("otto", "otto-pw"))
         policies = a.get_components(
             query={"type": "org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy"})

@@ -125,14 +125,13 @@ fn metrics_routes(gw: Arc<gatehouse_gateway::server::Gateway>) -> axum::Router {
 
 /// Imports a Keycloak realm export into a new realm.
 pub async fn import_realm(idp: &Idp, rep: &serde_json::Value) -> anyhow::Result<()> {
-    let realm = gatehouse_idp::admin::realms::create_realm(idp, rep, vec![])
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let imported = gatehouse_idp::import::contents(idp, &realm, rep).await;
+    let imported = gatehouse_idp::import::realm(idp, rep, vec![]).await;
     // Outside the admin router (whose middleware does it): drop the
     // entity caches so a running server sees what was imported.
     idp.invalidate();
-    imported.map_err(|e| anyhow::anyhow!("{}", e.message))
+    imported
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
 }
 
 /// Starts the identity listener and background jobs.

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod attack_detection;
+pub mod authentication_flows;
 pub mod client_scopes;
 pub mod clients;
 pub mod components;
@@ -202,6 +203,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(users::routes())
         .merge(user_profile::routes())
         .merge(required_actions::routes())
+        .merge(authentication_flows::routes())
         .merge(sessions::routes())
         .merge(groups::routes())
         .merge(roles::routes())

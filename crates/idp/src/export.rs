@@ -76,6 +76,9 @@ async fn group_rep(
 /// The export of `realm`.
 pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
     let mut out = repr::realm(realm);
+    // The flows that decide who is asked for a one-time code travel with
+    // the realm (Keycloak's defaults where the realm never changed them).
+    out["authenticationFlows"] = json!(crate::admin::authentication_flows::all_with_ids(realm));
     out["clientScopes"] = json!(
         idp.store
             .client_scopes(&realm.id)

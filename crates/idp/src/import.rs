@@ -9,6 +9,27 @@ use gatehouse_core::model::Realm;
 use gatehouse_store::Holder;
 use serde_json::Value;
 
+/// Creates a realm from a full representation (a Keycloak export, or
+/// `POST /admin/realms` with contents): all of it or nothing. The contents
+/// are written after the realm, so a failure among them (an invalid client,
+/// an unsupported credential) removes the realm again: the realm did not
+/// exist before (its name was checked free), so nothing else is lost.
+pub async fn realm(
+    idp: &Idp,
+    rep: &Value,
+    ev: Vec<gatehouse_core::model::Event>,
+) -> Result<Realm, AdminError> {
+    let realm = crate::admin::realms::create_realm(idp, rep, ev).await?;
+    if let Err(e) = contents(idp, &realm, rep).await {
+        if let Err(undo) = idp.store.delete_realm(&realm.id, &[]).await {
+            tracing::error!(realm = %realm.name, error = %undo, "could not remove a partly imported realm");
+        }
+        idp.invalidate();
+        return Err(e);
+    }
+    Ok(realm)
+}
+
 fn arr<'a>(v: &'a Value, k: &str) -> impl Iterator<Item = &'a Value> {
     v.get(k).and_then(Value::as_array).into_iter().flatten()
 }

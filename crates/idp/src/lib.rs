@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod client_registration;
 pub mod error;
 pub mod export;
+pub mod flows;
 pub mod hashing;
 pub mod health;
 pub mod import;

@@ -46,11 +46,23 @@ pub fn locked_for(realm: &Realm, failures: i64, last: i64, now: i64) -> i64 {
     (last + wait - now).max(0)
 }
 
-/// The user whose password was right, and their one-time-password
-/// credential if they have one (then the login is not over: `check_otp`).
+/// The user whose password was right, and what the realm's flow asks of
+/// them next.
 pub struct Verified {
     pub user: User,
-    pub otp: Option<Credential>,
+    pub second: SecondFactor,
+}
+
+/// The step after a right password, under the realm's bound flow
+/// ([`crate::flows`]).
+pub enum SecondFactor {
+    /// The login is done.
+    None,
+    /// The code of this credential (`check_otp`).
+    Code(Credential),
+    /// The flow requires a code and the user has none: a browser login sets
+    /// one up first (CONFIGURE_TOTP); the password grant refuses.
+    SetUp,
 }
 
 /// Checks `username` (or email) and `password` in `realm`. Writes LOGIN_ERROR
@@ -58,12 +70,16 @@ pub struct Verified {
 pub async fn check_password(
     idp: &Idp,
     realm: &Realm,
+    flow: crate::flows::Kind,
     client_id: &str,
     username: &str,
     password: &str,
     ip: Option<&str>,
 ) -> Result<Result<Verified, LoginFailure>, OAuthError> {
     let now = gatehouse_core::time::now();
+    // Writes never store a flow Gatehouse cannot run; one stored before
+    // this check existed stops logins rather than skip a factor.
+    let rule = crate::flows::otp_rule(realm, flow).map_err(OAuthError::internal)?;
     if let (Some(ip), Some(p)) = (ip, &idp.login_ip_policy) {
         let wait = idp
             .login_ip_limiter
@@ -72,7 +88,7 @@ pub async fn check_password(
             return Ok(Err(LoginFailure::Throttled(wait)));
         }
     }
-    let result = check(idp, realm, client_id, username, password, ip, now).await?;
+    let result = check(idp, realm, rule, client_id, username, password, ip, now).await?;
     if let (Err(LoginFailure::InvalidCredentials | LoginFailure::Locked), Some(ip), Some(p)) =
         (&result, ip, &idp.login_ip_policy)
     {
@@ -82,9 +98,11 @@ pub async fn check_password(
     Ok(result)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn check(
     idp: &Idp,
     realm: &Realm,
+    rule: crate::flows::Otp,
     client_id: &str,
     username: &str,
     password: &str,
@@ -160,13 +178,19 @@ async fn check(
             .await?;
         return Ok(Err(LoginFailure::Disabled));
     }
+    let second = match (rule, otp) {
+        (crate::flows::Otp::Off, _) => SecondFactor::None,
+        (_, Some(c)) => SecondFactor::Code(c),
+        (crate::flows::Otp::Required, None) => SecondFactor::SetUp,
+        (crate::flows::Otp::WhenConfigured, None) => SecondFactor::None,
+    };
     // With a second factor the failures are forgotten only once it is
     // passed too (`check_otp`): else the right password would wipe the
     // count of wrong codes before each new guess.
-    if lf.failures > 0 && otp.is_none() {
+    if lf.failures > 0 && !matches!(second, SecondFactor::Code(_)) {
         idp.store.clear_login_failures(&user.id).await?;
     }
-    Ok(Ok(Verified { user, otp }))
+    Ok(Ok(Verified { user, second }))
 }
 
 /// Checks the one-time code `given` of `user`, whose password was right,

@@ -109,6 +109,11 @@ pub fn realm(r: &Realm) -> Value {
     for (k, v) in crate::otp::Policy::of(r).fields() {
         o.entry(k).or_insert(v);
     }
+    for kind in [crate::flows::Kind::Browser, crate::flows::Kind::DirectGrant] {
+        let (key, _) = kind.binding();
+        o.entry(key)
+            .or_insert_with(|| json!(crate::flows::bound_alias(r, kind)));
+    }
     Value::Object(o)
 }
 
@@ -174,6 +179,9 @@ pub fn apply_realm(r: &mut Realm, v: &Value) -> Result<(), String> {
             }
         }
     }
+    // The bound flows decide who is asked for a one-time code: one that
+    // Gatehouse cannot run as written is refused, never half-run.
+    crate::flows::check(r).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -348,6 +356,17 @@ pub fn apply_client_scope(c: &mut ClientScope, v: &Value) -> Result<(), String> 
 
 /// Applies a (partial) ClientRepresentation.
 pub fn apply_client(c: &mut Client, v: &Value) -> Result<(), String> {
+    // Keycloak lets a client run other flows than the realm's; Gatehouse
+    // runs the realm's only, and says so rather than ignore a stricter one.
+    if v["authenticationFlowBindingOverrides"]
+        .as_object()
+        .is_some_and(|o| {
+            o.values()
+                .any(|x| x.as_str().is_some_and(|s| !s.is_empty()))
+        })
+    {
+        return Err("authenticationFlowBindingOverrides: per-client authentication flows are not supported; the realm's bound flows apply".into());
+    }
     if let Some(id) = s(v, "clientId") {
         if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
             return Err("invalid clientId".into());

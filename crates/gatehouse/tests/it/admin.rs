@@ -167,6 +167,57 @@ async fn users_groups_and_roles_shape_the_token() {
     let (_, write) = s
         .admin_get(&t, &format!("/demo/clients/{api_id}/roles/write"))
         .await;
+    // A client role's composites by name, mixing a client and a realm role,
+    // listed whole and by kind.
+    let admin_role = format!("/demo/clients/{api_id}/roles/admin");
+    assert_eq!(
+        s.admin_post(
+            &t,
+            &format!("/demo/clients/{api_id}/roles"),
+            &json!({"name": "admin"})
+        )
+        .await
+        .0,
+        201
+    );
+    let parts = json!([write, reader]);
+    let composites = format!("{admin_role}/composites");
+    assert_eq!(s.admin_post(&t, &composites, &parts).await.0, 204);
+    let names = |v: Value| -> Vec<String> {
+        let mut n: Vec<String> = v
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|r| r["name"].as_str().map(str::to_owned))
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(s.admin_get(&t, &composites).await.1),
+        ["reader", "write"]
+    );
+    assert_eq!(
+        names(s.admin_get(&t, &format!("{composites}/realm")).await.1),
+        ["reader"]
+    );
+    let (st, of_api) = s
+        .admin_get(&t, &format!("{composites}/clients/{api_id}"))
+        .await;
+    assert_eq!((st, names(of_api)), (200, vec!["write".to_owned()]));
+    let (_, role) = s.admin_get(&t, &admin_role).await;
+    assert_eq!(
+        (role["composite"].clone(), role["clientRole"].clone()),
+        (json!(true), json!(true))
+    );
+    let (_, ae) = s
+        .admin_get(&t, "/demo/admin-events?resourceTypes=CLIENT_ROLE")
+        .await;
+    assert!(ae.as_array().expect("list").iter().any(|e| {
+        e["resourcePath"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("roles/admin/composites"))
+    }));
     let (_, alice) = s
         .admin_get(&t, "/demo/users?username=alice&exact=true")
         .await;
@@ -1920,5 +1971,44 @@ async fn clients_cannot_register_code_running_or_fragment_redirects() {
         app["redirectUris"],
         json!(["http://127.0.0.1/cb"]),
         "nothing written"
+    );
+}
+
+/// A full realm representation is imported whole or not at all: a bad
+/// client or an unsupported credential late in it leaves no realm behind.
+#[tokio::test]
+async fn a_failed_realm_import_leaves_nothing_behind() {
+    let s = start().await;
+    let t = s.admin_token().await;
+    for (name, rep) in [
+        (
+            "bad-client",
+            json!({"realm": "bad-client", "enabled": true,
+                   "clients": [{"clientId": "ok"}, {"clientId": ""}], "users": [{"username": "u"}]}),
+        ),
+        (
+            "webauthn-user",
+            json!({"realm": "webauthn-user", "enabled": true, "clients": [{"clientId": "app"}],
+                   "users": [{"username": "u", "credentials": [
+                       {"type": "webauthn", "credentialData": "{}", "secretData": "{}"}]}]}),
+        ),
+    ] {
+        let (st, _) = s.admin_post(&t, "", &rep).await;
+        assert_eq!(st, 400, "{name}");
+        assert_eq!(s.admin_get(&t, &format!("/{name}")).await.0, 404, "{name}");
+        // The name is free again: a corrected import goes through.
+        let fixed = json!({"realm": name, "enabled": true});
+        assert_eq!(s.admin_post(&t, "", &fixed).await.0, 201, "{name}");
+    }
+    let running = &s.running.idp;
+    let bad = json!({"realm": "cli", "clients": [{"clientId": ""}]});
+    assert!(gatehouse::import_realm(running, &bad).await.is_err());
+    assert!(
+        running
+            .store
+            .realm_by_name("cli")
+            .await
+            .expect("q")
+            .is_none()
     );
 }

@@ -341,3 +341,190 @@ async fn the_device_page_wants_the_code_too() {
     let html = approve(Some(code_at(SECRET, step()))).await;
     assert!(html.contains("Device connected"), "{html}");
 }
+
+/// The execution row of `flow`'s flattened list whose display name is `name`.
+async fn execution(s: &Server, t: &str, flow: &str, name: &str) -> Value {
+    let (st, rows) = s
+        .admin_get(t, &format!("/otp/authentication/flows/{flow}/executions"))
+        .await;
+    assert_eq!(st, 200);
+    rows.as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["displayName"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} in {rows}"))
+}
+
+/// Sets an execution's requirement as Keycloak's admin console does; the
+/// status and the answer's body.
+async fn set_requirement(s: &Server, t: &str, flow: &str, row: &Value, req: &str) -> (u16, String) {
+    let mut row = row.clone();
+    row["requirement"] = json!(req);
+    let r = s
+        .http
+        .put(format!(
+            "{}/admin/realms/otp/authentication/flows/{flow}/executions",
+            s.base
+        ))
+        .bearer_auth(t)
+        .json(&row)
+        .send()
+        .await
+        .expect("put");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn flows_that_require_a_code_of_everyone_are_enforced_and_others_refused() {
+    let s = start().await;
+    let t = realm_with_otp_user(&s).await;
+    for u in ["erin", "frank"] {
+        let body = json!({"username": u, "enabled": true,
+            "credentials": [{"type": "password", "value": format!("{u}-pw"), "temporary": false}]});
+        assert_eq!(s.admin_post(&t, "/otp/users", &body).await.0, 201);
+    }
+    // Keycloak's default flows: a code only from users who set one up.
+    assert_eq!(password_grant(&s, "frank", "frank-pw", None).await, 200);
+    let (_, top) = s.admin_get(&t, "/otp/authentication/flows").await;
+    let mut names: Vec<&str> = top
+        .as_array()
+        .expect("flows")
+        .iter()
+        .filter_map(|f| f["alias"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["browser", "direct grant"]);
+    let browser_id = top[0]["id"].as_str().expect("id").to_owned();
+    let (st, one) = s
+        .admin_get(&t, &format!("/otp/authentication/flows/{browser_id}"))
+        .await;
+    assert_eq!((st, one["alias"].clone()), (200, top[0]["alias"].clone()));
+    let two_fa = execution(&s, &t, "browser", "Browser - Conditional 2FA").await;
+    assert_eq!(
+        (
+            two_fa["requirement"].clone(),
+            two_fa["level"].clone(),
+            two_fa["authenticationFlow"].clone()
+        ),
+        (json!("CONDITIONAL"), json!(1), json!(true))
+    );
+
+    // Made REQUIRED: a browser login without a code sets one up first.
+    assert_eq!(
+        set_requirement(&s, &t, "browser", &two_fa, "REQUIRED")
+            .await
+            .0,
+        204
+    );
+    let (_, r) = password_step(&s, "erin", "erin-pw").await;
+    let html = r.text().await.expect("html");
+    assert!(html.contains("Mobile Authenticator Setup"), "{html}");
+    let erin = s.user_id(&t, "otp", "erin").await;
+    let (_, user) = s.admin_get(&t, &format!("/otp/users/{erin}")).await;
+    assert_eq!(user["requiredActions"], json!(["CONFIGURE_TOTP"]));
+    // The direct grant flow is its own: REQUIRED there, a user without a
+    // code gets Keycloak's answer for a wrong credential.
+    let dg = execution(&s, &t, "direct grant", "Direct Grant - Conditional OTP").await;
+    assert_eq!(
+        set_requirement(&s, &t, "direct grant", &dg, "REQUIRED")
+            .await
+            .0,
+        204
+    );
+    assert_eq!(password_grant(&s, "frank", "frank-pw", None).await, 401);
+    assert_eq!(
+        password_grant(&s, "carol", "carol-pw", Some(&code_at(SECRET, step()))).await,
+        200
+    );
+
+    // What Gatehouse does not run is refused, and nothing is written.
+    let kerberos = execution(&s, &t, "browser", "Kerberos").await;
+    let (st, body) = set_requirement(&s, &t, "browser", &kerberos, "ALTERNATIVE").await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("choice"), "{body}");
+    assert_eq!(
+        execution(&s, &t, "browser", "Kerberos").await["requirement"],
+        "DISABLED"
+    );
+    let otp_form = execution(&s, &t, "browser", "OTP Form").await;
+    assert_eq!(
+        set_requirement(&s, &t, "browser", &otp_form, "CONDITIONAL")
+            .await
+            .0,
+        400
+    );
+    let mut unknown = otp_form.clone();
+    unknown["id"] = json!("no-such-execution");
+    assert_eq!(
+        set_requirement(&s, &t, "browser", &unknown, "REQUIRED")
+            .await
+            .0,
+        404
+    );
+
+    // The export carries the flows; a fresh server enforces them the same.
+    let realm = s
+        .running
+        .idp
+        .store
+        .realm_by_name("otp")
+        .await
+        .expect("q")
+        .expect("realm");
+    let export = gatehouse_idp::export::realm(&s.running.idp, &realm)
+        .await
+        .expect("export");
+    let b = start().await;
+    gatehouse::import_realm(&b.running.idp, &export)
+        .await
+        .expect("import");
+    let tb = b.admin_token().await;
+    assert_eq!(
+        execution(&b, &tb, "direct grant", "Direct Grant - Conditional OTP").await["requirement"],
+        "REQUIRED"
+    );
+    assert_eq!(password_grant(&b, "frank", "frank-pw", None).await, 401);
+
+    // Turned off: even a user with a code signs in with the password.
+    assert_eq!(
+        set_requirement(&s, &t, "browser", &two_fa, "DISABLED")
+            .await
+            .0,
+        204
+    );
+    let (_, r) = password_step(&s, "carol", "carol-pw").await;
+    assert_eq!(r.status(), 302);
+
+    // A Keycloak export whose direct grant flow asks by role is refused
+    // whole.
+    let mut custom = json!({"realm": "custom", "enabled": true,
+        "authenticationFlows": export["authenticationFlows"].clone()});
+    let flows = custom["authenticationFlows"].as_array_mut().expect("flows");
+    let dg = flows
+        .iter_mut()
+        .find(|f| f["alias"] == "direct grant")
+        .expect("direct grant flow");
+    dg["authenticationExecutions"][2]["requirement"] = json!("CONDITIONAL");
+    let sub = flows
+        .iter_mut()
+        .find(|f| f["alias"] == "Direct Grant - Conditional OTP")
+        .expect("subflow");
+    sub["authenticationExecutions"][0]["authenticator"] = json!("conditional-user-role");
+    let r = s
+        .http
+        .post(format!("{}/admin/realms", s.base))
+        .bearer_auth(&t)
+        .json(&custom)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains("conditional-user-role")
+    );
+    assert_eq!(s.admin_get(&t, "/custom").await.0, 404);
+}

@@ -151,14 +151,7 @@ async fn create(
     let rep = json_body(&body)?;
     let placeholder = Realm::new("_");
     let ev = event(&placeholder, &caller, "CREATE", "REALM", "", Some(&rep));
-    let realm = create_realm(&idp, &rep, vec![ev]).await?;
-    if rep.get("users").is_some()
-        || rep.get("clients").is_some()
-        || rep.get("roles").is_some()
-        || rep.get("groups").is_some()
-    {
-        crate::import::contents(&idp, &realm, &rep).await?;
-    }
+    let realm = crate::import::realm(&idp, &rep, vec![ev]).await?;
     Ok(created(format!(
         "{}/admin/realms/{}",
         idp.public_url, realm.name

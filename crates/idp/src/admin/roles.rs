@@ -19,65 +19,65 @@ use std::sync::Arc;
 /// Role routes.
 pub fn routes() -> Router<Arc<Idp>> {
     const R: &str = "/admin/realms/{realm}";
-    Router::new()
-        .route(
-            &format!("{R}/roles"),
-            get(list_realm).post(create_realm_role),
-        )
-        .route(
-            &format!("{R}/roles/{{name}}"),
-            get(get_realm_role)
-                .put(put_realm_role)
-                .delete(del_realm_role),
-        )
-        .route(
-            &format!("{R}/roles/{{name}}/composites"),
-            get(composites).post(add_composites).delete(del_composites),
-        )
-        .route(
-            &format!("{R}/roles-by-id/{{id}}"),
-            get(by_id).put(put_by_id).delete(del_by_id),
-        )
-        .route(
-            &format!("{R}/roles-by-id/{{id}}/composites"),
-            get(composites_by_id)
-                .post(add_composites_by_id)
-                .delete(del_composites_by_id),
-        )
-        .route(
-            &format!("{R}/roles-by-id/{{id}}/composites/realm"),
-            get(realm_composites_by_id),
-        )
-        .route(
-            &format!("{R}/roles-by-id/{{id}}/composites/clients/{{cid}}"),
-            get(client_composites_by_id),
-        )
-        .route(
-            &format!("{R}/roles/{{name}}/users"),
-            get(realm_role_holders::<false>),
-        )
-        .route(
-            &format!("{R}/roles/{{name}}/groups"),
-            get(realm_role_holders::<true>),
-        )
-        .route(
-            &format!("{R}/clients/{{cid}}/roles/{{name}}/users"),
-            get(client_role_holders::<false>),
-        )
-        .route(
-            &format!("{R}/clients/{{cid}}/roles/{{name}}/groups"),
-            get(client_role_holders::<true>),
-        )
-        .route(
-            &format!("{R}/clients/{{cid}}/roles"),
-            get(list_client).post(create_client_role),
-        )
-        .route(
-            &format!("{R}/clients/{{cid}}/roles/{{name}}"),
-            get(get_client_role)
-                .put(put_client_role)
-                .delete(del_client_role),
-        )
+    // A role's composites, wherever the role is addressed: realm role by
+    // name, client role by name, any role by id.
+    let mut r = Router::new();
+    for role in [
+        format!("{R}/roles/{{name}}"),
+        format!("{R}/clients/{{cid}}/roles/{{name}}"),
+        format!("{R}/roles-by-id/{{id}}"),
+    ] {
+        r = r
+            .route(
+                &format!("{role}/composites"),
+                get(composites).post(add_composites).delete(del_composites),
+            )
+            .route(&format!("{role}/composites/realm"), get(realm_composites))
+            .route(
+                &format!("{role}/composites/clients/{{target}}"),
+                get(client_composites),
+            );
+    }
+    r.route(
+        &format!("{R}/roles"),
+        get(list_realm).post(create_realm_role),
+    )
+    .route(
+        &format!("{R}/roles/{{name}}"),
+        get(get_realm_role)
+            .put(put_realm_role)
+            .delete(del_realm_role),
+    )
+    .route(
+        &format!("{R}/roles-by-id/{{id}}"),
+        get(by_id).put(put_by_id).delete(del_by_id),
+    )
+    .route(
+        &format!("{R}/roles/{{name}}/users"),
+        get(realm_role_holders::<false>),
+    )
+    .route(
+        &format!("{R}/roles/{{name}}/groups"),
+        get(realm_role_holders::<true>),
+    )
+    .route(
+        &format!("{R}/clients/{{cid}}/roles/{{name}}/users"),
+        get(client_role_holders::<false>),
+    )
+    .route(
+        &format!("{R}/clients/{{cid}}/roles/{{name}}/groups"),
+        get(client_role_holders::<true>),
+    )
+    .route(
+        &format!("{R}/clients/{{cid}}/roles"),
+        get(list_client).post(create_client_role),
+    )
+    .route(
+        &format!("{R}/clients/{{cid}}/roles/{{name}}"),
+        get(get_client_role)
+            .put(put_client_role)
+            .delete(del_client_role),
+    )
 }
 
 /// Role-mapping routes for `users` and `groups`; `kind` is passed as state
@@ -637,7 +637,11 @@ async fn change_composites(
         &realm,
         &caller,
         if add { "CREATE" } else { "DELETE" },
-        "REALM_ROLE",
+        if role.client_id.is_some() {
+            "CLIENT_ROLE"
+        } else {
+            "REALM_ROLE"
+        },
         &path,
         Some(&rep),
     );
@@ -649,97 +653,71 @@ async fn change_composites(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The path segments that name a role (`name`, `cid` + `name`, or `id`)
+/// and its realm.
+type RolePath = Path<std::collections::HashMap<String, String>>;
+
+fn addressed(p: &std::collections::HashMap<String, String>) -> (&str, RoleRef<'_>) {
+    let realm = p.get("realm").map_or("", String::as_str);
+    let role = match (p.get("id"), p.get("name")) {
+        (Some(id), _) => RoleRef::Id(id),
+        (None, name) => RoleRef::Name(
+            p.get("cid").map(String::as_str),
+            name.map_or("", String::as_str),
+        ),
+    };
+    (realm, role)
+}
+
 async fn composites(
     State(idp): State<Arc<Idp>>,
     h: HeaderMap,
-    Path((r, name)): Path<(String, String)>,
+    Path(p): RolePath,
+    Query(page): Query<CompositeSearch>,
 ) -> Result<Json<Value>, AdminError> {
-    list_composites(
-        &idp,
-        &h,
-        &r,
-        RoleRef::Name(None, &name),
-        CompositeFilter::All,
-        &CompositeSearch::default(),
-    )
-    .await
+    let (r, role) = addressed(&p);
+    list_composites(&idp, &h, r, role, CompositeFilter::All, &page).await
+}
+
+async fn realm_composites(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(p): RolePath,
+) -> Result<Json<Value>, AdminError> {
+    let (r, role) = addressed(&p);
+    let all = CompositeSearch::default();
+    list_composites(&idp, &h, r, role, CompositeFilter::Realm, &all).await
+}
+
+async fn client_composites(
+    State(idp): State<Arc<Idp>>,
+    h: HeaderMap,
+    Path(p): RolePath,
+) -> Result<Json<Value>, AdminError> {
+    let (r, role) = addressed(&p);
+    let target = p.get("target").map_or("", String::as_str);
+    let all = CompositeSearch::default();
+    list_composites(&idp, &h, r, role, CompositeFilter::Client(target), &all).await
 }
 
 async fn add_composites(
     State(idp): State<Arc<Idp>>,
     h: HeaderMap,
-    Path((r, name)): Path<(String, String)>,
+    Path(p): RolePath,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    change_composites(&idp, &h, &r, RoleRef::Name(None, &name), &body, true).await
+    let (r, role) = addressed(&p);
+    change_composites(&idp, &h, r, role, &body, true).await
 }
 
 async fn del_composites(
     State(idp): State<Arc<Idp>>,
     h: HeaderMap,
-    Path((r, name)): Path<(String, String)>,
+    Path(p): RolePath,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    change_composites(&idp, &h, &r, RoleRef::Name(None, &name), &body, false).await
-}
-
-async fn composites_by_id(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
-    Query(page): Query<CompositeSearch>,
-) -> Result<Json<Value>, AdminError> {
-    list_composites(&idp, &h, &r, RoleRef::Id(&id), CompositeFilter::All, &page).await
-}
-
-async fn realm_composites_by_id(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    list_composites(
-        &idp,
-        &h,
-        &r,
-        RoleRef::Id(&id),
-        CompositeFilter::Realm,
-        &CompositeSearch::default(),
-    )
-    .await
-}
-
-async fn client_composites_by_id(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, cid)): Path<(String, String, String)>,
-) -> Result<Json<Value>, AdminError> {
-    list_composites(
-        &idp,
-        &h,
-        &r,
-        RoleRef::Id(&id),
-        CompositeFilter::Client(&cid),
-        &CompositeSearch::default(),
-    )
-    .await
-}
-
-async fn add_composites_by_id(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<StatusCode, AdminError> {
-    change_composites(&idp, &h, &r, RoleRef::Id(&id), &body, true).await
-}
-
-async fn del_composites_by_id(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<StatusCode, AdminError> {
-    change_composites(&idp, &h, &r, RoleRef::Id(&id), &body, false).await
+    let (r, role) = addressed(&p);
+    change_composites(&idp, &h, r, role, &body, false).await
 }
 
 #[derive(serde::Deserialize)]

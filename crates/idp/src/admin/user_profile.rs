@@ -144,6 +144,18 @@ impl Policy {
             .collect()
     }
 
+    /// The undeclared attributes, where the policy shows them.
+    pub fn unmanaged(&self, attrs: &Attributes) -> Attributes {
+        if self.unmanaged == Unmanaged::Hidden {
+            return Attributes::default();
+        }
+        attrs
+            .iter()
+            .filter(|(k, _)| !self.declared(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// The attributes to store after an admin write asked for `new`: the
     /// undeclared ones keep their stored values unless they are editable.
     pub fn written(&self, new: Attributes, old: &Attributes) -> Attributes {

@@ -55,6 +55,11 @@ pub fn routes() -> Router<Arc<Idp>> {
         )
         .route(&format!("{U}/{{id}}/federated-identity"), get(none_yet))
         .route(&format!("{U}/{{id}}/logout"), post(logout))
+        .route(&format!("{U}/{{id}}/remove-totp"), put(remove_totp))
+        .route(
+            &format!("{U}/{{id}}/unmanagedAttributes"),
+            get(unmanaged_attributes),
+        )
         .route(
             "/admin/realms/{realm}/sessions/{sid}",
             axum::routing::delete(delete_session),
@@ -853,6 +858,46 @@ async fn delete_credential(
         .await
         .map_err(|_| AdminError::not_found("Credential"))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT .../users/{id}/remove-totp`: Keycloak's "disable OTP" for a user
+/// who lost their device; the next login asks for no code (and, where the
+/// realm requires OTP, sets it up again).
+async fn remove_totp(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    load(&idp, &realm, &id).await?;
+    let ev = event(
+        &realm,
+        &caller,
+        "ACTION",
+        "USER",
+        &format!("users/{id}/remove-totp"),
+        None,
+    );
+    let otp = idp
+        .store
+        .credentials(&id)
+        .await?
+        .into_iter()
+        .find(|c| c.kind == crate::otp::KIND);
+    match otp {
+        Some(c) => idp.store.delete_credential(&id, &c.id, &[ev]).await?,
+        None => idp.record(ev).await?,
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET .../users/{id}/unmanagedAttributes`: the attributes the realm's
+/// user profile does not declare, where its policy lets admins see them
+/// (none otherwise, as Keycloak).
+async fn unmanaged_attributes(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let user = load(&idp, &realm, &id).await?;
+    Ok(Json(json!(Policy::of(&realm).unmanaged(&user.attributes))))
 }
 
 /// A UserRepresentation as the admin API shows it: attributes the realm's

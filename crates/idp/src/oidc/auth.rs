@@ -856,6 +856,7 @@ pub async fn post(
         check_password(
             &idp,
             &realm,
+            crate::flows::Kind::Browser,
             &req.client_id,
             username,
             password,
@@ -878,10 +879,27 @@ pub async fn post(
             return Ok(login_form(&realm, req_id, &req.csrf, Some(msg), username));
         }
     };
-    if verified.otp.is_some() {
-        return otp_step::ask(&idp, &realm, req_id, &req, &verified.user, rec.expires).await;
+    let mut user = verified.user;
+    match verified.second {
+        crate::login::SecondFactor::Code(_) => {
+            return otp_step::ask(&idp, &realm, req_id, &req, &user, rec.expires).await;
+        }
+        crate::login::SecondFactor::SetUp => {
+            // As Keycloak's OTP form when REQUIRED: the user gets the
+            // CONFIGURE_TOTP action, kept until done, and does it now.
+            if !required_actions::can_configure_totp(&realm) {
+                return Ok(error_page(
+                    "Account is not fully set up. Contact your administrator.",
+                ));
+            }
+            if !user.required_actions.iter().any(|a| a == "CONFIGURE_TOTP") {
+                user.required_actions.push("CONFIGURE_TOTP".into());
+                idp.store.update_user(&user, &[]).await?;
+            }
+        }
+        crate::login::SecondFactor::None => {}
     }
-    authenticated(&idp, &realm, req_id, &req, &verified.user, rec.expires, now).await
+    authenticated(&idp, &realm, req_id, &req, &user, rec.expires, now).await
 }
 
 /// Records (replacing any earlier one) what step `key` of a login waits

@@ -5,7 +5,7 @@
 //! `urn:ietf:params:oauth:grant-type:device_code` polls it.
 
 use crate::error::OAuthError;
-use crate::login::{LoginFailure, check_password};
+use crate::login::{LoginFailure, SecondFactor, check_password};
 use crate::oidc::auth::{cookie, esc, page};
 use crate::oidc::client_auth;
 use crate::oidc::form::Form;
@@ -238,6 +238,7 @@ pub async fn page_post(
     let verified = match check_password(
         &idp,
         &realm,
+        crate::flows::Kind::Browser,
         &data.client_id,
         form.get("username").unwrap_or(""),
         form.get("password").unwrap_or(""),
@@ -257,8 +258,15 @@ pub async fn page_post(
         Err(_) => return Ok(retry("Invalid username or password.")),
     };
     // An account with a second factor needs its one-time code here too.
-    let crate::login::Verified { user, otp } = verified;
-    if let Some(otp) = otp {
+    let crate::login::Verified { user, second } = verified;
+    if matches!(second, SecondFactor::SetUp) {
+        // The realm requires a code and this user has none: set up in a
+        // browser login first (this page has no setup step).
+        return Ok(retry(
+            "Account is not fully set up: sign in to an application in a browser first.",
+        ));
+    }
+    if let SecondFactor::Code(otp) = second {
         let given = form.get("otp").unwrap_or("");
         let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);
         if !crate::login::check_otp(

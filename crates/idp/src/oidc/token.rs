@@ -3,7 +3,7 @@
 //! `refresh_token` (rotation and reuse detection).
 
 use crate::error::OAuthError;
-use crate::login::{LoginFailure, check_password};
+use crate::login::{LoginFailure, SecondFactor, check_password};
 use crate::oidc::client_auth;
 use crate::oidc::form::Form;
 use crate::state::Idp;
@@ -186,7 +186,10 @@ async fn password(
     let pw = form.require("password")?;
     let scope = granted_scope(client, &idp.client_scopes(realm).await?, form.get("scope"))?;
     let resources = resources(form)?;
-    let verified = match check_password(idp, realm, &client.client_id, username, pw, ip).await? {
+    let flow = crate::flows::Kind::DirectGrant;
+    let verified = match check_password(idp, realm, flow, &client.client_id, username, pw, ip)
+        .await?
+    {
         Ok(v) => v,
         Err(LoginFailure::Disabled) => return Err(OAuthError::invalid_grant("Account disabled")),
         Err(LoginFailure::Throttled(s)) => return Err(crate::oidc::form::throttled(s)),
@@ -203,16 +206,34 @@ async fn password(
     // Keycloak's direct grant asks for the one-time code (`totp`) of a
     // user who has one, and answers a missing or wrong one as a wrong
     // password.
-    let crate::login::Verified { user, otp } = verified;
-    if let Some(otp) = otp {
-        let given = form.get("totp").unwrap_or("");
-        if !crate::login::check_otp(idp, realm, &client.client_id, &user, &otp, given, ip).await? {
-            return Err(OAuthError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "invalid_grant",
-                "Invalid user credentials",
-            ));
+    // A flow that requires a code of everyone refuses a user without one
+    // the same way (Keycloak's direct-grant-validate-otp when REQUIRED).
+    let crate::login::Verified { user, second } = verified;
+    let passed = match second {
+        SecondFactor::None => true,
+        SecondFactor::Code(otp) => {
+            let given = form.get("totp").unwrap_or("");
+            crate::login::check_otp(idp, realm, &client.client_id, &user, &otp, given, ip).await?
         }
+        SecondFactor::SetUp => {
+            let mut ev = Event::user(&realm.id, "LOGIN_ERROR");
+            ev.client_id = Some(client.client_id.clone());
+            ev.user_id = Some(user.id.clone());
+            ev.ip_address = ip.map(str::to_owned);
+            ev.error = Some("invalid_user_credentials".into());
+            ev.details.insert("username".into(), user.username.clone());
+            ev.details
+                .insert("reason".into(), "otp not configured".into());
+            idp.record(ev).await?;
+            false
+        }
+    };
+    if !passed {
+        return Err(OAuthError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "Invalid user credentials",
+        ));
     }
     if crate::oidc::auth::action_pending(realm, &user) {
         return Err(OAuthError::invalid_grant("Account is not fully set up"));

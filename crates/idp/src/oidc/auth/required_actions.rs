@@ -55,6 +55,15 @@ pub fn next(realm: &Realm, user: &User) -> Step {
     }
 }
 
+/// Whether a login can have the user set up a one-time code now: the
+/// realm's registry must have CONFIGURE_TOTP enabled (a disabled action is
+/// skipped, which would let a flow that requires a code go without one).
+pub fn can_configure_totp(realm: &Realm) -> bool {
+    crate::admin::required_actions::enabled(realm)
+        .iter()
+        .any(|a| a == "CONFIGURE_TOTP")
+}
+
 fn not_set_up() -> Response {
     error_page("Account is not fully set up. Contact your administrator.")
 }
