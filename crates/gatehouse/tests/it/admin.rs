@@ -559,7 +559,39 @@ async fn keycloak_realm_export_imports_and_pbkdf2_users_log_in() {
         "roles": {"realm": [{"name": "staff"}], "client": {"legacy-app": [{"name": "viewer"}]}},
         "groups": [{"name": "ops", "realmRoles": ["staff"], "subGroups": [{"name": "oncall"}]}],
         "clients": [{"clientId": "legacy-app", "secret": "s3", "directAccessGrantsEnabled": true, "publicClient": false,
-                     "someUnknownField": {"kept": true}}],
+                     "someUnknownField": {"kept": true}, "authenticationFlowBindingOverrides": {}}],
+        // Keycloak 26.0's flows as its export writes them (the organization
+        // step, OTP if configured; an unbound flow Gatehouse does not run).
+        "browserFlow": "browser", "directGrantFlow": "direct grant", "registrationFlow": "registration",
+        "authenticationFlows": [
+            {"id": "f-browser", "alias": "browser", "description": "Browser based authentication", "providerId": "basic-flow",
+             "topLevel": true, "builtIn": true, "authenticationExecutions": [
+                {"authenticator": "auth-cookie", "authenticatorFlow": false, "requirement": "ALTERNATIVE", "priority": 10, "autheticatorFlow": false, "userSetupAllowed": false},
+                {"authenticator": "auth-spnego", "authenticatorFlow": false, "requirement": "DISABLED", "priority": 20, "autheticatorFlow": false, "userSetupAllowed": false},
+                {"authenticator": "identity-provider-redirector", "authenticatorFlow": false, "requirement": "ALTERNATIVE", "priority": 25, "autheticatorFlow": false, "userSetupAllowed": false},
+                {"authenticatorFlow": true, "requirement": "ALTERNATIVE", "priority": 26, "autheticatorFlow": true, "flowAlias": "Organization", "userSetupAllowed": false},
+                {"authenticatorFlow": true, "requirement": "ALTERNATIVE", "priority": 30, "autheticatorFlow": true, "flowAlias": "forms", "userSetupAllowed": false}]},
+            {"id": "f-org", "alias": "Organization", "providerId": "basic-flow", "topLevel": false, "builtIn": true, "authenticationExecutions": [
+                {"authenticatorFlow": true, "requirement": "CONDITIONAL", "priority": 10, "autheticatorFlow": true, "flowAlias": "Browser - Conditional Organization", "userSetupAllowed": false}]},
+            {"id": "f-corg", "alias": "Browser - Conditional Organization", "providerId": "basic-flow", "topLevel": false, "builtIn": true, "authenticationExecutions": [
+                {"authenticator": "conditional-user-configured", "authenticatorFlow": false, "requirement": "REQUIRED", "priority": 10, "autheticatorFlow": false, "userSetupAllowed": false},
+                {"authenticator": "organization", "authenticatorFlow": false, "requirement": "ALTERNATIVE", "priority": 20, "autheticatorFlow": false, "userSetupAllowed": false}]},
+            {"id": "f-forms", "alias": "forms", "providerId": "basic-flow", "topLevel": false, "builtIn": true, "authenticationExecutions": [
+                {"authenticator": "auth-username-password-form", "authenticatorFlow": false, "requirement": "REQUIRED", "priority": 10, "autheticatorFlow": false, "userSetupAllowed": false},
+                {"authenticatorFlow": true, "requirement": "CONDITIONAL", "priority": 20, "autheticatorFlow": true, "flowAlias": "Browser - Conditional OTP", "userSetupAllowed": false}]},
+            {"id": "f-botp", "alias": "Browser - Conditional OTP", "providerId": "basic-flow", "topLevel": false, "builtIn": true, "authenticationExecutions": [
+                {"authenticator": "conditional-user-configured", "authenticatorFlow": false, "requirement": "REQUIRED", "priority": 10, "autheticatorFlow": false, "userSetupAllowed": false},
+                {"authenticator": "auth-otp-form", "authenticatorFlow": false, "requirement": "REQUIRED", "priority": 20, "autheticatorFlow": false, "userSetupAllowed": false}]},
+            {"id": "f-dg", "alias": "direct grant", "providerId": "basic-flow", "topLevel": true, "builtIn": true, "authenticationExecutions": [
+                {"authenticator": "direct-grant-validate-username", "authenticatorFlow": false, "requirement": "REQUIRED", "priority": 10, "autheticatorFlow": false, "userSetupAllowed": false},
+                {"authenticator": "direct-grant-validate-password", "authenticatorFlow": false, "requirement": "REQUIRED", "priority": 20, "autheticatorFlow": false, "userSetupAllowed": false},
+                {"authenticatorFlow": true, "requirement": "CONDITIONAL", "priority": 30, "autheticatorFlow": true, "flowAlias": "Direct Grant - Conditional OTP", "userSetupAllowed": false}]},
+            {"id": "f-dgotp", "alias": "Direct Grant - Conditional OTP", "providerId": "basic-flow", "topLevel": false, "builtIn": true, "authenticationExecutions": [
+                {"authenticator": "conditional-user-configured", "authenticatorFlow": false, "requirement": "REQUIRED", "priority": 10, "autheticatorFlow": false, "userSetupAllowed": false},
+                {"authenticator": "direct-grant-validate-otp", "authenticatorFlow": false, "requirement": "REQUIRED", "priority": 20, "autheticatorFlow": false, "userSetupAllowed": false}]},
+            {"id": "f-reg", "alias": "registration", "providerId": "basic-flow", "topLevel": true, "builtIn": true, "authenticationExecutions": [
+                {"authenticator": "registration-page-form", "authenticatorFlow": true, "requirement": "REQUIRED", "priority": 10, "autheticatorFlow": true, "flowAlias": "registration form", "userSetupAllowed": false}]},
+        ],
         "users": [{
             "username": "bob", "enabled": true, "email": "bob@legacy.io",
             "credentials": [{"type": "password", "createdDate": 1700000000000_i64,
