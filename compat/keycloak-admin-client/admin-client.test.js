@@ -432,6 +432,17 @@ test("realms spec: whoami, events clearing, management permissions, adapter conf
   assert.deepEqual(await kc.realms.findEvents({ realm: "compat" }), []);
   assert.deepEqual(await kc.realms.findAdminEvents({ realm: "compat" }), []);
   assert.deepEqual(await kc.realms.getUsersManagementPermissions({ realm: "compat" }), { enabled: false });
+  // Fine-grained admin permissions: off everywhere, and enabling them is refused, not ignored.
+  const [someClient] = await kc.clients.find({ clientId: "api" });
+  const [someGroup] = await kc.groups.find();
+  const someRole = (await kc.roles.find())[0];
+  assert.deepEqual(await kc.clients.listFineGrainPermissions({ id: someClient.id }), { enabled: false });
+  assert.deepEqual(await kc.groups.listPermissions({ id: someGroup.id }), { enabled: false });
+  assert.deepEqual(await kc.roles.listPermissions({ id: someRole.id }), { enabled: false });
+  assert.deepEqual(await kc.groups.updatePermission({ id: someGroup.id }, { enabled: false }), { enabled: false });
+  await assert.rejects(kc.clients.updateFineGrainPermission({ id: someClient.id }, { enabled: true }), (e) => e.response?.status === 400);
+  await assert.rejects(kc.realms.updateUsersManagementPermissions({ realm: "compat", enabled: true }), (e) => e.response?.status === 400);
+  await assert.rejects(kc.groups.listPermissions({ id: "no-such-group" }), (e) => e.response?.status === 404);
   // cache.spec.ts: each clear answers 204 (an error status would throw;
   // the client resolves with an empty body).
   for (const clear of ["clearUserCache", "clearKeysCache", "clearCrlCache", "clearRealmCache"]) {

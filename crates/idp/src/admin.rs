@@ -15,6 +15,7 @@ pub mod installation;
 pub mod localization;
 pub mod mappers;
 pub mod partial;
+pub mod permissions;
 pub mod realms;
 pub mod required_actions;
 pub mod roles;
@@ -211,6 +212,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(events::routes())
         .merge(server_info::routes())
         .merge(whoami::routes())
+        .merge(permissions::routes())
         .merge(partial::routes())
         .merge(scope_mappings::routes())
 }

@@ -24,10 +24,6 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route("/admin/realms/{realm}/clear-user-cache", post(clear_cache))
         .route("/admin/realms/{realm}/clear-keys-cache", post(clear_cache))
         .route("/admin/realms/{realm}/clear-crl-cache", post(clear_cache))
-        .route(
-            "/admin/realms/{realm}/users-management-permissions",
-            get(users_management_permissions),
-        )
 }
 
 async fn list(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<Value>, AdminError> {
@@ -37,22 +33,16 @@ async fn list(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<Value>, 
 }
 
 /// A RealmRepresentation as `GET /admin/realms` shows it: Keycloak keeps
-/// components (user profile, key providers) and the required-action
-/// registry out of it; export has them.
+/// components (user profile, key providers), the required-action registry
+/// and the authentication flows out of it; export has them.
 fn shown(realm: &Realm) -> Value {
     let mut v = repr::realm(realm);
     if let Some(o) = v.as_object_mut() {
         o.remove("components");
         o.remove("requiredActions");
+        o.remove("authenticationFlows");
     }
     v
-}
-
-/// `GET /admin/realms/{realm}/users-management-permissions`: fine-grained
-/// admin permissions do not exist in Gatehouse (the realm's admins manage
-/// its users), so they read as off.
-async fn users_management_permissions(RealmAdmin { .. }: RealmAdmin) -> Json<Value> {
-    Json(json!({"enabled": false}))
 }
 
 /// The client scopes a new realm starts with. As in Keycloak, a
