@@ -693,17 +693,7 @@ async fn export_then_import_into_a_fresh_server_is_lossless() {
         .0,
         204
     );
-    let realm = a
-        .running
-        .idp
-        .store
-        .realm_by_name("demo")
-        .await
-        .expect("q")
-        .expect("realm");
-    let export = gatehouse_idp::export::realm(&a.running.idp, &realm)
-        .await
-        .expect("export");
+    let export = a.export("demo").await;
     assert!(
         export["users"]
             .as_array()
@@ -713,9 +703,7 @@ async fn export_then_import_into_a_fresh_server_is_lossless() {
     );
 
     let b = start().await;
-    gatehouse::import_realm(&b.running.idp, &export)
-        .await
-        .expect("import");
+    b.import(&export).await;
     let tok: Value = b
         .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
         .await
@@ -733,18 +721,7 @@ async fn export_then_import_into_a_fresh_server_is_lossless() {
         "{roles:?}"
     );
     assert_eq!(c["groups"], json!(["sales"]));
-    let again = gatehouse_idp::export::realm(
-        &b.running.idp,
-        &b.running
-            .idp
-            .store
-            .realm_by_name("demo")
-            .await
-            .expect("q")
-            .expect("r"),
-    )
-    .await
-    .expect("export");
+    let again = b.export("demo").await;
     assert_eq!(
         export["users"], again["users"],
         "users, credentials and mappings survive a round trip"

@@ -803,9 +803,7 @@ async fn the_quickstart_example_works_as_the_readme_says() {
     let realm: Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("demo-realm.json")).expect("read"))
             .expect("json");
-    gatehouse::import_realm(&s.running.idp, &realm)
-        .await
-        .expect("import demo realm");
+    s.import(&realm).await;
     // Same routes, with the issuer at this test server's port.
     let cfg = std::fs::read_to_string(root.join("gatehouse.toml"))
         .expect("read")

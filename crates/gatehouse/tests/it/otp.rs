@@ -190,17 +190,7 @@ async fn an_imported_authenticator_is_asked_for_and_its_codes_are_single_use() {
             .all(|c| c.get("secretData").is_none())
     );
     assert_eq!(creds[1]["userLabel"], "phone");
-    let realm = s
-        .running
-        .idp
-        .store
-        .realm_by_name("otp")
-        .await
-        .expect("q")
-        .expect("realm");
-    let export = gatehouse_idp::export::realm(&s.running.idp, &realm)
-        .await
-        .expect("export");
+    let export = s.export("otp").await;
     let exported = export["users"]
         .as_array()
         .expect("users")
@@ -464,21 +454,9 @@ async fn flows_that_require_a_code_of_everyone_are_enforced_and_others_refused()
     );
 
     // The export carries the flows; a fresh server enforces them the same.
-    let realm = s
-        .running
-        .idp
-        .store
-        .realm_by_name("otp")
-        .await
-        .expect("q")
-        .expect("realm");
-    let export = gatehouse_idp::export::realm(&s.running.idp, &realm)
-        .await
-        .expect("export");
+    let export = s.export("otp").await;
     let b = start().await;
-    gatehouse::import_realm(&b.running.idp, &export)
-        .await
-        .expect("import");
+    b.import(&export).await;
     let tb = b.admin_token().await;
     assert_eq!(
         execution(&b, &tb, "direct grant", "Direct Grant - Conditional OTP").await["requirement"],

@@ -287,6 +287,25 @@ impl Server {
         clients[0]["id"].as_str().expect("client id").to_owned()
     }
 
+    /// `realm` as `gatehouse export` writes it.
+    pub async fn export(&self, realm: &str) -> Value {
+        let idp = &self.running.idp;
+        let r = idp
+            .store
+            .realm_by_name(realm)
+            .await
+            .expect("query")
+            .expect("realm");
+        gatehouse_idp::export::realm(idp, &r).await.expect("export")
+    }
+
+    /// Imports a realm representation as `gatehouse import` does.
+    pub async fn import(&self, rep: &Value) {
+        gatehouse::import_realm(&self.running.idp, rep)
+            .await
+            .expect("import");
+    }
+
     /// The id of `username` in `realm`, through the admin API.
     pub async fn user_id(&self, token: &str, realm: &str, username: &str) -> String {
         let (_, users) = self

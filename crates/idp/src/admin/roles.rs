@@ -377,6 +377,15 @@ async fn resolve(idp: &Idp, realm: &Realm, r: &RoleRef<'_>) -> Result<Role, Admi
     }
 }
 
+/// The admin event resource type of a change to `role`.
+fn resource_type(role: &Role) -> &'static str {
+    if role.client_id.is_some() {
+        "CLIENT_ROLE"
+    } else {
+        "REALM_ROLE"
+    }
+}
+
 fn role_path(r: &RoleRef<'_>) -> String {
     match r {
         RoleRef::Name(Some(c), n) => format!("clients/{c}/roles/{n}"),
@@ -423,11 +432,7 @@ async fn put_any(
     if let Some(a) = repr::attributes(&rep) {
         role.attributes = a;
     }
-    let rtype = if role.client_id.is_some() {
-        "CLIENT_ROLE"
-    } else {
-        "REALM_ROLE"
-    };
+    let rtype = resource_type(&role);
     let ev = event(
         &realm,
         &caller,
@@ -479,11 +484,7 @@ async fn del_any(
     if role.client_id.is_none() && role.name == format!("default-roles-{}", realm.name) {
         return Err(AdminError::bad_request("You cannot delete a default role"));
     }
-    let rtype = if role.client_id.is_some() {
-        "CLIENT_ROLE"
-    } else {
-        "REALM_ROLE"
-    };
+    let rtype = resource_type(&role);
     let ev = event(&realm, &caller, "DELETE", rtype, &role_path(&which), None);
     idp.store.delete_role(&realm.id, &role.id, &[ev]).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -637,11 +638,7 @@ async fn change_composites(
         &realm,
         &caller,
         if add { "CREATE" } else { "DELETE" },
-        if role.client_id.is_some() {
-            "CLIENT_ROLE"
-        } else {
-            "REALM_ROLE"
-        },
+        resource_type(&role),
         &path,
         Some(&rep),
     );
