@@ -68,7 +68,7 @@ pub fn flows(realm: &Realm) -> Vec<Value> {
         .and_then(Value::as_array)
     {
         Some(list) if !list.is_empty() => list.clone(),
-        _ => defaults(realm),
+        _ => defaults(),
     }
 }
 
@@ -320,19 +320,19 @@ fn sub(alias: &str, requirement: &str, priority: i64) -> Value {
            "requirement": requirement, "priority": priority, "userSetupAllowed": false})
 }
 
-fn flow(realm: &Realm, alias: &str, description: &str, top: bool, steps: Vec<Value>) -> Value {
-    json!({"id": derived_id(&[&realm.id, "flow", alias]), "alias": alias,
-           "description": description, "providerId": "basic-flow", "topLevel": top,
-           "builtIn": true, "authenticationExecutions": steps})
+/// A default flow; its id is derived where one is shown (the admin API,
+/// export), not on every login that reads the flow.
+fn flow(alias: &str, description: &str, top: bool, steps: Vec<Value>) -> Value {
+    json!({"alias": alias, "description": description, "providerId": "basic-flow",
+           "topLevel": top, "builtIn": true, "authenticationExecutions": steps})
 }
 
 /// Keycloak 26's default `browser` and `direct grant` flows (the steps
 /// Gatehouse runs; the others Keycloak creates serve features Gatehouse
 /// does not have).
-fn defaults(realm: &Realm) -> Vec<Value> {
+fn defaults() -> Vec<Value> {
     vec![
         flow(
-            realm,
             "browser",
             "Browser based authentication",
             true,
@@ -344,7 +344,6 @@ fn defaults(realm: &Realm) -> Vec<Value> {
             ],
         ),
         flow(
-            realm,
             "forms",
             "Username, password, otp and other auth forms.",
             false,
@@ -354,7 +353,6 @@ fn defaults(realm: &Realm) -> Vec<Value> {
             ],
         ),
         flow(
-            realm,
             "Browser - Conditional 2FA",
             "Flow to determine if any 2FA is required for the authentication",
             false,
@@ -364,7 +362,6 @@ fn defaults(realm: &Realm) -> Vec<Value> {
             ],
         ),
         flow(
-            realm,
             "direct grant",
             "OpenID Connect Resource Owner Grant",
             true,
@@ -375,7 +372,6 @@ fn defaults(realm: &Realm) -> Vec<Value> {
             ],
         ),
         flow(
-            realm,
             "Direct Grant - Conditional OTP",
             "Flow to determine if the OTP is required for the authentication",
             false,
