@@ -4,7 +4,7 @@
 # crypto rate measured in the same run (`gatehouse bench-crypto`: RS256
 # signatures/s, argon2id hashes/s at the default cost = Keycloak's), plus
 # time from start to ready and idle RSS.
-# Usage: bash bench/idp.sh  (env: DURATION=8)
+# Usage: bash bench/idp.sh  (env: DURATION=8 ROUNDS=3)
 source "$(dirname "$0")/common.sh"
 need wrk
 (cd "$ROOT" && cargo build --release --quiet)
@@ -64,38 +64,49 @@ for s in "$CC" "$RF" "$PW"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/x-www-form-urlencoded' --data "$(sed -n 's/^wrk.body = "\(.*\)"$/\1/p' "$s")" "$TOKEN_URL")
   [[ $code == 200 ]] || { echo "grant in $s answered $code" >&2; exit 1; }
 done
-# The raw baseline before and after the load, and the load twice,
-# alternating: each figure is the best of its runs (the machine's speed
-# drifts; best-of-each compares like with like).
-crypto() { "$BIN" bench-crypto --seconds 3 --config "$WORK/gatehouse.toml"; }
-best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
-C1=$(crypto)
-cc_rps=0; rf_rps=0; pw_rps=0
-for round in 1 2; do
-  read -r r p50 p99 <<<"$(CONNS=16 wrk_run "$TOKEN_URL" -s "$CC")"
-  if awk -v a="$r" -v b="$cc_rps" 'BEGIN{exit !(a>b)}'; then cc_rps=$r; cc_p50=$p50; cc_p99=$p99; fi
-  read -r r p50 p99 <<<"$(CONNS=16 wrk_run "$TOKEN_URL" -s "$RF")"
-  if awk -v a="$r" -v b="$rf_rps" 'BEGIN{exit !(a>b)}'; then rf_rps=$r; rf_p50=$p50; rf_p99=$p99; fi
-  read -r r p50 p99 <<<"$(CONNS=8 wrk_run "$TOKEN_URL" -s "$PW")"
-  if awk -v a="$r" -v b="$pw_rps" 'BEGIN{exit !(a>b)}'; then pw_rps=$r; pw_p50=$p50; pw_p99=$p99; fi
+# The raw baseline is measured right before and right after each load
+# row (the rows share the measurement between them), and each row's ratio
+# is its rate over the mean of the two: this host's speed drifts by a
+# third within a minute, so a baseline from the start of the run would
+# compare different machines. Each figure is the median of ROUNDS rounds.
+crypto() { "$BIN" bench-crypto --seconds 1 --config "$WORK/gatehouse.toml"; }
+rsa_of() { awk '$1=="sign_RS256" {print $2}' <<<"$1"; }
+argon_of() { awk '$1 ~ /^argon2id/ {print $2}' <<<"$1"; }
+median() { tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ratio() { awk -v r="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.3f", r / ((a + b) / 2) }'; }
+declare -A rate ratios raws p50s p99s
+before=$(crypto)
+for round in $(seq 1 "${ROUNDS:-3}"); do
+  for row in cc rf pw; do
+    case $row in
+      cc) script=$CC; conns=16; of=rsa_of ;;
+      rf) script=$RF; conns=16; of=rsa_of ;;
+      pw) script=$PW; conns=8; of=argon_of ;;
+    esac
+    read -r r p50 p99 <<<"$(CONNS=$conns wrk_run "$TOKEN_URL" -s "$script")"
+    after=$(crypto)
+    rate[$row]+="$r "
+    ratios[$row]+="$(ratio "$r" "$($of "$before")" "$($of "$after")") "
+    raws[$row]+="$(awk -v a="$($of "$before")" -v b="$($of "$after")" 'BEGIN { print (a + b) / 2 }') "
+    p50s[$row]+="$p50 "; p99s[$row]+="$p99 "
+    before=$after
+  done
 done
 kill %1 2>/dev/null || true
 wait 2>/dev/null || true
-
-C2=$(crypto)
-rsa=$(best "$(awk '$1=="sign_RS256" {print $2}' <<<"$C1")" "$(awk '$1=="sign_RS256" {print $2}' <<<"$C2")")
-argon=$(best "$(awk '$1 ~ /^argon2id/ {print $2}' <<<"$C1")" "$(awk '$1 ~ /^argon2id/ {print $2}' <<<"$C2")")
 cores=$(nproc)
+m() { median <<<"${1% }"; }
 
 echo "| measure | Gatehouse | raw crypto baseline | ratio | Keycloak (published, per vCPU) |"
 echo "|---|---:|---:|---:|---:|"
-awk -v r="$cc_rps" -v b="$rsa" -v c="$cores" 'BEGIN { printf "| client-credentials grants/s | %.0f (%.0f per core) | %.0f RS256 signs/s | %.2f | 120 |\n", r, r/c, b, r/b }'
-awk -v r="$rf_rps" -v b="$rsa" -v c="$cores" 'BEGIN { printf "| refresh-token grants/s | %.0f (%.0f per core) | %.0f RS256 signs/s | %.2f | 120 |\n", r, r/c, b, r/b }'
-awk -v r="$pw_rps" -v b="$argon" -v c="$cores" 'BEGIN { printf "| password grants/s (argon2id 5 it, 7 MiB) | %.1f (%.1f per core) | %.1f hashes/s | %.2f | 15 |\n", r, r/c, b, r/b }'
+awk -v r="$(m "${rate[cc]}")" -v b="$(m "${raws[cc]}")" -v q="$(m "${ratios[cc]}")" -v c="$cores" 'BEGIN { printf "| client-credentials grants/s | %.0f (%.0f per core) | %.0f RS256 signs/s | %.2f | 120 |\n", r, r/c, b, q }'
+awk -v r="$(m "${rate[rf]}")" -v b="$(m "${raws[rf]}")" -v q="$(m "${ratios[rf]}")" -v c="$cores" 'BEGIN { printf "| refresh-token grants/s | %.0f (%.0f per core) | %.0f RS256 signs/s | %.2f | 120 |\n", r, r/c, b, q }'
+awk -v r="$(m "${rate[pw]}")" -v b="$(m "${raws[pw]}")" -v q="$(m "${ratios[pw]}")" -v c="$cores" 'BEGIN { printf "| password grants/s (argon2id 5 it, 7 MiB) | %.1f (%.1f per core) | %.1f hashes/s | %.2f | 15 |\n", r, r/c, b, q }'
 echo "| start to ready, first start / restart | ${first_ms} ms / ${again_ms} ms | | | 10 000 to 26 000 ms |"
 echo "| RSS after start, first start / restart | ${first_rss} MB / ${again_rss} MB | | | about 1250 MB |"
 echo
-echo "p50/p99 ms: client credentials $cc_p50/$cc_p99, refresh $rf_p50/$rf_p99, password $pw_p50/$pw_p99."
-echo "wrk: 1 thread, 16 connections (8 for password), ${DURATION:-8}s, best of 2 rounds; baseline: best of"
-echo "gatehouse bench-crypto before and after the load (all $cores cores); $cores cores shared by wrk and gatehouse."
+echo "per-round ratios: client credentials ${ratios[cc]}; refresh ${ratios[rf]}; password ${ratios[pw]}"
+echo "p50/p99 ms (medians): client credentials $(m "${p50s[cc]}")/$(m "${p99s[cc]}"), refresh $(m "${p50s[rf]}")/$(m "${p99s[rf]}"), password $(m "${p50s[pw]}")/$(m "${p99s[pw]}")."
+echo "wrk: 1 thread, 16 connections (8 for password), ${DURATION:-8}s per row, ${ROUNDS:-3} rounds, medians; baseline:"
+echo "gatehouse bench-crypto (1 s per algorithm, all $cores cores) right before and after each row; $cores cores shared by wrk and gatehouse."
 echo "Keycloak figures: keycloak.org, 'Concepts for sizing CPU and memory resources'."
