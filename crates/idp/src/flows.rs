@@ -19,6 +19,7 @@
 
 use gatehouse_core::model::Realm;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 
 /// Which bound flow a login runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,14 +62,14 @@ pub struct Unsupported {
 /// The realm's flows: the stored ones (a Keycloak export's, or edited
 /// through the admin API), else Keycloak's default `browser` and
 /// `direct grant` flows.
-pub fn flows(realm: &Realm) -> Vec<Value> {
+pub fn flows(realm: &Realm) -> Cow<'_, [Value]> {
     match realm
         .extra
         .get("authenticationFlows")
         .and_then(Value::as_array)
     {
-        Some(list) if !list.is_empty() => list.clone(),
-        _ => defaults(),
+        Some(list) if !list.is_empty() => Cow::Borrowed(list.as_slice()),
+        _ => Cow::Owned(defaults()),
     }
 }
 
@@ -397,7 +398,7 @@ mod tests {
     }
 
     fn set(realm: &mut Realm, flow: &str, priority: i64, req: &str) {
-        let mut list = flows(realm);
+        let mut list = flows(realm).into_owned();
         for f in &mut list {
             if f["alias"] == flow {
                 for e in f["authenticationExecutions"]
@@ -441,7 +442,7 @@ mod tests {
     fn what_gatehouse_does_not_run_is_refused() {
         // WebAuthn as a second alternative: a choice of factors.
         let mut r = Realm::new("t");
-        let mut list = flows(&r);
+        let mut list = flows(&r).into_owned();
         list[2]["authenticationExecutions"]
             .as_array_mut()
             .expect("steps")
@@ -451,7 +452,7 @@ mod tests {
         assert!(e.to_string().contains("choice"), "{e}");
         // A role condition.
         let mut r = Realm::new("t");
-        let mut list = flows(&r);
+        let mut list = flows(&r).into_owned();
         list[4]["authenticationExecutions"]
             .as_array_mut()
             .expect("steps")
@@ -473,7 +474,7 @@ mod tests {
     #[test]
     fn keycloak_26_organization_step_is_inert_while_organizations_are_off() {
         let mut r = Realm::new("t");
-        let mut list = flows(&r);
+        let mut list = flows(&r).into_owned();
         list[0]["authenticationExecutions"]
             .as_array_mut()
             .expect("steps")

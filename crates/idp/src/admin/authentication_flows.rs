@@ -177,7 +177,7 @@ async fn update_execution(
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
     let rep = json_body(&body)?;
-    let mut all = flows(&a.realm);
+    let mut all = flows(&a.realm).into_owned();
     let rows = flattened(&a.realm, &all, &alias)?;
     let row = rows
         .iter()
