@@ -587,6 +587,29 @@ test("authentication flows: make OTP mandatory the way admin scripts do, and the
   await kc.realms.del({ realm: "flows" });
 });
 
+test("client policies, as Keycloak's clientPolicies spec uses them; ones that would need enforcing are refused", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const cp = kc.clientPolicies;
+  assert.deepEqual(await cp.updatePolicy({ policies: [{ name: "new_test_policy" }] }), "");
+  const profiles = await cp.listProfiles({ includeGlobalProfiles: true });
+  assert.deepEqual(profiles, { profiles: [], globalProfiles: [] });
+  assert.deepEqual(await cp.createProfiles({ profiles: [{ name: "test", executors: [] }], globalProfiles: profiles.globalProfiles }), "");
+  assert.deepEqual((await cp.listProfiles({ includeGlobalProfiles: false })).profiles.map((p) => p.name), ["test"]);
+  assert.deepEqual((await cp.listPolicies()).policies.map((p) => p.name), ["new_test_policy"]);
+  // An executor Gatehouse does not run, or a global profile it does not have: 400, nothing stored.
+  await assert.rejects(cp.createProfiles({ profiles: [{ name: "pkce", executors: [{ executor: "pkce-enforcer", configuration: {} }] }] }),
+    (e) => e.response?.status === 400);
+  await assert.rejects(cp.updatePolicy({ policies: [{ name: "fapi", enabled: true, profiles: ["fapi-1-advanced"] }] }),
+    (e) => e.response?.status === 400);
+  assert.deepEqual((await cp.listPolicies()).policies.map((p) => p.name), ["new_test_policy"]);
+  await assert.rejects(kc.realms.create({ realm: "fapi-realm", enabled: true,
+    clientPolicies: { policies: [{ name: "fapi", enabled: true, profiles: ["fapi-1-advanced"], conditions: [] }] } }),
+    (e) => e.response?.status === 400);
+  assert.equal((await kc.realms.findOne({ realm: "fapi-realm" })) ?? null, null, "nothing created");
+  await cp.updatePolicy({ policies: [] });
+  await cp.createProfiles({ profiles: [] });
+});
+
 test("client initial access, as Keycloak's realms spec uses it, then a registration with the token", async () => {
   kc.setConfig({ realmName: "compat" });
   const created = await kc.realms.createClientsInitialAccess({ realm: "compat" }, { count: 1, expiration: 0 });

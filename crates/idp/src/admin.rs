@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod attack_detection;
 pub mod authentication_flows;
+pub mod client_policies;
 pub mod client_scopes;
 pub mod clients;
 pub mod components;
@@ -213,6 +214,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(server_info::routes())
         .merge(whoami::routes())
         .merge(permissions::routes())
+        .merge(client_policies::routes())
         .merge(partial::routes())
         .merge(scope_mappings::routes())
 }

@@ -182,6 +182,8 @@ pub fn apply_realm(r: &mut Realm, v: &Value) -> Result<(), String> {
     // The bound flows decide who is asked for a one-time code: one that
     // Gatehouse cannot run as written is refused, never half-run.
     crate::flows::check(r).map_err(|e| e.to_string())?;
+    // Client policies with executors would look enforced and not be.
+    crate::admin::client_policies::check(r)?;
     Ok(())
 }
 

@@ -41,6 +41,8 @@ fn shown(realm: &Realm) -> Value {
         o.remove("components");
         o.remove("requiredActions");
         o.remove("authenticationFlows");
+        o.remove("clientPolicies");
+        o.remove("clientProfiles");
     }
     v
 }
