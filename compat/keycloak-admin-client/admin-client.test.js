@@ -358,6 +358,11 @@ test("user credentials, groups, consents and sessions as Keycloak's users spec u
   await kc.users.removeTotp({ id: lost });
   assert.deepEqual((await kc.users.getCredentials({ id: lost })).map((c) => c.type), ["password"]);
   assert.equal((await kc.users.findOne({ id: lost })).totp, false);
+  // No mail is sent yet: a clear 501 after Keycloak's own checks of the user (400 without an email).
+  await assert.rejects(kc.users.executeActionsEmail({ id: lost, actions: ["UPDATE_PASSWORD"] }), (e) => e.response?.status === 400);
+  await kc.users.update({ id: lost }, { email: "lost@phone.io" });
+  await assert.rejects(kc.users.executeActionsEmail({ id: lost, actions: ["UPDATE_PASSWORD"], lifespan: 3600 }), (e) => e.response?.status === 501);
+  await assert.rejects(kc.users.sendVerifyEmail({ id: lost }), (e) => e.response?.status === 501);
   await kc.users.del({ id: lost });
 
   const { id: g1 } = await kc.groups.create({ name: "cool-group", description: "cool people" });
