@@ -471,14 +471,17 @@ pub fn redirect_uri_problem(uri: &str) -> Option<&'static str> {
     if uri.contains('#') {
         return Some("Redirect URIs must not contain an URI fragment");
     }
+    code_running_scheme(uri).then_some("A redirect URI uses an illegal scheme")
+}
+
+/// Whether `uri`'s scheme runs code where a browser follows it
+/// (`javascript:`, `data:`, `vbscript:`).
+pub fn code_running_scheme(uri: &str) -> bool {
     let scheme = uri
         .trim_start()
         .split_once(':')
         .map(|(s, _)| s.trim().to_ascii_lowercase());
-    match scheme.as_deref() {
-        Some("javascript" | "data" | "vbscript") => Some("A redirect URI uses an illegal scheme"),
-        _ => None,
-    }
+    matches!(scheme.as_deref(), Some("javascript" | "data" | "vbscript"))
 }
 
 /// Whether `uri` matches one registered redirect URI `pattern`: exactly,

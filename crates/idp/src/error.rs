@@ -108,9 +108,14 @@ impl AdminError {
             message: message.into(),
         }
     }
-    /// 404 with Keycloak's "Could not find ..." style text.
+    /// 404 "{what} not found" (`what` names the thing: "User", "Realm").
     pub fn not_found(what: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+    }
+    /// 404 with a whole message, in Keycloak's words where it has its own
+    /// ("Could not find role").
+    pub fn missing(message: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
     }
     /// 400.
     pub fn bad_request(m: impl Into<String>) -> Self {

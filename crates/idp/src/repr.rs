@@ -474,6 +474,19 @@ pub fn user(u: &User) -> Value {
 
 /// Applies a (partial) UserRepresentation.
 pub fn apply_user(u: &mut User, v: &Value) -> Result<(), String> {
+    // A list given as anything else (`"credentials": "pw"`) is a client
+    // mistake to report, not a field to skip: the user would be created
+    // without the password or groups the caller meant.
+    for key in ["credentials", "groups", "requiredActions", "realmRoles"] {
+        if v.get(key).is_some_and(|x| !x.is_array() && !x.is_null()) {
+            return Err(format!("{key} must be a list"));
+        }
+    }
+    if v.get("attributes")
+        .is_some_and(|x| !x.is_object() && !x.is_null())
+    {
+        return Err("attributes must be an object".into());
+    }
     if let Some(n) = s(v, "username") {
         valid_name(&n)?;
         u.username = n.to_lowercase();

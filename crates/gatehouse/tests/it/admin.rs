@@ -2021,3 +2021,43 @@ async fn a_failed_realm_import_leaves_nothing_behind() {
             .is_none()
     );
 }
+
+/// Admin mistakes get a clear 400 and write nothing; 404s read as
+/// Keycloak's.
+#[tokio::test]
+async fn admin_input_mistakes_are_refused_clearly() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let (st, _) = s
+        .admin_post(
+            &t,
+            "/demo/users",
+            &json!({"username": "pwless", "credentials": "pw"}),
+        )
+        .await;
+    assert_eq!(st, 400);
+    let (_, found) = s
+        .admin_get(&t, "/demo/users?username=pwless&exact=true")
+        .await;
+    assert_eq!(found, json!([]), "nothing created");
+    for field in ["rootUrl", "baseUrl"] {
+        let c = json!({"clientId": format!("js-{field}"), field: "javascript:alert(1)"});
+        assert_eq!(
+            s.admin_post(&t, "/demo/clients", &c).await.0,
+            400,
+            "{field}"
+        );
+    }
+    let r = s
+        .http
+        .get(format!("{}/admin/realms/demo/roles/no-such-role", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["errorMessage"],
+        "Could not find role"
+    );
+}

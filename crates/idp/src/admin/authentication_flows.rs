@@ -69,7 +69,7 @@ async fn one(
         .map(|f| with_id(&realm, f))
         .find(|f| f["id"] == id.as_str())
         .map(Json)
-        .ok_or_else(|| AdminError::not_found("Could not find flow with id"))
+        .ok_or_else(|| AdminError::missing("Could not find flow with id"))
 }
 
 /// One row of Keycloak's flattened execution list, and where its
@@ -148,7 +148,7 @@ fn rows(realm: &Realm, all: &[Value], alias: &str, level: usize, out: &mut Vec<R
 
 fn flattened(realm: &Realm, all: &[Value], alias: &str) -> Result<Vec<Row>, AdminError> {
     if by_alias(all, alias).is_none() {
-        return Err(AdminError::not_found("Flow not found"));
+        return Err(AdminError::not_found("Flow"));
     }
     let mut out = vec![];
     rows(realm, all, alias, 0, &mut out);
@@ -182,7 +182,7 @@ async fn update_execution(
     let row = rows
         .iter()
         .find(|r| rep["id"].is_string() && r.info["id"] == rep["id"])
-        .ok_or_else(|| AdminError::not_found("Illegal execution"))?;
+        .ok_or_else(|| AdminError::missing("Illegal execution"))?;
     let requirement = rep["requirement"]
         .as_str()
         .ok_or_else(|| AdminError::bad_request("requirement is missing"))?;
@@ -199,7 +199,7 @@ async fn update_execution(
         .find(|f| f["alias"].as_str() == Some(row.flow.as_str()))
         .and_then(|f| f["authenticationExecutions"].get_mut(row.pos))
     else {
-        return Err(AdminError::not_found("Illegal execution"));
+        return Err(AdminError::missing("Illegal execution"));
     };
     stored["requirement"] = json!(requirement);
     let mut realm = a.realm.clone();

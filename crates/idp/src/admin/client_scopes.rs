@@ -55,7 +55,7 @@ async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<ClientScope, AdminEr
     idp.store
         .client_scope(&realm.id, id)
         .await?
-        .ok_or_else(|| AdminError::not_found("Could not find client scope"))
+        .ok_or_else(|| AdminError::missing("Could not find client scope"))
 }
 
 fn taken(all: &[ClientScope], c: &ClientScope) -> Result<(), AdminError> {

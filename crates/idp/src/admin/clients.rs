@@ -70,7 +70,9 @@ pub async fn ensure_service_account(
 }
 
 /// Keycloak's client validation of redirect URIs (also the post-logout
-/// ones): 400 for a fragment or a code-running scheme.
+/// ones): 400 for a fragment or a code-running scheme; and of the root and
+/// base URLs, which pages link to and relative redirect URIs resolve
+/// against: no code-running scheme there either.
 pub fn check_uris(c: &Client) -> Result<(), AdminError> {
     let post_logout = c.attributes.get("post.logout.redirect.uris");
     let problem = c
@@ -79,10 +81,24 @@ pub fn check_uris(c: &Client) -> Result<(), AdminError> {
         .map(String::as_str)
         .chain(post_logout.into_iter().flat_map(|l| l.split("##")))
         .find_map(gatehouse_core::model::redirect_uri_problem);
-    match problem {
-        Some(p) => Err(AdminError::bad_request(p)),
-        None => Ok(()),
+    if let Some(p) = problem {
+        return Err(AdminError::bad_request(p));
     }
+    for (field, name) in [
+        ("rootUrl", "Root URL"),
+        ("baseUrl", "Base URL"),
+        ("adminUrl", "Admin URL"),
+    ] {
+        let Some(url) = c.extra.get(field).and_then(serde_json::Value::as_str) else {
+            continue;
+        };
+        if gatehouse_core::model::code_running_scheme(url) {
+            return Err(AdminError::bad_request(format!(
+                "{name} uses an illegal scheme"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Loads a client of the realm by its id, or 404 in Keycloak's words.
@@ -90,7 +106,7 @@ pub async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Client, AdminErr
     idp.store
         .client(&realm.id, id)
         .await?
-        .ok_or_else(|| AdminError::not_found("Could not find client"))
+        .ok_or_else(|| AdminError::missing("Could not find client"))
 }
 
 #[derive(serde::Deserialize)]

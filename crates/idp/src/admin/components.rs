@@ -286,7 +286,7 @@ async fn list(RealmAdmin { realm, .. }: RealmAdmin, Query(q): Query<ListQuery>) 
 }
 
 fn not_found() -> AdminError {
-    AdminError::not_found("Could not find component")
+    AdminError::missing("Could not find component")
 }
 
 async fn one(

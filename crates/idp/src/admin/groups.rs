@@ -164,7 +164,7 @@ async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Group, AdminError> {
     idp.store
         .group(&realm.id, id)
         .await?
-        .ok_or_else(|| AdminError::not_found("Could not find group by id"))
+        .ok_or_else(|| AdminError::missing("Could not find group by id"))
 }
 
 async fn one(
@@ -247,7 +247,7 @@ async fn by_path(
 ) -> Result<Json<Value>, AdminError> {
     let all = idp.store.groups(&realm.id).await?;
     let g = repr::group_by_path(&all, &path)
-        .ok_or_else(|| AdminError::not_found("Group path does not exist"))?;
+        .ok_or_else(|| AdminError::missing("Group path does not exist"))?;
     Ok(Json(repr::group(g, &all, true)))
 }
 

@@ -66,7 +66,7 @@ async fn exists(a: &RealmAdmin, uri: &axum::http::Uri, id: &str) -> Result<(), A
     };
     found
         .then_some(())
-        .ok_or_else(|| AdminError::not_found("Could not find resource"))
+        .ok_or_else(|| AdminError::missing("Could not find resource"))
 }
 
 async fn of_one(

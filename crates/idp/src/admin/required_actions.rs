@@ -119,7 +119,7 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
 fn position(list: &[Value], alias: &str) -> Result<usize, AdminError> {
     list.iter()
         .position(|v| v["alias"] == alias)
-        .ok_or_else(|| AdminError::not_found("Failed to find required action"))
+        .ok_or_else(|| AdminError::missing("Failed to find required action"))
 }
 
 /// Stores `list` (in priority order) as the realm's registry, with its

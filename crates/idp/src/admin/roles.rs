@@ -123,7 +123,7 @@ async fn container(idp: &Idp, realm: &Realm, cid: Option<&str>) -> Result<String
             .store
             .client(&realm.id, c)
             .await?
-            .ok_or_else(|| AdminError::not_found("Could not find client"))?
+            .ok_or_else(|| AdminError::missing("Could not find client"))?
             .id),
     }
 }
@@ -206,7 +206,7 @@ async fn find(idp: &Idp, realm: &Realm, cid: Option<&str>, name: &str) -> Result
     idp.store
         .role_by_name(&realm.id, client.as_deref(), name)
         .await?
-        .ok_or_else(|| AdminError::not_found("Could not find role"))
+        .ok_or_else(|| AdminError::missing("Could not find role"))
 }
 
 /// Creates a role from a RoleRepresentation (admin API and import).
@@ -356,7 +356,7 @@ async fn by_id(
         .store
         .role(&realm.id, &id)
         .await?
-        .ok_or_else(|| AdminError::not_found("Could not find role"))?;
+        .ok_or_else(|| AdminError::missing("Could not find role"))?;
     Ok(Json(render(&idp, &role, &realm).await?))
 }
 
@@ -373,7 +373,7 @@ async fn resolve(idp: &Idp, realm: &Realm, r: &RoleRef<'_>) -> Result<Role, Admi
             .store
             .role(&realm.id, id)
             .await?
-            .ok_or_else(|| AdminError::not_found("Could not find role")),
+            .ok_or_else(|| AdminError::missing("Could not find role")),
     }
 }
 
@@ -535,9 +535,9 @@ pub(super) async fn role_ids(
             (None, Some(n)) => idp.store.role_by_name(&realm.id, client, n).await?,
             _ => None,
         };
-        let role = role.ok_or_else(|| AdminError::not_found("Could not find role"))?;
+        let role = role.ok_or_else(|| AdminError::missing("Could not find role"))?;
         if role.client_id.as_deref() != client {
-            return Err(AdminError::not_found("Could not find role"));
+            return Err(AdminError::missing("Could not find role"));
         }
         ids.push(role.id);
     }
@@ -627,7 +627,7 @@ async fn change_composites(
             (None, Some(n)) => idp.store.role_by_name(&realm.id, None, n).await?,
             _ => None,
         };
-        let c = found.ok_or_else(|| AdminError::not_found("Could not find composite role"))?;
+        let c = found.ok_or_else(|| AdminError::missing("Could not find composite role"))?;
         if c.id == role.id {
             return Err(AdminError::bad_request("A role cannot contain itself"));
         }
@@ -791,7 +791,7 @@ async fn holder_check(idp: &Idp, realm: &Realm, kind: &str, id: &str) -> Result<
             idp.store
                 .group(&realm.id, id)
                 .await?
-                .ok_or_else(|| AdminError::not_found("Could not find group by id"))?;
+                .ok_or_else(|| AdminError::missing("Could not find group by id"))?;
         }
         _ => return Err(AdminError::not_found("Resource")),
     }
