@@ -98,8 +98,17 @@ fn date_ms(s: &str, end_of_day: bool) -> Option<i64> {
     // yyyy-MM-dd, as Keycloak accepts.
     let mut it = s.split('-').map(|p| p.parse::<i64>().ok());
     let (y, m, d) = (it.next()??, it.next()??, it.next()??);
+    if it.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
     let days = gatehouse_core::time::days_from_civil(y, m, d);
     Some(days * 86_400_000 + if end_of_day { 86_399_999 } else { 0 })
+}
+
+fn bad_date(which: &str) -> AdminError {
+    AdminError::bad_request(format!(
+        "Invalid value for 'Date({which})', expected format is yyyy-MM-dd"
+    ))
 }
 
 fn query(raw: Option<String>, category: &str, kinds_key: &str) -> Result<EventQuery, AdminError> {
@@ -115,8 +124,12 @@ fn query(raw: Option<String>, category: &str, kinds_key: &str) -> Result<EventQu
             k if k == kinds_key => q.kinds.push(v),
             "client" | "authClient" => q.client_id = Some(v),
             "user" | "authUser" => q.user_id = Some(v),
-            "dateFrom" => q.date_from_ms = date_ms(&v, false),
-            "dateTo" => q.date_to_ms = date_ms(&v, true),
+            // A date that does not parse is refused (Keycloak's words), not
+            // dropped: the answer would hold events outside the asked range.
+            "dateFrom" => {
+                q.date_from_ms = Some(date_ms(&v, false).ok_or_else(|| bad_date("From"))?)
+            }
+            "dateTo" => q.date_to_ms = Some(date_ms(&v, true).ok_or_else(|| bad_date("To"))?),
             "first" => q.first = v.parse().map_err(|_| AdminError::bad_request("first"))?,
             "max" => q.max = v.parse().map_err(|_| AdminError::bad_request("max"))?,
             _ => {}
@@ -193,5 +206,28 @@ mod tests {
         assert_eq!(super::date_ms("1970-01-02", false), Some(86_400_000));
         assert_eq!(super::date_ms("2024-03-01", false), Some(1_709_251_200_000));
         assert_eq!(super::date_ms("garbage", false), None);
+        for bad in [
+            "2024-13-01",
+            "2024-00-10",
+            "2024-01-32",
+            "2024-01-01-01",
+            "2024-01",
+        ] {
+            assert_eq!(super::date_ms(bad, false), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_date_is_refused_not_dropped() {
+        for (q, which) in [("dateFrom=notadate", "From"), ("dateTo=2024-13-01", "To")] {
+            let e = super::query(Some(q.into()), "user", "type").expect_err(q);
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+            assert!(
+                e.message.contains(&format!("Date({which})")),
+                "{}",
+                e.message
+            );
+        }
+        assert!(super::query(Some("dateFrom=2024-01-31".into()), "user", "type").is_ok());
     }
 }
