@@ -51,14 +51,59 @@ pub fn trim_trailing_slash(mut req: Request) -> Request {
     req
 }
 
+/// axum answers what its extractors refuse (a body over the limit, a query
+/// or path that does not parse) in plain text; Keycloak's clients and
+/// OAuth clients read JSON errors, so those answers are rewritten into the
+/// API's own error form, status kept.
+async fn rejections_as_json(
+    resp: axum::response::Response,
+    shape: fn(&str) -> serde_json::Value,
+) -> axum::response::Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let plain = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !resp.status().is_client_error() || !plain {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
+    parts.headers.remove(CONTENT_LENGTH);
+    parts.headers.insert(
+        CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    let body = shape(&String::from_utf8_lossy(&text)).to_string();
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+async fn admin_rejections(resp: axum::response::Response) -> axum::response::Response {
+    rejections_as_json(resp, |m| serde_json::json!({ "errorMessage": m })).await
+}
+
+async fn oauth_rejections(resp: axum::response::Response) -> axum::response::Response {
+    rejections_as_json(
+        resp,
+        |m| serde_json::json!({"error": "invalid_request", "error_description": m}),
+    )
+    .await
+}
+
 /// Every identity-listener route: OIDC under `/realms`, admin under
 /// `/admin/realms`, health probes.
 pub fn router(idp: Arc<Idp>) -> Router {
     Router::new()
-        .merge(oidc::routes().layer(axum::middleware::from_fn_with_state(
-            idp.clone(),
-            oidc::cors::layer,
-        )))
+        .merge(
+            oidc::routes()
+                .route_layer(axum::middleware::map_response(oauth_rejections))
+                .layer(axum::middleware::from_fn_with_state(
+                    idp.clone(),
+                    oidc::cors::layer,
+                )),
+        )
         // Registration writes clients: the same cache drop as admin writes.
         .merge(
             client_registration::routes().route_layer(axum::middleware::from_fn_with_state(
@@ -67,10 +112,12 @@ pub fn router(idp: Arc<Idp>) -> Router {
             )),
         )
         .merge(
-            admin::routes().route_layer(axum::middleware::from_fn_with_state(
-                idp.clone(),
-                admin::invalidate_after_writes,
-            )),
+            admin::routes()
+                .route_layer(axum::middleware::map_response(admin_rejections))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    idp.clone(),
+                    admin::invalidate_after_writes,
+                )),
         )
         .merge(health::routes())
         .with_state(idp)

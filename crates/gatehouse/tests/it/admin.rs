@@ -2060,4 +2060,31 @@ async fn admin_input_mistakes_are_refused_clearly() {
         r.json::<Value>().await.expect("json")["errorMessage"],
         "Could not find role"
     );
+    // What axum's extractors refuse comes back in the API's JSON form too.
+    let (st, body) = s
+        .admin_get(&t, "/demo/users?max=99999999999999999999")
+        .await;
+    assert_eq!(st, 400);
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("max")),
+        "{body}"
+    );
+    let huge = "a".repeat(3 << 20);
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", huge.as_str()),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "invalid_request"
+    );
 }
