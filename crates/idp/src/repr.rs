@@ -32,14 +32,23 @@ fn strings(v: &Value, k: &str) -> Option<Vec<String>> {
 pub fn attributes(v: &Value) -> Option<Attributes> {
     let o = v.get("attributes")?.as_object()?;
     let mut out = Attributes::new();
+    // Keycloak (Jackson) reads a number or a boolean where a string is
+    // expected as its text, and a single value as a one-element list: so
+    // does this, rather than drop the attribute.
+    let text = |x: &Value| match x {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
     for (k, val) in o {
         let list = match val {
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect(),
-            Value::String(s) => vec![s.clone()],
-            _ => continue,
+            Value::Array(a) => a.iter().filter_map(text).collect(),
+            Value::Null => continue,
+            single => match text(single) {
+                Some(t) => vec![t],
+                None => continue,
+            },
         };
         out.insert(k.clone(), list);
     }

@@ -2040,6 +2040,18 @@ async fn admin_input_mistakes_are_refused_clearly() {
         .admin_get(&t, "/demo/users?username=pwless&exact=true")
         .await;
     assert_eq!(found, json!([]), "nothing created");
+    // Scalars where Keycloak's lists of strings go are read as Keycloak
+    // reads them, not dropped.
+    let typed =
+        json!({"username": "typed", "attributes": {"n": 5, "flag": true, "list": [1, "a"]}});
+    assert_eq!(s.admin_post(&t, "/demo/users", &typed).await.0, 201);
+    let (_, users) = s
+        .admin_get(&t, "/demo/users?username=typed&exact=true")
+        .await;
+    assert_eq!(
+        users[0]["attributes"],
+        json!({"n": ["5"], "flag": ["true"], "list": ["1", "a"]})
+    );
     for field in ["rootUrl", "baseUrl"] {
         let c = json!({"clientId": format!("js-{field}"), field: "javascript:alert(1)"});
         assert_eq!(
