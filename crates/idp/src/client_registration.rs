@@ -776,8 +776,6 @@ fn redirect_uri_ok(u: &str) -> bool {
     }
 }
 
-/// Applies RFC 7591 metadata to `c` (a new client, or the registered one
-/// on update, where the body replaces the metadata as RFC 7592 says).
 /// A logout channel's registration metadata and the client attributes
 /// Keycloak keeps it in (OIDC Back-Channel Logout §2.2, Front-Channel
 /// Logout §2).
@@ -828,6 +826,8 @@ fn logout_channel<'a>(
     Ok((uri, session_required))
 }
 
+/// Applies RFC 7591 metadata to `c` (a new client, or the registered one
+/// on update, where the body replaces the metadata as RFC 7592 says).
 fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
     let redirect_uris = strings(meta, "redirect_uris")?.unwrap_or_default();
     if let Some(bad) = redirect_uris.iter().find(|u| !redirect_uri_ok(u)) {

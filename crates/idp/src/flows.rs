@@ -69,19 +69,18 @@ pub fn flows(realm: &Realm) -> Cow<'_, [Value]> {
         .and_then(Value::as_array)
     {
         Some(list) if !list.is_empty() => Cow::Borrowed(list.as_slice()),
-        _ => Cow::Owned(defaults()),
+        _ => Cow::Borrowed(DEFAULTS.as_slice()),
     }
 }
 
 /// The alias of the flow bound to `kind`.
-pub fn bound_alias(realm: &Realm, kind: Kind) -> String {
+pub fn bound_alias(realm: &Realm, kind: Kind) -> &str {
     let (key, default) = kind.binding();
     realm
         .extra
         .get(key)
         .and_then(Value::as_str)
         .unwrap_or(default)
-        .to_owned()
 }
 
 /// Who the flow bound to `kind` asks for a one-time code.
@@ -89,10 +88,10 @@ pub fn otp_rule(realm: &Realm, kind: Kind) -> Result<Otp, Unsupported> {
     let list = flows(realm);
     let alias = bound_alias(realm, kind);
     let unsupported = |why: &str| Unsupported {
-        flow: alias.clone(),
+        flow: alias.to_owned(),
         why: why.to_owned(),
     };
-    let flow = by_alias(&list, &alias).ok_or_else(|| unsupported("the realm has no such flow"))?;
+    let flow = by_alias(&list, alias).ok_or_else(|| unsupported("the realm has no such flow"))?;
     let mut walk = Walk {
         flows: &list,
         kind,
@@ -145,6 +144,14 @@ pub fn executions(flow: &Value) -> Vec<(usize, &Value)> {
     list
 }
 
+/// The executions that run (all but DISABLED ones), by priority.
+fn enabled(flow: &Value) -> impl Iterator<Item = &Value> {
+    executions(flow)
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| requirement(e) != "DISABLED")
+}
+
 fn requirement(e: &Value) -> &str {
     e["requirement"].as_str().unwrap_or("DISABLED")
 }
@@ -176,11 +183,7 @@ impl<'a> Walk<'a> {
             let Ok(sub) = self.subflow(e) else {
                 return false;
             };
-            let steps: Vec<&Value> = executions(sub)
-                .into_iter()
-                .map(|(_, x)| x)
-                .filter(|x| requirement(x) != "DISABLED" && !is_condition(x))
-                .collect();
+            let steps: Vec<&Value> = enabled(sub).filter(|x| !is_condition(x)).collect();
             return !steps.is_empty() && steps.iter().all(|x| self.inert(x, depth + 1));
         }
         match e["authenticator"].as_str().unwrap_or("") {
@@ -194,14 +197,9 @@ impl<'a> Walk<'a> {
         if level > 8 {
             return Err("its subflows nest too deep".into());
         }
-        let enabled: Vec<&Value> = executions(flow)
-            .into_iter()
-            .map(|(_, e)| e)
-            .filter(|e| requirement(e) != "DISABLED")
-            .collect();
         let mut required = vec![];
         let mut alternatives = vec![];
-        for e in enabled.iter().copied() {
+        for e in enabled(flow) {
             if is_condition(e) {
                 continue; // read by the parent for a CONDITIONAL subflow
             }
@@ -261,11 +259,7 @@ impl<'a> Walk<'a> {
     /// evaluates "Condition - user configured" (the user has set up the
     /// subflow's factor) and no other.
     fn conditions(&self, sub: &Value) -> Result<(), String> {
-        let conds: Vec<&Value> = executions(sub)
-            .into_iter()
-            .map(|(_, e)| e)
-            .filter(|e| is_condition(e) && requirement(e) != "DISABLED")
-            .collect();
+        let conds: Vec<&Value> = enabled(sub).filter(|e| is_condition(e)).collect();
         if conds.is_empty() {
             return Err(format!(
                 "CONDITIONAL subflow \"{}\" has no condition",
@@ -296,19 +290,7 @@ fn is_condition(e: &Value) -> bool {
 /// leaves out (execution ids, the default flows' ids): derived from what
 /// names it, so it survives restarts and nodes agree on it.
 pub fn derived_id(parts: &[&str]) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, parts.join("\u{0}").as_bytes());
-    let h: String = d.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    gatehouse_core::id::derived(&parts.join("\u{0}"))
 }
 
 fn step(authenticator: &str, requirement: &str, priority: i64) -> Value {
@@ -327,6 +309,10 @@ fn flow(alias: &str, description: &str, top: bool, steps: Vec<Value>) -> Value {
     json!({"alias": alias, "description": description, "providerId": "basic-flow",
            "topLevel": top, "builtIn": true, "authenticationExecutions": steps})
 }
+
+/// Built once: every login of a realm that never changed its flows reads
+/// them.
+static DEFAULTS: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(defaults);
 
 /// Keycloak 26's default `browser` and `direct grant` flows (the steps
 /// Gatehouse runs; the others Keycloak creates serve features Gatehouse

@@ -60,11 +60,12 @@ async fn rejections_as_json(
     shape: fn(&str) -> serde_json::Value,
 ) -> axum::response::Response {
     use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-    let plain = resp
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
-    if !resp.status().is_client_error() || !plain {
+    let plain = |r: &axum::response::Response| {
+        r.headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"))
+    };
+    if !resp.status().is_client_error() || !plain(&resp) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();

@@ -115,13 +115,7 @@ async fn check(
         None => None,
     };
     let error_event = |user_id: Option<&str>, failure: &LoginFailure| {
-        let mut e = Event::user(&realm.id, "LOGIN_ERROR");
-        e.client_id = Some(client_id.to_owned());
-        e.user_id = user_id.map(str::to_owned);
-        e.ip_address = ip.map(str::to_owned);
-        e.error = Some(failure.code().into());
-        e.details.insert("username".into(), username.to_owned());
-        e
+        login_error(realm, client_id, user_id, username, ip, failure)
     };
     let Some(user) = user.filter(|u| u.service_account_client_id.is_none()) else {
         // Spend the same time as a real check so that timing does not tell
@@ -193,6 +187,59 @@ async fn check(
     Ok(Ok(Verified { user, second }))
 }
 
+/// A LOGIN_ERROR event as Keycloak writes one for a refused login.
+fn login_error(
+    realm: &Realm,
+    client_id: &str,
+    user_id: Option<&str>,
+    username: &str,
+    ip: Option<&str>,
+    failure: &LoginFailure,
+) -> Event {
+    let mut e = Event::user(&realm.id, "LOGIN_ERROR");
+    e.client_id = Some(client_id.to_owned());
+    e.user_id = user_id.map(str::to_owned);
+    e.ip_address = ip.map(str::to_owned);
+    e.error = Some(failure.code().into());
+    e.details.insert("username".into(), username.to_owned());
+    e
+}
+
+/// The LOGIN_ERROR of a refused one-time-code step.
+fn otp_error(
+    realm: &Realm,
+    client_id: &str,
+    user: &User,
+    ip: Option<&str>,
+    failure: &LoginFailure,
+) -> Event {
+    let mut ev = login_error(
+        realm,
+        client_id,
+        Some(&user.id),
+        &user.username,
+        ip,
+        failure,
+    );
+    ev.details.insert("credential_type".into(), "otp".into());
+    ev
+}
+
+/// Records the refusal of `user`, of whom the realm's flow requires a
+/// one-time code they never set up, where no setup page can be shown (the
+/// password grant): as a wrong credential, as Keycloak does.
+pub async fn refuse_without_otp(
+    idp: &Idp,
+    realm: &Realm,
+    client_id: &str,
+    user: &User,
+    ip: Option<&str>,
+) -> Result<(), OAuthError> {
+    let failure = LoginFailure::InvalidCredentials;
+    idp.record(otp_error(realm, client_id, user, ip, &failure))
+        .await
+}
+
 /// Checks the one-time code `given` of `user`, whose password was right,
 /// under the same brute-force detection as passwords: a wrong code counts
 /// as a failed login, and a locked account refuses even a right one.
@@ -224,13 +271,7 @@ pub async fn check_otp(
     } else {
         LoginFailure::InvalidCredentials
     };
-    let mut ev = Event::user(&realm.id, "LOGIN_ERROR");
-    ev.client_id = Some(client_id.to_owned());
-    ev.user_id = Some(user.id.clone());
-    ev.ip_address = ip.map(str::to_owned);
-    ev.error = Some(failure.code().into());
-    ev.details.insert("username".into(), user.username.clone());
-    ev.details.insert("credential_type".into(), "otp".into());
+    let ev = otp_error(realm, client_id, user, ip, &failure);
     if realm.brute_force_protected && !locked {
         idp.store
             .record_login_failure(&realm.id, &user.id, now, ip, &[ev])

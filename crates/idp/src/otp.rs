@@ -57,9 +57,7 @@ impl Policy {
                 .unwrap_or(false),
         }
     }
-}
 
-impl Policy {
     /// The realm representation's `otpPolicy*` fields for this policy,
     /// as Keycloak shows them (`otpPolicyInitialCounter` is HOTP's start,
     /// always 0 here).

@@ -137,23 +137,20 @@ async fn users_groups_and_roles_shape_the_token() {
         .0,
         204
     );
-    let (st, loc) = s
-        .admin_post(
+    let emea = s
+        .admin_create(
             &t,
             &format!("/demo/groups/{sales}/children"),
             &json!({"name": "emea"}),
         )
         .await;
-    assert_eq!(st, 201);
-    let emea = loc.expect("loc").rsplit('/').next().expect("id").to_owned();
-    let (_, api) = s
-        .admin_post(
+    let api_id = s
+        .admin_create(
             &t,
             "/demo/clients",
             &json!({"clientId": "orders-api", "bearerOnly": true}),
         )
         .await;
-    let api_id = api.expect("loc").rsplit('/').next().expect("id").to_owned();
     assert_eq!(
         s.admin_post(
             &t,
@@ -795,20 +792,13 @@ async fn client_scopes_carry_mappers_into_tokens() {
         .clone();
 
     // A custom scope with a hardcoded claim and an audience.
-    let (st, loc) = s
-        .admin_post(
+    let scope_id = s
+        .admin_create(
             &t,
             "/demo/client-scopes",
             &json!({"name": "billing", "protocol": "openid-connect"}),
         )
         .await;
-    assert_eq!(st, 201);
-    let scope_id = loc
-        .expect("location")
-        .rsplit('/')
-        .next()
-        .expect("id")
-        .to_owned();
     assert_eq!(
         s.admin_post(&t, "/demo/client-scopes", &json!({"name": "billing"}))
             .await
@@ -1150,15 +1140,13 @@ async fn default_groups_paths_available_roles_serverinfo_and_events_config() {
     assert_eq!(realm["defaultGroups"], json!(["/sales/emea"]));
 
     // A new user joins it; a user naming a missing group is not created at all.
-    let (code, loc) = s
-        .admin_post(
+    let dora = s
+        .admin_create(
             &t,
             "/demo/users",
             &json!({"username": "dora", "enabled": true}),
         )
         .await;
-    assert_eq!(code, 201);
-    let dora = loc.expect("loc").rsplit('/').next().expect("id").to_owned();
     let (_, groups) = s.admin_get(&t, &format!("/demo/users/{dora}/groups")).await;
     assert_eq!(groups[0]["path"], "/sales/emea");
     let (code, _) = s

@@ -43,8 +43,8 @@ audience = "{resource}"
     // The realm's admin: tokens of every new client carry the MCP server
     // as audience (a default client scope with an audience mapper), and
     // agents on this host may register themselves.
-    let (st, loc) = s
-        .admin_post(
+    let scope_id = s
+        .admin_create(
             &admin,
             "/demo/client-scopes",
             &json!({"name": "mcp", "protocol": "openid-connect",
@@ -54,13 +54,6 @@ audience = "{resource}"
                     "config": {"included.custom.audience": resource, "access.token.claim": "true"}}]}),
         )
         .await;
-    assert_eq!(st, 201);
-    let scope_id = loc
-        .expect("location")
-        .rsplit('/')
-        .next()
-        .expect("id")
-        .to_owned();
     let default_scope = format!("/demo/default-default-client-scopes/{scope_id}");
     assert_eq!(s.admin_put(&admin, &default_scope, None).await, 204);
     let type_q = "org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy";

@@ -124,6 +124,18 @@ impl Server {
     }
 
     /// PUTs admin JSON (`body`, or no body) and returns the status.
+    /// POSTs a new admin resource, checks the 201, and gives the id its
+    /// `Location` ends with.
+    pub async fn admin_create(&self, token: &str, path: &str, body: &Value) -> String {
+        let (st, loc) = self.admin_post(token, path, body).await;
+        assert_eq!(st, 201, "POST {path}");
+        loc.expect("location")
+            .rsplit('/')
+            .next()
+            .expect("id")
+            .to_owned()
+    }
+
     pub async fn admin_put(&self, token: &str, path: &str, body: Option<&Value>) -> u16 {
         let mut r = self
             .http

@@ -202,11 +202,9 @@ async fn update_execution(
         return Err(AdminError::missing("Illegal execution"));
     };
     stored["requirement"] = json!(requirement);
+    // Stored with their ids, so the ids shown so far stay theirs.
+    let all = all.iter().map(|f| with_id(&a.realm, f)).collect();
     let mut realm = a.realm.clone();
-    realm
-        .extra
-        .insert("authenticationFlows".into(), Value::Array(all));
-    let all = all_with_ids(&realm);
     realm
         .extra
         .insert("authenticationFlows".into(), Value::Array(all));

@@ -121,15 +121,7 @@ impl Component {
 /// A stable id for a default policy of a realm that never stored its own
 /// (the same on every node and every call).
 fn default_id(realm: &Realm, name: &str) -> String {
-    let h = gatehouse_core::id::sha256_hex(format!("{}/{name}", realm.id).as_bytes());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    gatehouse_core::id::derived(&format!("{}/{name}", realm.id))
 }
 
 /// Keycloak's default client-registration policies.

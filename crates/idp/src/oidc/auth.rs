@@ -888,9 +888,7 @@ pub async fn post(
             // As Keycloak's OTP form when REQUIRED: the user gets the
             // CONFIGURE_TOTP action, kept until done, and does it now.
             if !required_actions::can_configure_totp(&realm) {
-                return Ok(error_page(
-                    "Account is not fully set up. Contact your administrator.",
-                ));
+                return Ok(required_actions::not_set_up());
             }
             if !user.required_actions.iter().any(|a| a == "CONFIGURE_TOTP") {
                 user.required_actions.push("CONFIGURE_TOTP".into());
@@ -945,9 +943,7 @@ async fn authenticated(
             ));
         }
         required_actions::Step::Unsupported => {
-            return Ok(error_page(
-                "Account is not fully set up. Contact your administrator.",
-            ));
+            return Ok(required_actions::not_set_up());
         }
     }
     finish(idp, realm, req_id, req, user, expires, now).await

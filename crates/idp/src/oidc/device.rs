@@ -259,13 +259,9 @@ pub async fn page_post(
     };
     // An account with a second factor needs its one-time code here too.
     let crate::login::Verified { user, second } = verified;
-    if matches!(second, SecondFactor::SetUp) {
-        // The realm requires a code and this user has none: set up in a
-        // browser login first (this page has no setup step).
-        return Ok(retry(
-            "Account is not fully set up: sign in to an application in a browser first.",
-        ));
-    }
+    // A realm that requires a code of a user without one: set up in a
+    // browser login first, like any pending action (this page has none).
+    let must_set_up = matches!(second, SecondFactor::SetUp);
     if let SecondFactor::Code(otp) = second {
         let given = form.get("otp").unwrap_or("");
         let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);
@@ -283,7 +279,7 @@ pub async fn page_post(
             return Ok(retry("Invalid username, password or one-time code."));
         }
     }
-    if crate::oidc::auth::action_pending(&realm, &user) {
+    if must_set_up || crate::oidc::auth::action_pending(&realm, &user) {
         // A temporary password or another pending action: finished in a
         // browser login first, never skipped here.
         return Ok(retry(

@@ -216,15 +216,7 @@ async fn password(
             crate::login::check_otp(idp, realm, &client.client_id, &user, &otp, given, ip).await?
         }
         SecondFactor::SetUp => {
-            let mut ev = Event::user(&realm.id, "LOGIN_ERROR");
-            ev.client_id = Some(client.client_id.clone());
-            ev.user_id = Some(user.id.clone());
-            ev.ip_address = ip.map(str::to_owned);
-            ev.error = Some("invalid_user_credentials".into());
-            ev.details.insert("username".into(), user.username.clone());
-            ev.details
-                .insert("reason".into(), "otp not configured".into());
-            idp.record(ev).await?;
+            crate::login::refuse_without_otp(idp, realm, &client.client_id, &user, ip).await?;
             false
         }
     };

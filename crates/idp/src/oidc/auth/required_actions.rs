@@ -64,7 +64,8 @@ pub fn can_configure_totp(realm: &Realm) -> bool {
         .any(|a| a == "CONFIGURE_TOTP")
 }
 
-fn not_set_up() -> Response {
+/// The page that ends a login the user cannot finish here.
+pub(super) fn not_set_up() -> Response {
     error_page("Account is not fully set up. Contact your administrator.")
 }
 
