@@ -27,6 +27,10 @@ pub struct Identity {
     /// per-caller caches (Cedar decisions) key on 32 bytes instead of
     /// hashing every claim on each request.
     pub credential: [u8; 32],
+    /// When the credential was verified (Unix seconds): a connection's
+    /// token memo honours the same [`crate::authn::jwt::CACHE_TTL`] as the
+    /// shared cache, counted from here.
+    pub verified_at: i64,
     /// The `X-Gatehouse-*` headers for upstreams, encoded on first use.
     pub headers: std::sync::OnceLock<Vec<(http::HeaderName, http::HeaderValue)>>,
 }
@@ -105,6 +109,7 @@ pub fn from_claims(
         claims,
         authorizer: authorizer.to_owned(),
         credential,
+        verified_at: gatehouse_core::time::now(),
         headers: Default::default(),
     })
 }

@@ -142,6 +142,9 @@ pub struct Peer {
     /// `https` on a TLS listener, else `http`: the upstream's
     /// `X-Forwarded-Proto`, so that the links it builds keep the scheme.
     pub proto: &'static str,
+    /// The last bearer token this connection presented (see
+    /// [`crate::authn::jwt::TokenMemo`]).
+    pub tokens: Arc<crate::authn::jwt::TokenMemo>,
 }
 
 impl Peer {
@@ -151,6 +154,7 @@ impl Peer {
             addr,
             ip_text: ip_header(addr.ip()),
             proto: if tls { "https" } else { "http" },
+            tokens: Arc::default(),
         }
     }
 }
@@ -332,7 +336,10 @@ async fn run_route(
                     };
                     presented = true;
                     match token {
-                        Ok(t) => j.authenticate(t).await.map(|id| (id, None)),
+                        Ok(t) => j
+                            .authenticate(t, Some(&peer.tokens))
+                            .await
+                            .map(|id| (id, None)),
                         Err(r) => Err(r),
                     }
                 }

@@ -501,6 +501,66 @@ async fn protected_resource_metadata_and_config_reload() {
     );
 }
 
+/// A kept-alive connection that repeats its token skips the cache lookup
+/// (the connection's token memo) but not expiry, and not a reload that
+/// changes what the authorizer accepts.
+#[tokio::test]
+async fn a_repeated_token_on_one_connection_still_expires_and_follows_reloads() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    s.configure(&foreign_config(&s, &iss.url, &up.url))
+        .expect("config");
+    // One connection for every request below.
+    let one = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("client");
+    let get = |token: String| {
+        let one = one.clone();
+        let url = format!("{}/orders", s.gw);
+        async move {
+            one.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("send")
+                .status()
+        }
+    };
+    // Valid for two more seconds, counting the 30 s leeway.
+    let now = gatehouse_core::time::now();
+    let short = iss.sign(&iss.claims(json!({"exp": now - 30 + 2})));
+    for _ in 0..3 {
+        assert_eq!(get(short.clone()).await, 200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(get(short).await, 401, "expired on the same connection");
+
+    let token = iss.sign(&iss.claims(json!({})));
+    assert_eq!(get(token.clone()).await, 200);
+    assert_eq!(get(token.clone()).await, 200);
+    let other_audience =
+        foreign_config(&s, &iss.url, &up.url).replace("\"orders-api\"", "\"billing-api\"");
+    s.configure(&other_audience).expect("applied");
+    assert_eq!(
+        get(token.clone()).await,
+        401,
+        "the reloaded authorizer decides"
+    );
+    s.configure(&foreign_config(&s, &iss.url, &up.url))
+        .expect("config");
+    assert_eq!(get(token).await, 200);
+    let reasons: Vec<Value> = s
+        .audit()
+        .await
+        .into_iter()
+        .filter(|l| l["status"] == 401)
+        .map(|l| l["reason"].clone())
+        .collect();
+    assert_eq!(reasons, [json!("token expired"), json!("wrong audience")]);
+}
+
 #[tokio::test]
 async fn reload_under_load_drops_nothing() {
     let s = start().await;
