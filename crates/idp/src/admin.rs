@@ -11,6 +11,7 @@ pub mod components;
 pub mod evaluate;
 pub mod events;
 pub mod groups;
+pub mod identity_providers;
 pub mod initial_access;
 pub mod installation;
 pub mod localization;
@@ -172,6 +173,16 @@ pub struct Paging {
     pub max: Option<i64>,
 }
 
+impl Paging {
+    /// The page of `items` asked for: a negative or absent `first` is 0,
+    /// a negative or absent `max` is no limit (Keycloak's reading).
+    pub fn window<I: Iterator>(&self, items: I) -> std::iter::Take<std::iter::Skip<I>> {
+        let first = self.first.unwrap_or(0).max(0) as usize;
+        let max = self.max.filter(|m| *m >= 0).unwrap_or(i64::MAX) as usize;
+        items.skip(first).take(max)
+    }
+}
+
 /// After any admin write (success or not: a failed one may still have
 /// changed something before failing validation elsewhere), this node's
 /// entity caches are dropped, so the next grant sees the change: roles,
@@ -215,6 +226,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(whoami::routes())
         .merge(permissions::routes())
         .merge(client_policies::routes())
+        .merge(identity_providers::routes())
         .merge(partial::routes())
         .merge(scope_mappings::routes())
 }

@@ -2088,3 +2088,106 @@ async fn admin_input_mistakes_are_refused_clearly() {
         "invalid_request"
     );
 }
+
+/// Identity providers from a Keycloak export: listed (search, brief,
+/// paging), read with their mappers, removed with an admin event; creating
+/// or changing one is refused (501), since Gatehouse does not broker yet.
+#[tokio::test]
+async fn imported_identity_providers_are_listed_and_removable_not_creatable() {
+    let s = start().await;
+    let t = s.admin_token().await;
+    let idp = |alias: &str, provider: &str| {
+        json!({"alias": alias, "displayName": alias.to_uppercase(), "providerId": provider,
+               "enabled": true, "internalId": format!("id-{alias}"),
+               "config": {"clientId": "x", "clientSecret": "real-secret"}})
+    };
+    s.import(&json!({
+        "realm": "brokered", "enabled": true,
+        "identityProviders": [idp("github-corp", "github"), idp("google", "google"), idp("okta-sso", "oidc")],
+        "identityProviderMappers": [
+            {"name": "team", "identityProviderAlias": "okta-sso", "identityProviderMapper": "hardcoded-attribute-idp-mapper", "config": {}},
+            {"name": "other", "identityProviderAlias": "google", "identityProviderMapper": "hardcoded-attribute-idp-mapper", "config": {}}
+        ]
+    }))
+    .await;
+    let p = "/brokered/identity-provider/instances";
+    let aliases = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .expect("list")
+            .iter()
+            .map(|p| p["alias"].as_str().expect("alias").to_owned())
+            .collect()
+    };
+    let (st, all) = s.admin_get(&t, p).await;
+    assert_eq!(st, 200);
+    assert_eq!(aliases(&all), ["github-corp", "google", "okta-sso"]);
+    assert_eq!(all[0]["config"]["clientId"], "x");
+    assert_eq!(all[0]["config"]["clientSecret"], "**********");
+    let (_, found) = s.admin_get(&t, &format!("{p}?search=g")).await;
+    assert_eq!(aliases(&found), ["github-corp", "google"]);
+    let (_, found) = s.admin_get(&t, &format!("{p}?search=*sso*")).await;
+    assert_eq!(aliases(&found), ["okta-sso"]);
+    let (_, page) = s
+        .admin_get(&t, &format!("{p}?first=1&max=1&briefRepresentation=true"))
+        .await;
+    assert_eq!(
+        page,
+        json!([{"alias": "google", "displayName": "GOOGLE", "providerId": "google",
+                "enabled": true, "internalId": "id-google"}])
+    );
+    let (st, one) = s.admin_get(&t, &format!("{p}/okta-sso")).await;
+    assert_eq!((st, one["providerId"].clone()), (200, json!("oidc")));
+    assert_eq!(one["config"]["clientSecret"], "**********");
+    let (st, mappers) = s.admin_get(&t, &format!("{p}/okta-sso/mappers")).await;
+    assert_eq!(st, 200);
+    assert_eq!(mappers.as_array().map(Vec::len), Some(1));
+    assert_eq!(mappers[0]["name"], "team");
+    let (st, err) = s.admin_get(&t, &format!("{p}/nope")).await;
+    assert_eq!(st, 404);
+    assert_eq!(err["errorMessage"], "Could not find identity provider");
+    let (_, mut realm) = s.admin_get(&t, "/brokered").await;
+    assert_eq!(
+        realm["identityProviders"][0]["config"]["clientSecret"],
+        "**********"
+    );
+    // A realm update with what GET showed leaves the providers as they were.
+    realm["identityProviders"] = json!([realm["identityProviders"][0]]);
+    realm["displayName"] = json!("Brokered");
+    assert_eq!(s.admin_put(&t, "/brokered", Some(&realm)).await, 204);
+    let kept = &s.export("brokered").await["identityProviders"];
+    assert_eq!(kept.as_array().map(Vec::len), Some(3));
+    assert_eq!(kept[0]["config"]["clientSecret"], "real-secret");
+
+    let (st, _) = s.admin_post(&t, p, &idp("azure", "oidc")).await;
+    assert_eq!(st, 501);
+    assert_eq!(
+        s.admin_put(&t, &format!("{p}/google"), Some(&idp("google", "google")))
+            .await,
+        501
+    );
+    assert_eq!(s.admin_get(&t, p).await.1.as_array().map(Vec::len), Some(3));
+
+    assert_eq!(s.admin_delete(&t, &format!("{p}/okta-sso")).await, 204);
+    assert_eq!(s.admin_delete(&t, &format!("{p}/okta-sso")).await, 404);
+    assert_eq!(
+        aliases(&s.admin_get(&t, p).await.1),
+        ["github-corp", "google"]
+    );
+    let exported = s.export("brokered").await;
+    assert_eq!(
+        exported["identityProviders"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        exported["identityProviderMappers"],
+        json!([{"name": "other", "identityProviderAlias": "google", "identityProviderMapper": "hardcoded-attribute-idp-mapper", "config": {}}])
+    );
+    let (_, events) = s
+        .admin_get(&t, "/brokered/admin-events?resourceTypes=IDENTITY_PROVIDER")
+        .await;
+    assert_eq!(events[0]["operationType"], "DELETE");
+    assert_eq!(
+        events[0]["resourcePath"],
+        "identity-provider/instances/okta-sso"
+    );
+}

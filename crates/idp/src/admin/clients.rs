@@ -131,12 +131,12 @@ async fn list(
         }
         Some(id) => &c.client_id == id,
     });
-    let first = q.first.unwrap_or(0).max(0) as usize;
-    let max = q.max.filter(|m| *m >= 0).unwrap_or(i64::MAX) as usize;
+    let page = super::Paging {
+        first: q.first,
+        max: q.max,
+    };
     Ok(Json(json!(
-        filtered
-            .skip(first)
-            .take(max)
+        page.window(filtered)
             .map(|c| repr::client(c, true))
             .collect::<Vec<_>>()
     )))

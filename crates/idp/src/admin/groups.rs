@@ -57,11 +57,12 @@ async fn list(
             None => true,
             Some(n) => subtree_matches(&all, g, n),
         });
-    let first = q.first.unwrap_or(0).max(0) as usize;
-    let max = q.max.filter(|m| *m >= 0).unwrap_or(i64::MAX) as usize;
+    let page = Paging {
+        first: q.first,
+        max: q.max,
+    };
     Ok(Json(json!(
-        top.skip(first)
-            .take(max)
+        page.window(top)
             .map(|g| repr::group(g, &all, true))
             .collect::<Vec<_>>()
     )))
@@ -329,13 +330,7 @@ async fn children(
 ) -> Result<Json<Value>, AdminError> {
     load(&idp, &realm, &id).await?;
     let all = idp.store.groups(&realm.id).await?;
-    let first = q.first.unwrap_or(0).max(0) as usize;
-    let max = q.max.filter(|m| *m >= 0).unwrap_or(i64::MAX) as usize;
-    let kids = all
-        .iter()
-        .filter(|g| g.parent_id.as_deref() == Some(&id))
-        .skip(first)
-        .take(max);
+    let kids = q.window(all.iter().filter(|g| g.parent_id.as_deref() == Some(&id)));
     Ok(Json(json!(
         kids.map(|g| repr::group(g, &all, false))
             .collect::<Vec<_>>()

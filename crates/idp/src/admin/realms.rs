@@ -34,7 +34,8 @@ async fn list(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<Value>, 
 
 /// A RealmRepresentation as `GET /admin/realms` shows it: Keycloak keeps
 /// components (user profile, key providers), the required-action registry
-/// and the authentication flows out of it; export has them.
+/// and the authentication flows out of it; export has them. Identity
+/// providers' client secrets are masked, as on their own endpoint.
 fn shown(realm: &Realm) -> Value {
     let mut v = repr::realm(realm);
     if let Some(o) = v.as_object_mut() {
@@ -43,6 +44,11 @@ fn shown(realm: &Realm) -> Value {
         o.remove("authenticationFlows");
         o.remove("clientPolicies");
         o.remove("clientProfiles");
+        if let Some(Value::Array(providers)) = o.get_mut("identityProviders") {
+            for p in providers.iter_mut() {
+                *p = super::identity_providers::masked(p);
+            }
+        }
     }
     v
 }
@@ -164,7 +170,15 @@ async fn update(
 ) -> Result<StatusCode, AdminError> {
     let rep = json_body(&body)?;
     let name = r.name.clone();
-    repr::apply_realm(&mut r, &rep).map_err(AdminError::bad_request)?;
+    // Identity providers have their own endpoints (as in Keycloak, an
+    // update leaves them alone): a representation read back from GET has
+    // their secrets masked and must not overwrite them.
+    let mut applied = rep.clone();
+    if let Some(o) = applied.as_object_mut() {
+        o.remove("identityProviders");
+        o.remove("identityProviderMappers");
+    }
+    repr::apply_realm(&mut r, &applied).map_err(AdminError::bad_request)?;
     if r.name != name && idp.store.realm_by_name(&r.name).await?.is_some() {
         return Err(AdminError::conflict("Realm with same name exists"));
     }

@@ -181,20 +181,16 @@ impl RoleListQuery {
     fn page(&self, mut roles: Vec<Role>) -> Vec<Role> {
         roles.sort_by(|a, b| a.name.cmp(&b.name));
         let needle = self.search.as_deref().map(str::to_lowercase);
-        roles
-            .into_iter()
-            .filter(|r| {
-                needle
-                    .as_deref()
-                    .is_none_or(|n| r.name.to_lowercase().contains(n))
-            })
-            .skip(self.first.unwrap_or(0).max(0) as usize)
-            .take(
-                self.max
-                    .filter(|m| *m >= 0)
-                    .map_or(usize::MAX, |m| m as usize),
-            )
-            .collect()
+        let page = super::Paging {
+            first: self.first,
+            max: self.max,
+        };
+        page.window(roles.into_iter().filter(|r| {
+            needle
+                .as_deref()
+                .is_none_or(|n| r.name.to_lowercase().contains(n))
+        }))
+        .collect()
     }
 }
 
@@ -576,7 +572,7 @@ async fn list_composites(
         CompositeFilter::Client(c) => Some(container(idp, &realm, Some(c)).await?),
         _ => None,
     };
-    let list: Vec<Role> = idp
+    let matching = idp
         .store
         .composites(&role.id)
         .await?
@@ -590,14 +586,12 @@ async fn list_composites(
             page.search
                 .as_deref()
                 .is_none_or(|s| c.name.to_lowercase().contains(&s.to_lowercase()))
-        })
-        .skip(page.first.unwrap_or(0).max(0) as usize)
-        .take(
-            page.max
-                .filter(|m| *m >= 0)
-                .map_or(usize::MAX, |m| m as usize),
-        )
-        .collect();
+        });
+    let window = super::Paging {
+        first: page.first,
+        max: page.max,
+    };
+    let list: Vec<Role> = window.window(matching).collect();
     render_all(idp, &list, &realm).await
 }
 

@@ -103,13 +103,8 @@ async fn listed<const OFFLINE: bool>(
     Query(paging): Query<Paging>,
 ) -> Result<Json<Value>, AdminError> {
     let (list, client_uuid, realm) = client_sessions::<OFFLINE>(&idp, &h, p).await?;
-    let first = paging.first.unwrap_or(0).max(0) as usize;
-    let max = paging
-        .max
-        .filter(|m| *m >= 0)
-        .map_or(usize::MAX, |m| m as usize);
     let mut out = vec![];
-    for s in list.iter().skip(first).take(max) {
+    for s in paging.window(list.iter()) {
         let username = idp
             .user(&realm, &s.user_id)
             .await?

@@ -1,0 +1,194 @@
+//! `/admin/realms/{realm}/identity-provider/...`: the identity providers a
+//! Keycloak realm export brought with it. Gatehouse does no brokering yet,
+//! so these are configuration only: kept so that they survive import and
+//! export, readable, and removable; creating or changing one is refused
+//! (501) rather than stored as if logins through it would work.
+
+use super::{Paging, RealmAdmin, event};
+use crate::error::AdminError;
+use crate::state::Idp;
+use axum::Json;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::routing::get;
+use gatehouse_core::model::Realm;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Identity-provider routes.
+pub fn routes() -> axum::Router<Arc<Idp>> {
+    const P: &str = "/admin/realms/{realm}/identity-provider";
+    axum::Router::new()
+        .route(&format!("{P}/instances"), get(list).post(unsupported))
+        .route(
+            &format!("{P}/instances/{{alias}}"),
+            get(one).put(unsupported).delete(remove),
+        )
+        .route(
+            &format!("{P}/instances/{{alias}}/mappers"),
+            get(mappers).post(unsupported),
+        )
+}
+
+/// `search` and paging of the instance listing, as Keycloak reads them.
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    search: Option<String>,
+    #[serde(
+        default,
+        rename = "briefRepresentation",
+        deserialize_with = "super::lenient_bool"
+    )]
+    brief: Option<bool>,
+    first: Option<i64>,
+    max: Option<i64>,
+}
+
+fn stored<'a>(realm: &'a Realm, key: &str) -> &'a [Value] {
+    realm
+        .extra
+        .get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn alias_of(v: &Value) -> &str {
+    v["alias"].as_str().unwrap_or_default()
+}
+
+/// Keycloak's `search`: `"name"` exact, `*name*` anywhere, otherwise a
+/// prefix (a trailing `*` allowed); case-insensitive.
+fn matches(alias: &str, search: &str) -> bool {
+    let alias = alias.to_lowercase();
+    let s = search.to_lowercase();
+    if let Some(exact) = s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        return alias == exact;
+    }
+    if let Some(inner) = s.strip_prefix('*') {
+        return alias.contains(inner.trim_end_matches('*'));
+    }
+    alias.starts_with(s.trim_end_matches('*'))
+}
+
+async fn list(RealmAdmin { realm, .. }: RealmAdmin, Query(q): Query<ListQuery>) -> Json<Value> {
+    let found = stored(&realm, "identityProviders")
+        .iter()
+        .filter(|p| q.search.as_deref().is_none_or(|s| matches(alias_of(p), s)));
+    let page = Paging {
+        first: q.first,
+        max: q.max,
+    };
+    let reps: Vec<Value> = page
+        .window(found)
+        .map(|p| match q.brief {
+            Some(true) => json!({
+                "alias": p["alias"],
+                "displayName": p["displayName"],
+                "providerId": p["providerId"],
+                "enabled": p["enabled"],
+                "internalId": p["internalId"],
+            }),
+            _ => masked(p),
+        })
+        .collect();
+    Json(json!(reps))
+}
+
+/// The representation as Keycloak shows it: the client secret masked (an
+/// export made with secrets carries the real one).
+pub(crate) fn masked(p: &Value) -> Value {
+    let mut p = p.clone();
+    if let Some(secret) = p.pointer_mut("/config/clientSecret")
+        && secret.as_str().is_some_and(|s| !s.is_empty())
+    {
+        *secret = json!("**********");
+    }
+    p
+}
+
+fn find<'a>(realm: &'a Realm, alias: &str) -> Result<&'a Value, AdminError> {
+    stored(realm, "identityProviders")
+        .iter()
+        .find(|p| alias_of(p) == alias)
+        .ok_or_else(|| AdminError::missing("Could not find identity provider"))
+}
+
+async fn one(
+    RealmAdmin { realm, .. }: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    Ok(Json(masked(find(&realm, &alias)?)))
+}
+
+async fn mappers(
+    RealmAdmin { realm, .. }: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    find(&realm, &alias)?;
+    let of_this: Vec<&Value> = stored(&realm, "identityProviderMappers")
+        .iter()
+        .filter(|m| m["identityProviderAlias"].as_str() == Some(alias.as_str()))
+        .collect();
+    Ok(Json(json!(of_this)))
+}
+
+/// Removes the provider and its mappers (an admin event records it).
+async fn remove(
+    a: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    find(&a.realm, &alias)?;
+    let mut realm = a.realm.clone();
+    let keep = |key: &str, field: &str| -> Value {
+        json!(
+            stored(&a.realm, key)
+                .iter()
+                .filter(|v| v[field].as_str() != Some(alias.as_str()))
+                .collect::<Vec<_>>()
+        )
+    };
+    let providers = keep("identityProviders", "alias");
+    realm.extra.insert("identityProviders".into(), providers);
+    if realm.extra.contains_key("identityProviderMappers") {
+        let mappers = keep("identityProviderMappers", "identityProviderAlias");
+        realm
+            .extra
+            .insert("identityProviderMappers".into(), mappers);
+    }
+    let path = format!("identity-provider/instances/{alias}");
+    let ev = event(
+        &realm,
+        &a.caller,
+        "DELETE",
+        "IDENTITY_PROVIDER",
+        &path,
+        None,
+    );
+    a.idp.store.update_realm(&realm, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Creating or changing a provider (or its mappers): refused until
+/// Gatehouse brokers logins, so no one configures a login button that
+/// does nothing.
+async fn unsupported(_: RealmAdmin) -> AdminError {
+    AdminError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "Identity brokering is not supported by Gatehouse yet: identity providers can be listed and removed, not created or changed",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn search_is_prefix_unless_quoted_or_starred() {
+        use super::matches;
+        assert!(matches("github-corp", "git"));
+        assert!(matches("github-corp", "GIT*"));
+        assert!(!matches("github-corp", "corp"));
+        assert!(matches("github-corp", "*corp*"));
+        assert!(matches("github-corp", "\"github-corp\""));
+        assert!(!matches("github-corp", "\"github\""));
+        assert!(matches("anything", ""));
+    }
+}
