@@ -336,18 +336,22 @@ fn apply_mapper(
     target: Target,
 ) {
     let cfg = &m.config;
+    // Keycloak's reading (OIDCAttributeMapperHelper): a mapper reaches the
+    // ID token only when it says so, and userinfo when it says so or, saying
+    // nothing, when it reaches the ID token. So the role mappers of the
+    // `roles` scope (access token and introspection only) keep
+    // `realm_access` out of ID tokens and userinfo, as in Keycloak. One
+    // leniency: a mapper that names no token at all still fills the access
+    // token (Keycloak would apply it nowhere), since that is what a
+    // hand-written mapper means; Keycloak's exports always carry the flags.
+    let id_token = || flag(cfg, "id.token.claim", false);
     let applies = match target {
         Target::Access => flag(cfg, "access.token.claim", true),
-        Target::Id => flag(
-            cfg,
-            "id.token.claim",
-            m.protocol_mapper != "oidc-audience-mapper",
-        ),
-        Target::UserInfo => flag(
-            cfg,
-            "userinfo.token.claim",
-            m.protocol_mapper != "oidc-audience-mapper",
-        ),
+        Target::Id => id_token(),
+        Target::UserInfo => match cfg.get("userinfo.token.claim") {
+            Some(v) => v == "true",
+            None => id_token(),
+        },
     };
     if !applies {
         return;

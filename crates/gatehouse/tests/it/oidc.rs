@@ -2373,3 +2373,90 @@ async fn keycloak_js_session_status_pages() {
         .any(|c| c.starts_with("GATEHOUSE_SESSION=;") && c.contains("Max-Age=0"));
     assert!(cleared, "logout clears the session cookie");
 }
+
+/// Which tokens a mapper fills, read from its flags as Keycloak reads them:
+/// the ID token only when `id.token.claim` says so; userinfo when
+/// `userinfo.token.claim` says so or, absent, with the ID token. So the
+/// built-in `roles` scope puts `realm_access` in the access token only.
+#[tokio::test]
+async fn mapper_flags_decide_the_id_token_and_userinfo_as_in_keycloak() {
+    let s = start().await;
+    let t = s.admin_token().await;
+    s.demo_realm().await;
+    let app = s.client_uuid(&t, "demo", "app").await;
+    let hardcoded = |name: &str, flags: Value| {
+        let mut config =
+            serde_json::json!({"claim.name": name, "claim.value": "x", "jsonType.label": "String"});
+        for (k, v) in flags.as_object().expect("flags") {
+            config[k] = v.clone();
+        }
+        serde_json::json!({"name": name, "protocol": "openid-connect",
+            "protocolMapper": "oidc-hardcoded-claim-mapper", "config": config})
+    };
+    for m in [
+        hardcoded("no_flags", serde_json::json!({})),
+        hardcoded("id_too", serde_json::json!({"id.token.claim": "true"})),
+        hardcoded(
+            "userinfo_only",
+            serde_json::json!({"access.token.claim": "false", "id.token.claim": "false", "userinfo.token.claim": "true"}),
+        ),
+        hardcoded(
+            "id_not_userinfo",
+            serde_json::json!({"id.token.claim": "true", "userinfo.token.claim": "false"}),
+        ),
+    ] {
+        s.admin_create(
+            &t,
+            &format!("/demo/clients/{app}/protocol-mappers/models"),
+            &m,
+        )
+        .await;
+    }
+    let tok: Value = s
+        .password_grant(
+            "demo",
+            "app",
+            Some("app-secret"),
+            "alice",
+            "alice-pw",
+            Some("openid"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let at = tok["access_token"].as_str().expect("at");
+    let access = claims(at);
+    let id = claims(tok["id_token"].as_str().expect("id token"));
+    let userinfo: Value = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/userinfo",
+            s.base
+        ))
+        .bearer_auth(at)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let has = |c: &Value, k: &str| c.get(k).is_some();
+    // (claim, access token, ID token, userinfo)
+    for (claim, in_at, in_id, in_ui) in [
+        ("realm_access", true, false, false),
+        ("no_flags", true, false, false),
+        ("id_too", true, true, true),
+        ("userinfo_only", false, false, true),
+        ("id_not_userinfo", true, true, false),
+        ("preferred_username", true, true, true),
+    ] {
+        assert_eq!(
+            (has(&access, claim), has(&id, claim), has(&userinfo, claim)),
+            (in_at, in_id, in_ui),
+            "{claim}"
+        );
+    }
+    assert_eq!(id["sub"], access["sub"]);
+    assert_eq!(userinfo["sub"], access["sub"]);
+}
