@@ -111,6 +111,28 @@ pub struct AuthorizerConfig {
     pub username_claims: Vec<String>,
     #[serde(default = "default_client_claims")]
     pub client_claims: Vec<String>,
+    /// Check a token that has no `aud` by its `client_id` against
+    /// `audiences`, as AWS API Gateway's JWT authorizer does for Amazon
+    /// Cognito's access tokens (which carry `client_id`, never `aud`).
+    /// Default: on for a Cognito user pool issuer
+    /// (`https://cognito-idp.REGION.amazonaws.com/POOL`), off otherwise.
+    #[serde(rename = "client_id_as_audience")]
+    pub client_id_as_audience_setting: Option<bool>,
+}
+
+impl AuthorizerConfig {
+    /// See `client_id_as_audience`.
+    pub fn client_id_as_audience(&self) -> bool {
+        self.client_id_as_audience_setting.unwrap_or_else(|| {
+            self.issuer.as_deref().is_some_and(|i| {
+                i.strip_prefix("https://cognito-idp.")
+                    .and_then(|rest| rest.split_once('/'))
+                    .is_some_and(|(host, pool)| {
+                        host.ends_with(".amazonaws.com") && !pool.is_empty() && !pool.contains('/')
+                    })
+            })
+        })
+    }
 }
 
 /// `[[routes]]`.

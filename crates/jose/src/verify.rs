@@ -181,8 +181,19 @@ impl KeySet {
         {
             return Err(Error::Issuer);
         }
-        if !rules.audiences.is_empty() && !audience_ok(data.claims.get("aud"), &rules.audiences) {
-            return Err(Error::Audience);
+        if !rules.audiences.is_empty() {
+            let ok = match data.claims.get("aud") {
+                // Cognito's access tokens name their client, not an
+                // audience; AWS API Gateway reads `client_id` only when
+                // `aud` is absent, and so do we, only when asked to.
+                None if rules.client_id_as_audience => {
+                    audience_ok(data.claims.get("client_id"), &rules.audiences)
+                }
+                aud => audience_ok(aud, &rules.audiences),
+            };
+            if !ok {
+                return Err(Error::Audience);
+            }
         }
         Ok(data.claims)
     }
@@ -213,6 +224,9 @@ pub struct Rules {
     pub algorithms: Vec<Algorithm>,
     /// Clock leeway in seconds.
     pub leeway: u64,
+    /// A token without `aud` is checked by its `client_id` instead (Amazon
+    /// Cognito's access tokens). Never a fallback for a wrong `aud`.
+    pub client_id_as_audience: bool,
 }
 
 impl Rules {
@@ -223,6 +237,7 @@ impl Rules {
             audiences: vec![],
             algorithms: ASYMMETRIC.to_vec(),
             leeway: 30,
+            client_id_as_audience: false,
         }
     }
 }

@@ -561,6 +561,85 @@ async fn a_repeated_token_on_one_connection_still_expires_and_follows_reloads() 
     assert_eq!(reasons, [json!("token expired"), json!("wrong audience")]);
 }
 
+/// Amazon Cognito's access tokens carry `client_id` and no `aud`; with
+/// `client_id_as_audience` (the default for a Cognito user pool issuer)
+/// the gateway checks that instead, as AWS API Gateway does, and reads
+/// `cognito:groups`, `username` and the `scope` string. A present `aud`
+/// is never overridden by `client_id`.
+#[tokio::test]
+async fn cognito_access_tokens_are_checked_by_client_id() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    let config = |flag: bool| {
+        format!(
+            r#"
+[gateway]
+audit_log = "{audit}"
+
+[authorizers.pool]
+type = "jwt"
+issuer = "{issuer}"
+audiences = ["app-client"]
+client_id_as_audience = {flag}
+
+[[routes]]
+name = "ops"
+path = "/ops"
+upstream = "{upstream}"
+authorizers = ["pool"]
+groups_any = ["ops"]
+scopes_any = ["orders/read"]
+"#,
+            audit = s.audit_path(),
+            issuer = iss.url,
+            upstream = up.url
+        )
+    };
+    s.configure(&config(true)).expect("config");
+    let cognito = |extra: Value| {
+        let mut c = iss.claims(json!({"token_use": "access", "client_id": "app-client",
+            "scope": "orders/read openid", "cognito:groups": ["ops"], "username": "dave"}));
+        if let Some(o) = c.as_object_mut() {
+            for k in ["aud", "groups", "preferred_username", "azp"] {
+                o.remove(k);
+            }
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        iss.sign(&c)
+    };
+    let call = |token: String| {
+        let http = s.http.clone();
+        let url = format!("{}/ops/run", s.gw);
+        async move { http.get(url).bearer_auth(token).send().await.expect("send") }
+    };
+    let r = call(cognito(json!({}))).await;
+    assert_eq!(r.status(), 200);
+    let h = r.json::<Value>().await.expect("json")["headers"].clone();
+    assert_eq!(h["x-gatehouse-username"], "dave");
+    assert_eq!(h["x-gatehouse-client"], "app-client");
+    assert_eq!(h["x-gatehouse-groups"], "ops");
+    assert_eq!(
+        call(cognito(json!({"client_id": "other"}))).await.status(),
+        401
+    );
+    let wrong_aud = json!({"aud": "other-api"});
+    assert_eq!(call(cognito(wrong_aud)).await.status(), 401);
+    // Off, `client_id` counts for nothing.
+    s.configure(&config(false)).expect("config");
+    assert_eq!(call(cognito(json!({}))).await.status(), 401);
+    let reasons: Vec<Value> = s
+        .audit()
+        .await
+        .into_iter()
+        .filter(|l| l["status"] == 401)
+        .map(|l| l["reason"].clone())
+        .collect();
+    assert_eq!(reasons, vec![json!("wrong audience"); 3]);
+}
+
 #[tokio::test]
 async fn reload_under_load_drops_nothing() {
     let s = start().await;

@@ -149,6 +149,7 @@ impl JwtAuthorizer {
             audiences: cfg.audiences.clone(),
             algorithms,
             leeway: cfg.leeway_seconds,
+            client_id_as_audience: cfg.client_id_as_audience(),
         };
         Ok(JwtAuthorizer {
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),

@@ -121,3 +121,26 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn client_id_as_audience_defaults_on_for_cognito_user_pools_only() {
+    let auth = |extra: &str| {
+        GatewayFile::parse(&format!("[authorizers.a]\ntype = \"jwt\"\n{extra}\n"))
+            .expect("parse")
+            .authorizers
+            .remove("a")
+            .expect("a")
+            .client_id_as_audience()
+    };
+    let pool = "issuer = \"https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123\"";
+    assert!(auth(pool));
+    assert!(!auth(&format!("{pool}\nclient_id_as_audience = false")));
+    assert!(!auth("issuer = \"https://idp.example/realms/r\""));
+    assert!(!auth("issuer = \"https://cognito-idp.evil.example/x\""));
+    assert!(!auth(
+        "issuer = \"http://cognito-idp.eu-west-1.amazonaws.com/p\""
+    ));
+    assert!(auth(
+        "issuer = \"https://idp.example\"\nclient_id_as_audience = true"
+    ));
+}

@@ -188,6 +188,8 @@ pub async fn verify(
                     None => gatehouse_jose::verify::ASYMMETRIC.to_vec(),
                 },
                 leeway: LEEWAY as u64,
+                // RFC 7523 §3: the assertion must name us in `aud`.
+                client_id_as_audience: false,
             };
             let keys = client_keys(idp, client, false).await?;
             match keys.verify(&a.token, &rules) {

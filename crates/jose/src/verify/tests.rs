@@ -310,3 +310,49 @@ mod properties {
         }
     }
 }
+
+/// With `client_id_as_audience` (Amazon Cognito's access tokens), a token
+/// without `aud` is judged by `client_id`; a present `aud`, even a wrong or
+/// malformed one, is never replaced by it. Without the option `client_id`
+/// counts for nothing.
+#[test]
+fn client_id_stands_for_a_missing_audience_only_when_asked() {
+    let (k, ks) = setup(Alg::RS256);
+    let plain = Rules {
+        audiences: vec!["app-client".into()],
+        ..Rules::for_issuer("i")
+    };
+    let cognito = Rules {
+        client_id_as_audience: true,
+        ..plain.clone()
+    };
+    let exp = now() + 60;
+    for (claims, with_option, without_option) in [
+        (json!({"client_id": "app-client"}), true, false),
+        (json!({"client_id": "other"}), false, false),
+        (json!({"client_id": ["app-client"]}), true, false),
+        (json!({}), false, false),
+        (
+            json!({"aud": "other", "client_id": "app-client"}),
+            false,
+            false,
+        ),
+        (
+            json!({"aud": null, "client_id": "app-client"}),
+            false,
+            false,
+        ),
+        (
+            json!({"aud": "app-client", "client_id": "other"}),
+            true,
+            true,
+        ),
+    ] {
+        let mut c = claims.clone();
+        c["iss"] = json!("i");
+        c["exp"] = json!(exp);
+        let t = sign(&k, &c).expect("sign");
+        assert_eq!(ks.verify(&t, &cognito).is_ok(), with_option, "{claims}");
+        assert_eq!(ks.verify(&t, &plain).is_ok(), without_option, "{claims}");
+    }
+}
