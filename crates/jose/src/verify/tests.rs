@@ -356,3 +356,30 @@ fn client_id_stands_for_a_missing_audience_only_when_asked() {
         assert_eq!(ks.verify(&t, &plain).is_ok(), without_option, "{claims}");
     }
 }
+
+/// Keys as Entra ID and Cognito publish them: no `alg`, with `x5t`, `x5c`
+/// and fields JWK does not define (`issuer`). The key's `kty` decides the
+/// family, and the rules' algorithms decide the rest.
+#[test]
+fn jwks_without_alg_and_with_extra_fields_verify() {
+    crate::install_crypto_provider();
+    let (k, _) = SigningKey::generate(Alg::RS256).expect("gen");
+    let mut jwk = k.public_jwk().clone();
+    let o = jwk.as_object_mut().expect("object");
+    o.remove("alg");
+    o.insert("x5t".into(), json!("bm90LWEtcmVhbC10aHVtYnByaW50"));
+    o.insert("x5c".into(), json!(["MIIBnotarealcertificate"]));
+    o.insert(
+        "issuer".into(),
+        json!("https://login.microsoftonline.com/t/v2.0"),
+    );
+    let doc = json!({"keys": [jwk]});
+    let ks = KeySet::from_jwks_json(doc.to_string().as_bytes()).expect("jwks");
+    let t = sign(&k, &json!({"iss": "i", "exp": now() + 60})).expect("sign");
+    assert!(ks.verify(&t, &Rules::for_issuer("i")).is_ok());
+    let es_only = Rules {
+        algorithms: vec![Algorithm::ES256],
+        ..Rules::for_issuer("i")
+    };
+    assert!(matches!(ks.verify(&t, &es_only), Err(Error::Algorithm)));
+}
