@@ -551,14 +551,10 @@ async fn a_repeated_token_on_one_connection_still_expires_and_follows_reloads() 
     s.configure(&foreign_config(&s, &iss.url, &up.url))
         .expect("config");
     assert_eq!(get(token).await, 200);
-    let reasons: Vec<Value> = s
-        .audit()
-        .await
-        .into_iter()
-        .filter(|l| l["status"] == 401)
-        .map(|l| l["reason"].clone())
-        .collect();
-    assert_eq!(reasons, [json!("token expired"), json!("wrong audience")]);
+    assert_eq!(
+        s.audit_reasons(401).await,
+        [json!("token expired"), json!("wrong audience")]
+    );
 }
 
 /// Amazon Cognito's access tokens carry `client_id` and no `aud`; with
@@ -630,14 +626,7 @@ scopes_any = ["orders/read"]
     // Off, `client_id` counts for nothing.
     s.configure(&config(false)).expect("config");
     assert_eq!(call(cognito(json!({}))).await.status(), 401);
-    let reasons: Vec<Value> = s
-        .audit()
-        .await
-        .into_iter()
-        .filter(|l| l["status"] == 401)
-        .map(|l| l["reason"].clone())
-        .collect();
-    assert_eq!(reasons, vec![json!("wrong audience"); 3]);
+    assert_eq!(s.audit_reasons(401).await, vec![json!("wrong audience"); 3]);
 }
 
 #[tokio::test]

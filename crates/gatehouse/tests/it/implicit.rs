@@ -98,16 +98,7 @@ async fn implicit_and_hybrid_flows_for_clients_that_allow_them() {
     assert_eq!(id["at_hash"], half_hash(at).as_str());
     assert_eq!(id["s_hash"], half_hash("st").as_str());
     assert_eq!(claims(at)["sid"], id["sid"]);
-    let r = s
-        .http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/userinfo",
-            s.base
-        ))
-        .bearer_auth(at)
-        .send()
-        .await
-        .expect("userinfo");
+    let r = s.userinfo("demo", at).await;
     assert_eq!(r.status(), 200, "the front-channel token is a live token");
 
     // Hybrid: the code with an ID token bound to it; the code redeems.

@@ -78,31 +78,11 @@ async fn discovery_and_password_grant_with_keycloak_claims() {
     assert!(id["at_hash"].is_string());
 
     // userinfo with the access token
-    let ui: Value = s
-        .http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/userinfo",
-            s.base
-        ))
-        .bearer_auth(t["access_token"].as_str().expect("at"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let at = t["access_token"].as_str().expect("at");
+    let ui: Value = s.userinfo("demo", at).await.json().await.expect("json");
     assert_eq!(ui["sub"], c["sub"]);
     assert_eq!(ui["preferred_username"], "alice");
-    let bad = s
-        .http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/userinfo",
-            s.base
-        ))
-        .bearer_auth("not-a-token")
-        .send()
-        .await
-        .expect("send");
+    let bad = s.userinfo("demo", "not-a-token").await;
     assert_eq!(bad.status(), 401);
     assert!(
         bad.headers()["www-authenticate"]
@@ -2428,19 +2408,7 @@ async fn mapper_flags_decide_the_id_token_and_userinfo_as_in_keycloak() {
     let at = tok["access_token"].as_str().expect("at");
     let access = claims(at);
     let id = claims(tok["id_token"].as_str().expect("id token"));
-    let userinfo: Value = s
-        .http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/userinfo",
-            s.base
-        ))
-        .bearer_auth(at)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let userinfo: Value = s.userinfo("demo", at).await.json().await.expect("json");
     let has = |c: &Value, k: &str| c.get(k).is_some();
     // (claim, access token, ID token, userinfo)
     for (claim, in_at, in_id, in_ui) in [

@@ -77,6 +77,29 @@ impl Server {
             .collect()
     }
 
+    /// The `reason` of every audit line with `status`, in order.
+    pub async fn audit_reasons(&self, status: u16) -> Vec<Value> {
+        self.audit()
+            .await
+            .into_iter()
+            .filter(|l| l["status"] == status)
+            .map(|l| l["reason"].clone())
+            .collect()
+    }
+
+    /// `GET userinfo` of `realm` with a bearer token.
+    pub async fn userinfo(&self, realm: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(format!(
+                "{}/realms/{realm}/protocol/openid-connect/userinfo",
+                self.base
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("userinfo")
+    }
+
     /// Where a test config should send audit lines.
     pub fn audit_path(&self) -> String {
         self._dir.path().join("audit.log").display().to_string()
