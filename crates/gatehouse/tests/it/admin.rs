@@ -26,11 +26,8 @@ async fn admin_api_needs_a_master_admin_token() {
     s.demo_realm().await;
     // A demo-realm user's token is not an admin token.
     let t: Value = s
-        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await;
     let r = s
         .http
         .get(format!("{}/admin/realms", s.base))
@@ -258,11 +255,8 @@ async fn users_groups_and_roles_shape_the_token() {
     );
 
     let tok: Value = s
-        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await;
     let c = claims(tok["access_token"].as_str().expect("at"));
     let roles = c["realm_access"]["roles"].as_array().expect("roles");
     assert!(roles.iter().any(|r| r == "manager") && roles.iter().any(|r| r == "reader"));
@@ -301,11 +295,8 @@ async fn users_groups_and_roles_shape_the_token() {
         );
     }
     let tok: Value = s
-        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await;
     let c = claims(tok["access_token"].as_str().expect("at"));
     assert_eq!(c["org"]["tier"], 3);
     assert!(
@@ -466,11 +457,8 @@ async fn key_rotation_publishes_before_signing() {
     assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()));
     // Still signed by the old key until the new one's time comes.
     let tok: Value = s
-        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await;
     let header = tok["access_token"]
         .as_str()
         .expect("at")
@@ -498,11 +486,8 @@ async fn key_rotation_publishes_before_signing() {
         .expect("kid")
         .to_owned();
     let tok: Value = s
-        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await;
     let h = tok["access_token"]
         .as_str()
         .expect("at")
@@ -702,11 +687,8 @@ async fn export_then_import_into_a_fresh_server_is_lossless() {
     let b = start().await;
     b.import(&export).await;
     let tok: Value = b
-        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await;
     let c = claims(
         tok["access_token"]
             .as_str()
@@ -1505,11 +1487,8 @@ async fn scope_mappings_limit_the_roles_of_a_narrow_client() {
     assert_eq!(code, 204);
     let roles_in_token = || async {
         let v: Value = s
-            .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-            .await
-            .json()
-            .await
-            .expect("json");
+            .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+            .await;
         let c = crate::support::claims(v["access_token"].as_str().expect("at"));
         let mut realm: Vec<String> = c["realm_access"]["roles"]
             .as_array()
@@ -1733,7 +1712,7 @@ async fn client_scope_mappings_apply_while_the_scope_is_in_effect() {
         let s = &s;
         async move {
             let v: Value = s
-                .password_grant(
+                .password_tokens(
                     "demo",
                     "app",
                     Some("app-secret"),
@@ -1741,10 +1720,7 @@ async fn client_scope_mappings_apply_while_the_scope_is_in_effect() {
                     "alice-pw",
                     scope,
                 )
-                .await
-                .json()
-                .await
-                .expect("json");
+                .await;
             let c = crate::support::claims(v["access_token"].as_str().expect("at"));
             c["realm_access"]["roles"].clone()
         }

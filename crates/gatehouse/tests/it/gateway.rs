@@ -827,11 +827,8 @@ async fn gatehouse_tokens_and_revocation_that_takes_effect() {
         let s = &s;
         async move {
             let t: Value = s
-                .password_grant("demo", "app", Some("app-secret"), user, pw, None)
-                .await
-                .json()
-                .await
-                .expect("json");
+                .password_tokens("demo", "app", Some("app-secret"), user, pw, None)
+                .await;
             (
                 t["access_token"].as_str().expect("at").to_owned(),
                 t["refresh_token"].as_str().expect("rt").to_owned(),

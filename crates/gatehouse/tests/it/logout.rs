@@ -127,11 +127,8 @@ async fn backchannel_logout_tells_the_client_of_every_ended_session() {
 
     // An admin ending a session (here one of a direct grant).
     let pw: Value = s
-        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await;
     let sid = claims(pw["access_token"].as_str().expect("at"))["sid"]
         .as_str()
         .expect("sid")
@@ -277,7 +274,7 @@ async fn backchannel_logout_can_revoke_the_clients_offline_tokens() {
     )
     .await;
     let offline: Value = s
-        .password_grant(
+        .password_tokens(
             "demo",
             "app",
             Some("app-secret"),
@@ -285,10 +282,7 @@ async fn backchannel_logout_can_revoke_the_clients_offline_tokens() {
             "alice-pw",
             Some("offline_access"),
         )
-        .await
-        .json()
-        .await
-        .expect("json");
+        .await;
     let offline_rt = offline["refresh_token"].as_str().expect("offline token");
     assert_eq!(claims(offline_rt)["typ"], "Offline");
     let app = ("app", "app-secret");

@@ -421,11 +421,8 @@ async fn public_clients_and_admin_registration_and_token_lifecycle() {
     // A refresh token of the realm (same signing secret) is not an
     // initial access token.
     let t: Value = s
-        .password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await;
     let r = s
         .http
         .post(&reg_url)

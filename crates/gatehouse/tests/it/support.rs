@@ -375,6 +375,23 @@ impl Server {
         assert_eq!(r.status(), 204);
     }
 
+    /// The token response of a password grant, as JSON.
+    pub async fn password_tokens(
+        &self,
+        realm: &str,
+        client: &str,
+        secret: Option<&str>,
+        user: &str,
+        pw: &str,
+        scope: Option<&str>,
+    ) -> Value {
+        self.password_grant(realm, client, secret, user, pw, scope)
+            .await
+            .json()
+            .await
+            .expect("json")
+    }
+
     pub async fn password_grant(
         &self,
         realm: &str,
