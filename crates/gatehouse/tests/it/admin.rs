@@ -25,9 +25,7 @@ async fn admin_api_needs_a_master_admin_token() {
     assert_eq!(r.status(), 401);
     s.demo_realm().await;
     // A demo-realm user's token is not an admin token.
-    let t: Value = s
-        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await;
+    let t: Value = s.alice_tokens(None).await;
     let r = s
         .http
         .get(format!("{}/admin/realms", s.base))
@@ -254,9 +252,7 @@ async fn users_groups_and_roles_shape_the_token() {
         "{eff:?}"
     );
 
-    let tok: Value = s
-        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await;
+    let tok: Value = s.alice_tokens(None).await;
     let c = claims(tok["access_token"].as_str().expect("at"));
     let roles = c["realm_access"]["roles"].as_array().expect("roles");
     assert!(roles.iter().any(|r| r == "manager") && roles.iter().any(|r| r == "reader"));
@@ -294,9 +290,7 @@ async fn users_groups_and_roles_shape_the_token() {
             201
         );
     }
-    let tok: Value = s
-        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await;
+    let tok: Value = s.alice_tokens(None).await;
     let c = claims(tok["access_token"].as_str().expect("at"));
     assert_eq!(c["org"]["tier"], 3);
     assert!(
@@ -456,9 +450,7 @@ async fn key_rotation_publishes_before_signing() {
         .collect();
     assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()));
     // Still signed by the old key until the new one's time comes.
-    let tok: Value = s
-        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await;
+    let tok: Value = s.alice_tokens(None).await;
     let header = tok["access_token"]
         .as_str()
         .expect("at")
@@ -485,9 +477,7 @@ async fn key_rotation_publishes_before_signing() {
         .as_str()
         .expect("kid")
         .to_owned();
-    let tok: Value = s
-        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await;
+    let tok: Value = s.alice_tokens(None).await;
     let h = tok["access_token"]
         .as_str()
         .expect("at")
@@ -686,9 +676,7 @@ async fn export_then_import_into_a_fresh_server_is_lossless() {
 
     let b = start().await;
     b.import(&export).await;
-    let tok: Value = b
-        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await;
+    let tok: Value = b.alice_tokens(None).await;
     let c = claims(
         tok["access_token"]
             .as_str()
@@ -1486,9 +1474,7 @@ async fn scope_mappings_limit_the_roles_of_a_narrow_client() {
         .await;
     assert_eq!(code, 204);
     let roles_in_token = || async {
-        let v: Value = s
-            .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-            .await;
+        let v: Value = s.alice_tokens(None).await;
         let c = crate::support::claims(v["access_token"].as_str().expect("at"));
         let mut realm: Vec<String> = c["realm_access"]["roles"]
             .as_array()
@@ -1711,16 +1697,7 @@ async fn client_scope_mappings_apply_while_the_scope_is_in_effect() {
     let realm_roles = |scope: Option<&'static str>| {
         let s = &s;
         async move {
-            let v: Value = s
-                .password_tokens(
-                    "demo",
-                    "app",
-                    Some("app-secret"),
-                    "alice",
-                    "alice-pw",
-                    scope,
-                )
-                .await;
+            let v: Value = s.alice_tokens(scope).await;
             let c = crate::support::claims(v["access_token"].as_str().expect("at"));
             c["realm_access"]["roles"].clone()
         }

@@ -126,9 +126,7 @@ async fn backchannel_logout_tells_the_client_of_every_ended_session() {
     );
 
     // An admin ending a session (here one of a direct grant).
-    let pw: Value = s
-        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await;
+    let pw: Value = s.alice_tokens(None).await;
     let sid = claims(pw["access_token"].as_str().expect("at"))["sid"]
         .as_str()
         .expect("sid")
@@ -273,16 +271,7 @@ async fn backchannel_logout_can_revoke_the_clients_offline_tokens() {
             "backchannel.logout.revoke.offline.tokens": "true"}),
     )
     .await;
-    let offline: Value = s
-        .password_tokens(
-            "demo",
-            "app",
-            Some("app-secret"),
-            "alice",
-            "alice-pw",
-            Some("offline_access"),
-        )
-        .await;
+    let offline: Value = s.alice_tokens(Some("offline_access")).await;
     let offline_rt = offline["refresh_token"].as_str().expect("offline token");
     assert_eq!(claims(offline_rt)["typ"], "Offline");
     let app = ("app", "app-secret");

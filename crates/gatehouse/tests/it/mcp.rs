@@ -202,9 +202,7 @@ audience = "{resource}"
     assert_eq!(up.hits(), 1);
     // A token of the same realm minted for another audience is not one
     // for this resource (RFC 8707): refused before the upstream.
-    let other: Value = s
-        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await;
+    let other: Value = s.alice_tokens(None).await;
     let r = s
         .http
         .get(&resource)

@@ -266,9 +266,7 @@ async fn refresh_rotation_and_reuse_revokes_the_session() {
     );
     assert_eq!(refresh(r2).await.status(), 400);
     // A confidential client's refresh token cannot be used by another client.
-    let t: Value = s
-        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await;
+    let t: Value = s.alice_tokens(None).await;
     let r = s
         .http
         .post(s.token_url("demo"))
@@ -287,9 +285,7 @@ async fn refresh_rotation_and_reuse_revokes_the_session() {
 async fn introspection_before_and_after_revocation() {
     let s = start().await;
     s.demo_realm().await;
-    let t: Value = s
-        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await;
+    let t: Value = s.alice_tokens(None).await;
     let at = t["access_token"].as_str().expect("at");
     let introspect = |tok: String| {
         let s = &s;
@@ -2380,16 +2376,7 @@ async fn mapper_flags_decide_the_id_token_and_userinfo_as_in_keycloak() {
         )
         .await;
     }
-    let tok: Value = s
-        .password_tokens(
-            "demo",
-            "app",
-            Some("app-secret"),
-            "alice",
-            "alice-pw",
-            Some("openid"),
-        )
-        .await;
+    let tok: Value = s.alice_tokens(Some("openid")).await;
     let at = tok["access_token"].as_str().expect("at");
     let access = claims(at);
     let id = claims(tok["id_token"].as_str().expect("id token"));

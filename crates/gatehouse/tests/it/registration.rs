@@ -420,9 +420,7 @@ async fn public_clients_and_admin_registration_and_token_lifecycle() {
     assert_eq!(r.status(), 401);
     // A refresh token of the realm (same signing secret) is not an
     // initial access token.
-    let t: Value = s
-        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
-        .await;
+    let t: Value = s.alice_tokens(None).await;
     let r = s
         .http
         .post(&reg_url)

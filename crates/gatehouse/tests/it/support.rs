@@ -375,6 +375,14 @@ impl Server {
         assert_eq!(r.status(), 204);
     }
 
+    /// The tokens `alice` of [`Server::demo_realm`] gets through client
+    /// `app` by the password grant, with `scope` if given.
+    pub async fn alice_tokens(&self, scope: Option<&str>) -> Value {
+        let secret = Some("app-secret");
+        self.password_tokens("demo", "app", secret, "alice", "alice-pw", scope)
+            .await
+    }
+
     /// The token response of a password grant, as JSON.
     pub async fn password_tokens(
         &self,
