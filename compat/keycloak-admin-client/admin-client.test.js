@@ -682,3 +682,28 @@ test("realm localization, as Keycloak's realms spec uses it", async () => {
   await kc.realms.deleteRealmLocalizationTexts({ realm: "compat", selectedLocale: "nl", key: "theKey" });
   assert.deepEqual(await kc.realms.getRealmLocalizationTexts({ realm: "compat", selectedLocale: "nl" }), {});
 });
+
+test("identity providers a realm export brought: listed, read, removed; creating one is refused (no brokering yet)", async () => {
+  await kc.realms.create({
+    realm: "brokered", enabled: true,
+    identityProviders: [
+      { alias: "github", providerId: "github", enabled: true, config: { clientId: "gh", clientSecret: "s3cret" } },
+      { alias: "corp-oidc", providerId: "oidc", enabled: true, config: { clientId: "corp" } },
+    ],
+    identityProviderMappers: [{ name: "dept", identityProviderAlias: "corp-oidc", identityProviderMapper: "hardcoded-attribute-idp-mapper", config: {} }],
+  });
+  kc.setConfig({ realmName: "brokered" });
+  const ip = kc.identityProviders;
+  assert.deepEqual((await ip.find()).map((p) => p.alias), ["github", "corp-oidc"]);
+  assert.deepEqual((await ip.find({ search: "corp" })).map((p) => p.alias), ["corp-oidc"]);
+  const gh = await ip.findOne({ alias: "github" });
+  assert.equal(gh.providerId, "github");
+  assert.equal(gh.config.clientSecret, "**********");
+  assert.equal((await ip.findOne({ alias: "nope" })) ?? null, null, "not found is null");
+  assert.deepEqual((await ip.findMappers({ alias: "corp-oidc" })).map((m) => m.name), ["dept"]);
+  await assert.rejects(ip.create({ alias: "azure", providerId: "oidc" }), (e) => e.response?.status === 501);
+  await ip.del({ alias: "corp-oidc" });
+  assert.deepEqual((await ip.find()).map((p) => p.alias), ["github"]);
+  kc.setConfig({ realmName: "master" });
+  await kc.realms.del({ realm: "brokered" });
+});
