@@ -617,6 +617,18 @@ scopes_any = ["orders/read"]
     assert_eq!(h["x-gatehouse-username"], "dave");
     assert_eq!(h["x-gatehouse-client"], "app-client");
     assert_eq!(h["x-gatehouse-groups"], "ops");
+    // Amplify sends the token bare, without `Bearer`, as AWS accepts.
+    let with_authorization = |value: String| {
+        let http = s.http.clone();
+        let url = format!("{}/ops/run", s.gw);
+        async move {
+            let r = http.get(url).header("authorization", value).send().await;
+            r.expect("send").status()
+        }
+    };
+    assert_eq!(with_authorization(cognito(json!({}))).await, 200);
+    let basic = with_authorization("Basic dTpw".into()).await;
+    assert_eq!(basic, 401, "another scheme is no token of ours");
     assert_eq!(
         call(cognito(json!({"client_id": "other"}))).await.status(),
         401
@@ -626,7 +638,9 @@ scopes_any = ["orders/read"]
     // Off, `client_id` counts for nothing.
     s.configure(&config(false)).expect("config");
     assert_eq!(call(cognito(json!({}))).await.status(), 401);
-    assert_eq!(s.audit_reasons(401).await, vec![json!("wrong audience"); 3]);
+    let mut want = vec![json!("no credentials")];
+    want.extend(vec![json!("wrong audience"); 3]);
+    assert_eq!(s.audit_reasons(401).await, want);
 }
 
 #[tokio::test]

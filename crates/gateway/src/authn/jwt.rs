@@ -211,6 +211,10 @@ impl JwtAuthorizer {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => Some(Ok(t.trim())),
             Some(_) => None,
             None if self.cfg.token_header.is_some() => Some(Ok(v)),
+            // A bare JWT in `Authorization`, which AWS API Gateway accepts
+            // (Amplify sends Cognito tokens so); any other bare value is
+            // some other scheme's, not ours.
+            None if looks_like_jws(v) => Some(Ok(v)),
             None => None,
         }
     }
@@ -359,6 +363,13 @@ async fn tokio_read(path: &std::path::Path) -> std::result::Result<Vec<u8>, Stri
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Compact JWS shape: three base64url segments.
+fn looks_like_jws(v: &str) -> bool {
+    v.bytes().filter(|&b| b == b'.').count() == 2
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn reason(e: &gatehouse_jose::Error) -> &'static str {
