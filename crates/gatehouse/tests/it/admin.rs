@@ -2113,6 +2113,15 @@ async fn imported_identity_providers_are_listed_and_removable_not_creatable() {
 
     let (st, _) = s.admin_post(&t, p, &idp("azure", "oidc")).await;
     assert_eq!(st, 501);
+    let mapper = json!({"name": "m", "identityProviderMapper": "hardcoded-attribute-idp-mapper"});
+    let (st, _) = s
+        .admin_post(&t, &format!("{p}/google/mappers"), &mapper)
+        .await;
+    assert_eq!(st, 501);
+    let (st, _) = s
+        .admin_post(&t, &format!("{p}/nope/mappers"), &mapper)
+        .await;
+    assert_eq!(st, 404);
     assert_eq!(
         s.admin_put(&t, &format!("{p}/google"), Some(&idp("google", "google")))
             .await,

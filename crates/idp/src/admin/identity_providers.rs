@@ -26,7 +26,7 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
         )
         .route(
             &format!("{P}/instances/{{alias}}/mappers"),
-            get(mappers).post(unsupported),
+            get(mappers).post(unsupported_mapper),
         )
 }
 
@@ -176,6 +176,15 @@ async fn unsupported(_: RealmAdmin) -> AdminError {
         StatusCode::NOT_IMPLEMENTED,
         "Identity brokering is not supported by Gatehouse yet: identity providers can be listed and removed, not created or changed",
     )
+}
+
+/// A mapper for a provider: 404 if there is no such provider (as
+/// Keycloak), else refused as above.
+async fn unsupported_mapper(a: RealmAdmin, Path((_, alias)): Path<(String, String)>) -> AdminError {
+    match find(&a.realm, &alias) {
+        Err(e) => e,
+        Ok(_) => unsupported(a).await,
+    }
 }
 
 #[cfg(test)]
