@@ -658,6 +658,11 @@ pub struct Session {
     /// it came from. Ending the SSO session ends it too.
     #[serde(default)]
     pub sso_session_id: Option<String>,
+    /// The login that made this client session reused the browser's SSO
+    /// session instead of asking for credentials: Keycloak's `acr` is then
+    /// `0`, not `1` (a relying party that needs a fresh login reads it).
+    #[serde(default)]
+    pub sso_auth: bool,
 }
 
 /// The effective identity that goes into a token.

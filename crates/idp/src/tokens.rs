@@ -463,7 +463,10 @@ fn apply_mapper(
             c.insert("allowed-origins".into(), json!(g.client.web_origins));
         }
         "oidc-acr-mapper" => {
-            c.insert("acr".into(), json!("1"));
+            // Keycloak's levels without step-up configured: 1 for a login
+            // with credentials, 0 for one the SSO session stood in for.
+            let sso = g.session.is_some_and(|s| s.sso_auth);
+            c.insert("acr".into(), json!(if sso { "0" } else { "1" }));
         }
         "oidc-usersessionmodel-note-mapper" => {
             if cfg.get("user.session.note").map(String::as_str) == Some("AUTH_TIME")

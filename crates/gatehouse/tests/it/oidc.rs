@@ -482,6 +482,26 @@ async fn authorization_code_flow_with_pkce_login_page_and_sso() {
     let t: Value = t.json().await.expect("json");
     let id = claims(t["id_token"].as_str().expect("id"));
     assert_eq!(id["nonce"], "n0nce");
+    // A login the SSO session stood in for is level 0 (Keycloak's acr),
+    // in every token of the client session, refreshed ones too.
+    assert_eq!(id["acr"], "0");
+    assert_eq!(claims(t["access_token"].as_str().expect("at"))["acr"], "0");
+    let refreshed: Value = s
+        .http
+        .post(s.token_url("demo"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "spa"),
+            ("refresh_token", t["refresh_token"].as_str().expect("rt")),
+        ])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let at = refreshed["access_token"].as_str().expect("refreshed");
+    assert_eq!(claims(at)["acr"], "0");
     // prompt=login forces the page; prompt=none without a session redirects an error.
     let r = s
         .http
@@ -2399,4 +2419,8 @@ async fn mapper_flags_decide_the_id_token_and_userinfo_as_in_keycloak() {
     }
     assert_eq!(id["sub"], access["sub"]);
     assert_eq!(userinfo["sub"], access["sub"]);
+    assert_eq!(
+        (access["acr"].as_str(), id["acr"].as_str()),
+        (Some("1"), Some("1"))
+    );
 }

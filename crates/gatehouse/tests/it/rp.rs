@@ -91,6 +91,8 @@ async fn openidconnect_relying_party_completes_the_code_flow() {
         Some("alice@example.com")
     );
     assert!(claims.auth_time().is_some());
+    // A login with credentials is level 1, as Keycloak says it.
+    assert_eq!(claims.auth_context_ref().map(|a| a.as_str()), Some("1"));
     // at_hash binds the access token to the ID token.
     let expected = openidconnect::AccessTokenHash::from_token(
         tokens.access_token(),

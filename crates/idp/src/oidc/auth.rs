@@ -400,11 +400,14 @@ pub fn clear_sso_cookies(idp: &Idp, realm: &Realm) -> [HeaderValue; 2] {
     ]
 }
 
+/// Answers an authorization with a code and/or front-channel tokens;
+/// `sso` when the browser's SSO session stood in for credentials.
 async fn issue_code(
     idp: &Idp,
     realm: &Realm,
     req: &AuthRequest,
     session: &Session,
+    sso: bool,
 ) -> Result<Response, OAuthError> {
     let mut p: Vec<(&str, String)> = Vec::new();
     let code = if req.flow.code {
@@ -421,6 +424,7 @@ async fn issue_code(
             nonce: req.nonce.clone(),
             code_challenge: req.code_challenge.clone(),
             code_challenge_method: req.code_challenge.as_ref().map(|_| "S256".to_owned()),
+            sso,
         };
         idp.store
             .put_code(&CodeRecord {
@@ -436,7 +440,7 @@ async fn issue_code(
         None
     };
     if req.flow.front_channel() {
-        p.extend(front_channel_tokens(idp, realm, req, session, code.as_deref()).await?);
+        p.extend(front_channel_tokens(idp, realm, req, session, code.as_deref(), sso).await?);
     }
     if let Some(s) = &req.state {
         p.push(("state", s.clone()));
@@ -455,6 +459,7 @@ async fn front_channel_tokens(
     req: &AuthRequest,
     sso: &Session,
     code: Option<&str>,
+    by_sso: bool,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
     let client = idp
         .client(realm, &req.client_id)
@@ -471,6 +476,7 @@ async fn front_channel_tokens(
         crate::oidc::token::client_session(realm, &client, &user, &req.scope, sso, id);
     // No refresh token comes from the front channel.
     session.refresh_token_id = None;
+    session.sso_auth = by_sso;
     idp.store.create_session(&session, &[]).await?;
     let ring = idp.keyring(realm).await?;
     crate::tokens::front_channel(
@@ -746,7 +752,7 @@ async fn authorize(
                 let expires = now + LOGIN_LIFESPAN;
                 return consent::ask(idp, &realm, &req_id, &req, waiting, expires).await;
             }
-            return issue_code(idp, &realm, &req, &s).await;
+            return issue_code(idp, &realm, &req, &s, true).await;
         }
     }
     if prompt_none {
@@ -1020,6 +1026,7 @@ async fn log_in(
         scope: String::new(),
         auth_time: now,
         sso_session_id: None,
+        sso_auth: false,
     };
     let mut ev = Event::user(&realm.id, "LOGIN");
     ev.client_id = Some(req.client_id.clone());
@@ -1037,7 +1044,7 @@ async fn log_in(
         &realm.id,
         &serde_json::json!({"typ": "SSO", "sid": session.id, "exp": now + realm.sso_session_max_lifespan}),
     )?;
-    let mut r = issue_code(idp, realm, req, &session).await?;
+    let mut r = issue_code(idp, realm, req, &session, false).await?;
     let life = realm.sso_session_max_lifespan;
     for c in [
         set_cookie(idp, realm, SSO_COOKIE, &sso, life, Reach::Session),

@@ -31,6 +31,10 @@ pub struct CodeData {
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
+    /// Issued on the strength of the SSO session alone (no credentials in
+    /// this authorization): the client session's `acr` is `0`.
+    #[serde(default)]
+    pub sso: bool,
 }
 
 /// The token endpoint.
@@ -140,6 +144,7 @@ pub fn new_session(
         scope: scope.to_owned(),
         auth_time,
         sso_session_id: None,
+        sso_auth: false,
     }
 }
 
@@ -542,7 +547,8 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
     else {
         return Err(OAuthError::invalid_grant("User disabled or not found"));
     };
-    let session = client_session(realm, client, &user, &data.scope, &sso, session_id);
+    let mut session = client_session(realm, client, &user, &data.scope, &sso, session_id);
+    session.sso_auth = data.sso;
     let mut ev = Event::user(&realm.id, "CODE_TO_TOKEN");
     ev.client_id = Some(client.client_id.clone());
     ev.user_id = Some(user.id.clone());

@@ -174,6 +174,7 @@ async fn codes_and_refresh_rotation(s: SqliteStore) {
         scope: "openid".into(),
         auth_time: 1,
         sso_session_id: None,
+        sso_auth: false,
     };
     s.create_session(&sess, &[]).await.expect("sess");
     assert!(

@@ -256,7 +256,8 @@ pub(super) async fn submit(
             {
                 return Ok(expired_page());
             }
-            issue_code(idp, realm, req, &s).await
+            // Consent asked of a browser that logged in by its SSO session.
+            issue_code(idp, realm, req, &s, true).await
         }
     }
 }
