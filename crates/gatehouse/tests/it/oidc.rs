@@ -239,18 +239,7 @@ async fn refresh_rotation_and_reuse_revokes_the_session() {
     let r1 = t["refresh_token"].as_str().expect("rt").to_owned();
     let refresh = |rt: String| {
         let s = &s;
-        async move {
-            s.http
-                .post(s.token_url("demo"))
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("client_id", "spa"),
-                    ("refresh_token", &rt),
-                ])
-                .send()
-                .await
-                .expect("send")
-        }
+        async move { s.public_refresh("demo", "spa", &rt).await }
     };
     let resp = refresh(r1.clone()).await;
     assert_eq!(resp.status(), 200);
@@ -267,18 +256,8 @@ async fn refresh_rotation_and_reuse_revokes_the_session() {
     assert_eq!(refresh(r2).await.status(), 400);
     // A confidential client's refresh token cannot be used by another client.
     let t: Value = s.alice_tokens(None).await;
-    let r = s
-        .http
-        .post(s.token_url("demo"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", "spa"),
-            ("refresh_token", t["refresh_token"].as_str().expect("rt")),
-        ])
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 400);
+    let rt = t["refresh_token"].as_str().expect("rt");
+    assert_eq!(s.public_refresh("demo", "spa", rt).await.status(), 400);
 }
 
 #[tokio::test]
@@ -486,17 +465,10 @@ async fn authorization_code_flow_with_pkce_login_page_and_sso() {
     // in every token of the client session, refreshed ones too.
     assert_eq!(id["acr"], "0");
     assert_eq!(claims(t["access_token"].as_str().expect("at"))["acr"], "0");
+    let rt = t["refresh_token"].as_str().expect("rt");
     let refreshed: Value = s
-        .http
-        .post(s.token_url("demo"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", "spa"),
-            ("refresh_token", t["refresh_token"].as_str().expect("rt")),
-        ])
-        .send()
+        .public_refresh("demo", "spa", rt)
         .await
-        .expect("send")
         .json()
         .await
         .expect("json");
@@ -616,17 +588,7 @@ async fn authorization_code_flow_with_pkce_login_page_and_sso() {
         Some("login_required")
     );
     let rt = t["refresh_token"].as_str().expect("rt");
-    let r = s
-        .http
-        .post(s.token_url("demo"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", "spa"),
-            ("refresh_token", rt),
-        ])
-        .send()
-        .await
-        .expect("send");
+    let r = s.public_refresh("demo", "spa", rt).await;
     assert_eq!(r.status(), 400, "logout ended the client session too");
 }
 

@@ -227,6 +227,20 @@ impl Server {
     }
 
     /// A refresh grant for `client` (Basic auth); the answer's status.
+    /// A refresh-token grant by a public client (no secret).
+    pub async fn public_refresh(&self, realm: &str, client: &str, rt: &str) -> reqwest::Response {
+        self.http
+            .post(self.token_url(realm))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", client),
+                ("refresh_token", rt),
+            ])
+            .send()
+            .await
+            .expect("refresh")
+    }
+
     pub async fn refresh_status(
         &self,
         realm: &str,
