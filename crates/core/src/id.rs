@@ -49,6 +49,16 @@ fn hyphenated(b: &[u8; 16]) -> String {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// A UUID-shaped id derived from `seed` (the first 16 bytes of its
+/// SHA-256): for things Keycloak gives a UUID but that Gatehouse does not
+/// store until changed (default registration policies, default flows,
+/// execution rows), so every node and every call names them alike.
+pub fn derived(seed: &str) -> String {
+    let d = sha256(seed.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    hyphenated(&b)
+}
+
 /// Whether two byte strings are equal, in time that depends on their
 /// length only (eight bytes a step, one branch at the end): for comparing
 /// a caller's bearer token with one held in memory, where `subtle`'s
@@ -68,16 +78,6 @@ pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         diff |= x ^ y;
     }
     std::hint::black_box(diff) == 0
-}
-
-/// SHA-256): for things Keycloak gives a UUID but that Gatehouse does not
-/// store until changed (default registration policies, default flows,
-/// execution rows), so every node and every call names them alike.
-pub fn derived(seed: &str) -> String {
-    let d = sha256(seed.as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    hyphenated(&b)
 }
 
 /// The SHA-256 of `data`, as bytes: cache keys on the request path, where

@@ -174,13 +174,23 @@ pub struct Paging {
 }
 
 impl Paging {
-    /// The page of `items` asked for: a negative or absent `first` is 0,
-    /// a negative or absent `max` is no limit (Keycloak's reading).
+    /// See [`window`].
     pub fn window<I: Iterator>(&self, items: I) -> std::iter::Take<std::iter::Skip<I>> {
-        let first = self.first.unwrap_or(0).max(0) as usize;
-        let max = self.max.filter(|m| *m >= 0).unwrap_or(i64::MAX) as usize;
-        items.skip(first).take(max)
+        window(self.first, self.max, items)
     }
+}
+
+/// The page of `items` that `first` and `max` ask for, for query types
+/// that carry them beside other parameters: a negative or absent `first`
+/// is 0, a negative or absent `max` is no limit (Keycloak's reading).
+pub fn window<I: Iterator>(
+    first: Option<i64>,
+    max: Option<i64>,
+    items: I,
+) -> std::iter::Take<std::iter::Skip<I>> {
+    let first = first.unwrap_or(0).max(0) as usize;
+    let max = max.filter(|m| *m >= 0).unwrap_or(i64::MAX) as usize;
+    items.skip(first).take(max)
 }
 
 /// After any admin write (success or not: a failed one may still have

@@ -41,9 +41,9 @@ static INSTANCES: AtomicU64 = AtomicU64::new(1);
 /// A service calling an API over a kept-alive connection repeats the same
 /// token on every request; recognising it by comparison skips hashing a
 /// 1 KB token and the shared cache's lookup (together about a tenth of a
-/// JWT request's user time). Same rules as the shared cache: expiry is
-/// checked on every use and the entry lapses [`CACHE_TTL`] after the
-/// token was verified.
+/// JWT request's user time). Same rules as the shared cache: the entry
+/// lapses [`CACHE_TTL`] after the token was verified, and
+/// [`JwtAuthorizer::authenticate`] checks expiry on whatever either gives.
 #[derive(Default)]
 pub struct TokenMemo(std::sync::Mutex<Option<Memo>>);
 
@@ -54,13 +54,12 @@ struct Memo {
 }
 
 impl TokenMemo {
-    fn recall(&self, authorizer: u64, token: &str, now: i64, leeway: i64) -> Option<Arc<Identity>> {
+    fn recall(&self, authorizer: u64, token: &str, now: i64) -> Option<Arc<Identity>> {
         // An HTTP/2 connection's concurrent streams do not wait for it.
         let slot = self.0.try_lock().ok()?;
         let m = slot.as_ref()?;
         (m.authorizer == authorizer
             && gatehouse_core::id::same_bytes(&m.token, token.as_bytes())
-            && now <= m.id.exp + leeway
             && now < m.id.verified_at + CACHE_TTL.as_secs() as i64)
             .then(|| m.id.clone())
     }
@@ -230,32 +229,32 @@ impl JwtAuthorizer {
             return Err(Reject::Invalid("malformed token"));
         }
         let now = gatehouse_core::time::now();
-        let leeway = self.rules.leeway as i64;
-        if let Some(id) = memo.and_then(|m| m.recall(self.instance, token, now, leeway)) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(id);
+        let recalled = memo.and_then(|m| m.recall(self.instance, token, now));
+        let id = match &recalled {
+            Some(id) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                id.clone()
+            }
+            None => self.verify_cached(token).await?,
+        };
+        // One expiry rule for the memo and the cache (a fresh verification
+        // has passed it already); the cache is keyed by the credential.
+        if now > id.exp + self.rules.leeway as i64 {
+            self.cache.invalidate(&id.credential);
+            return Err(Reject::Invalid("token expired"));
         }
-        let id = self.verify_cached(token, now).await?;
-        if let Some(m) = memo {
+        if let (None, Some(m)) = (recalled, memo) {
             m.remember(self.instance, token, &id);
         }
         Ok(id)
     }
 
-    async fn verify_cached(
-        &self,
-        token: &str,
-        now: i64,
-    ) -> std::result::Result<Arc<Identity>, Reject> {
+    /// The shared cache's identity for `token`, or a fresh verification.
+    async fn verify_cached(&self, token: &str) -> std::result::Result<Arc<Identity>, Reject> {
         let key = gatehouse_core::id::sha256(token.as_bytes());
         if let Some(id) = self.cache.get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return if now <= id.exp + self.rules.leeway as i64 {
-                Ok(id)
-            } else {
-                self.cache.invalidate(&key);
-                Err(Reject::Invalid("token expired"))
-            };
+            return Ok(id);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         if self.keys.load().is_empty() {

@@ -131,12 +131,8 @@ async fn list(
         }
         Some(id) => &c.client_id == id,
     });
-    let page = super::Paging {
-        first: q.first,
-        max: q.max,
-    };
     Ok(Json(json!(
-        page.window(filtered)
+        super::window(q.first, q.max, filtered)
             .map(|c| repr::client(c, true))
             .collect::<Vec<_>>()
     )))

@@ -57,12 +57,8 @@ async fn list(
             None => true,
             Some(n) => subtree_matches(&all, g, n),
         });
-    let page = Paging {
-        first: q.first,
-        max: q.max,
-    };
     Ok(Json(json!(
-        page.window(top)
+        super::window(q.first, q.max, top)
             .map(|g| repr::group(g, &all, true))
             .collect::<Vec<_>>()
     )))

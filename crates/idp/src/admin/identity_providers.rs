@@ -4,7 +4,7 @@
 //! export, readable, and removable; creating or changing one is refused
 //! (501) rather than stored as if logins through it would work.
 
-use super::{Paging, RealmAdmin, event};
+use super::{RealmAdmin, event};
 use crate::error::AdminError;
 use crate::state::Idp;
 use axum::Json;
@@ -74,12 +74,7 @@ async fn list(RealmAdmin { realm, .. }: RealmAdmin, Query(q): Query<ListQuery>) 
     let found = stored(&realm, "identityProviders")
         .iter()
         .filter(|p| q.search.as_deref().is_none_or(|s| matches(alias_of(p), s)));
-    let page = Paging {
-        first: q.first,
-        max: q.max,
-    };
-    let reps: Vec<Value> = page
-        .window(found)
+    let reps: Vec<Value> = super::window(q.first, q.max, found)
         .map(|p| match q.brief {
             Some(true) => json!({
                 "alias": p["alias"],

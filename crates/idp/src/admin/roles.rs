@@ -181,16 +181,12 @@ impl RoleListQuery {
     fn page(&self, mut roles: Vec<Role>) -> Vec<Role> {
         roles.sort_by(|a, b| a.name.cmp(&b.name));
         let needle = self.search.as_deref().map(str::to_lowercase);
-        let page = super::Paging {
-            first: self.first,
-            max: self.max,
-        };
-        page.window(roles.into_iter().filter(|r| {
+        let matching = roles.into_iter().filter(|r| {
             needle
                 .as_deref()
                 .is_none_or(|n| r.name.to_lowercase().contains(n))
-        }))
-        .collect()
+        });
+        super::window(self.first, self.max, matching).collect()
     }
 }
 
@@ -587,11 +583,7 @@ async fn list_composites(
                 .as_deref()
                 .is_none_or(|s| c.name.to_lowercase().contains(&s.to_lowercase()))
         });
-    let window = super::Paging {
-        first: page.first,
-        max: page.max,
-    };
-    let list: Vec<Role> = window.window(matching).collect();
+    let list: Vec<Role> = super::window(page.first, page.max, matching).collect();
     render_all(idp, &list, &realm).await
 }
 

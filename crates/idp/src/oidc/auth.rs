@@ -459,7 +459,7 @@ async fn front_channel_tokens(
     req: &AuthRequest,
     sso: &Session,
     code: Option<&str>,
-    by_sso: bool,
+    sso_auth: bool,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
     let client = idp
         .client(realm, &req.client_id)
@@ -473,10 +473,9 @@ async fn front_channel_tokens(
         .ok_or_else(|| OAuthError::invalid_request("User disabled or not found"))?;
     let id = crate::oidc::token::client_session_id(&sso.id);
     let mut session =
-        crate::oidc::token::client_session(realm, &client, &user, &req.scope, sso, id);
+        crate::oidc::token::client_session(realm, &client, &user, &req.scope, (sso, sso_auth), id);
     // No refresh token comes from the front channel.
     session.refresh_token_id = None;
-    session.sso_auth = by_sso;
     idp.store.create_session(&session, &[]).await?;
     let ring = idp.keyring(realm).await?;
     crate::tokens::front_channel(

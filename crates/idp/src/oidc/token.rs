@@ -437,18 +437,20 @@ async fn refresh(
 /// serves every client, and each code exchange (or implicit grant) gets
 /// its own client session (its own refresh-token rotation), linked to the
 /// SSO session so that ending that one ends this one. `id` comes from
-/// [`client_session_id`].
+/// [`client_session_id`]; `sso_auth` when the SSO session stood in for
+/// credentials in the authorization ([`Session::sso_auth`]).
 pub fn client_session(
     realm: &Realm,
     client: &Client,
     user: &User,
     scope: &str,
-    sso: &Session,
+    (sso, sso_auth): (&Session, bool),
     id: String,
 ) -> Session {
     let mut session = new_session(realm, client, user, scope, sso.auth_time);
     session.id = id;
     session.sso_session_id = Some(sso.id.clone());
+    session.sso_auth = sso_auth;
     session
 }
 
@@ -547,8 +549,8 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
     else {
         return Err(OAuthError::invalid_grant("User disabled or not found"));
     };
-    let mut session = client_session(realm, client, &user, &data.scope, &sso, session_id);
-    session.sso_auth = data.sso;
+    let from = (&sso, data.sso);
+    let session = client_session(realm, client, &user, &data.scope, from, session_id);
     let mut ev = Event::user(&realm.id, "CODE_TO_TOKEN");
     ev.client_id = Some(client.client_id.clone());
     ev.user_id = Some(user.id.clone());
