@@ -118,6 +118,11 @@ pub struct AuthorizerConfig {
     /// (`https://cognito-idp.REGION.amazonaws.com/POOL`), off otherwise.
     #[serde(rename = "client_id_as_audience")]
     pub client_id_as_audience_setting: Option<bool>,
+    /// Accept OpenID Connect ID tokens as well as access tokens, as AWS
+    /// API Gateway's JWT authorizer does with Cognito's. Off: an ID token
+    /// is the client's proof of a login, not a credential for an API.
+    #[serde(default)]
+    pub accept_id_tokens: bool,
 }
 
 impl AuthorizerConfig {

@@ -32,6 +32,10 @@ pub enum Error {
     /// signature's meaning depends on, and Gatehouse understands none.
     #[error("critical header extension not understood")]
     Critical,
+    /// The token says it is something other than what the verifier takes
+    /// (see `verify::Purpose`).
+    #[error("not an access token")]
+    TokenType,
     #[error("invalid token: {0}")]
     Invalid(String),
 }

@@ -181,6 +181,13 @@ impl KeySet {
         {
             return Err(Error::Issuer);
         }
+        if let Purpose::Access { id_tokens } = rules.purpose {
+            match declared(header.typ.as_deref(), &data.claims) {
+                Declared::Access => {}
+                Declared::Id if id_tokens => {}
+                Declared::Id | Declared::Other => return Err(Error::TokenType),
+            }
+        }
         if !rules.audiences.is_empty() {
             let ok = match data.claims.get("aud") {
                 // Cognito's access tokens name their client, not an
@@ -212,6 +219,77 @@ fn audience_ok(aud: Option<&serde_json::Value>, accepted: &[String]) -> bool {
     }
 }
 
+/// What a token says it is, from the markers issuers put in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Declared {
+    /// An access token, or a token that says nothing about its kind.
+    Access,
+    /// An OpenID Connect ID token.
+    Id,
+    /// A refresh, logout or other token, or markers that contradict.
+    Other,
+}
+
+/// Reads the explicit markers of a token's kind (RFC 8725 §3.11): the
+/// header `typ` (`at+jwt` of RFC 9068, or a media type of another JWT
+/// profile such as `logout+jwt`), Keycloak's `typ` claim (`Bearer`, `ID`,
+/// `Refresh`, `Offline`, `Logout`), Amazon Cognito's `token_use` (`access`,
+/// `id`) and the `events` claim of security event and logout tokens
+/// (RFC 8417). A token without markers, as Entra ID's and Okta's are,
+/// counts as an access token: for those the audience is the guard.
+fn declared(header_typ: Option<&str>, claims: &serde_json::Value) -> Declared {
+    let mut access = false;
+    let mut id = false;
+    if let Some(t) = header_typ {
+        let t = t.to_ascii_lowercase();
+        match t.strip_prefix("application/").unwrap_or(&t) {
+            "jwt" | "jose" => {}
+            "at+jwt" => access = true,
+            _ => return Declared::Other,
+        }
+    }
+    match claims.get("typ").and_then(|v| v.as_str()) {
+        Some(t) if t.eq_ignore_ascii_case("bearer") => access = true,
+        Some(t) if t.eq_ignore_ascii_case("id") => id = true,
+        Some(t)
+            if ["refresh", "offline", "logout", "serialized-id"]
+                .iter()
+                .any(|k| t.eq_ignore_ascii_case(k)) =>
+        {
+            return Declared::Other;
+        }
+        _ => {}
+    }
+    match claims.get("token_use").map(|v| v.as_str()) {
+        None => {}
+        Some(Some("access")) => access = true,
+        Some(Some("id")) => id = true,
+        Some(_) => return Declared::Other,
+    }
+    if claims.get("events").is_some() {
+        return Declared::Other;
+    }
+    match (access, id) {
+        (true, true) => Declared::Other,
+        (_, true) => Declared::Id,
+        _ => Declared::Access,
+    }
+}
+
+/// Which tokens a verifier takes by what they declare themselves to be: a
+/// token made for one purpose must not be accepted for another (an ID
+/// token or a back-channel logout token, signed by the same issuer key,
+/// replayed as an access token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// No check: the caller knows the token's kind by where it came from
+    /// (an RFC 7523 client assertion is signed by the client's own key).
+    Any,
+    /// Access tokens; ID tokens too when `id_tokens` (AWS API Gateway's JWT
+    /// authorizer takes Cognito ID tokens, and apps built on that send them).
+    Access { id_tokens: bool },
+}
+
 /// What a verifier checks besides the signature.
 #[derive(Debug, Clone)]
 pub struct Rules {
@@ -227,6 +305,8 @@ pub struct Rules {
     /// A token without `aud` is checked by its `client_id` instead (Amazon
     /// Cognito's access tokens). Never a fallback for a wrong `aud`.
     pub client_id_as_audience: bool,
+    /// Which kinds of token are accepted.
+    pub purpose: Purpose,
 }
 
 impl Rules {
@@ -238,6 +318,7 @@ impl Rules {
             algorithms: ASYMMETRIC.to_vec(),
             leeway: 30,
             client_id_as_audience: false,
+            purpose: Purpose::Any,
         }
     }
 }

@@ -111,6 +111,14 @@ async fn every_bad_token_is_401_and_never_forwarded() {
         "{crit_input}.{}",
         URL_SAFE_NO_PAD.encode(iss.key.sign_raw(crit_input.as_bytes()).expect("sign"))
     );
+    let id_token = iss.sign(&iss.claims(json!({"typ": "ID"})));
+    let cognito_id = iss.sign(&iss.claims(json!({"token_use": "id"})));
+    let logout = gatehouse_jose::sign::sign_typed(
+        &iss.key,
+        "logout+jwt",
+        &iss.claims(json!({"events": {"http://schemas.openid.net/event/backchannel-logout": {}}})),
+    )
+    .expect("sign");
     let bad_b64 = "eyJ!!!.@@@.###".to_owned();
     let huge = format!("{}.{}.{}", parts[0], "A".repeat(100 * 1024), parts[2]);
     let cases = [
@@ -128,6 +136,9 @@ async fn every_bad_token_is_401_and_never_forwarded() {
         ("tampered payload", tampered),
         ("stripped signature", stripped),
         ("unknown critical header", crit),
+        ("an ID token", id_token),
+        ("a Cognito ID token", cognito_id),
+        ("a back-channel logout token", logout),
         ("malformed base64", bad_b64),
         ("100 KB token", huge),
     ];
@@ -806,6 +817,9 @@ async fn malformed_requests_get_clean_4xx_and_upstream_failures_5xx() {
 fn own_config(s: &Server, up: &str) -> String {
     format!(
         r#"
+[gateway]
+audit_log = "{}"
+
 [authorizers.gatehouse]
 type = "jwt"
 issuer = "{}/realms/demo"
@@ -817,6 +831,7 @@ upstream = "{up}"
 authorizers = ["gatehouse"]
 groups_any = ["sales"]
 "#,
+        s.audit_path(),
         s.base
     )
 }
@@ -867,6 +882,32 @@ async fn gatehouse_tokens_and_revocation_that_takes_effect() {
     assert_eq!(get(alice.clone()).await, 200);
     assert_eq!(get(alice.clone()).await, 200, "second call is a cache hit");
     assert_eq!(get(bob).await, 403, "bob is not in group sales");
+    // Alice's ID token is signed by the same realm key and names her, but
+    // it is the client's proof of her login, not a credential for an API.
+    let t: Value = s
+        .password_tokens(
+            "demo",
+            "app",
+            Some("app-secret"),
+            "alice",
+            "alice-pw",
+            Some("openid"),
+        )
+        .await;
+    let id_token = t["id_token"].as_str().expect("id token").to_owned();
+    assert_eq!(get(id_token.clone()).await, 401);
+    assert_eq!(
+        s.audit_reasons(401).await,
+        vec![json!("not an access token")]
+    );
+    // An authorizer may take ID tokens, as AWS API Gateway's does.
+    let lenient = own_config(&s, &up.url).replace(
+        "type = \"jwt\"\n",
+        "type = \"jwt\"\naccept_id_tokens = true\n",
+    );
+    s.configure(&lenient).expect("config");
+    assert_eq!(get(id_token).await, 200);
+    s.configure(&own_config(&s, &up.url)).expect("config");
     // Revoking the access token at the IdP stops it at the gateway at once,
     // although the JWT is still validly signed and cached.
     let r = s
@@ -929,7 +970,7 @@ async fn gatehouse_tokens_and_revocation_that_takes_effect() {
         .expect("send");
     assert_eq!(r.status(), 204);
     assert_eq!(get(a3).await, 401);
-    assert_eq!(up.hits(), 4);
+    assert_eq!(up.hits(), 5);
 }
 
 #[tokio::test]

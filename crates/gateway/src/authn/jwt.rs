@@ -14,7 +14,7 @@ use crate::config::AuthorizerConfig;
 use crate::identity::{Identity, from_claims};
 use crate::{Error, Result};
 use arc_swap::ArcSwap;
-use gatehouse_jose::verify::{KeySet, Rules};
+use gatehouse_jose::verify::{KeySet, Purpose, Rules};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -149,6 +149,9 @@ impl JwtAuthorizer {
             algorithms,
             leeway: cfg.leeway_seconds,
             client_id_as_audience: cfg.client_id_as_audience(),
+            purpose: Purpose::Access {
+                id_tokens: cfg.accept_id_tokens,
+            },
         };
         Ok(JwtAuthorizer {
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
@@ -383,6 +386,7 @@ fn reason(e: &gatehouse_jose::Error) -> &'static str {
         E::Audience => "wrong audience",
         E::Algorithm => "algorithm not allowed",
         E::Critical => "critical header not understood",
+        E::TokenType => "not an access token",
         _ => "invalid token",
     }
 }

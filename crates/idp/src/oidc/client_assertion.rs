@@ -190,6 +190,8 @@ pub async fn verify(
                 leeway: LEEWAY as u64,
                 // RFC 7523 §3: the assertion must name us in `aud`.
                 client_id_as_audience: false,
+                // Signed by the client's own key: nothing else to confuse.
+                purpose: gatehouse_jose::verify::Purpose::Any,
             };
             let keys = client_keys(idp, client, false).await?;
             match keys.verify(&a.token, &rules) {

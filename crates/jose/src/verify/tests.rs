@@ -383,3 +383,85 @@ fn jwks_without_alg_and_with_extra_fields_verify() {
     };
     assert!(matches!(ks.verify(&t, &es_only), Err(Error::Algorithm)));
 }
+
+/// A verifier for access tokens refuses tokens that say they are something
+/// else (RFC 8725 §3.11): Keycloak's ID, refresh and logout tokens, a
+/// back-channel logout token typed `logout+jwt`, Cognito's ID tokens,
+/// security event tokens, and markers that contradict each other. Tokens
+/// that say nothing (Entra ID, Okta) and access tokens pass. ID tokens pass
+/// only when asked, and a verifier for any purpose takes them all.
+#[test]
+fn tokens_declaring_another_purpose_are_not_access_tokens() {
+    let (k, ks) = setup(Alg::RS256);
+    let access = Rules {
+        purpose: Purpose::Access { id_tokens: false },
+        ..Rules::for_issuer("i")
+    };
+    let or_id = Rules {
+        purpose: Purpose::Access { id_tokens: true },
+        ..access.clone()
+    };
+    let any = Rules::for_issuer("i");
+    let exp = now() + 60;
+    // (header typ, extra claims, as access token, with ID tokens)
+    let cases = [
+        (None, json!({}), true, true),
+        (Some("JWT"), json!({"typ": "Bearer"}), true, true),
+        (Some("at+jwt"), json!({}), true, true),
+        (Some("application/AT+JWT"), json!({}), true, true),
+        (Some("JOSE"), json!({"token_use": "access"}), true, true),
+        (Some("JWT"), json!({"typ": "ID"}), false, true),
+        (None, json!({"token_use": "id"}), false, true),
+        (Some("JWT"), json!({"typ": "Refresh"}), false, false),
+        (Some("JWT"), json!({"typ": "Offline"}), false, false),
+        (Some("JWT"), json!({"typ": "Logout"}), false, false),
+        (Some("logout+jwt"), json!({}), false, false),
+        (Some("secevent+jwt"), json!({}), false, false),
+        (Some("dpop+jwt"), json!({}), false, false),
+        (
+            None,
+            json!({"events": {"http://schemas.openid.net/event/backchannel-logout": {}}}),
+            false,
+            false,
+        ),
+        (None, json!({"token_use": "refresh"}), false, false),
+        (None, json!({"token_use": 1}), false, false),
+        (Some("at+jwt"), json!({"typ": "ID"}), false, false),
+        (
+            None,
+            json!({"typ": "Bearer", "token_use": "id"}),
+            false,
+            false,
+        ),
+    ];
+    for (typ, extra, as_access, as_access_or_id) in cases {
+        let mut c = extra.clone();
+        c["iss"] = json!("i");
+        c["exp"] = json!(exp);
+        let t = match typ {
+            Some(typ) => crate::sign::sign_typed(&k, typ, &c),
+            None => {
+                let h = json!({"alg": "RS256", "kid": k.kid()});
+                let input = format!(
+                    "{}.{}",
+                    URL_SAFE_NO_PAD.encode(h.to_string()),
+                    URL_SAFE_NO_PAD.encode(c.to_string())
+                );
+                let sig = k.sign_raw(input.as_bytes()).expect("sign");
+                Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+            }
+        }
+        .expect("sign");
+        let got = ks.verify(&t, &access);
+        assert_eq!(got.is_ok(), as_access, "{typ:?} {extra}");
+        if !as_access {
+            assert!(matches!(got, Err(Error::TokenType)), "{typ:?} {extra}");
+        }
+        assert_eq!(
+            ks.verify(&t, &or_id).is_ok(),
+            as_access_or_id,
+            "{typ:?} {extra}"
+        );
+        assert!(ks.verify(&t, &any).is_ok(), "{typ:?} {extra}");
+    }
+}
