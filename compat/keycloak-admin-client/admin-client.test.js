@@ -707,3 +707,27 @@ test("identity providers a realm export brought: listed, read, removed; creating
   kc.setConfig({ realmName: "master" });
   await kc.realms.del({ realm: "brokered" });
 });
+
+test("cluster nodes, push revocation and registration policy providers, as Keycloak's clients and realms specs use them", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const { id } = await kc.clients.create({ clientId: "clustered" });
+  await kc.clients.addClusterNode({ id, node: "127.0.0.1" });
+  assert.deepEqual(Object.keys((await kc.clients.findOne({ id })).registeredNodes), ["127.0.0.1"]);
+  // No admin URL: nothing to reach, nothing claimed as reached.
+  assert.deepEqual(await kc.clients.testNodesAvailable({ id }), { successRequests: [], failedRequests: [] });
+  assert.deepEqual(await kc.clients.pushRevocation({ id }), { successRequests: [], failedRequests: [] });
+  await kc.clients.deleteClusterNode({ id, node: "127.0.0.1" });
+  assert.equal((await kc.clients.findOne({ id })).registeredNodes, undefined);
+  await assert.rejects(kc.clients.deleteClusterNode({ id, node: "127.0.0.1" }), /404|not have node/);
+  // With an admin URL, Gatehouse does not send the old adapter calls and says so.
+  const c = await kc.clients.findOne({ id });
+  await kc.clients.update({ id }, { ...c, adminUrl: "https://app.example/admin" });
+  const pushed = await kc.realms.pushRevocation({ realm: "compat" });
+  assert.deepEqual(pushed.successRequests, []);
+  assert.deepEqual(pushed.failedRequests, ["https://app.example/admin"]);
+  const providers = await kc.realms.getClientRegistrationPolicyProviders({ realm: "compat" });
+  assert.deepEqual(providers.map((p) => p.id).sort(), ["allowed-client-templates", "allowed-protocol-mappers", "consent-required", "max-clients", "scope", "trusted-hosts"]);
+  const hosts = providers.find((p) => p.id === "trusted-hosts");
+  assert.ok(hosts.properties.some((p) => p.name === "trusted-hosts" && p.type === "MultivaluedString"));
+  await kc.clients.del({ id });
+});

@@ -1,6 +1,7 @@
 //! `/admin/realms/...`: Keycloak's admin REST API. Every call needs a bearer
 //! token from realm `master` whose user holds the realm role `admin`.
 
+pub mod adapter_actions;
 pub mod api_keys;
 pub mod attack_detection;
 pub mod authentication_flows;
@@ -220,6 +221,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(localization::routes())
         .merge(attack_detection::routes())
         .merge(clients::routes())
+        .merge(adapter_actions::routes())
         .merge(installation::routes())
         .merge(evaluate::routes())
         .merge(client_scopes::routes())

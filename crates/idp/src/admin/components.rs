@@ -51,6 +51,117 @@ pub fn routes() -> Router<Arc<Idp>> {
     Router::new()
         .route(P, get(list).post(create))
         .route(&format!("{P}/{{id}}"), get(one).put(update).delete(remove))
+        .route(&format!("{P}/{{id}}/sub-component-types"), get(sub_types))
+        .route(
+            "/admin/realms/{realm}/client-registration-policy/providers",
+            get(policy_providers),
+        )
+}
+
+/// One configuration property of a provider (ConfigPropertyRepresentation).
+fn property(name: &str, label: &str, kind: &str, help: &str, default: Value) -> Value {
+    let mut p = json!({"name": name, "label": label, "helpText": help, "type": kind,
+        "secret": false, "required": false, "readOnly": false});
+    if !default.is_null() {
+        p["defaultValue"] = default;
+    }
+    p
+}
+
+/// `GET .../client-registration-policy/providers`: the policy providers
+/// Gatehouse enforces (ComponentTypeRepresentation), with the settings each
+/// one reads, so an admin console can offer exactly those.
+async fn policy_providers(_: RealmAdmin) -> Json<Value> {
+    let mapper_types: Vec<&str> = crate::client_registration::ALLOWED_MAPPERS.to_vec();
+    let providers = POLICY_PROVIDERS.iter().map(|id| {
+        let (help, properties) = match *id {
+            "trusted-hosts" => (
+                "Allowed hosts for anonymous client registration",
+                vec![
+                    property(
+                        "trusted-hosts",
+                        "Trusted Hosts",
+                        "MultivaluedString",
+                        "Hosts and IP addresses that may register clients without a token",
+                        Value::Null,
+                    ),
+                    property(
+                        "host-sending-registration-request-must-match",
+                        "Host Sending Client Registration Request Must Match",
+                        "boolean",
+                        "The registration request must come from a trusted host",
+                        json!("true"),
+                    ),
+                    property(
+                        "client-uris-must-match",
+                        "Client URIs Must Match",
+                        "boolean",
+                        "Redirect and other client URIs must be on a trusted host",
+                        json!("true"),
+                    ),
+                ],
+            ),
+            "consent-required" => ("Registered clients must ask the user for consent", vec![]),
+            "scope" => ("Registered clients get no full scope of roles", vec![]),
+            "max-clients" => (
+                "Limits the number of clients in the realm",
+                vec![property(
+                    "max-clients",
+                    "Max Clients Per Realm",
+                    "String",
+                    "Registration is refused once the realm has this many clients",
+                    json!("200"),
+                )],
+            ),
+            "allowed-protocol-mappers" => (
+                "Protocol mapper types a registered client may carry",
+                vec![{
+                    let mut p = property(
+                        "allowed-protocol-mapper-types",
+                        "Allowed Protocol Mapper Types",
+                        "MultivaluedList",
+                        "Mapper types allowed in a registration",
+                        Value::Null,
+                    );
+                    p["options"] = json!(mapper_types);
+                    p
+                }],
+            ),
+            _ => (
+                "Client scopes a registered client may use",
+                vec![
+                    property(
+                        "allowed-client-scopes",
+                        "Allowed Client Scopes",
+                        "MultivaluedList",
+                        "Client scopes allowed besides the realm's defaults",
+                        Value::Null,
+                    ),
+                    property(
+                        "allow-default-scopes",
+                        "Allow Default Scopes",
+                        "boolean",
+                        "The realm's default and optional client scopes are allowed",
+                        json!("true"),
+                    ),
+                ],
+            ),
+        };
+        json!({"id": id, "helpText": help, "properties": properties, "metadata": {}})
+    });
+    Json(Value::Array(providers.collect()))
+}
+
+/// `GET .../components/{id}/sub-component-types`: none of the components
+/// Gatehouse runs has sub-components.
+async fn sub_types(
+    RealmAdmin { realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    if !all(&realm).iter().any(|c| c.id == id) {
+        return Err(not_found());
+    }
+    Ok(Json(json!([])))
 }
 
 /// One component as the admin API shows it (ComponentRepresentation).
