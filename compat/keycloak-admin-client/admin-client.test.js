@@ -731,3 +731,16 @@ test("cluster nodes, push revocation and registration policy providers, as Keycl
   assert.ok(hosts.properties.some((p) => p.name === "trusted-hosts" && p.type === "MultivaluedString"));
   await kc.clients.del({ id });
 });
+
+test("impersonation, as Keycloak's users spec calls it", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const { id } = await kc.users.create({ username: "impersonated", enabled: true });
+  const result = await kc.users.impersonation({ id }, { user: id, realm: "master" });
+  assert.equal(result.sameRealm, false);
+  assert.equal(result.redirect, `${baseUrl}/realms/compat/account`);
+  const events = await kc.realms.findEvents({ realm: "compat", type: "IMPERSONATE" });
+  assert.equal(events.length, 1);
+  assert.equal(events[0].userId, id);
+  assert.equal(events[0].details.impersonator, "admin");
+  await kc.users.del({ id });
+});

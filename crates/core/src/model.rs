@@ -663,6 +663,22 @@ pub struct Session {
     /// `0`, not `1` (a relying party that needs a fresh login reads it).
     #[serde(default)]
     pub sso_auth: bool,
+    /// The admin who started this session as the user (Keycloak's
+    /// impersonation); client sessions made from it carry it too, and
+    /// introspection shows it as `act` (RFC 8693 §4.1), so what an admin
+    /// did as someone else stays attributable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonator: Option<Impersonator>,
+}
+
+/// Who impersonates (Keycloak's `IMPERSONATOR_ID` / `IMPERSONATOR_USERNAME`
+/// session notes).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Impersonator {
+    pub id: String,
+    pub username: String,
+    /// The realm the admin signed in to.
+    pub realm: String,
 }
 
 /// The effective identity that goes into a token.

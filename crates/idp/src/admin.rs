@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod events;
 pub mod groups;
 pub mod identity_providers;
+pub mod impersonation;
 pub mod initial_access;
 pub mod installation;
 pub mod localization;
@@ -41,6 +42,8 @@ use std::sync::Arc;
 pub struct AdminCaller {
     pub user_id: String,
     pub client_id: String,
+    /// The session the caller's token belongs to (its `sid`).
+    pub session_id: Option<String>,
 }
 
 /// Checks the caller's token: master realm, active, realm role `admin`.
@@ -83,6 +86,7 @@ pub async fn guard_role(
     Ok(AdminCaller {
         user_id: active.user.id,
         client_id: active.claims["azp"].as_str().unwrap_or_default().to_owned(),
+        session_id: active.claims["sid"].as_str().map(str::to_owned),
     })
 }
 
@@ -226,6 +230,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(evaluate::routes())
         .merge(client_scopes::routes())
         .merge(users::routes())
+        .merge(impersonation::routes())
         .merge(user_profile::routes())
         .merge(required_actions::routes())
         .merge(authentication_flows::routes())

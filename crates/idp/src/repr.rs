@@ -476,7 +476,7 @@ pub fn user(u: &User) -> Value {
     }
     o.insert(
         "access".into(),
-        json!({"manageGroupMembership": true, "view": true, "mapRoles": true, "impersonate": false, "manage": true}),
+        json!({"manageGroupMembership": true, "view": true, "mapRoles": true, "impersonate": true, "manage": true}),
     );
     Value::Object(o)
 }

@@ -2153,3 +2153,114 @@ async fn imported_identity_providers_are_listed_and_removable_not_creatable() {
         "identity-provider/instances/okta-sso"
     );
 }
+
+/// Impersonation as Keycloak does it: the answer sets the realm's SSO
+/// cookies of a new session of the user, a client then gets the user's
+/// tokens without a login, and the admin stays attributable: the
+/// `IMPERSONATE` event names them and introspection shows them as `act`.
+/// Impersonating in the admin's own realm ends the admin's session first.
+#[tokio::test]
+async fn impersonation_signs_in_as_the_user_and_keeps_the_admin_attributable() {
+    let s = start().await;
+    let admin = s.demo_realm().await;
+    let alice = s.user_id(&admin, "demo", "alice").await;
+    let impersonate = |realm: &str, id: &str, token: &str| {
+        s.http
+            .post(format!(
+                "{}/admin/realms/{realm}/users/{id}/impersonation",
+                s.base
+            ))
+            .bearer_auth(token)
+            .json(&json!({"user": id, "realm": "master"}))
+            .send()
+    };
+    let r = impersonate("demo", &alice, &admin).await.expect("send");
+    assert_eq!(r.status(), 200);
+    let sso = crate::support::set_cookie(&r, "GATEHOUSE_IDENTITY");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({"sameRealm": false, "redirect": format!("{}/realms/demo/account", s.base)})
+    );
+    // The cookie is alice's browser session: no login page, a code at once.
+    let r = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/auth",
+            s.base
+        ))
+        .header("cookie", &sso)
+        .query(&[
+            ("client_id", "app"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("prompt", "none"),
+        ])
+        .send()
+        .await
+        .expect("auth");
+    assert_eq!(r.status(), 302);
+    let loc = url::Url::parse(r.headers()["location"].to_str().expect("loc")).expect("url");
+    let code = loc
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code, not an error");
+    let tokens = s
+        .redeem_code("demo", ("app", "app-secret"), &code, "http://127.0.0.1/cb")
+        .await;
+    let at = tokens["access_token"].as_str().expect("at");
+    assert_eq!(claims(at)["sub"], alice);
+    let introspect = |token: String| {
+        let s = &s;
+        async move {
+            let r = s
+                .http
+                .post(format!(
+                    "{}/realms/demo/protocol/openid-connect/token/introspect",
+                    s.base
+                ))
+                .basic_auth("app", Some("app-secret"))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .expect("send");
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    let introspected = introspect(at.to_owned()).await;
+    assert_eq!(introspected["active"], true);
+    assert_eq!(introspected["username"], "alice");
+    assert_eq!(introspected["act"], json!({"sub": "admin"}));
+    // A token of alice's own login has no actor.
+    let own = s.alice_tokens(None).await;
+    let r = introspect(own["access_token"].as_str().expect("at").to_owned()).await;
+    assert_eq!(r["active"], true);
+    assert!(r.get("act").is_none());
+    let (_, events) = s.admin_get(&admin, "/demo/events?type=IMPERSONATE").await;
+    assert_eq!(events.as_array().map(Vec::len), Some(1));
+    assert_eq!(events[0]["userId"], alice);
+    assert_eq!(events[0]["details"]["impersonator"], "admin");
+    assert_eq!(events[0]["details"]["impersonator_realm"], "master");
+    // Unknown user: 404, nothing started.
+    let r = impersonate("demo", "nope", &admin).await.expect("send");
+    assert_eq!(r.status(), 404);
+    // In the admin's own realm the admin's session ends first.
+    let (st, _) = s
+        .admin_post(&admin, "/master/users", &json!({"username": "helper"}))
+        .await;
+    assert_eq!(st, 201);
+    let helper = s.user_id(&admin, "master", "helper").await;
+    let r = impersonate("master", &helper, &admin).await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.expect("json")["sameRealm"], true);
+    let r = s
+        .http
+        .get(format!("{}/admin/realms", s.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401, "the admin's own session ended");
+}

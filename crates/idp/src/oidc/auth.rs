@@ -1011,6 +1011,37 @@ async fn log_in(
 ) -> Result<Response, OAuthError> {
     // The request is spent: a replayed POST cannot log in again.
     idp.store.take_code(&format!("authreq:{req_id}")).await?;
+    let (session, cookies) = start_sso(idp, realm, user, now, None, |session| {
+        let mut ev = Event::user(&realm.id, "LOGIN");
+        ev.client_id = Some(req.client_id.clone());
+        ev.user_id = Some(user.id.clone());
+        ev.session_id = Some(session.id.clone());
+        ev.details
+            .insert("auth_method".into(), "openid-connect".into());
+        ev.details.insert("username".into(), user.username.clone());
+        ev.details
+            .insert("redirect_uri".into(), req.redirect_uri.clone());
+        ev
+    })
+    .await?;
+    let mut r = issue_code(idp, realm, req, &session, false).await?;
+    for c in cookies {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(r)
+}
+
+/// Starts a browser (SSO) session for `user`, written with the one event
+/// `event` makes of it, and returns it with the cookies that carry it. The
+/// login form and the admin API's impersonation start sessions this way.
+pub async fn start_sso(
+    idp: &Idp,
+    realm: &Realm,
+    user: &User,
+    now: i64,
+    impersonator: Option<gatehouse_core::model::Impersonator>,
+    event: impl FnOnce(&Session) -> Event,
+) -> Result<(Session, [HeaderValue; 3]), OAuthError> {
     let session = Session {
         id: gatehouse_core::id::uuid(),
         realm_id: realm.id.clone(),
@@ -1026,26 +1057,19 @@ async fn log_in(
         auth_time: now,
         sso_session_id: None,
         sso_auth: false,
+        impersonator,
     };
-    let mut ev = Event::user(&realm.id, "LOGIN");
-    ev.client_id = Some(req.client_id.clone());
-    ev.user_id = Some(user.id.clone());
-    ev.session_id = Some(session.id.clone());
-    ev.details
-        .insert("auth_method".into(), "openid-connect".into());
-    ev.details.insert("username".into(), user.username.clone());
-    ev.details
-        .insert("redirect_uri".into(), req.redirect_uri.clone());
-    idp.store.create_session(&session, &[ev]).await?;
+    idp.store
+        .create_session(&session, &[event(&session)])
+        .await?;
     let ring = idp.keyring(realm).await?;
     let sso = gatehouse_jose::sign::sign_hs512(
         &ring.hs_secret,
         &realm.id,
         &serde_json::json!({"typ": "SSO", "sid": session.id, "exp": now + realm.sso_session_max_lifespan}),
     )?;
-    let mut r = issue_code(idp, realm, req, &session, false).await?;
     let life = realm.sso_session_max_lifespan;
-    for c in [
+    let cookies = [
         set_cookie(idp, realm, SSO_COOKIE, &sso, life, Reach::Session),
         set_cookie(
             idp,
@@ -1056,8 +1080,6 @@ async fn log_in(
             Reach::SessionScript,
         ),
         set_cookie(idp, realm, CSRF_COOKIE, "", 0, Reach::OwnPages),
-    ] {
-        r.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(r)
+    ];
+    Ok((session, cookies))
 }

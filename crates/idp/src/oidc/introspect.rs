@@ -40,6 +40,11 @@ pub async fn post(
             );
             o.insert("username".into(), json!(active.user.username));
             o.insert("token_type".into(), json!("Bearer"));
+            // An admin acting as the user (impersonation), as Keycloak
+            // shows it: the actor's username (RFC 8693 §4.1).
+            if let Some(i) = active.session.and_then(|s| s.impersonator) {
+                o.insert("act".into(), json!({"sub": i.username}));
+            }
         }
         return Ok(Json(c));
     }

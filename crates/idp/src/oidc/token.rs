@@ -145,6 +145,7 @@ pub fn new_session(
         auth_time,
         sso_session_id: None,
         sso_auth: false,
+        impersonator: None,
     }
 }
 
@@ -451,6 +452,7 @@ pub fn client_session(
     session.id = id;
     session.sso_session_id = Some(sso.id.clone());
     session.sso_auth = sso_auth;
+    session.impersonator = sso.impersonator.clone();
     session
 }
 

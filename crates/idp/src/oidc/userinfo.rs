@@ -16,6 +16,8 @@ use std::sync::Arc;
 pub struct Active {
     pub claims: Value,
     pub user: User,
+    /// The token's session, when it names one (`sid`).
+    pub session: Option<gatehouse_core::model::Session>,
 }
 
 /// Checks signature, issuer, expiry, type, revocation, session and user.
@@ -45,16 +47,22 @@ pub async fn active_access_token(
     {
         return Ok(None);
     }
-    if let Some(sid) = claims["sid"].as_str()
-        && idp.store.session(sid).await?.is_none()
-    {
-        return Ok(None);
-    }
+    let session = match claims["sid"].as_str() {
+        Some(sid) => match idp.store.session(sid).await? {
+            Some(s) => Some(s),
+            None => return Ok(None),
+        },
+        None => None,
+    };
     let Some(sub) = claims["sub"].as_str() else {
         return Ok(None);
     };
     match idp.store.user(&realm.id, sub).await? {
-        Some(user) if user.enabled => Ok(Some(Active { claims, user })),
+        Some(user) if user.enabled => Ok(Some(Active {
+            claims,
+            user,
+            session,
+        })),
         _ => Ok(None),
     }
 }

@@ -175,6 +175,7 @@ async fn codes_and_refresh_rotation(s: SqliteStore) {
         auth_time: 1,
         sso_session_id: None,
         sso_auth: false,
+        impersonator: None,
     };
     s.create_session(&sess, &[]).await.expect("sess");
     assert!(
