@@ -744,3 +744,16 @@ test("impersonation, as Keycloak's users spec calls it", async () => {
   assert.equal(events[0].details.impersonator, "admin");
   await kc.users.del({ id });
 });
+
+test("federated identity links, as Keycloak's users spec manages them", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const { id } = await kc.users.create({ username: "linked", enabled: true });
+  assert.deepEqual(await kc.users.listFederatedIdentities({ id }), []);
+  await kc.users.addToFederatedIdentity({ id, federatedIdentityId: "foobar", federatedIdentity: { identityProvider: "foobar", userId: "userid1", userName: "username1" } });
+  // Kept, but listed only once the realm has a provider of that alias.
+  assert.deepEqual(await kc.users.listFederatedIdentities({ id }), []);
+  await assert.rejects(kc.users.addToFederatedIdentity({ id, federatedIdentityId: "foobar", federatedIdentity: { userId: "u2", userName: "n2" } }), /409|already linked/);
+  await kc.users.delFromFederatedIdentity({ id, federatedIdentityId: "foobar" });
+  await assert.rejects(kc.users.delFromFederatedIdentity({ id, federatedIdentityId: "foobar" }), /404|Link not found/);
+  await kc.users.del({ id });
+});

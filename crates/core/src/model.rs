@@ -557,6 +557,19 @@ pub struct User {
     /// Set when this is the service-account user of a client.
     pub service_account_client_id: Option<String>,
     pub required_actions: Vec<String>,
+    /// Links to the user's accounts at identity providers (Keycloak's
+    /// federated identities), kept so that a migrated realm keeps them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub federated_identities: Vec<FederatedIdentity>,
+}
+
+/// A user's account at an identity provider (FederatedIdentityRepresentation).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FederatedIdentity {
+    /// The provider's alias in the realm.
+    pub identity_provider: String,
+    pub user_id: String,
+    pub user_name: String,
 }
 
 impl User {
@@ -575,6 +588,7 @@ impl User {
             created_timestamp: crate::time::now_millis(),
             service_account_client_id: None,
             required_actions: vec![],
+            federated_identities: vec![],
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod clients;
 pub mod components;
 pub mod evaluate;
 pub mod events;
+pub mod federated_identities;
 pub mod groups;
 pub mod identity_providers;
 pub mod impersonation;
@@ -231,6 +232,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(client_scopes::routes())
         .merge(users::routes())
         .merge(impersonation::routes())
+        .merge(federated_identities::routes())
         .merge(user_profile::routes())
         .merge(required_actions::routes())
         .merge(authentication_flows::routes())

@@ -194,6 +194,14 @@ pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
                 &idp.store.granted_roles(Holder::User(&u.id)).await?,
                 &client_ids,
             );
+            if !u.federated_identities.is_empty() {
+                let links = u.federated_identities.iter();
+                v["federatedIdentities"] = Value::Array(
+                    links
+                        .map(crate::admin::federated_identities::repr)
+                        .collect(),
+                );
+            }
             v["realmRoles"] = json!(rr);
             v["clientRoles"] = json!(cr);
             v["groups"] = json!(

@@ -2264,3 +2264,54 @@ async fn impersonation_signs_in_as_the_user_and_keeps_the_admin_attributable() {
         .expect("send");
     assert_eq!(r.status(), 401, "the admin's own session ended");
 }
+
+/// A user's links to identity-provider accounts, as Keycloak keeps them:
+/// they come with an import (and go back out with the export), are added
+/// and removed through `federated-identity/{provider}`, and the listing
+/// shows only links to providers the realm has.
+#[tokio::test]
+async fn federated_identity_links_survive_import_export_and_are_managed() {
+    let s = start().await;
+    let t = s.admin_token().await;
+    s.import(&json!({
+        "realm": "linked", "enabled": true,
+        "identityProviders": [{"alias": "google", "providerId": "google", "enabled": true,
+            "config": {"clientId": "x", "clientSecret": "y"}}],
+        "users": [{"username": "carol", "enabled": true, "federatedIdentities": [
+            {"identityProvider": "google", "userId": "g-1", "userName": "carol@gmail.example"}]}]
+    }))
+    .await;
+    let carol = s.user_id(&t, "linked", "carol").await;
+    let links = format!("/linked/users/{carol}/federated-identity");
+    let google =
+        json!([{"identityProvider": "google", "userId": "g-1", "userName": "carol@gmail.example"}]);
+    assert_eq!(s.admin_get(&t, &links).await, (200, google.clone()));
+    let (_, user) = s.admin_get(&t, &format!("/linked/users/{carol}")).await;
+    assert_eq!(user["federatedIdentities"], google);
+    let exported = s.export("linked").await;
+    assert_eq!(exported["users"][0]["federatedIdentities"], google);
+    // A second link to the same provider is a conflict; one to a provider
+    // the realm does not have is kept but not listed (as in Keycloak).
+    let link = |provider: &str| format!("{links}/{provider}");
+    let body = json!({"userId": "g-2", "userName": "other"});
+    assert_eq!(s.admin_post(&t, &link("google"), &body).await.0, 409);
+    assert_eq!(s.admin_post(&t, &link("foobar"), &body).await.0, 204);
+    assert_eq!(s.admin_get(&t, &links).await.1, google);
+    let no_user_id = json!({"userName": "x"});
+    assert_eq!(s.admin_post(&t, &link("github"), &no_user_id).await.0, 400);
+    assert_eq!(s.admin_delete(&t, &link("foobar")).await, 204);
+    assert_eq!(s.admin_delete(&t, &link("google")).await, 204);
+    assert_eq!(s.admin_delete(&t, &link("google")).await, 404);
+    assert_eq!(s.admin_get(&t, &links).await, (200, json!([])));
+    let (_, events) = s
+        .admin_get(&t, "/linked/admin-events?resourceTypes=USER")
+        .await;
+    let ops: Vec<&str> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["operationType"].as_str())
+        .collect();
+    assert_eq!(ops.iter().filter(|o| **o == "CREATE").count(), 1);
+    assert_eq!(ops.iter().filter(|o| **o == "DELETE").count(), 2);
+}

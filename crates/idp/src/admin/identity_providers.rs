@@ -52,6 +52,13 @@ fn stored<'a>(realm: &'a Realm, key: &str) -> &'a [Value] {
         .map_or(&[], Vec::as_slice)
 }
 
+/// Whether the realm has an identity provider with this alias.
+pub fn exists(realm: &Realm, alias: &str) -> bool {
+    stored(realm, "identityProviders")
+        .iter()
+        .any(|v| alias_of(v) == alias)
+}
+
 fn alias_of(v: &Value) -> &str {
     v["alias"].as_str().unwrap_or_default()
 }

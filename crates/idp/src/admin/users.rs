@@ -53,7 +53,6 @@ pub fn routes() -> Router<Arc<Idp>> {
             &format!("{U}/{{id}}/configured-user-storage-credential-types"),
             get(none_yet),
         )
-        .route(&format!("{U}/{{id}}/federated-identity"), get(none_yet))
         .route(&format!("{U}/{{id}}/logout"), post(logout))
         .route(&format!("{U}/{{id}}/remove-totp"), put(remove_totp))
         .route(
@@ -262,6 +261,9 @@ pub async fn create_user(
         u.created_timestamp = t;
     }
     repr::apply_user(&mut u, rep).map_err(AdminError::bad_request)?;
+    // Links come with a new user only, as in Keycloak (an update leaves
+    // them to the federated-identity resource).
+    u.federated_identities = super::federated_identities::parse(rep)?;
     if idp
         .store
         .user_by_username(&realm.id, &u.username)
@@ -418,6 +420,17 @@ async fn one(
             .iter()
             .any(|c| c.kind == crate::otp::KIND)
     );
+    // Keycloak shows the links when the realm has identity providers.
+    if realm
+        .extra
+        .get("identityProviders")
+        .and_then(Value::as_array)
+        .is_some_and(|l| !l.is_empty())
+    {
+        let links = super::federated_identities::visible(&realm, &u);
+        v["federatedIdentities"] =
+            Value::Array(links.map(super::federated_identities::repr).collect());
+    }
     Ok(Json(v))
 }
 
