@@ -2212,30 +2212,15 @@ async fn impersonation_signs_in_as_the_user_and_keeps_the_admin_attributable() {
         .await;
     let at = tokens["access_token"].as_str().expect("at");
     assert_eq!(claims(at)["sub"], alice);
-    let introspect = |token: String| {
-        let s = &s;
-        async move {
-            let r = s
-                .http
-                .post(format!(
-                    "{}/realms/demo/protocol/openid-connect/token/introspect",
-                    s.base
-                ))
-                .basic_auth("app", Some("app-secret"))
-                .form(&[("token", token.as_str())])
-                .send()
-                .await
-                .expect("send");
-            r.json::<Value>().await.expect("json")
-        }
-    };
-    let introspected = introspect(at.to_owned()).await;
+    let introspected = s.introspect_demo(at).await;
     assert_eq!(introspected["active"], true);
     assert_eq!(introspected["username"], "alice");
     assert_eq!(introspected["act"], json!({"sub": "admin"}));
     // A token of alice's own login has no actor.
     let own = s.alice_tokens(None).await;
-    let r = introspect(own["access_token"].as_str().expect("at").to_owned()).await;
+    let r = s
+        .introspect_demo(own["access_token"].as_str().expect("at"))
+        .await;
     assert_eq!(r["active"], true);
     assert!(r.get("act").is_none());
     let (_, events) = s.admin_get(&admin, "/demo/events?type=IMPERSONATE").await;

@@ -268,21 +268,7 @@ async fn introspection_before_and_after_revocation() {
     let at = t["access_token"].as_str().expect("at");
     let introspect = |tok: String| {
         let s = &s;
-        async move {
-            s.http
-                .post(format!(
-                    "{}/realms/demo/protocol/openid-connect/token/introspect",
-                    s.base
-                ))
-                .basic_auth("app", Some("app-secret"))
-                .form(&[("token", tok.as_str())])
-                .send()
-                .await
-                .expect("send")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
+        async move { s.introspect_demo(&tok).await }
     };
     let i = introspect(at.to_owned()).await;
     assert_eq!(i["active"], true);
@@ -1273,23 +1259,7 @@ async fn a_reused_code_revokes_the_tokens_it_gave() {
     let rt = t["refresh_token"].as_str().expect("rt").to_owned();
     let introspect = |token: String| {
         let s = &s;
-        async move {
-            let v: Value = s
-                .http
-                .post(format!(
-                    "{}/realms/demo/protocol/openid-connect/token/introspect",
-                    s.base
-                ))
-                .basic_auth("app", Some("app-secret"))
-                .form(&[("token", token.as_str())])
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
-            v["active"].as_bool()
-        }
+        async move { s.introspect_demo(&token).await["active"].as_bool() }
     };
     assert_eq!(introspect(at.clone()).await, Some(true));
     // The replay is refused ...

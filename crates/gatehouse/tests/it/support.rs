@@ -366,6 +366,23 @@ impl Server {
         users[0]["id"].as_str().expect("user id").to_owned()
     }
 
+    /// Introspects `token` in realm `demo` as client `app` (RFC 7662).
+    pub async fn introspect_demo(&self, token: &str) -> Value {
+        self.http
+            .post(format!(
+                "{}/realms/demo/protocol/openid-connect/token/introspect",
+                self.base
+            ))
+            .basic_auth("app", Some("app-secret"))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("send")
+            .json::<Value>()
+            .await
+            .expect("json")
+    }
+
     /// Sets a user's password through the admin API (`temporary` as Keycloak's).
     pub async fn reset_password(
         &self,
