@@ -757,3 +757,10 @@ test("federated identity links, as Keycloak's users spec manages them", async ()
   await assert.rejects(kc.users.delFromFederatedIdentity({ id, federatedIdentityId: "foobar" }), /404|Link not found/);
   await kc.users.del({ id });
 });
+
+test("client authenticator providers: the ones Gatehouse implements", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const providers = await kc.authenticationManagement.getClientAuthenticatorProviders();
+  assert.deepEqual(providers.map((p) => p.id).sort(), ["client-jwt", "client-secret", "client-secret-jwt"]);
+  assert.ok(providers.every((p) => p.displayName && p.description));
+});

@@ -30,6 +30,24 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
             &format!("{F}/{{id}}/executions"),
             get(list_executions).put(update_execution),
         )
+        .route(
+            "/admin/realms/{realm}/authentication/client-authenticator-providers",
+            get(client_authenticators),
+        )
+}
+
+/// `GET .../authentication/client-authenticator-providers`: the ways a
+/// client can authenticate at the token endpoint that Gatehouse implements
+/// (Keycloak also lists `client-x509`, which Gatehouse does not do yet).
+async fn client_authenticators(_: RealmAdmin) -> Json<Value> {
+    Json(json!([
+        {"id": "client-secret", "displayName": "Client Id and Secret",
+         "description": "Validates client based on 'client_id' and 'client_secret' sent either in request parameters or in 'Authorization: Basic' header"},
+        {"id": "client-jwt", "displayName": "Signed Jwt",
+         "description": "Validates client based on signed JWT issued by client and signed with the Client private key"},
+        {"id": "client-secret-jwt", "displayName": "Signed Jwt with Client Secret",
+         "description": "Validates client based on signed JWT issued by client and signed with the Client Secret"},
+    ]))
 }
 
 /// A flow with its id (a Keycloak export has them; Keycloak's defaults get
