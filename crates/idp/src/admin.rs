@@ -5,6 +5,7 @@ pub mod adapter_actions;
 pub mod api_keys;
 pub mod attack_detection;
 pub mod authentication_flows;
+pub mod client_certificates;
 pub mod client_policies;
 pub mod client_scopes;
 pub mod clients;
@@ -227,6 +228,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(attack_detection::routes())
         .merge(clients::routes())
         .merge(adapter_actions::routes())
+        .merge(client_certificates::routes())
         .merge(installation::routes())
         .merge(evaluate::routes())
         .merge(client_scopes::routes())

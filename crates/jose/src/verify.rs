@@ -68,6 +68,9 @@ pub struct KeySet {
     by_kid: HashMap<String, Entry>,
     /// Keys published without a `kid` (allowed when a JWKS has exactly one).
     anonymous: Vec<Entry>,
+    /// One key configured as a certificate or public key: a token's `kid`
+    /// names nothing here, so any `kid` (or none) is verified against it.
+    pinned: bool,
 }
 
 impl KeySet {
@@ -111,6 +114,59 @@ impl KeySet {
         Ok(ks)
     }
 
+    /// One public key from an X.509 certificate (base64 DER as Keycloak
+    /// keeps a client's `jwt.credential.certificate`, or PEM) or a public
+    /// key (PEM, or bare base64 DER as `jwt.credential.public.key`). Used for whatever `kid` a token names, as Keycloak
+    /// verifies a client's signed JWTs against its configured certificate.
+    pub fn from_certificate(text: &str) -> Result<KeySet> {
+        use base64::Engine;
+        use x509_cert::der::{Decode, asn1::ObjectIdentifier as Oid};
+        let bad = |m: &str| Error::Key(m.to_owned());
+        let text = text.trim();
+        let is_public_key = text.starts_with("-----BEGIN PUBLIC KEY-----");
+        let body: String = text
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .flat_map(|l| l.chars())
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|_| bad("certificate is not base64"))?;
+        // Keycloak keeps a configured public key (`jwt.credential.public.key`)
+        // as bare base64 too: a body that is no certificate may be one.
+        let spki = if is_public_key {
+            x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&der)
+        } else {
+            x509_cert::Certificate::from_der(&der)
+                .map(|c| c.tbs_certificate.subject_public_key_info)
+                .or_else(|_| x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&der))
+        }
+        .map_err(|_| bad("not an X.509 certificate or public key"))?;
+        let bits = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| bad("public key bits"))?;
+        const RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+        const EC: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+        const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
+        let (key, family) = match spki.algorithm.oid {
+            RSA => (DecodingKey::from_rsa_der(bits), Family::Rsa),
+            EC => (DecodingKey::from_ec_der(bits), Family::Ec),
+            ED25519 => (DecodingKey::from_ed_der(bits), Family::Okp),
+            _ => return Err(bad("unsupported public key algorithm")),
+        };
+        Ok(KeySet {
+            by_kid: HashMap::new(),
+            anonymous: vec![Entry {
+                key,
+                family,
+                alg: None,
+            }],
+            pinned: true,
+        })
+    }
+
     /// Whether a key with this kid is present.
     pub fn has_kid(&self, kid: &str) -> bool {
         self.by_kid.contains_key(kid)
@@ -137,6 +193,7 @@ impl KeySet {
         }
         let fam = family(header.alg).ok_or(Error::Algorithm)?;
         let entry = match &header.kid {
+            Some(_) if self.pinned => self.anonymous.first().ok_or(Error::UnknownKid)?,
             Some(kid) => self.by_kid.get(kid).ok_or(Error::UnknownKid)?,
             None if self.anonymous.len() + self.by_kid.len() == 1 => self
                 .anonymous

@@ -2,7 +2,7 @@
 
 use crate::support::{LoginPage, between, claims, set_cookie, start};
 use base64::Engine;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn discovery_and_password_grant_with_keycloak_claims() {
@@ -2355,4 +2355,64 @@ async fn mapper_flags_decide_the_id_token_and_userinfo_as_in_keycloak() {
         (access["acr"].as_str(), id["acr"].as_str()),
         (Some("1"), Some("1"))
     );
+}
+
+/// A client imported from Keycloak with a certificate instead of a JWKS
+/// (`jwt.credential.certificate`, bare base64 DER, as Keycloak's admin
+/// console imports it) authenticates with JWTs signed by that key,
+/// whatever `kid` they name; a JWT signed by another key does not.
+#[tokio::test]
+async fn a_client_with_a_configured_certificate_authenticates_with_signed_jwts() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let cert: String = include_str!("../../../jose/testdata/rsa.crt")
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let rep = json!({"clientId": "legacy", "clientAuthenticatorType": "client-jwt",
+        "serviceAccountsEnabled": true, "attributes": {"jwt.credential.certificate": cert}});
+    assert_eq!(s.admin_post(&t, "/demo/clients", &rep).await.0, 201);
+    let uuid = s.client_uuid(&t, "demo", "legacy").await;
+    let info = format!("/demo/clients/{uuid}/certificates/jwt.credential");
+    assert_eq!(
+        s.admin_get(&t, &info).await,
+        (200, json!({ "certificate": cert }))
+    );
+    let token_url = s.token_url("demo");
+    let assertion = |key: &gatehouse_jose::keys::SigningKey, jti: &str| {
+        let now = gatehouse_core::time::now();
+        gatehouse_jose::sign::sign(
+            key,
+            &json!({"iss": "legacy", "sub": "legacy", "aud": token_url, "exp": now + 60,
+                "iat": now, "jti": jti}),
+        )
+        .expect("sign")
+    };
+    let grant = |a: String| {
+        s.http
+            .post(&token_url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", &a),
+            ])
+            .send()
+    };
+    let key = gatehouse_jose::keys::SigningKey::from_pkcs8(
+        gatehouse_jose::keys::Alg::RS256,
+        "kid-the-server-never-saw",
+        include_bytes!("../../../jose/testdata/rsa.p8.der"),
+    )
+    .expect("key");
+    let r = grant(assertion(&key, "j1")).await.expect("send");
+    assert_eq!(r.status(), 200);
+    let (other, _) =
+        gatehouse_jose::keys::SigningKey::generate(gatehouse_jose::keys::Alg::RS256).expect("key");
+    let r = grant(assertion(&other, "j2")).await.expect("send");
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"], "invalid_client");
 }

@@ -273,8 +273,9 @@ fn client_jwks_url(client: &Client) -> Option<&str> {
         .filter(|u| !u.is_empty())
 }
 
-/// The client's public keys: its inline `jwks.string`, or its `jwks.url`
-/// (cached; `refresh` fetches again unless that was done moments ago).
+/// The client's public keys: its inline `jwks.string`, its `jwks.url`
+/// (cached; `refresh` fetches again unless that was done moments ago), or
+/// the certificate or public key configured on it.
 async fn client_keys(idp: &Idp, client: &Client, refresh: bool) -> Result<Arc<KeySet>, OAuthError> {
     if client.attribute_flag("use.jwks.string", false) {
         let jwks = client
@@ -286,7 +287,19 @@ async fn client_keys(idp: &Idp, client: &Client, refresh: bool) -> Result<Arc<Ke
             .map_err(|_| invalid("Client keys unreadable"));
     }
     let Some(url) = client_jwks_url(client) else {
-        return Err(invalid("Client has no keys (jwks.url or jwks.string)"));
+        // Keycloak's third source: a certificate (or public key) imported
+        // into the client, as its admin console and exports keep it.
+        let configured = ["jwt.credential.certificate", "jwt.credential.public.key"]
+            .iter()
+            .find_map(|a| client.attributes.get(*a).filter(|v| !v.trim().is_empty()));
+        return match configured {
+            Some(text) => KeySet::from_certificate(text)
+                .map(Arc::new)
+                .map_err(|_| invalid("Client certificate unreadable")),
+            None => Err(invalid(
+                "Client has no keys (jwks.url, jwks.string or a certificate)",
+            )),
+        };
     };
     let cached = idp
         .assertions

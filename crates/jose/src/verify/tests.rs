@@ -465,3 +465,67 @@ fn tokens_declaring_another_purpose_are_not_access_tokens() {
         assert!(ks.verify(&t, &any).is_ok(), "{typ:?} {extra}");
     }
 }
+
+/// A client configured with a certificate (Keycloak's
+/// `jwt.credential.certificate`: base64 DER, no PEM armour) or a PEM
+/// certificate or public key: its signed JWTs verify against that one key
+/// whatever `kid` they name, for RSA, EC P-256 and Ed25519; another key's
+/// signature and a wrong algorithm family do not; garbage is an error.
+#[test]
+fn a_certificate_pins_one_key_for_any_kid() {
+    crate::install_crypto_provider();
+    let fixtures = [
+        (
+            Alg::RS256,
+            &include_bytes!("../../testdata/rsa.p8.der")[..],
+            include_str!("../../testdata/rsa.crt"),
+            include_str!("../../testdata/rsa.pub"),
+        ),
+        (
+            Alg::ES256,
+            &include_bytes!("../../testdata/ec.p8.der")[..],
+            include_str!("../../testdata/ec.crt"),
+            include_str!("../../testdata/ec.pub"),
+        ),
+        (
+            Alg::EdDSA,
+            &include_bytes!("../../testdata/ed.p8.der")[..],
+            include_str!("../../testdata/ed.crt"),
+            include_str!("../../testdata/ed.pub"),
+        ),
+    ];
+    let r = Rules::for_issuer("client");
+    for (alg, pkcs8, cert_pem, pub_pem) in fixtures {
+        // Keycloak keeps the certificate as bare base64 DER.
+        let bare: String = cert_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let key = SigningKey::from_pkcs8(alg, "whatever-kid", pkcs8).expect("key");
+        let token = sign(&key, &json!({"iss": "client", "exp": now() + 60})).expect("sign");
+        let bare_pub: String = pub_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        for form in [bare.as_str(), cert_pem, pub_pem, bare_pub.as_str()] {
+            let ks = KeySet::from_certificate(form).expect("certificate");
+            assert!(ks.verify(&token, &r).is_ok(), "{alg:?}");
+        }
+        let (other, _) = SigningKey::generate(alg).expect("gen");
+        let forged = sign(&other, &json!({"iss": "client", "exp": now() + 60})).expect("sign");
+        let ks = KeySet::from_certificate(&bare).expect("certificate");
+        assert!(ks.verify(&forged, &r).is_err(), "{alg:?}: another key");
+    }
+    let rsa = KeySet::from_certificate(include_str!("../../testdata/rsa.crt")).expect("rsa");
+    let (ec, _) = SigningKey::generate(Alg::ES256).expect("gen");
+    let ec_token = sign(&ec, &json!({"iss": "client", "exp": now() + 60})).expect("sign");
+    assert!(matches!(rsa.verify(&ec_token, &r), Err(Error::Algorithm)));
+    for garbage in [
+        "",
+        "not base64!",
+        "aGVsbG8=",
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
+    ] {
+        assert!(KeySet::from_certificate(garbage).is_err(), "{garbage}");
+    }
+}
