@@ -146,7 +146,11 @@ pub fn host_is_valid(version: hyper::Version, headers: &http::HeaderMap) -> bool
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => false,
         (None, _) => version != hyper::Version::HTTP_11,
-        (Some(h), None) => http::uri::Authority::try_from(h.as_bytes()).is_ok(),
+        // RFC 9110 §7.2: `uri-host [":" port]`, no userinfo (which
+        // `Authority` would accept).
+        (Some(h), None) => {
+            !h.as_bytes().contains(&b'@') && http::uri::Authority::try_from(h.as_bytes()).is_ok()
+        }
     }
 }
 

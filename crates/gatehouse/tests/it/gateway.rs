@@ -756,6 +756,7 @@ async fn malformed_requests_get_clean_4xx_and_upstream_failures_5xx() {
         "GET /status HTTP/1.1\r\n",
         "GET /status HTTP/1.1\r\nHost: a\r\nHost: b\r\n",
         "GET /status HTTP/1.1\r\nHost: a b\r\n",
+        "GET /status HTTP/1.1\r\nHost: user@a\r\n",
     ] {
         let req = format!("{head}Connection: close\r\n\r\n");
         let resp = raw(&addr, req.as_bytes()).await;
