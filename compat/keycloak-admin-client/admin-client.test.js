@@ -734,6 +734,8 @@ test("cluster nodes, push revocation and registration policy providers, as Keycl
 
 test("impersonation, as Keycloak's users spec calls it", async () => {
   kc.setConfig({ realmName: "compat" });
+  // An earlier test saved only LOGIN events: save every type again.
+  await kc.realms.updateConfigEvents({ realm: "compat" }, { eventsEnabled: true, enabledEventTypes: [] });
   const { id } = await kc.users.create({ username: "impersonated", enabled: true });
   const result = await kc.users.impersonation({ id }, { user: id, realm: "master" });
   assert.equal(result.sameRealm, false);

@@ -723,14 +723,37 @@ pub struct Event {
     pub resource_path: Option<String>,
     pub resource_type: Option<String>,
     pub representation: Option<String>,
+    /// Whether the admin API lists it: Keycloak's "save events", i.e. the
+    /// realm's `eventsEnabled` and `enabledEventTypes` for user events and
+    /// `adminEventsEnabled` for admin events when it happened. Every event
+    /// reaches the outbox either way, for delivery to listeners.
+    #[serde(skip, default = "listed_by_default")]
+    pub listed: bool,
+}
+
+fn listed_by_default() -> bool {
+    true
+}
+
+impl Realm {
+    /// Whether user events of `kind` are saved for the admin API.
+    pub fn saves_event(&self, kind: &str) -> bool {
+        let types = self
+            .extra
+            .get("enabledEventTypes")
+            .and_then(serde_json::Value::as_array)
+            .filter(|t| !t.is_empty());
+        self.events_enabled && types.is_none_or(|t| t.iter().any(|x| x.as_str() == Some(kind)))
+    }
 }
 
 impl Event {
     /// A user event of `kind` now.
-    pub fn user(realm_id: &str, kind: &str) -> Self {
+    pub fn user(realm: &Realm, kind: &str) -> Self {
         Event {
+            listed: realm.saves_event(kind),
             id: crate::id::uuid_v7(),
-            realm_id: realm_id.to_owned(),
+            realm_id: realm.id.clone(),
             category: "user".into(),
             kind: kind.to_owned(),
             time: crate::time::now_millis(),
@@ -746,9 +769,17 @@ impl Event {
         }
     }
 
+    /// A user event becomes another kind (an outcome known later): whether
+    /// it is listed follows the new kind.
+    pub fn set_kind(&mut self, realm: &Realm, kind: &str) {
+        self.kind = kind.to_owned();
+        self.listed = realm.saves_event(kind);
+    }
+
     /// An admin event of operation `kind` on `resource_type` at `resource_path`.
-    pub fn admin(realm_id: &str, kind: &str, resource_type: &str, resource_path: &str) -> Self {
-        let mut e = Event::user(realm_id, kind);
+    pub fn admin(realm: &Realm, kind: &str, resource_type: &str, resource_path: &str) -> Self {
+        let mut e = Event::user(realm, kind);
+        e.listed = realm.admin_events_enabled;
         e.category = "admin".into();
         e.resource_type = Some(resource_type.into());
         e.resource_path = Some(resource_path.into());

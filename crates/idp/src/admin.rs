@@ -144,7 +144,7 @@ pub fn event(
     path: &str,
     repr: Option<&serde_json::Value>,
 ) -> Event {
-    let mut e = Event::admin(&realm.id, op, rtype, path);
+    let mut e = Event::admin(realm, op, rtype, path);
     e.user_id = Some(caller.user_id.clone());
     e.client_id = Some(caller.client_id.clone());
     e.representation = repr.map(|r| r.to_string());

@@ -524,7 +524,7 @@ async fn save(idp: &Idp, realm: &Realm, c: &mut Client) -> Result<String, OAuthE
 
 /// A registration event (Keycloak's `CLIENT_REGISTER`, `CLIENT_INFO`...).
 fn event(realm: &Realm, kind: &str, client_id: &str) -> Event {
-    let mut e = Event::user(&realm.id, kind);
+    let mut e = Event::user(realm, kind);
     e.client_id = Some(client_id.to_owned());
     e
 }

@@ -140,7 +140,7 @@ pub async fn rotate(
     }
     let rec = new_key(idp, realm, alg, sign_from)?;
     let kid = rec.kid.clone();
-    let mut ev = Event::admin(&realm.id, "CREATE", "COMPONENT", &format!("keys/{kid}"));
+    let mut ev = Event::admin(realm, "CREATE", "COMPONENT", &format!("keys/{kid}"));
     ev.details.insert("algorithm".into(), alg.as_str().into());
     idp.store.insert_key(&rec, &[ev]).await?;
     idp.forget_keyring(&realm.id);

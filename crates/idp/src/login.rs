@@ -196,7 +196,7 @@ fn login_error(
     ip: Option<&str>,
     failure: &LoginFailure,
 ) -> Event {
-    let mut e = Event::user(&realm.id, "LOGIN_ERROR");
+    let mut e = Event::user(realm, "LOGIN_ERROR");
     e.client_id = Some(client_id.to_owned());
     e.user_id = user_id.map(str::to_owned);
     e.ip_address = ip.map(str::to_owned);

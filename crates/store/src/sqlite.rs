@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0004_initial_access.sql"),
     ),
     (5, include_str!("../migrations/sqlite/0005_consents.sql")),
+    (
+        6,
+        include_str!("../migrations/sqlite/0006_event_listing.sql"),
+    ),
 ];
 
 /// The SQLite store.
@@ -139,13 +143,13 @@ async fn scope_name(tx: &mut Tx, realm_id: &str, id: &str) -> Result<String> {
 }
 
 async fn write_events(tx: &mut Tx, ev: &[Event]) -> Result<()> {
-    // One multi-row INSERT per 500 events (8 parameters each, well under
+    // One multi-row INSERT per 500 events (9 parameters each, well under
     // SQLite's limit): each statement is a round trip to sqlx's SQLite
     // thread, and group-committed batches hold dozens of events.
     for chunk in ev.chunks(500) {
         let data: Vec<String> = chunk.iter().map(j).collect::<Result<_>>()?;
         let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (id, realm_id, category, kind, time, client_id, user_id, data) ",
+            "INSERT INTO events (id, realm_id, category, kind, time, client_id, user_id, data, listed) ",
         );
         q.push_values(chunk.iter().zip(&data), |mut b, (e, d)| {
             b.push_bind(&e.id)
@@ -155,7 +159,8 @@ async fn write_events(tx: &mut Tx, ev: &[Event]) -> Result<()> {
                 .push_bind(e.time)
                 .push_bind(&e.client_id)
                 .push_bind(&e.user_id)
-                .push_bind(d);
+                .push_bind(d)
+                .push_bind(e.listed);
         });
         q.build().execute(&mut **tx).await?;
     }
@@ -1488,7 +1493,9 @@ impl Store for SqliteStore {
     }
 
     async fn events(&self, realm_id: &str, q: &EventQuery) -> Result<Vec<Event>> {
-        let mut sql = String::from("SELECT data FROM events WHERE realm_id = ? AND category = ?");
+        let mut sql = String::from(
+            "SELECT data FROM events WHERE realm_id = ? AND category = ? AND listed = 1",
+        );
         let mut binds: Vec<String> = vec![];
         if !q.kinds.is_empty() {
             sql.push_str(" AND kind IN (");

@@ -2300,3 +2300,73 @@ async fn federated_identity_links_survive_import_export_and_are_managed() {
     assert_eq!(ops.iter().filter(|o| **o == "CREATE").count(), 1);
     assert_eq!(ops.iter().filter(|o| **o == "DELETE").count(), 2);
 }
+
+/// The events config decides what the admin API lists, as Keycloak's
+/// "save events" does: nothing while `eventsEnabled` is off, only the
+/// `enabledEventTypes` when some are named, no admin events while
+/// `adminEventsEnabled` is off. What was listed stays listed.
+#[tokio::test]
+async fn events_config_decides_which_events_are_listed() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let kinds = |path: &'static str| {
+        let (s, t) = (&s, &t);
+        async move {
+            let (_, v) = s.admin_get(t, path).await;
+            v.as_array()
+                .expect("events")
+                .iter()
+                .map(|e| {
+                    e["type"]
+                        .as_str()
+                        .or(e["operationType"].as_str())
+                        .expect("kind")
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let config = |body: Value| {
+        let (s, t) = (&s, &t);
+        async move { s.admin_put(t, "/demo/events/config", Some(&body)).await }
+    };
+    s.alice_tokens(None).await;
+    assert_eq!(kinds("/demo/events").await, ["LOGIN"]);
+    assert_eq!(config(json!({"eventsEnabled": false})).await, 204);
+    let tokens = s.alice_tokens(None).await;
+    s.public_refresh("demo", "spa", "bogus").await;
+    assert_eq!(kinds("/demo/events").await, ["LOGIN"], "nothing new listed");
+    let body = json!({"eventsEnabled": true, "enabledEventTypes": ["REFRESH_TOKEN"]});
+    assert_eq!(config(body).await, 204);
+    s.alice_tokens(None).await;
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                tokens["refresh_token"].as_str().expect("rt"),
+            ),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(kinds("/demo/events").await, ["REFRESH_TOKEN", "LOGIN"]);
+    // Admin events: the config writes above were listed (enabled by
+    // default); once off, no admin write is.
+    let before = kinds("/demo/admin-events").await.len();
+    assert!(before >= 2);
+    assert_eq!(config(json!({"adminEventsEnabled": false})).await, 204);
+    let (code, _) = s
+        .admin_post(&t, "/demo/roles", &json!({"name": "unlisted"}))
+        .await;
+    assert_eq!(code, 201);
+    assert_eq!(
+        kinds("/demo/admin-events").await.len(),
+        before,
+        "as in Keycloak, not even the write that turned them off"
+    );
+}

@@ -783,7 +783,7 @@ async fn revoke_consent(
     }
     let mut ev = Some(ev);
     if had_consent {
-        let mut grant = Event::user(&realm.id, "REVOKE_GRANT");
+        let mut grant = Event::user(&realm, "REVOKE_GRANT");
         grant.client_id = Some(client.clone());
         grant.user_id = Some(id.clone());
         let events: Vec<Event> = ev.take().into_iter().chain([grant]).collect();

@@ -1012,7 +1012,7 @@ async fn log_in(
     // The request is spent: a replayed POST cannot log in again.
     idp.store.take_code(&format!("authreq:{req_id}")).await?;
     let (session, cookies) = start_sso(idp, realm, user, now, None, |session| {
-        let mut ev = Event::user(&realm.id, "LOGIN");
+        let mut ev = Event::user(realm, "LOGIN");
         ev.client_id = Some(req.client_id.clone());
         ev.user_id = Some(user.id.clone());
         ev.session_id = Some(session.id.clone());

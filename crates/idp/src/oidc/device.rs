@@ -301,7 +301,7 @@ pub async fn page_post(
             .await?;
     }
     let session = crate::oidc::token::new_session(&realm, &client, &user, &data.scope, now);
-    let mut ev = Event::user(&realm.id, "LOGIN");
+    let mut ev = Event::user(&realm, "LOGIN");
     ev.client_id = Some(client.client_id.clone());
     ev.user_id = Some(user.id.clone());
     ev.session_id = Some(session.id.clone());

@@ -46,7 +46,7 @@ pub async fn handle(
             return Err(OAuthError::invalid_grant("Invalid refresh token"));
         }
         if let Some(sid) = c["sid"].as_str() {
-            let mut ev = Event::user(&realm.id, "LOGOUT");
+            let mut ev = Event::user(&realm, "LOGOUT");
             ev.client_id = Some(client.client_id.clone());
             ev.session_id = Some(sid.to_owned());
             ev.user_id = c["sub"].as_str().map(str::to_owned);
@@ -96,7 +96,7 @@ pub async fn handle(
     let sso = sso_session(&idp, &realm, &headers).await?;
     let mut all_ended = Vec::new();
     for sid in [sid_from_hint, sso.map(|s| s.id)].into_iter().flatten() {
-        let mut ev = Event::user(&realm.id, "LOGOUT");
+        let mut ev = Event::user(&realm, "LOGOUT");
         ev.client_id = client_id.clone();
         ev.session_id = Some(sid.clone());
         let ended = idp.store.delete_session(&sid, &[ev]).await?;

@@ -35,7 +35,7 @@ pub async fn post(
         ));
     }
     let ring = idp.keyring(&realm).await?;
-    let mut ev = Event::user(&realm.id, "REVOKE_GRANT");
+    let mut ev = Event::user(&realm, "REVOKE_GRANT");
     ev.client_id = Some(client.client_id.clone());
     if let Ok(c) = gatehouse_jose::sign::verify_hs512(&ring.hs_secret, token) {
         if c["azp"].as_str() != Some(client.client_id.as_str()) {

@@ -255,7 +255,7 @@ async fn password(
         },
     )
     .await?;
-    let mut ev = Event::user(&realm.id, "LOGIN");
+    let mut ev = Event::user(realm, "LOGIN");
     ev.client_id = Some(client.client_id.clone());
     ev.user_id = Some(user.id.clone());
     ev.session_id = Some(session.id.clone());
@@ -306,7 +306,7 @@ async fn client_credentials(
         },
     )
     .await?;
-    let mut ev = Event::user(&realm.id, "CLIENT_LOGIN");
+    let mut ev = Event::user(realm, "CLIENT_LOGIN");
     ev.client_id = Some(client.client_id.clone());
     ev.user_id = Some(user.id.clone());
     ev.details
@@ -378,7 +378,7 @@ async fn refresh(
         }
         None => session.scope.clone(),
     };
-    let mut ev = Event::user(&realm.id, "REFRESH_TOKEN");
+    let mut ev = Event::user(realm, "REFRESH_TOKEN");
     ev.client_id = Some(client.client_id.clone());
     ev.user_id = Some(user.id.clone());
     ev.session_id = Some(session.id.clone());
@@ -397,7 +397,7 @@ async fn refresh(
         {
             // A spent refresh token came back: whoever holds it is not the
             // legitimate client, or the client lost a race. End the session.
-            let mut bad = Event::user(&realm.id, "REFRESH_TOKEN_ERROR");
+            let mut bad = Event::user(realm, "REFRESH_TOKEN_ERROR");
             bad.client_id = Some(client.client_id.clone());
             bad.user_id = Some(user.id.clone());
             bad.session_id = Some(session.id.clone());
@@ -553,7 +553,7 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
     };
     let from = (&sso, data.sso);
     let session = client_session(realm, client, &user, &data.scope, from, session_id);
-    let mut ev = Event::user(&realm.id, "CODE_TO_TOKEN");
+    let mut ev = Event::user(realm, "CODE_TO_TOKEN");
     ev.client_id = Some(client.client_id.clone());
     ev.user_id = Some(user.id.clone());
     ev.session_id = Some(session.id.clone());
@@ -599,7 +599,7 @@ async fn code_reused(
     if spent.realm_id != realm.id || spent.expires < now {
         return Ok(());
     }
-    let mut ev = Event::user(&realm.id, "CODE_TO_TOKEN_ERROR");
+    let mut ev = Event::user(realm, "CODE_TO_TOKEN_ERROR");
     ev.client_id = Some(client.client_id.clone());
     ev.session_id = Some(spent.data.clone());
     ev.error = Some("invalid_code".into());

@@ -87,12 +87,12 @@ async fn effective_roles_through_groups_parents_and_composites() {
 async fn writes_and_their_events_commit_together() {
     let s = store().await;
     let realm = Realm::new("r");
-    let ev = Event::admin(&realm.id, "CREATE", "REALM", "r");
+    let ev = Event::admin(&realm, "CREATE", "REALM", "r");
     s.create_realm(&realm, &[], std::slice::from_ref(&ev))
         .await
         .expect("realm");
     // A failing write (duplicate) must not leave its event behind.
-    let dup_ev = Event::admin(&realm.id, "CREATE", "REALM", "again");
+    let dup_ev = Event::admin(&realm, "CREATE", "REALM", "again");
     assert!(s.create_realm(&realm, &[], &[dup_ev]).await.is_err());
     let q = EventQuery {
         category: "admin".into(),
@@ -200,7 +200,7 @@ async fn codes_and_refresh_rotation(s: SqliteStore) {
     // Batched touches move last_access forward only; a batch of events
     // larger than one statement's chunk commits with them.
     let evs: Vec<Event> = (0..1203)
-        .map(|_| Event::user(&realm.id, "REFRESH_TOKEN"))
+        .map(|_| Event::user(&realm, "REFRESH_TOKEN"))
         .collect();
     s.touch_sessions(&[("s1".into(), 50), ("nope".into(), 60)], &evs)
         .await

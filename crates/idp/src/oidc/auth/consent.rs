@@ -125,7 +125,7 @@ pub async fn grant(
             scopes.push(s);
         }
     }
-    let mut ev = Event::user(&realm.id, "GRANT_CONSENT");
+    let mut ev = Event::user(realm, "GRANT_CONSENT");
     ev.client_id = Some(client_id.to_owned());
     ev.user_id = Some(user_id.to_owned());
     ev.details
@@ -225,7 +225,7 @@ pub(super) async fn submit(
     };
     if form.get("accept").is_none() {
         idp.store.take_code(&format!("authreq:{req_id}")).await?;
-        let mut ev = Event::user(&realm.id, "LOGIN_ERROR");
+        let mut ev = Event::user(realm, "LOGIN_ERROR");
         ev.client_id = Some(req.client_id.clone());
         ev.user_id = Some(user.id.clone());
         ev.error = Some("rejected_by_user".into());

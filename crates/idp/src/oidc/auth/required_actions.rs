@@ -105,7 +105,7 @@ pub async fn submit(
     if asked != due {
         return Ok(page_for(realm, req_id, &req.csrf, due, &user, None));
     }
-    let mut ev = Event::user(&realm.id, due);
+    let mut ev = Event::user(realm, due);
     ev.client_id = Some(req.client_id.clone());
     ev.user_id = Some(user.id.clone());
     match due {
@@ -194,14 +194,14 @@ pub async fn submit(
                     }),
                 ));
             }
-            ev.kind = "UPDATE_TOTP".into();
+            ev.set_kind(realm, "UPDATE_TOTP");
             user.required_actions.retain(|a| a != due);
             idp.store.set_credential(&cred, Some(&user), &[ev]).await?;
         }
         "TERMS_AND_CONDITIONS" => {
             if form.get("accept").is_none() {
                 // Declined: no login, as in Keycloak.
-                ev.kind = "CUSTOM_REQUIRED_ACTION_ERROR".into();
+                ev.set_kind(realm, "CUSTOM_REQUIRED_ACTION_ERROR");
                 ev.error = Some("rejected_by_user".into());
                 ev.details
                     .insert("custom_required_action".into(), due.into());
@@ -211,7 +211,7 @@ pub async fn submit(
                     "You need to accept the terms and conditions to log in.",
                 ));
             }
-            ev.kind = "CUSTOM_REQUIRED_ACTION".into();
+            ev.set_kind(realm, "CUSTOM_REQUIRED_ACTION");
             ev.details
                 .insert("custom_required_action".into(), due.into());
             user.attributes
