@@ -489,6 +489,27 @@ pub fn code_running_scheme(uri: &str) -> bool {
 /// pattern's authority and path (no fragment, no dot segments). Shared by
 /// login redirects and `post.logout.redirect.uris`.
 pub fn redirect_uri_matches(pattern: &str, uri: &str) -> bool {
+    matches_as_given(pattern, uri)
+        || loopback_without_port(uri).is_some_and(|u| matches_as_given(pattern, &u))
+}
+
+/// RFC 8252 §7.3: a native app listening on a loopback address picks its
+/// port when it starts, so the port is not part of the match. As Keycloak
+/// does for `http://localhost` and `http://127.0.0.1` (and `[::1]`): the
+/// URI with its port removed, when it has one; plain `http` only.
+fn loopback_without_port(uri: &str) -> Option<String> {
+    let host = ["http://localhost:", "http://127.0.0.1:", "http://[::1]:"]
+        .iter()
+        .find(|h| uri.starts_with(**h))?;
+    let host = &host[..host.len() - 1];
+    let rest = &uri[host.len() + 1..];
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let port = &rest[..end];
+    (!port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{host}{}", &rest[end..]))
+}
+
+fn matches_as_given(pattern: &str, uri: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => {
             uri.starts_with(prefix)
@@ -790,6 +811,41 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 8252 §7.3, as Keycloak: any port on a loopback redirect URI,
+    /// and only there; nothing else about the URI is loosened.
+    #[test]
+    fn loopback_redirect_uris_match_on_any_port() {
+        let mut c = Client::new("r", "cli");
+        c.redirect_uris = vec![
+            "http://127.0.0.1/callback".into(),
+            "http://localhost/cb/*".into(),
+            "http://[::1]/cb".into(),
+            "http://127.0.0.1:9000/fixed".into(),
+        ];
+        for ok in [
+            "http://127.0.0.1:53123/callback",
+            "http://127.0.0.1/callback",
+            "http://localhost:8000/cb/x",
+            "http://[::1]:1/cb",
+            "http://127.0.0.1:9000/fixed",
+        ] {
+            assert!(c.redirect_uri_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:53123/other",
+            "http://127.0.0.1:53123/callback?x=1",
+            "https://127.0.0.1:53123/callback",
+            "http://127.0.0.1:abc/callback",
+            "http://127.0.0.1:/callback",
+            "http://127.0.0.1:9001/fixed",
+            "http://localhost.evil.example:80/cb/x",
+            "http://localhost:8000/cb/../admin",
+            "http://127.0.0.2:53123/callback",
+        ] {
+            assert!(!c.redirect_uri_allowed(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn redirect_uris_match_exactly_or_by_trailing_star() {

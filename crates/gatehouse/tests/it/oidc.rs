@@ -2416,3 +2416,52 @@ async fn a_client_with_a_configured_certificate_authenticates_with_signed_jwts()
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"], "invalid_client");
 }
+
+/// A native app (a CLI such as kubelogin) listens on a loopback port it
+/// picks at start: any port matches a registered loopback redirect URI
+/// (RFC 8252 §7.3, as Keycloak), the code goes to that exact URI, and the
+/// code exchange names that same URI.
+#[tokio::test]
+async fn loopback_redirect_uris_take_any_port() {
+    let s = start().await;
+    s.demo_realm().await;
+    let (verifier, challenge) = pkce();
+    let redirect = "http://127.0.0.1:43210/spa/cb";
+    let first = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/auth",
+            s.base
+        ))
+        .query(&[
+            ("client_id", "spa"),
+            ("redirect_uri", redirect),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .expect("auth");
+    assert_eq!(first.status(), 200, "the login page, not an error");
+    let done = s.log_in_alice(first).await;
+    assert_eq!(done.status(), 302);
+    let loc = done.headers()["location"].to_str().expect("loc").to_owned();
+    assert!(loc.starts_with("http://127.0.0.1:43210/spa/cb?"), "{loc}");
+    let code = query_param(&loc, "code").expect("code");
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "spa"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(r.status(), 200);
+}
