@@ -766,3 +766,20 @@ test("client authenticator providers: the ones Gatehouse implements", async () =
   assert.deepEqual(providers.map((p) => p.id).sort(), ["client-jwt", "client-secret", "client-secret-jwt"]);
   assert.ok(providers.every((p) => p.displayName && p.description));
 });
+
+test("authentication flows created, copied, updated and deleted, as Keycloak's authenticationManagement spec does", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const am = kc.authenticationManagement;
+  await am.createFlow({ alias: "test", providerId: "basic-flow", description: "", topLevel: true, builtIn: false });
+  assert.ok((await am.getFlows()).find((f) => f.alias === "test"));
+  await am.copyFlow({ flow: "browser", newName: "copy of browser" });
+  const flow = (await am.getFlows()).find((f) => f.alias === "copy of browser");
+  assert.ok(flow && flow.builtIn === false);
+  assert.ok((await am.getExecutions({ flow: "copy of browser" })).length > 5);
+  const updated = await am.updateFlow({ flowId: flow.id }, { ...flow, description: "Updated description" });
+  assert.equal(updated.description, "Updated description");
+  await am.deleteFlow({ flowId: flow.id });
+  assert.equal((await am.getFlows()).find((f) => f.alias === "copy of browser"), undefined);
+  const test = (await am.getFlows()).find((f) => f.alias === "test");
+  await am.deleteFlow({ flowId: test.id });
+});

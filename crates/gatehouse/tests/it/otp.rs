@@ -506,3 +506,102 @@ async fn flows_that_require_a_code_of_everyone_are_enforced_and_others_refused()
     );
     assert_eq!(s.admin_get(&t, "/custom").await.0, 404);
 }
+
+/// Flows edited the way Keycloak's admin console and scripts (keycloak-
+/// config-cli, Terraform) do: a copy of `direct grant` that asks everyone
+/// for a code, bound to the realm, is what the password grant then runs;
+/// renaming it keeps the binding; a bound or built-in flow cannot be
+/// deleted; an unbound copy can, with its subflows.
+#[tokio::test]
+async fn copied_flows_bound_to_the_realm_are_what_logins_run() {
+    let s = start().await;
+    let t = realm_with_otp_user(&s).await;
+    let body = json!({"username": "frank", "enabled": true,
+        "credentials": [{"type": "password", "value": "frank-pw", "temporary": false}]});
+    assert_eq!(s.admin_post(&t, "/otp/users", &body).await.0, 201);
+    let copy = json!({"newName": "strict grant"});
+    let p = "/otp/authentication/flows/direct grant/copy";
+    assert_eq!(s.admin_post(&t, p, &copy).await.0, 201);
+    assert_eq!(s.admin_post(&t, p, &copy).await.0, 409);
+    let sub = "strict grant Direct Grant - Conditional OTP";
+    let row = execution(&s, &t, "strict grant", sub).await;
+    assert_eq!(
+        set_requirement(&s, &t, "strict grant", &row, "REQUIRED")
+            .await
+            .0,
+        204
+    );
+    // Not bound yet: the realm's own direct grant still runs.
+    assert_eq!(password_grant(&s, "frank", "frank-pw", None).await, 200);
+    let bind = |flow: &str| {
+        let body = json!({"directGrantFlow": flow});
+        let s = &s;
+        let t = &t;
+        async move { s.admin_put(t, "/otp", Some(&body)).await }
+    };
+    assert_eq!(bind("strict grant").await, 204);
+    assert_eq!(password_grant(&s, "frank", "frank-pw", None).await, 401);
+    let (_, flows) = s.admin_get(&t, "/otp/authentication/flows").await;
+    let id_of = |alias: &str| {
+        flows
+            .as_array()
+            .expect("flows")
+            .iter()
+            .find(|f| f["alias"] == alias)
+            .map(|f| f["id"].as_str().expect("id").to_owned())
+            .unwrap_or_else(|| panic!("{alias} in {flows}"))
+    };
+    let strict = id_of("strict grant");
+    let builtin = id_of("direct grant");
+    let flow_path = |id: &str| format!("/otp/authentication/flows/{id}");
+    assert_eq!(s.admin_delete(&t, &flow_path(&strict)).await, 409, "bound");
+    assert_eq!(
+        s.admin_delete(&t, &flow_path(&builtin)).await,
+        400,
+        "built in"
+    );
+    // Renamed, it stays bound and keeps asking.
+    let rename = json!({"alias": "mfa grant", "description": "everyone gives a code"});
+    assert_eq!(
+        s.admin_put(&t, &flow_path(&strict), Some(&rename)).await,
+        202
+    );
+    let (_, realm) = s.admin_get(&t, "/otp").await;
+    assert_eq!(realm["directGrantFlow"], "mfa grant");
+    assert_eq!(password_grant(&s, "frank", "frank-pw", None).await, 401);
+    let (_, rows) = s
+        .admin_get(&t, "/otp/authentication/flows/mfa grant/executions")
+        .await;
+    assert!(rows.as_array().is_some_and(|r| r.len() >= 4), "{rows}");
+    // Unbound, it goes, with the subflow only it ran.
+    assert_eq!(bind("direct grant").await, 204);
+    assert_eq!(password_grant(&s, "frank", "frank-pw", None).await, 200);
+    assert_eq!(s.admin_delete(&t, &flow_path(&strict)).await, 204);
+    let export = s.export("otp").await;
+    let aliases: Vec<&str> = export["authenticationFlows"]
+        .as_array()
+        .expect("flows")
+        .iter()
+        .filter_map(|f| f["alias"].as_str())
+        .collect();
+    assert!(
+        !aliases
+            .iter()
+            .any(|a| a.starts_with("strict grant") || *a == "mfa grant"),
+        "{aliases:?}"
+    );
+    assert!(aliases.contains(&"Direct Grant - Conditional OTP"));
+    // An empty new flow, then gone.
+    let (code, location) = s
+        .admin_post(
+            &t,
+            "/otp/authentication/flows",
+            &json!({"alias": "empty", "providerId": "basic-flow", "topLevel": true}),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let empty = location.expect("location");
+    let id = empty.rsplit('/').next().expect("id");
+    assert_eq!(s.admin_get(&t, &flow_path(id)).await.1["alias"], "empty");
+    assert_eq!(s.admin_delete(&t, &flow_path(id)).await, 204);
+}

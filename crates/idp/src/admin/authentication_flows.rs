@@ -15,7 +15,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use gatehouse_core::model::Realm;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -24,8 +24,12 @@ use std::sync::Arc;
 pub fn routes() -> axum::Router<Arc<Idp>> {
     const F: &str = "/admin/realms/{realm}/authentication/flows";
     axum::Router::new()
-        .route(F, get(list))
-        .route(&format!("{F}/{{id}}"), get(one))
+        .route(F, get(list).post(create))
+        .route(
+            &format!("{F}/{{id}}"),
+            get(one).put(update_flow).delete(remove),
+        )
+        .route(&format!("{F}/{{id}}/copy"), post(copy))
         .route(
             &format!("{F}/{{id}}/executions"),
             get(list_executions).put(update_execution),
@@ -88,6 +92,289 @@ async fn one(
         .find(|f| f["id"] == id.as_str())
         .map(Json)
         .ok_or_else(|| AdminError::missing("Could not find flow with id"))
+}
+
+/// Stores `all` as the realm's flows (each with its id, so ids shown so
+/// far stay theirs) after checking that the bound flows still run, with
+/// the admin event `ev` makes of the new realm.
+async fn store_flows(
+    a: &RealmAdmin,
+    all: Vec<Value>,
+    ev: impl FnOnce(&Realm) -> gatehouse_core::model::Event,
+) -> Result<(), AdminError> {
+    let all = all.iter().map(|f| with_id(&a.realm, f)).collect();
+    let mut realm = a.realm.clone();
+    realm
+        .extra
+        .insert("authenticationFlows".into(), Value::Array(all));
+    crate::flows::check(&realm).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    let ev = ev(&realm);
+    a.idp.store.update_realm(&realm, &[ev]).await?;
+    Ok(())
+}
+
+/// Flow aliases a realm may bind (Keycloak's realm flow bindings).
+const BINDINGS: [&str; 7] = [
+    "browserFlow",
+    "directGrantFlow",
+    "registrationFlow",
+    "resetCredentialsFlow",
+    "clientAuthenticationFlow",
+    "dockerAuthenticationFlow",
+    "firstBrokerLoginFlow",
+];
+
+/// `POST .../authentication/flows`: a new, empty top-level flow (201 with
+/// its Location; 409 when the alias is taken). It runs nothing until it
+/// has steps and is bound.
+async fn create(a: RealmAdmin, body: Bytes) -> Result<axum::response::Response, AdminError> {
+    let rep = json_body(&body)?;
+    let alias = rep["alias"]
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .ok_or_else(|| AdminError::bad_request("Flow alias is missing"))?;
+    let provider = rep["providerId"].as_str().unwrap_or("basic-flow");
+    if !matches!(provider, "basic-flow" | "client-flow" | "form-flow") {
+        return Err(AdminError::bad_request(format!(
+            "Unknown flow provider {provider}"
+        )));
+    }
+    let mut all = flows(&a.realm).into_owned();
+    if by_alias(&all, alias).is_some() {
+        return Err(AdminError::conflict(format!("Flow {alias} already exists")));
+    }
+    let flow = json!({"alias": alias, "description": rep["description"].as_str().unwrap_or(""),
+        "providerId": provider, "topLevel": rep["topLevel"].as_bool().unwrap_or(true),
+        "builtIn": false, "authenticationExecutions": []});
+    let id = with_id(&a.realm, &flow)["id"].clone();
+    all.push(flow);
+    store_flows(&a, all, |realm| {
+        event(
+            realm,
+            &a.caller,
+            "CREATE",
+            "AUTH_FLOW",
+            "authentication/flows",
+            Some(&rep),
+        )
+    })
+    .await?;
+    let id = id.as_str().unwrap_or_default();
+    Ok(super::created(format!(
+        "{}/admin/realms/{}/authentication/flows/{id}",
+        a.idp.public_url, a.realm.name
+    )))
+}
+
+/// `POST .../authentication/flows/{alias}/copy` with `{"newName"}`: a copy
+/// of the flow and, recursively, of its subflows (renamed `"{newName}
+/// {subflow alias}"`, as Keycloak names them), none of them built in.
+async fn copy(
+    a: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let rep = json_body(&body)?;
+    let new_name = rep["newName"]
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .ok_or_else(|| AdminError::bad_request("newName is missing"))?;
+    let mut all = flows(&a.realm).into_owned();
+    if by_alias(&all, new_name).is_some() {
+        return Err(AdminError::conflict("New flow alias name already exists"));
+    }
+    let mut copies = vec![];
+    copy_into(&all, &alias, new_name, new_name, &mut copies, 0)?;
+    if copies
+        .iter()
+        .any(|c| by_alias(&all, c["alias"].as_str().unwrap_or_default()).is_some())
+    {
+        return Err(AdminError::conflict("New flow alias name already exists"));
+    }
+    all.extend(copies);
+    let path = format!("authentication/flows/{alias}/copy");
+    store_flows(&a, all, |realm| {
+        event(realm, &a.caller, "CREATE", "AUTH_FLOW", &path, Some(&rep))
+    })
+    .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Copies flow `from` as `to` into `out`, its subflows as
+/// `"{prefix} {alias}"`.
+fn copy_into(
+    all: &[Value],
+    from: &str,
+    to: &str,
+    prefix: &str,
+    out: &mut Vec<Value>,
+    depth: usize,
+) -> Result<(), AdminError> {
+    let flow = by_alias(all, from).ok_or_else(|| AdminError::not_found("Flow"))?;
+    if depth > 8 {
+        return Err(AdminError::bad_request("Flows nest too deep"));
+    }
+    let mut copy = flow.clone();
+    if let Some(o) = copy.as_object_mut() {
+        o.remove("id");
+        o.insert("alias".into(), json!(to));
+        o.insert("builtIn".into(), json!(false));
+        if depth > 0 {
+            o.insert("topLevel".into(), json!(false));
+        }
+    }
+    let mut subflows = vec![];
+    if let Some(execs) = copy["authenticationExecutions"].as_array_mut() {
+        for e in execs.iter_mut().filter(|e| is_subflow(e)) {
+            let sub = e["flowAlias"].as_str().unwrap_or_default().to_owned();
+            let renamed = format!("{prefix} {sub}");
+            e["flowAlias"] = json!(renamed);
+            subflows.push((sub, renamed));
+        }
+    }
+    out.push(copy);
+    for (sub, renamed) in subflows {
+        copy_into(all, &sub, &renamed, prefix, out, depth + 1)?;
+    }
+    Ok(())
+}
+
+/// `PUT .../authentication/flows/{id}`: a flow's alias and description
+/// (202 with the flow, as Keycloak answers). A new alias is carried to the
+/// flows that run it and to the realm's bindings, so nothing stops
+/// pointing at it.
+async fn update_flow(
+    a: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), AdminError> {
+    let rep = json_body(&body)?;
+    let new_alias = rep["alias"]
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .ok_or_else(|| AdminError::conflict("Failed to update flow with empty alias name"))?
+        .to_owned();
+    let mut all: Vec<Value> = flows(&a.realm)
+        .iter()
+        .map(|f| with_id(&a.realm, f))
+        .collect();
+    let pos = all
+        .iter()
+        .position(|f| f["id"] == id.as_str())
+        .ok_or_else(|| AdminError::missing("Illegal execution"))?;
+    let old_alias = all[pos]["alias"].as_str().unwrap_or_default().to_owned();
+    let mut realm = a.realm.clone();
+    if new_alias != old_alias {
+        if by_alias(&all, &new_alias).is_some() {
+            return Err(AdminError::conflict("Flow alias name already exists"));
+        }
+        for f in all.iter_mut() {
+            for e in f["authenticationExecutions"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                if e["flowAlias"] == old_alias.as_str() {
+                    e["flowAlias"] = json!(new_alias);
+                }
+            }
+        }
+        for b in BINDINGS {
+            if realm.extra.get(b).and_then(Value::as_str) == Some(old_alias.as_str()) {
+                realm.extra.insert(b.into(), json!(new_alias));
+            }
+        }
+        all[pos]["alias"] = json!(new_alias);
+    }
+    if rep.get("description").is_some() {
+        all[pos]["description"] = json!(rep["description"].as_str().unwrap_or(""));
+    }
+    let flow = all[pos].clone();
+    let a = RealmAdmin { realm, ..a };
+    store_flows(&a, all, |realm| {
+        event(
+            realm,
+            &a.caller,
+            "UPDATE",
+            "AUTH_FLOW",
+            &format!("authentication/flows/{id}"),
+            Some(&rep),
+        )
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(flow)))
+}
+
+/// `DELETE .../authentication/flows/{id}`: a flow that is not built in and
+/// not bound, with the subflows it alone uses.
+async fn remove(
+    a: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let mut all = flows(&a.realm).into_owned();
+    let flow = all
+        .iter()
+        .map(|f| with_id(&a.realm, f))
+        .find(|f| f["id"] == id.as_str())
+        .ok_or_else(|| AdminError::missing("Could not find flow with id"))?;
+    if flow["builtIn"].as_bool() == Some(true) {
+        return Err(AdminError::bad_request("Can't delete built in flow"));
+    }
+    let alias = flow["alias"].as_str().unwrap_or_default().to_owned();
+    let bound = BINDINGS
+        .iter()
+        .any(|b| a.realm.extra.get(*b).and_then(Value::as_str) == Some(alias.as_str()));
+    let overridden = a.idp.store.clients(&a.realm.id).await?.iter().any(|c| {
+        c.extra
+            .get("authenticationFlowBindingOverrides")
+            .and_then(Value::as_object)
+            .is_some_and(|o| o.values().any(|v| v == &flow["id"]))
+    });
+    if bound || overridden {
+        return Err(AdminError::conflict(
+            "Cannot delete flow, it is used by the realm or a client",
+        ));
+    }
+    // The flow and the subflows under it that no other flow runs.
+    let mut doomed = vec![alias.clone()];
+    let mut i = 0;
+    while i < doomed.len() {
+        let subs: Vec<String> = by_alias(&all, &doomed[i])
+            .and_then(|f| f["authenticationExecutions"].as_array())
+            .into_iter()
+            .flatten()
+            .filter(|e| is_subflow(e))
+            .filter_map(|e| e["flowAlias"].as_str().map(str::to_owned))
+            .collect();
+        for sub in subs {
+            let used_elsewhere = all.iter().any(|f| {
+                !doomed
+                    .iter()
+                    .any(|d| f["alias"].as_str() == Some(d.as_str()))
+                    && f["authenticationExecutions"]
+                        .as_array()
+                        .is_some_and(|es| es.iter().any(|e| e["flowAlias"] == sub.as_str()))
+            });
+            if !used_elsewhere && !doomed.contains(&sub) {
+                doomed.push(sub);
+            }
+        }
+        i += 1;
+    }
+    all.retain(|f| {
+        !doomed
+            .iter()
+            .any(|d| f["alias"].as_str() == Some(d.as_str()))
+    });
+    let path = format!("authentication/flows/{id}");
+    store_flows(&a, all, |realm| {
+        event(realm, &a.caller, "DELETE", "AUTH_FLOW", &path, None)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// One row of Keycloak's flattened execution list, and where its
@@ -220,22 +507,17 @@ async fn update_execution(
         return Err(AdminError::missing("Illegal execution"));
     };
     stored["requirement"] = json!(requirement);
-    // Stored with their ids, so the ids shown so far stay theirs.
-    let all = all.iter().map(|f| with_id(&a.realm, f)).collect();
-    let mut realm = a.realm.clone();
-    realm
-        .extra
-        .insert("authenticationFlows".into(), Value::Array(all));
-    crate::flows::check(&realm).map_err(|e| AdminError::bad_request(e.to_string()))?;
     let path = format!("authentication/flows/{alias}/executions");
-    let ev = event(
-        &realm,
-        &a.caller,
-        "UPDATE",
-        "AUTH_EXECUTION",
-        &path,
-        Some(&rep),
-    );
-    a.idp.store.update_realm(&realm, &[ev]).await?;
+    store_flows(&a, all, |realm| {
+        event(
+            realm,
+            &a.caller,
+            "UPDATE",
+            "AUTH_EXECUTION",
+            &path,
+            Some(&rep),
+        )
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
