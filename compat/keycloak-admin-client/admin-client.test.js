@@ -783,3 +783,35 @@ test("authentication flows created, copied, updated and deleted, as Keycloak's a
   const test = (await am.getFlows()).find((f) => f.alias === "test");
   await am.deleteFlow({ flowId: test.id });
 });
+
+test("flow executions added, reordered and deleted, as Keycloak's authenticationManagement spec does", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const am = kc.authenticationManagement;
+  const flow = "executionTest";
+  await am.copyFlow({ flow: "browser", newName: flow });
+  const added = await am.addExecutionToFlow({ flow, provider: "auth-otp-form" });
+  assert.ok(added.id);
+  const sub = await am.addFlowToFlow({ flow, alias: "subFlow", description: "", provider: "registration-page-form", type: "basic-flow" });
+  assert.ok(sub.id);
+  let ex = await am.getExecutions({ flow });
+  assert.ok(ex.map((e) => e.displayName).includes("subFlow"));
+  let last = ex[ex.length - 1];
+  const choice = last.requirementChoices[1];
+  await am.updateExecution({ flow }, { ...last, requirement: choice });
+  ex = await am.getExecutions({ flow });
+  assert.equal(ex[ex.length - 1].requirement, choice);
+  const first = ex[0].id;
+  await am.delExecution({ id: first });
+  ex = await am.getExecutions({ flow });
+  assert.equal(ex.find((e) => e.id === first), undefined);
+  last = ex[ex.length - 1];
+  await am.raisePriorityExecution({ id: last.id });
+  ex = await am.getExecutions({ flow });
+  assert.equal(ex.find((e) => e.id === last.id).index, last.index - 1);
+  const top = ex[0];
+  await am.lowerPriorityExecution({ id: top.id });
+  ex = await am.getExecutions({ flow });
+  assert.equal(ex.find((e) => e.id === top.id).index, top.index + 1);
+  const f = (await am.getFlows()).find((x) => x.alias === flow);
+  await am.deleteFlow({ flowId: f.id });
+});

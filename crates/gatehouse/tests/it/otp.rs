@@ -605,3 +605,79 @@ async fn copied_flows_bound_to_the_realm_are_what_logins_run() {
     assert_eq!(s.admin_get(&t, &flow_path(id)).await.1["alias"], "empty");
     assert_eq!(s.admin_delete(&t, &flow_path(id)).await, 204);
 }
+
+/// Executions added, reordered and removed in a copied flow: an unbound
+/// flow may hold steps Gatehouse does not run, binding it is refused
+/// until they go, and removing one keeps the other rows' ids.
+#[tokio::test]
+async fn executions_are_added_reordered_and_removed_in_copies() {
+    let s = start().await;
+    let t = realm_with_otp_user(&s).await;
+    let p = "/otp/authentication/flows/browser/copy";
+    assert_eq!(
+        s.admin_post(&t, p, &json!({"newName": "mine"})).await.0,
+        201
+    );
+    let add = "/otp/authentication/flows/mine/executions/execution";
+    let (code, loc) = s
+        .admin_post(&t, add, &json!({"provider": "auth-spnego"}))
+        .await;
+    assert_eq!(code, 201);
+    let added = loc.expect("location");
+    let kerberos_id = added.rsplit('/').next().expect("id").to_owned();
+    let unknown = json!({"provider": "no-such-authenticator"});
+    assert_eq!(s.admin_post(&t, add, &unknown).await.0, 400);
+    let builtin = "/otp/authentication/flows/browser/executions/execution";
+    let otp = json!({"provider": "auth-otp-form"});
+    assert_eq!(s.admin_post(&t, builtin, &otp).await.0, 400, "built in");
+    let list = "/otp/authentication/flows/mine/executions";
+    let (_, before) = s.admin_get(&t, list).await;
+    let row_of = |rows: &Value, id: &str| {
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .expect("listed")
+    };
+    let row = row_of(&before, &kerberos_id);
+    assert_eq!(
+        (row["providerId"].clone(), row["requirement"].clone()),
+        (json!("auth-spnego"), json!("DISABLED"))
+    );
+    assert_eq!(
+        set_requirement(&s, &t, "mine", &row, "REQUIRED").await.0,
+        204
+    );
+    // Bound, a realm must be able to run it: refused, nothing written.
+    let bind = json!({"browserFlow": "mine"});
+    assert_eq!(s.admin_put(&t, "/otp", Some(&bind)).await, 400);
+    assert_eq!(s.admin_get(&t, "/otp").await.1["browserFlow"], "browser");
+    // Raised one place.
+    let at = row["index"].as_i64().expect("index");
+    let raise = format!("/otp/authentication/executions/{kerberos_id}/raise-priority");
+    assert_eq!(s.admin_post(&t, &raise, &json!({})).await.0, 204);
+    let (_, after) = s.admin_get(&t, list).await;
+    assert_eq!(row_of(&after, &kerberos_id)["index"], json!(at - 1));
+    // Removed: the others keep their ids, and the flow can be bound.
+    let first_id = after[0]["id"].as_str().expect("id").to_owned();
+    let exec = format!("/otp/authentication/executions/{kerberos_id}");
+    assert_eq!(
+        s.admin_get(&t, &exec).await.1["authenticator"],
+        "auth-spnego"
+    );
+    assert_eq!(s.admin_delete(&t, &exec).await, 204);
+    assert_eq!(s.admin_delete(&t, &exec).await, 404);
+    let (_, left) = s.admin_get(&t, list).await;
+    assert_eq!(left[0]["id"], json!(first_id));
+    assert_eq!(
+        left.as_array().map(Vec::len),
+        before.as_array().map(|b| b.len() - 1)
+    );
+    assert_eq!(s.admin_put(&t, "/otp", Some(&bind)).await, 204);
+    // The bound copy runs: carol, who has an authenticator, is asked for
+    // her code after the password, as the original flow asks.
+    let (_, r) = password_step(&s, "carol", "carol-pw").await;
+    let html = r.text().await.expect("html");
+    assert!(html.contains("name=\"otp\""), "{html}");
+}

@@ -31,6 +31,23 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
         )
         .route(&format!("{F}/{{id}}/copy"), post(copy))
         .route(
+            &format!("{F}/{{id}}/executions/execution"),
+            post(add_execution),
+        )
+        .route(&format!("{F}/{{id}}/executions/flow"), post(add_subflow))
+        .route(
+            "/admin/realms/{realm}/authentication/executions/{id}",
+            get(one_execution).delete(remove_execution),
+        )
+        .route(
+            "/admin/realms/{realm}/authentication/executions/{id}/raise-priority",
+            post(move_execution::<true>),
+        )
+        .route(
+            "/admin/realms/{realm}/authentication/executions/{id}/lower-priority",
+            post(move_execution::<false>),
+        )
+        .route(
             &format!("{F}/{{id}}/executions"),
             get(list_executions).put(update_execution),
         )
@@ -63,6 +80,47 @@ fn with_id(realm: &Realm, f: &Value) -> Value {
         f["id"] = json!(derived_id(&[&realm.id, "flow", &alias]));
     }
     f
+}
+
+/// An execution's id: the one stored with it, else one derived from its
+/// flow and position (Keycloak's default flows and exports carry none).
+fn execution_id(realm: &Realm, alias: &str, pos: usize, e: &Value) -> String {
+    e["id"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| derived_id(&[&realm.id, "execution", alias, &pos.to_string()]))
+}
+
+/// The realm's flows for an edit: each flow and execution with the id it
+/// shows now, so that ids stay theirs when positions and aliases change.
+fn editable(realm: &Realm) -> Vec<Value> {
+    flows(realm)
+        .iter()
+        .map(|f| {
+            let mut f = with_id(realm, f);
+            let alias = f["alias"].as_str().unwrap_or_default().to_owned();
+            for (pos, e) in f["authenticationExecutions"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                e["id"] = json!(execution_id(realm, &alias, pos, e));
+            }
+            f
+        })
+        .collect()
+}
+
+/// Where the execution `id` is: its flow's index in `all` and its position.
+fn find_execution(all: &[Value], id: &str) -> Option<(usize, usize)> {
+    all.iter().enumerate().find_map(|(fi, f)| {
+        f["authenticationExecutions"]
+            .as_array()?
+            .iter()
+            .position(|e| e["id"] == id)
+            .map(|pos| (fi, pos))
+    })
 }
 
 /// All the realm's flows, top-level and subflows, each with its id: what
@@ -140,7 +198,7 @@ async fn create(a: RealmAdmin, body: Bytes) -> Result<axum::response::Response, 
             "Unknown flow provider {provider}"
         )));
     }
-    let mut all = flows(&a.realm).into_owned();
+    let mut all = editable(&a.realm);
     if by_alias(&all, alias).is_some() {
         return Err(AdminError::conflict(format!("Flow {alias} already exists")));
     }
@@ -181,7 +239,7 @@ async fn copy(
         .map(str::trim)
         .filter(|s| !s.is_empty() && s.len() <= 255)
         .ok_or_else(|| AdminError::bad_request("newName is missing"))?;
-    let mut all = flows(&a.realm).into_owned();
+    let mut all = editable(&a.realm);
     if by_alias(&all, new_name).is_some() {
         return Err(AdminError::conflict("New flow alias name already exists"));
     }
@@ -227,6 +285,12 @@ fn copy_into(
     }
     let mut subflows = vec![];
     if let Some(execs) = copy["authenticationExecutions"].as_array_mut() {
+        // The copies are new executions with ids of their own.
+        for e in execs.iter_mut() {
+            if let Some(o) = e.as_object_mut() {
+                o.remove("id");
+            }
+        }
         for e in execs.iter_mut().filter(|e| is_subflow(e)) {
             let sub = e["flowAlias"].as_str().unwrap_or_default().to_owned();
             let renamed = format!("{prefix} {sub}");
@@ -257,10 +321,7 @@ async fn update_flow(
         .filter(|s| !s.is_empty() && s.len() <= 255)
         .ok_or_else(|| AdminError::conflict("Failed to update flow with empty alias name"))?
         .to_owned();
-    let mut all: Vec<Value> = flows(&a.realm)
-        .iter()
-        .map(|f| with_id(&a.realm, f))
-        .collect();
+    let mut all = editable(&a.realm);
     let pos = all
         .iter()
         .position(|f| f["id"] == id.as_str())
@@ -314,11 +375,11 @@ async fn remove(
     a: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let mut all = flows(&a.realm).into_owned();
+    let mut all = editable(&a.realm);
     let flow = all
         .iter()
-        .map(|f| with_id(&a.realm, f))
         .find(|f| f["id"] == id.as_str())
+        .cloned()
         .ok_or_else(|| AdminError::missing("Could not find flow with id"))?;
     if flow["builtIn"].as_bool() == Some(true) {
         return Err(AdminError::bad_request("Can't delete built in flow"));
@@ -377,6 +438,240 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The next priority in a flow: after its last execution, by 10.
+fn next_priority(flow: &Value) -> i64 {
+    flow["authenticationExecutions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["priority"].as_i64())
+        .max()
+        .map_or(10, |p| p + 10)
+}
+
+/// The index in `all` of the flow `alias` names (404 in Keycloak's words).
+fn flow_index(all: &[Value], alias: &str) -> Result<usize, AdminError> {
+    all.iter()
+        .position(|f| f["alias"] == alias)
+        .ok_or_else(|| AdminError::missing("Flow not found"))
+}
+
+/// Appends `execution` to flow `fi` and stores, with `what` as the admin
+/// event's resource type; 201 with the execution's Location.
+async fn append(
+    a: &RealmAdmin,
+    mut all: Vec<Value>,
+    fi: usize,
+    mut execution: Value,
+    what: &str,
+    rep: &Value,
+) -> Result<axum::response::Response, AdminError> {
+    if all[fi]["builtIn"].as_bool() == Some(true) {
+        return Err(AdminError::bad_request(
+            "It is illegal to add execution to a built in flow",
+        ));
+    }
+    let id = gatehouse_core::id::uuid();
+    execution["id"] = json!(id);
+    execution["priority"] = json!(next_priority(&all[fi]));
+    if let Some(list) = all[fi]["authenticationExecutions"].as_array_mut() {
+        list.push(execution);
+    } else {
+        all[fi]["authenticationExecutions"] = json!([execution]);
+    }
+    let alias = all[fi]["alias"].as_str().unwrap_or_default().to_owned();
+    let path = format!("authentication/flows/{alias}/executions/{what}");
+    store_flows(a, all, |realm| {
+        event(
+            realm,
+            &a.caller,
+            "CREATE",
+            "AUTH_EXECUTION",
+            &path,
+            Some(rep),
+        )
+    })
+    .await?;
+    Ok(super::created(format!(
+        "{}/admin/realms/{}/authentication/executions/{id}",
+        a.idp.public_url, a.realm.name
+    )))
+}
+
+/// `POST .../flows/{alias}/executions/execution` with `{"provider"}`: a
+/// step appended DISABLED, as Keycloak adds it. Only the authenticators
+/// Keycloak's flows name (`display_name`); whether a bound flow can run
+/// the result is checked as for any change.
+async fn add_execution(
+    a: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    let rep = json_body(&body)?;
+    let provider = rep["provider"].as_str().unwrap_or_default();
+    if display_name(provider) == provider {
+        return Err(AdminError::bad_request(format!(
+            "No authentication provider found for id: {provider}"
+        )));
+    }
+    let all = editable(&a.realm);
+    let fi = flow_index(&all, &alias)?;
+    let step = json!({"authenticator": provider, "authenticatorFlow": false,
+        "requirement": "DISABLED", "userSetupAllowed": false});
+    append(&a, all, fi, step, "execution", &rep).await
+}
+
+/// `POST .../flows/{alias}/executions/flow` with `{"alias", "type",
+/// "description"}`: a new, empty subflow appended DISABLED.
+async fn add_subflow(
+    a: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<axum::response::Response, AdminError> {
+    let rep = json_body(&body)?;
+    let sub = rep["alias"]
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .ok_or_else(|| AdminError::bad_request("Flow alias is missing"))?
+        .to_owned();
+    let kind = rep["type"].as_str().unwrap_or("basic-flow");
+    if !matches!(kind, "basic-flow" | "form-flow") {
+        return Err(AdminError::bad_request(format!("Unknown flow type {kind}")));
+    }
+    let mut all = editable(&a.realm);
+    let fi = flow_index(&all, &alias)?;
+    if by_alias(&all, &sub).is_some() {
+        return Err(AdminError::conflict("New flow alias name already exists"));
+    }
+    all.push(
+        json!({"alias": sub, "description": rep["description"].as_str().unwrap_or(""),
+        "providerId": kind, "topLevel": false, "builtIn": false, "authenticationExecutions": []}),
+    );
+    let step = json!({"flowAlias": sub, "authenticatorFlow": true, "autheticatorFlow": true,
+        "requirement": "DISABLED", "userSetupAllowed": false});
+    append(&a, all, fi, step, "flow", &rep).await
+}
+
+/// `GET .../authentication/executions/{id}` (AuthenticationExecutionRepresentation).
+async fn one_execution(
+    RealmAdmin { realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let all = editable(&realm);
+    let (fi, pos) =
+        find_execution(&all, &id).ok_or_else(|| AdminError::missing("Illegal execution"))?;
+    let e = &all[fi]["authenticationExecutions"][pos];
+    let mut rep = json!({"id": id, "requirement": e["requirement"], "priority": e["priority"],
+        "authenticatorFlow": is_subflow(e), "parentFlow": all[fi]["id"]});
+    if is_subflow(e) {
+        let sub = by_alias(&all, e["flowAlias"].as_str().unwrap_or_default());
+        rep["flowId"] = sub.map_or(Value::Null, |s| s["id"].clone());
+    } else {
+        rep["authenticator"] = e["authenticator"].clone();
+    }
+    Ok(Json(rep))
+}
+
+/// `DELETE .../authentication/executions/{id}`: the step, or the subflow
+/// it runs with everything under it.
+async fn remove_execution(
+    a: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let mut all = editable(&a.realm);
+    let (fi, pos) =
+        find_execution(&all, &id).ok_or_else(|| AdminError::missing("Illegal execution"))?;
+    if all[fi]["builtIn"].as_bool() == Some(true) {
+        return Err(AdminError::bad_request(
+            "It is illegal to remove execution from a built in flow",
+        ));
+    }
+    let removed = all[fi]["authenticationExecutions"]
+        .as_array_mut()
+        .map(|l| l.remove(pos))
+        .unwrap_or(Value::Null);
+    if is_subflow(&removed) {
+        let mut doomed = vec![removed["flowAlias"].as_str().unwrap_or_default().to_owned()];
+        let mut i = 0;
+        while i < doomed.len() {
+            let subs: Vec<String> = by_alias(&all, &doomed[i])
+                .and_then(|f| f["authenticationExecutions"].as_array())
+                .into_iter()
+                .flatten()
+                .filter(|e| is_subflow(e))
+                .filter_map(|e| e["flowAlias"].as_str().map(str::to_owned))
+                .collect();
+            doomed.extend(subs);
+            i += 1;
+            if i > 64 {
+                break;
+            }
+        }
+        all.retain(|f| {
+            !doomed
+                .iter()
+                .any(|d| f["alias"].as_str() == Some(d.as_str()))
+        });
+    }
+    let path = format!("authentication/executions/{id}");
+    store_flows(&a, all, |realm| {
+        event(realm, &a.caller, "DELETE", "AUTH_EXECUTION", &path, None)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST .../executions/{id}/raise-priority` (`UP`) or `lower-priority`:
+/// the step trades places with its neighbour in the flow.
+async fn move_execution<const UP: bool>(
+    a: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let mut all = editable(&a.realm);
+    let (fi, pos) =
+        find_execution(&all, &id).ok_or_else(|| AdminError::missing("Illegal execution"))?;
+    if all[fi]["builtIn"].as_bool() == Some(true) {
+        return Err(AdminError::bad_request(
+            "It is illegal to reorder executions of a built in flow",
+        ));
+    }
+    // Stored positions in priority order.
+    let order: Vec<usize> = executions(&all[fi]).into_iter().map(|(p, _)| p).collect();
+    let at = order.iter().position(|p| *p == pos).unwrap_or(0);
+    let other = if UP { at.checked_sub(1) } else { Some(at + 1) };
+    if let Some(&o) = other.and_then(|i| order.get(i)) {
+        // Renumber by the current order, then swap the two.
+        let mut prio: Vec<(usize, i64)> = order
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, (i as i64 + 1) * 10))
+            .collect();
+        let (i, j) = (at, order.iter().position(|p| *p == o).unwrap_or(at));
+        let (pi, pj) = (prio[i].1, prio[j].1);
+        prio[i].1 = pj;
+        prio[j].1 = pi;
+        if let Some(list) = all[fi]["authenticationExecutions"].as_array_mut() {
+            for (p, v) in prio {
+                if let Some(e) = list.get_mut(p) {
+                    e["priority"] = json!(v);
+                }
+            }
+        }
+    }
+    let what = if UP {
+        "raise-priority"
+    } else {
+        "lower-priority"
+    };
+    let path = format!("authentication/executions/{id}/{what}");
+    store_flows(&a, all, |realm| {
+        event(realm, &a.caller, "UPDATE", "AUTH_EXECUTION", &path, None)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// One row of Keycloak's flattened execution list, and where its
 /// execution is stored (flow alias, position) for an update.
 struct Row {
@@ -412,7 +707,7 @@ fn rows(realm: &Realm, all: &[Value], alias: &str, level: usize, out: &mut Vec<R
         return;
     }
     for (index, (pos, e)) in executions(flow).into_iter().enumerate() {
-        let id = derived_id(&[&realm.id, "execution", alias, &pos.to_string()]);
+        let id = execution_id(realm, alias, pos, e);
         let common = json!({"id": id, "requirement": e["requirement"], "level": level,
                             "index": index, "priority": e["priority"], "configurable": false});
         let mut info = common;
@@ -482,7 +777,7 @@ async fn update_execution(
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
     let rep = json_body(&body)?;
-    let mut all = flows(&a.realm).into_owned();
+    let mut all = editable(&a.realm);
     let rows = flattened(&a.realm, &all, &alias)?;
     let row = rows
         .iter()
