@@ -815,3 +815,22 @@ test("flow executions added, reordered and deleted, as Keycloak's authentication
   const f = (await am.getFlows()).find((x) => x.alias === flow);
   await am.deleteFlow({ flowId: f.id });
 });
+
+test("step configs and config descriptions, as Keycloak's authenticationManagement spec uses them", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const am = kc.authenticationManagement;
+  await am.copyFlow({ flow: "browser", newName: "configTest" });
+  const execution = (await am.getExecutions({ flow: "configTest" }))[0];
+  let config = await am.createConfig({ id: execution.id, alias: "test" });
+  config = await am.getConfig({ id: config.id });
+  assert.equal(config.alias, "test");
+  await am.updateConfig({ ...config, config: { defaultProvider: "sdf" } });
+  config = await am.getConfig({ id: config.id });
+  assert.equal(config.config.defaultProvider, "sdf");
+  await am.delConfig({ id: config.id });
+  await assert.rejects(am.getConfig({ id: config.id }));
+  const description = await am.getConfigDescription({ providerId: execution.providerId });
+  assert.equal(description.providerId, execution.providerId);
+  const f = (await am.getFlows()).find((x) => x.alias === "configTest");
+  await am.deleteFlow({ flowId: f.id });
+});

@@ -5,6 +5,7 @@ pub mod adapter_actions;
 pub mod api_keys;
 pub mod attack_detection;
 pub mod authentication_flows;
+pub mod authenticator_configs;
 pub mod client_certificates;
 pub mod client_policies;
 pub mod client_scopes;
@@ -238,6 +239,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(user_profile::routes())
         .merge(required_actions::routes())
         .merge(authentication_flows::routes())
+        .merge(authenticator_configs::routes())
         .merge(sessions::routes())
         .merge(groups::routes())
         .merge(roles::routes())

@@ -681,3 +681,61 @@ async fn executions_are_added_reordered_and_removed_in_copies() {
     let html = r.text().await.expect("html");
     assert!(html.contains("name=\"otp\""), "{html}");
 }
+
+/// A step's config (Keycloak's `authenticatorConfig`): created for a step
+/// of a copy, shown on its row, read, changed, kept in the export with the
+/// step naming it, and deleted with the reference.
+#[tokio::test]
+async fn step_configs_are_kept_with_their_steps() {
+    let s = start().await;
+    let t = realm_with_otp_user(&s).await;
+    let p = "/otp/authentication/flows/browser/copy";
+    assert_eq!(
+        s.admin_post(&t, p, &json!({"newName": "mine"})).await.0,
+        201
+    );
+    let row = execution(&s, &t, "mine", "Cookie").await;
+    let id = row["id"].as_str().expect("id");
+    let create = format!("/otp/authentication/executions/{id}/config");
+    let body = json!({"alias": "cookie-settings", "config": {"k": "v"}});
+    let (code, loc) = s.admin_post(&t, &create, &body).await;
+    assert_eq!(code, 201);
+    assert_eq!(s.admin_post(&t, &create, &body).await.0, 409, "alias taken");
+    let bad = json!({"alias": "other", "config": {"k": 1}});
+    assert_eq!(s.admin_post(&t, &create, &bad).await.0, 400);
+    let config_id = loc
+        .expect("location")
+        .rsplit('/')
+        .next()
+        .expect("id")
+        .to_owned();
+    let row = execution(&s, &t, "mine", "Cookie").await;
+    assert_eq!(row["authenticationConfig"], json!(config_id));
+    let path = format!("/otp/authentication/config/{config_id}");
+    let (_, got) = s.admin_get(&t, &path).await;
+    assert_eq!(got["config"], json!({"k": "v"}));
+    let changed = json!({"alias": "cookie-settings", "config": {"k": "w"}});
+    assert_eq!(s.admin_put(&t, &path, Some(&changed)).await, 204);
+    let export = s.export("otp").await;
+    assert_eq!(
+        export["authenticatorConfig"],
+        json!([{"id": config_id, "alias": "cookie-settings", "config": {"k": "w"}}])
+    );
+    let cookie_step = export["authenticationFlows"]
+        .as_array()
+        .expect("flows")
+        .iter()
+        .find(|f| f["alias"] == "mine")
+        .and_then(|f| f["authenticationExecutions"].as_array())
+        .and_then(|es| es.iter().find(|e| e["authenticator"] == "auth-cookie"))
+        .cloned()
+        .expect("the copy's cookie step");
+    assert_eq!(cookie_step["authenticatorConfig"], "cookie-settings");
+    assert_eq!(s.admin_delete(&t, &path).await, 204);
+    assert_eq!(s.admin_get(&t, &path).await.0, 404);
+    assert!(execution(&s, &t, "mine", "Cookie").await["authenticationConfig"].is_null());
+    let (st, d) = s
+        .admin_get(&t, "/otp/authentication/config-description/auth-otp-form")
+        .await;
+    assert_eq!((st, d["providerId"].clone()), (200, json!("auth-otp-form")));
+}

@@ -93,7 +93,7 @@ fn execution_id(realm: &Realm, alias: &str, pos: usize, e: &Value) -> String {
 
 /// The realm's flows for an edit: each flow and execution with the id it
 /// shows now, so that ids stay theirs when positions and aliases change.
-fn editable(realm: &Realm) -> Vec<Value> {
+pub(super) fn editable(realm: &Realm) -> Vec<Value> {
     flows(realm)
         .iter()
         .map(|f| {
@@ -113,7 +113,7 @@ fn editable(realm: &Realm) -> Vec<Value> {
 }
 
 /// Where the execution `id` is: its flow's index in `all` and its position.
-fn find_execution(all: &[Value], id: &str) -> Option<(usize, usize)> {
+pub(super) fn find_execution(all: &[Value], id: &str) -> Option<(usize, usize)> {
     all.iter().enumerate().find_map(|(fi, f)| {
         f["authenticationExecutions"]
             .as_array()?
@@ -155,7 +155,7 @@ async fn one(
 /// Stores `all` as the realm's flows (each with its id, so ids shown so
 /// far stay theirs) after checking that the bound flows still run, with
 /// the admin event `ev` makes of the new realm.
-async fn store_flows(
+pub(super) async fn store_flows(
     a: &RealmAdmin,
     all: Vec<Value>,
     ev: impl FnOnce(&Realm) -> gatehouse_core::model::Event,
@@ -681,7 +681,7 @@ struct Row {
 }
 
 /// Keycloak's display names of the providers a Keycloak realm's flows name.
-fn display_name(provider: &str) -> &str {
+pub(super) fn display_name(provider: &str) -> &str {
     match provider {
         "auth-cookie" => "Cookie",
         "auth-spnego" => "Kerberos",
@@ -730,6 +730,19 @@ fn rows(realm: &Realm, all: &[Value], alias: &str, level: usize, out: &mut Vec<R
             rows(realm, all, sub_alias, level + 1, out);
         } else {
             let provider = e["authenticator"].as_str().unwrap_or("");
+            // The step's config, by id, as Keycloak's rows name it.
+            let config = realm
+                .extra
+                .get("authenticatorConfig")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| {
+                    e["authenticatorConfig"].is_string() && c["alias"] == e["authenticatorConfig"]
+                });
+            if let Some(c) = config {
+                info["authenticationConfig"] = c["id"].clone();
+            }
             info["displayName"] = json!(display_name(provider));
             info["providerId"] = json!(provider);
             info["requirementChoices"] = if provider.starts_with("conditional-") {
