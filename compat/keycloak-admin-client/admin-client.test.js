@@ -760,11 +760,16 @@ test("federated identity links, as Keycloak's users spec manages them", async ()
   await kc.users.del({ id });
 });
 
-test("client authenticator providers: the ones Gatehouse implements", async () => {
+test("client authenticator and authenticator providers: the ones Gatehouse knows", async () => {
   kc.setConfig({ realmName: "compat" });
   const providers = await kc.authenticationManagement.getClientAuthenticatorProviders();
   assert.deepEqual(providers.map((p) => p.id).sort(), ["client-jwt", "client-secret", "client-secret-jwt"]);
   assert.ok(providers.every((p) => p.displayName && p.description));
+  const authenticators = await kc.authenticationManagement.getAuthenticatorProviders();
+  assert.ok(authenticators.some((p) => p.id === "auth-otp-form" && p.displayName === "OTP Form"));
+  // No self-registration, so no registration forms.
+  assert.deepEqual(await kc.authenticationManagement.getFormProviders(), []);
+  assert.deepEqual(await kc.authenticationManagement.getFormActionProviders(), []);
 });
 
 test("authentication flows created, copied, updated and deleted, as Keycloak's authenticationManagement spec does", async () => {

@@ -55,6 +55,18 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
             "/admin/realms/{realm}/authentication/client-authenticator-providers",
             get(client_authenticators),
         )
+        .route(
+            "/admin/realms/{realm}/authentication/authenticator-providers",
+            get(authenticator_providers),
+        )
+        .route(
+            "/admin/realms/{realm}/authentication/form-providers",
+            get(no_form_providers),
+        )
+        .route(
+            "/admin/realms/{realm}/authentication/form-action-providers",
+            get(no_form_providers),
+        )
 }
 
 /// `GET .../authentication/client-authenticator-providers`: the ways a
@@ -680,23 +692,67 @@ struct Row {
     pos: usize,
 }
 
-/// Keycloak's display names of the providers a Keycloak realm's flows name.
+/// The authenticators a flow may name (Keycloak's ids and display names):
+/// the ones Keycloak's default flows use. Gatehouse runs cookie, password,
+/// OTP and "user configured"; a bound flow with another enabled is refused.
+const AUTHENTICATORS: [(&str, &str); 12] = [
+    ("auth-cookie", "Cookie"),
+    ("auth-spnego", "Kerberos"),
+    (
+        "identity-provider-redirector",
+        "Identity Provider Redirector",
+    ),
+    ("auth-username-password-form", "Username Password Form"),
+    ("auth-otp-form", "OTP Form"),
+    ("conditional-user-configured", "Condition - user configured"),
+    ("webauthn-authenticator", "WebAuthn Authenticator"),
+    (
+        "auth-recovery-authn-code-form",
+        "Recovery Authentication Code Form",
+    ),
+    ("direct-grant-validate-username", "Username Validation"),
+    ("direct-grant-validate-password", "Password"),
+    ("direct-grant-validate-otp", "OTP"),
+    ("organization", "Organization Identity-First Login"),
+];
+
+/// Keycloak's display name of a provider a flow names (the id itself for
+/// one it does not know).
 pub(super) fn display_name(provider: &str) -> &str {
-    match provider {
-        "auth-cookie" => "Cookie",
-        "auth-spnego" => "Kerberos",
-        "identity-provider-redirector" => "Identity Provider Redirector",
-        "auth-username-password-form" => "Username Password Form",
-        "auth-otp-form" => "OTP Form",
-        "conditional-user-configured" => "Condition - user configured",
-        "webauthn-authenticator" => "WebAuthn Authenticator",
-        "auth-recovery-authn-code-form" => "Recovery Authentication Code Form",
-        "direct-grant-validate-username" => "Username Validation",
-        "direct-grant-validate-password" => "Password",
-        "direct-grant-validate-otp" => "OTP",
-        "organization" => "Organization Identity-First Login",
-        other => other,
-    }
+    AUTHENTICATORS
+        .iter()
+        .find(|(id, _)| *id == provider)
+        .map_or(provider, |(_, name)| name)
+}
+
+/// `GET .../authentication/authenticator-providers`: what a step may run
+/// (`AUTHENTICATORS`), in Keycloak's shape.
+async fn authenticator_providers(_: RealmAdmin) -> Json<Value> {
+    let list = AUTHENTICATORS.iter().map(|(id, name)| {
+        let runs = matches!(
+            *id,
+            "auth-cookie"
+                | "auth-username-password-form"
+                | "auth-otp-form"
+                | "conditional-user-configured"
+                | "direct-grant-validate-username"
+                | "direct-grant-validate-password"
+                | "direct-grant-validate-otp"
+        );
+        let description = if runs {
+            "Run by Gatehouse's login."
+        } else {
+            "Kept in flows; a bound flow with it enabled is refused."
+        };
+        json!({"id": id, "displayName": name, "description": description})
+    });
+    Json(Value::Array(list.collect()))
+}
+
+/// `GET .../authentication/form-providers` and `form-action-providers`:
+/// none (they serve self-registration, which Gatehouse does not offer).
+async fn no_form_providers(_: RealmAdmin) -> Json<Value> {
+    Json(json!([]))
 }
 
 fn rows(realm: &Realm, all: &[Value], alias: &str, level: usize, out: &mut Vec<Row>) {
