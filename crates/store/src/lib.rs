@@ -67,6 +67,10 @@ pub struct UserQuery {
     /// Custom attributes that must hold a value (Keycloak's `q=key:value`),
     /// compared without regard to case as Keycloak does.
     pub attributes: Vec<(String, String)>,
+    /// Linked at this identity provider (Keycloak's `idpAlias`), and with
+    /// this account there (`idpUserId`).
+    pub idp_alias: Option<String>,
+    pub idp_user_id: Option<String>,
     /// Include service-account users (Keycloak hides them from listings).
     pub include_service_accounts: bool,
     pub first: i64,

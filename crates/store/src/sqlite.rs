@@ -341,6 +341,20 @@ impl SqliteStore {
             binds.push(k.clone());
             binds.push(v.to_lowercase());
         }
+        if q.idp_alias.is_some() || q.idp_user_id.is_some() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM json_each(users.data, '$.federated_identities') f WHERE 1",
+            );
+            if let Some(a) = &q.idp_alias {
+                sql.push_str(" AND json_extract(f.value, '$.identity_provider') = ?");
+                binds.push(a.clone());
+            }
+            if let Some(u) = &q.idp_user_id {
+                sql.push_str(" AND json_extract(f.value, '$.user_id') = ?");
+                binds.push(u.clone());
+            }
+            sql.push(')');
+        }
         if let Some(e) = q.enabled {
             sql.push_str(if e {
                 " AND enabled = 1"

@@ -2275,6 +2275,29 @@ async fn federated_identity_links_survive_import_export_and_are_managed() {
     assert_eq!(user["federatedIdentities"], google);
     let exported = s.export("linked").await;
     assert_eq!(exported["users"][0]["federatedIdentities"], google);
+    // Found by their link, as Keycloak's `idpAlias` / `idpUserId` search.
+    let (st, _) = s
+        .admin_post(&t, "/linked/users", &json!({"username": "dave"}))
+        .await;
+    assert_eq!(st, 201);
+    let names = |q: &'static str| {
+        let (s, t) = (&s, &t);
+        async move {
+            let (_, v) = s.admin_get(t, &format!("/linked/users?{q}")).await;
+            v.as_array()
+                .expect("users")
+                .iter()
+                .map(|u| u["username"].as_str().expect("name").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("idpAlias=google").await, ["carol"]);
+    assert_eq!(names("idpAlias=google&idpUserId=g-1").await, ["carol"]);
+    assert!(names("idpAlias=google&idpUserId=g-2").await.is_empty());
+    assert!(names("idpAlias=github").await.is_empty());
+    assert_eq!(names("max=10").await.len(), 2);
+    let (_, n) = s.admin_get(&t, "/linked/users/count?idpAlias=google").await;
+    assert_eq!(n, json!(1));
     // A second link to the same provider is a conflict; one to a provider
     // the realm does not have is kept but not listed (as in Keycloak).
     let link = |provider: &str| format!("{links}/{provider}");
@@ -2295,6 +2318,11 @@ async fn federated_identity_links_survive_import_export_and_are_managed() {
         .as_array()
         .expect("events")
         .iter()
+        .filter(|e| {
+            e["resourcePath"]
+                .as_str()
+                .is_some_and(|p| p.contains("/federated-identity/"))
+        })
         .filter_map(|e| e["operationType"].as_str())
         .collect();
     assert_eq!(ops.iter().filter(|o| **o == "CREATE").count(), 1);

@@ -98,6 +98,9 @@ struct SearchQuery {
     enabled: Option<bool>,
     first: Option<i64>,
     max: Option<i64>,
+    /// Users linked at this identity provider, with this account there.
+    idp_alias: Option<String>,
+    idp_user_id: Option<String>,
     /// Keycloak's brief form: no attributes, required actions or TOTP flag.
     #[serde(default, deserialize_with = "super::lenient_bool")]
     brief_representation: Option<bool>,
@@ -127,6 +130,8 @@ impl SearchQuery {
             exact: self.exact.unwrap_or(false),
             enabled: self.enabled,
             attributes: vec![],
+            idp_alias: self.idp_alias.clone(),
+            idp_user_id: self.idp_user_id.clone(),
             include_service_accounts: false,
             first: self.first.unwrap_or(0),
             max: self.max.unwrap_or(100),
