@@ -136,6 +136,20 @@ pub async fn realm(idp: &Idp, name: &str) -> Result<Realm, AdminError> {
         .ok_or_else(|| AdminError::not_found("Realm"))
 }
 
+/// The id a new object will have: the representation's own, else a fresh
+/// one written into it. Known before the write, so the admin event can
+/// name the created resource's path (`users/{id}`), as Keycloak's does.
+pub fn new_id(rep: &mut serde_json::Value) -> String {
+    match rep.get("id").and_then(serde_json::Value::as_str) {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => {
+            let id = gatehouse_core::id::uuid();
+            rep["id"] = serde_json::json!(id);
+            id
+        }
+    }
+}
+
 /// An admin event for a write.
 pub fn event(
     realm: &Realm,

@@ -86,6 +86,13 @@ pub struct EventQuery {
     pub user_id: Option<String>,
     pub date_from_ms: Option<i64>,
     pub date_to_ms: Option<i64>,
+    /// The caller's address (`ipAddress`; `authIpAddress` for admin events).
+    pub ip_address: Option<String>,
+    /// Admin events of these resource types (`resourceTypes`).
+    pub resource_types: Vec<String>,
+    /// Admin events on paths matching this pattern, `*` standing for any
+    /// run of characters (`resourcePath`).
+    pub resource_path: Option<String>,
     pub first: i64,
     pub max: i64,
 }

@@ -1525,6 +1525,26 @@ impl Store for SqliteStore {
             sql.push_str(" AND user_id = ?");
             binds.push(u.clone());
         }
+        if let Some(ip) = &q.ip_address {
+            sql.push_str(" AND json_extract(data, '$.ip_address') = ?");
+            binds.push(ip.clone());
+        }
+        if !q.resource_types.is_empty() {
+            sql.push_str(" AND json_extract(data, '$.resource_type') IN (");
+            sql.push_str(&vec!["?"; q.resource_types.len()].join(","));
+            sql.push(')');
+            binds.extend(q.resource_types.iter().cloned());
+        }
+        if let Some(p) = &q.resource_path {
+            // Keycloak's `*` wildcard; everything else literal.
+            let pattern = p
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+                .replace('*', "%");
+            sql.push_str(" AND json_extract(data, '$.resource_path') LIKE ? ESCAPE '\\'");
+            binds.push(pattern);
+        }
         sql.push_str(" AND time >= ? AND time <= ? ORDER BY time DESC, seq DESC LIMIT ? OFFSET ?");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(realm_id)

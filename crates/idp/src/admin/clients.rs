@@ -214,8 +214,17 @@ async fn create(
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
     let rep = json_body(&body)?;
-    let ev = event(&realm, &caller, "CREATE", "CLIENT", "clients", Some(&rep));
-    let c = create_client(&idp, &realm, &rep, vec![ev]).await?;
+    let mut with_id = rep.clone();
+    let id = super::new_id(&mut with_id);
+    let ev = event(
+        &realm,
+        &caller,
+        "CREATE",
+        "CLIENT",
+        &format!("clients/{id}"),
+        Some(&rep),
+    );
+    let c = create_client(&idp, &realm, &with_id, vec![ev]).await?;
     Ok(created(format!(
         "{}/admin/realms/{}/clients/{}",
         idp.public_url, realm.name, c.id

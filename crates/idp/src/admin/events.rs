@@ -130,6 +130,9 @@ fn query(raw: Option<String>, category: &str, kinds_key: &str) -> Result<EventQu
                 q.date_from_ms = Some(date_ms(&v, false).ok_or_else(|| bad_date("From"))?)
             }
             "dateTo" => q.date_to_ms = Some(date_ms(&v, true).ok_or_else(|| bad_date("To"))?),
+            "ipAddress" | "authIpAddress" => q.ip_address = Some(v),
+            "resourceTypes" if category == "admin" => q.resource_types.push(v),
+            "resourcePath" if category == "admin" => q.resource_path = Some(v),
             "first" => q.first = v.parse().map_err(|_| AdminError::bad_request("first"))?,
             "max" => q.max = v.parse().map_err(|_| AdminError::bad_request("max"))?,
             _ => {}
@@ -160,19 +163,18 @@ async fn admin_events(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, AdminError> {
-    let mut q = query(raw.clone(), "admin", "operationTypes")?;
-    let resource_types: Vec<String> =
-        serde_urlencoded::from_str::<Vec<(String, String)>>(&raw.unwrap_or_default())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(k, _)| k == "resourceTypes")
-            .map(|(_, v)| v)
-            .collect();
-    if !resource_types.is_empty() {
-        q.max = i64::MAX / 2;
+    let q = query(raw.clone(), "admin", "operationTypes")?;
+    // Every admin signs in to `master`: another `authRealm` made none.
+    let auth_realm = serde_urlencoded::from_str::<Vec<(String, String)>>(&raw.unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(k, _)| k == "authRealm")
+        .map(|(_, v)| v);
+    if auth_realm.is_some_and(|r| r != "master") {
+        return Ok(Json(json!([])));
     }
     let events = idp.store.events(&realm.id, &q).await?;
-    Ok(Json(json!(events.iter().filter(|e| resource_types.is_empty() || e.resource_type.as_ref().is_some_and(|t| resource_types.contains(t))).map(|e| json!({
+    Ok(Json(json!(events.iter().map(|e| json!({
         "id": e.id, "time": e.time, "realmId": realm.id, "operationType": e.kind,
         "resourceType": e.resource_type, "resourcePath": e.resource_path,
         "representation": e.representation, "error": e.error,

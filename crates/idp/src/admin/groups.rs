@@ -149,8 +149,17 @@ async fn create_top(
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
     let rep = json_body(&body)?;
-    let ev = event(&realm, &caller, "CREATE", "GROUP", "groups", Some(&rep));
-    let g = create_group(&idp, &realm, None, &rep, vec![ev]).await?;
+    let mut with_id = rep.clone();
+    let id = super::new_id(&mut with_id);
+    let ev = event(
+        &realm,
+        &caller,
+        "CREATE",
+        "GROUP",
+        &format!("groups/{id}"),
+        Some(&rep),
+    );
+    let g = create_group(&idp, &realm, None, &with_id, vec![ev]).await?;
     Ok(created(format!(
         "{}/admin/realms/{}/groups/{}",
         idp.public_url, realm.name, g.id

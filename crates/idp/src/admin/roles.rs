@@ -275,9 +275,11 @@ async fn create_any(
         Some(c) => Some(container(idp, &realm, Some(c)).await?),
         None => None,
     };
+    // The created role's path, as Keycloak's event names it.
+    let name = rep["name"].as_str().unwrap_or_default();
     let path = match cid {
-        Some(c) => format!("clients/{c}/roles"),
-        None => "roles".into(),
+        Some(c) => format!("clients/{c}/roles/{name}"),
+        None => format!("roles/{name}"),
     };
     let ev = event(
         &realm,

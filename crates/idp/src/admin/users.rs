@@ -394,8 +394,16 @@ async fn create(
         }
         v
     };
-    let ev = event(&realm, &caller, "CREATE", "USER", "users", Some(&ev_rep));
     let mut rep = rep;
+    let id = super::new_id(&mut rep);
+    let ev = event(
+        &realm,
+        &caller,
+        "CREATE",
+        "USER",
+        &format!("users/{id}"),
+        Some(&ev_rep),
+    );
     let policy = Policy::of(&realm);
     if policy.unmanaged != Unmanaged::Edit
         && let Some(asked) = repr::attributes(&rep)
