@@ -71,6 +71,8 @@ pub struct UserQuery {
     /// this account there (`idpUserId`).
     pub idp_alias: Option<String>,
     pub idp_user_id: Option<String>,
+    /// Keycloak's `emailVerified` filter.
+    pub email_verified: Option<bool>,
     /// Include service-account users (Keycloak hides them from listings).
     pub include_service_accounts: bool,
     pub first: i64,

@@ -341,6 +341,13 @@ impl SqliteStore {
             binds.push(k.clone());
             binds.push(v.to_lowercase());
         }
+        if let Some(v) = q.email_verified {
+            sql.push_str(if v {
+                " AND json_extract(users.data, '$.email_verified') = 1"
+            } else {
+                " AND json_extract(users.data, '$.email_verified') = 0"
+            });
+        }
         if q.idp_alias.is_some() || q.idp_user_id.is_some() {
             sql.push_str(
                 " AND EXISTS (SELECT 1 FROM json_each(users.data, '$.federated_identities') f WHERE 1",

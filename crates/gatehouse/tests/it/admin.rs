@@ -2441,3 +2441,50 @@ async fn event_filters_narrow_the_listing() {
     assert_eq!(count("events?ipAddress=127.0.0.1").await, 1);
     assert_eq!(count("events?ipAddress=10.9.9.9").await, 0);
 }
+
+/// Listing filters Keycloak's scripts use are applied, never dropped (a
+/// dropped filter returns everything, and a script acting on the answer
+/// acts on everyone): users by `emailVerified`, clients by attribute
+/// (`q`), groups by exact name and by attribute.
+#[tokio::test]
+async fn listing_filters_are_applied_not_dropped() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let body = json!({"username": "verified", "email": "v@example.com", "emailVerified": true});
+    assert_eq!(s.admin_post(&t, "/demo/users", &body).await.0, 201);
+    let field = |path: String, key: &'static str| {
+        let (s, t) = (&s, &t);
+        async move {
+            let (st, v) = s.admin_get(t, &path).await;
+            assert_eq!(st, 200, "{path}");
+            let mut out: Vec<String> = v
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|x| x[key].as_str().expect("field").to_owned())
+                .collect();
+            out.sort();
+            out
+        }
+    };
+    let users = |q: &str| field(format!("/demo/users?{q}"), "username");
+    assert_eq!(users("emailVerified=true").await, ["verified"]);
+    assert_eq!(users("emailVerified=false").await, ["alice"]);
+    let (_, n) = s
+        .admin_get(&t, "/demo/users/count?emailVerified=true")
+        .await;
+    assert_eq!(n, json!(1));
+    let tagged = json!({"clientId": "tagged", "attributes": {"team": "blue"}});
+    assert_eq!(s.admin_post(&t, "/demo/clients", &tagged).await.0, 201);
+    let clients = |q: &str| field(format!("/demo/clients?{q}"), "clientId");
+    assert_eq!(clients("q=team:blue").await, ["tagged"]);
+    assert!(clients("q=team:red").await.is_empty());
+    assert_eq!(s.admin_get(&t, "/demo/clients?q=broken").await.0, 400);
+    let g = json!({"name": "sales-eu", "attributes": {"region": ["eu"]}});
+    assert_eq!(s.admin_post(&t, "/demo/groups", &g).await.0, 201);
+    let groups = |q: &str| field(format!("/demo/groups?{q}"), "name");
+    assert_eq!(groups("search=sales").await, ["sales", "sales-eu"]);
+    assert_eq!(groups("search=sales&exact=true").await, ["sales"]);
+    assert_eq!(groups("q=region:eu").await, ["sales-eu"]);
+    assert!(groups("q=region:us").await.is_empty());
+}

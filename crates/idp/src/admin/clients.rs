@@ -115,6 +115,8 @@ struct ListQuery {
     client_id: Option<String>,
     #[serde(default, deserialize_with = "super::lenient_bool")]
     search: Option<bool>,
+    /// `key:value ...` over client attributes, values compared exactly.
+    q: Option<String>,
     first: Option<i64>,
     max: Option<i64>,
 }
@@ -124,13 +126,18 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let all = idp.store.clients(&realm.id).await?;
-    let filtered = all.iter().filter(|c| match &q.client_id {
-        None => true,
-        Some(id) if q.search.unwrap_or(false) => {
-            c.client_id.to_lowercase().contains(&id.to_lowercase())
-        }
-        Some(id) => &c.client_id == id,
-    });
+    let wanted = super::users::attribute_query(q.q.as_deref().unwrap_or(""))
+        .ok_or_else(|| AdminError::bad_request("Invalid query q"))?;
+    let filtered = all
+        .iter()
+        .filter(|c| match &q.client_id {
+            None => true,
+            Some(id) if q.search.unwrap_or(false) => {
+                c.client_id.to_lowercase().contains(&id.to_lowercase())
+            }
+            Some(id) => &c.client_id == id,
+        })
+        .filter(|c| wanted.iter().all(|(k, v)| c.attributes.get(k) == Some(v)));
     Ok(Json(json!(
         super::window(q.first, q.max, filtered)
             .map(|c| repr::client(c, true))

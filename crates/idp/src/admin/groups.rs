@@ -40,6 +40,11 @@ pub fn routes() -> Router<Arc<Idp>> {
 #[derive(serde::Deserialize)]
 struct ListQuery {
     search: Option<String>,
+    /// `search` names the whole group name (case-insensitive).
+    #[serde(default, deserialize_with = "super::lenient_bool")]
+    exact: Option<bool>,
+    /// `key:value ...` over group attributes.
+    q: Option<String>,
     first: Option<i64>,
     max: Option<i64>,
 }
@@ -50,13 +55,23 @@ async fn list(
 ) -> Result<Json<Value>, AdminError> {
     let all = idp.store.groups(&realm.id).await?;
     let needle = q.search.as_deref().map(str::to_lowercase);
+    let exact = q.exact == Some(true);
+    let wanted = super::users::attribute_query(q.q.as_deref().unwrap_or(""))
+        .ok_or_else(|| AdminError::bad_request("Invalid query q"))?;
+    // A top-level group is listed when it or a group under it matches.
+    let matches = |g: &Group| {
+        let name = g.name.to_lowercase();
+        needle
+            .as_deref()
+            .is_none_or(|n| if exact { name == n } else { name.contains(n) })
+            && wanted
+                .iter()
+                .all(|(k, v)| g.attributes.get(k).is_some_and(|vals| vals.contains(v)))
+    };
     let top = all
         .iter()
         .filter(|g| g.parent_id.is_none())
-        .filter(|g| match &needle {
-            None => true,
-            Some(n) => subtree_matches(&all, g, n),
-        });
+        .filter(|g| subtree_matches(&all, g, &matches));
     Ok(Json(json!(
         super::window(q.first, q.max, top)
             .map(|g| repr::group(g, &all, true))
@@ -64,12 +79,12 @@ async fn list(
     )))
 }
 
-fn subtree_matches(all: &[Group], g: &Group, needle: &str) -> bool {
-    g.name.to_lowercase().contains(needle)
+fn subtree_matches(all: &[Group], g: &Group, matches: &impl Fn(&Group) -> bool) -> bool {
+    matches(g)
         || all
             .iter()
             .filter(|c| c.parent_id.as_deref() == Some(&g.id))
-            .any(|c| subtree_matches(all, c, needle))
+            .any(|c| subtree_matches(all, c, matches))
 }
 
 /// `search` and `top` of Keycloak's group count.
@@ -92,7 +107,10 @@ async fn count(
         None => all.iter().filter(|g| g.parent_id.is_none()).count(),
         Some(s) if q.top == Some(true) => all
             .iter()
-            .filter(|g| g.parent_id.is_none() && subtree_matches(&all, g, &s))
+            .filter(|g| {
+                g.parent_id.is_none()
+                    && subtree_matches(&all, g, &|x: &Group| x.name.to_lowercase().contains(&s))
+            })
             .count(),
         Some(s) => all
             .iter()

@@ -96,6 +96,8 @@ struct SearchQuery {
     exact: Option<bool>,
     #[serde(default, deserialize_with = "super::lenient_bool")]
     enabled: Option<bool>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
+    email_verified: Option<bool>,
     first: Option<i64>,
     max: Option<i64>,
     /// Users linked at this identity provider, with this account there.
@@ -132,6 +134,7 @@ impl SearchQuery {
             attributes: vec![],
             idp_alias: self.idp_alias.clone(),
             idp_user_id: self.idp_user_id.clone(),
+            email_verified: self.email_verified,
             include_service_accounts: false,
             first: self.first.unwrap_or(0),
             max: self.max.unwrap_or(100),
@@ -158,7 +161,7 @@ impl SearchQuery {
 /// Reads Keycloak's `q` search: space-separated `key:value` pairs, where a
 /// key or value with spaces is written in double quotes. None when a pair
 /// has no colon or a quote is left open.
-fn attribute_query(q: &str) -> Option<Vec<(String, String)>> {
+pub(super) fn attribute_query(q: &str) -> Option<Vec<(String, String)>> {
     fn token<'a>(s: &'a str, stop: &[char]) -> Option<(String, &'a str)> {
         match s.strip_prefix('"') {
             Some(rest) => {
