@@ -2487,4 +2487,16 @@ async fn listing_filters_are_applied_not_dropped() {
     assert_eq!(groups("search=sales&exact=true").await, ["sales"]);
     assert_eq!(groups("q=region:eu").await, ["sales-eu"]);
     assert!(groups("q=region:us").await.is_empty());
+    let (_, sales) = s
+        .admin_get(&t, "/demo/groups?search=sales&exact=true")
+        .await;
+    let sales = sales[0]["id"].as_str().expect("id").to_owned();
+    for kid in ["north", "south", "southwest"] {
+        let path = format!("/demo/groups/{sales}/children");
+        assert_eq!(s.admin_post(&t, &path, &json!({"name": kid})).await.0, 201);
+    }
+    let kids = |q: &str| field(format!("/demo/groups/{sales}/children?{q}"), "name");
+    assert_eq!(kids("search=south").await, ["south", "southwest"]);
+    assert_eq!(kids("search=south&exact=true").await, ["south"]);
+    assert_eq!(kids("first=1&max=1").await.len(), 1);
 }

@@ -346,14 +346,38 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `search` / `exact` and paging of a group's children, as Keycloak reads them.
+#[derive(serde::Deserialize)]
+struct ChildQuery {
+    search: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
+    exact: Option<bool>,
+    first: Option<i64>,
+    max: Option<i64>,
+}
+
 async fn children(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
-    Query(q): Query<Paging>,
+    Query(q): Query<ChildQuery>,
 ) -> Result<Json<Value>, AdminError> {
     load(&idp, &realm, &id).await?;
     let all = idp.store.groups(&realm.id).await?;
-    let kids = q.window(all.iter().filter(|g| g.parent_id.as_deref() == Some(&id)));
+    let needle = q.search.as_deref().map(str::to_lowercase);
+    let exact = q.exact == Some(true);
+    let named = |g: &&Group| {
+        let name = g.name.to_lowercase();
+        needle
+            .as_deref()
+            .is_none_or(|n| if exact { name == n } else { name.contains(n) })
+    };
+    let kids = super::window(
+        q.first,
+        q.max,
+        all.iter()
+            .filter(|g| g.parent_id.as_deref() == Some(&id))
+            .filter(named),
+    );
     Ok(Json(json!(
         kids.map(|g| repr::group(g, &all, false))
             .collect::<Vec<_>>()
