@@ -2059,7 +2059,8 @@ async fn imported_identity_providers_are_listed_and_removable_not_creatable() {
         "identityProviders": [idp("github-corp", "github"), idp("google", "google"), idp("okta-sso", "oidc")],
         "identityProviderMappers": [
             {"name": "team", "identityProviderAlias": "okta-sso", "identityProviderMapper": "hardcoded-attribute-idp-mapper", "config": {}},
-            {"name": "other", "identityProviderAlias": "google", "identityProviderMapper": "hardcoded-attribute-idp-mapper", "config": {}}
+            {"name": "other", "identityProviderAlias": "google", "identityProviderMapper": "hardcoded-attribute-idp-mapper", "config": {}},
+            {"id": "m2", "name": "second", "identityProviderAlias": "google", "identityProviderMapper": "hardcoded-attribute-idp-mapper", "config": {}}
         ]
     }))
     .await;
@@ -2135,6 +2136,17 @@ async fn imported_identity_providers_are_listed_and_removable_not_creatable() {
         aliases(&s.admin_get(&t, p).await.1),
         ["github-corp", "google"]
     );
+    // One mapper by id (Keycloak's exports carry them): read, not
+    // changed, removed.
+    let m2 = format!("{p}/google/mappers/m2");
+    assert_eq!(s.admin_get(&t, &m2).await.1["name"], "second");
+    assert_eq!(
+        s.admin_get(&t, &format!("{p}/okta-sso/mappers/m2")).await.0,
+        404
+    );
+    assert_eq!(s.admin_put(&t, &m2, Some(&mapper)).await, 501);
+    assert_eq!(s.admin_delete(&t, &m2).await, 204);
+    assert_eq!(s.admin_get(&t, &m2).await.0, 404);
     let exported = s.export("brokered").await;
     assert_eq!(
         exported["identityProviders"].as_array().map(Vec::len),

@@ -28,6 +28,53 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
             &format!("{P}/instances/{{alias}}/mappers"),
             get(mappers).post(unsupported_mapper),
         )
+        .route(
+            &format!("{P}/instances/{{alias}}/mappers/{{id}}"),
+            get(one_mapper).put(unsupported).delete(remove_mapper),
+        )
+}
+
+/// A mapper of provider `alias` by id (404 for either missing).
+fn find_mapper<'a>(realm: &'a Realm, alias: &str, id: &str) -> Result<&'a Value, AdminError> {
+    find(realm, alias)?;
+    stored(realm, "identityProviderMappers")
+        .iter()
+        .find(|m| m["identityProviderAlias"] == alias && m["id"] == id)
+        .ok_or_else(|| AdminError::missing("Model not found"))
+}
+
+async fn one_mapper(
+    RealmAdmin { realm, .. }: RealmAdmin,
+    Path((_, alias, id)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    Ok(Json(find_mapper(&realm, &alias, &id)?.clone()))
+}
+
+/// Removes one mapper (an admin event records it).
+async fn remove_mapper(
+    a: RealmAdmin,
+    Path((_, alias, id)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    find_mapper(&a.realm, &alias, &id)?;
+    let mut realm = a.realm.clone();
+    let rest: Vec<&Value> = stored(&a.realm, "identityProviderMappers")
+        .iter()
+        .filter(|m| !(m["identityProviderAlias"] == alias.as_str() && m["id"] == id.as_str()))
+        .collect();
+    realm
+        .extra
+        .insert("identityProviderMappers".into(), json!(rest));
+    let path = format!("identity-provider/instances/{alias}/mappers/{id}");
+    let ev = event(
+        &realm,
+        &a.caller,
+        "DELETE",
+        "IDENTITY_PROVIDER_MAPPER",
+        &path,
+        None,
+    );
+    a.idp.store.update_realm(&realm, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `search` and paging of the instance listing, as Keycloak reads them.
