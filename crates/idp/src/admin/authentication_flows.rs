@@ -138,7 +138,24 @@ pub(super) fn find_execution(all: &[Value], id: &str) -> Option<(usize, usize)> 
 /// All the realm's flows, top-level and subflows, each with its id: what
 /// an export carries.
 pub fn all_with_ids(realm: &Realm) -> Vec<Value> {
-    flows(realm).iter().map(|f| with_id(realm, f)).collect()
+    flows(realm)
+        .iter()
+        .map(|f| {
+            let mut f = with_id(realm, f);
+            // Keycloak's export has no execution ids (its import does not
+            // read them); Gatehouse's stable ones stay behind.
+            for e in f["authenticationExecutions"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(o) = e.as_object_mut() {
+                    o.remove("id");
+                }
+            }
+            f
+        })
+        .collect()
 }
 
 /// `GET .../authentication/flows`: the top-level flows.
