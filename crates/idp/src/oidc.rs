@@ -16,6 +16,7 @@ pub mod logout;
 pub mod revoke;
 pub mod third_party_cookies;
 pub mod token;
+pub mod token_exchange;
 pub mod userinfo;
 
 use crate::state::Idp;

@@ -2465,3 +2465,140 @@ async fn loopback_redirect_uris_take_any_port() {
         .expect("token");
     assert_eq!(r.status(), 200);
 }
+
+/// RFC 8693 token exchange as Keycloak's standard token exchange: a
+/// service trades a user's token meant for it for one of its own, narrowed
+/// to a downstream audience it may address; never a token it was not
+/// given, never a wider audience, never without the client's opt-in, and
+/// the new token dies with the user's session.
+#[tokio::test]
+async fn token_exchange_trades_a_token_meant_for_the_service() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let backend = json!({"clientId": "backend", "secret": "backend-secret",
+        "attributes": {"standard.token.exchange.enabled": "true"},
+        "protocolMappers": [{"name": "orders", "protocol": "openid-connect",
+            "protocolMapper": "oidc-audience-mapper",
+            "config": {"included.custom.audience": "orders", "access.token.claim": "true"}}]});
+    assert_eq!(s.admin_post(&t, "/demo/clients", &backend).await.0, 201);
+    let locked = json!({"clientId": "locked", "secret": "locked-secret"});
+    assert_eq!(s.admin_post(&t, "/demo/clients", &locked).await.0, 201);
+    // Alice's token from `app`, with `backend` (and `locked`) in its audience.
+    s.edit_client(&t, "demo", "app", |rep| {
+        rep["protocolMappers"] = json!([{"name": "to-backend", "protocol": "openid-connect",
+            "protocolMapper": "oidc-audience-mapper",
+            "config": {"included.client.audience": "backend", "access.token.claim": "true"}},
+            {"name": "to-locked", "protocol": "openid-connect",
+            "protocolMapper": "oidc-audience-mapper",
+            "config": {"included.client.audience": "locked", "access.token.claim": "true"}}]);
+    })
+    .await;
+    let alice = s.alice_tokens(None).await;
+    let subject = alice["access_token"].as_str().expect("at").to_owned();
+    let exchange = |client: &'static str,
+                    secret: &'static str,
+                    token: String,
+                    extra: Vec<(&'static str, &'static str)>| {
+        let s = &s;
+        async move {
+            let mut form = vec![
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange".to_owned(),
+                ),
+                ("subject_token", token),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token".to_owned(),
+                ),
+            ];
+            form.extend(extra.into_iter().map(|(k, v)| (k, v.to_owned())));
+            let r = s
+                .http
+                .post(s.token_url("demo"))
+                .basic_auth(client, Some(secret))
+                .form(&form)
+                .send()
+                .await
+                .expect("send");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (st, out) = exchange("backend", "backend-secret", subject.clone(), vec![]).await;
+    assert_eq!(st, 200, "{out}");
+    assert_eq!(
+        out["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert!(out.get("refresh_token").is_none());
+    let c = claims(out["access_token"].as_str().expect("at"));
+    let original = claims(&subject);
+    assert_eq!(
+        (c["azp"].clone(), c["sub"].clone()),
+        (json!("backend"), original["sub"].clone())
+    );
+    assert_eq!(c["sid"], original["sid"], "the same user session");
+    // Narrowed to the downstream API; never to one it could not address.
+    let (st, out) = exchange(
+        "backend",
+        "backend-secret",
+        subject.clone(),
+        vec![("audience", "orders")],
+    )
+    .await;
+    assert_eq!(st, 200, "{out}");
+    let narrowed = out["access_token"].as_str().expect("at").to_owned();
+    assert_eq!(claims(&narrowed)["aud"], "orders");
+    let (st, out) = exchange(
+        "backend",
+        "backend-secret",
+        subject.clone(),
+        vec![("audience", "billing")],
+    )
+    .await;
+    assert_eq!((st, out["error"].clone()), (400, json!("invalid_request")));
+    // A client without the opt-in, a token not meant for the client, a
+    // token that is none, delegation: refused.
+    let (st, out) = exchange("locked", "locked-secret", subject.clone(), vec![]).await;
+    assert_eq!(
+        (st, out["error"].clone()),
+        (400, json!("unauthorized_client"))
+    );
+    let stranger = json!({"clientId": "stranger", "secret": "stranger-secret",
+        "attributes": {"standard.token.exchange.enabled": "true"}});
+    assert_eq!(s.admin_post(&t, "/demo/clients", &stranger).await.0, 201);
+    let (st, out) = exchange("stranger", "stranger-secret", subject.clone(), vec![]).await;
+    assert_eq!((st, out["error"].clone()), (403, json!("access_denied")));
+    let (st, out) = exchange("backend", "backend-secret", "garbage".into(), vec![]).await;
+    assert_eq!((st, out["error"].clone()), (400, json!("invalid_request")));
+    let (st, _) = exchange(
+        "backend",
+        "backend-secret",
+        subject.clone(),
+        vec![("actor_token", "x")],
+    )
+    .await;
+    assert_eq!(st, 400);
+    let (_, events) = s.admin_get(&t, "/demo/events?type=TOKEN_EXCHANGE").await;
+    assert_eq!(events.as_array().map(Vec::len), Some(2));
+    assert_eq!(events[0]["details"]["subject_token_client_id"], "app");
+    // The exchanged token lives and dies with alice's session.
+    assert_eq!(s.userinfo("demo", &narrowed).await.status(), 200);
+    let r = s
+        .http
+        .post(format!(
+            "{}/realms/demo/protocol/openid-connect/logout",
+            s.base
+        ))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[(
+            "refresh_token",
+            alice["refresh_token"].as_str().expect("rt"),
+        )])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    assert_eq!(s.userinfo("demo", &narrowed).await.status(), 401);
+}

@@ -69,13 +69,15 @@ impl Form {
             .map_err(|_| OAuthError::invalid_request("Malformed form body"))?;
         let mut map = HashMap::with_capacity(pairs.len());
         for (k, v) in pairs {
-            if map.contains_key(&k) && k != "resource" {
+            // RFC 8707's `resource` and RFC 8693's `audience` may repeat.
+            let listed = k == "resource" || k == "audience";
+            if map.contains_key(&k) && !listed {
                 return Err(OAuthError::invalid_request(format!(
                     "Duplicated parameter: {k}"
                 )));
             }
-            if k == "resource" {
-                // RFC 8707 allows several: keep them space-joined.
+            if listed {
+                // Several: kept space-joined.
                 map.entry(k)
                     .and_modify(|e: &mut String| {
                         e.push(' ');

@@ -80,6 +80,9 @@ async fn handle(
         "client_credentials" => client_credentials(idp, &realm, &client, &form).await,
         "refresh_token" => refresh(idp, &realm, &client, &form).await,
         "authorization_code" => code(idp, &realm, &client, &form).await,
+        crate::oidc::token_exchange::GRANT => {
+            crate::oidc::token_exchange::exchange(idp, &realm, &client, &form).await
+        }
         "urn:ietf:params:oauth:grant-type:device_code" => {
             if !crate::oidc::device::enabled(&client) {
                 return Err(OAuthError::unauthorized_client(
