@@ -183,6 +183,30 @@ class PythonKeycloak(unittest.TestCase):
         self.assertIn("trusted-hosts", [p["providerId"] for p in policies])
         a.delete_user(uid)
 
+    def test_2d_token_exchange(self):
+        """KeycloakOpenID.exchange_token as python-keycloak sends it (no
+        subject_token_type, a refresh token asked for by default)."""
+        a = self.admin
+        a.create_client({"clientId": "py-backend", "secret": "py-backend-secret",
+                         "attributes": {"standard.token.exchange.enabled": "true",
+                                        "standard.token.exchange.enableRefreshRequestedTokenType": "SAME_SESSION"}})
+        a.create_client({"clientId": "py-front", "secret": "py-front-secret", "directAccessGrantsEnabled": True,
+                         "protocolMappers": [{"name": "to-backend", "protocol": "openid-connect",
+                                              "protocolMapper": "oidc-audience-mapper",
+                                              "config": {"included.client.audience": "py-backend",
+                                                         "access.token.claim": "true"}}]})
+        front = KeycloakOpenID(server_url=self.base, realm_name="py", client_id="py-front",
+                               client_secret_key="py-front-secret")
+        user_token = front.token("pat", "pat-pw-2")["access_token"]
+        backend = KeycloakOpenID(server_url=self.base, realm_name="py", client_id="py-backend",
+                                 client_secret_key="py-backend-secret")
+        out = backend.exchange_token(user_token)
+        self.assertEqual(out["issued_token_type"], "urn:ietf:params:oauth:token-type:refresh_token")
+        self.assertEqual(backend.decode_token(out["access_token"], validate=True)["azp"], "py-backend")
+        self.assertTrue(backend.refresh_token(out["refresh_token"])["access_token"])
+        with self.assertRaises(KeycloakError):
+            front.exchange_token(user_token)
+
     def test_3_delete(self):
         a = self.admin
         uid = a.get_user_id("pat")

@@ -2580,8 +2580,70 @@ async fn token_exchange_trades_a_token_meant_for_the_service() {
     )
     .await;
     assert_eq!(st, 400);
+    // A refresh token only where the client allows it, in a session of
+    // its own that ends with alice's; no token type means an access token.
+    let refresh_type = (
+        "requested_token_type",
+        "urn:ietf:params:oauth:token-type:refresh_token",
+    );
+    let (st, out) = exchange(
+        "backend",
+        "backend-secret",
+        subject.clone(),
+        vec![refresh_type],
+    )
+    .await;
+    assert_eq!((st, out["error"].clone()), (400, json!("invalid_request")));
+    s.edit_client(&t, "demo", "backend", |rep| {
+        rep["attributes"]["standard.token.exchange.enableRefreshRequestedTokenType"] =
+            json!("SAME_SESSION");
+    })
+    .await;
+    let bare = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("backend", Some("backend-secret"))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", subject.as_str()),
+            ("requested_token_type", refresh_type.1),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bare.status(), 200);
+    let with_refresh: Value = bare.json().await.expect("json");
+    assert_eq!(
+        with_refresh["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:refresh_token"
+    );
+    let rt = with_refresh["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_owned();
+    let refresh = |rt: String| {
+        let s = &s;
+        async move {
+            s.http
+                .post(s.token_url("demo"))
+                .basic_auth("backend", Some("backend-secret"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                ])
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(refresh(rt.clone()).await, 200);
     let (_, events) = s.admin_get(&t, "/demo/events?type=TOKEN_EXCHANGE").await;
-    assert_eq!(events.as_array().map(Vec::len), Some(2));
+    assert_eq!(events.as_array().map(Vec::len), Some(3));
     assert_eq!(events[0]["details"]["subject_token_client_id"], "app");
     // The exchanged token lives and dies with alice's session.
     assert_eq!(s.userinfo("demo", &narrowed).await.status(), 200);
@@ -2601,4 +2663,5 @@ async fn token_exchange_trades_a_token_meant_for_the_service() {
         .expect("send");
     assert_eq!(r.status(), 204);
     assert_eq!(s.userinfo("demo", &narrowed).await.status(), 401);
+    assert_eq!(refresh(rt).await, 400, "its own session ended with alice's");
 }
