@@ -200,6 +200,54 @@ pub(super) async fn store_flows(
     Ok(())
 }
 
+/// A required name (`alias`, `newName`) of a representation: trimmed, 1
+/// to 255 characters; `missing` otherwise.
+pub(super) fn name_field(
+    rep: &Value,
+    key: &str,
+    missing: AdminError,
+) -> Result<String, AdminError> {
+    rep[key]
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .map(str::to_owned)
+        .ok_or(missing)
+}
+
+/// The aliases of the subflows flow `alias` runs.
+fn subflow_aliases(all: &[Value], alias: &str) -> Vec<String> {
+    by_alias(all, alias)
+        .and_then(|f| f["authenticationExecutions"].as_array())
+        .into_iter()
+        .flatten()
+        .filter(|e| is_subflow(e))
+        .filter_map(|e| e["flowAlias"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Removes flow `root` and the subflows under it that no remaining flow
+/// runs (a subflow another flow shares stays).
+fn drop_flow_tree(all: &mut Vec<Value>, root: &str) {
+    let mut doomed = vec![root.to_owned()];
+    let mut i = 0;
+    while i < doomed.len() && i < 64 {
+        for sub in subflow_aliases(all, &doomed[i]) {
+            let used_elsewhere = all.iter().any(|f| {
+                !doomed.iter().any(|d| f["alias"] == d.as_str())
+                    && f["authenticationExecutions"]
+                        .as_array()
+                        .is_some_and(|es| es.iter().any(|e| e["flowAlias"] == sub.as_str()))
+            });
+            if !used_elsewhere && !doomed.contains(&sub) {
+                doomed.push(sub);
+            }
+        }
+        i += 1;
+    }
+    all.retain(|f| !doomed.iter().any(|d| f["alias"] == d.as_str()));
+}
+
 /// Flow aliases a realm may bind (Keycloak's realm flow bindings).
 const BINDINGS: [&str; 7] = [
     "browserFlow",
@@ -216,11 +264,12 @@ const BINDINGS: [&str; 7] = [
 /// has steps and is bound.
 async fn create(a: RealmAdmin, body: Bytes) -> Result<axum::response::Response, AdminError> {
     let rep = json_body(&body)?;
-    let alias = rep["alias"]
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| AdminError::bad_request("Flow alias is missing"))?;
+    let alias = name_field(
+        &rep,
+        "alias",
+        AdminError::bad_request("Flow alias is missing"),
+    )?;
+    let alias = alias.as_str();
     let provider = rep["providerId"].as_str().unwrap_or("basic-flow");
     if !matches!(provider, "basic-flow" | "client-flow" | "form-flow") {
         return Err(AdminError::bad_request(format!(
@@ -263,11 +312,12 @@ async fn copy(
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
     let rep = json_body(&body)?;
-    let new_name = rep["newName"]
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| AdminError::bad_request("newName is missing"))?;
+    let new_name = name_field(
+        &rep,
+        "newName",
+        AdminError::bad_request("newName is missing"),
+    )?;
+    let new_name = new_name.as_str();
     let mut all = editable(&a.realm);
     if by_alias(&all, new_name).is_some() {
         return Err(AdminError::conflict("New flow alias name already exists"));
@@ -344,12 +394,12 @@ async fn update_flow(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), AdminError> {
     let rep = json_body(&body)?;
-    let new_alias = rep["alias"]
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| AdminError::conflict("Failed to update flow with empty alias name"))?
-        .to_owned();
+    let new_alias = name_field(
+        &rep,
+        "alias",
+        AdminError::conflict("Failed to update flow with empty alias name"),
+    )?
+    .to_owned();
     let mut all = editable(&a.realm);
     let pos = all
         .iter()
@@ -429,36 +479,7 @@ async fn remove(
         ));
     }
     // The flow and the subflows under it that no other flow runs.
-    let mut doomed = vec![alias.clone()];
-    let mut i = 0;
-    while i < doomed.len() {
-        let subs: Vec<String> = by_alias(&all, &doomed[i])
-            .and_then(|f| f["authenticationExecutions"].as_array())
-            .into_iter()
-            .flatten()
-            .filter(|e| is_subflow(e))
-            .filter_map(|e| e["flowAlias"].as_str().map(str::to_owned))
-            .collect();
-        for sub in subs {
-            let used_elsewhere = all.iter().any(|f| {
-                !doomed
-                    .iter()
-                    .any(|d| f["alias"].as_str() == Some(d.as_str()))
-                    && f["authenticationExecutions"]
-                        .as_array()
-                        .is_some_and(|es| es.iter().any(|e| e["flowAlias"] == sub.as_str()))
-            });
-            if !used_elsewhere && !doomed.contains(&sub) {
-                doomed.push(sub);
-            }
-        }
-        i += 1;
-    }
-    all.retain(|f| {
-        !doomed
-            .iter()
-            .any(|d| f["alias"].as_str() == Some(d.as_str()))
-    });
+    drop_flow_tree(&mut all, &alias);
     let path = format!("authentication/flows/{id}");
     store_flows(&a, all, |realm| {
         event(realm, &a.caller, "DELETE", "AUTH_FLOW", &path, None)
@@ -558,12 +579,12 @@ async fn add_subflow(
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
     let rep = json_body(&body)?;
-    let sub = rep["alias"]
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| AdminError::bad_request("Flow alias is missing"))?
-        .to_owned();
+    let sub = name_field(
+        &rep,
+        "alias",
+        AdminError::bad_request("Flow alias is missing"),
+    )?
+    .to_owned();
     let kind = rep["type"].as_str().unwrap_or("basic-flow");
     if !matches!(kind, "basic-flow" | "form-flow") {
         return Err(AdminError::bad_request(format!("Unknown flow type {kind}")));
@@ -620,28 +641,19 @@ async fn remove_execution(
         .as_array_mut()
         .map(|l| l.remove(pos))
         .unwrap_or(Value::Null);
-    if is_subflow(&removed) {
-        let mut doomed = vec![removed["flowAlias"].as_str().unwrap_or_default().to_owned()];
-        let mut i = 0;
-        while i < doomed.len() {
-            let subs: Vec<String> = by_alias(&all, &doomed[i])
-                .and_then(|f| f["authenticationExecutions"].as_array())
-                .into_iter()
-                .flatten()
-                .filter(|e| is_subflow(e))
-                .filter_map(|e| e["flowAlias"].as_str().map(str::to_owned))
-                .collect();
-            doomed.extend(subs);
-            i += 1;
-            if i > 64 {
-                break;
-            }
-        }
-        all.retain(|f| {
-            !doomed
-                .iter()
-                .any(|d| f["alias"].as_str() == Some(d.as_str()))
+    // A subflow goes with what it runs, unless another step still runs it.
+    if let Some(sub) = removed["flowAlias"]
+        .as_str()
+        .filter(|_| is_subflow(&removed))
+    {
+        let still_run = all.iter().any(|f| {
+            f["authenticationExecutions"]
+                .as_array()
+                .is_some_and(|es| es.iter().any(|e| e["flowAlias"] == sub))
         });
+        if !still_run {
+            drop_flow_tree(&mut all, sub);
+        }
     }
     let path = format!("authentication/executions/{id}");
     store_flows(&a, all, |realm| {

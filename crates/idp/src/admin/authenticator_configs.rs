@@ -9,7 +9,9 @@
 //! Keycloak realm's configuration survives a round trip and scripts that
 //! manage it work.
 
-use super::authentication_flows::{display_name, editable, find_execution, store_flows};
+use super::authentication_flows::{
+    display_name, editable, find_execution, name_field, store_flows,
+};
 use super::{RealmAdmin, event, json_body};
 use crate::error::AdminError;
 use crate::state::Idp;
@@ -65,12 +67,12 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, AdminError> {
     let rep = json_body(&body)?;
-    let alias = rep["alias"]
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| AdminError::bad_request("Config alias is missing"))?
-        .to_owned();
+    let alias = name_field(
+        &rep,
+        "alias",
+        AdminError::bad_request("Config alias is missing"),
+    )?
+    .to_owned();
     let mut all = editable(&a.realm);
     let (fi, pos) =
         find_execution(&all, &execution).ok_or_else(|| AdminError::missing("Illegal execution"))?;
