@@ -9,7 +9,7 @@ source "$(dirname "$0")/common.sh"
 need wrk nginx
 (cd "$ROOT" && cargo build --release --quiet)
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; for d in up px; do nginx -p "$WORK/$d" -c nginx.conf -s stop 2>/dev/null; done; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; for d in up px; do nginx -p "$WORK/$d" -c nginx.conf -s stop 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 
 # The upstream and the nginx proxy are separate nginx instances with one
 # worker each, so every proxied row pays the same process hop to the

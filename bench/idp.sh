@@ -9,7 +9,7 @@ source "$(dirname "$0")/common.sh"
 need wrk
 (cd "$ROOT" && cargo build --release --quiet)
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 cat >"$WORK/realm.json" <<'JSON'
 {"realm": "bench", "enabled": true,
