@@ -111,6 +111,14 @@ pub trait Store: Send + Sync + 'static {
     async fn realm_by_name(&self, name: &str) -> Result<Option<Realm>>;
     async fn realms(&self) -> Result<Vec<Realm>>;
     async fn update_realm(&self, realm: &Realm, ev: &[Event]) -> Result<()>;
+    /// Updates the realm (which no longer has identity provider `alias`)
+    /// and removes every user's link to that provider, in one transaction.
+    async fn remove_identity_provider(
+        &self,
+        realm: &Realm,
+        alias: &str,
+        ev: &[Event],
+    ) -> Result<()>;
     async fn delete_realm(&self, realm_id: &str, ev: &[Event]) -> Result<()>;
 
     // --- clients

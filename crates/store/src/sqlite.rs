@@ -528,6 +528,39 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn remove_identity_provider(
+        &self,
+        realm: &Realm,
+        alias: &str,
+        ev: &[Event],
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let updated = sqlx::query("UPDATE realms SET name = ?, data = ? WHERE id = ?")
+            .bind(&realm.name)
+            .bind(j(realm)?)
+            .bind(&realm.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Err(Error::NotFound);
+        }
+        sqlx::query(
+            "UPDATE users SET data = json_set(data, '$.federated_identities', \
+               (SELECT json_group_array(json(f.value)) FROM json_each(users.data, '$.federated_identities') f \
+                WHERE json_extract(f.value, '$.identity_provider') != ?1)) \
+             WHERE realm_id = ?2 AND EXISTS (SELECT 1 FROM json_each(users.data, '$.federated_identities') f \
+                WHERE json_extract(f.value, '$.identity_provider') = ?1)",
+        )
+        .bind(alias)
+        .bind(&realm.id)
+        .execute(&mut *tx)
+        .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn delete_realm(&self, realm_id: &str, ev: &[Event]) -> Result<()> {
         self.exec_one("DELETE FROM realms WHERE id = ?", &[realm_id], ev)
             .await

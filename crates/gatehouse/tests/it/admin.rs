@@ -2339,6 +2339,24 @@ async fn federated_identity_links_survive_import_export_and_are_managed() {
         .collect();
     assert_eq!(ops.iter().filter(|o| **o == "CREATE").count(), 1);
     assert_eq!(ops.iter().filter(|o| **o == "DELETE").count(), 2);
+    // Removing the provider removes the links to it, in the same write.
+    assert_eq!(s.admin_post(&t, &link("google"), &body).await.0, 204);
+    assert_eq!(names("idpAlias=google").await, ["carol"]);
+    let idp = "/linked/identity-provider/instances/google";
+    assert_eq!(s.admin_delete(&t, idp).await, 204);
+    assert!(names("idpAlias=google").await.is_empty());
+    let exported = s.export("linked").await;
+    let carol_rep = exported["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["username"] == "carol")
+        .cloned()
+        .expect("carol");
+    assert!(
+        carol_rep.get("federatedIdentities").is_none(),
+        "{carol_rep}"
+    );
 }
 
 /// The events config decides what the admin API lists, as Keycloak's

@@ -181,7 +181,8 @@ async fn mappers(
     Ok(Json(json!(of_this)))
 }
 
-/// Removes the provider and its mappers (an admin event records it).
+/// Removes the provider, its mappers and every user's link to it (an
+/// admin event records it).
 async fn remove(
     a: RealmAdmin,
     Path((_, alias)): Path<(String, String)>,
@@ -213,7 +214,11 @@ async fn remove(
         &path,
         None,
     );
-    a.idp.store.update_realm(&realm, &[ev]).await?;
+    // Users' links to it go in the same write, as Keycloak removes them.
+    a.idp
+        .store
+        .remove_identity_provider(&realm, &alias, &[ev])
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
