@@ -13,6 +13,7 @@ pub mod frontchannel_logout;
 pub mod introspect;
 pub mod login_status_iframe;
 pub mod logout;
+pub mod par;
 pub mod revoke;
 pub mod third_party_cookies;
 pub mod token;
@@ -64,6 +65,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         )
         .route(&format!("{P}/auth"), get(auth::get).post(auth::post_form))
         .route(&format!("{P}/auth/device"), post(device::start))
+        .route(&format!("{P}/ext/par/request"), post(par::post))
         .route(
             &format!("{P}/3p-cookies/step1.html"),
             get(third_party_cookies::step1),

@@ -2665,3 +2665,127 @@ async fn token_exchange_trades_a_token_meant_for_the_service() {
     assert_eq!(s.userinfo("demo", &narrowed).await.status(), 401);
     assert_eq!(refresh(rt).await, 400, "its own session ended with alice's");
 }
+
+/// Pushed authorization requests (RFC 9126) at Keycloak's path: the client
+/// pushes its request authenticated, the browser carries a one-time
+/// `request_uri`, the login runs on the pushed parameters; a second use,
+/// another client's use, an unregistered redirect URI and, for a client
+/// that requires PAR, a plain request are refused.
+#[tokio::test]
+async fn pushed_authorization_requests_carry_the_login() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let d = s.discovery("demo").await;
+    let par = d["pushed_authorization_request_endpoint"]
+        .as_str()
+        .expect("advertised")
+        .to_owned();
+    assert_eq!(
+        par,
+        format!(
+            "{}/realms/demo/protocol/openid-connect/ext/par/request",
+            s.base
+        )
+    );
+    let push = |redirect: &'static str| {
+        let (s, par) = (&s, par.clone());
+        async move {
+            s.http
+                .post(par)
+                .basic_auth("app", Some("app-secret"))
+                .form(&[
+                    ("response_type", "code"),
+                    ("redirect_uri", redirect),
+                    ("scope", "openid"),
+                    ("state", "pushed-state"),
+                ])
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    let r = push("http://127.0.0.1/cb").await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let pushed: Value = r.json().await.expect("json");
+    assert_eq!(pushed["expires_in"], 60);
+    let request_uri = pushed["request_uri"].as_str().expect("uri").to_owned();
+    assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"));
+    let auth = |client: &'static str, uri: String| {
+        let s = &s;
+        async move {
+            s.http
+                .get(format!(
+                    "{}/realms/demo/protocol/openid-connect/auth",
+                    s.base
+                ))
+                .query(&[("client_id", client), ("request_uri", uri.as_str())])
+                .send()
+                .await
+                .expect("auth")
+        }
+    };
+    // Another client cannot use it, and that try spends it.
+    assert_eq!(auth("spa", request_uri.clone()).await.status(), 400);
+    let r = push("http://127.0.0.1/cb").await;
+    let request_uri = r.json::<Value>().await.expect("json")["request_uri"]
+        .as_str()
+        .expect("uri")
+        .to_owned();
+    let done = s.log_in_alice(auth("app", request_uri.clone()).await).await;
+    assert_eq!(done.status(), 302);
+    let loc = done.headers()["location"].to_str().expect("loc").to_owned();
+    assert!(loc.starts_with("http://127.0.0.1/cb?"), "{loc}");
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("pushed-state"));
+    let code = query_param(&loc, "code").expect("code");
+    let tokens = s
+        .redeem_code("demo", ("app", "app-secret"), &code, "http://127.0.0.1/cb")
+        .await;
+    assert!(
+        tokens["id_token"].is_string(),
+        "openid came from the pushed request"
+    );
+    // Single use.
+    assert_eq!(auth("app", request_uri).await.status(), 400);
+    // Unregistered redirect URI, unauthenticated push: refused.
+    assert_eq!(push("https://evil.example/cb").await.status(), 400);
+    let r = s
+        .http
+        .post(&par)
+        .form(&[
+            ("client_id", "app"),
+            ("response_type", "code"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    // A client that requires PAR starts no plain login.
+    s.edit_client(&t, "demo", "app", |rep| {
+        rep["attributes"]["require.pushed.authorization.requests"] = json!("true");
+    })
+    .await;
+    let plain = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/auth",
+            s.base
+        ))
+        .query(&[
+            ("client_id", "app"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("response_type", "code"),
+        ])
+        .send()
+        .await
+        .expect("auth");
+    assert_eq!(plain.status(), 400);
+    assert!(
+        plain
+            .text()
+            .await
+            .expect("html")
+            .contains("Pushed Authorization Request is only allowed.")
+    );
+}

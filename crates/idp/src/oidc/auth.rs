@@ -594,6 +594,11 @@ async fn authorize(
         Ok(q) => q,
         Err(e) => return Ok(error_page(&e.description)),
     };
+    // A pushed request (RFC 9126) stands in for the query.
+    let q = match crate::oidc::par::resolve(idp, &realm, q).await? {
+        Ok(q) => q,
+        Err(why) => return Ok(error_page(why)),
+    };
     let (client, redirect_uri) = match validate_client(idp, &realm, &q).await? {
         Ok(v) => v,
         Err(page) => return Ok(page),

@@ -36,6 +36,8 @@ pub async fn get(
         "end_session_endpoint": format!("{p}/logout"),
         "check_session_iframe": format!("{p}/login-status-iframe.html"),
         "revocation_endpoint": format!("{p}/revoke"),
+        "pushed_authorization_request_endpoint": format!("{p}/ext/par/request"),
+        "require_pushed_authorization_requests": false,
         "device_authorization_endpoint": format!("{p}/auth/device"),
         "jwks_uri": format!("{p}/certs"),
         "registration_endpoint": format!("{iss}/clients-registrations/openid-connect"),
