@@ -334,7 +334,8 @@ pub trait Store: Send + Sync + 'static {
     async fn use_initial_access(&self, realm_id: &str, id: &str, now: i64) -> Result<bool>;
 
     /// Deletes expired codes, sessions past their max lifetime, revocation
-    /// entries past their token's expiry. Called on a timer.
+    /// entries past their token's expiry, events past their realm's
+    /// expiration (and unlisted ones after a day). Called on a timer.
     async fn purge_expired(&self, now: i64) -> Result<u64>;
 }
 

@@ -23,6 +23,9 @@ use std::time::Duration;
 mod inline_reads;
 use inline_reads::InlineReads;
 
+/// How long an event the admin API does not list stays in the outbox.
+const UNLISTED_EVENTS_KEPT_MS: i64 = 24 * 3600 * 1000;
+
 /// Migrations, applied in order, each once, each in its own transaction.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
@@ -40,6 +43,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/sqlite/0006_event_listing.sql"),
     ),
+    (7, include_str!("../migrations/sqlite/0007_event_purge.sql")),
 ];
 
 /// The SQLite store.
@@ -1714,6 +1718,42 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?
             .rows_affected();
+        // Events: unlisted ones (kept for delivery to listeners, which no
+        // dispatcher reads yet) after a day; listed ones after the realm's
+        // `eventsExpiration` / `adminEventsExpiration` (seconds), as
+        // Keycloak's event store expires them; none when unset.
+        let now_ms = now.saturating_mul(1000);
+        n += sqlx::query("DELETE FROM events WHERE listed = 0 AND time < ?")
+            .bind(now_ms - UNLISTED_EVENTS_KEPT_MS)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let realms: Vec<Realm> = self.fetch_all("SELECT data FROM realms", &[]).await?;
+        for r in &realms {
+            for (category, key) in [
+                ("user", "eventsExpiration"),
+                ("admin", "adminEventsExpiration"),
+            ] {
+                let Some(secs) = r.extra.get(key).and_then(|v| {
+                    v.as_i64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                }) else {
+                    continue;
+                };
+                if secs <= 0 {
+                    continue;
+                }
+                n += sqlx::query(
+                    "DELETE FROM events WHERE realm_id = ? AND category = ? AND listed = 1 AND time < ?",
+                )
+                .bind(&r.id)
+                .bind(category)
+                .bind(now_ms - secs.saturating_mul(1000))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            }
+        }
         Ok(n)
     }
 }

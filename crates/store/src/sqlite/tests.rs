@@ -282,3 +282,61 @@ async fn initial_access_counts_down_atomically_and_expires() {
     ));
     assert_eq!(s.initial_accesses(&realm.id).await.expect("list").len(), 1);
 }
+
+/// The purge expires listed events by their realm's `eventsExpiration` /
+/// `adminEventsExpiration` (seconds; none when unset) and unlisted ones
+/// after a day, and leaves everything else.
+#[tokio::test]
+async fn events_expire_by_their_realms_settings() {
+    let s = store().await;
+    let mut kept = Realm::new("kept");
+    let mut expiring = Realm::new("expiring");
+    expiring
+        .extra
+        .insert("eventsExpiration".into(), serde_json::json!(60));
+    expiring
+        .extra
+        .insert("adminEventsExpiration".into(), serde_json::json!("3600"));
+    for r in [&mut kept, &mut expiring] {
+        s.create_realm(r, &[], &[]).await.expect("realm");
+    }
+    let now = gatehouse_core::time::now();
+    let at = |realm: &Realm, admin: bool, secs_ago: i64, listed: bool| {
+        let mut e = if admin {
+            Event::admin(realm, "CREATE", "USER", "users/x")
+        } else {
+            Event::user(realm, "LOGIN")
+        };
+        e.time = (now - secs_ago) * 1000;
+        e.listed = listed;
+        e
+    };
+    let events = vec![
+        at(&expiring, false, 120, true),     // past 60 s: goes
+        at(&expiring, false, 10, true),      // stays
+        at(&expiring, true, 120, true),      // admin, within an hour: stays
+        at(&expiring, true, 7200, true),     // admin, past an hour: goes
+        at(&kept, false, 999_999, true),     // no expiration: stays
+        at(&kept, false, 2 * 86_400, false), // unlisted, past a day: goes
+        at(&kept, false, 600, false),        // unlisted, recent: stays
+    ];
+    s.append_events(&events).await.expect("append");
+    assert_eq!(s.purge_expired(now).await.expect("purge"), 3);
+    let count = |realm: &Realm, category: &str| {
+        let q = EventQuery {
+            category: category.into(),
+            max: 100,
+            ..Default::default()
+        };
+        let s = &s;
+        let id = realm.id.clone();
+        async move { s.events(&id, &q).await.expect("events").len() }
+    };
+    assert_eq!(count(&expiring, "user").await, 1);
+    assert_eq!(count(&expiring, "admin").await, 1);
+    assert_eq!(
+        count(&kept, "user").await,
+        1,
+        "the unlisted ones never show"
+    );
+}
