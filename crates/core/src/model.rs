@@ -757,6 +757,21 @@ fn listed_by_default() -> bool {
 }
 
 impl Realm {
+    /// How long listed events of `category` (`user`, `admin`) are kept, in
+    /// seconds: Keycloak's `eventsExpiration` / `adminEventsExpiration`
+    /// (a number or a numeric string); None keeps them.
+    pub fn events_expiration(&self, category: &str) -> Option<i64> {
+        let key = if category == "admin" {
+            "adminEventsExpiration"
+        } else {
+            "eventsExpiration"
+        };
+        let v = self.extra.get(key)?;
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .filter(|secs| *secs > 0)
+    }
+
     /// Whether user events of `kind` are saved for the admin API.
     pub fn saves_event(&self, kind: &str) -> bool {
         let types = self
@@ -771,11 +786,15 @@ impl Realm {
 impl Event {
     /// A user event of `kind` now.
     pub fn user(realm: &Realm, kind: &str) -> Self {
+        Event::new(realm, "user", kind, realm.saves_event(kind))
+    }
+
+    fn new(realm: &Realm, category: &str, kind: &str, listed: bool) -> Self {
         Event {
-            listed: realm.saves_event(kind),
+            listed,
             id: crate::id::uuid_v7(),
             realm_id: realm.id.clone(),
-            category: "user".into(),
+            category: category.into(),
             kind: kind.to_owned(),
             time: crate::time::now_millis(),
             client_id: None,
@@ -799,9 +818,7 @@ impl Event {
 
     /// An admin event of operation `kind` on `resource_type` at `resource_path`.
     pub fn admin(realm: &Realm, kind: &str, resource_type: &str, resource_path: &str) -> Self {
-        let mut e = Event::user(realm, kind);
-        e.listed = realm.admin_events_enabled;
-        e.category = "admin".into();
+        let mut e = Event::new(realm, "admin", kind, realm.admin_events_enabled);
         e.resource_type = Some(resource_type.into());
         e.resource_path = Some(resource_path.into());
         e

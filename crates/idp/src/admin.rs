@@ -166,8 +166,15 @@ pub fn event(
     e
 }
 
-/// 201 with the `Location` Keycloak's clients read the new id from.
-pub fn created(location: String) -> Response {
+/// 201 with the `Location` Keycloak's clients read the new id from:
+/// `{public_url}/admin/realms/{realm}/{path}` (the realm itself when
+/// `path` is empty).
+pub fn created(idp: &Idp, realm: &str, path: &str) -> Response {
+    let mut location = format!("{}/admin/realms/{realm}", idp.public_url);
+    if !path.is_empty() {
+        location.push('/');
+        location.push_str(path);
+    }
     let mut r = StatusCode::CREATED.into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, v);

@@ -146,6 +146,21 @@ async fn scope_name(tx: &mut Tx, realm_id: &str, id: &str) -> Result<String> {
         .ok_or(Error::NotFound)
 }
 
+/// Writes an existing realm's row (NotFound when there is none).
+async fn write_realm(tx: &mut Tx, realm: &Realm) -> Result<()> {
+    let n = sqlx::query("UPDATE realms SET name = ?, data = ? WHERE id = ?")
+        .bind(&realm.name)
+        .bind(j(realm)?)
+        .bind(&realm.id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
 async fn write_events(tx: &mut Tx, ev: &[Event]) -> Result<()> {
     // One multi-row INSERT per 500 events (9 parameters each, well under
     // SQLite's limit): each statement is a round trip to sqlx's SQLite
@@ -523,13 +538,11 @@ impl Store for SqliteStore {
     }
 
     async fn update_realm(&self, realm: &Realm, ev: &[Event]) -> Result<()> {
-        let d = j(realm)?;
-        self.exec_one(
-            "UPDATE realms SET name = ?, data = ? WHERE id = ?",
-            &[&realm.name, &d, &realm.id],
-            ev,
-        )
-        .await
+        let mut tx = self.begin().await?;
+        write_realm(&mut tx, realm).await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn remove_identity_provider(
@@ -539,16 +552,7 @@ impl Store for SqliteStore {
         ev: &[Event],
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let updated = sqlx::query("UPDATE realms SET name = ?, data = ? WHERE id = ?")
-            .bind(&realm.name)
-            .bind(j(realm)?)
-            .bind(&realm.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if updated == 0 {
-            return Err(Error::NotFound);
-        }
+        write_realm(&mut tx, realm).await?;
         sqlx::query(
             "UPDATE users SET data = json_set(data, '$.federated_identities', \
                (SELECT json_group_array(json(f.value)) FROM json_each(users.data, '$.federated_identities') f \
@@ -1730,19 +1734,10 @@ impl Store for SqliteStore {
             .rows_affected();
         let realms: Vec<Realm> = self.fetch_all("SELECT data FROM realms", &[]).await?;
         for r in &realms {
-            for (category, key) in [
-                ("user", "eventsExpiration"),
-                ("admin", "adminEventsExpiration"),
-            ] {
-                let Some(secs) = r.extra.get(key).and_then(|v| {
-                    v.as_i64()
-                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                }) else {
+            for category in ["user", "admin"] {
+                let Some(secs) = r.events_expiration(category) else {
                     continue;
                 };
-                if secs <= 0 {
-                    continue;
-                }
                 n += sqlx::query(
                     "DELETE FROM events WHERE realm_id = ? AND category = ? AND listed = 1 AND time < ?",
                 )

@@ -2397,21 +2397,15 @@ async fn events_config_decides_which_events_are_listed() {
     let body = json!({"eventsEnabled": true, "enabledEventTypes": ["REFRESH_TOKEN"]});
     assert_eq!(config(body).await, 204);
     s.alice_tokens(None).await;
-    let r = s
-        .http
-        .post(s.token_url("demo"))
-        .basic_auth("app", Some("app-secret"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            (
-                "refresh_token",
-                tokens["refresh_token"].as_str().expect("rt"),
-            ),
-        ])
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
+    let form = [
+        ("grant_type", "refresh_token"),
+        (
+            "refresh_token",
+            tokens["refresh_token"].as_str().expect("rt"),
+        ),
+    ];
+    let app = Some(("app", "app-secret"));
+    assert_eq!(s.token_request("demo", app, &form).await.status(), 200);
     assert_eq!(kinds("/demo/events").await, ["REFRESH_TOKEN", "LOGIN"]);
     // Admin events: the config writes above were listed (enabled by
     // default); once off, no admin write is.

@@ -2389,17 +2389,18 @@ async fn a_client_with_a_configured_certificate_authenticates_with_signed_jwts()
         .expect("sign")
     };
     let grant = |a: String| {
-        s.http
-            .post(&token_url)
-            .form(&[
+        let s = &s;
+        async move {
+            let form = [
                 ("grant_type", "client_credentials"),
                 (
                     "client_assertion_type",
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                 ),
-                ("client_assertion", &a),
-            ])
-            .send()
+                ("client_assertion", a.as_str()),
+            ];
+            s.token_request("demo", None, &form).await
+        }
     };
     let key = gatehouse_jose::keys::SigningKey::from_pkcs8(
         gatehouse_jose::keys::Alg::RS256,
@@ -2407,11 +2408,11 @@ async fn a_client_with_a_configured_certificate_authenticates_with_signed_jwts()
         include_bytes!("../../../jose/testdata/rsa.p8.der"),
     )
     .expect("key");
-    let r = grant(assertion(&key, "j1")).await.expect("send");
+    let r = grant(assertion(&key, "j1")).await;
     assert_eq!(r.status(), 200);
     let (other, _) =
         gatehouse_jose::keys::SigningKey::generate(gatehouse_jose::keys::Alg::RS256).expect("key");
-    let r = grant(assertion(&other, "j2")).await.expect("send");
+    let r = grant(assertion(&other, "j2")).await;
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"], "invalid_client");
@@ -2450,20 +2451,14 @@ async fn loopback_redirect_uris_take_any_port() {
     let loc = done.headers()["location"].to_str().expect("loc").to_owned();
     assert!(loc.starts_with("http://127.0.0.1:43210/spa/cb?"), "{loc}");
     let code = query_param(&loc, "code").expect("code");
-    let r = s
-        .http
-        .post(s.token_url("demo"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", "spa"),
-            ("code", code.as_str()),
-            ("redirect_uri", redirect),
-            ("code_verifier", verifier.as_str()),
-        ])
-        .send()
-        .await
-        .expect("token");
-    assert_eq!(r.status(), 200);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", "spa"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect),
+        ("code_verifier", verifier.as_str()),
+    ];
+    assert_eq!(s.token_request("demo", None, &form).await.status(), 200);
 }
 
 /// RFC 8693 token exchange as Keycloak's standard token exchange: a
@@ -2504,23 +2499,16 @@ async fn token_exchange_trades_a_token_meant_for_the_service() {
             let mut form = vec![
                 (
                     "grant_type",
-                    "urn:ietf:params:oauth:grant-type:token-exchange".to_owned(),
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
                 ),
-                ("subject_token", token),
+                ("subject_token", token.as_str()),
                 (
                     "subject_token_type",
-                    "urn:ietf:params:oauth:token-type:access_token".to_owned(),
+                    "urn:ietf:params:oauth:token-type:access_token",
                 ),
             ];
-            form.extend(extra.into_iter().map(|(k, v)| (k, v.to_owned())));
-            let r = s
-                .http
-                .post(s.token_url("demo"))
-                .basic_auth(client, Some(secret))
-                .form(&form)
-                .send()
-                .await
-                .expect("send");
+            form.extend(extra);
+            let r = s.token_request("demo", Some((client, secret)), &form).await;
             let status = r.status().as_u16();
             (status, r.json::<Value>().await.expect("json"))
         }
@@ -2599,21 +2587,16 @@ async fn token_exchange_trades_a_token_meant_for_the_service() {
             json!("SAME_SESSION");
     })
     .await;
-    let bare = s
-        .http
-        .post(s.token_url("demo"))
-        .basic_auth("backend", Some("backend-secret"))
-        .form(&[
-            (
-                "grant_type",
-                "urn:ietf:params:oauth:grant-type:token-exchange",
-            ),
-            ("subject_token", subject.as_str()),
-            ("requested_token_type", refresh_type.1),
-        ])
-        .send()
-        .await
-        .expect("send");
+    let backend = Some(("backend", "backend-secret"));
+    let form = [
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("subject_token", subject.as_str()),
+        ("requested_token_type", refresh_type.1),
+    ];
+    let bare = s.token_request("demo", backend, &form).await;
     assert_eq!(bare.status(), 200);
     let with_refresh: Value = bare.json().await.expect("json");
     assert_eq!(
@@ -2627,16 +2610,12 @@ async fn token_exchange_trades_a_token_meant_for_the_service() {
     let refresh = |rt: String| {
         let s = &s;
         async move {
-            s.http
-                .post(s.token_url("demo"))
-                .basic_auth("backend", Some("backend-secret"))
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", rt.as_str()),
-                ])
-                .send()
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.as_str()),
+            ];
+            s.token_request("demo", backend, &form)
                 .await
-                .expect("send")
                 .status()
                 .as_u16()
         }

@@ -228,6 +228,21 @@ impl Server {
 
     /// A refresh grant for `client` (Basic auth); the answer's status.
     /// A refresh-token grant by a public client (no secret).
+    /// POSTs `form` to `realm`'s token endpoint, with Basic client
+    /// authentication when `basic` names a client and its secret.
+    pub async fn token_request(
+        &self,
+        realm: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut r = self.http.post(self.token_url(realm)).form(form);
+        if let Some((client, secret)) = basic {
+            r = r.basic_auth(client, Some(secret));
+        }
+        r.send().await.expect("token request")
+    }
+
     pub async fn public_refresh(&self, realm: &str, client: &str, rt: &str) -> reqwest::Response {
         self.http
             .post(self.token_url(realm))

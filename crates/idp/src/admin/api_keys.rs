@@ -91,10 +91,7 @@ async fn create(
         .await?;
     let mut out = repr(&k);
     out["key"] = json!(key);
-    let location = created(format!(
-        "{}/admin/realms/{}/api-keys/{}",
-        idp.public_url, realm.name, k.id
-    ));
+    let location = created(&idp, &realm.name, &format!("api-keys/{}", k.id));
     Ok((StatusCode::CREATED, location.headers().clone(), Json(out)))
 }
 

@@ -183,11 +183,11 @@ async fn one(
 
 /// Stores `all` as the realm's flows (each with its id, so ids shown so
 /// far stay theirs) after checking that the bound flows still run, with
-/// the admin event `ev` makes of the new realm.
+/// the admin event (operation, resource type, path, representation).
 pub(super) async fn store_flows(
     a: &RealmAdmin,
     all: Vec<Value>,
-    ev: impl FnOnce(&Realm) -> gatehouse_core::model::Event,
+    (op, rtype, path, rep): (&str, &str, &str, Option<&Value>),
 ) -> Result<(), AdminError> {
     let all = all.iter().map(|f| with_id(&a.realm, f)).collect();
     let mut realm = a.realm.clone();
@@ -195,7 +195,7 @@ pub(super) async fn store_flows(
         .extra
         .insert("authenticationFlows".into(), Value::Array(all));
     crate::flows::check(&realm).map_err(|e| AdminError::bad_request(e.to_string()))?;
-    let ev = ev(&realm);
+    let ev = event(&realm, &a.caller, op, rtype, path, rep);
     a.idp.store.update_realm(&realm, &[ev]).await?;
     Ok(())
 }
@@ -283,24 +283,15 @@ async fn create(a: RealmAdmin, body: Bytes) -> Result<axum::response::Response, 
     let flow = json!({"alias": alias, "description": rep["description"].as_str().unwrap_or(""),
         "providerId": provider, "topLevel": rep["topLevel"].as_bool().unwrap_or(true),
         "builtIn": false, "authenticationExecutions": []});
-    let id = with_id(&a.realm, &flow)["id"].clone();
+    let flow = with_id(&a.realm, &flow);
+    // The created flow's path, for the admin event and Location.
+    let path = format!(
+        "authentication/flows/{}",
+        flow["id"].as_str().unwrap_or_default()
+    );
     all.push(flow);
-    store_flows(&a, all, |realm| {
-        event(
-            realm,
-            &a.caller,
-            "CREATE",
-            "AUTH_FLOW",
-            "authentication/flows",
-            Some(&rep),
-        )
-    })
-    .await?;
-    let id = id.as_str().unwrap_or_default();
-    Ok(super::created(format!(
-        "{}/admin/realms/{}/authentication/flows/{id}",
-        a.idp.public_url, a.realm.name
-    )))
+    store_flows(&a, all, ("CREATE", "AUTH_FLOW", &path, Some(&rep))).await?;
+    Ok(super::created(&a.idp, &a.realm.name, &path))
 }
 
 /// `POST .../authentication/flows/{alias}/copy` with `{"newName"}`: a copy
@@ -332,10 +323,7 @@ async fn copy(
     }
     all.extend(copies);
     let path = format!("authentication/flows/{alias}/copy");
-    store_flows(&a, all, |realm| {
-        event(realm, &a.caller, "CREATE", "AUTH_FLOW", &path, Some(&rep))
-    })
-    .await?;
+    store_flows(&a, all, ("CREATE", "AUTH_FLOW", &path, Some(&rep))).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -434,16 +422,16 @@ async fn update_flow(
     }
     let flow = all[pos].clone();
     let a = RealmAdmin { realm, ..a };
-    store_flows(&a, all, |realm| {
-        event(
-            realm,
-            &a.caller,
+    store_flows(
+        &a,
+        all,
+        (
             "UPDATE",
             "AUTH_FLOW",
             &format!("authentication/flows/{id}"),
             Some(&rep),
-        )
-    })
+        ),
+    )
     .await?;
     Ok((StatusCode::ACCEPTED, Json(flow)))
 }
@@ -481,10 +469,7 @@ async fn remove(
     // The flow and the subflows under it that no other flow runs.
     drop_flow_tree(&mut all, &alias);
     let path = format!("authentication/flows/{id}");
-    store_flows(&a, all, |realm| {
-        event(realm, &a.caller, "DELETE", "AUTH_FLOW", &path, None)
-    })
-    .await?;
+    store_flows(&a, all, ("DELETE", "AUTH_FLOW", &path, None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -531,21 +516,12 @@ async fn append(
     }
     let alias = all[fi]["alias"].as_str().unwrap_or_default().to_owned();
     let path = format!("authentication/flows/{alias}/executions/{what}");
-    store_flows(a, all, |realm| {
-        event(
-            realm,
-            &a.caller,
-            "CREATE",
-            "AUTH_EXECUTION",
-            &path,
-            Some(rep),
-        )
-    })
-    .await?;
-    Ok(super::created(format!(
-        "{}/admin/realms/{}/authentication/executions/{id}",
-        a.idp.public_url, a.realm.name
-    )))
+    store_flows(a, all, ("CREATE", "AUTH_EXECUTION", &path, Some(rep))).await?;
+    Ok(super::created(
+        &a.idp,
+        &a.realm.name,
+        &format!("authentication/executions/{id}"),
+    ))
 }
 
 /// `POST .../flows/{alias}/executions/execution` with `{"provider"}`: a
@@ -559,7 +535,7 @@ async fn add_execution(
 ) -> Result<axum::response::Response, AdminError> {
     let rep = json_body(&body)?;
     let provider = rep["provider"].as_str().unwrap_or_default();
-    if display_name(provider) == provider {
+    if known_authenticator(provider).is_none() {
         return Err(AdminError::bad_request(format!(
             "No authentication provider found for id: {provider}"
         )));
@@ -656,10 +632,7 @@ async fn remove_execution(
         }
     }
     let path = format!("authentication/executions/{id}");
-    store_flows(&a, all, |realm| {
-        event(realm, &a.caller, "DELETE", "AUTH_EXECUTION", &path, None)
-    })
-    .await?;
+    store_flows(&a, all, ("DELETE", "AUTH_EXECUTION", &path, None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -706,10 +679,7 @@ async fn move_execution<const UP: bool>(
         "lower-priority"
     };
     let path = format!("authentication/executions/{id}/{what}");
-    store_flows(&a, all, |realm| {
-        event(realm, &a.caller, "UPDATE", "AUTH_EXECUTION", &path, None)
-    })
-    .await?;
+    store_flows(&a, all, ("UPDATE", "AUTH_EXECUTION", &path, None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -745,13 +715,13 @@ const AUTHENTICATORS: [(&str, &str); 12] = [
     ("organization", "Organization Identity-First Login"),
 ];
 
-/// Keycloak's display name of a provider a flow names (the id itself for
-/// one it does not know).
-pub(super) fn display_name(provider: &str) -> &str {
+/// Keycloak's display name of an authenticator a flow may name; None for
+/// one Gatehouse does not know.
+pub(super) fn known_authenticator(provider: &str) -> Option<&'static str> {
     AUTHENTICATORS
         .iter()
         .find(|(id, _)| *id == provider)
-        .map_or(provider, |(_, name)| name)
+        .map(|(_, name)| *name)
 }
 
 /// `GET .../authentication/authenticator-providers`: what a step may run
@@ -828,7 +798,8 @@ fn rows(realm: &Realm, all: &[Value], alias: &str, level: usize, out: &mut Vec<R
             if let Some(c) = config {
                 info["authenticationConfig"] = c["id"].clone();
             }
-            info["displayName"] = json!(display_name(provider));
+            // An imported flow may name one Gatehouse does not know: its id.
+            info["displayName"] = json!(known_authenticator(provider).unwrap_or(provider));
             info["providerId"] = json!(provider);
             info["requirementChoices"] = if provider.starts_with("conditional-") {
                 json!(["REQUIRED", "DISABLED"])
@@ -901,16 +872,6 @@ async fn update_execution(
     };
     stored["requirement"] = json!(requirement);
     let path = format!("authentication/flows/{alias}/executions");
-    store_flows(&a, all, |realm| {
-        event(
-            realm,
-            &a.caller,
-            "UPDATE",
-            "AUTH_EXECUTION",
-            &path,
-            Some(&rep),
-        )
-    })
-    .await?;
+    store_flows(&a, all, ("UPDATE", "AUTH_EXECUTION", &path, Some(&rep))).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,7 +10,7 @@
 //! manage it work.
 
 use super::authentication_flows::{
-    display_name, editable, find_execution, name_field, store_flows,
+    editable, find_execution, known_authenticator, name_field, store_flows,
 };
 use super::{RealmAdmin, event, json_body};
 use crate::error::AdminError;
@@ -91,21 +91,17 @@ async fn create(
         .insert("authenticatorConfig".into(), Value::Array(list));
     let a = RealmAdmin { realm, ..a };
     let path = format!("authentication/executions/{execution}/config");
-    store_flows(&a, all, |realm| {
-        event(
-            realm,
-            &a.caller,
-            "CREATE",
-            "AUTHENTICATOR_CONFIG",
-            &path,
-            Some(&rep),
-        )
-    })
+    store_flows(
+        &a,
+        all,
+        ("CREATE", "AUTHENTICATOR_CONFIG", &path, Some(&rep)),
+    )
     .await?;
-    Ok(super::created(format!(
-        "{}/admin/realms/{}/authentication/config/{id}",
-        a.idp.public_url, a.realm.name
-    )))
+    Ok(super::created(
+        &a.idp,
+        &a.realm.name,
+        &format!("authentication/config/{id}"),
+    ))
 }
 
 fn find(realm: &Realm, id: &str) -> Result<(Vec<Value>, usize), AdminError> {
@@ -177,17 +173,7 @@ async fn remove(
         .insert("authenticatorConfig".into(), Value::Array(list));
     let a = RealmAdmin { realm, ..a };
     let path = format!("authentication/config/{id}");
-    store_flows(&a, all, |realm| {
-        event(
-            realm,
-            &a.caller,
-            "DELETE",
-            "AUTHENTICATOR_CONFIG",
-            &path,
-            None,
-        )
-    })
-    .await?;
+    store_flows(&a, all, ("DELETE", "AUTHENTICATOR_CONFIG", &path, None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -197,10 +183,8 @@ async fn description(
     _: RealmAdmin,
     Path((_, provider)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    let name = display_name(&provider);
-    if name == provider {
-        return Err(AdminError::missing("Could not find authenticator provider"));
-    }
+    let name = known_authenticator(&provider)
+        .ok_or_else(|| AdminError::missing("Could not find authenticator provider"))?;
     Ok(Json(
         json!({"name": name, "providerId": provider, "helpText": "", "properties": []}),
     ))

@@ -94,10 +94,7 @@ async fn create(
     let path = format!("client-scopes/{}", c.id);
     let ev = event(&realm, &caller, "CREATE", "CLIENT_SCOPE", &path, Some(&rep));
     idp.store.create_client_scope(&c, &[ev]).await?;
-    Ok(created(format!(
-        "{}/admin/realms/{}/{path}",
-        idp.public_url, realm.name
-    )))
+    Ok(created(&idp, &realm.name, &path))
 }
 
 async fn one(

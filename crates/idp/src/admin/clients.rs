@@ -222,20 +222,11 @@ async fn create(
 ) -> Result<axum::response::Response, AdminError> {
     let rep = json_body(&body)?;
     let mut with_id = rep.clone();
-    let id = super::new_id(&mut with_id);
-    let ev = event(
-        &realm,
-        &caller,
-        "CREATE",
-        "CLIENT",
-        &format!("clients/{id}"),
-        Some(&rep),
-    );
-    let c = create_client(&idp, &realm, &with_id, vec![ev]).await?;
-    Ok(created(format!(
-        "{}/admin/realms/{}/clients/{}",
-        idp.public_url, realm.name, c.id
-    )))
+    // The created resource's path, for the admin event and Location.
+    let path = format!("clients/{}", super::new_id(&mut with_id));
+    let ev = event(&realm, &caller, "CREATE", "CLIENT", &path, Some(&rep));
+    create_client(&idp, &realm, &with_id, vec![ev]).await?;
+    Ok(created(&idp, &realm.name, &path))
 }
 
 async fn one(

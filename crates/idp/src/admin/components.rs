@@ -493,10 +493,7 @@ async fn create(
     let path = format!("components/{}", c.id);
     let ev = event(&realm, &caller, "CREATE", "COMPONENT", &path, Some(&rep));
     save(&idp, &mut realm, &policies, ev).await?;
-    Ok(created(format!(
-        "{}/admin/realms/{}/{path}",
-        idp.public_url, realm.name
-    )))
+    Ok(created(&idp, &realm.name, &path))
 }
 
 async fn update(

@@ -111,7 +111,14 @@ fn bad_date(which: &str) -> AdminError {
     ))
 }
 
-fn query(raw: Option<String>, category: &str, kinds_key: &str) -> Result<EventQuery, AdminError> {
+/// The store query for a listing's parameters; None when they exclude
+/// every event (an `authRealm` other than `master`, where every admin
+/// signs in).
+fn query(
+    raw: Option<String>,
+    category: &str,
+    kinds_key: &str,
+) -> Result<Option<EventQuery>, AdminError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&raw.unwrap_or_default())
         .map_err(|_| AdminError::bad_request("Malformed query"))?;
     let mut q = EventQuery {
@@ -133,12 +140,13 @@ fn query(raw: Option<String>, category: &str, kinds_key: &str) -> Result<EventQu
             "ipAddress" | "authIpAddress" => q.ip_address = Some(v),
             "resourceTypes" if category == "admin" => q.resource_types.push(v),
             "resourcePath" if category == "admin" => q.resource_path = Some(v),
+            "authRealm" if category == "admin" && v != "master" => return Ok(None),
             "first" => q.first = v.parse().map_err(|_| AdminError::bad_request("first"))?,
             "max" => q.max = v.parse().map_err(|_| AdminError::bad_request("max"))?,
             _ => {}
         }
     }
-    Ok(q)
+    Ok(Some(q))
 }
 
 fn details(e: &gatehouse_core::model::Event) -> Value {
@@ -150,7 +158,9 @@ async fn user_events(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, AdminError> {
     idp.flush_events().await;
-    let q = query(raw, "user", "type")?;
+    let Some(q) = query(raw, "user", "type")? else {
+        return Ok(Json(json!([])));
+    };
     let events = idp.store.events(&realm.id, &q).await?;
     Ok(Json(json!(events.iter().map(|e| json!({
         "id": e.id, "time": e.time, "type": e.kind, "realmId": realm.id, "clientId": e.client_id,
@@ -163,16 +173,9 @@ async fn admin_events(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, AdminError> {
-    let q = query(raw.clone(), "admin", "operationTypes")?;
-    // Every admin signs in to `master`: another `authRealm` made none.
-    let auth_realm = serde_urlencoded::from_str::<Vec<(String, String)>>(&raw.unwrap_or_default())
-        .unwrap_or_default()
-        .into_iter()
-        .find(|(k, _)| k == "authRealm")
-        .map(|(_, v)| v);
-    if auth_realm.is_some_and(|r| r != "master") {
+    let Some(q) = query(raw, "admin", "operationTypes")? else {
         return Ok(Json(json!([])));
-    }
+    };
     let events = idp.store.events(&realm.id, &q).await?;
     Ok(Json(json!(events.iter().map(|e| json!({
         "id": e.id, "time": e.time, "realmId": realm.id, "operationType": e.kind,

@@ -54,16 +54,12 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let all = idp.store.groups(&realm.id).await?;
-    let needle = q.search.as_deref().map(str::to_lowercase);
     let exact = q.exact == Some(true);
     let wanted = super::users::attribute_query(q.q.as_deref().unwrap_or(""))
         .ok_or_else(|| AdminError::bad_request("Invalid query q"))?;
     // A top-level group is listed when it or a group under it matches.
     let matches = |g: &Group| {
-        let name = g.name.to_lowercase();
-        needle
-            .as_deref()
-            .is_none_or(|n| if exact { name == n } else { name.contains(n) })
+        name_matches(&g.name, q.search.as_deref(), exact)
             && wanted
                 .iter()
                 .all(|(k, v)| g.attributes.get(k).is_some_and(|vals| vals.contains(v)))
@@ -77,6 +73,15 @@ async fn list(
             .map(|g| repr::group(g, &all, true))
             .collect::<Vec<_>>()
     )))
+}
+
+/// Keycloak's group `search`: a case-insensitive substring of the name, or
+/// with `exact` the whole name; no search matches every group.
+fn name_matches(name: &str, search: Option<&str>, exact: bool) -> bool {
+    search.is_none_or(|s| {
+        let (name, s) = (name.to_lowercase(), s.to_lowercase());
+        if exact { name == s } else { name.contains(&s) }
+    })
 }
 
 fn subtree_matches(all: &[Group], g: &Group, matches: &impl Fn(&Group) -> bool) -> bool {
@@ -103,19 +108,15 @@ async fn count(
     Query(q): Query<CountQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let all = idp.store.groups(&realm.id).await?;
-    let n = match q.search.as_deref().map(str::to_lowercase) {
+    let search = q.search.as_deref();
+    let named = |g: &Group| name_matches(&g.name, search, false);
+    let n = match search {
         None => all.iter().filter(|g| g.parent_id.is_none()).count(),
-        Some(s) if q.top == Some(true) => all
+        Some(_) if q.top == Some(true) => all
             .iter()
-            .filter(|g| {
-                g.parent_id.is_none()
-                    && subtree_matches(&all, g, &|x: &Group| x.name.to_lowercase().contains(&s))
-            })
+            .filter(|g| g.parent_id.is_none() && subtree_matches(&all, g, &named))
             .count(),
-        Some(s) => all
-            .iter()
-            .filter(|g| g.name.to_lowercase().contains(&s))
-            .count(),
+        Some(_) => all.iter().filter(|g| named(g)).count(),
     };
     Ok(Json(json!({ "count": n })))
 }
@@ -168,20 +169,11 @@ async fn create_top(
 ) -> Result<axum::response::Response, AdminError> {
     let rep = json_body(&body)?;
     let mut with_id = rep.clone();
-    let id = super::new_id(&mut with_id);
-    let ev = event(
-        &realm,
-        &caller,
-        "CREATE",
-        "GROUP",
-        &format!("groups/{id}"),
-        Some(&rep),
-    );
-    let g = create_group(&idp, &realm, None, &with_id, vec![ev]).await?;
-    Ok(created(format!(
-        "{}/admin/realms/{}/groups/{}",
-        idp.public_url, realm.name, g.id
-    )))
+    // The created resource's path, for the admin event and Location.
+    let path = format!("groups/{}", super::new_id(&mut with_id));
+    let ev = event(&realm, &caller, "CREATE", "GROUP", &path, Some(&rep));
+    create_group(&idp, &realm, None, &with_id, vec![ev]).await?;
+    Ok(created(&idp, &realm.name, &path))
 }
 
 async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Group, AdminError> {
@@ -363,20 +355,13 @@ async fn children(
 ) -> Result<Json<Value>, AdminError> {
     load(&idp, &realm, &id).await?;
     let all = idp.store.groups(&realm.id).await?;
-    let needle = q.search.as_deref().map(str::to_lowercase);
     let exact = q.exact == Some(true);
-    let named = |g: &&Group| {
-        let name = g.name.to_lowercase();
-        needle
-            .as_deref()
-            .is_none_or(|n| if exact { name == n } else { name.contains(n) })
-    };
     let kids = super::window(
         q.first,
         q.max,
         all.iter()
             .filter(|g| g.parent_id.as_deref() == Some(&id))
-            .filter(named),
+            .filter(|g| name_matches(&g.name, q.search.as_deref(), exact)),
     );
     Ok(Json(json!(
         kids.map(|g| repr::group(g, &all, false))
@@ -400,10 +385,7 @@ async fn create_child(
         Some(&rep),
     );
     let g = create_group(&idp, &realm, Some(&id), &rep, vec![ev]).await?;
-    Ok(created(format!(
-        "{}/admin/realms/{}/groups/{}",
-        idp.public_url, realm.name, g.id
-    )))
+    Ok(created(&idp, &realm.name, &format!("groups/{}", g.id)))
 }
 
 async fn members(

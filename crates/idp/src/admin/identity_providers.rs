@@ -50,6 +50,16 @@ async fn one_mapper(
     Ok(Json(find_mapper(&realm, &alias, &id)?.clone()))
 }
 
+/// The entries of the realm's `key` list that `keep` keeps.
+fn retained(realm: &Realm, key: &str, keep: impl Fn(&Value) -> bool) -> Value {
+    json!(
+        stored(realm, key)
+            .iter()
+            .filter(|v| keep(v))
+            .collect::<Vec<_>>()
+    )
+}
+
 /// Removes one mapper (an admin event records it).
 async fn remove_mapper(
     a: RealmAdmin,
@@ -57,13 +67,10 @@ async fn remove_mapper(
 ) -> Result<StatusCode, AdminError> {
     find_mapper(&a.realm, &alias, &id)?;
     let mut realm = a.realm.clone();
-    let rest: Vec<&Value> = stored(&a.realm, "identityProviderMappers")
-        .iter()
-        .filter(|m| !(m["identityProviderAlias"] == alias.as_str() && m["id"] == id.as_str()))
-        .collect();
-    realm
-        .extra
-        .insert("identityProviderMappers".into(), json!(rest));
+    let rest = retained(&a.realm, "identityProviderMappers", |m| {
+        !(m["identityProviderAlias"] == alias.as_str() && m["id"] == id.as_str())
+    });
+    realm.extra.insert("identityProviderMappers".into(), rest);
     let path = format!("identity-provider/instances/{alias}/mappers/{id}");
     let ev = event(
         &realm,
@@ -101,9 +108,13 @@ fn stored<'a>(realm: &'a Realm, key: &str) -> &'a [Value] {
 
 /// Whether the realm has an identity provider with this alias.
 pub fn exists(realm: &Realm, alias: &str) -> bool {
+    provider(realm, alias).is_some()
+}
+
+fn provider<'a>(realm: &'a Realm, alias: &str) -> Option<&'a Value> {
     stored(realm, "identityProviders")
         .iter()
-        .any(|v| alias_of(v) == alias)
+        .find(|p| alias_of(p) == alias)
 }
 
 fn alias_of(v: &Value) -> &str {
@@ -156,10 +167,7 @@ pub(crate) fn masked(p: &Value) -> Value {
 }
 
 fn find<'a>(realm: &'a Realm, alias: &str) -> Result<&'a Value, AdminError> {
-    stored(realm, "identityProviders")
-        .iter()
-        .find(|p| alias_of(p) == alias)
-        .ok_or_else(|| AdminError::missing("Could not find identity provider"))
+    provider(realm, alias).ok_or_else(|| AdminError::missing("Could not find identity provider"))
 }
 
 async fn one(
@@ -174,11 +182,9 @@ async fn mappers(
     Path((_, alias)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
     find(&realm, &alias)?;
-    let of_this: Vec<&Value> = stored(&realm, "identityProviderMappers")
-        .iter()
-        .filter(|m| m["identityProviderAlias"].as_str() == Some(alias.as_str()))
-        .collect();
-    Ok(Json(json!(of_this)))
+    Ok(Json(retained(&realm, "identityProviderMappers", |m| {
+        m["identityProviderAlias"].as_str() == Some(alias.as_str())
+    })))
 }
 
 /// Removes the provider, its mappers and every user's link to it (an
@@ -189,13 +195,8 @@ async fn remove(
 ) -> Result<StatusCode, AdminError> {
     find(&a.realm, &alias)?;
     let mut realm = a.realm.clone();
-    let keep = |key: &str, field: &str| -> Value {
-        json!(
-            stored(&a.realm, key)
-                .iter()
-                .filter(|v| v[field].as_str() != Some(alias.as_str()))
-                .collect::<Vec<_>>()
-        )
+    let keep = |key: &str, field: &str| {
+        retained(&a.realm, key, |v| v[field].as_str() != Some(alias.as_str()))
     };
     let providers = keep("identityProviders", "alias");
     realm.extra.insert("identityProviders".into(), providers);

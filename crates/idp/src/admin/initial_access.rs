@@ -91,10 +91,11 @@ async fn create(
     idp.store.create_initial_access(&ia, &[ev]).await?;
     let mut out = repr(&ia);
     out["token"] = json!(token);
-    let location = created(format!(
-        "{}/admin/realms/{}/clients-initial-access/{}",
-        idp.public_url, realm.name, ia.id
-    ));
+    let location = created(
+        &idp,
+        &realm.name,
+        &format!("clients-initial-access/{}", ia.id),
+    );
     // Keycloak's code sets 201, but what its server sends is 200 (the
     // status set on the response is lost when the method returns the
     // entity), and python-keycloak accepts only 200; admin-client takes either.

@@ -143,10 +143,7 @@ async fn add<O: Owner>(
     let mid = push(o.mappers(), &rep)?;
     let tail = mapper_path::<O>(&id, &mid);
     commit(&idp, (&caller, &realm, &o), "CREATE", &tail, Some(&rep)).await?;
-    Ok(created(format!(
-        "{}/admin/realms/{}/{tail}",
-        idp.public_url, realm.name
-    )))
+    Ok(created(&idp, &realm.name, &tail))
 }
 
 /// `POST .../protocol-mappers/add-models`: several mappers, all or none.

@@ -150,10 +150,7 @@ async fn create(
     let placeholder = Realm::new("_");
     let ev = event(&placeholder, &caller, "CREATE", "REALM", "", Some(&rep));
     let realm = crate::import::realm(&idp, &rep, vec![ev]).await?;
-    Ok(created(format!(
-        "{}/admin/realms/{}",
-        idp.public_url, realm.name
-    )))
+    Ok(created(&idp, &realm.name, ""))
 }
 
 async fn one(RealmAdmin { realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {

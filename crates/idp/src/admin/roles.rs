@@ -302,10 +302,7 @@ async fn create_any(
         .remove(b'_')
         .remove(b'~');
     let enc = percent_encoding::utf8_percent_encode(&role.name, SEGMENT);
-    Ok(created(format!(
-        "{}/admin/realms/{}/{}/{}",
-        idp.public_url, realm.name, path, enc
-    )))
+    Ok(created(idp, &realm.name, &format!("{path}/{enc}")))
 }
 
 async fn create_realm_role(

@@ -398,15 +398,9 @@ async fn create(
         v
     };
     let mut rep = rep;
-    let id = super::new_id(&mut rep);
-    let ev = event(
-        &realm,
-        &caller,
-        "CREATE",
-        "USER",
-        &format!("users/{id}"),
-        Some(&ev_rep),
-    );
+    // The created user's path, for the admin event and Location.
+    let path = format!("users/{}", super::new_id(&mut rep));
+    let ev = event(&realm, &caller, "CREATE", "USER", &path, Some(&ev_rep));
     let policy = Policy::of(&realm);
     if policy.unmanaged != Unmanaged::Edit
         && let Some(asked) = repr::attributes(&rep)
@@ -414,11 +408,8 @@ async fn create(
         // Undeclared attributes the admin API may not write are dropped.
         rep["attributes"] = json!(policy.written(asked, &Default::default()));
     }
-    let u = create_user(&idp, &realm, &rep, vec![ev], true).await?;
-    Ok(created(format!(
-        "{}/admin/realms/{}/users/{}",
-        idp.public_url, realm.name, u.id
-    )))
+    create_user(&idp, &realm, &rep, vec![ev], true).await?;
+    Ok(created(&idp, &realm.name, &path))
 }
 
 async fn one(

@@ -26,12 +26,7 @@ pub const PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 /// How long a pushed request may wait for the browser (Keycloak's 60 s).
 const LIFETIME: i64 = 60;
 /// The client's credentials are for this request only, not for the stored one.
-const CREDENTIALS: [&str; 4] = [
-    "client_secret",
-    "client_assertion",
-    "client_assertion_type",
-    "request_uri",
-];
+const CREDENTIALS: [&str; 3] = ["client_secret", "client_assertion", "client_assertion_type"];
 
 /// `POST .../ext/par/request`: 201 with `request_uri` and `expires_in`.
 pub async fn post(
