@@ -226,26 +226,50 @@ fn subflow_aliases(all: &[Value], alias: &str) -> Vec<String> {
         .collect()
 }
 
-/// Removes flow `root` and the subflows under it that no remaining flow
-/// runs (a subflow another flow shares stays).
+/// Whether a flow outside `doomed` runs subflow `alias`.
+fn run_elsewhere(all: &[Value], alias: &str, doomed: &[String]) -> bool {
+    all.iter().any(|f| {
+        !doomed.iter().any(|d| f["alias"] == d.as_str())
+            && f["authenticationExecutions"]
+                .as_array()
+                .is_some_and(|es| es.iter().any(|e| e["flowAlias"] == alias))
+    })
+}
+
+/// Removes flow `root`, unless another flow still runs it, and the
+/// subflows under it that no remaining flow runs.
 fn drop_flow_tree(all: &mut Vec<Value>, root: &str) {
+    if run_elsewhere(all, root, &[]) {
+        return;
+    }
     let mut doomed = vec![root.to_owned()];
     let mut i = 0;
     while i < doomed.len() && i < 64 {
         for sub in subflow_aliases(all, &doomed[i]) {
-            let used_elsewhere = all.iter().any(|f| {
-                !doomed.iter().any(|d| f["alias"] == d.as_str())
-                    && f["authenticationExecutions"]
-                        .as_array()
-                        .is_some_and(|es| es.iter().any(|e| e["flowAlias"] == sub.as_str()))
-            });
-            if !used_elsewhere && !doomed.contains(&sub) {
+            if !run_elsewhere(all, &sub, &doomed) && !doomed.contains(&sub) {
                 doomed.push(sub);
             }
         }
         i += 1;
     }
     all.retain(|f| !doomed.iter().any(|d| f["alias"] == d.as_str()));
+}
+
+/// The realm's flows for an edit of execution `id`, with where it is
+/// (flow index, position); `refusal` when its flow is built in (Keycloak
+/// lets those change requirements only).
+fn editable_execution(
+    realm: &Realm,
+    id: &str,
+    refusal: &str,
+) -> Result<(Vec<Value>, usize, usize), AdminError> {
+    let all = editable(realm);
+    let (fi, pos) =
+        find_execution(&all, id).ok_or_else(|| AdminError::missing("Illegal execution"))?;
+    if all[fi]["builtIn"].as_bool() == Some(true) {
+        return Err(AdminError::bad_request(refusal));
+    }
+    Ok((all, fi, pos))
 }
 
 /// Flow aliases a realm may bind (Keycloak's realm flow bindings).
@@ -605,14 +629,11 @@ async fn remove_execution(
     a: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let mut all = editable(&a.realm);
-    let (fi, pos) =
-        find_execution(&all, &id).ok_or_else(|| AdminError::missing("Illegal execution"))?;
-    if all[fi]["builtIn"].as_bool() == Some(true) {
-        return Err(AdminError::bad_request(
-            "It is illegal to remove execution from a built in flow",
-        ));
-    }
+    let (mut all, fi, pos) = editable_execution(
+        &a.realm,
+        &id,
+        "It is illegal to remove execution from a built in flow",
+    )?;
     let removed = all[fi]["authenticationExecutions"]
         .as_array_mut()
         .map(|l| l.remove(pos))
@@ -622,14 +643,7 @@ async fn remove_execution(
         .as_str()
         .filter(|_| is_subflow(&removed))
     {
-        let still_run = all.iter().any(|f| {
-            f["authenticationExecutions"]
-                .as_array()
-                .is_some_and(|es| es.iter().any(|e| e["flowAlias"] == sub))
-        });
-        if !still_run {
-            drop_flow_tree(&mut all, sub);
-        }
+        drop_flow_tree(&mut all, sub);
     }
     let path = format!("authentication/executions/{id}");
     store_flows(&a, all, ("DELETE", "AUTH_EXECUTION", &path, None)).await?;
@@ -642,14 +656,11 @@ async fn move_execution<const UP: bool>(
     a: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let mut all = editable(&a.realm);
-    let (fi, pos) =
-        find_execution(&all, &id).ok_or_else(|| AdminError::missing("Illegal execution"))?;
-    if all[fi]["builtIn"].as_bool() == Some(true) {
-        return Err(AdminError::bad_request(
-            "It is illegal to reorder executions of a built in flow",
-        ));
-    }
+    let (mut all, fi, pos) = editable_execution(
+        &a.realm,
+        &id,
+        "It is illegal to reorder executions of a built in flow",
+    )?;
     // Stored positions in priority order.
     let order: Vec<usize> = executions(&all[fi]).into_iter().map(|(p, _)| p).collect();
     let at = order.iter().position(|p| *p == pos).unwrap_or(0);
