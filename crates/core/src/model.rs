@@ -42,6 +42,11 @@ pub struct Realm {
     pub default_optional_client_scopes: Vec<String>,
     /// Anything else from the representation, kept so a round trip loses nothing.
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Bumped by every write of the realm's row. A write based on an older
+    /// revision is refused, so two admins editing different settings of the
+    /// same realm (all held in this one row) cannot silently undo each other.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// Keycloak's realm default "default client scopes".
@@ -82,6 +87,7 @@ impl Realm {
             default_default_client_scopes: default_default_scopes(),
             default_optional_client_scopes: default_optional_scopes(),
             extra: Default::default(),
+            revision: 0,
         }
     }
 }

@@ -128,6 +128,31 @@ impl axum::extract::FromRequestParts<Arc<Idp>> for RealmAdmin {
     }
 }
 
+impl RealmAdmin {
+    /// Takes this node's edit lock on the realm and reloads it, for a
+    /// handler that rewrites the realm's row: what it changes is then
+    /// applied to the latest settings, not to a copy another request has
+    /// since overwritten. Hold the guard until the write is done.
+    pub async fn edit(&mut self) -> Result<tokio::sync::OwnedMutexGuard<()>, AdminError> {
+        let (realm, guard) = realm_for_edit(&self.idp, &self.realm).await?;
+        self.realm = realm;
+        Ok(guard)
+    }
+}
+
+/// [`RealmAdmin::edit`] for handlers that load the realm themselves.
+pub async fn realm_for_edit(
+    idp: &Idp,
+    loaded: &Realm,
+) -> Result<(Realm, tokio::sync::OwnedMutexGuard<()>), AdminError> {
+    let guard = idp.lock_row(&loaded.id).await;
+    match realm(idp, &loaded.name).await? {
+        // Renamed or deleted and recreated while this request waited.
+        r if r.id != loaded.id => Err(AdminError::not_found("Realm")),
+        r => Ok((r, guard)),
+    }
+}
+
 /// Loads a realm by name for the admin API (404 in Keycloak's words).
 pub async fn realm(idp: &Idp, name: &str) -> Result<Realm, AdminError> {
     idp.store

@@ -134,6 +134,9 @@ impl From<gatehouse_store::Error> for AdminError {
                 AdminError::conflict("Conflict: duplicate entity")
             }
             gatehouse_store::Error::NotFound => AdminError::not_found("Resource"),
+            gatehouse_store::Error::Stale => {
+                AdminError::conflict("Modified concurrently by another request; retry")
+            }
             other => {
                 tracing::error!(error = %other, "admin storage error");
                 AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, "unknown_error")

@@ -73,6 +73,8 @@ pub struct Idp {
     /// Serializes key-ring loads, so two first requests to a new realm
     /// cannot both create its first key.
     ring_load: tokio::sync::Mutex<()>,
+    /// One lock per entity id for admin edits that rewrite its row.
+    row_edits: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     realms: Cached<Realm>,
     clients: Cached<gatehouse_core::model::Client>,
     /// Client scopes per realm id (every grant applies their mappers).
@@ -130,6 +132,7 @@ impl Idp {
             password_cost,
             rings: RwLock::new(HashMap::new()),
             ring_load: tokio::sync::Mutex::new(()),
+            row_edits: Default::default(),
             revocations: Default::default(),
             trusted_proxies: Default::default(),
             assertions: Default::default(),
@@ -288,6 +291,25 @@ impl Idp {
     /// Remembers a client's service-account user.
     pub fn remember_service_account(&self, client_key: &str, user: &gatehouse_core::model::User) {
         remember(&self.service_accounts, client_key, user.clone());
+    }
+
+    /// Waits until no other admin request on this node edits the row of
+    /// entity `id` (a realm, client, client scope or user). An edit reads
+    /// the whole row, changes a part and writes it back: a realm's flows,
+    /// components and localization texts, a client's protocol mappers all
+    /// live in one row, and Terraform applies such resources in parallel.
+    /// Queued here, each edit applies to the one before it instead of
+    /// overwriting it. (Realm rows also carry a revision the store checks,
+    /// for writers outside this process.)
+    pub async fn lock_row(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self
+                .row_edits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.entry(id.to_owned()).or_default().clone()
+        };
+        lock.lock_owned().await
     }
 
     /// Forgets every cached entity after a write through this node (the

@@ -7,6 +7,10 @@ pub enum Error {
     /// A unique constraint was violated (e.g. duplicate username).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The row changed since the caller read it: its write would undo
+    /// another one, so it is refused; reading again and retrying is safe.
+    #[error("stale: changed since read")]
+    Stale,
     /// A referenced row does not exist.
     #[error("not found")]
     NotFound,

@@ -99,11 +99,7 @@ async fn rewrite_scope_refs(
         let a = fix(&mut realm.default_default_client_scopes, from, to);
         let b = fix(&mut realm.default_optional_client_scopes, from, to);
         if a || b {
-            sqlx::query("UPDATE realms SET data = ? WHERE id = ?")
-                .bind(j(&realm)?)
-                .bind(realm_id)
-                .execute(&mut **tx)
-                .await?;
+            write_realm(tx, &realm).await?;
         }
     }
     let rows = sqlx::query("SELECT data FROM clients WHERE realm_id = ?")
@@ -146,17 +142,34 @@ async fn scope_name(tx: &mut Tx, realm_id: &str, id: &str) -> Result<String> {
         .ok_or(Error::NotFound)
 }
 
-/// Writes an existing realm's row (NotFound when there is none).
+/// Writes an existing realm's row (NotFound when there is none), provided
+/// nobody wrote it since `realm` was read (Stale otherwise): every admin
+/// edit rewrites the whole row, so without the check the later of two
+/// concurrent edits would silently undo the earlier one.
 async fn write_realm(tx: &mut Tx, realm: &Realm) -> Result<()> {
-    let n = sqlx::query("UPDATE realms SET name = ?, data = ? WHERE id = ?")
-        .bind(&realm.name)
-        .bind(j(realm)?)
-        .bind(&realm.id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let mut next = serde_json::to_value(realm)?;
+    next["revision"] = (realm.revision + 1).into();
+    let n = sqlx::query(
+        "UPDATE realms SET name = ?, data = ? \
+         WHERE id = ? AND COALESCE(json_extract(data, '$.revision'), 0) = ?",
+    )
+    .bind(&realm.name)
+    .bind(next.to_string())
+    .bind(&realm.id)
+    .bind(realm.revision as i64)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
     if n == 0 {
-        return Err(Error::NotFound);
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM realms WHERE id = ?")
+            .bind(&realm.id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        return Err(if exists.is_some() {
+            Error::Stale
+        } else {
+            Error::NotFound
+        });
     }
     Ok(())
 }

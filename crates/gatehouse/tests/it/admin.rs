@@ -2524,3 +2524,74 @@ async fn listing_filters_are_applied_not_dropped() {
     assert_eq!(kids("search=south&exact=true").await, ["south"]);
     assert_eq!(kids("first=1&max=1").await.len(), 1);
 }
+
+/// Concurrent admin writes to one realm's settings (components,
+/// localization texts, authentication flows all live in the realm's row)
+/// and to one client's protocol mappers each land: none is lost to a
+/// read-modify-write race, as Terraform's parallel applies would otherwise
+/// provoke.
+#[tokio::test]
+async fn concurrent_edits_all_land() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let client = s.client_uuid(&t, "demo", "app").await;
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (http, base, t) = (s.http.clone(), s.base.clone(), t.clone());
+        let client = client.clone();
+        writes.spawn(async move {
+            let admin = format!("{base}/admin/realms/demo");
+            let policy = http
+                .post(format!("{admin}/components"))
+                .bearer_auth(&t)
+                .json(&json!({"name": format!("policy-{i}"), "providerId": "max-clients",
+                    "providerType": "org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy",
+                    "subType": "anonymous", "config": {"max-clients": ["100"]}}))
+                .send();
+            let text = http
+                .put(format!("{admin}/localization/en/key{i}"))
+                .bearer_auth(&t)
+                .header("content-type", "text/plain")
+                .body(format!("text {i}"))
+                .send();
+            let flow = http
+                .post(format!("{admin}/authentication/flows"))
+                .bearer_auth(&t)
+                .json(&json!({"alias": format!("flow-{i}"), "providerId": "basic-flow",
+                              "topLevel": true, "builtIn": false}))
+                .send();
+            let mapper = http
+                .post(format!("{admin}/clients/{client}/protocol-mappers/models"))
+                .bearer_auth(&t)
+                .json(&json!({"name": format!("mapper-{i}"), "protocol": "openid-connect",
+                    "protocolMapper": "oidc-hardcoded-claim-mapper",
+                    "config": {"claim.name": format!("c{i}"), "claim.value": "v"}}))
+                .send();
+            let (a, b, c, d) = tokio::join!(policy, text, flow, mapper);
+            [a, b, c, d].map(|r| r.expect("send").status().as_u16())
+        });
+    }
+    while let Some(statuses) = writes.join_next().await {
+        assert_eq!(statuses.expect("task"), [201, 204, 201, 201]);
+    }
+    let named = |list: &Value, field: &str, prefix: &str| {
+        list.as_array()
+            .expect("list")
+            .iter()
+            .filter(|v| v[field].as_str().is_some_and(|a| a.starts_with(prefix)))
+            .count()
+    };
+    let (_, components) = s.admin_get(&t, "/demo/components").await;
+    assert_eq!(named(&components, "name", "policy-"), 12);
+    let (_, texts) = s.admin_get(&t, "/demo/localization/en").await;
+    assert_eq!(texts.as_object().map(|o| o.len()), Some(12), "{texts}");
+    let (_, flows) = s.admin_get(&t, "/demo/authentication/flows").await;
+    assert_eq!(named(&flows, "alias", "flow-"), 12);
+    let (_, mappers) = s
+        .admin_get(
+            &t,
+            &format!("/demo/clients/{client}/protocol-mappers/models"),
+        )
+        .await;
+    assert_eq!(named(&mappers, "name", "mapper-"), 12);
+}

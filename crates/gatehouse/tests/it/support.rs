@@ -146,7 +146,6 @@ impl Server {
         (r.status().as_u16(), loc)
     }
 
-    /// PUTs admin JSON (`body`, or no body) and returns the status.
     /// POSTs a new admin resource, checks the 201, and gives the id its
     /// `Location` ends with.
     pub async fn admin_create(&self, token: &str, path: &str, body: &Value) -> String {
@@ -159,6 +158,7 @@ impl Server {
             .to_owned()
     }
 
+    /// PUTs admin JSON (`body`, or no body) and returns the status.
     pub async fn admin_put(&self, token: &str, path: &str, body: Option<&Value>) -> u16 {
         let mut r = self
             .http

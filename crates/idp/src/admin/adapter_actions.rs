@@ -73,6 +73,7 @@ async fn register_node(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = idp.lock_row(&id).await;
     let mut c = super::clients::load(&idp, &realm, &id).await?;
     let params = json_body(&body)?;
     let node = params
@@ -96,6 +97,7 @@ async fn unregister_node(
     RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, id, node)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = idp.lock_row(&id).await;
     let mut c = super::clients::load(&idp, &realm, &id).await?;
     let mut n = nodes(&c);
     if n.remove(&node).is_none() {

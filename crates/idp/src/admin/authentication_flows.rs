@@ -286,7 +286,8 @@ const BINDINGS: [&str; 7] = [
 /// `POST .../authentication/flows`: a new, empty top-level flow (201 with
 /// its Location; 409 when the alias is taken). It runs nothing until it
 /// has steps and is bound.
-async fn create(a: RealmAdmin, body: Bytes) -> Result<axum::response::Response, AdminError> {
+async fn create(mut a: RealmAdmin, body: Bytes) -> Result<axum::response::Response, AdminError> {
+    let _edit = a.edit().await?;
     let rep = json_body(&body)?;
     let alias = name_field(
         &rep,
@@ -322,10 +323,11 @@ async fn create(a: RealmAdmin, body: Bytes) -> Result<axum::response::Response, 
 /// of the flow and, recursively, of its subflows (renamed `"{newName}
 /// {subflow alias}"`, as Keycloak names them), none of them built in.
 async fn copy(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, alias)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     let rep = json_body(&body)?;
     let new_name = name_field(
         &rep,
@@ -401,10 +403,11 @@ fn copy_into(
 /// flows that run it and to the realm's bindings, so nothing stops
 /// pointing at it.
 async fn update_flow(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), AdminError> {
+    let _edit = a.edit().await?;
     let rep = json_body(&body)?;
     let new_alias = name_field(
         &rep,
@@ -463,9 +466,10 @@ async fn update_flow(
 /// `DELETE .../authentication/flows/{id}`: a flow that is not built in and
 /// not bound, with the subflows it alone uses.
 async fn remove(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     let mut all = editable(&a.realm);
     let flow = all
         .iter()
@@ -553,10 +557,11 @@ async fn append(
 /// Keycloak's flows name (`display_name`); whether a bound flow can run
 /// the result is checked as for any change.
 async fn add_execution(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, alias)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
+    let _edit = a.edit().await?;
     let rep = json_body(&body)?;
     let provider = rep["provider"].as_str().unwrap_or_default();
     if known_authenticator(provider).is_none() {
@@ -574,10 +579,11 @@ async fn add_execution(
 /// `POST .../flows/{alias}/executions/flow` with `{"alias", "type",
 /// "description"}`: a new, empty subflow appended DISABLED.
 async fn add_subflow(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, alias)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
+    let _edit = a.edit().await?;
     let rep = json_body(&body)?;
     let sub = name_field(
         &rep,
@@ -626,9 +632,10 @@ async fn one_execution(
 /// `DELETE .../authentication/executions/{id}`: the step, or the subflow
 /// it runs with everything under it.
 async fn remove_execution(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     let (mut all, fi, pos) = editable_execution(
         &a.realm,
         &id,
@@ -653,9 +660,10 @@ async fn remove_execution(
 /// `POST .../executions/{id}/raise-priority` (`UP`) or `lower-priority`:
 /// the step trades places with its neighbour in the flow.
 async fn move_execution<const UP: bool>(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     let (mut all, fi, pos) = editable_execution(
         &a.realm,
         &id,
@@ -852,10 +860,11 @@ async fn list_executions(
 /// of the execution `id` names. The realm's bound flows must still be ones
 /// Gatehouse runs (400 with the reason otherwise, nothing written).
 async fn update_execution(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, alias)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     let rep = json_body(&body)?;
     let mut all = editable(&a.realm);
     let rows = flattened(&a.realm, &all, &alias)?;

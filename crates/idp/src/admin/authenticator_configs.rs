@@ -62,10 +62,11 @@ fn settings(rep: &Value) -> Result<Value, AdminError> {
 /// `POST .../executions/{id}/config`: a config for the step (201 +
 /// Location), which the step then names.
 async fn create(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, execution)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, AdminError> {
+    let _edit = a.edit().await?;
     let rep = json_body(&body)?;
     let alias = name_field(
         &rep,
@@ -123,10 +124,11 @@ async fn one(
 
 /// `PUT .../config/{id}`: new settings (the alias stays: steps name it).
 async fn update(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     let rep = json_body(&body)?;
     let (mut list, i) = find(&a.realm, &id)?;
     list[i]["config"] = settings(&rep)?;
@@ -148,9 +150,10 @@ async fn update(
 
 /// `DELETE .../config/{id}`: the config, and the steps' references to it.
 async fn remove(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     let (mut list, i) = find(&a.realm, &id)?;
     let gone = list.remove(i);
     let mut all = editable(&a.realm);

@@ -100,11 +100,12 @@ async fn profiles(
 /// Replaces `key`'s `field` list with the body's, if the result passes
 /// [`check`] (400 with the reason otherwise, nothing written).
 async fn replace(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     body: Bytes,
     key: &str,
     field: &str,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     let rep = json_body(&body)?;
     let items = rep[field]
         .as_array()

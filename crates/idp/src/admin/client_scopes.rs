@@ -110,6 +110,7 @@ async fn update(
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
     let rep = json_body(&body)?;
+    let _edit = idp.lock_row(&id).await;
     let mut c = load(&idp, &realm, &id).await?;
     repr::apply_client_scope(&mut c, &rep).map_err(AdminError::bad_request)?;
     taken(&idp.store.client_scopes(&realm.id).await?, &c)?;
@@ -190,14 +191,11 @@ async fn realm_defaults(
 
 /// `PUT|DELETE /admin/realms/{realm}/default-{default|optional}-client-scopes/{id}`.
 async fn link_default(
-    RealmAdmin {
-        idp,
-        caller,
-        mut realm,
-    }: RealmAdmin,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     method: Method,
     Path((_, kind, id)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let into_default = is_default_list(&kind, REALM_DEFAULT, REALM_OPTIONAL)?;
     let scope = load(&idp, &realm, &id).await?;
     let op = relink(

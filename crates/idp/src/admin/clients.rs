@@ -242,6 +242,7 @@ async fn update(
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
     let rep = json_body(&body)?;
+    let _edit = idp.lock_row(&id).await;
     let mut c = load(&idp, &realm, &id).await?;
     let old_id = c.client_id.clone();
     apply_rep(&mut c, &rep)?;
@@ -301,6 +302,7 @@ async fn registration_access_token(
     RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
+    let _edit = idp.lock_row(&id).await;
     let mut c = load(&idp, &realm, &id).await?;
     let token = crate::client_registration::rotate_registration_token(&idp, &realm, &mut c).await?;
     let ev = event(
@@ -338,6 +340,7 @@ async fn regenerate(
     Path((_, id)): Path<(String, String)>,
     Query(q): Query<RegenQuery>,
 ) -> Result<Json<Value>, AdminError> {
+    let _edit = idp.lock_row(&id).await;
     let mut c = load(&idp, &realm, &id).await?;
     if c.public_client {
         return Err(AdminError::bad_request("Public clients have no secret"));
@@ -385,6 +388,7 @@ async fn drop_rotated(
     RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = idp.lock_row(&id).await;
     let mut c = load(&idp, &realm, &id).await?;
     c.rotated_secret = None;
     c.rotated_secret_expires_at = None;
@@ -455,6 +459,7 @@ async fn link_scope(
 ) -> Result<StatusCode, AdminError> {
     let into_default =
         super::client_scopes::is_default_list(&kind, CLIENT_DEFAULT, CLIENT_OPTIONAL)?;
+    let _edit = idp.lock_row(&id).await;
     let mut c = load(&idp, &realm, &id).await?;
     let scope = idp
         .store

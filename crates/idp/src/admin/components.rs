@@ -479,13 +479,10 @@ async fn save(
 }
 
 async fn create(
-    RealmAdmin {
-        idp,
-        caller,
-        mut realm,
-    }: RealmAdmin,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     body: Bytes,
 ) -> Result<Response, AdminError> {
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let rep = json_body(&body)?;
     let c = parse(&rep, gatehouse_core::id::uuid())?;
     let mut policies = policies(&realm);
@@ -497,14 +494,11 @@ async fn create(
 }
 
 async fn update(
-    RealmAdmin {
-        idp,
-        caller,
-        mut realm,
-    }: RealmAdmin,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let rep = json_body(&body)?;
     let mut policies = policies(&realm);
     let i = position(&realm, &policies, &id)?;
@@ -522,13 +516,10 @@ async fn update(
 }
 
 async fn remove(
-    RealmAdmin {
-        idp,
-        caller,
-        mut realm,
-    }: RealmAdmin,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let mut policies = policies(&realm);
     policies.remove(position(&realm, &policies, &id)?);
     let ev = event(

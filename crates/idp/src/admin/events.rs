@@ -61,13 +61,10 @@ async fn config(RealmAdmin { idp: _, realm, .. }: RealmAdmin) -> Result<Json<Val
 /// `PUT /admin/realms/{realm}/events/config`: only the config's own fields
 /// are read, anything else in the body is ignored.
 async fn put_config(
-    RealmAdmin {
-        idp,
-        caller,
-        mut realm,
-    }: RealmAdmin,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     body: axum::body::Bytes,
 ) -> Result<axum::http::StatusCode, AdminError> {
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let rep = super::json_body(&body)?;
     let Some(obj) = rep.as_object() else {
         return Err(AdminError::bad_request("Malformed JSON body"));

@@ -197,6 +197,7 @@ async fn update(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
+    let (realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let rep = json_body(&body)?;
     let mut g = load(&idp, &realm, &id).await?;
     if let Some(n) = rep.get("name").and_then(Value::as_str) {
@@ -283,14 +284,11 @@ async fn default_groups(
 
 /// `PUT|DELETE /admin/realms/{realm}/default-groups/{id}`.
 async fn set_default(
-    RealmAdmin {
-        idp,
-        caller,
-        mut realm,
-    }: RealmAdmin,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     method: axum::http::Method,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let on = method == axum::http::Method::PUT;
     load(&idp, &realm, &id).await?;
     let all = idp.store.groups(&realm.id).await?;
@@ -322,6 +320,7 @@ async fn remove(
     RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let (realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     load(&idp, &realm, &id).await?;
     let ev = event(
         &realm,

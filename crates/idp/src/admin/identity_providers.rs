@@ -62,9 +62,10 @@ fn retained(realm: &Realm, key: &str, keep: impl Fn(&Value) -> bool) -> Value {
 
 /// Removes one mapper (an admin event records it).
 async fn remove_mapper(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, alias, id)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     find_mapper(&a.realm, &alias, &id)?;
     let mut realm = a.realm.clone();
     let rest = retained(&a.realm, "identityProviderMappers", |m| {
@@ -190,9 +191,10 @@ async fn mappers(
 /// Removes the provider, its mappers and every user's link to it (an
 /// admin event records it).
 async fn remove(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, alias)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     find(&a.realm, &alias)?;
     let mut realm = a.realm.clone();
     let keep = |key: &str, field: &str| {

@@ -112,14 +112,11 @@ async fn texts(
 
 /// Adds or replaces the texts of a JSON object (`{"key": "text"}`).
 async fn import(
-    RealmAdmin {
-        idp,
-        caller,
-        mut realm,
-    }: RealmAdmin,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, locale)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     check_locale(&locale)?;
     let rep = super::json_body(&body)?;
     let Some(new) = rep.as_object() else {
@@ -144,13 +141,10 @@ async fn import(
 }
 
 async fn remove_locale(
-    RealmAdmin {
-        idp,
-        caller,
-        mut realm,
-    }: RealmAdmin,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, locale)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let removed = all_mut(&mut realm).and_then(|m| m.remove(&locale));
     if removed.is_none() {
         return Err(AdminError::not_found(&format!(
@@ -188,14 +182,11 @@ async fn text(
 
 /// Sets one text; the body is the text itself (`text/plain`).
 async fn put_text(
-    RealmAdmin {
-        idp,
-        caller,
-        mut realm,
-    }: RealmAdmin,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, locale, key)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     check_locale(&locale)?;
     let value = String::from_utf8(body.to_vec())
         .map_err(|_| AdminError::bad_request("The text must be UTF-8"))?;
@@ -213,13 +204,10 @@ async fn put_text(
 }
 
 async fn remove_text(
-    RealmAdmin {
-        idp,
-        caller,
-        mut realm,
-    }: RealmAdmin,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, locale, key)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let gone = all_mut(&mut realm).and_then(|m| m.get_mut(&locale)?.as_object_mut()?.remove(&key));
     if gone.is_none() {
         return Err(AdminError::not_found(&format!(

@@ -76,6 +76,22 @@ async fn open<O: Owner>(
     Ok((caller, realm, owner))
 }
 
+/// [`open`] for an edit, holding this node's lock on the owner's row until
+/// the guard drops: parallel mapper creates on one client (Terraform's
+/// way) then each add to the list instead of overwriting each other's.
+async fn open_edit<O: Owner>(
+    idp: &Idp,
+    h: &HeaderMap,
+    r: &str,
+    id: &str,
+) -> Result<(tokio::sync::OwnedMutexGuard<()>, (AdminCaller, Realm, O)), AdminError> {
+    let caller = guard(idp, h).await?;
+    let edit = idp.lock_row(id).await;
+    let realm = realm(idp, r).await?;
+    let owner = O::load(idp, &realm, id).await?;
+    Ok((edit, (caller, realm, owner)))
+}
+
 /// Saves `owner` after a mapper edit, with its admin event for `path`.
 async fn commit<O: Owner>(
     idp: &Idp,
@@ -138,7 +154,7 @@ async fn add<O: Owner>(
     Path((r, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
-    let (caller, realm, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    let (_edit, (caller, realm, mut o)) = open_edit::<O>(&idp, &h, &r, &id).await?;
     let rep = json_body(&body)?;
     let mid = push(o.mappers(), &rep)?;
     let tail = mapper_path::<O>(&id, &mid);
@@ -153,7 +169,7 @@ async fn add_many<O: Owner>(
     Path((r, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let (caller, realm, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    let (_edit, (caller, realm, mut o)) = open_edit::<O>(&idp, &h, &r, &id).await?;
     let rep = json_body(&body)?;
     let list = rep
         .as_array()
@@ -172,7 +188,7 @@ async fn replace<O: Owner>(
     Path((r, id, mid)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let (caller, realm, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    let (_edit, (caller, realm, mut o)) = open_edit::<O>(&idp, &h, &r, &id).await?;
     let rep = json_body(&body)?;
     let mut m = repr::parse_mapper(&rep).map_err(AdminError::bad_request)?;
     m.id = mid.clone();
@@ -192,7 +208,7 @@ async fn remove<O: Owner>(
     h: HeaderMap,
     Path((r, id, mid)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let (caller, realm, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    let (_edit, (caller, realm, mut o)) = open_edit::<O>(&idp, &h, &r, &id).await?;
     let before = o.mappers().len();
     o.mappers().retain(|m| m.id != mid);
     if o.mappers().len() == before {

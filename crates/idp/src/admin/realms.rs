@@ -158,13 +158,10 @@ async fn one(RealmAdmin { realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminE
 }
 
 async fn update(
-    RealmAdmin {
-        idp,
-        caller,
-        realm: mut r,
-    }: RealmAdmin,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
+    let (mut r, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let rep = json_body(&body)?;
     let name = r.name.clone();
     // Identity providers have their own endpoints (as in Keycloak, an

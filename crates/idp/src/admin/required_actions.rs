@@ -156,10 +156,11 @@ async fn one(
 /// `PUT .../required-actions/{alias}`: `enabled`, `defaultAction` (only
 /// for an enabled action), `priority`, `name` and `config`.
 async fn update(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, alias)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     let rep = super::json_body(&body)?;
     let mut list = registry(&a.realm);
     let i = position(&list, &alias)?;
@@ -190,9 +191,10 @@ async fn update(
 }
 
 async fn remove(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, alias)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     let mut list = registry(&a.realm);
     let i = position(&list, &alias)?;
     list.remove(i);
@@ -208,9 +210,10 @@ async fn remove(
 /// `raise-priority` (`EARLIER`) and `lower-priority`: swaps the action's
 /// priority with its neighbour's.
 async fn shift<const EARLIER: bool>(
-    a: RealmAdmin,
+    mut a: RealmAdmin,
     Path((_, alias)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     let alias = alias.as_str();
     let mut list = registry(&a.realm);
     let i = position(&list, alias)?;
@@ -255,7 +258,8 @@ async fn unregistered(RealmAdmin { realm, .. }: RealmAdmin) -> Json<Value> {
 
 /// `POST .../register-required-action` `{providerId, name}`: registers a
 /// known provider, enabled, after the others.
-async fn register(a: RealmAdmin, body: axum::body::Bytes) -> Result<StatusCode, AdminError> {
+async fn register(mut a: RealmAdmin, body: axum::body::Bytes) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
     let rep = super::json_body(&body)?;
     let id = rep["providerId"]
         .as_str()

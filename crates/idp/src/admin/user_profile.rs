@@ -216,13 +216,10 @@ fn validate(cfg: &Value) -> Result<(), String> {
 /// `PUT /admin/realms/{realm}/users/profile`: stores the configuration and
 /// answers it, as Keycloak does.
 async fn put_config(
-    RealmAdmin {
-        idp,
-        caller,
-        mut realm,
-    }: RealmAdmin,
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, AdminError> {
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let mut cfg = super::json_body(&body)?;
     validate(&cfg).map_err(AdminError::bad_request)?;
     if let Some(o) = cfg.as_object_mut()

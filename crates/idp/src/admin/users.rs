@@ -447,6 +447,7 @@ async fn update(
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
     let rep = json_body(&body)?;
+    let _edit = idp.lock_row(&id).await;
     let mut u = load(&idp, &realm, &id).await?;
     let (old_name, old_email) = (u.username.clone(), u.email.clone());
     let old_attributes = u.attributes.clone();
@@ -514,6 +515,7 @@ async fn reset_password(
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
     let rep = json_body(&body)?;
+    let _edit = idp.lock_row(&id).await;
     let mut u = load(&idp, &realm, &id).await?;
     let (pw, temporary) = password_of(&rep)?;
     let cred = crate::login::new_password(&idp, &u.id, &pw).await?;

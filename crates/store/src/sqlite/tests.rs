@@ -340,3 +340,39 @@ async fn events_expire_by_their_realms_settings() {
         "the unlisted ones never show"
     );
 }
+
+/// A realm write based on an older read is refused, not applied over the
+/// write that came between: both edits rewrite the whole row.
+#[tokio::test]
+async fn realm_writes_from_a_stale_read_are_refused() {
+    let s = store().await;
+    let realm = Realm::new("r");
+    s.create_realm(&realm, &[], &[]).await.expect("realm");
+    let mut first = s.realm_by_name("r").await.expect("read").expect("realm");
+    let mut second = first.clone();
+    first.display_name = Some("First".into());
+    s.update_realm(&first, &[]).await.expect("first write");
+    second.events_enabled = false;
+    assert!(matches!(
+        s.update_realm(&second, &[]).await,
+        Err(Error::Stale)
+    ));
+    let stored = s.realm_by_name("r").await.expect("read").expect("realm");
+    assert_eq!(stored.display_name.as_deref(), Some("First"));
+    assert!(stored.events_enabled);
+    // Read again, the second edit applies on top of the first.
+    let mut again = stored;
+    again.events_enabled = false;
+    s.update_realm(&again, &[]).await.expect("retry");
+    let stored = s.realm_by_name("r").await.expect("read").expect("realm");
+    assert_eq!(
+        (stored.display_name.as_deref(), stored.events_enabled),
+        (Some("First"), false)
+    );
+    let mut gone = Realm::new("nope");
+    gone.revision = 3;
+    assert!(matches!(
+        s.update_realm(&gone, &[]).await,
+        Err(Error::NotFound)
+    ));
+}
