@@ -16,6 +16,7 @@
 //! answer.
 
 use crate::h1wire::{self, ChunkedDecoder, Decoded, Framing, WireError};
+use crate::proxy::RequestBody;
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -43,7 +44,7 @@ pub struct H1Pool {
     /// TLS to an `https://` target (then every request takes hyper's path:
     /// the bodyless path reads the socket itself).
     tls: Option<crate::upstream_tls::TlsTarget>,
-    idle: Mutex<Vec<(SendRequest<Incoming>, Instant)>>,
+    idle: Mutex<Vec<(SendRequest<RequestBody>, Instant)>>,
     /// Idle connections of the bodyless path (never shared with hyper's).
     raw_idle: Mutex<Vec<(RawConn, Instant)>>,
 }
@@ -117,7 +118,7 @@ impl H1Pool {
         }
     }
 
-    fn checkout(&self) -> Option<SendRequest<Incoming>> {
+    fn checkout(&self) -> Option<SendRequest<RequestBody>> {
         let mut idle = self.idle.lock().ok()?;
         while let Some((tx, since)) = idle.pop() {
             if !tx.is_closed() && since.elapsed() < IDLE_TIMEOUT {
@@ -127,7 +128,7 @@ impl H1Pool {
         None
     }
 
-    fn put(&self, tx: SendRequest<Incoming>) {
+    fn put(&self, tx: SendRequest<RequestBody>) {
         if tx.is_closed() {
             return;
         }
@@ -168,7 +169,7 @@ impl H1Pool {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
+    async fn connect(&self) -> Result<SendRequest<RequestBody>, PoolError> {
         let stream = self.dial().await?;
         // The TLS handshake counts against the connect timeout too.
         let stream = match tokio::time::timeout(
@@ -211,7 +212,7 @@ impl H1Pool {
     /// harmless: RFC 9110 §9.2.2).
     async fn send_raw(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<Response<PooledBody>, PoolError> {
         let mut head = Vec::with_capacity(256 + req.headers().len() * 32);
         h1wire::encode_head(&req, &mut head);
@@ -273,7 +274,7 @@ impl H1Pool {
     /// retried on the next; one that was sent is never sent twice.
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
     ) -> Result<Response<PooledBody>, PoolError> {
         // Hop-by-hop headers (Transfer-Encoding, Upgrade) are gone by now
         // and upgrades take another path: no body is all this path needs.
@@ -300,7 +301,7 @@ impl H1Pool {
     fn wrap(
         self: &Arc<Self>,
         resp: Response<Incoming>,
-        tx: SendRequest<Incoming>,
+        tx: SendRequest<RequestBody>,
     ) -> Response<PooledBody> {
         resp.map(|body| {
             let mut b = HyperBody {
@@ -478,7 +479,7 @@ pub enum PooledBody {
 /// A hyper client answer's body and the connection it came on.
 pub struct HyperBody {
     body: Incoming,
-    conn: Option<(SendRequest<Incoming>, Arc<H1Pool>)>,
+    conn: Option<(SendRequest<RequestBody>, Arc<H1Pool>)>,
 }
 
 impl HyperBody {

@@ -15,6 +15,7 @@ pub mod config;
 pub mod cors;
 pub mod error;
 pub mod h1pool;
+pub mod h1serve;
 pub mod h1wire;
 pub mod identity;
 pub mod identity_headers;

@@ -10,7 +10,7 @@ use crate::authz::rules::{self, Deny};
 use crate::config::Route;
 use crate::cors::CorsConfig;
 use crate::identity::Identity;
-use crate::proxy::{self, Body, BoxError, ProxyError};
+use crate::proxy::{self, Body, BoxError, ProxyError, RequestBody};
 use crate::ratelimit::{Decision, KeyKind, Policy};
 use crate::server::Gateway;
 use crate::{identity_headers, metadata};
@@ -18,7 +18,6 @@ use bytes::Bytes;
 use gatehouse_core::model::UsagePlan;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,7 +77,7 @@ fn new_request_id() -> String {
 }
 
 /// A request id: the caller's if it is short and plain, else a new one.
-fn request_id(req: &Request<Incoming>) -> String {
+fn request_id(req: &Request<RequestBody>) -> String {
     req.headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -165,7 +164,7 @@ fn ip_header(ip: std::net::IpAddr) -> HeaderValue {
 }
 
 /// Handles one request.
-pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+pub async fn handle(gw: Arc<Gateway>, req: Request<RequestBody>, peer: Peer) -> Response<Body> {
     let remote = peer.addr;
     let started = Instant::now();
     let snap = gw.snapshot.load_full();
@@ -215,7 +214,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Peer) -> Res
 async fn run(
     gw: &Gateway,
     snap: &crate::config::Snapshot,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
     peer: &Peer,
     rid: Option<&HeaderValue>,
     line: &mut AuditLine,
@@ -314,7 +313,7 @@ fn rate_headers(h: &mut http::HeaderMap, p: &Policy, d: &Decision) {
 async fn run_route(
     gw: &Gateway,
     route: Arc<Route>,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
     peer: &Peer,
     rid: Option<&HeaderValue>,
     line: &mut AuditLine,

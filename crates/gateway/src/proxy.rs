@@ -20,9 +20,46 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type of every gateway response.
 pub type Body = BoxBody<Bytes, BoxError>;
 
+/// A request's body: hyper's, or none at all for a request our own
+/// HTTP/1 server path read (`h1serve.rs`), which only takes requests
+/// without one.
+pub enum RequestBody {
+    Hyper(Incoming),
+    Empty,
+}
+
+impl hyper::body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RequestBody::Hyper(b) => std::pin::Pin::new(b).poll_frame(cx),
+            RequestBody::Empty => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Hyper(b) => b.is_end_stream(),
+            RequestBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            RequestBody::Hyper(b) => b.size_hint(),
+            RequestBody::Empty => hyper::body::SizeHint::with_exact(0),
+        }
+    }
+}
+
 /// The pooled upstream client (upgrades and h2c): plain TCP for `http://`
 /// targets, TLS with the route's configuration for `https://` ones.
-pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
+pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, RequestBody>;
 
 /// Builds a pooled client with a connect timeout: HTTP/1.1, or HTTP/2 with
 /// prior knowledge (`h2c`, what gRPC upstreams speak).
@@ -171,7 +208,7 @@ pub fn target_uri<'r>(
 async fn request(
     client: &UpstreamClient,
     route: &Route,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Incoming>, ProxyError> {
     match tokio::time::timeout(route.timeout, client.request(req)).await {
         Err(_) => Err(ProxyError::Timeout),
@@ -196,7 +233,7 @@ where
 pub async fn send_pooled(
     pool: &std::sync::Arc<crate::h1pool::H1Pool>,
     route: &Route,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Body>, ProxyError> {
     match tokio::time::timeout(route.timeout, pool.send(req)).await {
         Err(_) => Err(ProxyError::Timeout),
@@ -210,7 +247,7 @@ pub async fn send_pooled(
 pub async fn send(
     client: &UpstreamClient,
     route: &Route,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Body>, ProxyError> {
     request(client, route, req).await.map(relay)
 }
@@ -258,7 +295,7 @@ pub fn upgrade_protocol(h: &HeaderMap) -> Option<HeaderValue> {
 pub async fn send_upgrade(
     client: &UpstreamClient,
     route: &Route,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     client_side: hyper::upgrade::OnUpgrade,
 ) -> Result<Response<Body>, ProxyError> {
     let mut resp = request(client, route, req).await?;

@@ -48,32 +48,56 @@ pub struct Gateway {
     pub trusted_proxies: gatehouse_core::client_ip::TrustedProxies,
 }
 
-/// Accepts gateway connections until the listener fails.
+/// Accepts gateway connections until the listener fails. Plain-TCP
+/// connections start on our own bodyless HTTP/1 path (`h1serve.rs`), which
+/// hands them to hyper at their first request it does not take; TLS
+/// connections are hyper's from the start.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
+    if tls.is_none() {
+        return serve_plain(gw, listener).await;
+    }
     let timeouts = gw.clone();
-    let tls_on = tls.is_some();
     accept_loop(
         listener,
         tls,
         move || timeouts.snapshot.load().file.gateway.header_read_timeout(),
         move |remote| {
             let gw = gw.clone();
-            let peer = crate::pipeline::Peer::new(remote, tls_on);
+            let peer = crate::pipeline::Peer::new(remote, true);
             service_fn(move |req| {
-                let gw = gw.clone();
+                let req = req.map(crate::proxy::RequestBody::Hyper);
                 // The pipeline's future is ~4 KB; hyper moves the service
                 // future into its own slot, so box it once instead of
                 // copying it (measured: ~1000 fewer instructions a request).
-                let f = Box::pin(crate::pipeline::handle(gw, req, peer.clone()));
+                let f = Box::pin(crate::pipeline::handle(gw.clone(), req, peer.clone()));
                 async move { Ok::<_, std::convert::Infallible>(f.await) }
             })
         },
     )
     .await
+}
+
+async fn serve_plain(gw: Arc<Gateway>, listener: TcpListener) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let timeout = gw.snapshot.load().file.gateway.header_read_timeout();
+        let peer = crate::pipeline::Peer::new(remote, false);
+        let gw = gw.clone();
+        let handle = move |req| crate::pipeline::handle(gw.clone(), req, peer.clone());
+        tokio::spawn(crate::h1serve::serve(stream, handle, timeout));
+    }
 }
 
 /// The accept loop of both listeners (gateway and identity): with `tls`,

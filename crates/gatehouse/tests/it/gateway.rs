@@ -2201,3 +2201,41 @@ async fn bodyless_requests_handle_every_upstream_framing() {
         "{audit:?}"
     );
 }
+
+/// The gateway's own HTTP/1.1 server path (bodyless requests) on one
+/// connection: pipelined requests answered in order, HEAD without a body,
+/// the first request with a body handed to hyper with everything read after
+/// it, and `Connection: close` honoured with the answer saying so.
+#[tokio::test]
+async fn one_connection_mixes_our_server_path_and_hypers() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    s.configure(&foreign_config(&s, &iss.url, &up.url))
+        .expect("config");
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    let resp = raw(
+        &addr,
+        b"GET /status/a HTTP/1.1\r\nHost: x\r\n\r\n\
+          HEAD /status/e HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /status/b HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n\
+          POST /status/c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+          GET /status/d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(resp.matches("HTTP/1.1 200 OK\r\n").count(), 5, "{resp}");
+    let paths: Vec<&str> = resp
+        .match_indices("\"path\":\"")
+        .map(|(i, m)| &resp[i + m.len()..i + m.len() + 2])
+        .collect();
+    assert_eq!(paths, ["/a", "/b", "/c", "/d"], "{resp}");
+    let last = &resp[resp.rfind("HTTP/1.1 200").expect("last")..];
+    assert!(last.contains("connection: close\r\n"), "{last}");
+    assert!(resp.contains("date: "), "{resp}");
+    // Every answer is framed (the HEAD one by the length GET would have).
+    assert_eq!(resp.matches("content-length: ").count(), 5, "{resp}");
+    assert_eq!(up.hits(), 5);
+    // raw() returned because the gateway closed the connection, not after
+    // its 3 s wait: a reply to a request after `close` would show here.
+    assert!(resp.ends_with('}'), "{resp}");
+}

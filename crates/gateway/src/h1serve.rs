@@ -1,0 +1,479 @@
+//! Our own HTTP/1.1 server path for the gateway's common request: a
+//! well-formed head and no body (GET, HEAD, DELETE, most API reads). On
+//! the proxied path hyper's server codec was about half of the gateway's
+//! user-space CPU per request (README, Benchmarks): its dispatcher, body
+//! channel and per-request state are not needed when there is no body.
+//!
+//! It takes only what is plainly safe. The first request that is anything
+//! else (any `Content-Length` or `Transfer-Encoding`, `Upgrade`, `Expect`,
+//! a `Connection` option other than `close`/`keep-alive`, HTTP/1.0 or
+//! HTTP/2's preface, a non-origin-form target, CONNECT, a head httparse
+//! rejects or one past [`MAX_HEAD`]) is handed, with every byte read so
+//! far, to hyper, which serves the rest of the connection. So malformed,
+//! ambiguous and smuggling-shaped requests still meet hyper's checks and
+//! error answers, exactly as before; this path never has to judge them.
+//!
+//! Timing matches the hyper configuration it stands in for: a request head
+//! (and the wait for it on a kept-alive connection) must arrive within the
+//! header read timeout, or the connection is closed.
+
+use crate::proxy::{Body, RequestBody};
+use crate::server::MAX_HEAD;
+use bytes::{Bytes, BytesMut};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
+};
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Most headers a request may have on this path (hyper's own limit: a
+/// request with more goes to hyper, which answers 431).
+const MAX_HEADERS: usize = 100;
+
+/// Serves one plain-TCP gateway connection: bodyless requests here, the
+/// rest of the connection through hyper from the first one that is not.
+pub async fn serve<H, Fut>(mut stream: TcpStream, handle: H, header_timeout: Duration)
+where
+    H: Fn(Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut out = Vec::with_capacity(1024);
+    let handover = loop {
+        let deadline = tokio::time::Instant::now() + header_timeout;
+        let parsed = loop {
+            match parse(&mut buf) {
+                Parsed::Partial if buf.len() < MAX_HEAD => {}
+                Parsed::Partial => break Parsed::HandOver(Bytes::new()),
+                done => break done,
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(4096);
+            }
+            match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+                Ok(Ok(_)) => {}
+            }
+        };
+        let (req, close) = match parsed {
+            Parsed::Request(req, close) => (req, close),
+            Parsed::HandOver(head) => break head,
+            Parsed::Partial => return,
+        };
+        let head_only = req.method() == Method::HEAD;
+        let resp = handle(req).await;
+        match respond(&mut stream, &mut out, resp, head_only, close).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return,
+        }
+    };
+    // Everything read and not yet served goes first to hyper.
+    let prefix = if handover.is_empty() {
+        buf.freeze()
+    } else {
+        let mut all = BytesMut::with_capacity(handover.len() + buf.len());
+        all.extend_from_slice(&handover);
+        all.extend_from_slice(&buf);
+        all.freeze()
+    };
+    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let f = Box::pin(handle(req.map(RequestBody::Hyper)));
+        async move { Ok::<_, std::convert::Infallible>(f.await) }
+    });
+    let io = hyper_util::rt::TokioIo::new(Rewind {
+        prefix,
+        inner: stream,
+    });
+    crate::server::serve_connection(io, svc, header_timeout).await;
+}
+
+// Returned once per request and taken apart at once: boxing the request
+// would cost an allocation per request to save a move.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    /// A bodyless request this path serves, and whether it asked to close.
+    Request(Request<RequestBody>, bool),
+    /// The head is not complete yet.
+    Partial,
+    /// For hyper, with the bytes of the head already taken from the buffer
+    /// (empty when nothing was taken).
+    HandOver(Bytes),
+}
+
+/// Screens one request header: None when it keeps the request off this
+/// path, else whether it asks to close the connection.
+fn screen(name: &str, value: &[u8]) -> Option<bool> {
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    if is("content-length") || is("transfer-encoding") || is("upgrade") || is("expect") {
+        return None;
+    }
+    if is("connection") {
+        let mut close = false;
+        for opt in value.split(|b| *b == b',') {
+            let opt = opt.trim_ascii();
+            if opt.eq_ignore_ascii_case(b"close") {
+                close = true;
+            } else if !opt.eq_ignore_ascii_case(b"keep-alive") {
+                return None;
+            }
+        }
+        return Some(close);
+    }
+    Some(false)
+}
+
+/// Parses the request head at the start of `buf`, taking it from `buf`
+/// when it is complete.
+fn parse(buf: &mut BytesMut) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut r = httparse::Request::new(&mut headers);
+    let len = match r.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::HandOver(Bytes::new()),
+    };
+    let (Some(method), Some(path), Some(1)) = (r.method, r.path, r.version) else {
+        return Parsed::HandOver(Bytes::new());
+    };
+    if method == "CONNECT" || !path.starts_with('/') {
+        return Parsed::HandOver(Bytes::new());
+    }
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Parsed::HandOver(Bytes::new());
+    };
+    // Offsets into the head, so header values can share its bytes.
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| {
+        (
+            s.as_ptr() as usize - base,
+            s.as_ptr() as usize - base + s.len(),
+        )
+    };
+    let target = at(path.as_bytes());
+    let mut close = false;
+    let mut names: [(usize, usize, usize, usize); MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
+    let count = r.headers.len();
+    for (slot, h) in names.iter_mut().zip(r.headers.iter()) {
+        match screen(h.name, h.value) {
+            None => return Parsed::HandOver(Bytes::new()),
+            Some(c) => close |= c,
+        }
+        let (n0, n1) = at(h.name.as_bytes());
+        let (v0, v1) = at(h.value);
+        *slot = (n0, n1, v0, v1);
+    }
+    let head = buf.split_to(len).freeze();
+    match build(&head, method, target, &names[..count]) {
+        Some(req) => Parsed::Request(req, close),
+        None => Parsed::HandOver(head),
+    }
+}
+
+fn build(
+    head: &Bytes,
+    method: Method,
+    (t0, t1): (usize, usize),
+    names: &[(usize, usize, usize, usize)],
+) -> Option<Request<RequestBody>> {
+    let uri = Uri::from_maybe_shared(head.slice(t0..t1)).ok()?;
+    let mut map = HeaderMap::with_capacity(names.len());
+    for &(n0, n1, v0, v1) in names {
+        let name = HeaderName::from_bytes(&head[n0..n1]).ok()?;
+        let value = HeaderValue::from_maybe_shared(head.slice(v0..v1)).ok()?;
+        map.append(name, value);
+    }
+    let mut req = Request::new(RequestBody::Empty);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = map;
+    Some(req)
+}
+
+/// Writes `resp`; true when the connection can serve another request.
+async fn respond(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    resp: Response<Body>,
+    head_only: bool,
+    close: bool,
+) -> io::Result<bool> {
+    out.clear();
+    if out.capacity() > 64 * 1024 {
+        out.shrink_to(4096);
+    }
+    let (parts, mut body) = resp.into_parts();
+    let status = parts.status;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let no_body = head_only
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    // How the body is framed: its declared length, else the length the
+    // body knows, else chunked.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut length = None;
+    if !no_body {
+        length = declared.or(body.size_hint().exact());
+        match (declared, length) {
+            (Some(_), _) => {}
+            (None, Some(n)) => {
+                out.extend_from_slice(b"content-length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            (None, None) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        }
+    }
+    for (name, value) in &parts.headers {
+        if name == header::TRANSFER_ENCODING || name == header::CONNECTION {
+            continue;
+        }
+        if no_body && !head_only && name == header::CONTENT_LENGTH {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        date::write(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if no_body {
+        stream.write_all(out).await?;
+        return Ok(!close);
+    }
+    let mut left = length;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            // The upstream broke off mid-body: the client can only learn
+            // it from the connection closing.
+            stream.write_all(out).await?;
+            return Ok(false);
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers: not sent (no `TE: trailers` handling)
+        };
+        if data.is_empty() {
+            continue;
+        }
+        match &mut left {
+            Some(n) => {
+                let take = data.len().min(usize::try_from(*n).unwrap_or(usize::MAX));
+                out.extend_from_slice(&data[..take]);
+                *n -= take as u64;
+                if take < data.len() {
+                    // More than declared: never let the rest become the
+                    // start of another response.
+                    stream.write_all(out).await?;
+                    return Ok(false);
+                }
+            }
+            None => {
+                let mut hex = [0u8; 16];
+                out.extend_from_slice(hex_len(data.len(), &mut hex));
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(&data);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        // Stream: what is here goes out unless more is ready with it.
+        if !body.is_end_stream() {
+            stream.write_all(out).await?;
+            out.clear();
+        }
+    }
+    match left {
+        None => out.extend_from_slice(b"0\r\n\r\n"),
+        Some(0) => {}
+        Some(_) => {
+            // Shorter than declared: the framing is broken, so close.
+            stream.write_all(out).await?;
+            return Ok(false);
+        }
+    }
+    stream.write_all(out).await?;
+    Ok(!close)
+}
+
+/// `n` in lowercase hex, for a chunk-size line.
+fn hex_len(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// The `Date` header, formatted once a second per thread (as hyper does).
+mod date {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    thread_local! {
+        static CACHED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+
+    pub fn write(out: &mut Vec<u8>) {
+        let now = SystemTime::now();
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        CACHED.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.0 != secs || c.1.is_empty() {
+                *c = (secs, httpdate::fmt_http_date(now));
+            }
+            out.extend_from_slice(c.1.as_bytes());
+        });
+    }
+}
+
+/// A connection whose first bytes were already read: they are read again
+/// first, then the socket.
+struct Rewind {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(raw: &str) -> Parsed {
+        parse(&mut BytesMut::from(raw.as_bytes()))
+    }
+
+    #[test]
+    fn plain_requests_are_ours_with_their_headers() {
+        let Parsed::Request(req, close) =
+            parsed("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Two: 1\r\nx-two: 2\r\n\r\n")
+        else {
+            panic!("not ours")
+        };
+        assert!(!close);
+        assert_eq!(req.uri(), "/a?b=1");
+        assert_eq!(req.headers()["host"], "x");
+        let twos: Vec<_> = req.headers().get_all("x-two").iter().collect();
+        assert_eq!(twos, ["1", "2"]);
+        let Parsed::Request(_, close) =
+            parsed("DELETE / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\n")
+        else {
+            panic!("not ours")
+        };
+        assert!(close);
+    }
+
+    #[test]
+    fn anything_unusual_goes_to_hyper() {
+        for raw in [
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: x-private\r\n\r\n",
+            "PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+            "GET / HTTP/1.0\r\nHost: x\r\n\r\n",
+            "GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n",
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+            "GET /\u{1}x HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            assert!(matches!(parsed(raw), Parsed::HandOver(_)), "{raw:?}");
+        }
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("h{i}: v\r\n")).collect();
+        let raw = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert!(matches!(parsed(&raw), Parsed::HandOver(_)));
+    }
+
+    #[test]
+    fn incomplete_heads_wait_and_leave_the_buffer_alone() {
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\n"[..]);
+        assert!(matches!(parse(&mut buf), Parsed::Partial));
+        assert_eq!(buf.len(), 25);
+        buf.extend_from_slice(b"\r\nGET /next HTTP/1.1\r\n");
+        assert!(matches!(parse(&mut buf), Parsed::Request(..)));
+        assert_eq!(&buf[..], b"GET /next HTTP/1.1\r\n");
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex() {
+        let mut b = [0u8; 16];
+        assert_eq!(hex_len(0, &mut b), b"0");
+        assert_eq!(hex_len(255, &mut b), b"ff");
+        assert_eq!(hex_len(4096, &mut b), b"1000");
+    }
+}
