@@ -469,6 +469,80 @@ mod tests {
         assert_eq!(&buf[..], b"GET /next HTTP/1.1\r\n");
     }
 
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn request() -> impl Strategy<Value = (String, String, Vec<(String, String)>)> {
+            (
+                prop::sample::select(vec!["GET", "HEAD", "DELETE", "OPTIONS", "POST", "PATCH"]),
+                "/[a-zA-Z0-9._~%/-]{0,20}(\\?[a-z0-9=&]{0,10})?",
+                prop::collection::vec(("x-[a-z0-9-]{1,10}", "[ -~]{0,20}"), 0..8),
+            )
+                .prop_map(|(m, p, h)| (m.to_owned(), p, h))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any bytes: no panic, and whatever this path takes is a
+            /// bodyless origin-form HTTP/1.1 request.
+            #[test]
+            fn any_bytes_are_taken_only_when_plain(raw in prop::collection::vec(any::<u8>(), 0..300)) {
+                let mut with_head = b"GET / HTTP/1.1\r\n".to_vec();
+                with_head.extend_from_slice(&raw);
+                for bytes in [raw, with_head] {
+                    if let Parsed::Request(req, _) = parse(&mut BytesMut::from(&bytes[..])) {
+                        for h in ["content-length", "transfer-encoding", "upgrade", "expect"] {
+                            prop_assert!(!req.headers().contains_key(h));
+                        }
+                        prop_assert!(req.method() != Method::CONNECT);
+                        prop_assert!(req.uri().path().starts_with('/'));
+                        prop_assert!(req.uri().authority().is_none());
+                    }
+                }
+            }
+
+            /// A well-formed request comes back with its method, target
+            /// and headers in order, whatever follows it stays in the
+            /// buffer, and any prefix of it is only "not yet".
+            #[test]
+            fn plain_requests_round_trip((method, path, headers) in request(), cut in 0usize..400) {
+                let mut raw = format!("{method} {path} HTTP/1.1\r\n");
+                for (n, v) in &headers {
+                    raw.push_str(&format!("{n}: {v}\r\n"));
+                }
+                raw.push_str("\r\n");
+                let cut = cut.min(raw.len() - 1);
+                let mut part = BytesMut::from(&raw.as_bytes()[..cut]);
+                prop_assert!(matches!(parse(&mut part), Parsed::Partial));
+                prop_assert_eq!(part.len(), cut);
+                let mut buf = BytesMut::from(format!("{raw}NEXT").as_bytes());
+                let Parsed::Request(req, close) = parse(&mut buf) else {
+                    return Err(TestCaseError::fail("not taken"));
+                };
+                prop_assert!(!close);
+                prop_assert_eq!(req.method().as_str(), method.as_str());
+                prop_assert_eq!(req.uri().to_string(), path);
+                let got: Vec<(String, String)> = req
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect();
+                let want: Vec<(String, String)> = headers
+                    .iter()
+                    .map(|(n, v)| (n.clone(), v.trim_matches([' ', '\t']).to_owned()))
+                    .collect();
+                // HeaderMap groups repeated names; compare as multisets.
+                let (mut got, mut want) = (got, want);
+                got.sort();
+                want.sort();
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(&buf[..], b"NEXT");
+            }
+        }
+    }
+
     #[test]
     fn chunk_sizes_are_hex() {
         let mut b = [0u8; 16];
