@@ -529,3 +529,102 @@ fn a_certificate_pins_one_key_for_any_kid() {
         assert!(KeySet::from_certificate(garbage).is_err(), "{garbage}");
     }
 }
+
+/// Attacks from public JWT corpora (jwt_tool's and the like) that a
+/// verifier built on a library can still fall for: every one is refused,
+/// and a token with repeated claims means one thing to every reader.
+#[test]
+fn attack_corpus_tokens_are_refused() {
+    let (k, ks) = setup(Alg::RS256);
+    let r = Rules::for_issuer("i");
+    let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+    let signed = |key: &SigningKey, header: &str, payload: &str| {
+        let input = format!("{}.{}", b64(header), b64(payload));
+        let sig = URL_SAFE_NO_PAD.encode(key.sign_raw(input.as_bytes()).expect("sign"));
+        format!("{input}.{sig}")
+    };
+    let kid = k.kid().to_owned();
+    let exp = now() + 60;
+    let ok_payload = format!(r#"{{"iss":"i","exp":{exp},"sub":"u"}}"#);
+    // Our own key, as a control.
+    let good = signed(
+        &k,
+        &format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#),
+        &ok_payload,
+    );
+    assert_eq!(ks.verify(&good, &r).expect("control")["sub"], "u");
+    // The attacker's key, offered in the header (CVE-2018-0114) or by URL
+    // (jku, x5u), under our kid or none: keys come only from the key set.
+    let (evil, _) = SigningKey::generate(Alg::RS256).expect("gen");
+    let evil_jwk = evil.public_jwk().to_string();
+    for header in [
+        format!(r#"{{"alg":"RS256","kid":"{kid}","jwk":{evil_jwk}}}"#),
+        format!(r#"{{"alg":"RS256","jwk":{evil_jwk}}}"#),
+        format!(r#"{{"alg":"RS256","kid":"{kid}","jku":"https://evil.example/jwks"}}"#),
+        format!(r#"{{"alg":"RS256","kid":"{kid}","x5u":"https://evil.example/cert"}}"#),
+        r#"{"alg":"RS256","kid":"../../../../dev/null"}"#.to_owned(),
+        r#"{"alg":"RS256","kid":"' OR '1'='1"}"#.to_owned(),
+    ] {
+        let t = signed(&evil, &header, &ok_payload);
+        assert!(ks.verify(&t, &r).is_err(), "{header}");
+    }
+    // `none` in any spelling, with or without a signature.
+    for alg in ["none", "None", "NONE", "nOnE", "", "RS256 ", "rs256"] {
+        let input = format!(
+            "{}.{}",
+            b64(&format!(r#"{{"alg":"{alg}","kid":"{kid}"}}"#)),
+            b64(&ok_payload)
+        );
+        assert!(ks.verify(&format!("{input}."), &r).is_err(), "{alg:?}");
+        let sig = URL_SAFE_NO_PAD.encode(k.sign_raw(input.as_bytes()).expect("sign"));
+        assert!(ks.verify(&format!("{input}.{sig}"), &r).is_err(), "{alg:?}");
+    }
+    // A repeated header member: the last one counts (RFC 7515 §4), so a
+    // trailing `none` is refused whatever came before it.
+    let t = signed(
+        &k,
+        &format!(r#"{{"alg":"RS256","alg":"none","kid":"{kid}"}}"#),
+        &ok_payload,
+    );
+    assert!(ks.verify(&t, &r).is_err());
+    // Repeated claims: whichever reading the verifier takes, the claims
+    // it returns are the ones it checked (RFC 7519 §4: the last member).
+    let header = format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#);
+    let past = now() - 3600;
+    for payload in [
+        format!(r#"{{"iss":"i","exp":{exp},"exp":{past}}}"#),
+        format!(r#"{{"iss":"evil","iss":"i","exp":{past},"exp":{exp}}}"#),
+        format!(r#"{{"iss":"i","iss":"evil","exp":{exp}}}"#),
+    ] {
+        let t = signed(&k, &header, &payload);
+        if let Ok(c) = ks.verify(&t, &r) {
+            assert_eq!(c["iss"], "i", "{payload}");
+            assert!(c["exp"].as_i64().is_some_and(|e| e > now()), "{payload}");
+        }
+    }
+    // Claims of the wrong type or out of range, and payloads that are no
+    // claims set.
+    for payload in [
+        format!(r#"{{"iss":"i","exp":"{exp}"}}"#),
+        r#"{"iss":"i","exp":1e400}"#.to_owned(),
+        r#"{"iss":"i","exp":null}"#.to_owned(),
+        format!(r#"{{"iss":"i","exp":{exp},"nbf":"later"}}"#),
+        format!(r#"[{{"iss":"i","exp":{exp}}}]"#),
+        r#""i""#.to_owned(),
+    ] {
+        let t = signed(&k, &header, &payload);
+        assert!(ks.verify(&t, &r).is_err(), "{payload}");
+    }
+    // A psychic signature (CVE-2022-21449): r = s = 0 on an ES256 key.
+    let (ek, eks) = setup(Alg::ES256);
+    let input = format!(
+        "{}.{}",
+        b64(&format!(r#"{{"alg":"ES256","kid":"{}"}}"#, ek.kid())),
+        b64(&ok_payload)
+    );
+    let zero = URL_SAFE_NO_PAD.encode([0u8; 64]);
+    assert!(eks.verify(&format!("{input}.{zero}"), &r).is_err());
+    // Five segments (a JWE) and extra dots are no JWS.
+    assert!(ks.verify(&format!("{good}.x.y"), &r).is_err());
+    assert!(ks.verify(&format!("{good}."), &r).is_err());
+}
