@@ -23,6 +23,13 @@ test("realms", async () => {
   const r = await kc.realms.findOne({ realm: "compat" });
   assert.equal(r.realm, "compat");
   assert.equal(r.accessTokenLifespan, 120);
+  // Events start off, as in Keycloak (realms.spec "get events config");
+  // enabling them is the spec's next step.
+  const events = await kc.realms.getConfigEvents({ realm: "compat" });
+  assert.equal(events.adminEventsEnabled, false);
+  assert.equal(events.eventsEnabled, false);
+  await kc.realms.updateConfigEvents({ realm: "compat" }, { ...events, eventsEnabled: true, adminEventsEnabled: true });
+  assert.equal((await kc.realms.getConfigEvents({ realm: "compat" })).eventsEnabled, true);
   await kc.realms.update({ realm: "compat" }, { displayName: "Compat 2", bruteForceProtected: true });
   assert.equal((await kc.realms.findOne({ realm: "compat" })).displayName, "Compat 2");
   const all = await kc.realms.find();

@@ -2055,7 +2055,7 @@ async fn imported_identity_providers_are_listed_and_removable_not_creatable() {
                "config": {"clientId": "x", "clientSecret": "real-secret"}})
     };
     s.import(&json!({
-        "realm": "brokered", "enabled": true,
+        "realm": "brokered", "enabled": true, "adminEventsEnabled": true,
         "identityProviders": [idp("github-corp", "github"), idp("google", "google"), idp("okta-sso", "oidc")],
         "identityProviderMappers": [
             {"name": "team", "identityProviderAlias": "okta-sso", "identityProviderMapper": "hardcoded-attribute-idp-mapper", "config": {}},
@@ -2271,7 +2271,7 @@ async fn federated_identity_links_survive_import_export_and_are_managed() {
     let s = start().await;
     let t = s.admin_token().await;
     s.import(&json!({
-        "realm": "linked", "enabled": true,
+        "realm": "linked", "enabled": true, "adminEventsEnabled": true,
         "identityProviders": [{"alias": "google", "providerId": "google", "enabled": true,
             "config": {"clientId": "x", "clientSecret": "y"}}],
         "users": [{"username": "carol", "enabled": true, "federatedIdentities": [
@@ -2367,6 +2367,19 @@ async fn federated_identity_links_survive_import_export_and_are_managed() {
 async fn events_config_decides_which_events_are_listed() {
     let s = start().await;
     let t = s.demo_realm().await;
+    // A realm created without saying starts as Keycloak's does: neither
+    // user nor admin events listed (they still reach the outbox).
+    assert_eq!(
+        s.admin_post(&t, "", &json!({"realm": "quiet"})).await.0,
+        201
+    );
+    let (_, config) = s.admin_get(&t, "/quiet/events/config").await;
+    assert_eq!(
+        (&config["eventsEnabled"], &config["adminEventsEnabled"]),
+        (&json!(false), &json!(false))
+    );
+    let (_, none) = s.admin_get(&t, "/quiet/admin-events").await;
+    assert_eq!(none, json!([]));
     let kinds = |path: &'static str| {
         let (s, t) = (&s, &t);
         async move {

@@ -291,9 +291,16 @@ impl Server {
     pub async fn demo_realm(&self) -> String {
         let t = self.admin_token().await;
         assert_eq!(
-            self.admin_post(&t, "", &json!({"realm": "demo", "enabled": true}))
-                .await
-                .0,
+            // Events listed, as the tests read them (Keycloak's default
+            // and ours for a new realm is neither).
+            self.admin_post(
+                &t,
+                "",
+                &json!({"realm": "demo", "enabled": true,
+                "eventsEnabled": true, "adminEventsEnabled": true})
+            )
+            .await
+            .0,
             201
         );
         let (s, _) = self

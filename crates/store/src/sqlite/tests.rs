@@ -1,5 +1,14 @@
 use super::*;
 
+/// A realm whose events the listing shows (new realms list none, as in
+/// Keycloak).
+fn listed_realm(name: &str) -> Realm {
+    let mut r = Realm::new(name);
+    r.events_enabled = true;
+    r.admin_events_enabled = true;
+    r
+}
+
 async fn store() -> SqliteStore {
     SqliteStore::open("sqlite::memory:").await.expect("open")
 }
@@ -7,7 +16,7 @@ async fn store() -> SqliteStore {
 #[tokio::test]
 async fn effective_roles_through_groups_parents_and_composites() {
     let s = store().await;
-    let realm = Realm::new("r");
+    let realm = listed_realm("r");
     s.create_realm(&realm, &[], &[]).await.expect("realm");
     let mk = |n: &str| Role {
         id: gatehouse_core::id::uuid(),
@@ -86,7 +95,7 @@ async fn effective_roles_through_groups_parents_and_composites() {
 #[tokio::test]
 async fn writes_and_their_events_commit_together() {
     let s = store().await;
-    let realm = Realm::new("r");
+    let realm = listed_realm("r");
     let ev = Event::admin(&realm, "CREATE", "REALM", "r");
     s.create_realm(&realm, &[], std::slice::from_ref(&ev))
         .await
@@ -122,7 +131,7 @@ async fn inline_session_reads_see_every_committed_write() {
 }
 
 async fn codes_and_refresh_rotation(s: SqliteStore) {
-    let realm = Realm::new("r");
+    let realm = listed_realm("r");
     s.create_realm(&realm, &[], &[]).await.expect("realm");
     let c = CodeRecord {
         code: "c1".into(),
@@ -226,7 +235,7 @@ async fn codes_and_refresh_rotation(s: SqliteStore) {
 #[tokio::test]
 async fn initial_access_counts_down_atomically_and_expires() {
     let s = store().await;
-    let realm = Realm::new("r");
+    let realm = listed_realm("r");
     s.create_realm(&realm, &[], &[]).await.expect("realm");
     let ia = InitialAccess {
         id: "ia".into(),
@@ -352,22 +361,22 @@ async fn realm_writes_from_a_stale_read_are_refused() {
     let mut second = first.clone();
     first.display_name = Some("First".into());
     s.update_realm(&first, &[]).await.expect("first write");
-    second.events_enabled = false;
+    second.events_enabled = true;
     assert!(matches!(
         s.update_realm(&second, &[]).await,
         Err(Error::Stale)
     ));
     let stored = s.realm_by_name("r").await.expect("read").expect("realm");
     assert_eq!(stored.display_name.as_deref(), Some("First"));
-    assert!(stored.events_enabled);
+    assert!(!stored.events_enabled);
     // Read again, the second edit applies on top of the first.
     let mut again = stored;
-    again.events_enabled = false;
+    again.events_enabled = true;
     s.update_realm(&again, &[]).await.expect("retry");
     let stored = s.realm_by_name("r").await.expect("read").expect("realm");
     assert_eq!(
         (stored.display_name.as_deref(), stored.events_enabled),
-        (Some("First"), false)
+        (Some("First"), true)
     );
     let mut gone = Realm::new("nope");
     gone.revision = 3;
