@@ -739,6 +739,21 @@ test("cluster nodes, push revocation and registration policy providers, as Keycl
   await kc.clients.del({ id });
 });
 
+test("client attribute certificates, as Keycloak's clients spec generates and downloads them", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const { id } = await kc.clients.create({ clientId: "keyed" });
+  const attr = "jwt.credential";
+  const keystoreConfig = { format: "JKS", keyAlias: "new", keyPassword: "password", realmAlias: "master",
+    realmCertificate: false, storePassword: "password" };
+  const file = await kc.clients.generateAndDownloadKey({ id, attr }, keystoreConfig);
+  assert.ok(file);
+  const certificate = await kc.clients.generateKey({ id, attr });
+  assert.ok(certificate.certificate && certificate.privateKey);
+  assert.deepEqual(await kc.clients.getKeyInfo({ id, attr }), certificate);
+  assert.ok(await kc.clients.downloadKey({ id, attr }, keystoreConfig));
+  await kc.clients.del({ id });
+});
+
 test("impersonation, as Keycloak's users spec calls it", async () => {
   kc.setConfig({ realmName: "compat" });
   // An earlier test saved only LOGIN events: save every type again.

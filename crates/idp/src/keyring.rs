@@ -40,6 +40,20 @@ impl KeyRing {
             .map(|(_, _, k)| k)
     }
 
+    /// The newest RSA key that signs now, whatever the realm's default
+    /// algorithm: keystore downloads carry its certificate, as Keycloak's
+    /// carry its active RSA key's.
+    pub fn rsa_signer(&self, now: i64) -> Option<&Arc<SigningKey>> {
+        self.signers
+            .iter()
+            .rev()
+            .filter(|(from, retire, k)| {
+                k.alg() == Alg::RS256 && *from <= now && retire.is_none_or(|r| r > now)
+            })
+            .map(|(_, _, k)| k)
+            .next()
+    }
+
     /// The signer or a 500.
     pub fn signer(&self) -> Result<&Arc<SigningKey>, OAuthError> {
         self.current_signer(gatehouse_core::time::now())

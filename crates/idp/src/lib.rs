@@ -15,6 +15,7 @@ pub mod hashing;
 pub mod health;
 pub mod import;
 pub mod keyring;
+pub mod keystore;
 pub mod login;
 pub mod oidc;
 pub mod otp;

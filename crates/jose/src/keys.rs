@@ -74,14 +74,7 @@ impl SigningKey {
     /// Generates a new key; returns it with its PKCS#8 DER for storage.
     pub fn generate(alg: Alg) -> Result<(SigningKey, Vec<u8>)> {
         let der = match alg {
-            Alg::RS256 => {
-                let kp = RsaKeyPair::generate(KeySize::Rsa2048)
-                    .map_err(|e| Error::Key(e.to_string()))?;
-                kp.as_der()
-                    .map_err(|e| Error::Key(e.to_string()))?
-                    .as_ref()
-                    .to_vec()
-            }
+            Alg::RS256 => return Self::generate_rsa(2048),
             Alg::ES256 => {
                 EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
                     .map_err(|e| Error::Key(e.to_string()))?
@@ -95,6 +88,26 @@ impl SigningKey {
         };
         let kid = kid_for(alg);
         let key = SigningKey::from_pkcs8(alg, &kid, &der)?;
+        Ok((key, der))
+    }
+
+    /// A new RSA key of `bits` (2048, 3072 or 4096), with its PKCS#8 DER:
+    /// realm keys are 2048, a client's generated key may be larger.
+    pub fn generate_rsa(bits: u32) -> Result<(SigningKey, Vec<u8>)> {
+        let size = match bits {
+            2048 => KeySize::Rsa2048,
+            3072 => KeySize::Rsa3072,
+            4096 => KeySize::Rsa4096,
+            _ => return Err(Error::Key(format!("unsupported RSA size {bits}"))),
+        };
+        let kp = RsaKeyPair::generate(size).map_err(|e| Error::Key(e.to_string()))?;
+        let der = kp
+            .as_der()
+            .map_err(|e| Error::Key(e.to_string()))?
+            .as_ref()
+            .to_vec();
+        let kid = kid_for(Alg::RS256);
+        let key = SigningKey::from_pkcs8(Alg::RS256, &kid, &der)?;
         Ok((key, der))
     }
 
@@ -149,6 +162,16 @@ impl SigningKey {
     /// The algorithm this key signs with.
     pub fn alg(&self) -> Alg {
         self.alg
+    }
+
+    /// The public key as a DER SubjectPublicKeyInfo, for a certificate
+    /// (`certificate.rs`).
+    pub fn public_key_der(&self) -> Result<Vec<u8>> {
+        let der = match &self.inner {
+            Inner::Rsa(kp) => kp.public_key().as_der().map(|d| d.as_ref().to_vec()),
+            _ => return Err(Error::UnsupportedAlgorithm(self.alg.as_str().into())),
+        };
+        der.map_err(|e| Error::Key(e.to_string()))
     }
 
     /// The public JWK (with `kid`, `alg`, `use`).

@@ -8,6 +8,7 @@
 //! whose algorithm/key-family checks make `none` and HMAC-with-public-key
 //! confusion impossible.
 
+pub mod certificate;
 pub mod error;
 pub mod jwks;
 pub mod keys;

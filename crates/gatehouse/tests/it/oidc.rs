@@ -2418,6 +2418,200 @@ async fn a_client_with_a_configured_certificate_authenticates_with_signed_jwts()
     assert_eq!(v["error"], "invalid_client");
 }
 
+/// Keycloak's client key generation: `generate` makes an RSA key and a
+/// self-signed certificate, keeps both and shows both; the client then
+/// authenticates with JWTs signed by that key. `generate-and-download`
+/// answers a JKS keystore (read back by Java's `keytool` when the machine
+/// has one) and keeps only the new certificate, after which the old key no
+/// longer authenticates; `download` gives the kept material; formats
+/// Gatehouse does not write are a 406.
+#[tokio::test]
+async fn generated_client_keys_authenticate_and_download_as_keystores() {
+    use base64::Engine;
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let rep = json!({"clientId": "signer", "clientAuthenticatorType": "client-jwt",
+        "serviceAccountsEnabled": true});
+    assert_eq!(s.admin_post(&t, "/demo/clients", &rep).await.0, 201);
+    let uuid = s.client_uuid(&t, "demo", "signer").await;
+    let base = format!(
+        "{}/admin/realms/demo/clients/{uuid}/certificates/jwt.credential",
+        s.base
+    );
+    let generated: Value = s
+        .http
+        .post(format!("{base}/generate"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("generate")
+        .json()
+        .await
+        .expect("json");
+    let info = format!("/demo/clients/{uuid}/certificates/jwt.credential");
+    assert_eq!(s.admin_get(&t, &info).await, (200, generated.clone()));
+    let pkcs8 = base64::engine::general_purpose::STANDARD
+        .decode(generated["privateKey"].as_str().expect("private key"))
+        .expect("base64");
+    let key = gatehouse_jose::keys::SigningKey::from_pkcs8(
+        gatehouse_jose::keys::Alg::RS256,
+        "any",
+        &pkcs8,
+    )
+    .expect("pkcs8");
+    let token_url = s.token_url("demo");
+    let grant = |key: &gatehouse_jose::keys::SigningKey, jti: &str| {
+        let now = gatehouse_core::time::now();
+        let a = gatehouse_jose::sign::sign(
+            key,
+            &json!({"iss": "signer", "sub": "signer", "aud": token_url, "exp": now + 60,
+                "iat": now, "jti": jti}),
+        )
+        .expect("sign");
+        let s = &s;
+        async move {
+            let form = [
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", a.as_str()),
+            ];
+            s.token_request("demo", None, &form).await.status().as_u16()
+        }
+    };
+    assert_eq!(grant(&key, "g1").await, 200);
+    let post = |path: &str, body: Value| {
+        s.http
+            .post(format!("{base}/{path}"))
+            .bearer_auth(&t)
+            .json(&body)
+            .send()
+    };
+    let config = json!({"format": "JKS", "keyAlias": "signer-key", "keyPassword": "key-pass",
+        "storePassword": "store-pass", "realmCertificate": true});
+    let r = post("download", config.clone()).await.expect("download");
+    assert_eq!(r.status(), 200);
+    let kept = r.bytes().await.expect("bytes");
+    assert_eq!(&kept[..4], &[0xfe, 0xed, 0xfe, 0xed]);
+    let r = post("generate-and-download", config.clone())
+        .await
+        .expect("g&d");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    let fresh = r.bytes().await.expect("bytes");
+    let (_, after) = s.admin_get(&t, &info).await;
+    assert!(after.get("privateKey").is_none(), "{after}");
+    assert_ne!(after["certificate"], generated["certificate"]);
+    assert_eq!(grant(&key, "g2").await, 401, "the replaced key is refused");
+    // Java reads the keystore: the key entry under the key password, the
+    // realm's certificate beside it.
+    if std::process::Command::new("keytool")
+        .arg("-help")
+        .output()
+        .is_ok()
+    {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("signer.jks");
+        std::fs::write(&file, &fresh).expect("write");
+        let out = std::process::Command::new("keytool")
+            .args([
+                "-list",
+                "-v",
+                "-storetype",
+                "JKS",
+                "-storepass",
+                "store-pass",
+                "-keystore",
+            ])
+            .arg(&file)
+            .output()
+            .expect("keytool");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("Alias name: signer-key") && text.contains("PrivateKeyEntry"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Alias name: demo") && text.contains("trustedCertEntry"),
+            "{text}"
+        );
+        assert!(text.contains("CN=signer"), "{text}");
+        let p12 = dir.path().join("signer.p12");
+        let out = std::process::Command::new("keytool")
+            .args([
+                "-importkeystore",
+                "-srcstoretype",
+                "JKS",
+                "-srcstorepass",
+                "store-pass",
+                "-srcalias",
+                "signer-key",
+                "-srckeypass",
+                "key-pass",
+                "-deststoretype",
+                "PKCS12",
+                "-deststorepass",
+                "p12-pass",
+                "-srckeystore",
+            ])
+            .arg(&file)
+            .arg("-destkeystore")
+            .arg(&p12)
+            .output()
+            .expect("keytool");
+        assert!(
+            out.status.success(),
+            "the key decrypts: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = std::process::Command::new("keytool")
+            .args([
+                "-list",
+                "-storetype",
+                "JKS",
+                "-storepass",
+                "wrong-pass",
+                "-keystore",
+            ])
+            .arg(&file)
+            .output()
+            .expect("keytool");
+        assert!(
+            !out.status.success(),
+            "a wrong store password fails the integrity check"
+        );
+    }
+    let r = post(
+        "download",
+        json!({"format": "PKCS12", "keyPassword": "k", "storePassword": "s"}),
+    )
+    .await
+    .expect("p12");
+    assert_eq!(r.status(), 406);
+    let r = post(
+        "generate-and-download",
+        json!({"format": "JKS", "storePassword": "s"}),
+    )
+    .await
+    .expect("no key password");
+    assert_eq!(r.status(), 400);
+    let r = s
+        .http
+        .post(format!(
+            "{}/admin/realms/demo/clients/{uuid}/certificates/saml.signing/download",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .json(&json!({"keyPassword": "k", "storePassword": "s"}))
+        .send()
+        .await
+        .expect("nothing kept");
+    assert_eq!(r.status(), 404);
+}
+
 /// A native app (a CLI such as kubelogin) listens on a loopback port it
 /// picks at start: any port matches a registered loopback redirect URI
 /// (RFC 8252 §7.3, as Keycloak), the code goes to that exact URI, and the

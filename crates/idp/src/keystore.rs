@@ -1,0 +1,238 @@
+//! Java KeyStore (JKS) files, the format of Keycloak's client keystore
+//! downloads (`certificates/{attr}/download`, `generate-and-download`),
+//! which Java adapters and `keytool` read. Written as Sun's provider
+//! writes them: version 2, a private-key entry protected by the JKS key
+//! protector (a SHA-1 keystream under the key password), trusted
+//! certificate entries, and the SHA-1 integrity digest keyed with the
+//! store password. (JKS is what Java clients of Keycloak expect; its
+//! protection is weak by design, so the download is for transport to the
+//! client, as in Keycloak.)
+
+use aws_lc_rs::digest::{Context, SHA1_FOR_LEGACY_USE_ONLY};
+
+/// One entry of a keystore.
+pub enum Entry<'a> {
+    /// A private key (PKCS#8 DER) with its certificate chain (DER),
+    /// protected by its own password.
+    PrivateKey {
+        alias: &'a str,
+        pkcs8: &'a [u8],
+        chain: Vec<&'a [u8]>,
+        password: &'a str,
+    },
+    /// A trusted certificate (DER).
+    Certificate { alias: &'a str, der: &'a [u8] },
+}
+
+const MAGIC: u32 = 0xFEED_FEED;
+const VERSION: u32 = 2;
+/// Sun's JKS key protector algorithm, 1.3.6.1.4.1.42.2.17.1.1, as a DER
+/// OBJECT IDENTIFIER.
+const KEY_PROTECTOR_OID: [u8; 12] = [
+    0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x2a, 0x02, 0x11, 0x01, 0x01,
+];
+
+/// A password as Java hands it to the keystore: UTF-16 big endian.
+fn utf16_be(password: &str) -> Vec<u8> {
+    password.encode_utf16().flat_map(u16::to_be_bytes).collect()
+}
+
+/// Java's modified UTF-8 (`DataOutput.writeUTF`), with its length.
+fn put_utf(out: &mut Vec<u8>, s: &str) {
+    let mut b = Vec::with_capacity(s.len());
+    for unit in s.encode_utf16() {
+        match unit {
+            0x0001..=0x007f => b.push(unit as u8),
+            0x0000 | 0x0080..=0x07ff => {
+                b.push(0xc0 | (unit >> 6) as u8);
+                b.push(0x80 | (unit & 0x3f) as u8);
+            }
+            _ => {
+                b.push(0xe0 | (unit >> 12) as u8);
+                b.push(0x80 | ((unit >> 6) & 0x3f) as u8);
+                b.push(0x80 | (unit & 0x3f) as u8);
+            }
+        }
+    }
+    // Aliases are short; writeUTF's limit is 65535 bytes.
+    b.truncate(u16::MAX as usize);
+    out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+    out.extend_from_slice(&b);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+/// A DER tag-length-value.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let len = n.to_be_bytes();
+        let skip = len.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (len.len() - skip) as u8);
+        out.extend_from_slice(&len[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn sha1(parts: &[&[u8]]) -> [u8; 20] {
+    let mut c = Context::new(&SHA1_FOR_LEGACY_USE_ONLY);
+    for p in parts {
+        c.update(p);
+    }
+    let mut out = [0u8; 20];
+    out.copy_from_slice(c.finish().as_ref());
+    out
+}
+
+/// Sun's KeyProtector: salt, the key XORed with SHA-1(password || previous
+/// digest) blocks, and SHA-1(password || key) to check it on the way back;
+/// wrapped as an EncryptedPrivateKeyInfo.
+fn protect(pkcs8: &[u8], password: &str) -> Vec<u8> {
+    let pw = utf16_be(password);
+    let salt: [u8; 20] = gatehouse_core::id::bytes();
+    let mut protected = Vec::with_capacity(40 + pkcs8.len());
+    protected.extend_from_slice(&salt);
+    let mut digest = salt;
+    for block in pkcs8.chunks(20) {
+        digest = sha1(&[&pw, &digest]);
+        protected.extend(block.iter().zip(digest).map(|(k, d)| k ^ d));
+    }
+    protected.extend_from_slice(&sha1(&[&pw, pkcs8]));
+    // AlgorithmIdentifier ::= SEQUENCE { OID, NULL }.
+    let mut alg_content = KEY_PROTECTOR_OID.to_vec();
+    alg_content.extend_from_slice(&[0x05, 0x00]);
+    let mut info = tlv(0x30, &alg_content);
+    info.extend(tlv(0x04, &protected));
+    tlv(0x30, &info)
+}
+
+/// The keystore file for `entries`, sealed with `store_password`;
+/// `created_ms` is every entry's creation date.
+pub fn jks(entries: &[Entry<'_>], store_password: &str, created_ms: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(&MAGIC.to_be_bytes());
+    out.extend_from_slice(&VERSION.to_be_bytes());
+    out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    for e in entries {
+        match e {
+            Entry::PrivateKey {
+                alias,
+                pkcs8,
+                chain,
+                password,
+            } => {
+                out.extend_from_slice(&1u32.to_be_bytes());
+                put_utf(&mut out, &alias.to_lowercase());
+                out.extend_from_slice(&created_ms.to_be_bytes());
+                put_bytes(&mut out, &protect(pkcs8, password));
+                out.extend_from_slice(&(chain.len() as u32).to_be_bytes());
+                for cert in chain {
+                    put_utf(&mut out, "X.509");
+                    put_bytes(&mut out, cert);
+                }
+            }
+            Entry::Certificate { alias, der } => {
+                out.extend_from_slice(&2u32.to_be_bytes());
+                put_utf(&mut out, &alias.to_lowercase());
+                out.extend_from_slice(&created_ms.to_be_bytes());
+                put_utf(&mut out, "X.509");
+                put_bytes(&mut out, der);
+            }
+        }
+    }
+    let digest = sha1(&[&utf16_be(store_password), b"Mighty Aphrodite", &out]);
+    out.extend_from_slice(&digest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads back what [`jks`] wrote, as Java's loader would: the integrity
+    /// digest under the store password, then the key under its password.
+    fn unprotect(file: &[u8], store: &str, key: &str) -> Option<Vec<u8>> {
+        let (body, digest) = file.split_at(file.len() - 20);
+        if sha1(&[&utf16_be(store), b"Mighty Aphrodite", body]) != digest {
+            return None;
+        }
+        // magic, version, count, tag, alias, date, length.
+        let alias_len = u16::from_be_bytes([body[16], body[17]]) as usize;
+        let at = 18 + alias_len + 8;
+        let len = u32::from_be_bytes(body[at..at + 4].try_into().ok()?) as usize;
+        let info = &body[at + 4..at + 4 + len];
+        // SEQUENCE { SEQUENCE { OID, NULL }, OCTET STRING }: skip to the
+        // octet string's content.
+        let header = |b: &[u8]| -> (usize, usize) {
+            match b[1] {
+                n if n < 0x80 => (2, n as usize),
+                n => {
+                    let k = (n & 0x7f) as usize;
+                    let len = b[2..2 + k].iter().fold(0usize, |a, x| a << 8 | *x as usize);
+                    (2 + k, len)
+                }
+            }
+        };
+        let (h, _) = header(info);
+        let alg = &info[h..];
+        assert_eq!(&alg[2..14], &KEY_PROTECTOR_OID);
+        let (ah, alen) = header(alg);
+        let octets = &alg[ah + alen..];
+        assert_eq!(octets[0], 0x04);
+        let (oh, olen) = header(octets);
+        let protected = &octets[oh..oh + olen];
+        let (salt, rest) = protected.split_at(20);
+        let (enc, check) = rest.split_at(rest.len() - 20);
+        let pw = utf16_be(key);
+        let mut digest: [u8; 20] = salt.try_into().ok()?;
+        let mut plain = Vec::new();
+        for block in enc.chunks(20) {
+            digest = sha1(&[&pw, &digest]);
+            plain.extend(block.iter().zip(digest).map(|(k, d)| k ^ d));
+        }
+        (sha1(&[&pw, &plain]) == check).then_some(plain)
+    }
+
+    #[test]
+    fn a_written_keystore_reads_back_under_its_passwords() {
+        let pkcs8: Vec<u8> = (0..300u16).map(|i| (i % 251) as u8).collect();
+        let cert = [0x30u8, 0x03, 0x02, 0x01, 0x01];
+        let file = jks(
+            &[
+                Entry::PrivateKey {
+                    alias: "Client",
+                    pkcs8: &pkcs8,
+                    chain: vec![&cert],
+                    password: "key-pw",
+                },
+                Entry::Certificate {
+                    alias: "realm",
+                    der: &cert,
+                },
+            ],
+            "store-pw",
+            1,
+        );
+        assert_eq!(&file[..8], &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
+        assert_eq!(unprotect(&file, "store-pw", "key-pw"), Some(pkcs8));
+        assert_eq!(unprotect(&file, "store-pw", "wrong"), None);
+        assert_eq!(unprotect(&file, "wrong", "key-pw"), None);
+    }
+
+    #[test]
+    fn java_strings_and_der_lengths() {
+        let mut out = Vec::new();
+        put_utf(&mut out, "a\u{0}é€");
+        assert_eq!(out, [0, 8, b'a', 0xc0, 0x80, 0xc3, 0xa9, 0xe2, 0x82, 0xac]);
+        assert_eq!(tlv(0x04, &[7; 3]), [0x04, 3, 7, 7, 7]);
+        let long = tlv(0x04, &[0; 300]);
+        assert_eq!(&long[..4], &[0x04, 0x82, 0x01, 0x2c]);
+    }
+}
