@@ -83,15 +83,7 @@ pub async fn serve(
 
 async fn serve_plain(gw: Arc<Gateway>, listener: TcpListener) {
     loop {
-        let (stream, remote) = match listener.accept().await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, remote) = accept(&listener).await;
         let timeout = gw.snapshot.load().file.gateway.header_read_timeout();
         let peer = crate::pipeline::Peer::new(remote, false);
         let gw = gw.clone();
@@ -126,15 +118,7 @@ pub async fn accept_loop<T, F, S, B>(
 {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
-        let (stream, remote) = match listener.accept().await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, remote) = accept(&listener).await;
         let timeout = header_timeout();
         let svc = make_service(remote);
         let acceptor = acceptor.clone();
@@ -158,6 +142,24 @@ pub async fn accept_loop<T, F, S, B>(
                 None => serve_connection(TokioIo::new(stream), svc, timeout).await,
             }
         });
+    }
+}
+
+/// The next connection, with Nagle off (answers are written whole). An
+/// accept error (out of file descriptors, say) is logged and retried after
+/// a pause rather than ending the listener.
+async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, remote);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 

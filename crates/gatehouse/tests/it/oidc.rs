@@ -1850,22 +1850,7 @@ async fn signed_jwt_client_authentication() {
     };
     let grant = |assertion: String| {
         let s = &s;
-        let url = token_url.clone();
-        async move {
-            s.http
-                .post(url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    (
-                        "client_assertion_type",
-                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                    ),
-                    ("client_assertion", &assertion),
-                ])
-                .send()
-                .await
-                .expect("send")
-        }
+        async move { s.assertion_grant("demo", &assertion).await }
     };
     let err = |r: reqwest::Response| async move {
         let code = r.status().as_u16();
@@ -2390,17 +2375,7 @@ async fn a_client_with_a_configured_certificate_authenticates_with_signed_jwts()
     };
     let grant = |a: String| {
         let s = &s;
-        async move {
-            let form = [
-                ("grant_type", "client_credentials"),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_assertion", a.as_str()),
-            ];
-            s.token_request("demo", None, &form).await
-        }
+        async move { s.assertion_grant("demo", &a).await }
     };
     let key = gatehouse_jose::keys::SigningKey::from_pkcs8(
         gatehouse_jose::keys::Alg::RS256,
@@ -2469,17 +2444,7 @@ async fn generated_client_keys_authenticate_and_download_as_keystores() {
         )
         .expect("sign");
         let s = &s;
-        async move {
-            let form = [
-                ("grant_type", "client_credentials"),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_assertion", a.as_str()),
-            ];
-            s.token_request("demo", None, &form).await.status().as_u16()
-        }
+        async move { s.assertion_grant("demo", &a).await.status().as_u16() }
     };
     assert_eq!(grant(&key, "g1").await, 200);
     let post = |path: &str, body: Value| {

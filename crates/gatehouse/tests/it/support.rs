@@ -243,6 +243,20 @@ impl Server {
         r.send().await.expect("token request")
     }
 
+    /// A client-credentials grant whose client authenticates with a
+    /// signed JWT (`private_key_jwt` / `client_secret_jwt`, RFC 7523).
+    pub async fn assertion_grant(&self, realm: &str, assertion: &str) -> reqwest::Response {
+        let form = [
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion),
+        ];
+        self.token_request(realm, None, &form).await
+    }
+
     pub async fn public_refresh(&self, realm: &str, client: &str, rt: &str) -> reqwest::Response {
         self.http
             .post(self.token_url(realm))
