@@ -9,6 +9,17 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// A server whose gateway runs `foreign_config` against a new foreign
+/// issuer and upstream.
+async fn foreign_gateway() -> (Server, crate::peers::Issuer, crate::peers::Upstream) {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    s.configure(&foreign_config(&s, &iss.url, &up.url))
+        .expect("config");
+    (s, iss, up)
+}
+
 fn foreign_config(s: &Server, issuer: &str, upstream: &str) -> String {
     format!(
         r#"
@@ -48,11 +59,7 @@ strip_prefix = true
 
 #[tokio::test]
 async fn every_bad_token_is_401_and_never_forwarded() {
-    let s = start().await;
-    let iss = issuer().await;
-    let up = upstream().await;
-    s.configure(&foreign_config(&s, &iss.url, &up.url))
-        .expect("config");
+    let (s, iss, up) = foreign_gateway().await;
     let now = gatehouse_core::time::now();
     let good = iss.sign(&iss.claims(json!({})));
     let parts: Vec<&str> = good.split('.').collect();
@@ -241,11 +248,7 @@ async fn every_bad_token_is_401_and_never_forwarded() {
 /// segments and merges slashes; the gateway must route on what it serves).
 #[tokio::test]
 async fn dot_segments_and_encodings_cannot_route_around_authorization() {
-    let s = start().await;
-    let iss = issuer().await;
-    let up = upstream().await;
-    s.configure(&foreign_config(&s, &iss.url, &up.url))
-        .expect("config");
+    let (s, iss, up) = foreign_gateway().await;
     let addr = s.gw.trim_start_matches("http://").to_owned();
     let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     for p in [
@@ -327,11 +330,7 @@ async fn dot_segments_and_encodings_cannot_route_around_authorization() {
 
 #[tokio::test]
 async fn identity_reaches_the_upstream_and_forgeries_do_not() {
-    let s = start().await;
-    let iss = issuer().await;
-    let up = upstream().await;
-    s.configure(&foreign_config(&s, &iss.url, &up.url))
-        .expect("config");
+    let (s, iss, _up) = foreign_gateway().await;
     let tok = iss.sign(&iss.claims(json!({"groups": ["sales", "a,b"], "department": "support"})));
     let r = s
         .http
@@ -383,11 +382,7 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not() {
 
 #[tokio::test]
 async fn authorization_rules_answer_403_and_the_audit_names_the_caller() {
-    let s = start().await;
-    let iss = issuer().await;
-    let up = upstream().await;
-    s.configure(&foreign_config(&s, &iss.url, &up.url))
-        .expect("config");
+    let (s, iss, up) = foreign_gateway().await;
     let no_scope = iss.sign(&iss.claims(json!({"scope": "profile"})));
     let r = s
         .http
@@ -441,11 +436,7 @@ async fn authorization_rules_answer_403_and_the_audit_names_the_caller() {
 
 #[tokio::test]
 async fn protected_resource_metadata_and_config_reload() {
-    let s = start().await;
-    let iss = issuer().await;
-    let up = upstream().await;
-    s.configure(&foreign_config(&s, &iss.url, &up.url))
-        .expect("config");
+    let (s, iss, up) = foreign_gateway().await;
     let m: Value = s
         .http
         .get(format!(
@@ -517,11 +508,7 @@ async fn protected_resource_metadata_and_config_reload() {
 /// changes what the authorizer accepts.
 #[tokio::test]
 async fn a_repeated_token_on_one_connection_still_expires_and_follows_reloads() {
-    let s = start().await;
-    let iss = issuer().await;
-    let up = upstream().await;
-    s.configure(&foreign_config(&s, &iss.url, &up.url))
-        .expect("config");
+    let (s, iss, up) = foreign_gateway().await;
     // One connection for every request below.
     let one = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
@@ -1950,11 +1937,7 @@ async fn a_1_gib_upload_streams_with_bounded_memory() {
 /// and decision, the latency histogram, token-cache hits and misses.
 #[tokio::test]
 async fn metrics_count_requests_by_route_status_and_decision() {
-    let s = start().await;
-    let iss = issuer().await;
-    let up = upstream().await;
-    s.configure(&foreign_config(&s, &iss.url, &up.url))
-        .expect("config");
+    let (s, iss, _up) = foreign_gateway().await;
     let tok = iss.sign(&iss.claims(json!({"groups": ["sales"]})));
     let get = |auth: Option<String>| {
         let mut r = s.http.get(format!("{}/orders/1", s.gw));
@@ -2208,11 +2191,7 @@ async fn bodyless_requests_handle_every_upstream_framing() {
 /// it, and `Connection: close` honoured with the answer saying so.
 #[tokio::test]
 async fn one_connection_mixes_our_server_path_and_hypers() {
-    let s = start().await;
-    let iss = issuer().await;
-    let up = upstream().await;
-    s.configure(&foreign_config(&s, &iss.url, &up.url))
-        .expect("config");
+    let (s, _iss, up) = foreign_gateway().await;
     let addr = s.gw.trim_start_matches("http://").to_owned();
     let resp = raw(
         &addr,
