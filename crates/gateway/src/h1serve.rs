@@ -31,16 +31,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 
 /// Most headers a request may have on this path (hyper's own limit: a
 /// request with more goes to hyper, which answers 431).
 const MAX_HEADERS: usize = 100;
 
-/// Serves one plain-TCP gateway connection: bodyless requests here, the
-/// rest of the connection through hyper from the first one that is not.
-pub async fn serve<H, Fut>(mut stream: TcpStream, handle: H, header_timeout: Duration)
+/// Serves one gateway connection (TCP, or TLS after its handshake):
+/// bodyless requests here, the rest of the connection through hyper from
+/// the first one that is not (HTTP/2's preface included).
+pub async fn serve<S, H, Fut>(mut stream: S, handle: H, header_timeout: Duration)
 where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
@@ -197,8 +198,8 @@ fn build(
 }
 
 /// Writes `resp`; true when the connection can serve another request.
-async fn respond(
-    stream: &mut TcpStream,
+async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     out: &mut Vec<u8>,
     resp: Response<Body>,
     head_only: bool,
@@ -357,12 +358,12 @@ mod date {
 
 /// A connection whose first bytes were already read: they are read again
 /// first, then the socket.
-struct Rewind {
+struct Rewind<S> {
     prefix: Bytes,
-    inner: TcpStream,
+    inner: S,
 }
 
-impl AsyncRead for Rewind {
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -378,7 +379,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

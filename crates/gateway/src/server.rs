@@ -1,12 +1,13 @@
-//! The gateway listener: hyper 1 with HTTP/1.1 and HTTP/2 (h2c) on one
-//! port, a header read timeout against slowloris clients, and a bounded
-//! header size (oversized heads get 431 from hyper).
+//! The listeners: the gateway's (our bodyless HTTP/1 path in `h1serve.rs`
+//! first, hyper 1 for everything else: HTTP/1.1 with bodies and upgrades,
+//! HTTP/2 by ALPN or h2c) and the identity provider's (hyper for every
+//! request), each with a header read timeout against slowloris clients and
+//! a bounded head size (431 beyond it).
 
 use crate::audit::AuditSink;
 use crate::config::Snapshot;
 use arc_swap::ArcSwap;
 use gatehouse_core::revocation::Revocations;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::sync::Arc;
@@ -48,51 +49,52 @@ pub struct Gateway {
     pub trusted_proxies: gatehouse_core::client_ip::TrustedProxies,
 }
 
-/// Accepts gateway connections until the listener fails. Plain-TCP
-/// connections start on our own bodyless HTTP/1 path (`h1serve.rs`), which
-/// hands them to hyper at their first request it does not take; TLS
-/// connections are hyper's from the start.
+/// Accepts gateway connections until the listener fails. Every
+/// connection (TCP, or TLS once its handshake is done) starts on our own
+/// bodyless HTTP/1 path (`h1serve.rs`), which hands it to hyper at its
+/// first request it does not take (HTTP/2 included). A TLS client must
+/// send its first byte and finish its handshake within the header timeout.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
-    if tls.is_none() {
-        return serve_plain(gw, listener).await;
-    }
-    let timeouts = gw.clone();
-    accept_loop(
-        listener,
-        tls,
-        move || timeouts.snapshot.load().file.gateway.header_read_timeout(),
-        move |remote| {
-            let gw = gw.clone();
-            let peer = crate::pipeline::Peer::new(remote, true);
-            service_fn(move |req| {
-                let req = req.map(crate::proxy::RequestBody::Hyper);
-                // The pipeline's future is ~4 KB; hyper moves the service
-                // future into its own slot, so box it once instead of
-                // copying it (measured: ~1000 fewer instructions a request).
-                let f = Box::pin(crate::pipeline::handle(gw.clone(), req, peer.clone()));
-                async move { Ok::<_, std::convert::Infallible>(f.await) }
-            })
-        },
-    )
-    .await
-}
-
-async fn serve_plain(gw: Arc<Gateway>, listener: TcpListener) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let (stream, remote) = accept(&listener).await;
         let timeout = gw.snapshot.load().file.gateway.header_read_timeout();
-        let peer = crate::pipeline::Peer::new(remote, false);
+        let peer = crate::pipeline::Peer::new(remote, acceptor.is_some());
         let gw = gw.clone();
         let handle = move |req| crate::pipeline::handle(gw.clone(), req, peer.clone());
-        tokio::spawn(crate::h1serve::serve(stream, handle, timeout));
+        let Some(acceptor) = acceptor.clone() else {
+            tokio::spawn(crate::h1serve::serve(stream, handle, timeout));
+            continue;
+        };
+        tokio::spawn(async move {
+            if !first_byte_within(&stream, timeout).await {
+                return;
+            }
+            match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => crate::h1serve::serve(tls, handle, timeout).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        });
     }
 }
 
-/// The accept loop of both listeners (gateway and identity): with `tls`,
+/// Whether the client sends a byte within `timeout`: hyper's header timer
+/// starts with a request, so a connection that never sends one would
+/// otherwise wait in protocol detection (or a TLS handshake) forever.
+async fn first_byte_within(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(timeout, stream.peek(&mut first)).await,
+        Ok(Ok(1..))
+    )
+}
+
+/// The identity listener's accept loop (hyper for every request): with `tls`,
 /// every connection is a TLS handshake first (ALPN picks h2 or HTTP/1.1).
 /// A connection must send its first byte, finish its handshake and send
 /// each request head within `header_timeout()`, or it is closed: idle and
@@ -123,14 +125,7 @@ pub async fn accept_loop<T, F, S, B>(
         let svc = make_service(remote);
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            // hyper's header timer starts with a request: a connection that
-            // never sends a byte would otherwise wait in protocol detection
-            // forever.
-            let mut first = [0u8; 1];
-            if !matches!(
-                tokio::time::timeout(timeout, stream.peek(&mut first)).await,
-                Ok(Ok(1..))
-            ) {
+            if !first_byte_within(&stream, timeout).await {
                 return;
             }
             match acceptor {

@@ -1402,6 +1402,27 @@ async fn tls_on_both_listeners_with_h2_by_alpn() {
     assert_eq!(r.status(), 200);
     let seen: Value = r.json().await.expect("json");
     assert_eq!(seen["headers"]["x-forwarded-proto"], "https");
+    // A client offering only HTTP/1.1 over TLS is served too (by the
+    // gateway's own bodyless path, then hyper for a body).
+    let h1 = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")])
+        .http1_only()
+        .build()
+        .expect("client");
+    for body in [None, Some("payload")] {
+        let url = format!("{}/up/x", s.gw);
+        let req = match body {
+            None => h1.get(url),
+            Some(b) => h1.post(url).body(b),
+        };
+        let r = req.send().await.expect("https/1.1 gateway");
+        assert_eq!(
+            (r.version(), r.status().as_u16()),
+            (reqwest::Version::HTTP_11, 200)
+        );
+        let seen: Value = r.json().await.expect("json");
+        assert_eq!(seen["path"], "/up/x");
+    }
     // A plain-HTTP client cannot talk to a TLS listener.
     assert!(
         reqwest::get(format!(
