@@ -543,7 +543,7 @@ async fn register(
         return Err(bad_metadata("Client Identifier included"));
     }
     let mut c = crate::admin::clients::new_client(&realm, &gatehouse_core::id::uuid());
-    apply(&mut c, &meta)?;
+    apply(&mut c, &meta, &realm)?;
     admit(&idp, &realm, &who, &ext, &headers, &mut c).await?;
     let token = rotate_registration_token(&idp, &realm, &mut c).await?;
     let ev = event(&realm, "CLIENT_REGISTER", &c.client_id);
@@ -551,7 +551,7 @@ async fn register(
         .await
         .map_err(from_admin)?;
     let uri = client_uri(&idp, &realm, &c.client_id);
-    let mut out = external(&c, &uri, &token);
+    let mut out = external(&c, &uri, &token, &realm);
     out.insert(
         "client_id_issued_at".into(),
         json!(gatehouse_core::time::now()),
@@ -610,7 +610,7 @@ async fn read(
     let uri = client_uri(&idp, &realm, &c.client_id);
     Ok(answer(
         StatusCode::OK,
-        Value::Object(external(&c, &uri, &token)),
+        Value::Object(external(&c, &uri, &token, &realm)),
         None,
     ))
 }
@@ -633,12 +633,12 @@ async fn update(
     {
         return Err(bad_metadata("client_secret does not match the client"));
     }
-    apply(&mut c, &meta)?;
+    apply(&mut c, &meta, &realm)?;
     let token = save(&idp, &realm, &mut c).await?;
     let uri = client_uri(&idp, &realm, &c.client_id);
     Ok(answer(
         StatusCode::OK,
-        Value::Object(external(&c, &uri, &token)),
+        Value::Object(external(&c, &uri, &token, &realm)),
         None,
     ))
 }
@@ -826,9 +826,65 @@ fn logout_channel<'a>(
     Ok((uri, session_required))
 }
 
+/// The client-assertion algorithms the token endpoint verifies (as the
+/// discovery document lists them).
+const ASSERTION_ALGS: [&str; 12] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
+    "HS384", "HS512",
+];
+
+/// Signing and encryption choices Gatehouse cannot honour are refused
+/// (RFC 7591 §3.2.2 `invalid_client_metadata`) rather than stored and
+/// silently ignored: an RP that asked for an ES256 ID token and got an
+/// RS256 one, or for an encrypted one and got it in the clear, would fail
+/// later and less clearly. ID tokens are signed with the realm's algorithm.
+fn check_algorithms(meta: &Map<String, Value>, realm: &Realm) -> Result<(), OAuthError> {
+    if let Some(alg) = string(meta, "id_token_signed_response_alg")?
+        && alg != realm.default_signature_algorithm
+    {
+        return Err(bad_metadata(format!(
+            "Unsupported id_token_signed_response_alg: {alg} (this realm signs with {})",
+            realm.default_signature_algorithm
+        )));
+    }
+    if let Some(alg) = string(meta, "token_endpoint_auth_signing_alg")?
+        && !ASSERTION_ALGS.contains(&alg)
+    {
+        return Err(bad_metadata(format!(
+            "Unsupported token_endpoint_auth_signing_alg: {alg}"
+        )));
+    }
+    // Userinfo is plain JSON, which "none" names (as discovery lists it).
+    if let Some(alg) = string(meta, "userinfo_signed_response_alg")?
+        && alg != "none"
+    {
+        return Err(bad_metadata(format!(
+            "Unsupported userinfo_signed_response_alg: {alg}"
+        )));
+    }
+    for field in [
+        "id_token_encrypted_response_alg",
+        "id_token_encrypted_response_enc",
+        "userinfo_encrypted_response_alg",
+        "userinfo_encrypted_response_enc",
+        "request_object_signing_alg",
+        "request_object_encryption_alg",
+        "request_object_encryption_enc",
+        "authorization_signed_response_alg",
+        "authorization_encrypted_response_alg",
+        "authorization_encrypted_response_enc",
+    ] {
+        if let Some(v) = meta.get(field).filter(|v| !v.is_null()) {
+            return Err(bad_metadata(format!("Unsupported {field}: {v}")));
+        }
+    }
+    Ok(())
+}
+
 /// Applies RFC 7591 metadata to `c` (a new client, or the registered one
 /// on update, where the body replaces the metadata as RFC 7592 says).
-fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
+fn apply(c: &mut Client, meta: &Map<String, Value>, realm: &Realm) -> Result<(), OAuthError> {
+    check_algorithms(meta, realm)?;
     let redirect_uris = strings(meta, "redirect_uris")?.unwrap_or_default();
     if let Some(bad) = redirect_uris.iter().find(|u| !redirect_uri_ok(u)) {
         return Err(OAuthError::new(
@@ -980,7 +1036,7 @@ fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
 
 /// The client as RFC 7591 §3.2.1 metadata, with its management URI and
 /// registration access token (RFC 7592 §3).
-fn external(c: &Client, uri: &str, token: &str) -> Map<String, Value> {
+fn external(c: &Client, uri: &str, token: &str, realm: &Realm) -> Map<String, Value> {
     let attr = |k: &str| c.attributes.get(k).map(String::as_str);
     let on = |k: &str| attr(k) == Some("true");
     let mut grants = Vec::new();
@@ -1013,6 +1069,10 @@ fn external(c: &Client, uri: &str, token: &str) -> Map<String, Value> {
     }
     m.insert("redirect_uris".into(), json!(c.redirect_uris));
     m.insert("token_endpoint_auth_method".into(), json!(method));
+    m.insert(
+        "id_token_signed_response_alg".into(),
+        json!(realm.default_signature_algorithm),
+    );
     m.insert("grant_types".into(), json!(grants));
     let responses: &[&str] = if c.standard_flow_enabled {
         &["code"]

@@ -679,3 +679,58 @@ async fn anonymous_registration_follows_the_realms_policies() {
         403
     );
 }
+
+/// Signing and encryption metadata Gatehouse cannot honour is refused
+/// with `invalid_client_metadata` instead of being stored and ignored; the
+/// realm's ID token algorithm is accepted, echoed, and the only one
+/// discovery lists.
+#[tokio::test]
+async fn unsupported_signing_and_encryption_metadata_is_refused() {
+    let s = start().await;
+    s.demo_realm().await;
+    let admin = s.admin_token().await;
+    let reg_url = format!(
+        "{}/realms/demo/clients-registrations/openid-connect",
+        s.base
+    );
+    let disco = s.discovery("demo").await;
+    assert_eq!(
+        disco["id_token_signing_alg_values_supported"],
+        json!(["RS256"])
+    );
+    let base = json!({"redirect_uris": ["https://rp.example/cb"]});
+    let with = |field: &str, v: Value| {
+        let mut m = base.clone();
+        m[field] = v;
+        m
+    };
+    let iat = initial_token(&s, &admin, 20, 0).await;
+    let iat = iat["token"].as_str().expect("token").to_owned();
+    for (field, value) in [
+        ("id_token_signed_response_alg", json!("ES256")),
+        ("id_token_signed_response_alg", json!("none")),
+        ("id_token_encrypted_response_alg", json!("RSA-OAEP")),
+        ("userinfo_signed_response_alg", json!("RS256")),
+        ("userinfo_encrypted_response_alg", json!("RSA-OAEP")),
+        ("request_object_signing_alg", json!("RS256")),
+        ("token_endpoint_auth_signing_alg", json!("none")),
+    ] {
+        let r = post(&s, &reg_url, &iat, &with(field, value.clone())).await;
+        assert_eq!(r.status(), 400, "{field}: {value}");
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(v["error"], "invalid_client_metadata", "{field}");
+        assert!(
+            v["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains(field)),
+            "{v}"
+        );
+    }
+    let mut ok = with("id_token_signed_response_alg", json!("RS256"));
+    ok["userinfo_signed_response_alg"] = json!("none");
+    ok["token_endpoint_auth_signing_alg"] = json!("ES256");
+    let r = post(&s, &reg_url, &iat, &ok).await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["id_token_signed_response_alg"], "RS256");
+}

@@ -16,7 +16,9 @@ pub async fn get(
     let realm = idp.realm(&realm).await?;
     let iss = idp.issuer(&realm.name);
     let p = format!("{iss}/protocol/openid-connect");
-    let algs = ["RS256", "ES256", "EdDSA"];
+    // What this realm signs ID tokens with: one algorithm, the realm's
+    // (a client registering another is refused).
+    let algs = [realm.default_signature_algorithm.as_str()];
     let auth_methods = [
         "client_secret_basic",
         "client_secret_post",
