@@ -69,7 +69,22 @@ where
             Parsed::Partial => return,
         };
         let head_only = req.method() == Method::HEAD;
-        let resp = handle(req).await;
+        // The socket is watched while the request is handled: a client that
+        // closes it has given up, so the request is dropped (its upstream
+        // exchange with it), as hyper and nginx do; bytes it pipelines
+        // meanwhile wait in the buffer for their turn.
+        let pending = handle(req);
+        tokio::pin!(pending);
+        let resp = loop {
+            tokio::select! {
+                biased;
+                resp = &mut pending => break resp,
+                read = stream.read_buf(&mut buf), if buf.len() < MAX_HEAD => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                },
+            }
+        };
         match respond(&mut stream, &mut out, resp, head_only, close).await {
             Ok(true) => {}
             Ok(false) | Err(_) => return,

@@ -182,15 +182,21 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<RequestBody>, peer: Peer) -> 
     } else {
         ip_header(client_ip)
     };
-    let mut line = AuditLine::new(
-        gatehouse_core::time::now_millis(),
-        rid,
-        req.method().clone(),
-        req.uri().clone(),
-        (client_ip, client_ip_text),
-    );
+    let mut audit = Unanswered {
+        gw: &gw,
+        started,
+        line: AuditLine::new(
+            gatehouse_core::time::now_millis(),
+            rid,
+            req.method().clone(),
+            req.uri().clone(),
+            (client_ip, client_ip_text),
+        ),
+        answered: false,
+    };
+    let line = &mut audit.line;
     let mut resp = if crate::server::host_is_valid(req.version(), req.headers()) {
-        run(&gw, &snap, req, &peer, rid_value.as_ref(), &mut line).await
+        run(&gw, &snap, req, &peer, rid_value.as_ref(), line).await
     } else {
         line.decision = "error";
         line.reason = Some("missing, repeated or malformed Host".into());
@@ -200,15 +206,45 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<RequestBody>, peer: Peer) -> 
         resp.headers_mut().insert(REQUEST_ID, v);
     }
     line.status = resp.status().as_u16();
-    line.total_ms = started.elapsed().as_secs_f64() * 1000.0;
-    gw.metrics.observe(
-        line.route.as_deref(),
-        line.status,
-        line.decision,
-        line.total_ms,
-    );
-    gw.audit.record(&line);
+    audit.finish();
     resp
+}
+
+/// A request's audit line until it is written. A request dropped before
+/// its answer (the client went away, and the server stopped waiting for
+/// the upstream on its behalf) is still written, with nginx's status 499
+/// "client closed request": every request leaves a line.
+struct Unanswered<'a> {
+    gw: &'a Gateway,
+    started: Instant,
+    line: AuditLine,
+    answered: bool,
+}
+
+impl Unanswered<'_> {
+    /// Writes the line and counts it; the answer's status is set.
+    fn finish(&mut self) {
+        self.answered = true;
+        let line = &mut self.line;
+        line.total_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        self.gw.metrics.observe(
+            line.route.as_deref(),
+            line.status,
+            line.decision,
+            line.total_ms,
+        );
+        self.gw.audit.record(line);
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.line.status = 499;
+            self.line.reason = Some("client closed the connection before the answer".into());
+            self.finish();
+        }
+    }
 }
 
 async fn run(

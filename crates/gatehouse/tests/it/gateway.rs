@@ -2239,3 +2239,50 @@ async fn one_connection_mixes_our_server_path_and_hypers() {
     // its 3 s wait: a reply to a request after `close` would show here.
     assert!(resp.ends_with('}'), "{resp}");
 }
+
+/// A client that gives up while the upstream is still working: the
+/// gateway stops waiting on its behalf at once (not at the route's
+/// timeout) and still writes the request's audit line, with status 499.
+#[tokio::test]
+async fn a_client_that_leaves_ends_its_request_with_a_499_line() {
+    let s = start().await;
+    let up = upstream().await;
+    s.configure(&format!(
+        "[gateway]\naudit_log = {:?}\n\n[[routes]]\nname = \"slow\"\npath = \"/slow\"\nupstream = \"{}\"\npublic = true\ntimeout_ms = 3000\n",
+        s.audit_path(),
+        up.url
+    ))
+    .expect("config");
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    let mut c = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    c.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    // The upstream has the request (it counts it, then sleeps 5 s).
+    for _ in 0..50 {
+        if up.hits() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(up.hits(), 1);
+    drop(c);
+    let line = async {
+        loop {
+            let lines = s.audit().await;
+            if let Some(l) = lines.into_iter().find(|l| l["route"] == "slow") {
+                return l;
+            }
+        }
+    };
+    let line = tokio::time::timeout(std::time::Duration::from_secs(2), line)
+        .await
+        .expect("a line well before the 3 s timeout");
+    assert_eq!(line["status"], 499, "{line}");
+    assert!(
+        line["total_ms"].as_f64().is_some_and(|ms| ms < 2000.0),
+        "{line}"
+    );
+}
