@@ -6,8 +6,8 @@
 //!
 //! It takes only what is plainly safe. The first request that is anything
 //! else (any `Content-Length` or `Transfer-Encoding`, `Upgrade`, `Expect`,
-//! a `Connection` option other than `close`/`keep-alive`, HTTP/1.0 or
-//! HTTP/2's preface, a non-origin-form target, CONNECT, a head httparse
+//! a `Connection` option other than `close`/`keep-alive`, a version other
+//! than HTTP/1.1 and 1.0 (HTTP/2's preface among them), a non-origin-form target, CONNECT, a head httparse
 //! rejects or one past [`MAX_HEAD`]) is handed, with every byte read so
 //! far, to hyper, which serves the rest of the connection. So malformed,
 //! ambiguous and smuggling-shaped requests still meet hyper's checks and
@@ -69,6 +69,7 @@ where
             Parsed::Partial => return,
         };
         let head_only = req.method() == Method::HEAD;
+        let http10 = req.version() == http::Version::HTTP_10;
         // The socket is watched while the request is handled: a client that
         // closes it has given up, so the request is dropped (its upstream
         // exchange with it), as hyper and nginx do; bytes it pipelines
@@ -85,7 +86,7 @@ where
                 },
             }
         };
-        match respond(&mut stream, &mut out, resp, head_only, close).await {
+        match respond(&mut stream, &mut out, resp, (head_only, http10), close).await {
             Ok(true) => {}
             Ok(false) | Err(_) => return,
         }
@@ -123,26 +124,33 @@ enum Parsed {
     HandOver(Bytes),
 }
 
+/// What a request's `Connection` header asks for.
+#[derive(Default, Clone, Copy)]
+struct ConnectionOptions {
+    close: bool,
+    keep_alive: bool,
+}
+
 /// Screens one request header: None when it keeps the request off this
-/// path, else whether it asks to close the connection.
-fn screen(name: &str, value: &[u8]) -> Option<bool> {
+/// path, else the connection options it names.
+fn screen(name: &str, value: &[u8], opts: &mut ConnectionOptions) -> Option<()> {
     let is = |n: &str| name.eq_ignore_ascii_case(n);
     if is("content-length") || is("transfer-encoding") || is("upgrade") || is("expect") {
         return None;
     }
     if is("connection") {
-        let mut close = false;
         for opt in value.split(|b| *b == b',') {
             let opt = opt.trim_ascii();
             if opt.eq_ignore_ascii_case(b"close") {
-                close = true;
-            } else if !opt.eq_ignore_ascii_case(b"keep-alive") {
+                opts.close = true;
+            } else if opt.eq_ignore_ascii_case(b"keep-alive") {
+                opts.keep_alive = true;
+            } else {
                 return None;
             }
         }
-        return Some(close);
     }
-    Some(false)
+    Some(())
 }
 
 /// Parses the request head at the start of `buf`, taking it from `buf`
@@ -155,7 +163,7 @@ fn parse(buf: &mut BytesMut) -> Parsed {
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::HandOver(Bytes::new()),
     };
-    let (Some(method), Some(path), Some(1)) = (r.method, r.path, r.version) else {
+    let (Some(method), Some(path), Some(minor @ (0 | 1))) = (r.method, r.path, r.version) else {
         return Parsed::HandOver(Bytes::new());
     };
     if method == "CONNECT" || !path.starts_with('/') {
@@ -173,21 +181,27 @@ fn parse(buf: &mut BytesMut) -> Parsed {
         )
     };
     let target = at(path.as_bytes());
-    let mut close = false;
+    let mut opts = ConnectionOptions::default();
     let mut names: [(usize, usize, usize, usize); MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
     let count = r.headers.len();
     for (slot, h) in names.iter_mut().zip(r.headers.iter()) {
-        match screen(h.name, h.value) {
-            None => return Parsed::HandOver(Bytes::new()),
-            Some(c) => close |= c,
+        if screen(h.name, h.value, &mut opts).is_none() {
+            return Parsed::HandOver(Bytes::new());
         }
         let (n0, n1) = at(h.name.as_bytes());
         let (v0, v1) = at(h.value);
         *slot = (n0, n1, v0, v1);
     }
+    // HTTP/1.0 keeps the connection only when asked to (RFC 9112 §9.3).
+    let close = opts.close || (minor == 0 && !opts.keep_alive);
     let head = buf.split_to(len).freeze();
     match build(&head, method, target, &names[..count]) {
-        Some(req) => Parsed::Request(req, close),
+        Some(mut req) => {
+            if minor == 0 {
+                *req.version_mut() = http::Version::HTTP_10;
+            }
+            Parsed::Request(req, close)
+        }
         None => Parsed::HandOver(head),
     }
 }
@@ -217,7 +231,7 @@ async fn respond<S: AsyncWrite + Unpin>(
     stream: &mut S,
     out: &mut Vec<u8>,
     resp: Response<Body>,
-    head_only: bool,
+    (head_only, http10): (bool, bool),
     close: bool,
 ) -> io::Result<bool> {
     out.clear();
@@ -252,6 +266,9 @@ async fn respond<S: AsyncWrite + Unpin>(
                 out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
+            // HTTP/1.0 has no chunked coding: the body ends with the
+            // connection.
+            (None, None) if http10 => {}
             (None, None) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         }
     }
@@ -272,8 +289,12 @@ async fn respond<S: AsyncWrite + Unpin>(
         date::write(out);
         out.extend_from_slice(b"\r\n");
     }
+    // An HTTP/1.0 answer without a length is delimited by the close.
+    let close = close || (http10 && !no_body && length.is_none());
     if close {
         out.extend_from_slice(b"connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
     if no_body {
@@ -306,6 +327,7 @@ async fn respond<S: AsyncWrite + Unpin>(
                     return Ok(false);
                 }
             }
+            None if http10 => out.extend_from_slice(&data),
             None => {
                 let mut hex = [0u8; 16];
                 out.extend_from_slice(hex_len(data.len(), &mut hex));
@@ -321,6 +343,7 @@ async fn respond<S: AsyncWrite + Unpin>(
         }
     }
     match left {
+        None if http10 => {}
         None => out.extend_from_slice(b"0\r\n\r\n"),
         Some(0) => {}
         Some(_) => {
@@ -450,6 +473,16 @@ mod tests {
             panic!("not ours")
         };
         assert!(close);
+        // HTTP/1.0 closes unless it asks to keep the connection.
+        for (raw, closes) in [
+            ("GET / HTTP/1.0\r\n\r\n", true),
+            ("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", false),
+        ] {
+            let Parsed::Request(req, close) = parsed(raw) else {
+                panic!("not ours")
+            };
+            assert_eq!((req.version(), close), (http::Version::HTTP_10, closes));
+        }
     }
 
     #[test]
@@ -460,7 +493,7 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: x\r\nConnection: x-private\r\n\r\n",
             "PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
-            "GET / HTTP/1.0\r\nHost: x\r\n\r\n",
+            "GET / HTTP/1.2\r\nHost: x\r\n\r\n",
             "GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
             "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n",
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",

@@ -2238,6 +2238,26 @@ async fn one_connection_mixes_our_server_path_and_hypers() {
     // raw() returned because the gateway closed the connection, not after
     // its 3 s wait: a reply to a request after `close` would show here.
     assert!(resp.ends_with('}'), "{resp}");
+    // HTTP/1.0 (ApacheBench's): kept alive only when it asks, and told so.
+    let resp = raw(
+        &addr,
+        b"GET /status/f HTTP/1.0\r\nConnection: keep-alive\r\n\r\n\
+          GET /status/g HTTP/1.0\r\n\r\n\
+          GET /status/never HTTP/1.0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(resp.matches(" 200 OK\r\n").count(), 2, "{resp}");
+    let second = resp.find("/g").expect("second answered");
+    assert!(
+        resp[..second].contains("connection: keep-alive\r\n"),
+        "{resp}"
+    );
+    assert!(
+        resp[second..].is_empty() || !resp.contains("/never"),
+        "{resp}"
+    );
+    assert!(resp.contains("connection: close\r\n"), "{resp}");
+    assert_eq!(up.hits(), 7);
 }
 
 /// A client that gives up while the upstream is still working: the
