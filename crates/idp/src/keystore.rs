@@ -1,12 +1,11 @@
-//! Java KeyStore (JKS) files, the format of Keycloak's client keystore
-//! downloads (`certificates/{attr}/download`, `generate-and-download`),
-//! which Java adapters and `keytool` read. Written as Sun's provider
-//! writes them: version 2, a private-key entry protected by the JKS key
-//! protector (a SHA-1 keystream under the key password), trusted
-//! certificate entries, and the SHA-1 integrity digest keyed with the
-//! store password. (JKS is what Java clients of Keycloak expect; its
-//! protection is weak by design, so the download is for transport to the
-//! client, as in Keycloak.)
+//! Keystore files for Keycloak's client keystore downloads
+//! (`certificates/{attr}/download`, `generate-and-download`), which Java
+//! adapters and `keytool` read. JKS is written as Sun's provider writes
+//! it: version 2, a private-key entry protected by the JKS key protector
+//! (a SHA-1 keystream under the key password), trusted certificate
+//! entries, and the SHA-1 integrity digest keyed with the store password
+//! (weak by design: the file is for transport to the client, as in
+//! Keycloak). PKCS#12 is written as Java 17 writes it (see [`pkcs12`]).
 
 use aws_lc_rs::digest::{Context, SHA1_FOR_LEGACY_USE_ONLY};
 
@@ -150,6 +149,208 @@ pub fn jks(entries: &[Entry<'_>], store_password: &str, created_ms: u64) -> Vec<
     let digest = sha1(&[&utf16_be(store_password), b"Mighty Aphrodite", &out]);
     out.extend_from_slice(&digest);
     out
+}
+
+/// A DER OBJECT IDENTIFIER.
+fn oid(arcs: &[u64]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut push = |mut v: u64| {
+        let mut tmp = vec![(v & 0x7f) as u8];
+        v >>= 7;
+        while v > 0 {
+            tmp.push(0x80 | (v & 0x7f) as u8);
+            v >>= 7;
+        }
+        tmp.reverse();
+        body.extend(tmp);
+    };
+    push(arcs[0] * 40 + arcs[1]);
+    for a in &arcs[2..] {
+        push(*a);
+    }
+    tlv(0x06, &body)
+}
+
+/// A DER INTEGER (non-negative).
+fn int(v: u32) -> Vec<u8> {
+    let b = v.to_be_bytes();
+    let skip = b.iter().take_while(|x| **x == 0).count().min(3);
+    let mut body = b[skip..].to_vec();
+    if body[0] & 0x80 != 0 {
+        body.insert(0, 0);
+    }
+    tlv(0x02, &body)
+}
+
+fn seq(parts: &[&[u8]]) -> Vec<u8> {
+    tlv(0x30, &parts.concat())
+}
+
+fn set(parts: &[&[u8]]) -> Vec<u8> {
+    tlv(0x31, &parts.concat())
+}
+
+/// `[0] EXPLICIT`.
+fn explicit0(inner: &[u8]) -> Vec<u8> {
+    tlv(0xa0, inner)
+}
+
+const PKCS12_ITERATIONS: u32 = 10_000;
+
+/// PKCS#7 `data` content holding `content`.
+fn data_content(content: &[u8]) -> Vec<u8> {
+    seq(&[
+        &oid(&[1, 2, 840, 113549, 1, 7, 1]),
+        &explicit0(&tlv(0x04, content)),
+    ])
+}
+
+/// A bag attribute: OID and one value.
+fn attribute(arcs: &[u64], value: &[u8]) -> Vec<u8> {
+    seq(&[&oid(arcs), &set(&[value])])
+}
+
+/// `friendlyName` as a BMPString.
+fn friendly_name(alias: &str) -> Vec<u8> {
+    attribute(&[1, 2, 840, 113549, 1, 9, 20], &tlv(0x1e, &utf16_be(alias)))
+}
+
+fn local_key_id(id: &[u8]) -> Vec<u8> {
+    attribute(&[1, 2, 840, 113549, 1, 9, 21], &tlv(0x04, id))
+}
+
+fn cert_bag(der: &[u8], attrs: &[u8]) -> Vec<u8> {
+    let cert = seq(&[
+        &oid(&[1, 2, 840, 113549, 1, 9, 22, 1]),
+        &explicit0(&tlv(0x04, der)),
+    ]);
+    seq(&[
+        &oid(&[1, 2, 840, 113549, 1, 12, 10, 1, 3]),
+        &explicit0(&cert),
+        &tlv(0x31, attrs),
+    ])
+}
+
+/// The key as an EncryptedPrivateKeyInfo under PBES2 (PBKDF2 with
+/// HMAC-SHA256, AES-256-CBC), as Java 17's PKCS12 keystores protect keys.
+fn shrouded(pkcs8: &[u8], password: &str) -> Option<Vec<u8>> {
+    use aws_lc_rs::cipher::{AES_256, PaddedBlockEncryptingKey, UnboundCipherKey};
+    let salt: [u8; 16] = gatehouse_core::id::bytes();
+    let mut key = [0u8; 32];
+    aws_lc_rs::pbkdf2::derive(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(PKCS12_ITERATIONS)?,
+        &salt,
+        password.as_bytes(),
+        &mut key,
+    );
+    let cipher =
+        PaddedBlockEncryptingKey::cbc_pkcs7(UnboundCipherKey::new(&AES_256, &key).ok()?).ok()?;
+    let mut data = pkcs8.to_vec();
+    let ctx = cipher.encrypt(&mut data).ok()?;
+    let iv: &[u8] = (&ctx).try_into().ok()?;
+    let kdf = seq(&[
+        &oid(&[1, 2, 840, 113549, 1, 5, 12]),
+        &seq(&[
+            &tlv(0x04, &salt),
+            &int(PKCS12_ITERATIONS),
+            &int(32),
+            &seq(&[&oid(&[1, 2, 840, 113549, 2, 9]), &[0x05, 0x00]]),
+        ]),
+    ]);
+    let enc = seq(&[&oid(&[2, 16, 840, 1, 101, 3, 4, 1, 42]), &tlv(0x04, iv)]);
+    let alg = seq(&[&oid(&[1, 2, 840, 113549, 1, 5, 13]), &seq(&[&kdf, &enc])]);
+    Some(seq(&[&alg, &tlv(0x04, &data)]))
+}
+
+/// RFC 7292 appendix B.2: the MAC key from the password (BMPString with
+/// its terminating zero), SHA-256 (u = 32, v = 64).
+fn pkcs12_mac_key(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
+    use aws_lc_rs::digest::{SHA256, digest};
+    const V: usize = 64;
+    let mut pw = utf16_be(password);
+    pw.extend_from_slice(&[0, 0]);
+    let fill = |src: &[u8]| -> Vec<u8> {
+        if src.is_empty() {
+            return Vec::new();
+        }
+        let len = V * src.len().div_ceil(V);
+        src.iter().copied().cycle().take(len).collect()
+    };
+    // Diversifier 3: MAC key material.
+    let mut input = vec![3u8; V];
+    input.extend(fill(salt));
+    input.extend(fill(&pw));
+    let mut a = digest(&SHA256, &input).as_ref().to_vec();
+    for _ in 1..iterations {
+        a = digest(&SHA256, &a).as_ref().to_vec();
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&a[..32]);
+    out
+}
+
+/// The keystore as a PKCS#12 file (`format: PKCS12`), as Java 17 writes
+/// one: the key shrouded under the key password, certificates in the
+/// clear (trusted ones marked for Java), and an HMAC-SHA256 integrity
+/// check under the store password. Java reads a key whose password
+/// differs from the store's only through its own API, not keytool.
+pub fn pkcs12(entries: &[Entry<'_>], store_password: &str) -> Option<Vec<u8>> {
+    let mut key_bags = Vec::new();
+    let mut cert_bags = Vec::new();
+    for (n, e) in entries.iter().enumerate() {
+        match e {
+            Entry::PrivateKey {
+                alias,
+                pkcs8,
+                chain,
+                password,
+            } => {
+                let id = format!("Time {n}");
+                let attrs = [friendly_name(alias), local_key_id(id.as_bytes())].concat();
+                key_bags.extend(seq(&[
+                    &oid(&[1, 2, 840, 113549, 1, 12, 10, 1, 2]),
+                    &explicit0(&shrouded(pkcs8, password)?),
+                    &tlv(0x31, &attrs),
+                ]));
+                for (i, cert) in chain.iter().enumerate() {
+                    let attrs = if i == 0 { attrs.clone() } else { Vec::new() };
+                    cert_bags.extend(cert_bag(cert, &attrs));
+                }
+            }
+            Entry::Certificate { alias, der } => {
+                // Oracle's trustedKeyUsage (any usage): without it Java
+                // skips a certificate that has no key.
+                let trusted = attribute(
+                    &[2, 16, 840, 1, 113894, 746875, 1, 1],
+                    &oid(&[2, 5, 29, 37, 0]),
+                );
+                let attrs = [friendly_name(alias), trusted].concat();
+                cert_bags.extend(cert_bag(der, &attrs));
+            }
+        }
+    }
+    let mut safes = Vec::new();
+    if !key_bags.is_empty() {
+        safes.extend(data_content(&tlv(0x30, &key_bags)));
+    }
+    safes.extend(data_content(&tlv(0x30, &cert_bags)));
+    let auth_safe = tlv(0x30, &safes);
+    let salt: [u8; 20] = gatehouse_core::id::bytes();
+    let key = pkcs12_mac_key(store_password, &salt, PKCS12_ITERATIONS);
+    let mac = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key),
+        &auth_safe,
+    );
+    let mac_data = seq(&[
+        &seq(&[
+            &seq(&[&oid(&[2, 16, 840, 1, 101, 3, 4, 2, 1]), &[0x05, 0x00]]),
+            &tlv(0x04, mac.as_ref()),
+        ]),
+        &tlv(0x04, &salt),
+        &int(PKCS12_ITERATIONS),
+    ]);
+    Some(seq(&[&int(3), &data_content(&auth_safe), &mac_data]))
 }
 
 #[cfg(test)]

@@ -2549,12 +2549,93 @@ async fn generated_client_keys_authenticate_and_download_as_keystores() {
             "a wrong store password fails the integrity check"
         );
     }
+    // PKCS12 (same password for key and store, as keytool wants it).
     let r = post(
-        "download",
-        json!({"format": "PKCS12", "keyPassword": "k", "storePassword": "s"}),
+        "generate-and-download",
+        json!({"format": "PKCS12", "keyAlias": "signer-key", "keyPassword": "p12-pass",
+            "storePassword": "p12-pass"}),
     )
     .await
     .expect("p12");
+    assert_eq!(r.status(), 200);
+    let p12 = r.bytes().await.expect("bytes");
+    assert_eq!(p12[0], 0x30);
+    if std::process::Command::new("keytool")
+        .arg("-help")
+        .output()
+        .is_ok()
+    {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("signer.p12");
+        std::fs::write(&file, &p12).expect("write");
+        let list = |pass: &str| {
+            std::process::Command::new("keytool")
+                .args([
+                    "-list",
+                    "-v",
+                    "-storetype",
+                    "PKCS12",
+                    "-storepass",
+                    pass,
+                    "-keystore",
+                ])
+                .arg(&file)
+                .output()
+                .expect("keytool")
+        };
+        let out = list("p12-pass");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("Alias name: signer-key") && text.contains("PrivateKeyEntry"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Alias name: demo") && text.contains("trustedCertEntry"),
+            "{text}"
+        );
+        // The key decrypts: exported into a JKS under its password.
+        let jks = dir.path().join("copy.jks");
+        let out = std::process::Command::new("keytool")
+            .args([
+                "-importkeystore",
+                "-srcstoretype",
+                "PKCS12",
+                "-srcstorepass",
+                "p12-pass",
+                "-srcalias",
+                "signer-key",
+                "-deststoretype",
+                "JKS",
+                "-deststorepass",
+                "jks-pass",
+                "-srckeystore",
+            ])
+            .arg(&file)
+            .arg("-destkeystore")
+            .arg(&jks)
+            .output()
+            .expect("keytool");
+        assert!(
+            out.status.success(),
+            "the key decrypts: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !list("wrong-pass").status.success(),
+            "the MAC refuses a wrong password"
+        );
+    }
+    let r = post(
+        "download",
+        json!({"format": "BCFKS", "keyPassword": "k", "storePassword": "s"}),
+    )
+    .await
+    .expect("bcfks");
     assert_eq!(r.status(), 406);
     let r = post(
         "generate-and-download",

@@ -14,8 +14,8 @@
 //!   file, with the realm's RSA certificate unless `realmCertificate` is
 //!   false.
 //!
-//! Keystores are JKS (`keystore.rs`), Keycloak's default; PKCS12 and BCFKS
-//! are answered 406 with the formats supported, as Keycloak answers a
+//! Keystores are JKS (Keycloak's default) or PKCS12 (`keystore.rs`); BCFKS
+//! is answered 406 with the formats supported, as Keycloak answers a
 //! format its crypto provider lacks. Uploading keystores (multipart) is
 //! not implemented.
 
@@ -144,16 +144,27 @@ struct KeyStoreConfig {
     validity: Option<i64>,
 }
 
-fn config(body: &Bytes) -> Result<KeyStoreConfig, AdminError> {
+/// The keystore formats Gatehouse writes.
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Jks,
+    Pkcs12,
+}
+
+fn config(body: &Bytes) -> Result<(KeyStoreConfig, Format), AdminError> {
     let c: KeyStoreConfig = serde_json::from_slice(body)
         .map_err(|_| AdminError::bad_request("Invalid keystore configuration"))?;
-    match c.format.as_deref().map(str::to_ascii_uppercase).as_deref() {
-        None | Some("JKS") => Ok(c),
-        Some(_) => Err(AdminError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "Not supported keystore format. Supported keystore formats: [JKS]",
-        )),
-    }
+    let format = match c.format.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        None | Some("JKS") => Format::Jks,
+        Some("PKCS12") => Format::Pkcs12,
+        Some(_) => {
+            return Err(AdminError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "Not supported keystore format. Supported keystore formats: [JKS, PKCS12]",
+            ));
+        }
+    };
+    Ok((c, format))
 }
 
 fn password_missing(which: &str, what: &str) -> AdminError {
@@ -165,7 +176,7 @@ fn password_missing(which: &str, what: &str) -> AdminError {
 async fn keystore_file(
     a: &RealmAdmin,
     c: &Client,
-    cfg: &KeyStoreConfig,
+    (cfg, format): (&KeyStoreConfig, Format),
     (private, cert): (Option<&str>, &str),
 ) -> Result<Response, AdminError> {
     let bad_attr = || AdminError::bad_request("The stored key material is not valid base64");
@@ -212,7 +223,13 @@ async fn keystore_file(
     }
     let store_password = cfg.store_password.as_deref().unwrap_or("").trim();
     let now_ms = u64::try_from(gatehouse_core::time::now_millis()).unwrap_or(0);
-    let file = keystore::jks(&entries, store_password, now_ms);
+    let file = match format {
+        Format::Jks => keystore::jks(&entries, store_password, now_ms),
+        Format::Pkcs12 => keystore::pkcs12(&entries, store_password).ok_or_else(|| {
+            tracing::error!("PKCS#12 keystore could not be written");
+            AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, "unknown_error")
+        })?,
+    };
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], file).into_response())
 }
 
@@ -221,7 +238,7 @@ async fn generate_and_download(
     Path((_, id, attr)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<Response, AdminError> {
-    let cfg = config(&body)?;
+    let (cfg, format) = config(&body)?;
     let what = "jks generation and download";
     if cfg.key_password.is_none() {
         return Err(password_missing("key", what));
@@ -245,7 +262,7 @@ async fn generate_and_download(
     let _edit = a.idp.lock_row(&id).await;
     let c = super::clients::load(&a.idp, &a.realm, &id).await?;
     let (private, cert) = new_key_pair(&c, bits, years)?;
-    let file = keystore_file(&a, &c, &cfg, (Some(&private), &cert)).await?;
+    let file = keystore_file(&a, &c, (&cfg, format), (Some(&private), &cert)).await?;
     store(&a, c, (&attr, "generate-and-download"), None, &cert).await?;
     Ok(file)
 }
@@ -255,7 +272,7 @@ async fn download(
     Path((_, id, attr)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<Response, AdminError> {
-    let cfg = config(&body)?;
+    let (cfg, format) = config(&body)?;
     let c = super::clients::load(&a.idp, &a.realm, &id).await?;
     let rep = representation(&c, &attr);
     let private = rep.get("privateKey").and_then(Value::as_str);
@@ -268,5 +285,5 @@ async fn download(
     if cfg.store_password.is_none() {
         return Err(password_missing("store", "jks download"));
     }
-    keystore_file(&a, &c, &cfg, (private, cert)).await
+    keystore_file(&a, &c, (&cfg, format), (private, cert)).await
 }
