@@ -151,6 +151,154 @@ pub fn jks(entries: &[Entry<'_>], store_password: &str, created_ms: u64) -> Vec<
     out
 }
 
+/// Why a JKS upload was not read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JksError {
+    /// Not a JKS file (or a truncated one).
+    Malformed,
+    /// The store password does not match the integrity digest.
+    Integrity,
+    /// No entry under the alias.
+    NoSuchAlias,
+    /// The key password does not unlock the key.
+    KeyPassword,
+}
+
+/// A cursor over a JKS file.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], JksError> {
+        if self.0.len() < n {
+            return Err(JksError::Malformed);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u16(&mut self) -> Result<usize, JksError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]) as usize)
+    }
+    fn u32(&mut self) -> Result<usize, JksError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+    fn utf(&mut self) -> Result<String, JksError> {
+        let n = self.u16()?;
+        // Aliases are ASCII in practice; anything else is read leniently.
+        Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], JksError> {
+        let n = self.u32()?;
+        self.take(n)
+    }
+}
+
+/// A DER element's header: (header length, content length).
+fn der_header(b: &[u8]) -> Result<(usize, usize), JksError> {
+    match b.get(1) {
+        Some(n) if *n < 0x80 => Ok((2, *n as usize)),
+        Some(n) => {
+            let k = (n & 0x7f) as usize;
+            let len = b
+                .get(2..2 + k)
+                .ok_or(JksError::Malformed)?
+                .iter()
+                .fold(0usize, |a, x| a.saturating_mul(256) | *x as usize);
+            Ok((2 + k, len))
+        }
+        None => Err(JksError::Malformed),
+    }
+}
+
+/// Reverses [`protect`]: the PKCS#8 key, if `password` unlocks it.
+fn unprotect(info: &[u8], password: &str) -> Result<Vec<u8>, JksError> {
+    // SEQUENCE { SEQUENCE { OID, NULL }, OCTET STRING protected }.
+    let (h, _) = der_header(info)?;
+    let alg = info.get(h..).ok_or(JksError::Malformed)?;
+    if alg.get(2..14) != Some(&KEY_PROTECTOR_OID[..]) {
+        return Err(JksError::Malformed);
+    }
+    let (ah, alen) = der_header(alg)?;
+    let octets = alg.get(ah + alen..).ok_or(JksError::Malformed)?;
+    let (oh, olen) = der_header(octets)?;
+    let protected = octets.get(oh..oh + olen).ok_or(JksError::Malformed)?;
+    if protected.len() < 40 {
+        return Err(JksError::Malformed);
+    }
+    let (salt, rest) = protected.split_at(20);
+    let (enc, check) = rest.split_at(rest.len() - 20);
+    let pw = utf16_be(password);
+    let mut digest: [u8; 20] = salt.try_into().map_err(|_| JksError::Malformed)?;
+    let mut plain = Vec::with_capacity(enc.len());
+    for block in enc.chunks(20) {
+        digest = sha1(&[&pw, &digest]);
+        plain.extend(block.iter().zip(digest).map(|(k, d)| k ^ d));
+    }
+    if sha1(&[&pw, &plain]) != check {
+        return Err(JksError::KeyPassword);
+    }
+    Ok(plain)
+}
+
+/// Reads the entry `alias` (case-insensitive, as JKS stores aliases) of
+/// a JKS file: its private key (PKCS#8, unlocked with `key_password`) when
+/// it is a key entry, and its (first) certificate.
+#[allow(clippy::type_complexity)]
+pub fn read_jks(
+    file: &[u8],
+    store_password: &str,
+    alias: &str,
+    key_password: &str,
+) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), JksError> {
+    if file.len() < 32 || file[..4] != MAGIC.to_be_bytes() {
+        return Err(JksError::Malformed);
+    }
+    let (body, digest) = file.split_at(file.len() - 20);
+    if sha1(&[&utf16_be(store_password), b"Mighty Aphrodite", body]) != digest {
+        return Err(JksError::Integrity);
+    }
+    let mut r = Reader(&body[4..]);
+    let version = r.u32()?;
+    if version != 1 && version != 2 {
+        return Err(JksError::Malformed);
+    }
+    let wanted = alias.to_lowercase();
+    for _ in 0..r.u32()? {
+        let tag = r.u32()?;
+        let name = r.utf()?;
+        r.take(8)?;
+        let cert = |r: &mut Reader<'_>| -> Result<Vec<u8>, JksError> {
+            if version == 2 {
+                r.utf()?;
+            }
+            Ok(r.bytes()?.to_vec())
+        };
+        match tag {
+            1 => {
+                let protected = r.bytes()?;
+                let mut chain = Vec::new();
+                for _ in 0..r.u32()? {
+                    chain.push(cert(&mut r)?);
+                }
+                if name == wanted {
+                    let key = unprotect(protected, key_password)?;
+                    return Ok((Some(key), chain.into_iter().next()));
+                }
+            }
+            2 => {
+                let c = cert(&mut r)?;
+                if name == wanted {
+                    return Ok((None, Some(c)));
+                }
+            }
+            _ => return Err(JksError::Malformed),
+        }
+    }
+    Err(JksError::NoSuchAlias)
+}
+
 /// A DER OBJECT IDENTIFIER.
 fn oid(arcs: &[u64]) -> Vec<u8> {
     let mut body = Vec::new();
@@ -357,50 +505,6 @@ pub fn pkcs12(entries: &[Entry<'_>], store_password: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    /// Reads back what [`jks`] wrote, as Java's loader would: the integrity
-    /// digest under the store password, then the key under its password.
-    fn unprotect(file: &[u8], store: &str, key: &str) -> Option<Vec<u8>> {
-        let (body, digest) = file.split_at(file.len() - 20);
-        if sha1(&[&utf16_be(store), b"Mighty Aphrodite", body]) != digest {
-            return None;
-        }
-        // magic, version, count, tag, alias, date, length.
-        let alias_len = u16::from_be_bytes([body[16], body[17]]) as usize;
-        let at = 18 + alias_len + 8;
-        let len = u32::from_be_bytes(body[at..at + 4].try_into().ok()?) as usize;
-        let info = &body[at + 4..at + 4 + len];
-        // SEQUENCE { SEQUENCE { OID, NULL }, OCTET STRING }: skip to the
-        // octet string's content.
-        let header = |b: &[u8]| -> (usize, usize) {
-            match b[1] {
-                n if n < 0x80 => (2, n as usize),
-                n => {
-                    let k = (n & 0x7f) as usize;
-                    let len = b[2..2 + k].iter().fold(0usize, |a, x| a << 8 | *x as usize);
-                    (2 + k, len)
-                }
-            }
-        };
-        let (h, _) = header(info);
-        let alg = &info[h..];
-        assert_eq!(&alg[2..14], &KEY_PROTECTOR_OID);
-        let (ah, alen) = header(alg);
-        let octets = &alg[ah + alen..];
-        assert_eq!(octets[0], 0x04);
-        let (oh, olen) = header(octets);
-        let protected = &octets[oh..oh + olen];
-        let (salt, rest) = protected.split_at(20);
-        let (enc, check) = rest.split_at(rest.len() - 20);
-        let pw = utf16_be(key);
-        let mut digest: [u8; 20] = salt.try_into().ok()?;
-        let mut plain = Vec::new();
-        for block in enc.chunks(20) {
-            digest = sha1(&[&pw, &digest]);
-            plain.extend(block.iter().zip(digest).map(|(k, d)| k ^ d));
-        }
-        (sha1(&[&pw, &plain]) == check).then_some(plain)
-    }
-
     #[test]
     fn a_written_keystore_reads_back_under_its_passwords() {
         let pkcs8: Vec<u8> = (0..300u16).map(|i| (i % 251) as u8).collect();
@@ -422,9 +526,31 @@ mod tests {
             1,
         );
         assert_eq!(&file[..8], &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
-        assert_eq!(unprotect(&file, "store-pw", "key-pw"), Some(pkcs8));
-        assert_eq!(unprotect(&file, "store-pw", "wrong"), None);
-        assert_eq!(unprotect(&file, "wrong", "key-pw"), None);
+        let read = |store: &str, alias: &str, key: &str| read_jks(&file, store, alias, key);
+        assert_eq!(
+            read("store-pw", "client", "key-pw"),
+            Ok((Some(pkcs8.clone()), Some(cert.to_vec())))
+        );
+        assert_eq!(
+            read("store-pw", "CLIENT", "wrong"),
+            Err(JksError::KeyPassword)
+        );
+        assert_eq!(read("wrong", "client", "key-pw"), Err(JksError::Integrity));
+        assert_eq!(
+            read("store-pw", "realm", ""),
+            Ok((None, Some(cert.to_vec())))
+        );
+        assert_eq!(read("store-pw", "nope", ""), Err(JksError::NoSuchAlias));
+        // Truncated, the digest no longer matches; not JKS at all, refused
+        // before it is read.
+        assert_eq!(
+            read_jks(&file[..40], "store-pw", "client", "key-pw"),
+            Err(JksError::Integrity)
+        );
+        assert_eq!(
+            read_jks(&[0x30; 64], "store-pw", "client", "key-pw"),
+            Err(JksError::Malformed)
+        );
     }
 
     #[test]

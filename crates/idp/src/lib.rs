@@ -17,6 +17,7 @@ pub mod import;
 pub mod keyring;
 pub mod keystore;
 pub mod login;
+pub mod multipart;
 pub mod oidc;
 pub mod otp;
 pub mod repr;

@@ -84,6 +84,12 @@ pub fn self_signed(key: &SigningKey, name: &str, valid_for: Duration) -> Result<
     .map_err(der_err)
 }
 
+/// Whether `der` is an X.509 certificate (an uploaded "Certificate PEM"
+/// must be one, not merely a key).
+pub fn is_certificate(der: &[u8]) -> bool {
+    Certificate::from_der(der).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +101,7 @@ mod tests {
         let der = self_signed(&key, "my,client=+\"x\"", Duration::from_secs(86400)).expect("cert");
         let cert = Certificate::from_der(&der).expect("parses");
         assert_eq!(cert.tbs_certificate.issuer, cert.tbs_certificate.subject);
+        assert!(is_certificate(&der) && !is_certificate(&key.public_key_der().expect("spki")));
         use base64::Engine;
         let text = base64::engine::general_purpose::STANDARD.encode(&der);
         let ks = crate::verify::KeySet::from_certificate(&text).expect("keyset");

@@ -2658,6 +2658,217 @@ async fn generated_client_keys_authenticate_and_download_as_keystores() {
     assert_eq!(r.status(), 404);
 }
 
+/// Keycloak's key uploads (`certificates/{attr}/upload` and
+/// `upload-certificate`, multipart): a certificate PEM, a JWKS (which
+/// becomes the client's `jwks.string`), a JKS keystore (its key kept only
+/// through `upload`); the uploaded material then authenticates the
+/// client's signed JWTs. Bad passwords, aliases, formats and bodies are
+/// 400s in Keycloak's words.
+#[tokio::test]
+async fn uploaded_client_keys_authenticate() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let rep = json!({"clientId": "uploader", "clientAuthenticatorType": "client-jwt",
+        "serviceAccountsEnabled": true});
+    assert_eq!(s.admin_post(&t, "/demo/clients", &rep).await.0, 201);
+    let uuid = s.client_uuid(&t, "demo", "uploader").await;
+    let base = format!(
+        "{}/admin/realms/demo/clients/{uuid}/certificates/jwt.credential",
+        s.base
+    );
+    let upload = |action: &str, fields: Vec<(&str, Vec<u8>)>| {
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--b0undary\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                    .as_bytes(),
+            );
+            body.extend_from_slice(&value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"--b0undary--\r\n");
+        s.http
+            .post(format!("{base}/{action}"))
+            .bearer_auth(&t)
+            .header("content-type", "multipart/form-data; boundary=b0undary")
+            .body(body)
+            .send()
+    };
+    let token_url = s.token_url("demo");
+    let grant = |key: &gatehouse_jose::keys::SigningKey, jti: &str| {
+        let now = gatehouse_core::time::now();
+        let a = gatehouse_jose::sign::sign(
+            key,
+            &json!({"iss": "uploader", "sub": "uploader", "aud": token_url, "exp": now + 60,
+                "iat": now, "jti": jti}),
+        )
+        .expect("sign");
+        let s = &s;
+        async move { s.assertion_grant("demo", &a).await.status().as_u16() }
+    };
+    let info = format!("/demo/clients/{uuid}/certificates/jwt.credential");
+    // A certificate PEM.
+    let pem = include_str!("../../../jose/testdata/rsa.crt");
+    let r = upload(
+        "upload-certificate",
+        vec![
+            ("keystoreFormat", b"Certificate PEM".to_vec()),
+            ("file", pem.as_bytes().to_vec()),
+        ],
+    )
+    .await
+    .expect("upload");
+    assert_eq!(r.status(), 200);
+    let bare: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"certificate": bare})
+    );
+    assert_eq!(s.admin_get(&t, &info).await.1, json!({"certificate": bare}));
+    let testkey = gatehouse_jose::keys::SigningKey::from_pkcs8(
+        gatehouse_jose::keys::Alg::RS256,
+        "k",
+        include_bytes!("../../../jose/testdata/rsa.p8.der"),
+    )
+    .expect("key");
+    assert_eq!(grant(&testkey, "u1").await, 200);
+    // A JKS keystore made by generate-and-download, uploaded back.
+    let jks = s
+        .http
+        .post(format!("{base}/generate-and-download"))
+        .bearer_auth(&t)
+        .json(
+            &json!({"format": "JKS", "keyAlias": "mine", "keyPassword": "kp",
+            "storePassword": "sp", "realmCertificate": false}),
+        )
+        .send()
+        .await
+        .expect("g&d")
+        .bytes()
+        .await
+        .expect("bytes")
+        .to_vec();
+    assert_eq!(grant(&testkey, "u2").await, 401, "replaced");
+    let jks_fields = |store: &str, alias: &str| {
+        vec![
+            ("keystoreFormat", b"JKS".to_vec()),
+            ("keyAlias", alias.as_bytes().to_vec()),
+            ("keyPassword", b"kp".to_vec()),
+            ("storePassword", store.as_bytes().to_vec()),
+            ("file", jks.clone()),
+        ]
+    };
+    let r = upload("upload", jks_fields("sp", "mine"))
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 200);
+    let uploaded: Value = r.json().await.expect("json");
+    let private = uploaded["privateKey"]
+        .as_str()
+        .expect("the key came with it");
+    use base64::Engine;
+    let key = gatehouse_jose::keys::SigningKey::from_pkcs8(
+        gatehouse_jose::keys::Alg::RS256,
+        "k",
+        &base64::engine::general_purpose::STANDARD
+            .decode(private)
+            .expect("b64"),
+    )
+    .expect("pkcs8");
+    assert_eq!(grant(&key, "u3").await, 200);
+    let r = upload("upload-certificate", jks_fields("sp", "mine"))
+        .await
+        .expect("upload");
+    let only_cert: Value = r.json().await.expect("json");
+    assert!(only_cert.get("privateKey").is_none() && only_cert["certificate"].is_string());
+    assert!(s.admin_get(&t, &info).await.1.get("privateKey").is_none());
+    for (fields, message) in [
+        (
+            jks_fields("wrong", "mine"),
+            "Keystore was tampered with, or password was incorrect",
+        ),
+        (
+            jks_fields("sp", "other"),
+            "Certificate or key with given alias not found in the keystore",
+        ),
+        (
+            vec![
+                ("keystoreFormat", b"PKCS12".to_vec()),
+                ("file", b"x".to_vec()),
+            ],
+            "PKCS12",
+        ),
+        (
+            vec![
+                ("keystoreFormat", b"BCFKS".to_vec()),
+                ("file", b"x".to_vec()),
+            ],
+            "Unsupported keystore format",
+        ),
+        (
+            vec![("keystoreFormat", b"JKS".to_vec())],
+            "file cannot be empty",
+        ),
+        (
+            vec![("file", b"x".to_vec())],
+            "keystoreFormat cannot be null",
+        ),
+        (
+            vec![
+                ("keystoreFormat", b"Certificate PEM".to_vec()),
+                (
+                    "file",
+                    b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----".to_vec(),
+                ),
+            ],
+            "not valid",
+        ),
+    ] {
+        let r = upload("upload", fields).await.expect("upload");
+        assert_eq!(r.status(), 400, "{message}");
+        let v: Value = r.json().await.expect("json");
+        assert!(
+            v["errorMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains(message)),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        grant(&key, "u4").await,
+        200,
+        "nothing changed by the refusals"
+    );
+    // A JWKS becomes the client's key source.
+    let (jwk_key, _) =
+        gatehouse_jose::keys::SigningKey::generate(gatehouse_jose::keys::Alg::ES256).expect("key");
+    let jwks = json!({"keys": [jwk_key.public_jwk()]}).to_string();
+    let r = upload(
+        "upload-certificate",
+        vec![
+            ("keystoreFormat", b"JSON Web Key Set".to_vec()),
+            ("file", jwks.into_bytes()),
+        ],
+    )
+    .await
+    .expect("upload");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.expect("json")["kid"], jwk_key.kid());
+    let (_, client) = s.admin_get(&t, &format!("/demo/clients/{uuid}")).await;
+    assert_eq!(client["attributes"]["use.jwks.string"], "true");
+    assert_eq!(grant(&jwk_key, "u5").await, 200);
+    // Not multipart at all.
+    let r = s
+        .http
+        .post(format!("{base}/upload"))
+        .bearer_auth(&t)
+        .json(&json!({"keystoreFormat": "JKS"}))
+        .send()
+        .await
+        .expect("json body");
+    assert_eq!(r.status(), 400);
+}
+
 /// A native app (a CLI such as kubelogin) listens on a loopback port it
 /// picks at start: any port matches a registered loopback redirect URI
 /// (RFC 8252 §7.3, as Keycloak), the code goes to that exact URI, and the

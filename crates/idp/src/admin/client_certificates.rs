@@ -14,10 +14,12 @@
 //!   file, with the realm's RSA certificate unless `realmCertificate` is
 //!   false.
 //!
+//! - `POST upload`, `upload-certificate` (multipart): a certificate PEM, a
+//!   public key PEM, a JWKS or a JKS keystore replaces what is kept.
+//!
 //! Keystores are JKS (Keycloak's default) or PKCS12 (`keystore.rs`); BCFKS
 //! is answered 406 with the formats supported, as Keycloak answers a
-//! format its crypto provider lacks. Uploading keystores (multipart) is
-//! not implemented.
+//! format its crypto provider lacks. PKCS12 uploads are refused.
 
 use super::{RealmAdmin, event};
 use crate::error::AdminError;
@@ -48,20 +50,25 @@ pub fn routes() -> Router<Arc<Idp>> {
             post(generate_and_download),
         )
         .route(&format!("{base}/download"), post(download))
+        .route(&format!("{base}/upload"), post(upload::<true>))
+        .route(&format!("{base}/upload-certificate"), post(upload::<false>))
 }
 
 /// Keycloak's `KeycloakModelUtils.DEFAULT_CERTIFICATE_VALIDITY_YEARS`.
 const DEFAULT_VALIDITY_YEARS: u64 = 3;
 
+/// Attribute suffixes and the representation's names for them.
+const FIELDS: [(&str, &str); 4] = [
+    ("private.key", "privateKey"),
+    ("public.key", "publicKey"),
+    ("certificate", "certificate"),
+    ("kid", "kid"),
+];
+
 /// What a client keeps under `attr`, as Keycloak's representation names it.
 fn representation(c: &Client, attr: &str) -> Map<String, Value> {
     let mut rep = Map::new();
-    for (suffix, field) in [
-        ("private.key", "privateKey"),
-        ("public.key", "publicKey"),
-        ("certificate", "certificate"),
-        ("kid", "kid"),
-    ] {
+    for (suffix, field) in FIELDS {
         if let Some(v) = c.attributes.get(&format!("{attr}.{suffix}")) {
             rep.insert(field.into(), json!(v));
         }
@@ -93,30 +100,45 @@ fn new_key_pair(c: &Client, bits: u32, years: u64) -> Result<(String, String), A
     Ok((STANDARD.encode(pkcs8), STANDARD.encode(cert)))
 }
 
-/// Replaces what the client keeps under `attr` with `private` (optional)
-/// and `certificate`, with the admin event of `action`.
+/// Replaces what the client keeps under `attr` with `rep` (Keycloak's
+/// CertificateRepresentation fields: `privateKey`, `publicKey`,
+/// `certificate`, `kid`; those absent are removed), with the admin event
+/// of `action`.
 async fn store(
     a: &RealmAdmin,
     mut c: Client,
     (attr, action): (&str, &str),
-    private: Option<&str>,
-    certificate: &str,
+    rep: &Map<String, Value>,
 ) -> Result<(), AdminError> {
-    for suffix in ["private.key", "public.key", "certificate", "kid"] {
-        c.attributes.remove(&format!("{attr}.{suffix}"));
+    for (suffix, field) in FIELDS {
+        let key = format!("{attr}.{suffix}");
+        match rep.get(field).and_then(Value::as_str) {
+            Some(v) => c.attributes.insert(key, v.to_owned()),
+            None => c.attributes.remove(&key),
+        };
     }
-    if let Some(p) = private {
-        c.attributes.insert(format!("{attr}.private.key"), p.into());
-    }
-    c.attributes
-        .insert(format!("{attr}.certificate"), certificate.into());
     let path = format!("clients/{}/certificates/{attr}/{action}", c.id);
-    // The representation names the certificate only: never a private key
-    // in an event.
-    let rep = json!({"certificate": certificate});
-    let ev = event(&a.realm, &a.caller, "ACTION", "CLIENT", &path, Some(&rep));
+    // Never a private key in an event.
+    let mut shown = rep.clone();
+    shown.remove("privateKey");
+    let ev = event(
+        &a.realm,
+        &a.caller,
+        "ACTION",
+        "CLIENT",
+        &path,
+        Some(&Value::Object(shown)),
+    );
     a.idp.store.update_client(&c, &[ev]).await?;
     Ok(())
+}
+
+/// A representation from `(field, value)` pairs.
+fn rep(fields: &[(&str, &str)]) -> Map<String, Value> {
+    fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect()
 }
 
 async fn generate(
@@ -126,8 +148,9 @@ async fn generate(
     let _edit = a.idp.lock_row(&id).await;
     let c = super::clients::load(&a.idp, &a.realm, &id).await?;
     let (private, cert) = new_key_pair(&c, 2048, DEFAULT_VALIDITY_YEARS)?;
-    store(&a, c, (&attr, "generate"), Some(&private), &cert).await?;
-    Ok(Json(json!({"privateKey": private, "certificate": cert})))
+    let made = rep(&[("privateKey", &private), ("certificate", &cert)]);
+    store(&a, c, (&attr, "generate"), &made).await?;
+    Ok(Json(Value::Object(made)))
 }
 
 /// Keycloak's KeyStoreConfig.
@@ -263,7 +286,8 @@ async fn generate_and_download(
     let c = super::clients::load(&a.idp, &a.realm, &id).await?;
     let (private, cert) = new_key_pair(&c, bits, years)?;
     let file = keystore_file(&a, &c, (&cfg, format), (Some(&private), &cert)).await?;
-    store(&a, c, (&attr, "generate-and-download"), None, &cert).await?;
+    let kept = rep(&[("certificate", &cert)]);
+    store(&a, c, (&attr, "generate-and-download"), &kept).await?;
     Ok(file)
 }
 
@@ -286,4 +310,144 @@ async fn download(
         return Err(password_missing("store", "jks download"));
     }
     keystore_file(&a, &c, (&cfg, format), (private, cert)).await
+}
+
+/// A PEM's base64 body on one line (Keycloak's `PemUtils.removeBeginEnd`).
+fn pem_body(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.chars())
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+fn bad_upload(m: &str) -> AdminError {
+    AdminError::bad_request(m)
+}
+
+/// `POST .../upload` and `.../upload-certificate` (multipart: `file`,
+/// `keystoreFormat`, and for keystores `keyAlias`, `keyPassword`,
+/// `storePassword`): a certificate PEM, a public key PEM, a JWKS (kept as
+/// the client's `jwks.string`), or a JKS keystore whose entry gives the
+/// certificate and, through `upload` only, the private key. PKCS12
+/// uploads are refused (the certificate PEM does the same job).
+async fn upload<const WITH_KEY: bool>(
+    a: RealmAdmin,
+    Path((_, id, attr)): Path<(String, String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, AdminError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let parts = crate::multipart::parse(content_type, &body)
+        .ok_or_else(|| bad_upload("Expected a multipart/form-data body"))?;
+    let text = |name: &str| {
+        parts
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let format =
+        text("keystoreFormat").ok_or_else(|| bad_upload("keystoreFormat cannot be null"))?;
+    let file = parts
+        .get("file")
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| bad_upload("file cannot be empty"))?;
+    let file_text = || String::from_utf8_lossy(file).into_owned();
+    let _edit = a.idp.lock_row(&id).await;
+    let mut c = super::clients::load(&a.idp, &a.realm, &id).await?;
+    let info = match format.as_str() {
+        "Certificate PEM" => {
+            let cert = pem_body(&file_text());
+            let der = STANDARD
+                .decode(&cert)
+                .map_err(|_| bad_upload("The certificate is not valid PEM"))?;
+            if !gatehouse_jose::certificate::is_certificate(&der) {
+                return Err(bad_upload("The certificate is not valid PEM"));
+            }
+            rep(&[("certificate", &cert)])
+        }
+        "Public Key PEM" => {
+            let pem = file_text().trim().to_owned();
+            if !pem.starts_with("-----BEGIN PUBLIC KEY-----") {
+                return Err(bad_upload("The public key is not valid PEM"));
+            }
+            gatehouse_jose::verify::KeySet::from_certificate(&pem)
+                .map_err(|_| bad_upload("The public key is not valid PEM"))?;
+            rep(&[("publicKey", &pem)])
+        }
+        "JSON Web Key Set" => {
+            let jwks = file_text();
+            gatehouse_jose::verify::KeySet::from_jwks_json(jwks.as_bytes())
+                .map_err(|_| bad_upload("The JSON Web Key Set is not valid"))?;
+            let set: Value = serde_json::from_str(&jwks)
+                .map_err(|_| bad_upload("The JSON Web Key Set is not valid"))?;
+            let first = &set["keys"][0];
+            // As Keycloak, a JWKS becomes the client's key source.
+            c.attributes.insert("use.jwks.string".into(), "true".into());
+            c.attributes.insert("jwks.string".into(), jwks.clone());
+            c.attributes.insert("use.jwks.url".into(), "false".into());
+            let mut info = Map::new();
+            if let Some(kid) = first["kid"].as_str() {
+                info.insert("kid".into(), json!(kid));
+            }
+            if let Some(x5c) = first["x5c"][0].as_str() {
+                info.insert("certificate".into(), json!(x5c));
+            }
+            let path = format!("clients/{id}/certificates/{attr}/upload");
+            let ev = event(
+                &a.realm,
+                &a.caller,
+                "ACTION",
+                "CLIENT",
+                &path,
+                Some(&Value::Object(info.clone())),
+            );
+            a.idp.store.update_client(&c, &[ev]).await?;
+            return Ok(Json(Value::Object(info)));
+        }
+        "JKS" => {
+            let alias = text("keyAlias").unwrap_or_default();
+            let (key, cert) = crate::keystore::read_jks(
+                file,
+                &text("storePassword").unwrap_or_default(),
+                &alias,
+                &text("keyPassword").unwrap_or_default(),
+            )
+            .map_err(|e| {
+                bad_upload(match e {
+                    crate::keystore::JksError::Malformed => "error loading keystore",
+                    crate::keystore::JksError::Integrity => {
+                        "Keystore was tampered with, or password was incorrect"
+                    }
+                    crate::keystore::JksError::KeyPassword => "Cannot recover key",
+                    crate::keystore::JksError::NoSuchAlias => {
+                        "Certificate or key with given alias not found in the keystore"
+                    }
+                })
+            })?;
+            let cert = cert.ok_or_else(|| {
+                bad_upload("Certificate or key with given alias not found in the keystore")
+            })?;
+            let cert = STANDARD.encode(cert);
+            match key.filter(|_| WITH_KEY) {
+                Some(k) => rep(&[("privateKey", &STANDARD.encode(k)), ("certificate", &cert)]),
+                None => rep(&[("certificate", &cert)]),
+            }
+        }
+        "PKCS12" => {
+            return Err(bad_upload(
+                "PKCS12 keystores cannot be uploaded; upload the certificate PEM or a JKS keystore",
+            ));
+        }
+        _ => return Err(bad_upload("Unsupported keystore format")),
+    };
+    let action = if WITH_KEY {
+        "upload"
+    } else {
+        "upload-certificate"
+    };
+    store(&a, c, (&attr, action), &info).await?;
+    Ok(Json(Value::Object(info)))
 }
