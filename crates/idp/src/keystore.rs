@@ -553,6 +553,20 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any body behind a valid header and digest (so the reader goes
+        /// past the integrity check): an answer, never a panic.
+        #[test]
+        fn any_jks_body_is_read_or_refused(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let mut file = MAGIC.to_be_bytes().to_vec();
+            file.extend_from_slice(&2u32.to_be_bytes());
+            file.extend_from_slice(&body);
+            let digest = sha1(&[&utf16_be("pw"), b"Mighty Aphrodite", &file]);
+            file.extend_from_slice(&digest);
+            let _ = read_jks(&file, "pw", "a", "pw");
+        }
+    }
+
     #[test]
     fn java_strings_and_der_lengths() {
         let mut out = Vec::new();
