@@ -2434,19 +2434,12 @@ async fn generated_client_keys_authenticate_and_download_as_keystores() {
         &pkcs8,
     )
     .expect("pkcs8");
-    let token_url = s.token_url("demo");
-    let grant = |key: &gatehouse_jose::keys::SigningKey, jti: &str| {
-        let now = gatehouse_core::time::now();
-        let a = gatehouse_jose::sign::sign(
-            key,
-            &json!({"iss": "signer", "sub": "signer", "aud": token_url, "exp": now + 60,
-                "iat": now, "jti": jti}),
-        )
-        .expect("sign");
-        let s = &s;
-        async move { s.assertion_grant("demo", &a).await.status().as_u16() }
-    };
-    assert_eq!(grant(&key, "g1").await, 200);
+    assert_eq!(
+        s.private_key_jwt_grant("demo", "signer", &key, "g1")
+            .await
+            .status(),
+        200
+    );
     let post = |path: &str, body: Value| {
         s.http
             .post(format!("{base}/{path}"))
@@ -2469,7 +2462,13 @@ async fn generated_client_keys_authenticate_and_download_as_keystores() {
     let (_, after) = s.admin_get(&t, &info).await;
     assert!(after.get("privateKey").is_none(), "{after}");
     assert_ne!(after["certificate"], generated["certificate"]);
-    assert_eq!(grant(&key, "g2").await, 401, "the replaced key is refused");
+    assert_eq!(
+        s.private_key_jwt_grant("demo", "signer", &key, "g2")
+            .await
+            .status(),
+        401,
+        "the replaced key is refused"
+    );
     // Java reads the keystore: the key entry under the key password, the
     // realm's certificate beside it.
     if std::process::Command::new("keytool")
@@ -2694,18 +2693,6 @@ async fn uploaded_client_keys_authenticate() {
             .body(body)
             .send()
     };
-    let token_url = s.token_url("demo");
-    let grant = |key: &gatehouse_jose::keys::SigningKey, jti: &str| {
-        let now = gatehouse_core::time::now();
-        let a = gatehouse_jose::sign::sign(
-            key,
-            &json!({"iss": "uploader", "sub": "uploader", "aud": token_url, "exp": now + 60,
-                "iat": now, "jti": jti}),
-        )
-        .expect("sign");
-        let s = &s;
-        async move { s.assertion_grant("demo", &a).await.status().as_u16() }
-    };
     let info = format!("/demo/clients/{uuid}/certificates/jwt.credential");
     // A certificate PEM.
     let pem = include_str!("../../../jose/testdata/rsa.crt");
@@ -2731,7 +2718,12 @@ async fn uploaded_client_keys_authenticate() {
         include_bytes!("../../../jose/testdata/rsa.p8.der"),
     )
     .expect("key");
-    assert_eq!(grant(&testkey, "u1").await, 200);
+    assert_eq!(
+        s.private_key_jwt_grant("demo", "uploader", &testkey, "u1")
+            .await
+            .status(),
+        200
+    );
     // A JKS keystore made by generate-and-download, uploaded back.
     let jks = s
         .http
@@ -2748,7 +2740,13 @@ async fn uploaded_client_keys_authenticate() {
         .await
         .expect("bytes")
         .to_vec();
-    assert_eq!(grant(&testkey, "u2").await, 401, "replaced");
+    assert_eq!(
+        s.private_key_jwt_grant("demo", "uploader", &testkey, "u2")
+            .await
+            .status(),
+        401,
+        "replaced"
+    );
     let jks_fields = |store: &str, alias: &str| {
         vec![
             ("keystoreFormat", b"JKS".to_vec()),
@@ -2775,7 +2773,12 @@ async fn uploaded_client_keys_authenticate() {
             .expect("b64"),
     )
     .expect("pkcs8");
-    assert_eq!(grant(&key, "u3").await, 200);
+    assert_eq!(
+        s.private_key_jwt_grant("demo", "uploader", &key, "u3")
+            .await
+            .status(),
+        200
+    );
     let r = upload("upload-certificate", jks_fields("sp", "mine"))
         .await
         .expect("upload");
@@ -2835,7 +2838,9 @@ async fn uploaded_client_keys_authenticate() {
         );
     }
     assert_eq!(
-        grant(&key, "u4").await,
+        s.private_key_jwt_grant("demo", "uploader", &key, "u4")
+            .await
+            .status(),
         200,
         "nothing changed by the refusals"
     );
@@ -2856,7 +2861,12 @@ async fn uploaded_client_keys_authenticate() {
     assert_eq!(r.json::<Value>().await.expect("json")["kid"], jwk_key.kid());
     let (_, client) = s.admin_get(&t, &format!("/demo/clients/{uuid}")).await;
     assert_eq!(client["attributes"]["use.jwks.string"], "true");
-    assert_eq!(grant(&jwk_key, "u5").await, 200);
+    assert_eq!(
+        s.private_key_jwt_grant("demo", "uploader", &jwk_key, "u5")
+            .await
+            .status(),
+        200
+    );
     // Not multipart at all.
     let r = s
         .http

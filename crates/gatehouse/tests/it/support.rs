@@ -257,6 +257,25 @@ impl Server {
         self.token_request(realm, None, &form).await
     }
 
+    /// A client-credentials grant for `client`, authenticated by a JWT it
+    /// signed with `key` (`private_key_jwt`, audience the token endpoint).
+    pub async fn private_key_jwt_grant(
+        &self,
+        realm: &str,
+        client: &str,
+        key: &gatehouse_jose::keys::SigningKey,
+        jti: &str,
+    ) -> reqwest::Response {
+        let now = gatehouse_core::time::now();
+        let assertion = gatehouse_jose::sign::sign(
+            key,
+            &json!({"iss": client, "sub": client, "aud": self.token_url(realm),
+                "exp": now + 60, "iat": now, "jti": jti}),
+        )
+        .expect("sign");
+        self.assertion_grant(realm, &assertion).await
+    }
+
     pub async fn public_refresh(&self, realm: &str, client: &str, rt: &str) -> reqwest::Response {
         self.http
             .post(self.token_url(realm))

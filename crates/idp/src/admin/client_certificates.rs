@@ -117,8 +117,18 @@ async fn store(
             None => c.attributes.remove(&key),
         };
     }
+    save(a, &c, (attr, action), rep).await
+}
+
+/// Writes the client with the admin event of `action`, whose
+/// representation is `rep` without any private key.
+async fn save(
+    a: &RealmAdmin,
+    c: &Client,
+    (attr, action): (&str, &str),
+    rep: &Map<String, Value>,
+) -> Result<(), AdminError> {
     let path = format!("clients/{}/certificates/{attr}/{action}", c.id);
-    // Never a private key in an event.
     let mut shown = rep.clone();
     shown.remove("privateKey");
     let ev = event(
@@ -129,7 +139,7 @@ async fn store(
         &path,
         Some(&Value::Object(shown)),
     );
-    a.idp.store.update_client(&c, &[ev]).await?;
+    a.idp.store.update_client(c, &[ev]).await?;
     Ok(())
 }
 
@@ -395,16 +405,12 @@ async fn upload<const WITH_KEY: bool>(
             if let Some(x5c) = first["x5c"][0].as_str() {
                 info.insert("certificate".into(), json!(x5c));
             }
-            let path = format!("clients/{id}/certificates/{attr}/upload");
-            let ev = event(
-                &a.realm,
-                &a.caller,
-                "ACTION",
-                "CLIENT",
-                &path,
-                Some(&Value::Object(info.clone())),
-            );
-            a.idp.store.update_client(&c, &[ev]).await?;
+            let action = if WITH_KEY {
+                "upload"
+            } else {
+                "upload-certificate"
+            };
+            save(&a, &c, (&attr, action), &info).await?;
             return Ok(Json(Value::Object(info)));
         }
         "JKS" => {
