@@ -146,6 +146,29 @@ async fn scope_mappings(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Adm
     Ok(())
 }
 
+/// Keycloak lets a client pick its token signing algorithms; Gatehouse
+/// signs with the realm's one. A migrated client that picked another would
+/// get tokens it rejects, so the import says so (the attribute is kept).
+fn warn_unapplied_algorithms(realm: &Realm, client_id: &str, c: &Value) {
+    for attr in [
+        "access.token.signed.response.alg",
+        "id.token.signed.response.alg",
+    ] {
+        if let Some(alg) = c["attributes"][attr].as_str()
+            && !alg.is_empty()
+            && alg != realm.default_signature_algorithm
+        {
+            tracing::warn!(
+                client = %client_id,
+                attribute = attr,
+                requested = %alg,
+                signs_with = %realm.default_signature_algorithm,
+                "a client's own signing algorithm is not applied: the realm signs every token with its algorithm"
+            );
+        }
+    }
+}
+
 /// Loads roles, clients, groups and users from a RealmRepresentation.
 pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), AdminError> {
     // Clients first: client roles need their client.
@@ -157,6 +180,7 @@ pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Admin
             .await?
             .is_none()
         {
+            warn_unapplied_algorithms(realm, cid, c);
             crate::admin::clients::create_client(idp, realm, c, vec![]).await?;
         }
     }
