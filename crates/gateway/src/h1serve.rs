@@ -42,18 +42,20 @@ const MAX_HEADERS: usize = 100;
 pub async fn serve<S, H, Fut>(mut stream: S, handle: H, header_timeout: Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    H: Fn(Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
+    H: Fn(Request<RequestBody>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let mut buf = BytesMut::with_capacity(4096);
     let mut out = Vec::with_capacity(1024);
-    let handover = loop {
+    let handover = 'requests: loop {
         let deadline = tokio::time::Instant::now() + header_timeout;
-        let parsed = loop {
+        let (req, close) = loop {
             match parse(&mut buf) {
-                Parsed::Partial if buf.len() < MAX_HEAD => {}
-                Parsed::Partial => break Parsed::HandOver(Bytes::new()),
-                done => break done,
+                Parsed::Request(req, close) => break (req, close),
+                Parsed::HandOver(head) => break 'requests head,
+                // Past the limit: hyper answers 431.
+                Parsed::Partial if buf.len() >= MAX_HEAD => break 'requests Bytes::new(),
+                Parsed::Partial => {}
             }
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(4096);
@@ -62,11 +64,6 @@ where
                 Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
                 Ok(Ok(_)) => {}
             }
-        };
-        let (req, close) = match parsed {
-            Parsed::Request(req, close) => (req, close),
-            Parsed::HandOver(head) => break head,
-            Parsed::Partial => return,
         };
         let head_only = req.method() == Method::HEAD;
         let http10 = req.version() == http::Version::HTTP_10;
