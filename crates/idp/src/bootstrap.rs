@@ -9,8 +9,10 @@ use gatehouse_store::Holder;
 use serde_json::json;
 
 /// Roles and clients every new realm has: `offline_access`,
-/// `uma_authorization`, and the composite `default-roles-{realm}` that every
-/// new user is granted.
+/// `uma_authorization`, the composite `default-roles-{realm}` that every
+/// new user is granted, and Keycloak's built-in clients that mean something
+/// here ([`builtin_clients`]). Creates only what is missing, so it also
+/// completes an import and realms stored by an older version.
 pub async fn realm_defaults(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
     let mut ids = vec![];
     for name in ["offline_access", "uma_authorization"] {
@@ -49,6 +51,81 @@ pub async fn realm_defaults(idp: &Idp, realm: &Realm) -> Result<(), AdminError> 
         idp.store.create_role(&d, &[]).await?;
         idp.store.add_composites(&d.id, &ids, &[]).await?;
     }
+    builtin_clients(idp, realm).await
+}
+
+/// Keycloak's account roles: `(name, composites)`. A new user holds
+/// `view-profile` and `manage-account` through the default roles, which is
+/// what the Account REST API (`/realms/{realm}/account`) checks.
+const ACCOUNT_ROLES: [(&str, &[&str]); 8] = [
+    ("view-profile", &[]),
+    ("manage-account", &["manage-account-links"]),
+    ("manage-account-links", &[]),
+    ("view-applications", &[]),
+    ("view-consent", &[]),
+    ("manage-consent", &["view-consent"]),
+    ("delete-account", &[]),
+    ("view-groups", &[]),
+];
+
+/// The account roles every user gets (Keycloak's `AccountRoles.DEFAULT`).
+const ACCOUNT_DEFAULT: [&str; 2] = ["view-profile", "manage-account"];
+
+/// Keycloak gives every realm `admin-cli` (scripts log in to any realm
+/// with it: public, password grant, no browser flow) and `account`, the
+/// client whose roles say what a user may do to their own account (tokens
+/// carry them, with `account` in `aud`, as Keycloak's do). Keycloak's
+/// `realm-management`, `broker` and console clients are not made: their
+/// roles would grant nothing here (admin calls need `master`'s `admin`,
+/// there is no brokering and no console).
+async fn builtin_clients(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
+    if idp
+        .store
+        .client_by_client_id(&realm.id, "admin-cli")
+        .await?
+        .is_none()
+    {
+        let rep = json!({"clientId": "admin-cli", "name": "${client_admin-cli}", "publicClient": true,
+                         "directAccessGrantsEnabled": true, "standardFlowEnabled": false});
+        crate::admin::clients::create_client(idp, realm, &rep, vec![]).await?;
+    }
+    if idp
+        .store
+        .client_by_client_id(&realm.id, "account")
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    // No redirect URIs: Gatehouse serves no account console to sign in to.
+    let rep = json!({"clientId": "account", "name": "${client_account}", "publicClient": true,
+                     "rootUrl": "${authBaseUrl}", "baseUrl": format!("/realms/{}/account/", realm.name),
+                     "attributes": {"post.logout.redirect.uris": "+"}});
+    let account = crate::admin::clients::create_client(idp, realm, &rep, vec![]).await?;
+    let mut ids = std::collections::HashMap::new();
+    for (name, _) in ACCOUNT_ROLES {
+        let r = Role {
+            id: gatehouse_core::id::uuid(),
+            realm_id: realm.id.clone(),
+            client_id: Some(account.id.clone()),
+            name: name.into(),
+            description: Some(format!("${{role_{name}}}")),
+            attributes: Default::default(),
+        };
+        idp.store.create_role(&r, &[]).await?;
+        ids.insert(name, r.id);
+    }
+    for (name, children) in ACCOUNT_ROLES {
+        let children: Vec<String> = children.iter().map(|c| ids[c].clone()).collect();
+        if !children.is_empty() {
+            idp.store.add_composites(&ids[name], &children, &[]).await?;
+        }
+    }
+    let dname = format!("default-roles-{}", realm.name);
+    if let Some(d) = idp.store.role_by_name(&realm.id, None, &dname).await? {
+        let defaults: Vec<String> = ACCOUNT_DEFAULT.iter().map(|n| ids[n].clone()).collect();
+        idp.store.add_composites(&d.id, &defaults, &[]).await?;
+    }
     Ok(())
 }
 
@@ -77,7 +154,11 @@ pub async fn ensure_master(
             r
         }
     };
-    realm_defaults(idp, &master).await?;
+    // Every realm: also those an older version stored without today's
+    // built-ins.
+    for realm in idp.store.realms().await? {
+        realm_defaults(idp, &realm).await?;
+    }
     let admin_role = match idp.store.role_by_name(&master.id, None, "admin").await? {
         Some(r) => r,
         None => {
@@ -113,16 +194,6 @@ pub async fn ensure_master(
         idp.store
             .add_composites(&admin_role.id, std::slice::from_ref(&r.id), &[])
             .await?;
-    }
-    if idp
-        .store
-        .client_by_client_id(&master.id, "admin-cli")
-        .await?
-        .is_none()
-    {
-        let rep = json!({"clientId": "admin-cli", "publicClient": true, "directAccessGrantsEnabled": true,
-                         "standardFlowEnabled": false, "name": "${client_admin-cli}"});
-        crate::admin::clients::create_client(idp, &master, &rep, vec![]).await?;
     }
     // Is there any admin already? Look through users holding the role directly.
     let any_admin = {

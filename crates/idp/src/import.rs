@@ -221,13 +221,32 @@ pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Admin
             }
         }
     }
-    // Composites of realm roles.
-    for r in &realm_roles {
+    // Composites of realm roles and of client roles (`manage-account`
+    // holds `manage-account-links`).
+    let mut parents: Vec<(Option<String>, &Value)> =
+        realm_roles.iter().map(|r| (None, r)).collect();
+    if let Some(cr) = roles
+        .and_then(|r| r.get("client"))
+        .and_then(Value::as_object)
+    {
+        for (client_id, list) in cr {
+            let Some(c) = idp.store.client_by_client_id(&realm.id, client_id).await? else {
+                continue;
+            };
+            parents.extend(
+                list.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| (Some(c.id.clone()), r)),
+            );
+        }
+    }
+    for (container, r) in parents {
         let Some(parent) = idp
             .store
             .role_by_name(
                 &realm.id,
-                None,
+                container.as_deref(),
                 r.get("name").and_then(Value::as_str).unwrap_or(""),
             )
             .await?

@@ -107,6 +107,20 @@ pub fn router(idp: Arc<Idp>) -> Router {
                     oidc::cors::layer,
                 )),
         )
+        // The Account API: Keycloak's error bodies, the OIDC endpoints' CORS
+        // (the token's client's origins), caches dropped after its writes.
+        .merge(
+            account::routes()
+                .route_layer(axum::middleware::map_response(admin_rejections))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    idp.clone(),
+                    admin::invalidate_after_writes,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    idp.clone(),
+                    oidc::cors::layer,
+                )),
+        )
         // Registration writes clients: the same cache drop as admin writes.
         .merge(
             client_registration::routes().route_layer(axum::middleware::from_fn_with_state(

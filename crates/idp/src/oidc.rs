@@ -50,8 +50,6 @@ pub fn routes() -> Router<Arc<Idp>> {
             get(discovery::get),
         )
         .route(&format!("{P}/certs"), get(certs::get))
-        // Not OIDC, but a browser app's call beside userinfo: the same CORS.
-        .route("/realms/{realm}/account", get(crate::account::get))
         .route(&format!("{P}/token"), post(token::post))
         .route(
             &format!("{P}/userinfo"),

@@ -261,8 +261,9 @@ async fn users_groups_and_roles_shape_the_token() {
         json!(["write"])
     );
     assert_eq!(
-        c["aud"], "orders-api",
-        "audience resolved from client roles"
+        c["aud"],
+        json!(["account", "orders-api"]),
+        "audience resolved from client roles (account's from the default roles)"
     );
     let mut g: Vec<&str> = c["groups"]
         .as_array()

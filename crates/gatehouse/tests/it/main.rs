@@ -2,6 +2,7 @@
 //! an ephemeral loopback port with a temporary SQLite database and talks
 //! HTTP to it.
 
+mod account;
 mod admin;
 mod consent;
 mod gateway;

@@ -107,6 +107,11 @@ fn stored<'a>(realm: &'a Realm, key: &str) -> &'a [Value] {
         .map_or(&[], Vec::as_slice)
 }
 
+/// The realm's identity providers (representations as stored).
+pub fn providers(realm: &Realm) -> &[Value] {
+    stored(realm, "identityProviders")
+}
+
 /// Whether the realm has an identity provider with this alias.
 pub fn exists(realm: &Realm, alias: &str) -> bool {
     provider(realm, alias).is_some()

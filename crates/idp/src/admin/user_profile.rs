@@ -74,7 +74,8 @@ pub fn config(realm: &Realm) -> Value {
         .unwrap_or_else(default_config)
 }
 
-fn store(realm: &mut Realm, cfg: &Value) {
+/// Keeps `cfg` as the realm's profile, where a Keycloak export keeps it.
+pub fn store(realm: &mut Realm, cfg: &Value) {
     let components = realm.extra.entry("components").or_insert_with(|| json!({}));
     if !components.is_object() {
         *components = json!({});

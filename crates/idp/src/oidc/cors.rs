@@ -40,8 +40,12 @@ fn kind(path: &str) -> Option<(Kind, &'static str)> {
     if path.contains("/.well-known/") || path.ends_with("/protocol/openid-connect/certs") {
         return Some((Kind::Public, "GET, OPTIONS"));
     }
-    if path.ends_with("/account") {
-        return Some((Kind::Bearer, "GET, OPTIONS"));
+    // The Account REST API, called by browser apps with the user's token.
+    if let Some(rest) = path.strip_prefix("/realms/")
+        && let Some((_, tail)) = rest.split_once('/')
+        && (tail == "account" || tail.starts_with("account/"))
+    {
+        return Some((Kind::Bearer, "GET, PUT, POST, DELETE, OPTIONS"));
     }
     let tail = path.rsplit_once("/protocol/openid-connect/")?.1;
     match tail {
