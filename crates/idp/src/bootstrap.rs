@@ -12,8 +12,15 @@ use serde_json::json;
 /// `uma_authorization`, the composite `default-roles-{realm}` that every
 /// new user is granted, and Keycloak's built-in clients that mean something
 /// here ([`builtin_clients`]). Creates only what is missing, so it also
-/// completes an import and realms stored by an older version.
+/// completes an import that lacks some. Realms are only given them when
+/// created or imported: a built-in client an admin deleted stays deleted.
 pub async fn realm_defaults(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
+    default_roles(idp, realm).await?;
+    builtin_clients(idp, realm).await
+}
+
+/// `offline_access`, `uma_authorization` and `default-roles-{realm}`.
+async fn default_roles(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
     let mut ids = vec![];
     for name in ["offline_access", "uma_authorization"] {
         let role = match idp.store.role_by_name(&realm.id, None, name).await? {
@@ -51,7 +58,7 @@ pub async fn realm_defaults(idp: &Idp, realm: &Realm) -> Result<(), AdminError> 
         idp.store.create_role(&d, &[]).await?;
         idp.store.add_composites(&d.id, &ids, &[]).await?;
     }
-    builtin_clients(idp, realm).await
+    Ok(())
 }
 
 /// Keycloak's account roles: `(name, composites)`. A new user holds
@@ -71,6 +78,12 @@ const ACCOUNT_ROLES: [(&str, &[&str]); 8] = [
 /// The account roles every user gets (Keycloak's `AccountRoles.DEFAULT`).
 const ACCOUNT_DEFAULT: [&str; 2] = ["view-profile", "manage-account"];
 
+/// `admin-cli` as Keycloak makes it.
+fn admin_cli() -> serde_json::Value {
+    json!({"clientId": "admin-cli", "name": "${client_admin-cli}", "publicClient": true,
+           "directAccessGrantsEnabled": true, "standardFlowEnabled": false})
+}
+
 /// Keycloak gives every realm `admin-cli` (scripts log in to any realm
 /// with it: public, password grant, no browser flow) and `account`, the
 /// client whose roles say what a user may do to their own account (tokens
@@ -85,9 +98,7 @@ async fn builtin_clients(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
         .await?
         .is_none()
     {
-        let rep = json!({"clientId": "admin-cli", "name": "${client_admin-cli}", "publicClient": true,
-                         "directAccessGrantsEnabled": true, "standardFlowEnabled": false});
-        crate::admin::clients::create_client(idp, realm, &rep, vec![]).await?;
+        crate::admin::clients::create_client(idp, realm, &admin_cli(), vec![]).await?;
     }
     if idp
         .store
@@ -144,21 +155,30 @@ pub async fn ensure_master(
     password: Option<&str>,
 ) -> Result<Bootstrap, AdminError> {
     let master = match idp.store.realm_by_name("master").await? {
-        Some(r) => r,
+        Some(r) => {
+            // A master stored by an older version may lack `admin-cli`,
+            // which admins log in through.
+            default_roles(idp, &r).await?;
+            if idp
+                .store
+                .client_by_client_id(&r.id, "admin-cli")
+                .await?
+                .is_none()
+            {
+                crate::admin::clients::create_client(idp, &r, &admin_cli(), vec![]).await?;
+            }
+            r
+        }
         None => {
             let mut r = Realm::new("master");
             r.display_name = Some("Gatehouse".into());
             r.access_token_lifespan = 60;
             let scopes = gatehouse_core::model::builtin_client_scopes(&r.id);
             idp.store.create_realm(&r, &scopes, &[]).await?;
+            realm_defaults(idp, &r).await?;
             r
         }
     };
-    // Every realm: also those an older version stored without today's
-    // built-ins.
-    for realm in idp.store.realms().await? {
-        realm_defaults(idp, &realm).await?;
-    }
     let admin_role = match idp.store.role_by_name(&master.id, None, "admin").await? {
         Some(r) => r,
         None => {
