@@ -863,3 +863,32 @@ test("step configs and config descriptions, as Keycloak's authenticationManageme
   const f = (await am.getFlows()).find((x) => x.alias === "configTest");
   await am.deleteFlow({ flowId: f.id });
 });
+
+test("organizations, as Keycloak's organizations spec uses them: off until enabled, CRUD, members", async () => {
+  kc.setConfig({ realmName: "master" });
+  await assert.rejects(kc.organizations.find(), (e) => e.response?.status === 404);
+  await kc.realms.update({ realm: "master" }, { organizationsEnabled: true });
+  assert.deepEqual(await kc.organizations.find(), []);
+  const myOrganization = { name: "orga", enabled: true, domains: [{ name: "orga.com" }] };
+  const org = await kc.organizations.create(myOrganization);
+  assert.ok(org.id);
+  myOrganization.enabled = false;
+  await kc.organizations.updateById({ id: org.id }, myOrganization);
+  let all = await kc.organizations.find();
+  assert.equal(all.length, 1);
+  assert.equal(all[0].enabled, false);
+  const user = await kc.users.create({ username: "organization-member", enabled: true });
+  await kc.organizations.addMember({ orgId: org.id, userId: user.id });
+  const members = await kc.organizations.listMembers({ orgId: org.id });
+  assert.deepEqual(members.map((m) => m.username), ["organization-member"]);
+  assert.equal((await kc.organizations.getMember({ orgId: org.id, userId: user.id })).id, user.id);
+  const orgs = await kc.organizations.memberOrganizations({ userId: user.id });
+  assert.deepEqual(orgs.map((o) => o.name), ["orga"]);
+  await kc.organizations.delMember({ orgId: org.id, userId: user.id });
+  assert.deepEqual(await kc.organizations.listMembers({ orgId: org.id }), []);
+  await kc.organizations.delById({ id: org.id });
+  all = await kc.organizations.find();
+  assert.deepEqual(all, []);
+  await kc.users.del({ id: user.id });
+  await kc.realms.update({ realm: "master" }, { organizationsEnabled: false });
+});

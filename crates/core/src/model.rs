@@ -58,9 +58,15 @@ pub fn default_default_scopes() -> Vec<String> {
 
 /// Keycloak's realm default "optional client scopes".
 pub fn default_optional_scopes() -> Vec<String> {
-    ["address", "phone", "offline_access", "microprofile-jwt"]
-        .map(String::from)
-        .to_vec()
+    [
+        "address",
+        "phone",
+        "offline_access",
+        "organization",
+        "microprofile-jwt",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 impl Realm {
@@ -323,6 +329,23 @@ pub fn builtin_client_scopes(realm_id: &str) -> Vec<ClientScope> {
             ],
         ),
         scope("offline_access").with(true, "OpenID Connect built-in scope: offline_access", vec![]),
+        scope("organization").with(
+            true,
+            "Additional claims about the organization a subject belongs to",
+            vec![ProtocolMapper::oidc(
+                "organization",
+                "oidc-organization-membership-mapper",
+                &[
+                    ("claim.name", "organization"),
+                    ("multivalued", "true"),
+                    ("jsonType.label", "String"),
+                    A,
+                    I,
+                    U,
+                    N,
+                ],
+            )],
+        ),
         scope("microprofile-jwt").with(
             true,
             "Microprofile - JWT built-in scope",
@@ -635,6 +658,38 @@ pub struct Credential {
     /// The label an admin gave it (Keycloak's `userLabel`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_label: Option<String>,
+}
+
+/// A Keycloak organization: a tenant of the realm (a customer, a partner)
+/// with its e-mail domains; users join it as members, and tokens can name
+/// the organizations of their user (the `organization` client scope).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Organization {
+    pub id: String,
+    pub realm_id: String,
+    pub name: String,
+    /// Unique per realm, fixed once created; what tokens name.
+    pub alias: String,
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_url: Option<String>,
+    #[serde(default)]
+    pub attributes: Attributes,
+    #[serde(default)]
+    pub domains: Vec<OrganizationDomain>,
+    /// Aliases of the realm's identity providers linked to it.
+    #[serde(default)]
+    pub identity_providers: Vec<String>,
+}
+
+/// An organization's e-mail domain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrganizationDomain {
+    pub name: String,
+    #[serde(default)]
+    pub verified: bool,
 }
 
 /// What a user allowed a client that asks for consent (Keycloak's

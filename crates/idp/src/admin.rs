@@ -21,6 +21,7 @@ pub mod initial_access;
 pub mod installation;
 pub mod localization;
 pub mod mappers;
+pub mod organizations;
 pub mod partial;
 pub mod permissions;
 pub mod realms;
@@ -296,6 +297,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(permissions::routes())
         .merge(client_policies::routes())
         .merge(identity_providers::routes())
+        .merge(organizations::routes())
         .merge(partial::routes())
         .merge(scope_mappings::routes())
 }

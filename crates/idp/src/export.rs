@@ -216,5 +216,9 @@ pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
         }
     }
     out["users"] = json!(users);
+    let orgs = crate::admin::organizations::export(idp, realm).await?;
+    if !orgs.is_empty() {
+        out["organizations"] = json!(orgs);
+    }
     Ok(out)
 }

@@ -324,5 +324,7 @@ pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Admin
             .grant_roles(Holder::User(&user.id), &ids, &[])
             .await?;
     }
+    let orgs: Vec<Value> = arr(rep, "organizations").cloned().collect();
+    crate::admin::organizations::import(idp, realm, &orgs).await?;
     Ok(())
 }

@@ -118,6 +118,14 @@ pub fn realm(r: &Realm) -> Value {
     for (k, v) in crate::otp::Policy::of(r).fields() {
         o.entry(k).or_insert(v);
     }
+    // Keycloak's flags that read false until set.
+    for key in [
+        "organizationsEnabled",
+        "editUsernameAllowed",
+        "duplicateEmailsAllowed",
+    ] {
+        o.entry(key).or_insert(json!(false));
+    }
     for kind in [crate::flows::Kind::Browser, crate::flows::Kind::DirectGrant] {
         let (key, _) = kind.binding();
         o.entry(key)

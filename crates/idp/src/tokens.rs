@@ -37,14 +37,21 @@ pub fn granted_scope(
         if a == "openid" || out.iter().any(|o| o == a) {
             continue;
         }
-        let Some(found) = by_name(a) else {
+        // Keycloak's dynamic `organization:<alias>` and `organization:*`
+        // are the `organization` scope with a parameter, echoed as asked.
+        let (a, name) = match a.split_once(':') {
+            Some((ORGANIZATION, param)) if !param.is_empty() => (a, ORGANIZATION),
+            _ => (a, a),
+        };
+        let Some(found) = by_name(name) else {
             invalid.push(a);
             continue;
         };
         if client.default_client_scopes.iter().any(|o| o == a) {
             continue;
         }
-        if client.optional_client_scopes.iter().any(|o| o == a) {
+        let optional = |n: &str| client.optional_client_scopes.iter().any(|o| o == n);
+        if optional(name) || (name != a && client.default_client_scopes.iter().any(|o| o == name)) {
             if found.include_in_token_scope() {
                 out.push(a.to_owned());
             }
@@ -62,6 +69,9 @@ pub fn granted_scope(
     Ok(out.join(" "))
 }
 
+/// The client scope that names the user's organizations.
+const ORGANIZATION: &str = "organization";
+
 /// The client scopes in effect for a grant: the client's default scopes
 /// and the optional ones its `scope` names.
 pub fn effective_scopes<'a>(
@@ -74,7 +84,12 @@ pub fn effective_scopes<'a>(
         .filter(|s| {
             client.default_client_scopes.contains(&s.name)
                 || (client.optional_client_scopes.contains(&s.name)
-                    && scope.split(' ').any(|x| x == s.name))
+                    && scope.split(' ').any(|x| {
+                        x == s.name
+                            || (s.name == ORGANIZATION
+                                && x.strip_prefix("organization:")
+                                    .is_some_and(|p| !p.is_empty()))
+                    }))
         })
         .collect()
 }
@@ -86,6 +101,9 @@ pub struct Identity {
     pub client_roles: BTreeMap<String, Vec<String>>,
     pub group_names: Vec<String>,
     pub group_paths: Vec<String>,
+    /// The enabled organizations the user is a member of (none unless the
+    /// realm has `organizationsEnabled`).
+    pub organizations: Vec<gatehouse_core::model::Organization>,
 }
 
 /// The roles a client without full scope may put in tokens, before
@@ -183,6 +201,7 @@ impl Identity {
             client_roles,
             group_names: self.group_names.clone(),
             group_paths: self.group_paths.clone(),
+            organizations: self.organizations.clone(),
         }))
     }
 
@@ -218,11 +237,19 @@ impl Identity {
         } else {
             group_paths = groups.iter().map(|g| format!("/{}", g.name)).collect();
         }
+        let organizations = if crate::admin::organizations::enabled(realm) {
+            let mut orgs = idp.store.user_organizations(&user.id).await?;
+            orgs.retain(|o| o.enabled && o.realm_id == realm.id);
+            orgs
+        } else {
+            vec![]
+        };
         Ok(Identity {
             realm_roles,
             client_roles: by_client,
             group_names: groups.into_iter().map(|g| g.name).collect(),
             group_paths,
+            organizations,
         })
     }
 }
@@ -374,6 +401,55 @@ fn apply_mapper(
                     aud.insert(cid.clone());
                 }
             }
+        }
+        // Keycloak's organization membership mapper: which organizations
+        // the granted scope asks for (`organization:*` all of them,
+        // `organization:<alias>` that one, plain `organization` the user's
+        // only one; with several, Keycloak asks the user in the browser,
+        // which a token request cannot, so none), as a list of aliases, or
+        // a map by alias when the id or attributes are to be added.
+        "oidc-organization-membership-mapper" => {
+            let asked: Vec<&str> = g
+                .scope
+                .split(' ')
+                .filter_map(|s| s.strip_prefix("organization:"))
+                .collect();
+            let chosen: Vec<&gatehouse_core::model::Organization> = if asked.contains(&"*") {
+                id.organizations.iter().collect()
+            } else if !asked.is_empty() {
+                id.organizations
+                    .iter()
+                    .filter(|o| asked.contains(&o.alias.as_str()))
+                    .collect()
+            } else if id.organizations.len() == 1 {
+                id.organizations.iter().collect()
+            } else {
+                vec![]
+            };
+            if chosen.is_empty() {
+                return;
+            }
+            let with_id = flag(cfg, "addOrganizationId", false);
+            let with_attrs = flag(cfg, "addOrganizationAttributes", false);
+            let v = if with_id || with_attrs {
+                let mut m = Map::new();
+                for o in chosen {
+                    let mut e = Map::new();
+                    if with_id {
+                        e.insert("id".into(), json!(o.id));
+                    }
+                    if with_attrs {
+                        for (k, vs) in &o.attributes {
+                            e.insert(k.clone(), json!(vs));
+                        }
+                    }
+                    m.insert(o.alias.clone(), Value::Object(e));
+                }
+                Value::Object(m)
+            } else {
+                json!(chosen.iter().map(|o| &o.alias).collect::<Vec<_>>())
+            };
+            set_claim(c, &claim.unwrap_or_else(|| ORGANIZATION.into()), v);
         }
         "oidc-group-membership-mapper" => {
             let v = if flag(cfg, "full.path", false) {

@@ -16,8 +16,8 @@ pub mod sqlite;
 pub use error::{Error, Result};
 
 use gatehouse_core::model::{
-    ApiKey, Client, ClientScope, Consent, Credential, Event, Group, InitialAccess, Realm, Role,
-    Session, User,
+    ApiKey, Client, ClientScope, Consent, Credential, Event, Group, InitialAccess, Organization,
+    Realm, Role, Session, User,
 };
 
 /// A stored signing key, private half sealed under the master key.
@@ -183,6 +183,33 @@ pub trait Store: Send + Sync + 'static {
     /// Withdraws a consent; false when there was none (the events are
     /// written either way).
     async fn delete_consent(&self, user_id: &str, client_id: &str, ev: &[Event]) -> Result<bool>;
+
+    // --- organizations
+    /// The realm's organizations, by name.
+    async fn organizations(&self, realm_id: &str) -> Result<Vec<Organization>>;
+    async fn organization(&self, realm_id: &str, id: &str) -> Result<Option<Organization>>;
+    /// Creates or replaces an organization with its domains; a name, alias
+    /// or domain another organization of the realm has is a `Conflict`.
+    async fn put_organization(&self, o: &Organization, ev: &[Event]) -> Result<()>;
+    async fn delete_organization(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()>;
+    /// Member user ids, in no particular order.
+    async fn organization_members(&self, org_id: &str) -> Result<Vec<String>>;
+    /// Adds a member; false when the user already was one.
+    async fn add_organization_member(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        ev: &[Event],
+    ) -> Result<bool>;
+    /// Removes a member; false when the user was not one.
+    async fn remove_organization_member(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        ev: &[Event],
+    ) -> Result<bool>;
+    /// The organizations the user is a member of, by name.
+    async fn user_organizations(&self, user_id: &str) -> Result<Vec<Organization>>;
 
     // --- groups
     async fn create_group(&self, group: &Group, ev: &[Event]) -> Result<()>;

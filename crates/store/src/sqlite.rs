@@ -6,8 +6,8 @@ use crate::{
     UserQuery,
 };
 use gatehouse_core::model::{
-    ApiKey, Client, ClientScope, Consent, Credential, Event, Group, InitialAccess, Realm, Role,
-    Session, User,
+    ApiKey, Client, ClientScope, Consent, Credential, Event, Group, InitialAccess, Organization,
+    Realm, Role, Session, User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -44,6 +44,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0006_event_listing.sql"),
     ),
     (7, include_str!("../migrations/sqlite/0007_event_purge.sql")),
+    (
+        8,
+        include_str!("../migrations/sqlite/0008_organizations.sql"),
+    ),
 ];
 
 /// The SQLite store.
@@ -993,6 +997,122 @@ impl Store for SqliteStore {
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn organizations(&self, realm_id: &str) -> Result<Vec<Organization>> {
+        self.fetch_all(
+            "SELECT data FROM organizations WHERE realm_id = ? ORDER BY name",
+            &[realm_id],
+        )
+        .await
+    }
+
+    async fn organization(&self, realm_id: &str, id: &str) -> Result<Option<Organization>> {
+        self.fetch_opt(
+            "SELECT data FROM organizations WHERE realm_id = ? AND id = ?",
+            &[realm_id, id],
+        )
+        .await
+    }
+
+    async fn put_organization(&self, o: &Organization, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO organizations (id, realm_id, name, alias, data) VALUES (?,?,?,?,?) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, alias = excluded.alias, data = excluded.data",
+        )
+        .bind(&o.id)
+        .bind(&o.realm_id)
+        .bind(&o.name)
+        .bind(&o.alias)
+        .bind(j(o)?)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM organization_domains WHERE org_id = ?")
+            .bind(&o.id)
+            .execute(&mut *tx)
+            .await?;
+        for d in &o.domains {
+            sqlx::query(
+                "INSERT INTO organization_domains (realm_id, domain, org_id) VALUES (?,?,?)",
+            )
+            .bind(&o.realm_id)
+            .bind(&d.name)
+            .bind(&o.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_organization(&self, realm_id: &str, id: &str, ev: &[Event]) -> Result<()> {
+        self.exec_one(
+            "DELETE FROM organizations WHERE realm_id = ? AND id = ?",
+            &[realm_id, id],
+            ev,
+        )
+        .await
+    }
+
+    async fn organization_members(&self, org_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT user_id FROM organization_members WHERE org_id = ?")
+            .bind(org_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    }
+
+    async fn add_organization_member(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        ev: &[Event],
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "INSERT INTO organization_members (org_id, user_id) VALUES (?,?) ON CONFLICT DO NOTHING",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            write_events(&mut tx, ev).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn remove_organization_member(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        ev: &[Event],
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM organization_members WHERE org_id = ? AND user_id = ?")
+            .bind(org_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            write_events(&mut tx, ev).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn user_organizations(&self, user_id: &str) -> Result<Vec<Organization>> {
+        self.fetch_all(
+            "SELECT o.data FROM organizations o JOIN organization_members m ON m.org_id = o.id \
+             WHERE m.user_id = ? ORDER BY o.name",
+            &[user_id],
+        )
+        .await
     }
 
     async fn user_groups(&self, user_id: &str) -> Result<Vec<Group>> {

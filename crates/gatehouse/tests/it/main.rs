@@ -10,6 +10,7 @@ mod implicit;
 mod logout;
 mod mcp;
 mod oidc;
+mod organizations;
 mod otp;
 mod peers;
 mod registration;

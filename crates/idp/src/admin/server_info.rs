@@ -41,6 +41,11 @@ const MAPPERS: &[(&str, &str, &str)] = &[
         "Token mapper",
     ),
     (
+        "oidc-organization-membership-mapper",
+        "Organization Membership",
+        "Token mapper",
+    ),
+    (
         "oidc-usermodel-attribute-mapper",
         "User Attribute",
         "Token mapper",

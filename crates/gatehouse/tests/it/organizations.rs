@@ -1,0 +1,268 @@
+//! Keycloak's organizations: the admin API (`/admin/realms/{realm}/organizations`)
+//! and the `organization` claim of tokens.
+
+use crate::support::{Server, claims, start};
+use serde_json::{Value, json};
+
+/// The `organization` claim of a password-grant token of alice through the
+/// public client `spa`, asking for `scope`.
+async fn org_claim(s: &Server, scope: &str) -> (Value, Value) {
+    let t = s
+        .password_tokens("demo", "spa", None, "alice", "alice-pw", Some(scope))
+        .await;
+    let c = claims(t["access_token"].as_str().expect("access token"));
+    (c["organization"].clone(), t["scope"].clone())
+}
+
+#[tokio::test]
+async fn organizations_admin_api_and_the_organization_claim() {
+    let s = start().await;
+    let admin = s.demo_realm().await;
+    // Off until the realm turns it on, as in Keycloak.
+    let (st, body) = s.admin_get(&admin, "/demo/organizations").await;
+    assert_eq!(
+        (st, &body["errorMessage"]),
+        (404, &json!("Organizations not enabled for this realm."))
+    );
+    let (_, realm) = s.admin_get(&admin, "/demo").await;
+    assert_eq!(realm["organizationsEnabled"], false);
+    assert_eq!(
+        s.admin_put(
+            &admin,
+            "/demo",
+            Some(&json!({"organizationsEnabled": true}))
+        )
+        .await,
+        204
+    );
+
+    // Create, read, search, count.
+    let acme = s
+        .admin_create(
+            &admin,
+            "/demo/organizations",
+            &json!({"name": "Acme", "domains": [{"name": "Acme.com"}],
+                    "attributes": {"tier": ["gold"]}, "description": "a customer"}),
+        )
+        .await;
+    let (_, list) = s.admin_get(&admin, "/demo/organizations").await;
+    assert_eq!(list[0]["alias"], "Acme", "the alias defaults to the name");
+    assert_eq!(
+        list[0]["domains"],
+        json!([{"name": "acme.com", "verified": false}])
+    );
+    assert!(list[0].get("attributes").is_none(), "brief by default");
+    let (_, one) = s
+        .admin_get(&admin, &format!("/demo/organizations/{acme}"))
+        .await;
+    assert_eq!(one["attributes"]["tier"], json!(["gold"]));
+    for (rep, status) in [
+        (json!({"name": "Acme"}), 409),
+        (
+            json!({"name": "Other", "domains": [{"name": "acme.com"}]}),
+            409,
+        ),
+        (
+            json!({"name": "Other", "domains": [{"name": "not a domain"}]}),
+            400,
+        ),
+        (json!({"domains": [{"name": "other.com"}]}), 400),
+        (json!(["not", "an", "object"]), 400),
+    ] {
+        let (st, _) = s.admin_post(&admin, "/demo/organizations", &rep).await;
+        assert_eq!(st, status, "{rep}");
+    }
+    for (query, n) in [
+        ("search=acme.c", 1),
+        ("search=acme&exact=true", 1),
+        ("search=acm&exact=true", 0),
+        ("q=tier:gold", 1),
+        ("q=tier:silver", 0),
+    ] {
+        let (_, count) = s
+            .admin_get(&admin, &format!("/demo/organizations/count?{query}"))
+            .await;
+        assert_eq!(count, json!(n), "{query}");
+    }
+    let path = format!("/demo/organizations/{acme}");
+    assert_eq!(
+        s.admin_put(&admin, &path, Some(&json!({"alias": "renamed"})))
+            .await,
+        400
+    );
+
+    // Members: added by id, listed with their membership type.
+    let alice = s.user_id(&admin, "demo", "alice").await;
+    let members = format!("{path}/members");
+    let (st, _) = s.admin_post(&admin, &members, &json!(alice)).await;
+    assert_eq!(st, 201);
+    let (st, _) = s.admin_post(&admin, &members, &json!(alice)).await;
+    assert_eq!(st, 409);
+    let (st, _) = s.admin_post(&admin, &members, &json!("no-such-user")).await;
+    assert_eq!(st, 400);
+    let (_, listed) = s.admin_get(&admin, &members).await;
+    assert_eq!(
+        (&listed[0]["username"], &listed[0]["membershipType"]),
+        (&json!("alice"), &json!("UNMANAGED"))
+    );
+    let (_, n) = s.admin_get(&admin, &format!("{members}/count")).await;
+    assert_eq!(n, json!(1));
+    let (_, mine) = s
+        .admin_get(
+            &admin,
+            &format!("/demo/organizations/members/{alice}/organizations"),
+        )
+        .await;
+    assert_eq!(mine[0]["name"], "Acme");
+
+    // The claim: plain `organization` names the only one; with two, the
+    // scope has to say which (`organization:<alias>`) or all (`*`).
+    let (org, scope) = org_claim(&s, "organization").await;
+    assert_eq!(org, json!(["Acme"]));
+    assert!(
+        scope
+            .as_str()
+            .is_some_and(|x| x.split(' ').any(|s| s == "organization"))
+    );
+    let (org, _) = org_claim(&s, "openid").await;
+    assert_eq!(org, Value::Null, "not asked for");
+    let beta = s
+        .admin_create(
+            &admin,
+            "/demo/organizations",
+            &json!({"name": "Beta", "alias": "beta"}),
+        )
+        .await;
+    let (st, _) = s
+        .admin_post(
+            &admin,
+            &format!("/demo/organizations/{beta}/members"),
+            &json!(alice),
+        )
+        .await;
+    assert_eq!(st, 201);
+    assert_eq!(org_claim(&s, "organization").await.0, Value::Null);
+    assert_eq!(org_claim(&s, "organization:beta").await.0, json!(["beta"]));
+    let (org, scope) = org_claim(&s, "organization:*").await;
+    assert_eq!(org, json!(["Acme", "beta"]));
+    assert!(scope.as_str().is_some_and(|x| x.contains("organization:*")));
+    // A disabled organization is not named.
+    assert_eq!(
+        s.admin_put(
+            &admin,
+            &format!("/demo/organizations/{beta}"),
+            Some(&json!({"enabled": false}))
+        )
+        .await,
+        204
+    );
+    assert_eq!(org_claim(&s, "organization:*").await.0, json!(["Acme"]));
+    // The mapper's "add organization id" gives a map by alias.
+    let (_, scopes) = s.admin_get(&admin, "/demo/client-scopes").await;
+    let scope = scopes
+        .as_array()
+        .expect("scopes")
+        .iter()
+        .find(|c| c["name"] == "organization")
+        .expect("organization scope")
+        .clone();
+    let mut mapper = scope["protocolMappers"][0].clone();
+    mapper["config"]["addOrganizationId"] = json!("true");
+    let mpath = format!(
+        "/demo/client-scopes/{}/protocol-mappers/models/{}",
+        scope["id"].as_str().expect("id"),
+        mapper["id"].as_str().expect("mapper id")
+    );
+    assert_eq!(s.admin_put(&admin, &mpath, Some(&mapper)).await, 204);
+    assert_eq!(
+        org_claim(&s, "organization:*").await.0,
+        json!({"Acme": {"id": acme}})
+    );
+
+    // A realm export carries them, members and all; importing it brings
+    // them back with their ids.
+    let export = s.export("demo").await;
+    let orgs = export["organizations"].as_array().expect("organizations");
+    assert_eq!(orgs.len(), 2);
+    assert_eq!(orgs[0]["members"][0]["username"], "alice");
+    assert_eq!(s.admin_delete(&admin, "/demo").await, 204);
+    s.import(&export).await;
+    assert_eq!(
+        org_claim(&s, "organization:*").await.0,
+        json!({"Acme": {"id": acme}})
+    );
+
+    // Leaving and deleting.
+    assert_eq!(
+        s.admin_delete(&admin, &format!("{members}/{alice}")).await,
+        204
+    );
+    assert_eq!(
+        s.admin_delete(&admin, &format!("{members}/{alice}")).await,
+        404
+    );
+    assert_eq!(s.admin_delete(&admin, &path).await, 204);
+    let (st, body) = s.admin_get(&admin, &path).await;
+    assert_eq!(
+        (st, &body["errorMessage"]),
+        (404, &json!("Organization not found."))
+    );
+}
+
+#[tokio::test]
+async fn organizations_link_the_realms_identity_providers() {
+    let s = start().await;
+    let admin = s.admin_token().await;
+    let idp = |alias: &str| {
+        json!({"alias": alias, "providerId": "oidc", "enabled": true,
+                                   "config": {"clientId": "x", "clientSecret": "y"}})
+    };
+    let (st, _) = s
+        .admin_post(
+            &admin,
+            "",
+            &json!({"realm": "corp", "enabled": true, "organizationsEnabled": true,
+                    "identityProviders": [idp("corp-sso"), idp("other-sso")]}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let a = s
+        .admin_create(&admin, "/corp/organizations", &json!({"name": "A"}))
+        .await;
+    let b = s
+        .admin_create(&admin, "/corp/organizations", &json!({"name": "B"}))
+        .await;
+    let links = |id: &str| format!("/corp/organizations/{id}/identity-providers");
+    assert_eq!(
+        s.admin_post(&admin, &links(&a), &json!("corp-sso")).await.0,
+        204
+    );
+    assert_eq!(
+        s.admin_post(&admin, &links(&a), &json!("nope")).await.0,
+        400
+    );
+    assert_eq!(
+        s.admin_post(&admin, &links(&b), &json!("corp-sso")).await.0,
+        409
+    );
+    let (_, linked) = s.admin_get(&admin, &links(&a)).await;
+    assert_eq!(linked.as_array().map(Vec::len), Some(1));
+    assert_eq!(linked[0]["alias"], "corp-sso");
+    let one = format!("{}/corp-sso", links(&a));
+    assert_eq!(s.admin_get(&admin, &one).await.0, 200);
+    assert_eq!(s.admin_delete(&admin, &one).await, 204);
+    assert_eq!(s.admin_delete(&admin, &one).await, 404);
+    // Invitations are e-mail, which Gatehouse does not send.
+    let r = s
+        .http
+        .post(format!(
+            "{}/admin/realms/corp/organizations/{a}/members/invite-user",
+            s.base
+        ))
+        .bearer_auth(&admin)
+        .form(&[("email", "new@corp.example")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 501);
+}
