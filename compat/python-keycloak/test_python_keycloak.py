@@ -207,6 +207,29 @@ class PythonKeycloak(unittest.TestCase):
         with self.assertRaises(KeycloakError):
             front.exchange_token(user_token)
 
+    def test_2e_organizations(self):
+        """python-keycloak's organization calls (ids sent bare, paging
+        through first/max), and the claim a member's token gets."""
+        a = self.admin
+        a.update_realm("py", {"organizationsEnabled": True})
+        oid = a.create_organization({"name": "Py Org", "alias": "py-org", "domains": [{"name": "py.example"}]})
+        self.assertEqual([o["alias"] for o in a.get_organizations()], ["py-org"])
+        self.assertEqual(a.get_organization(oid)["domains"][0]["name"], "py.example")
+        a.update_organization(oid, {"name": "Py Org", "description": "renamed"})
+        self.assertEqual(a.get_organization(oid)["description"], "renamed")
+        uid = a.get_user_id("pat")
+        a.organization_user_add(uid, oid)
+        self.assertEqual([m["username"] for m in a.get_organization_members(oid)], ["pat"])
+        self.assertEqual([o["id"] for o in a.get_user_organizations(uid)], [oid])
+        oidc = KeycloakOpenID(server_url=self.base, realm_name="py", client_id="py-app", client_secret_key="py-secret")
+        a.update_client(a.get_client_id("py-app"), {"optionalClientScopes": ["organization"]})
+        tok = oidc.token("pat", "pat-pw-2", scope="openid organization:*")
+        self.assertEqual(oidc.decode_token(tok["access_token"], validate=True)["organization"], ["py-org"])
+        a.organization_user_remove(uid, oid)
+        self.assertEqual(a.get_organization_members(oid), [])
+        a.delete_organization(oid)
+        self.assertEqual(a.get_organizations(), [])
+
     def test_3_delete(self):
         a = self.admin
         uid = a.get_user_id("pat")
