@@ -11,9 +11,9 @@
 //! `view-profile` or `manage-account`, writing `manage-account`. Every
 //! user holds both through `default-roles-{realm}`.
 //!
-//! This file: the caller check, the profile (`GET`/`POST /account`), groups,
-//! supported locales and linked accounts. Sessions, credentials and
-//! applications (consents) are in the submodules.
+//! This file: the caller check, groups, organizations, supported locales
+//! and linked accounts. The profile, sessions, credentials and applications
+//! (consents) are in the submodules.
 
 pub mod applications;
 pub mod credentials;
@@ -71,6 +71,8 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route(&format!("{A}/linked-accounts"), get(linked_accounts))
         .route(&format!("{A}/linked-accounts/"), get(linked_accounts))
         .route(&format!("{A}/supportedLocales"), get(supported_locales))
+        .route(&format!("{A}/organizations"), get(organizations))
+        .route(&format!("{A}/organizations/"), get(organizations))
 }
 
 /// Keycloak's account roles, as the token carries them.
@@ -208,6 +210,32 @@ async fn supported_locales(caller: AccountCaller) -> Json<Value> {
         .cloned()
         .unwrap_or_else(|| json!([]));
     Json(locales)
+}
+
+/// `GET /account/organizations`: the organizations the user is a member
+/// of, their domains as names (404 while the realm has organizations off).
+async fn organizations(caller: AccountCaller) -> Result<Json<Value>, AdminError> {
+    if !crate::admin::organizations::enabled(&caller.realm) {
+        return Err(AdminError::not_found("Organizations"));
+    }
+    caller.require(&[role::MANAGE_ACCOUNT, role::VIEW_PROFILE])?;
+    let list: Vec<Value> = caller
+        .idp
+        .store
+        .user_organizations(&caller.user.id)
+        .await?
+        .iter()
+        .filter(|o| o.realm_id == caller.realm.id)
+        .map(|o| {
+            let mut v = json!({"id": o.id, "name": o.name, "alias": o.alias, "enabled": o.enabled,
+                               "domains": o.domains.iter().map(|d| &d.name).collect::<Vec<_>>()});
+            if let Some(d) = &o.description {
+                v["description"] = json!(d);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!(list)))
 }
 
 /// The `linked-accounts` query (Keycloak's): `linked` keeps only linked

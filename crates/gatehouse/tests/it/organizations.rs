@@ -179,6 +179,21 @@ async fn organizations_admin_api_and_the_organization_claim() {
         json!({"Acme": {"id": acme}})
     );
 
+    // The Account API lists the user's own, with their domains by name.
+    let t = s.alice_tokens(None).await;
+    let mine: Value = s
+        .http
+        .get(format!("{}/realms/demo/account/organizations", s.base))
+        .bearer_auth(t["access_token"].as_str().expect("at"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(mine[0]["alias"], "Acme");
+    assert_eq!(mine[0]["domains"], json!(["acme.com"]));
+
     // A realm export carries them, members and all; importing it brings
     // them back with their ids.
     let export = s.export("demo").await;
