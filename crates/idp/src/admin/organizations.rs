@@ -165,6 +165,32 @@ fn apply(o: &mut Organization, rep: &Value) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// An enabled organization with nothing set yet, for `apply` to fill.
+fn new_organization(realm: &Realm, id: String) -> Organization {
+    Organization {
+        id,
+        realm_id: realm.id.clone(),
+        name: String::new(),
+        alias: String::new(),
+        enabled: true,
+        description: None,
+        redirect_url: None,
+        attributes: Default::default(),
+        domains: vec![],
+        identity_providers: vec![],
+    }
+}
+
+/// The alias a representation asks for, else the name.
+fn alias_of(o: &Organization, rep: &Value) -> String {
+    rep.get("alias")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .unwrap_or(&o.name)
+        .to_owned()
+}
+
 /// Stores `o`, with Keycloak's 409s for a taken name, alias or domain.
 async fn store(
     idp: &Idp,
@@ -284,29 +310,12 @@ async fn create(
 ) -> Result<Response, AdminError> {
     check_enabled(&realm)?;
     let rep = json_body(&body)?;
-    let mut o = Organization {
-        id: gatehouse_core::id::uuid(),
-        realm_id: realm.id.clone(),
-        name: String::new(),
-        alias: String::new(),
-        enabled: true,
-        description: None,
-        redirect_url: None,
-        attributes: Default::default(),
-        domains: vec![],
-        identity_providers: vec![],
-    };
+    let mut o = new_organization(&realm, gatehouse_core::id::uuid());
     if rep.get("name").is_none() {
         return Err(AdminError::bad_request("Name can not be null"));
     }
     apply(&mut o, &rep)?;
-    o.alias = rep
-        .get("alias")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .unwrap_or(&o.name)
-        .to_owned();
+    o.alias = alias_of(&o, &rep);
     let path = format!("organizations/{}", o.id);
     let ev = event(&realm, &caller, "CREATE", "ORGANIZATION", &path, Some(&rep));
     store(&idp, &realm, &o, &[ev]).await?;
@@ -722,28 +731,13 @@ pub async fn export(idp: &Idp, realm: &Realm) -> Result<Vec<Value>, AdminError> 
 /// realm lacks are skipped, as the export's own order guarantees them).
 pub async fn import(idp: &Idp, realm: &Realm, reps: &[Value]) -> Result<(), AdminError> {
     for rep in reps {
-        let mut o = Organization {
-            id: rep
-                .get("id")
-                .and_then(Value::as_str)
-                .map_or_else(gatehouse_core::id::uuid, str::to_owned),
-            realm_id: realm.id.clone(),
-            name: String::new(),
-            alias: String::new(),
-            enabled: true,
-            description: None,
-            redirect_url: None,
-            attributes: Default::default(),
-            domains: vec![],
-            identity_providers: vec![],
-        };
-        apply(&mut o, rep)?;
-        o.alias = rep
-            .get("alias")
+        let id = rep
+            .get("id")
             .and_then(Value::as_str)
-            .filter(|a| !a.is_empty())
-            .unwrap_or(&o.name)
-            .to_owned();
+            .map_or_else(gatehouse_core::id::uuid, str::to_owned);
+        let mut o = new_organization(realm, id);
+        apply(&mut o, rep)?;
+        o.alias = alias_of(&o, rep);
         o.identity_providers = rep["identityProviders"]
             .as_array()
             .into_iter()
