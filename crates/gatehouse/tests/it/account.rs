@@ -190,6 +190,51 @@ async fn account_api_profile_sessions_credentials_groups_and_applications() {
     let (st, _) = call(&s, post.clone(), "", &token, Some(json!("not an object"))).await;
     assert_eq!(st, 400);
 
+    // Browser apps call it cross-origin: the preflight allows its methods,
+    // the answer the origins of the token's client.
+    let pre = s
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/realms/demo/account/sessions", s.base),
+        )
+        .header("origin", "http://127.0.0.1")
+        .header("access-control-request-method", "DELETE")
+        .send()
+        .await
+        .expect("send");
+    let methods = pre
+        .headers()
+        .get("access-control-allow-methods")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(methods.contains("DELETE"), "{methods}");
+    let app = s.client_uuid(&admin, "demo", "app").await;
+    assert_eq!(
+        s.admin_put(
+            &admin,
+            &format!("/demo/clients/{app}"),
+            Some(&json!({"webOrigins": ["http://127.0.0.1"]}))
+        )
+        .await,
+        204
+    );
+    let r = s
+        .http
+        .get(format!("{}/realms/demo/account/groups", s.base))
+        .header("origin", "http://127.0.0.1")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("http://127.0.0.1")
+    );
+
     // Groups and applications.
     let (_, groups) = call(&s, get.clone(), "/groups", &token, None).await;
     assert_eq!(groups[0]["path"], "/sales");
