@@ -49,9 +49,13 @@ pub fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// A claim as a list of strings: arrays as they are, a string split on
-/// whitespace when `split` (scopes), else as one item.
+/// whitespace when `split` (scopes), else as one item; an object as its
+/// keys, because that is how Keycloak's `organization` claim names the
+/// caller's organizations once its mapper adds their ids or attributes
+/// (`{"acme": {"id": ...}}`), so one condition holds for both forms.
 pub fn claim_strings(claims: &Value, path: &str, split: bool) -> Vec<String> {
     match claim(claims, path) {
+        Some(Value::Object(o)) => o.keys().cloned().collect(),
         Some(Value::Array(a)) => a
             .iter()
             .filter_map(|v| v.as_str().map(str::to_owned))

@@ -94,7 +94,8 @@ mod tests {
             groups: vec!["sales".into()],
             roles: vec!["viewer".into()],
             audiences: vec!["orders-api".into()],
-            claims: json!({"department": "sales", "org": {"tier": "gold"}}),
+            claims: json!({"department": "sales", "org": {"tier": "gold"},
+                           "organization": {"acme": {"id": "1"}}}),
             ..Default::default()
         }
     }
@@ -118,6 +119,12 @@ mod tests {
             check(&route("roles_any = [\"viewer\"]"), &id()),
             Ok("rules")
         );
+        // Keycloak's organization claim in its map form: the keys count.
+        assert_eq!(
+            check(&route("claims = { organization = [\"acme\"] }"), &id()),
+            Ok("rules")
+        );
+        assert!(check(&route("claims = { organization = [\"other\"] }"), &id()).is_err());
         assert_eq!(
             check(&route("audience = \"billing\""), &id()),
             Err(Deny::Audience)
