@@ -230,6 +230,26 @@ class PythonKeycloak(unittest.TestCase):
         a.delete_organization(oid)
         self.assertEqual(a.get_organizations(), [])
 
+    def test_2f_realm_admin_service_account(self):
+        """The common script setup: a service account of the realm itself,
+        given realm-management's realm-admin, drives that realm's admin API
+        with the client-credentials grant."""
+        a = self.admin
+        cid = a.create_client({"clientId": "py-ops", "secret": "py-ops-secret", "serviceAccountsEnabled": True})
+        sa = a.get_client_service_account_user(cid)
+        rm = a.get_client_id("realm-management")
+        a.assign_client_role(sa["id"], rm, [a.get_client_role(rm, "realm-admin")])
+        conn = KeycloakOpenIDConnection(server_url=self.base, realm_name="py", client_id="py-ops",
+                                        client_secret_key="py-ops-secret")
+        ops = KeycloakAdmin(connection=conn)
+        uid = ops.create_user({"username": "ops-made", "enabled": True})
+        self.assertEqual(ops.get_user(uid)["username"], "ops-made")
+        self.assertIn("py-ops", [c["clientId"] for c in ops.get_clients()])
+        ops.delete_user(uid)
+        ops.change_current_realm("master")
+        with self.assertRaises(KeycloakError):
+            ops.get_users()
+
     def test_3_delete(self):
         a = self.admin
         uid = a.get_user_id("pat")

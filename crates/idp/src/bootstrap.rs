@@ -78,6 +78,74 @@ const ACCOUNT_ROLES: [(&str, &[&str]); 8] = [
 /// The account roles every user gets (Keycloak's `AccountRoles.DEFAULT`).
 const ACCOUNT_DEFAULT: [&str; 2] = ["view-profile", "manage-account"];
 
+/// The client whose roles make a realm's own administrators.
+pub const REALM_MANAGEMENT: &str = "realm-management";
+/// Its role that administers the whole realm (holds all the others).
+pub const REALM_ADMIN: &str = "realm-admin";
+
+/// Keycloak's `realm-management` roles besides `realm-admin`, with their
+/// composites. Gatehouse honours `realm-admin` (see
+/// `admin::guard_realm`); the others exist so that realm exports, imports
+/// and scripts that grant them keep working, and answer 403 when used.
+const REALM_MANAGEMENT_ROLES: [(&str, &[&str]); 18] = [
+    ("manage-realm", &[]),
+    ("view-realm", &[]),
+    ("manage-users", &[]),
+    ("view-users", &["query-users", "query-groups"]),
+    ("query-users", &[]),
+    ("query-groups", &[]),
+    ("manage-clients", &[]),
+    ("view-clients", &["query-clients"]),
+    ("query-clients", &[]),
+    ("create-client", &[]),
+    ("manage-events", &[]),
+    ("view-events", &[]),
+    ("manage-identity-providers", &[]),
+    ("view-identity-providers", &[]),
+    ("manage-authorization", &[]),
+    ("view-authorization", &[]),
+    ("impersonation", &[]),
+    ("query-realms", &[]),
+];
+
+/// Creates the roles of `client`: `(name, composites)` in order, then
+/// `all_in` (if given) holding every one of them. Returns the ids by name.
+async fn client_roles(
+    idp: &Idp,
+    realm: &Realm,
+    client: &gatehouse_core::model::Client,
+    roles: &[(&str, &[&str])],
+    all_in: Option<&str>,
+) -> Result<std::collections::HashMap<String, String>, AdminError> {
+    let mut ids = std::collections::HashMap::new();
+    let names = roles.iter().map(|(n, _)| *n).chain(all_in);
+    for name in names {
+        let r = Role {
+            id: gatehouse_core::id::uuid(),
+            realm_id: realm.id.clone(),
+            client_id: Some(client.id.clone()),
+            name: name.into(),
+            description: Some(format!("${{role_{name}}}")),
+            attributes: Default::default(),
+        };
+        idp.store.create_role(&r, &[]).await?;
+        ids.insert(name.to_owned(), r.id);
+    }
+    for (name, children) in roles {
+        let children: Vec<String> = children.iter().map(|c| ids[*c].clone()).collect();
+        if !children.is_empty() {
+            idp.store
+                .add_composites(&ids[*name], &children, &[])
+                .await?;
+        }
+    }
+    if let Some(all) = all_in {
+        let children: Vec<String> = roles.iter().map(|(n, _)| ids[*n].clone()).collect();
+        idp.store.add_composites(&ids[all], &children, &[]).await?;
+    }
+    Ok(ids)
+}
+
 /// `admin-cli` as Keycloak makes it.
 fn admin_cli() -> serde_json::Value {
     json!({"clientId": "admin-cli", "name": "${client_admin-cli}", "publicClient": true,
@@ -85,12 +153,12 @@ fn admin_cli() -> serde_json::Value {
 }
 
 /// Keycloak gives every realm `admin-cli` (scripts log in to any realm
-/// with it: public, password grant, no browser flow) and `account`, the
-/// client whose roles say what a user may do to their own account (tokens
-/// carry them, with `account` in `aud`, as Keycloak's do). Keycloak's
-/// `realm-management`, `broker` and console clients are not made: their
-/// roles would grant nothing here (admin calls need `master`'s `admin`,
-/// there is no brokering and no console).
+/// with it: public, password grant, no browser flow), `realm-management`
+/// (its `realm-admin` role makes a realm's own administrators) and
+/// `account`, the client whose roles say what a user may do to their own
+/// account (tokens carry them, with `account` in `aud`, as Keycloak's do).
+/// Keycloak's `broker` and console clients are not made: there is no
+/// brokering and no console.
 async fn builtin_clients(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
     if idp
         .store
@@ -99,6 +167,19 @@ async fn builtin_clients(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
         .is_none()
     {
         crate::admin::clients::create_client(idp, realm, &admin_cli(), vec![]).await?;
+    }
+    // `master`'s administrators hold its `admin` role instead.
+    if realm.name != "master"
+        && idp
+            .store
+            .client_by_client_id(&realm.id, REALM_MANAGEMENT)
+            .await?
+            .is_none()
+    {
+        let rep = json!({"clientId": REALM_MANAGEMENT, "name": "${client_realm-management}",
+                         "bearerOnly": true, "standardFlowEnabled": false});
+        let c = crate::admin::clients::create_client(idp, realm, &rep, vec![]).await?;
+        client_roles(idp, realm, &c, &REALM_MANAGEMENT_ROLES, Some(REALM_ADMIN)).await?;
     }
     if idp
         .store
@@ -113,28 +194,10 @@ async fn builtin_clients(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
                      "rootUrl": "${authBaseUrl}", "baseUrl": format!("/realms/{}/account/", realm.name),
                      "attributes": {"post.logout.redirect.uris": "+"}});
     let account = crate::admin::clients::create_client(idp, realm, &rep, vec![]).await?;
-    let mut ids = std::collections::HashMap::new();
-    for (name, _) in ACCOUNT_ROLES {
-        let r = Role {
-            id: gatehouse_core::id::uuid(),
-            realm_id: realm.id.clone(),
-            client_id: Some(account.id.clone()),
-            name: name.into(),
-            description: Some(format!("${{role_{name}}}")),
-            attributes: Default::default(),
-        };
-        idp.store.create_role(&r, &[]).await?;
-        ids.insert(name, r.id);
-    }
-    for (name, children) in ACCOUNT_ROLES {
-        let children: Vec<String> = children.iter().map(|c| ids[c].clone()).collect();
-        if !children.is_empty() {
-            idp.store.add_composites(&ids[name], &children, &[]).await?;
-        }
-    }
+    let ids = client_roles(idp, realm, &account, &ACCOUNT_ROLES, None).await?;
     let dname = format!("default-roles-{}", realm.name);
     if let Some(d) = idp.store.role_by_name(&realm.id, None, &dname).await? {
-        let defaults: Vec<String> = ACCOUNT_DEFAULT.iter().map(|n| ids[n].clone()).collect();
+        let defaults: Vec<String> = ACCOUNT_DEFAULT.iter().map(|n| ids[*n].clone()).collect();
         idp.store.add_composites(&d.id, &defaults, &[]).await?;
     }
     Ok(())

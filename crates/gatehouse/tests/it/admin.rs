@@ -2609,3 +2609,136 @@ async fn concurrent_edits_all_land() {
         .await;
     assert_eq!(named(&mappers, "name", "mapper-"), 12);
 }
+
+/// A realm's own administrators: a service account of realm `tenant`
+/// holding `realm-management`'s `realm-admin` administers `tenant` (as
+/// with Keycloak, where scripts run on such accounts), and nothing else.
+#[tokio::test]
+async fn a_realms_own_realm_admin_administers_that_realm_only() {
+    let s = start().await;
+    let master = s.admin_token().await;
+    for name in ["tenant", "other"] {
+        let (st, _) = s
+            .admin_post(&master, "", &json!({"realm": name, "enabled": true}))
+            .await;
+        assert_eq!(st, 201);
+    }
+    let prov = s
+        .admin_create(
+            &master,
+            "/tenant/clients",
+            &json!({"clientId": "provisioner", "secret": "prov-secret", "serviceAccountsEnabled": true}),
+        )
+        .await;
+    let (_, sa) = s
+        .admin_get(
+            &master,
+            &format!("/tenant/clients/{prov}/service-account-user"),
+        )
+        .await;
+    let sa = sa["id"].as_str().expect("service account").to_owned();
+    let rm = s.client_uuid(&master, "tenant", "realm-management").await;
+    let (_, admin_role) = s
+        .admin_get(&master, &format!("/tenant/clients/{rm}/roles/realm-admin"))
+        .await;
+    let grant = format!("/tenant/users/{sa}/role-mappings/clients/{rm}");
+    assert_eq!(
+        s.admin_post(&master, &grant, &json!([admin_role])).await.0,
+        204
+    );
+    let token = |realm: &'static str, client: &'static str, secret: &'static str| {
+        let s = &s;
+        async move {
+            let r: Value = s
+                .http
+                .post(s.token_url(realm))
+                .basic_auth(client, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("json");
+            r["access_token"].as_str().expect("token").to_owned()
+        }
+    };
+    let t = token("tenant", "provisioner", "prov-secret").await;
+    let c = claims(&t);
+    assert!(
+        c["resource_access"]["realm-management"]["roles"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("manage-users"))),
+        "realm-admin holds the other roles: {c}"
+    );
+    // Users, groups, roles, clients of its realm: the whole admin API.
+    let uid = s
+        .admin_create(
+            &t,
+            "/tenant/users",
+            &json!({"username": "carol", "enabled": true}),
+        )
+        .await;
+    let gid = s
+        .admin_create(&t, "/tenant/groups", &json!({"name": "staff"}))
+        .await;
+    assert_eq!(
+        s.admin_put(&t, &format!("/tenant/users/{uid}/groups/{gid}"), None)
+            .await,
+        204
+    );
+    let (st, _) = s
+        .admin_post(&t, "/tenant/roles", &json!({"name": "editor"}))
+        .await;
+    assert_eq!(st, 201);
+    assert_eq!(s.admin_get(&t, "/tenant/roles/editor").await.0, 200);
+    assert_eq!(s.admin_get(&t, "/tenant/clients").await.0, 200);
+    assert_eq!(s.admin_get(&t, "/tenant").await.0, 200);
+    // Not master, not another realm, no new realms.
+    assert_eq!(s.admin_get(&t, "/master/users").await.0, 401);
+    assert_eq!(s.admin_get(&t, "/other/users").await.0, 401);
+    assert_eq!(
+        s.admin_post(&t, "", &json!({"realm": "mine", "enabled": true}))
+            .await
+            .0,
+        401
+    );
+    // A narrower realm-management role is not honoured (403), nor none.
+    let narrow = s
+        .admin_create(
+            &master,
+            "/tenant/clients",
+            &json!({"clientId": "reader", "secret": "reader-secret", "serviceAccountsEnabled": true}),
+        )
+        .await;
+    let (_, reader_sa) = s
+        .admin_get(
+            &master,
+            &format!("/tenant/clients/{narrow}/service-account-user"),
+        )
+        .await;
+    let (_, view) = s
+        .admin_get(&master, &format!("/tenant/clients/{rm}/roles/view-users"))
+        .await;
+    let reader_grant = format!(
+        "/tenant/users/{}/role-mappings/clients/{rm}",
+        reader_sa["id"].as_str().expect("id")
+    );
+    assert_eq!(
+        s.admin_post(&master, &reader_grant, &json!([view])).await.0,
+        204
+    );
+    let rt = token("tenant", "reader", "reader-secret").await;
+    assert_eq!(s.admin_get(&rt, "/tenant/users").await.0, 403);
+    // Taking the role away takes effect at once, whatever the token says.
+    let r = s
+        .http
+        .delete(format!("{}/admin/realms{grant}", s.base))
+        .bearer_auth(&master)
+        .json(&json!([admin_role]))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    assert_eq!(s.admin_get(&t, "/tenant/users").await.0, 403);
+}

@@ -3,7 +3,7 @@
 //! why a user cannot log in and unlock them before the wait runs out.
 
 use super::RealmAdmin;
-use crate::admin::{event, guard, realm};
+use crate::admin::event;
 use crate::error::AdminError;
 use crate::state::Idp;
 use axum::extract::{Path, State};
@@ -76,8 +76,7 @@ async fn reset(
     r: &str,
     user: Option<&str>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(idp, h).await?;
-    let realm = realm(idp, r).await?;
+    let (caller, realm) = super::guard_realm(idp, h, r).await?;
     let path = match user {
         Some(id) => format!("attack-detection/brute-force/users/{id}"),
         None => "attack-detection/brute-force/users".to_owned(),

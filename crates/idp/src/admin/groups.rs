@@ -1,6 +1,6 @@
 //! `/admin/realms/{realm}/groups...`: nested groups and their members.
 
-use super::{Paging, RealmAdmin, created, event, guard, json_body, realm};
+use super::{Paging, RealmAdmin, created, event, json_body};
 use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
@@ -422,8 +422,7 @@ async fn change_member(
     uid: &str,
     join: bool,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(idp, h).await?;
-    let realm = realm(idp, r).await?;
+    let (caller, realm) = super::guard_realm(idp, h, r).await?;
     load(idp, &realm, gid).await?;
     idp.store
         .user(&realm.id, uid)

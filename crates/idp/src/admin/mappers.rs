@@ -3,7 +3,7 @@
 //! rules (unique names, ids kept on update), so the handlers are written
 //! once, generic over the [`Owner`].
 
-use super::{AdminCaller, created, event, guard, json_body, realm};
+use super::{AdminCaller, created, event, json_body, realm};
 use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
@@ -70,8 +70,7 @@ async fn open<O: Owner>(
     r: &str,
     id: &str,
 ) -> Result<(AdminCaller, Realm, O), AdminError> {
-    let caller = guard(idp, h).await?;
-    let realm = realm(idp, r).await?;
+    let (caller, realm) = super::guard_realm(idp, h, r).await?;
     let owner = O::load(idp, &realm, id).await?;
     Ok((caller, realm, owner))
 }
@@ -85,7 +84,7 @@ async fn open_edit<O: Owner>(
     r: &str,
     id: &str,
 ) -> Result<(tokio::sync::OwnedMutexGuard<()>, (AdminCaller, Realm, O)), AdminError> {
-    let caller = guard(idp, h).await?;
+    let (caller, _) = super::guard_realm(idp, h, r).await?;
     let edit = idp.lock_row(id).await;
     let realm = realm(idp, r).await?;
     let owner = O::load(idp, &realm, id).await?;

@@ -2,7 +2,7 @@
 //! `/roles-by-id`, and role mappings of users and groups
 //! (`/users/{id}/role-mappings...`, `/groups/{id}/role-mappings...`).
 
-use super::{RealmAdmin, created, event, guard, json_body, realm};
+use super::{RealmAdmin, created, event, json_body};
 use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
@@ -268,8 +268,7 @@ async fn create_any(
     cid: Option<&str>,
     body: &[u8],
 ) -> Result<axum::response::Response, AdminError> {
-    let caller = guard(idp, h).await?;
-    let realm = realm(idp, r).await?;
+    let (caller, realm) = super::guard_realm(idp, h, r).await?;
     let rep = json_body(body)?;
     let client = match cid {
         Some(c) => Some(container(idp, &realm, Some(c)).await?),
@@ -392,8 +391,7 @@ async fn put_any(
     which: RoleRef<'_>,
     body: &[u8],
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(idp, h).await?;
-    let realm = realm(idp, r).await?;
+    let (caller, realm) = super::guard_realm(idp, h, r).await?;
     let rep = json_body(body)?;
     let mut role = resolve(idp, &realm, &which).await?;
     if let Some(n) = rep
@@ -469,8 +467,7 @@ async fn del_any(
     r: &str,
     which: RoleRef<'_>,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(idp, h).await?;
-    let realm = realm(idp, r).await?;
+    let (caller, realm) = super::guard_realm(idp, h, r).await?;
     let role = resolve(idp, &realm, &which).await?;
     if role.client_id.is_none() && role.name == format!("default-roles-{}", realm.name) {
         return Err(AdminError::bad_request("You cannot delete a default role"));
@@ -560,8 +557,7 @@ async fn list_composites(
     filter: CompositeFilter<'_>,
     page: &CompositeSearch,
 ) -> Result<Json<Value>, AdminError> {
-    guard(idp, h).await?;
-    let realm = realm(idp, r).await?;
+    let (_, realm) = super::guard_realm(idp, h, r).await?;
     let role = resolve(idp, &realm, &which).await?;
     let client = match filter {
         CompositeFilter::Client(c) => Some(container(idp, &realm, Some(c)).await?),
@@ -594,8 +590,7 @@ async fn change_composites(
     body: &[u8],
     add: bool,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(idp, h).await?;
-    let realm = realm(idp, r).await?;
+    let (caller, realm) = super::guard_realm(idp, h, r).await?;
     let role = resolve(idp, &realm, &which).await?;
     let rep = json_body(body)?;
     let mut ids = vec![];
@@ -717,8 +712,7 @@ async fn holders_any<const GROUPS: bool>(
     which: RoleRef<'_>,
     q: Paging,
 ) -> Result<Json<Value>, AdminError> {
-    guard(idp, h).await?;
-    let realm = realm(idp, r).await?;
+    let (_, realm) = super::guard_realm(idp, h, r).await?;
     let role = resolve(idp, &realm, &which).await?;
     let (first, max) = (q.first.unwrap_or(0), q.max.unwrap_or(100));
     if !GROUPS {

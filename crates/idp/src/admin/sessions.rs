@@ -4,7 +4,7 @@
 //! `GET .../clients/{id}/user-sessions|session-count|offline-sessions|offline-session-count`.
 //! (A user's own sessions live in `users.rs`.)
 
-use super::{Paging, RealmAdmin, event, guard, realm};
+use super::{Paging, RealmAdmin, event};
 use crate::error::AdminError;
 use crate::state::Idp;
 use axum::extract::{Path, Query, State};
@@ -83,8 +83,7 @@ async fn client_sessions<const OFFLINE: bool>(
     h: &HeaderMap,
     (r, id): (String, String),
 ) -> Result<(Vec<Session>, String, gatehouse_core::model::Realm), AdminError> {
-    guard(idp, h).await?;
-    let realm = realm(idp, &r).await?;
+    let (_, realm) = super::guard_realm(idp, h, &r).await?;
     let client = super::clients::load(idp, &realm, &id).await?;
     let list = idp
         .store
