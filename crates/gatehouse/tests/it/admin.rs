@@ -2610,6 +2610,54 @@ async fn concurrent_edits_all_land() {
     assert_eq!(named(&mappers, "name", "mapper-"), 12);
 }
 
+/// A service account of realm `tenant` (client `client`, secret
+/// `{client}-secret`) granted one `realm-management` role by the master
+/// admin: returns the role-mapping path and the role, to take it back, and
+/// the account's client-credentials token.
+async fn tenant_service_account(
+    s: &crate::support::Server,
+    master: &str,
+    client: &str,
+    role: &str,
+) -> (String, Value, String) {
+    let secret = format!("{client}-secret");
+    let id = s
+        .admin_create(
+            master,
+            "/tenant/clients",
+            &json!({"clientId": client, "secret": secret, "serviceAccountsEnabled": true}),
+        )
+        .await;
+    let (_, sa) = s
+        .admin_get(
+            master,
+            &format!("/tenant/clients/{id}/service-account-user"),
+        )
+        .await;
+    let rm = s.client_uuid(master, "tenant", "realm-management").await;
+    let (_, role) = s
+        .admin_get(master, &format!("/tenant/clients/{rm}/roles/{role}"))
+        .await;
+    let grant = format!(
+        "/tenant/users/{}/role-mappings/clients/{rm}",
+        sa["id"].as_str().expect("service account")
+    );
+    assert_eq!(s.admin_post(master, &grant, &json!([role])).await.0, 204);
+    let r: Value = s
+        .http
+        .post(s.token_url("tenant"))
+        .basic_auth(client, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let token = r["access_token"].as_str().expect("token").to_owned();
+    (grant, role, token)
+}
+
 /// A realm's own administrators: a service account of realm `tenant`
 /// holding `realm-management`'s `realm-admin` administers `tenant` (as
 /// with Keycloak, where scripts run on such accounts), and nothing else.
@@ -2623,47 +2671,8 @@ async fn a_realms_own_realm_admin_administers_that_realm_only() {
             .await;
         assert_eq!(st, 201);
     }
-    let prov = s
-        .admin_create(
-            &master,
-            "/tenant/clients",
-            &json!({"clientId": "provisioner", "secret": "prov-secret", "serviceAccountsEnabled": true}),
-        )
-        .await;
-    let (_, sa) = s
-        .admin_get(
-            &master,
-            &format!("/tenant/clients/{prov}/service-account-user"),
-        )
-        .await;
-    let sa = sa["id"].as_str().expect("service account").to_owned();
-    let rm = s.client_uuid(&master, "tenant", "realm-management").await;
-    let (_, admin_role) = s
-        .admin_get(&master, &format!("/tenant/clients/{rm}/roles/realm-admin"))
-        .await;
-    let grant = format!("/tenant/users/{sa}/role-mappings/clients/{rm}");
-    assert_eq!(
-        s.admin_post(&master, &grant, &json!([admin_role])).await.0,
-        204
-    );
-    let token = |realm: &'static str, client: &'static str, secret: &'static str| {
-        let s = &s;
-        async move {
-            let r: Value = s
-                .http
-                .post(s.token_url(realm))
-                .basic_auth(client, Some(secret))
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
-            r["access_token"].as_str().expect("token").to_owned()
-        }
-    };
-    let t = token("tenant", "provisioner", "prov-secret").await;
+    let (grant, admin_role, t) =
+        tenant_service_account(&s, &master, "provisioner", "realm-admin").await;
     let c = claims(&t);
     assert!(
         c["resource_access"]["realm-management"]["roles"]
@@ -2703,33 +2712,9 @@ async fn a_realms_own_realm_admin_administers_that_realm_only() {
             .0,
         401
     );
-    // A narrower realm-management role is not honoured (403), nor none.
-    let narrow = s
-        .admin_create(
-            &master,
-            "/tenant/clients",
-            &json!({"clientId": "reader", "secret": "reader-secret", "serviceAccountsEnabled": true}),
-        )
-        .await;
-    let (_, reader_sa) = s
-        .admin_get(
-            &master,
-            &format!("/tenant/clients/{narrow}/service-account-user"),
-        )
-        .await;
-    let (_, view) = s
-        .admin_get(&master, &format!("/tenant/clients/{rm}/roles/view-users"))
-        .await;
-    let reader_grant = format!(
-        "/tenant/users/{}/role-mappings/clients/{rm}",
-        reader_sa["id"].as_str().expect("id")
-    );
-    assert_eq!(
-        s.admin_post(&master, &reader_grant, &json!([view])).await.0,
-        204
-    );
-    let rt = token("tenant", "reader", "reader-secret").await;
-    assert_eq!(s.admin_get(&rt, "/tenant/users").await.0, 403);
+    // A narrower realm-management role is not honoured (403).
+    let (_, _, reader) = tenant_service_account(&s, &master, "reader", "view-users").await;
+    assert_eq!(s.admin_get(&reader, "/tenant/users").await.0, 403);
     // Taking the role away takes effect at once, whatever the token says.
     let r = s
         .http
