@@ -2701,8 +2701,26 @@ async fn a_realms_own_realm_admin_administers_that_realm_only() {
         .await;
     assert_eq!(st, 201);
     assert_eq!(s.admin_get(&t, "/tenant/roles/editor").await.0, 200);
-    assert_eq!(s.admin_get(&t, "/tenant/clients").await.0, 200);
     assert_eq!(s.admin_get(&t, "/tenant").await.0, 200);
+    let app = s
+        .admin_create(&t, "/tenant/clients", &json!({"clientId": "tenant-app"}))
+        .await;
+    for path in [
+        format!("/tenant/clients/{app}/protocol-mappers/models"),
+        format!("/tenant/clients/{app}/user-sessions"),
+        "/tenant/roles/editor/composites".to_owned(),
+        format!("/tenant/groups/{gid}/members"),
+    ] {
+        assert_eq!(s.admin_get(&t, &path).await.0, 200, "{path}");
+    }
+    assert_eq!(
+        s.admin_delete(
+            &t,
+            &format!("/tenant/attack-detection/brute-force/users/{uid}")
+        )
+        .await,
+        204
+    );
     // Not master, not another realm, no new realms.
     assert_eq!(s.admin_get(&t, "/master/users").await.0, 401);
     assert_eq!(s.admin_get(&t, "/other/users").await.0, 401);
