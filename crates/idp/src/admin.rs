@@ -118,6 +118,42 @@ pub async fn guard_realm(
     }
 }
 
+/// Who may make an admin call that is not on one realm (server info, the
+/// realm list): a `master` admin (`None`), or a realm's own administrator
+/// (`Some(realm)`, the realm named by the token's issuer, then checked as
+/// [`guard_realm`] does), who sees only that realm.
+pub async fn guard_any(
+    idp: &Idp,
+    headers: &HeaderMap,
+) -> Result<(AdminCaller, Option<Realm>), AdminError> {
+    let e = match guard(idp, headers).await {
+        Ok(caller) => return Ok((caller, None)),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => e,
+        Err(e) => return Err(e),
+    };
+    // The issuer only picks the realm whose keys then verify the token.
+    let Some(name) = crate::oidc::userinfo::bearer(headers)
+        .and_then(unverified_issuer)
+        .and_then(|iss| iss.rsplit_once("/realms/").map(|(_, r)| r.to_owned()))
+        .filter(|r| r != "master" && !r.contains('/'))
+    else {
+        return Err(e);
+    };
+    let (caller, realm) = guard_realm(idp, headers, &name).await?;
+    Ok((caller, Some(realm)))
+}
+
+/// A token's `iss`, read without verifying it.
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("iss")?.as_str().map(str::to_owned)
+}
+
 /// The realm's own administrator behind a token of that realm: active,
 /// `realm-admin` of `realm-management` in the token and, still, in the
 /// store. Keycloak's narrower roles of that client (`manage-users`,

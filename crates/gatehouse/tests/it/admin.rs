@@ -2721,6 +2721,18 @@ async fn a_realms_own_realm_admin_administers_that_realm_only() {
         .await,
         204
     );
+    // Server info (Terraform's provider reads it first) and a realm list
+    // holding its own realm alone.
+    assert_eq!(s.admin_get_root(&t, "/admin/serverinfo").await.0, 200);
+    let (st, realms) = s.admin_get(&t, "").await;
+    assert_eq!(st, 200);
+    let names: Vec<&str> = realms
+        .as_array()
+        .expect("realms")
+        .iter()
+        .filter_map(|r| r["realm"].as_str())
+        .collect();
+    assert_eq!(names, ["tenant"]);
     // Not master, not another realm, no new realms.
     assert_eq!(s.admin_get(&t, "/master/users").await.0, 401);
     assert_eq!(s.admin_get(&t, "/other/users").await.0, 401);

@@ -306,6 +306,19 @@ impl Server {
             .as_u16()
     }
 
+    /// GETs an admin path outside `/admin/realms` (`/admin/serverinfo`).
+    pub async fn admin_get_root(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("send");
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn admin_get(&self, token: &str, path: &str) -> (u16, Value) {
         let r = self
             .http

@@ -26,9 +26,13 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route("/admin/realms/{realm}/clear-crl-cache", post(clear_cache))
 }
 
+/// `GET /admin/realms`: every realm for a `master` admin; a realm's own
+/// administrator sees that realm alone, as in Keycloak.
 async fn list(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<Value>, AdminError> {
-    guard(&idp, &h).await?;
-    let all = idp.store.realms().await?;
+    let all = match super::guard_any(&idp, &h).await? {
+        (_, Some(own)) => vec![own],
+        (_, None) => idp.store.realms().await?,
+    };
     Ok(Json(json!(all.iter().map(shown).collect::<Vec<_>>())))
 }
 
