@@ -57,8 +57,22 @@ pub async fn guard(idp: &Idp, headers: &HeaderMap) -> Result<AdminCaller, AdminE
 
 /// Checks the caller's token: master realm, active, holding master realm
 /// role `role` (directly or through a composite) both in the token and,
-/// still, in the store.
+/// still, in the store. A valid token of another realm is 403.
 pub async fn guard_role(
+    idp: &Idp,
+    headers: &HeaderMap,
+    role: &str,
+) -> Result<AdminCaller, AdminError> {
+    match master_admin(idp, headers, role).await {
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            Err(authenticated_elsewhere(idp, headers, e).await)
+        }
+        other => other,
+    }
+}
+
+/// [`guard_role`]'s check of a `master` token; 401 for any other token.
+async fn master_admin(
     idp: &Idp,
     headers: &HeaderMap,
     role: &str,
@@ -105,16 +119,43 @@ pub async fn guard_realm(
     headers: &HeaderMap,
     name: &str,
 ) -> Result<(AdminCaller, Realm), AdminError> {
-    match guard(idp, headers).await {
-        Ok(caller) => Ok((caller, realm(idp, name).await?)),
-        Err(e) if e.status == StatusCode::UNAUTHORIZED && name != "master" => {
-            let Ok(realm) = realm(idp, name).await else {
-                return Err(e);
-            };
-            let caller = own_realm_admin(idp, headers, &realm).await?;
-            Ok((caller, realm))
+    let e = match master_admin(idp, headers, "admin").await {
+        Ok(caller) => return Ok((caller, realm(idp, name).await?)),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => e,
+        Err(e) => return Err(e),
+    };
+    let own = match realm(idp, name).await {
+        Ok(realm) if name != "master" => own_realm_admin(idp, headers, &realm)
+            .await
+            .map(|caller| (caller, realm)),
+        _ => Err(e),
+    };
+    match own {
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            Err(authenticated_elsewhere(idp, headers, e).await)
         }
-        Err(e) => Err(e),
+        other => other,
+    }
+}
+
+/// A token that is not valid in the realm called may still be a valid
+/// token of another realm (its issuer's): Keycloak authenticates it there
+/// and then answers 403, not 401, for a realm it may not administer.
+async fn authenticated_elsewhere(idp: &Idp, headers: &HeaderMap, e: AdminError) -> AdminError {
+    let Some(token) = crate::oidc::userinfo::bearer(headers) else {
+        return e;
+    };
+    let Some(name) = unverified_issuer(token)
+        .and_then(|iss| iss.rsplit_once("/realms/").map(|(_, r)| r.to_owned()))
+    else {
+        return e;
+    };
+    let Ok(Some(issuer)) = idp.store.realm_by_name(&name).await else {
+        return e;
+    };
+    match crate::oidc::userinfo::active_access_token(idp, &issuer, token).await {
+        Ok(Some(_)) => AdminError::new(StatusCode::FORBIDDEN, "HTTP 403 Forbidden"),
+        _ => e,
     }
 }
 
@@ -126,7 +167,7 @@ pub async fn guard_any(
     idp: &Idp,
     headers: &HeaderMap,
 ) -> Result<(AdminCaller, Option<Realm>), AdminError> {
-    let e = match guard(idp, headers).await {
+    let e = match master_admin(idp, headers, "admin").await {
         Ok(caller) => return Ok((caller, None)),
         Err(e) if e.status == StatusCode::UNAUTHORIZED => e,
         Err(e) => return Err(e),
@@ -137,7 +178,7 @@ pub async fn guard_any(
         .and_then(|iss| iss.rsplit_once("/realms/").map(|(_, r)| r.to_owned()))
         .filter(|r| r != "master" && !r.contains('/'))
     else {
-        return Err(e);
+        return Err(authenticated_elsewhere(idp, headers, e).await);
     };
     let (caller, realm) = guard_realm(idp, headers, &name).await?;
     Ok((caller, Some(realm)))
