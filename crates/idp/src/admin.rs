@@ -119,13 +119,24 @@ pub async fn guard_realm(
     headers: &HeaderMap,
     name: &str,
 ) -> Result<(AdminCaller, Realm), AdminError> {
+    guard_realm_for(idp, headers, name, None).await
+}
+
+/// [`guard_realm`], for a GET of `read` (the path after the realm), which
+/// the realm's narrower read roles may also make ([`read_roles`]).
+async fn guard_realm_for(
+    idp: &Idp,
+    headers: &HeaderMap,
+    name: &str,
+    read: Option<&str>,
+) -> Result<(AdminCaller, Realm), AdminError> {
     let e = match master_admin(idp, headers, "admin").await {
         Ok(caller) => return Ok((caller, realm(idp, name).await?)),
         Err(e) if e.status == StatusCode::UNAUTHORIZED => e,
         Err(e) => return Err(e),
     };
     let own = match realm(idp, name).await {
-        Ok(realm) if name != "master" => own_realm_admin(idp, headers, &realm)
+        Ok(realm) if name != "master" => own_realm_admin(idp, headers, &realm, read)
             .await
             .map(|caller| (caller, realm)),
         _ => Err(e),
@@ -195,15 +206,36 @@ fn unverified_issuer(token: &str) -> Option<String> {
     v.get("iss")?.as_str().map(str::to_owned)
 }
 
+/// The realm-management roles that let a realm's own token read `rest`
+/// (the path after `/admin/realms/{realm}/`) with a GET, besides
+/// `realm-admin`: Keycloak's view and query roles for users, groups and
+/// events (a manage role implies its view role there). Nothing else: the
+/// other view roles would read client secrets or realm settings that
+/// Gatehouse does not yet mask for them.
+fn read_roles(rest: &str) -> &'static [&'static str] {
+    let mut parts = rest.split('/');
+    match (parts.next().unwrap_or(""), parts.next()) {
+        ("users", Some("profile")) => &[],
+        ("users", None | Some("count")) => &["view-users", "manage-users", "query-users"],
+        ("users", Some(_)) => &["view-users", "manage-users"],
+        ("groups", None | Some("count")) => &["view-users", "manage-users", "query-groups"],
+        ("groups" | "group-by-path", Some(_)) => &["view-users", "manage-users"],
+        ("events" | "admin-events", _) => &["view-events", "manage-events"],
+        _ => &[],
+    }
+}
+
 /// The realm's own administrator behind a token of that realm: active,
-/// `realm-admin` of `realm-management` in the token and, still, in the
-/// store. Keycloak's narrower roles of that client (`manage-users`,
+/// holding `realm-admin` of `realm-management` (or, for a read that
+/// [`read_roles`] lists, one of those roles) in the token and, still, in
+/// the store. Keycloak's other narrower roles (`manage-users` for writes,
 /// `view-clients`...) are not honoured yet: they get 403, not part of the
 /// API with Keycloak's per-object checks missing.
 async fn own_realm_admin(
     idp: &Idp,
     headers: &HeaderMap,
     realm: &Realm,
+    read: Option<&str>,
 ) -> Result<AdminCaller, AdminError> {
     let unauthorized = || AdminError::new(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized");
     let forbidden = || AdminError::new(StatusCode::FORBIDDEN, "HTTP 403 Forbidden");
@@ -211,13 +243,17 @@ async fn own_realm_admin(
     let active = crate::oidc::userinfo::active_access_token(idp, realm, token)
         .await?
         .ok_or_else(unauthorized)?;
-    let in_token = active.claims["resource_access"][crate::bootstrap::REALM_MANAGEMENT]["roles"]
+    let mut enough = vec![crate::bootstrap::REALM_ADMIN];
+    enough.extend(read.map(read_roles).unwrap_or_default());
+    let granting: Vec<&str> = active.claims["resource_access"][crate::bootstrap::REALM_MANAGEMENT]
+        ["roles"]
         .as_array()
-        .is_some_and(|r| {
-            r.iter()
-                .any(|x| x.as_str() == Some(crate::bootstrap::REALM_ADMIN))
-        });
-    if !in_token {
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str())
+        .filter(|r| enough.contains(r))
+        .collect();
+    if granting.is_empty() {
         return Err(forbidden());
     }
     let Some(client) = idp
@@ -227,14 +263,13 @@ async fn own_realm_admin(
     else {
         return Err(forbidden());
     };
+    // The token's roles are a snapshot: one of them must still be held.
     let still = idp
         .store
         .effective_roles(&active.user.id)
         .await?
         .iter()
-        .any(|r| {
-            r.client_id.as_deref() == Some(&client.id) && r.name == crate::bootstrap::REALM_ADMIN
-        });
+        .any(|r| r.client_id.as_deref() == Some(&client.id) && granting.contains(&r.name.as_str()));
     if !still {
         return Err(forbidden());
     }
@@ -270,7 +305,20 @@ impl axum::extract::FromRequestParts<Arc<Idp>> for RealmAdmin {
             .iter()
             .find_map(|(k, v)| (k == "realm").then_some(v))
             .ok_or_else(|| AdminError::not_found("Realm"))?;
-        let (caller, realm) = guard_realm(idp, &parts.headers, name).await?;
+        // A GET's path after the realm, for the realm's read-only roles.
+        let read = matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD
+        )
+        .then(|| {
+            parts
+                .uri
+                .path()
+                .strip_prefix("/admin/realms/")
+                .map(|p| p.split_once('/').map_or("", |(_, rest)| rest))
+        })
+        .flatten();
+        let (caller, realm) = guard_realm_for(idp, &parts.headers, name, read).await?;
         Ok(RealmAdmin {
             idp: idp.clone(),
             caller,
@@ -338,8 +386,46 @@ pub fn event(
     let mut e = Event::admin(realm, op, rtype, path);
     e.user_id = Some(caller.user_id.clone());
     e.client_id = Some(caller.client_id.clone());
-    e.representation = repr.map(|r| r.to_string());
+    e.representation = repr.map(|r| {
+        let mut r = r.clone();
+        strip_secrets(&mut r);
+        r.to_string()
+    });
     e
+}
+
+/// Keycloak's `StripSecretsUtils`: an admin event's representation shows
+/// `**********` for secrets (client secrets, identity-provider and
+/// component secrets, passwords, credential values), so whoever may read
+/// admin events does not thereby read what the write set.
+pub fn strip_secrets(v: &mut serde_json::Value) {
+    const MASK: &str = "**********";
+    const SECRET_KEYS: [&str; 7] = [
+        "secret",
+        "clientSecret",
+        "registrationAccessToken",
+        "bindCredential",
+        "password",
+        "value",
+        "secretData",
+    ];
+    match v {
+        serde_json::Value::Object(o) => {
+            let credential = o.contains_key("type") && o.contains_key("value");
+            for (k, x) in o.iter_mut() {
+                let masked = SECRET_KEYS.contains(&k.as_str())
+                    && (k != "value" || credential)
+                    && matches!(x, serde_json::Value::String(s) if !s.is_empty());
+                if masked {
+                    *x = serde_json::Value::String(MASK.into());
+                } else {
+                    strip_secrets(x);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_secrets),
+        _ => {}
+    }
 }
 
 /// 201 with the `Location` Keycloak's clients read the new id from:
@@ -450,4 +536,27 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(organizations::routes())
         .merge(partial::routes())
         .merge(scope_mappings::routes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn admin_event_representations_hide_secrets() {
+        let mut v = json!({"clientId": "app", "secret": "s3cret", "attributes": {"a": "b"},
+            "credentials": [{"type": "password", "value": "pw", "temporary": false}],
+            "config": {"clientSecret": "idp", "clientId": "x"},
+            "smtpServer": {"password": "mail", "host": "h"}, "enabled": true});
+        strip_secrets(&mut v);
+        let text = v.to_string();
+        for secret in ["s3cret", "\"pw\"", "\"idp\"", "\"mail\""] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(v["clientId"], "app");
+        assert_eq!(v["config"]["clientId"], "x");
+        assert_eq!(v["attributes"]["a"], "b");
+        assert_eq!(v["credentials"][0]["type"], "password");
+    }
 }

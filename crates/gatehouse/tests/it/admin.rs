@@ -2746,9 +2746,41 @@ async fn a_realms_own_realm_admin_administers_that_realm_only() {
         403
     );
     assert_eq!(s.admin_get("garbage", "/tenant/users").await.0, 401);
-    // A narrower realm-management role is not honoured (403).
+    // The read roles of users, groups and events read those; nothing else,
+    // and never a write.
     let (_, _, reader) = tenant_service_account(&s, &master, "reader", "view-users").await;
-    assert_eq!(s.admin_get(&reader, "/tenant/users").await.0, 403);
+    for (path, status) in [
+        ("/tenant/users".to_owned(), 200),
+        (format!("/tenant/users/{uid}"), 200),
+        (format!("/tenant/users/{uid}/groups"), 200),
+        ("/tenant/groups".to_owned(), 200),
+        ("/tenant/users/profile".to_owned(), 403),
+        ("/tenant/clients".to_owned(), 403),
+        ("/tenant/events".to_owned(), 403),
+        ("/tenant".to_owned(), 403),
+    ] {
+        assert_eq!(s.admin_get(&reader, &path).await.0, status, "{path}");
+    }
+    let (st, _) = s
+        .admin_post(&reader, "/tenant/users", &json!({"username": "nope"}))
+        .await;
+    assert_eq!(st, 403);
+    assert_eq!(
+        s.admin_delete(&reader, &format!("/tenant/users/{uid}"))
+            .await,
+        403
+    );
+    let (_, _, querier) = tenant_service_account(&s, &master, "querier", "query-users").await;
+    assert_eq!(s.admin_get(&querier, "/tenant/users").await.0, 200);
+    assert_eq!(
+        s.admin_get(&querier, &format!("/tenant/users/{uid}"))
+            .await
+            .0,
+        403
+    );
+    let (_, _, auditor) = tenant_service_account(&s, &master, "auditor", "view-events").await;
+    assert_eq!(s.admin_get(&auditor, "/tenant/events").await.0, 200);
+    assert_eq!(s.admin_get(&auditor, "/tenant/users").await.0, 403);
     // Taking the role away takes effect at once, whatever the token says.
     let r = s
         .http
