@@ -150,6 +150,35 @@ pub fn default_group_paths(r: &Realm) -> Vec<String> {
 }
 
 /// Applies a (partial) RealmRepresentation.
+/// What Keycloak shows for a secret it will not send back.
+pub const SECRET_MASK: &str = "**********";
+
+/// A realm read back and written again carries the masked SMTP password:
+/// it means "unchanged", so the stored one is kept.
+fn keep_masked_password(new: &mut Value, old: Option<&Value>) {
+    if new["password"].as_str() == Some(SECRET_MASK) {
+        match old.and_then(|o| o.get("password")) {
+            Some(p) => new["password"] = p.clone(),
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("password");
+                }
+            }
+        }
+    }
+}
+
+/// The realm as an admin reads it: the SMTP password masked, as Keycloak
+/// shows it (export keeps it, since the file must restore the realm).
+pub fn mask_realm_secrets(v: &mut Value) {
+    if v["smtpServer"]["password"]
+        .as_str()
+        .is_some_and(|p| !p.is_empty())
+    {
+        v["smtpServer"]["password"] = json!(SECRET_MASK);
+    }
+}
+
 pub fn apply_realm(r: &mut Realm, v: &Value) -> Result<(), String> {
     if let Some(n) = s(v, "realm") {
         valid_name(&n)?;
@@ -192,7 +221,11 @@ pub fn apply_realm(r: &mut Realm, v: &Value) -> Result<(), String> {
     if let Some(o) = v.as_object() {
         for (k, val) in o {
             if !REALM_FIELDS.contains(&k.as_str()) {
-                r.extra.insert(k.clone(), val.clone());
+                let mut val = val.clone();
+                if k == "smtpServer" {
+                    keep_masked_password(&mut val, r.extra.get(k));
+                }
+                r.extra.insert(k.clone(), val);
             }
         }
     }

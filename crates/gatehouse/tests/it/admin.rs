@@ -2793,3 +2793,20 @@ async fn a_realms_own_realm_admin_administers_that_realm_only() {
     assert_eq!(r.status(), 204);
     assert_eq!(s.admin_get(&t, "/tenant/users").await.0, 403);
 }
+
+/// The SMTP password is shown masked, as Keycloak shows it; writing the
+/// realm back as read keeps the stored one; export keeps it too.
+#[tokio::test]
+async fn smtp_password_is_masked_and_survives_a_read_modify_write() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let smtp = json!({"smtpServer": {"host": "mail.example", "from": "id@example", "password": "mail-pw"}});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&smtp)).await, 204);
+    let (_, mut rep) = s.admin_get(&t, "/demo").await;
+    assert_eq!(rep["smtpServer"]["password"], "**********");
+    rep["displayName"] = json!("Demo");
+    assert_eq!(s.admin_put(&t, "/demo", Some(&rep)).await, 204);
+    assert_eq!(s.export("demo").await["smtpServer"]["password"], "mail-pw");
+    let (_, list) = s.admin_get(&t, "").await;
+    assert!(!list.to_string().contains("mail-pw"));
+}

@@ -42,6 +42,7 @@ async fn list(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<Value>, 
 /// providers' client secrets are masked, as on their own endpoint.
 fn shown(realm: &Realm) -> Value {
     let mut v = repr::realm(realm);
+    repr::mask_realm_secrets(&mut v);
     if let Some(o) = v.as_object_mut() {
         o.remove("components");
         o.remove("requiredActions");
