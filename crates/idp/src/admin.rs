@@ -209,9 +209,9 @@ fn unverified_issuer(token: &str) -> Option<String> {
 /// The realm-management roles that let a realm's own token read `rest`
 /// (the path after `/admin/realms/{realm}/`) with a GET, besides
 /// `realm-admin`: Keycloak's view and query roles for users, groups and
-/// events (a manage role implies its view role there). Nothing else: the
-/// other view roles would read client secrets or realm settings that
-/// Gatehouse does not yet mask for them.
+/// events, and `view-realm` for the realm itself and its public keys (a
+/// manage role implies its view role there). Nothing else: the other view
+/// roles would read client secrets or settings not yet masked for them.
 fn read_roles(rest: &str) -> &'static [&'static str] {
     let mut parts = rest.split('/');
     match (parts.next().unwrap_or(""), parts.next()) {
@@ -221,6 +221,9 @@ fn read_roles(rest: &str) -> &'static [&'static str] {
         ("groups", None | Some("count")) => &["view-users", "manage-users", "query-groups"],
         ("groups" | "group-by-path", Some(_)) => &["view-users", "manage-users"],
         ("events" | "admin-events", _) => &["view-events", "manage-events"],
+        // The realm as shown (its SMTP and identity-provider secrets
+        // masked) and its public keys.
+        ("", None) | ("keys", None) => &["view-realm", "manage-realm"],
         _ => &[],
     }
 }

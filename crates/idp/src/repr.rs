@@ -83,6 +83,7 @@ const REALM_FIELDS: &[&str] = &[
     "defaultOptionalClientScopes",
     "scopeMappings",
     "clientScopeMappings",
+    "organizations",
 ];
 
 /// RealmRepresentation of a realm.

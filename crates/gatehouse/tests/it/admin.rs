@@ -2781,6 +2781,15 @@ async fn a_realms_own_realm_admin_administers_that_realm_only() {
     let (_, _, auditor) = tenant_service_account(&s, &master, "auditor", "view-events").await;
     assert_eq!(s.admin_get(&auditor, "/tenant/events").await.0, 200);
     assert_eq!(s.admin_get(&auditor, "/tenant/users").await.0, 403);
+    let (_, _, viewer) = tenant_service_account(&s, &master, "viewer", "view-realm").await;
+    assert_eq!(s.admin_get(&viewer, "/tenant").await.0, 200);
+    assert_eq!(s.admin_get(&viewer, "/tenant/keys").await.0, 200);
+    assert_eq!(s.admin_get(&viewer, "/tenant/clients").await.0, 403);
+    assert_eq!(
+        s.admin_put(&viewer, "/tenant", Some(&json!({"enabled": true})))
+            .await,
+        403
+    );
     // Taking the role away takes effect at once, whatever the token says.
     let r = s
         .http
