@@ -156,9 +156,7 @@ async fn authenticated_elsewhere(idp: &Idp, headers: &HeaderMap, e: AdminError) 
     let Some(token) = crate::oidc::userinfo::bearer(headers) else {
         return e;
     };
-    let Some(name) = unverified_issuer(token)
-        .and_then(|iss| iss.rsplit_once("/realms/").map(|(_, r)| r.to_owned()))
-    else {
+    let Some(name) = issuer_realm(token) else {
         return e;
     };
     let Ok(Some(issuer)) = idp.store.realm_by_name(&name).await else {
@@ -185,9 +183,8 @@ pub async fn guard_any(
     };
     // The issuer only picks the realm whose keys then verify the token.
     let Some(name) = crate::oidc::userinfo::bearer(headers)
-        .and_then(unverified_issuer)
-        .and_then(|iss| iss.rsplit_once("/realms/").map(|(_, r)| r.to_owned()))
-        .filter(|r| r != "master" && !r.contains('/'))
+        .and_then(issuer_realm)
+        .filter(|r| r != "master")
     else {
         return Err(authenticated_elsewhere(idp, headers, e).await);
     };
@@ -195,15 +192,12 @@ pub async fn guard_any(
     Ok((caller, Some(realm)))
 }
 
-/// A token's `iss`, read without verifying it.
-fn unverified_issuer(token: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("iss")?.as_str().map(str::to_owned)
+/// The realm a token's `iss` names, read without verifying it: it only
+/// picks the realm whose keys then verify the token.
+fn issuer_realm(token: &str) -> Option<String> {
+    let claims = crate::oidc::client_assertion::unverified_claims(token)?;
+    let (_, realm) = claims["iss"].as_str()?.rsplit_once("/realms/")?;
+    (!realm.is_empty() && !realm.contains('/')).then(|| realm.to_owned())
 }
 
 /// The realm-management roles that let a realm's own token read `rest`
@@ -402,7 +396,6 @@ pub fn event(
 /// component secrets, passwords, credential values), so whoever may read
 /// admin events does not thereby read what the write set.
 pub fn strip_secrets(v: &mut serde_json::Value) {
-    const MASK: &str = "**********";
     const SECRET_KEYS: [&str; 7] = [
         "secret",
         "clientSecret",
@@ -420,7 +413,7 @@ pub fn strip_secrets(v: &mut serde_json::Value) {
                     && (k != "value" || credential)
                     && matches!(x, serde_json::Value::String(s) if !s.is_empty());
                 if masked {
-                    *x = serde_json::Value::String(MASK.into());
+                    *x = serde_json::Value::String(crate::repr::SECRET_MASK.into());
                 } else {
                     strip_secrets(x);
                 }

@@ -146,10 +146,23 @@ async fn client_roles(
     Ok(ids)
 }
 
-/// `admin-cli` as Keycloak makes it.
-fn admin_cli() -> serde_json::Value {
-    json!({"clientId": "admin-cli", "name": "${client_admin-cli}", "publicClient": true,
-           "directAccessGrantsEnabled": true, "standardFlowEnabled": false})
+/// Whether the realm has no client `client_id`.
+async fn lacks(idp: &Idp, realm: &Realm, client_id: &str) -> Result<bool, AdminError> {
+    Ok(idp
+        .store
+        .client_by_client_id(&realm.id, client_id)
+        .await?
+        .is_none())
+}
+
+/// Creates `admin-cli` as Keycloak makes it, unless the realm has one.
+async fn ensure_admin_cli(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
+    if lacks(idp, realm, "admin-cli").await? {
+        let rep = json!({"clientId": "admin-cli", "name": "${client_admin-cli}", "publicClient": true,
+                         "directAccessGrantsEnabled": true, "standardFlowEnabled": false});
+        crate::admin::clients::create_client(idp, realm, &rep, vec![]).await?;
+    }
+    Ok(())
 }
 
 /// Keycloak gives every realm `admin-cli` (scripts log in to any realm
@@ -160,33 +173,15 @@ fn admin_cli() -> serde_json::Value {
 /// Keycloak's `broker` and console clients are not made: there is no
 /// brokering and no console.
 async fn builtin_clients(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
-    if idp
-        .store
-        .client_by_client_id(&realm.id, "admin-cli")
-        .await?
-        .is_none()
-    {
-        crate::admin::clients::create_client(idp, realm, &admin_cli(), vec![]).await?;
-    }
+    ensure_admin_cli(idp, realm).await?;
     // `master`'s administrators hold its `admin` role instead.
-    if realm.name != "master"
-        && idp
-            .store
-            .client_by_client_id(&realm.id, REALM_MANAGEMENT)
-            .await?
-            .is_none()
-    {
+    if realm.name != "master" && lacks(idp, realm, REALM_MANAGEMENT).await? {
         let rep = json!({"clientId": REALM_MANAGEMENT, "name": "${client_realm-management}",
                          "bearerOnly": true, "standardFlowEnabled": false});
         let c = crate::admin::clients::create_client(idp, realm, &rep, vec![]).await?;
         client_roles(idp, realm, &c, &REALM_MANAGEMENT_ROLES, Some(REALM_ADMIN)).await?;
     }
-    if idp
-        .store
-        .client_by_client_id(&realm.id, "account")
-        .await?
-        .is_some()
-    {
+    if !lacks(idp, realm, "account").await? {
         return Ok(());
     }
     // No redirect URIs: Gatehouse serves no account console to sign in to.
@@ -222,14 +217,7 @@ pub async fn ensure_master(
             // A master stored by an older version may lack `admin-cli`,
             // which admins log in through.
             default_roles(idp, &r).await?;
-            if idp
-                .store
-                .client_by_client_id(&r.id, "admin-cli")
-                .await?
-                .is_none()
-            {
-                crate::admin::clients::create_client(idp, &r, &admin_cli(), vec![]).await?;
-            }
+            ensure_admin_cli(idp, &r).await?;
             r
         }
         None => {

@@ -150,7 +150,6 @@ pub fn default_group_paths(r: &Realm) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Applies a (partial) RealmRepresentation.
 /// What Keycloak shows for a secret it will not send back.
 pub const SECRET_MASK: &str = "**********";
 
@@ -180,6 +179,7 @@ pub fn mask_realm_secrets(v: &mut Value) {
     }
 }
 
+/// Applies a (partial) RealmRepresentation.
 pub fn apply_realm(r: &mut Realm, v: &Value) -> Result<(), String> {
     if let Some(n) = s(v, "realm") {
         valid_name(&n)?;

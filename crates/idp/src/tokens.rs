@@ -39,9 +39,10 @@ pub fn granted_scope(
         }
         // Keycloak's dynamic `organization:<alias>` and `organization:*`
         // are the `organization` scope with a parameter, echoed as asked.
-        let (a, name) = match a.split_once(':') {
-            Some((ORGANIZATION, param)) if !param.is_empty() => (a, ORGANIZATION),
-            _ => (a, a),
+        let name = if organization_param(a).is_some() {
+            ORGANIZATION
+        } else {
+            a
         };
         let Some(found) = by_name(name) else {
             invalid.push(a);
@@ -72,6 +73,13 @@ pub fn granted_scope(
 /// The client scope that names the user's organizations.
 const ORGANIZATION: &str = "organization";
 
+/// The parameter of a dynamic `organization:<param>` scope value.
+fn organization_param(scope: &str) -> Option<&str> {
+    scope
+        .strip_prefix("organization:")
+        .filter(|p| !p.is_empty())
+}
+
 /// The client scopes in effect for a grant: the client's default scopes
 /// and the optional ones its `scope` names.
 pub fn effective_scopes<'a>(
@@ -85,10 +93,7 @@ pub fn effective_scopes<'a>(
             client.default_client_scopes.contains(&s.name)
                 || (client.optional_client_scopes.contains(&s.name)
                     && scope.split(' ').any(|x| {
-                        x == s.name
-                            || (s.name == ORGANIZATION
-                                && x.strip_prefix("organization:")
-                                    .is_some_and(|p| !p.is_empty()))
+                        x == s.name || (s.name == ORGANIZATION && organization_param(x).is_some())
                     }))
         })
         .collect()
@@ -409,11 +414,7 @@ fn apply_mapper(
         // which a token request cannot, so none), as a list of aliases, or
         // a map by alias when the id or attributes are to be added.
         "oidc-organization-membership-mapper" => {
-            let asked: Vec<&str> = g
-                .scope
-                .split(' ')
-                .filter_map(|s| s.strip_prefix("organization:"))
-                .collect();
+            let asked: Vec<&str> = g.scope.split(' ').filter_map(organization_param).collect();
             let chosen: Vec<&gatehouse_core::model::Organization> = if asked.contains(&"*") {
                 id.organizations.iter().collect()
             } else if !asked.is_empty() {

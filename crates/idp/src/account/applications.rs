@@ -268,12 +268,7 @@ async fn end_client_sessions(
         .filter(|s| s.client_id == client && (s.offline || online))
         .collect();
     for s in sessions {
-        let mut ev = caller.event("LOGOUT");
-        ev.session_id = Some(s.id.clone());
-        ev.details
-            .insert("revoked_client".into(), client.to_owned());
-        let ended = caller.idp.store.delete_session(&s.id, &[ev]).await?;
-        caller.idp.sessions_ended(&caller.realm, &ended).await;
+        super::sessions::end(caller, &s.id, Some(client)).await?;
     }
     Ok(())
 }

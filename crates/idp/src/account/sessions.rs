@@ -121,7 +121,7 @@ pub async fn logout_all(
         if keep_current && caller.is_current(&s) {
             continue;
         }
-        end(&caller, &s.id).await?;
+        end(&caller, &s.id, None).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -139,14 +139,23 @@ pub async fn logout_one(
         && s.realm_id == caller.realm.id
         && !s.offline
     {
-        end(&caller, &s.id).await?;
+        end(&caller, &s.id, None).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn end(caller: &AccountCaller, id: &str) -> Result<(), AdminError> {
+/// Ends one of the caller's sessions (a `LOGOUT` event, naming the client
+/// it was revoked for when an application's sessions are ended).
+pub(super) async fn end(
+    caller: &AccountCaller,
+    id: &str,
+    revoked_client: Option<&str>,
+) -> Result<(), AdminError> {
     let mut ev = caller.event("LOGOUT");
     ev.session_id = Some(id.to_owned());
+    if let Some(c) = revoked_client {
+        ev.details.insert("revoked_client".into(), c.to_owned());
+    }
     let ended = caller.idp.store.delete_session(id, &[ev]).await?;
     caller.idp.sessions_ended(&caller.realm, &ended).await;
     Ok(())

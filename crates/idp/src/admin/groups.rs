@@ -75,9 +75,10 @@ async fn list(
     )))
 }
 
-/// Keycloak's group `search`: a case-insensitive substring of the name, or
-/// with `exact` the whole name; no search matches every group.
-fn name_matches(name: &str, search: Option<&str>, exact: bool) -> bool {
+/// Keycloak's `search` over a name (of a group, an organization or its
+/// domains, a member's fields): a case-insensitive substring, or with
+/// `exact` the whole name; no search matches everything.
+pub fn name_matches(name: &str, search: Option<&str>, exact: bool) -> bool {
     search.is_none_or(|s| {
         let (name, s) = (name.to_lowercase(), s.to_lowercase());
         if exact { name == s } else { name.contains(&s) }

@@ -167,7 +167,7 @@ pub(crate) fn masked(p: &Value) -> Value {
     if let Some(secret) = p.pointer_mut("/config/clientSecret")
         && secret.as_str().is_some_and(|s| !s.is_empty())
     {
-        *secret = json!("**********");
+        *secret = json!(crate::repr::SECRET_MASK);
     }
     p
 }

@@ -251,7 +251,7 @@ fn matching<'a>(all: &'a [Organization], q: &Search) -> Vec<&'a Organization> {
             .split_whitespace()
             .filter_map(|p| p.split_once(':'))
             .collect();
-    let search = q.search.as_deref().map(str::to_lowercase);
+    let exact = q.exact == Some(true);
     all.iter()
         .filter(|o| {
             if !pairs.is_empty() {
@@ -261,15 +261,7 @@ fn matching<'a>(all: &'a [Organization], q: &Search) -> Vec<&'a Organization> {
                         .is_some_and(|vs| vs.iter().any(|x| x == v))
                 });
             }
-            let Some(s) = &search else { return true };
-            let hit = |t: &str| {
-                let t = t.to_lowercase();
-                if q.exact == Some(true) {
-                    t == *s
-                } else {
-                    t.contains(s.as_str())
-                }
-            };
+            let hit = |t: &str| super::groups::name_matches(t, q.search.as_deref(), exact);
             hit(&o.name) || o.domains.iter().any(|d| hit(&d.name))
         })
         .collect()
@@ -411,25 +403,17 @@ fn member_matches(u: &User, q: &MemberSearch) -> bool {
     {
         return false;
     }
-    let Some(s) = q.search.as_deref().map(str::to_lowercase) else {
-        return true;
-    };
-    [
-        Some(&u.username),
-        u.email.as_ref(),
-        u.first_name.as_ref(),
-        u.last_name.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .any(|f| {
-        let f = f.to_lowercase();
-        if q.exact == Some(true) {
-            f == s
-        } else {
-            f.contains(&s)
-        }
-    })
+    let exact = q.exact == Some(true);
+    q.search.is_none()
+        || [
+            Some(&u.username),
+            u.email.as_ref(),
+            u.first_name.as_ref(),
+            u.last_name.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|f| super::groups::name_matches(f, q.search.as_deref(), exact))
 }
 
 /// `GET /organizations/{id}/members`: 10 per page unless `max` says otherwise.

@@ -357,7 +357,7 @@ async fn partial_export(
         if let Some(clients) = o.get_mut("clients").and_then(Value::as_array_mut) {
             for c in clients {
                 if c.get("secret").is_some() {
-                    c["secret"] = json!("**********");
+                    c["secret"] = json!(crate::repr::SECRET_MASK);
                 }
             }
         }

@@ -17,7 +17,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use gatehouse_core::model::Client;
 use std::sync::Arc;
 
@@ -179,11 +178,7 @@ fn form_client_id(headers: &HeaderMap, body: &Bytes) -> Option<String> {
 /// needs the token to be valid.
 fn bearer_azp(headers: &HeaderMap) -> Option<String> {
     let token = crate::oidc::userinfo::bearer(headers)?;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let v = crate::oidc::client_assertion::unverified_claims(token)?;
     v.get("azp")?.as_str().map(str::to_owned)
 }
 
