@@ -250,6 +250,35 @@ class PythonKeycloak(unittest.TestCase):
         with self.assertRaises(KeycloakError):
             ops.get_users()
 
+    def test_2g_user_manager_service_account(self):
+        """The narrower setup backends use: a service account holding only
+        manage-users and view-realm creates users with passwords and assigns
+        them realm roles looked up by name, and cannot reach past that."""
+        a = self.admin
+        a.create_realm_role({"name": "py-member"})
+        cid = a.create_client({"clientId": "py-provisioner", "secret": "py-prov-secret",
+                               "serviceAccountsEnabled": True})
+        sa = a.get_client_service_account_user(cid)
+        rm = a.get_client_id("realm-management")
+        a.assign_client_role(sa["id"], rm, [a.get_client_role(rm, "manage-users"),
+                                            a.get_client_role(rm, "view-realm")])
+        conn = KeycloakOpenIDConnection(server_url=self.base, realm_name="py", client_id="py-provisioner",
+                                        client_secret_key="py-prov-secret")
+        prov = KeycloakAdmin(connection=conn)
+        uid = prov.create_user({"username": "prov-made", "enabled": True,
+                                "credentials": [{"type": "password", "value": "prov-pw", "temporary": False}]})
+        prov.assign_realm_roles(uid, [prov.get_realm_role("py-member")])
+        self.assertIn("py-member", [r["name"] for r in prov.get_realm_roles_of_user(uid)])
+        prov.set_user_password(uid, "prov-pw-2", temporary=False)
+        with self.assertRaises(KeycloakError):
+            prov.assign_client_role(uid, rm, [a.get_client_role(rm, "realm-admin")])
+        with self.assertRaises(KeycloakError):
+            prov.create_client({"clientId": "not-mine"})
+        oidc = KeycloakOpenID(server_url=self.base, realm_name="py", client_id="py-app", client_secret_key="py-secret")
+        tok = oidc.token("prov-made", "prov-pw-2")
+        self.assertIn("py-member", oidc.decode_token(tok["access_token"], validate=True)["realm_access"]["roles"])
+        prov.delete_user(uid)
+
     def test_3_delete(self):
         a = self.admin
         uid = a.get_user_id("pat")

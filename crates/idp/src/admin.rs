@@ -1,5 +1,7 @@
 //! `/admin/realms/...`: Keycloak's admin REST API. Every call needs a bearer
-//! token from realm `master` whose user holds the realm role `admin`.
+//! token from realm `master` whose user holds the realm role `admin`, or,
+//! on one realm, a token of that realm holding the `realm-management` role
+//! the call needs ([`realm_management`]).
 
 pub mod adapter_actions;
 pub mod api_keys;
@@ -24,6 +26,7 @@ pub mod mappers;
 pub mod organizations;
 pub mod partial;
 pub mod permissions;
+pub mod realm_management;
 pub mod realms;
 pub mod required_actions;
 pub mod roles;
@@ -48,6 +51,20 @@ pub struct AdminCaller {
     pub client_id: String,
     /// The session the caller's token belongs to (its `sid`).
     pub session_id: Option<String>,
+    /// For a realm's own administrator without `realm-admin`, the
+    /// `realm-management` roles it holds (composites expanded): what it may
+    /// see and grant is bounded by them. None: a full administrator.
+    pub limited: Option<Vec<String>>,
+}
+
+impl AdminCaller {
+    /// Whether the caller holds one of `roles` of `realm-management` (a
+    /// full administrator holds them all).
+    pub fn holds(&self, roles: &[&str]) -> bool {
+        self.limited
+            .as_ref()
+            .is_none_or(|held| held.iter().any(|h| roles.contains(&h.as_str())))
+    }
 }
 
 /// Checks the caller's token: master realm, active, realm role `admin`.
@@ -105,6 +122,7 @@ async fn master_admin(
         user_id: active.user.id,
         client_id: active.claims["azp"].as_str().unwrap_or_default().to_owned(),
         session_id: active.claims["sid"].as_str().map(str::to_owned),
+        limited: None,
     })
 }
 
@@ -122,13 +140,14 @@ pub async fn guard_realm(
     guard_realm_for(idp, headers, name, None).await
 }
 
-/// [`guard_realm`], for a GET of `read` (the path after the realm), which
-/// the realm's narrower read roles may also make ([`read_roles`]).
+/// [`guard_realm`], for a call (`write`, and the path after the realm)
+/// that the realm's narrower `realm-management` roles may also make
+/// ([`realm_management::granting`]).
 async fn guard_realm_for(
     idp: &Idp,
     headers: &HeaderMap,
     name: &str,
-    read: Option<&str>,
+    call: Option<(bool, &str)>,
 ) -> Result<(AdminCaller, Realm), AdminError> {
     let e = match master_admin(idp, headers, "admin").await {
         Ok(caller) => return Ok((caller, realm(idp, name).await?)),
@@ -136,7 +155,7 @@ async fn guard_realm_for(
         Err(e) => return Err(e),
     };
     let own = match realm(idp, name).await {
-        Ok(realm) if name != "master" => own_realm_admin(idp, headers, &realm, read)
+        Ok(realm) if name != "master" => own_realm_admin(idp, headers, &realm, call)
             .await
             .map(|caller| (caller, realm)),
         _ => Err(e),
@@ -200,80 +219,64 @@ fn issuer_realm(token: &str) -> Option<String> {
     (!realm.is_empty() && !realm.contains('/')).then(|| realm.to_owned())
 }
 
-/// The realm-management roles that let a realm's own token read `rest`
-/// (the path after `/admin/realms/{realm}/`) with a GET, besides
-/// `realm-admin`: Keycloak's view and query roles for users, groups and
-/// events, and `view-realm` for the realm itself and its public keys (a
-/// manage role implies its view role there). Nothing else: the other view
-/// roles would read client secrets or settings not yet masked for them.
-fn read_roles(rest: &str) -> &'static [&'static str] {
-    let mut parts = rest.split('/');
-    match (parts.next().unwrap_or(""), parts.next()) {
-        ("users", Some("profile")) => &[],
-        ("users", None | Some("count")) => &["view-users", "manage-users", "query-users"],
-        ("users", Some(_)) => &["view-users", "manage-users"],
-        ("groups", None | Some("count")) => &["view-users", "manage-users", "query-groups"],
-        ("groups" | "group-by-path", Some(_)) => &["view-users", "manage-users"],
-        ("events" | "admin-events", _) => &["view-events", "manage-events"],
-        // The realm as shown (its SMTP and identity-provider secrets
-        // masked) and its public keys.
-        ("", None) | ("keys", None) => &["view-realm", "manage-realm"],
-        _ => &[],
-    }
-}
-
 /// The realm's own administrator behind a token of that realm: active,
-/// holding `realm-admin` of `realm-management` (or, for a read that
-/// [`read_roles`] lists, one of those roles) in the token and, still, in
-/// the store. Keycloak's other narrower roles (`manage-users` for writes,
-/// `view-clients`...) are not honoured yet: they get 403, not part of the
-/// API with Keycloak's per-object checks missing.
+/// holding `realm-admin` of `realm-management`, or one of the narrower
+/// roles that [`realm_management::granting`] lists for `call`, in the
+/// token and, still, in the store (the token's roles are a snapshot).
 async fn own_realm_admin(
     idp: &Idp,
     headers: &HeaderMap,
     realm: &Realm,
-    read: Option<&str>,
+    call: Option<(bool, &str)>,
 ) -> Result<AdminCaller, AdminError> {
+    use crate::bootstrap::{REALM_ADMIN, REALM_MANAGEMENT};
     let unauthorized = || AdminError::new(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized");
     let forbidden = || AdminError::new(StatusCode::FORBIDDEN, "HTTP 403 Forbidden");
     let token = crate::oidc::userinfo::bearer(headers).ok_or_else(unauthorized)?;
     let active = crate::oidc::userinfo::active_access_token(idp, realm, token)
         .await?
         .ok_or_else(unauthorized)?;
-    let mut enough = vec![crate::bootstrap::REALM_ADMIN];
-    enough.extend(read.map(read_roles).unwrap_or_default());
-    let granting: Vec<&str> = active.claims["resource_access"][crate::bootstrap::REALM_MANAGEMENT]
-        ["roles"]
+    let in_token: Vec<&str> = active.claims["resource_access"][REALM_MANAGEMENT]["roles"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|x| x.as_str())
-        .filter(|r| enough.contains(r))
         .collect();
-    if granting.is_empty() {
+    if in_token.is_empty() {
         return Err(forbidden());
     }
     let Some(client) = idp
         .store
-        .client_by_client_id(&realm.id, crate::bootstrap::REALM_MANAGEMENT)
+        .client_by_client_id(&realm.id, REALM_MANAGEMENT)
         .await?
     else {
         return Err(forbidden());
     };
-    // The token's roles are a snapshot: one of them must still be held.
-    let still = idp
+    let held: Vec<String> = idp
         .store
         .effective_roles(&active.user.id)
         .await?
-        .iter()
-        .any(|r| r.client_id.as_deref() == Some(&client.id) && granting.contains(&r.name.as_str()));
-    if !still {
-        return Err(forbidden());
-    }
+        .into_iter()
+        .filter(|r| r.client_id.as_deref() == Some(&client.id))
+        .map(|r| r.name)
+        .filter(|n| in_token.contains(&n.as_str()))
+        .collect();
+    let limited = if held.iter().any(|r| r == REALM_ADMIN) {
+        None
+    } else {
+        let needed = call.map_or(&[][..], |(write, rest)| {
+            realm_management::granting(write, rest)
+        });
+        if !held.iter().any(|r| needed.contains(&r.as_str())) {
+            return Err(forbidden());
+        }
+        Some(held)
+    };
     Ok(AdminCaller {
         user_id: active.user.id,
         client_id: active.claims["azp"].as_str().unwrap_or_default().to_owned(),
         session_id: active.claims["sid"].as_str().map(str::to_owned),
+        limited,
     })
 }
 
@@ -302,20 +305,19 @@ impl axum::extract::FromRequestParts<Arc<Idp>> for RealmAdmin {
             .iter()
             .find_map(|(k, v)| (k == "realm").then_some(v))
             .ok_or_else(|| AdminError::not_found("Realm"))?;
-        // A GET's path after the realm, for the realm's read-only roles.
-        let read = matches!(
+        // The call, for the realm's narrower roles: a write or not, and the
+        // path after the realm.
+        let write = !matches!(
             parts.method,
             axum::http::Method::GET | axum::http::Method::HEAD
-        )
-        .then(|| {
-            parts
-                .uri
-                .path()
-                .strip_prefix("/admin/realms/")
-                .map(|p| p.split_once('/').map_or("", |(_, rest)| rest))
-        })
-        .flatten();
-        let (caller, realm) = guard_realm_for(idp, &parts.headers, name, read).await?;
+        );
+        let rest = parts
+            .uri
+            .path()
+            .strip_prefix("/admin/realms/")
+            .map(|p| p.split_once('/').map_or("", |(_, rest)| rest));
+        let call = rest.map(|rest| (write, rest));
+        let (caller, realm) = guard_realm_for(idp, &parts.headers, name, call).await?;
         Ok(RealmAdmin {
             idp: idp.clone(),
             caller,

@@ -2738,7 +2738,7 @@ async fn a_realms_own_realm_admin_administers_that_realm_only() {
     // the right is 403 there, as in Keycloak; a garbage one stays 401.
     assert_eq!(s.admin_get(&t, "/master/users").await.0, 403);
     assert_eq!(s.admin_get(&t, "/other/users").await.0, 403);
-    assert_eq!(s.admin_delete(&t, "/tenant").await, 403);
+    assert_eq!(s.admin_delete(&t, "/other").await, 403);
     assert_eq!(
         s.admin_post(&t, "", &json!({"realm": "mine", "enabled": true}))
             .await
@@ -2754,13 +2754,19 @@ async fn a_realms_own_realm_admin_administers_that_realm_only() {
         (format!("/tenant/users/{uid}"), 200),
         (format!("/tenant/users/{uid}/groups"), 200),
         ("/tenant/groups".to_owned(), 200),
-        ("/tenant/users/profile".to_owned(), 403),
+        ("/tenant/users/profile".to_owned(), 200),
         ("/tenant/clients".to_owned(), 403),
         ("/tenant/events".to_owned(), 403),
-        ("/tenant".to_owned(), 403),
+        ("/tenant/keys".to_owned(), 403),
     ] {
         assert_eq!(s.admin_get(&reader, &path).await.0, status, "{path}");
     }
+    // The realm itself: its name and login-page settings, not the rest.
+    let (st, brief) = s.admin_get(&reader, "/tenant").await;
+    assert_eq!(st, 200);
+    assert_eq!(brief["realm"], "tenant");
+    assert!(brief.get("accessTokenLifespan").is_none(), "{brief}");
+    assert!(brief.get("smtpServer").is_none(), "{brief}");
     let (st, _) = s
         .admin_post(&reader, "/tenant/users", &json!({"username": "nope"}))
         .await;
@@ -2801,6 +2807,184 @@ async fn a_realms_own_realm_admin_administers_that_realm_only() {
         .expect("send");
     assert_eq!(r.status(), 204);
     assert_eq!(s.admin_get(&t, "/tenant/users").await.0, 403);
+    // A realm's `manage-realm` administrator may delete it, as in Keycloak.
+    let (_, _, owner) = tenant_service_account(&s, &master, "owner", "manage-realm").await;
+    assert_eq!(s.admin_delete(&owner, "/other").await, 403);
+    assert_eq!(s.admin_delete(&owner, "/tenant").await, 204);
+    assert_eq!(s.admin_get(&master, "/tenant").await.0, 404);
+}
+
+/// A service account holding only `manage-users` (how backends provision
+/// users with Keycloak): users and groups, their passwords and role
+/// mappings; roles it could not hold itself stay out of its reach; other
+/// parts of the realm answer 403. Clients: `view-clients` reads them
+/// without their secrets, `manage-clients` with.
+#[tokio::test]
+async fn narrower_realm_management_roles_act_within_their_reach() {
+    let s = start().await;
+    let master = s.admin_token().await;
+    let (st, _) = s
+        .admin_post(&master, "", &json!({"realm": "tenant", "enabled": true}))
+        .await;
+    assert_eq!(st, 201);
+    for (name, composite) in [("editor", None), ("boss", Some("manage-realm"))] {
+        let (st, _) = s
+            .admin_post(&master, "/tenant/roles", &json!({"name": name}))
+            .await;
+        assert_eq!(st, 201);
+        if let Some(inner) = composite {
+            let rm = s.client_uuid(&master, "tenant", "realm-management").await;
+            let (_, role) = s
+                .admin_get(&master, &format!("/tenant/clients/{rm}/roles/{inner}"))
+                .await;
+            let (st, _) = s
+                .admin_post(
+                    &master,
+                    &format!("/tenant/roles/{name}/composites"),
+                    &json!([role]),
+                )
+                .await;
+            assert_eq!(st, 204);
+        }
+    }
+    let (_, _, t) = tenant_service_account(&s, &master, "provisioner", "manage-users").await;
+    // Users: create with a password, update, reset, group membership.
+    let uid = s
+        .admin_create(
+            &t,
+            "/tenant/users",
+            &json!({"username": "dave", "enabled": true, "email": "dave@example.com",
+                    "credentials": [{"type": "password", "value": "first-pass", "temporary": false}]}),
+        )
+        .await;
+    let user = format!("/tenant/users/{uid}");
+    assert_eq!(
+        s.admin_put(&t, &user, Some(&json!({"firstName": "Dave"})))
+            .await,
+        204
+    );
+    assert_eq!(
+        s.admin_put(
+            &t,
+            &format!("{user}/reset-password"),
+            Some(&json!({"type": "password", "value": "second-pass", "temporary": false}))
+        )
+        .await,
+        204
+    );
+    let gid = s
+        .admin_create(&t, "/tenant/groups", &json!({"name": "staff"}))
+        .await;
+    assert_eq!(
+        s.admin_put(&t, &format!("{user}/groups/{gid}"), None).await,
+        204
+    );
+    assert_eq!(s.admin_get(&t, "/tenant/users/count").await.0, 200);
+    // Role mappings: a plain realm role by name, yes; a realm-management
+    // role it holds the power of, yes; anything above it, no, not even
+    // wrapped in a composite.
+    let mapping = format!("{user}/role-mappings/realm");
+    let (st, _) = s
+        .admin_post(&t, &mapping, &json!([{"name": "editor"}]))
+        .await;
+    assert_eq!(st, 204);
+    let (st, _) = s.admin_post(&t, &mapping, &json!([{"name": "boss"}])).await;
+    assert_eq!(st, 403);
+    let rm = s.client_uuid(&master, "tenant", "realm-management").await;
+    let client_mapping = format!("{user}/role-mappings/clients/{rm}");
+    for (role, status) in [
+        ("view-users", 204),
+        ("query-clients", 204),
+        ("manage-realm", 403),
+        ("realm-admin", 403),
+        ("impersonation", 403),
+    ] {
+        let (st, _) = s
+            .admin_post(&t, &client_mapping, &json!([{"name": role}]))
+            .await;
+        assert_eq!(st, status, "{role}");
+    }
+    let (_, granted) = s.admin_get(&master, &format!("{user}/role-mappings")).await;
+    let realm_names: Vec<&str> = granted["realmMappings"]
+        .as_array()
+        .expect("realm mappings")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(realm_names.contains(&"editor"), "{granted}");
+    assert!(!realm_names.contains(&"boss"), "{granted}");
+    // The user logs in with the password it set.
+    let r = s
+        .http
+        .post(s.token_url("tenant"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "admin-cli"),
+            ("username", "dave"),
+            ("password", "second-pass"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    // Outside its reach: realm settings, roles, clients, events, keys,
+    // impersonation.
+    assert_eq!(
+        s.admin_put(&t, "/tenant", Some(&json!({"enabled": true})))
+            .await,
+        403
+    );
+    let (st, _) = s
+        .admin_post(&t, "/tenant/roles", &json!({"name": "mine"}))
+        .await;
+    assert_eq!(st, 403);
+    assert_eq!(s.admin_get(&t, "/tenant/roles").await.0, 200);
+    assert_eq!(s.admin_get(&t, "/tenant/roles/editor").await.0, 403);
+    for path in ["/tenant/clients", "/tenant/events", "/tenant/keys"] {
+        assert_eq!(s.admin_get(&t, path).await.0, 403, "{path}");
+    }
+    let (st, _) = s
+        .admin_post(&t, &format!("{user}/impersonation"), &json!({}))
+        .await;
+    assert_eq!(st, 403);
+    // Clients: view-clients reads them, secret masked; manage-clients
+    // reads the secret.
+    let app = s
+        .admin_create(
+            &master,
+            "/tenant/clients",
+            &json!({"clientId": "app", "secret": "app-secret-value"}),
+        )
+        .await;
+    let (_, _, viewer) = tenant_service_account(&s, &master, "viewer", "view-clients").await;
+    let (st, c) = s
+        .admin_get(&viewer, &format!("/tenant/clients/{app}"))
+        .await;
+    assert_eq!(st, 200);
+    assert_ne!(c["secret"], "app-secret-value", "{c}");
+    let (st, list) = s.admin_get(&viewer, "/tenant/clients?clientId=app").await;
+    assert_eq!(st, 200);
+    assert_ne!(list[0]["secret"], "app-secret-value", "{list}");
+    assert_eq!(
+        s.admin_get(&viewer, &format!("/tenant/clients/{app}/client-secret"))
+            .await
+            .0,
+        403
+    );
+    let (st, _) = s
+        .admin_post(&viewer, "/tenant/clients", &json!({"clientId": "nope"}))
+        .await;
+    assert_eq!(st, 403);
+    let (_, _, manager) = tenant_service_account(&s, &master, "manager", "manage-clients").await;
+    let (_, c) = s
+        .admin_get(&manager, &format!("/tenant/clients/{app}"))
+        .await;
+    assert_eq!(c["secret"], "app-secret-value");
+    let (st, secret) = s
+        .admin_get(&manager, &format!("/tenant/clients/{app}/client-secret"))
+        .await;
+    assert_eq!((st, &secret["value"]), (200, &json!("app-secret-value")));
+    assert_eq!(s.admin_get(&manager, "/tenant/users").await.0, 403);
 }
 
 /// The SMTP password is shown masked, as Keycloak shows it; writing the

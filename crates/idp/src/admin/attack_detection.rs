@@ -6,8 +6,8 @@ use super::RealmAdmin;
 use crate::admin::event;
 use crate::error::AdminError;
 use crate::state::Idp;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -54,34 +54,24 @@ async fn status(
 
 /// Clears one user's failures: the next login is checked normally.
 async fn unlock(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    admin: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    reset(&idp, &h, &r, Some(&id)).await
+    reset(&admin, Some(&id)).await
 }
 
 /// Clears the failures of every user of the realm.
-async fn unlock_all(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
-) -> Result<StatusCode, AdminError> {
-    reset(&idp, &h, &r, None).await
+async fn unlock_all(admin: RealmAdmin) -> Result<StatusCode, AdminError> {
+    reset(&admin, None).await
 }
 
-async fn reset(
-    idp: &Idp,
-    h: &HeaderMap,
-    r: &str,
-    user: Option<&str>,
-) -> Result<StatusCode, AdminError> {
-    let (caller, realm) = super::guard_realm(idp, h, r).await?;
+async fn reset(admin: &RealmAdmin, user: Option<&str>) -> Result<StatusCode, AdminError> {
+    let RealmAdmin { idp, caller, realm } = admin;
     let path = match user {
         Some(id) => format!("attack-detection/brute-force/users/{id}"),
         None => "attack-detection/brute-force/users".to_owned(),
     };
-    let ev = event(&realm, &caller, "DELETE", "USER_LOGIN_FAILURE", &path, None);
+    let ev = event(realm, caller, "DELETE", "USER_LOGIN_FAILURE", &path, None);
     idp.store
         .reset_login_failures(&realm.id, user, &[ev])
         .await?;

@@ -122,7 +122,7 @@ struct ListQuery {
 }
 
 async fn list(
-    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    RealmAdmin { idp, realm, caller }: RealmAdmin,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let all = idp.store.clients(&realm.id).await?;
@@ -140,7 +140,7 @@ async fn list(
         .filter(|c| wanted.iter().all(|(k, v)| c.attributes.get(k) == Some(v)));
     Ok(Json(json!(
         super::window(q.first, q.max, filtered)
-            .map(|c| repr::client(c, true))
+            .map(|c| repr::client(c, caller.holds(SEES_SECRETS)))
             .collect::<Vec<_>>()
     )))
 }
@@ -229,11 +229,17 @@ async fn create(
     Ok(created(&idp, &realm.name, &path))
 }
 
+/// Who reads client secrets in representations: an administrator who
+/// may configure the client (`manage-clients`), as on `client-secret`;
+/// `view-clients` reads the rest.
+const SEES_SECRETS: &[&str] = &["manage-clients"];
+
 async fn one(
-    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    RealmAdmin { idp, realm, caller }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    Ok(Json(repr::client(&load(&idp, &realm, &id).await?, true)))
+    let c = load(&idp, &realm, &id).await?;
+    Ok(Json(repr::client(&c, caller.holds(SEES_SECRETS))))
 }
 
 async fn update(

@@ -5,8 +5,8 @@ use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use gatehouse_core::model::{Event, Group, Realm};
@@ -416,23 +416,21 @@ async fn members(
 }
 
 async fn change_member(
-    idp: &Idp,
-    h: &HeaderMap,
-    r: &str,
+    admin: &RealmAdmin,
     gid: &str,
     uid: &str,
     join: bool,
 ) -> Result<StatusCode, AdminError> {
-    let (caller, realm) = super::guard_realm(idp, h, r).await?;
-    load(idp, &realm, gid).await?;
+    let RealmAdmin { idp, caller, realm } = admin;
+    load(idp, realm, gid).await?;
     idp.store
         .user(&realm.id, uid)
         .await?
         .ok_or_else(|| AdminError::not_found("User"))?;
     let op = if join { "CREATE" } else { "DELETE" };
     let ev = event(
-        &realm,
-        &caller,
+        realm,
+        caller,
         op,
         "GROUP_MEMBERSHIP",
         &format!("users/{uid}/groups/{gid}"),
@@ -447,17 +445,15 @@ async fn change_member(
 }
 
 async fn add_member(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, gid, uid)): Path<(String, String, String)>,
+    admin: RealmAdmin,
+    Path((_, gid, uid)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    change_member(&idp, &h, &r, &gid, &uid, true).await
+    change_member(&admin, &gid, &uid, true).await
 }
 
 async fn remove_member(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, gid, uid)): Path<(String, String, String)>,
+    admin: RealmAdmin,
+    Path((_, gid, uid)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    change_member(&idp, &h, &r, &gid, &uid, false).await
+    change_member(&admin, &gid, &uid, false).await
 }

@@ -3,13 +3,13 @@
 //! rules (unique names, ids kept on update), so the handlers are written
 //! once, generic over the [`Owner`].
 
-use super::{AdminCaller, created, event, json_body, realm};
+use super::{AdminCaller, RealmAdmin, created, event, json_body, realm};
 use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gatehouse_core::model::{Event, ProtocolMapper, Realm};
@@ -65,30 +65,24 @@ pub fn push(ms: &mut Vec<ProtocolMapper>, rep: &Value) -> Result<String, AdminEr
 }
 
 async fn open<O: Owner>(
-    idp: &Idp,
-    h: &HeaderMap,
-    r: &str,
+    admin: RealmAdmin,
     id: &str,
 ) -> Result<(AdminCaller, Realm, O), AdminError> {
-    let (caller, realm) = super::guard_realm(idp, h, r).await?;
-    let owner = O::load(idp, &realm, id).await?;
-    Ok((caller, realm, owner))
+    let owner = O::load(&admin.idp, &admin.realm, id).await?;
+    Ok((admin.caller, admin.realm, owner))
 }
 
 /// [`open`] for an edit, holding this node's lock on the owner's row until
 /// the guard drops: parallel mapper creates on one client (Terraform's
 /// way) then each add to the list instead of overwriting each other's.
 async fn open_edit<O: Owner>(
-    idp: &Idp,
-    h: &HeaderMap,
-    r: &str,
+    admin: RealmAdmin,
     id: &str,
 ) -> Result<(tokio::sync::OwnedMutexGuard<()>, (AdminCaller, Realm, O)), AdminError> {
-    let (caller, _) = super::guard_realm(idp, h, r).await?;
-    let edit = idp.lock_row(id).await;
-    let realm = realm(idp, r).await?;
-    let owner = O::load(idp, &realm, id).await?;
-    Ok((edit, (caller, realm, owner)))
+    let edit = admin.idp.lock_row(id).await;
+    let realm = realm(&admin.idp, &admin.realm.name).await?;
+    let owner = O::load(&admin.idp, &realm, id).await?;
+    Ok((edit, (admin.caller, realm, owner)))
 }
 
 /// Saves `owner` after a mapper edit, with its admin event for `path`.
@@ -109,22 +103,20 @@ fn mapper_path<O: Owner>(id: &str, mid: &str) -> String {
 }
 
 async fn list<O: Owner>(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    admin: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    let (_, _, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    let (_, _, mut o) = open::<O>(admin, &id).await?;
     Ok(Json(json!(
         o.mappers().iter().map(repr::mapper).collect::<Vec<_>>()
     )))
 }
 
 async fn by_protocol<O: Owner>(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, protocol)): Path<(String, String, String)>,
+    admin: RealmAdmin,
+    Path((_, id, protocol)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    let (_, _, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    let (_, _, mut o) = open::<O>(admin, &id).await?;
     Ok(Json(json!(
         o.mappers()
             .iter()
@@ -135,11 +127,10 @@ async fn by_protocol<O: Owner>(
 }
 
 async fn one<O: Owner>(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, mid)): Path<(String, String, String)>,
+    admin: RealmAdmin,
+    Path((_, id, mid)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    let (_, _, mut o) = open::<O>(&idp, &h, &r, &id).await?;
+    let (_, _, mut o) = open::<O>(admin, &id).await?;
     o.mappers()
         .iter()
         .find(|m| m.id == mid)
@@ -148,12 +139,12 @@ async fn one<O: Owner>(
 }
 
 async fn add<O: Owner>(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    admin: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
-    let (_edit, (caller, realm, mut o)) = open_edit::<O>(&idp, &h, &r, &id).await?;
+    let idp = admin.idp.clone();
+    let (_edit, (caller, realm, mut o)) = open_edit::<O>(admin, &id).await?;
     let rep = json_body(&body)?;
     let mid = push(o.mappers(), &rep)?;
     let tail = mapper_path::<O>(&id, &mid);
@@ -163,12 +154,12 @@ async fn add<O: Owner>(
 
 /// `POST .../protocol-mappers/add-models`: several mappers, all or none.
 async fn add_many<O: Owner>(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    admin: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let (_edit, (caller, realm, mut o)) = open_edit::<O>(&idp, &h, &r, &id).await?;
+    let idp = admin.idp.clone();
+    let (_edit, (caller, realm, mut o)) = open_edit::<O>(admin, &id).await?;
     let rep = json_body(&body)?;
     let list = rep
         .as_array()
@@ -182,12 +173,12 @@ async fn add_many<O: Owner>(
 }
 
 async fn replace<O: Owner>(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, mid)): Path<(String, String, String)>,
+    admin: RealmAdmin,
+    Path((_, id, mid)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let (_edit, (caller, realm, mut o)) = open_edit::<O>(&idp, &h, &r, &id).await?;
+    let idp = admin.idp.clone();
+    let (_edit, (caller, realm, mut o)) = open_edit::<O>(admin, &id).await?;
     let rep = json_body(&body)?;
     let mut m = repr::parse_mapper(&rep).map_err(AdminError::bad_request)?;
     m.id = mid.clone();
@@ -203,11 +194,11 @@ async fn replace<O: Owner>(
 }
 
 async fn remove<O: Owner>(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id, mid)): Path<(String, String, String)>,
+    admin: RealmAdmin,
+    Path((_, id, mid)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let (_edit, (caller, realm, mut o)) = open_edit::<O>(&idp, &h, &r, &id).await?;
+    let idp = admin.idp.clone();
+    let (_edit, (caller, realm, mut o)) = open_edit::<O>(admin, &id).await?;
     let before = o.mappers().len();
     o.mappers().retain(|m| m.id != mid);
     if o.mappers().len() == before {

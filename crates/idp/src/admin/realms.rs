@@ -1,11 +1,11 @@
 //! `/admin/realms` and `/admin/realms/{realm}` (+ `/keys`, `/keys/rotate`).
 
-use super::{RealmAdmin, created, event, guard, json_body, realm};
+use super::{RealmAdmin, created, event, json_body};
 use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -158,8 +158,30 @@ async fn create(
     Ok(created(&idp, &realm.name, ""))
 }
 
-async fn one(RealmAdmin { realm, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
-    Ok(Json(shown(&realm)))
+/// `GET /admin/realms/{realm}`: the realm as [`shown`] to whoever may view
+/// it; to the realm's other administrators (a user manager, say), as
+/// Keycloak does, only its name and what its login pages present.
+async fn one(RealmAdmin { realm, caller, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
+    if caller.holds(&["view-realm", "manage-realm"]) {
+        return Ok(Json(shown(&realm)));
+    }
+    let full = repr::realm(&realm);
+    let mut brief = json!({"realm": realm.name});
+    for k in [
+        "displayName",
+        "displayNameHtml",
+        "defaultLocale",
+        "supportedLocales",
+        "bruteForceProtected",
+    ] {
+        if let Some(v) = full.get(k) {
+            brief[k] = v.clone();
+        }
+    }
+    if caller.holds(&["view-users", "manage-users"]) {
+        brief["registrationEmailAsUsername"] = full["registrationEmailAsUsername"].clone();
+    }
+    Ok(Json(brief))
 }
 
 async fn update(
@@ -186,16 +208,18 @@ async fn update(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `DELETE /admin/realms/{realm}`: a master admin, or (as in Keycloak)
+/// the realm's own `manage-realm` administrator, deletes it.
 async fn remove(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(name): Path<String>,
+    RealmAdmin {
+        idp,
+        caller,
+        realm: r,
+    }: RealmAdmin,
 ) -> Result<StatusCode, AdminError> {
-    let caller = guard(&idp, &h).await?;
-    if name == "master" {
+    if r.name == "master" {
         return Err(AdminError::bad_request("Can't delete master realm"));
     }
-    let r = realm(&idp, &name).await?;
     let ev = event(&r, &caller, "DELETE", "REALM", "", None);
     idp.store.delete_realm(&r.id, &[ev]).await?;
     idp.forget_keyring(&r.id);

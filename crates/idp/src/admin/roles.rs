@@ -7,8 +7,8 @@ use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, Query};
+use axum::http::{Method, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use gatehouse_core::model::{Realm, Role};
@@ -262,16 +262,14 @@ async fn list_client(
 }
 
 async fn create_any(
-    idp: &Idp,
-    h: &HeaderMap,
-    r: &str,
+    admin: &RealmAdmin,
     cid: Option<&str>,
     body: &[u8],
 ) -> Result<axum::response::Response, AdminError> {
-    let (caller, realm) = super::guard_realm(idp, h, r).await?;
+    let RealmAdmin { idp, caller, realm } = admin;
     let rep = json_body(body)?;
     let client = match cid {
-        Some(c) => Some(container(idp, &realm, Some(c)).await?),
+        Some(c) => Some(container(idp, realm, Some(c)).await?),
         None => None,
     };
     // The created role's path, as Keycloak's event names it.
@@ -281,8 +279,8 @@ async fn create_any(
         None => format!("roles/{name}"),
     };
     let ev = event(
-        &realm,
-        &caller,
+        realm,
+        caller,
         "CREATE",
         if cid.is_some() {
             "CLIENT_ROLE"
@@ -292,7 +290,7 @@ async fn create_any(
         &path,
         Some(&rep),
     );
-    let role = create_role(idp, &realm, client, &rep, vec![ev]).await?;
+    let role = create_role(idp, realm, client, &rep, vec![ev]).await?;
     // A path segment: RFC 3986's unreserved characters stay as they are
     // (clients read the role name back from the last segment).
     const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -305,21 +303,18 @@ async fn create_any(
 }
 
 async fn create_realm_role(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(r): Path<String>,
+    admin: RealmAdmin,
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
-    create_any(&idp, &h, &r, None, &body).await
+    create_any(&admin, None, &body).await
 }
 
 async fn create_client_role(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, cid)): Path<(String, String)>,
+    admin: RealmAdmin,
+    Path((_, cid)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
-    create_any(&idp, &h, &r, Some(&cid), &body).await
+    create_any(&admin, Some(&cid), &body).await
 }
 
 async fn get_realm_role(
@@ -385,15 +380,13 @@ fn role_path(r: &RoleRef<'_>) -> String {
 }
 
 async fn put_any(
-    idp: &Idp,
-    h: &HeaderMap,
-    r: &str,
+    admin: &RealmAdmin,
     which: RoleRef<'_>,
     body: &[u8],
 ) -> Result<StatusCode, AdminError> {
-    let (caller, realm) = super::guard_realm(idp, h, r).await?;
+    let RealmAdmin { idp, caller, realm } = admin;
     let rep = json_body(body)?;
-    let mut role = resolve(idp, &realm, &which).await?;
+    let mut role = resolve(idp, realm, &which).await?;
     if let Some(n) = rep
         .get("name")
         .and_then(Value::as_str)
@@ -423,8 +416,8 @@ async fn put_any(
     }
     let rtype = resource_type(&role);
     let ev = event(
-        &realm,
-        &caller,
+        realm,
+        caller,
         "UPDATE",
         rtype,
         &role_path(&which),
@@ -435,71 +428,60 @@ async fn put_any(
 }
 
 async fn put_realm_role(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, name)): Path<(String, String)>,
+    admin: RealmAdmin,
+    Path((_, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    put_any(&idp, &h, &r, RoleRef::Name(None, &name), &body).await
+    put_any(&admin, RoleRef::Name(None, &name), &body).await
 }
 
 async fn put_client_role(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, cid, name)): Path<(String, String, String)>,
+    admin: RealmAdmin,
+    Path((_, cid, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    put_any(&idp, &h, &r, RoleRef::Name(Some(&cid), &name), &body).await
+    put_any(&admin, RoleRef::Name(Some(&cid), &name), &body).await
 }
 
 async fn put_by_id(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    admin: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    put_any(&idp, &h, &r, RoleRef::Id(&id), &body).await
+    put_any(&admin, RoleRef::Id(&id), &body).await
 }
 
-async fn del_any(
-    idp: &Idp,
-    h: &HeaderMap,
-    r: &str,
-    which: RoleRef<'_>,
-) -> Result<StatusCode, AdminError> {
-    let (caller, realm) = super::guard_realm(idp, h, r).await?;
-    let role = resolve(idp, &realm, &which).await?;
+async fn del_any(admin: &RealmAdmin, which: RoleRef<'_>) -> Result<StatusCode, AdminError> {
+    let RealmAdmin { idp, caller, realm } = admin;
+    let role = resolve(idp, realm, &which).await?;
     if role.client_id.is_none() && role.name == format!("default-roles-{}", realm.name) {
         return Err(AdminError::bad_request("You cannot delete a default role"));
     }
     let rtype = resource_type(&role);
-    let ev = event(&realm, &caller, "DELETE", rtype, &role_path(&which), None);
+    let ev = event(realm, caller, "DELETE", rtype, &role_path(&which), None);
     idp.store.delete_role(&realm.id, &role.id, &[ev]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn del_realm_role(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, name)): Path<(String, String)>,
+    admin: RealmAdmin,
+    Path((_, name)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    del_any(&idp, &h, &r, RoleRef::Name(None, &name)).await
+    del_any(&admin, RoleRef::Name(None, &name)).await
 }
 
 async fn del_client_role(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, cid, name)): Path<(String, String, String)>,
+    admin: RealmAdmin,
+    Path((_, cid, name)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    del_any(&idp, &h, &r, RoleRef::Name(Some(&cid), &name)).await
+    del_any(&admin, RoleRef::Name(Some(&cid), &name)).await
 }
 
 async fn del_by_id(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, id)): Path<(String, String)>,
+    admin: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    del_any(&idp, &h, &r, RoleRef::Id(&id)).await
+    del_any(&admin, RoleRef::Id(&id)).await
 }
 
 /// Resolves a list of RoleRepresentations (by id, else by name) to role ids.
@@ -532,6 +514,43 @@ pub(super) async fn role_ids(
     Ok(ids)
 }
 
+/// Keycloak's `requireMapRole`: a realm's narrower administrator (see
+/// [`super::realm_management`]) grants or revokes a `realm-management`
+/// role, to a user or group or inside a composite, only as far as
+/// [`super::realm_management::may_grant`] allows, and a composite is
+/// judged by every role it holds (stricter than Keycloak, which looks at
+/// the role's own name: a composite must not smuggle `realm-admin` in).
+async fn require_grantable(admin: &RealmAdmin, ids: &[String]) -> Result<(), AdminError> {
+    let Some(held) = &admin.caller.limited else {
+        return Ok(());
+    };
+    let (idp, realm) = (&admin.idp, &admin.realm);
+    let Some(management) = idp
+        .store
+        .client_by_client_id(&realm.id, crate::bootstrap::REALM_MANAGEMENT)
+        .await?
+    else {
+        return Ok(());
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut queue = vec![];
+    for id in ids {
+        queue.extend(idp.store.role(&realm.id, id).await?);
+    }
+    while let Some(role) = queue.pop() {
+        if !seen.insert(role.id.clone()) {
+            continue;
+        }
+        if role.client_id.as_deref() == Some(&management.id)
+            && !super::realm_management::may_grant(held, &role.name)
+        {
+            return Err(AdminError::new(StatusCode::FORBIDDEN, "HTTP 403 Forbidden"));
+        }
+        queue.extend(idp.store.composites(&role.id).await?);
+    }
+    Ok(())
+}
+
 /// Which composites a listing shows.
 #[derive(Clone, Copy)]
 enum CompositeFilter<'a> {
@@ -550,17 +569,15 @@ struct CompositeSearch {
 }
 
 async fn list_composites(
-    idp: &Idp,
-    h: &HeaderMap,
-    r: &str,
+    admin: &RealmAdmin,
     which: RoleRef<'_>,
     filter: CompositeFilter<'_>,
     page: &CompositeSearch,
 ) -> Result<Json<Value>, AdminError> {
-    let (_, realm) = super::guard_realm(idp, h, r).await?;
-    let role = resolve(idp, &realm, &which).await?;
+    let RealmAdmin { idp, realm, .. } = admin;
+    let role = resolve(idp, realm, &which).await?;
     let client = match filter {
-        CompositeFilter::Client(c) => Some(container(idp, &realm, Some(c)).await?),
+        CompositeFilter::Client(c) => Some(container(idp, realm, Some(c)).await?),
         _ => None,
     };
     let matching = idp
@@ -579,19 +596,17 @@ async fn list_composites(
                 .is_none_or(|s| c.name.to_lowercase().contains(&s.to_lowercase()))
         });
     let list: Vec<Role> = super::window(page.first, page.max, matching).collect();
-    render_all(idp, &list, &realm).await
+    render_all(idp, &list, realm).await
 }
 
 async fn change_composites(
-    idp: &Idp,
-    h: &HeaderMap,
-    r: &str,
+    admin: &RealmAdmin,
     which: RoleRef<'_>,
     body: &[u8],
     add: bool,
 ) -> Result<StatusCode, AdminError> {
-    let (caller, realm) = super::guard_realm(idp, h, r).await?;
-    let role = resolve(idp, &realm, &which).await?;
+    let RealmAdmin { idp, caller, realm } = admin;
+    let role = resolve(idp, realm, &which).await?;
     let rep = json_body(body)?;
     let mut ids = vec![];
     for x in rep
@@ -613,10 +628,11 @@ async fn change_composites(
         }
         ids.push(c.id);
     }
+    require_grantable(admin, &ids).await?;
     let path = format!("{}/composites", role_path(&which));
     let ev = event(
-        &realm,
-        &caller,
+        realm,
+        caller,
         if add { "CREATE" } else { "DELETE" },
         resource_type(&role),
         &path,
@@ -634,67 +650,57 @@ async fn change_composites(
 /// and its realm.
 type RolePath = Path<std::collections::HashMap<String, String>>;
 
-fn addressed(p: &std::collections::HashMap<String, String>) -> (&str, RoleRef<'_>) {
-    let realm = p.get("realm").map_or("", String::as_str);
-    let role = match (p.get("id"), p.get("name")) {
+fn addressed(p: &std::collections::HashMap<String, String>) -> RoleRef<'_> {
+    match (p.get("id"), p.get("name")) {
         (Some(id), _) => RoleRef::Id(id),
         (None, name) => RoleRef::Name(
             p.get("cid").map(String::as_str),
             name.map_or("", String::as_str),
         ),
-    };
-    (realm, role)
+    }
 }
 
 async fn composites(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
+    admin: RealmAdmin,
     Path(p): RolePath,
     Query(page): Query<CompositeSearch>,
 ) -> Result<Json<Value>, AdminError> {
-    let (r, role) = addressed(&p);
-    list_composites(&idp, &h, r, role, CompositeFilter::All, &page).await
+    let role = addressed(&p);
+    list_composites(&admin, role, CompositeFilter::All, &page).await
 }
 
-async fn realm_composites(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(p): RolePath,
-) -> Result<Json<Value>, AdminError> {
-    let (r, role) = addressed(&p);
+async fn realm_composites(admin: RealmAdmin, Path(p): RolePath) -> Result<Json<Value>, AdminError> {
+    let role = addressed(&p);
     let all = CompositeSearch::default();
-    list_composites(&idp, &h, r, role, CompositeFilter::Realm, &all).await
+    list_composites(&admin, role, CompositeFilter::Realm, &all).await
 }
 
 async fn client_composites(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
+    admin: RealmAdmin,
     Path(p): RolePath,
 ) -> Result<Json<Value>, AdminError> {
-    let (r, role) = addressed(&p);
+    let role = addressed(&p);
     let target = p.get("target").map_or("", String::as_str);
     let all = CompositeSearch::default();
-    list_composites(&idp, &h, r, role, CompositeFilter::Client(target), &all).await
+    list_composites(&admin, role, CompositeFilter::Client(target), &all).await
 }
 
 async fn add_composites(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
+    admin: RealmAdmin,
     Path(p): RolePath,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let (r, role) = addressed(&p);
-    change_composites(&idp, &h, r, role, &body, true).await
+    let role = addressed(&p);
+    change_composites(&admin, role, &body, true).await
 }
 
 async fn del_composites(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
+    admin: RealmAdmin,
     Path(p): RolePath,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let (r, role) = addressed(&p);
-    change_composites(&idp, &h, r, role, &body, false).await
+    let role = addressed(&p);
+    change_composites(&admin, role, &body, false).await
 }
 
 #[derive(serde::Deserialize)]
@@ -706,14 +712,12 @@ struct Paging {
 /// Who holds a role directly: users (`.../users`), or with `GROUPS` the
 /// groups (`.../groups`, brief representations by name), paged.
 async fn holders_any<const GROUPS: bool>(
-    idp: &Idp,
-    h: &HeaderMap,
-    r: &str,
+    admin: &RealmAdmin,
     which: RoleRef<'_>,
     q: Paging,
 ) -> Result<Json<Value>, AdminError> {
-    let (_, realm) = super::guard_realm(idp, h, r).await?;
-    let role = resolve(idp, &realm, &which).await?;
+    let RealmAdmin { idp, realm, .. } = admin;
+    let role = resolve(idp, realm, &which).await?;
     let (first, max) = (q.first.unwrap_or(0), q.max.unwrap_or(100));
     if !GROUPS {
         let users = idp.store.role_members(&role.id, first, max).await?;
@@ -741,21 +745,19 @@ async fn holders_any<const GROUPS: bool>(
 }
 
 async fn realm_role_holders<const GROUPS: bool>(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, name)): Path<(String, String)>,
+    admin: RealmAdmin,
+    Path((_, name)): Path<(String, String)>,
     Query(q): Query<Paging>,
 ) -> Result<Json<Value>, AdminError> {
-    holders_any::<GROUPS>(&idp, &h, &r, RoleRef::Name(None, &name), q).await
+    holders_any::<GROUPS>(&admin, RoleRef::Name(None, &name), q).await
 }
 
 async fn client_role_holders<const GROUPS: bool>(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path((r, cid, name)): Path<(String, String, String)>,
+    admin: RealmAdmin,
+    Path((_, cid, name)): Path<(String, String, String)>,
     Query(q): Query<Paging>,
 ) -> Result<Json<Value>, AdminError> {
-    holders_any::<GROUPS>(&idp, &h, &r, RoleRef::Name(Some(&cid), &name), q).await
+    holders_any::<GROUPS>(&admin, RoleRef::Name(Some(&cid), &name), q).await
 }
 
 async fn holder_check(idp: &Idp, realm: &Realm, kind: &str, id: &str) -> Result<(), AdminError> {
@@ -969,6 +971,7 @@ async fn change(m: Mapping, method: Method, body: Bytes) -> Result<StatusCode, A
     let add = method == Method::POST;
     let (idp, realm) = (&m.admin.idp, &m.admin.realm);
     let ids = role_ids(idp, realm, m.container.as_deref(), &body).await?;
+    require_grantable(&m.admin, &ids).await?;
     let (path, rtype) = if let Some(cid) = &m.container {
         (
             format!("{}/{}/role-mappings/clients/{cid}", m.kind, m.id),

@@ -7,8 +7,7 @@
 use super::{Paging, RealmAdmin, event};
 use crate::error::AdminError;
 use crate::state::Idp;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, Query};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gatehouse_core::model::Session;
@@ -79,12 +78,10 @@ async fn stats(RealmAdmin { idp, realm, .. }: RealmAdmin) -> Result<Json<Value>,
 
 /// The client's sessions of the kind asked for (`OFFLINE` or online).
 async fn client_sessions<const OFFLINE: bool>(
-    idp: &Idp,
-    h: &HeaderMap,
-    (r, id): (String, String),
-) -> Result<(Vec<Session>, String, gatehouse_core::model::Realm), AdminError> {
-    let (_, realm) = super::guard_realm(idp, h, &r).await?;
-    let client = super::clients::load(idp, &realm, &id).await?;
+    RealmAdmin { idp, realm, .. }: &RealmAdmin,
+    id: &str,
+) -> Result<(Vec<Session>, String), AdminError> {
+    let client = super::clients::load(idp, realm, id).await?;
     let list = idp
         .store
         .realm_sessions(&realm.id)
@@ -92,16 +89,16 @@ async fn client_sessions<const OFFLINE: bool>(
         .into_iter()
         .filter(|s| s.client_id == client.client_id && s.offline == OFFLINE)
         .collect();
-    Ok((list, client.id, realm))
+    Ok((list, client.id))
 }
 
 async fn listed<const OFFLINE: bool>(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(p): Path<(String, String)>,
+    admin: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
     Query(paging): Query<Paging>,
 ) -> Result<Json<Value>, AdminError> {
-    let (list, client_uuid, realm) = client_sessions::<OFFLINE>(&idp, &h, p).await?;
+    let (list, client_uuid) = client_sessions::<OFFLINE>(&admin, &id).await?;
+    let RealmAdmin { idp, realm, .. } = admin;
     let mut out = vec![];
     for s in paging.window(list.iter()) {
         let username = idp
@@ -115,10 +112,9 @@ async fn listed<const OFFLINE: bool>(
 }
 
 async fn counted<const OFFLINE: bool>(
-    State(idp): State<Arc<Idp>>,
-    h: HeaderMap,
-    Path(p): Path<(String, String)>,
+    admin: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    let (list, _, _) = client_sessions::<OFFLINE>(&idp, &h, p).await?;
+    let (list, _) = client_sessions::<OFFLINE>(&admin, &id).await?;
     Ok(Json(json!({"count": list.len()})))
 }
