@@ -692,7 +692,7 @@ test("realm localization, as Keycloak's realms spec uses it", async () => {
   assert.deepEqual(await kc.realms.getRealmLocalizationTexts({ realm: "compat", selectedLocale: "nl" }), {});
 });
 
-test("identity providers a realm export brought: listed, read, removed; creating one is refused (no brokering yet)", async () => {
+test("identity providers a realm export brought: listed, read, removed; OpenID Connect ones created from discovery, others refused", async () => {
   await kc.realms.create({
     realm: "brokered", enabled: true,
     identityProviders: [
@@ -710,7 +710,20 @@ test("identity providers a realm export brought: listed, read, removed; creating
   assert.equal(gh.config.clientSecret, "**********");
   assert.equal((await ip.findOne({ alias: "nope" })) ?? null, null, "not found is null");
   assert.deepEqual((await ip.findMappers({ alias: "corp-oidc" })).map((m) => m.name), ["dept"]);
-  await assert.rejects(ip.create({ alias: "azure", providerId: "oidc" }), (e) => e.response?.status === 501);
+  await assert.rejects(ip.create({ alias: "corp-saml", providerId: "saml" }), (e) => e.response?.status === 501);
+  await assert.rejects(ip.create({ alias: "azure", providerId: "oidc" }), (e) => e.response?.status === 400);
+  const imported = await ip.importFromUrl({ providerId: "oidc", fromUrl: `${baseUrl}/realms/master/.well-known/openid-configuration` });
+  assert.equal(imported.authorizationUrl, `${baseUrl}/realms/master/protocol/openid-connect/auth`);
+  assert.equal(imported.validateSignature, "true");
+  const made = await ip.create({ alias: "upstream", providerId: "keycloak-oidc", displayName: "Upstream",
+    config: { ...imported, clientId: "broker", clientSecret: "broker-secret" } });
+  assert.equal(made.id, "upstream");
+  const up = await ip.findOne({ alias: "upstream" });
+  assert.equal(up.config.clientSecret, "**********");
+  await ip.update({ alias: "upstream" }, { ...up, displayName: "Upstream IdP" });
+  assert.equal((await ip.findOne({ alias: "upstream" })).displayName, "Upstream IdP");
+  assert.equal((await ip.findFactory({ providerId: "oidc" })).id, "oidc");
+  await ip.del({ alias: "upstream" });
   await ip.del({ alias: "corp-oidc" });
   assert.deepEqual((await ip.find()).map((p) => p.alias), ["github"]);
   kc.setConfig({ realmName: "master" });

@@ -7,6 +7,7 @@ pub mod account;
 pub mod admin;
 pub mod backchannel_logout;
 pub mod bootstrap;
+pub mod broker;
 pub mod client_registration;
 pub mod error;
 pub mod export;
@@ -101,6 +102,7 @@ pub fn router(idp: Arc<Idp>) -> Router {
     Router::new()
         .merge(
             oidc::routes()
+                .merge(broker::routes())
                 .route_layer(axum::middleware::map_response(oauth_rejections))
                 .layer(axum::middleware::from_fn_with_state(
                     idp.clone(),

@@ -2048,7 +2048,7 @@ async fn admin_input_mistakes_are_refused_clearly() {
 /// paging), read with their mappers, removed with an admin event; creating
 /// or changing one is refused (501), since Gatehouse does not broker yet.
 #[tokio::test]
-async fn imported_identity_providers_are_listed_and_removable_not_creatable() {
+async fn imported_identity_providers_are_listed_and_removable_unsupported_ones_not_creatable() {
     let s = start().await;
     let t = s.admin_token().await;
     let idp = |alias: &str, provider: &str| {
@@ -2114,7 +2114,11 @@ async fn imported_identity_providers_are_listed_and_removable_not_creatable() {
     assert_eq!(kept.as_array().map(Vec::len), Some(3));
     assert_eq!(kept[0]["config"]["clientSecret"], "real-secret");
 
+    // An OpenID Connect provider without its endpoints cannot log anyone
+    // in: 400; a type Gatehouse does not broker: 501.
     let (st, _) = s.admin_post(&t, p, &idp("azure", "oidc")).await;
+    assert_eq!(st, 400);
+    let (st, _) = s.admin_post(&t, p, &idp("corp-saml", "saml")).await;
     assert_eq!(st, 501);
     let mapper = json!({"name": "m", "identityProviderMapper": "hardcoded-attribute-idp-mapper"});
     let (st, _) = s

@@ -146,6 +146,20 @@ impl Server {
         (r.status().as_u16(), loc)
     }
 
+    /// POSTs admin JSON and returns (status, JSON body; null if none).
+    pub async fn admin_post_json(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/admin/realms{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("send");
+        let st = r.status().as_u16();
+        (st, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// POSTs a new admin resource, checks the 201, and gives the id its
     /// `Location` ends with.
     pub async fn admin_create(&self, token: &str, path: &str, body: &Value) -> String {

@@ -1,16 +1,21 @@
-//! `/admin/realms/{realm}/identity-provider/...`: the identity providers a
-//! Keycloak realm export brought with it. Gatehouse does no brokering yet,
-//! so these are configuration only: kept so that they survive import and
-//! export, readable, and removable; creating or changing one is refused
-//! (501) rather than stored as if logins through it would work.
+//! `/admin/realms/{realm}/identity-provider/...`: the realm's identity
+//! providers, Keycloak's representations. OpenID Connect providers
+//! (`oidc`, `keycloak-oidc`) are created, changed and used for logins
+//! (`crate::broker`); other types a Keycloak export brings (SAML, social)
+//! are kept so that they survive import and export, readable and
+//! removable, and creating one is refused (501) rather than stored as if
+//! logins through it would work. Provider mappers likewise: kept, listed,
+//! removable, not yet created.
 
-use super::{RealmAdmin, event};
+use super::{RealmAdmin, created, event, json_body};
 use crate::error::AdminError;
 use crate::state::Idp;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::response::Response;
+use axum::routing::{get, post};
 use gatehouse_core::model::Realm;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -19,11 +24,13 @@ use std::sync::Arc;
 pub fn routes() -> axum::Router<Arc<Idp>> {
     const P: &str = "/admin/realms/{realm}/identity-provider";
     axum::Router::new()
-        .route(&format!("{P}/instances"), get(list).post(unsupported))
+        .route(&format!("{P}/instances"), get(list).post(create))
         .route(
             &format!("{P}/instances/{{alias}}"),
-            get(one).put(unsupported).delete(remove),
+            get(one).put(update).delete(remove),
         )
+        .route(&format!("{P}/providers/{{id}}"), get(factory))
+        .route(&format!("{P}/import-config"), post(import_config))
         .route(
             &format!("{P}/instances/{{alias}}/mappers"),
             get(mappers).post(unsupported_mapper),
@@ -230,13 +237,12 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Creating or changing a provider (or its mappers): refused until
-/// Gatehouse brokers logins, so no one configures a login button that
-/// does nothing.
+/// Changing a provider's mappers: refused until Gatehouse applies them at
+/// brokered logins, so no one configures a mapping that does nothing.
 async fn unsupported(_: RealmAdmin) -> AdminError {
     AdminError::new(
         StatusCode::NOT_IMPLEMENTED,
-        "Identity brokering is not supported by Gatehouse yet: identity providers can be listed and removed, not created or changed",
+        "Identity provider mappers are not supported by Gatehouse yet: they can be listed and removed, not created or changed",
     )
 }
 
@@ -247,6 +253,202 @@ async fn unsupported_mapper(a: RealmAdmin, Path((_, alias)): Path<(String, Strin
         Err(e) => e,
         Ok(_) => unsupported(a).await,
     }
+}
+
+/// A representation checked and completed with Keycloak's defaults, as
+/// it will be stored: an OpenID Connect provider Gatehouse can log in
+/// through (other types are 501, a config it cannot use 400).
+fn checked(mut rep: Value) -> Result<Value, AdminError> {
+    let kind = rep["providerId"].as_str().unwrap_or_default().to_owned();
+    if !crate::broker::provider::SUPPORTED.contains(&kind.as_str()) {
+        return Err(AdminError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "Identity providers of type '{kind}' are not supported by Gatehouse: only OpenID Connect (oidc, keycloak-oidc)"
+            ),
+        ));
+    }
+    let alias = alias_of(&rep);
+    if alias.is_empty()
+        || !alias
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
+        return Err(AdminError::bad_request("Invalid identity provider alias"));
+    }
+    if rep["storeToken"] == json!(true) || rep["storeToken"] == json!("true") {
+        return Err(AdminError::bad_request(
+            "storeToken is not supported: Gatehouse does not keep identity providers' tokens",
+        ));
+    }
+    crate::broker::provider::OidcProvider::from_rep(&rep).map_err(AdminError::bad_request)?;
+    let o = rep
+        .as_object_mut()
+        .ok_or_else(|| AdminError::bad_request("Expected an identity provider"))?;
+    for (k, v) in [
+        ("enabled", json!(true)),
+        ("updateProfileFirstLoginMode", json!("on")),
+        ("trustEmail", json!(false)),
+        ("storeToken", json!(false)),
+        ("addReadTokenRoleOnCreate", json!(false)),
+        ("authenticateByDefault", json!(false)),
+        ("linkOnly", json!(false)),
+        ("hideOnLogin", json!(false)),
+        ("firstBrokerLoginFlowAlias", json!("first broker login")),
+    ] {
+        o.entry(k).or_insert(v);
+    }
+    Ok(rep)
+}
+
+/// `POST .../identity-provider/instances`: a new provider (201, Location
+/// naming its alias).
+async fn create(mut a: RealmAdmin, body: Bytes) -> Result<Response, AdminError> {
+    let mut rep = checked(json_body(&body)?)?;
+    rep["internalId"] = json!(gatehouse_core::id::uuid());
+    let _edit = a.edit().await?;
+    let alias = alias_of(&rep).to_owned();
+    if exists(&a.realm, &alias) {
+        return Err(AdminError::conflict(format!(
+            "Identity Provider {alias} already exists"
+        )));
+    }
+    let mut realm = a.realm.clone();
+    let mut all = providers(&realm).to_vec();
+    all.push(rep.clone());
+    realm.extra.insert("identityProviders".into(), json!(all));
+    let path = format!("identity-provider/instances/{alias}");
+    let ev = event(
+        &realm,
+        &a.caller,
+        "CREATE",
+        "IDENTITY_PROVIDER",
+        &path,
+        Some(&rep),
+    );
+    a.idp.store.update_realm(&realm, &[ev]).await?;
+    Ok(created(&a.idp, &realm.name, &path))
+}
+
+/// `PUT .../identity-provider/instances/{alias}`: the provider replaced by
+/// the representation; a masked secret (as read back) keeps the stored one.
+async fn update(
+    mut a: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let mut rep = json_body(&body)?;
+    let _edit = a.edit().await?;
+    let old = find(&a.realm, &alias)?.clone();
+    match rep.get("alias").and_then(Value::as_str) {
+        None => rep["alias"] = json!(alias),
+        Some(a) if a == alias => {}
+        Some(_) => {
+            return Err(AdminError::bad_request(
+                "Changing an identity provider's alias is not supported",
+            ));
+        }
+    }
+    if rep.get("providerId").is_none() {
+        rep["providerId"] = old["providerId"].clone();
+    }
+    let sent = rep.pointer("/config/clientSecret").and_then(Value::as_str);
+    if (sent.is_none() || sent == Some(crate::repr::SECRET_MASK))
+        && let (Some(kept), Some(config)) = (
+            old.pointer("/config/clientSecret"),
+            rep.get_mut("config").and_then(Value::as_object_mut),
+        )
+    {
+        config.insert("clientSecret".into(), kept.clone());
+    }
+    let mut rep = checked(rep)?;
+    rep["internalId"] = old["internalId"].clone();
+    let mut realm = a.realm.clone();
+    let all: Vec<Value> = providers(&realm)
+        .iter()
+        .map(|p| {
+            if alias_of(p) == alias {
+                rep.clone()
+            } else {
+                p.clone()
+            }
+        })
+        .collect();
+    realm.extra.insert("identityProviders".into(), json!(all));
+    let path = format!("identity-provider/instances/{alias}");
+    let ev = event(
+        &realm,
+        &a.caller,
+        "UPDATE",
+        "IDENTITY_PROVIDER",
+        &path,
+        Some(&rep),
+    );
+    a.idp.store.update_realm(&realm, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET .../identity-provider/providers/{id}`: the provider types
+/// Gatehouse brokers, as Keycloak's factories describe themselves.
+async fn factory(
+    _: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let name = match id.as_str() {
+        "oidc" => "OpenID Connect v1.0",
+        "keycloak-oidc" => "Keycloak OpenID Connect",
+        _ => return Err(AdminError::not_found("Could not find provider")),
+    };
+    Ok(Json(json!({"id": id, "name": name})))
+}
+
+/// `POST .../identity-provider/import-config` (`{"providerId", "fromUrl"}`):
+/// a provider's discovery document read into the config keys a
+/// representation takes, as the admin console fills its form.
+async fn import_config(a: RealmAdmin, body: Bytes) -> Result<Json<Value>, AdminError> {
+    let rep = json_body(&body)?;
+    let kind = rep["providerId"].as_str().unwrap_or("oidc");
+    if !crate::broker::provider::SUPPORTED.contains(&kind) {
+        return Err(AdminError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("Importing the configuration of '{kind}' providers is not supported"),
+        ));
+    }
+    let url = rep["fromUrl"]
+        .as_str()
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .ok_or_else(|| AdminError::bad_request("fromUrl must be an http(s) URL"))?;
+    let unreadable = || AdminError::bad_request("Could not import the configuration from fromUrl");
+    let resp = a.idp.http.get(url).send().await.map_err(|_| unreadable())?;
+    if !resp.status().is_success() {
+        return Err(unreadable());
+    }
+    let bytes = resp.bytes().await.map_err(|_| unreadable())?;
+    if bytes.len() > 256 * 1024 {
+        return Err(unreadable());
+    }
+    let meta: Value = serde_json::from_slice(&bytes).map_err(|_| unreadable())?;
+    let mut config = serde_json::Map::new();
+    for (ours, theirs) in [
+        ("issuer", "issuer"),
+        ("authorizationUrl", "authorization_endpoint"),
+        ("tokenUrl", "token_endpoint"),
+        ("userInfoUrl", "userinfo_endpoint"),
+        ("logoutUrl", "end_session_endpoint"),
+        ("jwksUrl", "jwks_uri"),
+    ] {
+        if let Some(v) = meta[theirs].as_str() {
+            config.insert(ours.into(), json!(v));
+        }
+    }
+    if !config.contains_key("authorizationUrl") || !config.contains_key("tokenUrl") {
+        return Err(unreadable());
+    }
+    let signed = config.contains_key("jwksUrl");
+    config.insert("useJwksUrl".into(), json!(signed.to_string()));
+    config.insert("validateSignature".into(), json!(signed.to_string()));
+    config.insert("metadataDescriptorUrl".into(), json!(url));
+    Ok(Json(Value::Object(config)))
 }
 
 #[cfg(test)]

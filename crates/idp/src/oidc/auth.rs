@@ -67,6 +67,91 @@ struct AuthRequest {
     prompt_consent: bool,
     #[serde(default)]
     flow: Flow,
+    /// Set when the user came back from an identity provider: the LOGIN
+    /// event names it, as Keycloak's does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    broker: Option<BrokerLogin>,
+}
+
+/// Which identity provider vouched for the user, and as whom.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BrokerLogin {
+    alias: String,
+    identity: String,
+}
+
+/// A login in progress: the authorization request a login page serves,
+/// as the identity-provider broker (`crate::broker`) picks it up between
+/// the login page and the provider's answer.
+pub struct Pending {
+    /// The request's handle (the login page's `session_code`).
+    pub id: String,
+    req: AuthRequest,
+    /// When the login attempt dies.
+    pub expires: i64,
+}
+
+impl Pending {
+    /// The login attempt `id` of `realm`, if it is still alive.
+    pub async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Option<Pending>, OAuthError> {
+        let Some(rec) = idp.store.code(&format!("authreq:{id}")).await? else {
+            return Ok(None);
+        };
+        if rec.expires < gatehouse_core::time::now() || rec.realm_id != realm.id {
+            return Ok(None);
+        }
+        let req = serde_json::from_str(&rec.data).map_err(OAuthError::internal)?;
+        Ok(Some(Pending {
+            id: id.to_owned(),
+            req,
+            expires: rec.expires,
+        }))
+    }
+
+    /// Whether `headers` come from the browser that started the login
+    /// (its CSRF cookie), and, with `field`, the form it was shown.
+    pub fn same_browser(&self, headers: &HeaderMap, field: Option<Option<&str>>) -> bool {
+        let ok = |v: Option<&str>| {
+            v.is_some_and(|v| bool::from(v.as_bytes().ct_eq(self.req.csrf.as_bytes())))
+        };
+        ok(cookie(headers, CSRF_COOKIE)) && field.is_none_or(ok)
+    }
+
+    /// The login form's CSRF token, for a later page of this login.
+    pub fn csrf(&self) -> &str {
+        &self.req.csrf
+    }
+
+    /// The client the login is for.
+    pub fn client_id(&self) -> &str {
+        &self.req.client_id
+    }
+
+    /// The login page again, with `error` said on it.
+    pub fn login_page(&self, realm: &Realm, error: Option<&str>) -> Response {
+        login_form(realm, &self.id, &self.req.csrf, error, "")
+    }
+
+    /// The user is who an identity provider (`alias`, where they are
+    /// `identity`) says: the login goes on as after a password, through
+    /// required actions and consent to the client's code.
+    pub async fn authenticated_by(
+        mut self,
+        idp: &Idp,
+        realm: &Realm,
+        user: &User,
+        (alias, identity): (&str, &str),
+    ) -> Result<Response, OAuthError> {
+        self.req.broker = Some(BrokerLogin {
+            alias: alias.to_owned(),
+            identity: identity.to_owned(),
+        });
+        let data = serde_json::to_string(&self.req).map_err(OAuthError::internal)?;
+        let key = format!("authreq:{}", self.id);
+        set_pending(idp, realm, key, data, self.expires).await?;
+        let now = gatehouse_core::time::now();
+        authenticated(idp, realm, &self.id, &self.req, user, self.expires, now).await
+    }
 }
 
 /// What `response_type` asks the authorization endpoint to answer with:
@@ -516,12 +601,13 @@ fn login_form(
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <label for=\"username\">Username or email</label><input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autofocus required value=\"{u}\">\
 <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-<button type=\"submit\" id=\"kc-login\">Sign In</button></form>",
+<button type=\"submit\" id=\"kc-login\">Sign In</button></form>{providers}",
         t = esc(&title),
         r = esc(&realm.name),
         id = esc(req_id),
         csrf = esc(csrf),
         u = esc(username),
+        providers = crate::broker::login_links(realm, req_id),
     );
     page(StatusCode::OK, &format!("Sign in to {title}"), &body)
 }
@@ -710,6 +796,7 @@ async fn authorize(
         response_mode,
         prompt_consent: prompt.contains(&"consent"),
         flow,
+        broker: None,
     };
     let now = gatehouse_core::time::now();
     // OIDC Core §3.1.2.1: an ID token hint names the user the client
@@ -771,9 +858,23 @@ async fn authorize(
             expires: now + LOGIN_LIFESPAN,
         })
         .await?;
-    // Keycloak fills the username field from `login_hint`.
-    let hint = q.get("login_hint").unwrap_or("");
-    let mut r = login_form(&realm, &req_id, &req.csrf, None, hint);
+    // Keycloak's identity-provider redirector: `kc_idp_hint` naming a
+    // provider skips the login page (the browser's CSRF cookie still
+    // binds the login to it).
+    let mut r = match q
+        .get("kc_idp_hint")
+        .and_then(|alias| crate::broker::start_url(idp, &realm, alias, &req_id))
+    {
+        Some(to) => redirect(&to),
+        // Keycloak fills the username field from `login_hint`.
+        None => login_form(
+            &realm,
+            &req_id,
+            &req.csrf,
+            None,
+            q.get("login_hint").unwrap_or(""),
+        ),
+    };
     r.headers_mut()
         .append(header::SET_COOKIE, csrf_cookie(idp, &realm, &req.csrf));
     Ok(r)
@@ -1026,6 +1127,12 @@ async fn log_in(
         ev.details.insert("username".into(), user.username.clone());
         ev.details
             .insert("redirect_uri".into(), req.redirect_uri.clone());
+        if let Some(b) = &req.broker {
+            ev.details
+                .insert("identity_provider".into(), b.alias.clone());
+            ev.details
+                .insert("identity_provider_identity".into(), b.identity.clone());
+        }
         ev
     })
     .await?;

@@ -302,6 +302,14 @@ async fn client_keys(idp: &Idp, client: &Client, refresh: bool) -> Result<Arc<Ke
             )),
         };
     };
+    keys_at(idp, url, refresh).await
+}
+
+/// The JWKS at `url`, cached per URL for a few minutes (`refresh`: unless
+/// fetched in the last seconds, for a `kid` the cached set lacks); when
+/// the key server is down the last good keys still serve. Clients'
+/// `jwks.url` and brokered identity providers' `jwksUrl` share it.
+pub async fn keys_at(idp: &Idp, url: &str, refresh: bool) -> Result<Arc<KeySet>, OAuthError> {
     let cached = idp
         .assertions
         .jwks
@@ -331,7 +339,7 @@ async fn client_keys(idp: &Idp, client: &Client, refresh: bool) -> Result<Arc<Ke
 
 async fn fetch_jwks(idp: &Idp, url: &str) -> Result<KeySet, OAuthError> {
     let fail = |what: &str| {
-        tracing::warn!(url, "client jwks.url {what}");
+        tracing::warn!(url, "jwks url {what}");
         invalid("Client keys could not be fetched")
     };
     let resp = idp

@@ -473,7 +473,6 @@ pub fn client_session_id(sso_id: &str) -> String {
 
 /// PKCE S256 check, constant time (RFC 7636 §4.6).
 pub fn pkce_ok(verifier: &str, challenge: &str) -> bool {
-    use base64::Engine;
     if verifier.len() < 43
         || verifier.len() > 128
         || !verifier
@@ -482,9 +481,18 @@ pub fn pkce_ok(verifier: &str, challenge: &str) -> bool {
     {
         return false;
     }
+    pkce_challenge(verifier)
+        .as_bytes()
+        .ct_eq(challenge.as_bytes())
+        .into()
+}
+
+/// The S256 challenge of a PKCE verifier (RFC 7636 §4.2): what a client
+/// sends, and what the broker sends to an identity provider.
+pub fn pkce_challenge(verifier: &str) -> String {
+    use base64::Engine;
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref());
-    computed.as_bytes().ct_eq(challenge.as_bytes()).into()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
 }
 
 async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<Value, OAuthError> {

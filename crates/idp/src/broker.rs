@@ -1,0 +1,283 @@
+//! `/realms/{realm}/broker/{alias}/...`: logging in through another
+//! OpenID Connect provider (Keycloak's identity brokering: "Sign in with
+//! Entra ID / Okta / another Keycloak").
+//!
+//! The login page offers the realm's providers; `login` sends the browser
+//! to the provider with a fresh `state`, `nonce` and (if configured) PKCE
+//! verifier kept server-side; the provider answers at `endpoint`, where the
+//! code is redeemed over the back channel and the ID token checked
+//! ([`exchange`]); [`first_login`] then finds the linked user, creates one,
+//! or has the person prove they own an existing account before linking it.
+//! Every step is bound to the browser that started the login (its CSRF
+//! cookie), so no one can finish a login in someone else's browser.
+
+pub mod exchange;
+pub mod first_login;
+pub mod provider;
+
+use crate::error::OAuthError;
+use crate::oidc::auth::{Pending, esc, page, with_params};
+use crate::oidc::form::Form;
+use crate::state::Idp;
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use gatehouse_core::model::{Event, Realm};
+use gatehouse_store::CodeRecord;
+use provider::OidcProvider;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The broker's routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    Router::new()
+        .route("/realms/{realm}/broker/{alias}/login", get(start))
+        .route("/realms/{realm}/broker/{alias}/endpoint", get(endpoint))
+        .route(
+            "/realms/{realm}/login-actions/first-broker-login",
+            post(first_login::link),
+        )
+}
+
+/// The realm's providers Gatehouse can log in through (a Keycloak export
+/// may bring others: SAML, social providers; those are skipped).
+pub fn providers(realm: &Realm) -> impl Iterator<Item = OidcProvider> + '_ {
+    crate::admin::identity_providers::providers(realm)
+        .iter()
+        .filter_map(|rep| OidcProvider::from_rep(rep).ok())
+}
+
+/// The provider `alias`, if a login may go through it now.
+fn usable(realm: &Realm, alias: &str) -> Option<OidcProvider> {
+    providers(realm).find(|p| p.alias == alias && p.enabled && !p.link_only)
+}
+
+/// Where the browser goes to log in through `alias` for login attempt
+/// `login` (the authorization request's handle).
+pub fn start_url(idp: &Idp, realm: &Realm, alias: &str, login: &str) -> Option<String> {
+    usable(realm, alias)?;
+    Some(with_params(
+        &format!("{}/broker/{alias}/login", idp.issuer(&realm.name)),
+        &[("session_code", login)],
+    ))
+}
+
+/// The login page's "Or sign in with" list (Keycloak's ids: `social-{alias}`).
+pub fn login_links(realm: &Realm, login: &str) -> String {
+    let items: String = providers(realm)
+        .filter(OidcProvider::on_login_page)
+        .map(|p| {
+            let href = with_params(
+                &format!("/realms/{}/broker/{}/login", realm.name, p.alias),
+                &[("session_code", login)],
+            );
+            format!(
+                "<li><a id=\"social-{a}\" href=\"{h}\">{n}</a></li>",
+                a = esc(&p.alias),
+                h = esc(&href),
+                n = esc(&p.display_name),
+            )
+        })
+        .collect();
+    if items.is_empty() {
+        return items;
+    }
+    format!(
+        "<section id=\"kc-social-providers\"><h2>Or sign in with</h2><ul>{items}</ul></section>"
+    )
+}
+
+/// Where a provider sends the browser back to (registered at the provider
+/// as the client's redirect URI), as Keycloak names it.
+fn redirect_uri(idp: &Idp, realm: &Realm, alias: &str) -> String {
+    format!("{}/broker/{alias}/endpoint", idp.issuer(&realm.name))
+}
+
+/// What a login sent to a provider waits on, kept under its `state`.
+#[derive(Serialize, Deserialize)]
+struct Outbound {
+    login: String,
+    alias: String,
+    nonce: String,
+    verifier: Option<String>,
+}
+
+fn error_page(status: StatusCode, msg: &str) -> Response {
+    page(
+        status,
+        "Error",
+        &format!(
+            "<h1>We are sorry...</h1><p class=\"error\" role=\"alert\">{}</p>",
+            esc(msg)
+        ),
+    )
+}
+
+fn expired() -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "Your login attempt timed out. Login will start from the beginning.",
+    )
+}
+
+fn foreign_browser() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "The login could not be verified in this browser. Please start again.",
+    )
+}
+
+/// `GET /realms/{realm}/broker/{alias}/login?session_code=...`: off to the
+/// provider's authorization endpoint.
+async fn start(
+    State(idp): State<Arc<Idp>>,
+    Path((realm, alias)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let Ok(realm) = idp.realm(&realm).await else {
+        return Ok(error_page(StatusCode::NOT_FOUND, "Realm does not exist"));
+    };
+    let Some(p) = usable(&realm, &alias) else {
+        return Ok(error_page(
+            StatusCode::NOT_FOUND,
+            "Could not find an identity provider with this identifier.",
+        ));
+    };
+    let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let Some(pending) = Pending::load(&idp, &realm, q.get("session_code").unwrap_or("")).await?
+    else {
+        return Ok(expired());
+    };
+    if !pending.same_browser(&headers, None) {
+        return Ok(foreign_browser());
+    }
+    let state = gatehouse_core::id::token();
+    let out = Outbound {
+        login: pending.id.clone(),
+        alias: p.alias.clone(),
+        nonce: gatehouse_core::id::token(),
+        verifier: p.pkce.then(|| {
+            format!(
+                "{}{}",
+                gatehouse_core::id::token(),
+                gatehouse_core::id::token()
+            )
+        }),
+    };
+    idp.store
+        .put_code(&CodeRecord {
+            code: format!("broker:{state}"),
+            realm_id: realm.id.clone(),
+            data: serde_json::to_string(&out).map_err(OAuthError::internal)?,
+            expires: pending.expires,
+        })
+        .await?;
+    let back = redirect_uri(&idp, &realm, &p.alias);
+    let challenge = out
+        .verifier
+        .as_deref()
+        .map(crate::oidc::token::pkce_challenge);
+    let mut params = vec![
+        ("client_id", p.client_id.as_str()),
+        ("redirect_uri", back.as_str()),
+        ("response_type", "code"),
+        ("scope", p.scope.as_str()),
+        ("state", state.as_str()),
+        ("nonce", out.nonce.as_str()),
+    ];
+    if let Some(c) = &challenge {
+        params.push(("code_challenge", c));
+        params.push(("code_challenge_method", "S256"));
+    }
+    Ok(found(&with_params(&p.authorization_url, &params)))
+}
+
+fn found(to: &str) -> Response {
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// An IDENTITY_PROVIDER_LOGIN_ERROR event (Keycloak's name), with why.
+fn login_error(realm: &Realm, client_id: &str, alias: &str, why: &str) -> Event {
+    let mut e = Event::user(realm, "IDENTITY_PROVIDER_LOGIN_ERROR");
+    e.client_id = Some(client_id.to_owned());
+    e.error = Some("identity_provider_login_failure".into());
+    e.details
+        .insert("identity_provider".into(), alias.to_owned());
+    e.details.insert("reason".into(), why.to_owned());
+    e
+}
+
+/// `GET /realms/{realm}/broker/{alias}/endpoint?code=...&state=...`: the
+/// provider's answer.
+async fn endpoint(
+    State(idp): State<Arc<Idp>>,
+    Path((realm, alias)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let Ok(realm) = idp.realm(&realm).await else {
+        return Ok(error_page(StatusCode::NOT_FOUND, "Realm does not exist"));
+    };
+    let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    // The state is spent on first use: a replayed answer finds nothing.
+    let Some(rec) = idp
+        .store
+        .take_code(&format!("broker:{}", q.get("state").unwrap_or("")))
+        .await?
+    else {
+        return Ok(expired());
+    };
+    let Ok(out) = serde_json::from_str::<Outbound>(&rec.data) else {
+        return Ok(expired());
+    };
+    let now = gatehouse_core::time::now();
+    if rec.realm_id != realm.id || rec.expires < now || out.alias != alias {
+        return Ok(expired());
+    }
+    let Some(pending) = Pending::load(&idp, &realm, &out.login).await? else {
+        return Ok(expired());
+    };
+    if !pending.same_browser(&headers, None) {
+        return Ok(foreign_browser());
+    }
+    let Some(p) = usable(&realm, &alias) else {
+        return Ok(pending.login_page(
+            &realm,
+            Some("This identity provider is no longer available."),
+        ));
+    };
+    let fail = |why: &str| login_error(&realm, pending.client_id(), &alias, why);
+    if let Some(err) = q.get("error") {
+        idp.record(fail(err)).await?;
+        let msg = if err == "access_denied" {
+            format!("Sign-in with {} was cancelled.", p.display_name)
+        } else {
+            "Unexpected error when authenticating with identity provider".to_owned()
+        };
+        return Ok(pending.login_page(&realm, Some(&msg)));
+    }
+    let Some(code) = q.get("code") else {
+        return Ok(expired());
+    };
+    let back = redirect_uri(&idp, &realm, &alias);
+    let who =
+        match exchange::redeem(&idp, &p, code, &back, out.verifier.as_deref(), &out.nonce).await {
+            Ok(who) => who,
+            Err(exchange::Failure(why)) => {
+                tracing::warn!(realm = %realm.name, alias, why, "brokered login failed");
+                idp.record(fail(&why)).await?;
+                return Ok(pending.login_page(
+                    &realm,
+                    Some("Unexpected error when authenticating with identity provider"),
+                ));
+            }
+        };
+    first_login::resolve(&idp, &realm, &p, pending, who).await
+}
