@@ -723,6 +723,16 @@ test("identity providers a realm export brought: listed, read, removed; OpenID C
   await ip.update({ alias: "upstream" }, { ...up, displayName: "Upstream IdP" });
   assert.equal((await ip.findOne({ alias: "upstream" })).displayName, "Upstream IdP");
   assert.equal((await ip.findFactory({ providerId: "oidc" })).id, "oidc");
+  const mapper = await ip.createMapper({ alias: "upstream", identityProviderMapper: {
+    name: "eng is developer", identityProviderAlias: "upstream", identityProviderMapper: "oidc-role-idp-mapper",
+    config: { claim: "groups", "claim.value": "eng", role: "developer", syncMode: "FORCE" } } });
+  assert.ok(mapper.id);
+  await ip.updateMapper({ alias: "upstream", id: mapper.id }, { id: mapper.id, identityProviderAlias: "upstream",
+    identityProviderMapper: "oidc-role-idp-mapper", name: "eng is developer",
+    config: { claim: "groups", "claim.value": "engineering", role: "developer" } });
+  assert.equal((await ip.findOneMapper({ alias: "upstream", id: mapper.id })).config["claim.value"], "engineering");
+  await ip.delMapper({ alias: "upstream", id: mapper.id });
+  assert.deepEqual(await ip.findMappers({ alias: "upstream" }), []);
   await ip.del({ alias: "upstream" });
   await ip.del({ alias: "corp-oidc" });
   assert.deepEqual((await ip.find()).map((p) => p.alias), ["github"]);

@@ -13,6 +13,7 @@
 
 pub mod exchange;
 pub mod first_login;
+pub mod mappers;
 pub mod provider;
 
 use crate::error::OAuthError;

@@ -426,3 +426,151 @@ async fn brokered_logins_refuse_what_does_not_check_out() {
         "a hint naming a disabled provider shows the login page"
     );
 }
+
+/// Logs `user` in through the provider from a fresh browser and returns
+/// the access token `down` issued.
+async fn access_token_via_broker(s: &Server, user: &str, pw: &str) -> Value {
+    let done = brokered_login(&mut Browser::new(s), user, pw).await;
+    let tokens = redeem(s, &location(&done)).await;
+    claims(tokens["access_token"].as_str().expect("access token"))
+}
+
+fn names(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+#[tokio::test]
+async fn provider_mappers_keep_roles_in_step_with_the_providers_claims() {
+    let s = start().await;
+    let t = setup(&s).await;
+    // Upstream says which groups ann is in and her department, in its ID
+    // tokens for the broker.
+    let broker = s.client_uuid(&t, "upstream", "broker").await;
+    for mapper in [
+        json!({"name": "groups", "protocol": "openid-connect", "protocolMapper": "oidc-group-membership-mapper",
+               "config": {"claim.name": "groups", "full.path": "false", "id.token.claim": "true"}}),
+        json!({"name": "department", "protocol": "openid-connect", "protocolMapper": "oidc-usermodel-attribute-mapper",
+               "config": {"user.attribute": "department", "claim.name": "department", "id.token.claim": "true"}}),
+    ] {
+        s.admin_create(
+            &t,
+            &format!("/upstream/clients/{broker}/protocol-mappers/models"),
+            &mapper,
+        )
+        .await;
+    }
+    let eng = s
+        .admin_create(&t, "/upstream/groups", &json!({"name": "eng"}))
+        .await;
+    let up_ann = s.user_id(&t, "upstream", "ann").await;
+    let ann_groups = format!("/upstream/users/{up_ann}/groups/{eng}");
+    assert_eq!(s.admin_put(&t, &ann_groups, None).await, 204);
+    let up_ann_path = format!("/upstream/users/{up_ann}");
+    assert_eq!(
+        s.admin_put(
+            &t,
+            &up_ann_path,
+            Some(&json!({"attributes": {"department": ["sales"]}}))
+        )
+        .await,
+        204
+    );
+    // Down: the roles and group the mappers hand out.
+    let (st, _) = s
+        .admin_post(&t, "/down/roles", &json!({"name": "developer"}))
+        .await;
+    assert_eq!(st, 201);
+    let app = s.client_uuid(&t, "down", "app").await;
+    let (st, _) = s
+        .admin_post(
+            &t,
+            &format!("/down/clients/{app}/roles"),
+            &json!({"name": "viewer"}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    s.admin_create(&t, "/down/groups", &json!({"name": "brokered"}))
+        .await;
+    let m = "/down/identity-provider/instances/up/mappers";
+    for mapper in [
+        json!({"name": "eng is developer", "identityProviderMapper": "oidc-role-idp-mapper",
+               "config": {"claim": "groups", "claim.value": "eng", "role": "developer", "syncMode": "FORCE"}}),
+        json!({"name": "department", "identityProviderMapper": "oidc-user-attribute-idp-mapper",
+               "config": {"claim": "department", "user.attribute": "department", "syncMode": "INHERIT"}}),
+        json!({"name": "everyone brokered", "identityProviderMapper": "oidc-hardcoded-group-idp-mapper",
+               "config": {"group": "/brokered"}}),
+        json!({"name": "app viewer", "identityProviderMapper": "hardcoded-role-idp-mapper",
+               "config": {"role": "app.viewer"}}),
+    ] {
+        s.admin_create(&t, m, &mapper).await;
+    }
+    // What cannot work is refused: an unknown type, a mapper without its role.
+    let (st, _) = s
+        .admin_post(
+            &t,
+            m,
+            &json!({"name": "x", "identityProviderMapper": "saml-user-attribute-idp-mapper"}),
+        )
+        .await;
+    assert_eq!(st, 501);
+    let (st, _) = s
+        .admin_post(
+            &t,
+            m,
+            &json!({"name": "y", "identityProviderMapper": "oidc-role-idp-mapper", "config": {"claim": "groups"}}),
+        )
+        .await;
+    assert_eq!(st, 400);
+    let (_, types) = s
+        .admin_get(&t, "/down/identity-provider/instances/up/mapper-types")
+        .await;
+    assert_eq!(types["oidc-role-idp-mapper"]["name"], "Claim to Role");
+
+    // First login: the role from the claim, the hardcoded ones, the group,
+    // the imported attribute.
+    let at = access_token_via_broker(&s, "ann", "ann-up").await;
+    assert!(
+        names(&at["realm_access"]["roles"]).contains(&"developer"),
+        "{at}"
+    );
+    assert_eq!(names(&at["resource_access"]["app"]["roles"]), ["viewer"]);
+    let ann = s.user_id(&t, "down", "ann").await;
+    let (_, user) = s.admin_get(&t, &format!("/down/users/{ann}")).await;
+    assert_eq!(user["attributes"]["department"], json!(["sales"]));
+    let (_, groups) = s.admin_get(&t, &format!("/down/users/{ann}/groups")).await;
+    assert_eq!(groups[0]["path"], "/brokered");
+
+    // Upstream takes ann out of eng and moves her: the FORCE mapper takes
+    // the role back at her next login; the imported attribute stays as
+    // first imported (the provider syncs IMPORT).
+    assert_eq!(s.admin_delete(&t, &ann_groups).await, 204);
+    assert_eq!(
+        s.admin_put(
+            &t,
+            &up_ann_path,
+            Some(&json!({"attributes": {"department": ["ops"]}}))
+        )
+        .await,
+        204
+    );
+    let at = access_token_via_broker(&s, "ann", "ann-up").await;
+    assert!(
+        !names(&at["realm_access"]["roles"]).contains(&"developer"),
+        "{at}"
+    );
+    assert_eq!(names(&at["resource_access"]["app"]["roles"]), ["viewer"]);
+    let (_, user) = s.admin_get(&t, &format!("/down/users/{ann}")).await;
+    assert_eq!(user["attributes"]["department"], json!(["sales"]));
+
+    // Back in eng: the role comes back.
+    assert_eq!(s.admin_put(&t, &ann_groups, None).await, 204);
+    let at = access_token_via_broker(&s, "ann", "ann-up").await;
+    assert!(
+        names(&at["realm_access"]["roles"]).contains(&"developer"),
+        "{at}"
+    );
+}

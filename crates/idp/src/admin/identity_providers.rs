@@ -4,8 +4,9 @@
 //! (`crate::broker`); other types a Keycloak export brings (SAML, social)
 //! are kept so that they survive import and export, readable and
 //! removable, and creating one is refused (501) rather than stored as if
-//! logins through it would work. Provider mappers likewise: kept, listed,
-//! removable, not yet created.
+//! logins through it would work. Provider mappers of the types
+//! `crate::broker::mappers` applies are created and changed; others are
+//! kept, listed and removable.
 
 use super::{RealmAdmin, created, event, json_body};
 use crate::error::AdminError;
@@ -33,11 +34,15 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
         .route(&format!("{P}/import-config"), post(import_config))
         .route(
             &format!("{P}/instances/{{alias}}/mappers"),
-            get(mappers).post(unsupported_mapper),
+            get(mappers).post(create_mapper),
         )
         .route(
             &format!("{P}/instances/{{alias}}/mappers/{{id}}"),
-            get(one_mapper).put(unsupported).delete(remove_mapper),
+            get(one_mapper).put(update_mapper).delete(remove_mapper),
+        )
+        .route(
+            &format!("{P}/instances/{{alias}}/mapper-types"),
+            get(mapper_types),
         )
 }
 
@@ -237,22 +242,140 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Changing a provider's mappers: refused until Gatehouse applies them at
-/// brokered logins, so no one configures a mapping that does nothing.
-async fn unsupported(_: RealmAdmin) -> AdminError {
-    AdminError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "Identity provider mappers are not supported by Gatehouse yet: they can be listed and removed, not created or changed",
-    )
+/// A mapper representation checked for provider `alias`: a type Gatehouse
+/// applies at brokered logins (others 501, rather than store a mapping
+/// that would do nothing), its config usable (400 naming the key).
+fn checked_mapper(
+    realm: &Realm,
+    mut rep: Value,
+    alias: &str,
+    id: &str,
+) -> Result<Value, AdminError> {
+    let provider_kind = find(realm, alias)?["providerId"]
+        .as_str()
+        .unwrap_or_default();
+    if !crate::broker::provider::SUPPORTED.contains(&provider_kind) {
+        return Err(AdminError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "Mappers of '{provider_kind}' identity providers are not supported by Gatehouse"
+            ),
+        ));
+    }
+    let kind = rep["identityProviderMapper"].as_str().unwrap_or_default();
+    if !crate::broker::mappers::TYPES
+        .iter()
+        .any(|(t, _)| *t == kind)
+    {
+        return Err(AdminError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("Identity provider mappers of type '{kind}' are not supported by Gatehouse"),
+        ));
+    }
+    crate::broker::mappers::Mapper::parse(&rep).map_err(AdminError::bad_request)?;
+    if rep["name"].as_str().is_none_or(str::is_empty) {
+        return Err(AdminError::bad_request("Mapper name is required"));
+    }
+    rep["identityProviderAlias"] = json!(alias);
+    rep["id"] = json!(id);
+    if rep.get("config").is_none() {
+        rep["config"] = json!({});
+    }
+    Ok(rep)
 }
 
-/// A mapper for a provider: 404 if there is no such provider (as
-/// Keycloak), else refused as above.
-async fn unsupported_mapper(a: RealmAdmin, Path((_, alias)): Path<(String, String)>) -> AdminError {
-    match find(&a.realm, &alias) {
-        Err(e) => e,
-        Ok(_) => unsupported(a).await,
+/// `POST .../instances/{alias}/mappers`: a new mapper (201, Location).
+async fn create_mapper(
+    mut a: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    let _edit = a.edit().await?;
+    find(&a.realm, &alias)?;
+    let id = gatehouse_core::id::uuid();
+    let rep = checked_mapper(&a.realm, json_body(&body)?, &alias, &id)?;
+    let taken = stored(&a.realm, "identityProviderMappers")
+        .iter()
+        .any(|m| m["identityProviderAlias"] == alias.as_str() && m["name"] == rep["name"]);
+    if taken {
+        return Err(AdminError::conflict("Mapper name already exists"));
     }
+    let mut realm = a.realm.clone();
+    let mut all = stored(&realm, "identityProviderMappers").to_vec();
+    all.push(rep.clone());
+    realm
+        .extra
+        .insert("identityProviderMappers".into(), json!(all));
+    let path = format!("identity-provider/instances/{alias}/mappers/{id}");
+    let ev = event(
+        &realm,
+        &a.caller,
+        "CREATE",
+        "IDENTITY_PROVIDER_MAPPER",
+        &path,
+        Some(&rep),
+    );
+    a.idp.store.update_realm(&realm, &[ev]).await?;
+    Ok(created(&a.idp, &realm.name, &path))
+}
+
+/// `PUT .../instances/{alias}/mappers/{id}`: the mapper replaced.
+async fn update_mapper(
+    mut a: RealmAdmin,
+    Path((_, alias, id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
+    let old = find_mapper(&a.realm, &alias, &id)?.clone();
+    let mut rep = json_body(&body)?;
+    for k in ["name", "identityProviderMapper"] {
+        if rep.get(k).is_none() {
+            rep[k] = old[k].clone();
+        }
+    }
+    let rep = checked_mapper(&a.realm, rep, &alias, &id)?;
+    let mut realm = a.realm.clone();
+    let all: Vec<Value> = stored(&realm, "identityProviderMappers")
+        .iter()
+        .map(|m| {
+            if m["identityProviderAlias"] == alias.as_str() && m["id"] == id.as_str() {
+                rep.clone()
+            } else {
+                m.clone()
+            }
+        })
+        .collect();
+    realm
+        .extra
+        .insert("identityProviderMappers".into(), json!(all));
+    let path = format!("identity-provider/instances/{alias}/mappers/{id}");
+    let ev = event(
+        &realm,
+        &a.caller,
+        "UPDATE",
+        "IDENTITY_PROVIDER_MAPPER",
+        &path,
+        Some(&rep),
+    );
+    a.idp.store.update_realm(&realm, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET .../instances/{alias}/mapper-types`: the mapper types Gatehouse
+/// applies, keyed by id as Keycloak's admin console reads them.
+async fn mapper_types(
+    a: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    find(&a.realm, &alias)?;
+    let mut out = serde_json::Map::new();
+    for (id, name) in crate::broker::mappers::TYPES {
+        out.insert(
+            id.into(),
+            json!({"id": id, "name": name, "category": if id.contains("role") { "Role Importer" } else { "Attribute Importer" }}),
+        );
+    }
+    Ok(Json(Value::Object(out)))
 }
 
 /// A representation checked and completed with Keycloak's defaults, as

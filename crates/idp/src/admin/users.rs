@@ -257,6 +257,19 @@ pub async fn create_user(
     ev: Vec<Event>,
     defaults: bool,
 ) -> Result<User, AdminError> {
+    create_user_granting(idp, realm, rep, ev, defaults, &[]).await
+}
+
+/// [`create_user`], also granting the roles `roles` (ids) in the same
+/// transaction: a brokered login's mappers decide them.
+pub async fn create_user_granting(
+    idp: &Idp,
+    realm: &Realm,
+    rep: &Value,
+    ev: Vec<Event>,
+    defaults: bool,
+    roles: &[String],
+) -> Result<User, AdminError> {
     let username = rep
         .get("username")
         .and_then(Value::as_str)
@@ -354,6 +367,7 @@ pub async fn create_user(
             links.groups.push(g.id.clone());
         }
     }
+    links.roles.extend(roles.iter().cloned());
     idp.store.create_user(&u, &creds, &links, &ev).await?;
     Ok(u)
 }

@@ -27,6 +27,8 @@ pub struct Brokered {
     pub email: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// Everything the ID token and userinfo said, for the mappers.
+    pub claims: Value,
 }
 
 /// The largest token or userinfo answer read from a provider.
@@ -206,6 +208,7 @@ fn person(c: &Value) -> Result<Brokered, Failure> {
         first_name: s("given_name"),
         last_name: s("family_name"),
         id,
+        claims: c.clone(),
     })
 }
 

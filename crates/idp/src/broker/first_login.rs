@@ -6,6 +6,7 @@
 //! `POST /realms/{realm}/login-actions/first-broker-login` takes that proof.
 
 use super::exchange::Brokered;
+use super::mappers;
 use super::provider::{OidcProvider, SyncMode};
 use crate::error::OAuthError;
 use crate::login::{LoginFailure, SecondFactor};
@@ -52,6 +53,7 @@ pub async fn resolve(
         max: 1,
         ..Default::default()
     };
+    let mappers = mappers::of(realm, &p.alias);
     if let Some(mut user) = idp
         .store
         .users(&realm.id, &linked)
@@ -62,10 +64,10 @@ pub async fn resolve(
         if !user.enabled {
             return disabled(idp, realm, &pending, &user).await;
         }
-        if p.sync_mode == SyncMode::Force && refresh(&mut user, &who, p.trust_email) {
-            idp.store.update_user(&user, &[]).await?;
-            idp.invalidate();
-        }
+        let changed = p.sync_mode == SyncMode::Force && refresh(&mut user, &who, p.trust_email);
+        let outcome =
+            mappers::evaluate(idp, realm, &mappers, &who.claims, false, p.sync_mode).await?;
+        apply(idp, realm, &mut user, outcome, changed).await?;
         return pending
             .authenticated_by(idp, realm, &user, (&p.alias, &who.id))
             .await;
@@ -73,7 +75,8 @@ pub async fn resolve(
     let email_as_username = realm.extra.get("registrationEmailAsUsername") == Some(&json!(true));
     let username = match (&who.email, email_as_username) {
         (Some(e), true) => e.to_lowercase(),
-        _ => who.username.to_lowercase(),
+        _ => mappers::username(&mappers, &p.alias, &who.claims)
+            .unwrap_or_else(|| who.username.to_lowercase()),
     };
     let mut existing = idp
         .store
@@ -114,7 +117,8 @@ pub async fn resolve(
             .await?;
         return Ok(link_page(realm, &pending, &linking, &user, None));
     }
-    let user = match create(idp, realm, p, &pending, &who, &username).await {
+    let outcome = mappers::evaluate(idp, realm, &mappers, &who.claims, true, p.sync_mode).await?;
+    let user = match create(idp, realm, p, &pending, &who, &username, outcome).await {
         Ok(u) => u,
         Err(msg) => return Ok(refused(&msg)),
     };
@@ -159,12 +163,14 @@ async fn create(
     pending: &Pending,
     who: &Brokered,
     username: &str,
+    outcome: mappers::Outcome,
 ) -> Result<User, String> {
     let id = gatehouse_core::id::uuid();
     let mut rep = json!({
         "id": id, "username": username, "enabled": true,
         "emailVerified": p.trust_email && who.email.is_some(),
         "federatedIdentities": [{"identityProvider": p.alias, "userId": who.id, "userName": who.username}],
+        "groups": outcome.groups,
     });
     for (k, v) in [
         ("email", &who.email),
@@ -173,6 +179,16 @@ async fn create(
     ] {
         if let Some(v) = v {
             rep[k] = json!(v);
+        }
+    }
+    // What the mappers import: the user's own fields, or attributes.
+    for (name, values) in outcome.attributes {
+        let Some(first) = values.as_ref().and_then(|v| v.first()) else {
+            continue;
+        };
+        match name.as_str() {
+            "email" | "firstName" | "lastName" => rep[name.as_str()] = json!(first),
+            _ => rep["attributes"][name.as_str()] = json!(values),
         }
     }
     let mut ev = Event::user(realm, "REGISTER");
@@ -186,7 +202,7 @@ async fn create(
     ] {
         ev.details.insert(k.into(), v.to_owned());
     }
-    crate::admin::users::create_user(idp, realm, &rep, vec![ev], true)
+    crate::admin::users::create_user_granting(idp, realm, &rep, vec![ev], true, &outcome.grant)
         .await
         .map_err(|e| {
             format!(
@@ -194,6 +210,69 @@ async fn create(
                 p.display_name, e.message
             )
         })
+}
+
+/// Applies what the mappers decided to an existing user (and writes the
+/// user if `changed` already, or the mappers change it).
+async fn apply(
+    idp: &Idp,
+    realm: &Realm,
+    user: &mut User,
+    outcome: mappers::Outcome,
+    mut changed: bool,
+) -> Result<(), OAuthError> {
+    for (name, values) in outcome.attributes {
+        let first = values.as_ref().and_then(|v| v.first()).cloned();
+        let field = match name.as_str() {
+            "email" => Some(&mut user.email),
+            "firstName" => Some(&mut user.first_name),
+            "lastName" => Some(&mut user.last_name),
+            _ => None,
+        };
+        match (field, values) {
+            (Some(slot), _) => {
+                if first.is_some() && *slot != first {
+                    *slot = first;
+                    changed = true;
+                }
+            }
+            (None, Some(v)) => {
+                if user.attributes.get(&name) != Some(&v) {
+                    user.attributes.insert(name, v);
+                    changed = true;
+                }
+            }
+            (None, None) => changed |= user.attributes.remove(&name).is_some(),
+        }
+    }
+    if changed {
+        idp.store.update_user(user, &[]).await?;
+    }
+    let holder = gatehouse_store::Holder::User(&user.id);
+    if !outcome.grant.is_empty() {
+        idp.store.grant_roles(holder, &outcome.grant, &[]).await?;
+    }
+    let held: Vec<String> = idp
+        .store
+        .granted_roles(holder)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .filter(|id| outcome.revoke.contains(id))
+        .collect();
+    if !held.is_empty() {
+        idp.store.revoke_roles(holder, &held, &[]).await?;
+    }
+    if !outcome.groups.is_empty() {
+        let all = idp.store.groups(&realm.id).await?;
+        for path in &outcome.groups {
+            if let Some(g) = crate::repr::group_by_path(&all, path) {
+                idp.store.join_group(&user.id, &g.id, &[]).await?;
+            }
+        }
+    }
+    idp.invalidate();
+    Ok(())
 }
 
 async fn disabled(
@@ -358,6 +437,12 @@ pub async fn link(
     ev.details
         .insert("identity_provider_identity".into(), l.who.username.clone());
     idp.store.update_user(&user, &[ev]).await?;
+    if let Some(p) = super::providers(&realm).find(|p| p.alias == l.alias) {
+        let mappers = mappers::of(&realm, &l.alias);
+        let outcome =
+            mappers::evaluate(&idp, &realm, &mappers, &l.who.claims, true, p.sync_mode).await?;
+        apply(&idp, &realm, &mut user, outcome, false).await?;
+    }
     idp.invalidate();
     let identity = l.who.id.clone();
     pending
