@@ -15,6 +15,17 @@ async fn discovery_and_password_grant_with_keycloak_claims() {
         format!("{}/realms/demo/protocol/openid-connect/token", s.base)
     );
     assert_eq!(d["code_challenge_methods_supported"][0], "S256");
+    // The realm's own scopes, its custom `orders:read` among them.
+    let scopes: Vec<&str> = d["scopes_supported"]
+        .as_array()
+        .expect("scopes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(scopes[0], "openid");
+    for want in ["profile", "email", "offline_access", "roles", "orders:read"] {
+        assert!(scopes.contains(&want), "{want} in {scopes:?}");
+    }
     // The same metadata where RFC 8414 clients look for it.
     for path in [
         "/realms/demo/.well-known/oauth-authorization-server",

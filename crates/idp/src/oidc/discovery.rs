@@ -25,6 +25,23 @@ pub async fn get(
         "client_secret_jwt",
         "private_key_jwt",
     ];
+    // As Keycloak: `openid`, then the realm's OpenID Connect client
+    // scopes, less those with `include.in.openid.provider.metadata` off.
+    let scopes: Vec<String> = std::iter::once("openid".to_owned())
+        .chain(
+            idp.client_scopes(&realm)
+                .await?
+                .iter()
+                .filter(|c| c.protocol == "openid-connect")
+                .filter(|c| {
+                    c.attributes
+                        .get("include.in.openid.provider.metadata")
+                        .map(String::as_str)
+                        != Some("false")
+                })
+                .map(|c| c.name.clone()),
+        )
+        .collect();
     let assertion_algs = [
         "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
         "HS384", "HS512",
@@ -64,7 +81,7 @@ pub async fn get(
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": ["openid", "profile", "email", "offline_access", "roles", "web-origins", "acr", "basic"],
+        "scopes_supported": scopes,
         "claims_supported": ["aud", "sub", "iss", "auth_time", "name", "given_name", "family_name",
             "preferred_username", "email", "email_verified", "acr", "azp", "sid", "groups"],
         "claims_parameter_supported": false,
