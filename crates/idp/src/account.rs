@@ -70,6 +70,10 @@ pub fn routes() -> Router<Arc<Idp>> {
         )
         .route(&format!("{A}/linked-accounts"), get(linked_accounts))
         .route(&format!("{A}/linked-accounts/"), get(linked_accounts))
+        .route(
+            &format!("{A}/linked-accounts/{{alias}}"),
+            axum::routing::delete(unlink),
+        )
         .route(&format!("{A}/supportedLocales"), get(supported_locales))
         .route(&format!("{A}/organizations"), get(organizations))
         .route(&format!("{A}/organizations/"), get(organizations))
@@ -251,8 +255,8 @@ struct LinkedQuery {
 }
 
 /// `GET /account/linked-accounts`: the realm's enabled identity providers
-/// and whether the user's account is linked to each. Gatehouse brokers no
-/// logins yet, so links come from an imported realm or the admin API.
+/// and whether the user's account is linked to each (by a brokered login,
+/// an imported realm or the admin API).
 async fn linked_accounts(
     caller: AccountCaller,
     axum::extract::Query(q): axum::extract::Query<LinkedQuery>,
@@ -284,4 +288,43 @@ async fn linked_accounts(
         });
     let list: Vec<Value> = crate::admin::window(q.first, q.max, rows).collect();
     Ok(Json(json!(list)))
+}
+
+/// `DELETE /account/linked-accounts/{alias}`: the user removes their link
+/// to an identity provider (event `REMOVE_FEDERATED_IDENTITY`). As in
+/// Keycloak, 400 for no such link, and for the last link of a user without
+/// a password, who would have no way left to sign in.
+async fn unlink(
+    caller: AccountCaller,
+    axum::extract::Path((_, alias)): axum::extract::Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    caller.require(&[role::MANAGE_ACCOUNT])?;
+    let mut user = caller.user.clone();
+    let Some(i) = user
+        .federated_identities
+        .iter()
+        .position(|f| f.identity_provider == alias)
+    else {
+        return Err(AdminError::bad_request("federatedIdentityNotActiveMessage"));
+    };
+    let has_password = caller
+        .idp
+        .store
+        .credentials(&user.id)
+        .await?
+        .iter()
+        .any(|c| c.kind == "password");
+    if !has_password && user.federated_identities.len() == 1 {
+        return Err(AdminError::bad_request(
+            "federatedIdentityRemovingLastProviderMessage",
+        ));
+    }
+    let link = user.federated_identities.remove(i);
+    let mut ev = caller.event("REMOVE_FEDERATED_IDENTITY");
+    ev.details
+        .insert("identity_provider".into(), link.identity_provider);
+    ev.details
+        .insert("identity_provider_identity".into(), link.user_name);
+    caller.idp.store.update_user(&user, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

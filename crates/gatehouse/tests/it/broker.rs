@@ -256,6 +256,7 @@ async fn a_realm_logs_people_in_through_an_oidc_provider() {
     let mut b = Browser::new(&s);
     let done = brokered_login(&mut b, "ann", "ann-up").await;
     let tokens = redeem(&s, &location(&done)).await;
+    let ann_at = tokens["access_token"].as_str().expect("at").to_owned();
     let id = claims(tokens["id_token"].as_str().expect("id token"));
     assert_eq!(id["preferred_username"], "ann");
     assert_eq!(id["email"], "ann@corp.example");
@@ -332,6 +333,37 @@ async fn a_realm_logs_people_in_through_an_oidc_provider() {
         .admin_get(&t, "/down/events?type=IDENTITY_PROVIDER_LINK_ACCOUNT")
         .await;
     assert_eq!(events[0]["userId"], json!(bob));
+
+    // The Account API: bob (who has a password) removes his link; ann's
+    // is her only way in, so it stays.
+    let account = |token: &str, method: reqwest::Method| {
+        s.http
+            .request(
+                method,
+                format!("{}/realms/down/account/linked-accounts/up", s.base),
+            )
+            .bearer_auth(token.to_owned())
+    };
+    let r = account(&ann_at, reqwest::Method::DELETE)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let bob_at = tokens["access_token"].as_str().expect("at");
+    let r = account(bob_at, reqwest::Method::DELETE)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    let r = account(bob_at, reqwest::Method::DELETE)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400, "no link left");
+    let (_, links) = s
+        .admin_get(&t, &format!("/down/users/{bob}/federated-identity"))
+        .await;
+    assert_eq!(links, json!([]));
 }
 
 #[tokio::test]
