@@ -13,6 +13,7 @@
 
 pub mod exchange;
 pub mod first_login;
+pub mod link;
 pub mod mappers;
 pub mod provider;
 
@@ -36,6 +37,7 @@ pub fn routes() -> Router<Arc<Idp>> {
     Router::new()
         .route("/realms/{realm}/broker/{alias}/login", get(start))
         .route("/realms/{realm}/broker/{alias}/endpoint", get(endpoint))
+        .route("/realms/{realm}/broker/{alias}/link", get(link::start))
         .route(
             "/realms/{realm}/login-actions/first-broker-login",
             post(first_login::link),
@@ -96,13 +98,60 @@ fn redirect_uri(idp: &Idp, realm: &Realm, alias: &str) -> String {
     format!("{}/broker/{alias}/endpoint", idp.issuer(&realm.name))
 }
 
-/// What a login sent to a provider waits on, kept under its `state`.
+/// What a login (or an account link) sent to a provider waits on, kept
+/// under its `state`.
 #[derive(Serialize, Deserialize)]
 struct Outbound {
+    /// The login attempt (empty for a link).
     login: String,
     alias: String,
     nonce: String,
     verifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link: Option<link::LinkRequest>,
+}
+
+impl Outbound {
+    /// A fresh nonce, and a PKCE verifier (two random tokens: 86
+    /// characters) when the provider takes one.
+    fn new(p: &OidcProvider, login: String, link: Option<link::LinkRequest>) -> Outbound {
+        let token = gatehouse_core::id::token;
+        Outbound {
+            login,
+            alias: p.alias.clone(),
+            nonce: token(),
+            verifier: p.pkce.then(|| format!("{}{}", token(), token())),
+            link,
+        }
+    }
+}
+
+/// The provider's authorization URL for `out`, sent with `state`.
+fn authorization_url(
+    idp: &Idp,
+    realm: &Realm,
+    p: &OidcProvider,
+    state: &str,
+    out: &Outbound,
+) -> String {
+    let back = redirect_uri(idp, realm, &p.alias);
+    let challenge = out
+        .verifier
+        .as_deref()
+        .map(crate::oidc::token::pkce_challenge);
+    let mut params = vec![
+        ("client_id", p.client_id.as_str()),
+        ("redirect_uri", back.as_str()),
+        ("response_type", "code"),
+        ("scope", p.scope.as_str()),
+        ("state", state),
+        ("nonce", out.nonce.as_str()),
+    ];
+    if let Some(c) = &challenge {
+        params.push(("code_challenge", c));
+        params.push(("code_challenge_method", "S256"));
+    }
+    with_params(&p.authorization_url, &params)
 }
 
 fn error_page(status: StatusCode, msg: &str) -> Response {
@@ -156,18 +205,7 @@ async fn start(
         return Ok(foreign_browser());
     }
     let state = gatehouse_core::id::token();
-    let out = Outbound {
-        login: pending.id.clone(),
-        alias: p.alias.clone(),
-        nonce: gatehouse_core::id::token(),
-        verifier: p.pkce.then(|| {
-            format!(
-                "{}{}",
-                gatehouse_core::id::token(),
-                gatehouse_core::id::token()
-            )
-        }),
-    };
+    let out = Outbound::new(&p, pending.id.clone(), None);
     idp.store
         .put_code(&CodeRecord {
             code: format!("broker:{state}"),
@@ -176,24 +214,7 @@ async fn start(
             expires: pending.expires,
         })
         .await?;
-    let back = redirect_uri(&idp, &realm, &p.alias);
-    let challenge = out
-        .verifier
-        .as_deref()
-        .map(crate::oidc::token::pkce_challenge);
-    let mut params = vec![
-        ("client_id", p.client_id.as_str()),
-        ("redirect_uri", back.as_str()),
-        ("response_type", "code"),
-        ("scope", p.scope.as_str()),
-        ("state", state.as_str()),
-        ("nonce", out.nonce.as_str()),
-    ];
-    if let Some(c) = &challenge {
-        params.push(("code_challenge", c));
-        params.push(("code_challenge_method", "S256"));
-    }
-    Ok(found(&with_params(&p.authorization_url, &params)))
+    Ok(found(&authorization_url(&idp, &realm, &p, &state, &out)))
 }
 
 fn found(to: &str) -> Response {
@@ -241,6 +262,9 @@ async fn endpoint(
     let now = gatehouse_core::time::now();
     if rec.realm_id != realm.id || rec.expires < now || out.alias != alias {
         return Ok(expired());
+    }
+    if let Some(l) = &out.link {
+        return link::answer(&idp, &realm, &out, l, &q, &headers).await;
     }
     let Some(pending) = Pending::load(&idp, &realm, &out.login).await? else {
         return Ok(expired());

@@ -60,6 +60,11 @@ impl Browser {
         }
     }
 
+    /// Drops the cookies set for paths under `prefix` (signs out there).
+    fn forget(&mut self, prefix: &str) {
+        self.jar.retain(|(_, _, p)| !p.starts_with(prefix));
+    }
+
     fn absolute(&self, url: &str) -> String {
         if url.starts_with('/') {
             format!("{}{url}", self.base)
@@ -604,5 +609,78 @@ async fn provider_mappers_keep_roles_in_step_with_the_providers_claims() {
     assert!(
         names(&at["realm_access"]["roles"]).contains(&"developer"),
         "{at}"
+    );
+}
+
+/// Keycloak's `hash` of a client-initiated link request.
+fn link_hash(nonce: &str, session: &str, client: &str, alias: &str) -> String {
+    use base64::Engine;
+    let input = format!("{nonce}{session}{client}{alias}");
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, input.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
+}
+
+#[tokio::test]
+async fn a_signed_in_user_links_an_account_the_application_asks_for() {
+    let s = start().await;
+    let t = setup(&s).await;
+    // bob signs in to `down` with his password, in his browser.
+    let mut b = Browser::new(&s);
+    let html = b.get(&auth_url("")).await.text().await.expect("html");
+    let done = b
+        .submit(&html, &[("username", "bob"), ("password", "bob-local")])
+        .await;
+    let tokens = redeem(&s, &location(&done)).await;
+    let sid = claims(tokens["access_token"].as_str().expect("at"))["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+    let link_url = |nonce: &str, hash: &str| {
+        format!(
+            "/realms/down/broker/up/link?client_id=app&redirect_uri=http%3A%2F%2Fapp.example%2Fcb&nonce={nonce}&hash={hash}"
+        )
+    };
+    // A request the client did not make (wrong hash), or from a browser
+    // without bob's session, goes back with link_error.
+    let r = b.get(&link_url("n1", "forged")).await;
+    assert_eq!(location(&r), format!("{APP_CB}?link_error=invalid_request"));
+    let good = link_hash("n1", &sid, "app", "up");
+    let r = Browser::new(&s).get(&link_url("n1", &good)).await;
+    assert_eq!(location(&r), format!("{APP_CB}?link_error=not_logged_in"));
+    // The real one: off to the provider, back linked.
+    let to_provider = location(&b.get(&link_url("n1", &good)).await);
+    let back = at_upstream(&mut b, to_provider, "bob", "bob-up").await;
+    assert_eq!(location(&b.get(&back).await), APP_CB);
+    let bob = s.user_id(&t, "down", "bob").await;
+    let up_bob = s.user_id(&t, "upstream", "bob").await;
+    let (_, links) = s
+        .admin_get(&t, &format!("/down/users/{bob}/federated-identity"))
+        .await;
+    assert_eq!(
+        links,
+        json!([{"identityProvider": "up", "userId": up_bob, "userName": "bob"}])
+    );
+    let (_, events) = s
+        .admin_get(&t, "/down/events?type=FEDERATED_IDENTITY_LINK")
+        .await;
+    assert_eq!(events[0]["userId"], json!(bob));
+    // From now on bob signs in through the provider as himself.
+    let at = access_token_via_broker(&s, "bob", "bob-up").await;
+    assert_eq!(at["sub"], json!(bob));
+    // Ann's provider account linked to ann here cannot be linked to bob.
+    access_token_via_broker(&s, "ann", "ann-up").await;
+    let (_, links) = s
+        .admin_get(&t, &format!("/down/users/{bob}/federated-identity"))
+        .await;
+    assert_eq!(links.as_array().map(Vec::len), Some(1));
+    let bob_link = format!("/down/users/{bob}/federated-identity/up");
+    assert_eq!(s.admin_delete(&t, &bob_link).await, 204);
+    let good = link_hash("n2", &sid, "app", "up");
+    b.forget("/realms/upstream/");
+    let to_provider = location(&b.get(&link_url("n2", &good)).await);
+    let back = at_upstream(&mut b, to_provider, "ann", "ann-up").await;
+    assert_eq!(
+        location(&b.get(&back).await),
+        format!("{APP_CB}?link_error=identity_already_linked")
     );
 }

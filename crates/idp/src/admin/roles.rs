@@ -293,12 +293,7 @@ async fn create_any(
     let role = create_role(idp, realm, client, &rep, vec![ev]).await?;
     // A path segment: RFC 3986's unreserved characters stay as they are
     // (clients read the role name back from the last segment).
-    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    let enc = percent_encoding::utf8_percent_encode(&role.name, SEGMENT);
+    let enc = percent_encoding::utf8_percent_encode(&role.name, crate::oidc::auth::COMPONENT);
     Ok(created(idp, &realm.name, &format!("{path}/{enc}")))
 }
 

@@ -305,6 +305,14 @@ fn redirect(to: &str) -> Response {
     r
 }
 
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`):
+/// what a query value or a path segment percent-encodes.
+pub const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// `base` with `params` appended to its query, percent-encoded.
 pub fn with_params(base: &str, params: &[(&str, &str)]) -> String {
     with_params_in(base, params, if base.contains('?') { '&' } else { '?' })
@@ -318,10 +326,7 @@ fn with_params_in(base: &str, params: &[(&str, &str)], first: char) -> String {
         sep = '&';
         u.push_str(k);
         u.push('=');
-        u.push_str(
-            &percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
-                .to_string(),
-        );
+        u.push_str(&percent_encoding::utf8_percent_encode(v, COMPONENT).to_string());
     }
     u
 }
