@@ -18,7 +18,7 @@ pub mod mappers;
 pub mod provider;
 
 use crate::error::OAuthError;
-use crate::oidc::auth::{Pending, esc, page, with_params};
+use crate::oidc::auth::{Pending, esc, sorry_page, with_params};
 use crate::oidc::form::Form;
 use crate::state::Idp;
 use axum::Router;
@@ -154,26 +154,15 @@ fn authorization_url(
     with_params(&p.authorization_url, &params)
 }
 
-fn error_page(status: StatusCode, msg: &str) -> Response {
-    page(
-        status,
-        "Error",
-        &format!(
-            "<h1>We are sorry...</h1><p class=\"error\" role=\"alert\">{}</p>",
-            esc(msg)
-        ),
-    )
-}
-
 fn expired() -> Response {
-    error_page(
+    sorry_page(
         StatusCode::BAD_REQUEST,
         "Your login attempt timed out. Login will start from the beginning.",
     )
 }
 
 fn foreign_browser() -> Response {
-    error_page(
+    sorry_page(
         StatusCode::FORBIDDEN,
         "The login could not be verified in this browser. Please start again.",
     )
@@ -188,10 +177,10 @@ async fn start(
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     let Ok(realm) = idp.realm(&realm).await else {
-        return Ok(error_page(StatusCode::NOT_FOUND, "Realm does not exist"));
+        return Ok(sorry_page(StatusCode::NOT_FOUND, "Realm does not exist"));
     };
     let Some(p) = usable(&realm, &alias) else {
-        return Ok(error_page(
+        return Ok(sorry_page(
             StatusCode::NOT_FOUND,
             "Could not find an identity provider with this identifier.",
         ));
@@ -245,7 +234,7 @@ async fn endpoint(
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     let Ok(realm) = idp.realm(&realm).await else {
-        return Ok(error_page(StatusCode::NOT_FOUND, "Realm does not exist"));
+        return Ok(sorry_page(StatusCode::NOT_FOUND, "Realm does not exist"));
     };
     let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     // The state is spent on first use: a replayed answer finds nothing.

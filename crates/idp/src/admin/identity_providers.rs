@@ -79,22 +79,30 @@ async fn remove_mapper(
 ) -> Result<StatusCode, AdminError> {
     let _edit = a.edit().await?;
     find_mapper(&a.realm, &alias, &id)?;
-    let mut realm = a.realm.clone();
     let rest = retained(&a.realm, "identityProviderMappers", |m| {
         !(m["identityProviderAlias"] == alias.as_str() && m["id"] == id.as_str())
     });
-    realm.extra.insert("identityProviderMappers".into(), rest);
     let path = format!("identity-provider/instances/{alias}/mappers/{id}");
-    let ev = event(
-        &realm,
-        &a.caller,
-        "DELETE",
-        "IDENTITY_PROVIDER_MAPPER",
-        &path,
-        None,
-    );
-    a.idp.store.update_realm(&realm, &[ev]).await?;
+    let call = ("DELETE", "IDENTITY_PROVIDER_MAPPER", path.as_str());
+    write_list(&a, "identityProviderMappers", rest, call, None).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Writes the realm with its `key` list (providers or mappers) replaced
+/// by `list`, with the admin event (`op`, resource type, path) of the
+/// change; the caller holds the realm's edit lock.
+async fn write_list(
+    a: &RealmAdmin,
+    key: &str,
+    list: Value,
+    (op, rtype, path): (&str, &str, &str),
+    rep: Option<&Value>,
+) -> Result<(), AdminError> {
+    let mut realm = a.realm.clone();
+    realm.extra.insert(key.into(), list);
+    let ev = event(&realm, &a.caller, op, rtype, path, rep);
+    a.idp.store.update_realm(&realm, &[ev]).await?;
+    Ok(())
 }
 
 /// `search` and paging of the instance listing, as Keycloak reads them.
@@ -300,23 +308,12 @@ async fn create_mapper(
     if taken {
         return Err(AdminError::conflict("Mapper name already exists"));
     }
-    let mut realm = a.realm.clone();
-    let mut all = stored(&realm, "identityProviderMappers").to_vec();
+    let mut all = stored(&a.realm, "identityProviderMappers").to_vec();
     all.push(rep.clone());
-    realm
-        .extra
-        .insert("identityProviderMappers".into(), json!(all));
     let path = format!("identity-provider/instances/{alias}/mappers/{id}");
-    let ev = event(
-        &realm,
-        &a.caller,
-        "CREATE",
-        "IDENTITY_PROVIDER_MAPPER",
-        &path,
-        Some(&rep),
-    );
-    a.idp.store.update_realm(&realm, &[ev]).await?;
-    Ok(created(&a.idp, &realm.name, &path))
+    let call = ("CREATE", "IDENTITY_PROVIDER_MAPPER", path.as_str());
+    write_list(&a, "identityProviderMappers", json!(all), call, Some(&rep)).await?;
+    Ok(created(&a.idp, &a.realm.name, &path))
 }
 
 /// `PUT .../instances/{alias}/mappers/{id}`: the mapper replaced.
@@ -334,8 +331,7 @@ async fn update_mapper(
         }
     }
     let rep = checked_mapper(&a.realm, rep, &alias, &id)?;
-    let mut realm = a.realm.clone();
-    let all: Vec<Value> = stored(&realm, "identityProviderMappers")
+    let all: Vec<Value> = stored(&a.realm, "identityProviderMappers")
         .iter()
         .map(|m| {
             if m["identityProviderAlias"] == alias.as_str() && m["id"] == id.as_str() {
@@ -345,19 +341,9 @@ async fn update_mapper(
             }
         })
         .collect();
-    realm
-        .extra
-        .insert("identityProviderMappers".into(), json!(all));
     let path = format!("identity-provider/instances/{alias}/mappers/{id}");
-    let ev = event(
-        &realm,
-        &a.caller,
-        "UPDATE",
-        "IDENTITY_PROVIDER_MAPPER",
-        &path,
-        Some(&rep),
-    );
-    a.idp.store.update_realm(&realm, &[ev]).await?;
+    let call = ("UPDATE", "IDENTITY_PROVIDER_MAPPER", path.as_str());
+    write_list(&a, "identityProviderMappers", json!(all), call, Some(&rep)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -436,21 +422,12 @@ async fn create(mut a: RealmAdmin, body: Bytes) -> Result<Response, AdminError> 
             "Identity Provider {alias} already exists"
         )));
     }
-    let mut realm = a.realm.clone();
-    let mut all = providers(&realm).to_vec();
+    let mut all = providers(&a.realm).to_vec();
     all.push(rep.clone());
-    realm.extra.insert("identityProviders".into(), json!(all));
     let path = format!("identity-provider/instances/{alias}");
-    let ev = event(
-        &realm,
-        &a.caller,
-        "CREATE",
-        "IDENTITY_PROVIDER",
-        &path,
-        Some(&rep),
-    );
-    a.idp.store.update_realm(&realm, &[ev]).await?;
-    Ok(created(&a.idp, &realm.name, &path))
+    let call = ("CREATE", "IDENTITY_PROVIDER", path.as_str());
+    write_list(&a, "identityProviders", json!(all), call, Some(&rep)).await?;
+    Ok(created(&a.idp, &a.realm.name, &path))
 }
 
 /// `PUT .../identity-provider/instances/{alias}`: the provider replaced by
@@ -486,8 +463,7 @@ async fn update(
     }
     let mut rep = checked(rep)?;
     rep["internalId"] = old["internalId"].clone();
-    let mut realm = a.realm.clone();
-    let all: Vec<Value> = providers(&realm)
+    let all: Vec<Value> = providers(&a.realm)
         .iter()
         .map(|p| {
             if alias_of(p) == alias {
@@ -497,17 +473,9 @@ async fn update(
             }
         })
         .collect();
-    realm.extra.insert("identityProviders".into(), json!(all));
     let path = format!("identity-provider/instances/{alias}");
-    let ev = event(
-        &realm,
-        &a.caller,
-        "UPDATE",
-        "IDENTITY_PROVIDER",
-        &path,
-        Some(&rep),
-    );
-    a.idp.store.update_realm(&realm, &[ev]).await?;
+    let call = ("UPDATE", "IDENTITY_PROVIDER", path.as_str());
+    write_list(&a, "identityProviders", json!(all), call, Some(&rep)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -293,14 +293,7 @@ async fn disabled(
 }
 
 fn refused(msg: &str) -> Response {
-    page(
-        StatusCode::BAD_REQUEST,
-        "Error",
-        &format!(
-            "<h1>We are sorry...</h1><p class=\"error\" role=\"alert\">{}</p>",
-            esc(msg)
-        ),
-    )
+    crate::oidc::auth::sorry_page(StatusCode::BAD_REQUEST, msg)
 }
 
 /// "Account already exists": the existing account's password links it.
@@ -311,14 +304,7 @@ fn link_page(
     user: &User,
     error: Option<&str>,
 ) -> Response {
-    let err = error
-        .map(|e| {
-            format!(
-                "<p class=\"error\" role=\"alert\" id=\"input-error\">{}</p>",
-                esc(e)
-            )
-        })
-        .unwrap_or_default();
+    let err = crate::oidc::auth::alert(error);
     let body = format!(
         "<h1>Account already exists</h1>{err}<p id=\"instruction1\">A user with {attr} {value} already exists. \
 To link your {idp} account with it, sign in to it.</p>\

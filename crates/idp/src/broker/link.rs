@@ -75,7 +75,7 @@ pub async fn start(
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     let Ok(realm) = idp.realm(&realm).await else {
-        return Ok(super::error_page(
+        return Ok(crate::oidc::auth::sorry_page(
             StatusCode::NOT_FOUND,
             "Realm does not exist",
         ));
@@ -86,7 +86,7 @@ pub async fn start(
         .await?
         .filter(|c| c.enabled)
     else {
-        return Ok(super::error_page(
+        return Ok(crate::oidc::auth::sorry_page(
             StatusCode::BAD_REQUEST,
             "Client not found.",
         ));
@@ -95,7 +95,7 @@ pub async fn start(
         .get("redirect_uri")
         .filter(|u| client.redirect_uri_allowed(u))
     else {
-        return Ok(super::error_page(
+        return Ok(crate::oidc::auth::sorry_page(
             StatusCode::BAD_REQUEST,
             "Invalid parameter: redirect_uri",
         ));

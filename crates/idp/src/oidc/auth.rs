@@ -287,8 +287,14 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
 }
 
 fn error_page(msg: &str) -> Response {
+    sorry_page(StatusCode::BAD_REQUEST, msg)
+}
+
+/// Keycloak's "We are sorry..." page with `msg`: what a browser sees when
+/// a login cannot go on (the reason a client may read goes elsewhere).
+pub fn sorry_page(status: StatusCode, msg: &str) -> Response {
     page(
-        StatusCode::BAD_REQUEST,
+        status,
         "Error",
         &format!(
             "<h1>We are sorry...</h1><p class=\"error\" role=\"alert\">{}</p>",
@@ -1094,7 +1100,7 @@ async fn finish(
 }
 
 /// A form's error line, announced to screen readers (`role="alert"`).
-fn alert(error: Option<&str>) -> String {
+pub fn alert(error: Option<&str>) -> String {
     error
         .map(|e| {
             format!(

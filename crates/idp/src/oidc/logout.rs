@@ -8,7 +8,7 @@
 
 use crate::error::OAuthError;
 use crate::oidc::auth::{
-    SSO_COOKIE, clear_sso_cookies, cookie, esc, id_token_hint, page, sso_session, with_params,
+    SSO_COOKIE, clear_sso_cookies, cookie, id_token_hint, page, sso_session, with_params,
 };
 use crate::oidc::client_auth;
 use crate::oidc::form::Form;
@@ -128,12 +128,5 @@ pub async fn handle(
 }
 
 fn error(msg: &str) -> Response {
-    page(
-        StatusCode::BAD_REQUEST,
-        "Error",
-        &format!(
-            "<h1>We are sorry...</h1><p class=\"error\" role=\"alert\">{}</p>",
-            esc(msg)
-        ),
-    )
+    crate::oidc::auth::sorry_page(StatusCode::BAD_REQUEST, msg)
 }
