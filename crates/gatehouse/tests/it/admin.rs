@@ -2852,6 +2852,20 @@ async fn narrower_realm_management_roles_act_within_their_reach() {
         }
     }
     let (_, _, t) = tenant_service_account(&s, &master, "provisioner", "manage-users").await;
+    // whoami at its own realm's console: the roles it holds there.
+    let (st, me) = s
+        .admin_get_root(&t, "/admin/tenant/console/whoami?currentRealm=tenant")
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(me["realm_access"]["tenant"], json!(["manage-users"]));
+    assert_eq!(me["createRealm"], false);
+    assert_eq!(
+        s.admin_get_root(&master, "/admin/tenant/console/whoami")
+            .await
+            .0,
+        401,
+        "a master token is not a token of tenant"
+    );
     // Users: create with a password, update, reset, group membership.
     let uid = s
         .admin_create(
