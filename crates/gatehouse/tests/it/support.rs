@@ -128,16 +128,20 @@ impl Server {
         r["access_token"].as_str().expect("admin token").to_owned()
     }
 
-    /// POSTs admin JSON and returns (status, Location).
-    pub async fn admin_post(&self, token: &str, path: &str, body: &Value) -> (u16, Option<String>) {
-        let r = self
-            .http
+    /// POSTs admin JSON under `/admin/realms`.
+    async fn admin_post_raw(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.http
             .post(format!("{}/admin/realms{path}", self.base))
             .bearer_auth(token)
             .json(body)
             .send()
             .await
-            .expect("send");
+            .expect("send")
+    }
+
+    /// POSTs admin JSON and returns (status, Location).
+    pub async fn admin_post(&self, token: &str, path: &str, body: &Value) -> (u16, Option<String>) {
+        let r = self.admin_post_raw(token, path, body).await;
         let loc = r
             .headers()
             .get("location")
@@ -148,14 +152,7 @@ impl Server {
 
     /// POSTs admin JSON and returns (status, JSON body; null if none).
     pub async fn admin_post_json(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}/admin/realms{path}", self.base))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("send");
+        let r = self.admin_post_raw(token, path, body).await;
         let st = r.status().as_u16();
         (st, r.json().await.unwrap_or(Value::Null))
     }
