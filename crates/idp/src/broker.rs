@@ -67,10 +67,15 @@ pub fn start_url(idp: &Idp, realm: &Realm, alias: &str, login: &str) -> Option<S
     ))
 }
 
-/// The login page's "Or sign in with" list (Keycloak's ids: `social-{alias}`).
+/// The login page's "Or sign in with" list (Keycloak's ids: `social-{alias}`),
+/// in `guiOrder`, then by alias.
 pub fn login_links(realm: &Realm, login: &str) -> String {
-    let items: String = providers(realm)
+    let mut shown: Vec<OidcProvider> = providers(realm)
         .filter(OidcProvider::on_login_page)
+        .collect();
+    shown.sort_by(|a, b| (a.gui_order, &a.alias).cmp(&(b.gui_order, &b.alias)));
+    let items: String = shown
+        .iter()
         .map(|p| {
             let href = with_params(
                 &format!("/realms/{}/broker/{}/login", realm.name, p.alias),
@@ -126,13 +131,15 @@ impl Outbound {
     }
 }
 
-/// The provider's authorization URL for `out`, sent with `state`.
+/// The provider's authorization URL for `out`, sent with `state` (and the
+/// client's `login_hint`, where the provider takes it on).
 fn authorization_url(
     idp: &Idp,
     realm: &Realm,
     p: &OidcProvider,
     state: &str,
     out: &Outbound,
+    login_hint: Option<&str>,
 ) -> String {
     let back = redirect_uri(idp, realm, &p.alias);
     let challenge = out
@@ -150,6 +157,12 @@ fn authorization_url(
     if let Some(c) = &challenge {
         params.push(("code_challenge", c));
         params.push(("code_challenge_method", "S256"));
+    }
+    if let Some(prompt) = &p.prompt {
+        params.push(("prompt", prompt));
+    }
+    if let Some(hint) = login_hint.filter(|h| p.login_hint && !h.is_empty()) {
+        params.push(("login_hint", hint));
     }
     with_params(&p.authorization_url, &params)
 }
@@ -203,7 +216,14 @@ async fn start(
             expires: pending.expires,
         })
         .await?;
-    Ok(found(&authorization_url(&idp, &realm, &p, &state, &out)))
+    Ok(found(&authorization_url(
+        &idp,
+        &realm,
+        &p,
+        &state,
+        &out,
+        pending.login_hint(),
+    )))
 }
 
 fn found(to: &str) -> Response {

@@ -684,3 +684,45 @@ async fn a_signed_in_user_links_an_account_the_application_asks_for() {
         format!("{APP_CB}?link_error=identity_already_linked")
     );
 }
+
+#[tokio::test]
+async fn provider_settings_shape_the_request_to_the_provider() {
+    let s = start().await;
+    let t = setup(&s).await;
+    let p = "/down/identity-provider/instances/up";
+    let (_, mut rep) = s.admin_get(&t, p).await;
+    rep["config"]["loginHint"] = json!("true");
+    rep["config"]["prompt"] = json!("login");
+    rep["config"]["guiOrder"] = json!("2");
+    assert_eq!(s.admin_put(&t, p, Some(&rep)).await, 204);
+    // A second provider placed first on the login page.
+    let mut second = rep.clone();
+    second["alias"] = json!("second");
+    second["displayName"] = json!("Second");
+    second["config"]["guiOrder"] = json!("1");
+    second["config"]["clientSecret"] = json!("broker-secret");
+    let (st, _) = s
+        .admin_post(&t, "/down/identity-provider/instances", &second)
+        .await;
+    assert_eq!(st, 201);
+    let mut b = Browser::new(&s);
+    let html = b.get(&auth_url("")).await.text().await.expect("html");
+    let (first, then) = (
+        html.find("social-second").expect("second"),
+        html.find("social-up").expect("up"),
+    );
+    assert!(first < then, "guiOrder puts Second first");
+    // The client's login_hint goes on to the provider, with the prompt.
+    let to_broker = location(&b.get(&auth_url("&kc_idp_hint=up&login_hint=ann")).await);
+    let to_provider = location(&b.get(&to_broker).await);
+    assert_eq!(param(&to_provider, "login_hint").as_deref(), Some("ann"));
+    assert_eq!(param(&to_provider, "prompt").as_deref(), Some("login"));
+    let page = b.get(&to_provider).await.text().await.expect("html");
+    assert!(
+        page.contains("value=\"ann\""),
+        "upstream fills the username"
+    );
+    // A prompt the protocol does not know is refused when configured.
+    rep["config"]["prompt"] = json!("sometimes");
+    assert_eq!(s.admin_put(&t, p, Some(&rep)).await, 400);
+}

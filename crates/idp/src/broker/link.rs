@@ -151,7 +151,7 @@ pub async fn start(
         })
         .await?;
     Ok(found(&super::authorization_url(
-        &idp, &realm, &p, &state, &out,
+        &idp, &realm, &p, &state, &out, None,
     )))
 }
 

@@ -54,6 +54,13 @@ pub struct OidcProvider {
     pub pkce: bool,
     /// Seconds of clock difference tolerated in `exp` and `iat`.
     pub clock_skew: i64,
+    /// `prompt` sent to the provider (`login`, `consent`, `select_account`,
+    /// `none`), when configured.
+    pub prompt: Option<String>,
+    /// Pass the client's `login_hint` on to the provider (`loginHint`).
+    pub login_hint: bool,
+    /// Place on the login page (`guiOrder`; then by alias).
+    pub gui_order: i64,
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -145,7 +152,21 @@ impl OidcProvider {
         } else {
             absolute_url(config, "userInfoUrl")?
         };
+        let prompt = match text(config, "prompt") {
+            None | Some("unspecified") => None,
+            Some(p @ ("none" | "login" | "consent" | "select_account")) => Some(p.to_owned()),
+            Some(other) => {
+                return Err(format!(
+                    "config.prompt {other} is not one of none, login, consent, select_account"
+                ));
+            }
+        };
         Ok(OidcProvider {
+            prompt,
+            login_hint: flag(config, "loginHint", false),
+            gui_order: text(config, "guiOrder")
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(i64::MAX),
             display_name: text(rep, "displayName").unwrap_or(&alias).to_owned(),
             enabled: flag(rep, "enabled", true),
             hide_on_login: flag(rep, "hideOnLogin", false)

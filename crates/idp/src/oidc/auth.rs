@@ -67,6 +67,9 @@ struct AuthRequest {
     prompt_consent: bool,
     #[serde(default)]
     flow: Flow,
+    /// The client's `login_hint`, for the login page and a provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    login_hint: Option<String>,
     /// Set when the user came back from an identity provider: the LOGIN
     /// event names it, as Keycloak's does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +125,11 @@ impl Pending {
         &self.req.csrf
     }
 
+    /// The client's `login_hint`, if it sent one.
+    pub fn login_hint(&self) -> Option<&str> {
+        self.req.login_hint.as_deref()
+    }
+
     /// The client the login is for.
     pub fn client_id(&self) -> &str {
         &self.req.client_id
@@ -129,7 +137,8 @@ impl Pending {
 
     /// The login page again, with `error` said on it.
     pub fn login_page(&self, realm: &Realm, error: Option<&str>) -> Response {
-        login_form(realm, &self.id, &self.req.csrf, error, "")
+        let hint = self.req.login_hint.as_deref().unwrap_or("");
+        login_form(realm, &self.id, &self.req.csrf, error, hint)
     }
 
     /// The user is who an identity provider (`alias`, where they are
@@ -807,6 +816,7 @@ async fn authorize(
         response_mode,
         prompt_consent: prompt.contains(&"consent"),
         flow,
+        login_hint: q.get("login_hint").map(str::to_owned),
         broker: None,
     };
     let now = gatehouse_core::time::now();
