@@ -726,3 +726,55 @@ async fn provider_settings_shape_the_request_to_the_provider() {
     rep["config"]["prompt"] = json!("sometimes");
     assert_eq!(s.admin_put(&t, p, Some(&rep)).await, 400);
 }
+
+#[tokio::test]
+async fn malformed_broker_requests_get_clean_answers() {
+    let s = start().await;
+    setup(&s).await;
+    let long = "x".repeat(8000);
+    let mut urls = vec![
+        "/realms/down/broker/up/login".to_owned(),
+        "/realms/down/broker/up/login?session_code=".to_owned(),
+        "/realms/down/broker/up/login?session_code=%ZZ%00".to_owned(),
+        "/realms/down/broker/nope/login?session_code=abc".to_owned(),
+        "/realms/nope/broker/up/login?session_code=abc".to_owned(),
+        "/realms/down/broker/up/endpoint".to_owned(),
+        "/realms/down/broker/up/endpoint?state=".to_owned(),
+        "/realms/down/broker/up/endpoint?state=forged&code=c".to_owned(),
+        "/realms/down/broker/up/endpoint?error=access_denied".to_owned(),
+        "/realms/down/broker/up/endpoint?state=%FF%FE&code=%00".to_owned(),
+        "/realms/down/broker/%2e%2e/endpoint?state=a".to_owned(),
+        "/realms/down/broker/up/link".to_owned(),
+        "/realms/down/broker/up/link?client_id=app".to_owned(),
+        "/realms/down/broker/up/link?client_id=app&redirect_uri=http%3A%2F%2Fevil.example%2F"
+            .to_owned(),
+        "/realms/down/broker/up/link?client_id=nope&redirect_uri=x&nonce=n&hash=h".to_owned(),
+    ];
+    urls.push(format!(
+        "/realms/down/broker/up/endpoint?state={long}&code={long}"
+    ));
+    urls.push(format!("/realms/down/broker/up/login?session_code={long}"));
+    let mut b = Browser::new(&s);
+    for url in &urls {
+        let r = b.get(url).await;
+        let st = r.status().as_u16();
+        assert!((300..500).contains(&st), "{url}: {st}");
+        if st == 302 {
+            let to = location(&r);
+            assert!(!to.contains("evil.example"), "{url} redirected to {to}");
+        }
+    }
+    for (query, body) in [
+        ("", "password=x"),
+        ("?session_code=abc", "password=x&csrf=y"),
+        ("?session_code=abc", "%ZZ=%ZZ"),
+    ] {
+        let r = b
+            .post(
+                &format!("/realms/down/login-actions/first-broker-login{query}"),
+                &[("raw", body)],
+            )
+            .await;
+        assert!((400..500).contains(&r.status().as_u16()), "{query} {body}");
+    }
+}
