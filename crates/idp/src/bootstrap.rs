@@ -84,10 +84,9 @@ pub const REALM_MANAGEMENT: &str = "realm-management";
 pub const REALM_ADMIN: &str = "realm-admin";
 
 /// Keycloak's `realm-management` roles besides `realm-admin`, with their
-/// composites. Gatehouse honours `realm-admin` (see
-/// `admin::guard_realm`); the others exist so that realm exports, imports
-/// and scripts that grant them keep working, and answer 403 when used.
-const REALM_MANAGEMENT_ROLES: [(&str, &[&str]); 18] = [
+/// composites, each honoured per call as Keycloak does
+/// (`admin::realm_management`).
+pub(crate) const REALM_MANAGEMENT_ROLES: [(&str, &[&str]); 18] = [
     ("manage-realm", &[]),
     ("view-realm", &[]),
     ("manage-users", &[]),
@@ -170,8 +169,9 @@ async fn ensure_admin_cli(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
 /// (its `realm-admin` role makes a realm's own administrators) and
 /// `account`, the client whose roles say what a user may do to their own
 /// account (tokens carry them, with `account` in `aud`, as Keycloak's do).
-/// Keycloak's `broker` and console clients are not made: there is no
-/// brokering and no console.
+/// Keycloak's `broker` client (whose `read-token` role reads stored
+/// provider tokens) and console clients are not made: provider tokens are
+/// not stored and there is no console.
 async fn builtin_clients(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
     ensure_admin_cli(idp, realm).await?;
     // `master`'s administrators hold its `admin` role instead.

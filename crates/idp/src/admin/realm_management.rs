@@ -225,6 +225,19 @@ mod tests {
     }
 
     #[test]
+    fn the_table_knows_every_role_realms_are_given() {
+        let given: Vec<&str> = crate::bootstrap::REALM_MANAGEMENT_ROLES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        let mut any = ANY.to_vec();
+        let mut sorted = given.clone();
+        any.sort_unstable();
+        sorted.sort_unstable();
+        assert_eq!(any, sorted);
+    }
+
+    #[test]
     fn client_secrets_need_manage_clients() {
         assert_eq!(granting(false, "clients/c1/client-secret"), MANAGE_CLIENTS);
         assert!(granting(false, "clients/c1").contains(&"view-clients"));
