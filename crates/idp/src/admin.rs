@@ -46,6 +46,7 @@ use gatehouse_core::model::{Event, Realm};
 use std::sync::Arc;
 
 /// Who is calling the admin API (for admin events).
+#[derive(Clone)]
 pub struct AdminCaller {
     pub user_id: String,
     pub client_id: String,
@@ -152,7 +153,14 @@ async fn guard_realm_for(
     let e = match master_admin(idp, headers, "admin").await {
         Ok(caller) => return Ok((caller, realm(idp, name).await?)),
         Err(e) if e.status == StatusCode::UNAUTHORIZED => e,
-        Err(e) => return Err(e),
+        // A `master` token without `admin`: its `{realm}-realm` roles.
+        Err(e) => {
+            let found = realm(idp, name).await?;
+            let master = realm(idp, "master").await?;
+            let client = crate::bootstrap::master_admin_client(name);
+            let caller = delegated(idp, headers, &master, &client, call).await?;
+            return caller.map(|c| (c, found)).ok_or(e);
+        }
     };
     let own = match realm(idp, name).await {
         Ok(realm) if name != "master" => own_realm_admin(idp, headers, &realm, call)
@@ -188,17 +196,34 @@ async fn authenticated_elsewhere(idp: &Idp, headers: &HeaderMap, e: AdminError) 
 }
 
 /// Who may make an admin call that is not on one realm (server info, the
-/// realm list): a `master` admin (`None`), or a realm's own administrator
-/// (`Some(realm)`, the realm named by the token's issuer, then checked as
-/// [`guard_realm`] does), who sees only that realm.
+/// realm list): a `master` admin (`None`: every realm); a `master` user
+/// holding `{realm}-realm` roles (the realms those reach); a realm's own
+/// administrator (the realm named by the token's issuer, with any of its
+/// `realm-management` roles), who sees only that realm.
 pub async fn guard_any(
     idp: &Idp,
     headers: &HeaderMap,
-) -> Result<(AdminCaller, Option<Realm>), AdminError> {
+) -> Result<(AdminCaller, Option<Vec<(Realm, AdminCaller)>>), AdminError> {
     let e = match master_admin(idp, headers, "admin").await {
         Ok(caller) => return Ok((caller, None)),
         Err(e) if e.status == StatusCode::UNAUTHORIZED => e,
-        Err(e) => return Err(e),
+        // A `master` token without `admin`: the realms its `{realm}-realm`
+        // roles reach (any of them shows the realm, as in Keycloak).
+        Err(e) => {
+            let master = realm(idp, "master").await?;
+            let mut reached = vec![];
+            for r in idp.store.realms().await? {
+                let client = crate::bootstrap::master_admin_client(&r.name);
+                let call = Some((false, ""));
+                if let Some(c) = delegated(idp, headers, &master, &client, call).await? {
+                    reached.push((r, c));
+                }
+            }
+            let Some(who) = reached.first().map(|(_, c)| c.clone()) else {
+                return Err(e);
+            };
+            return Ok((who, Some(reached)));
+        }
     };
     // The issuer only picks the realm whose keys then verify the token.
     let Some(name) = crate::oidc::userinfo::bearer(headers)
@@ -207,8 +232,9 @@ pub async fn guard_any(
     else {
         return Err(authenticated_elsewhere(idp, headers, e).await);
     };
-    let (caller, realm) = guard_realm(idp, headers, &name).await?;
-    Ok((caller, Some(realm)))
+    // Any of its admin roles shows a realm's own administrator the realm.
+    let (caller, realm) = guard_realm_for(idp, headers, &name, Some((false, ""))).await?;
+    Ok((caller.clone(), Some(vec![(realm, caller)])))
 }
 
 /// The realm a token's `iss` names, read without verifying it: it only
@@ -229,35 +255,54 @@ async fn own_realm_admin(
     realm: &Realm,
     call: Option<(bool, &str)>,
 ) -> Result<AdminCaller, AdminError> {
-    use crate::bootstrap::{REALM_ADMIN, REALM_MANAGEMENT};
+    delegated(
+        idp,
+        headers,
+        realm,
+        crate::bootstrap::REALM_MANAGEMENT,
+        call,
+    )
+    .await?
+    .ok_or_else(|| AdminError::new(StatusCode::FORBIDDEN, "HTTP 403 Forbidden"))
+}
+
+/// An administrator by the admin roles of client `client` of `issuer`
+/// (the token's realm): the realm's own `realm-management`, or `master`'s
+/// `{realm}-realm`. The token must be active there (else 401); the roles
+/// count when both the token and, still, the store hold them; `realm-admin`
+/// makes a full administrator, any role [`realm_management::granting`]
+/// lists for `call` a limited one. None: no role for this call.
+async fn delegated(
+    idp: &Idp,
+    headers: &HeaderMap,
+    issuer: &Realm,
+    client: &str,
+    call: Option<(bool, &str)>,
+) -> Result<Option<AdminCaller>, AdminError> {
+    use crate::bootstrap::REALM_ADMIN;
     let unauthorized = || AdminError::new(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized");
-    let forbidden = || AdminError::new(StatusCode::FORBIDDEN, "HTTP 403 Forbidden");
     let token = crate::oidc::userinfo::bearer(headers).ok_or_else(unauthorized)?;
-    let active = crate::oidc::userinfo::active_access_token(idp, realm, token)
+    let active = crate::oidc::userinfo::active_access_token(idp, issuer, token)
         .await?
         .ok_or_else(unauthorized)?;
-    let in_token: Vec<&str> = active.claims["resource_access"][REALM_MANAGEMENT]["roles"]
+    let in_token: Vec<&str> = active.claims["resource_access"][client]["roles"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|x| x.as_str())
         .collect();
     if in_token.is_empty() {
-        return Err(forbidden());
+        return Ok(None);
     }
-    let Some(client) = idp
-        .store
-        .client_by_client_id(&realm.id, REALM_MANAGEMENT)
-        .await?
-    else {
-        return Err(forbidden());
+    let Some(c) = idp.store.client_by_client_id(&issuer.id, client).await? else {
+        return Ok(None);
     };
     let held: Vec<String> = idp
         .store
         .effective_roles(&active.user.id)
         .await?
         .into_iter()
-        .filter(|r| r.client_id.as_deref() == Some(&client.id))
+        .filter(|r| r.client_id.as_deref() == Some(&c.id))
         .map(|r| r.name)
         .filter(|n| in_token.contains(&n.as_str()))
         .collect();
@@ -268,16 +313,16 @@ async fn own_realm_admin(
             realm_management::granting(write, rest)
         });
         if !held.iter().any(|r| needed.contains(&r.as_str())) {
-            return Err(forbidden());
+            return Ok(None);
         }
         Some(held)
     };
-    Ok(AdminCaller {
+    Ok(Some(AdminCaller {
         user_id: active.user.id,
         client_id: active.claims["azp"].as_str().unwrap_or_default().to_owned(),
         session_id: active.claims["sid"].as_str().map(str::to_owned),
         limited,
-    })
+    }))
 }
 
 /// An authorized admin call on one realm, extracted before the handler

@@ -16,7 +16,64 @@ use serde_json::json;
 /// created or imported: a built-in client an admin deleted stays deleted.
 pub async fn realm_defaults(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
     default_roles(idp, realm).await?;
-    builtin_clients(idp, realm).await
+    builtin_clients(idp, realm).await?;
+    ensure_master_admin_client(idp, &realm.name).await
+}
+
+/// The client of `master` whose roles administer realm `name` from
+/// `master` (Keycloak's `{realm}-realm`).
+pub fn master_admin_client(name: &str) -> String {
+    format!("{name}-realm")
+}
+
+/// Keycloak's `{realm}-realm` client in `master`: its roles (the
+/// `realm-management` ones but `realm-admin`) let a `master` user or
+/// service account administer realm `name` as narrowly as those roles
+/// say (`admin::guard_realm`), without the `admin` role that reaches every
+/// realm. Created with the realm, and for realms an older version stored.
+pub async fn ensure_master_admin_client(idp: &Idp, name: &str) -> Result<(), AdminError> {
+    if name == "master" {
+        return Ok(());
+    }
+    let Some(master) = idp.store.realm_by_name("master").await? else {
+        return Ok(());
+    };
+    let client_id = master_admin_client(name);
+    if lacks(idp, &master, &client_id).await? {
+        let rep = json!({"clientId": client_id, "name": format!("{name} Realm"),
+                         "bearerOnly": true, "standardFlowEnabled": false});
+        let c = crate::admin::clients::create_client(idp, &master, &rep, vec![]).await?;
+        client_roles(idp, &master, &c, &REALM_MANAGEMENT_ROLES, None).await?;
+    }
+    Ok(())
+}
+
+/// Removes realm `name`'s `{realm}-realm` client from `master` (the realm
+/// is gone), or renames it (`to`) with the realm.
+pub async fn move_master_admin_client(
+    idp: &Idp,
+    name: &str,
+    to: Option<&str>,
+) -> Result<(), AdminError> {
+    let Some(master) = idp.store.realm_by_name("master").await? else {
+        return Ok(());
+    };
+    let Some(mut c) = idp
+        .store
+        .client_by_client_id(&master.id, &master_admin_client(name))
+        .await?
+    else {
+        return Ok(());
+    };
+    match to {
+        None => idp.store.delete_client(&master.id, &c.id, &[]).await?,
+        Some(new) => {
+            c.client_id = master_admin_client(new);
+            c.name = Some(format!("{new} Realm"));
+            idp.store.update_client(&c, &[]).await?;
+        }
+    }
+    Ok(())
 }
 
 /// `offline_access`, `uma_authorization` and `default-roles-{realm}`.
@@ -218,6 +275,10 @@ pub async fn ensure_master(
             // which admins log in through.
             default_roles(idp, &r).await?;
             ensure_admin_cli(idp, &r).await?;
+            // Realms stored by an older version lack their master client.
+            for other in idp.store.realms().await? {
+                ensure_master_admin_client(idp, &other.name).await?;
+            }
             r
         }
         None => {

@@ -3021,3 +3021,113 @@ async fn smtp_password_is_masked_and_survives_a_read_modify_write() {
     let (_, list) = s.admin_get(&t, "").await;
     assert!(!list.to_string().contains("mail-pw"));
 }
+
+/// Keycloak's `{realm}-realm` clients of `master`: a `master` service
+/// account given `tenant-realm`'s `manage-users` (not `admin`) manages
+/// tenant's users, sees tenant alone, and nothing more; the client follows
+/// its realm's renames and goes with it.
+#[tokio::test]
+async fn master_accounts_administer_a_realm_through_its_master_client() {
+    let s = start().await;
+    let master = s.admin_token().await;
+    for name in ["tenant", "other"] {
+        let (st, _) = s
+            .admin_post(&master, "", &json!({"realm": name, "enabled": true}))
+            .await;
+        assert_eq!(st, 201);
+    }
+    let (_, clients) = s
+        .admin_get(&master, "/master/clients?clientId=tenant-realm")
+        .await;
+    assert_eq!(clients[0]["bearerOnly"], true, "{clients}");
+    let tr = clients[0]["id"].as_str().expect("id").to_owned();
+    // A master service account with tenant-realm's manage-users.
+    let ops = s
+        .admin_create(
+            &master,
+            "/master/clients",
+            &json!({"clientId": "ops", "secret": "ops-secret", "serviceAccountsEnabled": true}),
+        )
+        .await;
+    let (_, sa) = s
+        .admin_get(
+            &master,
+            &format!("/master/clients/{ops}/service-account-user"),
+        )
+        .await;
+    let (_, role) = s
+        .admin_get(&master, &format!("/master/clients/{tr}/roles/manage-users"))
+        .await;
+    let grant = format!(
+        "/master/users/{}/role-mappings/clients/{tr}",
+        sa["id"].as_str().expect("sa")
+    );
+    assert_eq!(s.admin_post(&master, &grant, &json!([role])).await.0, 204);
+    let r: Value = s
+        .http
+        .post(s.token_url("master"))
+        .basic_auth("ops", Some("ops-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let t = r["access_token"].as_str().expect("token").to_owned();
+    let uid = s
+        .admin_create(
+            &t,
+            "/tenant/users",
+            &json!({"username": "erin", "enabled": true}),
+        )
+        .await;
+    assert_eq!(
+        s.admin_get(&t, &format!("/tenant/users/{uid}")).await.0,
+        200
+    );
+    for path in ["/other/users", "/master/users", "/tenant/clients"] {
+        assert_eq!(s.admin_get(&t, path).await.0, 403, "{path}");
+    }
+    let (st, realms) = s.admin_get(&t, "").await;
+    assert_eq!(st, 200);
+    assert_eq!(realms.as_array().map(Vec::len), Some(1), "{realms}");
+    assert_eq!(realms[0]["realm"], "tenant");
+    assert!(
+        realms[0].get("accessTokenLifespan").is_none(),
+        "by name only"
+    );
+    let (_, me) = s
+        .admin_get_root(&t, "/admin/master/console/whoami?currentRealm=tenant")
+        .await;
+    assert_eq!(me["realm_access"]["tenant"], json!(["manage-users"]));
+    // The client is renamed with its realm and removed with it.
+    assert_eq!(
+        s.admin_put(&master, "/tenant", Some(&json!({"realm": "renamed"})))
+            .await,
+        204
+    );
+    let (_, found) = s
+        .admin_get(&master, "/master/clients?clientId=renamed-realm")
+        .await;
+    assert_eq!(found[0]["id"], json!(tr));
+    // A token names the client as it was: a fresh one reaches the realm.
+    let fresh: Value = s
+        .http
+        .post(s.token_url("master"))
+        .basic_auth("ops", Some("ops-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let fresh = fresh["access_token"].as_str().expect("token");
+    assert_eq!(s.admin_get(fresh, "/renamed/users/count").await.0, 200);
+    assert_eq!(s.admin_delete(&master, "/renamed").await, 204);
+    let (_, gone) = s
+        .admin_get(&master, "/master/clients?clientId=renamed-realm")
+        .await;
+    assert_eq!(gone, json!([]));
+}

@@ -26,14 +26,14 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route("/admin/realms/{realm}/clear-crl-cache", post(clear_cache))
 }
 
-/// `GET /admin/realms`: every realm for a `master` admin; a realm's own
-/// administrator sees that realm alone, as in Keycloak.
+/// `GET /admin/realms`: every realm for a `master` admin; the realms a
+/// user's admin roles reach otherwise, as in Keycloak.
 async fn list(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<Value>, AdminError> {
-    let all = match super::guard_any(&idp, &h).await? {
-        (_, Some(own)) => vec![own],
-        (_, None) => idp.store.realms().await?,
+    let reps: Vec<Value> = match super::guard_any(&idp, &h).await? {
+        (_, Some(reached)) => reached.iter().map(|(r, c)| seen_by(r, c)).collect(),
+        (_, None) => idp.store.realms().await?.iter().map(shown).collect(),
     };
-    Ok(Json(json!(all.iter().map(shown).collect::<Vec<_>>())))
+    Ok(Json(json!(reps)))
 }
 
 /// A RealmRepresentation as `GET /admin/realms` shows it: Keycloak keeps
@@ -162,10 +162,16 @@ async fn create(
 /// it; to the realm's other administrators (a user manager, say), as
 /// Keycloak does, only its name and what its login pages present.
 async fn one(RealmAdmin { realm, caller, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
+    Ok(Json(seen_by(&realm, &caller)))
+}
+
+/// The realm as `caller` may see it: [`shown`] with `view-realm`, else its
+/// name and login-page settings.
+fn seen_by(realm: &Realm, caller: &super::AdminCaller) -> Value {
     if caller.holds(&["view-realm", "manage-realm"]) {
-        return Ok(Json(shown(&realm)));
+        return shown(realm);
     }
-    let full = repr::realm(&realm);
+    let full = repr::realm(realm);
     let mut brief = json!({"realm": realm.name});
     for k in [
         "displayName",
@@ -179,9 +185,12 @@ async fn one(RealmAdmin { realm, caller, .. }: RealmAdmin) -> Result<Json<Value>
         }
     }
     if caller.holds(&["view-users", "manage-users"]) {
-        brief["registrationEmailAsUsername"] = full["registrationEmailAsUsername"].clone();
+        let flag = full["registrationEmailAsUsername"]
+            .as_bool()
+            .unwrap_or(false);
+        brief["registrationEmailAsUsername"] = json!(flag);
     }
-    Ok(Json(brief))
+    brief
 }
 
 async fn update(
@@ -205,6 +214,9 @@ async fn update(
     }
     let ev = event(&r, &caller, "UPDATE", "REALM", "", Some(&rep));
     idp.store.update_realm(&r, &[ev]).await?;
+    if r.name != name {
+        crate::bootstrap::move_master_admin_client(&idp, &name, Some(&r.name)).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -222,6 +234,7 @@ async fn remove(
     }
     let ev = event(&r, &caller, "DELETE", "REALM", "", None);
     idp.store.delete_realm(&r.id, &[ev]).await?;
+    crate::bootstrap::move_master_admin_client(&idp, &r.name, None).await?;
     idp.forget_keyring(&r.id);
     Ok(StatusCode::NO_CONTENT)
 }

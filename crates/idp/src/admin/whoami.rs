@@ -51,9 +51,19 @@ async fn whoami(
     Query(q): Query<WhoAmIQuery>,
 ) -> Result<Json<Value>, AdminError> {
     if realm != "master" {
-        return own_realm(&idp, &headers, &realm).await;
+        let roles = crate::bootstrap::REALM_MANAGEMENT;
+        return narrower(&idp, &headers, &realm, roles, &realm).await;
     }
-    let caller = super::guard(&idp, &headers).await?;
+    let current = q.current_realm.unwrap_or_else(|| "master".into());
+    let caller = match super::guard(&idp, &headers).await {
+        Ok(c) => c,
+        // A master user without `admin`: its `{realm}-realm` roles.
+        Err(e) if e.status == axum::http::StatusCode::FORBIDDEN => {
+            let client = crate::bootstrap::master_admin_client(&current);
+            return narrower(&idp, &headers, "master", &client, &current).await;
+        }
+        Err(e) => return Err(e),
+    };
     let master = super::realm(&idp, "master").await?;
     let user = idp
         .store
@@ -66,7 +76,6 @@ async fn whoami(
         .await?
         .iter()
         .any(|r| r.client_id.is_none() && r.name == "create-realm");
-    let current = q.current_realm.unwrap_or_else(|| "master".into());
     let current = super::realm(&idp, &current).await?;
     let display = display_name(&user);
     let mut access = serde_json::Map::new();
@@ -87,32 +96,40 @@ fn display_name(user: &gatehouse_core::model::User) -> String {
     }
 }
 
-/// `whoami` for a token of realm `name` itself (a realm's own
-/// administrator, or a script's service account): as Keycloak answers it,
-/// `realm_access` names that realm with the `realm-management` roles the
-/// user holds (composites expanded; none is an empty list, not an error),
-/// and such a user never creates realms. 401 for a token that is not an
-/// active one of that realm.
-async fn own_realm(idp: &Idp, headers: &HeaderMap, name: &str) -> Result<Json<Value>, AdminError> {
+/// `whoami` for an administrator by narrower roles: a token of realm
+/// `issuer` whose roles of client `client` (the realm's own
+/// `realm-management`, or master's `{realm}-realm`) administer realm
+/// `current`. As Keycloak answers it, `realm_access` names `current` with
+/// the roles held (composites expanded; none is an empty list, not an
+/// error); only a `master` user with `create-realm` creates realms. 401
+/// for a token that is not an active one of `issuer`.
+async fn narrower(
+    idp: &Idp,
+    headers: &HeaderMap,
+    issuer: &str,
+    client: &str,
+    current: &str,
+) -> Result<Json<Value>, AdminError> {
     let unauthorized = || {
         AdminError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "HTTP 401 Unauthorized",
         )
     };
-    let realm = super::realm(idp, name).await?;
+    let realm = super::realm(idp, issuer).await?;
+    let current = super::realm(idp, current).await?;
     let token = crate::oidc::userinfo::bearer(headers).ok_or_else(unauthorized)?;
     let active = crate::oidc::userinfo::active_access_token(idp, &realm, token)
         .await?
         .ok_or_else(unauthorized)?;
-    let management = idp
-        .store
-        .client_by_client_id(&realm.id, crate::bootstrap::REALM_MANAGEMENT)
-        .await?;
-    let mut roles: Vec<String> = idp
-        .store
-        .effective_roles(&active.user.id)
-        .await?
+    let management = idp.store.client_by_client_id(&realm.id, client).await?;
+    let all = idp.store.effective_roles(&active.user.id).await?;
+    // Only `master`'s `create-realm` creates realms.
+    let create_realm = realm.name == "master"
+        && all
+            .iter()
+            .any(|r| r.client_id.is_none() && r.name == "create-realm");
+    let mut roles: Vec<String> = all
         .into_iter()
         .filter(|r| {
             management
@@ -125,10 +142,10 @@ async fn own_realm(idp: &Idp, headers: &HeaderMap, name: &str) -> Result<Json<Va
     roles.dedup();
     let user = &active.user;
     let mut access = serde_json::Map::new();
-    access.insert(realm.name.clone(), json!(roles));
+    access.insert(current.name.clone(), json!(roles));
     Ok(Json(json!({
         "userId": user.id, "realm": realm.name, "displayName": display_name(user),
         "locale": user.attributes.get("locale").and_then(|l| l.first()),
-        "createRealm": false, "realm_access": access, "temporary": false,
+        "createRealm": create_realm, "realm_access": access, "temporary": false,
     })))
 }
