@@ -765,6 +765,20 @@ pub struct Session {
     /// did as someone else stays attributable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impersonator: Option<Impersonator>,
+    /// The identity provider a brokered login came through, with the ID
+    /// token it issued: logging out here then logs out there too
+    /// (Keycloak's `FEDERATED_ID_TOKEN` session note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerSession>,
+}
+
+/// A browser session's login at an identity provider.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BrokerSession {
+    /// The provider's alias in the realm.
+    pub alias: String,
+    /// Its ID token: the `id_token_hint` of the logout there.
+    pub id_token: String,
 }
 
 /// Who impersonates (Keycloak's `IMPERSONATOR_ID` / `IMPERSONATOR_USERNAME`

@@ -14,6 +14,7 @@
 pub mod exchange;
 pub mod first_login;
 pub mod link;
+pub mod logout;
 pub mod mappers;
 pub mod provider;
 
@@ -38,6 +39,10 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route("/realms/{realm}/broker/{alias}/login", get(start))
         .route("/realms/{realm}/broker/{alias}/endpoint", get(endpoint))
         .route("/realms/{realm}/broker/{alias}/link", get(link::start))
+        .route(
+            "/realms/{realm}/broker/{alias}/endpoint/logout_response",
+            get(logout::response),
+        )
         .route(
             "/realms/{realm}/login-actions/first-broker-login",
             post(first_login::link),

@@ -153,7 +153,8 @@ async fn setup(s: &Server) -> String {
     s.admin_create(
         &t,
         "/upstream/clients",
-        &json!({"clientId": "broker", "secret": "broker-secret", "redirectUris": [broker_cb]}),
+        &json!({"clientId": "broker", "secret": "broker-secret",
+                "redirectUris": [broker_cb.clone(), format!("{broker_cb}/logout_response")]}),
     )
     .await;
     for (name, pw, first) in [("ann", "ann-up", "Ann"), ("bob", "bob-up", "Bob")] {
@@ -777,4 +778,50 @@ async fn malformed_broker_requests_get_clean_answers() {
             .await;
         assert!((400..500).contains(&r.status().as_u16()), "{query} {body}");
     }
+}
+
+#[tokio::test]
+async fn logging_out_here_logs_out_at_the_provider_too() {
+    let s = start().await;
+    setup(&s).await;
+    let mut b = Browser::new(&s);
+    let done = brokered_login(&mut b, "ann", "ann-up").await;
+    let tokens = redeem(&s, &location(&done)).await;
+    let id_token = tokens["id_token"].as_str().expect("id token");
+    // RP-initiated logout at `down`: on to upstream's logout with its own
+    // ID token as the hint, back through the broker, on to the app.
+    let out = b
+        .get(&format!(
+            "/realms/down/protocol/openid-connect/logout?id_token_hint={id_token}&post_logout_redirect_uri=http%3A%2F%2Fapp.example%2Fcb&state=bye"
+        ))
+        .await;
+    let to_provider = location(&out);
+    assert!(
+        to_provider.starts_with(&format!(
+            "{}/realms/upstream/protocol/openid-connect/logout?",
+            s.base
+        )),
+        "{to_provider}"
+    );
+    let hint = param(&to_provider, "id_token_hint").expect("hint");
+    assert_eq!(claims(&hint)["iss"], format!("{}/realms/upstream", s.base));
+    let back = location(&b.get(&to_provider).await);
+    assert!(
+        back.contains("/realms/down/broker/up/endpoint/logout_response?"),
+        "{back}"
+    );
+    assert_eq!(location(&b.get(&back).await), format!("{APP_CB}?state=bye"));
+    // Both sessions are over: signing in through the provider asks for the
+    // password again.
+    let page = b.get(&auth_url("")).await.text().await.expect("html");
+    let start = between(&page, "id=\"social-up\" href=\"", "\"").replace("&amp;", "&");
+    let to_provider = location(&b.get(&start).await);
+    assert_eq!(
+        b.get(&to_provider).await.status(),
+        200,
+        "upstream's login page"
+    );
+    // The way back is spent.
+    let again = b.get(&back).await.text().await.expect("html");
+    assert!(again.contains("You are logged out"), "{again}");
 }

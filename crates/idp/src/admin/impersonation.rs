@@ -55,7 +55,7 @@ async fn impersonate(
     };
     let now = gatehouse_core::time::now();
     let (_, cookies) =
-        crate::oidc::auth::start_sso(&idp, &realm, &user, now, Some(impersonator), |s| {
+        crate::oidc::auth::start_sso(&idp, &realm, &user, now, Some(impersonator), None, |s| {
             let mut ev = Event::user(&realm, "IMPERSONATE");
             ev.user_id = Some(user.id.clone());
             ev.session_id = Some(s.id.clone());

@@ -29,6 +29,9 @@ pub struct Brokered {
     pub last_name: Option<String>,
     /// Everything the ID token and userinfo said, for the mappers.
     pub claims: Value,
+    /// The ID token itself: the hint of a logout at the provider.
+    #[serde(default)]
+    pub id_token: String,
 }
 
 /// The largest token or userinfo answer read from a provider.
@@ -98,7 +101,9 @@ pub async fn redeem(
             }
         }
     }
-    person(&claims)
+    let mut who = person(&claims)?;
+    who.id_token = id_token.to_owned();
+    Ok(who)
 }
 
 async fn read_json(resp: reqwest::Response) -> Result<Value, Failure> {
@@ -209,6 +214,7 @@ fn person(c: &Value) -> Result<Brokered, Failure> {
         last_name: s("family_name"),
         id,
         claims: c.clone(),
+        id_token: String::new(),
     })
 }
 

@@ -69,7 +69,7 @@ pub async fn resolve(
             mappers::evaluate(idp, realm, &mappers, &who.claims, false, p.sync_mode).await?;
         apply(idp, realm, &mut user, outcome, changed).await?;
         return pending
-            .authenticated_by(idp, realm, &user, (&p.alias, &who.id))
+            .authenticated_by(idp, realm, &user, (&p.alias, &who.id, &who.id_token))
             .await;
     }
     let email_as_username = realm.extra.get("registrationEmailAsUsername") == Some(&json!(true));
@@ -123,7 +123,7 @@ pub async fn resolve(
         Err(msg) => return Ok(refused(&msg)),
     };
     pending
-        .authenticated_by(idp, realm, &user, (&p.alias, &who.id))
+        .authenticated_by(idp, realm, &user, (&p.alias, &who.id, &who.id_token))
         .await
 }
 
@@ -430,8 +430,8 @@ pub async fn link(
         apply(&idp, &realm, &mut user, outcome, false).await?;
     }
     idp.invalidate();
-    let identity = l.who.id.clone();
+    let (identity, id_token) = (l.who.id.clone(), l.who.id_token.clone());
     pending
-        .authenticated_by(&idp, &realm, &user, (&l.alias, &identity))
+        .authenticated_by(&idp, &realm, &user, (&l.alias, &identity, &id_token))
         .await
 }

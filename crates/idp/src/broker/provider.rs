@@ -61,6 +61,14 @@ pub struct OidcProvider {
     pub login_hint: bool,
     /// Place on the login page (`guiOrder`; then by alias).
     pub gui_order: i64,
+    /// Where a logout here sends the browser to log out there too
+    /// (`logoutUrl`, the provider's `end_session_endpoint`).
+    pub logout_url: Option<String>,
+    /// Send the provider's ID token as `id_token_hint` with that logout
+    /// (`sendIdTokenOnLogout`, on by default), and our `client_id`
+    /// (`sendClientIdOnLogout`).
+    pub send_id_token_on_logout: bool,
+    pub send_client_id_on_logout: bool,
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -162,6 +170,9 @@ impl OidcProvider {
             }
         };
         Ok(OidcProvider {
+            logout_url: absolute_url(config, "logoutUrl")?,
+            send_id_token_on_logout: flag(config, "sendIdTokenOnLogout", true),
+            send_client_id_on_logout: flag(config, "sendClientIdOnLogout", false),
             prompt,
             login_hint: flag(config, "loginHint", false),
             gui_order: text(config, "guiOrder")

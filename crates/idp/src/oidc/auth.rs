@@ -81,6 +81,9 @@ struct AuthRequest {
 struct BrokerLogin {
     alias: String,
     identity: String,
+    /// The provider's ID token, kept on the SSO session for logout.
+    #[serde(default)]
+    id_token: String,
 }
 
 /// A login in progress: the authorization request a login page serves,
@@ -149,11 +152,12 @@ impl Pending {
         idp: &Idp,
         realm: &Realm,
         user: &User,
-        (alias, identity): (&str, &str),
+        (alias, identity, id_token): (&str, &str, &str),
     ) -> Result<Response, OAuthError> {
         self.req.broker = Some(BrokerLogin {
             alias: alias.to_owned(),
             identity: identity.to_owned(),
+            id_token: id_token.to_owned(),
         });
         let data = serde_json::to_string(&self.req).map_err(OAuthError::internal)?;
         let key = format!("authreq:{}", self.id);
@@ -1138,7 +1142,14 @@ async fn log_in(
 ) -> Result<Response, OAuthError> {
     // The request is spent: a replayed POST cannot log in again.
     idp.store.take_code(&format!("authreq:{req_id}")).await?;
-    let (session, cookies) = start_sso(idp, realm, user, now, None, |session| {
+    let broker = req
+        .broker
+        .as_ref()
+        .map(|b| gatehouse_core::model::BrokerSession {
+            alias: b.alias.clone(),
+            id_token: b.id_token.clone(),
+        });
+    let (session, cookies) = start_sso(idp, realm, user, now, None, broker, |session| {
         let mut ev = Event::user(realm, "LOGIN");
         ev.client_id = Some(req.client_id.clone());
         ev.user_id = Some(user.id.clone());
@@ -1173,6 +1184,7 @@ pub async fn start_sso(
     user: &User,
     now: i64,
     impersonator: Option<gatehouse_core::model::Impersonator>,
+    broker: Option<gatehouse_core::model::BrokerSession>,
     event: impl FnOnce(&Session) -> Event,
 ) -> Result<(Session, [HeaderValue; 3]), OAuthError> {
     let session = Session {
@@ -1191,6 +1203,7 @@ pub async fn start_sso(
         sso_session_id: None,
         sso_auth: false,
         impersonator,
+        broker,
     };
     idp.store
         .create_session(&session, &[event(&session)])

@@ -4,7 +4,8 @@
 //! (`id_token_hint`, `post_logout_redirect_uri`, `state`), which ends the SSO
 //! session and redirects only to a URI registered for the client; and the
 //! adapters' back-channel form (POST with `refresh_token` and client
-//! credentials), answered with 204.
+//! credentials), answered with 204. A browser session a provider's login
+//! started goes on to that provider's logout (`crate::broker::logout`).
 
 use crate::error::OAuthError;
 use crate::oidc::auth::{
@@ -94,6 +95,8 @@ pub async fn handle(
         }
     };
     let sso = sso_session(&idp, &realm, &headers).await?;
+    // A session a provider's login started: the provider's logout next.
+    let brokered = sso.as_ref().and_then(|s| s.broker.clone());
     let mut all_ended = Vec::new();
     for sid in [sid_from_hint, sso.map(|s| s.id)].into_iter().flatten() {
         let mut ev = Event::user(&realm, "LOGOUT");
@@ -103,10 +106,16 @@ pub async fn handle(
         idp.sessions_ended(&realm, &ended).await;
         all_ended.extend(ended);
     }
-    let redirect = redirect.map(|u| match params.get("state") {
+    let mut redirect = redirect.map(|u| match params.get("state") {
         Some(s) => with_params(&u, &[("state", s)]),
         None => u,
     });
+    if let Some(b) = &brokered
+        && let Some(via) =
+            crate::broker::logout::via_provider(&idp, &realm, b, redirect.as_deref()).await?
+    {
+        redirect = Some(via);
+    }
     let frames = frontchannel_logout::frames(&idp, &realm, &all_ended).await;
     let mut resp = match redirect {
         _ if !frames.is_empty() => frontchannel_logout::logout_page(&frames, redirect.as_deref()),

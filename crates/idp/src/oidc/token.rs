@@ -149,6 +149,7 @@ pub fn new_session(
         sso_session_id: None,
         sso_auth: false,
         impersonator: None,
+        broker: None,
     }
 }
 

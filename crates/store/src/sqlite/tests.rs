@@ -185,6 +185,7 @@ async fn codes_and_refresh_rotation(s: SqliteStore) {
         sso_session_id: None,
         sso_auth: false,
         impersonator: None,
+        broker: None,
     };
     s.create_session(&sess, &[]).await.expect("sess");
     assert!(
