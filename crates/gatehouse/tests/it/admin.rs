@@ -2648,18 +2648,7 @@ async fn tenant_service_account(
         sa["id"].as_str().expect("service account")
     );
     assert_eq!(s.admin_post(master, &grant, &json!([role])).await.0, 204);
-    let r: Value = s
-        .http
-        .post(s.token_url("tenant"))
-        .basic_auth(client, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let token = r["access_token"].as_str().expect("token").to_owned();
+    let token = s.service_token("tenant", client, &secret).await;
     (grant, role, token)
 }
 
@@ -3063,18 +3052,7 @@ async fn master_accounts_administer_a_realm_through_its_master_client() {
         sa["id"].as_str().expect("sa")
     );
     assert_eq!(s.admin_post(&master, &grant, &json!([role])).await.0, 204);
-    let r: Value = s
-        .http
-        .post(s.token_url("master"))
-        .basic_auth("ops", Some("ops-secret"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let t = r["access_token"].as_str().expect("token").to_owned();
+    let t = s.service_token("master", "ops", "ops-secret").await;
     let uid = s
         .admin_create(
             &t,
@@ -3112,18 +3090,7 @@ async fn master_accounts_administer_a_realm_through_its_master_client() {
         .await;
     assert_eq!(found[0]["id"], json!(tr));
     // A token names the client as it was: a fresh one reaches the realm.
-    let fresh: Value = s
-        .http
-        .post(s.token_url("master"))
-        .basic_auth("ops", Some("ops-secret"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let fresh = fresh["access_token"].as_str().expect("token");
+    let fresh = &s.service_token("master", "ops", "ops-secret").await;
     assert_eq!(s.admin_get(fresh, "/renamed/users/count").await.0, 200);
     assert_eq!(s.admin_delete(&master, "/renamed").await, 204);
     let (_, gone) = s

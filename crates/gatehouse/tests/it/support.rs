@@ -128,6 +128,23 @@ impl Server {
         r["access_token"].as_str().expect("admin token").to_owned()
     }
 
+    /// A client-credentials access token of `client` (secret `secret`) in
+    /// `realm`.
+    pub async fn service_token(&self, realm: &str, client: &str, secret: &str) -> String {
+        let r: Value = self
+            .http
+            .post(self.token_url(realm))
+            .basic_auth(client, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        r["access_token"].as_str().expect("token").to_owned()
+    }
+
     /// POSTs admin JSON under `/admin/realms`.
     async fn admin_post_raw(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
         self.http
