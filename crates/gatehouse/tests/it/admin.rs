@@ -2886,6 +2886,35 @@ async fn narrower_realm_management_roles_act_within_their_reach() {
         s.admin_put(&t, &format!("{user}/groups/{gid}"), None).await,
         204
     );
+    // A group holding realm-admin is out of reach, joined or at creation.
+    let admins = s
+        .admin_create(&master, "/tenant/groups", &json!({"name": "admins"}))
+        .await;
+    let rm = s.client_uuid(&master, "tenant", "realm-management").await;
+    let (_, realm_admin) = s
+        .admin_get(&master, &format!("/tenant/clients/{rm}/roles/realm-admin"))
+        .await;
+    let (st, _) = s
+        .admin_post(
+            &master,
+            &format!("/tenant/groups/{admins}/role-mappings/clients/{rm}"),
+            &json!([realm_admin]),
+        )
+        .await;
+    assert_eq!(st, 204);
+    assert_eq!(
+        s.admin_put(&t, &format!("{user}/groups/{admins}"), None)
+            .await,
+        403
+    );
+    let (st, _) = s
+        .admin_post(
+            &t,
+            "/tenant/users",
+            &json!({"username": "mallory", "groups": ["/admins"]}),
+        )
+        .await;
+    assert_eq!(st, 403);
     assert_eq!(s.admin_get(&t, "/tenant/users/count").await.0, 200);
     // Role mappings: a plain realm role by name, yes; a realm-management
     // role it holds the power of, yes; anything above it, no, not even
@@ -2897,7 +2926,6 @@ async fn narrower_realm_management_roles_act_within_their_reach() {
     assert_eq!(st, 204);
     let (st, _) = s.admin_post(&t, &mapping, &json!([{"name": "boss"}])).await;
     assert_eq!(st, 403);
-    let rm = s.client_uuid(&master, "tenant", "realm-management").await;
     let client_mapping = format!("{user}/role-mappings/clients/{rm}");
     for (role, status) in [
         ("view-users", 204),

@@ -423,6 +423,9 @@ async fn change_member(
 ) -> Result<StatusCode, AdminError> {
     let RealmAdmin { idp, caller, realm } = admin;
     load(idp, realm, gid).await?;
+    if join {
+        super::roles::require_joinable(idp, realm, caller, &[gid.to_owned()]).await?;
+    }
     idp.store
         .user(&realm.id, uid)
         .await?

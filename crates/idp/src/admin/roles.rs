@@ -516,10 +516,53 @@ pub(super) async fn role_ids(
 /// judged by every role it holds (stricter than Keycloak, which looks at
 /// the role's own name: a composite must not smuggle `realm-admin` in).
 async fn require_grantable(admin: &RealmAdmin, ids: &[String]) -> Result<(), AdminError> {
-    let Some(held) = &admin.caller.limited else {
+    grantable_by(&admin.idp, &admin.realm, &admin.caller, ids).await
+}
+
+/// Joining a user to groups grants what the groups hold (and their
+/// parents): a narrower administrator joins users only to groups whose
+/// `realm-management` roles it could grant itself ([`require_grantable`];
+/// Keycloak lets `manage-users` join any group, a way around its own
+/// role check).
+pub(super) async fn require_joinable(
+    idp: &Idp,
+    realm: &Realm,
+    caller: &super::AdminCaller,
+    group_ids: &[String],
+) -> Result<(), AdminError> {
+    if caller.limited.is_none() || group_ids.is_empty() {
+        return Ok(());
+    }
+    let all = idp.store.groups(&realm.id).await?;
+    let mut roles = vec![];
+    for gid in group_ids {
+        let mut next = Some(gid.clone());
+        while let Some(id) = next {
+            roles.extend(
+                idp.store
+                    .granted_roles(Holder::Group(&id))
+                    .await?
+                    .into_iter()
+                    .map(|r| r.id),
+            );
+            next = all
+                .iter()
+                .find(|g| g.id == id)
+                .and_then(|g| g.parent_id.clone());
+        }
+    }
+    grantable_by(idp, realm, caller, &roles).await
+}
+
+async fn grantable_by(
+    idp: &Idp,
+    realm: &Realm,
+    caller: &super::AdminCaller,
+    ids: &[String],
+) -> Result<(), AdminError> {
+    let Some(held) = &caller.limited else {
         return Ok(());
     };
-    let (idp, realm) = (&admin.idp, &admin.realm);
     let Some(management) = idp
         .store
         .client_by_client_id(&realm.id, crate::bootstrap::REALM_MANAGEMENT)

@@ -422,6 +422,18 @@ async fn create(
         // Undeclared attributes the admin API may not write are dropped.
         rep["attributes"] = json!(policy.written(asked, &Default::default()));
     }
+    if caller.limited.is_some()
+        && let Some(paths) = rep.get("groups").and_then(Value::as_array)
+    {
+        let all = idp.store.groups(&realm.id).await?;
+        let ids: Vec<String> = paths
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(|p| repr::group_by_path(&all, p))
+            .map(|g| g.id.clone())
+            .collect();
+        super::roles::require_joinable(&idp, &realm, &caller, &ids).await?;
+    }
     create_user(&idp, &realm, &rep, vec![ev], true).await?;
     Ok(created(&idp, &realm.name, &path))
 }
@@ -616,6 +628,7 @@ async fn join(
         .group(&realm.id, &gid)
         .await?
         .ok_or_else(|| AdminError::not_found("Group"))?;
+    super::roles::require_joinable(&idp, &realm, &caller, std::slice::from_ref(&gid)).await?;
     let ev = event(
         &realm,
         &caller,
