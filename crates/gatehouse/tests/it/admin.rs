@@ -2915,6 +2915,15 @@ async fn narrower_realm_management_roles_act_within_their_reach() {
         )
         .await;
     assert_eq!(st, 403);
+    // Nor by moving a group it manages under it.
+    let (st, _) = s
+        .admin_post(
+            &t,
+            &format!("/tenant/groups/{admins}/children"),
+            &json!({"id": gid, "name": "staff"}),
+        )
+        .await;
+    assert_eq!(st, 403);
     assert_eq!(s.admin_get(&t, "/tenant/users/count").await.0, 200);
     // Role mappings: a plain realm role by name, yes; a realm-management
     // role it holds the power of, yes; anything above it, no, not even

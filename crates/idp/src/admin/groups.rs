@@ -375,6 +375,8 @@ async fn create_child(
     body: Bytes,
 ) -> Result<axum::response::Response, AdminError> {
     load(&idp, &realm, &id).await?;
+    // A group moved (or made) under `id` gives its members `id`'s roles.
+    super::roles::require_joinable(&idp, &realm, &caller, std::slice::from_ref(&id)).await?;
     let rep = json_body(&body)?;
     let ev = event(
         &realm,
