@@ -3029,6 +3029,43 @@ async fn narrower_realm_management_roles_act_within_their_reach() {
         .await;
     assert_eq!((st, &secret["value"]), (200, &json!("app-secret-value")));
     assert_eq!(s.admin_get(&manager, "/tenant/users").await.0, 403);
+    // The realm-management client and its roles stay with full admins:
+    // renaming its own role to realm-admin would make it one.
+    let rename = json!({"name": "realm-admin"});
+    assert_eq!(
+        s.admin_put(
+            &manager,
+            &format!("/tenant/clients/{rm}/roles/manage-clients"),
+            Some(&rename)
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        s.admin_put(
+            &manager,
+            &format!("/tenant/clients/{rm}"),
+            Some(&json!({"clientId": "realm-management"}))
+        )
+        .await,
+        403
+    );
+    let (_, _, owner) = tenant_service_account(&s, &master, "owner", "manage-realm").await;
+    let (_, mr) = s
+        .admin_get(&master, &format!("/tenant/clients/{rm}/roles/manage-realm"))
+        .await;
+    let by_id = format!("/tenant/roles-by-id/{}", mr["id"].as_str().expect("id"));
+    assert_eq!(s.admin_put(&owner, &by_id, Some(&rename)).await, 403);
+    assert_eq!(s.admin_delete(&owner, &by_id).await, 403);
+    // Other clients' roles are theirs to manage.
+    let (st, _) = s
+        .admin_post(
+            &manager,
+            &format!("/tenant/clients/{app}/roles"),
+            &json!({"name": "reader"}),
+        )
+        .await;
+    assert_eq!(st, 201);
 }
 
 /// The SMTP password is shown masked, as Keycloak shows it; writing the

@@ -229,6 +229,15 @@ async fn create(
     Ok(created(&idp, &realm.name, &path))
 }
 
+/// The `realm-management` client itself (the admin API's checks go by its
+/// roles) is changed or deleted by full administrators only.
+fn keep_management(caller: &super::AdminCaller, c: &Client) -> Result<(), AdminError> {
+    if caller.limited.is_some() && c.client_id == crate::bootstrap::REALM_MANAGEMENT {
+        return Err(AdminError::new(StatusCode::FORBIDDEN, "HTTP 403 Forbidden"));
+    }
+    Ok(())
+}
+
 /// Who reads client secrets in representations: an administrator who
 /// may configure the client (`manage-clients`), as on `client-secret`;
 /// `view-clients` reads the rest.
@@ -250,6 +259,7 @@ async fn update(
     let rep = json_body(&body)?;
     let _edit = idp.lock_row(&id).await;
     let mut c = load(&idp, &realm, &id).await?;
+    keep_management(&caller, &c)?;
     let old_id = c.client_id.clone();
     apply_rep(&mut c, &rep)?;
     if c.client_id != old_id
@@ -284,6 +294,7 @@ async fn remove(
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
     let c = load(&idp, &realm, &id).await?;
+    keep_management(&caller, &c)?;
     if realm.name == "master" && c.client_id == "admin-cli" {
         return Err(AdminError::bad_request(
             "Cannot delete the admin-cli client of master",

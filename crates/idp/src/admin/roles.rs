@@ -272,6 +272,7 @@ async fn create_any(
         Some(c) => Some(container(idp, realm, Some(c)).await?),
         None => None,
     };
+    guard_management(idp, realm, caller, client.as_deref()).await?;
     // The created role's path, as Keycloak's event names it.
     let name = rep["name"].as_str().unwrap_or_default();
     let path = match cid {
@@ -382,6 +383,7 @@ async fn put_any(
     let RealmAdmin { idp, caller, realm } = admin;
     let rep = json_body(body)?;
     let mut role = resolve(idp, realm, &which).await?;
+    guard_management(idp, realm, caller, role.client_id.as_deref()).await?;
     if let Some(n) = rep
         .get("name")
         .and_then(Value::as_str)
@@ -449,6 +451,7 @@ async fn put_by_id(
 async fn del_any(admin: &RealmAdmin, which: RoleRef<'_>) -> Result<StatusCode, AdminError> {
     let RealmAdmin { idp, caller, realm } = admin;
     let role = resolve(idp, realm, &which).await?;
+    guard_management(idp, realm, caller, role.client_id.as_deref()).await?;
     if role.client_id.is_none() && role.name == format!("default-roles-{}", realm.name) {
         return Err(AdminError::bad_request("You cannot delete a default role"));
     }
@@ -517,6 +520,29 @@ pub(super) async fn role_ids(
 /// the role's own name: a composite must not smuggle `realm-admin` in).
 async fn require_grantable(admin: &RealmAdmin, ids: &[String]) -> Result<(), AdminError> {
     grantable_by(&admin.idp, &admin.realm, &admin.caller, ids).await
+}
+
+/// The `realm-management` client's own roles are what the admin API's
+/// checks go by, by name: only a full administrator (`realm-admin`, or a
+/// `master` admin) creates, renames, deletes or recomposes them, so no
+/// narrower one renames its role to `realm-admin`.
+async fn guard_management(
+    idp: &Idp,
+    realm: &Realm,
+    caller: &super::AdminCaller,
+    client: Option<&str>,
+) -> Result<(), AdminError> {
+    if caller.limited.is_none() || client.is_none() {
+        return Ok(());
+    }
+    let management = idp
+        .store
+        .client_by_client_id(&realm.id, crate::bootstrap::REALM_MANAGEMENT)
+        .await?;
+    if management.is_some_and(|m| Some(m.id.as_str()) == client) {
+        return Err(AdminError::new(StatusCode::FORBIDDEN, "HTTP 403 Forbidden"));
+    }
+    Ok(())
 }
 
 /// Joining a user to groups grants what the groups hold (and their
@@ -645,6 +671,7 @@ async fn change_composites(
 ) -> Result<StatusCode, AdminError> {
     let RealmAdmin { idp, caller, realm } = admin;
     let role = resolve(idp, realm, &which).await?;
+    guard_management(idp, realm, caller, role.client_id.as_deref()).await?;
     let rep = json_body(body)?;
     let mut ids = vec![];
     for x in rep
