@@ -48,6 +48,40 @@ pub async fn ensure_master_admin_client(idp: &Idp, name: &str) -> Result<(), Adm
     Ok(())
 }
 
+/// As Keycloak: a `master` user who creates realm `name` without holding
+/// `admin` (only `create-realm`) is given every role of its
+/// `{realm}-realm` client, so the creator administers what it created.
+pub async fn make_creator_admin(idp: &Idp, name: &str, user_id: &str) -> Result<(), AdminError> {
+    let Some(master) = idp.store.realm_by_name("master").await? else {
+        return Ok(());
+    };
+    let roles = idp.store.effective_roles(user_id).await?;
+    if roles
+        .iter()
+        .any(|r| r.client_id.is_none() && r.name == "admin")
+    {
+        return Ok(());
+    }
+    let Some(c) = idp
+        .store
+        .client_by_client_id(&master.id, &master_admin_client(name))
+        .await?
+    else {
+        return Ok(());
+    };
+    let ids: Vec<String> = idp
+        .store
+        .roles(&master.id, Some(&c.id))
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    idp.store
+        .grant_roles(Holder::User(user_id), &ids, &[])
+        .await?;
+    Ok(())
+}
+
 /// Removes realm `name`'s `{realm}-realm` client from `master` (the realm
 /// is gone), or renames it (`to`) with the realm.
 pub async fn move_master_admin_client(

@@ -3172,3 +3172,75 @@ async fn master_accounts_administer_a_realm_through_its_master_client() {
         .await;
     assert_eq!(gone, json!([]));
 }
+
+/// A `master` user holding only `create-realm` administers the realms it
+/// creates (their `{realm}-realm` roles), as in Keycloak, and no others.
+#[tokio::test]
+async fn a_realm_creator_administers_the_realm_it_created() {
+    let s = start().await;
+    let master = s.admin_token().await;
+    let (st, _) = s
+        .admin_post(&master, "", &json!({"realm": "other", "enabled": true}))
+        .await;
+    assert_eq!(st, 201);
+    let uid = s
+        .admin_create(
+            &master,
+            "/master/users",
+            &json!({"username": "creator", "enabled": true,
+                    "credentials": [{"type": "password", "value": "creator-pw", "temporary": false}]}),
+        )
+        .await;
+    let (_, role) = s.admin_get(&master, "/master/roles/create-realm").await;
+    let (st, _) = s
+        .admin_post(
+            &master,
+            &format!("/master/users/{uid}/role-mappings/realm"),
+            &json!([role]),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let login = || async {
+        let r: Value = s
+            .http
+            .post(s.token_url("master"))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", "creator"),
+                ("password", "creator-pw"),
+            ])
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        r["access_token"].as_str().expect("token").to_owned()
+    };
+    let t = login().await;
+    let (st, _) = s
+        .admin_post(&t, "", &json!({"realm": "mine", "enabled": true}))
+        .await;
+    assert_eq!(st, 201);
+    // Its next token carries mine-realm's roles.
+    let t = login().await;
+    assert_eq!(s.admin_get(&t, "/mine").await.0, 200);
+    let uid = s
+        .admin_create(
+            &t,
+            "/mine/users",
+            &json!({"username": "first", "enabled": true}),
+        )
+        .await;
+    assert_eq!(s.admin_get(&t, &format!("/mine/users/{uid}")).await.0, 200);
+    assert_eq!(s.admin_get(&t, "/other/users").await.0, 403);
+    let (_, realms) = s.admin_get(&t, "").await;
+    let names: Vec<&str> = realms
+        .as_array()
+        .expect("realms")
+        .iter()
+        .filter_map(|r| r["realm"].as_str())
+        .collect();
+    assert_eq!(names, ["mine"]);
+}

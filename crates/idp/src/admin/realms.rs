@@ -155,6 +155,7 @@ async fn create(
     let placeholder = Realm::new("_");
     let ev = event(&placeholder, &caller, "CREATE", "REALM", "", Some(&rep));
     let realm = crate::import::realm(&idp, &rep, vec![ev]).await?;
+    crate::bootstrap::make_creator_admin(&idp, &realm.name, &caller.user_id).await?;
     Ok(created(&idp, &realm.name, ""))
 }
 
