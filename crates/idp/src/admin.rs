@@ -211,11 +211,12 @@ pub async fn guard_any(
         // roles reach (any of them shows the realm, as in Keycloak).
         Err(e) => {
             let master = realm(idp, "master").await?;
+            let (active, roles) = signed_in(idp, headers, &master).await?;
             let mut reached = vec![];
             for r in idp.store.realms().await? {
                 let client = crate::bootstrap::master_admin_client(&r.name);
                 let call = Some((false, ""));
-                if let Some(c) = delegated(idp, headers, &master, &client, call).await? {
+                if let Some(c) = as_admin(idp, &active, &roles, &master, &client, call).await? {
                     reached.push((r, c));
                 }
             }
@@ -268,10 +269,8 @@ async fn own_realm_admin(
 
 /// An administrator by the admin roles of client `client` of `issuer`
 /// (the token's realm): the realm's own `realm-management`, or `master`'s
-/// `{realm}-realm`. The token must be active there (else 401); the roles
-/// count when both the token and, still, the store hold them; `realm-admin`
-/// makes a full administrator, any role [`realm_management::granting`]
-/// lists for `call` a limited one. None: no role for this call.
+/// `{realm}-realm`. 401 for a token not active there; None: no role for
+/// this call ([`as_admin`]).
 async fn delegated(
     idp: &Idp,
     headers: &HeaderMap,
@@ -279,12 +278,61 @@ async fn delegated(
     client: &str,
     call: Option<(bool, &str)>,
 ) -> Result<Option<AdminCaller>, AdminError> {
-    use crate::bootstrap::REALM_ADMIN;
+    let (active, roles) = signed_in(idp, headers, issuer).await?;
+    as_admin(idp, &active, &roles, issuer, client, call).await
+}
+
+/// The active token of `issuer` the request carries (else 401) and its
+/// user's effective roles, as the store holds them now.
+pub(crate) async fn signed_in(
+    idp: &Idp,
+    headers: &HeaderMap,
+    issuer: &Realm,
+) -> Result<
+    (
+        crate::oidc::userinfo::Active,
+        Vec<gatehouse_core::model::Role>,
+    ),
+    AdminError,
+> {
     let unauthorized = || AdminError::new(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized");
     let token = crate::oidc::userinfo::bearer(headers).ok_or_else(unauthorized)?;
     let active = crate::oidc::userinfo::active_access_token(idp, issuer, token)
         .await?
         .ok_or_else(unauthorized)?;
+    let roles = idp.store.effective_roles(&active.user.id).await?;
+    Ok((active, roles))
+}
+
+/// The names, among `roles`, of the roles of `issuer`'s client `client`.
+pub(crate) async fn client_role_names(
+    idp: &Idp,
+    issuer: &Realm,
+    roles: &[gatehouse_core::model::Role],
+    client: &str,
+) -> Result<Vec<String>, AdminError> {
+    let Some(c) = idp.store.client_by_client_id(&issuer.id, client).await? else {
+        return Ok(vec![]);
+    };
+    Ok(roles
+        .iter()
+        .filter(|r| r.client_id.as_deref() == Some(&c.id))
+        .map(|r| r.name.clone())
+        .collect())
+}
+
+/// The administrator `active` is by `client`'s roles: those both its token
+/// and, still, the store (`roles`) hold; `realm-admin` makes a full
+/// administrator, any role [`realm_management::granting`] lists for `call`
+/// a limited one. None: no role for this call.
+async fn as_admin(
+    idp: &Idp,
+    active: &crate::oidc::userinfo::Active,
+    roles: &[gatehouse_core::model::Role],
+    issuer: &Realm,
+    client: &str,
+    call: Option<(bool, &str)>,
+) -> Result<Option<AdminCaller>, AdminError> {
     let in_token: Vec<&str> = active.claims["resource_access"][client]["roles"]
         .as_array()
         .into_iter()
@@ -294,19 +342,9 @@ async fn delegated(
     if in_token.is_empty() {
         return Ok(None);
     }
-    let Some(c) = idp.store.client_by_client_id(&issuer.id, client).await? else {
-        return Ok(None);
-    };
-    let held: Vec<String> = idp
-        .store
-        .effective_roles(&active.user.id)
-        .await?
-        .into_iter()
-        .filter(|r| r.client_id.as_deref() == Some(&c.id))
-        .map(|r| r.name)
-        .filter(|n| in_token.contains(&n.as_str()))
-        .collect();
-    let limited = if held.iter().any(|r| r == REALM_ADMIN) {
+    let mut held = client_role_names(idp, issuer, roles, client).await?;
+    held.retain(|n| in_token.contains(&n.as_str()));
+    let limited = if held.iter().any(|r| r == crate::bootstrap::REALM_ADMIN) {
         None
     } else {
         let needed = call.map_or(&[][..], |(write, rest)| {
@@ -318,7 +356,7 @@ async fn delegated(
         Some(held)
     };
     Ok(Some(AdminCaller {
-        user_id: active.user.id,
+        user_id: active.user.id.clone(),
         client_id: active.claims["azp"].as_str().unwrap_or_default().to_owned(),
         session_id: active.claims["sid"].as_str().map(str::to_owned),
         limited,

@@ -48,13 +48,25 @@ pub async fn ensure_master_admin_client(idp: &Idp, name: &str) -> Result<(), Adm
     Ok(())
 }
 
+/// `master` and realm `name`'s `{realm}-realm` client there, if both exist.
+async fn master_client_of(
+    idp: &Idp,
+    name: &str,
+) -> Result<Option<(Realm, gatehouse_core::model::Client)>, AdminError> {
+    let Some(master) = idp.store.realm_by_name("master").await? else {
+        return Ok(None);
+    };
+    let c = idp
+        .store
+        .client_by_client_id(&master.id, &master_admin_client(name))
+        .await?;
+    Ok(c.map(|c| (master, c)))
+}
+
 /// As Keycloak: a `master` user who creates realm `name` without holding
 /// `admin` (only `create-realm`) is given every role of its
 /// `{realm}-realm` client, so the creator administers what it created.
 pub async fn make_creator_admin(idp: &Idp, name: &str, user_id: &str) -> Result<(), AdminError> {
-    let Some(master) = idp.store.realm_by_name("master").await? else {
-        return Ok(());
-    };
     let roles = idp.store.effective_roles(user_id).await?;
     if roles
         .iter()
@@ -62,11 +74,7 @@ pub async fn make_creator_admin(idp: &Idp, name: &str, user_id: &str) -> Result<
     {
         return Ok(());
     }
-    let Some(c) = idp
-        .store
-        .client_by_client_id(&master.id, &master_admin_client(name))
-        .await?
-    else {
+    let Some((master, c)) = master_client_of(idp, name).await? else {
         return Ok(());
     };
     let ids: Vec<String> = idp
@@ -89,14 +97,7 @@ pub async fn move_master_admin_client(
     name: &str,
     to: Option<&str>,
 ) -> Result<(), AdminError> {
-    let Some(master) = idp.store.realm_by_name("master").await? else {
-        return Ok(());
-    };
-    let Some(mut c) = idp
-        .store
-        .client_by_client_id(&master.id, &master_admin_client(name))
-        .await?
-    else {
+    let Some((master, mut c)) = master_client_of(idp, name).await? else {
         return Ok(());
     };
     match to {

@@ -19,16 +19,16 @@ pub mod mappers;
 pub mod provider;
 
 use crate::error::OAuthError;
-use crate::oidc::auth::{Pending, esc, sorry_page, with_params};
+use crate::oidc::auth::{Pending, esc, expired_page, redirect, sorry_page, with_params};
 use crate::oidc::form::Form;
 use crate::state::Idp;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
-use gatehouse_core::model::{Event, Realm};
-use gatehouse_store::CodeRecord;
+use gatehouse_core::model::{Event, FederatedIdentity, Realm, User};
+use gatehouse_store::{CodeRecord, UserQuery};
 use provider::OidcProvider;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -57,9 +57,54 @@ pub fn providers(realm: &Realm) -> impl Iterator<Item = OidcProvider> + '_ {
         .filter_map(|rep| OidcProvider::from_rep(rep).ok())
 }
 
+/// The provider `alias` of the realm, as configured.
+fn provider(realm: &Realm, alias: &str) -> Option<OidcProvider> {
+    providers(realm).find(|p| p.alias == alias)
+}
+
 /// The provider `alias`, if a login may go through it now.
 fn usable(realm: &Realm, alias: &str) -> Option<OidcProvider> {
-    providers(realm).find(|p| p.alias == alias && p.enabled && !p.link_only)
+    provider(realm, alias).filter(|p| p.enabled && !p.link_only)
+}
+
+/// The user linked to account `sub` at provider `alias`, if any.
+async fn linked_user(
+    idp: &Idp,
+    realm: &Realm,
+    alias: &str,
+    sub: &str,
+) -> Result<Option<User>, OAuthError> {
+    let q = UserQuery {
+        idp_alias: Some(alias.to_owned()),
+        idp_user_id: Some(sub.to_owned()),
+        max: 1,
+        ..Default::default()
+    };
+    Ok(idp.store.users(&realm.id, &q).await?.into_iter().next())
+}
+
+/// Links `user` to `who`'s account at provider `alias`, written with the
+/// user event `ev` (given the provider's details here).
+async fn add_link(
+    idp: &Idp,
+    user: &mut User,
+    alias: &str,
+    who: &exchange::Brokered,
+    mut ev: Event,
+) -> Result<(), OAuthError> {
+    user.federated_identities.push(FederatedIdentity {
+        identity_provider: alias.to_owned(),
+        user_id: who.id.clone(),
+        user_name: who.username.clone(),
+    });
+    ev.user_id = Some(user.id.clone());
+    ev.details
+        .insert("identity_provider".into(), alias.to_owned());
+    ev.details
+        .insert("identity_provider_identity".into(), who.username.clone());
+    idp.store.update_user(user, &[ev]).await?;
+    idp.invalidate();
+    Ok(())
 }
 
 /// Where the browser goes to log in through `alias` for login attempt
@@ -172,13 +217,6 @@ fn authorization_url(
     with_params(&p.authorization_url, &params)
 }
 
-fn expired() -> Response {
-    sorry_page(
-        StatusCode::BAD_REQUEST,
-        "Your login attempt timed out. Login will start from the beginning.",
-    )
-}
-
 fn foreign_browser() -> Response {
     sorry_page(
         StatusCode::FORBIDDEN,
@@ -206,7 +244,7 @@ async fn start(
     let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let Some(pending) = Pending::load(&idp, &realm, q.get("session_code").unwrap_or("")).await?
     else {
-        return Ok(expired());
+        return Ok(expired_page());
     };
     if !pending.same_browser(&headers, None) {
         return Ok(foreign_browser());
@@ -221,7 +259,7 @@ async fn start(
             expires: pending.expires,
         })
         .await?;
-    Ok(found(&authorization_url(
+    Ok(redirect(&authorization_url(
         &idp,
         &realm,
         &p,
@@ -229,14 +267,6 @@ async fn start(
         &out,
         pending.login_hint(),
     )))
-}
-
-fn found(to: &str) -> Response {
-    let mut r = StatusCode::FOUND.into_response();
-    if let Ok(v) = HeaderValue::from_str(to) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
 }
 
 /// An IDENTITY_PROVIDER_LOGIN_ERROR event (Keycloak's name), with why.
@@ -268,20 +298,20 @@ async fn endpoint(
         .take_code(&format!("broker:{}", q.get("state").unwrap_or("")))
         .await?
     else {
-        return Ok(expired());
+        return Ok(expired_page());
     };
     let Ok(out) = serde_json::from_str::<Outbound>(&rec.data) else {
-        return Ok(expired());
+        return Ok(expired_page());
     };
     let now = gatehouse_core::time::now();
     if rec.realm_id != realm.id || rec.expires < now || out.alias != alias {
-        return Ok(expired());
+        return Ok(expired_page());
     }
     if let Some(l) = &out.link {
         return link::answer(&idp, &realm, &out, l, &q, &headers).await;
     }
     let Some(pending) = Pending::load(&idp, &realm, &out.login).await? else {
-        return Ok(expired());
+        return Ok(expired_page());
     };
     if !pending.same_browser(&headers, None) {
         return Ok(foreign_browser());
@@ -303,7 +333,7 @@ async fn endpoint(
         return Ok(pending.login_page(&realm, Some(&msg)));
     }
     let Some(code) = q.get("code") else {
-        return Ok(expired());
+        return Ok(expired_page());
     };
     let back = redirect_uri(&idp, &realm, &alias);
     let who =

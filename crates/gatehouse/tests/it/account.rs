@@ -436,18 +436,8 @@ async fn account_api_checks_audience_roles_service_accounts_and_the_account_clie
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
     // A service account has no account to manage.
-    let sa: Value = s
-        .http
-        .post(s.token_url("demo"))
-        .basic_auth("app", Some("app-secret"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(call(&s, get.clone(), "", &at(&sa), None).await.0, 401);
+    let sa = s.service_token("demo", "app", "app-secret").await;
+    assert_eq!(call(&s, get.clone(), "", &sa, None).await.0, 401);
     // Without an enabled account client, the API is not there.
     let user_token = at(&s.alice_tokens(None).await);
     assert_eq!(

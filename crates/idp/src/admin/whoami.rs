@@ -110,34 +110,15 @@ async fn narrower(
     client: &str,
     current: &str,
 ) -> Result<Json<Value>, AdminError> {
-    let unauthorized = || {
-        AdminError::new(
-            axum::http::StatusCode::UNAUTHORIZED,
-            "HTTP 401 Unauthorized",
-        )
-    };
     let realm = super::realm(idp, issuer).await?;
     let current = super::realm(idp, current).await?;
-    let token = crate::oidc::userinfo::bearer(headers).ok_or_else(unauthorized)?;
-    let active = crate::oidc::userinfo::active_access_token(idp, &realm, token)
-        .await?
-        .ok_or_else(unauthorized)?;
-    let management = idp.store.client_by_client_id(&realm.id, client).await?;
-    let all = idp.store.effective_roles(&active.user.id).await?;
+    let (active, all) = super::signed_in(idp, headers, &realm).await?;
     // Only `master`'s `create-realm` creates realms.
     let create_realm = realm.name == "master"
         && all
             .iter()
             .any(|r| r.client_id.is_none() && r.name == "create-realm");
-    let mut roles: Vec<String> = all
-        .into_iter()
-        .filter(|r| {
-            management
-                .as_ref()
-                .is_some_and(|c| r.client_id.as_deref() == Some(&c.id))
-        })
-        .map(|r| r.name)
-        .collect();
+    let mut roles = super::client_role_names(idp, &realm, &all, client).await?;
     roles.sort();
     roles.dedup();
     let user = &active.user;

@@ -101,9 +101,7 @@ pub async fn redeem(
             }
         }
     }
-    let mut who = person(&claims)?;
-    who.id_token = id_token.to_owned();
-    Ok(who)
+    person(&claims, id_token)
 }
 
 async fn read_json(resp: reqwest::Response) -> Result<Value, Failure> {
@@ -194,8 +192,8 @@ async fn id_token_claims(idp: &Idp, p: &OidcProvider, token: &str) -> Result<Val
     Ok(claims)
 }
 
-/// The person in the (merged) claims.
-fn person(c: &Value) -> Result<Brokered, Failure> {
+/// The person in the (merged) claims of ID token `id_token`.
+fn person(c: &Value, id_token: &str) -> Result<Brokered, Failure> {
     let s = |k: &str| {
         c[k].as_str()
             .map(str::trim)
@@ -214,7 +212,7 @@ fn person(c: &Value) -> Result<Brokered, Failure> {
         last_name: s("family_name"),
         id,
         claims: c.clone(),
-        id_token: String::new(),
+        id_token: id_token.to_owned(),
     })
 }
 
@@ -228,16 +226,17 @@ mod tests {
         let full = person(
             &json!({"sub": "s1", "preferred_username": "ann", "email": "a@x.org",
                                   "given_name": "Ann", "family_name": "Lee"}),
+            "",
         )
         .expect("person");
         assert_eq!(
             (full.username.as_str(), full.first_name.as_deref()),
             ("ann", Some("Ann"))
         );
-        let mail = person(&json!({"sub": "s1", "email": "a@x.org"})).expect("person");
+        let mail = person(&json!({"sub": "s1", "email": "a@x.org"}), "").expect("person");
         assert_eq!(mail.username, "a@x.org");
-        let bare = person(&json!({"sub": "s1", "preferred_username": " "})).expect("person");
+        let bare = person(&json!({"sub": "s1", "preferred_username": " "}), "").expect("person");
         assert_eq!(bare.username, "s1");
-        assert!(person(&json!({"email": "a@x.org"})).is_err());
+        assert!(person(&json!({"email": "a@x.org"}), "").is_err());
     }
 }

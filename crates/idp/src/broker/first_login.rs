@@ -17,8 +17,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use gatehouse_core::model::{Event, FederatedIdentity, Realm, User};
-use gatehouse_store::{CodeRecord, UserQuery};
+use gatehouse_core::model::{Event, Realm, User};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
@@ -47,20 +46,8 @@ pub async fn resolve(
     pending: Pending,
     who: Brokered,
 ) -> Result<Response, OAuthError> {
-    let linked = UserQuery {
-        idp_alias: Some(p.alias.clone()),
-        idp_user_id: Some(who.id.clone()),
-        max: 1,
-        ..Default::default()
-    };
     let mappers = mappers::of(realm, &p.alias);
-    if let Some(mut user) = idp
-        .store
-        .users(&realm.id, &linked)
-        .await?
-        .into_iter()
-        .next()
-    {
+    if let Some(mut user) = super::linked_user(idp, realm, &p.alias, &who.id).await? {
         if !user.enabled {
             return disabled(idp, realm, &pending, &user).await;
         }
@@ -106,15 +93,8 @@ pub async fn resolve(
             user_id: user.id.clone(),
             matched,
         };
-        idp.store.take_code(&key(&pending.id)).await?;
-        idp.store
-            .put_code(&CodeRecord {
-                code: key(&pending.id),
-                realm_id: realm.id.clone(),
-                data: serde_json::to_string(&linking).map_err(OAuthError::internal)?,
-                expires: pending.expires,
-            })
-            .await?;
+        let data = serde_json::to_string(&linking).map_err(OAuthError::internal)?;
+        crate::oidc::auth::set_pending(idp, realm, key(&pending.id), data, pending.expires).await?;
         return Ok(link_page(realm, &pending, &linking, &user, None));
     }
     let outcome = mappers::evaluate(idp, realm, &mappers, &who.claims, true, p.sync_mode).await?;
@@ -245,6 +225,10 @@ async fn apply(
             (None, None) => changed |= user.attributes.remove(&name).is_some(),
         }
     }
+    let wrote = changed
+        || !outcome.grant.is_empty()
+        || !outcome.revoke.is_empty()
+        || !outcome.groups.is_empty();
     if changed {
         idp.store.update_user(user, &[]).await?;
     }
@@ -252,16 +236,18 @@ async fn apply(
     if !outcome.grant.is_empty() {
         idp.store.grant_roles(holder, &outcome.grant, &[]).await?;
     }
-    let held: Vec<String> = idp
-        .store
-        .granted_roles(holder)
-        .await?
-        .into_iter()
-        .map(|r| r.id)
-        .filter(|id| outcome.revoke.contains(id))
-        .collect();
-    if !held.is_empty() {
-        idp.store.revoke_roles(holder, &held, &[]).await?;
+    if !outcome.revoke.is_empty() {
+        let held: Vec<String> = idp
+            .store
+            .granted_roles(holder)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .filter(|id| outcome.revoke.contains(id))
+            .collect();
+        if !held.is_empty() {
+            idp.store.revoke_roles(holder, &held, &[]).await?;
+        }
     }
     if !outcome.groups.is_empty() {
         let all = idp.store.groups(&realm.id).await?;
@@ -271,7 +257,10 @@ async fn apply(
             }
         }
     }
-    idp.invalidate();
+    // Tokens read users and roles through the node's caches.
+    if wrote {
+        idp.invalidate();
+    }
     Ok(())
 }
 
@@ -341,7 +330,7 @@ pub async fn link(
     let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let Some(pending) = Pending::load(&idp, &realm, q.get("session_code").unwrap_or("")).await?
     else {
-        return Ok(super::expired());
+        return Ok(crate::oidc::auth::expired_page());
     };
     let form = match Form::parse(&headers, &body) {
         Ok(f) => f,
@@ -351,11 +340,11 @@ pub async fn link(
         return Ok(super::foreign_browser());
     }
     let Some(rec) = idp.store.code(&key(&pending.id)).await? else {
-        return Ok(super::expired());
+        return Ok(crate::oidc::auth::expired_page());
     };
     let l: Linking = serde_json::from_str(&rec.data).map_err(OAuthError::internal)?;
     let Some(mut user) = idp.store.user(&realm.id, &l.user_id).await? else {
-        return Ok(super::expired());
+        return Ok(crate::oidc::auth::expired_page());
     };
     let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);
     let password = form.get("password").unwrap_or("");
@@ -410,26 +399,15 @@ pub async fn link(
         )));
     }
     idp.store.take_code(&key(&pending.id)).await?;
-    user.federated_identities.push(FederatedIdentity {
-        identity_provider: l.alias.clone(),
-        user_id: l.who.id.clone(),
-        user_name: l.who.username.clone(),
-    });
     let mut ev = Event::user(&realm, "IDENTITY_PROVIDER_LINK_ACCOUNT");
     ev.client_id = Some(pending.client_id().to_owned());
-    ev.user_id = Some(user.id.clone());
-    ev.details
-        .insert("identity_provider".into(), l.alias.clone());
-    ev.details
-        .insert("identity_provider_identity".into(), l.who.username.clone());
-    idp.store.update_user(&user, &[ev]).await?;
-    if let Some(p) = super::providers(&realm).find(|p| p.alias == l.alias) {
+    super::add_link(&idp, &mut user, &l.alias, &l.who, ev).await?;
+    if let Some(p) = super::provider(&realm, &l.alias) {
         let mappers = mappers::of(&realm, &l.alias);
         let outcome =
             mappers::evaluate(&idp, &realm, &mappers, &l.who.claims, true, p.sync_mode).await?;
         apply(&idp, &realm, &mut user, outcome, false).await?;
     }
-    idp.invalidate();
     let (identity, id_token) = (l.who.id.clone(), l.who.id_token.clone());
     pending
         .authenticated_by(&idp, &realm, &user, (&l.alias, &identity, &id_token))

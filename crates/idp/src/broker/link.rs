@@ -9,16 +9,16 @@
 //! goes back to the redirect URI (with `link_error` when it could not be).
 
 use super::exchange::{self, Brokered};
-use super::{Outbound, found, redirect_uri};
+use super::{Outbound, redirect_uri};
 use crate::error::OAuthError;
-use crate::oidc::auth::{sso_session, with_params};
+use crate::oidc::auth::{redirect, sso_session, with_params};
 use crate::oidc::form::Form;
 use crate::state::Idp;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use gatehouse_core::model::{Event, FederatedIdentity, Realm, Session};
-use gatehouse_store::{CodeRecord, UserQuery};
+use gatehouse_core::model::{Event, Realm, Session};
+use gatehouse_store::CodeRecord;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -46,8 +46,8 @@ const LINK_LIFESPAN: i64 = 1800;
 
 fn back(to: &str, error: Option<&str>) -> Response {
     match error {
-        None => found(to),
-        Some(e) => found(&with_params(to, &[("link_error", e)])),
+        None => redirect(to),
+        Some(e) => redirect(&with_params(to, &[("link_error", e)])),
     }
 }
 
@@ -100,7 +100,7 @@ pub async fn start(
             "Invalid parameter: redirect_uri",
         ));
     };
-    let Some(p) = super::providers(&realm).find(|p| p.alias == alias && p.enabled) else {
+    let Some(p) = super::provider(&realm, &alias).filter(|p| p.enabled) else {
         return Ok(back(to, Some("invalid_provider")));
     };
     let Some(sso) = sso_session(&idp, &realm, &headers).await? else {
@@ -150,7 +150,7 @@ pub async fn start(
             expires: gatehouse_core::time::now() + LINK_LIFESPAN,
         })
         .await?;
-    Ok(found(&super::authorization_url(
+    Ok(redirect(&super::authorization_url(
         &idp, &realm, &p, &state, &out, None,
     )))
 }
@@ -171,7 +171,7 @@ pub(super) async fn answer(
         Some(s) if s.id == l.session_id => {}
         _ => return Ok(super::foreign_browser()),
     }
-    let Some(p) = super::providers(realm).find(|p| p.alias == out.alias && p.enabled) else {
+    let Some(p) = super::provider(realm, &out.alias).filter(|p| p.enabled) else {
         return Ok(back(to, Some("invalid_provider")));
     };
     if let Some(err) = q.get("error") {
@@ -194,13 +194,7 @@ pub(super) async fn answer(
                 return Ok(back(to, Some("identity_provider_error")));
             }
         };
-    let taken = UserQuery {
-        idp_alias: Some(p.alias.clone()),
-        idp_user_id: Some(who.id.clone()),
-        max: 1,
-        ..Default::default()
-    };
-    if let Some(other) = idp.store.users(&realm.id, &taken).await?.into_iter().next() {
+    if let Some(other) = super::linked_user(idp, realm, &p.alias, &who.id).await? {
         // Linking what is already linked to this user is done already.
         let code = (other.id != l.user_id).then_some("identity_already_linked");
         return Ok(back(to, code));
@@ -215,20 +209,9 @@ pub(super) async fn answer(
     {
         return Ok(back(to, Some("provider_already_linked")));
     }
-    user.federated_identities.push(FederatedIdentity {
-        identity_provider: p.alias.clone(),
-        user_id: who.id.clone(),
-        user_name: who.username.clone(),
-    });
     let mut ev = Event::user(realm, "FEDERATED_IDENTITY_LINK");
     ev.client_id = Some(l.client_id.clone());
-    ev.user_id = Some(user.id.clone());
     ev.session_id = Some(l.session_id.clone());
-    ev.details
-        .insert("identity_provider".into(), p.alias.clone());
-    ev.details
-        .insert("identity_provider_identity".into(), who.username.clone());
-    idp.store.update_user(&user, &[ev]).await?;
-    idp.invalidate();
+    super::add_link(idp, &mut user, &p.alias, &who, ev).await?;
     Ok(back(to, None))
 }

@@ -6,9 +6,8 @@
 //! there to where the logout here was to end (Keycloak's browser-initiated
 //! identity-provider logout). A provider without `logoutUrl` is left alone.
 
-use super::found;
 use crate::error::OAuthError;
-use crate::oidc::auth::{page, with_params};
+use crate::oidc::auth::{page, redirect, with_params};
 use crate::oidc::form::Form;
 use crate::state::Idp;
 use axum::extract::{Path, RawQuery, State};
@@ -33,7 +32,7 @@ pub async fn via_provider(
     b: &BrokerSession,
     next: Option<&str>,
 ) -> Result<Option<String>, OAuthError> {
-    let Some(p) = super::providers(realm).find(|p| p.alias == b.alias) else {
+    let Some(p) = super::provider(realm, &b.alias) else {
         return Ok(None);
     };
     let Some(url) = &p.logout_url else {
@@ -91,7 +90,7 @@ pub async fn response(
     match data["next"].as_str() {
         // The next hop was checked against the client's registered
         // post-logout URIs before it was stored.
-        Some(next) if ours => Ok(found(next)),
+        Some(next) if ours => Ok(redirect(next)),
         _ => Ok(logged_out()),
     }
 }

@@ -201,13 +201,18 @@ fn scalar(v: &Value) -> Option<String> {
 
 /// Whether the claim at `path` is `want` (or, for a list, holds it).
 fn holds(claims: &Value, path: &str, want: &str, regex: bool) -> bool {
+    let pattern = if regex {
+        match regex::Regex::new(&format!("^(?:{want})$")) {
+            Ok(r) => Some(r),
+            Err(_) => return false,
+        }
+    } else {
+        None
+    };
     let matches = |v: &Value| {
-        scalar(v).is_some_and(|s| {
-            if regex {
-                regex::Regex::new(&format!("^(?:{want})$")).is_ok_and(|r| r.is_match(&s))
-            } else {
-                s == want
-            }
+        scalar(v).is_some_and(|s| match &pattern {
+            Some(r) => r.is_match(&s),
+            None => s == want,
         })
     };
     match claim(claims, path) {

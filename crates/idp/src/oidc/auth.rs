@@ -316,7 +316,8 @@ pub fn sorry_page(status: StatusCode, msg: &str) -> Response {
     )
 }
 
-fn redirect(to: &str) -> Response {
+/// A 302 to `to`.
+pub fn redirect(to: &str) -> Response {
     let mut r = StatusCode::FOUND.into_response();
     if let Ok(v) = HeaderValue::from_str(to) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -937,27 +938,22 @@ pub async fn post(
     let Some(req_id) = q.get("session_code") else {
         return Ok(expired_page());
     };
-    let Some(rec) = idp.store.code(&format!("authreq:{req_id}")).await? else {
+    let Some(pending) = Pending::load(&idp, &realm, req_id).await? else {
         return Ok(expired_page());
     };
     let now = gatehouse_core::time::now();
-    if rec.expires < now || rec.realm_id != realm.id {
-        return Ok(expired_page());
-    }
-    let req: AuthRequest = serde_json::from_str(&rec.data).map_err(OAuthError::internal)?;
     let form = match Form::parse(&headers, &body) {
         Ok(f) => f,
         Err(e) => return Ok(error_page(&e.description)),
     };
-    let csrf_ok =
-        |v: Option<&str>| v.is_some_and(|v| bool::from(v.as_bytes().ct_eq(req.csrf.as_bytes())));
-    if !csrf_ok(form.get("csrf")) || !csrf_ok(cookie(&headers, CSRF_COOKIE)) {
+    if !pending.same_browser(&headers, Some(form.get("csrf"))) {
         return Ok(page(
             StatusCode::FORBIDDEN,
             "Error",
             "<h1>Invalid request</h1><p class=\"error\" role=\"alert\">The login form could not be verified. Please start again.</p>",
         ));
     }
+    let (req, expires) = (pending.req, pending.expires);
     let pending_key = format!("reqaction:{req_id}");
     let execution = q.get("execution").or_else(|| {
         // A password form posted to the login URL itself.
@@ -1018,7 +1014,7 @@ pub async fn post(
     let mut user = verified.user;
     match verified.second {
         crate::login::SecondFactor::Code(_) => {
-            return otp_step::ask(&idp, &realm, req_id, &req, &user, rec.expires).await;
+            return otp_step::ask(&idp, &realm, req_id, &req, &user, expires).await;
         }
         crate::login::SecondFactor::SetUp => {
             // As Keycloak's OTP form when REQUIRED: the user gets the
@@ -1033,12 +1029,12 @@ pub async fn post(
         }
         crate::login::SecondFactor::None => {}
     }
-    authenticated(&idp, &realm, req_id, &req, &user, rec.expires, now).await
+    authenticated(&idp, &realm, req_id, &req, &user, expires, now).await
 }
 
 /// Records (replacing any earlier one) what step `key` of a login waits
 /// on: the later page's post finds it there, and it dies with the login.
-async fn set_pending(
+pub(crate) async fn set_pending(
     idp: &Idp,
     realm: &Realm,
     key: String,
@@ -1126,7 +1122,7 @@ pub fn alert(error: Option<&str>) -> String {
 }
 
 /// The page for a login attempt that is spent, unknown or too old.
-fn expired_page() -> Response {
+pub fn expired_page() -> Response {
     error_page("Your login attempt timed out. Login will start from the beginning.")
 }
 

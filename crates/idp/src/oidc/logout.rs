@@ -17,7 +17,7 @@ use crate::oidc::frontchannel_logout;
 use crate::state::Idp;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::model::Event;
 use std::sync::Arc;
@@ -119,13 +119,7 @@ pub async fn handle(
     let frames = frontchannel_logout::frames(&idp, &realm, &all_ended).await;
     let mut resp = match redirect {
         _ if !frames.is_empty() => frontchannel_logout::logout_page(&frames, redirect.as_deref()),
-        Some(u) => {
-            let mut r = StatusCode::FOUND.into_response();
-            if let Ok(v) = HeaderValue::from_str(&u) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            r
-        }
+        Some(u) => crate::oidc::auth::redirect(&u),
         None => page(StatusCode::OK, "Logged out", "<h1>You are logged out</h1>"),
     };
     if cookie(&headers, SSO_COOKIE).is_some() {
