@@ -36,6 +36,23 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+/// The same distinctions for the inline connections (`sqlite/inline_*.rs`).
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+            match f.extended_code {
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    return Error::Conflict(msg.clone().unwrap_or_else(|| f.to_string()));
+                }
+                rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => return Error::NotFound,
+                _ => {}
+            }
+        }
+        Error::Db(e.to_string())
+    }
+}
+
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Error::Corrupt(e.to_string())

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod inline_reads;
+mod inline_writer;
 use inline_reads::InlineReads;
+use inline_writer::InlineWriter;
 
 /// How long an event the admin API does not list stays in the outbox.
 const UNLISTED_EVENTS_KEPT_MS: i64 = 24 * 3600 * 1000;
@@ -57,6 +59,9 @@ pub struct SqliteStore {
     /// Hot primary-key reads without the hop to sqlx's thread (None for
     /// an in-memory database).
     inline: Option<Arc<InlineReads>>,
+    /// A login's reads and its session write without the hops (None for an
+    /// in-memory database).
+    writer: Option<Arc<InlineWriter>>,
 }
 
 fn j<T: Serialize>(v: &T) -> Result<String> {
@@ -203,6 +208,46 @@ async fn write_events(tx: &mut Tx, ev: &[Event]) -> Result<()> {
     Ok(())
 }
 
+/// The `data` column of the one row `sql` selects, on an inline connection.
+fn inline_data<P: rusqlite::Params>(
+    c: &rusqlite::Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<Option<String>> {
+    let mut st = c.prepare_cached(sql)?;
+    let mut rows = st.query(params)?;
+    Ok(match rows.next()? {
+        Some(r) => Some(r.get(0)?),
+        None => None,
+    })
+}
+
+/// `write_events` on an inline connection's transaction (`data`: each
+/// event as JSON).
+fn inline_events(
+    tx: &rusqlite::Transaction<'_>,
+    ev: &[Event],
+    data: &[String],
+) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO events (id, realm_id, category, kind, time, client_id, user_id, data, listed) VALUES (?,?,?,?,?,?,?,?,?)",
+    )?;
+    for (e, d) in ev.iter().zip(data) {
+        st.execute(rusqlite::params![
+            e.id,
+            e.realm_id,
+            e.category,
+            e.kind,
+            e.time,
+            e.client_id,
+            e.user_id,
+            d,
+            e.listed
+        ])?;
+    }
+    Ok(())
+}
+
 /// `session` as an inline read (see `inline_reads.rs`).
 fn inline_session(inline: &InlineReads, id: &str) -> Result<Option<Session>> {
     let row = inline.with(|c| {
@@ -254,13 +299,20 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let inline = InlineReads::new(opts.get_filename()).map(Arc::new);
+        let file = opts.get_filename().to_owned();
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
             .connect_with(opts)
             .await?;
-        let store = SqliteStore { pool, inline };
+        let mut store = SqliteStore {
+            pool,
+            inline,
+            writer: None,
+        };
         store.migrate().await?;
+        // Opened after the migrations: they create the file's tables.
+        store.writer = InlineWriter::open(&file)?.map(Arc::new);
         Ok(store)
     }
 
@@ -750,6 +802,18 @@ impl Store for SqliteStore {
 
     async fn user_by_username(&self, realm_id: &str, username: &str) -> Result<Option<User>> {
         let u = username.to_lowercase();
+        let inline = self.writer.as_ref().and_then(|w| {
+            w.try_with(|c| {
+                inline_data(
+                    c,
+                    "SELECT data FROM users WHERE realm_id = ? AND username = ?",
+                    [realm_id, &u],
+                )
+            })
+        });
+        if let Some(row) = inline {
+            return row?.map(|d| Ok(serde_json::from_str(&d)?)).transpose();
+        }
         self.fetch_opt(
             "SELECT data FROM users WHERE realm_id = ? AND username = ?",
             &[realm_id, &u],
@@ -861,12 +925,19 @@ impl Store for SqliteStore {
     }
 
     async fn credentials(&self, user_id: &str) -> Result<Vec<Credential>> {
-        let rows = sqlx::query(
-            "SELECT data FROM credentials WHERE user_id = ? ORDER BY kind <> 'password', kind",
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
+        const SQL: &str =
+            "SELECT data FROM credentials WHERE user_id = ? ORDER BY kind <> 'password', kind";
+        let inline = self.writer.as_ref().and_then(|w| {
+            w.try_with(|c| {
+                let mut st = c.prepare_cached(SQL)?;
+                let rows = st.query_map([user_id], |r| r.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            })
+        });
+        if let Some(rows) = inline {
+            return rows?.iter().map(|d| Ok(serde_json::from_str(d)?)).collect();
+        }
+        let rows = sqlx::query(SQL).bind(user_id).fetch_all(&self.pool).await?;
         all(&rows)
     }
 
@@ -1340,14 +1411,38 @@ impl Store for SqliteStore {
     }
 
     async fn create_session(&self, s: &Session, ev: &[Event]) -> Result<()> {
+        const SQL: &str = "INSERT INTO sessions (id, realm_id, user_id, refresh_token_id, last_access, data) VALUES (?,?,?,?,?,?)";
+        let data = j(s)?;
+        let inline = self.writer.as_ref().and_then(|w| {
+            let events: Vec<String> = match ev.iter().map(j).collect() {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e)),
+            };
+            w.try_with(|c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                tx.prepare_cached(SQL)?.execute(rusqlite::params![
+                    s.id,
+                    s.realm_id,
+                    s.user_id,
+                    s.refresh_token_id,
+                    s.last_access,
+                    data
+                ])?;
+                inline_events(&tx, ev, &events)?;
+                tx.commit()
+            })
+        });
+        if let Some(done) = inline {
+            return done;
+        }
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO sessions (id, realm_id, user_id, refresh_token_id, last_access, data) VALUES (?,?,?,?,?,?)")
+        sqlx::query(SQL)
             .bind(&s.id)
             .bind(&s.realm_id)
             .bind(&s.user_id)
             .bind(&s.refresh_token_id)
             .bind(s.last_access)
-            .bind(j(s)?)
+            .bind(data)
             .execute(&mut *tx)
             .await?;
         write_events(&mut tx, ev).await?;
@@ -1595,12 +1690,30 @@ impl Store for SqliteStore {
     }
 
     async fn login_failures(&self, user_id: &str) -> Result<LoginFailures> {
-        let row = sqlx::query(
-            "SELECT failures, last_failure, last_ip FROM login_failures WHERE user_id = ?",
-        )
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        const SQL: &str =
+            "SELECT failures, last_failure, last_ip FROM login_failures WHERE user_id = ?";
+        // Every login of a brute-force-protected realm reads this.
+        let inline = self.writer.as_ref().and_then(|w| {
+            w.try_with(|c| {
+                let mut st = c.prepare_cached(SQL)?;
+                let mut rows = st.query([user_id])?;
+                Ok(match rows.next()? {
+                    Some(r) => LoginFailures {
+                        failures: r.get(0)?,
+                        last_failure: r.get(1)?,
+                        last_ip: r.get(2)?,
+                    },
+                    None => LoginFailures::default(),
+                })
+            })
+        });
+        if let Some(lf) = inline {
+            return lf;
+        }
+        let row = sqlx::query(SQL)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(match row {
             Some(r) => LoginFailures {
                 failures: r.try_get("failures")?,

@@ -29,12 +29,6 @@ pub struct InlineReads {
     idle: Mutex<Vec<Connection>>,
 }
 
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Db(e.to_string())
-    }
-}
-
 impl InlineReads {
     /// For the database file at `path` (which the pool has created and put
     /// in WAL mode); None for an in-memory database (`:memory:`, or the

@@ -130,6 +130,121 @@ async fn inline_session_reads_see_every_committed_write() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A login's statements on a database file run on the inline connection
+/// (`inline_writer.rs`): the pool sees what it wrote, its foreign keys
+/// hold, and while another connection holds the write lock the write goes
+/// through the pool, which waits for the lock instead of failing.
+#[tokio::test]
+async fn login_statements_run_inline_and_yield_to_a_held_write_lock() {
+    let dir = std::env::temp_dir().join(format!("gatehouse-store-{}", gatehouse_core::id::uuid()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("db.sqlite");
+    let s = SqliteStore::open(&format!("sqlite://{}", file.display()))
+        .await
+        .expect("open");
+    assert!(s.writer.is_some(), "a file database writes logins inline");
+    let realm = listed_realm("r");
+    s.create_realm(&realm, &[], &[]).await.expect("realm");
+    let user = User::new(&realm.id, "Carol");
+    let cred = Credential {
+        id: gatehouse_core::id::uuid(),
+        user_id: user.id.clone(),
+        kind: "password".into(),
+        created_date: 1,
+        credential_data: "{}".into(),
+        secret_data: "{}".into(),
+        user_label: None,
+    };
+    s.create_user(
+        &user,
+        std::slice::from_ref(&cred),
+        &Memberships::default(),
+        &[],
+    )
+    .await
+    .expect("user");
+    let found = s.user_by_username(&realm.id, "CAROL").await.expect("read");
+    assert_eq!(found.map(|u| u.id), Some(user.id.clone()));
+    assert!(
+        s.user_by_username(&realm.id, "dave")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert_eq!(s.credentials(&user.id).await.expect("creds"), vec![cred]);
+    assert_eq!(s.login_failures(&user.id).await.expect("lf").failures, 0);
+    s.record_login_failure(&realm.id, &user.id, 7, Some("10.0.0.1"), &[])
+        .await
+        .expect("failure");
+    let lf = s.login_failures(&user.id).await.expect("lf");
+    assert_eq!((lf.failures, lf.last_failure), (1, 7));
+    assert_eq!(lf.last_ip.as_deref(), Some("10.0.0.1"));
+
+    let session = |id: &str, user_id: &str| Session {
+        id: id.into(),
+        realm_id: realm.id.clone(),
+        user_id: user_id.into(),
+        client_id: "app".into(),
+        ip: None,
+        started: 1,
+        last_access: 1,
+        offline: false,
+        refresh_token_id: None,
+        rotate_refresh: false,
+        scope: "openid".into(),
+        auth_time: 1,
+        sso_session_id: None,
+        sso_auth: false,
+        impersonator: None,
+        broker: None,
+    };
+    let login = Event::user(&realm, "LOGIN");
+    s.create_session(&session("s1", &user.id), std::slice::from_ref(&login))
+        .await
+        .expect("session");
+    assert!(s.session("s1").await.expect("read").is_some());
+    let q = EventQuery {
+        category: "user".into(),
+        ..Default::default()
+    };
+    let listed = s.events(&realm.id, &q).await.expect("events");
+    assert_eq!(
+        listed.iter().map(|e| &e.id).collect::<Vec<_>>(),
+        [&login.id]
+    );
+    // Foreign keys are on for this connection too: no session of a user
+    // that does not exist, and nothing of the failed write is left.
+    let orphan = s
+        .create_session(&session("s2", "nobody"), &[Event::user(&realm, "LOGIN")])
+        .await;
+    assert!(matches!(orphan, Err(Error::NotFound)), "{orphan:?}");
+    assert_eq!(s.events(&realm.id, &q).await.expect("events").len(), 1);
+
+    // Another connection takes the write lock: the login's write waits
+    // for it through the pool and lands once it is released.
+    let mut other = rusqlite::Connection::open(&file).expect("open");
+    let held = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .expect("lock");
+    let s2 = s.clone();
+    let third = session("s3", &user.id);
+    let write = tokio::spawn(async move { s2.create_session(&third, &[]).await });
+    // The wait is the pool's, off this (single-threaded) runtime: a
+    // connection that waited for the lock here would stall it.
+    let t0 = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(3),
+        "runtime stalled"
+    );
+    assert!(!write.is_finished(), "the write waits for the lock");
+    held.commit().expect("release");
+    write.await.expect("task").expect("written after the lock");
+    assert!(s.session("s3").await.expect("read").is_some());
+    drop(s);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 async fn codes_and_refresh_rotation(s: SqliteStore) {
     let realm = listed_realm("r");
     s.create_realm(&realm, &[], &[]).await.expect("realm");
