@@ -3,7 +3,8 @@
 // the authorization code flow with PKCE, state and nonce, ID token and
 // userinfo validation, refresh, introspection, revocation, client
 // credentials with a secret and with private_key_jwt, RP-initiated
-// logout, and dynamic client registration. Starts the real binary on
+// logout, and dynamic client registration (with a chosen ID token
+// algorithm, whose signature the RP checks). Starts the real binary on
 // ephemeral ports.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -196,4 +197,37 @@ test("dynamic client registration (RFC 7591) with an initial access token, then 
   const read = await fetch(md.registration_client_uri, { headers: { authorization: `Bearer ${md.registration_access_token}` } });
   assert.equal(read.status, 200);
   assert.equal((await read.json()).client_id, md.client_id);
+});
+
+test("a client picks its ID token algorithm at registration; the RP checks the signature against the JWKS", async () => {
+  const admin = await gatehouse.adminToken();
+  const r = await fetch(`${base}/admin/realms/rp/clients-initial-access`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ count: 1, expiration: 300 }),
+  });
+  const { token } = await r.json();
+  const metadata = { redirect_uris: [REDIRECT], id_token_signed_response_alg: "PS384" };
+  const options = { initialAccessToken: token, execute: [oidc.allowInsecureRequests] };
+  const config = await oidc.dynamicClientRegistration(new URL(`${base}/realms/rp`), metadata, undefined, options);
+  assert.equal(config.clientMetadata().id_token_signed_response_alg, "PS384");
+  assert.ok(config.serverMetadata().id_token_signing_alg_values_supported.includes("PS384"));
+  // Non-repudiation: the ID token's signature is verified with the key
+  // the realm publishes, not only its claims.
+  oidc.enableNonRepudiationChecks(config);
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT, scope: "openid", nonce,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256", state,
+  });
+  const { callback } = await logInAs(url, "alice", "alice-pw");
+  const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
+  const header = JSON.parse(Buffer.from(tokens.id_token.split(".")[0], "base64url"));
+  assert.equal(header.alg, "PS384");
+  assert.equal(tokens.claims().sub.length > 0, true);
+  // The refreshed ID token is the same algorithm and verifies too.
+  const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token);
+  assert.equal(JSON.parse(Buffer.from(refreshed.id_token.split(".")[0], "base64url")).alg, "PS384");
 });

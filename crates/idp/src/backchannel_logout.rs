@@ -38,8 +38,9 @@ pub fn url(client: &Client) -> Option<&str> {
         .filter(|u| !u.is_empty())
 }
 
-/// The logout token for `session`, which `client` holds.
-fn token(
+/// The logout token for `session`, which `client` holds, signed with the
+/// client's ID-token algorithm (as Keycloak signs logout tokens).
+async fn token(
     idp: &Idp,
     realm: &Realm,
     ring: &KeyRing,
@@ -63,7 +64,12 @@ fn token(
     if revokes_offline(client) {
         claims["revoke_offline_access"] = json!(true);
     }
-    let signer = ring.signer().ok()?;
+    let signer = match crate::keyring::client_alg(client, crate::tokens::ID_ALG, ring) {
+        None => ring.signer().ok()?.clone(),
+        Some(alg) => crate::keyring::signer_as(idp, realm, ring, alg)
+            .await
+            .ok()?,
+    };
     gatehouse_jose::sign::sign_typed(signer.as_ref(), "logout+jwt", &claims).ok()
 }
 
@@ -121,7 +127,7 @@ pub async fn notify(idp: &Idp, realm: &Realm, ended: &[Session]) {
         if revokes_offline(&client) && !s.offline {
             revoke_offline(idp, &client, &s.user_id).await;
         }
-        let Some(token) = token(idp, realm, &ring, &client, s) else {
+        let Some(token) = token(idp, realm, &ring, &client, s).await else {
             tracing::warn!(client = %client.client_id, "back-channel logout token could not be signed");
             continue;
         };

@@ -543,7 +543,7 @@ async fn register(
         return Err(bad_metadata("Client Identifier included"));
     }
     let mut c = crate::admin::clients::new_client(&realm, &gatehouse_core::id::uuid());
-    apply(&mut c, &meta, &realm)?;
+    apply(&mut c, &meta)?;
     admit(&idp, &realm, &who, &ext, &headers, &mut c).await?;
     let token = rotate_registration_token(&idp, &realm, &mut c).await?;
     let ev = event(&realm, "CLIENT_REGISTER", &c.client_id);
@@ -633,7 +633,7 @@ async fn update(
     {
         return Err(bad_metadata("client_secret does not match the client"));
     }
-    apply(&mut c, &meta, &realm)?;
+    apply(&mut c, &meta)?;
     let token = save(&idp, &realm, &mut c).await?;
     let uri = client_uri(&idp, &realm, &c.client_id);
     Ok(answer(
@@ -837,14 +837,14 @@ const ASSERTION_ALGS: [&str; 12] = [
 /// (RFC 7591 §3.2.2 `invalid_client_metadata`) rather than stored and
 /// silently ignored: an RP that asked for an ES256 ID token and got an
 /// RS256 one, or for an encrypted one and got it in the clear, would fail
-/// later and less clearly. ID tokens are signed with the realm's algorithm.
-fn check_algorithms(meta: &Map<String, Value>, realm: &Realm) -> Result<(), OAuthError> {
+/// later and less clearly. ID tokens are signed with any asymmetric
+/// algorithm discovery lists (`keyring.rs`), not with HMAC or `none`.
+fn check_algorithms(meta: &Map<String, Value>) -> Result<(), OAuthError> {
     if let Some(alg) = string(meta, "id_token_signed_response_alg")?
-        && alg != realm.default_signature_algorithm
+        && gatehouse_jose::keys::Alg::parse(alg).is_err()
     {
         return Err(bad_metadata(format!(
-            "Unsupported id_token_signed_response_alg: {alg} (this realm signs with {})",
-            realm.default_signature_algorithm
+            "Unsupported id_token_signed_response_alg: {alg}"
         )));
     }
     if let Some(alg) = string(meta, "token_endpoint_auth_signing_alg")?
@@ -883,8 +883,8 @@ fn check_algorithms(meta: &Map<String, Value>, realm: &Realm) -> Result<(), OAut
 
 /// Applies RFC 7591 metadata to `c` (a new client, or the registered one
 /// on update, where the body replaces the metadata as RFC 7592 says).
-fn apply(c: &mut Client, meta: &Map<String, Value>, realm: &Realm) -> Result<(), OAuthError> {
-    check_algorithms(meta, realm)?;
+fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
+    check_algorithms(meta)?;
     let redirect_uris = strings(meta, "redirect_uris")?.unwrap_or_default();
     if let Some(bad) = redirect_uris.iter().find(|u| !redirect_uri_ok(u)) {
         return Err(OAuthError::new(
@@ -984,6 +984,13 @@ fn apply(c: &mut Client, meta: &Map<String, Value>, realm: &Realm) -> Result<(),
         "oauth2.device.authorization.grant.enabled".into(),
         flag(has(DEVICE_GRANT)),
     );
+    // Keycloak keeps the ID token's algorithm as a client attribute.
+    match string(meta, "id_token_signed_response_alg")? {
+        Some(a) => c
+            .attributes
+            .insert(crate::tokens::ID_ALG.into(), a.to_owned()),
+        None => c.attributes.remove(crate::tokens::ID_ALG),
+    };
     // PKCE stays required for public clients whatever they registered.
     c.name = string(meta, "client_name")?.map(str::to_owned);
     for (field, attr) in [
@@ -1069,10 +1076,12 @@ fn external(c: &Client, uri: &str, token: &str, realm: &Realm) -> Map<String, Va
     }
     m.insert("redirect_uris".into(), json!(c.redirect_uris));
     m.insert("token_endpoint_auth_method".into(), json!(method));
-    m.insert(
-        "id_token_signed_response_alg".into(),
-        json!(realm.default_signature_algorithm),
-    );
+    let id_alg = c
+        .attributes
+        .get(crate::tokens::ID_ALG)
+        .filter(|a| !a.is_empty())
+        .unwrap_or(&realm.default_signature_algorithm);
+    m.insert("id_token_signed_response_alg".into(), json!(id_alg));
     m.insert("grant_types".into(), json!(grants));
     let responses: &[&str] = if c.standard_flow_enabled {
         &["code"]

@@ -146,24 +146,22 @@ async fn scope_mappings(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Adm
     Ok(())
 }
 
-/// Keycloak lets a client pick its token signing algorithms; Gatehouse
-/// signs with the realm's one. A migrated client that picked another would
-/// get tokens it rejects, so the import says so (the attribute is kept).
+/// Keycloak lets a client pick its token signing algorithms, and so does
+/// Gatehouse (`keyring.rs`) among the asymmetric ones. A migrated client
+/// that picked another (HMAC) gets the realm's algorithm, which its
+/// verifier may reject, so the import says so (the attribute is kept).
 fn warn_unapplied_algorithms(realm: &Realm, client_id: &str, c: &Value) {
-    for attr in [
-        "access.token.signed.response.alg",
-        "id.token.signed.response.alg",
-    ] {
+    for attr in [crate::tokens::ACCESS_ALG, crate::tokens::ID_ALG] {
         if let Some(alg) = c["attributes"][attr].as_str()
             && !alg.is_empty()
-            && alg != realm.default_signature_algorithm
+            && gatehouse_jose::keys::Alg::parse(alg).is_err()
         {
             tracing::warn!(
                 client = %client_id,
                 attribute = attr,
                 requested = %alg,
                 signs_with = %realm.default_signature_algorithm,
-                "a client's own signing algorithm is not applied: the realm signs every token with its algorithm"
+                "a client's signing algorithm Gatehouse cannot sign with: its tokens use the realm's"
             );
         }
     }

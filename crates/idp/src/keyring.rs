@@ -4,6 +4,12 @@
 //! signs, and an old key stays published until the last token it signed has
 //! expired. A rotated-in key gets `sign_from = now + publish_ahead`; the
 //! keys it replaces get `retire_at = sign_from + longest token lifetime`.
+//!
+//! Keys are per algorithm, as Keycloak's key providers are: the realm's
+//! default algorithm signs unless a client asks for another
+//! (`access.token.signed.response.alg`, `id.token.signed.response.alg`),
+//! and the first such request makes a key of that algorithm, as Keycloak
+//! makes its "fallback" keys. Rotation replaces keys of one algorithm.
 
 use crate::error::OAuthError;
 use crate::state::Idp;
@@ -20,6 +26,9 @@ const REFRESH_SECRET: &str = "hs512";
 /// A realm's keys, parsed.
 pub struct KeyRing {
     pub loaded_at: i64,
+    /// The realm's default algorithm when loaded (a realm that changes it
+    /// gets a new ring).
+    pub default_alg: Alg,
     /// (sign_from, retire_at, key), oldest first.
     signers: Vec<(i64, Option<i64>, Arc<SigningKey>)>,
     /// The published JWKS document.
@@ -31,12 +40,20 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// The key that signs now: the newest whose `sign_from` has passed.
+    /// The key that signs now with the realm's algorithm.
     pub fn current_signer(&self, now: i64) -> Option<&Arc<SigningKey>> {
+        self.signer_for(self.default_alg, now)
+    }
+
+    /// The key that signs `alg` now: the newest of that algorithm whose
+    /// `sign_from` has passed.
+    pub fn signer_for(&self, alg: Alg, now: i64) -> Option<&Arc<SigningKey>> {
         self.signers
             .iter()
             .rev()
-            .find(|(from, retire, _)| *from <= now && retire.is_none_or(|r| r > now))
+            .find(|(from, retire, k)| {
+                k.alg() == alg && *from <= now && retire.is_none_or(|r| r > now)
+            })
             .map(|(_, _, k)| k)
     }
 
@@ -64,11 +81,11 @@ impl KeyRing {
     pub async fn load(idp: &Idp, realm: &Realm) -> Result<KeyRing, OAuthError> {
         let now = gatehouse_core::time::now();
         let mut records = idp.store.keys(&realm.id).await?;
-        if !records
-            .iter()
-            .any(|k| k.sign_from <= now && k.retire_at.is_none_or(|t| t > now))
-        {
-            let alg = Alg::parse(&realm.default_signature_algorithm).unwrap_or(Alg::RS256);
+        // Realm writes accept only algorithms Gatehouse signs with.
+        let alg = Alg::parse(&realm.default_signature_algorithm).unwrap_or(Alg::RS256);
+        if !records.iter().any(|k| {
+            k.alg == alg.as_str() && k.sign_from <= now && k.retire_at.is_none_or(|t| t > now)
+        }) {
             let rec = new_key(idp, realm, alg, now)?;
             idp.store.insert_key(&rec, &[]).await?;
             records.push(rec);
@@ -101,12 +118,58 @@ impl KeyRing {
         };
         Ok(KeyRing {
             loaded_at: now,
+            default_alg: alg,
             signers,
             jwks,
             verifier,
             hs_secret,
         })
     }
+}
+
+/// The key that signs `alg` for a client that asked for it: the ring's,
+/// or (the first time in this realm) a new one, active at once and
+/// published from now on, as Keycloak's fallback keys are.
+pub async fn signer_as(
+    idp: &Idp,
+    realm: &Realm,
+    ring: &KeyRing,
+    alg: Alg,
+) -> Result<Arc<SigningKey>, OAuthError> {
+    let now = gatehouse_core::time::now();
+    if let Some(k) = ring.signer_for(alg, now) {
+        return Ok(k.clone());
+    }
+    // Another node or request may have made one since this ring loaded.
+    idp.forget_keyring(&realm.id);
+    let fresh = idp.keyring(realm).await?;
+    if let Some(k) = fresh.signer_for(alg, now) {
+        return Ok(k.clone());
+    }
+    let rec = new_key(idp, realm, alg, now)?;
+    let kid = rec.kid.clone();
+    idp.store.insert_key(&rec, &[]).await?;
+    tracing::info!(realm = %realm.name, %kid, alg = alg.as_str(), "created a signing key for a client's algorithm");
+    idp.forget_keyring(&realm.id);
+    idp.keyring(realm)
+        .await?
+        .signer_for(alg, now)
+        .cloned()
+        .ok_or_else(|| OAuthError::internal("new signing key not loaded"))
+}
+
+/// The algorithm a client's attribute (`access.token.signed.response.alg`
+/// or `id.token.signed.response.alg`) asks for, when it asks for one other
+/// than the realm's that Gatehouse signs with. Another value (empty, or
+/// one Gatehouse cannot sign with, which imports and registration warn
+/// about or refuse) leaves the realm's.
+pub fn client_alg(
+    client: &gatehouse_core::model::Client,
+    attribute: &str,
+    ring: &KeyRing,
+) -> Option<Alg> {
+    let alg = Alg::parse(client.attributes.get(attribute)?).ok()?;
+    (alg != ring.default_alg).then_some(alg)
 }
 
 fn new_key(idp: &Idp, realm: &Realm, alg: Alg, sign_from: i64) -> Result<KeyRecord, OAuthError> {
@@ -148,7 +211,7 @@ pub async fn rotate(
     }
     let retire_at = sign_from + longest + 60;
     for old in idp.store.keys(&realm.id).await? {
-        if old.retire_at.is_none() {
+        if old.retire_at.is_none() && old.alg == alg.as_str() {
             idp.store.retire_key(&old.kid, retire_at).await?;
         }
     }

@@ -192,12 +192,14 @@ impl Idp {
 
     /// The realm's key ring, creating the first key if the realm has none.
     pub async fn keyring(&self, realm: &Realm) -> Result<Arc<KeyRing>, OAuthError> {
-        if let Some(r) = self.cached_ring(&realm.id) {
+        let alg = gatehouse_jose::keys::Alg::parse(&realm.default_signature_algorithm)
+            .unwrap_or(gatehouse_jose::keys::Alg::RS256);
+        if let Some(r) = self.cached_ring(&realm.id, alg) {
             return Ok(r);
         }
         let _guard = self.ring_load.lock().await;
         // Someone may have loaded it while we waited.
-        if let Some(r) = self.cached_ring(&realm.id) {
+        if let Some(r) = self.cached_ring(&realm.id, alg) {
             return Ok(r);
         }
         let ring = Arc::new(KeyRing::load(self, realm).await?);
@@ -207,11 +209,18 @@ impl Idp {
         Ok(ring)
     }
 
-    fn cached_ring(&self, realm_id: &str) -> Option<Arc<KeyRing>> {
+    fn cached_ring(
+        &self,
+        realm_id: &str,
+        default_alg: gatehouse_jose::keys::Alg,
+    ) -> Option<Arc<KeyRing>> {
         let now = gatehouse_core::time::now();
         let map = self.rings.read().ok()?;
         let r = map.get(realm_id)?;
-        (now - r.loaded_at < KEYRING_TTL_SECS && r.current_signer(now).is_some()).then(|| r.clone())
+        (now - r.loaded_at < KEYRING_TTL_SECS
+            && r.current_signer(now).is_some()
+            && r.default_alg == default_alg)
+            .then(|| r.clone())
     }
 
     /// Records ended sessions for the gateway. Kept two days: longer than

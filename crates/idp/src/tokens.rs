@@ -7,6 +7,7 @@ use crate::keyring::KeyRing;
 use crate::state::Idp;
 use axum::http::StatusCode;
 use gatehouse_core::model::{Client, ClientScope, ProtocolMapper, Realm, Session, User};
+use gatehouse_jose::keys::SigningKey;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -683,6 +684,25 @@ pub async fn claims(
     })
 }
 
+/// The client attribute naming the algorithm of its access tokens.
+pub const ACCESS_ALG: &str = "access.token.signed.response.alg";
+/// The client attribute naming the algorithm of its ID tokens.
+pub const ID_ALG: &str = "id.token.signed.response.alg";
+
+/// The key that signs the grant's client's tokens of the kind `attribute`
+/// names: the realm's, unless the client picked another algorithm.
+async fn signer(
+    idp: &Idp,
+    g: &Grant<'_>,
+    ring: &KeyRing,
+    attribute: &str,
+) -> Result<Arc<SigningKey>, OAuthError> {
+    match crate::keyring::client_alg(g.client, attribute, ring) {
+        None => Ok(ring.signer()?.clone()),
+        Some(alg) => crate::keyring::signer_as(idp, g.realm, ring, alg).await,
+    }
+}
+
 /// The JSON a token endpoint returns.
 pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OAuthError> {
     let now = gatehouse_core::time::now();
@@ -693,8 +713,8 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
         lifespan,
         issuer,
     } = claims(idp, g, now, wants_id).await?;
-    let signer = ring.signer()?;
-    let access_token = gatehouse_jose::sign::sign(signer.as_ref(), &access)?;
+    let access_token =
+        gatehouse_jose::sign::sign(signer(idp, g, ring, ACCESS_ALG).await?.as_ref(), &access)?;
 
     let mut out = Map::new();
     out.insert("access_token".into(), json!(access_token));
@@ -704,6 +724,7 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
     out.insert("scope".into(), json!(g.scope));
 
     if let Some(mut it) = id {
+        let signer = signer(idp, g, ring, ID_ALG).await?;
         it.insert(
             "at_hash".into(),
             json!(at_hash(signer.alg(), &access_token)),
@@ -761,9 +782,9 @@ pub async fn front_channel(
         lifespan,
         ..
     } = claims(idp, g, now, with_id).await?;
-    let signer = ring.signer()?;
     let mut out = Vec::new();
     let access_token = if with_token {
+        let signer = signer(idp, g, ring, ACCESS_ALG).await?;
         let t = gatehouse_jose::sign::sign(signer.as_ref(), &access)?;
         out.push(("access_token", t.clone()));
         out.push(("token_type", "Bearer".to_owned()));
@@ -773,6 +794,7 @@ pub async fn front_channel(
         None
     };
     if let Some(mut it) = id {
+        let signer = signer(idp, g, ring, ID_ALG).await?;
         if let Some(t) = &access_token {
             it.insert("at_hash".into(), json!(at_hash(signer.alg(), t)));
         }
@@ -826,12 +848,7 @@ pub async fn userinfo(
 /// `s_hash`) for the signing algorithm, base64url.
 fn at_hash(alg: gatehouse_jose::keys::Alg, token: &str) -> String {
     use base64::Engine;
-    let d = match alg {
-        gatehouse_jose::keys::Alg::EdDSA => {
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, token.as_bytes())
-        }
-        _ => aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()),
-    };
+    let d = aws_lc_rs::digest::digest(alg.digest(), token.as_bytes());
     let h = d.as_ref();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&h[..h.len() / 2])
 }

@@ -512,6 +512,137 @@ async fn key_rotation_publishes_before_signing() {
     );
 }
 
+/// A JWT's header.
+fn header(jwt: &str) -> Value {
+    let h = jwt.split('.').next().expect("header");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(h)
+            .expect("b64"),
+    )
+    .expect("json")
+}
+
+/// As in Keycloak, a client picks the algorithms of its access and ID
+/// tokens (client attributes); the realm makes a key for an algorithm the
+/// first time one is asked for, publishes it, verifies with it, keeps it
+/// through another algorithm's rotation, and a realm whose default
+/// algorithm changes signs with the new one from then on.
+#[tokio::test]
+async fn clients_pick_their_token_signing_algorithms() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let disc = s.discovery("demo").await;
+    for alg in ["RS256", "PS256", "ES384", "EdDSA"] {
+        assert!(
+            disc["id_token_signing_alg_values_supported"]
+                .as_array()
+                .expect("algs")
+                .contains(&json!(alg)),
+            "{alg}"
+        );
+    }
+    s.edit_client(&t, "demo", "app", |c| {
+        c["attributes"]["access.token.signed.response.alg"] = json!("PS256");
+        c["attributes"]["id.token.signed.response.alg"] = json!("ES384");
+    })
+    .await;
+    let tok = s.alice_tokens(Some("openid")).await;
+    let at = tok["access_token"].as_str().expect("at");
+    let id = tok["id_token"].as_str().expect("id");
+    assert_eq!(header(at)["alg"], "PS256");
+    assert_eq!(header(id)["alg"], "ES384");
+    // Both verify against the published keys, each key carrying its alg.
+    assert_eq!(s.verified("demo", at).await["typ"], "Bearer");
+    let id_claims = s.verified("demo", id).await;
+    // at_hash with the ID token's hash, SHA-384 (OIDC Core 3.1.3.6).
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, at.as_bytes());
+    let half = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..24]);
+    assert_eq!(id_claims["at_hash"], half.as_str());
+    let certs: Value = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/certs",
+            s.base
+        ))
+        .send()
+        .await
+        .expect("certs")
+        .json()
+        .await
+        .expect("json");
+    let published = |kid: &Value| {
+        certs["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| &k["kid"] == kid)
+            .cloned()
+            .expect("published")
+    };
+    assert_eq!(published(&header(at)["kid"])["alg"], "PS256");
+    assert_eq!(published(&header(id)["kid"])["crv"], "P-384");
+    // Gatehouse's own endpoints accept them.
+    assert_eq!(s.introspect_demo(at).await["active"], true);
+    assert_eq!(s.userinfo("demo", at).await.status(), 200);
+    let (_, keys) = s.admin_get(&t, "/demo/keys").await;
+    for alg in ["RS256", "PS256", "ES384"] {
+        assert!(keys["active"][alg].is_string(), "{alg}: {keys}");
+    }
+    // A refresh keeps the client's algorithms and the same keys.
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tok["refresh_token"].as_str().expect("rt")),
+        ])
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(r.status(), 200);
+    let again: Value = r.json().await.expect("json");
+    let at2 = again["access_token"].as_str().expect("at");
+    assert_eq!(header(at2)["kid"], header(at)["kid"]);
+    // Rotating the realm's (RS256) key leaves the PS256 key signing.
+    let r = s
+        .http
+        .post(format!("{}/admin/realms/demo/keys/rotate", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("rotate");
+    assert_eq!(r.status(), 200);
+    let after = s.alice_tokens(Some("openid")).await;
+    let at3 = after["access_token"].as_str().expect("at");
+    assert_eq!(header(at3)["kid"], header(at)["kid"]);
+    // A value Gatehouse cannot sign with (HMAC) leaves the realm's.
+    s.edit_client(&t, "demo", "app", |c| {
+        c["attributes"]["access.token.signed.response.alg"] = json!("HS256");
+        c["attributes"]["id.token.signed.response.alg"] = json!("");
+    })
+    .await;
+    let plain = s.alice_tokens(Some("openid")).await;
+    assert_eq!(
+        header(plain["access_token"].as_str().expect("at"))["alg"],
+        "RS256"
+    );
+    assert_eq!(
+        header(plain["id_token"].as_str().expect("id"))["alg"],
+        "RS256"
+    );
+    // The realm's default changes: its tokens follow at once.
+    let (_, mut realm) = s.admin_get(&t, "/demo").await;
+    realm["defaultSignatureAlgorithm"] = json!("ES256");
+    assert_eq!(s.admin_put(&t, "/demo", Some(&realm)).await, 204);
+    let es = s.alice_tokens(Some("openid")).await;
+    let at4 = es["access_token"].as_str().expect("at");
+    assert_eq!(header(at4)["alg"], "ES256");
+    assert_eq!(s.verified("demo", at4).await["typ"], "Bearer");
+    assert_eq!(s.introspect_demo(at4).await["active"], true);
+}
+
 #[tokio::test]
 async fn keycloak_realm_export_imports_and_pbkdf2_users_log_in() {
     let s = start().await;

@@ -681,9 +681,8 @@ async fn anonymous_registration_follows_the_realms_policies() {
 }
 
 /// Signing and encryption metadata Gatehouse cannot honour is refused
-/// with `invalid_client_metadata` instead of being stored and ignored; the
-/// realm's ID token algorithm is accepted, echoed, and the only one
-/// discovery lists.
+/// with `invalid_client_metadata` instead of being stored and ignored; an
+/// ID token algorithm discovery lists is accepted and echoed.
 #[tokio::test]
 async fn unsupported_signing_and_encryption_metadata_is_refused() {
     let s = start().await;
@@ -696,7 +695,9 @@ async fn unsupported_signing_and_encryption_metadata_is_refused() {
     let disco = s.discovery("demo").await;
     assert_eq!(
         disco["id_token_signing_alg_values_supported"],
-        json!(["RS256"])
+        json!([
+            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"
+        ])
     );
     let base = json!({"redirect_uris": ["https://rp.example/cb"]});
     let with = |field: &str, v: Value| {
@@ -707,7 +708,7 @@ async fn unsupported_signing_and_encryption_metadata_is_refused() {
     let iat = initial_token(&s, &admin, 20, 0).await;
     let iat = iat["token"].as_str().expect("token").to_owned();
     for (field, value) in [
-        ("id_token_signed_response_alg", json!("ES256")),
+        ("id_token_signed_response_alg", json!("HS256")),
         ("id_token_signed_response_alg", json!("none")),
         ("id_token_encrypted_response_alg", json!("RSA-OAEP")),
         ("userinfo_signed_response_alg", json!("RS256")),
@@ -726,11 +727,22 @@ async fn unsupported_signing_and_encryption_metadata_is_refused() {
             "{v}"
         );
     }
-    let mut ok = with("id_token_signed_response_alg", json!("RS256"));
+    // Any asymmetric algorithm discovery lists is taken, kept as
+    // Keycloak's client attribute, and given back.
+    let mut ok = with("id_token_signed_response_alg", json!("ES256"));
     ok["userinfo_signed_response_alg"] = json!("none");
     ok["token_endpoint_auth_signing_alg"] = json!("ES256");
     let r = post(&s, &reg_url, &iat, &ok).await;
     assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["id_token_signed_response_alg"], "ES256");
+    let id = s
+        .client_uuid(&admin, "demo", v["client_id"].as_str().expect("id"))
+        .await;
+    let (_, rep) = s.admin_get(&admin, &format!("/demo/clients/{id}")).await;
+    assert_eq!(rep["attributes"]["id.token.signed.response.alg"], "ES256");
+    // Without it, the realm's.
+    let r = post(&s, &reg_url, &iat, &base).await;
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["id_token_signed_response_alg"], "RS256");
 }

@@ -243,11 +243,15 @@ async fn remove(
 async fn keys(RealmAdmin { idp, realm: r, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
     let now = gatehouse_core::time::now();
     let ring = idp.keyring(&r).await?;
-    let active_kid = ring.current_signer(now).map(|k| k.kid().to_owned());
     let mut out = vec![];
     let mut active = serde_json::Map::new();
     for k in idp.store.keys(&r.id).await? {
-        let status = if Some(&k.kid) == active_kid.as_ref() {
+        // One active key per algorithm: the one that signs it now.
+        let signs = gatehouse_jose::keys::Alg::parse(&k.alg)
+            .ok()
+            .and_then(|a| ring.signer_for(a, now))
+            .is_some_and(|s| s.kid() == k.kid);
+        let status = if signs {
             "ACTIVE"
         } else if k.sign_from > now {
             "PASSIVE"

@@ -16,9 +16,12 @@ pub async fn get(
     let realm = idp.realm(&realm).await?;
     let iss = idp.issuer(&realm.name);
     let p = format!("{iss}/protocol/openid-connect");
-    // What this realm signs ID tokens with: one algorithm, the realm's
-    // (a client registering another is refused).
-    let algs = [realm.default_signature_algorithm.as_str()];
+    // What ID tokens can be signed with: the realm's algorithm, or the
+    // one a client picks (`keyring.rs`), as Keycloak lists them.
+    let algs: Vec<&str> = gatehouse_jose::keys::Alg::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
     let auth_methods = [
         "client_secret_basic",
         "client_secret_post",
