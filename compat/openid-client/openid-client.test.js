@@ -199,7 +199,7 @@ test("dynamic client registration (RFC 7591) with an initial access token, then 
   assert.equal((await read.json()).client_id, md.client_id);
 });
 
-test("a client picks its ID token algorithm at registration; the RP checks the signature against the JWKS", async () => {
+test("a client picks its ID token and userinfo algorithms at registration; the RP checks the signatures against the JWKS", async () => {
   const admin = await gatehouse.adminToken();
   const r = await fetch(`${base}/admin/realms/rp/clients-initial-access`, {
     method: "POST",
@@ -207,7 +207,7 @@ test("a client picks its ID token algorithm at registration; the RP checks the s
     body: JSON.stringify({ count: 1, expiration: 300 }),
   });
   const { token } = await r.json();
-  const metadata = { redirect_uris: [REDIRECT], id_token_signed_response_alg: "PS384" };
+  const metadata = { redirect_uris: [REDIRECT], id_token_signed_response_alg: "PS384", userinfo_signed_response_alg: "ES256" };
   const options = { initialAccessToken: token, execute: [oidc.allowInsecureRequests] };
   const config = await oidc.dynamicClientRegistration(new URL(`${base}/realms/rp`), metadata, undefined, options);
   assert.equal(config.clientMetadata().id_token_signed_response_alg, "PS384");
@@ -227,6 +227,11 @@ test("a client picks its ID token algorithm at registration; the RP checks the s
   const header = JSON.parse(Buffer.from(tokens.id_token.split(".")[0], "base64url"));
   assert.equal(header.alg, "PS384");
   assert.equal(tokens.claims().sub.length > 0, true);
+  // Userinfo comes as a JWT signed ES256 for this client; the RP checks
+  // its signature, issuer and audience.
+  const info = await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims().sub);
+  assert.equal(info.preferred_username, "alice");
+  assert.equal(info.aud, config.clientMetadata().client_id);
   // The refreshed ID token is the same algorithm and verifies too.
   const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token);
   assert.equal(JSON.parse(Buffer.from(refreshed.id_token.split(".")[0], "base64url")).alg, "PS384");

@@ -519,6 +519,7 @@ async fn save(idp: &Idp, realm: &Realm, c: &mut Client) -> Result<String, OAuthE
     if c.service_accounts_enabled {
         crate::admin::clients::ensure_service_account(idp, realm, c).await?;
     }
+    crate::keyring::prepare_for_client(idp, realm, c).await?;
     Ok(token)
 }
 
@@ -854,9 +855,10 @@ fn check_algorithms(meta: &Map<String, Value>) -> Result<(), OAuthError> {
             "Unsupported token_endpoint_auth_signing_alg: {alg}"
         )));
     }
-    // Userinfo is plain JSON, which "none" names (as discovery lists it).
+    // Userinfo is plain JSON ("none") or a JWT signed like ID tokens.
     if let Some(alg) = string(meta, "userinfo_signed_response_alg")?
         && alg != "none"
+        && gatehouse_jose::keys::Alg::parse(alg).is_err()
     {
         return Err(bad_metadata(format!(
             "Unsupported userinfo_signed_response_alg: {alg}"
@@ -991,6 +993,12 @@ fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
             .insert(crate::tokens::ID_ALG.into(), a.to_owned()),
         None => c.attributes.remove(crate::tokens::ID_ALG),
     };
+    match string(meta, "userinfo_signed_response_alg")? {
+        Some(a) if a != "none" => c
+            .attributes
+            .insert(crate::tokens::USERINFO_ALG.into(), a.to_owned()),
+        _ => c.attributes.remove(crate::tokens::USERINFO_ALG),
+    };
     // PKCE stays required for public clients whatever they registered.
     c.name = string(meta, "client_name")?.map(str::to_owned);
     for (field, attr) in [
@@ -1082,6 +1090,13 @@ fn external(c: &Client, uri: &str, token: &str, realm: &Realm) -> Map<String, Va
         .filter(|a| !a.is_empty())
         .unwrap_or(&realm.default_signature_algorithm);
     m.insert("id_token_signed_response_alg".into(), json!(id_alg));
+    if let Some(a) = c
+        .attributes
+        .get(crate::tokens::USERINFO_ALG)
+        .filter(|a| !a.is_empty())
+    {
+        m.insert("userinfo_signed_response_alg".into(), json!(a));
+    }
     m.insert("grant_types".into(), json!(grants));
     let responses: &[&str] = if c.standard_flow_enabled {
         &["code"]

@@ -129,7 +129,10 @@ impl KeyRing {
 
 /// The key that signs `alg` for a client that asked for it: the ring's,
 /// or (the first time in this realm) a new one, active at once and
-/// published from now on, as Keycloak's fallback keys are.
+/// published from then on, as Keycloak's fallback keys are. Saving a
+/// client that names an algorithm makes its key beforehand
+/// (`prepare_for_client`), so relying parties find it in the JWKS before
+/// the first token it signs; this covers clients stored otherwise.
 pub async fn signer_as(
     idp: &Idp,
     realm: &Realm,
@@ -156,6 +159,33 @@ pub async fn signer_as(
         .signer_for(alg, now)
         .cloned()
         .ok_or_else(|| OAuthError::internal("new signing key not loaded"))
+}
+
+/// Makes the keys of the algorithms `client` names (access token, ID
+/// token, userinfo) that the realm has none of yet.
+pub async fn prepare_for_client(
+    idp: &Idp,
+    realm: &Realm,
+    client: &gatehouse_core::model::Client,
+) -> Result<(), OAuthError> {
+    let attributes = [
+        crate::tokens::ACCESS_ALG,
+        crate::tokens::ID_ALG,
+        crate::tokens::USERINFO_ALG,
+    ];
+    if !attributes
+        .iter()
+        .any(|a| client.attributes.get(*a).is_some_and(|v| !v.is_empty()))
+    {
+        return Ok(());
+    }
+    let ring = idp.keyring(realm).await?;
+    for a in attributes {
+        if let Some(alg) = client.attributes.get(a).and_then(|v| Alg::parse(v).ok()) {
+            signer_as(idp, realm, &ring, alg).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The algorithm a client's attribute (`access.token.signed.response.alg`

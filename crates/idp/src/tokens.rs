@@ -688,6 +688,9 @@ pub async fn claims(
 pub const ACCESS_ALG: &str = "access.token.signed.response.alg";
 /// The client attribute naming the algorithm of its ID tokens.
 pub const ID_ALG: &str = "id.token.signed.response.alg";
+/// The client attribute that makes its userinfo answers signed JWTs
+/// (OIDC Core §5.3.2) with the algorithm it names.
+pub const USERINFO_ALG: &str = "user.info.response.signature.alg";
 
 /// The key that signs the grant's client's tokens of the kind `attribute`
 /// names: the realm's, unless the client picked another algorithm.

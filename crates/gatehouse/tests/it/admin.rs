@@ -547,6 +547,30 @@ async fn clients_pick_their_token_signing_algorithms() {
         c["attributes"]["id.token.signed.response.alg"] = json!("ES384");
     })
     .await;
+    // Saving the client made its keys: published before they first sign,
+    // so a relying party's cached JWKS has them.
+    let early: Value = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/certs",
+            s.base
+        ))
+        .send()
+        .await
+        .expect("certs")
+        .json()
+        .await
+        .expect("json");
+    for alg in ["PS256", "ES384"] {
+        assert!(
+            early["keys"]
+                .as_array()
+                .expect("keys")
+                .iter()
+                .any(|k| k["alg"] == alg),
+            "{alg}: {early}"
+        );
+    }
     let tok = s.alice_tokens(Some("openid")).await;
     let at = tok["access_token"].as_str().expect("at");
     let id = tok["id_token"].as_str().expect("id");
@@ -584,7 +608,46 @@ async fn clients_pick_their_token_signing_algorithms() {
     assert_eq!(published(&header(id)["kid"])["crv"], "P-384");
     // Gatehouse's own endpoints accept them.
     assert_eq!(s.introspect_demo(at).await["active"], true);
-    assert_eq!(s.userinfo("demo", at).await.status(), 200);
+    let plain_info = s.userinfo("demo", at).await;
+    assert_eq!(plain_info.status(), 200);
+    assert_eq!(
+        plain_info.headers()["content-type"],
+        "application/json",
+        "userinfo is JSON unless the client asks for a JWT"
+    );
+    // Signed userinfo (OIDC Core 5.3.2): a JWT for the client, by the
+    // algorithm it names.
+    s.edit_client(&t, "demo", "app", |c| {
+        c["attributes"]["user.info.response.signature.alg"] = json!("EdDSA");
+    })
+    .await;
+    let info = s.userinfo("demo", at).await;
+    assert_eq!(info.status(), 200);
+    assert_eq!(info.headers()["content-type"], "application/jwt");
+    let jwt = info.text().await.expect("body");
+    assert_eq!(header(&jwt)["alg"], "EdDSA");
+    let keys = s.realm_keys("demo").await;
+    let rules = gatehouse_jose::verify::Rules {
+        audiences: vec!["app".into()],
+        ..gatehouse_jose::verify::Rules::for_issuer(&format!("{}/realms/demo", s.base))
+    };
+    // No `exp` in a userinfo JWT, which the verifier reports only after
+    // the signature passed: a tampered one fails on the signature.
+    assert!(matches!(
+        keys.verify(&jwt, &rules),
+        Err(gatehouse_jose::Error::Invalid(_))
+    ));
+    let (signed, sig) = jwt.rsplit_once('.').expect("sig");
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    let tampered = format!("{signed}.{flipped}{}", &sig[1..]);
+    assert!(matches!(
+        keys.verify(&tampered, &rules),
+        Err(gatehouse_jose::Error::BadSignature)
+    ));
+    let info_claims = crate::support::claims(&jwt);
+    assert_eq!(info_claims["aud"], "app");
+    assert_eq!(info_claims["iss"], format!("{}/realms/demo", s.base));
+    assert_eq!(info_claims["preferred_username"], "alice");
     let (_, keys) = s.admin_get(&t, "/demo/keys").await;
     for alg in ["RS256", "PS256", "ES384"] {
         assert!(keys["active"][alg].is_string(), "{alg}: {keys}");

@@ -711,7 +711,7 @@ async fn unsupported_signing_and_encryption_metadata_is_refused() {
         ("id_token_signed_response_alg", json!("HS256")),
         ("id_token_signed_response_alg", json!("none")),
         ("id_token_encrypted_response_alg", json!("RSA-OAEP")),
-        ("userinfo_signed_response_alg", json!("RS256")),
+        ("userinfo_signed_response_alg", json!("HS256")),
         ("userinfo_encrypted_response_alg", json!("RSA-OAEP")),
         ("request_object_signing_alg", json!("RS256")),
         ("token_endpoint_auth_signing_alg", json!("none")),

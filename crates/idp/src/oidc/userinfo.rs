@@ -8,6 +8,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use gatehouse_core::model::{Realm, User};
 use serde_json::Value;
 use std::sync::Arc;
@@ -75,13 +76,16 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The userinfo endpoint. The token comes in the header or, for POST, as
-/// the `access_token` form field (RFC 6750 §2.2).
+/// the `access_token` form field (RFC 6750 §2.2). A client whose
+/// `user.info.response.signature.alg` names an algorithm gets a signed JWT
+/// (`application/jwt`, with `iss` and `aud`, OIDC Core §5.3.2), as from
+/// Keycloak; others plain JSON.
 pub async fn handle(
     State(idp): State<Arc<Idp>>,
     Path(realm): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, OAuthError> {
+) -> Result<Response, OAuthError> {
     let realm = idp.realm(&realm).await?;
     let form_token = if body.is_empty() {
         None
@@ -111,6 +115,20 @@ pub async fn handle(
         return Err(unauthorized("invalid_token", "Client not found"));
     };
     let scope = active.claims["scope"].as_str().unwrap_or_default();
-    let v = crate::tokens::userinfo(&idp, &realm, &client, &active.user, scope).await?;
-    Ok(Json(v))
+    let mut v = crate::tokens::userinfo(&idp, &realm, &client, &active.user, scope).await?;
+    let Some(alg) = client
+        .attributes
+        .get(crate::tokens::USERINFO_ALG)
+        .and_then(|a| gatehouse_jose::keys::Alg::parse(a).ok())
+    else {
+        return Ok(Json(v).into_response());
+    };
+    let ring = idp.keyring(&realm).await?;
+    let signer = crate::keyring::signer_as(&idp, &realm, &ring, alg).await?;
+    if let Some(m) = v.as_object_mut() {
+        m.insert("iss".into(), idp.issuer(&realm.name).into());
+        m.insert("aud".into(), client.client_id.clone().into());
+    }
+    let jwt = gatehouse_jose::sign::sign(signer.as_ref(), &v)?;
+    Ok(([(header::CONTENT_TYPE, "application/jwt")], jwt).into_response())
 }
