@@ -848,6 +848,15 @@ fn check_algorithms(meta: &Map<String, Value>) -> Result<(), OAuthError> {
             "Unsupported id_token_signed_response_alg: {alg}"
         )));
     }
+    // Request objects (`request_object.rs`): any algorithm it verifies.
+    if let Some(alg) = string(meta, "request_object_signing_alg")?
+        && gatehouse_jose::keys::Alg::parse(alg).is_err()
+        && !["HS256", "HS384", "HS512", "none"].contains(&alg)
+    {
+        return Err(bad_metadata(format!(
+            "Unsupported request_object_signing_alg: {alg}"
+        )));
+    }
     if let Some(alg) = string(meta, "token_endpoint_auth_signing_alg")?
         && !ASSERTION_ALGS.contains(&alg)
     {
@@ -869,7 +878,6 @@ fn check_algorithms(meta: &Map<String, Value>) -> Result<(), OAuthError> {
         "id_token_encrypted_response_enc",
         "userinfo_encrypted_response_alg",
         "userinfo_encrypted_response_enc",
-        "request_object_signing_alg",
         "request_object_encryption_alg",
         "request_object_encryption_enc",
         "authorization_signed_response_alg",
@@ -992,6 +1000,12 @@ fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
             .attributes
             .insert(crate::tokens::ID_ALG.into(), a.to_owned()),
         None => c.attributes.remove(crate::tokens::ID_ALG),
+    };
+    match string(meta, "request_object_signing_alg")? {
+        Some(a) => c
+            .attributes
+            .insert("request.object.signature.alg".into(), a.to_owned()),
+        None => c.attributes.remove("request.object.signature.alg"),
     };
     match string(meta, "userinfo_signed_response_alg")? {
         Some(a) if a != "none" => c

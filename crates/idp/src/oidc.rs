@@ -14,6 +14,7 @@ pub mod introspect;
 pub mod login_status_iframe;
 pub mod logout;
 pub mod par;
+pub mod request_object;
 pub mod revoke;
 pub mod third_party_cookies;
 pub mod token;

@@ -15,5 +15,6 @@ mod organizations;
 mod otp;
 mod peers;
 mod registration;
+mod request_object;
 mod rp;
 mod support;

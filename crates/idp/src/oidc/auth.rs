@@ -706,9 +706,17 @@ async fn authorize(
         Err(e) => return Ok(error_page(&e.description)),
     };
     // A pushed request (RFC 9126) stands in for the query.
+    let pushed = q
+        .get("request_uri")
+        .is_some_and(|u| u.starts_with(crate::oidc::par::PREFIX));
     let q = match crate::oidc::par::resolve(idp, &realm, q).await? {
         Ok(q) => q,
         Err(why) => return Ok(error_page(why)),
+    };
+    // And a request object's parameters stand in for the query's.
+    let q = match crate::oidc::request_object::resolve(idp, &realm, q, pushed).await? {
+        Ok(q) => q,
+        Err(why) => return Ok(error_page(&why)),
     };
     let (client, redirect_uri) = match validate_client(idp, &realm, &q).await? {
         Ok(v) => v,
@@ -770,12 +778,6 @@ async fn authorize(
         return Ok(fail(
             "request_uri_not_supported",
             "Request objects by reference are not supported",
-        ));
-    }
-    if q.get("request").is_some() {
-        return Ok(fail(
-            "request_not_supported",
-            "Request objects are not supported",
         ));
     }
     let challenge = q.get("code_challenge");

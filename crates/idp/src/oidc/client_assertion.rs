@@ -277,7 +277,11 @@ fn client_jwks_url(client: &Client) -> Option<&str> {
 /// The client's public keys: its inline `jwks.string`, its `jwks.url`
 /// (cached; `refresh` fetches again unless that was done moments ago), or
 /// the certificate or public key configured on it.
-async fn client_keys(idp: &Idp, client: &Client, refresh: bool) -> Result<Arc<KeySet>, OAuthError> {
+pub(crate) async fn client_keys(
+    idp: &Idp,
+    client: &Client,
+    refresh: bool,
+) -> Result<Arc<KeySet>, OAuthError> {
     if client.attribute_flag("use.jwks.string", false) {
         let jwks = client
             .attributes

@@ -43,13 +43,19 @@ pub async fn post(
             "request_uri is not allowed in a pushed authorization request",
         ));
     }
-    if form.get("request").is_some() {
-        return Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "request_not_supported",
-            "Request objects are not supported",
-        ));
-    }
+    // A request object is verified now, and its parameters are what is
+    // stored (RFC 9126 §2.1: validated as the authorization endpoint would).
+    let form =
+        match crate::oidc::request_object::resolve_for(&idp, &realm, &client, form, true).await? {
+            Ok(f) => f,
+            Err(why) => {
+                return Err(OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_object",
+                    why,
+                ));
+            }
+        };
     if form.get("client_id").is_some_and(|c| c != client.client_id) {
         return Err(OAuthError::invalid_request(
             "client_id does not match the authenticated client",
