@@ -549,18 +549,7 @@ async fn clients_pick_their_token_signing_algorithms() {
     .await;
     // Saving the client made its keys: published before they first sign,
     // so a relying party's cached JWKS has them.
-    let early: Value = s
-        .http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/certs",
-            s.base
-        ))
-        .send()
-        .await
-        .expect("certs")
-        .json()
-        .await
-        .expect("json");
+    let early = s.jwks("demo").await;
     for alg in ["PS256", "ES384"] {
         assert!(
             early["keys"]
@@ -583,18 +572,7 @@ async fn clients_pick_their_token_signing_algorithms() {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, at.as_bytes());
     let half = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..24]);
     assert_eq!(id_claims["at_hash"], half.as_str());
-    let certs: Value = s
-        .http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/certs",
-            s.base
-        ))
-        .send()
-        .await
-        .expect("certs")
-        .json()
-        .await
-        .expect("json");
+    let certs = s.jwks("demo").await;
     let published = |kid: &Value| {
         certs["keys"]
             .as_array()
@@ -653,17 +631,8 @@ async fn clients_pick_their_token_signing_algorithms() {
         assert!(keys["active"][alg].is_string(), "{alg}: {keys}");
     }
     // A refresh keeps the client's algorithms and the same keys.
-    let r = s
-        .http
-        .post(s.token_url("demo"))
-        .basic_auth("app", Some("app-secret"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tok["refresh_token"].as_str().expect("rt")),
-        ])
-        .send()
-        .await
-        .expect("refresh");
+    let rt = tok["refresh_token"].as_str().expect("rt");
+    let r = s.refresh("demo", ("app", "app-secret"), rt).await;
     assert_eq!(r.status(), 200);
     let again: Value = r.json().await.expect("json");
     let at2 = again["access_token"].as_str().expect("at");

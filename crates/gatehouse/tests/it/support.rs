@@ -213,8 +213,13 @@ impl Server {
     /// The realm's published signing keys (its JWKS), as a relying party
     /// loads them to verify what the realm signs.
     pub async fn realm_keys(&self, realm: &str) -> gatehouse_jose::verify::KeySet {
-        let jwks = self
-            .http
+        let jwks = self.jwks(realm).await.to_string();
+        gatehouse_jose::verify::KeySet::from_jwks_json(jwks.as_bytes()).expect("jwks")
+    }
+
+    /// The realm's JWKS document (`.../certs`).
+    pub async fn jwks(&self, realm: &str) -> Value {
+        self.http
             .get(format!(
                 "{}/realms/{realm}/protocol/openid-connect/certs",
                 self.base
@@ -222,10 +227,9 @@ impl Server {
             .send()
             .await
             .expect("certs")
-            .bytes()
+            .json()
             .await
-            .expect("body");
-        gatehouse_jose::verify::KeySet::from_jwks_json(&jwks).expect("jwks")
+            .expect("json")
     }
 
     /// `token`'s claims, verified as a relying party verifies what the
@@ -317,12 +321,17 @@ impl Server {
             .expect("refresh")
     }
 
-    pub async fn refresh_status(
+    pub async fn refresh_status(&self, realm: &str, client: (&str, &str), rt: &str) -> u16 {
+        self.refresh(realm, client, rt).await.status().as_u16()
+    }
+
+    /// A refresh grant by a confidential client (Basic auth).
+    pub async fn refresh(
         &self,
         realm: &str,
         (client, secret): (&str, &str),
         rt: &str,
-    ) -> u16 {
+    ) -> reqwest::Response {
         self.http
             .post(self.token_url(realm))
             .basic_auth(client, Some(secret))
@@ -330,8 +339,6 @@ impl Server {
             .send()
             .await
             .expect("refresh")
-            .status()
-            .as_u16()
     }
 
     /// GETs an admin path outside `/admin/realms` (`/admin/serverinfo`).

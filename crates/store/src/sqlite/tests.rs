@@ -9,6 +9,28 @@ fn listed_realm(name: &str) -> Realm {
     r
 }
 
+/// A session of `user_id` started at time 1.
+fn session(id: &str, realm_id: &str, user_id: &str) -> Session {
+    Session {
+        id: id.into(),
+        realm_id: realm_id.into(),
+        user_id: user_id.into(),
+        client_id: "app".into(),
+        ip: None,
+        started: 1,
+        last_access: 1,
+        offline: false,
+        refresh_token_id: None,
+        rotate_refresh: false,
+        scope: "openid".into(),
+        auth_time: 1,
+        sso_session_id: None,
+        sso_auth: false,
+        impersonator: None,
+        broker: None,
+    }
+}
+
 async fn store() -> SqliteStore {
     SqliteStore::open("sqlite::memory:").await.expect("open")
 }
@@ -180,24 +202,7 @@ async fn login_statements_run_inline_and_yield_to_a_held_write_lock() {
     assert_eq!((lf.failures, lf.last_failure), (1, 7));
     assert_eq!(lf.last_ip.as_deref(), Some("10.0.0.1"));
 
-    let session = |id: &str, user_id: &str| Session {
-        id: id.into(),
-        realm_id: realm.id.clone(),
-        user_id: user_id.into(),
-        client_id: "app".into(),
-        ip: None,
-        started: 1,
-        last_access: 1,
-        offline: false,
-        refresh_token_id: None,
-        rotate_refresh: false,
-        scope: "openid".into(),
-        auth_time: 1,
-        sso_session_id: None,
-        sso_auth: false,
-        impersonator: None,
-        broker: None,
-    };
+    let session = |id: &str, user_id: &str| session(id, &realm.id, user_id);
     let login = Event::user(&realm, "LOGIN");
     s.create_session(&session("s1", &user.id), std::slice::from_ref(&login))
         .await
@@ -285,22 +290,9 @@ async fn codes_and_refresh_rotation(s: SqliteStore) {
         .await
         .expect("user");
     let sess = Session {
-        id: "s1".into(),
-        realm_id: realm.id.clone(),
-        user_id: user.id.clone(),
-        client_id: "app".into(),
-        ip: None,
-        started: 1,
-        last_access: 1,
-        offline: false,
         refresh_token_id: Some("r1".into()),
         rotate_refresh: true,
-        scope: "openid".into(),
-        auth_time: 1,
-        sso_session_id: None,
-        sso_auth: false,
-        impersonator: None,
-        broker: None,
+        ..session("s1", &realm.id, &user.id)
     };
     s.create_session(&sess, &[]).await.expect("sess");
     assert!(
