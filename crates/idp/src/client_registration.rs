@@ -1001,6 +1001,14 @@ fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
             .insert(crate::tokens::ID_ALG.into(), a.to_owned()),
         None => c.attributes.remove(crate::tokens::ID_ALG),
     };
+    // Where the client's request objects by reference may be fetched
+    // (Keycloak's `request.uris`).
+    match strings(meta, "request_uris")? {
+        Some(list) if !list.is_empty() => {
+            c.attributes.insert("request.uris".into(), list.join("##"))
+        }
+        _ => c.attributes.remove("request.uris"),
+    };
     match string(meta, "request_object_signing_alg")? {
         Some(a) => c
             .attributes
@@ -1104,6 +1112,12 @@ fn external(c: &Client, uri: &str, token: &str, realm: &Realm) -> Map<String, Va
         .filter(|a| !a.is_empty())
         .unwrap_or(&realm.default_signature_algorithm);
     m.insert("id_token_signed_response_alg".into(), json!(id_alg));
+    if let Some(list) = c.attributes.get("request.uris").filter(|l| !l.is_empty()) {
+        m.insert(
+            "request_uris".into(),
+            json!(list.split("##").collect::<Vec<_>>()),
+        );
+    }
     if let Some(a) = c
         .attributes
         .get(crate::tokens::USERINFO_ALG)

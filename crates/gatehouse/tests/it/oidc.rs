@@ -1200,13 +1200,9 @@ async fn authorization_endpoint_takes_post_response_modes_and_login_hint() {
             "{k}={v}"
         );
     }
-    // Request objects by reference have their own error (OIDC Core
-    // §3.1.2.6); by value see `request_object.rs`.
-    for (k, v, want) in [(
-        "request_uri",
-        "https://rp.example/r",
-        "request_uri_not_supported",
-    )] {
+    // A request object by reference from a URL the client did not
+    // register is never fetched (OIDC Core §6.2); see `request_object.rs`.
+    for (k, v, want) in [("request_uri", "https://rp.example/r", "invalid_request_uri")] {
         let mut p = params("query");
         p.push((k, v));
         let r = s.http.get(&base).query(&p).send().await.expect("send");

@@ -731,6 +731,7 @@ async fn unsupported_signing_and_encryption_metadata_is_refused() {
     // Keycloak's client attribute, and given back.
     let mut ok = with("id_token_signed_response_alg", json!("ES256"));
     ok["userinfo_signed_response_alg"] = json!("none");
+    ok["request_uris"] = json!(["https://rp.example/req/1", "https://rp.example/req/2"]);
     ok["token_endpoint_auth_signing_alg"] = json!("ES256");
     let r = post(&s, &reg_url, &iat, &ok).await;
     assert_eq!(r.status(), 201);
@@ -741,6 +742,11 @@ async fn unsupported_signing_and_encryption_metadata_is_refused() {
         .await;
     let (_, rep) = s.admin_get(&admin, &format!("/demo/clients/{id}")).await;
     assert_eq!(rep["attributes"]["id.token.signed.response.alg"], "ES256");
+    assert_eq!(
+        rep["attributes"]["request.uris"],
+        "https://rp.example/req/1##https://rp.example/req/2"
+    );
+    assert_eq!(v["request_uris"][1], "https://rp.example/req/2");
     // Without it, the realm's.
     let r = post(&s, &reg_url, &iat, &base).await;
     let v: Value = r.json().await.expect("json");

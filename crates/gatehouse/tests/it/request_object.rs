@@ -233,3 +233,90 @@ async fn pushed_requests_may_carry_a_request_object() {
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"], "invalid_request_object");
 }
+
+/// A request object by reference (OIDC Core §6.2): fetched only from a URL
+/// the client registered in `request.uris`; an unregistered one is
+/// refused by redirect without a fetch, a failing or oversized one with
+/// the error page.
+#[tokio::test]
+async fn request_objects_by_reference_come_from_registered_urls_only() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let s = start().await;
+    let t = s.demo_realm().await;
+    assert_eq!(
+        s.discovery("demo").await["request_uri_parameter_supported"],
+        true
+    );
+    let obj = hs256("app-secret", &request_claims(&s, "by-reference"));
+    let fetched = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = fetched.clone();
+    let app = axum::Router::new()
+        .route(
+            "/req/good",
+            axum::routing::get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let obj = obj.clone();
+                async move { obj }
+            }),
+        )
+        .route(
+            "/req/big",
+            axum::routing::get(|| async { "x".repeat(200_000) }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let peer = format!("http://{}", l.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    let good = format!("{peer}/req/good");
+    let params = |uri: &str| {
+        vec![
+            ("client_id", "app".to_owned()),
+            ("response_type", "code".to_owned()),
+            ("redirect_uri", CB.to_owned()),
+            ("request_uri", uri.to_owned()),
+        ]
+    };
+    let get = |uri: String| {
+        let s = &s;
+        let p = params(&uri);
+        async move {
+            s.http
+                .get(format!(
+                    "{}/realms/demo/protocol/openid-connect/auth",
+                    s.base
+                ))
+                .query(&p)
+                .send()
+                .await
+                .expect("auth")
+        }
+    };
+    // Not registered: refused by redirect, and nothing fetched.
+    let r = get(good.clone()).await;
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().expect("loc");
+    assert_eq!(
+        query_param(loc, "error").as_deref(),
+        Some("invalid_request_uri")
+    );
+    assert_eq!(fetched.load(Ordering::SeqCst), 0);
+    s.edit_client(&t, "demo", "app", |c| {
+        c["attributes"]["request.uris"] = json!(format!("https://other.example/r##{peer}/req/*"));
+    })
+    .await;
+    let first = get(good.clone()).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(fetched.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        query_param(&callback(&s, first).await, "state").as_deref(),
+        Some("by-reference")
+    );
+    for bad in ["/req/missing", "/req/big"] {
+        let r = get(format!("{peer}{bad}")).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        assert!(r.headers().get("location").is_none(), "{bad}");
+    }
+}

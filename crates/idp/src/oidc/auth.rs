@@ -773,11 +773,12 @@ async fn authorize(
     if flow.id_token && q.get("nonce").is_none() {
         return Ok(fail("invalid_request", "Missing parameter: nonce"));
     }
-    // OIDC Core §3.1.2.6: each parameter has its own error code.
+    // OIDC Core §6.2: a request_uri the client did not register is never
+    // fetched (`request_object.rs` fetched the registered ones).
     if q.get("request_uri").is_some() {
         return Ok(fail(
-            "request_uri_not_supported",
-            "Request objects by reference are not supported",
+            "invalid_request_uri",
+            "Specified 'request_uri' not allowed for this client.",
         ));
     }
     let challenge = q.get("code_challenge");

@@ -10,8 +10,12 @@
 //! `request.object.required` (`request or request_uri`, `request only`,
 //! `request_uri only`) makes one mandatory. A signed object is verified
 //! with the client's keys (`jwks.string`, `jwks.url` or certificate, as
-//! for `private_key_jwt`) or, for HMAC, its secret. Encrypted objects and
-//! `request_uri` by URL are not supported.
+//! for `private_key_jwt`) or, for HMAC, its secret. An object may also be
+//! passed by reference (`request_uri`, OIDC Core §6.2): fetched from a URL
+//! the client registered in `request.uris` (Keycloak's "valid request
+//! URIs", `##`-separated, with its trailing `*`), never from any other,
+//! which would let a browser make the server fetch what it names.
+//! Encrypted objects are not supported.
 
 use crate::error::OAuthError;
 use crate::oidc::form::Form;
@@ -20,6 +24,8 @@ use base64::Engine;
 use gatehouse_core::model::{Client, Realm};
 use serde_json::Value;
 
+/// The largest request object fetched by reference.
+const MAX_FETCHED: usize = 64 * 1024;
 /// Clock leeway for `exp` and `nbf`.
 const LEEWAY: i64 = 30;
 /// Claims about the object itself, not parameters of the request.
@@ -44,14 +50,70 @@ pub async fn resolve(
     if pushed {
         return Ok(Ok(q));
     }
+    let q = match q.get("request_uri") {
+        Some(uri) if q.get("request").is_none() => {
+            if !registered(&client, uri) {
+                // Left in place: the endpoint answers it by redirect
+                // (`invalid_request_uri`, OIDC Core §6.2).
+                return Ok(Ok(q));
+            }
+            let jwt = match fetch(idp, uri).await {
+                Ok(j) => j,
+                Err(why) => return Ok(Err(why.into())),
+            };
+            let Form(mut params) = q;
+            params.remove("request_uri");
+            params.insert("request".into(), jwt);
+            return resolve_for(idp, realm, &client, Form(params), true).await;
+        }
+        _ => q,
+    };
     resolve_for(idp, realm, &client, q, false).await
+}
+
+/// Whether `uri` is one of the client's `request.uris`.
+fn registered(client: &Client, uri: &str) -> bool {
+    client.attributes.get("request.uris").is_some_and(|list| {
+        list.split("##")
+            .filter(|p| !p.is_empty())
+            .any(|p| gatehouse_core::model::redirect_uri_matches(p, uri))
+    })
+}
+
+/// The request object at `uri` (a registered URL): at most
+/// `MAX_FETCHED` bytes, no redirects, the server's HTTP timeouts.
+async fn fetch(idp: &Idp, uri: &str) -> Result<String, &'static str> {
+    let fail = |what: &str| {
+        tracing::warn!(uri, "request_uri {what}");
+        "Invalid parameter: request_uri"
+    };
+    let mut resp = idp
+        .http
+        .get(uri)
+        .send()
+        .await
+        .map_err(|_| fail("unreachable"))?;
+    if !resp.status().is_success() {
+        return Err(fail("answered an error"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|_| fail("body unreadable"))? {
+        if body.len() + chunk.len() > MAX_FETCHED {
+            return Err(fail("too large"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body)
+        .map(|s| s.trim().to_owned())
+        .map_err(|_| fail("not text"))
 }
 
 /// The request `q` of `client`: with its `request` object verified and
 /// its claims in place of the query's parameters (they win, OIDC Core
 /// §6.1), and refused when the client requires an object and sent none;
-/// `pushing`: `q` is a pushed authorization request (RFC 9126), which is
-/// how `request_uri only` clients must send theirs.
+/// `pushing`: the object came by reference (a pushed authorization
+/// request, RFC 9126, or a registered `request_uri`), which is how
+/// `request_uri only` clients must send theirs.
 pub async fn resolve_for(
     idp: &Idp,
     realm: &Realm,
