@@ -915,3 +915,44 @@ test("organizations, as Keycloak's organizations spec uses them: off until enabl
   await kc.users.del({ id: user.id });
   await kc.realms.update({ realm: "master" }, { organizationsEnabled: false });
 });
+
+test("realm keys through key-provider components, as Keycloak's admin console and kcadm scripts rotate them", async () => {
+  kc.setConfig({ realmName: "master" });
+  await kc.realms.create({ realm: "keys-compat", enabled: true });
+  kc.setConfig({ realmName: "keys-compat" });
+  const type = "org.keycloak.keys.KeyProvider";
+  const token = async () => {
+    const r = await fetch(`${baseUrl}/realms/master/protocol/openid-connect/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "password", client_id: "admin-cli", username: "admin", password: "compat-admin" }),
+    });
+    return (await r.json()).access_token;
+  };
+  // The realm signs with its first key before any component is added.
+  const before = await kc.realms.getKeys({ realm: "keys-compat" });
+  const firstKid = before.active.RS256;
+  assert.ok(firstKid);
+  const providers = await kc.components.find({ type });
+  assert.deepEqual(providers.map((p) => [p.id, p.providerId]), [[firstKid, "rsa-generated"]]);
+  const realm = await kc.realms.findOne({ realm: "keys-compat" });
+  const created = await kc.components.create({ name: "rsa-rotated", providerId: "rsa-generated", providerType: type,
+    parentId: realm.id, config: { priority: ["200"], algorithm: ["PS256"] } });
+  assert.ok(created.id);
+  let keys = await kc.realms.getKeys({ realm: "keys-compat" });
+  assert.equal(keys.active.PS256, created.id);
+  assert.equal(keys.active.RS256, firstKid);
+  const rsa = await kc.components.findOne({ id: firstKid });
+  await kc.components.update({ id: firstKid }, { ...rsa, config: { ...rsa.config, active: ["false"] } });
+  keys = await kc.realms.getKeys({ realm: "keys-compat" });
+  assert.equal(keys.keys.find((k) => k.kid === firstKid).status, "PASSIVE");
+  // No active RS256 key left: the realm made one, as Keycloak makes a
+  // fallback key.
+  const fallback = keys.active.RS256;
+  assert.ok(fallback && fallback !== firstKid);
+  await kc.components.del({ id: created.id });
+  assert.deepEqual((await kc.components.find({ type })).map((p) => p.id).sort(), [firstKid, fallback].sort());
+  assert.ok(await token(), "the master realm's logins are untouched");
+  kc.setConfig({ realmName: "master" });
+  await kc.realms.del({ realm: "keys-compat" });
+});

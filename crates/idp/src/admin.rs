@@ -21,6 +21,7 @@ pub mod identity_providers;
 pub mod impersonation;
 pub mod initial_access;
 pub mod installation;
+pub mod key_providers;
 pub mod localization;
 pub mod mappers;
 pub mod organizations;

@@ -23,14 +23,29 @@ use std::sync::Arc;
 /// never published, as Keycloak does for refresh tokens).
 const REFRESH_SECRET: &str = "hs512";
 
+/// A published key and when it may sign.
+struct Signer {
+    sign_from: i64,
+    retire_at: Option<i64>,
+    priority: i64,
+    active: bool,
+    key: Arc<SigningKey>,
+}
+
+impl Signer {
+    fn signs(&self, now: i64) -> bool {
+        self.active && self.sign_from <= now && self.retire_at.is_none_or(|r| r > now)
+    }
+}
+
 /// A realm's keys, parsed.
 pub struct KeyRing {
     pub loaded_at: i64,
     /// The realm's default algorithm when loaded (a realm that changes it
     /// gets a new ring).
     pub default_alg: Alg,
-    /// (sign_from, retire_at, key), oldest first.
-    signers: Vec<(i64, Option<i64>, Arc<SigningKey>)>,
+    /// The published keys, oldest first.
+    signers: Vec<Signer>,
     /// The published JWKS document.
     pub jwks: serde_json::Value,
     /// Verifier over the published keys, for our own tokens.
@@ -45,30 +60,22 @@ impl KeyRing {
         self.signer_for(self.default_alg, now)
     }
 
-    /// The key that signs `alg` now: the newest of that algorithm whose
-    /// `sign_from` has passed.
+    /// The key that signs `alg` now: of that algorithm's active keys whose
+    /// `sign_from` has passed, the highest priority, then the newest (as
+    /// Keycloak picks among key providers).
     pub fn signer_for(&self, alg: Alg, now: i64) -> Option<&Arc<SigningKey>> {
         self.signers
             .iter()
-            .rev()
-            .find(|(from, retire, k)| {
-                k.alg() == alg && *from <= now && retire.is_none_or(|r| r > now)
-            })
-            .map(|(_, _, k)| k)
+            .filter(|s| s.key.alg() == alg && s.signs(now))
+            .max_by_key(|s| (s.priority, s.sign_from))
+            .map(|s| &s.key)
     }
 
     /// The newest RSA key that signs now, whatever the realm's default
     /// algorithm: keystore downloads carry its certificate, as Keycloak's
     /// carry its active RSA key's.
     pub fn rsa_signer(&self, now: i64) -> Option<&Arc<SigningKey>> {
-        self.signers
-            .iter()
-            .rev()
-            .filter(|(from, retire, k)| {
-                k.alg() == Alg::RS256 && *from <= now && retire.is_none_or(|r| r > now)
-            })
-            .map(|(_, _, k)| k)
-            .next()
+        self.signer_for(Alg::RS256, now)
     }
 
     /// The signer or a 500.
@@ -84,7 +91,10 @@ impl KeyRing {
         // Realm writes accept only algorithms Gatehouse signs with.
         let alg = Alg::parse(&realm.default_signature_algorithm).unwrap_or(Alg::RS256);
         if !records.iter().any(|k| {
-            k.alg == alg.as_str() && k.sign_from <= now && k.retire_at.is_none_or(|t| t > now)
+            k.alg == alg.as_str()
+                && k.active
+                && k.sign_from <= now
+                && k.retire_at.is_none_or(|t| t > now)
         }) {
             let rec = new_key(idp, realm, alg, now)?;
             idp.store.insert_key(&rec, &[]).await?;
@@ -100,9 +110,15 @@ impl KeyRing {
             let alg = Alg::parse(&r.alg)?;
             let key = SigningKey::from_pkcs8(alg, &r.kid, &der)?;
             jwks.push(key.public_jwk().clone());
-            signers.push((r.sign_from, r.retire_at, Arc::new(key)));
+            signers.push(Signer {
+                sign_from: r.sign_from,
+                retire_at: r.retire_at,
+                priority: r.priority,
+                active: r.active,
+                key: Arc::new(key),
+            });
         }
-        signers.sort_by_key(|(from, _, _)| *from);
+        signers.sort_by_key(|s| s.sign_from);
         let jwks = gatehouse_jose::jwks::document(jwks.iter());
         let verifier = KeySet::from_jwks_json(jwks.to_string().as_bytes())?;
         let hs_secret = match idp.store.secret(&realm.id, REFRESH_SECRET).await? {
@@ -204,7 +220,20 @@ pub fn client_alg(
 
 fn new_key(idp: &Idp, realm: &Realm, alg: Alg, sign_from: i64) -> Result<KeyRecord, OAuthError> {
     let (key, der) = SigningKey::generate(alg)?;
-    let sealed = idp.master_key.seal(&der, key.kid().as_bytes())?;
+    record(idp, realm, &key, &der, sign_from)
+}
+
+/// The stored form of a new `key` (PKCS#8 `der`, sealed under the master
+/// key), priority 100 and active, as Keycloak's generated providers start.
+pub fn record(
+    idp: &Idp,
+    realm: &Realm,
+    key: &SigningKey,
+    der: &[u8],
+    sign_from: i64,
+) -> Result<KeyRecord, OAuthError> {
+    let alg = key.alg();
+    let sealed = idp.master_key.seal(der, key.kid().as_bytes())?;
     Ok(KeyRecord {
         kid: key.kid().to_owned(),
         realm_id: realm.id.clone(),
@@ -214,6 +243,9 @@ fn new_key(idp: &Idp, realm: &Realm, alg: Alg, sign_from: i64) -> Result<KeyReco
         created: gatehouse_core::time::now(),
         private_sealed: sealed,
         public_jwk: key.public_jwk().to_string(),
+        priority: 100,
+        active: true,
+        name: None,
     })
 }
 
@@ -240,12 +272,19 @@ pub async fn rotate(
         }
     }
     let retire_at = sign_from + longest + 60;
+    // The new key takes the highest priority of those it replaces, so that
+    // it signs from `sign_from` on (the newest wins among equals).
+    let mut priority = None;
     for old in idp.store.keys(&realm.id).await? {
         if old.retire_at.is_none() && old.alg == alg.as_str() {
+            priority = priority.max(Some(old.priority));
             idp.store.retire_key(&old.kid, retire_at).await?;
         }
     }
-    let rec = new_key(idp, realm, alg, sign_from)?;
+    let mut rec = new_key(idp, realm, alg, sign_from)?;
+    if let Some(p) = priority {
+        rec.priority = p;
+    }
     let kid = rec.kid.clone();
     let mut ev = Event::admin(realm, "CREATE", "COMPONENT", &format!("keys/{kid}"));
     ev.details.insert("algorithm".into(), alg.as_str().into());

@@ -132,8 +132,14 @@ fn b64(b: &[u8]) -> String {
 impl SigningKey {
     /// Generates a new key; returns it with its PKCS#8 DER for storage.
     pub fn generate(alg: Alg) -> Result<(SigningKey, Vec<u8>)> {
+        Self::generate_sized(alg, 2048)
+    }
+
+    /// As `generate`, with an RSA modulus of `rsa_bits` (2048, 3072 or
+    /// 4096; Keycloak's `keySize`) for the RS and PS algorithms.
+    pub fn generate_sized(alg: Alg, rsa_bits: u32) -> Result<(SigningKey, Vec<u8>)> {
         let der = if alg.rsa_encoding().is_some() {
-            rsa_pkcs8(2048)?
+            rsa_pkcs8(rsa_bits)?
         } else if let Some((curve, _, _)) = alg.ec() {
             EcdsaKeyPair::generate_pkcs8(curve, &SystemRandom::new())
                 .map_err(|e| Error::Key(e.to_string()))?

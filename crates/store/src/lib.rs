@@ -33,6 +33,14 @@ pub struct KeyRecord {
     pub created: i64,
     pub private_sealed: Vec<u8>,
     pub public_jwk: String,
+    /// Keycloak's key-provider priority: of the keys of one algorithm that
+    /// may sign, the highest signs (the newest among equals).
+    pub priority: i64,
+    /// Whether it may sign (Keycloak's `active`); a passive key is only
+    /// published.
+    pub active: bool,
+    /// Its name as a component (`rsa-generated`...), when given one.
+    pub name: Option<String>,
 }
 
 /// A single-use authorization or device code with its JSON payload.
@@ -311,7 +319,11 @@ pub trait Store: Send + Sync + 'static {
     async fn keys(&self, realm_id: &str) -> Result<Vec<KeyRecord>>;
     async fn insert_key(&self, k: &KeyRecord, ev: &[Event]) -> Result<()>;
     async fn retire_key(&self, kid: &str, retire_at: i64) -> Result<()>;
-    async fn delete_key(&self, kid: &str) -> Result<()>;
+    /// Deletes a key of `realm_id` with the admin event (NotFound if none).
+    async fn delete_key(&self, realm_id: &str, kid: &str, ev: &[Event]) -> Result<()>;
+    /// Changes a key's provider settings (priority, active, name) and its
+    /// retirement, with the admin event, in one transaction.
+    async fn update_key(&self, k: &KeyRecord, ev: &[Event]) -> Result<()>;
     async fn secret(&self, realm_id: &str, name: &str) -> Result<Option<Vec<u8>>>;
     async fn put_secret(&self, realm_id: &str, name: &str, sealed: &[u8]) -> Result<()>;
 

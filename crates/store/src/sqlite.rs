@@ -50,6 +50,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../migrations/sqlite/0008_organizations.sql"),
     ),
+    (
+        9,
+        include_str!("../migrations/sqlite/0009_key_providers.sql"),
+    ),
 ];
 
 /// The SQLite store.
@@ -516,6 +520,9 @@ fn key_from_row(r: &SqliteRow) -> Result<KeyRecord> {
         created: r.try_get("created")?,
         private_sealed: r.try_get("private_sealed")?,
         public_jwk: r.try_get("public_jwk")?,
+        priority: r.try_get("priority")?,
+        active: r.try_get("active")?,
+        name: r.try_get("name")?,
     })
 }
 
@@ -1615,7 +1622,7 @@ impl Store for SqliteStore {
 
     async fn insert_key(&self, k: &KeyRecord, ev: &[Event]) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO keys (kid, realm_id, alg, sign_from, retire_at, created, private_sealed, public_jwk) VALUES (?,?,?,?,?,?,?,?)")
+        sqlx::query("INSERT INTO keys (kid, realm_id, alg, sign_from, retire_at, created, private_sealed, public_jwk, priority, active, name) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
             .bind(&k.kid)
             .bind(&k.realm_id)
             .bind(&k.alg)
@@ -1624,6 +1631,9 @@ impl Store for SqliteStore {
             .bind(k.created)
             .bind(&k.private_sealed)
             .bind(&k.public_jwk)
+            .bind(k.priority)
+            .bind(k.active)
+            .bind(&k.name)
             .execute(&mut *tx)
             .await?;
         write_events(&mut tx, ev).await?;
@@ -1640,12 +1650,36 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn delete_key(&self, kid: &str) -> Result<()> {
-        sqlx::query("DELETE FROM keys WHERE kid = ?")
-            .bind(kid)
-            .execute(&self.pool)
-            .await?;
+    async fn update_key(&self, k: &KeyRecord, ev: &[Event]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE keys SET priority = ?, active = ?, name = ?, retire_at = ?, sign_from = ? WHERE kid = ? AND realm_id = ?",
+        )
+        .bind(k.priority)
+        .bind(k.active)
+        .bind(&k.name)
+        .bind(k.retire_at)
+        .bind(k.sign_from)
+        .bind(&k.kid)
+        .bind(&k.realm_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound);
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn delete_key(&self, realm_id: &str, kid: &str, ev: &[Event]) -> Result<()> {
+        self.exec_one(
+            "DELETE FROM keys WHERE kid = ? AND realm_id = ?",
+            &[kid, realm_id],
+            ev,
+        )
+        .await
     }
 
     async fn secret(&self, realm_id: &str, name: &str) -> Result<Option<Vec<u8>>> {

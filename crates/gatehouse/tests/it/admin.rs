@@ -675,6 +675,185 @@ async fn clients_pick_their_token_signing_algorithms() {
     assert_eq!(s.introspect_demo(at4).await["active"], true);
 }
 
+/// Keycloak's way of managing realm keys, through key-provider components
+/// (what `kcadm.sh create components -s providerId=rsa-generated` and the
+/// admin console do): list, add a key of higher priority (it signs at
+/// once, the old one stays published), make one passive, disable it
+/// (unpublished), delete one (its tokens stop verifying), and refuse
+/// providers Gatehouse does not run.
+#[tokio::test]
+async fn key_providers_as_components_rotate_the_realm_keys() {
+    const KEY_TYPE: &str = "org.keycloak.keys.KeyProvider";
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let signing_kid =
+        |tok: &Value| header(tok["access_token"].as_str().expect("at"))["kid"].clone();
+    let first = s.alice_tokens(None).await;
+    let old = signing_kid(&first);
+    let (st, list) = s
+        .admin_get(&t, &format!("/demo/components?type={KEY_TYPE}"))
+        .await;
+    assert_eq!(st, 200);
+    let list = list.as_array().expect("list").clone();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["id"], old);
+    assert_eq!(list[0]["providerId"], "rsa-generated");
+    assert_eq!(list[0]["config"]["priority"], json!(["100"]));
+    assert_eq!(list[0]["config"]["algorithm"], json!(["RS256"]));
+    assert_eq!(list[0]["config"]["keySize"], json!(["2048"]));
+    let (_, realm) = s.admin_get(&t, "/demo").await;
+    let component = |body: Value| {
+        let mut c = json!({"providerType": KEY_TYPE, "parentId": realm["id"]});
+        if let (Some(c), Some(b)) = (c.as_object_mut(), body.as_object()) {
+            c.extend(b.clone());
+        }
+        c
+    };
+    // A new key of higher priority signs at once; the old one is still
+    // published, so tokens it signed keep verifying.
+    let (st, loc) = s
+        .admin_post(
+            &t,
+            "/demo/components",
+            &component(json!({"name": "rsa-rotated", "providerId": "rsa-generated",
+                "config": {"priority": ["200"], "keySize": ["3072"]}})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let new = loc
+        .expect("location")
+        .rsplit('/')
+        .next()
+        .expect("id")
+        .to_owned();
+    let (_, one) = s.admin_get(&t, &format!("/demo/components/{new}")).await;
+    assert_eq!(one["name"], "rsa-rotated");
+    assert_eq!(one["config"]["keySize"], json!(["3072"]));
+    let second = s.alice_tokens(None).await;
+    assert_eq!(signing_kid(&second), new.as_str());
+    assert_eq!(
+        s.introspect_demo(first["access_token"].as_str().expect("at"))
+            .await["active"],
+        true
+    );
+    let (_, keys) = s.admin_get(&t, "/demo/keys").await;
+    assert_eq!(keys["active"]["RS256"], new.as_str());
+    let status = |keys: &Value, kid: &Value| {
+        keys["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| &k["kid"] == kid)
+            .map(|k| (k["status"].clone(), k["providerPriority"].clone()))
+    };
+    assert_eq!(status(&keys, &old), Some((json!("PASSIVE"), json!(100))));
+    // Passive: published, never signing, whatever its priority.
+    let edit = |id: &str, config: Value| {
+        let s = &s;
+        let t = &t;
+        let path = format!("/demo/components/{id}");
+        async move {
+            let (_, mut c) = s.admin_get(t, &path).await;
+            if let (Some(cfg), Some(new)) = (c["config"].as_object_mut(), config.as_object()) {
+                cfg.extend(new.clone());
+            }
+            s.admin_put(t, &path, Some(&c)).await
+        }
+    };
+    assert_eq!(edit(&new, json!({"active": ["false"]})).await, 204);
+    assert_eq!(signing_kid(&s.alice_tokens(None).await), old);
+    assert_eq!(edit(&new, json!({"active": ["true"]})).await, 204);
+    // Disabled: no longer published, so the old key's tokens stop verifying.
+    let old_id = old.as_str().expect("kid").to_owned();
+    assert_eq!(edit(&old_id, json!({"enabled": ["false"]})).await, 204);
+    let jwks = s.jwks("demo").await;
+    assert!(
+        !jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["kid"] == old)
+    );
+    assert_eq!(
+        s.introspect_demo(first["access_token"].as_str().expect("at"))
+            .await["active"],
+        false
+    );
+    // Deleted: the realm makes a new key when it has none left to sign.
+    assert_eq!(
+        s.admin_delete(&t, &format!("/demo/components/{new}")).await,
+        204
+    );
+    assert_eq!(
+        s.introspect_demo(second["access_token"].as_str().expect("at"))
+            .await["active"],
+        false
+    );
+    let third = s.alice_tokens(None).await;
+    let fresh = signing_kid(&third);
+    assert!(fresh != old && fresh != new.as_str());
+    // An ECDSA provider: a P-384 key, which a client asking ES384 uses.
+    let (st, loc) = s
+        .admin_post(
+            &t,
+            "/demo/components",
+            &component(json!({"name": "ec", "providerId": "ecdsa-generated",
+                "config": {"ecdsaEllipticCurveKey": ["P-384"]}})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let ec = loc
+        .expect("location")
+        .rsplit('/')
+        .next()
+        .expect("id")
+        .to_owned();
+    let (_, ec_rep) = s.admin_get(&t, &format!("/demo/components/{ec}")).await;
+    assert_eq!(ec_rep["config"]["algorithm"], json!(["ES384"]));
+    assert_eq!(ec_rep["config"]["priority"], json!(["0"]));
+    s.edit_client(&t, "demo", "app", |c| {
+        c["attributes"]["access.token.signed.response.alg"] = json!("ES384");
+    })
+    .await;
+    assert_eq!(signing_kid(&s.alice_tokens(None).await), ec.as_str());
+    // Providers Gatehouse does not run are refused, not stored.
+    for (provider, config) in [
+        (
+            "rsa",
+            json!({"privateKey": ["-----BEGIN PRIVATE KEY-----"]}),
+        ),
+        ("hmac-generated", json!({})),
+        ("java-keystore", json!({})),
+        (
+            "ecdsa-generated",
+            json!({"ecdsaEllipticCurveKey": ["P-521"]}),
+        ),
+        ("rsa-generated", json!({"keySize": ["1024"]})),
+        ("rsa-generated", json!({"algorithm": ["ES256"]})),
+    ] {
+        let (st, _) = s
+            .admin_post(
+                &t,
+                "/demo/components",
+                &component(json!({"name": "x", "providerId": provider, "config": config})),
+            )
+            .await;
+        assert_eq!(st, 400, "{provider} {config}");
+    }
+    let (_, list) = s
+        .admin_get(&t, &format!("/demo/components?type={KEY_TYPE}&name=ec"))
+        .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    // Client-registration policies are still listed by their own type.
+    let (_, policies) = s
+        .admin_get(
+            &t,
+            "/demo/components?type=org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy",
+        )
+        .await;
+    assert!(policies.as_array().is_some_and(|p| !p.is_empty()));
+}
+
 #[tokio::test]
 async fn keycloak_realm_export_imports_and_pbkdf2_users_log_in() {
     let s = start().await;

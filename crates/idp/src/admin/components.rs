@@ -13,10 +13,13 @@
 //!
 //! Components live where a Keycloak export keeps them (the realm's
 //! `components`, by provider type), so they travel with import and export.
-//! Other component types (key providers, user federation) imported from
-//! Keycloak are listed as they are, but Gatehouse does not run them, so
-//! creating or changing one is refused rather than silently ignored.
+//! The realm's signing keys are key-provider components
+//! (`key_providers.rs`). Other component types (user federation...)
+//! imported from Keycloak are listed as they are, but Gatehouse does not
+//! run them, so creating or changing one is refused rather than silently
+//! ignored.
 
+use super::key_providers::KEY_TYPE;
 use super::{RealmAdmin, created, event, json_body};
 use crate::error::AdminError;
 use crate::state::Idp;
@@ -373,19 +376,28 @@ struct ListQuery {
     name: Option<String>,
 }
 
-async fn list(RealmAdmin { realm, .. }: RealmAdmin, Query(q): Query<ListQuery>) -> Json<Value> {
-    let out: Vec<Value> = all(&realm)
+async fn list(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, AdminError> {
+    if q.parent
+        .as_deref()
+        .is_some_and(|p| p != realm.id && p != realm.name)
+    {
+        return Ok(Json(json!([])));
+    }
+    let mut out: Vec<Value> = all(&realm)
         .iter()
-        .filter(|_| {
-            q.parent
-                .as_deref()
-                .is_none_or(|p| p == realm.id || p == realm.name)
-        })
+        // An export's key providers describe another server's keys.
+        .filter(|c| c.provider_type != KEY_TYPE)
         .filter(|c| q.kind.as_deref().is_none_or(|t| t == c.provider_type))
-        .filter(|c| q.name.as_deref().is_none_or(|n| n == c.name))
         .map(|c| c.repr(&realm))
         .collect();
-    Json(json!(out))
+    if q.kind.as_deref().is_none_or(|t| t == KEY_TYPE) {
+        out.extend(super::key_providers::list(&idp, &realm).await?);
+    }
+    out.retain(|c| q.name.as_deref().is_none_or(|n| c["name"] == n));
+    Ok(Json(json!(out)))
 }
 
 fn not_found() -> AdminError {
@@ -393,9 +405,12 @@ fn not_found() -> AdminError {
 }
 
 async fn one(
-    RealmAdmin { realm, .. }: RealmAdmin,
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
+    if let Some(k) = super::key_providers::one(&idp, &realm, &id).await? {
+        return Ok(Json(k));
+    }
     all(&realm)
         .into_iter()
         .find(|c| c.id == id)
@@ -482,8 +497,12 @@ async fn create(
     RealmAdmin { idp, caller, realm }: RealmAdmin,
     body: Bytes,
 ) -> Result<Response, AdminError> {
-    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let rep = json_body(&body)?;
+    if rep["providerType"] == KEY_TYPE {
+        let kid = super::key_providers::create(&idp, &realm, &caller, &rep).await?;
+        return Ok(created(&idp, &realm.name, &format!("components/{kid}")));
+    }
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let c = parse(&rep, gatehouse_core::id::uuid())?;
     let mut policies = policies(&realm);
     policies.push(c.clone());
@@ -498,8 +517,14 @@ async fn update(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let rep = json_body(&body)?;
+    if super::key_providers::update(&idp, &realm, &caller, &id, &rep)
+        .await?
+        .is_some()
+    {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let mut policies = policies(&realm);
     let i = position(&realm, &policies, &id)?;
     policies[i] = parse(&rep, id.clone())?;
@@ -519,6 +544,12 @@ async fn remove(
     RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
+    if super::key_providers::remove(&idp, &realm, &caller, &id)
+        .await?
+        .is_some()
+    {
+        return Ok(StatusCode::NO_CONTENT);
+    }
     let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let mut policies = policies(&realm);
     policies.remove(position(&realm, &policies, &id)?);

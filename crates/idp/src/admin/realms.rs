@@ -251,9 +251,11 @@ async fn keys(RealmAdmin { idp, realm: r, .. }: RealmAdmin) -> Result<Json<Value
             .ok()
             .and_then(|a| ring.signer_for(a, now))
             .is_some_and(|s| s.kid() == k.kid);
+        // Published but not signing (passive, not yet, or outranked) is
+        // PASSIVE; no longer published is DISABLED.
         let status = if signs {
             "ACTIVE"
-        } else if k.sign_from > now {
+        } else if k.retire_at.is_none_or(|t| t > now) {
             "PASSIVE"
         } else {
             "DISABLED"
@@ -264,7 +266,7 @@ async fn keys(RealmAdmin { idp, realm: r, .. }: RealmAdmin) -> Result<Json<Value
         let jwk: Value = serde_json::from_str(&k.public_jwk).unwrap_or(Value::Null);
         out.push(json!({
             "kid": k.kid, "algorithm": k.alg, "type": jwk["kty"], "use": "SIG", "status": status,
-            "providerId": "gatehouse", "providerPriority": k.sign_from, "validTo": k.retire_at.map(|t| t * 1000),
+            "providerId": k.kid, "providerPriority": k.priority, "validTo": k.retire_at.map(|t| t * 1000),
         }));
     }
     Ok(Json(json!({"active": active, "keys": out})))

@@ -1,0 +1,244 @@
+//! Keycloak's key providers (`providerType` `org.keycloak.keys.KeyProvider`)
+//! through the components API: how Keycloak's admin console and its
+//! scripts (`kcadm.sh create components -s providerId=rsa-generated ...`)
+//! add a realm key, rotate by giving a new one a higher priority, make an
+//! old one passive (published, not signing) or disabled (not published),
+//! and delete it. Each realm key is one component, its id the key's `kid`.
+//!
+//! Gatehouse generates its keys: `rsa-generated` (RS256 to PS512,
+//! `keySize` 2048/3072/4096), `ecdsa-generated` (`ecdsaEllipticCurveKey`
+//! P-256 or P-384) and `eddsa-generated` (Ed25519). Imported private keys,
+//! keystores and the HMAC/AES providers are refused rather than stored and
+//! ignored. Of the active keys of one algorithm the highest priority signs
+//! (`keyring.rs`).
+
+use super::{AdminCaller, event};
+use crate::error::AdminError;
+use crate::state::Idp;
+use gatehouse_core::model::Realm;
+use gatehouse_jose::keys::{Alg, SigningKey};
+use gatehouse_store::KeyRecord;
+use serde_json::{Value, json};
+
+/// The provider type of key providers.
+pub const KEY_TYPE: &str = "org.keycloak.keys.KeyProvider";
+
+/// The generated provider that makes keys of `alg`.
+fn provider_of(alg: Alg) -> &'static str {
+    match alg {
+        Alg::ES256 | Alg::ES384 => "ecdsa-generated",
+        Alg::EdDSA => "eddsa-generated",
+        _ => "rsa-generated",
+    }
+}
+
+/// A key as Keycloak's ComponentRepresentation of its provider.
+fn repr(k: &KeyRecord, realm: &Realm, now: i64) -> Value {
+    let alg = Alg::parse(&k.alg).unwrap_or(Alg::RS256);
+    let provider = provider_of(alg);
+    let jwk: Value = serde_json::from_str(&k.public_jwk).unwrap_or(Value::Null);
+    let enabled = k.retire_at.is_none_or(|t| t > now);
+    let mut config = json!({
+        "priority": [k.priority.to_string()],
+        "enabled": [enabled.to_string()],
+        "active": [k.active.to_string()],
+        "algorithm": [k.alg],
+    });
+    match provider {
+        "rsa-generated" => {
+            // The modulus, base64url without padding: 4 characters per 3 bytes.
+            let bits = jwk["n"].as_str().map_or(2048, |n| n.len() * 6 / 8 * 8);
+            config["keySize"] = json!([bits.to_string()]);
+        }
+        "ecdsa-generated" => config["ecdsaEllipticCurveKey"] = json!([jwk["crv"]]),
+        _ => config["eddsaEllipticCurveKey"] = json!(["Ed25519"]),
+    }
+    json!({
+        "id": k.kid,
+        "name": k.name.clone().unwrap_or_else(|| provider.to_owned()),
+        "providerId": provider,
+        "providerType": KEY_TYPE,
+        "parentId": realm.id,
+        "config": config,
+    })
+}
+
+/// The realm's keys as components (keys already past their retirement are
+/// gone, as a deleted provider's are).
+pub async fn list(idp: &Idp, realm: &Realm) -> Result<Vec<Value>, AdminError> {
+    let now = gatehouse_core::time::now();
+    Ok(idp
+        .store
+        .keys(&realm.id)
+        .await?
+        .iter()
+        .filter(|k| k.retire_at.is_none_or(|t| t > now))
+        .map(|k| repr(k, realm, now))
+        .collect())
+}
+
+/// The key `kid` of the realm, as stored.
+async fn find(idp: &Idp, realm: &Realm, kid: &str) -> Result<Option<KeyRecord>, AdminError> {
+    Ok(idp
+        .store
+        .keys(&realm.id)
+        .await?
+        .into_iter()
+        .find(|k| k.kid == kid))
+}
+
+/// The component `id` when it is one of the realm's keys.
+pub async fn one(idp: &Idp, realm: &Realm, id: &str) -> Result<Option<Value>, AdminError> {
+    let now = gatehouse_core::time::now();
+    Ok(find(idp, realm, id).await?.map(|k| repr(&k, realm, now)))
+}
+
+/// The first value of a component config entry (Keycloak's config values
+/// are lists of strings).
+fn cfg<'a>(rep: &'a Value, name: &str) -> Option<&'a str> {
+    let v = &rep["config"][name];
+    v.as_array()
+        .and_then(|a| a.first())
+        .unwrap_or(v)
+        .as_str()
+        .filter(|s| !s.is_empty())
+}
+
+fn flag(rep: &Value, name: &str, default: bool) -> Result<bool, AdminError> {
+    match cfg(rep, name) {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(AdminError::bad_request(format!("Invalid {name}: {other}"))),
+    }
+}
+
+fn priority(rep: &Value, default: i64) -> Result<i64, AdminError> {
+    match cfg(rep, "priority") {
+        None => Ok(default),
+        Some(p) => p
+            .parse()
+            .map_err(|_| AdminError::bad_request(format!("Invalid priority: {p}"))),
+    }
+}
+
+/// The algorithm (and RSA size) a generated provider's config asks for.
+fn wanted(rep: &Value) -> Result<(Alg, u32), AdminError> {
+    let provider = rep["providerId"].as_str().unwrap_or_default();
+    let bad = |m: String| Err(AdminError::bad_request(m));
+    match provider {
+        "rsa-generated" => {
+            let alg = Alg::parse(cfg(rep, "algorithm").unwrap_or("RS256"))
+                .ok()
+                .filter(|a| provider_of(*a) == "rsa-generated");
+            let Some(alg) = alg else {
+                return bad("Invalid algorithm for rsa-generated".into());
+            };
+            match cfg(rep, "keySize").unwrap_or("2048") {
+                "2048" => Ok((alg, 2048)),
+                "3072" => Ok((alg, 3072)),
+                "4096" => Ok((alg, 4096)),
+                other => bad(format!("Invalid keySize: {other}")),
+            }
+        }
+        "ecdsa-generated" => match cfg(rep, "ecdsaEllipticCurveKey").unwrap_or("P-256") {
+            "P-256" => Ok((Alg::ES256, 0)),
+            "P-384" => Ok((Alg::ES384, 0)),
+            other => bad(format!("Unsupported elliptic curve: {other}")),
+        },
+        "eddsa-generated" => match cfg(rep, "eddsaEllipticCurveKey").unwrap_or("Ed25519") {
+            "Ed25519" => Ok((Alg::EdDSA, 0)),
+            other => bad(format!("Unsupported elliptic curve: {other}")),
+        },
+        other => bad(format!(
+            "Key provider {other} is not supported: Gatehouse generates its keys (rsa-generated, ecdsa-generated, eddsa-generated)"
+        )),
+    }
+}
+
+/// `POST components` with a key provider: a new key, published at once and
+/// signing by its priority. Returns its id (the kid).
+pub async fn create(
+    idp: &Idp,
+    realm: &Realm,
+    caller: &AdminCaller,
+    rep: &Value,
+) -> Result<String, AdminError> {
+    let (alg, bits) = wanted(rep)?;
+    let now = gatehouse_core::time::now();
+    let (key, der) = SigningKey::generate_sized(alg, bits.max(2048))
+        .map_err(|e| AdminError::bad_request(e.to_string()))?;
+    let mut rec = crate::keyring::record(idp, realm, &key, &der, now)?;
+    // Keycloak's generated providers default to priority 0.
+    rec.priority = priority(rep, 0)?;
+    rec.active = flag(rep, "active", true)?;
+    rec.retire_at = (!flag(rep, "enabled", true)?).then_some(now);
+    rec.name = rep["name"].as_str().map(str::to_owned);
+    let path = format!("components/{}", rec.kid);
+    let ev = event(realm, caller, "CREATE", "COMPONENT", &path, Some(rep));
+    idp.store.insert_key(&rec, &[ev]).await?;
+    idp.forget_keyring(&realm.id);
+    Ok(rec.kid)
+}
+
+/// `PUT components/{kid}`: priority, active, enabled and name; a key's
+/// algorithm and material never change (add another key instead). None
+/// when `kid` is not one of the realm's keys.
+pub async fn update(
+    idp: &Idp,
+    realm: &Realm,
+    caller: &AdminCaller,
+    kid: &str,
+    rep: &Value,
+) -> Result<Option<()>, AdminError> {
+    let Some(mut k) = find(idp, realm, kid).await? else {
+        return Ok(None);
+    };
+    let alg = Alg::parse(&k.alg).unwrap_or(Alg::RS256);
+    if rep["providerId"]
+        .as_str()
+        .is_some_and(|p| p != provider_of(alg))
+        || cfg(rep, "algorithm").is_some_and(|a| a != k.alg)
+    {
+        return Err(AdminError::bad_request(
+            "A key's provider and algorithm cannot change; create another key",
+        ));
+    }
+    let now = gatehouse_core::time::now();
+    k.priority = priority(rep, k.priority)?;
+    k.active = flag(rep, "active", k.active)?;
+    let enabled = flag(rep, "enabled", k.retire_at.is_none_or(|t| t > now))?;
+    k.retire_at = match (enabled, k.retire_at) {
+        (false, Some(t)) if t <= now => Some(t),
+        (false, _) => Some(now),
+        // Re-enabled: published again (and no longer retiring).
+        (true, Some(t)) if t <= now => None,
+        (true, keep) => keep,
+    };
+    if let Some(n) = rep["name"].as_str() {
+        k.name = Some(n.to_owned());
+    }
+    let path = format!("components/{kid}");
+    let ev = event(realm, caller, "UPDATE", "COMPONENT", &path, Some(rep));
+    idp.store.update_key(&k, &[ev]).await?;
+    idp.forget_keyring(&realm.id);
+    Ok(Some(()))
+}
+
+/// `DELETE components/{kid}`: the key is gone at once (tokens it signed no
+/// longer verify, as in Keycloak). None when `kid` is not a key.
+pub async fn remove(
+    idp: &Idp,
+    realm: &Realm,
+    caller: &AdminCaller,
+    kid: &str,
+) -> Result<Option<()>, AdminError> {
+    if find(idp, realm, kid).await?.is_none() {
+        return Ok(None);
+    }
+    let path = format!("components/{kid}");
+    let ev = event(realm, caller, "DELETE", "COMPONENT", &path, None);
+    idp.store.delete_key(&realm.id, kid, &[ev]).await?;
+    idp.forget_keyring(&realm.id);
+    Ok(Some(()))
+}
