@@ -169,6 +169,8 @@ fn warn_unapplied_algorithms(realm: &Realm, client_id: &str, c: &Value) {
 
 /// Loads roles, clients, groups and users from a RealmRepresentation.
 pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), AdminError> {
+    // Keycloak's RSA keys, so its published kids keep verifying.
+    crate::admin::key_providers::import(idp, realm, rep).await?;
     // Clients first: client roles need their client.
     for c in arr(rep, "clients") {
         let cid = c.get("clientId").and_then(Value::as_str).unwrap_or("");

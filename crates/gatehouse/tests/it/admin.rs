@@ -854,6 +854,65 @@ async fn key_providers_as_components_rotate_the_realm_keys() {
     assert!(policies.as_array().is_some_and(|p| !p.is_empty()));
 }
 
+/// A Keycloak export carries its realm's RSA key (`components`, with the
+/// private key): imported under the kid Keycloak published, it signs on,
+/// so a relying party holding Keycloak's JWKS verifies Gatehouse's tokens
+/// after the migration; the private key is sealed in the key table and
+/// gone from the stored realm and from exports.
+#[tokio::test]
+async fn a_keycloak_exports_rsa_key_keeps_signing_under_its_kid() {
+    use gatehouse_jose::keys::{Alg, SigningKey};
+    let s = start().await;
+    let t = s.admin_token().await;
+    let (key, der) = SigningKey::generate(Alg::RS256).expect("key");
+    let spki = key.public_key_der().expect("spki");
+    let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki).as_ref());
+    // What Keycloak published for it, as a relying party cached it.
+    let mut jwk = key.public_jwk().clone();
+    jwk["kid"] = json!(kid);
+    let cached = gatehouse_jose::verify::KeySet::from_jwks_json(
+        json!({"keys": [jwk]}).to_string().as_bytes(),
+    )
+    .expect("jwks");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    s.import(&json!({
+        "realm": "moved", "enabled": true,
+        "clients": [{"clientId": "app", "secret": "app-secret", "directAccessGrantsEnabled": true}],
+        "users": [{"username": "u", "enabled": true, "credentials": [{"type": "password", "value": "pw"}]}],
+        "components": {"org.keycloak.keys.KeyProvider": [
+            {"id": "c1", "name": "rsa-generated", "providerId": "rsa-generated", "subComponents": {},
+             "config": {"privateKey": [b64], "certificate": ["MIIC..."], "priority": ["100"]}},
+            {"id": "c2", "name": "hmac-generated", "providerId": "hmac-generated", "subComponents": {},
+             "config": {"secret": ["c2VjcmV0"], "priority": ["100"], "algorithm": ["HS512"]}},
+        ]},
+    }))
+    .await;
+    let tok = s
+        .password_tokens("moved", "app", Some("app-secret"), "u", "pw", None)
+        .await;
+    let at = tok["access_token"].as_str().expect("at");
+    assert_eq!(header(at)["kid"], kid.as_str());
+    let rules = gatehouse_jose::verify::Rules::for_issuer(&format!("{}/realms/moved", s.base));
+    assert!(
+        cached.verify(at, &rules).is_ok(),
+        "Keycloak's cached JWKS verifies it"
+    );
+    let (_, list) = s
+        .admin_get(&t, "/moved/components?type=org.keycloak.keys.KeyProvider")
+        .await;
+    let list = list.as_array().expect("list").clone();
+    assert_eq!(list.len(), 1, "only the RSA key is imported: {list:?}");
+    assert_eq!(list[0]["id"], kid.as_str());
+    assert_eq!(list[0]["name"], "rsa-generated");
+    assert!(list[0]["config"].get("privateKey").is_none());
+    let export = s.export("moved").await;
+    assert!(
+        !export.to_string().contains(&b64),
+        "the private key is not kept in the realm"
+    );
+}
+
 #[tokio::test]
 async fn keycloak_realm_export_imports_and_pbkdf2_users_log_in() {
     let s = start().await;

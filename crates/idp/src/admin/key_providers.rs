@@ -242,3 +242,84 @@ pub async fn remove(
     idp.forget_keyring(&realm.id);
     Ok(Some(()))
 }
+
+/// The RSA keys of a Keycloak realm export (`components` of this type,
+/// `rsa-generated` and `rsa` with their `privateKey`), sealed into the
+/// realm's key ring under the same `kid` Keycloak published, so relying
+/// parties and gateways that cached Keycloak's JWKS keep verifying what
+/// Gatehouse signs after a migration. The export's key-provider entries
+/// are then dropped from the stored realm: private keys are kept sealed
+/// in the key table only, never in the realm's JSON. Providers not
+/// imported (ECDSA, EdDSA, HMAC, AES, keystores) are named in a warning.
+pub async fn import(idp: &Idp, realm: &Realm, rep: &Value) -> Result<usize, AdminError> {
+    let Some(list) = rep["components"][KEY_TYPE].as_array() else {
+        return Ok(0);
+    };
+    let now = gatehouse_core::time::now();
+    let known: Vec<String> = idp
+        .store
+        .keys(&realm.id)
+        .await?
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    let mut imported = 0;
+    for c in list {
+        let provider = c["providerId"].as_str().unwrap_or_default();
+        let key = match provider {
+            "rsa-generated" | "rsa" => exported_rsa(c),
+            _ => None,
+        };
+        let Some((key, der)) = key else {
+            tracing::warn!(realm = %realm.name, provider, name = c["name"].as_str().unwrap_or_default(),
+                "a Keycloak key provider not imported: its key is not used");
+            continue;
+        };
+        if known.iter().any(|k| k == key.kid()) {
+            continue;
+        }
+        let mut rec = crate::keyring::record(idp, realm, &key, &der, now)?;
+        rec.priority = priority(c, 0)?;
+        rec.active = flag(c, "active", true)?;
+        rec.retire_at = (!flag(c, "enabled", true)?).then_some(now);
+        rec.name = c["name"].as_str().map(str::to_owned);
+        idp.store.insert_key(&rec, &[]).await?;
+        imported += 1;
+    }
+    let (mut stored, _edit) = super::realm_for_edit(idp, realm).await?;
+    if let Some(Value::Object(components)) = stored.extra.get_mut("components")
+        && components.remove(KEY_TYPE).is_some()
+    {
+        idp.store.update_realm(&stored, &[]).await?;
+    }
+    idp.invalidate();
+    idp.forget_keyring(&realm.id);
+    Ok(imported)
+}
+
+/// The signing key of an exported RSA provider: its PKCS#8 `privateKey`
+/// (base64, as Keycloak exports it) for its `algorithm`, under its `kid`
+/// or the one Keycloak derives (base64url of the SHA-256 of the public
+/// key's SubjectPublicKeyInfo).
+fn exported_rsa(c: &Value) -> Option<(SigningKey, Vec<u8>)> {
+    use base64::Engine;
+    let b64: String = cfg(c, "privateKey")?
+        .chars()
+        .filter(|ch| !ch.is_whitespace())
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let alg = Alg::parse(cfg(c, "algorithm").unwrap_or("RS256"))
+        .ok()
+        .filter(|a| provider_of(*a) == "rsa-generated")?;
+    let probe = SigningKey::from_pkcs8(alg, "import", &der).ok()?;
+    let kid = match cfg(c, "kid") {
+        Some(k) => k.to_owned(),
+        None => {
+            let spki = probe.public_key_der().ok()?;
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki);
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
+        }
+    };
+    let key = SigningKey::from_pkcs8(alg, &kid, &der).ok()?;
+    Some((key, der))
+}
