@@ -76,6 +76,12 @@ async fn group_rep(
 /// The export of `realm`.
 pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
     let mut out = repr::realm(realm);
+    // Key providers an earlier import kept in the realm describe another
+    // server's keys (with their private keys): never exported. Gatehouse's
+    // own keys stay sealed in its key table.
+    if let Some(Value::Object(components)) = out.get_mut("components") {
+        components.remove(crate::admin::key_providers::KEY_TYPE);
+    }
     // The flows that decide who is asked for a one-time code travel with
     // the realm (Keycloak's defaults where the realm never changed them).
     out["authenticationFlows"] = json!(crate::admin::authentication_flows::all_with_ids(realm));

@@ -911,6 +911,20 @@ async fn a_keycloak_exports_rsa_key_keeps_signing_under_its_kid() {
         !export.to_string().contains(&b64),
         "the private key is not kept in the realm"
     );
+    // A realm an earlier version imported still holds them: never exported.
+    let store = &s.running.idp.store;
+    let mut r = store
+        .realm_by_name("moved")
+        .await
+        .expect("q")
+        .expect("realm");
+    r.extra.insert(
+        "components".into(),
+        json!({"org.keycloak.keys.KeyProvider": [{"providerId": "rsa", "config": {"privateKey": [b64]}}]}),
+    );
+    store.update_realm(&r, &[]).await.expect("update");
+    s.running.idp.invalidate();
+    assert!(!s.export("moved").await.to_string().contains(&b64));
 }
 
 #[tokio::test]
