@@ -166,6 +166,8 @@ async fn implicit_and_hybrid_flows_for_clients_that_allow_them() {
             vec![("response_type", "none")],
             "unsupported_response_type",
         ),
+        // Missing altogether: a malformed request, as Keycloak says.
+        ("legacy-spa", vec![], "invalid_request"),
     ] {
         let p = authorize(&s, client, &params).await;
         assert_eq!(

@@ -745,6 +745,11 @@ async fn authorize(
     let fail =
         |e: &str, d: &str| error_redirect(idp, &realm, (&redirect_uri, response_mode), state, e, d);
     let Some(flow) = flow else {
+        // As Keycloak: a missing one is a malformed request, an unknown
+        // one an unsupported type (RFC 6749 §4.1.2.1).
+        if q.get("response_type").is_none() {
+            return Ok(fail("invalid_request", "Missing parameter: response_type"));
+        }
         return Ok(fail(
             "unsupported_response_type",
             "Unsupported response_type",
