@@ -183,7 +183,11 @@ impl SigningKey {
                 json!({"kty": "EC", "crv": crv, "x": b64(&p[1..1 + len]), "y": b64(&p[1 + len..])});
             (Inner::Ec(kp), jwk)
         } else {
-            let kp = Ed25519KeyPair::from_pkcs8(der).map_err(|e| Error::Key(e.to_string()))?;
+            // PKCS#8 v2 (with the public key) as we write it, or v1 as Java
+            // (and so a Keycloak export) writes it.
+            let kp = Ed25519KeyPair::from_pkcs8(der)
+                .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(der))
+                .map_err(|e| Error::Key(e.to_string()))?;
             let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(kp.public_key().as_ref())});
             (Inner::Ed(kp), jwk)
         };
@@ -211,12 +215,13 @@ impl SigningKey {
         self.alg
     }
 
-    /// The public key as a DER SubjectPublicKeyInfo, for a certificate
-    /// (`certificate.rs`).
+    /// The public key as a DER SubjectPublicKeyInfo: for a certificate
+    /// (`certificate.rs`), and for the key id Keycloak derives from it.
     pub fn public_key_der(&self) -> Result<Vec<u8>> {
         let der = match &self.inner {
             Inner::Rsa(kp, _) => kp.public_key().as_der().map(|d| d.as_ref().to_vec()),
-            _ => return Err(Error::UnsupportedAlgorithm(self.alg.as_str().into())),
+            Inner::Ec(kp) => kp.public_key().as_der().map(|d| d.as_ref().to_vec()),
+            Inner::Ed(kp) => kp.public_key().as_der().map(|d| d.as_ref().to_vec()),
         };
         der.map_err(|e| Error::Key(e.to_string()))
     }

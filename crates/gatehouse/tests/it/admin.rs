@@ -927,6 +927,97 @@ async fn a_keycloak_exports_rsa_key_keeps_signing_under_its_kid() {
     assert!(!s.export("moved").await.to_string().contains(&b64));
 }
 
+/// Keys as Java (and so Keycloak) encodes them, made by `KeyPairGenerator`
+/// on OpenJDK 17 (RSA 2048, EC secp256r1, Ed25519): PKCS#8 v1 without the
+/// public key for EC and Ed25519, and each kid as Keycloak's
+/// `KeyUtils.createKeyId` computed it there (SHA-256 of the public key's
+/// X.509 encoding, base64url).
+const JAVA_RSA: &str = concat!(
+    "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDI9O6AondqbKB1NEPROj/IY/1/tZlf",
+    "8CqWBUtYcigQxAPNhJCKsp60Yyrz0RqRdkRpYKAJokY8/8tWc5VRE9FPctUIm4cYFWbDu+n7RXsygTkV",
+    "r4QOshJqozgc7ZLG7ZfkDnq2ZKS85fMY9HOV7KOGhTH8eZ9OpiD0yUzUpwZAkreTaZMI8z9/HdQ1ZcpL",
+    "qt4gQ9Jez5keBVsrzWl94Q5k+3X1buYEOjOBR/Y7QiKCAaCFkxEzicizWdiUCZb8zDKmGINNRlSu1KjG",
+    "cPIdhA2t5Dl8j9augNAEwl0437mwm9L4BGAWHWTuBvJz5BYdsI1QnYOQ9mmpLe5qg+u9+pXNAgMBAAEC",
+    "ggEATfJ3eozKLg0hdiTGM2dZKzThtMIvUj+5fQRjs9RfxxUI9pQ3bp0XIxgeJoGSwR5zLb6thN8dSHbd",
+    "m9RsdAzwUNVVXafaEFTozf5bJTxPq4jlKAyy9/JJY3SZBNt/5cpt8qdNIOdL4Pt+vky/csVdroWGnIxe",
+    "ZybYPKrCMu/wZGX0cagfQU7JvOqDJp9AVvbKi7VCt1tfO5QvqUby2naWZ85PE5/V1At4w3fX2w1oDpLm",
+    "jqw9GA2p6lzbT8Kon6TTFC8TjAib5wDDmxtn7ZmQMUhn+GsUWEDYxQKb1RV+3dtngXnscUN3+1V0ayq9",
+    "NmHaq4adZaRfefPPYgqPNM8jvwKBgQDnfV/FP5jye+CqHD9SxVoBsOTHuR8Hn7NM5Nurf/9jY8/8oesr",
+    "DVYYZYCPMS4mYDrYwzDQOocRQehi5DTH1s6RmsALfNjPE0/CeRYZvEAF6IxXbCWFh1o9tQf+lfOeJ8eq",
+    "QYlU6N6RtEDSCtM4X8xwuHmI6IZbm7WFkBVb7B2grwKBgQDeO/LNr8C373FPNQRB5YCBSn1VsoDxiZCw",
+    "AamUckDJRySwAVq33nENE2JM5F79XaREWij5eTOuIfFrkdnzjj9NZdGCaZHuzxv1LDenMzaB8vea/2Ff",
+    "JIfHI2X9VlZHCTYSau00duCpk1uSayizEkRbI5hzmnok+umQjE39rnD4QwKBgQCU1S72CuWzQaI4vOCZ",
+    "vvkXjTwKjSM+K5eEIMB7i1gP9uSKcTBaBcEM/nWhmuUpF0W+iACiYH7mwZE/w6mLsrgtNWmz+RkMSkZF",
+    "qsRi133yTomsy4N0Tonekr4JGTAAx2LAPFKnnPE8jMAAS6Vx4WX4MyMwuw9nZr1WmkShTTXfUQKBgQCx",
+    "EQDHQ6aAp0YXvv0yZ+K4oRo1wrEcQehHZDuybEoUVRv1JE8cux5GNdCXxUmuBANS9qc5BonXz3GkrKQE",
+    "e60SRPLmPqkopln3QZDiJlritSz1kU8K2HdagmjLrhO2K6+qgwmWSLV+R0up4Lmf3AkcuMLKMSXq+wRH",
+    "yJKHcorOMwKBgEYavdZqq3KbqaR2Zfls99mcSPcBFQxDszLGihe911Phm6Ek5QUQBcgsuWYE0UeJ31PU",
+    "6K2M7MdspsxKwN3xJw1mD6TErkkxLMw8B2eEXX0uFwUwdTJ8wgthUgXUrd19z0NuCWBqr29pTFm4ZGGB",
+    "23znyuivZW32bEUXJpCsFlEA"
+);
+const JAVA_RSA_KID: &str = "0IIuMmX4JGxUVJJY3pLO2Ou0I0puBfhuj81m2UAjbV4";
+const JAVA_EC: &str = concat!(
+    "MEECAQAwEwYHKoZIzj0CAQYIKoZIzj0DAQcEJzAlAgEBBCCCIbkrJR0nA3DTYeir7Wd20cN2JHzpsLuY",
+    "HdWZEUpYkw=="
+);
+const JAVA_EC_KID: &str = "2xP5_PVh9tAC0oApGApCenTVQD8s1RQ63AR7Py17usk";
+const JAVA_ED: &str = "MC4CAQAwBQYDK2VwBCIEIGJJESQDAeGCM2vbAefjiZkocBf+q2AEyQWkzUAORFeB";
+const JAVA_ED_KID: &str = "rteh4hOvJ5IhEHzrHJIct8oNY7GZkBw6wd3Nythz3-E";
+
+/// A Keycloak export's generated RSA, ECDSA and EdDSA keys, encoded by
+/// Java, import under the kids Keycloak published, and sign for the
+/// clients that ask for their algorithms.
+#[tokio::test]
+async fn keycloak_exported_java_keys_keep_their_kids() {
+    let s = start().await;
+    let t = s.admin_token().await;
+    let provider = |name: &str, config: Value| json!({"name": name, "providerId": name, "subComponents": {}, "config": config});
+    s.import(&json!({
+        "realm": "java", "enabled": true,
+        "clients": [
+            {"clientId": "rs", "secret": "s", "directAccessGrantsEnabled": true},
+            {"clientId": "es", "secret": "s", "directAccessGrantsEnabled": true,
+             "attributes": {"access.token.signed.response.alg": "ES256"}},
+            {"clientId": "ed", "secret": "s", "directAccessGrantsEnabled": true,
+             "attributes": {"access.token.signed.response.alg": "EdDSA"}},
+        ],
+        "users": [{"username": "u", "enabled": true, "credentials": [{"type": "password", "value": "pw"}]}],
+        "components": {"org.keycloak.keys.KeyProvider": [
+            provider("rsa-generated", json!({"privateKey": [JAVA_RSA], "priority": ["100"]})),
+            provider("ecdsa-generated", json!({"ecdsaPrivateKey": [JAVA_EC],
+                "ecdsaEllipticCurveKey": ["P-256"], "priority": ["100"]})),
+            provider("eddsa-generated", json!({"eddsaPrivateKey": [JAVA_ED],
+                "eddsaEllipticCurveKey": ["Ed25519"], "priority": ["100"]})),
+        ]},
+    }))
+    .await;
+    let (_, list) = s
+        .admin_get(&t, "/java/components?type=org.keycloak.keys.KeyProvider")
+        .await;
+    let mut ids: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    let mut want = vec![JAVA_RSA_KID, JAVA_EC_KID, JAVA_ED_KID];
+    want.sort_unstable();
+    assert_eq!(ids, want);
+    for (client, kid) in [
+        ("rs", JAVA_RSA_KID),
+        ("es", JAVA_EC_KID),
+        ("ed", JAVA_ED_KID),
+    ] {
+        let tok = s
+            .password_tokens("java", client, Some("s"), "u", "pw", None)
+            .await;
+        let at = tok["access_token"].as_str().expect("at");
+        assert_eq!(header(at)["kid"], kid, "{client}");
+        assert_eq!(s.verified("java", at).await["azp"], client);
+    }
+}
+
 #[tokio::test]
 async fn keycloak_realm_export_imports_and_pbkdf2_users_log_in() {
     let s = start().await;

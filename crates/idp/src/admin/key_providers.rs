@@ -243,14 +243,15 @@ pub async fn remove(
     Ok(Some(()))
 }
 
-/// The RSA keys of a Keycloak realm export (`components` of this type,
-/// `rsa-generated` and `rsa` with their `privateKey`), sealed into the
+/// The signing keys of a Keycloak realm export (`components` of this
+/// type: `rsa-generated` and `rsa`, `ecdsa-generated` P-256/P-384 and
+/// `eddsa-generated` Ed25519, with their private keys), sealed into the
 /// realm's key ring under the same `kid` Keycloak published, so relying
 /// parties and gateways that cached Keycloak's JWKS keep verifying what
 /// Gatehouse signs after a migration. The export's key-provider entries
 /// are then dropped from the stored realm: private keys are kept sealed
 /// in the key table only, never in the realm's JSON. Providers not
-/// imported (ECDSA, EdDSA, HMAC, AES, keystores) are named in a warning.
+/// imported (HMAC, AES, keystores, encryption keys) are named in a warning.
 pub async fn import(idp: &Idp, realm: &Realm, rep: &Value) -> Result<usize, AdminError> {
     let Some(list) = rep["components"][KEY_TYPE].as_array() else {
         return Ok(0);
@@ -266,10 +267,7 @@ pub async fn import(idp: &Idp, realm: &Realm, rep: &Value) -> Result<usize, Admi
     let mut imported = 0;
     for c in list {
         let provider = c["providerId"].as_str().unwrap_or_default();
-        let key = match provider {
-            "rsa-generated" | "rsa" => exported_rsa(c),
-            _ => None,
-        };
+        let key = exported(c);
         let Some((key, der)) = key else {
             tracing::warn!(realm = %realm.name, provider, name = c["name"].as_str().unwrap_or_default(),
                 "a Keycloak key provider not imported: its key is not used");
@@ -297,20 +295,38 @@ pub async fn import(idp: &Idp, realm: &Realm, rep: &Value) -> Result<usize, Admi
     Ok(imported)
 }
 
-/// The signing key of an exported RSA provider: its PKCS#8 `privateKey`
-/// (base64, as Keycloak exports it) for its `algorithm`, under its `kid`
-/// or the one Keycloak derives (base64url of the SHA-256 of the public
-/// key's SubjectPublicKeyInfo).
-fn exported_rsa(c: &Value) -> Option<(SigningKey, Vec<u8>)> {
+/// The signing key of an exported provider: its PKCS#8 private key
+/// (base64, as Keycloak exports it: `privateKey` for RSA, `ecdsaPrivateKey`
+/// and `eddsaPrivateKey` for the generated ECDSA and EdDSA ones) for its
+/// algorithm, under its `kid` or the one Keycloak derives (base64url of
+/// the SHA-256 of the public key's SubjectPublicKeyInfo).
+fn exported(c: &Value) -> Option<(SigningKey, Vec<u8>)> {
     use base64::Engine;
-    let b64: String = cfg(c, "privateKey")?
+    let (field, alg) = match c["providerId"].as_str()? {
+        "rsa-generated" | "rsa" => (
+            "privateKey",
+            Alg::parse(cfg(c, "algorithm").unwrap_or("RS256"))
+                .ok()
+                .filter(|a| provider_of(*a) == "rsa-generated")?,
+        ),
+        "ecdsa-generated" => (
+            "ecdsaPrivateKey",
+            match cfg(c, "ecdsaEllipticCurveKey").unwrap_or("P-256") {
+                "P-256" => Alg::ES256,
+                "P-384" => Alg::ES384,
+                _ => return None,
+            },
+        ),
+        "eddsa-generated" if cfg(c, "eddsaEllipticCurveKey").is_none_or(|k| k == "Ed25519") => {
+            ("eddsaPrivateKey", Alg::EdDSA)
+        }
+        _ => return None,
+    };
+    let b64: String = cfg(c, field)?
         .chars()
         .filter(|ch| !ch.is_whitespace())
         .collect();
     let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    let alg = Alg::parse(cfg(c, "algorithm").unwrap_or("RS256"))
-        .ok()
-        .filter(|a| provider_of(*a) == "rsa-generated")?;
     let probe = SigningKey::from_pkcs8(alg, "import", &der).ok()?;
     let kid = match cfg(c, "kid") {
         Some(k) => k.to_owned(),
