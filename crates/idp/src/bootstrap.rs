@@ -310,9 +310,12 @@ pub async fn ensure_master(
             // which admins log in through.
             default_roles(idp, &r).await?;
             ensure_admin_cli(idp, &r).await?;
-            // Realms stored by an older version lack their master client.
+            // Realms stored by an older version lack their master client,
+            // and may hold an export's key providers (another server's
+            // private keys, in clear) in their JSON.
             for other in idp.store.realms().await? {
                 ensure_master_admin_client(idp, &other.name).await?;
+                crate::admin::key_providers::forget_stored(idp, &other).await?;
             }
             r
         }

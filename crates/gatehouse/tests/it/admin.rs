@@ -925,6 +925,20 @@ async fn a_keycloak_exports_rsa_key_keeps_signing_under_its_kid() {
     store.update_realm(&r, &[]).await.expect("update");
     s.running.idp.invalidate();
     assert!(!s.export("moved").await.to_string().contains(&b64));
+    // The next start drops them from the database.
+    gatehouse_idp::bootstrap::ensure_master(&s.running.idp, "admin", None)
+        .await
+        .expect("start");
+    let r = store
+        .realm_by_name("moved")
+        .await
+        .expect("q")
+        .expect("realm");
+    assert!(
+        !serde_json::to_string(&r.extra)
+            .expect("json")
+            .contains(&b64)
+    );
 }
 
 /// Keys as Java (and so Keycloak) encodes them, made by `KeyPairGenerator`

@@ -284,15 +284,33 @@ pub async fn import(idp: &Idp, realm: &Realm, rep: &Value) -> Result<usize, Admi
         idp.store.insert_key(&rec, &[]).await?;
         imported += 1;
     }
+    forget_stored(idp, realm).await?;
+    idp.forget_keyring(&realm.id);
+    Ok(imported)
+}
+
+/// Drops an export's key-provider entries from the stored realm (they
+/// carry private keys in clear; Gatehouse's keys live sealed in the key
+/// table). Realms imported before keys were imported still hold them:
+/// those keys never signed here, so they are dropped, not imported.
+pub async fn forget_stored(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
+    let holds = realm
+        .extra
+        .get("components")
+        .and_then(|c| c.get(KEY_TYPE))
+        .is_some();
+    if !holds {
+        return Ok(());
+    }
     let (mut stored, _edit) = super::realm_for_edit(idp, realm).await?;
     if let Some(Value::Object(components)) = stored.extra.get_mut("components")
         && components.remove(KEY_TYPE).is_some()
     {
+        tracing::info!(realm = %realm.name, "dropped key providers kept from a Keycloak export");
         idp.store.update_realm(&stored, &[]).await?;
+        idp.invalidate();
     }
-    idp.invalidate();
-    idp.forget_keyring(&realm.id);
-    Ok(imported)
+    Ok(())
 }
 
 /// The signing key of an exported provider: its PKCS#8 private key
