@@ -99,6 +99,12 @@ class PythonKeycloak(unittest.TestCase):
         self.assertFalse(oidc.introspect(fresh["access_token"])["active"])
         decoded = oidc.decode_token(fresh["access_token"], validate=True)
         self.assertEqual(decoded["azp"], "py-app")
+        # The offline check python-keycloak's README shows: the realm's
+        # public key (GET /realms/{realm}) as a PEM, then decode with it.
+        from jwcrypto import jwk
+        pem = "-----BEGIN PUBLIC KEY-----\n" + oidc.public_key() + "\n-----END PUBLIC KEY-----"
+        offline = oidc.decode_token(fresh["access_token"], key=jwk.JWK.from_pem(pem.encode()))
+        self.assertEqual(offline["azp"], "py-app")
         self.assertTrue(oidc.token(grant_type="client_credentials")["access_token"])
 
     def test_2a_initial_access_token_and_client_registration(self):

@@ -14,6 +14,7 @@ pub mod introspect;
 pub mod login_status_iframe;
 pub mod logout;
 pub mod par;
+pub mod realm_info;
 pub mod request_object;
 pub mod revoke;
 pub mod third_party_cookies;
@@ -50,6 +51,7 @@ pub fn routes() -> Router<Arc<Idp>> {
             "/.well-known/openid-configuration/realms/{realm}",
             get(discovery::get),
         )
+        .route("/realms/{realm}", get(realm_info::get))
         .route(&format!("{P}/certs"), get(certs::get))
         .route(&format!("{P}/token"), post(token::post))
         .route(

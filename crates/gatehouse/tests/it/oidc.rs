@@ -3230,3 +3230,62 @@ async fn pushed_authorization_requests_carry_the_login() {
             .contains("Pushed Authorization Request is only allowed.")
     );
 }
+
+/// `GET /realms/{realm}`, Keycloak's published realm: its public key
+/// verifies the realm's tokens offline (what adapters and python-keycloak's
+/// `public_key()` use), also when the realm signs with another algorithm
+/// (an RS256 key is made for it, as Keycloak's fallback); an unknown realm
+/// is a 404.
+#[tokio::test]
+async fn the_published_realm_gives_its_public_key() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let info: Value = s
+        .http
+        .get(format!("{}/realms/demo", s.base))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(info["realm"], "demo");
+    assert_eq!(
+        info["token-service"],
+        format!("{}/realms/demo/protocol/openid-connect", s.base)
+    );
+    assert_eq!(
+        info["account-service"],
+        format!("{}/realms/demo/account", s.base)
+    );
+    assert_eq!(info["tokens-not-before"], 0);
+    let key = gatehouse_jose::verify::KeySet::from_certificate(
+        info["public_key"].as_str().expect("public key"),
+    )
+    .expect("a public key");
+    let rules = gatehouse_jose::verify::Rules::for_issuer(&format!("{}/realms/demo", s.base));
+    let tok = s.alice_tokens(None).await;
+    let at = tok["access_token"].as_str().expect("at");
+    assert_eq!(key.verify(at, &rules).expect("verifies")["azp"], "app");
+    // A realm signing ES256 still publishes an RS256 public key.
+    let (_, mut realm) = s.admin_get(&t, "/demo").await;
+    realm["defaultSignatureAlgorithm"] = json!("ES256");
+    assert_eq!(s.admin_put(&t, "/demo", Some(&realm)).await, 204);
+    let again: Value = s
+        .http
+        .get(format!("{}/realms/demo", s.base))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(again["public_key"].as_str().is_some_and(|k| !k.is_empty()));
+    let r = s
+        .http
+        .get(format!("{}/realms/nowhere", s.base))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+}
