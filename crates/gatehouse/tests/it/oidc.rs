@@ -3240,15 +3240,7 @@ async fn pushed_authorization_requests_carry_the_login() {
 async fn the_published_realm_gives_its_public_key() {
     let s = start().await;
     let t = s.demo_realm().await;
-    let info: Value = s
-        .http
-        .get(format!("{}/realms/demo", s.base))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let info = s.get_json("/realms/demo").await;
     assert_eq!(info["realm"], "demo");
     assert_eq!(
         info["token-service"],
@@ -3271,15 +3263,7 @@ async fn the_published_realm_gives_its_public_key() {
     let (_, mut realm) = s.admin_get(&t, "/demo").await;
     realm["defaultSignatureAlgorithm"] = json!("ES256");
     assert_eq!(s.admin_put(&t, "/demo", Some(&realm)).await, 204);
-    let again: Value = s
-        .http
-        .get(format!("{}/realms/demo", s.base))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let again = s.get_json("/realms/demo").await;
     assert!(again["public_key"].as_str().is_some_and(|k| !k.is_empty()));
     let r = s
         .http

@@ -219,14 +219,17 @@ impl Server {
 
     /// The realm's JWKS document (`.../certs`).
     pub async fn jwks(&self, realm: &str) -> Value {
+        self.get_json(&format!("/realms/{realm}/protocol/openid-connect/certs"))
+            .await
+    }
+
+    /// A public GET of `path` on the identity listener, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
         self.http
-            .get(format!(
-                "{}/realms/{realm}/protocol/openid-connect/certs",
-                self.base
-            ))
+            .get(format!("{}{path}", self.base))
             .send()
             .await
-            .expect("certs")
+            .expect("send")
             .json()
             .await
             .expect("json")
