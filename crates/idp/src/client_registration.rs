@@ -848,6 +848,14 @@ fn check_algorithms(meta: &Map<String, Value>) -> Result<(), OAuthError> {
             "Unsupported id_token_signed_response_alg: {alg}"
         )));
     }
+    // Subjects are public (discovery's `subject_types_supported`): a
+    // client that asked for pairwise ones and got public ones could link
+    // users across clients without knowing it.
+    if let Some(t) = string(meta, "subject_type")?
+        && t != "public"
+    {
+        return Err(bad_metadata(format!("Unsupported subject_type: {t}")));
+    }
     // Request objects (`request_object.rs`): any algorithm it verifies.
     if let Some(alg) = string(meta, "request_object_signing_alg")?
         && gatehouse_jose::keys::Alg::parse(alg).is_err()

@@ -714,6 +714,7 @@ async fn unsupported_signing_and_encryption_metadata_is_refused() {
         ("userinfo_signed_response_alg", json!("HS256")),
         ("userinfo_encrypted_response_alg", json!("RSA-OAEP")),
         ("request_object_signing_alg", json!("RSA-OAEP")),
+        ("subject_type", json!("pairwise")),
         ("token_endpoint_auth_signing_alg", json!("none")),
     ] {
         let r = post(&s, &reg_url, &iat, &with(field, value.clone())).await;
@@ -732,6 +733,7 @@ async fn unsupported_signing_and_encryption_metadata_is_refused() {
     let mut ok = with("id_token_signed_response_alg", json!("ES256"));
     ok["userinfo_signed_response_alg"] = json!("none");
     ok["request_uris"] = json!(["https://rp.example/req/1", "https://rp.example/req/2"]);
+    ok["subject_type"] = json!("public");
     ok["token_endpoint_auth_signing_alg"] = json!("ES256");
     let r = post(&s, &reg_url, &iat, &ok).await;
     assert_eq!(r.status(), 201);
