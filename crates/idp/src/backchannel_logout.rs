@@ -64,12 +64,9 @@ async fn token(
     if revokes_offline(client) {
         claims["revoke_offline_access"] = json!(true);
     }
-    let signer = match crate::keyring::client_alg(client, crate::tokens::ID_ALG, ring) {
-        None => ring.signer().ok()?.clone(),
-        Some(alg) => crate::keyring::signer_as(idp, realm, ring, alg)
-            .await
-            .ok()?,
-    };
+    let signer = crate::keyring::client_signer(idp, realm, ring, client, crate::tokens::ID_ALG)
+        .await
+        .ok()?;
     gatehouse_jose::sign::sign_typed(signer.as_ref(), "logout+jwt", &claims).ok()
 }
 

@@ -13,7 +13,7 @@
 
 use crate::error::OAuthError;
 use crate::state::Idp;
-use gatehouse_core::model::{Event, Realm};
+use gatehouse_core::model::{Client, Event, Realm};
 use gatehouse_jose::keys::{Alg, SigningKey};
 use gatehouse_jose::verify::KeySet;
 use gatehouse_store::KeyRecord;
@@ -182,40 +182,47 @@ pub async fn signer_as(
 pub async fn prepare_for_client(
     idp: &Idp,
     realm: &Realm,
-    client: &gatehouse_core::model::Client,
+    client: &Client,
 ) -> Result<(), OAuthError> {
-    let attributes = [
+    let algs: Vec<Alg> = [
         crate::tokens::ACCESS_ALG,
         crate::tokens::ID_ALG,
         crate::tokens::USERINFO_ALG,
-    ];
-    if !attributes
-        .iter()
-        .any(|a| client.attributes.get(*a).is_some_and(|v| !v.is_empty()))
-    {
+    ]
+    .into_iter()
+    .filter_map(|a| named_alg(client, a))
+    .collect();
+    if algs.is_empty() {
         return Ok(());
     }
     let ring = idp.keyring(realm).await?;
-    for a in attributes {
-        if let Some(alg) = client.attributes.get(a).and_then(|v| Alg::parse(v).ok()) {
-            signer_as(idp, realm, &ring, alg).await?;
-        }
+    for alg in algs {
+        signer_as(idp, realm, &ring, alg).await?;
     }
     Ok(())
 }
 
-/// The algorithm a client's attribute (`access.token.signed.response.alg`
-/// or `id.token.signed.response.alg`) asks for, when it asks for one other
-/// than the realm's that Gatehouse signs with. Another value (empty, or
-/// one Gatehouse cannot sign with, which imports and registration warn
-/// about or refuse) leaves the realm's.
-pub fn client_alg(
-    client: &gatehouse_core::model::Client,
-    attribute: &str,
+/// The algorithm `client`'s `attribute` (`tokens::ACCESS_ALG`, `ID_ALG`,
+/// `USERINFO_ALG`) names, when Gatehouse signs with it. Another value
+/// (empty, or HMAC, which imports warn about and registration refuses)
+/// names none.
+pub fn named_alg(client: &Client, attribute: &str) -> Option<Alg> {
+    Alg::parse(client.attributes.get(attribute)?).ok()
+}
+
+/// The key that signs `client`'s tokens of the kind `attribute` names:
+/// the realm's, unless the attribute names another algorithm.
+pub async fn client_signer(
+    idp: &Idp,
+    realm: &Realm,
     ring: &KeyRing,
-) -> Option<Alg> {
-    let alg = Alg::parse(client.attributes.get(attribute)?).ok()?;
-    (alg != ring.default_alg).then_some(alg)
+    client: &Client,
+    attribute: &str,
+) -> Result<Arc<SigningKey>, OAuthError> {
+    match named_alg(client, attribute) {
+        Some(alg) if alg != ring.default_alg => signer_as(idp, realm, ring, alg).await,
+        _ => Ok(ring.signer()?.clone()),
+    }
 }
 
 fn new_key(idp: &Idp, realm: &Realm, alg: Alg, sign_from: i64) -> Result<KeyRecord, OAuthError> {

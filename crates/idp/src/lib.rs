@@ -11,6 +11,7 @@ pub mod broker;
 pub mod client_registration;
 pub mod error;
 pub mod export;
+pub mod fetch;
 pub mod flows;
 pub mod hashing;
 pub mod health;

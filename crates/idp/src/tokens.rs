@@ -693,17 +693,14 @@ pub const ID_ALG: &str = "id.token.signed.response.alg";
 pub const USERINFO_ALG: &str = "user.info.response.signature.alg";
 
 /// The key that signs the grant's client's tokens of the kind `attribute`
-/// names: the realm's, unless the client picked another algorithm.
+/// names (`keyring::client_signer`).
 async fn signer(
     idp: &Idp,
     g: &Grant<'_>,
     ring: &KeyRing,
     attribute: &str,
 ) -> Result<Arc<SigningKey>, OAuthError> {
-    match crate::keyring::client_alg(g.client, attribute, ring) {
-        None => Ok(ring.signer()?.clone()),
-        Some(alg) => crate::keyring::signer_as(idp, g.realm, ring, alg).await,
-    }
+    crate::keyring::client_signer(idp, g.realm, ring, g.client, attribute).await
 }
 
 /// The JSON a token endpoint returns.

@@ -159,10 +159,7 @@ impl SigningKey {
     /// A new RSA key of `bits` (2048, 3072 or 4096), with its PKCS#8 DER:
     /// realm keys are 2048, a client's generated key may be larger.
     pub fn generate_rsa(bits: u32) -> Result<(SigningKey, Vec<u8>)> {
-        let der = rsa_pkcs8(bits)?;
-        let kid = kid_for(Alg::RS256);
-        let key = SigningKey::from_pkcs8(Alg::RS256, &kid, &der)?;
-        Ok((key, der))
+        Self::generate_sized(Alg::RS256, bits)
     }
 
     /// Parses a stored PKCS#8 key.

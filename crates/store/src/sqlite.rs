@@ -808,24 +808,16 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_username(&self, realm_id: &str, username: &str) -> Result<Option<User>> {
+        const SQL: &str = "SELECT data FROM users WHERE realm_id = ? AND username = ?";
         let u = username.to_lowercase();
-        let inline = self.writer.as_ref().and_then(|w| {
-            w.try_with(|c| {
-                inline_data(
-                    c,
-                    "SELECT data FROM users WHERE realm_id = ? AND username = ?",
-                    [realm_id, &u],
-                )
-            })
-        });
+        let inline = self
+            .writer
+            .as_ref()
+            .and_then(|w| w.try_with(|c| inline_data(c, SQL, [realm_id, &u])));
         if let Some(row) = inline {
             return row?.map(|d| Ok(serde_json::from_str(&d)?)).transpose();
         }
-        self.fetch_opt(
-            "SELECT data FROM users WHERE realm_id = ? AND username = ?",
-            &[realm_id, &u],
-        )
-        .await
+        self.fetch_opt(SQL, &[realm_id, &u]).await
     }
 
     async fn user_by_email(&self, realm_id: &str, email: &str) -> Result<Option<User>> {

@@ -711,21 +711,14 @@ async fn key_providers_as_components_rotate_the_realm_keys() {
     };
     // A new key of higher priority signs at once; the old one is still
     // published, so tokens it signed keep verifying.
-    let (st, loc) = s
-        .admin_post(
+    let new = s
+        .admin_create(
             &t,
             "/demo/components",
             &component(json!({"name": "rsa-rotated", "providerId": "rsa-generated",
                 "config": {"priority": ["200"], "keySize": ["3072"]}})),
         )
         .await;
-    assert_eq!(st, 201);
-    let new = loc
-        .expect("location")
-        .rsplit('/')
-        .next()
-        .expect("id")
-        .to_owned();
     let (_, one) = s.admin_get(&t, &format!("/demo/components/{new}")).await;
     assert_eq!(one["name"], "rsa-rotated");
     assert_eq!(one["config"]["keySize"], json!(["3072"]));
@@ -793,21 +786,14 @@ async fn key_providers_as_components_rotate_the_realm_keys() {
     let fresh = signing_kid(&third);
     assert!(fresh != old && fresh != new.as_str());
     // An ECDSA provider: a P-384 key, which a client asking ES384 uses.
-    let (st, loc) = s
-        .admin_post(
+    let ec = s
+        .admin_create(
             &t,
             "/demo/components",
             &component(json!({"name": "ec", "providerId": "ecdsa-generated",
                 "config": {"ecdsaEllipticCurveKey": ["P-384"]}})),
         )
         .await;
-    assert_eq!(st, 201);
-    let ec = loc
-        .expect("location")
-        .rsplit('/')
-        .next()
-        .expect("id")
-        .to_owned();
     let (_, ec_rep) = s.admin_get(&t, &format!("/demo/components/{ec}")).await;
     assert_eq!(ec_rep["config"]["algorithm"], json!(["ES384"]));
     assert_eq!(ec_rep["config"]["priority"], json!(["0"]));

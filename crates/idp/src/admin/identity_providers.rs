@@ -510,14 +510,9 @@ async fn import_config(a: RealmAdmin, body: Bytes) -> Result<Json<Value>, AdminE
         .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
         .ok_or_else(|| AdminError::bad_request("fromUrl must be an http(s) URL"))?;
     let unreadable = || AdminError::bad_request("Could not import the configuration from fromUrl");
-    let resp = a.idp.http.get(url).send().await.map_err(|_| unreadable())?;
-    if !resp.status().is_success() {
-        return Err(unreadable());
-    }
-    let bytes = resp.bytes().await.map_err(|_| unreadable())?;
-    if bytes.len() > 256 * 1024 {
-        return Err(unreadable());
-    }
+    let bytes = crate::fetch::get(&a.idp, url, crate::fetch::MAX_JSON)
+        .await
+        .map_err(|_| unreadable())?;
     let meta: Value = serde_json::from_slice(&bytes).map_err(|_| unreadable())?;
     let mut config = serde_json::Map::new();
     for (ours, theirs) in [

@@ -122,38 +122,49 @@ fn priority(rep: &Value, default: i64) -> Result<i64, AdminError> {
     }
 }
 
-/// The algorithm (and RSA size) a generated provider's config asks for.
-fn wanted(rep: &Value) -> Result<(Alg, u32), AdminError> {
-    let provider = rep["providerId"].as_str().unwrap_or_default();
+/// The algorithm a generated `provider`'s config asks for (a creation's,
+/// or an export's: Keycloak's imported `rsa` provider reads as
+/// `rsa-generated`).
+fn algorithm(provider: &str, rep: &Value) -> Result<Alg, AdminError> {
     let bad = |m: String| Err(AdminError::bad_request(m));
     match provider {
-        "rsa-generated" => {
-            let alg = Alg::parse(cfg(rep, "algorithm").unwrap_or("RS256"))
-                .ok()
-                .filter(|a| provider_of(*a) == "rsa-generated");
-            let Some(alg) = alg else {
-                return bad("Invalid algorithm for rsa-generated".into());
-            };
-            match cfg(rep, "keySize").unwrap_or("2048") {
-                "2048" => Ok((alg, 2048)),
-                "3072" => Ok((alg, 3072)),
-                "4096" => Ok((alg, 4096)),
-                other => bad(format!("Invalid keySize: {other}")),
-            }
-        }
+        "rsa-generated" => match Alg::parse(cfg(rep, "algorithm").unwrap_or("RS256")) {
+            Ok(alg) if provider_of(alg) == "rsa-generated" => Ok(alg),
+            _ => bad("Invalid algorithm for rsa-generated".into()),
+        },
         "ecdsa-generated" => match cfg(rep, "ecdsaEllipticCurveKey").unwrap_or("P-256") {
-            "P-256" => Ok((Alg::ES256, 0)),
-            "P-384" => Ok((Alg::ES384, 0)),
+            "P-256" => Ok(Alg::ES256),
+            "P-384" => Ok(Alg::ES384),
             other => bad(format!("Unsupported elliptic curve: {other}")),
         },
         "eddsa-generated" => match cfg(rep, "eddsaEllipticCurveKey").unwrap_or("Ed25519") {
-            "Ed25519" => Ok((Alg::EdDSA, 0)),
+            "Ed25519" => Ok(Alg::EdDSA),
             other => bad(format!("Unsupported elliptic curve: {other}")),
         },
         other => bad(format!(
             "Key provider {other} is not supported: Gatehouse generates its keys (rsa-generated, ecdsa-generated, eddsa-generated)"
         )),
     }
+}
+
+/// The RSA modulus a creation asks for (Keycloak's `keySize`).
+fn key_size(rep: &Value) -> Result<u32, AdminError> {
+    match cfg(rep, "keySize").unwrap_or("2048") {
+        "2048" => Ok(2048),
+        "3072" => Ok(3072),
+        "4096" => Ok(4096),
+        other => Err(AdminError::bad_request(format!("Invalid keySize: {other}"))),
+    }
+}
+
+/// A new key's settings from its provider's representation: priority
+/// (Keycloak's generated providers default to 0), active, enabled, name.
+fn provider_settings(rec: &mut KeyRecord, rep: &Value, now: i64) -> Result<(), AdminError> {
+    rec.priority = priority(rep, 0)?;
+    rec.active = flag(rep, "active", true)?;
+    rec.retire_at = (!flag(rep, "enabled", true)?).then_some(now);
+    rec.name = rep["name"].as_str().map(str::to_owned);
+    Ok(())
 }
 
 /// `POST components` with a key provider: a new key, published at once and
@@ -164,16 +175,16 @@ pub async fn create(
     caller: &AdminCaller,
     rep: &Value,
 ) -> Result<String, AdminError> {
-    let (alg, bits) = wanted(rep)?;
+    let alg = algorithm(rep["providerId"].as_str().unwrap_or_default(), rep)?;
     let now = gatehouse_core::time::now();
-    let (key, der) = SigningKey::generate_sized(alg, bits.max(2048))
+    let bits = match provider_of(alg) {
+        "rsa-generated" => key_size(rep)?,
+        _ => 2048,
+    };
+    let (key, der) = SigningKey::generate_sized(alg, bits)
         .map_err(|e| AdminError::bad_request(e.to_string()))?;
     let mut rec = crate::keyring::record(idp, realm, &key, &der, now)?;
-    // Keycloak's generated providers default to priority 0.
-    rec.priority = priority(rep, 0)?;
-    rec.active = flag(rep, "active", true)?;
-    rec.retire_at = (!flag(rep, "enabled", true)?).then_some(now);
-    rec.name = rep["name"].as_str().map(str::to_owned);
+    provider_settings(&mut rec, rep, now)?;
     let path = format!("components/{}", rec.kid);
     let ev = event(realm, caller, "CREATE", "COMPONENT", &path, Some(rep));
     idp.store.insert_key(&rec, &[ev]).await?;
@@ -252,9 +263,9 @@ pub async fn remove(
 /// are then dropped from the stored realm: private keys are kept sealed
 /// in the key table only, never in the realm's JSON. Providers not
 /// imported (HMAC, AES, keystores, encryption keys) are named in a warning.
-pub async fn import(idp: &Idp, realm: &Realm, rep: &Value) -> Result<usize, AdminError> {
+pub async fn import(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), AdminError> {
     let Some(list) = rep["components"][KEY_TYPE].as_array() else {
-        return Ok(0);
+        return Ok(());
     };
     let now = gatehouse_core::time::now();
     let known: Vec<String> = idp
@@ -264,12 +275,10 @@ pub async fn import(idp: &Idp, realm: &Realm, rep: &Value) -> Result<usize, Admi
         .into_iter()
         .map(|k| k.kid)
         .collect();
-    let mut imported = 0;
     for c in list {
-        let provider = c["providerId"].as_str().unwrap_or_default();
-        let key = exported(c);
-        let Some((key, der)) = key else {
-            tracing::warn!(realm = %realm.name, provider, name = c["name"].as_str().unwrap_or_default(),
+        let Some((key, der)) = exported(c) else {
+            tracing::warn!(realm = %realm.name, provider = c["providerId"].as_str().unwrap_or_default(),
+                name = c["name"].as_str().unwrap_or_default(),
                 "a Keycloak key provider not imported: its key is not used");
             continue;
         };
@@ -277,16 +286,12 @@ pub async fn import(idp: &Idp, realm: &Realm, rep: &Value) -> Result<usize, Admi
             continue;
         }
         let mut rec = crate::keyring::record(idp, realm, &key, &der, now)?;
-        rec.priority = priority(c, 0)?;
-        rec.active = flag(c, "active", true)?;
-        rec.retire_at = (!flag(c, "enabled", true)?).then_some(now);
-        rec.name = c["name"].as_str().map(str::to_owned);
+        provider_settings(&mut rec, c, now)?;
         idp.store.insert_key(&rec, &[]).await?;
-        imported += 1;
     }
     forget_stored(idp, realm).await?;
     idp.forget_keyring(&realm.id);
-    Ok(imported)
+    Ok(())
 }
 
 /// Drops an export's key-provider entries from the stored realm (they
@@ -320,26 +325,13 @@ pub async fn forget_stored(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
 /// the SHA-256 of the public key's SubjectPublicKeyInfo).
 fn exported(c: &Value) -> Option<(SigningKey, Vec<u8>)> {
     use base64::Engine;
-    let (field, alg) = match c["providerId"].as_str()? {
-        "rsa-generated" | "rsa" => (
-            "privateKey",
-            Alg::parse(cfg(c, "algorithm").unwrap_or("RS256"))
-                .ok()
-                .filter(|a| provider_of(*a) == "rsa-generated")?,
-        ),
-        "ecdsa-generated" => (
-            "ecdsaPrivateKey",
-            match cfg(c, "ecdsaEllipticCurveKey").unwrap_or("P-256") {
-                "P-256" => Alg::ES256,
-                "P-384" => Alg::ES384,
-                _ => return None,
-            },
-        ),
-        "eddsa-generated" if cfg(c, "eddsaEllipticCurveKey").is_none_or(|k| k == "Ed25519") => {
-            ("eddsaPrivateKey", Alg::EdDSA)
-        }
+    let (field, generated) = match c["providerId"].as_str()? {
+        "rsa-generated" | "rsa" => ("privateKey", "rsa-generated"),
+        "ecdsa-generated" => ("ecdsaPrivateKey", "ecdsa-generated"),
+        "eddsa-generated" => ("eddsaPrivateKey", "eddsa-generated"),
         _ => return None,
     };
+    let alg = algorithm(generated, c).ok()?;
     let b64: String = cfg(c, field)?
         .chars()
         .filter(|ch| !ch.is_whitespace())

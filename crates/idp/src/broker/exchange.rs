@@ -34,9 +34,6 @@ pub struct Brokered {
     pub id_token: String,
 }
 
-/// The largest token or userinfo answer read from a provider.
-const MAX_BODY: usize = 256 * 1024;
-
 /// Redeems `code` and returns who logged in. `nonce` is the one sent with
 /// the authorization request; `verifier` the PKCE verifier, if any.
 pub async fn redeem(
@@ -105,13 +102,12 @@ pub async fn redeem(
 }
 
 async fn read_json(resp: reqwest::Response) -> Result<Value, Failure> {
-    let bytes = resp
-        .bytes()
+    let bytes = crate::fetch::body(resp, crate::fetch::MAX_JSON)
         .await
-        .map_err(|_| Failure::new("provider's answer unreadable"))?;
-    if bytes.len() > MAX_BODY {
-        return Err(Failure::new("provider's answer too large"));
-    }
+        .map_err(|u| match u {
+            crate::fetch::Unread::TooLarge => Failure::new("provider's answer too large"),
+            _ => Failure::new("provider's answer unreadable"),
+        })?;
     serde_json::from_slice(&bytes).map_err(|_| Failure::new("provider's answer is not JSON"))
 }
 

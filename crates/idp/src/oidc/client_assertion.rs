@@ -346,18 +346,8 @@ async fn fetch_jwks(idp: &Idp, url: &str) -> Result<KeySet, OAuthError> {
         tracing::warn!(url, "jwks url {what}");
         invalid("Client keys could not be fetched")
     };
-    let resp = idp
-        .http
-        .get(url)
-        .send()
+    let body = crate::fetch::get(idp, url, crate::fetch::MAX_JSON)
         .await
-        .map_err(|_| fail("unreachable"))?;
-    if !resp.status().is_success() {
-        return Err(fail("answered an error"));
-    }
-    let body = resp.bytes().await.map_err(|_| fail("body unreadable"))?;
-    if body.len() > 256 * 1024 {
-        return Err(fail("too large"));
-    }
+        .map_err(|u| fail(u.what()))?;
     KeySet::from_jwks_json(&body).map_err(|_| fail("not a JWKS"))
 }

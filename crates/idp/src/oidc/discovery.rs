@@ -89,7 +89,7 @@ pub async fn get(
             "preferred_username", "email", "email_verified", "acr", "azp", "sid", "groups"],
         "claims_parameter_supported": false,
         "request_parameter_supported": true,
-        "request_object_signing_alg_values_supported": algs.iter().copied().chain(["HS256", "HS384", "HS512", "none"]).collect::<Vec<_>>(),
+        "request_object_signing_alg_values_supported": crate::oidc::request_object::algorithms().collect::<Vec<_>>(),
         "request_uri_parameter_supported": true,
         "require_request_uri_registration": true,
         "require_request_uri_registration": true,

@@ -22,7 +22,21 @@ use crate::oidc::form::Form;
 use crate::state::Idp;
 use base64::Engine;
 use gatehouse_core::model::{Client, Realm};
+use gatehouse_jose::keys::Alg;
 use serde_json::Value;
+
+/// The HMAC algorithms a request object may use (with the client secret).
+const HMAC: [&str; 3] = ["HS256", "HS384", "HS512"];
+
+/// Every `alg` a request object may carry, as discovery lists them and
+/// registration accepts them.
+pub fn algorithms() -> impl Iterator<Item = &'static str> {
+    Alg::ALL
+        .into_iter()
+        .map(Alg::as_str)
+        .chain(HMAC)
+        .chain(["none"])
+}
 
 /// The largest request object fetched by reference.
 const MAX_FETCHED: usize = 64 * 1024;
@@ -87,22 +101,9 @@ async fn fetch(idp: &Idp, uri: &str) -> Result<String, &'static str> {
         tracing::warn!(uri, "request_uri {what}");
         "Invalid parameter: request_uri"
     };
-    let mut resp = idp
-        .http
-        .get(uri)
-        .send()
+    let body = crate::fetch::get(idp, uri, MAX_FETCHED)
         .await
-        .map_err(|_| fail("unreachable"))?;
-    if !resp.status().is_success() {
-        return Err(fail("answered an error"));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|_| fail("body unreadable"))? {
-        if body.len() + chunk.len() > MAX_FETCHED {
-            return Err(fail("too large"));
-        }
-        body.extend_from_slice(&chunk);
-    }
+        .map_err(|u| fail(u.what()))?;
     String::from_utf8(body)
         .map(|s| s.trim().to_owned())
         .map_err(|_| fail("not text"))
@@ -121,28 +122,21 @@ pub async fn resolve_for(
     q: Form,
     pushing: bool,
 ) -> Result<Result<Form, String>, OAuthError> {
+    let required = client
+        .attributes
+        .get("request.object.required")
+        .map(String::as_str);
+    if required == Some("request_uri only") && !pushing {
+        return Ok(Err("Missing parameter: request_uri".into()));
+    }
     let Some(jwt) = q.get("request") else {
-        let required = client
-            .attributes
-            .get("request.object.required")
-            .map(String::as_str);
         return Ok(match required {
             Some("request or request_uri" | "request only") => {
                 Err("Missing parameter: request".into())
             }
-            Some("request_uri only") if !pushing => Err("Missing parameter: request_uri".into()),
             _ => Ok(q),
         });
     };
-    if client
-        .attributes
-        .get("request.object.required")
-        .map(String::as_str)
-        == Some("request_uri only")
-        && !pushing
-    {
-        return Ok(Err("Missing parameter: request_uri".into()));
-    }
     let claims = match verified(idp, client, jwt).await? {
         Ok(c) => c,
         Err(why) => return Ok(Err(why)),
@@ -188,7 +182,7 @@ async fn verified(
     let claims = match alg {
         "none" if sig.is_empty() => decode(payload),
         "none" => None,
-        "HS256" | "HS384" | "HS512" => client.secret.as_deref().and_then(|secret| {
+        _ if HMAC.contains(&alg) => client.secret.as_deref().and_then(|secret| {
             gatehouse_jose::sign::verify_hmac(secret.as_bytes(), jwt, &[alg]).ok()
         }),
         _ => {

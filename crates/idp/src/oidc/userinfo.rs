@@ -116,15 +116,13 @@ pub async fn handle(
     };
     let scope = active.claims["scope"].as_str().unwrap_or_default();
     let mut v = crate::tokens::userinfo(&idp, &realm, &client, &active.user, scope).await?;
-    let Some(alg) = client
-        .attributes
-        .get(crate::tokens::USERINFO_ALG)
-        .and_then(|a| gatehouse_jose::keys::Alg::parse(a).ok())
-    else {
+    if crate::keyring::named_alg(&client, crate::tokens::USERINFO_ALG).is_none() {
         return Ok(Json(v).into_response());
-    };
+    }
     let ring = idp.keyring(&realm).await?;
-    let signer = crate::keyring::signer_as(&idp, &realm, &ring, alg).await?;
+    let signer =
+        crate::keyring::client_signer(&idp, &realm, &ring, &client, crate::tokens::USERINFO_ALG)
+            .await?;
     if let Some(m) = v.as_object_mut() {
         m.insert("iss".into(), idp.issuer(&realm.name).into());
         m.insert("aud".into(), client.client_id.clone().into());
