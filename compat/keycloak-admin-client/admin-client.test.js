@@ -956,3 +956,70 @@ test("realm keys through key-provider components, as Keycloak's admin console an
   kc.setConfig({ realmName: "master" });
   await kc.realms.del({ realm: "keys-compat" });
 });
+
+test("authorization services, as Keycloak's clients spec drives them: scopes, resources, policies, permissions, import and export", async () => {
+  kc.setConfig({ realmName: "compat" });
+  const { id } = await kc.clients.create({ clientId: "authz-rs" });
+  const client = await kc.clients.findOne({ id });
+  await kc.clients.update({ id }, { clientId: client.clientId, authorizationServicesEnabled: true, serviceAccountsEnabled: true });
+  const user = await kc.users.create({ username: "authz-user", enabled: true });
+
+  const scopes = (await Promise.all(["testScopeA", "testScopeB", "testScopeC"].map((name) =>
+    kc.clients.createAuthorizationScope({ id }, { name })))).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const listed = await kc.clients.listAllScopes({ id });
+  assert.deepEqual(listed.sort((a, b) => (a.name < b.name ? -1 : 1)), scopes);
+  const updatedScope = { ...scopes[0], displayName: "Hello" };
+  await kc.clients.updateAuthorizationScope({ id, scopeId: scopes[0].id }, updatedScope);
+  assert.deepEqual(await kc.clients.getAuthorizationScope({ id, scopeId: scopes[0].id }), updatedScope);
+  assert.deepEqual(await kc.clients.listAllResourcesByScope({ id, scopeId: scopes[0].id }), []);
+  assert.deepEqual(await kc.clients.listAllPermissionsByScope({ id, scopeId: scopes[0].id }), []);
+
+  await kc.clients.importResource({ id }, { allowRemoteResourceManagement: true, policyEnforcementMode: "ENFORCING",
+    resources: [], policies: [], scopes: [], decisionStrategy: "UNANIMOUS" });
+  const exported = await kc.clients.exportResource({ id });
+  assert.equal(exported.allowRemoteResourceManagement, true);
+  assert.equal(exported.resources.length, 1, "the default resource");
+
+  const resource = await kc.clients.createResource({ id }, { name: "testResourceName", type: "testResourceType", scopes });
+  assert.deepEqual(await kc.clients.getResource({ id, resourceId: resource._id }), resource);
+  const server = await kc.clients.getResourceServer({ id });
+  assert.equal(server.clientId, id);
+  server.decisionStrategy = "UNANIMOUS";
+  await kc.clients.updateResourceServer({ id }, server);
+  assert.ok(await kc.clients.listPermissionsByResource({ id, resourceId: resource._id }));
+  const byResource = await kc.clients.listScopesByResource({ id, resourceName: resource._id });
+  assert.deepEqual(byResource.sort((a, b) => (a.name < b.name ? -1 : 1)), scopes);
+  assert.ok((await kc.clients.listResources({ id })).some((r) => r._id === resource._id));
+  await kc.clients.updateResource({ id, resourceId: resource._id }, { ...resource, name: "foo" });
+  assert.equal((await kc.clients.getResource({ id, resourceId: resource._id })).name, "foo");
+
+  const policy = await kc.clients.createPolicy({ id, type: "user" }, { name: "testPolicyName", logic: "POSITIVE", users: [user.id] });
+  assert.ok(policy.id);
+  assert.ok(await kc.clients.listDependentPolicies({ id, policyId: policy.id }));
+  await kc.clients.createPermission({ id, type: "scope" }, { name: "testPermissionName", logic: "POSITIVE",
+    resources: [resource._id], policies: [policy.id], scopes: scopes.map((s) => s.id) });
+  const found = await kc.clients.findPermissions({ id, name: "testPermissionName" });
+  assert.equal(found.length, 1);
+  assert.equal(found[0].logic, "POSITIVE");
+  const byType = await kc.clients.listPermissionScope({ id, name: "testPermissionName" });
+  assert.equal(byType.length, 1);
+  const permission = found[0];
+  const assocScopes = await kc.clients.getAssociatedScopes({ id, permissionId: permission.id });
+  assert.deepEqual(assocScopes.sort((a, b) => (a.name < b.name ? -1 : 1)), scopes.map(({ id, name }) => ({ id, name })));
+  const assocPolicies = await kc.clients.getAssociatedPolicies({ id, permissionId: permission.id });
+  assert.deepEqual(assocPolicies.map((p) => p.id), [policy.id]);
+  assert.deepEqual(await kc.clients.getAssociatedResources({ id, permissionId: permission.id }),
+    [{ _id: resource._id, name: "foo" }]);
+  assert.ok((await kc.clients.listPolicyProviders({ id })).some((p) => p.type === "role"));
+  assert.equal((await kc.clients.findPolicyByName({ id, name: "testPolicyName" })).id, policy.id);
+  assert.equal((await kc.clients.findOnePolicyWithType({ id, type: "user", policyId: policy.id })).users[0], user.id);
+  await kc.clients.delPermission({ id, type: "scope", permissionId: permission.id });
+  await kc.clients.delPolicy({ id, policyId: policy.id });
+  await kc.clients.delResource({ id, resourceId: resource._id });
+  await kc.clients.delAuthorizationScope({ id, scopeId: scopes[2].id });
+  assert.equal((await kc.clients.listAllScopes({ id })).length, 2);
+
+  await kc.clients.update({ id }, { clientId: client.clientId, authorizationServicesEnabled: false, serviceAccountsEnabled: false });
+  await kc.users.del({ id: user.id });
+  await kc.clients.del({ id });
+});

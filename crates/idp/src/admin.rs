@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod attack_detection;
 pub mod authentication_flows;
 pub mod authenticator_configs;
+pub mod authz;
 pub mod client_certificates;
 pub mod client_policies;
 pub mod client_scopes;
@@ -593,6 +594,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(localization::routes())
         .merge(attack_detection::routes())
         .merge(clients::routes())
+        .merge(authz::routes())
         .merge(adapter_actions::routes())
         .merge(client_certificates::routes())
         .merge(installation::routes())

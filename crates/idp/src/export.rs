@@ -98,12 +98,17 @@ pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
         .iter()
         .map(|c| (c.id.clone(), c.client_id.clone()))
         .collect();
-    out["clients"] = json!(
-        clients
-            .iter()
-            .map(|c| repr::client(c, true))
-            .collect::<Vec<_>>()
-    );
+    let mut client_reps = vec![];
+    for c in &clients {
+        let mut rep = repr::client(c, true);
+        // Authorization settings in Keycloak's export form (by name).
+        if let Some(rs) = crate::authz::ResourceServer::of(c) {
+            rep[crate::authz::SETTINGS] =
+                crate::admin::authz::export_settings(idp, realm, c, rs).await?;
+        }
+        client_reps.push(rep);
+    }
+    out["clients"] = json!(client_reps);
 
     let mut realm_roles = vec![];
     for r in idp.store.roles(&realm.id, None).await? {

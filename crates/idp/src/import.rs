@@ -326,5 +326,6 @@ pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Admin
     }
     let orgs: Vec<Value> = arr(rep, "organizations").cloned().collect();
     crate::admin::organizations::import(idp, realm, &orgs).await?;
+    crate::admin::authz::resolve_imported(idp, realm, rep).await?;
     Ok(())
 }

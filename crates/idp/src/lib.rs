@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod authz;
 pub mod backchannel_logout;
 pub mod bootstrap;
 pub mod broker;

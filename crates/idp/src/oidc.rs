@@ -20,6 +20,7 @@ pub mod revoke;
 pub mod third_party_cookies;
 pub mod token;
 pub mod token_exchange;
+pub mod uma;
 pub mod userinfo;
 
 use crate::state::Idp;

@@ -273,12 +273,17 @@ const CLIENT_FIELDS: &[&str] = &[
     "optionalClientScopes",
     "protocol",
     "clientAuthenticatorType",
+    // Authorization settings are read by `admin::authz` (validated,
+    // subjects resolved), never copied in as they come.
+    crate::authz::SETTINGS,
+    crate::authz::STORED,
 ];
 
 /// ClientRepresentation. The secret is included only when asked (admin GET
 /// of a single client, as Keycloak does for confidential clients).
 pub fn client(c: &Client, with_secret: bool) -> Value {
     let mut o = c.extra.clone();
+    o.remove(crate::authz::STORED);
     let base = json!({
         "id": c.id, "clientId": c.client_id, "name": c.name, "description": c.description,
         "enabled": c.enabled, "publicClient": c.public_client, "bearerOnly": c.bearer_only,

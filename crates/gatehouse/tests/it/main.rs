@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod authz;
 mod broker;
 mod consent;
 mod gateway;

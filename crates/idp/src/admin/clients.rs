@@ -152,7 +152,11 @@ pub async fn create_client(
     rep: &Value,
     ev: Vec<gatehouse_core::model::Event>,
 ) -> Result<Client, AdminError> {
-    insert_client(idp, realm, client_from_rep(realm, rep)?, &ev).await
+    let mut c = client_from_rep(realm, rep)?;
+    // Policies' subjects by name until the import has made them
+    // (`admin::authz::resolve_imported`).
+    super::authz::apply_client_rep(idp, realm, &mut c, rep, false).await?;
+    insert_client(idp, realm, c, &ev).await
 }
 
 /// A new client of the realm from a representation, validated but not
@@ -226,7 +230,9 @@ async fn create(
     // The created resource's path, for the admin event and Location.
     let path = format!("clients/{}", super::new_id(&mut with_id));
     let ev = event(&realm, &caller, "CREATE", "CLIENT", &path, Some(&rep));
-    create_client(&idp, &realm, &with_id, vec![ev]).await?;
+    let mut c = client_from_rep(&realm, &with_id)?;
+    super::authz::apply_client_rep(&idp, &realm, &mut c, &rep, true).await?;
+    insert_client(&idp, &realm, c, &[ev]).await?;
     Ok(created(&idp, &realm.name, &path))
 }
 
@@ -263,6 +269,7 @@ async fn update(
     keep_management(&caller, &c)?;
     let old_id = c.client_id.clone();
     apply_rep(&mut c, &rep)?;
+    super::authz::apply_client_rep(&idp, &realm, &mut c, &rep, true).await?;
     if c.client_id != old_id
         && idp
             .store

@@ -69,7 +69,8 @@ pub async fn get(
         "backchannel_logout_session_supported": true,
         "grant_types_supported": ["authorization_code", "client_credentials", "password", "refresh_token",
             "urn:ietf:params:oauth:grant-type:device_code",
-            "urn:ietf:params:oauth:grant-type:token-exchange"],
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:uma-ticket"],
         // The implicit and hybrid ones only for clients with implicitFlowEnabled.
         "response_types_supported": ["code", "id_token", "token", "id_token token",
             "code id_token", "code token", "code id_token token"],

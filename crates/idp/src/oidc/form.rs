@@ -69,8 +69,10 @@ impl Form {
             .map_err(|_| OAuthError::invalid_request("Malformed form body"))?;
         let mut map = HashMap::with_capacity(pairs.len());
         for (k, v) in pairs {
-            // RFC 8707's `resource` and RFC 8693's `audience` may repeat.
-            let listed = k == "resource" || k == "audience";
+            // RFC 8707's `resource`, RFC 8693's `audience` and the UMA
+            // grant's `permission` may repeat (`oidc::uma` reads each
+            // `permission` from the body itself: they may hold spaces).
+            let listed = k == "resource" || k == "audience" || k == "permission";
             if map.contains_key(&k) && !listed {
                 return Err(OAuthError::invalid_request(format!(
                     "Duplicated parameter: {k}"
@@ -163,10 +165,10 @@ mod properties {
             prop_assert_eq!(f.0.len(), params.len());
         }
 
-        /// A repeated parameter (other than `resource`) is always refused.
+        /// A repeated parameter (other than the listed ones) is always refused.
         #[test]
         fn repeated_parameters_are_refused(k in "[a-z_]{1,12}", a in ".{0,10}", b in ".{0,10}") {
-            prop_assume!(k != "resource");
+            prop_assume!(!["resource", "audience", "permission"].contains(&k.as_str()));
             let body = serde_urlencoded::to_string([(&k, &a), (&k, &b)]).expect("encode");
             prop_assert!(Form::parse_query(body.as_bytes()).is_err());
         }

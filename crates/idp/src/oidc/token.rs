@@ -69,6 +69,11 @@ async fn handle(
     let realm = idp.realm(realm).await?;
     let form = Form::parse(headers, body)?;
     let grant_type = form.require("grant_type")?.to_owned();
+    // The UMA grant authenticates its caller itself (a bearer token may
+    // stand for the client).
+    if grant_type == crate::oidc::uma::GRANT {
+        return crate::oidc::uma::grant(idp, &realm, headers, &form, body).await;
+    }
     let client = client_auth::authenticate(idp, &realm, headers, &form).await?;
     if client.bearer_only {
         return Err(OAuthError::unauthorized_client(

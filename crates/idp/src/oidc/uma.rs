@@ -1,0 +1,324 @@
+//! The token endpoint's `urn:ietf:params:oauth:grant-type:uma-ticket`:
+//! asks a resource server's Authorization Services (`crate::authz`) what
+//! a user may do, as Keycloak's policy enforcers and apps do.
+//!
+//! Who asks: a client with the user's access token as its bearer (public
+//! clients included), or an authenticated client with the user's token in
+//! `subject_token` (without one, for its own service account). What for:
+//! `audience` names the resource server (its clientId); `permission`
+//! (repeatable, `resource#scope1,scope2`, `#scope`, or `resource`) narrows
+//! the request, absent means everything. What comes back: with
+//! `response_mode=decision`, `{"result": true}`; with `permissions`, the
+//! granted list; otherwise an RPT, an access token carrying
+//! `authorization.permissions` with the resource server in its audience.
+//! Nothing granted is a 403 `access_denied` (`not_authorized`).
+//! Permission tickets (UMA's `ticket`, the protection API) are not
+//! supported.
+
+use crate::authz::ResourceServer;
+use crate::authz::evaluate::{self, Request, Subject};
+use crate::error::OAuthError;
+use crate::oidc::form::Form;
+use crate::state::Idp;
+use axum::http::{HeaderMap, StatusCode};
+use gatehouse_core::model::{Client, Event, Realm, Session, User};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+/// The grant type.
+pub const GRANT: &str = "urn:ietf:params:oauth:grant-type:uma-ticket";
+
+/// Whom the permissions are for.
+struct Asker {
+    client: Client,
+    user: User,
+    session: Option<Session>,
+    claims: Value,
+}
+
+async fn asker(
+    idp: &Idp,
+    realm: &Realm,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Asker, OAuthError> {
+    let invalid_bearer = || {
+        OAuthError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "Invalid bearer token",
+        )
+    };
+    if let Some(token) = crate::oidc::userinfo::bearer(headers) {
+        let active = crate::oidc::userinfo::active_access_token(idp, realm, token)
+            .await?
+            .ok_or_else(invalid_bearer)?;
+        let azp = active.claims["azp"].as_str().unwrap_or_default();
+        let client = idp
+            .client(realm, azp)
+            .await?
+            .filter(|c| c.enabled)
+            .ok_or_else(|| OAuthError::invalid_client("Invalid client"))?;
+        return Ok(Asker {
+            client,
+            user: active.user,
+            session: active.session,
+            claims: active.claims,
+        });
+    }
+    let client = crate::oidc::client_auth::authenticate(idp, realm, headers, form).await?;
+    if let Some(subject) = form.get("subject_token") {
+        let active = crate::oidc::userinfo::active_access_token(idp, realm, subject)
+            .await?
+            .ok_or_else(invalid_bearer)?;
+        return Ok(Asker {
+            client,
+            user: active.user,
+            session: active.session,
+            claims: active.claims,
+        });
+    }
+    // For itself: its service account.
+    if !client.service_accounts_enabled || client.public_client {
+        return Err(OAuthError::unauthorized_client(
+            "Client not enabled to retrieve service account",
+        ));
+    }
+    let user = crate::admin::clients::ensure_service_account(idp, realm, &client).await?;
+    let claims = json!({"azp": client.client_id, "sub": user.id});
+    Ok(Asker {
+        client,
+        user,
+        session: None,
+        claims,
+    })
+}
+
+/// The `permission` parameters, in order (they repeat).
+fn permission_params(body: &[u8]) -> Vec<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, v)| k == "permission" && !v.is_empty())
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// Reads `resource#scope1,scope2` requests against the server.
+fn requests<'a>(rs: &'a ResourceServer, params: &[String]) -> Result<Vec<Request<'a>>, OAuthError> {
+    let mut out = vec![];
+    for p in params {
+        let (res, scopes) = p.split_once('#').unwrap_or((p.as_str(), ""));
+        let resource = if res.is_empty() {
+            None
+        } else {
+            Some(rs.resource_ref(res).ok_or_else(|| {
+                OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_resource",
+                    format!("Resource with id [{res}] does not exist."),
+                )
+            })?)
+        };
+        let mut ids = vec![];
+        for s in scopes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let scope = rs.scope_ref(s).ok_or_else(|| {
+                OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    format!("Invalid scope [{s}]"),
+                )
+            })?;
+            ids.push(scope.id.clone());
+        }
+        out.push(Request {
+            resource,
+            scopes: ids,
+        });
+    }
+    Ok(out)
+}
+
+/// The subject as policies see it: effective roles, groups with their
+/// ancestors, the requesting client, the token's client scopes.
+async fn subject(idp: &Idp, realm: &Realm, a: &Asker) -> Result<Subject, OAuthError> {
+    let role_ids: BTreeSet<String> = idp
+        .store
+        .effective_roles(&a.user.id)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let direct = idp.store.user_groups(&a.user.id).await?;
+    let mut groups: Vec<(String, bool)> = direct.iter().map(|g| (g.id.clone(), true)).collect();
+    if direct.iter().any(|g| g.parent_id.is_some()) {
+        let all = idp.store.groups(&realm.id).await?;
+        for g in &direct {
+            let mut parent = g.parent_id.clone();
+            let mut hops = 0;
+            while let Some(pid) = parent.take() {
+                hops += 1;
+                if hops > 64 {
+                    break;
+                }
+                if !groups.iter().any(|(id, _)| *id == pid) {
+                    groups.push((pid.clone(), false));
+                }
+                parent = all
+                    .iter()
+                    .find(|x| x.id == pid)
+                    .and_then(|x| x.parent_id.clone());
+            }
+        }
+    }
+    let token_scopes: Vec<&str> = a.claims["scope"]
+        .as_str()
+        .unwrap_or_default()
+        .split(' ')
+        .collect();
+    let client_scope_ids = idp
+        .client_scopes(realm)
+        .await?
+        .iter()
+        .filter(|s| token_scopes.contains(&s.name.as_str()))
+        .map(|s| s.id.clone())
+        .collect();
+    Ok(Subject {
+        user_id: a.user.id.clone(),
+        role_ids,
+        groups,
+        client_id: Some(a.client.id.clone()),
+        client_scope_ids,
+        claims: a.claims.clone(),
+        now: gatehouse_core::time::now(),
+    })
+}
+
+/// The grant.
+pub async fn grant(
+    idp: &Idp,
+    realm: &Realm,
+    headers: &HeaderMap,
+    form: &Form,
+    body: &[u8],
+) -> Result<Value, OAuthError> {
+    let a = asker(idp, realm, headers, form).await?;
+    if form.get("ticket").is_some() {
+        return Err(OAuthError::invalid_grant(
+            "Permission tickets are not supported",
+        ));
+    }
+    let audience = form
+        .get("audience")
+        .and_then(|a| a.split(' ').next())
+        .ok_or_else(|| OAuthError::invalid_request("You must provide the audience"))?;
+    let rs_client = idp
+        .client(realm, audience)
+        .await?
+        .filter(|c| c.enabled)
+        .ok_or_else(|| {
+            OAuthError::invalid_request(format!("Unknown resource server id: [{audience}]"))
+        })?;
+    let rs = ResourceServer::of(&rs_client)
+        .ok_or_else(|| OAuthError::invalid_request("Client does not support permissions"))?;
+    let params = permission_params(body);
+    let reqs = requests(&rs, &params)?;
+    let who = subject(idp, realm, &a).await?;
+    let granted = evaluate::permissions(&rs, &who, &reqs);
+    let mode = form.get("response_mode");
+    if !matches!(mode, None | Some("decision") | Some("permissions")) {
+        return Err(OAuthError::invalid_request("Invalid response_mode"));
+    }
+    let mut ev = Event::user(realm, "PERMISSION_TOKEN");
+    ev.client_id = Some(a.client.client_id.clone());
+    ev.user_id = Some(a.user.id.clone());
+    ev.session_id = a.session.as_ref().map(|s| s.id.clone());
+    ev.details
+        .insert("audience".into(), rs_client.client_id.clone());
+    if granted.is_empty() {
+        let mut err = ev;
+        err.kind = "PERMISSION_TOKEN_ERROR".into();
+        err.error = Some("access_denied".into());
+        idp.record(err).await?;
+        return Err(OAuthError::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "not_authorized",
+        ));
+    }
+    let with_name = form
+        .get("response_include_resource_name")
+        .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+    let list: Vec<Value> = granted.iter().map(|g| g.to_json(with_name)).collect();
+    match mode {
+        Some("decision") => return Ok(json!({"result": true})),
+        Some("permissions") => return Ok(Value::Array(list)),
+        _ => {}
+    }
+    let out = rpt(idp, realm, &a, &rs_client, list).await?;
+    idp.record(ev).await?;
+    Ok(out)
+}
+
+/// A requesting party token: the asker's access token, for the same
+/// client and session, with the granted permissions and the resource
+/// server as an audience.
+async fn rpt(
+    idp: &Idp,
+    realm: &Realm,
+    a: &Asker,
+    rs_client: &Client,
+    permissions: Vec<Value>,
+) -> Result<Value, OAuthError> {
+    let scope = match a.claims["scope"].as_str() {
+        Some(s) => s.to_owned(),
+        None => crate::tokens::granted_scope(&a.client, &idp.client_scopes(realm).await?, None)?,
+    };
+    let g = crate::tokens::Grant {
+        realm,
+        client: &a.client,
+        user: &a.user,
+        session: a.session.as_ref(),
+        scope,
+        nonce: None,
+        resources: vec![],
+        refresh: false,
+    };
+    let now = gatehouse_core::time::now();
+    let c = crate::tokens::claims(idp, &g, now, false).await?;
+    let mut at = c.access;
+    at.insert("authorization".into(), json!({"permissions": permissions}));
+    let aud = match at.remove("aud") {
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(l)) => l
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => vec![],
+    };
+    let mut aud = aud;
+    if !aud.contains(&rs_client.client_id) {
+        aud.push(rs_client.client_id.clone());
+    }
+    at.insert(
+        "aud".into(),
+        if aud.len() == 1 {
+            json!(aud[0])
+        } else {
+            json!(aud)
+        },
+    );
+    let ring = idp.keyring(realm).await?;
+    let signer =
+        crate::keyring::client_signer(idp, realm, &ring, &a.client, crate::tokens::ACCESS_ALG)
+            .await?;
+    let token = gatehouse_jose::sign::sign(signer.as_ref(), &at)?;
+    Ok(json!({
+        "upgraded": false,
+        "access_token": token,
+        "expires_in": c.lifespan,
+        "refresh_expires_in": 0,
+        "token_type": "Bearer",
+        "not-before-policy": 0,
+    }))
+}
