@@ -1013,6 +1013,11 @@ test("authorization services, as Keycloak's clients spec drives them: scopes, re
   assert.ok((await kc.clients.listPolicyProviders({ id })).some((p) => p.type === "role"));
   assert.equal((await kc.clients.findPolicyByName({ id, name: "testPolicyName" })).id, policy.id);
   assert.equal((await kc.clients.findOnePolicyWithType({ id, type: "user", policyId: policy.id })).users[0], user.id);
+  // The admin console's evaluation, for the policy's user.
+  const evaluation = await kc.clients.evaluateResource({ id },
+    { userId: user.id, resources: [{ _id: resource._id, scopes: [] }], roleIds: [], entitlements: false, context: { attributes: {} } });
+  assert.equal(evaluation.status, "PERMIT");
+  assert.equal(evaluation.results[0].allowedScopes.length, 3);
   await kc.clients.delPermission({ id, type: "scope", permissionId: permission.id });
   await kc.clients.delPolicy({ id, policyId: policy.id });
   await kc.clients.delResource({ id, resourceId: resource._id });

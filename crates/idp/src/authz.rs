@@ -15,6 +15,7 @@
 
 pub mod evaluate;
 pub mod policies;
+pub mod protection;
 
 use gatehouse_core::model::Client;
 use serde::{Deserialize, Serialize};
@@ -390,18 +391,24 @@ impl ResourceServer {
     }
 
     /// The permissions that apply to a resource: resource permissions
-    /// naming it or its type, scope permissions naming it.
+    /// naming it or its type; scope permissions naming it, or naming no
+    /// resource and one of its scopes (Keycloak's reading).
     pub fn permissions_of_resource<'a>(
         &'a self,
         r: &'a Resource,
     ) -> impl Iterator<Item = &'a Policy> {
-        self.policies.iter().filter(move |p| {
-            p.is_permission()
-                && (p.resources.contains(&r.id)
-                    || (p.kind == "resource"
-                        && p.resources.is_empty()
+        self.policies.iter().filter(move |p| match p.kind.as_str() {
+            "resource" => {
+                p.resources.contains(&r.id)
+                    || (p.resources.is_empty()
                         && p.resource_type().is_some()
-                        && p.resource_type() == r.kind.as_deref()))
+                        && p.resource_type() == r.kind.as_deref())
+            }
+            "scope" => {
+                (p.resources.is_empty() || p.resources.contains(&r.id))
+                    && p.scopes.iter().any(|x| r.scopes.contains(x))
+            }
+            _ => false,
         })
     }
 }
@@ -782,4 +789,66 @@ fn upsert<T>(items: &mut Vec<T>, item: T, id: impl Fn(&T) -> &String) {
 /// The list a policy config holds under `key` (see [`config_list`]).
 pub fn config_values(p: &Policy, key: &str) -> Vec<Value> {
     config_list(p.config.get(key).map(|s| Value::String(s.clone())).as_ref())
+}
+
+/// The subject as policies see it: effective roles, groups with their
+/// ancestors, the requesting client, the token's client scopes.
+pub async fn subject(
+    idp: &crate::state::Idp,
+    realm: &gatehouse_core::model::Realm,
+    user: &gatehouse_core::model::User,
+    client_id: Option<&str>,
+    claims: Value,
+) -> Result<evaluate::Subject, crate::error::OAuthError> {
+    let role_ids: std::collections::BTreeSet<String> = idp
+        .store
+        .effective_roles(&user.id)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let direct = idp.store.user_groups(&user.id).await?;
+    let mut groups: Vec<(String, bool)> = direct.iter().map(|g| (g.id.clone(), true)).collect();
+    if direct.iter().any(|g| g.parent_id.is_some()) {
+        let all = idp.store.groups(&realm.id).await?;
+        for g in &direct {
+            let mut parent = g.parent_id.clone();
+            let mut hops = 0;
+            while let Some(pid) = parent.take() {
+                hops += 1;
+                if hops > 64 {
+                    break;
+                }
+                if !groups.iter().any(|(id, _)| *id == pid) {
+                    groups.push((pid.clone(), false));
+                }
+                parent = all
+                    .iter()
+                    .find(|x| x.id == pid)
+                    .and_then(|x| x.parent_id.clone());
+            }
+        }
+    }
+    let token_scopes: Vec<&str> = claims["scope"]
+        .as_str()
+        .unwrap_or_default()
+        .split(' ')
+        .collect();
+    let client_scope_ids = idp
+        .client_scopes(realm)
+        .await?
+        .iter()
+        .filter(|s| token_scopes.contains(&s.name.as_str()))
+        .map(|s| s.id.clone())
+        .collect();
+    Ok(evaluate::Subject {
+        user_id: user.id.clone(),
+        role_ids,
+        groups,
+        client_id: client_id.map(str::to_owned),
+        client_scope_ids,
+        claims,
+        context: Value::Null,
+        now: gatehouse_core::time::now(),
+    })
 }

@@ -105,6 +105,7 @@ pub fn router(idp: Arc<Idp>) -> Router {
         .merge(
             oidc::routes()
                 .merge(broker::routes())
+                .merge(authz::protection::routes())
                 .route_layer(axum::middleware::map_response(oauth_rejections))
                 .layer(axum::middleware::from_fn_with_state(
                     idp.clone(),

@@ -212,6 +212,47 @@ async fn resources_policies_and_permissions_decide_the_uma_grant() {
             .all(|p| p["type"] != "scope")
     );
 
+    // The admin console's evaluation: what alice gets, and why.
+    let alice_id = s.user_id(&admin, "demo", "alice").await;
+    let (st, eval) = s
+        .admin_post_json(&admin, &format!("{base}/policy/evaluate"), &json!({"userId": alice_id,
+            "resources": [{"name": "Orders", "scopes": []}], "context": {"attributes": {}}, "roleIds": []}))
+        .await;
+    assert_eq!(st, 200, "{eval}");
+    assert_eq!(eval["status"], "PERMIT");
+    let result = &eval["results"][0];
+    assert_eq!(result["resource"]["name"], "Orders");
+    assert_eq!(
+        result["allowedScopes"],
+        json!([{"id": view["id"], "name": "view"}])
+    );
+    let by_name = |n: &str| {
+        result["policies"]
+            .as_array()
+            .expect("policies")
+            .iter()
+            .find(|p| p["policy"]["name"] == n)
+            .cloned()
+            .expect("permission")
+    };
+    assert_eq!(by_name("view orders")["status"], "PERMIT");
+    assert_eq!(
+        by_name("view orders")["associatedPolicies"][0]["policy"]["name"],
+        "sales members"
+    );
+    assert_eq!(by_name("delete orders")["status"], "DENY");
+    assert_eq!(
+        s.admin_post(
+            &admin,
+            &format!("{base}/policy/evaluate"),
+            &json!({"resources": []})
+        )
+        .await
+        .0,
+        400,
+        "no subject"
+    );
+
     // The UMA grant: alice (sales) may view, not delete; bob the reverse.
     let alice = access_token(
         &s.password_tokens("demo", "spa", None, "alice", "alice-pw", None)
@@ -515,4 +556,269 @@ async fn perms_id(s: &Server) -> Value {
         )
         .await;
     r[0]["_id"].clone()
+}
+
+/// A request to the protection API of `demo` with `token`.
+async fn protection(
+    s: &Server,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut r = s
+        .http
+        .request(
+            method,
+            format!("{}/realms/demo/authz/protection{path}", s.base),
+        )
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    let r = r.send().await.expect("send");
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_protection_api_finds_and_manages_resources_and_issues_tickets() {
+    use reqwest::Method;
+    let s = start().await;
+    let admin = s.demo_realm().await;
+    let app = s.client_uuid(&admin, "demo", "app").await;
+    assert_eq!(
+        s.admin_put(
+            &admin,
+            &format!("/demo/clients/{app}"),
+            Some(&json!({"clientId": "app", "authorizationServicesEnabled": true}))
+        )
+        .await,
+        204
+    );
+    // Keycloak's UMA metadata names the protection endpoints.
+    let meta = s
+        .get_json("/realms/demo/.well-known/uma2-configuration")
+        .await;
+    assert_eq!(
+        meta["resource_registration_endpoint"],
+        format!("{}/realms/demo/authz/protection/resource_set", s.base)
+    );
+    assert_eq!(
+        meta["token_endpoint"],
+        format!("{}/realms/demo/protocol/openid-connect/token", s.base)
+    );
+    // The service account holds uma_protection: its token is a PAT.
+    let (_, roles) = s
+        .admin_get(&admin, &format!("/demo/clients/{app}/roles"))
+        .await;
+    assert!(
+        roles
+            .as_array()
+            .expect("roles")
+            .iter()
+            .any(|r| r["name"] == "uma_protection")
+    );
+    let pat = s.service_token("demo", "app", "app-secret").await;
+    let alice = access_token(
+        &s.password_tokens("demo", "spa", None, "alice", "alice-pw", None)
+            .await,
+    );
+    assert_eq!(
+        protection(&s, Method::GET, "/resource_set", &alice, None)
+            .await
+            .0,
+        403,
+        "not a PAT"
+    );
+    assert_eq!(
+        protection(&s, Method::GET, "/resource_set", "junk", None)
+            .await
+            .0,
+        401
+    );
+    let (st, ids) = protection(&s, Method::GET, "/resource_set", &pat, None).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        ids.as_array().map(Vec::len),
+        Some(1),
+        "the default resource, by id"
+    );
+    // Writes need the server's remote-management consent.
+    let item = json!({"name": "Item", "type": "urn:app:item", "uris": ["/items/{id}"],
+        "resource_scopes": [{"name": "read"}, "write"]});
+    assert_eq!(
+        protection(&s, Method::POST, "/resource_set", &pat, Some(&item))
+            .await
+            .0,
+        403
+    );
+    let base = format!("/demo/clients/{app}/authz/resource-server");
+    assert_eq!(
+        s.admin_put(
+            &admin,
+            &base,
+            Some(&json!({"allowRemoteResourceManagement": true}))
+        )
+        .await,
+        204
+    );
+    let (st, created) = protection(&s, Method::POST, "/resource_set", &pat, Some(&item)).await;
+    assert_eq!(st, 201, "{created}");
+    let rid = created["_id"].as_str().expect("id").to_owned();
+    assert_eq!(created["resource_scopes"], created["scopes"]);
+    // Found by a request path, as enforcers look resources up.
+    let (_, found) = protection(
+        &s,
+        Method::GET,
+        "/resource_set?uri=/items/42&matchingUri=true",
+        &pat,
+        None,
+    )
+    .await;
+    // (The default resource's `/*` matches too, as in Keycloak.)
+    assert!(
+        found
+            .as_array()
+            .is_some_and(|f| f.len() == 2 && f.contains(&json!(rid))),
+        "{found}"
+    );
+    let (_, none) = protection(&s, Method::GET, "/resource_set?uri=/items/42", &pat, None).await;
+    assert_eq!(
+        none,
+        json!([]),
+        "without matchingUri a URI is compared as it is"
+    );
+    let (_, deep) = protection(
+        &s,
+        Method::GET,
+        "/resource_set?name=Item&exactName=true&deep=true",
+        &pat,
+        None,
+    )
+    .await;
+    assert_eq!(deep[0]["uris"], json!(["/items/{id}"]));
+    let (st, _) = protection(
+        &s,
+        Method::PUT,
+        &format!("/resource_set/{rid}"),
+        &pat,
+        Some(&json!({"name": "Item", "uris": ["/items/{id}", "/things/{id}"]})),
+    )
+    .await;
+    assert_eq!(st, 204);
+    assert_eq!(
+        protection(&s, Method::GET, &format!("/resource_set/{rid}"), &pat, None)
+            .await
+            .1["uris"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+
+    // Who may read items: a regex over pushed claims, read from the
+    // request's context.
+    s.admin_post_json(
+        &admin,
+        &format!("{base}/policy/regex"),
+        &json!({"name": "from the office",
+        "targetClaim": "network", "pattern": "office-.*", "targetContextAttributes": true}),
+    )
+    .await;
+    let (st, _) = s
+        .admin_post_json(
+            &admin,
+            &format!("{base}/permission/scope"),
+            &json!({"name": "read items",
+            "resources": ["Item"], "scopes": ["read"], "policies": ["from the office"]}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    use base64::Engine;
+    let pushed = |net: &str| {
+        base64::engine::general_purpose::STANDARD.encode(json!({"network": net}).to_string())
+    };
+    let office = pushed("office-berlin");
+    let home = pushed("home");
+    let jwt = "urn:ietf:params:oauth:token-type:jwt";
+    for (claims, want) in [(office.as_str(), 200), (home.as_str(), 403)] {
+        let (st, body) = uma(
+            &s,
+            "demo",
+            &alice,
+            &[
+                ("audience", "app"),
+                ("permission", "Item#read"),
+                ("response_mode", "decision"),
+                ("claim_token", claims),
+                ("claim_token_format", jwt),
+            ],
+        )
+        .await;
+        assert_eq!(st, want, "{body}");
+    }
+    // A ticket for what a caller lacks, redeemed at the token endpoint.
+    let (st, t) = protection(
+        &s,
+        Method::POST,
+        "/permission",
+        &pat,
+        Some(&json!([{"resource_id": rid, "resource_scopes": ["read"]}])),
+    )
+    .await;
+    assert_eq!(st, 201, "{t}");
+    let ticket = t["ticket"].as_str().expect("ticket").to_owned();
+    let (st, rpt) = uma(
+        &s,
+        "demo",
+        &alice,
+        &[
+            ("ticket", &ticket),
+            ("claim_token", &office),
+            ("claim_token_format", jwt),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{rpt}");
+    let c = s
+        .verified("demo", rpt["access_token"].as_str().expect("rpt"))
+        .await;
+    assert_eq!(
+        c["authorization"]["permissions"],
+        json!([{"rsid": rid, "rsname": "Item", "scopes": ["read"]}])
+    );
+    assert_eq!(
+        uma(&s, "demo", &alice, &[("ticket", "forged")]).await.1["error"],
+        "invalid_grant"
+    );
+    assert_eq!(
+        protection(
+            &s,
+            Method::POST,
+            "/permission",
+            &pat,
+            Some(&json!({"resource_id": "nope"}))
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        protection(
+            &s,
+            Method::DELETE,
+            &format!("/resource_set/{rid}"),
+            &pat,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        protection(&s, Method::GET, &format!("/resource_set/{rid}"), &pat, None)
+            .await
+            .0,
+        404
+    );
 }

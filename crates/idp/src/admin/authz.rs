@@ -42,6 +42,10 @@ pub fn routes() -> Router<Arc<Idp>> {
             &format!("{B}/resource/{{rid}}/{{what}}"),
             get(resource_links),
         )
+        .route(
+            &format!("{B}/policy/evaluate"),
+            axum::routing::post(evaluate_policies),
+        )
         .route(&format!("{B}/scope"), get(scopes).post(create_scope))
         .route(&format!("{B}/scope/search"), get(scope_by_name))
         .route(
@@ -953,6 +957,177 @@ pub async fn resolve_imported(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(
         }
         rs.store_in(&mut client);
         idp.store.update_client(&client, &[]).await?;
+        ensure_protection_role(idp, realm, &client).await?;
     }
     Ok(())
+}
+
+/// Keycloak's `uma_protection` role of a resource server, held by its
+/// service account: what makes that account's tokens PATs for the
+/// protection API. Made when the services are on (idempotent).
+pub async fn ensure_protection_role(
+    idp: &Idp,
+    realm: &Realm,
+    client: &Client,
+) -> Result<(), AdminError> {
+    use crate::authz::protection::PROTECTION_ROLE;
+    use gatehouse_store::Holder;
+    if ResourceServer::of(client).is_none() {
+        return Ok(());
+    }
+    let role = match idp
+        .store
+        .role_by_name(&realm.id, Some(&client.id), PROTECTION_ROLE)
+        .await?
+    {
+        Some(r) => r,
+        None => {
+            super::roles::create_role(
+                idp,
+                realm,
+                Some(client.id.clone()),
+                &json!({"name": PROTECTION_ROLE}),
+                vec![],
+            )
+            .await?
+        }
+    };
+    let account = super::clients::ensure_service_account(idp, realm, client).await?;
+    let held = idp.store.granted_roles(Holder::User(&account.id)).await?;
+    if !held.iter().any(|r| r.id == role.id) {
+        idp.store
+            .grant_roles(Holder::User(&account.id), &[role.id], &[])
+            .await?;
+    }
+    Ok(())
+}
+
+/// `POST .../policy/evaluate`: what a user (or, without one, the client
+/// `clientId`'s service account) would be granted, resource by resource,
+/// with the permissions and policies that decided, as Keycloak's admin
+/// console shows it. `roleIds` adds roles for the evaluation only;
+/// `context.attributes` stands for pushed claims.
+async fn evaluate_policies(
+    a: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, AdminError> {
+    use crate::authz::evaluate::{self, Request};
+    let rep = json_body(&body)?;
+    let (_, rs) = load(&a.idp, &a.realm, &id).await?;
+    let text = |k: &str| rep.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let requester = match text("clientId") {
+        Some(c) => Some(
+            a.idp
+                .store
+                .client(&a.realm.id, c)
+                .await?
+                .ok_or_else(|| AdminError::bad_request(format!("Client [{c}] not found")))?,
+        ),
+        None => None,
+    };
+    let user = match (text("userId"), &requester) {
+        (Some(u), _) => match a.idp.store.user(&a.realm.id, u).await? {
+            Some(x) => x,
+            None => a
+                .idp
+                .store
+                .user_by_username(&a.realm.id, u)
+                .await?
+                .ok_or_else(|| AdminError::bad_request(format!("User [{u}] not found")))?,
+        },
+        (None, Some(c)) => super::clients::ensure_service_account(&a.idp, &a.realm, c).await?,
+        (None, None) => {
+            return Err(AdminError::bad_request(
+                "Subject not provided: userId or clientId",
+            ));
+        }
+    };
+    let mut who = crate::authz::subject(
+        &a.idp,
+        &a.realm,
+        &user,
+        requester.as_ref().map(|c| c.id.as_str()),
+        json!({"sub": user.id}),
+    )
+    .await
+    .map_err(|e| AdminError::new(e.status, e.description))?;
+    for r in rep["roleIds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let role = match a.idp.store.role(&a.realm.id, r).await? {
+            Some(x) => Some(x),
+            None => a.idp.store.role_by_name(&a.realm.id, None, r).await?,
+        };
+        let role = role.ok_or_else(|| AdminError::bad_request(format!("Role [{r}] not found")))?;
+        for x in crate::tokens::expand_roles(&a.idp, &a.realm, &[role.id]).await? {
+            who.role_ids.insert(x.id);
+        }
+    }
+    who.context = rep["context"]["attributes"].clone();
+    let mut asked: Vec<Request<'_>> = vec![];
+    for r in rep["resources"].as_array().into_iter().flatten() {
+        let key = r
+            .get("_id")
+            .or_else(|| r.get("name"))
+            .and_then(Value::as_str);
+        let resource = match key.filter(|k| !k.is_empty()) {
+            Some(k) => Some(
+                rs.resource_ref(k)
+                    .ok_or_else(|| AdminError::bad_request(format!("Resource [{k}] not found")))?,
+            ),
+            None => None,
+        };
+        let names: Vec<Value> = r["scopes"].as_array().cloned().unwrap_or_default();
+        let mut scratch = rs.clone();
+        let scopes = scratch.scope_ids(&names, false)?;
+        asked.push(Request { resource, scopes });
+    }
+    let granted = evaluate::permissions(&rs, &who, &asked);
+    let targets: Vec<&crate::authz::Resource> =
+        if asked.iter().any(|r| r.resource.is_none()) || asked.is_empty() {
+            rs.resources.iter().filter(|r| r.owner.is_none()).collect()
+        } else {
+            asked.iter().filter_map(|r| r.resource).collect()
+        };
+    let mut results = vec![];
+    for r in targets {
+        let g = granted.iter().find(|g| g.rsid == r.id);
+        let allowed: Vec<Value> = r
+            .scopes
+            .iter()
+            .filter_map(|sid| rs.scope(sid))
+            .filter(|sc| g.is_some_and(|g| g.scopes.contains(&sc.name)))
+            .map(authz::scope_brief)
+            .collect();
+        let status = |ok: bool| if ok { "PERMIT" } else { "DENY" };
+        let policies: Vec<Value> = evaluate::explain(&rs, &who, r)
+            .into_iter()
+            .map(|(p, ok, applied)| {
+                json!({
+                    "policy": authz::policy_rep(p),
+                    "status": status(ok),
+                    "associatedPolicies": applied.into_iter().map(|(x, d)| json!({"policy": authz::policy_rep(x), "status": status(d)})).collect::<Vec<_>>(),
+                    "scopes": p.scopes.iter().filter_map(|s| rs.scope(s)).map(|s| s.name.clone()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        results.push(json!({
+            "resource": authz::resource_brief(r),
+            "scopes": r.scopes.iter().filter_map(|s| rs.scope(s)).map(authz::scope_brief).collect::<Vec<_>>(),
+            "policies": policies,
+            "status": status(g.is_some()),
+            "allowedScopes": allowed,
+        }));
+    }
+    let permissions: Vec<Value> = granted.iter().map(|g| g.to_json(true)).collect();
+    Ok(Json(json!({
+        "results": results,
+        "entitlements": rep["entitlements"].as_bool().unwrap_or(false),
+        "status": if granted.is_empty() { "DENY" } else { "PERMIT" },
+        "rpt": {"authorization": {"permissions": permissions}},
+    })))
 }

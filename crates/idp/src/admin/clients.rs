@@ -217,6 +217,7 @@ pub async fn insert_client(
     if c.service_accounts_enabled {
         ensure_service_account(idp, realm, &c).await?;
     }
+    super::authz::ensure_protection_role(idp, realm, &c).await?;
     crate::keyring::prepare_for_client(idp, realm, &c).await?;
     Ok(c)
 }
@@ -294,6 +295,7 @@ async fn update(
     if c.service_accounts_enabled {
         ensure_service_account(&idp, &realm, &c).await?;
     }
+    super::authz::ensure_protection_role(&idp, &realm, &c).await?;
     crate::keyring::prepare_for_client(&idp, &realm, &c).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -24,6 +24,9 @@ pub struct Subject {
     pub client_scope_ids: BTreeSet<String>,
     /// The token's claims (regex policies).
     pub claims: Value,
+    /// Claims the client pushed with the request (`claim_token`), which
+    /// regex policies read with `targetContextAttributes`.
+    pub context: Value,
     /// Unix seconds.
     pub now: i64,
 }
@@ -158,7 +161,16 @@ fn time_holds(p: &Policy, now: i64) -> bool {
     true
 }
 
-fn regex_holds(p: &Policy, claims: &Value) -> bool {
+fn regex_holds(p: &Policy, s: &Subject) -> bool {
+    let source = if p
+        .config
+        .get("targetContextAttributes")
+        .is_some_and(|v| v == "true")
+    {
+        &s.context
+    } else {
+        &s.claims
+    };
     let (Some(target), Some(pattern)) = (p.config.get("targetClaim"), p.config.get("pattern"))
     else {
         return false;
@@ -166,7 +178,7 @@ fn regex_holds(p: &Policy, claims: &Value) -> bool {
     let Ok(re) = regex::Regex::new(&format!("^(?:{pattern})$")) else {
         return false;
     };
-    match claim(claims, target) {
+    match claim(source, target) {
         Some(Value::String(s)) => re.is_match(s),
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).any(|s| re.is_match(s)),
         Some(v @ (Value::Number(_) | Value::Bool(_))) => re.is_match(&v.to_string()),
@@ -201,7 +213,7 @@ pub fn decide(rs: &ResourceServer, p: &Policy, s: &Subject, depth: u8) -> bool {
                 .any(|(g, direct)| g == id && (*direct || children))
         }),
         "time" => time_holds(p, s.now),
-        "regex" => regex_holds(p, &s.claims),
+        "regex" => regex_holds(p, s),
         "js" => p.config.get("code").map(String::as_str) == Some(super::DEFAULT_POLICY_CODE),
         "aggregate" | "resource" | "scope" => {
             let decisions: Vec<bool> = p
@@ -281,23 +293,7 @@ fn granted_scopes(
         return Some(scopes.iter().map(|x| (*x).clone()).collect());
     }
     let permissive = rs.policy_enforcement_mode == Enforcement::Permissive;
-    let perms: Vec<&Policy> = rs
-        .policies
-        .iter()
-        .filter(|p| match p.kind.as_str() {
-            "resource" => {
-                p.resources.contains(&r.id)
-                    || (p.resources.is_empty()
-                        && p.resource_type().is_some()
-                        && p.resource_type() == r.kind.as_deref())
-            }
-            "scope" => {
-                (p.resources.is_empty() || p.resources.contains(&r.id))
-                    && p.scopes.iter().any(|x| r.scopes.contains(x))
-            }
-            _ => false,
-        })
-        .collect();
+    let perms: Vec<&Policy> = rs.permissions_of_resource(r).collect();
     if perms.is_empty() {
         return permissive.then(|| scopes.iter().map(|x| (*x).clone()).collect());
     }
@@ -337,6 +333,25 @@ fn granted_scopes(
         }
     }
     (!granted.is_empty()).then_some(granted)
+}
+
+/// Why: each permission that applies to `r` with its decision, and the
+/// decisions of the policies it applies (the admin API's evaluation).
+pub type Explained<'a> = Vec<(&'a Policy, bool, Vec<(&'a Policy, bool)>)>;
+
+/// See [`Explained`].
+pub fn explain<'a>(rs: &'a ResourceServer, s: &Subject, r: &'a Resource) -> Explained<'a> {
+    rs.permissions_of_resource(r)
+        .map(|p| {
+            let applied = p
+                .policies
+                .iter()
+                .filter_map(|id| rs.policy(id))
+                .map(|x| (x, decide(rs, x, s, 1)))
+                .collect();
+            (p, decide(rs, p, s, 0), applied)
+        })
+        .collect()
 }
 
 #[cfg(test)]

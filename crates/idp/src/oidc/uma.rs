@@ -12,18 +12,17 @@
 //! granted list; otherwise an RPT, an access token carrying
 //! `authorization.permissions` with the resource server in its audience.
 //! Nothing granted is a 403 `access_denied` (`not_authorized`).
-//! Permission tickets (UMA's `ticket`, the protection API) are not
-//! supported.
+//! A permission ticket (`ticket`, from the protection API's `permission`
+//! endpoint, `authz::protection`) stands for `audience` and `permission`.
 
 use crate::authz::ResourceServer;
-use crate::authz::evaluate::{self, Request, Subject};
+use crate::authz::evaluate::{self, Request};
 use crate::error::OAuthError;
 use crate::oidc::form::Form;
 use crate::state::Idp;
 use axum::http::{HeaderMap, StatusCode};
 use gatehouse_core::model::{Client, Event, Realm, Session, User};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
 
 /// The grant type.
 pub const GRANT: &str = "urn:ietf:params:oauth:grant-type:uma-ticket";
@@ -139,59 +138,34 @@ fn requests<'a>(rs: &'a ResourceServer, params: &[String]) -> Result<Vec<Request
     Ok(out)
 }
 
-/// The subject as policies see it: effective roles, groups with their
-/// ancestors, the requesting client, the token's client scopes.
-async fn subject(idp: &Idp, realm: &Realm, a: &Asker) -> Result<Subject, OAuthError> {
-    let role_ids: BTreeSet<String> = idp
-        .store
-        .effective_roles(&a.user.id)
-        .await?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    let direct = idp.store.user_groups(&a.user.id).await?;
-    let mut groups: Vec<(String, bool)> = direct.iter().map(|g| (g.id.clone(), true)).collect();
-    if direct.iter().any(|g| g.parent_id.is_some()) {
-        let all = idp.store.groups(&realm.id).await?;
-        for g in &direct {
-            let mut parent = g.parent_id.clone();
-            let mut hops = 0;
-            while let Some(pid) = parent.take() {
-                hops += 1;
-                if hops > 64 {
-                    break;
-                }
-                if !groups.iter().any(|(id, _)| *id == pid) {
-                    groups.push((pid.clone(), false));
-                }
-                parent = all
-                    .iter()
-                    .find(|x| x.id == pid)
-                    .and_then(|x| x.parent_id.clone());
-            }
+/// Claims the client pushes for the policies to read
+/// (`claim_token`, base64 of a JSON object, with Keycloak's format
+/// `urn:ietf:params:oauth:token-type:jwt`): regex policies reading the
+/// context match against them.
+fn claim_token(form: &Form) -> Result<Value, OAuthError> {
+    use base64::Engine;
+    let Some(t) = form.get("claim_token") else {
+        return Ok(Value::Null);
+    };
+    match form.get("claim_token_format") {
+        Some("urn:ietf:params:oauth:token-type:jwt") => {}
+        _ => {
+            return Err(OAuthError::invalid_request(
+                "claim_token_format must be urn:ietf:params:oauth:token-type:jwt",
+            ));
         }
     }
-    let token_scopes: Vec<&str> = a.claims["scope"]
-        .as_str()
-        .unwrap_or_default()
-        .split(' ')
-        .collect();
-    let client_scope_ids = idp
-        .client_scopes(realm)
-        .await?
-        .iter()
-        .filter(|s| token_scopes.contains(&s.name.as_str()))
-        .map(|s| s.id.clone())
-        .collect();
-    Ok(Subject {
-        user_id: a.user.id.clone(),
-        role_ids,
-        groups,
-        client_id: Some(a.client.id.clone()),
-        client_scope_ids,
-        claims: a.claims.clone(),
-        now: gatehouse_core::time::now(),
-    })
+    let bad = || OAuthError::invalid_request("Invalid claim_token");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(t)
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t.trim_end_matches('='))
+        })
+        .map_err(|_| bad())?;
+    match serde_json::from_slice::<Value>(&raw) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(bad()),
+    }
 }
 
 /// The grant.
@@ -203,15 +177,18 @@ pub async fn grant(
     body: &[u8],
 ) -> Result<Value, OAuthError> {
     let a = asker(idp, realm, headers, form).await?;
-    if form.get("ticket").is_some() {
-        return Err(OAuthError::invalid_grant(
-            "Permission tickets are not supported",
-        ));
-    }
-    let audience = form
-        .get("audience")
-        .and_then(|a| a.split(' ').next())
-        .ok_or_else(|| OAuthError::invalid_request("You must provide the audience"))?;
+    // A permission ticket names the resource server and what is asked.
+    let ticket = match form.get("ticket") {
+        Some(t) => Some(crate::authz::protection::redeem(idp, realm, t).await?),
+        None => None,
+    };
+    let audience = match &ticket {
+        Some((aud, _)) => aud.as_str(),
+        None => form
+            .get("audience")
+            .and_then(|a| a.split(' ').next())
+            .ok_or_else(|| OAuthError::invalid_request("You must provide the audience"))?,
+    };
     let rs_client = idp
         .client(realm, audience)
         .await?
@@ -221,9 +198,14 @@ pub async fn grant(
         })?;
     let rs = ResourceServer::of(&rs_client)
         .ok_or_else(|| OAuthError::invalid_request("Client does not support permissions"))?;
-    let params = permission_params(body);
+    let mut params = permission_params(body);
+    if let Some((_, asked)) = ticket {
+        params.extend(asked);
+    }
     let reqs = requests(&rs, &params)?;
-    let who = subject(idp, realm, &a).await?;
+    let mut who =
+        crate::authz::subject(idp, realm, &a.user, Some(&a.client.id), a.claims.clone()).await?;
+    who.context = claim_token(form)?;
     let granted = evaluate::permissions(&rs, &who, &reqs);
     let mode = form.get("response_mode");
     if !matches!(mode, None | Some("decision") | Some("permissions")) {
