@@ -285,6 +285,53 @@ class PythonKeycloak(unittest.TestCase):
         self.assertIn("py-member", oidc.decode_token(tok["access_token"], validate=True)["realm_access"]["roles"])
         prov.delete_user(uid)
 
+    def test_2h_authorization_services_and_uma(self):
+        """A resource server set up through KeycloakAdmin's authz calls,
+        asked through KeycloakOpenID's uma_permissions / has_uma_access and
+        KeycloakUMA's protection API (uma2-configuration, resource sets,
+        permission tickets, permissions_check)."""
+        from keycloak import KeycloakUMA
+        from keycloak.uma_permissions import UMAPermission
+        a = self.admin
+        cid = a.create_client({"clientId": "py-rs", "secret": "py-rs-secret", "serviceAccountsEnabled": True,
+                               "directAccessGrantsEnabled": True, "authorizationServicesEnabled": True})
+        a.create_realm_role({"name": "py-reader"})
+        uid = a.create_user({"username": "reader", "enabled": True,
+                             "credentials": [{"type": "password", "value": "reader-pw", "temporary": False}]})
+        a.assign_realm_roles(uid, [a.get_realm_role("py-reader")])
+        a.create_client_authz_scopes(cid, {"name": "read"})
+        res = a.create_client_authz_resource(cid, {"name": "Docs", "uris": ["/docs/*"], "scopes": [{"name": "read"}]})
+        self.assertTrue(res["_id"])
+        self.assertIn("Docs", [r["name"] for r in a.get_client_authz_resources(cid)])
+        role = a.get_realm_role("py-reader")
+        policy = a.create_client_authz_role_based_policy(cid, {"name": "readers", "roles": [{"id": role["id"]}]})
+        a.create_client_authz_resource_based_permission(cid, {"name": "docs", "resources": [res["_id"]],
+                                                              "policies": [policy["id"]]})
+        self.assertIn("docs", [p["name"] for p in a.get_client_authz_permissions(cid)])
+        settings = a.get_client_authz_settings(cid)
+        self.assertIn("docs", [p["name"] for p in settings["policies"]])
+
+        oidc = KeycloakOpenID(server_url=self.base, realm_name="py", client_id="py-rs", client_secret_key="py-rs-secret")
+        reader = oidc.token("reader", "reader-pw")["access_token"]
+        granted = oidc.uma_permissions(reader, "Docs#read")
+        self.assertEqual([(g["rsname"], g.get("scopes")) for g in granted], [("Docs", ["read"])])
+        self.assertTrue(oidc.has_uma_access(reader, "Docs#read").is_authorized)
+        a.create_user({"username": "outsider", "enabled": True,
+                       "credentials": [{"type": "password", "value": "out-pw", "temporary": False}]})
+        outsider = oidc.token("outsider", "out-pw")["access_token"]
+        self.assertFalse(oidc.has_uma_access(outsider, "Docs#read").is_authorized)
+
+        conn = KeycloakOpenIDConnection(server_url=self.base, realm_name="py", client_id="py-rs",
+                                        client_secret_key="py-rs-secret")
+        uma = KeycloakUMA(connection=conn)
+        self.assertTrue(uma.uma_well_known["permission_endpoint"].endswith("/authz/protection/permission"))
+        self.assertIn(res["_id"], uma.resource_set_list_ids(uri="/docs/a", matchingUri=True))
+        self.assertEqual(uma.resource_set_read(res["_id"])["name"], "Docs")
+        ticket = uma.permission_ticket_create([UMAPermission(resource="Docs", scope="read")])
+        self.assertTrue(ticket["ticket"])
+        self.assertTrue(uma.permissions_check(reader, [UMAPermission(resource="Docs", scope="read")]))
+        self.assertFalse(uma.permissions_check(outsider, [UMAPermission(resource="Docs", scope="read")]))
+
     def test_3_delete(self):
         a = self.admin
         uid = a.get_user_id("pat")
