@@ -42,6 +42,8 @@ const VIEW_CLIENTS: &[&str] = &["view-clients", "manage-clients"];
 const QUERY_CLIENTS: &[&str] = &["query-clients", "view-clients", "manage-clients"];
 const CREATE_CLIENT: &[&str] = &["create-client", "manage-clients"];
 const MANAGE_CLIENTS: &[&str] = &["manage-clients"];
+const VIEW_AUTHZ: &[&str] = &["view-authorization", "manage-authorization"];
+const MANAGE_AUTHZ: &[&str] = &["manage-authorization"];
 const VIEW_EVENTS: &[&str] = &["view-events", "manage-events"];
 const MANAGE_EVENTS: &[&str] = &["manage-events"];
 const VIEW_IDPS: &[&str] = &["view-identity-providers", "manage-identity-providers"];
@@ -67,7 +69,8 @@ const VIEW_SCOPES: &[&str] = &[
 /// roles), clients and client scopes by `manage-clients` (created also by
 /// `create-client`), realm roles and realm settings by `manage-realm`,
 /// events by `manage-events`, identity providers by their roles,
-/// impersonation by `impersonation`. A client's secret is read with
+/// impersonation by `impersonation`, a client's authorization services by
+/// `manage-authorization` (read by `view-authorization`). A client's secret is read with
 /// `manage-clients` alone. Gatehouse's gateway API keys and partial imports
 /// (which write users, clients and roles at once) stay with `realm-admin`.
 pub fn granting(write: bool, rest: &str) -> &'static [&'static str] {
@@ -98,6 +101,9 @@ pub fn granting(write: bool, rest: &str) -> &'static [&'static str] {
         ("clients", None, false) => QUERY_CLIENTS,
         ("clients", None, true) => CREATE_CLIENT,
         ("clients", Some(_), _) if third == Some("client-secret") => MANAGE_CLIENTS,
+        // A client's Authorization Services: Keycloak's authorization roles.
+        ("clients", Some(_), false) if third == Some("authz") => VIEW_AUTHZ,
+        ("clients", Some(_), true) if third == Some("authz") => MANAGE_AUTHZ,
         ("clients", Some(_), false) => VIEW_CLIENTS,
         ("clients", Some(_), true) => MANAGE_CLIENTS,
         (
@@ -243,6 +249,14 @@ mod tests {
         assert!(granting(false, "clients/c1").contains(&"view-clients"));
         assert!(granting(true, "clients").contains(&"create-client"));
         assert!(!granting(true, "clients/c1").contains(&"create-client"));
+    }
+
+    #[test]
+    fn authorization_services_need_the_authorization_roles() {
+        let rs = "clients/c1/authz/resource-server/policy";
+        assert_eq!(granting(true, rs), MANAGE_AUTHZ);
+        assert!(granting(false, rs).contains(&"view-authorization"));
+        assert!(!granting(true, rs).contains(&"manage-clients"));
     }
 
     #[test]
