@@ -413,6 +413,89 @@ impl ResourceServer {
     }
 }
 
+/// A resource query, as both the admin API and the protection API take
+/// it: `name` (in any case, or whole with `exactName`), `uri` (as it is,
+/// or with `matchingUri` against the resources' patterns), `type`,
+/// `owner`, `scope` (a scope name, in any case), `_id`; paged.
+#[derive(serde::Deserialize, Default)]
+pub struct ResourceQuery {
+    #[serde(rename = "_id")]
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub uri: Option<String>,
+    pub owner: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub scope: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "crate::admin::lenient_bool",
+        rename = "matchingUri"
+    )]
+    pub matching_uri: Option<bool>,
+    #[serde(
+        default,
+        deserialize_with = "crate::admin::lenient_bool",
+        rename = "exactName"
+    )]
+    pub exact_name: Option<bool>,
+    #[serde(default, deserialize_with = "crate::admin::lenient_bool")]
+    pub deep: Option<bool>,
+    pub first: Option<i64>,
+    pub max: Option<i64>,
+}
+
+impl ResourceQuery {
+    /// Whether `r` of the server of `client` answers the query.
+    pub fn matches(&self, rs: &ResourceServer, r: &Resource, client: &Client) -> bool {
+        let ci = |hay: &str, needle: &str| hay.to_lowercase().contains(&needle.to_lowercase());
+        self.id.as_ref().is_none_or(|i| &r.id == i)
+            && self.name.as_ref().is_none_or(|n| {
+                if self.exact_name.unwrap_or(false) {
+                    &r.name == n
+                } else {
+                    ci(&r.name, n)
+                }
+            })
+            && self.uri.as_ref().is_none_or(|u| {
+                if self.matching_uri.unwrap_or(false) {
+                    r.uris.iter().any(|p| protection::uri_matches(p, u))
+                } else {
+                    r.uris.contains(u)
+                }
+            })
+            && self
+                .kind
+                .as_ref()
+                .is_none_or(|t| r.kind.as_ref() == Some(t))
+            && self.owner.as_ref().is_none_or(|o| match &r.owner {
+                Some(u) => u == o,
+                None => o == &client.id || o == &client.client_id,
+            })
+            && self.scope.as_ref().is_none_or(|s| {
+                r.scopes
+                    .iter()
+                    .filter_map(|x| rs.scope(x))
+                    .any(|x| ci(&x.name, s))
+            })
+    }
+
+    /// The page of `rs`'s resources answering the query.
+    pub fn page<'a>(
+        &'a self,
+        rs: &'a ResourceServer,
+        client: &'a Client,
+    ) -> impl Iterator<Item = &'a Resource> {
+        crate::admin::window(
+            self.first,
+            self.max,
+            rs.resources
+                .iter()
+                .filter(move |r| self.matches(rs, r, client)),
+        )
+    }
+}
+
 /// ResourceServerRepresentation without its contents (the admin GET).
 pub fn server_rep(rs: &ResourceServer, client: &Client) -> Value {
     json!({

@@ -137,16 +137,12 @@ struct Filter {
     name: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
-    uri: Option<String>,
-    owner: Option<String>,
     scope: Option<String>,
     resource: Option<String>,
     #[serde(rename = "resourceType")]
     resource_type: Option<String>,
     #[serde(default, deserialize_with = "super::lenient_bool")]
     permission: Option<bool>,
-    #[serde(default, deserialize_with = "super::lenient_bool")]
-    deep: Option<bool>,
     #[serde(rename = "_id")]
     id: Option<String>,
     first: Option<i64>,
@@ -262,27 +258,12 @@ async fn import(
 async fn resources(
     a: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
-    Query(f): Query<Filter>,
+    Query(q): Query<authz::ResourceQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let (client, rs) = load(&a.idp, &a.realm, &id).await?;
-    let deep = f.deep.unwrap_or(true);
-    let matching = rs.resources.iter().filter(|r| {
-        contains_ci(&r.name, &f.name)
-            && f.id.as_ref().is_none_or(|i| &r.id == i)
-            && f.kind.as_ref().is_none_or(|t| r.kind.as_ref() == Some(t))
-            && f.uri.as_ref().is_none_or(|u| r.uris.contains(u))
-            && f.owner.as_ref().is_none_or(|o| match &r.owner {
-                Some(u) => u == o,
-                None => o == &client.id || o == &client.client_id,
-            })
-            && f.scope.as_ref().is_none_or(|s| {
-                r.scopes
-                    .iter()
-                    .filter_map(|x| rs.scope(x))
-                    .any(|x| x.name.to_lowercase().contains(&s.to_lowercase()))
-            })
-    });
-    let out: Vec<Value> = super::window(f.first, f.max, matching)
+    let deep = q.deep.unwrap_or(true);
+    let out: Vec<Value> = q
+        .page(&rs, &client)
         .map(|r| {
             if deep {
                 authz::resource_rep(&rs, r, &client)
@@ -326,8 +307,9 @@ async fn create_resource(
 }
 
 /// A resource's owner from its representation: a user (by id or
-/// username) other than the resource server itself.
-async fn owner_of(
+/// username) other than the resource server itself (admin API and
+/// protection API).
+pub async fn owner_of(
     idp: &Idp,
     realm: &Realm,
     client: &Client,

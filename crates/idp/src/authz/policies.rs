@@ -191,15 +191,11 @@ pub fn apply(
 /// The typed representation of a policy (`/policy/{type}/{id}`, and what
 /// a create answers): the generic fields and the type's own.
 pub fn typed_rep(p: &Policy) -> Value {
-    let mut o = Map::new();
-    o.insert("id".into(), json!(p.id));
-    o.insert("name".into(), json!(p.name));
-    if let Some(d) = &p.description {
-        o.insert("description".into(), json!(d));
-    }
-    o.insert("type".into(), json!(p.kind));
-    o.insert("logic".into(), json!(p.logic));
-    o.insert("decisionStrategy".into(), json!(p.decision_strategy));
+    let mut o = match super::policy_rep(p) {
+        Value::Object(o) => o,
+        _ => Map::new(),
+    };
+    o.remove("config");
     for k in LISTS {
         if let Some(v) = p.config.get(k) {
             o.insert(
@@ -271,8 +267,79 @@ fn with_key(v: &Value, id: &str) -> Value {
 /// path, clients by id or clientId, client scopes by id or name. An
 /// unknown subject is a 400, as in Keycloak.
 pub async fn resolve_subjects(idp: &Idp, realm: &Realm, p: &mut Policy) -> Result<(), AdminError> {
-    let missing =
-        |what: &str, key: &str| AdminError::bad_request(format!("{what} [{key}] does not exist"));
+    rewrite_subjects(idp, realm, p, true).await
+}
+
+/// One subject entry with its id in place of what named it.
+async fn to_id(
+    idp: &Idp,
+    realm: &Realm,
+    key: &str,
+    e: &Value,
+) -> Result<Option<Value>, AdminError> {
+    let Some(k) = entry_key(e) else {
+        return Ok(None);
+    };
+    let id = match key {
+        "users" => match idp.store.user(&realm.id, &k).await? {
+            Some(u) => Some(u.id),
+            None => idp
+                .store
+                .user_by_username(&realm.id, &k)
+                .await?
+                .map(|u| u.id),
+        },
+        "roles" => role_id(idp, realm, &k).await?,
+        "groups" => {
+            let all = idp.store.groups(&realm.id).await?;
+            let by_path = e
+                .get("path")
+                .and_then(Value::as_str)
+                .unwrap_or(&k)
+                .to_owned();
+            all.iter()
+                .find(|g| g.id == k)
+                .or_else(|| {
+                    all.iter()
+                        .find(|g| crate::repr::group_path(&all, &g.id) == by_path)
+                })
+                .map(|g| g.id.clone())
+        }
+        "clients" => match idp.store.client(&realm.id, &k).await? {
+            Some(c) => Some(c.id),
+            None => idp
+                .store
+                .client_by_client_id(&realm.id, &k)
+                .await?
+                .map(|c| c.id),
+        },
+        _ => idp
+            .store
+            .client_scopes(&realm.id)
+            .await?
+            .into_iter()
+            .find(|s| s.id == k || s.name == k)
+            .map(|s| s.id),
+    };
+    let what = match key {
+        "users" => "User",
+        "roles" => "Role",
+        "groups" => "Group",
+        "clients" => "Client",
+        _ => "Client scope",
+    };
+    let id = id.ok_or_else(|| AdminError::bad_request(format!("{what} [{k}] does not exist")))?;
+    Ok(Some(with_key(e, &id)))
+}
+
+/// Rewrites each subject entry of a policy's lists to its id
+/// (`to_ids`) or its name; an entry without a name any more is dropped.
+async fn rewrite_subjects(
+    idp: &Idp,
+    realm: &Realm,
+    p: &mut Policy,
+    to_ids: bool,
+) -> Result<(), AdminError> {
     for key in LISTS {
         let list = entries(p, key);
         if list.is_empty() {
@@ -280,57 +347,14 @@ pub async fn resolve_subjects(idp: &Idp, realm: &Realm, p: &mut Policy) -> Resul
         }
         let mut out = vec![];
         for e in &list {
-            let Some(k) = entry_key(e) else { continue };
-            let id = match key {
-                "users" => match idp.store.user(&realm.id, &k).await? {
-                    Some(u) => Some(u.id),
-                    None => idp
-                        .store
-                        .user_by_username(&realm.id, &k)
-                        .await?
-                        .map(|u| u.id),
-                },
-                "roles" => role_id(idp, realm, &k).await?,
-                "groups" => {
-                    let all = idp.store.groups(&realm.id).await?;
-                    let by_path = e
-                        .get("path")
-                        .and_then(Value::as_str)
-                        .unwrap_or(&k)
-                        .to_owned();
-                    all.iter()
-                        .find(|g| g.id == k)
-                        .or_else(|| {
-                            all.iter()
-                                .find(|g| crate::repr::group_path(&all, &g.id) == by_path)
-                        })
-                        .map(|g| g.id.clone())
-                }
-                "clients" => match idp.store.client(&realm.id, &k).await? {
-                    Some(c) => Some(c.id),
-                    None => idp
-                        .store
-                        .client_by_client_id(&realm.id, &k)
-                        .await?
-                        .map(|c| c.id),
-                },
-                _ => idp
-                    .store
-                    .client_scopes(&realm.id)
-                    .await?
-                    .into_iter()
-                    .find(|s| s.id == k || s.name == k)
-                    .map(|s| s.id),
+            let v = if to_ids {
+                to_id(idp, realm, key, e).await?
+            } else {
+                to_name(idp, realm, key, e).await?
             };
-            let what = match key {
-                "users" => "User",
-                "roles" => "Role",
-                "groups" => "Group",
-                "clients" => "Client",
-                _ => "Client scope",
-            };
-            let id = id.ok_or_else(|| missing(what, &k))?;
-            out.push(with_key(e, &id));
+            if let Some(v) = v {
+                out.push(v);
+            }
         }
         p.config.insert(key.into(), Value::Array(out).to_string());
     }
@@ -358,57 +382,57 @@ async fn role_id(idp: &Idp, realm: &Realm, k: &str) -> Result<Option<String>, Ad
 /// or `clientId/role`, group paths, clientIds, scope names), so that the
 /// export imports into another realm.
 pub async fn export_subjects(idp: &Idp, realm: &Realm, p: &mut Policy) -> Result<(), AdminError> {
-    for key in LISTS {
-        let list = entries(p, key);
-        if list.is_empty() {
-            continue;
-        }
-        let mut out = vec![];
-        for e in &list {
-            let Some(k) = entry_key(e) else { continue };
-            let name = match key {
-                "users" => idp.store.user(&realm.id, &k).await?.map(|u| u.username),
-                "roles" => match idp.store.role(&realm.id, &k).await? {
-                    Some(r) => match &r.client_id {
-                        None => Some(r.name),
-                        Some(c) => idp
-                            .store
-                            .client(&realm.id, c)
-                            .await?
-                            .map(|c| format!("{}/{}", c.client_id, r.name)),
-                    },
-                    None => None,
-                },
-                "groups" => {
-                    let all = idp.store.groups(&realm.id).await?;
-                    all.iter()
-                        .any(|g| g.id == k)
-                        .then(|| crate::repr::group_path(&all, &k))
-                }
-                "clients" => idp.store.client(&realm.id, &k).await?.map(|c| c.client_id),
-                _ => idp
+    rewrite_subjects(idp, realm, p, false).await
+}
+
+/// One subject entry by name (username, role name or `clientId/role`,
+/// group path, clientId, scope name).
+async fn to_name(
+    idp: &Idp,
+    realm: &Realm,
+    key: &str,
+    e: &Value,
+) -> Result<Option<Value>, AdminError> {
+    let Some(k) = entry_key(e) else {
+        return Ok(None);
+    };
+    let name = match key {
+        "users" => idp.store.user(&realm.id, &k).await?.map(|u| u.username),
+        "roles" => match idp.store.role(&realm.id, &k).await? {
+            Some(r) => match &r.client_id {
+                None => Some(r.name),
+                Some(c) => idp
                     .store
-                    .client_scopes(&realm.id)
+                    .client(&realm.id, c)
                     .await?
-                    .into_iter()
-                    .find(|s| s.id == k)
-                    .map(|s| s.name),
-            };
-            if let Some(n) = name {
-                out.push(match e {
-                    Value::Object(o) => {
-                        let mut o = o.clone();
-                        o.insert("id".into(), json!(n));
-                        if key == "groups" {
-                            o.insert("path".into(), json!(n));
-                        }
-                        Value::Object(o)
-                    }
-                    _ => json!(n),
-                });
-            }
+                    .map(|c| format!("{}/{}", c.client_id, r.name)),
+            },
+            None => None,
+        },
+        "groups" => {
+            let all = idp.store.groups(&realm.id).await?;
+            all.iter()
+                .any(|g| g.id == k)
+                .then(|| crate::repr::group_path(&all, &k))
         }
-        p.config.insert(key.into(), Value::Array(out).to_string());
-    }
-    Ok(())
+        "clients" => idp.store.client(&realm.id, &k).await?.map(|c| c.client_id),
+        _ => idp
+            .store
+            .client_scopes(&realm.id)
+            .await?
+            .into_iter()
+            .find(|s| s.id == k)
+            .map(|s| s.name),
+    };
+    Ok(name.map(|n| match e {
+        Value::Object(o) => {
+            let mut o = o.clone();
+            o.insert("id".into(), json!(n));
+            if key == "groups" {
+                o.insert("path".into(), json!(n));
+            }
+            Value::Object(o)
+        }
+        _ => json!(n),
+    }))
 }

@@ -50,26 +50,39 @@ async fn metadata(
     Path(realm): Path<String>,
 ) -> Result<Json<Value>, OAuthError> {
     let realm = idp.realm(&realm).await?;
+    let oidc = crate::oidc::discovery::document(&idp, &realm).await?;
+    // Keycloak's UMA document: these fields of the OpenID one ...
+    let mut out = serde_json::Map::new();
+    for k in [
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "introspection_endpoint",
+        "end_session_endpoint",
+        "jwks_uri",
+        "registration_endpoint",
+        "grant_types_supported",
+        "response_types_supported",
+        "response_modes_supported",
+        "token_endpoint_auth_methods_supported",
+        "token_endpoint_auth_signing_alg_values_supported",
+        "scopes_supported",
+    ] {
+        if let Some(v) = oidc.get(k) {
+            out.insert(k.into(), v.clone());
+        }
+    }
+    // ... and the protection API's.
     let iss = idp.issuer(&realm.name);
-    let p = format!("{iss}/protocol/openid-connect");
-    Ok(Json(json!({
-        "issuer": iss,
-        "authorization_endpoint": format!("{p}/auth"),
-        "token_endpoint": format!("{p}/token"),
-        "introspection_endpoint": format!("{p}/token/introspect"),
-        "end_session_endpoint": format!("{p}/logout"),
-        "jwks_uri": format!("{p}/certs"),
-        "registration_endpoint": format!("{iss}/clients-registrations/openid-connect"),
-        "grant_types_supported": ["authorization_code", "client_credentials", "password",
-            "refresh_token", crate::oidc::uma::GRANT],
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query", "fragment", "form_post"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
-            "client_secret_jwt", "private_key_jwt"],
-        "scopes_supported": ["openid"],
-        "resource_registration_endpoint": format!("{iss}/authz/protection/resource_set"),
-        "permission_endpoint": format!("{iss}/authz/protection/permission"),
-    })))
+    out.insert(
+        "resource_registration_endpoint".into(),
+        json!(format!("{iss}/authz/protection/resource_set")),
+    );
+    out.insert(
+        "permission_endpoint".into(),
+        json!(format!("{iss}/authz/protection/permission")),
+    );
+    Ok(Json(Value::Object(out)))
 }
 
 /// The resource server a PAT stands for: its client, with the services
@@ -130,6 +143,21 @@ fn remote_management(rs: &ResourceServer, client: &Client) -> Result<(), OAuthEr
     ))
 }
 
+/// [`resource_server`] for a write: under the client's edit lock, with
+/// the server's consent to remote management.
+async fn for_write(
+    idp: &Idp,
+    realm: &Realm,
+    headers: &HeaderMap,
+) -> Result<(tokio::sync::OwnedMutexGuard<()>, Client, ResourceServer), OAuthError> {
+    let (client, _) = resource_server(idp, realm, headers).await?;
+    let edit = idp.lock_row(&client.id).await;
+    // Read again under the lock: another write may have come first.
+    let (client, rs) = resource_server(idp, realm, headers).await?;
+    remote_management(&rs, &client)?;
+    Ok((edit, client, rs))
+}
+
 /// The protection API's resource representation: the admin one plus
 /// UMA's `resource_scopes`.
 fn uma_rep(rs: &ResourceServer, r: &Resource, client: &Client) -> Value {
@@ -162,73 +190,16 @@ pub fn uri_matches(pattern: &str, path: &str) -> bool {
             .all(|(a, b)| a == b || (a.starts_with('{') && a.ends_with('}') && !b.is_empty()))
 }
 
-#[derive(serde::Deserialize, Default)]
-struct Filter {
-    #[serde(rename = "_id")]
-    id: Option<String>,
-    name: Option<String>,
-    uri: Option<String>,
-    owner: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    scope: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "crate::admin::lenient_bool",
-        rename = "matchingUri"
-    )]
-    matching_uri: Option<bool>,
-    #[serde(
-        default,
-        deserialize_with = "crate::admin::lenient_bool",
-        rename = "exactName"
-    )]
-    exact_name: Option<bool>,
-    #[serde(default, deserialize_with = "crate::admin::lenient_bool")]
-    deep: Option<bool>,
-    first: Option<i64>,
-    max: Option<i64>,
-}
-
 async fn list(
     State(idp): State<Arc<Idp>>,
     Path(realm): Path<String>,
     headers: HeaderMap,
-    Query(f): Query<Filter>,
+    Query(q): Query<super::ResourceQuery>,
 ) -> Result<Json<Value>, OAuthError> {
     let realm = idp.realm(&realm).await?;
     let (client, rs) = resource_server(&idp, &realm, &headers).await?;
-    let exact = f.exact_name.unwrap_or(false);
-    let matching = rs.resources.iter().filter(|r| {
-        f.id.as_ref().is_none_or(|i| &r.id == i)
-            && f.name.as_ref().is_none_or(|n| {
-                if exact {
-                    &r.name == n
-                } else {
-                    r.name.to_lowercase().contains(&n.to_lowercase())
-                }
-            })
-            && f.uri.as_ref().is_none_or(|u| {
-                if f.matching_uri.unwrap_or(false) {
-                    r.uris.iter().any(|p| uri_matches(p, u))
-                } else {
-                    r.uris.contains(u)
-                }
-            })
-            && f.kind.as_ref().is_none_or(|t| r.kind.as_ref() == Some(t))
-            && f.owner.as_ref().is_none_or(|o| match &r.owner {
-                Some(u) => u == o,
-                None => o == &client.id || o == &client.client_id,
-            })
-            && f.scope.as_ref().is_none_or(|s| {
-                r.scopes
-                    .iter()
-                    .filter_map(|x| rs.scope(x))
-                    .any(|x| &x.name == s)
-            })
-    });
-    let page = crate::admin::window(f.first, f.max, matching);
-    Ok(Json(if f.deep.unwrap_or(false) {
+    let page = q.page(&rs, &client);
+    Ok(Json(if q.deep.unwrap_or(false) {
         json!(page.map(|r| uma_rep(&rs, r, &client)).collect::<Vec<_>>())
     } else {
         json!(page.map(|r| r.id.clone()).collect::<Vec<_>>())
@@ -275,29 +246,15 @@ async fn create(
 ) -> Result<Response, OAuthError> {
     let realm = idp.realm(&realm).await?;
     let rep = as_admin_rep(body_json(&body)?);
-    let (client, _) = resource_server(&idp, &realm, &headers).await?;
-    let _edit = idp.lock_row(&client.id).await;
-    let (client, mut rs) = resource_server(&idp, &realm, &headers).await?;
-    remote_management(&rs, &client)?;
+    let (_edit, client, mut rs) = for_write(&idp, &realm, &headers).await?;
     let mut r = Resource {
         id: gatehouse_core::id::uuid(),
         ..Resource::default()
     };
     super::apply_resource(&mut rs, &mut r, &rep).map_err(refused)?;
-    if let Some(owner) = rep
-        .get("owner")
-        .and_then(|o| o.as_str().or_else(|| o.get("id").and_then(Value::as_str)))
-        .filter(|o| *o != client.id && *o != client.client_id)
-    {
-        let user = match idp.store.user(&realm.id, owner).await? {
-            Some(u) => Some(u),
-            None => idp.store.user_by_username(&realm.id, owner).await?,
-        };
-        r.owner =
-            Some(user.map(|u| u.id).ok_or_else(|| {
-                OAuthError::invalid_request(format!("Owner [{owner}] not found"))
-            })?);
-    }
+    r.owner = crate::admin::authz::owner_of(&idp, &realm, &client, &rep)
+        .await
+        .map_err(|e| OAuthError::new(e.status, "invalid_request", e.message))?;
     rs.resources.push(r.clone());
     let shown = uma_rep(&rs, &r, &client);
     store(&idp, client, &rs).await?;
@@ -327,10 +284,7 @@ async fn update(
 ) -> Result<StatusCode, OAuthError> {
     let realm = idp.realm(&realm).await?;
     let rep = as_admin_rep(body_json(&body)?);
-    let (client, _) = resource_server(&idp, &realm, &headers).await?;
-    let _edit = idp.lock_row(&client.id).await;
-    let (client, mut rs) = resource_server(&idp, &realm, &headers).await?;
-    remote_management(&rs, &client)?;
+    let (_edit, client, mut rs) = for_write(&idp, &realm, &headers).await?;
     let mut r = rs.resource(&rid).cloned().ok_or_else(not_found)?;
     super::apply_resource(&mut rs, &mut r, &rep).map_err(refused)?;
     if let Some(slot) = rs.resources.iter_mut().find(|x| x.id == rid) {
@@ -346,10 +300,7 @@ async fn remove(
     headers: HeaderMap,
 ) -> Result<StatusCode, OAuthError> {
     let realm = idp.realm(&realm).await?;
-    let (client, _) = resource_server(&idp, &realm, &headers).await?;
-    let _edit = idp.lock_row(&client.id).await;
-    let (client, mut rs) = resource_server(&idp, &realm, &headers).await?;
-    remote_management(&rs, &client)?;
+    let (_edit, client, mut rs) = for_write(&idp, &realm, &headers).await?;
     if !rs.remove_resource(&rid) {
         return Err(not_found());
     }

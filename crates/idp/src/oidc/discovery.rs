@@ -14,6 +14,15 @@ pub async fn get(
     Path(realm): Path<String>,
 ) -> Result<Json<Value>, OAuthError> {
     let realm = idp.realm(&realm).await?;
+    Ok(Json(document(&idp, &realm).await?))
+}
+
+/// The realm's metadata (also the base of its UMA metadata,
+/// `authz::protection`).
+pub async fn document(
+    idp: &Idp,
+    realm: &gatehouse_core::model::Realm,
+) -> Result<Value, OAuthError> {
     let iss = idp.issuer(&realm.name);
     let p = format!("{iss}/protocol/openid-connect");
     // What ID tokens can be signed with: the realm's algorithm, or the
@@ -32,7 +41,7 @@ pub async fn get(
     // scopes, less those with `include.in.openid.provider.metadata` off.
     let scopes: Vec<String> = std::iter::once("openid".to_owned())
         .chain(
-            idp.client_scopes(&realm)
+            idp.client_scopes(realm)
                 .await?
                 .iter()
                 .filter(|c| c.protocol == "openid-connect")
@@ -49,7 +58,7 @@ pub async fn get(
         "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
         "HS384", "HS512",
     ];
-    Ok(Json(json!({
+    Ok(json!({
         "issuer": iss,
         "authorization_endpoint": format!("{p}/auth"),
         "token_endpoint": format!("{p}/token"),
@@ -96,5 +105,5 @@ pub async fn get(
         "require_request_uri_registration": true,
         "tls_client_certificate_bound_access_tokens": false,
         "authorization_response_iss_parameter_supported": true,
-    })))
+    }))
 }
