@@ -146,6 +146,25 @@ async fn resources_policies_and_permissions_decide_the_uma_grant() {
             "{rep}"
         );
     }
+    // Bodies that are not objects are refused, never half-read.
+    for path in [
+        "policy/user",
+        "permission/scope",
+        "resource",
+        "scope",
+        "import",
+        "policy/evaluate",
+    ] {
+        for body in [json!([1, 2]), json!(7), json!("x")] {
+            assert_eq!(
+                s.admin_post(&admin, &format!("{base}/{path}"), &body)
+                    .await
+                    .0,
+                400,
+                "{path} {body}"
+            );
+        }
+    }
     assert_eq!(
         s.admin_post(
             &admin,
@@ -666,6 +685,24 @@ async fn the_protection_api_finds_and_manages_resources_and_issues_tickets() {
     let (st, created) = protection(&s, Method::POST, "/resource_set", &pat, Some(&item)).await;
     assert_eq!(st, 201, "{created}");
     let rid = created["_id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        protection(
+            &s,
+            Method::POST,
+            "/resource_set",
+            &pat,
+            Some(&json!([item]))
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        protection(&s, Method::POST, "/permission", &pat, Some(&json!(5)))
+            .await
+            .0,
+        400
+    );
     assert_eq!(created["resource_scopes"], created["scopes"]);
     // Found by a request path, as enforcers look resources up.
     let (_, found) = protection(

@@ -7,6 +7,16 @@
 //! `crate::authz`.
 
 use super::{RealmAdmin, event, json_body};
+
+/// A JSON object body (anything else is a 400: the representations here
+/// are objects, and handlers add fields to them).
+fn object_body(body: &[u8]) -> Result<Value, AdminError> {
+    let v = json_body(body)?;
+    if !v.is_object() {
+        return Err(AdminError::bad_request("Malformed JSON body"));
+    }
+    Ok(v)
+}
 use crate::authz::policies::{self, PERMISSION_TYPES, POLICY_TYPES};
 use crate::authz::{self, Policy, Resource, ResourceServer, Scope};
 use crate::error::AdminError;
@@ -168,7 +178,7 @@ async fn update_server(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let rep = json_body(&body)?;
+    let rep = object_body(&body)?;
     let _edit = a.idp.lock_row(&id).await;
     let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
     authz::apply_settings(&mut rs, &rep)?;
@@ -235,7 +245,7 @@ async fn import(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let rep = json_body(&body)?;
+    let rep = object_body(&body)?;
     let _edit = a.idp.lock_row(&id).await;
     let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
     import_settings(&a.idp, &a.realm, &mut rs, &rep).await?;
@@ -280,7 +290,7 @@ async fn create_resource(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, AdminError> {
-    let rep = json_body(&body)?;
+    let rep = object_body(&body)?;
     let _edit = a.idp.lock_row(&id).await;
     let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
     let mut r = Resource {
@@ -380,7 +390,7 @@ async fn update_resource(
     Path((_, id, rid)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let rep = json_body(&body)?;
+    let rep = object_body(&body)?;
     let _edit = a.idp.lock_row(&id).await;
     let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
     let mut r = find_resource(&rs, &rid)?.clone();
@@ -476,7 +486,7 @@ async fn create_scope(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, AdminError> {
-    let rep = json_body(&body)?;
+    let rep = object_body(&body)?;
     let _edit = a.idp.lock_row(&id).await;
     let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
     let mut s = Scope {
@@ -531,7 +541,7 @@ async fn update_scope(
     Path((_, id, sid)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let rep = json_body(&body)?;
+    let rep = object_body(&body)?;
     let _edit = a.idp.lock_row(&id).await;
     let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
     let mut s = find_scope(&rs, &sid)?.clone();
@@ -765,7 +775,7 @@ async fn create_policy(
     kind: Kind,
     typed: Option<String>,
 ) -> Result<Response, AdminError> {
-    let mut rep = json_body(&body)?;
+    let mut rep = object_body(&body)?;
     if let Some(t) = &typed {
         rep["type"] = json!(t);
     }
@@ -809,7 +819,7 @@ async fn update_policy(
     _kind: Kind,
     typed: bool,
 ) -> Result<StatusCode, AdminError> {
-    let mut rep = json_body(&body)?;
+    let mut rep = object_body(&body)?;
     let _edit = a.idp.lock_row(&id).await;
     let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
     let mut p = find_policy(&rs, &pid)?.clone();
@@ -995,7 +1005,7 @@ async fn evaluate_policies(
     body: Bytes,
 ) -> Result<Json<Value>, AdminError> {
     use crate::authz::evaluate::{self, Request};
-    let rep = json_body(&body)?;
+    let rep = object_body(&body)?;
     let (_, rs) = load(&a.idp, &a.realm, &id).await?;
     let text = |k: &str| rep.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
     let requester = match text("clientId") {

@@ -207,14 +207,17 @@ async fn list(
 }
 
 /// A UMA resource representation as the admin API reads it
-/// (`resource_scopes` as `scopes`).
-fn as_admin_rep(mut rep: Value) -> Value {
+/// (`resource_scopes` as `scopes`); it must be an object.
+fn as_admin_rep(mut rep: Value) -> Result<Value, OAuthError> {
+    if !rep.is_object() {
+        return Err(OAuthError::invalid_request("Malformed JSON body"));
+    }
     if rep.get("scopes").is_none()
         && let Some(s) = rep.get("resource_scopes").cloned()
     {
         rep["scopes"] = s;
     }
-    rep
+    Ok(rep)
 }
 
 fn refused(r: super::Refused) -> OAuthError {
@@ -245,7 +248,7 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let realm = idp.realm(&realm).await?;
-    let rep = as_admin_rep(body_json(&body)?);
+    let rep = as_admin_rep(body_json(&body)?)?;
     let (_edit, client, mut rs) = for_write(&idp, &realm, &headers).await?;
     let mut r = Resource {
         id: gatehouse_core::id::uuid(),
@@ -283,7 +286,7 @@ async fn update(
     body: Bytes,
 ) -> Result<StatusCode, OAuthError> {
     let realm = idp.realm(&realm).await?;
-    let rep = as_admin_rep(body_json(&body)?);
+    let rep = as_admin_rep(body_json(&body)?)?;
     let (_edit, client, mut rs) = for_write(&idp, &realm, &headers).await?;
     let mut r = rs.resource(&rid).cloned().ok_or_else(not_found)?;
     super::apply_resource(&mut rs, &mut r, &rep).map_err(refused)?;
