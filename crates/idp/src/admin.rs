@@ -452,7 +452,10 @@ pub fn new_id(rep: &mut serde_json::Value) -> String {
         Some(id) if !id.is_empty() => id.to_owned(),
         _ => {
             let id = gatehouse_core::id::uuid();
-            rep["id"] = serde_json::json!(id);
+            // Not an object: the handler refuses it (it has no fields).
+            if let Some(o) = rep.as_object_mut() {
+                o.insert("id".into(), serde_json::json!(id));
+            }
             id
         }
     }

@@ -60,6 +60,25 @@ async fn admin_api_needs_an_admin_token() {
         s.admin_post(&admin, "", &json!({"realm": "demo"})).await.0,
         409
     );
+    // JSON that is not the object a create takes is a 400 (a client
+    // posted as an array used to drop the connection).
+    for path in [
+        "",
+        "/demo/clients",
+        "/demo/users",
+        "/demo/groups",
+        "/demo/roles",
+        "/demo/identity-provider/instances",
+        "/demo/client-scopes",
+    ] {
+        for body in [json!([1]), json!(7), json!("x")] {
+            assert_eq!(
+                s.admin_post(&admin, path, &body).await.0,
+                400,
+                "{path} {body}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -368,7 +368,14 @@ async fn mapper_types(
 /// it will be stored: an OpenID Connect provider Gatehouse can log in
 /// through (other types are 501, a config it cannot use 400).
 fn checked(mut rep: Value) -> Result<Value, AdminError> {
-    let kind = rep["providerId"].as_str().unwrap_or_default().to_owned();
+    // A body without a provider type is malformed, not an unsupported type.
+    let Some(kind) = rep
+        .get("providerId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return Err(AdminError::bad_request("providerId is required"));
+    };
     if !crate::broker::provider::SUPPORTED.contains(&kind.as_str()) {
         return Err(AdminError::new(
             StatusCode::NOT_IMPLEMENTED,
