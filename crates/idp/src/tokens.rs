@@ -540,7 +540,9 @@ fn apply_mapper(
         {
             c.insert("allowed-origins".into(), json!(g.client.web_origins));
         }
-        "oidc-acr-mapper" => {
+        // Access and ID tokens only: Keycloak's acr mapper is no userinfo
+        // mapper, whatever its flags say.
+        "oidc-acr-mapper" if target != Target::UserInfo => {
             // Keycloak's levels without step-up configured: 1 for a login
             // with credentials, 0 for one the SSO session stood in for.
             let sso = g.session.is_some_and(|s| s.sso_auth);

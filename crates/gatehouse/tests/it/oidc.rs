@@ -2341,6 +2341,10 @@ async fn mapper_flags_decide_the_id_token_and_userinfo_as_in_keycloak() {
         (access["acr"].as_str(), id["acr"].as_str()),
         (Some("1"), Some("1"))
     );
+    assert!(
+        userinfo.get("acr").is_none(),
+        "Keycloak's acr mapper skips userinfo"
+    );
 }
 
 /// A client imported from Keycloak with a certificate instead of a JWKS
