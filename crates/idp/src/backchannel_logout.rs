@@ -51,7 +51,7 @@ async fn token(
     let mut claims = json!({
         "iss": idp.issuer(&realm.name),
         "aud": client.client_id,
-        "sub": session.user_id,
+        "sub": crate::pairwise::sub_for(client, &session.user_id).ok()?,
         "iat": now,
         "exp": now + LIFESPAN,
         "jti": gatehouse_core::id::uuid(),

@@ -545,6 +545,7 @@ async fn register(
     }
     let mut c = crate::admin::clients::new_client(&realm, &gatehouse_core::id::uuid());
     apply(&mut c, &meta)?;
+    subject_type(&idp, &mut c, &meta).await?;
     admit(&idp, &realm, &who, &ext, &headers, &mut c).await?;
     let token = rotate_registration_token(&idp, &realm, &mut c).await?;
     let ev = event(&realm, "CLIENT_REGISTER", &c.client_id);
@@ -635,6 +636,7 @@ async fn update(
         return Err(bad_metadata("client_secret does not match the client"));
     }
     apply(&mut c, &meta)?;
+    subject_type(&idp, &mut c, &meta).await?;
     let token = save(&idp, &realm, &mut c).await?;
     let uri = client_uri(&idp, &realm, &c.client_id);
     Ok(answer(
@@ -848,11 +850,10 @@ fn check_algorithms(meta: &Map<String, Value>) -> Result<(), OAuthError> {
             "Unsupported id_token_signed_response_alg: {alg}"
         )));
     }
-    // Subjects are public (discovery's `subject_types_supported`): a
-    // client that asked for pairwise ones and got public ones could link
-    // users across clients without knowing it.
+    // Public or pairwise subjects (`pairwise.rs`), as discovery lists.
     if let Some(t) = string(meta, "subject_type")?
         && t != "public"
+        && t != "pairwise"
     {
         return Err(bad_metadata(format!("Unsupported subject_type: {t}")));
     }
@@ -900,6 +901,70 @@ fn check_algorithms(meta: &Map<String, Value>) -> Result<(), OAuthError> {
 
 /// Applies RFC 7591 metadata to `c` (a new client, or the registered one
 /// on update, where the body replaces the metadata as RFC 7592 says).
+/// `subject_type` (and `sector_identifier_uri`), as Keycloak's
+/// registration maps them: `pairwise` gives the client Keycloak's pairwise
+/// mapper, `public` takes it away. A sector identifier URI is fetched
+/// (bounded, `fetch.rs`) and must list every redirect URI (OIDC
+/// Registration §5); without one, the redirect URIs must share a host.
+async fn subject_type(
+    idp: &Idp,
+    c: &mut Client,
+    meta: &Map<String, Value>,
+) -> Result<(), OAuthError> {
+    let sector_uri = string(meta, "sector_identifier_uri")?.map(str::to_owned);
+    match string(meta, "subject_type")? {
+        Some("public") => {
+            c.protocol_mappers
+                .retain(|m| m.protocol_mapper != crate::pairwise::MAPPER);
+            return Ok(());
+        }
+        Some("pairwise") => {}
+        _ if sector_uri.is_some() => {
+            return Err(bad_metadata(
+                "sector_identifier_uri needs subject_type pairwise",
+            ));
+        }
+        _ => return Ok(()),
+    }
+    if let Some(uri) = &sector_uri {
+        let unreadable =
+            || bad_metadata("Failed to get redirect URIs from the Sector Identifier URI.");
+        if !uri.starts_with("https://") && !uri.starts_with("http://") {
+            return Err(bad_metadata("Invalid Sector Identifier URI."));
+        }
+        let body = crate::fetch::get(idp, uri, crate::fetch::MAX_JSON)
+            .await
+            .map_err(|_| unreadable())?;
+        let listed: Vec<String> = serde_json::from_slice(&body).map_err(|_| unreadable())?;
+        if c.redirect_uris.iter().any(|r| !listed.contains(r)) {
+            return Err(bad_metadata(
+                "Client redirect URIs does not match redirect URIs fetched from the Sector Identifier URI.",
+            ));
+        }
+    }
+    let mut config = std::collections::BTreeMap::new();
+    if let Some(uri) = sector_uri {
+        config.insert("sectorIdentifierUri".to_owned(), uri);
+    }
+    match c
+        .protocol_mappers
+        .iter_mut()
+        .find(|m| m.protocol_mapper == crate::pairwise::MAPPER)
+    {
+        Some(m) => m.config.extend(config),
+        None => c
+            .protocol_mappers
+            .push(gatehouse_core::model::ProtocolMapper {
+                id: gatehouse_core::id::uuid(),
+                name: "pairwise subject identifier".into(),
+                protocol: "openid-connect".into(),
+                protocol_mapper: crate::pairwise::MAPPER.into(),
+                config,
+            }),
+    }
+    crate::pairwise::prepare(c).map_err(bad_metadata)
+}
+
 fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
     check_algorithms(meta)?;
     let redirect_uris = strings(meta, "redirect_uris")?.unwrap_or_default();
@@ -1119,6 +1184,21 @@ fn external(c: &Client, uri: &str, token: &str, realm: &Realm) -> Map<String, Va
         .filter(|a| !a.is_empty())
         .unwrap_or(&realm.default_signature_algorithm);
     m.insert("id_token_signed_response_alg".into(), json!(id_alg));
+    match crate::pairwise::mapper_of(c) {
+        Some(p) => {
+            m.insert("subject_type".into(), json!("pairwise"));
+            if let Some(u) = p
+                .config
+                .get("sectorIdentifierUri")
+                .filter(|u| !u.is_empty())
+            {
+                m.insert("sector_identifier_uri".into(), json!(u));
+            }
+        }
+        None => {
+            m.insert("subject_type".into(), json!("public"));
+        }
+    }
     if let Some(list) = c.attributes.get("request.uris").filter(|l| !l.is_empty()) {
         m.insert(
             "request_uris".into(),

@@ -23,6 +23,7 @@ pub mod login;
 pub mod multipart;
 pub mod oidc;
 pub mod otp;
+pub mod pairwise;
 pub mod repr;
 pub mod state;
 pub mod tokens;

@@ -242,10 +242,25 @@ impl Idp {
         crate::backchannel_logout::notify(self, realm, ended).await;
     }
 
-    /// Records that every token of `user_id` issued until now is revoked.
-    pub fn user_revoked(&self, user_id: &str) {
+    /// Records that every token of `user_id` issued until now is revoked,
+    /// under each subject it has (its id, and the pairwise ones clients of
+    /// the realm with Keycloak's pairwise mapper see: the gateway matches
+    /// a token's `sub`).
+    pub async fn user_revoked(
+        &self,
+        realm: &Realm,
+        user_id: &str,
+    ) -> Result<(), gatehouse_store::Error> {
         let now = gatehouse_core::time::now();
         self.revocations.user(user_id, now, now + 2 * 86_400);
+        for c in self.store.clients(&realm.id).await? {
+            if crate::pairwise::mapper_of(&c).is_some()
+                && let Ok(sub) = crate::pairwise::sub_for(&c, user_id)
+            {
+                self.revocations.user(&sub, now, now + 2 * 86_400);
+            }
+        }
+        Ok(())
     }
 
     /// A client by its public id, cached.

@@ -626,7 +626,9 @@ pub async fn claims(
     at.insert("iat".into(), json!(now));
     at.insert("jti".into(), json!(gatehouse_core::id::uuid()));
     at.insert("iss".into(), json!(issuer));
-    at.insert("sub".into(), json!(g.user.id));
+    // Pairwise for a client with Keycloak's pairwise mapper.
+    let sub = crate::pairwise::sub_for(g.client, &g.user.id).map_err(OAuthError::internal)?;
+    at.insert("sub".into(), json!(sub));
     at.insert("typ".into(), json!("Bearer"));
     at.insert("azp".into(), json!(g.client.client_id));
     if let Some(s) = g.session {
@@ -665,7 +667,7 @@ pub async fn claims(
         it.insert("jti".into(), json!(gatehouse_core::id::uuid()));
         it.insert("iss".into(), json!(issuer));
         it.insert("aud".into(), json!(g.client.client_id));
-        it.insert("sub".into(), json!(g.user.id));
+        it.insert("sub".into(), json!(sub));
         it.insert("typ".into(), json!("ID"));
         it.insert("azp".into(), json!(g.client.client_id));
         if let Some(n) = &g.nonce {
@@ -830,7 +832,8 @@ pub async fn userinfo(
         .scoped_to(idp, realm, client, &scopes)
         .await?;
     let mut c = Map::new();
-    c.insert("sub".into(), json!(user.id));
+    let sub = crate::pairwise::sub_for(client, &user.id).map_err(OAuthError::internal)?;
+    c.insert("sub".into(), json!(sub));
     let g = Grant {
         realm,
         client,

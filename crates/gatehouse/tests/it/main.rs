@@ -14,6 +14,7 @@ mod mcp;
 mod oidc;
 mod organizations;
 mod otp;
+mod pairwise;
 mod peers;
 mod registration;
 mod request_object;

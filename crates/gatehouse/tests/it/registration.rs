@@ -714,7 +714,7 @@ async fn unsupported_signing_and_encryption_metadata_is_refused() {
         ("userinfo_signed_response_alg", json!("HS256")),
         ("userinfo_encrypted_response_alg", json!("RSA-OAEP")),
         ("request_object_signing_alg", json!("RSA-OAEP")),
-        ("subject_type", json!("pairwise")),
+        ("subject_type", json!("ephemeral")),
         ("token_endpoint_auth_signing_alg", json!("none")),
     ] {
         let r = post(&s, &reg_url, &iat, &with(field, value.clone())).await;

@@ -187,7 +187,8 @@ pub fn new_client(realm: &Realm, client_id: &str) -> Client {
 /// Keycloak's client validation does (admin update, registration update).
 pub fn apply_rep(c: &mut Client, rep: &Value) -> Result<(), AdminError> {
     repr::apply_client(c, rep).map_err(AdminError::bad_request)?;
-    check_uris(c)
+    check_uris(c)?;
+    crate::pairwise::prepare(c).map_err(AdminError::bad_request)
 }
 
 /// Stores a new client (unknown scope names dropped, as Keycloak does; a
@@ -456,7 +457,10 @@ impl super::mappers::Owner for Client {
         &mut self.protocol_mappers
     }
     async fn save(&self, idp: &Idp, ev: gatehouse_core::model::Event) -> Result<(), AdminError> {
-        Ok(idp.store.update_client(self, &[ev]).await?)
+        // A pairwise mapper gets its salt and its sector checked.
+        let mut c = self.clone();
+        crate::pairwise::prepare(&mut c).map_err(AdminError::bad_request)?;
+        Ok(idp.store.update_client(&c, &[ev]).await?)
     }
 }
 

@@ -512,7 +512,7 @@ async fn update(
         // revocation check stop them at once.
         let ended = idp.store.delete_user_sessions(&u.id, &[]).await?;
         idp.sessions_ended(&realm, &ended).await;
-        idp.user_revoked(&u.id);
+        idp.user_revoked(&realm, &u.id).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -531,7 +531,7 @@ async fn remove(
         None,
     );
     idp.store.delete_user(&realm.id, &id, &[ev]).await?;
-    idp.user_revoked(&id);
+    idp.user_revoked(&realm, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -693,7 +693,7 @@ async fn logout(
     );
     let ended = idp.store.delete_user_sessions(&id, &[ev]).await?;
     idp.sessions_ended(&realm, &ended).await;
-    idp.user_revoked(&id);
+    idp.user_revoked(&realm, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -844,9 +844,12 @@ async fn authorize(
             None => return Ok(fail("invalid_request", "Invalid parameter: id_token_hint")),
         },
     };
+    // The hint names the user as this client sees them (pairwise or not).
     if !prompt.contains(&"login")
         && let Some(s) = sso_session(idp, &realm, headers).await?
-        && hinted.as_deref().is_none_or(|sub| sub == s.user_id)
+        && hinted
+            .as_deref()
+            .is_none_or(|sub| crate::pairwise::names(&client, &s.user_id, sub))
     {
         let fresh = max_age.is_none_or(|m| now - s.auth_time <= m);
         if fresh

@@ -84,7 +84,7 @@ pub async fn document(
         "response_types_supported": ["code", "id_token", "token", "id_token token",
             "code id_token", "code token", "code id_token token"],
         "response_modes_supported": ["query", "fragment", "form_post"],
-        "subject_types_supported": ["public"],
+        "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": algs.iter().copied().chain(["none"]).collect::<Vec<_>>(),
         "introspection_endpoint_auth_methods_supported": auth_methods,

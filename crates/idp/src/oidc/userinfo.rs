@@ -58,7 +58,11 @@ pub async fn active_access_token(
     let Some(sub) = claims["sub"].as_str() else {
         return Ok(None);
     };
-    match idp.store.user(&realm.id, sub).await? {
+    let user = match idp.store.user(&realm.id, sub).await? {
+        Some(u) => Some(u),
+        None => pairwise_user(idp, realm, &claims, session.as_ref(), sub).await?,
+    };
+    match user {
         Some(user) if user.enabled => Ok(Some(Active {
             claims,
             user,
@@ -66,6 +70,36 @@ pub async fn active_access_token(
         })),
         _ => Ok(None),
     }
+}
+
+/// The user behind a pairwise `sub` (`pairwise.rs`): the token's session
+/// user, or for a session-less token the client's service account,
+/// provided the token's client (`azp`) does see that user as `sub`.
+async fn pairwise_user(
+    idp: &Idp,
+    realm: &Realm,
+    claims: &Value,
+    session: Option<&gatehouse_core::model::Session>,
+    sub: &str,
+) -> Result<Option<User>, OAuthError> {
+    let Some(client) = idp
+        .client(realm, claims["azp"].as_str().unwrap_or_default())
+        .await?
+    else {
+        return Ok(None);
+    };
+    if crate::pairwise::mapper_of(&client).is_none() {
+        return Ok(None);
+    }
+    let candidate = match session {
+        Some(s) => idp.store.user(&realm.id, &s.user_id).await?,
+        None => {
+            idp.store
+                .service_account_user(&realm.id, &client.id)
+                .await?
+        }
+    };
+    Ok(candidate.filter(|u| crate::pairwise::names(&client, &u.id, sub)))
 }
 
 /// Extracts a bearer token from `Authorization`.
