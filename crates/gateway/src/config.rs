@@ -188,7 +188,9 @@ pub struct RouteConfig {
     pub timeout_ms: u64,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
-    /// `http1` (default) or `h2c` (HTTP/2 with prior knowledge, for gRPC).
+    /// `http1` (default), `h2c` (HTTP/2 with prior knowledge over plain
+    /// TCP, for gRPC) or `h2` (HTTP/2 over TLS by ALPN, for `https://`
+    /// upstreams such as gRPC services behind TLS).
     #[serde(default = "default_upstream_protocol")]
     pub upstream_protocol: String,
     /// PEM bundle of the CAs `https://` upstreams' certificates must chain
@@ -610,20 +612,33 @@ impl Snapshot {
             if let Some(c) = &r.cors {
                 c.validate().map_err(|e| at(&e))?;
             }
-            let h2c = match r.upstream_protocol.as_str() {
-                "http1" => false,
-                "h2c" => true,
+            // HTTP/2 to the upstream: `h2c` over plain TCP, `h2` over TLS
+            // (offered by ALPN, as gRPC services behind TLS expect).
+            let (h2, tls_h2) = match r.upstream_protocol.as_str() {
+                "http1" => (false, false),
+                "h2c" => (true, false),
+                "h2" => (true, true),
                 other => {
                     return Err(at(&format!(
-                        "upstream_protocol '{other}': use http1 or h2c"
+                        "upstream_protocol '{other}': use http1, h2c or h2"
                     )));
                 }
             };
-            if h2c && upstreams.iter().any(|t| t.tls.is_some()) {
+            if h2 && !tls_h2 && upstreams.iter().any(|t| t.tls.is_some()) {
                 return Err(at(
-                    "h2c is HTTP/2 over plain TCP: an https:// upstream speaks http1 here",
+                    "h2c is HTTP/2 over plain TCP: an https:// upstream takes upstream_protocol = \"h2\"",
                 ));
             }
+            if tls_h2 && upstreams.iter().any(|t| t.tls.is_none()) {
+                return Err(at(
+                    "h2 is HTTP/2 over TLS: every upstream of the route must be https:// (h2c for plain TCP)",
+                ));
+            }
+            let tls_config = if tls_h2 {
+                crate::upstream_tls::with_alpn_h2(&tls_config)
+            } else {
+                tls_config
+            };
             if r.timeout_ms == 0 || r.connect_timeout_ms == 0 {
                 return Err(at("timeouts must be positive"));
             }
@@ -632,7 +647,7 @@ impl Snapshot {
                 name: r.name.as_str().into(),
                 cfg: r.clone(),
                 health: upstreams.iter().map(|_| TargetHealth::default()).collect(),
-                pools: if h2c {
+                pools: if h2 {
                     vec![]
                 } else {
                     upstreams
@@ -658,7 +673,7 @@ impl Snapshot {
                 echo,
                 client: crate::proxy::client(
                     Duration::from_millis(r.connect_timeout_ms),
-                    h2c,
+                    h2,
                     tls_config,
                 ),
             }));

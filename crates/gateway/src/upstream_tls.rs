@@ -2,8 +2,8 @@
 //! certificate is checked against the platform's trust store, or against
 //! the route's own CA bundle (`upstream_ca`, PEM) for private CAs; there is
 //! no switch to skip verification. The name checked (and sent as SNI) is the
-//! upstream URL's host. Only HTTP/1.1 is offered by ALPN: an HTTPS upstream
-//! speaks HTTP/1.1 (h2 to upstreams is `h2c`, over plain TCP).
+//! upstream URL's host. ALPN offers HTTP/1.1, or only `h2` for routes with
+//! `upstream_protocol = "h2"` (`h2c` is HTTP/2 over plain TCP).
 
 use rustls::pki_types::ServerName;
 use rustls_pki_types::CertificateDer;
@@ -57,6 +57,15 @@ pub fn client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Str
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
+}
+
+/// The same trust, offering only HTTP/2 by ALPN (`upstream_protocol =
+/// "h2"`): an upstream that cannot speak it fails the handshake rather
+/// than being spoken to in HTTP/1.1 by a client that expects frames.
+pub fn with_alpn_h2(cfg: &Arc<rustls::ClientConfig>) -> Arc<rustls::ClientConfig> {
+    let mut c = (**cfg).clone();
+    c.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(c)
 }
 
 /// The name a target's certificate must carry, from its URL.

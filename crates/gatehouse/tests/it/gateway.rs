@@ -1526,6 +1526,94 @@ async fn https_upstreams_are_verified() {
     assert!(s.configure(&h2c).is_err());
 }
 
+/// An HTTPS upstream that speaks HTTP/2 only (ALPN `h2`, nothing else):
+/// it answers each request with the version it came in and its path.
+async fn h2_only_tls_upstream(cert: &std::path::Path, key: &std::path::Path) -> String {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .expect("cert file")
+        .collect::<Result<_, _>>()
+        .expect("certs");
+    let key = PrivateKeyDer::from_pem_file(key).expect("key");
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let text = format!("{:?} {}", req.version(), req.uri().path());
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(text)),
+                        ))
+                    },
+                );
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                        .await;
+            });
+        }
+    });
+    format!("https://localhost:{port}")
+}
+
+#[tokio::test]
+async fn https_upstreams_are_spoken_to_in_http2_when_the_route_says_h2() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert, key) = self_signed(dir.path());
+    let up = h2_only_tls_upstream(&cert, &key).await;
+    let s = start().await;
+    let route = |upstream: &str, proto: &str| {
+        format!(
+            "[[routes]]\nname = \"h2\"\npath = \"/h2\"\nupstream = \"{upstream}\"\nupstream_ca = {:?}\nupstream_protocol = \"{proto}\"\npublic = true\n",
+            cert.display().to_string()
+        )
+    };
+    s.configure(&route(&up, "h2")).expect("config");
+    for _ in 0..2 {
+        let r = s
+            .http
+            .get(format!("{}/h2/x", s.gw))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.expect("text"), "HTTP/2.0 /h2/x");
+    }
+    // Asked in HTTP/1.1, this upstream shares no protocol with the
+    // gateway: 502, never a downgrade it did not agree to.
+    s.configure(&route(&up, "http1")).expect("config");
+    let r = s
+        .http
+        .get(format!("{}/h2/x", s.gw))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 502);
+    // h2 is for https:// upstreams; h2c for plain ones.
+    let err = s
+        .configure(&route("http://127.0.0.1:9", "h2"))
+        .expect_err("refused");
+    assert!(err.to_string().contains("https://"), "{err}");
+}
+
 #[tokio::test]
 async fn grpc_passes_through_over_h2c_with_trailers() {
     use http_body_util::BodyExt;
