@@ -197,6 +197,13 @@ pub struct RouteConfig {
     /// to (for private CAs); without it, the platform's trust store.
     #[serde(default)]
     pub upstream_ca: Option<PathBuf>,
+    /// The certificate chain (PEM) the gateway presents to `https://`
+    /// upstreams that ask for a client certificate (mutual TLS), with its
+    /// key (`upstream_client_key`, PEM).
+    #[serde(default)]
+    pub upstream_client_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub upstream_client_key: Option<PathBuf>,
     /// Consecutive failures (connect errors, 502/503/504 from it, timeouts)
     /// after which a target is taken out of rotation; 0 never ejects.
     #[serde(default = "default_eject_after")]
@@ -556,8 +563,17 @@ impl Snapshot {
             if echo && targets.len() > 1 {
                 return Err(at("`builtin:echo` cannot be mixed with other upstreams"));
             }
-            let tls_config = crate::upstream_tls::client_config(r.upstream_ca.as_deref())
-                .map_err(|e| at(&format!("upstream_ca: {e}")))?;
+            let identity = match (&r.upstream_client_cert, &r.upstream_client_key) {
+                (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+                (None, None) => None,
+                _ => {
+                    return Err(at(
+                        "upstream_client_cert and upstream_client_key go together",
+                    ));
+                }
+            };
+            let tls_config = crate::upstream_tls::client_config(r.upstream_ca.as_deref(), identity)
+                .map_err(|e| at(&format!("upstream TLS: {e}")))?;
             let mut upstreams = vec![];
             for t in targets.into_iter().filter(|t| t != ECHO) {
                 let u = url::Url::parse(&t).map_err(|e| at(&format!("upstream '{t}': {e}")))?;

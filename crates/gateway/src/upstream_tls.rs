@@ -21,40 +21,65 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// The client configuration of a route: its CA bundle, or the platform's
-/// trust store (built once and shared by every route without a bundle).
-pub fn client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let Some(ca) = ca else {
+/// trust store (built once and shared by every route without a bundle or
+/// a client certificate); with `identity` (certificate chain and key, PEM)
+/// the gateway presents that certificate to upstreams that ask for one
+/// (mutual TLS).
+pub fn client_config(
+    ca: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    if ca.is_none() && identity.is_none() {
         static PLATFORM: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-        return PLATFORM
-            .get_or_init(|| {
-                use rustls_platform_verifier::BuilderVerifierExt;
-                let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| e.to_string())?
-                    .with_platform_verifier()
-                    .map_err(|e| format!("platform trust store: {e}"))?
-                    .with_no_client_auth();
-                cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-                Ok(Arc::new(cfg))
-            })
-            .clone();
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-        .map_err(|e| format!("{}: {e}", ca.display()))?
+        return PLATFORM.get_or_init(|| build(None, None)).clone();
+    }
+    build(ca, identity)
+}
+
+fn pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", ca.display()))?;
-    for c in certs {
-        roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate", path.display()));
     }
-    if roots.is_empty() {
-        return Err(format!("{}: no certificate", ca.display()));
-    }
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+    Ok(certs)
+}
+
+fn build(
+    ca: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| e.to_string())?;
+    let builder = match ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in pem_certs(ca)? {
+                roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+            }
+            builder.with_root_certificates(roots)
+        }
+        None => {
+            use rustls_platform_verifier::BuilderVerifierExt;
+            builder
+                .with_platform_verifier()
+                .map_err(|e| format!("platform trust store: {e}"))?
+        }
+    };
+    let mut cfg = match identity {
+        Some((cert, key)) => {
+            use rustls_pki_types::PrivateKeyDer;
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(pem_certs(cert)?, key)
+                .map_err(|e| format!("{}: {e}", cert.display()))?
+        }
+        None => builder.with_no_client_auth(),
+    };
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

@@ -1526,24 +1526,52 @@ async fn https_upstreams_are_verified() {
     assert!(s.configure(&h2c).is_err());
 }
 
-/// An HTTPS upstream that speaks HTTP/2 only (ALPN `h2`, nothing else):
-/// it answers each request with the version it came in and its path.
-async fn h2_only_tls_upstream(cert: &std::path::Path, key: &std::path::Path) -> String {
+/// An HTTPS upstream: HTTP/2 only (ALPN `h2`, nothing else) or HTTP/1.1,
+/// asking for a client certificate chaining to `client_ca` when given; it
+/// answers each request with the version it came in and its path.
+async fn tls_upstream(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    h2: bool,
+    client_ca: Option<&std::path::Path>,
+) -> String {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .expect("cert file")
-        .collect::<Result<_, _>>()
-        .expect("certs");
+    let pem = |p: &std::path::Path| -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_file_iter(p)
+            .expect("cert file")
+            .collect::<Result<_, _>>()
+            .expect("certs")
+    };
     let key = PrivateKeyDer::from_pem_file(key).expect("key");
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
+        .expect("versions");
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in pem(ca) {
+                roots.add(c).expect("root");
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder
+        .with_single_cert(pem(cert), key)
         .expect("server config");
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    cfg.alpn_protocols = vec![if h2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -1564,21 +1592,141 @@ async fn h2_only_tls_upstream(cert: &std::path::Path, key: &std::path::Path) -> 
                         ))
                     },
                 );
-                let _ =
+                let io = hyper_util::rt::TokioIo::new(tls);
+                let _ = if h2 {
                     hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                        .await;
+                        .serve_connection(io, svc)
+                        .await
+                } else {
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, svc)
+                        .await
+                };
             });
         }
     });
     format!("https://localhost:{port}")
 }
 
+/// A CA and a client certificate it signed (`ca.pem`, `client.pem`,
+/// `client.key`), with openssl.
+fn client_certificate(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl")
+            .status
+            .success();
+        assert!(ok, "openssl {args:?}");
+    };
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .expect("ext");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=keyCertSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=gateway",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "client.pem",
+        "-extfile",
+        "client.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("client.pem"),
+        dir.join("client.key"),
+    )
+}
+
+#[tokio::test]
+async fn upstreams_that_ask_for_a_client_certificate_get_the_routes_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert, key) = self_signed(dir.path());
+    let (ca, client_cert, client_key) = client_certificate(dir.path());
+    let up = tls_upstream(&cert, &key, false, Some(&ca)).await;
+    let s = start().await;
+    let route = |identity: &str| {
+        format!(
+            "[[routes]]\nname = \"mtls\"\npath = \"/m\"\nupstream = \"{up}\"\nupstream_ca = {:?}\npublic = true\n{identity}",
+            cert.display().to_string()
+        )
+    };
+    let with_cert = format!(
+        "upstream_client_cert = {:?}\nupstream_client_key = {:?}\n",
+        client_cert.display().to_string(),
+        client_key.display().to_string()
+    );
+    s.configure(&route(&with_cert)).expect("config");
+    let get = || s.http.get(format!("{}/m/x", s.gw)).send();
+    let r = get().await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("text"), "HTTP/1.1 /m/x");
+    // Without it, the upstream refuses the handshake: 502.
+    s.configure(&route("")).expect("config");
+    assert_eq!(get().await.expect("send").status(), 502);
+    // A certificate without its key is refused at load.
+    let half = format!(
+        "upstream_client_cert = {:?}\n",
+        client_cert.display().to_string()
+    );
+    let err = s.configure(&route(&half)).expect_err("refused");
+    assert!(err.to_string().contains("go together"), "{err}");
+}
+
 #[tokio::test]
 async fn https_upstreams_are_spoken_to_in_http2_when_the_route_says_h2() {
     let dir = tempfile::tempdir().expect("tmp");
     let (cert, key) = self_signed(dir.path());
-    let up = h2_only_tls_upstream(&cert, &key).await;
+    let up = tls_upstream(&cert, &key, true, None).await;
     let s = start().await;
     let route = |upstream: &str, proto: &str| {
         format!(
