@@ -74,6 +74,7 @@ pub async fn start(
     revocations: Arc<gatehouse_core::revocation::Revocations>,
     own_issuer_prefix: String,
     store: Arc<dyn gatehouse_store::Store>,
+    asserter: gatehouse_gateway::assertion::Asserter,
 ) -> anyhow::Result<(
     std::net::SocketAddr,
     Arc<Gateway>,
@@ -110,8 +111,7 @@ pub async fn start(
         trusted_proxies: cfg.server.trusted()?,
         quotas: Default::default(),
         apikeys: Some(apikeys),
-        asserter: gatehouse_gateway::assertion::Asserter::generate()
-            .map_err(|e| anyhow::anyhow!("assertion key: {e}"))?,
+        asserter,
     });
     let server = tokio::spawn(gatehouse_gateway::server::serve(
         gw.clone(),
@@ -178,4 +178,43 @@ fn watch(cfg: Config, gw: Arc<Gateway>) {
             }
         }
     });
+}
+
+/// The gateway's assertion key (`X-Gatehouse-Assertion`), kept sealed
+/// with the master key in the store (beside realm `master`'s secrets):
+/// made on the first start, the same after a restart and on every node.
+pub async fn assertion_signer(
+    store: &dyn gatehouse_store::Store,
+    master_key: &gatehouse_jose::seal::MasterKey,
+) -> anyhow::Result<gatehouse_gateway::assertion::Asserter> {
+    use base64::Engine;
+    use gatehouse_jose::keys::{Alg, SigningKey};
+    const NAME: &str = "gateway-assertion-key";
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let master = store
+        .realm_by_name("master")
+        .await?
+        .context("realm master")?;
+    let key = match store.secret(&master.id, NAME).await? {
+        Some(sealed) => {
+            let raw = master_key
+                .open(&sealed, NAME.as_bytes())
+                .map_err(|e| anyhow::anyhow!("assertion key: {e}"))?;
+            let v: serde_json::Value = serde_json::from_slice(&raw)?;
+            let der = b64.decode(v["pkcs8"].as_str().unwrap_or_default())?;
+            SigningKey::from_pkcs8(Alg::ES256, v["kid"].as_str().unwrap_or_default(), &der)
+                .map_err(|e| anyhow::anyhow!("assertion key: {e}"))?
+        }
+        None => {
+            let (key, der) = SigningKey::generate(Alg::ES256)
+                .map_err(|e| anyhow::anyhow!("assertion key: {e}"))?;
+            let raw = serde_json::json!({"kid": key.kid(), "pkcs8": b64.encode(&der)}).to_string();
+            let sealed = master_key
+                .seal(raw.as_bytes(), NAME.as_bytes())
+                .map_err(|e| anyhow::anyhow!("assertion key: {e}"))?;
+            store.put_secret(&master.id, NAME, &sealed).await?;
+            key
+        }
+    };
+    Ok(gatehouse_gateway::assertion::Asserter::with_key(key))
 }

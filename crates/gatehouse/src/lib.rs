@@ -150,11 +150,13 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
     let tls = cfg.tls()?;
     let (idp, generated) = open_idp_at(cfg, &public_url).await?;
     tracing::info!(%identity_addr, "identity listener ready");
+    let asserter = gateway::assertion_signer(idp.store.as_ref(), &idp.master_key).await?;
     let (gateway_addr, gateway, gateway_task) = gateway::start(
         cfg,
         idp.revocations.clone(),
         format!("{public_url}/realms/"),
         idp.store.clone(),
+        asserter,
     )
     .await?;
     let app = tower::util::MapRequest::new(

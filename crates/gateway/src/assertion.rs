@@ -25,15 +25,22 @@ impl Asserter {
     /// A signer with a fresh ES256 key (published at once).
     pub fn generate() -> Result<Asserter, gatehouse_jose::Error> {
         let (key, _) = SigningKey::generate(Alg::ES256)?;
+        Ok(Self::with_key(key))
+    }
+
+    /// A signer with a given ES256 key: the one the server keeps sealed in
+    /// its store, so upstreams' cached JWKS outlive a restart and every
+    /// node signs with the same key.
+    pub fn with_key(key: SigningKey) -> Asserter {
         let jwks = gatehouse_jose::jwks::document([key.public_jwk()]).to_string();
-        Ok(Asserter {
+        Asserter {
             key,
             jwks,
             cache: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs((LIFETIME / 2) as u64))
                 .build(),
-        })
+        }
     }
 
     /// The JWKS document upstreams verify against.

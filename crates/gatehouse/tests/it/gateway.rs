@@ -2539,3 +2539,36 @@ async fn a_client_that_leaves_ends_its_request_with_a_499_line() {
         "{line}"
     );
 }
+
+/// The assertion key is kept (sealed) in the store: a restart publishes
+/// the same JWKS, so upstreams' cached keys keep verifying.
+#[tokio::test]
+async fn the_assertion_key_survives_a_restart() {
+    let data = tempfile::tempdir().expect("tmp");
+    let jwks = |s: &crate::support::Server| {
+        let url = format!("{}/.well-known/jwks.json", s.gw);
+        let http = s.http.clone();
+        async move {
+            let v: Value = http
+                .get(url)
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("json");
+            v["keys"][0]["kid"].as_str().expect("kid").to_owned()
+        }
+    };
+    let dir = data.path().to_owned();
+    let first = crate::support::start_with(|c| c.server.data_dir = dir.clone()).await;
+    let kid = jwks(&first).await;
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let dir = data.path().to_owned();
+    let second = crate::support::start_with(|c| c.server.data_dir = dir.clone()).await;
+    assert_eq!(jwks(&second).await, kid);
+    // Another server's store has another key.
+    let other = start().await;
+    assert_ne!(jwks(&other).await, kid);
+}
