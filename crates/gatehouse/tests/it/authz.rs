@@ -358,6 +358,47 @@ async fn resources_policies_and_permissions_decide_the_uma_grant() {
         "{c}"
     );
     assert_eq!(c["azp"], "spa");
+    assert_eq!(rpt["upgraded"], false);
+    // Incremental: the previous RPT's permissions come along (evaluated
+    // again) with the new ones.
+    let first = rpt["access_token"].as_str().expect("rpt").to_owned();
+    let (st, more) = uma(
+        &s,
+        "demo",
+        &alice,
+        &[
+            ("audience", "app"),
+            ("permission", "Default Resource"),
+            ("rpt", &first),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{more}");
+    assert_eq!(more["upgraded"], true);
+    let names: Vec<Value> = s
+        .verified("demo", more["access_token"].as_str().expect("rpt"))
+        .await["authorization"]["permissions"]
+        .as_array()
+        .expect("permissions")
+        .iter()
+        .map(|p| p["rsname"].clone())
+        .collect();
+    assert_eq!(names, [json!("Default Resource"), json!("Orders")]);
+    // Someone else's RPT is not a base for this one.
+    let (st, _) = uma(&s, "demo", &bob_t, &[("audience", "app"), ("rpt", &first)]).await;
+    assert_eq!(st, 400);
+    let (_, limited) = uma(
+        &s,
+        "demo",
+        &alice,
+        &[
+            ("audience", "app"),
+            ("response_mode", "permissions"),
+            ("response_permissions_limit", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(limited.as_array().map(Vec::len), Some(1));
     // Bad requests.
     assert_eq!(
         uma(

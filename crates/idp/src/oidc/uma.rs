@@ -202,6 +202,30 @@ pub async fn grant(
     if let Some((_, asked)) = ticket {
         params.extend(asked);
     }
+    // Incremental authorization: a previous RPT's permissions are asked
+    // again (evaluated anew, so what was since revoked drops out).
+    let upgraded = match form.get("rpt") {
+        Some(previous) => {
+            // Only what still exists: a resource or scope deleted since is
+            // simply not granted again.
+            for (rsid, scopes) in rpt_permissions(idp, realm, &a, previous).await? {
+                if rs.resource(&rsid).is_none() {
+                    continue;
+                }
+                let scopes: Vec<String> = scopes
+                    .into_iter()
+                    .filter(|s| rs.scope_ref(s).is_some())
+                    .collect();
+                params.push(if scopes.is_empty() {
+                    rsid
+                } else {
+                    format!("{rsid}#{}", scopes.join(","))
+                });
+            }
+            true
+        }
+        None => false,
+    };
     let reqs = requests(&rs, &params)?;
     let mut who =
         crate::authz::subject(idp, realm, &a.user, Some(&a.client.id), a.claims.clone()).await?;
@@ -231,15 +255,59 @@ pub async fn grant(
     let with_name = form
         .get("response_include_resource_name")
         .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
-    let list: Vec<Value> = granted.iter().map(|g| g.to_json(with_name)).collect();
+    let limit = match form.get("response_permissions_limit") {
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| OAuthError::invalid_request("Invalid response_permissions_limit"))?,
+        None => usize::MAX,
+    };
+    let list: Vec<Value> = granted
+        .iter()
+        .take(limit)
+        .map(|g| g.to_json(with_name))
+        .collect();
     match mode {
         Some("decision") => return Ok(json!({"result": true})),
         Some("permissions") => return Ok(Value::Array(list)),
         _ => {}
     }
-    let out = rpt(idp, realm, &a, &rs_client, list).await?;
+    let mut out = rpt(idp, realm, &a, &rs_client, list).await?;
+    out["upgraded"] = json!(upgraded);
     idp.record(ev).await?;
     Ok(out)
+}
+
+/// The permissions of a previous RPT (`rpt`), as resource ids and scope
+/// names: it must be an active access token of this realm for the same
+/// user.
+async fn rpt_permissions(
+    idp: &Idp,
+    realm: &Realm,
+    a: &Asker,
+    previous: &str,
+) -> Result<Vec<(String, Vec<String>)>, OAuthError> {
+    let invalid = || OAuthError::invalid_grant("Invalid RPT");
+    let active = crate::oidc::userinfo::active_access_token(idp, realm, previous)
+        .await?
+        .ok_or_else(invalid)?;
+    if active.user.id != a.user.id {
+        return Err(invalid());
+    }
+    Ok(active.claims["authorization"]["permissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let rsid = p["rsid"].as_str()?.to_owned();
+            let scopes = p["scopes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect();
+            Some((rsid, scopes))
+        })
+        .collect())
 }
 
 /// A requesting party token: the asker's access token, for the same
