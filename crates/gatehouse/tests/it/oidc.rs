@@ -1373,6 +1373,128 @@ async fn attack_detection_shows_and_unlocks_a_locked_user() {
 /// after the user picks a new one on the update-password page, as with
 /// Keycloak's UPDATE_PASSWORD required action; the password grant refuses
 /// it meanwhile; a required action with no page here stops the login.
+/// Keycloak's application-initiated actions: `kc_action` asks the user
+/// for a required action in this login (after a fresh authentication,
+/// SSO or not), with a Cancel button; the client hears how it went in
+/// `kc_action_status`.
+#[tokio::test]
+async fn application_initiated_actions_report_their_status() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let auth = format!("{}/realms/demo/protocol/openid-connect/auth", s.base);
+    let params = |action: &'static str| {
+        [
+            ("response_type", "code"),
+            ("client_id", "app"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("scope", "openid"),
+            ("state", "st"),
+            ("kc_action", action),
+        ]
+    };
+    // Done: the new password is set, the client gets its code and success.
+    let first = s
+        .http
+        .get(&auth)
+        .query(&params("UPDATE_PASSWORD"))
+        .send()
+        .await
+        .expect("get");
+    let page = LoginPage::read(&s, first).await;
+    let r = page
+        .post(&[("username", "alice"), ("password", "alice-pw")])
+        .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains("name=\"password-new\"") && html.contains("name=\"cancel-aia\""),
+        "{html}"
+    );
+    let r = page
+        .post(&[("password-new", "pw-2"), ("password-confirm", "pw-2")])
+        .await;
+    assert_eq!(r.status(), 302);
+    let sso = set_cookie(&r, "GATEHOUSE_IDENTITY");
+    let loc = r.headers()["location"].to_str().expect("loc").to_owned();
+    assert!(query_param(&loc, "code").is_some(), "{loc}");
+    assert_eq!(
+        query_param(&loc, "kc_action_status").as_deref(),
+        Some("success")
+    );
+    assert_eq!(
+        s.password_grant("demo", "app", Some("app-secret"), "alice", "pw-2", None)
+            .await
+            .status(),
+        200
+    );
+    // An SSO session does not stand in for the password; Cancel leaves
+    // the password as it is and says so.
+    let again = s
+        .http
+        .get(&auth)
+        .query(&params("UPDATE_PASSWORD"))
+        .header("cookie", &sso)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(again.status(), 200, "the login page, not a code");
+    let page = LoginPage::read(&s, again).await;
+    let html = page
+        .post(&[("username", "alice"), ("password", "pw-2")])
+        .await
+        .text()
+        .await
+        .expect("html");
+    let r = page.post_form(&s, &html, &[("cancel-aia", "true")]).await;
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().expect("loc").to_owned();
+    assert_eq!(
+        query_param(&loc, "kc_action_status").as_deref(),
+        Some("cancelled")
+    );
+    assert!(query_param(&loc, "code").is_some());
+    assert_eq!(
+        s.password_grant("demo", "app", Some("app-secret"), "alice", "pw-2", None)
+            .await
+            .status(),
+        200
+    );
+    // An action Gatehouse has no page for (or the realm disabled): a
+    // plain login, reported as an error.
+    let first = s
+        .http
+        .get(&auth)
+        .query(&params("VERIFY_EMAIL"))
+        .send()
+        .await
+        .expect("get");
+    let page = LoginPage::read(&s, first).await;
+    let r = page
+        .post(&[("username", "alice"), ("password", "pw-2")])
+        .await;
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().expect("loc").to_owned();
+    assert_eq!(
+        query_param(&loc, "kc_action_status").as_deref(),
+        Some("error")
+    );
+    // Without kc_action nothing is said.
+    let first = s
+        .http
+        .get(&auth)
+        .query(&params("UPDATE_PROFILE")[..5].to_vec())
+        .send()
+        .await
+        .expect("get");
+    let page = LoginPage::read(&s, first).await;
+    let r = page
+        .post(&[("username", "alice"), ("password", "pw-2")])
+        .await;
+    let loc = r.headers()["location"].to_str().expect("loc").to_owned();
+    assert_eq!(query_param(&loc, "kc_action_status"), None);
+    let _ = t;
+}
+
 #[tokio::test]
 async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
     let s = start().await;

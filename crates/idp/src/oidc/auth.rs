@@ -74,6 +74,14 @@ struct AuthRequest {
     /// event names it, as Keycloak's does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     broker: Option<BrokerLogin>,
+    /// An application-initiated action (Keycloak's `kc_action`): the
+    /// required action the client asked the user to do in this login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kc_action: Option<String>,
+    /// How it went (`success`, `cancelled`, `error`), for the client's
+    /// redirect (`kc_action_status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kc_action_status: Option<String>,
 }
 
 /// Which identity provider vouched for the user, and as whom.
@@ -555,6 +563,9 @@ async fn issue_code(
     if let Some(s) = &req.state {
         p.push(("state", s.clone()));
     }
+    if let Some(status) = &req.kc_action_status {
+        p.push(("kc_action_status", status.clone()));
+    }
     p.push(("session_state", session.id.clone()));
     p.push(("iss", idp.issuer(&realm.name)));
     let refs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -831,7 +842,26 @@ async fn authorize(
         flow,
         login_hint: q.get("login_hint").map(str::to_owned),
         broker: None,
+        kc_action: None,
+        kc_action_status: None,
     };
+    // Keycloak's application-initiated actions: one of the required
+    // actions with a page here, enabled in the realm; anything else is
+    // reported back as `kc_action_status=error` after a plain login.
+    let mut req = req;
+    if let Some(a) = q.get("kc_action") {
+        let known = required_actions::SUPPORTED
+            .iter()
+            .find(|s| s.eq_ignore_ascii_case(a));
+        match known.filter(|s| {
+            crate::admin::required_actions::enabled(&realm)
+                .iter()
+                .any(|e| e == *s)
+        }) {
+            Some(s) => req.kc_action = Some((*s).to_owned()),
+            None => req.kc_action_status = Some("error".into()),
+        }
+    }
     let now = gatehouse_core::time::now();
     // OIDC Core §3.1.2.1: an ID token hint names the user the client
     // expects; the browser's session of someone else does not answer for
@@ -845,7 +875,10 @@ async fn authorize(
         },
     };
     // The hint names the user as this client sees them (pairwise or not).
+    // An application-initiated action asks for the password again (a
+    // fresh authentication), so the SSO session does not answer for it.
     if !prompt.contains(&"login")
+        && req.kc_action.is_none()
         && let Some(s) = sso_session(idp, &realm, headers).await?
         && hinted
             .as_deref()
@@ -1043,6 +1076,18 @@ pub async fn post(
     authenticated(&idp, &realm, req_id, &req, &user, expires, now).await
 }
 
+/// Stores the login attempt's request again after a step changed it.
+async fn keep_request(
+    idp: &Idp,
+    realm: &Realm,
+    req_id: &str,
+    req: &AuthRequest,
+    expires: i64,
+) -> Result<(), OAuthError> {
+    let data = serde_json::to_string(req).map_err(OAuthError::internal)?;
+    set_pending(idp, realm, format!("authreq:{req_id}"), data, expires).await
+}
+
 /// Records (replacing any earlier one) what step `key` of a login waits
 /// on: the later page's post finds it there, and it dies with the login.
 pub(crate) async fn set_pending(
@@ -1076,13 +1121,13 @@ async fn authenticated(
     expires: i64,
     now: i64,
 ) -> Result<Response, OAuthError> {
-    match required_actions::next(realm, user) {
+    match required_actions::next_for(realm, user, req) {
         required_actions::Step::None => {}
         required_actions::Step::Action(action) => {
             let key = format!("reqaction:{req_id}");
             set_pending(idp, realm, key, user.id.clone(), expires).await?;
             return Ok(required_actions::page_for(
-                realm, req_id, &req.csrf, action, user, None,
+                realm, req_id, req, action, user, None,
             ));
         }
         required_actions::Step::Unsupported => {

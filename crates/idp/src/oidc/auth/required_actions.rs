@@ -55,6 +55,23 @@ pub fn next(realm: &Realm, user: &User) -> Step {
     }
 }
 
+/// The next step of this login: the client's application-initiated
+/// action (`kc_action`) first, until done or cancelled, then the user's own.
+pub fn next_for(realm: &Realm, user: &User, req: &AuthRequest) -> Step {
+    if let (Some(a), None) = (&req.kc_action, &req.kc_action_status)
+        && let Some(s) = SUPPORTED.into_iter().find(|s| s == a)
+    {
+        return Step::Action(s);
+    }
+    next(realm, user)
+}
+
+/// Whether `action`'s page is the client's application-initiated action
+/// (it then has a Cancel button, `cancel-aia`, as Keycloak's pages do).
+fn initiated(req: &AuthRequest, action: &str) -> bool {
+    req.kc_action.as_deref() == Some(action) && req.kc_action_status.is_none()
+}
+
 /// Whether a login can have the user set up a one-time code now: the
 /// realm's registry must have CONFIGURE_TOTP enabled (a disabled action is
 /// skipped, which would let a flow that requires a code go without one).
@@ -97,13 +114,32 @@ pub async fn submit(
     else {
         return Ok(expired_page());
     };
-    let due = match next(realm, &user) {
+    let due = match next_for(realm, &user, req) {
         Step::Action(a) => a,
         Step::None => return Ok(expired_page()),
         Step::Unsupported => return Ok(not_set_up()),
     };
     if asked != due {
-        return Ok(page_for(realm, req_id, &req.csrf, due, &user, None));
+        return Ok(page_for(realm, req_id, req, due, &user, None));
+    }
+    let aia = initiated(req, due);
+    if aia && form.get("cancel-aia").is_some() {
+        // The user went back on the client's action: the login goes on,
+        // the client hears `kc_action_status=cancelled`.
+        let mut req = req.clone();
+        req.kc_action_status = Some("cancelled".into());
+        super::keep_request(idp, realm, req_id, &req, pending.expires).await?;
+        return after_action(
+            idp,
+            realm,
+            req_id,
+            &req,
+            &user,
+            pending_key,
+            pending.expires,
+            now,
+        )
+        .await;
     }
     let mut ev = Event::user(realm, due);
     ev.client_id = Some(req.client_id.clone());
@@ -120,7 +156,7 @@ pub async fn submit(
                 None
             };
             if let Some(p) = problem {
-                return Ok(page_for(realm, req_id, &req.csrf, due, &user, Some(p)));
+                return Ok(page_for(realm, req_id, req, due, &user, Some(p)));
             }
             let cred = crate::login::new_password(idp, &user.id, new).await?;
             user.required_actions.retain(|a| a != due);
@@ -153,7 +189,7 @@ pub async fn submit(
                 shown.email = Some(email);
                 shown.first_name = Some(first);
                 shown.last_name = Some(last);
-                return Ok(page_for(realm, req_id, &req.csrf, due, &shown, Some(p)));
+                return Ok(page_for(realm, req_id, req, due, &shown, Some(p)));
             }
             if user.email.as_deref() != Some(email.as_str()) {
                 ev.details.insert(
@@ -184,7 +220,7 @@ pub async fn submit(
                 return Ok(totp_page(
                     realm,
                     req_id,
-                    &req.csrf,
+                    (&req.csrf, aia),
                     &user,
                     secret,
                     Some(if code.is_empty() {
@@ -221,12 +257,53 @@ pub async fn submit(
         }
         _ => return Ok(not_set_up()),
     }
-    match next(realm, &user) {
+    if aia {
+        let mut req = req.clone();
+        req.kc_action_status = Some("success".into());
+        super::keep_request(idp, realm, req_id, &req, pending.expires).await?;
+        return after_action(
+            idp,
+            realm,
+            req_id,
+            &req,
+            &user,
+            pending_key,
+            pending.expires,
+            now,
+        )
+        .await;
+    }
+    after_action(
+        idp,
+        realm,
+        req_id,
+        req,
+        &user,
+        pending_key,
+        pending.expires,
+        now,
+    )
+    .await
+}
+
+/// After an action: the next one due, or the end of the login.
+#[allow(clippy::too_many_arguments)]
+async fn after_action(
+    idp: &Idp,
+    realm: &Realm,
+    req_id: &str,
+    req: &AuthRequest,
+    user: &User,
+    pending_key: &str,
+    expires: i64,
+    now: i64,
+) -> Result<Response, OAuthError> {
+    match next_for(realm, user, req) {
         Step::None => {
             idp.store.take_code(pending_key).await?;
-            super::finish(idp, realm, req_id, req, &user, pending.expires, now).await
+            super::finish(idp, realm, req_id, req, user, expires, now).await
         }
-        Step::Action(a) => Ok(page_for(realm, req_id, &req.csrf, a, &user, None)),
+        Step::Action(a) => Ok(page_for(realm, req_id, req, a, user, None)),
         Step::Unsupported => Ok(not_set_up()),
     }
 }
@@ -235,11 +312,18 @@ pub async fn submit(
 pub fn page_for(
     realm: &Realm,
     req_id: &str,
-    csrf: &str,
+    req: &AuthRequest,
     action: &str,
     user: &User,
     error: Option<&str>,
 ) -> Response {
+    let csrf = req.csrf.as_str();
+    let aia = initiated(req, action);
+    let cancel = if aia {
+        "<button type=\"submit\" name=\"cancel-aia\" value=\"true\" formnovalidate>Cancel</button>"
+    } else {
+        ""
+    };
     let err = alert(error);
     let open = |id: &str| {
         format!(
@@ -258,7 +342,7 @@ pub fn page_for(
                 "<h1>Update password</h1><p>You need to change your password to activate your account.</p>{err}{form}\
 <label for=\"password-new\">New Password</label><input id=\"password-new\" name=\"password-new\" type=\"password\" autocomplete=\"new-password\" autofocus required>\
 <label for=\"password-confirm\">Confirm password</label><input id=\"password-confirm\" name=\"password-confirm\" type=\"password\" autocomplete=\"new-password\" required>\
-<button type=\"submit\">Submit</button></form>",
+<button type=\"submit\">Submit</button>{cancel}</form>",
                 form = open("kc-passwd-update-form"),
             ),
         ),
@@ -271,7 +355,7 @@ pub fn page_for(
 <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" value=\"{e}\" autofocus required>\
 <label for=\"firstName\">First name</label><input id=\"firstName\" name=\"firstName\" type=\"text\" autocomplete=\"given-name\" value=\"{f}\" required>\
 <label for=\"lastName\">Last name</label><input id=\"lastName\" name=\"lastName\" type=\"text\" autocomplete=\"family-name\" value=\"{l}\" required>\
-<button type=\"submit\">Submit</button></form>",
+<button type=\"submit\">Submit</button>{cancel}</form>",
                     form = open("kc-update-profile-form"),
                     e = v(&user.email),
                     f = v(&user.first_name),
@@ -280,7 +364,14 @@ pub fn page_for(
             )
         }
         "CONFIGURE_TOTP" => {
-            return totp_page(realm, req_id, csrf, user, &crate::otp::new_secret(), error);
+            return totp_page(
+                realm,
+                req_id,
+                (csrf, aia),
+                user,
+                &crate::otp::new_secret(),
+                error,
+            );
         }
         _ => (
             "Terms and Conditions",
@@ -302,11 +393,16 @@ pub fn page_for(
 fn totp_page(
     realm: &Realm,
     req_id: &str,
-    csrf: &str,
+    (csrf, aia): (&str, bool),
     user: &User,
     secret: &str,
     error: Option<&str>,
 ) -> Response {
+    let cancel = if aia {
+        "<button type=\"submit\" name=\"cancel-aia\" value=\"true\" formnovalidate>Cancel</button>"
+    } else {
+        ""
+    };
     let policy = crate::otp::Policy::of(realm);
     let key = crate::otp::base32(secret.as_bytes());
     let shown: String = key
@@ -317,7 +413,7 @@ fn totp_page(
         .join(" ");
     let uri = crate::otp::key_uri(realm, user, secret, &policy);
     let body = format!(
-        "<h1>Mobile Authenticator Setup</h1>{err}<p>You need to set up Mobile Authenticator to activate your account.</p><ol><li>Install an authenticator app (FreeOTP, Google Authenticator, Microsoft Authenticator) on your mobile.</li><li>Open the application and enter the key: <code id=\"kc-totp-secret-key\">{shown}</code> (time-based, {d} digits, every {p} seconds), or open <a id=\"kc-totp-uri\" href=\"{uri}\">this link</a> on the device.</li><li>Enter the one-time code provided by the application and click Submit to finish the setup.</li></ol><form id=\"kc-totp-settings-form\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={s}&amp;execution=CONFIGURE_TOTP\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><input type=\"hidden\" id=\"totpSecret\" name=\"totpSecret\" value=\"{secret}\"><label for=\"totp\">One-time code</label><input id=\"totp\" name=\"totp\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" autofocus required><label for=\"userLabel\">Device Name</label><input id=\"userLabel\" name=\"userLabel\" type=\"text\" autocomplete=\"off\"><button type=\"submit\">Submit</button></form>",
+        "<h1>Mobile Authenticator Setup</h1>{err}<p>You need to set up Mobile Authenticator to activate your account.</p><ol><li>Install an authenticator app (FreeOTP, Google Authenticator, Microsoft Authenticator) on your mobile.</li><li>Open the application and enter the key: <code id=\"kc-totp-secret-key\">{shown}</code> (time-based, {d} digits, every {p} seconds), or open <a id=\"kc-totp-uri\" href=\"{uri}\">this link</a> on the device.</li><li>Enter the one-time code provided by the application and click Submit to finish the setup.</li></ol><form id=\"kc-totp-settings-form\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={s}&amp;execution=CONFIGURE_TOTP\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><input type=\"hidden\" id=\"totpSecret\" name=\"totpSecret\" value=\"{secret}\"><label for=\"totp\">One-time code</label><input id=\"totp\" name=\"totp\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" autofocus required><label for=\"userLabel\">Device Name</label><input id=\"userLabel\" name=\"userLabel\" type=\"text\" autocomplete=\"off\"><button type=\"submit\">Submit</button>{cancel}</form>",
         err = alert(error),
         shown = esc(&shown),
         d = policy.digits,
