@@ -3,7 +3,9 @@
 // playwright-core): init with check-sso (silent, in an iframe, and by a
 // full redirect with prompt=none), login-required, login through the login
 // page, the code exchange with PKCE, updateToken, loadUserProfile,
-// loadUserInfo, SSO on a reload, and logout by GET and by POST. The app is
+// loadUserInfo, SSO on a reload, logout by GET and by POST, and an
+// application-initiated action (login({action})) reported to
+// onActionUpdate. The app is
 // served from its own origin, so every call to Gatehouse is cross-origin
 // and passes only if Gatehouse answers CORS as Keycloak does; a client
 // whose web origins leave the app out must fail to get its tokens.
@@ -37,6 +39,8 @@ const kc = new Keycloak({ url: ${JSON.stringify(base)}, realm: "js", clientId: $
 window.kc = kc;
 window.loggedOut = 0;
 kc.onAuthLogout = () => { window.loggedOut += 1; };
+window.actions = [];
+kc.onActionUpdate = (status, action) => { window.actions.push([status, action]); };
 window.ready = kc.init(options).then(
   (authenticated) => ({ authenticated }),
   (e) => ({ error: e instanceof Error ? e.message : JSON.stringify(e) ?? String(e) }));
@@ -281,4 +285,28 @@ test("the implicit flow: tokens straight from the fragment, nonce checked by key
   assert.ok(got.nonce);
   assert.equal(got.refresh, undefined, "no refresh token from the front channel");
   await context.close();
+});
+
+test("an application-initiated action: login({action}) asks for a new password, and onActionUpdate hears success", async () => {
+  const ctx = await browser.newContext();
+  const p = await ctx.newPage();
+  await p.goto(`${app}/required.html`);
+  await logIn(p, "alice", "alice-pw");
+  assert.deepEqual(await ready(p), { authenticated: true });
+  await Promise.all([
+    p.waitForURL((u) => u.href.startsWith(`${base}/realms/js/protocol/openid-connect/auth`)),
+    // Called once evaluate has returned: login() navigates away.
+    p.evaluate(() => { setTimeout(() => window.kc.login({ action: "UPDATE_PASSWORD" }), 0); }),
+  ]);
+  // A fresh authentication first, then the action's page with its Cancel.
+  await p.fill("input[name=username]", "alice");
+  await p.fill("input[name=password]", "alice-pw");
+  await Promise.all([p.waitForSelector("input[name=password-new]"), p.click("[type=submit]")]);
+  assert.equal(await p.locator("button[name=cancel-aia]").count(), 1);
+  await p.fill("input[name=password-new]", "alice-pw-2");
+  await p.fill("input[name=password-confirm]", "alice-pw-2");
+  await Promise.all([p.waitForURL((u) => u.href.startsWith(app)), p.click("button:not([name=cancel-aia])[type=submit]")]);
+  assert.deepEqual(await ready(p), { authenticated: true });
+  assert.deepEqual(await p.evaluate(() => window.actions), [["success", "UPDATE_PASSWORD"]]);
+  await ctx.close();
 });

@@ -1422,6 +1422,10 @@ async fn application_initiated_actions_report_their_status() {
         Some("success")
     );
     assert_eq!(
+        query_param(&loc, "kc_action").as_deref(),
+        Some("UPDATE_PASSWORD")
+    );
+    assert_eq!(
         s.password_grant("demo", "app", Some("app-secret"), "alice", "pw-2", None)
             .await
             .status(),

@@ -565,6 +565,11 @@ async fn issue_code(
     }
     if let Some(status) = &req.kc_action_status {
         p.push(("kc_action_status", status.clone()));
+        // Keycloak names the action too (keycloak-js hands both to
+        // `onActionUpdate`).
+        if let Some(a) = &req.kc_action {
+            p.push(("kc_action", a.clone()));
+        }
     }
     p.push(("session_state", session.id.clone()));
     p.push(("iss", idp.issuer(&realm.name)));
