@@ -237,14 +237,17 @@ impl ResourceServer {
         }
     }
 
+    /// A resource by id (references inside the document are ids).
     pub fn resource(&self, id: &str) -> Option<&Resource> {
         self.resources.iter().find(|r| r.id == id)
     }
 
+    /// A scope by id.
     pub fn scope(&self, id: &str) -> Option<&Scope> {
         self.scopes.iter().find(|s| s.id == id)
     }
 
+    /// A policy or permission by id.
     pub fn policy(&self, id: &str) -> Option<&Policy> {
         self.policies.iter().find(|p| p.id == id)
     }
