@@ -183,14 +183,7 @@ async fn sector_document(body: Value) -> String {
             async move { axum::Json(b) }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    format!("http://{addr}/uris.json")
+    format!("{}/uris.json", crate::peers::serve(app).await)
 }
 
 #[tokio::test]

@@ -12,7 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-async fn serve(app: Router) -> String {
+/// Serves `app` on a loopback port; its base URL.
+pub async fn serve(app: Router) -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -123,17 +123,17 @@ pub async fn submit(
         return Ok(page_for(realm, req_id, req, due, &user, None));
     }
     let aia = initiated(req, due);
+    // The client's action, and how it went (`kc_action_status`): the
+    // login goes on either way.
+    let mut outcome = req.clone();
     if aia && form.get("cancel-aia").is_some() {
-        // The user went back on the client's action: the login goes on,
-        // the client hears `kc_action_status=cancelled`.
-        let mut req = req.clone();
-        req.kc_action_status = Some("cancelled".into());
-        super::keep_request(idp, realm, req_id, &req, pending.expires).await?;
+        outcome.kc_action_status = Some("cancelled".into());
+        super::keep_request(idp, realm, req_id, &outcome, pending.expires).await?;
         return after_action(
             idp,
             realm,
             req_id,
-            &req,
+            &outcome,
             &user,
             pending_key,
             pending.expires,
@@ -258,26 +258,14 @@ pub async fn submit(
         _ => return Ok(not_set_up()),
     }
     if aia {
-        let mut req = req.clone();
-        req.kc_action_status = Some("success".into());
-        super::keep_request(idp, realm, req_id, &req, pending.expires).await?;
-        return after_action(
-            idp,
-            realm,
-            req_id,
-            &req,
-            &user,
-            pending_key,
-            pending.expires,
-            now,
-        )
-        .await;
+        outcome.kc_action_status = Some("success".into());
+        super::keep_request(idp, realm, req_id, &outcome, pending.expires).await?;
     }
     after_action(
         idp,
         realm,
         req_id,
-        req,
+        &outcome,
         &user,
         pending_key,
         pending.expires,
