@@ -722,6 +722,11 @@ test("identity providers a realm export brought: listed, read, removed; OpenID C
   assert.equal(up.config.clientSecret, "**********");
   await ip.update({ alias: "upstream" }, { ...up, displayName: "Upstream IdP" });
   assert.equal((await ip.findOne({ alias: "upstream" })).displayName, "Upstream IdP");
+  // Its keys are read at each login (validateSignature with a jwksUrl): reloading says so.
+  assert.equal(await ip.reloadKeys({ alias: "upstream" }), true);
+  assert.equal(await ip.reloadKeys({ alias: "github" }), false);
+  assert.deepEqual(await ip.listPermissions({ alias: "upstream" }), { enabled: false });
+  await assert.rejects(ip.updatePermission({ alias: "upstream" }, { enabled: true }), (e) => e.response?.status === 400);
   assert.equal((await ip.findFactory({ providerId: "oidc" })).id, "oidc");
   const mapper = await ip.createMapper({ alias: "upstream", identityProviderMapper: {
     name: "eng is developer", identityProviderAlias: "upstream", identityProviderMapper: "oidc-role-idp-mapper",

@@ -44,6 +44,31 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
             &format!("{P}/instances/{{alias}}/mapper-types"),
             get(mapper_types),
         )
+        .route(
+            &format!("{P}/instances/{{alias}}/reload-keys"),
+            get(reload_keys),
+        )
+}
+
+/// `GET .../instances/{alias}/reload-keys`: Keycloak's answer to "fetch
+/// the provider's signing keys again". Gatehouse keeps none between
+/// logins (a broker login reads the provider's `jwksUrl` each time), so a
+/// provider that validates signatures always has its current keys:
+/// `true`; one that validates none has no keys to load: `false`.
+async fn reload_keys(
+    RealmAdmin { realm, .. }: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+) -> Result<Json<bool>, AdminError> {
+    let p = find(&realm, &alias)?;
+    let validates = p["config"]["validateSignature"].as_str() == Some("true")
+        && p["config"]["jwksUrl"].as_str().is_some_and(|u| !u.is_empty());
+    Ok(Json(validates))
+}
+
+/// Whether the realm has the identity provider `alias` (fine-grained
+/// permission routes answer 404 for one it lacks).
+pub fn exists_alias(realm: &Realm, alias: &str) -> bool {
+    provider(realm, alias).is_some()
 }
 
 /// A mapper of provider `alias` by id (404 for either missing).

@@ -1,7 +1,8 @@
 //! Keycloak's fine-grained admin permissions
 //! (`users-management-permissions`, `clients/{id}/management/permissions`,
 //! `groups/{id}/management/permissions`,
-//! `roles-by-id/{id}/management/permissions`): they do not exist in
+//! `roles-by-id/{id}/management/permissions`,
+//! `identity-provider/instances/{alias}/management/permissions`): they do not exist in
 //! Gatehouse (a realm's admins manage all of it), so they read as off, and
 //! turning them on is refused rather than stored and ignored.
 
@@ -22,9 +23,16 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
         &format!("{R}/users-management-permissions"),
         get(realm_wide).put(put_realm_wide),
     );
-    for kind in ["clients", "groups", "roles-by-id"] {
+    // The parameter keeps each family's name for that segment (the
+    // router refuses two names at one place).
+    for (kind, param) in [
+        ("clients", "id"),
+        ("groups", "id"),
+        ("roles-by-id", "id"),
+        ("identity-provider/instances", "alias"),
+    ] {
         r = r.route(
-            &format!("{R}/{kind}/{{id}}/management/permissions"),
+            &format!("{R}/{kind}/{{{param}}}/management/permissions"),
             get(of_one).put(put_of_one),
         );
     }
@@ -57,7 +65,9 @@ async fn put_realm_wide(_: RealmAdmin, body: Bytes) -> Result<Json<Value>, Admin
 async fn exists(a: &RealmAdmin, uri: &axum::http::Uri, id: &str) -> Result<(), AdminError> {
     let (store, realm) = (&a.idp.store, &a.realm.id);
     let path = uri.path();
-    let found = if path.contains("/clients/") {
+    let found = if path.contains("/identity-provider/instances/") {
+        super::identity_providers::exists_alias(&a.realm, id)
+    } else if path.contains("/clients/") {
         store.client(realm, id).await?.is_some()
     } else if path.contains("/groups/") {
         store.group(realm, id).await?.is_some()
