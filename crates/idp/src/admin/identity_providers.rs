@@ -61,7 +61,9 @@ async fn reload_keys(
 ) -> Result<Json<bool>, AdminError> {
     let p = find(&realm, &alias)?;
     let validates = p["config"]["validateSignature"].as_str() == Some("true")
-        && p["config"]["jwksUrl"].as_str().is_some_and(|u| !u.is_empty());
+        && p["config"]["jwksUrl"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty());
     Ok(Json(validates))
 }
 

@@ -82,7 +82,17 @@ struct AuthRequest {
     /// redirect (`kc_action_status`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     kc_action_status: Option<String>,
+    /// The SSO session an application-initiated action runs in (a recent
+    /// authentication stood in for the password): the code is issued on
+    /// it rather than on a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sso_session: Option<String>,
 }
+
+/// Keycloak's `max_auth_age` for application-initiated actions: an SSO
+/// session authenticated this recently (seconds) stands in for the
+/// password; an older one asks for it again.
+const AIA_MAX_AUTH_AGE: i64 = 300;
 
 /// Which identity provider vouched for the user, and as whom.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -849,6 +859,7 @@ async fn authorize(
         broker: None,
         kc_action: None,
         kc_action_status: None,
+        sso_session: None,
     };
     // Keycloak's application-initiated actions: one of the required
     // actions with a page here, enabled in the realm; anything else is
@@ -879,9 +890,36 @@ async fn authorize(
             None => return Ok(fail("invalid_request", "Invalid parameter: id_token_hint")),
         },
     };
+    // An application-initiated action in a recently authenticated SSO
+    // session: its page at once (Keycloak's `max_auth_age`); otherwise
+    // the password is asked for again below.
+    if req.kc_action.is_some()
+        && !prompt.contains(&"login")
+        && !prompt_none
+        && let Some(s) = sso_session(idp, &realm, headers).await?
+        && now - s.auth_time <= AIA_MAX_AUTH_AGE
+        && hinted
+            .as_deref()
+            .is_none_or(|sub| crate::pairwise::names(&client, &s.user_id, sub))
+        && let Some(user) = idp
+            .store
+            .user(&realm.id, &s.user_id)
+            .await?
+            .filter(|u| u.enabled)
+    {
+        let mut req = req.clone();
+        req.sso_session = Some(s.id.clone());
+        let req_id = gatehouse_core::id::token();
+        let expires = now + LOGIN_LIFESPAN;
+        keep_request(idp, &realm, &req_id, &req, expires).await?;
+        let mut r = authenticated(idp, &realm, &req_id, &req, &user, expires, now).await?;
+        r.headers_mut()
+            .append(header::SET_COOKIE, csrf_cookie(idp, &realm, &req.csrf));
+        return Ok(r);
+    }
     // The hint names the user as this client sees them (pairwise or not).
-    // An application-initiated action asks for the password again (a
-    // fresh authentication), so the SSO session does not answer for it.
+    // An application-initiated action otherwise asks for the password
+    // again, so the SSO session does not answer for it.
     if !prompt.contains(&"login")
         && req.kc_action.is_none()
         && let Some(s) = sso_session(idp, &realm, headers).await?
@@ -1199,6 +1237,15 @@ async fn log_in(
 ) -> Result<Response, OAuthError> {
     // The request is spent: a replayed POST cannot log in again.
     idp.store.take_code(&format!("authreq:{req_id}")).await?;
+    // An application-initiated action done in an SSO session: the code
+    // comes from that session (no new login).
+    if let Some(sid) = &req.sso_session
+        && let Some(s) = idp.store.session(sid).await?
+        && s.user_id == user.id
+    {
+        idp.touch(&s.id, now).await?;
+        return issue_code(idp, realm, req, &s, true).await;
+    }
     let broker = req
         .broker
         .as_ref()
