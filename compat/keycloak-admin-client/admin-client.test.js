@@ -561,6 +561,14 @@ test("required actions registry, as Keycloak's authenticationManagement spec dri
   const lowered = await am.getRequiredActionForAlias({ alias: provider.providerId });
   await am.raiseRequiredActionPriority({ alias: provider.providerId });
   assert.ok((await am.getRequiredActionForAlias({ alias: provider.providerId })).priority < lowered.priority);
+  // Required-action config: UPDATE_PASSWORD's max_auth_age.
+  const described = await am.getRequiredActionConfigDescription({ alias: "UPDATE_PASSWORD" });
+  assert.deepEqual(described.properties.map((p) => p.name), ["max_auth_age"]);
+  await am.updateRequiredActionConfig({ alias: "UPDATE_PASSWORD" }, { config: { max_auth_age: "120" } });
+  assert.deepEqual((await am.getRequiredActionConfig({ alias: "UPDATE_PASSWORD" })).config, { max_auth_age: "120" });
+  await am.removeRequiredActionConfig({ alias: "UPDATE_PASSWORD" });
+  assert.deepEqual((await am.getRequiredActionConfig({ alias: "UPDATE_PASSWORD" })).config, {});
+  await assert.rejects(am.getRequiredActionConfig({ alias: "UPDATE_PROFILE" }), (e) => e.response?.status === 400);
   kc.setConfig({ realmName: "master" });
   await kc.realms.del({ realm: "ra-spec" });
 });

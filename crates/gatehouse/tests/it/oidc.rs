@@ -1464,6 +1464,51 @@ async fn application_initiated_actions_report_their_status() {
             .status(),
         200
     );
+    // The realm's max_auth_age for the action (Keycloak's required-action
+    // config): at 0, even this fresh session asks for the password.
+    let cfg = "/demo/authentication/required-actions/UPDATE_PASSWORD/config";
+    let (_, shown) = s.admin_get(&t, cfg).await;
+    assert_eq!(
+        shown,
+        serde_json::json!({"alias": "UPDATE_PASSWORD", "config": {}})
+    );
+    let (_, described) = s.admin_get(&t, &format!("{cfg}-description")).await;
+    assert_eq!(described["properties"][0]["name"], "max_auth_age");
+    let soon = serde_json::json!({"config": {"max_auth_age": "soon"}});
+    assert_eq!(s.admin_put(&t, cfg, Some(&soon)).await, 400);
+    let zero = serde_json::json!({"config": {"max_auth_age": "0"}});
+    assert_eq!(s.admin_put(&t, cfg, Some(&zero)).await, 204);
+    assert_eq!(
+        s.admin_get(
+            &t,
+            "/demo/authentication/required-actions/UPDATE_PROFILE/config"
+        )
+        .await
+        .0,
+        400,
+        "not configurable"
+    );
+    let again = s
+        .http
+        .get(&auth)
+        .query(&params("UPDATE_PASSWORD"))
+        .header("cookie", &sso)
+        .send()
+        .await
+        .expect("get");
+    assert!(
+        again
+            .text()
+            .await
+            .expect("html")
+            .contains("name=\"username\""),
+        "the login page"
+    );
+    assert_eq!(s.admin_delete(&t, cfg).await, 204);
+    assert_eq!(
+        s.admin_get(&t, cfg).await.1["config"],
+        serde_json::json!({})
+    );
     // An action Gatehouse has no page for (or the realm disabled): a
     // plain login, reported as an error.
     let first = s

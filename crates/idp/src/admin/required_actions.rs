@@ -114,6 +114,150 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
             get(unregistered),
         )
         .route(&format!("{A}/register-required-action"), post(register))
+        .route(
+            &format!("{A}/required-actions/{{alias}}/config"),
+            get(config).put(put_config).delete(remove_config),
+        )
+        .route(
+            &format!("{A}/required-actions/{{alias}}/config-description"),
+            get(config_description),
+        )
+}
+
+/// The actions Keycloak lets configure: the age of authentication after
+/// which an application-initiated action asks for the password again.
+const CONFIGURABLE: [&str; 4] = [
+    "UPDATE_PASSWORD",
+    "CONFIGURE_TOTP",
+    "UPDATE_EMAIL",
+    "delete_credential",
+];
+/// Keycloak's one setting of those actions, and its default (seconds).
+pub const MAX_AUTH_AGE: &str = "max_auth_age";
+const MAX_AUTH_AGE_DEFAULT: i64 = 300;
+
+/// `max_auth_age` of `alias` in the realm (seconds): how recent an SSO
+/// session's authentication must be to stand in for the password in an
+/// application-initiated action.
+pub fn max_auth_age(realm: &Realm, alias: &str) -> i64 {
+    registry(realm)
+        .iter()
+        .find(|v| v["alias"] == alias)
+        .and_then(|v| {
+            v["config"][MAX_AUTH_AGE]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+        })
+        .unwrap_or(MAX_AUTH_AGE_DEFAULT)
+}
+
+fn configurable(alias: &str) -> bool {
+    CONFIGURABLE.contains(&alias)
+}
+
+/// `GET .../required-actions/{alias}/config-description`.
+async fn config_description(
+    _: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    if !configurable(&alias) {
+        return Err(AdminError::missing(
+            "Could not find configurable RequiredAction provider",
+        ));
+    }
+    Ok(Json(json!({"properties": [{
+        "name": MAX_AUTH_AGE, "label": "Maximum Age of Authentication",
+        "helpText": "Configures the duration in seconds this action can be used after the last authentication before the user is required to re-authenticate.",
+        "type": "String", "defaultValue": MAX_AUTH_AGE_DEFAULT.to_string(),
+        "options": [], "secret": false, "required": false, "readOnly": false,
+    }]})))
+}
+
+/// The configurable action's registry entry (400 when the action takes no
+/// configuration, 404 when the realm lacks it), as Keycloak answers.
+fn config_entry<'a>(list: &'a mut [Value], alias: &str) -> Result<&'a mut Value, AdminError> {
+    if !configurable(alias) {
+        return Err(AdminError::bad_request(
+            "RequiredAction is not configurable",
+        ));
+    }
+    list.iter_mut()
+        .find(|v| v["alias"] == alias)
+        .ok_or_else(|| AdminError::missing("Could not find RequiredAction config"))
+}
+
+/// `GET .../required-actions/{alias}/config`: `{alias, config}`.
+async fn config(
+    RealmAdmin { realm, .. }: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let mut list = registry(&realm);
+    let e = config_entry(&mut list, &alias)?;
+    let cfg = e
+        .get("config")
+        .filter(|c| c.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    Ok(Json(json!({"alias": alias, "config": cfg})))
+}
+
+/// `PUT .../required-actions/{alias}/config`: `{"config": {...}}`, empty
+/// values dropped; `max_auth_age` must be a whole number of seconds.
+async fn put_config(
+    mut a: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
+    let rep = super::json_body(&body)?;
+    let mut cfg = serde_json::Map::new();
+    for (k, v) in rep["config"].as_object().into_iter().flatten() {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => continue,
+        };
+        if !text.is_empty() {
+            cfg.insert(k.clone(), json!(text));
+        }
+    }
+    if let Some(age) = cfg.get(MAX_AUTH_AGE).and_then(Value::as_str)
+        && age.parse::<u32>().is_err()
+    {
+        return Err(AdminError::bad_request(
+            "Invalid max_auth_age: a number of seconds",
+        ));
+    }
+    let mut list = registry(&a.realm);
+    config_entry(&mut list, &alias)?["config"] = Value::Object(cfg);
+    save_config(&a, list, "UPDATE", &alias).await
+}
+
+/// `DELETE .../required-actions/{alias}/config`: back to the defaults.
+async fn remove_config(
+    mut a: RealmAdmin,
+    Path((_, alias)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let _edit = a.edit().await?;
+    let mut list = registry(&a.realm);
+    config_entry(&mut list, &alias)?["config"] = json!({});
+    save_config(&a, list, "DELETE", &alias).await
+}
+
+async fn save_config(
+    a: &RealmAdmin,
+    list: Vec<Value>,
+    op: &str,
+    alias: &str,
+) -> Result<StatusCode, AdminError> {
+    let mut realm = a.realm.clone();
+    realm
+        .extra
+        .insert("requiredActions".into(), Value::Array(list));
+    let path = format!("authentication/required-actions/{alias}/config");
+    let ev = event(&realm, &a.caller, op, "REQUIRED_ACTION_CONFIG", &path, None);
+    a.idp.store.update_realm(&realm, &[ev]).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn position(list: &[Value], alias: &str) -> Result<usize, AdminError> {

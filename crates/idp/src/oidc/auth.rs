@@ -89,10 +89,21 @@ struct AuthRequest {
     sso_session: Option<String>,
 }
 
-/// Keycloak's `max_auth_age` for application-initiated actions: an SSO
-/// session authenticated this recently (seconds) stands in for the
-/// password; an older one asks for it again.
+/// Keycloak's `max_auth_age` for application-initiated actions whose
+/// action takes no configuration: an SSO session authenticated this
+/// recently (seconds) stands in for the password; an older one asks for
+/// it again. Configurable actions read theirs from the realm's registry
+/// (`admin::required_actions::max_auth_age`).
 const AIA_MAX_AUTH_AGE: i64 = 300;
+
+/// Whether an authentication `age` seconds old stands in for the password
+/// in the application-initiated `action` (a `max_auth_age` of 0: never).
+fn aia_fresh(realm: &Realm, action: Option<&str>, age: i64) -> bool {
+    let max = action.map_or(AIA_MAX_AUTH_AGE, |a| {
+        crate::admin::required_actions::max_auth_age(realm, a)
+    });
+    max > 0 && age <= max
+}
 
 /// Which identity provider vouched for the user, and as whom.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -897,7 +908,7 @@ async fn authorize(
         && !prompt.contains(&"login")
         && !prompt_none
         && let Some(s) = sso_session(idp, &realm, headers).await?
-        && now - s.auth_time <= AIA_MAX_AUTH_AGE
+        && aia_fresh(&realm, req.kc_action.as_deref(), now - s.auth_time)
         && hinted
             .as_deref()
             .is_none_or(|sub| crate::pairwise::names(&client, &s.user_id, sub))
