@@ -54,6 +54,51 @@ impl Granted {
     }
 }
 
+/// A permission as asked, before it is checked against a server: a
+/// resource id or name (empty: any resource offering the scopes) and
+/// scope ids or names (empty: all the resource's). The UMA grant's
+/// `permission` parameters, a ticket's and a previous RPT's permissions
+/// all come in this form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asked {
+    pub resource: String,
+    pub scopes: Vec<String>,
+}
+
+impl Asked {
+    /// `resource#scope1,scope2` (`#scope` or `resource` alone too).
+    pub fn parse(p: &str) -> Asked {
+        let (res, scopes) = p.split_once('#').unwrap_or((p, ""));
+        Asked {
+            resource: res.to_owned(),
+            scopes: scopes
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    /// The entries of a `permissions` list as [`Granted::to_json`] writes
+    /// them (`rsid`, `scopes`): what tickets and RPTs carry.
+    pub fn from_permissions(list: &Value) -> Vec<Asked> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| Asked {
+                resource: p["rsid"].as_str().unwrap_or_default().to_owned(),
+                scopes: p["scopes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
 /// A request for a resource (None: every resource offering the scopes)
 /// and scope ids (empty: all the resource's).
 pub struct Request<'a> {
@@ -461,6 +506,30 @@ mod tests {
         assert!(!names(permissions(&rs, &who("carol"), &[])).contains(&"Free".to_owned()));
         rs.policy_enforcement_mode = Enforcement::Permissive;
         assert!(names(permissions(&rs, &who("carol"), &[])).contains(&"Free".to_owned()));
+    }
+
+    #[test]
+    fn asked_permissions_read_the_grant_and_token_forms_alike() {
+        let a = Asked::parse("Orders#view, delete");
+        assert_eq!(
+            (a.resource.as_str(), a.scopes.clone()),
+            ("Orders", vec!["view".to_owned(), "delete".to_owned()])
+        );
+        assert_eq!(Asked::parse("#view").resource, "");
+        assert!(Asked::parse("Orders").scopes.is_empty());
+        let g = Granted {
+            rsid: "r1".into(),
+            rsname: "R".into(),
+            scopes: vec!["view".into()],
+        };
+        let back = Asked::from_permissions(&json!([g.to_json(true)]));
+        assert_eq!(
+            back,
+            vec![Asked {
+                resource: "r1".into(),
+                scopes: vec!["view".into()]
+            }]
+        );
     }
 
     #[test]

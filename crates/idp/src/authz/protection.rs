@@ -380,12 +380,12 @@ async fn ticket(
 }
 
 /// A ticket this realm issued and that has not expired: the resource
-/// server (clientId) and the `permission` strings it stands for.
+/// server (clientId) and the permissions it stands for.
 pub async fn redeem(
     idp: &Idp,
     realm: &Realm,
     ticket: &str,
-) -> Result<(String, Vec<String>), OAuthError> {
+) -> Result<(String, Vec<super::evaluate::Asked>), OAuthError> {
     let invalid = || OAuthError::invalid_grant("Invalid ticket");
     let ring = idp.keyring(realm).await?;
     let claims =
@@ -399,26 +399,10 @@ pub async fn redeem(
         return Err(invalid());
     }
     let aud = claims["aud"].as_str().ok_or_else(invalid)?.to_owned();
-    let permissions = claims["permissions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let rsid = p["rsid"].as_str().unwrap_or_default();
-            let scopes: Vec<&str> = p["scopes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            if scopes.is_empty() {
-                rsid.to_owned()
-            } else {
-                format!("{rsid}#{}", scopes.join(","))
-            }
-        })
-        .collect();
-    Ok((aud, permissions))
+    Ok((
+        aud,
+        super::evaluate::Asked::from_permissions(&claims["permissions"]),
+    ))
 }
 
 #[cfg(test)]

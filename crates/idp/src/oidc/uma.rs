@@ -16,7 +16,7 @@
 //! endpoint, `authz::protection`) stands for `audience` and `permission`.
 
 use crate::authz::ResourceServer;
-use crate::authz::evaluate::{self, Request};
+use crate::authz::evaluate::{self, Asked, Request};
 use crate::error::OAuthError;
 use crate::oidc::form::Form;
 use crate::state::Idp;
@@ -94,33 +94,33 @@ async fn asker(
 }
 
 /// The `permission` parameters, in order (they repeat).
-fn permission_params(body: &[u8]) -> Vec<String> {
+fn permission_params(body: &[u8]) -> Vec<Asked> {
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
         .unwrap_or_default()
         .into_iter()
         .filter(|(k, v)| k == "permission" && !v.is_empty())
-        .map(|(_, v)| v)
+        .map(|(_, v)| Asked::parse(&v))
         .collect()
 }
 
-/// Reads `resource#scope1,scope2` requests against the server.
-fn requests<'a>(rs: &'a ResourceServer, params: &[String]) -> Result<Vec<Request<'a>>, OAuthError> {
+/// Checks what is asked against the server: an unknown resource or scope
+/// is the caller's mistake.
+fn requests<'a>(rs: &'a ResourceServer, asked: &[Asked]) -> Result<Vec<Request<'a>>, OAuthError> {
     let mut out = vec![];
-    for p in params {
-        let (res, scopes) = p.split_once('#').unwrap_or((p.as_str(), ""));
-        let resource = if res.is_empty() {
+    for a in asked {
+        let resource = if a.resource.is_empty() {
             None
         } else {
-            Some(rs.resource_ref(res).ok_or_else(|| {
+            Some(rs.resource_ref(&a.resource).ok_or_else(|| {
                 OAuthError::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_resource",
-                    format!("Resource with id [{res}] does not exist."),
+                    format!("Resource with id [{}] does not exist.", a.resource),
                 )
             })?)
         };
         let mut ids = vec![];
-        for s in scopes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for s in &a.scopes {
             let scope = rs.scope_ref(s).ok_or_else(|| {
                 OAuthError::new(
                     StatusCode::BAD_REQUEST,
@@ -203,24 +203,16 @@ pub async fn grant(
         params.extend(asked);
     }
     // Incremental authorization: a previous RPT's permissions are asked
-    // again (evaluated anew, so what was since revoked drops out).
+    // again (evaluated anew, so what was since revoked drops out; a
+    // resource or scope deleted since is simply not granted again).
     let upgraded = match form.get("rpt") {
         Some(previous) => {
-            // Only what still exists: a resource or scope deleted since is
-            // simply not granted again.
-            for (rsid, scopes) in rpt_permissions(idp, realm, &a, previous).await? {
-                if rs.resource(&rsid).is_none() {
+            for mut p in rpt_permissions(idp, realm, &a, previous).await? {
+                if rs.resource(&p.resource).is_none() {
                     continue;
                 }
-                let scopes: Vec<String> = scopes
-                    .into_iter()
-                    .filter(|s| rs.scope_ref(s).is_some())
-                    .collect();
-                params.push(if scopes.is_empty() {
-                    rsid
-                } else {
-                    format!("{rsid}#{}", scopes.join(","))
-                });
+                p.scopes.retain(|s| rs.scope_ref(s).is_some());
+                params.push(p);
             }
             true
         }
@@ -277,15 +269,14 @@ pub async fn grant(
     Ok(out)
 }
 
-/// The permissions of a previous RPT (`rpt`), as resource ids and scope
-/// names: it must be an active access token of this realm for the same
-/// user.
+/// The permissions of a previous RPT (`rpt`): it must be an active
+/// access token of this realm for the same user.
 async fn rpt_permissions(
     idp: &Idp,
     realm: &Realm,
     a: &Asker,
     previous: &str,
-) -> Result<Vec<(String, Vec<String>)>, OAuthError> {
+) -> Result<Vec<Asked>, OAuthError> {
     let invalid = || OAuthError::invalid_grant("Invalid RPT");
     let active = crate::oidc::userinfo::active_access_token(idp, realm, previous)
         .await?
@@ -293,21 +284,9 @@ async fn rpt_permissions(
     if active.user.id != a.user.id {
         return Err(invalid());
     }
-    Ok(active.claims["authorization"]["permissions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            let rsid = p["rsid"].as_str()?.to_owned();
-            let scopes = p["scopes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect();
-            Some((rsid, scopes))
-        })
-        .collect())
+    Ok(Asked::from_permissions(
+        &active.claims["authorization"]["permissions"],
+    ))
 }
 
 /// A requesting party token: the asker's access token, for the same
