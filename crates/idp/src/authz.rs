@@ -134,6 +134,15 @@ impl Policy {
         matches!(self.kind.as_str(), "resource" | "scope")
     }
 
+    /// Whether this resource permission covers `r` by its type (one that
+    /// names no resource of its own).
+    pub fn covers_type_of(&self, r: &Resource) -> bool {
+        self.resources.is_empty()
+            && self
+                .resource_type()
+                .is_some_and(|t| r.kind.as_deref() == Some(t))
+    }
+
     /// The resource type a resource permission covers.
     pub fn resource_type(&self) -> Option<&str> {
         self.config
@@ -272,45 +281,18 @@ impl ResourceServer {
 
     /// Scope ids for references given by id or name (or as `{id|name}`
     /// objects); an unknown one is refused.
-    pub fn scope_ids(&mut self, refs: &[Value], create: bool) -> Result<Vec<String>, Refused> {
+    pub fn scope_ids(&self, refs: &[Value]) -> Result<Vec<String>, Refused> {
         let mut out = vec![];
         for r in refs {
-            let key = match r {
-                Value::String(s) => s.clone(),
-                Value::Object(o) => o
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .or_else(|| o.get("name").and_then(Value::as_str))
-                    .unwrap_or_default()
-                    .to_owned(),
-                Value::Null => continue,
-                _ => return Err(Refused::Invalid("Invalid scope reference".into())),
+            let Some((key, name)) = scope_key(r)? else {
+                continue;
             };
-            let found = self.scope_ref(&key).map(|s| s.id.clone()).or_else(|| {
-                // By name in an object whose id is not ours.
-                r.get("name")
-                    .and_then(Value::as_str)
-                    .and_then(|n| self.scopes.iter().find(|s| s.name == n))
-                    .map(|s| s.id.clone())
-            });
+            // By id or name, or by the name of an object whose id is not ours.
+            let found = self
+                .scope_ref(&key)
+                .or_else(|| name.and_then(|n| self.scopes.iter().find(|s| s.name == n)));
             match found {
-                Some(id) => out.push(id),
-                None if create && !key.is_empty() => {
-                    // Keycloak creates a scope a resource names by name.
-                    let name = r
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or(&key)
-                        .to_owned();
-                    let s = Scope {
-                        id: gatehouse_core::id::uuid(),
-                        name,
-                        ..Scope::default()
-                    };
-                    out.push(s.id.clone());
-                    self.scopes.push(s);
-                }
+                Some(s) => push_once(&mut out, &s.id),
                 None => {
                     return Err(Refused::Invalid(format!(
                         "Scope with id or name [{key}] does not exist"
@@ -318,8 +300,29 @@ impl ResourceServer {
                 }
             }
         }
-        out.dedup();
         Ok(out)
+    }
+
+    /// [`Self::scope_ids`], creating the scopes named that do not exist
+    /// (as Keycloak does for the scopes a resource names).
+    pub fn scope_ids_creating(&mut self, refs: &[Value]) -> Result<Vec<String>, Refused> {
+        for r in refs {
+            let Some((key, name)) = scope_key(r)? else {
+                continue;
+            };
+            let name = name.unwrap_or(&key).to_owned();
+            if !key.is_empty()
+                && self.scope_ref(&key).is_none()
+                && !self.scopes.iter().any(|s| s.name == name)
+            {
+                self.scopes.push(Scope {
+                    id: gatehouse_core::id::uuid(),
+                    name,
+                    ..Scope::default()
+                });
+            }
+        }
+        self.scope_ids(refs)
     }
 
     /// Resource ids for references by id or name; null entries skipped.
@@ -330,7 +333,7 @@ impl ResourceServer {
                 continue;
             };
             match self.resource_ref(key) {
-                Some(x) => out.push(x.id.clone()),
+                Some(x) => push_once(&mut out, &x.id),
                 None => {
                     return Err(Refused::Invalid(format!(
                         "Resource with id or name [{key}] does not exist or is not owned by the resource server"
@@ -338,7 +341,6 @@ impl ResourceServer {
                 }
             }
         }
-        out.dedup();
         Ok(out)
     }
 
@@ -348,7 +350,7 @@ impl ResourceServer {
         for r in refs {
             let Some(key) = r.as_str() else { continue };
             match self.policy_ref(key) {
-                Some(x) => out.push(x.id.clone()),
+                Some(x) => push_once(&mut out, &x.id),
                 None => {
                     return Err(Refused::Invalid(format!(
                         "Policy with id or name [{key}] does not exist"
@@ -356,7 +358,6 @@ impl ResourceServer {
                 }
             }
         }
-        out.dedup();
         Ok(out)
     }
 
@@ -401,18 +402,38 @@ impl ResourceServer {
         r: &'a Resource,
     ) -> impl Iterator<Item = &'a Policy> {
         self.policies.iter().filter(move |p| match p.kind.as_str() {
-            "resource" => {
-                p.resources.contains(&r.id)
-                    || (p.resources.is_empty()
-                        && p.resource_type().is_some()
-                        && p.resource_type() == r.kind.as_deref())
-            }
+            "resource" => p.resources.contains(&r.id) || p.covers_type_of(r),
             "scope" => {
                 (p.resources.is_empty() || p.resources.contains(&r.id))
                     && p.scopes.iter().any(|x| r.scopes.contains(x))
             }
             _ => false,
         })
+    }
+}
+
+/// A scope reference's key (id or name) and, for an object, its name;
+/// None for a null entry (skipped, as Keycloak's clients send them).
+fn scope_key(r: &Value) -> Result<Option<(String, Option<&str>)>, Refused> {
+    Ok(match r {
+        Value::String(s) => Some((s.clone(), None)),
+        Value::Object(o) => {
+            let name = o.get("name").and_then(Value::as_str);
+            let id = o
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
+            Some((id.or(name).unwrap_or_default().to_owned(), name))
+        }
+        Value::Null => None,
+        _ => return Err(Refused::Invalid("Invalid scope reference".into())),
+    })
+}
+
+/// Adds `id` unless the list has it already.
+fn push_once(out: &mut Vec<String>, id: &str) {
+    if !out.iter().any(|x| x == id) {
+        out.push(id.to_owned());
     }
 }
 
@@ -728,7 +749,7 @@ pub fn apply_resource(
         r.uris = vec![u];
     }
     if rep.get("scopes").is_some() {
-        r.scopes = rs.scope_ids(&list(rep, "scopes"), true)?;
+        r.scopes = rs.scope_ids_creating(&list(rep, "scopes"))?;
     }
     if let Some(b) = rep.get("ownerManagedAccess").and_then(Value::as_bool) {
         r.owner_managed_access = b;
@@ -796,34 +817,30 @@ pub fn apply_scope(rs: &ResourceServer, s: &mut Scope, rep: &Value) -> Result<()
 pub fn import(rs: &mut ResourceServer, rep: &Value) -> Result<(), Refused> {
     apply_settings(rs, rep)?;
     for s in list(rep, "scopes") {
-        let name = text(&s, "name").unwrap_or_default();
-        let mut scope = rs
-            .scopes
-            .iter()
-            .find(|x| x.name == name)
-            .cloned()
-            .unwrap_or_else(|| Scope {
-                id: text(&s, "id")
-                    .filter(|i| rs.scope(i).is_none())
-                    .unwrap_or_else(gatehouse_core::id::uuid),
+        let mut scope = named_or_new(
+            &rs.scopes,
+            &s,
+            "id",
+            |x| (&x.name, &x.id),
+            |id| Scope {
+                id,
                 ..Scope::default()
-            });
+            },
+        );
         apply_scope(rs, &mut scope, &s)?;
         upsert(&mut rs.scopes, scope, |x| &x.id);
     }
     for r in list(rep, "resources") {
-        let name = text(&r, "name").unwrap_or_default();
-        let mut res = rs
-            .resources
-            .iter()
-            .find(|x| x.name == name)
-            .cloned()
-            .unwrap_or_else(|| Resource {
-                id: text(&r, "_id")
-                    .filter(|i| rs.resource(i).is_none())
-                    .unwrap_or_else(gatehouse_core::id::uuid),
+        let mut res = named_or_new(
+            &rs.resources,
+            &r,
+            "_id",
+            |x| (&x.name, &x.id),
+            |id| Resource {
+                id,
                 ..Resource::default()
-            });
+            },
+        );
         apply_resource(rs, &mut res, &r)?;
         upsert(&mut rs.resources, res, |x| &x.id);
     }
@@ -831,18 +848,16 @@ pub fn import(rs: &mut ResourceServer, rep: &Value) -> Result<(), Refused> {
     // two passes, the second resolving `applyPolicies` by name.
     let reps = list(rep, "policies");
     for p in &reps {
-        let name = text(p, "name").unwrap_or_default();
-        let mut pol = rs
-            .policies
-            .iter()
-            .find(|x| x.name == name)
-            .cloned()
-            .unwrap_or_else(|| Policy {
-                id: text(p, "id")
-                    .filter(|i| rs.policy(i).is_none())
-                    .unwrap_or_else(gatehouse_core::id::uuid),
+        let mut pol = named_or_new(
+            &rs.policies,
+            p,
+            "id",
+            |x| (&x.name, &x.id),
+            |id| Policy {
+                id,
                 ..Policy::default()
-            });
+            },
+        );
         let mut generic = p.clone();
         // Associations come in the second pass.
         if let Some(cfg) = generic.get_mut("config").and_then(Value::as_object_mut) {
@@ -863,6 +878,26 @@ pub fn import(rs: &mut ResourceServer, rep: &Value) -> Result<(), Refused> {
         }
     }
     Ok(())
+}
+
+/// The entry of `items` the representation names, else a new one (made
+/// by `new`) keeping the representation's id (`id_key`) where it is free,
+/// so an export's ids survive an import.
+fn named_or_new<T: Clone>(
+    items: &[T],
+    rep: &Value,
+    id_key: &str,
+    name_and_id: impl Fn(&T) -> (&String, &String),
+    new: impl FnOnce(String) -> T,
+) -> T {
+    let name = text(rep, "name").unwrap_or_default();
+    if let Some(x) = items.iter().find(|x| *name_and_id(x).0 == name) {
+        return x.clone();
+    }
+    let id = text(rep, id_key)
+        .filter(|i| !items.iter().any(|x| name_and_id(x).1 == i))
+        .unwrap_or_else(gatehouse_core::id::uuid);
+    new(id)
 }
 
 fn upsert<T>(items: &mut Vec<T>, item: T, id: impl Fn(&T) -> &String) {
@@ -898,20 +933,10 @@ pub async fn subject(
     if direct.iter().any(|g| g.parent_id.is_some()) {
         let all = idp.store.groups(&realm.id).await?;
         for g in &direct {
-            let mut parent = g.parent_id.clone();
-            let mut hops = 0;
-            while let Some(pid) = parent.take() {
-                hops += 1;
-                if hops > 64 {
-                    break;
+            for parent in crate::repr::lineage(&all, &g.id).skip(1) {
+                if !groups.iter().any(|(id, _)| *id == parent.id) {
+                    groups.push((parent.id.clone(), false));
                 }
-                if !groups.iter().any(|(id, _)| *id == pid) {
-                    groups.push((pid.clone(), false));
-                }
-                parent = all
-                    .iter()
-                    .find(|x| x.id == pid)
-                    .and_then(|x| x.parent_id.clone());
             }
         }
     }

@@ -596,22 +596,24 @@ pub fn role_brief(r: &Role, composite: bool, container: &str) -> Value {
 
 /// The `/a/b` path of a group among all of a realm's groups.
 pub fn group_path(all: &[Group], id: &str) -> String {
-    let mut parts = vec![];
+    let mut parts: Vec<&str> = lineage(all, id).map(|g| g.name.as_str()).collect();
+    parts.reverse();
+    format!("/{}", parts.join("/"))
+}
+
+/// The group `id` and its parents, nearest first (at most 101: a cycle
+/// in stored data ends the walk rather than the process).
+pub fn lineage<'a>(all: &'a [Group], id: &str) -> impl Iterator<Item = &'a Group> + 'a {
     let mut cur = all.iter().find(|g| g.id == id);
-    let mut guard = 0;
-    while let Some(g) = cur {
-        parts.push(g.name.clone());
-        guard += 1;
-        if guard > 100 {
-            break;
-        }
+    std::iter::from_fn(move || {
+        let g = cur?;
         cur = g
             .parent_id
             .as_ref()
             .and_then(|p| all.iter().find(|x| &x.id == p));
-    }
-    parts.reverse();
-    format!("/{}", parts.join("/"))
+        Some(g)
+    })
+    .take(101)
 }
 
 /// The group a Keycloak group path (`/parent/child`; a top-level name

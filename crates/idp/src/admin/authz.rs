@@ -340,11 +340,9 @@ pub async fn owner_of(
     if o == client.id || o == client.client_id {
         return Ok(None);
     }
-    let user = match idp.store.user(&realm.id, &o).await? {
-        Some(u) => Some(u),
-        None => idp.store.user_by_username(&realm.id, &o).await?,
-    };
-    user.map(|u| Some(u.id))
+    policies::user_ref(idp, realm, &o)
+        .await?
+        .map(|u| Some(u.id))
         .ok_or_else(|| AdminError::bad_request(format!("Owner [{o}] not found")))
 }
 
@@ -648,12 +646,8 @@ fn listed(rs: &ResourceServer, f: &Filter, kind: Kind, only_type: Option<&str>) 
         side && contains_ci(&p.name, &f.name)
             && only_type.or(f.kind.as_deref()).is_none_or(|t| p.kind == t)
             && f.resource.as_ref().is_none_or(|r| {
-                rs.resource_ref(r).is_some_and(|res| {
-                    p.resources.contains(&res.id)
-                        || (p.resources.is_empty()
-                            && p.resource_type().is_some()
-                            && p.resource_type() == res.kind.as_deref())
-                })
+                rs.resource_ref(r)
+                    .is_some_and(|res| p.resources.contains(&res.id) || p.covers_type_of(res))
             })
             && f.resource_type
                 .as_ref()
@@ -827,7 +821,7 @@ async fn update_policy(
     rep["type"] = json!(p.kind);
     if typed {
         // A typed update replaces the type's own lists.
-        for k in ["users", "roles", "groups", "clients", "clientScopes"] {
+        for k in policies::LISTS {
             if rep.get(k).is_some() {
                 p.config.remove(k);
             }
@@ -942,7 +936,7 @@ pub async fn resolve_imported(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(
                 // A policy naming someone the export did not bring grants
                 // nobody rather than failing the whole import.
                 tracing::warn!(client = cid, policy = %p.name, error = %e.message, "authorization policy subject not found; the policy names nobody");
-                for k in ["users", "roles", "groups", "clients", "clientScopes"] {
+                for k in policies::LISTS {
                     p.config.remove(k);
                 }
             }
@@ -1019,15 +1013,9 @@ async fn evaluate_policies(
         None => None,
     };
     let user = match (text("userId"), &requester) {
-        (Some(u), _) => match a.idp.store.user(&a.realm.id, u).await? {
-            Some(x) => x,
-            None => a
-                .idp
-                .store
-                .user_by_username(&a.realm.id, u)
-                .await?
-                .ok_or_else(|| AdminError::bad_request(format!("User [{u}] not found")))?,
-        },
+        (Some(u), _) => policies::user_ref(&a.idp, &a.realm, u)
+            .await?
+            .ok_or_else(|| AdminError::bad_request(format!("User [{u}] not found")))?,
         (None, Some(c)) => super::clients::ensure_service_account(&a.idp, &a.realm, c).await?,
         (None, None) => {
             return Err(AdminError::bad_request(
@@ -1050,11 +1038,9 @@ async fn evaluate_policies(
         .flatten()
         .filter_map(Value::as_str)
     {
-        let role = match a.idp.store.role(&a.realm.id, r).await? {
-            Some(x) => Some(x),
-            None => a.idp.store.role_by_name(&a.realm.id, None, r).await?,
-        };
-        let role = role.ok_or_else(|| AdminError::bad_request(format!("Role [{r}] not found")))?;
+        let role = policies::role_ref(&a.idp, &a.realm, r)
+            .await?
+            .ok_or_else(|| AdminError::bad_request(format!("Role [{r}] not found")))?;
         for x in crate::tokens::expand_roles(&a.idp, &a.realm, &[role.id]).await? {
             who.role_ids.insert(x.id);
         }
@@ -1074,8 +1060,7 @@ async fn evaluate_policies(
             None => None,
         };
         let names: Vec<Value> = r["scopes"].as_array().cloned().unwrap_or_default();
-        let mut scratch = rs.clone();
-        let scopes = scratch.scope_ids(&names, false)?;
+        let scopes = rs.scope_ids(&names)?;
         asked.push(Request { resource, scopes });
     }
     let granted = evaluate::permissions(&rs, &who, &asked);

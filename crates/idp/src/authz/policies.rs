@@ -32,8 +32,9 @@ pub const PERMISSION_TYPES: [(&str, &str, &str); 2] = [
     ("scope", "Scope-Based", "Others"),
 ];
 
-/// Typed fields kept in the config as JSON text, by Keycloak's name.
-const LISTS: [&str; 5] = ["users", "roles", "groups", "clients", "clientScopes"];
+/// Typed fields kept in the config as JSON text, by Keycloak's name: the
+/// subjects a policy names.
+pub const LISTS: [&str; 5] = ["users", "roles", "groups", "clients", "clientScopes"];
 
 /// The time policy's typed fields and their config keys.
 const TIME_FIELDS: [(&str, &str); 12] = [
@@ -170,8 +171,7 @@ pub fn apply(
         p.resources = rs.resource_ids(&r)?;
     }
     if let Some(s) = assoc("scopes", "scopes") {
-        let mut copy = rs.clone();
-        p.scopes = copy.scope_ids(&s, false)?;
+        p.scopes = rs.scope_ids(&s)?;
     }
     if let Some(a) = assoc("policies", "applyPolicies") {
         p.policies = rs.policy_ids(&a)?;
@@ -281,28 +281,14 @@ async fn to_id(
         return Ok(None);
     };
     let id = match key {
-        "users" => match idp.store.user(&realm.id, &k).await? {
-            Some(u) => Some(u.id),
-            None => idp
-                .store
-                .user_by_username(&realm.id, &k)
-                .await?
-                .map(|u| u.id),
-        },
-        "roles" => role_id(idp, realm, &k).await?,
+        "users" => user_ref(idp, realm, &k).await?.map(|u| u.id),
+        "roles" => role_ref(idp, realm, &k).await?.map(|r| r.id),
         "groups" => {
             let all = idp.store.groups(&realm.id).await?;
-            let by_path = e
-                .get("path")
-                .and_then(Value::as_str)
-                .unwrap_or(&k)
-                .to_owned();
+            let by_path = e.get("path").and_then(Value::as_str).unwrap_or(&k);
             all.iter()
                 .find(|g| g.id == k)
-                .or_else(|| {
-                    all.iter()
-                        .find(|g| crate::repr::group_path(&all, &g.id) == by_path)
-                })
+                .or_else(|| crate::repr::group_by_path(&all, by_path))
                 .map(|g| g.id.clone())
         }
         "clients" => match idp.store.client(&realm.id, &k).await? {
@@ -361,19 +347,35 @@ async fn rewrite_subjects(
     Ok(())
 }
 
+/// A user of the realm by id, else by username (how policies, resource
+/// owners and the admin evaluation name users).
+pub async fn user_ref(
+    idp: &Idp,
+    realm: &Realm,
+    k: &str,
+) -> Result<Option<gatehouse_core::model::User>, gatehouse_store::Error> {
+    match idp.store.user(&realm.id, k).await? {
+        Some(u) => Ok(Some(u)),
+        None => idp.store.user_by_username(&realm.id, k).await,
+    }
+}
+
 /// A role by id, realm role name, or `clientId/roleName`.
-async fn role_id(idp: &Idp, realm: &Realm, k: &str) -> Result<Option<String>, AdminError> {
+pub async fn role_ref(
+    idp: &Idp,
+    realm: &Realm,
+    k: &str,
+) -> Result<Option<gatehouse_core::model::Role>, gatehouse_store::Error> {
     if let Some(r) = idp.store.role(&realm.id, k).await? {
-        return Ok(Some(r.id));
+        return Ok(Some(r));
     }
     if let Some(r) = idp.store.role_by_name(&realm.id, None, k).await? {
-        return Ok(Some(r.id));
+        return Ok(Some(r));
     }
     if let Some((cid, name)) = k.split_once('/')
         && let Some(c) = idp.store.client_by_client_id(&realm.id, cid).await?
-        && let Some(r) = idp.store.role_by_name(&realm.id, Some(&c.id), name).await?
     {
-        return Ok(Some(r.id));
+        return idp.store.role_by_name(&realm.id, Some(&c.id), name).await;
     }
     Ok(None)
 }
