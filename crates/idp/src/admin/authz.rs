@@ -7,16 +7,6 @@
 //! `crate::authz`.
 
 use super::{RealmAdmin, event, json_body};
-
-/// A JSON object body (anything else is a 400: the representations here
-/// are objects, and handlers add fields to them).
-fn object_body(body: &[u8]) -> Result<Value, AdminError> {
-    let v = json_body(body)?;
-    if !v.is_object() {
-        return Err(AdminError::bad_request("Malformed JSON body"));
-    }
-    Ok(v)
-}
 use crate::authz::policies::{self, PERMISSION_TYPES, POLICY_TYPES};
 use crate::authz::{self, Policy, Resource, ResourceServer, Scope};
 use crate::error::AdminError;
@@ -92,7 +82,7 @@ fn policy_routes(seg: &'static str) -> Router<Arc<Idp>> {
                     let t = p.0.2.clone();
                     create_policy(a, Path((p.0.0, p.0.1)), b, kind(), Some(t))
                 })
-                .put(move |a, p, b| update_policy(a, p, b, kind(), false))
+                .put(move |a, p, b| update_policy(a, p, b, false))
                 .delete(delete_policy),
         )
         .route(
@@ -100,7 +90,7 @@ fn policy_routes(seg: &'static str) -> Router<Arc<Idp>> {
             get(move |a, p| policy_sub(a, p, kind()))
                 .put(
                     move |a, Path((r, c, _t, y)): Path<(String, String, String, String)>, b| {
-                        update_policy(a, Path((r, c, y)), b, kind(), true)
+                        update_policy(a, Path((r, c, y)), b, true)
                     },
                 )
                 .delete(
@@ -109,6 +99,16 @@ fn policy_routes(seg: &'static str) -> Router<Arc<Idp>> {
                     },
                 ),
         )
+}
+
+/// A JSON object body (anything else is a 400: the representations here
+/// are objects, and handlers add fields to them).
+fn object_body(body: &[u8]) -> Result<Value, AdminError> {
+    let v = json_body(body)?;
+    if !v.is_object() {
+        return Err(AdminError::bad_request("Malformed JSON body"));
+    }
+    Ok(v)
 }
 
 /// Whether a route is under `/permission` (else `/policy`).
@@ -122,6 +122,17 @@ async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<(Client, ResourceSer
         AdminError::missing("Authorization services are not enabled for this client")
     })?;
     Ok((client, rs))
+}
+
+/// [`load`] for a write: under the client's edit lock, so the document
+/// read is the one written back.
+async fn load_for_edit(
+    a: &RealmAdmin,
+    id: &str,
+) -> Result<(tokio::sync::OwnedMutexGuard<()>, Client, ResourceServer), AdminError> {
+    let edit = a.idp.lock_row(id).await;
+    let (client, rs) = load(&a.idp, &a.realm, id).await?;
+    Ok((edit, client, rs))
 }
 
 /// Writes the settings back with an admin event for `path` (under the
@@ -179,8 +190,7 @@ async fn update_server(
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
     let rep = object_body(&body)?;
-    let _edit = a.idp.lock_row(&id).await;
-    let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
+    let (_edit, client, mut rs) = load_for_edit(&a, &id).await?;
     authz::apply_settings(&mut rs, &rep)?;
     let shown = authz::server_rep(&rs, &client);
     save(
@@ -246,8 +256,7 @@ async fn import(
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
     let rep = object_body(&body)?;
-    let _edit = a.idp.lock_row(&id).await;
-    let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
+    let (_edit, client, mut rs) = load_for_edit(&a, &id).await?;
     import_settings(&a.idp, &a.realm, &mut rs, &rep).await?;
     let shown = authz::server_rep(&rs, &client);
     save(
@@ -291,8 +300,7 @@ async fn create_resource(
     body: Bytes,
 ) -> Result<Response, AdminError> {
     let rep = object_body(&body)?;
-    let _edit = a.idp.lock_row(&id).await;
-    let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
+    let (_edit, client, mut rs) = load_for_edit(&a, &id).await?;
     let mut r = Resource {
         id: gatehouse_core::id::uuid(),
         ..Resource::default()
@@ -389,8 +397,7 @@ async fn update_resource(
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
     let rep = object_body(&body)?;
-    let _edit = a.idp.lock_row(&id).await;
-    let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
+    let (_edit, client, mut rs) = load_for_edit(&a, &id).await?;
     let mut r = find_resource(&rs, &rid)?.clone();
     authz::apply_resource(&mut rs, &mut r, &rep)?;
     let shown = authz::resource_rep(&rs, &r, &client);
@@ -414,8 +421,7 @@ async fn delete_resource(
     a: RealmAdmin,
     Path((_, id, rid)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let _edit = a.idp.lock_row(&id).await;
-    let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
+    let (_edit, client, mut rs) = load_for_edit(&a, &id).await?;
     if !rs.remove_resource(&rid) {
         return Err(AdminError::missing("Resource not found"));
     }
@@ -485,8 +491,7 @@ async fn create_scope(
     body: Bytes,
 ) -> Result<Response, AdminError> {
     let rep = object_body(&body)?;
-    let _edit = a.idp.lock_row(&id).await;
-    let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
+    let (_edit, client, mut rs) = load_for_edit(&a, &id).await?;
     let mut s = Scope {
         id: gatehouse_core::id::uuid(),
         ..Scope::default()
@@ -540,8 +545,7 @@ async fn update_scope(
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
     let rep = object_body(&body)?;
-    let _edit = a.idp.lock_row(&id).await;
-    let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
+    let (_edit, client, mut rs) = load_for_edit(&a, &id).await?;
     let mut s = find_scope(&rs, &sid)?.clone();
     authz::apply_scope(&rs, &mut s, &rep)?;
     let shown = authz::scope_rep(&s);
@@ -565,8 +569,7 @@ async fn delete_scope(
     a: RealmAdmin,
     Path((_, id, sid)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let _edit = a.idp.lock_row(&id).await;
-    let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
+    let (_edit, client, mut rs) = load_for_edit(&a, &id).await?;
     if !rs.remove_scope(&sid) {
         return Err(AdminError::missing("Scope not found"));
     }
@@ -611,15 +614,11 @@ async fn scope_links(
 
 // ---- policies and permissions ----
 
+/// Whether `t` names a type of the route's kinds (`/policy` takes both,
+/// and the default policy's `js`).
 fn is_type(kind: Kind, t: &str) -> bool {
-    let types: &[(&str, &str, &str)] = if kind.0 {
-        &PERMISSION_TYPES
-    } else {
-        &POLICY_TYPES
-    };
-    types.iter().any(|(x, _, _)| *x == t)
-        || (!kind.0 && PERMISSION_TYPES.iter().any(|(x, _, _)| *x == t))
-        || t == "js"
+    let named = |types: &[(&str, &str, &str)]| types.iter().any(|(x, _, _)| *x == t);
+    named(&PERMISSION_TYPES) || (!kind.0 && (named(&POLICY_TYPES) || t == "js"))
 }
 
 async fn providers(kind: Kind) -> Json<Value> {
@@ -783,8 +782,7 @@ async fn create_policy(
             "Permission type [{t}] not supported"
         )));
     }
-    let _edit = a.idp.lock_row(&id).await;
-    let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
+    let (_edit, client, mut rs) = load_for_edit(&a, &id).await?;
     let mut p = Policy {
         id: gatehouse_core::id::uuid(),
         ..Policy::default()
@@ -810,12 +808,10 @@ async fn update_policy(
     a: RealmAdmin,
     Path((_, id, pid)): Path<(String, String, String)>,
     body: Bytes,
-    _kind: Kind,
     typed: bool,
 ) -> Result<StatusCode, AdminError> {
     let mut rep = object_body(&body)?;
-    let _edit = a.idp.lock_row(&id).await;
-    let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
+    let (_edit, client, mut rs) = load_for_edit(&a, &id).await?;
     let mut p = find_policy(&rs, &pid)?.clone();
     // The type never changes.
     rep["type"] = json!(p.kind);
@@ -850,8 +846,7 @@ async fn delete_policy(
     a: RealmAdmin,
     Path((_, id, pid)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
-    let _edit = a.idp.lock_row(&id).await;
-    let (client, mut rs) = load(&a.idp, &a.realm, &id).await?;
+    let (_edit, client, mut rs) = load_for_edit(&a, &id).await?;
     if !rs.remove_policy(&pid) {
         return Err(AdminError::missing("Policy not found"));
     }
