@@ -89,19 +89,11 @@ struct AuthRequest {
     sso_session: Option<String>,
 }
 
-/// Keycloak's `max_auth_age` for application-initiated actions whose
-/// action takes no configuration: an SSO session authenticated this
-/// recently (seconds) stands in for the password; an older one asks for
-/// it again. Configurable actions read theirs from the realm's registry
-/// (`admin::required_actions::max_auth_age`).
-const AIA_MAX_AUTH_AGE: i64 = 300;
-
 /// Whether an authentication `age` seconds old stands in for the password
-/// in the application-initiated `action` (a `max_auth_age` of 0: never).
-fn aia_fresh(realm: &Realm, action: Option<&str>, age: i64) -> bool {
-    let max = action.map_or(AIA_MAX_AUTH_AGE, |a| {
-        crate::admin::required_actions::max_auth_age(realm, a)
-    });
+/// in the application-initiated `action`: within the action's
+/// `max_auth_age` (Keycloak's default 300 s; 0: never).
+fn aia_fresh(realm: &Realm, action: &str, age: i64) -> bool {
+    let max = crate::admin::required_actions::max_auth_age(realm, action);
     max > 0 && age <= max
 }
 
@@ -855,6 +847,21 @@ async fn authorize(
         Some(Ok(m)) if m >= 0 => Some(m),
         Some(_) => return Ok(fail("invalid_request", "Invalid parameter: max_age")),
     };
+    // Keycloak's application-initiated actions: one of the required
+    // actions with a page here, enabled in the realm; anything else is
+    // reported back as `kc_action_status=error` after a plain login.
+    let (kc_action, kc_action_status) = match q.get("kc_action") {
+        None => (None, None),
+        Some(a) => match required_actions::SUPPORTED.iter().find(|s| {
+            s.eq_ignore_ascii_case(a)
+                && crate::admin::required_actions::enabled(&realm)
+                    .iter()
+                    .any(|e| e == *s)
+        }) {
+            Some(s) => (Some((*s).to_owned()), None),
+            None => (None, Some("error".to_owned())),
+        },
+    };
     let req = AuthRequest {
         client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.clone(),
@@ -868,27 +875,10 @@ async fn authorize(
         flow,
         login_hint: q.get("login_hint").map(str::to_owned),
         broker: None,
-        kc_action: None,
-        kc_action_status: None,
+        kc_action,
+        kc_action_status,
         sso_session: None,
     };
-    // Keycloak's application-initiated actions: one of the required
-    // actions with a page here, enabled in the realm; anything else is
-    // reported back as `kc_action_status=error` after a plain login.
-    let mut req = req;
-    if let Some(a) = q.get("kc_action") {
-        let known = required_actions::SUPPORTED
-            .iter()
-            .find(|s| s.eq_ignore_ascii_case(a));
-        match known.filter(|s| {
-            crate::admin::required_actions::enabled(&realm)
-                .iter()
-                .any(|e| e == *s)
-        }) {
-            Some(s) => req.kc_action = Some((*s).to_owned()),
-            None => req.kc_action_status = Some("error".into()),
-        }
-    }
     let now = gatehouse_core::time::now();
     // OIDC Core §3.1.2.1: an ID token hint names the user the client
     // expects; the browser's session of someone else does not answer for
@@ -904,11 +894,11 @@ async fn authorize(
     // An application-initiated action in a recently authenticated SSO
     // session: its page at once (Keycloak's `max_auth_age`); otherwise
     // the password is asked for again below.
-    if req.kc_action.is_some()
+    if let Some(action) = &req.kc_action
         && !prompt.contains(&"login")
         && !prompt_none
         && let Some(s) = sso_session(idp, &realm, headers).await?
-        && aia_fresh(&realm, req.kc_action.as_deref(), now - s.auth_time)
+        && aia_fresh(&realm, action, now - s.auth_time)
         && hinted
             .as_deref()
             .is_none_or(|sub| crate::pairwise::names(&client, &s.user_id, sub))

@@ -72,6 +72,15 @@ fn initiated(req: &AuthRequest, action: &str) -> bool {
     req.kc_action.as_deref() == Some(action) && req.kc_action_status.is_none()
 }
 
+/// The Cancel button of an application-initiated action's page.
+fn cancel_button(aia: bool) -> &'static str {
+    if aia {
+        "<button type=\"submit\" name=\"cancel-aia\" value=\"true\" formnovalidate>Cancel</button>"
+    } else {
+        ""
+    }
+}
+
 /// Whether a login can have the user set up a one-time code now: the
 /// realm's registry must have CONFIGURE_TOTP enabled (a disabled action is
 /// skipped, which would let a flow that requires a code go without one).
@@ -307,11 +316,7 @@ pub fn page_for(
 ) -> Response {
     let csrf = req.csrf.as_str();
     let aia = initiated(req, action);
-    let cancel = if aia {
-        "<button type=\"submit\" name=\"cancel-aia\" value=\"true\" formnovalidate>Cancel</button>"
-    } else {
-        ""
-    };
+    let cancel = cancel_button(aia);
     let err = alert(error);
     let open = |id: &str| {
         format!(
@@ -386,11 +391,7 @@ fn totp_page(
     secret: &str,
     error: Option<&str>,
 ) -> Response {
-    let cancel = if aia {
-        "<button type=\"submit\" name=\"cancel-aia\" value=\"true\" formnovalidate>Cancel</button>"
-    } else {
-        ""
-    };
+    let cancel = cancel_button(aia);
     let policy = crate::otp::Policy::of(realm);
     let key = crate::otp::base32(secret.as_bytes());
     let shown: String = key
