@@ -152,11 +152,23 @@ pub async fn create_client(
     rep: &Value,
     ev: Vec<gatehouse_core::model::Event>,
 ) -> Result<Client, AdminError> {
-    let mut c = client_from_rep(realm, rep)?;
     // Policies' subjects by name until the import has made them
     // (`admin::authz::resolve_imported`).
-    super::authz::apply_client_rep(idp, realm, &mut c, rep, false).await?;
-    insert_client(idp, realm, c, &ev).await
+    create_resolving(idp, realm, rep, &ev, false).await
+}
+
+/// [`create_client`], its authorization policies' subjects resolved now
+/// (`resolve`: an admin create) or after an import's users exist.
+async fn create_resolving(
+    idp: &Idp,
+    realm: &Realm,
+    rep: &Value,
+    ev: &[gatehouse_core::model::Event],
+    resolve: bool,
+) -> Result<Client, AdminError> {
+    let mut c = client_from_rep(realm, rep)?;
+    super::authz::apply_client_rep(idp, realm, &mut c, rep, resolve).await?;
+    insert_client(idp, realm, c, ev).await
 }
 
 /// A new client of the realm from a representation, validated but not
@@ -232,9 +244,7 @@ async fn create(
     // The created resource's path, for the admin event and Location.
     let path = format!("clients/{}", super::new_id(&mut with_id));
     let ev = event(&realm, &caller, "CREATE", "CLIENT", &path, Some(&rep));
-    let mut c = client_from_rep(&realm, &with_id)?;
-    super::authz::apply_client_rep(&idp, &realm, &mut c, &rep, true).await?;
-    insert_client(&idp, &realm, c, &[ev]).await?;
+    create_resolving(&idp, &realm, &with_id, &[ev], true).await?;
     Ok(created(&idp, &realm.name, &path))
 }
 

@@ -152,8 +152,21 @@ async fn for_write(
 ) -> Result<(tokio::sync::OwnedMutexGuard<()>, Client, ResourceServer), OAuthError> {
     let (client, _) = resource_server(idp, realm, headers).await?;
     let edit = idp.lock_row(&client.id).await;
-    // Read again under the lock: another write may have come first.
-    let (client, rs) = resource_server(idp, realm, headers).await?;
+    // The document again, from the store under the lock (the PAT is not
+    // checked twice): another write may have come first.
+    let gone = || {
+        OAuthError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Resource server not found",
+        )
+    };
+    let client = idp
+        .store
+        .client(&realm.id, &client.id)
+        .await?
+        .ok_or_else(gone)?;
+    let rs = ResourceServer::of(&client).ok_or_else(gone)?;
     remote_management(&rs, &client)?;
     Ok((edit, client, rs))
 }
