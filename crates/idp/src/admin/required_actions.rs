@@ -230,7 +230,8 @@ async fn put_config(
     }
     let mut list = registry(&a.realm);
     config_entry(&mut list, &alias)?["config"] = Value::Object(cfg);
-    save_config(&a, list, "UPDATE", &alias).await
+    let path = format!("authentication/required-actions/{alias}/config");
+    save(&a, list, ("UPDATE", "REQUIRED_ACTION_CONFIG"), &path).await
 }
 
 /// `DELETE .../required-actions/{alias}/config`: back to the defaults.
@@ -241,23 +242,8 @@ async fn remove_config(
     let _edit = a.edit().await?;
     let mut list = registry(&a.realm);
     config_entry(&mut list, &alias)?["config"] = json!({});
-    save_config(&a, list, "DELETE", &alias).await
-}
-
-async fn save_config(
-    a: &RealmAdmin,
-    list: Vec<Value>,
-    op: &str,
-    alias: &str,
-) -> Result<StatusCode, AdminError> {
-    let mut realm = a.realm.clone();
-    realm
-        .extra
-        .insert("requiredActions".into(), Value::Array(list));
     let path = format!("authentication/required-actions/{alias}/config");
-    let ev = event(&realm, &a.caller, op, "REQUIRED_ACTION_CONFIG", &path, None);
-    a.idp.store.update_realm(&realm, &[ev]).await?;
-    Ok(StatusCode::NO_CONTENT)
+    save(&a, list, ("DELETE", "REQUIRED_ACTION_CONFIG"), &path).await
 }
 
 fn position(list: &[Value], alias: &str) -> Result<usize, AdminError> {
@@ -267,11 +253,12 @@ fn position(list: &[Value], alias: &str) -> Result<usize, AdminError> {
 }
 
 /// Stores `list` (in priority order) as the realm's registry, with its
-/// admin event.
+/// admin event (operation and resource type: a required action or its
+/// config).
 async fn save(
     a: &RealmAdmin,
     mut list: Vec<Value>,
-    op: &str,
+    (op, rtype): (&str, &str),
     path: &str,
 ) -> Result<StatusCode, AdminError> {
     list.sort_by_key(|v| v["priority"].as_i64().unwrap_or(i64::MAX));
@@ -279,7 +266,7 @@ async fn save(
     realm
         .extra
         .insert("requiredActions".into(), Value::Array(list));
-    let ev = event(&realm, &a.caller, op, "REQUIRED_ACTION", path, None);
+    let ev = event(&realm, &a.caller, op, rtype, path, None);
     a.idp.store.update_realm(&realm, &[ev]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -328,7 +315,7 @@ async fn update(
     save(
         &a,
         list,
-        "UPDATE",
+        ("UPDATE", "REQUIRED_ACTION"),
         &format!("authentication/required-actions/{alias}"),
     )
     .await
@@ -345,7 +332,7 @@ async fn remove(
     save(
         &a,
         list,
-        "DELETE",
+        ("DELETE", "REQUIRED_ACTION"),
         &format!("authentication/required-actions/{alias}"),
     )
     .await
@@ -382,7 +369,7 @@ async fn shift<const EARLIER: bool>(
     save(
         &a,
         list,
-        "UPDATE",
+        ("UPDATE", "REQUIRED_ACTION"),
         &format!("authentication/required-actions/{alias}/{dir}-priority"),
     )
     .await
@@ -426,7 +413,7 @@ async fn register(mut a: RealmAdmin, body: axum::body::Bytes) -> Result<StatusCo
     save(
         &a,
         list,
-        "CREATE",
+        ("CREATE", "REQUIRED_ACTION"),
         "authentication/register-required-action",
     )
     .await
