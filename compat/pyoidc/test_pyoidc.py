@@ -6,7 +6,9 @@ at_hash and c_hash), userinfo, refresh, the implicit and hybrid response
 types, dynamic registration with an initial access token followed by a
 login with the registered client, and RP-initiated logout with
 id_token_hint. Starts the real binary on ephemeral ports."""
-import os, re, shutil, subprocess, sys, tempfile, unittest, urllib.parse
+import os, re, sys, unittest, urllib.parse
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from harness import Gatehouse  # noqa: E402
 
 import requests
 from oic import rndstr
@@ -14,7 +16,6 @@ from oic.oic import Client
 from oic.oic.message import AuthorizationResponse, RegistrationResponse
 from oic.utils.authn.client import CLIENT_AUTHN_METHOD
 
-BIN = os.environ.get("GATEHOUSE_BIN") or os.path.join(os.path.dirname(__file__), "../../target/debug/gatehouse")
 REDIRECT = "http://127.0.0.1:9/cb"
 LOGGED_OUT = "http://127.0.0.1:9/bye"
 
@@ -22,16 +23,8 @@ LOGGED_OUT = "http://127.0.0.1:9/bye"
 class PyOidc(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="gatehouse-pyoidc-")
-        env = dict(os.environ, GATEHOUSE_SERVER_DATA_DIR=cls.dir, GATEHOUSE_SERVER_IDENTITY_LISTEN="127.0.0.1:0",
-                   GATEHOUSE_SERVER_GATEWAY_LISTEN="127.0.0.1:0", GATEHOUSE_SERVER_PASSWORD_MEMORY_KIB="64",
-                   GATEHOUSE_SERVER_PASSWORD_ITERATIONS="1", GATEHOUSE_ADMIN_PASSWORD="rp-admin", GATEHOUSE_LOG="warn")
-        cls.proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.PIPE, text=True)
-        for line in cls.proc.stdout:
-            m = re.search(r"identity provider listening on (http://[0-9.:]+)", line)
-            if m:
-                cls.base = m.group(1)
-                break
+        cls.gatehouse = Gatehouse("rp-admin", "gatehouse-pyoidc-")
+        cls.base = cls.gatehouse.base
         cls.admin = requests.post(f"{cls.base}/realms/master/protocol/openid-connect/token", data={
             "grant_type": "password", "client_id": "admin-cli", "username": "admin", "password": "rp-admin"}).json()["access_token"]
         r = requests.post(f"{cls.base}/admin/realms", headers={"Authorization": "Bearer " + cls.admin}, json={
@@ -45,9 +38,7 @@ class PyOidc(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.proc.terminate()
-        cls.proc.wait()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.gatehouse.stop()
 
     def rp(self, client_id="web", secret="web-secret"):
         c = Client(client_authn_method=CLIENT_AUTHN_METHOD)

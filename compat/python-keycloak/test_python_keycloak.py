@@ -1,27 +1,19 @@
 """Drives Gatehouse with python-keycloak (pinned in requirements.txt):
 admin operations through KeycloakAdmin, token operations through
 KeycloakOpenID. Starts the real binary on ephemeral ports."""
-import hashlib, hmac, json, os, re, shutil, struct, subprocess, sys, tempfile, time, unittest
+import hashlib, hmac, json, os, struct, sys, time, unittest
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from harness import Gatehouse  # noqa: E402
 
 from keycloak import KeycloakAdmin, KeycloakOpenID, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakError
-
-BIN = os.environ.get("GATEHOUSE_BIN") or os.path.join(os.path.dirname(__file__), "../../target/debug/gatehouse")
 
 
 class PythonKeycloak(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="gatehouse-py-")
-        env = dict(os.environ, GATEHOUSE_SERVER_DATA_DIR=cls.dir, GATEHOUSE_SERVER_IDENTITY_LISTEN="127.0.0.1:0",
-                   GATEHOUSE_SERVER_GATEWAY_LISTEN="127.0.0.1:0", GATEHOUSE_SERVER_PASSWORD_MEMORY_KIB="64",
-                   GATEHOUSE_SERVER_PASSWORD_ITERATIONS="1", GATEHOUSE_ADMIN_PASSWORD="py-admin", GATEHOUSE_LOG="warn")
-        cls.proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.PIPE, text=True)
-        for line in cls.proc.stdout:
-            m = re.search(r"identity provider listening on (http://[0-9.:]+)", line)
-            if m:
-                cls.base = m.group(1)
-                break
+        cls.gatehouse = Gatehouse("py-admin", "gatehouse-py-")
+        cls.base = cls.gatehouse.base
         conn = KeycloakOpenIDConnection(server_url=cls.base, username="admin", password="py-admin",
                                         realm_name="master", user_realm_name="master", client_id="admin-cli")
         cls.admin = KeycloakAdmin(connection=conn)
@@ -30,9 +22,7 @@ class PythonKeycloak(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.proc.terminate()
-        cls.proc.wait()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.gatehouse.stop()
 
     def test_1_clients_users_groups_roles(self):
         a = self.admin
