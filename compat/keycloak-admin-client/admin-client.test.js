@@ -365,11 +365,31 @@ test("user credentials, groups, consents and sessions as Keycloak's users spec u
   await kc.users.removeTotp({ id: lost });
   assert.deepEqual((await kc.users.getCredentials({ id: lost })).map((c) => c.type), ["password"]);
   assert.equal((await kc.users.findOne({ id: lost })).totp, false);
-  // No mail is sent yet: a clear 501 after Keycloak's own checks of the user (400 without an email).
+  // Mail: Keycloak's checks of the user first (400 without an email), 500 without a mail server,
+  // then real messages to an SMTP server started here.
   await assert.rejects(kc.users.executeActionsEmail({ id: lost, actions: ["UPDATE_PASSWORD"] }), (e) => e.response?.status === 400);
   await kc.users.update({ id: lost }, { email: "lost@phone.io" });
-  await assert.rejects(kc.users.executeActionsEmail({ id: lost, actions: ["UPDATE_PASSWORD"], lifespan: 3600 }), (e) => e.response?.status === 501);
-  await assert.rejects(kc.users.sendVerifyEmail({ id: lost }), (e) => e.response?.status === 501);
+  await assert.rejects(kc.users.executeActionsEmail({ id: lost, actions: ["UPDATE_PASSWORD"], lifespan: 3600 }), (e) => e.response?.status === 500);
+  const smtp = await smtpSink();
+  const smtpServer = { host: "127.0.0.1", port: String(smtp.port), from: "idp@compat.io", auth: "true", user: "mailer", password: "smtp-secret" };
+  await kc.realms.update({ realm: "compat" }, { smtpServer });
+  assert.equal((await kc.realms.findOne({ realm: "compat" })).smtpServer.password, "**********");
+  await kc.users.executeActionsEmail({ id: lost, actions: ["UPDATE_PASSWORD"], lifespan: 3600 });
+  const actions = await smtp.next();
+  assert.deepEqual(actions.to, ["lost@phone.io"]);
+  assert.match(actions.data, /Subject: Update Your Account/);
+  assert.match(actions.data, /login-actions\/action-token\?key=/);
+  await assert.rejects(kc.users.executeActionsEmail({ id: lost, actions: ["NOT_AN_ACTION"] }), (e) => e.response?.status === 400);
+  await kc.users.sendVerifyEmail({ id: lost });
+  assert.match((await smtp.next()).data, /Subject: Verify email/);
+  // testSMTPConnection mails the calling admin (master's `admin`), the mask standing for the stored password.
+  const [admin] = await kc.users.find({ realm: "master", username: "admin", exact: true });
+  await kc.users.update({ realm: "master", id: admin.id }, { email: "admin@compat.io" });
+  await kc.realms.testSMTPConnection({ realm: "compat" }, { ...smtpServer, password: "**********" });
+  const probe = await smtp.next();
+  assert.deepEqual(probe.to, ["admin@compat.io"]);
+  assert.equal(probe.auth, "\0mailer\0smtp-secret");
+  smtp.close();
   await kc.users.del({ id: lost });
 
   const { id: g1 } = await kc.groups.create({ name: "cool-group", description: "cool people" });
@@ -1041,3 +1061,50 @@ test("authorization services, as Keycloak's clients spec drives them: scopes, re
   await kc.users.del({ id: user.id });
   await kc.clients.del({ id });
 });
+
+// A minimal SMTP server (EHLO, AUTH PLAIN, MAIL, RCPT, DATA, QUIT) that hands over each message received.
+async function smtpSink() {
+  const { createServer } = await import("node:net");
+  const queue = [];
+  const waiting = [];
+  const server = createServer((sock) => {
+    let buf = "";
+    let mail = { to: [], auth: null, data: "" };
+    let inData = false;
+    sock.write("220 sink ESMTP\r\n");
+    sock.on("data", (chunk) => {
+      buf += chunk.toString("utf8");
+      let i;
+      while ((i = buf.indexOf("\r\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (inData) {
+          if (line === ".") {
+            inData = false;
+            const m = mail;
+            mail = { to: [], auth: m.auth, data: "" };
+            if (waiting.length) waiting.shift()(m); else queue.push(m);
+            sock.write("250 OK queued\r\n");
+          } else {
+            mail.data += (line.startsWith(".") ? line.slice(1) : line) + "\r\n";
+          }
+          continue;
+        }
+        const upper = line.toUpperCase();
+        if (upper.startsWith("EHLO") || upper.startsWith("HELO")) sock.write("250-sink\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n");
+        else if (upper.startsWith("AUTH PLAIN ")) { mail.auth = Buffer.from(line.slice(11), "base64").toString("utf8"); sock.write("235 2.7.0 OK\r\n"); }
+        else if (upper.startsWith("RCPT TO")) { mail.to.push(line.slice(line.indexOf("<") + 1, line.indexOf(">"))); sock.write("250 OK\r\n"); }
+        else if (upper === "DATA") { inData = true; sock.write("354 go ahead\r\n"); }
+        else if (upper === "QUIT") { sock.end("221 bye\r\n"); }
+        else sock.write("250 OK\r\n");
+      }
+    });
+    sock.on("error", () => {});
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: server.address().port,
+    next: () => (queue.length ? Promise.resolve(queue.shift()) : new Promise((resolve) => waiting.push(resolve))),
+    close: () => server.close(),
+  };
+}

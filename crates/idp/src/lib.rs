@@ -4,6 +4,7 @@
 //! one for `/admin/realms/{realm}/users` is `admin/users.rs`.
 
 pub mod account;
+pub mod action_token;
 pub mod admin;
 pub mod authz;
 pub mod backchannel_logout;
@@ -20,6 +21,7 @@ pub mod import;
 pub mod keyring;
 pub mod keystore;
 pub mod login;
+pub mod mail;
 pub mod multipart;
 pub mod oidc;
 pub mod otp;

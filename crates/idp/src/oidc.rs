@@ -90,6 +90,14 @@ pub fn routes() -> Router<Arc<Idp>> {
         )
         .route(
             "/realms/{realm}/login-actions/authenticate",
-            post(auth::post),
+            get(auth::login_again).post(auth::post),
+        )
+        .route(
+            "/realms/{realm}/login-actions/reset-credentials",
+            get(auth::reset_credentials_get).post(auth::reset_credentials_post),
+        )
+        .route(
+            "/realms/{realm}/login-actions/action-token",
+            get(auth::action_token),
         )
 }

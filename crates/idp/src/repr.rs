@@ -124,9 +124,16 @@ pub fn realm(r: &Realm) -> Value {
         "organizationsEnabled",
         "editUsernameAllowed",
         "duplicateEmailsAllowed",
+        "resetPasswordAllowed",
+        "verifyEmail",
     ] {
         o.entry(key).or_insert(json!(false));
     }
+    // The lifespans of the links Gatehouse mails (`action_token.rs`).
+    o.entry("actionTokenGeneratedByAdminLifespan")
+        .or_insert_with(|| json!(crate::action_token::admin_lifespan(r)));
+    o.entry("actionTokenGeneratedByUserLifespan")
+        .or_insert_with(|| json!(crate::action_token::user_lifespan(r, "")));
     for kind in [crate::flows::Kind::Browser, crate::flows::Kind::DirectGrant] {
         let (key, _) = kind.binding();
         o.entry(key)

@@ -10,6 +10,7 @@ mod consent;
 mod gateway;
 mod implicit;
 mod logout;
+mod mail;
 mod mcp;
 mod oidc;
 mod organizations;

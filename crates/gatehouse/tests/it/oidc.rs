@@ -1634,7 +1634,7 @@ async fn a_temporary_password_must_be_changed_at_the_first_browser_login() {
         .http
         .put(format!("{}/admin/realms/demo/users/{alice}", s.base))
         .bearer_auth(&t)
-        .json(&serde_json::json!({"requiredActions": ["VERIFY_EMAIL"]}))
+        .json(&serde_json::json!({"requiredActions": ["webauthn-register"]}))
         .send()
         .await
         .expect("update");

@@ -706,6 +706,16 @@ impl LoginPage {
         self.post_to(&action, fields).await
     }
 
+    /// Opens `url` (a link from a mail) in this login's browser.
+    pub async fn open_link(&self, s: &Server, url: &str) -> reqwest::Response {
+        s.http
+            .get(url)
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("get")
+    }
+
     async fn post_to(&self, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let mut f = fields.to_vec();
         f.push(("csrf", &self.csrf));

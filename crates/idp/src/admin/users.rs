@@ -3,11 +3,12 @@
 
 use super::user_profile::{Policy, Unmanaged};
 use super::{RealmAdmin, created, event, json_body};
+use crate::action_token::ActionToken;
 use crate::error::AdminError;
 use crate::repr;
 use crate::state::Idp;
 use axum::body::Bytes;
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, RawQuery};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -57,11 +58,11 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route(&format!("{U}/{{id}}/remove-totp"), put(remove_totp))
         .route(
             &format!("{U}/{{id}}/execute-actions-email"),
-            put(no_mail::<true>),
+            put(execute_actions_email),
         )
         .route(
             &format!("{U}/{{id}}/send-verify-email"),
-            put(no_mail::<false>),
+            put(send_verify_email),
         )
         .route(
             &format!("{U}/{{id}}/unmanagedAttributes"),
@@ -946,27 +947,182 @@ async fn remove_totp(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `PUT .../users/{id}/execute-actions-email` (`ACTIONS`) and
-/// `.../send-verify-email`: Keycloak's checks of the user first (404, 400
-/// "User is disabled" / "User email missing"), then 501: Gatehouse sends no
-/// mail yet, and says so instead of a 404 a script would read as "no such
-/// user" (Keycloak without a mail server answers 500).
-async fn no_mail<const ACTIONS: bool>(
-    RealmAdmin { idp, realm, .. }: RealmAdmin,
-    Path((_, id)): Path<(String, String)>,
-) -> Result<StatusCode, AdminError> {
-    let user = load(&idp, &realm, &id).await?;
-    if !user.enabled {
-        return Err(AdminError::bad_request("User is disabled"));
-    }
+/// What `execute-actions-email` and `send-verify-email` are asked: the
+/// client whose pages the link opens (`client_id`, Keycloak's `account` by
+/// default), where "Back to Application" leads (`redirect_uri`, one of
+/// that client's), and the link's `lifespan` in seconds.
+struct LinkRequest {
+    client_id: String,
+    redirect_uri: Option<String>,
+    lifespan: Option<i64>,
+}
+
+/// Keycloak's checks, in its order: the user has an address and is
+/// enabled, a redirect comes with its client, the client exists and is
+/// enabled, the redirect is one of its own.
+async fn link_request(
+    idp: &Idp,
+    realm: &Realm,
+    user: &User,
+    query: Option<&str>,
+) -> Result<LinkRequest, AdminError> {
     if user.email.as_deref().is_none_or(str::is_empty) {
         return Err(AdminError::bad_request("User email missing"));
     }
-    let what = if ACTIONS { "execute actions" } else { "verify" };
-    Err(AdminError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        format!("Failed to send {what} email: Gatehouse does not send email yet"),
-    ))
+    if !user.enabled {
+        return Err(AdminError::bad_request("User is disabled"));
+    }
+    let q = crate::oidc::form::Form::parse_query(query.unwrap_or("").as_bytes())
+        .map_err(|e| AdminError::bad_request(e.description))?;
+    let redirect_uri = q.get("redirect_uri").map(str::to_owned);
+    if redirect_uri.is_some() && q.get("client_id").is_none() {
+        return Err(AdminError::bad_request("Client id missing"));
+    }
+    let client_id = q.get("client_id").unwrap_or("account").to_owned();
+    let client = idp
+        .client(realm, &client_id)
+        .await?
+        .ok_or_else(|| AdminError::bad_request("Client doesn't exist"))?;
+    if !client.enabled {
+        return Err(AdminError::bad_request("Client is not enabled"));
+    }
+    if redirect_uri
+        .as_deref()
+        .is_some_and(|r| !client.redirect_uri_allowed(r))
+    {
+        return Err(AdminError::bad_request("Invalid redirect uri."));
+    }
+    let lifespan = match q.get("lifespan") {
+        None => None,
+        Some(l) => Some(
+            l.parse::<i64>()
+                .ok()
+                .filter(|l| *l > 0)
+                .ok_or_else(|| AdminError::bad_request("Invalid lifespan"))?,
+        ),
+    };
+    Ok(LinkRequest {
+        client_id,
+        redirect_uri,
+        lifespan,
+    })
+}
+
+/// `PUT .../users/{id}/execute-actions-email?client_id&redirect_uri&lifespan`
+/// with a JSON array of required actions: mails the user a link that
+/// walks them through those actions (Keycloak's "Update Your Account"),
+/// valid 12 hours by default (`actionTokenGeneratedByAdminLifespan`).
+/// Every action must be enabled in the realm and have a page here (400
+/// "Provided invalid required actions"); a mail server that fails is 500,
+/// as in Keycloak.
+async fn execute_actions_email(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, AdminError> {
+    let user = load(&idp, &realm, &id).await?;
+    let asked = link_request(&idp, &realm, &user, query.as_deref()).await?;
+    let actions: Vec<String> = if body.iter().all(u8::is_ascii_whitespace) {
+        Vec::new()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|_| AdminError::bad_request("Provided invalid required actions"))?
+    };
+    if !crate::oidc::auth::can_execute(&realm, &actions) {
+        return Err(AdminError::bad_request("Provided invalid required actions"));
+    }
+    let lifespan = asked
+        .lifespan
+        .unwrap_or_else(|| crate::action_token::admin_lifespan(&realm));
+    let mut t = ActionToken::new(
+        idp.issuer(&realm.name),
+        crate::action_token::EXECUTE_ACTIONS,
+        &user.id,
+        &asked.client_id,
+        lifespan,
+    );
+    t.eml.clone_from(&user.email);
+    t.rqac = actions;
+    t.reduri = asked.redirect_uri;
+    let sent = crate::action_token::mail(&idp, &realm, &user, &t, |link| {
+        crate::mail::execute_actions(&realm, &t.rqac, link, lifespan)
+    })
+    .await?;
+    mailed(
+        &idp,
+        &realm,
+        &caller,
+        &id,
+        "execute-actions-email",
+        "execute actions",
+        sent,
+    )
+    .await
+}
+
+/// `PUT .../users/{id}/send-verify-email?client_id&redirect_uri&lifespan`:
+/// mails the user Keycloak's "Verify email" link (valid for the realm's
+/// user action-token lifespan, 5 minutes by default, unless `lifespan`
+/// says otherwise).
+async fn send_verify_email(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, AdminError> {
+    let user = load(&idp, &realm, &id).await?;
+    let asked = link_request(&idp, &realm, &user, query.as_deref()).await?;
+    let typ = crate::action_token::VERIFY_EMAIL;
+    let lifespan = asked
+        .lifespan
+        .unwrap_or_else(|| crate::action_token::user_lifespan(&realm, typ));
+    let mut t = ActionToken::new(
+        idp.issuer(&realm.name),
+        typ,
+        &user.id,
+        &asked.client_id,
+        lifespan,
+    );
+    t.eml.clone_from(&user.email);
+    t.reduri = asked.redirect_uri;
+    let sent = crate::action_token::mail(&idp, &realm, &user, &t, |link| {
+        crate::mail::verify_email(&realm, link, lifespan)
+    })
+    .await?;
+    mailed(
+        &idp,
+        &realm,
+        &caller,
+        &id,
+        "send-verify-email",
+        "verify",
+        sent,
+    )
+    .await
+}
+
+/// The answer to a mail an admin asked for: 204 and the admin event
+/// `ACTION` once sent, else Keycloak's 500 naming what failed.
+async fn mailed(
+    idp: &Idp,
+    realm: &Realm,
+    caller: &super::AdminCaller,
+    id: &str,
+    call: &str,
+    what: &str,
+    sent: Result<(), crate::mail::MailError>,
+) -> Result<StatusCode, AdminError> {
+    if let Err(e) = sent {
+        tracing::warn!(realm = %realm.name, error = %e, "admin e-mail not sent");
+        return Err(AdminError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Failed to send {what} email: {e}"),
+        ));
+    }
+    let path = format!("users/{id}/{call}");
+    idp.record(event(realm, caller, "ACTION", "USER", &path, None))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET .../users/{id}/unmanagedAttributes`: the attributes the realm's

@@ -9,9 +9,15 @@
 //! §3.1.2.1 requires; the answer goes back in the `response_mode` asked for
 //! (`query`, `fragment` or `form_post`, Keycloak's set for the code flow).
 
+mod action_link;
 pub mod consent;
 mod otp_step;
 mod required_actions;
+mod reset_credentials;
+
+pub use action_link::get as action_token;
+pub use required_actions::can_execute;
+pub use reset_credentials::{get as reset_credentials_get, post as reset_credentials_post};
 
 /// Whether `user` has a required action the realm's registry asks for
 /// (disabled or unregistered actions do not count, as in Keycloak): then
@@ -38,6 +44,10 @@ use gatehouse_store::CodeRecord;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+
+/// What a page says to a network over its budget of failed logins.
+const THROTTLED: &str =
+    "Too many failed login attempts from your network. Please wait a minute and try again.";
 
 /// Seconds an authorization code lives (Keycloak's default: 60).
 pub const CODE_LIFESPAN: i64 = 60;
@@ -87,6 +97,52 @@ struct AuthRequest {
     /// it rather than on a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sso_session: Option<String>,
+    /// Required actions for this login alone, from an action link (a
+    /// password reset, an admin's `execute-actions` mail): asked for with
+    /// the user's own, in the realm's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    extra_actions: Vec<String>,
+    /// Set when an action link started this "login": it ends after the
+    /// actions, with no session and no code (Keycloak's
+    /// `END_AFTER_REQUIRED_ACTIONS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    end_after: Option<EndAfter>,
+}
+
+/// How a login an action link started ends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EndAfter {
+    /// Where "Back to application" leads (the link's `redirect_uri`).
+    back_to: Option<String>,
+    /// The link's token id: its confirmation page and the actions after
+    /// it belong to that link alone.
+    jti: String,
+}
+
+impl AuthRequest {
+    /// A login for `client` that an action link starts: no redirect with
+    /// a code at its end, only the page that says it is done.
+    fn for_action_link(client_id: &str, end: EndAfter, extra_actions: Vec<String>) -> AuthRequest {
+        AuthRequest {
+            client_id: client_id.to_owned(),
+            redirect_uri: end.back_to.clone().unwrap_or_default(),
+            scope: "openid".into(),
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            csrf: gatehouse_core::id::token(),
+            response_mode: ResponseMode::default(),
+            prompt_consent: false,
+            flow: Flow::default(),
+            login_hint: None,
+            broker: None,
+            kc_action: None,
+            kc_action_status: None,
+            sso_session: None,
+            extra_actions,
+            end_after: Some(end),
+        }
+    }
 }
 
 /// Whether an authentication `age` seconds old stands in for the password
@@ -163,6 +219,13 @@ impl Pending {
     pub fn login_page(&self, realm: &Realm, error: Option<&str>) -> Response {
         let hint = self.req.login_hint.as_deref().unwrap_or("");
         login_form(realm, &self.id, &self.req.csrf, error, hint)
+    }
+
+    /// The login page with a notice that is not an error (a reset link
+    /// was mailed).
+    pub fn login_page_saying(&self, realm: &Realm, notice: &str) -> Response {
+        let hint = self.req.login_hint.as_deref().unwrap_or("");
+        login_form_with(realm, &self.id, &self.req.csrf, Notice::Info(notice), hint)
     }
 
     /// The user is who an identity provider (`alias`, where they are
@@ -645,17 +708,56 @@ fn login_form(
     error: Option<&str>,
     username: &str,
 ) -> Response {
+    let notice = error.map_or(Notice::None, Notice::Error);
+    login_form_with(realm, req_id, csrf, notice, username)
+}
+
+/// What a page says above its form.
+enum Notice<'a> {
+    None,
+    Error(&'a str),
+    /// Information, announced politely (`role="status"`).
+    Info(&'a str),
+}
+
+impl Notice<'_> {
+    fn html(&self) -> String {
+        match self {
+            Notice::None => String::new(),
+            Notice::Error(e) => alert(Some(e)),
+            Notice::Info(i) => format!("<p class=\"info\" role=\"status\">{}</p>", esc(i)),
+        }
+    }
+}
+
+fn login_form_with(
+    realm: &Realm,
+    req_id: &str,
+    csrf: &str,
+    notice: Notice<'_>,
+    username: &str,
+) -> Response {
     let title = realm
         .display_name
         .clone()
         .unwrap_or_else(|| realm.name.clone());
-    let err = alert(error);
+    let err = notice.html();
+    // Keycloak's "Forgot Password?" link, where the realm allows resets.
+    let forgot = if reset_credentials::allowed(realm) {
+        format!(
+            "<p><a id=\"kc-forgot-password\" href=\"/realms/{r}/login-actions/reset-credentials?session_code={id}\">Forgot Password?</a></p>",
+            r = esc(&realm.name),
+            id = esc(req_id),
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         "<h1>Sign in to {t}</h1>{err}<form id=\"kc-form-login\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={id}\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <label for=\"username\">Username or email</label><input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autofocus required value=\"{u}\">\
 <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-<button type=\"submit\" id=\"kc-login\">Sign In</button></form>{providers}",
+<button type=\"submit\" id=\"kc-login\">Sign In</button></form>{forgot}{providers}",
         t = esc(&title),
         r = esc(&realm.name),
         id = esc(req_id),
@@ -878,6 +980,8 @@ async fn authorize(
         kc_action,
         kc_action_status,
         sso_session: None,
+        extra_actions: Vec::new(),
+        end_after: None,
     };
     let now = gatehouse_core::time::now();
     // OIDC Core §3.1.2.1: an ID token hint names the user the client
@@ -1091,9 +1195,7 @@ pub async fn post(
                 crate::login::LoginFailure::Disabled => {
                     "Account is disabled, contact your administrator."
                 }
-                crate::login::LoginFailure::Throttled(_) => {
-                    "Too many failed login attempts from your network. Please wait a minute and try again."
-                }
+                crate::login::LoginFailure::Throttled(_) => THROTTLED,
                 _ => "Invalid username or password.",
             };
             return Ok(login_form(&realm, req_id, &req.csrf, Some(msg), username));
@@ -1118,6 +1220,33 @@ pub async fn post(
         crate::login::SecondFactor::None => {}
     }
     authenticated(&idp, &realm, req_id, &req, &user, expires, now).await
+}
+
+/// `GET .../login-actions/authenticate?session_code=...`: the login page
+/// of a login in progress again (the "Back to Login" of its other pages).
+pub async fn login_again(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let Ok(realm) = idp.realm(&realm).await else {
+        return Ok(page(
+            StatusCode::NOT_FOUND,
+            "Error",
+            "<h1>Realm does not exist</h1>",
+        ));
+    };
+    let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let Some(id) = q.get("session_code") else {
+        return Ok(expired_page());
+    };
+    match Pending::load(&idp, &realm, id).await? {
+        Some(p) if p.req.end_after.is_none() && p.same_browser(&headers, None) => {
+            Ok(p.login_page(&realm, None))
+        }
+        _ => Ok(expired_page()),
+    }
 }
 
 /// Stores the login attempt's request again after a step changed it.
@@ -1165,14 +1294,36 @@ async fn authenticated(
     expires: i64,
     now: i64,
 ) -> Result<Response, OAuthError> {
+    // Keycloak's "Verify email" realm setting: an address not yet
+    // verified gets the action, kept until the link is opened.
+    let verify = realm
+        .extra
+        .get("verifyEmail")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
+        && !user.email_verified
+        && user.email.as_deref().is_some_and(|e| !e.is_empty())
+        && !user
+            .required_actions
+            .iter()
+            .any(|a| a == required_actions::VERIFY_EMAIL);
+    let updated;
+    let user = if verify {
+        let mut u = user.clone();
+        u.required_actions
+            .push(required_actions::VERIFY_EMAIL.into());
+        idp.store.update_user(&u, &[]).await?;
+        updated = u;
+        &updated
+    } else {
+        user
+    };
     match required_actions::next_for(realm, user, req) {
         required_actions::Step::None => {}
         required_actions::Step::Action(action) => {
             let key = format!("reqaction:{req_id}");
             set_pending(idp, realm, key, user.id.clone(), expires).await?;
-            return Ok(required_actions::page_for(
-                realm, req_id, req, action, user, None,
-            ));
+            return required_actions::show(idp, realm, req_id, req, action, user, expires).await;
         }
         required_actions::Step::Unsupported => {
             return Ok(required_actions::not_set_up());
@@ -1192,6 +1343,13 @@ async fn finish(
     expires: i64,
     now: i64,
 ) -> Result<Response, OAuthError> {
+    if let Some(end) = &req.end_after {
+        idp.store.take_code(&format!("authreq:{req_id}")).await?;
+        return Ok(action_link::done_page(
+            "Your account has been updated.",
+            end.back_to.as_deref(),
+        ));
+    }
     if let Some(client) = idp.client(realm, &req.client_id).await?
         && consent::needed(
             idp,

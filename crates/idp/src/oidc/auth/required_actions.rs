@@ -11,9 +11,11 @@
 //! `userLabel`, Keycloak's fields). Each page
 //! posts back to the login URL with
 //! `execution={action}` (as Keycloak's forms do); each action's change and
-//! its event are one transaction. A user holding an action this server
-//! has no page for (`VERIFY_EMAIL` needs mail) is refused rather than let
-//! through.
+//! its event are one transaction. `VERIFY_EMAIL` mails a link (once per
+//! login, again on request) and is done when the link is opened
+//! (`action_link.rs`); a user without an address skips it, as in
+//! Keycloak. A user holding an action this server has no page for is
+//! refused rather than let through.
 
 use super::{AuthRequest, alert, error_page, esc, expired_page, page};
 use crate::error::OAuthError;
@@ -23,13 +25,16 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_core::model::{Event, Realm, User};
 
-/// The actions with a page here, in the order they are asked for.
+/// The actions a client may ask for in a login (`kc_action`).
 pub const SUPPORTED: [&str; 4] = [
     "TERMS_AND_CONDITIONS",
     "CONFIGURE_TOTP",
     "UPDATE_PASSWORD",
     "UPDATE_PROFILE",
 ];
+
+/// Confirms the user's address by a mailed link.
+pub const VERIFY_EMAIL: &str = "VERIFY_EMAIL";
 
 /// What a user must do before a login completes.
 pub enum Step {
@@ -43,13 +48,24 @@ pub enum Step {
 /// registry order that is enabled there (disabled or unregistered ones are
 /// skipped, as in Keycloak).
 pub fn next(realm: &Realm, user: &User) -> Step {
+    first_due(realm, user, &[])
+}
+
+/// The first action, in registry order, of the user's own and `extra`
+/// (what an action link added to this login alone).
+fn first_due(realm: &Realm, user: &User, extra: &[String]) -> Step {
+    let no_address = user.email.as_deref().is_none_or(str::is_empty);
     let due = crate::admin::required_actions::enabled(realm)
         .into_iter()
-        .find(|e| user.required_actions.iter().any(|a| a == e));
+        .find(|e| {
+            user.required_actions.iter().chain(extra).any(|a| a == e)
+                && !(e == VERIFY_EMAIL && no_address)
+        });
     match due {
         None => Step::None,
         Some(a) => SUPPORTED
             .into_iter()
+            .chain([VERIFY_EMAIL])
             .find(|s| *s == a)
             .map_or(Step::Unsupported, Step::Action),
     }
@@ -63,7 +79,7 @@ pub fn next_for(realm: &Realm, user: &User, req: &AuthRequest) -> Step {
     {
         return Step::Action(s);
     }
-    next(realm, user)
+    first_due(realm, user, &req.extra_actions)
 }
 
 /// Whether `action`'s page is the client's application-initiated action
@@ -79,6 +95,16 @@ fn cancel_button(aia: bool) -> &'static str {
     } else {
         ""
     }
+}
+
+/// Whether every one of `actions` is a required action this realm has
+/// enabled and Gatehouse has a page for: what an admin may send in an
+/// `execute-actions` mail.
+pub fn can_execute(realm: &Realm, actions: &[String]) -> bool {
+    let enabled = crate::admin::required_actions::enabled(realm);
+    actions
+        .iter()
+        .all(|a| enabled.contains(a) && SUPPORTED.into_iter().chain([VERIFY_EMAIL]).any(|s| s == a))
 }
 
 /// Whether a login can have the user set up a one-time code now: the
@@ -129,7 +155,11 @@ pub async fn submit(
         Step::Unsupported => return Ok(not_set_up()),
     };
     if asked != due {
-        return Ok(page_for(realm, req_id, req, due, &user, None));
+        return show(idp, realm, req_id, req, due, &user, pending.expires).await;
+    }
+    if due == VERIFY_EMAIL {
+        // Its page's one button: send the link again.
+        return verify_email_page(idp, realm, req_id, req, &user, true, pending.expires).await;
     }
     let aia = initiated(req, due);
     // The client's action, and how it went (`kc_action_status`): the
@@ -266,8 +296,12 @@ pub async fn submit(
         }
         _ => return Ok(not_set_up()),
     }
+    let extra = outcome.extra_actions.len();
+    outcome.extra_actions.retain(|a| a != due);
     if aia {
         outcome.kc_action_status = Some("success".into());
+    }
+    if aia || extra != outcome.extra_actions.len() {
         super::keep_request(idp, realm, req_id, &outcome, pending.expires).await?;
     }
     after_action(
@@ -300,9 +334,78 @@ async fn after_action(
             idp.store.take_code(pending_key).await?;
             super::finish(idp, realm, req_id, req, user, expires, now).await
         }
-        Step::Action(a) => Ok(page_for(realm, req_id, req, a, user, None)),
+        Step::Action(a) => show(idp, realm, req_id, req, a, user, expires).await,
         Step::Unsupported => Ok(not_set_up()),
     }
+}
+
+/// The page of `action` as it is first shown: for `VERIFY_EMAIL`, the
+/// link is mailed first (once per login).
+pub async fn show(
+    idp: &Idp,
+    realm: &Realm,
+    req_id: &str,
+    req: &AuthRequest,
+    action: &str,
+    user: &User,
+    expires: i64,
+) -> Result<Response, OAuthError> {
+    if action == VERIFY_EMAIL {
+        return verify_email_page(idp, realm, req_id, req, user, false, expires).await;
+    }
+    Ok(page_for(realm, req_id, req, action, user, None))
+}
+
+/// Keycloak's `login-verify-email` page. The link is mailed when the page
+/// is first shown in this login (`verifysent:{req_id}` remembers it) and
+/// again when the user asks; it continues this login when opened in the
+/// same browser.
+async fn verify_email_page(
+    idp: &Idp,
+    realm: &Realm,
+    req_id: &str,
+    req: &AuthRequest,
+    user: &User,
+    resend: bool,
+    expires: i64,
+) -> Result<Response, OAuthError> {
+    let sent_key = format!("verifysent:{req_id}");
+    let mut error = None;
+    if resend || idp.store.code(&sent_key).await?.is_none() {
+        let typ = crate::action_token::VERIFY_EMAIL;
+        let lifespan = crate::action_token::user_lifespan(realm, typ);
+        let mut t = crate::action_token::ActionToken::new(
+            idp.issuer(&realm.name),
+            typ,
+            &user.id,
+            &req.client_id,
+            lifespan,
+        );
+        t.eml.clone_from(&user.email);
+        t.asid = Some(req_id.to_owned());
+        let sent = crate::action_token::mail(idp, realm, user, &t, |link| {
+            crate::mail::verify_email(realm, link, lifespan)
+        })
+        .await?;
+        if sent.is_ok() {
+            super::set_pending(idp, realm, sent_key, String::new(), expires).await?;
+        } else {
+            error = Some(crate::action_token::SEND_FAILED);
+        }
+    }
+    let body = format!(
+        "<h1>Email verification</h1>{err}<p>You need to verify your email address to activate your account.</p>\
+<p>An email with instructions to verify your email address has been sent to your address {email}.</p>\
+<form id=\"kc-verify-email-form\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={s}&amp;execution=VERIFY_EMAIL\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{c}\"><p>Haven't received a verification code in your email?</p>\
+<button type=\"submit\" name=\"resend\" value=\"true\">Click here to re-send the email.</button></form>",
+        err = alert(error),
+        email = esc(user.email.as_deref().unwrap_or("")),
+        r = esc(&realm.name),
+        s = esc(req_id),
+        c = esc(&req.csrf),
+    );
+    Ok(page(StatusCode::OK, "Email verification", &body))
 }
 
 /// The page of `action`, posting back with `execution={action}`.
