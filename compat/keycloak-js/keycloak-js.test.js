@@ -81,7 +81,7 @@ before(async () => {
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   app = `http://127.0.0.1:${server.address().port}`;
   const realm = {
-    realm: "js", enabled: true,
+    realm: "js", enabled: true, registrationAllowed: true,
     clients: [
       // What Keycloak's admin console makes of a new SPA client.
       { clientId: "spa", publicClient: true, redirectUris: [`${app}/*`], webOrigins: ["+"], frontchannelLogout: true,
@@ -307,5 +307,27 @@ test("an application-initiated action: login({action}) in a fresh session asks f
   await Promise.all([p.waitForURL((u) => u.href.startsWith(app)), p.click("button:not([name=cancel-aia])[type=submit]")]);
   assert.deepEqual(await ready(p), { authenticated: true });
   assert.deepEqual(await p.evaluate(() => window.actions), [["success", "UPDATE_PASSWORD"]]);
+  await ctx.close();
+});
+
+test("register(): Gatehouse's registration page, then the app holds the new user's tokens", async () => {
+  const ctx = await browser.newContext();
+  const p = await ctx.newPage();
+  await p.goto(`${app}/redirect.html`);
+  assert.deepEqual(await ready(p), { authenticated: false });
+  await Promise.all([
+    p.waitForURL((u) => u.href.startsWith(`${base}/realms/js/protocol/openid-connect/registrations`)),
+    p.evaluate(() => { setTimeout(() => window.kc.register(), 0); }),
+  ]);
+  await p.fill("input[name=firstName]", "Reg");
+  await p.fill("input[name=lastName]", "Istered");
+  await p.fill("input[name=email]", "reg@example.com");
+  await p.fill("input[name=username]", "reg");
+  await p.fill("input[name=password]", "reg-pw-1");
+  await p.fill("input[name=password-confirm]", "reg-pw-1");
+  await Promise.all([p.waitForURL((u) => u.href.startsWith(app)), p.click("[type=submit]")]);
+  assert.deepEqual(await ready(p), { authenticated: true });
+  assert.equal(await p.evaluate(() => window.kc.tokenParsed.preferred_username), "reg");
+  assert.equal(await p.evaluate(() => window.kc.tokenParsed.email), "reg@example.com");
   await ctx.close();
 });

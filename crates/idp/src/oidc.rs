@@ -66,6 +66,7 @@ pub fn routes() -> Router<Arc<Idp>> {
             get(logout::handle).post(logout::handle),
         )
         .route(&format!("{P}/auth"), get(auth::get).post(auth::post_form))
+        .route(&format!("{P}/registrations"), get(auth::registrations))
         .route(&format!("{P}/auth/device"), post(device::start))
         .route(&format!("{P}/ext/par/request"), post(par::post))
         .route(
@@ -99,5 +100,9 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route(
             "/realms/{realm}/login-actions/action-token",
             get(auth::action_token),
+        )
+        .route(
+            "/realms/{realm}/login-actions/registration",
+            get(auth::registration_get).post(auth::registration_post),
         )
 }

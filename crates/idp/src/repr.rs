@@ -104,7 +104,7 @@ pub fn realm(r: &Realm) -> Value {
         "eventsEnabled": r.events_enabled, "adminEventsEnabled": r.admin_events_enabled,
         "defaultDefaultClientScopes": r.default_default_client_scopes,
         "defaultOptionalClientScopes": r.default_optional_client_scopes,
-        "sslRequired": "external", "registrationAllowed": false, "loginWithEmailAllowed": true,
+        "sslRequired": "external", "loginWithEmailAllowed": true,
     });
     if let Value::Object(b) = base {
         for (k, v) in b {
@@ -125,6 +125,8 @@ pub fn realm(r: &Realm) -> Value {
         "editUsernameAllowed",
         "duplicateEmailsAllowed",
         "resetPasswordAllowed",
+        "registrationAllowed",
+        "registrationEmailAsUsername",
         "verifyEmail",
     ] {
         o.entry(key).or_insert(json!(false));

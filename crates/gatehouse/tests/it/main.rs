@@ -20,4 +20,5 @@ mod peers;
 mod registration;
 mod request_object;
 mod rp;
+mod self_registration;
 mod support;

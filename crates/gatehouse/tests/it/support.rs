@@ -673,14 +673,19 @@ impl LoginPage {
     pub async fn read(s: &Server, first: reqwest::Response) -> LoginPage {
         let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
         let html = first.text().await.expect("html");
+        LoginPage::of(s, &html, cookie)
+    }
+
+    /// A page `html` of the login whose CSRF cookie is `cookie`.
+    pub fn of(s: &Server, html: &str, cookie: String) -> LoginPage {
         LoginPage {
             http: s.http.clone(),
             action: format!(
                 "{}{}",
                 s.base,
-                between(&html, "action=\"", "\"").replace("&amp;", "&")
+                between(html, "action=\"", "\"").replace("&amp;", "&")
             ),
-            csrf: between(&html, "name=\"csrf\" value=\"", "\"").to_owned(),
+            csrf: between(html, "name=\"csrf\" value=\"", "\"").to_owned(),
             cookie,
         }
     }

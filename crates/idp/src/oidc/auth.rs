@@ -12,10 +12,14 @@
 mod action_link;
 pub mod consent;
 mod otp_step;
+mod registration;
 mod required_actions;
 mod reset_credentials;
 
 pub use action_link::get as action_token;
+pub use registration::{
+    allowed as registration_allowed, get as registration_get, post as registration_post,
+};
 pub use required_actions::can_execute;
 pub use reset_credentials::{get as reset_credentials_get, post as reset_credentials_post};
 
@@ -752,12 +756,22 @@ fn login_form_with(
     } else {
         String::new()
     };
+    // Keycloak's "New user? Register", where the realm allows it.
+    let register = if registration::allowed(realm) {
+        format!(
+            "<p>New user? <a id=\"kc-registration\" href=\"/realms/{r}/login-actions/registration?session_code={id}\">Register</a></p>",
+            r = esc(&realm.name),
+            id = esc(req_id),
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         "<h1>Sign in to {t}</h1>{err}<form id=\"kc-form-login\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={id}\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <label for=\"username\">Username or email</label><input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autofocus required value=\"{u}\">\
 <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-<button type=\"submit\" id=\"kc-login\">Sign In</button></form>{forgot}{providers}",
+<button type=\"submit\" id=\"kc-login\">Sign In</button></form>{forgot}{register}{providers}",
         t = esc(&title),
         r = esc(&realm.name),
         id = esc(req_id),
@@ -805,7 +819,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     let q = Form::parse_query(query.unwrap_or_default().as_bytes());
-    authorize(&idp, &realm, q, &headers).await
+    authorize(&idp, &realm, q, &headers, false).await
 }
 
 /// The authorization endpoint, parameters in a form body.
@@ -816,14 +830,30 @@ pub async fn post_form(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let q = Form::parse(&headers, &body);
-    authorize(&idp, &realm, q, &headers).await
+    authorize(&idp, &realm, q, &headers, false).await
 }
 
+/// `GET .../protocol/openid-connect/registrations`: an authorization
+/// request that opens on the registration page (keycloak-js's
+/// `register()`).
+pub async fn registrations(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let q = Form::parse_query(query.unwrap_or_default().as_bytes());
+    authorize(&idp, &realm, q, &headers, true).await
+}
+
+/// The authorization request in `q`; with `register` (or `prompt=create`),
+/// it opens on the registration page rather than the login page.
 async fn authorize(
     idp: &Idp,
     realm: &str,
     q: Result<Form, OAuthError>,
     headers: &HeaderMap,
+    register: bool,
 ) -> Result<Response, OAuthError> {
     let Ok(realm) = idp.realm(realm).await else {
         return Ok(page(
@@ -944,6 +974,13 @@ async fn authorize(
     if prompt_none && prompt.len() > 1 {
         return Ok(fail("invalid_request", "Invalid parameter: prompt"));
     }
+    // OpenID Connect "Initiating User Registration": `prompt=create`.
+    let register = register || prompt.contains(&"create");
+    if register && !registration::allowed(&realm) {
+        return Ok(error_page(registration::NOT_ALLOWED));
+    }
+    // A new account, or a login asked for again: no SSO session answers.
+    let fresh_login = register || prompt.contains(&"login");
     let max_age: Option<i64> = match q.get("max_age").map(str::parse) {
         None => None,
         Some(Ok(m)) if m >= 0 => Some(m),
@@ -999,7 +1036,7 @@ async fn authorize(
     // session: its page at once (Keycloak's `max_auth_age`); otherwise
     // the password is asked for again below.
     if let Some(action) = &req.kc_action
-        && !prompt.contains(&"login")
+        && !fresh_login
         && !prompt_none
         && let Some(s) = sso_session(idp, &realm, headers).await?
         && aia_fresh(&realm, action, now - s.auth_time)
@@ -1025,7 +1062,7 @@ async fn authorize(
     // The hint names the user as this client sees them (pairwise or not).
     // An application-initiated action otherwise asks for the password
     // again, so the SSO session does not answer for it.
-    if !prompt.contains(&"login")
+    if !fresh_login
         && req.kc_action.is_none()
         && let Some(s) = sso_session(idp, &realm, headers).await?
         && hinted
@@ -1084,6 +1121,13 @@ async fn authorize(
         .and_then(|alias| crate::broker::start_url(idp, &realm, alias, &req_id))
     {
         Some(to) => redirect(&to),
+        None if register => registration::form(
+            &realm,
+            &req_id,
+            &req.csrf,
+            &registration::Entered::default(),
+            None,
+        ),
         // Keycloak fills the username field from `login_hint`.
         None => login_form(
             &realm,

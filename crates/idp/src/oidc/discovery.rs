@@ -24,6 +24,10 @@ pub async fn document(
     realm: &gatehouse_core::model::Realm,
 ) -> Result<Value, OAuthError> {
     let iss = idp.issuer(&realm.name);
+    let mut prompts = vec!["none", "login", "consent"];
+    if crate::oidc::auth::registration_allowed(realm) {
+        prompts.push("create");
+    }
     let p = format!("{iss}/protocol/openid-connect");
     // What ID tokens can be signed with: the realm's algorithm, or the
     // one a client picks (`keyring.rs`), as Keycloak lists them.
@@ -102,7 +106,8 @@ pub async fn document(
         "request_object_signing_alg_values_supported": crate::oidc::request_object::algorithms().collect::<Vec<_>>(),
         "request_uri_parameter_supported": true,
         "require_request_uri_registration": true,
-        "require_request_uri_registration": true,
+        // As Keycloak: `create` only where the realm lets people register.
+        "prompt_values_supported": prompts,
         "tls_client_certificate_bound_access_tokens": false,
         "authorization_response_iss_parameter_supported": true,
     }))

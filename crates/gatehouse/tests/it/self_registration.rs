@@ -1,0 +1,209 @@
+//! Keycloak's self-registration: the login page's "Register" link,
+//! `/protocol/openid-connect/registrations` and `prompt=create`, where the
+//! realm has `registrationAllowed`; Keycloak's form and messages; the new
+//! user starts as an admin-created one and the login ends with a code.
+
+use crate::oidc::query_param;
+use crate::support::*;
+use serde_json::{Value, json};
+
+fn auth_params(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut p = vec![
+        ("response_type", "code"),
+        ("client_id", "app"),
+        ("redirect_uri", "http://127.0.0.1/cb"),
+        ("scope", "openid"),
+        ("state", "st"),
+    ];
+    p.extend_from_slice(extra);
+    p
+}
+
+#[tokio::test]
+async fn people_register_themselves_where_the_realm_allows_it() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let oidc = format!("{}/realms/demo/protocol/openid-connect", s.base);
+    let get = |path: &'static str, extra: &'static [(&'static str, &'static str)]| {
+        s.http
+            .get(format!("{oidc}/{path}"))
+            .query(&auth_params(extra))
+            .send()
+    };
+    // Off by default, as in Keycloak.
+    for r in [
+        get("registrations", &[]).await.expect("get"),
+        get("auth", &[("prompt", "create")]).await.expect("get"),
+    ] {
+        assert_eq!(r.status(), 400);
+        assert!(
+            r.text()
+                .await
+                .expect("html")
+                .contains("Registration not allowed")
+        );
+    }
+    let prompts = |d: &Value| d["prompt_values_supported"].clone();
+    assert_eq!(
+        prompts(&s.discovery("demo").await),
+        json!(["none", "login", "consent"])
+    );
+    let login = get("auth", &[])
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(!login.contains("kc-registration"));
+
+    assert_eq!(
+        s.admin_put(&t, "/demo", Some(&json!({"registrationAllowed": true})))
+            .await,
+        204
+    );
+    assert_eq!(
+        prompts(&s.discovery("demo").await),
+        json!(["none", "login", "consent", "create"])
+    );
+    let login = get("auth", &[]).await.expect("get");
+    let cookie = set_cookie(&login, "GATEHOUSE_CSRF");
+    let html = login.text().await.expect("html");
+    let link = format!(
+        "{}{}",
+        s.base,
+        between(&html, "id=\"kc-registration\" href=\"", "\"").replace("&amp;", "&")
+    );
+    // The link belongs to the browser of that login.
+    assert!(
+        s.http
+            .get(&link)
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("html")
+            .contains("timed out")
+    );
+    let r = s
+        .http
+        .get(&link)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    let form = r.text().await.expect("html");
+    assert!(
+        form.contains("<h1>Register</h1>") && form.contains("name=\"username\""),
+        "{form}"
+    );
+    let page = LoginPage::of(&s, &form, cookie.clone());
+
+    // Keycloak's messages; what was typed comes back.
+    let base = [
+        ("firstName", "Bob"),
+        ("lastName", "Builder"),
+        ("email", "bob@example.com"),
+        ("username", "bob"),
+        ("password", "bob-pw-1"),
+        ("password-confirm", "bob-pw-1"),
+    ];
+    let with = |k: &'static str, v: &'static str| {
+        base.iter()
+            .map(|(a, b)| (*a, if *a == k { v } else { *b }))
+            .collect::<Vec<_>>()
+    };
+    for (k, v, message) in [
+        (
+            "password-confirm",
+            "other",
+            "Password confirmation doesn&#39;t match.",
+        ),
+        ("username", "alice", "Username already exists."),
+        ("email", "alice@example.com", "Email already exists."),
+        ("email", "not-an-address", "Invalid email address."),
+        ("lastName", "", "Please specify last name."),
+    ] {
+        let r = page.post_form(&s, &form, &with(k, v)).await;
+        assert_eq!(r.status(), 200, "{k}");
+        let html = r.text().await.expect("html");
+        let shown = html.contains(message) || html.contains(&message.replace("&#39;", "'"));
+        assert!(shown, "{k}: {html}");
+        assert!(html.contains("value=\"Bob\""), "kept: {html}");
+    }
+    // Registered: the login ends with a code for the new user.
+    let r = page.post_form(&s, &form, &base).await;
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().expect("loc").to_owned();
+    assert!(r.headers().get("set-cookie").is_some(), "an SSO session");
+    let code = query_param(&loc, "code").expect("code");
+    let tokens = s
+        .redeem_code("demo", ("app", "app-secret"), &code, "http://127.0.0.1/cb")
+        .await;
+    let id = claims(tokens["id_token"].as_str().expect("id"));
+    assert_eq!(id["preferred_username"], "bob");
+    assert_eq!(id["email"], "bob@example.com");
+    assert_eq!(id["email_verified"], false);
+    assert_eq!(
+        s.password_grant("demo", "app", Some("app-secret"), "bob", "bob-pw-1", None)
+            .await
+            .status(),
+        200
+    );
+    // As one the admin API creates: the realm's default roles.
+    let bob = s.user_id(&t, "demo", "bob").await;
+    let (_, roles) = s
+        .admin_get(&t, &format!("/demo/users/{bob}/role-mappings/realm"))
+        .await;
+    assert!(roles.to_string().contains("default-roles-demo"), "{roles}");
+    let (_, ev) = s.admin_get(&t, "/demo/events?type=REGISTER").await;
+    assert_eq!(ev[0]["details"]["register_method"], "form");
+    assert_eq!(ev[0]["userId"], bob.as_str());
+    assert!(!ev.to_string().contains("bob-pw-1"));
+
+    // keycloak-js's register(): the registrations endpoint opens on the
+    // form, as prompt=create does at the authorization endpoint; with the
+    // address as username there is no username field.
+    assert_eq!(
+        s.admin_put(
+            &t,
+            "/demo",
+            Some(&json!({"registrationEmailAsUsername": true}))
+        )
+        .await,
+        204
+    );
+    let first = get("registrations", &[]).await.expect("get");
+    assert_eq!(first.status(), 200);
+    let page = LoginPage::read(&s, first).await;
+    let r = get("auth", &[("prompt", "create")]).await.expect("get");
+    let form = r.text().await.expect("html");
+    assert!(
+        form.contains("<h1>Register</h1>") && !form.contains("name=\"username\""),
+        "{form}"
+    );
+    let r = page
+        .post(&[
+            ("firstName", "Carol"),
+            ("lastName", "Cook"),
+            ("email", "Carol@Example.com"),
+            ("password", "carol-pw"),
+            ("password-confirm", "carol-pw"),
+        ])
+        .await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        s.password_grant(
+            "demo",
+            "app",
+            Some("app-secret"),
+            "carol@example.com",
+            "carol-pw",
+            None
+        )
+        .await
+        .status(),
+        200
+    );
+}

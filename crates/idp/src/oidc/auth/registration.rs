@@ -1,0 +1,290 @@
+//! `GET`/`POST /realms/{realm}/login-actions/registration`: Keycloak's
+//! self-registration page, where the realm has `registrationAllowed`. It
+//! is reached from the login page's "Register" link, from
+//! `/protocol/openid-connect/registrations` (keycloak-js's `register()`)
+//! and from `prompt=create` (OpenID Connect "Initiating User
+//! Registration"), each carrying a normal authorization request.
+//!
+//! The form is Keycloak's (`firstName`, `lastName`, `email`, `username`
+//! unless the realm uses the address as username, `password`,
+//! `password-confirm`), with its messages. The new user starts as one the
+//! admin API creates (the realm's default roles, groups and required
+//! actions), the event is `REGISTER`, and the login goes on as after a
+//! password: required actions (the realm's e-mail verification among
+//! them), then the client's code.
+
+use super::{Pending, THROTTLED, authenticated, error_page, esc, expired_page, page};
+use crate::error::OAuthError;
+use crate::oidc::form::Form;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use gatehouse_core::model::{Event, Realm};
+use gatehouse_core::ratelimit::Limiter;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// What the page says where the realm does not allow registration.
+pub const NOT_ALLOWED: &str = "Registration not allowed";
+
+/// Whether the realm lets people register themselves.
+pub fn allowed(realm: &Realm) -> bool {
+    flag(realm, "registrationAllowed")
+}
+
+fn flag(realm: &Realm, key: &str) -> bool {
+    realm.extra.get(key).and_then(Value::as_bool) == Some(true)
+}
+
+/// The login in progress the page belongs to, in the browser that
+/// started it.
+async fn login(
+    idp: &Idp,
+    realm: &Realm,
+    query: Option<String>,
+    headers: &HeaderMap,
+) -> Result<Option<Pending>, OAuthError> {
+    let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let Some(id) = q.get("session_code") else {
+        return Ok(None);
+    };
+    Ok(Pending::load(idp, realm, id)
+        .await?
+        .filter(|p| p.req.end_after.is_none() && p.same_browser(headers, None)))
+}
+
+/// The form (the login page's "Register" link).
+pub async fn get(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let Ok(realm) = idp.realm(&realm).await else {
+        return Ok(page(
+            StatusCode::NOT_FOUND,
+            "Error",
+            "<h1>Realm does not exist</h1>",
+        ));
+    };
+    if !allowed(&realm) {
+        return Ok(error_page(NOT_ALLOWED));
+    }
+    match login(&idp, &realm, query, &headers).await? {
+        Some(p) => Ok(form(&realm, &p.id, p.csrf(), &Entered::default(), None)),
+        None => Ok(expired_page()),
+    }
+}
+
+/// What the person typed, shown again with an error.
+#[derive(Default)]
+pub(super) struct Entered {
+    first: String,
+    last: String,
+    email: String,
+    username: String,
+}
+
+/// The form's answer: a new user, then the rest of the login.
+pub async fn post(
+    State(idp): State<Arc<Idp>>,
+    Path(realm): Path<String>,
+    RawQuery(query): RawQuery,
+    ext: axum::http::Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let Ok(realm) = idp.realm(&realm).await else {
+        return Ok(page(
+            StatusCode::NOT_FOUND,
+            "Error",
+            "<h1>Realm does not exist</h1>",
+        ));
+    };
+    if !allowed(&realm) {
+        return Ok(error_page(NOT_ALLOWED));
+    }
+    let Some(p) = login(&idp, &realm, query, &headers).await? else {
+        return Ok(expired_page());
+    };
+    let f = match Form::parse(&headers, &body) {
+        Ok(f) => f,
+        Err(e) => return Ok(error_page(&e.description)),
+    };
+    if !p.same_browser(&headers, Some(f.get("csrf"))) {
+        return Ok(expired_page());
+    }
+    let field = |k: &str| f.get(k).map(str::trim).unwrap_or("").to_owned();
+    let email_as_username = flag(&realm, "registrationEmailAsUsername");
+    let mut entered = Entered {
+        first: field("firstName"),
+        last: field("lastName"),
+        email: field("email").to_lowercase(),
+        username: field("username").to_lowercase(),
+    };
+    if email_as_username {
+        entered.username.clone_from(&entered.email);
+    }
+    let password = f.get("password").unwrap_or("");
+    let problem = if entered.first.is_empty() {
+        Some("Please specify first name.")
+    } else if entered.last.is_empty() {
+        Some("Please specify last name.")
+    } else if entered.email.is_empty() {
+        Some("Please specify email.")
+    } else if !valid_email(&entered.email) {
+        Some("Invalid email address.")
+    } else if entered.username.is_empty() {
+        Some("Please specify username.")
+    } else if crate::repr::valid_name(&entered.username).is_err() {
+        Some("Invalid username.")
+    } else if [&entered.first, &entered.last]
+        .iter()
+        .any(|n| n.chars().count() > 255)
+    {
+        Some("The name is too long.")
+    } else if password.is_empty() {
+        Some("Please specify password.")
+    } else if f.get("password-confirm") != Some(password) {
+        Some("Password confirmation doesn't match.")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return Ok(form(&realm, &p.id, p.csrf(), &entered, Some(problem)));
+    }
+    // Each registration spends from the client IP's budget of failed
+    // logins, so accounts cannot be made without end from one network.
+    if let (Some(ip), Some(policy)) = (
+        crate::oidc::form::client_ip(&idp, &ext, &headers),
+        &idp.login_ip_policy,
+    ) {
+        let now = gatehouse_core::time::now_nanos();
+        if idp.login_ip_limiter.blocked_for(&ip, policy, now) > 0 {
+            return Ok(form(&realm, &p.id, p.csrf(), &entered, Some(THROTTLED)));
+        }
+        idp.login_ip_limiter.check(&ip, policy, now);
+    }
+    if idp
+        .store
+        .user_by_username(&realm.id, &entered.username)
+        .await?
+        .is_some()
+    {
+        let taken = if email_as_username {
+            "Email already exists."
+        } else {
+            "Username already exists."
+        };
+        return Ok(form(&realm, &p.id, p.csrf(), &entered, Some(taken)));
+    }
+    if idp
+        .store
+        .user_by_email(&realm.id, &entered.email)
+        .await?
+        .is_some()
+    {
+        return Ok(form(
+            &realm,
+            &p.id,
+            p.csrf(),
+            &entered,
+            Some("Email already exists."),
+        ));
+    }
+    let id = gatehouse_core::id::uuid();
+    let rep = json!({
+        "id": id, "username": entered.username, "email": entered.email, "enabled": true,
+        "firstName": entered.first, "lastName": entered.last,
+        "credentials": [{"type": "password", "value": password, "temporary": false}],
+    });
+    let mut ev = Event::user(&realm, "REGISTER");
+    ev.client_id = Some(p.client_id().to_owned());
+    ev.user_id = Some(id);
+    ev.details
+        .insert("username".into(), entered.username.clone());
+    ev.details.insert("email".into(), entered.email.clone());
+    ev.details.insert("register_method".into(), "form".into());
+    ev.details
+        .insert("auth_method".into(), "openid-connect".into());
+    ev.details
+        .insert("redirect_uri".into(), p.req.redirect_uri.clone());
+    let user = match crate::admin::users::create_user(&idp, &realm, &rep, vec![ev], true).await {
+        Ok(u) => u,
+        // Taken between the check and the write.
+        Err(e) if e.status == StatusCode::CONFLICT => {
+            return Ok(form(
+                &realm,
+                &p.id,
+                p.csrf(),
+                &entered,
+                Some("Username already exists."),
+            ));
+        }
+        Err(e) => return Err(OAuthError::internal(e.message)),
+    };
+    let now = gatehouse_core::time::now();
+    authenticated(&idp, &realm, &p.id, &p.req, &user, p.expires, now).await
+}
+
+/// An address of the shape `local@domain`, no spaces, at most 254 bytes.
+fn valid_email(e: &str) -> bool {
+    e.len() <= 254
+        && !e.contains(char::is_whitespace)
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
+}
+
+/// Keycloak's `register` page.
+pub(super) fn form(
+    realm: &Realm,
+    req_id: &str,
+    csrf: &str,
+    e: &Entered,
+    error: Option<&str>,
+) -> Response {
+    let username = if flag(realm, "registrationEmailAsUsername") {
+        String::new()
+    } else {
+        format!(
+            "<label for=\"username\">Username</label><input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" required value=\"{}\">",
+            esc(&e.username)
+        )
+    };
+    let body = format!(
+        "<h1>Register</h1>{err}<form id=\"kc-register-form\" method=\"post\" action=\"/realms/{r}/login-actions/registration?session_code={s}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+<label for=\"firstName\">First name</label><input id=\"firstName\" name=\"firstName\" type=\"text\" autocomplete=\"given-name\" autofocus required value=\"{first}\">\
+<label for=\"lastName\">Last name</label><input id=\"lastName\" name=\"lastName\" type=\"text\" autocomplete=\"family-name\" required value=\"{last}\">\
+<label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\">\
+{username}\
+<label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
+<label for=\"password-confirm\">Confirm password</label><input id=\"password-confirm\" name=\"password-confirm\" type=\"password\" autocomplete=\"new-password\" required>\
+<button type=\"submit\">Register</button></form>\
+<p><a href=\"/realms/{r}/login-actions/authenticate?session_code={s}\">« Back to Login</a></p>",
+        err = super::alert(error),
+        r = esc(&realm.name),
+        s = esc(req_id),
+        c = esc(csrf),
+        first = esc(&e.first),
+        last = esc(&e.last),
+        email = esc(&e.email),
+    );
+    page(StatusCode::OK, "Register", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_email;
+
+    #[test]
+    fn addresses_need_one_at_and_no_spaces() {
+        assert!(valid_email("a@b.example"));
+        for bad in ["", "a", "@b", "a@", "a b@c", "a@b@c"] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+        assert!(!valid_email(&format!("{}@b", "a".repeat(260))));
+    }
+}
