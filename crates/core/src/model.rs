@@ -682,6 +682,29 @@ pub struct Organization {
     /// Aliases of the realm's identity providers linked to it.
     #[serde(default)]
     pub identity_providers: Vec<String>,
+    /// Invitations sent and not yet accepted or withdrawn, kept in the
+    /// organization's own row (one write with the membership they end in).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invitations: Vec<OrganizationInvitation>,
+}
+
+/// An e-mailed invitation to join an organization (Keycloak's
+/// `OrganizationInvitationModel`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrganizationInvitation {
+    pub id: String,
+    /// Lowercased.
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// The link the mail carried.
+    pub link: String,
 }
 
 /// An organization's e-mail domain.

@@ -21,6 +21,9 @@ pub const RESET_CREDENTIALS: &str = "reset-credentials";
 pub const VERIFY_EMAIL: &str = "verify-email";
 /// Required actions an admin sent the user (`execute-actions-email`).
 pub const EXECUTE_ACTIONS: &str = "execute-actions";
+/// An invitation to join an organization (Keycloak's `ORGIVT`); its id is
+/// the invitation's, and its user none for someone without an account.
+pub const INVITE_ORG: &str = "ORGIVT";
 
 /// Keycloak's default lifespan of a token a user's own request makes
 /// (`actionTokenGeneratedByUserLifespan`): 5 minutes.
@@ -56,6 +59,9 @@ pub struct ActionToken {
     /// (Keycloak's `asid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asid: Option<String>,
+    /// The organization an invitation is to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
 }
 
 /// Why a link is refused.
@@ -83,6 +89,7 @@ impl ActionToken {
             rqac: Vec::new(),
             reduri: None,
             asid: None,
+            org: None,
         }
     }
 
@@ -102,7 +109,8 @@ impl ActionToken {
             gatehouse_jose::sign::verify_hs512(&key(ring), s).map_err(|_| Refused::Invalid)?;
         let t: ActionToken = serde_json::from_value(claims).map_err(|_| Refused::Invalid)?;
         if t.iss != issuer
-            || ![RESET_CREDENTIALS, VERIFY_EMAIL, EXECUTE_ACTIONS].contains(&t.typ.as_str())
+            || ![RESET_CREDENTIALS, VERIFY_EMAIL, EXECUTE_ACTIONS, INVITE_ORG]
+                .contains(&t.typ.as_str())
         {
             return Err(Refused::Invalid);
         }

@@ -260,6 +260,21 @@ pub fn execute_actions(realm: &Realm, actions: &[String], link: &str, lifespan: 
     )
 }
 
+/// Keycloak's organization invitation.
+pub fn org_invite(org: &str, link: &str, lifespan: i64) -> Mail {
+    compose(
+        &format!("Invitation to join the {org} organization"),
+        &[format!(
+            "You were invited to join the {org} organization. Click the link below to join."
+        )],
+        Some(link),
+        &[
+            format!("This link will expire within {}.", lifespan_words(lifespan)),
+            "If you don't want to join the organization, just ignore this message.".into(),
+        ],
+    )
+}
+
 /// The admin console's test message.
 pub fn test_message() -> Mail {
     compose(

@@ -732,3 +732,226 @@ async fn admins_mail_action_links_and_test_the_server() {
     );
     assert_eq!(open(&s, &m.link(), None).await.status(), 400);
 }
+
+/// Keycloak's organization invitations: by address (someone with an
+/// account, or a newcomer who registers with the invited address) and by
+/// user id; kept and listed until accepted, withdrawn or resent; a link
+/// whose invitation is gone is dead.
+#[tokio::test]
+async fn organization_invitations_are_mailed_and_accepted() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let sink = Sink::start().await;
+    set_realm(
+        &s,
+        &t,
+        json!({"organizationsEnabled": true, "smtpServer": sink.settings(false)}),
+    )
+    .await;
+    let org = s
+        .admin_create(
+            &t,
+            "/demo/organizations",
+            &json!({"name": "Acme", "domains": [{"name": "acme.example"}],
+                "redirectUrl": "http://127.0.0.1/acme"}),
+        )
+        .await;
+    let o = format!("{}/admin/realms/demo/organizations/{org}", s.base);
+    let invite = |fields: Vec<(&'static str, &'static str)>| {
+        s.http
+            .post(format!("{o}/members/invite-user"))
+            .bearer_auth(&t)
+            // What the admin client's FormData sends.
+            .header("content-type", "multipart/form-data; boundary=XFORMX")
+            .body(
+                fields
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "--XFORMX\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                        )
+                    })
+                    .collect::<String>()
+                    + "--XFORMX--\r\n",
+            )
+            .send()
+    };
+    // Keycloak's checks.
+    let r = invite(vec![("firstName", "N")]).await.expect("post");
+    assert_eq!(r.status(), 400);
+    let r = invite(vec![("email", "not an address")])
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+
+    // Alice has an account: the link asks, then she joins.
+    let r = invite(vec![("email", "Alice@Example.com")])
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 204);
+    let again = invite(vec![("email", "alice@example.com")])
+        .await
+        .expect("post");
+    assert_eq!(again.status(), 409, "a pending invitation");
+    let m = sink.nth(0).await;
+    assert_eq!(m.to, ["alice@example.com"]);
+    assert_eq!(m.subject(), "Invitation to join the Acme organization");
+    let (_, list) = s
+        .admin_get(&t, &format!("/demo/organizations/{org}/invitations"))
+        .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["email"], "alice@example.com");
+    assert_eq!(list[0]["status"], "PENDING");
+    assert_eq!(list[0]["organizationId"], org.as_str());
+    assert_eq!(list[0]["inviteLink"], m.link().as_str());
+    let r = open(&s, &m.link(), None).await;
+    assert_eq!(r.status(), 200);
+    let cookie = set_cookie(&r, "GATEHOUSE_CSRF");
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains("You were invited to join the Acme organization."),
+        "{html}"
+    );
+    let proceed = format!(
+        "{}{}",
+        s.base,
+        between(&html, "id=\"kc-proceed\" href=\"", "\"").replace("&amp;", "&")
+    );
+    let r = open(&s, &proceed, Some(&cookie)).await;
+    assert_eq!(r.status(), 200);
+    let done = r.text().await.expect("html");
+    assert!(
+        done.contains("You are now a member of the Acme organization."),
+        "{done}"
+    );
+    assert!(done.contains("href=\"http://127.0.0.1/acme\""), "{done}");
+    let (_, members) = s
+        .admin_get(&t, &format!("/demo/organizations/{org}/members"))
+        .await;
+    assert_eq!(members[0]["username"], "alice");
+    assert_eq!(
+        s.admin_get(&t, &format!("/demo/organizations/{org}/invitations"))
+            .await
+            .1,
+        json!([]),
+        "accepted: no longer pending"
+    );
+    assert_eq!(open(&s, &m.link(), None).await.status(), 400, "dead");
+    assert_eq!(events(&s, &t, "INVITE_ORG").await.len(), 1);
+    let r = invite(vec![("email", "alice@example.com")])
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 409, "a member already");
+
+    // A newcomer registers with the invited address (registration is off
+    // in the realm: the invitation opens it) and joins.
+    let r = invite(vec![
+        ("email", "newbie@acme.example"),
+        ("firstName", "New"),
+        ("lastName", "Bie"),
+    ])
+    .await
+    .expect("post");
+    assert_eq!(r.status(), 204);
+    let m = sink.nth(1).await;
+    let r = open(&s, &m.link(), None).await;
+    assert_eq!(r.status(), 200);
+    let cookie = set_cookie(&r, "GATEHOUSE_CSRF");
+    let form = r.text().await.expect("html");
+    assert!(
+        form.contains("value=\"newbie@acme.example\" readonly"),
+        "{form}"
+    );
+    let page = LoginPage::of(&s, &form, cookie);
+    let r = page
+        .post(&[
+            ("firstName", "New"),
+            ("lastName", "Bie"),
+            ("email", "someone-else@evil.example"),
+            ("username", "newbie"),
+            ("password", "newbie-pw"),
+            ("password-confirm", "newbie-pw"),
+        ])
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("Your account has been updated.")
+    );
+    let newbie = s.user_id(&t, "demo", "newbie").await;
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{newbie}")).await;
+    assert_eq!(u["email"], "newbie@acme.example", "the invited address");
+    let (_, members) = s
+        .admin_get(&t, &format!("/demo/organizations/{org}/members"))
+        .await;
+    assert_eq!(members.as_array().map(Vec::len), Some(2));
+
+    // By id; withdrawn, the link is dead; resent, a new one works.
+    let (_, bob) = s
+        .admin_post(
+            &t,
+            "/demo/users",
+            &json!({"username": "bob", "email": "bob@example.com", "enabled": true}),
+        )
+        .await;
+    assert!(bob.is_some());
+    let bob = s.user_id(&t, "demo", "bob").await;
+    let r = s
+        .http
+        .post(format!("{o}/members/invite-existing-user"))
+        .bearer_auth(&t)
+        .form(&[("id", bob.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 204);
+    let first_link = sink.nth(2).await.link();
+    let (_, list) = s
+        .admin_get(
+            &t,
+            &format!("/demo/organizations/{org}/invitations?email=bob@example.com"),
+        )
+        .await;
+    let inv = list[0]["id"].as_str().expect("id").to_owned();
+    let r = s
+        .http
+        .post(format!("{o}/invitations/{inv}/resend"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 204);
+    let second_link = sink.nth(3).await.link();
+    assert_eq!(open(&s, &first_link, None).await.status(), 400, "replaced");
+    assert_eq!(open(&s, &second_link, None).await.status(), 200);
+    let (_, list) = s
+        .admin_get(&t, &format!("/demo/organizations/{org}/invitations"))
+        .await;
+    let inv = list[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        s.admin_delete(&t, &format!("/demo/organizations/{org}/invitations/{inv}"))
+            .await,
+        204
+    );
+    assert_eq!(
+        s.admin_delete(&t, &format!("/demo/organizations/{org}/invitations/{inv}"))
+            .await,
+        404
+    );
+    assert_eq!(
+        open(&s, &second_link, None).await.status(),
+        400,
+        "withdrawn"
+    );
+    let r = s
+        .http
+        .post(format!("{o}/members/invite-existing-user"))
+        .bearer_auth(&t)
+        .form(&[("id", "no-such-user")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+}

@@ -5,8 +5,9 @@
 //!
 //! As in Keycloak, every path answers 404 "Organizations not enabled for
 //! this realm." until the realm's `organizationsEnabled` is on. Invitations
-//! are e-mails, which Gatehouse does not send: they answer 501.
+//! are in `organization_invitations.rs`.
 
+use super::organization_invitations as invitations;
 use super::{RealmAdmin, event, json_body};
 use crate::error::AdminError;
 use crate::state::Idp;
@@ -37,10 +38,22 @@ pub fn routes() -> Router<Arc<Idp>> {
             get(members).post(add_member),
         )
         .route(&format!("{O}/{{id}}/members/count"), get(members_count))
-        .route(&format!("{O}/{{id}}/members/invite-user"), post(no_mail))
+        .route(
+            &format!("{O}/{{id}}/members/invite-user"),
+            post(invitations::invite_user),
+        )
         .route(
             &format!("{O}/{{id}}/members/invite-existing-user"),
-            post(no_mail),
+            post(invitations::invite_existing_user),
+        )
+        .route(&format!("{O}/{{id}}/invitations"), get(invitations::list))
+        .route(
+            &format!("{O}/{{id}}/invitations/{{inv}}"),
+            get(invitations::one).delete(invitations::remove),
+        )
+        .route(
+            &format!("{O}/{{id}}/invitations/{{inv}}/resend"),
+            post(invitations::resend),
         )
         .route(
             &format!("{O}/{{id}}/members/{{user}}"),
@@ -178,6 +191,7 @@ fn new_organization(realm: &Realm, id: String) -> Organization {
         attributes: Default::default(),
         domains: vec![],
         identity_providers: vec![],
+        invitations: vec![],
     }
 }
 
@@ -314,7 +328,7 @@ async fn create(
     Ok(super::created(&idp, &realm.name, &path))
 }
 
-async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Organization, AdminError> {
+pub(super) async fn load(idp: &Idp, realm: &Realm, id: &str) -> Result<Organization, AdminError> {
     check_enabled(realm)?;
     idp.store
         .organization(&realm.id, id)
@@ -581,18 +595,6 @@ async fn member_organizations(
     let o = load(&idp, &realm, &p["id"]).await?;
     load_member(&idp, &realm, &o, &p["user"]).await?;
     user_orgs(&idp, &realm, &p["user"], q.brief != Some(false)).await
-}
-
-/// Invitations go by e-mail, which Gatehouse does not send.
-async fn no_mail(
-    RealmAdmin { idp, realm, .. }: RealmAdmin,
-    Path(p): Path<BTreeMap<String, String>>,
-) -> Result<StatusCode, AdminError> {
-    load(&idp, &realm, &p["id"]).await?;
-    Err(AdminError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "Gatehouse sends no e-mail: invitations are not available",
-    ))
 }
 
 /// `GET /organizations/{id}/identity-providers`: the linked providers'

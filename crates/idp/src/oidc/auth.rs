@@ -11,6 +11,7 @@
 
 mod action_link;
 pub mod consent;
+mod invitation;
 mod otp_step;
 mod registration;
 mod required_actions;
@@ -19,6 +20,7 @@ mod reset_credentials;
 pub use action_link::get as action_token;
 pub use registration::{
     allowed as registration_allowed, get as registration_get, post as registration_post,
+    valid_email,
 };
 pub use required_actions::can_execute;
 pub use reset_credentials::{get as reset_credentials_get, post as reset_credentials_post};
@@ -111,6 +113,18 @@ struct AuthRequest {
     /// `END_AFTER_REQUIRED_ACTIONS`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     end_after: Option<EndAfter>,
+    /// An organization invitation this login registers someone for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    invite: Option<Invite>,
+}
+
+/// The invitation a registration answers: its organization, its id and
+/// the address it was sent to (the new account's).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Invite {
+    org: String,
+    id: String,
+    email: String,
 }
 
 /// How a login an action link started ends.
@@ -145,6 +159,7 @@ impl AuthRequest {
             sso_session: None,
             extra_actions,
             end_after: Some(end),
+            invite: None,
         }
     }
 }
@@ -1019,6 +1034,7 @@ async fn authorize(
         sso_session: None,
         extra_actions: Vec::new(),
         end_after: None,
+        invite: None,
     };
     let now = gatehouse_core::time::now();
     // OIDC Core §3.1.2.1: an ID token hint names the user the client

@@ -54,6 +54,9 @@ pub async fn get(
         Err(Refused::Expired) => return Ok(error_page(EXPIRED)),
         Err(Refused::Invalid) => return Ok(error_page(INVALID)),
     };
+    if t.typ == action_token::INVITE_ORG {
+        return super::invitation::open(&idp, &realm, &t, key, &q, &headers).await;
+    }
     // The user as they are now: disabled, or their address changed since
     // the link was sent, and the link is dead.
     let Some(user) = idp

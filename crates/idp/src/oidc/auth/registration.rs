@@ -13,6 +13,7 @@
 //! password: required actions (the realm's e-mail verification among
 //! them), then the client's code.
 
+use super::invitation;
 use super::{Pending, THROTTLED, authenticated, error_page, esc, expired_page, page};
 use crate::error::OAuthError;
 use crate::oidc::form::Form;
@@ -50,9 +51,16 @@ async fn login(
     let Some(id) = q.get("session_code") else {
         return Ok(None);
     };
-    Ok(Pending::load(idp, realm, id)
-        .await?
-        .filter(|p| p.req.end_after.is_none() && p.same_browser(headers, None)))
+    Ok(Pending::load(idp, realm, id).await?.filter(|p| {
+        (p.req.end_after.is_none() || p.req.invite.is_some()) && p.same_browser(headers, None)
+    }))
+}
+
+/// Whether this login may register someone: the realm allows it, or the
+/// login answers an organization invitation (as Keycloak's
+/// `Organizations.isRegistrationAllowed`).
+fn may_register(realm: &Realm, p: &Pending) -> bool {
+    allowed(realm) || p.req.invite.is_some()
 }
 
 /// The form (the login page's "Register" link).
@@ -69,11 +77,12 @@ pub async fn get(
             "<h1>Realm does not exist</h1>",
         ));
     };
-    if !allowed(&realm) {
-        return Ok(error_page(NOT_ALLOWED));
-    }
     match login(&idp, &realm, query, &headers).await? {
-        Some(p) => Ok(form(&realm, &p.id, p.csrf(), &Entered::default(), None)),
+        Some(p) if !may_register(&realm, &p) => Ok(error_page(NOT_ALLOWED)),
+        Some(p) => {
+            let entered = Entered::for_login(&p);
+            Ok(form(&realm, &p.id, p.csrf(), &entered, None))
+        }
         None => Ok(expired_page()),
     }
 }
@@ -85,6 +94,23 @@ pub(super) struct Entered {
     last: String,
     email: String,
     username: String,
+    /// The address is an invitation's: shown, not editable.
+    email_fixed: bool,
+}
+
+impl Entered {
+    /// A blank form, with the invited address where the login answers an
+    /// invitation.
+    pub(super) fn for_login(p: &Pending) -> Entered {
+        match &p.req.invite {
+            Some(i) => Entered {
+                email: i.email.clone(),
+                email_fixed: true,
+                ..Entered::default()
+            },
+            None => Entered::default(),
+        }
+    }
 }
 
 /// The form's answer: a new user, then the rest of the login.
@@ -103,12 +129,12 @@ pub async fn post(
             "<h1>Realm does not exist</h1>",
         ));
     };
-    if !allowed(&realm) {
-        return Ok(error_page(NOT_ALLOWED));
-    }
     let Some(p) = login(&idp, &realm, query, &headers).await? else {
         return Ok(expired_page());
     };
+    if !may_register(&realm, &p) {
+        return Ok(error_page(NOT_ALLOWED));
+    }
     let f = match Form::parse(&headers, &body) {
         Ok(f) => f,
         Err(e) => return Ok(error_page(&e.description)),
@@ -123,7 +149,13 @@ pub async fn post(
         last: field("lastName"),
         email: field("email").to_lowercase(),
         username: field("username").to_lowercase(),
+        email_fixed: false,
     };
+    // An invitation's account has the invited address, whatever is posted.
+    if let Some(i) = &p.req.invite {
+        entered.email.clone_from(&i.email);
+        entered.email_fixed = true;
+    }
     if email_as_username {
         entered.username.clone_from(&entered.email);
     }
@@ -225,12 +257,15 @@ pub async fn post(
         }
         Err(e) => return Err(OAuthError::internal(e.message)),
     };
+    if let Some(i) = &p.req.invite {
+        invitation::join(&idp, &realm, (&i.org, &i.id), &user).await?;
+    }
     let now = gatehouse_core::time::now();
     authenticated(&idp, &realm, &p.id, &p.req, &user, p.expires, now).await
 }
 
 /// An address of the shape `local@domain`, no spaces, at most 254 bytes.
-fn valid_email(e: &str) -> bool {
+pub fn valid_email(e: &str) -> bool {
     e.len() <= 254
         && !e.contains(char::is_whitespace)
         && e.split_once('@')
@@ -258,7 +293,7 @@ pub(super) fn form(
 <input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
 <label for=\"firstName\">First name</label><input id=\"firstName\" name=\"firstName\" type=\"text\" autocomplete=\"given-name\" autofocus required value=\"{first}\">\
 <label for=\"lastName\">Last name</label><input id=\"lastName\" name=\"lastName\" type=\"text\" autocomplete=\"family-name\" required value=\"{last}\">\
-<label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\">\
+<label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\"{fixed}>\
 {username}\
 <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
 <label for=\"password-confirm\">Confirm password</label><input id=\"password-confirm\" name=\"password-confirm\" type=\"password\" autocomplete=\"new-password\" required>\
@@ -271,6 +306,7 @@ pub(super) fn form(
         first = esc(&e.first),
         last = esc(&e.last),
         email = esc(&e.email),
+        fixed = if e.email_fixed { " readonly" } else { "" },
     );
     page(StatusCode::OK, "Register", &body)
 }
