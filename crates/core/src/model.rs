@@ -70,6 +70,23 @@ pub fn default_optional_scopes() -> Vec<String> {
 }
 
 impl Realm {
+    /// The SSO idle timeout and maximum lifespan, in seconds, of a session
+    /// with or without "Remember me": Keycloak's
+    /// `ssoSessionIdleTimeoutRememberMe` / `ssoSessionMaxLifespanRememberMe`
+    /// where set (above 0) and asked for, else the realm's own.
+    pub fn session_limits(&self, remember_me: bool) -> (i64, i64) {
+        let rm = |k: &str| {
+            self.extra
+                .get(k)
+                .and_then(serde_json::Value::as_i64)
+                .filter(|v| remember_me && *v > 0)
+        };
+        (
+            rm("ssoSessionIdleTimeoutRememberMe").unwrap_or(self.sso_session_idle_timeout),
+            rm("ssoSessionMaxLifespanRememberMe").unwrap_or(self.sso_session_max_lifespan),
+        )
+    }
+
     /// A realm with Keycloak's defaults.
     pub fn new(name: &str) -> Self {
         Realm {
@@ -793,6 +810,11 @@ pub struct Session {
     /// (Keycloak's `FEDERATED_ID_TOKEN` session note).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker: Option<BrokerSession>,
+    /// The user asked to be remembered at login (Keycloak's "Remember
+    /// me"): the realm's remember-me timeouts apply, and the browser keeps
+    /// the session cookie after it closes.
+    #[serde(default)]
+    pub remember_me: bool,
 }
 
 /// A browser session's login at an identity provider.

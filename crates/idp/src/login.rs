@@ -98,6 +98,21 @@ pub async fn check_password(
     Ok(result)
 }
 
+/// Spends one request from the client IP's budget of failed logins, for
+/// a page that mails or creates something on each request (the reset
+/// form, registration): false, and nothing spent, when it is used up.
+pub fn spend_ip_budget(idp: &Idp, ip: Option<&str>) -> bool {
+    let (Some(ip), Some(p)) = (ip, &idp.login_ip_policy) else {
+        return true;
+    };
+    let now = gatehouse_core::time::now_nanos();
+    if idp.login_ip_limiter.blocked_for(ip, p, now) > 0 {
+        return false;
+    }
+    idp.login_ip_limiter.check(ip, p, now);
+    true
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn check(
     idp: &Idp,

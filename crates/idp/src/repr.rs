@@ -127,9 +127,17 @@ pub fn realm(r: &Realm) -> Value {
         "resetPasswordAllowed",
         "registrationAllowed",
         "registrationEmailAsUsername",
+        "rememberMe",
         "verifyEmail",
     ] {
         o.entry(key).or_insert(json!(false));
+    }
+    // "Remember me" sessions: 0 means the realm's own timeouts.
+    for key in [
+        "ssoSessionIdleTimeoutRememberMe",
+        "ssoSessionMaxLifespanRememberMe",
+    ] {
+        o.entry(key).or_insert(json!(0));
     }
     // The lifespans of the links Gatehouse mails (`action_token.rs`).
     o.entry("actionTokenGeneratedByAdminLifespan")

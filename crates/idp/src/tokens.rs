@@ -743,8 +743,8 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
         let exp = if s.offline {
             now + g.realm.offline_session_idle_timeout
         } else {
-            (now + g.realm.sso_session_idle_timeout)
-                .min(s.started + g.realm.sso_session_max_lifespan)
+            let (idle, max) = g.realm.session_limits(s.remember_me);
+            (now + idle).min(s.started + max)
         };
         let rt = json!({
             "exp": exp, "iat": now, "jti": s.refresh_token_id.clone().unwrap_or_else(gatehouse_core::id::uuid),

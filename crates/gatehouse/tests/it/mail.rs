@@ -228,11 +228,7 @@ async fn a_forgotten_password_is_reset_by_a_mailed_link() {
     let first = login_page(&s).await;
     let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
     let html = first.text().await.expect("html");
-    let forgot = format!(
-        "{}{}",
-        s.base,
-        between(&html, "id=\"kc-forgot-password\" href=\"", "\"").replace("&amp;", "&")
-    );
+    let forgot = href(&s, &html, "kc-forgot-password");
     // The page belongs to the browser that started the login.
     assert!(
         open(&s, &forgot, None)
@@ -246,16 +242,9 @@ async fn a_forgotten_password_is_reset_by_a_mailed_link() {
     assert_eq!(r.status(), 200);
     let form = r.text().await.expect("html");
     assert!(form.contains("Forgot Your Password?"), "{form}");
-    let csrf = between(&form, "name=\"csrf\" value=\"", "\"").to_owned();
-    let post = |name: &'static str| {
-        s.http
-            .post(&forgot)
-            .header("cookie", &cookie)
-            .form(&[("username", name), ("csrf", csrf.as_str())])
-            .send()
-    };
+    let reset = LoginPage::of(&s, &form, cookie.clone());
     // No one by that name: the same answer, and nothing mailed.
-    let r = post("nobody").await.expect("post");
+    let r = reset.post(&[("username", "nobody")]).await;
     assert_eq!(r.status(), 200);
     assert!(
         r.text()
@@ -264,7 +253,7 @@ async fn a_forgotten_password_is_reset_by_a_mailed_link() {
             .contains("You should receive an email shortly")
     );
     // Alice, by her address.
-    let r = post("alice@example.com").await.expect("post");
+    let r = reset.post(&[("username", "alice@example.com")]).await;
     assert!(
         r.text()
             .await
@@ -296,23 +285,12 @@ async fn a_forgotten_password_is_reset_by_a_mailed_link() {
     assert_eq!(r.status(), 200);
     let page = r.text().await.expect("html");
     assert!(page.contains("name=\"password-new\""), "{page}");
-    let action = format!(
-        "{}{}",
-        s.base,
-        between(&page, "action=\"", "\"").replace("&amp;", "&")
-    );
-    let r = s
-        .http
-        .post(&action)
-        .header("cookie", &cookie)
-        .form(&[
+    let r = LoginPage::of(&s, &page, cookie.clone())
+        .post(&[
             ("password-new", "reset-pw-1"),
             ("password-confirm", "reset-pw-1"),
-            ("csrf", csrf.as_str()),
         ])
-        .send()
-        .await
-        .expect("post");
+        .await;
     assert_eq!(r.status(), 302);
     let loc = r.headers()["location"].to_str().expect("loc").to_owned();
     assert!(loc.starts_with("http://127.0.0.1/cb?"), "{loc}");
@@ -345,25 +323,15 @@ async fn a_forgotten_password_is_reset_by_a_mailed_link() {
     let first = login_page(&s).await;
     let cookie2 = set_cookie(&first, "GATEHOUSE_CSRF");
     let html = first.text().await.expect("html");
-    let forgot = format!(
-        "{}{}",
-        s.base,
-        between(&html, "id=\"kc-forgot-password\" href=\"", "\"").replace("&amp;", "&")
-    );
+    let forgot = href(&s, &html, "kc-forgot-password");
     let form = open(&s, &forgot, Some(&cookie2))
         .await
         .text()
         .await
         .expect("html");
-    let csrf2 = between(&form, "name=\"csrf\" value=\"", "\"").to_owned();
-    let r = s
-        .http
-        .post(&forgot)
-        .header("cookie", &cookie2)
-        .form(&[("username", "alice"), ("csrf", csrf2.as_str())])
-        .send()
-        .await
-        .expect("post");
+    let r = LoginPage::of(&s, &form, cookie2)
+        .post(&[("username", "alice")])
+        .await;
     assert_eq!(r.status(), 200);
     let link = sink.nth(1).await.link();
     let r = open(&s, &link, None).await;
@@ -616,35 +584,19 @@ async fn admins_mail_action_links_and_test_the_server() {
     let cookie = set_cookie(&r, "GATEHOUSE_CSRF");
     let html = r.text().await.expect("html");
     assert!(html.contains("<li>Update Password</li>"), "{html}");
-    let proceed = format!(
-        "{}{}",
-        s.base,
-        between(&html, "id=\"kc-proceed\" href=\"", "\"").replace("&amp;", "&")
-    );
+    let proceed = href(&s, &html, "kc-proceed");
     // ... and only in the browser that was asked.
     assert_eq!(open(&s, &proceed, None).await.status(), 400);
     let r = open(&s, &proceed, Some(&cookie)).await;
     assert_eq!(r.status(), 200);
     let page = r.text().await.expect("html");
     assert!(page.contains("name=\"password-new\""), "{page}");
-    let action = format!(
-        "{}{}",
-        s.base,
-        between(&page, "action=\"", "\"").replace("&amp;", "&")
-    );
-    let csrf = between(&page, "name=\"csrf\" value=\"", "\"").to_owned();
-    let r = s
-        .http
-        .post(&action)
-        .header("cookie", &cookie)
-        .form(&[
+    let r = LoginPage::of(&s, &page, cookie.clone())
+        .post(&[
             ("password-new", "admin-set-1"),
             ("password-confirm", "admin-set-1"),
-            ("csrf", csrf.as_str()),
         ])
-        .send()
-        .await
-        .expect("post");
+        .await;
     assert_eq!(r.status(), 200);
     let done = r.text().await.expect("html");
     assert!(done.contains("Your account has been updated."), "{done}");
@@ -702,11 +654,7 @@ async fn admins_mail_action_links_and_test_the_server() {
         html.contains("Confirm validity of e-mail address alice@example.com"),
         "{html}"
     );
-    let proceed = format!(
-        "{}{}",
-        s.base,
-        between(&html, "id=\"kc-proceed\" href=\"", "\"").replace("&amp;", "&")
-    );
+    let proceed = href(&s, &html, "kc-proceed");
     let r = open(&s, &proceed, Some(&cookie)).await;
     assert_eq!(r.status(), 200);
     assert!(
@@ -812,11 +760,7 @@ async fn organization_invitations_are_mailed_and_accepted() {
         html.contains("You were invited to join the Acme organization."),
         "{html}"
     );
-    let proceed = format!(
-        "{}{}",
-        s.base,
-        between(&html, "id=\"kc-proceed\" href=\"", "\"").replace("&amp;", "&")
-    );
+    let proceed = href(&s, &html, "kc-proceed");
     let r = open(&s, &proceed, Some(&cookie)).await;
     assert_eq!(r.status(), 200);
     let done = r.text().await.expect("html");

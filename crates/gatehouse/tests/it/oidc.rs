@@ -3449,3 +3449,140 @@ async fn the_published_realm_gives_its_public_key() {
         .expect("send");
     assert_eq!(r.status(), 404);
 }
+
+/// The whole `Set-Cookie` header `r` sends for cookie `name`.
+fn set_cookie_line(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+/// Keycloak's "Remember me": offered where the realm's `rememberMe` is
+/// on; ticked, the session takes the realm's remember-me timeouts and its
+/// cookie outlives the browser, and the next login page knows the user;
+/// unticked (or not offered), the cookie ends with the browser.
+#[tokio::test]
+async fn remember_me_keeps_the_session_past_the_browser() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let auth = format!("{}/realms/demo/protocol/openid-connect/auth", s.base);
+    let params = [
+        ("response_type", "code"),
+        ("client_id", "app"),
+        ("redirect_uri", "http://127.0.0.1/cb"),
+        ("scope", "openid"),
+    ];
+    let log_in = |cookie: Option<String>, remember: bool| {
+        let (http, auth) = (s.http.clone(), auth.clone());
+        let s = &s;
+        async move {
+            let mut r = http.get(&auth).query(&params);
+            if let Some(c) = cookie {
+                r = r.header("cookie", c);
+            }
+            let first = r.send().await.expect("auth");
+            let page = LoginPage::read(s, first).await;
+            let mut fields = vec![("username", "alice"), ("password", "alice-pw")];
+            if remember {
+                fields.push(("rememberMe", "on"));
+            }
+            page.post(&fields).await
+        }
+    };
+    // Not offered: the box is absent and a posted one does nothing.
+    let html = s
+        .http
+        .get(&auth)
+        .query(&params)
+        .send()
+        .await
+        .expect("auth")
+        .text()
+        .await
+        .expect("html");
+    assert!(!html.contains("rememberMe"));
+    let r = log_in(None, true).await;
+    assert_eq!(r.status(), 302);
+    assert!(!set_cookie_line(&r, "GATEHOUSE_IDENTITY").contains("Max-Age"));
+
+    assert_eq!(
+        s.admin_put(
+            &t,
+            "/demo",
+            Some(&serde_json::json!({"rememberMe": true,
+                "ssoSessionIdleTimeoutRememberMe": 7200, "ssoSessionMaxLifespanRememberMe": 86400}))
+        )
+        .await,
+        204
+    );
+    // Unticked: a browser-session cookie, the realm's 30 minutes idle.
+    let r = log_in(None, false).await;
+    assert_eq!(r.status(), 302);
+    let identity = set_cookie_line(&r, "GATEHOUSE_IDENTITY");
+    assert!(!identity.contains("Max-Age"), "{identity}");
+    assert!(set_cookie_line(&r, "GATEHOUSE_REMEMBER_ME").contains("Max-Age=0"));
+    let code = query_param(r.headers()["location"].to_str().expect("loc"), "code").expect("code");
+    let tokens = s
+        .redeem_code("demo", ("app", "app-secret"), &code, "http://127.0.0.1/cb")
+        .await;
+    let rt = claims(tokens["refresh_token"].as_str().expect("rt"));
+    assert_eq!(
+        rt["exp"].as_i64().expect("exp") - rt["iat"].as_i64().expect("iat"),
+        1800
+    );
+
+    // Ticked: the remember-me timeouts, a lasting cookie, the username kept.
+    let r = log_in(None, true).await;
+    assert_eq!(r.status(), 302);
+    let identity = set_cookie_line(&r, "GATEHOUSE_IDENTITY");
+    assert!(identity.contains("Max-Age=86400"), "{identity}");
+    let remembered = set_cookie(&r, "GATEHOUSE_REMEMBER_ME");
+    assert_eq!(remembered, "GATEHOUSE_REMEMBER_ME=username:alice");
+    let code = query_param(r.headers()["location"].to_str().expect("loc"), "code").expect("code");
+    let tokens = s
+        .redeem_code("demo", ("app", "app-secret"), &code, "http://127.0.0.1/cb")
+        .await;
+    let rt = claims(tokens["refresh_token"].as_str().expect("rt"));
+    assert_eq!(
+        rt["exp"].as_i64().expect("exp") - rt["iat"].as_i64().expect("iat"),
+        7200
+    );
+    let refreshed: serde_json::Value = s
+        .refresh(
+            "demo",
+            ("app", "app-secret"),
+            tokens["refresh_token"].as_str().expect("rt"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let rt = claims(refreshed["refresh_token"].as_str().expect("rt"));
+    assert_eq!(
+        rt["exp"].as_i64().expect("exp") - rt["iat"].as_i64().expect("iat"),
+        7200
+    );
+    let (_, ev) = s.admin_get(&t, "/demo/events?type=LOGIN&max=1").await;
+    assert_eq!(ev[0]["details"]["remember_me"], "true");
+    // The next login page knows who it is, box ticked.
+    let html = s
+        .http
+        .get(&auth)
+        .query(&params)
+        .header("cookie", &remembered)
+        .send()
+        .await
+        .expect("auth")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("value=\"alice\""), "{html}");
+    assert!(
+        html.contains("name=\"rememberMe\" type=\"checkbox\" style=\"width:auto\" checked"),
+        "{html}"
+    );
+}

@@ -68,11 +68,7 @@ async fn people_register_themselves_where_the_realm_allows_it() {
     let login = get("auth", &[]).await.expect("get");
     let cookie = set_cookie(&login, "GATEHOUSE_CSRF");
     let html = login.text().await.expect("html");
-    let link = format!(
-        "{}{}",
-        s.base,
-        between(&html, "id=\"kc-registration\" href=\"", "\"").replace("&amp;", "&")
-    );
+    let link = href(&s, &html, "kc-registration");
     // The link belongs to the browser of that login.
     assert!(
         s.http

@@ -575,6 +575,12 @@ pub fn between<'a>(s: &'a str, a: &str, b: &str) -> &'a str {
     &s[i..j]
 }
 
+/// The absolute URL of the link with `id` in page `html`.
+pub fn href(s: &Server, html: &str, id: &str) -> String {
+    let link = between(html, &format!("id=\"{id}\" href=\""), "\"").replace("&amp;", "&");
+    format!("{}{link}", s.base)
+}
+
 /// `name=value` of the cookie `name` that `r` sets.
 pub fn set_cookie(r: &reqwest::Response, name: &str) -> String {
     r.headers()

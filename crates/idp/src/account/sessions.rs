@@ -61,7 +61,7 @@ async fn repr(caller: &AccountCaller, s: &Session, clients: &[String]) -> Value 
     }
     let mut rep = json!({"id": s.id, "ipAddress": s.ip.clone().unwrap_or_default(),
                          "started": s.started, "lastAccess": s.last_access,
-                         "expires": s.started + caller.realm.sso_session_max_lifespan,
+                         "expires": s.started + caller.realm.session_limits(s.remember_me).1,
                          "browser": "Other/Unknown", "clients": list});
     if caller.is_current(s) {
         rep["current"] = json!(true);

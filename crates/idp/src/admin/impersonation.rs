@@ -54,18 +54,21 @@ async fn impersonate(
         realm: admin_realm.name.clone(),
     };
     let now = gatehouse_core::time::now();
-    let (_, cookies) =
-        crate::oidc::auth::start_sso(&idp, &realm, &user, now, Some(impersonator), None, |s| {
-            let mut ev = Event::user(&realm, "IMPERSONATE");
-            ev.user_id = Some(user.id.clone());
-            ev.session_id = Some(s.id.clone());
-            ev.details
-                .insert("impersonator_realm".into(), admin_realm.name.clone());
-            ev.details
-                .insert("impersonator".into(), admin.username.clone());
-            ev
-        })
-        .await?;
+    let origin = crate::oidc::auth::SsoOrigin {
+        impersonator: Some(impersonator),
+        ..Default::default()
+    };
+    let (_, cookies) = crate::oidc::auth::start_sso(&idp, &realm, &user, now, origin, |s| {
+        let mut ev = Event::user(&realm, "IMPERSONATE");
+        ev.user_id = Some(user.id.clone());
+        ev.session_id = Some(s.id.clone());
+        ev.details
+            .insert("impersonator_realm".into(), admin_realm.name.clone());
+        ev.details
+            .insert("impersonator".into(), admin.username.clone());
+        ev
+    })
+    .await?;
     let redirect = format!("{}/account", idp.issuer(&realm.name));
     let mut r = Json(json!({"sameRealm": same_realm, "redirect": redirect})).into_response();
     for c in cookies {

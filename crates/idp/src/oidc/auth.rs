@@ -65,6 +65,9 @@ pub const SSO_COOKIE: &str = "GATEHOUSE_IDENTITY";
 /// (`login_status_iframe.rs`); Keycloak's `KEYCLOAK_SESSION`.
 pub const SESSION_COOKIE: &str = "GATEHOUSE_SESSION";
 const CSRF_COOKIE: &str = "GATEHOUSE_CSRF";
+/// The username of a browser that asked to be remembered (Keycloak's
+/// `KEYCLOAK_REMEMBER_ME`).
+const REMEMBER_COOKIE: &str = "GATEHOUSE_REMEMBER_ME";
 
 /// A validated authorization request, kept server-side while the user logs in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +119,9 @@ struct AuthRequest {
     /// An organization invitation this login registers someone for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     invite: Option<Invite>,
+    /// The user ticked "Remember me" (where the realm offers it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    remember_me: bool,
 }
 
 /// The invitation a registration answers: its organization, its id and
@@ -160,6 +166,7 @@ impl AuthRequest {
             extra_actions,
             end_after: Some(end),
             invite: None,
+            remember_me: false,
         }
     }
 }
@@ -210,6 +217,24 @@ impl Pending {
         }))
     }
 
+    /// The login named by `query`'s `session_code`, alive and in the
+    /// browser that started it (its CSRF cookie): what a later page of a
+    /// login (reset form, registration, login page again) belongs to.
+    pub async fn in_browser(
+        idp: &Idp,
+        realm: &Realm,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Option<Pending>, OAuthError> {
+        let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+        let Some(id) = q.get("session_code") else {
+            return Ok(None);
+        };
+        Ok(Pending::load(idp, realm, id)
+            .await?
+            .filter(|p| p.same_browser(headers, None)))
+    }
+
     /// Whether `headers` come from the browser that started the login
     /// (its CSRF cookie), and, with `field`, the form it was shown.
     pub fn same_browser(&self, headers: &HeaderMap, field: Option<Option<&str>>) -> bool {
@@ -237,14 +262,21 @@ impl Pending {
     /// The login page again, with `error` said on it.
     pub fn login_page(&self, realm: &Realm, error: Option<&str>) -> Response {
         let hint = self.req.login_hint.as_deref().unwrap_or("");
-        login_form(realm, &self.id, &self.req.csrf, error, hint)
+        login_form(
+            realm,
+            &self.id,
+            &self.req.csrf,
+            error,
+            (hint, self.req.remember_me),
+        )
     }
 
     /// The login page with a notice that is not an error (a reset link
     /// was mailed).
     pub fn login_page_saying(&self, realm: &Realm, notice: &str) -> Response {
         let hint = self.req.login_hint.as_deref().unwrap_or("");
-        login_form_with(realm, &self.id, &self.req.csrf, Notice::Info(notice), hint)
+        let who = (hint, false);
+        login_form_with(realm, &self.id, &self.req.csrf, Notice::Info(notice), who)
     }
 
     /// The user is who an identity provider (`alias`, where they are
@@ -571,8 +603,13 @@ fn set_cookie(
         (_, true) => "; SameSite=None; Secure",
         (_, false) => "; SameSite=Lax",
     };
+    let age = if max_age < 0 {
+        String::new()
+    } else {
+        format!("; Max-Age={max_age}")
+    };
     let v = format!(
-        "{name}={value}; Path=/realms/{}/; Max-Age={max_age}{http_only}{same_site}",
+        "{name}={value}; Path=/realms/{}/{age}{http_only}{same_site}",
         realm.name
     );
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("x=; Max-Age=0"))
@@ -600,8 +637,8 @@ pub async fn sso_session(
     };
     let s = idp.store.session(sid).await?;
     Ok(s.filter(|s| {
-        now - s.last_access <= realm.sso_session_idle_timeout
-            && now - s.started <= realm.sso_session_max_lifespan
+        let (idle, max) = realm.session_limits(s.remember_me);
+        now - s.last_access <= idle && now - s.started <= max
     }))
 }
 
@@ -720,15 +757,17 @@ async fn front_channel_tokens(
     .await
 }
 
+/// The login page; `who` is the username to fill in and whether
+/// "Remember me" starts ticked.
 fn login_form(
     realm: &Realm,
     req_id: &str,
     csrf: &str,
     error: Option<&str>,
-    username: &str,
+    who: (&str, bool),
 ) -> Response {
     let notice = error.map_or(Notice::None, Notice::Error);
-    login_form_with(realm, req_id, csrf, notice, username)
+    login_form_with(realm, req_id, csrf, notice, who)
 }
 
 /// What a page says above its form.
@@ -754,8 +793,17 @@ fn login_form_with(
     req_id: &str,
     csrf: &str,
     notice: Notice<'_>,
-    username: &str,
+    (username, remember): (&str, bool),
 ) -> Response {
+    // Keycloak's "Remember me", where the realm offers it.
+    let remember = if remember_me_offered(realm) {
+        format!(
+            "<label for=\"rememberMe\"><input id=\"rememberMe\" name=\"rememberMe\" type=\"checkbox\" style=\"width:auto\"{}> Remember me</label>",
+            if remember { " checked" } else { "" }
+        )
+    } else {
+        String::new()
+    };
     let title = realm
         .display_name
         .clone()
@@ -786,7 +834,7 @@ fn login_form_with(
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <label for=\"username\">Username or email</label><input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autofocus required value=\"{u}\">\
 <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-<button type=\"submit\" id=\"kc-login\">Sign In</button></form>{forgot}{register}{providers}",
+{remember}<button type=\"submit\" id=\"kc-login\">Sign In</button></form>{forgot}{register}{providers}",
         t = esc(&title),
         r = esc(&realm.name),
         id = esc(req_id),
@@ -870,12 +918,9 @@ async fn authorize(
     headers: &HeaderMap,
     register: bool,
 ) -> Result<Response, OAuthError> {
-    let Ok(realm) = idp.realm(realm).await else {
-        return Ok(page(
-            StatusCode::NOT_FOUND,
-            "Error",
-            "<h1>Realm does not exist</h1>",
-        ));
+    let realm = match realm_or_page(idp, realm).await {
+        Ok(r) => r,
+        Err(page) => return Ok(page),
     };
     let q = match q {
         Ok(q) => q,
@@ -1035,6 +1080,7 @@ async fn authorize(
         extra_actions: Vec::new(),
         end_after: None,
         invite: None,
+        remember_me: false,
     };
     let now = gatehouse_core::time::now();
     // OIDC Core §3.1.2.1: an ID token hint names the user the client
@@ -1144,14 +1190,13 @@ async fn authorize(
             &registration::Entered::default(),
             None,
         ),
-        // Keycloak fills the username field from `login_hint`.
-        None => login_form(
-            &realm,
-            &req_id,
-            &req.csrf,
-            None,
-            q.get("login_hint").unwrap_or(""),
-        ),
+        // Keycloak fills the username field from `login_hint`, else from
+        // the remember-me cookie (and then ticks the box).
+        None => match (q.get("login_hint"), remembered(&realm, headers)) {
+            (Some(hint), _) => login_form(&realm, &req_id, &req.csrf, None, (hint, false)),
+            (None, Some(name)) => login_form(&realm, &req_id, &req.csrf, None, (&name, true)),
+            (None, None) => login_form(&realm, &req_id, &req.csrf, None, ("", false)),
+        },
     };
     r.headers_mut()
         .append(header::SET_COOKIE, csrf_cookie(idp, &realm, &req.csrf));
@@ -1179,12 +1224,9 @@ pub async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let Ok(realm) = idp.realm(&realm).await else {
-        return Ok(page(
-            StatusCode::NOT_FOUND,
-            "Error",
-            "<h1>Realm does not exist</h1>",
-        ));
+    let realm = match realm_or_page(&idp, &realm).await {
+        Ok(r) => r,
+        Err(page) => return Ok(page),
     };
     let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let Some(req_id) = q.get("session_code") else {
@@ -1205,7 +1247,7 @@ pub async fn post(
             "<h1>Invalid request</h1><p class=\"error\" role=\"alert\">The login form could not be verified. Please start again.</p>",
         ));
     }
-    let (req, expires) = (pending.req, pending.expires);
+    let (mut req, expires) = (pending.req, pending.expires);
     let pending_key = format!("reqaction:{req_id}");
     let execution = q.get("execution").or_else(|| {
         // A password form posted to the login URL itself.
@@ -1258,10 +1300,15 @@ pub async fn post(
                 crate::login::LoginFailure::Throttled(_) => THROTTLED,
                 _ => "Invalid username or password.",
             };
-            return Ok(login_form(&realm, req_id, &req.csrf, Some(msg), username));
+            let who = (username, asked_remember(&realm, &form));
+            return Ok(login_form(&realm, req_id, &req.csrf, Some(msg), who));
         }
     };
     let mut user = verified.user;
+    if asked_remember(&realm, &form) {
+        req.remember_me = true;
+        keep_request(&idp, &realm, req_id, &req, expires).await?;
+    }
     match verified.second {
         crate::login::SecondFactor::Code(_) => {
             return otp_step::ask(&idp, &realm, req_id, &req, &user, expires).await;
@@ -1290,23 +1337,25 @@ pub async fn login_again(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let Ok(realm) = idp.realm(&realm).await else {
-        return Ok(page(
+    let realm = match realm_or_page(&idp, &realm).await {
+        Ok(r) => r,
+        Err(page) => return Ok(page),
+    };
+    match Pending::in_browser(&idp, &realm, query.as_deref(), &headers).await? {
+        Some(p) if p.req.end_after.is_none() => Ok(p.login_page(&realm, None)),
+        _ => Ok(expired_page()),
+    }
+}
+
+/// The realm a login page is for, or the page saying it does not exist.
+async fn realm_or_page(idp: &Idp, name: &str) -> Result<Realm, Response> {
+    idp.realm(name).await.map_err(|_| {
+        page(
             StatusCode::NOT_FOUND,
             "Error",
             "<h1>Realm does not exist</h1>",
-        ));
-    };
-    let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    let Some(id) = q.get("session_code") else {
-        return Ok(expired_page());
-    };
-    match Pending::load(&idp, &realm, id).await? {
-        Some(p) if p.req.end_after.is_none() && p.same_browser(&headers, None) => {
-            Ok(p.login_page(&realm, None))
-        }
-        _ => Ok(expired_page()),
-    }
+        )
+    })
 }
 
 /// Stores the login attempt's request again after a step changed it.
@@ -1472,8 +1521,16 @@ async fn log_in(
             alias: b.alias.clone(),
             id_token: b.id_token.clone(),
         });
-    let (session, cookies) = start_sso(idp, realm, user, now, None, broker, |session| {
+    let origin = SsoOrigin {
+        impersonator: None,
+        broker,
+        remember_me: req.remember_me,
+    };
+    let (session, cookies) = start_sso(idp, realm, user, now, origin, |session| {
         let mut ev = Event::user(realm, "LOGIN");
+        if req.remember_me {
+            ev.details.insert("remember_me".into(), "true".into());
+        }
         ev.client_id = Some(req.client_id.clone());
         ev.user_id = Some(user.id.clone());
         ev.session_id = Some(session.id.clone());
@@ -1495,8 +1552,72 @@ async fn log_in(
     for c in cookies {
         r.headers_mut().append(header::SET_COOKIE, c);
     }
+    // Keycloak's KEYCLOAK_REMEMBER_ME: the username, to fill the next
+    // login page, kept a year while the user asks to be remembered.
+    if remember_me_offered(realm) {
+        let c = if req.remember_me {
+            let name: String =
+                url::form_urlencoded::byte_serialize(user.username.as_bytes()).collect();
+            set_cookie(
+                idp,
+                realm,
+                REMEMBER_COOKIE,
+                &format!("username:{name}"),
+                31_536_000,
+                Reach::OwnPages,
+            )
+        } else {
+            set_cookie(idp, realm, REMEMBER_COOKIE, "", 0, Reach::OwnPages)
+        };
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
     Ok(r)
 }
+
+/// The username the browser asked to be remembered by (the
+/// remember-me cookie), where the realm offers "Remember me".
+fn remembered(realm: &Realm, headers: &HeaderMap) -> Option<String> {
+    if !remember_me_offered(realm) {
+        return None;
+    }
+    let v = cookie(headers, REMEMBER_COOKIE)?.strip_prefix("username:")?;
+    let name = url::form_urlencoded::parse(format!("u={v}").as_bytes())
+        .next()
+        .map(|(_, n)| n.into_owned())?;
+    (!name.is_empty() && name.len() <= 255).then_some(name)
+}
+
+/// Whether the login form ticked "Remember me" where the realm offers it
+/// (Keycloak reads the checkbox's `on`).
+fn asked_remember(realm: &Realm, form: &Form) -> bool {
+    remember_me_offered(realm)
+        && form
+            .get("rememberMe")
+            .is_some_and(|v| v.eq_ignore_ascii_case("on"))
+}
+
+/// Whether the realm's login page offers "Remember me" (its `rememberMe`).
+fn remember_me_offered(realm: &Realm) -> bool {
+    realm
+        .extra
+        .get("rememberMe")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
+}
+
+/// How a browser session came about, beyond whose it is.
+#[derive(Default)]
+pub struct SsoOrigin {
+    /// The admin who started it as the user (impersonation).
+    pub impersonator: Option<gatehouse_core::model::Impersonator>,
+    /// The identity provider the login came through.
+    pub broker: Option<gatehouse_core::model::BrokerSession>,
+    /// The user ticked "Remember me".
+    pub remember_me: bool,
+}
+
+/// A cookie's `max_age` for "until the browser closes" (no `Max-Age`).
+const BROWSER_SESSION: i64 = -1;
 
 /// Starts a browser (SSO) session for `user`, written with the one event
 /// `event` makes of it, and returns it with the cookies that carry it. The
@@ -1506,10 +1627,14 @@ pub async fn start_sso(
     realm: &Realm,
     user: &User,
     now: i64,
-    impersonator: Option<gatehouse_core::model::Impersonator>,
-    broker: Option<gatehouse_core::model::BrokerSession>,
+    origin: SsoOrigin,
     event: impl FnOnce(&Session) -> Event,
 ) -> Result<(Session, [HeaderValue; 3]), OAuthError> {
+    let SsoOrigin {
+        impersonator,
+        broker,
+        remember_me,
+    } = origin;
     let session = Session {
         id: gatehouse_core::id::uuid(),
         realm_id: realm.id.clone(),
@@ -1527,17 +1652,25 @@ pub async fn start_sso(
         sso_auth: false,
         impersonator,
         broker,
+        remember_me,
     };
     idp.store
         .create_session(&session, &[event(&session)])
         .await?;
     let ring = idp.keyring(realm).await?;
+    let (idle, max) = realm.session_limits(remember_me);
     let sso = gatehouse_jose::sign::sign_hs512(
         &ring.hs_secret,
         &realm.id,
-        &serde_json::json!({"typ": "SSO", "sid": session.id, "exp": now + realm.sso_session_max_lifespan}),
+        &serde_json::json!({"typ": "SSO", "sid": session.id, "exp": now + max}),
     )?;
-    let life = realm.sso_session_max_lifespan;
+    // As Keycloak: the cookies outlive the browser only for a session the
+    // user asked to be remembered; otherwise they end when it closes.
+    let life = if remember_me {
+        idle.max(max)
+    } else {
+        BROWSER_SESSION
+    };
     let cookies = [
         set_cookie(idp, realm, SSO_COOKIE, &sso, life, Reach::Session),
         set_cookie(

@@ -155,6 +155,7 @@ pub fn new_session(
         sso_auth: false,
         impersonator: None,
         broker: None,
+        remember_me: false,
     }
 }
 
@@ -358,8 +359,8 @@ async fn refresh(
     let expired = if session.offline {
         now - session.last_access > realm.offline_session_idle_timeout
     } else {
-        now - session.last_access > realm.sso_session_idle_timeout
-            || now - session.started > realm.sso_session_max_lifespan
+        let (idle, max) = realm.session_limits(session.remember_me);
+        now - session.last_access > idle || now - session.started > max
     };
     if expired {
         let ended = idp.store.delete_session(&session.id, &[]).await?;
@@ -462,6 +463,7 @@ pub fn client_session(
     session.sso_session_id = Some(sso.id.clone());
     session.sso_auth = sso_auth;
     session.impersonator = sso.impersonator.clone();
+    session.remember_me = sso.remember_me;
     session
 }
 

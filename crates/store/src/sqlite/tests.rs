@@ -28,6 +28,7 @@ fn session(id: &str, realm_id: &str, user_id: &str) -> Session {
         sso_auth: false,
         impersonator: None,
         broker: None,
+        remember_me: false,
     }
 }
 

@@ -37,12 +37,9 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let Ok(realm) = idp.realm(&realm).await else {
-        return Ok(page(
-            StatusCode::NOT_FOUND,
-            "Error",
-            "<h1>Realm does not exist</h1>",
-        ));
+    let realm = match super::realm_or_page(&idp, &realm).await {
+        Ok(r) => r,
+        Err(page) => return Ok(page),
     };
     let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let Some(key) = q.get("key") else {

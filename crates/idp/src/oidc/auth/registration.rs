@@ -23,7 +23,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use gatehouse_core::model::{Event, Realm};
-use gatehouse_core::ratelimit::Limiter;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -47,13 +46,9 @@ async fn login(
     query: Option<String>,
     headers: &HeaderMap,
 ) -> Result<Option<Pending>, OAuthError> {
-    let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    let Some(id) = q.get("session_code") else {
-        return Ok(None);
-    };
-    Ok(Pending::load(idp, realm, id).await?.filter(|p| {
-        (p.req.end_after.is_none() || p.req.invite.is_some()) && p.same_browser(headers, None)
-    }))
+    Ok(Pending::in_browser(idp, realm, query.as_deref(), headers)
+        .await?
+        .filter(|p| p.req.end_after.is_none() || p.req.invite.is_some()))
 }
 
 /// Whether this login may register someone: the realm allows it, or the
@@ -70,12 +65,9 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let Ok(realm) = idp.realm(&realm).await else {
-        return Ok(page(
-            StatusCode::NOT_FOUND,
-            "Error",
-            "<h1>Realm does not exist</h1>",
-        ));
+    let realm = match super::realm_or_page(&idp, &realm).await {
+        Ok(r) => r,
+        Err(page) => return Ok(page),
     };
     match login(&idp, &realm, query, &headers).await? {
         Some(p) if !may_register(&realm, &p) => Ok(error_page(NOT_ALLOWED)),
@@ -122,12 +114,9 @@ pub async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let Ok(realm) = idp.realm(&realm).await else {
-        return Ok(page(
-            StatusCode::NOT_FOUND,
-            "Error",
-            "<h1>Realm does not exist</h1>",
-        ));
+    let realm = match super::realm_or_page(&idp, &realm).await {
+        Ok(r) => r,
+        Err(page) => return Ok(page),
     };
     let Some(p) = login(&idp, &realm, query, &headers).await? else {
         return Ok(expired_page());
@@ -189,15 +178,9 @@ pub async fn post(
     }
     // Each registration spends from the client IP's budget of failed
     // logins, so accounts cannot be made without end from one network.
-    if let (Some(ip), Some(policy)) = (
-        crate::oidc::form::client_ip(&idp, &ext, &headers),
-        &idp.login_ip_policy,
-    ) {
-        let now = gatehouse_core::time::now_nanos();
-        if idp.login_ip_limiter.blocked_for(&ip, policy, now) > 0 {
-            return Ok(form(&realm, &p.id, p.csrf(), &entered, Some(THROTTLED)));
-        }
-        idp.login_ip_limiter.check(&ip, policy, now);
+    let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);
+    if !crate::login::spend_ip_budget(&idp, ip.as_deref()) {
+        return Ok(form(&realm, &p.id, p.csrf(), &entered, Some(THROTTLED)));
     }
     if idp
         .store

@@ -20,7 +20,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use gatehouse_core::model::{Event, Realm};
-use gatehouse_core::ratelimit::Limiter;
 use std::sync::Arc;
 
 /// What the page says when the realm does not allow resets.
@@ -50,13 +49,9 @@ async fn login(
     query: Option<String>,
     headers: &HeaderMap,
 ) -> Result<Option<Pending>, OAuthError> {
-    let q = Form::parse_query(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    let Some(id) = q.get("session_code") else {
-        return Ok(None);
-    };
-    Ok(Pending::load(idp, realm, id)
+    Ok(Pending::in_browser(idp, realm, query.as_deref(), headers)
         .await?
-        .filter(|p| p.req.end_after.is_none() && p.same_browser(headers, None)))
+        .filter(|p| p.req.end_after.is_none()))
 }
 
 /// The form.
@@ -66,12 +61,9 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let Ok(realm) = idp.realm(&realm).await else {
-        return Ok(page(
-            StatusCode::NOT_FOUND,
-            "Error",
-            "<h1>Realm does not exist</h1>",
-        ));
+    let realm = match super::realm_or_page(&idp, &realm).await {
+        Ok(r) => r,
+        Err(page) => return Ok(page),
     };
     if !allowed(&realm) {
         return Ok(error_page(NOT_ALLOWED));
@@ -91,12 +83,9 @@ pub async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let Ok(realm) = idp.realm(&realm).await else {
-        return Ok(page(
-            StatusCode::NOT_FOUND,
-            "Error",
-            "<h1>Realm does not exist</h1>",
-        ));
+    let realm = match super::realm_or_page(&idp, &realm).await {
+        Ok(r) => r,
+        Err(page) => return Ok(page),
     };
     if !allowed(&realm) {
         return Ok(error_page(NOT_ALLOWED));
@@ -117,15 +106,9 @@ pub async fn post(
     }
     // Every request spends from the client IP's budget of failed logins
     // (`login_failures_per_minute_per_ip`): a mail is sent per request.
-    if let (Some(ip), Some(policy)) = (
-        crate::oidc::form::client_ip(&idp, &ext, &headers),
-        &idp.login_ip_policy,
-    ) {
-        let now = gatehouse_core::time::now_nanos();
-        if idp.login_ip_limiter.blocked_for(&ip, policy, now) > 0 {
-            return Ok(form(&realm, &p, Some(super::THROTTLED)));
-        }
-        idp.login_ip_limiter.check(&ip, policy, now);
+    let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);
+    if !crate::login::spend_ip_budget(&idp, ip.as_deref()) {
+        return Ok(form(&realm, &p, Some(super::THROTTLED)));
     }
     let mut user = idp.store.user_by_username(&realm.id, name).await?;
     if user.is_none() && name.contains('@') {
