@@ -3,12 +3,17 @@
 //! `failureFactor` failures the account is locked for a wait that grows by
 //! `waitIncrementSeconds` up to `maxFailureWaitSeconds`; failures older than
 //! `maxDeltaTimeSeconds` are forgotten. While locked, even the right
-//! password fails, with the same answer as a wrong one.
+//! password fails, with the same answer as a wrong one. With the realm's
+//! `permanentLockout`, the account is disabled instead once the failures
+//! reach `failureFactor` (or, with `maxTemporaryLockouts`, once it has been
+//! locked more times than that), marked `disabled_reason: permanentLockout`
+//! until an admin enables it or clears its failures.
 
 use crate::error::OAuthError;
 use crate::state::Idp;
 use gatehouse_core::model::{Credential, Event, Realm, User};
 use gatehouse_core::ratelimit::Limiter;
+use gatehouse_store::LoginFailures;
 
 /// Why a login failed; the caller maps each to the same generic text.
 #[derive(Debug, PartialEq, Eq)]
@@ -33,6 +38,78 @@ impl LoginFailure {
             LoginFailure::Throttled(_) => "too_many_attempts_from_ip",
         }
     }
+}
+
+/// The user attribute a brute-force disable is marked with (Keycloak's
+/// `disabled_reason`), and the mark of a permanent lockout.
+pub const DISABLED_REASON: &str = "disabled_reason";
+pub const PERMANENT_LOCKOUT: &str = "permanentLockout";
+
+/// Whether `user` was disabled by a permanent lockout (not by an admin).
+pub fn locked_permanently(user: &User) -> bool {
+    !user.enabled
+        && user
+            .attributes
+            .get(DISABLED_REASON)
+            .is_some_and(|v| v.iter().any(|x| x == PERMANENT_LOCKOUT))
+}
+
+/// Whether failures `lf` end in a permanent lockout under the realm's
+/// `permanentLockout` and `maxTemporaryLockouts` (each `failureFactor`
+/// failures is one temporary lockout).
+fn lockout_is_permanent(realm: &Realm, lf: &LoginFailures) -> bool {
+    let flag = |k: &str| realm.extra.get(k).and_then(serde_json::Value::as_bool) == Some(true);
+    if !realm.brute_force_protected || !flag("permanentLockout") || realm.failure_factor <= 0 {
+        return false;
+    }
+    let max_temporary = realm
+        .extra
+        .get("maxTemporaryLockouts")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(0);
+    let lockouts = lf.failures / realm.failure_factor;
+    if max_temporary <= 0 {
+        lockouts >= 1
+    } else {
+        lockouts > max_temporary
+    }
+}
+
+/// Records a failed login of `user` (event `ev` with it); where that makes
+/// the lockout permanent, the account is disabled now (event
+/// `USER_DISABLED_BY_PERMANENT_LOCKOUT`), its sessions end and the gateway
+/// refuses its tokens.
+async fn record_failure(
+    idp: &Idp,
+    realm: &Realm,
+    user: &User,
+    (now, ip): (i64, Option<&str>),
+    ev: Event,
+) -> Result<(), OAuthError> {
+    let lf = idp
+        .store
+        .record_login_failure(&realm.id, &user.id, now, ip, &[ev])
+        .await?;
+    if !lockout_is_permanent(realm, &lf) {
+        return Ok(());
+    }
+    let Some(mut u) = idp.store.user(&realm.id, &user.id).await? else {
+        return Ok(());
+    };
+    if !u.enabled {
+        return Ok(());
+    }
+    u.enabled = false;
+    u.attributes
+        .insert(DISABLED_REASON.into(), vec![PERMANENT_LOCKOUT.into()]);
+    let mut ev = Event::user(realm, "USER_DISABLED_BY_PERMANENT_LOCKOUT");
+    ev.user_id = Some(u.id.clone());
+    ev.details.insert("username".into(), u.username.clone());
+    idp.store.update_user(&u, &[ev]).await?;
+    let ended = idp.store.delete_user_sessions(&u.id, &[]).await?;
+    idp.sessions_ended(realm, &ended).await;
+    idp.user_revoked(realm, &u.id).await?;
+    Ok(())
 }
 
 /// Seconds the user is still locked out for, 0 when not locked.
@@ -143,6 +220,13 @@ async fn check(
             .await?;
         return Ok(Err(LoginFailure::InvalidCredentials));
     };
+    // Locked out for good: the same answer as a wrong password, whatever
+    // the password, so guessing on cannot tell when it was right.
+    if locked_permanently(&user) {
+        idp.record(error_event(Some(&user.id), &LoginFailure::Locked))
+            .await?;
+        return Ok(Err(LoginFailure::Locked));
+    }
     // Brute-force bookkeeping costs a query per login: only where it is on.
     let mut lf = if realm.brute_force_protected {
         idp.store.login_failures(&user.id).await?
@@ -174,9 +258,7 @@ async fn check(
         let failure = LoginFailure::InvalidCredentials;
         let ev = error_event(Some(&user.id), &failure);
         if realm.brute_force_protected {
-            idp.store
-                .record_login_failure(&realm.id, &user.id, now, ip, &[ev])
-                .await?;
+            record_failure(idp, realm, &user, (now, ip), ev).await?;
         } else {
             idp.record(ev).await?;
         }
@@ -288,9 +370,7 @@ pub async fn check_otp(
     };
     let ev = otp_error(realm, client_id, user, ip, &failure);
     if realm.brute_force_protected && !locked {
-        idp.store
-            .record_login_failure(&realm.id, &user.id, now, ip, &[ev])
-            .await?;
+        record_failure(idp, realm, user, (now, ip), ev).await?;
     } else {
         idp.record(ev).await?;
     }

@@ -128,6 +128,7 @@ pub fn realm(r: &Realm) -> Value {
         "registrationAllowed",
         "registrationEmailAsUsername",
         "rememberMe",
+        "permanentLockout",
         "verifyEmail",
     ] {
         o.entry(key).or_insert(json!(false));
@@ -136,6 +137,7 @@ pub fn realm(r: &Realm) -> Value {
     for key in [
         "ssoSessionIdleTimeoutRememberMe",
         "ssoSessionMaxLifespanRememberMe",
+        "maxTemporaryLockouts",
     ] {
         o.entry(key).or_insert(json!(0));
     }

@@ -3586,3 +3586,98 @@ async fn remember_me_keeps_the_session_past_the_browser() {
         "{html}"
     );
 }
+
+/// Keycloak's permanent lockout: with `permanentLockout` the account is
+/// disabled once the failures reach `failureFactor` (with
+/// `maxTemporaryLockouts`, after that many temporary lockouts), its
+/// tokens stop, even the right password gets the generic answer; clearing
+/// its failures or enabling it lifts the lockout.
+#[tokio::test]
+async fn permanent_lockout_disables_the_account_until_an_admin_lifts_it() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let settings = serde_json::json!({"bruteForceProtected": true, "failureFactor": 2,
+        "waitIncrementSeconds": 1, "permanentLockout": true});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&settings)).await, 204);
+    let (_, realm) = s.admin_get(&t, "/demo").await;
+    assert_eq!(
+        (
+            realm["permanentLockout"].clone(),
+            realm["maxTemporaryLockouts"].clone()
+        ),
+        (serde_json::json!(true), serde_json::json!(0))
+    );
+    let alice = s.user_id(&t, "demo", "alice").await;
+    let grant =
+        |pw: &'static str| s.password_grant("demo", "app", Some("app-secret"), "alice", pw, None);
+    let good = grant("alice-pw").await;
+    assert_eq!(good.status(), 200);
+    let token: serde_json::Value = good.json().await.expect("json");
+    let access = token["access_token"].as_str().expect("at").to_owned();
+    for _ in 0..2 {
+        assert_eq!(grant("bad").await.status(), 401);
+    }
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{alice}")).await;
+    assert_eq!(u["enabled"], false);
+    assert_eq!(
+        u["attributes"]["disabled_reason"],
+        serde_json::json!(["permanentLockout"])
+    );
+    let r = grant("alice-pw").await;
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        body["error_description"], "Invalid user credentials",
+        "the generic answer"
+    );
+    assert_eq!(
+        s.userinfo("demo", &access).await.status(),
+        401,
+        "her tokens stop"
+    );
+    let path = format!("/demo/attack-detection/brute-force/users/{alice}");
+    assert_eq!(s.admin_get(&t, &path).await.1["disabled"], true);
+    let (_, ev) = s
+        .admin_get(&t, "/demo/events?type=USER_DISABLED_BY_PERMANENT_LOCKOUT")
+        .await;
+    assert_eq!(ev.as_array().map(Vec::len), Some(1));
+    // Cleared by the admin: enabled again, the mark gone.
+    assert_eq!(s.admin_delete(&t, &path).await, 204);
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{alice}")).await;
+    assert_eq!(u["enabled"], true);
+    assert!(u["attributes"].get("disabled_reason").is_none(), "{u}");
+    assert_eq!(grant("alice-pw").await.status(), 200);
+
+    // With maxTemporaryLockouts 1: one temporary lockout first (the wait
+    // passes), the second makes it permanent; enabling the user lifts it.
+    let settings = serde_json::json!({"maxTemporaryLockouts": 1});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&settings)).await, 204);
+    for _ in 0..2 {
+        grant("bad").await;
+    }
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{alice}")).await;
+    assert_eq!(u["enabled"], true, "only locked for a while");
+    // (A try while locked is refused uncounted: each waits out the lock.)
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        grant("bad").await;
+    }
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{alice}")).await;
+    assert_eq!(u["enabled"], false, "locked for good");
+    assert_eq!(
+        s.admin_put(
+            &t,
+            &format!("/demo/users/{alice}"),
+            Some(&serde_json::json!({"enabled": true}))
+        )
+        .await,
+        204
+    );
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{alice}")).await;
+    assert!(u["attributes"].get("disabled_reason").is_none(), "{u}");
+    assert_eq!(
+        grant("alice-pw").await.status(),
+        200,
+        "failures cleared too"
+    );
+}

@@ -1,6 +1,7 @@
 //! `/admin/realms/{realm}/attack-detection/brute-force/users[/{id}]`:
 //! Keycloak's view of brute-force detection, so an administrator can see
-//! why a user cannot log in and unlock them before the wait runs out.
+//! why a user cannot log in and unlock them before the wait runs out (or,
+//! after a permanent lockout, enable them again).
 
 use super::RealmAdmin;
 use crate::admin::event;
@@ -33,7 +34,13 @@ async fn status(
         "numTemporaryLockouts": 0, "lastFailure": 0, "lastIPFailure": "n/a",
         "failedLoginNotBefore": 0,
     });
-    if !realm.brute_force_protected || idp.store.user(&realm.id, &id).await?.is_none() {
+    let Some(user) = idp.store.user(&realm.id, &id).await? else {
+        return Ok(Json(v));
+    };
+    if crate::login::locked_permanently(&user) {
+        v["disabled"] = json!(true);
+    }
+    if !realm.brute_force_protected {
         return Ok(Json(v));
     }
     let lf = idp.store.login_failures(&id).await?;
@@ -75,5 +82,26 @@ async fn reset(admin: &RealmAdmin, user: Option<&str>) -> Result<StatusCode, Adm
     idp.store
         .reset_login_failures(&realm.id, user, &[ev])
         .await?;
+    // Users a permanent lockout disabled are enabled again, as Keycloak's
+    // clearing does.
+    let locked = match user {
+        Some(id) => idp.store.user(&realm.id, id).await?.into_iter().collect(),
+        None => {
+            let q = gatehouse_store::UserQuery {
+                attributes: vec![(
+                    crate::login::DISABLED_REASON.into(),
+                    crate::login::PERMANENT_LOCKOUT.into(),
+                )],
+                max: i64::MAX,
+                ..Default::default()
+            };
+            idp.store.users(&realm.id, &q).await?
+        }
+    };
+    for mut u in locked.into_iter().filter(crate::login::locked_permanently) {
+        u.enabled = true;
+        u.attributes.remove(crate::login::DISABLED_REASON);
+        idp.store.update_user(&u, &[]).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

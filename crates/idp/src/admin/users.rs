@@ -478,8 +478,15 @@ async fn update(
     let mut u = load(&idp, &realm, &id).await?;
     let (old_name, old_email) = (u.username.clone(), u.email.clone());
     let old_attributes = u.attributes.clone();
+    let was_locked_out = crate::login::locked_permanently(&u);
     repr::apply_user(&mut u, &rep).map_err(AdminError::bad_request)?;
     u.attributes = Policy::of(&realm).written(std::mem::take(&mut u.attributes), &old_attributes);
+    // Enabled again by an admin: the permanent lockout is over, as in
+    // Keycloak (its mark and the failures that led to it go).
+    let lockout_lifted = was_locked_out && u.enabled;
+    if lockout_lifted {
+        u.attributes.remove(crate::login::DISABLED_REASON);
+    }
     if u.username != old_name
         && idp
             .store
@@ -508,6 +515,9 @@ async fn update(
         Some(&rep),
     );
     idp.store.update_user(&u, &[ev]).await?;
+    if lockout_lifted {
+        idp.store.clear_login_failures(&u.id).await?;
+    }
     if !u.enabled {
         // A disabled user's sessions end now, so refresh and the gateway's
         // revocation check stop them at once.
