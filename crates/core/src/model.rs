@@ -70,6 +70,71 @@ pub fn default_optional_scopes() -> Vec<String> {
 }
 
 impl Realm {
+    /// A whole number of seconds Keycloak keeps in the realm representation
+    /// (`accessCodeLifespan`...), or `default` where unset or not positive.
+    fn seconds(&self, key: &str, default: i64) -> i64 {
+        self.extra
+            .get(key)
+            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+            .filter(|v| *v > 0)
+            .unwrap_or(default)
+    }
+
+    /// How long an authorization code lives (`accessCodeLifespan`, 60 s).
+    pub fn code_lifespan(&self) -> i64 {
+        self.seconds("accessCodeLifespan", 60)
+    }
+
+    /// How long a login page stays usable (`accessCodeLifespanLogin`,
+    /// 30 min).
+    pub fn login_lifespan(&self) -> i64 {
+        self.seconds("accessCodeLifespanLogin", 1800)
+    }
+
+    /// How long an access token from the implicit or hybrid flow's front
+    /// channel lives (`accessTokenLifespanForImplicitFlow`, 15 min).
+    pub fn implicit_token_lifespan(&self) -> i64 {
+        self.seconds("accessTokenLifespanForImplicitFlow", 900)
+    }
+
+    /// The cap on an offline session's whole life, where the realm sets
+    /// one (`offlineSessionMaxLifespanEnabled`, then
+    /// `offlineSessionMaxLifespan`, 60 days by default).
+    pub fn offline_max_lifespan(&self) -> Option<i64> {
+        (self.extra.get("offlineSessionMaxLifespanEnabled") == Some(&serde_json::Value::Bool(true)))
+            .then(|| self.seconds("offlineSessionMaxLifespan", 5_184_000))
+    }
+
+    /// The idle timeout and maximum lifespan of `client`'s sessions: the
+    /// client's `client.session.idle.timeout` / `client.session.max.lifespan`,
+    /// else the realm's `clientSessionIdleTimeout` / `clientSessionMaxLifespan`,
+    /// never longer than the SSO session's (0 or unset: the SSO session's),
+    /// as Keycloak.
+    pub fn client_session_limits(&self, client: &Client, remember_me: bool) -> (i64, i64) {
+        let (sso_idle, sso_max) = self.session_limits(remember_me);
+        let pick = |attr: &str, key: &str, sso: i64| {
+            client
+                .attributes
+                .get(attr)
+                .and_then(|v| v.parse::<i64>().ok())
+                .filter(|v| *v > 0)
+                .unwrap_or_else(|| self.seconds(key, sso))
+                .min(sso)
+        };
+        (
+            pick(
+                "client.session.idle.timeout",
+                "clientSessionIdleTimeout",
+                sso_idle,
+            ),
+            pick(
+                "client.session.max.lifespan",
+                "clientSessionMaxLifespan",
+                sso_max,
+            ),
+        )
+    }
+
     /// The SSO idle timeout and maximum lifespan, in seconds, of a session
     /// with or without "Remember me": Keycloak's
     /// `ssoSessionIdleTimeoutRememberMe` / `ssoSessionMaxLifespanRememberMe`

@@ -271,8 +271,11 @@ pub async fn rotate(
     };
     let sign_from = now + publish_ahead_secs.max(0);
     // The longest-lived token an old key may have signed: the realm's access
-    // token lifespan or any client override (ID tokens share it).
-    let mut longest = realm.access_token_lifespan;
+    // token lifespan, its front-channel one, or any client override (ID
+    // tokens share them).
+    let mut longest = realm
+        .access_token_lifespan
+        .max(realm.implicit_token_lifespan());
     for c in idp.store.clients(&realm.id).await? {
         if let Some(l) = c.access_token_lifespan() {
             longest = longest.max(l);

@@ -133,8 +133,27 @@ pub fn realm(r: &Realm) -> Value {
     ] {
         o.entry(key).or_insert(json!(false));
     }
-    // "Remember me" sessions: 0 means the realm's own timeouts.
+    // Keycloak's other lifespans, as they apply (`Realm` reads them).
+    for (key, value) in [
+        ("accessCodeLifespan", json!(r.code_lifespan())),
+        ("accessCodeLifespanLogin", json!(r.login_lifespan())),
+        (
+            "accessTokenLifespanForImplicitFlow",
+            json!(r.implicit_token_lifespan()),
+        ),
+        (
+            "offlineSessionMaxLifespanEnabled",
+            json!(r.offline_max_lifespan().is_some()),
+        ),
+        ("offlineSessionMaxLifespan", json!(5_184_000)),
+    ] {
+        o.entry(key).or_insert(value);
+    }
+    // "Remember me" sessions and client sessions: 0 means the realm's own
+    // SSO timeouts.
     for key in [
+        "clientSessionIdleTimeout",
+        "clientSessionMaxLifespan",
         "ssoSessionIdleTimeoutRememberMe",
         "ssoSessionMaxLifespanRememberMe",
         "maxTemporaryLockouts",

@@ -741,9 +741,12 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
 
     if let (true, Some(s)) = (g.refresh, g.session) {
         let exp = if s.offline {
-            now + g.realm.offline_session_idle_timeout
+            let idle = now + g.realm.offline_session_idle_timeout;
+            g.realm
+                .offline_max_lifespan()
+                .map_or(idle, |max| idle.min(s.started + max))
         } else {
-            let (idle, max) = g.realm.session_limits(s.remember_me);
+            let (idle, max) = g.realm.client_session_limits(g.client, s.remember_me);
             (now + idle).min(s.started + max)
         };
         let rt = json!({
@@ -780,12 +783,10 @@ pub async fn front_channel(
     state: Option<&str>,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
     let now = gatehouse_core::time::now();
-    let Claims {
-        access,
-        id,
-        lifespan,
-        ..
-    } = claims(idp, g, now, with_id).await?;
+    let Claims { mut access, id, .. } = claims(idp, g, now, with_id).await?;
+    // Keycloak gives front-channel access tokens their own lifespan.
+    let lifespan = g.realm.implicit_token_lifespan();
+    access.insert("exp".into(), json!(now + lifespan));
     let mut out = Vec::new();
     let access_token = if with_token {
         let signer = signer(idp, g, ring, ACCESS_ALG).await?;

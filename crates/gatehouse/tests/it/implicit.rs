@@ -98,6 +98,14 @@ async fn implicit_and_hybrid_flows_for_clients_that_allow_them() {
     assert_eq!(id["at_hash"], half_hash(at).as_str());
     assert_eq!(id["s_hash"], half_hash("st").as_str());
     assert_eq!(claims(at)["sid"], id["sid"]);
+    // Keycloak's accessTokenLifespanForImplicitFlow (15 minutes), not the
+    // realm's 5-minute access tokens.
+    let at_claims = claims(at);
+    assert_eq!(
+        at_claims["exp"].as_i64().expect("exp") - at_claims["iat"].as_i64().expect("iat"),
+        900
+    );
+    assert_eq!(p["expires_in"], "900");
     let r = s.userinfo("demo", at).await;
     assert_eq!(r.status(), 200, "the front-channel token is a live token");
 

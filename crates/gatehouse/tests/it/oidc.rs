@@ -3681,3 +3681,101 @@ async fn permanent_lockout_disables_the_account_until_an_admin_lifts_it() {
         "failures cleared too"
     );
 }
+
+/// Keycloak's other lifespans, read from the realm as a Keycloak export
+/// or the admin API sets them: `accessCodeLifespan`, client-session
+/// timeouts (realm `clientSession*`, client `client.session.*`, never
+/// beyond the SSO session's), and the offline session cap.
+#[tokio::test]
+async fn keycloak_lifespans_shape_codes_and_sessions() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let (_, realm) = s.admin_get(&t, "/demo").await;
+    for (k, v) in [
+        ("accessCodeLifespan", 60),
+        ("accessCodeLifespanLogin", 1800),
+        ("accessTokenLifespanForImplicitFlow", 900),
+        ("clientSessionIdleTimeout", 0),
+        ("offlineSessionMaxLifespan", 5_184_000),
+    ] {
+        assert_eq!(realm[k], v, "{k}");
+    }
+    assert_eq!(realm["offlineSessionMaxLifespanEnabled"], false);
+    let lifespan = |rt: &serde_json::Value| {
+        let c = claims(rt["refresh_token"].as_str().expect("rt"));
+        (
+            c["exp"].as_i64().expect("exp") - c["iat"].as_i64().expect("iat"),
+            c,
+        )
+    };
+    let grant = |scope: Option<&'static str>| {
+        s.password_tokens(
+            "demo",
+            "app",
+            Some("app-secret"),
+            "alice",
+            "alice-pw",
+            scope,
+        )
+    };
+    assert_eq!(lifespan(&grant(None).await).0, 1800, "the SSO idle timeout");
+    // The realm's client-session idle timeout, then the client's own.
+    let settings = serde_json::json!({"clientSessionIdleTimeout": 1200,
+        "offlineSessionMaxLifespanEnabled": true, "offlineSessionMaxLifespan": 1000});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&settings)).await, 204);
+    assert_eq!(lifespan(&grant(None).await).0, 1200);
+    s.edit_client(&t, "demo", "app", |c| {
+        c["attributes"]["client.session.idle.timeout"] = serde_json::json!("600");
+    })
+    .await;
+    assert_eq!(lifespan(&grant(None).await).0, 600);
+    // Never beyond the SSO session's.
+    s.edit_client(&t, "demo", "app", |c| {
+        c["attributes"]["client.session.idle.timeout"] = serde_json::json!("99999");
+    })
+    .await;
+    assert_eq!(lifespan(&grant(None).await).0, 1800);
+    // Offline: the idle timeout (30 days) capped by the session's maximum.
+    let (secs, offline) = lifespan(&grant(Some("offline_access")).await);
+    assert_eq!(offline["typ"], "Offline");
+    assert!((999..=1000).contains(&secs), "{secs}");
+
+    // A code outlives accessCodeLifespan by nothing.
+    let settings = serde_json::json!({"accessCodeLifespan": 1});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&settings)).await, 204);
+    let first = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/auth",
+            s.base
+        ))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "app"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .expect("auth");
+    let r = s.log_in_alice(first).await;
+    let code = query_param(r.headers()["location"].to_str().expect("loc"), "code").expect("code");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+        ])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.expect("json")["error"],
+        "invalid_grant"
+    );
+}

@@ -55,10 +55,6 @@ use subtle::ConstantTimeEq;
 const THROTTLED: &str =
     "Too many failed login attempts from your network. Please wait a minute and try again.";
 
-/// Seconds an authorization code lives (Keycloak's default: 60).
-pub const CODE_LIFESPAN: i64 = 60;
-/// Seconds a login page stays usable.
-const LOGIN_LIFESPAN: i64 = 1800;
 /// The SSO session (a signed handle; HttpOnly).
 pub const SSO_COOKIE: &str = "GATEHOUSE_IDENTITY";
 /// The SSO session's id in clear, for the session-status iframe's script
@@ -681,7 +677,7 @@ async fn issue_code(
                 code: format!("code:{code}"),
                 realm_id: realm.id.clone(),
                 data: serde_json::to_string(&data).map_err(OAuthError::internal)?,
-                expires: gatehouse_core::time::now() + CODE_LIFESPAN,
+                expires: gatehouse_core::time::now() + realm.code_lifespan(),
             })
             .await?;
         p.push(("code", code.clone()));
@@ -1114,7 +1110,7 @@ async fn authorize(
         let mut req = req.clone();
         req.sso_session = Some(s.id.clone());
         let req_id = gatehouse_core::id::token();
-        let expires = now + LOGIN_LIFESPAN;
+        let expires = now + realm.login_lifespan();
         keep_request(idp, &realm, &req_id, &req, expires).await?;
         let mut r = authenticated(idp, &realm, &req_id, &req, &user, expires, now).await?;
         r.headers_mut()
@@ -1157,7 +1153,7 @@ async fn authorize(
                 }
                 let req_id = gatehouse_core::id::token();
                 let waiting = consent::Waiting::Session(s.id.clone());
-                let expires = now + LOGIN_LIFESPAN;
+                let expires = now + realm.login_lifespan();
                 return consent::ask(idp, &realm, &req_id, &req, waiting, expires).await;
             }
             return issue_code(idp, &realm, &req, &s, true).await;
@@ -1172,7 +1168,7 @@ async fn authorize(
             code: format!("authreq:{req_id}"),
             realm_id: realm.id.clone(),
             data: serde_json::to_string(&req).map_err(OAuthError::internal)?,
-            expires: now + LOGIN_LIFESPAN,
+            expires: now + realm.login_lifespan(),
         })
         .await?;
     // Keycloak's identity-provider redirector: `kc_idp_hint` naming a
@@ -1210,7 +1206,7 @@ fn csrf_cookie(idp: &Idp, realm: &Realm, csrf: &str) -> HeaderValue {
         realm,
         CSRF_COOKIE,
         csrf,
-        LOGIN_LIFESPAN,
+        realm.login_lifespan(),
         Reach::OwnPages,
     )
 }

@@ -358,8 +358,11 @@ async fn refresh(
     };
     let expired = if session.offline {
         now - session.last_access > realm.offline_session_idle_timeout
+            || realm
+                .offline_max_lifespan()
+                .is_some_and(|max| now - session.started > max)
     } else {
-        let (idle, max) = realm.session_limits(session.remember_me);
+        let (idle, max) = realm.client_session_limits(client, session.remember_me);
         now - session.last_access > idle || now - session.started > max
     };
     if expired {
@@ -519,7 +522,7 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
         code: format!("spent:{code}"),
         realm_id: realm.id.clone(),
         data: session_id.clone(),
-        expires: now + CODE_LIFESPAN_BOUND + SPENT_CODE_MEMORY,
+        expires: now + realm.code_lifespan() + SPENT_CODE_MEMORY,
     };
     let Some(rec) = idp
         .store
@@ -598,9 +601,6 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
 /// Seconds past a code's expiry during which a replay of it still ends
 /// the session it started.
 const SPENT_CODE_MEMORY: i64 = 300;
-/// The longest a code lives (the authorization endpoint's lifespan): the
-/// tombstone outlives any code it can stand for.
-const CODE_LIFESPAN_BOUND: i64 = crate::oidc::auth::CODE_LIFESPAN;
 
 /// RFC 6749 §4.1.2: a code used twice is refused, and the tokens already
 /// issued from it are revoked (the code leaked; Keycloak detaches that

@@ -12,8 +12,7 @@
 //! reset link is spent at once, as in Keycloak.
 
 use super::{
-    AuthRequest, EndAfter, LOGIN_LIFESPAN, Pending, authenticated, csrf_cookie, error_page, esc,
-    keep_request, page,
+    AuthRequest, EndAfter, Pending, authenticated, csrf_cookie, error_page, esc, keep_request, page,
 };
 use crate::action_token::{self, ActionToken, EXECUTE_ACTIONS, RESET_CREDENTIALS, Refused};
 use crate::error::OAuthError;
@@ -120,7 +119,7 @@ pub async fn get(
             };
             let req = AuthRequest::for_action_link(&t.cid, end, actions);
             let req_id = gatehouse_core::id::token();
-            keep_request(&idp, &realm, &req_id, &req, now + LOGIN_LIFESPAN).await?;
+            keep_request(&idp, &realm, &req_id, &req, now + realm.login_lifespan()).await?;
             let mut r = confirm_page(&realm, &t, key, &req_id, &user);
             r.headers_mut()
                 .append(header::SET_COOKIE, csrf_cookie(&idp, &realm, &req.csrf));
@@ -253,7 +252,7 @@ async fn start(
     now: i64,
 ) -> Result<Response, OAuthError> {
     let req_id = gatehouse_core::id::token();
-    let expires = now + LOGIN_LIFESPAN;
+    let expires = now + realm.login_lifespan();
     keep_request(idp, realm, &req_id, &req, expires).await?;
     let mut r = authenticated(idp, realm, &req_id, &req, user, expires, now).await?;
     r.headers_mut()

@@ -9,8 +9,7 @@
 //! withdrawn or expired, it is dead.
 
 use super::{
-    AuthRequest, EndAfter, Invite, LOGIN_LIFESPAN, Pending, csrf_cookie, error_page, esc,
-    keep_request, page,
+    AuthRequest, EndAfter, Invite, Pending, csrf_cookie, error_page, esc, keep_request, page,
 };
 use crate::action_token::ActionToken;
 use crate::error::OAuthError;
@@ -62,11 +61,11 @@ pub(super) async fn open(
             email: inv.email.clone(),
         });
         let req_id = gatehouse_core::id::token();
-        keep_request(idp, realm, &req_id, &req, now + LOGIN_LIFESPAN).await?;
+        keep_request(idp, realm, &req_id, &req, now + realm.login_lifespan()).await?;
         let pending = Pending {
             id: req_id.clone(),
             req: req.clone(),
-            expires: now + LOGIN_LIFESPAN,
+            expires: now + realm.login_lifespan(),
         };
         let entered = super::registration::Entered::for_login(&pending);
         let mut r = super::registration::form(realm, &req_id, &req.csrf, &entered, None);
@@ -102,7 +101,7 @@ pub(super) async fn open(
         None => {
             let req = AuthRequest::for_action_link(&t.cid, end, Vec::new());
             let req_id = gatehouse_core::id::token();
-            keep_request(idp, realm, &req_id, &req, now + LOGIN_LIFESPAN).await?;
+            keep_request(idp, realm, &req_id, &req, now + realm.login_lifespan()).await?;
             let mut r = confirm_page(realm, &org, t, key, &req_id);
             r.headers_mut()
                 .append(header::SET_COOKIE, csrf_cookie(idp, realm, &req.csrf));
