@@ -98,6 +98,9 @@ impl IntoResponse for OAuthError {
 pub struct AdminError {
     pub status: StatusCode,
     pub message: String,
+    /// Keycloak's message key, for the errors it answers as
+    /// `{"error": key, "error_description": message}` (a password policy).
+    pub key: Option<&'static str>,
 }
 
 impl AdminError {
@@ -106,6 +109,15 @@ impl AdminError {
         AdminError {
             status,
             message: message.into(),
+            key: None,
+        }
+    }
+    /// 400 in Keycloak's `{"error": key, "error_description": message}`
+    /// shape (its `ErrorResponseException`).
+    pub fn described(key: &'static str, message: impl Into<String>) -> Self {
+        AdminError {
+            key: Some(key),
+            ..Self::bad_request(message)
         }
     }
     /// 404 "{what} not found" (`what` names the thing: "User", "Realm").
@@ -172,7 +184,10 @@ impl IntoResponse for AdminError {
         } else if self.status == StatusCode::FORBIDDEN {
             json!({"error": "HTTP 403 Forbidden"})
         } else {
-            json!({"errorMessage": self.message})
+            match self.key {
+                Some(k) => json!({"error": k, "error_description": self.message}),
+                None => json!({"errorMessage": self.message}),
+            }
         };
         (self.status, Json(body)).into_response()
     }

@@ -26,6 +26,7 @@ pub mod multipart;
 pub mod oidc;
 pub mod otp;
 pub mod pairwise;
+pub mod password_policy;
 pub mod repr;
 pub mod state;
 pub mod tokens;

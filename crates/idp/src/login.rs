@@ -269,6 +269,17 @@ async fn check(
             .await?;
         return Ok(Err(LoginFailure::Disabled));
     }
+    // The realm's `forceExpiredPasswordChange`: an old password is
+    // changed at this login (the browser's password page; the password
+    // grant refuses meanwhile), as Keycloak adds the action.
+    let mut user = user;
+    if let Some(c) = &cred
+        && crate::password_policy::expired(realm, c.created_date, now)
+        && !user.required_actions.iter().any(|a| a == "UPDATE_PASSWORD")
+    {
+        user.required_actions.push("UPDATE_PASSWORD".into());
+        idp.store.update_user(&user, &[]).await?;
+    }
     let second = match (rule, otp) {
         (crate::flows::Otp::Off, _) => SecondFactor::None,
         (_, Some(c)) => SecondFactor::Code(c),

@@ -3779,3 +3779,144 @@ async fn keycloak_lifespans_shape_codes_and_sessions() {
         "invalid_grant"
     );
 }
+
+/// Keycloak's password policy where passwords are chosen: the admin's
+/// reset (Keycloak's `{"error", "error_description"}` 400) and user
+/// creation ("Password policy not met", nothing created), the
+/// UPDATE_PASSWORD page; `forceExpiredPasswordChange` sends an old
+/// password (an imported Keycloak hash from 2023) to the password page.
+#[tokio::test]
+async fn the_realms_password_policy_holds_where_passwords_are_chosen() {
+    use base64::Engine;
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let policy = "length(10) and digits(1) and forceExpiredPasswordChange(30)";
+    assert_eq!(
+        s.admin_put(
+            &t,
+            "/demo",
+            Some(&serde_json::json!({"passwordPolicy": policy}))
+        )
+        .await,
+        204
+    );
+    assert_eq!(s.admin_get(&t, "/demo").await.1["passwordPolicy"], policy);
+    let alice = s.user_id(&t, "demo", "alice").await;
+    let reset =
+        |value: &'static str, temporary: bool| {
+            s.http
+            .put(format!("{}/admin/realms/demo/users/{alice}/reset-password", s.base))
+            .bearer_auth(&t)
+            .json(&serde_json::json!({"type": "password", "value": value, "temporary": temporary}))
+            .send()
+        };
+    let r = reset("short1", false).await.expect("put");
+    assert_eq!(r.status(), 400);
+    let e: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(e["error"], "invalidPasswordMinLengthMessage");
+    assert_eq!(
+        e["error_description"],
+        "Invalid password: minimum length 10."
+    );
+    let r = reset("no-digits-here", false).await.expect("put");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.expect("json")["error"],
+        "invalidPasswordMinDigitsMessage"
+    );
+    let (st, _) = s
+        .admin_post(
+            &t,
+            "/demo/users",
+            &serde_json::json!({"username": "weak", "enabled": true,
+            "credentials": [{"type": "password", "value": "weak"}]}),
+        )
+        .await;
+    assert_eq!(st, 400);
+    let (_, found) = s
+        .admin_get(&t, "/demo/users?username=weak&exact=true")
+        .await;
+    assert_eq!(found, serde_json::json!([]), "nothing created");
+
+    // A temporary password that meets it; the new one must too.
+    assert_eq!(
+        reset("temporary-pw-1", true).await.expect("put").status(),
+        204
+    );
+    let first = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/auth",
+            s.base
+        ))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "app"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .expect("auth");
+    let page = LoginPage::read(&s, first).await;
+    let r = page
+        .post(&[("username", "alice"), ("password", "temporary-pw-1")])
+        .await;
+    let html = r.text().await.expect("html");
+    assert!(html.contains("name=\"password-new\""), "{html}");
+    let r = page
+        .post(&[
+            ("password-new", "nodigitsatall"),
+            ("password-confirm", "nodigitsatall"),
+        ])
+        .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains("Invalid password: must contain at least 1 numerical digits."),
+        "{html}"
+    );
+    let r = page
+        .post(&[
+            ("password-new", "now-with-1-digit"),
+            ("password-confirm", "now-with-1-digit"),
+        ])
+        .await;
+    assert_eq!(r.status(), 302);
+
+    // An imported password from 2023 has expired under the 30-day rule.
+    let salt = b"saltsaltsaltsalt";
+    let mut dk = [0u8; 64];
+    aws_lc_rs::pbkdf2::derive(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(1000).expect("nz"),
+        salt,
+        b"old-password-1",
+        &mut dk,
+    );
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (st, _) = s
+        .admin_post(&t, "/demo/users", &serde_json::json!({"username": "olduser", "enabled": true,
+            "credentials": [{"type": "password", "createdDate": 1_700_000_000_000_i64,
+                "secretData": serde_json::json!({"value": b64.encode(dk), "salt": b64.encode(salt), "additionalParameters": {}}).to_string(),
+                "credentialData": serde_json::json!({"hashIterations": 1000, "algorithm": "pbkdf2-sha256", "additionalParameters": {}}).to_string()}]}))
+        .await;
+    assert_eq!(st, 201);
+    let r = s
+        .password_grant(
+            "demo",
+            "app",
+            Some("app-secret"),
+            "olduser",
+            "old-password-1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.expect("json")["error_description"],
+        "Account is not fully set up"
+    );
+    let old = s.user_id(&t, "demo", "olduser").await;
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{old}")).await;
+    assert_eq!(u["requiredActions"], serde_json::json!(["UPDATE_PASSWORD"]));
+}

@@ -343,6 +343,14 @@ pub async fn create_user_granting(
             });
         } else {
             let (pw, temporary) = password_of(c)?;
+            // An admin's (or a registration's) password meets the realm's
+            // policy; an import's is taken as the export had it.
+            if defaults
+                && crate::password_policy::check(realm, &pw, &u.username, u.email.as_deref())
+                    .is_err()
+            {
+                return Err(AdminError::bad_request("Password policy not met"));
+            }
             creds.push(crate::login::new_password(idp, &u.id, &pw).await?);
             if temporary && !u.required_actions.iter().any(|a| a == "UPDATE_PASSWORD") {
                 u.required_actions.push("UPDATE_PASSWORD".into());
@@ -555,6 +563,8 @@ async fn reset_password(
     let _edit = idp.lock_row(&id).await;
     let mut u = load(&idp, &realm, &id).await?;
     let (pw, temporary) = password_of(&rep)?;
+    crate::password_policy::check(&realm, &pw, &u.username, u.email.as_deref())
+        .map_err(|v| AdminError::described(v.key, v.message))?;
     let cred = crate::login::new_password(&idp, &u.id, &pw).await?;
     let ev = event(
         &realm,

@@ -176,6 +176,10 @@ pub async fn post(
     if let Some(problem) = problem {
         return Ok(form(&realm, &p.id, p.csrf(), &entered, Some(problem)));
     }
+    let email = Some(entered.email.as_str());
+    if let Err(v) = crate::password_policy::check(&realm, password, &entered.username, email) {
+        return Ok(form(&realm, &p.id, p.csrf(), &entered, Some(&v.message)));
+    }
     // Each registration spends from the client IP's budget of failed
     // logins, so accounts cannot be made without end from one network.
     let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);

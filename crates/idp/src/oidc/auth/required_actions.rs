@@ -188,14 +188,16 @@ pub async fn submit(
             let new = form.get("password-new").unwrap_or("");
             let again = form.get("password-confirm").unwrap_or("");
             let problem = if new.is_empty() {
-                Some("Please specify password.")
+                Some("Please specify password.".to_owned())
             } else if new != again {
-                Some("Passwords don't match.")
+                Some("Passwords don't match.".to_owned())
             } else {
-                None
+                crate::password_policy::check(realm, new, &user.username, user.email.as_deref())
+                    .err()
+                    .map(|v| v.message)
             };
             if let Some(p) = problem {
-                return Ok(page_for(realm, req_id, req, due, &user, Some(p)));
+                return Ok(page_for(realm, req_id, req, due, &user, Some(&p)));
             }
             let cred = crate::login::new_password(idp, &user.id, new).await?;
             user.required_actions.retain(|a| a != due);
