@@ -2,7 +2,10 @@
 # when missing, build the release binary, wait for ports.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/target/release/gatehouse"
+# BENCH_BIN runs a binary built elsewhere (say, an older commit's, to
+# compare two builds on one machine) and skips the build.
+BIN="${BENCH_BIN:-$ROOT/target/release/gatehouse}"
+build() { [[ -n ${BENCH_BIN:-} ]] || (cd "$ROOT" && cargo build --release --quiet); }
 
 need() {
   local missing=()

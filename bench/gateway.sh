@@ -7,7 +7,7 @@
 # Usage: bash bench/gateway.sh  (env: DURATION=8 CONNS=32 ROUNDS=2)
 source "$(dirname "$0")/common.sh"
 need wrk nginx
-(cd "$ROOT" && cargo build --release --quiet)
+build
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; for d in up px; do nginx -p "$WORK/$d" -c nginx.conf -s stop 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 

@@ -7,7 +7,7 @@
 # Usage: bash bench/idp.sh  (env: DURATION=8 ROUNDS=3)
 source "$(dirname "$0")/common.sh"
 need wrk
-(cd "$ROOT" && cargo build --release --quiet)
+build
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 

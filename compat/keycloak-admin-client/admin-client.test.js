@@ -116,6 +116,13 @@ test("users: create with credentials, search, count, update, reset password, del
   await kc.users.update({ id }, { firstName: "Dana J." });
   assert.equal((await kc.users.findOne({ id })).firstName, "Dana J.");
   await kc.users.resetPassword({ id, credential: { type: "password", value: "pw-2", temporary: false } });
+  // The realm's password policy: Keycloak's error and error_description.
+  await kc.realms.update({ realm: "compat" }, { passwordPolicy: "length(10) and digits(1)" });
+  await assert.rejects(kc.users.resetPassword({ id, credential: { type: "password", value: "short-pw", temporary: false } }),
+    (e) => e.response?.status === 400 && e.responseData?.error === "invalidPasswordMinLengthMessage");
+  await kc.users.resetPassword({ id, credential: { type: "password", value: "long-enough-1", temporary: false } });
+  await kc.realms.update({ realm: "compat" }, { passwordPolicy: "" });
+  await kc.users.resetPassword({ id, credential: { type: "password", value: "pw-2", temporary: false } });
   const creds = await kc.users.getCredentials({ id });
   assert.equal(creds[0].type, "password");
   await assert.rejects(kc.users.create({ username: "dana" }), (e) => e.response?.status === 409);

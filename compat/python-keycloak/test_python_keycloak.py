@@ -9,6 +9,59 @@ from keycloak import KeycloakAdmin, KeycloakOpenID, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakError
 
 
+class SmtpSink:
+    """A minimal SMTP server (EHLO, MAIL, RCPT, DATA, QUIT) on an ephemeral
+    port, handing over each message as (recipients, data)."""
+
+    def __init__(self):
+        import queue, socketserver, threading
+        self.messages = queue.Queue()
+        messages = self.messages
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                self.wfile.write(b"220 sink ESMTP\r\n")
+                to = []
+                while True:
+                    line = self.rfile.readline().decode("utf-8", "replace")
+                    if not line:
+                        return
+                    cmd = line.strip().upper()
+                    if cmd.startswith(("EHLO", "HELO")):
+                        self.wfile.write(b"250-sink\r\n250 8BITMIME\r\n")
+                    elif cmd.startswith("RCPT TO"):
+                        to.append(line[line.index("<") + 1:line.index(">")])
+                        self.wfile.write(b"250 OK\r\n")
+                    elif cmd == "DATA":
+                        self.wfile.write(b"354 go ahead\r\n")
+                        data = []
+                        while True:
+                            l = self.rfile.readline().decode("utf-8", "replace")
+                            if l in ("", ".\r\n"):
+                                break
+                            data.append(l[1:] if l.startswith(".") else l)
+                        messages.put((to, "".join(data)))
+                        to = []
+                        self.wfile.write(b"250 OK queued\r\n")
+                    elif cmd == "QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:
+                        self.wfile.write(b"250 OK\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def next(self):
+        return self.messages.get(timeout=10)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class PythonKeycloak(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -321,6 +374,34 @@ class PythonKeycloak(unittest.TestCase):
         self.assertTrue(ticket["ticket"])
         self.assertTrue(uma.permissions_check(reader, [UMAPermission(resource="Docs", scope="read")]))
         self.assertFalse(uma.permissions_check(outsider, [UMAPermission(resource="Docs", scope="read")]))
+
+    def test_2i_mail_and_password_policy(self):
+        """send_update_account and send_verify_email mail real messages to an
+        SMTP server started here; the realm's password policy refuses a weak
+        set_user_password."""
+        a = self.admin
+        sink = SmtpSink()
+        try:
+            a.update_realm("py", {"smtpServer": {"host": "127.0.0.1", "port": str(sink.port), "from": "idp@py.io"}})
+            uid = a.create_user({"username": "mailme", "email": "mailme@py.io", "enabled": True})
+            a.send_update_account(uid, ["UPDATE_PASSWORD"], lifespan=600)
+            to, data = sink.next()
+            self.assertEqual(to, ["mailme@py.io"])
+            self.assertIn("Subject: Update Your Account", data)
+            self.assertIn("login-actions/action-token?key=", data.replace("=\r\n", ""))
+            a.send_verify_email(uid)
+            self.assertIn("Subject: Verify email", sink.next()[1])
+            with self.assertRaises(KeycloakError):
+                a.send_update_account(uid, ["NOT_AN_ACTION"])
+        finally:
+            sink.close()
+        a.update_realm("py", {"passwordPolicy": "length(12) and digits(1)"})
+        with self.assertRaises(KeycloakError) as e:
+            a.set_user_password(uid, "short1", temporary=False)
+        self.assertEqual(e.exception.response_code, 400)
+        a.set_user_password(uid, "long-enough-pw-1", temporary=False)
+        a.update_realm("py", {"passwordPolicy": ""})
+        a.delete_user(uid)
 
     def test_3_delete(self):
         a = self.admin
