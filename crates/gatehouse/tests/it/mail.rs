@@ -167,25 +167,6 @@ async fn set_realm(s: &Server, t: &str, fields: Value) {
     assert_eq!(s.admin_put(t, "/demo", Some(&fields)).await, 204);
 }
 
-/// The login page of a code flow for the demo realm's `app` client.
-async fn login_page(s: &Server) -> reqwest::Response {
-    s.http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/auth",
-            s.base
-        ))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "app"),
-            ("redirect_uri", "http://127.0.0.1/cb"),
-            ("scope", "openid"),
-            ("state", "st"),
-        ])
-        .send()
-        .await
-        .expect("auth")
-}
-
 /// GET `url` with the browser's `cookie`, if it has one.
 async fn open(s: &Server, url: &str, cookie: Option<&str>) -> reqwest::Response {
     let mut r = s.http.get(url);
@@ -213,7 +194,7 @@ async fn a_forgotten_password_is_reset_by_a_mailed_link() {
     let t = s.demo_realm().await;
     let sink = Sink::start().await;
     // Without resetPasswordAllowed, no link and no page.
-    let html = login_page(&s).await.text().await.expect("html");
+    let html = s.app_login_page().await.text().await.expect("html");
     assert!(!html.contains("Forgot Password?"));
     set_realm(
         &s,
@@ -225,7 +206,7 @@ async fn a_forgotten_password_is_reset_by_a_mailed_link() {
     assert_eq!(realm["smtpServer"]["password"], "**********");
     assert_eq!(realm["actionTokenGeneratedByUserLifespan"], 300);
 
-    let first = login_page(&s).await;
+    let first = s.app_login_page().await;
     let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
     let html = first.text().await.expect("html");
     let forgot = href(&s, &html, "kc-forgot-password");
@@ -320,7 +301,7 @@ async fn a_forgotten_password_is_reset_by_a_mailed_link() {
     assert_eq!(r.status(), 400);
 
     // Another browser: a login of the link's own, ending without a code.
-    let first = login_page(&s).await;
+    let first = s.app_login_page().await;
     let cookie2 = set_cookie(&first, "GATEHOUSE_CSRF");
     let html = first.text().await.expect("html");
     let forgot = href(&s, &html, "kc-forgot-password");
@@ -377,7 +358,7 @@ async fn a_login_waits_for_the_address_to_be_verified() {
         json!({"verifyEmail": true, "smtpServer": sink.settings(false)}),
     )
     .await;
-    let first = login_page(&s).await;
+    let first = s.app_login_page().await;
     let page = LoginPage::read(&s, first).await;
     let r = page
         .post(&[("username", "alice"), ("password", "alice-pw")])
@@ -402,7 +383,7 @@ async fn a_login_waits_for_the_address_to_be_verified() {
     let second = sink.nth(1).await;
     assert_ne!(second.link(), m.link());
     // The link, in this browser: verified, and the login goes on.
-    let cookie = set_cookie(&login_page(&s).await, "GATEHOUSE_CSRF");
+    let cookie = set_cookie(&s.app_login_page().await, "GATEHOUSE_CSRF");
     // (a stranger's browser holding another login cannot use it)
     let r = open(&s, &second.link(), Some(&cookie)).await;
     assert_eq!(r.status(), 200);
@@ -423,7 +404,7 @@ async fn a_login_waits_for_the_address_to_be_verified() {
     assert_eq!(events(&s, &t, "SEND_VERIFY_EMAIL").await.len(), 2);
     assert_eq!(events(&s, &t, "VERIFY_EMAIL").await.len(), 1);
     // Verified: the next login goes straight through.
-    let first = login_page(&s).await;
+    let first = s.app_login_page().await;
     let r = LoginPage::read(&s, first)
         .await
         .post(&[("username", "alice"), ("password", "alice-pw")])

@@ -1226,21 +1226,7 @@ async fn authorization_endpoint_takes_post_response_modes_and_login_hint() {
 async fn a_reused_code_revokes_the_tokens_it_gave() {
     let s = start().await;
     s.demo_realm().await;
-    let first = s
-        .http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/auth",
-            s.base
-        ))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "app"),
-            ("redirect_uri", "http://127.0.0.1/cb"),
-            ("scope", "openid"),
-        ])
-        .send()
-        .await
-        .expect("send");
+    let first = s.app_login_page().await;
     let done = s.log_in_alice(first).await;
     let code =
         query_param(done.headers()["location"].to_str().expect("loc"), "code").expect("code");
@@ -3743,21 +3729,7 @@ async fn keycloak_lifespans_shape_codes_and_sessions() {
     // A code outlives accessCodeLifespan by nothing.
     let settings = serde_json::json!({"accessCodeLifespan": 1});
     assert_eq!(s.admin_put(&t, "/demo", Some(&settings)).await, 204);
-    let first = s
-        .http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/auth",
-            s.base
-        ))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "app"),
-            ("redirect_uri", "http://127.0.0.1/cb"),
-            ("scope", "openid"),
-        ])
-        .send()
-        .await
-        .expect("auth");
+    let first = s.app_login_page().await;
     let r = s.log_in_alice(first).await;
     let code = query_param(r.headers()["location"].to_str().expect("loc"), "code").expect("code");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
@@ -3842,21 +3814,7 @@ async fn the_realms_password_policy_holds_where_passwords_are_chosen() {
         reset("temporary-pw-1", true).await.expect("put").status(),
         204
     );
-    let first = s
-        .http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/auth",
-            s.base
-        ))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "app"),
-            ("redirect_uri", "http://127.0.0.1/cb"),
-            ("scope", "openid"),
-        ])
-        .send()
-        .await
-        .expect("auth");
+    let first = s.app_login_page().await;
     let page = LoginPage::read(&s, first).await;
     let r = page
         .post(&[("username", "alice"), ("password", "temporary-pw-1")])

@@ -654,6 +654,26 @@ impl Server {
         assert_eq!(r.status(), 204);
     }
 
+    /// The login page a code-flow request of the demo realm's `app` client
+    /// opens (`demo_realm`'s client and redirect).
+    pub async fn app_login_page(&self) -> reqwest::Response {
+        self.http
+            .get(format!(
+                "{}/realms/demo/protocol/openid-connect/auth",
+                self.base
+            ))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", "app"),
+                ("redirect_uri", "http://127.0.0.1/cb"),
+                ("scope", "openid"),
+                ("state", "st"),
+            ])
+            .send()
+            .await
+            .expect("auth")
+    }
+
     /// Logs `alice` in through the login page `first` (the authorization
     /// endpoint's answer) and returns the login POST's answer.
     pub async fn log_in_alice(&self, first: reqwest::Response) -> reqwest::Response {
