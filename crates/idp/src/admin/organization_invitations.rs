@@ -167,11 +167,10 @@ async fn send(
     );
     t.eml = Some(email.clone());
     t.org = Some(o.id.clone());
-    t.reduri = Some(
-        o.redirect_url
-            .clone()
-            .unwrap_or_else(|| format!("{}/realms/{}/account/", idp.public_url, realm.name)),
-    );
+    // "Back to Application" leads to the organization's redirect URL.
+    // (Keycloak falls back to its account console, which Gatehouse does
+    // not serve as a page: then there is no link.)
+    t.reduri.clone_from(&o.redirect_url);
     let ring = idp.keyring(realm).await?;
     let link = t.link(&ring, &idp.public_url, realm)?;
     let mail = crate::mail::org_invite(&o.name, &link, lifespan);
