@@ -427,6 +427,57 @@ async fn verify(idp: &Idp, cred: &Credential, password: &str) -> Result<bool, OA
 }
 
 /// Creates a password credential for a user at the configured cost.
+/// Sets `password` as `user`'s new password where the realm's policy
+/// allows it (its rules, and `passwordHistory` against the current and
+/// kept passwords), keeping the replaced one as history where the policy
+/// asks: one write with `changed` (the user's row, when it changed too)
+/// and `ev`. The refusal, if any, is the caller's to show.
+pub async fn change_password(
+    idp: &Idp,
+    realm: &Realm,
+    user: &User,
+    password: &str,
+    changed: Option<&User>,
+    ev: &[Event],
+) -> Result<Result<(), crate::password_policy::Violation>, OAuthError> {
+    if let Err(v) =
+        crate::password_policy::check(realm, password, &user.username, user.email.as_deref())
+    {
+        return Ok(Err(v));
+    }
+    let n = crate::password_policy::history(realm);
+    if n > 0 {
+        let mut old: Vec<Credential> = idp
+            .store
+            .credentials(&user.id)
+            .await?
+            .into_iter()
+            .filter(|c| c.kind == "password" || c.kind == "password-history")
+            .collect();
+        // The current password first, then the newest kept ones.
+        old.sort_by_key(|c| (c.kind != "password", std::cmp::Reverse(c.created_date)));
+        old.truncate(n);
+        let cost = idp.password_cost;
+        let pw = password.to_owned();
+        let reused = idp
+            .password_work(move || {
+                old.iter().any(|c| {
+                    gatehouse_core::password::verify(&pw, &c.credential_data, &c.secret_data, cost)
+                        .is_ok_and(|v| v.ok)
+                })
+            })
+            .await?;
+        if reused {
+            return Ok(Err(crate::password_policy::history_violation(n)));
+        }
+    }
+    let cred = new_password(idp, &user.id, password).await?;
+    idp.store
+        .set_password_keeping(&cred, n.saturating_sub(1), changed, ev)
+        .await?;
+    Ok(Ok(()))
+}
+
 pub async fn new_password(
     idp: &Idp,
     user_id: &str,

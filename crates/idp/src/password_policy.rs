@@ -7,10 +7,13 @@
 //! Policies: `length`, `maxLength`, `digits`, `lowerCase`, `upperCase`,
 //! `specialChars`, `notUsername`, `notEmail`, `regexPattern` and
 //! `forceExpiredPasswordChange` (days; an older password must be changed
-//! at the next browser login). `hashAlgorithm`, `hashIterations` and
-//! `passwordHistory` are not applied (Gatehouse hashes with its own
-//! argon2id cost); any other name makes the whole policy refuse every
-//! password, rather than let through one the realm meant to stop.
+//! at the next browser login) and `passwordHistory` (the last N passwords,
+//! the current one among them, may not be chosen again; the replaced ones
+//! are kept as Keycloak's `password-history` credentials, which a realm
+//! export carries). `hashAlgorithm` and `hashIterations` are not applied
+//! (Gatehouse hashes with its own argon2id cost); any other name makes the
+//! whole policy refuse every password, rather than let through one the
+//! realm meant to stop.
 
 use gatehouse_core::model::Realm;
 
@@ -155,6 +158,23 @@ pub fn check(
         }
     }
     Ok(())
+}
+
+/// How many passwords `passwordHistory` remembers, the current one
+/// included (Keycloak's default argument: 3); 0 without the rule.
+pub fn history(realm: &Realm) -> usize {
+    policy(realm)
+        .into_iter()
+        .find(|(n, _)| n == "passwordHistory")
+        .map_or(0, |(_, a)| count(&a, 3))
+}
+
+/// The `passwordHistory` refusal for `n` passwords.
+pub fn history_violation(n: usize) -> Violation {
+    Violation {
+        key: "invalidPasswordHistoryMessage",
+        message: format!("Invalid password: must not be equal to any of last {n} passwords."),
+    }
 }
 
 /// Days after which a password must be changed (`forceExpiredPasswordChange`).

@@ -180,6 +180,17 @@ pub trait Store: Send + Sync + 'static {
         user: Option<&User>,
         ev: &[Event],
     ) -> Result<()>;
+    /// Replaces the user's password with `new` and, with `keep` above 0,
+    /// keeps the replaced one as a `password-history` credential (Keycloak's
+    /// type), dropping all but the newest `keep` of those: the realm's
+    /// `passwordHistory`. One transaction with `user`'s row and `ev`.
+    async fn set_password_keeping(
+        &self,
+        new: &Credential,
+        keep: usize,
+        user: Option<&User>,
+        ev: &[Event],
+    ) -> Result<()>;
     async fn password(&self, user_id: &str) -> Result<Option<Credential>>;
     /// All of the user's credentials, password first.
     async fn credentials(&self, user_id: &str) -> Result<Vec<Credential>>;

@@ -54,6 +54,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../migrations/sqlite/0009_key_providers.sql"),
     ),
+    (
+        10,
+        include_str!("../migrations/sqlite/0010_credential_history.sql"),
+    ),
 ];
 
 /// The SQLite store.
@@ -67,6 +71,10 @@ pub struct SqliteStore {
     /// in-memory database).
     writer: Option<Arc<InlineWriter>>,
 }
+
+/// Keycloak's credential type for a replaced password kept for the
+/// realm's `passwordHistory`.
+const HISTORY: &str = "password-history";
 
 fn j<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Corrupt(e.to_string()))
@@ -908,6 +916,67 @@ impl Store for SqliteStore {
             .bind(&c.user_id)
             .bind(&c.kind)
             .bind(j(c)?)
+            .execute(&mut *tx)
+            .await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_password_keeping(
+        &self,
+        new: &Credential,
+        keep: usize,
+        user: Option<&User>,
+        ev: &[Event],
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        if let Some(u) = user
+            && upsert_user_row(&mut tx, u, false).await? == 0
+        {
+            return Err(Error::NotFound);
+        }
+        if keep > 0 {
+            let old =
+                sqlx::query("SELECT data FROM credentials WHERE user_id = ? AND kind = 'password'")
+                    .bind(&new.user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(row) = old {
+                let mut h: Credential = serde_json::from_str(&row.try_get::<String, _>("data")?)?;
+                h.id = gatehouse_core::id::uuid();
+                h.kind = HISTORY.into();
+                h.user_label = None;
+                sqlx::query("INSERT INTO credentials (id, user_id, kind, data) VALUES (?,?,?,?)")
+                    .bind(&h.id)
+                    .bind(&h.user_id)
+                    .bind(&h.kind)
+                    .bind(j(&h)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // The newest `keep` stay.
+            sqlx::query(
+                "DELETE FROM credentials WHERE user_id = ?1 AND kind = ?2 AND id NOT IN \
+                 (SELECT id FROM credentials WHERE user_id = ?1 AND kind = ?2 \
+                  ORDER BY json_extract(data, '$.created_date') DESC, rowid DESC LIMIT ?3)",
+            )
+            .bind(&new.user_id)
+            .bind(HISTORY)
+            .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM credentials WHERE user_id = ? AND kind = ?")
+            .bind(&new.user_id)
+            .bind(&new.kind)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO credentials (id, user_id, kind, data) VALUES (?,?,?,?)")
+            .bind(&new.id)
+            .bind(&new.user_id)
+            .bind(&new.kind)
+            .bind(j(new)?)
             .execute(&mut *tx)
             .await?;
         write_events(&mut tx, ev).await?;

@@ -3878,3 +3878,95 @@ async fn the_realms_password_policy_holds_where_passwords_are_chosen() {
     let (_, u) = s.admin_get(&t, &format!("/demo/users/{old}")).await;
     assert_eq!(u["requiredActions"], serde_json::json!(["UPDATE_PASSWORD"]));
 }
+
+/// Keycloak's `passwordHistory(3)`: the last three passwords (the current
+/// one among them) cannot be chosen again, from the admin's reset or the
+/// UPDATE_PASSWORD page; the replaced ones are kept as Keycloak's
+/// `password-history` credentials, which export writes and import reads,
+/// and which the admin's credential listing leaves out.
+#[tokio::test]
+async fn password_history_refuses_the_last_passwords() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let policy = serde_json::json!({"passwordPolicy": "length(8) and passwordHistory(3)"});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&policy)).await, 204);
+    let alice = s.user_id(&t, "demo", "alice").await;
+    let reset = |value: &'static str| {
+        s.http
+            .put(format!(
+                "{}/admin/realms/demo/users/{alice}/reset-password",
+                s.base
+            ))
+            .bearer_auth(&t)
+            .json(&serde_json::json!({"type": "password", "value": value, "temporary": false}))
+            .send()
+    };
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(
+        status(reset("alice-pw").await.expect("put")),
+        400,
+        "the current one"
+    );
+    assert_eq!(status(reset("second-pw-2").await.expect("put")), 204);
+    assert_eq!(status(reset("third-pw-3").await.expect("put")), 204);
+    let r = reset("alice-pw").await.expect("put");
+    assert_eq!(r.status(), 400, "two passwords ago");
+    let e: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(e["error"], "invalidPasswordHistoryMessage");
+    assert_eq!(
+        e["error_description"],
+        "Invalid password: must not be equal to any of last 3 passwords."
+    );
+    assert_eq!(status(reset("fourth-pw-4").await.expect("put")), 204);
+    assert_eq!(
+        status(reset("alice-pw").await.expect("put")),
+        204,
+        "four ago: allowed"
+    );
+    let (_, creds) = s
+        .admin_get(&t, &format!("/demo/users/{alice}/credentials"))
+        .await;
+    assert_eq!(creds.as_array().map(Vec::len), Some(1), "{creds}");
+    // Export carries the kept ones; an import keeps enforcing them.
+    let exported = s.export("demo").await;
+    let user = exported["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["username"] == "alice")
+        .expect("alice")
+        .clone();
+    let kinds: Vec<&str> = user["credentials"]
+        .as_array()
+        .expect("credentials")
+        .iter()
+        .filter_map(|c| c["type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "password-history").count(),
+        2,
+        "{kinds:?}"
+    );
+    let mut copy = user.clone();
+    copy.as_object_mut().expect("user").remove("id");
+    copy["username"] = serde_json::json!("alice-copy");
+    copy["email"] = serde_json::json!("copy@example.com");
+    for c in copy["credentials"].as_array_mut().expect("credentials") {
+        c.as_object_mut().expect("credential").remove("id");
+    }
+    let (st, _) = s.admin_post(&t, "/demo/users", &copy).await;
+    assert_eq!(st, 201);
+    let copy_id = s.user_id(&t, "demo", "alice-copy").await;
+    let r = s
+        .http
+        .put(format!(
+            "{}/admin/realms/demo/users/{copy_id}/reset-password",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"type": "password", "value": "fourth-pw-4", "temporary": false}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 400, "the copy's history came with it");
+}

@@ -307,15 +307,16 @@ pub async fn create_user_granting(
         .unwrap_or_default()
     {
         let kind = c.get("type").and_then(Value::as_str).unwrap_or("password");
-        if creds.iter().any(|have| have.kind == kind) {
-            // One credential per type (a second OTP device is left out).
+        // One credential per type (a second OTP device is left out), but
+        // Keycloak's password history is kept whole.
+        if kind != "password-history" && creds.iter().any(|have| have.kind == kind) {
             continue;
         }
         if let (Some(cd), Some(sd)) = (
             c.get("credentialData").and_then(Value::as_str),
             c.get("secretData").and_then(Value::as_str),
         ) {
-            if kind != "password" && kind != crate::otp::KIND {
+            if !["password", "password-history", crate::otp::KIND].contains(&kind) {
                 return Err(AdminError::bad_request(format!(
                     "Credentials of type {kind} are not supported"
                 )));
@@ -563,9 +564,6 @@ async fn reset_password(
     let _edit = idp.lock_row(&id).await;
     let mut u = load(&idp, &realm, &id).await?;
     let (pw, temporary) = password_of(&rep)?;
-    crate::password_policy::check(&realm, &pw, &u.username, u.email.as_deref())
-        .map_err(|v| AdminError::described(v.key, v.message))?;
-    let cred = crate::login::new_password(&idp, &u.id, &pw).await?;
     let ev = event(
         &realm,
         &caller,
@@ -581,7 +579,9 @@ async fn reset_password(
         u.required_actions.retain(|a| a != "UPDATE_PASSWORD");
     }
     let changed = (temporary != had).then_some(&u);
-    idp.store.set_credential(&cred, changed, &[ev]).await?;
+    crate::login::change_password(&idp, &realm, &u, &pw, changed, &[ev])
+        .await?
+        .map_err(|v| AdminError::described(v.key, v.message))?;
     idp.store.clear_login_failures(&u.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -908,11 +908,13 @@ async fn credentials(
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
     load(&idp, &realm, &id).await?;
+    // Kept passwords (`password-history`) are the policy's, not the user's.
     let list: Vec<Value> = idp
         .store
         .credentials(&id)
         .await?
         .iter()
+        .filter(|c| c.kind != "password-history")
         .map(|c| repr::credential(c, false))
         .collect();
     Ok(Json(json!(list)))

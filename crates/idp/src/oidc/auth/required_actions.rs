@@ -192,16 +192,20 @@ pub async fn submit(
             } else if new != again {
                 Some("Passwords don't match.".to_owned())
             } else {
-                crate::password_policy::check(realm, new, &user.username, user.email.as_deref())
-                    .err()
-                    .map(|v| v.message)
+                None
             };
             if let Some(p) = problem {
                 return Ok(page_for(realm, req_id, req, due, &user, Some(&p)));
             }
-            let cred = crate::login::new_password(idp, &user.id, new).await?;
-            user.required_actions.retain(|a| a != due);
-            idp.store.set_credential(&cred, Some(&user), &[ev]).await?;
+            // The realm's password policy, its history among it.
+            let mut done = user.clone();
+            done.required_actions.retain(|a| a != due);
+            let evs = [ev];
+            let set = crate::login::change_password(idp, realm, &user, new, Some(&done), &evs);
+            if let Err(v) = set.await? {
+                return Ok(page_for(realm, req_id, req, due, &user, Some(&v.message)));
+            }
+            user = done;
         }
         "UPDATE_PROFILE" => {
             let field = |k: &str| form.get(k).map(str::trim).unwrap_or("").to_owned();
