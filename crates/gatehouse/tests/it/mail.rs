@@ -660,6 +660,31 @@ async fn admins_mail_action_links_and_test_the_server() {
         204
     );
     assert_eq!(open(&s, &m.link(), None).await.status(), 400);
+    // VERIFY_EMAIL as an admin's action: the link itself proves the
+    // address, so the action asks nothing more.
+    let r = put(
+        format!("{}?lifespan=600", path("execute-actions-email")),
+        Some(json!(["VERIFY_EMAIL"])),
+    )
+    .await
+    .expect("put");
+    assert_eq!(r.status(), 204);
+    let m = sink.nth(4).await;
+    let r = open(&s, &m.link(), None).await;
+    let cookie = set_cookie(&r, "GATEHOUSE_CSRF");
+    let html = r.text().await.expect("html");
+    assert!(html.contains("<li>Verify Email</li>"), "{html}");
+    let r = open(&s, &href(&s, &html, "kc-proceed"), Some(&cookie)).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("Your account has been updated.")
+    );
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{alice}")).await;
+    assert_eq!(u["emailVerified"], true);
+    assert_eq!(sink.count(), 5, "no second verification mail");
 }
 
 /// Keycloak's organization invitations: by address (someone with an

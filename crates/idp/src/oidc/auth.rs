@@ -1400,23 +1400,31 @@ async fn authenticated(
     now: i64,
 ) -> Result<Response, OAuthError> {
     // Keycloak's "Verify email" realm setting: an address not yet
-    // verified gets the action, kept until the link is opened.
-    let verify = realm
+    // verified gets the action, kept until the link is opened; an address
+    // verified by now (an admin's word, an action link) has it no more.
+    let has = user
+        .required_actions
+        .iter()
+        .any(|a| a == required_actions::VERIFY_EMAIL);
+    let wanted = realm
         .extra
         .get("verifyEmail")
         .and_then(serde_json::Value::as_bool)
         == Some(true)
         && !user.email_verified
-        && user.email.as_deref().is_some_and(|e| !e.is_empty())
-        && !user
-            .required_actions
-            .iter()
-            .any(|a| a == required_actions::VERIFY_EMAIL);
+        && user.email.as_deref().is_some_and(|e| !e.is_empty());
+    let verify = wanted && !has;
+    let verified = has && user.email_verified;
     let updated;
-    let user = if verify {
+    let user = if verify || verified {
         let mut u = user.clone();
-        u.required_actions
-            .push(required_actions::VERIFY_EMAIL.into());
+        if verify {
+            u.required_actions
+                .push(required_actions::VERIFY_EMAIL.into());
+        } else {
+            u.required_actions
+                .retain(|a| a != required_actions::VERIFY_EMAIL);
+        }
         idp.store.update_user(&u, &[]).await?;
         updated = u;
         &updated

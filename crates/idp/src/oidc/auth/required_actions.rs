@@ -54,12 +54,14 @@ pub fn next(realm: &Realm, user: &User) -> Step {
 /// The first action, in registry order, of the user's own and `extra`
 /// (what an action link added to this login alone).
 fn first_due(realm: &Realm, user: &User, extra: &[String]) -> Step {
-    let no_address = user.email.as_deref().is_none_or(str::is_empty);
+    // Nothing to verify: no address, or one verified already (an action
+    // link's `VERIFY_EMAIL` after the link itself proved it).
+    let nothing_to_verify = user.email.as_deref().is_none_or(str::is_empty) || user.email_verified;
     let due = crate::admin::required_actions::enabled(realm)
         .into_iter()
         .find(|e| {
             user.required_actions.iter().chain(extra).any(|a| a == e)
-                && !(e == VERIFY_EMAIL && no_address)
+                && !(e == VERIFY_EMAIL && nothing_to_verify)
         });
     match due {
         None => Step::None,
