@@ -99,7 +99,10 @@ ScriptAlias /protected/sales/whoami {script}
 """
         with open(os.path.join(cls.dir, "httpd.conf"), "w") as f:
             f.write(conf)
-        cls.httpd = subprocess.Popen([APACHE, "-f", os.path.join(cls.dir, "httpd.conf"), "-DFOREGROUND"])
+        # Its own process group: on shutdown the prefork MPM signals its whole
+        # group, which would otherwise be this test and whoever started it.
+        cls.httpd = subprocess.Popen([APACHE, "-f", os.path.join(cls.dir, "httpd.conf"), "-DFOREGROUND"],
+                                     start_new_session=True)
         for _ in range(100):
             try:
                 requests.get(f"{cls.app}/loggedout", timeout=1)
