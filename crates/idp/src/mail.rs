@@ -204,7 +204,9 @@ fn compose(subject: &str, before: &[String], link: Option<&str>, after: &[String
     }
     html.push_str("</body></html>");
     Mail {
-        subject: subject.to_owned(),
+        // Names that come from settings (an organization's, a realm's) stay
+        // on the subject's one line.
+        subject: subject.replace(char::is_control, " "),
         text: text.trim_end().to_owned(),
         html,
     }
@@ -320,6 +322,23 @@ mod tests {
         assert!(m.html.contains("&lt;b&gt;Corp&lt;/b&gt;"));
         assert!(m.html.contains("href=\"https://id/x?a=1&amp;b=2\""));
         assert!(m.text.contains("5 minutes"));
+    }
+
+    #[test]
+    fn a_subject_cannot_add_headers() {
+        // An organization's name goes into a subject: a line break in it
+        // must not start a header of its own.
+        let m = org_invite("Acme\r\nBcc: evil@example.com", "https://id/x", 60);
+        let msg = Message::builder()
+            .from(mailbox("idp@example.com", None).expect("from"))
+            .to(mailbox("u@example.com", None).expect("to"))
+            .subject(&m.subject)
+            .body(m.text)
+            .expect("message");
+        let raw = String::from_utf8(msg.formatted()).expect("utf8");
+        let head = raw.split("\r\n\r\n").next().expect("head");
+        assert!(!head.contains("\r\nBcc:"), "{raw}");
+        assert!(!m.subject.contains(['\r', '\n']), "{}", m.subject);
     }
 
     #[tokio::test]
