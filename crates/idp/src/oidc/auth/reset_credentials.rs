@@ -5,9 +5,11 @@
 //! The user gives a username or an e-mail address; if it names an enabled
 //! user with an address, a reset link is mailed (`action_link.rs`), valid
 //! for the realm's user action-token lifespan (5 minutes by default). The
-//! answer is the same whether or not anyone was found, so the page cannot
-//! be used to learn who has an account; only a failing mail server is
-//! reported, as Keycloak does. Each request spends from the client IP's
+//! answer is the same, and as quick, whether or not anyone was found (the
+//! mail goes after the answer), so the page cannot be used to learn who
+//! has an account. Keycloak reports a failing mail server on the page,
+//! which tells that the name was someone's; here the event
+//! `SEND_RESET_PASSWORD_ERROR` records it. Each request spends from the client IP's
 //! budget of failed logins, so the page cannot be made to mail without end.
 
 use super::{Pending, error_page, esc, expired_page, page};
@@ -132,13 +134,19 @@ pub async fn post(
             );
             t.eml.clone_from(&u.email);
             t.asid = Some(p.id.clone());
-            let sent = action_token::mail(&idp, &realm, &u, &t, |link| {
-                crate::mail::password_reset(&realm, link, lifespan)
-            })
-            .await?;
-            if sent.is_err() {
-                return Ok(form(&realm, &p, Some(action_token::SEND_FAILED)));
-            }
+            // Sent after the answer: how long a mail server takes must not
+            // tell who has an account. A failure is the event's
+            // (`SEND_RESET_PASSWORD_ERROR`) and the log's.
+            let (idp, realm) = (idp.clone(), realm.clone());
+            tokio::spawn(async move {
+                let sent = action_token::mail(&idp, &realm, &u, &t, |link| {
+                    crate::mail::password_reset(&realm, link, lifespan)
+                })
+                .await;
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e.description, "reset mail not sent");
+                }
+            });
         }
         (_, why) => {
             let mut ev = Event::user(&realm, "RESET_PASSWORD_ERROR");
