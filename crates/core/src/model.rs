@@ -91,6 +91,12 @@ impl Realm {
         self.seconds("accessCodeLifespanLogin", 1800)
     }
 
+    /// How long a user has for the required actions of a login
+    /// (`accessCodeLifespanUserAction`, 5 min).
+    pub fn user_action_lifespan(&self) -> i64 {
+        self.seconds("accessCodeLifespanUserAction", 300)
+    }
+
     /// How long an access token from the implicit or hybrid flow's front
     /// channel lives (`accessTokenLifespanForImplicitFlow`, 15 min).
     pub fn implicit_token_lifespan(&self) -> i64 {

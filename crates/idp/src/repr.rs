@@ -138,6 +138,10 @@ pub fn realm(r: &Realm) -> Value {
         ("accessCodeLifespan", json!(r.code_lifespan())),
         ("accessCodeLifespanLogin", json!(r.login_lifespan())),
         (
+            "accessCodeLifespanUserAction",
+            json!(r.user_action_lifespan()),
+        ),
+        (
             "accessTokenLifespanForImplicitFlow",
             json!(r.implicit_token_lifespan()),
         ),

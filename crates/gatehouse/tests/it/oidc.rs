@@ -3680,6 +3680,7 @@ async fn keycloak_lifespans_shape_codes_and_sessions() {
     for (k, v) in [
         ("accessCodeLifespan", 60),
         ("accessCodeLifespanLogin", 1800),
+        ("accessCodeLifespanUserAction", 300),
         ("accessTokenLifespanForImplicitFlow", 900),
         ("clientSessionIdleTimeout", 0),
         ("offlineSessionMaxLifespan", 5_184_000),
@@ -3750,6 +3751,25 @@ async fn keycloak_lifespans_shape_codes_and_sessions() {
         r.json::<serde_json::Value>().await.expect("json")["error"],
         "invalid_grant"
     );
+    // The required actions of a login must be done within
+    // accessCodeLifespanUserAction.
+    let settings = serde_json::json!({"accessCodeLifespanUserAction": 1});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&settings)).await, 204);
+    let alice = s.user_id(&t, "demo", "alice").await;
+    s.reset_password(&t, "demo", &alice, "alice-pw", true).await;
+    let page = LoginPage::read(&s, s.app_login_page().await).await;
+    let r = page
+        .post(&[("username", "alice"), ("password", "alice-pw")])
+        .await;
+    assert!(r.text().await.expect("html").contains("password-new"));
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = page
+        .post(&[
+            ("password-new", "late-pw-1"),
+            ("password-confirm", "late-pw-1"),
+        ])
+        .await;
+    assert!(r.text().await.expect("html").contains("timed out"));
 }
 
 /// Keycloak's password policy where passwords are chosen: the admin's

@@ -1434,6 +1434,9 @@ async fn authenticated(
     match required_actions::next_for(realm, user, req) {
         required_actions::Step::None => {}
         required_actions::Step::Action(action) => {
+            // Keycloak's `accessCodeLifespanUserAction`: the actions must be
+            // done within it (5 minutes by default), whatever the login's.
+            let expires = expires.min(now + realm.user_action_lifespan());
             let key = format!("reqaction:{req_id}");
             set_pending(idp, realm, key, user.id.clone(), expires).await?;
             return required_actions::show(idp, realm, req_id, req, action, user, expires).await;
