@@ -72,6 +72,18 @@ pub struct SqliteStore {
     writer: Option<Arc<InlineWriter>>,
 }
 
+/// Writes one credential row of user `user_id`.
+async fn insert_credential(tx: &mut Tx, user_id: &str, c: &Credential) -> Result<()> {
+    sqlx::query("INSERT INTO credentials (id, user_id, kind, data) VALUES (?,?,?,?)")
+        .bind(&c.id)
+        .bind(user_id)
+        .bind(&c.kind)
+        .bind(j(c)?)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Keycloak's credential type for a replaced password kept for the
 /// realm's `passwordHistory`.
 const HISTORY: &str = "password-history";
@@ -792,13 +804,7 @@ impl Store for SqliteStore {
         let mut tx = self.begin().await?;
         upsert_user_row(&mut tx, u, true).await?;
         for c in credentials {
-            sqlx::query("INSERT INTO credentials (id, user_id, kind, data) VALUES (?,?,?,?)")
-                .bind(&c.id)
-                .bind(&u.id)
-                .bind(&c.kind)
-                .bind(j(c)?)
-                .execute(&mut *tx)
-                .await?;
+            insert_credential(&mut tx, &u.id, c).await?;
         }
         link_all(&mut tx, JOIN_GROUP, &u.id, &links.groups).await?;
         link_all(&mut tx, GRANT_USER_ROLE, &u.id, &links.roles).await?;
@@ -900,27 +906,8 @@ impl Store for SqliteStore {
         user: Option<&User>,
         ev: &[Event],
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        if let Some(u) = user
-            && upsert_user_row(&mut tx, u, false).await? == 0
-        {
-            return Err(Error::NotFound);
-        }
-        sqlx::query("DELETE FROM credentials WHERE user_id = ? AND kind = ?")
-            .bind(&c.user_id)
-            .bind(&c.kind)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO credentials (id, user_id, kind, data) VALUES (?,?,?,?)")
-            .bind(&c.id)
-            .bind(&c.user_id)
-            .bind(&c.kind)
-            .bind(j(c)?)
-            .execute(&mut *tx)
-            .await?;
-        write_events(&mut tx, ev).await?;
-        tx.commit().await?;
-        Ok(())
+        // Replacing by type, keeping no history.
+        self.set_password_keeping(c, 0, user, ev).await
     }
 
     async fn set_password_keeping(
@@ -947,13 +934,7 @@ impl Store for SqliteStore {
                 h.id = gatehouse_core::id::uuid();
                 h.kind = HISTORY.into();
                 h.user_label = None;
-                sqlx::query("INSERT INTO credentials (id, user_id, kind, data) VALUES (?,?,?,?)")
-                    .bind(&h.id)
-                    .bind(&h.user_id)
-                    .bind(&h.kind)
-                    .bind(j(&h)?)
-                    .execute(&mut *tx)
-                    .await?;
+                insert_credential(&mut tx, &h.user_id, &h).await?;
             }
             // The newest `keep` stay.
             sqlx::query(
@@ -972,13 +953,7 @@ impl Store for SqliteStore {
             .bind(&new.kind)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO credentials (id, user_id, kind, data) VALUES (?,?,?,?)")
-            .bind(&new.id)
-            .bind(&new.user_id)
-            .bind(&new.kind)
-            .bind(j(new)?)
-            .execute(&mut *tx)
-            .await?;
+        insert_credential(&mut tx, &new.user_id, new).await?;
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
         Ok(())
