@@ -739,7 +739,20 @@ async fn organization_invitations_are_mailed_and_accepted() {
             )
             .send()
     };
-    // Keycloak's checks.
+    // Keycloak's checks: the organization first, then the address.
+    let r = s
+        .http
+        .post(format!(
+            "{}/admin/realms/demo/organizations/no-such-org/members/invite-user",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .header("content-type", "multipart/form-data; boundary=XFORMX")
+        .body("not multipart at all")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 404);
     let r = invite(vec![("firstName", "N")]).await.expect("post");
     assert_eq!(r.status(), 400);
     let r = invite(vec![("email", "not an address")])

@@ -54,6 +54,8 @@ pub async fn invite_user(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
+    // An unknown organization (or none enabled) is 404 before the body.
+    load(&idp, &realm, &p["id"]).await?;
     let f = fields(&headers, &body)?;
     let get = |k: &str| {
         f.get(k)
@@ -115,6 +117,7 @@ pub async fn invite_existing_user(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
+    load(&idp, &realm, &p["id"]).await?;
     let f = fields(&headers, &body)?;
     let id = f
         .get("id")
