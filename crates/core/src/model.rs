@@ -80,6 +80,31 @@ impl Realm {
             .unwrap_or(default)
     }
 
+    /// A Keycloak realm switch kept in the representation
+    /// (`rememberMe`, `verifyEmail`...): on only where it says `true`.
+    pub fn flag(&self, key: &str) -> bool {
+        self.extra.get(key).and_then(serde_json::Value::as_bool) == Some(true)
+    }
+
+    /// When `s` ends if it was last used at `last_access`: its idle
+    /// timeout from then, capped by its maximum from its start. Offline
+    /// sessions take the realm's offline timeouts; others their client's
+    /// session limits (`client`), or the SSO session's for a browser
+    /// session (`None`).
+    pub fn session_ends(&self, s: &Session, client: Option<&Client>, last_access: i64) -> i64 {
+        if s.offline {
+            let idle = last_access + self.offline_session_idle_timeout;
+            return self
+                .offline_max_lifespan()
+                .map_or(idle, |max| idle.min(s.started + max));
+        }
+        let (idle, max) = match client {
+            Some(c) => self.client_session_limits(c, s.remember_me),
+            None => self.session_limits(s.remember_me),
+        };
+        (last_access + idle).min(s.started + max)
+    }
+
     /// How long an authorization code lives (`accessCodeLifespan`, 60 s).
     pub fn code_lifespan(&self) -> i64 {
         self.seconds("accessCodeLifespan", 60)
@@ -107,7 +132,7 @@ impl Realm {
     /// one (`offlineSessionMaxLifespanEnabled`, then
     /// `offlineSessionMaxLifespan`, 60 days by default).
     pub fn offline_max_lifespan(&self) -> Option<i64> {
-        (self.extra.get("offlineSessionMaxLifespanEnabled") == Some(&serde_json::Value::Bool(true)))
+        self.flag("offlineSessionMaxLifespanEnabled")
             .then(|| self.seconds("offlineSessionMaxLifespan", 5_184_000))
     }
 
@@ -146,15 +171,13 @@ impl Realm {
     /// `ssoSessionIdleTimeoutRememberMe` / `ssoSessionMaxLifespanRememberMe`
     /// where set (above 0) and asked for, else the realm's own.
     pub fn session_limits(&self, remember_me: bool) -> (i64, i64) {
-        let rm = |k: &str| {
-            self.extra
-                .get(k)
-                .and_then(serde_json::Value::as_i64)
-                .filter(|v| remember_me && *v > 0)
-        };
+        let (idle, max) = (self.sso_session_idle_timeout, self.sso_session_max_lifespan);
+        if !remember_me {
+            return (idle, max);
+        }
         (
-            rm("ssoSessionIdleTimeoutRememberMe").unwrap_or(self.sso_session_idle_timeout),
-            rm("ssoSessionMaxLifespanRememberMe").unwrap_or(self.sso_session_max_lifespan),
+            self.seconds("ssoSessionIdleTimeoutRememberMe", idle),
+            self.seconds("ssoSessionMaxLifespanRememberMe", max),
         )
     }
 

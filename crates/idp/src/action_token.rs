@@ -191,24 +191,34 @@ fn positive(v: &Value) -> Option<i64> {
     .filter(|n| *n > 0)
 }
 
-/// Whether the token's id was used already; if not, it is now (until the
-/// token would have expired anyway). Atomic: of two uses at once, one wins.
+fn spent_key(t: &ActionToken) -> String {
+    format!("actok:{}", t.jti)
+}
+
+/// Whether the token was used already.
+pub async fn spent(idp: &crate::state::Idp, t: &ActionToken) -> Result<bool, OAuthError> {
+    Ok(idp.store.code(&spent_key(t)).await?.is_some())
+}
+
+/// Spends the token (remembered until it would have expired anyway):
+/// false when it was spent already. Atomic: of two uses at once, one
+/// wins (the store's key is unique).
 pub async fn spend(
     idp: &crate::state::Idp,
     realm: &Realm,
     t: &ActionToken,
 ) -> Result<bool, OAuthError> {
-    let key = format!("actok:{}", t.jti);
-    if idp.store.code(&key).await?.is_some() {
-        return Ok(false);
-    }
     let rec = gatehouse_store::CodeRecord {
-        code: key,
+        code: spent_key(t),
         realm_id: realm.id.clone(),
         data: String::new(),
         expires: t.exp,
     };
-    Ok(idp.store.put_code(&rec).await.is_ok())
+    match idp.store.put_code(&rec).await {
+        Ok(()) => Ok(true),
+        Err(gatehouse_store::Error::Conflict(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// What a page says when the mail could not go (Keycloak's words).

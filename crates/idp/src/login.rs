@@ -58,8 +58,8 @@ pub fn locked_permanently(user: &User) -> bool {
 /// `permanentLockout` and `maxTemporaryLockouts` (each `failureFactor`
 /// failures is one temporary lockout).
 fn lockout_is_permanent(realm: &Realm, lf: &LoginFailures) -> bool {
-    let flag = |k: &str| realm.extra.get(k).and_then(serde_json::Value::as_bool) == Some(true);
-    if !realm.brute_force_protected || !flag("permanentLockout") || realm.failure_factor <= 0 {
+    if !realm.brute_force_protected || !realm.flag("permanentLockout") || realm.failure_factor <= 0
+    {
         return false;
     }
     let max_temporary = realm
@@ -106,9 +106,7 @@ async fn record_failure(
     ev.user_id = Some(u.id.clone());
     ev.details.insert("username".into(), u.username.clone());
     idp.store.update_user(&u, &[ev]).await?;
-    let ended = idp.store.delete_user_sessions(&u.id, &[]).await?;
-    idp.sessions_ended(realm, &ended).await;
-    idp.user_revoked(realm, &u.id).await?;
+    idp.log_out_user(realm, &u.id, &[]).await?;
     Ok(())
 }
 

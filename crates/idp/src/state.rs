@@ -242,6 +242,20 @@ impl Idp {
         crate::backchannel_logout::notify(self, realm, ended).await;
     }
 
+    /// Ends every session of `user_id` (with events `ev`), announces it,
+    /// and revokes the user's tokens at the gateway: what disabling a user
+    /// or logging them out everywhere does.
+    pub async fn log_out_user(
+        &self,
+        realm: &Realm,
+        user_id: &str,
+        ev: &[gatehouse_core::model::Event],
+    ) -> Result<(), gatehouse_store::Error> {
+        let ended = self.store.delete_user_sessions(user_id, ev).await?;
+        self.sessions_ended(realm, &ended).await;
+        self.user_revoked(realm, user_id).await
+    }
+
     /// Records that every token of `user_id` issued until now is revoked,
     /// under each subject it has (its id, and the pairwise ones clients of
     /// the realm with Keycloak's pairwise mapper see: the gateway matches

@@ -740,15 +740,7 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
     }
 
     if let (true, Some(s)) = (g.refresh, g.session) {
-        let exp = if s.offline {
-            let idle = now + g.realm.offline_session_idle_timeout;
-            g.realm
-                .offline_max_lifespan()
-                .map_or(idle, |max| idle.min(s.started + max))
-        } else {
-            let (idle, max) = g.realm.client_session_limits(g.client, s.remember_me);
-            (now + idle).min(s.started + max)
-        };
+        let exp = g.realm.session_ends(s, Some(g.client), now);
         let rt = json!({
             "exp": exp, "iat": now, "jti": s.refresh_token_id.clone().unwrap_or_else(gatehouse_core::id::uuid),
             "iss": issuer, "aud": issuer, "sub": g.user.id,

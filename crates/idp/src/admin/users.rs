@@ -530,9 +530,7 @@ async fn update(
     if !u.enabled {
         // A disabled user's sessions end now, so refresh and the gateway's
         // revocation check stop them at once.
-        let ended = idp.store.delete_user_sessions(&u.id, &[]).await?;
-        idp.sessions_ended(&realm, &ended).await;
-        idp.user_revoked(&realm, &u.id).await?;
+        idp.log_out_user(&realm, &u.id, &[]).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -712,9 +710,7 @@ async fn logout(
         &format!("users/{id}/logout"),
         None,
     );
-    let ended = idp.store.delete_user_sessions(&id, &[ev]).await?;
-    idp.sessions_ended(&realm, &ended).await;
-    idp.user_revoked(&realm, &id).await?;
+    idp.log_out_user(&realm, &id, &[ev]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

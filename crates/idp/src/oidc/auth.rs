@@ -231,6 +231,20 @@ impl Pending {
             .filter(|p| p.same_browser(headers, None)))
     }
 
+    /// A form posted to a page of this login: its fields, once its CSRF
+    /// field and cookie are this login's; else the page to answer with.
+    pub fn form(&self, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
+        let form = Form::parse(headers, body).map_err(|e| Box::new(error_page(&e.description)))?;
+        if !self.same_browser(headers, Some(form.get("csrf"))) {
+            return Err(Box::new(page(
+                StatusCode::FORBIDDEN,
+                "Error",
+                "<h1>Invalid request</h1><p class=\"error\" role=\"alert\">The login form could not be verified. Please start again.</p>",
+            )));
+        }
+        Ok(form)
+    }
+
     /// Whether `headers` come from the browser that started the login
     /// (its CSRF cookie), and, with `field`, the form it was shown.
     pub fn same_browser(&self, headers: &HeaderMap, field: Option<Option<&str>>) -> bool {
@@ -632,10 +646,7 @@ pub async fn sso_session(
         return Ok(None);
     };
     let s = idp.store.session(sid).await?;
-    Ok(s.filter(|s| {
-        let (idle, max) = realm.session_limits(s.remember_me);
-        now - s.last_access <= idle && now - s.started <= max
-    }))
+    Ok(s.filter(|s| now <= realm.session_ends(s, None, s.last_access)))
 }
 
 /// Clears the SSO cookies (the session and its script-readable id).
@@ -1109,13 +1120,9 @@ async fn authorize(
     {
         let mut req = req.clone();
         req.sso_session = Some(s.id.clone());
-        let req_id = gatehouse_core::id::token();
-        let expires = now + realm.login_lifespan();
-        keep_request(idp, &realm, &req_id, &req, expires).await?;
-        let mut r = authenticated(idp, &realm, &req_id, &req, &user, expires, now).await?;
-        r.headers_mut()
-            .append(header::SET_COOKIE, csrf_cookie(idp, &realm, &req.csrf));
-        return Ok(r);
+        let (req_id, expires) = begin_login(idp, &realm, &req, now).await?;
+        let r = authenticated(idp, &realm, &req_id, &req, &user, expires, now).await?;
+        return Ok(with_csrf(idp, &realm, &req.csrf, r));
     }
     // The hint names the user as this client sees them (pairwise or not).
     // An application-initiated action otherwise asks for the password
@@ -1188,11 +1195,15 @@ async fn authorize(
         ),
         // Keycloak fills the username field from `login_hint`, else from
         // the remember-me cookie (and then ticks the box).
-        None => match (q.get("login_hint"), remembered(&realm, headers)) {
-            (Some(hint), _) => login_form(&realm, &req_id, &req.csrf, None, (hint, false)),
-            (None, Some(name)) => login_form(&realm, &req_id, &req.csrf, None, (&name, true)),
-            (None, None) => login_form(&realm, &req_id, &req.csrf, None, ("", false)),
-        },
+        None => {
+            let remembered = remembered(&realm, headers);
+            let who = match (q.get("login_hint"), remembered.as_deref()) {
+                (Some(hint), _) => (hint, false),
+                (None, Some(name)) => (name, true),
+                (None, None) => ("", false),
+            };
+            login_form(&realm, &req_id, &req.csrf, None, who)
+        }
     };
     r.headers_mut()
         .append(header::SET_COOKIE, csrf_cookie(idp, &realm, &req.csrf));
@@ -1232,17 +1243,10 @@ pub async fn post(
         return Ok(expired_page());
     };
     let now = gatehouse_core::time::now();
-    let form = match Form::parse(&headers, &body) {
+    let form = match pending.form(&headers, &body) {
         Ok(f) => f,
-        Err(e) => return Ok(error_page(&e.description)),
+        Err(page) => return Ok(*page),
     };
-    if !pending.same_browser(&headers, Some(form.get("csrf"))) {
-        return Ok(page(
-            StatusCode::FORBIDDEN,
-            "Error",
-            "<h1>Invalid request</h1><p class=\"error\" role=\"alert\">The login form could not be verified. Please start again.</p>",
-        ));
-    }
     let (mut req, expires) = (pending.req, pending.expires);
     let pending_key = format!("reqaction:{req_id}");
     let execution = q.get("execution").or_else(|| {
@@ -1354,6 +1358,27 @@ async fn realm_or_page(idp: &Idp, name: &str) -> Result<Realm, Response> {
     })
 }
 
+/// Stores `req` as a new login attempt, alive for the realm's login
+/// lifespan from `now`: its id and when it dies.
+async fn begin_login(
+    idp: &Idp,
+    realm: &Realm,
+    req: &AuthRequest,
+    now: i64,
+) -> Result<(String, i64), OAuthError> {
+    let req_id = gatehouse_core::id::token();
+    let expires = now + realm.login_lifespan();
+    keep_request(idp, realm, &req_id, req, expires).await?;
+    Ok((req_id, expires))
+}
+
+/// `r`, the first page of a login, with the login's CSRF cookie.
+fn with_csrf(idp: &Idp, realm: &Realm, csrf: &str, mut r: Response) -> Response {
+    r.headers_mut()
+        .append(header::SET_COOKIE, csrf_cookie(idp, realm, csrf));
+    r
+}
+
 /// Stores the login attempt's request again after a step changed it.
 async fn keep_request(
     idp: &Idp,
@@ -1399,38 +1424,11 @@ async fn authenticated(
     expires: i64,
     now: i64,
 ) -> Result<Response, OAuthError> {
-    // Keycloak's "Verify email" realm setting: an address not yet
-    // verified gets the action, kept until the link is opened; an address
-    // verified by now (an admin's word, an action link) has it no more.
-    let has = user
-        .required_actions
-        .iter()
-        .any(|a| a == required_actions::VERIFY_EMAIL);
-    let wanted = realm
-        .extra
-        .get("verifyEmail")
-        .and_then(serde_json::Value::as_bool)
-        == Some(true)
-        && !user.email_verified
-        && user.email.as_deref().is_some_and(|e| !e.is_empty());
-    let verify = wanted && !has;
-    let verified = has && user.email_verified;
-    let updated;
-    let user = if verify || verified {
-        let mut u = user.clone();
-        if verify {
-            u.required_actions
-                .push(required_actions::VERIFY_EMAIL.into());
-        } else {
-            u.required_actions
-                .retain(|a| a != required_actions::VERIFY_EMAIL);
-        }
-        idp.store.update_user(&u, &[]).await?;
-        updated = u;
-        &updated
-    } else {
-        user
-    };
+    let updated = required_actions::triggered(realm, user);
+    if let Some(u) = &updated {
+        idp.store.update_user(u, &[]).await?;
+    }
+    let user = updated.as_ref().unwrap_or(user);
     match required_actions::next_for(realm, user, req) {
         required_actions::Step::None => {}
         required_actions::Step::Action(action) => {
@@ -1605,11 +1603,7 @@ fn asked_remember(realm: &Realm, form: &Form) -> bool {
 
 /// Whether the realm's login page offers "Remember me" (its `rememberMe`).
 fn remember_me_offered(realm: &Realm) -> bool {
-    realm
-        .extra
-        .get("rememberMe")
-        .and_then(serde_json::Value::as_bool)
-        == Some(true)
+    realm.flag("rememberMe")
 }
 
 /// How a browser session came about, beyond whose it is.

@@ -356,16 +356,7 @@ async fn refresh(
     let Some(mut session) = idp.store.session(sid).await? else {
         return Err(OAuthError::invalid_grant("Session not active"));
     };
-    let expired = if session.offline {
-        now - session.last_access > realm.offline_session_idle_timeout
-            || realm
-                .offline_max_lifespan()
-                .is_some_and(|max| now - session.started > max)
-    } else {
-        let (idle, max) = realm.client_session_limits(client, session.remember_me);
-        now - session.last_access > idle || now - session.started > max
-    };
-    if expired {
+    if now > realm.session_ends(&session, Some(client), session.last_access) {
         let ended = idp.store.delete_session(&session.id, &[]).await?;
         idp.sessions_revoked(&ended);
         return Err(OAuthError::invalid_grant("Session not active"));

@@ -12,14 +12,15 @@
 //! reset link is spent at once, as in Keycloak.
 
 use super::{
-    AuthRequest, EndAfter, Pending, authenticated, csrf_cookie, error_page, esc, keep_request, page,
+    AuthRequest, EndAfter, Pending, authenticated, begin_login, error_page, esc, keep_request,
+    page, with_csrf,
 };
 use crate::action_token::{self, ActionToken, EXECUTE_ACTIONS, RESET_CREDENTIALS, Refused};
 use crate::error::OAuthError;
 use crate::oidc::form::Form;
 use crate::state::Idp;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use gatehouse_core::model::{Event, Realm, User};
 use std::sync::Arc;
@@ -70,7 +71,7 @@ pub async fn get(
     else {
         return Ok(error_page(INVALID));
     };
-    if idp.store.code(&format!("actok:{}", t.jti)).await?.is_some() {
+    if action_token::spent(&idp, &t).await? {
         return Ok(error_page(USED));
     }
     // The actions must still be ones this realm asks for (Keycloak checks
@@ -118,12 +119,22 @@ pub async fn get(
                 Vec::new()
             };
             let req = AuthRequest::for_action_link(&t.cid, end, actions);
-            let req_id = gatehouse_core::id::token();
-            keep_request(&idp, &realm, &req_id, &req, now + realm.login_lifespan()).await?;
-            let mut r = confirm_page(&realm, &t, key, &req_id, &user);
-            r.headers_mut()
-                .append(header::SET_COOKIE, csrf_cookie(&idp, &realm, &req.csrf));
-            Ok(r)
+            let (req_id, _) = begin_login(&idp, &realm, &req, now).await?;
+            let what = if t.typ == EXECUTE_ACTIONS {
+                let items: String = t
+                    .rqac
+                    .iter()
+                    .map(|a| format!("<li>{}</li>", esc(crate::mail::action_name(a))))
+                    .collect();
+                format!("<h1>Perform the following action(s)</h1><ul>{items}</ul>")
+            } else {
+                format!(
+                    "<h1>Email verification</h1><p>Confirm validity of e-mail address {}.</p>",
+                    esc(user.email.as_deref().unwrap_or(""))
+                )
+            };
+            let r = confirm_page(&realm, &t, key, &req_id, &what);
+            Ok(with_csrf(&idp, &realm, &req.csrf, r))
         }
     }
 }
@@ -176,13 +187,9 @@ async fn confirmed(
     mut user: User,
     now: i64,
 ) -> Result<Response, OAuthError> {
-    let Some(login) = Pending::load(idp, realm, code).await? else {
+    let Some(login) = confirming(idp, realm, t, code, headers).await? else {
         return Ok(super::expired_page());
     };
-    let ours = login.req.end_after.as_ref().is_some_and(|e| e.jti == t.jti);
-    if !ours || !login.same_browser(headers, None) {
-        return Ok(super::expired_page());
-    }
     if !action_token::spend(idp, realm, t).await? {
         return Ok(error_page(USED));
     }
@@ -251,17 +258,35 @@ async fn start(
     user: &User,
     now: i64,
 ) -> Result<Response, OAuthError> {
-    let req_id = gatehouse_core::id::token();
-    let expires = now + realm.login_lifespan();
-    keep_request(idp, realm, &req_id, &req, expires).await?;
-    let mut r = authenticated(idp, realm, &req_id, &req, user, expires, now).await?;
-    r.headers_mut()
-        .append(header::SET_COOKIE, csrf_cookie(idp, realm, &req.csrf));
-    Ok(r)
+    let (req_id, expires) = begin_login(idp, realm, &req, now).await?;
+    let r = authenticated(idp, realm, &req_id, &req, user, expires, now).await?;
+    Ok(with_csrf(idp, realm, &req.csrf, r))
 }
 
-/// Keycloak's confirmation before an admin's or a verification link acts.
-fn confirm_page(realm: &Realm, t: &ActionToken, key: &str, req_id: &str, user: &User) -> Response {
+/// The login a link's confirmation page started (`code`), in the browser
+/// it was shown to, for this link alone.
+pub(super) async fn confirming(
+    idp: &Idp,
+    realm: &Realm,
+    t: &ActionToken,
+    code: &str,
+    headers: &HeaderMap,
+) -> Result<Option<Pending>, OAuthError> {
+    Ok(Pending::load(idp, realm, code).await?.filter(|login| {
+        login.req.end_after.as_ref().is_some_and(|e| e.jti == t.jti)
+            && login.same_browser(headers, None)
+    }))
+}
+
+/// Keycloak's confirmation before a link acts: `what` (HTML) it will do,
+/// and "Click here to proceed" back to the link within login `req_id`.
+pub(super) fn confirm_page(
+    realm: &Realm,
+    t: &ActionToken,
+    key: &str,
+    req_id: &str,
+    what: &str,
+) -> Response {
     let href = super::with_params(
         &format!("/realms/{}/login-actions/action-token", esc(&realm.name)),
         &[
@@ -270,19 +295,6 @@ fn confirm_page(realm: &Realm, t: &ActionToken, key: &str, req_id: &str, user: &
             ("session_code", req_id),
         ],
     );
-    let what = if t.typ == EXECUTE_ACTIONS {
-        let items: String = t
-            .rqac
-            .iter()
-            .map(|a| format!("<li>{}</li>", esc(crate::mail::action_name(a))))
-            .collect();
-        format!("<h1>Perform the following action(s)</h1><ul>{items}</ul>")
-    } else {
-        format!(
-            "<h1>Email verification</h1><p>Confirm validity of e-mail address {}.</p>",
-            esc(user.email.as_deref().unwrap_or(""))
-        )
-    };
     let body = format!(
         "{what}<p><a id=\"kc-proceed\" href=\"{h}\">» Click here to proceed</a></p>",
         h = esc(&href)

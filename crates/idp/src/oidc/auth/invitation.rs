@@ -8,16 +8,14 @@
 //! once registered. The link works while its invitation is kept: accepted,
 //! withdrawn or expired, it is dead.
 
-use super::{
-    AuthRequest, EndAfter, Invite, Pending, csrf_cookie, error_page, esc, keep_request, page,
-};
+use super::{AuthRequest, EndAfter, Invite, begin_login, error_page, esc, with_csrf};
 use crate::action_token::ActionToken;
 use crate::error::OAuthError;
 use crate::oidc::form::Form;
 use crate::state::Idp;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::Response;
-use gatehouse_core::model::{Event, Organization, Realm, User};
+use gatehouse_core::model::{Event, Realm, User};
 
 const STALE: &str =
     "The invitation is no longer valid. It may have expired, been withdrawn or already accepted.";
@@ -60,18 +58,10 @@ pub(super) async fn open(
             id: inv.id.clone(),
             email: inv.email.clone(),
         });
-        let req_id = gatehouse_core::id::token();
-        keep_request(idp, realm, &req_id, &req, now + realm.login_lifespan()).await?;
-        let pending = Pending {
-            id: req_id.clone(),
-            req: req.clone(),
-            expires: now + realm.login_lifespan(),
-        };
-        let entered = super::registration::Entered::for_login(&pending);
-        let mut r = super::registration::form(realm, &req_id, &req.csrf, &entered, None);
-        r.headers_mut()
-            .append(header::SET_COOKIE, csrf_cookie(idp, realm, &req.csrf));
-        return Ok(r);
+        let (req_id, _) = begin_login(idp, realm, &req, now).await?;
+        let entered = super::registration::Entered::for_login(&req);
+        let r = super::registration::form(realm, &req_id, &req.csrf, &entered, None);
+        return Ok(with_csrf(idp, realm, &req.csrf, r));
     }
     let Some(user) = idp
         .store
@@ -100,19 +90,17 @@ pub(super) async fn open(
     match q.get("session_code") {
         None => {
             let req = AuthRequest::for_action_link(&t.cid, end, Vec::new());
-            let req_id = gatehouse_core::id::token();
-            keep_request(idp, realm, &req_id, &req, now + realm.login_lifespan()).await?;
-            let mut r = confirm_page(realm, &org, t, key, &req_id);
-            r.headers_mut()
-                .append(header::SET_COOKIE, csrf_cookie(idp, realm, &req.csrf));
-            Ok(r)
+            let (req_id, _) = begin_login(idp, realm, &req, now).await?;
+            let what = format!(
+                "<h1>Organization invitation</h1><p>You were invited to join the {} organization.</p>",
+                esc(&org.name)
+            );
+            let r = super::action_link::confirm_page(realm, t, key, &req_id, &what);
+            Ok(with_csrf(idp, realm, &req.csrf, r))
         }
         Some(code) => {
-            let Some(login) = Pending::load(idp, realm, code).await? else {
-                return Ok(super::expired_page());
-            };
-            let ours = login.req.end_after.as_ref().is_some_and(|e| e.jti == t.jti);
-            if !ours || !login.same_browser(headers, None) {
+            let confirmed = super::action_link::confirming(idp, realm, t, code, headers).await?;
+            if confirmed.is_none() {
                 return Ok(super::expired_page());
             }
             idp.store.take_code(&format!("authreq:{code}")).await?;
@@ -157,28 +145,4 @@ pub(super) async fn join(
         .await?;
     idp.store.put_organization(&o, &[]).await?;
     Ok(true)
-}
-
-/// Keycloak's confirmation before joining.
-fn confirm_page(
-    realm: &Realm,
-    org: &Organization,
-    t: &ActionToken,
-    key: &str,
-    req_id: &str,
-) -> Response {
-    let href = super::with_params(
-        &format!("/realms/{}/login-actions/action-token", esc(&realm.name)),
-        &[
-            ("key", key),
-            ("client_id", &t.cid),
-            ("session_code", req_id),
-        ],
-    );
-    let body = format!(
-        "<h1>Organization invitation</h1><p>You were invited to join the {o} organization.</p><p><a id=\"kc-proceed\" href=\"{h}\">» Click here to proceed</a></p>",
-        o = esc(&org.name),
-        h = esc(&href)
-    );
-    page(StatusCode::OK, "Organization invitation", &body)
 }

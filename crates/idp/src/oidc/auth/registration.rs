@@ -16,14 +16,13 @@
 use super::invitation;
 use super::{Pending, THROTTLED, authenticated, error_page, esc, expired_page, page};
 use crate::error::OAuthError;
-use crate::oidc::form::Form;
 use crate::state::Idp;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use gatehouse_core::model::{Event, Realm};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 
 /// What the page says where the realm does not allow registration.
@@ -31,11 +30,7 @@ pub const NOT_ALLOWED: &str = "Registration not allowed";
 
 /// Whether the realm lets people register themselves.
 pub fn allowed(realm: &Realm) -> bool {
-    flag(realm, "registrationAllowed")
-}
-
-fn flag(realm: &Realm, key: &str) -> bool {
-    realm.extra.get(key).and_then(Value::as_bool) == Some(true)
+    realm.flag("registrationAllowed")
 }
 
 /// The login in progress the page belongs to, in the browser that
@@ -72,7 +67,7 @@ pub async fn get(
     match login(&idp, &realm, query, &headers).await? {
         Some(p) if !may_register(&realm, &p) => Ok(error_page(NOT_ALLOWED)),
         Some(p) => {
-            let entered = Entered::for_login(&p);
+            let entered = Entered::for_login(&p.req);
             Ok(form(&realm, &p.id, p.csrf(), &entered, None))
         }
         None => Ok(expired_page()),
@@ -93,8 +88,8 @@ pub(super) struct Entered {
 impl Entered {
     /// A blank form, with the invited address where the login answers an
     /// invitation.
-    pub(super) fn for_login(p: &Pending) -> Entered {
-        match &p.req.invite {
+    pub(super) fn for_login(req: &super::AuthRequest) -> Entered {
+        match &req.invite {
             Some(i) => Entered {
                 email: i.email.clone(),
                 email_fixed: true,
@@ -124,15 +119,12 @@ pub async fn post(
     if !may_register(&realm, &p) {
         return Ok(error_page(NOT_ALLOWED));
     }
-    let f = match Form::parse(&headers, &body) {
+    let f = match p.form(&headers, &body) {
         Ok(f) => f,
-        Err(e) => return Ok(error_page(&e.description)),
+        Err(page) => return Ok(*page),
     };
-    if !p.same_browser(&headers, Some(f.get("csrf"))) {
-        return Ok(expired_page());
-    }
     let field = |k: &str| f.get(k).map(str::trim).unwrap_or("").to_owned();
-    let email_as_username = flag(&realm, "registrationEmailAsUsername");
+    let email_as_username = realm.flag("registrationEmailAsUsername");
     let mut entered = Entered {
         first: field("firstName"),
         last: field("lastName"),
@@ -267,7 +259,7 @@ pub(super) fn form(
     e: &Entered,
     error: Option<&str>,
 ) -> Response {
-    let username = if flag(realm, "registrationEmailAsUsername") {
+    let username = if realm.flag("registrationEmailAsUsername") {
         String::new()
     } else {
         format!(

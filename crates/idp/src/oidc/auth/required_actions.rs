@@ -65,11 +65,7 @@ fn first_due(realm: &Realm, user: &User, extra: &[String]) -> Step {
         });
     match due {
         None => Step::None,
-        Some(a) => SUPPORTED
-            .into_iter()
-            .chain([VERIFY_EMAIL])
-            .find(|s| *s == a)
-            .map_or(Step::Unsupported, Step::Action),
+        Some(a) => page_of(&a).map_or(Step::Unsupported, Step::Action),
     }
 }
 
@@ -106,7 +102,36 @@ pub fn can_execute(realm: &Realm, actions: &[String]) -> bool {
     let enabled = crate::admin::required_actions::enabled(realm);
     actions
         .iter()
-        .all(|a| enabled.contains(a) && SUPPORTED.into_iter().chain([VERIFY_EMAIL]).any(|s| s == a))
+        .all(|a| enabled.contains(a) && page_of(a).is_some())
+}
+
+/// The action `a` as one with a page here.
+fn page_of(a: &str) -> Option<&'static str> {
+    SUPPORTED
+        .into_iter()
+        .chain([VERIFY_EMAIL])
+        .find(|s| *s == a)
+}
+
+/// The user as the realm's `verifyEmail` setting wants them before a
+/// login's actions are worked out (Keycloak's trigger): an address not
+/// yet verified gets `VERIFY_EMAIL`, kept until the link is opened; one
+/// verified by now (an admin's word, an action link) drops it. None when
+/// nothing changes.
+pub fn triggered(realm: &Realm, user: &User) -> Option<User> {
+    let has = user.required_actions.iter().any(|a| a == VERIFY_EMAIL);
+    let wanted = realm.flag("verifyEmail")
+        && !user.email_verified
+        && user.email.as_deref().is_some_and(|e| !e.is_empty());
+    let mut u = user.clone();
+    if wanted && !has {
+        u.required_actions.push(VERIFY_EMAIL.into());
+    } else if has && user.email_verified {
+        u.required_actions.retain(|a| a != VERIFY_EMAIL);
+    } else {
+        return None;
+    }
+    Some(u)
 }
 
 /// Whether a login can have the user set up a one-time code now: the
@@ -190,14 +215,14 @@ pub async fn submit(
             let new = form.get("password-new").unwrap_or("");
             let again = form.get("password-confirm").unwrap_or("");
             let problem = if new.is_empty() {
-                Some("Please specify password.".to_owned())
+                Some("Please specify password.")
             } else if new != again {
-                Some("Passwords don't match.".to_owned())
+                Some("Passwords don't match.")
             } else {
                 None
             };
             if let Some(p) = problem {
-                return Ok(page_for(realm, req_id, req, due, &user, Some(&p)));
+                return Ok(page_for(realm, req_id, req, due, &user, Some(p)));
             }
             // The realm's password policy, its history among it.
             let mut done = user.clone();

@@ -15,7 +15,6 @@
 use super::{Pending, error_page, esc, expired_page, page};
 use crate::action_token::{self, ActionToken, RESET_CREDENTIALS};
 use crate::error::OAuthError;
-use crate::oidc::form::Form;
 use crate::state::Idp;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -34,11 +33,7 @@ const SENT: &str = "You should receive an email shortly with further instruction
 /// new one enabled (without it a reset link would log in with no
 /// password at all).
 pub fn allowed(realm: &Realm) -> bool {
-    realm
-        .extra
-        .get("resetPasswordAllowed")
-        .and_then(serde_json::Value::as_bool)
-        == Some(true)
+    realm.flag("resetPasswordAllowed")
         && crate::admin::required_actions::enabled(realm)
             .iter()
             .any(|a| a == "UPDATE_PASSWORD")
@@ -95,13 +90,10 @@ pub async fn post(
     let Some(p) = login(&idp, &realm, query, &headers).await? else {
         return Ok(expired_page());
     };
-    let f = match Form::parse(&headers, &body) {
+    let f = match p.form(&headers, &body) {
         Ok(f) => f,
-        Err(e) => return Ok(error_page(&e.description)),
+        Err(page) => return Ok(*page),
     };
-    if !p.same_browser(&headers, Some(f.get("csrf"))) {
-        return Ok(expired_page());
-    }
     let name = f.get("username").map(str::trim).unwrap_or("");
     if name.is_empty() {
         return Ok(form(&realm, &p, Some("Please specify username.")));
