@@ -80,6 +80,25 @@ impl Realm {
             .unwrap_or(default)
     }
 
+    /// Keycloak's quick-login check: a failed login less than this many
+    /// milliseconds after the previous failure (`quickLoginCheckMilliSeconds`,
+    /// 1000) locks the user for `minimum_quick_login_wait` seconds
+    /// (`minimumQuickLoginWaitSeconds`, 60); guessing scripts fail faster
+    /// than people do. 0 switches either off.
+    pub fn quick_login_check(&self) -> (i64, i64) {
+        let read = |key: &str, default: i64| {
+            self.extra
+                .get(key)
+                .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+                .filter(|v| *v >= 0)
+                .unwrap_or(default)
+        };
+        (
+            read("quickLoginCheckMilliSeconds", 1000),
+            read("minimumQuickLoginWaitSeconds", 60),
+        )
+    }
+
     /// A Keycloak realm switch kept in the representation
     /// (`rememberMe`, `verifyEmail`...): on only where it says `true`.
     pub fn flag(&self, key: &str) -> bool {

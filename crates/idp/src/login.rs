@@ -82,13 +82,15 @@ fn lockout_is_permanent(realm: &Realm, lf: &LoginFailures) -> bool {
 async fn record_failure(
     idp: &Idp,
     realm: &Realm,
-    user: &User,
-    (now, ip): (i64, Option<&str>),
+    (user, before): (&User, &LoginFailures),
+    ip: Option<&str>,
     ev: Event,
 ) -> Result<(), OAuthError> {
+    let now_ms = gatehouse_core::time::now_ms();
+    let not_before = quick_login_wait(realm, before, now_ms);
     let lf = idp
         .store
-        .record_login_failure(&realm.id, &user.id, now, ip, &[ev])
+        .record_login_failure(&realm.id, &user.id, (now_ms, not_before), ip, &[ev])
         .await?;
     if !lockout_is_permanent(realm, &lf) {
         return Ok(());
@@ -110,15 +112,37 @@ async fn record_failure(
     Ok(())
 }
 
-/// Seconds the user is still locked out for, 0 when not locked.
-pub fn locked_for(realm: &Realm, failures: i64, last: i64, now: i64) -> i64 {
-    if !realm.brute_force_protected || failures < realm.failure_factor || realm.failure_factor <= 0
-    {
+/// Seconds the user is still locked out for, 0 when not locked: the wait
+/// of every `failureFactor` failures, or a quick-login wait.
+pub fn locked_for(realm: &Realm, lf: &LoginFailures, now: i64) -> i64 {
+    if !realm.brute_force_protected {
         return 0;
     }
-    let steps = failures / realm.failure_factor;
+    let quick = (lf.not_before - now).max(0);
+    if lf.failures < realm.failure_factor || realm.failure_factor <= 0 {
+        return quick;
+    }
+    let steps = lf.failures / realm.failure_factor;
     let wait = (realm.wait_increment_seconds * steps).min(realm.max_failure_wait_seconds);
-    (last + wait - now).max(0)
+    (lf.last_failure + wait - now).max(quick)
+}
+
+/// Where a failure at `now_ms` follows the previous one (`before`) within
+/// the realm's quick-login check, the time (seconds) before which the user
+/// may not log in again, as Keycloak sets `failedLoginNotBefore`; else 0.
+fn quick_login_wait(realm: &Realm, before: &LoginFailures, now_ms: i64) -> i64 {
+    let (check_ms, wait) = realm.quick_login_check();
+    let delta = now_ms - before.last_failure_ms;
+    if before.failures > 0
+        && before.last_failure_ms > 0
+        && delta >= 0
+        && delta < check_ms
+        && wait > 0
+    {
+        now_ms.div_euclid(1000) + wait
+    } else {
+        0
+    }
 }
 
 /// The user whose password was right, and what the realm's flow asks of
@@ -235,7 +259,7 @@ async fn check(
         idp.store.clear_login_failures(&user.id).await?;
         lf = Default::default();
     }
-    if locked_for(realm, lf.failures, lf.last_failure, now) > 0 {
+    if locked_for(realm, &lf, now) > 0 {
         idp.record(error_event(Some(&user.id), &LoginFailure::Locked))
             .await?;
         return Ok(Err(LoginFailure::Locked));
@@ -256,7 +280,7 @@ async fn check(
         let failure = LoginFailure::InvalidCredentials;
         let ev = error_event(Some(&user.id), &failure);
         if realm.brute_force_protected {
-            record_failure(idp, realm, &user, (now, ip), ev).await?;
+            record_failure(idp, realm, (&user, &lf), ip, ev).await?;
         } else {
             idp.record(ev).await?;
         }
@@ -365,7 +389,7 @@ pub async fn check_otp(
     } else {
         Default::default()
     };
-    let locked = locked_for(realm, lf.failures, lf.last_failure, now) > 0;
+    let locked = locked_for(realm, &lf, now) > 0;
     if !locked && crate::otp::verify(idp, realm, cred, given, now).await? {
         if lf.failures > 0 {
             idp.store.clear_login_failures(&user.id).await?;
@@ -379,7 +403,7 @@ pub async fn check_otp(
     };
     let ev = otp_error(realm, client_id, user, ip, &failure);
     if realm.brute_force_protected && !locked {
-        record_failure(idp, realm, user, (now, ip), ev).await?;
+        record_failure(idp, realm, (user, &lf), ip, ev).await?;
     } else {
         idp.record(ev).await?;
     }
@@ -502,6 +526,15 @@ pub async fn new_password(
 mod tests {
     use super::*;
 
+    fn failures(n: i64, last: i64) -> LoginFailures {
+        LoginFailures {
+            failures: n,
+            last_failure: last,
+            last_failure_ms: last * 1000,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn lockout_grows_and_is_capped() {
         let mut r = Realm::new("r");
@@ -509,12 +542,40 @@ mod tests {
         r.failure_factor = 3;
         r.wait_increment_seconds = 60;
         r.max_failure_wait_seconds = 150;
-        assert_eq!(locked_for(&r, 2, 100, 100), 0);
-        assert_eq!(locked_for(&r, 3, 100, 100), 60);
-        assert_eq!(locked_for(&r, 6, 100, 100), 120);
-        assert_eq!(locked_for(&r, 9, 100, 100), 150);
-        assert_eq!(locked_for(&r, 3, 100, 200), 0);
+        assert_eq!(locked_for(&r, &failures(2, 100), 100), 0);
+        assert_eq!(locked_for(&r, &failures(3, 100), 100), 60);
+        assert_eq!(locked_for(&r, &failures(6, 100), 100), 120);
+        assert_eq!(locked_for(&r, &failures(9, 100), 100), 150);
+        assert_eq!(locked_for(&r, &failures(3, 100), 200), 0);
+        // A quick-login wait locks below the failure factor too.
+        let quick = LoginFailures {
+            not_before: 160,
+            ..failures(1, 100)
+        };
+        assert_eq!(locked_for(&r, &quick, 100), 60);
+        assert_eq!(locked_for(&r, &quick, 170), 0);
         r.brute_force_protected = false;
-        assert_eq!(locked_for(&r, 30, 100, 100), 0);
+        assert_eq!(locked_for(&r, &failures(30, 100), 100), 0);
+        assert_eq!(locked_for(&r, &quick, 100), 0);
+    }
+
+    #[test]
+    fn quick_failures_wait_keycloaks_minimum() {
+        let mut r = Realm::new("r");
+        r.brute_force_protected = true;
+        let before = failures(1, 100);
+        // Keycloak's defaults: within 1000 ms, 60 s.
+        assert_eq!(quick_login_wait(&r, &before, 100_999), 160);
+        assert_eq!(quick_login_wait(&r, &before, 101_000), 0);
+        // The first failure has nothing to be quick after.
+        assert_eq!(quick_login_wait(&r, &failures(0, 0), 100_001), 0);
+        r.extra
+            .insert("quickLoginCheckMilliSeconds".into(), 5000.into());
+        r.extra
+            .insert("minimumQuickLoginWaitSeconds".into(), 10.into());
+        assert_eq!(quick_login_wait(&r, &before, 104_000), 114);
+        r.extra
+            .insert("minimumQuickLoginWaitSeconds".into(), 0.into());
+        assert_eq!(quick_login_wait(&r, &before, 100_500), 0);
     }
 }

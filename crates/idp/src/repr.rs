@@ -164,6 +164,11 @@ pub fn realm(r: &Realm) -> Value {
     ] {
         o.entry(key).or_insert(json!(0));
     }
+    let (quick_ms, quick_wait) = r.quick_login_check();
+    o.entry("quickLoginCheckMilliSeconds")
+        .or_insert(json!(quick_ms));
+    o.entry("minimumQuickLoginWaitSeconds")
+        .or_insert(json!(quick_wait));
     // The lifespans of the links Gatehouse mails (`action_token.rs`).
     o.entry("actionTokenGeneratedByAdminLifespan")
         .or_insert_with(|| json!(crate::action_token::admin_lifespan(r)));

@@ -56,8 +56,14 @@ pub struct CodeRecord {
 #[derive(Debug, Clone, Default)]
 pub struct LoginFailures {
     pub failures: i64,
+    /// The last failure, in seconds and in milliseconds (the quick-login
+    /// check compares failures to the millisecond).
     pub last_failure: i64,
     pub last_ip: Option<String>,
+    pub last_failure_ms: i64,
+    /// No login before this (seconds): the end of a quick-login wait,
+    /// Keycloak's `failedLoginNotBefore`; 0 when none was set.
+    pub not_before: i64,
 }
 
 /// Which users a search returns (Keycloak's `GET /users` query).
@@ -342,11 +348,13 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_token(&self, realm_id: &str, jti: &str, exp: i64, ev: &[Event]) -> Result<()>;
     async fn is_revoked(&self, jti: &str) -> Result<bool>;
     async fn login_failures(&self, user_id: &str) -> Result<LoginFailures>;
+    /// Counts a failure at `now_ms`; `not_before` (seconds, 0 for none)
+    /// extends the user's quick-login wait.
     async fn record_login_failure(
         &self,
         realm_id: &str,
         user_id: &str,
-        now: i64,
+        now_ms_and_not_before: (i64, i64),
         ip: Option<&str>,
         ev: &[Event],
     ) -> Result<LoginFailures>;

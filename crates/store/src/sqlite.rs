@@ -58,6 +58,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../migrations/sqlite/0010_credential_history.sql"),
     ),
+    (
+        11,
+        include_str!("../migrations/sqlite/0011_quick_login_check.sql"),
+    ),
 ];
 
 /// The SQLite store.
@@ -1760,8 +1764,7 @@ impl Store for SqliteStore {
     }
 
     async fn login_failures(&self, user_id: &str) -> Result<LoginFailures> {
-        const SQL: &str =
-            "SELECT failures, last_failure, last_ip FROM login_failures WHERE user_id = ?";
+        const SQL: &str = "SELECT failures, last_failure, last_ip, last_failure_ms, not_before FROM login_failures WHERE user_id = ?";
         // Every login of a brute-force-protected realm reads this.
         let inline = self.writer.as_ref().and_then(|w| {
             w.try_with(|c| {
@@ -1772,6 +1775,8 @@ impl Store for SqliteStore {
                         failures: r.get(0)?,
                         last_failure: r.get(1)?,
                         last_ip: r.get(2)?,
+                        last_failure_ms: r.get(3)?,
+                        not_before: r.get(4)?,
                     },
                     None => LoginFailures::default(),
                 })
@@ -1785,11 +1790,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(match row {
-            Some(r) => LoginFailures {
-                failures: r.try_get("failures")?,
-                last_failure: r.try_get("last_failure")?,
-                last_ip: r.try_get("last_ip")?,
-            },
+            Some(r) => failures_of(&r)?,
             None => LoginFailures::default(),
         })
     }
@@ -1798,28 +1799,29 @@ impl Store for SqliteStore {
         &self,
         _realm_id: &str,
         user_id: &str,
-        now: i64,
+        (now_ms, not_before): (i64, i64),
         ip: Option<&str>,
         ev: &[Event],
     ) -> Result<LoginFailures> {
         let mut tx = self.begin().await?;
         let r = sqlx::query(
-            "INSERT INTO login_failures (user_id, failures, last_failure, last_ip) VALUES (?, 1, ?, ?)
-             ON CONFLICT(user_id) DO UPDATE SET failures = failures + 1, last_failure = excluded.last_failure, last_ip = excluded.last_ip
-             RETURNING failures, last_failure, last_ip",
+            "INSERT INTO login_failures (user_id, failures, last_failure, last_ip, last_failure_ms, not_before)
+             VALUES (?, 1, ?, ?, ?, ?)
+             ON CONFLICT(user_id) DO UPDATE SET failures = failures + 1, last_failure = excluded.last_failure,
+               last_ip = excluded.last_ip, last_failure_ms = excluded.last_failure_ms,
+               not_before = MAX(not_before, excluded.not_before)
+             RETURNING failures, last_failure, last_ip, last_failure_ms, not_before",
         )
         .bind(user_id)
-        .bind(now)
+        .bind(now_ms.div_euclid(1000))
         .bind(ip)
+        .bind(now_ms)
+        .bind(not_before)
         .fetch_one(&mut *tx)
         .await?;
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
-        Ok(LoginFailures {
-            failures: r.try_get("failures")?,
-            last_failure: r.try_get("last_failure")?,
-            last_ip: r.try_get("last_ip")?,
-        })
+        failures_of(&r)
     }
 
     async fn clear_login_failures(&self, user_id: &str) -> Result<()> {
@@ -2071,3 +2073,14 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+/// A `login_failures` row (the columns `login_failures` selects).
+fn failures_of(r: &sqlx::sqlite::SqliteRow) -> Result<LoginFailures> {
+    Ok(LoginFailures {
+        failures: r.try_get("failures")?,
+        last_failure: r.try_get("last_failure")?,
+        last_ip: r.try_get("last_ip")?,
+        last_failure_ms: r.try_get("last_failure_ms")?,
+        not_before: r.try_get("not_before")?,
+    })
+}

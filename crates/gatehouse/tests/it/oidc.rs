@@ -3573,6 +3573,68 @@ async fn remember_me_keeps_the_session_past_the_browser() {
     );
 }
 
+/// Keycloak's quick-login check: a failed login within
+/// `quickLoginCheckMilliSeconds` (1000) of the previous one locks the user
+/// for `minimumQuickLoginWaitSeconds` (60), long before `failureFactor`;
+/// failures further apart do not.
+#[tokio::test]
+async fn quick_failures_lock_the_user_for_keycloaks_minimum_wait() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let settings = serde_json::json!({"bruteForceProtected": true, "failureFactor": 30});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&settings)).await, 204);
+    let (_, realm) = s.admin_get(&t, "/demo").await;
+    assert_eq!(
+        (
+            realm["quickLoginCheckMilliSeconds"].as_i64(),
+            realm["minimumQuickLoginWaitSeconds"].as_i64()
+        ),
+        (Some(1000), Some(60)),
+        "Keycloak's defaults"
+    );
+    let alice = s.user_id(&t, "demo", "alice").await;
+    let path = format!("/demo/attack-detection/brute-force/users/{alice}");
+    let grant =
+        |pw: &'static str| s.password_grant("demo", "app", Some("app-secret"), "alice", pw, None);
+    // Failures more than a second apart: counted, nobody locked.
+    assert_eq!(grant("bad").await.status(), 401);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(grant("bad").await.status(), 401);
+    let (_, st) = s.admin_get(&t, &path).await;
+    assert_eq!(
+        (st["numFailures"].as_i64(), st["disabled"].as_bool()),
+        (Some(2), Some(false)),
+        "{st}"
+    );
+    assert_eq!(grant("alice-pw").await.status(), 200);
+    // Two within a second: locked for a minute, the right password too.
+    assert_eq!(grant("bad").await.status(), 401);
+    assert_eq!(grant("bad").await.status(), 401);
+    let r = grant("alice-pw").await;
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error_description"], "Invalid user credentials");
+    let (_, st) = s.admin_get(&t, &path).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let until = st["failedLoginNotBefore"].as_i64().unwrap_or(0);
+    assert_eq!(st["disabled"], true, "{st}");
+    assert!((now + 55..=now + 61).contains(&until), "{st}");
+    let (_, ev) = s.admin_get(&t, "/demo/events?type=LOGIN_ERROR&max=1").await;
+    assert_eq!(ev[0]["error"], "user_temporarily_disabled", "{ev}");
+    // The admin's unlock lifts it.
+    assert_eq!(s.admin_delete(&t, &path).await, 204);
+    assert_eq!(grant("alice-pw").await.status(), 200);
+    // With the realm's own figures: 0 s of wait switches the check off.
+    let settings = serde_json::json!({"minimumQuickLoginWaitSeconds": 0});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&settings)).await, 204);
+    assert_eq!(grant("bad").await.status(), 401);
+    assert_eq!(grant("bad").await.status(), 401);
+    assert_eq!(grant("alice-pw").await.status(), 200);
+}
+
 /// Keycloak's permanent lockout: with `permanentLockout` the account is
 /// disabled once the failures reach `failureFactor` (with
 /// `maxTemporaryLockouts`, after that many temporary lockouts), its
@@ -3582,8 +3644,10 @@ async fn remember_me_keeps_the_session_past_the_browser() {
 async fn permanent_lockout_disables_the_account_until_an_admin_lifts_it() {
     let s = start().await;
     let t = s.demo_realm().await;
+    // (The quick-login check is off: this test times the failure factor's
+    // one-second wait, which a quick second failure would stretch to 60 s.)
     let settings = serde_json::json!({"bruteForceProtected": true, "failureFactor": 2,
-        "waitIncrementSeconds": 1, "permanentLockout": true});
+        "waitIncrementSeconds": 1, "permanentLockout": true, "quickLoginCheckMilliSeconds": 0});
     assert_eq!(s.admin_put(&t, "/demo", Some(&settings)).await, 204);
     let (_, realm) = s.admin_get(&t, "/demo").await;
     assert_eq!(
