@@ -204,6 +204,18 @@ async fn token_endpoint_errors_follow_rfc6749() {
             .expect("h")
             .starts_with("Basic")
     );
+    // So does Basic whose credentials do not even decode (RFC 6749 §5.2).
+    let r = s
+        .http
+        .post(&url)
+        .header("authorization", "Basic !!not-base64!!")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"demo\"");
+    assert_eq!(err(r).await, (401, "invalid_client".into()));
     // Unknown realm
     let r = s.password_grant("nope", "app", None, "a", "b", None).await;
     assert_eq!(r.status(), 404);

@@ -73,8 +73,11 @@ pub async fn authenticate(
                     "Multiple client authentication methods used",
                 ));
             }
-            let (id, sec) = decode_basic(b64)
-                .ok_or_else(|| OAuthError::invalid_client("Invalid client credentials"))?;
+            let (id, sec) = decode_basic(b64).ok_or_else(|| {
+                let mut e = OAuthError::invalid_client("Invalid client credentials");
+                e.www_authenticate = Some(format!("Basic realm=\"{}\"", realm.name));
+                e
+            })?;
             if let Some(form_id) = form.get("client_id")
                 && form_id != id
             {
