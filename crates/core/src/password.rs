@@ -1,8 +1,10 @@
 //! Password credentials in Keycloak's stored shape (`credentialData` +
 //! `secretData`), so that a Keycloak realm export's hashes verify here
-//! unchanged and our own hashes export back. New hashes are argon2id with
-//! Keycloak's default cost (5 iterations, 7 MiB, 1 lane); anything else that
-//! verifies is flagged for rehashing on that successful login.
+//! unchanged and our own hashes export back. New hashes follow a
+//! [`Scheme`]: argon2id at Keycloak's default cost (5 iterations, 7 MiB,
+//! 1 lane), or PBKDF2 where a realm's `hashAlgorithm` policy asks for it;
+//! anything else that verifies is flagged for rehashing on that successful
+//! login, as Keycloak's `policyCheck` does.
 
 use crate::{Error, Result};
 use base64::Engine;
@@ -28,6 +30,78 @@ pub const DEFAULT_COST: Argon2Cost = Argon2Cost {
     parallelism: 1,
     hash_len: 32,
 };
+
+/// How new passwords are hashed, and what a stored hash must match not to
+/// be rehashed at its next successful login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// argon2id at this cost (the server's; Keycloak's default algorithm).
+    Argon2(Argon2Cost),
+    /// PBKDF2 (Keycloak's `pbkdf2`, `pbkdf2-sha256`, `pbkdf2-sha512`), for
+    /// realms whose policy names it, FIPS deployments among them.
+    Pbkdf2 { hash: Pbkdf2Hash, iterations: u32 },
+}
+
+impl From<Argon2Cost> for Scheme {
+    fn from(c: Argon2Cost) -> Self {
+        Scheme::Argon2(c)
+    }
+}
+
+/// PBKDF2's HMAC, with Keycloak's provider id, default iterations and
+/// derived key size for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pbkdf2Hash {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl Pbkdf2Hash {
+    /// By Keycloak's provider id (`hashAlgorithm` and `credentialData`).
+    pub fn from_id(id: &str) -> Option<Self> {
+        match id {
+            "pbkdf2" => Some(Pbkdf2Hash::Sha1),
+            "pbkdf2-sha256" => Some(Pbkdf2Hash::Sha256),
+            "pbkdf2-sha512" => Some(Pbkdf2Hash::Sha512),
+            _ => None,
+        }
+    }
+
+    fn id(self) -> &'static str {
+        match self {
+            Pbkdf2Hash::Sha1 => "pbkdf2",
+            Pbkdf2Hash::Sha256 => "pbkdf2-sha256",
+            Pbkdf2Hash::Sha512 => "pbkdf2-sha512",
+        }
+    }
+
+    /// Keycloak's current defaults (OWASP's figures), used where the
+    /// policy sets no `hashIterations`.
+    pub fn default_iterations(self) -> u32 {
+        match self {
+            Pbkdf2Hash::Sha1 => 1_300_000,
+            Pbkdf2Hash::Sha256 => 600_000,
+            Pbkdf2Hash::Sha512 => 210_000,
+        }
+    }
+
+    /// Bytes derived: Keycloak's 256 bits for SHA-256, 512 for the others.
+    fn key_len(self) -> usize {
+        match self {
+            Pbkdf2Hash::Sha256 => 32,
+            Pbkdf2Hash::Sha1 | Pbkdf2Hash::Sha512 => 64,
+        }
+    }
+
+    fn algorithm(self) -> aws_lc_rs::pbkdf2::Algorithm {
+        match self {
+            Pbkdf2Hash::Sha1 => aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA1,
+            Pbkdf2Hash::Sha256 => aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+            Pbkdf2Hash::Sha512 => aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA512,
+        }
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,9 +132,13 @@ pub struct Verified {
     pub needs_rehash: bool,
 }
 
-/// Hashes `password` with argon2id at `cost` and a fresh salt, returning
-/// `(credential_data, secret_data)` JSON strings.
-pub fn hash(password: &str, cost: Argon2Cost) -> Result<(String, String)> {
+/// Hashes `password` under `scheme` with a fresh salt, returning
+/// `(credential_data, secret_data)` JSON strings in Keycloak's shape.
+pub fn hash(password: &str, scheme: impl Into<Scheme>) -> Result<(String, String)> {
+    let cost = match scheme.into() {
+        Scheme::Argon2(cost) => cost,
+        Scheme::Pbkdf2 { hash, iterations } => return hash_pbkdf2(password, hash, iterations),
+    };
     let salt = crate::id::bytes::<16>();
     let out = argon2_raw(password.as_bytes(), &salt, cost, "id")?;
     let mut params = BTreeMap::new();
@@ -73,6 +151,32 @@ pub fn hash(password: &str, cost: Argon2Cost) -> Result<(String, String)> {
         hash_iterations: cost.iterations,
         algorithm: "argon2".into(),
         additional_parameters: params,
+    };
+    let sd = SecretData {
+        value: STANDARD.encode(out),
+        salt: STANDARD.encode(salt),
+        additional_parameters: Default::default(),
+    };
+    Ok((to_json(&cd)?, to_json(&sd)?))
+}
+
+fn hash_pbkdf2(password: &str, hash: Pbkdf2Hash, iterations: u32) -> Result<(String, String)> {
+    let rounds = NonZeroU32::new(iterations)
+        .filter(|n| n.get() <= MAX_PBKDF2_ITERATIONS)
+        .ok_or_else(|| Error::Credential("pbkdf2 iterations out of range".into()))?;
+    let salt = crate::id::bytes::<16>();
+    let mut out = vec![0u8; hash.key_len()];
+    aws_lc_rs::pbkdf2::derive(
+        hash.algorithm(),
+        rounds,
+        &salt,
+        password.as_bytes(),
+        &mut out,
+    );
+    let cd = CredentialData {
+        hash_iterations: iterations,
+        algorithm: hash.id().into(),
+        additional_parameters: Default::default(),
     };
     let sd = SecretData {
         value: STANDARD.encode(out),
@@ -95,8 +199,9 @@ pub fn verify(
     password: &str,
     credential_data: &str,
     secret_data: &str,
-    current: Argon2Cost,
+    current: impl Into<Scheme>,
 ) -> Result<Verified> {
+    let current = current.into();
     let cd: CredentialData =
         serde_json::from_str(credential_data).map_err(|e| Error::Credential(e.to_string()))?;
     let sd: SecretData =
@@ -135,34 +240,45 @@ pub fn verify(
             };
             let got = argon2_raw(password.as_bytes(), &salt, cost, &variant)?;
             let ok = subtle::ConstantTimeEq::ct_eq(got.as_slice(), expected.as_slice()).into();
+            let kept = matches!(current, Scheme::Argon2(c) if variant == "id"
+                && cost.memory_kib == c.memory_kib
+                && cost.iterations == c.iterations
+                && cost.parallelism == c.parallelism);
             Ok(Verified {
                 ok,
-                needs_rehash: variant != "id"
-                    || cost.memory_kib != current.memory_kib
-                    || cost.iterations != current.iterations
-                    || cost.parallelism != current.parallelism,
+                needs_rehash: !kept,
             })
         }
-        "pbkdf2-sha256" | "pbkdf2-sha512" | "pbkdf2" => {
-            let alg = match cd.algorithm.as_str() {
-                "pbkdf2-sha256" => aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
-                "pbkdf2-sha512" => aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA512,
-                _ => aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA1,
-            };
-            // Keycloak's defaults are 27 500 (sha256) and 210 000 (sha512):
-            // refuse counts that would make every login attempt a DoS.
+        id => {
+            let hash = Pbkdf2Hash::from_id(id)
+                .ok_or_else(|| Error::Credential(format!("unsupported algorithm {id}")))?;
+            // Keycloak's defaults run from 27 500 (older sha256) to
+            // 1 300 000 (sha1): refuse counts that would make every login
+            // attempt a DoS.
             let iterations = NonZeroU32::new(cd.hash_iterations)
                 .filter(|n| n.get() <= MAX_PBKDF2_ITERATIONS)
                 .ok_or_else(|| Error::Credential("pbkdf2 iterations out of range".into()))?;
-            let ok =
-                aws_lc_rs::pbkdf2::verify(alg, iterations, &salt, password.as_bytes(), &expected)
-                    .is_ok();
+            let ok = aws_lc_rs::pbkdf2::verify(
+                hash.algorithm(),
+                iterations,
+                &salt,
+                password.as_bytes(),
+                &expected,
+            )
+            .is_ok();
+            // Kept only under the same scheme, as Keycloak's policyCheck:
+            // same provider, iterations and derived key size.
+            let kept = current
+                == Scheme::Pbkdf2 {
+                    hash,
+                    iterations: iterations.get(),
+                }
+                && expected.len() == hash.key_len();
             Ok(Verified {
                 ok,
-                needs_rehash: true,
+                needs_rehash: !kept,
             })
         }
-        other => Err(Error::Credential(format!("unsupported algorithm {other}"))),
     }
 }
 
@@ -195,28 +311,66 @@ fn argon2_raw(password: &[u8], salt: &[u8], cost: Argon2Cost, variant: &str) -> 
     Ok(out)
 }
 
-/// argon2's working memory (7 MiB at the default cost), kept for reuse:
-/// allocating it per hash meant an mmap and ~1800 page faults per login,
-/// about a third of a hash's own time. At most one buffer per core is
-/// kept (hashing runs one job per core); argon2 writes every block before
-/// reading it, so a reused buffer needs no clearing.
-static MEMORY: std::sync::Mutex<Vec<Vec<argon2::Block>>> = std::sync::Mutex::new(Vec::new());
+thread_local! {
+    /// argon2's working memory (7 MiB at the default cost), kept by the
+    /// thread that hashes for its next hash: allocating it per hash meant
+    /// an mmap and ~1800 page faults per login, about a third of a hash's
+    /// own time. Per thread, so it is allocated and freed by one thread
+    /// (an allocator returns a block freed elsewhere only when its owner
+    /// next allocates, and an idle hashing thread never does). argon2
+    /// writes every block before reading it, so reuse needs no clearing.
+    static MEMORY: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 fn with_memory<R>(blocks: usize, f: impl FnOnce(&mut [argon2::Block]) -> R) -> R {
-    let mut buf = MEMORY
-        .lock()
-        .ok()
-        .and_then(|mut pool| pool.pop())
-        .unwrap_or_default();
-    buf.resize(blocks, argon2::Block::default());
-    let r = f(&mut buf);
-    let keep = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if let Ok(mut pool) = MEMORY.lock()
-        && pool.len() < keep
+    MEMORY.with(|m| match m.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.resize(blocks, argon2::Block::default());
+            f(&mut buf)
+        }
+        // Only a hash run from inside `f` could get here; it gets its own.
+        Err(_) => f(&mut vec![argon2::Block::default(); blocks]),
+    })
+}
+
+/// The argon2 working memory this thread keeps, in bytes: how the hashing
+/// threads' tests see that idle memory is given back.
+pub fn memory_held() -> usize {
+    MEMORY.with(|m| {
+        m.try_borrow()
+            .map_or(0, |b| b.capacity() * std::mem::size_of::<argon2::Block>())
+    })
+}
+
+/// Gives this thread's argon2 working memory back: an idle hashing thread
+/// should not hold 7 MiB for a login that may not come (the next hash on
+/// this thread allocates it again). Then runs the hook the binary set
+/// with [`on_memory_released`], which hands it on to the OS.
+pub fn release_memory() {
+    let held = MEMORY.with(|m| match m.try_borrow_mut() {
+        Ok(mut buf) => std::mem::take(&mut *buf).capacity(),
+        Err(_) => 0,
+    });
+    if held > 0
+        && let Some(hook) = RELEASED.get()
     {
-        pool.push(buf);
+        // One at a time: an allocator that purges under a try-lock (as
+        // mimalloc does) skips a purge while another runs, and a thread
+        // that released just then would keep its memory resident.
+        let _one = RELEASING.lock();
+        hook();
     }
-    r
+}
+
+static RELEASED: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+static RELEASING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Sets what runs on a thread that has just released its argon2 memory:
+/// the binary, which picks the allocator, passes the call that returns
+/// freed memory to the OS (an allocator may otherwise keep it while the
+/// server idles). The first call wins.
+pub fn on_memory_released(hook: fn()) {
+    let _ = RELEASED.set(hook);
 }
 
 #[cfg(test)]
@@ -243,6 +397,66 @@ mod tests {
                 .expect("v")
                 .needs_rehash
         );
+    }
+
+    #[test]
+    fn pbkdf2_schemes_hash_in_keycloaks_shape_and_keep_under_the_same_scheme() {
+        for (hash, id, len) in [
+            (Pbkdf2Hash::Sha1, "pbkdf2", 64),
+            (Pbkdf2Hash::Sha256, "pbkdf2-sha256", 32),
+            (Pbkdf2Hash::Sha512, "pbkdf2-sha512", 64),
+        ] {
+            let scheme = Scheme::Pbkdf2 {
+                hash,
+                iterations: 1000,
+            };
+            let (cd, sd) = super::hash("pw", scheme).expect("hash");
+            let c: serde_json::Value = serde_json::from_str(&cd).expect("cd");
+            assert_eq!(
+                (c["algorithm"].as_str(), c["hashIterations"].as_u64()),
+                (Some(id), Some(1000))
+            );
+            let v: serde_json::Value = serde_json::from_str(&sd).expect("sd");
+            let value = STANDARD
+                .decode(v["value"].as_str().expect("value"))
+                .expect("b64");
+            assert_eq!(value.len(), len, "{id}");
+            // The same derivation, done here from the stored salt.
+            let salt = STANDARD
+                .decode(v["salt"].as_str().expect("salt"))
+                .expect("b64");
+            let mut again = vec![0u8; len];
+            aws_lc_rs::pbkdf2::derive(
+                hash.algorithm(),
+                NonZeroU32::new(1000).expect("nz"),
+                &salt,
+                b"pw",
+                &mut again,
+            );
+            assert_eq!(again, value);
+            let kept = verify("pw", &cd, &sd, scheme).expect("verify");
+            assert!(kept.ok && !kept.needs_rehash, "{id}");
+            assert!(!verify("px", &cd, &sd, scheme).expect("verify").ok);
+            let more = Scheme::Pbkdf2 {
+                hash,
+                iterations: 2000,
+            };
+            assert!(verify("pw", &cd, &sd, more).expect("v").needs_rehash);
+            assert!(verify("pw", &cd, &sd, CHEAP).expect("v").needs_rehash);
+        }
+        // An argon2 hash under a PBKDF2 policy is rehashed too.
+        let (cd, sd) = hash("pw", CHEAP).expect("hash");
+        let pbkdf2 = Scheme::Pbkdf2 {
+            hash: Pbkdf2Hash::Sha512,
+            iterations: 1000,
+        };
+        assert!(verify("pw", &cd, &sd, pbkdf2).expect("v").needs_rehash);
+        // Iterations beyond the cap are refused, not run.
+        let huge = Scheme::Pbkdf2 {
+            hash: Pbkdf2Hash::Sha256,
+            iterations: MAX_PBKDF2_ITERATIONS + 1,
+        };
+        assert!(hash("pw", huge).is_err());
     }
 
     #[test]

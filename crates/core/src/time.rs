@@ -52,12 +52,6 @@ pub fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// Unix time in milliseconds, for what Keycloak times to the millisecond
-/// (the quick-login check).
-pub fn now_ms() -> i64 {
-    (now_nanos() / 1_000_000) as i64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

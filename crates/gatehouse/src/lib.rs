@@ -95,6 +95,9 @@ async fn open_idp_at(
             tracing::info!(realm = %name, file = %path.display(), "imported realm");
         }
     }
+    // Bootstrap and import hashed passwords; their memory is not needed
+    // until someone logs in.
+    idp.release_password_memory();
     Ok((idp, b.generated_password))
 }
 

@@ -401,7 +401,7 @@ pub async fn ensure_master(
     };
     let user = match idp.store.user_by_username(&master.id, username).await? {
         Some(u) => {
-            let cred = crate::login::new_password(idp, &u.id, &pw).await?;
+            let cred = crate::login::new_password(idp, &master, &u.id, &pw).await?;
             idp.store.set_credential(&cred, None, &[]).await?;
             u
         }

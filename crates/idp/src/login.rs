@@ -86,7 +86,7 @@ async fn record_failure(
     ip: Option<&str>,
     ev: Event,
 ) -> Result<(), OAuthError> {
-    let now_ms = gatehouse_core::time::now_ms();
+    let now_ms = gatehouse_core::time::now_millis();
     let not_before = quick_login_wait(realm, before, now_ms);
     let lf = idp
         .store
@@ -234,9 +234,9 @@ async fn check(
     let Some(user) = user.filter(|u| u.service_account_client_id.is_none()) else {
         // Spend the same time as a real check so that timing does not tell
         // which usernames exist.
-        let cost = idp.password_cost;
+        let scheme = crate::password_policy::scheme(realm, idp.password_cost);
         let _ = idp
-            .password_work(move || gatehouse_core::password::hash("x", cost))
+            .password_work(move || gatehouse_core::password::hash("x", scheme))
             .await;
         idp.record(error_event(None, &LoginFailure::InvalidCredentials))
             .await?;
@@ -273,7 +273,7 @@ async fn check(
         }
     }
     let ok = match &cred {
-        Some(c) => verify(idp, c, password).await?,
+        Some(c) => verify(idp, realm, c, password).await?,
         None => false,
     };
     if !ok {
@@ -410,10 +410,16 @@ pub async fn check_otp(
     Ok(false)
 }
 
-/// Verifies on a blocking thread (argon2 is deliberately slow) and rehashes
-/// imported or outdated hashes after a success.
-async fn verify(idp: &Idp, cred: &Credential, password: &str) -> Result<bool, OAuthError> {
-    let cost = idp.password_cost;
+/// Verifies on a hashing thread (argon2 is deliberately slow) and rehashes
+/// imported or outdated hashes, or hashes of another scheme than the
+/// realm's, after a success.
+async fn verify(
+    idp: &Idp,
+    realm: &Realm,
+    cred: &Credential,
+    password: &str,
+) -> Result<bool, OAuthError> {
+    let cost = crate::password_policy::scheme(realm, idp.password_cost);
     let (cd, sd, pw) = (
         cred.credential_data.clone(),
         cred.secret_data.clone(),
@@ -437,7 +443,7 @@ async fn verify(idp: &Idp, cred: &Credential, password: &str) -> Result<bool, OA
                 c.secret_data = sd;
                 c.id = gatehouse_core::id::uuid();
                 idp.store.set_credential(&c, None, &[]).await?;
-                tracing::info!(user_id = %cred.user_id, "password rehashed to current argon2id cost");
+                tracing::info!(user_id = %cred.user_id, "password rehashed to the realm's current scheme");
             }
             Ok(v.ok)
         }
@@ -448,7 +454,6 @@ async fn verify(idp: &Idp, cred: &Credential, password: &str) -> Result<bool, OA
     }
 }
 
-/// Creates a password credential for a user at the configured cost.
 /// Sets `password` as `user`'s new password where the realm's policy
 /// allows it (its rules, and `passwordHistory` against the current and
 /// kept passwords), keeping the replaced one as history where the policy
@@ -479,7 +484,7 @@ pub async fn change_password(
         // The current password first, then the newest kept ones.
         old.sort_by_key(|c| (c.kind != "password", std::cmp::Reverse(c.created_date)));
         old.truncate(n);
-        let cost = idp.password_cost;
+        let cost = crate::password_policy::scheme(realm, idp.password_cost);
         let pw = password.to_owned();
         let reused = idp
             .password_work(move || {
@@ -493,22 +498,25 @@ pub async fn change_password(
             return Ok(Err(crate::password_policy::history_violation(n)));
         }
     }
-    let cred = new_password(idp, &user.id, password).await?;
+    let cred = new_password(idp, realm, &user.id, password).await?;
     idp.store
         .set_password_keeping(&cred, n.saturating_sub(1), changed, ev)
         .await?;
     Ok(Ok(()))
 }
 
+/// A new password credential for a user of `realm`, hashed under the
+/// realm's scheme (`password_policy::scheme`).
 pub async fn new_password(
     idp: &Idp,
+    realm: &Realm,
     user_id: &str,
     password: &str,
 ) -> Result<Credential, OAuthError> {
-    let cost = idp.password_cost;
+    let scheme = crate::password_policy::scheme(realm, idp.password_cost);
     let pw = password.to_owned();
     let (cd, sd) = idp
-        .password_work(move || gatehouse_core::password::hash(&pw, cost))
+        .password_work(move || gatehouse_core::password::hash(&pw, scheme))
         .await?
         .map_err(OAuthError::internal)?;
     Ok(Credential {

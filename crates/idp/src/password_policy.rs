@@ -10,10 +10,16 @@
 //! at the next browser login) and `passwordHistory` (the last N passwords,
 //! the current one among them, may not be chosen again; the replaced ones
 //! are kept as Keycloak's `password-history` credentials, which a realm
-//! export carries). `hashAlgorithm` and `hashIterations` are not applied
-//! (Gatehouse hashes with its own argon2id cost); any other name makes the
-//! whole policy refuse every password, rather than let through one the
-//! realm meant to stop.
+//! export carries). `hashAlgorithm` (`argon2`, `pbkdf2-sha256`,
+//! `pbkdf2-sha512`, `pbkdf2`) and `hashIterations` choose how new
+//! passwords are hashed ([`scheme`]); a stored hash of another scheme is
+//! rehashed at its next successful login, as Keycloak does. Like
+//! Keycloak, argon2 keeps its own cost whatever `hashIterations` says.
+//! An unknown algorithm, or any other policy name, makes the whole policy
+//! refuse every password, rather than let through one the realm meant to
+//! stop.
+
+use gatehouse_core::password::{Argon2Cost, Pbkdf2Hash, Scheme};
 
 use gatehouse_core::model::Realm;
 
@@ -145,6 +151,14 @@ pub fn check(
                     }
                 }
             }
+            "hashAlgorithm"
+                if arg.trim() != "argon2" && Pbkdf2Hash::from_id(arg.trim()).is_none() =>
+            {
+                return fail(
+                    "invalidPasswordGenericMessage",
+                    "Invalid config for hashAlgorithm: password hash provider not found".into(),
+                );
+            }
             "forceExpiredPasswordChange"
             | "hashAlgorithm"
             | "hashIterations"
@@ -158,6 +172,27 @@ pub fn check(
         }
     }
     Ok(())
+}
+
+/// How the realm's new passwords are hashed: its `hashAlgorithm` where
+/// that names PBKDF2 (with `hashIterations`, or Keycloak's default for
+/// that hash), else argon2id at the server's cost (`server`).
+pub fn scheme(realm: &Realm, server: Argon2Cost) -> Scheme {
+    let rules = policy(realm);
+    let arg = |name: &str| {
+        rules
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.trim().to_owned())
+    };
+    let Some(hash) = arg("hashAlgorithm").and_then(|a| Pbkdf2Hash::from_id(&a)) else {
+        return Scheme::Argon2(server);
+    };
+    let iterations = arg("hashIterations")
+        .and_then(|a| a.parse::<u32>().ok())
+        .filter(|n| (1..=gatehouse_core::password::MAX_PBKDF2_ITERATIONS).contains(n))
+        .unwrap_or_else(|| hash.default_iterations());
+    Scheme::Pbkdf2 { hash, iterations }
 }
 
 /// How many passwords `passwordHistory` remembers, the current one

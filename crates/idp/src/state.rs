@@ -163,6 +163,12 @@ impl Idp {
             .ok_or_else(|| OAuthError::internal("password hashing failed"))
     }
 
+    /// Has the idle hashing threads free their argon2 memory now (see
+    /// `HashPool::release_memory`).
+    pub fn release_password_memory(&self) {
+        self.hashing.release_memory();
+    }
+
     /// The issuer of a realm's tokens.
     pub fn issuer(&self, realm: &str) -> String {
         format!("{}/realms/{}", self.public_url, realm)

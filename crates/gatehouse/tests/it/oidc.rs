@@ -3975,6 +3975,113 @@ async fn the_realms_password_policy_holds_where_passwords_are_chosen() {
     assert_eq!(u["requiredActions"], serde_json::json!(["UPDATE_PASSWORD"]));
 }
 
+/// Keycloak's `hashAlgorithm` and `hashIterations` policies: new passwords
+/// are stored in Keycloak's PBKDF2 shape (checked here by deriving the hash
+/// again), kept while they match the policy, and rehashed at the next
+/// login once it changes; an unknown algorithm refuses passwords.
+#[tokio::test]
+async fn hash_algorithm_policy_chooses_how_passwords_are_stored() {
+    use base64::Engine;
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let alice = s.user_id(&t, "demo", "alice").await;
+    let set_policy = |p: &'static str| {
+        let t = t.clone();
+        let s = &s;
+        async move {
+            let body = serde_json::json!({ "passwordPolicy": p });
+            assert_eq!(s.admin_put(&t, "/demo", Some(&body)).await, 204);
+        }
+    };
+    let stored = || async {
+        let exported = s.export("demo").await;
+        let user = exported["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .find(|u| u["username"] == "alice")
+            .expect("alice")
+            .clone();
+        let c = user["credentials"]
+            .as_array()
+            .expect("credentials")
+            .iter()
+            .find(|c| c["type"] == "password")
+            .expect("password")
+            .clone();
+        let data = |k: &str| -> serde_json::Value {
+            serde_json::from_str(c[k].as_str().expect("data")).expect("json")
+        };
+        (data("credentialData"), data("secretData"))
+    };
+    let login =
+        |pw: &'static str| s.password_grant("demo", "app", Some("app-secret"), "alice", pw, None);
+    set_policy("hashAlgorithm(pbkdf2-sha512) and hashIterations(1000)").await;
+    let r = s
+        .http
+        .put(format!(
+            "{}/admin/realms/demo/users/{alice}/reset-password",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"type": "password", "value": "pbkdf2-pw-1", "temporary": false}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 204);
+    let (cd, sd) = stored().await;
+    assert_eq!(
+        (cd["algorithm"].as_str(), cd["hashIterations"].as_u64()),
+        (Some("pbkdf2-sha512"), Some(1000)),
+        "{cd}"
+    );
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let value = b64
+        .decode(sd["value"].as_str().expect("value"))
+        .expect("b64");
+    let salt = b64.decode(sd["salt"].as_str().expect("salt")).expect("b64");
+    let mut expected = [0u8; 64];
+    aws_lc_rs::pbkdf2::derive(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA512,
+        std::num::NonZeroU32::new(1000).expect("nz"),
+        &salt,
+        b"pbkdf2-pw-1",
+        &mut expected,
+    );
+    assert_eq!(value, expected.to_vec(), "PBKDF2-HMAC-SHA512, 512 bits");
+    assert_eq!(login("pbkdf2-pw-1").await.status(), 200);
+    assert_eq!(stored().await.1, sd, "kept: it matches the policy");
+    // More iterations: the next login rehashes.
+    set_policy("hashAlgorithm(pbkdf2-sha512) and hashIterations(2000)").await;
+    assert_eq!(login("pbkdf2-pw-1").await.status(), 200);
+    assert_eq!(stored().await.0["hashIterations"], 2000);
+    // Keycloak's default algorithm again: back to argon2 at the next login.
+    set_policy("").await;
+    assert_eq!(login("pbkdf2-pw-1").await.status(), 200);
+    let (cd, _) = stored().await;
+    assert_eq!(cd["algorithm"], "argon2", "{cd}");
+    assert_eq!(login("pbkdf2-pw-1").await.status(), 200);
+    // An algorithm Keycloak has no provider for refuses new passwords.
+    set_policy("hashAlgorithm(md5)").await;
+    let r = s
+        .http
+        .put(format!(
+            "{}/admin/realms/demo/users/{alice}/reset-password",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"type": "password", "value": "md5-pw", "temporary": false}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 400);
+    let e: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        e["error_description"],
+        "Invalid config for hashAlgorithm: password hash provider not found"
+    );
+}
+
 /// Keycloak's `passwordHistory(3)`: the last three passwords (the current
 /// one among them) cannot be chosen again, from the admin's reset or the
 /// UPDATE_PASSWORD page; the replaced ones are kept as Keycloak's

@@ -352,7 +352,7 @@ pub async fn create_user_granting(
             {
                 return Err(AdminError::bad_request("Password policy not met"));
             }
-            creds.push(crate::login::new_password(idp, &u.id, &pw).await?);
+            creds.push(crate::login::new_password(idp, realm, &u.id, &pw).await?);
             if temporary && !u.required_actions.iter().any(|a| a == "UPDATE_PASSWORD") {
                 u.required_actions.push("UPDATE_PASSWORD".into());
             }
