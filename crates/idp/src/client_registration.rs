@@ -373,7 +373,7 @@ async fn update_default(
     {
         return Err(bad_metadata("Client Identifier modified"));
     }
-    crate::admin::clients::apply_rep(&mut c, &rep).map_err(from_admin)?;
+    crate::admin::clients::apply_rep(&realm, &mut c, &rep).map_err(from_admin)?;
     let token = save(&idp, &realm, &mut c).await?;
     Ok(answer(StatusCode::OK, representation(&c, &token), None))
 }

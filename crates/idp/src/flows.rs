@@ -17,7 +17,7 @@
 //! password step) is refused when it is written: a realm never looks
 //! stricter than it is.
 
-use gatehouse_core::model::Realm;
+use gatehouse_core::model::{Client, Realm};
 use serde_json::{Value, json};
 use std::borrow::Cow;
 
@@ -85,8 +85,45 @@ pub fn bound_alias(realm: &Realm, kind: Kind) -> &str {
 
 /// Who the flow bound to `kind` asks for a one-time code.
 pub fn otp_rule(realm: &Realm, kind: Kind) -> Result<Otp, Unsupported> {
+    otp_rule_for(realm, None, kind)
+}
+
+/// The id of the flow `client` runs for `kind` instead of the realm's
+/// (Keycloak's `authenticationFlowBindingOverrides`: `browser`,
+/// `direct_grant`), if it names one.
+fn override_id(client: &Client, kind: Kind) -> Option<&str> {
+    let key = match kind {
+        Kind::Browser => "browser",
+        Kind::DirectGrant => "direct_grant",
+    };
+    client
+        .extra
+        .get("authenticationFlowBindingOverrides")?
+        .get(key)?
+        .as_str()
+        .filter(|id| !id.is_empty())
+}
+
+/// Who the flow that a login of `client` runs for `kind` asks for a
+/// one-time code: the client's override where it has one, else the
+/// realm's bound flow.
+pub fn otp_rule_for(
+    realm: &Realm,
+    client: Option<&Client>,
+    kind: Kind,
+) -> Result<Otp, Unsupported> {
     let list = flows(realm);
-    let alias = bound_alias(realm, kind);
+    let alias = match client.and_then(|c| override_id(c, kind)) {
+        Some(id) => list
+            .iter()
+            .find(|f| f["id"].as_str() == Some(id))
+            .and_then(|f| f["alias"].as_str())
+            .ok_or_else(|| Unsupported {
+                flow: id.to_owned(),
+                why: "the realm has no flow with this id".into(),
+            })?,
+        None => bound_alias(realm, kind),
+    };
     let unsupported = |why: &str| Unsupported {
         flow: alias.to_owned(),
         why: why.to_owned(),
@@ -121,6 +158,17 @@ pub fn otp_rule(realm: &Realm, kind: Kind) -> Result<Otp, Unsupported> {
 pub fn check(realm: &Realm) -> Result<(), Unsupported> {
     otp_rule(realm, Kind::Browser)?;
     otp_rule(realm, Kind::DirectGrant)?;
+    Ok(())
+}
+
+/// Checks the flows `client` overrides the realm's with: each must exist
+/// and be one Gatehouse runs, like a realm binding.
+pub fn check_client(realm: &Realm, client: &Client) -> Result<(), Unsupported> {
+    for kind in [Kind::Browser, Kind::DirectGrant] {
+        if override_id(client, kind).is_some() {
+            otp_rule_for(realm, Some(client), kind)?;
+        }
+    }
     Ok(())
 }
 

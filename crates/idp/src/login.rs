@@ -177,8 +177,11 @@ pub async fn check_password(
 ) -> Result<Result<Verified, LoginFailure>, OAuthError> {
     let now = gatehouse_core::time::now();
     // Writes never store a flow Gatehouse cannot run; one stored before
-    // this check existed stops logins rather than skip a factor.
-    let rule = crate::flows::otp_rule(realm, flow).map_err(OAuthError::internal)?;
+    // this check existed stops logins rather than skip a factor. The
+    // client's own flow, where it overrides the realm's, decides.
+    let client = idp.client(realm, client_id).await?;
+    let rule =
+        crate::flows::otp_rule_for(realm, client.as_ref(), flow).map_err(OAuthError::internal)?;
     if let (Some(ip), Some(p)) = (ip, &idp.login_ip_policy) {
         let wait = idp
             .login_ip_limiter

@@ -461,17 +461,6 @@ pub fn apply_client_scope(c: &mut ClientScope, v: &Value) -> Result<(), String> 
 
 /// Applies a (partial) ClientRepresentation.
 pub fn apply_client(c: &mut Client, v: &Value) -> Result<(), String> {
-    // Keycloak lets a client run other flows than the realm's; Gatehouse
-    // runs the realm's only, and says so rather than ignore a stricter one.
-    if v["authenticationFlowBindingOverrides"]
-        .as_object()
-        .is_some_and(|o| {
-            o.values()
-                .any(|x| x.as_str().is_some_and(|s| !s.is_empty()))
-        })
-    {
-        return Err("authenticationFlowBindingOverrides: per-client authentication flows are not supported; the realm's bound flows apply".into());
-    }
     if let Some(id) = s(v, "clientId") {
         if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
             return Err("invalid clientId".into());

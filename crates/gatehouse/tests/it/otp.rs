@@ -373,6 +373,99 @@ async fn set_requirement(s: &Server, t: &str, flow: &str, row: &Value, req: &str
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
+/// Keycloak's `authenticationFlowBindingOverrides`: a client runs its own
+/// flow instead of the realm's (here a direct grant that asks everyone for
+/// a code), other clients keep the realm's; the override must name a flow
+/// Gatehouse runs, the flow cannot be deleted or broken while a client
+/// uses it, and clearing the override restores the realm's.
+#[tokio::test]
+async fn a_client_can_run_its_own_flow_instead_of_the_realms() {
+    let s = start().await;
+    let t = realm_with_otp_user(&s).await;
+    let body = json!({"username": "frank", "enabled": true,
+        "credentials": [{"type": "password", "value": "frank-pw", "temporary": false}]});
+    assert_eq!(s.admin_post(&t, "/otp/users", &body).await.0, 201);
+    let cli = json!({"clientId": "cli", "secret": "cli-secret", "directAccessGrantsEnabled": true});
+    assert_eq!(s.admin_post(&t, "/otp/clients", &cli).await.0, 201);
+    let copy = json!({"newName": "strict grant"});
+    let p = "/otp/authentication/flows/direct grant/copy";
+    assert_eq!(s.admin_post(&t, p, &copy).await.0, 201);
+    let sub = "strict grant Direct Grant - Conditional OTP";
+    let row = execution(&s, &t, "strict grant", sub).await;
+    assert_eq!(
+        set_requirement(&s, &t, "strict grant", &row, "REQUIRED")
+            .await
+            .0,
+        204
+    );
+    let (_, flows) = s.admin_get(&t, "/otp/authentication/flows").await;
+    let strict = flows
+        .as_array()
+        .expect("flows")
+        .iter()
+        .find(|f| f["alias"] == "strict grant")
+        .and_then(|f| f["id"].as_str())
+        .expect("strict grant")
+        .to_owned();
+    let (_, web) = s.admin_get(&t, "/otp/clients?clientId=web").await;
+    let web_id = web[0]["id"].as_str().expect("id").to_owned();
+    let web_path = format!("/otp/clients/{web_id}");
+    let set_override = |id: String| {
+        let body = json!({"authenticationFlowBindingOverrides": {"direct_grant": id}});
+        let (s, t, path) = (&s, &t, web_path.clone());
+        async move { s.admin_put(t, &path, Some(&body)).await }
+    };
+    let cli_grant = || async {
+        s.http
+            .post(s.token_url("otp"))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "cli"),
+                ("client_secret", "cli-secret"),
+                ("username", "frank"),
+                ("password", "frank-pw"),
+            ])
+            .send()
+            .await
+            .expect("grant")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(password_grant(&s, "frank", "frank-pw", None).await, 200);
+    assert_eq!(set_override(strict.clone()).await, 204);
+    let (_, web) = s.admin_get(&t, &web_path).await;
+    assert_eq!(
+        web["authenticationFlowBindingOverrides"]["direct_grant"],
+        strict.as_str()
+    );
+    // `web` now asks frank for a code he does not have; `cli` does not.
+    assert_eq!(password_grant(&s, "frank", "frank-pw", None).await, 401);
+    assert_eq!(cli_grant().await, 200);
+    assert_eq!(
+        password_grant(&s, "carol", "carol-pw", Some(&code_at(SECRET, step()))).await,
+        200
+    );
+    // In use by a client: not deleted, not made into what Gatehouse
+    // cannot run.
+    let flow_path = format!("/otp/authentication/flows/{strict}");
+    assert_eq!(s.admin_delete(&t, &flow_path).await, 409);
+    let password = execution(&s, &t, "strict grant", "Password").await;
+    let (st, body) = set_requirement(&s, &t, "strict grant", &password, "DISABLED").await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("client web"), "{body}");
+    // An override must name a flow of the realm.
+    assert_eq!(set_override("no-such-flow".into()).await, 400);
+    assert_eq!(
+        password_grant(&s, "frank", "frank-pw", None).await,
+        401,
+        "unchanged"
+    );
+    // Cleared: the realm's flow again.
+    assert_eq!(set_override(String::new()).await, 204);
+    assert_eq!(password_grant(&s, "frank", "frank-pw", None).await, 200);
+    assert_eq!(s.admin_delete(&t, &flow_path).await, 204);
+}
+
 #[tokio::test]
 async fn flows_that_require_a_code_of_everyone_are_enforced_and_others_refused() {
     let s = start().await;

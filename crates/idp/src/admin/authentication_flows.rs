@@ -182,8 +182,9 @@ async fn one(
 }
 
 /// Stores `all` as the realm's flows (each with its id, so ids shown so
-/// far stay theirs) after checking that the bound flows still run, with
-/// the admin event (operation, resource type, path, representation).
+/// far stay theirs) after checking that the bound flows, and those clients
+/// run instead, still run, with the admin event (operation, resource type,
+/// path, representation).
 pub(super) async fn store_flows(
     a: &RealmAdmin,
     all: Vec<Value>,
@@ -195,6 +196,11 @@ pub(super) async fn store_flows(
         .extra
         .insert("authenticationFlows".into(), Value::Array(all));
     crate::flows::check(&realm).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    // So must the flows clients run instead of the realm's.
+    for c in a.idp.store.clients(&realm.id).await? {
+        crate::flows::check_client(&realm, &c)
+            .map_err(|e| AdminError::bad_request(format!("client {}: {e}", c.client_id)))?;
+    }
     let ev = event(&realm, &a.caller, op, rtype, path, rep);
     a.idp.store.update_realm(&realm, &[ev]).await?;
     Ok(())

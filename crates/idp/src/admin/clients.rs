@@ -183,7 +183,7 @@ pub fn client_from_rep(realm: &Realm, rep: &Value) -> Result<Client, AdminError>
     if let Some(id) = rep.get("id").and_then(Value::as_str) {
         c.id = id.to_owned();
     }
-    apply_rep(&mut c, rep)?;
+    apply_rep(realm, &mut c, rep)?;
     Ok(c)
 }
 
@@ -196,9 +196,12 @@ pub fn new_client(realm: &Realm, client_id: &str) -> Client {
 }
 
 /// Applies a representation to a client and checks the result as
-/// Keycloak's client validation does (admin update, registration update).
-pub fn apply_rep(c: &mut Client, rep: &Value) -> Result<(), AdminError> {
+/// Keycloak's client validation does (admin update, registration update),
+/// and that the flows it overrides the realm's with are ones Gatehouse
+/// runs.
+pub fn apply_rep(realm: &Realm, c: &mut Client, rep: &Value) -> Result<(), AdminError> {
     repr::apply_client(c, rep).map_err(AdminError::bad_request)?;
+    crate::flows::check_client(realm, c).map_err(|e| AdminError::bad_request(e.to_string()))?;
     check_uris(c)?;
     crate::pairwise::prepare(c).map_err(AdminError::bad_request)
 }
@@ -280,7 +283,7 @@ async fn update(
     let mut c = load(&idp, &realm, &id).await?;
     keep_management(&caller, &c)?;
     let old_id = c.client_id.clone();
-    apply_rep(&mut c, &rep)?;
+    apply_rep(&realm, &mut c, &rep)?;
     super::authz::apply_client_rep(&idp, &realm, &mut c, &rep, true).await?;
     if c.client_id != old_id
         && idp
