@@ -636,6 +636,35 @@ test("authentication flows: make OTP mandatory the way admin scripts do, and the
   await kc.realms.del({ realm: "flows" });
 });
 
+test("a client's own direct grant flow (authenticationFlowBindingOverrides), and the brute-force settings", async () => {
+  await kc.realms.create({ realm: "override", enabled: true });
+  kc.setConfig({ realmName: "override" });
+  const realm = await kc.realms.findOne({ realm: "override" });
+  assert.equal(realm.quickLoginCheckMilliSeconds, 1000);
+  assert.equal(realm.minimumQuickLoginWaitSeconds, 60);
+  const am = kc.authenticationManagement;
+  await am.copyFlow({ flow: "direct grant", newName: "strict" });
+  const sub = (await am.getExecutions({ flow: "strict" })).find((e) => e.authenticationFlow);
+  await am.updateExecution({ flow: "strict" }, { ...sub, requirement: "REQUIRED" });
+  const strict = (await am.getFlows()).find((f) => f.alias === "strict");
+  const { id } = await kc.clients.create({ clientId: "cli", secret: "cli-secret", directAccessGrantsEnabled: true });
+  await kc.users.create({ username: "nocode", enabled: true, credentials: [{ type: "password", value: "pw", temporary: false }] });
+  const grant = () => fetch(`${baseUrl}/realms/override/protocol/openid-connect/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "password", client_id: "cli", client_secret: "cli-secret", username: "nocode", password: "pw" }),
+  });
+  assert.equal((await grant()).status, 200);
+  await kc.clients.update({ id }, { authenticationFlowBindingOverrides: { direct_grant: strict.id } });
+  assert.equal((await kc.clients.findOne({ id })).authenticationFlowBindingOverrides.direct_grant, strict.id);
+  assert.equal((await grant()).status, 401, "the client's flow asks for a code");
+  await assert.rejects(am.deleteFlow({ flowId: strict.id }), (e) => e.response?.status === 409);
+  await kc.clients.update({ id }, { authenticationFlowBindingOverrides: { direct_grant: "" } });
+  assert.equal((await grant()).status, 200);
+  kc.setConfig({ realmName: "master" });
+  await kc.realms.del({ realm: "override" });
+});
+
 test("client policies, as Keycloak's clientPolicies spec uses them; ones that would need enforcing are refused", async () => {
   kc.setConfig({ realmName: "compat" });
   const cp = kc.clientPolicies;
