@@ -166,6 +166,7 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
         gatehouse_idp::router(idp.clone()).merge(metrics_routes(gateway.clone())),
         gatehouse_idp::trim_trailing_slash,
     );
+    gatehouse_idp::event_mail::spawn(idp.clone());
     let purge_store = idp.store.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));

@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod broker;
 pub mod client_registration;
 pub mod error;
+pub mod event_mail;
 pub mod export;
 pub mod fetch;
 pub mod flows;

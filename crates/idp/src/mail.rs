@@ -277,6 +277,32 @@ pub fn org_invite(org: &str, link: &str, lifespan: i64) -> Mail {
     )
 }
 
+/// A message of paragraphs and no link (the event listener's notices).
+pub fn notice(subject: &str, paragraphs: &[String]) -> Mail {
+    compose(subject, paragraphs, None, &[])
+}
+
+/// An event's time (Unix ms) as Keycloak's event mails print it, Java's
+/// `Date.toString()` in UTC: `Tue Nov 14 22:13:20 UTC 2023`.
+pub fn event_date(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let t = secs.rem_euclid(86_400);
+    let (y, m, d) = gatehouse_core::time::civil_from_days(days);
+    format!(
+        "{} {} {d:02} {:02}:{:02}:{:02} UTC {y}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1).clamp(0, 11) as usize],
+        t / 3600,
+        t % 3600 / 60,
+        t % 60
+    )
+}
+
 /// The admin console's test message.
 pub fn test_message() -> Mail {
     compose(

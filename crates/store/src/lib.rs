@@ -376,6 +376,21 @@ pub trait Store: Send + Sync + 'static {
     /// clearing) is written after the deletion in the same transaction.
     async fn clear_events(&self, realm_id: &str, category: &str, ev: &[Event]) -> Result<()>;
 
+    /// Outbox events after `seq` `after`, oldest first, at most `limit`,
+    /// of the given kinds (all when empty), with their `seq`: how event
+    /// listeners read the outbox in order.
+    async fn events_since(
+        &self,
+        after: i64,
+        kinds: &[&str],
+        limit: i64,
+    ) -> Result<Vec<(i64, Event)>>;
+    /// The outbox's last `seq` (0 when empty): where a new listener starts.
+    async fn last_event_seq(&self) -> Result<i64>;
+    /// How far the listener `name` has read the outbox (None: never).
+    async fn listener_position(&self, name: &str) -> Result<Option<i64>>;
+    async fn set_listener_position(&self, name: &str, seq: i64) -> Result<()>;
+
     // --- API keys (the gateway's `apikey` authorizer)
     async fn create_api_key(&self, key: &ApiKey, key_hash: &str, ev: &[Event]) -> Result<()>;
     async fn api_keys(&self, realm_id: &str) -> Result<Vec<ApiKey>>;

@@ -62,6 +62,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../migrations/sqlite/0011_quick_login_check.sql"),
     ),
+    (
+        12,
+        include_str!("../migrations/sqlite/0012_listener_positions.sql"),
+    ),
 ];
 
 /// The SQLite store.
@@ -1926,6 +1930,57 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         all(&rows)
+    }
+
+    async fn events_since(
+        &self,
+        after: i64,
+        kinds: &[&str],
+        limit: i64,
+    ) -> Result<Vec<(i64, Event)>> {
+        let mut sql = String::from("SELECT seq, data FROM events WHERE seq > ?");
+        if !kinds.is_empty() {
+            sql.push_str(" AND kind IN (");
+            sql.push_str(&vec!["?"; kinds.len()].join(","));
+            sql.push(')');
+        }
+        sql.push_str(" ORDER BY seq LIMIT ?");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after);
+        for k in kinds {
+            query = query.bind(*k);
+        }
+        let rows = query.bind(limit.max(1)).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("seq")?, data(r)?)))
+            .collect()
+    }
+
+    async fn last_event_seq(&self) -> Result<i64> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn listener_position(&self, name: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT seq FROM listener_positions WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_listener_position(&self, name: &str, seq: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO listener_positions (name, seq) VALUES (?, ?)
+             ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
+        )
+        .bind(name)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn create_api_key(&self, key: &ApiKey, key_hash: &str, ev: &[Event]) -> Result<()> {

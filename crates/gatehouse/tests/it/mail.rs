@@ -927,3 +927,65 @@ async fn organization_invitations_are_mailed_and_accepted() {
         .expect("post");
     assert_eq!(r.status(), 400);
 }
+
+/// Keycloak's `email` event listener: with `email` among the realm's
+/// `eventsListeners`, a user whose address is verified is mailed about a
+/// failed login on their account, with Keycloak's message; an unverified
+/// address is not mailed, and neither is anyone while the realm does not
+/// list the listener.
+#[tokio::test]
+async fn the_email_event_listener_mails_failed_logins_to_verified_addresses() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let sink = Sink::start().await;
+    set_realm(&s, &t, json!({"smtpServer": sink.settings(false)})).await;
+    let alice = s.user_id(&t, "demo", "alice").await;
+    let verified = json!({"emailVerified": true});
+    assert_eq!(
+        s.admin_put(&t, &format!("/demo/users/{alice}"), Some(&verified))
+            .await,
+        204
+    );
+    let bob = json!({"username": "bob", "email": "bob@example.com", "enabled": true,
+        "credentials": [{"type": "password", "value": "bob-pw", "temporary": false}]});
+    assert_eq!(s.admin_post(&t, "/demo/users", &bob).await.0, 201);
+    let fail = |user: &'static str| {
+        s.password_grant("demo", "app", Some("app-secret"), user, "wrong", None)
+    };
+    // Not listed: a failed login mails no one (the listener reads the
+    // outbox every second; two seconds see it past this event).
+    assert_eq!(fail("alice").await.status(), 401);
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    assert_eq!(sink.count(), 0);
+    let config = json!({"eventsListeners": ["jboss-logging", "email"]});
+    assert_eq!(
+        s.admin_put(&t, "/demo/events/config", Some(&config)).await,
+        204
+    );
+    let (_, c) = s.admin_get(&t, "/demo/events/config").await;
+    assert_eq!(c["eventsListeners"], json!(["jboss-logging", "email"]));
+    // Bob's address is not verified: his failure is read, not mailed.
+    assert_eq!(fail("bob").await.status(), 401);
+    assert_eq!(fail("alice").await.status(), 401);
+    let m = sink.nth(0).await;
+    assert_eq!(m.to, vec!["alice@example.com".to_owned()]);
+    assert_eq!(m.subject(), "Login error");
+    let text = m.text();
+    assert!(
+        text.contains("A failed login attempt was detected to your account on ")
+            && text.contains(" from 127.0.0.1.")
+            && text.contains("If this was not you, please contact an administrator."),
+        "{text}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(sink.count(), 1, "bob was not mailed, alice once");
+    // A successful login is no event this listener mails.
+    assert_eq!(
+        s.password_grant("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+            .await
+            .status(),
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(sink.count(), 1);
+}

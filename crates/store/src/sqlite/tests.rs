@@ -224,6 +224,35 @@ async fn login_statements_run_inline_and_yield_to_a_held_write_lock() {
         .await
         .expect("session");
     assert!(s.session("s1").await.expect("read").is_some());
+    // The outbox read in order by a listener, from a kept position.
+    let end = s.last_event_seq().await.expect("seq");
+    assert!(end > 0);
+    // (Unlisted, as with events off: listeners read them all the same.)
+    let unlisted = |kind: &str| Event {
+        listed: false,
+        ..Event::user(&realm, kind)
+    };
+    let error = unlisted("LOGIN_ERROR");
+    s.append_events(&[unlisted("LOGOUT"), error.clone()])
+        .await
+        .expect("append");
+    let since = s
+        .events_since(end, &["LOGIN_ERROR"], 10)
+        .await
+        .expect("since");
+    assert_eq!(since.len(), 1);
+    assert_eq!(since[0].1.id, error.id);
+    assert_eq!(s.last_event_seq().await.expect("seq"), since[0].0);
+    assert_eq!(s.events_since(end, &[], 10).await.expect("all").len(), 2);
+    assert_eq!(s.listener_position("email").await.expect("pos"), None);
+    s.set_listener_position("email", end).await.expect("set");
+    s.set_listener_position("email", since[0].0)
+        .await
+        .expect("set");
+    assert_eq!(
+        s.listener_position("email").await.expect("pos"),
+        Some(since[0].0)
+    );
     let q = EventQuery {
         category: "user".into(),
         ..Default::default()
