@@ -3994,14 +3994,7 @@ async fn hash_algorithm_policy_chooses_how_passwords_are_stored() {
         }
     };
     let stored = || async {
-        let exported = s.export("demo").await;
-        let user = exported["users"]
-            .as_array()
-            .expect("users")
-            .iter()
-            .find(|u| u["username"] == "alice")
-            .expect("alice")
-            .clone();
+        let user = s.exported_user("demo", "alice").await;
         let c = user["credentials"]
             .as_array()
             .expect("credentials")
@@ -4131,14 +4124,7 @@ async fn password_history_refuses_the_last_passwords() {
         .await;
     assert_eq!(creds.as_array().map(Vec::len), Some(1), "{creds}");
     // Export carries the kept ones; an import keeps enforcing them.
-    let exported = s.export("demo").await;
-    let user = exported["users"]
-        .as_array()
-        .expect("users")
-        .iter()
-        .find(|u| u["username"] == "alice")
-        .expect("alice")
-        .clone();
+    let user = s.exported_user("demo", "alice").await;
     let kinds: Vec<&str> = user["credentials"]
         .as_array()
         .expect("credentials")

@@ -373,6 +373,22 @@ async fn set_requirement(s: &Server, t: &str, flow: &str, row: &Value, req: &str
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
+/// Copies the realm's direct grant flow as "strict grant" with its OTP
+/// subflow REQUIRED (a code from everyone), unbound.
+async fn strict_grant(s: &Server, t: &str) {
+    let copy = json!({"newName": "strict grant"});
+    let p = "/otp/authentication/flows/direct grant/copy";
+    assert_eq!(s.admin_post(t, p, &copy).await.0, 201);
+    let sub = "strict grant Direct Grant - Conditional OTP";
+    let row = execution(s, t, "strict grant", sub).await;
+    assert_eq!(
+        set_requirement(s, t, "strict grant", &row, "REQUIRED")
+            .await
+            .0,
+        204
+    );
+}
+
 /// Keycloak's `authenticationFlowBindingOverrides`: a client runs its own
 /// flow instead of the realm's (here a direct grant that asks everyone for
 /// a code), other clients keep the realm's; the override must name a flow
@@ -387,17 +403,7 @@ async fn a_client_can_run_its_own_flow_instead_of_the_realms() {
     assert_eq!(s.admin_post(&t, "/otp/users", &body).await.0, 201);
     let cli = json!({"clientId": "cli", "secret": "cli-secret", "directAccessGrantsEnabled": true});
     assert_eq!(s.admin_post(&t, "/otp/clients", &cli).await.0, 201);
-    let copy = json!({"newName": "strict grant"});
-    let p = "/otp/authentication/flows/direct grant/copy";
-    assert_eq!(s.admin_post(&t, p, &copy).await.0, 201);
-    let sub = "strict grant Direct Grant - Conditional OTP";
-    let row = execution(&s, &t, "strict grant", sub).await;
-    assert_eq!(
-        set_requirement(&s, &t, "strict grant", &row, "REQUIRED")
-            .await
-            .0,
-        204
-    );
+    strict_grant(&s, &t).await;
     let (_, flows) = s.admin_get(&t, "/otp/authentication/flows").await;
     let strict = flows
         .as_array()
@@ -620,18 +626,10 @@ async fn copied_flows_bound_to_the_realm_are_what_logins_run() {
     let body = json!({"username": "frank", "enabled": true,
         "credentials": [{"type": "password", "value": "frank-pw", "temporary": false}]});
     assert_eq!(s.admin_post(&t, "/otp/users", &body).await.0, 201);
+    strict_grant(&s, &t).await;
     let copy = json!({"newName": "strict grant"});
     let p = "/otp/authentication/flows/direct grant/copy";
-    assert_eq!(s.admin_post(&t, p, &copy).await.0, 201);
     assert_eq!(s.admin_post(&t, p, &copy).await.0, 409);
-    let sub = "strict grant Direct Grant - Conditional OTP";
-    let row = execution(&s, &t, "strict grant", sub).await;
-    assert_eq!(
-        set_requirement(&s, &t, "strict grant", &row, "REQUIRED")
-            .await
-            .0,
-        204
-    );
     // Not bound yet: the realm's own direct grant still runs.
     assert_eq!(password_grant(&s, "frank", "frank-pw", None).await, 200);
     let bind = |flow: &str| {

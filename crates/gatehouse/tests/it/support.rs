@@ -454,6 +454,18 @@ impl Server {
         gatehouse_idp::export::realm(idp, &r).await.expect("export")
     }
 
+    /// User `username` as the export of `realm` writes them.
+    pub async fn exported_user(&self, realm: &str, username: &str) -> Value {
+        let exported = self.export(realm).await;
+        exported["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .find(|u| u["username"] == username)
+            .unwrap_or_else(|| panic!("{username} in the export"))
+            .clone()
+    }
+
     /// Imports a realm representation as `gatehouse import` does.
     pub async fn import(&self, rep: &Value) {
         gatehouse::import_realm(&self.running.idp, rep)
