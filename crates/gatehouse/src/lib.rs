@@ -175,6 +175,9 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
             if let Err(e) = purge_store.purge_expired(gatehouse_core::time::now()).await {
                 tracing::warn!(error = %e, "purge of expired rows failed");
             }
+            // Memory freed since (a burst of requests gone by) goes back
+            // to the OS rather than waiting for the next allocation.
+            gatehouse_alloc::return_free_memory();
         }
     });
     // The identity listener shares the gateway's accept loop: the same
