@@ -4010,18 +4010,8 @@ async fn hash_algorithm_policy_chooses_how_passwords_are_stored() {
     let login =
         |pw: &'static str| s.password_grant("demo", "app", Some("app-secret"), "alice", pw, None);
     set_policy("hashAlgorithm(pbkdf2-sha512) and hashIterations(1000)").await;
-    let r = s
-        .http
-        .put(format!(
-            "{}/admin/realms/demo/users/{alice}/reset-password",
-            s.base
-        ))
-        .bearer_auth(&t)
-        .json(&serde_json::json!({"type": "password", "value": "pbkdf2-pw-1", "temporary": false}))
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), 204);
+    s.reset_password(&t, "demo", &alice, "pbkdf2-pw-1", false)
+        .await;
     let (cd, sd) = stored().await;
     assert_eq!(
         (cd["algorithm"].as_str(), cd["hashIterations"].as_u64()),
@@ -4057,16 +4047,8 @@ async fn hash_algorithm_policy_chooses_how_passwords_are_stored() {
     // An algorithm Keycloak has no provider for refuses new passwords.
     set_policy("hashAlgorithm(md5)").await;
     let r = s
-        .http
-        .put(format!(
-            "{}/admin/realms/demo/users/{alice}/reset-password",
-            s.base
-        ))
-        .bearer_auth(&t)
-        .json(&serde_json::json!({"type": "password", "value": "md5-pw", "temporary": false}))
-        .send()
-        .await
-        .expect("put");
+        .reset_password_answer(&t, ("demo", &alice), "md5-pw", false)
+        .await;
     assert_eq!(r.status(), 400);
     let e: serde_json::Value = r.json().await.expect("json");
     assert_eq!(
@@ -4087,25 +4069,12 @@ async fn password_history_refuses_the_last_passwords() {
     let policy = serde_json::json!({"passwordPolicy": "length(8) and passwordHistory(3)"});
     assert_eq!(s.admin_put(&t, "/demo", Some(&policy)).await, 204);
     let alice = s.user_id(&t, "demo", "alice").await;
-    let reset = |value: &'static str| {
-        s.http
-            .put(format!(
-                "{}/admin/realms/demo/users/{alice}/reset-password",
-                s.base
-            ))
-            .bearer_auth(&t)
-            .json(&serde_json::json!({"type": "password", "value": value, "temporary": false}))
-            .send()
-    };
+    let reset = |value: &'static str| s.reset_password_answer(&t, ("demo", &alice), value, false);
     let status = |r: reqwest::Response| r.status().as_u16();
-    assert_eq!(
-        status(reset("alice-pw").await.expect("put")),
-        400,
-        "the current one"
-    );
-    assert_eq!(status(reset("second-pw-2").await.expect("put")), 204);
-    assert_eq!(status(reset("third-pw-3").await.expect("put")), 204);
-    let r = reset("alice-pw").await.expect("put");
+    assert_eq!(status(reset("alice-pw").await), 400, "the current one");
+    assert_eq!(status(reset("second-pw-2").await), 204);
+    assert_eq!(status(reset("third-pw-3").await), 204);
+    let r = reset("alice-pw").await;
     assert_eq!(r.status(), 400, "two passwords ago");
     let e: serde_json::Value = r.json().await.expect("json");
     assert_eq!(e["error"], "invalidPasswordHistoryMessage");
@@ -4113,12 +4082,8 @@ async fn password_history_refuses_the_last_passwords() {
         e["error_description"],
         "Invalid password: must not be equal to any of last 3 passwords."
     );
-    assert_eq!(status(reset("fourth-pw-4").await.expect("put")), 204);
-    assert_eq!(
-        status(reset("alice-pw").await.expect("put")),
-        204,
-        "four ago: allowed"
-    );
+    assert_eq!(status(reset("fourth-pw-4").await), 204);
+    assert_eq!(status(reset("alice-pw").await), 204, "four ago: allowed");
     let (_, creds) = s
         .admin_get(&t, &format!("/demo/users/{alice}/credentials"))
         .await;
@@ -4147,15 +4112,7 @@ async fn password_history_refuses_the_last_passwords() {
     assert_eq!(st, 201);
     let copy_id = s.user_id(&t, "demo", "alice-copy").await;
     let r = s
-        .http
-        .put(format!(
-            "{}/admin/realms/demo/users/{copy_id}/reset-password",
-            s.base
-        ))
-        .bearer_auth(&t)
-        .json(&serde_json::json!({"type": "password", "value": "fourth-pw-4", "temporary": false}))
-        .send()
-        .await
-        .expect("put");
+        .reset_password_answer(&t, ("demo", &copy_id), "fourth-pw-4", false)
+        .await;
     assert_eq!(r.status(), 400, "the copy's history came with it");
 }

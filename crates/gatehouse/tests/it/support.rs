@@ -511,7 +511,20 @@ impl Server {
         temporary: bool,
     ) {
         let r = self
-            .http
+            .reset_password_answer(token, (realm, id), pw, temporary)
+            .await;
+        assert_eq!(r.status(), 204);
+    }
+
+    /// The admin API's answer to setting user `id`'s password in `realm`.
+    pub async fn reset_password_answer(
+        &self,
+        token: &str,
+        (realm, id): (&str, &str),
+        pw: &str,
+        temporary: bool,
+    ) -> reqwest::Response {
+        self.http
             .put(format!(
                 "{}/admin/realms/{realm}/users/{id}/reset-password",
                 self.base
@@ -520,8 +533,7 @@ impl Server {
             .json(&json!({"type": "password", "value": pw, "temporary": temporary}))
             .send()
             .await
-            .expect("reset-password");
-        assert_eq!(r.status(), 204);
+            .expect("reset-password")
     }
 
     /// The tokens `alice` of [`Server::demo_realm`] gets through client
