@@ -164,6 +164,12 @@ pub fn realm(r: &Realm) -> Value {
     ] {
         o.entry(key).or_insert(json!(0));
     }
+    // The events config as Keycloak's realm representation carries it
+    // (the events/config endpoint reads these same fields).
+    o.entry("eventsListeners")
+        .or_insert_with(|| json!(["jboss-logging"]));
+    o.entry("enabledEventTypes").or_insert_with(|| json!([]));
+    o.entry("adminEventsDetailsEnabled").or_insert(json!(false));
     let (quick_ms, quick_wait) = r.quick_login_check();
     o.entry("quickLoginCheckMilliSeconds")
         .or_insert(json!(quick_ms));

@@ -957,6 +957,12 @@ async fn the_email_event_listener_mails_failed_logins_to_verified_addresses() {
     assert_eq!(fail("alice").await.status(), 401);
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     assert_eq!(sink.count(), 0);
+    let (_, realm) = s.admin_get(&t, "/demo").await;
+    assert_eq!(
+        realm["eventsListeners"],
+        json!(["jboss-logging"]),
+        "Keycloak's default"
+    );
     let config = json!({"eventsListeners": ["jboss-logging", "email"]});
     assert_eq!(
         s.admin_put(&t, "/demo/events/config", Some(&config)).await,
@@ -964,6 +970,8 @@ async fn the_email_event_listener_mails_failed_logins_to_verified_addresses() {
     );
     let (_, c) = s.admin_get(&t, "/demo/events/config").await;
     assert_eq!(c["eventsListeners"], json!(["jboss-logging", "email"]));
+    let (_, realm) = s.admin_get(&t, "/demo").await;
+    assert_eq!(realm["eventsListeners"], json!(["jboss-logging", "email"]));
     // Bob's address is not verified: his failure is read, not mailed.
     assert_eq!(fail("bob").await.status(), 401);
     assert_eq!(fail("alice").await.status(), 401);
