@@ -70,14 +70,18 @@ pub fn default_optional_scopes() -> Vec<String> {
 }
 
 impl Realm {
-    /// A whole number of seconds Keycloak keeps in the realm representation
-    /// (`accessCodeLifespan`...), or `default` where unset or not positive.
-    fn seconds(&self, key: &str, default: i64) -> i64 {
+    /// A whole number Keycloak keeps in the realm representation, as a
+    /// number or as text.
+    fn number(&self, key: &str) -> Option<i64> {
         self.extra
             .get(key)
             .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
-            .filter(|v| *v > 0)
-            .unwrap_or(default)
+    }
+
+    /// A number of seconds (`accessCodeLifespan`...), or `default` where
+    /// unset or not positive.
+    fn seconds(&self, key: &str, default: i64) -> i64 {
+        self.number(key).filter(|v| *v > 0).unwrap_or(default)
     }
 
     /// Keycloak's quick-login check: a failed login less than this many
@@ -86,13 +90,8 @@ impl Realm {
     /// (`minimumQuickLoginWaitSeconds`, 60); guessing scripts fail faster
     /// than people do. 0 switches either off.
     pub fn quick_login_check(&self) -> (i64, i64) {
-        let read = |key: &str, default: i64| {
-            self.extra
-                .get(key)
-                .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
-                .filter(|v| *v >= 0)
-                .unwrap_or(default)
-        };
+        let read =
+            |key: &str, default: i64| self.number(key).filter(|v| *v >= 0).unwrap_or(default);
         (
             read("quickLoginCheckMilliSeconds", 1000),
             read("minimumQuickLoginWaitSeconds", 60),

@@ -152,23 +152,15 @@ pub fn hash(password: &str, scheme: impl Into<Scheme>) -> Result<(String, String
         algorithm: "argon2".into(),
         additional_parameters: params,
     };
-    let sd = SecretData {
-        value: STANDARD.encode(out),
-        salt: STANDARD.encode(salt),
-        additional_parameters: Default::default(),
-    };
-    Ok((to_json(&cd)?, to_json(&sd)?))
+    stored(&cd, &out, &salt)
 }
 
 fn hash_pbkdf2(password: &str, hash: Pbkdf2Hash, iterations: u32) -> Result<(String, String)> {
-    let rounds = NonZeroU32::new(iterations)
-        .filter(|n| n.get() <= MAX_PBKDF2_ITERATIONS)
-        .ok_or_else(|| Error::Credential("pbkdf2 iterations out of range".into()))?;
     let salt = crate::id::bytes::<16>();
     let mut out = vec![0u8; hash.key_len()];
     aws_lc_rs::pbkdf2::derive(
         hash.algorithm(),
-        rounds,
+        pbkdf2_rounds(iterations)?,
         &salt,
         password.as_bytes(),
         &mut out,
@@ -178,12 +170,26 @@ fn hash_pbkdf2(password: &str, hash: Pbkdf2Hash, iterations: u32) -> Result<(Str
         algorithm: hash.id().into(),
         additional_parameters: Default::default(),
     };
+    stored(&cd, &out, &salt)
+}
+
+/// `(credential_data, secret_data)` JSON for a hash `out` of `salt`.
+fn stored(cd: &CredentialData, out: &[u8], salt: &[u8]) -> Result<(String, String)> {
     let sd = SecretData {
         value: STANDARD.encode(out),
         salt: STANDARD.encode(salt),
         additional_parameters: Default::default(),
     };
-    Ok((to_json(&cd)?, to_json(&sd)?))
+    Ok((to_json(cd)?, to_json(&sd)?))
+}
+
+/// PBKDF2 iterations as run: Keycloak's defaults go from 27 500 (older
+/// sha256) to 1 300 000 (sha1); a count past the cap, stored or asked for
+/// by a policy, is refused rather than made every login attempt's cost.
+fn pbkdf2_rounds(iterations: u32) -> Result<NonZeroU32> {
+    NonZeroU32::new(iterations)
+        .filter(|n| n.get() <= MAX_PBKDF2_ITERATIONS)
+        .ok_or_else(|| Error::Credential("pbkdf2 iterations out of range".into()))
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<String> {
@@ -252,12 +258,7 @@ pub fn verify(
         id => {
             let hash = Pbkdf2Hash::from_id(id)
                 .ok_or_else(|| Error::Credential(format!("unsupported algorithm {id}")))?;
-            // Keycloak's defaults run from 27 500 (older sha256) to
-            // 1 300 000 (sha1): refuse counts that would make every login
-            // attempt a DoS.
-            let iterations = NonZeroU32::new(cd.hash_iterations)
-                .filter(|n| n.get() <= MAX_PBKDF2_ITERATIONS)
-                .ok_or_else(|| Error::Credential("pbkdf2 iterations out of range".into()))?;
+            let iterations = pbkdf2_rounds(cd.hash_iterations)?;
             let ok = aws_lc_rs::pbkdf2::verify(
                 hash.algorithm(),
                 iterations,
@@ -354,16 +355,11 @@ pub fn release_memory() {
     if held > 0
         && let Some(hook) = RELEASED.get()
     {
-        // One at a time: an allocator that purges under a try-lock (as
-        // mimalloc does) skips a purge while another runs, and a thread
-        // that released just then would keep its memory resident.
-        let _one = RELEASING.lock();
         hook();
     }
 }
 
 static RELEASED: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
-static RELEASING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Sets what runs on a thread that has just released its argon2 memory:
 /// the binary, which picks the allocator, passes the call that returns

@@ -78,18 +78,15 @@ pub async fn run_once(idp: &Idp) -> Result<usize, gatehouse_store::Error> {
         Some(&(seq, _)) if batch.len() as i64 == BATCH => seq,
         _ => end,
     };
-    let mut realms: Vec<Realm> = Vec::new();
-    for (_, ev) in &batch {
-        if ev.category != "user" {
-            continue;
-        }
-        if !realms.iter().any(|r| r.id == ev.realm_id) {
-            realms = idp.store.realms().await?;
-        }
-        let Some(realm) = realms.iter().find(|r| r.id == ev.realm_id) else {
-            continue;
-        };
-        if listens(realm) {
+    let realms = if batch.is_empty() {
+        Vec::new()
+    } else {
+        idp.store.realms().await?
+    };
+    for (_, ev) in batch.iter().filter(|(_, ev)| ev.category == "user") {
+        if let Some(realm) = realms.iter().find(|r| r.id == ev.realm_id)
+            && listens(realm)
+        {
             deliver(idp, realm, ev).await?;
         }
     }
@@ -107,7 +104,8 @@ fn listens(realm: &Realm) -> bool {
 }
 
 async fn deliver(idp: &Idp, realm: &Realm, ev: &Event) -> Result<(), gatehouse_store::Error> {
-    let Some(user_id) = &ev.user_id else {
+    let (Some(user_id), Some(mail), Some(smtp)) = (&ev.user_id, message(ev), Smtp::of(realm))
+    else {
         return Ok(());
     };
     let Some(user) = idp.store.user(&realm.id, user_id).await? else {
@@ -116,12 +114,6 @@ async fn deliver(idp: &Idp, realm: &Realm, ev: &Event) -> Result<(), gatehouse_s
     // Keycloak mails verified addresses only: an unverified one may not
     // be the user's.
     let Some(to) = user.email.as_deref().filter(|_| user.email_verified) else {
-        return Ok(());
-    };
-    let Some(mail) = message(ev) else {
-        return Ok(());
-    };
-    let Some(smtp) = Smtp::of(realm) else {
         return Ok(());
     };
     let name = match (&user.first_name, &user.last_name) {

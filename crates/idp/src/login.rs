@@ -11,7 +11,7 @@
 
 use crate::error::OAuthError;
 use crate::state::Idp;
-use gatehouse_core::model::{Credential, Event, Realm, User};
+use gatehouse_core::model::{Client, Credential, Event, Realm, User};
 use gatehouse_core::ratelimit::Limiter;
 use gatehouse_store::LoginFailures;
 
@@ -90,7 +90,7 @@ async fn record_failure(
     let not_before = quick_login_wait(realm, before, now_ms);
     let lf = idp
         .store
-        .record_login_failure(&realm.id, &user.id, (now_ms, not_before), ip, &[ev])
+        .record_login_failure(&user.id, now_ms, not_before, ip, &[ev])
         .await?;
     if !lockout_is_permanent(realm, &lf) {
         return Ok(());
@@ -124,7 +124,7 @@ pub fn locked_for(realm: &Realm, lf: &LoginFailures, now: i64) -> i64 {
     }
     let steps = lf.failures / realm.failure_factor;
     let wait = (realm.wait_increment_seconds * steps).min(realm.max_failure_wait_seconds);
-    (lf.last_failure + wait - now).max(quick)
+    (lf.last_failure() + wait - now).max(quick)
 }
 
 /// Where a failure at `now_ms` follows the previous one (`before`) within
@@ -133,12 +133,8 @@ pub fn locked_for(realm: &Realm, lf: &LoginFailures, now: i64) -> i64 {
 fn quick_login_wait(realm: &Realm, before: &LoginFailures, now_ms: i64) -> i64 {
     let (check_ms, wait) = realm.quick_login_check();
     let delta = now_ms - before.last_failure_ms;
-    if before.failures > 0
-        && before.last_failure_ms > 0
-        && delta >= 0
-        && delta < check_ms
-        && wait > 0
-    {
+    // (No earlier failure: `last_failure_ms` is 0 and `delta` is huge.)
+    if (0..check_ms).contains(&delta) && wait > 0 {
         now_ms.div_euclid(1000) + wait
     } else {
         0
@@ -164,13 +160,14 @@ pub enum SecondFactor {
     SetUp,
 }
 
-/// Checks `username` (or email) and `password` in `realm`. Writes LOGIN_ERROR
-/// events for failures; the caller writes the success event with the session.
+/// Checks `username` (or email) and `password` in `realm` for a login at
+/// `client`. Writes LOGIN_ERROR events for failures; the caller writes the
+/// success event with the session.
 pub async fn check_password(
     idp: &Idp,
     realm: &Realm,
     flow: crate::flows::Kind,
-    client_id: &str,
+    client: &Client,
     username: &str,
     password: &str,
     ip: Option<&str>,
@@ -179,9 +176,9 @@ pub async fn check_password(
     // Writes never store a flow Gatehouse cannot run; one stored before
     // this check existed stops logins rather than skip a factor. The
     // client's own flow, where it overrides the realm's, decides.
-    let client = idp.client(realm, client_id).await?;
     let rule =
-        crate::flows::otp_rule_for(realm, client.as_ref(), flow).map_err(OAuthError::internal)?;
+        crate::flows::otp_rule_for(realm, Some(client), flow).map_err(OAuthError::internal)?;
+    let client_id = client.client_id.as_str();
     if let (Some(ip), Some(p)) = (ip, &idp.login_ip_policy) {
         let wait = idp
             .login_ip_limiter
@@ -258,7 +255,7 @@ async fn check(
     } else {
         Default::default()
     };
-    if lf.failures > 0 && now - lf.last_failure > realm.max_delta_time_seconds {
+    if lf.failures > 0 && now - lf.last_failure() > realm.max_delta_time_seconds {
         idp.store.clear_login_failures(&user.id).await?;
         lf = Default::default();
     }
@@ -422,7 +419,7 @@ async fn verify(
     cred: &Credential,
     password: &str,
 ) -> Result<bool, OAuthError> {
-    let cost = crate::password_policy::scheme(realm, idp.password_cost);
+    let scheme = crate::password_policy::scheme(realm, idp.password_cost);
     let (cd, sd, pw) = (
         cred.credential_data.clone(),
         cred.secret_data.clone(),
@@ -430,9 +427,9 @@ async fn verify(
     );
     let result = idp
         .password_work(move || {
-            let v = gatehouse_core::password::verify(&pw, &cd, &sd, cost);
+            let v = gatehouse_core::password::verify(&pw, &cd, &sd, scheme);
             let rehash = match &v {
-                Ok(v) if v.ok && v.needs_rehash => gatehouse_core::password::hash(&pw, cost).ok(),
+                Ok(v) if v.ok && v.needs_rehash => gatehouse_core::password::hash(&pw, scheme).ok(),
                 _ => None,
             };
             (v, rehash)
@@ -540,7 +537,6 @@ mod tests {
     fn failures(n: i64, last: i64) -> LoginFailures {
         LoginFailures {
             failures: n,
-            last_failure: last,
             last_failure_ms: last * 1000,
             ..Default::default()
         }

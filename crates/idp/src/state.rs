@@ -283,6 +283,18 @@ impl Idp {
         Ok(())
     }
 
+    /// A client a login or request in progress names: gone since (deleted
+    /// meanwhile) is Keycloak's "Client not found".
+    pub async fn existing_client(
+        &self,
+        realm: &Realm,
+        client_id: &str,
+    ) -> Result<gatehouse_core::model::Client, OAuthError> {
+        self.client(realm, client_id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_request("Client not found"))
+    }
+
     /// A client by its public id, cached.
     pub async fn client(
         &self,

@@ -56,14 +56,20 @@ pub struct CodeRecord {
 #[derive(Debug, Clone, Default)]
 pub struct LoginFailures {
     pub failures: i64,
-    /// The last failure, in seconds and in milliseconds (the quick-login
-    /// check compares failures to the millisecond).
-    pub last_failure: i64,
-    pub last_ip: Option<String>,
+    /// The last failure (Unix ms: the quick-login check compares failures
+    /// to the millisecond).
     pub last_failure_ms: i64,
+    pub last_ip: Option<String>,
     /// No login before this (seconds): the end of a quick-login wait,
     /// Keycloak's `failedLoginNotBefore`; 0 when none was set.
     pub not_before: i64,
+}
+
+impl LoginFailures {
+    /// The last failure in Unix seconds.
+    pub fn last_failure(&self) -> i64 {
+        self.last_failure_ms.div_euclid(1000)
+    }
 }
 
 /// Which users a search returns (Keycloak's `GET /users` query).
@@ -352,9 +358,9 @@ pub trait Store: Send + Sync + 'static {
     /// extends the user's quick-login wait.
     async fn record_login_failure(
         &self,
-        realm_id: &str,
         user_id: &str,
-        now_ms_and_not_before: (i64, i64),
+        now_ms: i64,
+        not_before: i64,
         ip: Option<&str>,
         ev: &[Event],
     ) -> Result<LoginFailures>;

@@ -1768,7 +1768,7 @@ impl Store for SqliteStore {
     }
 
     async fn login_failures(&self, user_id: &str) -> Result<LoginFailures> {
-        const SQL: &str = "SELECT failures, last_failure, last_ip, last_failure_ms, not_before FROM login_failures WHERE user_id = ?";
+        const SQL: &str = "SELECT failures, last_failure_ms, last_ip, not_before FROM login_failures WHERE user_id = ?";
         // Every login of a brute-force-protected realm reads this.
         let inline = self.writer.as_ref().and_then(|w| {
             w.try_with(|c| {
@@ -1777,10 +1777,9 @@ impl Store for SqliteStore {
                 Ok(match rows.next()? {
                     Some(r) => LoginFailures {
                         failures: r.get(0)?,
-                        last_failure: r.get(1)?,
+                        last_failure_ms: r.get(1)?,
                         last_ip: r.get(2)?,
-                        last_failure_ms: r.get(3)?,
-                        not_before: r.get(4)?,
+                        not_before: r.get(3)?,
                     },
                     None => LoginFailures::default(),
                 })
@@ -1801,9 +1800,9 @@ impl Store for SqliteStore {
 
     async fn record_login_failure(
         &self,
-        _realm_id: &str,
         user_id: &str,
-        (now_ms, not_before): (i64, i64),
+        now_ms: i64,
+        not_before: i64,
         ip: Option<&str>,
         ev: &[Event],
     ) -> Result<LoginFailures> {
@@ -1814,7 +1813,7 @@ impl Store for SqliteStore {
              ON CONFLICT(user_id) DO UPDATE SET failures = failures + 1, last_failure = excluded.last_failure,
                last_ip = excluded.last_ip, last_failure_ms = excluded.last_failure_ms,
                not_before = MAX(not_before, excluded.not_before)
-             RETURNING failures, last_failure, last_ip, last_failure_ms, not_before",
+             RETURNING failures, last_failure_ms, last_ip, not_before",
         )
         .bind(user_id)
         .bind(now_ms.div_euclid(1000))
@@ -2133,9 +2132,8 @@ mod tests;
 fn failures_of(r: &sqlx::sqlite::SqliteRow) -> Result<LoginFailures> {
     Ok(LoginFailures {
         failures: r.try_get("failures")?,
-        last_failure: r.try_get("last_failure")?,
-        last_ip: r.try_get("last_ip")?,
         last_failure_ms: r.try_get("last_failure_ms")?,
+        last_ip: r.try_get("last_ip")?,
         not_before: r.try_get("not_before")?,
     })
 }

@@ -50,11 +50,7 @@ async fn status(
     let now = gatehouse_core::time::now();
     let wait = crate::login::locked_for(&realm, &lf, now);
     v["numFailures"] = json!(lf.failures);
-    v["lastFailure"] = json!(if lf.last_failure_ms > 0 {
-        lf.last_failure_ms
-    } else {
-        lf.last_failure * 1000
-    });
+    v["lastFailure"] = json!(lf.last_failure_ms);
     v["lastIPFailure"] = json!(lf.last_ip.as_deref().unwrap_or("n/a"));
     if wait > 0 {
         v["disabled"] = json!(true);

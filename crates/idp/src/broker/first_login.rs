@@ -351,11 +351,12 @@ pub async fn link(
     let checked = if password.is_empty() {
         Err(LoginFailure::InvalidCredentials)
     } else {
+        let client = idp.existing_client(&realm, pending.client_id()).await?;
         crate::login::check_password(
             &idp,
             &realm,
             crate::flows::Kind::Browser,
-            pending.client_id(),
+            &client,
             &user.username,
             password,
             ip.as_deref(),

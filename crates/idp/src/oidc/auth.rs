@@ -726,10 +726,7 @@ async fn front_channel_tokens(
     code: Option<&str>,
     sso_auth: bool,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
-    let client = idp
-        .client(realm, &req.client_id)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_request("Client not found"))?;
+    let client = idp.existing_client(realm, &req.client_id).await?;
     let user = idp
         .store
         .user(&realm.id, &sso.user_id)
@@ -1279,11 +1276,12 @@ pub async fn post(
         Err(crate::login::LoginFailure::InvalidCredentials)
     } else {
         let ip = crate::oidc::form::client_ip(&idp, &ext, &headers);
+        let client = idp.existing_client(&realm, &req.client_id).await?;
         check_password(
             &idp,
             &realm,
             crate::flows::Kind::Browser,
-            &req.client_id,
+            &client,
             username,
             password,
             ip.as_deref(),

@@ -235,11 +235,12 @@ pub async fn page_post(
             "<h1>Access denied</h1><p>The device was not connected.</p>",
         ));
     }
+    let client = idp.existing_client(&realm, &data.client_id).await?;
     let verified = match check_password(
         &idp,
         &realm,
         crate::flows::Kind::Browser,
-        &data.client_id,
+        &client,
         form.get("username").unwrap_or(""),
         form.get("password").unwrap_or(""),
         crate::oidc::form::client_ip(&idp, &ext, &headers).as_deref(),

@@ -203,9 +203,7 @@ async fn password(
     let scope = granted_scope(client, &idp.client_scopes(realm).await?, form.get("scope"))?;
     let resources = resources(form)?;
     let flow = crate::flows::Kind::DirectGrant;
-    let verified = match check_password(idp, realm, flow, &client.client_id, username, pw, ip)
-        .await?
-    {
+    let verified = match check_password(idp, realm, flow, client, username, pw, ip).await? {
         Ok(v) => v,
         Err(LoginFailure::Disabled) => return Err(OAuthError::invalid_grant("Account disabled")),
         Err(LoginFailure::Throttled(s)) => return Err(crate::oidc::form::throttled(s)),

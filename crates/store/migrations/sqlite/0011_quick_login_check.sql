@@ -6,3 +6,6 @@
 -- cannot give.
 ALTER TABLE login_failures ADD COLUMN last_failure_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE login_failures ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
+-- Rows from before: their last failure to the second is all there is.
+-- (`last_failure` stays written for older readers; reads use the ms.)
+UPDATE login_failures SET last_failure_ms = last_failure * 1000;

@@ -196,12 +196,12 @@ async fn login_statements_run_inline_and_yield_to_a_held_write_lock() {
     );
     assert_eq!(s.credentials(&user.id).await.expect("creds"), vec![cred]);
     assert_eq!(s.login_failures(&user.id).await.expect("lf").failures, 0);
-    s.record_login_failure(&realm.id, &user.id, (7_250, 60), Some("10.0.0.1"), &[])
+    s.record_login_failure(&user.id, 7_250, 60, Some("10.0.0.1"), &[])
         .await
         .expect("failure");
     let lf = s.login_failures(&user.id).await.expect("lf");
     assert_eq!(
-        (lf.failures, lf.last_failure, lf.last_failure_ms),
+        (lf.failures, lf.last_failure(), lf.last_failure_ms),
         (1, 7, 7_250)
     );
     assert_eq!(
@@ -210,7 +210,7 @@ async fn login_statements_run_inline_and_yield_to_a_held_write_lock() {
     );
     // A later failure without a wait of its own keeps the running one.
     let lf = s
-        .record_login_failure(&realm.id, &user.id, (9_000, 0), None, &[])
+        .record_login_failure(&user.id, 9_000, 0, None, &[])
         .await
         .expect("failure");
     assert_eq!(
