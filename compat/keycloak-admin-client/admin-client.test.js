@@ -369,6 +369,15 @@ test("user credentials, groups, consents and sessions as Keycloak's users spec u
     credentialData: JSON.stringify({ subType: "totp", digits: 6, counter: 0, period: 30, algorithm: "HmacSHA1" }) };
   const { id: lost } = await kc.users.create({ username: "lost-phone", enabled: true, credentials: [{ type: "password", value: "pw" }, otp] });
   assert.equal((await kc.users.findOne({ id: lost })).totp, true);
+  // The admin console's drag and drop of credentials.
+  const types = async () => (await kc.users.getCredentials({ id: lost })).map((c) => c.type);
+  const [pw, code] = await kc.users.getCredentials({ id: lost });
+  assert.deepEqual([pw.type, code.type], ["password", "otp"]);
+  await kc.users.moveCredentialPositionUp({ id: lost, credentialId: code.id });
+  assert.deepEqual(await types(), ["otp", "password"]);
+  await kc.users.moveCredentialPositionDown({ id: lost, credentialId: code.id, newPreviousCredentialId: pw.id });
+  assert.deepEqual(await types(), ["password", "otp"]);
+  await assert.rejects(kc.users.moveCredentialPositionUp({ id: lost, credentialId: "nope" }), (e) => e.response?.status === 404);
   await kc.users.removeTotp({ id: lost });
   assert.deepEqual((await kc.users.getCredentials({ id: lost })).map((c) => c.type), ["password"]);
   assert.equal((await kc.users.findOne({ id: lost })).totp, false);

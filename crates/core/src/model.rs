@@ -787,6 +787,17 @@ pub struct Credential {
     /// The label an admin gave it (Keycloak's `userLabel`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_label: Option<String>,
+    /// Where it sits in the user's list (Keycloak's credential priority,
+    /// lowest first), which admins reorder; 0 lets the store place a new
+    /// credential last, or where the one it replaces was. Rows written
+    /// before priorities existed read 0 and keep the old order
+    /// (password first).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// A Keycloak organization: a tenant of the realm (a customer, a partner)

@@ -268,7 +268,8 @@ async fn check(
     for c in idp.store.credentials(&user.id).await? {
         match c.kind.as_str() {
             "password" => cred = Some(c),
-            crate::otp::KIND => otp = Some(c),
+            // The default app: the first in the user's list.
+            crate::otp::KIND if otp.is_none() => otp = Some(c),
             _ => {}
         }
     }
@@ -527,6 +528,7 @@ pub async fn new_password(
         credential_data: cd,
         secret_data: sd,
         user_label: None,
+        priority: 0,
     })
 }
 

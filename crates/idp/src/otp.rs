@@ -129,14 +129,18 @@ fn params(c: &Credential, policy: &Policy) -> Option<Params> {
     })
 }
 
-/// The user's OTP credential, if they have one.
+/// The user's authenticator apps, in the order of their credential list:
+/// the first is the default one, which the password grant checks and the
+/// login page preselects (Keycloak's `getDefaultCredential`).
+pub async fn credentials(idp: &Idp, user: &User) -> Result<Vec<Credential>, OAuthError> {
+    let mut all = idp.store.credentials(&user.id).await?;
+    all.retain(|c| c.kind == KIND);
+    Ok(all)
+}
+
+/// The user's default OTP credential, if they have one.
 pub async fn credential(idp: &Idp, user: &User) -> Result<Option<Credential>, OAuthError> {
-    Ok(idp
-        .store
-        .credentials(&user.id)
-        .await?
-        .into_iter()
-        .find(|c| c.kind == KIND))
+    Ok(credentials(idp, user).await?.into_iter().next())
 }
 
 /// Checks `given` against the user's credential at time `now`: true only
@@ -174,7 +178,7 @@ pub async fn verify(
         data["counter"] = json!(hit + 1);
         let mut next = cred.clone();
         next.credential_data = data.to_string();
-        idp.store.set_credential(&next, None, &[]).await?;
+        idp.store.update_credential(&next, &[]).await?;
         return Ok(true);
     }
     let step = u64::try_from(now).unwrap_or(0) / p.period;
@@ -266,6 +270,7 @@ pub fn new_credential(
         .to_string(),
         secret_data: json!({ "value": secret }).to_string(),
         user_label: label.filter(|l| !l.trim().is_empty()).map(str::to_owned),
+        priority: 0,
     }
 }
 

@@ -207,6 +207,37 @@ pub trait Store: Send + Sync + 'static {
     /// All of the user's credentials, password first.
     async fn credentials(&self, user_id: &str) -> Result<Vec<Credential>>;
     async fn delete_credential(&self, user_id: &str, id: &str, ev: &[Event]) -> Result<()>;
+    /// Removes every credential of type `kind` the user has (Keycloak's
+    /// `disableCredentialType`: "disable OTP" drops all their authenticator
+    /// apps) and writes `ev` either way; how many went.
+    async fn delete_credentials_of_type(
+        &self,
+        user_id: &str,
+        kind: &str,
+        ev: &[Event],
+    ) -> Result<u64>;
+    /// Rewrites one credential in place (its label, an HOTP counter), where
+    /// [`Store::set_credential`] would replace every credential of its type
+    /// (a user may have several authenticator apps). `NotFound` when the
+    /// user no longer has it.
+    async fn update_credential(&self, c: &Credential, ev: &[Event]) -> Result<()>;
+    /// Adds `c` beside the user's credentials of its type, last in their
+    /// list (a second authenticator app); one transaction with `user`'s row
+    /// and `ev`.
+    async fn add_credential(&self, c: &Credential, user: Option<&User>, ev: &[Event])
+    -> Result<()>;
+    /// Moves the user's credential `id` to the top of their list, or right
+    /// after their credential `after`, the others keeping their order
+    /// (Keycloak's `moveStoredCredentialTo`, behind the admin console's
+    /// drag and drop). `NotFound` when `id` is not one of theirs; false,
+    /// changing nothing and writing no event, when `after` is not.
+    async fn move_credential(
+        &self,
+        user_id: &str,
+        id: &str,
+        after: Option<&str>,
+        ev: &[Event],
+    ) -> Result<bool>;
     /// What the user allowed clients that ask for consent.
     async fn consents(&self, user_id: &str) -> Result<Vec<Consent>>;
     /// Creates or replaces the user's consent to `c.client_id`.

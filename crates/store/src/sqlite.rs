@@ -80,16 +80,56 @@ pub struct SqliteStore {
     writer: Option<Arc<InlineWriter>>,
 }
 
-/// Writes one credential row of user `user_id`.
-async fn insert_credential(tx: &mut Tx, user_id: &str, c: &Credential) -> Result<()> {
+/// Writes one credential row of user `user_id` at priority `place`, or at
+/// its own; one with neither goes last in the user's list, as a new
+/// credential does in Keycloak.
+async fn insert_credential(
+    tx: &mut Tx,
+    user_id: &str,
+    c: &Credential,
+    place: Option<i64>,
+) -> Result<()> {
+    let priority = match place {
+        Some(p) => p,
+        None if c.priority != 0 => c.priority,
+        None => {
+            let last: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(COALESCE(json_extract(data, '$.priority'), 0)), 0) \
+                 FROM credentials WHERE user_id = ?",
+            )
+            .bind(user_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            last + PRIORITY_STEP
+        }
+    };
+    let data = if priority == c.priority {
+        j(c)?
+    } else {
+        j(&Credential {
+            priority,
+            ..c.clone()
+        })?
+    };
     sqlx::query("INSERT INTO credentials (id, user_id, kind, data) VALUES (?,?,?,?)")
         .bind(&c.id)
         .bind(user_id)
         .bind(&c.kind)
-        .bind(j(c)?)
+        .bind(data)
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The gap Keycloak leaves between neighbouring credentials' priorities.
+const PRIORITY_STEP: i64 = 10;
+
+/// A user's credentials in list order: by priority, and among rows written
+/// before priorities existed (all 0), password first as they always were.
+macro_rules! credential_order {
+    () => {
+        "ORDER BY COALESCE(json_extract(data, '$.priority'), 0), kind <> 'password', kind, rowid"
+    };
 }
 
 /// Keycloak's credential type for a replaced password kept for the
@@ -375,8 +415,15 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// A write transaction, holding SQLite's write lock from its first
+    /// statement. A deferred one that read first would ask for the lock
+    /// only at its first write, and if another connection committed in
+    /// between, SQLite refuses at once ("database is locked", no busy wait:
+    /// its snapshot is stale), which a caller would see as a 500 under
+    /// concurrent writes. Taking the lock up front makes it wait its turn
+    /// (the busy timeout) like any writer.
     async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin().await?)
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Runs `sql` with one bound id, then writes events, in one transaction;
@@ -812,7 +859,7 @@ impl Store for SqliteStore {
         let mut tx = self.begin().await?;
         upsert_user_row(&mut tx, u, true).await?;
         for c in credentials {
-            insert_credential(&mut tx, &u.id, c).await?;
+            insert_credential(&mut tx, &u.id, c, None).await?;
         }
         link_all(&mut tx, JOIN_GROUP, &u.id, &links.groups).await?;
         link_all(&mut tx, GRANT_USER_ROLE, &u.id, &links.roles).await?;
@@ -942,7 +989,8 @@ impl Store for SqliteStore {
                 h.id = gatehouse_core::id::uuid();
                 h.kind = HISTORY.into();
                 h.user_label = None;
-                insert_credential(&mut tx, &h.user_id, &h).await?;
+                h.priority = 0;
+                insert_credential(&mut tx, &h.user_id, &h, None).await?;
             }
             // The newest `keep` stay.
             sqlx::query(
@@ -956,12 +1004,17 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("DELETE FROM credentials WHERE user_id = ? AND kind = ?")
-            .bind(&new.user_id)
-            .bind(&new.kind)
-            .execute(&mut *tx)
-            .await?;
-        insert_credential(&mut tx, &new.user_id, new).await?;
+        // A replacement keeps the replaced credential's place in the list.
+        let replaced: Vec<i64> = sqlx::query_scalar(
+            "DELETE FROM credentials WHERE user_id = ? AND kind = ? \
+             RETURNING COALESCE(json_extract(data, '$.priority'), 0)",
+        )
+        .bind(&new.user_id)
+        .bind(&new.kind)
+        .fetch_all(&mut *tx)
+        .await?;
+        let place = replaced.into_iter().min().filter(|_| new.priority == 0);
+        insert_credential(&mut tx, &new.user_id, new, place).await?;
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
         Ok(())
@@ -976,8 +1029,10 @@ impl Store for SqliteStore {
     }
 
     async fn credentials(&self, user_id: &str) -> Result<Vec<Credential>> {
-        const SQL: &str =
-            "SELECT data FROM credentials WHERE user_id = ? ORDER BY kind <> 'password', kind";
+        const SQL: &str = concat!(
+            "SELECT data FROM credentials WHERE user_id = ? ",
+            credential_order!()
+        );
         let inline = self.writer.as_ref().and_then(|w| {
             w.try_with(|c| {
                 let mut st = c.prepare_cached(SQL)?;
@@ -1036,6 +1091,100 @@ impl Store for SqliteStore {
             ev,
         )
         .await
+    }
+
+    async fn delete_credentials_of_type(
+        &self,
+        user_id: &str,
+        kind: &str,
+        ev: &[Event],
+    ) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM credentials WHERE user_id = ? AND kind = ?")
+            .bind(user_id)
+            .bind(kind)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn update_credential(&self, c: &Credential, ev: &[Event]) -> Result<()> {
+        let data = j(c)?;
+        self.exec_one(
+            "UPDATE credentials SET data = ? WHERE id = ? AND user_id = ?",
+            &[&data, &c.id, &c.user_id],
+            ev,
+        )
+        .await
+    }
+
+    async fn add_credential(
+        &self,
+        c: &Credential,
+        user: Option<&User>,
+        ev: &[Event],
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        if let Some(u) = user
+            && upsert_user_row(&mut tx, u, false).await? == 0
+        {
+            return Err(Error::NotFound);
+        }
+        insert_credential(&mut tx, &c.user_id, c, None).await?;
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn move_credential(
+        &self,
+        user_id: &str,
+        id: &str,
+        after: Option<&str>,
+        ev: &[Event],
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(concat!(
+            "SELECT data FROM credentials WHERE user_id = ? ",
+            credential_order!()
+        ))
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut list: Vec<Credential> = all(&rows)?;
+        let from = list
+            .iter()
+            .position(|c| c.id == id)
+            .ok_or(Error::NotFound)?;
+        let to = match after {
+            None => 0,
+            Some(a) => match list.iter().position(|c| c.id == a) {
+                // Counted once the credential has left its old place.
+                Some(i) if i < from => i + 1,
+                Some(i) => i,
+                None => return Ok(false),
+            },
+        };
+        let moved = list.remove(from);
+        list.insert(to, moved);
+        let mut priority = 0;
+        for c in &mut list {
+            priority += PRIORITY_STEP;
+            if c.priority != priority {
+                c.priority = priority;
+                sqlx::query("UPDATE credentials SET data = ? WHERE id = ?")
+                    .bind(j(c)?)
+                    .bind(&c.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        write_events(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn create_group(&self, g: &Group, ev: &[Event]) -> Result<()> {

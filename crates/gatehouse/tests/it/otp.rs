@@ -838,3 +838,290 @@ async fn step_configs_are_kept_with_their_steps() {
         .await;
     assert_eq!((st, d["providerId"].clone()), (200, json!("auth-otp-form")));
 }
+
+/// The types of `user`'s credentials in the order the admin API lists them.
+async fn credential_order(s: &Server, t: &str, user: &str) -> Vec<(String, String)> {
+    let (_, creds) = s
+        .admin_get(t, &format!("/otp/users/{user}/credentials"))
+        .await;
+    creds
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().expect(k).to_owned();
+            (field("type"), field("id"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn admins_reorder_credentials_and_a_reset_password_keeps_its_place() {
+    let s = start().await;
+    let t = realm_with_otp_user(&s).await;
+    let on = json!({"adminEventsEnabled": true});
+    assert_eq!(s.admin_put(&t, "/otp", Some(&on)).await, 204);
+    let carol = s.user_id(&t, "otp", "carol").await;
+    let order = credential_order(&s, &t, &carol).await;
+    let types = |o: &[(String, String)]| o.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(types(&order), ["password", "otp"]);
+    let (password, otp) = (order[0].1.clone(), order[1].1.clone());
+    let move_ = |path: String| {
+        let req = s
+            .http
+            .post(format!(
+                "{}/admin/realms/otp/users/{carol}/credentials/{path}",
+                s.base
+            ))
+            .bearer_auth(&t);
+        async move { req.send().await.expect("move").status().as_u16() }
+    };
+
+    assert_eq!(move_(format!("{otp}/moveToFirst")).await, 204);
+    assert_eq!(
+        types(&credential_order(&s, &t, &carol).await),
+        ["otp", "password"]
+    );
+    // The export keeps the order, so an import gives it back.
+    let exported = s.exported_user("otp", "carol").await;
+    let exported: Vec<&str> = exported["credentials"]
+        .as_array()
+        .expect("credentials")
+        .iter()
+        .map(|c| c["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(exported, ["otp", "password"]);
+
+    // A new password takes the place of the one it replaces.
+    s.reset_password(&t, "otp", &carol, "carol-pw-2", false)
+        .await;
+    assert_eq!(
+        types(&credential_order(&s, &t, &carol).await),
+        ["otp", "password"]
+    );
+    let password = {
+        let order = credential_order(&s, &t, &carol).await;
+        assert_ne!(order[1].1, password, "a reset writes a new credential");
+        order[1].1.clone()
+    };
+
+    assert_eq!(move_(format!("{otp}/moveAfter/{password}")).await, 204);
+    assert_eq!(
+        types(&credential_order(&s, &t, &carol).await),
+        ["password", "otp"]
+    );
+    // Moving after itself, or after a credential that is not the user's,
+    // changes nothing (Keycloak answers 204 there too).
+    assert_eq!(move_(format!("{otp}/moveAfter/{otp}")).await, 204);
+    assert_eq!(move_(format!("{password}/moveAfter/nope")).await, 204);
+    assert_eq!(
+        types(&credential_order(&s, &t, &carol).await),
+        ["password", "otp"]
+    );
+    // A credential the user does not have is not found.
+    assert_eq!(move_("nope/moveToFirst".into()).await, 404);
+    assert_eq!(move_(format!("nope/moveAfter/{otp}")).await, 404);
+    // The move is an admin write, recorded as one.
+    let (_, events) = s
+        .admin_get(&t, "/otp/admin-events?resourceTypes=USER")
+        .await;
+    assert!(
+        events
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["resourcePath"]
+                == format!("users/{carol}/credentials/{otp}/moveAfter/{password}")),
+        "{events}"
+    );
+}
+
+#[tokio::test]
+async fn a_user_with_two_authenticator_apps_picks_one_and_keeps_both() {
+    let s = start().await;
+    let t = realm_with_otp_user(&s).await;
+    const TABLET: &str = "tAbLeT5ecretK3yZz9Qw";
+    let app = |label: &str, secret: &str| {
+        json!({"type": "otp", "userLabel": label,
+            "credentialData": json!({"subType": "totp", "digits": 6, "counter": 0, "period": 30, "algorithm": "HmacSHA1"}).to_string(),
+            "secretData": json!({"value": secret}).to_string()})
+    };
+    // A Keycloak user with two devices keeps both.
+    let dana = s
+        .admin_create(
+            &t,
+            "/otp/users",
+            &json!({"username": "dana", "enabled": true, "requiredActions": ["CONFIGURE_TOTP"],
+                "credentials": [{"type": "password", "value": "dana-pw"}, app("phone", SECRET), app("tablet", TABLET)]}),
+        )
+        .await;
+    let order = credential_order(&s, &t, &dana).await;
+    let kinds: Vec<&str> = order.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["password", "otp", "otp"]);
+    let (phone, tablet) = (order[1].1.clone(), order[2].1.clone());
+
+    // The code page offers both, the first in the list checked.
+    let now = step();
+    let (page, r) = password_step(&s, "dana", "dana-pw").await;
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains(&format!(
+            "name=\"selectedCredentialId\" value=\"{phone}\" checked"
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("value=\"{tablet}\">")) && html.contains(">tablet<"),
+        "{html}"
+    );
+    // Without a choice the default app's code is wanted.
+    let wrong = page
+        .post_form(&s, &html, &[("otp", &code_at(TABLET, now))])
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(wrong.contains("Invalid authenticator code."), "{wrong}");
+    // A choice that is not one of hers checks nothing.
+    let stranger = page
+        .post_form(
+            &s,
+            &wrong,
+            &[
+                ("otp", &code_at(SECRET, now)),
+                ("selectedCredentialId", &order[0].1),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        stranger.contains("Invalid authenticator code."),
+        "{stranger}"
+    );
+    // The page keeps the app she chose checked after a wrong code.
+    let chose = page
+        .post_form(
+            &s,
+            &stranger,
+            &[("otp", "000000"), ("selectedCredentialId", &tablet)],
+        )
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        chose.contains(&format!("value=\"{tablet}\" checked")),
+        "{chose}"
+    );
+    let setup = page
+        .post_form(
+            &s,
+            &chose,
+            &[
+                ("otp", &code_at(TABLET, now)),
+                ("selectedCredentialId", &tablet),
+            ],
+        )
+        .await;
+    assert_eq!(
+        setup.status(),
+        200,
+        "the code passed; CONFIGURE_TOTP is next"
+    );
+    let html = setup.text().await.expect("html");
+    assert!(html.contains("Mobile Authenticator Setup"), "{html}");
+
+    // A third app must be named, as in Keycloak, and joins the others.
+    let secret = crate::support::between(&html, "name=\"totpSecret\" value=\"", "\"").to_owned();
+    let unnamed = page
+        .post_form(
+            &s,
+            &html,
+            &[("totp", &code_at(&secret, step())), ("totpSecret", &secret)],
+        )
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(unnamed.contains("Please specify device name."), "{unnamed}");
+    let added = page
+        .post_form(
+            &s,
+            &unnamed,
+            &[
+                ("totp", &code_at(&secret, step())),
+                ("totpSecret", &secret),
+                ("userLabel", "watch"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status(), 302);
+    let (_, creds) = s
+        .admin_get(&t, &format!("/otp/users/{dana}/credentials"))
+        .await;
+    let labels: Vec<&str> = creds
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["userLabel"].as_str())
+        .collect();
+    assert_eq!(labels, ["phone", "tablet", "watch"]);
+
+    // The password grant checks the default app, which an admin can change.
+    let tablet_code = code_at(TABLET, now + 1);
+    assert_eq!(
+        password_grant(&s, "dana", "dana-pw", Some(&tablet_code)).await,
+        401
+    );
+    let r = s
+        .http
+        .post(format!(
+            "{}/admin/realms/otp/users/{dana}/credentials/{tablet}/moveToFirst",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("move");
+    assert_eq!(r.status(), 204, "{:?}", r.text().await);
+    assert_eq!(
+        password_grant(&s, "dana", "dana-pw", Some(&tablet_code)).await,
+        200
+    );
+    // A label change touches that app only.
+    let label = format!("/otp/users/{dana}/credentials/{phone}/userLabel");
+    let r = s
+        .http
+        .put(format!("{}/admin/realms{label}", s.base))
+        .bearer_auth(&t)
+        .header("content-type", "text/plain")
+        .body("old phone")
+        .send()
+        .await
+        .expect("label");
+    assert_eq!(r.status(), 204);
+    let exported = s.exported_user("otp", "dana").await;
+    let apps: Vec<&str> = exported["credentials"]
+        .as_array()
+        .expect("credentials")
+        .iter()
+        .filter(|c| c["type"] == "otp")
+        .map(|c| c["userLabel"].as_str().expect("label"))
+        .collect();
+    assert_eq!(apps, ["tablet", "old phone", "watch"]);
+
+    // "Disable OTP" removes every app.
+    assert_eq!(
+        s.admin_put(&t, &format!("/otp/users/{dana}/remove-totp"), None)
+            .await,
+        204
+    );
+    let kinds: Vec<String> = credential_order(&s, &t, &dana)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(kinds, ["password"]);
+}

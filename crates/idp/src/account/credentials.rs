@@ -137,6 +137,6 @@ pub async fn label(
     ev.details
         .insert("credential_type".into(), cred.kind.clone());
     ev.details.insert("credential_id".into(), cred.id.clone());
-    idp.store.set_credential(&cred, None, &[ev]).await?;
+    idp.store.update_credential(&cred, &[ev]).await?;
     Ok(StatusCode::NO_CONTENT)
 }

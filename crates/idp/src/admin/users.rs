@@ -51,6 +51,14 @@ pub fn routes() -> Router<Arc<Idp>> {
             put(credential_label),
         )
         .route(
+            &format!("{U}/{{id}}/credentials/{{cid}}/moveToFirst"),
+            post(move_to_first),
+        )
+        .route(
+            &format!("{U}/{{id}}/credentials/{{cid}}/moveAfter/{{after}}"),
+            post(move_after),
+        )
+        .route(
             &format!("{U}/{{id}}/configured-user-storage-credential-types"),
             get(none_yet),
         )
@@ -307,9 +315,9 @@ pub async fn create_user_granting(
         .unwrap_or_default()
     {
         let kind = c.get("type").and_then(Value::as_str).unwrap_or("password");
-        // One credential per type (a second OTP device is left out), but
-        // Keycloak's password history is kept whole.
-        if kind != "password-history" && creds.iter().any(|have| have.kind == kind) {
+        // One password (Keycloak's users have one); every authenticator
+        // app and the whole password history are kept.
+        if kind == "password" && creds.iter().any(|have| have.kind == kind) {
             continue;
         }
         if let (Some(cd), Some(sd)) = (
@@ -341,6 +349,8 @@ pub async fn create_user_granting(
                     .get("userLabel")
                     .and_then(Value::as_str)
                     .map(str::to_owned),
+                // Placed in the order the list gives, as Keycloak's import.
+                priority: 0,
             });
         } else {
             let (pw, temporary) = password_of(c)?;
@@ -881,8 +891,50 @@ async fn credential_label(
         &format!("users/{id}/credentials/{cid}/userLabel"),
         None,
     );
-    idp.store.set_credential(&cred, None, &[ev]).await?;
+    idp.store.update_credential(&cred, &[ev]).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /users/{id}/credentials/{cid}/moveToFirst`: the admin console's
+/// drag of a credential to the top of the user's list.
+async fn move_to_first(
+    admin: RealmAdmin,
+    Path((_, id, cid)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    move_credential(admin, id, cid, None).await
+}
+
+/// `POST /users/{id}/credentials/{cid}/moveAfter/{after}`: the drag of a
+/// credential to just below another one.
+async fn move_after(
+    admin: RealmAdmin,
+    Path((_, id, cid, after)): Path<(String, String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    move_credential(admin, id, cid, Some(after)).await
+}
+
+/// As Keycloak: 404 for a credential the user does not have, and 204
+/// (nothing moved) when the one to follow is not theirs.
+async fn move_credential(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    id: String,
+    cid: String,
+    after: Option<String>,
+) -> Result<StatusCode, AdminError> {
+    load(&idp, &realm, &id).await?;
+    let path = match &after {
+        None => format!("users/{id}/credentials/{cid}/moveToFirst"),
+        Some(a) => format!("users/{id}/credentials/{cid}/moveAfter/{a}"),
+    };
+    let ev = event(&realm, &caller, "ACTION", "USER", &path, None);
+    match idp
+        .store
+        .move_credential(&id, &cid, after.as_deref(), &[ev])
+        .await
+    {
+        Err(gatehouse_store::Error::NotFound) => Err(AdminError::not_found("Credential")),
+        r => r.map(|_| StatusCode::NO_CONTENT).map_err(Into::into),
+    }
 }
 
 /// Listings of what Gatehouse's users cannot have yet, so are empty for an
@@ -952,16 +1004,9 @@ async fn remove_totp(
         &format!("users/{id}/remove-totp"),
         None,
     );
-    let otp = idp
-        .store
-        .credentials(&id)
-        .await?
-        .into_iter()
-        .find(|c| c.kind == crate::otp::KIND);
-    match otp {
-        Some(c) => idp.store.delete_credential(&id, &c.id, &[ev]).await?,
-        None => idp.record(ev).await?,
-    }
+    idp.store
+        .delete_credentials_of_type(&id, crate::otp::KIND, &[ev])
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

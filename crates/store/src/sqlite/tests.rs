@@ -177,6 +177,7 @@ async fn login_statements_run_inline_and_yield_to_a_held_write_lock() {
         credential_data: "{}".into(),
         secret_data: "{}".into(),
         user_label: None,
+        priority: 0,
     };
     s.create_user(
         &user,
@@ -194,7 +195,12 @@ async fn login_statements_run_inline_and_yield_to_a_held_write_lock() {
             .expect("read")
             .is_none()
     );
-    assert_eq!(s.credentials(&user.id).await.expect("creds"), vec![cred]);
+    // Stored first in the user's list, at Keycloak's first priority.
+    let stored = Credential {
+        priority: 10,
+        ..cred
+    };
+    assert_eq!(s.credentials(&user.id).await.expect("creds"), vec![stored]);
     assert_eq!(s.login_failures(&user.id).await.expect("lf").failures, 0);
     s.record_login_failure(&user.id, 7_250, 60, Some("10.0.0.1"), &[])
         .await
@@ -537,4 +543,47 @@ async fn realm_writes_from_a_stale_read_are_refused() {
         s.update_realm(&gone, &[]).await,
         Err(Error::NotFound)
     ));
+}
+
+/// Transactions that read before they write (a credential move, a
+/// password kept in the history) must wait for one another: a deferred
+/// transaction whose snapshot another writer overtook cannot take the
+/// write lock (SQLite answers BUSY at once, whatever the busy timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transactions_that_read_first_wait_for_each_other_instead_of_failing() {
+    let dir = std::env::temp_dir().join(format!("gatehouse-store-{}", gatehouse_core::id::uuid()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("db.sqlite");
+    let s = SqliteStore::open(&format!("sqlite://{}", file.display()))
+        .await
+        .expect("open");
+    let realm = Realm::new("r");
+    s.create_realm(&realm, &[], &[]).await.expect("realm");
+    let user = User::new(&realm.id, "erin");
+    let cred = |kind: &str| Credential {
+        id: gatehouse_core::id::uuid(),
+        user_id: user.id.clone(),
+        kind: kind.into(),
+        created_date: 1,
+        credential_data: "{}".into(),
+        secret_data: "{}".into(),
+        user_label: None,
+        priority: 0,
+    };
+    let creds = [cred("password"), cred("otp"), cred("otp")];
+    s.create_user(&user, &creds, &Memberships::default(), &[])
+        .await
+        .expect("user");
+    let tasks: Vec<_> = (0..48)
+        .map(|i| {
+            let (s, user_id) = (s.clone(), user.id.clone());
+            let id = creds[i % 3].id.clone();
+            tokio::spawn(async move { s.move_credential(&user_id, &id, None, &[]).await })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.expect("join").expect("every move commits"));
+    }
+    assert_eq!(s.credentials(&user.id).await.expect("creds").len(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
 }

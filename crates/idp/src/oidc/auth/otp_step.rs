@@ -5,6 +5,11 @@
 //! brute-force detection, and a login attempt allows [`MAX_TRIES`] wrong
 //! codes before it must start over, so the step cannot be guessed through
 //! even in a realm without brute-force detection.
+//!
+//! A user with several authenticator apps picks one (radio buttons
+//! `selectedCredentialId`, as Keycloak's `login-otp` page); the first of
+//! their credential list is preselected, and is the one checked when the
+//! form names none.
 
 use super::{AuthRequest, alert, authenticated, error_page, esc, expired_page, page, set_pending};
 use crate::error::OAuthError;
@@ -12,7 +17,7 @@ use crate::oidc::form::Form;
 use crate::state::Idp;
 use axum::http::StatusCode;
 use axum::response::Response;
-use gatehouse_core::model::{Realm, User};
+use gatehouse_core::model::{Credential, Realm, User};
 
 /// The form's `execution`.
 pub const EXECUTION: &str = "OTP";
@@ -41,7 +46,8 @@ pub async fn ask(
         expires,
     )
     .await?;
-    Ok(otp_page(realm, req_id, &req.csrf, None))
+    let apps = crate::otp::credentials(idp, user).await?;
+    Ok(otp_page(realm, (req_id, &req.csrf), &apps, None, None))
 }
 
 /// Checks the posted code of login `req_id`.
@@ -73,11 +79,18 @@ pub async fn submit(
     else {
         return Ok(expired_page());
     };
-    let Some(cred) = crate::otp::credential(idp, &user).await? else {
+    let apps = crate::otp::credentials(idp, &user).await?;
+    let Some(default) = apps.first() else {
         return Ok(expired_page());
     };
+    let selected = form.get("selectedCredentialId").filter(|s| !s.is_empty());
+    // An app that is not the user's checks no code, and counts as wrong.
+    let cred = match selected {
+        Some(id) => apps.iter().find(|c| c.id == id).unwrap_or(&NO_APP),
+        None => default,
+    };
     let given = form.get("otp").unwrap_or("");
-    if crate::login::check_otp(idp, realm, &req.client_id, &user, &cred, given, ip).await? {
+    if crate::login::check_otp(idp, realm, &req.client_id, &user, cred, given, ip).await? {
         idp.store.take_code(&key).await?;
         return authenticated(idp, realm, req_id, req, &user, pending.expires, now).await;
     }
@@ -93,18 +106,61 @@ pub async fn submit(
     set_pending(idp, realm, key, data, pending.expires).await?;
     Ok(otp_page(
         realm,
-        req_id,
-        &req.csrf,
+        (req_id, &req.csrf),
+        &apps,
+        Some(cred.id.as_str()),
         Some("Invalid authenticator code."),
     ))
 }
 
-/// Keycloak's `login-otp` page: one field, `otp`.
-fn otp_page(realm: &Realm, req_id: &str, csrf: &str, error: Option<&str>) -> Response {
+/// What a posted `selectedCredentialId` that is none of the user's apps
+/// is checked as: a credential no code matches.
+static NO_APP: Credential = Credential {
+    id: String::new(),
+    user_id: String::new(),
+    kind: String::new(),
+    created_date: 0,
+    credential_data: String::new(),
+    secret_data: String::new(),
+    user_label: None,
+    priority: 0,
+};
+
+/// Keycloak's `login-otp` page: the field `otp` and, for a user with
+/// several apps, the choice among them (`selectedCredentialId`, with
+/// `selected` or else the first checked).
+fn otp_page(
+    realm: &Realm,
+    (req_id, csrf): (&str, &str),
+    apps: &[Credential],
+    selected: Option<&str>,
+    error: Option<&str>,
+) -> Response {
     let title = realm.display_name.as_deref().unwrap_or(&realm.name);
+    let mut choice = String::new();
+    if apps.len() > 1 {
+        let checked = apps
+            .iter()
+            .position(|c| Some(c.id.as_str()) == selected)
+            .unwrap_or(0);
+        choice.push_str("<fieldset><legend>Authenticator app</legend>");
+        for (i, app) in apps.iter().enumerate() {
+            let label = match &app.user_label {
+                Some(l) => esc(l).to_string(),
+                None => format!("Authenticator app {}", i + 1),
+            };
+            choice.push_str(&format!(
+                "<input id=\"kc-otp-credential-{i}\" type=\"radio\" name=\"selectedCredentialId\" value=\"{id}\"{c}>\
+<label for=\"kc-otp-credential-{i}\">{label}</label>",
+                id = esc(&app.id),
+                c = if i == checked { " checked" } else { "" },
+            ));
+        }
+        choice.push_str("</fieldset>");
+    }
     let body = format!(
         "<h1>Sign in to {t}</h1>{err}<form id=\"kc-otp-login-form\" method=\"post\" action=\"/realms/{r}/login-actions/authenticate?session_code={s}&amp;execution={EXECUTION}\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{c}\">{choice}\
 <label for=\"otp\">One-time code</label><input id=\"otp\" name=\"otp\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" autofocus required>\
 <button type=\"submit\" id=\"kc-login\">Sign In</button></form>",
         t = esc(title),

@@ -287,6 +287,19 @@ pub async fn submit(
             }
             let policy = crate::otp::Policy::of(realm);
             let cred = crate::otp::new_credential(&user, secret, &policy, form.get("userLabel"));
+            // Another app joins those the user has (as in Keycloak), and
+            // must then be named so the login can tell them apart (asked
+            // before the code is checked, which spends it).
+            if cred.user_label.is_none() && crate::otp::credential(idp, &user).await?.is_some() {
+                return Ok(totp_page(
+                    realm,
+                    req_id,
+                    (&req.csrf, aia),
+                    &user,
+                    secret,
+                    Some("Please specify device name."),
+                ));
+            }
             let code = form.get("totp").unwrap_or("");
             if !crate::otp::verify(idp, realm, &cred, code, now).await? {
                 return Ok(totp_page(
@@ -304,7 +317,7 @@ pub async fn submit(
             }
             ev.set_kind(realm, "UPDATE_TOTP");
             user.required_actions.retain(|a| a != due);
-            idp.store.set_credential(&cred, Some(&user), &[ev]).await?;
+            idp.store.add_credential(&cred, Some(&user), &[ev]).await?;
         }
         "TERMS_AND_CONDITIONS" => {
             if form.get("accept").is_none() {
