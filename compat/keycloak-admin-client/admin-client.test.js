@@ -1182,3 +1182,50 @@ async function smtpSink() {
     close: () => server.close(),
   };
 }
+
+test("clients v2 API (client-admin-api:v2), as Keycloak's clientsV2 spec uses it", async () => {
+  const v2kc = new KcAdminClient({ baseUrl, realmName: "master", enableExperimentalApis: true });
+  await v2kc.auth({ username: "admin", password: "compat-admin", grantType: "password", clientId: "admin-cli" });
+  const api = () => v2kc.clients.v2();
+  const created = await api().post({ clientId: "v2-app", protocol: "openid-connect", enabled: true });
+  assert.equal(created.clientId, "v2-app");
+  assert.ok(created.uuid);
+  assert.ok((await api().get()).some((c) => c.clientId === "v2-app"));
+  assert.equal((await api().byId("v2-app").get()).clientId, "v2-app");
+  // PUT replaces, PATCH merges, and both answer the client as it now is.
+  await api().byId("v2-app").put({ clientId: "v2-app", protocol: "openid-connect", description: "Updated via V2 API test" });
+  assert.equal((await api().byId("v2-app").get()).description, "Updated via V2 API test");
+  const patched = await api().byId("v2-app").patch({ additionalData: { displayName: "Patched Display Name" } });
+  assert.equal(patched.displayName, "Patched Display Name");
+  assert.equal((await api().byId("v2-app").get()).displayName, "Patched Display Name");
+  assert.equal((await api().byId("v2-app").get()).description, "Updated via V2 API test");
+  // Filter, sort, project.
+  await api().post({ clientId: "Zeta-v2", protocol: "openid-connect", description: "Client 1", enabled: true });
+  await api().post({ clientId: "alpha-v2", protocol: "openid-connect", enabled: true });
+  const sorted = (await api().get({ queryParameters: { sort: "clientId" } })).map((c) => c.clientId);
+  assert.deepEqual([...sorted].sort((a, b) => a.localeCompare(b, undefined, { sensitivity: "base" })), sorted);
+  const filtered = await api().get({ queryParameters: { fields: ["clientId"], q: 'clientId eq "Zeta-v2"' } });
+  assert.equal(filtered.length, 1);
+  assert.equal(filtered[0].clientId, "Zeta-v2");
+  assert.equal(filtered[0].description, undefined);
+  await assert.rejects(api().get({ queryParameters: { q: 'clientId gt "a"' } }), (e) => e.responseStatusCode === 400);
+  // A full OIDC client: flows, secret, web origins; the v1 API sees the same client.
+  const full = await api().post({ clientId: "full-config-v2", protocol: "openid-connect", enabled: true,
+    displayName: "Full Config Test Client", description: "A client with full OIDC configuration",
+    redirectUris: ["http://localhost:3000/callback"], roles: ["reader"],
+    // The generated serializer drops the OIDC-only fields; they travel as additional data.
+    additionalData: { webOrigins: ["http://localhost:3000"], loginFlows: ["STANDARD", "SERVICE_ACCOUNT"],
+      auth: { method: "client-secret" } } });
+  assert.ok(full.auth.secret, "a secret is generated");
+  assert.deepEqual(full.roles, ["reader"]);
+  const [v1] = await kc.clients.find({ clientId: "full-config-v2" });
+  assert.equal(v1.name, "Full Config Test Client");
+  assert.equal(v1.publicClient, false);
+  assert.equal(v1.serviceAccountsEnabled, true);
+  assert.deepEqual((await kc.clients.listRoles({ id: v1.id })).map((r) => r.name), ["reader"]);
+  for (const id of ["v2-app", "Zeta-v2", "alpha-v2", "full-config-v2"]) {
+    await api().byId(id).delete();
+  }
+  assert.ok(!(await api().get()).some((c) => c.clientId === "v2-app"));
+  await assert.rejects(api().byId("v2-app").get(), (e) => e.responseStatusCode === 404);
+});

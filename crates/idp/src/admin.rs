@@ -13,6 +13,7 @@ pub mod client_certificates;
 pub mod client_policies;
 pub mod client_scopes;
 pub mod clients;
+pub mod clients_v2;
 pub mod components;
 pub mod evaluate;
 pub mod events;
@@ -397,10 +398,12 @@ impl axum::extract::FromRequestParts<Arc<Idp>> for RealmAdmin {
             parts.method,
             axum::http::Method::GET | axum::http::Method::HEAD
         );
-        let rest = parts
-            .uri
-            .path()
+        // `/admin/api/{realm}/...` is the v2 API's (`clients/v2`), which
+        // the same roles govern.
+        let path = parts.uri.path();
+        let rest = path
             .strip_prefix("/admin/realms/")
+            .or_else(|| path.strip_prefix("/admin/api/"))
             .map(|p| p.split_once('/').map_or("", |(_, rest)| rest));
         let call = rest.map(|rest| (write, rest));
         let (caller, realm) = guard_realm_for(idp, &parts.headers, name, call).await?;
@@ -598,6 +601,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(localization::routes())
         .merge(attack_detection::routes())
         .merge(clients::routes())
+        .merge(clients_v2::routes())
         .merge(authz::routes())
         .merge(adapter_actions::routes())
         .merge(client_certificates::routes())

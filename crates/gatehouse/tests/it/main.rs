@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod authz;
 mod broker;
+mod clients_v2;
 mod consent;
 mod gateway;
 mod implicit;
