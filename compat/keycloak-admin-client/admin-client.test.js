@@ -1218,11 +1218,11 @@ test("clients v2 API (client-admin-api:v2), as Keycloak's clientsV2 spec uses it
       auth: { method: "client-secret" } } });
   assert.ok(full.auth.secret, "a secret is generated");
   assert.deepEqual(full.roles, ["reader"]);
-  const [v1] = await kc.clients.find({ clientId: "full-config-v2" });
+  const [v1] = await kc.clients.find({ realm: "master", clientId: "full-config-v2" });
   assert.equal(v1.name, "Full Config Test Client");
   assert.equal(v1.publicClient, false);
   assert.equal(v1.serviceAccountsEnabled, true);
-  assert.deepEqual((await kc.clients.listRoles({ id: v1.id })).map((r) => r.name), ["reader"]);
+  assert.deepEqual((await kc.clients.listRoles({ realm: "master", id: v1.id })).map((r) => r.name), ["reader"]);
   for (const id of ["v2-app", "Zeta-v2", "alpha-v2", "full-config-v2"]) {
     await api().byId(id).delete();
   }
