@@ -780,6 +780,16 @@ async fn organization_invitations_are_mailed_and_accepted() {
     assert_eq!(list[0]["status"], "PENDING");
     assert_eq!(list[0]["organizationId"], org.as_str());
     assert_eq!(list[0]["inviteLink"], m.link().as_str());
+    // Names match whole, without regard to case; `search` matches parts.
+    let invitations = format!("/demo/organizations/{org}/invitations");
+    for (query, n) in [
+        ("firstName=aLiCe", 1),
+        ("firstName=Ali", 0),
+        ("search=lic", 1),
+    ] {
+        let (_, found) = s.admin_get(&t, &format!("{invitations}?{query}")).await;
+        assert_eq!(found.as_array().map(Vec::len), Some(n), "{query}: {found}");
+    }
     let r = open(&s, &m.link(), None).await;
     assert_eq!(r.status(), 200);
     let cookie = set_cookie(&r, "GATEHOUSE_CSRF");

@@ -105,6 +105,13 @@ async fn organizations_admin_api_and_the_organization_claim() {
         (&listed[0]["username"], &listed[0]["membershipType"]),
         (&json!("alice"), &json!("UNMANAGED"))
     );
+    // Brief by default (Keycloak 26.7); whole when asked.
+    assert!(listed[0].get("requiredActions").is_none(), "{listed}");
+    let (_, whole) = s
+        .admin_get(&admin, &format!("{members}?briefRepresentation=false"))
+        .await;
+    assert!(whole[0]["requiredActions"].is_array(), "{whole}");
+    assert_eq!(whole[0]["membershipType"], "UNMANAGED");
     let (_, n) = s.admin_get(&admin, &format!("{members}/count")).await;
     assert_eq!(n, json!(1));
     let (_, mine) = s

@@ -241,7 +241,7 @@ pub struct Filters {
 }
 
 /// `GET .../invitations`: by status (`PENDING`, `EXPIRED`), exact
-/// address, name, or `search` in any of them (case-insensitive), paged.
+/// address or name, or `search` in any of them (case-insensitive), paged.
 pub async fn list(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path(p): Path<BTreeMap<String, String>>,
@@ -249,6 +249,12 @@ pub async fn list(
 ) -> Result<Json<Value>, AdminError> {
     let o = load(&idp, &realm, &p["id"]).await?;
     let now = gatehouse_core::time::now();
+    // As Keycloak 26.7: `email`, `firstName` and `lastName` match whole
+    // values without regard to case; `search` matches parts.
+    let same = |v: &Option<String>, want: &str| {
+        v.as_deref()
+            .is_some_and(|v| v.to_lowercase() == want.to_lowercase())
+    };
     let has = |v: &Option<String>, want: &str| {
         v.as_deref()
             .is_some_and(|v| v.to_lowercase().contains(&want.to_lowercase()))
@@ -269,8 +275,8 @@ pub async fn list(
                 .is_none_or(|e| i.email.eq_ignore_ascii_case(e))
                 && q.first_name
                     .as_deref()
-                    .is_none_or(|f| has(&i.first_name, f))
-                && q.last_name.as_deref().is_none_or(|l| has(&i.last_name, l))
+                    .is_none_or(|f| same(&i.first_name, f))
+                && q.last_name.as_deref().is_none_or(|l| same(&i.last_name, l))
                 && q.search.as_deref().is_none_or(|s| {
                     i.email.contains(&s.to_lowercase())
                         || has(&i.first_name, s)

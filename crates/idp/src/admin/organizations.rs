@@ -381,9 +381,13 @@ async fn remove(
 
 /// A member as Keycloak lists one: the user with `membershipType`
 /// (members added here are `UNMANAGED`; `MANAGED` ones come from an
-/// organization's identity provider, which Gatehouse does not broker).
-fn member_repr(u: &User, realm: &Realm) -> Value {
+/// organization's identity provider, which Gatehouse does not broker),
+/// in the brief form unless asked otherwise (Keycloak 26.7's default).
+fn member_repr(u: &User, realm: &Realm, brief: bool) -> Value {
     let mut v = super::users::admin_view(u, &super::user_profile::Policy::of(realm));
+    if brief {
+        super::users::make_brief(&mut v);
+    }
     v["membershipType"] = json!("UNMANAGED");
     v
 }
@@ -408,6 +412,12 @@ struct MemberSearch {
     max: Option<i64>,
     #[serde(rename = "membershipType")]
     membership_type: Option<String>,
+    #[serde(
+        default,
+        rename = "briefRepresentation",
+        deserialize_with = "super::lenient_bool"
+    )]
+    brief: Option<bool>,
 }
 
 fn member_matches(u: &User, q: &MemberSearch) -> bool {
@@ -443,7 +453,7 @@ async fn members(
         Some(q.max.unwrap_or(10)),
         users.iter().filter(|u| member_matches(u, &q)),
     )
-    .map(|u| member_repr(u, &realm))
+    .map(|u| member_repr(u, &realm, q.brief != Some(false)))
     .collect();
     Ok(Json(json!(page)))
 }
@@ -530,7 +540,7 @@ async fn member(
 ) -> Result<Json<Value>, AdminError> {
     let o = load(&idp, &realm, &p["id"]).await?;
     let u = load_member(&idp, &realm, &o, &p["user"]).await?;
-    Ok(Json(member_repr(&u, &realm)))
+    Ok(Json(member_repr(&u, &realm, false)))
 }
 
 async fn remove_member(

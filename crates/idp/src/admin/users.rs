@@ -130,6 +130,13 @@ const BRIEF_USER: [&str; 9] = [
     "access",
 ];
 
+/// Cuts an admin view of a user down to Keycloak's brief representation.
+pub fn make_brief(v: &mut Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|k, _| BRIEF_USER.contains(&k.as_str()));
+    }
+}
+
 impl SearchQuery {
     fn to_query(&self) -> Result<UserQuery, AdminError> {
         let mut q = UserQuery {
@@ -211,8 +218,8 @@ async fn list(
             .iter()
             .map(|u| {
                 let mut v = admin_view(u, &policy);
-                if let (true, Some(o)) = (brief, v.as_object_mut()) {
-                    o.retain(|k, _| BRIEF_USER.contains(&k.as_str()));
+                if brief {
+                    make_brief(&mut v);
                 }
                 v
             })
