@@ -618,16 +618,14 @@ const FIELDS: [&str; 13] = [
     "serviceAccountRoles",
 ];
 
-/// Fields a listing sorts by: the single-valued ones.
-const SORTABLE: [&str; 7] = [
-    "uuid",
-    "clientId",
-    "displayName",
-    "description",
-    "enabled",
-    "appUrl",
-    "protocol",
-];
+/// Whether a listing sorts by `field`: the single-valued fields.
+fn sortable(field: &str) -> bool {
+    FIELDS.contains(&field)
+        && !matches!(
+            field,
+            "redirectUris" | "roles" | "loginFlows" | "auth" | "webOrigins" | "serviceAccountRoles"
+        )
+}
 
 fn list_query(raw: Option<&str>) -> Result<ListQuery, AdminError> {
     let pairs: Vec<(String, String)> =
@@ -658,7 +656,7 @@ fn list_query(raw: Option<&str>) -> Result<ListQuery, AdminError> {
             "sort" => {
                 for seg in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     let (field, order) = seg.split_once('|').unwrap_or((seg, "asc"));
-                    if !SORTABLE.contains(&field) {
+                    if !sortable(field) {
                         return Err(invalid(format!("Unknown sort field: {field}")));
                     }
                     let desc = match order.to_ascii_lowercase().as_str() {

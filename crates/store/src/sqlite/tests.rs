@@ -32,6 +32,18 @@ fn session(id: &str, realm_id: &str, user_id: &str) -> Session {
     }
 }
 
+/// A store on a database file (in-memory ones skip the inline paths),
+/// and the folder to remove afterwards.
+async fn file_store() -> (std::path::PathBuf, SqliteStore) {
+    let dir = std::env::temp_dir().join(format!("gatehouse-store-{}", gatehouse_core::id::uuid()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("db.sqlite");
+    let s = SqliteStore::open(&format!("sqlite://{}", file.display()))
+        .await
+        .expect("open");
+    (dir, s)
+}
+
 async fn store() -> SqliteStore {
     SqliteStore::open("sqlite::memory:").await.expect("open")
 }
@@ -159,12 +171,7 @@ async fn inline_session_reads_see_every_committed_write() {
 /// through the pool, which waits for the lock instead of failing.
 #[tokio::test]
 async fn login_statements_run_inline_and_yield_to_a_held_write_lock() {
-    let dir = std::env::temp_dir().join(format!("gatehouse-store-{}", gatehouse_core::id::uuid()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("db.sqlite");
-    let s = SqliteStore::open(&format!("sqlite://{}", file.display()))
-        .await
-        .expect("open");
+    let (dir, s) = file_store().await;
     assert!(s.writer.is_some(), "a file database writes logins inline");
     let realm = listed_realm("r");
     s.create_realm(&realm, &[], &[]).await.expect("realm");
@@ -278,7 +285,7 @@ async fn login_statements_run_inline_and_yield_to_a_held_write_lock() {
 
     // Another connection takes the write lock: the login's write waits
     // for it through the pool and lands once it is released.
-    let mut other = rusqlite::Connection::open(&file).expect("open");
+    let mut other = rusqlite::Connection::open(dir.join("db.sqlite")).expect("open");
     let held = other
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .expect("lock");
@@ -551,12 +558,7 @@ async fn realm_writes_from_a_stale_read_are_refused() {
 /// write lock (SQLite answers BUSY at once, whatever the busy timeout).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transactions_that_read_first_wait_for_each_other_instead_of_failing() {
-    let dir = std::env::temp_dir().join(format!("gatehouse-store-{}", gatehouse_core::id::uuid()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("db.sqlite");
-    let s = SqliteStore::open(&format!("sqlite://{}", file.display()))
-        .await
-        .expect("open");
+    let (dir, s) = file_store().await;
     let realm = Realm::new("r");
     s.create_realm(&realm, &[], &[]).await.expect("realm");
     let user = User::new(&realm.id, "erin");

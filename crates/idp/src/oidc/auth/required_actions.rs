@@ -290,29 +290,26 @@ pub async fn submit(
             // Another app joins those the user has (as in Keycloak), and
             // must then be named so the login can tell them apart (asked
             // before the code is checked, which spends it).
-            if cred.user_label.is_none() && crate::otp::credential(idp, &user).await?.is_some() {
-                return Ok(totp_page(
-                    realm,
-                    req_id,
-                    (&req.csrf, aia),
-                    &user,
-                    secret,
-                    Some("Please specify device name."),
-                ));
-            }
+            let unnamed =
+                cred.user_label.is_none() && crate::otp::credential(idp, &user).await?.is_some();
             let code = form.get("totp").unwrap_or("");
-            if !crate::otp::verify(idp, realm, &cred, code, now).await? {
+            let problem = if unnamed {
+                Some("Please specify device name.")
+            } else if code.is_empty() {
+                Some("Please specify authenticator code.")
+            } else if !crate::otp::verify(idp, realm, &cred, code, now).await? {
+                Some("Invalid authenticator code.")
+            } else {
+                None
+            };
+            if problem.is_some() {
                 return Ok(totp_page(
                     realm,
                     req_id,
                     (&req.csrf, aia),
                     &user,
                     secret,
-                    Some(if code.is_empty() {
-                        "Please specify authenticator code."
-                    } else {
-                        "Invalid authenticator code."
-                    }),
+                    problem,
                 ));
             }
             ev.set_kind(realm, "UPDATE_TOTP");
