@@ -1229,3 +1229,24 @@ test("clients v2 API (client-admin-api:v2), as Keycloak's clientsV2 spec uses it
   assert.ok(!(await api().get()).some((c) => c.clientId === "v2-app"));
   await assert.rejects(api().byId("v2-app").get(), (e) => e.responseStatusCode === 404);
 });
+
+test("organization groups, as Keycloak's organizations spec uses them", async () => {
+  await kc.realms.update({ realm: "master" }, { organizationsEnabled: true });
+  const org = await kc.organizations.create({ realm: "master", name: "orgG", enabled: true, domains: [{ name: "orgg.com" }] });
+  const groups = kc.organizations.groups(org.id);
+  const group = await groups.create({ realm: "master", name: "cool-group" });
+  assert.ok(group.id);
+  const child = await groups.createChildGroup({ realm: "master", id: group.id }, { name: "child" });
+  assert.ok(child.id);
+  assert.deepEqual((await groups.listSubGroups({ realm: "master", parentId: group.id })).map((g) => g.name), ["child"]);
+  assert.equal((await groups.findOne({ realm: "master", id: child.id })).path, "/cool-group/child");
+  const [user] = await kc.users.find({ realm: "master", username: "admin", exact: true });
+  await kc.organizations.addMember({ realm: "master", orgId: org.id, userId: user.id });
+  await groups.addMemberToOrgGroup({ realm: "master", groupId: group.id, userId: user.id });
+  assert.deepEqual((await groups.listMembers({ realm: "master", id: group.id })).map((u) => u.username), ["admin"]);
+  assert.deepEqual((await groups.listOrgGroups({ realm: "master", id: user.id })).map((g) => g.name), ["cool-group"]);
+  await groups.removeMemberFromOrgGroup({ realm: "master", groupId: group.id, userId: user.id });
+  await groups.del({ realm: "master", id: group.id });
+  assert.deepEqual(await groups.find({ realm: "master" }), []);
+  await kc.organizations.delById({ realm: "master", id: org.id });
+});

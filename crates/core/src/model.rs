@@ -826,6 +826,29 @@ pub struct Organization {
     /// organization's own row (one write with the membership they end in).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invitations: Vec<OrganizationInvitation>,
+    /// The organization's own groups (Keycloak's organization groups): a
+    /// tree apart from the realm's groups, whose members are members of
+    /// the organization. Kept in the organization's row, like invitations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<OrganizationGroup>,
+}
+
+/// A group of an organization.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrganizationGroup {
+    pub id: String,
+    pub name: String,
+    /// None for a top-level group of the organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub attributes: Attributes,
+    /// User ids; read through the organization's current members, so a
+    /// user who left it (or was deleted) is no longer listed.
+    #[serde(default)]
+    pub members: Vec<String>,
 }
 
 /// An e-mailed invitation to join an organization (Keycloak's

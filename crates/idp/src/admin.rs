@@ -26,6 +26,7 @@ pub mod installation;
 pub mod key_providers;
 pub mod localization;
 pub mod mappers;
+pub mod organization_groups;
 pub mod organization_invitations;
 pub mod organizations;
 pub mod partial;

@@ -293,3 +293,143 @@ async fn organizations_link_the_realms_identity_providers() {
         .await;
     assert_eq!(pending, json!([]), "nothing kept of a mail not sent");
 }
+
+#[tokio::test]
+async fn organization_groups_are_a_tree_of_the_organizations_members() {
+    let s = start().await;
+    let admin = s.demo_realm().await;
+    let on = json!({"organizationsEnabled": true});
+    assert_eq!(s.admin_put(&admin, "/demo", Some(&on)).await, 204);
+    let org = s
+        .admin_create(
+            &admin,
+            "/demo/organizations",
+            &json!({"name": "Acme", "domains": [{"name": "acme.com"}]}),
+        )
+        .await;
+    let groups = format!("/demo/organizations/{org}/groups");
+    // Created with a Location and the brief group in the body.
+    let (st, made) = s
+        .admin_post_json(
+            &admin,
+            &groups,
+            &json!({"name": "eng", "description": "builders"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{made}");
+    let eng = made["id"].as_str().expect("id").to_owned();
+    assert_eq!(made["path"], "/eng");
+    let (st, _) = s.admin_post(&admin, &groups, &json!({"name": "eng"})).await;
+    assert_eq!(st, 409);
+    let (st, _) = s.admin_post(&admin, &groups, &json!({"name": " "})).await;
+    assert_eq!(st, 400);
+    let backend = s
+        .admin_create(
+            &admin,
+            &format!("{groups}/{eng}/children"),
+            &json!({"name": "backend"}),
+        )
+        .await;
+    let (_, one) = s.admin_get(&admin, &format!("{groups}/{backend}")).await;
+    assert_eq!(
+        (one["path"].as_str(), one["parentId"].as_str()),
+        (Some("/eng/backend"), Some(eng.as_str()))
+    );
+    assert_eq!(one["realmRoles"], json!([]));
+    let (_, top) = s.admin_get(&admin, &groups).await;
+    assert_eq!(top.as_array().map(Vec::len), Some(1));
+    assert_eq!(top[0]["subGroupCount"], 1);
+    let (_, found) = s.admin_get(&admin, &format!("{groups}?search=BACK")).await;
+    assert_eq!(found[0]["id"], backend.as_str());
+    let (_, n) = s.admin_get(&admin, &format!("{groups}/count")).await;
+    assert_eq!(n, json!({"count": 1}));
+    // The realm's own groups never show them.
+    let (_, realm_groups) = s.admin_get(&admin, "/demo/groups?search=eng").await;
+    assert_eq!(realm_groups, json!([]));
+
+    // Only the organization's members join; leaving it leaves its groups.
+    let alice = s.user_id(&admin, "demo", "alice").await;
+    let member = format!("{groups}/{backend}/members/{alice}");
+    assert_eq!(s.admin_put(&admin, &member, None).await, 400);
+    let (st, _) = s
+        .admin_post(
+            &admin,
+            &format!("/demo/organizations/{org}/members"),
+            &json!(alice),
+        )
+        .await;
+    assert_eq!(st, 201);
+    assert_eq!(s.admin_put(&admin, &member, None).await, 204);
+    let (_, listed) = s
+        .admin_get(&admin, &format!("{groups}/{backend}/members"))
+        .await;
+    assert_eq!(listed[0]["username"], "alice");
+    assert!(listed[0].get("requiredActions").is_none(), "brief");
+    let (_, hers) = s
+        .admin_get(
+            &admin,
+            &format!("/demo/organizations/{org}/members/{alice}/groups"),
+        )
+        .await;
+    assert_eq!(hers[0]["path"], "/eng/backend");
+    assert_eq!(
+        s.admin_delete(
+            &admin,
+            &format!("/demo/organizations/{org}/members/{alice}")
+        )
+        .await,
+        204
+    );
+    let (_, listed) = s
+        .admin_get(&admin, &format!("{groups}/{backend}/members"))
+        .await;
+    assert_eq!(listed, json!([]));
+
+    // Moved to the top (204), renamed, and deleted with its subtree.
+    let (st, _) = s
+        .admin_post(&admin, &groups, &json!({"id": backend, "name": "backend"}))
+        .await;
+    assert_eq!(st, 204);
+    let (st, _) = s
+        .admin_post(
+            &admin,
+            &format!("{groups}/{backend}/children"),
+            &json!({"id": backend, "name": "backend"}),
+        )
+        .await;
+    assert_eq!(st, 400, "not under itself");
+    let (_, top) = s.admin_get(&admin, &groups).await;
+    assert_eq!(top.as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        s.admin_put(
+            &admin,
+            &format!("{groups}/{eng}"),
+            Some(&json!({"name": "backend"}))
+        )
+        .await,
+        409
+    );
+    assert_eq!(
+        s.admin_put(
+            &admin,
+            &format!("{groups}/{eng}"),
+            Some(&json!({"name": "engineering"}))
+        )
+        .await,
+        204
+    );
+    s.admin_create(
+        &admin,
+        &format!("{groups}/{eng}/children"),
+        &json!({"name": "qa"}),
+    )
+    .await;
+    assert_eq!(
+        s.admin_delete(&admin, &format!("{groups}/{eng}")).await,
+        204
+    );
+    let (_, found) = s.admin_get(&admin, &format!("{groups}?search=qa")).await;
+    assert_eq!(found, json!([]), "the subtree went too");
+    let (st, _) = s.admin_get(&admin, &format!("{groups}/{eng}")).await;
+    assert_eq!(st, 404);
+}

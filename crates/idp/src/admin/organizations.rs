@@ -26,6 +26,7 @@ use std::sync::Arc;
 pub fn routes() -> Router<Arc<Idp>> {
     const O: &str = "/admin/realms/{realm}/organizations";
     Router::new()
+        .merge(super::organization_groups::routes())
         .route(O, get(list).post(create))
         .route(&format!("{O}/count"), get(count))
         .route(
@@ -192,6 +193,7 @@ fn new_organization(realm: &Realm, id: String) -> Organization {
         domains: vec![],
         identity_providers: vec![],
         invitations: vec![],
+        groups: vec![],
     }
 }
 
@@ -516,6 +518,11 @@ async fn add_member(
     Ok(super::created(&idp, &realm.name, &path))
 }
 
+/// The ids of the organization's members.
+pub(super) async fn member_ids(idp: &Idp, o: &Organization) -> Result<Vec<String>, AdminError> {
+    Ok(idp.store.organization_members(&o.id).await?)
+}
+
 async fn load_member(
     idp: &Idp,
     realm: &Realm,
@@ -561,6 +568,13 @@ async fn remove_member(
     idp.store
         .remove_organization_member(&o.id, &u.id, &[ev])
         .await?;
+    // Who leaves the organization leaves its groups (listings read
+    // through the membership either way).
+    let _edit = idp.lock_row(&o.id).await;
+    let mut o = load(&idp, &realm, &o.id).await?;
+    if super::organization_groups::without_member(&mut o, &u.id) {
+        idp.store.put_organization(&o, &[]).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,0 +1,464 @@
+//! `/admin/realms/{realm}/organizations/{id}/groups[...]` and
+//! `.../organizations/{id}/members/{user}/groups`: Keycloak's
+//! organization groups (what the admin client's
+//! `organizations.groups(orgId)` calls). An organization's groups are a
+//! tree of their own, apart from the realm's groups (the realm's group
+//! listings, paths and tokens never show them), and only the
+//! organization's members join them.
+//!
+//! Kept in the organization's row ([`Organization::groups`]) and written
+//! under its edit lock, so one write changes a group, its subtree or its
+//! members at once. Not yet: role mappings of organization groups and the
+//! organization group membership token mapper (their routes answer 404).
+
+use super::organizations::{load, member_ids};
+use super::{RealmAdmin, event, json_body};
+use crate::error::AdminError;
+use crate::state::Idp;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use gatehouse_core::model::{Organization, OrganizationGroup};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Routes, merged into the organizations' router.
+pub fn routes() -> axum::Router<Arc<Idp>> {
+    const G: &str = "/admin/realms/{realm}/organizations/{id}/groups";
+    axum::Router::new()
+        .route(G, get(list).post(create_top))
+        .route(&format!("{G}/count"), get(count))
+        .route(&format!("{G}/{{gid}}"), get(one).put(update).delete(remove))
+        .route(
+            &format!("{G}/{{gid}}/children"),
+            get(children).post(create_child),
+        )
+        .route(&format!("{G}/{{gid}}/members"), get(members))
+        .route(
+            &format!("{G}/{{gid}}/members/{{user}}"),
+            put(join).delete(leave),
+        )
+        .route(
+            "/admin/realms/{realm}/organizations/{id}/members/{user}/groups",
+            get(of_member),
+        )
+}
+
+/// The path of group `g` in its organization's tree (`/parent/child`).
+fn path_of(o: &Organization, g: &OrganizationGroup) -> String {
+    let mut names = vec![g.name.as_str()];
+    let mut parent = g.parent_id.as_deref();
+    // Bounded by the tree's size, whatever the stored parents say.
+    for _ in 0..o.groups.len() {
+        let Some(p) = parent.and_then(|id| o.groups.iter().find(|x| x.id == id)) else {
+            break;
+        };
+        names.push(&p.name);
+        parent = p.parent_id.as_deref();
+    }
+    names.reverse();
+    format!("/{}", names.join("/"))
+}
+
+fn child_count(o: &Organization, id: &str) -> usize {
+    o.groups
+        .iter()
+        .filter(|g| g.parent_id.as_deref() == Some(id))
+        .count()
+}
+
+/// Keycloak's GroupRepresentation of an organization group: brief (id,
+/// name, path, parent, counts) or whole (with attributes, description and
+/// its empty role collections, as Keycloak 26.7 answers them).
+fn repr(o: &Organization, g: &OrganizationGroup, brief: bool) -> Value {
+    let mut v = json!({"id": g.id, "name": g.name, "path": path_of(o, g),
+        "subGroupCount": child_count(o, &g.id), "subGroups": []});
+    if let Some(p) = &g.parent_id {
+        v["parentId"] = json!(p);
+    }
+    if let Some(d) = &g.description {
+        v["description"] = json!(d);
+    }
+    if !brief {
+        v["attributes"] = json!(g.attributes);
+        v["realmRoles"] = json!([]);
+        v["clientRoles"] = json!({});
+    }
+    v
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    search: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
+    exact: Option<bool>,
+    first: Option<i64>,
+    max: Option<i64>,
+    #[serde(
+        default,
+        rename = "briefRepresentation",
+        deserialize_with = "super::lenient_bool"
+    )]
+    brief: Option<bool>,
+}
+
+/// `GET .../groups`: the top-level groups, or with `search` every group
+/// whose name matches (`exact` for whole names; without regard to case).
+async fn list(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path(p): Path<BTreeMap<String, String>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let o = load(&idp, &realm, &p["id"]).await?;
+    let brief = q.brief != Some(false);
+    let found = o.groups.iter().filter(|g| match q.search.as_deref() {
+        Some(s) => super::groups::name_matches(&g.name, Some(s.trim()), q.exact == Some(true)),
+        None => g.parent_id.is_none(),
+    });
+    let page: Vec<Value> = super::window(q.first, q.max, found)
+        .map(|g| repr(&o, g, brief))
+        .collect();
+    Ok(Json(json!(page)))
+}
+
+/// `GET .../groups/count`: `{"count": n}` of the organization's groups
+/// (top-level ones unless `search` names some).
+async fn count(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path(p): Path<BTreeMap<String, String>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let o = load(&idp, &realm, &p["id"]).await?;
+    let n = o
+        .groups
+        .iter()
+        .filter(|g| match q.search.as_deref() {
+            Some(s) => super::groups::name_matches(&g.name, Some(s.trim()), false),
+            None => g.parent_id.is_none(),
+        })
+        .count();
+    Ok(Json(json!({ "count": n })))
+}
+
+fn find<'a>(o: &'a Organization, gid: &str) -> Result<&'a OrganizationGroup, AdminError> {
+    o.groups
+        .iter()
+        .find(|g| g.id == gid)
+        .ok_or_else(|| AdminError::missing("Group does not exist"))
+}
+
+async fn one(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path(p): Path<BTreeMap<String, String>>,
+) -> Result<Json<Value>, AdminError> {
+    let o = load(&idp, &realm, &p["id"]).await?;
+    Ok(Json(repr(&o, find(&o, &p["gid"])?, false)))
+}
+
+/// A sibling of `parent` already named `name` (other than `except`): 409.
+fn check_name(
+    o: &Organization,
+    parent: Option<&str>,
+    name: &str,
+    except: Option<&str>,
+) -> Result<(), AdminError> {
+    if o.groups.iter().any(|g| {
+        g.parent_id.as_deref() == parent && g.name == name && Some(g.id.as_str()) != except
+    }) {
+        return Err(AdminError::conflict(
+            "Group with the given name already exists.",
+        ));
+    }
+    Ok(())
+}
+
+fn name_of(rep: &Value) -> Result<String, AdminError> {
+    rep.get("name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| AdminError::bad_request("Group name is missing"))
+}
+
+/// Writes the organization row with one admin event.
+async fn save(
+    admin: &RealmAdmin,
+    o: &Organization,
+    (op, path, rep): (&str, String, Option<&Value>),
+) -> Result<(), AdminError> {
+    let ev = event(
+        &admin.realm,
+        &admin.caller,
+        op,
+        "ORGANIZATION_GROUP",
+        &path,
+        rep,
+    );
+    admin.idp.store.put_organization(o, &[ev]).await?;
+    Ok(())
+}
+
+/// Creates a group under `parent` (201 with its brief representation and
+/// `Location`), or, for a representation naming an existing group of the
+/// organization by `id`, moves that group there (204), as Keycloak does.
+async fn place(
+    admin: RealmAdmin,
+    org_id: &str,
+    parent: Option<String>,
+    body: &Bytes,
+) -> Result<Response, AdminError> {
+    let rep = json_body(body)?;
+    let name = name_of(&rep)?;
+    let _edit = admin.idp.lock_row(org_id).await;
+    let mut o = load(&admin.idp, &admin.realm, org_id).await?;
+    if let Some(p) = &parent {
+        find(&o, p)?;
+    }
+    let base = format!("organizations/{}/groups", o.id);
+    if let Some(id) = rep.get("id").and_then(Value::as_str) {
+        let moved = find(&o, id)
+            .map_err(|_| AdminError::missing("Could not find group by id"))?
+            .clone();
+        // A group cannot move under itself or its own subtree.
+        let mut at = parent.clone();
+        while let Some(a) = at {
+            if a == moved.id {
+                return Err(AdminError::bad_request(
+                    "A group cannot be moved under itself",
+                ));
+            }
+            at = find(&o, &a)?.parent_id.clone();
+        }
+        check_name(&o, parent.as_deref(), &moved.name, Some(&moved.id))?;
+        if let Some(g) = o.groups.iter_mut().find(|g| g.id == moved.id) {
+            g.parent_id = parent;
+        }
+        save(&admin, &o, ("UPDATE", format!("{base}/{id}"), Some(&rep))).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    check_name(&o, parent.as_deref(), &name, None)?;
+    let g = OrganizationGroup {
+        id: gatehouse_core::id::uuid(),
+        name,
+        parent_id: parent,
+        description: rep
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        attributes: crate::repr::attributes(&rep).unwrap_or_default(),
+        members: vec![],
+    };
+    o.groups.push(g.clone());
+    let path = format!("{base}/{}", g.id);
+    save(&admin, &o, ("CREATE", path.clone(), Some(&rep))).await?;
+    // Keycloak answers the new group's brief representation too.
+    let made = super::created(&admin.idp, &admin.realm.name, &path);
+    let mut r = (StatusCode::CREATED, Json(repr(&o, &g, true))).into_response();
+    if let Some(loc) = made.headers().get(axum::http::header::LOCATION) {
+        r.headers_mut()
+            .insert(axum::http::header::LOCATION, loc.clone());
+    }
+    Ok(r)
+}
+
+async fn create_top(
+    admin: RealmAdmin,
+    Path(p): Path<BTreeMap<String, String>>,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    place(admin, &p["id"], None, &body).await
+}
+
+async fn create_child(
+    admin: RealmAdmin,
+    Path(p): Path<BTreeMap<String, String>>,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    place(admin, &p["id"], Some(p["gid"].clone()), &body).await
+}
+
+/// `GET .../groups/{gid}/children`: its direct subgroups.
+async fn children(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path(p): Path<BTreeMap<String, String>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let o = load(&idp, &realm, &p["id"]).await?;
+    let parent = find(&o, &p["gid"])?;
+    let kids = o
+        .groups
+        .iter()
+        .filter(|g| g.parent_id.as_deref() == Some(parent.id.as_str()));
+    let page: Vec<Value> = super::window(q.first, q.max, kids)
+        .map(|g| repr(&o, g, q.brief != Some(false)))
+        .collect();
+    Ok(Json(json!(page)))
+}
+
+/// `PUT .../groups/{gid}`: name, description, attributes; 204.
+async fn update(
+    admin: RealmAdmin,
+    Path(p): Path<BTreeMap<String, String>>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let rep = json_body(&body)?;
+    let _edit = admin.idp.lock_row(&p["id"]).await;
+    let mut o = load(&admin.idp, &admin.realm, &p["id"]).await?;
+    let g = find(&o, &p["gid"])?.clone();
+    let name = match rep.get("name") {
+        Some(_) => name_of(&rep)?,
+        None => g.name.clone(),
+    };
+    check_name(&o, g.parent_id.as_deref(), &name, Some(&g.id))?;
+    if let Some(x) = o.groups.iter_mut().find(|x| x.id == g.id) {
+        x.name = name;
+        if rep.get("description").is_some() {
+            x.description = rep
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        if let Some(a) = crate::repr::attributes(&rep) {
+            x.attributes = a;
+        }
+    }
+    let path = format!("organizations/{}/groups/{}", o.id, g.id);
+    save(&admin, &o, ("UPDATE", path, Some(&rep))).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE .../groups/{gid}`: the group and its subtree; 204.
+async fn remove(
+    admin: RealmAdmin,
+    Path(p): Path<BTreeMap<String, String>>,
+) -> Result<StatusCode, AdminError> {
+    let _edit = admin.idp.lock_row(&p["id"]).await;
+    let mut o = load(&admin.idp, &admin.realm, &p["id"]).await?;
+    let root = find(&o, &p["gid"])?.id.clone();
+    let mut gone = vec![root.clone()];
+    let mut i = 0;
+    while i < gone.len() {
+        let kids: Vec<String> = o
+            .groups
+            .iter()
+            .filter(|g| g.parent_id.as_deref() == Some(gone[i].as_str()))
+            .map(|g| g.id.clone())
+            .collect();
+        gone.extend(kids);
+        i += 1;
+    }
+    o.groups.retain(|g| !gone.contains(&g.id));
+    let path = format!("organizations/{}/groups/{root}", o.id);
+    save(&admin, &o, ("DELETE", path, None)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET .../groups/{gid}/members`: its members who are still members of
+/// the organization, brief unless `briefRepresentation=false`.
+async fn members(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path(p): Path<BTreeMap<String, String>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let o = load(&idp, &realm, &p["id"]).await?;
+    let g = find(&o, &p["gid"])?;
+    let current = member_ids(&idp, &o).await?;
+    let mut users = Vec::new();
+    for id in g.members.iter().filter(|m| current.contains(m)) {
+        if let Some(u) = idp.store.user(&realm.id, id).await? {
+            users.push(u);
+        }
+    }
+    users.sort_by(|a, b| a.username.cmp(&b.username));
+    let policy = super::user_profile::Policy::of(&realm);
+    let page: Vec<Value> = super::window(q.first, q.max, users.iter())
+        .map(|u| {
+            let mut v = super::users::admin_view(u, &policy);
+            if q.brief != Some(false) {
+                super::users::make_brief(&mut v);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!(page)))
+}
+
+/// `PUT` / `DELETE .../groups/{gid}/members/{user}`: 204; only the
+/// organization's members join (400 otherwise).
+async fn membership(
+    admin: RealmAdmin,
+    p: BTreeMap<String, String>,
+    join: bool,
+) -> Result<StatusCode, AdminError> {
+    let _edit = admin.idp.lock_row(&p["id"]).await;
+    let mut o = load(&admin.idp, &admin.realm, &p["id"]).await?;
+    let gid = find(&o, &p["gid"])?.id.clone();
+    let user = &p["user"];
+    if admin.idp.store.user(&admin.realm.id, user).await?.is_none() {
+        return Err(AdminError::missing("User not found"));
+    }
+    if join && !member_ids(&admin.idp, &o).await?.contains(user) {
+        return Err(AdminError::bad_request(
+            "User is not a member of the organization",
+        ));
+    }
+    if let Some(g) = o.groups.iter_mut().find(|g| g.id == gid) {
+        g.members.retain(|m| m != user);
+        if join {
+            g.members.push(user.clone());
+        }
+    }
+    let path = format!("organizations/{}/groups/{gid}/members/{user}", o.id);
+    let op = if join { "CREATE" } else { "DELETE" };
+    save(&admin, &o, (op, path, None)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn join(
+    admin: RealmAdmin,
+    Path(p): Path<BTreeMap<String, String>>,
+) -> Result<StatusCode, AdminError> {
+    membership(admin, p, true).await
+}
+
+async fn leave(
+    admin: RealmAdmin,
+    Path(p): Path<BTreeMap<String, String>>,
+) -> Result<StatusCode, AdminError> {
+    membership(admin, p, false).await
+}
+
+/// `GET .../organizations/{id}/members/{user}/groups`: the organization's
+/// groups the member is in.
+async fn of_member(
+    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    Path(p): Path<BTreeMap<String, String>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let o = load(&idp, &realm, &p["id"]).await?;
+    let user = &p["user"];
+    if !member_ids(&idp, &o).await?.contains(user) {
+        return Err(AdminError::missing("Not a member of the organization"));
+    }
+    let mine = o.groups.iter().filter(|g| g.members.contains(user));
+    let page: Vec<Value> = super::window(q.first, q.max, mine)
+        .map(|g| repr(&o, g, q.brief != Some(false)))
+        .collect();
+    Ok(Json(json!(page)))
+}
+
+/// The organization's groups without `user` (who left it).
+pub fn without_member(o: &mut Organization, user: &str) -> bool {
+    let mut changed = false;
+    for g in &mut o.groups {
+        let before = g.members.len();
+        g.members.retain(|m| m != user);
+        changed |= g.members.len() != before;
+    }
+    changed
+}
