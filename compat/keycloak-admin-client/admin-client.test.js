@@ -1245,6 +1245,14 @@ test("organization groups, as Keycloak's organizations spec uses them", async ()
   await groups.addMemberToOrgGroup({ realm: "master", groupId: group.id, userId: user.id });
   assert.deepEqual((await groups.listMembers({ realm: "master", id: group.id })).map((u) => u.username), ["admin"]);
   assert.deepEqual((await groups.listOrgGroups({ realm: "master", id: user.id })).map((g) => g.name), ["cool-group"]);
+  await kc.roles.create({ realm: "master", name: "org-group-role" });
+  const role = await kc.roles.findOneByName({ realm: "master", name: "org-group-role" });
+  await groups.addRealmRoleMappings({ realm: "master", id: group.id, roles: [{ id: role.id, name: role.name }] });
+  assert.deepEqual((await groups.listRealmRoleMappings({ realm: "master", id: group.id })).map((r) => r.name), ["org-group-role"]);
+  assert.equal((await groups.listRoleMappings({ realm: "master", id: group.id })).realmMappings[0].name, "org-group-role");
+  await groups.delRealmRoleMappings({ realm: "master", id: group.id, roles: [{ id: role.id, name: role.name }] });
+  assert.deepEqual(await groups.listRealmRoleMappings({ realm: "master", id: group.id }), []);
+  await kc.roles.delByName({ realm: "master", name: "org-group-role" });
   await groups.removeMemberFromOrgGroup({ realm: "master", groupId: group.id, userId: user.id });
   await groups.del({ realm: "master", id: group.id });
   assert.deepEqual(await groups.find({ realm: "master" }), []);

@@ -849,6 +849,10 @@ pub struct OrganizationGroup {
     /// user who left it (or was deleted) is no longer listed.
     #[serde(default)]
     pub members: Vec<String>,
+    /// Ids of the realm and client roles mapped to the group, which its
+    /// members (and the members of its subgroups) hold in their tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// An e-mailed invitation to join an organization (Keycloak's

@@ -214,7 +214,25 @@ impl Identity {
     /// Resolves effective roles (direct, via groups and parents, composites)
     /// and group memberships.
     pub async fn resolve(idp: &Idp, realm: &Realm, user: &User) -> Result<Identity, OAuthError> {
-        let roles = idp.store.effective_roles(&user.id).await?;
+        let mut roles = idp.store.effective_roles(&user.id).await?;
+        let organizations = if crate::admin::organizations::enabled(realm) {
+            let mut orgs = idp.store.user_organizations(&user.id).await?;
+            orgs.retain(|o| o.enabled && o.realm_id == realm.id);
+            orgs
+        } else {
+            vec![]
+        };
+        // The roles of the user's organization groups count as theirs (as
+        // in Keycloak 26.7: they reach realm_access and resource_access).
+        for o in &organizations {
+            for r in
+                crate::admin::organization_groups::member_roles(idp, &realm.id, o, &user.id).await?
+            {
+                if !roles.iter().any(|have| have.id == r.id) {
+                    roles.push(r);
+                }
+            }
+        }
         let mut realm_roles = vec![];
         let mut by_client: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut client_names: BTreeMap<String, String> = BTreeMap::new();
@@ -243,13 +261,6 @@ impl Identity {
         } else {
             group_paths = groups.iter().map(|g| format!("/{}", g.name)).collect();
         }
-        let organizations = if crate::admin::organizations::enabled(realm) {
-            let mut orgs = idp.store.user_organizations(&user.id).await?;
-            orgs.retain(|o| o.enabled && o.realm_id == realm.id);
-            orgs
-        } else {
-            vec![]
-        };
         Ok(Identity {
             realm_roles,
             client_roles: by_client,

@@ -372,6 +372,64 @@ async fn organization_groups_are_a_tree_of_the_organizations_members() {
         )
         .await;
     assert_eq!(hers[0]["path"], "/eng/backend");
+    // Roles mapped to a group reach its subgroups' members' tokens.
+    s.admin_post(&admin, "/demo/roles", &json!({"name": "org-reader"}))
+        .await;
+    let (_, role) = s.admin_get(&admin, "/demo/roles/org-reader").await;
+    let mappings = format!("{groups}/{eng}/role-mappings");
+    let (st, _) = s
+        .admin_post(
+            &admin,
+            &format!("{mappings}/realm"),
+            &json!([{"id": role["id"], "name": "org-reader"}]),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let (_, all) = s.admin_get(&admin, &mappings).await;
+    assert_eq!(all["realmMappings"][0]["name"], "org-reader");
+    let (_, composite) = s
+        .admin_get(
+            &admin,
+            &format!("{groups}/{backend}/role-mappings/realm/composite"),
+        )
+        .await;
+    assert!(
+        composite
+            .as_array()
+            .expect("roles")
+            .iter()
+            .any(|r| r["name"] == "org-reader"),
+        "{composite}"
+    );
+    let roles_of_alice = || async {
+        let t = s
+            .password_tokens("demo", "spa", None, "alice", "alice-pw", None)
+            .await;
+        claims(t["access_token"].as_str().expect("token"))["realm_access"]["roles"].clone()
+    };
+    assert!(
+        roles_of_alice()
+            .await
+            .as_array()
+            .expect("roles")
+            .contains(&json!("org-reader"))
+    );
+    let r = s
+        .http
+        .delete(format!("{}/admin/realms{mappings}/realm", s.base))
+        .bearer_auth(&admin)
+        .json(&json!([{"id": role["id"], "name": "org-reader"}]))
+        .send()
+        .await
+        .expect("unmap");
+    assert_eq!(r.status(), 204);
+    assert!(
+        !roles_of_alice()
+            .await
+            .as_array()
+            .expect("roles")
+            .contains(&json!("org-reader"))
+    );
     assert_eq!(
         s.admin_delete(
             &admin,

@@ -8,8 +8,9 @@
 //!
 //! Kept in the organization's row ([`Organization::groups`]) and written
 //! under its edit lock, so one write changes a group, its subtree or its
-//! members at once. Not yet: role mappings of organization groups and the
-//! organization group membership token mapper (their routes answer 404).
+//! members at once. Role mappings (served by `roles.rs`'s mapping routes)
+//! reach members' tokens through [`member_roles`], as Keycloak 26.7's do.
+//! Not yet: the organization group membership token mapper.
 
 use super::organizations::{load, member_ids};
 use super::{RealmAdmin, event, json_body};
@@ -252,6 +253,7 @@ async fn place(
             .map(str::to_owned),
         attributes: crate::repr::attributes(&rep).unwrap_or_default(),
         members: vec![],
+        roles: vec![],
     };
     o.groups.push(g.clone());
     let path = format!("{base}/{}", g.id);
@@ -450,6 +452,109 @@ async fn of_member(
         .map(|g| repr(&o, g, q.brief != Some(false)))
         .collect();
     Ok(Json(json!(page)))
+}
+
+/// The role ids mapped to groups `ids` and to their ancestors.
+fn mapped_along(o: &Organization, ids: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for id in ids {
+        let mut at = Some(*id);
+        // Bounded by the tree's size, whatever the stored parents say.
+        for _ in 0..=o.groups.len() {
+            let Some(g) = at.and_then(|id| o.groups.iter().find(|g| g.id == id)) else {
+                break;
+            };
+            for r in &g.roles {
+                if !out.contains(r) {
+                    out.push(r.clone());
+                }
+            }
+            at = g.parent_id.as_deref();
+        }
+    }
+    out
+}
+
+/// The roles groups `ids` of `o` give, as Keycloak counts a group's: its
+/// own, its ancestors', and their composites, transitively.
+pub async fn effective_roles(
+    idp: &Idp,
+    realm_id: &str,
+    o: &Organization,
+    ids: &[&str],
+) -> Result<Vec<gatehouse_core::model::Role>, gatehouse_store::Error> {
+    let mut roles = vec![];
+    for id in mapped_along(o, ids) {
+        if let Some(r) = idp.store.role(realm_id, &id).await? {
+            roles.push(r);
+        }
+    }
+    let mut seen: std::collections::HashSet<String> = roles.iter().map(|r| r.id.clone()).collect();
+    let mut i = 0;
+    while i < roles.len() {
+        for c in idp.store.composites(&roles[i].id).await? {
+            if seen.insert(c.id.clone()) {
+                roles.push(c);
+            }
+        }
+        i += 1;
+    }
+    Ok(roles)
+}
+
+/// What an organization's groups give `user_id` (a member of `o`).
+pub async fn member_roles(
+    idp: &Idp,
+    realm_id: &str,
+    o: &Organization,
+    user_id: &str,
+) -> Result<Vec<gatehouse_core::model::Role>, gatehouse_store::Error> {
+    let ids: Vec<&str> = o
+        .groups
+        .iter()
+        .filter(|g| g.members.iter().any(|m| m == user_id))
+        .map(|g| g.id.as_str())
+        .collect();
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    effective_roles(idp, realm_id, o, &ids).await
+}
+
+/// Changes the roles mapped to group `gid` of organization `org_id`
+/// (`add` or remove `ids`), with one admin event.
+pub async fn change_roles(
+    admin: &RealmAdmin,
+    (org_id, gid): (&str, &str),
+    ids: &[String],
+    add: bool,
+    ev: gatehouse_core::model::Event,
+) -> Result<(), AdminError> {
+    let _edit = admin.idp.lock_row(org_id).await;
+    let mut o = load(&admin.idp, &admin.realm, org_id).await?;
+    let g = o
+        .groups
+        .iter_mut()
+        .find(|g| g.id == gid)
+        .ok_or_else(|| AdminError::missing("Group does not exist"))?;
+    g.roles.retain(|r| !ids.contains(r));
+    if add {
+        g.roles.extend(ids.iter().cloned());
+    }
+    admin.idp.store.put_organization(&o, &[ev]).await?;
+    Ok(())
+}
+
+/// The organization's group `gid`, for the role-mapping routes (404 in
+/// Keycloak's words).
+pub async fn group_of(
+    idp: &Idp,
+    realm: &gatehouse_core::model::Realm,
+    (org_id, gid): (&str, &str),
+) -> Result<(Organization, OrganizationGroup), AdminError> {
+    let o = load(idp, realm, org_id).await?;
+    let g = find(&o, gid)?.clone();
+    Ok((o, g))
 }
 
 /// The organization's groups without `user` (who left it).

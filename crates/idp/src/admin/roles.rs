@@ -84,8 +84,13 @@ pub fn routes() -> Router<Arc<Idp>> {
 /// of the path so one handler serves both.
 pub fn mapping_routes() -> Router<Arc<Idp>> {
     let mut r = Router::new();
-    for kind in ["users", "groups"] {
-        let base = format!("/admin/realms/{{realm}}/{kind}/{{id}}/role-mappings");
+    for kind in ["users", "groups", "organizations/{id}/groups"] {
+        let holder = if kind.starts_with("organizations") {
+            "{gid}"
+        } else {
+            "{id}"
+        };
+        let base = format!("/admin/realms/{{realm}}/{kind}/{holder}/role-mappings");
         r = r
             .route(&base, get(all_mappings))
             .route(
@@ -853,13 +858,16 @@ fn holder<'a>(kind: &str, id: &'a str) -> Holder<'a> {
 }
 
 /// The holder of a `.../{users|groups}/{id}/role-mappings[/clients/{cid}]`
-/// call, checked before the handler runs: the admin and realm as
-/// [`RealmAdmin`], the user or group found (404 otherwise), the client
-/// (`cid`) resolved to its roles' container.
+/// call (or `.../organizations/{id}/groups/{gid}/role-mappings...`),
+/// checked before the handler runs: the admin and realm as [`RealmAdmin`],
+/// the user or group found (404 otherwise), the client (`cid`) resolved to
+/// its roles' container.
 struct Mapping {
     admin: RealmAdmin,
     kind: &'static str,
     id: String,
+    /// For an organization's group: the organization.
+    org: Option<String>,
     /// The client whose roles the call is about; None: the realm's.
     container: Option<String>,
 }
@@ -869,17 +877,49 @@ impl Mapping {
         holder(self.kind, &self.id)
     }
 
+    /// Every role granted directly to the holder.
+    async fn granted(&self) -> Result<Vec<Role>, AdminError> {
+        let (idp, realm) = (&self.admin.idp, &self.admin.realm);
+        let Some(org) = &self.org else {
+            return Ok(idp.store.granted_roles(self.holder()).await?);
+        };
+        let (_, g) = super::organization_groups::group_of(idp, realm, (org, &self.id)).await?;
+        let mut roles = vec![];
+        for id in &g.roles {
+            if let Some(r) = idp.store.role(&realm.id, id).await? {
+                roles.push(r);
+            }
+        }
+        Ok(roles)
+    }
+
     /// The roles granted directly to the holder, of this call's container.
     async fn direct(&self) -> Result<Vec<Role>, AdminError> {
         Ok(self
-            .admin
-            .idp
-            .store
-            .granted_roles(self.holder())
+            .granted()
             .await?
             .into_iter()
             .filter(|r| r.client_id == self.container)
             .collect())
+    }
+
+    /// Every role the holder has ([`effective`]).
+    async fn effective(&self) -> Result<Vec<Role>, AdminError> {
+        let (idp, realm) = (&self.admin.idp, &self.admin.realm);
+        match &self.org {
+            Some(org) => {
+                let (o, _) =
+                    super::organization_groups::group_of(idp, realm, (org, &self.id)).await?;
+                Ok(super::organization_groups::effective_roles(
+                    idp,
+                    &realm.id,
+                    &o,
+                    &[self.id.as_str()],
+                )
+                .await?)
+            }
+            None => effective(idp, realm, self.kind, &self.id).await,
+        }
     }
 }
 
@@ -891,10 +931,10 @@ impl axum::extract::FromRequestParts<Arc<Idp>> for Mapping {
         state: &Arc<Idp>,
     ) -> Result<Self, AdminError> {
         let admin = RealmAdmin::from_request_parts(parts, state).await?;
-        let kind = if parts.uri.path().split('/').nth(4) == Some("groups") {
-            "groups"
-        } else {
-            "users"
+        let kind = match parts.uri.path().split('/').nth(4) {
+            Some("groups") => "groups",
+            Some("organizations") => "organization groups",
+            _ => "users",
         };
         let params = axum::extract::RawPathParams::from_request_parts(parts, state)
             .await
@@ -905,7 +945,16 @@ impl axum::extract::FromRequestParts<Arc<Idp>> for Mapping {
                 .find_map(|(k, v)| (k == name).then(|| v.to_owned()))
         };
         let id = param("id").ok_or_else(|| AdminError::not_found("Resource"))?;
-        holder_check(&admin.idp, &admin.realm, kind, &id).await?;
+        let (id, org) = match param("gid") {
+            Some(gid) => {
+                super::organization_groups::group_of(&admin.idp, &admin.realm, (&id, &gid)).await?;
+                (gid, Some(id))
+            }
+            None => {
+                holder_check(&admin.idp, &admin.realm, kind, &id).await?;
+                (id, None)
+            }
+        };
         let container = match param("cid") {
             Some(c) => Some(container(&admin.idp, &admin.realm, Some(&c)).await?),
             None => None,
@@ -914,6 +963,7 @@ impl axum::extract::FromRequestParts<Arc<Idp>> for Mapping {
             admin,
             kind,
             id,
+            org,
             container,
         })
     }
@@ -921,7 +971,7 @@ impl axum::extract::FromRequestParts<Arc<Idp>> for Mapping {
 
 /// `GET .../role-mappings`: realm and per-client mappings in one document.
 async fn all_mappings(m: Mapping) -> Result<Json<Value>, AdminError> {
-    let roles = m.admin.idp.store.granted_roles(m.holder()).await?;
+    let roles = m.granted().await?;
     Ok(Json(
         mappings_document(&m.admin.idp, &m.admin.realm, &roles).await?,
     ))
@@ -1011,7 +1061,8 @@ async fn effective_or_available(
     uri: axum::http::Uri,
 ) -> Result<Json<Value>, AdminError> {
     let (idp, realm) = (&m.admin.idp, &m.admin.realm);
-    let has: Vec<Role> = effective(idp, realm, m.kind, &m.id)
+    let has: Vec<Role> = m
+        .effective()
         .await?
         .into_iter()
         .filter(|r| r.client_id == m.container)
@@ -1037,14 +1088,18 @@ async fn change(m: Mapping, method: Method, body: Bytes) -> Result<StatusCode, A
     let (idp, realm) = (&m.admin.idp, &m.admin.realm);
     let ids = role_ids(idp, realm, m.container.as_deref(), &body).await?;
     require_grantable(&m.admin, &ids).await?;
+    let holder_path = match &m.org {
+        Some(org) => format!("organizations/{org}/groups/{}", m.id),
+        None => format!("{}/{}", m.kind, m.id),
+    };
     let (path, rtype) = if let Some(cid) = &m.container {
         (
-            format!("{}/{}/role-mappings/clients/{cid}", m.kind, m.id),
+            format!("{holder_path}/role-mappings/clients/{cid}"),
             "CLIENT_ROLE_MAPPING",
         )
     } else {
         (
-            format!("{}/{}/role-mappings/realm", m.kind, m.id),
+            format!("{holder_path}/role-mappings/realm"),
             "REALM_ROLE_MAPPING",
         )
     };
@@ -1056,7 +1111,9 @@ async fn change(m: Mapping, method: Method, body: Bytes) -> Result<StatusCode, A
         &path,
         None,
     );
-    if add {
+    if let Some(org) = &m.org {
+        super::organization_groups::change_roles(&m.admin, (org, &m.id), &ids, add, ev).await?;
+    } else if add {
         idp.store.grant_roles(m.holder(), &ids, &[ev]).await?;
     } else {
         idp.store.revoke_roles(m.holder(), &ids, &[ev]).await?;
