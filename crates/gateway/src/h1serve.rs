@@ -32,6 +32,26 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+/// Reads and drops what the client still sends, briefly, before the
+/// connection closes (nginx's lingering close): closing with unread bytes
+/// makes the kernel reset the connection, which can destroy the answer
+/// before the client reads it.
+async fn linger<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    let mut dropped = 0usize;
+    while dropped < 1 << 20 {
+        buf.clear();
+        match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => dropped += n,
+            _ => return,
+        }
+    }
+}
+
+/// The answer to a request line longer than the whole head may be.
+const URI_TOO_LONG: &[u8] =
+    b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
 /// Most headers a request may have on this path (hyper's own limit: a
 /// request with more goes to hyper, which answers 431).
 const MAX_HEADERS: usize = 100;
@@ -53,6 +73,15 @@ where
             match parse(&mut buf) {
                 Parsed::Request(req, close) => break (req, close),
                 Parsed::HandOver(head) => break 'requests head,
+                // Past the limit with the request line itself unfinished:
+                // RFC 9110 §15.5.15's 414, as nginx answers (the head
+                // limit is hyper's 431 otherwise).
+                Parsed::Partial if buf.len() >= MAX_HEAD && !buf.contains(&b'\n') => {
+                    let _ = stream.write_all(URI_TOO_LONG).await;
+                    let _ = stream.shutdown().await;
+                    linger(&mut stream, &mut buf).await;
+                    return;
+                }
                 // Past the limit: hyper answers 431.
                 Parsed::Partial if buf.len() >= MAX_HEAD => break 'requests Bytes::new(),
                 Parsed::Partial => {}

@@ -727,6 +727,13 @@ async fn malformed_requests_get_clean_4xx_and_upstream_failures_5xx() {
         resp.is_empty() || resp.starts_with("HTTP/1.1 431"),
         "{resp}"
     );
+    // A request target longer than a head may be: 414 (RFC 9110), as nginx.
+    let long = format!(
+        "GET /status?{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let resp = raw(&addr, long.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 414"), "{resp}");
     // Invalid UTF-8 in a header value and a bearer token: 401, no panic.
     let resp = raw(
         &addr,
