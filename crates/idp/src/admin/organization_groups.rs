@@ -107,6 +107,19 @@ struct ListQuery {
     brief: Option<bool>,
 }
 
+impl ListQuery {
+    /// The top-level groups, or with `search` every group whose name
+    /// matches (`exact`: whole names).
+    fn matching<'a>(&'a self, o: &'a Organization) -> impl Iterator<Item = &'a OrganizationGroup> {
+        o.groups.iter().filter(|g| match self.search.as_deref() {
+            Some(s) => {
+                super::groups::name_matches(&g.name, Some(s.trim()), self.exact == Some(true))
+            }
+            None => g.parent_id.is_none(),
+        })
+    }
+}
+
 /// `GET .../groups`: the top-level groups, or with `search` every group
 /// whose name matches (`exact` for whole names; without regard to case).
 async fn list(
@@ -116,11 +129,7 @@ async fn list(
 ) -> Result<Json<Value>, AdminError> {
     let o = load(&idp, &realm, &p["id"]).await?;
     let brief = q.brief != Some(false);
-    let found = o.groups.iter().filter(|g| match q.search.as_deref() {
-        Some(s) => super::groups::name_matches(&g.name, Some(s.trim()), q.exact == Some(true)),
-        None => g.parent_id.is_none(),
-    });
-    let page: Vec<Value> = super::window(q.first, q.max, found)
+    let page: Vec<Value> = super::window(q.first, q.max, q.matching(&o))
         .map(|g| repr(&o, g, brief))
         .collect();
     Ok(Json(json!(page)))
@@ -134,14 +143,7 @@ async fn count(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let o = load(&idp, &realm, &p["id"]).await?;
-    let n = o
-        .groups
-        .iter()
-        .filter(|g| match q.search.as_deref() {
-            Some(s) => super::groups::name_matches(&g.name, Some(s.trim()), false),
-            None => g.parent_id.is_none(),
-        })
-        .count();
+    let n = q.matching(&o).count();
     Ok(Json(json!({ "count": n })))
 }
 
@@ -489,17 +491,7 @@ pub async fn effective_roles(
             roles.push(r);
         }
     }
-    let mut seen: std::collections::HashSet<String> = roles.iter().map(|r| r.id.clone()).collect();
-    let mut i = 0;
-    while i < roles.len() {
-        for c in idp.store.composites(&roles[i].id).await? {
-            if seen.insert(c.id.clone()) {
-                roles.push(c);
-            }
-        }
-        i += 1;
-    }
-    Ok(roles)
+    super::roles::with_composites(idp, roles).await
 }
 
 /// What an organization's groups give `user_id` (a member of `o`).

@@ -1041,6 +1041,15 @@ async fn effective(
             .await?
             .and_then(|g| g.parent_id);
     }
+    Ok(with_composites(idp, roles).await?)
+}
+
+/// `roles` and, transitively, the roles their composites contain, each
+/// once: what holding them means.
+pub(super) async fn with_composites(
+    idp: &Idp,
+    mut roles: Vec<Role>,
+) -> Result<Vec<Role>, gatehouse_store::Error> {
     let mut seen: std::collections::HashSet<String> = roles.iter().map(|r| r.id.clone()).collect();
     let mut i = 0;
     while i < roles.len() {
