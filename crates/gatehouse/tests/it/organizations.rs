@@ -482,6 +482,61 @@ async fn organization_groups_are_a_tree_of_the_organizations_members() {
         &json!({"name": "qa"}),
     )
     .await;
+    // Export writes the tree with its roles; an import builds it again.
+    let (st, _) = s
+        .admin_post(
+            &admin,
+            &format!("{mappings}/realm"),
+            &json!([{"id": role["id"], "name": "org-reader"}]),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let export = s.export("demo").await;
+    let exported = export["organizations"][0]["groups"].clone();
+    let eng_rep = exported
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["name"] == "engineering")
+        .expect("engineering")
+        .clone();
+    assert_eq!(eng_rep["realmRoles"], json!(["org-reader"]));
+    assert_eq!(eng_rep["subGroups"][0]["name"], "qa");
+    // Into another realm (the export's own ids belong to this one).
+    fn without_ids(v: &mut Value) {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("id");
+            o.values_mut().for_each(without_ids);
+        } else if let Some(a) = v.as_array_mut() {
+            a.iter_mut().for_each(without_ids);
+        }
+    }
+    let mut tree = json!([eng_rep]);
+    without_ids(&mut tree);
+    s.import(
+        &json!({"realm": "demo-copy", "enabled": true, "organizationsEnabled": true,
+        "roles": {"realm": [{"name": "org-reader"}]},
+        "organizations": [{"name": "Beta", "domains": [{"name": "beta.com"}], "groups": tree}]}),
+    )
+    .await;
+    let (_, copies) = s.admin_get(&admin, "/demo-copy/organizations").await;
+    let copy = copies[0]["id"].as_str().expect("org id").to_owned();
+    let copy_groups = format!("/demo-copy/organizations/{copy}/groups");
+    let (_, copied) = s
+        .admin_get(&admin, &format!("{copy_groups}?search=qa"))
+        .await;
+    assert_eq!(copied[0]["path"], "/engineering/qa");
+    let (_, top) = s.admin_get(&admin, &copy_groups).await;
+    let (_, roles) = s
+        .admin_get(
+            &admin,
+            &format!(
+                "{copy_groups}/{}/role-mappings/realm",
+                top[0]["id"].as_str().expect("id")
+            ),
+        )
+        .await;
+    assert_eq!(roles[0]["name"], "org-reader");
     assert_eq!(
         s.admin_delete(&admin, &format!("{groups}/{eng}")).await,
         204

@@ -559,3 +559,111 @@ pub fn without_member(o: &mut Organization, user: &str) -> bool {
     }
     changed
 }
+
+/// The organization's groups as a realm export writes them: Keycloak's
+/// nested GroupRepresentations (`subGroups`), with their role mappings by
+/// name (`realmRoles`, `clientRoles` by clientId). Memberships are not
+/// written (Keycloak's export format has no place for them that Gatehouse
+/// knows).
+pub async fn export(idp: &Idp, o: &Organization) -> Result<Vec<Value>, AdminError> {
+    let mut reps: BTreeMap<String, Value> = BTreeMap::new();
+    for g in &o.groups {
+        let mut realm_roles = vec![];
+        let mut client_roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for id in &g.roles {
+            let Some(r) = idp.store.role(&o.realm_id, id).await? else {
+                continue;
+            };
+            match &r.client_id {
+                None => realm_roles.push(r.name),
+                Some(c) => {
+                    if let Some(c) = idp.store.client(&o.realm_id, c).await? {
+                        client_roles.entry(c.client_id).or_default().push(r.name);
+                    }
+                }
+            }
+        }
+        let mut v = json!({"id": g.id, "name": g.name, "path": path_of(o, g),
+            "attributes": g.attributes, "realmRoles": realm_roles,
+            "clientRoles": client_roles, "subGroups": []});
+        if let Some(d) = &g.description {
+            v["description"] = json!(d);
+        }
+        reps.insert(g.id.clone(), v);
+    }
+    // Children into their parents, deepest first.
+    let mut order: Vec<&OrganizationGroup> = o.groups.iter().collect();
+    order.sort_by_key(|g| std::cmp::Reverse(path_of(o, g).matches('/').count()));
+    for g in order {
+        let Some(parent) = &g.parent_id else { continue };
+        if let Some(v) = reps.remove(&g.id)
+            && let Some(subs) = reps
+                .get_mut(parent)
+                .and_then(|p| p["subGroups"].as_array_mut())
+        {
+            subs.push(v);
+        }
+    }
+    Ok(o.groups
+        .iter()
+        .filter(|g| g.parent_id.is_none())
+        .filter_map(|g| reps.remove(&g.id))
+        .collect())
+}
+
+/// The groups of an imported organization representation (`groups`, as
+/// [`export`] writes them): roles resolved by name, ones the realm lacks
+/// skipped, as the realm's own group import does.
+pub async fn import(
+    idp: &Idp,
+    realm_id: &str,
+    reps: &[Value],
+) -> Result<Vec<OrganizationGroup>, AdminError> {
+    let mut out = vec![];
+    let mut todo: Vec<(Option<String>, &Value)> = reps.iter().map(|r| (None, r)).collect();
+    while let Some((parent, rep)) = todo.pop() {
+        let Some(name) = rep["name"].as_str().filter(|n| !n.trim().is_empty()) else {
+            return Err(AdminError::bad_request("Group name is missing"));
+        };
+        let id = rep["id"]
+            .as_str()
+            .map_or_else(gatehouse_core::id::uuid, str::to_owned);
+        let mut roles = vec![];
+        for n in rep["realmRoles"].as_array().into_iter().flatten() {
+            if let Some(r) = idp
+                .store
+                .role_by_name(realm_id, None, n.as_str().unwrap_or(""))
+                .await?
+            {
+                roles.push(r.id);
+            }
+        }
+        for (client, names) in rep["clientRoles"].as_object().into_iter().flatten() {
+            let Some(c) = idp.store.client_by_client_id(realm_id, client).await? else {
+                continue;
+            };
+            for n in names.as_array().into_iter().flatten() {
+                if let Some(r) = idp
+                    .store
+                    .role_by_name(realm_id, Some(&c.id), n.as_str().unwrap_or(""))
+                    .await?
+                {
+                    roles.push(r.id);
+                }
+            }
+        }
+        out.push(OrganizationGroup {
+            id: id.clone(),
+            name: name.trim().to_owned(),
+            parent_id: parent,
+            description: rep["description"].as_str().map(str::to_owned),
+            attributes: crate::repr::attributes(rep).unwrap_or_default(),
+            members: vec![],
+            roles,
+        });
+        for sub in rep["subGroups"].as_array().into_iter().flatten() {
+            todo.push((Some(id.clone()), sub));
+        }
+    }
+    Ok(out)
+}

@@ -731,6 +731,10 @@ pub async fn export(idp: &Idp, realm: &Realm) -> Result<Vec<Value>, AdminError> 
                 .map(|a| json!({"alias": a}))
                 .collect::<Vec<_>>()
         );
+        let groups = super::organization_groups::export(idp, &o).await?;
+        if !groups.is_empty() {
+            v["groups"] = json!(groups);
+        }
         out.push(v);
     }
     Ok(out)
@@ -756,6 +760,15 @@ pub async fn import(idp: &Idp, realm: &Realm, reps: &[Value]) -> Result<(), Admi
             .filter(|a| super::identity_providers::exists(realm, a))
             .map(str::to_owned)
             .collect();
+        o.groups = super::organization_groups::import(
+            idp,
+            &realm.id,
+            rep["groups"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        )
+        .await?;
         store(idp, realm, &o, &[]).await?;
         for m in rep["members"].as_array().into_iter().flatten() {
             let Some(name) = m["username"].as_str() else {
