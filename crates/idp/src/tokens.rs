@@ -74,6 +74,9 @@ pub fn granted_scope(
 /// The client scope that names the user's organizations.
 const ORGANIZATION: &str = "organization";
 
+/// Keycloak's mapper type that adds organization groups to that claim.
+const ORGANIZATION_GROUPS_MAPPER: &str = "oidc-organization-group-membership-mapper";
+
 /// The parameter of a dynamic `organization:<param>` scope value.
 fn organization_param(scope: &str) -> Option<&str> {
     scope
@@ -110,6 +113,20 @@ pub struct Identity {
     /// The enabled organizations the user is a member of (none unless the
     /// realm has `organizationsEnabled`).
     pub organizations: Vec<gatehouse_core::model::Organization>,
+    /// By organization id, what the user's groups there say, for Keycloak's
+    /// organization group membership mapper (organizations where the user
+    /// is in no group are left out).
+    pub organization_groups: BTreeMap<String, OrganizationGroups>,
+}
+
+/// A user's groups in one organization and the roles they give.
+#[derive(Default)]
+pub struct OrganizationGroups {
+    /// Paths within the organization (`/eng/backend`).
+    pub paths: Vec<String>,
+    pub realm_roles: Vec<String>,
+    /// Public client_id -> role names.
+    pub client_roles: BTreeMap<String, Vec<String>>,
 }
 
 /// The roles a client without full scope may put in tokens, before
@@ -182,25 +199,41 @@ impl Identity {
                 allowed.insert((owner, role.name));
             }
         }
-        let realm_roles = self
-            .realm_roles
+        let keep = |realm_roles: &[String], client_roles: &BTreeMap<String, Vec<String>>| {
+            let realm_roles: Vec<String> = realm_roles
+                .iter()
+                .filter(|n| allowed.contains(&(None, (*n).clone())))
+                .cloned()
+                .collect();
+            let client_roles: BTreeMap<String, Vec<String>> = client_roles
+                .iter()
+                .map(|(cid, names)| {
+                    let own = *cid == client.client_id;
+                    let keep: Vec<String> = names
+                        .iter()
+                        .filter(|n| own || allowed.contains(&(Some(cid.clone()), (*n).clone())))
+                        .cloned()
+                        .collect();
+                    (cid.clone(), keep)
+                })
+                .filter(|(_, names)| !names.is_empty())
+                .collect();
+            (realm_roles, client_roles)
+        };
+        let (realm_roles, client_roles) = keep(&self.realm_roles, &self.client_roles);
+        let organization_groups = self
+            .organization_groups
             .iter()
-            .filter(|n| allowed.contains(&(None, (*n).clone())))
-            .cloned()
-            .collect();
-        let client_roles = self
-            .client_roles
-            .iter()
-            .map(|(cid, names)| {
-                let own = *cid == client.client_id;
-                let keep: Vec<String> = names
-                    .iter()
-                    .filter(|n| own || allowed.contains(&(Some(cid.clone()), (*n).clone())))
-                    .cloned()
-                    .collect();
-                (cid.clone(), keep)
+            .map(|(org, g)| {
+                let (realm_roles, client_roles) = keep(&g.realm_roles, &g.client_roles);
+                let paths = g.paths.clone();
+                let narrowed = OrganizationGroups {
+                    paths,
+                    realm_roles,
+                    client_roles,
+                };
+                (org.clone(), narrowed)
             })
-            .filter(|(_, names)| !names.is_empty())
             .collect();
         Ok(Arc::new(Identity {
             realm_roles,
@@ -208,6 +241,7 @@ impl Identity {
             group_names: self.group_names.clone(),
             group_paths: self.group_paths.clone(),
             organizations: self.organizations.clone(),
+            organization_groups,
         }))
     }
 
@@ -224,33 +258,33 @@ impl Identity {
         };
         // The roles of the user's organization groups count as theirs (as
         // in Keycloak 26.7: they reach realm_access and resource_access).
+        let mut client_names: BTreeMap<String, String> = BTreeMap::new();
+        let mut organization_groups = BTreeMap::new();
         for o in &organizations {
-            for r in
-                crate::admin::organization_groups::member_roles(idp, &realm.id, o, &user.id).await?
-            {
+            let paths = crate::admin::organization_groups::member_paths(o, &user.id);
+            if paths.is_empty() {
+                continue;
+            }
+            let given =
+                crate::admin::organization_groups::member_roles(idp, &realm.id, o, &user.id)
+                    .await?;
+            let (realm_roles, client_roles) =
+                split_roles(idp, realm, &given, &mut client_names).await?;
+            for r in given {
                 if !roles.iter().any(|have| have.id == r.id) {
                     roles.push(r);
                 }
             }
+            organization_groups.insert(
+                o.id.clone(),
+                OrganizationGroups {
+                    paths,
+                    realm_roles,
+                    client_roles,
+                },
+            );
         }
-        let mut realm_roles = vec![];
-        let mut by_client: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut client_names: BTreeMap<String, String> = BTreeMap::new();
-        for r in roles {
-            match &r.client_id {
-                None => realm_roles.push(r.name),
-                Some(internal) => {
-                    if !client_names.contains_key(internal)
-                        && let Some(c) = idp.store.client(&realm.id, internal).await?
-                    {
-                        client_names.insert(internal.clone(), c.client_id);
-                    }
-                    if let Some(cid) = client_names.get(internal) {
-                        by_client.entry(cid.clone()).or_default().push(r.name);
-                    }
-                }
-            }
-        }
+        let (realm_roles, by_client) = split_roles(idp, realm, &roles, &mut client_names).await?;
         let groups = idp.store.user_groups(&user.id).await?;
         let mut group_paths = vec![];
         if groups.iter().any(|g| g.parent_id.is_some()) {
@@ -267,8 +301,40 @@ impl Identity {
             group_names: groups.into_iter().map(|g| g.name).collect(),
             group_paths,
             organizations,
+            organization_groups,
         })
     }
+}
+
+/// Role names as tokens carry them: realm roles, and client roles by the
+/// client's public id (`names` caches internal id -> client_id).
+async fn split_roles(
+    idp: &Idp,
+    realm: &Realm,
+    roles: &[gatehouse_core::model::Role],
+    names: &mut BTreeMap<String, String>,
+) -> Result<(Vec<String>, BTreeMap<String, Vec<String>>), OAuthError> {
+    let mut realm_roles = vec![];
+    let mut by_client: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in roles {
+        match &r.client_id {
+            None => realm_roles.push(r.name.clone()),
+            Some(internal) => {
+                if !names.contains_key(internal)
+                    && let Some(c) = idp.store.client(&realm.id, internal).await?
+                {
+                    names.insert(internal.clone(), c.client_id);
+                }
+                if let Some(cid) = names.get(internal) {
+                    by_client
+                        .entry(cid.clone())
+                        .or_default()
+                        .push(r.name.clone());
+                }
+            }
+        }
+    }
+    Ok((realm_roles, by_client))
 }
 
 /// What to issue.
@@ -464,6 +530,57 @@ fn apply_mapper(
             };
             set_claim(c, &claim.unwrap_or_else(|| ORGANIZATION.into()), v);
         }
+        // Keycloak's organization group membership mapper: into the claim
+        // the organization membership mapper made (a list of aliases turns
+        // into a map by alias), each organization's `groups` (paths within
+        // it) and, with `addGroupRoleMappings`, the roles those groups give
+        // (`realm_access`, `resource_access`). Applied after every other
+        // mapper (`apply_mappers`), as it needs that claim.
+        ORGANIZATION_GROUPS_MAPPER => {
+            let name = claim.unwrap_or_else(|| ORGANIZATION.into());
+            let mut map = match c.get(&name) {
+                Some(Value::Array(aliases)) => aliases
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|a| (a.to_owned(), json!({})))
+                    .collect::<Map<String, Value>>(),
+                Some(Value::Object(m)) => m.clone(),
+                _ => return,
+            };
+            let with_roles = flag(cfg, "addGroupRoleMappings", false);
+            let mut any = false;
+            for (alias, entry) in map.iter_mut() {
+                let Some(groups) = id
+                    .organizations
+                    .iter()
+                    .find(|o| &o.alias == alias)
+                    .and_then(|o| id.organization_groups.get(&o.id))
+                else {
+                    continue;
+                };
+                let Some(e) = entry.as_object_mut() else {
+                    continue;
+                };
+                any = true;
+                e.insert("groups".into(), json!(groups.paths));
+                if with_roles {
+                    if !groups.realm_roles.is_empty() {
+                        e.insert("realm_access".into(), json!({"roles": groups.realm_roles}));
+                    }
+                    if !groups.client_roles.is_empty() {
+                        let by: Map<String, Value> = groups
+                            .client_roles
+                            .iter()
+                            .map(|(cid, names)| (cid.clone(), json!({ "roles": names })))
+                            .collect();
+                        e.insert("resource_access".into(), Value::Object(by));
+                    }
+                }
+            }
+            if any {
+                c.insert(name, Value::Object(map));
+            }
+        }
         "oidc-group-membership-mapper" => {
             let v = if flag(cfg, "full.path", false) {
                 json!(id.group_paths)
@@ -587,13 +704,21 @@ fn apply_mappers(
 ) {
     // design.md: `groups` is always there, a flat list of names.
     c.insert("groups".into(), json!(id.group_names));
-    for m in scopes
-        .iter()
-        .filter(|s| s.protocol == "openid-connect")
-        .flat_map(|s| &s.protocol_mappers)
-        .chain(&g.client.protocol_mappers)
-    {
+    let all = || {
+        scopes
+            .iter()
+            .filter(|s| s.protocol == "openid-connect")
+            .flat_map(|s| &s.protocol_mappers)
+            .chain(&g.client.protocol_mappers)
+    };
+    for m in all().filter(|m| m.protocol_mapper != ORGANIZATION_GROUPS_MAPPER) {
         apply_mapper(m, c, aud, g, id, target);
+    }
+    // What it adds to goes in first, whatever the order of the mappers.
+    if !id.organization_groups.is_empty() {
+        for m in all().filter(|m| m.protocol_mapper == ORGANIZATION_GROUPS_MAPPER) {
+            apply_mapper(m, c, aud, g, id, target);
+        }
     }
 }
 

@@ -414,6 +414,27 @@ async fn organization_groups_are_a_tree_of_the_organizations_members() {
             .expect("roles")
             .contains(&json!("org-reader"))
     );
+    // Keycloak's organization group membership mapper adds her groups
+    // there, and their roles with `addGroupRoleMappings`.
+    let (_, spa) = s.admin_get(&admin, "/demo/clients?clientId=spa").await;
+    let spa = spa[0]["id"].as_str().expect("spa").to_owned();
+    let (st, _) = s
+        .admin_post(
+            &admin,
+            &format!("/demo/clients/{spa}/protocol-mappers/models"),
+            &json!({"name": "org-groups", "protocol": "openid-connect",
+                "protocolMapper": "oidc-organization-group-membership-mapper",
+                "config": {"addGroupRoleMappings": "true", "access.token.claim": "true"}}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let (claim, _) = org_claim(&s, "organization").await;
+    assert_eq!(claim["Acme"]["groups"], json!(["/eng/backend"]), "{claim}");
+    assert_eq!(
+        claim["Acme"]["realm_access"]["roles"],
+        json!(["org-reader"]),
+        "{claim}"
+    );
     let r = s
         .http
         .delete(format!("{}/admin/realms{mappings}/realm", s.base))

@@ -9,8 +9,9 @@
 //! Kept in the organization's row ([`Organization::groups`]) and written
 //! under its edit lock, so one write changes a group, its subtree or its
 //! members at once. Role mappings (served by `roles.rs`'s mapping routes)
-//! reach members' tokens through [`member_roles`], as Keycloak 26.7's do.
-//! Not yet: the organization group membership token mapper.
+//! reach members' tokens through [`member_roles`], as Keycloak 26.7's do,
+//! and Keycloak's organization group membership mapper (`tokens.rs`)
+//! names a member's groups per organization.
 
 use super::organizations::{load, member_ids};
 use super::{RealmAdmin, event, json_body};
@@ -492,6 +493,15 @@ pub async fn effective_roles(
         }
     }
     super::roles::with_composites(idp, roles).await
+}
+
+/// The paths of `o`'s groups `user_id` is in.
+pub fn member_paths(o: &Organization, user_id: &str) -> Vec<String> {
+    o.groups
+        .iter()
+        .filter(|g| g.members.iter().any(|m| m == user_id))
+        .map(|g| path_of(o, g))
+        .collect()
 }
 
 /// What an organization's groups give `user_id` (a member of `o`).

@@ -45,6 +45,11 @@ const MAPPERS: &[(&str, &str, &str)] = &[
         "Token mapper",
     ),
     (
+        "oidc-organization-group-membership-mapper",
+        "Organization Group Membership",
+        "Token mapper",
+    ),
+    (
         "oidc-usermodel-attribute-mapper",
         "User Attribute",
         "Token mapper",
