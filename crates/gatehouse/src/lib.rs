@@ -198,10 +198,13 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
                         *bad.status_mut() = axum::http::StatusCode::BAD_REQUEST;
                         return Ok(bad);
                     }
+                    let (req, unread) = gatehouse_gateway::unread_body::track(req);
                     let mut req = req.map(axum::body::Body::new);
                     req.extensions_mut()
                         .insert(axum::extract::ConnectInfo(remote));
-                    tower::ServiceExt::oneshot(app, req).await
+                    let mut resp = tower::ServiceExt::oneshot(app, req).await?;
+                    gatehouse_gateway::unread_body::close_if_unread(&mut resp, unread.as_deref());
+                    Ok::<_, std::convert::Infallible>(resp)
                 }
             })
         },

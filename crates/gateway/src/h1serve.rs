@@ -127,8 +127,13 @@ where
         all.freeze()
     };
     let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let (req, unread) = crate::unread_body::track(req);
         let f = Box::pin(handle(req.map(RequestBody::Hyper)));
-        async move { Ok::<_, std::convert::Infallible>(f.await) }
+        async move {
+            let mut resp = f.await;
+            crate::unread_body::close_if_unread(&mut resp, unread.as_deref());
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
     let io = hyper_util::rt::TokioIo::new(Rewind {
         prefix,

@@ -29,6 +29,7 @@ pub mod quota;
 pub use gatehouse_core::ratelimit;
 pub mod server;
 pub mod tls;
+pub mod unread_body;
 pub mod upstream_tls;
 
 pub use error::{Error, Result};

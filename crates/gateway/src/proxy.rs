@@ -24,7 +24,7 @@ pub type Body = BoxBody<Bytes, BoxError>;
 /// HTTP/1 server path read (`h1serve.rs`), which only takes requests
 /// without one.
 pub enum RequestBody {
-    Hyper(Incoming),
+    Hyper(crate::unread_body::Tracked<Incoming>),
     Empty,
 }
 

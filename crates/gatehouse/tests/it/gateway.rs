@@ -734,6 +734,32 @@ async fn malformed_requests_get_clean_4xx_and_upstream_failures_5xx() {
     );
     let resp = raw(&addr, long.as_bytes()).await;
     assert!(resp.starts_with("HTTP/1.1 414"), "{resp}");
+    // A body answered before it was read (a 401 at the gateway, a 404 at
+    // the identity listener) says `connection: close` (RFC 9112 §9.6):
+    // hyper drops such a connection, and a client must not reuse it.
+    let body = "a".repeat(40 * 1024);
+    for (listener, path) in [
+        (addr.clone(), "/orders"),
+        (
+            s.base.trim_start_matches("http://").to_owned(),
+            "/realms/master/no-such-endpoint",
+        ),
+    ] {
+        let post = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let resp = raw(&listener, post.as_bytes()).await;
+        let head = resp
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        assert!(
+            head.starts_with("http/1.1 4") && head.contains("connection: close"),
+            "{path}: {head}"
+        );
+    }
     // Invalid UTF-8 in a header value and a bearer token: 401, no panic.
     let resp = raw(
         &addr,

@@ -1,0 +1,204 @@
+"""Hostile-input sweep of the identity provider: every admin representation
+Gatehouse takes, each field replaced by wrong types, huge, empty, null and
+nested values, and raw bodies that are not JSON; every OAuth endpoint with
+every grant type, each parameter replaced by hostile values, and raw bodies
+and Authorization headers that do not parse. Bad input must get a 4xx: the
+sweep fails on any 5xx or broken connection, naming the request.
+
+Runs the real binary through the Python harness (ephemeral ports)."""
+import base64, copy, json, os, sys
+import requests
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from harness import Gatehouse  # noqa: E402
+
+g = Gatehouse("sweep-admin", prefix="gh-sweep-")
+B = g.base
+s = requests.Session()
+fails = []
+sent = 0
+
+
+def admin_token():
+    r = s.post(f"{B}/realms/master/protocol/openid-connect/token",
+               data=dict(grant_type="password", client_id="admin-cli", username="admin", password="sweep-admin"))
+    return r.json()["access_token"]
+
+
+H = {"Authorization": "Bearer " + admin_token()}
+
+
+def send(method, url, what, headers=None, **kw):
+    """One request; a 5xx or a broken connection is recorded as a failure."""
+    global sent, H
+    sent += 1
+    try:
+        r = s.request(method, url, headers=headers, allow_redirects=False, timeout=30, **kw)
+    except requests.RequestException as e:
+        fails.append((what, "no answer", str(e)[:160]))
+        return None
+    if r.status_code >= 500:
+        fails.append((what, r.status_code, r.text[:160]))
+    return r
+
+
+def admin(method, path, headers=None, **kw):
+    global H
+    r = send(method, B + path, (method, path, str(kw.get("json", kw.get("data")))[:120]),
+             headers={**H, **(headers or {})}, **kw)
+    if r is not None and r.status_code == 401:
+        H = {"Authorization": "Bearer " + admin_token()}
+        r = send(method, B + path, (method, path), headers={**H, **(headers or {})}, **kw)
+    return r
+
+
+# --- admin representations
+admin("POST", "/admin/realms", json={"realm": "f", "enabled": True})
+admin("POST", "/admin/realms/f/clients", json={"clientId": "c1", "redirectUris": ["http://x/cb"], "secret": "s"})
+cid = admin("GET", "/admin/realms/f/clients?clientId=c1").json()[0]["id"]
+admin("POST", "/admin/realms/f/users",
+      json={"username": "u1", "email": "u1@x.y", "credentials": [{"type": "password", "value": "pw"}]})
+uid = admin("GET", "/admin/realms/f/users?username=u1").json()[0]["id"]
+admin("POST", "/admin/realms/f/groups", json={"name": "g1"})
+gid = admin("GET", "/admin/realms/f/groups").json()[0]["id"]
+admin("POST", "/admin/realms/f/roles", json={"name": "r1"})
+admin("POST", "/admin/realms/f/client-scopes", json={"name": "cs1", "protocol": "openid-connect"})
+csid = [x for x in admin("GET", "/admin/realms/f/client-scopes").json() if x["name"] == "cs1"][0]["id"]
+
+MUTATIONS = [None, 0, -1, 1e308, 2**70, "", "x" * 5000, True, [], {}, [None], {"a": None}, "\u0000", "é\ud7ff",
+             [1, "a", {}]]
+
+
+def mutate(obj, path=()):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            for m in MUTATIONS:
+                o = copy.deepcopy(obj)
+                o[k] = m
+                yield o
+            for sub in mutate(v, path + (k,)):
+                o = copy.deepcopy(obj)
+                o[k] = sub
+                yield o
+    elif isinstance(obj, list) and obj:
+        for m in MUTATIONS:
+            yield [m] + obj[1:]
+
+
+replaced = [f"/admin/realms/f", f"/admin/realms/f/clients/{cid}", f"/admin/realms/f/users/{uid}",
+            f"/admin/realms/f/groups/{gid}", "/admin/realms/f/roles/r1", f"/admin/realms/f/client-scopes/{csid}",
+            "/admin/realms/f/users/profile"]
+for path in replaced:
+    rep = admin("GET", path).json()
+    for o in mutate(rep):
+        admin("PUT", path, json=o)
+    admin("PUT", path, json=rep)
+
+created = {
+    "/admin/realms/f/users": {"username": "n", "email": "n@x.y", "firstName": "a", "attributes": {"k": ["v"]},
+                              "credentials": [{"type": "password", "value": "p", "temporary": False}],
+                              "groups": ["/g1"], "realmRoles": ["r1"], "requiredActions": ["VERIFY_EMAIL"]},
+    "/admin/realms/f/clients": {"clientId": "n", "redirectUris": ["http://x/*"],
+                                "attributes": {"pkce.code.challenge.method": "S256"},
+                                "protocolMappers": [{"name": "m", "protocol": "openid-connect",
+                                                     "protocolMapper": "oidc-hardcoded-claim-mapper",
+                                                     "config": {"claim.name": "a", "claim.value": "b"}}],
+                                "defaultClientScopes": ["profile"]},
+    "/admin/realms/f/groups": {"name": "n", "attributes": {"a": ["b"]}},
+    "/admin/realms/f/roles": {"name": "n", "composite": True, "composites": {"realm": ["r1"]}},
+    "/admin/realms/f/client-scopes": {"name": "n", "protocol": "openid-connect",
+                                      "protocolMappers": [{"name": "m", "protocol": "openid-connect",
+                                                           "protocolMapper": "oidc-usermodel-attribute-mapper",
+                                                           "config": {"user.attribute": "a", "claim.name": "a"}}]},
+    "/admin/realms": {"realm": "n", "enabled": True, "accessTokenLifespan": 60, "passwordPolicy": "length(8)",
+                      "smtpServer": {"host": "h"}},
+    "/admin/realms/f/identity-provider/instances": {"alias": "n", "providerId": "oidc",
+                                                    "config": {"clientId": "a", "tokenUrl": "http://x",
+                                                               "authorizationUrl": "http://x"}},
+    "/admin/realms/f/authentication/flows": {"alias": "n", "providerId": "basic-flow", "topLevel": True},
+    "/admin/realms/f/organizations": {"name": "n", "alias": "n", "domains": [{"name": "n.com"}]},
+    f"/admin/realms/f/users/{uid}/role-mappings/realm": [{"name": "r1"}],
+    f"/admin/realms/f/clients/{cid}/protocol-mappers/models": {"name": "m2", "protocol": "openid-connect",
+                                                               "protocolMapper": "oidc-hardcoded-claim-mapper",
+                                                               "config": {"claim.name": "a", "claim.value": "b"}},
+    "/admin/realms/f/partialImport": {"ifResourceExists": "SKIP", "users": [{"username": "pi"}],
+                                      "clients": [{"clientId": "pic"}]},
+    "/admin/api/f/clients/v2": {"clientId": "v2", "loginFlows": ["STANDARD"], "redirectUris": ["http://x/cb"],
+                                "auth": {"method": "client-secret"}, "roles": ["a"]},
+}
+for path, rep in created.items():
+    for o in mutate(rep):
+        r = admin("POST", path, json=o)
+        if r is not None and r.status_code == 201:
+            loc = r.headers.get("Location")
+            if loc:
+                send("DELETE", loc, ("cleanup", loc), headers=H)
+            elif path == "/admin/realms":
+                admin("DELETE", "/admin/realms/n")
+            elif path.startswith("/admin/api/"):
+                admin("DELETE", path + "/v2")
+for path in list(created) + replaced:
+    for body in [b"", b"{", b"null", b"[]", b"\xff\xfe", b'{"a":' * 2000, b'"x"', b"1e999", b'{"username":"\\ud800"}']:
+        for method in ("POST", "PUT"):
+            admin(method, path, data=body, headers={"Content-Type": "application/json"})
+admin_sent = sent
+
+# --- OAuth endpoints
+admin("PUT", "/admin/realms/f", json={"bruteForceProtected": False})
+admin("POST", "/admin/realms/f/clients",
+      json={"clientId": "c2", "redirectUris": ["http://x/cb"], "secret": "s", "directAccessGrantsEnabled": True,
+            "serviceAccountsEnabled": True, "attributes": {"oauth2.device.authorization.grant.enabled": "true"}})
+O = f"{B}/realms/f/protocol/openid-connect"
+good = s.post(O + "/token", data=dict(grant_type="password", client_id="c2", client_secret="s", username="u1",
+                                      password="pw", scope="openid")).json()
+VALUES = ["", "x", "\x00", "%", "%zz", "é", "a" * 50000, "http://x/cb", "openid", "S256", "-1",
+          "99999999999999999999", good.get("access_token", ""), good.get("refresh_token", ""),
+          good.get("id_token", ""), "a.b.c", "eyJhbGciOiJub25lIn0.e30.", "c2", "s", "u1", "pw", "true", "null", "[]",
+          "{}"]
+PARAMS = ["grant_type", "client_id", "client_secret", "username", "password", "scope", "code", "redirect_uri",
+          "code_verifier", "refresh_token", "token", "token_type_hint", "device_code", "client_assertion",
+          "client_assertion_type", "audience", "subject_token", "subject_token_type", "requested_token_type",
+          "resource", "requested_subject", "permission", "response_type", "state", "nonce", "prompt", "max_age",
+          "request", "request_uri", "code_challenge", "code_challenge_method", "id_token_hint",
+          "post_logout_redirect_uri", "login_hint", "response_mode", "claims", "acr_values", "auth_req_id"]
+GRANTS = ["password", "client_credentials", "authorization_code", "refresh_token",
+          "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:token-exchange",
+          "urn:ietf:params:oauth:grant-type:uma-ticket", "urn:openid:params:grant-type:ciba", "x"]
+base = dict(client_id="c2", client_secret="s", username="u1", password="pw", scope="openid",
+            redirect_uri="http://x/cb", code="x", refresh_token=good.get("refresh_token", ""), device_code="x",
+            subject_token=good.get("access_token", ""))
+ENDPOINTS = ["/token", "/token/introspect", "/revoke", "/logout", "/auth/device", "/ext/par/request",
+             "/ext/ciba/auth", "/userinfo", "/auth"]
+for ep in ENDPOINTS:
+    for grant in GRANTS if ep == "/token" else GRANTS[:1]:
+        for p in PARAMS:
+            for v in VALUES:
+                d = dict(base, grant_type=grant)
+                d[p] = v
+                what = (ep, grant, p, v[:20])
+                if ep == "/auth":
+                    send("GET", O + ep, what, params=d)
+                send("POST", O + ep, what, data=d)
+for ep in ENDPOINTS:
+    for body, ct in [(b"\xff\xfe=\xff", "application/x-www-form-urlencoded"),
+                     (b"a=1&a=2&grant_type=password&grant_type=x", "application/x-www-form-urlencoded"),
+                     (b"{}", "application/json"), (b"=" * 10000, "application/x-www-form-urlencoded"),
+                     (b"%", "application/x-www-form-urlencoded"), (b"x", "multipart/form-data; boundary=z")]:
+        for auth in [None, "Basic", "Basic !!!", "Basic " + base64.b64encode(b"c2").decode(),
+                     "Basic " + base64.b64encode(b"\xff:\xff").decode(), "Bearer", "Bearer " + "a" * 9000,
+                     "Bearer a.b.c", "DPoP x"]:
+            headers = {"Content-Type": ct}
+            if auth:
+                headers["Authorization"] = auth
+            send("POST", O + ep, (ep, body[:20], auth and auth[:20]), headers=headers, data=body)
+            send("GET", O + ep, (ep, "GET", auth and auth[:20]), headers=headers)
+
+g.stop()
+print(f"admin API: {admin_sent} requests; OAuth endpoints: {sent - admin_sent} requests; failures: {len(fails)}")
+seen = set()
+for f in fails:
+    key = (str(f[0])[:60], f[1])
+    if key not in seen:
+        seen.add(key)
+        print(json.dumps(f, default=str)[:400])
+sys.exit(1 if fails else 0)
