@@ -203,7 +203,7 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
                     req.extensions_mut()
                         .insert(axum::extract::ConnectInfo(remote));
                     let mut resp = tower::ServiceExt::oneshot(app, req).await?;
-                    gatehouse_gateway::unread_body::close_if_unread(&mut resp, unread.as_deref());
+                    unread.mark(&mut resp);
                     Ok::<_, std::convert::Infallible>(resp)
                 }
             })

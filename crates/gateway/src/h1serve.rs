@@ -131,7 +131,7 @@ where
         let f = Box::pin(handle(req.map(RequestBody::Hyper)));
         async move {
             let mut resp = f.await;
-            crate::unread_body::close_if_unread(&mut resp, unread.as_deref());
+            unread.mark(&mut resp);
             Ok::<_, std::convert::Infallible>(resp)
         }
     });

@@ -11,10 +11,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-/// A request body that records whether it was read to its end.
+/// A request body that records whether it was read to its end (`done`,
+/// only for a request that has a body: no allocation otherwise).
 pub struct Tracked<B> {
     inner: B,
-    done: Arc<AtomicBool>,
+    done: Option<Arc<AtomicBool>>,
+}
+
+impl<B> Tracked<B> {
+    fn mark_done(&self) {
+        if let Some(d) = &self.done {
+            d.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl<B: Body + Unpin> Body for Tracked<B> {
@@ -27,7 +36,7 @@ impl<B: Body + Unpin> Body for Tracked<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(None) = polled {
-            self.done.store(true, Ordering::Relaxed);
+            self.mark_done();
         }
         polled
     }
@@ -35,7 +44,7 @@ impl<B: Body + Unpin> Body for Tracked<B> {
     fn is_end_stream(&self) -> bool {
         let end = self.inner.is_end_stream();
         if end {
-            self.done.store(true, Ordering::Relaxed);
+            self.mark_done();
         }
         end
     }
@@ -45,26 +54,27 @@ impl<B: Body + Unpin> Body for Tracked<B> {
     }
 }
 
-/// Wraps the body of `req`; the flag, None for a request without a body
-/// (or over HTTP/2, whose streams end on their own and where the header is
-/// not allowed), says after the handler ran whether the body was read to
-/// its end.
-pub fn track<B: Body>(
-    req: http::Request<B>,
-) -> (http::Request<Tracked<B>>, Option<Arc<AtomicBool>>) {
-    let has_body = !req.body().is_end_stream() && req.version() <= http::Version::HTTP_11;
-    let done = Arc::new(AtomicBool::new(!has_body));
-    let flag = has_body.then(|| done.clone());
-    (req.map(|inner| Tracked { inner, done }), flag)
+/// Whether a tracked request's body was read, for its answer.
+pub struct Unread(Option<Arc<AtomicBool>>);
+
+impl Unread {
+    /// Adds `Connection: close` to `resp` when the body was left unread.
+    pub fn mark<T>(self, resp: &mut http::Response<T>) {
+        if self.0.is_some_and(|f| !f.load(Ordering::Relaxed)) {
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+    }
 }
 
-/// Adds `Connection: close` to `resp` when the request's body was left
-/// unread (`flag` from [`track`]).
-pub fn close_if_unread<T>(resp: &mut http::Response<T>, flag: Option<&AtomicBool>) {
-    if flag.is_some_and(|f| !f.load(Ordering::Relaxed)) {
-        resp.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
-    }
+/// Wraps the body of `req` to track it. Bodyless requests and HTTP/2
+/// (whose streams end on their own, and where the header is not allowed)
+/// are not tracked, and cost no allocation.
+pub fn track<B: Body>(req: http::Request<B>) -> (http::Request<Tracked<B>>, Unread) {
+    let has_body = !req.body().is_end_stream() && req.version() <= http::Version::HTTP_11;
+    let done = has_body.then(|| Arc::new(AtomicBool::new(false)));
+    let unread = Unread(done.clone());
+    (req.map(|inner| Tracked { inner, done }), unread)
 }

@@ -372,15 +372,16 @@ pub async fn refuse_without_otp(
 }
 
 /// Checks the one-time code `given` of `user`, whose password was right,
-/// under the same brute-force detection as passwords: a wrong code counts
-/// as a failed login, and a locked account refuses even a right one.
-/// Writes the LOGIN_ERROR event of a refusal.
+/// against their app `cred` (None: an app that is not theirs, which no
+/// code matches), under the same brute-force detection as passwords: a
+/// wrong code counts as a failed login, and a locked account refuses even
+/// a right one. Writes the LOGIN_ERROR event of a refusal.
 pub async fn check_otp(
     idp: &Idp,
     realm: &Realm,
     client_id: &str,
     user: &User,
-    cred: &Credential,
+    cred: Option<&Credential>,
     given: &str,
     ip: Option<&str>,
 ) -> Result<bool, OAuthError> {
@@ -391,7 +392,11 @@ pub async fn check_otp(
         Default::default()
     };
     let locked = locked_for(realm, &lf, now) > 0;
-    if !locked && crate::otp::verify(idp, realm, cred, given, now).await? {
+    let right = match cred {
+        Some(c) if !locked => crate::otp::verify(idp, realm, c, given, now).await?,
+        _ => false,
+    };
+    if right {
         if lf.failures > 0 {
             idp.store.clear_login_failures(&user.id).await?;
         }

@@ -261,13 +261,11 @@ impl Identity {
         let mut client_names: BTreeMap<String, String> = BTreeMap::new();
         let mut organization_groups = BTreeMap::new();
         for o in &organizations {
-            let paths = crate::admin::organization_groups::member_paths(o, &user.id);
-            if paths.is_empty() {
+            let Some((paths, given)) =
+                crate::admin::organization_groups::member_view(idp, &realm.id, o, &user.id).await?
+            else {
                 continue;
-            }
-            let given =
-                crate::admin::organization_groups::member_roles(idp, &realm.id, o, &user.id)
-                    .await?;
+            };
             let (realm_roles, client_roles) =
                 split_roles(idp, realm, &given, &mut client_names).await?;
             for r in given {

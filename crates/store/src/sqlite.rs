@@ -429,18 +429,30 @@ impl SqliteStore {
     /// Runs `sql` with one bound id, then writes events, in one transaction;
     /// fails with NotFound when no row was touched.
     async fn exec_one(&self, sql: &'static str, binds: &[&str], ev: &[Event]) -> Result<()> {
+        self.exec_counted(sql, binds, ev, true).await.map(|_| ())
+    }
+
+    /// [`Self::exec_one`] that reports how many rows changed, and with
+    /// `at_least_one` false writes the events even when none did.
+    async fn exec_counted(
+        &self,
+        sql: &'static str,
+        binds: &[&str],
+        ev: &[Event],
+        at_least_one: bool,
+    ) -> Result<u64> {
         let mut tx = self.begin().await?;
         let mut q = sqlx::query(sql);
         for b in binds {
             q = q.bind(*b);
         }
         let n = q.execute(&mut *tx).await?.rows_affected();
-        if n == 0 {
+        if n == 0 && at_least_one {
             return Err(Error::NotFound);
         }
         write_events(&mut tx, ev).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(n)
     }
 
     async fn fetch_all<T: DeserializeOwned>(
@@ -1099,16 +1111,13 @@ impl Store for SqliteStore {
         kind: &str,
         ev: &[Event],
     ) -> Result<u64> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query("DELETE FROM credentials WHERE user_id = ? AND kind = ?")
-            .bind(user_id)
-            .bind(kind)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        write_events(&mut tx, ev).await?;
-        tx.commit().await?;
-        Ok(n)
+        self.exec_counted(
+            "DELETE FROM credentials WHERE user_id = ? AND kind = ?",
+            &[user_id, kind],
+            ev,
+            false,
+        )
+        .await
     }
 
     async fn update_credential(&self, c: &Credential, ev: &[Event]) -> Result<()> {

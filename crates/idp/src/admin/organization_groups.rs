@@ -13,7 +13,7 @@
 //! and Keycloak's organization group membership mapper (`tokens.rs`)
 //! names a member's groups per organization.
 
-use super::organizations::{load, member_ids};
+use super::organizations::{is_member, load};
 use super::{RealmAdmin, event, json_body};
 use crate::error::AdminError;
 use crate::state::Idp;
@@ -50,18 +50,22 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
         )
 }
 
+/// Group `g` and then its ancestors, bounded by the tree's size whatever
+/// the stored parents say.
+fn ancestry<'a>(
+    o: &'a Organization,
+    g: &'a OrganizationGroup,
+) -> impl Iterator<Item = &'a OrganizationGroup> {
+    std::iter::successors(Some(g), |x| {
+        let parent = x.parent_id.as_deref()?;
+        o.groups.iter().find(|p| p.id == parent)
+    })
+    .take(o.groups.len() + 1)
+}
+
 /// The path of group `g` in its organization's tree (`/parent/child`).
 fn path_of(o: &Organization, g: &OrganizationGroup) -> String {
-    let mut names = vec![g.name.as_str()];
-    let mut parent = g.parent_id.as_deref();
-    // Bounded by the tree's size, whatever the stored parents say.
-    for _ in 0..o.groups.len() {
-        let Some(p) = parent.and_then(|id| o.groups.iter().find(|x| x.id == id)) else {
-            break;
-        };
-        names.push(&p.name);
-        parent = p.parent_id.as_deref();
-    }
+    let mut names: Vec<&str> = ancestry(o, g).map(|x| x.name.as_str()).collect();
     names.reverse();
     format!("/{}", names.join("/"))
 }
@@ -372,7 +376,7 @@ async fn members(
 ) -> Result<Json<Value>, AdminError> {
     let o = load(&idp, &realm, &p["id"]).await?;
     let g = find(&o, &p["gid"])?;
-    let current = member_ids(&idp, &o).await?;
+    let current = idp.store.organization_members(&o.id).await?;
     let mut users = Vec::new();
     for id in g.members.iter().filter(|m| current.contains(m)) {
         if let Some(u) = idp.store.user(&realm.id, id).await? {
@@ -407,7 +411,7 @@ async fn membership(
     if admin.idp.store.user(&admin.realm.id, user).await?.is_none() {
         return Err(AdminError::missing("User not found"));
     }
-    if join && !member_ids(&admin.idp, &o).await?.contains(user) {
+    if join && !is_member(&admin.idp, &o, user).await? {
         return Err(AdminError::bad_request(
             "User is not a member of the organization",
         ));
@@ -447,7 +451,7 @@ async fn of_member(
 ) -> Result<Json<Value>, AdminError> {
     let o = load(&idp, &realm, &p["id"]).await?;
     let user = &p["user"];
-    if !member_ids(&idp, &o).await?.contains(user) {
+    if !is_member(&idp, &o, user).await? {
         return Err(AdminError::missing("Not a member of the organization"));
     }
     let mine = o.groups.iter().filter(|g| g.members.contains(user));
@@ -460,19 +464,12 @@ async fn of_member(
 /// The role ids mapped to groups `ids` and to their ancestors.
 fn mapped_along(o: &Organization, ids: &[&str]) -> Vec<String> {
     let mut out: Vec<String> = vec![];
-    for id in ids {
-        let mut at = Some(*id);
-        // Bounded by the tree's size, whatever the stored parents say.
-        for _ in 0..=o.groups.len() {
-            let Some(g) = at.and_then(|id| o.groups.iter().find(|g| g.id == id)) else {
-                break;
-            };
-            for r in &g.roles {
-                if !out.contains(r) {
-                    out.push(r.clone());
-                }
-            }
-            at = g.parent_id.as_deref();
+    let groups = ids
+        .iter()
+        .filter_map(|id| o.groups.iter().find(|g| g.id == *id));
+    for r in groups.flat_map(|g| ancestry(o, g)).flat_map(|g| &g.roles) {
+        if !out.contains(r) {
+            out.push(r.clone());
         }
     }
     out
@@ -495,32 +492,28 @@ pub async fn effective_roles(
     super::roles::with_composites(idp, roles).await
 }
 
-/// The paths of `o`'s groups `user_id` is in.
-pub fn member_paths(o: &Organization, user_id: &str) -> Vec<String> {
-    o.groups
-        .iter()
-        .filter(|g| g.members.iter().any(|m| m == user_id))
-        .map(|g| path_of(o, g))
-        .collect()
-}
-
-/// What an organization's groups give `user_id` (a member of `o`).
-pub async fn member_roles(
+/// What `o`'s groups say of `user_id`: the paths of those they are in
+/// and the roles these give; None when they are in none.
+pub async fn member_view(
     idp: &Idp,
     realm_id: &str,
     o: &Organization,
     user_id: &str,
-) -> Result<Vec<gatehouse_core::model::Role>, gatehouse_store::Error> {
-    let ids: Vec<&str> = o
+) -> Result<Option<(Vec<String>, Vec<gatehouse_core::model::Role>)>, gatehouse_store::Error> {
+    let mine: Vec<&OrganizationGroup> = o
         .groups
         .iter()
         .filter(|g| g.members.iter().any(|m| m == user_id))
-        .map(|g| g.id.as_str())
         .collect();
-    if ids.is_empty() {
-        return Ok(vec![]);
+    if mine.is_empty() {
+        return Ok(None);
     }
-    effective_roles(idp, realm_id, o, &ids).await
+    let paths = mine.iter().map(|g| path_of(o, g)).collect();
+    let ids: Vec<&str> = mine.iter().map(|g| g.id.as_str()).collect();
+    Ok(Some((
+        paths,
+        effective_roles(idp, realm_id, o, &ids).await?,
+    )))
 }
 
 /// Changes the roles mapped to group `gid` of organization `org_id`

@@ -12,7 +12,7 @@
 //! address (`oidc/auth/action_link.rs`, `oidc/auth/registration.rs`).
 //! Withdrawing the invitation kills its link.
 
-use super::organizations::load;
+use super::organizations::{is_member, load};
 use super::{RealmAdmin, event};
 use crate::action_token::{ActionToken, INVITE_ORG};
 use crate::error::AdminError;
@@ -137,15 +137,6 @@ pub async fn invite_existing_user(
     o.invitations.retain(|i| i.email != email);
     let names = (user.first_name.clone(), user.last_name.clone());
     send(&idp, &realm, &caller, o, Some(&user), email, names).await
-}
-
-async fn is_member(idp: &Idp, o: &Organization, user_id: &str) -> Result<bool, AdminError> {
-    Ok(idp
-        .store
-        .organization_members(&o.id)
-        .await?
-        .iter()
-        .any(|m| m == user_id))
 }
 
 /// Mails the invitation and keeps it with the organization: 204, admin

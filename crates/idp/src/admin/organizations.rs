@@ -518,9 +518,18 @@ async fn add_member(
     Ok(super::created(&idp, &realm.name, &path))
 }
 
-/// The ids of the organization's members.
-pub(super) async fn member_ids(idp: &Idp, o: &Organization) -> Result<Vec<String>, AdminError> {
-    Ok(idp.store.organization_members(&o.id).await?)
+/// Whether `user_id` is a member of `o`.
+pub(super) async fn is_member(
+    idp: &Idp,
+    o: &Organization,
+    user_id: &str,
+) -> Result<bool, AdminError> {
+    Ok(idp
+        .store
+        .organization_members(&o.id)
+        .await?
+        .iter()
+        .any(|m| m == user_id))
 }
 
 async fn load_member(
@@ -529,14 +538,9 @@ async fn load_member(
     o: &Organization,
     user_id: &str,
 ) -> Result<User, AdminError> {
-    let is_member = idp
-        .store
-        .organization_members(&o.id)
-        .await?
-        .iter()
-        .any(|m| m == user_id);
+    let member = is_member(idp, o, user_id).await?;
     match idp.store.user(&realm.id, user_id).await? {
-        Some(u) if is_member => Ok(u),
+        Some(u) if member => Ok(u),
         _ => Err(AdminError::missing("Not a member of the organization")),
     }
 }

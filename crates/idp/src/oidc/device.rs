@@ -271,7 +271,7 @@ pub async fn page_post(
             &realm,
             &data.client_id,
             &user,
-            &otp,
+            Some(&otp),
             given,
             ip.as_deref(),
         )

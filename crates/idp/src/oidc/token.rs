@@ -227,7 +227,8 @@ async fn password(
         SecondFactor::None => true,
         SecondFactor::Code(otp) => {
             let given = form.get("totp").unwrap_or("");
-            crate::login::check_otp(idp, realm, &client.client_id, &user, &otp, given, ip).await?
+            crate::login::check_otp(idp, realm, &client.client_id, &user, Some(&otp), given, ip)
+                .await?
         }
         SecondFactor::SetUp => {
             crate::login::refuse_without_otp(idp, realm, &client.client_id, &user, ip).await?;

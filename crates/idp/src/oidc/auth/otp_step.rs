@@ -86,8 +86,8 @@ pub async fn submit(
     let selected = form.get("selectedCredentialId").filter(|s| !s.is_empty());
     // An app that is not the user's checks no code, and counts as wrong.
     let cred = match selected {
-        Some(id) => apps.iter().find(|c| c.id == id).unwrap_or(&NO_APP),
-        None => default,
+        Some(id) => apps.iter().find(|c| c.id == id),
+        None => Some(default),
     };
     let given = form.get("otp").unwrap_or("");
     if crate::login::check_otp(idp, realm, &req.client_id, &user, cred, given, ip).await? {
@@ -108,23 +108,10 @@ pub async fn submit(
         realm,
         (req_id, &req.csrf),
         &apps,
-        Some(cred.id.as_str()),
+        selected,
         Some("Invalid authenticator code."),
     ))
 }
-
-/// What a posted `selectedCredentialId` that is none of the user's apps
-/// is checked as: a credential no code matches.
-static NO_APP: Credential = Credential {
-    id: String::new(),
-    user_id: String::new(),
-    kind: String::new(),
-    created_date: 0,
-    credential_data: String::new(),
-    secret_data: String::new(),
-    user_label: None,
-    priority: 0,
-};
 
 /// Keycloak's `login-otp` page: the field `otp` and, for a user with
 /// several apps, the choice among them (`selectedCredentialId`, with
