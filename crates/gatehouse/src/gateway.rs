@@ -112,6 +112,7 @@ pub async fn start(
         quotas: Default::default(),
         apikeys: Some(apikeys),
         asserter,
+        dpop_replay: Default::default(),
     });
     let server = tokio::spawn(gatehouse_gateway::server::serve(
         gw.clone(),

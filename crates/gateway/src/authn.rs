@@ -3,6 +3,7 @@
 //! and the first that accepts wins.
 
 pub mod apikey;
+pub mod dpop;
 pub mod jwt;
 
 /// Why a credential was not accepted. Reasons go to the audit log only;
@@ -13,6 +14,13 @@ pub enum Reject {
     Missing,
     /// A credential was there but is not acceptable.
     Invalid(&'static str),
+    /// A DPoP-bound token without a valid proof, or a DPoP proof with a
+    /// token it cannot bind: answered with a `DPoP` challenge naming
+    /// `error` (`invalid_dpop_proof` or `invalid_token`, RFC 9449 §7.1).
+    Dpop {
+        error: &'static str,
+        reason: &'static str,
+    },
 }
 
 /// The one value of a credential header: None when absent, a rejection
@@ -46,7 +54,7 @@ impl Reject {
     pub fn reason(&self) -> &'static str {
         match self {
             Reject::Missing => "no credentials",
-            Reject::Invalid(r) => r,
+            Reject::Invalid(r) | Reject::Dpop { reason: r, .. } => r,
         }
     }
 }

@@ -33,6 +33,41 @@ pub struct Identity {
     pub verified_at: i64,
     /// The `X-Gatehouse-*` headers for upstreams, encoded on first use.
     pub headers: std::sync::OnceLock<Vec<(http::HeaderName, http::HeaderValue)>>,
+    /// The key the token is bound to (`cnf`), which the caller must prove
+    /// it holds on every request.
+    pub binding: Binding,
+}
+
+/// What a token's `cnf` claim (RFC 7800) binds it to. A bound token is
+/// worth nothing without its key, so honouring it as a plain bearer token
+/// would hand a thief what the issuer meant to withhold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Binding {
+    /// No `cnf`: a bearer token.
+    #[default]
+    None,
+    /// A DPoP key (RFC 9449 `cnf.jkt`): each request carries a proof.
+    Dpop(String),
+    /// Some other confirmation (a client certificate's `x5t#S256`, RFC
+    /// 8705, or a method Gatehouse does not know): it cannot be checked
+    /// here, so the token is refused.
+    Unverifiable,
+}
+
+impl Binding {
+    /// Reads the `cnf` claim.
+    pub fn of(claims: &Value) -> Binding {
+        let Some(cnf) = claims.get("cnf") else {
+            return Binding::None;
+        };
+        let Some(o) = cnf.as_object() else {
+            return Binding::Unverifiable;
+        };
+        match (o.get("jkt").and_then(Value::as_str), o.len()) {
+            (Some(jkt), 1) if !jkt.is_empty() => Binding::Dpop(jkt.to_owned()),
+            _ => Binding::Unverifiable,
+        }
+    }
 }
 
 /// Looks a claim up by name, or by dotted path (`realm_access.roles`) when
@@ -110,6 +145,7 @@ pub fn from_claims(
         iat: claims.get("iat").and_then(Value::as_i64).unwrap_or(0),
         sid: claims.get("sid").and_then(Value::as_str).map(str::to_owned),
         jti: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
+        binding: Binding::of(&claims),
         claims,
         authorizer: authorizer.to_owned(),
         credential,
@@ -163,5 +199,25 @@ mod tests {
             vec!["a", "b"]
         );
         assert!(from_claims(&cfg(), "a", [0; 32], json!({"no": "sub"})).is_none());
+    }
+
+    #[test]
+    fn confirmation_claims_bind_or_make_a_token_unusable() {
+        let b = |c: Value| Binding::of(&json!({"sub": "1", "cnf": c}));
+        assert_eq!(Binding::of(&json!({"sub": "1"})), Binding::None);
+        assert_eq!(b(json!({"jkt": "abc"})), Binding::Dpop("abc".into()));
+        // Keycloak adds no other member; anything else is a binding we
+        // cannot check (and must not ignore).
+        for other in [
+            json!({"x5t#S256": "abc"}),
+            json!({"jkt": "abc", "x5t#S256": "def"}),
+            json!({"jkt": ""}),
+            json!({"jkt": 5}),
+            json!("abc"),
+            json!(null),
+            json!({}),
+        ] {
+            assert_eq!(b(other.clone()), Binding::Unverifiable, "{other}");
+        }
     }
 }

@@ -129,6 +129,22 @@ fn challenge(
     r
 }
 
+/// A 401 for a DPoP failure (RFC 9449 §7.1): the `DPoP` challenge with
+/// the algorithms proofs may use, beside the usual `Bearer` one.
+fn dpop_challenge(gw: &Gateway, route: &Route, error: &str) -> Response<Body> {
+    let mut r = challenge(gw, route, StatusCode::UNAUTHORIZED, None);
+    let algs: Vec<&str> = gatehouse_jose::dpop::algorithms().collect();
+    let v = format!(
+        "DPoP algs=\"{}\", error=\"{error}\", resource_metadata=\"{}\"",
+        algs.join(" "),
+        metadata::url_for(&gw.public_url, route)
+    );
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
 /// The connection a request arrived on, with its address already in
 /// header form: formatting an IP costs more than the rest of
 /// `X-Forwarded-For` handling, so it is done once per connection.
@@ -371,10 +387,18 @@ async fn run_route(
                     };
                     presented = true;
                     match token {
-                        Ok(t) => j
-                            .authenticate(t, Some(&peer.tokens))
-                            .await
-                            .map(|id| (id, None)),
+                        Ok(t) => match j.authenticate(t.token, Some(&peer.tokens)).await {
+                            Ok(id) => crate::authn::dpop::check(
+                                &id,
+                                &t,
+                                req.headers(),
+                                req.method(),
+                                || format!("{}{}", gw.public_url, req.uri().path()),
+                                &gw.dpop_replay,
+                            )
+                            .map(|()| (id, None)),
+                            Err(r) => Err(r),
+                        },
                         Err(r) => Err(r),
                     }
                 }
@@ -404,6 +428,9 @@ async fn run_route(
         let Some(id) = found else {
             line.decision = "unauthenticated";
             line.reason = Some(last.reason().into());
+            if let Reject::Dpop { error, .. } = last {
+                return dpop_challenge(gw, &route, error);
+            }
             let err = presented.then_some(("invalid_token", None));
             return challenge(gw, &route, StatusCode::UNAUTHORIZED, err);
         };
@@ -671,6 +698,7 @@ fn upstream_headers(
     if !route.cfg.forward_token {
         if identity.is_some() {
             h.remove(header::AUTHORIZATION);
+            h.remove(crate::authn::dpop::HEADER);
         }
         for a in &route.authorizers {
             if let Authorizer::ApiKey(k) = a.as_ref() {

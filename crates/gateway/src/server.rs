@@ -47,6 +47,8 @@ pub struct Gateway {
     /// Proxies in front of the gateway whose `X-Forwarded-For` names the
     /// client (for rate limits, Cedar's `context.ip` and audit lines).
     pub trusted_proxies: gatehouse_core::client_ip::TrustedProxies,
+    /// DPoP proofs already used (each is good for one request).
+    pub dpop_replay: gatehouse_jose::dpop::ReplayCache,
 }
 
 /// Accepts gateway connections until the listener fails. Every

@@ -1066,6 +1066,17 @@ fn apply(c: &mut Client, meta: &Map<String, Value>) -> Result<(), OAuthError> {
         "oauth2.device.authorization.grant.enabled".into(),
         flag(has(DEVICE_GRANT)),
     );
+    // RFC 9449 §5.2: the client will always bind its tokens.
+    let dpop = crate::oidc::dpop::CLIENT_ATTRIBUTE;
+    match meta.get("dpop_bound_access_tokens") {
+        None | Some(Value::Null) => {
+            c.attributes.remove(dpop);
+        }
+        Some(Value::Bool(on)) => {
+            c.attributes.insert(dpop.into(), flag(*on));
+        }
+        Some(_) => return Err(bad_metadata("dpop_bound_access_tokens must be a boolean")),
+    }
     // Keycloak keeps the ID token's algorithm as a client attribute.
     match string(meta, "id_token_signed_response_alg")? {
         Some(a) => c
@@ -1212,6 +1223,10 @@ fn external(c: &Client, uri: &str, token: &str, realm: &Realm) -> Map<String, Va
     {
         m.insert("userinfo_signed_response_alg".into(), json!(a));
     }
+    m.insert(
+        "dpop_bound_access_tokens".into(),
+        json!(crate::oidc::dpop::required(c)),
+    );
     m.insert("grant_types".into(), json!(grants));
     let responses: &[&str] = if c.standard_flow_enabled {
         &["code"]

@@ -8,6 +8,7 @@ pub mod client_auth;
 pub mod cors;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod form;
 pub mod frontchannel_logout;
 pub mod introspect;

@@ -98,6 +98,8 @@ pub struct Idp {
     hashing: crate::hashing::HashPool,
     /// Used client-assertion ids and fetched client keys.
     pub assertions: crate::oidc::client_assertion::AssertionState,
+    /// DPoP proofs already used (each is good for one request).
+    pub dpop_replay: gatehouse_jose::dpop::ReplayCache,
     /// Fetches clients' `jwks.url` and posts back-channel logout tokens
     /// (short timeouts: a login or a logout waits on it).
     pub http: reqwest::Client,
@@ -136,6 +138,7 @@ impl Idp {
             revocations: Default::default(),
             trusted_proxies: Default::default(),
             assertions: Default::default(),
+            dpop_replay: Default::default(),
             http: reqwest::Client::builder()
                 .connect_timeout(std::time::Duration::from_secs(3))
                 .timeout(std::time::Duration::from_secs(5))

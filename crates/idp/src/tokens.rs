@@ -346,6 +346,9 @@ pub struct Grant<'a> {
     /// RFC 8707 resources that narrow the audience.
     pub resources: Vec<String>,
     pub refresh: bool,
+    /// The DPoP key (its thumbprint) the tokens are bound to
+    /// (`oidc::dpop`).
+    pub dpop: Option<String>,
 }
 
 /// Which token a mapper is applied to.
@@ -763,7 +766,15 @@ pub async fn claims(
     // Pairwise for a client with Keycloak's pairwise mapper.
     let sub = crate::pairwise::sub_for(g.client, &g.user.id).map_err(OAuthError::internal)?;
     at.insert("sub".into(), json!(sub));
-    at.insert("typ".into(), json!("Bearer"));
+    match &g.dpop {
+        None => {
+            at.insert("typ".into(), json!("Bearer"));
+        }
+        Some(jkt) => {
+            at.insert("typ".into(), json!(crate::oidc::dpop::TOKEN_TYPE));
+            at.insert("cnf".into(), json!({ "jkt": jkt }));
+        }
+    }
     at.insert("azp".into(), json!(g.client.client_id));
     if let Some(s) = g.session {
         at.insert("sid".into(), json!(s.id));
@@ -857,7 +868,11 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
     let mut out = Map::new();
     out.insert("access_token".into(), json!(access_token));
     out.insert("expires_in".into(), json!(lifespan));
-    out.insert("token_type".into(), json!("Bearer"));
+    let token_type = match g.dpop {
+        None => "Bearer",
+        Some(_) => crate::oidc::dpop::TOKEN_TYPE,
+    };
+    out.insert("token_type".into(), json!(token_type));
     out.insert("not-before-policy".into(), json!(0));
     out.insert("scope".into(), json!(g.scope));
 
@@ -875,12 +890,17 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
 
     if let (true, Some(s)) = (g.refresh, g.session) {
         let exp = g.realm.session_ends(s, Some(g.client), now);
-        let rt = json!({
+        let mut rt = json!({
             "exp": exp, "iat": now, "jti": s.refresh_token_id.clone().unwrap_or_else(gatehouse_core::id::uuid),
             "iss": issuer, "aud": issuer, "sub": g.user.id,
             "typ": if s.offline { "Offline" } else { "Refresh" },
             "azp": g.client.client_id, "sid": s.id, "scope": g.scope,
         });
+        // RFC 9449 §5: a public client's refresh token is bound to its key
+        // too (a confidential client's is guarded by its secret).
+        if let (Some(jkt), true) = (&g.dpop, g.client.public_client) {
+            rt["cnf"] = json!({ "jkt": jkt });
+        }
         let refresh = gatehouse_jose::sign::sign_hs512(&ring.hs_secret, &g.realm.id, &rt)?;
         out.insert("refresh_token".into(), json!(refresh));
         out.insert(
@@ -970,6 +990,7 @@ pub async fn userinfo(
         nonce: None,
         resources: vec![],
         refresh: false,
+        dpop: None,
     };
     let mut ignored = BTreeSet::new();
     apply_mappers(&mut c, &mut ignored, &g, &scopes, &id, Target::UserInfo);

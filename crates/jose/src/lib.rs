@@ -9,6 +9,7 @@
 //! confusion impossible.
 
 pub mod certificate;
+pub mod dpop;
 pub mod error;
 pub mod jwks;
 pub mod keys;

@@ -15,6 +15,14 @@ fn compact<T: Serialize>(
     sign: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
 ) -> Result<String> {
     let header = serde_json::json!({"alg": alg, "typ": typ, "kid": kid});
+    compact_with(&header, claims, sign)
+}
+
+fn compact_with<T: Serialize>(
+    header: &serde_json::Value,
+    claims: &T,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<String> {
     let h = serde_json::to_vec(&header).map_err(|_| Error::Sign)?;
     let c = serde_json::to_vec(claims).map_err(|_| Error::Sign)?;
     let mut out = String::with_capacity((h.len() + c.len()) * 4 / 3 + 400);
@@ -40,6 +48,20 @@ pub fn sign_typed<T: Serialize>(key: &SigningKey, typ: &str, claims: &T) -> Resu
     compact(key.alg().as_str(), key.kid(), typ, claims, |input| {
         key.sign_raw(input)
     })
+}
+
+/// Signs with a header of the caller's making (its `alg` must be the
+/// key's): for objects whose header carries more than a key id, such as a
+/// DPoP proof with its public key (`dpop::proof`).
+pub fn sign_with_header<T: Serialize>(
+    key: &SigningKey,
+    header: &serde_json::Value,
+    claims: &T,
+) -> Result<String> {
+    if header.get("alg").and_then(|a| a.as_str()) != Some(key.alg().as_str()) {
+        return Err(Error::Sign);
+    }
+    compact_with(header, claims, |input| key.sign_raw(input))
 }
 
 /// HS512 JWS with a symmetric secret. Used only for tokens Gatehouse alone

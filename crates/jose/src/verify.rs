@@ -35,13 +35,13 @@ pub fn parse_alg(name: &str) -> Result<Algorithm> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Family {
+pub(crate) enum Family {
     Rsa,
     Ec,
     Okp,
 }
 
-fn family(alg: Algorithm) -> Option<Family> {
+pub(crate) fn family(alg: Algorithm) -> Option<Family> {
     match alg {
         Algorithm::RS256
         | Algorithm::RS384

@@ -8,6 +8,7 @@ mod authz;
 mod broker;
 mod clients_v2;
 mod consent;
+mod dpop;
 mod gateway;
 mod implicit;
 mod logout;

@@ -78,6 +78,15 @@ impl TokenMemo {
     }
 }
 
+/// A token as the request presented it.
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    /// The token itself.
+    pub token: &'a str,
+    /// Sent under the `DPoP` scheme (RFC 9449 §7.1) rather than `Bearer`.
+    pub dpop: bool,
+}
+
 /// A configured JWT authorizer.
 pub struct JwtAuthorizer {
     /// See [`INSTANCES`].
@@ -192,7 +201,8 @@ impl JwtAuthorizer {
     /// None when the request carries no credential of this kind; a
     /// rejection when it carries more than one (two headers, or a cookie
     /// named twice), since which one counts would be a guess.
-    pub fn token<'a>(&self, headers: &'a http::HeaderMap) -> Option<Result<&'a str, Reject>> {
+    pub fn token<'a>(&self, headers: &'a http::HeaderMap) -> Option<Result<Presented<'a>, Reject>> {
+        let bearer = |token| Presented { token, dpop: false };
         if let Some(c) = &self.cfg.token_cookie {
             let found = headers
                 .get_all(http::header::COOKIE)
@@ -202,7 +212,8 @@ impl JwtAuthorizer {
                 .filter_map(|kv| kv.trim().split_once('='))
                 .filter(|(k, _)| k == c)
                 .map(|(_, v)| v);
-            return super::only_one(found, "token cookie sent more than once");
+            return super::only_one(found, "token cookie sent more than once")
+                .map(|r| r.map(bearer));
         }
         let header = self.cfg.token_header.as_deref().unwrap_or("authorization");
         let v = match super::single(headers, header)? {
@@ -210,13 +221,25 @@ impl JwtAuthorizer {
             Err(r) => return Some(Err(r)),
         };
         match v.split_once(' ') {
-            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => Some(Ok(t.trim())),
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Some(Ok(bearer(t.trim())))
+            }
+            // RFC 9449 §7.1: a DPoP-bound token travels under its own
+            // scheme, in `Authorization` only.
+            Some((scheme, t))
+                if scheme.eq_ignore_ascii_case("dpop") && self.cfg.token_header.is_none() =>
+            {
+                Some(Ok(Presented {
+                    token: t.trim(),
+                    dpop: true,
+                }))
+            }
             Some(_) => None,
-            None if self.cfg.token_header.is_some() => Some(Ok(v)),
+            None if self.cfg.token_header.is_some() => Some(Ok(bearer(v))),
             // A bare JWT in `Authorization`, which AWS API Gateway accepts
             // (Amplify sends Cognito tokens so); any other bare value is
             // some other scheme's, not ours.
-            None if looks_like_jws(v) => Some(Ok(v)),
+            None if looks_like_jws(v) => Some(Ok(bearer(v))),
             None => None,
         }
     }

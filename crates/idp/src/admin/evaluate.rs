@@ -174,6 +174,7 @@ async fn example_claims(
         nonce: None,
         resources: vec![],
         refresh: false,
+        dpop: None,
     };
     let c = tokens::claims(idp, &g, gatehouse_core::time::now(), id_token).await?;
     Ok(Value::Object(match c.id {

@@ -752,6 +752,7 @@ async fn front_channel_tokens(
             nonce: req.nonce.clone(),
             resources: vec![],
             refresh: false,
+            dpop: None,
         },
         req.flow.token,
         req.flow.id_token,

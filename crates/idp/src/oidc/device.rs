@@ -330,6 +330,7 @@ pub async fn token(
     realm: &Realm,
     client: &Client,
     form: &Form,
+    dpop: Option<String>,
 ) -> Result<Value, OAuthError> {
     let code = form.require("device_code")?;
     let key = format!("device:{code}");
@@ -395,6 +396,7 @@ pub async fn token(
                     nonce: None,
                     resources: vec![],
                     refresh: true,
+                    dpop: dpop.clone(),
                 },
             )
             .await

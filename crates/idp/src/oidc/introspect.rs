@@ -30,7 +30,9 @@ pub async fn post(
     }
     let token = form.require("token")?;
     let inactive = Json(json!({"active": false}));
-    if let Some(active) = crate::oidc::userinfo::active_access_token(&idp, &realm, token).await? {
+    // Bound tokens too: the client asking holds no proof, and needs the
+    // binding (`cnf`) to check the proof it was shown (RFC 9449 §6.2).
+    if let Some(active) = crate::oidc::userinfo::active_token(&idp, &realm, token, true).await? {
         let mut c = active.claims;
         if let Some(o) = c.as_object_mut() {
             o.insert("active".into(), json!(true));
@@ -39,7 +41,11 @@ pub async fn post(
                 o.get("azp").cloned().unwrap_or(Value::Null),
             );
             o.insert("username".into(), json!(active.user.username));
-            o.insert("token_type".into(), json!("Bearer"));
+            let token_type = match o.get("cnf").and_then(|c| c.get("jkt")) {
+                Some(_) => crate::oidc::dpop::TOKEN_TYPE,
+                None => "Bearer",
+            };
+            o.insert("token_type".into(), json!(token_type));
             // An admin acting as the user (impersonation), as Keycloak
             // shows it: the actor's username (RFC 8693 §4.1).
             if let Some(i) = active.session.and_then(|s| s.impersonator) {

@@ -80,13 +80,15 @@ async fn handle(
             "Bearer-only clients cannot obtain tokens",
         ));
     }
+    // A proof, when sent (or required), binds whatever this grant issues.
+    let dpop = crate::oidc::dpop::at_token_endpoint(idp, &realm, &client, headers)?;
     match grant_type.as_str() {
-        "password" => password(idp, &realm, &client, &form, ip).await,
-        "client_credentials" => client_credentials(idp, &realm, &client, &form).await,
-        "refresh_token" => refresh(idp, &realm, &client, &form).await,
-        "authorization_code" => code(idp, &realm, &client, &form).await,
+        "password" => password(idp, &realm, &client, &form, ip, dpop).await,
+        "client_credentials" => client_credentials(idp, &realm, &client, &form, dpop).await,
+        "refresh_token" => refresh(idp, &realm, &client, &form, dpop).await,
+        "authorization_code" => code(idp, &realm, &client, &form, dpop).await,
         crate::oidc::token_exchange::GRANT => {
-            crate::oidc::token_exchange::exchange(idp, &realm, &client, &form).await
+            crate::oidc::token_exchange::exchange(idp, &realm, &client, &form, dpop).await
         }
         "urn:ietf:params:oauth:grant-type:device_code" => {
             if !crate::oidc::device::enabled(&client) {
@@ -94,7 +96,7 @@ async fn handle(
                     "Client is not allowed to use the device grant",
                 ));
             }
-            crate::oidc::device::token(idp, &realm, &client, &form).await
+            crate::oidc::device::token(idp, &realm, &client, &form, dpop).await
         }
         _ => Err(OAuthError::new(
             axum::http::StatusCode::BAD_REQUEST,
@@ -184,6 +186,7 @@ async fn password(
     client: &Client,
     form: &Form,
     ip: Option<&str>,
+    dpop: Option<String>,
 ) -> Result<Value, OAuthError> {
     if !client.direct_access_grants_enabled {
         return Err(OAuthError::unauthorized_client(
@@ -261,6 +264,7 @@ async fn password(
             nonce: None,
             resources,
             refresh: true,
+            dpop: dpop.clone(),
         },
     )
     .await?;
@@ -282,6 +286,7 @@ async fn client_credentials(
     realm: &Realm,
     client: &Client,
     form: &Form,
+    dpop: Option<String>,
 ) -> Result<Value, OAuthError> {
     if client.public_client {
         return Err(OAuthError::unauthorized_client(
@@ -312,6 +317,7 @@ async fn client_credentials(
             nonce: None,
             resources,
             refresh: false,
+            dpop: dpop.clone(),
         },
     )
     .await?;
@@ -329,6 +335,7 @@ async fn refresh(
     realm: &Realm,
     client: &Client,
     form: &Form,
+    dpop: Option<String>,
 ) -> Result<Value, OAuthError> {
     let token = form.require("refresh_token")?;
     let ring = idp.keyring(realm).await?;
@@ -342,6 +349,9 @@ async fn refresh(
     {
         return Err(invalid());
     }
+    // Before anything is spent: a bound refresh token without its key's
+    // proof changes nothing.
+    crate::oidc::dpop::check_refresh(&claims, dpop.as_deref())?;
     if claims["exp"].as_i64().is_none_or(|e| e < now) {
         return Err(OAuthError::invalid_grant("Token is not active"));
     }
@@ -432,6 +442,7 @@ async fn refresh(
             nonce: None,
             resources: resources(form)?,
             refresh: true,
+            dpop: dpop.clone(),
         },
     )
     .await
@@ -496,7 +507,13 @@ pub fn pkce_challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
 }
 
-async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<Value, OAuthError> {
+async fn code(
+    idp: &Idp,
+    realm: &Realm,
+    client: &Client,
+    form: &Form,
+    dpop: Option<String>,
+) -> Result<Value, OAuthError> {
     let code = form.require("code")?;
     let now = gatehouse_core::time::now();
     let bad = || OAuthError::invalid_grant("Code not valid");
@@ -583,6 +600,7 @@ async fn code(idp: &Idp, realm: &Realm, client: &Client, form: &Form) -> Result<
             nonce: data.nonce.clone(),
             resources: resources(form)?,
             refresh: true,
+            dpop: dpop.clone(),
         },
     )
     .await

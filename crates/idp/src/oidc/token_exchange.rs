@@ -86,6 +86,7 @@ pub async fn exchange(
     realm: &Realm,
     client: &Client,
     form: &Form,
+    dpop: Option<String>,
 ) -> Result<Value, OAuthError> {
     if client.public_client {
         return Err(OAuthError::unauthorized_client(
@@ -149,6 +150,7 @@ pub async fn exchange(
         nonce: None,
         resources: audiences.clone(),
         refresh: with_refresh,
+        dpop,
     };
     let mut out = issue(idp, &ring, &grant).await.map_err(|e| {
         if e.error == "invalid_target" {

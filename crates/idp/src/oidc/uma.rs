@@ -312,6 +312,7 @@ async fn rpt(
         nonce: None,
         resources: vec![],
         refresh: false,
+        dpop: None,
     };
     let now = gatehouse_core::time::now();
     let c = crate::tokens::claims(idp, &g, now, false).await?;

@@ -23,10 +23,24 @@ pub struct Active {
 
 /// Checks signature, issuer, expiry, type, revocation, session and user.
 /// None means "not active" for any reason (the reason is logged at debug).
+/// A DPoP-bound token is never active here: the callers read bearer
+/// tokens and check no proof of its key.
 pub async fn active_access_token(
     idp: &Idp,
     realm: &Realm,
     token: &str,
+) -> Result<Option<Active>, OAuthError> {
+    active_token(idp, realm, token, false).await
+}
+
+/// [`active_access_token`], DPoP-bound tokens included when `bound`: for
+/// callers that check the proof themselves (userinfo) or need none
+/// (introspection, where an authenticated client asks about a token).
+pub async fn active_token(
+    idp: &Idp,
+    realm: &Realm,
+    token: &str,
+    bound: bool,
 ) -> Result<Option<Active>, OAuthError> {
     if token.len() > 16 * 1024 {
         return Ok(None);
@@ -40,7 +54,12 @@ pub async fn active_access_token(
             return Ok(None);
         }
     };
-    if claims["typ"].as_str() != Some("Bearer") {
+    let typ_ok = match claims["typ"].as_str() {
+        Some("Bearer") => claims.get("cnf").is_none() || bound,
+        Some(crate::oidc::dpop::TOKEN_TYPE) => bound,
+        _ => false,
+    };
+    if !typ_ok {
         return Ok(None);
     }
     if let Some(jti) = claims["jti"].as_str()
@@ -104,9 +123,14 @@ async fn pairwise_user(
 
 /// Extracts a bearer token from `Authorization`.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    scheme_token(headers, "bearer")
+}
+
+/// The token of `Authorization` when it uses `scheme`.
+fn scheme_token<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, tok) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| tok.trim())
+    let (s, tok) = v.split_once(' ')?;
+    s.eq_ignore_ascii_case(scheme).then(|| tok.trim())
 }
 
 /// The userinfo endpoint. The token comes in the header or, for POST, as
@@ -117,6 +141,7 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 pub async fn handle(
     State(idp): State<Arc<Idp>>,
     Path(realm): Path<String>,
+    method: axum::http::Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
@@ -136,14 +161,36 @@ pub async fn handle(
         ));
         e
     };
-    let token = match (bearer(&headers), form_token.as_deref()) {
+    let dpop_token = scheme_token(&headers, "dpop");
+    let header_token = bearer(&headers).or(dpop_token);
+    let token = match (header_token, form_token.as_deref()) {
         (Some(t), None) | (None, Some(t)) => t,
         (Some(_), Some(_)) => return Err(OAuthError::invalid_request("Token given twice")),
         (None, None) => return Err(unauthorized("invalid_request", "Missing bearer token")),
     };
-    let Some(active) = active_access_token(&idp, &realm, token).await? else {
+    let Some(active) = active_token(&idp, &realm, token, true).await? else {
         return Err(unauthorized("invalid_token", "Token verification failed"));
     };
+    // RFC 9449 §7: a bound token only under the DPoP scheme with a proof
+    // of its key for this request; the DPoP scheme only with a bound token.
+    let binding_ok = match (crate::oidc::dpop::bound_key(&active.claims), dpop_token) {
+        (None, None) => true,
+        (Some(jkt), Some(_)) => {
+            let url = format!(
+                "{}/protocol/openid-connect/userinfo",
+                idp.issuer(&realm.name)
+            );
+            crate::oidc::dpop::prove(&idp, &headers, method.as_str(), &url, Some(token))
+                .is_ok_and(|p| gatehouse_core::id::same_bytes(p.as_bytes(), jkt.as_bytes()))
+        }
+        _ => false,
+    };
+    if !binding_ok {
+        return Err(unauthorized(
+            "invalid_token",
+            "DPoP proof and token binding verification failed",
+        ));
+    }
     let azp = active.claims["azp"].as_str().unwrap_or_default();
     let Some(client) = idp.store.client_by_client_id(&realm.id, azp).await? else {
         return Err(unauthorized("invalid_token", "Client not found"));

@@ -1,0 +1,607 @@
+//! DPoP (RFC 9449): tokens bound to a client's key at the token endpoint,
+//! proofs checked at userinfo and at the gateway, and bound tokens refused
+//! wherever they arrive without a proof of their key.
+
+use crate::peers::{issuer, upstream};
+use crate::support::{Server, start};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse_jose::dpop::{proof, thumbprint};
+use gatehouse_jose::keys::{Alg, SigningKey};
+use serde_json::{Value, json};
+
+fn key(alg: Alg) -> SigningKey {
+    gatehouse_jose::install_crypto_provider();
+    SigningKey::generate(alg).expect("key").0
+}
+
+fn jkt(k: &SigningKey) -> String {
+    thumbprint(k.public_jwk()).expect("thumbprint")
+}
+
+fn now() -> i64 {
+    gatehouse_core::time::now()
+}
+
+/// A JWT's claims, unverified (the IdP's own checks are what is tested).
+fn payload(jwt: &str) -> Value {
+    let p = jwt.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).expect("b64")).expect("json")
+}
+
+/// A token request with `form`, and a proof when given.
+async fn token_request(s: &Server, form: &[(&str, &str)], proof: Option<&str>) -> (u16, Value) {
+    let mut r = s.http.post(s.token_url("demo")).form(form);
+    if let Some(p) = proof {
+        r = r.header("DPoP", p);
+    }
+    let r = r.send().await.expect("token");
+    (r.status().as_u16(), r.json().await.expect("json"))
+}
+
+fn proof_for_token_endpoint(s: &Server, k: &SigningKey) -> String {
+    proof(k, "POST", &s.token_url("demo"), None, now()).expect("proof")
+}
+
+async fn userinfo(s: &Server, at: &str, scheme: &str, proof: Option<&str>) -> reqwest::Response {
+    let url = format!("{}/realms/demo/protocol/openid-connect/userinfo", s.base);
+    let mut r = s
+        .http
+        .get(&url)
+        .header("Authorization", format!("{scheme} {at}"));
+    if let Some(p) = proof {
+        r = r.header("DPoP", p);
+    }
+    r.send().await.expect("userinfo")
+}
+
+const BINDING_FAILED: &str = "Bearer realm=\"demo\", error=\"invalid_token\", error_description=\"DPoP proof and token binding verification failed\"";
+
+#[tokio::test]
+async fn a_public_clients_tokens_are_bound_and_refresh_and_userinfo_need_its_key() {
+    let s = start().await;
+    let admin = s.demo_realm().await;
+    let disco = s.discovery("demo").await;
+    assert!(
+        disco["dpop_signing_alg_values_supported"]
+            .as_array()
+            .expect("algs")
+            .contains(&json!("ES256"))
+    );
+    let k = key(Alg::ES256);
+    let login = [
+        ("grant_type", "password"),
+        ("client_id", "spa"),
+        ("username", "alice"),
+        ("password", "alice-pw"),
+        ("scope", "openid"),
+    ];
+    let (st, t) = token_request(&s, &login, Some(&proof_for_token_endpoint(&s, &k))).await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(t["token_type"], "DPoP");
+    let at = t["access_token"].as_str().expect("at").to_owned();
+    let claims = s.verified("demo", &at).await;
+    assert_eq!(claims["cnf"]["jkt"], json!(jkt(&k)));
+    assert_eq!(claims["typ"], "DPoP");
+    let rt = t["refresh_token"].as_str().expect("rt").to_owned();
+    assert_eq!(
+        payload(&rt)["cnf"]["jkt"],
+        json!(jkt(&k)),
+        "public client: refresh bound too"
+    );
+    assert!(
+        payload(t["id_token"].as_str().expect("id"))
+            .get("cnf")
+            .is_none()
+    );
+
+    // Refresh: without a proof, or with another key's, nothing is spent.
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "spa"),
+        ("refresh_token", rt.as_str()),
+    ];
+    let (st, e) = token_request(&s, &refresh, None).await;
+    assert_eq!(
+        (st, &e["error"], &e["error_description"]),
+        (
+            400,
+            &json!("invalid_dpop_proof"),
+            &json!("DPoP proof is missing")
+        )
+    );
+    let thief = key(Alg::ES256);
+    let (st, e) = token_request(&s, &refresh, Some(&proof_for_token_endpoint(&s, &thief))).await;
+    assert_eq!((st, &e["error"]), (400, &json!("invalid_dpop_proof")));
+    let used = proof_for_token_endpoint(&s, &k);
+    let (st, t2) = token_request(&s, &refresh, Some(&used)).await;
+    assert_eq!(st, 200, "the holder refreshes: {t2}");
+    let at2 = t2["access_token"].as_str().expect("at").to_owned();
+    assert_eq!(s.verified("demo", &at2).await["cnf"]["jkt"], json!(jkt(&k)));
+    let rt2 = t2["refresh_token"].as_str().expect("rt");
+    let again = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "spa"),
+        ("refresh_token", rt2),
+    ];
+    let (st, e) = token_request(&s, &again, Some(&used)).await;
+    assert_eq!(
+        (st, &e["error_description"]),
+        (400, &json!("DPoP proof has already been used"))
+    );
+
+    // Userinfo: the DPoP scheme with a proof of the key, for this request.
+    let url = format!("{}/realms/demo/protocol/openid-connect/userinfo", s.base);
+    let p = proof(&k, "GET", &url, Some(&at2), now()).expect("proof");
+    let r = userinfo(&s, &at2, "DPoP", Some(&p)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["preferred_username"],
+        "alice"
+    );
+    for r in [
+        // The same proof twice.
+        userinfo(&s, &at2, "DPoP", Some(&p)).await,
+        // No proof.
+        userinfo(&s, &at2, "DPoP", None).await,
+        // As a plain bearer token.
+        userinfo(&s, &at2, "Bearer", None).await,
+        // Another key's proof.
+        userinfo(
+            &s,
+            &at2,
+            "DPoP",
+            Some(&proof(&thief, "GET", &url, Some(&at2), now()).expect("p")),
+        )
+        .await,
+        // A proof for another token of the same key.
+        userinfo(
+            &s,
+            &at2,
+            "DPoP",
+            Some(&proof(&k, "GET", &url, Some(&at), now()).expect("p")),
+        )
+        .await,
+        // A proof for another URL.
+        userinfo(
+            &s,
+            &at2,
+            "DPoP",
+            Some(&proof(&k, "GET", &s.token_url("demo"), Some(&at2), now()).expect("p")),
+        )
+        .await,
+        // A proof for another method.
+        userinfo(
+            &s,
+            &at2,
+            "DPoP",
+            Some(&proof(&k, "POST", &url, Some(&at2), now()).expect("p")),
+        )
+        .await,
+    ] {
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()["www-authenticate"], BINDING_FAILED);
+    }
+    // An unbound token under the DPoP scheme is refused too.
+    let (_, plain) = token_request(&s, &login, None).await;
+    let plain_at = plain["access_token"].as_str().expect("at");
+    assert_eq!(plain["token_type"], "Bearer");
+    let r = userinfo(
+        &s,
+        plain_at,
+        "DPoP",
+        Some(&proof(&k, "GET", &url, Some(plain_at), now()).expect("p")),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(userinfo(&s, plain_at, "Bearer", None).await.status(), 200);
+
+    // APIs that check no proof refuse a bound token.
+    let r = s
+        .http
+        .get(format!("{}/realms/demo/account", s.base))
+        .bearer_auth(&at2)
+        .send()
+        .await
+        .expect("account");
+    assert_eq!(r.status(), 401);
+
+    // Introspection shows the binding, for a resource server to check.
+    let i: Value = s.introspect_demo(&at2).await;
+    assert_eq!(
+        (&i["active"], &i["token_type"]),
+        (&json!(true), &json!("DPoP"))
+    );
+    assert_eq!(i["cnf"]["jkt"], json!(jkt(&k)));
+    let _ = admin;
+}
+
+#[tokio::test]
+async fn confidential_clients_bind_access_tokens_and_may_require_proofs() {
+    let s = start().await;
+    let admin = s.demo_realm().await;
+    let k = key(Alg::PS256);
+    let login = [
+        ("grant_type", "password"),
+        ("client_id", "app"),
+        ("client_secret", "app-secret"),
+        ("username", "alice"),
+        ("password", "alice-pw"),
+    ];
+    let (st, t) = token_request(&s, &login, Some(&proof_for_token_endpoint(&s, &k))).await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(
+        s.verified("demo", t["access_token"].as_str().expect("at"))
+            .await["cnf"]["jkt"],
+        json!(jkt(&k))
+    );
+    // RFC 9449 §5: a confidential client's refresh token is not bound.
+    let rt = t["refresh_token"].as_str().expect("rt");
+    assert!(payload(rt).get("cnf").is_none());
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "app"),
+        ("client_secret", "app-secret"),
+        ("refresh_token", rt),
+    ];
+    let (st, t2) = token_request(&s, &refresh, None).await;
+    assert_eq!((st, &t2["token_type"]), (200, &json!("Bearer")));
+
+    // Bad proofs are refused with Keycloak's descriptions.
+    let cc = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "app"),
+        ("client_secret", "app-secret"),
+    ];
+    for (p, why) in [
+        (
+            proof(&k, "GET", &s.token_url("demo"), None, now()).expect("p"),
+            "DPoP HTTP method mismatch",
+        ),
+        (
+            proof(&k, "POST", "https://server.example.com/token", None, now()).expect("p"),
+            "DPoP HTTP URL mismatch",
+        ),
+        (
+            proof(&k, "POST", &s.token_url("demo"), None, now() - 100_000).expect("p"),
+            "DPoP proof is not active",
+        ),
+        ("garbage".to_owned(), "DPoP header verification failure"),
+    ] {
+        let (st, e) = token_request(&s, &cc, Some(&p)).await;
+        assert_eq!(
+            (st, &e["error"], &e["error_description"]),
+            (400, &json!("invalid_dpop_proof"), &json!(why))
+        );
+    }
+    let (st, t) = token_request(&s, &cc, Some(&proof_for_token_endpoint(&s, &k))).await;
+    assert_eq!((st, &t["token_type"]), (200, &json!("DPoP")));
+
+    // `dpop.bound.access.tokens`: every token request needs a proof.
+    s.edit_client(&admin, "demo", "app", |c| {
+        c["attributes"]["dpop.bound.access.tokens"] = json!("true");
+    })
+    .await;
+    for form in [&login[..], &cc[..]] {
+        let (st, e) = token_request(&s, form, None).await;
+        assert_eq!(
+            (st, &e["error"], &e["error_description"]),
+            (
+                400,
+                &json!("invalid_dpop_proof"),
+                &json!("DPoP proof is missing")
+            )
+        );
+    }
+    let (st, t) = token_request(&s, &login, Some(&proof_for_token_endpoint(&s, &k))).await;
+    assert_eq!((st, &t["token_type"]), (200, &json!("DPoP")));
+    let rt = t["refresh_token"].as_str().expect("rt");
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "app"),
+        ("client_secret", "app-secret"),
+        ("refresh_token", rt),
+    ];
+    assert_eq!(token_request(&s, &refresh, None).await.0, 400);
+    // A confidential client may move to a new key on refresh (Keycloak's
+    // test does so).
+    let k2 = key(Alg::ES256);
+    let (st, t) = token_request(&s, &refresh, Some(&proof_for_token_endpoint(&s, &k2))).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        s.verified("demo", t["access_token"].as_str().expect("at"))
+            .await["cnf"]["jkt"],
+        json!(jkt(&k2))
+    );
+}
+
+fn gateway_config(s: &Server, iss: &str, up: &str) -> String {
+    format!(
+        r#"
+[gateway]
+audit_log = "{}"
+
+[authorizers.own]
+type = "jwt"
+issuer = "{}/realms/demo"
+
+[authorizers.foreign]
+type = "jwt"
+issuer = "{iss}"
+audiences = ["orders-api"]
+
+[[routes]]
+name = "own"
+path = "/own"
+upstream = "{up}"
+authorizers = ["own"]
+
+[[routes]]
+name = "foreign"
+path = "/foreign"
+upstream = "{up}"
+authorizers = ["foreign"]
+"#,
+        s.audit_path(),
+        s.base
+    )
+}
+
+#[tokio::test]
+async fn the_gateway_takes_bound_tokens_only_with_a_proof_of_their_key() {
+    let s = start().await;
+    s.demo_realm().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    s.configure(&gateway_config(&s, &iss.url, &up.url))
+        .expect("config");
+    let k = key(Alg::ES256);
+    let thief = key(Alg::ES256);
+    let url = format!("{}/foreign/orders", s.gw);
+    let bound = iss.sign(&iss.claims(json!({"cnf": {"jkt": jkt(&k)}})));
+    let call = |scheme: &'static str, tok: String, proof: Option<String>| {
+        let s = &s;
+        let url = url.clone();
+        async move {
+            let mut r = s
+                .http
+                .get(&url)
+                .header("Authorization", format!("{scheme} {tok}"));
+            if let Some(p) = proof {
+                r = r.header("DPoP", p);
+            }
+            r.send().await.expect("send")
+        }
+    };
+    let good = || proof(&k, "GET", &url, Some(&bound), now()).expect("proof");
+
+    let p = good();
+    let r = call("DPoP", bound.clone(), Some(p.clone())).await;
+    assert_eq!(r.status(), 200);
+    let echoed: Value = r.json().await.expect("json");
+    assert!(
+        echoed["headers"].get("dpop").is_none(),
+        "the proof stays at the gateway"
+    );
+    assert!(echoed["headers"].get("authorization").is_none());
+    assert_eq!(echoed["headers"]["x-gatehouse-subject"], "user-1");
+    assert_eq!(
+        call("DPoP", bound.clone(), Some(good())).await.status(),
+        200,
+        "a new proof each time"
+    );
+    assert_eq!(up.hits(), 2);
+
+    let refused = [
+        (
+            "DPoP",
+            bound.clone(),
+            Some(p),
+            "DPoP proof has already been used",
+        ),
+        ("DPoP", bound.clone(), None, "DPoP proof is missing"),
+        (
+            "Bearer",
+            bound.clone(),
+            None,
+            "DPoP-bound token sent without the DPoP scheme",
+        ),
+        (
+            "Bearer",
+            bound.clone(),
+            Some(good()),
+            "DPoP-bound token sent without the DPoP scheme",
+        ),
+        (
+            "DPoP",
+            bound.clone(),
+            Some(proof(&thief, "GET", &url, Some(&bound), now()).expect("p")),
+            "DPoP proof made with another key than the token's",
+        ),
+        (
+            "DPoP",
+            bound.clone(),
+            Some(proof(&k, "POST", &url, Some(&bound), now()).expect("p")),
+            "DPoP HTTP method mismatch",
+        ),
+        (
+            "DPoP",
+            bound.clone(),
+            Some(
+                proof(
+                    &k,
+                    "GET",
+                    &format!("{}/foreign/other", s.gw),
+                    Some(&bound),
+                    now(),
+                )
+                .expect("p"),
+            ),
+            "DPoP HTTP URL mismatch",
+        ),
+        (
+            "DPoP",
+            bound.clone(),
+            Some(proof(&k, "GET", &url, Some("another token"), now()).expect("p")),
+            "DPoP proof access token hash mismatch",
+        ),
+        (
+            "DPoP",
+            bound.clone(),
+            Some(proof(&k, "GET", &url, None, now()).expect("p")),
+            "No access token hash in DPoP proof",
+        ),
+        (
+            "DPoP",
+            bound.clone(),
+            Some(proof(&k, "GET", &url, Some(&bound), now() - 60).expect("p")),
+            "DPoP proof is not active",
+        ),
+        (
+            "DPoP",
+            iss.sign(&iss.claims(json!({}))),
+            Some(good()),
+            "DPoP scheme with a token that is not DPoP-bound",
+        ),
+        (
+            "Bearer",
+            iss.sign(&iss.claims(
+                json!({"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}),
+            )),
+            None,
+            "token bound by a confirmation method the gateway cannot check",
+        ),
+    ];
+    for (scheme, tok, p, why) in &refused {
+        let r = call(scheme, tok.clone(), p.clone()).await;
+        assert_eq!(r.status(), 401, "{why}");
+        let challenges: Vec<&str> = r
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().expect("ascii"))
+            .collect();
+        assert!(
+            challenges
+                .iter()
+                .any(|c| c.starts_with("Bearer realm=\"gatehouse\""))
+        );
+        let dpop = challenges
+            .iter()
+            .find(|c| c.starts_with("DPoP "))
+            .expect("DPoP challenge");
+        assert!(dpop.contains("algs=\"RS256 "), "{dpop}");
+        let error = if why.starts_with("DPoP proof")
+            || why.starts_with("DPoP HTTP")
+            || why.starts_with("No access")
+        {
+            "invalid_dpop_proof"
+        } else {
+            "invalid_token"
+        };
+        assert!(
+            dpop.contains(&format!("error=\"{error}\"")),
+            "{why}: {dpop}"
+        );
+        assert!(
+            !r.text().await.expect("body").contains("DPoP"),
+            "generic body"
+        );
+    }
+    assert_eq!(up.hits(), 2, "nothing refused reached the upstream");
+    let reasons = s.audit_reasons(401).await;
+    let want: Vec<Value> = refused.iter().map(|r| json!(r.3)).collect();
+    assert_eq!(reasons, want);
+
+    // Gatehouse's own tokens, bound at its token endpoint.
+    let own_url = format!("{}/own/x", s.gw);
+    let (st, t) = token_request(
+        &s,
+        &[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", "alice"),
+            ("password", "alice-pw"),
+        ],
+        Some(&proof_for_token_endpoint(&s, &k)),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let at = t["access_token"].as_str().expect("at").to_owned();
+    let r = s
+        .http
+        .get(&own_url)
+        .header("Authorization", format!("DPoP {at}"))
+        .header(
+            "DPoP",
+            proof(&k, "GET", &own_url, Some(&at), now()).expect("p"),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let r = s
+        .http
+        .get(&own_url)
+        .bearer_auth(&at)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        401,
+        "a stolen bound token is worthless as a bearer token"
+    );
+}
+
+#[tokio::test]
+async fn dynamic_registration_takes_dpop_bound_access_tokens() {
+    let s = start().await;
+    s.demo_realm().await;
+    let admin = s.admin_token().await;
+    let reg_url = format!(
+        "{}/realms/demo/clients-registrations/openid-connect",
+        s.base
+    );
+    let register = |meta: Value| {
+        let s = &s;
+        let (url, admin) = (reg_url.clone(), admin.clone());
+        async move {
+            let r = s
+                .http
+                .post(&url)
+                .bearer_auth(&admin)
+                .json(&meta)
+                .send()
+                .await
+                .expect("send");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (st, e) =
+        register(json!({"grant_types": ["client_credentials"], "dpop_bound_access_tokens": "yes"}))
+            .await;
+    assert_eq!((st, &e["error"]), (400, &json!("invalid_client_metadata")));
+    let (st, reg) =
+        register(json!({"grant_types": ["client_credentials"], "dpop_bound_access_tokens": true}))
+            .await;
+    assert_eq!(st, 201, "{reg}");
+    assert_eq!(reg["dpop_bound_access_tokens"], true);
+    let id = reg["client_id"].as_str().expect("id");
+    let secret = reg["client_secret"].as_str().expect("secret");
+    let cc = [
+        ("grant_type", "client_credentials"),
+        ("client_id", id),
+        ("client_secret", secret),
+    ];
+    let (st, e) = token_request(&s, &cc, None).await;
+    assert_eq!((st, &e["error"]), (400, &json!("invalid_dpop_proof")));
+    let k = key(Alg::EdDSA);
+    let (st, t) = token_request(&s, &cc, Some(&proof_for_token_endpoint(&s, &k))).await;
+    assert_eq!((st, &t["token_type"]), (200, &json!("DPoP")));
+    let (st, plain) = register(json!({"grant_types": ["client_credentials"]})).await;
+    assert_eq!(
+        (st, &plain["dpop_bound_access_tokens"]),
+        (201, &json!(false))
+    );
+}

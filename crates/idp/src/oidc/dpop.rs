@@ -1,0 +1,108 @@
+//! DPoP (RFC 9449) at the identity provider, as Keycloak does it: a token
+//! request with a `DPoP` proof gets tokens bound to the proof's key
+//! (`cnf.jkt`, `token_type` `DPoP`); a public client's refresh token is
+//! bound too, so a stolen one cannot be refreshed elsewhere; a client with
+//! `dpop.bound.access.tokens` must send a proof with every token request;
+//! userinfo takes bound tokens under the `DPoP` scheme with a proof.
+//! Everything else that reads a bearer token (admin, account, UMA APIs)
+//! refuses bound tokens, since it checks no proof.
+
+use crate::error::OAuthError;
+use crate::state::Idp;
+use axum::http::{HeaderMap, StatusCode};
+use gatehouse_core::model::{Client, Realm};
+use gatehouse_jose::dpop::{Expected, ProofError};
+use serde_json::Value;
+
+/// The client attribute that makes proofs mandatory (Keycloak's name).
+pub const CLIENT_ATTRIBUTE: &str = "dpop.bound.access.tokens";
+/// The `typ` claim of a bound access token, and its `token_type`.
+pub const TOKEN_TYPE: &str = "DPoP";
+
+/// Whether the client must bind its tokens.
+pub fn required(client: &Client) -> bool {
+    client
+        .attributes
+        .get(CLIENT_ATTRIBUTE)
+        .is_some_and(|v| v == "true")
+}
+
+/// The request's one proof, if any (two are an error: which one counts?).
+fn header(headers: &HeaderMap) -> Result<Option<&str>, ProofError> {
+    let mut all = headers.get_all("dpop").iter();
+    let Some(first) = all.next() else {
+        return Ok(None);
+    };
+    if all.next().is_some() {
+        return Err(ProofError::Header);
+    }
+    first.to_str().map(Some).map_err(|_| ProofError::Header)
+}
+
+/// Verifies the request's proof for `method` at `url` (with `access_token`
+/// at resource endpoints) and spends it. The proven key's thumbprint.
+pub fn prove(
+    idp: &Idp,
+    headers: &HeaderMap,
+    method: &str,
+    url: &str,
+    access_token: Option<&str>,
+) -> Result<String, ProofError> {
+    let proof = header(headers)?.ok_or(ProofError::Missing)?;
+    let now = gatehouse_core::time::now();
+    let want = Expected {
+        method,
+        url,
+        access_token,
+        now,
+    };
+    let proven = gatehouse_jose::dpop::verify(proof, &want)?;
+    idp.dpop_replay.first_use(&proven, now)?;
+    Ok(proven.jkt)
+}
+
+/// A 400 `invalid_dpop_proof` (RFC 9449 §5) with Keycloak's description.
+pub fn invalid(e: &ProofError) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", e.to_string())
+}
+
+/// At the token endpoint: the key the new tokens are bound to, when the
+/// request carries a proof (or must, for a client that requires DPoP).
+pub fn at_token_endpoint(
+    idp: &Idp,
+    realm: &Realm,
+    client: &Client,
+    headers: &HeaderMap,
+) -> Result<Option<String>, OAuthError> {
+    let present = header(headers).map_err(|e| invalid(&e))?.is_some();
+    if !present && !required(client) {
+        return Ok(None);
+    }
+    let url = format!("{}/protocol/openid-connect/token", idp.issuer(&realm.name));
+    prove(idp, headers, "POST", &url, None)
+        .map(Some)
+        .map_err(|e| invalid(&e))
+}
+
+/// The key a token or refresh token is bound to (`cnf.jkt`).
+pub fn bound_key(claims: &Value) -> Option<&str> {
+    claims.pointer("/cnf/jkt").and_then(Value::as_str)
+}
+
+/// A refresh: a bound refresh token needs a proof of its own key.
+pub fn check_refresh(refresh_claims: &Value, proven: Option<&str>) -> Result<(), OAuthError> {
+    match (bound_key(refresh_claims), proven) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(invalid(&ProofError::Missing)),
+        (Some(bound), Some(p))
+            if gatehouse_core::id::same_bytes(bound.as_bytes(), p.as_bytes()) =>
+        {
+            Ok(())
+        }
+        (Some(_), Some(_)) => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_dpop_proof",
+            "DPoP proof and token binding verification failed",
+        )),
+    }
+}
