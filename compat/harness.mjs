@@ -1,10 +1,12 @@
 // Starts the real Gatehouse binary for the Node compatibility suites: on
 // ephemeral loopback ports, a temporary data directory, a cheap password
 // hash (test speed only) and the given admin password. Resolves with the
-// identity listener's base URL, a stop function, an admin-token getter and
-// a realm importer.
+// identity listener's base URL, the gateway listener's, a stop function,
+// an admin-token getter, a realm importer and `configureGateway(toml)`,
+// which writes the gateway's routes and authorizers and reloads them
+// (SIGHUP), for suites that need the identity listener's URL in them.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -12,7 +14,9 @@ export const BIN = process.env.GATEHOUSE_BIN ?? new URL("../target/debug/gatehou
 
 export async function startGatehouse(adminPassword) {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-compat-"));
-  const proc = spawn(BIN, ["serve"], {
+  const configFile = join(dir, "gatehouse.toml");
+  writeFileSync(configFile, "");
+  const proc = spawn(BIN, ["serve", "--config", configFile], {
     env: {
       ...process.env,
       GATEHOUSE_SERVER_DATA_DIR: dir,
@@ -29,12 +33,13 @@ export async function startGatehouse(adminPassword) {
     proc.kill();
     rmSync(dir, { recursive: true, force: true });
   };
-  const base = await new Promise((resolve, reject) => {
+  const [base, gw] = await new Promise((resolve, reject) => {
     let out = "";
     proc.stdout.on("data", (d) => {
       out += d;
       const m = out.match(/identity provider listening on (http:\/\/[0-9.:]+)/);
-      if (m) resolve(m[1]);
+      const g = out.match(/gateway listening on (http:\/\/[0-9.:]+)/);
+      if (m && g) resolve([m[1], g[1]]);
     });
     proc.on("exit", (c) => reject(new Error(`gatehouse exited with ${c}: ${out}`)));
     setTimeout(() => reject(new Error("gatehouse did not start")), 20000).unref();
@@ -58,5 +63,17 @@ export async function startGatehouse(adminPassword) {
     });
     if (r.status !== 201) throw new Error(`realm import: ${r.status} ${await r.text()}`);
   };
-  return { base, stop, adminToken, importRealm };
+  // The gateway's part of the config file, reloaded at once; resolves
+  // once the gateway serves `probe` (a path of the new config) with
+  // anything but 404.
+  const configureGateway = async (toml, probe) => {
+    writeFileSync(configFile, toml);
+    proc.kill("SIGHUP");
+    for (let i = 0; i < 100; i++) {
+      if ((await fetch(`${gw}${probe}`)).status !== 404) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error("the gateway did not load its new config");
+  };
+  return { base, gw, stop, adminToken, importRealm, configureGateway };
 }

@@ -4,8 +4,9 @@
 // userinfo validation, refresh, introspection, revocation, client
 // credentials with a secret and with private_key_jwt, RP-initiated
 // logout, and dynamic client registration (with a chosen ID token
-// algorithm, whose signature the RP checks). Starts the real binary on
-// ephemeral ports.
+// algorithm, whose signature the RP checks), and DPoP (RFC 9449): bound
+// tokens from the code flow, refresh, userinfo and a gateway route.
+// Starts the real binary on ephemeral ports.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import * as oidc from "openid-client";
@@ -25,6 +26,9 @@ before(async () => {
     clients: [
       { clientId: "web", secret: "web-secret", redirectUris: [REDIRECT], serviceAccountsEnabled: true,
         attributes: { "post.logout.redirect.uris": LOGGED_OUT } },
+      // A public client that must bind its tokens (Keycloak's attribute).
+      { clientId: "dpop-spa", publicClient: true, redirectUris: [REDIRECT],
+        attributes: { "dpop.bound.access.tokens": "true" } },
       { clientId: "signer", clientAuthenticatorType: "client-jwt", serviceAccountsEnabled: true, standardFlowEnabled: false,
         attributes: { "use.jwks.string": "true", "jwks.string": JSON.stringify({ keys: [jwk] }) } },
     ],
@@ -235,4 +239,50 @@ test("a client picks its ID token and userinfo algorithms at registration; the R
   // The refreshed ID token is the same algorithm and verifies too.
   const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token);
   assert.equal(JSON.parse(Buffer.from(refreshed.id_token.split(".")[0], "base64url")).alg, "PS384");
+});
+
+test("DPoP: openid-client binds the code flow's tokens to its key, refreshes and calls userinfo and a gateway route with proofs", async () => {
+  await gatehouse.configureGateway(`
+[authorizers.rp]
+type = "jwt"
+issuer = "${base}/realms/rp"
+
+[[routes]]
+name = "orders"
+path = "/orders"
+upstream = "builtin:echo"
+authorizers = ["rp"]
+`, "/orders");
+  const config = await discover("dpop-spa", undefined, oidc.None());
+  assert.ok(config.serverMetadata().dpop_signing_alg_values_supported.includes("ES256"));
+  const DPoP = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair("ES256"));
+  const verifier = oidc.randomPKCECodeVerifier();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT, scope: "openid", state: "d1",
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256",
+  });
+  const { callback } = await logInAs(url, "alice", "alice-pw");
+  // The client requires DPoP: without a proof the code is refused.
+  await assert.rejects(
+    oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: "d1" }),
+    (e) => e.error === "invalid_dpop_proof",
+  );
+  const { callback: again } = await logInAs(url, "alice", "alice-pw");
+  const tokens = await oidc.authorizationCodeGrant(config, again, { pkceCodeVerifier: verifier, expectedState: "d1" }, undefined, { DPoP });
+  assert.equal(tokens.token_type.toLowerCase(), "dpop");
+  const info = await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims().sub, { DPoP });
+  assert.equal(info.preferred_username, "alice");
+  const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
+  assert.equal(refreshed.token_type.toLowerCase(), "dpop");
+  // A bound refresh token is refused with another key.
+  const other = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair("ES256"));
+  await assert.rejects(oidc.refreshTokenGrant(config, refreshed.refresh_token, undefined, { DPoP: other }));
+
+  // The gateway: a proof from openid-client passes; the token alone does not.
+  const api = new URL(`${gatehouse.gw}/orders/42`);
+  const r = await oidc.fetchProtectedResource(config, refreshed.access_token, api, "GET", undefined, undefined, { DPoP });
+  assert.equal(r.status, 200);
+  const stolen = await fetch(api, { headers: { authorization: `Bearer ${refreshed.access_token}` } });
+  assert.equal(stolen.status, 401);
+  assert.ok(stolen.headers.get("www-authenticate").includes('DPoP algs="'));
 });
