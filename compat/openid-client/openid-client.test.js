@@ -265,7 +265,7 @@ authorizers = ["rp"]
   // The client requires DPoP: without a proof the code is refused.
   await assert.rejects(
     oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: "d1" }),
-    (e) => e.error === "invalid_dpop_proof",
+    (e) => e.error === "invalid_request" && e.error_description === "DPoP proof is missing",
   );
   const { callback: again } = await logInAs(url, "alice", "alice-pw");
   const tokens = await oidc.authorizationCodeGrant(config, again, { pkceCodeVerifier: verifier, expectedState: "d1" }, undefined, { DPoP });

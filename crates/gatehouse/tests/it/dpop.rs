@@ -101,18 +101,26 @@ async fn a_public_clients_tokens_are_bound_and_refresh_and_userinfo_need_its_key
         ("client_id", "spa"),
         ("refresh_token", rt.as_str()),
     ];
+    // Keycloak's answers: the grant is refused (`invalid_grant`).
     let (st, e) = token_request(&s, &refresh, None).await;
     assert_eq!(
         (st, &e["error"], &e["error_description"]),
         (
             400,
-            &json!("invalid_dpop_proof"),
+            &json!("invalid_grant"),
             &json!("DPoP proof is missing")
         )
     );
     let thief = key(Alg::ES256);
     let (st, e) = token_request(&s, &refresh, Some(&proof_for_token_endpoint(&s, &thief))).await;
-    assert_eq!((st, &e["error"]), (400, &json!("invalid_dpop_proof")));
+    assert_eq!(
+        (st, &e["error"], &e["error_description"]),
+        (
+            400,
+            &json!("invalid_grant"),
+            &json!("DPoP confirmation doesn't match DPoP proof")
+        )
+    );
     let used = proof_for_token_endpoint(&s, &k);
     let (st, t2) = token_request(&s, &refresh, Some(&used)).await;
     assert_eq!(st, 200, "the holder refreshes: {t2}");
@@ -180,7 +188,17 @@ async fn a_public_clients_tokens_are_bound_and_refresh_and_userinfo_need_its_key
         .await,
     ] {
         assert_eq!(r.status(), 401);
-        assert_eq!(r.headers()["www-authenticate"], BINDING_FAILED);
+        // In the scheme the request used, as Keycloak answers.
+        let challenge = r.headers()["www-authenticate"].to_str().expect("ascii");
+        if challenge.starts_with("Bearer") {
+            assert_eq!(challenge, BINDING_FAILED);
+        } else {
+            assert!(challenge.starts_with("DPoP algs=\"RS256 "), "{challenge}");
+            assert!(
+                challenge.ends_with(", realm=\"demo\", error=\"invalid_token\", error_description=\"DPoP proof and token binding verification failed\""),
+                "{challenge}"
+            );
+        }
     }
     // An unbound token under the DPoP scheme is refused too.
     let (_, plain) = token_request(&s, &login, None).await;
@@ -271,7 +289,7 @@ async fn confidential_clients_bind_access_tokens_and_may_require_proofs() {
         let (st, e) = token_request(&s, &cc, Some(&p)).await;
         assert_eq!(
             (st, &e["error"], &e["error_description"]),
-            (400, &json!("invalid_dpop_proof"), &json!(why))
+            (400, &json!("invalid_request"), &json!(why))
         );
     }
     let (st, t) = token_request(&s, &cc, Some(&proof_for_token_endpoint(&s, &k))).await;
@@ -288,7 +306,7 @@ async fn confidential_clients_bind_access_tokens_and_may_require_proofs() {
             (st, &e["error"], &e["error_description"]),
             (
                 400,
-                &json!("invalid_dpop_proof"),
+                &json!("invalid_request"),
                 &json!("DPoP proof is missing")
             )
         );
@@ -595,7 +613,7 @@ async fn dynamic_registration_takes_dpop_bound_access_tokens() {
         ("client_secret", secret),
     ];
     let (st, e) = token_request(&s, &cc, None).await;
-    assert_eq!((st, &e["error"]), (400, &json!("invalid_dpop_proof")));
+    assert_eq!((st, &e["error"]), (400, &json!("invalid_request")));
     let k = key(Alg::EdDSA);
     let (st, t) = token_request(&s, &cc, Some(&proof_for_token_endpoint(&s, &k))).await;
     assert_eq!((st, &t["token_type"]), (200, &json!("DPoP")));

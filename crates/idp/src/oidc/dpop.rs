@@ -9,7 +9,7 @@
 
 use crate::error::OAuthError;
 use crate::state::Idp;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use gatehouse_core::model::{Client, Realm};
 use gatehouse_jose::dpop::{Expected, ProofError};
 use serde_json::Value;
@@ -61,9 +61,11 @@ pub fn prove(
     Ok(proven.jkt)
 }
 
-/// A 400 `invalid_dpop_proof` (RFC 9449 §5) with Keycloak's description.
+/// A refused proof at the token endpoint: Keycloak 26.8 answers 400
+/// `invalid_request` with its description (RFC 9449 §5 would say
+/// `invalid_dpop_proof`; clients read Keycloak's).
 pub fn invalid(e: &ProofError) -> OAuthError {
-    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", e.to_string())
+    OAuthError::invalid_request(e.to_string())
 }
 
 /// At the token endpoint: the key the new tokens are bound to, when the
@@ -89,20 +91,29 @@ pub fn bound_key(claims: &Value) -> Option<&str> {
     claims.pointer("/cnf/jkt").and_then(Value::as_str)
 }
 
-/// A refresh: a bound refresh token needs a proof of its own key.
+/// A refresh: a bound refresh token needs a proof of its own key
+/// (Keycloak's `invalid_grant` answers when it has none, or another's).
 pub fn check_refresh(refresh_claims: &Value, proven: Option<&str>) -> Result<(), OAuthError> {
     match (bound_key(refresh_claims), proven) {
         (None, _) => Ok(()),
-        (Some(_), None) => Err(invalid(&ProofError::Missing)),
+        (Some(_), None) => Err(OAuthError::invalid_grant("DPoP proof is missing")),
         (Some(bound), Some(p))
             if gatehouse_core::id::same_bytes(bound.as_bytes(), p.as_bytes()) =>
         {
             Ok(())
         }
-        (Some(_), Some(_)) => Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_dpop_proof",
-            "DPoP proof and token binding verification failed",
+        (Some(_), Some(_)) => Err(OAuthError::invalid_grant(
+            "DPoP confirmation doesn't match DPoP proof",
         )),
     }
+}
+
+/// The `DPoP` challenge of a refusal at a resource endpoint (Keycloak's
+/// order: the algorithms, then the realm and the error).
+pub fn challenge(realm: &str, error: &str, description: &str) -> String {
+    let algs: Vec<&str> = gatehouse_jose::dpop::algorithms().collect();
+    format!(
+        "DPoP algs=\"{}\", realm=\"{realm}\", error=\"{error}\", error_description=\"{description}\"",
+        algs.join(" ")
+    )
 }

@@ -186,10 +186,17 @@ pub async fn handle(
         _ => false,
     };
     if !binding_ok {
-        return Err(unauthorized(
-            "invalid_token",
-            "DPoP proof and token binding verification failed",
-        ));
+        let desc = "DPoP proof and token binding verification failed";
+        let mut e = unauthorized("invalid_token", desc);
+        // Answered in the scheme the request used, as Keycloak does.
+        if dpop_token.is_some() {
+            e.www_authenticate = Some(crate::oidc::dpop::challenge(
+                &realm.name,
+                "invalid_token",
+                desc,
+            ));
+        }
+        return Err(e);
     }
     let azp = active.claims["azp"].as_str().unwrap_or_default();
     let Some(client) = idp.store.client_by_client_id(&realm.id, azp).await? else {
