@@ -623,3 +623,162 @@ async fn dynamic_registration_takes_dpop_bound_access_tokens() {
         (201, &json!(false))
     );
 }
+
+/// Alice's code from an authorization request with `query` (she logs in).
+async fn code_for(s: &Server, query: &[(&str, &str)]) -> String {
+    let first = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/auth",
+            s.base
+        ))
+        .query(query)
+        .send()
+        .await
+        .expect("auth");
+    assert_eq!(first.status(), 200, "login page");
+    let r = crate::support::LoginPage::read(s, first)
+        .await
+        .post(&[("username", "alice"), ("password", "alice-pw")])
+        .await;
+    assert_eq!(r.status(), 302);
+    let loc =
+        reqwest::Url::parse(r.headers()["location"].to_str().expect("location")).expect("url");
+    loc.query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code")
+}
+
+#[tokio::test]
+async fn dpop_jkt_and_pushed_requests_bind_the_code_to_a_key() {
+    let s = start().await;
+    s.demo_realm().await;
+    let k = key(Alg::ES256);
+    let other = key(Alg::ES256);
+    let verifier = "v".repeat(43);
+    let challenge = URL_SAFE_NO_PAD.encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref(),
+    );
+    let bound_jkt = jkt(&k);
+    let query = [
+        ("response_type", "code"),
+        ("client_id", "spa"),
+        ("redirect_uri", "http://127.0.0.1/spa/cb"),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("dpop_jkt", bound_jkt.as_str()),
+    ];
+    let redeem = |code: String, p: Option<String>| {
+        let s = &s;
+        let verifier = verifier.clone();
+        async move {
+            let form = [
+                ("grant_type", "authorization_code"),
+                ("client_id", "spa"),
+                ("code", code.as_str()),
+                ("redirect_uri", "http://127.0.0.1/spa/cb"),
+                ("code_verifier", verifier.as_str()),
+            ];
+            token_request(s, &form, p.as_deref()).await
+        }
+    };
+    let (st, e) = redeem(code_for(&s, &query).await, None).await;
+    assert_eq!(
+        (st, &e["error"], &e["error_description"]),
+        (400, &json!("invalid_request"), &json!("DPoP Proof missing"))
+    );
+    let (st, e) = redeem(
+        code_for(&s, &query).await,
+        Some(proof_for_token_endpoint(&s, &other)),
+    )
+    .await;
+    assert_eq!(
+        (st, &e["error_description"]),
+        (
+            400,
+            &json!("DPoP Proof public key thumbprint does not match dpop_jkt")
+        )
+    );
+    let (st, t) = redeem(
+        code_for(&s, &query).await,
+        Some(proof_for_token_endpoint(&s, &k)),
+    )
+    .await;
+    assert_eq!((st, &t["token_type"]), (200, &json!("DPoP")), "{t}");
+    assert_eq!(
+        s.verified("demo", t["access_token"].as_str().expect("at"))
+            .await["cnf"]["jkt"],
+        json!(bound_jkt)
+    );
+
+    // A pushed request with a proof binds its code the same way.
+    let par_url = format!(
+        "{}/realms/demo/protocol/openid-connect/ext/par/request",
+        s.base
+    );
+    let push = |extra: Option<(&'static str, String)>, p: String| {
+        let s = &s;
+        let par_url = par_url.clone();
+        async move {
+            let mut form = vec![
+                ("response_type", "code".to_owned()),
+                ("redirect_uri", "http://127.0.0.1/cb".to_owned()),
+                ("scope", "openid".to_owned()),
+            ];
+            form.extend(extra);
+            let r = s
+                .http
+                .post(&par_url)
+                .basic_auth("app", Some("app-secret"))
+                .header("DPoP", p)
+                .form(&form)
+                .send()
+                .await
+                .expect("par");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        }
+    };
+    let par_proof = |k: &SigningKey| proof(k, "POST", &par_url, None, now()).expect("p");
+    let (st, e) = push(Some(("dpop_jkt", jkt(&other))), par_proof(&k)).await;
+    assert_eq!(
+        (st, &e["error_description"]),
+        (
+            400,
+            &json!("DPoP Proof public key thumbprint does not match dpop_jkt.")
+        )
+    );
+    let pushed_code = |uri: String| {
+        let s = &s;
+        async move { code_for(s, &[("client_id", "app"), ("request_uri", uri.as_str())]).await }
+    };
+    let app_redeem = |code: String, p: String| {
+        let s = &s;
+        async move {
+            let form = [
+                ("grant_type", "authorization_code"),
+                ("client_id", "app"),
+                ("client_secret", "app-secret"),
+                ("code", code.as_str()),
+                ("redirect_uri", "http://127.0.0.1/cb"),
+            ];
+            token_request(s, &form, Some(&p)).await
+        }
+    };
+    let (st, r) = push(None, par_proof(&k)).await;
+    assert_eq!(st, 201, "{r}");
+    let code = pushed_code(r["request_uri"].as_str().expect("uri").to_owned()).await;
+    let (st, e) = app_redeem(code, proof_for_token_endpoint(&s, &other)).await;
+    assert_eq!(
+        (st, &e["error_description"]),
+        (
+            400,
+            &json!("DPoP Proof public key thumbprint does not match dpop_jkt")
+        )
+    );
+    let (_, r) = push(None, par_proof(&k)).await;
+    let code = pushed_code(r["request_uri"].as_str().expect("uri").to_owned()).await;
+    let (st, t) = app_redeem(code, proof_for_token_endpoint(&s, &k)).await;
+    assert_eq!((st, &t["token_type"]), (200, &json!("DPoP")), "{t}");
+}

@@ -118,6 +118,9 @@ struct AuthRequest {
     /// The user ticked "Remember me" (where the realm offers it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     remember_me: bool,
+    /// `dpop_jkt` (RFC 9449 §10): the code goes to that key's holder only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_jkt: Option<String>,
 }
 
 /// The invitation a registration answers: its organization, its id and
@@ -163,6 +166,7 @@ impl AuthRequest {
             end_after: Some(end),
             invite: None,
             remember_me: false,
+            dpop_jkt: None,
         }
     }
 }
@@ -682,6 +686,7 @@ async fn issue_code(
             code_challenge: req.code_challenge.clone(),
             code_challenge_method: req.code_challenge.as_ref().map(|_| "S256".to_owned()),
             sso,
+            dpop_jkt: req.dpop_jkt.clone(),
         };
         idp.store
             .put_code(&CodeRecord {
@@ -1086,6 +1091,7 @@ async fn authorize(
         end_after: None,
         invite: None,
         remember_me: false,
+        dpop_jkt: q.get(crate::oidc::dpop::JKT_PARAM).map(str::to_owned),
     };
     let now = gatehouse_core::time::now();
     // OIDC Core §3.1.2.1: an ID token hint names the user the client

@@ -86,6 +86,42 @@ pub fn at_token_endpoint(
         .map_err(|e| invalid(&e))
 }
 
+/// The authorization request parameter binding the code to a key (RFC
+/// 9449 §10).
+pub const JKT_PARAM: &str = "dpop_jkt";
+
+/// At the pushed authorization request endpoint: the key of the request's
+/// proof, if it carries one.
+pub fn at_par_endpoint(
+    idp: &Idp,
+    realm: &Realm,
+    headers: &HeaderMap,
+) -> Result<Option<String>, OAuthError> {
+    if header(headers).map_err(|e| invalid(&e))?.is_none() {
+        return Ok(None);
+    }
+    let url = format!(
+        "{}/protocol/openid-connect/ext/par/request",
+        idp.issuer(&realm.name)
+    );
+    prove(idp, headers, "POST", &url, None)
+        .map(Some)
+        .map_err(|e| invalid(&e))
+}
+
+/// Redeeming a code bound to a key (`dpop_jkt`): the token request's
+/// proof must be of that key (Keycloak's answers).
+pub fn check_code(bound: Option<&str>, proven: Option<&str>) -> Result<(), OAuthError> {
+    match (bound, proven) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(OAuthError::invalid_request("DPoP Proof missing")),
+        (Some(b), Some(p)) if b == p => Ok(()),
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+            "DPoP Proof public key thumbprint does not match dpop_jkt",
+        )),
+    }
+}
+
 /// The key a token or refresh token is bound to (`cnf.jkt`).
 pub fn bound_key(claims: &Value) -> Option<&str> {
     claims.pointer("/cnf/jkt").and_then(Value::as_str)

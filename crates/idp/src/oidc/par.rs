@@ -75,6 +75,20 @@ pub async fn post(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     params.insert("client_id".into(), client.client_id.clone());
+    // RFC 9449 §10.1: a proof with the pushed request binds the code to
+    // its key, as `dpop_jkt` does (which must then name the same key).
+    if let Some(jkt) = crate::oidc::dpop::at_par_endpoint(&idp, &realm, &headers)? {
+        match params.get(crate::oidc::dpop::JKT_PARAM) {
+            Some(named) if *named != jkt => {
+                return Err(OAuthError::invalid_request(
+                    "DPoP Proof public key thumbprint does not match dpop_jkt.",
+                ));
+            }
+            _ => {
+                params.insert(crate::oidc::dpop::JKT_PARAM.into(), jkt);
+            }
+        }
+    }
     let id = gatehouse_core::id::token();
     let data = serde_json::to_string(&params)
         .map_err(|_| OAuthError::invalid_request("Malformed request"))?;

@@ -35,6 +35,10 @@ pub struct CodeData {
     /// this authorization): the client session's `acr` is `0`.
     #[serde(default)]
     pub sso: bool,
+    /// The DPoP key the code is bound to (`dpop_jkt`, or the pushed
+    /// request's proof): only a proof of that key redeems it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// The token endpoint.
@@ -569,6 +573,7 @@ async fn code(
         }
         (None, None) => {}
     }
+    crate::oidc::dpop::check_code(data.dpop_jkt.as_deref(), dpop.as_deref())?;
     let Some(sso) = idp.store.session(&data.session_id).await? else {
         return Err(OAuthError::invalid_grant("Session not active"));
     };
