@@ -158,8 +158,9 @@ impl FromRequestParts<Arc<Idp>> for AccountCaller {
             Err(e) => return Err(AdminError::from(e).into_response()),
         }
         let unauthorized = || unauthorized(&realm.name);
-        let token = crate::oidc::userinfo::bearer(&parts.headers).ok_or_else(unauthorized)?;
-        let active = crate::oidc::userinfo::active_access_token(idp, &realm, token)
+        let token =
+            crate::oidc::userinfo::request_token(&parts.headers).ok_or_else(unauthorized)?;
+        let active = crate::oidc::userinfo::active_request_token(idp, &realm, token)
             .await
             .map_err(|e| AdminError::from(e).into_response())?
             .ok_or_else(unauthorized)?;

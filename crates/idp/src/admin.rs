@@ -101,13 +101,13 @@ async fn master_admin(
     role: &str,
 ) -> Result<AdminCaller, AdminError> {
     let unauthorized = || AdminError::new(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized");
-    let token = crate::oidc::userinfo::bearer(headers).ok_or_else(unauthorized)?;
+    let token = crate::oidc::userinfo::request_token(headers).ok_or_else(unauthorized)?;
     let master = idp
         .store
         .realm_by_name("master")
         .await?
         .ok_or_else(unauthorized)?;
-    let active = crate::oidc::userinfo::active_access_token(idp, &master, token)
+    let active = crate::oidc::userinfo::active_request_token(idp, &master, token)
         .await?
         .ok_or_else(unauthorized)?;
     let is_admin = active.claims["realm_access"]["roles"]
@@ -185,16 +185,16 @@ async fn guard_realm_for(
 /// token of another realm (its issuer's): Keycloak authenticates it there
 /// and then answers 403, not 401, for a realm it may not administer.
 async fn authenticated_elsewhere(idp: &Idp, headers: &HeaderMap, e: AdminError) -> AdminError {
-    let Some(token) = crate::oidc::userinfo::bearer(headers) else {
+    let Some(token) = crate::oidc::userinfo::request_token(headers) else {
         return e;
     };
-    let Some(name) = issuer_realm(token) else {
+    let Some(name) = issuer_realm(token.token) else {
         return e;
     };
     let Ok(Some(issuer)) = idp.store.realm_by_name(&name).await else {
         return e;
     };
-    match crate::oidc::userinfo::active_access_token(idp, &issuer, token).await {
+    match crate::oidc::userinfo::active_request_token(idp, &issuer, token).await {
         Ok(Some(_)) => AdminError::new(StatusCode::FORBIDDEN, "HTTP 403 Forbidden"),
         _ => e,
     }
@@ -232,8 +232,8 @@ pub async fn guard_any(
         }
     };
     // The issuer only picks the realm whose keys then verify the token.
-    let Some(name) = crate::oidc::userinfo::bearer(headers)
-        .and_then(issuer_realm)
+    let Some(name) = crate::oidc::userinfo::request_token(headers)
+        .and_then(|t| issuer_realm(t.token))
         .filter(|r| r != "master")
     else {
         return Err(authenticated_elsewhere(idp, headers, e).await);
@@ -301,8 +301,8 @@ pub(crate) async fn signed_in(
     AdminError,
 > {
     let unauthorized = || AdminError::new(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized");
-    let token = crate::oidc::userinfo::bearer(headers).ok_or_else(unauthorized)?;
-    let active = crate::oidc::userinfo::active_access_token(idp, issuer, token)
+    let token = crate::oidc::userinfo::request_token(headers).ok_or_else(unauthorized)?;
+    let active = crate::oidc::userinfo::active_request_token(idp, issuer, token)
         .await?
         .ok_or_else(unauthorized)?;
     let roles = idp.store.effective_roles(&active.user.id).await?;

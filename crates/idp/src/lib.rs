@@ -147,5 +147,10 @@ pub fn router(idp: Arc<Idp>) -> Router {
                 )),
         )
         .merge(health::routes())
+        // DPoP proofs for bound tokens at the admin and account APIs.
+        .layer(axum::middleware::from_fn_with_state(
+            idp.clone(),
+            oidc::dpop::resource_layer,
+        ))
         .with_state(idp)
 }

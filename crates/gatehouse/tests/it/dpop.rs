@@ -782,3 +782,120 @@ async fn dpop_jkt_and_pushed_requests_bind_the_code_to_a_key() {
     let (st, t) = app_redeem(code, proof_for_token_endpoint(&s, &k)).await;
     assert_eq!((st, &t["token_type"]), (200, &json!("DPoP")), "{t}");
 }
+
+#[tokio::test]
+async fn the_admin_and_account_apis_take_bound_tokens_with_a_proof() {
+    let s = start().await;
+    s.demo_realm().await;
+    let k = key(Alg::ES256);
+    let master_token = s
+        .http
+        .post(s.token_url("master"))
+        .header(
+            "DPoP",
+            proof(&k, "POST", &s.token_url("master"), None, now()).expect("p"),
+        )
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "admin-cli"),
+            ("username", "admin"),
+            ("password", crate::support::ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(master_token["token_type"], "DPoP");
+    let admin = master_token["access_token"]
+        .as_str()
+        .expect("at")
+        .to_owned();
+    let get = |url: String, scheme: &'static str, p: Option<String>| {
+        let s = &s;
+        let admin = admin.clone();
+        async move {
+            let mut r = s
+                .http
+                .get(&url)
+                .header("Authorization", format!("{scheme} {admin}"));
+            if let Some(p) = p {
+                r = r.header("DPoP", p);
+            }
+            r.send().await.expect("send").status().as_u16()
+        }
+    };
+    let realms = format!("{}/admin/realms", s.base);
+    let p = proof(&k, "GET", &realms, Some(&admin), now()).expect("p");
+    assert_eq!(get(realms.clone(), "DPoP", Some(p.clone())).await, 200);
+    assert_eq!(
+        get(realms.clone(), "DPoP", Some(p)).await,
+        401,
+        "a proof is good once"
+    );
+    assert_eq!(get(realms.clone(), "DPoP", None).await, 401);
+    assert_eq!(get(realms.clone(), "Bearer", None).await, 401);
+    let other = key(Alg::ES256);
+    let p = proof(&other, "GET", &realms, Some(&admin), now()).expect("p");
+    assert_eq!(
+        get(realms.clone(), "DPoP", Some(p)).await,
+        401,
+        "another key"
+    );
+    let users = format!("{}/admin/realms/demo/users", s.base);
+    let p = proof(&k, "GET", &realms, Some(&admin), now()).expect("p");
+    assert_eq!(
+        get(users.clone(), "DPoP", Some(p)).await,
+        401,
+        "a proof for another URL"
+    );
+    // A forged marker of a checked proof counts for nothing.
+    let r = s
+        .http
+        .get(&users)
+        .header("Authorization", format!("DPoP {admin}"))
+        .header("x-gatehouse-dpop-proven", jkt(&k))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let p = proof(&k, "GET", &users, Some(&admin), now()).expect("p");
+    assert_eq!(get(users, "DPoP", Some(p)).await, 200);
+
+    // The account API, with alice's bound token.
+    let (_, t) = token_request(
+        &s,
+        &[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", "alice"),
+            ("password", "alice-pw"),
+        ],
+        Some(&proof_for_token_endpoint(&s, &k)),
+    )
+    .await;
+    let at = t["access_token"].as_str().expect("at");
+    let account = format!("{}/realms/demo/account", s.base);
+    let call = |p: Option<String>| {
+        let s = &s;
+        let account = account.clone();
+        async move {
+            let mut r = s
+                .http
+                .get(&account)
+                .header("Authorization", format!("DPoP {at}"));
+            if let Some(p) = p {
+                r = r.header("DPoP", p);
+            }
+            r.send().await.expect("send")
+        }
+    };
+    let r = call(Some(
+        proof(&k, "GET", &account, Some(at), now()).expect("p"),
+    ))
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.expect("json")["username"], "alice");
+    assert_eq!(call(None).await.status(), 401);
+}

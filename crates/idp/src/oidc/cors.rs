@@ -173,11 +173,12 @@ fn form_client_id(headers: &HeaderMap, body: &Bytes) -> Option<String> {
     Some(id)
 }
 
-/// The `azp` of a bearer token, read without verifying it: it only picks
-/// which client's origins may read the answer, and the answer itself
-/// needs the token to be valid.
+/// The `azp` of a bearer (or DPoP) token, read without verifying it: it
+/// only picks which client's origins may read the answer, and the answer
+/// itself needs the token to be valid.
 fn bearer_azp(headers: &HeaderMap) -> Option<String> {
-    let token = crate::oidc::userinfo::bearer(headers)?;
+    let token = crate::oidc::userinfo::bearer(headers)
+        .or_else(|| crate::oidc::userinfo::scheme_token(headers, "dpop"))?;
     let v = crate::oidc::client_assertion::unverified_claims(token)?;
     v.get("azp")?.as_str().map(str::to_owned)
 }

@@ -4,15 +4,20 @@
 //! bound too, so a stolen one cannot be refreshed elsewhere; a client with
 //! `dpop.bound.access.tokens` must send a proof with every token request;
 //! userinfo takes bound tokens under the `DPoP` scheme with a proof.
-//! Everything else that reads a bearer token (admin, account, UMA APIs)
-//! refuses bound tokens, since it checks no proof.
+//! The admin and account APIs take them the same way ([`resource_layer`]
+//! checks the proof); everything else that reads a bearer token (UMA and
+//! protection APIs, registration) refuses bound tokens.
 
 use crate::error::OAuthError;
 use crate::state::Idp;
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
 use gatehouse_core::model::{Client, Realm};
 use gatehouse_jose::dpop::{Expected, ProofError};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The client attribute that makes proofs mandatory (Keycloak's name).
 pub const CLIENT_ATTRIBUTE: &str = "dpop.bound.access.tokens";
@@ -152,4 +157,45 @@ pub fn challenge(realm: &str, error: &str, description: &str) -> String {
         "DPoP algs=\"{}\", realm=\"{realm}\", error=\"{error}\", error_description=\"{description}\"",
         algs.join(" ")
     )
+}
+
+/// Set by [`resource_layer`] on a request whose DPoP proof it checked:
+/// the proof's key thumbprint. Removed from every incoming request first,
+/// so only the layer can have set it.
+pub const PROVEN: HeaderName = HeaderName::from_static("x-gatehouse-dpop-proven");
+
+/// Whether `path` is one of the APIs that take DPoP-bound tokens with a
+/// proof (Keycloak 26.8's admin and account APIs).
+fn takes_bound_tokens(path: &str) -> bool {
+    let mut seg = path.trim_start_matches('/').split('/');
+    matches!(
+        (seg.next(), seg.next(), seg.next()),
+        (Some("admin"), _, _) | (Some("realms"), Some(_), Some("account"))
+    )
+}
+
+/// Checks the DPoP proof of an admin or account API request made with
+/// `Authorization: DPoP`: for this method, URL and token, used once. The
+/// handlers then accept the token if it is bound to the proven key
+/// (`userinfo::request_token`); a request whose proof fails goes on
+/// unmarked and is refused there as unauthenticated.
+pub async fn resource_layer(State(idp): State<Arc<Idp>>, mut req: Request, next: Next) -> Response {
+    req.headers_mut().remove(&PROVEN);
+    if takes_bound_tokens(req.uri().path()) {
+        let proven = crate::oidc::userinfo::scheme_token(req.headers(), "dpop").and_then(|token| {
+            let url = format!("{}{}", idp.public_url, req.uri().path());
+            prove(
+                &idp,
+                req.headers(),
+                req.method().as_str(),
+                &url,
+                Some(token),
+            )
+            .ok()
+        });
+        if let Some(v) = proven.and_then(|jkt| HeaderValue::from_str(&jkt).ok()) {
+            req.headers_mut().insert(PROVEN, v);
+        }
+    }
+    next.run(req).await
 }

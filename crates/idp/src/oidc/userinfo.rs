@@ -126,8 +126,48 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme_token(headers, "bearer")
 }
 
+/// The access token of an admin or account API request: a bearer token,
+/// or a DPoP-bound one whose proof `dpop::resource_layer` checked.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestToken<'a> {
+    pub token: &'a str,
+    /// The key the request proved it holds (DPoP scheme only).
+    pub proven: Option<&'a str>,
+}
+
+/// The request's [`RequestToken`], if it carries one.
+pub fn request_token(headers: &HeaderMap) -> Option<RequestToken<'_>> {
+    if let Some(token) = bearer(headers) {
+        return Some(RequestToken {
+            token,
+            proven: None,
+        });
+    }
+    let token = scheme_token(headers, "dpop")?;
+    let proven = headers.get(&crate::oidc::dpop::PROVEN)?.to_str().ok()?;
+    Some(RequestToken {
+        token,
+        proven: Some(proven),
+    })
+}
+
+/// [`active_access_token`] for a [`RequestToken`]: a bearer token must be
+/// unbound, a DPoP one bound to the key its request proved.
+pub async fn active_request_token(
+    idp: &Idp,
+    realm: &Realm,
+    t: RequestToken<'_>,
+) -> Result<Option<Active>, OAuthError> {
+    let Some(proven) = t.proven else {
+        return active_access_token(idp, realm, t.token).await;
+    };
+    Ok(active_token(idp, realm, t.token, true)
+        .await?
+        .filter(|a| crate::oidc::dpop::bound_key(&a.claims) == Some(proven)))
+}
+
 /// The token of `Authorization` when it uses `scheme`.
-fn scheme_token<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+pub(crate) fn scheme_token<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (s, tok) = v.split_once(' ')?;
     s.eq_ignore_ascii_case(scheme).then(|| tok.trim())
