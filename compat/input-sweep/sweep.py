@@ -2,7 +2,8 @@
 Gatehouse takes, each field replaced by wrong types, huge, empty, null and
 nested values, and raw bodies that are not JSON; every OAuth endpoint with
 every grant type, each parameter replaced by hostile values, and raw bodies
-and Authorization headers that do not parse. Bad input must get a 4xx: the
+and Authorization headers that do not parse; forged DPoP proofs (hostile
+keys, types, algorithms and claims) wherever a proof is read. Bad input must get a 4xx: the
 sweep fails on any 5xx or broken connection, naming the request.
 
 Runs the real binary through the Python harness (ephemeral ports)."""
@@ -192,6 +193,43 @@ for ep in ENDPOINTS:
                 headers["Authorization"] = auth
             send("POST", O + ep, (ep, body[:20], auth and auth[:20]), headers=headers, data=body)
             send("GET", O + ep, (ep, "GET", auth and auth[:20]), headers=headers)
+
+# --- DPoP proofs (RFC 9449): hostile headers, keys and claims wherever a
+# proof is read (token, PAR and userinfo endpoints, admin and account APIs).
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def forged(header, claims, sig="AAAA"):
+    return ".".join([b64u(json.dumps(header).encode()), b64u(json.dumps(claims).encode()), sig])
+
+
+long = "A" * 5000
+JWKS = [None, "x", [], {}, {"kty": "RSA", "n": "", "e": ""}, {"kty": "RSA", "n": long, "e": long},
+        {"kty": "EC", "crv": "P-256", "x": "!!", "y": 5}, {"kty": "EC", "crv": "P-521", "x": "AQAB", "y": "AQAB"},
+        {"kty": "OKP", "crv": "Ed25519", "x": long}, {"kty": "oct", "k": "AAAA"},
+        {"kty": "EC", "crv": "P-256", "x": "AQAB", "y": "AQAB", "d": "AQAB"}]
+CLAIMS = [{}, {"jti": "j", "htm": "POST", "htu": ":::", "iat": 1}, {"jti": None, "htm": [], "htu": {}, "iat": "x"},
+          {"jti": "j", "htm": "GET", "htu": "http://" + "a" * 3000, "iat": 2 ** 70, "ath": 5}]
+PROOFS = ["", "x", "a.b.c", long, "\u00ff", "..", ".e30.", "e30.e30.e30"]
+for alg in ["ES256", "RS256", "EdDSA", "none", "HS256", None, 5]:
+    for jwk in JWKS:
+        for typ in ["dpop+jwt", "JWT", None]:
+            for c in CLAIMS:
+                PROOFS.append(forged({"typ": typ, "alg": alg, "jwk": jwk}, c))
+at = good.get("access_token", "")
+DPOP_TARGETS = [("POST", O + "/token", dict(grant_type="client_credentials", client_id="c2", client_secret="s"), None),
+                ("POST", O + "/ext/par/request", dict(client_id="c2", client_secret="s", response_type="code",
+                                                     redirect_uri="http://x/cb"), None),
+                ("GET", O + "/userinfo", None, "DPoP " + at),
+                ("GET", B + "/admin/realms", None, "DPoP " + H["Authorization"].split(" ", 1)[1]),
+                ("GET", B + "/realms/f/account", None, "DPoP " + at)]
+for method, url, data, auth in DPOP_TARGETS:
+    for proof in PROOFS:
+        headers = {"DPoP": proof.encode("latin-1", "replace").decode("latin-1")}
+        if auth:
+            headers["Authorization"] = auth
+        send(method, url, ("dpop", url[len(B):], proof[:40]), headers=headers, data=data)
 
 g.stop()
 print(f"admin API: {admin_sent} requests; OAuth endpoints: {sent - admin_sent} requests; failures: {len(fails)}")

@@ -296,3 +296,40 @@ fn random_and_mutated_proofs_are_errors_not_panics() {
         assert!(verify(junk, &want(None)).is_err());
     }
 }
+
+#[test]
+fn hostile_keys_in_the_header_are_errors_not_panics() {
+    let claims = b64(json!({"jti": "j", "htm": "POST", "htu": URL, "iat": NOW})
+        .to_string()
+        .as_bytes());
+    let long = "A".repeat(5000);
+    let jwks = [
+        json!({"kty": "RSA", "n": "", "e": ""}),
+        json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"}),
+        json!({"kty": "RSA", "n": long, "e": "AQAB"}),
+        json!({"kty": "RSA", "n": "!!!", "e": "AQAB"}),
+        json!({"kty": "RSA", "n": "AQAB", "e": long}),
+        json!({"kty": "EC", "crv": "P-256", "x": "", "y": ""}),
+        json!({"kty": "EC", "crv": "P-256", "x": "AQAB", "y": "AQAB"}),
+        json!({"kty": "EC", "crv": "P-256", "x": long, "y": long}),
+        json!({"kty": "EC", "crv": "P-521", "x": "AQAB", "y": "AQAB"}),
+        json!({"kty": "EC", "crv": "secp256k1", "x": "AQAB", "y": "AQAB"}),
+        json!({"kty": "OKP", "crv": "Ed25519", "x": ""}),
+        json!({"kty": "OKP", "crv": "X25519", "x": "AQAB"}),
+        json!({"kty": "OKP", "crv": "Ed448", "x": "AQAB"}),
+        json!({"kty": "RSA"}),
+        json!({"kty": ["RSA"], "n": "AQAB", "e": "AQAB"}),
+        json!({"kty": "EC", "crv": 1, "x": "AQAB", "y": "AQAB"}),
+    ];
+    for jwk in jwks {
+        for alg in ["RS256", "PS512", "ES256", "ES384", "EdDSA"] {
+            let header = b64(json!({"typ": "dpop+jwt", "alg": alg, "jwk": jwk})
+                .to_string()
+                .as_bytes());
+            for sig in ["", "AAAA", &long] {
+                let p = format!("{header}.{claims}.{sig}");
+                assert!(verify(&p, &want(None)).is_err(), "{alg} {jwk}");
+            }
+        }
+    }
+}
