@@ -123,6 +123,11 @@ pub struct AuthorizerConfig {
     /// is the client's proof of a login, not a credential for an API.
     #[serde(default)]
     pub accept_id_tokens: bool,
+    /// Accept only DPoP-bound tokens (RFC 9449, with a proof per request):
+    /// a plain bearer token, however valid, is refused. For APIs that must
+    /// not be reachable with a token copied from somewhere.
+    #[serde(default)]
+    pub require_dpop: bool,
 }
 
 impl AuthorizerConfig {

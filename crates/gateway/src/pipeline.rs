@@ -394,7 +394,10 @@ async fn run_route(
                                 req.headers(),
                                 req.method(),
                                 || format!("{}{}", gw.public_url, req.uri().path()),
-                                &gw.dpop_replay,
+                                &crate::authn::dpop::Rules {
+                                    required: j.config().require_dpop,
+                                    replay: &gw.dpop_replay,
+                                },
                             )
                             .map(|()| (id, None)),
                             Err(r) => Err(r),

@@ -354,11 +354,23 @@ path = "/own"
 upstream = "{up}"
 authorizers = ["own"]
 
+[authorizers.strict]
+type = "jwt"
+issuer = "{iss}"
+audiences = ["orders-api"]
+require_dpop = true
+
 [[routes]]
 name = "foreign"
 path = "/foreign"
 upstream = "{up}"
 authorizers = ["foreign"]
+
+[[routes]]
+name = "strict"
+path = "/strict"
+upstream = "{up}"
+authorizers = ["strict"]
 "#,
         s.audit_path(),
         s.base
@@ -530,6 +542,40 @@ async fn the_gateway_takes_bound_tokens_only_with_a_proof_of_their_key() {
     let reasons = s.audit_reasons(401).await;
     let want: Vec<Value> = refused.iter().map(|r| json!(r.3)).collect();
     assert_eq!(reasons, want);
+
+    // An authorizer with `require_dpop` refuses plain bearer tokens.
+    let strict = format!("{}/strict/x", s.gw);
+    let plain = iss.sign(&iss.claims(json!({})));
+    let r = s
+        .http
+        .get(&strict)
+        .bearer_auth(&plain)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = s
+        .http
+        .get(&strict)
+        .header("Authorization", format!("DPoP {bound}"))
+        .header(
+            "DPoP",
+            proof(&k, "GET", &strict, Some(&bound), now()).expect("p"),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        s.audit_reasons(401).await.last(),
+        Some(&json!("a DPoP-bound token is required"))
+    );
+    let cookie_too = gateway_config(&s, &iss.url, &up.url).replace(
+        "require_dpop = true",
+        "require_dpop = true\ntoken_cookie = \"at\"",
+    );
+    let err = s.configure(&cookie_too).expect_err("refused");
+    assert!(err.to_string().contains("require_dpop"), "{err}");
 
     // Gatehouse's own tokens, bound at its token endpoint.
     let own_url = format!("{}/own/x", s.gw);

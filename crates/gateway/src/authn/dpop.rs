@@ -12,6 +12,14 @@ use gatehouse_jose::dpop::{Expected, ReplayCache};
 /// The `DPoP` request header.
 pub const HEADER: http::HeaderName = http::HeaderName::from_static("dpop");
 
+/// What a request is checked against: the authorizer's rule and the
+/// gateway's memory of used proofs.
+pub struct Rules<'a> {
+    /// Only DPoP-bound tokens (the authorizer's `require_dpop`).
+    pub required: bool,
+    pub replay: &'a ReplayCache,
+}
+
 /// Checks the binding of an authenticated token. `url` gives the URL the
 /// client addressed (the gateway's public URL and the request's path); it
 /// is built only when a proof must be checked.
@@ -21,9 +29,12 @@ pub fn check(
     headers: &http::HeaderMap,
     method: &http::Method,
     url: impl FnOnce() -> String,
-    replay: &ReplayCache,
+    rules: &Rules<'_>,
 ) -> Result<(), Reject> {
     let jkt = match (&id.binding, presented.dpop) {
+        (Binding::None, false) if rules.required => {
+            return Err(invalid_token("a DPoP-bound token is required"));
+        }
         (Binding::None, false) => return Ok(()),
         (Binding::None, true) => {
             return Err(invalid_token(
@@ -64,7 +75,8 @@ pub fn check(
             "DPoP proof made with another key than the token's",
         ));
     }
-    replay
+    rules
+        .replay
         .first_use(&proven, now)
         .map_err(|e| invalid_proof(e.summary()))
 }

@@ -130,6 +130,12 @@ impl JwtAuthorizer {
         if cfg.token_header.is_some() && cfg.token_cookie.is_some() {
             return Err(at("`token_header` and `token_cookie` are exclusive".into()));
         }
+        if cfg.require_dpop && (cfg.token_header.is_some() || cfg.token_cookie.is_some()) {
+            return Err(at(
+                "`require_dpop` needs tokens in `Authorization` (the DPoP scheme), not `token_header` or `token_cookie`"
+                    .into(),
+            ));
+        }
         let algorithms = if cfg.algorithms.is_empty() {
             gatehouse_jose::verify::ASYMMETRIC.to_vec()
         } else {
