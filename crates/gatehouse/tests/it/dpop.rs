@@ -231,6 +231,21 @@ async fn a_public_clients_tokens_are_bound_and_refresh_and_userinfo_need_its_key
         (&json!(true), &json!("DPoP"))
     );
     assert_eq!(i["cnf"]["jkt"], json!(jkt(&k)));
+    // Revocation needs no proof, and takes effect.
+    let r = s
+        .http
+        .post(format!(
+            "{}/realms/demo/protocol/openid-connect/revoke",
+            s.base
+        ))
+        .form(&[("client_id", "spa"), ("token", at2.as_str())])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.introspect_demo(&at2).await["active"], false);
+    let p = proof(&k, "GET", &url, Some(&at2), now()).expect("proof");
+    assert_eq!(userinfo(&s, &at2, "DPoP", Some(&p)).await.status(), 401);
     let _ = admin;
 }
 
