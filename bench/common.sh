@@ -40,3 +40,70 @@ wrk_run() {
 to_ms() { # wrk latency like 512.00us / 1.20ms / 2.00s -> ms
   awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'
 }
+
+# The gateway benchmarks' realm and config in DIR (realm.json and
+# gatehouse.toml: a bench realm with user u1 in group sales, and the routes
+# public, jwt, rules and cedar to an upstream on 18081), with EXTRA lines
+# for its [server] section.
+write_bench_config() { # DIR [EXTRA]
+  cat >"$1/realm.json" <<'JSON'
+{"realm": "bench", "enabled": true, "accessTokenLifespan": 3600,
+ "clientScopes": [{"name": "orders:read", "protocol": "openid-connect"}],
+ "clients": [{"clientId": "bench-cli", "publicClient": true, "directAccessGrantsEnabled": true,
+   "optionalClientScopes": ["orders:read"],
+   "protocolMappers": [{"name": "aud", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+     "config": {"included.custom.audience": "orders-api"}}]}],
+ "groups": [{"name": "sales"}],
+ "users": [{"username": "u1", "enabled": true, "credentials": [{"type": "password", "value": "pw"}], "groups": ["/sales"]}]}
+JSON
+  cat >"$1/gatehouse.toml" <<TOML
+[server]
+worker_threads = 1
+identity_listen = "127.0.0.1:18080"
+gateway_listen = "127.0.0.1:18000"
+data_dir = "$1/data"
+import_realms = ["realm.json"]
+${2:-}
+
+[gateway]
+audit_log = "$1/audit.log"
+
+[authorizers.bench]
+type = "jwt"
+issuer = "http://127.0.0.1:18080/realms/bench"
+audiences = ["orders-api"]
+algorithms = ["RS256"]
+
+[[routes]]
+name = "public"
+path = "/public"
+upstream = "http://127.0.0.1:18081"
+public = true
+
+[[routes]]
+name = "jwt"
+path = "/jwt"
+upstream = "http://127.0.0.1:18081"
+authorizers = ["bench"]
+
+[[routes]]
+name = "rules"
+path = "/rules"
+upstream = "http://127.0.0.1:18081"
+authorizers = ["bench"]
+scopes_any = ["orders:read"]
+groups_any = ["sales"]
+claims = { azp = ["bench-cli"] }
+
+[[routes]]
+name = "cedar"
+path = "/cedar"
+upstream = "http://127.0.0.1:18081"
+authorizers = ["bench"]
+cedar = """
+permit(principal in Group::"sales", action == Action::"GET", resource == Route::"cedar")
+  when { principal.scopes.contains("orders:read") };
+forbid(principal, action, resource) when { context.ip.isInRange(ip("10.0.0.0/8")) };
+"""
+TOML
+}

@@ -39,65 +39,7 @@ NGINX
 nginx -p "$WORK/up" -c nginx.conf
 nginx -p "$WORK/px" -c nginx.conf
 
-cat >"$WORK/realm.json" <<'JSON'
-{"realm": "bench", "enabled": true, "accessTokenLifespan": 3600,
- "clientScopes": [{"name": "orders:read", "protocol": "openid-connect"}],
- "clients": [{"clientId": "bench-cli", "publicClient": true, "directAccessGrantsEnabled": true,
-   "optionalClientScopes": ["orders:read"],
-   "protocolMappers": [{"name": "aud", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
-     "config": {"included.custom.audience": "orders-api"}}]}],
- "groups": [{"name": "sales"}],
- "users": [{"username": "u1", "enabled": true, "credentials": [{"type": "password", "value": "pw"}], "groups": ["/sales"]}]}
-JSON
-cat >"$WORK/gatehouse.toml" <<TOML
-[server]
-worker_threads = 1
-identity_listen = "127.0.0.1:18080"
-gateway_listen = "127.0.0.1:18000"
-data_dir = "$WORK/data"
-import_realms = ["realm.json"]
-
-[gateway]
-audit_log = "$WORK/audit.log"
-
-[authorizers.bench]
-type = "jwt"
-issuer = "http://127.0.0.1:18080/realms/bench"
-audiences = ["orders-api"]
-algorithms = ["RS256"]
-
-[[routes]]
-name = "public"
-path = "/public"
-upstream = "http://127.0.0.1:18081"
-public = true
-
-[[routes]]
-name = "jwt"
-path = "/jwt"
-upstream = "http://127.0.0.1:18081"
-authorizers = ["bench"]
-
-[[routes]]
-name = "rules"
-path = "/rules"
-upstream = "http://127.0.0.1:18081"
-authorizers = ["bench"]
-scopes_any = ["orders:read"]
-groups_any = ["sales"]
-claims = { azp = ["bench-cli"] }
-
-[[routes]]
-name = "cedar"
-path = "/cedar"
-upstream = "http://127.0.0.1:18081"
-authorizers = ["bench"]
-cedar = """
-permit(principal in Group::"sales", action == Action::"GET", resource == Route::"cedar")
-  when { principal.scopes.contains("orders:read") };
-forbid(principal, action, resource) when { context.ip.isInRange(ip("10.0.0.0/8")) };
-"""
-TOML
+write_bench_config "$WORK"
 GATEHOUSE_LOG=warn "$BIN" serve --config "$WORK/gatehouse.toml" >"$WORK/gatehouse.out" 2>&1 &
 wait_http http://127.0.0.1:18080/health/ready
 TOKEN=$(curl -s -d grant_type=password -d client_id=bench-cli -d username=u1 -d password=pw -d scope=orders:read \

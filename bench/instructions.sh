@@ -23,58 +23,8 @@ events { worker_connections 1024; }
 http { access_log off; server { listen 127.0.0.1:18081; location / { return 200 "ok\n"; } } }
 NGINX
   nginx -p "$W" -c nginx.conf
-  cat >"$W/realm.json" <<'JSON'
-{"realm": "bench", "enabled": true, "accessTokenLifespan": 3600,
- "clientScopes": [{"name": "orders:read", "protocol": "openid-connect"}],
- "clients": [{"clientId": "bench-cli", "publicClient": true, "directAccessGrantsEnabled": true,
-   "optionalClientScopes": ["orders:read"],
-   "protocolMappers": [{"name": "aud", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
-     "config": {"included.custom.audience": "orders-api"}}]}],
- "groups": [{"name": "sales"}],
- "users": [{"username": "u1", "enabled": true, "credentials": [{"type": "password", "value": "pw"}], "groups": ["/sales"]}]}
-JSON
-  cat >"$W/gatehouse.toml" <<TOML
-[server]
-worker_threads = 1
-identity_listen = "127.0.0.1:18080"
-gateway_listen = "127.0.0.1:18000"
-data_dir = "$W/data"
-import_realms = ["realm.json"]
-password_memory_kib = 64
-password_iterations = 1
-
-[gateway]
-audit_log = "$W/audit.log"
-
-[authorizers.bench]
-type = "jwt"
-issuer = "http://127.0.0.1:18080/realms/bench"
-audiences = ["orders-api"]
-algorithms = ["RS256"]
-
-[[routes]]
-name = "public"
-path = "/public"
-upstream = "http://127.0.0.1:18081"
-public = true
-
-[[routes]]
-name = "jwt"
-path = "/jwt"
-upstream = "http://127.0.0.1:18081"
-authorizers = ["bench"]
-
-[[routes]]
-name = "cedar"
-path = "/cedar"
-upstream = "http://127.0.0.1:18081"
-authorizers = ["bench"]
-cedar = """
-permit(principal in Group::"sales", action == Action::"GET", resource == Route::"cedar")
-  when { principal.scopes.contains("orders:read") };
-forbid(principal, action, resource) when { context.ip.isInRange(ip("10.0.0.0/8")) };
-"""
-TOML
+  write_bench_config "$W" "password_memory_kib = 64
+password_iterations = 1"
   (cd "$W" && GATEHOUSE_LOG=warn exec valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" \
     "$BIN" serve --config "$W/gatehouse.toml" >"$W/out.log" 2>&1) &
   local vpid=$!
