@@ -131,11 +131,14 @@ fn challenge(
 
 /// A 401 for a DPoP failure (RFC 9449 §7.1): the `DPoP` challenge with
 /// the algorithms proofs may use, beside the usual `Bearer` one.
-fn dpop_challenge(gw: &Gateway, route: &Route, error: &str) -> Response<Body> {
+fn dpop_challenge(gw: &Gateway, route: &Route, error: Option<&str>) -> Response<Body> {
     let mut r = challenge(gw, route, StatusCode::UNAUTHORIZED, None);
     let algs: Vec<&str> = gatehouse_jose::dpop::algorithms().collect();
+    let error = error
+        .map(|e| format!(", error=\"{e}\""))
+        .unwrap_or_default();
     let v = format!(
-        "DPoP algs=\"{}\", error=\"{error}\", resource_metadata=\"{}\"",
+        "DPoP algs=\"{}\"{error}, resource_metadata=\"{}\"",
         algs.join(" "),
         metadata::url_for(&gw.public_url, route)
     );
@@ -432,7 +435,16 @@ async fn run_route(
             line.decision = "unauthenticated";
             line.reason = Some(last.reason().into());
             if let Reject::Dpop { error, .. } = last {
-                return dpop_challenge(gw, &route, error);
+                return dpop_challenge(gw, &route, Some(error));
+            }
+            // No token where one must be DPoP-bound: say so (RFC 9449 §7.1),
+            // so that a client knows to get one.
+            let dpop_only = route
+                .authorizers
+                .iter()
+                .any(|a| a.as_jwt().is_some_and(|j| j.config().require_dpop));
+            if !presented && dpop_only {
+                return dpop_challenge(gw, &route, None);
             }
             let err = presented.then_some(("invalid_token", None));
             return challenge(gw, &route, StatusCode::UNAUTHORIZED, err);

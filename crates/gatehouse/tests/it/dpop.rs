@@ -585,6 +585,19 @@ async fn the_gateway_takes_bound_tokens_only_with_a_proof_of_their_key() {
         s.audit_reasons(401).await.last(),
         Some(&json!("a DPoP-bound token is required"))
     );
+    // Without any token, the challenge says a DPoP token is wanted.
+    let r = s.http.get(&strict).send().await.expect("send");
+    assert_eq!(r.status(), 401);
+    let dpop_challenges = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.starts_with("DPoP algs=") && !v.contains("error="))
+        })
+        .count();
+    assert_eq!(dpop_challenges, 1);
     let cookie_too = gateway_config(&s, &iss.url, &up.url).replace(
         "require_dpop = true",
         "require_dpop = true\ntoken_cookie = \"at\"",
