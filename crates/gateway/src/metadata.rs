@@ -37,6 +37,10 @@ fn servers(routes: &[&Route]) -> Vec<String> {
     out
 }
 
+fn dpop_algorithms() -> Vec<&'static str> {
+    gatehouse_jose::dpop::algorithms().collect()
+}
+
 /// The document for `path` (below [`PATH`]), or None for an unknown route.
 pub fn document(snap: &Snapshot, public_url: &str, rest: &str) -> Option<Value> {
     if rest.is_empty() || rest == "/" {
@@ -50,6 +54,7 @@ pub fn document(snap: &Snapshot, public_url: &str, rest: &str) -> Option<Value> 
             "resource": public_url,
             "authorization_servers": servers(&protected),
             "bearer_methods_supported": ["header"],
+            "dpop_signing_alg_values_supported": dpop_algorithms(),
         }));
     }
     let route = snap
@@ -65,11 +70,19 @@ pub fn document(snap: &Snapshot, public_url: &str, rest: &str) -> Option<Value> 
             scopes.push(s.clone());
         }
     }
+    // RFC 9728 §2: the proofs the gateway checks (`authn/dpop.rs`), and
+    // whether only DPoP-bound tokens get through.
+    let dpop_required = route
+        .authorizers
+        .iter()
+        .any(|a| a.as_jwt().is_some_and(|j| j.config().require_dpop));
     let mut doc = json!({
         "resource": resource(public_url, route),
         "authorization_servers": servers(&[route.as_ref()]),
         "bearer_methods_supported": ["header"],
         "resource_name": route.cfg.name,
+        "dpop_signing_alg_values_supported": dpop_algorithms(),
+        "dpop_bound_access_tokens_required": dpop_required,
     });
     if !scopes.is_empty() {
         doc["scopes_supported"] = json!(scopes);

@@ -598,6 +598,35 @@ async fn the_gateway_takes_bound_tokens_only_with_a_proof_of_their_key() {
         })
         .count();
     assert_eq!(dpop_challenges, 1);
+    // RFC 9728 metadata says so as well.
+    let meta = |route: &'static str| {
+        let s = &s;
+        async move {
+            s.http
+                .get(format!(
+                    "{}/.well-known/oauth-protected-resource/{route}",
+                    s.gw
+                ))
+                .send()
+                .await
+                .expect("send")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let m = meta("strict").await;
+    assert_eq!(m["dpop_bound_access_tokens_required"], true);
+    assert!(
+        m["dpop_signing_alg_values_supported"]
+            .as_array()
+            .expect("algs")
+            .contains(&json!("ES256"))
+    );
+    assert_eq!(
+        meta("foreign").await["dpop_bound_access_tokens_required"],
+        false
+    );
     let cookie_too = gateway_config(&s, &iss.url, &up.url).replace(
         "require_dpop = true",
         "require_dpop = true\ntoken_cookie = \"at\"",
