@@ -449,6 +449,37 @@ async fn resources_policies_and_permissions_decide_the_uma_grant() {
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
+    // An RPT asked for with a DPoP proof is bound to its key.
+    gatehouse_jose::install_crypto_provider();
+    let (k, _) =
+        gatehouse_jose::keys::SigningKey::generate(gatehouse_jose::keys::Alg::ES256).expect("key");
+    let proof = gatehouse_jose::dpop::proof(
+        &k,
+        "POST",
+        &s.token_url("demo"),
+        None,
+        gatehouse_core::time::now(),
+    )
+    .expect("proof");
+    let r = s
+        .http
+        .post(s.token_url("demo"))
+        .basic_auth("app", Some("app-secret"))
+        .header("DPoP", proof)
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:uma-ticket"),
+            ("audience", "app"),
+            ("permission", "Default Resource"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    let t: Value = r.json().await.expect("json");
+    assert_eq!(t["token_type"], "DPoP", "{t}");
+    assert_eq!(
+        claims(t["access_token"].as_str().expect("rpt"))["cnf"]["jkt"],
+        json!(gatehouse_jose::dpop::thumbprint(k.public_jwk()))
+    );
 
     // PERMISSIVE lets through what no permission covers; deleting a scope
     // takes it out of the resource and the permissions.

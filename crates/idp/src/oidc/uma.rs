@@ -177,6 +177,8 @@ pub async fn grant(
     body: &[u8],
 ) -> Result<Value, OAuthError> {
     let a = asker(idp, realm, headers, form).await?;
+    // A DPoP proof binds the RPT, as it binds every grant's token.
+    let dpop = crate::oidc::dpop::at_token_endpoint(idp, realm, &a.client, headers)?;
     // A permission ticket names the resource server and what is asked.
     let ticket = match form.get("ticket") {
         Some(t) => Some(crate::authz::protection::redeem(idp, realm, t).await?),
@@ -263,7 +265,7 @@ pub async fn grant(
         Some("permissions") => return Ok(Value::Array(list)),
         _ => {}
     }
-    let mut out = rpt(idp, realm, &a, &rs_client, list).await?;
+    let mut out = rpt(idp, realm, &a, &rs_client, list, dpop).await?;
     out["upgraded"] = json!(upgraded);
     idp.record(ev).await?;
     Ok(out)
@@ -298,6 +300,7 @@ async fn rpt(
     a: &Asker,
     rs_client: &Client,
     permissions: Vec<Value>,
+    dpop: Option<String>,
 ) -> Result<Value, OAuthError> {
     let scope = match a.claims["scope"].as_str() {
         Some(s) => s.to_owned(),
@@ -312,7 +315,7 @@ async fn rpt(
         nonce: None,
         resources: vec![],
         refresh: false,
-        dpop: None,
+        dpop,
     };
     let now = gatehouse_core::time::now();
     let c = crate::tokens::claims(idp, &g, now, false).await?;
@@ -348,7 +351,7 @@ async fn rpt(
         "access_token": token,
         "expires_in": c.lifespan,
         "refresh_expires_in": 0,
-        "token_type": "Bearer",
+        "token_type": if g.dpop.is_some() { crate::oidc::dpop::TOKEN_TYPE } else { "Bearer" },
         "not-before-policy": 0,
     }))
 }
