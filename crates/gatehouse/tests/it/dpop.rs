@@ -147,47 +147,37 @@ async fn a_public_clients_tokens_are_bound_and_refresh_and_userinfo_need_its_key
         r.json::<Value>().await.expect("json")["preferred_username"],
         "alice"
     );
-    for r in [
-        // The same proof twice.
-        userinfo(&s, &at2, "DPoP", Some(&p)).await,
-        // No proof.
-        userinfo(&s, &at2, "DPoP", None).await,
-        // As a plain bearer token.
-        userinfo(&s, &at2, "Bearer", None).await,
-        // Another key's proof.
-        userinfo(
-            &s,
-            &at2,
+    let mint = |k: &SigningKey, method: &str, url: &str, token: &str| {
+        Some(proof(k, method, url, Some(token), now()).expect("proof"))
+    };
+    let refused = [
+        ("the same proof twice", "DPoP", Some(p.clone())),
+        ("no proof", "DPoP", None),
+        ("as a plain bearer token", "Bearer", None),
+        (
+            "another key's proof",
             "DPoP",
-            Some(&proof(&thief, "GET", &url, Some(&at2), now()).expect("p")),
-        )
-        .await,
-        // A proof for another token of the same key.
-        userinfo(
-            &s,
-            &at2,
+            mint(&thief, "GET", &url, &at2),
+        ),
+        (
+            "a proof for another token",
             "DPoP",
-            Some(&proof(&k, "GET", &url, Some(&at), now()).expect("p")),
-        )
-        .await,
-        // A proof for another URL.
-        userinfo(
-            &s,
-            &at2,
+            mint(&k, "GET", &url, &at),
+        ),
+        (
+            "a proof for another URL",
             "DPoP",
-            Some(&proof(&k, "GET", &s.token_url("demo"), Some(&at2), now()).expect("p")),
-        )
-        .await,
-        // A proof for another method.
-        userinfo(
-            &s,
-            &at2,
+            mint(&k, "GET", &s.token_url("demo"), &at2),
+        ),
+        (
+            "a proof for another method",
             "DPoP",
-            Some(&proof(&k, "POST", &url, Some(&at2), now()).expect("p")),
-        )
-        .await,
-    ] {
-        assert_eq!(r.status(), 401);
+            mint(&k, "POST", &url, &at2),
+        ),
+    ];
+    for (why, scheme, p) in refused {
+        let r = userinfo(&s, &at2, scheme, p.as_deref()).await;
+        assert_eq!(r.status(), 401, "{why}");
         // In the scheme the request used, as Keycloak answers.
         let challenge = r.headers()["www-authenticate"].to_str().expect("ascii");
         if challenge.starts_with("Bearer") {
