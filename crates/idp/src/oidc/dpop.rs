@@ -81,14 +81,7 @@ pub fn at_token_endpoint(
     client: &Client,
     headers: &HeaderMap,
 ) -> Result<Option<String>, OAuthError> {
-    let present = header(headers).map_err(|e| invalid(&e))?.is_some();
-    if !present && !required(client) {
-        return Ok(None);
-    }
-    let url = format!("{}/protocol/openid-connect/token", idp.issuer(&realm.name));
-    prove(idp, headers, "POST", &url, None)
-        .map(Some)
-        .map_err(|e| invalid(&e))
+    at_endpoint(idp, realm, headers, "token", required(client))
 }
 
 /// The authorization request parameter binding the code to a key (RFC
@@ -102,13 +95,23 @@ pub fn at_par_endpoint(
     realm: &Realm,
     headers: &HeaderMap,
 ) -> Result<Option<String>, OAuthError> {
-    if header(headers).map_err(|e| invalid(&e))?.is_none() {
+    at_endpoint(idp, realm, headers, "ext/par/request", false)
+}
+
+/// The proof of a POST to the realm's endpoint `path` (under
+/// `protocol/openid-connect/`), checked and spent when sent or `required`.
+fn at_endpoint(
+    idp: &Idp,
+    realm: &Realm,
+    headers: &HeaderMap,
+    path: &str,
+    required: bool,
+) -> Result<Option<String>, OAuthError> {
+    let present = header(headers).map_err(|e| invalid(&e))?.is_some();
+    if !present && !required {
         return Ok(None);
     }
-    let url = format!(
-        "{}/protocol/openid-connect/ext/par/request",
-        idp.issuer(&realm.name)
-    );
+    let url = format!("{}/protocol/openid-connect/{path}", idp.issuer(&realm.name));
     prove(idp, headers, "POST", &url, None)
         .map(Some)
         .map_err(|e| invalid(&e))
