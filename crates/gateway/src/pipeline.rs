@@ -391,7 +391,7 @@ async fn run_route(
                     presented = true;
                     match token {
                         Ok(t) => match j.authenticate(t.token, Some(&peer.tokens)).await {
-                            Ok(id) => crate::authn::dpop::check(
+                            Ok(id) => match crate::authn::dpop::check(
                                 &id,
                                 &t,
                                 req.headers(),
@@ -401,8 +401,16 @@ async fn run_route(
                                     required: j.config().require_dpop,
                                     replay: &gw.dpop_replay,
                                 },
-                            )
-                            .map(|()| (id, None)),
+                            ) {
+                                Ok(()) => Ok((id, None)),
+                                // A valid token without its proof: the
+                                // audit line names whose token it was (a
+                                // copied token is how this happens).
+                                Err(r) => {
+                                    line.identity = Some(id);
+                                    Err(r)
+                                }
+                            },
                             Err(r) => Err(r),
                         },
                         Err(r) => Err(r),

@@ -547,6 +547,14 @@ async fn the_gateway_takes_bound_tokens_only_with_a_proof_of_their_key() {
     let reasons = s.audit_reasons(401).await;
     let want: Vec<Value> = refused.iter().map(|r| json!(r.3)).collect();
     assert_eq!(reasons, want);
+    // A valid token refused for want of its proof: the line names whose
+    // token was used.
+    let audit = s.audit().await;
+    let line = audit
+        .iter()
+        .find(|l| l["reason"] == "DPoP-bound token sent without the DPoP scheme")
+        .expect("audit line");
+    assert_eq!(line["subject"], "user-1", "{line}");
 
     // An authorizer with `require_dpop` refuses plain bearer tokens.
     let strict = format!("{}/strict/x", s.gw);
