@@ -416,6 +416,14 @@ impl Target {
 }
 
 impl Route {
+    /// Whether only DPoP-bound tokens pass (an authorizer of the route
+    /// with `require_dpop`): its metadata and its 401s say so.
+    pub fn requires_dpop(&self) -> bool {
+        self.authorizers
+            .iter()
+            .any(|a| a.as_jwt().is_some_and(|j| j.config().require_dpop))
+    }
+
     /// Whether `path` falls under this route. A segment ends at `/` or at
     /// `;`: servers such as Tomcat and Jetty read `/admin;x=1/users` as
     /// `/admin/users`, so it must meet `/admin`'s rules here too, not slip

@@ -37,10 +37,6 @@ fn servers(routes: &[&Route]) -> Vec<String> {
     out
 }
 
-fn dpop_algorithms() -> Vec<&'static str> {
-    gatehouse_jose::dpop::algorithms().collect()
-}
-
 /// The document for `path` (below [`PATH`]), or None for an unknown route.
 pub fn document(snap: &Snapshot, public_url: &str, rest: &str) -> Option<Value> {
     if rest.is_empty() || rest == "/" {
@@ -54,7 +50,7 @@ pub fn document(snap: &Snapshot, public_url: &str, rest: &str) -> Option<Value> 
             "resource": public_url,
             "authorization_servers": servers(&protected),
             "bearer_methods_supported": ["header"],
-            "dpop_signing_alg_values_supported": dpop_algorithms(),
+            "dpop_signing_alg_values_supported": gatehouse_jose::dpop::ALGORITHMS,
         }));
     }
     let route = snap
@@ -72,17 +68,13 @@ pub fn document(snap: &Snapshot, public_url: &str, rest: &str) -> Option<Value> 
     }
     // RFC 9728 §2: the proofs the gateway checks (`authn/dpop.rs`), and
     // whether only DPoP-bound tokens get through.
-    let dpop_required = route
-        .authorizers
-        .iter()
-        .any(|a| a.as_jwt().is_some_and(|j| j.config().require_dpop));
     let mut doc = json!({
         "resource": resource(public_url, route),
         "authorization_servers": servers(&[route.as_ref()]),
         "bearer_methods_supported": ["header"],
         "resource_name": route.cfg.name,
-        "dpop_signing_alg_values_supported": dpop_algorithms(),
-        "dpop_bound_access_tokens_required": dpop_required,
+        "dpop_signing_alg_values_supported": gatehouse_jose::dpop::ALGORITHMS,
+        "dpop_bound_access_tokens_required": route.requires_dpop(),
     });
     if !scopes.is_empty() {
         doc["scopes_supported"] = json!(scopes);

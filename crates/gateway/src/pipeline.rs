@@ -133,13 +133,12 @@ fn challenge(
 /// the algorithms proofs may use, beside the usual `Bearer` one.
 fn dpop_challenge(gw: &Gateway, route: &Route, error: Option<&str>) -> Response<Body> {
     let mut r = challenge(gw, route, StatusCode::UNAUTHORIZED, None);
-    let algs: Vec<&str> = gatehouse_jose::dpop::algorithms().collect();
     let error = error
         .map(|e| format!(", error=\"{e}\""))
         .unwrap_or_default();
     let v = format!(
         "DPoP algs=\"{}\"{error}, resource_metadata=\"{}\"",
-        algs.join(" "),
+        gatehouse_jose::dpop::ALGORITHMS.join(" "),
         metadata::url_for(&gw.public_url, route)
     );
     if let Ok(v) = HeaderValue::from_str(&v) {
@@ -364,6 +363,36 @@ fn rate_headers(h: &mut http::HeaderMap, p: &Policy, d: &Decision) {
     put("ratelimit-policy", format!("{};w={}", p.rate, p.window_s));
 }
 
+/// A JWT authorizer's verdict on the token a request presented: the token
+/// itself, then its binding (DPoP). A valid token refused for want of its
+/// proof is named in the audit line: a copied token is how that happens.
+async fn authenticate_jwt(
+    gw: &Gateway,
+    j: &crate::authn::jwt::JwtAuthorizer,
+    t: crate::authn::jwt::Presented<'_>,
+    req: &Request<RequestBody>,
+    peer: &Peer,
+    line: &mut AuditLine,
+) -> Result<Arc<Identity>, Reject> {
+    let id = j.authenticate(t.token, Some(&peer.tokens)).await?;
+    let bound = crate::authn::dpop::check(
+        &id,
+        &t,
+        req.headers(),
+        req.method(),
+        || format!("{}{}", gw.public_url, req.uri().path()),
+        j.config().require_dpop,
+        &gw.dpop_replay,
+    );
+    match bound {
+        Ok(()) => Ok(id),
+        Err(r) => {
+            line.identity = Some(id);
+            Err(r)
+        }
+    }
+}
+
 /// Authenticate, authorize, throttle and forward, for a matched route.
 async fn run_route(
     gw: &Gateway,
@@ -390,29 +419,9 @@ async fn run_route(
                     };
                     presented = true;
                     match token {
-                        Ok(t) => match j.authenticate(t.token, Some(&peer.tokens)).await {
-                            Ok(id) => match crate::authn::dpop::check(
-                                &id,
-                                &t,
-                                req.headers(),
-                                req.method(),
-                                || format!("{}{}", gw.public_url, req.uri().path()),
-                                &crate::authn::dpop::Rules {
-                                    required: j.config().require_dpop,
-                                    replay: &gw.dpop_replay,
-                                },
-                            ) {
-                                Ok(()) => Ok((id, None)),
-                                // A valid token without its proof: the
-                                // audit line names whose token it was (a
-                                // copied token is how this happens).
-                                Err(r) => {
-                                    line.identity = Some(id);
-                                    Err(r)
-                                }
-                            },
-                            Err(r) => Err(r),
-                        },
+                        Ok(t) => authenticate_jwt(gw, j, t, &req, peer, line)
+                            .await
+                            .map(|id| (id, None)),
                         Err(r) => Err(r),
                     }
                 }
@@ -447,11 +456,7 @@ async fn run_route(
             }
             // No token where one must be DPoP-bound: say so (RFC 9449 §7.1),
             // so that a client knows to get one.
-            let dpop_only = route
-                .authorizers
-                .iter()
-                .any(|a| a.as_jwt().is_some_and(|j| j.config().require_dpop));
-            if !presented && dpop_only {
+            if !presented && route.requires_dpop() {
                 return dpop_challenge(gw, &route, None);
             }
             let err = presented.then_some(("invalid_token", None));

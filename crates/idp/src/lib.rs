@@ -126,6 +126,12 @@ pub fn router(idp: Arc<Idp>) -> Router {
                     idp.clone(),
                     admin::invalidate_after_writes,
                 ))
+                // DPoP proofs of bound tokens: only the admin and account
+                // APIs read the mark this leaves, so only they pay for it.
+                .route_layer(axum::middleware::from_fn_with_state(
+                    idp.clone(),
+                    oidc::dpop::resource_layer,
+                ))
                 .layer(axum::middleware::from_fn_with_state(
                     idp.clone(),
                     oidc::cors::layer,
@@ -144,13 +150,14 @@ pub fn router(idp: Arc<Idp>) -> Router {
                 .route_layer(axum::middleware::from_fn_with_state(
                     idp.clone(),
                     admin::invalidate_after_writes,
+                ))
+                // DPoP proofs of bound tokens: only the admin and account
+                // APIs read the mark this leaves, so only they pay for it.
+                .route_layer(axum::middleware::from_fn_with_state(
+                    idp.clone(),
+                    oidc::dpop::resource_layer,
                 )),
         )
         .merge(health::routes())
-        // DPoP proofs for bound tokens at the admin and account APIs.
-        .layer(axum::middleware::from_fn_with_state(
-            idp.clone(),
-            oidc::dpop::resource_layer,
-        ))
         .with_state(idp)
 }

@@ -766,14 +766,12 @@ pub async fn claims(
     // Pairwise for a client with Keycloak's pairwise mapper.
     let sub = crate::pairwise::sub_for(g.client, &g.user.id).map_err(OAuthError::internal)?;
     at.insert("sub".into(), json!(sub));
-    match &g.dpop {
-        None => {
-            at.insert("typ".into(), json!("Bearer"));
-        }
-        Some(jkt) => {
-            at.insert("typ".into(), json!(crate::oidc::dpop::TOKEN_TYPE));
-            at.insert("cnf".into(), json!({ "jkt": jkt }));
-        }
+    at.insert(
+        "typ".into(),
+        json!(crate::oidc::dpop::token_type(g.dpop.is_some())),
+    );
+    if let Some(jkt) = &g.dpop {
+        at.insert("cnf".into(), json!({ "jkt": jkt }));
     }
     at.insert("azp".into(), json!(g.client.client_id));
     if let Some(s) = g.session {
@@ -868,11 +866,10 @@ pub async fn issue(idp: &Idp, ring: &KeyRing, g: &Grant<'_>) -> Result<Value, OA
     let mut out = Map::new();
     out.insert("access_token".into(), json!(access_token));
     out.insert("expires_in".into(), json!(lifespan));
-    let token_type = match g.dpop {
-        None => "Bearer",
-        Some(_) => crate::oidc::dpop::TOKEN_TYPE,
-    };
-    out.insert("token_type".into(), json!(token_type));
+    out.insert(
+        "token_type".into(),
+        json!(crate::oidc::dpop::token_type(g.dpop.is_some())),
+    );
     out.insert("not-before-policy".into(), json!(0));
     out.insert("scope".into(), json!(g.scope));
 

@@ -7,6 +7,7 @@
 
 use crate::verify::parse_alg;
 use base64::Engine;
+use gatehouse_core::id::sha256;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -26,39 +27,25 @@ const PROOF_TYPE: &str = "dpop+jwt";
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// Why a proof was refused. The text is Keycloak's `error_description`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProofError {
-    #[error("DPoP proof is missing")]
     Missing,
-    #[error("DPoP header verification failure")]
     Header,
-    #[error("Invalid or missing type in DPoP header: {0}")]
+    /// The `typ` the proof carried (`null` when none).
     Type(String),
-    #[error("Unsupported DPoP algorithm: {0}")]
+    /// The `alg` the proof named.
     Algorithm(String),
-    #[error("No JWK in DPoP header")]
     NoJwk,
-    #[error("Unsupported key type in DPoP header")]
     KeyType,
-    #[error("Private key material must not be present in DPoP JWK")]
     PrivateKey,
-    #[error("DPoP verification failure")]
     Signature,
-    #[error("DPoP mandatory claims are missing")]
     Claims,
-    #[error("Malformed HTTP URL in DPoP proof")]
     MalformedUrl,
-    #[error("DPoP HTTP URL mismatch")]
     Url,
-    #[error("DPoP HTTP method mismatch")]
     Method,
-    #[error("DPoP proof is not active")]
     NotActive,
-    #[error("No access token hash in DPoP proof")]
     NoTokenHash,
-    #[error("DPoP proof access token hash mismatch")]
     TokenHash,
-    #[error("DPoP proof has already been used")]
     Replayed,
 }
 
@@ -86,6 +73,20 @@ impl ProofError {
         }
     }
 }
+
+/// Keycloak's full description: the summary, and the value it names for
+/// a wrong type or algorithm.
+impl std::fmt::Display for ProofError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.summary())?;
+        match self {
+            ProofError::Type(v) | ProofError::Algorithm(v) => write!(f, ": {v}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for ProofError {}
 
 /// What the request a proof comes with looks like.
 pub struct Expected<'a> {
@@ -119,7 +120,7 @@ fn b64(data: &[u8]) -> String {
 
 /// The base64url SHA-256 of an access token: a proof's `ath`.
 pub fn access_token_hash(token: &str) -> String {
-    b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref())
+    b64(&sha256(token.as_bytes()))
 }
 
 /// The RFC 7638 thumbprint (SHA-256, base64url) of a public JWK: its
@@ -142,11 +143,7 @@ pub fn thumbprint(jwk: &Value) -> Option<String> {
     // serde_json's map keeps keys sorted, and its compact form has no
     // whitespace: exactly RFC 7638's serialisation.
     let text = serde_json::to_string(&Value::Object(canonical)).ok()?;
-    Some(b64(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        text.as_bytes(),
-    )
-    .as_ref()))
+    Some(b64(&sha256(text.as_bytes())))
 }
 
 /// Whether the key type and curve fit the algorithm: a key is used only
@@ -182,14 +179,12 @@ fn normalized(url: &str) -> Option<String> {
     Some(u.to_string())
 }
 
-/// The algorithms a proof may use: every asymmetric one (Keycloak lists
-/// the same in `dpop_signing_alg_values_supported`).
-pub fn algorithms() -> impl Iterator<Item = &'static str> {
-    [
-        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-    ]
-    .into_iter()
-}
+/// The algorithms a proof may use, as discovery, metadata and challenges
+/// name them: the names of [`crate::verify::ASYMMETRIC`], every algorithm
+/// `verify` accepts (a test keeps the two lists equal).
+pub const ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
 
 /// A proof signed by `key` for a request (`method`, `url`, with
 /// `access_token`'s hash when one goes with it), as a DPoP client makes
@@ -298,26 +293,15 @@ pub fn verify(proof: &str, want: &Expected<'_>) -> Result<Proof, ProofError> {
         return Err(ProofError::NotActive);
     }
     if let Some(token) = want.access_token {
-        let ath = claims.get("ath").and_then(Value::as_str);
-        match ath {
+        match claims.get("ath").and_then(Value::as_str) {
             None => return Err(ProofError::NoTokenHash),
-            Some(h) => {
-                let expected = access_token_hash(token);
-                if h != expected {
-                    return Err(ProofError::TokenHash);
-                }
-            }
+            Some(h) if h != access_token_hash(token) => return Err(ProofError::TokenHash),
+            Some(_) => {}
         }
     }
-    let mut replay_key = [0u8; 32];
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(jti.as_bytes());
-    ctx.update(b"\n");
-    ctx.update(htu.as_bytes());
-    replay_key.copy_from_slice(ctx.finish().as_ref());
     Ok(Proof {
         jkt,
-        replay_key,
+        replay_key: sha256(format!("{jti}\n{htu}").as_bytes()),
         expires: iat + PROOF_LIFETIME + CLOCK_SKEW,
     })
 }

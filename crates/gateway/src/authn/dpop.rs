@@ -12,15 +12,8 @@ use gatehouse_jose::dpop::{Expected, ReplayCache};
 /// The `DPoP` request header.
 pub const HEADER: http::HeaderName = http::HeaderName::from_static("dpop");
 
-/// What a request is checked against: the authorizer's rule and the
-/// gateway's memory of used proofs.
-pub struct Rules<'a> {
-    /// Only DPoP-bound tokens (the authorizer's `require_dpop`).
-    pub required: bool,
-    pub replay: &'a ReplayCache,
-}
-
-/// Checks the binding of an authenticated token. `url` gives the URL the
+/// Checks the binding of an authenticated token; `required` refuses
+/// unbound ones (the authorizer's `require_dpop`). `url` gives the URL the
 /// client addressed (the gateway's public URL and the request's path); it
 /// is built only when a proof must be checked.
 pub fn check(
@@ -29,10 +22,11 @@ pub fn check(
     headers: &http::HeaderMap,
     method: &http::Method,
     url: impl FnOnce() -> String,
-    rules: &Rules<'_>,
+    required: bool,
+    replay: &ReplayCache,
 ) -> Result<(), Reject> {
     let jkt = match (&id.binding, presented.dpop) {
-        (Binding::None, false) if rules.required => {
+        (Binding::None, false) if required => {
             return Err(invalid_token("a DPoP-bound token is required"));
         }
         (Binding::None, false) => return Ok(()),
@@ -75,8 +69,7 @@ pub fn check(
             "DPoP proof made with another key than the token's",
         ));
     }
-    rules
-        .replay
+    replay
         .first_use(&proven, now)
         .map_err(|e| invalid_proof(e.summary()))
 }

@@ -109,7 +109,7 @@ pub async fn document(
         // As Keycloak: `create` only where the realm lets people register.
         "prompt_values_supported": prompts,
         "tls_client_certificate_bound_access_tokens": false,
-        "dpop_signing_alg_values_supported": gatehouse_jose::dpop::algorithms().collect::<Vec<_>>(),
+        "dpop_signing_alg_values_supported": gatehouse_jose::dpop::ALGORITHMS,
         "authorization_response_iss_parameter_supported": true,
     }))
 }

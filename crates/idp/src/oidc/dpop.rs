@@ -24,6 +24,12 @@ pub const CLIENT_ATTRIBUTE: &str = "dpop.bound.access.tokens";
 /// The `typ` claim of a bound access token, and its `token_type`.
 pub const TOKEN_TYPE: &str = "DPoP";
 
+/// An access token's `typ` claim and `token_type`: `DPoP` when it is bound
+/// to a key, else `Bearer`.
+pub fn token_type(bound: bool) -> &'static str {
+    if bound { TOKEN_TYPE } else { "Bearer" }
+}
+
 /// Whether the client must bind its tokens.
 pub fn required(client: &Client) -> bool {
     client
@@ -155,50 +161,38 @@ pub fn check_refresh(refresh_claims: &Value, proven: Option<&str>) -> Result<(),
 /// The `DPoP` challenge of a refusal at a resource endpoint (Keycloak's
 /// order: the algorithms, then the realm and the error).
 pub fn challenge(realm: &str, error: &str, description: &str) -> String {
-    let algs: Vec<&str> = gatehouse_jose::dpop::algorithms().collect();
     format!(
         "DPoP algs=\"{}\", realm=\"{realm}\", error=\"{error}\", error_description=\"{description}\"",
-        algs.join(" ")
+        gatehouse_jose::dpop::ALGORITHMS.join(" ")
     )
 }
 
 /// Set by [`resource_layer`] on a request whose DPoP proof it checked:
-/// the proof's key thumbprint. Removed from every incoming request first,
-/// so only the layer can have set it.
+/// the proof's key thumbprint. The layer removes it from every request it
+/// sees first, so on the routes that read it only the layer can set it.
 pub const PROVEN: HeaderName = HeaderName::from_static("x-gatehouse-dpop-proven");
 
-/// Whether `path` is one of the APIs that take DPoP-bound tokens with a
-/// proof (Keycloak 26.8's admin and account APIs).
-fn takes_bound_tokens(path: &str) -> bool {
-    let mut seg = path.trim_start_matches('/').split('/');
-    matches!(
-        (seg.next(), seg.next(), seg.next()),
-        (Some("admin"), _, _) | (Some("realms"), Some(_), Some("account"))
-    )
-}
-
 /// Checks the DPoP proof of an admin or account API request made with
-/// `Authorization: DPoP`: for this method, URL and token, used once. The
-/// handlers then accept the token if it is bound to the proven key
-/// (`userinfo::request_token`); a request whose proof fails goes on
-/// unmarked and is refused there as unauthenticated.
+/// `Authorization: DPoP` (the layer sits on those two routers only, as
+/// Keycloak 26.8 takes bound tokens there): for this method, URL and
+/// token, used once. The handlers then accept the token if it is bound to
+/// the proven key (`userinfo::request_token`); a request whose proof
+/// fails goes on unmarked and is refused there as unauthenticated.
 pub async fn resource_layer(State(idp): State<Arc<Idp>>, mut req: Request, next: Next) -> Response {
     req.headers_mut().remove(&PROVEN);
-    if takes_bound_tokens(req.uri().path()) {
-        let proven = crate::oidc::userinfo::scheme_token(req.headers(), "dpop").and_then(|token| {
-            let url = format!("{}{}", idp.public_url, req.uri().path());
-            prove(
-                &idp,
-                req.headers(),
-                req.method().as_str(),
-                &url,
-                Some(token),
-            )
-            .ok()
-        });
-        if let Some(v) = proven.and_then(|jkt| HeaderValue::from_str(&jkt).ok()) {
-            req.headers_mut().insert(PROVEN, v);
-        }
+    let proven = crate::oidc::userinfo::scheme_token(req.headers(), "dpop").and_then(|token| {
+        let url = format!("{}{}", idp.public_url, req.uri().path());
+        prove(
+            &idp,
+            req.headers(),
+            req.method().as_str(),
+            &url,
+            Some(token),
+        )
+        .ok()
+    });
+    if let Some(v) = proven.and_then(|jkt| HeaderValue::from_str(&jkt).ok()) {
+        req.headers_mut().insert(PROVEN, v);
     }
     next.run(req).await
 }

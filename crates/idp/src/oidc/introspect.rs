@@ -41,11 +41,11 @@ pub async fn post(
                 o.get("azp").cloned().unwrap_or(Value::Null),
             );
             o.insert("username".into(), json!(active.user.username));
-            let token_type = match o.get("cnf").and_then(|c| c.get("jkt")) {
-                Some(_) => crate::oidc::dpop::TOKEN_TYPE,
-                None => "Bearer",
-            };
-            o.insert("token_type".into(), json!(token_type));
+            let bound = o.get("cnf").and_then(|c| c.get("jkt")).is_some();
+            o.insert(
+                "token_type".into(),
+                json!(crate::oidc::dpop::token_type(bound)),
+            );
             // An admin acting as the user (impersonation), as Keycloak
             // shows it: the actor's username (RFC 8693 §4.1).
             if let Some(i) = active.session.and_then(|s| s.impersonator) {

@@ -351,7 +351,7 @@ async fn rpt(
         "access_token": token,
         "expires_in": c.lifespan,
         "refresh_expires_in": 0,
-        "token_type": if g.dpop.is_some() { crate::oidc::dpop::TOKEN_TYPE } else { "Bearer" },
+        "token_type": crate::oidc::dpop::token_type(g.dpop.is_some()),
         "not-before-policy": 0,
     }))
 }

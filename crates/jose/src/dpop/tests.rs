@@ -333,3 +333,12 @@ fn hostile_keys_in_the_header_are_errors_not_panics() {
         }
     }
 }
+
+#[test]
+fn the_advertised_algorithms_are_exactly_those_verified() {
+    let parsed: Vec<_> = ALGORITHMS
+        .iter()
+        .map(|a| crate::verify::parse_alg(a).expect("asymmetric"))
+        .collect();
+    assert_eq!(parsed, crate::verify::ASYMMETRIC);
+}
