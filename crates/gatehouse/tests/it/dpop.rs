@@ -43,16 +43,28 @@ fn proof_for_token_endpoint(s: &Server, k: &SigningKey) -> String {
     proof(k, "POST", &s.token_url("demo"), None, now()).expect("proof")
 }
 
-async fn userinfo(s: &Server, at: &str, scheme: &str, proof: Option<&str>) -> reqwest::Response {
-    let url = format!("{}/realms/demo/protocol/openid-connect/userinfo", s.base);
+/// `GET url` with `Authorization: {scheme} {token}` and a DPoP proof
+/// when given.
+async fn get(
+    s: &Server,
+    url: &str,
+    scheme: &str,
+    token: &str,
+    proof: Option<&str>,
+) -> reqwest::Response {
     let mut r = s
         .http
-        .get(&url)
-        .header("Authorization", format!("{scheme} {at}"));
+        .get(url)
+        .header("Authorization", format!("{scheme} {token}"));
     if let Some(p) = proof {
         r = r.header("DPoP", p);
     }
-    r.send().await.expect("userinfo")
+    r.send().await.expect("send")
+}
+
+async fn userinfo(s: &Server, at: &str, scheme: &str, proof: Option<&str>) -> reqwest::Response {
+    let url = format!("{}/realms/demo/protocol/openid-connect/userinfo", s.base);
+    get(s, &url, scheme, at, proof).await
 }
 
 const BINDING_FAILED: &str = "Bearer realm=\"demo\", error=\"invalid_token\", error_description=\"DPoP proof and token binding verification failed\"";
@@ -395,18 +407,8 @@ async fn the_gateway_takes_bound_tokens_only_with_a_proof_of_their_key() {
     let url = format!("{}/foreign/orders", s.gw);
     let bound = iss.sign(&iss.claims(json!({"cnf": {"jkt": jkt(&k)}})));
     let call = |scheme: &'static str, tok: String, proof: Option<String>| {
-        let s = &s;
-        let url = url.clone();
-        async move {
-            let mut r = s
-                .http
-                .get(&url)
-                .header("Authorization", format!("{scheme} {tok}"));
-            if let Some(p) = proof {
-                r = r.header("DPoP", p);
-            }
-            r.send().await.expect("send")
-        }
+        let (s, url) = (&s, url.clone());
+        async move { get(s, &url, scheme, &tok, proof.as_deref()).await }
     };
     let good = || proof(&k, "GET", &url, Some(&bound), now()).expect("proof");
 
@@ -567,17 +569,8 @@ async fn the_gateway_takes_bound_tokens_only_with_a_proof_of_their_key() {
         .await
         .expect("send");
     assert_eq!(r.status(), 401);
-    let r = s
-        .http
-        .get(&strict)
-        .header("Authorization", format!("DPoP {bound}"))
-        .header(
-            "DPoP",
-            proof(&k, "GET", &strict, Some(&bound), now()).expect("p"),
-        )
-        .send()
-        .await
-        .expect("send");
+    let p = proof(&k, "GET", &strict, Some(&bound), now()).expect("p");
+    let r = get(&s, &strict, "DPoP", &bound, Some(&p)).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         s.audit_reasons(401).await.last(),
@@ -647,17 +640,8 @@ async fn the_gateway_takes_bound_tokens_only_with_a_proof_of_their_key() {
     .await;
     assert_eq!(st, 200);
     let at = t["access_token"].as_str().expect("at").to_owned();
-    let r = s
-        .http
-        .get(&own_url)
-        .header("Authorization", format!("DPoP {at}"))
-        .header(
-            "DPoP",
-            proof(&k, "GET", &own_url, Some(&at), now()).expect("p"),
-        )
-        .send()
-        .await
-        .expect("send");
+    let p = proof(&k, "GET", &own_url, Some(&at), now()).expect("p");
+    let r = get(&s, &own_url, "DPoP", &at, Some(&p)).await;
     assert_eq!(r.status(), 200);
     let r = s
         .http
@@ -913,41 +897,39 @@ async fn the_admin_and_account_apis_take_bound_tokens_with_a_proof() {
         .as_str()
         .expect("at")
         .to_owned();
-    let get = |url: String, scheme: &'static str, p: Option<String>| {
-        let s = &s;
-        let admin = admin.clone();
+    let status_of = |url: String, scheme: &'static str, p: Option<String>| {
+        let (s, admin) = (&s, admin.clone());
         async move {
-            let mut r = s
-                .http
-                .get(&url)
-                .header("Authorization", format!("{scheme} {admin}"));
-            if let Some(p) = p {
-                r = r.header("DPoP", p);
-            }
-            r.send().await.expect("send").status().as_u16()
+            get(s, &url, scheme, &admin, p.as_deref())
+                .await
+                .status()
+                .as_u16()
         }
     };
     let realms = format!("{}/admin/realms", s.base);
     let p = proof(&k, "GET", &realms, Some(&admin), now()).expect("p");
-    assert_eq!(get(realms.clone(), "DPoP", Some(p.clone())).await, 200);
     assert_eq!(
-        get(realms.clone(), "DPoP", Some(p)).await,
+        status_of(realms.clone(), "DPoP", Some(p.clone())).await,
+        200
+    );
+    assert_eq!(
+        status_of(realms.clone(), "DPoP", Some(p)).await,
         401,
         "a proof is good once"
     );
-    assert_eq!(get(realms.clone(), "DPoP", None).await, 401);
-    assert_eq!(get(realms.clone(), "Bearer", None).await, 401);
+    assert_eq!(status_of(realms.clone(), "DPoP", None).await, 401);
+    assert_eq!(status_of(realms.clone(), "Bearer", None).await, 401);
     let other = key(Alg::ES256);
     let p = proof(&other, "GET", &realms, Some(&admin), now()).expect("p");
     assert_eq!(
-        get(realms.clone(), "DPoP", Some(p)).await,
+        status_of(realms.clone(), "DPoP", Some(p)).await,
         401,
         "another key"
     );
     let users = format!("{}/admin/realms/demo/users", s.base);
     let p = proof(&k, "GET", &realms, Some(&admin), now()).expect("p");
     assert_eq!(
-        get(users.clone(), "DPoP", Some(p)).await,
+        status_of(users.clone(), "DPoP", Some(p)).await,
         401,
         "a proof for another URL"
     );
@@ -962,7 +944,7 @@ async fn the_admin_and_account_apis_take_bound_tokens_with_a_proof() {
         .expect("send");
     assert_eq!(r.status(), 401);
     let p = proof(&k, "GET", &users, Some(&admin), now()).expect("p");
-    assert_eq!(get(users, "DPoP", Some(p)).await, 200);
+    assert_eq!(status_of(users, "DPoP", Some(p)).await, 200);
 
     // The account API, with alice's bound token.
     let (_, t) = token_request(
@@ -979,18 +961,8 @@ async fn the_admin_and_account_apis_take_bound_tokens_with_a_proof() {
     let at = t["access_token"].as_str().expect("at");
     let account = format!("{}/realms/demo/account", s.base);
     let call = |p: Option<String>| {
-        let s = &s;
-        let account = account.clone();
-        async move {
-            let mut r = s
-                .http
-                .get(&account)
-                .header("Authorization", format!("DPoP {at}"));
-            if let Some(p) = p {
-                r = r.header("DPoP", p);
-            }
-            r.send().await.expect("send")
-        }
+        let (s, account) = (&s, account.clone());
+        async move { get(s, &account, "DPoP", at, p.as_deref()).await }
     };
     let r = call(Some(
         proof(&k, "GET", &account, Some(at), now()).expect("p"),
