@@ -831,6 +831,36 @@ pub struct Organization {
     /// the organization. Kept in the organization's row, like invitations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<OrganizationGroup>,
+    /// The organization's own roles (Keycloak's organization roles): held
+    /// by its members only, named in tokens under the organization's entry
+    /// of the `organization` claim and nowhere else, so a role one tenant
+    /// grants never reaches `realm_access` of another. Kept in the row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<OrganizationRole>,
+    /// Id of the role every member holds through membership
+    /// (`default-roles-{alias}`, one of `roles`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_role: Option<String>,
+}
+
+/// A role of an organization.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrganizationRole {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub attributes: Attributes,
+    /// Ids of the roles it contains: other roles of the same organization,
+    /// realm roles and client roles (resolved when read, so a deleted
+    /// realm or client role simply drops out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub composites: Vec<String>,
+    /// Members granted it directly; read through the current membership,
+    /// and dropped when a member leaves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
 }
 
 /// A group of an organization.

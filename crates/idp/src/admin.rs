@@ -28,6 +28,7 @@ pub mod localization;
 pub mod mappers;
 pub mod organization_groups;
 pub mod organization_invitations;
+pub mod organization_roles;
 pub mod organizations;
 pub mod partial;
 pub mod permissions;

@@ -77,6 +77,16 @@ const ORGANIZATION: &str = "organization";
 /// Keycloak's mapper type that adds organization groups to that claim.
 const ORGANIZATION_GROUPS_MAPPER: &str = "oidc-organization-group-membership-mapper";
 
+/// Keycloak's mapper type that adds organization roles to that claim.
+const ORGANIZATION_ROLES_MAPPER: &str = "oidc-organization-role-membership-mapper";
+
+/// Whether a mapper adds to the claim the organization membership mapper
+/// makes (and so runs after it).
+fn adds_to_organization_claim(m: &gatehouse_core::model::ProtocolMapper) -> bool {
+    m.protocol_mapper == ORGANIZATION_GROUPS_MAPPER
+        || m.protocol_mapper == ORGANIZATION_ROLES_MAPPER
+}
+
 /// The parameter of a dynamic `organization:<param>` scope value.
 fn organization_param(scope: &str) -> Option<&str> {
     scope
@@ -117,6 +127,20 @@ pub struct Identity {
     /// organization group membership mapper (organizations where the user
     /// is in no group are left out).
     pub organization_groups: BTreeMap<String, OrganizationGroups>,
+    /// By organization id, the organization's roles the user holds and the
+    /// realm and client roles these contain, for Keycloak's organization
+    /// role membership mapper.
+    pub organization_roles: BTreeMap<String, OrganizationRoles>,
+}
+
+/// A member's roles in one organization.
+#[derive(Default)]
+pub struct OrganizationRoles {
+    /// The organization's own roles (the default role among them).
+    pub names: Vec<String>,
+    pub realm_roles: Vec<String>,
+    /// Public client_id -> role names.
+    pub client_roles: BTreeMap<String, Vec<String>>,
 }
 
 /// A user's groups in one organization and the roles they give.
@@ -235,6 +259,19 @@ impl Identity {
                 (org.clone(), narrowed)
             })
             .collect();
+        let organization_roles = self
+            .organization_roles
+            .iter()
+            .map(|(org, held)| {
+                let (realm_roles, client_roles) = keep(&held.realm_roles, &held.client_roles);
+                let narrowed = OrganizationRoles {
+                    names: held.names.clone(),
+                    realm_roles,
+                    client_roles,
+                };
+                (org.clone(), narrowed)
+            })
+            .collect();
         Ok(Arc::new(Identity {
             realm_roles,
             client_roles,
@@ -242,6 +279,7 @@ impl Identity {
             group_paths: self.group_paths.clone(),
             organizations: self.organizations.clone(),
             organization_groups,
+            organization_roles,
         }))
     }
 
@@ -260,7 +298,24 @@ impl Identity {
         // in Keycloak 26.7: they reach realm_access and resource_access).
         let mut client_names: BTreeMap<String, String> = BTreeMap::new();
         let mut organization_groups = BTreeMap::new();
+        let mut organization_roles = BTreeMap::new();
         for o in &organizations {
+            // Its own roles stay in its entry of the organization claim.
+            let (own, contained) = crate::admin::organization_roles::held(o, &user.id);
+            if !own.is_empty() {
+                let names = own.iter().map(|r| r.name.clone()).collect();
+                let contained = expand_roles(idp, realm, &contained).await?;
+                let (realm_roles, client_roles) =
+                    split_roles(idp, realm, &contained, &mut client_names).await?;
+                organization_roles.insert(
+                    o.id.clone(),
+                    OrganizationRoles {
+                        names,
+                        realm_roles,
+                        client_roles,
+                    },
+                );
+            }
             let Some((paths, given)) =
                 crate::admin::organization_groups::member_view(idp, &realm.id, o, &user.id).await?
             else {
@@ -300,6 +355,7 @@ impl Identity {
             group_paths,
             organizations,
             organization_groups,
+            organization_roles,
         })
     }
 }
@@ -538,49 +594,31 @@ fn apply_mapper(
         // (`realm_access`, `resource_access`). Applied after every other
         // mapper (`apply_mappers`), as it needs that claim.
         ORGANIZATION_GROUPS_MAPPER => {
-            let name = claim.unwrap_or_else(|| ORGANIZATION.into());
-            let mut map = match c.get(&name) {
-                Some(Value::Array(aliases)) => aliases
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(|a| (a.to_owned(), json!({})))
-                    .collect::<Map<String, Value>>(),
-                Some(Value::Object(m)) => m.clone(),
-                _ => return,
-            };
             let with_roles = flag(cfg, "addGroupRoleMappings", false);
-            let mut any = false;
-            for (alias, entry) in map.iter_mut() {
-                let Some(groups) = id
-                    .organizations
-                    .iter()
-                    .find(|o| &o.alias == alias)
-                    .and_then(|o| id.organization_groups.get(&o.id))
-                else {
-                    continue;
+            add_to_organizations(c, claim, id, |o, e| {
+                let Some(groups) = id.organization_groups.get(&o.id) else {
+                    return false;
                 };
-                let Some(e) = entry.as_object_mut() else {
-                    continue;
-                };
-                any = true;
                 e.insert("groups".into(), json!(groups.paths));
                 if with_roles {
-                    if !groups.realm_roles.is_empty() {
-                        e.insert("realm_access".into(), json!({"roles": groups.realm_roles}));
-                    }
-                    if !groups.client_roles.is_empty() {
-                        let by: Map<String, Value> = groups
-                            .client_roles
-                            .iter()
-                            .map(|(cid, names)| (cid.clone(), json!({ "roles": names })))
-                            .collect();
-                        e.insert("resource_access".into(), Value::Object(by));
-                    }
+                    add_access(e, &groups.realm_roles, &groups.client_roles);
                 }
-            }
-            if any {
-                c.insert(name, Value::Object(map));
-            }
+                true
+            });
+        }
+        // Keycloak's organization role membership mapper: into the same
+        // claim, each organization's roles the user holds (`roles`) and the
+        // realm and client roles these contain (`realm_access`,
+        // `resource_access`), there only.
+        ORGANIZATION_ROLES_MAPPER => {
+            add_to_organizations(c, claim, id, |o, e| {
+                let Some(held) = id.organization_roles.get(&o.id) else {
+                    return false;
+                };
+                merge_roles(e, &held.names);
+                add_access(e, &held.realm_roles, &held.client_roles);
+                true
+            });
         }
         "oidc-group-membership-mapper" => {
             let v = if flag(cfg, "full.path", false) {
@@ -712,13 +750,101 @@ fn apply_mappers(
             .flat_map(|s| &s.protocol_mappers)
             .chain(&g.client.protocol_mappers)
     };
-    for m in all().filter(|m| m.protocol_mapper != ORGANIZATION_GROUPS_MAPPER) {
+    for m in all().filter(|m| !adds_to_organization_claim(m)) {
         apply_mapper(m, c, aud, g, id, target);
     }
-    // What it adds to goes in first, whatever the order of the mappers.
-    if !id.organization_groups.is_empty() {
-        for m in all().filter(|m| m.protocol_mapper == ORGANIZATION_GROUPS_MAPPER) {
+    // What they add to goes in first, whatever the order of the mappers.
+    if !id.organization_groups.is_empty() || !id.organization_roles.is_empty() {
+        for m in all().filter(|m| adds_to_organization_claim(m)) {
             apply_mapper(m, c, aud, g, id, target);
+        }
+    }
+}
+
+/// Adds to the organization claim (`claim`, else `organization`, as the
+/// organization membership mapper made it; a list of aliases becomes a
+/// map by alias) what `add` puts in each organization's entry; the claim
+/// is left alone when `add` puts nothing anywhere.
+fn add_to_organizations(
+    c: &mut Map<String, Value>,
+    claim: Option<String>,
+    id: &Identity,
+    mut add: impl FnMut(&gatehouse_core::model::Organization, &mut Map<String, Value>) -> bool,
+) {
+    let name = claim.unwrap_or_else(|| ORGANIZATION.into());
+    let mut map = match c.get(&name) {
+        Some(Value::Array(aliases)) => aliases
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|a| (a.to_owned(), json!({})))
+            .collect::<Map<String, Value>>(),
+        Some(Value::Object(m)) => m.clone(),
+        _ => return,
+    };
+    let mut any = false;
+    for (alias, entry) in map.iter_mut() {
+        let (Some(o), Some(e)) = (
+            id.organizations.iter().find(|o| &o.alias == alias),
+            entry.as_object_mut(),
+        ) else {
+            continue;
+        };
+        any |= add(o, e);
+    }
+    if any {
+        c.insert(name, Value::Object(map));
+    }
+}
+
+/// Adds `names` to `e.roles`, sorted and each once (Keycloak merges the
+/// organization mappers' lists so).
+fn merge_roles(e: &mut Map<String, Value>, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let mut all: BTreeSet<String> = e
+        .get("roles")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    all.extend(names.iter().cloned());
+    e.insert("roles".into(), json!(all));
+}
+
+/// Adds realm roles to `e.realm_access` and client roles to
+/// `e.resource_access.<client>`, merging with what is there.
+fn add_access(
+    e: &mut Map<String, Value>,
+    realm_roles: &[String],
+    client_roles: &BTreeMap<String, Vec<String>>,
+) {
+    if !realm_roles.is_empty()
+        && let Some(ra) = e
+            .entry("realm_access")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+    {
+        merge_roles(ra, realm_roles);
+    }
+    if client_roles.is_empty() {
+        return;
+    }
+    if let Some(by) = e
+        .entry("resource_access")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    {
+        for (cid, names) in client_roles {
+            if let Some(x) = by
+                .entry(cid.clone())
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+            {
+                merge_roles(x, names);
+            }
         }
     }
 }

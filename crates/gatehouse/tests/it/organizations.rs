@@ -567,3 +567,348 @@ async fn organization_groups_are_a_tree_of_the_organizations_members() {
     let (st, _) = s.admin_get(&admin, &format!("{groups}/{eng}")).await;
     assert_eq!(st, 404);
 }
+
+/// A DELETE with a JSON body (Keycloak's way of removing list members).
+async fn admin_delete_json(s: &Server, admin: &str, path: &str, body: &Value) -> u16 {
+    s.http
+        .delete(format!("{}/admin/realms{path}", s.base))
+        .bearer_auth(admin)
+        .json(body)
+        .send()
+        .await
+        .expect("delete")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn organization_roles_as_keycloaks_organizations_spec_manages_them() {
+    let s = start().await;
+    let admin = s.demo_realm().await;
+    let on = json!({"organizationsEnabled": true});
+    assert_eq!(s.admin_put(&admin, "/demo", Some(&on)).await, 204);
+    let org = s
+        .admin_create(
+            &admin,
+            "/demo/organizations",
+            &json!({"name": "orgRoles", "alias": "org-roles", "domains": [{"name": "roles.org"}]}),
+        )
+        .await;
+    let roles = format!("/demo/organizations/{org}/roles");
+    let alice = s.user_id(&admin, "demo", "alice").await;
+    let (st, _) = s
+        .admin_post(
+            &admin,
+            &format!("/demo/organizations/{org}/members"),
+            &json!(alice),
+        )
+        .await;
+    assert_eq!(st, 201);
+
+    // Every organization has its default role.
+    let (st, default) = s.admin_get(&admin, &format!("{roles}/default")).await;
+    assert_eq!(st, 200, "{default}");
+    assert_eq!(default["name"], "default-roles-org-roles");
+    assert_eq!(default["containerId"], org.as_str());
+    assert_eq!(default["clientRole"], false);
+    let default_id = default["id"].as_str().expect("id").to_owned();
+
+    // Created from Location, counted with the default one, searched.
+    let child = s
+        .admin_create(&admin, &roles, &json!({"name": "child-role"}))
+        .await;
+    let created = s
+        .admin_create(
+            &admin,
+            &roles,
+            &json!({"name": "organization-role", "description": "before update"}),
+        )
+        .await;
+    let (st, _) = s
+        .admin_post(&admin, &roles, &json!({"name": "child-role"}))
+        .await;
+    assert_eq!(st, 409, "names are unique within the organization");
+    let (st, _) = s.admin_post(&admin, &roles, &json!({"name": " "})).await;
+    assert_eq!(st, 400);
+    let (_, n) = s.admin_get(&admin, &format!("{roles}/count")).await;
+    assert_eq!(n, json!(3));
+    let (_, found) = s
+        .admin_get(
+            &admin,
+            &format!("{roles}?search=organization-role&briefRepresentation=false"),
+        )
+        .await;
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    assert!(found[0].get("attributes").is_some(), "not brief");
+    let (_, listed) = s.admin_get(&admin, &roles).await;
+    assert!(listed[0].get("attributes").is_none(), "brief by default");
+    // A realm role of the same name is another role.
+    let (_, realm_roles) = s
+        .admin_get(&admin, "/demo/roles?search=organization-role")
+        .await;
+    assert_eq!(
+        realm_roles,
+        json!([]),
+        "organization roles are not realm roles"
+    );
+
+    assert_eq!(
+        s.admin_put(
+            &admin,
+            &format!("{roles}/{created}"),
+            Some(&json!({"name": "organization-role", "description": "after update"}))
+        )
+        .await,
+        204
+    );
+    let (_, role) = s.admin_get(&admin, &format!("{roles}/{created}")).await;
+    assert_eq!(role["description"], "after update");
+
+    // Composites: the organization's roles, realm roles, client roles;
+    // never the default role nor an administration role.
+    s.admin_post(
+        &admin,
+        "/demo/roles",
+        &json!({"name": "org-composite-realm-role"}),
+    )
+    .await;
+    let (_, realm_role) = s
+        .admin_get(&admin, "/demo/roles/org-composite-realm-role")
+        .await;
+    let (_, spa) = s.admin_get(&admin, "/demo/clients?clientId=spa").await;
+    let spa = spa[0]["id"].as_str().expect("spa").to_owned();
+    s.admin_post(
+        &admin,
+        &format!("/demo/clients/{spa}/roles"),
+        &json!({"name": "org-composite-client-role"}),
+    )
+    .await;
+    let (_, client_role) = s
+        .admin_get(
+            &admin,
+            &format!("/demo/clients/{spa}/roles/org-composite-client-role"),
+        )
+        .await;
+    let composites = format!("{roles}/{created}/composites");
+    let three = json!([{"id": child}, {"id": realm_role["id"]}, {"id": client_role["id"]}]);
+    let (st, _) = s.admin_post(&admin, &composites, &three).await;
+    assert_eq!(st, 204);
+    let (_, all) = s.admin_get(&admin, &composites).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(3), "{all}");
+    let (_, only_realm) = s.admin_get(&admin, &format!("{composites}/realm")).await;
+    assert_eq!(only_realm[0]["name"], "org-composite-realm-role");
+    assert_eq!(only_realm.as_array().map(Vec::len), Some(1));
+    let (_, only_client) = s
+        .admin_get(&admin, &format!("{composites}/clients/{spa}"))
+        .await;
+    assert_eq!(only_client[0]["name"], "org-composite-client-role");
+    let (_, role) = s.admin_get(&admin, &format!("{roles}/{created}")).await;
+    assert_eq!(role["composite"], true);
+    let (st, body) = s
+        .admin_post(&admin, &composites, &json!([{"id": default_id}]))
+        .await;
+    assert_eq!(st, 400, "{body:?}");
+    let (_, mgmt) = s
+        .admin_get(&admin, "/demo/clients?clientId=realm-management")
+        .await;
+    let mgmt = mgmt[0]["id"].as_str().expect("realm-management").to_owned();
+    let (_, manage_users) = s
+        .admin_get(&admin, &format!("/demo/clients/{mgmt}/roles/manage-users"))
+        .await;
+    let (st, body) = s
+        .admin_post(&admin, &composites, &json!([{"id": manage_users["id"]}]))
+        .await;
+    assert_eq!(st, 400, "no administration roles: {body:?}");
+    let (st, _) = s
+        .admin_post(&admin, &composites, &json!([{"id": "no-such-role"}]))
+        .await;
+    assert_eq!(st, 404);
+    let (_, available) = s
+        .admin_get(
+            &admin,
+            &format!("{composites}/available?source=organization"),
+        )
+        .await;
+    assert_eq!(available, json!([]), "child is in, the default role never");
+    let (st, _) = s
+        .admin_get(&admin, &format!("{composites}/available?source=nowhere"))
+        .await;
+    assert_eq!(st, 400);
+
+    // Users: members only; the default role follows membership.
+    let users = format!("{roles}/{created}/users");
+    let bob = s
+        .admin_create(
+            &admin,
+            "/demo/users",
+            &json!({"username": "bob", "enabled": true}),
+        )
+        .await;
+    let (st, body) = s.admin_post(&admin, &users, &json!([{"id": bob}])).await;
+    assert_eq!(st, 400, "bob is not a member: {body:?}");
+    let (_, available) = s.admin_get(&admin, &format!("{users}/available")).await;
+    assert_eq!(available[0]["username"], "alice");
+    let (st, _) = s.admin_post(&admin, &users, &json!([{"id": alice}])).await;
+    assert_eq!(st, 204);
+    let (_, holders) = s
+        .admin_get(&admin, &format!("{users}?briefRepresentation=true"))
+        .await;
+    assert_eq!(holders.as_array().map(Vec::len), Some(1));
+    assert_eq!(holders[0]["username"], "alice");
+    let (st, _) = s
+        .admin_post(
+            &admin,
+            &format!("{roles}/default/users"),
+            &json!([{"id": alice}]),
+        )
+        .await;
+    assert_eq!(st, 400);
+
+    // Tokens: with Keycloak's organization role membership mapper, her
+    // roles there and what they contain, in the organization's entry only.
+    let (st, _) = s
+        .admin_post(
+            &admin,
+            &format!("/demo/clients/{spa}/protocol-mappers/models"),
+            &json!({"name": "org-roles", "protocol": "openid-connect",
+                "protocolMapper": "oidc-organization-role-membership-mapper",
+                "config": {"access.token.claim": "true"}}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let t = s
+        .password_tokens(
+            "demo",
+            "spa",
+            None,
+            "alice",
+            "alice-pw",
+            Some("organization"),
+        )
+        .await;
+    let c = claims(t["access_token"].as_str().expect("access token"));
+    let entry = &c["organization"]["org-roles"];
+    assert_eq!(
+        entry["roles"],
+        json!(["child-role", "default-roles-org-roles", "organization-role"]),
+        "{c}"
+    );
+    assert_eq!(
+        entry["realm_access"]["roles"],
+        json!(["org-composite-realm-role"])
+    );
+    assert_eq!(
+        entry["resource_access"]["spa"]["roles"],
+        json!(["org-composite-client-role"])
+    );
+    let top_realm = c["realm_access"]["roles"].as_array().expect("roles");
+    assert!(
+        !top_realm.contains(&json!("org-composite-realm-role")),
+        "organization roles never reach realm_access: {c}"
+    );
+
+    // Export writes them; an import into another realm builds them again.
+    let export = s.export("demo").await;
+    let exported = &export["organizations"][0];
+    assert_eq!(exported["defaultRole"]["name"], "default-roles-org-roles");
+    let exported_role = exported["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .find(|r| r["name"] == "organization-role")
+        .expect("organization-role")
+        .clone();
+    assert_eq!(
+        exported_role["composites"]["organization"],
+        json!(["child-role"])
+    );
+    assert_eq!(
+        exported_role["composites"]["realm"],
+        json!(["org-composite-realm-role"])
+    );
+    assert_eq!(
+        exported_role["composites"]["client"]["spa"],
+        json!(["org-composite-client-role"])
+    );
+    assert_eq!(
+        exported["members"][0]["organizationRoles"],
+        json!(["organization-role"])
+    );
+    s.import(
+        &json!({"realm": "demo-copy", "enabled": true, "organizationsEnabled": true,
+        "roles": {"realm": [{"name": "org-composite-realm-role"}]},
+        "users": [{"username": "carol", "enabled": true}],
+        "organizations": [{"name": "Copy", "alias": "copy", "domains": [{"name": "copy.org"}],
+            "roles": [exported_role, {"name": "child-role"}],
+            "members": [{"username": "carol", "organizationRoles": ["organization-role"]}]}]}),
+    )
+    .await;
+    let (_, copies) = s.admin_get(&admin, "/demo-copy/organizations").await;
+    let copy = copies[0]["id"].as_str().expect("org id").to_owned();
+    let copy_roles = format!("/demo-copy/organizations/{copy}/roles");
+    let (_, n) = s.admin_get(&admin, &format!("{copy_roles}/count")).await;
+    assert_eq!(n, json!(3), "its two and the default role");
+    let (_, d) = s.admin_get(&admin, &format!("{copy_roles}/default")).await;
+    assert_eq!(d["name"], "default-roles-copy");
+    let (_, found) = s
+        .admin_get(&admin, &format!("{copy_roles}?search=organization-role"))
+        .await;
+    let copied = found[0]["id"].as_str().expect("id");
+    let (_, inside) = s
+        .admin_get(&admin, &format!("{copy_roles}/{copied}/composites"))
+        .await;
+    let names: Vec<&str> = inside
+        .as_array()
+        .expect("composites")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["child-role", "org-composite-realm-role"],
+        "spa is not in that realm"
+    );
+    let (_, holders) = s
+        .admin_get(&admin, &format!("{copy_roles}/{copied}/users"))
+        .await;
+    assert_eq!(holders[0]["username"], "carol");
+
+    // Leaving the organization ends the grant; a rejoin does not bring it back.
+    assert_eq!(
+        s.admin_delete(
+            &admin,
+            &format!("/demo/organizations/{org}/members/{alice}")
+        )
+        .await,
+        204
+    );
+    s.admin_post(
+        &admin,
+        &format!("/demo/organizations/{org}/members"),
+        &json!(alice),
+    )
+    .await;
+    let (_, holders) = s.admin_get(&admin, &users).await;
+    assert_eq!(holders, json!([]));
+
+    // Removing composites and roles; the default role stays.
+    assert_eq!(
+        admin_delete_json(&s, &admin, &composites, &three).await,
+        204
+    );
+    let (_, all) = s.admin_get(&admin, &composites).await;
+    assert_eq!(all, json!([]));
+    assert_eq!(
+        s.admin_delete(&admin, &format!("{roles}/{default_id}"))
+            .await,
+        400
+    );
+    assert_eq!(
+        s.admin_delete(&admin, &format!("{roles}/{created}")).await,
+        204
+    );
+    let (st, _) = s.admin_get(&admin, &format!("{roles}/{created}")).await;
+    assert_eq!(st, 404);
+    let (_, n) = s.admin_get(&admin, &format!("{roles}/count")).await;
+    assert_eq!(n, json!(2));
+}

@@ -27,6 +27,7 @@ pub fn routes() -> Router<Arc<Idp>> {
     const O: &str = "/admin/realms/{realm}/organizations";
     Router::new()
         .merge(super::organization_groups::routes())
+        .merge(super::organization_roles::routes())
         .route(O, get(list).post(create))
         .route(&format!("{O}/count"), get(count))
         .route(
@@ -194,6 +195,8 @@ fn new_organization(realm: &Realm, id: String) -> Organization {
         identity_providers: vec![],
         invitations: vec![],
         groups: vec![],
+        roles: vec![],
+        default_role: None,
     }
 }
 
@@ -324,6 +327,7 @@ async fn create(
     }
     apply(&mut o, &rep)?;
     o.alias = alias_of(&o, &rep);
+    super::organization_roles::ensure_default(&mut o);
     let path = format!("organizations/{}", o.id);
     let ev = event(&realm, &caller, "CREATE", "ORGANIZATION", &path, Some(&rep));
     store(&idp, &realm, &o, &[ev]).await?;
@@ -362,6 +366,7 @@ async fn update(
         return Err(AdminError::bad_request("Cannot change the alias"));
     }
     apply(&mut o, &rep)?;
+    super::organization_roles::ensure_default(&mut o);
     let path = format!("organizations/{id}");
     let ev = event(&realm, &caller, "UPDATE", "ORGANIZATION", &path, Some(&rep));
     store(&idp, &realm, &o, &[ev]).await?;
@@ -572,11 +577,12 @@ async fn remove_member(
     idp.store
         .remove_organization_member(&o.id, &u.id, &[ev])
         .await?;
-    // Who leaves the organization leaves its groups (listings read
-    // through the membership either way).
+    // Who leaves the organization leaves its groups and loses its roles
+    // (listings read through the membership either way).
     let _edit = idp.lock_row(&o.id).await;
     let mut o = load(&idp, &realm, &o.id).await?;
-    if super::organization_groups::without_member(&mut o, &u.id) {
+    let left_groups = super::organization_groups::without_member(&mut o, &u.id);
+    if super::organization_roles::without_member(&mut o, &u.id) || left_groups {
         idp.store.put_organization(&o, &[]).await?;
     }
     Ok(StatusCode::NO_CONTENT)
@@ -723,12 +729,24 @@ pub async fn export(idp: &Idp, realm: &Realm) -> Result<Vec<Value>, AdminError> 
     let mut out = Vec::new();
     for o in idp.store.organizations(&realm.id).await? {
         let mut v = repr(&o, false);
+        let (roles, default_role, granted) =
+            super::organization_roles::export(idp, realm, &o).await?;
         let members: Vec<Value> = member_users(idp, realm, &o)
             .await?
             .iter()
-            .map(|u| json!({"username": u.username, "membershipType": "UNMANAGED"}))
+            .map(|u| {
+                let mut m = json!({"username": u.username, "membershipType": "UNMANAGED"});
+                if let Some(names) = granted.get(&u.id) {
+                    m["organizationRoles"] = json!(names);
+                }
+                m
+            })
             .collect();
         v["members"] = json!(members);
+        v["roles"] = json!(roles);
+        if let Some(d) = default_role {
+            v["defaultRole"] = d;
+        }
         v["identityProviders"] = json!(
             o.identity_providers
                 .iter()
@@ -773,14 +791,19 @@ pub async fn import(idp: &Idp, realm: &Realm, reps: &[Value]) -> Result<(), Admi
                 .unwrap_or_default(),
         )
         .await?;
-        store(idp, realm, &o, &[]).await?;
+        let mut members = vec![];
         for m in rep["members"].as_array().into_iter().flatten() {
             let Some(name) = m["username"].as_str() else {
                 continue;
             };
             if let Some(u) = idp.store.user_by_username(&realm.id, name).await? {
-                idp.store.add_organization_member(&o.id, &u.id, &[]).await?;
+                members.push((u.id, m));
             }
+        }
+        super::organization_roles::import(idp, realm, &mut o, rep, &members).await?;
+        store(idp, realm, &o, &[]).await?;
+        for (uid, _) in &members {
+            idp.store.add_organization_member(&o.id, uid, &[]).await?;
         }
     }
     Ok(())

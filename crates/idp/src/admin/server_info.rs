@@ -50,6 +50,11 @@ const MAPPERS: &[(&str, &str, &str)] = &[
         "Token mapper",
     ),
     (
+        "oidc-organization-role-membership-mapper",
+        "Organization Role Membership",
+        "Token mapper",
+    ),
+    (
         "oidc-usermodel-attribute-mapper",
         "User Attribute",
         "Token mapper",
