@@ -37,27 +37,47 @@ fn arr<'a>(v: &'a Value, k: &str) -> impl Iterator<Item = &'a Value> {
 /// Role ids named by a representation's `realmRoles` and `clientRoles`
 /// (unknown names are skipped, as Keycloak's import does).
 async fn mapped_role_ids(idp: &Idp, realm: &Realm, rep: &Value) -> Result<Vec<String>, AdminError> {
+    Ok(role_ids_named(idp, &realm.id, &rep["realmRoles"], &rep["clientRoles"]).await?)
+}
+
+/// The ids of the realm roles `realm_names` (a list of names) and the
+/// client roles `client_names` (names by clientId) name, as an export
+/// writes them wherever roles are mapped or contained; names the realm
+/// lacks are skipped.
+pub(crate) async fn role_ids_named(
+    idp: &Idp,
+    realm_id: &str,
+    realm_names: &Value,
+    client_names: &Value,
+) -> Result<Vec<String>, gatehouse_store::Error> {
     let mut ids = vec![];
-    for name in arr(rep, "realmRoles").filter_map(Value::as_str) {
-        if let Some(r) = idp.store.role_by_name(&realm.id, None, name).await? {
-            ids.push(r.id);
-        }
+    let names = |v: &'_ Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    for name in names(realm_names) {
+        ids.extend(
+            idp.store
+                .role_by_name(realm_id, None, &name)
+                .await?
+                .map(|r| r.id),
+        );
     }
-    if let Some(cr) = rep.get("clientRoles").and_then(Value::as_object) {
-        for (client_id, names) in cr {
-            let Some(c) = idp.store.client_by_client_id(&realm.id, client_id).await? else {
-                continue;
-            };
-            for n in names
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                if let Some(r) = idp.store.role_by_name(&realm.id, Some(&c.id), n).await? {
-                    ids.push(r.id);
-                }
-            }
+    for (client_id, list) in client_names.as_object().into_iter().flatten() {
+        let Some(c) = idp.store.client_by_client_id(realm_id, client_id).await? else {
+            continue;
+        };
+        for n in names(list) {
+            ids.extend(
+                idp.store
+                    .role_by_name(realm_id, Some(&c.id), &n)
+                    .await?
+                    .map(|r| r.id),
+            );
         }
     }
     Ok(ids)

@@ -14,6 +14,13 @@ async fn org_claim(s: &Server, scope: &str) -> (Value, Value) {
     (c["organization"].clone(), t["scope"].clone())
 }
 
+/// Turns organizations on in the demo realm and creates one from `rep`.
+async fn first_organization(s: &Server, admin: &str, rep: &Value) -> String {
+    let on = json!({"organizationsEnabled": true});
+    assert_eq!(s.admin_put(admin, "/demo", Some(&on)).await, 204);
+    s.admin_create(admin, "/demo/organizations", rep).await
+}
+
 #[tokio::test]
 async fn organizations_admin_api_and_the_organization_claim() {
     let s = start().await;
@@ -298,15 +305,12 @@ async fn organizations_link_the_realms_identity_providers() {
 async fn organization_groups_are_a_tree_of_the_organizations_members() {
     let s = start().await;
     let admin = s.demo_realm().await;
-    let on = json!({"organizationsEnabled": true});
-    assert_eq!(s.admin_put(&admin, "/demo", Some(&on)).await, 204);
-    let org = s
-        .admin_create(
-            &admin,
-            "/demo/organizations",
-            &json!({"name": "Acme", "domains": [{"name": "acme.com"}]}),
-        )
-        .await;
+    let org = first_organization(
+        &s,
+        &admin,
+        &json!({"name": "Acme", "domains": [{"name": "acme.com"}]}),
+    )
+    .await;
     let groups = format!("/demo/organizations/{org}/groups");
     // Created with a Location and the brief group in the body.
     let (st, made) = s
@@ -585,15 +589,12 @@ async fn admin_delete_json(s: &Server, admin: &str, path: &str, body: &Value) ->
 async fn organization_roles_as_keycloaks_organizations_spec_manages_them() {
     let s = start().await;
     let admin = s.demo_realm().await;
-    let on = json!({"organizationsEnabled": true});
-    assert_eq!(s.admin_put(&admin, "/demo", Some(&on)).await, 204);
-    let org = s
-        .admin_create(
-            &admin,
-            "/demo/organizations",
-            &json!({"name": "orgRoles", "alias": "org-roles", "domains": [{"name": "roles.org"}]}),
-        )
-        .await;
+    let org = first_organization(
+        &s,
+        &admin,
+        &json!({"name": "orgRoles", "alias": "org-roles", "domains": [{"name": "roles.org"}]}),
+    )
+    .await;
     let roles = format!("/demo/organizations/{org}/roles");
     let alice = s.user_id(&admin, "demo", "alice").await;
     let (st, _) = s

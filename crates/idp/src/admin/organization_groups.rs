@@ -631,30 +631,9 @@ pub async fn import(
         let id = rep["id"]
             .as_str()
             .map_or_else(gatehouse_core::id::uuid, str::to_owned);
-        let mut roles = vec![];
-        for n in rep["realmRoles"].as_array().into_iter().flatten() {
-            if let Some(r) = idp
-                .store
-                .role_by_name(realm_id, None, n.as_str().unwrap_or(""))
-                .await?
-            {
-                roles.push(r.id);
-            }
-        }
-        for (client, names) in rep["clientRoles"].as_object().into_iter().flatten() {
-            let Some(c) = idp.store.client_by_client_id(realm_id, client).await? else {
-                continue;
-            };
-            for n in names.as_array().into_iter().flatten() {
-                if let Some(r) = idp
-                    .store
-                    .role_by_name(realm_id, Some(&c.id), n.as_str().unwrap_or(""))
-                    .await?
-                {
-                    roles.push(r.id);
-                }
-            }
-        }
+        let roles =
+            crate::import::role_ids_named(idp, realm_id, &rep["realmRoles"], &rep["clientRoles"])
+                .await?;
         out.push(OrganizationGroup {
             id: id.clone(),
             name: name.trim().to_owned(),

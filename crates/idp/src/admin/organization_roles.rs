@@ -40,7 +40,9 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
         .route(&format!("{R}/{{rid}}"), get(one).put(update).delete(remove))
         .route(
             &format!("{R}/{{rid}}/composites"),
-            get(composites).post(add_composites).delete(del_composites),
+            get(composites::<false>)
+                .post(change_composites::<true>)
+                .delete(change_composites::<false>),
         )
         .route(
             &format!("{R}/{{rid}}/composites/realm"),
@@ -52,7 +54,7 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
         )
         .route(
             &format!("{R}/{{rid}}/composites/effective"),
-            get(effective_composites),
+            get(composites::<true>),
         )
         .route(
             &format!("{R}/{{rid}}/composites/available"),
@@ -60,7 +62,9 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
         )
         .route(
             &format!("{R}/{{rid}}/users"),
-            get(users).post(add_users).delete(del_users),
+            get(users)
+                .post(change_users::<true>)
+                .delete(change_users::<false>),
         )
         .route(
             &format!("{R}/{{rid}}/users/available"),
@@ -489,32 +493,45 @@ async fn named_composites(
     Ok(ids)
 }
 
-async fn change_composites(
-    admin: RealmAdmin,
+/// A role's list a request changes.
+#[derive(Clone, Copy)]
+enum List {
+    Composites,
+    Users,
+}
+
+impl List {
+    fn of(self, r: &mut OrganizationRole) -> &mut Vec<String> {
+        match self {
+            List::Composites => &mut r.composites,
+            List::Users => &mut r.users,
+        }
+    }
+}
+
+/// Adds `ids` to (`add`) or removes them from `list` of role `role_id`,
+/// under the row's lock, with one admin event (none for an empty body).
+async fn change_list(
+    admin: &RealmAdmin,
     p: &BTreeMap<String, String>,
-    body: &[u8],
+    (role_id, list): (&str, List),
+    ids: Vec<String>,
     add: bool,
+    rep: &Value,
 ) -> Result<StatusCode, AdminError> {
-    let rep = json_body(body)?;
-    let o = read(&admin, &p["id"]).await?;
-    let parent = o.roles[index(&o, &p["rid"])?].id.clone();
-    let ids = named_composites(&admin, &o, &parent, &rep, add).await?;
-    let path = format!("organizations/{}/roles/{}/composites", p["id"], p["rid"]);
-    let ev = (!ids.is_empty()).then(|| {
-        role_event(
-            &admin,
-            if add { "CREATE" } else { "DELETE" },
-            "ORGANIZATION_ROLE",
-            &path,
-            &rep,
-        )
-    });
-    edit(&admin, &p["id"], |o| {
-        let i = index(o, &parent)?;
-        let r = &mut o.roles[i];
-        r.composites.retain(|c| !ids.contains(c));
+    let (segment, rtype) = match list {
+        List::Composites => ("composites", "ORGANIZATION_ROLE"),
+        List::Users => ("users", "ORGANIZATION_ROLE_MAPPING"),
+    };
+    let path = format!("organizations/{}/roles/{}/{segment}", p["id"], p["rid"]);
+    let op = if add { "CREATE" } else { "DELETE" };
+    let ev = (!ids.is_empty()).then(|| role_event(admin, op, rtype, &path, rep));
+    edit(admin, &p["id"], |o| {
+        let i = index(o, role_id)?;
+        let held = list.of(&mut o.roles[i]);
+        held.retain(|x| !ids.contains(x));
         if add {
-            r.composites.extend(ids.iter().cloned());
+            held.extend(ids.iter().cloned());
         }
         Ok(((), ev))
     })
@@ -522,20 +539,17 @@ async fn change_composites(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn add_composites(
+/// `POST` (`ADD`) or `DELETE .../composites` with `[{"id": ...}]`.
+async fn change_composites<const ADD: bool>(
     admin: RealmAdmin,
     Path(p): Params,
     body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    change_composites(admin, &p, &body, true).await
-}
-
-async fn del_composites(
-    admin: RealmAdmin,
-    Path(p): Params,
-    body: Bytes,
-) -> Result<StatusCode, AdminError> {
-    change_composites(admin, &p, &body, false).await
+    let rep = json_body(&body)?;
+    let o = read(&admin, &p["id"]).await?;
+    let parent = o.roles[index(&o, &p["rid"])?].id.clone();
+    let ids = named_composites(&admin, &o, &parent, &rep, ADD).await?;
+    change_list(&admin, &p, (&parent, List::Composites), ids, ADD, &rep).await
 }
 
 /// Brief representations of realm and client roles, as the realm's role
@@ -576,41 +590,6 @@ fn by_kind(roles: &mut [Role], client_names: &BTreeMap<String, String>) {
     });
 }
 
-/// `GET .../composites`: the roles it contains directly, the
-/// organization's first.
-async fn composites(
-    admin: RealmAdmin,
-    Path(p): Params,
-    Query(q): Query<RoleQuery>,
-) -> Result<Json<Value>, AdminError> {
-    let o = read(&admin, &p["id"]).await?;
-    let r = &o.roles[index(&o, &p["rid"])?];
-    let mut own: Vec<&OrganizationRole> = o
-        .roles
-        .iter()
-        .filter(|x| r.composites.contains(&x.id))
-        .collect();
-    own.sort_by(|a, b| a.name.cmp(&b.name));
-    let other_ids: Vec<String> = r
-        .composites
-        .iter()
-        .filter(|c| !o.roles.iter().any(|x| &x.id == *c))
-        .cloned()
-        .collect();
-    let mut others = realm_roles_of(&admin, &other_ids).await?;
-    others.retain(|x| q.matches(&x.name, x.description.as_deref()));
-    by_kind(&mut others, &BTreeMap::new());
-    let mut out: Vec<Value> = own
-        .into_iter()
-        .filter(|x| q.matches(&x.name, x.description.as_deref()))
-        .map(|x| repr(&o, x, true))
-        .collect();
-    out.extend(realm_side(&admin, &others).await?);
-    Ok(Json(json!(
-        super::window(q.first, q.max, out.into_iter()).collect::<Vec<_>>()
-    )))
-}
-
 /// The realm and client roles role `rid` contains directly.
 async fn direct_realm_side(
     admin: &RealmAdmin,
@@ -642,18 +621,31 @@ async fn client_composites(admin: RealmAdmin, Path(p): Params) -> Result<Json<Va
     Ok(Json(json!(realm_side(&admin, &roles).await?)))
 }
 
-/// `GET .../composites/effective`: everything it contains, at any depth:
-/// the organization's roles, then realm roles, then client roles.
-async fn effective_composites(
+/// `GET .../composites` (what it contains directly) and, `EFFECTIVE`,
+/// `.../composites/effective` (at any depth): the organization's roles,
+/// then realm roles, then client roles (by client); `search` in names,
+/// descriptions and client ids.
+async fn composites<const EFFECTIVE: bool>(
     admin: RealmAdmin,
     Path(p): Params,
     Query(q): Query<RoleQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let o = read(&admin, &p["id"]).await?;
     let r = &o.roles[index(&o, &p["rid"])?];
-    let mut todo: Vec<&str> = r.composites.iter().map(String::as_str).collect();
-    let (own, other_ids) = closure(&o, &mut todo, Some(&r.id));
-    let mut others = crate::tokens::expand_roles(&admin.idp, &admin.realm, &other_ids).await?;
+    let (own, mut others) = if EFFECTIVE {
+        let mut todo: Vec<&str> = r.composites.iter().map(String::as_str).collect();
+        let (own, other_ids) = closure(&o, &mut todo, Some(&r.id));
+        let others = crate::tokens::expand_roles(&admin.idp, &admin.realm, &other_ids).await?;
+        (own, others)
+    } else {
+        let mut own: Vec<&OrganizationRole> = o
+            .roles
+            .iter()
+            .filter(|x| r.composites.contains(&x.id))
+            .collect();
+        own.sort_by(|a, b| a.name.cmp(&b.name));
+        (own, realm_roles_of(&admin, &r.composites).await?)
+    };
     let mut client_names = BTreeMap::new();
     for x in &others {
         if let Some(c) = &x.client_id
@@ -803,16 +795,15 @@ async fn available_users(
     Ok(Json(json!(page)))
 }
 
-/// Grants (`add`) or revokes the role to the users a body names
+/// Grants (`ADD`) or revokes the role to the users a body names
 /// (`[{"id": ...}]`). Only members may be granted it; the default role's
 /// holders follow membership and are not changed here.
-async fn change_users(
+async fn change_users<const ADD: bool>(
     admin: RealmAdmin,
-    p: &BTreeMap<String, String>,
-    body: &[u8],
-    add: bool,
+    Path(p): Params,
+    body: Bytes,
 ) -> Result<StatusCode, AdminError> {
-    let rep = json_body(body)?;
+    let rep = json_body(&body)?;
     let list = rep
         .as_array()
         .ok_or_else(|| AdminError::bad_request("users are required"))?;
@@ -837,7 +828,7 @@ async fn change_users(
         if admin.idp.store.user(&admin.realm.id, id).await?.is_none() {
             return Err(AdminError::missing("User not found"));
         }
-        if add && !is_member(&admin.idp, &o, id).await? {
+        if ADD && !is_member(&admin.idp, &o, id).await? {
             return Err(AdminError::described(
                 "invalid_request",
                 "Organization roles can only be assigned to members of the organization",
@@ -845,43 +836,7 @@ async fn change_users(
         }
         ids.push(id.to_owned());
     }
-    let path = format!("organizations/{}/roles/{}/users", p["id"], p["rid"]);
-    let ev = (!ids.is_empty()).then(|| {
-        role_event(
-            &admin,
-            if add { "CREATE" } else { "DELETE" },
-            "ORGANIZATION_ROLE_MAPPING",
-            &path,
-            &rep,
-        )
-    });
-    edit(&admin, &p["id"], |o| {
-        let i = index(o, &role_id)?;
-        let r = &mut o.roles[i];
-        r.users.retain(|u| !ids.contains(u));
-        if add {
-            r.users.extend(ids.iter().cloned());
-        }
-        Ok(((), ev))
-    })
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn add_users(
-    admin: RealmAdmin,
-    Path(p): Params,
-    body: Bytes,
-) -> Result<StatusCode, AdminError> {
-    change_users(admin, &p, &body, true).await
-}
-
-async fn del_users(
-    admin: RealmAdmin,
-    Path(p): Params,
-    body: Bytes,
-) -> Result<StatusCode, AdminError> {
-    change_users(admin, &p, &body, false).await
+    change_list(&admin, &p, (&role_id, List::Users), ids, ADD, &rep).await
 }
 
 /// The organization's roles as a realm export writes them (Keycloak's
@@ -1010,37 +965,7 @@ pub async fn import(
                     .map(|x| x.id.clone()),
             );
         }
-        for n in c["realm"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            ids.extend(
-                idp.store
-                    .role_by_name(&realm.id, None, n)
-                    .await?
-                    .map(|x| x.id),
-            );
-        }
-        for (cid, names) in c["client"].as_object().into_iter().flatten() {
-            let Some(client) = idp.store.client_by_client_id(&realm.id, cid).await? else {
-                continue;
-            };
-            for n in names
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                ids.extend(
-                    idp.store
-                        .role_by_name(&realm.id, Some(&client.id), n)
-                        .await?
-                        .map(|x| x.id),
-                );
-            }
-        }
+        ids.extend(crate::import::role_ids_named(idp, &realm.id, &c["realm"], &c["client"]).await?);
         o.roles[i].composites = ids;
     }
     for (uid, m) in members {
