@@ -65,6 +65,15 @@ gid = admin("GET", "/admin/realms/f/groups").json()[0]["id"]
 admin("POST", "/admin/realms/f/roles", json={"name": "r1"})
 admin("POST", "/admin/realms/f/client-scopes", json={"name": "cs1", "protocol": "openid-connect"})
 csid = [x for x in admin("GET", "/admin/realms/f/client-scopes").json() if x["name"] == "cs1"][0]["id"]
+# An organization with a member and a role of its own.
+admin("PUT", "/admin/realms/f", json={"organizationsEnabled": True})
+admin("POST", "/admin/realms/f/organizations", json={"name": "o1", "domains": [{"name": "o1.com"}]})
+oid = admin("GET", "/admin/realms/f/organizations?search=o1").json()[0]["id"]
+admin("POST", f"/admin/realms/f/organizations/{oid}/members", json=uid)
+OR = f"/admin/realms/f/organizations/{oid}/roles"
+admin("POST", OR, json={"name": "or1"})
+orid = admin("GET", OR + "?search=or1").json()[0]["id"]
+r1id = admin("GET", "/admin/realms/f/roles/r1").json()["id"]
 
 MUTATIONS = [None, 0, -1, 1e308, 2**70, "", "x" * 5000, True, [], {}, [None], {"a": None}, "\u0000", "é\ud7ff",
              [1, "a", {}]]
@@ -88,7 +97,7 @@ def mutate(obj, path=()):
 
 replaced = [f"/admin/realms/f", f"/admin/realms/f/clients/{cid}", f"/admin/realms/f/users/{uid}",
             f"/admin/realms/f/groups/{gid}", "/admin/realms/f/roles/r1", f"/admin/realms/f/client-scopes/{csid}",
-            "/admin/realms/f/users/profile"]
+            "/admin/realms/f/users/profile", f"{OR}/{orid}"]
 for path in replaced:
     rep = admin("GET", path).json()
     for o in mutate(rep):
@@ -118,6 +127,9 @@ created = {
                                                                "authorizationUrl": "http://x"}},
     "/admin/realms/f/authentication/flows": {"alias": "n", "providerId": "basic-flow", "topLevel": True},
     "/admin/realms/f/organizations": {"name": "n", "alias": "n", "domains": [{"name": "n.com"}]},
+    OR: {"name": "n", "description": "d", "attributes": {"a": ["b"]}},
+    f"{OR}/{orid}/composites": [{"id": r1id}],
+    f"{OR}/{orid}/users": [{"id": uid}],
     f"/admin/realms/f/users/{uid}/role-mappings/realm": [{"name": "r1"}],
     f"/admin/realms/f/clients/{cid}/protocol-mappers/models": {"name": "m2", "protocol": "openid-connect",
                                                                "protocolMapper": "oidc-hardcoded-claim-mapper",
