@@ -56,6 +56,11 @@ const URI_TOO_LONG: &[u8] =
 /// request with more goes to hyper, which answers 431).
 const MAX_HEADERS: usize = 100;
 
+/// About how many headers the gateway adds to a request before it goes
+/// upstream: `X-Forwarded-For`/`-Proto`/`-Host`, `X-Request-Id` and up to
+/// six identity headers.
+const ADDED_HEADERS: usize = 12;
+
 /// Serves one gateway connection (TCP, or TLS after its handshake):
 /// bodyless requests here, the rest of the connection through hyper from
 /// the first one that is not (HTTP/2's preface included).
@@ -252,7 +257,9 @@ fn build(
     names: &[Span],
 ) -> Option<Request<RequestBody>> {
     let uri = Uri::from_maybe_shared(head.slice(t0..t1)).ok()?;
-    let mut map = HeaderMap::with_capacity(names.len());
+    // Room for what the pipeline adds (forwarding headers, request id,
+    // identity headers) without the map growing and rehashing on the way.
+    let mut map = HeaderMap::with_capacity(names.len() + ADDED_HEADERS);
     for &(n0, n1, v0, v1) in names {
         let name = HeaderName::from_bytes(&head[n0..n1]).ok()?;
         let value = HeaderValue::from_maybe_shared(head.slice(v0..v1)).ok()?;

@@ -148,7 +148,8 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, W
         // connection's buffer stays its own and is reused for the next answer.
         let base = buf.as_ptr() as usize;
         let head = Bytes::copy_from_slice(&buf[..n]);
-        let mut map = HeaderMap::with_capacity(r.headers.len());
+        // Room for the few headers the gateway adds to an answer.
+        let mut map = HeaderMap::with_capacity(r.headers.len() + 4);
         for h in r.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes())
                 .map_err(|_| WireError::Head("header name".into()))?;
