@@ -749,6 +749,14 @@ async fn organization_roles_as_keycloaks_organizations_spec_manages_them() {
     assert_eq!(st, 400, "bob is not a member: {body:?}");
     let (_, available) = s.admin_get(&admin, &format!("{users}/available")).await;
     assert_eq!(available[0]["username"], "alice");
+    let (_, found) = s
+        .admin_get(&admin, &format!("{users}/available?search=ALI"))
+        .await;
+    assert_eq!(found[0]["username"], "alice", "search in any case");
+    let (_, none) = s
+        .admin_get(&admin, &format!("{users}/available?search=ali&exact=true"))
+        .await;
+    assert_eq!(none, json!([]), "exact: whole values only");
     let (st, _) = s.admin_post(&admin, &users, &json!([{"id": alice}])).await;
     assert_eq!(st, 204);
     let (_, holders) = s

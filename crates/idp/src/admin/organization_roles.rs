@@ -62,14 +62,11 @@ pub fn routes() -> axum::Router<Arc<Idp>> {
         )
         .route(
             &format!("{R}/{{rid}}/users"),
-            get(users)
+            get(users::<false>)
                 .post(change_users::<true>)
                 .delete(change_users::<false>),
         )
-        .route(
-            &format!("{R}/{{rid}}/users/available"),
-            get(available_users),
-        )
+        .route(&format!("{R}/{{rid}}/users/available"), get(users::<true>))
 }
 
 type Params = Path<BTreeMap<String, String>>;
@@ -742,38 +739,31 @@ async fn members_among(
     Ok(users)
 }
 
-/// `GET .../users`: the members granted it directly (the default role's
-/// holders are the members themselves, listed under `members`).
-async fn users(
+/// `GET .../users` (the members granted it directly; the default role's
+/// holders are the members themselves, listed under `members`) and, with
+/// `AVAILABLE`, `.../users/available` (members who do not hold it
+/// directly): `search` in username, e-mail and names (`exact`: whole
+/// values), `first`, `max` (100); brief by default only for the second, as
+/// in Keycloak.
+async fn users<const AVAILABLE: bool>(
     admin: RealmAdmin,
     Path(p): Params,
     Query(q): Query<RoleQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let o = read(&admin, &p["id"]).await?;
     let r = &o.roles[index(&o, &p["rid"])?];
-    let holders = members_among(&admin, &o, r.users.iter()).await?;
-    let brief = q.brief.unwrap_or(false);
-    let page: Vec<Value> = super::window(q.first, q.max.or(Some(100)), holders.iter())
-        .map(|u| user_repr(u, &admin.realm, brief))
-        .collect();
-    Ok(Json(json!(page)))
-}
-
-/// `GET .../users/available`: members who do not hold it directly.
-async fn available_users(
-    admin: RealmAdmin,
-    Path(p): Params,
-    Query(q): Query<RoleQuery>,
-) -> Result<Json<Value>, AdminError> {
-    let o = read(&admin, &p["id"]).await?;
-    let r = &o.roles[index(&o, &p["rid"])?];
-    let members = admin.idp.store.organization_members(&o.id).await?;
-    let mut candidates = members_among(&admin, &o, members.iter()).await?;
-    candidates.retain(|u| !r.users.contains(&u.id));
+    let mut listed = if AVAILABLE {
+        let members = admin.idp.store.organization_members(&o.id).await?;
+        let mut all = members_among(&admin, &o, members.iter()).await?;
+        all.retain(|u| !r.users.contains(&u.id));
+        all
+    } else {
+        members_among(&admin, &o, r.users.iter()).await?
+    };
     if let Some(s) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         let s = s.to_lowercase();
         let exact = q.exact.unwrap_or(false);
-        candidates.retain(|u| {
+        listed.retain(|u| {
             [
                 Some(&u.username),
                 u.email.as_ref(),
@@ -788,8 +778,8 @@ async fn available_users(
             })
         });
     }
-    let brief = q.brief.unwrap_or(true);
-    let page: Vec<Value> = super::window(q.first, q.max.or(Some(100)), candidates.iter())
+    let brief = q.brief.unwrap_or(AVAILABLE);
+    let page: Vec<Value> = super::window(q.first, q.max.or(Some(100)), listed.iter())
         .map(|u| user_repr(u, &admin.realm, brief))
         .collect();
     Ok(Json(json!(page)))
