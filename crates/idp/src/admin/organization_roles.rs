@@ -76,6 +76,19 @@ fn default_name(o: &Organization) -> String {
     format!("default-roles-{}", o.alias)
 }
 
+/// A new role of the organization: `id`, `name`, and the description and
+/// attributes a representation gives (none for `Value::Null`).
+fn role_from(id: String, name: String, rep: &Value) -> OrganizationRole {
+    OrganizationRole {
+        id,
+        name,
+        description: rep["description"].as_str().map(str::to_owned),
+        attributes: crate::repr::attributes(rep).unwrap_or_default(),
+        composites: vec![],
+        users: vec![],
+    }
+}
+
 /// Gives `o` its default role if it has none (every new organization gets
 /// one; older rows get theirs when first read here). True when it changed.
 pub fn ensure_default(o: &mut Organization) -> bool {
@@ -90,14 +103,7 @@ pub fn ensure_default(o: &mut Organization) -> bool {
         Some(r) => r.id.clone(),
         None => {
             let id = gatehouse_core::id::uuid();
-            o.roles.push(OrganizationRole {
-                id: id.clone(),
-                name,
-                description: None,
-                attributes: Default::default(),
-                composites: vec![],
-                users: vec![],
-            });
+            o.roles.push(role_from(id.clone(), name, &Value::Null));
             id
         }
     };
@@ -156,18 +162,24 @@ fn closure<'a>(
     (own, other)
 }
 
-/// Keycloak's RoleRepresentation of an organization role (its container
-/// is the organization); attributes only when not brief.
+/// Keycloak's RoleRepresentation of an organization role, as the realm's
+/// roles are written (`crate::repr::role`), its container the
+/// organization; attributes only when not brief.
 fn repr(o: &Organization, r: &OrganizationRole, brief: bool) -> Value {
-    let mut v = json!({"id": r.id, "name": r.name, "composite": !r.composites.is_empty(),
-                       "clientRole": false, "containerId": o.id});
-    if let Some(d) = &r.description {
-        v["description"] = json!(d);
+    let role = Role {
+        id: r.id.clone(),
+        realm_id: o.realm_id.clone(),
+        client_id: None,
+        name: r.name.clone(),
+        description: r.description.clone(),
+        attributes: r.attributes.clone(),
+    };
+    let composite = !r.composites.is_empty();
+    if brief {
+        crate::repr::role_brief(&role, composite, &o.id)
+    } else {
+        crate::repr::role(&role, composite, &o.id)
     }
-    if !brief {
-        v["attributes"] = json!(r.attributes);
-    }
-    v
 }
 
 /// Where role `rid` (or `default`) is among `o`'s roles.
@@ -307,17 +319,7 @@ async fn create(admin: RealmAdmin, Path(p): Params, body: Bytes) -> Result<Respo
         .ok_or_else(|| AdminError::bad_request("role has no name"))?
         .to_owned();
     let org_id = p["id"].clone();
-    let role = OrganizationRole {
-        id: gatehouse_core::id::uuid(),
-        name,
-        description: rep
-            .get("description")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        attributes: crate::repr::attributes(&rep).unwrap_or_default(),
-        composites: vec![],
-        users: vec![],
-    };
+    let role = role_from(gatehouse_core::id::uuid(), name, &rep);
     let path = format!("organizations/{org_id}/roles/{}", role.id);
     let ev = role_event(&admin, "CREATE", "ORGANIZATION_ROLE", &path, &rep);
     edit(&admin, &org_id, |o| {
@@ -728,11 +730,11 @@ fn user_repr(u: &gatehouse_core::model::User, realm: &Realm, brief: bool) -> Val
 async fn members_among(
     admin: &RealmAdmin,
     o: &Organization,
-    ids: impl Iterator<Item = &String>,
+    ids: &[String],
 ) -> Result<Vec<gatehouse_core::model::User>, AdminError> {
     let members = admin.idp.store.organization_members(&o.id).await?;
     let mut users = vec![];
-    for id in ids.filter(|id| members.contains(id)) {
+    for id in ids.iter().filter(|id| members.contains(id)) {
         users.extend(admin.idp.store.user(&admin.realm.id, id).await?);
     }
     users.sort_by(|a, b| a.username.cmp(&b.username));
@@ -753,12 +755,11 @@ async fn users<const AVAILABLE: bool>(
     let o = read(&admin, &p["id"]).await?;
     let r = &o.roles[index(&o, &p["rid"])?];
     let mut listed = if AVAILABLE {
-        let members = admin.idp.store.organization_members(&o.id).await?;
-        let mut all = members_among(&admin, &o, members.iter()).await?;
+        let mut all = super::organizations::member_users(&admin.idp, &admin.realm, &o).await?;
         all.retain(|u| !r.users.contains(&u.id));
         all
     } else {
-        members_among(&admin, &o, r.users.iter()).await?
+        members_among(&admin, &o, &r.users).await?
     };
     if let Some(s) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         let s = s.to_lowercase();
@@ -915,16 +916,10 @@ pub async fn import(
                 "Role with name {name} already exists"
             )));
         }
-        o.roles.push(OrganizationRole {
-            id: r["id"]
-                .as_str()
-                .map_or_else(gatehouse_core::id::uuid, str::to_owned),
-            name: name.to_owned(),
-            description: r["description"].as_str().map(str::to_owned),
-            attributes: crate::repr::attributes(r).unwrap_or_default(),
-            composites: vec![],
-            users: vec![],
-        });
+        let id = r["id"]
+            .as_str()
+            .map_or_else(gatehouse_core::id::uuid, str::to_owned);
+        o.roles.push(role_from(id, name.to_owned(), r));
     }
     if let Some(d) = rep["defaultRole"]["name"].as_str()
         && let Some(r) = o.roles.iter().find(|r| r.name == d)

@@ -399,7 +399,11 @@ fn member_repr(u: &User, realm: &Realm, brief: bool) -> Value {
     v
 }
 
-async fn member_users(idp: &Idp, realm: &Realm, o: &Organization) -> Result<Vec<User>, AdminError> {
+pub(super) async fn member_users(
+    idp: &Idp,
+    realm: &Realm,
+    o: &Organization,
+) -> Result<Vec<User>, AdminError> {
     let mut users = Vec::new();
     for id in idp.store.organization_members(&o.id).await? {
         if let Some(u) = idp.store.user(&realm.id, &id).await? {
