@@ -1258,3 +1258,28 @@ test("organization groups, as Keycloak's organizations spec uses them", async ()
   assert.deepEqual(await groups.find({ realm: "master" }), []);
   await kc.organizations.delById({ realm: "master", id: org.id });
 });
+
+test("user federation providers, as Keycloak's userStorageProvider spec uses them", async () => {
+  const fed = await kc.components.create({
+    name: "ldap-compat",
+    parentId: "master",
+    providerId: "ldap",
+    providerType: "org.keycloak.storage.UserStorageProvider",
+    config: { editMode: ["READ_ONLY"], bindCredential: ["never-shown"] },
+  });
+  assert.ok(fed.id);
+  const name = await kc.userStorageProvider.name({ id: fed.id });
+  assert.deepEqual(name, { id: fed.id, name: "ldap-compat" });
+  await kc.userStorageProvider.removeImportedUsers({ id: fed.id });
+  await kc.userStorageProvider.unlinkUsers({ id: fed.id });
+  const shown = await kc.components.findOne({ id: fed.id });
+  assert.deepEqual(shown.config.bindCredential, ["**********"]);
+  // No connection URL: a sync reports the directory error as a 400.
+  await assert.rejects(kc.userStorageProvider.sync({ id: fed.id, action: "triggerFullSync" }), /400|LDAP/);
+  await assert.rejects(
+    kc.components.create({ name: "kerb", providerId: "kerberos", providerType: "org.keycloak.storage.UserStorageProvider", config: {} }),
+    /400|not supported/,
+  );
+  await kc.components.del({ id: fed.id });
+  await assert.rejects(kc.userStorageProvider.name({ id: fed.id }), /404|Could not find/);
+});

@@ -740,6 +740,11 @@ pub struct User {
     /// federated identities), kept so that a migrated realm keeps them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub federated_identities: Vec<FederatedIdentity>,
+    /// The user-storage provider (an LDAP component's id) the user was
+    /// imported from: its directory, not a local credential, checks the
+    /// user's password (Keycloak's `federationLink`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation_link: Option<String>,
 }
 
 /// A user's account at an identity provider (FederatedIdentityRepresentation).
@@ -768,6 +773,7 @@ impl User {
             service_account_client_id: None,
             required_actions: vec![],
             federated_identities: vec![],
+            federation_link: None,
         }
     }
 }

@@ -40,6 +40,7 @@ pub mod scope_mappings;
 pub mod server_info;
 pub mod sessions;
 pub mod user_profile;
+pub mod user_storage;
 pub mod users;
 pub mod whoami;
 
@@ -602,6 +603,7 @@ pub fn routes() -> Router<Arc<Idp>> {
         .merge(components::routes())
         .merge(localization::routes())
         .merge(attack_detection::routes())
+        .merge(user_storage::routes())
         .merge(clients::routes())
         .merge(clients_v2::routes())
         .merge(authz::routes())

@@ -21,6 +21,7 @@ pub mod health;
 pub mod import;
 pub mod keyring;
 pub mod keystore;
+pub mod ldap;
 pub mod login;
 pub mod mail;
 pub mod multipart;
@@ -31,6 +32,7 @@ pub mod password_policy;
 pub mod repr;
 pub mod state;
 pub mod tokens;
+pub mod user_storage;
 
 pub use error::{AdminError, OAuthError};
 pub use state::Idp;

@@ -228,6 +228,12 @@ async fn check(
         None if username.contains('@') => idp.store.user_by_email(&realm.id, username).await?,
         None => None,
     };
+    // Not known here: the realm's directories may know the name (LDAP
+    // federation imports the user on first sight, as Keycloak does).
+    let user = match user {
+        Some(u) => Some(u),
+        None => crate::user_storage::find_and_import(idp, realm, username).await,
+    };
     let error_event = |user_id: Option<&str>, failure: &LoginFailure| {
         login_error(realm, client_id, user_id, username, ip, failure)
     };
@@ -273,9 +279,13 @@ async fn check(
             _ => {}
         }
     }
-    let ok = match &cred {
-        Some(c) => verify(idp, realm, c, password).await?,
-        None => false,
+    // A user imported from a directory has its password checked there.
+    let ok = match crate::user_storage::check_password(realm, &user, password).await {
+        Some(ok) => ok,
+        None => match &cred {
+            Some(c) => verify(idp, realm, c, password).await?,
+            None => false,
+        },
     };
     if !ok {
         let failure = LoginFailure::InvalidCredentials;

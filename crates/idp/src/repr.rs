@@ -563,6 +563,9 @@ pub fn user(u: &User) -> Value {
     if let Some(c) = &u.service_account_client_id {
         o.insert("serviceAccountClientId".into(), json!(c));
     }
+    if let Some(l) = &u.federation_link {
+        o.insert("federationLink".into(), json!(l));
+    }
     o.insert(
         "access".into(),
         json!({"manageGroupMembership": true, "view": true, "mapRoles": true, "impersonate": true, "manage": true}),

@@ -93,6 +93,8 @@ pub struct UserQuery {
     pub idp_user_id: Option<String>,
     /// Keycloak's `emailVerified` filter.
     pub email_verified: Option<bool>,
+    /// Imported from this user-storage provider (`federationLink`).
+    pub federation_link: Option<String>,
     /// Include service-account users (Keycloak hides them from listings).
     pub include_service_accounts: bool,
     pub first: i64,

@@ -541,6 +541,10 @@ impl SqliteStore {
             }
             sql.push(')');
         }
+        if let Some(l) = &q.federation_link {
+            sql.push_str(" AND json_extract(users.data, '$.federation_link') = ?");
+            binds.push(l.clone());
+        }
         if let Some(e) = q.enabled {
             sql.push_str(if e {
                 " AND enabled = 1"

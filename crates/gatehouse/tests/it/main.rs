@@ -11,6 +11,7 @@ mod consent;
 mod dpop;
 mod gateway;
 mod implicit;
+mod ldap;
 mod logout;
 mod mail;
 mod mcp;

@@ -11,17 +11,24 @@
 //! anonymous Trusted Hosts policy, or trusting a host, opens anonymous
 //! registration (what MCP clients and other agents do).
 //!
+//! The other kind written here: LDAP user federation providers
+//! (`providerType` `org.keycloak.storage.UserStorageProvider`,
+//! `providerId` `ldap`; `ldap.rs`, `user_storage.rs`), whose bind
+//! password is shown as `**********` and kept when an update sends that
+//! back, and whose removal removes the users it imported.
+//!
 //! Components live where a Keycloak export keeps them (the realm's
 //! `components`, by provider type), so they travel with import and export.
 //! The realm's signing keys are key-provider components
-//! (`key_providers.rs`). Other component types (user federation...)
-//! imported from Keycloak are listed as they are, but Gatehouse does not
-//! run them, so creating or changing one is refused rather than silently
-//! ignored.
+//! (`key_providers.rs`). Other component types imported from Keycloak
+//! are listed as they are, but Gatehouse does not run them, so creating
+//! or changing one is refused rather than silently ignored.
 
 use super::key_providers::KEY_TYPE;
 use super::{RealmAdmin, created, event, json_body};
 use crate::error::AdminError;
+use crate::ldap::{LdapProvider, STORAGE_TYPE};
+use crate::repr::SECRET_MASK;
 use crate::state::Idp;
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
@@ -194,8 +201,14 @@ impl Component {
     }
 
     fn repr(&self, realm: &Realm) -> Value {
+        let mut config = self.config.clone();
+        for k in SECRETS {
+            if let Some(v) = config.get_mut(*k) {
+                *v = json!([SECRET_MASK]);
+            }
+        }
         let mut v = json!({"id": self.id, "name": self.name, "providerId": self.provider_id,
-            "providerType": self.provider_type, "parentId": realm.id, "config": self.config});
+            "providerType": self.provider_type, "parentId": realm.id, "config": config});
         if let Some(s) = &self.sub_type {
             v["subType"] = json!(s);
         }
@@ -231,6 +244,12 @@ impl Component {
         })
     }
 }
+
+/// Config keys the admin API never shows (Keycloak's secret properties).
+const SECRETS: &[&str] = &["bindCredential"];
+
+/// The component types written through this API.
+const WRITABLE: [&str; 2] = [POLICY_TYPE, STORAGE_TYPE];
 
 /// A stable id for a default policy of a realm that never stored its own
 /// (the same on every node and every call).
@@ -338,34 +357,47 @@ pub fn registration_policies(realm: &Realm, sub_type: &str) -> Vec<Component> {
     out
 }
 
-/// All of the realm's client-registration policies (the writable ones).
+/// All of the realm's client-registration policies.
 fn policies(realm: &Realm) -> Vec<Component> {
+    of_type(realm, POLICY_TYPE)
+}
+
+/// The realm's components of `provider_type`.
+fn of_type(realm: &Realm, provider_type: &str) -> Vec<Component> {
     let mut out = all(realm);
-    out.retain(|c| c.provider_type == POLICY_TYPE);
+    out.retain(|c| c.provider_type == provider_type);
     out
 }
 
-/// Where policy `id` is in `policies`; 404 for no component, 400 for a
-/// component Gatehouse only lists.
-fn position(realm: &Realm, policies: &[Component], id: &str) -> Result<usize, AdminError> {
-    policies.iter().position(|p| p.id == id).ok_or_else(|| {
-        if all(realm).iter().any(|c| c.id == id) {
-            AdminError::bad_request("This component type is not supported")
-        } else {
-            not_found()
+/// The writable component `id`: its type, the list of that type, and its
+/// place in it; 404 for no component, 400 for a component Gatehouse only
+/// lists.
+fn find_writable(
+    realm: &Realm,
+    id: &str,
+) -> Result<(&'static str, Vec<Component>, usize), AdminError> {
+    for t in WRITABLE {
+        let list = of_type(realm, t);
+        if let Some(i) = list.iter().position(|p| p.id == id) {
+            return Ok((t, list, i));
         }
+    }
+    Err(if all(realm).iter().any(|c| c.id == id) {
+        AdminError::bad_request("This component type is not supported")
+    } else {
+        not_found()
     })
 }
 
-/// Writes `policies` as the realm's registration policies (the first
-/// write stores the defaults it changes).
-fn store_policies(realm: &mut Realm, policies: &[Component]) {
-    let list: Vec<Value> = policies.iter().map(Component::stored).collect();
+/// Writes `list` as the realm's components of `provider_type` (for
+/// registration policies, the first write stores the defaults it changes).
+fn store(realm: &mut Realm, provider_type: &str, list: &[Component]) {
+    let list: Vec<Value> = list.iter().map(Component::stored).collect();
     let components = realm.extra.entry("components").or_insert_with(|| json!({}));
     if !components.is_object() {
         *components = json!({});
     }
-    components[POLICY_TYPE] = json!(list);
+    components[provider_type] = json!(list);
 }
 
 #[derive(Deserialize)]
@@ -420,11 +452,15 @@ async fn one(
 
 /// A component from a ComponentRepresentation: only registration
 /// policies of the providers Gatehouse enforces.
-fn parse(rep: &Value, id: String) -> Result<Component, AdminError> {
+fn parse(rep: &Value, id: String, old: Option<&Component>) -> Result<Component, AdminError> {
     let provider_type = rep
         .get("providerType")
         .and_then(Value::as_str)
+        .or(old.map(|c| c.provider_type.as_str()))
         .unwrap_or(POLICY_TYPE);
+    if provider_type == STORAGE_TYPE {
+        return parse_storage(rep, id, old);
+    }
     if provider_type != POLICY_TYPE {
         return Err(AdminError::bad_request(format!(
             "Components of type {provider_type} are not supported"
@@ -445,20 +481,7 @@ fn parse(rep: &Value, id: String) -> Result<Component, AdminError> {
             "subType must be anonymous or authenticated",
         ));
     }
-    let config = match rep.get("config") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => {
-            if m.values()
-                .any(|v| !v.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
-            {
-                return Err(AdminError::bad_request(
-                    "config values must be lists of strings",
-                ));
-            }
-            m.clone()
-        }
-        Some(_) => return Err(AdminError::bad_request("config must be an object")),
-    };
+    let config = config(rep)?;
     if provider_id == "max-clients"
         && config
             .get("max-clients")
@@ -482,13 +505,90 @@ fn parse(rep: &Value, id: String) -> Result<Component, AdminError> {
     })
 }
 
+/// A ComponentRepresentation's config: lists of strings by key.
+fn config(rep: &Value) -> Result<Map<String, Value>, AdminError> {
+    match rep.get("config") {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => {
+            if m.values()
+                .any(|v| !v.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
+            {
+                return Err(AdminError::bad_request(
+                    "config values must be lists of strings",
+                ));
+            }
+            Ok(m.clone())
+        }
+        Some(_) => Err(AdminError::bad_request("config must be an object")),
+    }
+}
+
+/// A user-storage provider: LDAP only, checked as Keycloak checks its
+/// config; a masked bind password keeps the one stored.
+fn parse_storage(
+    rep: &Value,
+    id: String,
+    old: Option<&Component>,
+) -> Result<Component, AdminError> {
+    let provider_id = rep
+        .get("providerId")
+        .and_then(Value::as_str)
+        .or(old.map(|c| c.provider_id.as_str()))
+        .unwrap_or_default();
+    if provider_id != crate::ldap::PROVIDER_ID {
+        return Err(AdminError::bad_request(format!(
+            "User storage provider {provider_id} is not supported (only ldap)"
+        )));
+    }
+    let mut config = config(rep)?;
+    for k in SECRETS {
+        let masked = config
+            .get(*k)
+            .and_then(|v| v.get(0))
+            .is_some_and(|v| v == SECRET_MASK);
+        if masked {
+            match old.and_then(|o| o.config.get(*k)) {
+                Some(v) => config.insert((*k).to_owned(), v.clone()),
+                None => config.remove(*k),
+            };
+        }
+    }
+    let c = Component {
+        id,
+        name: rep
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(provider_id)
+            .to_owned(),
+        provider_id: provider_id.to_owned(),
+        provider_type: STORAGE_TYPE.to_owned(),
+        sub_type: None,
+        config,
+    };
+    LdapProvider::validate(&c).map_err(AdminError::bad_request)?;
+    Ok(c)
+}
+
+/// A representation as an admin event may keep it: secrets masked.
+fn masked(rep: &Value) -> Value {
+    let mut rep = rep.clone();
+    if let Some(c) = rep.get_mut("config").and_then(Value::as_object_mut) {
+        for k in SECRETS {
+            if let Some(v) = c.get_mut(*k) {
+                *v = json!([SECRET_MASK]);
+            }
+        }
+    }
+    rep
+}
+
 async fn save(
     idp: &Idp,
     realm: &mut Realm,
-    policies: &[Component],
+    (provider_type, list): (&str, &[Component]),
     ev: gatehouse_core::model::Event,
 ) -> Result<(), AdminError> {
-    store_policies(realm, policies);
+    store(realm, provider_type, list);
     idp.store.update_realm(realm, &[ev]).await?;
     Ok(())
 }
@@ -503,12 +603,24 @@ async fn create(
         return Ok(created(&idp, &realm.name, &format!("components/{kid}")));
     }
     let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
-    let c = parse(&rep, gatehouse_core::id::uuid())?;
-    let mut policies = policies(&realm);
-    policies.push(c.clone());
+    let c = parse(&rep, gatehouse_core::id::uuid(), None)?;
+    let t = if c.provider_type == STORAGE_TYPE {
+        STORAGE_TYPE
+    } else {
+        POLICY_TYPE
+    };
+    let mut list = of_type(&realm, t);
+    list.push(c.clone());
     let path = format!("components/{}", c.id);
-    let ev = event(&realm, &caller, "CREATE", "COMPONENT", &path, Some(&rep));
-    save(&idp, &mut realm, &policies, ev).await?;
+    let ev = event(
+        &realm,
+        &caller,
+        "CREATE",
+        "COMPONENT",
+        &path,
+        Some(&masked(&rep)),
+    );
+    save(&idp, &mut realm, (t, &list), ev).await?;
     Ok(created(&idp, &realm.name, &path))
 }
 
@@ -525,18 +637,23 @@ async fn update(
         return Ok(StatusCode::NO_CONTENT);
     }
     let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
-    let mut policies = policies(&realm);
-    let i = position(&realm, &policies, &id)?;
-    policies[i] = parse(&rep, id.clone())?;
+    let (t, mut list, i) = find_writable(&realm, &id)?;
+    let c = parse(&rep, id.clone(), Some(&list[i]))?;
+    if c.provider_type != t {
+        return Err(AdminError::bad_request(
+            "A component's providerType cannot change",
+        ));
+    }
+    list[i] = c;
     let ev = event(
         &realm,
         &caller,
         "UPDATE",
         "COMPONENT",
         &format!("components/{id}"),
-        Some(&rep),
+        Some(&masked(&rep)),
     );
-    save(&idp, &mut realm, &policies, ev).await?;
+    save(&idp, &mut realm, (t, &list), ev).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -551,8 +668,8 @@ async fn remove(
         return Ok(StatusCode::NO_CONTENT);
     }
     let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
-    let mut policies = policies(&realm);
-    policies.remove(position(&realm, &policies, &id)?);
+    let (t, mut list, i) = find_writable(&realm, &id)?;
+    list.remove(i);
     let ev = event(
         &realm,
         &caller,
@@ -561,6 +678,10 @@ async fn remove(
         &format!("components/{id}"),
         None,
     );
-    save(&idp, &mut realm, &policies, ev).await?;
+    save(&idp, &mut realm, (t, &list), ev).await?;
+    // A user-storage provider's users go with it (Keycloak's preRemove).
+    if t == STORAGE_TYPE {
+        crate::user_storage::remove_imported(&idp, &realm, &id).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -339,7 +339,8 @@ struct ExportQuery {
 
 /// `POST /admin/realms/{realm}/partial-export`: the realm's settings, with
 /// clients (`exportClients`) and groups and roles (`exportGroupsAndRoles`)
-/// when asked; never users; client secrets masked as Keycloak masks them.
+/// when asked; never users; client secrets and LDAP bind passwords masked
+/// as Keycloak masks them.
 async fn partial_export(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Query(q): Query<ExportQuery>,
@@ -359,6 +360,16 @@ async fn partial_export(
                 if c.get("secret").is_some() {
                     c["secret"] = json!(crate::repr::SECRET_MASK);
                 }
+            }
+        }
+        // An LDAP provider's bind password, likewise.
+        let storage = o
+            .get_mut("components")
+            .and_then(|c| c.get_mut(crate::ldap::STORAGE_TYPE))
+            .and_then(Value::as_array_mut);
+        for c in storage.into_iter().flatten() {
+            if let Some(v) = c.pointer_mut("/config/bindCredential") {
+                *v = json!([crate::repr::SECRET_MASK]);
             }
         }
     }

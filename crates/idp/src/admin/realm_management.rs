@@ -92,6 +92,11 @@ pub fn granting(write: bool, rest: &str) -> &'static [&'static str] {
         ("groups", None | Some("count"), false) => QUERY_GROUPS,
         ("groups" | "group-by-path", _, false) => VIEW_USERS,
         ("groups", _, true) => MANAGE_USERS,
+        // Keycloak's UserStorageProviderResource: users().requireView /
+        // requireManage; its connection test is realm management.
+        ("user-storage", _, false) => VIEW_USERS,
+        ("user-storage", _, true) => MANAGE_USERS,
+        ("testLDAPConnection" | "ldap-server-capabilities", _, _) => MANAGE_REALM,
         ("attack-detection", _, false) => VIEW_USERS,
         ("attack-detection" | "logout-all", _, true) => MANAGE_USERS,
         ("sessions", _, true) => MANAGE_USERS,

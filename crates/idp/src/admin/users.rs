@@ -151,6 +151,7 @@ impl SearchQuery {
             idp_alias: self.idp_alias.clone(),
             idp_user_id: self.idp_user_id.clone(),
             email_verified: self.email_verified,
+            federation_link: None,
             include_service_accounts: false,
             first: self.first.unwrap_or(0),
             max: self.max.unwrap_or(100),
@@ -301,6 +302,12 @@ pub async fn create_user_granting(
     // Links come with a new user only, as in Keycloak (an update leaves
     // them to the federated-identity resource).
     u.federated_identities = super::federated_identities::parse(rep)?;
+    // A user imported from a directory (LDAP import, a realm export's
+    // `federationLink`) keeps the provider that checks its password.
+    u.federation_link = rep
+        .get("federationLink")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     if idp
         .store
         .user_by_username(&realm.id, &u.username)

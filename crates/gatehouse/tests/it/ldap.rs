@@ -1,0 +1,400 @@
+//! LDAP user federation against a real OpenLDAP server (Debian's slapd,
+//! started here on a free port with a throwaway database): the provider
+//! created as Keycloak's admin client creates it, logins that import
+//! directory users, syncs, the connection test, and removing or
+//! unlinking imported users.
+
+use crate::support::{self, Server};
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+
+const SUFFIX: &str = "dc=example,dc=org";
+const ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
+const ADMIN_PW: &str = "directory-secret";
+const PEOPLE: &str = "ou=people,dc=example,dc=org";
+
+/// A running slapd, stopped on drop.
+struct Slapd {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn person(uid: &str, given: &str, sn: &str, pw: &str) -> String {
+    format!(
+        "dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {given}\nsn: {sn}\n\
+         givenName: {given}\nmail: {uid}@example.org\nuserPassword: {pw}\n\n"
+    )
+}
+
+impl Slapd {
+    fn start() -> Slapd {
+        let slapd = ["/usr/sbin/slapd", "/usr/local/sbin/slapd"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("OpenLDAP's slapd is needed (apt-get install slapd ldap-utils; .ci/run installs it)");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("db");
+        std::fs::create_dir(&db).expect("db dir");
+        let conf = dir.path().join("slapd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
+                 include /etc/ldap/schema/inetorgperson.schema\nmodulepath /usr/lib/ldap\n\
+                 moduleload back_mdb\npidfile {}/slapd.pid\ndatabase mdb\nmaxsize 10485760\n\
+                 suffix \"{SUFFIX}\"\nrootdn \"{ADMIN_DN}\"\nrootpw {ADMIN_PW}\ndirectory {}\n",
+                dir.path().display(),
+                db.display()
+            ),
+        )
+        .expect("slapd.conf");
+        let mut ldif = format!(
+            "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
+             dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n"
+        );
+        ldif.push_str(&person("jbrown", "James", "Brown", "ldap-pw"));
+        ldif.push_str(&person("mgreen", "Mary", "Green", "mary-pw"));
+        ldif.push_str(&person("clash", "Local", "Clash", "clash-pw"));
+        let data = dir.path().join("data.ldif");
+        std::fs::write(&data, ldif).expect("ldif");
+        let added = Command::new("/usr/sbin/slapadd")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-l")
+            .arg(&data)
+            .output()
+            .expect("slapadd");
+        assert!(added.status.success(), "slapadd: {added:?}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let url = format!("ldap://127.0.0.1:{port}");
+        let child = Command::new(slapd)
+            .arg("-f")
+            .arg(&conf)
+            .arg("-h")
+            .arg(format!("{url}/"))
+            .arg("-d")
+            .arg("0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("slapd");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Slapd {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+
+    /// Adds entries with ldapadd, as a directory admin would.
+    fn add(&self, ldif: &str) {
+        use std::io::Write;
+        let mut c = Command::new("ldapadd")
+            .args(["-x", "-H", &self.url, "-D", ADMIN_DN, "-w", ADMIN_PW])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ldapadd (ldap-utils)");
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(ldif.as_bytes())
+            .expect("write");
+        assert!(c.wait().expect("ldapadd").success());
+    }
+}
+
+/// The provider as Keycloak's admin console creates one for OpenLDAP.
+fn provider(url: &str, password: &str) -> Value {
+    json!({
+        "name": "corp-ldap", "providerId": "ldap",
+        "providerType": "org.keycloak.storage.UserStorageProvider",
+        "parentId": "fed",
+        "config": {
+            "enabled": ["true"], "vendor": ["other"], "editMode": ["READ_ONLY"],
+            "connectionUrl": [url], "bindDn": [ADMIN_DN], "bindCredential": [password],
+            "usersDn": [PEOPLE], "usernameLDAPAttribute": ["uid"], "rdnLDAPAttribute": ["uid"],
+            "uuidLDAPAttribute": ["entryUUID"],
+            "userObjectClasses": ["inetOrgPerson, organizationalPerson"],
+            "searchScope": ["1"], "importEnabled": ["true"], "trustEmail": ["true"],
+            "authType": ["simple"], "pagination": ["false"]
+        }
+    })
+}
+
+async fn login(s: &Server, user: &str, pw: &str) -> (u16, Value) {
+    let r = s.password_grant("fed", "cli", None, user, pw, None).await;
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn user(s: &Server, t: &str, name: &str) -> Option<Value> {
+    let (_, users) = s
+        .admin_get(t, &format!("/fed/users?username={name}&exact=true"))
+        .await;
+    users.as_array().and_then(|a| a.first()).cloned()
+}
+
+#[tokio::test]
+async fn ldap_users_log_in_sync_and_go_with_their_provider() {
+    let ldap = Slapd::start();
+    let s = support::start().await;
+    let t = s.admin_token().await;
+    let (st, _) = s
+        .admin_post(&t, "", &json!({"realm": "fed", "enabled": true}))
+        .await;
+    assert_eq!(st, 201);
+    let (st, _) = s
+        .admin_post(
+            &t,
+            "/fed/clients",
+            &json!({"clientId": "cli", "publicClient": true, "directAccessGrantsEnabled": true}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    // A local user holding a name the directory also has.
+    let (st, _) = s
+        .admin_post(
+            &t,
+            "/fed/users",
+            &json!({"username": "clash", "enabled": true}),
+        )
+        .await;
+    assert_eq!(st, 201);
+
+    // What Gatehouse cannot run is refused, not stored.
+    let mut writable = provider(&ldap.url, ADMIN_PW);
+    writable["config"]["editMode"] = json!(["WRITABLE"]);
+    let mut kerberos = provider(&ldap.url, ADMIN_PW);
+    kerberos["providerId"] = json!("kerberos");
+    let mut no_mode = provider(&ldap.url, ADMIN_PW);
+    no_mode["config"]
+        .as_object_mut()
+        .map(|c| c.remove("editMode"));
+    for bad in [writable, kerberos, no_mode] {
+        let (st, body) = s.admin_post_json(&t, "/fed/components", &bad).await;
+        assert_eq!(st, 400, "{body}");
+    }
+
+    let id = s
+        .admin_create(&t, "/fed/components", &provider(&ldap.url, ADMIN_PW))
+        .await;
+    let (st, c) = s.admin_get(&t, &format!("/fed/components/{id}")).await;
+    assert_eq!(st, 200);
+    assert_eq!(c["config"]["bindCredential"], json!(["**********"]));
+    let (_, listed) = s
+        .admin_get(
+            &t,
+            "/fed/components?type=org.keycloak.storage.UserStorageProvider",
+        )
+        .await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    assert!(!listed.to_string().contains(ADMIN_PW));
+    let (st, name) = s
+        .admin_get(&t, &format!("/fed/user-storage/{id}/name"))
+        .await;
+    assert_eq!((st, name), (200, json!({"id": id, "name": "corp-ldap"})));
+    let (st, _) = s.admin_get(&t, "/fed/user-storage/nope/name").await;
+    assert_eq!(st, 404);
+
+    // A directory user logs in and is imported, linked to the provider.
+    let (st, tokens) = login(&s, "jbrown", "ldap-pw").await;
+    assert_eq!(st, 200, "{tokens}");
+    let claims = s
+        .verified("fed", tokens["access_token"].as_str().unwrap_or(""))
+        .await;
+    assert_eq!(claims["preferred_username"], "jbrown");
+    assert_eq!(claims["email"], "jbrown@example.org");
+    assert_eq!(claims["given_name"], "James");
+    let u = user(&s, &t, "jbrown").await.expect("imported");
+    assert_eq!(u["federationLink"], json!(id));
+    assert_eq!(u["emailVerified"], true);
+    assert_eq!(
+        u["attributes"]["LDAP_ENTRY_DN"],
+        json!([format!("uid=jbrown,{PEOPLE}")])
+    );
+    assert!(
+        u["attributes"]["LDAP_ID"][0]
+            .as_str()
+            .is_some_and(|v| v.len() == 36)
+    );
+    // The directory checks the password, every time.
+    for (name, pw) in [
+        ("jbrown", "wrong"),
+        ("jbrown", ""),
+        ("*", "ldap-pw"),
+        ("nobody", "x"),
+    ] {
+        let (st, body) = login(&s, name, pw).await;
+        assert!(st == 401 || st == 400, "{name}: {st} {body}");
+        // An empty password is a missing parameter before it is a
+        // wrong one (and never reaches the directory as an anonymous bind).
+        let want = if pw.is_empty() {
+            "invalid_request"
+        } else {
+            "invalid_grant"
+        };
+        assert_eq!(body["error"], want);
+    }
+    assert!(user(&s, &t, "nobody").await.is_none());
+    // By e-mail too.
+    let (st, _) = login(&s, "mgreen@example.org", "mary-pw").await;
+    assert_eq!(st, 200);
+
+    // A full sync imports the rest; a local namesake is left alone.
+    let (st, r) = s
+        .admin_post_json(
+            &t,
+            &format!("/fed/user-storage/{id}/sync?action=triggerFullSync"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        (r["added"].clone(), r["failed"].clone()),
+        (json!(0), json!(1)),
+        "{r}"
+    );
+    assert_eq!(r["ignored"], false);
+    assert!(
+        user(&s, &t, "clash")
+            .await
+            .is_some_and(|u| u.get("federationLink").is_none())
+    );
+    // Entries added later come with a changed-users sync.
+    ldap.add(&person("pwhite", "Peter", "White", "peter-pw"));
+    let (st, r) = s
+        .admin_post_json(
+            &t,
+            &format!("/fed/user-storage/{id}/sync?action=triggerChangedUsersSync"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["added"], 1, "{r}");
+    assert!(user(&s, &t, "pwhite").await.is_some());
+    let (st, r) = s
+        .admin_post_json(
+            &t,
+            &format!("/fed/user-storage/{id}/sync?action=bogus"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(st, 400, "{r}");
+    assert_eq!(r["errorMessage"], "Unknown action: bogus");
+
+    // The connection test, with the stored password only for its own URL.
+    let test = |body: Value| {
+        let s = &s;
+        let t = &t;
+        async move {
+            s.admin_post_json(t, "/fed/testLDAPConnection", &body)
+                .await
+                .0
+        }
+    };
+    assert_eq!(
+        test(json!({"action": "testConnection", "connectionUrl": ldap.url})).await,
+        204
+    );
+    assert_eq!(
+        test(
+            json!({"action": "testAuthentication", "connectionUrl": ldap.url, "bindDn": ADMIN_DN,
+            "bindCredential": "**********", "componentId": id})
+        )
+        .await,
+        204
+    );
+    assert_eq!(
+        test(
+            json!({"action": "testAuthentication", "connectionUrl": ldap.url, "bindDn": ADMIN_DN,
+            "bindCredential": "wrong"})
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        test(
+            json!({"action": "testAuthentication", "connectionUrl": "ldap://127.0.0.1:1",
+            "bindDn": ADMIN_DN, "bindCredential": "**********", "componentId": id})
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        test(json!({"action": "testConnection", "connectionUrl": "ldap://127.0.0.1:1"})).await,
+        400
+    );
+
+    // An update that sends the mask back keeps the password: the next
+    // sync can still bind.
+    let mut renamed = c.clone();
+    renamed["name"] = json!("corp");
+    assert_eq!(
+        s.admin_put(&t, &format!("/fed/components/{id}"), Some(&renamed))
+            .await,
+        204
+    );
+    let (st, r) = s
+        .admin_post_json(
+            &t,
+            &format!("/fed/user-storage/{id}/sync?action=triggerFullSync"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(st, 200, "{r}");
+
+    // Removing the imported users deletes them; the next login brings
+    // the user back.
+    let (st, _) = s
+        .admin_post(
+            &t,
+            &format!("/fed/user-storage/{id}/remove-imported-users"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(st, 204);
+    assert!(user(&s, &t, "jbrown").await.is_none());
+    assert!(user(&s, &t, "clash").await.is_some());
+    assert_eq!(login(&s, "jbrown", "ldap-pw").await.0, 200);
+
+    // Unlinked users stay, as local users without a password.
+    let (st, _) = s
+        .admin_post(
+            &t,
+            &format!("/fed/user-storage/{id}/unlink-users"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let u = user(&s, &t, "jbrown").await.expect("still there");
+    assert!(u.get("federationLink").is_none(), "{u}");
+    assert_eq!(login(&s, "jbrown", "ldap-pw").await.0, 401);
+
+    // Deleting the provider deletes the users it imported (mgreen, back
+    // since the removal), not the unlinked ones.
+    assert_eq!(login(&s, "mgreen", "mary-pw").await.0, 200);
+    assert_eq!(
+        s.admin_delete(&t, &format!("/fed/components/{id}")).await,
+        204
+    );
+    assert!(user(&s, &t, "mgreen").await.is_none());
+    assert!(user(&s, &t, "jbrown").await.is_some());
+    assert_eq!(login(&s, "mgreen", "mary-pw").await.0, 401);
+}

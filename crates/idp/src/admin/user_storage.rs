@@ -1,0 +1,218 @@
+//! `/admin/realms/{realm}/user-storage/{id}/...` and
+//! `/admin/realms/{realm}/testLDAPConnection`: Keycloak's user-storage
+//! provider resource, for LDAP providers (`user_storage.rs`): the
+//! provider's name, a full or changed-users sync, removing or unlinking
+//! the users it imported, and the admin console's connection test. The
+//! providers themselves are components (`components.rs`).
+
+use super::{RealmAdmin, event};
+use crate::error::AdminError;
+use crate::ldap::STORAGE_TYPE;
+use crate::repr::SECRET_MASK;
+use crate::state::Idp;
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The routes.
+pub fn routes() -> Router<Arc<Idp>> {
+    const S: &str = "/admin/realms/{realm}/user-storage/{id}";
+    Router::new()
+        .route(&format!("{S}/name"), get(name))
+        .route(&format!("{S}/sync"), post(sync))
+        .route(&format!("{S}/remove-imported-users"), post(remove_imported))
+        .route(&format!("{S}/unlink-users"), post(unlink))
+        .route(
+            "/admin/realms/{realm}/testLDAPConnection",
+            post(test_connection),
+        )
+}
+
+/// The user-storage component `id`, with Keycloak's 404 texts.
+fn storage(realm: &gatehouse_core::model::Realm, id: &str) -> Result<(), AdminError> {
+    let all = super::components::all(realm);
+    match all.iter().find(|c| c.id == id) {
+        None => Err(AdminError::missing("Could not find component")),
+        Some(c) if c.provider_type != STORAGE_TYPE => {
+            Err(AdminError::missing("found, but not a UserStorageProvider"))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// The provider's id and name (what the admin console shows on a user
+/// it imported).
+async fn name(
+    RealmAdmin { realm, .. }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    storage(&realm, &id)?;
+    let c = crate::user_storage::component(&realm, &id)
+        .ok_or_else(|| AdminError::missing("Could not find component"))?;
+    Ok(Json(json!({"id": c.id, "name": c.name})))
+}
+
+#[derive(Deserialize)]
+struct SyncQuery {
+    action: Option<String>,
+}
+
+/// `triggerFullSync` imports every directory user; `triggerChangedUsersSync`
+/// those created or changed since the last sync (all of them the first
+/// time). The time of the sync is kept in the component's `lastSync`, as
+/// Keycloak keeps it.
+async fn sync(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+    Query(q): Query<SyncQuery>,
+) -> Result<Json<Value>, AdminError> {
+    storage(&realm, &id)?;
+    let changed_only = match q.action.as_deref() {
+        Some("triggerFullSync") => false,
+        Some("triggerChangedUsersSync") => true,
+        None | Some("") => return Err(AdminError::bad_request("Missing action")),
+        Some(a) => return Err(AdminError::bad_request(format!("Unknown action: {a}"))),
+    };
+    let p = crate::user_storage::one(&realm, &id)
+        .ok_or_else(|| AdminError::bad_request("Only LDAP providers can be synchronized"))?;
+    if !p.enabled || !p.import_enabled {
+        return Ok(Json(
+            json!({"ignored": true, "added": 0, "updated": 0, "removed": 0,
+            "failed": 0, "status": "Synchronization ignored: the provider is disabled or does not import users"}),
+        ));
+    }
+    let started = gatehouse_core::time::now();
+    let since = if changed_only {
+        crate::user_storage::component(&realm, &id)
+            .and_then(|c| c.value("lastSync").and_then(|s| s.parse::<i64>().ok()))
+            .filter(|t| *t > 0)
+            .map(generalized_time)
+    } else {
+        None
+    };
+    let r = crate::user_storage::sync(&idp, &realm, &p, since.as_deref()).await?;
+    // Remember when, under the realm's edit lock (the realm is reloaded).
+    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
+    if let Some(list) = realm
+        .extra
+        .get_mut("components")
+        .and_then(|c| c.get_mut(STORAGE_TYPE))
+        .and_then(Value::as_array_mut)
+        && let Some(c) = list.iter_mut().find(|c| c["id"] == id.as_str())
+        && let Some(config) = c.get_mut("config").and_then(Value::as_object_mut)
+    {
+        config.insert("lastSync".into(), json!([started.to_string()]));
+    }
+    let rep = r.repr();
+    let ev = event(
+        &realm,
+        &caller,
+        "ACTION",
+        "USER",
+        &format!("user-storage/{id}/sync"),
+        Some(&rep),
+    );
+    idp.store.update_realm(&realm, &[ev]).await?;
+    Ok(Json(rep))
+}
+
+/// Unix seconds as LDAP generalized time (`20261206193616Z`).
+fn generalized_time(t: i64) -> String {
+    let (y, m, d) = gatehouse_core::time::civil_from_days(t.div_euclid(86_400));
+    let s = t.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+async fn remove_imported(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    storage(&realm, &id)?;
+    crate::user_storage::remove_imported(&idp, &realm, &id).await?;
+    let path = format!("user-storage/{id}/remove-imported-users");
+    idp.record(event(&realm, &caller, "ACTION", "USER", &path, None))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unlink(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    storage(&realm, &id)?;
+    crate::user_storage::unlink(&idp, &realm, &id).await?;
+    let path = format!("user-storage/{id}/unlink-users");
+    idp.record(event(&realm, &caller, "ACTION", "USER", &path, None))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Keycloak's connection test (TestLdapConnectionRepresentation, as JSON
+/// or as the older form): `testConnection` connects, `testAuthentication`
+/// binds too. A masked bind password means the stored provider's
+/// (`componentId`), and only for that provider's own URL and bind DN, so
+/// a test cannot send its password somewhere else. 204, or 400 with
+/// Keycloak's `errorMessage`; the reason goes to the log.
+async fn test_connection(
+    RealmAdmin { realm, .. }: RealmAdmin,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let rep: Value = serde_json::from_slice(&body)
+        .ok()
+        .filter(Value::is_object)
+        .or_else(|| {
+            let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).ok()?;
+            Some(Value::Object(
+                form.into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            ))
+        })
+        .ok_or_else(|| AdminError::bad_request("Invalid LDAP test request"))?;
+    let text = |k: &str| rep.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let url = text("connectionUrl").ok_or_else(|| AdminError::bad_request("LDAP test error"))?;
+    let authenticate = text("action") == Some("testAuthentication");
+    let mut credential = text("bindCredential").map(str::to_owned);
+    if credential.as_deref() == Some(SECRET_MASK) {
+        let stored = text("componentId")
+            .and_then(|id| crate::user_storage::component(&realm, id))
+            .filter(|c| {
+                c.value("connectionUrl") == Some(url) && c.value("bindDn") == text("bindDn")
+            });
+        credential = stored.and_then(|c| c.value("bindCredential").map(str::to_owned));
+        if credential.is_none() {
+            return Err(AdminError::bad_request("LDAP test error"));
+        }
+    }
+    let bind = match (authenticate, text("authType")) {
+        (false, _) | (true, Some("none")) => None,
+        (true, _) => Some((
+            text("bindDn").unwrap_or(""),
+            credential.as_deref().unwrap_or(""),
+        )),
+    };
+    if let Some((dn, pw)) = bind
+        && (dn.is_empty() || pw.is_empty())
+    {
+        return Err(AdminError::bad_request("LDAP test error"));
+    }
+    let start_tls = text("startTls") == Some("true") || rep.get("startTls") == Some(&json!(true));
+    let timeout = text("connectionTimeout");
+    match crate::ldap::test_connection(url, start_tls, timeout, bind).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => {
+            tracing::info!(realm = %realm.name, error = %e, "LDAP connection test failed");
+            Err(AdminError::bad_request("LDAP test error"))
+        }
+    }
+}

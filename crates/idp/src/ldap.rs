@@ -1,0 +1,510 @@
+//! The LDAP side of user federation: a Keycloak `ldap` user-storage
+//! provider's settings (its component config, Keycloak's key names) and
+//! the directory operations Gatehouse needs of it: find a user, check a
+//! password by binding as the user, list users for a sync, test the
+//! connection. What is done with the answers (importing users, logging
+//! them in) is `user_storage.rs`.
+//!
+//! Read-only, as Keycloak's `READ_ONLY` edit mode: nothing is written to
+//! the directory. Attributes are read as Keycloak's default mappers read
+//! them for the provider's settings (username from
+//! `usernameLDAPAttribute`, first name from `cn`, or `givenName` where
+//! `cn` is the RDN, last name from `sn`, e-mail from `mail`).
+
+use crate::admin::components::Component;
+use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The provider type of user-storage components (Keycloak's name).
+pub const STORAGE_TYPE: &str = "org.keycloak.storage.UserStorageProvider";
+/// The one user-storage provider Gatehouse runs.
+pub const PROVIDER_ID: &str = "ldap";
+/// The user attribute that keeps the directory's id of an imported user.
+pub const LDAP_ID: &str = "LDAP_ID";
+/// The user attribute that keeps an imported user's entry DN.
+pub const LDAP_ENTRY_DN: &str = "LDAP_ENTRY_DN";
+
+/// Why a directory operation failed; the text is for the admin and the
+/// log, never for a user logging in.
+#[derive(Debug, thiserror::Error)]
+pub enum LdapError {
+    #[error("LDAP connection failed: {0}")]
+    Connect(String),
+    #[error("LDAP bind as the provider's bind DN failed: {0}")]
+    Bind(String),
+    #[error("LDAP search failed: {0}")]
+    Search(String),
+    #[error("the LDAP provider is misconfigured: {0}")]
+    Config(String),
+}
+
+/// A provider's settings, read from its component config.
+#[derive(Debug, Clone)]
+pub struct LdapProvider {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub import_enabled: bool,
+    pub priority: i64,
+    url: String,
+    start_tls: bool,
+    bind: Option<(String, String)>,
+    users_dn: String,
+    subtree: bool,
+    username_attr: String,
+    uuid_attr: String,
+    object_classes: Vec<String>,
+    custom_filter: Option<String>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    active_directory: bool,
+    first_name_attr: &'static str,
+    /// Read-only Active Directory with `cn` as RDN and another username
+    /// attribute: Keycloak's "full name" mapper splits `cn` into names.
+    full_name: bool,
+}
+
+/// One directory user, as Gatehouse keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LdapUser {
+    pub dn: String,
+    pub uuid: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+fn ms(v: Option<&str>) -> Option<Duration> {
+    v.and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .map(Duration::from_millis)
+}
+
+impl LdapProvider {
+    /// The provider a component describes; None for other components.
+    pub fn from_component(c: &Component) -> Option<LdapProvider> {
+        if c.provider_type != STORAGE_TYPE || c.provider_id != PROVIDER_ID {
+            return None;
+        }
+        let get = |k: &str| c.value(k).map(str::trim).filter(|v| !v.is_empty());
+        let flag = |k: &str, default: bool| get(k).map_or(default, |v| v == "true");
+        let vendor = get("vendor").unwrap_or("other");
+        let active_directory = vendor == "ad";
+        let username_attr = get("usernameLDAPAttribute")
+            .unwrap_or(if active_directory { "cn" } else { "uid" })
+            .to_owned();
+        let rdn = get("rdnLDAPAttribute").unwrap_or(&username_attr).to_owned();
+        let read_only = get("editMode").is_none_or(|m| m != "WRITABLE");
+        let rdn_is_cn = rdn.eq_ignore_ascii_case("cn");
+        let username_is_cn = username_attr.eq_ignore_ascii_case("cn");
+        let bind = match (get("authType").unwrap_or("simple"), get("bindDn")) {
+            ("none", _) | (_, None) => None,
+            (_, Some(dn)) => Some((
+                dn.to_owned(),
+                c.value("bindCredential").unwrap_or("").to_owned(),
+            )),
+        };
+        Some(LdapProvider {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            enabled: flag("enabled", true),
+            import_enabled: flag("importEnabled", true),
+            priority: get("priority").and_then(|p| p.parse().ok()).unwrap_or(0),
+            url: get("connectionUrl").unwrap_or("").to_owned(),
+            start_tls: flag("startTls", false),
+            bind,
+            users_dn: get("usersDn").unwrap_or("").to_owned(),
+            subtree: get("searchScope") == Some("2"),
+            uuid_attr: get("uuidLDAPAttribute")
+                .unwrap_or(if active_directory {
+                    "objectGUID"
+                } else {
+                    "entryUUID"
+                })
+                .to_owned(),
+            object_classes: get("userObjectClasses")
+                .unwrap_or("inetOrgPerson, organizationalPerson")
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            custom_filter: get("customUserSearchFilter").map(str::to_owned),
+            connect_timeout: ms(get("connectionTimeout")).unwrap_or(Duration::from_secs(10)),
+            read_timeout: ms(get("readTimeout")).unwrap_or(Duration::from_secs(30)),
+            active_directory,
+            first_name_attr: if rdn_is_cn && (username_is_cn || !read_only) {
+                "givenName"
+            } else {
+                "cn"
+            },
+            full_name: rdn_is_cn && !username_is_cn && read_only,
+            username_attr,
+        })
+    }
+
+    /// Keycloak's checks of an LDAP provider's config when it is saved;
+    /// the message is Keycloak's key where it has one.
+    pub fn validate(c: &Component) -> Result<(), String> {
+        let get = |k: &str| c.value(k).map(str::trim).filter(|v| !v.is_empty());
+        match get("editMode") {
+            None => return Err("ldapErrorEditModeMandatory".into()),
+            Some("READ_ONLY" | "UNSYNCED") => {}
+            Some("WRITABLE") => {
+                return Err("Writable LDAP providers are not supported by Gatehouse: \
+                            use READ_ONLY or UNSYNCED"
+                    .into());
+            }
+            Some(_) => return Err("ldapErrorEditModeMandatory".into()),
+        }
+        if get("connectionTimeout").is_some_and(|v| v.parse::<u64>().is_err()) {
+            return Err("ldapErrorConnectionTimeoutNotNumber".into());
+        }
+        if get("readTimeout").is_some_and(|v| v.parse::<u64>().is_err()) {
+            return Err("ldapErrorReadTimeoutNotNumber".into());
+        }
+        if let Some(f) = get("customUserSearchFilter")
+            && !(f.starts_with('(') && f.ends_with(')'))
+        {
+            return Err("ldapErrorInvalidCustomFilter".into());
+        }
+        if let Some(u) = get("connectionUrl")
+            && !u.split(' ').all(|u| {
+                u.starts_with("ldap://") || u.starts_with("ldaps://") || u.starts_with("ldapi://")
+            })
+        {
+            return Err("LDAP connection URL must start with ldap://, ldaps:// or ldapi://".into());
+        }
+        Ok(())
+    }
+
+    /// A connection, bound as the provider's bind DN when it has one.
+    async fn connect(&self) -> Result<ldap3::Ldap, LdapError> {
+        // Keycloak takes a space-separated list of URLs and tries each.
+        let mut last = LdapError::Config("no connectionUrl".into());
+        for url in self.url.split(' ').filter(|u| !u.is_empty()) {
+            match self.connect_to(url).await {
+                Ok(l) => return Ok(l),
+                Err(e @ LdapError::Bind(_)) => return Err(e),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn connect_to(&self, url: &str) -> Result<ldap3::Ldap, LdapError> {
+        let settings = LdapConnSettings::new()
+            .set_conn_timeout(self.connect_timeout)
+            .set_starttls(self.start_tls && url.starts_with("ldap://"));
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url)
+            .await
+            .map_err(|e| LdapError::Connect(e.to_string()))?;
+        ldap3::drive!(conn);
+        ldap.with_timeout(self.read_timeout);
+        if let Some((dn, pw)) = &self.bind {
+            ldap.simple_bind(dn, pw)
+                .await
+                .and_then(|r| r.success())
+                .map_err(|e| LdapError::Bind(e.to_string()))?;
+            ldap.with_timeout(self.read_timeout);
+        }
+        Ok(ldap)
+    }
+
+    /// The filter for the provider's users, narrowed by `extra`.
+    fn filter(&self, extra: &str) -> String {
+        let mut f = String::from("(&");
+        for oc in &self.object_classes {
+            f.push_str(&format!(
+                "(objectClass={})",
+                ldap3::ldap_escape(oc.as_str())
+            ));
+        }
+        if let Some(c) = &self.custom_filter {
+            f.push_str(c);
+        }
+        f.push_str(extra);
+        f.push(')');
+        f
+    }
+
+    fn attributes(&self) -> Vec<&str> {
+        vec![
+            self.username_attr.as_str(),
+            self.uuid_attr.as_str(),
+            "mail",
+            "cn",
+            "sn",
+            "givenName",
+        ]
+    }
+
+    async fn search(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        extra: &str,
+    ) -> Result<Vec<LdapUser>, LdapError> {
+        let scope = if self.subtree {
+            Scope::Subtree
+        } else {
+            Scope::OneLevel
+        };
+        ldap.with_timeout(self.read_timeout);
+        let (entries, _) = ldap
+            .search(
+                &self.users_dn,
+                scope,
+                &self.filter(extra),
+                self.attributes(),
+            )
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| LdapError::Search(e.to_string()))?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|re| {
+                // ldap3 panics on an entry it cannot parse: one bad entry
+                // from the directory must not take the request down.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    SearchEntry::construct(re)
+                }))
+                .ok()
+            })
+            .filter_map(|e| self.user(e))
+            .collect())
+    }
+
+    fn user(&self, e: SearchEntry) -> Option<LdapUser> {
+        let first = |attrs: &HashMap<String, Vec<String>>, name: &str| {
+            attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.first())
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        };
+        let username = first(&e.attrs, &self.username_attr)?.to_lowercase();
+        let uuid = match first(&e.attrs, &self.uuid_attr) {
+            Some(u) => u,
+            // objectGUID is binary in Active Directory: Keycloak shows it
+            // as a UUID string in its byte order.
+            None => e
+                .bin_attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&self.uuid_attr))
+                .and_then(|(_, v)| v.first())
+                .and_then(|b| guid(b, self.active_directory))?,
+        };
+        let (first_name, last_name) = if self.full_name {
+            let cn = first(&e.attrs, "cn");
+            match cn.as_deref().and_then(|c| c.rsplit_once(' ')) {
+                Some((f, l)) => (Some(f.to_owned()), Some(l.to_owned())),
+                None => (None, cn),
+            }
+        } else {
+            (first(&e.attrs, self.first_name_attr), first(&e.attrs, "sn"))
+        };
+        Some(LdapUser {
+            dn: e.dn,
+            uuid,
+            username,
+            email: first(&e.attrs, "mail").map(|m| m.to_lowercase()),
+            first_name,
+            last_name,
+        })
+    }
+
+    /// The directory's user named `username` (by the username attribute,
+    /// or by `mail` when `by_email`).
+    pub async fn find(
+        &self,
+        username: &str,
+        by_email: bool,
+    ) -> Result<Option<LdapUser>, LdapError> {
+        let mut ldap = self.connect().await?;
+        let attr = if by_email {
+            "mail"
+        } else {
+            &self.username_attr
+        };
+        let extra = format!("({attr}={})", ldap3::ldap_escape(username));
+        let found = self.search(&mut ldap, &extra).await;
+        let _ = ldap.unbind().await;
+        let mut found = found?;
+        // Several entries for one name: ambiguous, so nobody (Keycloak
+        // refuses such a login too).
+        Ok(if found.len() == 1 { found.pop() } else { None })
+    }
+
+    /// Every user of the provider; with `since` (LDAP generalized time),
+    /// those created or changed since.
+    pub async fn users(&self, since: Option<&str>) -> Result<Vec<LdapUser>, LdapError> {
+        let mut ldap = self.connect().await?;
+        let (created, modified) = if self.active_directory {
+            ("whenCreated", "whenChanged")
+        } else {
+            ("createTimestamp", "modifyTimestamp")
+        };
+        let extra = since
+            .map(|t| format!("(|({created}>={t})({modified}>={t}))"))
+            .unwrap_or_default();
+        let found = self.search(&mut ldap, &extra).await;
+        let _ = ldap.unbind().await;
+        found
+    }
+
+    /// Whether `password` is `dn`'s: a bind as the user. An empty password
+    /// is never tried: LDAP takes it as an anonymous bind, which succeeds.
+    pub async fn check_password(&self, dn: &str, password: &str) -> Result<bool, LdapError> {
+        if password.is_empty() || dn.is_empty() {
+            return Ok(false);
+        }
+        let mut last = LdapError::Config("no connectionUrl".into());
+        for url in self.url.split(' ').filter(|u| !u.is_empty()) {
+            let user = LdapProvider {
+                bind: None,
+                ..self.clone()
+            };
+            let mut ldap = match user.connect_to(url).await {
+                Ok(l) => l,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            ldap.with_timeout(self.read_timeout);
+            let r = ldap.simple_bind(dn, password).await;
+            let _ = ldap.unbind().await;
+            return match r {
+                // 49: invalidCredentials (also an unknown DN, or a locked
+                // account in Active Directory).
+                Ok(r) if r.rc == 0 => Ok(true),
+                Ok(r) if r.rc == 49 || r.rc == 32 || r.rc == 53 => Ok(false),
+                Ok(r) => Err(LdapError::Bind(format!("result code {}", r.rc))),
+                Err(e) => Err(LdapError::Connect(e.to_string())),
+            };
+        }
+        Err(last)
+    }
+}
+
+/// Keycloak's connection test (`/testLDAPConnection`): connect, and with
+/// `authenticate` bind as `bind_dn`.
+pub async fn test_connection(
+    url: &str,
+    start_tls: bool,
+    timeout: Option<&str>,
+    bind: Option<(&str, &str)>,
+) -> Result<(), LdapError> {
+    let mut config = serde_json::Map::new();
+    let mut put = |k: &str, v: &str| {
+        config.insert(k.into(), serde_json::json!([v]));
+    };
+    put("connectionUrl", url);
+    put("startTls", if start_tls { "true" } else { "false" });
+    put("editMode", "READ_ONLY");
+    if let Some(t) = timeout {
+        put("connectionTimeout", t);
+    }
+    if let Some((dn, pw)) = bind {
+        put("bindDn", dn);
+        put("bindCredential", pw);
+    }
+    let c = Component {
+        id: String::new(),
+        name: String::new(),
+        provider_id: PROVIDER_ID.into(),
+        provider_type: STORAGE_TYPE.into(),
+        sub_type: None,
+        config,
+    };
+    let p = LdapProvider::from_component(&c).ok_or_else(|| LdapError::Config("provider".into()))?;
+    if p.url.is_empty() {
+        return Err(LdapError::Config("no connectionUrl".into()));
+    }
+    let mut ldap = p.connect().await?;
+    let _ = ldap.unbind().await;
+    Ok(())
+}
+
+/// An Active Directory objectGUID as text (its first three fields are
+/// little-endian); other binary ids as hex.
+fn guid(b: &[u8], active_directory: bool) -> Option<String> {
+    if active_directory && b.len() == 16 {
+        let o = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+        let hex: Vec<String> = o.iter().map(|i| format!("{:02x}", b[*i])).collect();
+        return Some(format!(
+            "{}-{}-{}-{}-{}",
+            hex[0..4].concat(),
+            hex[4..6].concat(),
+            hex[6..8].concat(),
+            hex[8..10].concat(),
+            hex[10..16].concat()
+        ));
+    }
+    (!b.is_empty()).then(|| b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn component(config: serde_json::Value) -> Component {
+        Component {
+            id: "c1".into(),
+            name: "ldap".into(),
+            provider_id: PROVIDER_ID.into(),
+            provider_type: STORAGE_TYPE.into(),
+            sub_type: None,
+            config: config.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn user_filters_escape_what_the_caller_typed() {
+        let p = LdapProvider::from_component(&component(json!({
+            "userObjectClasses": ["inetOrgPerson, organizationalPerson"],
+            "customUserSearchFilter": ["(ou=staff)"],
+        })));
+        let f = p.map(|p| p.filter(&format!("(uid={})", ldap3::ldap_escape("*)(uid=*"))));
+        assert_eq!(
+            f.as_deref(),
+            Some(
+                "(&(objectClass=inetOrgPerson)(objectClass=organizationalPerson)(ou=staff)(uid=\\2a\\29\\28uid=\\2a))"
+            )
+        );
+    }
+
+    #[test]
+    fn keycloak_config_checks() {
+        let ok = component(json!({"editMode": ["READ_ONLY"]}));
+        assert_eq!(LdapProvider::validate(&ok), Ok(()));
+        let none = component(json!({}));
+        assert_eq!(
+            LdapProvider::validate(&none).map_err(|e| e == "ldapErrorEditModeMandatory"),
+            Err(true)
+        );
+        let filter =
+            component(json!({"editMode": ["READ_ONLY"], "customUserSearchFilter": ["ou=x"]}));
+        assert_eq!(
+            LdapProvider::validate(&filter).map_err(|e| e == "ldapErrorInvalidCustomFilter"),
+            Err(true)
+        );
+        let timeout = component(json!({"editMode": ["UNSYNCED"], "readTimeout": ["soon"]}));
+        assert_eq!(
+            LdapProvider::validate(&timeout).map_err(|e| e == "ldapErrorReadTimeoutNotNumber"),
+            Err(true)
+        );
+    }
+
+    #[test]
+    fn active_directory_guids_read_as_keycloak_shows_them() {
+        let b: Vec<u8> = (0u8..16).collect();
+        assert_eq!(
+            guid(&b, true).as_deref(),
+            Some("03020100-0504-0706-0809-0a0b0c0d0e0f")
+        );
+    }
+}
