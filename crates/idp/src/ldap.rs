@@ -47,6 +47,9 @@ pub struct LdapProvider {
     pub enabled: bool,
     pub import_enabled: bool,
     pub priority: i64,
+    /// Keycloak's `UNSYNCED` edit mode: changes (a new password) stay in
+    /// Gatehouse; `READ_ONLY` refuses them.
+    pub unsynced: bool,
     url: String,
     start_tls: bool,
     bind: Option<(String, String)>,
@@ -56,6 +59,8 @@ pub struct LdapProvider {
     uuid_attr: String,
     object_classes: Vec<String>,
     custom_filter: Option<String>,
+    /// Page size of a sync's search; None without `pagination`.
+    page_size: Option<i32>,
     connect_timeout: Duration,
     read_timeout: Duration,
     active_directory: bool,
@@ -112,6 +117,7 @@ impl LdapProvider {
             enabled: flag("enabled", true),
             import_enabled: flag("importEnabled", true),
             priority: get("priority").and_then(|p| p.parse().ok()).unwrap_or(0),
+            unsynced: get("editMode") == Some("UNSYNCED"),
             url: get("connectionUrl").unwrap_or("").to_owned(),
             start_tls: flag("startTls", false),
             bind,
@@ -131,6 +137,12 @@ impl LdapProvider {
                 .filter(|s| !s.is_empty())
                 .collect(),
             custom_filter: get("customUserSearchFilter").map(str::to_owned),
+            page_size: flag("pagination", true).then(|| {
+                get("batchSizeForSync")
+                    .and_then(|n| n.parse::<i32>().ok())
+                    .filter(|n| *n > 0)
+                    .unwrap_or(1000)
+            }),
             connect_timeout: ms(get("connectionTimeout")).unwrap_or(Duration::from_secs(10)),
             read_timeout: ms(get("readTimeout")).unwrap_or(Duration::from_secs(30)),
             active_directory,
@@ -240,27 +252,46 @@ impl LdapProvider {
         ]
     }
 
+    /// The provider's users matching `extra`; with `paged`, fetched in
+    /// pages of `batchSizeForSync` (RFC 2696) where the provider has
+    /// `pagination` on, so a directory's size limit (Active Directory:
+    /// 1000) does not cut a sync short.
     async fn search(
         &self,
         ldap: &mut ldap3::Ldap,
         extra: &str,
+        paged: bool,
     ) -> Result<Vec<LdapUser>, LdapError> {
         let scope = if self.subtree {
             Scope::Subtree
         } else {
             Scope::OneLevel
         };
+        let failed = |e: ldap3::LdapError| LdapError::Search(e.to_string());
+        let filter = self.filter(extra);
         ldap.with_timeout(self.read_timeout);
-        let (entries, _) = ldap
-            .search(
-                &self.users_dn,
-                scope,
-                &self.filter(extra),
-                self.attributes(),
-            )
-            .await
-            .and_then(|r| r.success())
-            .map_err(|e| LdapError::Search(e.to_string()))?;
+        let entries = match self.page_size.filter(|_| paged) {
+            None => {
+                ldap.search(&self.users_dn, scope, &filter, self.attributes())
+                    .await
+                    .and_then(|r| r.success())
+                    .map_err(failed)?
+                    .0
+            }
+            Some(size) => {
+                let pages = ldap3::adapters::PagedResults::new(size);
+                let mut stream = ldap
+                    .streaming_search_with(pages, &self.users_dn, scope, &filter, self.attributes())
+                    .await
+                    .map_err(failed)?;
+                let mut entries = vec![];
+                while let Some(e) = stream.next().await.map_err(failed)? {
+                    entries.push(e);
+                }
+                stream.finish().await.success().map_err(failed)?;
+                entries
+            }
+        };
         Ok(entries
             .into_iter()
             .filter_map(|re| {
@@ -329,7 +360,7 @@ impl LdapProvider {
             &self.username_attr
         };
         let extra = format!("({attr}={})", ldap3::ldap_escape(username));
-        let found = self.search(&mut ldap, &extra).await;
+        let found = self.search(&mut ldap, &extra, false).await;
         let _ = ldap.unbind().await;
         let mut found = found?;
         // Several entries for one name: ambiguous, so nobody (Keycloak
@@ -349,7 +380,7 @@ impl LdapProvider {
         let extra = since
             .map(|t| format!("(|({created}>={t})({modified}>={t}))"))
             .unwrap_or_default();
-        let found = self.search(&mut ldap, &extra).await;
+        let found = self.search(&mut ldap, &extra, true).await;
         let _ = ldap.unbind().await;
         found
     }

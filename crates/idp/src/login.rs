@@ -280,7 +280,8 @@ async fn check(
         }
     }
     // A user imported from a directory has its password checked there.
-    let ok = match crate::user_storage::check_password(realm, &user, password).await {
+    let ok = match crate::user_storage::check_password(realm, &user, password, cred.is_some()).await
+    {
         Some(ok) => ok,
         None => match &cred {
             Some(c) => verify(idp, realm, c, password).await?,
@@ -483,6 +484,13 @@ pub async fn change_password(
     changed: Option<&User>,
     ev: &[Event],
 ) -> Result<Result<(), crate::password_policy::Violation>, OAuthError> {
+    // A read-only directory keeps the password (Keycloak's texts).
+    if crate::user_storage::password_read_only(realm, user) {
+        return Ok(Err(crate::password_policy::Violation {
+            key: "readOnlyPasswordMessage",
+            message: "Can't reset password as account is read only".into(),
+        }));
+    }
     if let Err(v) =
         crate::password_policy::check(realm, password, &user.username, user.email.as_deref())
     {

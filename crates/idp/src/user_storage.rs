@@ -71,13 +71,23 @@ pub async fn find_and_import(idp: &Idp, realm: &Realm, username: &str) -> Option
 }
 
 /// Whether `password` is the password of `user`, imported from a
-/// provider: None for a local user. A provider that is gone or disabled
-/// lets nobody in (Keycloak: its users are then unavailable).
-pub async fn check_password(realm: &Realm, user: &User, password: &str) -> Option<bool> {
+/// provider: None for a local user, and for a user of an `UNSYNCED`
+/// provider who has a local password (set since the import; Keycloak
+/// checks that one). A provider that is gone or disabled lets nobody in
+/// (Keycloak: its users are then unavailable).
+pub async fn check_password(
+    realm: &Realm,
+    user: &User,
+    password: &str,
+    has_local_password: bool,
+) -> Option<bool> {
     let link = user.federation_link.as_deref()?;
     let Some(p) = one(realm, link).filter(|p| p.enabled) else {
         return Some(false);
     };
+    if p.unsynced && has_local_password {
+        return None;
+    }
     let dn = user
         .attributes
         .get(LDAP_ENTRY_DN)
@@ -99,6 +109,14 @@ pub async fn check_password(realm: &Realm, user: &User, password: &str) -> Optio
             Some(false)
         }
     }
+}
+
+/// Whether `user`'s password may not change here: imported from a
+/// `READ_ONLY` provider (or one that is gone), as Keycloak refuses it.
+pub fn password_read_only(realm: &Realm, user: &User) -> bool {
+    user.federation_link
+        .as_deref()
+        .is_some_and(|l| one(realm, l).is_none_or(|p| !p.unsynced))
 }
 
 /// The UserRepresentation of a directory user: what Keycloak's default

@@ -133,7 +133,7 @@ fn provider(url: &str, password: &str) -> Value {
             "uuidLDAPAttribute": ["entryUUID"],
             "userObjectClasses": ["inetOrgPerson, organizationalPerson"],
             "searchScope": ["1"], "importEnabled": ["true"], "trustEmail": ["true"],
-            "authType": ["simple"], "pagination": ["false"]
+            "authType": ["simple"], "pagination": ["true"], "batchSizeForSync": ["1"]
         }
     })
 }
@@ -234,6 +234,25 @@ async fn ldap_users_log_in_sync_and_go_with_their_provider() {
             .as_str()
             .is_some_and(|v| v.len() == 36)
     );
+    // A read-only directory keeps the password.
+    let r = s
+        .http
+        .put(format!(
+            "{}/admin/realms/fed/users/{}/reset-password",
+            s.base,
+            u["id"].as_str().unwrap_or("")
+        ))
+        .bearer_auth(&t)
+        .json(&json!({"type": "password", "value": "local-pw", "temporary": false}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(
+        body["error_description"],
+        "Can't reset password as account is read only"
+    );
     // The directory checks the password, every time.
     for (name, pw) in [
         ("jbrown", "wrong"),
@@ -257,7 +276,8 @@ async fn ldap_users_log_in_sync_and_go_with_their_provider() {
     let (st, _) = login(&s, "mgreen@example.org", "mary-pw").await;
     assert_eq!(st, 200);
 
-    // A full sync imports the rest; a local namesake is left alone.
+    // A full sync imports the rest, one entry per page here; a local
+    // namesake is left alone.
     let (st, r) = s
         .admin_post_json(
             &t,

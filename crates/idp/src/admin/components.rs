@@ -392,11 +392,29 @@ fn find_writable(
 /// Writes `list` as the realm's components of `provider_type` (for
 /// registration policies, the first write stores the defaults it changes).
 fn store(realm: &mut Realm, provider_type: &str, list: &[Component]) {
-    let list: Vec<Value> = list.iter().map(Component::stored).collect();
     let components = realm.extra.entry("components").or_insert_with(|| json!({}));
     if !components.is_object() {
         *components = json!({});
     }
+    // What a Keycloak export nested under a component (an LDAP
+    // provider's mappers) stays with it, for the next export.
+    let nested = |id: &str| {
+        components[provider_type]
+            .as_array()
+            .and_then(|old| old.iter().find(|c| c["id"] == id))
+            .and_then(|c| c.get("subComponents"))
+            .cloned()
+    };
+    let list: Vec<Value> = list
+        .iter()
+        .map(|c| {
+            let mut v = c.stored();
+            if let Some(sub) = nested(&c.id) {
+                v["subComponents"] = sub;
+            }
+            v
+        })
+        .collect();
     components[provider_type] = json!(list);
 }
 
