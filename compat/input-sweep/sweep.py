@@ -74,6 +74,14 @@ OR = f"/admin/realms/f/organizations/{oid}/roles"
 admin("POST", OR, json={"name": "or1"})
 orid = admin("GET", OR + "?search=or1").json()[0]["id"]
 r1id = admin("GET", "/admin/realms/f/roles/r1").json()["id"]
+# An LDAP provider whose directory does not answer (nothing listens on
+# port 1): logins of unknown names and syncs meet a dead directory.
+LDAP = {"name": "dir", "providerId": "ldap", "providerType": "org.keycloak.storage.UserStorageProvider",
+        "config": {"editMode": ["READ_ONLY"], "connectionUrl": ["ldap://127.0.0.1:1"], "bindDn": ["cn=a"],
+                   "bindCredential": ["s"], "usersDn": ["ou=p"], "connectionTimeout": ["500"],
+                   "customUserSearchFilter": ["(a=b)"], "batchSizeForSync": ["10"]}}
+admin("POST", "/admin/realms/f/components", json=LDAP)
+ldid = admin("GET", "/admin/realms/f/components?name=dir").json()[0]["id"]
 
 MUTATIONS = [None, 0, -1, 1e308, 2**70, "", "x" * 5000, True, [], {}, [None], {"a": None}, "\u0000", "é\ud7ff",
              [1, "a", {}]]
@@ -97,7 +105,7 @@ def mutate(obj, path=()):
 
 replaced = [f"/admin/realms/f", f"/admin/realms/f/clients/{cid}", f"/admin/realms/f/users/{uid}",
             f"/admin/realms/f/groups/{gid}", "/admin/realms/f/roles/r1", f"/admin/realms/f/client-scopes/{csid}",
-            "/admin/realms/f/users/profile", f"{OR}/{orid}"]
+            "/admin/realms/f/users/profile", f"{OR}/{orid}", f"/admin/realms/f/components/{ldid}"]
 for path in replaced:
     rep = admin("GET", path).json()
     for o in mutate(rep):
@@ -136,6 +144,13 @@ created = {
                                                                "config": {"claim.name": "a", "claim.value": "b"}},
     "/admin/realms/f/partialImport": {"ifResourceExists": "SKIP", "users": [{"username": "pi"}],
                                       "clients": [{"clientId": "pic"}]},
+    "/admin/realms/f/components": LDAP,
+    "/admin/realms/f/testLDAPConnection": {"action": "testAuthentication", "connectionUrl": "ldap://127.0.0.1:1",
+                                           "bindDn": "cn=a", "bindCredential": "**********", "componentId": ldid,
+                                           "connectionTimeout": "500", "startTls": "false", "authType": "simple"},
+    f"/admin/realms/f/user-storage/{ldid}/sync?action=triggerFullSync": {},
+    f"/admin/realms/f/user-storage/{ldid}/sync?action=x": {},
+    f"/admin/realms/f/user-storage/{ldid}/unlink-users": {},
     "/admin/api/f/clients/v2": {"clientId": "v2", "loginFlows": ["STANDARD"], "redirectUris": ["http://x/cb"],
                                 "auth": {"method": "client-secret"}, "roles": ["a"]},
 }
