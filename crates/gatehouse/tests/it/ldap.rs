@@ -144,6 +144,11 @@ async fn login(s: &Server, user: &str, pw: &str) -> (u16, Value) {
     (st, r.json().await.unwrap_or(Value::Null))
 }
 
+async fn sync(s: &Server, t: &str, id: &str, action: &str) -> (u16, Value) {
+    let path = format!("/fed/user-storage/{id}/sync?action={action}");
+    s.admin_post_json(t, &path, &json!({})).await
+}
+
 async fn user(s: &Server, t: &str, name: &str) -> Option<Value> {
     let (_, users) = s
         .admin_get(t, &format!("/fed/users?username={name}&exact=true"))
@@ -278,13 +283,7 @@ async fn ldap_users_log_in_sync_and_go_with_their_provider() {
 
     // A full sync imports the rest, one entry per page here; a local
     // namesake is left alone.
-    let (st, r) = s
-        .admin_post_json(
-            &t,
-            &format!("/fed/user-storage/{id}/sync?action=triggerFullSync"),
-            &json!({}),
-        )
-        .await;
+    let (st, r) = sync(&s, &t, &id, "triggerFullSync").await;
     assert_eq!(st, 200, "{r}");
     assert_eq!(
         (r["added"].clone(), r["failed"].clone()),
@@ -299,23 +298,11 @@ async fn ldap_users_log_in_sync_and_go_with_their_provider() {
     );
     // Entries added later come with a changed-users sync.
     ldap.add(&person("pwhite", "Peter", "White", "peter-pw"));
-    let (st, r) = s
-        .admin_post_json(
-            &t,
-            &format!("/fed/user-storage/{id}/sync?action=triggerChangedUsersSync"),
-            &json!({}),
-        )
-        .await;
+    let (st, r) = sync(&s, &t, &id, "triggerChangedUsersSync").await;
     assert_eq!(st, 200, "{r}");
     assert_eq!(r["added"], 1, "{r}");
     assert!(user(&s, &t, "pwhite").await.is_some());
-    let (st, r) = s
-        .admin_post_json(
-            &t,
-            &format!("/fed/user-storage/{id}/sync?action=bogus"),
-            &json!({}),
-        )
-        .await;
+    let (st, r) = sync(&s, &t, &id, "bogus").await;
     assert_eq!(st, 400, "{r}");
     assert_eq!(r["errorMessage"], "Unknown action: bogus");
 
@@ -371,13 +358,7 @@ async fn ldap_users_log_in_sync_and_go_with_their_provider() {
             .await,
         204
     );
-    let (st, r) = s
-        .admin_post_json(
-            &t,
-            &format!("/fed/user-storage/{id}/sync?action=triggerFullSync"),
-            &json!({}),
-        )
-        .await;
+    let (st, r) = sync(&s, &t, &id, "triggerFullSync").await;
     assert_eq!(st, 200, "{r}");
 
     // Removing the imported users deletes them; the next login brings

@@ -200,6 +200,29 @@ impl Component {
         self.values(key).into_iter().next()
     }
 
+    /// A component from a representation's name (the provider's id when
+    /// it has none) and what the caller checked.
+    fn named(
+        rep: &Value,
+        id: String,
+        (provider_id, provider_type): (&str, &str),
+        sub_type: Option<&str>,
+        config: Map<String, Value>,
+    ) -> Component {
+        Component {
+            id,
+            name: rep
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or(provider_id)
+                .to_owned(),
+            provider_id: provider_id.to_owned(),
+            provider_type: provider_type.to_owned(),
+            sub_type: sub_type.map(str::to_owned),
+            config,
+        }
+    }
+
     fn repr(&self, realm: &Realm) -> Value {
         let mut config = self.config.clone();
         for k in SECRETS {
@@ -509,18 +532,13 @@ fn parse(rep: &Value, id: String, old: Option<&Component>) -> Result<Component, 
     {
         return Err(AdminError::bad_request("max-clients must be a number"));
     }
-    Ok(Component {
+    Ok(Component::named(
+        rep,
         id,
-        name: rep
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or(provider_id)
-            .to_owned(),
-        provider_id: provider_id.to_owned(),
-        provider_type: POLICY_TYPE.to_owned(),
-        sub_type: sub_type.map(str::to_owned),
+        (provider_id, POLICY_TYPE),
+        sub_type,
         config,
-    })
+    ))
 }
 
 /// A ComponentRepresentation's config: lists of strings by key.
@@ -571,18 +589,7 @@ fn parse_storage(
             };
         }
     }
-    let c = Component {
-        id,
-        name: rep
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or(provider_id)
-            .to_owned(),
-        provider_id: provider_id.to_owned(),
-        provider_type: STORAGE_TYPE.to_owned(),
-        sub_type: None,
-        config,
-    };
+    let c = Component::named(rep, id, (provider_id, STORAGE_TYPE), None, config);
     LdapProvider::validate(&c).map_err(AdminError::bad_request)?;
     Ok(c)
 }

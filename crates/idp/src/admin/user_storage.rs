@@ -25,8 +25,7 @@ pub fn routes() -> Router<Arc<Idp>> {
     Router::new()
         .route(&format!("{S}/name"), get(name))
         .route(&format!("{S}/sync"), post(sync))
-        .route(&format!("{S}/remove-imported-users"), post(remove_imported))
-        .route(&format!("{S}/unlink-users"), post(unlink))
+        .route(&format!("{S}/{{op}}"), post(imported_users))
         .route(
             "/admin/realms/{realm}/testLDAPConnection",
             post(test_connection),
@@ -133,25 +132,19 @@ fn generalized_time(t: i64) -> String {
     )
 }
 
-async fn remove_imported(
+/// `remove-imported-users` deletes the users the provider imported;
+/// `unlink-users` keeps them as local users.
+async fn imported_users(
     RealmAdmin { idp, caller, realm }: RealmAdmin,
-    Path((_, id)): Path<(String, String)>,
+    Path((_, id, op)): Path<(String, String, String)>,
 ) -> Result<StatusCode, AdminError> {
     storage(&realm, &id)?;
-    crate::user_storage::remove_imported(&idp, &realm, &id).await?;
-    let path = format!("user-storage/{id}/remove-imported-users");
-    idp.record(event(&realm, &caller, "ACTION", "USER", &path, None))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn unlink(
-    RealmAdmin { idp, caller, realm }: RealmAdmin,
-    Path((_, id)): Path<(String, String)>,
-) -> Result<StatusCode, AdminError> {
-    storage(&realm, &id)?;
-    crate::user_storage::unlink(&idp, &realm, &id).await?;
-    let path = format!("user-storage/{id}/unlink-users");
+    match op.as_str() {
+        "remove-imported-users" => crate::user_storage::remove_imported(&idp, &realm, &id).await?,
+        "unlink-users" => crate::user_storage::unlink(&idp, &realm, &id).await?,
+        _ => return Err(AdminError::not_found("Resource")),
+    };
+    let path = format!("user-storage/{id}/{op}");
     idp.record(event(&realm, &caller, "ACTION", "USER", &path, None))
         .await?;
     Ok(StatusCode::NO_CONTENT)
