@@ -167,6 +167,7 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
         gatehouse_idp::trim_trailing_slash,
     );
     gatehouse_idp::event_mail::spawn(idp.clone());
+    gatehouse_idp::user_storage::spawn_periodic_sync(idp.clone());
     let purge_store = idp.store.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));

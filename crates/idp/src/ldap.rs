@@ -50,6 +50,10 @@ pub struct LdapProvider {
     /// Keycloak's `UNSYNCED` edit mode: changes (a new password) stay in
     /// Gatehouse; `READ_ONLY` refuses them.
     pub unsynced: bool,
+    /// Keycloak's `fullSyncPeriod` / `changedSyncPeriod` in seconds; None
+    /// (-1 in the config) for no periodic sync.
+    pub full_sync_period: Option<i64>,
+    pub changed_sync_period: Option<i64>,
     url: String,
     start_tls: bool,
     bind: Option<(String, String)>,
@@ -79,6 +83,11 @@ pub struct LdapUser {
     pub email: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+}
+
+/// A sync period in seconds: positive, else none.
+fn period(v: Option<&str>) -> Option<i64> {
+    v.and_then(|s| s.parse::<i64>().ok()).filter(|n| *n > 0)
 }
 
 fn ms(v: Option<&str>) -> Option<Duration> {
@@ -118,6 +127,8 @@ impl LdapProvider {
             import_enabled: flag("importEnabled", true),
             priority: get("priority").and_then(|p| p.parse().ok()).unwrap_or(0),
             unsynced: get("editMode") == Some("UNSYNCED"),
+            full_sync_period: period(get("fullSyncPeriod")),
+            changed_sync_period: period(get("changedSyncPeriod")),
             url: get("connectionUrl").unwrap_or("").to_owned(),
             start_tls: flag("startTls", false),
             bind,
@@ -175,6 +186,11 @@ impl LdapProvider {
         }
         if get("readTimeout").is_some_and(|v| v.parse::<u64>().is_err()) {
             return Err("ldapErrorReadTimeoutNotNumber".into());
+        }
+        for k in ["fullSyncPeriod", "changedSyncPeriod", "batchSizeForSync"] {
+            if get(k).is_some_and(|v| v.parse::<i64>().is_err()) {
+                return Err(format!("{k} must be a number"));
+            }
         }
         if let Some(f) = get("customUserSearchFilter")
             && !(f.starts_with('(') && f.ends_with(')'))

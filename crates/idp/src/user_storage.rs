@@ -261,6 +261,118 @@ fn refresh(u: &mut User, lu: &LdapUser, trust_email: bool) -> bool {
     changed
 }
 
+/// A sync as the admin API and the scheduler run it: with
+/// `changed_only`, the entries created or changed since the provider's
+/// last sync (all of them the first time); the start of the sync is then
+/// kept in the component's `lastSync`, as Keycloak keeps it.
+pub async fn run_sync(
+    idp: &Idp,
+    realm: &Realm,
+    p: &LdapProvider,
+    changed_only: bool,
+) -> Result<SyncResult, AdminError> {
+    let started = gatehouse_core::time::now();
+    let since = if changed_only {
+        component(realm, &p.id)
+            .and_then(|c| c.value("lastSync").and_then(|s| s.parse::<i64>().ok()))
+            .filter(|t| *t > 0)
+            .map(generalized_time)
+    } else {
+        None
+    };
+    let r = sync(idp, realm, p, since.as_deref()).await?;
+    // Under the realm's edit lock, on the realm as it is now.
+    let (mut realm, _edit) = crate::admin::realm_for_edit(idp, realm).await?;
+    let stored = realm
+        .extra
+        .get_mut("components")
+        .and_then(|c| c.get_mut(STORAGE_TYPE))
+        .and_then(Value::as_array_mut)
+        .and_then(|list| list.iter_mut().find(|c| c["id"] == p.id.as_str()))
+        .and_then(|c| c.get_mut("config"))
+        .and_then(Value::as_object_mut);
+    if let Some(config) = stored {
+        config.insert("lastSync".into(), json!([started.to_string()]));
+        idp.store.update_realm(&realm, &[]).await?;
+    }
+    Ok(r)
+}
+
+/// Unix seconds as LDAP generalized time (`20261206193616Z`).
+fn generalized_time(t: i64) -> String {
+    let (y, m, d) = gatehouse_core::time::civil_from_days(t.div_euclid(86_400));
+    let s = t.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+/// How often the scheduler looks for syncs that are due.
+const SCHEDULE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs the providers' periodic syncs (`fullSyncPeriod`,
+/// `changedSyncPeriod`), each first one period after the server starts
+/// or the provider appears, as Keycloak's timers do.
+pub fn spawn_periodic_sync(idp: std::sync::Arc<Idp>) {
+    tokio::spawn(async move {
+        let mut last = std::collections::HashMap::new();
+        let mut tick = tokio::time::interval(SCHEDULE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = run_due(&idp, &mut last, gatehouse_core::time::now()).await {
+                tracing::warn!(error = %e.message, "periodic LDAP sync failed");
+            }
+        }
+    });
+}
+
+/// Which sync of `p` is due at `now` (true: changed users only), given
+/// when its last full and changed-users syncs ran.
+fn due(p: &LdapProvider, (full, changed): (i64, i64), now: i64) -> Option<bool> {
+    if p.full_sync_period.is_some_and(|s| now - full >= s) {
+        Some(false)
+    } else if p.changed_sync_period.is_some_and(|s| now - changed >= s) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+async fn run_due(
+    idp: &Idp,
+    last: &mut std::collections::HashMap<String, (i64, i64)>,
+    now: i64,
+) -> Result<(), AdminError> {
+    for realm in idp.store.realms().await? {
+        for p in all(&realm).iter().filter(|p| p.enabled && p.import_enabled) {
+            let when = *last.entry(p.id.clone()).or_insert((now, now));
+            let Some(changed_only) = due(p, when, now) else {
+                continue;
+            };
+            // Whatever happens, the next attempt waits a period.
+            last.insert(
+                p.id.clone(),
+                if changed_only {
+                    (when.0, now)
+                } else {
+                    (now, now)
+                },
+            );
+            match run_sync(idp, &realm, p, changed_only).await {
+                Ok(r) => tracing::info!(realm = %realm.name, provider = %p.name,
+                    status = %r.repr()["status"], "periodic LDAP sync"),
+                Err(e) => tracing::warn!(realm = %realm.name, provider = %p.name,
+                    error = %e.message, "periodic LDAP sync failed"),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The users imported from provider `id`.
 pub async fn linked_users(idp: &Idp, realm: &Realm, id: &str) -> Result<Vec<User>, AdminError> {
     let q = gatehouse_store::UserQuery {
@@ -294,4 +406,41 @@ pub async fn unlink(idp: &Idp, realm: &Realm, id: &str) -> Result<u64, AdminErro
         idp.store.update_user(&u, &[]).await?;
     }
     Ok(users.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(full: &str, changed: &str) -> Option<LdapProvider> {
+        let config = json!({"editMode": ["READ_ONLY"], "fullSyncPeriod": [full],
+            "changedSyncPeriod": [changed]});
+        LdapProvider::from_component(&Component {
+            id: "p".into(),
+            name: "p".into(),
+            provider_id: crate::ldap::PROVIDER_ID.into(),
+            provider_type: STORAGE_TYPE.into(),
+            sub_type: None,
+            config: config.as_object().cloned().unwrap_or_default(),
+        })
+    }
+
+    #[test]
+    fn a_full_sync_comes_before_a_changed_one_and_minus_one_means_never() {
+        let both = provider("100", "10");
+        assert_eq!(both.as_ref().and_then(|p| due(p, (0, 0), 9)), None);
+        assert_eq!(both.as_ref().and_then(|p| due(p, (0, 0), 10)), Some(true));
+        assert_eq!(
+            both.as_ref().and_then(|p| due(p, (0, 95), 100)),
+            Some(false)
+        );
+        let never = provider("-1", "-1");
+        assert_eq!(never.as_ref().and_then(|p| due(p, (0, 0), 1 << 40)), None);
+    }
+
+    #[test]
+    fn sync_times_are_ldap_generalized_time_in_utc() {
+        assert_eq!(generalized_time(0), "19700101000000Z");
+        assert_eq!(generalized_time(1_796_585_776), "20261206193616Z");
+    }
 }

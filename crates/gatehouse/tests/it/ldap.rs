@@ -360,6 +360,23 @@ async fn ldap_users_log_in_sync_and_go_with_their_provider() {
     );
     let (st, r) = sync(&s, &t, &id, "triggerFullSync").await;
     assert_eq!(st, 200, "{r}");
+    // A changed-users sync every second brings new entries in unasked.
+    renamed["config"]["changedSyncPeriod"] = json!(["1"]);
+    assert_eq!(
+        s.admin_put(&t, &format!("/fed/components/{id}"), Some(&renamed))
+            .await,
+        204
+    );
+    ldap.add(&person("qblack", "Quinn", "Black", "quinn-pw"));
+    let mut seen = false;
+    for _ in 0..100 {
+        if user(&s, &t, "qblack").await.is_some() {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(seen, "a periodic sync imports a new directory user");
 
     // Removing the imported users deletes them; the next login brings
     // the user back.

@@ -62,9 +62,7 @@ struct SyncQuery {
 }
 
 /// `triggerFullSync` imports every directory user; `triggerChangedUsersSync`
-/// those created or changed since the last sync (all of them the first
-/// time). The time of the sync is kept in the component's `lastSync`, as
-/// Keycloak keeps it.
+/// those created or changed since the last sync (`user_storage::run_sync`).
 async fn sync(
     RealmAdmin { idp, caller, realm }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
@@ -85,28 +83,7 @@ async fn sync(
             "failed": 0, "status": "Synchronization ignored: the provider is disabled or does not import users"}),
         ));
     }
-    let started = gatehouse_core::time::now();
-    let since = if changed_only {
-        crate::user_storage::component(&realm, &id)
-            .and_then(|c| c.value("lastSync").and_then(|s| s.parse::<i64>().ok()))
-            .filter(|t| *t > 0)
-            .map(generalized_time)
-    } else {
-        None
-    };
-    let r = crate::user_storage::sync(&idp, &realm, &p, since.as_deref()).await?;
-    // Remember when, under the realm's edit lock (the realm is reloaded).
-    let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
-    if let Some(list) = realm
-        .extra
-        .get_mut("components")
-        .and_then(|c| c.get_mut(STORAGE_TYPE))
-        .and_then(Value::as_array_mut)
-        && let Some(c) = list.iter_mut().find(|c| c["id"] == id.as_str())
-        && let Some(config) = c.get_mut("config").and_then(Value::as_object_mut)
-    {
-        config.insert("lastSync".into(), json!([started.to_string()]));
-    }
+    let r = crate::user_storage::run_sync(&idp, &realm, &p, changed_only).await?;
     let rep = r.repr();
     let ev = event(
         &realm,
@@ -116,20 +93,8 @@ async fn sync(
         &format!("user-storage/{id}/sync"),
         Some(&rep),
     );
-    idp.store.update_realm(&realm, &[ev]).await?;
+    idp.record(ev).await?;
     Ok(Json(rep))
-}
-
-/// Unix seconds as LDAP generalized time (`20261206193616Z`).
-fn generalized_time(t: i64) -> String {
-    let (y, m, d) = gatehouse_core::time::civil_from_days(t.div_euclid(86_400));
-    let s = t.rem_euclid(86_400);
-    format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}Z",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
 }
 
 /// `remove-imported-users` deletes the users the provider imported;
