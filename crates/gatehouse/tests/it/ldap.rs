@@ -416,3 +416,45 @@ async fn ldap_users_log_in_sync_and_go_with_their_provider() {
     assert!(user(&s, &t, "jbrown").await.is_some());
     assert_eq!(login(&s, "mgreen", "mary-pw").await.0, 401);
 }
+
+/// A Keycloak realm export whose users came from LDAP: the provider (with
+/// its mappers as Keycloak nests them) and the linked users, without
+/// passwords, migrate as they are and log in against the directory.
+#[tokio::test]
+async fn a_keycloak_export_with_ldap_users_logs_them_in_against_the_directory() {
+    let ldap = Slapd::start();
+    let s = support::start().await;
+    let mut fed = provider(&ldap.url, ADMIN_PW);
+    fed["id"] = json!("6d1a3c1e-ldap-provider");
+    fed["subComponents"] = json!({"org.keycloak.storage.ldap.mappers.LDAPStorageMapper": [
+        {"id": "m1", "name": "email", "providerId": "user-attribute-ldap-mapper", "subComponents": {},
+         "config": {"ldap.attribute": ["mail"], "user.model.attribute": ["email"]}}]});
+    s.import(&json!({
+        "realm": "kc", "enabled": true,
+        "clients": [{"clientId": "cli", "publicClient": true, "directAccessGrantsEnabled": true}],
+        "components": {"org.keycloak.storage.UserStorageProvider": [fed]},
+        "users": [{"username": "jbrown", "enabled": true, "email": "jbrown@example.org",
+                   "federationLink": "6d1a3c1e-ldap-provider",
+                   "attributes": {"LDAP_ENTRY_DN": [format!("uid=jbrown,{PEOPLE}")], "LDAP_ID": ["x"]}}]
+    }))
+    .await;
+    let grant = |pw: &'static str| {
+        let s = &s;
+        async move {
+            s.password_grant("kc", "cli", None, "jbrown", pw, None)
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(grant("ldap-pw").await, 200);
+    assert_eq!(grant("wrong").await, 401);
+    let export = s.export("kc").await;
+    let stored = &export["components"]["org.keycloak.storage.UserStorageProvider"][0];
+    assert_eq!(stored["subComponents"], fed["subComponents"]);
+    assert_eq!(stored["config"]["bindCredential"], json!([ADMIN_PW]));
+    assert_eq!(
+        s.exported_user("kc", "jbrown").await["federationLink"],
+        "6d1a3c1e-ldap-provider"
+    );
+}
