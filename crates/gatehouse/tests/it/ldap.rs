@@ -13,10 +13,12 @@ const ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
 const ADMIN_PW: &str = "directory-secret";
 const PEOPLE: &str = "ou=people,dc=example,dc=org";
 
-/// A running slapd, stopped on drop.
+/// A running slapd, stopped on drop: plain LDAP at `url`, LDAPS with a
+/// self-signed certificate (trusted by nobody) at `ldaps_url`.
 struct Slapd {
     child: Child,
     url: String,
+    ldaps_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -43,14 +45,29 @@ impl Slapd {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("db");
         std::fs::create_dir(&db).expect("db dir");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(made.status.success(), "openssl: {made:?}");
         let conf = dir.path().join("slapd.conf");
         std::fs::write(
             &conf,
             format!(
-                "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
+                "TLSCertificateFile {}\nTLSCertificateKeyFile {}\n\
+                 include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
                  include /etc/ldap/schema/inetorgperson.schema\nmodulepath /usr/lib/ldap\n\
                  moduleload back_mdb\npidfile {}/slapd.pid\ndatabase mdb\nmaxsize 10485760\n\
                  suffix \"{SUFFIX}\"\nrootdn \"{ADMIN_DN}\"\nrootpw {ADMIN_PW}\ndirectory {}\n",
+                cert.display(),
+                key.display(),
                 dir.path().display(),
                 db.display()
             ),
@@ -73,16 +90,20 @@ impl Slapd {
             .output()
             .expect("slapadd");
         assert!(added.status.success(), "slapadd: {added:?}");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port()
+        };
+        let (port, tls_port) = (free(), free());
         let url = format!("ldap://127.0.0.1:{port}");
+        let ldaps_url = format!("ldaps://127.0.0.1:{tls_port}");
         let child = Command::new(slapd)
             .arg("-f")
             .arg(&conf)
             .arg("-h")
-            .arg(format!("{url}/"))
+            .arg(format!("{url}/ {ldaps_url}/"))
             .arg("-d")
             .arg("0")
             .stdout(Stdio::null())
@@ -98,6 +119,7 @@ impl Slapd {
         Slapd {
             child,
             url,
+            ldaps_url,
             _dir: dir,
         }
     }
@@ -346,6 +368,17 @@ async fn ldap_users_log_in_sync_and_go_with_their_provider() {
     );
     assert_eq!(
         test(json!({"action": "testConnection", "connectionUrl": "ldap://127.0.0.1:1"})).await,
+        400
+    );
+    // LDAPS checks the directory's certificate: a self-signed one is
+    // refused, and so is StartTLS to a server without it trusted.
+    assert_eq!(
+        test(json!({"action": "testConnection", "connectionUrl": ldap.ldaps_url})).await,
+        400
+    );
+    assert_eq!(
+        test(json!({"action": "testConnection", "connectionUrl": ldap.url, "startTls": true}))
+            .await,
         400
     );
 
