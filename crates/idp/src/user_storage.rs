@@ -15,6 +15,25 @@ use crate::state::Idp;
 use gatehouse_core::model::{Realm, User};
 use serde_json::{Value, json};
 
+/// Attributes that tie a user to its directory entry: never changed
+/// through the admin or account APIs (Keycloak's read-only attributes),
+/// since the entry they name is the one whose password logs the user in.
+pub const READ_ONLY_ATTRIBUTES: [&str; 2] = [LDAP_ID, LDAP_ENTRY_DN];
+
+/// Puts back the read-only attributes as `old` had them (an admin's
+/// update may name them or leave them out: neither changes them).
+pub fn keep_read_only(
+    attributes: &mut gatehouse_core::model::Attributes,
+    old: &gatehouse_core::model::Attributes,
+) {
+    for k in READ_ONLY_ATTRIBUTES {
+        match old.get(k) {
+            Some(v) => attributes.insert(k.to_owned(), v.clone()),
+            None => attributes.remove(k),
+        };
+    }
+}
+
 /// The realm's LDAP providers, enabled or not.
 pub fn all(realm: &Realm) -> Vec<LdapProvider> {
     let mut out: Vec<LdapProvider> = components::all(realm)

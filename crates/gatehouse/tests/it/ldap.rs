@@ -280,6 +280,23 @@ async fn ldap_users_log_in_sync_and_go_with_their_provider() {
         body["error_description"],
         "Can't reset password as account is read only"
     );
+    // The entry a user binds as is not the admin's to move.
+    let uid = u["id"].as_str().unwrap_or("").to_owned();
+    let moved = json!({"firstName": "Jim", "attributes": {"LDAP_ENTRY_DN": [format!("uid=mgreen,{PEOPLE}")]}});
+    assert_eq!(
+        s.admin_put(&t, &format!("/fed/users/{uid}"), Some(&moved))
+            .await,
+        204
+    );
+    let u = user(&s, &t, "jbrown").await.expect("still there");
+    assert_eq!(
+        (
+            u["firstName"].clone(),
+            u["attributes"]["LDAP_ENTRY_DN"].clone()
+        ),
+        (json!("Jim"), json!([format!("uid=jbrown,{PEOPLE}")]))
+    );
+    assert_eq!(login(&s, "jbrown", "mary-pw").await.0, 401);
     // The directory checks the password, every time.
     for (name, pw) in [
         ("jbrown", "wrong"),

@@ -256,7 +256,9 @@ fn apply(p: &Profile, u: &mut User, rep: &Value) -> Result<(), FieldError> {
             if BUILT_IN.contains(&k.as_str()) || u.attributes.get(&k) == Some(&v) {
                 continue;
             }
-            if p.access(&k) != Access::Edit {
+            if p.access(&k) != Access::Edit
+                || crate::user_storage::READ_ONLY_ATTRIBUTES.contains(&k.as_str())
+            {
                 return bad(&k, "error-user-attribute-read-only");
             }
             if v.iter().all(|x| x.is_empty()) {

@@ -514,6 +514,7 @@ async fn update(
     let was_locked_out = crate::login::locked_permanently(&u);
     repr::apply_user(&mut u, &rep).map_err(AdminError::bad_request)?;
     u.attributes = Policy::of(&realm).written(std::mem::take(&mut u.attributes), &old_attributes);
+    crate::user_storage::keep_read_only(&mut u.attributes, &old_attributes);
     // Enabled again by an admin: the permanent lockout is over, as in
     // Keycloak (its mark and the failures that led to it go).
     let lockout_lifted = was_locked_out && u.enabled;
