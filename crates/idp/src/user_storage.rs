@@ -92,8 +92,10 @@ pub async fn find_and_import(idp: &Idp, realm: &Realm, username: &str) -> Option
 /// Whether `password` is the password of `user`, imported from a
 /// provider: None for a local user, and for a user of an `UNSYNCED`
 /// provider who has a local password (set since the import; Keycloak
-/// checks that one). A provider that is gone or disabled lets nobody in
-/// (Keycloak: its users are then unavailable).
+/// checks that one). A provider that is disabled, or that Gatehouse
+/// cannot run (a Keycloak export's Kerberos or custom one), lets nobody
+/// in; a link to no provider at all (an export that left its provider
+/// out) makes a local user, whose password an admin can set.
 pub async fn check_password(
     realm: &Realm,
     user: &User,
@@ -101,6 +103,7 @@ pub async fn check_password(
     has_local_password: bool,
 ) -> Option<bool> {
     let link = user.federation_link.as_deref()?;
+    component(realm, link)?;
     let Some(p) = one(realm, link).filter(|p| p.enabled) else {
         return Some(false);
     };
@@ -131,11 +134,12 @@ pub async fn check_password(
 }
 
 /// Whether `user`'s password may not change here: imported from a
-/// `READ_ONLY` provider (or one that is gone), as Keycloak refuses it.
+/// provider that is not `UNSYNCED` (Keycloak refuses it for `READ_ONLY`),
+/// unless the provider is gone (see [`check_password`]).
 pub fn password_read_only(realm: &Realm, user: &User) -> bool {
     user.federation_link
         .as_deref()
-        .is_some_and(|l| one(realm, l).is_none_or(|p| !p.unsynced))
+        .is_some_and(|l| component(realm, l).is_some() && one(realm, l).is_none_or(|p| !p.unsynced))
 }
 
 /// The UserRepresentation of a directory user: what Keycloak's default

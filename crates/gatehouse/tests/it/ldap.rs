@@ -485,7 +485,8 @@ async fn a_keycloak_export_with_ldap_users_logs_them_in_against_the_directory() 
         "components": {"org.keycloak.storage.UserStorageProvider": [fed]},
         "users": [{"username": "jbrown", "enabled": true, "email": "jbrown@example.org",
                    "federationLink": "6d1a3c1e-ldap-provider",
-                   "attributes": {"LDAP_ENTRY_DN": [format!("uid=jbrown,{PEOPLE}")], "LDAP_ID": ["x"]}}]
+                   "attributes": {"LDAP_ENTRY_DN": [format!("uid=jbrown,{PEOPLE}")], "LDAP_ID": ["x"]}},
+                  {"username": "ghost", "enabled": true, "federationLink": "left-out-of-the-export"}]
     }))
     .await;
     let grant = |pw: &'static str| {
@@ -499,6 +500,26 @@ async fn a_keycloak_export_with_ldap_users_logs_them_in_against_the_directory() 
     };
     assert_eq!(grant("ldap-pw").await, 200);
     assert_eq!(grant("wrong").await, 401);
+    // A link to a provider the export left out: a local user, whose
+    // password an admin sets.
+    let t = s.admin_token().await;
+    let ghost = s.user_id(&t, "kc", "ghost").await;
+    let r = s
+        .http
+        .put(format!(
+            "{}/admin/realms/kc/users/{ghost}/reset-password",
+            s.base
+        ))
+        .bearer_auth(&t)
+        .json(&json!({"type": "password", "value": "ghost-pw", "temporary": false}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    let r = s
+        .password_grant("kc", "cli", None, "ghost", "ghost-pw", None)
+        .await;
+    assert_eq!(r.status(), 200);
     let export = s.export("kc").await;
     let stored = &export["components"]["org.keycloak.storage.UserStorageProvider"][0];
     assert_eq!(stored["subComponents"], fed["subComponents"]);
