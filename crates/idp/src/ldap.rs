@@ -288,11 +288,16 @@ impl LdapProvider {
         ldap.with_timeout(self.read_timeout);
         let entries = match self.page_size.filter(|_| paged) {
             None => {
-                ldap.search(&self.users_dn, scope, &filter, self.attributes())
+                let r = ldap
+                    .search(&self.users_dn, scope, &filter, self.attributes())
                     .await
-                    .and_then(|r| r.success())
-                    .map_err(failed)?
-                    .0
+                    .map_err(failed)?;
+                // 4, sizeLimitExceeded, comes with the entries up to the
+                // limit (an admin's search asks for a page).
+                if r.1.rc != 0 && r.1.rc != 4 {
+                    return Err(LdapError::Search(format!("result code {}", r.1.rc)));
+                }
+                r.0
             }
             Some(size) => {
                 let pages = ldap3::adapters::PagedResults::new(size);
@@ -382,6 +387,52 @@ impl LdapProvider {
         // Several entries for one name: ambiguous, so nobody (Keycloak
         // refuses such a login too).
         Ok(if found.len() == 1 { found.pop() } else { None })
+    }
+
+    /// The directory's users an admin's search names, at most `limit`:
+    /// `search` as a substring of the username, e-mail or names (`*` its
+    /// own wildcard; an exact search without one), or `username` / `email`
+    /// (exactly with `exact`, else as substrings).
+    pub async fn matching(
+        &self,
+        q: &gatehouse_store::UserQuery,
+        limit: i32,
+    ) -> Result<Vec<LdapUser>, LdapError> {
+        let like = |attr: &str, v: &str, exact: bool| {
+            let v = v.trim_matches('*');
+            let v = ldap3::ldap_escape(v);
+            if exact {
+                format!("({attr}={v})")
+            } else {
+                format!("({attr}=*{v}*)")
+            }
+        };
+        let mut extra = String::new();
+        if let Some(s) = q
+            .search
+            .as_deref()
+            .filter(|s| !s.trim_matches('*').is_empty())
+        {
+            extra.push_str("(|");
+            for attr in [self.username_attr.as_str(), "mail", "cn", "sn", "givenName"] {
+                extra.push_str(&like(attr, s, q.exact));
+            }
+            extra.push(')');
+        }
+        if let Some(u) = q.username.as_deref().filter(|s| !s.is_empty()) {
+            extra.push_str(&like(&self.username_attr, u, q.exact));
+        }
+        if let Some(e) = q.email.as_deref().filter(|s| !s.is_empty()) {
+            extra.push_str(&like("mail", e, q.exact));
+        }
+        if extra.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut ldap = self.connect().await?;
+        ldap.with_search_options(ldap3::SearchOptions::new().sizelimit(limit.max(1)));
+        let found = self.search(&mut ldap, &extra, false).await;
+        let _ = ldap.unbind().await;
+        found
     }
 
     /// Every user of the provider; with `since` (LDAP generalized time),

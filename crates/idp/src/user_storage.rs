@@ -89,6 +89,36 @@ pub async fn find_and_import(idp: &Idp, realm: &Realm, username: &str) -> Option
     None
 }
 
+/// Before an admin's user search: the directory users it names that are
+/// not imported yet are imported (as Keycloak's search does with import
+/// on), so the listing shows them. Directory failures are logged; the
+/// listing then shows what is already here.
+pub async fn import_matching(idp: &Idp, realm: &Realm, q: &gatehouse_store::UserQuery) {
+    let limit = i32::try_from(q.first.saturating_add(q.max).clamp(1, 1000)).unwrap_or(1000);
+    for p in all(realm).iter().filter(|p| p.enabled && p.import_enabled) {
+        let found = match p.matching(q, limit).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(realm = %realm.name, provider = %p.name, error = %e,
+                    "LDAP search failed");
+                continue;
+            }
+        };
+        for lu in found {
+            match idp.store.user_by_username(&realm.id, &lu.username).await {
+                Ok(None) => {
+                    if let Err(e) = import(idp, realm, p, &lu).await {
+                        tracing::warn!(realm = %realm.name, user = %lu.username, error = %e.message,
+                            "LDAP user not imported");
+                    }
+                }
+                Ok(Some(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "user lookup failed"),
+            }
+        }
+    }
+}
+
 /// Whether `password` is the password of `user`, imported from a
 /// provider: None for a local user, and for a user of an `UNSYNCED`
 /// provider who has a local password (set since the import; Keycloak

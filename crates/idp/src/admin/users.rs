@@ -211,7 +211,9 @@ async fn list(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    let users = idp.store.users(&realm.id, &q.to_query()?).await?;
+    let query = q.to_query()?;
+    crate::user_storage::import_matching(&idp, &realm, &query).await;
+    let users = idp.store.users(&realm.id, &query).await?;
     let policy = Policy::of(&realm);
     let brief = q.brief_representation == Some(true);
     Ok(Json(json!(
