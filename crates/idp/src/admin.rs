@@ -491,7 +491,9 @@ pub fn event(
 /// Keycloak's `StripSecretsUtils`: an admin event's representation shows
 /// `**********` for secrets (client secrets, identity-provider and
 /// component secrets, passwords, credential values), so whoever may read
-/// admin events does not thereby read what the write set.
+/// admin events does not thereby read what the write set. A component's
+/// config holds each value as a list of strings (`"bindCredential":
+/// ["..."]`): such a list is masked whole.
 pub fn strip_secrets(v: &mut serde_json::Value) {
     const SECRET_KEYS: [&str; 7] = [
         "secret",
@@ -506,11 +508,14 @@ pub fn strip_secrets(v: &mut serde_json::Value) {
         serde_json::Value::Object(o) => {
             let credential = o.contains_key("type") && o.contains_key("value");
             for (k, x) in o.iter_mut() {
-                let masked = SECRET_KEYS.contains(&k.as_str())
-                    && (k != "value" || credential)
-                    && matches!(x, serde_json::Value::String(s) if !s.is_empty());
-                if masked {
+                let secret = SECRET_KEYS.contains(&k.as_str()) && (k != "value" || credential);
+                let listed = |a: &Vec<serde_json::Value>| {
+                    !a.is_empty() && a.iter().all(serde_json::Value::is_string)
+                };
+                if secret && matches!(x, serde_json::Value::String(s) if !s.is_empty()) {
                     *x = serde_json::Value::String(crate::repr::SECRET_MASK.into());
+                } else if secret && matches!(x, serde_json::Value::Array(a) if listed(a)) {
+                    *x = serde_json::json!([crate::repr::SECRET_MASK]);
                 } else {
                     strip_secrets(x);
                 }
@@ -644,15 +649,17 @@ mod tests {
         let mut v = json!({"clientId": "app", "secret": "s3cret", "attributes": {"a": "b"},
             "credentials": [{"type": "password", "value": "pw", "temporary": false}],
             "config": {"clientSecret": "idp", "clientId": "x"},
+            "components": [{"config": {"bindCredential": ["ldap-pw"], "bindDn": ["cn=a"]}}],
             "smtpServer": {"password": "mail", "host": "h"}, "enabled": true});
         strip_secrets(&mut v);
         let text = v.to_string();
-        for secret in ["s3cret", "\"pw\"", "\"idp\"", "\"mail\""] {
+        for secret in ["s3cret", "\"pw\"", "\"idp\"", "\"mail\"", "ldap-pw"] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert_eq!(v["clientId"], "app");
         assert_eq!(v["config"]["clientId"], "x");
         assert_eq!(v["attributes"]["a"], "b");
         assert_eq!(v["credentials"][0]["type"], "password");
+        assert_eq!(v["components"][0]["config"]["bindDn"], json!(["cn=a"]));
     }
 }

@@ -54,6 +54,10 @@ pub struct LdapProvider {
     /// (-1 in the config) for no periodic sync.
     pub full_sync_period: Option<i64>,
     pub changed_sync_period: Option<i64>,
+    /// Keycloak's `trustEmail`: imported e-mail addresses count as verified.
+    pub trust_email: bool,
+    /// When the last sync started (Unix seconds, the config's `lastSync`).
+    pub last_sync: Option<i64>,
     url: String,
     start_tls: bool,
     bind: Option<(String, String)>,
@@ -85,7 +89,7 @@ pub struct LdapUser {
     pub last_name: Option<String>,
 }
 
-/// A sync period in seconds: positive, else none.
+/// A period or time in seconds: positive, else none.
 fn period(v: Option<&str>) -> Option<i64> {
     v.and_then(|s| s.parse::<i64>().ok()).filter(|n| *n > 0)
 }
@@ -129,6 +133,8 @@ impl LdapProvider {
             unsynced: get("editMode") == Some("UNSYNCED"),
             full_sync_period: period(get("fullSyncPeriod")),
             changed_sync_period: period(get("changedSyncPeriod")),
+            trust_email: flag("trustEmail", false),
+            last_sync: period(get("lastSync")),
             url: get("connectionUrl").unwrap_or("").to_owned(),
             start_tls: flag("startTls", false),
             bind,
@@ -209,10 +215,20 @@ impl LdapProvider {
 
     /// A connection, bound as the provider's bind DN when it has one.
     async fn connect(&self) -> Result<ldap3::Ldap, LdapError> {
-        // Keycloak takes a space-separated list of URLs and tries each.
+        let bind = self
+            .bind
+            .as_ref()
+            .map(|(dn, pw)| (dn.as_str(), pw.as_str()));
+        self.connect_as(bind).await
+    }
+
+    /// A connection to the first of the provider's URLs that answers
+    /// (Keycloak takes a space-separated list and tries each), bound as
+    /// `bind` when given; a refused bind is not retried elsewhere.
+    async fn connect_as(&self, bind: Option<(&str, &str)>) -> Result<ldap3::Ldap, LdapError> {
         let mut last = LdapError::Config("no connectionUrl".into());
         for url in self.url.split(' ').filter(|u| !u.is_empty()) {
-            match self.connect_to(url).await {
+            match self.connect_to(url, bind).await {
                 Ok(l) => return Ok(l),
                 Err(e @ LdapError::Bind(_)) => return Err(e),
                 Err(e) => last = e,
@@ -221,7 +237,11 @@ impl LdapProvider {
         Err(last)
     }
 
-    async fn connect_to(&self, url: &str) -> Result<ldap3::Ldap, LdapError> {
+    async fn connect_to(
+        &self,
+        url: &str,
+        bind: Option<(&str, &str)>,
+    ) -> Result<ldap3::Ldap, LdapError> {
         let settings = LdapConnSettings::new()
             .set_conn_timeout(self.connect_timeout)
             .set_starttls(self.start_tls && url.starts_with("ldap://"));
@@ -229,13 +249,12 @@ impl LdapProvider {
             .await
             .map_err(|e| LdapError::Connect(e.to_string()))?;
         ldap3::drive!(conn);
-        ldap.with_timeout(self.read_timeout);
-        if let Some((dn, pw)) = &self.bind {
+        if let Some((dn, pw)) = bind {
+            ldap.with_timeout(self.read_timeout);
             ldap.simple_bind(dn, pw)
                 .await
                 .and_then(|r| r.success())
                 .map_err(|e| LdapError::Bind(e.to_string()))?;
-            ldap.with_timeout(self.read_timeout);
         }
         Ok(ldap)
     }
@@ -374,16 +393,13 @@ impl LdapProvider {
         username: &str,
         by_email: bool,
     ) -> Result<Option<LdapUser>, LdapError> {
-        let mut ldap = self.connect().await?;
         let attr = if by_email {
             "mail"
         } else {
             &self.username_attr
         };
         let extra = format!("({attr}={})", ldap3::ldap_escape(username));
-        let found = self.search(&mut ldap, &extra, false).await;
-        let _ = ldap.unbind().await;
-        let mut found = found?;
+        let mut found = self.query(&extra, false, None).await?;
         // Several entries for one name: ambiguous, so nobody (Keycloak
         // refuses such a login too).
         Ok(if found.len() == 1 { found.pop() } else { None })
@@ -428,17 +444,12 @@ impl LdapProvider {
         if extra.is_empty() {
             return Ok(vec![]);
         }
-        let mut ldap = self.connect().await?;
-        ldap.with_search_options(ldap3::SearchOptions::new().sizelimit(limit.max(1)));
-        let found = self.search(&mut ldap, &extra, false).await;
-        let _ = ldap.unbind().await;
-        found
+        self.query(&extra, false, Some(limit.max(1))).await
     }
 
     /// Every user of the provider; with `since` (LDAP generalized time),
     /// those created or changed since.
     pub async fn users(&self, since: Option<&str>) -> Result<Vec<LdapUser>, LdapError> {
-        let mut ldap = self.connect().await?;
         let (created, modified) = if self.active_directory {
             ("whenCreated", "whenChanged")
         } else {
@@ -447,7 +458,22 @@ impl LdapProvider {
         let extra = since
             .map(|t| format!("(|({created}>={t})({modified}>={t}))"))
             .unwrap_or_default();
-        let found = self.search(&mut ldap, &extra, true).await;
+        self.query(&extra, true, None).await
+    }
+
+    /// One search on a connection of its own, as the bind DN: the
+    /// provider's users matching `extra` (paged or at most `limit`).
+    async fn query(
+        &self,
+        extra: &str,
+        paged: bool,
+        limit: Option<i32>,
+    ) -> Result<Vec<LdapUser>, LdapError> {
+        let mut ldap = self.connect().await?;
+        if let Some(n) = limit {
+            ldap.with_search_options(ldap3::SearchOptions::new().sizelimit(n));
+        }
+        let found = self.search(&mut ldap, extra, paged).await;
         let _ = ldap.unbind().await;
         found
     }
@@ -458,37 +484,25 @@ impl LdapProvider {
         if password.is_empty() || dn.is_empty() {
             return Ok(false);
         }
-        let mut last = LdapError::Config("no connectionUrl".into());
-        for url in self.url.split(' ').filter(|u| !u.is_empty()) {
-            let user = LdapProvider {
-                bind: None,
-                ..self.clone()
-            };
-            let mut ldap = match user.connect_to(url).await {
-                Ok(l) => l,
-                Err(e) => {
-                    last = e;
-                    continue;
-                }
-            };
-            ldap.with_timeout(self.read_timeout);
-            let r = ldap.simple_bind(dn, password).await;
-            let _ = ldap.unbind().await;
-            return match r {
-                // 49: invalidCredentials (also an unknown DN, or a locked
-                // account in Active Directory).
-                Ok(r) if r.rc == 0 => Ok(true),
-                Ok(r) if r.rc == 49 || r.rc == 32 || r.rc == 53 => Ok(false),
-                Ok(r) => Err(LdapError::Bind(format!("result code {}", r.rc))),
-                Err(e) => Err(LdapError::Connect(e.to_string())),
-            };
+        // Connected without the bind DN: the bind below is the check.
+        let mut ldap = self.connect_as(None).await?;
+        ldap.with_timeout(self.read_timeout);
+        let r = ldap.simple_bind(dn, password).await;
+        let _ = ldap.unbind().await;
+        match r {
+            // 49: invalidCredentials (also an unknown DN, or a locked
+            // account in Active Directory).
+            Ok(r) if r.rc == 0 => Ok(true),
+            Ok(r) if r.rc == 49 || r.rc == 32 || r.rc == 53 => Ok(false),
+            Ok(r) => Err(LdapError::Bind(format!("result code {}", r.rc))),
+            Err(e) => Err(LdapError::Connect(e.to_string())),
         }
-        Err(last)
     }
 }
 
-/// Keycloak's connection test (`/testLDAPConnection`): connect, and with
-/// `authenticate` bind as `bind_dn`.
+/// Keycloak's connection test (`/testLDAPConnection`): connect to `url`
+/// (the provider's URL-list, StartTLS and timeout rules), and bind as
+/// `bind` when given.
 pub async fn test_connection(
     url: &str,
     start_tls: bool,
@@ -501,13 +515,8 @@ pub async fn test_connection(
     };
     put("connectionUrl", url);
     put("startTls", if start_tls { "true" } else { "false" });
-    put("editMode", "READ_ONLY");
     if let Some(t) = timeout {
         put("connectionTimeout", t);
-    }
-    if let Some((dn, pw)) = bind {
-        put("bindDn", dn);
-        put("bindCredential", pw);
     }
     let c = Component {
         id: String::new(),
@@ -518,10 +527,7 @@ pub async fn test_connection(
         config,
     };
     let p = LdapProvider::from_component(&c).ok_or_else(|| LdapError::Config("provider".into()))?;
-    if p.url.is_empty() {
-        return Err(LdapError::Config("no connectionUrl".into()));
-    }
-    let mut ldap = p.connect().await?;
+    let mut ldap = p.connect_as(bind).await?;
     let _ = ldap.unbind().await;
     Ok(())
 }

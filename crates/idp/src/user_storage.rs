@@ -34,11 +34,10 @@ pub fn keep_read_only(
     }
 }
 
-/// The realm's LDAP providers, enabled or not.
+/// The realm's LDAP providers, enabled or not, by priority.
 pub fn all(realm: &Realm) -> Vec<LdapProvider> {
-    let mut out: Vec<LdapProvider> = components::all(realm)
+    let mut out: Vec<LdapProvider> = components::stored(realm, STORAGE_TYPE)
         .iter()
-        .filter(|c| c.provider_type == STORAGE_TYPE)
         .filter_map(LdapProvider::from_component)
         .collect();
     out.sort_by_key(|p| p.priority);
@@ -47,15 +46,15 @@ pub fn all(realm: &Realm) -> Vec<LdapProvider> {
 
 /// The provider `id`, if it is an LDAP provider of the realm.
 pub fn one(realm: &Realm, id: &str) -> Option<LdapProvider> {
-    all(realm).into_iter().find(|p| p.id == id)
+    component(realm, id).and_then(|c| LdapProvider::from_component(&c))
 }
 
 /// The user-storage component `id` (LDAP or another provider a Keycloak
 /// export brought).
 pub fn component(realm: &Realm, id: &str) -> Option<Component> {
-    components::all(realm)
+    components::stored(realm, STORAGE_TYPE)
         .into_iter()
-        .find(|c| c.id == id && c.provider_type == STORAGE_TYPE)
+        .find(|c| c.id == id)
 }
 
 /// A login name no local user has: the directory user of that name (or
@@ -69,18 +68,7 @@ pub async fn find_and_import(idp: &Idp, realm: &Realm, username: &str) -> Option
             found = p.find(username, true).await;
         }
         match found {
-            Ok(Some(lu)) => {
-                // A clash with a local user (same e-mail) keeps the login
-                // out, as Keycloak's import refuses it.
-                return match import(idp, realm, p, &lu).await {
-                    Ok(u) => Some(u),
-                    Err(e) => {
-                        tracing::warn!(realm = %realm.name, provider = %p.name, error = %e.message,
-                            "LDAP user not imported");
-                        None
-                    }
-                };
-            }
+            Ok(Some(lu)) => return import(idp, realm, p, &lu).await,
             Ok(None) => {}
             Err(e) => tracing::warn!(realm = %realm.name, provider = %p.name, error = %e,
                 "LDAP lookup failed"),
@@ -107,10 +95,7 @@ pub async fn import_matching(idp: &Idp, realm: &Realm, q: &gatehouse_store::User
         for lu in found {
             match idp.store.user_by_username(&realm.id, &lu.username).await {
                 Ok(None) => {
-                    if let Err(e) = import(idp, realm, p, &lu).await {
-                        tracing::warn!(realm = %realm.name, user = %lu.username, error = %e.message,
-                            "LDAP user not imported");
-                    }
+                    import(idp, realm, p, &lu).await;
                 }
                 Ok(Some(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "user lookup failed"),
@@ -132,9 +117,8 @@ pub async fn check_password(
     password: &str,
     has_local_password: bool,
 ) -> Option<bool> {
-    let link = user.federation_link.as_deref()?;
-    component(realm, link)?;
-    let Some(p) = one(realm, link).filter(|p| p.enabled) else {
+    let c = component(realm, user.federation_link.as_deref()?)?;
+    let Some(p) = LdapProvider::from_component(&c).filter(|p| p.enabled) else {
         return Some(false);
     };
     if p.unsynced && has_local_password {
@@ -167,45 +151,46 @@ pub async fn check_password(
 /// provider that is not `UNSYNCED` (Keycloak refuses it for `READ_ONLY`),
 /// unless the provider is gone (see [`check_password`]).
 pub fn password_read_only(realm: &Realm, user: &User) -> bool {
-    user.federation_link
+    let c = user
+        .federation_link
         .as_deref()
-        .is_some_and(|l| component(realm, l).is_some() && one(realm, l).is_none_or(|p| !p.unsynced))
+        .and_then(|l| component(realm, l));
+    c.is_some_and(|c| LdapProvider::from_component(&c).is_none_or(|p| !p.unsynced))
 }
 
 /// The UserRepresentation of a directory user: what Keycloak's default
 /// mappers import.
-fn representation(p: &LdapProvider, lu: &LdapUser, trust_email: bool) -> Value {
+fn representation(p: &LdapProvider, lu: &LdapUser) -> Value {
     json!({
         "username": lu.username,
         "email": lu.email,
         "firstName": lu.first_name,
         "lastName": lu.last_name,
         "enabled": true,
-        "emailVerified": trust_email && lu.email.is_some(),
+        "emailVerified": p.trust_email && lu.email.is_some(),
         "federationLink": p.id,
         "attributes": {LDAP_ID: [lu.uuid], LDAP_ENTRY_DN: [lu.dn]},
     })
 }
 
-fn trusts_email(realm: &Realm, p: &LdapProvider) -> bool {
-    component(realm, &p.id)
-        .and_then(|c| c.value("trustEmail").map(|v| v == "true"))
-        .unwrap_or(false)
-}
-
 /// Imports a directory user as a new local user (default roles, groups
-/// and required actions, as any new user).
-async fn import(
-    idp: &Idp,
-    realm: &Realm,
-    p: &LdapProvider,
-    lu: &LdapUser,
-) -> Result<User, AdminError> {
-    let rep = representation(p, lu, trusts_email(realm, p));
-    let u = crate::admin::users::create_user(idp, realm, &rep, vec![], true).await?;
-    tracing::info!(realm = %realm.name, provider = %p.name, user = %u.username,
-        "imported a user from LDAP");
-    Ok(u)
+/// and required actions, as any new user). A clash with a local user
+/// (the same e-mail) keeps it out, as Keycloak's import refuses it: None,
+/// and the reason in the log.
+async fn import(idp: &Idp, realm: &Realm, p: &LdapProvider, lu: &LdapUser) -> Option<User> {
+    let rep = representation(p, lu);
+    match crate::admin::users::create_user(idp, realm, &rep, vec![], true).await {
+        Ok(u) => {
+            tracing::info!(realm = %realm.name, provider = %p.name, user = %u.username,
+                "imported a user from LDAP");
+            Some(u)
+        }
+        Err(e) => {
+            tracing::warn!(realm = %realm.name, provider = %p.name, user = %lu.username,
+                error = %e.message, "LDAP user not imported");
+            None
+        }
+    }
 }
 
 /// What a sync did (Keycloak's SynchronizationResult).
@@ -249,7 +234,7 @@ impl SyncResult {
 /// e-mail of users imported before. A local user of the same name that
 /// is not linked to `p` is left alone and counted as failed, as Keycloak
 /// does.
-pub async fn sync(
+async fn sync(
     idp: &Idp,
     realm: &Realm,
     p: &LdapProvider,
@@ -259,20 +244,15 @@ pub async fn sync(
         .users(since)
         .await
         .map_err(|e| AdminError::bad_request(e.to_string()))?;
-    let trust = trusts_email(realm, p);
     let mut r = SyncResult::default();
     for lu in users {
         match idp.store.user_by_username(&realm.id, &lu.username).await? {
             None => match import(idp, realm, p, &lu).await {
-                Ok(_) => r.added += 1,
-                Err(e) => {
-                    tracing::warn!(realm = %realm.name, user = %lu.username, error = %e.message,
-                        "LDAP sync could not import a user");
-                    r.failed += 1;
-                }
+                Some(_) => r.added += 1,
+                None => r.failed += 1,
             },
             Some(mut u) if u.federation_link.as_deref() == Some(p.id.as_str()) => {
-                if refresh(&mut u, &lu, trust) {
+                if refresh(&mut u, &lu, p.trust_email) {
                     idp.store.update_user(&u, &[]).await?;
                     r.updated += 1;
                 }
@@ -325,14 +305,7 @@ pub async fn run_sync(
     changed_only: bool,
 ) -> Result<SyncResult, AdminError> {
     let started = gatehouse_core::time::now();
-    let since = if changed_only {
-        component(realm, &p.id)
-            .and_then(|c| c.value("lastSync").and_then(|s| s.parse::<i64>().ok()))
-            .filter(|t| *t > 0)
-            .map(generalized_time)
-    } else {
-        None
-    };
+    let since = p.last_sync.filter(|_| changed_only).map(generalized_time);
     let r = sync(idp, realm, p, since.as_deref()).await?;
     // Under the realm's edit lock, on the realm as it is now.
     let (mut realm, _edit) = crate::admin::realm_for_edit(idp, realm).await?;

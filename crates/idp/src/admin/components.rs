@@ -225,11 +225,7 @@ impl Component {
 
     fn repr(&self, realm: &Realm) -> Value {
         let mut config = self.config.clone();
-        for k in SECRETS {
-            if let Some(v) = config.get_mut(*k) {
-                *v = json!([SECRET_MASK]);
-            }
-        }
+        mask_secrets(&mut config);
         let mut v = json!({"id": self.id, "name": self.name, "providerId": self.provider_id,
             "providerType": self.provider_type, "parentId": realm.id, "config": config});
         if let Some(s) = &self.sub_type {
@@ -270,6 +266,16 @@ impl Component {
 
 /// Config keys the admin API never shows (Keycloak's secret properties).
 const SECRETS: &[&str] = &["bindCredential"];
+
+/// Shows a component config's secrets as `**********` (the admin API's
+/// reads, partial exports).
+pub fn mask_secrets(config: &mut Map<String, Value>) {
+    for k in SECRETS {
+        if let Some(v) = config.get_mut(*k) {
+            *v = json!([SECRET_MASK]);
+        }
+    }
+}
 
 /// The component types written through this API.
 const WRITABLE: [&str; 2] = [POLICY_TYPE, STORAGE_TYPE];
@@ -359,17 +365,32 @@ pub fn all(realm: &Realm) -> Vec<Component> {
     let mut out: Vec<Component> = stored
         .into_iter()
         .flatten()
-        .flat_map(|(t, list)| {
-            list.as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(move |v| Component::from_stored(t, v))
-        })
+        .flat_map(|(t, list)| parsed(t, list))
         .collect();
     if !stored.is_some_and(|m| m.contains_key(POLICY_TYPE)) {
         out.extend(default_policies(realm));
     }
     out
+}
+
+/// The components the realm stores of `provider_type` (no defaults): what
+/// the login path asks for user-storage providers, without building the
+/// rest.
+pub fn stored(realm: &Realm, provider_type: &str) -> Vec<Component> {
+    realm
+        .extra
+        .get("components")
+        .and_then(|c| c.get(provider_type))
+        .map(|list| parsed(provider_type, list).collect())
+        .unwrap_or_default()
+}
+
+/// A stored list of `provider_type` (Keycloak's export form) as components.
+fn parsed<'a>(provider_type: &'a str, list: &'a Value) -> impl Iterator<Item = Component> + 'a {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(move |v| Component::from_stored(provider_type, v))
 }
 
 /// The realm's client-registration policies for `sub_type` (`anonymous`
@@ -594,19 +615,6 @@ fn parse_storage(
     Ok(c)
 }
 
-/// A representation as an admin event may keep it: secrets masked.
-fn masked(rep: &Value) -> Value {
-    let mut rep = rep.clone();
-    if let Some(c) = rep.get_mut("config").and_then(Value::as_object_mut) {
-        for k in SECRETS {
-            if let Some(v) = c.get_mut(*k) {
-                *v = json!([SECRET_MASK]);
-            }
-        }
-    }
-    rep
-}
-
 async fn save(
     idp: &Idp,
     realm: &mut Realm,
@@ -629,23 +637,11 @@ async fn create(
     }
     let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
     let c = parse(&rep, gatehouse_core::id::uuid(), None)?;
-    let t = if c.provider_type == STORAGE_TYPE {
-        STORAGE_TYPE
-    } else {
-        POLICY_TYPE
-    };
-    let mut list = of_type(&realm, t);
+    let mut list = of_type(&realm, &c.provider_type);
     list.push(c.clone());
     let path = format!("components/{}", c.id);
-    let ev = event(
-        &realm,
-        &caller,
-        "CREATE",
-        "COMPONENT",
-        &path,
-        Some(&masked(&rep)),
-    );
-    save(&idp, &mut realm, (t, &list), ev).await?;
+    let ev = event(&realm, &caller, "CREATE", "COMPONENT", &path, Some(&rep));
+    save(&idp, &mut realm, (&c.provider_type, &list), ev).await?;
     Ok(created(&idp, &realm.name, &path))
 }
 
@@ -676,7 +672,7 @@ async fn update(
         "UPDATE",
         "COMPONENT",
         &format!("components/{id}"),
-        Some(&masked(&rep)),
+        Some(&rep),
     );
     save(&idp, &mut realm, (t, &list), ev).await?;
     Ok(StatusCode::NO_CONTENT)

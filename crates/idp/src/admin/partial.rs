@@ -368,8 +368,8 @@ async fn partial_export(
             .and_then(|c| c.get_mut(crate::ldap::STORAGE_TYPE))
             .and_then(Value::as_array_mut);
         for c in storage.into_iter().flatten() {
-            if let Some(v) = c.pointer_mut("/config/bindCredential") {
-                *v = json!([crate::repr::SECRET_MASK]);
+            if let Some(config) = c.get_mut("config").and_then(Value::as_object_mut) {
+                crate::admin::components::mask_secrets(config);
             }
         }
     }

@@ -5,9 +5,10 @@
 //! the users it imported, and the admin console's connection test. The
 //! providers themselves are components (`components.rs`).
 
+use super::components::Component;
 use super::{RealmAdmin, event};
 use crate::error::AdminError;
-use crate::ldap::STORAGE_TYPE;
+use crate::ldap::LdapProvider;
 use crate::repr::SECRET_MASK;
 use crate::state::Idp;
 use axum::body::Bytes;
@@ -33,15 +34,17 @@ pub fn routes() -> Router<Arc<Idp>> {
 }
 
 /// The user-storage component `id`, with Keycloak's 404 texts.
-fn storage(realm: &gatehouse_core::model::Realm, id: &str) -> Result<(), AdminError> {
-    let all = super::components::all(realm);
-    match all.iter().find(|c| c.id == id) {
-        None => Err(AdminError::missing("Could not find component")),
-        Some(c) if c.provider_type != STORAGE_TYPE => {
-            Err(AdminError::missing("found, but not a UserStorageProvider"))
-        }
-        Some(_) => Ok(()),
+fn storage(realm: &gatehouse_core::model::Realm, id: &str) -> Result<Component, AdminError> {
+    if let Some(c) = crate::user_storage::component(realm, id) {
+        return Ok(c);
     }
+    Err(
+        if super::components::all(realm).iter().any(|c| c.id == id) {
+            AdminError::missing("found, but not a UserStorageProvider")
+        } else {
+            AdminError::missing("Could not find component")
+        },
+    )
 }
 
 /// The provider's id and name (what the admin console shows on a user
@@ -50,9 +53,7 @@ async fn name(
     RealmAdmin { realm, .. }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    storage(&realm, &id)?;
-    let c = crate::user_storage::component(&realm, &id)
-        .ok_or_else(|| AdminError::missing("Could not find component"))?;
+    let c = storage(&realm, &id)?;
     Ok(Json(json!({"id": c.id, "name": c.name})))
 }
 
@@ -68,14 +69,14 @@ async fn sync(
     Path((_, id)): Path<(String, String)>,
     Query(q): Query<SyncQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    storage(&realm, &id)?;
+    let c = storage(&realm, &id)?;
     let changed_only = match q.action.as_deref() {
         Some("triggerFullSync") => false,
         Some("triggerChangedUsersSync") => true,
         None | Some("") => return Err(AdminError::bad_request("Missing action")),
         Some(a) => return Err(AdminError::bad_request(format!("Unknown action: {a}"))),
     };
-    let p = crate::user_storage::one(&realm, &id)
+    let p = LdapProvider::from_component(&c)
         .ok_or_else(|| AdminError::bad_request("Only LDAP providers can be synchronized"))?;
     if !p.enabled || !p.import_enabled {
         return Ok(Json(
