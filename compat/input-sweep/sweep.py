@@ -82,6 +82,13 @@ LDAP = {"name": "dir", "providerId": "ldap", "providerType": "org.keycloak.stora
                    "customUserSearchFilter": ["(a=b)"], "batchSizeForSync": ["10"]}}
 admin("POST", "/admin/realms/f/components", json=LDAP)
 ldid = admin("GET", "/admin/realms/f/components?name=dir").json()[0]["id"]
+# A group mapper under it (its directory never answers either).
+MAPPER = {"name": "groups", "providerId": "group-ldap-mapper", "parentId": ldid,
+          "providerType": "org.keycloak.storage.ldap.mappers.LDAPStorageMapper",
+          "config": {"groups.dn": ["ou=g"], "mode": ["READ_ONLY"], "membership.attribute.type": ["DN"],
+                     "groups.path": ["/"], "user.roles.retrieve.strategy": ["LOAD_GROUPS_BY_MEMBER_ATTRIBUTE"]}}
+admin("POST", "/admin/realms/f/components", json=MAPPER)
+mpid = admin("GET", f"/admin/realms/f/components?name=groups&parent={ldid}").json()[0]["id"]
 
 MUTATIONS = [None, 0, -1, 1e308, 2**70, "", "x" * 5000, True, [], {}, [None], {"a": None}, "\u0000", "é\ud7ff",
              [1, "a", {}]]
@@ -105,7 +112,8 @@ def mutate(obj, path=()):
 
 replaced = [f"/admin/realms/f", f"/admin/realms/f/clients/{cid}", f"/admin/realms/f/users/{uid}",
             f"/admin/realms/f/groups/{gid}", "/admin/realms/f/roles/r1", f"/admin/realms/f/client-scopes/{csid}",
-            "/admin/realms/f/users/profile", f"{OR}/{orid}", f"/admin/realms/f/components/{ldid}"]
+            "/admin/realms/f/users/profile", f"{OR}/{orid}", f"/admin/realms/f/components/{ldid}",
+            f"/admin/realms/f/components/{mpid}"]
 for path in replaced:
     rep = admin("GET", path).json()
     for o in mutate(rep):
@@ -151,6 +159,8 @@ created = {
     f"/admin/realms/f/user-storage/{ldid}/sync?action=triggerFullSync": {},
     f"/admin/realms/f/user-storage/{ldid}/sync?action=x": {},
     f"/admin/realms/f/user-storage/{ldid}/unlink-users": {},
+    "/admin/realms/f/components?mapper": MAPPER,
+    f"/admin/realms/f/user-storage/{ldid}/mappers/{mpid}/sync?direction=fedToKeycloak": {},
     "/admin/api/f/clients/v2": {"clientId": "v2", "loginFlows": ["STANDARD"], "redirectUris": ["http://x/cb"],
                                 "auth": {"method": "client-secret"}, "roles": ["a"]},
 }

@@ -1280,6 +1280,27 @@ test("user federation providers, as Keycloak's userStorageProvider spec uses the
     kc.components.create({ name: "kerb", providerId: "kerberos", providerType: "org.keycloak.storage.UserStorageProvider", config: {} }),
     /400|not supported/,
   );
+  // Its mappers: Keycloak's defaults, listed by parent, the mapper types
+  // offered, one added and synced (a hardcoded role has nothing to sync).
+  const mapperType = "org.keycloak.storage.ldap.mappers.LDAPStorageMapper";
+  const defaults = await kc.components.find({ parent: fed.id, type: mapperType });
+  assert.deepEqual(defaults.map((m) => m.name).sort(), ["creation date", "email", "first name", "last name", "modify date", "username"]);
+  const types = await kc.components.listSubComponents({ id: fed.id, type: mapperType });
+  assert.ok(types.some((t) => t.id === "group-ldap-mapper"));
+  await kc.roles.create({ name: "ldap-compat-role" });
+  const mapper = await kc.components.create({
+    name: "fixed role",
+    parentId: fed.id,
+    providerId: "hardcoded-ldap-role-mapper",
+    providerType: mapperType,
+    config: { role: ["ldap-compat-role"] },
+  });
+  const synced = await kc.userStorageProvider.mappersSync({ parentId: fed.id, id: mapper.id, direction: "fedToKeycloak" });
+  assert.equal(synced.added, 0);
+  assert.equal((await kc.components.findOne({ id: mapper.id })).parentId, fed.id);
+  await kc.components.del({ id: mapper.id });
+  assert.equal((await kc.components.find({ parent: fed.id })).length, 6);
+  await kc.roles.delByName({ name: "ldap-compat-role" });
   await kc.components.del({ id: fed.id });
   await assert.rejects(kc.userStorageProvider.name({ id: fed.id }), /404|Could not find/);
 });

@@ -6,14 +6,16 @@
 //! them in) is `user_storage.rs`.
 //!
 //! Read-only, as Keycloak's `READ_ONLY` edit mode: nothing is written to
-//! the directory. Attributes are read as Keycloak's default mappers read
-//! them for the provider's settings (username from
-//! `usernameLDAPAttribute`, first name from `cn`, or `givenName` where
-//! `cn` is the RDN, last name from `sn`, e-mail from `mail`).
+//! the directory. What an entry's attributes become (names, e-mail, user
+//! attributes, groups, roles) is the provider's mappers' business
+//! (`ldap/mappers.rs`); the username comes from `usernameLDAPAttribute`.
+
+pub mod mappers;
 
 use crate::admin::components::Component;
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
-use std::collections::HashMap;
+use mappers::{Mappers, Membership, Strategy};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// The provider type of user-storage components (Keycloak's name).
@@ -72,10 +74,8 @@ pub struct LdapProvider {
     connect_timeout: Duration,
     read_timeout: Duration,
     active_directory: bool,
-    first_name_attr: &'static str,
-    /// Read-only Active Directory with `cn` as RDN and another username
-    /// attribute: Keycloak's "full name" mapper splits `cn` into names.
-    full_name: bool,
+    /// What the entries' attributes become.
+    pub mappers: Mappers,
 }
 
 /// One directory user, as Gatehouse keeps it.
@@ -87,6 +87,11 @@ pub struct LdapUser {
     pub email: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// User attributes the attribute mappers name (`createTimestamp`...).
+    pub attributes: BTreeMap<String, Vec<String>>,
+    /// The entry's values the membership mappers read (by lowercase
+    /// attribute name: `memberof`, `uid`).
+    pub values: HashMap<String, Vec<String>>,
 }
 
 /// A period or time in seconds: positive, else none.
@@ -124,6 +129,15 @@ impl LdapProvider {
                 c.value("bindCredential").unwrap_or("").to_owned(),
             )),
         };
+        let first_name = if rdn_is_cn && (username_is_cn || !read_only) {
+            "givenName"
+        } else {
+            "cn"
+        };
+        let mappers = Mappers::from_children(&c.children, &username_attr, active_directory)
+            .unwrap_or_else(|| {
+                Mappers::defaults(first_name, rdn_is_cn && !username_is_cn && read_only)
+            });
         Some(LdapProvider {
             id: c.id.clone(),
             name: c.name.clone(),
@@ -163,12 +177,7 @@ impl LdapProvider {
             connect_timeout: ms(get("connectionTimeout")).unwrap_or(Duration::from_secs(10)),
             read_timeout: ms(get("readTimeout")).unwrap_or(Duration::from_secs(30)),
             active_directory,
-            first_name_attr: if rdn_is_cn && (username_is_cn || !read_only) {
-                "givenName"
-            } else {
-                "cn"
-            },
-            full_name: rdn_is_cn && !username_is_cn && read_only,
+            mappers,
             username_attr,
         })
     }
@@ -276,15 +285,22 @@ impl LdapProvider {
         f
     }
 
+    /// The attributes a user search asks for: what the mappers read.
     fn attributes(&self) -> Vec<&str> {
-        vec![
-            self.username_attr.as_str(),
-            self.uuid_attr.as_str(),
-            "mail",
-            "cn",
-            "sn",
-            "givenName",
-        ]
+        let m = &self.mappers;
+        let mut out = vec![self.username_attr.as_str(), self.uuid_attr.as_str()];
+        out.extend(m.attributes.iter().map(|(_, l)| l.as_str()));
+        out.extend(m.full_name.as_deref());
+        for ms in &m.memberships {
+            match ms.strategy {
+                Strategy::MemberOf => out.push(&ms.member_of_attr),
+                _ if ms.by_uid => out.push(&ms.user_attr),
+                _ => {}
+            }
+        }
+        out.sort_unstable_by_key(|a| a.to_ascii_lowercase());
+        out.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        out
     }
 
     /// The provider's users matching `extra`; with `paged`, fetched in
@@ -347,16 +363,25 @@ impl LdapProvider {
     }
 
     fn user(&self, e: SearchEntry) -> Option<LdapUser> {
-        let first = |attrs: &HashMap<String, Vec<String>>, name: &str| {
-            attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .and_then(|(_, v)| v.first())
+        let mut values: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in e.attrs {
+            let v: Vec<String> = v
+                .into_iter()
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
+                .collect();
+            if !v.is_empty() {
+                values.entry(k.to_lowercase()).or_default().extend(v);
+            }
+        }
+        let first = |name: &str| {
+            values
+                .get(&name.to_lowercase())
+                .and_then(|v| v.first())
+                .cloned()
         };
-        let username = first(&e.attrs, &self.username_attr)?.to_lowercase();
-        let uuid = match first(&e.attrs, &self.uuid_attr) {
+        let username = first(&self.username_attr)?.to_lowercase();
+        let uuid = match first(&self.uuid_attr) {
             Some(u) => u,
             // objectGUID is binary in Active Directory: Keycloak shows it
             // as a UUID string in its byte order.
@@ -367,23 +392,186 @@ impl LdapProvider {
                 .and_then(|(_, v)| v.first())
                 .and_then(|b| guid(b, self.active_directory))?,
         };
-        let (first_name, last_name) = if self.full_name {
-            let cn = first(&e.attrs, "cn");
-            match cn.as_deref().and_then(|c| c.rsplit_once(' ')) {
-                Some((f, l)) => (Some(f.to_owned()), Some(l.to_owned())),
-                None => (None, cn),
-            }
-        } else {
-            (first(&e.attrs, self.first_name_attr), first(&e.attrs, "sn"))
-        };
-        Some(LdapUser {
+        let mut u = LdapUser {
             dn: e.dn,
             uuid,
             username,
-            email: first(&e.attrs, "mail").map(|m| m.to_lowercase()),
-            first_name,
-            last_name,
-        })
+            email: None,
+            first_name: None,
+            last_name: None,
+            attributes: BTreeMap::new(),
+            values: HashMap::new(),
+        };
+        if let Some(cn) = self.mappers.full_name.as_deref().and_then(first) {
+            match cn.rsplit_once(' ') {
+                Some((f, l)) => {
+                    (u.first_name, u.last_name) = (Some(f.to_owned()), Some(l.to_owned()))
+                }
+                None => u.last_name = Some(cn),
+            }
+        }
+        for (model, ldap) in &self.mappers.attributes {
+            let v = first(ldap);
+            match model.as_str() {
+                "email" => u.email = v.map(|m| m.to_lowercase()),
+                "firstName" => u.first_name = v,
+                "lastName" => u.last_name = v,
+                _ => {
+                    if let Some(all) = values.get(&ldap.to_lowercase()) {
+                        u.attributes.insert(model.clone(), all.clone());
+                    }
+                }
+            }
+        }
+        for ms in &self.mappers.memberships {
+            let attr = match ms.strategy {
+                Strategy::MemberOf => &ms.member_of_attr,
+                _ if ms.by_uid => &ms.user_attr,
+                _ => continue,
+            };
+            let key = attr.to_lowercase();
+            if let Some(v) = values.get(&key) {
+                u.values.insert(key, v.clone());
+            }
+        }
+        Some(u)
+    }
+
+    /// The names of the directory groups `user` is in, by membership
+    /// mapper (in the order of `mappers.memberships`).
+    pub async fn memberships(&self, user: &LdapUser) -> Result<Vec<Vec<String>>, LdapError> {
+        let mut out = Vec::with_capacity(self.mappers.memberships.len());
+        let mut ldap = None;
+        for m in &self.mappers.memberships {
+            if m.strategy == Strategy::MemberOf {
+                let names = user
+                    .values
+                    .get(&m.member_of_attr.to_lowercase())
+                    .into_iter()
+                    .flatten()
+                    .filter(|dn| mappers::is_under(dn, &m.dn))
+                    .filter_map(|dn| mappers::rdn_value(dn, &m.name_attr))
+                    .collect();
+                out.push(names);
+                continue;
+            }
+            let member = if m.by_uid {
+                let v = user.values.get(&m.user_attr.to_lowercase());
+                match v.and_then(|v| v.first()) {
+                    Some(v) => v.clone(),
+                    None => {
+                        out.push(vec![]);
+                        continue;
+                    }
+                }
+            } else {
+                user.dn.clone()
+            };
+            let rule = if m.strategy == Strategy::ByMemberRecursively {
+                ":1.2.840.113556.1.4.1941:"
+            } else {
+                ""
+            };
+            let extra = format!("({}{rule}={})", m.member_attr, ldap3::ldap_escape(&member));
+            if ldap.is_none() {
+                ldap = Some(self.connect().await?);
+            }
+            let Some(conn) = ldap.as_mut() else {
+                continue;
+            };
+            out.push(self.group_names(conn, m, &extra).await?);
+        }
+        if let Some(mut l) = ldap {
+            let _ = l.unbind().await;
+        }
+        Ok(out)
+    }
+
+    /// Which of `names` are groups of mapper `m` in the directory (a
+    /// membership Gatehouse holds in a group the directory does not have
+    /// is not the directory's to remove).
+    pub async fn existing(
+        &self,
+        m: &Membership,
+        names: &[String],
+    ) -> Result<Vec<String>, LdapError> {
+        if names.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut extra = String::from("(|");
+        for n in names {
+            extra.push_str(&format!(
+                "({}={})",
+                m.name_attr,
+                ldap3::ldap_escape(n.as_str())
+            ));
+        }
+        extra.push(')');
+        let mut ldap = self.connect().await?;
+        let found = self.group_names(&mut ldap, m, &extra).await;
+        let _ = ldap.unbind().await;
+        found
+    }
+
+    /// The names of all of mapper `m`'s group entries (a mapper sync).
+    pub async fn groups(&self, m: &Membership) -> Result<Vec<String>, LdapError> {
+        let mut ldap = self.connect().await?;
+        let found = self.group_names(&mut ldap, m, "").await;
+        let _ = ldap.unbind().await;
+        found
+    }
+
+    /// The names of mapper `m`'s group entries matching `extra`.
+    async fn group_names(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        m: &Membership,
+        extra: &str,
+    ) -> Result<Vec<String>, LdapError> {
+        let mut f = String::from("(&");
+        for oc in &m.object_classes {
+            f.push_str(&format!(
+                "(objectClass={})",
+                ldap3::ldap_escape(oc.as_str())
+            ));
+        }
+        if let Some(c) = &m.filter {
+            f.push_str(c);
+        }
+        f.push_str(extra);
+        f.push(')');
+        let scope = if self.subtree {
+            Scope::Subtree
+        } else {
+            Scope::OneLevel
+        };
+        ldap.with_timeout(self.read_timeout);
+        let failed = |e: ldap3::LdapError| LdapError::Search(e.to_string());
+        let (entries, _) = ldap
+            .search(&m.dn, scope, &f, vec![m.name_attr.as_str()])
+            .await
+            .and_then(|r| r.success())
+            .map_err(failed)?;
+        let mut names: Vec<String> = entries
+            .into_iter()
+            .filter_map(|re| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    SearchEntry::construct(re)
+                }))
+                .ok()
+            })
+            .filter_map(|e| {
+                e.attrs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&m.name_attr))
+                    .and_then(|(_, v)| v.first())
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     /// The directory's user named `username` (by the username attribute,
@@ -519,12 +707,10 @@ pub async fn test_connection(
         put("connectionTimeout", t);
     }
     let c = Component {
-        id: String::new(),
-        name: String::new(),
         provider_id: PROVIDER_ID.into(),
         provider_type: STORAGE_TYPE.into(),
-        sub_type: None,
         config,
+        ..Default::default()
     };
     let p = LdapProvider::from_component(&c).ok_or_else(|| LdapError::Config("provider".into()))?;
     let mut ldap = p.connect_as(bind).await?;
@@ -561,8 +747,8 @@ mod tests {
             name: "ldap".into(),
             provider_id: PROVIDER_ID.into(),
             provider_type: STORAGE_TYPE.into(),
-            sub_type: None,
             config: config.as_object().cloned().unwrap_or_default(),
+            ..Default::default()
         }
     }
 

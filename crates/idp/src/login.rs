@@ -280,7 +280,8 @@ async fn check(
         }
     }
     // A user imported from a directory has its password checked there.
-    let ok = match crate::user_storage::check_password(realm, &user, password, cred.is_some()).await
+    let ok = match crate::user_storage::check_password(idp, realm, &user, password, cred.is_some())
+        .await
     {
         Some(ok) => ok,
         None => match &cred {

@@ -10,9 +10,11 @@
 
 use crate::admin::components::{self, Component};
 use crate::error::AdminError;
+use crate::ldap::mappers::{Membership, Target};
 use crate::ldap::{LDAP_ENTRY_DN, LDAP_ID, LdapProvider, LdapUser, STORAGE_TYPE};
 use crate::state::Idp;
-use gatehouse_core::model::{Realm, User};
+use gatehouse_core::model::{Group, Realm, Role, User};
+use gatehouse_store::Holder;
 use serde_json::{Value, json};
 
 /// Attributes that tie a user to its directory entry: never changed
@@ -112,6 +114,7 @@ pub async fn import_matching(idp: &Idp, realm: &Realm, q: &gatehouse_store::User
 /// in; a link to no provider at all (an export that left its provider
 /// out) makes a local user, whose password an admin can set.
 pub async fn check_password(
+    idp: &Idp,
     realm: &Realm,
     user: &User,
     password: &str,
@@ -138,11 +141,47 @@ pub async fn check_password(
         },
     };
     match p.check_password(&dn, password).await {
+        Ok(true) if p.mappers.assign() => Some(refresh_memberships(idp, realm, &p, user).await),
         Ok(ok) => Some(ok),
         Err(e) => {
             tracing::warn!(realm = %realm.name, provider = %p.name, error = %e,
                 "LDAP password check failed");
             Some(false)
+        }
+    }
+}
+
+/// After a directory login: the user's groups and roles as the directory
+/// has them now, so that what it took away is not in the tokens this
+/// login gets. When that cannot be learnt, the login fails (the reason in
+/// the log) rather than go on with memberships that may be stale.
+async fn refresh_memberships(idp: &Idp, realm: &Realm, p: &LdapProvider, user: &User) -> bool {
+    let lu = match p.find(&user.username, false).await {
+        Ok(Some(lu)) => lu,
+        Ok(None) => {
+            tracing::warn!(realm = %realm.name, provider = %p.name, user = %user.username,
+                "LDAP user gone from the directory after its bind");
+            return false;
+        }
+        Err(e) => {
+            tracing::warn!(realm = %realm.name, provider = %p.name, error = %e,
+                "LDAP lookup of a user's groups failed");
+            return false;
+        }
+    };
+    let mut fresh = user.clone();
+    if refresh(&mut fresh, &lu, p) {
+        match idp.store.update_user(&fresh, &[]).await {
+            Ok(()) => idp.invalidate(),
+            Err(e) => tracing::warn!(error = %e, "LDAP user refresh failed"),
+        }
+    }
+    match assign(idp, realm, p, user, &lu).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(realm = %realm.name, provider = %p.name, user = %user.username,
+                error = %e.message, "LDAP groups and roles not applied: login refused");
+            false
         }
     }
 }
@@ -161,6 +200,13 @@ pub fn password_read_only(realm: &Realm, user: &User) -> bool {
 /// The UserRepresentation of a directory user: what Keycloak's default
 /// mappers import.
 fn representation(p: &LdapProvider, lu: &LdapUser) -> Value {
+    let mut attributes = json!({LDAP_ID: [lu.uuid], LDAP_ENTRY_DN: [lu.dn]});
+    for (k, v) in &lu.attributes {
+        attributes[k] = json!(v);
+    }
+    for (k, v) in &p.mappers.fixed {
+        attributes[k] = json!([v]);
+    }
     json!({
         "username": lu.username,
         "email": lu.email,
@@ -169,7 +215,7 @@ fn representation(p: &LdapProvider, lu: &LdapUser) -> Value {
         "enabled": true,
         "emailVerified": p.trust_email && lu.email.is_some(),
         "federationLink": p.id,
-        "attributes": {LDAP_ID: [lu.uuid], LDAP_ENTRY_DN: [lu.dn]},
+        "attributes": attributes,
     })
 }
 
@@ -183,6 +229,10 @@ async fn import(idp: &Idp, realm: &Realm, p: &LdapProvider, lu: &LdapUser) -> Op
         Ok(u) => {
             tracing::info!(realm = %realm.name, provider = %p.name, user = %u.username,
                 "imported a user from LDAP");
+            if let Err(e) = assign(idp, realm, p, &u, lu).await {
+                tracing::warn!(realm = %realm.name, provider = %p.name, user = %u.username,
+                    error = %e.message, "LDAP groups and roles not applied");
+            }
             Some(u)
         }
         Err(e) => {
@@ -191,6 +241,328 @@ async fn import(idp: &Idp, realm: &Realm, p: &LdapProvider, lu: &LdapUser) -> Op
             None
         }
     }
+}
+
+fn directory_failed(e: crate::ldap::LdapError) -> AdminError {
+    AdminError::bad_request(e.to_string())
+}
+
+/// Brings `u`'s groups and role mappings in line with the provider's
+/// group, role and hardcoded mappers: memberships the directory names
+/// are added (groups and roles it names that Gatehouse lacks are
+/// created, as Keycloak's mappers create them); memberships in groups and
+/// roles the directory has but no longer lists the user in are removed.
+/// Groups and roles the directory does not know (local ones, default
+/// roles) are left alone. Whether anything changed.
+pub async fn assign(
+    idp: &Idp,
+    realm: &Realm,
+    p: &LdapProvider,
+    u: &User,
+    lu: &LdapUser,
+) -> Result<bool, AdminError> {
+    let m = &p.mappers;
+    if !m.assign() {
+        return Ok(false);
+    }
+    let found = p.memberships(lu).await.map_err(directory_failed)?;
+    let mut groups = idp.store.groups(&realm.id).await?;
+    let user_groups = idp.store.user_groups(&u.id).await?;
+    let granted = idp.store.granted_roles(Holder::User(&u.id)).await?;
+    let mut changed = false;
+    for (ms, names) in m.memberships.iter().zip(found) {
+        changed |= match &ms.target {
+            Target::Groups(path) => {
+                let scope = (p, ms, path.as_str());
+                assign_groups(idp, realm, scope, (u, &user_groups), &names, &mut groups).await?
+            }
+            Target::RealmRoles => {
+                assign_roles(idp, realm, (p, ms), (u, &granted), &names, None).await?
+            }
+            Target::ClientRoles(client_id) => {
+                let Some(client) = idp.store.client_by_client_id(&realm.id, client_id).await?
+                else {
+                    return Err(AdminError::bad_request(format!(
+                        "role mapper {}: no client {client_id}",
+                        ms.name
+                    )));
+                };
+                let owner = Some(client.id.as_str());
+                assign_roles(idp, realm, (p, ms), (u, &granted), &names, owner).await?
+            }
+        };
+    }
+    for r in &m.roles {
+        let Some(role) = hardcoded_role(idp, realm, r).await? else {
+            tracing::warn!(realm = %realm.name, provider = %p.name, role = %r,
+                "hardcoded LDAP role mapper names no role");
+            continue;
+        };
+        if !granted.iter().any(|g| g.id == role.id) {
+            idp.store
+                .grant_roles(Holder::User(&u.id), &[role.id], &[])
+                .await?;
+            changed = true;
+        }
+    }
+    for path in &m.groups {
+        let Some(g) = crate::repr::group_by_path(&groups, path) else {
+            tracing::warn!(realm = %realm.name, provider = %p.name, group = %path,
+                "hardcoded LDAP group mapper names no group");
+            continue;
+        };
+        if !user_groups.iter().any(|x| x.id == g.id) {
+            idp.store.join_group(&u.id, &g.id, &[]).await?;
+            changed = true;
+        }
+    }
+    if changed {
+        // Tokens are made from cached users and identities.
+        idp.invalidate();
+    }
+    Ok(changed)
+}
+
+/// A hardcoded mapper's `role`: `client.role` where a client of that
+/// `clientId` exists, else the realm role of the whole name (Keycloak's
+/// reading).
+async fn hardcoded_role(idp: &Idp, realm: &Realm, name: &str) -> Result<Option<Role>, AdminError> {
+    if let Some((client_id, role)) = name.rsplit_once('.')
+        && let Some(c) = idp.store.client_by_client_id(&realm.id, client_id).await?
+    {
+        return Ok(idp.store.role_by_name(&realm.id, Some(&c.id), role).await?);
+    }
+    Ok(idp.store.role_by_name(&realm.id, None, name).await?)
+}
+
+/// Of `held` (names of what the user holds in the mapper's scope that the
+/// directory did not list), those the directory has: the memberships to
+/// remove.
+async fn stale(
+    p: &LdapProvider,
+    ms: &Membership,
+    held: Vec<(String, String)>,
+) -> Result<Vec<String>, AdminError> {
+    if held.is_empty() {
+        return Ok(vec![]);
+    }
+    let names: Vec<String> = held.iter().map(|(_, n)| n.clone()).collect();
+    let known = p.existing(ms, &names).await.map_err(directory_failed)?;
+    Ok(held
+        .into_iter()
+        .filter(|(_, n)| known.iter().any(|k| k.eq_ignore_ascii_case(n)))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// A group mapper's memberships for `u`: the groups named `names` under
+/// `path` (created when missing).
+async fn assign_groups(
+    idp: &Idp,
+    realm: &Realm,
+    (p, ms, path): (&LdapProvider, &Membership, &str),
+    (u, user_groups): (&User, &[Group]),
+    names: &[String],
+    groups: &mut Vec<Group>,
+) -> Result<bool, AdminError> {
+    let parent = group_parent(groups, ms, path)?;
+    let mut wanted = Vec::with_capacity(names.len());
+    for name in names {
+        let existing = groups
+            .iter()
+            .find(|g| g.parent_id == parent && g.name.eq_ignore_ascii_case(name));
+        let id = match existing {
+            Some(g) => g.id.clone(),
+            None => {
+                let g = Group {
+                    id: gatehouse_core::id::uuid(),
+                    realm_id: realm.id.clone(),
+                    parent_id: parent.clone(),
+                    name: name.clone(),
+                    description: None,
+                    attributes: Default::default(),
+                };
+                idp.store.create_group(&g, &[]).await?;
+                let id = g.id.clone();
+                groups.push(g);
+                id
+            }
+        };
+        wanted.push(id);
+    }
+    let mut changed = false;
+    for id in &wanted {
+        if !user_groups.iter().any(|g| &g.id == id) {
+            idp.store.join_group(&u.id, id, &[]).await?;
+            changed = true;
+        }
+    }
+    let held = user_groups
+        .iter()
+        .filter(|g| g.parent_id == parent && !wanted.contains(&g.id))
+        .map(|g| (g.id.clone(), g.name.clone()))
+        .collect();
+    for id in stale(p, ms, held).await? {
+        idp.store.leave_group(&u.id, &id, &[]).await?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// A role mapper's role mappings for `u`: the realm roles (or roles of
+/// client `owner`) named `names` (created when missing).
+async fn assign_roles(
+    idp: &Idp,
+    realm: &Realm,
+    (p, ms): (&LdapProvider, &Membership),
+    (u, granted): (&User, &[Role]),
+    names: &[String],
+    owner: Option<&str>,
+) -> Result<bool, AdminError> {
+    let mut wanted = Vec::with_capacity(names.len());
+    for name in names {
+        let id = match idp.store.role_by_name(&realm.id, owner, name).await? {
+            Some(r) => r.id,
+            None => {
+                let r = Role {
+                    id: gatehouse_core::id::uuid(),
+                    realm_id: realm.id.clone(),
+                    client_id: owner.map(str::to_owned),
+                    name: name.clone(),
+                    description: None,
+                    attributes: Default::default(),
+                };
+                idp.store.create_role(&r, &[]).await?;
+                r.id
+            }
+        };
+        wanted.push(id);
+    }
+    let add: Vec<String> = wanted
+        .iter()
+        .filter(|id| !granted.iter().any(|g| &g.id == *id))
+        .cloned()
+        .collect();
+    let held = granted
+        .iter()
+        .filter(|r| r.client_id.as_deref() == owner && !wanted.contains(&r.id))
+        .map(|r| (r.id.clone(), r.name.clone()))
+        .collect();
+    let remove = stale(p, ms, held).await?;
+    if !add.is_empty() {
+        idp.store
+            .grant_roles(Holder::User(&u.id), &add, &[])
+            .await?;
+    }
+    if !remove.is_empty() {
+        idp.store
+            .revoke_roles(Holder::User(&u.id), &remove, &[])
+            .await?;
+    }
+    Ok(!add.is_empty() || !remove.is_empty())
+}
+
+/// The parent a group mapper's groups go under: None for `/`; an error
+/// for a path with no group.
+fn group_parent(
+    groups: &[Group],
+    ms: &Membership,
+    path: &str,
+) -> Result<Option<String>, AdminError> {
+    match path.trim_end_matches('/') {
+        "" => Ok(None),
+        path => crate::repr::group_by_path(groups, path)
+            .map(|g| Some(g.id.clone()))
+            .ok_or_else(|| {
+                AdminError::bad_request(format!("group mapper {}: no group {path}", ms.name))
+            }),
+    }
+}
+
+/// A mapper's sync from the directory (`/user-storage/{id}/mappers/{mapper}/sync`):
+/// the groups (or roles) of a membership mapper created here when
+/// missing, and with `drop.non.existing.groups.during.sync` the groups
+/// under the mapper's path that the directory no longer has removed.
+/// Other mappers have nothing to sync.
+pub async fn sync_mapper(
+    idp: &Idp,
+    realm: &Realm,
+    p: &LdapProvider,
+    mapper: &str,
+) -> Result<SyncResult, AdminError> {
+    let mut r = SyncResult::default();
+    let Some(ms) = p.mappers.memberships.iter().find(|m| m.id == mapper) else {
+        return Ok(r);
+    };
+    let names = p.groups(ms).await.map_err(directory_failed)?;
+    match &ms.target {
+        Target::Groups(path) => {
+            let groups = idp.store.groups(&realm.id).await?;
+            let parent = group_parent(&groups, ms, path)?;
+            for name in &names {
+                let here = groups
+                    .iter()
+                    .any(|g| g.parent_id == parent && g.name.eq_ignore_ascii_case(name));
+                if here {
+                    r.updated += 1;
+                    continue;
+                }
+                let g = Group {
+                    id: gatehouse_core::id::uuid(),
+                    realm_id: realm.id.clone(),
+                    parent_id: parent.clone(),
+                    name: name.clone(),
+                    description: None,
+                    attributes: Default::default(),
+                };
+                idp.store.create_group(&g, &[]).await?;
+                r.added += 1;
+            }
+            if ms.drop_missing {
+                for g in groups.iter().filter(|g| g.parent_id == parent) {
+                    if !names.iter().any(|n| n.eq_ignore_ascii_case(&g.name)) {
+                        idp.store.delete_group(&realm.id, &g.id, &[]).await?;
+                        r.removed += 1;
+                    }
+                }
+            }
+        }
+        Target::RealmRoles | Target::ClientRoles(_) => {
+            let owner = match &ms.target {
+                Target::ClientRoles(client_id) => {
+                    let c = idp.store.client_by_client_id(&realm.id, client_id).await?;
+                    Some(
+                        c.ok_or_else(|| AdminError::bad_request(format!("no client {client_id}")))?
+                            .id,
+                    )
+                }
+                _ => None,
+            };
+            for name in &names {
+                if idp
+                    .store
+                    .role_by_name(&realm.id, owner.as_deref(), name)
+                    .await?
+                    .is_some()
+                {
+                    r.updated += 1;
+                    continue;
+                }
+                let role = Role {
+                    id: gatehouse_core::id::uuid(),
+                    realm_id: realm.id.clone(),
+                    client_id: owner.clone(),
+                    name: name.clone(),
+                    description: None,
+                    attributes: Default::default(),
+                };
+                idp.store.create_role(&role, &[]).await?;
+                r.added += 1;
+            }
+        }
+    }
+    idp.invalidate();
+    Ok(r)
 }
 
 /// What a sync did (Keycloak's SynchronizationResult).
@@ -252,8 +624,20 @@ async fn sync(
                 None => r.failed += 1,
             },
             Some(mut u) if u.federation_link.as_deref() == Some(p.id.as_str()) => {
-                if refresh(&mut u, &lu, p.trust_email) {
+                let mut changed = refresh(&mut u, &lu, p);
+                if changed {
                     idp.store.update_user(&u, &[]).await?;
+                }
+                match assign(idp, realm, p, &u, &lu).await {
+                    Ok(c) => changed |= c,
+                    Err(e) => {
+                        tracing::warn!(realm = %realm.name, user = %lu.username,
+                            error = %e.message, "LDAP sync could not apply groups and roles");
+                        r.failed += 1;
+                        continue;
+                    }
+                }
+                if changed {
                     r.updated += 1;
                 }
             }
@@ -270,7 +654,7 @@ async fn sync(
 /// Brings an imported user's names, e-mail and entry up to date with the
 /// directory (what an admin set locally otherwise, such as `enabled`,
 /// stays); whether anything changed.
-fn refresh(u: &mut User, lu: &LdapUser, trust_email: bool) -> bool {
+fn refresh(u: &mut User, lu: &LdapUser, p: &LdapProvider) -> bool {
     let mut changed = false;
     let mut set = |field: &mut Option<String>, v: &Option<String>| {
         if field != v {
@@ -281,9 +665,23 @@ fn refresh(u: &mut User, lu: &LdapUser, trust_email: bool) -> bool {
     set(&mut u.email, &lu.email);
     set(&mut u.first_name, &lu.first_name);
     set(&mut u.last_name, &lu.last_name);
-    if trust_email && lu.email.is_some() && !u.email_verified {
+    if p.trust_email && lu.email.is_some() && !u.email_verified {
         u.email_verified = true;
         changed = true;
+    }
+    // The mapped attributes: as the entry has them, gone when it has none.
+    for (model, _) in &p.mappers.attributes {
+        if matches!(model.as_str(), "email" | "firstName" | "lastName") {
+            continue;
+        }
+        match lu.attributes.get(model) {
+            Some(v) if u.attributes.get(model) != Some(v) => {
+                u.attributes.insert(model.clone(), v.clone());
+                changed = true;
+            }
+            None if u.attributes.remove(model).is_some() => changed = true,
+            _ => {}
+        }
     }
     for (k, v) in [(LDAP_ID, &lu.uuid), (LDAP_ENTRY_DN, &lu.dn)] {
         if u.attributes.get(k).and_then(|l| l.first()) != Some(v) {
@@ -446,8 +844,8 @@ mod tests {
             name: "p".into(),
             provider_id: crate::ldap::PROVIDER_ID.into(),
             provider_type: STORAGE_TYPE.into(),
-            sub_type: None,
             config: config.as_object().cloned().unwrap_or_default(),
+            ..Default::default()
         })
     }
 

@@ -63,7 +63,8 @@ impl Slapd {
             format!(
                 "TLSCertificateFile {}\nTLSCertificateKeyFile {}\n\
                  include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
-                 include /etc/ldap/schema/inetorgperson.schema\nmodulepath /usr/lib/ldap\n\
+                 include /etc/ldap/schema/inetorgperson.schema\ninclude /etc/ldap/schema/nis.schema\n\
+                 modulepath /usr/lib/ldap\n\
                  moduleload back_mdb\npidfile {}/slapd.pid\ndatabase mdb\nmaxsize 10485760\n\
                  suffix \"{SUFFIX}\"\nrootdn \"{ADMIN_DN}\"\nrootpw {ADMIN_PW}\ndirectory {}\n",
                 cert.display(),
@@ -126,19 +127,28 @@ impl Slapd {
 
     /// Adds entries with ldapadd, as a directory admin would.
     fn add(&self, ldif: &str) {
+        self.run("ldapadd", ldif);
+    }
+
+    /// Changes entries with ldapmodify.
+    fn modify(&self, ldif: &str) {
+        self.run("ldapmodify", ldif);
+    }
+
+    fn run(&self, tool: &str, ldif: &str) {
         use std::io::Write;
-        let mut c = Command::new("ldapadd")
+        let mut c = Command::new(tool)
             .args(["-x", "-H", &self.url, "-D", ADMIN_DN, "-w", ADMIN_PW])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
-            .expect("ldapadd (ldap-utils)");
+            .expect("ldapadd/ldapmodify (ldap-utils)");
         c.stdin
             .take()
             .expect("stdin")
             .write_all(ldif.as_bytes())
             .expect("write");
-        assert!(c.wait().expect("ldapadd").success());
+        assert!(c.wait().expect(tool).success(), "{tool} {ldif}");
     }
 }
 
@@ -553,4 +563,267 @@ async fn a_keycloak_export_with_ldap_users_logs_them_in_against_the_directory() 
         s.exported_user("kc", "jbrown").await["federationLink"],
         "6d1a3c1e-ldap-provider"
     );
+}
+
+const MAPPER: &str = "org.keycloak.storage.ldap.mappers.LDAPStorageMapper";
+
+/// The names of a user's groups, or of its direct realm roles.
+async fn names_of(s: &Server, t: &str, uid: &str, what: &str) -> Vec<String> {
+    let (_, list) = s.admin_get(t, &format!("/fed/users/{uid}/{what}")).await;
+    let mut names: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Group and role mappers as Keycloak's admin console adds them: the
+/// directory's groups become groups and roles at the import, are brought
+/// up to date at every login and sync (a removal in the directory is gone
+/// from the next token), and local memberships stay.
+#[tokio::test]
+async fn ldap_group_and_role_mappers_follow_the_directory() {
+    let ldap = Slapd::start();
+    ldap.add(&format!(
+        "dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n\
+         dn: cn=admins,ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: admins\n\
+         member: uid=jbrown,{PEOPLE}\n\n\
+         dn: cn=staff,ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: staff\n\
+         member: uid=jbrown,{PEOPLE}\nmember: uid=mgreen,{PEOPLE}\n\n\
+         dn: ou=roles,{SUFFIX}\nobjectClass: organizationalUnit\nou: roles\n\n\
+         dn: cn=auditor,ou=roles,{SUFFIX}\nobjectClass: posixGroup\ncn: auditor\n\
+         gidNumber: 500\nmemberUid: jbrown\n\n"
+    ));
+    let s = support::start().await;
+    let t = s.admin_token().await;
+    let (st, _) = s
+        .admin_post(&t, "", &json!({"realm": "fed", "enabled": true}))
+        .await;
+    assert_eq!(st, 201);
+    s.admin_create(
+        &t,
+        "/fed/clients",
+        &json!({"clientId": "cli", "publicClient": true, "directAccessGrantsEnabled": true}),
+    )
+    .await;
+    s.admin_create(&t, "/fed/roles", &json!({"name": "ldap-user"}))
+        .await;
+    let id = s
+        .admin_create(&t, "/fed/components", &provider(&ldap.url, ADMIN_PW))
+        .await;
+
+    // A new provider comes with Keycloak's default mappers.
+    let (st, mappers) = s
+        .admin_get(&t, &format!("/fed/components?parent={id}&type={MAPPER}"))
+        .await;
+    assert_eq!(st, 200);
+    let mut names: Vec<&str> = mappers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "creation date",
+            "email",
+            "first name",
+            "last name",
+            "modify date",
+            "username"
+        ]
+    );
+    assert!(
+        mappers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|m| m["parentId"] == json!(id))
+    );
+    // Not among the realm's own components.
+    let (_, top) = s
+        .admin_get(&t, &format!("/fed/components?type={MAPPER}"))
+        .await;
+    assert_eq!(top, json!([]));
+    let (st, types) = s
+        .admin_get(
+            &t,
+            &format!("/fed/components/{id}/sub-component-types?type={MAPPER}"),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert!(
+        types
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["id"] == "group-ldap-mapper")
+    );
+
+    let mapper = |name: &str, provider: &str, config: Value| {
+        json!({"name": name, "providerId": provider, "providerType": MAPPER,
+               "parentId": id, "config": config})
+    };
+    let groups = mapper(
+        "groups",
+        "group-ldap-mapper",
+        json!({"groups.dn": [format!("ou=groups,{SUFFIX}")], "group.name.ldap.attribute": ["cn"],
+               "group.object.classes": ["groupOfNames"], "preserve.group.inheritance": ["true"],
+               "membership.ldap.attribute": ["member"], "membership.attribute.type": ["DN"],
+               "membership.user.ldap.attribute": ["uid"], "mode": ["READ_ONLY"],
+               "user.roles.retrieve.strategy": ["LOAD_GROUPS_BY_MEMBER_ATTRIBUTE"],
+               "memberof.ldap.attribute": ["memberOf"], "groups.path": ["/"]}),
+    );
+    let roles = mapper(
+        "roles",
+        "role-ldap-mapper",
+        json!({"roles.dn": [format!("ou=roles,{SUFFIX}")], "role.name.ldap.attribute": ["cn"],
+               "role.object.classes": ["posixGroup"], "membership.ldap.attribute": ["memberUid"],
+               "membership.attribute.type": ["UID"], "membership.user.ldap.attribute": ["uid"],
+               "mode": ["READ_ONLY"], "use.realm.roles.mapping": ["true"],
+               "user.roles.retrieve.strategy": ["LOAD_ROLES_BY_MEMBER_ATTRIBUTE"]}),
+    );
+    let fixed = mapper(
+        "every user",
+        "hardcoded-ldap-role-mapper",
+        json!({"role": ["ldap-user"]}),
+    );
+    // What Gatehouse cannot run, or a mapper without its provider, is
+    // refused.
+    let mut orphan = groups.clone();
+    orphan["parentId"] = json!("no-such-provider");
+    let mut no_dn = groups.clone();
+    no_dn["config"]
+        .as_object_mut()
+        .map(|c| c.remove("groups.dn"));
+    for bad in [
+        orphan,
+        no_dn,
+        mapper("ad", "msad-user-account-control-mapper", json!({})),
+    ] {
+        let (st, body) = s.admin_post_json(&t, "/fed/components", &bad).await;
+        assert_eq!(st, 400, "{body}");
+    }
+    let groups_id = s.admin_create(&t, "/fed/components", &groups).await;
+    s.admin_create(&t, "/fed/components", &roles).await;
+    s.admin_create(&t, "/fed/components", &fixed).await;
+    let (st, m) = s
+        .admin_get(&t, &format!("/fed/components/{groups_id}"))
+        .await;
+    assert_eq!((st, m["parentId"].clone()), (200, json!(id)));
+
+    // A mapper's sync creates the directory's groups; nothing goes the
+    // other way.
+    let msync = format!("/fed/user-storage/{id}/mappers/{groups_id}/sync");
+    let (st, r) = s
+        .admin_post_json(&t, &format!("{msync}?direction=fedToKeycloak"), &json!({}))
+        .await;
+    assert_eq!((st, r["added"].clone()), (200, json!(2)), "{r}");
+    let (_, all_groups) = s.admin_get(&t, "/fed/groups").await;
+    assert_eq!(all_groups.as_array().map(Vec::len), Some(2), "{all_groups}");
+    let (st, _) = s
+        .admin_post_json(&t, &format!("{msync}?direction=keycloakToFed"), &json!({}))
+        .await;
+    assert_eq!(st, 400);
+
+    // The import brings the directory's groups and roles.
+    let (st, tokens) = login(&s, "jbrown", "ldap-pw").await;
+    assert_eq!(st, 200, "{tokens}");
+    let claims = s
+        .verified("fed", tokens["access_token"].as_str().unwrap_or(""))
+        .await;
+    let roles_claim = claims["realm_access"]["roles"].to_string();
+    assert!(
+        roles_claim.contains("auditor") && roles_claim.contains("ldap-user"),
+        "{claims}"
+    );
+    let u = user(&s, &t, "jbrown").await.expect("imported");
+    let uid = u["id"].as_str().unwrap_or("").to_owned();
+    assert!(
+        u["attributes"]["createTimestamp"][0]
+            .as_str()
+            .is_some_and(|v| v.ends_with('Z')),
+        "{u}"
+    );
+    assert_eq!(names_of(&s, &t, &uid, "groups").await, ["admins", "staff"]);
+    let direct = names_of(&s, &t, &uid, "role-mappings/realm").await;
+    assert!(
+        direct.contains(&"auditor".to_owned()) && direct.contains(&"ldap-user".to_owned()),
+        "{direct:?}"
+    );
+
+    // A local group the admin adds stays; a directory removal is gone
+    // at the next login, from the groups and the token.
+    let local_id = s
+        .admin_create(&t, "/fed/groups", &json!({"name": "local-team"}))
+        .await;
+    assert_eq!(
+        s.admin_put(&t, &format!("/fed/users/{uid}/groups/{local_id}"), None)
+            .await,
+        204
+    );
+    ldap.modify(&format!(
+        "dn: cn=admins,ou=groups,{SUFFIX}\nchangetype: modify\nadd: member\nmember: uid=mgreen,{PEOPLE}\n-\n\
+         delete: member\nmember: uid=jbrown,{PEOPLE}\n\n\
+         dn: cn=auditor,ou=roles,{SUFFIX}\nchangetype: modify\ndelete: memberUid\nmemberUid: jbrown\n\n"
+    ));
+    let (st, tokens) = login(&s, "jbrown", "ldap-pw").await;
+    assert_eq!(st, 200, "{tokens}");
+    assert_eq!(
+        names_of(&s, &t, &uid, "groups").await,
+        ["local-team", "staff"]
+    );
+    let direct = names_of(&s, &t, &uid, "role-mappings/realm").await;
+    assert!(
+        !direct.contains(&"auditor".to_owned()) && direct.contains(&"ldap-user".to_owned()),
+        "{direct:?}"
+    );
+    let claims = s
+        .verified("fed", tokens["access_token"].as_str().unwrap_or(""))
+        .await;
+    assert!(
+        !claims["realm_access"]["roles"]
+            .to_string()
+            .contains("auditor"),
+        "{claims}"
+    );
+
+    // A sync brings the other users with their groups.
+    let (st, r) = sync(&s, &t, &id, "triggerFullSync").await;
+    assert_eq!(st, 200, "{r}");
+    let mary = local(&s, &t, "mgreen").await.expect("synced");
+    let mary = mary["id"].as_str().unwrap_or("").to_owned();
+    assert_eq!(names_of(&s, &t, &mary, "groups").await, ["admins", "staff"]);
+
+    // Mappers change and go as components; the export keeps them under
+    // their provider.
+    let mut moved = m.clone();
+    moved["config"]["groups.path"] = json!(["/nowhere"]);
+    assert_eq!(
+        s.admin_put(&t, &format!("/fed/components/{groups_id}"), Some(&moved))
+            .await,
+        204
+    );
+    // A group path that does not exist: the directory's groups cannot be
+    // applied, so the login is refused rather than left stale.
+    assert_eq!(login(&s, "jbrown", "ldap-pw").await.0, 401);
+    assert_eq!(
+        s.admin_delete(&t, &format!("/fed/components/{groups_id}"))
+            .await,
+        204
+    );
+    assert_eq!(login(&s, "jbrown", "ldap-pw").await.0, 200);
+    let (_, after) = s
+        .admin_get(&t, &format!("/fed/components?parent={id}"))
+        .await;
+    assert_eq!(after.as_array().map(Vec::len), Some(8), "{after}");
+    let export = s.export("fed").await;
+    let nested = &export["components"]["org.keycloak.storage.UserStorageProvider"][0]["subComponents"]
+        [MAPPER];
+    assert_eq!(nested.as_array().map(Vec::len), Some(8), "{nested}");
 }

@@ -27,6 +27,7 @@
 use super::key_providers::KEY_TYPE;
 use super::{RealmAdmin, created, event, json_body};
 use crate::error::AdminError;
+use crate::ldap::mappers::{self, MAPPER_TYPE};
 use crate::ldap::{LdapProvider, STORAGE_TYPE};
 use crate::repr::SECRET_MASK;
 use crate::state::Idp;
@@ -162,20 +163,122 @@ async fn policy_providers(_: RealmAdmin) -> Json<Value> {
     Json(Value::Array(providers.collect()))
 }
 
-/// `GET .../components/{id}/sub-component-types`: none of the components
-/// Gatehouse runs has sub-components.
+/// `GET .../components/{id}/sub-component-types`: for an LDAP provider,
+/// the mapper providers Gatehouse runs and the settings each reads (the
+/// admin console's "Add mapper" list); none for other components.
 async fn sub_types(
     RealmAdmin { realm, .. }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    if !all(&realm).iter().any(|c| c.id == id) {
+    let Some(c) = all(&realm).into_iter().find(|c| c.id == id) else {
         return Err(not_found());
+    };
+    if c.provider_type != STORAGE_TYPE
+        || c.provider_id != crate::ldap::PROVIDER_ID
+        || q.kind.as_deref().is_some_and(|t| t != MAPPER_TYPE)
+    {
+        return Ok(Json(json!([])));
     }
-    Ok(Json(json!([])))
+    let text = |name: &str, help: &str| property(name, name, "String", help, Value::Null);
+    let membership = |roles: bool| {
+        let (dn, name, classes, filter) = if roles {
+            (
+                "roles.dn",
+                "role.name.ldap.attribute",
+                "role.object.classes",
+                "roles.ldap.filter",
+            )
+        } else {
+            (
+                "groups.dn",
+                "group.name.ldap.attribute",
+                "group.object.classes",
+                "groups.ldap.filter",
+            )
+        };
+        let mut p = vec![
+            text(dn, "Where the group entries are"),
+            text(name, "The attribute naming a group entry (cn)"),
+            text(classes, "Object classes of the group entries"),
+            text(filter, "An extra LDAP filter for the group entries"),
+            text(
+                "membership.ldap.attribute",
+                "The group's member attribute (member)",
+            ),
+            text("membership.attribute.type", "DN or UID"),
+            text(
+                "membership.user.ldap.attribute",
+                "The user attribute a UID membership names",
+            ),
+            text(
+                "mode",
+                "READ_ONLY, LDAP_ONLY or IMPORT (all read-only in Gatehouse)",
+            ),
+            text(
+                "user.roles.retrieve.strategy",
+                "How a user's groups are found",
+            ),
+            text("memberof.ldap.attribute", "The user's memberOf attribute"),
+        ];
+        if roles {
+            p.push(text(
+                "use.realm.roles.mapping",
+                "Realm roles (true) or client roles",
+            ));
+            p.push(text("client.id", "The client whose roles are mapped"));
+        } else {
+            p.push(text(
+                "groups.path",
+                "The group the LDAP groups go under (/)",
+            ));
+        }
+        p
+    };
+    let types: Vec<Value> = mappers::PROVIDERS
+        .iter()
+        .map(|id| {
+            let (help, properties) = match *id {
+                "user-attribute-ldap-mapper" => (
+                    "An LDAP attribute as a user attribute, name or e-mail",
+                    vec![
+                        text(
+                            "user.model.attribute",
+                            "username, email, firstName, lastName or an attribute",
+                        ),
+                        text("ldap.attribute", "The LDAP attribute"),
+                    ],
+                ),
+                "full-name-ldap-mapper" => (
+                    "An LDAP attribute split into first and last name",
+                    vec![text("ldap.full.name.attribute", "The LDAP attribute (cn)")],
+                ),
+                "group-ldap-mapper" => ("LDAP groups as groups", membership(false)),
+                "role-ldap-mapper" => ("LDAP groups as roles", membership(true)),
+                "hardcoded-ldap-role-mapper" => (
+                    "A role every user of the provider holds",
+                    vec![text("role", "A realm role, or clientId.role")],
+                ),
+                "hardcoded-ldap-group-mapper" => (
+                    "A group every user of the provider is in",
+                    vec![text("group", "The group's path")],
+                ),
+                _ => (
+                    "An attribute every user of the provider has",
+                    vec![
+                        text("user.model.attribute", "The user attribute"),
+                        text("attribute.value", "Its value"),
+                    ],
+                ),
+            };
+            json!({"id": id, "helpText": help, "properties": properties, "metadata": {}})
+        })
+        .collect();
+    Ok(Json(Value::Array(types)))
 }
 
 /// One component as the admin API shows it (ComponentRepresentation).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Component {
     pub id: String,
     pub name: String,
@@ -183,6 +286,12 @@ pub struct Component {
     pub provider_type: String,
     pub sub_type: Option<String>,
     pub config: Map<String, Value>,
+    /// The component it belongs to (an LDAP provider, for its mappers);
+    /// None for the realm's own.
+    pub parent_id: Option<String>,
+    /// Its sub-components (an LDAP provider's mappers), kept where a
+    /// Keycloak export keeps them: under `subComponents`, by type.
+    pub children: Vec<Component>,
 }
 
 impl Component {
@@ -220,14 +329,16 @@ impl Component {
             provider_type: provider_type.to_owned(),
             sub_type: sub_type.map(str::to_owned),
             config,
+            ..Default::default()
         }
     }
 
     fn repr(&self, realm: &Realm) -> Value {
         let mut config = self.config.clone();
         mask_secrets(&mut config);
+        let parent = self.parent_id.as_deref().unwrap_or(&realm.id);
         let mut v = json!({"id": self.id, "name": self.name, "providerId": self.provider_id,
-            "providerType": self.provider_type, "parentId": realm.id, "config": config});
+            "providerType": self.provider_type, "parentId": parent, "config": config});
         if let Some(s) = &self.sub_type {
             v["subType"] = json!(s);
         }
@@ -236,17 +347,41 @@ impl Component {
 
     /// The form a Keycloak export keeps under `components.{type}`.
     fn stored(&self) -> Value {
+        let mut sub = Map::new();
+        for c in &self.children {
+            let list = sub
+                .entry(c.provider_type.clone())
+                .or_insert_with(|| json!([]));
+            if let Some(l) = list.as_array_mut() {
+                l.push(c.stored());
+            }
+        }
         let mut v = json!({"id": self.id, "name": self.name, "providerId": self.provider_id,
-            "subComponents": {}, "config": self.config});
+            "subComponents": sub, "config": self.config});
         if let Some(s) = &self.sub_type {
             v["subType"] = json!(s);
         }
         v
     }
 
-    fn from_stored(provider_type: &str, v: &Value) -> Option<Component> {
+    fn from_stored(provider_type: &str, v: &Value, parent_id: Option<&str>) -> Option<Component> {
+        let id = v.get("id")?.as_str()?;
+        let children = v
+            .get("subComponents")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .flat_map(|(t, list)| {
+                list.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(move |c| Component::from_stored(t, c, Some(id)))
+            })
+            .collect();
         Some(Component {
-            id: v.get("id")?.as_str()?.to_owned(),
+            parent_id: parent_id.map(str::to_owned),
+            children,
+            id: id.to_owned(),
             name: v
                 .get("name")
                 .and_then(Value::as_str)
@@ -296,6 +431,7 @@ fn default_policies(realm: &Realm) -> Vec<Component> {
         provider_type: POLICY_TYPE.to_owned(),
         sub_type: Some(sub.to_owned()),
         config: config.as_object().cloned().unwrap_or_default(),
+        ..Default::default()
     };
     vec![
         policy(
@@ -358,9 +494,27 @@ fn default_policies(realm: &Realm) -> Vec<Component> {
     ]
 }
 
-/// Every component of the realm: what it stores, and the default
+/// Every component of the realm, sub-components (an LDAP provider's
+/// mappers) included after their parent: what it stores, and the default
 /// registration policies if it never stored its own.
 pub fn all(realm: &Realm) -> Vec<Component> {
+    fn flatten(mut c: Component, out: &mut Vec<Component>) {
+        let children = std::mem::take(&mut c.children);
+        out.push(c);
+        for child in children {
+            flatten(child, out);
+        }
+    }
+    let mut out = vec![];
+    for c in top_level(realm) {
+        flatten(c, &mut out);
+    }
+    out
+}
+
+/// The realm's own components (their sub-components inside them), and
+/// the default registration policies if it never stored its own.
+fn top_level(realm: &Realm) -> Vec<Component> {
     let stored = realm.extra.get("components").and_then(Value::as_object);
     let mut out: Vec<Component> = stored
         .into_iter()
@@ -390,7 +544,7 @@ fn parsed<'a>(provider_type: &'a str, list: &'a Value) -> impl Iterator<Item = C
     list.as_array()
         .into_iter()
         .flatten()
-        .filter_map(move |v| Component::from_stored(provider_type, v))
+        .filter_map(move |v| Component::from_stored(provider_type, v, None))
 }
 
 /// The realm's client-registration policies for `sub_type` (`anonymous`
@@ -406,24 +560,76 @@ fn policies(realm: &Realm) -> Vec<Component> {
     of_type(realm, POLICY_TYPE)
 }
 
-/// The realm's components of `provider_type`.
+/// The realm's own components of `provider_type`, with their
+/// sub-components.
 fn of_type(realm: &Realm, provider_type: &str) -> Vec<Component> {
-    let mut out = all(realm);
+    let mut out = top_level(realm);
     out.retain(|c| c.provider_type == provider_type);
     out
 }
 
-/// The writable component `id`: its type, the list of that type, and its
-/// place in it; 404 for no component, 400 for a component Gatehouse only
-/// lists.
-fn find_writable(
-    realm: &Realm,
-    id: &str,
-) -> Result<(&'static str, Vec<Component>, usize), AdminError> {
+/// Where a writable component is: the type of the list it is stored in,
+/// that list, its place in it, and for an LDAP mapper its place among
+/// that provider's sub-components.
+struct Place {
+    list_type: &'static str,
+    list: Vec<Component>,
+    at: usize,
+    child: Option<usize>,
+}
+
+impl Place {
+    fn get(&self) -> &Component {
+        let c = &self.list[self.at];
+        self.child.map_or(c, |j| &c.children[j])
+    }
+
+    fn get_mut(&mut self) -> &mut Component {
+        let c = &mut self.list[self.at];
+        match self.child {
+            Some(j) => &mut c.children[j],
+            None => c,
+        }
+    }
+
+    fn remove(&mut self) -> Component {
+        match self.child {
+            Some(j) => self.list[self.at].children.remove(j),
+            None => self.list.remove(self.at),
+        }
+    }
+}
+
+/// The writable component `id`; 404 for no component, 400 for a
+/// component Gatehouse only lists.
+fn find_writable(realm: &Realm, id: &str) -> Result<Place, AdminError> {
     for t in WRITABLE {
         let list = of_type(realm, t);
-        if let Some(i) = list.iter().position(|p| p.id == id) {
-            return Ok((t, list, i));
+        if let Some(at) = list.iter().position(|p| p.id == id) {
+            return Ok(Place {
+                list_type: t,
+                list,
+                at,
+                child: None,
+            });
+        }
+    }
+    let providers = of_type(realm, STORAGE_TYPE);
+    for (at, p) in providers.iter().enumerate() {
+        if p.provider_id != crate::ldap::PROVIDER_ID {
+            continue;
+        }
+        if let Some(j) = p
+            .children
+            .iter()
+            .position(|c| c.id == id && c.provider_type == MAPPER_TYPE)
+        {
+            return Ok(Place {
+                list_type: STORAGE_TYPE,
+                list: providers,
+                at,
+                child: Some(j),
+            });
         }
     }
     Err(if all(realm).iter().any(|c| c.id == id) {
@@ -440,25 +646,7 @@ fn store(realm: &mut Realm, provider_type: &str, list: &[Component]) {
     if !components.is_object() {
         *components = json!({});
     }
-    // What a Keycloak export nested under a component (an LDAP
-    // provider's mappers) stays with it, for the next export.
-    let nested = |id: &str| {
-        components[provider_type]
-            .as_array()
-            .and_then(|old| old.iter().find(|c| c["id"] == id))
-            .and_then(|c| c.get("subComponents"))
-            .cloned()
-    };
-    let list: Vec<Value> = list
-        .iter()
-        .map(|c| {
-            let mut v = c.stored();
-            if let Some(sub) = nested(&c.id) {
-                v["subComponents"] = sub;
-            }
-            v
-        })
-        .collect();
+    let list: Vec<Value> = list.iter().map(Component::stored).collect();
     components[provider_type] = json!(list);
 }
 
@@ -474,20 +662,25 @@ async fn list(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    if q.parent
-        .as_deref()
-        .is_some_and(|p| p != realm.id && p != realm.name)
-    {
-        return Ok(Json(json!([])));
-    }
+    // Keycloak's reading: no parent and no type lists everything; a type
+    // alone lists the realm's own components of that type.
+    let parent = match q.parent.as_deref() {
+        Some(p) if p == realm.name => Some(realm.id.as_str()),
+        Some(p) => Some(p),
+        None if q.kind.is_some() => Some(realm.id.as_str()),
+        None => None,
+    };
+    let under =
+        |c: &Component| parent.is_none_or(|p| c.parent_id.as_deref().unwrap_or(&realm.id) == p);
     let mut out: Vec<Value> = all(&realm)
         .iter()
         // An export's key providers describe another server's keys.
         .filter(|c| c.provider_type != KEY_TYPE)
+        .filter(|c| under(c))
         .filter(|c| q.kind.as_deref().is_none_or(|t| t == c.provider_type))
         .map(|c| c.repr(&realm))
         .collect();
-    if q.kind.as_deref().is_none_or(|t| t == KEY_TYPE) {
+    if q.kind.as_deref().is_none_or(|t| t == KEY_TYPE) && parent.is_none_or(|p| p == realm.id) {
         out.extend(super::key_providers::list(&idp, &realm).await?);
     }
     out.retain(|c| q.name.as_deref().is_none_or(|n| c["name"] == n));
@@ -522,6 +715,9 @@ fn parse(rep: &Value, id: String, old: Option<&Component>) -> Result<Component, 
         .unwrap_or(POLICY_TYPE);
     if provider_type == STORAGE_TYPE {
         return parse_storage(rep, id, old);
+    }
+    if provider_type == MAPPER_TYPE {
+        return parse_mapper(rep, id, old);
     }
     if provider_type != POLICY_TYPE {
         return Err(AdminError::bad_request(format!(
@@ -615,6 +811,34 @@ fn parse_storage(
     Ok(c)
 }
 
+/// An LDAP provider's mapper: one Gatehouse runs, checked as Keycloak
+/// checks it; `parentId` names the provider.
+fn parse_mapper(rep: &Value, id: String, old: Option<&Component>) -> Result<Component, AdminError> {
+    let provider_id = rep
+        .get("providerId")
+        .and_then(Value::as_str)
+        .or(old.map(|c| c.provider_id.as_str()))
+        .unwrap_or_default();
+    let parent = rep
+        .get("parentId")
+        .and_then(Value::as_str)
+        .or(old.and_then(|c| c.parent_id.as_deref()));
+    let Some(parent) = parent else {
+        return Err(AdminError::bad_request(
+            "An LDAP mapper needs the parentId of its provider",
+        ));
+    };
+    let mut c = Component::named(rep, id, (provider_id, MAPPER_TYPE), None, config(rep)?);
+    c.parent_id = Some(parent.to_owned());
+    if !mappers::PROVIDERS.contains(&provider_id) {
+        return Err(AdminError::bad_request(format!(
+            "LDAP mapper {provider_id} is not supported by Gatehouse"
+        )));
+    }
+    mappers::validate(&c).map_err(AdminError::bad_request)?;
+    Ok(c)
+}
+
 async fn save(
     idp: &Idp,
     realm: &mut Realm,
@@ -636,11 +860,28 @@ async fn create(
         return Ok(created(&idp, &realm.name, &format!("components/{kid}")));
     }
     let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
-    let c = parse(&rep, gatehouse_core::id::uuid(), None)?;
-    let mut list = of_type(&realm, &c.provider_type);
-    list.push(c.clone());
+    let mut c = parse(&rep, gatehouse_core::id::uuid(), None)?;
     let path = format!("components/{}", c.id);
     let ev = event(&realm, &caller, "CREATE", "COMPONENT", &path, Some(&rep));
+    if c.provider_type == MAPPER_TYPE {
+        // Stored inside its provider, as a Keycloak export keeps it.
+        let mut list = of_type(&realm, STORAGE_TYPE);
+        let parent = list
+            .iter_mut()
+            .find(|p| {
+                Some(&p.id) == c.parent_id.as_ref() && p.provider_id == crate::ldap::PROVIDER_ID
+            })
+            .ok_or_else(|| AdminError::bad_request("No LDAP provider with that parentId"))?;
+        parent.children.push(c);
+        save(&idp, &mut realm, (STORAGE_TYPE, &list), ev).await?;
+        return Ok(created(&idp, &realm.name, &path));
+    }
+    if c.provider_type == STORAGE_TYPE {
+        // Keycloak's default mappers come with a new provider.
+        c.children = mappers::defaults_for(&c, &mut gatehouse_core::id::uuid);
+    }
+    let mut list = of_type(&realm, &c.provider_type);
+    list.push(c.clone());
     save(&idp, &mut realm, (&c.provider_type, &list), ev).await?;
     Ok(created(&idp, &realm.name, &path))
 }
@@ -658,14 +899,21 @@ async fn update(
         return Ok(StatusCode::NO_CONTENT);
     }
     let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
-    let (t, mut list, i) = find_writable(&realm, &id)?;
-    let c = parse(&rep, id.clone(), Some(&list[i]))?;
-    if c.provider_type != t {
+    let mut place = find_writable(&realm, &id)?;
+    let old = place.get();
+    let mut c = parse(&rep, id.clone(), Some(old))?;
+    if c.provider_type != old.provider_type {
         return Err(AdminError::bad_request(
             "A component's providerType cannot change",
         ));
     }
-    list[i] = c;
+    if c.parent_id != old.parent_id {
+        return Err(AdminError::bad_request(
+            "A component's parentId cannot change",
+        ));
+    }
+    c.children = old.children.clone();
+    *place.get_mut() = c;
     let ev = event(
         &realm,
         &caller,
@@ -674,7 +922,7 @@ async fn update(
         &format!("components/{id}"),
         Some(&rep),
     );
-    save(&idp, &mut realm, (t, &list), ev).await?;
+    save(&idp, &mut realm, (place.list_type, &place.list), ev).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -689,8 +937,8 @@ async fn remove(
         return Ok(StatusCode::NO_CONTENT);
     }
     let (mut realm, _edit) = super::realm_for_edit(&idp, &realm).await?;
-    let (t, mut list, i) = find_writable(&realm, &id)?;
-    list.remove(i);
+    let mut place = find_writable(&realm, &id)?;
+    let gone = place.remove();
     let ev = event(
         &realm,
         &caller,
@@ -699,9 +947,9 @@ async fn remove(
         &format!("components/{id}"),
         None,
     );
-    save(&idp, &mut realm, (t, &list), ev).await?;
+    save(&idp, &mut realm, (place.list_type, &place.list), ev).await?;
     // A user-storage provider's users go with it (Keycloak's preRemove).
-    if t == STORAGE_TYPE {
+    if gone.provider_type == STORAGE_TYPE {
         crate::user_storage::remove_imported(&idp, &realm, &id).await?;
     }
     Ok(StatusCode::NO_CONTENT)

@@ -26,6 +26,7 @@ pub fn routes() -> Router<Arc<Idp>> {
     Router::new()
         .route(&format!("{S}/name"), get(name))
         .route(&format!("{S}/sync"), post(sync))
+        .route(&format!("{S}/mappers/{{mapper}}/sync"), post(sync_mapper))
         .route(&format!("{S}/{{op}}"), post(imported_users))
         .route(
             "/admin/realms/{realm}/testLDAPConnection",
@@ -95,6 +96,44 @@ async fn sync(
         Some(&rep),
     );
     idp.record(ev).await?;
+    Ok(Json(rep))
+}
+
+#[derive(Deserialize)]
+struct MapperSyncQuery {
+    direction: Option<String>,
+}
+
+/// A mapper's sync (`direction=fedToKeycloak`): a group mapper creates the
+/// directory's groups here (and with `drop.non.existing.groups.during.sync`
+/// removes the ones under its path the directory no longer has), a role
+/// mapper creates its roles; other mappers have nothing to sync. Nothing
+/// is written to the directory: `keycloakToFed` is refused.
+async fn sync_mapper(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id, mapper)): Path<(String, String, String)>,
+    Query(q): Query<MapperSyncQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let c = storage(&realm, &id)?;
+    if !c.children.iter().any(|m| m.id == mapper) {
+        return Err(AdminError::missing("Could not find mapper"));
+    }
+    match q.direction.as_deref() {
+        Some("fedToKeycloak") => {}
+        Some("keycloakToFed") => {
+            return Err(AdminError::bad_request(
+                "Gatehouse's LDAP providers are read-only: nothing is synced to the directory",
+            ));
+        }
+        _ => return Err(AdminError::bad_request("Unknown direction")),
+    }
+    let p = LdapProvider::from_component(&c)
+        .ok_or_else(|| AdminError::bad_request("Only LDAP providers can be synchronized"))?;
+    let r = crate::user_storage::sync_mapper(&idp, &realm, &p, &mapper).await?;
+    let rep = r.repr();
+    let path = format!("user-storage/{id}/mappers/{mapper}/sync");
+    idp.record(event(&realm, &caller, "ACTION", "USER", &path, Some(&rep)))
+        .await?;
     Ok(Json(rep))
 }
 
