@@ -151,6 +151,23 @@ pub async fn check_password(
     }
 }
 
+/// Before tokens are made for a directory user without a password (a
+/// refresh, a login through the SSO session): false when its provider is
+/// disabled (its users count as disabled, as in Keycloak), or when the
+/// provider has group or role mappers and the user's memberships cannot
+/// be brought up to date, so a group the directory took away is not in
+/// a refreshed token either (Keycloak's `READ_ONLY` mappers read the
+/// directory whenever a token is made).
+pub async fn still_current(idp: &Idp, realm: &Realm, user: &User) -> bool {
+    let Some(p) = user.federation_link.as_deref().and_then(|l| one(realm, l)) else {
+        return true;
+    };
+    if !p.enabled {
+        return false;
+    }
+    !p.mappers.assign() || refresh_memberships(idp, realm, &p, user).await
+}
+
 /// After a directory login: the user's groups and roles as the directory
 /// has them now, so that what it took away is not in the tokens this
 /// login gets. When that cannot be learnt, the login fails (the reason in

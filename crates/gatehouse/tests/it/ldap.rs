@@ -609,6 +609,12 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
         &json!({"clientId": "cli", "publicClient": true, "directAccessGrantsEnabled": true}),
     )
     .await;
+    s.admin_create(
+        &t,
+        "/fed/clients",
+        &json!({"clientId": "web", "secret": "web-secret", "redirectUris": ["http://127.0.0.1/cb"]}),
+    )
+    .await;
     s.admin_create(&t, "/fed/roles", &json!({"name": "ldap-user"}))
         .await;
     let id = s
@@ -757,6 +763,51 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
         "{direct:?}"
     );
 
+    // A browser login, whose SSO session later stands in for the password.
+    let auth = format!(
+        "{}/realms/fed/protocol/openid-connect/auth?response_type=code&client_id=web\
+         &redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&scope=openid&state=s",
+        s.base
+    );
+    let page = s.http.get(&auth).send().await.expect("auth");
+    let ok = support::LoginPage::read(&s, page)
+        .await
+        .post(&[("username", "jbrown"), ("password", "ldap-pw")])
+        .await;
+    assert_eq!(ok.status(), 302);
+    let sso = support::set_cookie(&ok, "GATEHOUSE_IDENTITY");
+    let sso_login = || {
+        let (s, auth, sso) = (&s, &auth, &sso);
+        async move {
+            let r = s
+                .http
+                .get(auth)
+                .header("cookie", sso)
+                .send()
+                .await
+                .expect("auth");
+            assert_eq!(r.status(), 302, "the SSO session skips the page");
+            let loc = r.headers()["location"].to_str().unwrap_or("").to_owned();
+            let code = crate::oidc::query_param(&loc, "code").unwrap_or_default();
+            let form = [
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", "http://127.0.0.1/cb"),
+            ];
+            s.http
+                .post(format!(
+                    "{}/realms/fed/protocol/openid-connect/token",
+                    s.base
+                ))
+                .basic_auth("web", Some("web-secret"))
+                .form(&form)
+                .send()
+                .await
+                .expect("token")
+        }
+    };
+    assert_eq!(sso_login().await.status(), 200);
+
     // A local group the admin adds stays; a directory removal is gone
     // at the next login, from the groups and the token.
     let local_id = s
@@ -772,6 +823,56 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
          delete: member\nmember: uid=jbrown,{PEOPLE}\n\n\
          dn: cn=auditor,ou=roles,{SUFFIX}\nchangetype: modify\ndelete: memberUid\nmemberUid: jbrown\n\n"
     ));
+    // A login through the SSO session reads the directory again.
+    let r = sso_login().await;
+    assert_eq!(r.status(), 200);
+    let via_sso: Value = r.json().await.unwrap_or(Value::Null);
+    let claims = s
+        .verified("fed", via_sso["access_token"].as_str().unwrap_or(""))
+        .await;
+    assert!(
+        !claims["realm_access"]["roles"]
+            .to_string()
+            .contains("auditor"),
+        "{claims}"
+    );
+    ldap.modify(&format!(
+        "dn: cn=auditor,ou=roles,{SUFFIX}\nchangetype: modify\nadd: memberUid\nmemberUid: jbrown\n\n"
+    ));
+    let r = sso_login().await;
+    let via_sso: Value = r.json().await.unwrap_or(Value::Null);
+    let claims = s
+        .verified("fed", via_sso["access_token"].as_str().unwrap_or(""))
+        .await;
+    assert!(
+        claims["realm_access"]["roles"]
+            .to_string()
+            .contains("auditor"),
+        "{claims}"
+    );
+    ldap.modify(&format!(
+        "dn: cn=auditor,ou=roles,{SUFFIX}\nchangetype: modify\ndelete: memberUid\nmemberUid: jbrown\n\n"
+    ));
+    // A refresh reads the directory too: the token it gives has lost
+    // the role, with no new password.
+    let r = s
+        .public_refresh("fed", "cli", tokens["refresh_token"].as_str().unwrap_or(""))
+        .await;
+    assert_eq!(r.status(), 200);
+    let refreshed: Value = r.json().await.unwrap_or(Value::Null);
+    let claims = s
+        .verified("fed", refreshed["access_token"].as_str().unwrap_or(""))
+        .await;
+    assert!(
+        !claims["realm_access"]["roles"]
+            .to_string()
+            .contains("auditor"),
+        "{claims}"
+    );
+    assert_eq!(
+        names_of(&s, &t, &uid, "groups").await,
+        ["local-team", "staff"]
+    );
     let (st, tokens) = login(&s, "jbrown", "ldap-pw").await;
     assert_eq!(st, 200, "{tokens}");
     assert_eq!(
@@ -812,6 +913,8 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
     // A group path that does not exist: the directory's groups cannot be
     // applied, so the login is refused rather than left stale.
     assert_eq!(login(&s, "jbrown", "ldap-pw").await.0, 401);
+    let rt = tokens["refresh_token"].as_str().unwrap_or("");
+    assert_eq!(s.public_refresh("fed", "cli", rt).await.status(), 400);
     assert_eq!(
         s.admin_delete(&t, &format!("/fed/components/{groups_id}"))
             .await,
@@ -826,4 +929,17 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
     let nested = &export["components"]["org.keycloak.storage.UserStorageProvider"][0]["subComponents"]
         [MAPPER];
     assert_eq!(nested.as_array().map(Vec::len), Some(8), "{nested}");
+
+    // A provider disabled since: its users' refresh tokens stop working.
+    let (st, tokens) = login(&s, "jbrown", "ldap-pw").await;
+    assert_eq!(st, 200);
+    let (_, mut fed) = s.admin_get(&t, &format!("/fed/components/{id}")).await;
+    fed["config"]["enabled"] = json!(["false"]);
+    assert_eq!(
+        s.admin_put(&t, &format!("/fed/components/{id}"), Some(&fed))
+            .await,
+        204
+    );
+    let rt = tokens["refresh_token"].as_str().unwrap_or("");
+    assert_eq!(s.public_refresh("fed", "cli", rt).await.status(), 400);
 }

@@ -381,6 +381,9 @@ async fn refresh(
     else {
         return Err(OAuthError::invalid_grant("User disabled or not found"));
     };
+    if !crate::user_storage::still_current(idp, realm, &user).await {
+        return Err(OAuthError::invalid_grant("User disabled or not found"));
+    }
     let scope = match form.get("scope") {
         Some(asked) => {
             let have: Vec<&str> = session.scope.split(' ').collect();
@@ -585,6 +588,11 @@ async fn code(
     else {
         return Err(OAuthError::invalid_grant("User disabled or not found"));
     };
+    // Without a password this time, a directory user's memberships are
+    // read again here (the password check reads them otherwise).
+    if data.sso && !crate::user_storage::still_current(idp, realm, &user).await {
+        return Err(OAuthError::invalid_grant("User disabled or not found"));
+    }
     let from = (&sso, data.sso);
     let session = client_session(realm, client, &user, &data.scope, from, session_id);
     let mut ev = Event::user(realm, "CODE_TO_TOKEN");
