@@ -92,7 +92,13 @@ pub struct LdapUser {
     /// The entry's values the membership mappers read (by lowercase
     /// attribute name: `memberof`, `uid`).
     pub values: HashMap<String, Vec<String>>,
+    /// Disabled in Active Directory (`userAccountControl` has
+    /// ACCOUNTDISABLE), where the provider has the account-controls mapper.
+    pub disabled: bool,
 }
+
+/// Active Directory's `userAccountControl` flag of a disabled account.
+const ACCOUNTDISABLE: u32 = 0x2;
 
 /// A period or time in seconds: positive, else none.
 fn period(v: Option<&str>) -> Option<i64> {
@@ -291,6 +297,9 @@ impl LdapProvider {
         let mut out = vec![self.username_attr.as_str(), self.uuid_attr.as_str()];
         out.extend(m.attributes.iter().map(|(_, l)| l.as_str()));
         out.extend(m.full_name.as_deref());
+        if m.account_controls {
+            out.push("userAccountControl");
+        }
         for ms in &m.memberships {
             match ms.strategy {
                 Strategy::MemberOf => out.push(&ms.member_of_attr),
@@ -401,6 +410,10 @@ impl LdapProvider {
             last_name: None,
             attributes: BTreeMap::new(),
             values: HashMap::new(),
+            disabled: self.mappers.account_controls
+                && first("userAccountControl")
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .is_some_and(|f| f & ACCOUNTDISABLE != 0),
         };
         if let Some(cn) = self.mappers.full_name.as_deref().and_then(first) {
             match cn.rsplit_once(' ') {
@@ -410,12 +423,13 @@ impl LdapProvider {
                 None => u.last_name = Some(cn),
             }
         }
+        // A name the entry lacks keeps what the full-name mapper made.
         for (model, ldap) in &self.mappers.attributes {
             let v = first(ldap);
             match model.as_str() {
                 "email" => u.email = v.map(|m| m.to_lowercase()),
-                "firstName" => u.first_name = v,
-                "lastName" => u.last_name = v,
+                "firstName" => u.first_name = v.or(u.first_name.take()),
+                "lastName" => u.last_name = v.or(u.last_name.take()),
                 _ => {
                     if let Some(all) = values.get(&ldap.to_lowercase()) {
                         u.attributes.insert(model.clone(), all.clone());
@@ -786,6 +800,35 @@ mod tests {
         assert_eq!(
             LdapProvider::validate(&timeout).map_err(|e| e == "ldapErrorReadTimeoutNotNumber"),
             Err(true)
+        );
+    }
+
+    #[test]
+    fn active_directory_account_controls_disable_users() {
+        let mut ad = component(
+            json!({"vendor": ["ad"], "usernameLDAPAttribute": ["sAMAccountName"],
+            "rdnLDAPAttribute": ["cn"]}),
+        );
+        let mut new_id = || "m".to_owned();
+        ad.children = mappers::defaults_for(&ad, &mut new_id);
+        let p = LdapProvider::from_component(&ad);
+        let entry = |flags: &str| SearchEntry {
+            dn: "cn=Jo Doe,ou=people".into(),
+            attrs: HashMap::from([
+                ("sAMAccountName".to_owned(), vec!["jdoe".to_owned()]),
+                ("objectGUID".to_owned(), vec!["g".to_owned()]),
+                ("cn".to_owned(), vec!["Jo Doe".to_owned()]),
+                ("userAccountControl".to_owned(), vec![flags.to_owned()]),
+            ]),
+            bin_attrs: HashMap::new(),
+        };
+        let read = |flags: &str| p.as_ref().and_then(|p| p.user(entry(flags)));
+        assert_eq!(read("514").map(|u| u.disabled), Some(true));
+        assert_eq!(read("512").map(|u| u.disabled), Some(false));
+        // cn as RDN and another username: the full name is split.
+        assert_eq!(
+            read("512").map(|u| (u.first_name, u.last_name)),
+            Some((Some("Jo".into()), Some("Doe".into())))
         );
     }
 

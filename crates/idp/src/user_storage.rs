@@ -141,7 +141,7 @@ pub async fn check_password(
         },
     };
     match p.check_password(&dn, password).await {
-        Ok(true) if p.mappers.assign() => Some(refresh_memberships(idp, realm, &p, user).await),
+        Ok(true) if p.mappers.assign() => Some(reread(idp, realm, &p, user).await),
         Ok(ok) => Some(ok),
         Err(e) => {
             tracing::warn!(realm = %realm.name, provider = %p.name, error = %e,
@@ -152,40 +152,43 @@ pub async fn check_password(
 }
 
 /// Before tokens are made for a directory user without a password (a
-/// refresh, a login through the SSO session): false when its provider is
-/// disabled (its users count as disabled, as in Keycloak), or when the
-/// provider has group or role mappers and the user's memberships cannot
-/// be brought up to date, so a group the directory took away is not in
-/// a refreshed token either (Keycloak's `READ_ONLY` mappers read the
-/// directory whenever a token is made).
+/// refresh, a login through the SSO session), the directory is asked
+/// again, as Keycloak's `READ_ONLY` provider reads it whenever a token is
+/// made: false when the provider is disabled (its users count as
+/// disabled, as in Keycloak), the entry is gone or disabled (Active
+/// Directory's account controls), or its groups and roles cannot be
+/// brought up to date, so what the directory took away is not in a
+/// refreshed token either.
 pub async fn still_current(idp: &Idp, realm: &Realm, user: &User) -> bool {
     let Some(p) = user.federation_link.as_deref().and_then(|l| one(realm, l)) else {
         return true;
     };
-    if !p.enabled {
-        return false;
-    }
-    !p.mappers.assign() || refresh_memberships(idp, realm, &p, user).await
+    p.enabled && reread(idp, realm, &p, user).await
 }
 
-/// After a directory login: the user's groups and roles as the directory
-/// has them now, so that what it took away is not in the tokens this
-/// login gets. When that cannot be learnt, the login fails (the reason in
-/// the log) rather than go on with memberships that may be stale.
-async fn refresh_memberships(idp: &Idp, realm: &Realm, p: &LdapProvider, user: &User) -> bool {
+/// The user's entry read again: its names, e-mail and attributes brought
+/// up to date, and its groups and roles as the directory has them now, so
+/// that what it took away is not in the tokens about to be made. False,
+/// and the reason in the log, when the entry is gone or disabled or its
+/// memberships cannot be learnt: better no token than one with
+/// memberships that may be stale.
+async fn reread(idp: &Idp, realm: &Realm, p: &LdapProvider, user: &User) -> bool {
+    let refuse = |why: &str| {
+        tracing::warn!(realm = %realm.name, provider = %p.name, user = %user.username,
+            "LDAP user refused: {why}");
+        false
+    };
     let lu = match p.find(&user.username, false).await {
         Ok(Some(lu)) => lu,
-        Ok(None) => {
-            tracing::warn!(realm = %realm.name, provider = %p.name, user = %user.username,
-                "LDAP user gone from the directory after its bind");
-            return false;
-        }
-        Err(e) => {
-            tracing::warn!(realm = %realm.name, provider = %p.name, error = %e,
-                "LDAP lookup of a user's groups failed");
-            return false;
-        }
+        Ok(None) => return refuse("gone from the directory"),
+        Err(e) => return refuse(&e.to_string()),
     };
+    // Another entry under the same name (the old one deleted, a new one
+    // made): not the user these tokens were for.
+    let id = user.attributes.get(LDAP_ID).and_then(|v| v.first());
+    if id.is_some_and(|id| *id != lu.uuid) {
+        return refuse("the directory's entry of that name is another one (LDAP_ID)");
+    }
     let mut fresh = user.clone();
     if refresh(&mut fresh, &lu, p) {
         match idp.store.update_user(&fresh, &[]).await {
@@ -193,13 +196,15 @@ async fn refresh_memberships(idp: &Idp, realm: &Realm, p: &LdapProvider, user: &
             Err(e) => tracing::warn!(error = %e, "LDAP user refresh failed"),
         }
     }
+    if lu.disabled {
+        return refuse("disabled in the directory");
+    }
     match assign(idp, realm, p, user, &lu).await {
         Ok(_) => true,
-        Err(e) => {
-            tracing::warn!(realm = %realm.name, provider = %p.name, user = %user.username,
-                error = %e.message, "LDAP groups and roles not applied: login refused");
-            false
-        }
+        Err(e) => refuse(&format!(
+            "its groups and roles cannot be applied: {}",
+            e.message
+        )),
     }
 }
 
@@ -229,7 +234,7 @@ fn representation(p: &LdapProvider, lu: &LdapUser) -> Value {
         "email": lu.email,
         "firstName": lu.first_name,
         "lastName": lu.last_name,
-        "enabled": true,
+        "enabled": !lu.disabled,
         "emailVerified": p.trust_email && lu.email.is_some(),
         "federationLink": p.id,
         "attributes": attributes,
@@ -682,6 +687,12 @@ fn refresh(u: &mut User, lu: &LdapUser, p: &LdapProvider) -> bool {
     set(&mut u.email, &lu.email);
     set(&mut u.first_name, &lu.first_name);
     set(&mut u.last_name, &lu.last_name);
+    // Disabled in the directory: disabled here (a user the directory
+    // enables again stays as an admin here left it).
+    if lu.disabled && u.enabled {
+        u.enabled = false;
+        changed = true;
+    }
     if p.trust_email && lu.email.is_some() && !u.email_verified {
         u.email_verified = true;
         changed = true;

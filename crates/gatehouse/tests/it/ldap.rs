@@ -710,7 +710,7 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
     for bad in [
         orphan,
         no_dn,
-        mapper("ad", "msad-user-account-control-mapper", json!({})),
+        mapper("cert", "certificate-ldap-mapper", json!({})),
     ] {
         let (st, body) = s.admin_post_json(&t, "/fed/components", &bad).await;
         assert_eq!(st, 400, "{body}");
@@ -929,6 +929,15 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
     let nested = &export["components"]["org.keycloak.storage.UserStorageProvider"][0]["subComponents"]
         [MAPPER];
     assert_eq!(nested.as_array().map(Vec::len), Some(8), "{nested}");
+
+    // An entry deleted from the directory: its refresh tokens stop
+    // working, even without group mappers' help.
+    let (st, mary_tokens) = login(&s, "mgreen", "mary-pw").await;
+    assert_eq!(st, 200);
+    let rt = mary_tokens["refresh_token"].as_str().unwrap_or("");
+    assert_eq!(s.public_refresh("fed", "cli", rt).await.status(), 200);
+    ldap.run("ldapdelete", &format!("uid=mgreen,{PEOPLE}\n"));
+    assert_eq!(s.public_refresh("fed", "cli", rt).await.status(), 400);
 
     // A provider disabled since: its users' refresh tokens stop working.
     let (st, tokens) = login(&s, "jbrown", "ldap-pw").await;

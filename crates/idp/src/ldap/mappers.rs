@@ -3,7 +3,8 @@
 //! user. Attribute mappers decide the user's names, e-mail and
 //! attributes; group and role mappers decide the user's groups and role
 //! mappings from the directory's group entries; hardcoded mappers give
-//! every user of the provider a role, a group or an attribute.
+//! every user of the provider a role, a group or an attribute; Active
+//! Directory's account controls disable the users it has disabled.
 //!
 //! Gatehouse's providers are read-only, so every membership mapper runs
 //! as Keycloak's `READ_ONLY` mode does, whatever its `mode`: the
@@ -23,7 +24,7 @@ pub const MAPPER_TYPE: &str = "org.keycloak.storage.ldap.mappers.LDAPStorageMapp
 
 /// The mapper providers Gatehouse runs; others a Keycloak export brings
 /// are kept and exported again, but creating one is refused.
-pub const PROVIDERS: [&str; 7] = [
+pub const PROVIDERS: [&str; 8] = [
     "user-attribute-ldap-mapper",
     "full-name-ldap-mapper",
     "group-ldap-mapper",
@@ -31,6 +32,7 @@ pub const PROVIDERS: [&str; 7] = [
     "hardcoded-ldap-role-mapper",
     "hardcoded-ldap-group-mapper",
     "hardcoded-attribute-mapper",
+    "msad-user-account-control-mapper",
 ];
 
 /// Where a membership mapper puts the directory groups a user is in.
@@ -98,6 +100,9 @@ pub struct Mappers {
     pub groups: Vec<String>,
     /// (user attribute, value) every user of the provider has.
     pub fixed: Vec<(String, String)>,
+    /// Active Directory's `userAccountControl` decides whether a user is
+    /// disabled (Keycloak's "MSAD account controls" mapper).
+    pub account_controls: bool,
 }
 
 fn list(v: Option<&str>) -> Vec<String> {
@@ -145,6 +150,7 @@ impl Mappers {
                 }
                 "hardcoded-ldap-role-mapper" => out.roles.extend(get("role").map(str::to_owned)),
                 "hardcoded-ldap-group-mapper" => out.groups.extend(get("group").map(str::to_owned)),
+                "msad-user-account-control-mapper" => out.account_controls = true,
                 "hardcoded-attribute-mapper" => {
                     if let (Some(a), Some(v)) =
                         (get("user.model.attribute"), get("attribute.value"))
@@ -254,7 +260,7 @@ pub fn validate(c: &Component) -> Result<(), String> {
             need("user.model.attribute")?;
             need("ldap.attribute")
         }
-        "full-name-ldap-mapper" => Ok(()),
+        "full-name-ldap-mapper" | "msad-user-account-control-mapper" => Ok(()),
         "group-ldap-mapper" | "role-ldap-mapper" => {
             let roles = c.provider_id == "role-ldap-mapper";
             need(if roles { "roles.dn" } else { "groups.dn" })?;
@@ -373,6 +379,13 @@ pub fn defaults_for(provider: &Component, new_id: &mut dyn FnMut() -> String) ->
         UA,
         attr("modifyTimestamp", modified, "true", always, "false"),
     );
+    if ad {
+        mapper(
+            "MSAD account controls",
+            "msad-user-account-control-mapper",
+            json!({}),
+        );
+    }
     out
 }
 
@@ -473,6 +486,6 @@ mod tests {
             validate(&mapper("group-ldap-mapper", json!({"mode": ["READ_ONLY"]}))),
             Err("Attribute 'groups.dn' is required".into())
         );
-        assert!(validate(&mapper("msad-user-account-control-mapper", json!({}))).is_err());
+        assert!(validate(&mapper("certificate-ldap-mapper", json!({}))).is_err());
     }
 }
