@@ -276,19 +276,16 @@ impl LdapProvider {
 
     /// The filter for the provider's users, narrowed by `extra`.
     fn filter(&self, extra: &str) -> String {
-        let mut f = String::from("(&");
-        for oc in &self.object_classes {
-            f.push_str(&format!(
-                "(objectClass={})",
-                ldap3::ldap_escape(oc.as_str())
-            ));
+        and_filter(&self.object_classes, self.custom_filter.as_deref(), extra)
+    }
+
+    /// How deep searches go (`searchScope`).
+    fn scope(&self) -> Scope {
+        if self.subtree {
+            Scope::Subtree
+        } else {
+            Scope::OneLevel
         }
-        if let Some(c) = &self.custom_filter {
-            f.push_str(c);
-        }
-        f.push_str(extra);
-        f.push(')');
-        f
     }
 
     /// The attributes a user search asks for: what the mappers read.
@@ -322,11 +319,7 @@ impl LdapProvider {
         extra: &str,
         paged: bool,
     ) -> Result<Vec<LdapUser>, LdapError> {
-        let scope = if self.subtree {
-            Scope::Subtree
-        } else {
-            Scope::OneLevel
-        };
+        let scope = self.scope();
         let failed = |e: ldap3::LdapError| LdapError::Search(e.to_string());
         let filter = self.filter(extra);
         ldap.with_timeout(self.read_timeout);
@@ -357,18 +350,7 @@ impl LdapProvider {
                 entries
             }
         };
-        Ok(entries
-            .into_iter()
-            .filter_map(|re| {
-                // ldap3 panics on an entry it cannot parse: one bad entry
-                // from the directory must not take the request down.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    SearchEntry::construct(re)
-                }))
-                .ok()
-            })
-            .filter_map(|e| self.user(e))
-            .collect())
+        Ok(parsed(entries).filter_map(|e| self.user(e)).collect())
     }
 
     fn user(&self, e: SearchEntry) -> Option<LdapUser> {
@@ -542,38 +524,15 @@ impl LdapProvider {
         m: &Membership,
         extra: &str,
     ) -> Result<Vec<String>, LdapError> {
-        let mut f = String::from("(&");
-        for oc in &m.object_classes {
-            f.push_str(&format!(
-                "(objectClass={})",
-                ldap3::ldap_escape(oc.as_str())
-            ));
-        }
-        if let Some(c) = &m.filter {
-            f.push_str(c);
-        }
-        f.push_str(extra);
-        f.push(')');
-        let scope = if self.subtree {
-            Scope::Subtree
-        } else {
-            Scope::OneLevel
-        };
+        let f = and_filter(&m.object_classes, m.filter.as_deref(), extra);
         ldap.with_timeout(self.read_timeout);
         let failed = |e: ldap3::LdapError| LdapError::Search(e.to_string());
         let (entries, _) = ldap
-            .search(&m.dn, scope, &f, vec![m.name_attr.as_str()])
+            .search(&m.dn, self.scope(), &f, vec![m.name_attr.as_str()])
             .await
             .and_then(|r| r.success())
             .map_err(failed)?;
-        let mut names: Vec<String> = entries
-            .into_iter()
-            .filter_map(|re| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    SearchEntry::construct(re)
-                }))
-                .ok()
-            })
+        let mut names: Vec<String> = parsed(entries)
             .filter_map(|e| {
                 e.attrs
                     .iter()
@@ -700,6 +659,30 @@ impl LdapProvider {
             Err(e) => Err(LdapError::Connect(e.to_string())),
         }
     }
+}
+
+/// `(&(objectClass=...)...{custom}{extra})`: entries of all of `classes`,
+/// narrowed by a configured filter and by `extra`.
+fn and_filter(classes: &[String], custom: Option<&str>, extra: &str) -> String {
+    let mut f = String::from("(&");
+    for oc in classes {
+        f.push_str(&format!(
+            "(objectClass={})",
+            ldap3::ldap_escape(oc.as_str())
+        ));
+    }
+    f.push_str(custom.unwrap_or(""));
+    f.push_str(extra);
+    f.push(')');
+    f
+}
+
+/// A search's entries, parsed. ldap3 panics on an entry it cannot parse:
+/// one bad entry from the directory must not take the request down.
+fn parsed(entries: Vec<ldap3::ResultEntry>) -> impl Iterator<Item = SearchEntry> {
+    entries.into_iter().filter_map(|re| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| SearchEntry::construct(re))).ok()
+    })
 }
 
 /// Keycloak's connection test (`/testLDAPConnection`): connect to `url`

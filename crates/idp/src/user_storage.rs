@@ -298,18 +298,9 @@ pub async fn assign(
                 let scope = (p, ms, path.as_str());
                 assign_groups(idp, realm, scope, (u, &user_groups), &names, &mut groups).await?
             }
-            Target::RealmRoles => {
-                assign_roles(idp, realm, (p, ms), (u, &granted), &names, None).await?
-            }
-            Target::ClientRoles(client_id) => {
-                let Some(client) = idp.store.client_by_client_id(&realm.id, client_id).await?
-                else {
-                    return Err(AdminError::bad_request(format!(
-                        "role mapper {}: no client {client_id}",
-                        ms.name
-                    )));
-                };
-                let owner = Some(client.id.as_str());
+            Target::RealmRoles | Target::ClientRoles(_) => {
+                let owner = role_owner(idp, realm, ms).await?;
+                let owner = owner.as_deref();
                 assign_roles(idp, realm, (p, ms), (u, &granted), &names, owner).await?
             }
         };
@@ -357,6 +348,77 @@ async fn hardcoded_role(idp: &Idp, realm: &Realm, name: &str) -> Result<Option<R
     Ok(idp.store.role_by_name(&realm.id, None, name).await?)
 }
 
+/// The group `name` directly under `parent` (None: top level), made
+/// when missing (added to `groups`); its id and whether it was made.
+async fn ensure_group(
+    idp: &Idp,
+    realm: &Realm,
+    groups: &mut Vec<Group>,
+    parent: &Option<String>,
+    name: &str,
+) -> Result<(String, bool), AdminError> {
+    let here = groups
+        .iter()
+        .find(|g| &g.parent_id == parent && g.name.eq_ignore_ascii_case(name));
+    if let Some(g) = here {
+        return Ok((g.id.clone(), false));
+    }
+    let g = Group {
+        id: gatehouse_core::id::uuid(),
+        realm_id: realm.id.clone(),
+        parent_id: parent.clone(),
+        name: name.to_owned(),
+        description: None,
+        attributes: Default::default(),
+    };
+    idp.store.create_group(&g, &[]).await?;
+    let id = g.id.clone();
+    groups.push(g);
+    Ok((id, true))
+}
+
+/// The realm role (or role of client `owner`, an internal id) `name`,
+/// made when missing; its id and whether it was made.
+async fn ensure_role(
+    idp: &Idp,
+    realm: &Realm,
+    owner: Option<&str>,
+    name: &str,
+) -> Result<(String, bool), AdminError> {
+    if let Some(r) = idp.store.role_by_name(&realm.id, owner, name).await? {
+        return Ok((r.id, false));
+    }
+    let r = Role {
+        id: gatehouse_core::id::uuid(),
+        realm_id: realm.id.clone(),
+        client_id: owner.map(str::to_owned),
+        name: name.to_owned(),
+        description: None,
+        attributes: Default::default(),
+    };
+    idp.store.create_role(&r, &[]).await?;
+    Ok((r.id, true))
+}
+
+/// The internal id of the client whose roles a role mapper maps (None
+/// for realm roles); an error for a `client.id` the realm lacks.
+async fn role_owner(
+    idp: &Idp,
+    realm: &Realm,
+    ms: &Membership,
+) -> Result<Option<String>, AdminError> {
+    let Target::ClientRoles(client_id) = &ms.target else {
+        return Ok(None);
+    };
+    match idp.store.client_by_client_id(&realm.id, client_id).await? {
+        Some(c) => Ok(Some(c.id)),
+        None => Err(AdminError::bad_request(format!(
+            "role mapper {}: no client {client_id}",
+            ms.name
+        ))),
+    }
+}
+
 /// Of `held` (names of what the user holds in the mapper's scope that the
 /// directory did not list), those the directory has: the memberships to
 /// remove.
@@ -390,27 +452,7 @@ async fn assign_groups(
     let parent = group_parent(groups, ms, path)?;
     let mut wanted = Vec::with_capacity(names.len());
     for name in names {
-        let existing = groups
-            .iter()
-            .find(|g| g.parent_id == parent && g.name.eq_ignore_ascii_case(name));
-        let id = match existing {
-            Some(g) => g.id.clone(),
-            None => {
-                let g = Group {
-                    id: gatehouse_core::id::uuid(),
-                    realm_id: realm.id.clone(),
-                    parent_id: parent.clone(),
-                    name: name.clone(),
-                    description: None,
-                    attributes: Default::default(),
-                };
-                idp.store.create_group(&g, &[]).await?;
-                let id = g.id.clone();
-                groups.push(g);
-                id
-            }
-        };
-        wanted.push(id);
+        wanted.push(ensure_group(idp, realm, groups, &parent, name).await?.0);
     }
     let mut changed = false;
     for id in &wanted {
@@ -443,22 +485,7 @@ async fn assign_roles(
 ) -> Result<bool, AdminError> {
     let mut wanted = Vec::with_capacity(names.len());
     for name in names {
-        let id = match idp.store.role_by_name(&realm.id, owner, name).await? {
-            Some(r) => r.id,
-            None => {
-                let r = Role {
-                    id: gatehouse_core::id::uuid(),
-                    realm_id: realm.id.clone(),
-                    client_id: owner.map(str::to_owned),
-                    name: name.clone(),
-                    description: None,
-                    attributes: Default::default(),
-                };
-                idp.store.create_role(&r, &[]).await?;
-                r.id
-            }
-        };
-        wanted.push(id);
+        wanted.push(ensure_role(idp, realm, owner, name).await?.0);
     }
     let add: Vec<String> = wanted
         .iter()
@@ -517,28 +544,24 @@ pub async fn sync_mapper(
         return Ok(r);
     };
     let names = p.groups(ms).await.map_err(directory_failed)?;
+    let count = |r: &mut SyncResult, made: bool| {
+        if made {
+            r.added += 1;
+        } else {
+            r.updated += 1;
+        }
+    };
     match &ms.target {
         Target::Groups(path) => {
-            let groups = idp.store.groups(&realm.id).await?;
+            let mut groups = idp.store.groups(&realm.id).await?;
             let parent = group_parent(&groups, ms, path)?;
             for name in &names {
-                let here = groups
-                    .iter()
-                    .any(|g| g.parent_id == parent && g.name.eq_ignore_ascii_case(name));
-                if here {
-                    r.updated += 1;
-                    continue;
-                }
-                let g = Group {
-                    id: gatehouse_core::id::uuid(),
-                    realm_id: realm.id.clone(),
-                    parent_id: parent.clone(),
-                    name: name.clone(),
-                    description: None,
-                    attributes: Default::default(),
-                };
-                idp.store.create_group(&g, &[]).await?;
-                r.added += 1;
+                count(
+                    &mut r,
+                    ensure_group(idp, realm, &mut groups, &parent, name)
+                        .await?
+                        .1,
+                );
             }
             if ms.drop_missing {
                 for g in groups.iter().filter(|g| g.parent_id == parent) {
@@ -550,36 +573,12 @@ pub async fn sync_mapper(
             }
         }
         Target::RealmRoles | Target::ClientRoles(_) => {
-            let owner = match &ms.target {
-                Target::ClientRoles(client_id) => {
-                    let c = idp.store.client_by_client_id(&realm.id, client_id).await?;
-                    Some(
-                        c.ok_or_else(|| AdminError::bad_request(format!("no client {client_id}")))?
-                            .id,
-                    )
-                }
-                _ => None,
-            };
+            let owner = role_owner(idp, realm, ms).await?;
             for name in &names {
-                if idp
-                    .store
-                    .role_by_name(&realm.id, owner.as_deref(), name)
-                    .await?
-                    .is_some()
-                {
-                    r.updated += 1;
-                    continue;
-                }
-                let role = Role {
-                    id: gatehouse_core::id::uuid(),
-                    realm_id: realm.id.clone(),
-                    client_id: owner.clone(),
-                    name: name.clone(),
-                    description: None,
-                    attributes: Default::default(),
-                };
-                idp.store.create_role(&role, &[]).await?;
-                r.added += 1;
+                count(
+                    &mut r,
+                    ensure_role(idp, realm, owner.as_deref(), name).await?.1,
+                );
             }
         }
     }

@@ -580,6 +580,16 @@ async fn names_of(s: &Server, t: &str, uid: &str, what: &str) -> Vec<String> {
     names
 }
 
+/// The realm roles of the access token in a 200 token response.
+async fn roles_in(s: &Server, r: reqwest::Response) -> String {
+    assert_eq!(r.status(), 200);
+    let tokens: Value = r.json().await.unwrap_or(Value::Null);
+    let claims = s
+        .verified("fed", tokens["access_token"].as_str().unwrap_or(""))
+        .await;
+    claims["realm_access"]["roles"].to_string()
+}
+
 /// Group and role mappers as Keycloak's admin console adds them: the
 /// directory's groups become groups and roles at the import, are brought
 /// up to date at every login and sync (a removal in the directory is gone
@@ -824,51 +834,19 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
          dn: cn=auditor,ou=roles,{SUFFIX}\nchangetype: modify\ndelete: memberUid\nmemberUid: jbrown\n\n"
     ));
     // A login through the SSO session reads the directory again.
-    let r = sso_login().await;
-    assert_eq!(r.status(), 200);
-    let via_sso: Value = r.json().await.unwrap_or(Value::Null);
-    let claims = s
-        .verified("fed", via_sso["access_token"].as_str().unwrap_or(""))
-        .await;
-    assert!(
-        !claims["realm_access"]["roles"]
-            .to_string()
-            .contains("auditor"),
-        "{claims}"
-    );
+    assert!(!roles_in(&s, sso_login().await).await.contains("auditor"));
     ldap.modify(&format!(
         "dn: cn=auditor,ou=roles,{SUFFIX}\nchangetype: modify\nadd: memberUid\nmemberUid: jbrown\n\n"
     ));
-    let r = sso_login().await;
-    let via_sso: Value = r.json().await.unwrap_or(Value::Null);
-    let claims = s
-        .verified("fed", via_sso["access_token"].as_str().unwrap_or(""))
-        .await;
-    assert!(
-        claims["realm_access"]["roles"]
-            .to_string()
-            .contains("auditor"),
-        "{claims}"
-    );
+    assert!(roles_in(&s, sso_login().await).await.contains("auditor"));
     ldap.modify(&format!(
         "dn: cn=auditor,ou=roles,{SUFFIX}\nchangetype: modify\ndelete: memberUid\nmemberUid: jbrown\n\n"
     ));
     // A refresh reads the directory too: the token it gives has lost
     // the role, with no new password.
-    let r = s
-        .public_refresh("fed", "cli", tokens["refresh_token"].as_str().unwrap_or(""))
-        .await;
-    assert_eq!(r.status(), 200);
-    let refreshed: Value = r.json().await.unwrap_or(Value::Null);
-    let claims = s
-        .verified("fed", refreshed["access_token"].as_str().unwrap_or(""))
-        .await;
-    assert!(
-        !claims["realm_access"]["roles"]
-            .to_string()
-            .contains("auditor"),
-        "{claims}"
-    );
+    let rt = tokens["refresh_token"].as_str().unwrap_or("");
+    let refreshed = s.public_refresh("fed", "cli", rt).await;
+    assert!(!roles_in(&s, refreshed).await.contains("auditor"));
     assert_eq!(
         names_of(&s, &t, &uid, "groups").await,
         ["local-team", "staff"]

@@ -182,21 +182,7 @@ async fn sub_types(
     }
     let text = |name: &str, help: &str| property(name, name, "String", help, Value::Null);
     let membership = |roles: bool| {
-        let (dn, name, classes, filter) = if roles {
-            (
-                "roles.dn",
-                "role.name.ldap.attribute",
-                "role.object.classes",
-                "roles.ldap.filter",
-            )
-        } else {
-            (
-                "groups.dn",
-                "group.name.ldap.attribute",
-                "group.object.classes",
-                "groups.ldap.filter",
-            )
-        };
+        let [dn, name, classes, filter] = mappers::membership_keys(roles);
         let mut p = vec![
             text(dn, "Where the group entries are"),
             text(name, "The attribute naming a group entry (cn)"),

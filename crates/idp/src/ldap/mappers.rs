@@ -189,24 +189,30 @@ impl Mappers {
     }
 }
 
-fn membership(c: &Component, username_attr: &str, active_directory: bool) -> Option<Membership> {
-    let get = |k: &str| c.value(k).map(str::trim).filter(|v| !v.is_empty());
-    let roles = c.provider_id == "role-ldap-mapper";
-    let (dn, name, classes, filter) = if roles {
-        (
+/// A group or role mapper's own config keys: where its entries are, the
+/// attribute naming one, their object classes, and an extra filter.
+pub fn membership_keys(roles: bool) -> [&'static str; 4] {
+    if roles {
+        [
             "roles.dn",
             "role.name.ldap.attribute",
             "role.object.classes",
             "roles.ldap.filter",
-        )
+        ]
     } else {
-        (
+        [
             "groups.dn",
             "group.name.ldap.attribute",
             "group.object.classes",
             "groups.ldap.filter",
-        )
-    };
+        ]
+    }
+}
+
+fn membership(c: &Component, username_attr: &str, active_directory: bool) -> Option<Membership> {
+    let get = |k: &str| c.value(k).map(str::trim).filter(|v| !v.is_empty());
+    let roles = c.provider_id == "role-ldap-mapper";
+    let [dn, name, classes, filter] = membership_keys(roles);
     let target = if !roles {
         Target::Groups(get("groups.path").unwrap_or("/").to_owned())
     } else if get("use.realm.roles.mapping").is_none_or(|v| v == "true") {
@@ -263,7 +269,8 @@ pub fn validate(c: &Component) -> Result<(), String> {
         "full-name-ldap-mapper" | "msad-user-account-control-mapper" => Ok(()),
         "group-ldap-mapper" | "role-ldap-mapper" => {
             let roles = c.provider_id == "role-ldap-mapper";
-            need(if roles { "roles.dn" } else { "groups.dn" })?;
+            let [dn, _, _, filter] = membership_keys(roles);
+            need(dn)?;
             if let Some(m) = get("mode")
                 && !matches!(m, "READ_ONLY" | "LDAP_ONLY" | "IMPORT")
             {
@@ -274,11 +281,6 @@ pub fn validate(c: &Component) -> Result<(), String> {
             {
                 return Err(format!("Unknown membership attribute type {t}"));
             }
-            let filter = if roles {
-                "roles.ldap.filter"
-            } else {
-                "groups.ldap.filter"
-            };
             if get(filter).is_some_and(|f| !(f.starts_with('(') && f.ends_with(')'))) {
                 return Err("ldapErrorInvalidCustomFilter".into());
             }
