@@ -14,7 +14,7 @@ pub mod mappers;
 
 use crate::admin::components::Component;
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
-use mappers::{Mappers, Membership, Strategy};
+use mappers::{GroupPath, Mappers, Membership, Strategy};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -95,6 +95,13 @@ pub struct LdapUser {
     /// Disabled in Active Directory (`userAccountControl` has
     /// ACCOUNTDISABLE), where the provider has the account-controls mapper.
     pub disabled: bool,
+}
+
+/// A group entry as a mapper reads it.
+struct GroupEntry {
+    dn: String,
+    name: String,
+    members: Vec<String>,
 }
 
 /// Active Directory's `userAccountControl` flag of a disabled account.
@@ -433,49 +440,66 @@ impl LdapProvider {
         Some(u)
     }
 
-    /// The names of the directory groups `user` is in, by membership
-    /// mapper (in the order of `mappers.memberships`).
-    pub async fn memberships(&self, user: &LdapUser) -> Result<Vec<Vec<String>>, LdapError> {
+    /// The directory groups `user` is in, by membership mapper (in the
+    /// order of `mappers.memberships`), as paths (see [`GroupPath`]).
+    pub async fn memberships(&self, user: &LdapUser) -> Result<Vec<Vec<GroupPath>>, LdapError> {
         let mut out = Vec::with_capacity(self.mappers.memberships.len());
         let mut ldap = None;
         for m in &self.mappers.memberships {
-            if m.strategy == Strategy::MemberOf {
-                let names = user
-                    .values
+            let direct: Vec<(String, String)> = if m.strategy == Strategy::MemberOf {
+                user.values
                     .get(&m.member_of_attr.to_lowercase())
                     .into_iter()
                     .flatten()
                     .filter(|dn| mappers::is_under(dn, &m.dn))
-                    .filter_map(|dn| mappers::rdn_value(dn, &m.name_attr))
-                    .collect();
-                out.push(names);
-                continue;
-            }
-            let member = if m.by_uid {
-                let v = user.values.get(&m.user_attr.to_lowercase());
-                match v.and_then(|v| v.first()) {
-                    Some(v) => v.clone(),
-                    None => {
-                        out.push(vec![]);
-                        continue;
+                    .filter_map(|dn| Some((dn.clone(), mappers::rdn_value(dn, &m.name_attr)?)))
+                    .collect()
+            } else {
+                let member = if m.by_uid {
+                    match user
+                        .values
+                        .get(&m.user_attr.to_lowercase())
+                        .and_then(|v| v.first())
+                    {
+                        Some(v) => v.clone(),
+                        None => {
+                            out.push(vec![]);
+                            continue;
+                        }
                     }
+                } else {
+                    user.dn.clone()
+                };
+                let rule = if m.strategy == Strategy::ByMemberRecursively {
+                    ":1.2.840.113556.1.4.1941:"
+                } else {
+                    ""
+                };
+                let extra = format!("({}{rule}={})", m.member_attr, ldap3::ldap_escape(&member));
+                if ldap.is_none() {
+                    ldap = Some(self.connect().await?);
                 }
-            } else {
-                user.dn.clone()
+                let Some(conn) = ldap.as_mut() else {
+                    continue;
+                };
+                let found = self.group_entries(conn, m, &extra, false).await?;
+                found.into_iter().map(|g| (g.dn, g.name)).collect()
             };
-            let rule = if m.strategy == Strategy::ByMemberRecursively {
-                ":1.2.840.113556.1.4.1941:"
-            } else {
-                ""
-            };
-            let extra = format!("({}{rule}={})", m.member_attr, ldap3::ldap_escape(&member));
-            if ldap.is_none() {
-                ldap = Some(self.connect().await?);
+            let mut paths = Vec::with_capacity(direct.len());
+            for (dn, name) in direct {
+                if !m.nested {
+                    paths.push(vec![name]);
+                    continue;
+                }
+                if ldap.is_none() {
+                    ldap = Some(self.connect().await?);
+                }
+                let Some(conn) = ldap.as_mut() else {
+                    continue;
+                };
+                paths.push(self.path_of(conn, m, &dn, &name).await?);
             }
-            let Some(conn) = ldap.as_mut() else {
-                continue;
-            };
-            out.push(self.group_names(conn, m, &extra).await?);
+            out.push(paths);
         }
         if let Some(mut l) = ldap {
             let _ = l.unbind().await;
@@ -509,12 +533,57 @@ impl LdapProvider {
         found
     }
 
-    /// The names of all of mapper `m`'s group entries (a mapper sync).
-    pub async fn groups(&self, m: &Membership) -> Result<Vec<String>, LdapError> {
-        let mut ldap = self.connect().await?;
-        let found = self.group_names(&mut ldap, m, "").await;
-        let _ = ldap.unbind().await;
-        found
+    /// Mapper `m`'s group entries matching `extra`: DN, name, and with
+    /// `members` the values of its member attribute.
+    async fn group_entries(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        m: &Membership,
+        extra: &str,
+        members: bool,
+    ) -> Result<Vec<GroupEntry>, LdapError> {
+        let f = and_filter(&m.object_classes, m.filter.as_deref(), extra);
+        ldap.with_timeout(self.read_timeout);
+        let failed = |e: ldap3::LdapError| LdapError::Search(e.to_string());
+        let mut attrs = vec![m.name_attr.as_str()];
+        if members {
+            attrs.push(&m.member_attr);
+        }
+        let (entries, _) = ldap
+            .search(&m.dn, self.scope(), &f, attrs)
+            .await
+            .and_then(|r| r.success())
+            .map_err(failed)?;
+        let values = |e: &SearchEntry, attr: &str| -> Vec<String> {
+            e.attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+                .map(|(_, v)| {
+                    v.iter()
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut out: Vec<GroupEntry> = parsed(entries)
+            .filter_map(|e| {
+                let name = values(&e, &m.name_attr).into_iter().next()?;
+                let members = if members {
+                    values(&e, &m.member_attr)
+                } else {
+                    vec![]
+                };
+                Some(GroupEntry {
+                    dn: e.dn,
+                    name,
+                    members,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.dedup_by(|a, b| a.name == b.name);
+        Ok(out)
     }
 
     /// The names of mapper `m`'s group entries matching `extra`.
@@ -524,27 +593,96 @@ impl LdapProvider {
         m: &Membership,
         extra: &str,
     ) -> Result<Vec<String>, LdapError> {
-        let f = and_filter(&m.object_classes, m.filter.as_deref(), extra);
-        ldap.with_timeout(self.read_timeout);
-        let failed = |e: ldap3::LdapError| LdapError::Search(e.to_string());
-        let (entries, _) = ldap
-            .search(&m.dn, self.scope(), &f, vec![m.name_attr.as_str()])
-            .await
-            .and_then(|r| r.success())
-            .map_err(failed)?;
-        let mut names: Vec<String> = parsed(entries)
-            .filter_map(|e| {
-                e.attrs
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(&m.name_attr))
-                    .and_then(|(_, v)| v.first())
-                    .map(|v| v.trim().to_owned())
-                    .filter(|v| !v.is_empty())
-            })
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
+        let found = self.group_entries(ldap, m, extra, false).await?;
+        Ok(found.into_iter().map(|g| g.name).collect())
+    }
+
+    /// The path of group `dn` (named `name`) when mapper `m` keeps the
+    /// directory's nesting: its ancestors' names, then its own. A group
+    /// with two parents cannot be a subgroup of both (Keycloak refuses it
+    /// too), and neither can one in a cycle.
+    async fn path_of(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        m: &Membership,
+        dn: &str,
+        name: &str,
+    ) -> Result<GroupPath, LdapError> {
+        let mut path = vec![name.to_owned()];
+        if !m.nested {
+            return Ok(path);
+        }
+        let mut seen = vec![dn.to_lowercase()];
+        let mut child = dn.to_owned();
+        loop {
+            let extra = format!("({}={})", m.member_attr, ldap3::ldap_escape(child.as_str()));
+            let mut parents = self.group_entries(ldap, m, &extra, false).await?;
+            let parent = match parents.len() {
+                0 => break,
+                1 => parents.remove(0),
+                _ => {
+                    return Err(LdapError::Config(format!(
+                        "group {} has more than one parent group; \
+                         preserve.group.inheritance cannot map it",
+                        path[0]
+                    )));
+                }
+            };
+            if seen.contains(&parent.dn.to_lowercase()) || seen.len() > 32 {
+                return Err(LdapError::Config(format!(
+                    "group {} is nested in a cycle",
+                    path[0]
+                )));
+            }
+            seen.push(parent.dn.to_lowercase());
+            path.insert(0, parent.name);
+            child = parent.dn;
+        }
+        Ok(path)
+    }
+
+    /// Every group of mapper `m` as a path (a mapper sync): one search,
+    /// with the member lists when the mapper keeps nesting.
+    pub async fn group_paths(&self, m: &Membership) -> Result<Vec<GroupPath>, LdapError> {
+        let mut ldap = self.connect().await?;
+        let found = self.group_entries(&mut ldap, m, "", m.nested).await;
+        let _ = ldap.unbind().await;
+        let groups = found?;
+        if !m.nested {
+            return Ok(groups.into_iter().map(|g| vec![g.name]).collect());
+        }
+        let key = |dn: &str| dn.to_lowercase().replace(", ", ",");
+        let mut parent: HashMap<String, usize> = HashMap::new();
+        for (i, g) in groups.iter().enumerate() {
+            for member in &g.members {
+                if !groups.iter().any(|c| key(&c.dn) == key(member)) {
+                    continue;
+                }
+                if parent.insert(key(member), i).is_some_and(|p| p != i) {
+                    return Err(LdapError::Config(format!(
+                        "group {member} has more than one parent group; \
+                         preserve.group.inheritance cannot map it"
+                    )));
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for g in &groups {
+            let mut path = vec![g.name.clone()];
+            let mut at = key(&g.dn);
+            while let Some(&p) = parent.get(&at) {
+                if path.len() > 32 {
+                    return Err(LdapError::Config(format!(
+                        "group {} is nested in a cycle",
+                        g.name
+                    )));
+                }
+                path.insert(0, groups[p].name.clone());
+                at = key(&groups[p].dn);
+            }
+            out.push(path);
+        }
+        Ok(out)
     }
 
     /// The directory's user named `username` (by the username attribute,

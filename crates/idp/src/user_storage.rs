@@ -10,7 +10,7 @@
 
 use crate::admin::components::{self, Component};
 use crate::error::AdminError;
-use crate::ldap::mappers::{Membership, Target};
+use crate::ldap::mappers::{GroupPath, Membership, Target};
 use crate::ldap::{LDAP_ENTRY_DN, LDAP_ID, LdapProvider, LdapUser, STORAGE_TYPE};
 use crate::state::Idp;
 use gatehouse_core::model::{Group, Realm, Role, User};
@@ -301,6 +301,7 @@ pub async fn assign(
             Target::RealmRoles | Target::ClientRoles(_) => {
                 let owner = role_owner(idp, realm, ms).await?;
                 let owner = owner.as_deref();
+                let names: Vec<String> = names.iter().filter_map(|p| p.last().cloned()).collect();
                 assign_roles(idp, realm, (p, ms), (u, &granted), &names, owner).await?
             }
         };
@@ -446,13 +447,13 @@ async fn assign_groups(
     realm: &Realm,
     (p, ms, path): (&LdapProvider, &Membership, &str),
     (u, user_groups): (&User, &[Group]),
-    names: &[String],
+    paths: &[GroupPath],
     groups: &mut Vec<Group>,
 ) -> Result<bool, AdminError> {
-    let parent = group_parent(groups, ms, path)?;
-    let mut wanted = Vec::with_capacity(names.len());
-    for name in names {
-        wanted.push(ensure_group(idp, realm, groups, &parent, name).await?.0);
+    let base = group_parent(groups, ms, path)?;
+    let mut wanted = Vec::with_capacity(paths.len());
+    for path in paths {
+        wanted.push(ensure_path(idp, realm, groups, &base, path).await?.0);
     }
     let mut changed = false;
     for id in &wanted {
@@ -461,9 +462,18 @@ async fn assign_groups(
             changed = true;
         }
     }
+    // What the mapper governs: the groups right under its path, or with
+    // nesting kept the whole tree under it.
+    let governed = |g: &Group| {
+        if ms.nested {
+            under(groups, g, &base)
+        } else {
+            g.parent_id == base
+        }
+    };
     let held = user_groups
         .iter()
-        .filter(|g| g.parent_id == parent && !wanted.contains(&g.id))
+        .filter(|g| governed(g) && !wanted.contains(&g.id))
         .map(|g| (g.id.clone(), g.name.clone()))
         .collect();
     for id in stale(p, ms, held).await? {
@@ -471,6 +481,50 @@ async fn assign_groups(
         changed = true;
     }
     Ok(changed)
+}
+
+/// Whether `g` is below `base` (None: the realm's top level, so any
+/// group is).
+fn under(groups: &[Group], g: &Group, base: &Option<String>) -> bool {
+    let Some(base) = base else {
+        return true;
+    };
+    let mut at = g.parent_id.as_ref();
+    for _ in 0..64 {
+        match at {
+            Some(p) if p == base => return true,
+            Some(p) => {
+                at = groups
+                    .iter()
+                    .find(|x| &x.id == p)
+                    .and_then(|x| x.parent_id.as_ref())
+            }
+            None => return false,
+        }
+    }
+    false
+}
+
+/// The group at `path` below `base`, each missing group on the way made;
+/// the last one's id and whether any was made.
+async fn ensure_path(
+    idp: &Idp,
+    realm: &Realm,
+    groups: &mut Vec<Group>,
+    base: &Option<String>,
+    path: &[String],
+) -> Result<(String, bool), AdminError> {
+    let mut parent = base.clone();
+    let mut made = false;
+    for name in path {
+        let (id, new) = ensure_group(idp, realm, groups, &parent, name).await?;
+        made |= new;
+        parent = Some(id);
+    }
+    parent
+        .filter(|_| !path.is_empty())
+        .map(|id| (id, made))
+        .ok_or_else(|| AdminError::bad_request("empty group path"))
 }
 
 /// A role mapper's role mappings for `u`: the realm roles (or roles of
@@ -543,7 +597,9 @@ pub async fn sync_mapper(
     let Some(ms) = p.mappers.memberships.iter().find(|m| m.id == mapper) else {
         return Ok(r);
     };
-    let names = p.groups(ms).await.map_err(directory_failed)?;
+    let mut paths = p.group_paths(ms).await.map_err(directory_failed)?;
+    // Parents before their subgroups, so each group made counts as added.
+    paths.sort_by_key(Vec::len);
     let count = |r: &mut SyncResult, made: bool| {
         if made {
             r.added += 1;
@@ -554,18 +610,30 @@ pub async fn sync_mapper(
     match &ms.target {
         Target::Groups(path) => {
             let mut groups = idp.store.groups(&realm.id).await?;
-            let parent = group_parent(&groups, ms, path)?;
-            for name in &names {
-                count(
-                    &mut r,
-                    ensure_group(idp, realm, &mut groups, &parent, name)
-                        .await?
-                        .1,
-                );
+            let base = group_parent(&groups, ms, path)?;
+            let mut synced = Vec::with_capacity(paths.len());
+            for path in &paths {
+                let (id, made) = ensure_path(idp, realm, &mut groups, &base, path).await?;
+                count(&mut r, made);
+                synced.push(id);
             }
             if ms.drop_missing {
-                for g in groups.iter().filter(|g| g.parent_id == parent) {
-                    if !names.iter().any(|n| n.eq_ignore_ascii_case(&g.name)) {
+                // The groups the directory no longer has, topmost first
+                // (removing a group removes its subgroups).
+                let keep = |g: &Group| {
+                    synced.contains(&g.id)
+                        || groups.iter().any(|c| {
+                            synced.contains(&c.id) && under(&groups, c, &Some(g.id.clone()))
+                        })
+                };
+                let gone: Vec<&Group> = groups
+                    .iter()
+                    .filter(|g| g.parent_id == base || (ms.nested && under(&groups, g, &base)))
+                    .filter(|g| !keep(g))
+                    .collect();
+                for g in &gone {
+                    let parent_gone = gone.iter().any(|o| Some(&o.id) == g.parent_id.as_ref());
+                    if !parent_gone {
                         idp.store.delete_group(&realm.id, &g.id, &[]).await?;
                         r.removed += 1;
                     }
@@ -574,7 +642,7 @@ pub async fn sync_mapper(
         }
         Target::RealmRoles | Target::ClientRoles(_) => {
             let owner = role_owner(idp, realm, ms).await?;
-            for name in &names {
+            for name in paths.iter().filter_map(|p| p.last()) {
                 count(
                     &mut r,
                     ensure_role(idp, realm, owner.as_deref(), name).await?.1,

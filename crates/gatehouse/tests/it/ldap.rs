@@ -930,3 +930,139 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
     let rt = tokens["refresh_token"].as_str().unwrap_or("");
     assert_eq!(s.public_refresh("fed", "cli", rt).await.status(), 400);
 }
+
+/// The paths of a user's groups.
+async fn paths_of(s: &Server, t: &str, uid: &str) -> Vec<String> {
+    let (_, list) = s.admin_get(t, &format!("/fed/users/{uid}/groups")).await;
+    let mut paths: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["path"].as_str().map(str::to_owned))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// A group mapper with `preserve.group.inheritance`: a directory group
+/// that is a member of another becomes its subgroup; a group with two
+/// parents cannot be placed (Keycloak refuses it too), and a sync with
+/// `drop.non.existing.groups.during.sync` removes what the directory no
+/// longer has.
+#[tokio::test]
+async fn nested_ldap_groups_become_subgroups() {
+    let ldap = Slapd::start();
+    let g = |name: &str, members: &[String]| {
+        let mut e =
+            format!("dn: cn={name},ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: {name}\n");
+        for m in members {
+            e.push_str(&format!("member: {m}\n"));
+        }
+        e + "\n"
+    };
+    let group_dn = |name: &str| format!("cn={name},ou=groups,{SUFFIX}");
+    let person_dn = |uid: &str| format!("uid={uid},{PEOPLE}");
+    ldap.add(&format!(
+        "dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n{}{}{}{}{}",
+        g("eng", &[group_dn("backend")]),
+        // groupOfNames needs a member: clash keeps the ones emptied below.
+        g("backend", &[person_dn("jbrown"), person_dn("clash")]),
+        g("x", &[group_dn("shared")]),
+        g("y", &[group_dn("shared"), person_dn("clash")]),
+        g("shared", &[person_dn("mgreen")]),
+    ));
+    let s = support::start().await;
+    let t = s.admin_token().await;
+    let (st, _) = s
+        .admin_post(&t, "", &json!({"realm": "fed", "enabled": true}))
+        .await;
+    assert_eq!(st, 201);
+    s.admin_create(
+        &t,
+        "/fed/clients",
+        &json!({"clientId": "cli", "publicClient": true, "directAccessGrantsEnabled": true}),
+    )
+    .await;
+    let id = s
+        .admin_create(&t, "/fed/components", &provider(&ldap.url, ADMIN_PW))
+        .await;
+    let mut groups = json!({"name": "groups", "providerId": "group-ldap-mapper", "providerType": MAPPER,
+        "parentId": id, "config": {"groups.dn": [format!("ou=groups,{SUFFIX}")],
+        "group.object.classes": ["groupOfNames"], "preserve.group.inheritance": ["true"],
+        "membership.ldap.attribute": ["member"], "membership.attribute.type": ["DN"],
+        "mode": ["READ_ONLY"], "groups.path": ["/"]}});
+    // Nesting needs members named by DN (Keycloak's check).
+    let mut by_uid = groups.clone();
+    by_uid["config"]["membership.attribute.type"] = json!(["UID"]);
+    let (st, body) = s.admin_post_json(&t, "/fed/components", &by_uid).await;
+    assert_eq!(
+        (st, body["errorMessage"].clone()),
+        (
+            400,
+            json!("ldapErrorCantPreserveGroupInheritanceWithUIDMembershipType")
+        )
+    );
+    let mapper = s.admin_create(&t, "/fed/components", &groups).await;
+
+    let (st, _) = login(&s, "jbrown", "ldap-pw").await;
+    assert_eq!(st, 200);
+    let jb = s.user_id(&t, "fed", "jbrown").await;
+    assert_eq!(paths_of(&s, &t, &jb).await, ["/eng/backend"]);
+    // Two parents: no place for the group, so no login.
+    assert_eq!(login(&s, "mgreen", "mary-pw").await.0, 401);
+    let msync = format!("/fed/user-storage/{id}/mappers/{mapper}/sync?direction=fedToKeycloak");
+    assert_eq!(s.admin_post_json(&t, &msync, &json!({})).await.0, 400);
+
+    ldap.modify(&format!(
+        "dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n\n",
+        group_dn("y"),
+        group_dn("shared")
+    ));
+    let (st, r) = s.admin_post_json(&t, &msync, &json!({})).await;
+    assert_eq!(st, 200, "{r}");
+    // eng and backend are here already; x, x/shared and y are new.
+    assert_eq!(
+        (r["added"].clone(), r["updated"].clone()),
+        (json!(3), json!(2)),
+        "{r}"
+    );
+    assert_eq!(login(&s, "mgreen", "mary-pw").await.0, 200);
+    let mg = s.user_id(&t, "fed", "mgreen").await;
+    assert_eq!(paths_of(&s, &t, &mg).await, ["/x/shared"]);
+
+    // Moved in the directory: out of backend, into x; the next login
+    // follows.
+    ldap.modify(&format!(
+        "dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n\n\
+         dn: {}\nchangetype: modify\nadd: member\nmember: {}\n\n",
+        group_dn("backend"),
+        person_dn("jbrown"),
+        group_dn("x"),
+        person_dn("jbrown")
+    ));
+    assert_eq!(login(&s, "jbrown", "ldap-pw").await.0, 200);
+    assert_eq!(paths_of(&s, &t, &jb).await, ["/x"]);
+
+    // eng deleted in the directory: backend is a top-level group there
+    // now. A sync that drops what the directory lacks removes eng here
+    // (with its old backend below it) and makes backend at the top.
+    ldap.run("ldapdelete", &format!("{}\n", group_dn("eng")));
+    groups["config"]["drop.non.existing.groups.during.sync"] = json!(["true"]);
+    assert_eq!(
+        s.admin_put(&t, &format!("/fed/components/{mapper}"), Some(&groups))
+            .await,
+        204
+    );
+    let (st, r) = s.admin_post_json(&t, &msync, &json!({})).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["removed"], 1, "{r}");
+    let (_, top) = s.admin_get(&t, "/fed/groups").await;
+    let mut names: Vec<&str> = top
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["backend", "x", "y"]);
+}

@@ -83,7 +83,16 @@ pub struct Membership {
     /// A group mapper's sync removes the groups under its path that the
     /// directory does not have (`drop.non.existing.groups.during.sync`).
     pub drop_missing: bool,
+    /// A group mapper keeps the directory's nesting (a group that is a
+    /// member of another becomes its subgroup:
+    /// `preserve.group.inheritance`).
+    pub nested: bool,
 }
+
+/// A directory group as a path of group names, from the one under the
+/// mapper's `groups.path` down to the group itself (one name when the
+/// mapper does not keep nesting, and for roles).
+pub type GroupPath = Vec<String>;
 
 /// What a provider's mappers make of its entries.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -250,6 +259,7 @@ fn membership(c: &Component, username_attr: &str, active_directory: bool) -> Opt
             .unwrap_or("memberOf")
             .to_owned(),
         drop_missing: get("drop.non.existing.groups.during.sync") == Some("true"),
+        nested: !roles && get("preserve.group.inheritance") == Some("true"),
     })
 }
 
@@ -271,6 +281,7 @@ pub fn validate(c: &Component) -> Result<(), String> {
             let roles = c.provider_id == "role-ldap-mapper";
             let [dn, _, _, filter] = membership_keys(roles);
             need(dn)?;
+            need("mode")?;
             if let Some(m) = get("mode")
                 && !matches!(m, "READ_ONLY" | "LDAP_ONLY" | "IMPORT")
             {
@@ -280,6 +291,12 @@ pub fn validate(c: &Component) -> Result<(), String> {
                 && !matches!(t, "DN" | "UID")
             {
                 return Err(format!("Unknown membership attribute type {t}"));
+            }
+            if !roles
+                && get("preserve.group.inheritance") == Some("true")
+                && get("membership.attribute.type") == Some("UID")
+            {
+                return Err("ldapErrorCantPreserveGroupInheritanceWithUIDMembershipType".into());
             }
             if get(filter).is_some_and(|f| !(f.starts_with('(') && f.ends_with(')'))) {
                 return Err("ldapErrorInvalidCustomFilter".into());
