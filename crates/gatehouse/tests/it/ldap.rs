@@ -728,6 +728,12 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
     let groups_id = s.admin_create(&t, "/fed/components", &groups).await;
     s.admin_create(&t, "/fed/components", &roles).await;
     s.admin_create(&t, "/fed/components", &fixed).await;
+    // The same directory groups as roles of client cli.
+    let mut client_roles = roles.clone();
+    client_roles["name"] = json!("cli roles");
+    client_roles["config"]["use.realm.roles.mapping"] = json!(["false"]);
+    client_roles["config"]["client.id"] = json!(["cli"]);
+    s.admin_create(&t, "/fed/components", &client_roles).await;
     let (st, m) = s
         .admin_get(&t, &format!("/fed/components/{groups_id}"))
         .await;
@@ -756,6 +762,11 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
     let roles_claim = claims["realm_access"]["roles"].to_string();
     assert!(
         roles_claim.contains("auditor") && roles_claim.contains("ldap-user"),
+        "{claims}"
+    );
+    assert_eq!(
+        claims["resource_access"]["cli"]["roles"],
+        json!(["auditor"]),
         "{claims}"
     );
     let u = user(&s, &t, "jbrown").await.expect("imported");
@@ -902,11 +913,11 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
     let (_, after) = s
         .admin_get(&t, &format!("/fed/components?parent={id}"))
         .await;
-    assert_eq!(after.as_array().map(Vec::len), Some(8), "{after}");
+    assert_eq!(after.as_array().map(Vec::len), Some(9), "{after}");
     let export = s.export("fed").await;
     let nested = &export["components"]["org.keycloak.storage.UserStorageProvider"][0]["subComponents"]
         [MAPPER];
-    assert_eq!(nested.as_array().map(Vec::len), Some(8), "{nested}");
+    assert_eq!(nested.as_array().map(Vec::len), Some(9), "{nested}");
 
     // An entry deleted from the directory: its refresh tokens stop
     // working, even without group mappers' help.
