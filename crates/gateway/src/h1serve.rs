@@ -73,6 +73,12 @@ where
     let mut buf = BytesMut::with_capacity(4096);
     let mut out = Vec::with_capacity(1024);
     let mut spans = Vec::with_capacity(16);
+    // One timer for the connection, moved lazily: a request only notes
+    // its deadline, and when the timer fires for an older one it is set to
+    // the current one. Registering a timer per request and cancelling it
+    // when the head came in cost about as much as parsing the head.
+    let timer = tokio::time::sleep(header_timeout);
+    tokio::pin!(timer);
     let handover = 'requests: loop {
         let deadline = tokio::time::Instant::now() + header_timeout;
         let (req, close) = loop {
@@ -95,9 +101,20 @@ where
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(4096);
             }
-            match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-                Ok(Ok(_)) => {}
+            let read = tokio::select! {
+                biased;
+                read = stream.read_buf(&mut buf) => read,
+                () = &mut timer => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return;
+                    }
+                    timer.as_mut().reset(deadline);
+                    continue;
+                }
+            };
+            match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
             }
         };
         let head_only = req.method() == Method::HEAD;

@@ -2117,6 +2117,46 @@ async fn slow_clients_are_cut_off_at_the_header_timeout() {
     assert_eq!(up.hits(), 1);
 }
 
+/// The header timeout of a kept-alive connection counts from the end of
+/// the last answer: requests that each come within it are served however
+/// long the connection lives, and a connection that then goes silent is
+/// closed one timeout later.
+#[tokio::test]
+async fn kept_alive_connections_get_a_fresh_header_timeout_per_request() {
+    let s = start().await;
+    let up = upstream().await;
+    s.configure(&format!(
+        "[gateway]\nheader_read_timeout_ms = 800\n\n[[routes]]\nname = \"status\"\npath = \"/status\"\nupstream = \"{}\"\npublic = true\n",
+        up.url
+    ))
+    .expect("config");
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    let mut c = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let mut buf = vec![0u8; 4096];
+    for i in 0..4 {
+        if i > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        c.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let n = c.read(&mut buf).await.expect("read");
+        let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 200"), "request {i}: {head}");
+    }
+    let idle = std::time::Instant::now();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(4), c.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    let took = idle.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(700) && took < std::time::Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    assert_eq!(up.hits(), 4);
+}
+
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
