@@ -213,9 +213,10 @@ impl H1Pool {
     async fn send_raw(
         self: &Arc<Self>,
         req: Request<RequestBody>,
+        extra: &[u8],
     ) -> Result<Response<PooledBody>, PoolError> {
-        let mut head = Vec::with_capacity(256 + req.headers().len() * 32);
-        h1wire::encode_head(&req, &mut head);
+        let mut head = Vec::with_capacity(256 + extra.len() + req.headers().len() * 32);
+        h1wire::encode_head(&req, extra, &mut head);
         let method = req.method();
         let idempotent = matches!(
             *method,
@@ -270,16 +271,23 @@ impl H1Pool {
     }
 
     /// Sends `req` (origin-form URI, `Host` set) on an idle connection, or
-    /// a new one. A request that a dying idle connection did not send is
-    /// retried on the next; one that was sent is never sent twice.
+    /// a new one, with `identity`'s headers (written straight into the
+    /// head where the request takes the raw path). A request that a dying
+    /// idle connection did not send is retried on the next; one that was
+    /// sent is never sent twice.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<RequestBody>,
+        identity: Option<&crate::identity::Identity>,
     ) -> Result<Response<PooledBody>, PoolError> {
         // Hop-by-hop headers (Transfer-Encoding, Upgrade) are gone by now
         // and upgrades take another path: no body is all this path needs.
         if req.body().is_end_stream() && self.tls.is_none() {
-            return self.send_raw(req).await;
+            let extra = identity.map_or(&[][..], crate::identity_headers::wire);
+            return self.send_raw(req, extra).await;
+        }
+        if let Some(id) = identity {
+            crate::identity_headers::inject(req.headers_mut(), id);
         }
         while let Some(mut tx) = self.checkout() {
             if tx.ready().await.is_err() {

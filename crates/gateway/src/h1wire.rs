@@ -57,8 +57,9 @@ pub fn lists(h: &HeaderMap, name: HeaderName, token: &str) -> bool {
     list(h, name).any(|t| t.eq_ignore_ascii_case(token))
 }
 
-/// Writes the request head (origin-form target) into `out`.
-pub fn encode_head<B>(req: &Request<B>, out: &mut Vec<u8>) {
+/// Writes the request head (origin-form target) into `out`, with `extra`
+/// (header lines, each ending in CRLF) after the request's own headers.
+pub fn encode_head<B>(req: &Request<B>, extra: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(req.method().as_str().as_bytes());
     out.push(b' ');
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
@@ -70,6 +71,7 @@ pub fn encode_head<B>(req: &Request<B>, out: &mut Vec<u8>) {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(extra);
     // A method whose requests normally carry a body says it has none, so
     // the upstream does not wait for one.
     if !req.headers().contains_key(CONTENT_LENGTH)
@@ -400,7 +402,7 @@ mod tests {
             .body(())
             .expect("req");
         let mut out = vec![];
-        encode_head(&req, &mut out);
+        encode_head(&req, b"", &mut out);
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "POST /a/b?x=1 HTTP/1.1\r\nhost: up:8080\r\nx-two: 1\r\nx-two: 2\r\ncontent-length: 0\r\n\r\n"

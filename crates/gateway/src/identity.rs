@@ -33,6 +33,10 @@ pub struct Identity {
     pub verified_at: i64,
     /// The `X-Gatehouse-*` headers for upstreams, encoded on first use.
     pub headers: std::sync::OnceLock<Vec<(http::HeaderName, http::HeaderValue)>>,
+    /// The same headers as HTTP/1.1 header lines, for requests written
+    /// straight to an upstream connection: one copy per request instead of
+    /// six header-map inserts and six lines written from them.
+    pub wire: std::sync::OnceLock<Vec<u8>>,
     /// The key the token is bound to (`cnf`), which the caller must prove
     /// it holds on every request.
     pub binding: Binding,
@@ -151,6 +155,7 @@ pub fn from_claims(
         credential,
         verified_at: gatehouse_core::time::now(),
         headers: Default::default(),
+        wire: Default::default(),
     })
 }
 

@@ -92,6 +92,22 @@ pub fn inject(headers: &mut HeaderMap, id: &Identity) {
     }
 }
 
+/// The identity headers for `id` as HTTP/1.1 header lines (`name: value`
+/// and CRLF each), encoded once per identity: what [`inject`] would add,
+/// for a request head written without a header map.
+pub fn wire(id: &Identity) -> &[u8] {
+    id.wire.get_or_init(|| {
+        let mut out = Vec::with_capacity(256);
+        for (k, v) in id.headers.get_or_init(|| encode(id)) {
+            out.extend_from_slice(k.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +128,12 @@ mod tests {
         assert_eq!(h[GROUPS], "sales, a%2Cb, %C3%9Cn%C3%AFcode%20team");
         assert_eq!(h[SUBJECT], "u1");
         assert!(h.get(USERNAME).is_none());
+        // The wire form says the same, in the same order.
+        let lines: Vec<String> = h
+            .iter()
+            .map(|(k, v)| format!("{k}: {}\r\n", v.to_str().unwrap_or("")))
+            .collect();
+        assert_eq!(String::from_utf8_lossy(wire(&id)), lines.concat());
     }
 
     mod properties {

@@ -606,11 +606,23 @@ async fn run_route(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
+    // Plain requests ride the target's own connections; upgrades and h2c
+    // go through hyper-util's client. The target's pool adds the identity
+    // headers itself (into the head it writes, without a header map).
+    let target = if route.echo {
+        0
+    } else {
+        proxy::pick(&route).unwrap_or(0)
+    };
+    let pool = route
+        .pools
+        .get(target)
+        .filter(|_| client_upgrade.is_none() && !route.echo);
+    let id = identity.as_deref();
     upstream_headers(
         gw,
-        &route,
-        &mut parts.headers,
-        identity.as_deref(),
+        (&route, &mut parts.headers),
+        (id, pool.is_none()),
         peer,
         rid,
         original_host,
@@ -622,10 +634,6 @@ async fn run_route(
         }
         return r;
     }
-    let target = proxy::pick(&route).unwrap_or(0);
-    // Plain requests ride the target's own connections; upgrades and h2c
-    // go through hyper-util's client.
-    let pool = route.pools.get(target).filter(|_| client_upgrade.is_none());
     let (uri, up) = match proxy::target_uri(&route, target, &parts.uri, pool.is_some()) {
         Ok(v) => v,
         Err(_) => {
@@ -658,7 +666,7 @@ async fn run_route(
         None => {
             let req = Request::from_parts(parts, body);
             match pool {
-                Some(pool) => proxy::send_pooled(pool, &route, req).await,
+                Some(pool) => proxy::send_pooled(pool, &route, req, id).await,
                 None => proxy::send(&route.client, &route, req).await,
             }
         }
@@ -711,12 +719,14 @@ async fn run_route(
 /// `X-Gatehouse-*` headers removed, the caller's credential removed unless
 /// the route forwards it, the route's header edits, `X-Forwarded-*`,
 /// `X-Request-Id`, and the caller's identity (plus the signed assertion
-/// when the route asks for it).
+/// when the route asks for it). With `inject` false the identity headers
+/// are left to the target's connection pool, which writes them into the
+/// request head (see [`crate::h1pool::H1Pool::send`]); incoming ones are
+/// removed here either way.
 fn upstream_headers(
     gw: &Gateway,
-    route: &Route,
-    h: &mut http::HeaderMap,
-    identity: Option<&Identity>,
+    (route, h): (&Route, &mut http::HeaderMap),
+    (identity, inject): (Option<&Identity>, bool),
     peer: &Peer,
     rid: Option<&HeaderValue>,
     original_host: Option<HeaderValue>,
@@ -745,7 +755,9 @@ fn upstream_headers(
         h.insert(REQUEST_ID, v.clone());
     }
     if let Some(id) = identity {
-        identity_headers::inject(h, id);
+        if inject {
+            identity_headers::inject(h, id);
+        }
         if route.cfg.assertion {
             let aud = metadata::resource(&gw.public_url, route);
             if let Some(v) = gw

@@ -229,13 +229,15 @@ where
 }
 
 /// Sends `req` (already rewritten, origin-form) on one of the target's
-/// own kept-alive connections, with the route's timeout.
+/// own kept-alive connections, with the route's timeout and `identity`'s
+/// headers (which the pool adds, see [`crate::h1pool::H1Pool::send`]).
 pub async fn send_pooled(
     pool: &std::sync::Arc<crate::h1pool::H1Pool>,
     route: &Route,
     req: Request<RequestBody>,
+    identity: Option<&crate::identity::Identity>,
 ) -> Result<Response<Body>, ProxyError> {
-    match tokio::time::timeout(route.timeout, pool.send(req)).await {
+    match tokio::time::timeout(route.timeout, pool.send(req, identity)).await {
         Err(_) => Err(ProxyError::Timeout),
         Ok(Err(crate::h1pool::PoolError::ConnectTimeout(_))) => Err(ProxyError::Timeout),
         Ok(Err(e)) => Err(ProxyError::Upstream(e.to_string())),

@@ -43,15 +43,21 @@ async fn echo(
     headers: HeaderMap,
 ) -> axum::Json<Value> {
     hits.fetch_add(1, Ordering::SeqCst);
-    let h: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                json!(v.to_str().unwrap_or("<binary>")),
-            )
-        })
-        .collect();
+    // A name sent twice shows as a list of its values, so that a test
+    // sees a duplicate (a forged header left beside the real one).
+    let mut h = serde_json::Map::new();
+    for k in headers.keys() {
+        let values: Vec<Value> = headers
+            .get_all(k)
+            .iter()
+            .map(|v| json!(v.to_str().unwrap_or("<binary>")))
+            .collect();
+        let v = match <[Value; 1]>::try_from(values) {
+            Ok([one]) => one,
+            Err(all) => Value::Array(all),
+        };
+        h.insert(k.as_str().to_owned(), v);
+    }
     axum::Json(json!({"path": uri.path(), "query": uri.query(), "headers": h}))
 }
 
