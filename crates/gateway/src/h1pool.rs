@@ -212,11 +212,9 @@ impl H1Pool {
     /// harmless: RFC 9110 §9.2.2).
     async fn send_raw(
         self: &Arc<Self>,
-        req: Request<RequestBody>,
-        extra: &[u8],
+        req: &Request<RequestBody>,
+        head: &[u8],
     ) -> Result<Response<PooledBody>, PoolError> {
-        let mut head = Vec::with_capacity(256 + extra.len() + req.headers().len() * 32);
-        h1wire::encode_head(&req, extra, &mut head);
         let method = req.method();
         let idempotent = matches!(
             *method,
@@ -233,7 +231,7 @@ impl H1Pool {
                 Some(c) => (c, true),
                 None => (RawConn::new(self.dial().await?), false),
             };
-            match exchange(conn, &head, method).await {
+            match exchange(conn, head, method).await {
                 Ok((resp, conn)) => return Ok(self.raw_response(resp, conn)),
                 Err(Attempt::Stale { sent }) if reused && (!sent || idempotent) => {}
                 Err(Attempt::Stale { .. }) => return Err(WireError::Eof.into()),
@@ -270,25 +268,35 @@ impl H1Pool {
         head.response.map(|()| PooledBody::Raw(body))
     }
 
-    /// Sends `req` (origin-form URI, `Host` set) on an idle connection, or
-    /// a new one, with `identity`'s headers (written straight into the
-    /// head where the request takes the raw path). A request that a dying
+    /// Sends `req` (origin-form URI) on an idle connection, or a new one,
+    /// with the forwarding headers (`Host` among them) and `identity`'s
+    /// headers (written straight into the head where the request takes
+    /// the raw path, set in its header map otherwise). A request that a dying
     /// idle connection did not send is retried on the next; one that was
     /// sent is never sent twice.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<RequestBody>,
-        identity: Option<&crate::identity::Identity>,
+        (forwarding, identity): (crate::proxy::Forwarding, Option<&crate::identity::Identity>),
     ) -> Result<Response<PooledBody>, PoolError> {
         // Hop-by-hop headers (Transfer-Encoding, Upgrade) are gone by now
         // and upgrades take another path: no body is all this path needs.
         if req.body().is_end_stream() && self.tls.is_none() {
-            let extra = identity.map_or(&[][..], crate::identity_headers::wire);
-            return self.send_raw(req, extra).await;
+            let mut head = Vec::with_capacity(512 + req.headers().len() * 32);
+            let mut prev = None;
+            h1wire::encode_head(
+                &req,
+                |n, v| !forwarding.replaces(n, v, &mut prev),
+                &mut head,
+            );
+            forwarding.write(prev.as_ref(), &mut head);
+            if let Some(id) = identity {
+                head.extend_from_slice(crate::identity_headers::wire(id));
+            }
+            h1wire::end_head(&req, &mut head);
+            return self.send_raw(&req, &head).await;
         }
-        if let Some(id) = identity {
-            crate::identity_headers::inject(req.headers_mut(), id);
-        }
+        crate::proxy::set_in(req.headers_mut(), forwarding, identity);
         while let Some(mut tx) = self.checkout() {
             if tx.ready().await.is_err() {
                 continue;

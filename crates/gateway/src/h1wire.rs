@@ -57,23 +57,34 @@ pub fn lists(h: &HeaderMap, name: HeaderName, token: &str) -> bool {
     list(h, name).any(|t| t.eq_ignore_ascii_case(token))
 }
 
-/// Writes the request head (origin-form target) into `out`, with `extra`
-/// (header lines, each ending in CRLF) after the request's own headers.
-pub fn encode_head<B>(req: &Request<B>, extra: &[u8], out: &mut Vec<u8>) {
+/// Writes the request head (origin-form target) into `out`: the request
+/// line and the headers `keep` keeps, without the blank line that ends
+/// the head, so the caller can add header lines of its own and then end
+/// it with [`end_head`].
+pub fn encode_head<B>(
+    req: &Request<B>,
+    mut keep: impl FnMut(&HeaderName, &HeaderValue) -> bool,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(req.method().as_str().as_bytes());
     out.push(b' ');
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in req.headers() {
+        if !keep(name, value) {
+            continue;
+        }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(extra);
-    // A method whose requests normally carry a body says it has none, so
-    // the upstream does not wait for one.
+}
+
+/// Ends a head [`encode_head`] began. A method whose requests normally
+/// carry a body says it has none, so the upstream does not wait for one.
+pub fn end_head<B>(req: &Request<B>, out: &mut Vec<u8>) {
     if !req.headers().contains_key(CONTENT_LENGTH)
         && matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH)
     {
@@ -399,13 +410,16 @@ mod tests {
             .header("host", "up:8080")
             .header("x-two", "1")
             .header("x-two", "2")
+            .header("x-drop", "gone")
             .body(())
             .expect("req");
         let mut out = vec![];
-        encode_head(&req, b"", &mut out);
+        encode_head(&req, |n, _| n != "x-drop", &mut out);
+        out.extend_from_slice(b"x-added: 3\r\n");
+        end_head(&req, &mut out);
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
-            "POST /a/b?x=1 HTTP/1.1\r\nhost: up:8080\r\nx-two: 1\r\nx-two: 2\r\ncontent-length: 0\r\n\r\n"
+            "POST /a/b?x=1 HTTP/1.1\r\nhost: up:8080\r\nx-two: 1\r\nx-two: 2\r\nx-added: 3\r\ncontent-length: 0\r\n\r\n"
         );
     }
 

@@ -54,7 +54,7 @@ fn json_owned(status: StatusCode, body: String) -> Response<Body> {
 }
 
 /// `x-request-id`.
-const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+const REQUEST_ID: http::HeaderName = proxy::X_REQUEST_ID;
 
 /// A new request id: a random per-process prefix and a counter. Unique,
 /// not secret, so it costs no random bytes per request (a UUID drew from
@@ -619,13 +619,13 @@ async fn run_route(
         .get(target)
         .filter(|_| client_upgrade.is_none() && !route.echo);
     let id = identity.as_deref();
-    upstream_headers(
+    // For the pool, the forwarding headers too are written into the head.
+    let forwarding = (peer, rid, original_host);
+    let forwarding = upstream_headers(
         gw,
         (&route, &mut parts.headers),
         (id, pool.is_none()),
-        peer,
-        rid,
-        original_host,
+        forwarding,
     );
     if route.echo {
         let mut r = echo(&route, &parts, line);
@@ -642,7 +642,19 @@ async fn run_route(
             return json(StatusCode::BAD_REQUEST, "{\"message\":\"Bad Request\"}");
         }
     };
-    parts.headers.insert(header::HOST, up.host.clone());
+    let forwarding = match forwarding {
+        Some((client_ip, original_host, proto, request_id)) => Some(proxy::Forwarding {
+            upstream_host: up.host.clone(),
+            client_ip,
+            original_host,
+            proto,
+            request_id,
+        }),
+        None => {
+            parts.headers.insert(header::HOST, up.host.clone());
+            None
+        }
+    };
     line.upstream = Some(up.authority.clone());
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
@@ -664,10 +676,17 @@ async fn run_route(
             .await
         }
         None => {
-            let req = Request::from_parts(parts, body);
-            match pool {
-                Some(pool) => proxy::send_pooled(pool, &route, req, id).await,
-                None => proxy::send(&route.client, &route, req).await,
+            let mut req = Request::from_parts(parts, body);
+            // upstream_headers left the forwarding to the pool exactly
+            // when there is one.
+            match (pool, forwarding) {
+                (Some(pool), Some(fwd)) => proxy::send_pooled(pool, &route, req, (fwd, id)).await,
+                (_, fwd) => {
+                    if let Some(f) = fwd {
+                        proxy::set_in(req.headers_mut(), f, id);
+                    }
+                    proxy::send(&route.client, &route, req).await
+                }
             }
         }
     };
@@ -719,18 +738,23 @@ async fn run_route(
 /// `X-Gatehouse-*` headers removed, the caller's credential removed unless
 /// the route forwards it, the route's header edits, `X-Forwarded-*`,
 /// `X-Request-Id`, and the caller's identity (plus the signed assertion
-/// when the route asks for it). With `inject` false the identity headers
-/// are left to the target's connection pool, which writes them into the
-/// request head (see [`crate::h1pool::H1Pool::send`]); incoming ones are
-/// removed here either way.
+/// when the route asks for it). With `inject` false the forwarding and
+/// identity headers are left to the target's connection pool, which
+/// writes them into the request head (see [`crate::h1pool::H1Pool::send`]):
+/// what it needs for that is returned (client address, original host,
+/// scheme, request id). Incoming identity headers are removed here either
+/// way.
 fn upstream_headers(
     gw: &Gateway,
     (route, h): (&Route, &mut http::HeaderMap),
     (identity, inject): (Option<&Identity>, bool),
-    peer: &Peer,
-    rid: Option<&HeaderValue>,
-    original_host: Option<HeaderValue>,
-) {
+    (peer, rid, original_host): (&Peer, Option<&HeaderValue>, Option<HeaderValue>),
+) -> Option<(
+    HeaderValue,
+    Option<HeaderValue>,
+    &'static str,
+    Option<HeaderValue>,
+)> {
     proxy::strip_hop_by_hop(h);
     identity_headers::strip(h);
     if !route.cfg.forward_token {
@@ -750,25 +774,34 @@ fn upstream_headers(
     for (k, v) in &route.add_headers {
         h.insert(k.clone(), v.clone());
     }
+    if let Some(id) = identity
+        && route.cfg.assertion
+    {
+        let aud = metadata::resource(&gw.public_url, route);
+        if let Some(v) = gw
+            .asserter
+            .assert(&gw.public_url, &aud, id)
+            .and_then(|a| HeaderValue::from_str(&a).ok())
+        {
+            h.insert(identity_headers::ASSERTION, v);
+        }
+    }
+    if !inject {
+        return Some((
+            peer.ip_text.clone(),
+            original_host,
+            peer.proto,
+            rid.cloned(),
+        ));
+    }
     proxy::forwarded(h, &peer.ip_text, original_host, peer.proto);
     if let Some(v) = rid {
         h.insert(REQUEST_ID, v.clone());
     }
     if let Some(id) = identity {
-        if inject {
-            identity_headers::inject(h, id);
-        }
-        if route.cfg.assertion {
-            let aud = metadata::resource(&gw.public_url, route);
-            if let Some(v) = gw
-                .asserter
-                .assert(&gw.public_url, &aud, id)
-                .and_then(|a| HeaderValue::from_str(&a).ok())
-            {
-                h.insert(identity_headers::ASSERTION, v);
-            }
-        }
+        identity_headers::inject(h, id);
     }
+    None
 }
 
 /// The built-in echo upstream: answers with the request line and the

@@ -108,6 +108,8 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 
 /// `x-forwarded-for`.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `x-request-id`.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
@@ -229,15 +231,16 @@ where
 }
 
 /// Sends `req` (already rewritten, origin-form) on one of the target's
-/// own kept-alive connections, with the route's timeout and `identity`'s
-/// headers (which the pool adds, see [`crate::h1pool::H1Pool::send`]).
+/// own kept-alive connections, with the route's timeout, and the
+/// forwarding and identity headers (which the pool adds, see
+/// [`crate::h1pool::H1Pool::send`]).
 pub async fn send_pooled(
     pool: &std::sync::Arc<crate::h1pool::H1Pool>,
     route: &Route,
     req: Request<RequestBody>,
-    identity: Option<&crate::identity::Identity>,
+    added: (Forwarding, Option<&crate::identity::Identity>),
 ) -> Result<Response<Body>, ProxyError> {
-    match tokio::time::timeout(route.timeout, pool.send(req, identity)).await {
+    match tokio::time::timeout(route.timeout, pool.send(req, added)).await {
         Err(_) => Err(ProxyError::Timeout),
         Ok(Err(crate::h1pool::PoolError::ConnectTimeout(_))) => Err(ProxyError::Timeout),
         Ok(Err(e)) => Err(ProxyError::Upstream(e.to_string())),
@@ -252,6 +255,93 @@ pub async fn send(
     req: Request<RequestBody>,
 ) -> Result<Response<Body>, ProxyError> {
     request(client, route, req).await.map(relay)
+}
+
+/// What the gateway sets on every proxied request, whatever the caller
+/// sent: `Host` (the upstream's), `X-Forwarded-For` (the caller's address
+/// appended), `X-Forwarded-Host`, `X-Forwarded-Proto` and `X-Request-Id`.
+/// Set into the header map for requests that go through hyper
+/// ([`Forwarding::apply`]), written straight into the head on the raw
+/// path ([`Forwarding::write`]): five header-map inserts were an eighth of
+/// a request's instructions.
+pub struct Forwarding {
+    pub upstream_host: HeaderValue,
+    pub client_ip: HeaderValue,
+    pub original_host: Option<HeaderValue>,
+    pub proto: &'static str,
+    pub request_id: Option<HeaderValue>,
+}
+
+impl Forwarding {
+    /// Sets the headers in `h`.
+    pub fn apply(self, h: &mut HeaderMap) {
+        forwarded(h, &self.client_ip, self.original_host, self.proto);
+        if let Some(v) = self.request_id {
+            h.insert(X_REQUEST_ID, v);
+        }
+        h.insert(header::HOST, self.upstream_host);
+    }
+
+    /// Whether the request's own header `name` gives way to these (the
+    /// first `X-Forwarded-For` value is kept in `prev`, to be extended).
+    pub fn replaces(
+        &self,
+        name: &HeaderName,
+        value: &HeaderValue,
+        prev: &mut Option<HeaderValue>,
+    ) -> bool {
+        if name == X_FORWARDED_FOR {
+            if prev.is_none() {
+                *prev = Some(value.clone());
+            }
+            return true;
+        }
+        name == header::HOST
+            || name == X_FORWARDED_PROTO
+            || (name == X_FORWARDED_HOST && self.original_host.is_some())
+            || (name == X_REQUEST_ID && self.request_id.is_some())
+    }
+
+    /// The headers as header lines, after a head whose own
+    /// `X-Forwarded-For` began with `prev`: what [`Forwarding::apply`] sets.
+    pub fn write(&self, prev: Option<&HeaderValue>, out: &mut Vec<u8>) {
+        let mut line = |name: &HeaderName, parts: &[&[u8]]| {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            for p in parts {
+                out.extend_from_slice(p);
+            }
+            out.extend_from_slice(b"\r\n");
+        };
+        match prev {
+            Some(p) => line(
+                &X_FORWARDED_FOR,
+                &[p.as_bytes(), b", ", self.client_ip.as_bytes()],
+            ),
+            None => line(&X_FORWARDED_FOR, &[self.client_ip.as_bytes()]),
+        }
+        if let Some(h) = &self.original_host {
+            line(&X_FORWARDED_HOST, &[h.as_bytes()]);
+        }
+        line(&X_FORWARDED_PROTO, &[self.proto.as_bytes()]);
+        if let Some(v) = &self.request_id {
+            line(&X_REQUEST_ID, &[v.as_bytes()]);
+        }
+        line(&header::HOST, &[self.upstream_host.as_bytes()]);
+    }
+}
+
+/// Sets the forwarding and identity headers in a request's header map
+/// (a request that goes through hyper rather than the raw path).
+pub fn set_in(
+    h: &mut HeaderMap,
+    forwarding: Forwarding,
+    identity: Option<&crate::identity::Identity>,
+) {
+    forwarding.apply(h);
+    if let Some(id) = identity {
+        crate::identity_headers::inject(h, id);
+    }
 }
 
 /// Appends the client address to `X-Forwarded-For` and sets the other

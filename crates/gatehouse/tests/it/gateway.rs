@@ -367,6 +367,38 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not() {
     assert_eq!(h["x-forwarded-for"], "10.9.9.9, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-request-id"], "req-123");
+    assert_eq!(h["x-forwarded-host"], s.gw.trim_start_matches("http://"));
+    assert_ne!(h["host"], h["x-forwarded-host"], "Host names the upstream");
+    // A request with a body is sent by hyper, not written as a raw head:
+    // the upstream gets the same forwarding and identity headers.
+    let r = s
+        .http
+        .post(format!("{}/sales/report?x=1", s.gw))
+        .bearer_auth(&tok)
+        .header("x-gatehouse-subject", "forged")
+        .header("x-forwarded-for", "10.9.9.9")
+        .header("x-request-id", "req-124")
+        .body("payload")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let posted: Value = r.json().await.expect("json");
+    let p = &posted["headers"];
+    for k in [
+        "x-gatehouse-subject",
+        "x-gatehouse-username",
+        "x-gatehouse-client",
+        "x-gatehouse-groups",
+        "x-gatehouse-scopes",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "host",
+    ] {
+        assert_eq!(p[k], h[k], "{k}");
+    }
+    assert_eq!(p["x-request-id"], "req-124");
     // Public route with prefix stripping; forged identity headers removed there too.
     let r = s
         .http
