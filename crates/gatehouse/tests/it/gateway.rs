@@ -2086,11 +2086,9 @@ forbid(principal, action, resource) when {{ principal.claims.department == "cont
     assert!(err.to_string().contains("route 'reports': cedar"), "{err}");
 }
 
-/// Slowloris: a client that connects and sends nothing, or drips its
-/// request head a byte at a time, is disconnected after the header read
-/// timeout, and the gateway keeps serving everyone else.
-#[tokio::test]
-async fn slow_clients_are_cut_off_at_the_header_timeout() {
+/// A gateway with a public `/status` route and an 800 ms header read
+/// timeout; its upstream and the gateway's address.
+async fn status_route_with_header_timeout() -> (Server, crate::peers::Upstream, String) {
     let s = start().await;
     let up = upstream().await;
     s.configure(&format!(
@@ -2099,6 +2097,15 @@ async fn slow_clients_are_cut_off_at_the_header_timeout() {
     ))
     .expect("config");
     let addr = s.gw.trim_start_matches("http://").to_owned();
+    (s, up, addr)
+}
+
+/// Slowloris: a client that connects and sends nothing, or drips its
+/// request head a byte at a time, is disconnected after the header read
+/// timeout, and the gateway keeps serving everyone else.
+#[tokio::test]
+async fn slow_clients_are_cut_off_at_the_header_timeout() {
+    let (s, up, addr) = status_route_with_header_timeout().await;
     let closed_within = |mut c: tokio::net::TcpStream, drip: bool| async move {
         let started = std::time::Instant::now();
         let head = b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: ";
@@ -2155,14 +2162,7 @@ async fn slow_clients_are_cut_off_at_the_header_timeout() {
 /// closed one timeout later.
 #[tokio::test]
 async fn kept_alive_connections_get_a_fresh_header_timeout_per_request() {
-    let s = start().await;
-    let up = upstream().await;
-    s.configure(&format!(
-        "[gateway]\nheader_read_timeout_ms = 800\n\n[[routes]]\nname = \"status\"\npath = \"/status\"\nupstream = \"{}\"\npublic = true\n",
-        up.url
-    ))
-    .expect("config");
-    let addr = s.gw.trim_start_matches("http://").to_owned();
+    let (_s, up, addr) = status_route_with_header_timeout().await;
     let mut c = tokio::net::TcpStream::connect(&addr)
         .await
         .expect("connect");

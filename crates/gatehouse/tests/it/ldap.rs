@@ -198,23 +198,28 @@ async fn user(s: &Server, t: &str, name: &str) -> Option<Value> {
     users.as_array().and_then(|a| a.first()).cloned()
 }
 
-#[tokio::test]
-async fn ldap_users_log_in_sync_and_go_with_their_provider() {
-    let ldap = Slapd::start();
+/// A server with realm `fed` and its public client `cli` (direct grants
+/// on); the server and an admin token.
+async fn fed_realm() -> (Server, String) {
     let s = support::start().await;
     let t = s.admin_token().await;
     let (st, _) = s
         .admin_post(&t, "", &json!({"realm": "fed", "enabled": true}))
         .await;
     assert_eq!(st, 201);
-    let (st, _) = s
-        .admin_post(
-            &t,
-            "/fed/clients",
-            &json!({"clientId": "cli", "publicClient": true, "directAccessGrantsEnabled": true}),
-        )
-        .await;
-    assert_eq!(st, 201);
+    s.admin_create(
+        &t,
+        "/fed/clients",
+        &json!({"clientId": "cli", "publicClient": true, "directAccessGrantsEnabled": true}),
+    )
+    .await;
+    (s, t)
+}
+
+#[tokio::test]
+async fn ldap_users_log_in_sync_and_go_with_their_provider() {
+    let ldap = Slapd::start();
+    let (s, t) = fed_realm().await;
     // A local user holding a name the directory also has.
     let (st, _) = s
         .admin_post(
@@ -607,18 +612,7 @@ async fn ldap_group_and_role_mappers_follow_the_directory() {
          dn: cn=auditor,ou=roles,{SUFFIX}\nobjectClass: posixGroup\ncn: auditor\n\
          gidNumber: 500\nmemberUid: jbrown\n\n"
     ));
-    let s = support::start().await;
-    let t = s.admin_token().await;
-    let (st, _) = s
-        .admin_post(&t, "", &json!({"realm": "fed", "enabled": true}))
-        .await;
-    assert_eq!(st, 201);
-    s.admin_create(
-        &t,
-        "/fed/clients",
-        &json!({"clientId": "cli", "publicClient": true, "directAccessGrantsEnabled": true}),
-    )
-    .await;
+    let (s, t) = fed_realm().await;
     s.admin_create(
         &t,
         "/fed/clients",
@@ -982,18 +976,7 @@ async fn nested_ldap_groups_become_subgroups() {
         g("y", &[group_dn("shared"), person_dn("clash")]),
         g("shared", &[person_dn("mgreen")]),
     ));
-    let s = support::start().await;
-    let t = s.admin_token().await;
-    let (st, _) = s
-        .admin_post(&t, "", &json!({"realm": "fed", "enabled": true}))
-        .await;
-    assert_eq!(st, 201);
-    s.admin_create(
-        &t,
-        "/fed/clients",
-        &json!({"clientId": "cli", "publicClient": true, "directAccessGrantsEnabled": true}),
-    )
-    .await;
+    let (s, t) = fed_realm().await;
     let id = s
         .admin_create(&t, "/fed/components", &provider(&ldap.url, ADMIN_PW))
         .await;
