@@ -229,8 +229,13 @@ async fn check(
         None => None,
     };
     // Not known here: the realm's directories may know the name (LDAP
-    // federation imports the user on first sight, as Keycloak does).
+    // federation imports the user on first sight, as Keycloak does); known
+    // as a directory user whose entry was replaced: re-created from the
+    // new entry.
     let user = match user {
+        Some(u) if u.federation_link.is_some() => {
+            crate::user_storage::recreate_if_stale(idp, realm, u).await
+        }
         Some(u) => Some(u),
         None => crate::user_storage::find_and_import(idp, realm, username).await,
     };

@@ -79,6 +79,36 @@ pub async fn find_and_import(idp: &Idp, realm: &Realm, username: &str) -> Option
     None
 }
 
+/// A login name Gatehouse knows as a user imported from a provider whose
+/// directory now holds another entry under that name (a different
+/// `LDAP_ID`: the old one deleted, a new person given the name): the old
+/// local user is removed and the new entry imported, as Keycloak
+/// re-creates such a user, so that the new person never inherits the old
+/// one's groups, roles or sessions. Anything else (a local user, the same
+/// entry, a directory that does not answer) keeps `user`.
+pub async fn recreate_if_stale(idp: &Idp, realm: &Realm, user: User) -> Option<User> {
+    let Some(p) = user.federation_link.as_deref().and_then(|l| one(realm, l)) else {
+        return Some(user);
+    };
+    let Some(old_id) = user.attributes.get(LDAP_ID).and_then(|v| v.first()) else {
+        return Some(user);
+    };
+    let lu = match p.find(&user.username, false).await {
+        Ok(Some(lu)) if lu.uuid != *old_id => lu,
+        _ => return Some(user),
+    };
+    tracing::warn!(realm = %realm.name, provider = %p.name, user = %user.username,
+        "LDAP entry under this name is another one (LDAP_ID): re-creating the user");
+    if let Err(e) = idp.store.delete_user(&realm.id, &user.id, &[]).await {
+        tracing::warn!(error = %e, "stale LDAP user not removed");
+        return None;
+    }
+    if let Err(e) = idp.user_revoked(realm, &user.id).await {
+        tracing::warn!(error = %e, "stale LDAP user's tokens not revoked");
+    }
+    import(idp, realm, &p, &lu).await
+}
+
 /// Before an admin's user search: the directory users it names that are
 /// not imported yet are imported (as Keycloak's search does with import
 /// on), so the listing shows them. Directory failures are logged; the
@@ -712,6 +742,20 @@ async fn sync(
                 Some(_) => r.added += 1,
                 None => r.failed += 1,
             },
+            // Linked, but to another entry of that name: not this one to
+            // update (Keycloak counts it failed; the next login re-creates
+            // the user).
+            Some(u)
+                if u.federation_link.as_deref() == Some(p.id.as_str())
+                    && u.attributes
+                        .get(LDAP_ID)
+                        .and_then(|v| v.first())
+                        .is_some_and(|id| *id != lu.uuid) =>
+            {
+                tracing::warn!(realm = %realm.name, user = %lu.username,
+                    "LDAP sync skipped a user: linked to another entry of that name");
+                r.failed += 1;
+            }
             Some(mut u) if u.federation_link.as_deref() == Some(p.id.as_str()) => {
                 let mut changed = refresh(&mut u, &lu, p);
                 if changed {

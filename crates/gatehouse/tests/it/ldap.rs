@@ -468,6 +468,31 @@ async fn ldap_users_log_in_sync_and_go_with_their_provider() {
     }
     assert!(seen, "a periodic sync imports a new directory user");
 
+    // The name given to someone else: the entry deleted and a new one
+    // made (another entryUUID). A sync leaves the old user alone (failed,
+    // as Keycloak counts it); the next login re-creates the user from the
+    // new entry, so nothing of the old one carries over.
+    let old = local(&s, &t, "pwhite").await.expect("imported");
+    ldap.run("ldapdelete", &format!("uid=pwhite,{PEOPLE}\n"));
+    ldap.add(&person("pwhite", "Paula", "White", "paula-pw"));
+    let (st, r) = sync(&s, &t, &id, "triggerFullSync").await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        r["failed"], 2,
+        "the local namesake and the replaced entry: {r}"
+    );
+    assert_eq!(
+        local(&s, &t, "pwhite")
+            .await
+            .map(|u| u["firstName"].clone()),
+        Some(json!("Peter"))
+    );
+    assert_eq!(login(&s, "pwhite", "peter-pw").await.0, 401);
+    assert_eq!(login(&s, "pwhite", "paula-pw").await.0, 200);
+    let new = local(&s, &t, "pwhite").await.expect("re-created");
+    assert_ne!(new["id"], old["id"]);
+    assert_eq!(new["firstName"], "Paula");
+
     // Removing the imported users deletes them; the next login brings
     // the user back.
     let (st, _) = s
