@@ -87,7 +87,9 @@ pub async fn find_and_import(idp: &Idp, realm: &Realm, username: &str) -> Option
 /// one's groups, roles or sessions. Anything else (a local user, the same
 /// entry, a directory that does not answer) keeps `user`.
 pub async fn recreate_if_stale(idp: &Idp, realm: &Realm, user: User) -> Option<User> {
-    let Some(p) = user.federation_link.as_deref().and_then(|l| one(realm, l)) else {
+    // A disabled provider is not asked (its users cannot log in anyway).
+    let provider = user.federation_link.as_deref().and_then(|l| one(realm, l));
+    let Some(p) = provider.filter(|p| p.enabled) else {
         return Some(user);
     };
     let Some(old_id) = user.attributes.get(LDAP_ID).and_then(|v| v.first()) else {
