@@ -265,10 +265,15 @@ pub async fn send(
 /// path ([`Forwarding::write`]): five header-map inserts were an eighth of
 /// a request's instructions.
 pub struct Forwarding {
+    /// The target's authority: the upstream's virtual host, not ours.
     pub upstream_host: HeaderValue,
+    /// The caller's address, appended to any `X-Forwarded-For` it sent.
     pub client_ip: HeaderValue,
+    /// The `Host` the caller asked for, so the upstream can build links.
     pub original_host: Option<HeaderValue>,
+    /// `http` or `https`: how the caller reached the gateway.
     pub proto: &'static str,
+    /// The request's id, shared with the audit line and the answer.
     pub request_id: Option<HeaderValue>,
 }
 

@@ -65,12 +65,16 @@ pub struct Membership {
     /// The mapper component's id and name.
     pub id: String,
     pub name: String,
+    /// Groups under a path, realm roles or a client's roles.
     pub target: Target,
     /// Where the group entries are.
     pub dn: String,
     /// The attribute naming a group entry (its RDN, usually `cn`).
     pub name_attr: String,
+    /// Classes a group entry has (all of them), so other entries under
+    /// `dn` are not taken for groups.
     pub object_classes: Vec<String>,
+    /// An extra LDAP filter the admin set for the group entries.
     pub filter: Option<String>,
     /// The group entry's attribute listing its members (`member`).
     pub member_attr: String,
@@ -78,7 +82,9 @@ pub struct Membership {
     pub by_uid: bool,
     /// That user attribute (the username attribute unless set).
     pub user_attr: String,
+    /// How a user's groups are found.
     pub strategy: Strategy,
+    /// The user attribute listing its groups' DNs (`memberOf`).
     pub member_of_attr: String,
     /// A group mapper's sync removes the groups under its path that the
     /// directory does not have (`drop.non.existing.groups.during.sync`).
