@@ -606,34 +606,30 @@ async fn run_route(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    // Plain requests ride the target's own connections; upgrades and h2c
-    // go through hyper-util's client. The target's pool adds the identity
-    // headers itself (into the head it writes, without a header map).
-    let target = if route.echo {
-        0
-    } else {
-        proxy::pick(&route).unwrap_or(0)
-    };
-    let pool = route
-        .pools
-        .get(target)
-        .filter(|_| client_upgrade.is_none() && !route.echo);
     let id = identity.as_deref();
-    // For the pool, the forwarding headers too are written into the head.
-    let forwarding = (peer, rid, original_host);
-    let forwarding = upstream_headers(
-        gw,
-        (&route, &mut parts.headers),
-        (id, pool.is_none()),
-        forwarding,
-    );
+    upstream_headers(gw, &route, &mut parts.headers, id);
+    // Host, X-Forwarded-*, X-Request-Id: for the target's own connections
+    // written into the head with the identity headers; set in the header
+    // map for everything else.
+    let forwarding = |upstream_host| proxy::Forwarding {
+        upstream_host,
+        client_ip: peer.ip_text.clone(),
+        original_host,
+        proto: peer.proto,
+        request_id: rid.cloned(),
+    };
     if route.echo {
+        proxy::set_in(&mut parts.headers, forwarding(None), id);
         let mut r = echo(&route, &parts, line);
         if let Some((p, d)) = &limited {
             rate_headers(r.headers_mut(), p, d);
         }
         return r;
     }
+    let target = proxy::pick(&route).unwrap_or(0);
+    // Plain requests ride the target's own connections; upgrades and h2c
+    // go through hyper-util's client.
+    let pool = route.pools.get(target).filter(|_| client_upgrade.is_none());
     let (uri, up) = match proxy::target_uri(&route, target, &parts.uri, pool.is_some()) {
         Ok(v) => v,
         Err(_) => {
@@ -642,19 +638,7 @@ async fn run_route(
             return json(StatusCode::BAD_REQUEST, "{\"message\":\"Bad Request\"}");
         }
     };
-    let forwarding = match forwarding {
-        Some((client_ip, original_host, proto, request_id)) => Some(proxy::Forwarding {
-            upstream_host: up.host.clone(),
-            client_ip,
-            original_host,
-            proto,
-            request_id,
-        }),
-        None => {
-            parts.headers.insert(header::HOST, up.host.clone());
-            None
-        }
-    };
+    let forwarding = forwarding(Some(up.host.clone()));
     line.upstream = Some(up.authority.clone());
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
@@ -665,28 +649,19 @@ async fn run_route(
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         parts.headers.insert(header::UPGRADE, proto.clone());
     }
-    let result = match client_upgrade {
-        Some(client_side) => {
-            proxy::send_upgrade(
-                &route.client,
-                &route,
-                Request::from_parts(parts, body),
-                client_side,
-            )
-            .await
+    let result = match (client_upgrade, pool) {
+        (None, Some(pool)) => {
+            let req = Request::from_parts(parts, body);
+            proxy::send_pooled(pool, &route, req, (forwarding, id)).await
         }
-        None => {
-            let mut req = Request::from_parts(parts, body);
-            // upstream_headers left the forwarding to the pool exactly
-            // when there is one.
-            match (pool, forwarding) {
-                (Some(pool), Some(fwd)) => proxy::send_pooled(pool, &route, req, (fwd, id)).await,
-                (_, fwd) => {
-                    if let Some(f) = fwd {
-                        proxy::set_in(req.headers_mut(), f, id);
-                    }
-                    proxy::send(&route.client, &route, req).await
+        (client_upgrade, _) => {
+            proxy::set_in(&mut parts.headers, forwarding, id);
+            let req = Request::from_parts(parts, body);
+            match client_upgrade {
+                Some(client_side) => {
+                    proxy::send_upgrade(&route.client, &route, req, client_side).await
                 }
+                None => proxy::send(&route.client, &route, req).await,
             }
         }
     };
@@ -736,25 +711,16 @@ async fn run_route(
 
 /// What every upstream receives, echo included: hop-by-hop and incoming
 /// `X-Gatehouse-*` headers removed, the caller's credential removed unless
-/// the route forwards it, the route's header edits, `X-Forwarded-*`,
-/// `X-Request-Id`, and the caller's identity (plus the signed assertion
-/// when the route asks for it). With `inject` false the forwarding and
-/// identity headers are left to the target's connection pool, which
-/// writes them into the request head (see [`crate::h1pool::H1Pool::send`]):
-/// what it needs for that is returned (client address, original host,
-/// scheme, request id). Incoming identity headers are removed here either
-/// way.
+/// the route forwards it, the route's header edits, and the signed
+/// assertion when the route asks for it. The forwarding and identity
+/// headers come after, from [`proxy::Forwarding`] and the identity
+/// (written into the head by the target's pool, or [`proxy::set_in`]).
 fn upstream_headers(
     gw: &Gateway,
-    (route, h): (&Route, &mut http::HeaderMap),
-    (identity, inject): (Option<&Identity>, bool),
-    (peer, rid, original_host): (&Peer, Option<&HeaderValue>, Option<HeaderValue>),
-) -> Option<(
-    HeaderValue,
-    Option<HeaderValue>,
-    &'static str,
-    Option<HeaderValue>,
-)> {
+    route: &Route,
+    h: &mut http::HeaderMap,
+    identity: Option<&Identity>,
+) {
     proxy::strip_hop_by_hop(h);
     identity_headers::strip(h);
     if !route.cfg.forward_token {
@@ -786,22 +752,6 @@ fn upstream_headers(
             h.insert(identity_headers::ASSERTION, v);
         }
     }
-    if !inject {
-        return Some((
-            peer.ip_text.clone(),
-            original_host,
-            peer.proto,
-            rid.cloned(),
-        ));
-    }
-    proxy::forwarded(h, &peer.ip_text, original_host, peer.proto);
-    if let Some(v) = rid {
-        h.insert(REQUEST_ID, v.clone());
-    }
-    if let Some(id) = identity {
-        identity_headers::inject(h, id);
-    }
-    None
 }
 
 /// The built-in echo upstream: answers with the request line and the

@@ -265,8 +265,9 @@ pub async fn send(
 /// path ([`Forwarding::write`]): five header-map inserts were an eighth of
 /// a request's instructions.
 pub struct Forwarding {
-    /// The target's authority: the upstream's virtual host, not ours.
-    pub upstream_host: HeaderValue,
+    /// The target's authority: the upstream's virtual host, not ours
+    /// (None keeps the caller's: the built-in echo upstream).
+    pub upstream_host: Option<HeaderValue>,
     /// The caller's address, appended to any `X-Forwarded-For` it sent.
     pub client_ip: HeaderValue,
     /// The `Host` the caller asked for, so the upstream can build links.
@@ -284,7 +285,9 @@ impl Forwarding {
         if let Some(v) = self.request_id {
             h.insert(X_REQUEST_ID, v);
         }
-        h.insert(header::HOST, self.upstream_host);
+        if let Some(host) = self.upstream_host {
+            h.insert(header::HOST, host);
+        }
     }
 
     /// Whether the request's own header `name` gives way to these (the
@@ -301,7 +304,7 @@ impl Forwarding {
             }
             return true;
         }
-        name == header::HOST
+        (name == header::HOST && self.upstream_host.is_some())
             || name == X_FORWARDED_PROTO
             || (name == X_FORWARDED_HOST && self.original_host.is_some())
             || (name == X_REQUEST_ID && self.request_id.is_some())
@@ -332,7 +335,9 @@ impl Forwarding {
         if let Some(v) = &self.request_id {
             line(&X_REQUEST_ID, &[v.as_bytes()]);
         }
-        line(&header::HOST, &[self.upstream_host.as_bytes()]);
+        if let Some(host) = &self.upstream_host {
+            line(&header::HOST, &[host.as_bytes()]);
+        }
     }
 }
 

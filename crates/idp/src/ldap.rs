@@ -97,6 +97,19 @@ pub struct LdapUser {
     pub disabled: bool,
 }
 
+/// Deepest group nesting followed (deeper counts as a cycle).
+const MAX_NESTING: usize = 32;
+
+fn two_parents(group: &str) -> LdapError {
+    LdapError::Config(format!(
+        "group {group} has more than one parent group; preserve.group.inheritance cannot map it"
+    ))
+}
+
+fn in_cycle(group: &str) -> LdapError {
+    LdapError::Config(format!("group {group} is nested in a cycle"))
+}
+
 /// A group entry as a mapper reads it.
 struct GroupEntry {
     dn: String,
@@ -476,11 +489,9 @@ impl LdapProvider {
                     ""
                 };
                 let extra = format!("({}{rule}={})", m.member_attr, ldap3::ldap_escape(&member));
-                if ldap.is_none() {
-                    ldap = Some(self.connect().await?);
-                }
-                let Some(conn) = ldap.as_mut() else {
-                    continue;
+                let conn = match &mut ldap {
+                    Some(c) => c,
+                    None => ldap.insert(self.connect().await?),
                 };
                 let found = self.group_entries(conn, m, &extra, false).await?;
                 found.into_iter().map(|g| (g.dn, g.name)).collect()
@@ -491,11 +502,9 @@ impl LdapProvider {
                     paths.push(vec![name]);
                     continue;
                 }
-                if ldap.is_none() {
-                    ldap = Some(self.connect().await?);
-                }
-                let Some(conn) = ldap.as_mut() else {
-                    continue;
+                let conn = match &mut ldap {
+                    Some(c) => c,
+                    None => ldap.insert(self.connect().await?),
                 };
                 paths.push(self.path_of(conn, m, &dn, &name).await?);
             }
@@ -597,10 +606,10 @@ impl LdapProvider {
         Ok(found.into_iter().map(|g| g.name).collect())
     }
 
-    /// The path of group `dn` (named `name`) when mapper `m` keeps the
-    /// directory's nesting: its ancestors' names, then its own. A group
-    /// with two parents cannot be a subgroup of both (Keycloak refuses it
-    /// too), and neither can one in a cycle.
+    /// The path of group `dn` (named `name`) for mapper `m`, which keeps
+    /// the directory's nesting: its ancestors' names, then its own. A
+    /// group with two parents cannot be a subgroup of both (Keycloak
+    /// refuses it too), and neither can one in a cycle.
     async fn path_of(
         &self,
         ldap: &mut ldap3::Ldap,
@@ -609,10 +618,7 @@ impl LdapProvider {
         name: &str,
     ) -> Result<GroupPath, LdapError> {
         let mut path = vec![name.to_owned()];
-        if !m.nested {
-            return Ok(path);
-        }
-        let mut seen = vec![dn.to_lowercase()];
+        let mut seen = vec![mappers::dn_key(dn)];
         let mut child = dn.to_owned();
         loop {
             let extra = format!("({}={})", m.member_attr, ldap3::ldap_escape(child.as_str()));
@@ -620,21 +626,13 @@ impl LdapProvider {
             let parent = match parents.len() {
                 0 => break,
                 1 => parents.remove(0),
-                _ => {
-                    return Err(LdapError::Config(format!(
-                        "group {} has more than one parent group; \
-                         preserve.group.inheritance cannot map it",
-                        path[0]
-                    )));
-                }
+                _ => return Err(two_parents(&path[0])),
             };
-            if seen.contains(&parent.dn.to_lowercase()) || seen.len() > 32 {
-                return Err(LdapError::Config(format!(
-                    "group {} is nested in a cycle",
-                    path[0]
-                )));
+            let key = mappers::dn_key(&parent.dn);
+            if seen.contains(&key) || seen.len() > MAX_NESTING {
+                return Err(in_cycle(&path[0]));
             }
-            seen.push(parent.dn.to_lowercase());
+            seen.push(key);
             path.insert(0, parent.name);
             child = parent.dn;
         }
@@ -651,34 +649,33 @@ impl LdapProvider {
         if !m.nested {
             return Ok(groups.into_iter().map(|g| vec![g.name]).collect());
         }
-        let key = |dn: &str| dn.to_lowercase().replace(", ", ",");
-        let mut parent: HashMap<String, usize> = HashMap::new();
+        let index: HashMap<String, usize> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (mappers::dn_key(&g.dn), i))
+            .collect();
+        // Each group's parent: the one group listing it as a member.
+        let mut parent: Vec<Option<usize>> = vec![None; groups.len()];
         for (i, g) in groups.iter().enumerate() {
             for member in &g.members {
-                if !groups.iter().any(|c| key(&c.dn) == key(member)) {
-                    continue;
-                }
-                if parent.insert(key(member), i).is_some_and(|p| p != i) {
-                    return Err(LdapError::Config(format!(
-                        "group {member} has more than one parent group; \
-                         preserve.group.inheritance cannot map it"
-                    )));
+                if let Some(&c) = index.get(&mappers::dn_key(member)) {
+                    if parent[c].is_some_and(|p| p != i) {
+                        return Err(two_parents(&groups[c].name));
+                    }
+                    parent[c] = Some(i);
                 }
             }
         }
         let mut out = Vec::with_capacity(groups.len());
-        for g in &groups {
+        for (i, g) in groups.iter().enumerate() {
             let mut path = vec![g.name.clone()];
-            let mut at = key(&g.dn);
-            while let Some(&p) = parent.get(&at) {
-                if path.len() > 32 {
-                    return Err(LdapError::Config(format!(
-                        "group {} is nested in a cycle",
-                        g.name
-                    )));
+            let mut at = i;
+            while let Some(p) = parent[at] {
+                if path.len() > MAX_NESTING {
+                    return Err(in_cycle(&g.name));
                 }
                 path.insert(0, groups[p].name.clone());
-                at = key(&groups[p].dn);
+                at = p;
             }
             out.push(path);
         }

@@ -232,12 +232,18 @@ async fn check(
     // federation imports the user on first sight, as Keycloak does); known
     // as a directory user whose entry was replaced: re-created from the
     // new entry.
-    let user = match user {
+    let (user, entry) = match user {
         Some(u) if u.federation_link.is_some() => {
-            crate::user_storage::recreate_if_stale(idp, realm, u).await
+            match crate::user_storage::entry_at_login(idp, realm, u).await {
+                Some((u, entry)) => (Some(u), entry),
+                None => (None, None),
+            }
         }
-        Some(u) => Some(u),
-        None => crate::user_storage::find_and_import(idp, realm, username).await,
+        Some(u) => (Some(u), None),
+        None => (
+            crate::user_storage::find_and_import(idp, realm, username).await,
+            None,
+        ),
     };
     let error_event = |user_id: Option<&str>, failure: &LoginFailure| {
         login_error(realm, client_id, user_id, username, ip, failure)
@@ -285,8 +291,14 @@ async fn check(
         }
     }
     // A user imported from a directory has its password checked there.
-    let ok = match crate::user_storage::check_password(idp, realm, &user, password, cred.is_some())
-        .await
+    let ok = match crate::user_storage::check_password(
+        idp,
+        realm,
+        (&user, entry.as_ref()),
+        password,
+        cred.is_some(),
+    )
+    .await
     {
         Some(ok) => ok,
         None => match &cred {

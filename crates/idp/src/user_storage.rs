@@ -79,26 +79,32 @@ pub async fn find_and_import(idp: &Idp, realm: &Realm, username: &str) -> Option
     None
 }
 
-/// A login name Gatehouse knows as a user imported from a provider whose
-/// directory now holds another entry under that name (a different
-/// `LDAP_ID`: the old one deleted, a new person given the name): the old
-/// local user is removed and the new entry imported, as Keycloak
-/// re-creates such a user, so that the new person never inherits the old
-/// one's groups, roles or sessions. Anything else (a local user, the same
-/// entry, a directory that does not answer) keeps `user`.
-pub async fn recreate_if_stale(idp: &Idp, realm: &Realm, user: User) -> Option<User> {
-    // A disabled provider is not asked (its users cannot log in anyway).
+/// At a login of a user imported from a provider: its directory entry,
+/// read once for the whole login (the password check and the groups use
+/// it). When the directory now holds another entry under that name (a
+/// different `LDAP_ID`: the old one deleted, a new person given the
+/// name), the old local user is removed and the new entry imported, as
+/// Keycloak re-creates such a user, so that the new person never inherits
+/// the old one's groups, roles or sessions. A disabled provider is not
+/// asked (its users cannot log in anyway), and a directory that does not
+/// answer gives no entry; None when the user is gone.
+pub async fn entry_at_login(
+    idp: &Idp,
+    realm: &Realm,
+    user: User,
+) -> Option<(User, Option<LdapUser>)> {
     let provider = user.federation_link.as_deref().and_then(|l| one(realm, l));
     let Some(p) = provider.filter(|p| p.enabled) else {
-        return Some(user);
-    };
-    let Some(old_id) = user.attributes.get(LDAP_ID).and_then(|v| v.first()) else {
-        return Some(user);
+        return Some((user, None));
     };
     let lu = match p.find(&user.username, false).await {
-        Ok(Some(lu)) if lu.uuid != *old_id => lu,
-        _ => return Some(user),
+        Ok(Some(lu)) => lu,
+        _ => return Some((user, None)),
     };
+    let old_id = user.attributes.get(LDAP_ID).and_then(|v| v.first());
+    if old_id.is_none_or(|id| *id == lu.uuid) {
+        return Some((user, Some(lu)));
+    }
     tracing::warn!(realm = %realm.name, provider = %p.name, user = %user.username,
         "LDAP entry under this name is another one (LDAP_ID): re-creating the user");
     if let Err(e) = idp.store.delete_user(&realm.id, &user.id, &[]).await {
@@ -108,7 +114,8 @@ pub async fn recreate_if_stale(idp: &Idp, realm: &Realm, user: User) -> Option<U
     if let Err(e) = idp.user_revoked(realm, &user.id).await {
         tracing::warn!(error = %e, "stale LDAP user's tokens not revoked");
     }
-    import(idp, realm, &p, &lu).await
+    let fresh = import(idp, realm, &p, &lu).await?;
+    Some((fresh, Some(lu)))
 }
 
 /// Before an admin's user search: the directory users it names that are
@@ -145,10 +152,14 @@ pub async fn import_matching(idp: &Idp, realm: &Realm, q: &gatehouse_store::User
 /// cannot run (a Keycloak export's Kerberos or custom one), lets nobody
 /// in; a link to no provider at all (an export that left its provider
 /// out) makes a local user, whose password an admin can set.
+///
+/// `entry` is the user's entry when the login already read it
+/// ([`entry_at_login`]): its current DN is bound, and it gives the groups
+/// without a second search.
 pub async fn check_password(
     idp: &Idp,
     realm: &Realm,
-    user: &User,
+    (user, entry): (&User, Option<&LdapUser>),
     password: &str,
     has_local_password: bool,
 ) -> Option<bool> {
@@ -159,21 +170,21 @@ pub async fn check_password(
     if p.unsynced && has_local_password {
         return None;
     }
-    let dn = user
-        .attributes
-        .get(LDAP_ENTRY_DN)
-        .and_then(|v| v.first())
-        .cloned();
+    let stored = user.attributes.get(LDAP_ENTRY_DN).and_then(|v| v.first());
     // The entry may have moved since the import: find it again by name.
-    let dn = match dn {
-        Some(dn) => dn,
-        None => match p.find(&user.username, false).await {
+    let dn = match (entry, stored) {
+        (Some(lu), _) => lu.dn.clone(),
+        (None, Some(dn)) => dn.clone(),
+        (None, None) => match p.find(&user.username, false).await {
             Ok(Some(lu)) => lu.dn,
             _ => return Some(false),
         },
     };
     match p.check_password(&dn, password).await {
-        Ok(true) if p.mappers.assign() => Some(reread(idp, realm, &p, user).await),
+        Ok(true) if p.mappers.assign() => Some(match entry {
+            Some(lu) => apply_entry(idp, realm, &p, user, lu).await,
+            None => reread(idp, realm, &p, user).await,
+        }),
         Ok(ok) => Some(ok),
         Err(e) => {
             tracing::warn!(realm = %realm.name, provider = %p.name, error = %e,
@@ -198,23 +209,37 @@ pub async fn still_current(idp: &Idp, realm: &Realm, user: &User) -> bool {
     p.enabled && reread(idp, realm, &p, user).await
 }
 
-/// The user's entry read again: its names, e-mail and attributes brought
-/// up to date, and its groups and roles as the directory has them now, so
-/// that what it took away is not in the tokens about to be made. False,
-/// and the reason in the log, when the entry is gone or disabled or its
-/// memberships cannot be learnt: better no token than one with
-/// memberships that may be stale.
+/// False, with why `user` gets no token in the log.
+fn refused(realm: &Realm, p: &LdapProvider, user: &User, why: &str) -> bool {
+    tracing::warn!(realm = %realm.name, provider = %p.name, user = %user.username,
+        "LDAP user refused: {why}");
+    false
+}
+
+/// The user's entry read again, then [`apply_entry`]; false when it is
+/// gone or the directory does not answer.
 async fn reread(idp: &Idp, realm: &Realm, p: &LdapProvider, user: &User) -> bool {
-    let refuse = |why: &str| {
-        tracing::warn!(realm = %realm.name, provider = %p.name, user = %user.username,
-            "LDAP user refused: {why}");
-        false
-    };
-    let lu = match p.find(&user.username, false).await {
-        Ok(Some(lu)) => lu,
-        Ok(None) => return refuse("gone from the directory"),
-        Err(e) => return refuse(&e.to_string()),
-    };
+    match p.find(&user.username, false).await {
+        Ok(Some(lu)) => apply_entry(idp, realm, p, user, &lu).await,
+        Ok(None) => refused(realm, p, user, "gone from the directory"),
+        Err(e) => refused(realm, p, user, &e.to_string()),
+    }
+}
+
+/// The user brought in line with its entry `lu`: names, e-mail and
+/// attributes, and its groups and roles as the directory has them now, so
+/// that what it took away is not in the tokens about to be made. False,
+/// and the reason in the log, when the entry is another one or disabled or
+/// the memberships cannot be learnt: better no token than one with
+/// memberships that may be stale.
+async fn apply_entry(
+    idp: &Idp,
+    realm: &Realm,
+    p: &LdapProvider,
+    user: &User,
+    lu: &LdapUser,
+) -> bool {
+    let refuse = |why: &str| refused(realm, p, user, why);
     // Another entry under the same name (the old one deleted, a new one
     // made): not the user these tokens were for.
     let id = user.attributes.get(LDAP_ID).and_then(|v| v.first());
@@ -222,7 +247,7 @@ async fn reread(idp: &Idp, realm: &Realm, p: &LdapProvider, user: &User) -> bool
         return refuse("the directory's entry of that name is another one (LDAP_ID)");
     }
     let mut fresh = user.clone();
-    if refresh(&mut fresh, &lu, p) {
+    if refresh(&mut fresh, lu, p) {
         match idp.store.update_user(&fresh, &[]).await {
             Ok(()) => idp.invalidate(),
             Err(e) => tracing::warn!(error = %e, "LDAP user refresh failed"),
@@ -231,7 +256,7 @@ async fn reread(idp: &Idp, realm: &Realm, p: &LdapProvider, user: &User) -> bool
     if lu.disabled {
         return refuse("disabled in the directory");
     }
-    match assign(idp, realm, p, user, &lu).await {
+    match assign(idp, realm, p, user, lu).await {
         Ok(_) => true,
         Err(e) => refuse(&format!(
             "its groups and roles cannot be applied: {}",
@@ -339,7 +364,8 @@ pub async fn assign(
         };
     }
     for r in &m.roles {
-        let Some(role) = hardcoded_role(idp, realm, r).await? else {
+        // `clientId.role` or a realm role, read as Keycloak reads it.
+        let Some(role) = crate::broker::mappers::role_named(idp, realm, r).await? else {
             tracing::warn!(realm = %realm.name, provider = %p.name, role = %r,
                 "hardcoded LDAP role mapper names no role");
             continue;
@@ -367,18 +393,6 @@ pub async fn assign(
         idp.invalidate();
     }
     Ok(changed)
-}
-
-/// A hardcoded mapper's `role`: `client.role` where a client of that
-/// `clientId` exists, else the realm role of the whole name (Keycloak's
-/// reading).
-async fn hardcoded_role(idp: &Idp, realm: &Realm, name: &str) -> Result<Option<Role>, AdminError> {
-    if let Some((client_id, role)) = name.rsplit_once('.')
-        && let Some(c) = idp.store.client_by_client_id(&realm.id, client_id).await?
-    {
-        return Ok(idp.store.role_by_name(&realm.id, Some(&c.id), role).await?);
-    }
-    Ok(idp.store.role_by_name(&realm.id, None, name).await?)
 }
 
 /// The group `name` directly under `parent` (None: top level), made
@@ -472,8 +486,8 @@ async fn stale(
         .collect())
 }
 
-/// A group mapper's memberships for `u`: the groups named `names` under
-/// `path` (created when missing).
+/// A group mapper's memberships for `u`: the groups at `paths` under
+/// the mapper's `path` (created when missing).
 async fn assign_groups(
     idp: &Idp,
     realm: &Realm,

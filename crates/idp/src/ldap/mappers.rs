@@ -440,21 +440,23 @@ pub fn rdn_value(dn: &str, attr: &str) -> Option<String> {
     (!v.is_empty()).then_some(v)
 }
 
-/// Whether `dn` is an entry under `base` (DNs compared as Keycloak
-/// does: case-insensitively, spaces around separators ignored).
+/// A DN in the form DNs are compared in (as Keycloak compares them):
+/// lower case, spaces around separators dropped.
+pub fn dn_key(dn: &str) -> String {
+    dn.split(',')
+        .map(|p| {
+            p.split('=')
+                .map(|x| x.trim().to_lowercase())
+                .collect::<Vec<_>>()
+                .join("=")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether `dn` is an entry under `base`.
 pub fn is_under(dn: &str, base: &str) -> bool {
-    let norm = |s: &str| {
-        s.split(',')
-            .map(|p| {
-                p.split('=')
-                    .map(|x| x.trim().to_lowercase())
-                    .collect::<Vec<_>>()
-                    .join("=")
-            })
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let (dn, base) = (norm(dn), norm(base));
+    let (dn, base) = (dn_key(dn), dn_key(base));
     dn.len() > base.len() && dn.ends_with(&base) && dn[..dn.len() - base.len()].ends_with(',')
 }
 
