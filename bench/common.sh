@@ -44,7 +44,7 @@ to_ms() { # wrk latency like 512.00us / 1.20ms / 2.00s -> ms
 # The gateway benchmarks' realm and config in DIR (realm.json and
 # gatehouse.toml: a bench realm with user u1 in group sales, and the routes
 # public, jwt, rules and cedar to an upstream on 18081), with EXTRA lines
-# for its [server] section.
+# for its [server] section and WORKERS gateway workers (default 1).
 write_bench_config() { # DIR [EXTRA]
   cat >"$1/realm.json" <<'JSON'
 {"realm": "bench", "enabled": true, "accessTokenLifespan": 3600,
@@ -58,7 +58,7 @@ write_bench_config() { # DIR [EXTRA]
 JSON
   cat >"$1/gatehouse.toml" <<TOML
 [server]
-worker_threads = 1
+worker_threads = ${WORKERS:-1}
 identity_listen = "127.0.0.1:18080"
 gateway_listen = "127.0.0.1:18000"
 data_dir = "$1/data"

@@ -4,7 +4,8 @@
 #   Gatehouse JWT route (RS256) | Gatehouse JWT + rules route | JWT + Cedar route
 # and prints requests/s, p50, p99 (32 connections) as a ratio to the nginx row,
 # and the p50 of one connection (no queueing) minus the upstream-direct one.
-# Usage: bash bench/gateway.sh  (env: DURATION=8 CONNS=32 ROUNDS=2)
+# Usage: bash bench/gateway.sh  (env: DURATION=8 CONNS=32 ROUNDS=2, and
+# WORKERS=2 for two workers in both the nginx proxy and Gatehouse)
 source "$(dirname "$0")/common.sh"
 need wrk nginx
 build
@@ -13,7 +14,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; for d in up px; do nginx -p "$WORK/$d
 
 # The upstream and the nginx proxy are separate nginx instances with one
 # worker each, so every proxied row pays the same process hop to the
-# upstream; Gatehouse runs with one runtime worker to match.
+# upstream; Gatehouse runs with one runtime worker to match (WORKERS
+# workers each for the proxy and Gatehouse).
 mkdir -p "$WORK/up" "$WORK/px"
 cat >"$WORK/up/nginx.conf" <<NGINX
 worker_processes 1;
@@ -23,7 +25,7 @@ events { worker_connections 4096; }
 http { access_log off; server { listen 127.0.0.1:18081; location / { return 200 "ok\n"; } } }
 NGINX
 cat >"$WORK/px/nginx.conf" <<NGINX
-worker_processes 1;
+worker_processes ${WORKERS:-1};
 pid $WORK/px/nginx.pid;
 error_log $WORK/px/error.log;
 events { worker_connections 4096; }
@@ -92,4 +94,4 @@ done
 echo
 echo "wrk: 1 thread, ${CONNS:-32} connections, ${DURATION:-8}s per row, best of ${ROUNDS:-2} alternating rounds;"
 echo "latency columns: 1 connection, ${LAT_DURATION:-4}s per row, best p50 of the rounds."
-echo "$(nproc) cores shared by wrk, the upstream (nginx, 1 worker), the nginx proxy (1 worker) and gatehouse (1 runtime worker, audit log on)."
+echo "$(nproc) cores shared by wrk, the upstream (nginx, 1 worker), the nginx proxy (${WORKERS:-1} worker(s)) and gatehouse (${WORKERS:-1} worker(s), audit log on)."

@@ -72,8 +72,16 @@ fn new_request_id() -> String {
     let mut s = String::with_capacity(prefix.len() + 17);
     s.push_str(prefix);
     s.push('-');
-    let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{n:016x}"));
+    s.extend(hex16(n).iter().map(|&d| char::from(d)));
     s
+}
+
+/// `n` as 16 lowercase hex digits, by hand: `format!("{n:016x}")` cost
+/// about 1 700 instructions a request id, 5 % of a proxied request
+/// (callgrind).
+fn hex16(n: u64) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    std::array::from_fn(|i| HEX[(n >> (60 - 4 * i)) as usize & 15])
 }
 
 /// A request id: the caller's if it is short and plain, else a new one.
@@ -779,4 +787,33 @@ fn echo(route: &Route, parts: &http::request::Parts, line: &mut AuditLine) -> Re
         "authorization_forwarded": parts.headers.contains_key(header::AUTHORIZATION),
     });
     json_owned(StatusCode::OK, body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn new_request_ids_are_the_prefix_and_a_counter_in_hex() {
+        let a = super::new_request_id();
+        let b = super::new_request_id();
+        let (pa, na) = a.split_once('-').expect("prefix-counter");
+        let (pb, nb) = b.split_once('-').expect("prefix-counter");
+        assert_eq!((pa.len(), na.len()), (12, 16), "{a}");
+        assert_eq!(pa, pb);
+        assert!(
+            a.bytes()
+                .all(|c| c == b'-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        let (x, y) = (
+            u64::from_str_radix(na, 16).expect("hex"),
+            u64::from_str_radix(nb, 16).expect("hex"),
+        );
+        assert!(y > x, "{a} then {b}");
+    }
+
+    #[test]
+    fn hex16_is_format_016x() {
+        for n in [0, 1, 0x0123_4567_89ab_cdef, u64::MAX, 0xf0] {
+            assert_eq!(super::hex16(n), format!("{n:016x}").as_bytes(), "{n}");
+        }
+    }
 }

@@ -105,6 +105,8 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
+/// Where `TE` is in [`HOP_BY_HOP`] (its value is read only when present).
+const TE_AT: usize = 5;
 
 /// `x-forwarded-for`.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -129,7 +131,8 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     if present == 0 {
         return;
     }
-    let te_trailers = crate::h1wire::lists(h, header::TE, "trailers");
+    let te_trailers =
+        present & (1 << TE_AT) != 0 && crate::h1wire::lists(h, header::TE, "trailers");
     let listed: Vec<HeaderName> = crate::h1wire::list(h, header::CONNECTION)
         // The usual values name no header (or one removed below anyway):
         // the common `Connection: keep-alive` costs no parse, no allocation.
@@ -425,4 +428,30 @@ pub async fn send_upgrade(
             .map_err(|e| -> BoxError { match e {} })
             .boxed(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn te_trailers_survives_and_other_hop_by_hop_headers_go() {
+        assert_eq!(HOP_BY_HOP[TE_AT], header::TE);
+        let mut h = HeaderMap::new();
+        h.insert(header::TE, HeaderValue::from_static("gzip, trailers"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-hop"),
+        );
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("x-end", HeaderValue::from_static("2"));
+        strip_hop_by_hop(&mut h);
+        let left: Vec<(&str, &[u8])> = h.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+        assert_eq!(left, [("x-end", &b"2"[..]), ("te", &b"trailers"[..])]);
+        // Without TE none is added.
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty());
+    }
 }
