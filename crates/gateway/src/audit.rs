@@ -17,6 +17,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// `,"name":` as one literal: one copy per field, not three (each
+/// `extend_from_slice` is a `memcpy` call).
+macro_rules! key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":").as_bytes()
+    };
+}
+
 /// One audit record.
 #[derive(Debug, Clone)]
 pub struct AuditLine {
@@ -113,15 +121,6 @@ impl AuditLine {
         out.push(b'}');
     }
 }
-
-/// `,"name":` as one literal: one copy per field, not three (each
-/// `extend_from_slice` is a `memcpy` call).
-macro_rules! key {
-    ($name:literal) => {
-        concat!(",\"", $name, "\":").as_bytes()
-    };
-}
-use key;
 
 fn field_str(out: &mut Vec<u8>, key: &[u8], v: Option<&str>) {
     out.extend_from_slice(key);
