@@ -234,7 +234,8 @@ where
 }
 
 /// Sends `req` (already rewritten, origin-form) on one of the target's
-/// own kept-alive connections, with the route's timeout, and the
+/// own kept-alive connections, with the route's timeout (kept by the pool,
+/// which keeps a timer per connection), and the
 /// forwarding and identity headers (which the pool adds, see
 /// [`crate::h1pool::H1Pool::send`]).
 pub async fn send_pooled(
@@ -243,11 +244,11 @@ pub async fn send_pooled(
     req: Request<RequestBody>,
     added: (Forwarding, Option<&crate::identity::Identity>),
 ) -> Result<Response<Body>, ProxyError> {
-    match tokio::time::timeout(route.timeout, pool.send(req, added)).await {
-        Err(_) => Err(ProxyError::Timeout),
-        Ok(Err(crate::h1pool::PoolError::ConnectTimeout(_))) => Err(ProxyError::Timeout),
-        Ok(Err(e)) => Err(ProxyError::Upstream(e.to_string())),
-        Ok(Ok(resp)) => Ok(relay(resp)),
+    use crate::h1pool::PoolError;
+    match pool.send(req, added, route.timeout).await {
+        Err(PoolError::Timeout | PoolError::ConnectTimeout(_)) => Err(ProxyError::Timeout),
+        Err(e) => Err(ProxyError::Upstream(e.to_string())),
+        Ok(resp) => Ok(relay(resp)),
     }
 }
 

@@ -2396,6 +2396,53 @@ async fn upstream_connections_are_kept_alive_and_never_reused_broken() {
     );
 }
 
+/// The route timeout on the target's own kept-alive connections: every
+/// request gets the whole timeout however long its connection was kept
+/// (the connection's timer, set for an earlier request, fires while it is
+/// idle or during the next exchange, and is moved then), and a request
+/// past it gets 504 and its connection is dropped.
+#[tokio::test]
+async fn each_request_on_a_kept_connection_gets_the_whole_route_timeout() {
+    let s = start().await;
+    let up = crate::peers::conn_counting_upstream().await;
+    let cfg = format!(
+        "[[routes]]\nname = \"t\"\npath = \"/t\"\nupstream = \"{}\"\npublic = true\nstrip_prefix = true\ntimeout_ms = 400\n",
+        up.url
+    );
+    s.configure(&cfg).expect("config");
+    let get = |path: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .http
+                .get(format!("{}/t{path}", s.gw))
+                .send()
+                .await
+                .expect("send");
+            r.status().as_u16()
+        }
+    };
+    let conns = || up.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(get("/").await, 200);
+    // The first request's deadline passes while the connection is idle.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(get("/wait/250").await, 200);
+    // Its deadline passes during this one, which still has 150 ms left.
+    assert_eq!(get("/wait/250").await, 200);
+    assert_eq!(conns(), 1, "one upstream connection throughout");
+    let started = std::time::Instant::now();
+    assert_eq!(get("/wait/1500").await, 504);
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(350)
+            && took < std::time::Duration::from_millis(1200),
+        "{took:?}"
+    );
+    // The timed-out connection is not reused.
+    assert_eq!(get("/").await, 200);
+    assert_eq!(conns(), 2);
+}
+
 /// An upstream that answers each request head with the bytes scripted for
 /// its path, written in pieces with pauses, then keeps the connection or
 /// (path ending in `-then-close`) closes it without saying so.

@@ -302,6 +302,11 @@ pub async fn conn_counting_upstream() -> ConnCounting {
             count.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    // `/wait/{ms}`: answers "ok" that much later.
+                    let wait = req.uri().path().strip_prefix("/wait/");
+                    if let Some(ms) = wait.and_then(|m| m.parse::<u64>().ok()) {
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    }
                     let resp = match req.uri().path() {
                         "/close" => hyper::Response::builder()
                             .header("connection", "close")
