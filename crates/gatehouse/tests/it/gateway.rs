@@ -2340,6 +2340,17 @@ async fn metrics_count_requests_by_route_status_and_decision() {
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
 }
 
+/// GET `{prefix}{path}` through the gateway: status and body text.
+async fn gateway_get(s: &Server, prefix: &str, path: &str) -> (u16, String) {
+    let r = s
+        .http
+        .get(format!("{}{prefix}{path}", s.gw))
+        .send()
+        .await
+        .expect("send");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
 #[tokio::test]
 async fn upstream_connections_are_kept_alive_and_never_reused_broken() {
     let s = start().await;
@@ -2349,18 +2360,7 @@ async fn upstream_connections_are_kept_alive_and_never_reused_broken() {
         up.url
     );
     s.configure(&cfg).expect("config");
-    let get = |path: &'static str| {
-        let s = &s;
-        async move {
-            let r = s
-                .http
-                .get(format!("{}/kept{path}", s.gw))
-                .send()
-                .await
-                .expect("send");
-            (r.status().as_u16(), r.text().await.unwrap_or_default())
-        }
-    };
+    let get = |path: &'static str| gateway_get(&s, "/kept", path);
     // Sequential requests share one upstream connection.
     for _ in 0..20 {
         assert_eq!(get("/").await, (200, "ok".to_owned()));
@@ -2410,18 +2410,8 @@ async fn each_request_on_a_kept_connection_gets_the_whole_route_timeout() {
         up.url
     );
     s.configure(&cfg).expect("config");
-    let get = |path: &'static str| {
-        let s = &s;
-        async move {
-            let r = s
-                .http
-                .get(format!("{}/t{path}", s.gw))
-                .send()
-                .await
-                .expect("send");
-            r.status().as_u16()
-        }
-    };
+    let s = &s;
+    let get = |path: &'static str| async move { gateway_get(s, "/t", path).await.0 };
     let conns = || up.connections.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(get("/").await, 200);
     // The first request's deadline passes while the connection is idle.
