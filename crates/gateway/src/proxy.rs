@@ -359,8 +359,8 @@ pub fn set_in(
 }
 
 /// Appends the client address to `X-Forwarded-For` and sets the other
-/// forwarding headers.
-pub fn forwarded(
+/// forwarding headers ([`Forwarding::apply`]'s map form).
+fn forwarded(
     h: &mut HeaderMap,
     client_ip: &HeaderValue,
     host: Option<HeaderValue>,

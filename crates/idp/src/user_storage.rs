@@ -101,8 +101,7 @@ pub async fn entry_at_login(
         Ok(Some(lu)) => lu,
         _ => return Some((user, None)),
     };
-    let old_id = user.attributes.get(LDAP_ID).and_then(|v| v.first());
-    if old_id.is_none_or(|id| *id == lu.uuid) {
+    if !is_other_entry(&user, &lu) {
         return Some((user, Some(lu)));
     }
     tracing::warn!(realm = %realm.name, provider = %p.name, user = %user.username,
@@ -209,6 +208,16 @@ pub async fn still_current(idp: &Idp, realm: &Realm, user: &User) -> bool {
     p.enabled && reread(idp, realm, &p, user).await
 }
 
+/// Whether `lu` is another directory entry than the one `user` was
+/// imported from (its `LDAP_ID` differs: the old entry deleted, the name
+/// given to someone new). A user without `LDAP_ID` is taken as that entry.
+fn is_other_entry(user: &User, lu: &LdapUser) -> bool {
+    user.attributes
+        .get(LDAP_ID)
+        .and_then(|v| v.first())
+        .is_some_and(|id| *id != lu.uuid)
+}
+
 /// False, with why `user` gets no token in the log.
 fn refused(realm: &Realm, p: &LdapProvider, user: &User, why: &str) -> bool {
     tracing::warn!(realm = %realm.name, provider = %p.name, user = %user.username,
@@ -242,8 +251,7 @@ async fn apply_entry(
     let refuse = |why: &str| refused(realm, p, user, why);
     // Another entry under the same name (the old one deleted, a new one
     // made): not the user these tokens were for.
-    let id = user.attributes.get(LDAP_ID).and_then(|v| v.first());
-    if id.is_some_and(|id| *id != lu.uuid) {
+    if is_other_entry(user, lu) {
         return refuse("the directory's entry of that name is another one (LDAP_ID)");
     }
     let mut fresh = user.clone();
@@ -763,10 +771,7 @@ async fn sync(
             // the user).
             Some(u)
                 if u.federation_link.as_deref() == Some(p.id.as_str())
-                    && u.attributes
-                        .get(LDAP_ID)
-                        .and_then(|v| v.first())
-                        .is_some_and(|id| *id != lu.uuid) =>
+                    && is_other_entry(&u, &lu) =>
             {
                 tracing::warn!(realm = %realm.name, user = %lu.username,
                     "LDAP sync skipped a user: linked to another entry of that name");
