@@ -15,11 +15,12 @@
 //! hyper's client, which streams the body while watching for an early
 //! answer.
 
+use crate::body::{Body, BoxError};
 use crate::h1wire::{self, ChunkedDecoder, Decoded, Framing, WireError};
 use crate::proxy::RequestBody;
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::pin::Pin;
@@ -29,8 +30,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long an unused connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -223,7 +222,7 @@ impl H1Pool {
         req: &Request<RequestBody>,
         head: &[u8],
         deadline: tokio::time::Instant,
-    ) -> Result<Response<PooledBody>, PoolError> {
+    ) -> Result<Response<Body>, PoolError> {
         let method = req.method();
         let idempotent = matches!(
             *method,
@@ -264,11 +263,7 @@ impl H1Pool {
 
     /// The answer with its body; a body already read whole gives its
     /// connection back at once.
-    fn raw_response(
-        self: &Arc<Self>,
-        head: h1wire::Head,
-        mut conn: RawConn,
-    ) -> Response<PooledBody> {
+    fn raw_response(self: &Arc<Self>, head: h1wire::Head, mut conn: RawConn) -> Response<Body> {
         let pool = head.reusable.then(|| self.clone());
         let state = match head.framing {
             Framing::Empty => RawState::Full(None),
@@ -283,11 +278,15 @@ impl H1Pool {
             state,
             conn: Some(conn),
             pool,
+            headers: Some(head.headers),
         };
         if matches!(body.state, RawState::Full(_)) {
             body.release();
         }
-        head.response.map(|()| PooledBody::Raw(body))
+        let mut resp = Response::new(Body::Relayed(Box::new(body)));
+        *resp.status_mut() = head.status;
+        *resp.version_mut() = head.version;
+        resp
     }
 
     /// Sends `req` (origin-form URI) on an idle connection, or a new one,
@@ -302,7 +301,7 @@ impl H1Pool {
         mut req: Request<RequestBody>,
         (forwarding, identity): (crate::proxy::Forwarding, Option<&crate::identity::Identity>),
         timeout: Duration,
-    ) -> Result<Response<PooledBody>, PoolError> {
+    ) -> Result<Response<Body>, PoolError> {
         let deadline = tokio::time::Instant::now() + timeout;
         // Hop-by-hop headers (Transfer-Encoding, Upgrade) are gone by now
         // and upgrades take another path: no body is all this path needs.
@@ -333,7 +332,7 @@ impl H1Pool {
     async fn send_hyper(
         self: &Arc<Self>,
         mut req: Request<RequestBody>,
-    ) -> Result<Response<PooledBody>, PoolError> {
+    ) -> Result<Response<Body>, PoolError> {
         while let Some(mut tx) = self.checkout() {
             if tx.ready().await.is_err() {
                 continue;
@@ -351,21 +350,23 @@ impl H1Pool {
         Ok(self.wrap(resp, tx))
     }
 
+    /// hyper's answer, hop-by-hop fields removed, with a body that gives
+    /// its connection back when read to the end.
     fn wrap(
         self: &Arc<Self>,
         resp: Response<Incoming>,
         tx: SendRequest<RequestBody>,
-    ) -> Response<PooledBody> {
-        resp.map(|body| {
-            let mut b = HyperBody {
-                body,
-                conn: Some((tx, self.clone())),
-            };
-            if b.body.is_end_stream() {
-                b.release();
-            }
-            PooledBody::Hyper(b)
-        })
+    ) -> Response<Body> {
+        let (mut parts, body) = resp.into_parts();
+        crate::proxy::strip_hop_by_hop(&mut parts.headers);
+        let mut b = HyperBody {
+            body,
+            conn: Some((tx, self.clone())),
+        };
+        if b.body.is_end_stream() {
+            b.release();
+        }
+        Response::from_parts(parts, Body::boxed(b))
     }
 }
 
@@ -438,6 +439,9 @@ pub struct RawBody {
     conn: Option<RawConn>,
     /// Where the connection goes back to, when it may be reused.
     pool: Option<Arc<H1Pool>>,
+    /// The answer's header lines, until the head is written
+    /// ([`crate::body::Body::take_upstream_headers`]).
+    pub(crate) headers: Option<h1wire::UpstreamHeaders>,
 }
 
 impl RawBody {
@@ -466,7 +470,23 @@ impl RawBody {
         }
     }
 
-    fn poll_raw(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    pub(crate) fn is_end_stream(&self) -> bool {
+        matches!(self.state, RawState::Done | RawState::Full(None))
+    }
+
+    pub(crate) fn size_hint(&self) -> SizeHint {
+        match &self.state {
+            RawState::Done | RawState::Full(None) => SizeHint::with_exact(0),
+            RawState::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
+            RawState::Length(n) => SizeHint::with_exact(*n),
+            _ => SizeHint::default(),
+        }
+    }
+
+    pub(crate) fn poll_raw(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         loop {
             let buffered = self.conn.as_ref().map_or(0, |c| c.buf.len());
             match &mut self.state {
@@ -541,16 +561,10 @@ impl RawBody {
     }
 }
 
-/// A response body that returns its connection to the pool once read to
-/// the end. Dropped early (the client went away), it takes the connection
-/// with it: hyper closes a connection whose body was not drained, and a
-/// bodyless-path connection is simply dropped.
-pub enum PooledBody {
-    Hyper(HyperBody),
-    Raw(RawBody),
-}
-
-/// A hyper client answer's body and the connection it came on.
+/// A hyper client answer's body, which returns its connection to the pool
+/// once read to the end. Dropped early (the client went away), it takes the
+/// connection with it: hyper closes a connection whose body was not
+/// drained (and a dropped [`RawBody`] simply closes its own).
 pub struct HyperBody {
     body: Incoming,
     conn: Option<(SendRequest<RequestBody>, Arc<H1Pool>)>,
@@ -564,7 +578,7 @@ impl HyperBody {
     }
 }
 
-impl Body for PooledBody {
+impl hyper::body::Body for HyperBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -572,37 +586,22 @@ impl Body for PooledBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            PooledBody::Raw(b) => b.poll_raw(cx),
-            PooledBody::Hyper(this) => {
-                let r = ready!(Pin::new(&mut this.body).poll_frame(cx));
-                match &r {
-                    None => this.release(),
-                    Some(Ok(_)) if this.body.is_end_stream() => this.release(),
-                    Some(Err(_)) => this.conn = None,
-                    _ => {}
-                }
-                Poll::Ready(r.map(|f| f.map_err(BoxError::from)))
-            }
+        let this = self.get_mut();
+        let r = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        match &r {
+            None => this.release(),
+            Some(Ok(_)) if this.body.is_end_stream() => this.release(),
+            Some(Err(_)) => this.conn = None,
+            _ => {}
         }
+        Poll::Ready(r.map(|f| f.map_err(BoxError::from)))
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            PooledBody::Hyper(b) => b.body.is_end_stream(),
-            PooledBody::Raw(b) => matches!(b.state, RawState::Done | RawState::Full(None)),
-        }
+        self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            PooledBody::Hyper(b) => b.body.size_hint(),
-            PooledBody::Raw(b) => match &b.state {
-                RawState::Done | RawState::Full(None) => SizeHint::with_exact(0),
-                RawState::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
-                RawState::Length(n) => SizeHint::with_exact(*n),
-                _ => SizeHint::default(),
-            },
-        }
+        self.body.size_hint()
     }
 }

@@ -154,6 +154,7 @@ where
         let f = Box::pin(handle(req.map(RequestBody::Hyper)));
         async move {
             let mut resp = f.await;
+            crate::body::with_header_map(&mut resp);
             unread.mark(&mut resp);
             Ok::<_, std::convert::Infallible>(resp)
         }
@@ -302,6 +303,9 @@ async fn respond<S: AsyncWrite + Unpin>(
         out.shrink_to(4096);
     }
     let (parts, mut body) = resp.into_parts();
+    // A relayed answer's fields as the upstream sent them (hop-by-hop
+    // ones already out), beside those the gateway set in the map.
+    let upstream = body.take_upstream_headers();
     let status = parts.status;
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -314,15 +318,17 @@ async fn respond<S: AsyncWrite + Unpin>(
         || status == StatusCode::NOT_MODIFIED;
     // How the body is framed: its declared length, else the length the
     // body knows, else chunked.
-    let declared = parts
+    let in_map = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let declared = in_map.or(upstream.as_ref().and_then(|u| u.length));
     let mut length = None;
     if !no_body {
         length = declared.or(body.size_hint().exact());
-        match (declared, length) {
+        match (in_map, length) {
+            // Written with the map's other fields below.
             (Some(_), _) => {}
             (None, Some(n)) => {
                 out.extend_from_slice(b"content-length: ");
@@ -334,6 +340,9 @@ async fn respond<S: AsyncWrite + Unpin>(
             (None, None) if http10 => {}
             (None, None) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         }
+    }
+    if let Some(up) = &upstream {
+        up.write(&parts.headers, out);
     }
     for (name, value) in &parts.headers {
         if name == header::TRANSFER_ENCODING || name == header::CONNECTION {
@@ -347,7 +356,7 @@ async fn respond<S: AsyncWrite + Unpin>(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !parts.headers.contains_key(header::DATE) {
+    if !parts.headers.contains_key(header::DATE) && !upstream.as_ref().is_some_and(|u| u.has_date) {
         out.extend_from_slice(b"date: ");
         date::write(out);
         out.extend_from_slice(b"\r\n");

@@ -10,25 +10,20 @@ use crate::authz::rules::{self, Deny};
 use crate::config::Route;
 use crate::cors::CorsConfig;
 use crate::identity::Identity;
-use crate::proxy::{self, Body, BoxError, ProxyError, RequestBody};
+use crate::proxy::{self, Body, ProxyError, RequestBody};
 use crate::ratelimit::{Decision, KeyKind, Policy};
 use crate::server::Gateway;
 use crate::{identity_headers, metadata};
 use bytes::Bytes;
 use gatehouse_core::model::UsagePlan;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 /// A small JSON response with the headers every gateway answer gets.
 fn json(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(
-        Full::new(Bytes::from_static(body.as_bytes()))
-            .map_err(|e| -> BoxError { match e {} })
-            .boxed(),
-    );
+    let mut r = Response::new(Body::full(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -40,11 +35,7 @@ fn json(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 fn json_owned(status: StatusCode, body: String) -> Response<Body> {
-    let mut r = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|e| -> BoxError { match e {} })
-            .boxed(),
-    );
+    let mut r = Response::new(Body::full(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -325,11 +316,7 @@ async fn run(
         line.rule = Some("cors_preflight".into());
         return match cors.preflight(req.headers()) {
             Some(h) => {
-                let mut r = Response::new(
-                    Full::new(Bytes::new())
-                        .map_err(|e| -> BoxError { match e {} })
-                        .boxed(),
-                );
+                let mut r = Response::new(Body::full(Bytes::new()));
                 *r.status_mut() = StatusCode::NO_CONTENT;
                 r.headers_mut().extend(h);
                 r

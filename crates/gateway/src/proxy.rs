@@ -6,8 +6,6 @@
 use crate::config::Route;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, header};
-use http_body_util::BodyExt;
-use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -15,10 +13,7 @@ use hyper_util::rt::TokioExecutor;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Boxed error type of response bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// The body type of every gateway response.
-pub type Body = BoxBody<Bytes, BoxError>;
+pub use crate::body::{Body, BoxError};
 
 /// A request's body: hyper's, or none at all for a request our own
 /// HTTP/1 server path read (`h1serve.rs`), which only takes requests
@@ -94,7 +89,7 @@ pub enum ProxyError {
     BadRequest(String),
 }
 
-const HOP_BY_HOP: [HeaderName; 9] = [
+pub(crate) const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -230,7 +225,7 @@ where
 {
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, body.map_err(Into::into).boxed())
+    Response::from_parts(parts, Body::boxed(body))
 }
 
 /// Sends `req` (already rewritten, origin-form) on one of the target's
@@ -248,7 +243,7 @@ pub async fn send_pooled(
     match pool.send(req, added, route.timeout).await {
         Err(PoolError::Timeout | PoolError::ConnectTimeout(_)) => Err(ProxyError::Timeout),
         Err(e) => Err(ProxyError::Upstream(e.to_string())),
-        Ok(resp) => Ok(relay(resp)),
+        Ok(resp) => Ok(resp),
     }
 }
 
@@ -423,12 +418,7 @@ pub async fn send_upgrade(
     });
     // Keep Connection/Upgrade on the 101: they are the handshake.
     let (parts, _) = resp.into_parts();
-    Ok(Response::from_parts(
-        parts,
-        http_body_util::Empty::<Bytes>::new()
-            .map_err(|e| -> BoxError { match e {} })
-            .boxed(),
-    ))
+    Ok(Response::from_parts(parts, Body::full(Bytes::new())))
 }
 
 #[cfg(test)]

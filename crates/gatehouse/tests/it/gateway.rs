@@ -2479,6 +2479,10 @@ async fn scripted_upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
                         "/garbage" => vec![b"SMTP ready\r\n\r\n".to_vec()],
                         "/short" => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\ntoo short".to_vec()],
                         "/head" => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n".to_vec()],
+                        "/fields" => vec![b"HTTP/1.1 200 OK\r\nServer: scripted\r\nConnection: keep-alive, X-Hop\r\n\
+                            Keep-Alive: timeout=5\r\nX-Hop: secret\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\
+                            X-Request-Id: upstream-id\r\nDate: Mon, 07 Dec 2026 00:00:00 GMT\r\n\
+                            Content-Length: 6, 6\r\n\r\nfields".to_vec()],
                         _ => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec()],
                     };
                     for p in pieces {
@@ -2582,6 +2586,92 @@ async fn bodyless_requests_handle_every_upstream_framing() {
             .any(|r| r.contains("Content-Length")),
         "{audit:?}"
     );
+}
+
+/// An upstream's answer fields on the bodyless path reach the client as
+/// they came, to an HTTP/1.1 client (written as the upstream's lines) and
+/// an HTTP/2 one (through hyper's header map) alike: hop-by-hop fields and
+/// those `Connection` names removed, repeated fields kept, the upstream's
+/// `Date` kept, and the gateway's request id in place of the upstream's.
+#[tokio::test]
+async fn upstream_answer_fields_reach_http1_and_http2_clients_alike() {
+    let s = start().await;
+    let (up, _) = scripted_upstream().await;
+    s.configure(&format!(
+        "[[routes]]\nname = \"raw\"\npath = \"/raw\"\nupstream = \"{up}\"\npublic = true\nstrip_prefix = true\n"
+    ))
+    .expect("config");
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    let answer = raw(
+        &addr,
+        b"GET /raw/fields HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+    assert_eq!(body, "fields");
+    let lines: Vec<String> = head.lines().skip(1).map(str::to_ascii_lowercase).collect();
+    let named = |n: &str| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("{n}:")))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(named("set-cookie"), ["set-cookie: a=1", "set-cookie: b=2"]);
+    assert_eq!(named("content-length"), ["content-length: 6"]);
+    assert_eq!(named("date"), ["date: mon, 07 dec 2026 00:00:00 gmt"]);
+    assert_eq!(named("server"), ["server: scripted"]);
+    assert!(
+        named("x-hop").is_empty() && named("keep-alive").is_empty(),
+        "{head}"
+    );
+    assert_eq!(
+        named("connection"),
+        ["connection: close"],
+        "ours, not the upstream's"
+    );
+    let id = named("x-request-id");
+    assert_eq!(id.len(), 1, "{head}");
+    assert!(!id[0].contains("upstream-id"), "{head}");
+
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2c handshake");
+    tokio::spawn(conn);
+    let req = hyper::Request::get(format!("{}/raw/fields", s.gw))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let resp = send.send_request(req).await.expect("response");
+    assert_eq!(
+        (resp.status().as_u16(), resp.version()),
+        (200, http::Version::HTTP_2)
+    );
+    let h = resp.headers().clone();
+    let all = |n: &str| {
+        h.get_all(n)
+            .iter()
+            .map(|v| v.to_str().expect("text").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(all("set-cookie"), ["a=1", "b=2"]);
+    assert_eq!(all("content-length"), ["6"]);
+    assert_eq!(all("date"), ["Mon, 07 Dec 2026 00:00:00 GMT"]);
+    assert_eq!(all("server"), ["scripted"]);
+    assert!(
+        h.get("x-hop").is_none() && h.get("keep-alive").is_none(),
+        "{h:?}"
+    );
+    let id = all("x-request-id");
+    assert!(id.len() == 1 && id[0] != "upstream-id", "{h:?}");
+    use http_body_util::BodyExt;
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&body[..], b"fields");
 }
 
 /// The gateway's own HTTP/1.1 server path (bodyless requests) on one
