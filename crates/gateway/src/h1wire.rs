@@ -142,6 +142,16 @@ pub struct UpstreamHeaders {
     pub length: Option<u64>,
     /// Whether the upstream sent `Date` (else the gateway adds one).
     pub has_date: bool,
+    /// One bit per line name ([`name_bit`]): a field the gateway set whose
+    /// bit is not here is in no line, and the lines are copied whole.
+    names: u64,
+}
+
+/// A name's bit in [`UpstreamHeaders::names`], from its length and first
+/// letter (case-insensitive).
+fn name_bit(name: &[u8]) -> u64 {
+    let first = name.first().map_or(0, u8::to_ascii_lowercase);
+    1 << ((name.len() * 7 + usize::from(first)) % 64)
 }
 
 /// What a response field is to the proxy.
@@ -159,7 +169,9 @@ enum Field {
 
 /// Compares lengths before bytes: most names are ruled out by length.
 fn field(name: &str) -> Field {
-    let is = |s: &str| name.eq_ignore_ascii_case(s);
+    // A token's bytes with 0x20 set are its letters in lower case, and no
+    // other byte of a token becomes a letter or `-` that way.
+    let is = |s: &str| name.bytes().zip(s.bytes()).all(|(a, b)| a | 0x20 == b);
     match name.len() {
         2 if is("te") => Field::HopByHop,
         4 if is("date") => Field::Date,
@@ -198,10 +210,12 @@ struct Seen {
 }
 
 impl Seen {
-    fn of(headers: &[httparse::Header<'_>]) -> Seen {
+    /// Also notes what each field is in `fields`, for the second pass.
+    fn of(headers: &[httparse::Header<'_>], fields: &mut [Field]) -> Seen {
         let mut seen = Seen::default();
-        for h in headers {
-            match field(h.name) {
+        for (h, f) in headers.iter().zip(fields.iter_mut()) {
+            *f = field(h.name);
+            match *f {
                 Field::TransferEncoding => {
                     let last = items(h.value).next_back();
                     seen.te = Some(match last {
@@ -296,7 +310,8 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, W
         } else {
             Version::HTTP_11
         };
-        let seen = Seen::of(r.headers);
+        let mut fields = [Field::Other; MAX_HEADERS];
+        let seen = Seen::of(r.headers, &mut fields);
         let (framing, clean) = framing(&seen, status, method)?;
         let reusable =
             clean && version == Version::HTTP_11 && !seen.close && framing != Framing::Close;
@@ -311,14 +326,16 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, W
             _ => None,
         };
         let mut lines = Vec::with_capacity(n + r.headers.len());
-        for h in r.headers.iter() {
-            let keep = match field(h.name) {
+        let mut names = 0;
+        for (h, f) in r.headers.iter().zip(fields) {
+            let keep = match f {
                 Field::Other => !(seen.names_fields && named_by_connection(r.headers, h.name)),
                 Field::Date => true,
                 Field::ContentLength => keep_length,
                 Field::HopByHop | Field::Connection | Field::TransferEncoding => false,
             };
             if keep {
+                names |= name_bit(h.name.as_bytes());
                 lines.extend_from_slice(h.name.as_bytes());
                 lines.extend_from_slice(b": ");
                 lines.extend_from_slice(h.value);
@@ -333,6 +350,7 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, W
                 lines: Bytes::from(lines),
                 length,
                 has_date: seen.date,
+                names,
             },
             framing,
             reusable,
@@ -382,7 +400,10 @@ impl UpstreamHeaders {
     /// `set` (the fields the gateway set on the answer, which replace the
     /// upstream's).
     pub fn write(&self, set: &HeaderMap, out: &mut Vec<u8>) {
-        if set.is_empty() {
+        if !set
+            .keys()
+            .any(|k| self.names & name_bit(k.as_str().as_bytes()) != 0)
+        {
             out.extend_from_slice(&self.lines);
             return;
         }
