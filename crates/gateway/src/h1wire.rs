@@ -10,7 +10,7 @@
 //! reading an early answer.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::CONTENT_LENGTH;
+use http::header::{CONTENT_LENGTH, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
 
 /// Most response head bytes read before giving up (as for requests).
@@ -128,7 +128,7 @@ pub struct Head {
 /// and copied out as they are; a field the gateway sets itself (request
 /// id, CORS, rate-limit headers) replaces the upstream's of that name
 /// when the answer is written ([`UpstreamHeaders::write`]), as
-/// `HeaderMap::insert` would. Only an answer served by hyper (HTTP/2, or
+/// `HeaderMap::insert` would, except `Vary`, a list both add to. Only an answer served by hyper (HTTP/2, or
 /// the rest of a connection handed to it) needs the map:
 /// [`UpstreamHeaders::into_map`].
 #[derive(Debug, Clone, Default)]
@@ -398,7 +398,7 @@ impl UpstreamHeaders {
 
     /// Writes the lines into a head being built, but not those named in
     /// `set` (the fields the gateway set on the answer, which replace the
-    /// upstream's).
+    /// upstream's; `Vary` the gateway adds to).
     pub fn write(&self, set: &HeaderMap, out: &mut Vec<u8>) {
         if !set
             .keys()
@@ -411,7 +411,7 @@ impl UpstreamHeaders {
             let name = &line[..name_len];
             if !set
                 .keys()
-                .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name))
+                .any(|k| k != VARY && k.as_str().as_bytes().eq_ignore_ascii_case(name))
             {
                 out.extend_from_slice(line);
             }
@@ -419,8 +419,8 @@ impl UpstreamHeaders {
     }
 
     /// The fields as a header map, those already in `set` kept as they are
-    /// (they replace the upstream's), `Content-Length` included: for an
-    /// answer that hyper writes.
+    /// (they replace the upstream's, but for `Vary`), `Content-Length`
+    /// included: for an answer that hyper writes.
     pub fn into_map(self, set: HeaderMap) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(set.len() + 12);
         for (line, name_len) in self.each() {
@@ -440,8 +440,21 @@ impl UpstreamHeaders {
         if let Some(n) = self.length {
             map.insert(CONTENT_LENGTH, HeaderValue::from(n));
         }
-        // `extend` replaces every name it brings.
-        map.extend(set);
+        // Each name `set` brings replaces the upstream's, as `extend`
+        // would, but for `Vary`, which both add to.
+        let mut name = None;
+        for (first, value) in set {
+            let replaces = first.is_some();
+            if first.is_some() {
+                name = first;
+            }
+            let Some(n) = &name else { continue };
+            if replaces && *n != VARY {
+                map.insert(n.clone(), value);
+            } else {
+                map.append(n.clone(), value);
+            }
+        }
         map
     }
 }
@@ -752,6 +765,20 @@ mod tests {
         set.insert("x-request-id", HeaderValue::from_static("r"));
         let (lines, _) = written(raw, Method::GET, &set);
         assert_eq!(lines, "Server: up\r\nx-empty: \r\n");
+        // Vary is a list: the gateway's joins the upstream's.
+        let vary = "HTTP/1.1 200 OK\r\nVary: Accept-Encoding\r\nContent-Length: 0\r\n\r\n";
+        let mut origin = HeaderMap::new();
+        origin.insert(VARY, HeaderValue::from_static("Origin"));
+        assert_eq!(
+            written(vary, Method::GET, &origin).0,
+            "Vary: Accept-Encoding\r\n"
+        );
+        let varied = head(vary, Method::GET).expect("ok").expect("complete");
+        let merged = varied.headers.into_map(origin);
+        assert_eq!(
+            merged.get_all(VARY).iter().collect::<Vec<_>>(),
+            ["Accept-Encoding", "Origin"]
+        );
         // For hyper: one map, the gateway's fields winning, the length in it.
         let map = h.headers.into_map(set);
         assert_eq!(

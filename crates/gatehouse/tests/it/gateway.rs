@@ -2459,6 +2459,24 @@ async fn scripted_upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
                     };
                     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
                     buf.drain(..end + 4);
+                    // A request body is read and not looked at.
+                    let mut body = head
+                        .lines()
+                        .filter_map(|l| l.split_once(':'))
+                        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    while body > 0 {
+                        if buf.is_empty() {
+                            match c.read(&mut tmp).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                            }
+                        }
+                        let n = body.min(buf.len());
+                        buf.drain(..n);
+                        body -= n;
+                    }
                     let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
                     let pieces: Vec<Vec<u8>> = match path.trim_end_matches("-then-close") {
                         "/interim" => vec![
@@ -2479,6 +2497,7 @@ async fn scripted_upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
                         "/garbage" => vec![b"SMTP ready\r\n\r\n".to_vec()],
                         "/short" => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\ntoo short".to_vec()],
                         "/head" => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n".to_vec()],
+                        "/vary" => vec![b"HTTP/1.1 200 OK\r\nVary: Accept-Encoding\r\ncontent-length: 2\r\n\r\nok".to_vec()],
                         "/fields" => vec![b"HTTP/1.1 200 OK\r\nServer: scripted\r\nConnection: keep-alive, X-Hop\r\n\
                             Keep-Alive: timeout=5\r\nX-Hop: secret\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\
                             X-Request-Id: upstream-id\r\nDate: Mon, 07 Dec 2026 00:00:00 GMT\r\n\
@@ -2592,13 +2611,16 @@ async fn bodyless_requests_handle_every_upstream_framing() {
 /// they came, to an HTTP/1.1 client (written as the upstream's lines) and
 /// an HTTP/2 one (through hyper's header map) alike: hop-by-hop fields and
 /// those `Connection` names removed, repeated fields kept, the upstream's
-/// `Date` kept, and the gateway's request id in place of the upstream's.
+/// `Date` kept, the gateway's request id in place of the upstream's, and
+/// CORS's `Vary: Origin` beside the upstream's `Vary`.
 #[tokio::test]
 async fn upstream_answer_fields_reach_http1_and_http2_clients_alike() {
     let s = start().await;
     let (up, _) = scripted_upstream().await;
     s.configure(&format!(
-        "[[routes]]\nname = \"raw\"\npath = \"/raw\"\nupstream = \"{up}\"\npublic = true\nstrip_prefix = true\n"
+        "[[routes]]\nname = \"raw\"\npath = \"/raw\"\nupstream = \"{up}\"\npublic = true\nstrip_prefix = true\n\
+         [[routes]]\nname = \"cors\"\npath = \"/cors\"\nupstream = \"{up}\"\npublic = true\nstrip_prefix = true\n\
+         cors = {{ allow_origins = [\"https://app.example\"] }}\n"
     ))
     .expect("config");
     let addr = s.gw.trim_start_matches("http://").to_owned();
@@ -2633,6 +2655,29 @@ async fn upstream_answer_fields_reach_http1_and_http2_clients_alike() {
     let id = named("x-request-id");
     assert_eq!(id.len(), 1, "{head}");
     assert!(!id[0].contains("upstream-id"), "{head}");
+    let answer = raw(
+        &addr,
+        b"GET /cors/vary HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let vary: Vec<String> = answer
+        .lines()
+        .map(str::to_ascii_lowercase)
+        .filter(|l| l.starts_with("vary:"))
+        .collect();
+    assert_eq!(vary, ["vary: accept-encoding", "vary: origin"], "{answer}");
+    // A request with a body goes through hyper's client: the same.
+    let r = s
+        .http
+        .post(format!("{}/cors/vary", s.gw))
+        .header("origin", "https://app.example")
+        .body("a body")
+        .send()
+        .await
+        .expect("post");
+    let vary: Vec<_> = r.headers().get_all("vary").iter().cloned().collect();
+    assert_eq!(vary, ["Accept-Encoding", "Origin"]);
+    assert_eq!(r.text().await.expect("body"), "ok");
 
     let tcp = tokio::net::TcpStream::connect(&addr)
         .await
@@ -2672,6 +2717,13 @@ async fn upstream_answer_fields_reach_http1_and_http2_clients_alike() {
     use http_body_util::BodyExt;
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     assert_eq!(&body[..], b"fields");
+    let req = hyper::Request::get(format!("{}/cors/vary", s.gw))
+        .header("origin", "https://app.example")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let resp = send.send_request(req).await.expect("response");
+    let vary: Vec<_> = resp.headers().get_all("vary").iter().cloned().collect();
+    assert_eq!(vary, ["Accept-Encoding", "Origin"]);
 }
 
 /// The gateway's own HTTP/1.1 server path (bodyless requests) on one
