@@ -291,17 +291,22 @@ impl TargetHealth {
     }
 
     /// Records an outcome; returns true when this failure ejected it.
-    pub fn record(&self, ok: bool, after: u32, for_s: u64, now_ms: i64) -> bool {
+    /// `now_ms` is read only then: a clock read per request is not free.
+    pub fn record(&self, ok: bool, after: u32, for_s: u64, now_ms: impl FnOnce() -> i64) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         if ok {
-            self.failures.store(0, Relaxed);
+            // Read first: a write per request would bounce the line between
+            // the cores of several workers.
+            if self.failures.load(Relaxed) != 0 {
+                self.failures.store(0, Relaxed);
+            }
             return false;
         }
         let n = self.failures.fetch_add(1, Relaxed) + 1;
         if after > 0 && n >= after {
             self.failures.store(0, Relaxed);
             self.ejected_until
-                .store(now_ms + (for_s as i64) * 1000, Relaxed);
+                .store(now_ms() + (for_s as i64) * 1000, Relaxed);
             return true;
         }
         false

@@ -487,7 +487,8 @@ async fn run_route(
                         req.uri().path(),
                         &id,
                         line.client_ip,
-                        gatehouse_core::time::now(),
+                        // The request's arrival second, as for the quota.
+                        line.ts / 1000,
                     );
                     line.rule = Some("cedar".into());
                     if !matches!(verdict, Ok(true)) {
@@ -550,12 +551,10 @@ async fn run_route(
                 }
             }
         }
-        if let Err(wait) = gw.quotas.take(
-            key_id,
-            p.quota_per_day,
-            p.quota_per_month,
-            gatehouse_core::time::now(),
-        ) {
+        if let Err(wait) =
+            gw.quotas
+                .take(key_id, p.quota_per_day, p.quota_per_month, line.ts / 1000)
+        {
             line.decision = "throttled";
             line.rule = Some("usage_plan.quota".into());
             let mut r = json(
@@ -628,7 +627,7 @@ async fn run_route(
         }
         return r;
     }
-    let target = proxy::pick(&route).unwrap_or(0);
+    let target = proxy::pick(&route, line.ts).unwrap_or(0);
     // Plain requests ride the target's own connections; upgrades and h2c
     // go through hyper-util's client.
     let pool = route.pools.get(target).filter(|_| client_upgrade.is_none());
@@ -654,7 +653,7 @@ async fn run_route(
     let result = match (client_upgrade, pool) {
         (None, Some(pool)) => {
             let req = Request::from_parts(parts, body);
-            proxy::send_pooled(pool, &route, req, (forwarding, id)).await
+            proxy::send_pooled(pool, &route, req, (forwarding, id), up_start).await
         }
         (client_upgrade, _) => {
             proxy::set_in(&mut parts.headers, forwarding, id);
@@ -678,7 +677,7 @@ async fn run_route(
             healthy,
             route.cfg.eject_after,
             route.cfg.eject_seconds,
-            gatehouse_core::time::now_millis(),
+            gatehouse_core::time::now_millis,
         )
     {
         tracing::warn!(route = %route.cfg.name, upstream = %up.authority, "upstream target ejected after consecutive failures");

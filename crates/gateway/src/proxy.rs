@@ -152,13 +152,13 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 }
 
 /// Picks the next target in rotation (round robin over the ones not
-/// ejected; if all are ejected, the next one anyway rather than none).
-pub fn pick(route: &Route) -> Option<usize> {
+/// ejected at `now_ms`, the request's arrival; if all are ejected, the next
+/// one anyway rather than none).
+pub fn pick(route: &Route, now_ms: i64) -> Option<usize> {
     let n = route.upstreams.len();
     if n == 0 {
         return None;
     }
-    let now_ms = gatehouse_core::time::now_millis();
     let start = route.next.fetch_add(1, Ordering::Relaxed);
     (0..n)
         .map(|k| (start + k) % n)
@@ -238,9 +238,10 @@ pub async fn send_pooled(
     route: &Route,
     req: Request<RequestBody>,
     added: (Forwarding, Option<&crate::identity::Identity>),
+    started: std::time::Instant,
 ) -> Result<Response<Body>, ProxyError> {
     use crate::h1pool::PoolError;
-    match pool.send(req, added, route.timeout).await {
+    match pool.send(req, added, (started, route.timeout)).await {
         Err(PoolError::Timeout | PoolError::ConnectTimeout(_)) => Err(ProxyError::Timeout),
         Err(e) => Err(ProxyError::Upstream(e.to_string())),
         Ok(resp) => Ok(resp),
