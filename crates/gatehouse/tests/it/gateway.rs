@@ -1827,22 +1827,31 @@ async fn https_upstreams_are_spoken_to_in_http2_when_the_route_says_h2() {
     assert!(err.to_string().contains("https://"), "{err}");
 }
 
-#[tokio::test]
-async fn grpc_passes_through_over_h2c_with_trailers() {
-    use http_body_util::BodyExt;
-    let s = start().await;
-    let up = crate::peers::grpc_upstream().await;
-    s.configure(&format!("[[routes]]\nname = \"grpc\"\npath = \"/orders.v1.Orders\"\nupstream = \"{up}\"\nupstream_protocol = \"h2c\"\npublic = true\n")).expect("config");
-    let tcp = tokio::net::TcpStream::connect(s.gw.trim_start_matches("http://"))
+/// An HTTP/2 client on a cleartext connection to the gateway (h2c, prior
+/// knowledge).
+async fn h2c(
+    gw: &str,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(gw.trim_start_matches("http://"))
         .await
         .expect("connect");
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
+    let (send, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
         hyper_util::rt::TokioIo::new(tcp),
     )
     .await
     .expect("h2c handshake");
     tokio::spawn(conn);
+    send
+}
+
+#[tokio::test]
+async fn grpc_passes_through_over_h2c_with_trailers() {
+    use http_body_util::BodyExt;
+    let s = start().await;
+    let up = crate::peers::grpc_upstream().await;
+    s.configure(&format!("[[routes]]\nname = \"grpc\"\npath = \"/orders.v1.Orders\"\nupstream = \"{up}\"\nupstream_protocol = \"h2c\"\npublic = true\n")).expect("config");
+    let mut send = h2c(&s.gw).await;
     let req = hyper::Request::post(format!("{}/orders.v1.Orders/Get", s.gw))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
@@ -2679,18 +2688,9 @@ async fn upstream_answer_fields_reach_http1_and_http2_clients_alike() {
     assert_eq!(vary, ["Accept-Encoding", "Origin"]);
     assert_eq!(r.text().await.expect("body"), "ok");
 
-    let tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .expect("h2c handshake");
-    tokio::spawn(conn);
+    let mut send = h2c(&s.gw).await;
     let req = hyper::Request::get(format!("{}/raw/fields", s.gw))
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .body(http_body_util::Full::default())
         .expect("request");
     let resp = send.send_request(req).await.expect("response");
     assert_eq!(
@@ -2719,7 +2719,7 @@ async fn upstream_answer_fields_reach_http1_and_http2_clients_alike() {
     assert_eq!(&body[..], b"fields");
     let req = hyper::Request::get(format!("{}/cors/vary", s.gw))
         .header("origin", "https://app.example")
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .body(http_body_util::Full::default())
         .expect("request");
     let resp = send.send_request(req).await.expect("response");
     let vary: Vec<_> = resp.headers().get_all("vary").iter().cloned().collect();
