@@ -102,24 +102,43 @@ impl AuditLine {
         field_str(out, key!("decision"), Some(self.decision));
         field_str(out, key!("rule"), self.rule.as_deref());
         field_str(out, key!("reason"), self.reason.as_deref());
-        field_str(out, key!("authorizer"), id.map(|i| i.authorizer.as_str()));
-        field_str(out, key!("subject"), id.map(|i| i.subject.as_str()));
-        field_str(
-            out,
-            key!("username"),
-            id.and_then(|i| i.username.as_deref()),
-        );
-        field_str(
-            out,
-            key!("client_id"),
-            id.and_then(|i| i.client_id.as_deref()),
-        );
+        match id {
+            Some(i) => out.extend_from_slice(i.audit.get_or_init(|| caller_fields(Some(i)))),
+            None => out.extend_from_slice(NO_CALLER),
+        }
         field_str(out, key!("client_ip"), Some(self.client_ip_text()));
         field_str(out, key!("upstream"), self.upstream.as_deref());
         field_ms(out, key!("upstream_ms"), self.upstream_ms);
         field_ms(out, key!("total_ms"), Some(self.total_ms));
         out.push(b'}');
     }
+}
+
+/// The caller's fields of a line without one.
+const NO_CALLER: &[u8] =
+    b",\"authorizer\":null,\"subject\":null,\"username\":null,\"client_id\":null";
+
+/// The caller's fields of a line (kept with its identity, see
+/// [`Identity::audit`]).
+fn caller_fields(id: Option<&Identity>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160);
+    field_str(
+        &mut out,
+        key!("authorizer"),
+        id.map(|i| i.authorizer.as_str()),
+    );
+    field_str(&mut out, key!("subject"), id.map(|i| i.subject.as_str()));
+    field_str(
+        &mut out,
+        key!("username"),
+        id.and_then(|i| i.username.as_deref()),
+    );
+    field_str(
+        &mut out,
+        key!("client_id"),
+        id.and_then(|i| i.client_id.as_deref()),
+    );
+    out
 }
 
 fn field_str(out: &mut Vec<u8>, key: &[u8], v: Option<&str>) {
@@ -326,6 +345,19 @@ mod tests {
         assert_eq!(v["rule"], "groups_any");
         assert!(v["client_id"].is_null() && v["upstream"].is_null());
         assert!(!v.to_string().contains("secret"));
+        // The caller's fields, encoded once per identity, come out the same
+        // on its next line; a line without a caller has them null.
+        let mut again = Vec::new();
+        l.write_json(&mut again);
+        assert_eq!(out, again);
+        assert_eq!(v["authorizer"], "corp");
+        assert_eq!(v["subject"], "u1");
+        assert_eq!(caller_fields(None), NO_CALLER);
+        l.identity = None;
+        let mut none = Vec::new();
+        l.write_json(&mut none);
+        let v: serde_json::Value = serde_json::from_slice(&none).expect("json");
+        assert!(v["subject"].is_null() && v["username"].is_null() && v["authorizer"].is_null());
     }
 
     #[test]

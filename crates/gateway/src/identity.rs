@@ -37,6 +37,10 @@ pub struct Identity {
     /// straight to an upstream connection: one copy per request instead of
     /// six header-map inserts and six lines written from them.
     pub wire: std::sync::OnceLock<Vec<u8>>,
+    /// The caller's fields of an audit line (authorizer, subject, username,
+    /// client id) as JSON, encoded on first use: the same for every request
+    /// the token makes, and four escaped strings a line otherwise.
+    pub audit: std::sync::OnceLock<Vec<u8>>,
     /// The key the token is bound to (`cnf`), which the caller must prove
     /// it holds on every request.
     pub binding: Binding,
@@ -156,6 +160,7 @@ pub fn from_claims(
         verified_at: gatehouse_core::time::now(),
         headers: Default::default(),
         wire: Default::default(),
+        audit: Default::default(),
     })
 }
 
