@@ -50,9 +50,8 @@ pub fn check(
     let proof = match crate::authn::single(headers, &HEADER) {
         None => return Err(invalid_proof("DPoP proof is missing")),
         Some(Err(_)) => return Err(invalid_proof("DPoP proof sent more than once")),
-        Some(Ok(v)) => v
-            .to_str()
-            .map_err(|_| invalid_proof("DPoP header verification failure"))?,
+        Some(Ok(v)) => crate::authn::text(v)
+            .ok_or_else(|| invalid_proof("DPoP header verification failure"))?,
     };
     let now = gatehouse_core::time::now();
     let url = url();

@@ -223,7 +223,7 @@ impl JwtAuthorizer {
         }
         let header = self.cfg.token_header.as_deref().unwrap_or("authorization");
         let v = match super::single(headers, header)? {
-            Ok(v) => v.to_str().ok()?.trim(),
+            Ok(v) => super::text(v)?.trim(),
             Err(r) => return Some(Err(r)),
         };
         match v.split_once(' ') {
