@@ -103,7 +103,7 @@ impl AuditLine {
         field_str(out, key!("rule"), self.rule.as_deref());
         field_str(out, key!("reason"), self.reason.as_deref());
         match id {
-            Some(i) => out.extend_from_slice(i.audit.get_or_init(|| caller_fields(Some(i)))),
+            Some(i) => out.extend_from_slice(i.audit.get_or_init(|| caller_fields(i))),
             None => out.extend_from_slice(NO_CALLER),
         }
         field_str(out, key!("client_ip"), Some(self.client_ip_text()));
@@ -120,24 +120,12 @@ const NO_CALLER: &[u8] =
 
 /// The caller's fields of a line (kept with its identity, see
 /// [`Identity::audit`]).
-fn caller_fields(id: Option<&Identity>) -> Vec<u8> {
+fn caller_fields(id: &Identity) -> Vec<u8> {
     let mut out = Vec::with_capacity(160);
-    field_str(
-        &mut out,
-        key!("authorizer"),
-        id.map(|i| i.authorizer.as_str()),
-    );
-    field_str(&mut out, key!("subject"), id.map(|i| i.subject.as_str()));
-    field_str(
-        &mut out,
-        key!("username"),
-        id.and_then(|i| i.username.as_deref()),
-    );
-    field_str(
-        &mut out,
-        key!("client_id"),
-        id.and_then(|i| i.client_id.as_deref()),
-    );
+    field_str(&mut out, key!("authorizer"), Some(&id.authorizer));
+    field_str(&mut out, key!("subject"), Some(&id.subject));
+    field_str(&mut out, key!("username"), id.username.as_deref());
+    field_str(&mut out, key!("client_id"), id.client_id.as_deref());
     out
 }
 
@@ -352,7 +340,6 @@ mod tests {
         assert_eq!(out, again);
         assert_eq!(v["authorizer"], "corp");
         assert_eq!(v["subject"], "u1");
-        assert_eq!(caller_fields(None), NO_CALLER);
         l.identity = None;
         let mut none = Vec::new();
         l.write_json(&mut none);

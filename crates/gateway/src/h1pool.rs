@@ -364,16 +364,16 @@ impl H1Pool {
         resp: Response<Incoming>,
         tx: SendRequest<RequestBody>,
     ) -> Response<Body> {
-        let (mut parts, body) = resp.into_parts();
-        crate::proxy::strip_hop_by_hop(&mut parts.headers);
-        let mut b = HyperBody {
-            body,
-            conn: Some((tx, self.clone())),
-        };
-        if b.body.is_end_stream() {
-            b.release();
-        }
-        Response::from_parts(parts, Body::boxed(b))
+        crate::proxy::relay(resp.map(|body| {
+            let mut b = HyperBody {
+                body,
+                conn: Some((tx, self.clone())),
+            };
+            if b.body.is_end_stream() {
+                b.release();
+            }
+            b
+        }))
     }
 }
 

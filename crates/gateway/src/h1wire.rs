@@ -225,9 +225,7 @@ impl Seen {
                     });
                 }
                 Field::ContentLength => {
-                    let before = seen.length.unwrap_or(None);
-                    let first = seen.length.is_none();
-                    seen.length = Some(content_length(h.value, before, first));
+                    seen.length = Some(content_length(h.value, seen.length));
                 }
                 Field::Connection => {
                     for t in items(h.value) {
@@ -246,13 +244,14 @@ impl Seen {
     }
 }
 
-/// One `Content-Length` line folded into what earlier lines said (`first`:
-/// there were none): None unless every value is the same number.
-fn content_length(value: &[u8], before: Option<u64>, first: bool) -> Option<u64> {
-    if !first && before.is_none() {
-        return None;
-    }
-    let mut n = before;
+/// One `Content-Length` line folded into what earlier lines said (`so_far`,
+/// as in [`Seen::length`]): None unless every value is the same number.
+fn content_length(value: &[u8], so_far: Option<Option<u64>>) -> Option<u64> {
+    let mut n = match so_far {
+        Some(None) => return None,
+        Some(n) => n,
+        None => None,
+    };
     let mut any = false;
     for part in value.split(|b| *b == b',') {
         let part = trim_ows(part);
@@ -388,17 +387,51 @@ fn framing(seen: &Seen, status: StatusCode, method: &Method) -> Result<(Framing,
     }
 }
 
+/// Whether the gateway's value of field `name` is added to the upstream's
+/// rather than replacing it: `Vary` is a list (RFC 9110 §12.5.5), and
+/// CORS's `Vary: Origin` replacing `Vary: Accept-Encoding` would let a
+/// shared cache serve a compressed answer to a client that cannot read it.
+fn adds_to(name: &HeaderName) -> bool {
+    name == VARY
+}
+
+/// Sets the gateway's `fields` on an answer's `map`: each replaces the
+/// answer's values of its name, as `HeaderMap::extend` does, except those
+/// the gateway adds to ([`adds_to`]). [`UpstreamHeaders::write`] keeps the
+/// same rule for an answer's lines.
+pub fn set_fields(map: &mut HeaderMap, fields: HeaderMap) {
+    let mut name = None;
+    for (first, value) in fields {
+        let replaces = first.is_some();
+        if first.is_some() {
+            name = first;
+        }
+        let Some(n) = &name else { continue };
+        if replaces && !adds_to(n) {
+            map.insert(n.clone(), value);
+        } else {
+            map.append(n.clone(), value);
+        }
+    }
+}
+
 impl UpstreamHeaders {
-    /// The lines, each with the end of its name: `(line, name_len)`.
-    fn each(&self) -> impl Iterator<Item = (&[u8], usize)> {
+    /// The lines, each as `(offset, line, name_len)`.
+    fn each(&self) -> impl Iterator<Item = (usize, &[u8], usize)> {
+        let mut at = 0;
         self.lines
             .split_inclusive(|b| *b == b'\n')
-            .map(|line| (line, line.iter().position(|b| *b == b':').unwrap_or(0)))
+            .map(move |line| {
+                let start = at;
+                at += line.len();
+                let name_len = line.iter().position(|b| *b == b':').unwrap_or(0);
+                (start, line, name_len)
+            })
     }
 
     /// Writes the lines into a head being built, but not those named in
     /// `set` (the fields the gateway set on the answer, which replace the
-    /// upstream's; `Vary` the gateway adds to).
+    /// upstream's but for those it adds to, as in [`set_fields`]).
     pub fn write(&self, set: &HeaderMap, out: &mut Vec<u8>) {
         if !set
             .keys()
@@ -407,54 +440,36 @@ impl UpstreamHeaders {
             out.extend_from_slice(&self.lines);
             return;
         }
-        for (line, name_len) in self.each() {
+        for (_, line, name_len) in self.each() {
             let name = &line[..name_len];
             if !set
                 .keys()
-                .any(|k| k != VARY && k.as_str().as_bytes().eq_ignore_ascii_case(name))
+                .any(|k| !adds_to(k) && k.as_str().as_bytes().eq_ignore_ascii_case(name))
             {
                 out.extend_from_slice(line);
             }
         }
     }
 
-    /// The fields as a header map, those already in `set` kept as they are
-    /// (they replace the upstream's, but for `Vary`), `Content-Length`
-    /// included: for an answer that hyper writes.
+    /// The fields as a header map with the gateway's `set` on them
+    /// ([`set_fields`]), `Content-Length` included: for an answer that
+    /// hyper writes.
     pub fn into_map(self, set: HeaderMap) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(set.len() + 12);
-        for (line, name_len) in self.each() {
-            let (Ok(name), Some(value)) = (
+        for (start, line, name_len) in self.each() {
+            // `name: value\r\n`, as `parse_head` wrote it.
+            let value = start + name_len + 2..start + line.len() - 2;
+            if let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(&line[..name_len]),
-                line.get(name_len + 2..line.len() - 2),
-            ) else {
-                continue;
-            };
-            let at = value.as_ptr() as usize - self.lines.as_ptr() as usize;
-            if let Ok(value) =
-                HeaderValue::from_maybe_shared(self.lines.slice(at..at + value.len()))
-            {
+                HeaderValue::from_maybe_shared(self.lines.slice(value)),
+            ) {
                 map.append(name, value);
             }
         }
         if let Some(n) = self.length {
             map.insert(CONTENT_LENGTH, HeaderValue::from(n));
         }
-        // Each name `set` brings replaces the upstream's, as `extend`
-        // would, but for `Vary`, which both add to.
-        let mut name = None;
-        for (first, value) in set {
-            let replaces = first.is_some();
-            if first.is_some() {
-                name = first;
-            }
-            let Some(n) = &name else { continue };
-            if replaces && *n != VARY {
-                map.insert(n.clone(), value);
-            } else {
-                map.append(n.clone(), value);
-            }
-        }
+        set_fields(&mut map, set);
         map
     }
 }

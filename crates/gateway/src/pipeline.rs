@@ -327,16 +327,10 @@ async fn run(
             }
         };
     }
-    let mut allow = cors.response_headers(req.headers());
+    let allow = cors.response_headers(req.headers());
     let mut resp = run_route(gw, route, req, peer, rid, line).await;
-    // `Vary: Origin` joins whatever the upstream varies by (a list, RFC
-    // 9110 §12.5.5): replacing `Vary: Accept-Encoding` would let a shared
-    // cache serve a compressed answer to a client that cannot read it.
-    let vary = allow.remove(header::VARY);
-    resp.headers_mut().extend(allow);
-    if let Some(v) = vary {
-        resp.headers_mut().append(header::VARY, v);
-    }
+    // `Vary: Origin` joins whatever the upstream varies by.
+    crate::h1wire::set_fields(resp.headers_mut(), allow);
     resp
 }
 

@@ -217,8 +217,10 @@ async fn request(
     }
 }
 
-/// The upstream's answer as the gateway's, hop-by-hop headers removed.
-fn relay<B>(resp: Response<B>) -> Response<Body>
+/// The upstream's answer as the gateway's, hop-by-hop headers removed
+/// (hyper's client's answers; the bodyless path's lose theirs while parsed,
+/// see [`crate::h1wire::UpstreamHeaders`]).
+pub(crate) fn relay<B>(resp: Response<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
