@@ -70,7 +70,7 @@ fn main() {
     );
     // Warm: the first call fetches the JWKS file and verifies the signature.
     let first = rt
-        .block_on(jwt.authenticate(&token, None))
+        .block_on(jwt.authenticate(token.as_bytes(), None))
         .expect("valid token");
     let cedar = CedarPolicy::parse(
         r#"permit(principal in Group::"sales", action == Action::"GET", resource == Route::"r") when { principal.scopes.contains("orders:read") };

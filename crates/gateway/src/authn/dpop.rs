@@ -53,12 +53,14 @@ pub fn check(
         Some(Ok(v)) => crate::authn::text(v)
             .ok_or_else(|| invalid_proof("DPoP header verification failure"))?,
     };
+    // The token was verified, so it is text.
+    let token = crate::authn::ascii(presented.token).ok_or(invalid_token("malformed token"))?;
     let now = gatehouse_core::time::now();
     let url = url();
     let want = Expected {
         method: method.as_str(),
         url: &url,
-        access_token: Some(presented.token),
+        access_token: Some(token),
         now,
     };
     let proven =
