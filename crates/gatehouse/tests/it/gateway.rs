@@ -587,6 +587,49 @@ async fn a_repeated_token_on_one_connection_still_expires_and_follows_reloads() 
     );
 }
 
+/// What a connection repeats is checked once (the long header values, the
+/// token memo, the last valid `Host`), and only what is equal is taken as
+/// checked: on one connection, a token of the same length that differs by
+/// one character, or by one byte that is not text, is refused, and the
+/// valid one accepted again; a second `Host` is refused though the first
+/// is the one remembered.
+#[tokio::test]
+async fn what_a_connection_repeats_stands_only_for_the_same_bytes() {
+    let (s, iss, up) = foreign_gateway().await;
+    let token = iss.sign(&iss.claims(json!({})));
+    let at = token.len() - 10;
+    let mut tampered = token.clone().into_bytes();
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let mut not_text = token.clone().into_bytes();
+    not_text[at] = 0xFF;
+    let request = |t: &[u8], extra: &str| {
+        let mut r = b"GET /orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ".to_vec();
+        r.extend_from_slice(t);
+        r.extend_from_slice(format!("\r\n{extra}\r\n").as_bytes());
+        r
+    };
+    // Pipelined on one connection, answered in order.
+    let mut all = Vec::new();
+    for (t, extra) in [
+        (token.as_bytes(), ""),
+        (&tampered[..], ""),
+        (&not_text[..], ""),
+        (token.as_bytes(), ""),
+        (token.as_bytes(), "Host: x\r\nConnection: close\r\n"),
+    ] {
+        all.extend(request(t, extra));
+    }
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    let resp = raw(&addr, &all).await;
+    // Answers follow bodies with no line break between them.
+    let statuses: Vec<&str> = resp
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, m)| &resp[i + m.len()..i + m.len() + 3])
+        .collect();
+    assert_eq!(statuses, ["200", "401", "401", "200", "400"], "{resp}");
+    assert_eq!(up.hits(), 2);
+}
+
 /// Amazon Cognito's access tokens carry `client_id` and no `aud`; with
 /// `client_id_as_audience` (the default for a Cognito user pool issuer)
 /// the gateway checks that instead, as AWS API Gateway does, and reads
