@@ -140,6 +140,8 @@ where
             Ok(false) | Err(_) => return,
         }
     };
+    // The kept values would hold their heads for as long as hyper serves.
+    drop(scratch);
     // Everything read and not yet served goes first to hyper.
     let prefix = if handover.is_empty() {
         buf.freeze()
