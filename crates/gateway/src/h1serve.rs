@@ -714,6 +714,37 @@ mod tests {
                 }
             }
 
+            /// One connection's requests with long values repeated, new,
+            /// or differing from a kept one in one byte: each request's
+            /// headers are the values it sent.
+            #[test]
+            fn each_request_has_its_own_values_whatever_was_kept(
+                base in "[A-Za-z0-9._-]{128,160}",
+                picks in prop::collection::vec((0usize..4, 0usize..4, any::<prop::sample::Index>()), 1..10),
+            ) {
+                let mut scratch = Scratch::default();
+                for (a, b, at) in picks {
+                    let value = |k: usize| match k {
+                        0 => base.clone(),
+                        1 => {
+                            let mut v = base.clone().into_bytes();
+                            let i = at.index(v.len());
+                            v[i] = if v[i] == b'x' { b'y' } else { b'x' };
+                            String::from_utf8(v).expect("ascii")
+                        }
+                        2 => format!("{base}z"),
+                        _ => "short".to_owned(),
+                    };
+                    let (va, vb) = (value(a), value(b));
+                    let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nX-A: {va}\r\nX-B: {vb}\r\n\r\n");
+                    let Parsed::Request(req, _) = parse(&mut BytesMut::from(raw.as_bytes()), &mut scratch) else {
+                        return Err(TestCaseError::fail("not taken"));
+                    };
+                    prop_assert_eq!(req.headers()["x-a"].as_bytes(), va.as_bytes());
+                    prop_assert_eq!(req.headers()["x-b"].as_bytes(), vb.as_bytes());
+                }
+            }
+
             /// A well-formed request comes back with its method, target
             /// and headers in order, whatever follows it stays in the
             /// buffer, and any prefix of it is only "not yet".
