@@ -30,7 +30,7 @@ macro_rules! key {
 pub struct AuditLine {
     /// Unix milliseconds.
     pub ts: i64,
-    pub request_id: String,
+    pub request_id: http::HeaderValue,
     pub route: Option<Arc<str>>,
     pub method: http::Method,
     /// The request target; the line shows its path, never its query (which
@@ -57,7 +57,7 @@ impl AuditLine {
     /// A line for a request as it arrives.
     pub fn new(
         ts: i64,
-        request_id: String,
+        request_id: http::HeaderValue,
         method: http::Method,
         uri: http::Uri,
         (ip, ip_text): (IpAddr, http::HeaderValue),
@@ -93,7 +93,11 @@ impl AuditLine {
         let id = self.identity.as_deref();
         out.extend_from_slice(b"{\"ts\":");
         out.extend_from_slice(itoa::Buffer::new().format(self.ts).as_bytes());
-        field_str(out, key!("request_id"), Some(&self.request_id));
+        field_str(
+            out,
+            key!("request_id"),
+            Some(self.request_id.to_str().unwrap_or_default()),
+        );
         field_str(out, key!("route"), self.route.as_deref());
         field_str(out, key!("method"), Some(self.method.as_str()));
         field_str(out, key!("path"), Some(self.uri.path()));
@@ -304,7 +308,7 @@ mod tests {
     fn lines_keep_their_shape_and_never_show_the_query() {
         let mut l = AuditLine::new(
             1,
-            "rid".into(),
+            http::HeaderValue::from_static("rid"),
             http::Method::POST,
             "/orders/7?access_token=secret".parse().expect("uri"),
             (
