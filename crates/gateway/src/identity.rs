@@ -41,8 +41,6 @@ pub struct Identity {
     /// client id) as JSON, encoded on first use: the same for every request
     /// the token makes, and four escaped strings a line otherwise.
     pub audit: std::sync::OnceLock<Vec<u8>>,
-    /// The caller's last Cedar decision.
-    pub cedar: crate::authz::cedar::Memo,
     /// The key the token is bound to (`cnf`), which the caller must prove
     /// it holds on every request.
     pub binding: Binding,
@@ -163,7 +161,6 @@ pub fn from_claims(
         headers: Default::default(),
         wire: Default::default(),
         audit: Default::default(),
-        cedar: Default::default(),
     })
 }
 

@@ -185,11 +185,13 @@ pub struct Peer {
 }
 
 /// What a connection remembers of its last request: a client sends the
-/// same token and `Host` with each one.
+/// same token and `Host` with each one, and mostly the same request.
 #[derive(Default)]
 pub struct ConnectionMemo {
     /// The last bearer token (see [`crate::authn::jwt::TokenMemo`]).
     pub tokens: crate::authn::jwt::TokenMemo,
+    /// The last Cedar decision (see [`crate::authz::cedar::Memo`]).
+    pub cedar: crate::authz::cedar::Memo,
     /// The last `Host` found valid (a copy: kept with its request's head,
     /// it would keep the whole head allocated).
     host: std::sync::Mutex<Option<HeaderValue>>,
@@ -529,14 +531,14 @@ async fn run_route(
                 line.decision = "allow";
                 line.rule = Some(rule.into());
                 if let Some(policy) = &route.cedar {
-                    let verdict = policy.allows(
+                    let verdict = policy.allows_with_memo(
                         &route.cfg.name,
                         req.method().as_str(),
                         req.uri().path(),
                         &id,
-                        line.client_ip,
                         // The request's arrival second, as for the quota.
-                        line.ts / 1000,
+                        (line.client_ip, line.ts / 1000),
+                        Some(&peer.memo.cedar),
                     );
                     line.rule = Some("cedar".into());
                     if !matches!(verdict, Ok(true)) {
