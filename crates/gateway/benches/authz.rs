@@ -102,6 +102,22 @@ fn main() {
                 .expect("eval"),
         );
     });
+    // The same request again on one connection (its last decision kept).
+    let cedar_memo = gatehouse_gateway::authz::cedar::Memo::default();
+    let cedar_memo_ns = median_ns(2_000, || {
+        black_box(
+            cedar
+                .allows_with_memo(
+                    "r",
+                    "GET",
+                    "/orders/1",
+                    &first,
+                    (ip, now),
+                    Some(&cedar_memo),
+                )
+                .expect("eval"),
+        );
+    });
     let ks = gatehouse_jose::verify::KeySet::from_jwks_json(
         gatehouse_jose::jwks::document([key.public_jwk()])
             .to_string()
@@ -115,6 +131,7 @@ fn main() {
     println!("authenticate (cached token) + rules: {auth:>9.0} ns   goal < 2000 ns");
     println!("the same, token repeated on a connection: {auth_memo:>5.0} ns");
     println!("cedar evaluation (2 policies):        {cedar_ns:>9.0} ns");
+    println!("the same, repeated on a connection:   {cedar_memo_ns:>9.0} ns");
     println!("uncached RS256 verification baseline: {verify:>9.0} ns");
     let _ = std::fs::remove_dir_all(&dir);
 }
