@@ -44,13 +44,20 @@ pub struct Memo(std::sync::Mutex<Option<(u64, Vec<u8>, bool)>>);
 
 impl Memo {
     fn recall(&self, generation: u64, key: &[u8]) -> Option<bool> {
-        // Concurrent requests of one caller do not wait for each other.
+        // An HTTP/2 connection's concurrent streams do not wait for it.
         let slot = self.0.try_lock().ok()?;
         let (g, k, allowed) = slot.as_ref()?;
         (*g == generation && k[..] == *key).then_some(*allowed)
     }
 
+    /// Longest key kept: a policy set that reads `context.path` puts the
+    /// path in the key, and a connection should not hold a 64 KB one.
+    const MAX_KEY: usize = 1024;
+
     fn remember(&self, generation: u64, key: &[u8], allowed: bool) {
+        if key.len() > Self::MAX_KEY {
+            return;
+        }
         if let Ok(mut slot) = self.0.try_lock() {
             // The key's allocation is reused while its length fits.
             let (g, k, a) = slot.get_or_insert_with(Default::default);
@@ -510,6 +517,21 @@ mod tests {
             assert!(ask(&posts, &sales, "r", "POST"));
             assert!(!ask(&gets, &sales, "other", "POST"));
         }
+        // A key past the limit is answered, not kept.
+        let by_path = CedarPolicy::parse(
+            r#"permit(principal, action, resource) when { context.path like "/a*" };"#,
+        )
+        .expect("parse");
+        let long = format!("/a{}", "x".repeat(2 * Memo::MAX_KEY));
+        for _ in 0..2 {
+            let allowed =
+                by_path.allows_with_memo("r", "GET", &long, &sales, (local, 1), Some(&memo));
+            assert!(allowed.expect("ok"));
+        }
+        let kept = memo.0.lock().expect("memo").clone();
+        assert!(
+            matches!(kept, Some((g, k, _)) if g != by_path.generation && k.len() <= Memo::MAX_KEY)
+        );
     }
 
     #[test]
