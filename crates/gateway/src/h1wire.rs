@@ -403,7 +403,7 @@ pub fn set_fields(map: &mut HeaderMap, fields: HeaderMap) {
     let mut name = None;
     for (first, value) in fields {
         let replaces = first.is_some();
-        if first.is_some() {
+        if replaces {
             name = first;
         }
         let Some(n) = &name else { continue };

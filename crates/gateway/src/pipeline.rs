@@ -198,27 +198,24 @@ pub struct ConnectionMemo {
 }
 
 impl ConnectionMemo {
-    /// [`crate::server::host_is_valid`], answered from memory when the
-    /// request's one `Host` is the last valid one: parsing it as an
-    /// authority was 2 % of a proxied request's instructions.
+    /// [`crate::server::host_is_valid`], the one `Host` answered from
+    /// memory when it is the last valid one: parsing it as an authority
+    /// was 2 % of a proxied request's instructions.
     fn host_is_valid(&self, version: http::Version, headers: &http::HeaderMap) -> bool {
-        let mut hosts = headers.get_all(header::HOST).iter();
-        let one = match (hosts.next(), hosts.next()) {
-            (Some(h), None) => Some(h),
-            _ => None,
-        };
-        // An HTTP/2 connection's concurrent streams do not wait for it.
-        let last = self.host.try_lock();
-        if let (Some(h), Ok(last)) = (one, &last)
-            && last.as_ref() == Some(h)
-        {
-            return true;
-        }
-        let valid = crate::server::host_is_valid(version, headers);
-        if let (true, Some(h), Ok(mut last)) = (valid, one, last) {
-            *last = HeaderValue::from_bytes(h.as_bytes()).ok();
-        }
-        valid
+        crate::server::host_is_valid_by(version, headers, |h| {
+            // An HTTP/2 connection's concurrent streams do not wait for it.
+            let Ok(mut last) = self.host.try_lock() else {
+                return crate::server::is_authority(h);
+            };
+            if last.as_ref() == Some(h) {
+                return true;
+            }
+            let valid = crate::server::is_authority(h);
+            if valid {
+                *last = HeaderValue::from_bytes(h.as_bytes()).ok();
+            }
+            valid
+        })
     }
 }
 

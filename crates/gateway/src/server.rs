@@ -165,16 +165,28 @@ async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, std::net::Soc
 /// `:authority`). A server MUST answer 400 otherwise: two hosts are how a
 /// request is made to mean one thing to the gateway and another upstream.
 pub fn host_is_valid(version: hyper::Version, headers: &http::HeaderMap) -> bool {
+    host_is_valid_by(version, headers, is_authority)
+}
+
+/// [`host_is_valid`] with `authority` judging the one `Host` there is
+/// (a connection answers it from memory when it repeats).
+pub fn host_is_valid_by(
+    version: hyper::Version,
+    headers: &http::HeaderMap,
+    authority: impl FnOnce(&http::HeaderValue) -> bool,
+) -> bool {
     let mut hosts = headers.get_all(http::header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => false,
         (None, _) => version != hyper::Version::HTTP_11,
-        // RFC 9110 §7.2: `uri-host [":" port]`, no userinfo (which
-        // `Authority` would accept).
-        (Some(h), None) => {
-            !h.as_bytes().contains(&b'@') && http::uri::Authority::try_from(h.as_bytes()).is_ok()
-        }
+        (Some(h), None) => authority(h),
     }
+}
+
+/// RFC 9110 §7.2: `uri-host [":" port]`, no userinfo (which `Authority`
+/// would accept).
+pub fn is_authority(h: &http::HeaderValue) -> bool {
+    !h.as_bytes().contains(&b'@') && http::uri::Authority::try_from(h.as_bytes()).is_ok()
 }
 
 /// Serves one connection (HTTP/1.1 or HTTP/2, upgrades allowed) with the
