@@ -267,11 +267,13 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<RequestBody>, peer: Peer) -> 
         answered: false,
     };
     let line = &mut audit.line;
-    let mut resp = if peer.memo.host_is_valid(req.version(), req.headers()) {
+    let mut resp = if peer.memo.host_is_valid(req.version(), req.headers())
+        && crate::server::target_is_valid(req.uri())
+    {
         run(&gw, &snap, req, &peer, Some(&rid), line).await
     } else {
         line.decision = "error";
-        line.reason = Some("missing, repeated or malformed Host".into());
+        line.reason = Some("missing, repeated or malformed Host or target".into());
         json(StatusCode::BAD_REQUEST, "{\"message\":\"Bad Request\"}")
     };
     resp.headers_mut().insert(REQUEST_ID, rid);
@@ -648,12 +650,15 @@ async fn run_route(
     let upgrade = proxy::upgrade_protocol(req.headers());
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    // The target's authority where it has one (an absolute-form target,
+    // HTTP/2's `:authority`): RFC 9112 §3.2.2 has a server ignore `Host`
+    // then, and so must the `X-Forwarded-Host` the upstream builds links
+    // from.
+    let original_host = parts
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .or_else(|| parts.headers.get(header::HOST).cloned());
     let id = identity.as_deref();
     upstream_headers(gw, &route, &mut parts.headers, id);
     // Host, X-Forwarded-*, X-Request-Id: for the target's own connections

@@ -85,7 +85,8 @@ pub enum ProxyError {
     Upstream(String),
     /// The upstream took longer than the route's timeout (504).
     Timeout,
-    /// The request could not be mapped to the upstream (400).
+    /// The request could not be mapped to the upstream, or its body broke
+    /// on the way (400).
     BadRequest(String),
 }
 
@@ -212,9 +213,32 @@ async fn request(
 ) -> Result<Response<Incoming>, ProxyError> {
     match tokio::time::timeout(route.timeout, client.request(req)).await {
         Err(_) => Err(ProxyError::Timeout),
-        Ok(Err(e)) => Err(ProxyError::Upstream(e.to_string())),
+        Ok(Err(e)) => Err(exchange_failed(&e)),
         Ok(Ok(r)) => Ok(r),
     }
+}
+
+/// Whose fault a failed exchange with hyper's client was. A request body
+/// that broke while it was being sent (a malformed chunk, a connection
+/// closed halfway) is the caller's: hyper reports it as an error of the
+/// body it was streaming, caused by the caller's connection's own
+/// (hyper) error. That is a 400, as nginx answers, and no mark against
+/// the target: else a caller could get every target ejected with a few
+/// broken uploads. Anything else is the upstream's (502).
+fn exchange_failed(e: &(dyn std::error::Error + 'static)) -> ProxyError {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && h.is_user()
+            && let Some(cause) = std::error::Error::source(h)
+            && cause.downcast_ref::<hyper::Error>().is_some()
+        {
+            let detail = cause.source().map(|c| format!(": {c}")).unwrap_or_default();
+            return ProxyError::BadRequest(format!("request body: {cause}{detail}"));
+        }
+        next = err.source();
+    }
+    ProxyError::Upstream(e.to_string())
 }
 
 /// The upstream's answer as the gateway's, hop-by-hop headers removed
@@ -245,6 +269,7 @@ pub async fn send_pooled(
     use crate::h1pool::PoolError;
     match pool.send(req, added, (started, route.timeout)).await {
         Err(PoolError::Timeout | PoolError::ConnectTimeout(_)) => Err(ProxyError::Timeout),
+        Err(PoolError::Http(e)) => Err(exchange_failed(&e)),
         Err(e) => Err(ProxyError::Upstream(e.to_string())),
         Ok(resp) => Ok(resp),
     }
@@ -384,13 +409,31 @@ fn forwarded(
 }
 
 /// The protocol a request asks to upgrade to, if it does (`Connection`
-/// lists `upgrade` and `Upgrade` names a protocol).
+/// lists `upgrade` and `Upgrade` names a protocol) and may: never HTTP/2.
+///
+/// Why not `h2c` (or `h2`, which RFC 9113 §3.2 forbids in `Upgrade`
+/// anyway): an upstream that accepted it would take the tunnel for an
+/// HTTP/2 connection and serve any request sent through it, to any path,
+/// behind the gateway's back ("h2c smuggling"): only the first request
+/// would have been authorized. Such a request goes on as a plain one, its
+/// `Upgrade` dropped with the other hop-by-hop fields, as Envoy does.
 pub fn upgrade_protocol(h: &HeaderMap) -> Option<HeaderValue> {
-    if crate::h1wire::lists(h, header::CONNECTION, "upgrade") {
-        h.get(header::UPGRADE).cloned()
-    } else {
-        None
+    if !crate::h1wire::lists(h, header::CONNECTION, "upgrade") {
+        return None;
     }
+    // A line that is not plain text is not looked into: refused whole.
+    let unreadable = h
+        .get_all(header::UPGRADE)
+        .iter()
+        .any(|v| v.to_str().is_err());
+    let http2 = crate::h1wire::list(h, header::UPGRADE).any(|p| {
+        let name = p.split('/').next().unwrap_or(p);
+        name.eq_ignore_ascii_case("h2c") || name.eq_ignore_ascii_case("h2")
+    });
+    if unreadable || http2 {
+        return None;
+    }
+    h.get(header::UPGRADE).cloned()
 }
 
 /// Sends an upgrade request; on `101 Switching Protocols` joins the client's
@@ -427,6 +470,37 @@ pub async fn send_upgrade(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_protocols_other_than_http2_are_upgraded_to() {
+        let ask = |lines: &[&[u8]]| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::CONNECTION,
+                HeaderValue::from_static("keep-alive, Upgrade"),
+            );
+            for l in lines {
+                h.append(header::UPGRADE, HeaderValue::from_bytes(l).expect("value"));
+            }
+            upgrade_protocol(&h).map(|v| v.as_bytes().to_vec())
+        };
+        assert_eq!(ask(&[b"websocket"]), Some(b"websocket".to_vec()));
+        for refused in [
+            &[&b"h2c"[..]][..],
+            &[b"H2C"],
+            &[b"websocket, h2c"],
+            &[b"websocket", b"h2c"],
+            &[b"h2"],
+            &[b"h2c/1"],
+            &[b"websocket", b"h2c\xff"],
+        ] {
+            assert_eq!(ask(refused), None, "{refused:?}");
+        }
+        // Not an upgrade unless `Connection` says so.
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(upgrade_protocol(&h), None);
+    }
 
     #[test]
     fn te_trailers_survives_and_other_hop_by_hop_headers_go() {

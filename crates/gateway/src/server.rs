@@ -183,6 +183,18 @@ pub fn host_is_valid_by(
     }
 }
 
+/// Whether an absolute-form target (or HTTP/2's `:scheme` and
+/// `:authority`) names an `http` or `https` origin without userinfo
+/// (RFC 9110 §4.2.4 has a recipient treat userinfo as an error): the
+/// upstream is told this authority as `X-Forwarded-Host`. An origin-form
+/// target has neither part.
+pub fn target_is_valid(uri: &http::Uri) -> bool {
+    let scheme_ok = uri
+        .scheme()
+        .is_none_or(|s| *s == http::uri::Scheme::HTTP || *s == http::uri::Scheme::HTTPS);
+    scheme_ok && uri.authority().is_none_or(|a| !a.as_str().contains('@'))
+}
+
 /// RFC 9110 §7.2: `uri-host [":" port]`, no userinfo (which `Authority`
 /// would accept).
 pub fn is_authority(h: &http::HeaderValue) -> bool {
@@ -217,5 +229,29 @@ where
         .max_header_list_size(MAX_HEAD as u32);
     if let Err(e) = builder.serve_connection_with_upgrades(io, svc).await {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_names_an_http_origin_without_userinfo_or_none() {
+        for ok in [
+            "/a?b",
+            "*",
+            "http://api.example/a",
+            "https://api.example:8443/a",
+        ] {
+            assert!(target_is_valid(&ok.parse().expect("uri")), "{ok}");
+        }
+        for bad in [
+            "http://u@api.example/a",
+            "http://u:p@api.example/",
+            "ftp://api.example/a",
+        ] {
+            assert!(!target_is_valid(&bad.parse().expect("uri")), "{bad}");
+        }
     }
 }

@@ -1352,6 +1352,114 @@ async fn upgrades_pass_through_after_authentication() {
 }
 
 #[tokio::test]
+async fn a_broken_request_body_is_the_callers_400_and_ejects_no_target() {
+    let s = start().await;
+    let ups = [upstream().await, upstream().await, upstream().await];
+    let cfg = format!(
+        "[gateway]\naudit_log = \"{}\"\n\n[[routes]]\nname = \"pool\"\npath = \"/pool\"\nupstreams = [\"{}\", \"{}\", \"{}\"]\npublic = true\neject_after = 1\neject_seconds = 60\n",
+        s.audit_path(),
+        ups[0].url,
+        ups[1].url,
+        ups[2].url
+    );
+    s.configure(&cfg).expect("config");
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    // A chunk that ends in the wrong place, then a size past 64 bits: each
+    // on its own target, round robin.
+    for body in [
+        "3\r\nabcX0\r\n\r\n",
+        "fffffffffffffffff1\r\nabc\r\n0\r\n\r\n",
+    ] {
+        let req =
+            format!("POST /pool HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{body}");
+        let resp = raw(&addr, req.as_bytes()).await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    }
+    // Neither target was held to blame: round robin still uses all three
+    // (with two ejected, every request would go to the third).
+    let before: Vec<usize> = ups.iter().map(|u| u.hits()).collect();
+    for _ in 0..6 {
+        let r = s
+            .http
+            .get(format!("{}/pool", s.gw))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+    }
+    let served: Vec<usize> = ups.iter().zip(&before).map(|(u, b)| u.hits() - b).collect();
+    assert_eq!(served, [2, 2, 2]);
+    let reasons = s.audit_reasons(400).await;
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.as_str().is_some_and(|r| r.starts_with("request body: "))),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_h2c_upgrade_is_never_forwarded() {
+    // An upstream that took it would serve whatever HTTP/2 requests came
+    // through the tunnel, unseen by the gateway.
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    s.configure(&foreign_config(&s, &iss.url, &up.url))
+        .expect("config");
+    let tok = iss.sign(&iss.claims(json!({})));
+    for upgrade in ["h2c", "H2C", "websocket, h2c", "h2"] {
+        let r = s
+            .http
+            .get(format!("{}/orders/x", s.gw))
+            .bearer_auth(&tok)
+            .header("connection", "Upgrade, HTTP2-Settings")
+            .header("upgrade", upgrade)
+            .header("http2-settings", "AAMAAABkAAQAAP__")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "{upgrade}");
+        let body: Value = r.json().await.expect("json");
+        for h in ["upgrade", "http2-settings", "connection"] {
+            assert!(body["headers"].get(h).is_none(), "{upgrade}: {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_absolute_form_target_names_the_forwarded_host() {
+    let s = start().await;
+    let up = upstream().await;
+    let cfg = format!(
+        "[[routes]]\nname = \"open\"\npath = \"/open\"\nupstream = \"{}\"\npublic = true\n",
+        up.url
+    );
+    s.configure(&cfg).expect("config");
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    // RFC 9112 §3.2.2: the target's authority, not `Host`.
+    let resp = raw(
+        &addr,
+        b"GET http://api.example/open HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let body: Value =
+        serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap_or("")).expect("json");
+    assert_eq!(body["headers"]["x-forwarded-host"], "api.example", "{body}");
+    // Userinfo or another scheme in the target: refused, never forwarded.
+    let hits = up.hits();
+    for target in ["http://user@api.example/open", "ftp://api.example/open"] {
+        let req =
+            format!("GET {target} HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n");
+        let resp = raw(&addr, req.as_bytes()).await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{target}: {resp}");
+    }
+    assert_eq!(up.hits(), hits);
+}
+
+#[tokio::test]
 async fn failing_targets_are_ejected_and_round_robin_continues() {
     let s = start().await;
     let up = upstream().await;
