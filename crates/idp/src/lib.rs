@@ -105,6 +105,12 @@ async fn oauth_rejections(resp: axum::response::Response) -> axum::response::Res
     .await
 }
 
+/// The largest request body any identity-listener endpoint reads (axum's
+/// default, made explicit): the listener refuses a request that declares
+/// more with 413 before reading any of it, as nginx and Quarkus do, rather
+/// than hold the connection while a client claims to send gigabytes.
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+
 /// Every identity-listener route: OIDC under `/realms`, admin under
 /// `/admin/realms`, health probes.
 pub fn router(idp: Arc<Idp>) -> Router {
@@ -161,5 +167,6 @@ pub fn router(idp: Arc<Idp>) -> Router {
                 )),
         )
         .merge(health::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(idp)
 }

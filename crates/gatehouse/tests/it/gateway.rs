@@ -772,6 +772,42 @@ async fn raw(addr: &str, request: &[u8]) -> String {
 }
 
 #[tokio::test]
+async fn the_identity_listener_refuses_a_body_larger_than_it_reads_before_reading_it() {
+    let s = start().await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let token = "/realms/master/protocol/openid-connect/token";
+    // Announced past the limit, a few bytes sent: answered at once (raw
+    // would wait 3 s for a server still waiting for the rest).
+    let started = std::time::Instant::now();
+    let req = format!(
+        "POST {token} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\ngrant_type=password",
+        2 * 1024 * 1024 + 1
+    );
+    let resp = raw(&addr, req.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    assert!(
+        resp.to_ascii_lowercase().contains("connection: close"),
+        "{resp}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // At the limit the request is read and judged as usual.
+    let form = "grant_type=password";
+    let at_limit = format!(
+        "{form}&pad={}",
+        "a".repeat(2 * 1024 * 1024 - form.len() - 5)
+    );
+    let r = s
+        .http
+        .post(format!("{}{token}", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(at_limit)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401, "no client: invalid_client");
+}
+
+#[tokio::test]
 async fn malformed_requests_get_clean_4xx_and_upstream_failures_5xx() {
     let s = start().await;
     let iss = issuer().await;
