@@ -104,16 +104,6 @@ async fn open_idp_at(
 /// `/metrics` on the identity listener (Prometheus text format): the
 /// gateway's request counters, latency histogram, JWKS and token-cache
 /// counters, and process figures.
-/// Whether a request's `Content-Length` (already checked by hyper: one
-/// value, digits only) announces more than `limit` bytes.
-fn declares_more_than(headers: &axum::http::HeaderMap, limit: usize) -> bool {
-    headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > limit as u64)
-}
-
 fn metrics_routes(gw: Arc<gatehouse_gateway::server::Gateway>) -> axum::Router {
     axum::Router::new().route(
         "/metrics",
@@ -208,18 +198,6 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
                         ));
                         *bad.status_mut() = axum::http::StatusCode::BAD_REQUEST;
                         return Ok(bad);
-                    }
-                    if declares_more_than(req.headers(), gatehouse_idp::MAX_BODY) {
-                        let mut big = axum::response::Response::new(axum::body::Body::from(
-                            "Payload Too Large",
-                        ));
-                        *big.status_mut() = axum::http::StatusCode::PAYLOAD_TOO_LARGE;
-                        // None of the body was read: the connection ends here.
-                        big.headers_mut().insert(
-                            axum::http::header::CONNECTION,
-                            axum::http::HeaderValue::from_static("close"),
-                        );
-                        return Ok(big);
                     }
                     let (req, unread) = gatehouse_gateway::unread_body::track(req);
                     let mut req = req.map(axum::body::Body::new);

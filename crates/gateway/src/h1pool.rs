@@ -93,6 +93,9 @@ pub enum PoolError {
     /// No answer within the route's timeout.
     #[error("no answer within the route's timeout")]
     Timeout,
+    /// The caller's body stopped coming for the route's timeout.
+    #[error("the request body stopped coming")]
+    SlowBody,
     /// The HTTP exchange failed.
     #[error(transparent)]
     Http(#[from] hyper::Error),
@@ -328,9 +331,16 @@ impl H1Pool {
             return self.send_raw(&req, &head, (started, deadline)).await;
         }
         crate::proxy::set_in(req.headers_mut(), forwarding, identity);
-        tokio::time::timeout_at(deadline, self.send_hyper(req))
-            .await
-            .unwrap_or(Err(PoolError::Timeout))
+        // Counted from the end of the caller's body (`proxy::within`).
+        let body = (
+            tokio::time::Instant::from_std(started),
+            req.body().progress(),
+        );
+        match crate::proxy::within(self.send_hyper(req), body, timeout).await {
+            Err(crate::proxy::Late::Upstream) => Err(PoolError::Timeout),
+            Err(crate::proxy::Late::Caller) => Err(PoolError::SlowBody),
+            Ok(r) => r,
+        }
     }
 
     /// Requests with a body: hyper's client on the pool's other

@@ -721,7 +721,8 @@ async fn run_route(
     line.upstream_ms = Some(up_start.elapsed().as_secs_f64() * 1000.0);
     let healthy = match &result {
         Ok(r) => !matches!(r.status().as_u16(), 502..=504),
-        Err(ProxyError::BadRequest(_)) => true,
+        // The caller's mistakes count against no target.
+        Err(ProxyError::BadRequest(_) | ProxyError::SlowBody) => true,
         Err(_) => false,
     };
     if let Some(h) = route.health.get(target)
@@ -747,6 +748,14 @@ async fn run_route(
             json(
                 StatusCode::GATEWAY_TIMEOUT,
                 "{\"message\":\"Gateway Timeout\"}",
+            )
+        }
+        Err(ProxyError::SlowBody) => {
+            line.decision = "error";
+            line.reason = Some("request body stalled".into());
+            json(
+                StatusCode::REQUEST_TIMEOUT,
+                "{\"message\":\"Request Timeout\"}",
             )
         }
         Err(ProxyError::Upstream(e)) => {

@@ -52,6 +52,65 @@ impl hyper::body::Body for RequestBody {
     }
 }
 
+impl RequestBody {
+    /// How far the caller's body has come (None without one).
+    pub fn progress(&self) -> Option<std::sync::Arc<crate::unread_body::Progress>> {
+        match self {
+            RequestBody::Hyper(b) => b.progress(),
+            RequestBody::Empty => None,
+        }
+    }
+}
+
+/// Whose lateness ended an exchange ([`within`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Late {
+    /// No answer within the timeout after the body was whole (or while
+    /// the upstream was not reading it): 504, counted against the target.
+    Upstream,
+    /// The caller's body stopped coming for the timeout: 408, the
+    /// caller's.
+    Caller,
+}
+
+/// Runs an upstream exchange under the route's `timeout`, counted from the
+/// caller's last byte of body rather than from `start` (Envoy's rule: an
+/// upload longer than the timeout is not cut off while it moves). Without
+/// a body it is `start + timeout`. Why the body's stalls are told apart: a
+/// caller who stops sending would otherwise get the target ejected.
+pub async fn within<F: Future>(
+    exchange: F,
+    (start, body): (
+        tokio::time::Instant,
+        Option<std::sync::Arc<crate::unread_body::Progress>>,
+    ),
+    timeout: Duration,
+) -> Result<F::Output, Late> {
+    let Some(body) = body else {
+        return tokio::time::timeout_at(start + timeout, exchange)
+            .await
+            .map_err(|_| Late::Upstream);
+    };
+    tokio::pin!(exchange);
+    loop {
+        let seen = body.state();
+        let until = tokio::time::Instant::from_std(seen.last).max(start) + timeout;
+        tokio::select! {
+            biased;
+            out = &mut exchange => return Ok(out),
+            () = tokio::time::sleep_until(until) => {}
+        }
+        let now = body.state();
+        if now.last == seen.last {
+            return Err(if !now.done && now.starved {
+                Late::Caller
+            } else {
+                Late::Upstream
+            });
+        }
+    }
+}
+
 /// The pooled upstream client (upgrades and h2c): plain TCP for `http://`
 /// targets, TLS with the route's configuration for `https://` ones.
 pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, RequestBody>;
@@ -85,6 +144,8 @@ pub enum ProxyError {
     Upstream(String),
     /// The upstream took longer than the route's timeout (504).
     Timeout,
+    /// The caller's body stopped coming for the route's timeout (408).
+    SlowBody,
     /// The request could not be mapped to the upstream, or its body broke
     /// on the way (400).
     BadRequest(String),
@@ -211,8 +272,10 @@ async fn request(
     route: &Route,
     req: Request<RequestBody>,
 ) -> Result<Response<Incoming>, ProxyError> {
-    match tokio::time::timeout(route.timeout, client.request(req)).await {
-        Err(_) => Err(ProxyError::Timeout),
+    let body = (tokio::time::Instant::now(), req.body().progress());
+    match within(client.request(req), body, route.timeout).await {
+        Err(Late::Upstream) => Err(ProxyError::Timeout),
+        Err(Late::Caller) => Err(ProxyError::SlowBody),
         Ok(Err(e)) => Err(exchange_failed(&e)),
         Ok(Ok(r)) => Ok(r),
     }
@@ -269,6 +332,7 @@ pub async fn send_pooled(
     use crate::h1pool::PoolError;
     match pool.send(req, added, (started, route.timeout)).await {
         Err(PoolError::Timeout | PoolError::ConnectTimeout(_)) => Err(ProxyError::Timeout),
+        Err(PoolError::SlowBody) => Err(ProxyError::SlowBody),
         Err(PoolError::Http(e)) => Err(exchange_failed(&e)),
         Err(e) => Err(ProxyError::Upstream(e.to_string())),
         Ok(resp) => Ok(resp),

@@ -1,28 +1,94 @@
+//! What a request's body did, for its answer and its upstream exchange.
+//!
 //! Answers that leave part of a request body unread say so with
 //! `Connection: close` (RFC 9112 §9.6). hyper drains a small unread body
 //! and keeps the connection, but closes it without a word when more of the
 //! body is still on the wire (a large form answered 404 or 401 before it
 //! is read); a client that then sends its next request on that connection
 //! sees it reset. With the header, clients open a new connection instead.
+//!
+//! The upstream exchange reads [`Progress`]: a route's timeout counts from
+//! the caller's last byte of body, not from the start of a long upload
+//! (Envoy's rule), and a body that stalls is the caller's fault, not the
+//! target's.
 
 use hyper::body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-/// A request body that records whether it was read to its end (`done`,
-/// only for a request that has a body: no allocation otherwise).
+/// How far a request body has come (only for a request that has one: no
+/// allocation otherwise).
+#[derive(Debug)]
+pub struct Progress {
+    /// When the request was taken in; the times below count from here.
+    base: Instant,
+    /// Milliseconds from `base` to the last part read (or to the end).
+    last_ms: AtomicU64,
+    done: AtomicBool,
+    /// The last read found nothing yet: whoever reads is waiting for the
+    /// caller (else the upstream has stopped asking for more).
+    starved: AtomicBool,
+}
+
+/// What [`Progress::state`] tells the exchange's timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyState {
+    /// When the body last moved (or ended).
+    pub last: Instant,
+    /// Read to its end.
+    pub done: bool,
+    /// Waiting for the caller's next bytes.
+    pub starved: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            starved: AtomicBool::new(false),
+        }
+    }
+
+    fn moved(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+        self.starved.store(false, Ordering::Relaxed);
+    }
+
+    /// The body's state now.
+    pub fn state(&self) -> BodyState {
+        BodyState {
+            last: self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)),
+            done: self.done.load(Ordering::Relaxed),
+            starved: self.starved.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A request body that records how far it was read.
 pub struct Tracked<B> {
     inner: B,
-    done: Option<Arc<AtomicBool>>,
+    progress: Option<Arc<Progress>>,
 }
 
 impl<B> Tracked<B> {
     fn mark_done(&self) {
-        if let Some(d) = &self.done {
-            d.store(true, Ordering::Relaxed);
+        if let Some(p) = &self.progress
+            && !p.done.swap(true, Ordering::Relaxed)
+        {
+            p.moved();
         }
+    }
+
+    /// How far the body has come, for the upstream exchange's timer (None
+    /// for a request without a body).
+    pub fn progress(&self) -> Option<Arc<Progress>> {
+        self.progress.clone()
     }
 }
 
@@ -35,8 +101,12 @@ impl<B: Body + Unpin> Body for Tracked<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            self.mark_done();
+        if let Some(p) = &self.progress {
+            match &polled {
+                Poll::Ready(None) => self.mark_done(),
+                Poll::Ready(Some(_)) => p.moved(),
+                Poll::Pending => p.starved.store(true, Ordering::Relaxed),
+            }
         }
         polled
     }
@@ -55,12 +125,12 @@ impl<B: Body + Unpin> Body for Tracked<B> {
 }
 
 /// Whether a tracked request's body was read, for its answer.
-pub struct Unread(Option<Arc<AtomicBool>>);
+pub struct Unread(Option<Arc<Progress>>);
 
 impl Unread {
     /// Adds `Connection: close` to `resp` when the body was left unread.
     pub fn mark<T>(self, resp: &mut http::Response<T>) {
-        if self.0.is_some_and(|f| !f.load(Ordering::Relaxed)) {
+        if self.0.is_some_and(|p| !p.done.load(Ordering::Relaxed)) {
             resp.headers_mut().insert(
                 http::header::CONNECTION,
                 http::HeaderValue::from_static("close"),
@@ -69,12 +139,13 @@ impl Unread {
     }
 }
 
-/// Wraps the body of `req` to track it. Bodyless requests and HTTP/2
-/// (whose streams end on their own, and where the header is not allowed)
-/// are not tracked, and cost no allocation.
+/// Wraps the body of `req` to track it. Bodyless requests cost no
+/// allocation; HTTP/2's streams end on their own (and the header is not
+/// allowed there), so only HTTP/1 answers get `Connection: close`.
 pub fn track<B: Body>(req: http::Request<B>) -> (http::Request<Tracked<B>>, Unread) {
-    let has_body = !req.body().is_end_stream() && req.version() <= http::Version::HTTP_11;
-    let done = has_body.then(|| Arc::new(AtomicBool::new(false)));
-    let unread = Unread(done.clone());
-    (req.map(|inner| Tracked { inner, done }), unread)
+    let has_body = !req.body().is_end_stream();
+    let progress = has_body.then(|| Arc::new(Progress::new()));
+    let h1 = req.version() <= http::Version::HTTP_11;
+    let unread = Unread(progress.clone().filter(|_| h1));
+    (req.map(|inner| Tracked { inner, progress }), unread)
 }

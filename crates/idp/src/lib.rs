@@ -106,10 +106,34 @@ async fn oauth_rejections(resp: axum::response::Response) -> axum::response::Res
 }
 
 /// The largest request body any identity-listener endpoint reads (axum's
-/// default, made explicit): the listener refuses a request that declares
-/// more with 413 before reading any of it, as nginx and Quarkus do, rather
-/// than hold the connection while a client claims to send gigabytes.
+/// default, made explicit).
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// Refuses a request that announces a body past [`MAX_BODY`] before any
+/// of it is read, as nginx and Quarkus do, rather than hold the connection
+/// while a client claims to send gigabytes. The answer is axum's own limit
+/// rejection, so each API's rejection mapper (outside this layer) gives it
+/// that API's JSON error form; the listener adds `Connection: close`,
+/// since the body stays unread.
+async fn refuse_announced_oversize(
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return (
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "Failed to buffer the request body: length limit exceeded",
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
 
 /// Every identity-listener route: OIDC under `/realms`, admin under
 /// `/admin/realms`, health probes.
@@ -119,6 +143,7 @@ pub fn router(idp: Arc<Idp>) -> Router {
             oidc::routes()
                 .merge(broker::routes())
                 .merge(authz::protection::routes())
+                .route_layer(axum::middleware::from_fn(refuse_announced_oversize))
                 .route_layer(axum::middleware::map_response(oauth_rejections))
                 .layer(axum::middleware::from_fn_with_state(
                     idp.clone(),
@@ -129,6 +154,7 @@ pub fn router(idp: Arc<Idp>) -> Router {
         // (the token's client's origins), caches dropped after its writes.
         .merge(
             account::routes()
+                .route_layer(axum::middleware::from_fn(refuse_announced_oversize))
                 .route_layer(axum::middleware::map_response(admin_rejections))
                 .route_layer(axum::middleware::from_fn_with_state(
                     idp.clone(),
@@ -147,13 +173,16 @@ pub fn router(idp: Arc<Idp>) -> Router {
         )
         // Registration writes clients: the same cache drop as admin writes.
         .merge(
-            client_registration::routes().route_layer(axum::middleware::from_fn_with_state(
-                idp.clone(),
-                admin::invalidate_after_writes,
-            )),
+            client_registration::routes()
+                .route_layer(axum::middleware::from_fn(refuse_announced_oversize))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    idp.clone(),
+                    admin::invalidate_after_writes,
+                )),
         )
         .merge(
             admin::routes()
+                .route_layer(axum::middleware::from_fn(refuse_announced_oversize))
                 .route_layer(axum::middleware::map_response(admin_rejections))
                 .route_layer(axum::middleware::from_fn_with_state(
                     idp.clone(),

@@ -790,6 +790,18 @@ async fn the_identity_listener_refuses_a_body_larger_than_it_reads_before_readin
         "{resp}"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // In each API's own error form.
+    let body = |resp: &str| -> Value {
+        serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap_or("")).expect("json")
+    };
+    assert_eq!(body(&resp)["error"], "invalid_request", "{resp}");
+    let req = format!(
+        "POST /admin/realms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{",
+        3 * 1024 * 1024
+    );
+    let resp = raw(&addr, req.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    assert!(body(&resp)["errorMessage"].is_string(), "{resp}");
     // At the limit the request is read and judged as usual.
     let form = "grant_type=password";
     let at_limit = format!(
@@ -1433,6 +1445,55 @@ async fn a_broken_request_body_is_the_callers_400_and_ejects_no_target() {
             .all(|r| r.as_str().is_some_and(|r| r.starts_with("request body: "))),
         "{reasons:?}"
     );
+}
+
+#[tokio::test]
+async fn an_upload_is_timed_from_its_last_byte_and_a_stalled_one_is_the_callers_408() {
+    let s = start().await;
+    let (a, b) = (upstream().await, upstream().await);
+    let cfg = format!(
+        "[gateway]\naudit_log = \"{}\"\n\n[[routes]]\nname = \"count\"\npath = \"/count\"\nupstreams = [\"{}\", \"{}\"]\npublic = true\ntimeout_ms = 400\neject_after = 1\neject_seconds = 60\n",
+        s.audit_path(),
+        a.url,
+        b.url
+    );
+    s.configure(&cfg).expect("config");
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    let head = "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\nConnection: close\r\n\r\n";
+    // Eight bytes over a second, against a 400 ms timeout: the upstream
+    // answers once it has them all, and the answer counts from there.
+    let mut c = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    c.write_all(head.as_bytes()).await.expect("head");
+    for part in ["ab", "cd", "ef", "gh"] {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        c.write_all(part.as_bytes()).await.expect("part");
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), c.read_to_end(&mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.starts_with("HTTP/1.1 200") && out.ends_with("\r\n\r\n8"),
+        "{out}"
+    );
+    // Half the body, then nothing: the caller's 408, not the target's 504.
+    let resp = raw(&addr, format!("{head}abcd").as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+    // No target was held to blame: round robin still uses both.
+    let before = (a.hits(), b.hits());
+    for _ in 0..4 {
+        let r = s
+            .http
+            .post(format!("{}/count", s.gw))
+            .body("xyz")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.text().await.expect("text"), "3");
+    }
+    assert_eq!((a.hits() - before.0, b.hits() - before.1), (2, 2));
+    assert_eq!(s.audit_reasons(408).await, [json!("request body stalled")]);
 }
 
 #[tokio::test]

@@ -67,10 +67,18 @@ async fn slow(State(hits): State<Arc<AtomicUsize>>) -> &'static str {
     "late"
 }
 
+/// Reads the whole body before it answers (with the body's length), as
+/// most upstreams that take uploads do.
+async fn count(State(hits): State<Arc<AtomicUsize>>, body: axum::body::Bytes) -> String {
+    hits.fetch_add(1, Ordering::SeqCst);
+    body.len().to_string()
+}
+
 pub async fn upstream() -> Upstream {
     let hits = Arc::new(AtomicUsize::new(0));
     let app = Router::new()
         .route("/slow", get(slow))
+        .route("/count", axum::routing::post(count))
         .fallback(echo)
         .with_state(hits.clone());
     Upstream {
