@@ -200,7 +200,13 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
                         return Ok(bad);
                     }
                     let (req, unread) = gatehouse_gateway::unread_body::track(req);
-                    let mut req = req.map(axum::body::Body::new);
+                    // A body that stops coming for the header timeout ends.
+                    let mut req = req.map(|b| {
+                        axum::body::Body::new(gatehouse_gateway::unread_body::Idle::new(
+                            b,
+                            gatehouse_gateway::server::HEADER_READ_TIMEOUT,
+                        ))
+                    });
                     req.extensions_mut()
                         .insert(axum::extract::ConnectInfo(remote));
                     let mut resp = tower::ServiceExt::oneshot(app, req).await?;

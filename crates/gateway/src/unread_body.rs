@@ -10,7 +10,8 @@
 //! The upstream exchange reads [`Progress`]: a route's timeout counts from
 //! the caller's last byte of body, not from the start of a long upload
 //! (Envoy's rule), and a body that stalls is the caller's fault, not the
-//! target's.
+//! target's. The identity listener, which reads whole bodies itself, ends
+//! one that stalls with [`Idle`] (nginx's `client_body_timeout`).
 
 use hyper::body::{Body, Frame, SizeHint};
 use std::pin::Pin;
@@ -148,4 +149,123 @@ pub fn track<B: Body>(req: http::Request<B>) -> (http::Request<Tracked<B>>, Unre
     let h1 = req.version() <= http::Version::HTTP_11;
     let unread = Unread(progress.clone().filter(|_| h1));
     (req.map(|inner| Tracked { inner, progress }), unread)
+}
+
+/// A request body that must keep coming: no part for `idle` ends it with
+/// an error, as nginx's `client_body_timeout` does. Why: the header
+/// timeout stops a client that drips its head, and without this one a
+/// client that announces a body and then sends nothing would hold its
+/// connection, and the task reading it, for as long as it likes.
+pub struct Idle<B> {
+    inner: B,
+    idle: Duration,
+    /// Armed at the first wait, moved on at every part after that.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> Idle<B> {
+    /// `inner`, ended with an error after `idle` without a part.
+    pub fn new(inner: B, idle: Duration) -> Self {
+        Idle {
+            inner,
+            idle,
+            timer: None,
+        }
+    }
+}
+
+impl<B> Body for Idle<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(part) => {
+                if let Some(t) = &mut this.timer {
+                    t.as_mut().reset(tokio::time::Instant::now() + this.idle);
+                }
+                Poll::Ready(part.map(|r| r.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let idle = this.idle;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "request body stalled",
+                    ))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+
+    /// A body whose parts come from a channel, when the test sends them.
+    struct Drip(tokio::sync::mpsc::Receiver<Bytes>);
+
+    impl Body for Drip {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            self.0.poll_recv(cx).map(|p| p.map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_may_come_slowly_but_not_stop() {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let mut body = Idle::new(Drip(rx), Duration::from_millis(500));
+        // Four parts 200 ms apart: 800 ms in all, longer than the limit,
+        // which counts from the last part, not from the start.
+        let sender = tokio::spawn(async move {
+            for _ in 0..4 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = tx.send(Bytes::from_static(b"ab")).await;
+            }
+            // Then nothing, the sender still there.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let started = Instant::now();
+        let mut got = 0;
+        let err = loop {
+            match body.frame().await {
+                Some(Ok(f)) => got += f.into_data().map(|d| d.len()).unwrap_or(0),
+                Some(Err(e)) => break e,
+                None => panic!("the body cannot end: its sender is alive"),
+            }
+        };
+        assert_eq!(got, 8);
+        assert!(err.to_string().contains("stalled"), "{err}");
+        assert!(started.elapsed() >= Duration::from_millis(1300));
+        sender.abort();
+    }
 }

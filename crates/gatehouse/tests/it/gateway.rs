@@ -820,6 +820,32 @@ async fn the_identity_listener_refuses_a_body_larger_than_it_reads_before_readin
 }
 
 #[tokio::test]
+async fn the_identity_listener_ends_a_body_that_stops_coming() {
+    let s = start().await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    // A form announced at 40 bytes, 10 sent, then nothing: answered once
+    // the header timeout (10 s) passes without a byte, not held open.
+    let mut c = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    c.write_all(b"POST /realms/master/protocol/openid-connect/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 40\r\n\r\ngrant_type")
+        .await
+        .expect("write");
+    let started = std::time::Instant::now();
+    let mut out = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(20), c.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "still open after 20 s");
+    let waited = started.elapsed();
+    assert!(waited >= std::time::Duration::from_secs(9), "{waited:?}");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    let body: Value =
+        serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap_or("")).expect("json");
+    assert_eq!(body["error"], "invalid_request", "{out}");
+}
+
+#[tokio::test]
 async fn malformed_requests_get_clean_4xx_and_upstream_failures_5xx() {
     let s = start().await;
     let iss = issuer().await;
