@@ -72,7 +72,9 @@ impl TrustedProxies {
         self.1
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies: only their forwarding
+    /// headers are believed (and passed on by the gateway).
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.0.iter().any(|n| n.contains(&ip))
     }

@@ -46,6 +46,9 @@ fn json_owned(status: StatusCode, body: String) -> Response<Body> {
 
 /// `x-request-id`.
 const REQUEST_ID: http::HeaderName = proxy::X_REQUEST_ID;
+/// nginx's conventional client-address header (`proxy_set_header X-Real-IP
+/// $remote_addr`), which many upstreams read.
+const X_REAL_IP: http::HeaderName = http::HeaderName::from_static("x-real-ip");
 
 /// A new request id: a random per-process prefix and a counter. Unique,
 /// not secret, so it costs no random bytes per request (a UUID drew from
@@ -660,7 +663,8 @@ async fn run_route(
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         .or_else(|| parts.headers.get(header::HOST).cloned());
     let id = identity.as_deref();
-    upstream_headers(gw, &route, &mut parts.headers, id);
+    let via_trusted_proxy = gw.trusted_proxies.trusts(peer.addr.ip());
+    upstream_headers(gw, &route, &mut parts.headers, id, via_trusted_proxy);
     // Host, X-Forwarded-*, X-Request-Id: for the target's own connections
     // written into the head with the identity headers; set in the header
     // map for everything else.
@@ -777,14 +781,25 @@ async fn run_route(
 /// assertion when the route asks for it. The forwarding and identity
 /// headers come after, from [`proxy::Forwarding`] and the identity
 /// (written into the head by the target's pool, or [`proxy::set_in`]).
+///
+/// `Forwarded` and `X-Real-IP` are removed too unless the connection
+/// comes from a trusted proxy: they say what `X-Forwarded-*` say, which
+/// the gateway sets itself, and an upstream that prefers them (Spring's
+/// forwarded-header support reads `Forwarded` first) would otherwise take
+/// a caller's word for its address, host and scheme (as Traefik does).
 fn upstream_headers(
     gw: &Gateway,
     route: &Route,
     h: &mut http::HeaderMap,
     identity: Option<&Identity>,
+    via_trusted_proxy: bool,
 ) {
     proxy::strip_hop_by_hop(h);
     identity_headers::strip(h);
+    if !via_trusted_proxy {
+        h.remove(header::FORWARDED);
+        h.remove(X_REAL_IP);
+    }
     if !route.cfg.forward_token {
         if identity.is_some() {
             h.remove(header::AUTHORIZATION);

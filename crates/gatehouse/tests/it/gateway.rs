@@ -2,7 +2,7 @@
 //! Gatehouse's own identity provider.
 
 use crate::peers::{issuer, upstream};
-use crate::support::{Server, start};
+use crate::support::{Server, start, start_with};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -1520,6 +1520,50 @@ async fn an_upload_is_timed_from_its_last_byte_and_a_stalled_one_is_the_callers_
     }
     assert_eq!((a.hits() - before.0, b.hits() - before.1), (2, 2));
     assert_eq!(s.audit_reasons(408).await, [json!("request body stalled")]);
+}
+
+#[tokio::test]
+async fn forwarded_and_x_real_ip_pass_only_from_trusted_proxies() {
+    for trusted in [false, true] {
+        let s = start_with(|c| {
+            if trusted {
+                c.server.trusted_proxies = vec!["127.0.0.1".into()];
+            }
+        })
+        .await;
+        let up = upstream().await;
+        let cfg = format!(
+            "[[routes]]\nname = \"open\"\npath = \"/open\"\nupstream = \"{}\"\npublic = true\n",
+            up.url
+        );
+        s.configure(&cfg).expect("config");
+        let body: Value = s
+            .http
+            .get(format!("{}/open", s.gw))
+            .header("forwarded", "for=10.0.0.1;host=admin.internal;proto=https")
+            .header("x-real-ip", "10.0.0.1")
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        let h = &body["headers"];
+        if trusted {
+            assert_eq!(
+                h["forwarded"],
+                "for=10.0.0.1;host=admin.internal;proto=https"
+            );
+            assert_eq!(h["x-real-ip"], "10.0.0.1");
+        } else {
+            // A caller's word for its address, host and scheme goes no further.
+            assert!(
+                h.get("forwarded").is_none() && h.get("x-real-ip").is_none(),
+                "{h}"
+            );
+        }
+        assert_eq!(h["x-forwarded-proto"], "http", "{h}");
+    }
 }
 
 #[tokio::test]
