@@ -1566,6 +1566,138 @@ async fn forwarded_and_x_real_ip_pass_only_from_trusted_proxies() {
     }
 }
 
+/// Request-framing attacks (smuggling corpora's usual suspects): each is
+/// refused whole, and none reaches the upstream.
+#[tokio::test]
+async fn a_smuggling_corpus_is_refused_before_the_upstream() {
+    let s = start().await;
+    let up = upstream().await;
+    let cfg = format!(
+        "[[routes]]\nname = \"open\"\npath = \"/\"\nupstream = \"{}\"\npublic = true\n",
+        up.url
+    );
+    s.configure(&cfg).expect("config");
+    let addr = s.gw.trim_start_matches("http://").to_owned();
+    let h = "Host: x\r\nConnection: close\r\n";
+    let post = |fields: &str, body: &str| format!("POST /a HTTP/1.1\r\n{h}{fields}\r\n{body}");
+    let mut corpus: Vec<(&str, String, &str)> = vec![
+        (
+            "TE not chunked last",
+            post(
+                "Content-Length: 4\r\nTransfer-Encoding: xchunked\r\n",
+                "0\r\n\r\n",
+            ),
+            "400",
+        ),
+        (
+            "space before colon",
+            post("Transfer-Encoding : chunked\r\n", "0\r\n\r\n"),
+            "400",
+        ),
+        (
+            "two TE lines",
+            post(
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+                "0\r\n\r\n",
+            ),
+            "400",
+        ),
+        (
+            "chunked, identity",
+            post("Transfer-Encoding: chunked, identity\r\n", "0\r\n\r\n"),
+            "400",
+        ),
+        ("CL +3", post("Content-Length: +3\r\n", "abc"), "400"),
+        ("CL 0x3", post("Content-Length: 0x3\r\n", "abc"), "400"),
+        ("CL -1", post("Content-Length: -1\r\n", "abc"), "400"),
+        ("CL 3, 3", post("Content-Length: 3, 3\r\n", "abc"), "400"),
+        (
+            "two CLs",
+            post("Content-Length: 3\r\nContent-Length: 4\r\n", "abcd"),
+            "400",
+        ),
+        (
+            "CL past u64",
+            post("Content-Length: 99999999999999999999999\r\n", "abc"),
+            "400",
+        ),
+        (
+            "obs-fold",
+            post(
+                "X-A: a\r\n Transfer-Encoding: chunked\r\nContent-Length: 3\r\n",
+                "abc",
+            ),
+            "400",
+        ),
+        (
+            "NUL in a value",
+            post("X-A: a\0b\r\nContent-Length: 0\r\n", ""),
+            "400",
+        ),
+        (
+            "space in a name",
+            post("X A: b\r\nContent-Length: 0\r\n", ""),
+            "400",
+        ),
+        (
+            "bare CR",
+            "GET /a HTTP/1.1\rHost: x\r\n\r\n".to_string(),
+            "400",
+        ),
+        ("HTTP/0.9", "GET /a\r\n\r\n".into(), "400"),
+        ("HTTP/1.2", format!("GET /a HTTP/1.2\r\n{h}\r\n"), "400"),
+        (
+            "HTTP/2.0 over h1",
+            format!("GET /a HTTP/2.0\r\n{h}\r\n"),
+            "400",
+        ),
+        (
+            "control byte in the path",
+            format!("GET /a\x01b HTTP/1.1\r\n{h}\r\n"),
+            "400",
+        ),
+        (
+            "control byte in the method",
+            format!("G\x01T /a HTTP/1.1\r\n{h}\r\n"),
+            "400",
+        ),
+        (
+            "CONNECT",
+            "CONNECT evil:443 HTTP/1.1\r\nHost: evil:443\r\nConnection: close\r\n\r\n".into(),
+            "400",
+        ),
+        (
+            "two hosts",
+            format!("GET /a HTTP/1.1\r\nHost: y\r\n{h}\r\n"),
+            "400",
+        ),
+        (
+            "no host",
+            "GET /a HTTP/1.1\r\nConnection: close\r\n\r\n".into(),
+            "400",
+        ),
+        (
+            "userinfo host",
+            "GET /a HTTP/1.1\r\nHost: a@b\r\nConnection: close\r\n\r\n".into(),
+            "400",
+        ),
+    ];
+    let many: String = (0..200).map(|i| format!("X-{i}: a\r\n")).collect();
+    corpus.push((
+        "200 header lines",
+        format!("GET /a HTTP/1.1\r\n{h}{many}\r\n"),
+        "431",
+    ));
+    for (name, req, status) in &corpus {
+        let resp = raw(&addr, req.as_bytes()).await;
+        assert!(
+            resp.starts_with(&format!("HTTP/1.1 {status}")),
+            "{name}: {resp}"
+        );
+    }
+    assert_eq!(up.hits(), 0, "something reached the upstream");
+}
+
 #[tokio::test]
 async fn an_h2c_upgrade_is_never_forwarded() {
     // An upstream that took it would serve whatever HTTP/2 requests came
