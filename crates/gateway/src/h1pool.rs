@@ -154,22 +154,26 @@ impl H1Pool {
         }
     }
 
-    /// The most recently used idle connection. With `probe`, one the
-    /// upstream has closed meanwhile (or sent stray bytes on) is skipped
-    /// first, at the cost of one non-blocking read: for requests that
-    /// cannot be repeated once sent.
-    fn checkout_raw(&self, probe: bool, now: Instant) -> Option<RawConn> {
+    /// The most recently used idle connection that the upstream has
+    /// neither closed nor sent anything on while it sat idle, checked with
+    /// one non-blocking read. Why every time, not only for requests that
+    /// cannot be repeated: bytes that arrive on an idle connection answer
+    /// no request of ours, and read as the next request's answer they
+    /// would hand that caller, maybe another user, a response queued
+    /// earlier (response-queue poisoning: an upstream that answers twice,
+    /// the second time a little later). Measured before: an upstream that
+    /// wrote a second response 50 ms after the first had the next
+    /// caller's GET answered with it.
+    fn checkout_raw(&self, now: Instant) -> Option<RawConn> {
         let mut idle = self.raw_idle.lock().ok()?;
         while let Some(mut c) = idle.pop() {
             if now.saturating_duration_since(c.used) >= IDLE_TIMEOUT {
                 continue;
             }
-            if probe {
-                let mut one = [0u8; 1];
-                match c.stream.try_read(&mut one) {
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    _ => continue,
-                }
+            let mut one = [0u8; 1];
+            match c.stream.try_read(&mut one) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                _ => continue,
             }
             c.used = now;
             return Some(c);
@@ -245,7 +249,7 @@ impl H1Pool {
         let mut timer = None;
         loop {
             // A kept-alive connection first; a new one when none is left.
-            let (mut conn, reused) = match self.checkout_raw(!idempotent, now) {
+            let (mut conn, reused) = match self.checkout_raw(now) {
                 Some(c) => (c, true),
                 None => match tokio::time::timeout_at(deadline, self.dial()).await {
                     Ok(stream) => (RawConn::new(stream?, now), false),

@@ -2957,6 +2957,11 @@ async fn scripted_upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
                         "/short" => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\ntoo short".to_vec()],
                         "/head" => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n".to_vec()],
                         "/vary" => vec![b"HTTP/1.1 200 OK\r\nVary: Accept-Encoding\r\ncontent-length: 2\r\n\r\nok".to_vec()],
+                        // A second answer nobody asked for, a moment later.
+                        "/twice" => vec![
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nPOISON".to_vec(),
+                        ],
                         "/fields" => vec![b"HTTP/1.1 200 OK\r\nServer: scripted\r\nConnection: keep-alive, X-Hop\r\n\
                             Keep-Alive: timeout=5\r\nX-Hop: secret\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\
                             X-Request-Id: upstream-id\r\nDate: Mon, 07 Dec 2026 00:00:00 GMT\r\n\
@@ -2977,6 +2982,34 @@ async fn scripted_upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
         }
     });
     (url, conns)
+}
+
+/// An upstream that answers twice must not have its second answer read as
+/// the next request's: that caller, maybe another user, would get a
+/// response meant for no one (response-queue poisoning).
+#[tokio::test]
+async fn a_stray_answer_on_an_idle_connection_never_reaches_the_next_caller() {
+    let s = start().await;
+    let (up, conns) = scripted_upstream().await;
+    s.configure(&format!(
+        "[[routes]]\nname = \"scripted\"\npath = \"/\"\nupstream = \"{up}\"\npublic = true\n"
+    ))
+    .expect("config");
+    let get = |path: &str| {
+        let (http, url) = (s.http.clone(), format!("{}{path}", s.gw));
+        async move {
+            let r = http.get(url).send().await.expect("send");
+            (r.status().as_u16(), r.text().await.expect("text"))
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(get("/twice").await, (200, "ok".to_owned()));
+        // The stray answer arrives while the connection is idle.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(get("/next").await, (200, "ok".to_owned()));
+    }
+    // Each poisoned connection was dropped, not reused.
+    assert!(conns.load(std::sync::atomic::Ordering::SeqCst) >= 4);
 }
 
 /// Bodyless requests go over the gateway's own HTTP/1.1 wire path: every
