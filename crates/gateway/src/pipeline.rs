@@ -10,7 +10,7 @@ use crate::authz::rules::{self, Deny};
 use crate::config::Route;
 use crate::cors::CorsConfig;
 use crate::identity::Identity;
-use crate::proxy::{self, Body, ProxyError, RequestBody};
+use crate::proxy::{self, Body, RequestBody};
 use crate::ratelimit::{Decision, KeyKind, Policy};
 use crate::server::Gateway;
 use crate::{identity_headers, metadata};
@@ -725,9 +725,7 @@ async fn run_route(
     line.upstream_ms = Some(up_start.elapsed().as_secs_f64() * 1000.0);
     let healthy = match &result {
         Ok(r) => !matches!(r.status().as_u16(), 502..=504),
-        // The caller's mistakes count against no target.
-        Err(ProxyError::BadRequest(_) | ProxyError::SlowBody) => true,
-        Err(_) => false,
+        Err(e) => e.is_callers(),
     };
     if let Some(h) = route.health.get(target)
         && h.record(
@@ -746,31 +744,11 @@ async fn run_route(
             }
             r
         }
-        Err(ProxyError::Timeout) => {
+        Err(e) => {
+            let (status, body, reason) = e.answer();
             line.decision = "error";
-            line.reason = Some("upstream timeout".into());
-            json(
-                StatusCode::GATEWAY_TIMEOUT,
-                "{\"message\":\"Gateway Timeout\"}",
-            )
-        }
-        Err(ProxyError::SlowBody) => {
-            line.decision = "error";
-            line.reason = Some("request body stalled".into());
-            json(
-                StatusCode::REQUEST_TIMEOUT,
-                "{\"message\":\"Request Timeout\"}",
-            )
-        }
-        Err(ProxyError::Upstream(e)) => {
-            line.decision = "error";
-            line.reason = Some(format!("upstream: {e}").into());
-            json(StatusCode::BAD_GATEWAY, "{\"message\":\"Bad Gateway\"}")
-        }
-        Err(ProxyError::BadRequest(e)) => {
-            line.decision = "error";
-            line.reason = Some(e.into());
-            json(StatusCode::BAD_REQUEST, "{\"message\":\"Bad Request\"}")
+            line.reason = Some(reason);
+            json(status, body)
         }
     }
 }

@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -149,6 +150,42 @@ pub enum ProxyError {
     /// The request could not be mapped to the upstream, or its body broke
     /// on the way (400).
     BadRequest(String),
+}
+
+impl ProxyError {
+    /// Whether the caller caused it (a broken or stalled body, a path
+    /// that cannot be mapped): such failures count against no target.
+    pub fn is_callers(&self) -> bool {
+        matches!(self, ProxyError::BadRequest(_) | ProxyError::SlowBody)
+    }
+
+    /// The answer the caller gets (status and generic body; the details
+    /// go to the audit line) and the audit reason.
+    pub fn answer(self) -> (http::StatusCode, &'static str, Cow<'static, str>) {
+        use http::StatusCode;
+        match self {
+            ProxyError::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "{\"message\":\"Gateway Timeout\"}",
+                "upstream timeout".into(),
+            ),
+            ProxyError::SlowBody => (
+                StatusCode::REQUEST_TIMEOUT,
+                "{\"message\":\"Request Timeout\"}",
+                "request body stalled".into(),
+            ),
+            ProxyError::Upstream(e) => (
+                StatusCode::BAD_GATEWAY,
+                "{\"message\":\"Bad Gateway\"}",
+                format!("upstream: {e}").into(),
+            ),
+            ProxyError::BadRequest(e) => (
+                StatusCode::BAD_REQUEST,
+                "{\"message\":\"Bad Request\"}",
+                e.into(),
+            ),
+        }
+    }
 }
 
 pub(crate) const HOP_BY_HOP: [HeaderName; 9] = [

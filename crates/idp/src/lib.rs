@@ -120,12 +120,10 @@ async fn refuse_announced_oversize(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let announced = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+    // hyper has read the announced length (`Content-Length`, HTTP/2's
+    // `content-length`) into the body's size hint.
+    let announced = axum::body::HttpBody::size_hint(req.body()).lower();
+    if announced > MAX_BODY as u64 {
         return (
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             "Failed to buffer the request body: length limit exceeded",
