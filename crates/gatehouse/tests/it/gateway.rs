@@ -761,6 +761,18 @@ async fn reload_under_load_drops_nothing() {
     }
 }
 
+/// One public route `name` at `path` to `upstream`.
+fn public_route(name: &str, path: &str, upstream: &str) -> String {
+    format!(
+        "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\npublic = true\n"
+    )
+}
+
+/// The JSON body of a raw answer (after its head).
+fn body_json(resp: &str) -> Value {
+    serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap_or("")).expect("json")
+}
+
 async fn raw(addr: &str, request: &[u8]) -> String {
     let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
     c.write_all(request).await.expect("write");
@@ -791,17 +803,14 @@ async fn the_identity_listener_refuses_a_body_larger_than_it_reads_before_readin
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     // In each API's own error form.
-    let body = |resp: &str| -> Value {
-        serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap_or("")).expect("json")
-    };
-    assert_eq!(body(&resp)["error"], "invalid_request", "{resp}");
+    assert_eq!(body_json(&resp)["error"], "invalid_request", "{resp}");
     let req = format!(
         "POST /admin/realms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{",
         3 * 1024 * 1024
     );
     let resp = raw(&addr, req.as_bytes()).await;
     assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
-    assert!(body(&resp)["errorMessage"].is_string(), "{resp}");
+    assert!(body_json(&resp)["errorMessage"].is_string(), "{resp}");
     // At the limit the request is read and judged as usual.
     let form = "grant_type=password";
     let at_limit = format!(
@@ -840,8 +849,7 @@ async fn the_identity_listener_ends_a_body_that_stops_coming() {
     assert!(waited >= std::time::Duration::from_secs(9), "{waited:?}");
     let out = String::from_utf8_lossy(&out);
     assert!(out.starts_with("HTTP/1.1 400"), "{out}");
-    let body: Value =
-        serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap_or("")).expect("json");
+    let body = body_json(&out);
     assert_eq!(body["error"], "invalid_request", "{out}");
 }
 
@@ -1532,10 +1540,7 @@ async fn forwarded_and_x_real_ip_pass_only_from_trusted_proxies() {
         })
         .await;
         let up = upstream().await;
-        let cfg = format!(
-            "[[routes]]\nname = \"open\"\npath = \"/open\"\nupstream = \"{}\"\npublic = true\n",
-            up.url
-        );
+        let cfg = public_route("open", "/open", &up.url);
         s.configure(&cfg).expect("config");
         let body: Value = s
             .http
@@ -1572,10 +1577,7 @@ async fn forwarded_and_x_real_ip_pass_only_from_trusted_proxies() {
 async fn a_smuggling_corpus_is_refused_before_the_upstream() {
     let s = start().await;
     let up = upstream().await;
-    let cfg = format!(
-        "[[routes]]\nname = \"open\"\npath = \"/\"\nupstream = \"{}\"\npublic = true\n",
-        up.url
-    );
+    let cfg = public_route("open", "/", &up.url);
     s.configure(&cfg).expect("config");
     let addr = s.gw.trim_start_matches("http://").to_owned();
     let h = "Host: x\r\nConnection: close\r\n";
@@ -1731,10 +1733,7 @@ async fn an_h2c_upgrade_is_never_forwarded() {
 async fn an_absolute_form_target_names_the_forwarded_host() {
     let s = start().await;
     let up = upstream().await;
-    let cfg = format!(
-        "[[routes]]\nname = \"open\"\npath = \"/open\"\nupstream = \"{}\"\npublic = true\n",
-        up.url
-    );
+    let cfg = public_route("open", "/open", &up.url);
     s.configure(&cfg).expect("config");
     let addr = s.gw.trim_start_matches("http://").to_owned();
     // RFC 9112 §3.2.2: the target's authority, not `Host`.
@@ -1744,8 +1743,7 @@ async fn an_absolute_form_target_names_the_forwarded_host() {
     )
     .await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    let body: Value =
-        serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap_or("")).expect("json");
+    let body = body_json(&resp);
     assert_eq!(body["headers"]["x-forwarded-host"], "api.example", "{body}");
     // Userinfo or another scheme in the target: refused, never forwarded.
     let hits = up.hits();
@@ -1904,11 +1902,8 @@ async fn tls_on_both_listeners_with_h2_by_alpn() {
     );
     // The upstream learns that the client spoke https.
     let up = upstream().await;
-    s.configure(&format!(
-        "[[routes]]\nname = \"up\"\npath = \"/up\"\nupstream = \"{}\"\npublic = true\n",
-        up.url
-    ))
-    .expect("config");
+    s.configure(&public_route("up", "/up", &up.url))
+        .expect("config");
     let r = https
         .get(format!("{}/up", s.gw))
         .send()
@@ -1964,10 +1959,7 @@ async fn https_upstreams_are_verified() {
     .await;
     let up = upstream().await;
     tls_side
-        .configure(&format!(
-            "[[routes]]\nname = \"up\"\npath = \"/up\"\nupstream = \"{}\"\npublic = true\n",
-            up.url
-        ))
+        .configure(&public_route("up", "/up", &up.url))
         .expect("config");
     let port = tls_side.gw.rsplit(':').next().expect("port").to_owned();
     let s = start().await;
@@ -2991,10 +2983,8 @@ async fn scripted_upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
 async fn a_stray_answer_on_an_idle_connection_never_reaches_the_next_caller() {
     let s = start().await;
     let (up, conns) = scripted_upstream().await;
-    s.configure(&format!(
-        "[[routes]]\nname = \"scripted\"\npath = \"/\"\nupstream = \"{up}\"\npublic = true\n"
-    ))
-    .expect("config");
+    s.configure(&public_route("scripted", "/", &up))
+        .expect("config");
     let get = |path: &str| {
         let (http, url) = (s.http.clone(), format!("{}{path}", s.gw));
         async move {
