@@ -1,6 +1,7 @@
 //! The caller's identity as the gateway sees it, with claims of any issuer's
 //! shape (Gatehouse, Keycloak, Entra ID, Okta, Cognito) flattened into lists.
 
+use gatehouse_jose::verify::numeric_date;
 use serde_json::Value;
 
 /// A verified caller.
@@ -149,8 +150,8 @@ pub fn from_claims(
         roles: union(&claims, &cfg.roles_claims, false),
         scopes: union(&claims, &cfg.scope_claims, true),
         audiences: claim_strings(&claims, "aud", false),
-        exp: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
-        iat: claims.get("iat").and_then(Value::as_i64).unwrap_or(0),
+        exp: claims.get("exp").and_then(numeric_date).unwrap_or(0),
+        iat: claims.get("iat").and_then(numeric_date).unwrap_or(0),
         sid: claims.get("sid").and_then(Value::as_str).map(str::to_owned),
         jti: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
         binding: Binding::of(&claims),

@@ -297,6 +297,30 @@ impl KeySet {
     }
 }
 
+/// Reads a NumericDate claim (RFC 7519 §2) as whole seconds: JSON numbers
+/// that are not integers are allowed there (`"exp": 1700000300.5`), and
+/// PyJWT and panva/jose take them, so a `Value::as_i64` reading that turns
+/// one into "missing" refuses good tokens or, worse, reads them as 0. The
+/// value is floored, which is exact for the comparisons made against
+/// whole-second clocks (`exp >= now` and `iat <= now`); `nbf` wants the
+/// ceiling ([`numeric_date_ceil`]). Not a number, not finite or beyond i64:
+/// None.
+pub fn numeric_date(v: &serde_json::Value) -> Option<i64> {
+    let n = v.as_number()?;
+    n.as_i64().or_else(|| {
+        let f = n.as_f64()?.floor();
+        (f.is_finite() && f >= i64::MIN as f64 && f < i64::MAX as f64).then_some(f as i64)
+    })
+}
+
+/// [`numeric_date`] rounded up: the first whole second at or after the
+/// instant, for `nbf` (a token valid from 300.5 is not valid at 300).
+pub fn numeric_date_ceil(v: &serde_json::Value) -> Option<i64> {
+    let floor = numeric_date(v)?;
+    let frac = v.as_f64().is_some_and(|f| f > floor as f64);
+    Some(if frac { floor.saturating_add(1) } else { floor })
+}
+
 /// Whether `aud` (a string or an array of strings, RFC 7519 §4.1.3) names
 /// one of the accepted audiences; any other shape is refused.
 fn audience_ok(aud: Option<&serde_json::Value>, accepted: &[String]) -> bool {

@@ -328,6 +328,32 @@ async fn dot_segments_and_encodings_cannot_route_around_authorization() {
     }
 }
 
+/// RFC 7519 lets a NumericDate carry a fraction (PyJWT and panva/jose
+/// accept one); such a token is a token, and its fraction moves no
+/// instant into the validity window.
+#[tokio::test]
+async fn fractional_times_in_a_token_are_times() {
+    let (s, iss, up) = foreign_gateway().await;
+    let now = gatehouse_core::time::now() as f64;
+    let call = |claims: Value| {
+        let tok = iss.sign(&iss.claims(claims));
+        let req = s.http.get(format!("{}/orders", s.gw)).bearer_auth(tok);
+        async move { req.send().await.expect("send").status().as_u16() }
+    };
+    assert_eq!(
+        call(json!({"exp": now + 300.5, "iat": now - 0.25})).await,
+        200
+    );
+    // Twice: the second answer comes from the token cache's own expiry rule.
+    assert_eq!(
+        call(json!({"exp": now + 300.5, "iat": now - 0.25})).await,
+        200
+    );
+    assert_eq!(call(json!({"exp": now - 120.5})).await, 401);
+    assert_eq!(call(json!({"nbf": now + 600.5})).await, 401);
+    assert_eq!(up.hits(), 2);
+}
+
 #[tokio::test]
 async fn identity_reaches_the_upstream_and_forgeries_do_not() {
     let (s, iss, _up) = foreign_gateway().await;

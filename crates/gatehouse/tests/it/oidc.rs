@@ -2087,6 +2087,15 @@ async fn signed_jwt_client_authentication() {
         200,
         "the issuer is an accepted audience"
     );
+    let mut fractional = ac("pk", &token_url, "k3");
+    let now = gatehouse_core::time::now() as f64;
+    fractional["exp"] = serde_json::json!(now + 60.5);
+    fractional["iat"] = serde_json::json!(now - 0.5);
+    assert_eq!(
+        grant(issuer.sign(&fractional)).await.status(),
+        200,
+        "RFC 7519 NumericDates may be fractional"
+    );
     // Signed by someone else's key, or claiming another client.
     let other = crate::peers::issuer().await;
     assert_eq!(

@@ -4,6 +4,7 @@
 
 use super::provider::{ClientAuth, OidcProvider};
 use crate::state::Idp;
+use gatehouse_jose::verify::numeric_date;
 use serde_json::Value;
 
 /// Why a brokered login failed, for the log and the event (the browser
@@ -176,7 +177,7 @@ async fn id_token_claims(idp: &Idp, p: &OidcProvider, token: &str) -> Result<Val
             if !aud_ok {
                 return Err(Failure::new("ID token rejected: audience mismatch"));
             }
-            if c["exp"].as_i64().is_none_or(|exp| exp + p.clock_skew < now) {
+            if numeric_date(&c["exp"]).is_none_or(|exp| exp + p.clock_skew < now) {
                 return Err(Failure::new("ID token rejected: expired"));
             }
             c

@@ -14,7 +14,7 @@ use crate::oidc::form::Form;
 use crate::state::Idp;
 use base64::Engine;
 use gatehouse_core::model::{Client, Realm};
-use gatehouse_jose::verify::{KeySet, Rules};
+use gatehouse_jose::verify::{KeySet, Rules, numeric_date, numeric_date_ceil};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -242,14 +242,12 @@ fn check_claims(
     if !aud_ok {
         return Err(invalid("Token audience doesn't match domain"));
     }
-    let exp = claims["exp"]
-        .as_i64()
-        .ok_or_else(|| invalid("Token has no expiration"))?;
+    let exp = numeric_date(&claims["exp"]).ok_or_else(|| invalid("Token has no expiration"))?;
     if exp + LEEWAY < now {
         return Err(invalid("Token is not active"));
     }
     for k in ["nbf", "iat"] {
-        if claims[k].as_i64().is_some_and(|t| t > now + LEEWAY) {
+        if numeric_date_ceil(&claims[k]).is_some_and(|t| t > now + LEEWAY) {
             return Err(invalid("Token is not active yet"));
         }
     }

@@ -23,6 +23,7 @@ use crate::state::Idp;
 use base64::Engine;
 use gatehouse_core::model::{Client, Realm};
 use gatehouse_jose::keys::Alg;
+use gatehouse_jose::verify::{numeric_date, numeric_date_ceil};
 use serde_json::Value;
 
 /// The HMAC algorithms a request object may use (with the client secret).
@@ -230,13 +231,12 @@ fn merge(
             return Err("Invalid audience of the request object".into());
         }
     }
-    let time = |k: &str| claims.get(k).map(|v| v.as_i64());
-    if let Some(exp) = time("exp")
+    if let Some(exp) = claims.get("exp").map(numeric_date)
         && exp.is_none_or(|e| e + LEEWAY < now)
     {
         return Err("Request object expired".into());
     }
-    if let Some(nbf) = time("nbf")
+    if let Some(nbf) = claims.get("nbf").map(numeric_date_ceil)
         && nbf.is_none_or(|n| n - LEEWAY > now)
     {
         return Err("Request object not yet valid".into());

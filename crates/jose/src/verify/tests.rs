@@ -628,3 +628,32 @@ fn attack_corpus_tokens_are_refused() {
     assert!(ks.verify(&format!("{good}.x.y"), &r).is_err());
     assert!(ks.verify(&format!("{good}."), &r).is_err());
 }
+
+/// RFC 7519 NumericDates may have a fraction: such tokens verify, and the
+/// whole-second readings are floored (ceiled for `nbf`) so no instant is
+/// moved into its validity window.
+#[test]
+fn numeric_dates_may_be_fractional() {
+    for (v, floor, ceil) in [
+        (json!(300), Some(300), Some(300)),
+        (json!(300.0), Some(300), Some(300)),
+        (json!(300.5), Some(300), Some(301)),
+        (json!(-0.5), Some(-1), Some(0)),
+        (json!("300"), None, None),
+        (json!(null), None, None),
+        (json!(1e300), None, None),
+        (json!([300]), None, None),
+    ] {
+        assert_eq!(numeric_date(&v), floor, "{v}");
+        assert_eq!(numeric_date_ceil(&v), ceil, "{v}");
+    }
+    let (k, ks) = setup(Alg::ES256);
+    let r = Rules::for_issuer("i");
+    let t = now() as f64;
+    let good = sign(&k, &json!({"iss": "i", "exp": t + 60.5, "iat": t - 0.25})).expect("s");
+    assert!(ks.verify(&good, &r).is_ok());
+    let late = sign(&k, &json!({"iss": "i", "exp": t - 120.5})).expect("s");
+    assert!(matches!(ks.verify(&late, &r), Err(Error::Expired)));
+    let early = sign(&k, &json!({"iss": "i", "exp": t + 600.0, "nbf": t + 300.5})).expect("s");
+    assert!(matches!(ks.verify(&early, &r), Err(Error::NotYetValid)));
+}
