@@ -1001,6 +1001,13 @@ pub struct Session {
     /// the session cookie after it closes.
     #[serde(default)]
     pub remember_me: bool,
+    /// The authorization request's `claims` parameter (OIDC Core §5.5), a
+    /// JSON object, kept with the client session as Keycloak keeps its
+    /// `claims` client-session note: its "Claims parameter Token" mapper
+    /// reads it for every ID token and userinfo answer of the session,
+    /// refreshes included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<String>,
 }
 
 /// A browser session's login at an identity provider.

@@ -492,6 +492,62 @@ fn with_prefix(roles: &[String], cfg: &BTreeMap<String, String>, key: &str) -> V
     }
 }
 
+/// `name`: the user's first and last names, when there are any.
+fn full_name(user: &User, c: &mut Map<String, Value>) {
+    let name = [user.first_name.as_deref(), user.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if !name.is_empty() {
+        c.insert("name".into(), json!(name));
+    }
+}
+
+/// Keycloak's "Claims parameter Token" mapper: the standard claims the
+/// session's `claims` parameter (OIDC Core §5.5) asks for as essential
+/// (`{"essential": true}`) under `id_token` or `userinfo`, whatever the
+/// granted scopes say. Keycloak's mapper fills exactly these five; the
+/// other claims it lists as supported (`sub`, `iss`, `aud`, `auth_time`,
+/// `acr`) are in every ID token anyway.
+fn requested_claims(g: &Grant<'_>, c: &mut Map<String, Value>, target: Target) {
+    let Some(raw) = g.session.and_then(|s| s.claims.as_deref()) else {
+        return;
+    };
+    let Ok(asked) = serde_json::from_str::<Value>(raw) else {
+        return;
+    };
+    let member = if target == Target::Id {
+        "id_token"
+    } else {
+        "userinfo"
+    };
+    let Some(wanted) = asked.get(member).and_then(Value::as_object) else {
+        return;
+    };
+    let essential = |claim: &str| {
+        wanted
+            .get(claim)
+            .and_then(|r| r.get("essential"))
+            .and_then(Value::as_bool)
+            == Some(true)
+    };
+    let u = g.user;
+    if essential("name") {
+        full_name(u, c);
+    }
+    for (claim, value) in [
+        ("given_name", u.first_name.as_deref()),
+        ("family_name", u.last_name.as_deref()),
+        ("preferred_username", Some(u.username.as_str())),
+        ("email", u.email.as_deref()),
+    ] {
+        if let Some(v) = value.filter(|_| essential(claim)) {
+            c.insert(claim.into(), json!(v));
+        }
+    }
+}
+
 /// Applies one protocol mapper (Keycloak's mapper types by id). Unknown
 /// types are skipped, as Keycloak skips mappers of a missing provider.
 fn apply_mapper(
@@ -645,15 +701,9 @@ fn apply_mapper(
             };
             set_claim(c, &claim.unwrap_or_else(|| attr.clone()), v);
         }
-        "oidc-full-name-mapper" => {
-            let name = [g.user.first_name.as_deref(), g.user.last_name.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            if !name.is_empty() {
-                c.insert("name".into(), json!(name));
-            }
+        "oidc-full-name-mapper" => full_name(g.user, c),
+        "oidc-claims-param-token-mapper" if target != Target::Access => {
+            requested_claims(g, c, target);
         }
         "oidc-address-mapper" => {
             let mut addr = Map::new();
@@ -1091,7 +1141,7 @@ pub async fn userinfo(
     idp: &Idp,
     realm: &Realm,
     client: &Client,
-    user: &User,
+    (user, session): (&User, Option<&Session>),
     scope: &str,
 ) -> Result<Value, OAuthError> {
     let all_scopes = idp.client_scopes(realm).await?;
@@ -1108,7 +1158,7 @@ pub async fn userinfo(
         realm,
         client,
         user,
-        session: None,
+        session,
         scope: scope.to_owned(),
         nonce: None,
         resources: vec![],

@@ -4125,3 +4125,87 @@ async fn password_history_refuses_the_last_passwords() {
         .await;
     assert_eq!(r.status(), 400, "the copy's history came with it");
 }
+
+/// OIDC Core §5.5 through Keycloak's "Claims parameter Token" mapper: a
+/// client with the mapper gets the standard claims its `claims` parameter
+/// asks for as essential, in the ID token or userinfo as asked, for the
+/// whole session (refreshes too), though the granted scopes name none.
+#[tokio::test]
+async fn the_claims_parameter_asks_for_essential_claims() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    assert_eq!(
+        s.discovery("demo").await["claims_parameter_supported"],
+        true
+    );
+    let app = s.client_uuid(&t, "demo", "app").await;
+    let (_, scopes) = s.admin_get(&t, "/demo/client-scopes").await;
+    for name in ["profile", "email"] {
+        let id = scopes
+            .as_array()
+            .and_then(|l| l.iter().find(|c| c["name"] == name))
+            .and_then(|c| c["id"].as_str())
+            .expect("scope")
+            .to_owned();
+        let path = format!("/demo/clients/{app}/default-client-scopes/{id}");
+        assert_eq!(s.admin_delete(&t, &path).await, 204);
+    }
+    let mapper = json!({"name": "claims parameter", "protocol": "openid-connect",
+        "protocolMapper": "oidc-claims-param-token-mapper",
+        "config": {"id.token.claim": "true", "userinfo.token.claim": "true"}});
+    let path = format!("/demo/clients/{app}/protocol-mappers/models");
+    assert_eq!(s.admin_post(&t, &path, &mapper).await.0, 201);
+
+    let login = |claims: Option<&'static str>| {
+        let s = &s;
+        async move {
+            let mut q = vec![
+                ("response_type", "code"),
+                ("client_id", "app"),
+                ("redirect_uri", "http://127.0.0.1/cb"),
+                ("scope", "openid"),
+            ];
+            q.extend(claims.map(|c| ("claims", c)));
+            let auth = format!("{}/realms/demo/protocol/openid-connect/auth", s.base);
+            let first = s.http.get(auth).query(&q).send().await.expect("auth");
+            let done = s.log_in_alice(first).await;
+            let loc = done.headers()["location"].to_str().expect("loc").to_owned();
+            let code = query_param(&loc, "code").expect("code");
+            s.redeem_code("demo", ("app", "app-secret"), &code, "http://127.0.0.1/cb")
+                .await
+        }
+    };
+    let asked = r#"{"id_token": {"email": {"essential": true}, "given_name": null,
+        "family_name": {"essential": "yes"}},
+        "userinfo": {"given_name": {"essential": true}, "email": {"essential": false}}}"#;
+    let tokens = login(Some(asked)).await;
+    let id = claims(tokens["id_token"].as_str().expect("id token"));
+    assert_eq!(id["email"], "alice@example.com");
+    for absent in ["given_name", "family_name", "name", "preferred_username"] {
+        assert!(id.get(absent).is_none(), "{absent} in {id}");
+    }
+    let at = tokens["access_token"].as_str().expect("at");
+    assert!(
+        claims(at).get("email").is_none(),
+        "never in the access token"
+    );
+    let info: Value = s.userinfo("demo", at).await.json().await.expect("json");
+    assert_eq!(info["given_name"], "Alice");
+    assert!(info.get("email").is_none(), "not essential: {info}");
+    let rt = tokens["refresh_token"].as_str().expect("rt");
+    let again: Value = s
+        .refresh("demo", ("app", "app-secret"), rt)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = claims(again["id_token"].as_str().expect("id token"));
+    assert_eq!(id["email"], "alice@example.com", "kept by the session");
+
+    // Without the parameter, or with one that is not a JSON object: none.
+    for claims_param in [None, Some("{\"id_token\": "), Some("[1]")] {
+        let tokens = login(claims_param).await;
+        let id = claims(tokens["id_token"].as_str().expect("id token"));
+        assert!(id.get("email").is_none(), "{claims_param:?}: {id}");
+    }
+}

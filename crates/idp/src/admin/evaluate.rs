@@ -201,6 +201,6 @@ async fn example_userinfo(
 ) -> Result<Json<Value>, AdminError> {
     let (client, user, scope) = example(&idp, &realm, &id, &q).await?;
     Ok(Json(
-        tokens::userinfo(&idp, &realm, &client, &user, &scope).await?,
+        tokens::userinfo(&idp, &realm, &client, (&user, None), &scope).await?,
     ))
 }

@@ -80,6 +80,11 @@ const MAPPERS: &[(&str, &str, &str)] = &[
         "Token mapper",
     ),
     ("oidc-full-name-mapper", "User's full name", "Token mapper"),
+    (
+        "oidc-claims-param-token-mapper",
+        "Claims parameter Token",
+        "Token mapper",
+    ),
     ("oidc-address-mapper", "User Address", "Token mapper"),
     (
         "oidc-acr-mapper",

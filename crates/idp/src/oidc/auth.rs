@@ -121,6 +121,9 @@ struct AuthRequest {
     /// `dpop_jkt` (RFC 9449 §10): the code goes to that key's holder only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dpop_jkt: Option<String>,
+    /// The `claims` parameter (OIDC Core §5.5), when it is a JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claims: Option<String>,
 }
 
 /// The invitation a registration answers: its organization, its id and
@@ -167,8 +170,20 @@ impl AuthRequest {
             invite: None,
             remember_me: false,
             dpop_jkt: None,
+            claims: None,
         }
     }
+}
+
+/// The `claims` parameter kept for the client session: a JSON object, or
+/// nothing. Anything else is ignored rather than refused, as Keycloak
+/// ignores a `claims` parameter it cannot read.
+fn claims_param(raw: Option<&str>) -> Option<String> {
+    let raw = raw?;
+    serde_json::from_str::<serde_json::Value>(raw)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .map(|_| raw.to_owned())
 }
 
 /// Whether an authentication `age` seconds old stands in for the password
@@ -687,6 +702,7 @@ async fn issue_code(
             code_challenge_method: req.code_challenge.as_ref().map(|_| "S256".to_owned()),
             sso,
             dpop_jkt: req.dpop_jkt.clone(),
+            claims: req.claims.clone(),
         };
         idp.store
             .put_code(&CodeRecord {
@@ -743,6 +759,7 @@ async fn front_channel_tokens(
         crate::oidc::token::client_session(realm, &client, &user, &req.scope, (sso, sso_auth), id);
     // No refresh token comes from the front channel.
     session.refresh_token_id = None;
+    session.claims = req.claims.clone();
     idp.store.create_session(&session, &[]).await?;
     let ring = idp.keyring(realm).await?;
     crate::tokens::front_channel(
@@ -1092,6 +1109,7 @@ async fn authorize(
         invite: None,
         remember_me: false,
         dpop_jkt: q.get(crate::oidc::dpop::JKT_PARAM).map(str::to_owned),
+        claims: claims_param(q.get("claims")),
     };
     let now = gatehouse_core::time::now();
     // OIDC Core §3.1.2.1: an ID token hint names the user the client
@@ -1659,6 +1677,7 @@ pub async fn start_sso(
         impersonator,
         broker,
         remember_me,
+        claims: None,
     };
     idp.store
         .create_session(&session, &[event(&session)])

@@ -101,7 +101,7 @@ pub async fn document(
         "scopes_supported": scopes,
         "claims_supported": ["aud", "sub", "iss", "auth_time", "name", "given_name", "family_name",
             "preferred_username", "email", "email_verified", "acr", "azp", "sid", "groups"],
-        "claims_parameter_supported": false,
+        "claims_parameter_supported": true,
         "request_parameter_supported": true,
         "request_object_signing_alg_values_supported": crate::oidc::request_object::algorithms().collect::<Vec<_>>(),
         "request_uri_parameter_supported": true,

@@ -39,6 +39,9 @@ pub struct CodeData {
     /// request's proof): only a proof of that key redeems it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<String>,
+    /// The request's `claims` parameter, for the client session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<String>,
 }
 
 /// The token endpoint.
@@ -162,6 +165,7 @@ pub fn new_session(
         impersonator: None,
         broker: None,
         remember_me: false,
+        claims: None,
     }
 }
 
@@ -594,7 +598,8 @@ async fn code(
         return Err(OAuthError::invalid_grant("User disabled or not found"));
     }
     let from = (&sso, data.sso);
-    let session = client_session(realm, client, &user, &data.scope, from, session_id);
+    let mut session = client_session(realm, client, &user, &data.scope, from, session_id);
+    session.claims = data.claims.clone();
     let mut ev = Event::user(realm, "CODE_TO_TOKEN");
     ev.client_id = Some(client.client_id.clone());
     ev.user_id = Some(user.id.clone());

@@ -243,7 +243,14 @@ pub async fn handle(
         return Err(unauthorized("invalid_token", "Client not found"));
     };
     let scope = active.claims["scope"].as_str().unwrap_or_default();
-    let mut v = crate::tokens::userinfo(&idp, &realm, &client, &active.user, scope).await?;
+    let mut v = crate::tokens::userinfo(
+        &idp,
+        &realm,
+        &client,
+        (&active.user, active.session.as_ref()),
+        scope,
+    )
+    .await?;
     if crate::keyring::named_alg(&client, crate::tokens::USERINFO_ALG).is_none() {
         return Ok(Json(v).into_response());
     }

@@ -29,6 +29,7 @@ fn session(id: &str, realm_id: &str, user_id: &str) -> Session {
         impersonator: None,
         broker: None,
         remember_me: false,
+        claims: None,
     }
 }
 
