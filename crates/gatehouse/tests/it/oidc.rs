@@ -4209,3 +4209,44 @@ async fn the_claims_parameter_asks_for_essential_claims() {
         assert!(id.get("email").is_none(), "{claims_param:?}: {id}");
     }
 }
+
+/// OpenID Connect requires `redirect_uri` (Core §3.1.2.1) where OAuth 2.0
+/// lets a client with one registered URI leave it out: an `openid`
+/// request without it is an error page (never a redirect), a plain OAuth
+/// one goes to the registered URI, as Keycloak decides.
+#[tokio::test]
+async fn an_openid_request_names_its_redirect_uri() {
+    let s = start().await;
+    s.demo_realm().await;
+    let auth = |scope: Option<&'static str>| {
+        let s = &s;
+        async move {
+            let mut q = vec![("response_type", "code"), ("client_id", "app")];
+            q.extend(scope.map(|v| ("scope", v)));
+            let url = format!("{}/realms/demo/protocol/openid-connect/auth", s.base);
+            s.http.get(url).query(&q).send().await.expect("auth")
+        }
+    };
+    for scope in ["openid", "profile openid email"] {
+        let r = auth(Some(scope)).await;
+        assert_eq!(r.status(), 400, "{scope}");
+        assert!(r.headers().get("location").is_none(), "{scope}");
+        let page = r.text().await.expect("html");
+        assert!(page.contains("Invalid parameter: redirect_uri"), "{page}");
+    }
+    for scope in [None, Some("profile")] {
+        let done = s.log_in_alice(auth(scope).await).await;
+        let loc = done.headers()["location"].to_str().expect("loc");
+        assert!(
+            loc.starts_with("http://127.0.0.1/cb?code="),
+            "{scope:?}: {loc}"
+        );
+    }
+    // `openidx` is not `openid`: the registered URI hears of the bad scope.
+    let r = auth(Some("openidx")).await;
+    let loc = r.headers()["location"].to_str().expect("loc");
+    assert!(
+        loc.starts_with("http://127.0.0.1/cb?error=invalid_scope"),
+        "{loc}"
+    );
+}

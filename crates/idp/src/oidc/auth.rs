@@ -888,9 +888,18 @@ async fn validate_client(
     else {
         return Ok(Err(error_page("Client not found.")));
     };
+    // OAuth 2.0 lets a client with one registered redirect URI leave it
+    // out; OpenID Connect requires it (Core §3.1.2.1), so a request with
+    // scope `openid` must name it, as Keycloak's `RedirectUtils` rules.
+    let openid = q
+        .get("scope")
+        .is_some_and(|s| s.split(' ').any(|v| v == "openid"));
     let redirect_uri = match q.get("redirect_uri") {
         Some(r) => r.to_owned(),
-        None if client.redirect_uris.len() == 1 && !client.redirect_uris[0].ends_with('*') => {
+        None if !openid
+            && client.redirect_uris.len() == 1
+            && !client.redirect_uris[0].ends_with('*') =>
+        {
             client.redirect_uris[0].clone()
         }
         None => return Ok(Err(error_page("Invalid parameter: redirect_uri"))),
