@@ -328,6 +328,130 @@ async fn dot_segments_and_encodings_cannot_route_around_authorization() {
     }
 }
 
+/// Tokens signed with the issuer's own key whose header or claims are
+/// malformed or ambiguous (each a known way past a lax verifier): every
+/// one is 401 and none reaches the upstream, while a token made the same
+/// way with nothing wrong passes, so the refusals are the defects'.
+#[tokio::test]
+async fn a_hostile_token_corpus_is_refused() {
+    use base64::engine::general_purpose::STANDARD;
+    let (s, iss, up) = foreign_gateway().await;
+    let kid = iss.key.kid().to_owned();
+    let now = gatehouse_core::time::now();
+    let header = format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#);
+    let claims = iss.claims(json!({})).to_string();
+    let body = |extra: &str| {
+        let c = claims.trim_end_matches('}');
+        format!("{c},{extra}}}")
+    };
+    // Signs exactly the text given (no re-serialisation, so duplicate
+    // members and odd spellings survive).
+    let signed = |h: &str, p: &str, engine: &base64::engine::GeneralPurpose| {
+        let input = format!("{}.{}", engine.encode(h), engine.encode(p));
+        let sig = iss.key.sign_raw(input.as_bytes()).expect("sign");
+        format!("{input}.{}", engine.encode(sig))
+    };
+    let rs = |h: &str, p: &str| signed(h, p, &URL_SAFE_NO_PAD);
+    let control = rs(&header, &claims);
+    let deep = format!(
+        "{},\"deep\":{}{}}}",
+        claims.trim_end_matches('}'),
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let padded = {
+        let e = &base64::engine::general_purpose::URL_SAFE;
+        signed(&header, &claims, e)
+    };
+    let cases = [
+        (
+            "lower-case alg",
+            rs(&format!(r#"{{"alg":"rs256","kid":"{kid}"}}"#), &claims),
+        ),
+        (
+            "alg None",
+            rs(&format!(r#"{{"alg":"None","kid":"{kid}"}}"#), &claims),
+        ),
+        (
+            "PS256 named, RS256 signed",
+            rs(&format!(r#"{{"alg":"PS256","kid":"{kid}"}}"#), &claims),
+        ),
+        (
+            "ES256 named on an RSA key",
+            rs(&format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#), &claims),
+        ),
+        (
+            "alg twice",
+            rs(
+                &format!(r#"{{"alg":"none","alg":"RS256","kid":"{kid}"}}"#),
+                &claims,
+            ),
+        ),
+        (
+            "kid as a list",
+            rs(&format!(r#"{{"alg":"RS256","kid":["{kid}"]}}"#), &claims),
+        ),
+        ("header not an object", rs("[\"RS256\"]", &claims)),
+        ("sub twice", rs(&header, &body(r#""sub":"admin""#))),
+        (
+            "exp twice",
+            rs(&header, &body(&format!(r#""exp":{}"#, now + 99_999))),
+        ),
+        (
+            "exp as a string",
+            rs(
+                &header,
+                &body(&format!(r#""exp":"{}""#, now + 300)).replacen(
+                    &format!(r#""exp":{}"#, now + 300),
+                    r#""x":0"#,
+                    1,
+                ),
+            ),
+        ),
+        (
+            "exp null",
+            rs(
+                &header,
+                &claims.replacen(&format!(r#""exp":{}"#, now + 300), r#""exp":null"#, 1),
+            ),
+        ),
+        (
+            "exp 1e30",
+            rs(
+                &header,
+                &claims.replacen(&format!(r#""exp":{}"#, now + 300), r#""exp":1e30"#, 1),
+            ),
+        ),
+        (
+            "no exp",
+            rs(
+                &header,
+                &claims.replacen(&format!(r#""exp":{}"#, now + 300), r#""x":0"#, 1),
+            ),
+        ),
+        ("nbf as a string", rs(&header, &body(r#""nbf":"0""#))),
+        ("payload a list", rs(&header, "[1]")),
+        ("payload a string", rs(&header, "\"x\"")),
+        ("5000-deep payload", rs(&header, &deep)),
+        (
+            "standard base64",
+            signed(&header, &format!("{claims}   "), &STANDARD),
+        ),
+        ("padded base64url", padded),
+        ("JWE shape", format!("{control}.AAAA.BBBB")),
+        ("space inside", control.replacen('.', ". ", 1)),
+    ];
+    let call = |token: String| {
+        let req = s.http.get(format!("{}/orders/1", s.gw)).bearer_auth(token);
+        async move { req.send().await.expect("send").status().as_u16() }
+    };
+    for (name, token) in cases {
+        assert_eq!(call(token).await, 401, "{name}");
+    }
+    assert_eq!(up.hits(), 0, "nothing reached the upstream");
+    assert_eq!(call(control).await, 200, "the same recipe, nothing wrong");
+}
+
 /// RFC 7519 lets a NumericDate carry a fraction (PyJWT and panva/jose
 /// accept one); such a token is a token, and its fraction moves no
 /// instant into the validity window.
