@@ -3104,6 +3104,21 @@ async fn scripted_upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
                             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
                             b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nPOISON".to_vec(),
                         ],
+                        // Hostile framings: a second answer in the same
+                        // segment as the first, behind an HTTP/1.0
+                        // keep-alive one, after a bodiless 204, or framed
+                        // two ways at once.
+                        "/same-segment" => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok\
+                            HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nPOISON".to_vec()],
+                        "/http10" => vec![b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\nok\
+                            HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nPOISON".to_vec()],
+                        "/no-content" => vec![b"HTTP/1.1 204 No Content\r\n\r\n\
+                            HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nPOISON".to_vec()],
+                        "/cl-te" => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 40\r\ntransfer-encoding: chunked\r\n\r\n\
+                            2\r\nok\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nPOISON".to_vec()],
+                        "/two-lengths" => vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 6\r\n\r\nokPOISON".to_vec()],
+                        "/obs-fold" => vec![b"HTTP/1.1 200 OK\r\nx-a: a\r\n b\r\ncontent-length: 2\r\n\r\nok".to_vec()],
+                        "/bare-cr" => vec![b"HTTP/1.1 200 OK\r\nx-a: a\rb\r\ncontent-length: 2\r\n\r\nok".to_vec()],
                         "/fields" => vec![b"HTTP/1.1 200 OK\r\nServer: scripted\r\nConnection: keep-alive, X-Hop\r\n\
                             Keep-Alive: timeout=5\r\nX-Hop: secret\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\
                             X-Request-Id: upstream-id\r\nDate: Mon, 07 Dec 2026 00:00:00 GMT\r\n\
@@ -3150,6 +3165,43 @@ async fn a_stray_answer_on_an_idle_connection_never_reaches_the_next_caller() {
     }
     // Each poisoned connection was dropped, not reused.
     assert!(conns.load(std::sync::atomic::Ordering::SeqCst) >= 4);
+}
+
+/// Answers framed to poison the connection (a second response in the
+/// same segment, behind an HTTP/1.0 keep-alive answer or a 204, or with
+/// both Content-Length and chunked) reach their own caller as one answer
+/// at most, and the next caller never gets what followed; answers that
+/// cannot be read one way only (two lengths, obs-fold, a bare CR) are 502.
+#[tokio::test]
+async fn a_hostile_upstream_framing_never_reaches_the_next_caller() {
+    let s = start().await;
+    let (up, _) = scripted_upstream().await;
+    s.configure(&public_route("scripted", "/", &up))
+        .expect("config");
+    let get = |path: &str| {
+        let (http, url) = (s.http.clone(), format!("{}{path}", s.gw));
+        async move {
+            let r = http.get(url).send().await.expect("send");
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap_or_default())
+        }
+    };
+    for (path, wanted) in [
+        ("/same-segment", &[200][..]),
+        ("/http10", &[200]),
+        ("/no-content", &[204]),
+        ("/cl-te", &[200, 502]),
+        ("/two-lengths", &[502]),
+        ("/obs-fold", &[502]),
+        ("/bare-cr", &[502]),
+    ] {
+        let (status, body) = get(path).await;
+        assert!(wanted.contains(&status), "{path}: {status}");
+        assert!(!body.contains("POISON"), "{path}: {body}");
+        for _ in 0..2 {
+            assert_eq!(get("/next").await, (200, "ok".to_owned()), "after {path}");
+        }
+    }
 }
 
 /// Bodyless requests go over the gateway's own HTTP/1.1 wire path: every
