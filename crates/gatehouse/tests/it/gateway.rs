@@ -3141,22 +3141,35 @@ async fn scripted_upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     (url, conns)
 }
 
+/// A gateway whose one public route leads to [`scripted_upstream`], and
+/// how many connections that upstream has accepted.
+async fn scripted_gateway() -> (Server, Arc<std::sync::atomic::AtomicUsize>) {
+    let s = start().await;
+    let (up, conns) = scripted_upstream().await;
+    s.configure(&public_route("scripted", "/", &up))
+        .expect("config");
+    (s, conns)
+}
+
+/// A GET through the gateway: its status and body (empty if unreadable).
+async fn get_text(s: &Server, path: &str) -> (u16, String) {
+    let r = s
+        .http
+        .get(format!("{}{path}", s.gw))
+        .send()
+        .await
+        .expect("send");
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap_or_default())
+}
+
 /// An upstream that answers twice must not have its second answer read as
 /// the next request's: that caller, maybe another user, would get a
 /// response meant for no one (response-queue poisoning).
 #[tokio::test]
 async fn a_stray_answer_on_an_idle_connection_never_reaches_the_next_caller() {
-    let s = start().await;
-    let (up, conns) = scripted_upstream().await;
-    s.configure(&public_route("scripted", "/", &up))
-        .expect("config");
-    let get = |path: &str| {
-        let (http, url) = (s.http.clone(), format!("{}{path}", s.gw));
-        async move {
-            let r = http.get(url).send().await.expect("send");
-            (r.status().as_u16(), r.text().await.expect("text"))
-        }
-    };
+    let (s, conns) = scripted_gateway().await;
+    let get = |path: &'static str| get_text(&s, path);
     for _ in 0..3 {
         assert_eq!(get("/twice").await, (200, "ok".to_owned()));
         // The stray answer arrives while the connection is idle.
@@ -3174,18 +3187,8 @@ async fn a_stray_answer_on_an_idle_connection_never_reaches_the_next_caller() {
 /// cannot be read one way only (two lengths, obs-fold, a bare CR) are 502.
 #[tokio::test]
 async fn a_hostile_upstream_framing_never_reaches_the_next_caller() {
-    let s = start().await;
-    let (up, _) = scripted_upstream().await;
-    s.configure(&public_route("scripted", "/", &up))
-        .expect("config");
-    let get = |path: &str| {
-        let (http, url) = (s.http.clone(), format!("{}{path}", s.gw));
-        async move {
-            let r = http.get(url).send().await.expect("send");
-            let status = r.status().as_u16();
-            (status, r.text().await.unwrap_or_default())
-        }
-    };
+    let (s, _) = scripted_gateway().await;
+    let get = |path: &'static str| get_text(&s, path);
     for (path, wanted) in [
         ("/same-segment", &[200][..]),
         ("/http10", &[200]),
