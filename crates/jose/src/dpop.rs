@@ -278,7 +278,7 @@ pub fn verify(proof: &str, want: &Expected<'_>) -> Result<Proof, ProofError> {
         text("jti"),
         text("htm"),
         text("htu"),
-        claims.get("iat").and_then(Value::as_i64),
+        claims.get("iat").and_then(crate::verify::numeric_date),
     ) else {
         return Err(ProofError::Claims);
     };

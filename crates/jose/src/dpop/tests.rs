@@ -224,6 +224,8 @@ fn every_check_refuses_with_keycloaks_message() {
     for c in [
         json!({"iat": NOW - PROOF_LIFETIME - CLOCK_SKEW}),
         json!({"iat": NOW + CLOCK_SKEW}),
+        // A NumericDate may be fractional (`Date.now() / 1000`).
+        json!({"iat": NOW as f64 + 0.5}),
         json!({"htu": "https://ID.example:443/realms/r/protocol/openid-connect/token?x=1#f"}),
     ] {
         assert!(
