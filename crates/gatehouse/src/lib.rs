@@ -10,8 +10,13 @@ pub mod master_key;
 use anyhow::Context;
 use gatehouse_idp::Idp;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+
+/// The file in the data folder that holds a generated bootstrap admin
+/// password (the operator reads it, then deletes it).
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
 
 /// A running Gatehouse.
 pub struct Running {
@@ -23,8 +28,10 @@ pub struct Running {
     pub config: config::Config,
     gateway_task: tokio::task::JoinHandle<()>,
     pub idp: Arc<Idp>,
-    /// The admin password when bootstrap generated one.
-    pub generated_admin_password: Option<String>,
+    /// Where bootstrap wrote the admin password it generated (mode 0600 in
+    /// the data folder): never printed, since standard output is a log
+    /// under systemd or a container runtime.
+    pub admin_password_file: Option<PathBuf>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -152,6 +159,14 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
         .unwrap_or_else(|| format!("{}://{identity_addr}", cfg.scheme()));
     let tls = cfg.tls()?;
     let (idp, generated) = open_idp_at(cfg, &public_url).await?;
+    let admin_password_file = match generated {
+        Some(pw) => {
+            let path = cfg.server.data_dir.join(ADMIN_PASSWORD_FILE);
+            master_key::write_private(&path, pw.as_bytes(), true)?;
+            Some(path)
+        }
+        None => None,
+    };
     tracing::info!(%identity_addr, "identity listener ready");
     let asserter = gateway::assertion_signer(idp.store.as_ref(), &idp.master_key).await?;
     let (gateway_addr, gateway, gateway_task) = gateway::start(
@@ -223,7 +238,7 @@ pub async fn start(cfg: &config::Config) -> anyhow::Result<Running> {
         gateway_task,
         config: cfg.clone(),
         idp,
-        generated_admin_password: generated,
+        admin_password_file,
         server,
     })
 }

@@ -114,11 +114,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Serve { config, db } => {
             let cfg = load(config.as_deref(), db)?;
             let running = gatehouse::start(&cfg).await?;
-            if let Some(pw) = &running.generated_admin_password {
-                // Printed once, to the terminal only; never logged.
+            if let Some(file) = &running.admin_password_file {
                 println!(
-                    "Bootstrap admin '{}' created with generated password: {pw}",
-                    cfg.admin_user
+                    "Bootstrap admin '{}' created; its generated password is in {} \
+                     (readable by you only; delete the file once you have changed it)",
+                    cfg.admin_user,
+                    file.display()
                 );
             }
             println!(

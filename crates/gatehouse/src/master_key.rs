@@ -21,7 +21,7 @@ pub fn load(cfg: &crate::config::Config) -> anyhow::Result<MasterKey> {
                     .with_context(|| format!("{} is not base64", path.display()))?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     let key: [u8; 32] = gatehouse_core::id::bytes();
-                    write_private(&path, STANDARD.encode(key).as_bytes())?;
+                    write_private(&path, STANDARD.encode(key).as_bytes(), false)?;
                     tracing::info!(path = %path.display(), "generated master key");
                     key.to_vec()
                 }
@@ -32,10 +32,26 @@ pub fn load(cfg: &crate::config::Config) -> anyhow::Result<MasterKey> {
     MasterKey::from_bytes(&raw).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// Writes a secret readable by its owner only (mode 0600 from the moment
+/// the file exists). `replace`: a file already there is removed first
+/// (never written through, since it may be a link or have wider modes);
+/// otherwise an existing file is an error.
 #[cfg(unix)]
-fn write_private(path: &std::path::Path, data: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(
+    path: &std::path::Path,
+    data: &[u8],
+    replace: bool,
+) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    if replace {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("replacing {}", path.display()));
+            }
+            _ => {}
+        }
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -47,6 +63,10 @@ fn write_private(path: &std::path::Path, data: &[u8]) -> anyhow::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &std::path::Path, data: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(
+    path: &std::path::Path,
+    data: &[u8],
+    _replace: bool,
+) -> anyhow::Result<()> {
     std::fs::write(path, data).with_context(|| format!("creating {}", path.display()))
 }

@@ -3769,3 +3769,82 @@ async fn a_realm_creator_administers_the_realm_it_created() {
         .collect();
     assert_eq!(names, ["mine"]);
 }
+
+/// A first start without `GATEHOUSE_ADMIN_PASSWORD` generates the admin's
+/// password into a file of the data folder that only its owner can read,
+/// and prints where it is, never the password: standard output is a log
+/// under systemd or a container runtime. The password in it logs in.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_generated_admin_password_goes_to_a_private_file_not_to_the_output() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nidentity_listen = \"127.0.0.1:0\"\ngateway_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
+            data.display()
+        ),
+    )
+    .expect("write config");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env_remove("GATEHOUSE_ADMIN_PASSWORD")
+        .env("GATEHOUSE_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn gatehouse");
+    let mut out = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut printed = String::new();
+    let base = loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), out.next_line())
+            .await
+            .expect("gatehouse starts")
+            .expect("read")
+            .expect("a line");
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(addr) = line.strip_prefix("Gatehouse identity provider listening on ") {
+            break addr.to_owned();
+        }
+    };
+    let file = data.join("admin-password");
+    assert!(printed.contains(&file.display().to_string()), "{printed}");
+    let mode = std::fs::metadata(&file).expect("file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let password = std::fs::read_to_string(&file).expect("read");
+    assert!(password.len() >= 20, "a generated password");
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{base}/realms/master/protocol/openid-connect/token"
+        ))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "admin-cli"),
+            ("username", "admin"),
+            ("password", password.as_str()),
+        ])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(r.status(), 200, "the file's password is the admin's");
+    child.kill().await.expect("kill");
+    let mut logs = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use tokio::io::AsyncReadExt;
+        e.read_to_string(&mut logs).await.expect("stderr");
+    }
+    while let Ok(Some(l)) = out.next_line().await {
+        printed.push_str(&l);
+    }
+    assert!(
+        !printed.contains(&password) && !logs.contains(&password),
+        "never printed or logged"
+    );
+}
