@@ -450,6 +450,14 @@ async fn a_hostile_token_corpus_is_refused() {
     }
     assert_eq!(up.hits(), 0, "nothing reached the upstream");
     assert_eq!(call(control).await, 200, "the same recipe, nothing wrong");
+    // The latest expiry an integer can say is the issuer's to sign: a
+    // token, not an overflow.
+    let far = claims.replacen(
+        &format!(r#""exp":{}"#, now + 300),
+        r#""exp":9223372036854775807"#,
+        1,
+    );
+    assert_eq!(call(rs(&header, &far)).await, 200, "exp = i64::MAX");
 }
 
 /// RFC 7519 lets a NumericDate carry a fraction (PyJWT and panva/jose

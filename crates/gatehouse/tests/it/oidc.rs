@@ -2096,6 +2096,13 @@ async fn signed_jwt_client_authentication() {
         200,
         "RFC 7519 NumericDates may be fractional"
     );
+    let mut far = ac("pk", &token_url, "k4");
+    far["exp"] = serde_json::json!(i64::MAX);
+    assert_eq!(
+        grant(issuer.sign(&far)).await.status(),
+        200,
+        "the latest expiry is a time, not an overflow"
+    );
     // Signed by someone else's key, or claiming another client.
     let other = crate::peers::issuer().await;
     assert_eq!(

@@ -174,6 +174,22 @@ async fn request_objects_carry_the_authorization_request() {
         assert_eq!(r.status(), 400, "{why}");
         assert!(r.headers().get("location").is_none(), "{why}");
     }
+    // Fractional and extreme NumericDates are times, not errors or
+    // overflows.
+    let extreme = |c: &mut Value| {
+        c["exp"] = json!(i64::MAX);
+        c["nbf"] = json!(i64::MIN);
+    };
+    for (why, obj) in [
+        ("exp and nbf at the ends of i64", with(&extreme)),
+        (
+            "fractional exp",
+            with(&|c| c["exp"] = json!(now as f64 + 60.5)),
+        ),
+    ] {
+        let r = authorize(&s, &[("client_id", "app"), ("request", &obj)]).await;
+        assert_eq!(r.status(), 200, "{why}");
+    }
 
     // A client that requires request objects: a plain request is refused.
     s.edit_client(&t, "demo", "app", |c| {

@@ -277,7 +277,8 @@ impl JwtAuthorizer {
         };
         // One expiry rule for the memo and the cache (a fresh verification
         // has passed it already); the cache is keyed by the credential.
-        if now > id.exp + self.rules.leeway as i64 {
+        // Saturating: an issuer may sign `"exp": 9223372036854775807`.
+        if now > id.exp.saturating_add(self.rules.leeway as i64) {
             self.cache.invalidate(&id.credential);
             return Err(Reject::Invalid("token expired"));
         }

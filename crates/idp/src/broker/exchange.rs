@@ -177,7 +177,7 @@ async fn id_token_claims(idp: &Idp, p: &OidcProvider, token: &str) -> Result<Val
             if !aud_ok {
                 return Err(Failure::new("ID token rejected: audience mismatch"));
             }
-            if numeric_date(&c["exp"]).is_none_or(|exp| exp + p.clock_skew < now) {
+            if numeric_date(&c["exp"]).is_none_or(|exp| exp < now.saturating_sub(p.clock_skew)) {
                 return Err(Failure::new("ID token rejected: expired"));
             }
             c

@@ -243,7 +243,7 @@ fn check_claims(
         return Err(invalid("Token audience doesn't match domain"));
     }
     let exp = numeric_date(&claims["exp"]).ok_or_else(|| invalid("Token has no expiration"))?;
-    if exp + LEEWAY < now {
+    if exp < now - LEEWAY {
         return Err(invalid("Token is not active"));
     }
     for k in ["nbf", "iat"] {
@@ -255,10 +255,11 @@ fn check_claims(
         .as_str()
         .filter(|j| !j.is_empty())
         .ok_or_else(|| invalid("Token has no jti"))?;
-    if !idp
-        .assertions
-        .first_use(format!("{}:{jti}", client.id), exp + LEEWAY, now)
-    {
+    if !idp.assertions.first_use(
+        format!("{}:{jti}", client.id),
+        exp.saturating_add(LEEWAY),
+        now,
+    ) {
         return Err(invalid("Token reuse detected"));
     }
     Ok(())

@@ -232,12 +232,12 @@ fn merge(
         }
     }
     if let Some(exp) = claims.get("exp").map(numeric_date)
-        && exp.is_none_or(|e| e + LEEWAY < now)
+        && exp.is_none_or(|e| e < now - LEEWAY)
     {
         return Err("Request object expired".into());
     }
     if let Some(nbf) = claims.get("nbf").map(numeric_date_ceil)
-        && nbf.is_none_or(|n| n - LEEWAY > now)
+        && nbf.is_none_or(|n| n > now + LEEWAY)
     {
         return Err("Request object not yet valid".into());
     }
