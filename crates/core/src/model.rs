@@ -72,10 +72,13 @@ pub fn default_optional_scopes() -> Vec<String> {
 impl Realm {
     /// A whole number Keycloak keeps in the realm representation, as a
     /// number or as text.
+    /// Keycloak's realm numbers are 32-bit: anything beyond counts as
+    /// unset, so no lifespan can overflow the arithmetic on it.
     fn number(&self, key: &str) -> Option<i64> {
         self.extra
             .get(key)
             .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+            .filter(|n| i32::try_from(*n).is_ok())
     }
 
     /// A number of seconds (`accessCodeLifespan`...), or `default` where
@@ -121,6 +124,20 @@ impl Realm {
             None => self.session_limits(s.remember_me),
         };
         (last_access + idle).min(s.started + max)
+    }
+
+    /// When `s` ends at the latest however busy it is: its maximum lifespan
+    /// (the client's, within its SSO session's, counted from the login;
+    /// offline sessions only when `offlineSessionMaxLifespanEnabled`).
+    /// Keycloak ends an access token there, so no token outlives its
+    /// session (its `TokenManager.getTokenExpiration`).
+    pub fn session_max_end(&self, s: &Session, client: &Client) -> Option<i64> {
+        if s.offline {
+            return self.offline_max_lifespan().map(|m| s.started + m);
+        }
+        let (_, client_max) = self.client_session_limits(client, s.remember_me);
+        let (_, sso_max) = self.session_limits(s.remember_me);
+        Some((s.started + client_max).min(s.auth_time + sso_max))
     }
 
     /// How long an authorization code lives (`accessCodeLifespan`, 60 s).
@@ -601,8 +618,9 @@ impl Client {
     pub fn access_token_lifespan(&self) -> Option<i64> {
         self.attributes
             .get("access.token.lifespan")
-            .and_then(|v| v.parse().ok())
-            .filter(|v: &i64| *v > 0)
+            .and_then(|v| v.parse::<i32>().ok())
+            .filter(|v| *v > 0)
+            .map(i64::from)
     }
 
     /// A Keycloak boolean attribute (`"true"`/`"false"` strings), with the

@@ -242,9 +242,12 @@ pub fn apply_realm(r: &mut Realm, v: &Value) -> Result<(), String> {
         r.display_name = s(v, "displayName");
     }
     r.enabled = b(v, "enabled").unwrap_or(r.enabled);
+    // Keycloak's representation holds these as 32-bit integers; a larger
+    // lifespan would overflow the arithmetic on it (`now + lifespan`).
     let pos = |k: &str, cur: i64| -> Result<i64, String> {
         match i(v, k) {
             Some(x) if x <= 0 => Err(format!("{k} must be positive")),
+            Some(x) if x > i64::from(i32::MAX) => Err(format!("{k} is out of range")),
             Some(x) => Ok(x),
             None => Ok(cur),
         }

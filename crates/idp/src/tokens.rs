@@ -928,10 +928,13 @@ pub async fn claims(
         .scoped_to(idp, g.realm, g.client, &scopes)
         .await?;
     let issuer = idp.issuer(&g.realm.name);
-    let lifespan = g
-        .client
-        .access_token_lifespan()
-        .unwrap_or(g.realm.access_token_lifespan);
+    let lifespan = within_session(
+        g,
+        now,
+        g.client
+            .access_token_lifespan()
+            .unwrap_or(g.realm.access_token_lifespan),
+    );
     let mut aud: BTreeSet<String> = BTreeSet::new();
 
     let mut at = Map::new();
@@ -1104,7 +1107,7 @@ pub async fn front_channel(
     let now = gatehouse_core::time::now();
     let Claims { mut access, id, .. } = claims(idp, g, now, with_id).await?;
     // Keycloak gives front-channel access tokens their own lifespan.
-    let lifespan = g.realm.implicit_token_lifespan();
+    let lifespan = within_session(g, now, g.realm.implicit_token_lifespan());
     access.insert("exp".into(), json!(now + lifespan));
     let mut out = Vec::new();
     let access_token = if with_token {
@@ -1168,6 +1171,16 @@ pub async fn userinfo(
     let mut ignored = BTreeSet::new();
     apply_mappers(&mut c, &mut ignored, &g, &scopes, &id, Target::UserInfo);
     Ok(Value::Object(c))
+}
+
+/// `lifespan` cut to what is left of the grant's session at `now`
+/// ([`Realm::session_max_end`]): a token issued near the end of a session
+/// ends with it, as Keycloak's do.
+fn within_session(g: &Grant<'_>, now: i64, lifespan: i64) -> i64 {
+    match g.session.and_then(|s| g.realm.session_max_end(s, g.client)) {
+        Some(end) => lifespan.min(end - now).max(0),
+        None => lifespan,
+    }
 }
 
 /// OIDC's left-half hash of a token, code or state (`at_hash`, `c_hash`,

@@ -3848,3 +3848,80 @@ async fn a_generated_admin_password_goes_to_a_private_file_not_to_the_output() {
         "never printed or logged"
     );
 }
+
+/// Keycloak's realm lifespans are 32-bit integers: a larger one is a 400,
+/// not a lifespan that overflows `now + lifespan` in every token; a client
+/// `access.token.lifespan` beyond that range counts as unset.
+#[tokio::test]
+async fn lifespans_beyond_keycloaks_range_are_refused_or_ignored() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    for v in [json!(i64::MAX), json!(2_147_483_648_i64)] {
+        let code = s
+            .admin_put(&t, "/demo", Some(&json!({"accessTokenLifespan": v})))
+            .await;
+        assert_eq!(code, 400, "{v}");
+    }
+    let code = s
+        .admin_put(
+            &t,
+            "/demo",
+            Some(&json!({"accessTokenLifespan": i32::MAX, "accessCodeLifespan": i64::MAX})),
+        )
+        .await;
+    assert_eq!(code, 204, "the largest Keycloak allows");
+    let code = s
+        .admin_put(&t, "/demo", Some(&json!({"accessTokenLifespan": 600})))
+        .await;
+    assert_eq!(code, 204);
+    s.edit_client(&t, "demo", "app", |c| {
+        c["attributes"]["access.token.lifespan"] = json!(i64::MAX.to_string());
+    })
+    .await;
+    let tokens = s.alice_tokens(None).await;
+    let at = claims(tokens["access_token"].as_str().expect("token"));
+    let lifespan = at["exp"].as_i64().expect("exp") - at["iat"].as_i64().expect("iat");
+    assert_eq!(lifespan, 600, "the realm's, not the client's");
+}
+
+/// No access token outlives its session, as Keycloak cuts them: one issued
+/// near the end of the SSO session's, the client session's or an offline
+/// session's maximum lifespan ends with it; a session-less token (client
+/// credentials) keeps the whole lifespan.
+#[tokio::test]
+async fn access_tokens_end_with_their_session() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let lifespan = |tokens: &Value| {
+        let at = claims(tokens["access_token"].as_str().expect("token"));
+        let exp = at["exp"].as_i64().expect("exp");
+        let life = exp - at["iat"].as_i64().expect("iat");
+        assert_eq!(
+            tokens["expires_in"],
+            json!(life),
+            "expires_in says the same"
+        );
+        if let Some(id) = tokens["id_token"].as_str() {
+            assert_eq!(claims(id)["exp"], json!(exp), "the ID token's too");
+        }
+        life
+    };
+    let rep = json!({"accessTokenLifespan": 300, "ssoSessionMaxLifespan": 100,
+        "offlineSessionMaxLifespanEnabled": true, "offlineSessionMaxLifespan": 120});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&rep)).await, 204);
+    let life = lifespan(&s.alice_tokens(Some("openid")).await);
+    assert!((98..=100).contains(&life), "SSO max: {life}");
+    let offline = s.alice_tokens(Some("offline_access")).await;
+    let life = lifespan(&offline);
+    assert!((118..=120).contains(&life), "offline max: {life}");
+    s.edit_client(&t, "demo", "app", |c| {
+        c["attributes"]["client.session.max.lifespan"] = json!("60");
+    })
+    .await;
+    let life = lifespan(&s.alice_tokens(None).await);
+    assert!((58..=60).contains(&life), "client session max: {life}");
+    let cc = s.service_token("demo", "app", "app-secret").await;
+    let at = claims(&cc);
+    let life = at["exp"].as_i64().expect("exp") - at["iat"].as_i64().expect("iat");
+    assert_eq!(life, 300, "no session, the whole lifespan");
+}
