@@ -68,6 +68,15 @@ impl RateLimitConfig {
         if self.rate == 0 {
             return Err("rate_limit.rate must be positive".into());
         }
+        // One request per nanosecond at most: the emission interval must
+        // not round to zero (it divides the remaining count).
+        let most = window_s * 1_000_000_000;
+        if self.rate > most {
+            return Err(format!(
+                "rate_limit.rate {} is more than one request a nanosecond (at most {most} per {})",
+                self.rate, self.per
+            ));
+        }
         let key = match self.key.as_deref() {
             None if public => KeyKind::Ip,
             None | Some("subject") => KeyKind::Subject,
@@ -256,5 +265,14 @@ mod tests {
         assert!(c("fortnight", None).policy(false).is_err());
         assert!(c("second", Some("subject")).policy(true).is_err());
         assert_eq!(c("minute", None).policy(true).expect("ok").key, KeyKind::Ip);
+        // Faster than one a nanosecond: the interval would be 0 and every
+        // request would divide by it.
+        let fast = |rate: u64| RateLimitConfig {
+            rate,
+            ..c("second", None)
+        };
+        assert!(fast(1_000_000_001).policy(false).is_err());
+        let p = fast(1_000_000_000).policy(false).expect("the fastest");
+        assert!(LocalLimiter::default().check("k", &p, 0).allowed);
     }
 }
