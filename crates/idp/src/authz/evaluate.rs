@@ -155,7 +155,9 @@ fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(claims, |v, k| v.get(k))
 }
 
-/// "yyyy-MM-dd HH:mm:ss" (or a date alone) as Unix seconds, UTC.
+/// "yyyy-MM-dd HH:mm:ss" (or a date alone) as Unix seconds, UTC; None
+/// for a field out of its calendar range (a year past 9999 would overflow
+/// the day arithmetic).
 fn parse_time(s: &str) -> Option<i64> {
     let (date, time) = s.trim().split_once(' ').unwrap_or((s.trim(), "00:00:00"));
     let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
@@ -166,7 +168,15 @@ fn parse_time(s: &str) -> Option<i64> {
         t.next().flatten().unwrap_or(0),
         t.next().flatten().unwrap_or(0),
     );
-    Some(gatehouse_core::time::days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss)
+    let in_range = (0..=9999).contains(&y)
+        && (1..=12).contains(&m)
+        && (1..=31).contains(&day)
+        && (0..=23).contains(&hh)
+        && (0..=59).contains(&mm)
+        && (0..=59).contains(&ss);
+    in_range.then(|| {
+        gatehouse_core::time::days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss
+    })
 }
 
 /// Keycloak's time policy, in UTC: every condition set must hold.
@@ -547,5 +557,13 @@ mod tests {
         assert!(time_holds(&p, at("2026-03-02 10:30:00")));
         assert!(!time_holds(&p, at("2026-03-02 18:00:00")));
         assert!(!time_holds(&p, at("2025-12-31 10:00:00")));
+        // A date no calendar has is no time: the policy does not hold,
+        // and nothing overflows.
+        assert_eq!(parse_time("9223372036854775807-01-01"), None);
+        assert_eq!(parse_time("2026-13-01 00:00:00"), None);
+        let mut odd = p.clone();
+        odd.config
+            .insert("nbf".into(), "9223372036854775807-01-01".into());
+        assert!(!time_holds(&odd, at("2026-03-02 10:30:00")));
     }
 }
