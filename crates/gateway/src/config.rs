@@ -27,6 +27,13 @@ fn default_true() -> bool {
 fn default_timeout_ms() -> u64 {
     30_000
 }
+
+/// The longest any timeout, ejection or clock leeway may be: a day. Longer
+/// values mean nothing a gateway should wait for, and an unbounded one
+/// overflows the deadline arithmetic (`Instant + Duration` panics) on
+/// every request instead of being refused at load.
+const MAX_MS: u64 = 86_400_000;
+const MAX_S: u64 = MAX_MS / 1000;
 fn default_upstream_protocol() -> String {
     "http1".into()
 }
@@ -325,6 +332,9 @@ fn new_authorizer(
             if a.realm.is_some() || a.header.is_some() {
                 return Err(at("`realm` and `header` belong to apikey authorizers"));
             }
+            if a.leeway_seconds > MAX_S {
+                return Err(at("leeway_seconds must be at most 86400 (a day)"));
+            }
             let j = JwtAuthorizer::new(name, a.clone(), http.clone())?;
             Ok(Authorizer::Jwt(Box::new(j)))
         }
@@ -494,6 +504,15 @@ impl Snapshot {
         http: &reqwest::Client,
         apikeys: Option<&Arc<dyn ApiKeyLookup>>,
     ) -> Result<Snapshot> {
+        if file
+            .gateway
+            .header_read_timeout_ms
+            .is_some_and(|t| t > MAX_MS)
+        {
+            return Err(Error::Config(
+                "[gateway] header_read_timeout_ms must be at most 86400000 (a day)".into(),
+            ));
+        }
         let mut authorizers = HashMap::new();
         for (name, a) in &file.authorizers {
             // Unchanged authorizers are carried over with their caches.
@@ -673,8 +692,13 @@ impl Snapshot {
             } else {
                 tls_config
             };
-            if r.timeout_ms == 0 || r.connect_timeout_ms == 0 {
-                return Err(at("timeouts must be positive"));
+            if !(1..=MAX_MS).contains(&r.timeout_ms)
+                || !(1..=MAX_MS).contains(&r.connect_timeout_ms)
+            {
+                return Err(at("timeouts must be between 1 and 86400000 ms (a day)"));
+            }
+            if r.eject_seconds > MAX_S {
+                return Err(at("eject_seconds must be at most 86400 (a day)"));
             }
             routes.push(Arc::new(Route {
                 prefix: r.path.trim_end_matches('/').to_owned(),

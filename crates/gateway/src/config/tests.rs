@@ -144,3 +144,39 @@ fn client_id_as_audience_defaults_on_for_cognito_user_pools_only() {
         "issuer = \"https://idp.example\"\nclient_id_as_audience = true"
     ));
 }
+
+/// Durations past a day are refused at load with the setting's name, where
+/// an unbounded one overflowed the deadline arithmetic on every request
+/// (`Instant + Duration` panics) or jsonwebtoken's `now - leeway`.
+#[test]
+fn durations_beyond_a_day_are_refused_at_load() {
+    let route = |extra: &str| {
+        format!(
+            "[[routes]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:9\"\npublic = true\n{extra}"
+        )
+    };
+    for (text, says) in [
+        (route("timeout_ms = 18446744073709551615\n"), "timeouts"),
+        (route("connect_timeout_ms = 86400001\n"), "timeouts"),
+        (route("timeout_ms = 0\n"), "timeouts"),
+        (
+            route("eject_seconds = 18446744073709551615\n"),
+            "eject_seconds",
+        ),
+        (
+            format!("{AUTHZ}leeway_seconds = 18446744073709551615\n"),
+            "leeway_seconds",
+        ),
+        (
+            "[gateway]\nheader_read_timeout_ms = 18446744073709551615\n".to_owned(),
+            "header_read_timeout_ms",
+        ),
+    ] {
+        let e = build(&text).expect_err(says);
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    build(&route(
+        "timeout_ms = 86400000\nconnect_timeout_ms = 1\neject_seconds = 86400\n",
+    ))
+    .expect("a day is allowed");
+}
