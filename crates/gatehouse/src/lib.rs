@@ -55,6 +55,17 @@ impl Running {
 }
 
 /// Opens the store and the master key, bootstraps realm `master`.
+/// Creates the data folder for its owner alone (mode 0700 on Unix): the
+/// database in it holds password hashes and client secrets. A folder that
+/// exists already keeps the modes its owner gave it.
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(path)
+}
+
 pub async fn open_idp(cfg: &config::Config) -> anyhow::Result<(Arc<Idp>, Option<String>)> {
     open_idp_at(cfg, &cfg.public_url()).await
 }
@@ -63,7 +74,7 @@ async fn open_idp_at(
     cfg: &config::Config,
     public_url: &str,
 ) -> anyhow::Result<(Arc<Idp>, Option<String>)> {
-    std::fs::create_dir_all(&cfg.server.data_dir)
+    create_private_dir(&cfg.server.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.server.data_dir.display()))?;
     let key = master_key::load(cfg)?;
     let db = cfg.database_url();

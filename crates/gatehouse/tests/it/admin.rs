@@ -3814,6 +3814,8 @@ async fn a_generated_admin_password_goes_to_a_private_file_not_to_the_output() {
             break addr.to_owned();
         }
     };
+    let folder = std::fs::metadata(&data).expect("data").permissions().mode();
+    assert_eq!(folder & 0o777, 0o700, "the data folder is its owner's");
     let file = data.join("admin-password");
     assert!(printed.contains(&file.display().to_string()), "{printed}");
     let mode = std::fs::metadata(&file).expect("file").permissions().mode();
