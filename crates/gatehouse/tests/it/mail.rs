@@ -545,6 +545,11 @@ async fn admins_mail_action_links_and_test_the_server() {
             json!(["UPDATE_PASSWORD"]),
             "Invalid lifespan",
         ),
+        (
+            "?lifespan=9223372036854775807",
+            json!(["UPDATE_PASSWORD"]),
+            "Invalid lifespan",
+        ),
     ] {
         let r = put(q(query), Some(body)).await.expect("put");
         assert_eq!(r.status(), 400, "{query}");

@@ -95,7 +95,12 @@ fn date_ms(s: &str, end_of_day: bool) -> Option<i64> {
     // yyyy-MM-dd, as Keycloak accepts.
     let mut it = s.split('-').map(|p| p.parse::<i64>().ok());
     let (y, m, d) = (it.next()??, it.next()??, it.next()??);
-    if it.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    // Years past 9999 would overflow the day arithmetic.
+    if it.next().is_some()
+        || !(0..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+    {
         return None;
     }
     let days = gatehouse_core::time::days_from_civil(y, m, d);
@@ -214,6 +219,8 @@ mod tests {
             "2024-01-32",
             "2024-01-01-01",
             "2024-01",
+            "9223372036854775807-01-01",
+            "10000-01-01",
         ] {
             assert_eq!(super::date_ms(bad, false), None, "{bad}");
         }

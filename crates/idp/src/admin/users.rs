@@ -1075,9 +1075,12 @@ async fn link_request(
     let lifespan = match q.get("lifespan") {
         None => None,
         Some(l) => Some(
-            l.parse::<i64>()
+            // Keycloak's `lifespan` is a 32-bit integer; a larger one
+            // would overflow the link's expiry.
+            l.parse::<i32>()
                 .ok()
                 .filter(|l| *l > 0)
+                .map(i64::from)
                 .ok_or_else(|| AdminError::bad_request("Invalid lifespan"))?,
         ),
     };
