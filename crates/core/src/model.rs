@@ -71,8 +71,7 @@ pub fn default_optional_scopes() -> Vec<String> {
 
 impl Realm {
     /// A whole number Keycloak keeps in the realm representation, as a
-    /// number or as text.
-    /// Keycloak's realm numbers are 32-bit: anything beyond counts as
+    /// number or as text. Keycloak's are 32-bit: anything beyond counts as
     /// unset, so no lifespan can overflow the arithmetic on it.
     fn number(&self, key: &str) -> Option<i64> {
         self.extra

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 
 /// The file in the data folder that holds a generated bootstrap admin
 /// password (the operator reads it, then deletes it).
-pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+const ADMIN_PASSWORD_FILE: &str = "admin-password";
 
 /// A running Gatehouse.
 pub struct Running {
@@ -54,7 +54,6 @@ impl Running {
     }
 }
 
-/// Opens the store and the master key, bootstraps realm `master`.
 /// Creates the data folder for its owner alone (mode 0700 on Unix): the
 /// database in it holds password hashes and client secrets. A folder that
 /// exists already keeps the modes its owner gave it.
@@ -66,6 +65,7 @@ fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
     b.create(path)
 }
 
+/// Opens the store and the master key, bootstraps realm `master`.
 pub async fn open_idp(cfg: &config::Config) -> anyhow::Result<(Arc<Idp>, Option<String>)> {
     open_idp_at(cfg, &cfg.public_url()).await
 }

@@ -180,6 +180,10 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// `addr`'s IP as text.
     pub ip_text: HeaderValue,
+    /// Whether `addr` is one of the gateway's trusted proxies, decided once
+    /// per connection: only then is the caller read from its forwarding
+    /// header, and its `Forwarded` / `X-Real-IP` passed on.
+    pub via_trusted_proxy: bool,
     /// `https` on a TLS listener, else `http`: the upstream's
     /// `X-Forwarded-Proto`, so that the links it builds keep the scheme.
     pub proto: &'static str,
@@ -224,10 +228,15 @@ impl ConnectionMemo {
 
 impl Peer {
     /// Describes a freshly accepted connection.
-    pub fn new(addr: SocketAddr, tls: bool) -> Peer {
+    pub fn new(
+        addr: SocketAddr,
+        tls: bool,
+        trusted: &gatehouse_core::client_ip::TrustedProxies,
+    ) -> Peer {
         Peer {
             addr,
             ip_text: ip_header(addr.ip()),
+            via_trusted_proxy: trusted.trusts(addr.ip()),
             proto: if tls { "https" } else { "http" },
             memo: Arc::default(),
         }
@@ -245,7 +254,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<RequestBody>, peer: Peer) -> 
     let started = Instant::now();
     let snap = gw.snapshot.load_full();
     let rid = request_id(&req);
-    let client_ip = if gw.trusted_proxies.is_empty() {
+    let client_ip = if !peer.via_trusted_proxy {
         remote.ip()
     } else {
         let xff = req.headers().get_all(gw.trusted_proxies.header().name());
@@ -663,8 +672,7 @@ async fn run_route(
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         .or_else(|| parts.headers.get(header::HOST).cloned());
     let id = identity.as_deref();
-    let via_trusted_proxy = gw.trusted_proxies.trusts(peer.addr.ip());
-    upstream_headers(gw, &route, &mut parts.headers, id, via_trusted_proxy);
+    upstream_headers(gw, &route, &mut parts.headers, id, peer.via_trusted_proxy);
     // Host, X-Forwarded-*, X-Request-Id: for the target's own connections
     // written into the head with the identity headers; set in the header
     // map for everything else.

@@ -65,7 +65,7 @@ pub async fn serve(
     loop {
         let (stream, remote) = accept(&listener).await;
         let timeout = gw.snapshot.load().file.gateway.header_read_timeout();
-        let peer = crate::pipeline::Peer::new(remote, acceptor.is_some());
+        let peer = crate::pipeline::Peer::new(remote, acceptor.is_some(), &gw.trusted_proxies);
         let gw = gw.clone();
         let handle = move |req| crate::pipeline::handle(gw.clone(), req, peer.clone());
         let Some(acceptor) = acceptor.clone() else {
