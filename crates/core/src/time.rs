@@ -19,6 +19,15 @@ pub fn now_nanos() -> i128 {
         .unwrap_or(0)
 }
 
+/// [`days_from_civil`] of a date someone wrote (a query parameter, a
+/// policy): None unless the year is 0 to 9999, the month 1 to 12 and the
+/// day 1 to 31, so a year like 9223372036854775807 is refused rather than
+/// overflowing the day arithmetic.
+pub fn days_of_written_date(y: i64, m: i64, d: i64) -> Option<i64> {
+    ((0..=9999).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&d))
+        .then(|| days_from_civil(y, m, d))
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's
 /// algorithm): date filters and calendar quotas without a date crate.
 pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {

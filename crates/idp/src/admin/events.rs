@@ -95,15 +95,10 @@ fn date_ms(s: &str, end_of_day: bool) -> Option<i64> {
     // yyyy-MM-dd, as Keycloak accepts.
     let mut it = s.split('-').map(|p| p.parse::<i64>().ok());
     let (y, m, d) = (it.next()??, it.next()??, it.next()??);
-    // Years past 9999 would overflow the day arithmetic.
-    if it.next().is_some()
-        || !(0..=9999).contains(&y)
-        || !(1..=12).contains(&m)
-        || !(1..=31).contains(&d)
-    {
+    if it.next().is_some() {
         return None;
     }
-    let days = gatehouse_core::time::days_from_civil(y, m, d);
+    let days = gatehouse_core::time::days_of_written_date(y, m, d)?;
     Some(days * 86_400_000 + if end_of_day { 86_399_999 } else { 0 })
 }
 

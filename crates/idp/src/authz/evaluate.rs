@@ -168,15 +168,9 @@ fn parse_time(s: &str) -> Option<i64> {
         t.next().flatten().unwrap_or(0),
         t.next().flatten().unwrap_or(0),
     );
-    let in_range = (0..=9999).contains(&y)
-        && (1..=12).contains(&m)
-        && (1..=31).contains(&day)
-        && (0..=23).contains(&hh)
-        && (0..=59).contains(&mm)
-        && (0..=59).contains(&ss);
-    in_range.then(|| {
-        gatehouse_core::time::days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss
-    })
+    let clock_ok = (0..=23).contains(&hh) && (0..=59).contains(&mm) && (0..=59).contains(&ss);
+    let days = gatehouse_core::time::days_of_written_date(y, m, day).filter(|_| clock_ok)?;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 /// Keycloak's time policy, in UTC: every condition set must hold.
