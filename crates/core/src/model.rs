@@ -270,6 +270,17 @@ impl ProtocolMapper {
     }
 }
 
+/// How long a client's access tokens live when the client overrides its
+/// realm (see `Client::access_token_lifespan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenLifespan {
+    /// A fixed number of seconds from issue.
+    Seconds(i64),
+    /// Until the SSO session's maximum lifespan (Keycloak's `-1`): counted
+    /// from the session's start, or from now for a grant without one.
+    SessionMax,
+}
+
 /// A client scope (Keycloak's "client scope"): a named set of protocol
 /// mappers that clients take as default scopes (always applied) or
 /// optional ones (applied when the `scope` parameter asks for them).
@@ -613,13 +624,21 @@ impl Client {
         }
     }
 
-    /// Per-client override of the access token lifespan (Keycloak attribute).
-    pub fn access_token_lifespan(&self) -> Option<i64> {
-        self.attributes
+    /// Per-client override of the access token lifespan (Keycloak attribute
+    /// `access.token.lifespan`): seconds, or Keycloak's `-1`, "until the
+    /// session's maximum", which the console writes for "Expires with
+    /// session". Anything else (zero, other negatives, past 32 bits) is
+    /// ignored, as it would make every token expired on arrival.
+    pub fn access_token_lifespan(&self) -> Option<TokenLifespan> {
+        match self
+            .attributes
             .get("access.token.lifespan")
-            .and_then(|v| v.parse::<i32>().ok())
-            .filter(|v| *v > 0)
-            .map(i64::from)
+            .and_then(|v| v.trim().parse::<i32>().ok())?
+        {
+            -1 => Some(TokenLifespan::SessionMax),
+            v if v > 0 => Some(TokenLifespan::Seconds(i64::from(v))),
+            _ => None,
+        }
     }
 
     /// A Keycloak boolean attribute (`"true"`/`"false"` strings), with the

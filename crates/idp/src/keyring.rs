@@ -13,7 +13,7 @@
 
 use crate::error::OAuthError;
 use crate::state::Idp;
-use gatehouse_core::model::{Client, Event, Realm};
+use gatehouse_core::model::{Client, Event, Realm, TokenLifespan};
 use gatehouse_jose::keys::{Alg, SigningKey};
 use gatehouse_jose::verify::KeySet;
 use gatehouse_store::KeyRecord;
@@ -277,8 +277,13 @@ pub async fn rotate(
         .access_token_lifespan
         .max(realm.implicit_token_lifespan());
     for c in idp.store.clients(&realm.id).await? {
-        if let Some(l) = c.access_token_lifespan() {
-            longest = longest.max(l);
+        match c.access_token_lifespan() {
+            Some(TokenLifespan::Seconds(l)) => longest = longest.max(l),
+            Some(TokenLifespan::SessionMax) => {
+                let sso_max = realm.session_limits(false).1;
+                longest = longest.max(sso_max.max(realm.session_limits(true).1));
+            }
+            None => {}
         }
     }
     let retire_at = sign_from + longest + 60;

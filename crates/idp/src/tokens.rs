@@ -928,13 +928,7 @@ pub async fn claims(
         .scoped_to(idp, g.realm, g.client, &scopes)
         .await?;
     let issuer = idp.issuer(&g.realm.name);
-    let lifespan = within_session(
-        g,
-        now,
-        g.client
-            .access_token_lifespan()
-            .unwrap_or(g.realm.access_token_lifespan),
-    );
+    let lifespan = within_session(g, now, access_lifespan(g, now));
     let mut aud: BTreeSet<String> = BTreeSet::new();
 
     let mut at = Map::new();
@@ -1176,6 +1170,23 @@ pub async fn userinfo(
 /// `lifespan` cut to what is left of the grant's session at `now`
 /// ([`Realm::session_max_end`]): a token issued near the end of a session
 /// ends with it, as Keycloak's do.
+/// The access token lifespan before the session's end is applied: the
+/// client's override or the realm's. Keycloak's "until the session's
+/// maximum" counts from the session's start and takes the realm's SSO
+/// maximum (remember-me's when the session has it), even for an offline
+/// session; a grant without a session starts one now.
+fn access_lifespan(g: &Grant<'_>, now: i64) -> i64 {
+    use gatehouse_core::model::TokenLifespan;
+    match g.client.access_token_lifespan() {
+        Some(TokenLifespan::Seconds(s)) => s,
+        Some(TokenLifespan::SessionMax) => match g.session {
+            Some(s) => s.started + g.realm.session_limits(s.remember_me).1 - now,
+            None => g.realm.session_limits(false).1,
+        },
+        None => g.realm.access_token_lifespan,
+    }
+}
+
 fn within_session(g: &Grant<'_>, now: i64, lifespan: i64) -> i64 {
     match g.session.and_then(|s| g.realm.session_max_end(s, g.client)) {
         Some(end) => lifespan.min(end - now).max(0),

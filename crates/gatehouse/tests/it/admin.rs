@@ -3927,3 +3927,35 @@ async fn access_tokens_end_with_their_session() {
     let life = at["exp"].as_i64().expect("exp") - at["iat"].as_i64().expect("iat");
     assert_eq!(life, 300, "no session, the whole lifespan");
 }
+
+/// A client's `access.token.lifespan` of `-1` is Keycloak's "expires with
+/// the session": its tokens live until the SSO session's maximum (a
+/// session-less client-credentials token gets the whole maximum from now),
+/// not the realm's five minutes; zero counts as unset.
+#[tokio::test]
+async fn access_tokens_can_expire_with_the_session() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let rep = json!({"accessTokenLifespan": 300, "ssoSessionMaxLifespan": 7200});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&rep)).await, 204);
+    let life = |token: &str| {
+        let at = claims(token);
+        at["exp"].as_i64().expect("exp") - at["iat"].as_i64().expect("iat")
+    };
+    s.edit_client(&t, "demo", "app", |c| {
+        c["attributes"]["access.token.lifespan"] = json!("-1");
+    })
+    .await;
+    let tokens = s.alice_tokens(None).await;
+    let l = life(tokens["access_token"].as_str().expect("token"));
+    assert!((7198..=7200).contains(&l), "until the SSO maximum: {l}");
+    assert_eq!(tokens["expires_in"], json!(l));
+    let l = life(&s.service_token("demo", "app", "app-secret").await);
+    assert_eq!(l, 7200, "a client-credentials token: the whole maximum");
+    s.edit_client(&t, "demo", "app", |c| {
+        c["attributes"]["access.token.lifespan"] = json!("0");
+    })
+    .await;
+    let l = life(&s.service_token("demo", "app", "app-secret").await);
+    assert_eq!(l, 300, "zero is unset: the realm's");
+}
