@@ -15,6 +15,9 @@ async fn discovery_and_password_grant_with_keycloak_claims() {
         format!("{}/realms/demo/protocol/openid-connect/token", s.base)
     );
     assert_eq!(d["code_challenge_methods_supported"][0], "S256");
+    // Keycloak's levels without step-up: 1 for a login, 0 for SSO.
+    assert_eq!(d["acr_values_supported"], json!(["0", "1"]));
+    assert_eq!(d["claim_types_supported"], json!(["normal"]));
     // The realm's own scopes, its custom `orders:read` among them.
     let scopes: Vec<&str> = d["scopes_supported"]
         .as_array()

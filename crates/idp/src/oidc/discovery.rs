@@ -62,7 +62,7 @@ pub async fn document(
         "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
         "HS384", "HS512",
     ];
-    Ok(json!({
+    let mut metadata = json!({
         "issuer": iss,
         "authorization_endpoint": format!("{p}/auth"),
         "token_endpoint": format!("{p}/token"),
@@ -111,5 +111,11 @@ pub async fn document(
         "tls_client_certificate_bound_access_tokens": false,
         "dpop_signing_alg_values_supported": gatehouse_jose::dpop::ALGORITHMS,
         "authorization_response_iss_parameter_supported": true,
-    }))
+    });
+    // Only normal claims (no aggregated or distributed ones), and
+    // Keycloak's two levels without step-up (the `acr` claim's values).
+    // Set apart: one more key in the literal passes `json!`'s recursion limit.
+    metadata["claim_types_supported"] = json!(["normal"]);
+    metadata["acr_values_supported"] = json!(["0", "1"]);
+    Ok(metadata)
 }
