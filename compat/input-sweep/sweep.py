@@ -121,7 +121,7 @@ for path in replaced:
     admin("PUT", path, json=rep)
 
 created = {
-    "/admin/realms/f/users": {"username": "n", "email": "n@x.y", "firstName": "a", "attributes": {"k": ["v"]},
+    "/admin/realms/f/users": {"username": "new-user", "email": "n@x.y", "firstName": "a", "attributes": {"k": ["v"]},
                               "credentials": [{"type": "password", "value": "p", "temporary": False}],
                               "groups": ["/g1"], "realmRoles": ["r1"], "requiredActions": ["VERIFY_EMAIL"]},
     "/admin/realms/f/clients": {"clientId": "n", "redirectUris": ["http://x/*"],

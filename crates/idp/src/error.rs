@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// An RFC 6749 error response.
 #[derive(Debug)]
@@ -101,6 +101,9 @@ pub struct AdminError {
     /// Keycloak's message key, for the errors it answers as
     /// `{"error": key, "error_description": message}` (a password policy).
     pub key: Option<&'static str>,
+    /// A whole body in Keycloak's own shape, where it answers with more
+    /// than a message (the user profile's refused attributes).
+    pub body: Option<Box<Value>>,
 }
 
 impl AdminError {
@@ -110,7 +113,19 @@ impl AdminError {
             status,
             message: message.into(),
             key: None,
+            body: None,
         }
+    }
+    /// 400 for attributes the realm's user profile refuses, in Keycloak's
+    /// ErrorRepresentation form (`field`, `errorMessage`, `params`).
+    pub fn profile(errors: &[crate::profile_rules::FieldError]) -> Self {
+        let mut e = Self::bad_request(
+            errors
+                .first()
+                .map_or_else(String::new, |e| e.message.clone()),
+        );
+        e.body = Some(Box::new(crate::profile_rules::admin_body(errors)));
+        e
     }
     /// 400 in Keycloak's `{"error": key, "error_description": message}`
     /// shape (its `ErrorResponseException`).
@@ -179,7 +194,9 @@ impl From<OAuthError> for AdminError {
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        let body = if self.status == StatusCode::UNAUTHORIZED {
+        let body = if let Some(b) = self.body {
+            *b
+        } else if self.status == StatusCode::UNAUTHORIZED {
             json!({"error": "HTTP 401 Unauthorized"})
         } else if self.status == StatusCode::FORBIDDEN {
             json!({"error": "HTTP 403 Forbidden"})

@@ -29,6 +29,7 @@ pub mod oidc;
 pub mod otp;
 pub mod pairwise;
 pub mod password_policy;
+pub mod profile_rules;
 pub mod repr;
 pub mod state;
 pub mod tokens;

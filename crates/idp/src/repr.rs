@@ -578,6 +578,22 @@ pub fn user(u: &User) -> Value {
 
 /// Applies a (partial) UserRepresentation.
 pub fn apply_user(u: &mut User, v: &Value) -> Result<(), String> {
+    apply_user_fields(u, v)?;
+    email_sane(u.email.as_deref())
+}
+
+/// The least an e-mail must be wherever it comes from (an import, a
+/// profile without an `email` rule): an `@`, and a length mail can carry.
+pub fn email_sane(email: Option<&str>) -> Result<(), String> {
+    match email {
+        Some(e) if !e.contains('@') || e.len() > 254 => Err("invalid email".into()),
+        _ => Ok(()),
+    }
+}
+
+/// [`apply_user`] without the e-mail check, for the admin API, where the
+/// realm's user profile reports a bad one in Keycloak's form first.
+pub fn apply_user_fields(u: &mut User, v: &Value) -> Result<(), String> {
     // A list given as anything else (`"credentials": "pw"`) is a client
     // mistake to report, not a field to skip: the user would be created
     // without the password or groups the caller meant.
@@ -597,11 +613,6 @@ pub fn apply_user(u: &mut User, v: &Value) -> Result<(), String> {
     }
     if v.get("email").is_some() {
         u.email = s(v, "email").filter(|e| !e.is_empty());
-        if let Some(e) = &u.email
-            && (!e.contains('@') || e.len() > 254)
-        {
-            return Err("invalid email".into());
-        }
     }
     if v.get("firstName").is_some() {
         u.first_name = s(v, "firstName");

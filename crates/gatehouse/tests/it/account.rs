@@ -134,6 +134,36 @@ async fn account_api_profile_sessions_credentials_groups_and_applications() {
     let (_, brief) = call(&s, get.clone(), "/?userProfileMetadata=false", &token, None).await;
     assert!(brief.get("userProfileMetadata").is_none());
 
+    // The profile's rules for the user's own role: Keycloak's default
+    // requires a last name, which alice lacks, and refuses markup in names.
+    let (st, body) = call(
+        &s,
+        post.clone(),
+        "",
+        &token,
+        Some(json!({"firstName": "Alicia", "email": "alicia@example.com"})),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(
+        body,
+        json!({"errors": [{"field": "lastName", "errorMessage": "error-user-attribute-required",
+            "params": ["${lastName}"]}], "field": "lastName",
+            "errorMessage": "error-user-attribute-required", "params": ["${lastName}"]})
+    );
+    let (st, body) = call(
+        &s,
+        post.clone(),
+        "",
+        &token,
+        Some(json!({"firstName": "<b>Alicia</b>", "lastName": "Liddell"})),
+    )
+    .await;
+    assert_eq!(
+        (st, &body["errorMessage"]),
+        (400, &json!("error-person-name-invalid-character"))
+    );
+
     // Update: changed fields land, the new address is not verified yet,
     // an UPDATE_PROFILE event names the change.
     let (st, _) = call(
@@ -141,7 +171,7 @@ async fn account_api_profile_sessions_credentials_groups_and_applications() {
         post.clone(),
         "",
         &token,
-        Some(json!({"firstName": "Alicia", "email": "alicia@example.com"})),
+        Some(json!({"firstName": "Alicia", "lastName": "Liddell", "email": "alicia@example.com"})),
     )
     .await;
     assert_eq!(st, 204);

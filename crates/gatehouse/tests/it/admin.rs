@@ -3959,3 +3959,150 @@ async fn access_tokens_can_expire_with_the_session() {
     let l = life(&s.service_token("demo", "app", "app-secret").await);
     assert_eq!(l, 300, "zero is unset: the realm's");
 }
+
+/// The realm's user profile is enforced on the admin API as Keycloak
+/// does: Keycloak 26's default refuses a username with markup or
+/// whitespace, one shorter than three characters, a name with `<`, a bad
+/// e-mail, each as a 400 naming the field, the message key and its
+/// parameters (`{"errors": [...]}` for several), and nothing is written;
+/// a custom attribute's `required` (for admins), `pattern` and `options`
+/// rules hold too; an update checks what it changes.
+#[tokio::test]
+async fn the_user_profile_rules_hold_on_the_admin_api() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let refused = |username: &str, extra: Value| {
+        let mut rep = json!({"username": username, "enabled": true});
+        if let (Some(o), Some(e)) = (rep.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        rep
+    };
+    for (username, extra, want) in [
+        (
+            "a<b",
+            json!({}),
+            json!({"field": "username", "errorMessage": "error-username-invalid-character", "params": ["username"]}),
+        ),
+        (
+            "has space",
+            json!({}),
+            json!({"field": "username", "errorMessage": "error-username-invalid-character", "params": ["username"]}),
+        ),
+        (
+            "ab",
+            json!({}),
+            json!({"field": "username", "errorMessage": "error-invalid-length", "params": ["username", 3, 255]}),
+        ),
+        (
+            "mallory",
+            json!({"firstName": "<script>alert(1)</script>"}),
+            json!({"field": "firstName", "errorMessage": "error-person-name-invalid-character", "params": ["firstName"]}),
+        ),
+        (
+            "mallory",
+            json!({"email": "not-an-email"}),
+            json!({"field": "email", "errorMessage": "error-invalid-email", "params": ["email", "not-an-email"]}),
+        ),
+        (
+            "x y",
+            json!({"lastName": "a\"b"}),
+            json!({"errors": [
+            {"field": "username", "errorMessage": "error-username-invalid-character", "params": ["username"]},
+            {"field": "lastName", "errorMessage": "error-person-name-invalid-character", "params": ["lastName"]}]}),
+        ),
+    ] {
+        let (st, body) = s
+            .admin_post_json(&t, "/demo/users", &refused(username, extra))
+            .await;
+        assert_eq!((st, &body), (400, &want), "{username}");
+    }
+    let (_, found) = s.admin_get(&t, "/demo/users?search=mallory").await;
+    assert_eq!(found, json!([]), "nothing written");
+    // Names may hold what people's names hold.
+    let id = s
+        .admin_create(
+            &t,
+            "/demo/users",
+            &json!({"username": "ann.o-neil@x", "firstName": "Ann-Marie",
+            "lastName": "O'Neil, Jr.", "email": "ann@x.example"}),
+        )
+        .await;
+
+    // An update: a changed bad value is refused and nothing changes.
+    let put = |body: Value| {
+        let url = format!("{}/admin/realms/demo/users/{id}", s.base);
+        let http = s.http.clone();
+        let t = t.clone();
+        async move {
+            let r = http
+                .put(url)
+                .bearer_auth(&t)
+                .json(&body)
+                .send()
+                .await
+                .expect("send");
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (st, body) = put(json!({"firstName": "Ann>"})).await;
+    assert_eq!(st, 400);
+    assert_eq!(body["errorMessage"], "error-person-name-invalid-character");
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{id}")).await;
+    assert_eq!(u["firstName"], "Ann-Marie");
+    assert_eq!(put(json!({"firstName": "Ann"})).await.0, 204);
+
+    // A custom attribute: required for admins, a pattern and options.
+    let (_, mut profile) = s.admin_get(&t, "/demo/users/profile").await;
+    if let Some(a) = profile["attributes"].as_array_mut() {
+        a.push(json!({"name": "employeeNumber", "required": {"roles": ["admin"]},
+            "permissions": {"view": ["admin"], "edit": ["admin"]},
+            "validations": {"pattern": {"pattern": "E[0-9]{4}", "error-message": "bad-employee-number"}}}));
+        a.push(
+            json!({"name": "tier", "permissions": {"view": ["admin"], "edit": ["admin"]},
+            "validations": {"options": {"options": ["gold", "silver"]}}}),
+        );
+    }
+    assert_eq!(
+        s.admin_put(&t, "/demo/users/profile", Some(&profile)).await,
+        200
+    );
+    let (st, body) = s
+        .admin_post_json(&t, "/demo/users", &json!({"username": "carol"}))
+        .await;
+    assert_eq!(
+        (st, body),
+        (
+            400,
+            json!({"field": "employeeNumber",
+        "errorMessage": "error-user-attribute-required", "params": ["employeeNumber"]})
+        )
+    );
+    let (st, body) = s
+        .admin_post_json(
+            &t,
+            "/demo/users",
+            &json!({"username": "carol",
+            "attributes": {"employeeNumber": ["E12"], "tier": ["platinum"]}}),
+        )
+        .await;
+    assert_eq!(
+        (st, body),
+        (
+            400,
+            json!({"errors": [
+        {"field": "employeeNumber", "errorMessage": "bad-employee-number", "params": ["employeeNumber", "E[0-9]{4}"]},
+        {"field": "tier", "errorMessage": "error-invalid-value", "params": ["tier", "platinum"]}]})
+        )
+    );
+    s.admin_create(
+        &t,
+        "/demo/users",
+        &json!({"username": "carol",
+        "attributes": {"employeeNumber": ["E1234"], "tier": ["gold"]}}),
+    )
+    .await;
+}

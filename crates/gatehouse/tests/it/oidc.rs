@@ -1763,6 +1763,20 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
         again.contains("Invalid email address.") && again.contains("value=\"Bob\""),
         "{again}"
     );
+    // The realm's user profile: no markup in a name.
+    let r = login
+        .post_form(
+            &s,
+            &again,
+            &[
+                ("email", "bob@x.io"),
+                ("firstName", "Bob"),
+                ("lastName", "<i>Builder</i>"),
+            ],
+        )
+        .await;
+    let html = r.text().await.expect("html");
+    assert!(html.contains("Value contains invalid character."), "{html}");
     let r = login
         .post_form(
             &s,

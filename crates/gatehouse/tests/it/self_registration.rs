@@ -120,6 +120,10 @@ async fn people_register_themselves_where_the_realm_allows_it() {
         ("email", "alice@example.com", "Email already exists."),
         ("email", "not-an-address", "Invalid email address."),
         ("lastName", "", "Please specify last name."),
+        // The realm's user profile: Keycloak's character sets and lengths.
+        ("username", "bo b", "Value contains invalid character."),
+        ("username", "bo", "Length must be between 3 and 255."),
+        ("lastName", "<Builder>", "Value contains invalid character."),
     ] {
         let r = page.post_form(&s, &form, &with(k, v)).await;
         assert_eq!(r.status(), 200, "{k}");

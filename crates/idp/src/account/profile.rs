@@ -293,6 +293,17 @@ pub async fn update(caller: AccountCaller, body: Bytes) -> Result<Response, Admi
     if let Err(e) = apply(&p, &mut u, &rep) {
         return Ok(e.into_response());
     }
+    // The realm's profile rules, as the user's own role sees them.
+    let refused = crate::profile_rules::check(
+        &caller.realm,
+        crate::profile_rules::Role::User,
+        Some(&before),
+        &u,
+    );
+    if !refused.is_empty() {
+        let body = crate::profile_rules::account_body(&caller.realm, &refused);
+        return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
+    }
     if u.username != before.username
         && idp
             .store

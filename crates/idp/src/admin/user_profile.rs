@@ -13,8 +13,10 @@
 //! read-only; `ADMIN_EDIT` and `ENABLED` show and write them. A realm
 //! without a stored profile reads as `ENABLED`, because that is how Keycloak
 //! migrates realms older than its user profile, and how every realm behaved
-//! here before profiles existed. Per-attribute validations, permissions and
-//! required rules are kept and returned but not enforced.
+//! here before profiles existed. Per-attribute validations and required
+//! rules are enforced by `profile_rules` (admin API, registration, the
+//! account API, the update-profile page); permissions only decide what
+//! the metadata calls read-only.
 
 use super::RealmAdmin;
 use crate::error::AdminError;

@@ -5,6 +5,7 @@ use super::user_profile::{Policy, Unmanaged};
 use super::{RealmAdmin, created, event, json_body};
 use crate::action_token::ActionToken;
 use crate::error::AdminError;
+use crate::profile_rules;
 use crate::repr;
 use crate::state::Idp;
 use axum::body::Bytes;
@@ -470,6 +471,16 @@ async fn create(
             .collect();
         super::roles::require_joinable(&idp, &realm, &caller, &ids).await?;
     }
+    // The realm's user profile first, as Keycloak checks it before the
+    // user exists (a missing username is create_user's to report).
+    if let Some(name) = rep.get("username").and_then(Value::as_str) {
+        let mut draft = User::new(&realm.id, name);
+        repr::apply_user_fields(&mut draft, &rep).map_err(AdminError::bad_request)?;
+        let refused = profile_rules::check(&realm, profile_rules::Role::Admin, None, &draft);
+        if !refused.is_empty() {
+            return Err(AdminError::profile(&refused));
+        }
+    }
     create_user(&idp, &realm, &rep, vec![ev], true).await?;
     Ok(created(&idp, &realm.name, &path))
 }
@@ -514,9 +525,15 @@ async fn update(
     let (old_name, old_email) = (u.username.clone(), u.email.clone());
     let old_attributes = u.attributes.clone();
     let was_locked_out = crate::login::locked_permanently(&u);
-    repr::apply_user(&mut u, &rep).map_err(AdminError::bad_request)?;
+    let before = u.clone();
+    repr::apply_user_fields(&mut u, &rep).map_err(AdminError::bad_request)?;
     u.attributes = Policy::of(&realm).written(std::mem::take(&mut u.attributes), &old_attributes);
     crate::user_storage::keep_read_only(&mut u.attributes, &old_attributes);
+    let refused = profile_rules::check(&realm, profile_rules::Role::Admin, Some(&before), &u);
+    if !refused.is_empty() {
+        return Err(AdminError::profile(&refused));
+    }
+    repr::email_sane(u.email.as_deref()).map_err(AdminError::bad_request)?;
     // Enabled again by an admin: the permanent lockout is over, as in
     // Keycloak (its mark and the failures that led to it go).
     let lockout_lifted = was_locked_out && u.enabled;

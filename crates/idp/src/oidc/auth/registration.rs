@@ -16,6 +16,7 @@
 use super::invitation;
 use super::{Pending, THROTTLED, authenticated, error_page, esc, expired_page, page};
 use crate::error::OAuthError;
+use crate::profile_rules;
 use crate::state::Idp;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -167,6 +168,19 @@ pub async fn post(
     };
     if let Some(problem) = problem {
         return Ok(form(&realm, &p.id, p.csrf(), &entered, Some(problem)));
+    }
+    // The realm's profile rules for the fields the form shows (a name
+    // with markup, a username Keycloak's character set refuses).
+    let mut draft = gatehouse_core::model::User::new(&realm.id, &entered.username);
+    draft.email = Some(entered.email.clone());
+    draft.first_name = Some(entered.first.clone());
+    draft.last_name = Some(entered.last.clone());
+    let shown = |n: &str| ["username", "email", "firstName", "lastName"].contains(&n);
+    let refused =
+        profile_rules::check_where(&realm, profile_rules::Role::User, None, &draft, shown);
+    if let Some(e) = refused.first() {
+        let message = profile_rules::english(e);
+        return Ok(form(&realm, &p.id, p.csrf(), &entered, Some(&message)));
     }
     let email = Some(entered.email.as_str());
     if let Err(v) = crate::password_policy::check(&realm, password, &entered.username, email) {

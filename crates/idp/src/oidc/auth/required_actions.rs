@@ -250,6 +250,21 @@ pub async fn submit(
             } else {
                 None
             };
+            // The realm's profile rules for the fields the page shows.
+            let mut asked = user.clone();
+            asked.email = Some(email.clone());
+            asked.first_name = Some(first.clone());
+            asked.last_name = Some(last.clone());
+            let shown_fields = |n: &str| ["email", "firstName", "lastName"].contains(&n);
+            let refused = crate::profile_rules::check_where(
+                realm,
+                crate::profile_rules::Role::User,
+                Some(&user),
+                &asked,
+                shown_fields,
+            );
+            let rule = refused.first().map(crate::profile_rules::english);
+            let problem = problem.or(rule.as_deref());
             let taken = problem.is_none()
                 && idp
                     .store

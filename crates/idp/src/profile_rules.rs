@@ -1,0 +1,570 @@
+//! The user profile's per-attribute rules (`validations` and `required`),
+//! checked as Keycloak checks them when an admin creates or edits a user:
+//! a username with `<` or a first name with `<script>` is a 400 naming the
+//! field, Keycloak's message key and its parameters, not a stored value
+//! that every page and token carrying it must then escape.
+//!
+//! Keycloak's validators and their messages: `length`
+//! (`error-invalid-length`, `-too-short`, `-too-long`), `email`
+//! (`error-invalid-email`), `pattern` (`error-pattern-no-match` or the
+//! configured `error-message`), `username-prohibited-characters` and
+//! `person-name-prohibited-characters` (their fixed character sets),
+//! `options` (`error-invalid-value`), `integer` / `double`
+//! (`error-invalid-number`, `error-number-out-of-range`...), `uri`
+//! (`error-invalid-uri`) and `multivalued` (`error-invalid-multivalued-size`).
+//! Empty values are left to the `required` rule, as Keycloak's
+//! `ignore.empty.value` default does. Others (`local-date`, a pattern in
+//! Java syntax the `regex` crate cannot read) are not checked.
+//!
+//! One leniency: on an update only the values that change are checked, so
+//! a user imported with a value the profile now refuses (a two-letter
+//! username from an old export) can still be edited; Keycloak lets such a
+//! value stand only where the attribute is read-only.
+
+use crate::admin::user_profile;
+use gatehouse_core::model::{Realm, User};
+use serde_json::{Value, json};
+
+/// Whose rules apply: Keycloak's `admin` role (the admin API) or `user`
+/// (the user's own forms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The admin REST API.
+    Admin,
+    /// Registration, the account console and required actions.
+    User,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+}
+
+/// One refused attribute, as Keycloak's ErrorRepresentation names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// The attribute (`username`, `firstName`, a custom one).
+    pub field: String,
+    /// Keycloak's message key (`error-invalid-length`).
+    pub message: String,
+    /// The attribute name first, then the validator's own parameters.
+    pub params: Vec<Value>,
+}
+
+impl FieldError {
+    fn new(field: &str, message: &str, mut params: Vec<Value>) -> Self {
+        params.insert(0, json!(field));
+        FieldError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+            params,
+        }
+    }
+
+    /// Keycloak's `{"field", "errorMessage", "params"}` form.
+    pub fn to_json(&self) -> Value {
+        json!({"field": self.field, "errorMessage": self.message, "params": self.params})
+    }
+}
+
+/// The body Keycloak's admin API answers refused attributes with: the one
+/// error itself, or `{"errors": [...]}` for several.
+pub fn admin_body(errors: &[FieldError]) -> Value {
+    match errors {
+        [one] => one.to_json(),
+        many => json!({"errors": many.iter().map(FieldError::to_json).collect::<Vec<_>>()}),
+    }
+}
+
+/// The account REST API's form of the same errors (Keycloak's
+/// `ErrorResponse.errors(..., false)`): always an `errors` list, the one
+/// error's fields beside it too, and parameters as text with the
+/// attribute's display name first.
+pub fn account_body(realm: &Realm, errors: &[FieldError]) -> Value {
+    let cfg = user_profile::config(realm);
+    let display = |name: &str| {
+        cfg["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["name"] == name)
+            .and_then(|a| a["displayName"].as_str())
+            .unwrap_or(name)
+            .to_owned()
+    };
+    let text = |e: &FieldError| {
+        let params: Vec<Value> = e
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match p {
+                Value::Null => Value::Null,
+                Value::String(s) if i == 0 => json!(display(s)),
+                Value::String(s) => json!(s),
+                other => json!(other.to_string()),
+            })
+            .collect();
+        json!({"field": e.field, "errorMessage": e.message, "params": params})
+    };
+    let list: Vec<Value> = errors.iter().map(text).collect();
+    let mut body = json!({"errors": list});
+    if let [one] = errors {
+        let first = text(one);
+        for k in ["field", "errorMessage", "params"] {
+            body[k] = first[k].clone();
+        }
+    }
+    body
+}
+
+/// The English text Keycloak's login pages show for a message key, with
+/// its `{1}` / `{2}` parameters filled in; a custom key shows as written.
+pub fn english(e: &FieldError) -> String {
+    let template = match e.message.as_str() {
+        "error-invalid-value" | "error-pattern-no-match" => "Invalid value.",
+        "error-invalid-length" => "Length must be between {1} and {2}.",
+        "error-invalid-length-too-short" => "Minimal length is {1}.",
+        "error-invalid-length-too-long" => "Maximal length is {2}.",
+        "error-invalid-email" => "Invalid email address.",
+        "error-invalid-number" => "Invalid number.",
+        "error-number-out-of-range" => "Number must be between {1} and {2}.",
+        "error-number-out-of-range-too-small" => "Number must have minimal value of {1}.",
+        "error-number-out-of-range-too-big" => "Number must have maximal value of {2}.",
+        "error-invalid-uri" => "Invalid URL.",
+        "error-user-attribute-required" => "Please specify this field.",
+        "error-username-invalid-character" | "error-person-name-invalid-character" => {
+            "Value contains invalid character."
+        }
+        "error-invalid-multivalued-size" => "{0} must have at least {1} and at most {2} values.",
+        other => other,
+    };
+    let mut out = template.to_owned();
+    for (i, p) in e.params.iter().enumerate() {
+        let shown = match p {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out = out.replace(&format!("{{{i}}}"), &shown);
+    }
+    out
+}
+
+/// An attribute's values on a user: the four built-in fields or a custom
+/// attribute.
+fn values<'a>(u: &'a User, name: &str) -> Vec<&'a str> {
+    let one = |v: &'a Option<String>| v.as_deref().into_iter().collect();
+    match name {
+        "username" => vec![u.username.as_str()],
+        "email" => one(&u.email),
+        "firstName" => one(&u.first_name),
+        "lastName" => one(&u.last_name),
+        _ => u
+            .attributes
+            .get(name)
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Checks `after` against the realm's profile for `role`; `before` is the
+/// stored user on an update (None when creating). Empty when all is well.
+pub fn check(realm: &Realm, role: Role, before: Option<&User>, after: &User) -> Vec<FieldError> {
+    check_where(realm, role, before, after, |_| true)
+}
+
+/// [`check`] for the attributes `asked` names only: a form that shows the
+/// built-in fields alone cannot be refused for a custom one it never
+/// offered.
+pub fn check_where(
+    realm: &Realm,
+    role: Role,
+    before: Option<&User>,
+    after: &User,
+    asked: impl Fn(&str) -> bool,
+) -> Vec<FieldError> {
+    let cfg = user_profile::config(realm);
+    let mut errors = Vec::new();
+    for attr in cfg["attributes"].as_array().into_iter().flatten() {
+        let Some(name) = attr["name"].as_str().filter(|n| asked(n)) else {
+            continue;
+        };
+        let now = values(after, name);
+        let blank = now.iter().all(|v| v.trim().is_empty());
+        if blank && required(attr, role) {
+            errors.push(FieldError::new(
+                name,
+                "error-user-attribute-required",
+                vec![],
+            ));
+            continue;
+        }
+        if before.is_some_and(|b| values(b, name) == now) {
+            continue;
+        }
+        let Some(rules) = attr["validations"].as_object() else {
+            continue;
+        };
+        for (validator, config) in rules {
+            if let Some(e) = validate(realm, name, validator, config, &now) {
+                errors.push(e);
+            }
+        }
+    }
+    errors
+}
+
+/// Keycloak's `required`: present, for every role or one naming `role`,
+/// and not limited to login scopes (which only a login requests).
+fn required(attr: &Value, role: Role) -> bool {
+    let Some(rule) = attr.get("required").filter(|r| !r.is_null()) else {
+        return false;
+    };
+    let listed = |key: &str| {
+        rule.get(key)
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+    };
+    if listed("scopes").is_some() && role == Role::Admin {
+        return false;
+    }
+    listed("roles").is_none_or(|roles| roles.iter().any(|r| r.as_str() == Some(role.name())))
+}
+
+/// A validator's number setting, given as a number or as text.
+fn number(config: &Value, key: &str) -> Option<f64> {
+    match config.get(key)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A number setting as Keycloak's parameters show it (integers stay
+/// integers).
+fn shown(n: Option<f64>) -> Value {
+    match n {
+        Some(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => json!(n as i64),
+        Some(n) => json!(n),
+        None => Value::Null,
+    }
+}
+
+/// The one error `validator` finds in `vals`, if any.
+fn validate(
+    realm: &Realm,
+    name: &str,
+    validator: &str,
+    config: &Value,
+    vals: &[&str],
+) -> Option<FieldError> {
+    let err = |message: &str, params: Vec<Value>| Some(FieldError::new(name, message, params));
+    let custom = |default: &str| {
+        config
+            .get("error-message")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
+            .unwrap_or(default)
+            .to_owned()
+    };
+    if validator == "multivalued" {
+        let (min, max) = (number(config, "min"), number(config, "max"));
+        let n = vals.iter().filter(|v| !v.trim().is_empty()).count() as f64;
+        if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
+            return err(
+                "error-invalid-multivalued-size",
+                vec![shown(min), shown(max)],
+            );
+        }
+        return None;
+    }
+    let ignore_empty = config
+        .get("ignore.empty.value")
+        .is_none_or(|v| v != &json!(false) && v != &json!("false"));
+    for &v in vals {
+        if v.is_empty() && ignore_empty {
+            continue;
+        }
+        let found = match validator {
+            "length" => {
+                let (min, max) = (number(config, "min"), number(config, "max"));
+                let trim = config
+                    .get("trim-disabled")
+                    .is_none_or(|t| t != &json!(true) && t != &json!("true"));
+                let text = if trim { v.trim() } else { v };
+                // Java counts UTF-16 units.
+                let len = text.encode_utf16().count() as f64;
+                if min.is_some_and(|m| len < m) || max.is_some_and(|m| len > m) {
+                    let message = match (min, max) {
+                        (Some(_), None) => "error-invalid-length-too-short",
+                        (None, Some(_)) => "error-invalid-length-too-long",
+                        _ => "error-invalid-length",
+                    };
+                    err(message, vec![shown(min), shown(max)])
+                } else {
+                    None
+                }
+            }
+            "email" => {
+                let local_max = number(config, "max-local-length").unwrap_or(64.0);
+                (!email_ok(v, local_max as usize))
+                    .then(|| FieldError::new(name, "error-invalid-email", vec![json!(v)]))
+            }
+            "pattern" => {
+                let pattern = config.get("pattern").and_then(Value::as_str)?;
+                let re = regex::Regex::new(&format!("^(?:{pattern})$")).ok()?;
+                (!re.is_match(v)).then(|| {
+                    FieldError::new(
+                        name,
+                        &custom("error-pattern-no-match"),
+                        vec![json!(pattern)],
+                    )
+                })
+            }
+            "username-prohibited-characters" => {
+                // An e-mail as username is the email validator's to check.
+                let email_as_username = realm
+                    .extra
+                    .get("registrationEmailAsUsername")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                (!email_as_username && v.chars().any(username_prohibited)).then(|| {
+                    FieldError::new(name, &custom("error-username-invalid-character"), vec![])
+                })
+            }
+            "person-name-prohibited-characters" => {
+                v.chars().any(person_name_prohibited).then(|| {
+                    FieldError::new(name, &custom("error-person-name-invalid-character"), vec![])
+                })
+            }
+            "options" => {
+                let options = config.get("options").and_then(Value::as_array)?;
+                (!options.iter().any(|o| o.as_str() == Some(v)))
+                    .then(|| FieldError::new(name, "error-invalid-value", vec![json!(v)]))
+            }
+            "integer" | "double" => {
+                let parsed = if validator == "integer" {
+                    v.trim().parse::<i64>().ok().map(|n| n as f64)
+                } else {
+                    v.trim().parse::<f64>().ok().filter(|n| n.is_finite())
+                };
+                let (min, max) = (number(config, "min"), number(config, "max"));
+                match parsed {
+                    None => err("error-invalid-number", vec![]),
+                    Some(n) if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) => {
+                        let message = match (min, max) {
+                            (Some(_), None) => "error-number-out-of-range-too-small",
+                            (None, Some(_)) => "error-number-out-of-range-too-big",
+                            _ => "error-number-out-of-range",
+                        };
+                        err(message, vec![shown(min), shown(max)])
+                    }
+                    Some(_) => None,
+                }
+            }
+            "uri" => url::Url::parse(v)
+                .is_err()
+                .then(|| FieldError::new(name, "error-invalid-uri", vec![json!(v)])),
+            _ => None,
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+/// Java's `\s`, `\v` and `\h` whitespace and `\p{Cntrl}` controls, which
+/// both of Keycloak's character validators refuse (names may hold spaces).
+fn java_space(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\t' | '\u{a0}' | '\u{1680}' | '\u{180e}' | '\u{2000}'
+            ..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
+    ) || java_vertical(c)
+}
+
+fn java_vertical(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\u{b}' | '\u{c}' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
+/// Keycloak's `username-prohibited-characters`: markup, quotes, shell and
+/// path characters, whitespace and controls.
+fn username_prohibited(c: char) -> bool {
+    "<>&\"'$%!#?§,;:*~/\\|^=[]{}()`".contains(c) || java_space(c) || c.is_ascii_control()
+}
+
+/// Keycloak's `person-name-prohibited-characters`: as for usernames, but a
+/// name may hold spaces, apostrophes, commas and colons.
+fn person_name_prohibited(c: char) -> bool {
+    "<>&\"$%!#?§;*~/\\|^=[]{}()".contains(c) || java_vertical(c) || c.is_ascii_control()
+}
+
+/// Keycloak's e-mail check (Hibernate Validator's): a dot-atom or quoted
+/// local part of at most `local_max` characters, and a host name or an
+/// address literal.
+fn email_ok(v: &str, local_max: usize) -> bool {
+    let Some((local, domain)) = v.rsplit_once('@') else {
+        return false;
+    };
+    let atom =
+        |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c) || !c.is_ascii();
+    let word = |w: &str| {
+        if let Some(q) = w.strip_prefix('"').and_then(|w| w.strip_suffix('"')) {
+            !q.is_empty() && !q.chars().any(|c| c.is_ascii_control())
+        } else {
+            !w.is_empty() && w.chars().all(atom)
+        }
+    };
+    if local.is_empty() || local.chars().count() > local_max || !local.split('.').all(word) {
+        return false;
+    }
+    if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        let ip = literal.strip_prefix("IPv6:").unwrap_or(literal);
+        return ip.parse::<std::net::IpAddr>().is_ok();
+    }
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.chars().count() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
+    !domain.is_empty() && domain.len() <= 255 && domain.split('.').all(label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> User {
+        User::new("r", name)
+    }
+
+    #[test]
+    fn usernames_and_names_follow_keycloaks_character_sets() {
+        let realm = Realm::new("r");
+        for ok in [
+            "alice",
+            "a.b-c_d@e",
+            "\u{10d}esk\u{fd}",
+            "\u{397}\u{3bb}\u{3af}\u{3b1}\u{3c2}",
+        ] {
+            assert!(
+                check(&realm, Role::Admin, None, &user(ok)).is_empty(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "a b",
+            "a<b",
+            "x'y",
+            "a\tb",
+            "a/b",
+            "a\\b",
+            "a:b",
+            "a,b",
+            "a\u{2028}b",
+            "a\u{a0}b",
+        ] {
+            let e = check(&realm, Role::Admin, None, &user(bad));
+            assert_eq!(e.len(), 1, "{bad:?}");
+            assert_eq!(e[0].message, "error-username-invalid-character");
+            assert_eq!(e[0].params, vec![json!("username")]);
+        }
+        let short = check(&realm, Role::Admin, None, &user("ab"));
+        assert_eq!(short[0].message, "error-invalid-length");
+        assert_eq!(
+            short[0].params,
+            vec![json!("username"), json!(3), json!(255)]
+        );
+
+        let mut u = user("alice");
+        u.first_name = Some("Ann-Marie O'Neil, Jr.".into());
+        u.last_name = Some("<script>".into());
+        let e = check(&realm, Role::Admin, None, &u);
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            (e[0].field.as_str(), e[0].message.as_str()),
+            ("lastName", "error-person-name-invalid-character")
+        );
+    }
+
+    #[test]
+    fn emails_are_checked_as_keycloak_does() {
+        for ok in [
+            "a@b",
+            "a.b+c@x.example",
+            "\"q x\"@x.example",
+            "a@[127.0.0.1]",
+            "\u{e9}@x.example",
+        ] {
+            assert!(email_ok(ok, 64), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "@x",
+            "a@",
+            "a..b@x",
+            "a@-x.example",
+            "a@x..example",
+            "a b@x",
+            &format!("{}@x", "a".repeat(65)),
+        ] {
+            assert!(!email_ok(bad, 64), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_update_checks_only_what_changes_and_required_follows_the_role() {
+        let mut realm = Realm::new("r");
+        let mut cfg = user_profile::config(&realm);
+        if let Some(a) = cfg["attributes"].as_array_mut() {
+            a.push(json!({"name": "dept", "required": {"roles": ["admin"]},
+                "validations": {"options": {"options": ["sales", "support"]}}}));
+            a.push(json!({"name": "age", "required": {"roles": ["user"]},
+                "validations": {"integer": {"min": "18"}}}));
+        }
+        user_profile::store(&mut realm, &cfg);
+        let old = user("ab");
+        let mut new = old.clone();
+        new.attributes.insert("dept".into(), vec!["sales".into()]);
+        assert!(
+            check(&realm, Role::Admin, Some(&old), &new).is_empty(),
+            "the old username stands"
+        );
+        let e = check(&realm, Role::Admin, None, &new);
+        assert_eq!(e.len(), 1, "a new user's is checked");
+
+        let mut u = user("alice");
+        let e = check(&realm, Role::Admin, None, &u);
+        assert_eq!(
+            e,
+            vec![FieldError::new(
+                "dept",
+                "error-user-attribute-required",
+                vec![]
+            )]
+        );
+        u.attributes.insert("dept".into(), vec!["hr".into()]);
+        u.attributes.insert("age".into(), vec!["12".into()]);
+        let e = check(&realm, Role::Admin, None, &u);
+        let keys: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["error-invalid-value", "error-number-out-of-range-too-small"]
+        );
+        assert_eq!(e[1].params, vec![json!("age"), json!(18), Value::Null]);
+        u.attributes.remove("age");
+        u.email = None;
+        let e = check(&realm, Role::User, None, &u);
+        let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["email", "firstName", "lastName", "dept", "age"]);
+    }
+}
