@@ -351,6 +351,20 @@ fn session_of(data: &str, refresh_token_id: Option<String>, last_access: i64) ->
     Ok(s)
 }
 
+/// A `search` word as Keycloak's LIKE pattern: `%` and `_` literal, `*`
+/// any run of characters, and a prefix match unless it ends with `*`.
+fn search_pattern(word: &str) -> String {
+    let mut p = word
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+        .replace('*', "%");
+    if !p.ends_with('%') {
+        p.push('%');
+    }
+    p
+}
+
 fn like(s: &str) -> String {
     let escaped = s
         .to_lowercase()
@@ -501,15 +515,26 @@ impl SqliteStore {
         field(&mut sql, &mut binds, "email", &q.email);
         field(&mut sql, &mut binds, "first_name", &q.first_name);
         field(&mut sql, &mut binds, "last_name", &q.last_name);
-        if let Some(s) = q
-            .search
-            .as_deref()
-            .map(|s| s.trim_matches('*'))
-            .filter(|s| !s.is_empty())
-        {
-            sql.push_str(" AND (lower(username) LIKE ? ESCAPE '\\' OR lower(email) LIKE ? ESCAPE '\\' OR lower(first_name) LIKE ? ESCAPE '\\' OR lower(last_name) LIKE ? ESCAPE '\\')");
+        // Keycloak's `search`: each word narrows; a word matches the start
+        // of the username, e-mail, first or last name, `*` stands for
+        // anything, and a quoted word matches one of them whole.
+        for word in q.search.as_deref().unwrap_or("").split_whitespace() {
+            let word = word.to_lowercase();
+            let quoted = word
+                .strip_prefix('"')
+                .and_then(|w| w.strip_suffix('"'))
+                .filter(|_| word.len() >= 2);
+            let (op, value) = match quoted {
+                Some(exact) => ("=", exact.to_owned()),
+                None => ("LIKE", search_pattern(&word)),
+            };
+            let escape = if op == "LIKE" { " ESCAPE '\\'" } else { "" };
+            sql.push_str(&format!(
+                " AND (lower(username) {op} ?{escape} OR lower(email) {op} ?{escape} \
+                 OR lower(first_name) {op} ?{escape} OR lower(last_name) {op} ?{escape})"
+            ));
             for _ in 0..4 {
-                binds.push(like(s));
+                binds.push(value.clone());
             }
         }
         for (k, v) in &q.attributes {

@@ -4106,3 +4106,59 @@ async fn the_user_profile_rules_hold_on_the_admin_api() {
     )
     .await;
 }
+
+/// Keycloak's user `search`: each word narrows the listing, a word
+/// matches the start of the username, e-mail, first or last name (`*`
+/// anywhere), a quoted word matches one of them whole, `%` and `_` are
+/// plain characters, and `id:{id}` finds the one user with that id.
+#[tokio::test]
+async fn user_search_matches_as_keycloaks_does() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let malice = s
+        .admin_create(
+            &t,
+            "/demo/users",
+            &json!({"username": "malice", "firstName": "Mal",
+            "lastName": "Liddell", "email": "malice@x.example"}),
+        )
+        .await;
+    let names = |q: String| {
+        let s = &s;
+        let t = t.clone();
+        async move {
+            let (st, found) = s.admin_get(&t, &format!("/demo/users?{q}")).await;
+            assert_eq!(st, 200, "{q}");
+            let mut n: Vec<String> = found
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u["username"].as_str().map(str::to_owned))
+                .collect();
+            n.sort();
+            n
+        }
+    };
+    for (q, want) in [
+        ("search=ali", vec!["alice"]),
+        ("search=ALI", vec!["alice"]),
+        ("search=*lic*", vec!["alice", "malice"]),
+        ("search=*lic", vec!["alice", "malice"]),
+        ("search=m*ce", vec!["malice"]),
+        ("search=%22alice%22", vec!["alice"]),
+        ("search=%22ali%22", vec![]),
+        ("search=mal%20liddell", vec!["malice"]),
+        ("search=ali%20liddell", vec![]),
+        ("search=a_ice", vec![]),
+        ("search=%25", vec![]),
+        // The field filters keep matching any part, as Keycloak's do.
+        ("lastName=dde", vec!["malice"]),
+    ] {
+        let want: Vec<String> = want.into_iter().map(str::to_owned).collect();
+        assert_eq!(names(q.to_owned()).await, want, "{q}");
+    }
+    assert_eq!(names(format!("search=id:{malice}")).await, ["malice"]);
+    assert_eq!(names("search=id:nope".into()).await, Vec::<String>::new());
+    let (_, n) = s.admin_get(&t, "/demo/users/count?search=*lic*").await;
+    assert_eq!(n, 2);
+}

@@ -212,9 +212,20 @@ async fn list(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    let query = q.to_query()?;
-    crate::user_storage::import_matching(&idp, &realm, &query).await;
-    let users = idp.store.users(&realm.id, &query).await?;
+    let users = match q.search.as_deref().and_then(|s| s.strip_prefix("id:")) {
+        // Keycloak's `search=id:{id}`: the one user with that id.
+        Some(id) => idp
+            .store
+            .user(&realm.id, id.trim())
+            .await?
+            .into_iter()
+            .collect(),
+        None => {
+            let query = q.to_query()?;
+            crate::user_storage::import_matching(&idp, &realm, &query).await;
+            idp.store.users(&realm.id, &query).await?
+        }
+    };
     let policy = Policy::of(&realm);
     let brief = q.brief_representation == Some(true);
     Ok(Json(json!(
