@@ -612,7 +612,10 @@ pub fn apply_user_fields(u: &mut User, v: &Value) -> Result<(), String> {
         u.username = n.to_lowercase();
     }
     if v.get("email").is_some() {
-        u.email = s(v, "email").filter(|e| !e.is_empty());
+        // Keycloak keeps e-mail addresses in lower case, as usernames.
+        u.email = s(v, "email")
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| !e.is_empty());
     }
     if v.get("firstName").is_some() {
         u.first_name = s(v, "firstName");

@@ -4110,7 +4110,8 @@ async fn the_user_profile_rules_hold_on_the_admin_api() {
 /// Keycloak's user `search`: each word narrows the listing, a word
 /// matches the start of the username, e-mail, first or last name (`*`
 /// anywhere), a quoted word matches one of them whole, `%` and `_` are
-/// plain characters, and `id:{id}` finds the one user with that id.
+/// plain characters, and `id:{id}` finds the one user with that id. An
+/// e-mail address is kept in lower case.
 #[tokio::test]
 async fn user_search_matches_as_keycloaks_does() {
     let s = start().await;
@@ -4120,9 +4121,12 @@ async fn user_search_matches_as_keycloaks_does() {
             &t,
             "/demo/users",
             &json!({"username": "malice", "firstName": "Mal",
-            "lastName": "Liddell", "email": "malice@x.example"}),
+            "lastName": "Liddell", "email": " Malice@X.Example"}),
         )
         .await;
+    // Kept in lower case, as Keycloak keeps e-mail addresses.
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{malice}")).await;
+    assert_eq!(u["email"], "malice@x.example");
     let names = |q: String| {
         let s = &s;
         let t = t.clone();
