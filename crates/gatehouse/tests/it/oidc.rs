@@ -1747,53 +1747,28 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
     let r = login.post_form(&s, &terms, &[("accept", "accept")]).await;
     let profile = r.text().await.expect("html");
     assert!(profile.contains("execution=UPDATE_PROFILE"), "{profile}");
-    let r = login
-        .post_form(
-            &s,
-            &profile,
-            &[
-                ("email", "not-an-email"),
-                ("firstName", "Bob"),
-                ("lastName", "Builder"),
-            ],
-        )
-        .await;
-    let again = r.text().await.expect("html");
-    assert!(
-        again.contains("Invalid email address.") && again.contains("value=\"Bob\""),
-        "{again}"
-    );
-    // The realm's user profile: no markup in a name.
-    let r = login
-        .post_form(
-            &s,
-            &again,
-            &[
-                ("email", "bob@x.io"),
-                ("firstName", "Bob"),
-                ("lastName", "<i>Builder</i>"),
-            ],
-        )
-        .await;
-    let html = r.text().await.expect("html");
-    assert!(html.contains("Value contains invalid character."), "{html}");
-    let r = login
-        .post_form(
-            &s,
-            &again,
-            &[
-                ("email", "carl@x.io"),
-                ("firstName", "Bob"),
-                ("lastName", "Builder"),
-            ],
-        )
-        .await;
-    assert!(
-        r.text()
-            .await
-            .expect("html")
-            .contains("Email already exists.")
-    );
+    // Each refusal keeps what was typed; the realm's user profile allows
+    // no markup in a name.
+    let mut page = profile;
+    for (email, last, message) in [
+        ("not-an-email", "Builder", "Invalid email address."),
+        (
+            "bob@x.io",
+            "<i>Builder</i>",
+            "Value contains invalid character.",
+        ),
+        ("carl@x.io", "Builder", "Email already exists."),
+    ] {
+        let fields = [("email", email), ("firstName", "Bob"), ("lastName", last)];
+        let r = login.post_form(&s, &page, &fields).await;
+        let html = r.text().await.expect("html");
+        assert!(
+            html.contains(message) && html.contains("value=\"Bob\""),
+            "{message}: {html}"
+        );
+        page = html;
+    }
+    let again = page;
     let r = login
         .post_form(
             &s,
