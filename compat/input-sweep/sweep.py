@@ -58,8 +58,8 @@ admin("POST", "/admin/realms", json={"realm": "f", "enabled": True})
 admin("POST", "/admin/realms/f/clients", json={"clientId": "c1", "redirectUris": ["http://x/cb"], "secret": "s"})
 cid = admin("GET", "/admin/realms/f/clients?clientId=c1").json()[0]["id"]
 admin("POST", "/admin/realms/f/users",
-      json={"username": "u1", "email": "u1@x.y", "credentials": [{"type": "password", "value": "pw"}]})
-uid = admin("GET", "/admin/realms/f/users?username=u1").json()[0]["id"]
+      json={"username": "user1", "email": "user1@x.y", "credentials": [{"type": "password", "value": "pw"}]})
+uid = admin("GET", "/admin/realms/f/users?username=user1").json()[0]["id"]
 admin("POST", "/admin/realms/f/groups", json={"name": "g1"})
 gid = admin("GET", "/admin/realms/f/groups").json()[0]["id"]
 admin("POST", "/admin/realms/f/roles", json={"name": "r1"})
@@ -187,11 +187,11 @@ admin("POST", "/admin/realms/f/clients",
       json={"clientId": "c2", "redirectUris": ["http://x/cb"], "secret": "s", "directAccessGrantsEnabled": True,
             "serviceAccountsEnabled": True, "attributes": {"oauth2.device.authorization.grant.enabled": "true"}})
 O = f"{B}/realms/f/protocol/openid-connect"
-good = s.post(O + "/token", data=dict(grant_type="password", client_id="c2", client_secret="s", username="u1",
+good = s.post(O + "/token", data=dict(grant_type="password", client_id="c2", client_secret="s", username="user1",
                                       password="pw", scope="openid")).json()
 VALUES = ["", "x", "\x00", "%", "%zz", "é", "a" * 50000, "http://x/cb", "openid", "S256", "-1",
           "99999999999999999999", good.get("access_token", ""), good.get("refresh_token", ""),
-          good.get("id_token", ""), "a.b.c", "eyJhbGciOiJub25lIn0.e30.", "c2", "s", "u1", "pw", "true", "null", "[]",
+          good.get("id_token", ""), "a.b.c", "eyJhbGciOiJub25lIn0.e30.", "c2", "s", "user1", "pw", "true", "null", "[]",
           "{}"]
 PARAMS = ["grant_type", "client_id", "client_secret", "username", "password", "scope", "code", "redirect_uri",
           "code_verifier", "refresh_token", "token", "token_type_hint", "device_code", "client_assertion",
@@ -202,7 +202,7 @@ PARAMS = ["grant_type", "client_id", "client_secret", "username", "password", "s
 GRANTS = ["password", "client_credentials", "authorization_code", "refresh_token",
           "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:token-exchange",
           "urn:ietf:params:oauth:grant-type:uma-ticket", "urn:openid:params:grant-type:ciba", "x"]
-base = dict(client_id="c2", client_secret="s", username="u1", password="pw", scope="openid",
+base = dict(client_id="c2", client_secret="s", username="user1", password="pw", scope="openid",
             redirect_uri="http://x/cb", code="x", refresh_token=good.get("refresh_token", ""), device_code="x",
             subject_token=good.get("access_token", ""))
 ENDPOINTS = ["/token", "/token/introspect", "/revoke", "/logout", "/auth/device", "/ext/par/request",
