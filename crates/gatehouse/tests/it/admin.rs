@@ -4166,3 +4166,40 @@ async fn user_search_matches_as_keycloaks_does() {
     let (_, n) = s.admin_get(&t, "/demo/users/count?search=*lic*").await;
     assert_eq!(n, 2);
 }
+
+/// With `registrationEmailAsUsername`, the admin API names a user by its
+/// e-mail address whatever username is asked for, and the username
+/// follows the address on an update, as Keycloak does.
+#[tokio::test]
+async fn email_as_username_realms_name_users_by_address() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let rep = json!({"registrationEmailAsUsername": true});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&rep)).await, 204);
+    let id = s
+        .admin_create(
+            &t,
+            "/demo/users",
+            &json!({"username": "ignored", "email": "Dana@X.Example"}),
+        )
+        .await;
+    async fn username(s: &crate::support::Server, t: String, id: String) -> String {
+        let (_, u) = s.admin_get(&t, &format!("/demo/users/{id}")).await;
+        u["username"].as_str().unwrap_or("").to_owned()
+    }
+    assert_eq!(username(&s, t.clone(), id.clone()).await, "dana@x.example");
+    let path = format!("/demo/users/{id}");
+    let rename = json!({"username": "someone-else"});
+    assert_eq!(s.admin_put(&t, &path, Some(&rename)).await, 204);
+    assert_eq!(username(&s, t.clone(), id.clone()).await, "dana@x.example");
+    let moved = json!({"email": "dana@y.example"});
+    assert_eq!(s.admin_put(&t, &path, Some(&moved)).await, 204);
+    assert_eq!(username(&s, t.clone(), id.clone()).await, "dana@y.example");
+    let (st, body) = s
+        .admin_post_json(&t, "/demo/users", &json!({"username": "no-address"}))
+        .await;
+    assert_eq!(
+        (st, body),
+        (400, json!({"errorMessage": "User name is missing"}))
+    );
+}

@@ -460,6 +460,21 @@ async fn create(
         v
     };
     let mut rep = rep;
+    // A realm that takes e-mail addresses as usernames takes this one's,
+    // whatever username was asked for, as Keycloak does.
+    if realm.flag("registrationEmailAsUsername")
+        && let Some(o) = rep.as_object_mut()
+    {
+        match o.get("email").and_then(Value::as_str).map(str::trim) {
+            Some(e) if !e.is_empty() => {
+                let e = json!(e.to_lowercase());
+                o.insert("username".into(), e);
+            }
+            _ => {
+                o.remove("username");
+            }
+        }
+    }
     // The created user's path, for the admin event and Location.
     let path = format!("users/{}", super::new_id(&mut rep));
     let ev = event(&realm, &caller, "CREATE", "USER", &path, Some(&ev_rep));
@@ -538,6 +553,14 @@ async fn update(
     let was_locked_out = crate::login::locked_permanently(&u);
     let before = u.clone();
     repr::apply_user_fields(&mut u, &rep).map_err(AdminError::bad_request)?;
+    // With e-mail addresses as usernames, the username follows the address
+    // and is not edited on its own.
+    if realm.flag("registrationEmailAsUsername") {
+        u.username = match &u.email {
+            Some(e) if u.email != before.email => e.clone(),
+            _ => before.username.clone(),
+        };
+    }
     u.attributes = Policy::of(&realm).written(std::mem::take(&mut u.attributes), &old_attributes);
     crate::user_storage::keep_read_only(&mut u.attributes, &old_attributes);
     let refused = profile_rules::check(&realm, profile_rules::Role::Admin, Some(&before), &u);
