@@ -4098,13 +4098,31 @@ async fn the_user_profile_rules_hold_on_the_admin_api() {
         {"field": "tier", "errorMessage": "error-invalid-value", "params": ["tier", "platinum"]}]})
         )
     );
-    s.admin_create(
-        &t,
-        "/demo/users",
-        &json!({"username": "carol",
+    let carol = s
+        .admin_create(
+            &t,
+            "/demo/users",
+            &json!({"username": "carol",
         "attributes": {"employeeNumber": ["E1234"], "tier": ["gold"]}}),
-    )
-    .await;
+        )
+        .await;
+    // The admin console's read: the user with the profile's metadata.
+    let (_, u) = s
+        .admin_get(&t, &format!("/demo/users/{carol}?userProfileMetadata=true"))
+        .await;
+    let meta = u["userProfileMetadata"]["attributes"]
+        .as_array()
+        .expect("metadata");
+    let employee = meta
+        .iter()
+        .find(|a| a["name"] == "employeeNumber")
+        .expect("declared");
+    assert_eq!(
+        (&employee["required"], &employee["readOnly"]),
+        (&json!(true), &json!(false))
+    );
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{carol}")).await;
+    assert!(u.get("userProfileMetadata").is_none());
 }
 
 /// Keycloak's user `search`: each word narrows the listing, a word

@@ -247,14 +247,18 @@ async fn put_config(
 /// `GET /admin/realms/{realm}/users/profile/metadata`: the profile as the
 /// admin context sees it (UserProfileMetadata).
 async fn metadata(RealmAdmin { realm, .. }: RealmAdmin) -> Json<Value> {
-    let cfg = config(&realm);
+    Json(admin_metadata(&realm))
+}
+
+/// The realm's UserProfileMetadata for an admin: also what a user read
+/// carries with `userProfileMetadata=true` (the admin console's form).
+pub fn admin_metadata(realm: &Realm) -> Value {
+    let cfg = config(realm);
     let attributes: Vec<Value> = cfg["attributes"]
         .as_array()
         .map(|a| a.iter().map(attribute_metadata).collect())
         .unwrap_or_default();
-    Json(
-        json!({"attributes": attributes, "groups": cfg.get("groups").cloned().unwrap_or(json!([]))}),
-    )
+    json!({"attributes": attributes, "groups": cfg.get("groups").cloned().unwrap_or(json!([]))})
 }
 
 /// One attribute's metadata for an admin: required when the rule has no

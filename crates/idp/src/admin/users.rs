@@ -511,12 +511,25 @@ async fn create(
     Ok(created(&idp, &realm.name, &path))
 }
 
+/// `GET users/{id}`'s options.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct OneQuery {
+    /// Keycloak's `userProfileMetadata=true`: the profile's metadata too.
+    #[serde(default, deserialize_with = "super::lenient_bool")]
+    user_profile_metadata: Option<bool>,
+}
+
 async fn one(
     RealmAdmin { idp, realm, .. }: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
+    Query(q): Query<OneQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let u = load(&idp, &realm, &id).await?;
     let mut v = admin_view(&u, &Policy::of(&realm));
+    if q.user_profile_metadata == Some(true) {
+        v["userProfileMetadata"] = super::user_profile::admin_metadata(&realm);
+    }
     // Whether an authenticator app is set up (listings leave it false:
     // a credentials read per listed user is not worth it).
     v["totp"] = json!(
