@@ -65,6 +65,12 @@ impl FieldError {
         }
     }
 
+    /// A change to an attribute the caller may not edit (Keycloak's
+    /// `error-user-attribute-read-only`).
+    pub fn read_only(field: &str) -> Self {
+        FieldError::new(field, "error-user-attribute-read-only", vec![])
+    }
+
     /// Keycloak's `{"field", "errorMessage", "params"}` form.
     pub fn to_json(&self) -> Value {
         json!({"field": self.field, "errorMessage": self.message, "params": self.params})

@@ -4221,3 +4221,45 @@ async fn email_as_username_realms_name_users_by_address() {
         (400, json!({"errorMessage": "User name is missing"}))
     );
 }
+
+/// A username is read-only on the admin API unless the realm has
+/// `editUsernameAllowed` (Keycloak 24+): a rename is a 400
+/// `error-user-attribute-read-only` and changes nothing.
+#[tokio::test]
+async fn usernames_change_only_where_the_realm_allows_it() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let id = s.user_id(&t, "demo", "alice").await;
+    let url = format!("{}/admin/realms/demo/users/{id}", s.base);
+    let rename = |to: &'static str| {
+        let r = s
+            .http
+            .put(&url)
+            .bearer_auth(&t)
+            .json(&json!({"username": to}))
+            .send();
+        async move {
+            let r = r.await.expect("send");
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    assert_eq!(
+        rename("alicia").await,
+        (
+            400,
+            json!({"field": "username", "errorMessage": "error-user-attribute-read-only",
+            "params": ["username"]})
+        )
+    );
+    assert_eq!(rename("ALICE").await.0, 204, "the same name in other case");
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{id}")).await;
+    assert_eq!(u["username"], "alice");
+    let allow = json!({"editUsernameAllowed": true});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&allow)).await, 204);
+    assert_eq!(rename("alicia").await.0, 204);
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{id}")).await;
+    assert_eq!(u["username"], "alicia");
+}

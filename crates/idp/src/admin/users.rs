@@ -573,6 +573,12 @@ async fn update(
             Some(e) if u.email != before.email => e.clone(),
             _ => before.username.clone(),
         };
+    } else if u.username != before.username && !realm.flag("editUsernameAllowed") {
+        // Keycloak 24+: the username is read-only unless the realm lets
+        // it be edited.
+        return Err(AdminError::profile(&[
+            profile_rules::FieldError::read_only("username"),
+        ]));
     }
     u.attributes = Policy::of(&realm).written(std::mem::take(&mut u.attributes), &old_attributes);
     crate::user_storage::keep_read_only(&mut u.attributes, &old_attributes);
