@@ -16,6 +16,9 @@
 //! `ignore.empty.value` default does. Others (`local-date`, a pattern in
 //! Java syntax the `regex` crate cannot read) are not checked.
 //!
+//! On the admin API, a value written to an attribute whose
+//! `permissions.edit` leaves out `admin` is `error-user-attribute-read-only`.
+//!
 //! One leniency: on an update only the values that change are checked, so
 //! a user imported with a value the profile now refuses (a two-letter
 //! username from an old export) can still be edited; Keycloak lets such a
@@ -211,6 +214,13 @@ pub fn check_where(
         if before.is_some_and(|b| values(b, name) == now) {
             continue;
         }
+        // An admin may not write what the profile lets only users edit
+        // (where it says who may; a value being cleared or first set to
+        // nothing is no write).
+        if role == Role::Admin && !blank && !editable_by_admin(attr) {
+            errors.push(FieldError::read_only(name));
+            continue;
+        }
         let Some(rules) = attr["validations"].as_object() else {
             continue;
         };
@@ -221,6 +231,15 @@ pub fn check_where(
         }
     }
     errors
+}
+
+/// Whether the attribute's `permissions.edit`, where it has one, names
+/// `admin`.
+fn editable_by_admin(attr: &Value) -> bool {
+    match attr.get("permissions").and_then(|p| p.get("edit")) {
+        Some(Value::Array(roles)) => roles.iter().any(|r| r.as_str() == Some("admin")),
+        _ => true,
+    }
 }
 
 /// Keycloak's `required`: present, for every role or one naming `role`,

@@ -4065,6 +4065,9 @@ async fn the_user_profile_rules_hold_on_the_admin_api() {
             json!({"name": "tier", "permissions": {"view": ["admin"], "edit": ["admin"]},
             "validations": {"options": {"options": ["gold", "silver"]}}}),
         );
+        a.push(
+            json!({"name": "badge", "permissions": {"view": ["admin", "user"], "edit": ["user"]}}),
+        );
     }
     assert_eq!(
         s.admin_put(&t, "/demo/users/profile", Some(&profile)).await,
@@ -4096,6 +4099,23 @@ async fn the_user_profile_rules_hold_on_the_admin_api() {
             json!({"errors": [
         {"field": "employeeNumber", "errorMessage": "bad-employee-number", "params": ["employeeNumber", "E[0-9]{4}"]},
         {"field": "tier", "errorMessage": "error-invalid-value", "params": ["tier", "platinum"]}]})
+        )
+    );
+    // Only users may edit `badge`: an admin's value is refused.
+    let (st, body) = s
+        .admin_post_json(
+            &t,
+            "/demo/users",
+            &json!({"username": "dave",
+            "attributes": {"employeeNumber": ["E4321"], "badge": ["gold"]}}),
+        )
+        .await;
+    assert_eq!(
+        (st, body),
+        (
+            400,
+            json!({"field": "badge",
+        "errorMessage": "error-user-attribute-read-only", "params": ["badge"]})
         )
     );
     let carol = s
