@@ -212,6 +212,30 @@ pub fn spend_ip_budget(idp: &Idp, ip: Option<&str>) -> bool {
     true
 }
 
+/// The user an e-mail address names at login, as Keycloak finds one: not
+/// where the realm turned `loginWithEmailAllowed` off, and none where
+/// `duplicateEmailsAllowed` lets the address name several users.
+async fn by_email(
+    idp: &Idp,
+    realm: &Realm,
+    email: &str,
+) -> Result<Option<User>, gatehouse_store::Error> {
+    if realm.extra.get("loginWithEmailAllowed") == Some(&serde_json::Value::Bool(false)) {
+        return Ok(None);
+    }
+    if !realm.flag("duplicateEmailsAllowed") {
+        return idp.store.user_by_email(&realm.id, email).await;
+    }
+    let query = gatehouse_store::UserQuery {
+        email: Some(email.to_owned()),
+        exact: true,
+        max: 2,
+        ..Default::default()
+    };
+    let mut found = idp.store.users(&realm.id, &query).await?;
+    Ok(if found.len() == 1 { found.pop() } else { None })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn check(
     idp: &Idp,
@@ -225,7 +249,7 @@ async fn check(
 ) -> Result<Result<Verified, LoginFailure>, OAuthError> {
     let user = match idp.store.user_by_username(&realm.id, username).await? {
         Some(u) => Some(u),
-        None if username.contains('@') => idp.store.user_by_email(&realm.id, username).await?,
+        None if username.contains('@') => by_email(idp, realm, username).await?,
         None => None,
     };
     // Not known here: the realm's directories may know the name (LDAP

@@ -4283,3 +4283,40 @@ async fn usernames_change_only_where_the_realm_allows_it() {
     let (_, u) = s.admin_get(&t, &format!("/demo/users/{id}")).await;
     assert_eq!(u["username"], "alicia");
 }
+
+/// `duplicateEmailsAllowed` lets two users share an address, as in
+/// Keycloak; such an address then logs nobody in, while a unique one
+/// still does; `loginWithEmailAllowed = false` stops logins by address.
+#[tokio::test]
+async fn duplicate_emails_and_logins_by_address_follow_the_realm() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let twin = json!({"username": "alice-two", "email": "alice@example.com",
+        "credentials": [{"type": "password", "value": "alice-pw"}]});
+    let (st, _) = s.admin_post(&t, "/demo/users", &twin).await;
+    assert_eq!(st, 409, "duplicates are off by default");
+    let login = |user: &'static str| {
+        let s = &s;
+        async move {
+            s.password_grant("demo", "app", Some("app-secret"), user, "alice-pw", None)
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(login("alice@example.com").await, 200);
+
+    let dup = json!({"duplicateEmailsAllowed": true});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&dup)).await, 204);
+    s.admin_create(&t, "/demo/users", &twin).await;
+    assert_eq!(login("alice@example.com").await, 401, "two users: nobody");
+    assert_eq!(login("alice").await, 200);
+
+    let by_name = json!({"duplicateEmailsAllowed": false, "loginWithEmailAllowed": false});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&by_name)).await, 204);
+    let solo = json!({"username": "solo", "email": "solo@example.com",
+        "credentials": [{"type": "password", "value": "alice-pw"}]});
+    s.admin_create(&t, "/demo/users", &solo).await;
+    assert_eq!(login("solo@example.com").await, 401);
+    assert_eq!(login("solo").await, 200);
+}

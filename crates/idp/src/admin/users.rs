@@ -331,6 +331,7 @@ pub async fn create_user_granting(
         return Err(AdminError::conflict("User exists with same username"));
     }
     if let Some(e) = &u.email
+        && !realm.flag("duplicateEmailsAllowed")
         && idp.store.user_by_email(&realm.id, e).await?.is_some()
     {
         return Err(AdminError::conflict("User exists with same email"));
@@ -604,6 +605,7 @@ async fn update(
     }
     if u.email != old_email
         && let Some(e) = &u.email
+        && !realm.flag("duplicateEmailsAllowed")
         && idp
             .store
             .user_by_email(&realm.id, e)
