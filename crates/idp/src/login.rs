@@ -215,7 +215,7 @@ pub fn spend_ip_budget(idp: &Idp, ip: Option<&str>) -> bool {
 /// The user an e-mail address names at login, as Keycloak finds one: not
 /// where the realm turned `loginWithEmailAllowed` off, and none where
 /// `duplicateEmailsAllowed` lets the address name several users.
-async fn by_email(
+pub async fn by_email(
     idp: &Idp,
     realm: &Realm,
     email: &str,

@@ -106,7 +106,7 @@ pub async fn post(
     }
     let mut user = idp.store.user_by_username(&realm.id, name).await?;
     if user.is_none() && name.contains('@') {
-        user = idp.store.user_by_email(&realm.id, name).await?;
+        user = crate::login::by_email(&idp, &realm, name).await?;
     }
     let refused = match &user {
         None => Some("user_not_found"),
