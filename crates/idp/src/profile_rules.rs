@@ -162,6 +162,50 @@ pub fn english(e: &FieldError) -> String {
     out
 }
 
+/// A custom attribute a user's own form offers: declared by the profile,
+/// editable by `user`, and not kept for logins that ask for a scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormField {
+    /// The attribute, also the form field's name.
+    pub name: String,
+    /// What the label says: the display name, or the attribute's name
+    /// where that is a message key (`${...}`) we have no text for.
+    pub label: String,
+    /// Whether the profile requires it of users.
+    pub required: bool,
+}
+
+/// The custom attributes the registration and update-profile pages show,
+/// in the profile's order.
+pub fn user_form_fields(realm: &Realm) -> Vec<FormField> {
+    const BUILT_IN: [&str; 4] = ["username", "email", "firstName", "lastName"];
+    let cfg = user_profile::config(realm);
+    cfg["attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| {
+            let name = a["name"].as_str()?;
+            let edit = a["permissions"]["edit"].as_array()?;
+            let scoped = a["selector"]["scopes"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            if BUILT_IN.contains(&name) || scoped || !edit.iter().any(|r| r == "user") {
+                return None;
+            }
+            let label = a["displayName"]
+                .as_str()
+                .filter(|d| !d.is_empty() && !d.starts_with("${"))
+                .unwrap_or(name);
+            Some(FormField {
+                name: name.to_owned(),
+                label: label.to_owned(),
+                required: required(a, Role::User),
+            })
+        })
+        .collect()
+}
+
 /// An attribute's values on a user: the four built-in fields or a custom
 /// attribute.
 fn values<'a>(u: &'a User, name: &str) -> Vec<&'a str> {

@@ -207,3 +207,64 @@ async fn people_register_themselves_where_the_realm_allows_it() {
         200
     );
 }
+
+/// The registration form offers the user profile's custom attributes that
+/// users may edit (not those only admins may), holds them to the
+/// profile's rules, and the new user has them.
+#[tokio::test]
+async fn registration_asks_for_the_profiles_custom_attributes() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let allow = json!({"registrationAllowed": true});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&allow)).await, 204);
+    let (_, mut profile) = s.admin_get(&t, "/demo/users/profile").await;
+    if let Some(a) = profile["attributes"].as_array_mut() {
+        a.push(json!({"name": "department", "displayName": "Department",
+            "required": {"roles": ["user"]}, "permissions": {"view": ["admin", "user"], "edit": ["admin", "user"]},
+            "validations": {"options": {"options": ["sales", "support"]}}}));
+        a.push(json!({"name": "internal", "permissions": {"view": ["admin"], "edit": ["admin"]}}));
+    }
+    assert_eq!(
+        s.admin_put(&t, "/demo/users/profile", Some(&profile)).await,
+        200
+    );
+    let first = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/registrations",
+            s.base
+        ))
+        .query(&auth_params(&[]))
+        .send()
+        .await
+        .expect("get");
+    let page = LoginPage::read(&s, first).await;
+    let fields = |department: &'static str| {
+        vec![
+            ("firstName", "Dora"),
+            ("lastName", "Dale"),
+            ("email", "dora@example.com"),
+            ("username", "dora"),
+            ("password", "dora-pw-1"),
+            ("password-confirm", "dora-pw-1"),
+            ("department", department),
+            ("internal", "smuggled"),
+        ]
+    };
+    for (department, message) in [("", "Please specify this field."), ("hr", "Invalid value.")] {
+        let r = page.post(&fields(department)).await;
+        let html = r.text().await.expect("html");
+        assert!(html.contains(message), "{department}: {html}");
+        assert!(
+            html.contains("<label for=\"department\">Department</label>")
+                && html.contains("name=\"department\" type=\"text\" required")
+                && !html.contains("name=\"internal\""),
+            "{html}"
+        );
+    }
+    let r = page.post(&fields("sales")).await;
+    assert_eq!(r.status(), 302);
+    let dora = s.user_id(&t, "demo", "dora").await;
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{dora}")).await;
+    assert_eq!(u["attributes"], json!({"department": ["sales"]}), "{u}");
+}

@@ -59,7 +59,7 @@ pub(super) async fn open(
             email: inv.email.clone(),
         });
         let (req_id, _) = begin_login(idp, realm, &req, now).await?;
-        let entered = super::registration::Entered::for_login(&req);
+        let entered = super::registration::Entered::for_login(realm, &req);
         let r = super::registration::form(realm, &req_id, &req.csrf, &entered, None);
         return Ok(with_csrf(idp, realm, &req.csrf, r));
     }

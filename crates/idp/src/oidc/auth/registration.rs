@@ -68,7 +68,7 @@ pub async fn get(
     match login(&idp, &realm, query, &headers).await? {
         Some(p) if !may_register(&realm, &p) => Ok(error_page(NOT_ALLOWED)),
         Some(p) => {
-            let entered = Entered::for_login(&p.req);
+            let entered = Entered::for_login(&realm, &p.req);
             Ok(form(&realm, &p.id, p.csrf(), &entered, None))
         }
         None => Ok(expired_page()),
@@ -84,19 +84,29 @@ pub(super) struct Entered {
     username: String,
     /// The address is an invitation's: shown, not editable.
     email_fixed: bool,
+    /// The profile's custom attributes the form offers, as typed.
+    attributes: Vec<(profile_rules::FormField, String)>,
 }
 
 impl Entered {
     /// A blank form, with the invited address where the login answers an
     /// invitation.
-    pub(super) fn for_login(req: &super::AuthRequest) -> Entered {
+    pub(super) fn for_login(realm: &Realm, req: &super::AuthRequest) -> Entered {
+        let attributes = profile_rules::user_form_fields(realm)
+            .into_iter()
+            .map(|f| (f, String::new()))
+            .collect();
         match &req.invite {
             Some(i) => Entered {
                 email: i.email.clone(),
                 email_fixed: true,
+                attributes,
                 ..Entered::default()
             },
-            None => Entered::default(),
+            None => Entered {
+                attributes,
+                ..Entered::default()
+            },
         }
     }
 }
@@ -132,6 +142,13 @@ pub async fn post(
         email: field("email").to_lowercase(),
         username: field("username").to_lowercase(),
         email_fixed: false,
+        attributes: profile_rules::user_form_fields(&realm)
+            .into_iter()
+            .map(|f| {
+                let v = field(&f.name);
+                (f, v)
+            })
+            .collect(),
     };
     // An invitation's account has the invited address, whatever is posted.
     if let Some(i) = &p.req.invite {
@@ -175,7 +192,13 @@ pub async fn post(
     draft.email = Some(entered.email.clone());
     draft.first_name = Some(entered.first.clone());
     draft.last_name = Some(entered.last.clone());
-    let shown = |n: &str| ["username", "email", "firstName", "lastName"].contains(&n);
+    for (f, v) in entered.attributes.iter().filter(|(_, v)| !v.is_empty()) {
+        draft.attributes.insert(f.name.clone(), vec![v.clone()]);
+    }
+    let shown = |n: &str| {
+        ["username", "email", "firstName", "lastName"].contains(&n)
+            || entered.attributes.iter().any(|(f, _)| f.name == n)
+    };
     let refused =
         profile_rules::check_where(&realm, profile_rules::Role::User, None, &draft, shown);
     if let Some(e) = refused.first() {
@@ -220,9 +243,15 @@ pub async fn post(
         ));
     }
     let id = gatehouse_core::id::uuid();
+    let attributes: serde_json::Map<String, serde_json::Value> = entered
+        .attributes
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(f, v)| (f.name.clone(), json!([v])))
+        .collect();
     let rep = json!({
         "id": id, "username": entered.username, "email": entered.email, "enabled": true,
-        "firstName": entered.first, "lastName": entered.last,
+        "firstName": entered.first, "lastName": entered.last, "attributes": attributes,
         "credentials": [{"type": "password", "value": password, "temporary": false}],
     });
     let mut ev = Event::user(&realm, "REGISTER");
@@ -281,13 +310,23 @@ pub(super) fn form(
             esc(&e.username)
         )
     };
+    let mut custom = String::new();
+    for (f, v) in &e.attributes {
+        custom.push_str(&format!(
+            "<label for=\"{n}\">{l}</label><input id=\"{n}\" name=\"{n}\" type=\"text\"{req} value=\"{v}\">",
+            n = esc(&f.name),
+            l = esc(&f.label),
+            req = if f.required { " required" } else { "" },
+            v = esc(v),
+        ));
+    }
     let body = format!(
         "<h1>Register</h1>{err}<form id=\"kc-register-form\" method=\"post\" action=\"/realms/{r}/login-actions/registration?session_code={s}\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
 <label for=\"firstName\">First name</label><input id=\"firstName\" name=\"firstName\" type=\"text\" autocomplete=\"given-name\" autofocus required value=\"{first}\">\
 <label for=\"lastName\">Last name</label><input id=\"lastName\" name=\"lastName\" type=\"text\" autocomplete=\"family-name\" required value=\"{last}\">\
 <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\"{fixed}>\
-{username}\
+{username}{custom}\
 <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
 <label for=\"password-confirm\">Confirm password</label><input id=\"password-confirm\" name=\"password-confirm\" type=\"password\" autocomplete=\"new-password\" required>\
 <button type=\"submit\">Register</button></form>\
