@@ -1708,6 +1708,19 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
         }
         assert_eq!(s.admin_post(&t, "/demo/users", &rep).await.0, 201);
     }
+    // A custom attribute users edit: the profile page asks for it too.
+    let (_, mut profile) = s.admin_get(&t, "/demo/users/profile").await;
+    if let Some(a) = profile["attributes"].as_array_mut() {
+        a.push(
+            serde_json::json!({"name": "department", "displayName": "Department",
+            "permissions": {"view": ["admin", "user"], "edit": ["admin", "user"]},
+            "validations": {"options": {"options": ["sales", "support"]}}}),
+        );
+    }
+    assert_eq!(
+        s.admin_put(&t, "/demo/users/profile", Some(&profile)).await,
+        200
+    );
     let auth = format!("{}/realms/demo/protocol/openid-connect/auth", s.base);
     let params = [
         ("response_type", "code"),
@@ -1747,19 +1760,30 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
     let r = login.post_form(&s, &terms, &[("accept", "accept")]).await;
     let profile = r.text().await.expect("html");
     assert!(profile.contains("execution=UPDATE_PROFILE"), "{profile}");
+    assert!(
+        profile.contains("<label for=\"department\">Department</label>"),
+        "{profile}"
+    );
     // Each refusal keeps what was typed; the realm's user profile allows
-    // no markup in a name.
+    // no markup in a name and only its options for the department.
     let mut page = profile;
-    for (email, last, message) in [
-        ("not-an-email", "Builder", "Invalid email address."),
+    for (email, last, department, message) in [
+        ("not-an-email", "Builder", "sales", "Invalid email address."),
         (
             "bob@x.io",
             "<i>Builder</i>",
+            "sales",
             "Value contains invalid character.",
         ),
-        ("carl@x.io", "Builder", "Email already exists."),
+        ("bob@x.io", "Builder", "hr", "Invalid value."),
+        ("carl@x.io", "Builder", "sales", "Email already exists."),
     ] {
-        let fields = [("email", email), ("firstName", "Bob"), ("lastName", last)];
+        let fields = [
+            ("email", email),
+            ("firstName", "Bob"),
+            ("lastName", last),
+            ("department", department),
+        ];
         let r = login.post_form(&s, &page, &fields).await;
         let html = r.text().await.expect("html");
         assert!(
@@ -1777,6 +1801,7 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
                 ("email", "bob@x.io"),
                 ("firstName", "Bob"),
                 ("lastName", "Builder"),
+                ("department", "support"),
             ],
         )
         .await;
@@ -1795,6 +1820,10 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
     );
     assert_eq!(u["requiredActions"], serde_json::json!([]));
     assert!(u["attributes"]["terms_and_conditions"][0].is_string());
+    assert_eq!(
+        u["attributes"]["department"],
+        serde_json::json!(["support"])
+    );
     let (_, ev) = s.admin_get(&t, "/demo/events?type=UPDATE_PROFILE").await;
     assert_eq!(ev[0]["details"]["updated_email"], "bob@x.io");
     let (_, ev) = s

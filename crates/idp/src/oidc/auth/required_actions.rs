@@ -250,12 +250,23 @@ pub async fn submit(
             } else {
                 None
             };
-            // The realm's profile rules for the fields the page shows.
+            // The realm's profile rules for the fields the page shows, its
+            // custom attributes among them.
             let mut asked = user.clone();
             asked.email = Some(email.clone());
             asked.first_name = Some(first.clone());
             asked.last_name = Some(last.clone());
-            let shown_fields = |n: &str| ["email", "firstName", "lastName"].contains(&n);
+            let custom = crate::profile_rules::user_form_fields(realm);
+            for f in &custom {
+                match field(&f.name) {
+                    v if v.is_empty() => asked.attributes.remove(&f.name),
+                    v => asked.attributes.insert(f.name.clone(), vec![v]),
+                };
+            }
+            let shown_fields = |n: &str| {
+                ["email", "firstName", "lastName"].contains(&n)
+                    || custom.iter().any(|f| f.name == n)
+            };
             let refused = crate::profile_rules::check_where(
                 realm,
                 crate::profile_rules::Role::User,
@@ -272,11 +283,7 @@ pub async fn submit(
                     .await?
                     .is_some_and(|o| o.id != user.id);
             if let Some(p) = problem.or(taken.then_some("Email already exists.")) {
-                let mut shown = user.clone();
-                shown.email = Some(email);
-                shown.first_name = Some(first);
-                shown.last_name = Some(last);
-                return Ok(page_for(realm, req_id, req, due, &shown, Some(p)));
+                return Ok(page_for(realm, req_id, req, due, &asked, Some(p)));
             }
             if user.email.as_deref() != Some(email.as_str()) {
                 ev.details.insert(
@@ -289,6 +296,7 @@ pub async fn submit(
             user.email = Some(email);
             user.first_name = Some(first);
             user.last_name = Some(last);
+            user.attributes = asked.attributes;
             user.required_actions.retain(|a| a != due);
             idp.store.update_user(&user, &[ev]).await?;
         }
@@ -502,13 +510,28 @@ pub fn page_for(
         ),
         "UPDATE_PROFILE" => {
             let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
+            let mut custom = String::new();
+            for f in crate::profile_rules::user_form_fields(realm) {
+                let now = user
+                    .attributes
+                    .get(&f.name)
+                    .and_then(|v| v.first())
+                    .map_or("", String::as_str);
+                custom.push_str(&format!(
+                    "<label for=\"{n}\">{l}</label><input id=\"{n}\" name=\"{n}\" type=\"text\"{req} value=\"{v}\">",
+                    n = esc(&f.name),
+                    l = esc(&f.label),
+                    req = if f.required { " required" } else { "" },
+                    v = esc(now),
+                ));
+            }
             (
                 "Update Account Information",
                 format!(
                     "<h1>Update Account Information</h1><p>You need to update your user profile to activate your account.</p>{err}{form}\
 <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" value=\"{e}\" autofocus required>\
 <label for=\"firstName\">First name</label><input id=\"firstName\" name=\"firstName\" type=\"text\" autocomplete=\"given-name\" value=\"{f}\" required>\
-<label for=\"lastName\">Last name</label><input id=\"lastName\" name=\"lastName\" type=\"text\" autocomplete=\"family-name\" value=\"{l}\" required>\
+<label for=\"lastName\">Last name</label><input id=\"lastName\" name=\"lastName\" type=\"text\" autocomplete=\"family-name\" value=\"{l}\" required>{custom}\
 <button type=\"submit\">Submit</button>{cancel}</form>",
                     form = open("kc-update-profile-form"),
                     e = v(&user.email),
