@@ -1513,6 +1513,18 @@ async fn finish(
     log_in(idp, realm, req_id, req, user, now).await
 }
 
+/// A custom user-profile attribute's labelled text field, holding
+/// `value` (the registration and update-profile pages).
+pub fn attribute_input(f: &crate::profile_rules::FormField, value: &str) -> String {
+    format!(
+        "<label for=\"{n}\">{l}</label><input id=\"{n}\" name=\"{n}\" type=\"text\"{req} value=\"{v}\">",
+        n = esc(&f.name),
+        l = esc(&f.label),
+        req = if f.required { " required" } else { "" },
+        v = esc(value),
+    )
+}
+
 /// A form's error line, announced to screen readers (`role="alert"`).
 pub fn alert(error: Option<&str>) -> String {
     error

@@ -310,16 +310,11 @@ pub(super) fn form(
             esc(&e.username)
         )
     };
-    let mut custom = String::new();
-    for (f, v) in &e.attributes {
-        custom.push_str(&format!(
-            "<label for=\"{n}\">{l}</label><input id=\"{n}\" name=\"{n}\" type=\"text\"{req} value=\"{v}\">",
-            n = esc(&f.name),
-            l = esc(&f.label),
-            req = if f.required { " required" } else { "" },
-            v = esc(v),
-        ));
-    }
+    let custom: String = e
+        .attributes
+        .iter()
+        .map(|(f, v)| super::attribute_input(f, v))
+        .collect();
     let body = format!(
         "<h1>Register</h1>{err}<form id=\"kc-register-form\" method=\"post\" action=\"/realms/{r}/login-actions/registration?session_code={s}\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{c}\">\

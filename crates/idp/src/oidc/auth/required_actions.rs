@@ -510,21 +510,13 @@ pub fn page_for(
         ),
         "UPDATE_PROFILE" => {
             let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
-            let mut custom = String::new();
-            for f in crate::profile_rules::user_form_fields(realm) {
-                let now = user
-                    .attributes
-                    .get(&f.name)
-                    .and_then(|v| v.first())
-                    .map_or("", String::as_str);
-                custom.push_str(&format!(
-                    "<label for=\"{n}\">{l}</label><input id=\"{n}\" name=\"{n}\" type=\"text\"{req} value=\"{v}\">",
-                    n = esc(&f.name),
-                    l = esc(&f.label),
-                    req = if f.required { " required" } else { "" },
-                    v = esc(now),
-                ));
-            }
+            let custom: String = crate::profile_rules::user_form_fields(realm)
+                .iter()
+                .map(|f| {
+                    let now = user.attributes.get(&f.name).and_then(|v| v.first());
+                    super::attribute_input(f, now.map_or("", String::as_str))
+                })
+                .collect();
             (
                 "Update Account Information",
                 format!(
