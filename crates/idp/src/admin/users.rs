@@ -562,8 +562,6 @@ async fn update(
     let rep = json_body(&body)?;
     let _edit = idp.lock_row(&id).await;
     let mut u = load(&idp, &realm, &id).await?;
-    let (old_name, old_email) = (u.username.clone(), u.email.clone());
-    let old_attributes = u.attributes.clone();
     let was_locked_out = crate::login::locked_permanently(&u);
     let before = u.clone();
     repr::apply_user_fields(&mut u, &rep).map_err(AdminError::bad_request)?;
@@ -581,8 +579,9 @@ async fn update(
             profile_rules::FieldError::read_only("username"),
         ]));
     }
-    u.attributes = Policy::of(&realm).written(std::mem::take(&mut u.attributes), &old_attributes);
-    crate::user_storage::keep_read_only(&mut u.attributes, &old_attributes);
+    u.attributes =
+        Policy::of(&realm).written(std::mem::take(&mut u.attributes), &before.attributes);
+    crate::user_storage::keep_read_only(&mut u.attributes, &before.attributes);
     let refused = profile_rules::check(&realm, profile_rules::Role::Admin, Some(&before), &u);
     if !refused.is_empty() {
         return Err(AdminError::profile(&refused));
@@ -594,7 +593,7 @@ async fn update(
     if lockout_lifted {
         u.attributes.remove(crate::login::DISABLED_REASON);
     }
-    if u.username != old_name
+    if u.username != before.username
         && idp
             .store
             .user_by_username(&realm.id, &u.username)
@@ -603,7 +602,7 @@ async fn update(
     {
         return Err(AdminError::conflict("User exists with same username"));
     }
-    if u.email != old_email
+    if u.email != before.email
         && let Some(e) = &u.email
         && !realm.flag("duplicateEmailsAllowed")
         && idp
