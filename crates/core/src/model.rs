@@ -270,17 +270,6 @@ impl ProtocolMapper {
     }
 }
 
-/// How long a client's access tokens live when the client overrides its
-/// realm (see `Client::access_token_lifespan`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenLifespan {
-    /// A fixed number of seconds from issue.
-    Seconds(i64),
-    /// Until the SSO session's maximum lifespan (Keycloak's `-1`): counted
-    /// from the session's start, or from now for a grant without one.
-    SessionMax,
-}
-
 /// A client scope (Keycloak's "client scope"): a named set of protocol
 /// mappers that clients take as default scopes (always applied) or
 /// optional ones (applied when the `scope` parameter asks for them).
@@ -579,6 +568,17 @@ pub const CLIENT_AUTHENTICATORS: [&str; 4] = [
     "client-jwt",
     "client-x509",
 ];
+
+/// How long a client's access tokens live when the client overrides its
+/// realm (see `Client::access_token_lifespan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenLifespan {
+    /// A fixed number of seconds from issue.
+    Seconds(i64),
+    /// Until the SSO session's maximum lifespan (Keycloak's `-1`): counted
+    /// from the session's start, or from now for a grant without one.
+    SessionMax,
+}
 
 impl Client {
     /// A confidential client with Keycloak's defaults.

@@ -1167,9 +1167,6 @@ pub async fn userinfo(
     Ok(Value::Object(c))
 }
 
-/// `lifespan` cut to what is left of the grant's session at `now`
-/// ([`Realm::session_max_end`]): a token issued near the end of a session
-/// ends with it, as Keycloak's do.
 /// The access token lifespan before the session's end is applied: the
 /// client's override or the realm's. Keycloak's "until the session's
 /// maximum" counts from the session's start and takes the realm's SSO
@@ -1187,6 +1184,9 @@ fn access_lifespan(g: &Grant<'_>, now: i64) -> i64 {
     }
 }
 
+/// `lifespan` cut to what is left of the grant's session at `now`
+/// ([`Realm::session_max_end`]): a token issued near the end of a session
+/// ends with it, as Keycloak's do.
 fn within_session(g: &Grant<'_>, now: i64, lifespan: i64) -> i64 {
     match g.session.and_then(|s| g.realm.session_max_end(s, g.client)) {
         Some(end) => lifespan.min(end - now).max(0),
