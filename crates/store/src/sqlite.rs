@@ -351,27 +351,26 @@ fn session_of(data: &str, refresh_token_id: Option<String>, last_access: i64) ->
     Ok(s)
 }
 
+/// `s` as literal text inside a LIKE pattern (`ESCAPE '\\'`).
+fn like_literal(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 /// A `search` word as Keycloak's LIKE pattern: `%` and `_` literal, `*`
 /// any run of characters, and a prefix match unless it ends with `*`.
 fn search_pattern(word: &str) -> String {
-    let mut p = word
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-        .replace('*', "%");
+    let mut p = like_literal(word).replace('*', "%");
     if !p.ends_with('%') {
         p.push('%');
     }
     p
 }
 
+/// `s` anywhere in a value, without regard to case.
 fn like(s: &str) -> String {
-    let escaped = s
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
+    format!("%{}%", like_literal(&s.to_lowercase()))
 }
 
 impl SqliteStore {
