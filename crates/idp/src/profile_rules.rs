@@ -132,7 +132,7 @@ pub fn account_body(realm: &Realm, errors: &[FieldError]) -> Value {
 
 /// The English text Keycloak's login pages show for a message key, with
 /// its `{1}` / `{2}` parameters filled in; a custom key shows as written.
-pub fn english(e: &FieldError) -> String {
+fn english(e: &FieldError) -> String {
     let template = match e.message.as_str() {
         "error-invalid-value" | "error-pattern-no-match" => "Invalid value.",
         "error-invalid-length" => "Length must be between {1} and {2}.",
@@ -178,7 +178,6 @@ pub struct FormField {
 /// The custom attributes the registration and update-profile pages show,
 /// in the profile's order.
 pub fn user_form_fields(realm: &Realm) -> Vec<FormField> {
-    const BUILT_IN: [&str; 4] = ["username", "email", "firstName", "lastName"];
     let cfg = user_profile::config(realm);
     cfg["attributes"]
         .as_array()
@@ -190,7 +189,8 @@ pub fn user_form_fields(realm: &Realm) -> Vec<FormField> {
             let scoped = a["selector"]["scopes"]
                 .as_array()
                 .is_some_and(|s| !s.is_empty());
-            if BUILT_IN.contains(&name) || scoped || !edit.iter().any(|r| r == "user") {
+            if user_profile::BUILT_IN.contains(&name) || scoped || !edit.iter().any(|r| r == "user")
+            {
                 return None;
             }
             let label = a["displayName"]
@@ -204,6 +204,32 @@ pub fn user_form_fields(realm: &Realm) -> Vec<FormField> {
             })
         })
         .collect()
+}
+
+/// Sets a custom attribute from a form field: one value, or none for an
+/// empty field.
+pub fn put_form_value(u: &mut User, name: &str, value: &str) {
+    if value.is_empty() {
+        u.attributes.remove(name);
+    } else {
+        u.attributes.insert(name.to_owned(), vec![value.to_owned()]);
+    }
+}
+
+/// The English message of the first rule a user's own form breaks:
+/// `asked` (the user as the form would leave it) against the profile, for
+/// the built-in fields the form shows (`shown`) and its custom attributes.
+pub fn form_refusal(
+    realm: &Realm,
+    before: Option<&User>,
+    asked: &User,
+    shown: &[&str],
+) -> Option<String> {
+    let custom = user_form_fields(realm);
+    let on_form = |n: &str| shown.contains(&n) || custom.iter().any(|f| f.name == n);
+    check_where(realm, Role::User, before, asked, on_form)
+        .first()
+        .map(english)
 }
 
 /// An attribute's values on a user: the four built-in fields or a custom
@@ -232,7 +258,7 @@ pub fn check(realm: &Realm, role: Role, before: Option<&User>, after: &User) -> 
 /// [`check`] for the attributes `asked` names only: a form that shows the
 /// built-in fields alone cannot be refused for a custom one it never
 /// offered.
-pub fn check_where(
+fn check_where(
     realm: &Realm,
     role: Role,
     before: Option<&User>,

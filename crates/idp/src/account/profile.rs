@@ -12,6 +12,7 @@
 //! verified.
 
 use super::{AccountCaller, role};
+use crate::admin::user_profile::BUILT_IN;
 use crate::error::AdminError;
 use axum::Json;
 use axum::body::Bytes;
@@ -20,8 +21,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::model::{Attributes, Realm, User};
 use serde_json::{Value, json};
-
-const BUILT_IN: [&str; 4] = ["username", "email", "firstName", "lastName"];
 
 #[derive(serde::Deserialize)]
 pub struct ProfileQuery {

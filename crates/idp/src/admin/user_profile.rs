@@ -29,7 +29,7 @@ use std::sync::Arc;
 const PROVIDER: &str = "org.keycloak.userprofile.UserProfileProvider";
 const CONFIG_KEY: &str = "kc.user.profile.config";
 /// The profile's built-in attributes: user fields, not custom attributes.
-const BUILT_IN: [&str; 4] = ["username", "email", "firstName", "lastName"];
+pub const BUILT_IN: [&str; 4] = ["username", "email", "firstName", "lastName"];
 
 /// User-profile routes.
 pub fn routes() -> axum::Router<Arc<crate::state::Idp>> {

@@ -192,17 +192,11 @@ pub async fn post(
     draft.email = Some(entered.email.clone());
     draft.first_name = Some(entered.first.clone());
     draft.last_name = Some(entered.last.clone());
-    for (f, v) in entered.attributes.iter().filter(|(_, v)| !v.is_empty()) {
-        draft.attributes.insert(f.name.clone(), vec![v.clone()]);
+    for (f, v) in &entered.attributes {
+        profile_rules::put_form_value(&mut draft, &f.name, v);
     }
-    let shown = |n: &str| {
-        ["username", "email", "firstName", "lastName"].contains(&n)
-            || entered.attributes.iter().any(|(f, _)| f.name == n)
-    };
-    let refused =
-        profile_rules::check_where(&realm, profile_rules::Role::User, None, &draft, shown);
-    if let Some(e) = refused.first() {
-        let message = profile_rules::english(e);
+    let built_in = &crate::admin::user_profile::BUILT_IN;
+    if let Some(message) = profile_rules::form_refusal(&realm, None, &draft, built_in) {
         return Ok(form(&realm, &p.id, p.csrf(), &entered, Some(&message)));
     }
     let email = Some(entered.email.as_str());
@@ -243,15 +237,9 @@ pub async fn post(
         ));
     }
     let id = gatehouse_core::id::uuid();
-    let attributes: serde_json::Map<String, serde_json::Value> = entered
-        .attributes
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(f, v)| (f.name.clone(), json!([v])))
-        .collect();
     let rep = json!({
         "id": id, "username": entered.username, "email": entered.email, "enabled": true,
-        "firstName": entered.first, "lastName": entered.last, "attributes": attributes,
+        "firstName": entered.first, "lastName": entered.last, "attributes": draft.attributes,
         "credentials": [{"type": "password", "value": password, "temporary": false}],
     });
     let mut ev = Event::user(&realm, "REGISTER");

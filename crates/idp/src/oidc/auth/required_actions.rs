@@ -256,25 +256,11 @@ pub async fn submit(
             asked.email = Some(email.clone());
             asked.first_name = Some(first.clone());
             asked.last_name = Some(last.clone());
-            let custom = crate::profile_rules::user_form_fields(realm);
-            for f in &custom {
-                match field(&f.name) {
-                    v if v.is_empty() => asked.attributes.remove(&f.name),
-                    v => asked.attributes.insert(f.name.clone(), vec![v]),
-                };
+            for f in crate::profile_rules::user_form_fields(realm) {
+                crate::profile_rules::put_form_value(&mut asked, &f.name, &field(&f.name));
             }
-            let shown_fields = |n: &str| {
-                ["email", "firstName", "lastName"].contains(&n)
-                    || custom.iter().any(|f| f.name == n)
-            };
-            let refused = crate::profile_rules::check_where(
-                realm,
-                crate::profile_rules::Role::User,
-                Some(&user),
-                &asked,
-                shown_fields,
-            );
-            let rule = refused.first().map(crate::profile_rules::english);
+            let shown = ["email", "firstName", "lastName"];
+            let rule = crate::profile_rules::form_refusal(realm, Some(&user), &asked, &shown);
             let problem = problem.or(rule.as_deref());
             let taken = problem.is_none()
                 && idp
