@@ -348,6 +348,26 @@ fn shown(n: Option<f64>) -> Value {
     }
 }
 
+/// Keycloak's error for `n` outside `min` / `max`: the key (`keys`: both
+/// bounds set, only a minimum, only a maximum) names the bounds that are
+/// set, and the parameters are both.
+fn out_of_range(
+    name: &str,
+    n: f64,
+    (min, max): (Option<f64>, Option<f64>),
+    keys: [&str; 3],
+) -> Option<FieldError> {
+    if !(min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m)) {
+        return None;
+    }
+    let key = match (min, max) {
+        (Some(_), None) => keys[1],
+        (None, Some(_)) => keys[2],
+        _ => keys[0],
+    };
+    Some(FieldError::new(name, key, vec![shown(min), shown(max)]))
+}
+
 /// The one error `validator` finds in `vals`, if any.
 fn validate(
     realm: &Realm,
@@ -356,7 +376,6 @@ fn validate(
     config: &Value,
     vals: &[&str],
 ) -> Option<FieldError> {
-    let err = |message: &str, params: Vec<Value>| Some(FieldError::new(name, message, params));
     let custom = |default: &str| {
         config
             .get("error-message")
@@ -368,13 +387,8 @@ fn validate(
     if validator == "multivalued" {
         let (min, max) = (number(config, "min"), number(config, "max"));
         let n = vals.iter().filter(|v| !v.trim().is_empty()).count() as f64;
-        if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
-            return err(
-                "error-invalid-multivalued-size",
-                vec![shown(min), shown(max)],
-            );
-        }
-        return None;
+        let key = "error-invalid-multivalued-size";
+        return out_of_range(name, n, (min, max), [key; 3]);
     }
     let ignore_empty = config
         .get("ignore.empty.value")
@@ -392,16 +406,12 @@ fn validate(
                 let text = if trim { v.trim() } else { v };
                 // Java counts UTF-16 units.
                 let len = text.encode_utf16().count() as f64;
-                if min.is_some_and(|m| len < m) || max.is_some_and(|m| len > m) {
-                    let message = match (min, max) {
-                        (Some(_), None) => "error-invalid-length-too-short",
-                        (None, Some(_)) => "error-invalid-length-too-long",
-                        _ => "error-invalid-length",
-                    };
-                    err(message, vec![shown(min), shown(max)])
-                } else {
-                    None
-                }
+                let keys = [
+                    "error-invalid-length",
+                    "error-invalid-length-too-short",
+                    "error-invalid-length-too-long",
+                ];
+                out_of_range(name, len, (min, max), keys)
             }
             "email" => {
                 let local_max = number(config, "max-local-length").unwrap_or(64.0);
@@ -421,11 +431,7 @@ fn validate(
             }
             "username-prohibited-characters" => {
                 // An e-mail as username is the email validator's to check.
-                let email_as_username = realm
-                    .extra
-                    .get("registrationEmailAsUsername")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
+                let email_as_username = realm.flag("registrationEmailAsUsername");
                 (!email_as_username && v.chars().any(username_prohibited)).then(|| {
                     FieldError::new(name, &custom("error-username-invalid-character"), vec![])
                 })
@@ -447,17 +453,14 @@ fn validate(
                     v.trim().parse::<f64>().ok().filter(|n| n.is_finite())
                 };
                 let (min, max) = (number(config, "min"), number(config, "max"));
+                let keys = [
+                    "error-number-out-of-range",
+                    "error-number-out-of-range-too-small",
+                    "error-number-out-of-range-too-big",
+                ];
                 match parsed {
-                    None => err("error-invalid-number", vec![]),
-                    Some(n) if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) => {
-                        let message = match (min, max) {
-                            (Some(_), None) => "error-number-out-of-range-too-small",
-                            (None, Some(_)) => "error-number-out-of-range-too-big",
-                            _ => "error-number-out-of-range",
-                        };
-                        err(message, vec![shown(min), shown(max)])
-                    }
-                    Some(_) => None,
+                    None => Some(FieldError::new(name, "error-invalid-number", vec![])),
+                    Some(n) => out_of_range(name, n, (min, max), keys),
                 }
             }
             "uri" => url::Url::parse(v)
