@@ -106,17 +106,25 @@ async fn oauth_rejections(resp: axum::response::Response) -> axum::response::Res
     .await
 }
 
-/// The largest request body any identity-listener endpoint reads (axum's
-/// default, made explicit).
+/// The largest request body an identity-listener endpoint reads (axum's
+/// default, made explicit), the admin API's aside.
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
 
-/// Refuses a request that announces a body past [`MAX_BODY`] before any
+/// The largest body the admin API reads: a realm file given to
+/// `POST /admin/realms` or `partialImport` runs to megabytes (a few
+/// thousand users with their credentials), and Keycloak takes up to
+/// Quarkus's default, 10 MiB. Only an administrator's token gets a body
+/// read: the bearer check comes first.
+pub const MAX_ADMIN_BODY: usize = 10 * 1024 * 1024;
+
+/// Refuses a request that announces a body past `limit` before any
 /// of it is read, as nginx and Quarkus do, rather than hold the connection
 /// while a client claims to send gigabytes. The answer is axum's own limit
 /// rejection, so each API's rejection mapper (outside this layer) gives it
 /// that API's JSON error form; the listener adds `Connection: close`,
 /// since the body stays unread.
 async fn refuse_announced_oversize(
+    axum::extract::State(limit): axum::extract::State<usize>,
     req: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -124,7 +132,7 @@ async fn refuse_announced_oversize(
     // hyper has read the announced length (`Content-Length`, HTTP/2's
     // `content-length`) into the body's size hint.
     let announced = axum::body::HttpBody::size_hint(req.body()).lower();
-    if announced > MAX_BODY as u64 {
+    if announced > limit as u64 {
         return (
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             "Failed to buffer the request body: length limit exceeded",
@@ -142,7 +150,10 @@ pub fn router(idp: Arc<Idp>) -> Router {
             oidc::routes()
                 .merge(broker::routes())
                 .merge(authz::protection::routes())
-                .route_layer(axum::middleware::from_fn(refuse_announced_oversize))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    MAX_BODY,
+                    refuse_announced_oversize,
+                ))
                 .route_layer(axum::middleware::map_response(oauth_rejections))
                 .layer(axum::middleware::from_fn_with_state(
                     idp.clone(),
@@ -153,7 +164,10 @@ pub fn router(idp: Arc<Idp>) -> Router {
         // (the token's client's origins), caches dropped after its writes.
         .merge(
             account::routes()
-                .route_layer(axum::middleware::from_fn(refuse_announced_oversize))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    MAX_BODY,
+                    refuse_announced_oversize,
+                ))
                 .route_layer(axum::middleware::map_response(admin_rejections))
                 .route_layer(axum::middleware::from_fn_with_state(
                     idp.clone(),
@@ -173,7 +187,10 @@ pub fn router(idp: Arc<Idp>) -> Router {
         // Registration writes clients: the same cache drop as admin writes.
         .merge(
             client_registration::routes()
-                .route_layer(axum::middleware::from_fn(refuse_announced_oversize))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    MAX_BODY,
+                    refuse_announced_oversize,
+                ))
                 .route_layer(axum::middleware::from_fn_with_state(
                     idp.clone(),
                     admin::invalidate_after_writes,
@@ -181,7 +198,11 @@ pub fn router(idp: Arc<Idp>) -> Router {
         )
         .merge(
             admin::routes()
-                .route_layer(axum::middleware::from_fn(refuse_announced_oversize))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    MAX_ADMIN_BODY,
+                    refuse_announced_oversize,
+                ))
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_ADMIN_BODY))
                 .route_layer(axum::middleware::map_response(admin_rejections))
                 .route_layer(axum::middleware::from_fn_with_state(
                     idp.clone(),

@@ -2569,6 +2569,60 @@ async fn admin_input_mistakes_are_refused_clearly() {
     );
 }
 
+/// A realm file of a few megabytes (here 2 000 users, 3.4 MB) goes in
+/// through `POST /admin/realms` and `partialImport`, as Keycloak (Quarkus's
+/// 10 MiB) takes it; past 10 MiB the admin API answers 413 in its own
+/// JSON form, and the OAuth endpoints keep their 2 MiB.
+#[tokio::test]
+async fn realm_files_of_megabytes_are_imported_through_the_admin_api() {
+    let s = start().await;
+    let t = s.admin_token().await;
+    let users = |prefix: &str| -> Vec<Value> {
+        (0..2000)
+            .map(|i| {
+                json!({"username": format!("{prefix}{i:04}"), "enabled": true,
+                       "attributes": {"bio": ["b".repeat(1600)]}})
+            })
+            .collect()
+    };
+    let realm = json!({"realm": "big", "enabled": true, "users": users("u")});
+    assert!(realm.to_string().len() > 3 << 20);
+    let r = s
+        .http
+        .post(format!("{}/admin/realms", s.base))
+        .bearer_auth(&t)
+        .json(&realm)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let (_, n) = s.admin_get(&t, "/big/users/count").await;
+    assert_eq!(n, 2000);
+    let r = s
+        .http
+        .post(format!("{}/admin/realms/big/partialImport", s.base))
+        .bearer_auth(&t)
+        .json(&json!({"ifResourceExists": "SKIP", "users": users("p")}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.expect("json")["added"], 2000);
+    let over = json!({"realm": "bigger", "description": "d".repeat(11 << 20)});
+    let r = s
+        .http
+        .post(format!("{}/admin/realms", s.base))
+        .bearer_auth(&t)
+        .json(&over)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 413);
+    assert!(r.json::<Value>().await.expect("json")["errorMessage"].is_string());
+    let (st, _) = s.admin_get(&t, "/bigger").await;
+    assert_eq!(st, 404);
+}
+
 /// Identity providers from a Keycloak export: listed (search, brief,
 /// paging), read with their mappers, removed with an admin event; creating
 /// or changing one is refused (501), since Gatehouse does not broker yet.
