@@ -144,6 +144,7 @@ fn english(e: &FieldError) -> String {
         "error-number-out-of-range-too-small" => "Number must have minimal value of {1}.",
         "error-number-out-of-range-too-big" => "Number must have maximal value of {2}.",
         "error-invalid-uri" => "Invalid URL.",
+        "error-invalid-date" => "Invalid date.",
         "error-user-attribute-required" => "Please specify this field.",
         "error-username-invalid-character" | "error-person-name-invalid-character" => {
             "Value contains invalid character."
@@ -295,7 +296,7 @@ fn check_where(
             continue;
         };
         for (validator, config) in rules {
-            if let Some(e) = validate(realm, name, validator, config, &now) {
+            if let Some(e) = validate(realm, after, name, validator, config, &now) {
                 errors.push(e);
             }
         }
@@ -371,6 +372,7 @@ fn out_of_range(
 /// The one error `validator` finds in `vals`, if any.
 fn validate(
     realm: &Realm,
+    user: &User,
     name: &str,
     validator: &str,
     config: &Value,
@@ -466,6 +468,12 @@ fn validate(
             "uri" => url::Url::parse(v)
                 .is_err()
                 .then(|| FieldError::new(name, "error-invalid-uri", vec![json!(v)])),
+            "iso-date" => {
+                (!iso_date(v)).then(|| FieldError::new(name, "error-invalid-date", vec![json!(v)]))
+            }
+            "local-date" => date_order(realm, user)
+                .filter(|order| !local_date(v, order))
+                .map(|_| FieldError::new(name, "error-invalid-date", vec![])),
             _ => None,
         };
         if found.is_some() {
@@ -473,6 +481,135 @@ fn validate(
         }
     }
     None
+}
+
+/// Whether `y`-`m`-`d` is a day of the proleptic Gregorian calendar.
+fn real_day(y: i64, m: i64, d: i64) -> bool {
+    (1..=12).contains(&m)
+        && (1..=31).contains(&d)
+        && gatehouse_core::time::civil_from_days(gatehouse_core::time::days_from_civil(y, m, d))
+            == (y, m, d)
+}
+
+/// Java's `ISO_LOCAL_DATE`, strict, which Keycloak's `iso-date` parses
+/// with (what an HTML date input sends): `2024-02-29`; a year of more than
+/// four digits carries its sign.
+fn iso_date(v: &str) -> bool {
+    let mut parts = v.rsplitn(3, '-');
+    let (Some(d), Some(m), Some(y)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let digits = |t: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit())
+    };
+    let year_ok = match y.as_bytes().first() {
+        Some(b'+') => digits(&y[1..], 5..=9),
+        Some(b'-') => digits(&y[1..], 4..=9),
+        _ => digits(y, 4..=4),
+    };
+    year_ok
+        && digits(m, 2..=2)
+        && digits(d, 2..=2)
+        && matches!(
+            (y.parse(), m.parse(), d.parse()),
+            (Ok(y), Ok(m), Ok(d)) if real_day(y, m, d)
+        )
+}
+
+/// The order of a short date's fields and their separator in a locale.
+#[derive(Debug, PartialEq)]
+enum DateOrder {
+    /// Month, day, year (`en`: `12/31/24`).
+    Mdy(char),
+    /// Day, month, year (`de`: `31.12.24`, `fr`: `31/12/2024`).
+    Dmy(char),
+    /// Year, month, day (`ja`: `2024/12/31`, `sv`: `2024-12-31`).
+    Ymd(char),
+}
+
+/// The short date form `local-date` reads for `user`: Keycloak resolves the
+/// locale as its login pages do (English unless the realm is
+/// internationalized; then the user's `locale`, else the realm's default)
+/// and parses with Java's `DateFormat.SHORT` of that locale, whose CLDR
+/// patterns these are. None for a locale whose short date is not plain
+/// digits and one separator (Hungarian's `y. MM. dd.`, Arabic and Persian
+/// digits, Thai's Buddhist years): those values go unchecked.
+fn date_order(realm: &Realm, user: &User) -> Option<DateOrder> {
+    let locale = if realm.flag("internationalizationEnabled") {
+        user.attributes
+            .get("locale")
+            .and_then(|l| l.first())
+            .map(String::as_str)
+            .or_else(|| realm.extra.get("defaultLocale").and_then(Value::as_str))
+            .unwrap_or("en")
+    } else {
+        "en"
+    };
+    let mut tags = locale.split(['-', '_']);
+    let language = tags.next().unwrap_or_default().to_ascii_lowercase();
+    let region = tags.next().unwrap_or_default().to_ascii_uppercase();
+    Some(match (language.as_str(), region.as_str()) {
+        ("en", "" | "US" | "PH") | ("fil", _) => DateOrder::Mdy('/'),
+        ("en", "CA") => DateOrder::Ymd('-'),
+        ("en", "ZA") => DateOrder::Ymd('/'),
+        ("en" | "fr" | "es" | "it" | "pt" | "el" | "ca" | "vi" | "id", _) => DateOrder::Dmy('/'),
+        (
+            "de" | "ru" | "pl" | "cs" | "fi" | "nb" | "no" | "tr" | "uk" | "ro" | "da" | "lv"
+            | "ka",
+            _,
+        ) => DateOrder::Dmy('.'),
+        ("nl", _) => DateOrder::Dmy('-'),
+        ("ja" | "zh", _) => DateOrder::Ymd('/'),
+        ("sv" | "lt", _) => DateOrder::Ymd('-'),
+        _ => return None,
+    })
+}
+
+/// Java's non-lenient `DateFormat.parse` of a short date: numeric fields
+/// of any width in the locale's order, a two-digit year within 80 years
+/// before and 20 after now (a longer one as written), the day real; text
+/// after the date is ignored, as `parse(String)` ignores it.
+fn local_date(v: &str, order: &DateOrder) -> bool {
+    let sep = match order {
+        DateOrder::Mdy(c) | DateOrder::Dmy(c) | DateOrder::Ymd(c) => *c,
+    };
+    let mut rest = v;
+    let mut fields = [(0i64, 0usize); 3];
+    for (i, field) in fields.iter_mut().enumerate() {
+        let len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(n) = rest[..len].parse::<i64>() else {
+            return false;
+        };
+        *field = (n, len);
+        rest = &rest[len..];
+        if i < 2 {
+            match rest.strip_prefix(sep) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+    }
+    let ((y, y_len), m, d) = match order {
+        DateOrder::Mdy(_) => (fields[2], fields[0].0, fields[1].0),
+        DateOrder::Dmy(_) => (fields[2], fields[1].0, fields[0].0),
+        DateOrder::Ymd(_) => (fields[0], fields[1].0, fields[2].0),
+    };
+    let year = if y_len == 2 {
+        // SimpleDateFormat's default century: 80 years back, 20 ahead.
+        let (this_year, _, _) =
+            gatehouse_core::time::civil_from_days(gatehouse_core::time::now().div_euclid(86_400));
+        let start = this_year - 80;
+        let candidate = start - start.rem_euclid(100) + y;
+        if candidate < start {
+            candidate + 100
+        } else {
+            candidate
+        }
+    } else {
+        y
+    };
+    // A lenient-free Java calendar has no year 0.
+    year >= 1 && real_day(year, m, d)
 }
 
 /// Java's `\s`, `\v` and `\h` whitespace and `\p{Cntrl}` controls, which
@@ -617,6 +754,90 @@ mod tests {
         ] {
             assert!(!email_ok(bad, 64), "{bad}");
         }
+    }
+
+    #[test]
+    fn dates_are_read_as_javas_iso_and_short_formats_read_them() {
+        for ok in ["2024-02-29", "0001-01-01", "+10000-12-31", "-0044-03-15"] {
+            assert!(iso_date(ok), "{ok}");
+        }
+        for bad in [
+            "2023-02-29",
+            "2024-2-29",
+            "2024-13-01",
+            "2024-00-10",
+            "24-01-01",
+            "+2024-01-01",
+            "2024-01-01T00:00",
+            "2024/01/01",
+            "",
+            "--",
+        ] {
+            assert!(!iso_date(bad), "{bad}");
+        }
+        let en = DateOrder::Mdy('/');
+        for ok in ["12/31/24", "1/2/2024", "02/29/2024", "2/29/24 and more"] {
+            assert!(local_date(ok, &en), "{ok}");
+        }
+        for bad in [
+            "31/12/24",
+            "2/30/2024",
+            "2024-01-01",
+            "1/2",
+            "a/b/c",
+            "1/2/0",
+        ] {
+            assert!(!local_date(bad, &en), "{bad}");
+        }
+        assert!(local_date("31.12.24", &DateOrder::Dmy('.')));
+        assert!(!local_date("12/31/24", &DateOrder::Dmy('.')));
+        assert!(local_date("2024/12/31", &DateOrder::Ymd('/')));
+
+        // The locale: English unless the realm is internationalized, then
+        // the user's, else the realm's default.
+        let mut realm = Realm::new("r");
+        let mut u = user("alice");
+        u.attributes.insert("locale".into(), vec!["de".into()]);
+        assert_eq!(date_order(&realm, &u), Some(DateOrder::Mdy('/')));
+        realm
+            .extra
+            .insert("internationalizationEnabled".into(), json!(true));
+        assert_eq!(date_order(&realm, &u), Some(DateOrder::Dmy('.')));
+        realm.extra.insert("defaultLocale".into(), json!("ja"));
+        assert_eq!(date_order(&realm, &user("bob")), Some(DateOrder::Ymd('/')));
+        u.attributes.insert("locale".into(), vec!["hu".into()]);
+        assert_eq!(date_order(&realm, &u), None);
+        u.attributes.insert("locale".into(), vec!["de-AT".into()]);
+        assert_eq!(date_order(&realm, &u), Some(DateOrder::Dmy('.')));
+
+        // As validators of a custom attribute.
+        let mut cfg = user_profile::config(&realm);
+        if let Some(a) = cfg["attributes"].as_array_mut() {
+            a.push(json!({"name": "born", "validations": {"iso-date": {}}}));
+            a.push(json!({"name": "hired", "validations": {"local-date": {}}}));
+        }
+        user_profile::store(&mut realm, &cfg);
+        let mut u = user("alice");
+        u.attributes
+            .insert("born".into(), vec!["1990-02-30".into()]);
+        u.attributes
+            .insert("hired".into(), vec!["2024/12/31".into()]);
+        let e = check(&realm, Role::Admin, None, &u);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(
+            (e[0].field.as_str(), e[0].message.as_str()),
+            ("born", "error-invalid-date")
+        );
+        assert_eq!(english(&e[0]), "Invalid date.");
+        u.attributes
+            .insert("born".into(), vec!["1990-02-28".into()]);
+        u.attributes
+            .insert("hired".into(), vec!["31.12.2024".into()]);
+        let e = check(&realm, Role::Admin, None, &u);
+        assert_eq!(
+            (e[0].field.as_str(), e[0].message.as_str()),
+            ("hired", "error-invalid-date")
+        );
     }
 
     #[test]
