@@ -174,6 +174,54 @@ pub struct FormField {
     pub label: String,
     /// Whether the profile requires it of users.
     pub required: bool,
+    /// Whether the attribute holds several values: the page may post the
+    /// field more than once.
+    pub multivalued: bool,
+    /// How the page draws it: Keycloak's `inputType` annotation (`text`,
+    /// `textarea`, `select`, `multiselect`, `select-radiobuttons`,
+    /// `multiselect-checkboxes`, `html5-email`...), `text` where unset.
+    pub input: String,
+    /// The choices of a select, radio or checkbox field, value and label:
+    /// the `options` of the validator `inputOptionsFromValidation` names
+    /// (`options` by default), labelled by `inputOptionLabels`.
+    pub options: Vec<(String, String)>,
+    /// The attribute's annotations, for the rest of how it is drawn
+    /// (placeholder, helper texts, HTML input limits).
+    pub annotations: serde_json::Map<String, Value>,
+}
+
+/// Whether a login page's form may repeat field `name`: one of the
+/// realm's multivalued attributes that the user's pages offer.
+pub fn repeatable(realm: &Realm, name: &str) -> bool {
+    user_form_fields(realm)
+        .iter()
+        .any(|f| f.name == name && f.multivalued)
+}
+
+/// Keycloak's text for `key` where it is one (not a `${...}` message key
+/// we have no bundle for), else None.
+fn shown_text(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str)
+        .filter(|t| !t.is_empty() && !t.starts_with("${"))
+}
+
+/// The choices an attribute's field offers (see [`FormField::options`]).
+fn form_options(a: &Value, annotations: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+    let from = annotations
+        .get("inputOptionsFromValidation")
+        .and_then(Value::as_str)
+        .unwrap_or("options");
+    let labels = annotations.get("inputOptionLabels");
+    a["validations"][from]["options"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|v| {
+            let label = shown_text(labels.and_then(|l| l.get(v))).unwrap_or(v);
+            (v.to_owned(), label.to_owned())
+        })
+        .collect()
 }
 
 /// The custom attributes the registration and update-profile pages show,
@@ -194,26 +242,36 @@ pub fn user_form_fields(realm: &Realm) -> Vec<FormField> {
             {
                 return None;
             }
-            let label = a["displayName"]
-                .as_str()
-                .filter(|d| !d.is_empty() && !d.starts_with("${"))
-                .unwrap_or(name);
+            let label = shown_text(a.get("displayName")).unwrap_or(name);
+            let annotations = a["annotations"].as_object().cloned().unwrap_or_default();
             Some(FormField {
                 name: name.to_owned(),
                 label: label.to_owned(),
                 required: required(a, Role::User),
+                multivalued: a["multivalued"] == json!(true),
+                input: annotations
+                    .get("inputType")
+                    .and_then(Value::as_str)
+                    .unwrap_or("text")
+                    .to_owned(),
+                options: form_options(a, &annotations),
+                annotations,
             })
         })
         .collect()
 }
 
-/// Sets a custom attribute from a form field: one value, or none for an
-/// empty field.
-pub fn put_form_value(u: &mut User, name: &str, value: &str) {
-    if value.is_empty() {
-        u.attributes.remove(name);
+/// Sets a custom attribute from its form field: the values entered (the
+/// first alone for a single-valued attribute), none for an empty field.
+pub fn put_form_values(u: &mut User, field: &FormField, mut values: Vec<String>) {
+    values.retain(|v| !v.is_empty());
+    if !field.multivalued {
+        values.truncate(1);
+    }
+    if values.is_empty() {
+        u.attributes.remove(&field.name);
     } else {
-        u.attributes.insert(name.to_owned(), vec![value.to_owned()]);
+        u.attributes.insert(field.name.clone(), values);
     }
 }
 

@@ -268,3 +268,109 @@ async fn registration_asks_for_the_profiles_custom_attributes() {
     let (_, u) = s.admin_get(&t, &format!("/demo/users/{dora}")).await;
     assert_eq!(u["attributes"], json!({"department": ["sales"]}), "{u}");
 }
+
+/// Annotations draw the profile's custom attributes as Keycloak's themes
+/// do (a select with labelled options, checkboxes for a multivalued
+/// choice, several text inputs for a multivalued text), and a multivalued
+/// attribute takes every value posted, where a single-valued field posted
+/// twice is refused.
+#[tokio::test]
+async fn registration_draws_annotated_and_multivalued_attributes() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let allow = json!({"registrationAllowed": true});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&allow)).await, 204);
+    let (_, mut profile) = s.admin_get(&t, "/demo/users/profile").await;
+    let users_edit = json!({"view": ["admin", "user"], "edit": ["admin", "user"]});
+    if let Some(a) = profile["attributes"].as_array_mut() {
+        a.push(
+            json!({"name": "department", "displayName": "Department", "permissions": users_edit,
+            "annotations": {"inputType": "select", "inputOptionLabels": {"ops": "Operations"},
+                            "inputHelperTextAfter": "Where you work"},
+            "validations": {"options": {"options": ["sales", "ops"]}}}),
+        );
+        a.push(json!({"name": "tags", "displayName": "Tags", "multivalued": true, "permissions": users_edit,
+            "annotations": {"inputType": "multiselect-checkboxes"},
+            "validations": {"options": {"options": ["red", "green", "blue"]}}}));
+        a.push(
+            json!({"name": "nicknames", "displayName": "Nicknames", "multivalued": true,
+            "permissions": users_edit, "validations": {"multivalued": {"max": 2}}}),
+        );
+    }
+    assert_eq!(
+        s.admin_put(&t, "/demo/users/profile", Some(&profile)).await,
+        200
+    );
+    let first = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/registrations",
+            s.base
+        ))
+        .query(&auth_params(&[]))
+        .send()
+        .await
+        .expect("get");
+    let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
+    let html = first.text().await.expect("html");
+    let page = LoginPage::of(&s, &html, cookie);
+    assert!(
+        html.contains(
+            "<select id=\"department\" name=\"department\" aria-describedby=\"department-after\">"
+        ) && html.contains("<option value=\"ops\">Operations</option>")
+            && html.contains("<p class=\"helper\" id=\"department-after\">Where you work</p>")
+            && html
+                .contains("<input type=\"checkbox\" id=\"tags-2\" name=\"tags\" value=\"blue\">")
+            && html
+                .contains("<input id=\"nicknames\" name=\"nicknames\" type=\"text\" value=\"\">"),
+        "{html}"
+    );
+    let mut fields = vec![
+        ("firstName", "Dora"),
+        ("lastName", "Dale"),
+        ("email", "dora@example.com"),
+        ("username", "dora"),
+        ("password", "dora-pw-1"),
+        ("password-confirm", "dora-pw-1"),
+        ("department", "ops"),
+        ("tags", "red"),
+        ("tags", "blue"),
+        ("nicknames", "Do"),
+        ("nicknames", "D"),
+        ("nicknames", "Dodo"),
+    ];
+    // Three nicknames where the profile allows two: refused, and the
+    // page keeps what was chosen.
+    let r = page.post(&fields).await;
+    let html = r.text().await.expect("html");
+    assert!(html.contains("must have at least"), "{html}");
+    assert!(
+        html.contains("value=\"blue\" checked") && html.contains("<option value=\"ops\" selected>"),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("name=\"nicknames\"").count(),
+        4,
+        "each value and one more: {html}"
+    );
+    // A single-valued field twice is no form of this page.
+    let mut twice = fields.clone();
+    twice.push(("department", "sales"));
+    let r = page.post(&twice).await;
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("Duplicated parameter: department")
+    );
+    fields.retain(|(k, v)| !(*k == "nicknames" && *v == "Dodo"));
+    let r = page.post(&fields).await;
+    assert_eq!(r.status(), 302);
+    let dora = s.user_id(&t, "demo", "dora").await;
+    let (_, u) = s.admin_get(&t, &format!("/demo/users/{dora}")).await;
+    assert_eq!(
+        u["attributes"],
+        json!({"department": ["ops"], "tags": ["red", "blue"], "nicknames": ["Do", "D"]}),
+        "{u}"
+    );
+}

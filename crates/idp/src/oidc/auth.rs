@@ -10,6 +10,7 @@
 //! (`query`, `fragment` or `form_post`, Keycloak's set for the code flow).
 
 mod action_link;
+mod attribute_field;
 pub mod consent;
 mod invitation;
 mod otp_step;
@@ -37,7 +38,7 @@ pub fn action_pending(realm: &Realm, user: &User) -> bool {
 
 use crate::error::OAuthError;
 use crate::login::check_password;
-use crate::oidc::form::Form;
+use crate::oidc::form::{Form, LoginForm};
 use crate::oidc::token::CodeData;
 use crate::state::Idp;
 use crate::tokens::granted_scope;
@@ -252,8 +253,17 @@ impl Pending {
 
     /// A form posted to a page of this login: its fields, once its CSRF
     /// field and cookie are this login's; else the page to answer with.
-    pub fn form(&self, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
-        let form = Form::parse(headers, body).map_err(|e| Box::new(error_page(&e.description)))?;
+    /// The realm's multivalued profile attributes the user's pages offer
+    /// may repeat.
+    pub fn form(
+        &self,
+        realm: &Realm,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<LoginForm, Box<Response>> {
+        let may_repeat = |k: &str| crate::profile_rules::repeatable(realm, k);
+        let form = LoginForm::parse(headers, body, &may_repeat)
+            .map_err(|e| Box::new(error_page(&e.description)))?;
         if !self.same_browser(headers, Some(form.get("csrf"))) {
             return Err(Box::new(page(
                 StatusCode::FORBIDDEN,
@@ -1221,7 +1231,7 @@ async fn authorize(
             &realm,
             &req_id,
             &req.csrf,
-            &registration::Entered::default(),
+            &registration::Entered::for_login(&realm, &req),
             None,
         ),
         // Keycloak fills the username field from `login_hint`, else from
@@ -1274,7 +1284,7 @@ pub async fn post(
         return Ok(expired_page());
     };
     let now = gatehouse_core::time::now();
-    let form = match pending.form(&headers, &body) {
+    let form = match pending.form(&realm, &headers, &body) {
         Ok(f) => f,
         Err(page) => return Ok(*page),
     };
@@ -1511,18 +1521,6 @@ async fn finish(
         return consent::ask(idp, realm, req_id, req, waiting, expires).await;
     }
     log_in(idp, realm, req_id, req, user, now).await
-}
-
-/// A custom user-profile attribute's labelled text field, holding
-/// `value` (the registration and update-profile pages).
-pub fn attribute_input(f: &crate::profile_rules::FormField, value: &str) -> String {
-    format!(
-        "<label for=\"{n}\">{l}</label><input id=\"{n}\" name=\"{n}\" type=\"text\"{req} value=\"{v}\">",
-        n = esc(&f.name),
-        l = esc(&f.label),
-        req = if f.required { " required" } else { "" },
-        v = esc(value),
-    )
 }
 
 /// A form's error line, announced to screen readers (`role="alert"`).

@@ -43,54 +43,15 @@ pub struct Form(pub HashMap<String, String>);
 impl Form {
     /// Parses `body`, refusing repeated parameters and non-form content types.
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
-        // No body at all is an empty form whatever the Content-Type says
-        // (a device authorization request can be nothing but Basic auth).
-        if body.is_empty() {
+        if !is_form(headers, body)? {
             return Ok(Form::default());
-        }
-        let ct = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !ct
-            .to_ascii_lowercase()
-            .starts_with("application/x-www-form-urlencoded")
-        {
-            return Err(OAuthError::invalid_request(
-                "Content-Type must be application/x-www-form-urlencoded",
-            ));
         }
         Self::parse_query(body)
     }
 
     /// Parses a query string or form body with the same rules.
     pub fn parse_query(body: &[u8]) -> Result<Form, OAuthError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-            .map_err(|_| OAuthError::invalid_request("Malformed form body"))?;
-        let mut map = HashMap::with_capacity(pairs.len());
-        for (k, v) in pairs {
-            // RFC 8707's `resource`, RFC 8693's `audience` and the UMA
-            // grant's `permission` may repeat (`oidc::uma` reads each
-            // `permission` from the body itself: they may hold spaces).
-            let listed = k == "resource" || k == "audience" || k == "permission";
-            if map.contains_key(&k) && !listed {
-                return Err(OAuthError::invalid_request(format!(
-                    "Duplicated parameter: {k}"
-                )));
-            }
-            if listed {
-                // Several: kept space-joined.
-                map.entry(k)
-                    .and_modify(|e: &mut String| {
-                        e.push(' ');
-                        e.push_str(&v);
-                    })
-                    .or_insert(v);
-            } else {
-                map.insert(k, v);
-            }
-        }
-        Ok(Form(map))
+        parse_pairs(body, &|_| false).map(|(form, _)| form)
     }
 
     /// A parameter, treating empty as absent.
@@ -102,6 +63,111 @@ impl Form {
     pub fn require(&self, k: &str) -> Result<&str, OAuthError> {
         self.get(k)
             .ok_or_else(|| OAuthError::invalid_request(format!("Missing parameter: {k}")))
+    }
+}
+
+/// Whether `body` is a form to parse: refused unless its content type is
+/// form; no body at all is an empty form whatever the Content-Type says (a
+/// device authorization request can be nothing but Basic auth).
+fn is_form(headers: &HeaderMap, body: &[u8]) -> Result<bool, OAuthError> {
+    if body.is_empty() {
+        return Ok(false);
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(OAuthError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded",
+        ));
+    }
+    Ok(true)
+}
+
+/// The fields of `body`, each once, and every value of those that repeat
+/// where `may_repeat` lets them (asked only about a field that does).
+fn parse_pairs(
+    body: &[u8],
+    may_repeat: &dyn Fn(&str) -> bool,
+) -> Result<(Form, HashMap<String, Vec<String>>), OAuthError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|_| OAuthError::invalid_request("Malformed form body"))?;
+    let mut map = HashMap::with_capacity(pairs.len());
+    let mut repeated: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in pairs {
+        // RFC 8707's `resource`, RFC 8693's `audience` and the UMA
+        // grant's `permission` may repeat (`oidc::uma` reads each
+        // `permission` from the body itself: they may hold spaces).
+        let listed = k == "resource" || k == "audience" || k == "permission";
+        if listed {
+            // Several: kept space-joined.
+            map.entry(k)
+                .and_modify(|e: &mut String| {
+                    e.push(' ');
+                    e.push_str(&v);
+                })
+                .or_insert(v);
+        } else if let Some(first) = map.get(&k) {
+            if !repeated.contains_key(&k) && !may_repeat(&k) {
+                return Err(OAuthError::invalid_request(format!(
+                    "Duplicated parameter: {k}"
+                )));
+            }
+            let first = first.clone();
+            repeated.entry(k).or_insert_with(|| vec![first]).push(v);
+        } else {
+            map.insert(k, v);
+        }
+    }
+    Ok((Form(map), repeated))
+}
+
+/// A login page's posted form: [`Form`]'s one value per field, and every
+/// value of the fields the page lets repeat (a multivalued profile
+/// attribute's checkboxes or text inputs), which OAuth's forms refuse.
+#[derive(Debug, Default)]
+pub struct LoginForm {
+    form: Form,
+    repeated: HashMap<String, Vec<String>>,
+}
+
+impl std::ops::Deref for LoginForm {
+    type Target = Form;
+    fn deref(&self) -> &Form {
+        &self.form
+    }
+}
+
+impl LoginForm {
+    /// Parses `body` as [`Form::parse`] does, letting the fields
+    /// `may_repeat` names repeat (asked only about one that does).
+    pub fn parse(
+        headers: &HeaderMap,
+        body: &[u8],
+        may_repeat: &dyn Fn(&str) -> bool,
+    ) -> Result<LoginForm, OAuthError> {
+        if !is_form(headers, body)? {
+            return Ok(LoginForm::default());
+        }
+        let (form, repeated) = parse_pairs(body, may_repeat)?;
+        Ok(LoginForm { form, repeated })
+    }
+
+    /// Every value given for `k`, trimmed, the empty ones left out.
+    pub fn values(&self, k: &str) -> Vec<String> {
+        let all = match self.repeated.get(k) {
+            Some(vs) => vs.iter().map(String::as_str).collect(),
+            None => self.form.get(k).into_iter().collect::<Vec<_>>(),
+        };
+        all.into_iter()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -129,6 +195,31 @@ mod tests {
         assert!(Form::parse(&j, b"a=1").is_err());
         // Arbitrary bytes never panic.
         let _ = Form::parse(&h, &[0xff, 0xfe, b'=', b'%', b'z']);
+    }
+
+    #[test]
+    fn a_login_form_lets_only_the_fields_it_names_repeat() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded".parse().expect("h"),
+        );
+        let tags = |k: &str| k == "tags";
+        let f = LoginForm::parse(&h, b"tags=a&x=1&tags=+b+&tags=&tags=c", &tags).expect("ok");
+        assert_eq!(f.values("tags"), ["a", "b", "c"]);
+        assert_eq!(
+            (f.get("x"), f.values("x")),
+            (Some("1"), vec!["1".to_owned()])
+        );
+        assert_eq!(f.values("none"), Vec::<String>::new());
+        assert!(LoginForm::parse(&h, b"tags=a&x=1&x=2", &tags).is_err());
+        let asked = std::cell::Cell::new(0);
+        let counting = |_: &str| {
+            asked.set(asked.get() + 1);
+            true
+        };
+        assert!(LoginForm::parse(&h, b"a=1&b=2&a=3&a=4", &counting).is_ok());
+        assert_eq!(asked.get(), 1, "asked once, and only about a repeat");
     }
 }
 

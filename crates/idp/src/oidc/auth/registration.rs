@@ -84,8 +84,8 @@ pub(super) struct Entered {
     username: String,
     /// The address is an invitation's: shown, not editable.
     email_fixed: bool,
-    /// The profile's custom attributes the form offers, as typed.
-    attributes: Vec<(profile_rules::FormField, String)>,
+    /// The profile's custom attributes the form offers, as entered.
+    attributes: Vec<(profile_rules::FormField, Vec<String>)>,
 }
 
 impl Entered {
@@ -94,7 +94,7 @@ impl Entered {
     pub(super) fn for_login(realm: &Realm, req: &super::AuthRequest) -> Entered {
         let attributes = profile_rules::user_form_fields(realm)
             .into_iter()
-            .map(|f| (f, String::new()))
+            .map(|f| (f, Vec::new()))
             .collect();
         match &req.invite {
             Some(i) => Entered {
@@ -130,7 +130,7 @@ pub async fn post(
     if !may_register(&realm, &p) {
         return Ok(error_page(NOT_ALLOWED));
     }
-    let f = match p.form(&headers, &body) {
+    let f = match p.form(&realm, &headers, &body) {
         Ok(f) => f,
         Err(page) => return Ok(*page),
     };
@@ -144,9 +144,9 @@ pub async fn post(
         email_fixed: false,
         attributes: profile_rules::user_form_fields(&realm)
             .into_iter()
-            .map(|f| {
-                let v = field(&f.name);
-                (f, v)
+            .map(|attr| {
+                let v = f.values(&attr.name);
+                (attr, v)
             })
             .collect(),
     };
@@ -192,8 +192,8 @@ pub async fn post(
     draft.email = Some(entered.email.clone());
     draft.first_name = Some(entered.first.clone());
     draft.last_name = Some(entered.last.clone());
-    for (f, v) in &entered.attributes {
-        profile_rules::put_form_value(&mut draft, &f.name, v);
+    for (field, values) in &entered.attributes {
+        profile_rules::put_form_values(&mut draft, field, values.clone());
     }
     let built_in = &crate::admin::user_profile::BUILT_IN;
     if let Some(message) = profile_rules::form_refusal(&realm, None, &draft, built_in) {
@@ -301,7 +301,7 @@ pub(super) fn form(
     let custom: String = e
         .attributes
         .iter()
-        .map(|(f, v)| super::attribute_input(f, v))
+        .map(|(f, v)| super::attribute_field::render(f, v))
         .collect();
     let body = format!(
         "<h1>Register</h1>{err}<form id=\"kc-register-form\" method=\"post\" action=\"/realms/{r}/login-actions/registration?session_code={s}\">\

@@ -19,7 +19,7 @@
 
 use super::{AuthRequest, alert, error_page, esc, expired_page, page};
 use crate::error::OAuthError;
-use crate::oidc::form::Form;
+use crate::oidc::form::LoginForm;
 use crate::state::Idp;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -157,7 +157,7 @@ pub async fn submit(
     realm: &Realm,
     req_id: &str,
     req: &AuthRequest,
-    form: &Form,
+    form: &LoginForm,
     asked: &str,
     pending_key: &str,
     now: i64,
@@ -257,7 +257,7 @@ pub async fn submit(
             asked.first_name = Some(first.clone());
             asked.last_name = Some(last.clone());
             for f in crate::profile_rules::user_form_fields(realm) {
-                crate::profile_rules::put_form_value(&mut asked, &f.name, &field(&f.name));
+                crate::profile_rules::put_form_values(&mut asked, &f, form.values(&f.name));
             }
             let shown = ["email", "firstName", "lastName"];
             let rule = crate::profile_rules::form_refusal(realm, Some(&user), &asked, &shown);
@@ -499,8 +499,8 @@ pub fn page_for(
             let custom: String = crate::profile_rules::user_form_fields(realm)
                 .iter()
                 .map(|f| {
-                    let now = user.attributes.get(&f.name).and_then(|v| v.first());
-                    super::attribute_input(f, now.map_or("", String::as_str))
+                    let now = user.attributes.get(&f.name).map_or(&[][..], Vec::as_slice);
+                    super::attribute_field::render(f, now)
                 })
                 .collect();
             (

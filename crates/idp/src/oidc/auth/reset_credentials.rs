@@ -90,7 +90,7 @@ pub async fn post(
     let Some(p) = login(&idp, &realm, query, &headers).await? else {
         return Ok(expired_page());
     };
-    let f = match p.form(&headers, &body) {
+    let f = match p.form(&realm, &headers, &body) {
         Ok(f) => f,
         Err(page) => return Ok(*page),
     };
