@@ -145,6 +145,7 @@ fn english(e: &FieldError) -> String {
         "error-number-out-of-range-too-big" => "Number must have maximal value of {2}.",
         "error-invalid-uri" => "Invalid URL.",
         "error-invalid-date" => "Invalid date.",
+        "invalidUsernameMessage" => "Invalid username.",
         "error-user-attribute-required" => "Please specify this field.",
         "error-username-invalid-character" | "error-person-name-invalid-character" => {
             "Value contains invalid character."
@@ -444,6 +445,18 @@ fn validate(
             .unwrap_or(default)
             .to_owned()
     };
+    if validator == "up-username-not-idn-homograph" {
+        // Keycloak's `Validation.isUsernameValid` on the first value:
+        // Latin and Common-script characters only, so that no username
+        // spelled with Cyrillic or Greek look-alikes (`аdmin`) can pass
+        // for another. Its parameter is the value, not the attribute.
+        let v = vals.first().filter(|v| !v.trim().is_empty())?;
+        return (!latin_or_common(v)).then(|| FieldError {
+            field: name.to_owned(),
+            message: "invalidUsernameMessage".to_owned(),
+            params: vec![json!(v)],
+        });
+    }
     if validator == "multivalued" {
         let (min, max) = (number(config, "min"), number(config, "max"));
         let n = vals.iter().filter(|v| !v.trim().is_empty()).count() as f64;
@@ -539,6 +552,14 @@ fn validate(
         }
     }
     None
+}
+
+/// Java's `^[\p{IsLatin}|\p{IsCommon}]+$` (the `|` included, as Java
+/// reads it inside a class).
+fn latin_or_common(v: &str) -> bool {
+    static SCRIPTS: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"^[\p{sc=Latin}\p{sc=Common}|]+$").ok());
+    SCRIPTS.as_ref().is_none_or(|re| re.is_match(v))
 }
 
 /// Whether `y`-`m`-`d` is a day of the proleptic Gregorian calendar.
@@ -747,7 +768,7 @@ mod tests {
             "alice",
             "a.b-c_d@e",
             "\u{10d}esk\u{fd}",
-            "\u{397}\u{3bb}\u{3af}\u{3b1}\u{3c2}",
+            "\u{1e9e}tra\u{df}e",
         ] {
             assert!(
                 check(&realm, Role::Admin, None, &user(ok)).is_empty(),
@@ -770,6 +791,24 @@ mod tests {
             assert_eq!(e.len(), 1, "{bad:?}");
             assert_eq!(e[0].message, "error-username-invalid-character");
             assert_eq!(e[0].params, vec![json!("username")]);
+        }
+        // Letters of other scripts: Keycloak's IDN-homograph rule, the
+        // value as its parameter (Cyrillic `а` in `аdmin`, Greek, CJK).
+        for homograph in [
+            "\u{430}dmin",
+            "\u{397}\u{3bb}\u{3af}\u{3b1}\u{3c2}",
+            "\u{5c71}\u{7530}\u{592a}\u{90ce}",
+        ] {
+            let e = check(&realm, Role::Admin, None, &user(homograph));
+            assert_eq!(e.len(), 1, "{homograph}");
+            assert_eq!(
+                (e[0].message.as_str(), &e[0].params),
+                (
+                    "invalidUsernameMessage",
+                    &vec![json!(homograph.to_lowercase())]
+                )
+            );
+            assert_eq!(english(&e[0]), "Invalid username.");
         }
         let short = check(&realm, Role::Admin, None, &user("ab"));
         assert_eq!(short[0].message, "error-invalid-length");

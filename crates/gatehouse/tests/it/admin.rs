@@ -4048,6 +4048,12 @@ async fn the_user_profile_rules_hold_on_the_admin_api() {
             json!({}),
             json!({"field": "username", "errorMessage": "error-invalid-length", "params": ["username", 3, 255]}),
         ),
+        // A Cyrillic `а` passing for a Latin one (IDN homograph).
+        (
+            "\u{430}dmin",
+            json!({}),
+            json!({"field": "username", "errorMessage": "invalidUsernameMessage", "params": ["\u{430}dmin"]}),
+        ),
         (
             "mallory",
             json!({"firstName": "<script>alert(1)</script>"}),
