@@ -1,6 +1,6 @@
 //! The caller's identity for the upstream (design.md §Gateway). Incoming
-//! headers of these names (any `x-gatehouse-*`) are always removed first, so
-//! a caller can never forge them. Lists are RFC 9110 lists (`a, b`), each
+//! headers of these names (any `x-gatehouse-*`, with dashes or
+//! underscores) are always removed first, so a caller can never forge them. Lists are RFC 9110 lists (`a, b`), each
 //! item percent-encoded where it holds `,`, `%` or anything but visible
 //! ASCII, so a group name can never split or merge.
 
@@ -15,18 +15,52 @@ pub const ROLES: HeaderName = HeaderName::from_static("x-gatehouse-roles");
 pub const CLIENT: HeaderName = HeaderName::from_static("x-gatehouse-client");
 pub const ASSERTION: HeaderName = HeaderName::from_static("x-gatehouse-assertion");
 
-/// Whether the gateway owns this header name.
-pub fn is_identity_header(name: &HeaderName) -> bool {
-    name.as_str().starts_with("x-gatehouse-")
+/// Whether `name` reads as `spelled` where `_` is taken for `-`: how CGI-
+/// style servers (Rack/Puma, PHP-FPM, WSGI) see header names, folding both
+/// into `HTTP_X_GATEHOUSE_SUBJECT`.
+fn reads_as(name: &[u8], spelled: &[u8]) -> bool {
+    name.len() >= spelled.len()
+        && name
+            .iter()
+            .zip(spelled)
+            .all(|(a, b)| a == b || (*a == b'_' && *b == b'-'))
 }
 
-/// Removes every `x-gatehouse-*` header.
+/// Whether the gateway owns this header name, spelled with dashes or, as a
+/// CGI-style upstream would read it, with underscores.
+pub fn is_identity_header(name: &HeaderName) -> bool {
+    reads_as(name.as_str().as_bytes(), b"x-gatehouse-")
+}
+
+/// The forwarding headers the gateway sets itself: whoever sends them with
+/// underscores (`X_Forwarded_For`) would, to a CGI-style upstream, be
+/// saying what only the gateway may say (Puma's CVE-2024-45614,
+/// oauth2-proxy's CVE-2025-64484).
+const SET_BY_GATEWAY: [&[u8]; 5] = [
+    b"x-forwarded-for",
+    b"x-forwarded-host",
+    b"x-forwarded-proto",
+    b"x-real-ip",
+    b"x-request-id",
+];
+
+/// Whether a caller's header must not reach the upstream: any
+/// `x-gatehouse-*` (either spelling), and the underscore spelling of a
+/// forwarding header (the dash spelling is the gateway's to extend or
+/// replace).
+fn forgeable(name: &HeaderName) -> bool {
+    let n = name.as_str().as_bytes();
+    is_identity_header(name)
+        || (n.contains(&b'_')
+            && SET_BY_GATEWAY
+                .iter()
+                .any(|s| n.len() == s.len() && reads_as(n, s)))
+}
+
+/// Removes every header a caller could forge the gateway's word with (see
+/// [`forgeable`]).
 pub fn strip(headers: &mut HeaderMap) {
-    let owned: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| is_identity_header(k))
-        .cloned()
-        .collect();
+    let owned: Vec<HeaderName> = headers.keys().filter(|k| forgeable(k)).cloned().collect();
     for k in owned {
         headers.remove(&k);
     }
@@ -117,8 +151,47 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-gatehouse-subject", HeaderValue::from_static("forged"));
         h.insert("x-gatehouse-anything", HeaderValue::from_static("forged"));
+        // Underscore spellings, which CGI-style upstreams read as the
+        // same header, of ours and of the forwarding ones.
+        for name in [
+            "x_gatehouse_subject",
+            "x-gatehouse_groups",
+            "x_forwarded_for",
+            "x_forwarded-proto",
+            "x_real_ip",
+            "x_request_id",
+        ] {
+            h.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static("forged"),
+            );
+        }
+        // Others keep theirs, and the dash spellings of the forwarding
+        // headers are the gateway's to extend.
+        for name in [
+            "x_custom_thing",
+            "x-forwarded-for",
+            "x_forwarded_forx",
+            "x-gatehouse",
+        ] {
+            h.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static("kept"),
+            );
+        }
         strip(&mut h);
-        assert!(h.is_empty());
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(
+            left,
+            [
+                "x-forwarded-for",
+                "x-gatehouse",
+                "x_custom_thing",
+                "x_forwarded_forx"
+            ]
+        );
+        h.clear();
         let id = Identity {
             subject: "u1".into(),
             groups: vec!["sales".into(), "a,b".into(), "Ünïcode team".into()],

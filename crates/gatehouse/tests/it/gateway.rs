@@ -496,6 +496,10 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not() {
         .bearer_auth(&tok)
         .header("x-gatehouse-subject", "forged")
         .header("x-gatehouse-groups", "admins")
+        // Underscore spellings: a CGI-style upstream (Rack, PHP-FPM,
+        // WSGI) reads them as the gateway's own headers.
+        .header("x_gatehouse_groups", "admins")
+        .header("x_forwarded_for", "6.6.6.6")
         .header("x-forwarded-for", "10.9.9.9")
         .header("x-request-id", "req-123")
         .header("connection", "keep-alive, x-hop")
@@ -527,6 +531,10 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not() {
     assert_eq!(h["x-request-id"], "req-123");
     assert_eq!(h["x-forwarded-host"], s.gw.trim_start_matches("http://"));
     assert_ne!(h["host"], h["x-forwarded-host"], "Host names the upstream");
+    assert!(
+        h.get("x_gatehouse_groups").is_none() && h.get("x_forwarded_for").is_none(),
+        "{h}"
+    );
     // A request with a body is sent by hyper, not written as a raw head:
     // the upstream gets the same forwarding and identity headers.
     let r = s
@@ -534,6 +542,7 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not() {
         .post(format!("{}/sales/report?x=1", s.gw))
         .bearer_auth(&tok)
         .header("x-gatehouse-subject", "forged")
+        .header("x_gatehouse_subject", "forged")
         .header("x-forwarded-for", "10.9.9.9")
         .header("x-request-id", "req-124")
         .body("payload")
@@ -557,6 +566,7 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not() {
         assert_eq!(p[k], h[k], "{k}");
     }
     assert_eq!(p["x-request-id"], "req-124");
+    assert!(p.get("x_gatehouse_subject").is_none(), "{p}");
     // Public route with prefix stripping; forged identity headers removed there too.
     let r = s
         .http
