@@ -792,8 +792,11 @@ fn upstream_headers(
             h.remove(crate::authn::dpop::HEADER);
         }
         for a in &route.authorizers {
-            if let Authorizer::ApiKey(k) = a.as_ref() {
-                h.remove(&k.header);
+            match a.as_ref() {
+                Authorizer::ApiKey(k) => {
+                    h.remove(&k.header);
+                }
+                Authorizer::Jwt(j) => j.remove_own_slot(h),
             }
         }
     }

@@ -535,6 +535,29 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not() {
         h.get("x_gatehouse_groups").is_none() && h.get("x_forwarded_for").is_none(),
         "{h}"
     );
+    // `Connection` naming the gateway's own headers removes the caller's
+    // copies only (Traefik's CVE-2024-45410 let it remove Traefik's).
+    let r = s
+        .http
+        .get(format!("{}/sales/report", s.gw))
+        .bearer_auth(&tok)
+        .header(
+            "connection",
+            "keep-alive, x-forwarded-for, x-forwarded-proto, x-request-id, x-gatehouse-subject, x-gatehouse-groups",
+        )
+        .send()
+        .await
+        .expect("send");
+    let named: Value = r.json().await.expect("json");
+    let n = &named["headers"];
+    assert_eq!(n["x-forwarded-for"], "127.0.0.1", "{n}");
+    assert_eq!(n["x-forwarded-proto"], "http", "{n}");
+    assert!(
+        n["x-request-id"].as_str().is_some_and(|v| !v.is_empty()),
+        "{n}"
+    );
+    assert_eq!(n["x-gatehouse-subject"], "user-1", "{n}");
+    assert_eq!(n["x-gatehouse-groups"], "sales, a%2Cb", "{n}");
     // A request with a body is sent by hyper, not written as a raw head:
     // the upstream gets the same forwarding and identity headers.
     let r = s
@@ -578,6 +601,83 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not() {
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["path"], "/health");
     assert!(body["headers"].get("x-gatehouse-subject").is_none());
+}
+
+/// A token read from a named header or cookie is the caller's credential
+/// as much as one in `Authorization`: without `forward_token` the upstream
+/// never sees it (the caller's other cookies go on), with it the upstream
+/// does.
+#[tokio::test]
+async fn tokens_from_a_named_header_or_cookie_are_not_forwarded() {
+    let s = start().await;
+    let iss = issuer().await;
+    let up = upstream().await;
+    let config = format!(
+        r#"
+[authorizers.by-cookie]
+type = "jwt"
+issuer = "{i}"
+audiences = ["orders-api"]
+token_cookie = "at"
+
+[authorizers.by-header]
+type = "jwt"
+issuer = "{i}"
+audiences = ["orders-api"]
+token_header = "x-auth-token"
+
+[[routes]]
+name = "cookie"
+path = "/cookie"
+upstream = "{u}"
+authorizers = ["by-cookie"]
+
+[[routes]]
+name = "header"
+path = "/header"
+upstream = "{u}"
+authorizers = ["by-header"]
+
+[[routes]]
+name = "passed-on"
+path = "/passed-on"
+upstream = "{u}"
+authorizers = ["by-header"]
+forward_token = true
+"#,
+        i = iss.url,
+        u = up.url
+    );
+    s.configure(&config).expect("config");
+    let tok = iss.sign(&iss.claims(json!({})));
+    let seen = |path: &'static str, name: &'static str, value: String| {
+        let s = &s;
+        async move {
+            let r = s
+                .http
+                .get(format!("{}{path}", s.gw))
+                .header(name, value)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 200, "{path}");
+            r.json::<Value>().await.expect("json")["headers"].clone()
+        }
+    };
+    let h = seen(
+        "/cookie",
+        "cookie",
+        format!("theme=dark; at={tok}; lang=en"),
+    )
+    .await;
+    assert_eq!(h["cookie"], "theme=dark; lang=en", "{h}");
+    assert_eq!(h["x-gatehouse-subject"], "user-1");
+    let h = seen("/cookie", "cookie", format!("at={tok}")).await;
+    assert!(h.get("cookie").is_none(), "{h}");
+    let h = seen("/header", "x-auth-token", format!("Bearer {tok}")).await;
+    assert!(h.get("x-auth-token").is_none(), "{h}");
+    let h = seen("/passed-on", "x-auth-token", tok.clone()).await;
+    assert_eq!(h["x-auth-token"], tok.as_str());
 }
 
 #[tokio::test]

@@ -250,6 +250,18 @@ impl JwtAuthorizer {
         }
     }
 
+    /// Removes this authorizer's own credential slot, its `token_header`
+    /// or `token_cookie` (the other cookies stay), from a request going to
+    /// an upstream that is not to see tokens; `Authorization` is the
+    /// pipeline's to clear.
+    pub fn remove_own_slot(&self, headers: &mut http::HeaderMap) {
+        if let Some(name) = &self.cfg.token_cookie {
+            remove_cookie(headers, name);
+        } else if let Some(name) = &self.cfg.token_header {
+            headers.remove(name.as_str());
+        }
+    }
+
     /// Verifies `token` (cached) and returns the caller. `memo` is the
     /// connection's, when the request came over one. The token's bytes are
     /// checked to be text (ASCII) only when the memo does not hold them:
@@ -424,5 +436,34 @@ fn reason(e: &gatehouse_jose::Error) -> &'static str {
         E::Critical => "critical header not understood",
         E::TokenType => "not an access token",
         _ => "invalid token",
+    }
+}
+
+/// Drops cookie `name` from the request's `Cookie` headers, which become one
+/// (RFC 6265 §5.4) holding the others; none is left if none remain. A
+/// request without that cookie is left as it came.
+fn remove_cookie(headers: &mut http::HeaderMap, name: &str) {
+    let named = |pair: &str| pair.trim().split_once('=').is_some_and(|(k, _)| k == name);
+    let present = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .any(|v| v.to_str().map_or(true, |v| v.split(';').any(named)));
+    if !present {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !named(p))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(http::header::COOKIE);
+    if let Ok(v) = http::HeaderValue::from_str(&kept.join("; "))
+        && !kept.is_empty()
+    {
+        headers.insert(http::header::COOKIE, v);
     }
 }
