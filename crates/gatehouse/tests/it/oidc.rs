@@ -1716,6 +1716,12 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
             "permissions": {"view": ["admin", "user"], "edit": ["admin", "user"]},
             "validations": {"options": {"options": ["sales", "support"]}}}),
         );
+        a.push(
+            serde_json::json!({"name": "langs", "displayName": "Languages", "multivalued": true,
+            "permissions": {"view": ["admin", "user"], "edit": ["admin", "user"]},
+            "annotations": {"inputType": "multiselect-checkboxes"},
+            "validations": {"options": {"options": ["en", "de", "fr"]}}}),
+        );
     }
     assert_eq!(
         s.admin_put(&t, "/demo/users/profile", Some(&profile)).await,
@@ -1761,7 +1767,10 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
     let profile = r.text().await.expect("html");
     assert!(profile.contains("execution=UPDATE_PROFILE"), "{profile}");
     assert!(
-        profile.contains("<label for=\"department\">Department</label>"),
+        profile.contains("<label for=\"department\">Department</label>")
+            && profile.contains(
+                "<input type=\"checkbox\" id=\"langs-1\" name=\"langs\" value=\"de\"><label for=\"langs-1\">de</label>"
+            ),
         "{profile}"
     );
     // Each refusal keeps what was typed; the realm's user profile allows
@@ -1802,6 +1811,8 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
                 ("firstName", "Bob"),
                 ("lastName", "Builder"),
                 ("department", "support"),
+                ("langs", "en"),
+                ("langs", "fr"),
             ],
         )
         .await;
@@ -1824,6 +1835,7 @@ async fn terms_and_profile_required_actions_come_before_the_code() {
         u["attributes"]["department"],
         serde_json::json!(["support"])
     );
+    assert_eq!(u["attributes"]["langs"], serde_json::json!(["en", "fr"]));
     let (_, ev) = s.admin_get(&t, "/demo/events?type=UPDATE_PROFILE").await;
     assert_eq!(ev[0]["details"]["updated_email"], "bob@x.io");
     let (_, ev) = s
