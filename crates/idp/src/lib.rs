@@ -23,6 +23,7 @@ pub mod keyring;
 pub mod keystore;
 pub mod ldap;
 pub mod login;
+pub mod login_turns;
 pub mod mail;
 pub mod multipart;
 pub mod oidc;

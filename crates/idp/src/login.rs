@@ -290,7 +290,12 @@ async fn check(
             .await?;
         return Ok(Err(LoginFailure::Locked));
     }
-    // Brute-force bookkeeping costs a query per login: only where it is on.
+    // Brute-force bookkeeping costs a query per login: only where it is
+    // on, and then one check at a time for this user (`login_turns`).
+    let _turn = match realm.brute_force_protected {
+        true => Some(idp.login_turns.take(&user.id).await),
+        false => None,
+    };
     let mut lf = if realm.brute_force_protected {
         idp.store.login_failures(&user.id).await?
     } else {
@@ -300,7 +305,15 @@ async fn check(
         idp.store.clear_login_failures(&user.id).await?;
         lf = Default::default();
     }
-    if locked_for(realm, &lf, now) > 0 {
+    // A check that ran while this one waited may have locked the account
+    // for good: read it again where there were failures.
+    let locked_meanwhile = lf.failures > 0
+        && idp
+            .store
+            .user(&realm.id, &user.id)
+            .await?
+            .is_none_or(|u| locked_permanently(&u));
+    if locked_meanwhile || locked_for(realm, &lf, now) > 0 {
         idp.record(error_event(Some(&user.id), &LoginFailure::Locked))
             .await?;
         return Ok(Err(LoginFailure::Locked));
@@ -438,6 +451,10 @@ pub async fn check_otp(
     given: &str,
     ip: Option<&str>,
 ) -> Result<bool, OAuthError> {
+    let _turn = match realm.brute_force_protected {
+        true => Some(idp.login_turns.take(&user.id).await),
+        false => None,
+    };
     let now = gatehouse_core::time::now();
     let lf = if realm.brute_force_protected {
         idp.store.login_failures(&user.id).await?

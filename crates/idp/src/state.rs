@@ -90,6 +90,8 @@ pub struct Idp {
     /// Failed logins per client IP (GCRA); None disables the limit.
     pub login_ip_policy: Option<gatehouse_core::ratelimit::Policy>,
     pub login_ip_limiter: gatehouse_core::ratelimit::LocalLimiter,
+    /// One login check at a time per user under brute-force detection.
+    pub login_turns: crate::login_turns::Turns,
     /// What this IdP revoked, shared with an in-process gateway.
     pub revocations: Arc<gatehouse_core::revocation::Revocations>,
     /// Proxies whose `X-Forwarded-For` names the client (none by default).
@@ -126,6 +128,7 @@ impl Idp {
             users: Default::default(),
             login_ip_policy: login_policy(30),
             login_ip_limiter: Default::default(),
+            login_turns: Default::default(),
             events,
             store,
             master_key,

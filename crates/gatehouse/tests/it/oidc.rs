@@ -3634,6 +3634,69 @@ async fn remember_me_keeps_the_session_past_the_browser() {
     );
 }
 
+/// Guesses sent side by side get no more tries than the realm allows:
+/// one user's checks take turns, each seeing the failures recorded before
+/// it (Keycloak's CVE-2024-4629), while right passwords sent side by side
+/// all log in (where Keycloak now fails all but one).
+#[tokio::test]
+async fn concurrent_guesses_get_no_more_tries_than_the_failure_factor() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let settings = serde_json::json!({"bruteForceProtected": true, "failureFactor": 3,
+        "waitIncrementSeconds": 60, "quickLoginCheckMilliSeconds": 0});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&settings)).await, 204);
+    let alice = s.user_id(&t, "demo", "alice").await;
+    let path = format!("/demo/attack-detection/brute-force/users/{alice}");
+    let token_url = s.token_url("demo");
+    let side_by_side = |pw: &'static str, n: usize| {
+        let mut all = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (http, url) = (s.http.clone(), token_url.clone());
+            all.spawn(async move {
+                http.post(url)
+                    .form(&[
+                        ("grant_type", "password"),
+                        ("client_id", "app"),
+                        ("client_secret", "app-secret"),
+                        ("username", "alice"),
+                        ("password", pw),
+                    ])
+                    .send()
+                    .await
+                    .expect("send")
+                    .status()
+                    .as_u16()
+            });
+        }
+        all.join_all()
+    };
+    assert_eq!(side_by_side("alice-pw", 6).await, vec![200; 6]);
+    assert_eq!(side_by_side("guess", 12).await, vec![401; 12]);
+    let (_, st) = s.admin_get(&t, &path).await;
+    assert_eq!(
+        (st["numFailures"].as_i64(), st["disabled"].as_bool()),
+        (Some(3), Some(true)),
+        "{st}"
+    );
+    let (_, ev) = s
+        .admin_get(&t, "/demo/events?type=LOGIN_ERROR&max=100")
+        .await;
+    let errors: Vec<&str> = ev
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["error"].as_str())
+        .collect();
+    assert_eq!(
+        errors
+            .iter()
+            .filter(|e| **e == "invalid_user_credentials")
+            .count(),
+        3,
+        "{errors:?}"
+    );
+}
+
 /// Keycloak's quick-login check: a failed login within
 /// `quickLoginCheckMilliSeconds` (1000) of the previous one locks the user
 /// for `minimumQuickLoginWaitSeconds` (60), long before `failureFactor`;
