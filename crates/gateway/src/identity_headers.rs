@@ -44,20 +44,33 @@ const SET_BY_GATEWAY: [&[u8]; 5] = [
     b"x-request-id",
 ];
 
+/// Headers that ask the upstream to serve another path or method than the
+/// request line's (IIS and Symfony's `X-Original-URL` / `X-Rewrite-URL`;
+/// the method overrides of Laravel, Express's `method-override`, ASP.NET,
+/// Google's APIs): the gateway routed and authorized the request line,
+/// Cedar policies by its method, so `POST /reports` with
+/// `X-HTTP-Method-Override: DELETE` or `GET /public` with
+/// `X-Original-URL: /admin` would be served as what nobody authorized.
+const OVERRIDES: [&[u8]; 5] = [
+    b"x-original-url",
+    b"x-rewrite-url",
+    b"x-http-method-override",
+    b"x-http-method",
+    b"x-method-override",
+];
+
 /// Whether a caller's header must not reach the upstream: any
-/// `x-gatehouse-*` (either spelling), and the underscore spelling of a
-/// forwarding header (the dash spelling is the gateway's to extend or
-/// replace).
+/// `x-gatehouse-*`, a path or method override (either spelling), and the
+/// underscore spelling of a forwarding header (the dash spelling is the
+/// gateway's to extend or replace).
 fn forgeable(name: &HeaderName) -> bool {
     let n = name.as_str().as_bytes();
-    is_identity_header(name)
-        || (n.contains(&b'_')
-            && SET_BY_GATEWAY
-                .iter()
-                .any(|s| n.len() == s.len() && reads_as(n, s)))
+    let one_of = |list: &[&[u8]]| list.iter().any(|s| n.len() == s.len() && reads_as(n, s));
+    is_identity_header(name) || one_of(&OVERRIDES) || (n.contains(&b'_') && one_of(&SET_BY_GATEWAY))
 }
 
-/// Removes every header a caller could forge the gateway's word with (see
+/// Removes every header a caller could forge the gateway's word with, or
+/// have the upstream serve what the gateway did not authorize with (see
 /// [`forgeable`]).
 pub fn strip(headers: &mut HeaderMap) {
     let owned: Vec<HeaderName> = headers.keys().filter(|k| forgeable(k)).cloned().collect();
@@ -160,6 +173,9 @@ mod tests {
             "x_forwarded-proto",
             "x_real_ip",
             "x_request_id",
+            "x-http-method-override",
+            "x_original_url",
+            "x-rewrite-url",
         ] {
             h.insert(
                 HeaderName::from_static(name),
