@@ -2587,38 +2587,17 @@ async fn realm_files_of_megabytes_are_imported_through_the_admin_api() {
     };
     let realm = json!({"realm": "big", "enabled": true, "users": users("u")});
     assert!(realm.to_string().len() > 3 << 20);
-    let r = s
-        .http
-        .post(format!("{}/admin/realms", s.base))
-        .bearer_auth(&t)
-        .json(&realm)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let (st, body) = s.admin_post_json(&t, "", &realm).await;
+    assert_eq!(st, 201, "{body}");
     let (_, n) = s.admin_get(&t, "/big/users/count").await;
     assert_eq!(n, 2000);
-    let r = s
-        .http
-        .post(format!("{}/admin/realms/big/partialImport", s.base))
-        .bearer_auth(&t)
-        .json(&json!({"ifResourceExists": "SKIP", "users": users("p")}))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.expect("json")["added"], 2000);
+    let more = json!({"ifResourceExists": "SKIP", "users": users("p")});
+    let (st, body) = s.admin_post_json(&t, "/big/partialImport", &more).await;
+    assert_eq!((st, &body["added"]), (200, &json!(2000)));
     let over = json!({"realm": "bigger", "description": "d".repeat(11 << 20)});
-    let r = s
-        .http
-        .post(format!("{}/admin/realms", s.base))
-        .bearer_auth(&t)
-        .json(&over)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 413);
-    assert!(r.json::<Value>().await.expect("json")["errorMessage"].is_string());
+    let (st, body) = s.admin_post_json(&t, "", &over).await;
+    assert_eq!(st, 413);
+    assert!(body["errorMessage"].is_string(), "{body}");
     let (st, _) = s.admin_get(&t, "/bigger").await;
     assert_eq!(st, 404);
 }

@@ -215,30 +215,18 @@ async fn people_register_themselves_where_the_realm_allows_it() {
 async fn registration_asks_for_the_profiles_custom_attributes() {
     let s = start().await;
     let t = s.demo_realm().await;
-    let allow = json!({"registrationAllowed": true});
-    assert_eq!(s.admin_put(&t, "/demo", Some(&allow)).await, 204);
-    let (_, mut profile) = s.admin_get(&t, "/demo/users/profile").await;
-    if let Some(a) = profile["attributes"].as_array_mut() {
-        a.push(json!({"name": "department", "displayName": "Department",
-            "required": {"roles": ["user"]}, "permissions": {"view": ["admin", "user"], "edit": ["admin", "user"]},
-            "validations": {"options": {"options": ["sales", "support"]}}}));
-        a.push(json!({"name": "internal", "permissions": {"view": ["admin"], "edit": ["admin"]}}));
-    }
-    assert_eq!(
-        s.admin_put(&t, "/demo/users/profile", Some(&profile)).await,
-        200
-    );
-    let first = s
-        .http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/registrations",
-            s.base
-        ))
-        .query(&auth_params(&[]))
-        .send()
-        .await
-        .expect("get");
-    let page = LoginPage::read(&s, first).await;
+    let users_edit = json!({"view": ["admin", "user"], "edit": ["admin", "user"]});
+    let (page, _) = registration_with(
+        &s,
+        &t,
+        vec![
+            json!({"name": "department", "displayName": "Department",
+            "required": {"roles": ["user"]}, "permissions": users_edit,
+            "validations": {"options": {"options": ["sales", "support"]}}}),
+            json!({"name": "internal", "permissions": {"view": ["admin"], "edit": ["admin"]}}),
+        ],
+    )
+    .await;
     let fields = |department: &'static str| {
         vec![
             ("firstName", "Dora"),
@@ -278,42 +266,23 @@ async fn registration_asks_for_the_profiles_custom_attributes() {
 async fn registration_draws_annotated_and_multivalued_attributes() {
     let s = start().await;
     let t = s.demo_realm().await;
-    let allow = json!({"registrationAllowed": true});
-    assert_eq!(s.admin_put(&t, "/demo", Some(&allow)).await, 204);
-    let (_, mut profile) = s.admin_get(&t, "/demo/users/profile").await;
     let users_edit = json!({"view": ["admin", "user"], "edit": ["admin", "user"]});
-    if let Some(a) = profile["attributes"].as_array_mut() {
-        a.push(
+    let (page, html) = registration_with(
+        &s,
+        &t,
+        vec![
             json!({"name": "department", "displayName": "Department", "permissions": users_edit,
             "annotations": {"inputType": "select", "inputOptionLabels": {"ops": "Operations"},
                             "inputHelperTextAfter": "Where you work"},
             "validations": {"options": {"options": ["sales", "ops"]}}}),
-        );
-        a.push(json!({"name": "tags", "displayName": "Tags", "multivalued": true, "permissions": users_edit,
+            json!({"name": "tags", "displayName": "Tags", "multivalued": true, "permissions": users_edit,
             "annotations": {"inputType": "multiselect-checkboxes"},
-            "validations": {"options": {"options": ["red", "green", "blue"]}}}));
-        a.push(
+            "validations": {"options": {"options": ["red", "green", "blue"]}}}),
             json!({"name": "nicknames", "displayName": "Nicknames", "multivalued": true,
             "permissions": users_edit, "validations": {"multivalued": {"max": 2}}}),
-        );
-    }
-    assert_eq!(
-        s.admin_put(&t, "/demo/users/profile", Some(&profile)).await,
-        200
-    );
-    let first = s
-        .http
-        .get(format!(
-            "{}/realms/demo/protocol/openid-connect/registrations",
-            s.base
-        ))
-        .query(&auth_params(&[]))
-        .send()
-        .await
-        .expect("get");
-    let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
-    let html = first.text().await.expect("html");
-    let page = LoginPage::of(&s, &html, cookie);
+        ],
+    )
+    .await;
     assert!(
         html.contains(
             "<select id=\"department\" name=\"department\" aria-describedby=\"department-after\">"
@@ -373,4 +342,32 @@ async fn registration_draws_annotated_and_multivalued_attributes() {
         json!({"department": ["ops"], "tags": ["red", "blue"], "nicknames": ["Do", "D"]}),
         "{u}"
     );
+}
+
+/// Allows registration in realm `demo`, adds `attributes` to its user
+/// profile and opens the registration page: the page to post and its HTML.
+async fn registration_with(s: &Server, t: &str, attributes: Vec<Value>) -> (LoginPage, String) {
+    let allow = json!({"registrationAllowed": true});
+    assert_eq!(s.admin_put(t, "/demo", Some(&allow)).await, 204);
+    let (_, mut profile) = s.admin_get(t, "/demo/users/profile").await;
+    if let Some(a) = profile["attributes"].as_array_mut() {
+        a.extend(attributes);
+    }
+    assert_eq!(
+        s.admin_put(t, "/demo/users/profile", Some(&profile)).await,
+        200
+    );
+    let first = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/registrations",
+            s.base
+        ))
+        .query(&auth_params(&[]))
+        .send()
+        .await
+        .expect("get");
+    let cookie = set_cookie(&first, "GATEHOUSE_CSRF");
+    let html = first.text().await.expect("html");
+    (LoginPage::of(s, &html, cookie), html)
 }
