@@ -31,6 +31,14 @@ pub struct Turn<'a> {
 impl Turns {
     /// Waits for `user_id`'s turn.
     pub async fn take(&self, user_id: &str) -> Turn<'_> {
+        // The turn exists before the wait, so a login dropped while
+        // waiting (its client gone) still forgets an idle queue; the queue
+        // handle, made after it, is dropped before it.
+        let mut turn = Turn {
+            turns: self,
+            user_id: user_id.to_owned(),
+            guard: None,
+        };
         let queue = self
             .queues
             .lock()
@@ -38,11 +46,8 @@ impl Turns {
             .entry(user_id.to_owned())
             .or_default()
             .clone();
-        Turn {
-            turns: self,
-            user_id: user_id.to_owned(),
-            guard: Some(queue.lock_owned().await),
-        }
+        turn.guard = Some(queue.lock_owned().await);
+        turn
     }
 
     /// How many users have a queue (for tests: none is kept once idle).
@@ -102,6 +107,25 @@ mod tests {
             t.await.expect("task");
         }
         assert_eq!(most.load(Ordering::SeqCst), 1);
+        assert_eq!(turns.queued_users(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_login_dropped_while_waiting_leaves_nothing_behind() {
+        let turns = Arc::new(Turns::default());
+        let first = turns.take("alice").await;
+        let waiting = {
+            let turns = turns.clone();
+            tokio::spawn(async move {
+                let _turn = turns.take("alice").await;
+            })
+        };
+        tokio::task::yield_now().await;
+        // The first turn ends while another waits, which is then dropped
+        // before it runs: the one left to forget the queue is the waiter.
+        drop(first);
+        waiting.abort();
+        assert!(waiting.await.is_err(), "cancelled while waiting");
         assert_eq!(turns.queued_users(), 0);
     }
 }
