@@ -14,6 +14,7 @@ pub mod authz;
 pub mod body;
 pub mod config;
 pub mod cors;
+pub mod cross_site;
 pub mod error;
 pub mod h1pool;
 pub mod h1serve;

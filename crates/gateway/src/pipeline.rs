@@ -481,6 +481,19 @@ async fn run_route(
                         continue;
                     };
                     presented = true;
+                    // A cookie the browser attached to another site's
+                    // unsafe request says nothing of the user's intent.
+                    if j.reads_cookie()
+                        && crate::cross_site::untrusted_unsafe(
+                            req.method(),
+                            req.uri(),
+                            req.headers(),
+                            route.cfg.cors.as_ref(),
+                        )
+                    {
+                        last = Reject::Invalid("token cookie on a cross-site unsafe request");
+                        continue;
+                    }
                     match token {
                         Ok(t) => authenticate_jwt(gw, j, t, &req, peer, line)
                             .await

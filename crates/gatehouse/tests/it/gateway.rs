@@ -622,6 +622,9 @@ async fn tokens_from_a_named_header_or_cookie_are_not_forwarded() {
     let up = upstream().await;
     let config = format!(
         r#"
+[gateway]
+audit_log = "{a}"
+
 [authorizers.by-cookie]
 type = "jwt"
 issuer = "{i}"
@@ -654,7 +657,8 @@ authorizers = ["by-header"]
 forward_token = true
 "#,
         i = iss.url,
-        u = up.url
+        u = up.url,
+        a = s.audit_path()
     );
     s.configure(&config).expect("config");
     let tok = iss.sign(&iss.claims(json!({})));
@@ -686,6 +690,32 @@ forward_token = true
     assert!(h.get("x-auth-token").is_none(), "{h}");
     let h = seen("/passed-on", "x-auth-token", tok.clone()).await;
     assert_eq!(h["x-auth-token"], tok.as_str());
+    // Another site's POST carries the cookie too (CSRF): not read from it;
+    // the page's own POST and another site's GET are.
+    let post = |fetch_site: &'static str| {
+        s.http
+            .post(format!("{}/cookie", s.gw))
+            .header("cookie", format!("at={tok}"))
+            .header("sec-fetch-site", fetch_site)
+            .header("origin", "https://evil.example")
+            .body("x")
+            .send()
+    };
+    assert_eq!(post("cross-site").await.expect("send").status(), 401);
+    assert_eq!(post("same-origin").await.expect("send").status(), 200);
+    let r = s
+        .http
+        .get(format!("{}/cookie", s.gw))
+        .header("cookie", format!("at={tok}"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        s.audit_reasons(401).await,
+        vec![json!("token cookie on a cross-site unsafe request")]
+    );
 }
 
 #[tokio::test]

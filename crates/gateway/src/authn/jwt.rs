@@ -250,6 +250,12 @@ impl JwtAuthorizer {
         }
     }
 
+    /// Whether this authorizer reads its token from a cookie, which a
+    /// browser sends unasked (see [`crate::cross_site`]).
+    pub fn reads_cookie(&self) -> bool {
+        self.cfg.token_cookie.is_some()
+    }
+
     /// Removes this authorizer's own credential slot, its `token_header`
     /// or `token_cookie` (the other cookies stay), from a request going to
     /// an upstream that is not to see tokens; `Authorization` is the
