@@ -50,6 +50,21 @@ const REQUEST_ID: http::HeaderName = proxy::X_REQUEST_ID;
 /// $remote_addr`), which many upstreams read.
 const X_REAL_IP: http::HeaderName = http::HeaderName::from_static("x-real-ip");
 
+/// The other `X-Forwarded-*` fields frameworks build links and redirects
+/// from (Spring's `X-Forwarded-Prefix` and `-Port`, Traefik's `-Uri`,
+/// `-Method`, `-Server`, the `-Ssl` some Rails and PHP setups read): the
+/// gateway does not set them, and a caller's say nothing true, so they
+/// are removed as Traefik removes untrusted ones, unless a trusted proxy
+/// sent them.
+const CALLERS_FORWARDING: [&str; 6] = [
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-forwarded-server",
+    "x-forwarded-ssl",
+];
+
 /// A new request id: a random per-process prefix and a counter. Unique,
 /// not secret, so it costs no random bytes per request (a UUID drew from
 /// the DRBG every time). Written into the thread's id block and split off
@@ -798,6 +813,9 @@ fn upstream_headers(
     if !via_trusted_proxy {
         h.remove(header::FORWARDED);
         h.remove(X_REAL_IP);
+        for name in CALLERS_FORWARDING {
+            h.remove(name);
+        }
     }
     if !route.cfg.forward_token {
         if identity.is_some() {

@@ -505,6 +505,10 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not() {
         // the one authorized.
         .header("x-original-url", "/admin")
         .header("x-http-method-override", "DELETE")
+        // Forwarding fields the gateway does not set: links built from
+        // them would point where the caller chose.
+        .header("x-forwarded-prefix", "/evil")
+        .header("x-forwarded-port", "6666")
         .header("x-request-id", "req-123")
         .header("connection", "keep-alive, x-hop")
         .header("x-hop", "secret")
@@ -540,6 +544,8 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not() {
         "x_forwarded_for",
         "x-original-url",
         "x-http-method-override",
+        "x-forwarded-prefix",
+        "x-forwarded-port",
     ] {
         assert!(h.get(k).is_none(), "{k}: {h}");
     }
