@@ -59,21 +59,48 @@ const OVERRIDES: [&[u8]; 5] = [
     b"x-method-override",
 ];
 
+/// What only a trusted proxy may tell the upstream: `Forwarded` and
+/// `X-Real-IP`, which say what the gateway's `X-Forwarded-*` say (Spring's
+/// forwarded-header support reads `Forwarded` first), and the
+/// `X-Forwarded-*` fields the gateway does not set but frameworks build
+/// links and redirects from (Spring's `-Prefix` and `-Port`, Traefik's
+/// `-Uri`, `-Method`, `-Server`, the `-Ssl` some Rails and PHP setups
+/// read); a caller's are removed, as Traefik removes untrusted ones.
+const PROXIES_ONLY: [&[u8]; 8] = [
+    b"forwarded",
+    b"x-real-ip",
+    b"x-forwarded-port",
+    b"x-forwarded-prefix",
+    b"x-forwarded-uri",
+    b"x-forwarded-method",
+    b"x-forwarded-server",
+    b"x-forwarded-ssl",
+];
+
 /// Whether a caller's header must not reach the upstream: any
-/// `x-gatehouse-*`, a path or method override (either spelling), and the
+/// `x-gatehouse-*`, a path or method override (either spelling), the
 /// underscore spelling of a forwarding header (the dash spelling is the
-/// gateway's to extend or replace).
-fn forgeable(name: &HeaderName) -> bool {
+/// gateway's to extend or replace), and, unless a trusted proxy sent it,
+/// one of [`PROXIES_ONLY`].
+fn forgeable(name: &HeaderName, via_trusted_proxy: bool) -> bool {
     let n = name.as_str().as_bytes();
     let one_of = |list: &[&[u8]]| list.iter().any(|s| n.len() == s.len() && reads_as(n, s));
-    is_identity_header(name) || one_of(&OVERRIDES) || (n.contains(&b'_') && one_of(&SET_BY_GATEWAY))
+    is_identity_header(name)
+        || one_of(&OVERRIDES)
+        || (n.contains(&b'_') && one_of(&SET_BY_GATEWAY))
+        || (!via_trusted_proxy && one_of(&PROXIES_ONLY))
 }
 
-/// Removes every header a caller could forge the gateway's word with, or
-/// have the upstream serve what the gateway did not authorize with (see
+/// Removes, in one pass over the caller's headers, every one it could
+/// forge the gateway's (or a trusted proxy's) word with, or have the
+/// upstream serve what the gateway did not authorize with (see
 /// [`forgeable`]).
-pub fn strip(headers: &mut HeaderMap) {
-    let owned: Vec<HeaderName> = headers.keys().filter(|k| forgeable(k)).cloned().collect();
+pub fn strip(headers: &mut HeaderMap, via_trusted_proxy: bool) {
+    let owned: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| forgeable(k, via_trusted_proxy))
+        .cloned()
+        .collect();
     for k in owned {
         headers.remove(&k);
     }
@@ -191,7 +218,7 @@ mod tests {
                 HeaderValue::from_static("value"),
             );
         }
-        strip(&mut h);
+        strip(&mut h, false);
         let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(

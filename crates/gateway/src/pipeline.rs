@@ -46,24 +46,6 @@ fn json_owned(status: StatusCode, body: String) -> Response<Body> {
 
 /// `x-request-id`.
 const REQUEST_ID: http::HeaderName = proxy::X_REQUEST_ID;
-/// nginx's conventional client-address header (`proxy_set_header X-Real-IP
-/// $remote_addr`), which many upstreams read.
-const X_REAL_IP: http::HeaderName = http::HeaderName::from_static("x-real-ip");
-
-/// The other `X-Forwarded-*` fields frameworks build links and redirects
-/// from (Spring's `X-Forwarded-Prefix` and `-Port`, Traefik's `-Uri`,
-/// `-Method`, `-Server`, the `-Ssl` some Rails and PHP setups read): the
-/// gateway does not set them, and a caller's say nothing true, so they
-/// are removed as Traefik removes untrusted ones, unless a trusted proxy
-/// sent them.
-const CALLERS_FORWARDING: [&str; 6] = [
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-uri",
-    "x-forwarded-method",
-    "x-forwarded-server",
-    "x-forwarded-ssl",
-];
 
 /// A new request id: a random per-process prefix and a counter. Unique,
 /// not secret, so it costs no random bytes per request (a UUID drew from
@@ -796,11 +778,9 @@ async fn run_route(
 /// headers come after, from [`proxy::Forwarding`] and the identity
 /// (written into the head by the target's pool, or [`proxy::set_in`]).
 ///
-/// `Forwarded` and `X-Real-IP` are removed too unless the connection
-/// comes from a trusted proxy: they say what `X-Forwarded-*` say, which
-/// the gateway sets itself, and an upstream that prefers them (Spring's
-/// forwarded-header support reads `Forwarded` first) would otherwise take
-/// a caller's word for its address, host and scheme (as Traefik does).
+/// What the caller may not say to the upstream (forged identity,
+/// forwarding fields unless a trusted proxy sent them, path and method
+/// overrides) goes in one pass over its headers: [`identity_headers::strip`].
 fn upstream_headers(
     gw: &Gateway,
     route: &Route,
@@ -809,14 +789,7 @@ fn upstream_headers(
     via_trusted_proxy: bool,
 ) {
     proxy::strip_hop_by_hop(h);
-    identity_headers::strip(h);
-    if !via_trusted_proxy {
-        h.remove(header::FORWARDED);
-        h.remove(X_REAL_IP);
-        for name in CALLERS_FORWARDING {
-            h.remove(name);
-        }
-    }
+    identity_headers::strip(h, via_trusted_proxy);
     if !route.cfg.forward_token {
         if identity.is_some() {
             h.remove(header::AUTHORIZATION);

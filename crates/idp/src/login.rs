@@ -236,6 +236,21 @@ pub async fn by_email(
     Ok(if found.len() == 1 { found.pop() } else { None })
 }
 
+/// This user's turn to be checked and the failures recorded before it,
+/// where the realm counts failures (`login_turns`); else no turn and
+/// none, which saves the query.
+async fn turn_and_failures<'a>(
+    idp: &'a Idp,
+    realm: &Realm,
+    user_id: &str,
+) -> Result<(Option<crate::login_turns::Turn<'a>>, LoginFailures), OAuthError> {
+    if !realm.brute_force_protected {
+        return Ok((None, LoginFailures::default()));
+    }
+    let turn = idp.login_turns.take(user_id).await;
+    Ok((Some(turn), idp.store.login_failures(user_id).await?))
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn check(
     idp: &Idp,
@@ -290,17 +305,7 @@ async fn check(
             .await?;
         return Ok(Err(LoginFailure::Locked));
     }
-    // Brute-force bookkeeping costs a query per login: only where it is
-    // on, and then one check at a time for this user (`login_turns`).
-    let _turn = match realm.brute_force_protected {
-        true => Some(idp.login_turns.take(&user.id).await),
-        false => None,
-    };
-    let mut lf = if realm.brute_force_protected {
-        idp.store.login_failures(&user.id).await?
-    } else {
-        Default::default()
-    };
+    let (_turn, mut lf) = turn_and_failures(idp, realm, &user.id).await?;
     if lf.failures > 0 && now - lf.last_failure() > realm.max_delta_time_seconds {
         idp.store.clear_login_failures(&user.id).await?;
         lf = Default::default();
@@ -451,16 +456,8 @@ pub async fn check_otp(
     given: &str,
     ip: Option<&str>,
 ) -> Result<bool, OAuthError> {
-    let _turn = match realm.brute_force_protected {
-        true => Some(idp.login_turns.take(&user.id).await),
-        false => None,
-    };
+    let (_turn, lf) = turn_and_failures(idp, realm, &user.id).await?;
     let now = gatehouse_core::time::now();
-    let lf = if realm.brute_force_protected {
-        idp.store.login_failures(&user.id).await?
-    } else {
-        Default::default()
-    };
     let locked = locked_for(realm, &lf, now) > 0;
     let right = match cred {
         Some(c) if !locked => crate::otp::verify(idp, realm, c, given, now).await?,
