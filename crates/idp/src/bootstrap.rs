@@ -111,7 +111,39 @@ pub async fn move_master_admin_client(
     Ok(())
 }
 
-/// `offline_access`, `uma_authorization` and `default-roles-{realm}`.
+/// The realm's default role, the composite every new user is granted.
+/// Keycloak names it `default-roles-{realm}` when the realm is made and
+/// keeps the role (and so the name) when the realm is renamed, and an
+/// export names its own: the realm records it (`defaultRole`) rather than
+/// have it derived from its current name.
+pub fn default_role_name(realm: &Realm) -> String {
+    realm
+        .extra
+        .get("defaultRole")
+        .and_then(|d| d.get("name"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map_or_else(|| format!("default-roles-{}", realm.name), str::to_owned)
+}
+
+/// The realm representation's `defaultRole`: scripts read its id to change
+/// what every new user gets (`/roles-by-id/{id}/composites`).
+pub async fn default_role_rep(
+    idp: &Idp,
+    realm: &Realm,
+) -> Result<Option<serde_json::Value>, AdminError> {
+    let Some(role) = idp
+        .store
+        .role_by_name(&realm.id, None, &default_role_name(realm))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let composite = !idp.store.composites(&role.id).await?.is_empty();
+    Ok(Some(crate::repr::role_brief(&role, composite, &realm.id)))
+}
+
+/// `offline_access`, `uma_authorization` and the default role.
 async fn default_roles(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
     let mut ids = vec![];
     for name in ["offline_access", "uma_authorization"] {
@@ -132,7 +164,7 @@ async fn default_roles(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
         };
         ids.push(role.id);
     }
-    let dname = format!("default-roles-{}", realm.name);
+    let dname = default_role_name(realm);
     if idp
         .store
         .role_by_name(&realm.id, None, &dname)
@@ -282,7 +314,7 @@ async fn builtin_clients(idp: &Idp, realm: &Realm) -> Result<(), AdminError> {
                      "attributes": {"post.logout.redirect.uris": "+"}});
     let account = crate::admin::clients::create_client(idp, realm, &rep, vec![]).await?;
     let ids = client_roles(idp, realm, &account, &ACCOUNT_ROLES, None).await?;
-    let dname = format!("default-roles-{}", realm.name);
+    let dname = default_role_name(realm);
     if let Some(d) = idp.store.role_by_name(&realm.id, None, &dname).await? {
         let defaults: Vec<String> = ACCOUNT_DEFAULT.iter().map(|n| ids[*n].clone()).collect();
         idp.store.add_composites(&d.id, &defaults, &[]).await?;

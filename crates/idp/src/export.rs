@@ -76,6 +76,9 @@ async fn group_rep(
 /// The export of `realm`.
 pub async fn realm(idp: &Idp, realm: &Realm) -> Result<Value, AdminError> {
     let mut out = repr::realm(realm);
+    if let Some(role) = crate::bootstrap::default_role_rep(idp, realm).await? {
+        out["defaultRole"] = role;
+    }
     // Key providers an earlier import kept in the realm describe another
     // server's keys (with their private keys): never exported. Gatehouse's
     // own keys stay sealed in its key table.

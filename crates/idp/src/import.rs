@@ -188,6 +188,41 @@ fn warn_unapplied_algorithms(realm: &Realm, client_id: &str, c: &Value) {
 }
 
 /// Loads roles, clients, groups and users from a RealmRepresentation.
+/// Exports made before Keycloak 13 have no default role but list the roles
+/// new users get by name (`defaultRoles`): as Keycloak imports them, they
+/// become the default role's composites, created where missing.
+async fn deprecated_default_roles(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), AdminError> {
+    if rep.get("defaultRole").is_some() {
+        return Ok(());
+    }
+    let Some(default) = idp
+        .store
+        .role_by_name(&realm.id, None, &crate::bootstrap::default_role_name(realm))
+        .await?
+    else {
+        return Ok(());
+    };
+    let mut ids = vec![];
+    for name in arr(rep, "defaultRoles")
+        .filter_map(Value::as_str)
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        let role = match idp.store.role_by_name(&realm.id, None, name).await? {
+            Some(r) => r,
+            None => {
+                let rep = serde_json::json!({ "name": name });
+                crate::admin::roles::create_role(idp, realm, None, &rep, vec![]).await?
+            }
+        };
+        ids.push(role.id);
+    }
+    if !ids.is_empty() {
+        idp.store.add_composites(&default.id, &ids, &[]).await?;
+    }
+    Ok(())
+}
+
 pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), AdminError> {
     // Keycloak's RSA keys, so its published kids keep verifying.
     crate::admin::key_providers::import(idp, realm, rep).await?;
@@ -305,6 +340,7 @@ pub async fn contents(idp: &Idp, realm: &Realm, rep: &Value) -> Result<(), Admin
     }
     // Keycloak's default roles, where the export did not bring them.
     crate::bootstrap::realm_defaults(idp, realm).await?;
+    deprecated_default_roles(idp, realm, rep).await?;
     scope_mappings(idp, realm, rep).await?;
     let groups: Vec<Value> = arr(rep, "groups").cloned().collect();
     import_groups(idp, realm, None, &groups).await?;

@@ -156,6 +156,10 @@ pub fn router(idp: Arc<Idp>) -> Router {
                     refuse_announced_oversize,
                 ))
                 .route_layer(axum::middleware::map_response(oauth_rejections))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    idp.clone(),
+                    oidc::security_headers::layer,
+                ))
                 .layer(axum::middleware::from_fn_with_state(
                     idp.clone(),
                     oidc::cors::layer,

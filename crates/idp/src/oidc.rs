@@ -18,6 +18,7 @@ pub mod par;
 pub mod realm_info;
 pub mod request_object;
 pub mod revoke;
+pub mod security_headers;
 pub mod third_party_cookies;
 pub mod token;
 pub mod token_exchange;

@@ -84,6 +84,11 @@ const REALM_FIELDS: &[&str] = &[
     "scopeMappings",
     "clientScopeMappings",
     "organizations",
+    crate::oidc::security_headers::FIELD,
+    // Which role is the default one is the realm's own record (see
+    // `bootstrap::default_role_name`): an update does not move it.
+    "defaultRole",
+    "defaultRoles",
 ];
 
 /// RealmRepresentation of a realm.
@@ -180,6 +185,10 @@ pub fn realm(r: &Realm) -> Value {
         .or_insert_with(|| json!(crate::action_token::admin_lifespan(r)));
     o.entry("actionTokenGeneratedByUserLifespan")
         .or_insert_with(|| json!(crate::action_token::user_lifespan(r, "")));
+    o.insert(
+        crate::oidc::security_headers::FIELD.into(),
+        crate::oidc::security_headers::representation(&r.extra),
+    );
     for kind in [crate::flows::Kind::Browser, crate::flows::Kind::DirectGrant] {
         let (key, _) = kind.binding();
         o.entry(key)
@@ -274,6 +283,12 @@ pub fn apply_realm(r: &mut Realm, v: &Value) -> Result<(), String> {
     }
     if let Some(d) = strings(v, "defaultOptionalClientScopes") {
         r.default_optional_client_scopes = d;
+    }
+    if let Some(h) = v
+        .get(crate::oidc::security_headers::FIELD)
+        .filter(|h| !h.is_null())
+    {
+        crate::oidc::security_headers::merge(&mut r.extra, h)?;
     }
     if let Some(o) = v.as_object() {
         for (k, val) in o {

@@ -4359,3 +4359,105 @@ async fn duplicate_emails_and_logins_by_address_follow_the_realm() {
     assert_eq!(login("solo@example.com").await, 401);
     assert_eq!(login("solo").await, 200);
 }
+
+/// The realm's default role is the realm's record, as in Keycloak: its
+/// representation shows it (scripts take its id), a renamed realm keeps
+/// granting it to new users under its first name, and an export from
+/// before Keycloak 13 that lists `defaultRoles` by name gets them as its
+/// composites.
+#[tokio::test]
+async fn the_default_role_survives_a_rename_and_old_exports() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let effective = |realm: &'static str, id: String| {
+        let (s, t) = (&s, &t);
+        async move {
+            let (_, roles) = s
+                .admin_get(
+                    t,
+                    &format!("/{realm}/users/{id}/role-mappings/realm/composite"),
+                )
+                .await;
+            let mut names: Vec<String> = roles
+                .as_array()
+                .expect("list")
+                .iter()
+                .filter_map(|r| r["name"].as_str().map(str::to_owned))
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    let (_, rep) = s.admin_get(&t, "/demo").await;
+    let d = &rep["defaultRole"];
+    assert_eq!(d["name"], "default-roles-demo");
+    assert_eq!(d["composite"], true);
+    assert_eq!(d["clientRole"], false);
+    assert_eq!(d["containerId"], rep["id"]);
+    let (_, composites) = s
+        .admin_get(
+            &t,
+            &format!(
+                "/demo/roles-by-id/{}/composites",
+                d["id"].as_str().expect("id")
+            ),
+        )
+        .await;
+    assert!(composites.to_string().contains("offline_access"));
+
+    assert_eq!(
+        s.admin_put(&t, "/demo", Some(&json!({"realm": "renamed"})))
+            .await,
+        204
+    );
+    let (_, rep) = s.admin_get(&t, "/renamed").await;
+    assert_eq!(rep["defaultRole"]["name"], "default-roles-demo");
+    let id = s
+        .admin_create(
+            &t,
+            "/renamed/users",
+            &json!({"username": "newcomer", "enabled": true}),
+        )
+        .await;
+    let roles = effective("renamed", id).await;
+    assert!(
+        roles.contains(&"default-roles-demo".to_owned())
+            && roles.contains(&"offline_access".to_owned()),
+        "{roles:?}"
+    );
+    assert_eq!(
+        s.admin_delete(&t, "/renamed/roles/default-roles-demo")
+            .await,
+        400,
+        "still the default role"
+    );
+    // Writing the representation back (with another name in it) moves nothing.
+    let mut back = rep.clone();
+    back["defaultRole"]["name"] = json!("offline_access");
+    assert_eq!(s.admin_put(&t, "/renamed", Some(&back)).await, 204);
+    let (_, rep) = s.admin_get(&t, "/renamed").await;
+    assert_eq!(rep["defaultRole"]["name"], "default-roles-demo");
+
+    s.import(&json!({"realm": "old", "enabled": true,
+        "roles": {"realm": [{"name": "staff"}]},
+        "defaultRoles": ["staff", "legacy-user", "offline_access"]}))
+        .await;
+    let id = s
+        .admin_create(
+            &t,
+            "/old/users",
+            &json!({"username": "olduser", "enabled": true}),
+        )
+        .await;
+    let roles = effective("old", id).await;
+    for r in [
+        "default-roles-old",
+        "legacy-user",
+        "offline_access",
+        "staff",
+    ] {
+        assert!(roles.contains(&r.to_owned()), "{r}: {roles:?}");
+    }
+    let export = s.export("old").await;
+    assert_eq!(export["defaultRole"]["name"], "default-roles-old");
+}

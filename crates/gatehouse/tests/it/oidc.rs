@@ -2185,6 +2185,93 @@ async fn signed_jwt_client_authentication() {
     );
 }
 
+/// A signed client assertion is good for a short window after it was made
+/// (Keycloak's `token.endpoint.auth.signing.max.exp`, 60 s by default,
+/// CVE-2025-2559), whatever its own `exp` says, and names one audience.
+#[tokio::test]
+async fn client_assertions_expire_soon_after_they_are_made() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let issuer = crate::peers::issuer().await;
+    let rep = serde_json::json!({"clientId": "pk", "clientAuthenticatorType": "client-jwt",
+        "serviceAccountsEnabled": true,
+        "attributes": {"use.jwks.url": "true", "jwks.url": format!("{}/keys", issuer.url)}});
+    assert_eq!(s.admin_post(&t, "/demo/clients", &rep).await.0, 201);
+    let token_url = s.token_url("demo");
+    let now = gatehouse_core::time::now();
+    let base =
+        |jti: &str| serde_json::json!({"iss": "pk", "sub": "pk", "aud": token_url, "jti": jti});
+    let with = |jti: &str, extra: Value| {
+        let mut c = base(jti);
+        for (k, v) in extra.as_object().expect("object") {
+            c[k] = v.clone();
+        }
+        issuer.sign(&c)
+    };
+    let outcome = |assertion: String| {
+        let s = &s;
+        async move {
+            let r = s.assertion_grant("demo", &assertion).await;
+            let code = r.status().as_u16();
+            let v: Value = r.json().await.expect("json");
+            (
+                code,
+                v["error_description"].as_str().unwrap_or("").to_owned(),
+            )
+        }
+    };
+    let old = serde_json::json!({"iat": now - 120, "exp": now + 3600});
+    assert_eq!(
+        outcome(with("a1", old.clone())).await,
+        (
+            401,
+            "Token was issued too far in the past to be used now".into()
+        ),
+        "made two minutes ago: past the 60 s window though exp is an hour away"
+    );
+    assert_eq!(
+        outcome(with("a2", serde_json::json!({"exp": now + 3600}))).await,
+        (
+            401,
+            "Token expiration is too far in the future and iat claim not present in token".into()
+        )
+    );
+    assert_eq!(
+        outcome(with("a3", serde_json::json!({"exp": now + 30})))
+            .await
+            .0,
+        200,
+        "without iat, an exp within the window is enough"
+    );
+    assert_eq!(
+        outcome(with(
+            "a4",
+            serde_json::json!({"iat": now + 120, "exp": now + 180})
+        ))
+        .await,
+        (401, "Token was issued in the future".into())
+    );
+    let two = serde_json::json!({"iat": now, "exp": now + 60,
+        "aud": [token_url.clone(), "https://other.example/token"]});
+    assert_eq!(
+        outcome(with("a5", two)).await,
+        (401, "Multiple audiences not allowed".into())
+    );
+    let one = serde_json::json!({"iat": now, "exp": now + 60, "aud": [token_url.clone()]});
+    assert_eq!(outcome(with("a6", one)).await.0, 200);
+
+    // The client may allow a longer window.
+    let id = s.client_uuid(&t, "demo", "pk").await;
+    let (_, mut rep) = s.admin_get(&t, &format!("/demo/clients/{id}")).await;
+    rep["attributes"]["token.endpoint.auth.signing.max.exp"] = serde_json::json!("300");
+    assert_eq!(
+        s.admin_put(&t, &format!("/demo/clients/{id}"), Some(&rep))
+            .await,
+        204
+    );
+    assert_eq!(outcome(with("a7", old)).await.0, 200);
+}
+
 /// CORS as Keycloak answers it: preflights for any origin, the token and
 /// userinfo answers readable only from the client's web origins (`+` =
 /// its redirect URIs' origins), discovery and JWKS from anywhere.
@@ -2323,6 +2410,78 @@ async fn cors_follows_the_clients_web_origins() {
             .expect("send");
         assert_eq!(acao(&r), None, "{path}");
     }
+}
+
+/// A realm's `browserSecurityHeaders` (Keycloak's "Security defenses"):
+/// its representation shows what the pages send, an admin's values replace
+/// them on the login page (empty removes one), pages framed on purpose keep
+/// their own policy, and a value that is no header value is refused whole.
+#[tokio::test]
+async fn realm_security_headers_are_what_the_login_page_sends() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let auth = format!(
+        "{}/realms/demo/protocol/openid-connect/auth?response_type=code&client_id=spa&redirect_uri=http%3A%2F%2F127.0.0.1%2Fspa%2Fcb&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        s.base
+    );
+    let login_headers = || {
+        let (s, auth) = (&s, auth.clone());
+        async move {
+            let r = s.http.get(&auth).send().await.expect("send");
+            assert_eq!(r.status(), 200);
+            r.headers().clone()
+        }
+    };
+    let (_, rep) = s.admin_get(&t, "/demo").await;
+    let shown = rep["browserSecurityHeaders"].clone();
+    let sent = login_headers().await;
+    for (key, header) in [
+        ("xFrameOptions", "x-frame-options"),
+        ("contentSecurityPolicy", "content-security-policy"),
+        ("xContentTypeOptions", "x-content-type-options"),
+        ("referrerPolicy", "referrer-policy"),
+        ("xRobotsTag", "x-robots-tag"),
+        ("strictTransportSecurity", "strict-transport-security"),
+    ] {
+        assert_eq!(shown[key], sent[header].to_str().expect("ascii"), "{key}");
+    }
+    assert_eq!(shown["contentSecurityPolicyReportOnly"], "");
+
+    let portal = "frame-ancestors 'self' https://portal.example";
+    let change = serde_json::json!({"browserSecurityHeaders":
+        {"xFrameOptions": "SAMEORIGIN", "contentSecurityPolicy": portal, "xRobotsTag": ""}});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&change)).await, 204);
+    let sent = login_headers().await;
+    assert_eq!(sent["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(sent["content-security-policy"], portal);
+    assert!(sent.get("x-robots-tag").is_none(), "empty removes it");
+    assert_eq!(sent["referrer-policy"], "no-referrer", "the others stay");
+    let framed = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/3p-cookies/step1.html",
+            s.base
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert!(framed.headers().get("x-frame-options").is_none());
+    assert_ne!(framed.headers()["content-security-policy"], portal);
+
+    // A line break would split the header: refused, nothing changed.
+    let bad = serde_json::json!({"browserSecurityHeaders":
+        {"referrerPolicy": "same-origin", "xFrameOptions": "DENY\r\nSet-Cookie: a=b"}});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&bad)).await, 400);
+    // An admin tool writes the whole representation back: nothing moves.
+    let (_, rep) = s.admin_get(&t, "/demo").await;
+    assert_eq!(
+        rep["browserSecurityHeaders"]["referrerPolicy"],
+        "no-referrer"
+    );
+    assert_eq!(s.admin_put(&t, "/demo", Some(&rep)).await, 204);
+    let sent = login_headers().await;
+    assert_eq!(sent["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(sent["content-security-policy"], portal);
 }
 
 /// keycloak-js's start-up pages and its session-status iframe: each may

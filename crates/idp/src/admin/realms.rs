@@ -30,10 +30,27 @@ pub fn routes() -> Router<Arc<Idp>> {
 /// `GET /admin/realms`: every realm for a `master` admin; the realms a
 /// user's admin roles reach otherwise, as in Keycloak.
 async fn list(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<Value>, AdminError> {
-    let reps: Vec<Value> = match super::guard_any(&idp, &h).await? {
-        (_, Some(reached)) => reached.iter().map(|(r, c)| seen_by(r, c)).collect(),
-        (_, None) => idp.store.realms().await?.iter().map(shown).collect(),
+    let seen: Vec<(Realm, Value)> = match super::guard_any(&idp, &h).await? {
+        (_, Some(reached)) => reached
+            .iter()
+            .map(|(r, c)| (r.clone(), seen_by(r, c)))
+            .collect(),
+        (_, None) => idp
+            .store
+            .realms()
+            .await?
+            .into_iter()
+            .map(|r| {
+                let v = shown(&r);
+                (r, v)
+            })
+            .collect(),
     };
+    let mut reps = Vec::with_capacity(seen.len());
+    for (realm, mut v) in seen {
+        with_default_role(&idp, &realm, &mut v).await?;
+        reps.push(v);
+    }
     Ok(Json(json!(reps)))
 }
 
@@ -126,6 +143,17 @@ pub async fn create_realm(
         realm.id = id.to_owned();
     }
     repr::apply_realm(&mut realm, rep).map_err(AdminError::bad_request)?;
+    // An export names its default role (a realm renamed at its source keeps
+    // the old `default-roles-...` name).
+    if let Some(n) = rep["defaultRole"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+    {
+        repr::valid_name(n).map_err(AdminError::bad_request)?;
+        realm
+            .extra
+            .insert("defaultRole".into(), json!({ "name": n }));
+    }
     if idp.store.realm_by_name(&realm.name).await?.is_some() {
         return Err(AdminError::conflict(
             "Conflict detected. See logs for details".to_string(),
@@ -163,8 +191,20 @@ async fn create(
 /// `GET /admin/realms/{realm}`: the realm as [`shown`] to whoever may view
 /// it; to the realm's other administrators (a user manager, say), as
 /// Keycloak does, only its name and what its login pages present.
-async fn one(RealmAdmin { realm, caller, .. }: RealmAdmin) -> Result<Json<Value>, AdminError> {
-    Ok(Json(seen_by(&realm, &caller)))
+async fn one(RealmAdmin { idp, realm, caller }: RealmAdmin) -> Result<Json<Value>, AdminError> {
+    let mut v = seen_by(&realm, &caller);
+    with_default_role(&idp, &realm, &mut v).await?;
+    Ok(Json(v))
+}
+
+/// Adds `defaultRole` to a full representation (not to the brief one).
+async fn with_default_role(idp: &Idp, realm: &Realm, v: &mut Value) -> Result<(), AdminError> {
+    if v.get("id").is_some()
+        && let Some(role) = crate::bootstrap::default_role_rep(idp, realm).await?
+    {
+        v["defaultRole"] = role;
+    }
+    Ok(())
 }
 
 /// The realm as `caller` may see it: [`shown`] with `view-realm`, else its
@@ -210,10 +250,14 @@ async fn update(
         o.remove("identityProviders");
         o.remove("identityProviderMappers");
     }
+    let default_role = crate::bootstrap::default_role_name(&r);
     repr::apply_realm(&mut r, &applied).map_err(AdminError::bad_request)?;
     if r.name != name && idp.store.realm_by_name(&r.name).await?.is_some() {
         return Err(AdminError::conflict("Realm with same name exists"));
     }
+    // Renamed, the realm keeps its default role under its old name.
+    r.extra
+        .insert("defaultRole".into(), json!({ "name": default_role }));
     let ev = event(&r, &caller, "UPDATE", "REALM", "", Some(&rep));
     idp.store.update_realm(&r, &[ev]).await?;
     if r.name != name {

@@ -457,7 +457,7 @@ async fn del_any(admin: &RealmAdmin, which: RoleRef<'_>) -> Result<StatusCode, A
     let RealmAdmin { idp, caller, realm } = admin;
     let role = resolve(idp, realm, &which).await?;
     guard_management(idp, realm, caller, role.client_id.as_deref()).await?;
-    if role.client_id.is_none() && role.name == format!("default-roles-{}", realm.name) {
+    if role.client_id.is_none() && role.name == crate::bootstrap::default_role_name(realm) {
         return Err(AdminError::bad_request("You cannot delete a default role"));
     }
     let rtype = resource_type(&role);

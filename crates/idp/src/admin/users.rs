@@ -430,7 +430,7 @@ pub async fn default_memberships(
     let mut links = Memberships::default();
     if let Some(d) = idp
         .store
-        .role_by_name(&realm.id, None, &format!("default-roles-{}", realm.name))
+        .role_by_name(&realm.id, None, &crate::bootstrap::default_role_name(realm))
         .await?
     {
         links.roles.push(d.id);

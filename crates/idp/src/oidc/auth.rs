@@ -444,7 +444,8 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-/// An HTML page with the security headers every page gets.
+/// An HTML page with the security headers every page gets (the realm's
+/// `browserSecurityHeaders`, `oidc::security_headers`).
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}label{{display:block;margin-top:1rem}}input{{width:100%;padding:.5rem;box-sizing:border-box}}button{{margin-top:1.5rem;padding:.6rem 1.2rem}}.error{{color:#a00}}</style></head><body><main>{body}</main></body></html>",
@@ -460,16 +461,8 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store, must-revalidate, max-age=0"),
     );
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
-    );
+    // The realm's own values go over these in `security_headers::layer`.
+    crate::oidc::security_headers::add_defaults(h);
     r
 }
 

@@ -8,6 +8,14 @@
 //! this realm's issuer or one of the endpoints that accept it, an `exp`,
 //! and a `jti` that is accepted once: a replayed assertion is refused until
 //! it expires (per process; several nodes will need the shared store).
+//!
+//! As Keycloak since 26.2 (CVE-2025-2559), an assertion is only good for a
+//! short window after it was made, whatever its own `exp` says: the
+//! client's `token.endpoint.auth.signing.max.exp` seconds (60 by default)
+//! after its `iat`, or, without `iat`, an `exp` no further away than that.
+//! A leaked assertion then dies within a minute, and the replay memory,
+//! which must hold every `jti` for as long as it is usable, stays bounded
+//! by the request rate instead of by what clients write into `exp`.
 
 use crate::error::OAuthError;
 use crate::oidc::form::Form;
@@ -22,8 +30,11 @@ use std::time::{Duration, Instant};
 
 /// The only assertion type (RFC 7523 §2.2).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Clock leeway for `exp`, `nbf` and `iat`, seconds.
-const LEEWAY: i64 = 10;
+/// Clock leeway for `exp`, `nbf` and `iat`, seconds (Keycloak's 15).
+const LEEWAY: i64 = 15;
+/// How long after it was made an assertion is accepted when the client
+/// does not say (Keycloak's default for `token.endpoint.auth.signing.max.exp`).
+const DEFAULT_MAX_AGE: i64 = 60;
 /// A client's fetched `jwks.url` is used this long before a refetch.
 const JWKS_TTL: Duration = Duration::from_secs(300);
 /// An unknown `kid` refetches at most this often per URL.
@@ -139,6 +150,7 @@ fn audiences(idp: &Idp, realm: &Realm) -> Vec<String> {
         format!("{p}/token"),
         format!("{p}/token/introspect"),
         format!("{p}/revoke"),
+        format!("{p}/ext/par/request"),
     ]
 }
 
@@ -233,6 +245,9 @@ fn check_claims(
     let expected = audiences(idp, realm);
     let aud_ok = match &claims["aud"] {
         Value::String(s) => expected.contains(s),
+        // One audience, as Keycloak requires by default: an assertion
+        // naming several servers can be replayed by any of them at us.
+        Value::Array(a) if a.len() > 1 => return Err(invalid("Multiple audiences not allowed")),
         Value::Array(a) => a
             .iter()
             .filter_map(Value::as_str)
@@ -242,27 +257,53 @@ fn check_claims(
     if !aud_ok {
         return Err(invalid("Token audience doesn't match domain"));
     }
-    let exp = numeric_date(&claims["exp"]).ok_or_else(|| invalid("Token has no expiration"))?;
+    let exp = numeric_date(&claims["exp"]).ok_or_else(|| invalid("Token exp claim is required"))?;
     if exp < now - LEEWAY {
         return Err(invalid("Token is not active"));
     }
-    for k in ["nbf", "iat"] {
-        if numeric_date_ceil(&claims[k]).is_some_and(|t| t > now + LEEWAY) {
-            return Err(invalid("Token is not active yet"));
-        }
+    if numeric_date_ceil(&claims["nbf"]).is_some_and(|t| t > now + LEEWAY) {
+        return Err(invalid("Token is not active"));
     }
+    let usable_until = usable_until(claims, client, exp, now)?;
     let jti = claims["jti"]
         .as_str()
         .filter(|j| !j.is_empty())
-        .ok_or_else(|| invalid("Token has no jti"))?;
-    if !idp.assertions.first_use(
-        format!("{}:{jti}", client.id),
-        exp.saturating_add(LEEWAY),
-        now,
-    ) {
+        .ok_or_else(|| invalid("Token jti claim is required"))?;
+    if !idp
+        .assertions
+        .first_use(format!("{}:{jti}", client.id), usable_until, now)
+    {
         return Err(invalid("Token reuse detected"));
     }
     Ok(())
+}
+
+/// Until when an assertion that expires at `exp` may be used: never longer
+/// than the client's maximum age after it was made (see the module notes).
+fn usable_until(claims: &Value, client: &Client, exp: i64, now: i64) -> Result<i64, OAuthError> {
+    let max_age = max_age(client);
+    match numeric_date(&claims["iat"]) {
+        None if exp - now > max_age => Err(invalid(
+            "Token expiration is too far in the future and iat claim not present in token",
+        )),
+        None => Ok(exp.saturating_add(LEEWAY)),
+        Some(iat) if iat - LEEWAY > now => Err(invalid("Token was issued in the future")),
+        Some(iat) if now > iat.saturating_add(max_age) => Err(invalid(
+            "Token was issued too far in the past to be used now",
+        )),
+        Some(iat) => Ok(exp.min(iat.saturating_add(max_age)).saturating_add(LEEWAY)),
+    }
+}
+
+/// The client's `token.endpoint.auth.signing.max.exp`, seconds; anything
+/// but a positive number means Keycloak's default.
+fn max_age(client: &Client) -> i64 {
+    client
+        .attributes
+        .get("token.endpoint.auth.signing.max.exp")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_MAX_AGE)
 }
 
 fn client_jwks_url(client: &Client) -> Option<&str> {
