@@ -4461,3 +4461,113 @@ async fn the_default_role_survives_a_rename_and_old_exports() {
     let export = s.export("old").await;
     assert_eq!(export["defaultRole"]["name"], "default-roles-old");
 }
+
+/// An attribute whose profile permissions name `admin` neither to view nor
+/// to edit is in no admin read (a user, the user list, group and role
+/// members: Keycloak's CVE-2026-9088, CVE-2026-17059), an admin writing a
+/// user back keeps it, and narrower administrators who may not view users
+/// see no role members and no example tokens (CVE-2026-37978).
+#[tokio::test]
+async fn attributes_hidden_from_admins_stay_hidden_everywhere() {
+    let s = start().await;
+    let t = s.demo_realm().await;
+    let alice = s.user_id(&t, "demo", "alice").await;
+    let (_, mut rep) = s.admin_get(&t, &format!("/demo/users/{alice}")).await;
+    rep["attributes"] = json!({"ssn": ["123-45-6789"], "team": ["red"]});
+    assert_eq!(
+        s.admin_put(&t, &format!("/demo/users/{alice}"), Some(&rep))
+            .await,
+        204
+    );
+    let (_, mut profile) = s.admin_get(&t, "/demo/users/profile").await;
+    let users_only = json!({"view": ["user"], "edit": ["user"]});
+    for a in profile["attributes"].as_array_mut().expect("attributes") {
+        if a["name"] == "email" {
+            a["permissions"] = users_only.clone();
+        }
+    }
+    profile["attributes"]
+        .as_array_mut()
+        .expect("attributes")
+        .push(json!({"name": "ssn", "permissions": users_only}));
+    assert_eq!(
+        s.admin_put(&t, "/demo/users/profile", Some(&profile)).await,
+        200
+    );
+
+    let (_, groups) = s.admin_get(&t, "/demo/groups?search=sales").await;
+    let sales = groups[0]["id"].as_str().expect("group").to_owned();
+    let reads = [
+        format!("/demo/users/{alice}"),
+        "/demo/users?username=alice".to_owned(),
+        format!("/demo/groups/{sales}/members"),
+        "/demo/roles/default-roles-demo/users".to_owned(),
+    ];
+    for path in &reads {
+        let (code, body) = s.admin_get(&t, path).await;
+        assert_eq!(code, 200, "{path}");
+        let text = body.to_string();
+        assert!(text.contains("alice"), "{path}: {text}");
+        assert!(
+            !text.contains("123-45-6789") && !text.contains("alice@example.com"),
+            "{path}: {text}"
+        );
+    }
+    // Written back with a change: what the admin never saw stays.
+    let (_, mut rep) = s.admin_get(&t, &format!("/demo/users/{alice}")).await;
+    assert_eq!(rep["attributes"], json!({"team": ["red"]}));
+    rep["firstName"] = json!("Alicia");
+    assert_eq!(
+        s.admin_put(&t, &format!("/demo/users/{alice}"), Some(&rep))
+            .await,
+        204
+    );
+    let store = &s.running.idp.store;
+    let demo = store
+        .realm_by_name("demo")
+        .await
+        .expect("query")
+        .expect("realm");
+    let stored = store
+        .user(&demo.id, &alice)
+        .await
+        .expect("query")
+        .expect("user");
+    assert_eq!(stored.first_name.as_deref(), Some("Alicia"));
+    assert_eq!(stored.email.as_deref(), Some("alice@example.com"));
+    assert_eq!(
+        stored.attributes.get("ssn"),
+        Some(&vec!["123-45-6789".to_owned()])
+    );
+
+    // Narrower administrators of realm `tenant`.
+    let master = s.admin_token().await;
+    let (st, _) = s
+        .admin_post(&master, "", &json!({"realm": "tenant", "enabled": true}))
+        .await;
+    assert_eq!(st, 201);
+    let bob = s
+        .admin_create(
+            &master,
+            "/tenant/users",
+            &json!({"username": "bob", "email": "bob@example.com", "enabled": true}),
+        )
+        .await;
+    let (_, _, clients_viewer) =
+        tenant_service_account(&s, &master, "clients-viewer", "view-clients").await;
+    let app = s.client_uuid(&master, "tenant", "account").await;
+    let example = format!(
+        "/tenant/clients/{app}/evaluate-scopes/generate-example-access-token?scope=openid&userId={bob}"
+    );
+    assert_eq!(s.admin_get(&clients_viewer, &example).await.0, 403);
+    let (code, token) = s.admin_get(&master, &example).await;
+    assert_eq!(code, 200);
+    assert_eq!(token["email"], "bob@example.com");
+    let (_, _, realm_viewer) =
+        tenant_service_account(&s, &master, "realm-viewer", "view-realm").await;
+    let members = "/tenant/roles/default-roles-tenant/users";
+    let (code, list) = s.admin_get(&realm_viewer, members).await;
+    assert_eq!((code, list), (200, json!([])));
+    let (_, list) = s.admin_get(&master, members).await;
+    assert!(list.to_string().contains("bob@example.com"));
+}

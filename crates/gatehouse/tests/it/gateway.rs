@@ -1137,7 +1137,9 @@ async fn the_identity_listener_refuses_a_body_larger_than_it_reads_before_readin
         .send()
         .await
         .expect("send");
-    assert_eq!(r.status(), 401, "no client: invalid_client");
+    assert_eq!(r.status(), 400, "read, and judged: a parameter too long");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error_description"], "Parameter pad is too long");
 }
 
 #[tokio::test]

@@ -1115,6 +1115,70 @@ async fn forwarded_client_ips_count_only_behind_trusted_proxies() {
     }
 }
 
+/// OAuth parameters are bounded as Keycloak bounds them (CVE-2026-4634: a
+/// megabyte `scope` of distinct values made scope processing, and the
+/// token echoing them, grow without end): 4000 characters, 20000 for
+/// tokens; a `login_hint` past 255 is dropped, being only a hint.
+#[tokio::test]
+async fn oversized_oauth_parameters_are_refused() {
+    let s = start().await;
+    s.demo_realm().await;
+    let many: Vec<String> = (0..600).map(|i| format!("organization:o{i}")).collect();
+    let r = s
+        .password_grant(
+            "demo",
+            "app",
+            Some("app-secret"),
+            "alice",
+            "alice-pw",
+            Some(&many.join(" ")),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"], "invalid_request");
+    assert_eq!(v["error_description"], "Parameter scope is too long");
+    let r = s
+        .refresh(
+            "demo",
+            ("app", "app-secret"),
+            &format!("{}.x.y", "a".repeat(20_001)),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"], "invalid_request");
+    // Within bounds, a refresh token is read (and here refused as invalid).
+    let r = s
+        .refresh(
+            "demo",
+            ("app", "app-secret"),
+            &format!("{}.x.y", "a".repeat(5000)),
+        )
+        .await;
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"], "invalid_grant");
+
+    let page = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/auth",
+            s.base
+        ))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "app"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("scope", "openid"),
+            ("login_hint", &"h".repeat(256)),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(page.status(), 200, "the login page, without the hint");
+    assert!(!page.text().await.expect("html").contains("hhhh"));
+}
+
 #[tokio::test]
 async fn authorization_endpoint_takes_post_response_modes_and_login_hint() {
     let s = start().await;

@@ -136,13 +136,22 @@ async fn scope_roles<const GRANTED: bool>(
     super::roles::render_all(&idp, if GRANTED { &yes } else { &no }, &realm).await
 }
 
-/// The client, user and granted scope of an example token request.
+/// The client, user and granted scope of an example token request. The
+/// example shows what the tokens say about the user (e-mail, name, roles,
+/// attributes): an administrator of clients who may not view users is
+/// refused it (Keycloak's CVE-2026-37978).
 async fn example(
     idp: &crate::state::Idp,
-    realm: &Realm,
+    RealmAdmin { realm, caller, .. }: &RealmAdmin,
     id: &str,
     q: &EvalQuery,
 ) -> Result<(Client, User, String), AdminError> {
+    if !caller.holds(&["view-users", "manage-users"]) {
+        return Err(AdminError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "HTTP 403 Forbidden",
+        ));
+    }
     let client = super::clients::load(idp, realm, id).await?;
     let user_id = q
         .user_id
@@ -158,15 +167,15 @@ async fn example(
 }
 
 async fn example_claims(
-    idp: &crate::state::Idp,
-    realm: &Realm,
+    admin: &RealmAdmin,
     id: &str,
     q: &EvalQuery,
     id_token: bool,
 ) -> Result<Value, AdminError> {
-    let (client, user, scope) = example(idp, realm, id, q).await?;
+    let idp = &admin.idp;
+    let (client, user, scope) = example(idp, admin, id, q).await?;
     let g = Grant {
-        realm,
+        realm: &admin.realm,
         client: &client,
         user: &user,
         session: None,
@@ -186,21 +195,21 @@ async fn example_claims(
 /// `generate-example-access-token?scope=&userId=`, or with `ID` the
 /// `generate-example-id-token`.
 async fn example_token<const ID: bool>(
-    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    admin: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
     Query(q): Query<EvalQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    Ok(Json(example_claims(&idp, &realm, &id, &q, ID).await?))
+    Ok(Json(example_claims(&admin, &id, &q, ID).await?))
 }
 
 /// `generate-example-userinfo?scope=&userId=`.
 async fn example_userinfo(
-    RealmAdmin { idp, realm, .. }: RealmAdmin,
+    admin: RealmAdmin,
     Path((_, id)): Path<(String, String)>,
     Query(q): Query<EvalQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    let (client, user, scope) = example(&idp, &realm, &id, &q).await?;
+    let (client, user, scope) = example(&admin.idp, &admin, &id, &q).await?;
     Ok(Json(
-        tokens::userinfo(&idp, &realm, &client, (&user, None), &scope).await?,
+        tokens::userinfo(&admin.idp, &admin.realm, &client, (&user, None), &scope).await?,
     ))
 }

@@ -786,13 +786,24 @@ async fn holders_any<const GROUPS: bool>(
     which: RoleRef<'_>,
     q: Paging,
 ) -> Result<Json<Value>, AdminError> {
-    let RealmAdmin { idp, realm, .. } = admin;
+    let RealmAdmin { idp, realm, caller } = admin;
     let role = resolve(idp, realm, &which).await?;
     let (first, max) = (q.first.unwrap_or(0), q.max.unwrap_or(100));
     if !GROUPS {
+        // Seeing a role is not seeing its users: an administrator who may
+        // not view users gets none (Keycloak filters them by that right,
+        // CVE-2026-17059), and those shown are shown as the users API
+        // shows them.
+        if !caller.holds(&["view-users", "manage-users"]) {
+            return Ok(Json(json!([])));
+        }
         let users = idp.store.role_members(&role.id, first, max).await?;
+        let policy = super::user_profile::Policy::of(realm);
         return Ok(Json(json!(
-            users.iter().map(repr::user).collect::<Vec<_>>()
+            users
+                .iter()
+                .map(|u| super::users::admin_view(u, &policy))
+                .collect::<Vec<_>>()
         )));
     }
     let all = idp.store.groups(&realm.id).await?;

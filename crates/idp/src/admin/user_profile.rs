@@ -15,8 +15,10 @@
 //! migrates realms older than its user profile, and how every realm behaved
 //! here before profiles existed. Per-attribute validations and required
 //! rules are enforced by `profile_rules` (admin API, registration, the
-//! account API, the update-profile page); permissions only decide what
-//! the metadata calls read-only.
+//! account API, the update-profile page); permissions decide what the
+//! metadata calls read-only, and an attribute whose permissions name
+//! `admin` neither to view nor to edit is left out of every admin read
+//! (and kept as stored by admin writes).
 
 use super::RealmAdmin;
 use crate::error::AdminError;
@@ -100,10 +102,30 @@ pub enum Unmanaged {
     Edit,
 }
 
-/// The realm's policy for undeclared attributes, and the declared names.
+/// The realm's policy for undeclared attributes, the declared names, and
+/// the declared attributes an admin may not see.
 pub struct Policy {
     pub unmanaged: Unmanaged,
     declared: Vec<String>,
+    /// Declared attributes (`email`, `firstName`, `lastName` among them)
+    /// whose `permissions` name `admin` neither to view nor to edit: every
+    /// admin read leaves them out, as Keycloak's user profile does
+    /// (CVE-2026-9088, CVE-2026-17059 were reads that did not), and admin
+    /// writes keep their stored values.
+    hidden: Vec<String>,
+}
+
+/// Whether an admin may see attribute `a`: its `permissions`, where it has
+/// them, name `admin` to view or to edit (who may edit may view).
+fn admin_may_view(a: &Value) -> bool {
+    let Some(p) = a.get("permissions").filter(|p| p.is_object()) else {
+        return true;
+    };
+    ["view", "edit"].iter().any(|k| {
+        p[*k]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x.as_str() == Some("admin")))
+    })
 }
 
 impl Policy {
@@ -115,20 +137,33 @@ impl Policy {
             Some("ADMIN_VIEW") => Unmanaged::View,
             _ => Unmanaged::Hidden,
         };
-        let declared = cfg["attributes"]
+        let attrs = cfg["attributes"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x["name"].as_str())
-                    .filter(|n| !BUILT_IN.contains(n))
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(Vec::as_slice)
             .unwrap_or_default();
+        let declared = attrs
+            .iter()
+            .filter_map(|x| x["name"].as_str())
+            .filter(|n| !BUILT_IN.contains(n))
+            .map(str::to_owned)
+            .collect();
+        let hidden = attrs
+            .iter()
+            .filter(|a| !admin_may_view(a))
+            .filter_map(|a| a["name"].as_str())
+            .filter(|n| *n != "username")
+            .map(str::to_owned)
+            .collect();
         Policy {
             unmanaged,
             declared,
+            hidden,
         }
+    }
+
+    /// Whether an admin may not see attribute (or user field) `name`.
+    pub fn hidden_from_admin(&self, name: &str) -> bool {
+        self.hidden.iter().any(|h| h == name)
     }
 
     fn declared(&self, name: &str) -> bool {
@@ -137,12 +172,12 @@ impl Policy {
 
     /// The attributes an admin read shows.
     pub fn visible(&self, attrs: &Attributes) -> Attributes {
-        if self.unmanaged != Unmanaged::Hidden {
-            return attrs.clone();
-        }
         attrs
             .iter()
-            .filter(|(k, _)| self.declared(k))
+            .filter(|(k, _)| {
+                !self.hidden_from_admin(k)
+                    && (self.unmanaged != Unmanaged::Hidden || self.declared(k))
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -161,13 +196,15 @@ impl Policy {
 
     /// The attributes to store after an admin write asked for `new`: the
     /// undeclared ones keep their stored values unless they are editable.
+    /// Attributes hidden from admins keep their stored values too: an admin
+    /// who never saw them cannot have meant to clear them.
     pub fn written(&self, new: Attributes, old: &Attributes) -> Attributes {
-        if self.unmanaged == Unmanaged::Edit {
-            return new;
-        }
-        let mut out: Attributes = new.into_iter().filter(|(k, _)| self.declared(k)).collect();
+        let kept = |k: &str| {
+            self.hidden_from_admin(k) || (self.unmanaged != Unmanaged::Edit && !self.declared(k))
+        };
+        let mut out: Attributes = new.into_iter().filter(|(k, _)| !kept(k)).collect();
         for (k, v) in old {
-            if !self.declared(k) {
+            if kept(k) {
                 out.insert(k.clone(), v.clone());
             }
         }

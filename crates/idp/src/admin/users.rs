@@ -1290,12 +1290,19 @@ async fn unmanaged_attributes(
     Ok(Json(json!(Policy::of(&realm).unmanaged(&user.attributes))))
 }
 
-/// A UserRepresentation as the admin API shows it: attributes the realm's
-/// user profile hides are left out.
+/// A UserRepresentation as the admin API shows it: attributes and fields
+/// the realm's user profile hides from admins are left out. Every admin
+/// read of users goes through here (users, group, organization and role
+/// members).
 pub fn admin_view(u: &User, policy: &Policy) -> Value {
     let mut v = repr::user(u);
     let shown = policy.visible(&u.attributes);
     if let Some(o) = v.as_object_mut() {
+        for field in ["email", "firstName", "lastName"] {
+            if policy.hidden_from_admin(field) {
+                o.remove(field);
+            }
+        }
         if shown.is_empty() {
             o.remove("attributes");
         } else {

@@ -51,7 +51,7 @@ impl Form {
 
     /// Parses a query string or form body with the same rules.
     pub fn parse_query(body: &[u8]) -> Result<Form, OAuthError> {
-        parse_pairs(body, &|_| false).map(|(form, _)| form)
+        parse_pairs(body, &|_| false, true).map(|(form, _)| form)
     }
 
     /// A parameter, treating empty as absent.
@@ -88,17 +88,52 @@ fn is_form(headers: &HeaderMap, body: &[u8]) -> Result<bool, OAuthError> {
     Ok(true)
 }
 
+/// The longest value of an OAuth parameter, in characters, as Keycloak
+/// bounds them since 26.4 and at the token endpoint since CVE-2026-4634
+/// (a megabyte `scope` of distinct values made its scope processing, and
+/// the token that echoes it, grow without end): 4000, 20000 for tokens and
+/// signed requests, which grow with what they carry.
+fn max_chars(name: &str) -> usize {
+    if name.ends_with("token")
+        || name.ends_with("assertion")
+        || name == "id_token_hint"
+        || name == "request"
+    {
+        20_000
+    } else {
+        4_000
+    }
+}
+
+/// Keycloak's bound on `login_hint` (a username or e-mail address is no
+/// longer); a longer hint is dropped, as it is only a hint.
+const MAX_LOGIN_HINT: usize = 255;
+
+fn longer_than(v: &str, max: usize) -> bool {
+    v.len() > max && v.chars().count() > max
+}
+
 /// The fields of `body`, each once, and every value of those that repeat
-/// where `may_repeat` lets them (asked only about a field that does).
+/// where `may_repeat` lets them (asked only about a field that does); with
+/// `oauth`, values past [`max_chars`] are an `invalid_request`.
 fn parse_pairs(
     body: &[u8],
     may_repeat: &dyn Fn(&str) -> bool,
+    oauth: bool,
 ) -> Result<(Form, HashMap<String, Vec<String>>), OAuthError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| OAuthError::invalid_request("Malformed form body"))?;
     let mut map = HashMap::with_capacity(pairs.len());
     let mut repeated: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in pairs {
+        if oauth && k == "login_hint" && longer_than(&v, MAX_LOGIN_HINT) {
+            continue;
+        }
+        if oauth && longer_than(&v, max_chars(&k)) {
+            return Err(OAuthError::invalid_request(format!(
+                "Parameter {k} is too long"
+            )));
+        }
         // RFC 8707's `resource`, RFC 8693's `audience` and the UMA
         // grant's `permission` may repeat (`oidc::uma` reads each
         // `permission` from the body itself: they may hold spaces).
@@ -153,7 +188,7 @@ impl LoginForm {
         if !is_form(headers, body)? {
             return Ok(LoginForm::default());
         }
-        let (form, repeated) = parse_pairs(body, may_repeat)?;
+        let (form, repeated) = parse_pairs(body, may_repeat, false)?;
         Ok(LoginForm { form, repeated })
     }
 
@@ -174,6 +209,47 @@ impl LoginForm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oauth_parameters_are_bounded_as_keycloak_bounds_them() {
+        let long = |n: usize| "é".repeat(n);
+        let form = |k: &str, v: &str| {
+            Form::parse_query(
+                serde_urlencoded::to_string([(k, v)])
+                    .expect("enc")
+                    .as_bytes(),
+            )
+        };
+        assert!(form("scope", &long(4000)).is_ok(), "counted in characters");
+        let e = form("scope", &long(4001)).expect_err("too long");
+        assert_eq!(e.error, "invalid_request");
+        for k in [
+            "refresh_token",
+            "subject_token",
+            "client_assertion",
+            "request",
+        ] {
+            assert!(form(k, &long(20_000)).is_ok(), "{k}");
+            assert!(form(k, &long(20_001)).is_err(), "{k}");
+        }
+        let hint = form("login_hint", &long(256)).expect("dropped, not refused");
+        assert!(hint.get("login_hint").is_none());
+        assert_eq!(
+            form("login_hint", &long(255))
+                .expect("ok")
+                .get("login_hint")
+                .map(|h| h.chars().count()),
+            Some(255)
+        );
+        // A login page's own fields are not OAuth parameters.
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let body = serde_urlencoded::to_string([("bio", long(5000))]).expect("enc");
+        assert!(LoginForm::parse(&h, body.as_bytes(), &|_| false).is_ok());
+    }
 
     #[test]
     fn duplicates_and_bad_content_types_are_rejected() {
