@@ -280,6 +280,13 @@ pub fn target_uri<'r>(
     let path = uri.path();
     let rest = if route.cfg.strip_prefix {
         let r = route.rest(path).unwrap_or(path);
+        // Path parameters of the prefix's last segment (`/api;v=1/x`, which
+        // Tomcat reads as `/api/x`, and which matched the route for that
+        // reason) go with the prefix.
+        let r = match r.strip_prefix(';') {
+            Some(params) => params.find('/').map_or("", |i| &params[i..]),
+            None => r,
+        };
         if r.is_empty() { "/" } else { r }
     } else {
         path

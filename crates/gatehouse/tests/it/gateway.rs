@@ -615,6 +615,19 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not() {
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["path"], "/health");
     assert!(body["headers"].get("x-gatehouse-subject").is_none());
+    // The prefix's own path parameters go with it (Tomcat reads
+    // `/status;v=1/health` as `/status/health`).
+    for (asked, forwarded) in [("/status;v=1/health", "/health"), ("/status;v=1", "/")] {
+        let r = s
+            .http
+            .get(format!("{}{asked}", s.gw))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "{asked}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["path"], forwarded, "{asked}");
+    }
 }
 
 /// A token read from a named header or cookie is the caller's credential
