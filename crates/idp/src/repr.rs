@@ -155,6 +155,14 @@ pub fn realm(r: &Realm) -> Value {
             json!(r.offline_max_lifespan().is_some()),
         ),
         ("offlineSessionMaxLifespan", json!(5_184_000)),
+        (
+            "oauth2DeviceCodeLifespan",
+            json!(crate::oidc::device::LIFESPAN),
+        ),
+        (
+            "oauth2DevicePollingInterval",
+            json!(crate::oidc::device::INTERVAL),
+        ),
     ] {
         o.entry(key).or_insert(value);
     }

@@ -699,6 +699,21 @@ async fn admins_mail_action_links_and_test_the_server() {
     let (_, u) = s.admin_get(&t, &format!("/demo/users/{alice}")).await;
     assert_eq!(u["emailVerified"], true);
     assert_eq!(sink.count(), 5, "no second verification mail");
+    // Keycloak's deprecated reset-password-email: the same link, for a new
+    // password.
+    let r = put(
+        format!("{}?client_id=app", path("reset-password-email")),
+        None,
+    )
+    .await
+    .expect("put");
+    assert_eq!(r.status(), 204);
+    let m = sink.nth(5).await;
+    assert_eq!(m.subject(), "Update Your Account");
+    assert!(
+        m.text()
+            .contains("the following action(s): Update Password.")
+    );
 }
 
 /// Keycloak's organization invitations: by address (someone with an

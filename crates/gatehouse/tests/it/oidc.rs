@@ -974,6 +974,36 @@ async fn device_authorization_grant_rfc8628() {
             .1["error"],
         "access_denied"
     );
+
+    // Timing as Keycloak resolves it: the client's attribute, else the
+    // realm's setting (shown with Keycloak's defaults), else 600 s / 5 s.
+    let (_, realm) = s.admin_get(&t, "/demo").await;
+    assert_eq!(realm["oauth2DeviceCodeLifespan"], 600);
+    assert_eq!(realm["oauth2DevicePollingInterval"], 5);
+    let realm_wide =
+        serde_json::json!({"oauth2DeviceCodeLifespan": 900, "oauth2DevicePollingInterval": 1});
+    assert_eq!(s.admin_put(&t, "/demo", Some(&realm_wide)).await, 204);
+    let d = start_device().await;
+    assert_eq!(
+        (d["expires_in"].clone(), d["interval"].clone()),
+        (json!(900), json!(1))
+    );
+    let code = d["device_code"].as_str().expect("dc").to_owned();
+    assert_eq!(poll(code.clone()).await.1["error"], "authorization_pending");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        poll(code).await.1["error"],
+        "authorization_pending",
+        "a second later is not too fast at 1 s"
+    );
+    let (_, mut rep) = s.admin_get(&t, &format!("/demo/clients/{id}")).await;
+    rep["attributes"]["oauth2.device.code.lifespan"] = json!("120");
+    assert_eq!(
+        s.admin_put(&t, &format!("/demo/clients/{id}"), Some(&rep))
+            .await,
+        204
+    );
+    assert_eq!(start_device().await["expires_in"], 120);
 }
 
 #[tokio::test]

@@ -1112,7 +1112,23 @@ async fn a_user_with_two_authenticator_apps_picks_one_and_keeps_both() {
         .collect();
     assert_eq!(apps, ["tablet", "old phone", "watch"]);
 
-    // "Disable OTP" removes every app.
+    // "Disable OTP" removes every app: Keycloak's disable-credential-types
+    // (remove-totp, deprecated, does the same).
+    let (_, u) = s.admin_get(&t, &format!("/otp/users/{dana}")).await;
+    assert_eq!(u["totp"], true);
+    assert_eq!(u["disableableCredentialTypes"], json!(["otp"]));
+    let disable = format!("/otp/users/{dana}/disable-credential-types");
+    assert_eq!(
+        s.admin_put(&t, &disable, Some(&json!(["password"]))).await,
+        204,
+        "a type that cannot be disabled is left alone"
+    );
+    assert_eq!(credential_order(&s, &t, &dana).await.len(), 4);
+    assert_eq!(s.admin_put(&t, &disable, Some(&json!("otp"))).await, 400);
+    assert_eq!(s.admin_put(&t, &disable, Some(&json!(["otp"]))).await, 204);
+    let (_, u) = s.admin_get(&t, &format!("/otp/users/{dana}")).await;
+    assert_eq!(u["totp"], false);
+    assert_eq!(u["disableableCredentialTypes"], json!([]));
     assert_eq!(
         s.admin_put(&t, &format!("/otp/users/{dana}/remove-totp"), None)
             .await,

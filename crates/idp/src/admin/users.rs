@@ -66,6 +66,14 @@ pub fn routes() -> Router<Arc<Idp>> {
         .route(&format!("{U}/{{id}}/logout"), post(logout))
         .route(&format!("{U}/{{id}}/remove-totp"), put(remove_totp))
         .route(
+            &format!("{U}/{{id}}/disable-credential-types"),
+            put(disable_credential_types),
+        )
+        .route(
+            &format!("{U}/{{id}}/reset-password-email"),
+            put(reset_password_email),
+        )
+        .route(
             &format!("{U}/{{id}}/execute-actions-email"),
             put(execute_actions_email),
         )
@@ -533,13 +541,20 @@ async fn one(
     }
     // Whether an authenticator app is set up (listings leave it false:
     // a credentials read per listed user is not worth it).
-    v["totp"] = json!(
-        idp.store
-            .credentials(&u.id)
-            .await?
-            .iter()
-            .any(|c| c.kind == crate::otp::KIND)
-    );
+    let totp = idp
+        .store
+        .credentials(&u.id)
+        .await?
+        .iter()
+        .any(|c| c.kind == crate::otp::KIND);
+    v["totp"] = json!(totp);
+    // What `disable-credential-types` can take away (the admin console's
+    // "Disable OTP" shows for these).
+    v["disableableCredentialTypes"] = if totp {
+        json!([crate::otp::KIND])
+    } else {
+        json!([])
+    };
     // Keycloak shows the links when the realm has identity providers.
     if realm
         .extra
@@ -1096,6 +1111,57 @@ async fn remove_totp(
         .delete_credentials_of_type(&id, crate::otp::KIND, &[ev])
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT .../users/{id}/disable-credential-types` with a list of credential
+/// types: Keycloak's way (since `remove-totp` was deprecated) to take a
+/// user's authenticator apps away; `otp` is the type that can be disabled,
+/// others are ignored as Keycloak's providers ignore them.
+async fn disable_credential_types(
+    RealmAdmin { idp, caller, realm }: RealmAdmin,
+    Path((_, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, AdminError> {
+    load(&idp, &realm, &id).await?;
+    let types: Vec<String> = if body.iter().all(u8::is_ascii_whitespace) {
+        Vec::new()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|_| AdminError::bad_request("A list of credential types is expected"))?
+    };
+    if types.iter().any(|t| t == crate::otp::KIND) {
+        let ev = event(
+            &realm,
+            &caller,
+            "ACTION",
+            "USER",
+            &format!("users/{id}/disable-credential-types"),
+            None,
+        );
+        idp.store
+            .delete_credentials_of_type(&id, crate::otp::KIND, &[ev])
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT .../users/{id}/reset-password-email?client_id&redirect_uri`:
+/// Keycloak's deprecated form of `execute-actions-email` with
+/// `["UPDATE_PASSWORD"]`, which older scripts still call.
+async fn reset_password_email(
+    admin: RealmAdmin,
+    path: Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, AdminError> {
+    // Keycloak's variant takes no `lifespan`.
+    let query = query.map(|q| {
+        q.split('&')
+            .filter(|kv| !kv.starts_with("lifespan="))
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    let body = axum::body::Bytes::from_static(br#"["UPDATE_PASSWORD"]"#);
+    execute_actions_email(admin, path, RawQuery(query), body).await
 }
 
 /// What `execute-actions-email` and `send-verify-email` are asked: the

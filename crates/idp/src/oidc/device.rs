@@ -24,9 +24,42 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// Seconds a device code lives (Keycloak's default: 600).
-const LIFESPAN: i64 = 600;
-/// Minimum seconds between polls (RFC 8628 §3.5).
-const INTERVAL: i64 = 5;
+pub const LIFESPAN: i64 = 600;
+/// Minimum seconds between polls (RFC 8628 §3.5; Keycloak's default: 5).
+pub const INTERVAL: i64 = 5;
+
+/// How long the client's device codes live and how often it may poll:
+/// the client's `oauth2.device.code.lifespan` and
+/// `oauth2.device.polling.interval`, else the realm's
+/// `oauth2DeviceCodeLifespan` and `oauth2DevicePollingInterval`, else
+/// Keycloak's defaults, as Keycloak resolves them.
+pub fn timing(realm: &Realm, client: &Client) -> (i64, i64) {
+    let pick = |client_attr: &str, realm_key: &str, default: i64| {
+        client
+            .attributes
+            .get(client_attr)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .or_else(|| match realm.extra.get(realm_key) {
+                Some(Value::Number(n)) => n.as_i64(),
+                Some(Value::String(s)) => s.trim().parse().ok(),
+                _ => None,
+            })
+            .filter(|n| *n > 0 && *n <= i64::from(i32::MAX))
+            .unwrap_or(default)
+    };
+    (
+        pick(
+            "oauth2.device.code.lifespan",
+            "oauth2DeviceCodeLifespan",
+            LIFESPAN,
+        ),
+        pick(
+            "oauth2.device.polling.interval",
+            "oauth2DevicePollingInterval",
+            INTERVAL,
+        ),
+    )
+}
 const CSRF_COOKIE: &str = "GATEHOUSE_DEVICE_CSRF";
 /// User codes avoid letters people confuse (no vowels, no 0/O, 1/I).
 const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -99,7 +132,8 @@ pub async fn start(
         session_id: None,
         last_poll: 0,
     };
-    let expires = now + LIFESPAN;
+    let (lifespan, interval) = timing(&realm, &client);
+    let expires = now + lifespan;
     idp.store
         .put_code(&CodeRecord {
             code: format!("device:{device_code}"),
@@ -120,7 +154,7 @@ pub async fn start(
     Ok(Json(json!({
         "device_code": device_code, "user_code": code, "verification_uri": uri,
         "verification_uri_complete": format!("{uri}?user_code={code}"),
-        "expires_in": LIFESPAN, "interval": INTERVAL,
+        "expires_in": lifespan, "interval": interval,
     })))
 }
 
@@ -356,7 +390,7 @@ pub async fn token(
             ))
         }
         "pending" => {
-            let too_fast = now - data.last_poll < INTERVAL;
+            let too_fast = now - data.last_poll < timing(realm, client).1;
             data.last_poll = now;
             rec.data = serde_json::to_string(&data).map_err(OAuthError::internal)?;
             idp.store.update_code(&rec).await?;
