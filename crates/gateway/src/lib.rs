@@ -21,6 +21,7 @@ pub mod h1serve;
 pub mod h1wire;
 pub mod identity;
 pub mod identity_headers;
+pub mod idle;
 pub mod metadata;
 pub mod metrics;
 pub mod path;

@@ -202,7 +202,8 @@ pub fn is_authority(h: &http::HeaderValue) -> bool {
 }
 
 /// Serves one connection (HTTP/1.1 or HTTP/2, upgrades allowed) with the
-/// listener's limits.
+/// listener's limits: each request head within `header_timeout`, and no
+/// longer than that without a request in flight (`idle.rs`).
 pub async fn serve_connection<I, S, B>(io: I, svc: S, header_timeout: Duration)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -227,8 +228,49 @@ where
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEAD as u32);
-    if let Err(e) = builder.serve_connection_with_upgrades(io, svc).await {
-        tracing::debug!(error = %e, "connection ended with an error");
+    let activity = Arc::new(crate::idle::Activity::default());
+    let svc = crate::idle::Counted {
+        inner: svc,
+        activity: activity.clone(),
+    };
+    let conn = builder.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        let wait = if closing {
+            None
+        } else {
+            match activity.wait(header_timeout) {
+                Some(d) => Some(d),
+                None => {
+                    // Idle for the whole limit: GOAWAY (HTTP/2) or a close
+                    // (HTTP/1.1); answers under way still finish.
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                    None
+                }
+            }
+        };
+        let ended = match wait {
+            Some(d) => tokio::select! {
+                r = conn.as_mut() => Some(r),
+                () = tokio::time::sleep(d) => None,
+            },
+            // HTTP/2's graceful close waits for the client to acknowledge
+            // a PING, which a client holding the socket on purpose never
+            // does: it gets one more limit, then the socket is dropped
+            // (nothing was in flight).
+            None => match tokio::time::timeout(header_timeout, conn.as_mut()).await {
+                Ok(r) => Some(r),
+                Err(_) => return,
+            },
+        };
+        if let Some(r) = ended {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            return;
+        }
     }
 }
 

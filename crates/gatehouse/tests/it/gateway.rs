@@ -2967,6 +2967,65 @@ async fn kept_alive_connections_get_a_fresh_header_timeout_per_request() {
     assert_eq!(up.hits(), 4);
 }
 
+/// Slowloris over HTTP/2: a connection that sent its preface and then
+/// nothing is sent `GOAWAY` and closed after the header timeout, as an
+/// idle HTTP/1.1 one is; a request in flight longer than that (a slow
+/// upstream) keeps its connection and is answered.
+#[tokio::test]
+async fn idle_http2_connections_are_closed_too() {
+    let (s, up, addr) = status_route_with_header_timeout().await;
+    let mut c = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .expect("preface");
+    let started = std::time::Instant::now();
+    let mut got = vec![];
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("an idle HTTP/2 connection was held open"),
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(700) && took < std::time::Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    // Frames: 3-byte length, type (7 = GOAWAY), flags, stream.
+    let mut types = vec![];
+    let mut at = 0;
+    while at + 9 <= got.len() {
+        let len =
+            usize::from(got[at]) << 16 | usize::from(got[at + 1]) << 8 | usize::from(got[at + 2]);
+        types.push(got[at + 3]);
+        at += 9 + len;
+    }
+    assert!(types.contains(&7), "GOAWAY before the close: {types:?}");
+
+    // A slow answer outlives the idle limit.
+    let slow = format!(
+        "[gateway]\nheader_read_timeout_ms = 800\n\n[[routes]]\nname = \"slow\"\npath = \"/slow\"\nupstream = \"{}\"\npublic = true\n",
+        up.url
+    );
+    s.configure(&slow).expect("config");
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let r = h2
+        .get(format!("{}/slow", s.gw))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("body"), "late");
+}
+
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
