@@ -17,6 +17,15 @@ struct Inner {
     jtis: HashMap<String, i64>,
     /// user id -> (tokens issued at or before this time are revoked, forget after)
     users: HashMap<String, (i64, i64)>,
+    /// issuer, or issuer and client id (`iss azp`) -> (tokens issued before
+    /// this time are revoked, forget after): Keycloak's realm and client
+    /// `notBefore` ("Revocation: set to now").
+    not_before: HashMap<String, (i64, i64)>,
+}
+
+/// The key of a client's `notBefore`.
+fn client_key(issuer: &str, client_id: &str) -> String {
+    format!("{issuer} {client_id}")
 }
 
 /// The shared revocation list.
@@ -47,6 +56,36 @@ impl Revocations {
         }
     }
 
+    /// Every token of `issuer` (a realm), or with `client_id` of that
+    /// client of it, issued before `at` is revoked (`at` of 0 or less
+    /// lifts that); remembered until `until`.
+    pub fn not_before(&self, issuer: &str, client_id: Option<&str>, at: i64, until: i64) {
+        let key = match client_id {
+            Some(c) => client_key(issuer, c),
+            None => issuer.to_owned(),
+        };
+        if let Ok(mut i) = self.inner.write() {
+            if at > 0 {
+                i.not_before.insert(key, (at, until));
+            } else {
+                i.not_before.remove(&key);
+            }
+        }
+    }
+
+    /// Whether a token of `issuer` for `client_id` issued at `iat` came
+    /// before its realm's or its client's `notBefore`.
+    pub fn issued_too_early(&self, issuer: &str, client_id: Option<&str>, iat: i64) -> bool {
+        let Ok(i) = self.inner.read() else {
+            return true;
+        };
+        if i.not_before.is_empty() {
+            return false;
+        }
+        let before = |k: &str| i.not_before.get(k).is_some_and(|(at, _)| iat < *at);
+        before(issuer) || client_id.is_some_and(|c| before(&client_key(issuer, c)))
+    }
+
     /// Whether a token with these claims is revoked.
     pub fn is_revoked(&self, sid: Option<&str>, jti: Option<&str>, sub: &str, iat: i64) -> bool {
         let Ok(i) = self.inner.read() else {
@@ -65,6 +104,7 @@ impl Revocations {
             i.sessions.retain(|_, until| *until >= now);
             i.jtis.retain(|_, until| *until >= now);
             i.users.retain(|_, (_, until)| *until >= now);
+            i.not_before.retain(|_, (_, until)| *until >= now);
         }
     }
 }
@@ -72,6 +112,28 @@ impl Revocations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn realm_and_client_not_before_cut_off_earlier_tokens() {
+        let r = Revocations::default();
+        let iss = "http://idp/realms/demo";
+        assert!(!r.issued_too_early(iss, Some("app"), 10));
+        r.not_before(iss, Some("app"), 100, 1000);
+        assert!(r.issued_too_early(iss, Some("app"), 99));
+        assert!(
+            !r.issued_too_early(iss, Some("app"), 100),
+            "at the cut-off: valid"
+        );
+        assert!(!r.issued_too_early(iss, Some("other"), 99));
+        assert!(!r.issued_too_early("http://idp/realms/else", Some("app"), 99));
+        r.not_before(iss, None, 200, 1000);
+        assert!(r.issued_too_early(iss, Some("other"), 199));
+        assert!(r.issued_too_early(iss, None, 199));
+        r.not_before(iss, None, 0, 1000);
+        assert!(!r.issued_too_early(iss, Some("other"), 199), "cleared");
+        r.prune(1001);
+        assert!(!r.issued_too_early(iss, Some("app"), 99), "pruned");
+    }
 
     #[test]
     fn revocations_match_and_prune() {

@@ -99,6 +99,9 @@ async fn open_idp_at(
     if let Some(u) = &b.admin_user {
         tracing::info!(username = %u, "created bootstrap admin in realm master");
     }
+    gatehouse_idp::not_before::republish(&idp)
+        .await
+        .context("reading the realms' and clients' notBefore")?;
     for path in &cfg.server.import_realms {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

@@ -540,7 +540,8 @@ async fn run_route(
         // refused even while the JWT itself is still valid.
         if let (Some(rev), Some(prefix)) = (&gw.revocations, &gw.own_issuer_prefix)
             && (id.issuer.starts_with(prefix.as_str()) || id.issuer.starts_with("apikey:"))
-            && rev.is_revoked(id.sid.as_deref(), id.jti.as_deref(), &id.subject, id.iat)
+            && (rev.is_revoked(id.sid.as_deref(), id.jti.as_deref(), &id.subject, id.iat)
+                || rev.issued_too_early(&id.issuer, id.client_id.as_deref(), id.iat))
         {
             line.decision = "unauthenticated";
             line.reason = Some("token revoked".into());

@@ -26,6 +26,7 @@ pub mod login;
 pub mod login_turns;
 pub mod mail;
 pub mod multipart;
+pub mod not_before;
 pub mod oidc;
 pub mod otp;
 pub mod pairwise;

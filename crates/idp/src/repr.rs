@@ -179,6 +179,17 @@ pub fn realm(r: &Realm) -> Value {
     }
     // The events config as Keycloak's realm representation carries it
     // (the events/config endpoint reads these same fields).
+    // Keycloak's fields that read as their defaults until set: a password
+    // is the credential, no mail server, no locales offered, no extra
+    // attributes (scripts index into them without checking).
+    o.entry(crate::not_before::FIELD).or_insert(json!(0));
+    o.entry("requiredCredentials")
+        .or_insert_with(|| json!(["password"]));
+    o.entry("smtpServer").or_insert_with(|| json!({}));
+    o.entry("internationalizationEnabled")
+        .or_insert(json!(false));
+    o.entry("supportedLocales").or_insert_with(|| json!([]));
+    o.entry("attributes").or_insert_with(|| json!({}));
     o.entry("eventsListeners")
         .or_insert_with(|| json!(["jboss-logging"]));
     o.entry("enabledEventTypes").or_insert_with(|| json!([]));
@@ -391,6 +402,7 @@ pub fn client(c: &Client, with_secret: bool) -> Value {
     {
         o.insert("secret".into(), json!(sec));
     }
+    o.entry(crate::not_before::FIELD).or_insert(json!(0));
     Value::Object(o)
 }
 

@@ -4389,6 +4389,11 @@ async fn the_default_role_survives_a_rename_and_old_exports() {
         }
     };
     let (_, rep) = s.admin_get(&t, "/demo").await;
+    // Keycloak's defaults where nothing was set.
+    assert_eq!(rep["requiredCredentials"], json!(["password"]));
+    assert_eq!(rep["smtpServer"], json!({}));
+    assert_eq!(rep["attributes"], json!({}));
+    assert_eq!(rep["internationalizationEnabled"], false);
     let d = &rep["defaultRole"];
     assert_eq!(d["name"], "default-roles-demo");
     assert_eq!(d["composite"], true);

@@ -1341,6 +1341,161 @@ groups_any = ["sales"]
     )
 }
 
+/// Access and refresh token of `user` from realm `demo` (client `app`).
+async fn own_tokens(s: &Server, user: &str, pw: &str) -> (String, String) {
+    let t: Value = s
+        .password_tokens("demo", "app", Some("app-secret"), user, pw, None)
+        .await;
+    (
+        t["access_token"].as_str().expect("at").to_owned(),
+        t["refresh_token"].as_str().expect("rt").to_owned(),
+    )
+}
+
+/// The gateway's status for `GET /api/x` with `token` (`own_config`).
+async fn api_status(s: &Server, token: String) -> u16 {
+    s.http
+        .get(format!("{}/api/x", s.gw))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send")
+        .status()
+        .as_u16()
+}
+
+/// Keycloak's "Revocation: set to now": a realm's or a client's
+/// `notBefore` kills every token issued before it, access and refresh
+/// tokens alike, at introspection, userinfo, the refresh grant and the
+/// gateway at once; tokens issued from then on work, and 0 lifts it.
+#[tokio::test]
+async fn realm_and_client_not_before_revoke_earlier_tokens_everywhere() {
+    let s = start().await;
+    let admin = s.demo_realm().await;
+    let up = upstream().await;
+    s.configure(&own_config(&s, &up.url)).expect("config");
+    let tokens = || own_tokens(&s, "alice", "alice-pw");
+    let at_gateway = |tok: String| api_status(&s, tok);
+    let active = |tok: String| {
+        let s = &s;
+        async move {
+            let v: Value = s
+                .http
+                .post(format!(
+                    "{}/realms/demo/protocol/openid-connect/token/introspect",
+                    s.base
+                ))
+                .basic_auth("app", Some("app-secret"))
+                .form(&[("token", tok.as_str())])
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("json");
+            v["active"] == true
+        }
+    };
+    let (_, realm) = s.admin_get(&admin, "/demo").await;
+    assert_eq!(realm["notBefore"], 0);
+    let (at, rt) = tokens().await;
+    assert_eq!(at_gateway(at.clone()).await, 200);
+    assert!(active(at.clone()).await);
+
+    // The realm, set to now: everything issued before is dead.
+    let cut = gatehouse_core::time::now() + 1;
+    let set = |n: i64| json!({ "notBefore": n });
+    assert_eq!(s.admin_put(&admin, "/demo", Some(&set(cut))).await, 204);
+    assert_eq!(at_gateway(at.clone()).await, 401);
+    assert!(!active(at.clone()).await);
+    let r = s
+        .http
+        .get(format!(
+            "{}/realms/demo/protocol/openid-connect/userinfo",
+            s.base
+        ))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = s.refresh("demo", ("app", "app-secret"), &rt).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error_description"],
+        "Stale token"
+    );
+    // Issued after the cut-off: good.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (fresh, _) = tokens().await;
+    assert_eq!(at_gateway(fresh.clone()).await, 200);
+    assert!(active(fresh.clone()).await);
+    assert_eq!(s.admin_put(&admin, "/demo", Some(&set(0))).await, 204);
+    assert_eq!(at_gateway(at.clone()).await, 200, "lifted");
+
+    // A client's own cut-off: its tokens only.
+    let app = s.client_uuid(&admin, "demo", "app").await;
+    let (_, mut rep) = s.admin_get(&admin, &format!("/demo/clients/{app}")).await;
+    assert_eq!(rep["notBefore"], 0);
+    rep["notBefore"] = json!(gatehouse_core::time::now() + 1);
+    assert_eq!(
+        s.admin_put(&admin, &format!("/demo/clients/{app}"), Some(&rep))
+            .await,
+        204
+    );
+    assert_eq!(at_gateway(fresh.clone()).await, 401);
+    assert!(!active(fresh).await);
+}
+
+/// The gateway's revocation list lives in memory: a restart hands it the
+/// stored cut-offs again, so a token issued before one stays refused.
+#[tokio::test]
+async fn a_not_before_cut_off_survives_a_restart() {
+    let data = tempfile::tempdir().expect("tmp");
+    let dir = data.path().to_owned();
+    let first = crate::support::start_with(|c| c.server.data_dir = dir.clone()).await;
+    let issuer_base = first.base.clone();
+    let admin = first.demo_realm().await;
+    let t: Value = first
+        .password_tokens("demo", "app", Some("app-secret"), "alice", "alice-pw", None)
+        .await;
+    let at = t["access_token"].as_str().expect("at").to_owned();
+    let cut = json!({ "notBefore": gatehouse_core::time::now() + 1 });
+    assert_eq!(first.admin_put(&admin, "/demo", Some(&cut)).await, 204);
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let dir = data.path().to_owned();
+    // The same issuer as before (its address is the first server's).
+    let second = crate::support::start_with(|c| {
+        c.server.data_dir = dir.clone();
+        c.server.public_url = Some(issuer_base.clone());
+    })
+    .await;
+    let up = upstream().await;
+    let cfg = own_config(&second, &up.url).replace(
+        &format!("issuer = \"{}/realms/demo\"", second.base),
+        &format!(
+            "issuer = \"{issuer_base}/realms/demo\"\njwks_uri = \"{}/realms/demo/protocol/openid-connect/certs\"",
+            second.base
+        ),
+    );
+    second.configure(&cfg).expect("config");
+    let r = second
+        .http
+        .get(format!("{}/api/x", second.gw))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        second.audit_reasons(401).await,
+        vec![json!("token revoked")],
+        "refused for its cut-off, not for anything else"
+    );
+    assert_eq!(up.hits(), 0);
+}
+
 #[tokio::test]
 async fn gatehouse_tokens_and_revocation_that_takes_effect() {
     let s = start().await;
@@ -1357,31 +1512,8 @@ async fn gatehouse_tokens_and_revocation_that_takes_effect() {
         .0,
         201
     );
-    let token = |user: &'static str, pw: &'static str| {
-        let s = &s;
-        async move {
-            let t: Value = s
-                .password_tokens("demo", "app", Some("app-secret"), user, pw, None)
-                .await;
-            (
-                t["access_token"].as_str().expect("at").to_owned(),
-                t["refresh_token"].as_str().expect("rt").to_owned(),
-            )
-        }
-    };
-    let get = |tok: String| {
-        let s = &s;
-        async move {
-            s.http
-                .get(format!("{}/api/x", s.gw))
-                .bearer_auth(tok)
-                .send()
-                .await
-                .expect("send")
-                .status()
-                .as_u16()
-        }
-    };
+    let token = |user: &'static str, pw: &'static str| own_tokens(&s, user, pw);
+    let get = |tok: String| api_status(&s, tok);
     let (alice, alice_rt) = token("alice", "alice-pw").await;
     let (bob, _) = token("bob", "bob-pw").await;
     assert_eq!(get(alice.clone()).await, 200);

@@ -306,6 +306,9 @@ async fn update(
         Some(&rep),
     );
     idp.store.update_client(&c, &[ev]).await?;
+    if rep.get(crate::not_before::FIELD).is_some() {
+        crate::not_before::publish(&idp, &realm, Some(&c));
+    }
     if c.service_accounts_enabled {
         ensure_service_account(&idp, &realm, &c).await?;
     }

@@ -260,6 +260,9 @@ async fn update(
         .insert("defaultRole".into(), json!({ "name": default_role }));
     let ev = event(&r, &caller, "UPDATE", "REALM", "", Some(&rep));
     idp.store.update_realm(&r, &[ev]).await?;
+    if rep.get(crate::not_before::FIELD).is_some() {
+        crate::not_before::publish(&idp, &r, None);
+    }
     if r.name != name {
         crate::bootstrap::move_master_admin_client(&idp, &name, Some(&r.name)).await?;
     }

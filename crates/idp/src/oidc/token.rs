@@ -368,6 +368,10 @@ async fn refresh(
             "Invalid refresh token. Token client and authorized client don't match",
         ));
     }
+    let iat = gatehouse_jose::verify::numeric_date(&claims["iat"]).unwrap_or(0);
+    if crate::not_before::too_early(realm, Some(client), iat) {
+        return Err(OAuthError::invalid_grant("Stale token"));
+    }
     let sid = claims["sid"].as_str().unwrap_or("");
     let jti = claims["jti"].as_str().unwrap_or("");
     let Some(mut session) = idp.store.session(sid).await? else {

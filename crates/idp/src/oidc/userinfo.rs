@@ -62,6 +62,15 @@ pub async fn active_token(
     if !typ_ok {
         return Ok(None);
     }
+    // Issued before the realm's or its client's "Revocation: set to now".
+    let iat = gatehouse_jose::verify::numeric_date(&claims["iat"]).unwrap_or(0);
+    let client = match claims["azp"].as_str() {
+        Some(azp) => idp.client(realm, azp).await?,
+        None => None,
+    };
+    if crate::not_before::too_early(realm, client.as_ref(), iat) {
+        return Ok(None);
+    }
     if let Some(jti) = claims["jti"].as_str()
         && idp.store.is_revoked(jti).await?
     {
