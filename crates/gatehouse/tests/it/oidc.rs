@@ -2334,6 +2334,15 @@ async fn client_assertions_expire_soon_after_they_are_made() {
         .await,
         (401, "Token was issued in the future".into())
     );
+    // Extreme dates are dates, not overflows.
+    let ancient = serde_json::json!({"iat": i64::MIN, "exp": now + 30});
+    assert_eq!(
+        outcome(with("a8", ancient)).await,
+        (
+            401,
+            "Token was issued too far in the past to be used now".into()
+        )
+    );
     let two = serde_json::json!({"iat": now, "exp": now + 60,
         "aud": [token_url.clone(), "https://other.example/token"]});
     assert_eq!(

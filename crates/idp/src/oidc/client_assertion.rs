@@ -283,11 +283,13 @@ fn check_claims(
 fn usable_until(claims: &Value, client: &Client, exp: i64, now: i64) -> Result<i64, OAuthError> {
     let max_age = max_age(client);
     match numeric_date(&claims["iat"]) {
-        None if exp - now > max_age => Err(invalid(
+        None if exp.saturating_sub(now) > max_age => Err(invalid(
             "Token expiration is too far in the future and iat claim not present in token",
         )),
         None => Ok(exp.saturating_add(LEEWAY)),
-        Some(iat) if iat - LEEWAY > now => Err(invalid("Token was issued in the future")),
+        Some(iat) if iat.saturating_sub(LEEWAY) > now => {
+            Err(invalid("Token was issued in the future"))
+        }
         Some(iat) if now > iat.saturating_add(max_age) => Err(invalid(
             "Token was issued too far in the past to be used now",
         )),

@@ -114,16 +114,8 @@ pub fn merge(extra: &mut Map<String, Value>, given: &Value) -> Result<(), String
 /// Puts the realm's own values over an HTML page's defaults (see the module
 /// notes); other responses pass untouched, without a realm lookup.
 pub async fn layer(State(idp): State<Arc<Idp>>, req: Request, next: Next) -> Response {
-    let realm = req
-        .uri()
-        .path()
-        .strip_prefix("/realms/")
-        .and_then(|rest| rest.split('/').next())
-        .map(|name| {
-            percent_encoding::percent_decode_str(name)
-                .decode_utf8_lossy()
-                .into_owned()
-        });
+    // Shared, not copied: the token endpoint's answers pass by here too.
+    let uri = req.uri().clone();
     let mut resp = next.run(req).await;
     let html = resp
         .headers()
@@ -132,7 +124,14 @@ pub async fn layer(State(idp): State<Arc<Idp>>, req: Request, next: Next) -> Res
     if !html {
         return resp;
     }
-    let Some(name) = realm else { return resp };
+    let Some(name) = uri
+        .path()
+        .strip_prefix("/realms/")
+        .and_then(|rest| rest.split('/').next())
+    else {
+        return resp;
+    };
+    let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
     let Ok(realm) = idp.realm(&name).await else {
         return resp;
     };
