@@ -3300,6 +3300,16 @@ async fn a_realms_own_realm_admin_administers_that_realm_only() {
     // The read roles of users, groups and events read those; nothing else,
     // and never a write.
     let (_, _, reader) = tenant_service_account(&s, &master, "reader", "view-users").await;
+    // The user profile's schema is for administrators of the realm or its
+    // users, not for one that may only create clients (CVE-2025-14083).
+    let (_, _, creator) = tenant_service_account(&s, &master, "creator", "create-client").await;
+    assert_eq!(s.admin_get(&creator, "/tenant/users/profile").await.0, 403);
+    assert_eq!(
+        s.admin_get(&creator, "/tenant/users/profile/metadata")
+            .await
+            .0,
+        403
+    );
     for (path, status) in [
         ("/tenant/users".to_owned(), 200),
         (format!("/tenant/users/{uid}"), 200),

@@ -36,6 +36,16 @@ const VIEW_REALM: &[&str] = &["view-realm", "manage-realm"];
 const MANAGE_REALM: &[&str] = &["manage-realm"];
 const VIEW_USERS: &[&str] = &["view-users", "manage-users"];
 const QUERY_USERS: &[&str] = &["query-users", "view-users", "manage-users"];
+/// The user profile's schema (attribute names, validations, permissions):
+/// for administrators of the realm or of its users, not for any admin role
+/// (a `create-client`-only account read it in Keycloak, CVE-2025-14083).
+const READ_PROFILE: &[&str] = &[
+    "view-realm",
+    "manage-realm",
+    "query-users",
+    "view-users",
+    "manage-users",
+];
 const QUERY_GROUPS: &[&str] = &["query-groups", "view-users", "manage-users"];
 const MANAGE_USERS: &[&str] = &["manage-users"];
 const VIEW_CLIENTS: &[&str] = &["view-clients", "manage-clients"];
@@ -83,7 +93,7 @@ pub fn granting(write: bool, rest: &str) -> &'static [&'static str] {
         // shows the rest to view-realm only); deleting it is managing it.
         ("", None, false) => ANY,
         ("", None, true) => MANAGE_REALM,
-        ("users", Some("profile"), false) => ANY,
+        ("users", Some("profile"), false) => READ_PROFILE,
         ("users", Some("profile"), true) => MANAGE_REALM,
         ("users", Some(_), true) if third == Some("impersonation") => &["impersonation"],
         ("users", None | Some("count"), false) => QUERY_USERS,
