@@ -593,6 +593,10 @@ pub fn user(u: &User) -> Value {
     o.insert("enabled".into(), json!(u.enabled));
     o.insert("createdTimestamp".into(), json!(u.created_timestamp));
     o.insert("totp".into(), json!(false));
+    // What `disable-credential-types` could take away: listings, which read
+    // no credentials, leave it empty like `totp` false (a single user's
+    // read fills both in).
+    o.insert("disableableCredentialTypes".into(), json!([]));
     o.insert("requiredActions".into(), json!(u.required_actions));
     o.insert("notBefore".into(), json!(0));
     if !u.attributes.is_empty() {
