@@ -1378,23 +1378,7 @@ async fn realm_and_client_not_before_revoke_earlier_tokens_everywhere() {
     let at_gateway = |tok: String| api_status(&s, tok);
     let active = |tok: String| {
         let s = &s;
-        async move {
-            let v: Value = s
-                .http
-                .post(format!(
-                    "{}/realms/demo/protocol/openid-connect/token/introspect",
-                    s.base
-                ))
-                .basic_auth("app", Some("app-secret"))
-                .form(&[("token", tok.as_str())])
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
-            v["active"] == true
-        }
+        async move { s.introspect_demo(&tok).await["active"] == true }
     };
     let (_, realm) = s.admin_get(&admin, "/demo").await;
     assert_eq!(realm["notBefore"], 0);
