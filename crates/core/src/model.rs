@@ -69,15 +69,22 @@ pub fn default_optional_scopes() -> Vec<String> {
     .to_vec()
 }
 
+/// A whole number Keycloak keeps in a representation's fields (a realm's
+/// lifespans, a realm's or client's `notBefore`), as a number or as text.
+/// Keycloak's are 32-bit: anything beyond counts as unset, so no lifespan
+/// can overflow the arithmetic on it.
+pub fn extra_number(extra: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<i64> {
+    extra
+        .get(key)
+        .and_then(|v| v.as_i64().or_else(|| v.as_str()?.trim().parse().ok()))
+        .filter(|n| i32::try_from(*n).is_ok())
+}
+
 impl Realm {
-    /// A whole number Keycloak keeps in the realm representation, as a
-    /// number or as text. Keycloak's are 32-bit: anything beyond counts as
-    /// unset, so no lifespan can overflow the arithmetic on it.
-    fn number(&self, key: &str) -> Option<i64> {
-        self.extra
-            .get(key)
-            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
-            .filter(|n| i32::try_from(*n).is_ok())
+    /// A whole number Keycloak keeps in the realm representation (see
+    /// [`extra_number`]).
+    pub fn number(&self, key: &str) -> Option<i64> {
+        extra_number(&self.extra, key)
     }
 
     /// A number of seconds (`accessCodeLifespan`...), or `default` where

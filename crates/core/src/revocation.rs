@@ -17,15 +17,29 @@ struct Inner {
     jtis: HashMap<String, i64>,
     /// user id -> (tokens issued at or before this time are revoked, forget after)
     users: HashMap<String, (i64, i64)>,
-    /// issuer, or issuer and client id (`iss azp`) -> (tokens issued before
-    /// this time are revoked, forget after): Keycloak's realm and client
-    /// `notBefore` ("Revocation: set to now").
-    not_before: HashMap<String, (i64, i64)>,
+    /// issuer -> its realm's and its clients' `notBefore` (Keycloak's
+    /// "Revocation: set to now"), looked up by `&str` without building a key.
+    not_before: HashMap<String, Cutoffs>,
 }
 
-/// The key of a client's `notBefore`.
-fn client_key(issuer: &str, client_id: &str) -> String {
-    format!("{issuer} {client_id}")
+/// A realm's cut-offs: (tokens issued before this time are revoked, forget
+/// after), for the whole realm and per client id.
+#[derive(Default)]
+struct Cutoffs {
+    realm: Option<(i64, i64)>,
+    clients: HashMap<String, (i64, i64)>,
+}
+
+/// What the list is asked about a token: its issuer and client, session,
+/// id, subject and issue time.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenFacts<'a> {
+    pub issuer: &'a str,
+    pub client_id: Option<&'a str>,
+    pub sid: Option<&'a str>,
+    pub jti: Option<&'a str>,
+    pub sub: &'a str,
+    pub iat: i64,
 }
 
 /// The shared revocation list.
@@ -60,42 +74,43 @@ impl Revocations {
     /// client of it, issued before `at` is revoked (`at` of 0 or less
     /// lifts that); remembered until `until`.
     pub fn not_before(&self, issuer: &str, client_id: Option<&str>, at: i64, until: i64) {
-        let key = match client_id {
-            Some(c) => client_key(issuer, c),
-            None => issuer.to_owned(),
+        let Ok(mut i) = self.inner.write() else {
+            return;
         };
-        if let Ok(mut i) = self.inner.write() {
-            if at > 0 {
-                i.not_before.insert(key, (at, until));
-            } else {
-                i.not_before.remove(&key);
+        let cut = (at > 0).then_some((at, until));
+        let c = i.not_before.entry(issuer.to_owned()).or_default();
+        match (client_id, cut) {
+            (None, cut) => c.realm = cut,
+            (Some(id), Some(cut)) => {
+                c.clients.insert(id.to_owned(), cut);
+            }
+            (Some(id), None) => {
+                c.clients.remove(id);
             }
         }
-    }
-
-    /// Whether a token of `issuer` for `client_id` issued at `iat` came
-    /// before its realm's or its client's `notBefore`.
-    pub fn issued_too_early(&self, issuer: &str, client_id: Option<&str>, iat: i64) -> bool {
-        let Ok(i) = self.inner.read() else {
-            return true;
-        };
-        if i.not_before.is_empty() {
-            return false;
+        if c.realm.is_none() && c.clients.is_empty() {
+            i.not_before.remove(issuer);
         }
-        let before = |k: &str| i.not_before.get(k).is_some_and(|(at, _)| iat < *at);
-        before(issuer) || client_id.is_some_and(|c| before(&client_key(issuer, c)))
     }
 
-    /// Whether a token with these claims is revoked.
-    pub fn is_revoked(&self, sid: Option<&str>, jti: Option<&str>, sub: &str, iat: i64) -> bool {
+    /// Whether a token is revoked: its session ended, its id revoked, its
+    /// user cut off, or issued before its realm's or its client's
+    /// `notBefore`. One read of the list per request.
+    pub fn is_revoked(&self, t: &TokenFacts<'_>) -> bool {
         let Ok(i) = self.inner.read() else {
             // A poisoned lock means a writer panicked: fail closed.
             return true;
         };
+        let before = |cut: Option<&(i64, i64)>| cut.is_some_and(|(at, _)| t.iat < *at);
         // Empty maps are the common case: skip hashing the keys.
-        (!i.sessions.is_empty() && sid.is_some_and(|s| i.sessions.contains_key(s)))
-            || (!i.jtis.is_empty() && jti.is_some_and(|j| i.jtis.contains_key(j)))
-            || (!i.users.is_empty() && i.users.get(sub).is_some_and(|(at, _)| iat <= *at))
+        (!i.sessions.is_empty() && t.sid.is_some_and(|s| i.sessions.contains_key(s)))
+            || (!i.jtis.is_empty() && t.jti.is_some_and(|j| i.jtis.contains_key(j)))
+            || (!i.users.is_empty() && i.users.get(t.sub).is_some_and(|(at, _)| t.iat <= *at))
+            || (!i.not_before.is_empty()
+                && i.not_before.get(t.issuer).is_some_and(|c| {
+                    before(c.realm.as_ref())
+                        || t.client_id.is_some_and(|id| before(c.clients.get(id)))
+                }))
     }
 
     /// Drops entries that can no longer concern a live token.
@@ -104,7 +119,11 @@ impl Revocations {
             i.sessions.retain(|_, until| *until >= now);
             i.jtis.retain(|_, until| *until >= now);
             i.users.retain(|_, (_, until)| *until >= now);
-            i.not_before.retain(|_, (_, until)| *until >= now);
+            i.not_before.retain(|_, c| {
+                c.realm = c.realm.filter(|(_, until)| *until >= now);
+                c.clients.retain(|_, (_, until)| *until >= now);
+                c.realm.is_some() || !c.clients.is_empty()
+            });
         }
     }
 }
@@ -113,26 +132,53 @@ impl Revocations {
 mod tests {
     use super::*;
 
+    /// A token of realm `demo` with these facts.
+    fn facts<'a>(
+        sid: Option<&'a str>,
+        jti: Option<&'a str>,
+        sub: &'a str,
+        iat: i64,
+    ) -> TokenFacts<'a> {
+        TokenFacts {
+            issuer: "http://idp/realms/demo",
+            client_id: Some("app"),
+            sid,
+            jti,
+            sub,
+            iat,
+        }
+    }
+
+    /// A token of `issuer` for `client_id` issued at `iat`.
+    fn of<'a>(issuer: &'a str, client_id: Option<&'a str>, iat: i64) -> TokenFacts<'a> {
+        TokenFacts {
+            issuer,
+            client_id,
+            ..facts(None, None, "someone", iat)
+        }
+    }
+
     #[test]
     fn realm_and_client_not_before_cut_off_earlier_tokens() {
         let r = Revocations::default();
+        let issued_too_early = |iss, client, iat| r.is_revoked(&of(iss, client, iat));
         let iss = "http://idp/realms/demo";
-        assert!(!r.issued_too_early(iss, Some("app"), 10));
+        assert!(!issued_too_early(iss, Some("app"), 10));
         r.not_before(iss, Some("app"), 100, 1000);
-        assert!(r.issued_too_early(iss, Some("app"), 99));
+        assert!(issued_too_early(iss, Some("app"), 99));
         assert!(
-            !r.issued_too_early(iss, Some("app"), 100),
+            !issued_too_early(iss, Some("app"), 100),
             "at the cut-off: valid"
         );
-        assert!(!r.issued_too_early(iss, Some("other"), 99));
-        assert!(!r.issued_too_early("http://idp/realms/else", Some("app"), 99));
+        assert!(!issued_too_early(iss, Some("other"), 99));
+        assert!(!issued_too_early("http://idp/realms/else", Some("app"), 99));
         r.not_before(iss, None, 200, 1000);
-        assert!(r.issued_too_early(iss, Some("other"), 199));
-        assert!(r.issued_too_early(iss, None, 199));
+        assert!(issued_too_early(iss, Some("other"), 199));
+        assert!(issued_too_early(iss, None, 199));
         r.not_before(iss, None, 0, 1000);
-        assert!(!r.issued_too_early(iss, Some("other"), 199), "cleared");
+        assert!(!issued_too_early(iss, Some("other"), 199), "cleared");
         r.prune(1001);
-        assert!(!r.issued_too_early(iss, Some("app"), 99), "pruned");
+        assert!(!issued_too_early(iss, Some("app"), 99), "pruned");
     }
 
     #[test]
@@ -141,15 +187,16 @@ mod tests {
         r.session("s1", 100);
         r.token("j1", 100);
         r.user("u1", 50, 100);
-        assert!(r.is_revoked(Some("s1"), None, "x", 0));
-        assert!(r.is_revoked(None, Some("j1"), "x", 0));
-        assert!(r.is_revoked(None, None, "u1", 50));
+        let is_revoked = |sid, jti, sub, iat| r.is_revoked(&facts(sid, jti, sub, iat));
+        assert!(is_revoked(Some("s1"), None, "x", 0));
+        assert!(is_revoked(None, Some("j1"), "x", 0));
+        assert!(is_revoked(None, None, "u1", 50));
         assert!(
-            !r.is_revoked(None, None, "u1", 51),
+            !is_revoked(None, None, "u1", 51),
             "tokens issued after the cut-off stay valid"
         );
-        assert!(!r.is_revoked(Some("s2"), Some("j2"), "u2", 0));
+        assert!(!is_revoked(Some("s2"), Some("j2"), "u2", 0));
         r.prune(101);
-        assert!(!r.is_revoked(Some("s1"), Some("j1"), "u1", 0));
+        assert!(!is_revoked(Some("s1"), Some("j1"), "u1", 0));
     }
 }

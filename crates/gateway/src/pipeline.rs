@@ -540,8 +540,14 @@ async fn run_route(
         // refused even while the JWT itself is still valid.
         if let (Some(rev), Some(prefix)) = (&gw.revocations, &gw.own_issuer_prefix)
             && (id.issuer.starts_with(prefix.as_str()) || id.issuer.starts_with("apikey:"))
-            && (rev.is_revoked(id.sid.as_deref(), id.jti.as_deref(), &id.subject, id.iat)
-                || rev.issued_too_early(&id.issuer, id.client_id.as_deref(), id.iat))
+            && rev.is_revoked(&gatehouse_core::revocation::TokenFacts {
+                issuer: &id.issuer,
+                client_id: id.client_id.as_deref(),
+                sid: id.sid.as_deref(),
+                jti: id.jti.as_deref(),
+                sub: &id.subject,
+                iat: id.iat,
+            })
         {
             line.decision = "unauthenticated";
             line.reason = Some("token revoked".into());

@@ -235,42 +235,25 @@ where
     };
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
-    let mut closing = false;
-    loop {
-        let wait = if closing {
-            None
-        } else {
-            match activity.wait(header_timeout) {
-                Some(d) => Some(d),
-                None => {
-                    // Idle for the whole limit: GOAWAY (HTTP/2) or a close
-                    // (HTTP/1.1); answers under way still finish.
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                    None
-                }
-            }
-        };
-        let ended = match wait {
-            Some(d) => tokio::select! {
-                r = conn.as_mut() => Some(r),
-                () = tokio::time::sleep(d) => None,
-            },
-            // HTTP/2's graceful close waits for the client to acknowledge
-            // a PING, which a client holding the socket on purpose never
-            // does: it gets one more limit, then the socket is dropped
-            // (nothing was in flight).
-            None => match tokio::time::timeout(header_timeout, conn.as_mut()).await {
-                Ok(r) => Some(r),
-                Err(_) => return,
-            },
-        };
-        if let Some(r) = ended {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            return;
+    let ended = |r: Result<(), _>| {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "connection ended with an error");
         }
+    };
+    // Until it has had no request in flight for the whole limit.
+    while let Some(d) = activity.wait(header_timeout) {
+        tokio::select! {
+            r = conn.as_mut() => return ended(r),
+            () = tokio::time::sleep(d) => {}
+        }
+    }
+    // GOAWAY (HTTP/2) or a close (HTTP/1.1). HTTP/2's graceful close waits
+    // for the client to acknowledge a PING, which a client holding the
+    // socket on purpose never does: one more limit, then the socket is
+    // dropped (nothing was in flight).
+    conn.as_mut().graceful_shutdown();
+    if let Ok(r) = tokio::time::timeout(header_timeout, conn.as_mut()).await {
+        ended(r);
     }
 }
 

@@ -17,11 +17,7 @@ pub const FIELD: &str = "notBefore";
 const REMEMBERED: i64 = 2 * 86_400;
 
 fn of(extra: &Map<String, Value>) -> i64 {
-    match extra.get(FIELD) {
-        Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
-        Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
-        _ => 0,
-    }
+    gatehouse_core::model::extra_number(extra, FIELD).unwrap_or(0)
 }
 
 /// Whether a token issued at `iat` came before the realm's or the

@@ -171,7 +171,15 @@ async fn pairwise_clients_see_users_under_subjects_of_their_sector() {
         .await,
         204
     );
-    assert!(s.running.idp.revocations.is_revoked(None, None, &sub, iat));
+    let token = gatehouse_core::revocation::TokenFacts {
+        issuer: &format!("{}/realms/demo", s.base),
+        client_id: None,
+        sid: None,
+        jti: None,
+        sub: &sub,
+        iat,
+    };
+    assert!(s.running.idp.revocations.is_revoked(&token));
 }
 
 /// Serves `body` as JSON at `/uris.json` on a loopback port.

@@ -32,8 +32,11 @@ pub fn routes() -> Router<Arc<Idp>> {
 async fn list(State(idp): State<Arc<Idp>>, h: HeaderMap) -> Result<Json<Value>, AdminError> {
     let seen: Vec<(Realm, Value)> = match super::guard_any(&idp, &h).await? {
         (_, Some(reached)) => reached
-            .iter()
-            .map(|(r, c)| (r.clone(), seen_by(r, c)))
+            .into_iter()
+            .map(|(r, c)| {
+                let v = seen_by(&r, &c);
+                (r, v)
+            })
             .collect(),
         (_, None) => idp
             .store

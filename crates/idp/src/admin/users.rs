@@ -1113,6 +1113,16 @@ async fn remove_totp(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A JSON list of strings, an empty body being an empty list (as Keycloak
+/// reads the bodies of `execute-actions-email` and
+/// `disable-credential-types`); None for anything else.
+fn string_list(body: &[u8]) -> Option<Vec<String>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Some(Vec::new());
+    }
+    serde_json::from_slice(body).ok()
+}
+
 /// `PUT .../users/{id}/disable-credential-types` with a list of credential
 /// types: Keycloak's way (since `remove-totp` was deprecated) to take a
 /// user's authenticator apps away; `otp` is the type that can be disabled,
@@ -1123,12 +1133,8 @@ async fn disable_credential_types(
     body: axum::body::Bytes,
 ) -> Result<StatusCode, AdminError> {
     load(&idp, &realm, &id).await?;
-    let types: Vec<String> = if body.iter().all(u8::is_ascii_whitespace) {
-        Vec::new()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|_| AdminError::bad_request("A list of credential types is expected"))?
-    };
+    let types = string_list(&body)
+        .ok_or_else(|| AdminError::bad_request("A list of credential types is expected"))?;
     if types.iter().any(|t| t == crate::otp::KIND) {
         let ev = event(
             &realm,
@@ -1243,12 +1249,8 @@ async fn execute_actions_email(
 ) -> Result<StatusCode, AdminError> {
     let user = load(&idp, &realm, &id).await?;
     let asked = link_request(&idp, &realm, &user, query.as_deref()).await?;
-    let actions: Vec<String> = if body.iter().all(u8::is_ascii_whitespace) {
-        Vec::new()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|_| AdminError::bad_request("Provided invalid required actions"))?
-    };
+    let actions = string_list(&body)
+        .ok_or_else(|| AdminError::bad_request("Provided invalid required actions"))?;
     if !crate::oidc::auth::can_execute(&realm, &actions) {
         return Err(AdminError::bad_request("Provided invalid required actions"));
     }

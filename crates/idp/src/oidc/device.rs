@@ -39,11 +39,7 @@ pub fn timing(realm: &Realm, client: &Client) -> (i64, i64) {
             .attributes
             .get(client_attr)
             .and_then(|v| v.trim().parse::<i64>().ok())
-            .or_else(|| match realm.extra.get(realm_key) {
-                Some(Value::Number(n)) => n.as_i64(),
-                Some(Value::String(s)) => s.trim().parse().ok(),
-                _ => None,
-            })
+            .or_else(|| realm.number(realm_key))
             .filter(|n| *n > 0 && *n <= i64::from(i32::MAX))
             .unwrap_or(default)
     };
